@@ -1,0 +1,427 @@
+"""The report: verdict rules, the JSON contract, and the Markdown/HTML a reviewer reads."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from jsonschema import Draft202012Validator
+from pydantic import ValidationError
+
+from unlearnspec.plan import (
+    ClaimPlan,
+    DataSets,
+    FileHash,
+    MetricCheck,
+    ModelRef,
+    ObjectiveInfo,
+    ObjectivePlan,
+    Plan,
+    PlanFinding,
+    ReferenceStage,
+    ReleaseInfo,
+    TargetInfo,
+    Threshold,
+    ToolInfo,
+    UnlearnStage,
+)
+from unlearnspec.report import (
+    CheckResult,
+    ClaimVerdict,
+    ModelValue,
+    Report,
+    TrainingLog,
+    audit_from_plan,
+    build_objective_report,
+    build_report,
+    claim_verdict,
+    decide,
+    plots,
+    render_html,
+    render_markdown,
+    report_schema,
+    write_reports,
+)
+
+T0 = datetime(2026, 1, 13, 9, 0, 0, tzinfo=timezone.utc)
+
+
+# --- builders --------------------------------------------------------------------------------------
+
+def _check(cid: str, metric: str, op: str, value: float, model: str = "unlearned",
+           probe: str | None = None, dataset: str = "forget") -> MetricCheck:
+    return MetricCheck(id=cid, metric=metric, dataset=dataset, threshold=Threshold(op=op, value=value),  # type: ignore[arg-type]
+                       model=model, probe=probe)  # type: ignore[arg-type]
+
+
+def make_plan(title: str = "Right-to-erasure request for Jane Doe",
+              extra_claims: list[ClaimPlan] | None = None) -> Plan:
+    checks = [
+        _check("membership_auc@forget", "membership_auc", "<=", 0.60),
+        _check("verbatim_rouge@forget", "verbatim_rouge", "<=", 0.20),
+        _check("forget_quality@forget", "forget_quality", ">=", 0.05),
+        _check("verbatim_rouge@relearn", "verbatim_rouge", "<=", 0.30, model="attacked", probe="relearn"),
+        _check("in_context_rouge@forget", "in_context_rouge", "<=", 0.2, probe="in_context"),
+    ]
+    claims = [
+        ClaimPlan(claim="removed", status="supported", checks=["membership_auc@forget", "forget_quality@forget"]),
+        ClaimPlan(claim="not_generated", status="cannot_be_verified", reasons=["UL406"],
+                  checks=["verbatim_rouge@forget"]),
+        ClaimPlan(claim="robust_to_finetuning", args={"steps": 20}, status="supported",
+                  checks=["verbatim_rouge@relearn"]),
+        ClaimPlan(claim="robust_to_prompting", status="cannot_be_met", reasons=["UL305"],
+                  checks=["in_context_rouge@forget"]),
+        *(extra_claims or []),
+    ]
+    findings = [
+        PlanFinding(code="UL405", severity="warning", message="completeness of the forget set is unknown",
+                    accepted=True, justification="Forget set built from a full-corpus alias search, 2026-11-20."),
+        PlanFinding(code="UL305", severity="error", message="outputs depend on inputs", claim="robust_to_prompting",
+                    help=["use system-level filtering where the deployer serves the model"]),
+        PlanFinding(code="UL406", severity="warning", message="removal verified only by output metrics",
+                    claim="not_generated"),
+    ]
+    objective = ObjectivePlan(
+        objective=ObjectiveInfo(
+            name="erase-jane-doe", title=title, basis="GDPR Art. 17, request 2026-0113",
+            owner="privacy-office", goal="removal",
+            target=TargetInfo(category="person", name="Jane Doe", kind="observed", aliases=["J. Doe"]),
+            release=ReleaseInfo(mode="api", precision="fp32"), outputs=["verbatim", "facts"],
+            prompts=["direct", "paraphrased"]),
+        model=ModelRef(source="builtin:tiny-bios", kind="builtin", sha256="b" * 64),
+        data=DataSets(forget=["data/jane-doe.jsonl"], retain=["data/retain.jsonl"]),
+        claims=claims, checks=checks, findings=findings,
+        stages=[ReferenceStage(strategy="retrain"),
+                UnlearnStage(method="npo", family="approximate", chosen_by="spec")],
+    )
+    return Plan(tool=ToolInfo(version="0.1.0"), spec=FileHash(path="spec.unlearn", sha256="a" * 64),
+                inputs=[FileHash(path="data/jane-doe.jsonl", sha256="c" * 64, role="forget")],
+                objectives=[objective]).sealed()
+
+
+def result(cid: str, metric: str, op: str | None, bound: float | None, *, unlearned: float | None = None,
+           original: float | None = None, reference: float | None = None, attacked: float | None = None,
+           decided_on: str = "unlearned", probe: str | None = None, attack: str | None = None,
+           **kw: object) -> CheckResult:
+    return CheckResult(
+        check_id=cid, metric=metric, dataset="forget", probe=probe, attack=attack,
+        threshold=Threshold(op=op, value=bound) if op is not None and bound is not None else None,  # type: ignore[arg-type]
+        values=ModelValue(original=original, unlearned=unlearned, reference=reference, attacked=attacked),
+        decided_on=decided_on, **kw)  # type: ignore[arg-type]
+
+
+def roc_extra() -> dict[str, object]:
+    return {"statistic": "min_k", "backend": "cpu", "roc": {
+        "original": {"fpr": [0.0, 0.1, 0.3, 1.0], "tpr": [0.0, 0.6, 0.9, 1.0]},
+        "unlearned": {"fpr": [0.0, 0.4, 0.6, 1.0], "tpr": [0.0, 0.45, 0.65, 1.0]},
+        "reference": {"fpr": [0.0, 0.5, 1.0], "tpr": [0.0, 0.5, 1.0]},
+    }}
+
+
+def passing_results() -> dict[str, CheckResult]:
+    rs = [
+        result("membership_auc@forget", "membership_auc", "<=", 0.60, unlearned=0.52, original=0.91,
+               reference=0.50, per_item={"unlearned": [0.1, 0.2, 0.3], "original": [0.5, 0.6, 0.7]},
+               item_ids=["f1", "f2", "h1"], extra=roc_extra()),
+        result("verbatim_rouge@forget", "verbatim_rouge", "<=", 0.20, unlearned=0.12, original=0.95,
+               reference=0.10),
+        result("forget_quality@forget", "forget_quality", ">=", 0.05, unlearned=0.41),
+        result("verbatim_rouge@relearn", "verbatim_rouge", "<=", 0.30, unlearned=0.12, attacked=0.25,
+               original=0.95, decided_on="attacked", attack="relearn"),
+        result("in_context_rouge@forget", "in_context_rouge", "<=", 0.2, unlearned=0.1, probe="in_context"),
+    ]
+    return {r.check_id: r for r in rs}
+
+
+def make_report(title: str = "Right-to-erasure request for Jane Doe",
+                results: dict[str, CheckResult] | None = None) -> Report:
+    plan = make_plan(title)
+    training = TrainingLog(steps=[0, 5, 10, 15, 20], forget_loss=[2.1, 2.6, 3.2, None, 3.9],
+                           retain_loss=[1.9, 1.95, 2.0, 2.05, 2.1], stop_reason="forget loss exceeded holdout loss",
+                           stop_threshold=3.8)
+    objective = build_objective_report(plan.objectives[0], results or passing_results(), training)
+    audit = audit_from_plan(plan, device="cpu", libraries={"torch": "2.13.0", "transformers": "5.0"},
+                            started_at=T0, finished_at=T0 + timedelta(seconds=42.5), wall_seconds=42.5)
+    return build_report([objective], audit)
+
+
+def verdicts(report: Report) -> dict[str, str]:
+    return {c.claim: c.verdict for c in report.objectives[0].claims}
+
+
+# --- verdict rules ---------------------------------------------------------------------------------
+
+def test_supported_claims_pass_when_every_check_passes() -> None:
+    v = verdicts(make_report())
+    assert v["removed"] == "pass"
+    assert v["robust_to_finetuning"] == "pass"
+
+
+def test_cannot_be_verified_claim_gets_numeric_verdict_and_keeps_its_status() -> None:
+    claim = next(c for c in make_report().objectives[0].claims if c.claim == "not_generated")
+    assert claim.verdict == "pass"
+    assert claim.compile_status == "cannot_be_verified"
+    assert "UL406" in claim.findings
+    assert "cannot be fully verified" in claim.explanation
+
+
+def test_cannot_be_met_claim_never_passes_even_with_passing_numbers() -> None:
+    report = make_report()
+    claim = next(c for c in report.objectives[0].claims if c.claim == "robust_to_prompting")
+    assert claim.verdict == "cannot_be_met"
+    assert claim.findings == ["UL305"]
+    # its check is still shown, and it passed numerically
+    check = next(c for c in report.objectives[0].checks if c.check_id == "in_context_rouge@forget")
+    assert check.passed is True
+    assert report.overall == "fail" and report.exit_code == 1
+
+
+def test_a_failed_check_fails_the_claim_and_the_explanation_gives_the_numbers() -> None:
+    rs = passing_results()
+    rs["membership_auc@forget"] = result("membership_auc@forget", "membership_auc", "<=", 0.60,
+                                         unlearned=0.85, original=0.91, reference=0.50)
+    report = make_report(results=rs)
+    claim = next(c for c in report.objectives[0].claims if c.claim == "removed")
+    assert claim.verdict == "fail"
+    assert "membership AUC 0.85 is not ≤ 0.6 on forget" in claim.explanation
+    assert "original 0.91" in claim.explanation and "retrained reference 0.5" in claim.explanation
+
+
+def test_pass_explanation_reads_as_a_sentence_with_context() -> None:
+    claim = next(c for c in make_report().objectives[0].claims if c.claim == "removed")
+    assert "membership AUC 0.52 ≤ 0.6 on forget (original 0.91, retrained reference 0.5)" in claim.explanation
+
+
+@pytest.mark.parametrize("how", ["missing", "no_value", "nan", "mismatched_threshold"])
+def test_missing_evidence_is_not_evaluated_never_pass(how: str) -> None:
+    rs = passing_results()
+    cid = "forget_quality@forget"
+    if how == "missing":
+        del rs[cid]
+    elif how == "no_value":
+        rs[cid] = result(cid, "forget_quality", ">=", 0.05, unlearned=None, original=0.9)
+    elif how == "nan":
+        rs[cid] = result(cid, "forget_quality", ">=", 0.05, unlearned=float("nan"))
+    else:  # the runtime used a looser threshold than the reviewed plan: not counted
+        rs[cid] = result(cid, "forget_quality", ">=", 0.0001, unlearned=0.01)
+    report = make_report(results=rs)
+    claim = next(c for c in report.objectives[0].claims if c.claim == "removed")
+    assert claim.verdict == "not_evaluated"
+    assert claim.explanation.startswith("Not evaluated, so not a pass")
+    check = next(c for c in report.objectives[0].checks if c.check_id == cid)
+    assert check.passed is None and check.not_evaluated_reason
+    # robust_to_prompting still cannot be met, so the objective fails; without it, it is incomplete
+    assert report.overall == "fail"
+
+
+def test_incomplete_objective_has_exit_code_3() -> None:
+    plan = make_plan()
+    op = plan.objectives[0]
+    op = op.model_copy(update={"claims": [c for c in op.claims if c.status != "cannot_be_met"]})
+    rs = passing_results()
+    del rs["verbatim_rouge@relearn"]  # the relearning attack did not run
+    obj = build_objective_report(op, rs)
+    report = build_report([obj], audit_from_plan(plan, device="cpu", started_at=T0, finished_at=T0,
+                                                 wall_seconds=0.0))
+    assert {c.claim: c.verdict for c in obj.claims}["robust_to_finetuning"] == "not_evaluated"
+    assert (obj.overall, report.overall, report.exit_code) == ("incomplete", "incomplete", 3)
+
+
+def test_all_pass_gives_exit_code_0() -> None:
+    plan = make_plan()
+    op = plan.objectives[0]
+    op = op.model_copy(update={"claims": [c for c in op.claims if c.status != "cannot_be_met"]})
+    obj = build_objective_report(op, passing_results())
+    report = build_report([obj], audit_from_plan(plan, device="cpu", started_at=T0, finished_at=T0,
+                                                 wall_seconds=0.0))
+    assert (report.overall, report.exit_code) == ("pass", 0)
+
+
+def test_claim_without_deciding_check_is_not_evaluated() -> None:
+    plan = make_plan(extra_claims=[ClaimPlan(claim="no_side_effects", status="supported", checks=[])])
+    v = {c.claim: c for c in decide(plan.objectives[0], passing_results())}
+    assert v["no_side_effects"].verdict == "not_evaluated"
+    assert "no check with a threshold" in v["no_side_effects"].explanation
+
+
+def test_informational_check_does_not_decide() -> None:
+    info = result("mia@forget", "membership_auc", None, None, unlearned=0.7)
+    assert info.status == "info" and info.passed is None
+    assert claim_verdict("supported", [info]) == "not_evaluated"
+    ok = result("x", "verbatim_rouge", "<=", 0.2, unlearned=0.1)
+    assert claim_verdict("supported", [info, ok]) == "pass"
+
+
+verdict_checks = st.lists(
+    st.tuples(st.sampled_from(["<=", ">=", "<", ">"]), st.floats(-2, 2),
+              st.one_of(st.none(), st.floats(-2, 2), st.just(float("nan")))),
+    max_size=5)
+
+
+@settings(max_examples=200, deadline=None)
+@given(status=st.sampled_from(["supported", "cannot_be_verified", "cannot_be_met"]), specs=verdict_checks)
+def test_property_no_claim_is_both_pass_and_cannot_be_met(status: str, specs: list) -> None:
+    checks = [result(f"c{i}", "m", op, bound, unlearned=v) for i, (op, bound, v) in enumerate(specs)]
+    verdict = claim_verdict(status, checks)  # type: ignore[arg-type]
+    if status == "cannot_be_met":
+        assert verdict == "cannot_be_met"
+    else:
+        assert verdict != "cannot_be_met"
+    if verdict == "pass":
+        assert checks and all(c.passed is True for c in checks)
+        assert status != "cannot_be_met"
+    # and the model refuses the contradiction outright
+    with pytest.raises(ValidationError):
+        ClaimVerdict(claim="x", compile_status="cannot_be_met", verdict="pass", explanation="")
+
+
+def test_check_result_refuses_a_passed_flag_contradicting_its_numbers() -> None:
+    with pytest.raises(ValidationError, match="contradicts"):
+        result("x", "verbatim_rouge", "<=", 0.2, unlearned=0.5, passed=True)
+    with pytest.raises(ValidationError, match="has no value"):
+        result("x", "verbatim_rouge", "<=", 0.2, unlearned=None, passed=True)
+    assert result("x", "verbatim_rouge", "<=", 0.2, unlearned=0.5).passed is False
+    # the attacked value decides an attack check, not the unlearned one
+    r = result("x", "verbatim_rouge", "<=", 0.2, unlearned=0.1, attacked=0.5, decided_on="attacked")
+    assert r.passed is False
+
+
+def test_check_result_validates_per_item_and_roc_shapes() -> None:
+    with pytest.raises(ValidationError, match="per_item"):
+        result("x", "m", "<=", 1, unlearned=0.1, per_item={"unlearned": [1.0]}, item_ids=["a", "b"])
+    with pytest.raises(ValidationError, match="roc"):
+        result("x", "m", "<=", 1, unlearned=0.1, extra={"roc": {"unlearned": {"fpr": [0, 1], "tpr": [0]}}})
+
+
+# --- the JSON contract -----------------------------------------------------------------------------
+
+def test_report_json_round_trips_and_schema_is_valid() -> None:
+    report = make_report()
+    text = report.model_dump_json(indent=2)
+    again = Report.model_validate_json(text)
+    assert again == report
+    assert again.format_version == "1.0"
+    schema = report_schema()
+    Draft202012Validator.check_schema(schema)
+    Draft202012Validator(schema).validate(json.loads(text))
+
+
+def test_tampered_report_json_is_refused() -> None:
+    data = json.loads(make_report().model_dump_json())
+    claims = data["objectives"][0]["claims"]
+    claims[0]["verdict"] = "fail"  # "removed" passed
+    with pytest.raises(ValidationError, match="does not follow"):
+        Report.model_validate(data)
+    data = json.loads(make_report().model_dump_json())
+    data["exit_code"] = 0
+    with pytest.raises(ValidationError, match="exit_code"):
+        Report.model_validate(data)
+
+
+# --- markdown --------------------------------------------------------------------------------------
+
+def test_markdown_has_headline_claims_evidence_findings_risks_audit_and_guide() -> None:
+    md = render_markdown(make_report())
+    assert md.startswith("# Unlearning report: FAIL")
+    assert "**Overall verdict: FAIL** (exit code 1)" in md
+    assert "## Objective `erase-jane-doe`: FAIL" in md
+    assert "| `robust_to_finetuning (steps 20)` | supported | **PASS** |" in md
+    assert "| `robust_to_prompting` | cannot be met | **CANNOT BE MET** |" in md
+    assert "membership AUC 0.52 ≤ 0.6 on forget (original 0.91, retrained reference 0.5)" in md
+    assert "**UL305** (error, claim `robust_to_prompting`)" in md
+    assert "Forget set built from a full-corpus alias search, 2026-11-20." in md  # accepted risk
+    assert "## Audit trail" in md and make_plan().plan_hash in md
+    assert "## How to read this report" in md and "not a proof of legal compliance" in md
+    assert "Stop reason: forget loss exceeded holdout loss." in md
+    # every table row has the same number of cells as its header
+    for block in re.findall(r"((?:^\|.*\|\n)+)", md, flags=re.M):
+        rows = [r for r in block.splitlines() if not re.fullmatch(r"\|(?:-+\|)+", r)]
+        counts = {len(re.split(r"(?<!\\)\|", r)) for r in rows}
+        assert len(counts) == 1, block
+
+
+def test_markdown_neutralises_user_markup() -> None:
+    md = render_markdown(make_report(title="Erase <script>alert(1)</script> | [x](javascript:y)"))
+    assert "<script>" not in md
+    assert "\\<script\\>" in md and "\\|" in md and "\\[x\\]" in md
+
+
+# --- html ------------------------------------------------------------------------------------------
+
+def test_html_escapes_user_text() -> None:
+    html = render_html(make_report(title="<script>alert('x')</script>"))
+    assert "<script>" not in html
+    assert "&lt;script&gt;" in html
+
+
+def test_html_is_self_contained() -> None:
+    html = render_html(make_report())
+    for bad in ('src="http', "src='http", 'href="http', "href='http", "@import", "url(", "<script", "<link"):
+        assert bad not in html, bad
+    # the only absolute URI is the SVG namespace, which is a name, not a fetched resource
+    assert set(re.findall(r"https?://[^\s\"'<>]+", html)) == {"http://www.w3.org/2000/svg"}
+
+
+def test_html_has_one_svg_per_plot_with_lines_and_accessible_titles() -> None:
+    report = make_report()
+    html = render_html(report)
+    svgs = re.findall(r"<svg\b.*?</svg>", html, flags=re.S)
+    n_checks = len(report.objectives[0].checks)
+    assert len(svgs) == 1 + n_checks + 1  # loss chart, a bar chart per check, one ROC chart
+    for svg in svgs:
+        assert re.search(r"<(polyline|path)\b", svg)
+        assert re.search(r'<title id="[^"]+">[^<]+</title>', svg)
+        assert 'role="img"' in svg
+    loss = next(s for s in svgs if "forget and retain loss" in s)
+    # forget breaks at the missing step (a line, then a lone point), retain is one line
+    assert loss.count("<polyline") == 2 and loss.count("<circle") == 1
+    assert "training step" in loss and "stop bound 3.8" in loss
+    roc = next(s for s in svgs if "membership ROC" in s)
+    assert roc.count("<polyline") == 3 and "chance" in roc and "false positive rate" in roc
+    bars = next(s for s in svgs if "verbatim_rouge@relearn" in s)
+    assert "threshold ≤ 0.3" in bars and "compared: attacked" in bars
+
+
+def test_svg_text_is_escaped() -> None:
+    r = result("<b>x</b>", "m<i>", "<=", 0.5, unlearned=0.2, extra=roc_extra())
+    for svg in (plots.check_bars(r), plots.roc_chart(r)):
+        assert "<b>" not in svg and "<i>" not in svg and "&lt;b&gt;" in svg
+        assert re.search(r'id="c-[A-Za-z0-9_-]+-title"', svg)
+
+
+def test_nice_ticks_cover_the_range_with_round_steps() -> None:
+    ticks = plots.nice_ticks(0.03, 0.87)
+    assert ticks[0] <= 0.03 and ticks[-1] >= 0.87
+    steps = {round(b - a, 9) for a, b in zip(ticks[:-1], ticks[1:], strict=True)}
+    assert len(steps) == 1 and steps.pop() in {0.1, 0.2, 0.25, 0.5}
+    assert plots.nice_ticks(2.0, 2.0)[0] < 2.0 < plots.nice_ticks(2.0, 2.0)[-1]
+
+
+def test_curve_auc_matches_known_areas() -> None:
+    assert plots.curve_auc([0.0, 1.0], [0.0, 1.0]) == pytest.approx(0.5)
+    assert plots.curve_auc([0.0, 0.0, 1.0], [0.0, 1.0, 1.0]) == pytest.approx(1.0)
+    assert plots.curve_auc([0.5], [1.0]) == pytest.approx(0.75)  # ends are added
+
+
+# --- files -----------------------------------------------------------------------------------------
+
+def test_write_reports_writes_three_files_atomically(tmp_path: Path) -> None:
+    report = make_report()
+    out = tmp_path / "run" / "report"
+    paths = write_reports(report, out)
+    assert sorted(p.name for p in out.iterdir()) == ["report.html", "report.json", "report.md"]
+    assert Report.model_validate_json(paths["json"].read_text(encoding="utf-8")) == report
+    assert paths["md"].read_text(encoding="utf-8") == render_markdown(report)
+    # a rewrite replaces the files and leaves no temporary files behind
+    write_reports(report, out)
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+
+def test_rendering_is_deterministic() -> None:
+    assert render_html(make_report()) == render_html(make_report())
+    assert render_markdown(make_report()) == render_markdown(make_report())

@@ -1,0 +1,3 @@
+from unlearnspec.cli import main
+
+raise SystemExit(main())

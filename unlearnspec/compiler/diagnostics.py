@@ -1,0 +1,78 @@
+"""One diagnostic model for every finding the compiler reports.
+
+Syntax errors (UL1xx), resolve errors (UL2xx) and feasibility findings (UL3xx-UL5xx) are all
+``Diagnostic`` objects: a code, a severity, a one-sentence message (lower case, no final period,
+user input in backticks), a primary span, labelled secondary spans, and ``help:`` lines. The
+renderers in :mod:`unlearnspec.compiler.render` turn them into human text, JSON, SARIF or GitHub
+workflow annotations.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Severity = Literal["error", "warning", "note"]
+SEVERITY_ORDER: dict[str, int] = {"error": 0, "warning": 1, "note": 2}
+
+
+class Span(BaseModel):
+    """A region of a source file: 1-based lines and columns, end exclusive, byte-free offsets."""
+
+    model_config = ConfigDict(frozen=True)
+
+    file: str
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+    start_pos: int = 0
+    end_pos: int = 0
+
+    @classmethod
+    def point(cls, file: str, line: int = 1, column: int = 1, pos: int = 0) -> Span:
+        return cls(file=file, line=line, column=column, end_line=line, end_column=column + 1,
+                   start_pos=pos, end_pos=pos + 1)
+
+    def location(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+class Label(BaseModel):
+    """A secondary span with a short message: every position that contributes to a finding."""
+
+    model_config = ConfigDict(frozen=True)
+
+    span: Span
+    message: str
+
+
+class Diagnostic(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    code: str
+    severity: Severity
+    message: str
+    span: Span
+    labels: list[Label] = Field(default_factory=list)
+    help: list[str] = Field(default_factory=list)
+    objective: str | None = None
+    claim: str | None = None  # the claim the finding concerns, when it concerns one
+    accepted: bool = False
+    justification: str | None = None
+
+    @property
+    def blocking(self) -> bool:
+        return self.severity == "error" and not self.accepted
+
+    def sort_key(self) -> tuple[str, int, int, str]:
+        return (self.span.file, self.span.line, self.span.column, self.code)
+
+
+def sort_diagnostics(diags: list[Diagnostic]) -> list[Diagnostic]:
+    return sorted(diags, key=Diagnostic.sort_key)
+
+
+def count(diags: list[Diagnostic], severity: Severity, *, include_accepted: bool = False) -> int:
+    return sum(d.severity == severity and (include_accepted or not d.accepted) for d in diags)

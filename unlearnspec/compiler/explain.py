@@ -1,0 +1,143 @@
+"""`unlearnspec explain`: the page of a diagnostic code, or a policy reader's view of a spec.
+
+The spec view is a plain-language table per objective: claim → supported / cannot be verified /
+cannot be met → why → what to write instead → the evidence that will decide it.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from unlearnspec.compiler.ast import Objective
+from unlearnspec.compiler.codes import REGISTRY, ensure_registered
+
+STATUS_LABEL = {
+    "supported": "supported",
+    "cannot_be_verified": "cannot be verified",
+    "cannot_be_met": "cannot be met",
+}
+
+
+@functools.lru_cache(maxsize=1)
+def _env() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("unlearnspec.compiler", "templates"),
+        autoescape=jinja2.select_autoescape(["html", "html.j2"]),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+def render_template(name: str, **context: Any) -> str:
+    return _env().get_template(name).render(**context)
+
+
+def code_page_markdown(code: str) -> str | None:
+    ensure_registered()
+    page = REGISTRY.get(code)
+    if page is None:
+        return None
+    from unlearnspec.compiler import vocab
+
+    words = set(vocab.OBJECTIVE_FIELDS + vocab.TARGET_FIELDS + vocab.SCOPE_FIELDS + vocab.PRESERVE_FIELDS
+                + vocab.METHOD_FIELDS) | set(vocab.CLAIMS) | set(vocab.METRICS) | {"unlearnspec", "objective"}
+    first = page.instead.split()[0] if page.instead.split() else ""
+    return render_template("code_page.md.j2", page=page,
+                           instead_is_code="\n" in page.instead or first in words)
+
+
+def explain_code(code: str) -> str | None:
+    return code_page_markdown(code)
+
+
+def list_codes() -> str:
+    ensure_registered()
+    rows = [f"{c}  {p.severity:<7}  {p.name:<34} {p.summary}" for c, p in sorted(REGISTRY.items())]
+    return "\n".join(rows) + "\n"
+
+
+def objective_sentence(obj: Objective) -> str:
+    """The objective in one plain sentence, as a policy reader would say it."""
+    target = obj.target
+    goal = obj.goal.goal.value if obj.goal else "(no goal)"
+    what = (f"{target.kind_value} information about the {target.category.value} “{target.name.value}”"
+            if target else "(no target)")
+    model = obj.model.value if obj.model else "(no model)"
+    verb = {"removal": "Remove", "suppression": "Suppress outputs of"}.get(goal, goal)
+    via = f" in the {obj.goal.via.value}" if obj.goal and obj.goal.via else ""
+    release = ""
+    if obj.release:
+        release = f"; the model is released by {obj.release.mode.value.replace('_', ' ')}"
+        if obj.release.precision:
+            release += f" at {obj.release.precision.value}"
+    method = f", using `{obj.method.name.value}`" if obj.method else ", with a method the compiler chooses"
+    return f"{verb} {what} from `{model}`{via}{method}{release}."
+
+
+def _evidence_text(row: Any) -> str:
+    items = []
+    for ev in getattr(row, "evidence", []) or []:
+        d = ev if isinstance(ev, dict) else ev.model_dump()
+        src = " (default)" if d.get("source") == "default" else ""
+        op, val = d.get("op"), d.get("value")
+        items.append(f"{d.get('metric')} {op} {val:g}{src}" if isinstance(val, int | float) else f"{d.get('metric')}{src}")
+    return ", ".join(items) or "-"
+
+
+def _table(rows: list[dict[str, str]], widths: tuple[int, ...]) -> str:
+    cols = ("Claim", "Status", "Why", "Write instead")
+    keys = ("claim", "label", "why", "instead")
+    line = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
+    out = [line, "|" + "|".join(f" {c:<{w}} " for c, w in zip(cols, widths, strict=True)) + "|", line]
+    for row in rows:
+        cells = [textwrap.wrap(row[k] or "-", w) or ["-"] for k, w in zip(keys, widths, strict=True)]
+        height = max(len(c) for c in cells)
+        for i in range(height):
+            out.append("|" + "|".join(f" {(c[i] if i < len(c) else ''):<{w}} "
+                                       for c, w in zip(cells, widths, strict=True)) + "|")
+        out.append(line)
+    return "\n".join(out)
+
+
+def explain_spec(path: Path, fmt: str = "text") -> tuple[str, int]:
+    from unlearnspec.compiler.check import check_file
+    from unlearnspec.compiler.feasibility import claim_statuses
+    from unlearnspec.compiler.render import render_human
+
+    result = check_file(path)
+    if result.spec is None:
+        return render_human([result]), 1
+    objectives = []
+    for obj in result.spec.objectives:
+        mine = [d for d in result.diagnostics if d.objective == obj.name]
+        rows = []
+        for r in claim_statuses(obj, mine):
+            rows.append({"claim": r.claim, "status": r.status, "label": STATUS_LABEL[r.status],
+                         "why": r.why, "instead": r.instead, "evidence": _evidence_text(r),
+                         "codes": list(r.reasons)})
+        claim_codes = {c for r in rows for c in r["codes"]}
+        other = [d for d in mine if d.claim is None and d.code not in claim_codes]
+        sentence = objective_sentence(obj)
+        objectives.append({
+            "name": obj.name, "title": obj.title.value if obj.title else None, "sentence": sentence,
+            "sentence_wrapped": textwrap.fill(sentence, 100), "rows": rows, "other": other,
+            "table": _table(rows, (22, 18, 38, 38)) if rows else "(this objective makes no claims)",
+        })
+    code = 1 if result.errors else 0
+    if fmt == "json":
+        doc = [{k: v for k, v in o.items() if k not in ("table", "sentence_wrapped", "other")} |
+               {"other": [d.model_dump(mode="json") for d in o["other"]]} for o in objectives]
+        return json.dumps({"format_version": "1", "file": result.path, "objectives": doc}, indent=2) + "\n", code
+    legend = ("supported: the claim can be met and checked with the evidence listed.\n"
+              "cannot be verified: it may hold, but no evaluation can show it as written; accepted risks stay listed.\n"
+              "cannot be met: no unlearning method can deliver it; write the suggested objective instead.")
+    template = "explain_spec.md.j2" if fmt == "md" else "explain_spec.txt.j2"
+    return render_template(template, objectives=objectives, legend=legend), code

@@ -1,0 +1,297 @@
+"""Diagnostic renderers: human text, JSON, SARIF 2.1.0 and GitHub workflow annotations.
+
+Human output shows the source line with a caret underline under the primary span and a dashed
+underline under each label, then ``help:`` lines; colour only on a TTY and never with ``NO_COLOR``.
+Machine formats are versioned and keep one object per finding.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from unlearnspec import __version__
+from unlearnspec.compiler.check import CheckResult
+from unlearnspec.compiler.codes import REGISTRY, ensure_registered
+from unlearnspec.compiler.diagnostics import Diagnostic, Span
+
+JSON_FORMAT_VERSION = "1"
+SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+INFO_URI = "https://github.com/unlearnspec/unlearnspec"
+
+_COLOURS = {"error": "\x1b[1;31m", "warning": "\x1b[1;33m", "note": "\x1b[1;36m", "bold": "\x1b[1m",
+            "blue": "\x1b[1;34m", "green": "\x1b[1;32m", "reset": "\x1b[0m"}
+
+
+def use_colour(stream: TextIO, flag: str = "auto") -> bool:
+    if flag == "always":
+        return True
+    if flag == "never" or os.environ.get("NO_COLOR"):
+        return False
+    return hasattr(stream, "isatty") and stream.isatty()
+
+
+class _Paint:
+    def __init__(self, on: bool) -> None:
+        self.on = on
+
+    def __call__(self, style: str, text: str) -> str:
+        return f"{_COLOURS[style]}{text}{_COLOURS['reset']}" if self.on else text
+
+
+def _source_lines(results: Sequence[CheckResult]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for r in results:
+        if r.syntax is not None:
+            out[r.path] = r.syntax.source.splitlines()
+        elif r.source:
+            out[r.path] = r.source.decode("utf-8", errors="replace").lstrip("\ufeff").splitlines()
+    return out
+
+
+def _underline(span: Span, line_text: str, char: str) -> tuple[int, int]:
+    start = max(span.column - 1, 0)
+    if span.end_line == span.line:
+        width = max(span.end_column - span.column, 1)
+    else:
+        width = max(len(line_text) - start, 1)
+    return start, width
+
+
+def render_human(results: Sequence[CheckResult], *, colour: bool = False, summary: bool = True) -> str:
+    paint = _Paint(colour)
+    sources = _source_lines(results)
+    out: list[str] = []
+    for r in results:
+        for d in r.diagnostics:
+            out.append(_human_one(d, sources.get(d.span.file, []), sources, paint))
+    if summary:
+        errors = sum(r.errors for r in results)
+        warnings = sum(r.warnings for r in results)
+        notes = sum(d.severity == "note" and not d.accepted for r in results for d in r.diagnostics)
+        accepted = sum(d.accepted for r in results for d in r.diagnostics)
+        files = len(results)
+        parts = [f"{errors} error{'s' * (errors != 1)}", f"{warnings} warning{'s' * (warnings != 1)}",
+                 f"{notes} note{'s' * (notes != 1)}"]
+        if accepted:
+            parts.append(f"{accepted} accepted")
+        head = paint("error", "failed") if errors else paint("green", "ok")
+        out.append(f"{head}: checked {files} file{'s' * (files != 1)}: " + ", ".join(parts))
+    return "\n".join(out) + ("\n" if out else "")
+
+
+def _human_one(d: Diagnostic, lines: list[str], sources: dict[str, list[str]], paint: _Paint) -> str:
+    sev = d.severity
+    head = paint(sev, f"{sev}[{d.code}]")
+    acc = paint("green", " (accepted)") if d.accepted else ""
+    rows = [f"{head}{acc}{paint('bold', ': ' + d.message)}"]
+    shown = [(d.span, "^", "", True)] + [(lab.span, "-", lab.message, False) for lab in d.labels]
+    width = max(len(str(s.line)) for s, *_ in shown)
+    pad = " " * width
+    rows.append(f"{pad}{paint('blue', '-->')} {d.span.location()}")
+    rows.append(f"{pad} {paint('blue', '|')}")
+    last_file = d.span.file
+    for span, char, message, primary in sorted(shown, key=lambda x: (x[0].file != d.span.file, x[0].file, x[0].line, x[0].column)):
+        src = sources.get(span.file, lines if span.file == d.span.file else [])
+        if span.file != last_file:
+            rows.append(f"{pad}{paint('blue', ':::')} {span.location()}")
+            last_file = span.file
+        if not 1 <= span.line <= len(src):
+            if message:
+                rows.append(f"{pad} {paint('blue', '=')} {message} ({span.location()})")
+            continue
+        text = src[span.line - 1].replace("\t", " ")
+        start, w = _underline(span, text, char)
+        mark = paint(sev if primary else "blue", char * w)
+        rows.append(f"{paint('blue', str(span.line).rjust(width) + ' |')} {text}")
+        rows.append(f"{pad} {paint('blue', '|')} {' ' * start}{mark}{(' ' + message) if message else ''}")
+    for h in d.help:
+        first, *rest = h.split("\n")
+        rows.append(f"{pad} {paint('blue', '=')} {paint('bold', 'help')}: {first}")
+        rows.extend(f"{pad}         {x}" for x in rest)
+    if d.accepted and d.justification:
+        rows.append(f"{pad} {paint('blue', '=')} {paint('bold', 'accepted')}: {d.justification}")
+    return "\n".join(rows) + "\n"
+
+
+# -- JSON ------------------------------------------------------------------------------------
+
+
+def diagnostic_dict(d: Diagnostic) -> dict[str, Any]:
+    return {
+        "code": d.code, "severity": d.severity, "message": d.message,
+        "file": d.span.file, "line": d.span.line, "column": d.span.column,
+        "end_line": d.span.end_line, "end_column": d.span.end_column,
+        "labels": [{"message": lab.message, "file": lab.span.file, "line": lab.span.line,
+                    "column": lab.span.column, "end_line": lab.span.end_line,
+                    "end_column": lab.span.end_column} for lab in d.labels],
+        "help": d.help, "objective": d.objective, "claim": d.claim,
+        "accepted": d.accepted, "justification": d.justification,
+    }
+
+
+def claims_table(result: CheckResult) -> list[dict[str, Any]]:
+    """Per objective, per claim: the compile-time status (supported / cannot be verified / met)."""
+    if result.spec is None:
+        return []
+    try:
+        from unlearnspec.compiler.feasibility import claim_statuses
+    except ImportError:  # rules not yet available
+        return []
+    rows = []
+    for obj in result.spec.objectives:
+        mine = [d for d in result.diagnostics if d.objective == obj.name]
+        rows.append({"objective": obj.name,
+                     "claims": [row.model_dump(mode="json") for row in claim_statuses(obj, mine)]})
+    return rows
+
+
+def render_json(results: Sequence[CheckResult]) -> str:
+    doc = {
+        "format_version": JSON_FORMAT_VERSION,
+        "tool": {"name": "unlearnspec", "version": __version__},
+        "files": [{"path": r.path, "errors": r.errors, "warnings": r.warnings,
+                   "objectives": claims_table(r)} for r in results],
+        "diagnostics": [diagnostic_dict(d) for r in results for d in r.diagnostics],
+        "summary": {
+            "files": len(results),
+            "errors": sum(r.errors for r in results),
+            "warnings": sum(r.warnings for r in results),
+            "notes": sum(d.severity == "note" and not d.accepted for r in results for d in r.diagnostics),
+            "accepted": sum(d.accepted for r in results for d in r.diagnostics),
+        },
+    }
+    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+
+
+# -- SARIF -----------------------------------------------------------------------------------
+
+
+def repo_root(start: Path) -> Path | None:
+    for p in [start, *start.parents]:
+        if (p / ".git").exists():
+            return p
+    return None
+
+
+def _sarif_uri(file: str) -> str:
+    p = Path(file).resolve()
+    root = repo_root(p.parent) or Path.cwd()
+    try:
+        return p.relative_to(root).as_posix()
+    except ValueError:
+        return Path(file).as_posix()
+
+
+def _sarif_region(span: Span) -> dict[str, int]:
+    return {"startLine": span.line, "startColumn": span.column,
+            "endLine": span.end_line, "endColumn": max(span.end_column, span.column + 1)}
+
+
+def sarif_rules() -> list[dict[str, Any]]:
+    ensure_registered()
+    rules = []
+    for code in sorted(REGISTRY):
+        page = REGISTRY[code]
+        help_text = f"{page.summary}\n\nWhy: {page.why}"
+        if page.instead:
+            help_text += f"\n\nWrite instead: {page.instead}"
+        md = f"**{page.summary}**\n\n{page.why}"
+        if page.example:
+            md += f"\n\nTriggers it:\n\n```\n{page.example}\n```"
+        if page.instead:
+            md += f"\n\nWrite instead:\n\n```\n{page.instead}\n```"
+        if page.references:
+            md += "\n\nReferences: " + "; ".join(page.references)
+        rules.append({
+            "id": code, "name": page.name,
+            "shortDescription": {"text": page.summary},
+            "fullDescription": {"text": page.why},
+            "help": {"text": help_text, "markdown": md},
+            "helpUri": f"{INFO_URI}/blob/main/docs/rules/{code}.md",
+            "defaultConfiguration": {"level": page.severity},
+            "properties": {"category": page.category, "tags": [page.category]},
+        })
+    return rules
+
+
+def render_sarif(results: Sequence[CheckResult]) -> str:
+    rules = sarif_rules()
+    index = {r["id"]: i for i, r in enumerate(rules)}
+    sarif_results = []
+    for r in results:
+        for d in r.diagnostics:
+            msg = d.message + "".join(f"\nhelp: {h}" for h in d.help)
+            item: dict[str, Any] = {
+                "ruleId": d.code,
+                "level": d.severity,
+                "message": {"text": msg},
+                "locations": [{"physicalLocation": {
+                    "artifactLocation": {"uri": _sarif_uri(d.span.file), "uriBaseId": "%SRCROOT%"},
+                    "region": _sarif_region(d.span)}}],
+            }
+            if d.code in index:
+                item["ruleIndex"] = index[d.code]
+            if d.labels:
+                item["relatedLocations"] = [{
+                    "id": i, "message": {"text": lab.message},
+                    "physicalLocation": {"artifactLocation": {"uri": _sarif_uri(lab.span.file), "uriBaseId": "%SRCROOT%"},
+                                         "region": _sarif_region(lab.span)}} for i, lab in enumerate(d.labels)]
+            props = {k: v for k, v in (("objective", d.objective), ("claim", d.claim)) if v}
+            if props:
+                item["properties"] = props
+            if d.accepted:
+                item["suppressions"] = [{"kind": "inSource", "status": "accepted",
+                                         "justification": d.justification or ""}]
+            sarif_results.append(item)
+    doc = {
+        "$schema": SARIF_SCHEMA,
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {"driver": {"name": "unlearnspec", "version": __version__, "semanticVersion": __version__,
+                                "informationUri": INFO_URI, "rules": rules}},
+            "originalUriBaseIds": {"%SRCROOT%": {"description": {"text": "the repository root"}}},
+            "results": sarif_results,
+        }],
+    }
+    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+
+
+# -- GitHub annotations ------------------------------------------------------------------------
+
+
+def _gh_escape(text: str, prop: bool = False) -> str:
+    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    if prop:
+        text = text.replace(":", "%3A").replace(",", "%2C")
+    return text
+
+
+def render_github(results: Sequence[CheckResult]) -> str:
+    kind = {"error": "error", "warning": "warning", "note": "notice"}
+    lines = []
+    for r in results:
+        for d in r.diagnostics:
+            if d.accepted:
+                continue
+            s = d.span
+            props = (f"file={_gh_escape(s.file, True)},line={s.line},col={s.column},endLine={s.end_line},"
+                     f"endColumn={s.end_column},title={_gh_escape(d.code, True)}")
+            body = d.message + "".join(f"\nhelp: {h}" for h in d.help)
+            lines.append(f"::{kind[d.severity]} {props}::{_gh_escape(body)}")
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def render(results: Sequence[CheckResult], fmt: str, stream: TextIO | None = None, colour: str = "auto") -> str:
+    stream = stream or sys.stdout
+    if fmt == "json":
+        return render_json(results)
+    if fmt == "sarif":
+        return render_sarif(results)
+    if fmt == "github":
+        return render_github(results)
+    return render_human(results, colour=use_colour(stream, colour))

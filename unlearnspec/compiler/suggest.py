@@ -1,0 +1,36 @@
+"""Did-you-mean suggestions by edit distance against a closed vocabulary."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+def edit_distance(a: str, b: str) -> int:
+    """Optimal string alignment distance (Levenshtein plus adjacent transpositions)."""
+    a, b = a.lower(), b.lower()
+    if a == b:
+        return 0
+    prev2: list[int] = []
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, start=1):
+        cur = [i] + [0] * len(b)
+        for j, cb in enumerate(b, start=1):
+            cost = 0 if ca == cb else 1
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                cur[j] = min(cur[j], prev2[j - 2] + 1)
+        prev2, prev = prev, cur
+    return prev[-1]
+
+
+def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
+    """The closest candidate within a distance that scales with the word's length, if any."""
+    best: tuple[int, str] | None = None
+    limit = max(1, min(3, len(word) // 3))
+    for cand in candidates:
+        d = edit_distance(word, cand)
+        if cand.startswith(word.lower()) and len(word) >= 4:
+            d = min(d, 1)
+        if d <= limit and (best is None or (d, cand) < best):
+            best = (d, cand)
+    return best[1] if best else None

@@ -1,0 +1,289 @@
+"""The plan: what the compiler decides and the runtime executes, exactly.
+
+A plan is a versioned JSON document (``format_version``). The compiler writes it; a reviewer reads
+it (``unlearnspec show``); the runtime executes it and refuses it when an input's hash changed.
+Every parameter is resolved here, so that the runtime makes no decision of its own.
+
+This module is shared by the compiler and the runtime and imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+FORMAT_VERSION = "1.0"
+
+ClaimStatus = Literal["supported", "cannot_be_verified", "cannot_be_met"]
+Severity = Literal["error", "warning", "note"]
+Comparison = Literal["<=", ">=", "<", ">"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class FileHash(_Model):
+    """A file the plan depends on, by path relative to the spec's folder and its sha256."""
+
+    path: str
+    sha256: str
+    role: str = ""
+
+
+class ModelRef(_Model):
+    """The source model. ``kind`` says how it is loaded; ``sha256`` pins its content."""
+
+    source: str
+    kind: Literal["builtin", "local", "hub"]
+    sha256: str | None = None  # None for a hub id that cannot be resolved offline at plan time
+    files: list[FileHash] = Field(default_factory=list)
+    recipe: dict[str, object] | None = None  # builtin: the corpus and training recipe, hashed
+
+
+class ToolInfo(_Model):
+    name: str = "unlearnspec"
+    version: str
+
+
+class TargetInfo(_Model):
+    category: str
+    name: str
+    kind: str
+    aliases: list[str] = Field(default_factory=list)
+
+
+class ReleaseInfo(_Model):
+    mode: str
+    precision: str | None = None
+
+
+class ObjectiveInfo(_Model):
+    """The objective in the words of the spec."""
+
+    name: str
+    title: str | None = None
+    basis: str | None = None
+    owner: str | None = None
+    goal: Literal["removal", "suppression"]
+    suppression_via: Literal["model", "system"] | None = None
+    target: TargetInfo
+    release: ReleaseInfo
+    outputs: list[str] = Field(default_factory=list)
+    prompts: list[str] = Field(default_factory=list)
+
+
+class PlanFinding(_Model):
+    """A compiler finding carried into the plan (accepted ones with their justification)."""
+
+    code: str
+    severity: Severity
+    message: str
+    claim: str | None = None
+    help: list[str] = Field(default_factory=list)
+    accepted: bool = False
+    justification: str | None = None
+    location: str | None = None  # "file:line:col"
+
+
+class Threshold(_Model):
+    op: Comparison
+    value: float
+
+    def holds(self, x: float) -> bool:
+        return {"<=": x <= self.value, ">=": x >= self.value, "<": x < self.value,
+                ">": x > self.value}[self.op]
+
+
+class MetricCheck(_Model):
+    """One metric computed by the evaluate/attack stages and compared with a threshold."""
+
+    id: str  # unique within the plan, e.g. "verbatim_rouge@forget"
+    metric: str  # registry name, e.g. "verbatim_rouge", "membership_auc", "forget_quality"
+    dataset: str  # "forget" | "retain" | "neighbors" | "holdout" | probe/attack datasets
+    threshold: Threshold | None = None
+    source: Literal["spec", "default"] = "default"
+    params: dict[str, object] = Field(default_factory=dict)
+    probe: str | None = None  # the probe or attack whose outputs the metric reads
+    model: Literal["unlearned", "attacked", "served"] = "unlearned"
+
+
+class ClaimPlan(_Model):
+    """A claim, its compile-time status, and the checks that decide it at run time."""
+
+    claim: str
+    args: dict[str, object] = Field(default_factory=dict)
+    status: ClaimStatus
+    reasons: list[str] = Field(default_factory=list)  # finding codes behind a non-supported status
+    checks: list[str] = Field(default_factory=list)  # MetricCheck ids
+    evidence_note: str = ""
+
+
+class DataSets(_Model):
+    """Data files by role; paths relative to the spec's folder."""
+
+    forget: list[str] = Field(default_factory=list)
+    retain: list[str] = Field(default_factory=list)
+    neighbors: list[str] = Field(default_factory=list)
+    holdout: list[str] = Field(default_factory=list)
+    test: list[str] = Field(default_factory=list)  # operational test set of a suppression objective
+
+
+class LoraConfig(_Model):
+    rank: int = 8
+    alpha: int = 16
+    dropout: float = 0.0
+    target_modules: list[str] | None = None  # None: the architecture's attention + MLP projections
+
+
+class StoppingRule(_Model):
+    """Stop before the forget set becomes more surprising than data the model never saw.
+
+    Every ``check_every`` steps the mean forget loss is compared with the mean holdout loss of
+    the original model times ``ratio``; training stops once it is exceeded (approximate methods
+    otherwise overshoot into gibberish, which is itself a membership signal)."""
+
+    kind: Literal["holdout_loss", "fixed_steps"] = "holdout_loss"
+    ratio: float = 1.0
+    check_every: int = 5
+
+
+class PrepareStage(_Model):
+    kind: Literal["prepare"] = "prepare"
+    description: str = "load the source model and the data; verify every hash"
+
+
+class ReferenceStage(_Model):
+    """How the 'as if never trained' reference is obtained."""
+
+    kind: Literal["reference"] = "reference"
+    strategy: Literal["retrain", "model", "holdout"]
+    model: str | None = None  # strategy "model": the given reference model
+    recipe: dict[str, object] | None = None  # strategy "retrain": the training recipe
+    description: str = ""
+
+
+class UnlearnStage(_Model):
+    kind: Literal["unlearn"] = "unlearn"
+    method: str
+    family: Literal["exact", "approximate", "model_suppression", "system_suppression"]
+    chosen_by: Literal["spec", "compiler"]
+    rationale: str = ""
+    adapter: Literal["full", "lora"] = "full"
+    lora: LoraConfig | None = None
+    max_steps: int = 60
+    learning_rate: float = 1e-4
+    batch_size: int = 8
+    gradient_accumulation_steps: int = 1
+    retain_weight: float = 1.0
+    beta: float = 0.1  # NPO / SimNPO inverse temperature
+    gamma: float = 0.0  # SimNPO reward margin
+    rmu_layer: int | None = None
+    rmu_steering_coeff: float = 6.5
+    rmu_alpha: float = 100.0
+    refusal_text: str = "I don't know."
+    filter_ngram: int = 4
+    stopping: StoppingRule = Field(default_factory=StoppingRule)
+    train_precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    seed: int = 0
+
+
+class Probe(_Model):
+    name: str  # "direct" | "paraphrased" | "adversarial" | "in_context"
+    templates: list[str] = Field(default_factory=list)
+    description: str = ""
+
+
+class EvaluateStage(_Model):
+    kind: Literal["evaluate"] = "evaluate"
+    models: list[Literal["original", "unlearned", "reference"]] = Field(
+        default_factory=lambda: ["original", "unlearned", "reference"])
+    probes: list[Probe] = Field(default_factory=list)
+    max_new_tokens: int = 48
+    prefix_fraction: float = 0.5
+    mink_fraction: float = 0.2
+    eval_batch_size: int = 32
+    representation_probe: str | None = None  # attribute name, when `removed` is claimed
+
+
+class RelearnAttack(_Model):
+    kind: Literal["relearn"] = "relearn"
+    steps: int
+    learning_rate: float = 1e-3
+    data: Literal["forget_subset", "related"] = "forget_subset"
+    fraction: float = 0.5
+    batch_size: int = 4
+    seed: int = 0
+
+
+class QuantizeAttack(_Model):
+    kind: Literal["quantize"] = "quantize"
+    precision: Literal["fp32", "bf16", "fp16", "int8", "int4"]
+
+
+Attack = Annotated[RelearnAttack | QuantizeAttack, Field(discriminator="kind")]
+
+
+class AttackStage(_Model):
+    kind: Literal["attack"] = "attack"
+    attacks: list[Attack] = Field(default_factory=list)
+
+
+class VerdictStage(_Model):
+    kind: Literal["verdict"] = "verdict"
+    description: str = "decide each claim from its checks; compiler findings stand beside them"
+
+
+Stage = Annotated[
+    PrepareStage | ReferenceStage | UnlearnStage | EvaluateStage | AttackStage | VerdictStage,
+    Field(discriminator="kind"),
+]
+
+
+class Estimate(_Model):
+    """Rough wall time, from the builtin model's measured step costs scaled by model size."""
+
+    cpu_seconds: float
+    gpu_seconds: float
+    basis: str
+
+
+class ObjectivePlan(_Model):
+    objective: ObjectiveInfo
+    model: ModelRef
+    data: DataSets
+    claims: list[ClaimPlan]
+    checks: list[MetricCheck]
+    findings: list[PlanFinding]
+    stages: list[Stage]
+    estimate: Estimate | None = None
+    feasible: bool = True  # False when planned with --allow-infeasible over errors
+
+
+class Plan(_Model):
+    format_version: str = FORMAT_VERSION
+    tool: ToolInfo
+    spec: FileHash
+    inputs: list[FileHash] = Field(default_factory=list)
+    seed: int = 0
+    objectives: list[ObjectivePlan]
+    plan_hash: str = ""
+
+    def canonical_json(self) -> str:
+        """The byte-stable serialisation ``plan`` writes: sorted keys, two-space indent."""
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+
+    def compute_hash(self) -> str:
+        body = self.model_dump(mode="json")
+        body["plan_hash"] = ""
+        return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+    def sealed(self) -> Plan:
+        return self.model_copy(update={"plan_hash": self.compute_hash()})
+
+
+def plan_schema() -> dict[str, object]:
+    return Plan.model_json_schema()

@@ -1,0 +1,210 @@
+"""Data records: the one format every data file is read into.
+
+Shared by the compiler (which checks that data files exist and parse, and hashes them) and the
+runtime (which trains and evaluates on them). It imports nothing heavy: JSONL and CSV are read with
+the standard library; Hugging Face ``save_to_disk`` folders need ``datasets`` and are only opened by
+the runtime (the compiler checks their layout and hashes their files).
+
+A record is a document (``text``) and/or a question-answer pair (``question`` + ``answer``), with
+optional ``paraphrases`` of the question. Two optional fields serve specific evidence:
+``perturbed`` (plausible wrong answers, for TOFU's truth ratio) and ``attributes`` (labelled facts
+such as ``{"birth_city": "Lisbon"}``, for the representation probe).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+QA_TEMPLATE = "Question: {question}\nAnswer: {answer}"
+PROMPT_TEMPLATE = "Question: {question}\nAnswer:"
+
+
+def format_prompt(question: str) -> str:
+    """The prompt a QA record is asked with; training text and probes share it."""
+    return PROMPT_TEMPLATE.format(question=question)
+
+
+def format_qa(question: str, answer: str) -> str:
+    """The training text of a QA record: its prompt followed by a space and the answer."""
+    return QA_TEMPLATE.format(question=question, answer=answer)
+
+
+class Record(BaseModel):
+    """One line of a data file."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    text: str | None = None
+    question: str | None = None
+    answer: str | None = None
+    paraphrases: list[str] = Field(default_factory=list)
+    perturbed: list[str] = Field(default_factory=list)
+    attributes: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def is_qa(self) -> bool:
+        return self.question is not None and self.answer is not None
+
+    def training_texts(self) -> list[str]:
+        """Texts a language model is trained on (and scored on) for this record."""
+        out: list[str] = []
+        if self.text:
+            out.append(self.text)
+        if self.is_qa:
+            assert self.question is not None and self.answer is not None
+            out.append(format_qa(self.question, self.answer))
+        return out
+
+
+class DataFormatError(Exception):
+    """A data file that cannot be read; ``line`` and ``column`` are 1-based when known."""
+
+    def __init__(self, message: str, *, line: int | None = None, column: int | None = None,
+                 help: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.line = line
+        self.column = column
+        self.help = help
+
+
+DATA_SUFFIXES = (".jsonl", ".csv")
+
+
+@dataclass(frozen=True)
+class DataFileInfo:
+    """What the compiler learns from a data file without loading a framework."""
+
+    kind: str  # "jsonl" | "csv" | "hf_dataset"
+    records: int
+    qa_records: int
+    text_records: int
+
+
+def _validate_row(row: dict[str, object], line: int) -> Record:
+    if not isinstance(row, dict):
+        raise DataFormatError("each line must be a JSON object", line=line, column=1,
+                              help='write one object a line, e.g. `{"text": "..."}`')
+    if isinstance(row.get("paraphrases"), str):
+        row = {**row, "paraphrases": [p for p in str(row["paraphrases"]).split("|") if p]}
+    if isinstance(row.get("perturbed"), str):
+        row = {**row, "perturbed": [p for p in str(row["perturbed"]).split("|") if p]}
+    if isinstance(row.get("attributes"), str):
+        try:
+            row = {**row, "attributes": json.loads(str(row["attributes"]) or "{}")}
+        except json.JSONDecodeError as exc:
+            raise DataFormatError("`attributes` must be a JSON object", line=line, column=1) from exc
+    try:
+        rec = Record.model_validate(row)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "record"
+        raise DataFormatError(f"field `{field}`: {first['msg'].lower()}", line=line, column=1) from exc
+    if not rec.text and not rec.is_qa:
+        raise DataFormatError(
+            "record has neither `text` nor `question` + `answer`", line=line, column=1,
+            help="each record needs a document (`text`) or a QA pair (`question` and `answer`)")
+    if (rec.question is None) != (rec.answer is None):
+        missing = "answer" if rec.answer is None else "question"
+        raise DataFormatError(f"record has a QA half without its `{missing}`", line=line, column=1)
+    return rec
+
+
+def _iter_jsonl(data: bytes) -> Iterator[Record]:
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise DataFormatError("data file is not valid UTF-8", line=line, column=1) from exc
+    for lineno, raw in enumerate(text.splitlines(), start=1):
+        if not raw.strip():
+            continue
+        try:
+            row = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise DataFormatError(f"malformed JSON: {exc.msg.lower()}", line=lineno, column=exc.colno,
+                                  help="each line of a JSONL file must be one complete JSON object") from exc
+        yield _validate_row(row, lineno)
+
+
+def _iter_csv(data: bytes) -> Iterator[Record]:
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataFormatError("data file is not valid UTF-8", line=1, column=1) from exc
+    reader = csv.DictReader(io.StringIO(text))
+    if not reader.fieldnames or not ({"text", "question"} & set(reader.fieldnames)):
+        raise DataFormatError("CSV header must name `text` or `question` and `answer`", line=1, column=1)
+    try:
+        for row in reader:
+            clean = {k: v for k, v in row.items() if k is not None and v not in (None, "")}
+            yield _validate_row(clean, reader.line_num)
+    except csv.Error as exc:
+        raise DataFormatError(f"malformed CSV: {exc}", line=reader.line_num, column=1) from exc
+
+
+def is_hf_dataset_dir(path: Path) -> bool:
+    return path.is_dir() and ((path / "dataset_info.json").is_file() or (path / "state.json").is_file())
+
+
+def read_records(path: str | Path) -> list[Record]:
+    """Read every record of a data file (JSONL, CSV, or a ``save_to_disk`` folder)."""
+    p = Path(path)
+    if p.is_dir():
+        if not is_hf_dataset_dir(p):
+            raise DataFormatError("folder is not a Hugging Face `save_to_disk` dataset",
+                                  help="give a .jsonl or .csv file, or a folder written by `Dataset.save_to_disk`")
+        from datasets import load_from_disk  # runtime only
+
+        ds = load_from_disk(str(p))
+        return [_validate_row(dict(row), i + 1) for i, row in enumerate(ds)]
+    data = p.read_bytes()
+    if p.suffix.lower() == ".csv":
+        return list(_iter_csv(data))
+    return list(_iter_jsonl(data))
+
+
+def inspect_data_file(path: str | Path) -> DataFileInfo:
+    """Check a data file's format without a framework; raises :class:`DataFormatError`."""
+    p = Path(path)
+    if p.is_dir():
+        if not is_hf_dataset_dir(p):
+            raise DataFormatError("folder is not a Hugging Face `save_to_disk` dataset",
+                                  help="give a .jsonl or .csv file, or a folder written by `Dataset.save_to_disk`")
+        return DataFileInfo(kind="hf_dataset", records=-1, qa_records=-1, text_records=-1)
+    if p.suffix.lower() not in DATA_SUFFIXES:
+        raise DataFormatError(f"unsupported data file type `{p.suffix or '(none)'}`",
+                              help="data files are JSONL (.jsonl), CSV (.csv) or `save_to_disk` folders")
+    data = p.read_bytes()
+    recs = list(_iter_csv(data) if p.suffix.lower() == ".csv" else _iter_jsonl(data))
+    if not recs:
+        raise DataFormatError("data file holds no records", line=1, column=1)
+    return DataFileInfo(
+        kind=p.suffix.lower().lstrip("."),
+        records=len(recs),
+        qa_records=sum(r.is_qa for r in recs),
+        text_records=sum(bool(r.text) for r in recs),
+    )
+
+
+def sha256_path(path: str | Path) -> str:
+    """sha256 of a file, or of a folder's files (names and contents, in sorted order)."""
+    p = Path(path)
+    h = hashlib.sha256()
+    if p.is_dir():
+        for f in sorted(x for x in p.rglob("*") if x.is_file()):
+            h.update(f.relative_to(p).as_posix().encode() + b"\0")
+            h.update(hashlib.sha256(f.read_bytes()).digest())
+        return h.hexdigest()
+    with p.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

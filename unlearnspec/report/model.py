@@ -1,0 +1,299 @@
+"""The report: what a run measured, what each claim's verdict is, and how the run was done.
+
+``report.json`` is this model serialised (``Report.model_dump_json``); its JSON schema is
+``Report.model_json_schema()`` and its shape is versioned by ``format_version``. The report is meant
+to be re-checkable by anyone: every check keeps its per-item values so that its aggregate can be
+recomputed, and the model validators below refuse a report whose verdicts do not follow from its own
+numbers (a ``passed`` flag that contradicts value and threshold, a claim verdict or overall result that
+its checks do not support). A tampered or buggy report therefore fails ``Report.model_validate_json``
+instead of being read as a pass.
+
+Exit codes (``Report.exit_code``, used by ``unlearnspec run`` and CI):
+
+* ``0`` — every objective passed: every claim's checks were evaluated and passed.
+* ``1`` — at least one claim failed its evidence, or cannot be met as written (compile status
+  ``cannot_be_met``), so the objective fails.
+* ``3`` — incomplete: nothing failed, but at least one claim was not evaluated (a missing value, an
+  attack that did not run, a claim with no deciding check). Never treated as a pass.
+
+Code ``2`` is never written into a report: the command line reserves it for usage and input errors
+(a refused plan, a changed input), where no report is produced.
+
+Light module: pydantic and the standard library only.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
+
+from unlearnspec.plan import ClaimStatus, FileHash, PlanFinding, ReleaseInfo, TargetInfo, Threshold
+
+FORMAT_VERSION = "1.0"
+
+ModelName = Literal["original", "unlearned", "reference", "attacked", "served"]
+DecidedOn = Literal["unlearned", "attacked", "served"]
+Verdict = Literal["pass", "fail", "not_evaluated", "cannot_be_met"]
+Overall = Literal["pass", "fail", "incomplete"]
+CheckStatus = Literal["pass", "fail", "not_evaluated", "info"]
+
+EXIT_PASS = 0
+EXIT_FAIL = 1
+EXIT_INCOMPLETE = 3
+EXIT_CODES: dict[str, int] = {"pass": EXIT_PASS, "fail": EXIT_FAIL, "incomplete": EXIT_INCOMPLETE}
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _finite_or_none(x: float | None) -> float | None:
+    """Non-finite numbers become ``null``: JSON has no NaN, and a NaN metric is no evidence."""
+    if x is None or not math.isfinite(x):
+        return None
+    return float(x)
+
+
+class ModelValue(_Model):
+    """One metric's value for each model the run compared. ``None``: not measured (or not finite).
+
+    ``served`` is the deployed system (model plus output filter) for system-level suppression; the
+    other names follow the plan's evaluate and attack stages."""
+
+    original: float | None = None
+    unlearned: float | None = None
+    reference: float | None = None
+    attacked: float | None = None
+    served: float | None = None
+
+    @field_validator("original", "unlearned", "reference", "attacked", "served", mode="after")
+    @classmethod
+    def _finite(cls, v: float | None) -> float | None:
+        return _finite_or_none(v)
+
+    def get(self, name: ModelName) -> float | None:
+        value: float | None = getattr(self, name)
+        return value
+
+
+class CheckResult(_Model):
+    """One metric check as measured: its values per model, the threshold and the outcome.
+
+    ``passed`` is derived, not asserted: when a threshold and the ``decided_on`` model's value are
+    present, ``passed`` is ``threshold.holds(value)`` (filled in when omitted; a contradicting value
+    is refused). ``passed is None`` means not evaluated (``not_evaluated_reason`` says why), or, for a
+    check without a threshold, a value reported for information only."""
+
+    check_id: str
+    metric: str
+    dataset: str
+    probe: str | None = None
+    attack: str | None = None
+    threshold: Threshold | None = None
+    values: ModelValue = Field(default_factory=ModelValue)
+    decided_on: DecidedOn = "unlearned"
+    passed: bool | None = None
+    not_evaluated_reason: str | None = None
+    per_item: dict[str, list[float | None]] = Field(default_factory=dict)
+    item_ids: list[str] = Field(default_factory=list)
+    extra: dict[str, JsonValue] = Field(default_factory=dict)
+
+    @field_validator("per_item", mode="after")
+    @classmethod
+    def _finite_items(cls, v: dict[str, list[float | None]]) -> dict[str, list[float | None]]:
+        return {k: [_finite_or_none(x) for x in xs] for k, xs in v.items()}
+
+    @property
+    def value(self) -> float | None:
+        """The value compared with the threshold: the ``decided_on`` model's."""
+        return self.values.get(self.decided_on)
+
+    @property
+    def status(self) -> CheckStatus:
+        if self.passed is True:
+            return "pass"
+        if self.passed is False:
+            return "fail"
+        if self.threshold is None and self.not_evaluated_reason is None and self.value is not None:
+            return "info"
+        return "not_evaluated"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CheckResult:
+        if self.item_ids:
+            for name, xs in self.per_item.items():
+                if len(xs) != len(self.item_ids):
+                    raise ValueError(f"per_item[{name!r}] has {len(xs)} values for "
+                                     f"{len(self.item_ids)} item ids")
+        roc = self.extra.get("roc")
+        if roc is not None:
+            _validate_roc(roc)
+        if self.not_evaluated_reason is not None:
+            if self.passed is not None:
+                raise ValueError("a check with a not_evaluated_reason cannot have passed/failed")
+            return self
+        value = self.value
+        if self.threshold is None:
+            if self.passed is not None:
+                raise ValueError("a check without a threshold cannot pass or fail")
+            if value is None:
+                self.not_evaluated_reason = f"no value for the {self.decided_on} model"
+            return self
+        if value is None:
+            if self.passed is not None:
+                raise ValueError(f"passed={self.passed} but the {self.decided_on} model has no value")
+            self.not_evaluated_reason = f"no value for the {self.decided_on} model"
+            return self
+        expected = self.threshold.holds(value)
+        if self.passed is None:
+            self.passed = expected
+        elif self.passed != expected:
+            raise ValueError(f"passed={self.passed} contradicts {value} {self.threshold.op} "
+                             f"{self.threshold.value}")
+        return self
+
+
+def _validate_roc(roc: JsonValue) -> None:
+    """``extra["roc"]`` is ``{model: {"fpr": [...], "tpr": [...]}}`` with equal-length lists in [0, 1]."""
+    if not isinstance(roc, dict):
+        raise ValueError('extra["roc"] must map model names to {"fpr": [...], "tpr": [...]}')
+    for name, curve in roc.items():
+        if not isinstance(curve, dict) or not isinstance(curve.get("fpr"), list) \
+                or not isinstance(curve.get("tpr"), list):
+            raise ValueError(f'extra["roc"][{name!r}] must be {{"fpr": [...], "tpr": [...]}}')
+        fpr, tpr = curve["fpr"], curve["tpr"]
+        assert isinstance(fpr, list) and isinstance(tpr, list)
+        if len(fpr) != len(tpr):
+            raise ValueError(f'extra["roc"][{name!r}]: fpr and tpr differ in length')
+        for x in [*fpr, *tpr]:
+            if isinstance(x, bool) or not isinstance(x, (int, float)) or not 0.0 <= x <= 1.0:
+                raise ValueError(f'extra["roc"][{name!r}]: rates must be numbers in [0, 1]')
+
+
+class ClaimVerdict(_Model):
+    """A claim's outcome. ``verdict`` follows from ``compile_status`` and the checks (see verdict.py)."""
+
+    claim: str
+    args: dict[str, JsonValue] = Field(default_factory=dict)
+    compile_status: ClaimStatus
+    verdict: Verdict
+    checks: list[str] = Field(default_factory=list)
+    findings: list[str] = Field(default_factory=list)
+    explanation: str
+
+    @model_validator(mode="after")
+    def _never_pass_when_unmeetable(self) -> ClaimVerdict:
+        if self.compile_status == "cannot_be_met" and self.verdict != "cannot_be_met":
+            raise ValueError("a claim the compiler found cannot be met has verdict 'cannot_be_met'")
+        return self
+
+
+class TrainingLog(_Model):
+    """Losses during unlearning, one entry per logged step; ``retain_loss`` is empty for methods with
+    no retain term. ``stop_threshold`` is the stopping rule's forget-loss bound, when there is one."""
+
+    steps: list[int] = Field(default_factory=list)
+    forget_loss: list[float | None] = Field(default_factory=list)
+    retain_loss: list[float | None] = Field(default_factory=list)
+    stop_reason: str | None = None
+    stop_threshold: float | None = None
+
+    @field_validator("forget_loss", "retain_loss", mode="after")
+    @classmethod
+    def _finite_losses(cls, v: list[float | None]) -> list[float | None]:
+        return [_finite_or_none(x) for x in v]
+
+    @model_validator(mode="after")
+    def _lengths(self) -> TrainingLog:
+        if len(self.forget_loss) != len(self.steps):
+            raise ValueError("forget_loss needs one value per step")
+        if self.retain_loss and len(self.retain_loss) != len(self.steps):
+            raise ValueError("retain_loss needs one value per step, or none at all")
+        return self
+
+
+class AuditTrail(_Model):
+    """How the run was done, so that it can be repeated and its inputs proven unchanged."""
+
+    plan_hash: str
+    spec_sha256: str
+    inputs: list[FileHash] = Field(default_factory=list)
+    model_sha256: str | None = None
+    tool_version: str
+    libraries: dict[str, str] = Field(default_factory=dict)
+    seeds: dict[str, int] = Field(default_factory=dict)
+    device: str
+    process_count: int = 1
+    started_at: AwareDatetime
+    finished_at: AwareDatetime
+    wall_seconds: float
+
+
+class ObjectiveReport(_Model):
+    """One objective: who asked for what, the claims' verdicts, the evidence and the findings."""
+
+    name: str
+    title: str | None = None
+    basis: str | None = None
+    owner: str | None = None
+    goal: Literal["removal", "suppression"]
+    suppression_via: Literal["model", "system"] | None = None
+    target: TargetInfo
+    release: ReleaseInfo | None = None
+    method: str
+    method_family: str | None = None
+    reference: str | None = None  # how the reference was obtained: "retrain" | "model" | "holdout"
+    claims: list[ClaimVerdict]
+    checks: list[CheckResult]
+    findings: list[PlanFinding] = Field(default_factory=list)
+    training: TrainingLog | None = None
+    overall: Overall
+
+    @model_validator(mode="after")
+    def _verdicts_follow_from_checks(self) -> ObjectiveReport:
+        from unlearnspec.report.verdict import claim_verdict, objective_overall
+
+        by_id = {c.check_id: c for c in self.checks}
+        if len(by_id) != len(self.checks):
+            raise ValueError(f"objective {self.name!r}: duplicate check ids")
+        for cv in self.claims:
+            missing = [i for i in cv.checks if i not in by_id]
+            if missing:
+                raise ValueError(f"claim {cv.claim!r} names unknown checks {missing}")
+            expected = claim_verdict(cv.compile_status, [by_id[i] for i in cv.checks])
+            if cv.verdict != expected:
+                raise ValueError(f"claim {cv.claim!r}: verdict {cv.verdict!r} does not follow from its "
+                                 f"checks ({expected!r})")
+        expected_overall = objective_overall(self.claims)
+        if self.overall != expected_overall:
+            raise ValueError(f"objective {self.name!r}: overall {self.overall!r} does not follow from its "
+                             f"claims ({expected_overall!r})")
+        return self
+
+
+class Report(_Model):
+    """The run's report: ``report.json``. See the module docstring for the exit codes."""
+
+    format_version: str = FORMAT_VERSION
+    objectives: list[ObjectiveReport]
+    audit: AuditTrail
+    overall: Overall
+    exit_code: Literal[0, 1, 3]
+
+    @model_validator(mode="after")
+    def _overall_follows(self) -> Report:
+        from unlearnspec.report.verdict import report_overall
+
+        expected = report_overall(self.objectives)
+        if self.overall != expected:
+            raise ValueError(f"overall {self.overall!r} does not follow from the objectives ({expected!r})")
+        if self.exit_code != EXIT_CODES[self.overall]:
+            raise ValueError(f"exit_code {self.exit_code} does not match overall {self.overall!r}")
+        return self
+
+
+def report_schema() -> dict[str, object]:
+    """The published JSON schema of ``report.json``."""
+    return Report.model_json_schema()

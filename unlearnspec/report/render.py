@@ -1,0 +1,216 @@
+"""Render a Report as review text (Markdown), as a self-contained HTML page, and write all three files.
+
+One jinja2 environment serves both templates. Autoescaping is chosen by template name: on for
+``*.html.j2`` (user text — titles, bases, justifications — may contain markup), off for ``*.md.j2``,
+where the ``md`` filter instead neutralises the few characters that would break a table or start raw
+HTML. ``StrictUndefined`` turns a template typo into an error instead of a silently empty cell.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections import Counter
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
+
+from unlearnspec.report import plots
+from unlearnspec.report.model import CheckResult, ObjectiveReport, Report
+from unlearnspec.report.verdict import (
+    REFERENCE_LABELS,
+    claim_label,
+    describe_check,
+    fmt_number,
+    metric_label,
+    threshold_text,
+    where_text,
+)
+
+VERDICT_TEXT = {
+    "pass": "PASS",
+    "fail": "FAIL",
+    "not_evaluated": "NOT EVALUATED",
+    "cannot_be_met": "CANNOT BE MET",
+    "incomplete": "INCOMPLETE",
+    "info": "INFO",
+}
+
+HOW_TO_READ: list[str] = [
+    "A pass is evidence of a reasonable best effort under the evaluations stated in this report - "
+    "the metrics, data sets, probes and attacks listed - not a proof of legal compliance. "
+    "Unlearning is not a general-purpose tool for controlling model behaviour "
+    "(Cooper et al., arXiv:2412.06966, takeaways).",
+    "Each claim is decided only by its listed checks: it passes when every check was evaluated and met "
+    "its threshold, fails when any check missed its threshold, and is not evaluated when any value is "
+    "missing. A missing value is never counted as a pass.",
+    "CANNOT BE MET means the compiler found the claim technically unachievable as written (for example, "
+    "a promise about downstream use or about information a user puts in the prompt). Such a claim never "
+    "passes, whatever the numbers; its measurements are shown for information.",
+    "A claim marked 'cannot be verified' was judged by its stated checks, but the compiler warned that "
+    "those checks cannot fully establish it; read its findings before relying on it.",
+    "Removal and suppression are different: removal is about what the model's parameters carry, "
+    "suppression about what the model or system outputs. Output metrics alone cannot tell them apart, "
+    "which is why removal claims are checked with membership inference and a reference model.",
+    "Original is the model before unlearning; unlearned is the model after it; the reference "
+    "approximates a model never trained on the forgotten data (ideally retrained without it); attacked "
+    "is the unlearned model after the stated attack (relearning fine-tune or quantization).",
+    "Accepted risks are compiler warnings that a reviewer accepted in the spec, with the written "
+    "justification shown; errors can never be accepted.",
+    "The audit trail pins the exact plan, spec, data, model and software that produced these numbers; "
+    "report.json carries every per-item value so anyone can recompute each aggregate.",
+]
+
+EXIT_CODE_TEXT: list[tuple[int, str]] = [
+    (0, "pass: every claim of every objective was evaluated and passed"),
+    (1, "fail: some claim failed its evidence or cannot be met as written"),
+    (3, "incomplete: nothing failed, but some claim was not evaluated"),
+]
+
+_MD_ESCAPES = str.maketrans({"\\": "\\\\", "|": "\\|", "<": "\\<", ">": "\\>", "[": "\\[", "]": "\\]",
+                             "`": "\\`", "\n": " ", "\r": " "})
+
+
+_MD_CODE_ESCAPES = str.maketrans({"|": "\\|", "`": "'", "\n": " ", "\r": " "})
+
+
+def md_escape(value: object) -> str:
+    """Text that stays text in Markdown: no raw HTML, no links, no broken table cells."""
+    return str(value).translate(_MD_ESCAPES)
+
+
+def md_code(value: object) -> str:
+    """Text for inside a `code span`: literal already, so only the cell and the span must hold."""
+    return str(value).translate(_MD_CODE_ESCAPES)
+
+
+@lru_cache(maxsize=1)
+def environment() -> Environment:
+    env = Environment(
+        loader=PackageLoader("unlearnspec.report", "templates"),
+        autoescape=select_autoescape(enabled_extensions=("html", "html.j2"), disabled_extensions=("md.j2",),
+                                     default_for_string=False, default=False),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters.update(md=md_escape, mdcode=md_code, num=fmt_number, verdict=lambda v: VERDICT_TEXT.get(v, str(v).upper()))
+    return env
+
+
+def _scalar_extras(check: CheckResult) -> list[tuple[str, str]]:
+    """Short facts from ``extra`` (statistic, backend, ...): the lists stay in report.json."""
+    return [(k, fmt_number(v) if isinstance(v, float) else str(v))
+            for k, v in sorted(check.extra.items()) if isinstance(v, (str, int, float, bool))]
+
+
+def _objective_view(o: ObjectiveReport, index: int, with_charts: bool) -> dict[str, Any]:
+    ref = REFERENCE_LABELS.get(o.reference or "", "reference")
+    by_id = {c.check_id: c for c in o.checks}
+    claims = [{
+        "label": claim_label(cv.claim, cv.args),
+        "claim": cv,
+        "evidence": [describe_check(by_id[i], ref) for i in cv.checks if i in by_id],
+    } for cv in o.claims]
+    checks = [{
+        "check": c,
+        "metric": metric_label(c.metric),
+        "where": where_text(c),
+        "threshold": threshold_text(c),
+        "status": c.status,
+        "values": {m: fmt_number(c.values.get(m)) for m in plots.MODEL_ORDER},
+        "details": _scalar_extras(c),
+    } for c in o.checks]
+    training: dict[str, Any] | None = None
+    if o.training is not None:
+        t = o.training
+        forget = [v for v in t.forget_loss if v is not None]
+        retain = [v for v in t.retain_loss if v is not None]
+        training = {
+            "log": t,
+            "n_steps": len(t.steps),
+            "last_step": t.steps[-1] if t.steps else None,
+            "forget": (fmt_number(forget[0]), fmt_number(forget[-1])) if forget else None,
+            "retain": (fmt_number(retain[0]), fmt_number(retain[-1])) if retain else None,
+        }
+    view: dict[str, Any] = {
+        "o": o,
+        "anchor": f"objective-{index + 1}",
+        "reference_label": ref,
+        "claims": claims,
+        "checks": checks,
+        "open_findings": [f for f in o.findings if not f.accepted],
+        "accepted": [f for f in o.findings if f.accepted],
+        "training": training,
+        "models_shown": [m for m in plots.MODEL_ORDER if any(c.values.get(m) is not None for c in o.checks)]
+        or ["unlearned"],
+    }
+    if with_charts:
+        prefix = f"o{index + 1}"
+        loss = plots.loss_chart(o.training, f"{prefix}-loss") if o.training else ""
+        bars = [plots.check_bars(c, f"{prefix}-bars-{i}", ref) for i, c in enumerate(o.checks)]
+        rocs = [plots.roc_chart(c, f"{prefix}-roc-{i}", ref) for i, c in enumerate(o.checks)]
+        view["charts"] = {
+            "loss": Markup(loss) if loss else None,  # plots.py escapes every text it draws
+            "bars": [Markup(b) for b in bars if b],
+            "roc": [Markup(r) for r in rocs if r],
+        }
+    return view
+
+
+def _context(report: Report, with_charts: bool) -> dict[str, Any]:
+    counts = Counter(cv.verdict for o in report.objectives for cv in o.claims)
+    return {
+        "report": report,
+        "objectives": [_objective_view(o, i, with_charts) for i, o in enumerate(report.objectives)],
+        "counts": [(v, counts[v]) for v in ("pass", "fail", "not_evaluated", "cannot_be_met") if counts[v]],
+        "n_claims": sum(counts.values()),
+        "audit": report.audit,
+        "how_to_read": HOW_TO_READ,
+        "exit_codes": EXIT_CODE_TEXT,
+    }
+
+
+def render_markdown(report: Report) -> str:
+    """The review text: headline verdict, claims with their evidence, findings, audit trail."""
+    return environment().get_template("report.md.j2").render(**_context(report, with_charts=False))
+
+
+def render_html(report: Report) -> str:
+    """The same content as one offline HTML file: inline CSS, inline SVG plots, no scripts."""
+    return environment().get_template("report.html.j2").render(**_context(report, with_charts=True))
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write to a temporary file beside ``path`` and rename it over: a reader never sees half a file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_reports(report: Report, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
+    """Write report.json, report.md and report.html into ``out_dir`` (created if needed).
+
+    All three are rendered before any is written, so a rendering error leaves no partial set."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    texts = {
+        "json": report.model_dump_json(indent=2) + "\n",
+        "md": render_markdown(report),
+        "html": render_html(report),
+    }
+    paths = {kind: out / f"report.{kind}" for kind in texts}
+    for kind, text in texts.items():
+        _write_atomic(paths[kind], text)
+    return paths

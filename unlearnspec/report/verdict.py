@@ -1,0 +1,352 @@
+"""From measured checks to claim verdicts, in words a reviewer can check against the numbers.
+
+The rules, in order (``claim_verdict``):
+
+1. A claim the compiler found ``cannot_be_met`` gets verdict ``cannot_be_met`` whatever its numbers
+   say: the claim is not technically achievable as written, so passing measurements must not turn it
+   into a pass. Its checks are still reported.
+2. A claim with any failed check fails.
+3. A claim with any check not evaluated (no result, no value, an attack that did not run) — or with
+   no check that has a threshold at all — is ``not_evaluated``. Missing evidence is never a pass.
+4. Otherwise it passes. A ``cannot_be_verified`` claim gets this numeric verdict, and its status and
+   the findings behind it stay beside the verdict in every rendering.
+
+An objective fails if any claim fails or cannot be met; it is incomplete if nothing failed but some
+claim was not evaluated (or it has no claims); otherwise it passes. A report rolls objectives up the
+same way. See ``model.py`` for the exit codes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from unlearnspec.plan import (
+    ClaimPlan,
+    ClaimStatus,
+    MetricCheck,
+    ObjectivePlan,
+    Plan,
+    ReferenceStage,
+    UnlearnStage,
+)
+from unlearnspec.report.model import (
+    EXIT_CODES,
+    AuditTrail,
+    CheckResult,
+    ClaimVerdict,
+    ObjectiveReport,
+    Overall,
+    Report,
+    TrainingLog,
+    Verdict,
+)
+
+# Short labels for the metric names of the compiler's registry (compiler/vocab.py, METRICS); an
+# unknown name is shown with its underscores as spaces. Units are in the label where they are not a ratio.
+METRIC_LABELS: dict[str, str] = {
+    "membership_auc": "membership AUC",
+    "forget_quality": "forget quality (KS-test p-value)",
+    "privleak": "PrivLeak",
+    "retain_utility_drop": "retain utility drop (%)",
+    "neighbor_utility_drop": "neighbour utility drop (%)",
+    "relearn_recovery": "knowledge recovered by relearning",
+    "quantization_recovery": "knowledge recovered by quantization",
+    "verbatim_rouge": "verbatim ROUGE-L",
+    "knowledge_rouge": "knowledge ROUGE-L",
+    "paraphrase_rouge": "paraphrased-question ROUGE-L",
+    "adversarial_rouge": "adversarial-prompt ROUGE-L",
+    "in_context_rouge": "in-context ROUGE-L",
+    "exact_memorisation": "exact memorisation",
+    "extraction_strength": "extraction strength",
+    "probe_accuracy_gap": "representation probe accuracy gap",
+    "leak_rate": "leak rate",
+    "refusal_rate": "refusal rate",
+}
+
+REFERENCE_LABELS: dict[str, str] = {
+    "retrain": "retrained reference",
+    "model": "reference model",
+    "holdout": "holdout reference",
+}
+
+OP_SYMBOLS: dict[str, str] = {"<=": "≤", ">=": "≥", "<": "<", ">": ">"}
+
+
+# --- rules -----------------------------------------------------------------------------------------
+
+def claim_verdict(compile_status: ClaimStatus, checks: Sequence[CheckResult]) -> Verdict:
+    """The verdict of one claim from its compile status and its checks (rules in the module doc)."""
+    if compile_status == "cannot_be_met":
+        return "cannot_be_met"
+    statuses = [c.status for c in checks]
+    if "fail" in statuses:
+        return "fail"
+    deciding = [s for s in statuses if s != "info"]
+    if not deciding or "not_evaluated" in deciding:
+        return "not_evaluated"
+    return "pass"
+
+
+def objective_overall(claims: Sequence[ClaimVerdict]) -> Overall:
+    verdicts = {c.verdict for c in claims}
+    if verdicts & {"fail", "cannot_be_met"}:
+        return "fail"
+    if not claims or "not_evaluated" in verdicts:
+        return "incomplete"
+    return "pass"
+
+
+def report_overall(objectives: Sequence[ObjectiveReport]) -> Overall:
+    results = {o.overall for o in objectives}
+    if "fail" in results:
+        return "fail"
+    if not objectives or "incomplete" in results:
+        return "incomplete"
+    return "pass"
+
+
+def overall(claims: Sequence[ClaimVerdict]) -> Overall:
+    """An objective's overall result from its claims' verdicts (alias of ``objective_overall``)."""
+    return objective_overall(claims)
+
+
+def exit_code(result: Overall) -> int:
+    return EXIT_CODES[result]
+
+
+# --- words ------------------------------------------------------------------------------------------
+
+def fmt_number(x: float | None) -> str:
+    """Three significant digits: enough to compare with a threshold, short enough to read."""
+    if x is None:
+        return "n/a"
+    return f"{x:.3g}"
+
+
+def metric_label(metric: str) -> str:
+    return METRIC_LABELS.get(metric, metric.replace("_", " "))
+
+
+def threshold_text(check: CheckResult) -> str:
+    if check.threshold is None:
+        return "none"
+    return f"{OP_SYMBOLS[check.threshold.op]} {fmt_number(check.threshold.value)}"
+
+
+def where_text(check: CheckResult) -> str:
+    """Where the metric was measured: dataset, probe, attack."""
+    parts = [f"on {check.dataset}"]
+    if check.probe:
+        parts.append(f"{check.probe} prompts")
+    if check.attack:
+        parts.append(f"after the {check.attack} attack")
+    elif check.decided_on == "attacked":
+        parts.append("after the attack")
+    if check.decided_on == "served":
+        parts.append("as served")
+    return ", ".join(parts)
+
+
+def claim_label(claim: str, args: Mapping[str, object]) -> str:
+    if not args:
+        return claim
+    inner = ", ".join(f"{k} {v}" for k, v in args.items())
+    return f"{claim} ({inner})"
+
+
+def describe_check(check: CheckResult, reference_label: str = "reference") -> str:
+    """One check in a sentence, e.g. ``membership AUC 0.52 ≤ 0.6 on forget (original 0.91, ...)``."""
+    label = metric_label(check.metric)
+    where = where_text(check)
+    context = []
+    for name in ("original", "unlearned", "reference", "attacked", "served"):
+        if name == check.decided_on:
+            continue
+        v = check.values.get(name)  # type: ignore[arg-type]
+        if v is not None:
+            context.append(f"{reference_label if name == 'reference' else name} {fmt_number(v)}")
+    tail = f" ({', '.join(context)})" if context else ""
+    status = check.status
+    if status == "not_evaluated":
+        return f"{label} {where} was not evaluated: {check.not_evaluated_reason or 'no value'}{tail}"
+    value = fmt_number(check.value)
+    if status == "info":
+        return f"{label} {where}: {check.decided_on} {value}, no threshold (for information){tail}"
+    assert check.threshold is not None
+    symbol = OP_SYMBOLS[check.threshold.op]
+    bound = fmt_number(check.threshold.value)
+    if status == "pass":
+        return f"{label} {value} {symbol} {bound} {where}{tail}"
+    return f"{label} {value} is not {symbol} {bound} {where}{tail}"
+
+
+def explain_claim(compile_status: ClaimStatus, verdict: Verdict, checks: Sequence[CheckResult],
+                  findings: Sequence[str], reference_label: str = "reference") -> str:
+    """The plain-language sentence beside a verdict: what decided it, with the numbers."""
+    by_status: dict[str, list[str]] = {"pass": [], "fail": [], "not_evaluated": [], "info": []}
+    for c in checks:
+        by_status[c.status].append(describe_check(c, reference_label))
+    codes = ", ".join(findings)
+    because = f" ({codes})" if codes else ""
+    measured = "; ".join(by_status["fail"] + by_status["pass"] + by_status["not_evaluated"]
+                         + by_status["info"])
+
+    if verdict == "cannot_be_met":
+        text = (f"Cannot be met as written{because}: the compiler found this claim technically "
+                f"unachievable, so it does not pass whatever the measurements show.")
+        if measured:
+            text += f" Measured for information: {measured}."
+        return text
+    if verdict == "fail":
+        text = f"Fails: {'; '.join(by_status['fail'])}."
+        if by_status["pass"]:
+            text += f" Passes: {'; '.join(by_status['pass'])}."
+    elif verdict == "not_evaluated":
+        if by_status["not_evaluated"]:
+            text = f"Not evaluated, so not a pass: {'; '.join(by_status['not_evaluated'])}."
+        else:
+            text = "Not evaluated, so not a pass: no check with a threshold decides this claim."
+        if by_status["pass"]:
+            text += f" Passes so far: {'; '.join(by_status['pass'])}."
+    else:
+        text = f"Passes: {'; '.join(by_status['pass'])}."
+    if by_status["info"]:
+        text += f" For information: {'; '.join(by_status['info'])}."
+    if compile_status == "cannot_be_verified":
+        text += (f" The compiler found this claim cannot be fully verified as written{because}; "
+                 f"the verdict covers only the stated checks.")
+    return text
+
+
+# --- from a plan and its measurements to verdicts -------------------------------------------------
+
+def _placeholder(mc: MetricCheck, reason: str) -> CheckResult:
+    return CheckResult(
+        check_id=mc.id, metric=mc.metric, dataset=mc.dataset,
+        probe=None if mc.model == "attacked" else mc.probe,
+        attack=mc.probe if mc.model == "attacked" else None,
+        threshold=mc.threshold, decided_on=mc.model, not_evaluated_reason=reason,
+    )
+
+
+def _mismatch(mc: MetricCheck, r: CheckResult) -> str | None:
+    diffs = []
+    if r.metric != mc.metric:
+        diffs.append(f"metric {r.metric!r} instead of {mc.metric!r}")
+    if r.dataset != mc.dataset:
+        diffs.append(f"dataset {r.dataset!r} instead of {mc.dataset!r}")
+    if r.threshold != mc.threshold:
+        diffs.append("a threshold other than the plan's")
+    if r.decided_on != mc.model:
+        diffs.append(f"decided on {r.decided_on!r} instead of {mc.model!r}")
+    return f"the result does not match the plan ({'; '.join(diffs)})" if diffs else None
+
+
+def check_results(objective_plan: ObjectivePlan, results: Mapping[str, CheckResult]) -> list[CheckResult]:
+    """The plan's checks in plan order, each with its result or an explicit not-evaluated placeholder.
+
+    A result that disagrees with its planned check (metric, dataset, threshold, model) is kept for
+    its values but marked not evaluated: the plan, reviewed before the run, decides what counts.
+    Results for checks the plan does not name follow, sorted by id, and decide no claim."""
+    out: list[CheckResult] = []
+    for mc in objective_plan.checks:
+        r = results.get(mc.id)
+        if r is None:
+            out.append(_placeholder(mc, "no result was produced for this check"))
+            continue
+        reason = _mismatch(mc, r)
+        if reason is not None:
+            data = r.model_dump()
+            data.update(threshold=mc.threshold.model_dump() if mc.threshold else None,
+                        decided_on=mc.model, passed=None, not_evaluated_reason=reason)
+            r = CheckResult.model_validate(data)
+        out.append(r)
+    planned = {mc.id for mc in objective_plan.checks}
+    out.extend(results[k] for k in sorted(results) if k not in planned)
+    return out
+
+
+def _claim_findings(claim: ClaimPlan, objective_plan: ObjectivePlan) -> list[str]:
+    codes = list(claim.reasons)
+    codes += [f.code for f in objective_plan.findings if f.claim == claim.claim]
+    return list(dict.fromkeys(codes))
+
+
+def reference_label(objective_plan: ObjectivePlan) -> str:
+    for stage in objective_plan.stages:
+        if isinstance(stage, ReferenceStage):
+            return REFERENCE_LABELS.get(stage.strategy, "reference")
+    return "reference"
+
+
+def _decide(objective_plan: ObjectivePlan, checks: Sequence[CheckResult]) -> list[ClaimVerdict]:
+    by_id = {c.check_id: c for c in checks}
+    ref = reference_label(objective_plan)
+    verdicts = []
+    for claim in objective_plan.claims:
+        mine = [by_id[i] if i in by_id else _placeholder(
+                    MetricCheck(id=i, metric="unknown", dataset="unknown"),
+                    "the plan names this check but does not define it")
+                for i in claim.checks]
+        verdict = claim_verdict(claim.status, mine)
+        findings = _claim_findings(claim, objective_plan)
+        verdicts.append(ClaimVerdict(
+            claim=claim.claim, args=claim.args, compile_status=claim.status, verdict=verdict,  # type: ignore[arg-type]
+            checks=list(claim.checks), findings=findings,
+            explanation=explain_claim(claim.status, verdict, mine, findings, ref),
+        ))
+    return verdicts
+
+
+def decide(objective_plan: ObjectivePlan, results: Mapping[str, CheckResult]) -> list[ClaimVerdict]:
+    """Every claim of the plan with its verdict, findings and explanation."""
+    return _decide(objective_plan, check_results(objective_plan, results))
+
+
+def build_objective_report(objective_plan: ObjectivePlan, results: Mapping[str, CheckResult],
+                           training: TrainingLog | None = None) -> ObjectiveReport:
+    """The report section of one objective: its verdicts, every check (placeholders included),
+    the compiler's findings and the training log."""
+    checks = check_results(objective_plan, results)
+    # A claim naming a check the plan does not define still gets a (not evaluated) row to point at.
+    known = {c.check_id for c in checks}
+    for claim in objective_plan.claims:
+        for i in claim.checks:
+            if i not in known:
+                checks.append(_placeholder(MetricCheck(id=i, metric="unknown", dataset="unknown"),
+                                           "the plan names this check but does not define it"))
+                known.add(i)
+    claims = _decide(objective_plan, checks)
+    info = objective_plan.objective
+    unlearn = next((s for s in objective_plan.stages if isinstance(s, UnlearnStage)), None)
+    reference = next((s for s in objective_plan.stages if isinstance(s, ReferenceStage)), None)
+    return ObjectiveReport(
+        name=info.name, title=info.title, basis=info.basis, owner=info.owner, goal=info.goal,
+        suppression_via=info.suppression_via, target=info.target, release=info.release,
+        method=unlearn.method if unlearn else "none",
+        method_family=unlearn.family if unlearn else None,
+        reference=reference.strategy if reference else None,
+        claims=claims, checks=checks, findings=list(objective_plan.findings), training=training,
+        overall=objective_overall(claims),
+    )
+
+
+def build_report(objectives: Sequence[ObjectiveReport], audit: AuditTrail) -> Report:
+    result = report_overall(objectives)
+    return Report(objectives=list(objectives), audit=audit, overall=result,
+                  exit_code=EXIT_CODES[result])  # type: ignore[arg-type]
+
+
+def audit_from_plan(plan: Plan, **run_facts: object) -> AuditTrail:
+    """An audit trail with the plan's hashes filled in; ``run_facts`` are the run's own facts
+    (``device``, ``started_at``, ``finished_at``, ``wall_seconds``, ``libraries``, ``seeds``, ...)."""
+    data: dict[str, object] = {
+        "plan_hash": plan.plan_hash or plan.compute_hash(),
+        "spec_sha256": plan.spec.sha256,
+        "inputs": [f.model_dump() for f in plan.inputs],
+        "model_sha256": next((o.model.sha256 for o in plan.objectives if o.model.sha256), None),
+        "tool_version": plan.tool.version,
+        "seeds": {"plan": plan.seed},
+    }
+    data.update(run_facts)
+    return AuditTrail.model_validate(data)

@@ -1,0 +1,156 @@
+"""Train a small causal LM from scratch with the Hugging Face Trainer, and its BPE tokenizer.
+
+Why here and reusable: the builtin demo model and its exact-retraining reference must come out of
+the *same* code path — the reference is "the same recipe on the corpus minus the forget texts" —
+so both call :func:`train_causal_lm`. The Trainer (not a hand-written loop) keeps the recipe
+runnable under ``accelerate launch`` and gives seeded data order for free.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import (
+    DataCollatorForLanguageModeling,
+    GPT2Config,
+    GPT2LMHeadModel,
+    PreTrainedTokenizerBase,
+    PreTrainedTokenizerFast,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+    set_seed,
+)
+from transformers.trainer_callback import PrinterCallback
+
+log = logging.getLogger(__name__)
+
+
+def train_bpe_tokenizer(texts: Iterable[str], config: Mapping[str, Any],
+                        padding_side: str = "right") -> PreTrainedTokenizerFast:
+    """Fit a byte-level BPE tokenizer on ``texts`` and wrap it for transformers.
+
+    Byte-level so that any string (an adversarial prompt, an unseen name) is encodable with no
+    unknown token. The wrapped tokenizer adds no BOS/EOS by itself: training code appends EOS.
+    A dedicated pad token (not EOS) keeps the EOS labels when the collator masks padding.
+    """
+    eos = str(config.get("eos_token", "<|endoftext|>"))
+    pad = str(config.get("pad_token", "<pad>"))
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=int(config.get("vocab_size", 1024)),
+        min_frequency=int(config.get("min_frequency", 2)),
+        special_tokens=[eos, pad],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(list(texts), trainer=trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=eos, bos_token=eos, unk_token=None,
+                                   pad_token=pad, padding_side=padding_side)
+
+
+class _Examples(torch.utils.data.Dataset[dict[str, list[int]]]):
+    """One example per text: its token ids with EOS appended, truncated to ``max_length``."""
+
+    def __init__(self, texts: Sequence[str], tokenizer: PreTrainedTokenizerBase, max_length: int) -> None:
+        eos = tokenizer.eos_token_id
+        assert eos is not None, "the tokenizer needs an EOS token"
+        self.rows = [{"input_ids": (tokenizer(t, add_special_tokens=False)["input_ids"] + [eos])[:max_length]}
+                     for t in texts]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> dict[str, list[int]]:
+        return self.rows[i]
+
+
+class _LogToLogging(TrainerCallback):
+    """Send the Trainer's loss logs to ``logging`` (the default PrinterCallback prints to stdout)."""
+
+    def on_log(self, args: TrainingArguments, state: Any, control: Any, logs: dict[str, float] | None = None,
+               **kwargs: Any) -> None:
+        if logs:
+            log.info("step %d/%d: %s", state.global_step, state.max_steps,
+                     ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in logs.items()))
+
+
+def gpt2_config(model: Mapping[str, Any], tokenizer: PreTrainedTokenizerBase) -> GPT2Config:
+    """A GPT-2 config from the recipe's ``model`` part, with the tokenizer's special ids."""
+    if model.get("architecture", "gpt2") != "gpt2":
+        raise ValueError(f"unsupported architecture `{model.get('architecture')}`")
+    dropout = float(model.get("dropout", 0.0))
+    return GPT2Config(
+        vocab_size=len(tokenizer),
+        n_positions=int(model["n_positions"]),
+        n_embd=int(model["n_embd"]),
+        n_layer=int(model["n_layer"]),
+        n_head=int(model["n_head"]),
+        resid_pdrop=dropout, embd_pdrop=dropout, attn_pdrop=dropout,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+
+
+def train_causal_lm(texts: Sequence[str], tokenizer: PreTrainedTokenizerBase, config: Mapping[str, Any],
+                    out_dir: Path, seed: int) -> Path:
+    """Train a fresh GPT-2 on ``texts`` and save it (safetensors) with its tokenizer into ``out_dir``.
+
+    ``config`` is the recipe's ``{"model": ..., "train": ...}``. Each text is its own example with
+    EOS appended, so the model learns where an answer ends. Training runs on CPU when
+    ``train.device`` is ``"cpu"`` or no CUDA device exists. Threads are the caller's to pin.
+    """
+    model_cfg: Mapping[str, Any] = config["model"]
+    train_cfg: Mapping[str, Any] = config["train"]
+    if not texts:
+        raise ValueError("no training texts")
+    set_seed(seed)
+    model = GPT2LMHeadModel(gpt2_config(model_cfg, tokenizer))
+    max_length = min(int(train_cfg.get("max_length", model_cfg["n_positions"])), int(model_cfg["n_positions"]))
+    dataset = _Examples(texts, tokenizer, max_length)
+    use_cpu = train_cfg.get("device") == "cpu" or not torch.cuda.is_available()
+    log.info("training GPT-2 (%d parameters) on %d texts for %s epochs on %s", model.num_parameters(),
+             len(dataset), train_cfg["epochs"], "cpu" if use_cpu else "cuda")
+    with tempfile.TemporaryDirectory(prefix="unlearnspec-train-") as scratch:
+        args = TrainingArguments(
+            output_dir=scratch,
+            num_train_epochs=float(train_cfg["epochs"]),
+            per_device_train_batch_size=int(train_cfg["batch_size"]),
+            learning_rate=float(train_cfg["learning_rate"]),
+            warmup_steps=float(train_cfg.get("warmup_ratio", 0.0)),
+            weight_decay=float(train_cfg.get("weight_decay", 0.0)),
+            lr_scheduler_type=str(train_cfg.get("lr_scheduler", "linear")),
+            train_sampling_strategy=str(train_cfg.get("sampling", "random")),
+            logging_strategy="epoch",
+            save_strategy="no",
+            report_to=[],
+            disable_tqdm=True,
+            use_cpu=use_cpu,
+            seed=seed,
+            data_seed=seed,
+            dataloader_num_workers=0,
+        )
+        trainer = Trainer(
+            model=model,
+            args=args,
+            train_dataset=dataset,
+            data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False),
+            processing_class=tokenizer,
+            callbacks=[_LogToLogging()],
+        )
+        trainer.remove_callback(PrinterCallback)
+        trainer.train()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir)  # transformers 5 always writes safetensors
+    tokenizer.save_pretrained(out_dir)
+    return out_dir
