@@ -42,6 +42,8 @@ class ModelRef(_Model):
     sha256: str | None = None  # None for a hub id that cannot be resolved offline at plan time
     files: list[FileHash] = Field(default_factory=list)
     recipe: dict[str, object] | None = None  # builtin: the corpus and training recipe, hashed
+    parameters: int | None = None  # parameter count known at plan time (safetensors headers / recipe)
+    note: str = ""  # e.g. why a hub id carries no hash
 
 
 class ToolInfo(_Model):
@@ -109,6 +111,8 @@ class MetricCheck(_Model):
     params: dict[str, object] = Field(default_factory=dict)
     probe: str | None = None  # the probe or attack whose outputs the metric reads
     model: Literal["unlearned", "attacked", "served"] = "unlearned"
+    note: str = ""  # where the threshold comes from, or why the check cannot be measured
+    missing: list[str] = Field(default_factory=list)  # unmet needs ("reference", "holdout", ...): not measurable
 
 
 class ClaimPlan(_Model):
@@ -120,6 +124,7 @@ class ClaimPlan(_Model):
     reasons: list[str] = Field(default_factory=list)  # finding codes behind a non-supported status
     checks: list[str] = Field(default_factory=list)  # MetricCheck ids
     evidence_note: str = ""
+    instead: str = ""  # for a claim that is not supported: the weaker, achievable claim to write
 
 
 class DataSets(_Model):
@@ -197,10 +202,16 @@ class Probe(_Model):
     description: str = ""
 
 
+EvalModel = Literal["original", "unlearned", "reference"]
+
+
+def _all_models() -> list[EvalModel]:
+    return ["original", "unlearned", "reference"]
+
+
 class EvaluateStage(_Model):
     kind: Literal["evaluate"] = "evaluate"
-    models: list[Literal["original", "unlearned", "reference"]] = Field(
-        default_factory=lambda: ["original", "unlearned", "reference"])
+    models: list[EvalModel] = Field(default_factory=_all_models)
     probes: list[Probe] = Field(default_factory=list)
     max_new_tokens: int = 48
     prefix_fraction: float = 0.5

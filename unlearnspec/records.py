@@ -93,6 +93,8 @@ def _validate_row(row: dict[str, object], line: int) -> Record:
     if not isinstance(row, dict):
         raise DataFormatError("each line must be a JSON object", line=line, column=1,
                               help='write one object a line, e.g. `{"text": "..."}`')
+    # columnar formats (CSV, `save_to_disk`) give absent fields as None: drop them
+    row = {k: v for k, v in row.items() if v is not None}
     if isinstance(row.get("paraphrases"), str):
         row = {**row, "paraphrases": [p for p in str(row["paraphrases"]).split("|") if p]}
     if isinstance(row.get("perturbed"), str):

@@ -92,7 +92,7 @@ def _evidence_text(row: Any) -> str:
     return ", ".join(items) or "-"
 
 
-def _table(rows: list[dict[str, str]], widths: tuple[int, ...]) -> str:
+def _table(rows: list[dict[str, Any]], widths: tuple[int, ...]) -> str:
     cols = ("Claim", "Status", "Why", "Write instead")
     keys = ("claim", "label", "why", "instead")
     line = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
@@ -115,10 +115,10 @@ def explain_spec(path: Path, fmt: str = "text") -> tuple[str, int]:
     result = check_file(path)
     if result.spec is None:
         return render_human([result]), 1
-    objectives = []
+    objectives: list[dict[str, Any]] = []
     for obj in result.spec.objectives:
         mine = [d for d in result.diagnostics if d.objective == obj.name]
-        rows = []
+        rows: list[dict[str, Any]] = []
         for r in claim_statuses(obj, mine):
             rows.append({"claim": r.claim, "status": r.status, "label": STATUS_LABEL[r.status],
                          "why": r.why, "instead": r.instead, "evidence": _evidence_text(r),

@@ -13,9 +13,10 @@ Strings and numbers are printed exactly as written.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from unlearnspec.compiler.syntax import Block, Comment, Field, ObjectiveNode, SpecFile
+from unlearnspec.compiler.syntax import Block, Comment, Field, ObjectiveNode, SpecFile, source_lines
 
 INDENT = "  "
 MIN_VALUE_COLUMN = 7
@@ -37,7 +38,8 @@ class _Printer:
     def __init__(self, spec: SpecFile) -> None:
         self.spec = spec
         self.lines: list[str] = []
-        src_lines = spec.source.splitlines()
+        src_lines = source_lines(spec.source)
+        self.src_lines = src_lines
         self.standalone: list[Comment] = []
         self.trailing: dict[int, list[str]] = {}
         for c in spec.comments:
@@ -59,7 +61,7 @@ class _Printer:
     def comments_between(self, lo: int, hi: int) -> list[Comment]:
         return [c for c in self.standalone if lo < c.line < hi]
 
-    def entries(self, fields: list[Field], lo: int, hi: int) -> list[_Entry]:
+    def entries(self, fields: Sequence[Field], lo: int, hi: int) -> list[_Entry]:
         items = [_Entry(start=f.span.line, end=f.span.end_line, field=f) for f in fields
                  if f.name != "__recovered__"]
         inner = [(f.span.line, f.span.end_line) for f in fields]
@@ -83,7 +85,7 @@ class _Printer:
             self.field(entry.field, depth, runs.get(id(entry.field), 0))
 
     def _blank_between(self, a: int, b: int) -> bool:
-        src = self.spec.source.splitlines()
+        src = self.src_lines
         return any(not src[i - 1].strip() for i in range(a + 1, b) if 0 < i <= len(src))
 
     def _runs(self, entries: list[_Entry]) -> dict[int, int]:
@@ -158,10 +160,9 @@ class _Printer:
             self.lines.append("unlearnspec " + spec.version.raw + self.trail(header_line))
         prev: _Entry | None = None
         for e in after:
-            if self.lines and (prev is None or prev.comment is None
-                               or self._blank_between(prev.end, e.start)):
-                if self.lines[-1] != "":
-                    self.lines.append("")
+            if (self.lines and self.lines[-1] != ""
+                    and (prev is None or prev.comment is None or self._blank_between(prev.end, e.start))):
+                self.lines.append("")
             if e.comment is not None:
                 self.lines.append(e.comment.text)
             else:

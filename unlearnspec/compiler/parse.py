@@ -9,15 +9,29 @@ balanced) so that one run reports every independent error in a file, not only th
 from __future__ import annotations
 
 import functools
+import re
+import threading
+from collections.abc import Iterator
 from importlib import resources
 from typing import Any
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, Transformer
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from unlearnspec.compiler.diagnostics import Diagnostic, Label, Span
 from unlearnspec.compiler.suggest import did_you_mean
-from unlearnspec.compiler.syntax import Block, Comment, Field, ObjectiveNode, SpecFile, Value
+from unlearnspec.compiler.syntax import (
+    Block,
+    Comment,
+    Field,
+    ObjectiveNode,
+    Pos,
+    SpecFile,
+    Value,
+    ValueKind,
+    source_lines,
+    unquote,
+)
 
 MAX_BYTES = 1_000_000
 MAX_DEPTH = 32
@@ -46,7 +60,8 @@ def grammar_text() -> str:
 
 @functools.lru_cache(maxsize=2)
 def get_parser(strict: bool = False) -> Lark:
-    """The LALR parser. ``strict`` (used by the tests) also proves the grammar conflict-free."""
+    """The LALR parser, building a plain parse tree. ``strict`` (used by the tests) also proves the
+    grammar conflict-free and free of terminal collisions."""
     return Lark(
         grammar_text(),
         parser="lalr",
@@ -58,11 +73,6 @@ def get_parser(strict: bool = False) -> Lark:
     )
 
 
-def _span(file: str, meta: Any) -> Span:
-    return Span(file=file, line=meta.line, column=meta.column, end_line=meta.end_line,
-                end_column=meta.end_column, start_pos=meta.start_pos, end_pos=meta.end_pos)
-
-
 def _tok_span(file: str, tok: Token) -> Span:
     line = tok.line or 1
     col = tok.column or 1
@@ -71,15 +81,34 @@ def _tok_span(file: str, tok: Token) -> Span:
                 end_pos=tok.end_pos or 0)
 
 
-class _Build(Transformer[Token, Any]):
-    """Parse tree → syntax nodes (``SpecFile`` is assembled by the caller)."""
+def _pos(first: Any, last: Any) -> Pos:
+    """From the start of token ``first`` to the end of ``last`` (a token, or a node's ``Pos``);
+    both are positioned, coming from the lexer."""
+    return Pos(first.line, first.column, last.end_line, last.end_column, first.start_pos, last.end_pos)
 
-    def __init__(self, file: str) -> None:
+
+def _end_pos(item: Any) -> Pos:
+    """Where the last token of a built item ends: a block's `}`, a value group's last value."""
+    if isinstance(item, Block):
+        return item.close_pos
+    if isinstance(item, Value):
+        return item.pos
+    return _end_pos(item[-1])
+
+
+class _Build(Transformer[Token, Any]):
+    """Parse tree → syntax nodes, run by the parser as it reduces (an embedded transformer).
+
+    Positions come from the tokens themselves: a node runs from its first token to the end of its
+    last child. ``file`` is set per parse (under ``_PARSE_LOCK``), because the parser and this
+    transformer are built once and shared."""
+
+    def __init__(self, file: str = "") -> None:
         super().__init__()
         self.file = file
 
-    def _value(self, kind: str, tok: Token) -> Value:
-        return Value(kind=kind, raw=str(tok), span=_tok_span(self.file, tok))  # type: ignore[arg-type]
+    def _value(self, kind: ValueKind, tok: Token) -> Value:
+        return Value(kind, str(tok), self.file, _pos(tok, tok))
 
     def word(self, c: list[Token]) -> Value:
         return self._value("word", c[0])
@@ -96,40 +125,35 @@ class _Build(Transformer[Token, Any]):
     def op(self, c: list[Token]) -> Value:
         return self._value("op", c[0])
 
-    def group(self, c: list[Value]) -> list[Value]:
-        return list(c)
+    def group(self, c: list[Value]) -> tuple[Value, ...]:
+        return tuple(c)
 
-    def values(self, c: list[list[Value]]) -> list[list[Value]]:
-        return list(c)
+    def values(self, c: list[tuple[Value, ...]]) -> tuple[tuple[Value, ...], ...]:
+        return tuple(c)
 
-    @v_args(meta=True)
-    def field(self, meta: Any, c: list[Any]) -> Field:
+    def field(self, c: list[Any]) -> Field:
         name: Token = c[0]
-        groups: list[list[Value]] = []
+        groups: tuple[tuple[Value, ...], ...] = ()
         block: Block | None = None
         for item in c[1:]:
             if isinstance(item, Block):
                 block = item
             else:
                 groups = item
-        return Field(name=str(name), name_span=_tok_span(self.file, name), groups=groups, block=block,
-                     span=_span(self.file, meta))
+        last = _end_pos(c[-1]) if len(c) > 1 else name
+        return Field(name=str(name), file=self.file, name_pos=_pos(name, name), pos=_pos(name, last),
+                     groups=groups, block=block)
 
-    @v_args(meta=True)
-    def block(self, meta: Any, c: list[Any]) -> Block:
-        fields = [x for x in c if isinstance(x, Field)]
-        start = Span(file=self.file, line=meta.line, column=meta.column, end_line=meta.line,
-                     end_column=meta.column + 1, start_pos=meta.start_pos, end_pos=meta.start_pos + 1)
-        end = Span(file=self.file, line=meta.end_line, column=meta.end_column - 1, end_line=meta.end_line,
-                   end_column=meta.end_column, start_pos=meta.end_pos - 1, end_pos=meta.end_pos)
-        return Block(fields=fields, span=_span(self.file, meta), open_span=start, close_span=end)
+    def block(self, c: list[Any]) -> Block:
+        lbrace: Token = c[0]
+        rbrace: Token = c[-1]
+        return Block(file=self.file, pos=_pos(lbrace, rbrace), open_pos=_pos(lbrace, lbrace),
+                     close_pos=_pos(rbrace, rbrace), fields=tuple(x for x in c if isinstance(x, Field)))
 
-    @v_args(meta=True)
-    def objective(self, meta: Any, c: list[Any]) -> ObjectiveNode:
+    def objective(self, c: list[Any]) -> ObjectiveNode:
         kw, name, block = c
-        return ObjectiveNode(name=Value(kind="string", raw=str(name), span=_tok_span(self.file, name)).text,
-                             name_span=_tok_span(self.file, name), keyword_span=_tok_span(self.file, kw),
-                             block=block, span=_span(self.file, meta))
+        return ObjectiveNode(name=unquote(str(name)), file=self.file, name_pos=_pos(name, name),
+                             keyword_pos=_pos(kw, kw), pos=_pos(kw, block.close_pos), block=block)
 
     def header(self, c: list[Token]) -> tuple[str, Value, Span]:
         kw, num = c
@@ -137,6 +161,32 @@ class _Build(Transformer[Token, Any]):
 
     def start(self, c: list[Any]) -> list[Any]:
         return list(c)
+
+
+class _Comments:
+    """Collects the lexer's COMMENT tokens (ignored by the grammar) for ``fmt``."""
+
+    def __init__(self) -> None:
+        self.tokens: list[Token] = []
+
+    def __call__(self, tok: Token) -> Token:
+        self.tokens.append(tok)
+        return tok
+
+
+_PARSE_LOCK = threading.Lock()
+
+
+@functools.lru_cache(maxsize=1)
+def _building_parser() -> tuple[Lark, _Build, _Comments]:
+    """The parser with the syntax-tree builder embedded and a comment collector on the lexer.
+
+    Building while parsing skips Lark's intermediate tree and position propagation, which made up
+    most of the time spent per spec; the grammar analysis itself comes from Lark's cache."""
+    build, comments = _Build(), _Comments()
+    parser = Lark(grammar_text(), parser="lalr", lexer="contextual", maybe_placeholders=False, cache=True,
+                  transformer=build, lexer_callbacks={"COMMENT": comments})
+    return parser, build, comments
 
 
 # ---------------------------------------------------------------------------------------------
@@ -169,42 +219,35 @@ def decode(data: bytes, file: str) -> tuple[str | None, list[Diagnostic]]:
                                  help=["save the spec as UTF-8"])]
 
 
+# A string (closed, or running to the end of its line), a comment, a brace, or a line break: what the
+# brace pre-scan needs to see, matched by one regular expression instead of a loop over characters.
+_BRACE_SCAN = re.compile(r'"(?:[^"\\\n]|\\[^\n])*"?|#[^\n]*|[{}\n]')
+
+
+def _brace_events(text: str) -> Iterator[tuple[str, int, int, int]]:
+    """`{` and `}` outside strings and comments, as (brace, line, column, offset); 1-based."""
+    line, line_start = 1, 0
+    for m in _BRACE_SCAN.finditer(text):
+        ch = m.group()
+        if ch == "\n":
+            line, line_start = line + 1, m.end()
+        elif ch in "{}":
+            yield ch, line, m.start() - line_start + 1, m.start()
+
+
 def _scan_braces(text: str, file: str) -> tuple[list[Span], Diagnostic | None]:
     """Track braces outside strings and comments; return unclosed `{` spans or a depth error."""
     stack: list[Span] = []
-    line, col, i, n = 1, 1, 0, len(text)
-    in_str = in_comment = False
-    while i < n:
-        ch = text[i]
-        if ch == "\n":
-            in_str = in_comment = False
-            line, col = line + 1, 1
-            i += 1
-            continue
-        if in_comment:
-            pass
-        elif in_str:
-            if ch == "\\":
-                i += 2
-                col += 2
-                continue
-            if ch == '"':
-                in_str = False
-        elif ch == "#":
-            in_comment = True
-        elif ch == '"':
-            in_str = True
-        elif ch == "{":
-            stack.append(Span.point(file, line, col, i))
+    for ch, line, col, pos in _brace_events(text):
+        if ch == "{":
+            stack.append(Span.point(file, line, col, pos))
             if len(stack) > MAX_DEPTH:
                 return stack, Diagnostic(
                     code="UL105", severity="error", span=stack[-1],
                     message=f"blocks are nested more than {MAX_DEPTH} deep",
                     help=["an objective's blocks nest two levels at most (`target { ... }` inside `objective`)"])
-        elif ch == "}" and stack:
+        elif stack:
             stack.pop()
-        i += 1
-        col += 1
     return stack, None
 
 
@@ -224,18 +267,26 @@ def _join(words: list[str]) -> str:
 
 
 def _translate(err: UnexpectedInput, text: str, file: str, open_braces: list[Span]) -> Diagnostic:
-    lines = text.splitlines()
+    lines = source_lines(text)
+    if len(lines) > 1 and not lines[-1]:
+        lines.pop()  # the file's final line break does not start a line
     if isinstance(err, UnexpectedCharacters):
-        ch = text[err.pos_in_stream] if err.pos_in_stream < len(text) else ""
-        span = Span.point(file, err.line, err.column, err.pos_in_stream)
+        pos = err.pos_in_stream or 0
+        ch = text[pos] if pos < len(text) else ""
+        span = Span.point(file, err.line, err.column, pos)
         if ch == '"':
             return Diagnostic(code="UL104", severity="error", span=span,
                               message="string is not closed before the end of the line",
                               help=['close it with `"`; a string cannot span lines (write `\\n` for a newline)'])
         shown = repr(ch)[1:-1] if ch and not ch.isprintable() else ch
+        if ch == "\r":
+            advice = "a carriage return that ends no line: save the file with LF (or CRLF) line endings"
+        elif ch == "%" and pos > 0 and text[pos - 1] in " \t":
+            advice = "write a percentage without a space before `%`, e.g. `2%`"
+        else:
+            advice = "values are words, quoted strings, numbers, percentages or comparisons"
         return Diagnostic(code="UL101", severity="error", span=span,
-                          message=f"unexpected character `{shown}`",
-                          help=["values are words, quoted strings, numbers, percentages or comparisons"])
+                          message=f"unexpected character `{shown}`", help=[advice])
     if isinstance(err, UnexpectedToken | UnexpectedEOF):
         tok = getattr(err, "token", None)
         expected = set(err.expected) if hasattr(err, "expected") else set()
@@ -253,11 +304,27 @@ def _translate(err: UnexpectedInput, text: str, file: str, open_braces: list[Spa
                               message=f"unexpected end of file, expected {_join(_expected_words(expected))}")
         assert tok is not None
         span = _tok_span(file, tok)
-        found = {"_NL": "the end of the line", "$END": "the end of the file"}.get(tok.type, f"`{tok}`")
+        words = _join(_expected_words(expected))
         help: list[str] = []
-        if tok.type == "RBRACE" and "RBRACE" not in expected and not open_braces:
+        last = _last_shifted(err)
+        if isinstance(last, Token) and last.type == "COMMA":
+            # `outputs verbatim,` then a line break and `}` or a blank line: the list goes on nowhere
+            return Diagnostic(code="UL102", severity="error", span=_tok_span(file, last),
+                              message="a list ends with `,`: expected another value after it",
+                              help=["remove the trailing `,`, or write the next item after it"])
+        if tok.type == "RBRACE" and "RBRACE" not in expected and _depth_at(text, tok.start_pos or 0) == 0:
             return Diagnostic(code="UL102", severity="error", span=span, message="unmatched `}`",
                               help=["remove it, or open the block it closes with `{`"])
+        if tok.type == "VERSION_KW":
+            return Diagnostic(code="UL102", severity="error", span=span,
+                              message="the header `unlearnspec ...` can only be the first line of the file",
+                              help=["keep one header, before the objectives"])
+        if tok.type in ("_NL", "$END"):
+            end = "the end of the line" if tok.type == "_NL" else "the end of the file"
+            if expected == {"LBRACE"}:
+                help.append('a block opens on the line of its field: `objective "x" {`, `target person "x" {`')
+            return Diagnostic(code="UL102", severity="error", span=span,
+                              message=f"expected {words}, found {end}", help=help)
         if tok.type == "NAME" and "OBJECTIVE_KW" in expected:
             msg = f"expected `objective` here, found `{tok}`"
             hint = did_you_mean(str(tok), ["objective", "unlearnspec"])
@@ -270,41 +337,64 @@ def _translate(err: UnexpectedInput, text: str, file: str, open_braces: list[Spa
             help.append('an objective is named by a quoted string: `objective "erase-jane-doe" {`')
         if tok.type == "COMMA":
             help.append("commas separate list items; remove the stray `,`")
-        if tok.type in ("NAME", "STRING", "NUMBER", "PERCENT", "OP") and "_NL" in expected and "RBRACE" in expected:
-            pass
         if "NUMBER" in expected and expected <= {"NUMBER"}:
             help.append("the header is `unlearnspec 1`")
         return Diagnostic(code="UL102", severity="error", span=span,
-                          message=f"unexpected {found}, expected {_join(_expected_words(expected))}",
-                          help=help)
+                          message=f"unexpected `{tok}`, expected {words}", help=help)
     return Diagnostic(code="UL102", severity="error", span=Span.point(file), message=str(err).splitlines()[0])
 
 
+def _last_shifted(err: UnexpectedInput) -> Any:
+    """The last token or built value the parser had taken before the error, line breaks skipped."""
+    stack = getattr(getattr(err, "state", None), "value_stack", None) or []
+    for item in reversed(stack):
+        if not (isinstance(item, Token) and item.type == "_NL"):
+            return item
+    return None
+
+
+def _depth_at(text: str, pos: int) -> int:
+    """How many blocks are open at offset ``pos`` (never below zero)."""
+    depth = 0
+    for ch, _, _, at in _brace_events(text):
+        if at >= pos:
+            break
+        depth = depth + 1 if ch == "{" else max(depth - 1, 0)
+    return depth
+
+
 def _neutralise_line(text: str, line: int) -> str:
-    """Replace one line by a stand-in with the same net braces, so parsing can go on after it."""
+    """Replace one line by a stand-in with the same net braces, so parsing can go on after it.
+
+    Inside a block the stand-in opens `__recovered__ {` fields (the resolve pass never sees them:
+    a file with syntax errors is not resolved); at the top level it opens an objective, so that the
+    objectives after a broken header line are still parsed and their errors reported too."""
     lines = text.split("\n")
     if not 1 <= line <= len(lines):
         return text
-    original = lines[line - 1]
-    depth = 0
-    in_str = False
-    for i, ch in enumerate(original):
-        if ch == '"' and (i == 0 or original[i - 1] != "\\"):
-            in_str = not in_str
-        elif not in_str and ch == "#":
+    depth_before = 0
+    net = 0
+    for ch, ln, _, _ in _brace_events(text):
+        if ln > line:
             break
-        elif not in_str and ch == "{":
-            depth += 1
-        elif not in_str and ch == "}":
-            depth -= 1
-    if depth > 0:
-        stand_in = " ".join(["__recovered__ {"] * depth)
-    elif depth < 0:
-        stand_in = "}" * (-depth)
+        step = 1 if ch == "{" else -1
+        if ln < line:
+            depth_before = max(depth_before + step, 0)
+        else:
+            net += step
+    if net > 0:
+        first = 'objective "__recovered__" {' if depth_before == 0 else "__recovered__ {"
+        stand_in = " ".join([first] + ["__recovered__ {"] * (net - 1))
+    elif net < 0:
+        stand_in = "}" * (-net)
     else:
         stand_in = ""
     lines[line - 1] = stand_in
     return "\n".join(lines)
+
+
+def _is_stray_field(d: Diagnostic) -> bool:
+    return d.code == "UL102" and d.message.startswith("expected `objective` here")
 
 
 def parse_text(text: str, file: str) -> tuple[SpecFile | None, list[Diagnostic]]:
@@ -312,28 +402,35 @@ def parse_text(text: str, file: str) -> tuple[SpecFile | None, list[Diagnostic]]
     open_braces, depth_error = _scan_braces(text, file)
     if depth_error is not None:
         return None, [depth_error]
-    parser = get_parser()
+    parser, build, collected = _building_parser()
     diags: list[Diagnostic] = []
     seen_lines: set[int] = set()
     current = text
     for _ in range(MAX_SYNTAX_ERRORS):
-        comments: list[Comment] = []
         try:
-            tree = parser.parse(current)
+            with _PARSE_LOCK:
+                build.file = file
+                collected.tokens = []
+                items: Any = parser.parse(current)
+                comment_tokens = collected.tokens
         except UnexpectedInput as err:
             diag = _translate(err, current, file, open_braces)
             if diag.span.line in seen_lines:
                 break
-            diags.append(diag)
             seen_lines.add(diag.span.line)
+            # once fields turn up outside any objective (a `}` closed it early), every following
+            # field line says the same; report the first of such a run only
+            if not (diags and _is_stray_field(diag) and _is_stray_field(diags[-1])):
+                diags.append(diag)
             if diag.code in ("UL103",) or isinstance(err, UnexpectedEOF):
                 break
+            if diag.message.startswith("expected `{`, found the end of the line"):
+                break  # the `{` on the next line would only repeat this error
             current = _neutralise_line(current, diag.span.line)
             continue
         if diags:
             return None, diags
-        comments = _collect_comments(text)
-        items = _Build(file).transform(tree)
+        comments = [Comment(text=str(t).rstrip(), line=t.line or 1, column=t.column or 1) for t in comment_tokens]
         version: Value | None = None
         header_span: Span | None = None
         objectives: list[ObjectiveNode] = []
@@ -343,30 +440,8 @@ def parse_text(text: str, file: str) -> tuple[SpecFile | None, list[Diagnostic]]
             elif isinstance(item, ObjectiveNode):
                 objectives.append(item)
         return SpecFile(path=file, source=text, version=version, header_span=header_span,
-                        objectives=objectives, comments=comments), diags
+                        objectives=tuple(objectives), comments=tuple(comments)), diags
     return None, diags
-
-
-def _collect_comments(text: str) -> list[Comment]:
-    """Comments with their positions (a `#` inside a string is not a comment).
-
-    Called on text that parsed, so every string is closed on its own line."""
-    out: list[Comment] = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        in_str = False
-        i = 0
-        while i < len(line):
-            ch = line[i]
-            if in_str and ch == "\\":
-                i += 2
-                continue
-            if ch == '"':
-                in_str = not in_str
-            elif ch == "#" and not in_str:
-                out.append(Comment(text=line[i:].rstrip(), line=lineno, column=i + 1))
-                break
-            i += 1
-    return out
 
 
 def parse_bytes(data: bytes, file: str) -> tuple[SpecFile | None, list[Diagnostic]]:

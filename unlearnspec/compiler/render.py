@@ -18,6 +18,8 @@ from unlearnspec import __version__
 from unlearnspec.compiler.check import CheckResult
 from unlearnspec.compiler.codes import REGISTRY, ensure_registered
 from unlearnspec.compiler.diagnostics import Diagnostic, Span
+from unlearnspec.compiler.parse import MAX_BYTES
+from unlearnspec.compiler.syntax import source_lines
 
 JSON_FORMAT_VERSION = "1"
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -47,10 +49,40 @@ def _source_lines(results: Sequence[CheckResult]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for r in results:
         if r.syntax is not None:
-            out[r.path] = r.syntax.source.splitlines()
-        elif r.source:
-            out[r.path] = r.source.decode("utf-8", errors="replace").lstrip("\ufeff").splitlines()
+            out[r.path] = source_lines(r.syntax.source)
+        elif r.source and len(r.source) <= MAX_BYTES:
+            out[r.path] = source_lines(r.source.decode("utf-8", errors="replace").lstrip("\ufeff"))
     return out
+
+
+MAX_SHOWN = 120  # longest source excerpt shown under a diagnostic, in characters
+_CONTEXT = 40  # characters kept before a span when a long line is cut
+
+
+def _printable(text: str) -> str:
+    """User text made safe for a terminal: a control character (an escape sequence's ESC, a NUL, a
+    stray carriage return) shows as U+FFFD instead of acting; one character stays one column."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else "\ufffd" for ch in text)
+
+
+def _message_text(text: str) -> str:
+    """Like :func:`_printable` for messages and help, keeping their line breaks."""
+    return "\n".join(_printable(part) for part in text.split("\n"))
+
+
+def _excerpt(text: str, start: int, width: int) -> tuple[str, int, int]:
+    """The part of a long source line around a span, with `...` where it was cut; the span's start
+    and width moved to match. A 10 MB one-line file must not print 10 MB per diagnostic."""
+    if len(text) <= MAX_SHOWN:
+        return text, start, width
+    width = min(width, MAX_SHOWN - _CONTEXT)
+    lo = max(0, min(start - _CONTEXT, len(text) - MAX_SHOWN))
+    hi = min(len(text), lo + MAX_SHOWN)
+    head = "..." if lo > 0 else ""
+    tail = "..." if hi < len(text) else ""
+    return head + text[lo:hi] + tail, start - lo + len(head), width
 
 
 def _underline(span: Span, line_text: str, char: str) -> tuple[int, int]:
@@ -88,7 +120,7 @@ def _human_one(d: Diagnostic, lines: list[str], sources: dict[str, list[str]], p
     sev = d.severity
     head = paint(sev, f"{sev}[{d.code}]")
     acc = paint("green", " (accepted)") if d.accepted else ""
-    rows = [f"{head}{acc}{paint('bold', ': ' + d.message)}"]
+    rows = [f"{head}{acc}{paint('bold', ': ' + _message_text(d.message))}"]
     shown = [(d.span, "^", "", True)] + [(lab.span, "-", lab.message, False) for lab in d.labels]
     width = max(len(str(s.line)) for s, *_ in shown)
     pad = " " * width
@@ -102,19 +134,20 @@ def _human_one(d: Diagnostic, lines: list[str], sources: dict[str, list[str]], p
             last_file = span.file
         if not 1 <= span.line <= len(src):
             if message:
-                rows.append(f"{pad} {paint('blue', '=')} {message} ({span.location()})")
+                rows.append(f"{pad} {paint('blue', '=')} {_message_text(message)} ({span.location()})")
             continue
-        text = src[span.line - 1].replace("\t", " ")
+        text = _printable(src[span.line - 1].replace("\t", " "))
         start, w = _underline(span, text, char)
+        text, start, w = _excerpt(text, start, w)
         mark = paint(sev if primary else "blue", char * w)
         rows.append(f"{paint('blue', str(span.line).rjust(width) + ' |')} {text}")
-        rows.append(f"{pad} {paint('blue', '|')} {' ' * start}{mark}{(' ' + message) if message else ''}")
+        rows.append(f"{pad} {paint('blue', '|')} {' ' * start}{mark}{(' ' + _message_text(message)) if message else ''}")
     for h in d.help:
-        first, *rest = h.split("\n")
+        first, *rest = _message_text(h).split("\n")
         rows.append(f"{pad} {paint('blue', '=')} {paint('bold', 'help')}: {first}")
         rows.extend(f"{pad}         {x}" for x in rest)
     if d.accepted and d.justification:
-        rows.append(f"{pad} {paint('blue', '=')} {paint('bold', 'accepted')}: {d.justification}")
+        rows.append(f"{pad} {paint('blue', '=')} {paint('bold', 'accepted')}: {_message_text(d.justification)}")
     return "\n".join(rows) + "\n"
 
 

@@ -35,9 +35,35 @@ from unlearnspec.compiler.ast import (
 from unlearnspec.compiler.diagnostics import Diagnostic, Label, Severity, Span
 from unlearnspec.compiler.suggest import did_you_mean
 from unlearnspec.compiler.syntax import Field, ObjectiveNode, SpecFile, Value
-from unlearnspec.records import DataFormatError, inspect_data_file
+from unlearnspec.records import DataFileInfo, DataFormatError, inspect_data_file
 
 BUILTIN_MODELS = ("builtin:tiny-bios",)
+
+
+# What inspecting a data file found, shared by every spec checked in this process: a folder of specs
+# usually names the same few data files many times. Keyed by path, modification time and size, so an
+# edited file is read again.
+_DATA_CACHE: dict[tuple[str, int, int], DataFileInfo | DataFormatError] = {}
+_DATA_CACHE_MAX = 4096
+
+
+def inspect_cached(path: Path) -> DataFileInfo | DataFormatError:
+    """:func:`~unlearnspec.records.inspect_data_file`, memoised per (path, mtime, size).
+
+    Returns the format error instead of raising it (a cached exception raised again and again
+    would grow its traceback); an ``OSError`` (the file vanished, cannot be read) propagates."""
+    st = path.stat()
+    key = (str(path), st.st_mtime_ns, st.st_size)
+    hit = _DATA_CACHE.get(key)
+    if hit is None:
+        try:
+            hit = inspect_data_file(path)
+        except DataFormatError as err:
+            hit = err
+        if len(_DATA_CACHE) >= _DATA_CACHE_MAX:
+            _DATA_CACHE.clear()
+        _DATA_CACHE[key] = hit
+    return hit
 
 
 class _Resolver:
@@ -56,13 +82,14 @@ class _Resolver:
         self.diags.append(Diagnostic(code=code, severity=severity, span=span, message=message,
                                      help=list(help), labels=list(labels), objective=self.objective))
 
-    def unknown(self, value: Value | Field, what: str, choices: Sequence[str], code: str = "UL204") -> None:
+    def unknown(self, value: Value | Field, what: str, choices: Sequence[str], code: str = "UL204",
+                where: str = "") -> None:
         word = value.name if isinstance(value, Field) else value.text
         span = value.name_span if isinstance(value, Field) else value.span
         hint = did_you_mean(word, choices)
         help = [f"did you mean `{hint}`?"] if hint else []
         help.append("expected one of: " + ", ".join(f"`{c}`" for c in choices))
-        self.report(code, "error", span, f"unknown {what} `{word}`", help=help)
+        self.report(code, "error", span, f"unknown {what} `{word}`" + (f" in {where}" if where else ""), help=help)
 
     def shape(self, field: Field, expected: str, span: Span | None = None) -> None:
         self.report("UL210", "error", span or field.span, f"`{field.name}` expects {expected}",
@@ -133,7 +160,12 @@ class _Resolver:
             self.report("UL205", "error", v.span, f"{what} must be a whole number, found `{v.raw}`")
             return None
         if (lo is not None and (n < lo or (lo_open and n == lo))) or (hi is not None and n > hi):
-            rng = f"{'greater than' if lo_open else 'at least'} {lo:g}" if hi is None else f"between {lo:g} and {hi:g}"
+            if hi is None:
+                rng = f"{'greater than' if lo_open else 'at least'} {_num(lo)}"
+            elif lo_open:
+                rng = f"greater than {_num(lo)} and at most {_num(hi)}"
+            else:
+                rng = f"between {_num(lo)} and {_num(hi)}"
             self.report("UL205", "error", v.span, f"{what} must be {rng}, found `{v.raw}`")
             return None
         return Number(span=v.span, value=n)
@@ -180,15 +212,15 @@ class _Resolver:
         if not path.is_dir() and not os.access(path, os.R_OK):
             return Diagnostic(code="UL207", severity="error", span=v.span, message=f"data file `{raw}` is not readable")
         try:
-            info = inspect_data_file(path)
-        except DataFormatError as err:
-            where = f"{raw}:{err.line or 1}:{err.column or 1}"
-            help = [f"at `{where}`"] + ([err.help] if err.help else [])
-            return Diagnostic(code="UL208", severity="error", span=v.span,
-                              message=f"data file `{raw}` cannot be read: {err.message}", help=help)
-        except OSError as err:
+            info = inspect_cached(path)
+        except OSError as exc:
             return Diagnostic(code="UL207", severity="error", span=v.span,
-                              message=f"data file `{raw}` cannot be opened: {err.strerror or err}")
+                              message=f"data file `{raw}` cannot be opened: {exc.strerror or exc}")
+        if isinstance(info, DataFormatError):
+            where = f"{raw}:{info.line or 1}:{info.column or 1}"
+            help = [f"at `{where}`"] + ([info.help] if info.help else [])
+            return Diagnostic(code="UL208", severity="error", span=v.span,
+                              message=f"data file `{raw}` cannot be read: {info.message}", help=help)
         if info.records < 0:
             return None
         return (info.records, info.qa_records)
@@ -206,13 +238,16 @@ class _Resolver:
             out.append(f)
         return out
 
-    def known_fields(self, fields: Sequence[Field], allowed: Sequence[str], where: str) -> list[Field]:
+    def known_fields(self, fields: Sequence[Field], allowed: Sequence[str], where: str,
+                     what: str = "field") -> list[Field]:
         out = []
         for f in fields:
             if f.name == "__recovered__":
                 continue
             if f.name not in allowed:
-                self.unknown(f, f"field in {where}", allowed, code="UL203")
+                # a misspelled field is UL203; a line of a block that lists vocabulary words (the
+                # metrics of `evidence`) names an unknown word, UL204, as an unknown claim does
+                self.unknown(f, what, allowed, code="UL203" if what == "field" else "UL204", where=where)
                 continue
             out.append(f)
         return out
@@ -416,7 +451,8 @@ class _Resolver:
         return Method(span=field.span, name=name,
                       knobs=MethodKnobs(**{k: v for k, v in knobs.items() if v is not None}))  # type: ignore[arg-type]
 
-    def block_fields(self, field: Field, allowed: Sequence[str], where: str) -> list[Field] | None:
+    def block_fields(self, field: Field, allowed: Sequence[str], where: str,
+                     what: str = "field") -> list[Field] | None:
         if field.values:
             self.report("UL210", "error", field.values[0].span, f"`{field.name}` takes a block, not values",
                         help=[f"write `{field.name} {{ ... }}`"])
@@ -424,7 +460,7 @@ class _Resolver:
             self.report("UL210", "error", field.span, f"`{field.name}` needs a block",
                         help=[f"write `{field.name} {{ ... }}`"])
             return None
-        return self.duplicate_fields(self.known_fields(field.block.fields, allowed, where), where)
+        return self.duplicate_fields(self.known_fields(field.block.fields, allowed, where, what), where)
 
     def scope(self, field: Field) -> Scope | None:
         fields = self.block_fields(field, vocab.SCOPE_FIELDS, "`scope`")
@@ -530,7 +566,7 @@ class _Resolver:
         return out
 
     def evidence(self, field: Field) -> list[Evidence]:
-        fields = self.block_fields(field, list(vocab.METRICS), "`evidence`")
+        fields = self.block_fields(field, list(vocab.METRICS), "`evidence`", what="metric")
         out: list[Evidence] = []
         for f in fields or []:
             self.no_block(f)
@@ -620,10 +656,17 @@ class _Resolver:
         if obj.target and obj.goal and obj.goal.goal.value == "removal" and not obj.target.forget:
             self.report("UL206", "error", obj.target.span, "a removal objective needs forget data",
                         help=['add `forget "data/target.jsonl"` to the target: the examples to remove'])
-        if obj.target and not obj.target.forget and not obj.target.test:
-            if not (obj.goal and obj.goal.goal.value == "removal"):
-                self.report("UL206", "error", obj.target.span, "the target names no data",
-                            help=['add `forget "..."` (examples to remove) or `test "..."` (prompts that must not be answered)'])
+        if (obj.target and not obj.target.forget and not obj.target.test
+                and not (obj.goal and obj.goal.goal.value == "removal")):
+            self.report("UL206", "error", obj.target.span, "the target names no data",
+                        help=['add `forget "..."` (examples to remove) or `test "..."` (prompts that must not be answered)'])
+
+
+def _num(x: float | None) -> str:
+    """A bound as a person writes it: `1000000`, not `1e+06`."""
+    if x is None:
+        return ""
+    return str(int(x)) if x == int(x) else f"{x:g}"
 
 
 def expected_example(name: str) -> str:
@@ -635,6 +678,7 @@ def expected_example(name: str) -> str:
         "outputs": "verbatim, facts", "prompts": "direct, paraphrased", "retain": '"data/retain.jsonl"',
         "neighbors": '"data/neighbors.jsonl"', "utility": "drop <= 2%", "accept": 'UL405 "reviewed by ..."',
         "seed": "0", "steps": "40", "adapter": "lora rank 8", "attribute": "birth_city",
+        "compliant": '"GDPR Art. 17"', "robust_to_finetuning": "steps 20",
     }.get(name, "...")
 
 

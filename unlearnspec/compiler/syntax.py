@@ -3,26 +3,28 @@
 It is generic (fields, values, blocks), as the grammar is; the resolve pass turns it into the typed
 objective model of :mod:`unlearnspec.compiler.ast`. ``fmt`` prints this tree back in the canonical
 layout, with the comments the lexer collected.
+
+The nodes are immutable named tuples rather than pydantic models, and each keeps its position as a
+plain tuple (:class:`Pos`), making its :class:`Span` only when asked (``.span``, ``.name_span``...):
+the parser builds several hundred nodes per spec, and building them and their spans was the largest
+cost of checking a folder of specs after Lark's own parsing (bench/bench_compiler.py). Nothing
+validates them — the parser is their only producer — and the typed AST that the rest of the
+compiler reads is pydantic as before. ``_asdict()`` dumps one.
 """
 
 from __future__ import annotations
 
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict
-from pydantic import Field as PydField
+from typing import Literal, NamedTuple
 
 from unlearnspec.compiler.diagnostics import Span
 
 ValueKind = Literal["word", "string", "number", "percent", "op"]
 
 
-class _Node(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-
 def unquote(raw: str) -> str:
     body = raw[1:-1]
+    if "\\" not in body:
+        return body
     out: list[str] = []
     i = 0
     while i < len(body):
@@ -37,10 +39,36 @@ def unquote(raw: str) -> str:
     return "".join(out)
 
 
-class Value(_Node):
+def source_lines(text: str) -> list[str]:
+    """The lines of a spec as the lexer counts them: split at `\\n` only (a form feed or U+2028
+    inside a line is not a line break for the grammar), without the `\\r` of a CRLF ending."""
+    return [ln[:-1] if ln.endswith("\r") else ln for ln in text.split("\n")]
+
+
+class Pos(NamedTuple):
+    """Where a node is, as the lexer counted it (1-based lines and columns, end exclusive)."""
+
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+    start_pos: int
+    end_pos: int
+
+    def span(self, file: str) -> Span:
+        return Span(file=file, line=self.line, column=self.column, end_line=self.end_line,
+                    end_column=self.end_column, start_pos=self.start_pos, end_pos=self.end_pos)
+
+
+class Value(NamedTuple):
     kind: ValueKind
     raw: str
-    span: Span
+    file: str
+    pos: Pos
+
+    @property
+    def span(self) -> Span:
+        return self.pos.span(self.file)
 
     @property
     def text(self) -> str:
@@ -58,46 +86,78 @@ class Value(_Node):
         return None
 
 
-class Field(_Node):
+class Field(NamedTuple):
     name: str
-    name_span: Span
-    groups: list[list[Value]] = PydField(default_factory=list)
+    file: str
+    name_pos: Pos
+    pos: Pos
+    groups: tuple[tuple[Value, ...], ...] = ()
     block: Block | None = None
-    span: Span
+
+    @property
+    def name_span(self) -> Span:
+        return self.name_pos.span(self.file)
+
+    @property
+    def span(self) -> Span:
+        return self.pos.span(self.file)
 
     @property
     def values(self) -> list[Value]:
         return [v for g in self.groups for v in g]
 
 
-class Block(_Node):
-    fields: list[Field] = PydField(default_factory=list)
-    span: Span
-    open_span: Span
-    close_span: Span
+class Block(NamedTuple):
+    file: str
+    pos: Pos
+    open_pos: Pos
+    close_pos: Pos
+    fields: tuple[Field, ...] = ()
+
+    @property
+    def span(self) -> Span:
+        return self.pos.span(self.file)
+
+    @property
+    def open_span(self) -> Span:
+        return self.open_pos.span(self.file)
+
+    @property
+    def close_span(self) -> Span:
+        return self.close_pos.span(self.file)
 
 
-class ObjectiveNode(_Node):
+class ObjectiveNode(NamedTuple):
     name: str
-    name_span: Span
-    keyword_span: Span
+    file: str
+    name_pos: Pos
+    keyword_pos: Pos
+    pos: Pos
     block: Block
-    span: Span
+
+    @property
+    def name_span(self) -> Span:
+        return self.name_pos.span(self.file)
+
+    @property
+    def keyword_span(self) -> Span:
+        return self.keyword_pos.span(self.file)
+
+    @property
+    def span(self) -> Span:
+        return self.pos.span(self.file)
 
 
-class Comment(_Node):
+class Comment(NamedTuple):
     text: str
     line: int
     column: int
 
 
-class SpecFile(_Node):
+class SpecFile(NamedTuple):
     path: str
     source: str
     version: Value | None = None
     header_span: Span | None = None
-    objectives: list[ObjectiveNode] = PydField(default_factory=list)
-    comments: list[Comment] = PydField(default_factory=list)
-
-
-Field.model_rebuild()
+    objectives: tuple[ObjectiveNode, ...] = ()
+    comments: tuple[Comment, ...] = ()

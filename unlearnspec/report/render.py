@@ -98,7 +98,8 @@ def environment() -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters.update(md=md_escape, mdcode=md_code, num=fmt_number, verdict=lambda v: VERDICT_TEXT.get(v, str(v).upper()))
+    env.filters.update(md=md_escape, mdcode=md_code, num=fmt_number,
+                       verdict=lambda v: VERDICT_TEXT.get(v, str(v).upper()))
     return env
 
 

@@ -137,7 +137,7 @@ def where_text(check: CheckResult) -> str:
     """Where the metric was measured: dataset, probe, attack."""
     parts = [f"on {check.dataset}"]
     if check.probe:
-        parts.append(f"{check.probe} prompts")
+        parts.append(f"{check.probe.replace('_', '-')} prompts")
     if check.attack:
         parts.append(f"after the {check.attack} attack")
     elif check.decided_on == "attacked":

@@ -8,9 +8,10 @@ runnable under ``accelerate launch`` and gives seeded data order for free.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from transformers import (
     set_seed,
 )
 from transformers.trainer_callback import PrinterCallback
+from transformers.utils import logging as hf_logging
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +117,9 @@ def train_causal_lm(texts: Sequence[str], tokenizer: PreTrainedTokenizerBase, co
         raise ValueError("no training texts")
     set_seed(seed)
     model = GPT2LMHeadModel(gpt2_config(model_cfg, tokenizer))
+    # GPT2LMHeadModel's class name does not say "ForCausalLM", so transformers would warn that it
+    # guesses the loss; name it.
+    model.loss_type = "ForCausalLM"
     max_length = min(int(train_cfg.get("max_length", model_cfg["n_positions"])), int(model_cfg["n_positions"]))
     dataset = _Examples(texts, tokenizer, max_length)
     use_cpu = train_cfg.get("device") == "cpu" or not torch.cuda.is_available()
@@ -151,6 +156,19 @@ def train_causal_lm(texts: Sequence[str], tokenizer: PreTrainedTokenizerBase, co
         trainer.train()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out_dir)  # transformers 5 always writes safetensors
+    with _quiet_progress_bars():
+        model.save_pretrained(out_dir)  # transformers 5 always writes safetensors
     tokenizer.save_pretrained(out_dir)
     return out_dir
+
+
+@contextlib.contextmanager
+def _quiet_progress_bars() -> Iterator[None]:
+    """Hide transformers' shard-writing bar for one save, leaving the global setting as it was."""
+    was_disabled = hf_logging.is_progress_bar_enabled() is False
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if not was_disabled:
+            hf_logging.enable_progress_bar()

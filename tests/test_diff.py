@@ -1,0 +1,176 @@
+"""`unlearnspec diff`: semantic changes between specs or plans, classified, with a CI exit code."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from unlearnspec.cli import main
+from unlearnspec.compiler.lower import plan_file
+from unlearnspec.compiler.semdiff import Change, diff_paths, diff_plans, threshold_direction
+from unlearnspec.plan import MetricCheck, Threshold
+
+ROOT = Path(__file__).resolve().parents[1]
+SPECS = ROOT / "specs"
+JANE_TEXT = (SPECS / "erase-jane-doe.unlearn").read_text(encoding="utf-8")
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    shutil.copytree(SPECS / "data", tmp_path / "data")
+    (tmp_path / "old.unlearn").write_text(JANE_TEXT, encoding="utf-8")
+    return tmp_path
+
+
+def variant(folder: Path, *edits: tuple[str, str], name: str = "new.unlearn") -> Path:
+    text = JANE_TEXT
+    for old, new in edits:
+        assert old in text, old
+        text = text.replace(old, new)
+    path = folder / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def changes(folder: Path, new: Path) -> list[Change]:
+    a, _ = plan_file(folder / "old.unlearn", allow_infeasible=True)
+    b, _ = plan_file(new, allow_infeasible=True)
+    assert a is not None and b is not None
+    return diff_plans(a, b)
+
+
+def kinds(cs: list[Change], what: str) -> list[tuple[str, str]]:
+    return [(c.kind, c.subject) for c in cs if c.what == what]
+
+
+def test_loosened_threshold_is_reported_and_fails_ci(folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    new = variant(folder, ("membership_auc <= 0.60", "membership_auc <= 0.70"))
+    code = main(["diff", str(folder / "old.unlearn"), str(new)])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "loosened" in out and "membership_auc@forget" in out and "<= 0.6 → <= 0.7" in out
+    assert "1 loosened, 0 tightened, 0 changed" in out
+
+
+def test_tightened_threshold_passes_ci(folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    new = variant(folder, ("membership_auc <= 0.60", "membership_auc <= 0.55"),
+                  ("forget_quality >= 0.05", "forget_quality >= 0.10"))
+    code = main(["diff", str(folder / "old.unlearn"), str(new)])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "tightened  threshold `membership_auc@forget`" in out
+    assert "tightened  threshold `forget_quality@forget`" in out  # higher is better: raising it tightens
+    assert "0 loosened" in out
+
+
+def test_identical_specs_have_no_semantic_changes(folder: Path) -> None:
+    text, code = diff_paths(folder / "old.unlearn", variant(folder, ("# Right-to-erasure", "# A comment: erasure")))
+    assert code == 0 and text.startswith("no semantic changes")
+
+
+def test_scope_and_utility_tolerance(folder: Path) -> None:
+    narrowed = changes(folder, variant(folder, ("prompts direct, paraphrased, adversarial", "prompts direct"),
+                                       ("drop <= 2%", "drop <= 5%")))
+    assert ("loosened", "paraphrased") in kinds(narrowed, "scope")
+    assert ("loosened", "adversarial") in kinds(narrowed, "probe")
+    assert ("loosened", "retain_utility_drop@retain") in kinds(narrowed, "utility tolerance")
+    widened = changes(folder, variant(folder, ("outputs verbatim, facts", "outputs verbatim, facts, pii"),
+                                      ("drop <= 2%", "drop <= 1%"), name="wide.unlearn"))
+    assert ("tightened", "pii") in kinds(widened, "scope")
+    assert ("tightened", "neighbor_utility_drop@neighbors") in kinds(widened, "utility tolerance")
+    assert not [c for c in widened if c.kind == "loosened"]
+
+
+def test_claims_added_removed_and_weakened(folder: Path) -> None:
+    removed = changes(folder, variant(folder, ("    robust_to_finetuning steps 20\n", "")))
+    assert ("changed", "robust_to_finetuning") in kinds(removed, "claim")  # dropping a claim is not loosening
+    added = changes(folder, variant(folder, ("    not_generated\n", "    not_generated\n    robust_to_quantization\n"),
+                                    name="added.unlearn"))
+    assert ("tightened", "robust_to_quantization") in kinds(added, "claim")
+    assert ("tightened", "int4") in kinds(added, "attack")
+    # Open weights with no relearning budget: UL402 makes `robust_to_finetuning` unverifiable — weakened.
+    weakened = changes(folder, variant(folder, ("release api", "release open_weights"),
+                                       ("robust_to_finetuning steps 20", "robust_to_finetuning"), name="weak.unlearn"))
+    statuses = [(c.kind, c.subject, c.new) for c in weakened if c.what == "claim status"]
+    assert ("loosened", "robust_to_finetuning", "cannot_be_verified") in statuses
+    smaller = changes(folder, variant(folder, ("steps 20", "steps 5"), name="small.unlearn"))
+    assert ("loosened", "robust_to_finetuning") in kinds(smaller, "claim")
+    assert ("loosened", "relearn") in kinds(smaller, "attack")
+
+
+def test_goal_method_release_and_accepted_risks(folder: Path) -> None:
+    cs = changes(folder, variant(folder, ("goal   removal", "goal   suppression via model"),
+                                 ("method npo", "method refusal"), ("release api precision fp32", "release api precision bf16")))
+    assert ("loosened", "goal") in kinds(cs, "goal")
+    assert ("changed", "method") in kinds(cs, "method")
+    assert ("changed", "precision") in kinds(cs, "release")
+    # The accepted risk disappears from the old spec: accepting it in the new one loosens.
+    no_accept = variant(folder, ('  accept UL405 "Forget set built from a full-corpus alias search, 2026-11-20."\n', ""),
+                        name="old2.unlearn")
+    a, _ = plan_file(no_accept)
+    b, _ = plan_file(folder / "old.unlearn")
+    assert a is not None and b is not None
+    assert ("loosened", "UL405") in kinds(diff_plans(a, b), "accepted risk")
+    assert ("tightened", "UL405") in kinds(diff_plans(b, a), "accepted risk")
+
+
+def test_changed_data_is_changed_not_loosened(folder: Path) -> None:
+    a, _ = plan_file(folder / "old.unlearn")
+    forget = folder / "data" / "jane-doe.jsonl"
+    forget.write_text(forget.read_text(encoding="utf-8") + '{"text": "Jane Doe also keeps bees."}\n', encoding="utf-8")
+    b, _ = plan_file(folder / "old.unlearn")
+    assert a is not None and b is not None
+    cs = diff_plans(a, b)
+    assert [(c.kind, c.what, c.subject) for c in cs] == [("changed", "data file", "data/jane-doe.jsonl")]
+
+
+def test_plans_diff_like_specs_and_render_md_and_json(folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    new = variant(folder, ("verbatim_rouge <= 0.20", "verbatim_rouge <= 0.30"))
+    for src, dst in ((folder / "old.unlearn", folder / "old.json"), (new, folder / "new.json")):
+        assert main(["plan", str(src), "-q", "-o", str(dst)]) == 0
+    capsys.readouterr()
+    code = main(["diff", str(folder / "old.json"), str(folder / "new.json"), "--format", "json"])
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 1
+    assert doc["format_version"] == "1" and doc["loosened"] is True
+    assert {"objective": "erase-jane-doe", "kind": "loosened", "what": "threshold", "subject": "verbatim_rouge@forget",
+            "old": "<= 0.2", "new": "<= 0.3"}.items() <= doc["changes"][0].items()
+    code = main(["diff", str(folder / "old.json"), str(new), "--format", "md"])
+    md = capsys.readouterr().out
+    assert code == 1
+    assert "| `erase-jane-doe` | **loosened** | threshold | <= 0.2 | <= 0.3 |" in md
+    assert "Something loosened" in md
+
+
+def test_unreadable_input_exits_2(folder: Path) -> None:
+    bad = folder / "bad.json"
+    bad.write_text("{}", encoding="utf-8")
+    text, code = diff_paths(bad, folder / "old.unlearn")
+    assert code == 2 and "not an unlearnspec plan" in text
+    text, code = diff_paths(folder / "old.unlearn", folder / "missing.unlearn")
+    assert code == 2 and "does not exist" in text
+
+
+def _mc(metric: str, op: str | None, value: float = 0.0) -> MetricCheck:
+    return MetricCheck(id=f"{metric}@forget", metric=metric, dataset="forget",
+                       threshold=None if op is None else Threshold(op=op, value=value))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("metric", "old", "new", "expected"), [
+    ("membership_auc", ("<=", 0.6), ("<=", 0.7), "loosened"),
+    ("membership_auc", ("<=", 0.6), ("<=", 0.5), "tightened"),
+    ("forget_quality", (">=", 0.05), (">=", 0.01), "loosened"),
+    ("forget_quality", (">=", 0.05), (">=", 0.10), "tightened"),
+    ("privleak", ("<=", 0.10), ("<=", 0.20), "loosened"),
+    ("membership_auc", ("<=", 0.6), ("<", 0.6), "tightened"),
+    ("membership_auc", ("<", 0.6), ("<=", 0.6), "loosened"),
+    ("membership_auc", (None, 0.0), ("<=", 0.6), "tightened"),
+    ("membership_auc", ("<=", 0.6), (None, 0.0), "loosened"),
+    ("membership_auc", ("<=", 0.6), ("<=", 0.6), None),
+])
+def test_threshold_direction(metric: str, old: tuple[str | None, float], new: tuple[str | None, float],
+                             expected: str | None) -> None:
+    assert threshold_direction(metric, _mc(metric, *old), _mc(metric, *new)) == expected

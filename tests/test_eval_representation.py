@@ -1,0 +1,70 @@
+"""Hidden-state features and the linear representation probe."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from unlearnspec.records import Record
+from unlearnspec.runtime.evaluation.representation import hidden_features, probe_texts, representation_probe
+
+try:  # pytest puts tests/ on sys.path (rootdir-relative "prepend" import mode)
+    from test_eval_tiny_model import _one_torch_thread, people, tiny_lm, tokenizer  # noqa: F401
+except ImportError:  # tests/ imported as a package
+    from tests.test_eval_tiny_model import _one_torch_thread, people, tiny_lm, tokenizer  # noqa: F401
+
+
+def test_hidden_features_match_unbatched_pooling() -> None:
+    model, tok = tiny_lm("original"), tokenizer()
+    texts = [r.text for r in people().forget if r.text] + ["Short one.", "Question: Where was Alma Varga born?\nAnswer:"]
+    for pooling in ("mean", "last"):
+        batched = hidden_features(model, tok, texts, layer=-1, batch_size=3, pooling=pooling)
+        assert batched.shape == (len(texts), model.config.n_embd)
+        for i, t in enumerate(texts):
+            ids = tok(t, return_tensors="pt")["input_ids"]
+            with torch.no_grad():
+                h = model(input_ids=ids, output_hidden_states=True).hidden_states[-1][0]
+            want = h.mean(0) if pooling == "mean" else h[-1]
+            np.testing.assert_allclose(batched[i], want.numpy(), atol=1e-5)
+    mid = hidden_features(model, tok, texts[:2], layer=1)
+    assert not np.allclose(mid, hidden_features(model, tok, texts[:2], layer=-1))
+
+
+def test_probe_reads_the_attribute_only_from_a_model_that_learned_it() -> None:
+    tok, p = tokenizer(), people()
+    results = {v: representation_probe(tiny_lm(v), tok, p.retain, p.forget, "birth_city")
+               for v in ("original", "reference", "fresh")}
+    for r in results.values():
+        assert r.n_train == len(p.retain) and r.n_test == len(p.forget)
+        assert r.chance == 0.25 and r.n_classes == 4 and r.unseen_test_labels == 0
+    # original saw the forget people; the retrained reference and the fresh model did not
+    assert results["original"].accuracy >= 0.8
+    assert results["original"].accuracy > results["reference"].accuracy
+    assert results["original"].accuracy > results["fresh"].accuracy
+    again = representation_probe(tiny_lm("original"), tok, p.retain, p.forget, "birth_city")
+    assert again.predictions == results["original"].predictions  # fixed random_state: deterministic
+
+
+def test_unseen_labels_count_as_wrong_and_single_class_training_works() -> None:
+    model, tok, p = tiny_lm("original"), tokenizer(), people()
+    odd = Record(question="Where was Zed Null born?", answer="Atlantis", attributes={"birth_city": "Atlantis"})
+    res = representation_probe(model, tok, p.retain, [*p.forget, odd], "birth_city")
+    assert res.unseen_test_labels == 1 and res.n_classes == 5 and res.chance == 0.2
+    assert res.predictions[-1] != "Atlantis"
+    one_city = [r for r in p.retain if r.attributes["birth_city"] == "Lisbon"]
+    single = representation_probe(model, tok, one_city, p.forget, "birth_city")
+    assert set(single.predictions) == {"Lisbon"}
+    assert single.accuracy == np.mean([r.attributes["birth_city"] == "Lisbon" for r in p.forget])
+    empty = representation_probe(model, tok, p.retain, p.forget, "no_such_attribute")
+    assert math.isnan(empty.accuracy) and empty.n_test == 0
+
+
+def test_probe_texts_default_to_questions_not_documents() -> None:
+    recs = [Record(text="Doc about Lima.", question="Where?", answer="Lima", attributes={"city": "Lima"}),
+            Record(text="Only a doc.", attributes={"city": "Oslo"}),
+            Record(text="No attribute.")]
+    texts, labels = probe_texts(recs, "city")
+    assert texts == ["Question: Where?\nAnswer:", "Only a doc."] and labels == ["Lima", "Oslo"]
+    assert probe_texts(recs, "city", "text")[0] == ["Doc about Lima.", "Only a doc."]

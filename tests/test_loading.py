@@ -1,0 +1,138 @@
+"""Model loading: local safetensors folders, the builtin alias, refusals (pickle weights, missing
+folders, offline hub), hashing and the device/precision helpers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import transformers
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+from unlearnspec.records import sha256_path
+from unlearnspec.runtime import loading
+from unlearnspec.runtime.loading import (
+    E_NOT_FOUND,
+    E_PICKLE_WEIGHTS,
+    E_UNAVAILABLE,
+    LoadError,
+    device_for_run,
+    dtype_for_run,
+    load_model,
+    model_files_sha256,
+    use_bf16,
+)
+
+transformers.utils.logging.disable_progress_bar()
+transformers.utils.logging.set_verbosity_error()
+
+
+def _save_tiny(path: Path, *, pickle: bool = False) -> Path:
+    """An untrained 1-layer GPT-2 and a tokenizer *without* a pad token."""
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(["a tiny corpus for a tiny model"] * 3, trainer=trainers.BpeTrainer(
+        vocab_size=280, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False))
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>")
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(fast), n_positions=32, n_layer=1, n_embd=32, n_head=2))
+    path.mkdir(parents=True)
+    if pickle:
+        model.config.save_pretrained(path)
+        torch.save(model.state_dict(), path / "pytorch_model.bin")
+    else:
+        model.save_pretrained(path, safe_serialization=True)
+    fast.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _save_tiny(tmp_path_factory.mktemp("load") / "model")
+
+
+def test_local_folder_loads_with_pad_token_and_eval_mode(model_dir: Path) -> None:
+    model, tok = load_model(str(model_dir))
+    assert isinstance(model, GPT2LMHeadModel) and not model.training
+    assert tok.pad_token == tok.eos_token == "<|endoftext|>"
+    ids = tok("a tiny model", return_tensors="pt")
+    assert model(**ids).logits.shape[-1] == len(tok)
+
+
+def test_dtype_and_device_are_applied(model_dir: Path) -> None:
+    model, _ = load_model(str(model_dir), dtype=torch.bfloat16, device="cpu")
+    assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
+    assert {p.device.type for p in model.parameters()} == {"cpu"}
+
+
+def test_pickle_weights_are_refused(tmp_path: Path) -> None:
+    d = _save_tiny(tmp_path / "pickled", pickle=True)
+    with pytest.raises(LoadError) as err:
+        load_model(str(d))
+    assert err.value.code == E_PICKLE_WEIGHTS
+    assert "pytorch_model.bin" in err.value.message and "safetensors" in err.value.message
+    assert any("safe_serialization=True" in h for h in err.value.help)
+
+
+def test_missing_folder_is_not_mistaken_for_a_hub_id(tmp_path: Path) -> None:
+    for source in (str(tmp_path / "nope"), "./models/nope", "builtin:tiny-cats"):
+        with pytest.raises(LoadError) as err:
+            load_model(source)
+        assert err.value.code == E_NOT_FOUND, source
+
+
+def test_folder_without_config_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "weights.safetensors").write_bytes(b"")
+    with pytest.raises(LoadError, match="no `config.json`"):
+        load_model(str(tmp_path))
+
+
+def test_offline_hub_id_gives_a_diagnostic(monkeypatch: pytest.MonkeyPatch) -> None:
+    import huggingface_hub.constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(LoadError) as err:
+        load_model("unlearnspec-tests/no-such-model")
+    assert err.value.code == E_UNAVAILABLE
+    assert err.value.message == "cannot load model `unlearnspec-tests/no-such-model`: no network / not in the local cache"
+    assert err.value.help and str(err.value).startswith(f"{E_UNAVAILABLE}: cannot load model")
+
+
+def test_builtin_source_goes_through_ensure_builtin(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    builtin_model = pytest.importorskip("unlearnspec.runtime.builtin_model")
+    calls: list[Any] = []
+
+    def fake_builtin(*a: Any, **kw: Any) -> Path:
+        calls.append(a)
+        return model_dir
+
+    monkeypatch.setattr(builtin_model, "ensure_builtin", fake_builtin)
+    model, tok = load_model(loading.BUILTIN_SOURCE)
+    assert calls == [()] and isinstance(model, GPT2LMHeadModel)
+
+
+def test_model_files_sha256_is_the_folder_hash(model_dir: Path, tmp_path: Path) -> None:
+    h = model_files_sha256(model_dir)
+    assert h == sha256_path(model_dir) == model_files_sha256(model_dir) and len(h) == 64
+    other = _save_tiny(tmp_path / "m")
+    assert model_files_sha256(other) == h  # same seed, same bytes
+    (other / "config.json").write_text((other / "config.json").read_text() + " ")
+    assert model_files_sha256(other) != h
+    with pytest.raises(LoadError):
+        model_files_sha256(tmp_path / "absent")
+
+
+def test_device_and_precision_helpers() -> None:
+    cuda = torch.cuda.is_available()
+    assert device_for_run().type == ("cuda" if cuda else "cpu")
+    assert use_bf16("fp32") is False
+    assert use_bf16("bf16") == (cuda and torch.cuda.is_bf16_supported())
+    assert dtype_for_run("fp32") == torch.float32
+    assert dtype_for_run("bf16") == (torch.bfloat16 if use_bf16("bf16") else torch.float32)
+    assert loading.describe_device().startswith("cuda" if cuda else "cpu")

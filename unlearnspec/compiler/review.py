@@ -1,0 +1,305 @@
+"""`unlearnspec show`: a plan as a review document for a pull request (Markdown) or for tools (JSON).
+
+The review answers what a reviewer signs off on: the objective in plain words; each claim with
+its compile-time status, the checks that will decide it and their thresholds; what the compiler
+flagged and which risks were accepted (with the justification); what will run — stages, method and
+why, hyperparameters, probes, attacks, reference — and roughly how long on CPU and GPU; and the
+hashes that pin the inputs. Both formats render from one context (:func:`review_context`), so the
+Markdown and the JSON never disagree.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from unlearnspec.compiler import vocab
+from unlearnspec.compiler.explain import STATUS_LABEL, render_template
+from unlearnspec.plan import (
+    FORMAT_VERSION,
+    AttackStage,
+    EvaluateStage,
+    MetricCheck,
+    ObjectivePlan,
+    Plan,
+    PrepareStage,
+    QuantizeAttack,
+    ReferenceStage,
+    RelearnAttack,
+    UnlearnStage,
+    VerdictStage,
+)
+
+REVIEW_FORMAT_VERSION = "1"
+OP_WORDS = {"<=": "≤", ">=": "≥", "<": "<", ">": ">"}
+REFERENCE_WORDS = {
+    "retrain": "retrained from the recipe without the forget set (exact reference)",
+    "model": "a reference model named in the spec",
+    "holdout": "holdout-calibrated (data the model never saw stands in for a retrained model)",
+}
+FAMILY_WORDS = {"exact": "exact removal", "approximate": "approximate removal",
+                "model_suppression": "model-level suppression", "system_suppression": "system-level suppression"}
+#: The hyperparameters that mean something for each method (what a review shows).
+METHOD_PARAMETERS: dict[str, tuple[str, ...]] = {
+    "retrain": ("max_steps", "learning_rate", "batch_size", "seed"),
+    "grad_ascent": ("adapter", "max_steps", "learning_rate", "batch_size", "stopping", "train_precision", "seed"),
+    "grad_diff": ("adapter", "max_steps", "learning_rate", "batch_size", "retain_weight", "stopping",
+                  "train_precision", "seed"),
+    "npo": ("adapter", "max_steps", "learning_rate", "batch_size", "beta", "retain_weight", "stopping",
+            "train_precision", "seed"),
+    "simnpo": ("adapter", "max_steps", "learning_rate", "batch_size", "beta", "gamma", "retain_weight", "stopping",
+               "train_precision", "seed"),
+    "rmu": ("adapter", "max_steps", "learning_rate", "batch_size", "rmu_layer", "rmu_steering_coeff", "rmu_alpha",
+            "stopping", "train_precision", "seed"),
+    "refusal": ("adapter", "max_steps", "learning_rate", "batch_size", "refusal_text", "retain_weight", "stopping",
+                "train_precision", "seed"),
+    "filter": ("filter_ngram", "refusal_text"),
+}
+NEED_SHORT = {"reference": "a reference model", "holdout": "holdout data", "qa": "QA records",
+              "attribute": "a labelled attribute", "retain": "retain data", "neighbors": "neighbour data"}
+
+
+# -- loading ----------------------------------------------------------------------------------------
+
+
+def load_plan(path: Path) -> tuple[Plan | None, str]:
+    """A saved plan, validated; or ``None`` and a one-line error a person can act on."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None, f"error: `{path}` does not exist"
+    except (OSError, UnicodeDecodeError) as err:
+        return None, f"error: cannot read `{path}`: {getattr(err, 'strerror', None) or err}"
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        return None, f"error: `{path}` is not valid JSON (line {err.lineno}, column {err.colno}: {err.msg.lower()})"
+    if not isinstance(data, dict) or "format_version" not in data or "objectives" not in data:
+        return None, f"error: `{path}` is not an unlearnspec plan (no `format_version` and `objectives`)"
+    version = str(data["format_version"])
+    major = version.split(".")[0]
+    if major != FORMAT_VERSION.split(".")[0]:
+        newer = major.isdigit() and int(major) > int(FORMAT_VERSION.split(".")[0])
+        what = "newer than" if newer else "not one"
+        return None, (f"error: plan format `{version}` is {what} this unlearnspec reads ({FORMAT_VERSION.split('.')[0]}.x)"
+                      + ("; upgrade unlearnspec" if newer else ""))
+    try:
+        return Plan.model_validate(data), ""
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "plan"
+        return None, f"error: `{path}` is not a valid plan: `{where}`: {first['msg'].lower()}"
+
+
+def load_plan_or_spec(path: Path) -> tuple[Plan | None, str]:
+    """A plan from a ``.json`` file, or a spec planned in memory (``--allow-infeasible``: the review
+    shows unmet claims as `cannot be met` rather than refusing)."""
+    if path.suffix.lower() == ".json":
+        return load_plan(path)
+    if not path.exists():
+        return None, f"error: `{path}` does not exist"
+    from unlearnspec.compiler.lower import plan_file
+    from unlearnspec.compiler.render import render_human
+
+    plan, result = plan_file(path, allow_infeasible=True)
+    if plan is None:
+        return None, render_human([result]).rstrip("\n")
+    return plan, ""
+
+
+# -- the review context -------------------------------------------------------------------------------
+
+
+def plan_sentence(op: ObjectivePlan) -> str:
+    """The objective in one plain sentence, from the plan (the same wording as ``explain``)."""
+    o = op.objective
+    unlearn = _stage(op, UnlearnStage)
+    verb = {"removal": "Remove", "suppression": "Suppress outputs of"}[o.goal]
+    what = f"{o.target.kind} information about the {o.target.category} “{o.target.name}”"
+    via = f" in the {o.suppression_via}" if o.suppression_via else ""
+    method = ""
+    if unlearn is not None:
+        who = "named in the spec" if unlearn.chosen_by == "spec" else "chosen by the compiler"
+        method = f", using `{unlearn.method}` ({who})"
+    release = ""
+    if o.release.mode != "unspecified":
+        release = f"; the model is released by {o.release.mode.replace('_', ' ')}"
+        if o.release.precision:
+            release += f" at {o.release.precision}"
+    return f"{verb} {what} from `{op.model.source}`{via}{method}{release}."
+
+
+def _stage(op: ObjectivePlan, kind: type[Any]) -> Any:
+    return next((s for s in op.stages if isinstance(s, kind)), None)
+
+
+def threshold_text(mc: MetricCheck) -> str:
+    if mc.threshold is None:
+        return "none (information)"
+    unit = "%" if mc.metric in vocab.METRICS and vocab.METRICS[mc.metric].unit == "percent" else ""
+    return f"{OP_WORDS[mc.threshold.op]} {mc.threshold.value:g}{unit}"
+
+
+def where_text(mc: MetricCheck) -> str:
+    if mc.model == "attacked":
+        if mc.probe == "relearn":
+            return f"{mc.dataset}, after {mc.params.get('steps')} relearning steps"
+        return f"{mc.dataset}, quantized to {mc.params.get('precision')}"
+    parts = [mc.dataset]
+    if mc.probe:
+        parts.append(f"{mc.probe.replace('_', '-')} prompts")
+    if mc.model == "served":
+        parts.append("served behind the filter")
+    return ", ".join(parts)
+
+
+def _check_row(mc: MetricCheck, used_by: list[str]) -> dict[str, Any]:
+    summary = vocab.METRICS[mc.metric].summary if mc.metric in vocab.METRICS else mc.metric
+    status = "planned"
+    if mc.missing:
+        status = "not measurable: needs " + ", ".join(NEED_SHORT.get(m, m) for m in mc.missing)
+    elif mc.threshold is None:
+        status = "information only"
+    return {"id": mc.id, "metric": mc.metric, "summary": summary, "threshold": threshold_text(mc),
+            "source": mc.source, "where": where_text(mc), "claims": used_by, "note": mc.note, "status": status,
+            "deciding": mc.threshold is not None and not mc.missing}
+
+
+_STAGE_ORDER = (PrepareStage, ReferenceStage, UnlearnStage, EvaluateStage, AttackStage, VerdictStage)
+
+
+def _hyperparameters(u: UnlearnStage) -> list[dict[str, str]]:
+    out = []
+    for name in METHOD_PARAMETERS.get(u.method, ()):
+        if name == "adapter":
+            value = "full fine-tuning" if u.adapter == "full" else (
+                f"LoRA rank {u.lora.rank}, alpha {u.lora.alpha}, dropout {u.lora.dropout:g}" if u.lora else "LoRA")
+        elif name == "stopping":
+            s = u.stopping
+            value = (f"forget loss > {s.ratio:g} × holdout loss (checked every {s.check_every} steps)"
+                     if s.kind == "holdout_loss" else "fixed number of steps")
+        elif name == "rmu_layer" and u.rmu_layer is None:
+            value = "the middle decoder layer (resolved when the model is loaded)"
+        else:
+            v = getattr(u, name)
+            value = f"{v:g}" if isinstance(v, float) else str(v)
+        out.append({"name": name, "value": value})
+    return out
+
+
+def _stages(op: ObjectivePlan) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for s in op.stages:
+        item: dict[str, Any] = {"kind": s.kind}
+        if isinstance(s, PrepareStage | VerdictStage):
+            item["summary"] = s.description
+        elif isinstance(s, ReferenceStage):
+            item["summary"] = REFERENCE_WORDS[s.strategy] + (f": `{s.model}`" if s.model else "")
+            item["detail"] = s.description
+            item["recipe_hash"] = s.recipe.get("recipe_hash") if s.recipe else None
+        elif isinstance(s, UnlearnStage):
+            who = "named in the spec" if s.chosen_by == "spec" else "chosen by the compiler"
+            item["summary"] = f"`{s.method}` ({FAMILY_WORDS[s.family]}, {who})"
+            item["rationale"] = re.split(r"; (?=[A-Z]+\d+: )", s.rationale)
+            item["hyperparameters"] = _hyperparameters(s)
+        elif isinstance(s, EvaluateStage):
+            item["summary"] = "measure " + ", ".join(s.models) + " models"
+            item["probes"] = [{"name": p.name, "description": p.description, "templates": p.templates}
+                              for p in s.probes]
+            item["representation_probe"] = s.representation_probe
+            item["settings"] = (f"greedy decoding, {s.max_new_tokens} new tokens; verbatim prefixes of "
+                                f"{s.prefix_fraction:g} of each text; Min-K% with k = {s.mink_fraction:g}; "
+                                f"batches of {s.eval_batch_size}")
+        elif isinstance(s, AttackStage):
+            item["summary"] = f"{len(s.attacks)} attack{'s' * (len(s.attacks) != 1)}"
+            item["attacks"] = [_attack_text(a) for a in s.attacks]
+        out.append(item)
+    return out
+
+
+def _attack_text(a: RelearnAttack | QuantizeAttack) -> str:
+    if isinstance(a, RelearnAttack):
+        data = "half of the forget set" if a.data == "forget_subset" and a.fraction == 0.5 else (
+            f"{a.fraction:g} of the forget set" if a.data == "forget_subset" else "related data")
+        return (f"relearn: {a.steps} fine-tuning steps on {data} (learning rate {a.learning_rate:g}, batch "
+                f"{a.batch_size}, seed {a.seed}), then measure again")
+    return f"quantize: weights to {a.precision}, then measure again"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"about {seconds:.0f} s"
+    if seconds < 5400:
+        return f"about {seconds / 60:.0f} min"
+    return f"about {seconds / 3600:.1f} h"
+
+
+def objective_context(op: ObjectivePlan) -> dict[str, Any]:
+    used: dict[str, list[str]] = {}
+    for c in op.claims:
+        for cid in c.checks:
+            used.setdefault(cid, []).append(c.claim)
+    by_id = {mc.id: mc for mc in op.checks}
+    claims = []
+    for c in op.claims:
+        accepted = [f for f in op.findings if f.accepted and f.code in c.reasons]
+        claims.append({
+            "claim": c.claim, "args": c.args, "summary": vocab.CLAIMS[c.claim].summary if c.claim in vocab.CLAIMS else "",
+            "status": c.status, "label": STATUS_LABEL[c.status], "reasons": c.reasons,
+            "accepted": [f.code for f in accepted], "why": c.evidence_note, "instead": c.instead,
+            "checks": [_check_row(by_id[i], used.get(i, [])) for i in c.checks if i in by_id],
+        })
+    unattached = [_check_row(mc, []) for mc in op.checks if mc.id not in used]
+    findings = [{"code": f.code, "severity": f.severity, "message": f.message, "claim": f.claim,
+                 "location": f.location, "accepted": f.accepted, "justification": f.justification,
+                 "help": f.help} for f in op.findings]
+    est = op.estimate
+    data = [{"role": role, "paths": getattr(op.data, role)} for role in ("forget", "retain", "neighbors", "holdout", "test")
+            if getattr(op.data, role)]
+    o = op.objective
+    return {
+        "name": o.name, "title": o.title, "basis": o.basis, "owner": o.owner, "sentence": plan_sentence(op),
+        "goal": o.goal, "target": o.target.model_dump(), "release": o.release.model_dump(),
+        "scope": {"outputs": o.outputs, "prompts": o.prompts}, "feasible": op.feasible,
+        "claims": claims, "other_checks": unattached, "findings": findings,
+        "accepted": [f for f in findings if f["accepted"]],
+        "flagged": [f for f in findings if not f["accepted"]],
+        "stages": _stages(op), "data": data,
+        "estimate": None if est is None else {
+            "cpu_seconds": est.cpu_seconds, "gpu_seconds": est.gpu_seconds, "basis": est.basis,
+            "cpu": _duration(est.cpu_seconds), "gpu": _duration(est.gpu_seconds)},
+        "model": {"source": op.model.source, "kind": op.model.kind, "sha256": op.model.sha256,
+                  "parameters": op.model.parameters, "note": op.model.note, "files": len(op.model.files)},
+        "counts": {s: sum(c.status == s for c in op.claims) for s in STATUS_LABEL},
+    }
+
+
+def review_context(plan: Plan) -> dict[str, Any]:
+    """Everything the review shows, as plain JSON-able data."""
+    intact = plan.plan_hash == plan.compute_hash()
+    return {
+        "format_version": REVIEW_FORMAT_VERSION,
+        "plan_format_version": plan.format_version,
+        "plan_hash": plan.plan_hash,
+        "plan_hash_ok": intact,
+        "tool": f"{plan.tool.name} {plan.tool.version}",
+        "spec": plan.spec.model_dump(),
+        "inputs": [f.model_dump() for f in plan.inputs],
+        "seed": plan.seed,
+        "objectives": [objective_context(op) for op in plan.objectives],
+    }
+
+
+def render_review(plan: Plan, fmt: str = "md") -> str:
+    """The review of ``plan`` as Markdown (``md``) or JSON (``json``)."""
+    ctx = review_context(plan)
+    if fmt == "json":
+        return json.dumps(ctx, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    if fmt != "md":
+        raise ValueError(f"unknown review format `{fmt}`; use `md` or `json`")
+    text = render_template("plan_review.md.j2", **ctx)
+    return re.sub(r"\n{3,}", "\n\n", text).rstrip("\n") + "\n"

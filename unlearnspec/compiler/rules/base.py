@@ -1,0 +1,234 @@
+"""The machinery every feasibility rule shares: the rule registry, its context, and span helpers.
+
+A rule is a plain function ``rule(obj, ctx) -> Iterable[Diagnostic]`` over one checked objective,
+registered with its documentation page by the :func:`rule` decorator. The page is the single
+source of the code's severity, so a rule cannot report a code at a severity its page does not
+document. Each rule also declares which claims an objective-level finding (one with
+``claim=None``) bears on, so that the per-claim status table can attribute it (see
+:func:`unlearnspec.compiler.feasibility.claim_statuses`).
+
+The rules read only the AST (and the two facts in :class:`RuleContext` that are not in one
+objective), so checking stays fast and never touches data files or models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from unlearnspec.compiler import vocab
+from unlearnspec.compiler.ast import Claim, Objective, Word
+from unlearnspec.compiler.codes import CodePage, register
+from unlearnspec.compiler.diagnostics import Diagnostic, Label, Span
+
+RuleFn = Callable[[Objective, "RuleContext"], Iterable[Diagnostic]]
+
+# Claim groups that objective-level findings bear on.
+REMOVAL_CLAIMS = frozenset({"removed", "as_if_never_trained"})
+OUTPUT_CLAIMS = frozenset({"not_generated", "not_generated_similar", "robust_to_prompting"})
+ALL_CLAIMS = None  # an objective-level finding that bears on every claim of the objective
+
+#: The paper the whole catalogue restates (FRAMEWORK.md); cited on every page.
+PAPER = ("A. F. Cooper, C. A. Choquette-Choo, M. Bogen, et al., \"Machine Unlearning Doesn't Do What You "
+         "Think: Lessons for Generative AI Policy, Research, and Practice\", arXiv:2412.06966 (2024)")
+
+
+def paper(where: str) -> str:
+    """A reference to a part of the position paper, e.g. ``paper("Section 4, mismatch M2")``."""
+    return f"{PAPER}, {where}"
+
+
+@dataclass(frozen=True)
+class RuleContext:
+    """What a rule needs to know beyond the objective itself."""
+
+    spec_path: str
+    base_dir: str
+    builtin: bool  # the model is built in: its training corpus and recipe are known, so retraining is possible
+    objectives_on_model: int = 1  # objectives in this file (this one included) on the same model
+    siblings: tuple[Objective, ...] = ()  # the other objectives in this file on the same model
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A registered rule: its page, its function, and the claims its objective-level findings concern."""
+
+    page: CodePage
+    fn: RuleFn
+    affects: frozenset[str] | None = field(default=ALL_CLAIMS)
+
+    @property
+    def code(self) -> str:
+        return self.page.code
+
+    def __call__(self, obj: Objective, ctx: RuleContext) -> list[Diagnostic]:
+        out = list(self.fn(obj, ctx))
+        for d in out:
+            if d.code != self.code or d.severity != self.page.severity:  # pragma: no cover - programming error
+                raise AssertionError(f"rule {self.code} reported {d.code}/{d.severity}")
+        return out
+
+
+_REGISTERED: list[Rule] = []
+AFFECTS: dict[str, frozenset[str] | None] = {}
+
+
+def rule(page: CodePage, *, affects: frozenset[str] | None = ALL_CLAIMS) -> Callable[[RuleFn], RuleFn]:
+    """Register ``fn`` as the rule for ``page.code`` (and the page in the code registry)."""
+    if page.category != "feasibility":
+        raise ValueError(f"{page.code}: feasibility rules register feasibility pages")
+
+    def deco(fn: RuleFn) -> RuleFn:
+        register(page)
+        if page.code not in AFFECTS:
+            _REGISTERED.append(Rule(page=page, fn=fn, affects=affects))
+            AFFECTS[page.code] = affects
+        return fn
+
+    return deco
+
+
+def registered_rules() -> tuple[Rule, ...]:
+    """Every rule, ordered by code (the order they run in and their findings are listed)."""
+    return tuple(sorted(_REGISTERED, key=lambda r: r.code))
+
+
+def finding(page: CodePage, obj: Objective, span: Span, message: str, *, labels: Sequence[Label] = (),
+            help: Sequence[str] = (), claim: str | None = None) -> Diagnostic:
+    """A diagnostic for ``page``'s code; labels on the primary span itself are dropped (it is shown)."""
+    seen: set[tuple[int, int, int, int]] = {_key(span)}
+    kept: list[Label] = []
+    for lab in labels:
+        k = _key(lab.span)
+        if k not in seen:
+            seen.add(k)
+            kept.append(lab)
+    return Diagnostic(code=page.code, severity=page.severity, message=message, span=span, labels=kept,
+                      help=list(help), objective=obj.name, claim=claim)
+
+
+def _key(span: Span) -> tuple[int, int, int, int]:
+    return (span.line, span.column, span.end_line, span.end_column)
+
+
+def label(span: Span | None, message: str) -> list[Label]:
+    """Zero or one label: convenient with ``*`` when a contributing field may be absent."""
+    return [] if span is None else [Label(span=span, message=message)]
+
+
+# -- facts about an objective that several rules read ------------------------------------------
+
+
+def goal_of(obj: Objective) -> str | None:
+    return obj.goal.goal.value if obj.goal else None
+
+
+def via_of(obj: Objective) -> str | None:
+    return obj.goal.via.value if obj.goal and obj.goal.via else None
+
+
+def release_of(obj: Objective) -> str | None:
+    return obj.release.mode.value if obj.release else None
+
+
+def precision_of(obj: Objective) -> str | None:
+    return obj.release.precision.value if obj.release and obj.release.precision else None
+
+
+def weights_leave(obj: Objective) -> bool:
+    """The weights leave the deployer's control (open weights or on-device)."""
+    return release_of(obj) in ("open_weights", "on_device")
+
+
+def is_builtin_model(obj: Objective) -> bool:
+    return obj.model is not None and obj.model.value.startswith("builtin:")
+
+
+def kind_label(obj: Objective) -> list[Label]:
+    """The span that makes the target latent/concept: its `kind`, or the category that defaults to it."""
+    t = obj.target
+    if t is None:
+        return []
+    if t.kind is not None:
+        return label(t.kind.span, f"the target is `{t.kind.value}` information")
+    return label(t.category.span, f"a `{t.category.value}` target is a `{t.kind_value}` by default")
+
+
+def goal_label(obj: Objective) -> list[Label]:
+    if obj.goal is None:
+        return []
+    text = f"the goal is {obj.goal.goal.value}"
+    if obj.goal.via is not None:
+        text += f" via the {obj.goal.via.value}"
+    return label(obj.goal.goal.span, text)
+
+
+def release_label(obj: Objective, text: str | None = None) -> list[Label]:
+    if obj.release is None:
+        return []
+    return label(obj.release.mode.span, text or f"released as `{obj.release.mode.value}`")
+
+
+def method_label(obj: Objective, text: str | None = None) -> list[Label]:
+    if obj.method is None:
+        return []
+    name = obj.method.name.value
+    return label(obj.method.name.span, text or f"`{name}` is {_family_words(vocab.METHOD_FAMILY[name])}")
+
+
+def claim_label(c: Claim, text: str | None = None) -> list[Label]:
+    return label(c.name_span, text or f"claimed here: {vocab.CLAIMS[c.name].summary}")
+
+
+def word_label(w: Word | None, text: str) -> list[Label]:
+    return [] if w is None else label(w.span, text)
+
+
+def _family_words(family: str) -> str:
+    return {"exact": "an exact method", "approximate": "an approximate method",
+            "model_suppression": "model-level suppression", "system_suppression": "a system-level filter"}[family]
+
+
+# -- the method the plan will run ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MethodChoice:
+    """The unlearning method an objective will run, and who chose it.
+
+    When the spec names a method it is honoured. When it does not, the compiler chooses by this
+    table, which the lowering follows too, so that the rules judge the method that will run:
+
+    * suppression via the system → ``filter``; other suppression → ``refusal`` (model level);
+    * removal that must be exact (``guarantee exact`` or claim ``as_if_never_trained``) on a model
+      whose training corpus and recipe are known (the built-in one) → ``retrain``;
+    * any other removal → ``npo`` (approximate: retraining is possible only with the recipe, and
+      NPO is the established baseline of TOFU and MUSE that does not collapse like gradient ascent).
+    """
+
+    method: str | None
+    family: str | None  # vocab.METHOD_FAMILY value, None when the goal is unknown
+    chosen_by: str  # "spec" | "compiler"
+    rationale: str = ""
+
+
+def planned_method(obj: Objective, builtin: bool) -> MethodChoice:
+    if obj.method is not None:
+        name = obj.method.name.value
+        return MethodChoice(name, vocab.METHOD_FAMILY[name], "spec", "named in the spec")
+    goal = goal_of(obj)
+    if goal == "suppression":
+        if via_of(obj) == "system":
+            return MethodChoice("filter", "system_suppression", "compiler",
+                                "suppression in the serving system is an output filter")
+        return MethodChoice("refusal", "model_suppression", "compiler",
+                            "suppression in the model: refusal tuning on the target's prompts")
+    if goal == "removal":
+        exact = (obj.guarantee is not None and obj.guarantee.value == "exact") or obj.has_claim("as_if_never_trained")
+        if exact and builtin:
+            return MethodChoice("retrain", "exact", "compiler",
+                                "an exact objective on a model whose training corpus and recipe are known")
+        why = ("the training corpus and recipe are unknown, so retraining is impossible" if not builtin
+               else "the cheapest method whose evidence the plan can measure")
+        return MethodChoice("npo", "approximate", "compiler", f"approximate removal by NPO: {why}")
+    return MethodChoice(None, None, "compiler", "no goal")

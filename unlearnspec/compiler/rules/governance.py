@@ -1,0 +1,82 @@
+"""Rules on how objectives are framed and combined: sequential requests (UL502), compliance (UL503)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from unlearnspec.compiler.ast import Objective
+from unlearnspec.compiler.codes import CodePage
+from unlearnspec.compiler.diagnostics import Diagnostic, Label
+from unlearnspec.compiler.rules.base import RuleContext, finding, paper, planned_method, rule
+
+UL502 = CodePage(
+    code="UL502", name="sequential-approximate-unlearning", severity="note", category="feasibility",
+    summary="Several objectives in one file unlearn from the same model with approximate methods.",
+    why="Each approximate unlearning run perturbs the model a little more; sequential and large requests degrade "
+        "approximate methods in utility and in how well earlier removals hold (MUSE's scalability and "
+        "sustainability criteria). Requests batched into one run, and periodic exact retraining, avoid the "
+        "accumulation. Source: Shi et al., MUSE, arXiv:2407.06460.",
+    example='objective "erase-a" { model "models/my-llm"  method npo ... }\n'
+            'objective "erase-b" { model "models/my-llm"  method npo ... }',
+    instead='objective "erase-a-and-b" {\n  model "models/my-llm"\n  target records "requests 2026-01" {\n'
+            '    forget "data/a.jsonl", "data/b.jsonl"\n  }\n  ...\n}',
+    references=["W. Shi et al., \"MUSE: Machine Unlearning Six-Way Evaluation for Language Models\", "
+                "arXiv:2407.06460"],
+)
+
+
+@rule(UL502)
+def sequential_approximate_unlearning(obj: Objective, ctx: RuleContext) -> Iterator[Diagnostic]:
+    if obj.model is None or planned_method(obj, ctx.builtin).family != "approximate":
+        return
+    others = [o for o in ctx.siblings if planned_method(o, ctx.builtin).family == "approximate"]
+    if not others:
+        return
+    yield finding(
+        UL502, obj, obj.name_span,
+        f"{len(others) + 1} objectives unlearn from `{obj.model.value}` with approximate methods: sequential "
+        "requests degrade approximate unlearning",
+        labels=[Label(span=o.name_span, message="also approximate unlearning on this model") for o in others],
+        help=["merge the requests into one objective (several forget files in one target) and run them as one "
+              "batch; plan periodic retraining"])
+
+
+UL503 = CodePage(
+    code="UL503", name="compliance-framing", severity="note", category="feasibility",
+    summary="A `compliant \"...\"` claim, or a `basis` that states compliance with a law (naming the law a request "
+            "rests on is fine).",
+    why="Unlearning does not make a system compliant with a law; it produces evidence of reasonable best effort "
+        "under stated evaluations, which a legal assessment may weigh. Framing results as compliance overstates "
+        "what any technique can show. Source: Cooper et al. 2024, takeaways (claims as evidence of best effort "
+        "with stated evaluations, not compliance proofs).",
+    example='basis "Complies with GDPR Art. 17"\nclaims {\n  compliant "GDPR Art. 17"\n}',
+    instead='basis "GDPR Art. 17, request 2026-0113"\nclaims {\n  removed\n  not_generated\n}',
+    references=[paper("takeaways")],
+)
+
+_COMPLIANCE = re.compile(r"\b(complian(?:t|ce)|compl(?:y|ies)|conform(?:s|ity|ant)?|satisf(?:y|ies|ied)|"
+                         r"fulfil(?:l|s|ls)?|meets|guarantee[sd]?)\b", re.IGNORECASE)
+_LAW = re.compile(r"(\b(GDPR|CCPA|CPRA|DMCA|HIPAA|COPPA|PIPEDA|LGPD|EU AI Act)\b|\bArt(?:icle)?\.?\s*\d|§|"
+                  r"\b(Act|Law|Regulation|Directive|Code|copyright)\b)", re.IGNORECASE)
+
+
+def states_compliance(text: str) -> bool:
+    """A basis text that states compliance with a law, not merely the law a request rests on."""
+    return bool(_COMPLIANCE.search(text) and _LAW.search(text))
+
+
+@rule(UL503)
+def compliance_framing(obj: Objective, ctx: RuleContext) -> Iterator[Diagnostic]:
+    help = ['state the law in `basis` as the reason for the request (e.g. `basis "GDPR Art. 17, request '
+            '2026-0113"`), and claim what the run measures (`removed`, `not_generated`)']
+    for c in obj.claims:
+        if c.name == "compliant":
+            law = c.law.value if c.law else ""
+            yield finding(UL503, obj, c.span,
+                          f"claim `compliant \"{law}\"` states compliance: unlearning gives evidence of best effort, "
+                          "not proof of compliance", claim=c.name, help=help)
+    if obj.basis is not None and states_compliance(obj.basis.value):
+        yield finding(UL503, obj, obj.basis.span,
+                      f"`basis` states compliance (`{obj.basis.value}`): unlearning gives evidence of best effort, "
+                      "not proof of compliance", help=help)

@@ -1,0 +1,351 @@
+"""`unlearnspec diff OLD NEW`: what changed in meaning between two specs or plans, and whether it loosened.
+
+A text diff of a spec says which lines moved; a reviewer needs to know whether the objective got
+weaker. Both sides are lowered to plans (a spec is planned in memory with ``--allow-infeasible``, so
+an infeasible spec still diffs) and compared objective by objective, by name. Each change is
+classified:
+
+* **loosened** — the objective promises or verifies less: a threshold relaxed (direction from
+  :data:`unlearnspec.compiler.vocab.METRICS` ``better``), a utility tolerance widened, the scope
+  narrowed (fewer output kinds or prompt kinds), a claim's compile status weakened (supported →
+  cannot be verified → cannot be met), a check dropped from a claim, a probe or attack dropped, a
+  smaller relearning budget, a new accepted risk, a goal weakened from removal to suppression, a
+  feasible objective become infeasible;
+* **tightened** — the reverse of any of those, and claims added;
+* **changed** — everything else that matters but has no direction: the method, the release or its
+  precision, the target, the model, data files (by hash), hyperparameters, the reference strategy.
+  A claim *removed* is ``changed``, not loosened: the objective no longer says it, so it cannot be
+  held to it (the report would show no verdict for it); a weakened status is what hides a risk.
+
+Exit code 1 when anything loosened, else 0 (2 when an input cannot be read): a CI gate that lets
+tightening through and stops silent weakening.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from unlearnspec.compiler import vocab
+from unlearnspec.plan import (
+    AttackStage,
+    EvaluateStage,
+    MetricCheck,
+    ObjectivePlan,
+    Plan,
+    QuantizeAttack,
+    ReferenceStage,
+    RelearnAttack,
+    UnlearnStage,
+)
+
+DIFF_FORMAT_VERSION = "1"
+EXIT_SAME_OR_TIGHTER, EXIT_LOOSENED, EXIT_UNREADABLE = 0, 1, 2
+
+Kind = Literal["loosened", "tightened", "changed"]
+
+STATUS_RANK = {"supported": 0, "cannot_be_verified": 1, "cannot_be_met": 2}
+GOAL_RANK = {"removal": 0, "suppression": 1}  # suppression promises less than removal (M1)
+UTILITY_METRICS = ("retain_utility_drop", "neighbor_utility_drop")
+HYPERPARAMETERS = ("adapter", "max_steps", "learning_rate", "batch_size", "gradient_accumulation_steps",
+                   "retain_weight", "beta", "gamma", "rmu_layer", "rmu_steering_coeff", "rmu_alpha",
+                   "refusal_text", "filter_ngram", "train_precision", "seed")
+
+
+@dataclass(frozen=True)
+class Change:
+    """One semantic change: which objective, what part of it, and which way it went."""
+
+    objective: str
+    kind: Kind
+    what: str  # "threshold", "claim", "scope", "method", ...
+    subject: str  # the claim, check id, field, ...
+    old: str | None
+    new: str | None
+    message: str
+
+
+# -- comparing plans ------------------------------------------------------------------------------------
+
+
+def _stage(op: ObjectivePlan, kind: type[Any]) -> Any:
+    return next((s for s in op.stages if isinstance(s, kind)), None)
+
+
+def _threshold_text(mc: MetricCheck | None) -> str | None:
+    if mc is None or mc.threshold is None:
+        return None
+    return f"{mc.threshold.op} {mc.threshold.value:g}"
+
+
+def threshold_direction(metric: str, old: MetricCheck, new: MetricCheck) -> Kind | None:
+    """Whether moving ``old``'s threshold to ``new``'s loosens or tightens the check (None: no change)."""
+    a, b = old.threshold, new.threshold
+    if a == b:
+        return None
+    if a is None:
+        return "tightened"
+    if b is None:
+        return "loosened"
+    better = vocab.METRICS[metric].better if metric in vocab.METRICS else "lower"
+    x, y = a.value, b.value
+    if better == "closer_to_zero":
+        x, y = abs(x), abs(y)
+    if x == y:  # same bound, strictness of the comparison changed
+        strict_a, strict_b = a.op in ("<", ">"), b.op in ("<", ">")
+        if strict_a == strict_b:
+            return "changed"
+        return "tightened" if strict_b else "loosened"
+    if better == "higher":
+        return "tightened" if y > x else "loosened"
+    return "tightened" if y < x else "loosened"
+
+
+def _prompt_set(values: list[str]) -> set[str]:
+    return set(vocab.PROMPTS) if "any" in values else set(values)
+
+
+def _set_change(obj: str, what: str, old: set[str], new: set[str], *, wider: Kind, narrower: Kind,
+                noun: str) -> list[Change]:
+    out = []
+    for x in sorted(new - old):
+        out.append(Change(obj, wider, what, x, None, x, f"{noun} `{x}` added"))
+    for x in sorted(old - new):
+        out.append(Change(obj, narrower, what, x, x, None, f"{noun} `{x}` removed"))
+    return out
+
+
+def diff_objective(old: ObjectivePlan, new: ObjectivePlan) -> list[Change]:
+    name = new.objective.name
+    out: list[Change] = []
+
+    def add(kind: Kind, what: str, subject: str, a: object, b: object, message: str) -> None:
+        out.append(Change(name, kind, what, subject, None if a is None else str(a), None if b is None else str(b),
+                          message))
+
+    o, n = old.objective, new.objective
+    if o.goal != n.goal:
+        kind: Kind = "loosened" if GOAL_RANK[n.goal] > GOAL_RANK[o.goal] else "tightened"
+        add(kind, "goal", "goal", o.goal, n.goal, f"goal `{o.goal}` → `{n.goal}`")
+    if o.suppression_via != n.suppression_via and o.goal == n.goal:
+        add("changed", "goal", "via", o.suppression_via, n.suppression_via,
+            f"suppression via `{o.suppression_via}` → `{n.suppression_via}`")
+    if o.target != n.target:
+        add("changed", "target", "target", f"{o.target.category} {o.target.name} ({o.target.kind})",
+            f"{n.target.category} {n.target.name} ({n.target.kind})", "target changed")
+    if o.release.mode != n.release.mode:
+        add("changed", "release", "release", o.release.mode, n.release.mode,
+            f"release `{o.release.mode}` → `{n.release.mode}`")
+    if o.release.precision != n.release.precision:
+        add("changed", "release", "precision", o.release.precision, n.release.precision,
+            f"release precision `{o.release.precision}` → `{n.release.precision}`")
+    out += _set_change(name, "scope", set(o.outputs), set(n.outputs), wider="tightened", narrower="loosened",
+                       noun="scope output")
+    out += _set_change(name, "scope", _prompt_set(o.prompts), _prompt_set(n.prompts), wider="tightened",
+                       narrower="loosened", noun="scope prompt kind")
+    if old.feasible != new.feasible:
+        add("loosened" if old.feasible else "tightened", "feasibility", "feasible", old.feasible, new.feasible,
+            "the objective is no longer feasible" if old.feasible else "the objective became feasible")
+
+    # Claims: added, removed, status, arguments, and the checks that decide them.
+    oc, nc = {c.claim: c for c in old.claims}, {c.claim: c for c in new.claims}
+    ochecks, nchecks = {m.id: m for m in old.checks}, {m.id: m for m in new.checks}
+    for c in nc:
+        if c not in oc:
+            add("tightened", "claim", c, None, c, f"claim `{c}` added")
+    for c in oc:
+        if c not in nc:
+            add("changed", "claim", c, c, None, f"claim `{c}` removed (the objective no longer makes it)")
+    for c in (c for c in nc if c in oc):
+        a, b = oc[c], nc[c]
+        if a.status != b.status:
+            kind = "loosened" if STATUS_RANK[b.status] > STATUS_RANK[a.status] else "tightened"
+            add(kind, "claim status", c, a.status, b.status,
+                f"claim `{c}`: `{a.status}` → `{b.status}`" + (f" ({', '.join(b.reasons)})" if b.reasons else ""))
+        if a.args != b.args:
+            sa, sb = a.args.get("steps"), b.args.get("steps")
+            if isinstance(sa, int) and isinstance(sb, int) and sa != sb:
+                add("loosened" if sb < sa else "tightened", "claim", c, f"steps {sa}", f"steps {sb}",
+                    f"claim `{c}`: relearning budget {sa} → {sb} steps")
+            else:
+                add("changed", "claim", c, a.args, b.args, f"claim `{c}`: arguments changed")
+        deciding_a = {i for i in a.checks if i in ochecks and ochecks[i].threshold is not None}
+        deciding_b = {i for i in b.checks if i in nchecks and nchecks[i].threshold is not None}
+        for i in sorted(deciding_b - deciding_a):
+            add("tightened", "evidence", f"{c}/{i}", None, _threshold_text(nchecks[i]),
+                f"claim `{c}` is now also decided by `{i}` {_threshold_text(nchecks[i])}")
+        for i in sorted(deciding_a - deciding_b):
+            add("loosened", "evidence", f"{c}/{i}", _threshold_text(ochecks[i]), None,
+                f"claim `{c}` is no longer decided by `{i}` {_threshold_text(ochecks[i])}")
+
+    # Thresholds of the checks both plans run.
+    for i in (i for i in nchecks if i in ochecks):
+        a_mc, b_mc = ochecks[i], nchecks[i]
+        d = threshold_direction(b_mc.metric, a_mc, b_mc)
+        if d is None:
+            continue
+        what = "utility tolerance" if b_mc.metric in UTILITY_METRICS else "threshold"
+        add(d, what, i, _threshold_text(a_mc), _threshold_text(b_mc),
+            f"{what} `{i}`: {_threshold_text(a_mc) or 'none'} → {_threshold_text(b_mc) or 'none'}")
+    for i in sorted(set(nchecks) - set(ochecks)):
+        mc = nchecks[i]
+        if mc.metric in UTILITY_METRICS and mc.threshold is not None:
+            add("tightened", "utility tolerance", i, None, _threshold_text(mc), f"utility check `{i}` added")
+    for i in sorted(set(ochecks) - set(nchecks)):
+        mc = ochecks[i]
+        if mc.metric in UTILITY_METRICS and mc.threshold is not None:
+            add("loosened", "utility tolerance", i, _threshold_text(mc), None, f"utility check `{i}` dropped")
+
+    # What will run.
+    ua, ub = _stage(old, UnlearnStage), _stage(new, UnlearnStage)
+    if ua is not None and ub is not None:
+        if ua.method != ub.method:
+            add("changed", "method", "method", ua.method, ub.method,
+                f"method `{ua.method}` ({ua.family}) → `{ub.method}` ({ub.family})")
+        for h in HYPERPARAMETERS:
+            va, vb = getattr(ua, h), getattr(ub, h)
+            if va != vb:
+                add("changed", "hyperparameter", h, va, vb, f"{h} {va} → {vb}")
+        if ua.lora != ub.lora and ua.adapter == ub.adapter == "lora":
+            add("changed", "hyperparameter", "lora", ua.lora, ub.lora, "LoRA configuration changed")
+        if ua.stopping != ub.stopping:
+            add("changed", "hyperparameter", "stopping", ua.stopping.kind, ub.stopping.kind, "stopping rule changed")
+    ra, rb = _stage(old, ReferenceStage), _stage(new, ReferenceStage)
+    if ra is not None and rb is not None and (ra.strategy, ra.model) != (rb.strategy, rb.model):
+        add("changed", "reference", "reference", ra.strategy, rb.strategy,
+            f"reference `{ra.strategy}` → `{rb.strategy}`")
+    ea, eb = _stage(old, EvaluateStage), _stage(new, EvaluateStage)
+    pa = {p.name for p in ea.probes} if ea else set()
+    pb = {p.name for p in eb.probes} if eb else set()
+    out += _set_change(name, "probe", pa, pb, wider="tightened", narrower="loosened", noun="probe")
+    ra_, rb_ = (ea.representation_probe if ea else None), (eb.representation_probe if eb else None)
+    if ra_ != rb_:
+        kind = "loosened" if rb_ is None else ("tightened" if ra_ is None else "changed")
+        add(kind, "probe", "representation", ra_, rb_, f"representation probe `{ra_}` → `{rb_}`")
+    out += _attack_changes(name, _stage(old, AttackStage), _stage(new, AttackStage))
+
+    # Accepted risks and the inputs.
+    acc_a = {f.code for f in old.findings if f.accepted}
+    acc_b = {f.code for f in new.findings if f.accepted}
+    out += _set_change(name, "accepted risk", acc_a, acc_b, wider="loosened", narrower="tightened",
+                       noun="accepted risk")
+    if (old.model.source, old.model.sha256) != (new.model.source, new.model.sha256):
+        add("changed", "model", "model", f"{old.model.source} {(old.model.sha256 or '')[:12]}".strip(),
+            f"{new.model.source} {(new.model.sha256 or '')[:12]}".strip(), "model changed")
+    for role in ("forget", "retain", "neighbors", "holdout", "test"):
+        a_paths, b_paths = getattr(old.data, role), getattr(new.data, role)
+        if a_paths != b_paths:
+            add("changed", "data", role, ", ".join(a_paths) or None, ", ".join(b_paths) or None,
+                f"{role} data changed")
+    return out
+
+
+def _attack_changes(name: str, a: AttackStage | None, b: AttackStage | None) -> list[Change]:
+    out: list[Change] = []
+    rel_a = [x.steps for x in (a.attacks if a else []) if isinstance(x, RelearnAttack)]
+    rel_b = [x.steps for x in (b.attacks if b else []) if isinstance(x, RelearnAttack)]
+    if rel_a != rel_b:
+        sa, sb = max(rel_a, default=0), max(rel_b, default=0)
+        kind: Kind = "loosened" if sb < sa else "tightened" if sb > sa else "changed"
+        out.append(Change(name, kind, "attack", "relearn", f"{sa} steps" if sa else None,
+                          f"{sb} steps" if sb else None,
+                          f"relearning attack {sa or 'none'} → {sb or 'none'} steps"))
+    qa: set[str] = {x.precision for x in (a.attacks if a else []) if isinstance(x, QuantizeAttack)}
+    qb: set[str] = {x.precision for x in (b.attacks if b else []) if isinstance(x, QuantizeAttack)}
+    out += _set_change(name, "attack", qa, qb, wider="tightened", narrower="loosened", noun="quantize attack at")
+    return out
+
+
+def diff_plans(old: Plan, new: Plan) -> list[Change]:
+    """Every semantic change from ``old`` to ``new``, objective by objective (by name)."""
+    oa = {op.objective.name: op for op in old.objectives}
+    nb = {op.objective.name: op for op in new.objectives}
+    out: list[Change] = []
+    for name in nb:
+        if name not in oa:
+            out.append(Change(name, "tightened", "objective", name, None, name, f"objective `{name}` added"))
+    for name in oa:
+        if name not in nb:
+            out.append(Change(name, "changed", "objective", name, name, None, f"objective `{name}` removed"))
+    for name in (n for n in nb if n in oa):
+        out += diff_objective(oa[name], nb[name])
+    changed_inputs = {f.path for f in old.inputs} ^ {f.path for f in new.inputs} | {
+        f.path for f in new.inputs for g in old.inputs if f.path == g.path and f.sha256 != g.sha256}
+    for path in sorted(changed_inputs):
+        a = next((f.sha256 for f in old.inputs if f.path == path), None)
+        b = next((f.sha256 for f in new.inputs if f.path == path), None)
+        msg = f"data file `{path}` " + ("added" if a is None else "removed" if b is None else "content changed")
+        out.append(Change("*", "changed", "data file", path, a and a[:12], b and b[:12], msg))
+    return out
+
+
+# -- loading and rendering ------------------------------------------------------------------------------
+
+
+def _load(path: Path) -> tuple[Plan | None, str]:
+    from unlearnspec.compiler.review import load_plan_or_spec
+
+    return load_plan_or_spec(path)
+
+
+def summary(changes: list[Change]) -> dict[str, int]:
+    return {k: sum(c.kind == k for c in changes) for k in ("loosened", "tightened", "changed")}
+
+
+def render_text(old: str, new: str, changes: list[Change]) -> str:
+    if not changes:
+        return f"no semantic changes between `{old}` and `{new}`\n"
+    lines: list[str] = []
+    for obj in dict.fromkeys(c.objective for c in changes):
+        lines.append("inputs" if obj == "*" else f"objective `{obj}`")
+        for c in (c for c in changes if c.objective == obj):
+            lines.append(f"  {c.kind:<9}  {c.message}")
+    s = summary(changes)
+    lines.append(f"{s['loosened']} loosened, {s['tightened']} tightened, {s['changed']} changed"
+                 + (" — the objective got weaker" if s["loosened"] else ""))
+    return "\n".join(lines) + "\n"
+
+
+def render_md(old: str, new: str, changes: list[Change]) -> str:
+    s = summary(changes)
+    head = f"## Semantic diff: `{old}` → `{new}`\n\n"
+    if not changes:
+        return head + "No semantic changes.\n"
+    rows = ["| objective | change | what | old | new | detail |", "|---|---|---|---|---|---|"]
+    for c in changes:
+        kind = f"**{c.kind}**" if c.kind == "loosened" else c.kind
+
+        def cell(x: str | None) -> str:
+            return "-" if x is None else x.replace("|", "\\|")
+
+        rows.append(f"| {'(inputs)' if c.objective == '*' else f'`{c.objective}`'} | {kind} | {c.what} | "
+                    f"{cell(c.old)} | {cell(c.new)} | {cell(c.message)} |")
+    tail = f"\n\n{s['loosened']} loosened, {s['tightened']} tightened, {s['changed']} changed."
+    if s["loosened"]:
+        tail += " **Something loosened: review before merging.**"
+    return head + "\n".join(rows) + tail + "\n"
+
+
+def render_json(old: str, new: str, changes: list[Change]) -> str:
+    s = summary(changes)
+    doc = {"format_version": DIFF_FORMAT_VERSION, "old": old, "new": new, "loosened": s["loosened"] > 0,
+           "summary": s, "changes": [asdict(c) for c in changes]}
+    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+
+
+def diff_paths(old: Path, new: Path, fmt: str = "text") -> tuple[str, int]:
+    """The semantic diff of two specs or plans (any mix) and the exit code (1 when something loosened)."""
+    a, err_a = _load(old)
+    if a is None:
+        return err_a + "\n", EXIT_UNREADABLE
+    b, err_b = _load(new)
+    if b is None:
+        return err_b + "\n", EXIT_UNREADABLE
+    changes = diff_plans(a, b)
+    render = {"text": render_text, "md": render_md, "json": render_json}.get(fmt)
+    if render is None:
+        return f"error: unknown format `{fmt}`; use text, md or json\n", EXIT_UNREADABLE
+    code = EXIT_LOOSENED if any(c.kind == "loosened" for c in changes) else EXIT_SAME_OR_TIGHTER
+    return render(old.as_posix(), new.as_posix(), changes), code

@@ -1,0 +1,283 @@
+"""Attacks that undo shallow unlearning: relearning by fine-tuning, and quantization.
+
+Why these two (FRAMEWORK.md §5): a few fine-tuning steps on small, even unrelated, data restore
+"unlearned" knowledge (Hu et al. arXiv:2406.13356; Łucki et al. arXiv:2409.18025; Deeb & Roger
+arXiv:2410.08827), and 4-bit quantization restored 83% of "forgotten" knowledge where full
+precision showed 21% (Zhang et al. arXiv:2410.16454) — unlearning that moves weights by less than
+a quantization step disappears when the weights are rounded. So claims of robustness are tested
+on an attacked *copy* of the model at the deployment precision; the input model is never mutated.
+
+Quantization backends, honestly labelled in :class:`QuantizeResult`:
+
+- ``fp32``: the model itself (cast to fp32 if it is not).
+- ``bf16`` / ``fp16``: a cast copy. When half-precision matmuls are unavailable on the device, fp16
+  is simulated by rounding the weights to fp16 and computing in fp32 (``backend`` says so).
+- ``int8``: real PyTorch dynamic quantization (``torch.ao.quantization.quantize_dynamic``: int8
+  weights, activations quantized per batch) of every ``nn.Linear``. GPT-2's projections are
+  transformers' ``Conv1D`` (``y = x W + b`` with ``W`` stored transposed), so they are first
+  converted to equivalent ``nn.Linear`` modules (:func:`conv1d_to_linear`). Runs on CPU.
+- ``int4``: weight-only round-to-nearest, asymmetric with a zero point, group size 32 along the
+  input dimension, dequantised back to fp32 (``backend="rtn-int4-simulated"``): the numerics of RTN
+  int4, one of the schemes Zhang et al. evaluate, without an int4 kernel.
+
+The embeddings and the LM head stay in full precision in int8 and int4, as is common in weight-only
+deployments (transformers' bitsandbytes integration, for one, keeps the output layer unquantized; in
+GPT-2 the LM head is also tied to the input embedding). Anything that cannot be done is returned with
+``evaluated=False`` and the reason — never a silently unquantized model.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import tempfile
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import (
+    DataCollatorForLanguageModeling,
+    PreTrainedTokenizerBase,
+    Trainer,
+    TrainingArguments,
+)
+from transformers.pytorch_utils import Conv1D
+from transformers.trainer_callback import PrinterCallback
+
+from unlearnspec.records import Record
+from unlearnspec.runtime.evaluation.likelihood import context_length
+
+PRECISIONS = ("fp32", "bf16", "fp16", "int8", "int4")
+INT4_GROUP_SIZE = 32
+
+
+def _unwrap(model: Any) -> Any:
+    """A plain copy of ``model``: a PEFT model's adapters are merged into a copy of the base."""
+    try:
+        from peft import PeftModel
+    except ImportError:  # pragma: no cover - peft is a runtime dependency
+        PeftModel = ()  # type: ignore[assignment,misc]  # noqa: N806
+    if isinstance(model, PeftModel):
+        return copy.deepcopy(model).merge_and_unload()
+    return copy.deepcopy(model)
+
+
+# -------------------------------------------------------------------------------- relearning
+class _TokenisedTexts(torch.utils.data.Dataset[dict[str, list[int]]]):
+    def __init__(self, texts: Sequence[str], tokenizer: PreTrainedTokenizerBase, max_length: int) -> None:
+        eos = tokenizer.eos_token_id
+        if eos is None:
+            raise ValueError("the tokenizer needs an EOS token")
+        self.rows = [{"input_ids": (list(tokenizer(t)["input_ids"]) + [eos])[:max_length]} for t in texts]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> dict[str, list[int]]:
+        return self.rows[i]
+
+
+def relearn(model: Any, tokenizer: PreTrainedTokenizerBase, records: Sequence[Record], *, steps: int,
+            learning_rate: float, batch_size: int, seed: int, out_dir: str | Path | None = None) -> Any:
+    """Fine-tune a copy of ``model`` on the records' training texts for exactly ``steps`` optimizer steps.
+
+    The Hugging Face Trainer (AdamW, constant learning rate, no warmup, seeded data order) on
+    each training text with EOS appended, as the model was trained. The input model is not
+    touched; a PEFT model is merged into a plain copy first, since an attacker with the weights
+    fine-tunes all of them. Returns the attacked copy in eval mode."""
+    if steps < 1:
+        raise ValueError("steps must be at least 1")
+    texts = [t for r in records for t in r.training_texts()]
+    if not texts:
+        raise ValueError("no training texts to relearn on")
+    attacked = _unwrap(model)
+    attacked.requires_grad_(True)  # PEFT froze the base weights; the attacker trains them all
+    tok = tokenizer
+    if tok.pad_token_id is None:  # the collator pads; EOS is the usual stand-in
+        tok = copy.deepcopy(tokenizer)
+        tok.pad_token = tok.eos_token
+    dataset = _TokenisedTexts(texts, tok, context_length(attacked))
+    with tempfile.TemporaryDirectory(prefix="unlearnspec-relearn-") as scratch:
+        args = TrainingArguments(
+            output_dir=str(out_dir) if out_dir is not None else scratch,
+            max_steps=steps,
+            per_device_train_batch_size=batch_size,
+            learning_rate=learning_rate,
+            lr_scheduler_type="constant",
+            warmup_steps=0,
+            weight_decay=0.0,
+            save_strategy="no",
+            logging_strategy="no",
+            report_to=[],
+            disable_tqdm=True,
+            use_cpu=not torch.cuda.is_available(),
+            seed=seed,
+            data_seed=seed,
+            dataloader_num_workers=0,
+        )
+        trainer = Trainer(model=attacked, args=args, train_dataset=dataset,
+                          data_collator=DataCollatorForLanguageModeling(tok, mlm=False), processing_class=tok)
+        trainer.remove_callback(PrinterCallback)
+        trainer.train()
+    attacked.eval()
+    return attacked
+
+
+def recovery(original_value: float, unlearned_value: float, attacked_value: float) -> float:
+    """Fraction of the performance lost to unlearning that the attack brought back, in [0, 1].
+
+    ``(attacked - unlearned) / (original - unlearned)``, for any metric direction (loss or
+    accuracy). Nothing lost (``|original - unlearned| < 1e-12``) means nothing to recover: 0.0 —
+    whether unlearning did anything at all is the efficacy checks' question. NaN inputs give NaN."""
+    values = (original_value, unlearned_value, attacked_value)
+    if not all(math.isfinite(v) for v in values):
+        return math.nan
+    lost = original_value - unlearned_value
+    if abs(lost) < 1e-12:
+        return 0.0
+    return min(1.0, max(0.0, (attacked_value - unlearned_value) / lost))
+
+
+# ------------------------------------------------------------------------------ quantization
+@dataclass(frozen=True)
+class QuantizeResult:
+    """A quantized copy of the model, or ``model=None, evaluated=False`` with the reason."""
+
+    model: Any | None
+    evaluated: bool
+    reason: str
+    backend: str
+
+
+def conv1d_to_linear(model: nn.Module) -> nn.Module:
+    """Replace every transformers ``Conv1D`` in ``model`` (in place) by the equivalent ``nn.Linear``.
+
+    ``Conv1D`` computes ``x @ W + b`` with ``W`` of shape (in, out); ``nn.Linear`` computes
+    ``x @ W'.T + b`` with ``W'`` of shape (out, in), so ``W' = W.T``. Needed because PyTorch's
+    quantization and weight-only schemes operate on ``nn.Linear``."""
+    for module in list(model.modules()):
+        for child_name, child in list(module.named_children()):
+            if isinstance(child, Conv1D):
+                w = child.weight.detach()
+                linear = nn.Linear(w.shape[0], w.shape[1], bias=child.bias is not None,
+                                   device=w.device, dtype=w.dtype)
+                with torch.no_grad():
+                    linear.weight.copy_(w.t())
+                    if child.bias is not None:
+                        linear.bias.copy_(child.bias.detach())
+                setattr(module, child_name, linear)
+    return model
+
+
+def _skip_modules(model: nn.Module) -> set[int]:
+    """Modules kept in full precision: the output embedding (LM head)."""
+    get_out = getattr(model, "get_output_embeddings", None)
+    head = get_out() if callable(get_out) else None
+    return {id(head)} if head is not None else set()
+
+
+def rtn_quantize_weight(weight: torch.Tensor, bits: int = 4, group_size: int = INT4_GROUP_SIZE) -> torch.Tensor:
+    """Round-to-nearest asymmetric quantization of a (out, in) weight in groups along ``in``, dequantised.
+
+    Per group: ``scale = (max - min) / (2^bits - 1)``, ``zero = round(-min / scale)``,
+    ``q = clamp(round(w / scale) + zero, 0, 2^bits - 1)``, ``w' = (q - zero) * scale``."""
+    out_f, in_f = weight.shape
+    w = weight.detach().float()
+    pad = (-in_f) % group_size
+    if pad:
+        w = torch.cat([w, w[:, -1:].expand(out_f, pad)], dim=1)  # repeat a real value: no range change
+    g = w.reshape(out_f, -1, group_size)
+    lo = g.amin(dim=-1, keepdim=True)
+    hi = g.amax(dim=-1, keepdim=True)
+    qmax = 2**bits - 1
+    scale = ((hi - lo) / qmax).clamp(min=1e-12)
+    zero = torch.round(-lo / scale)
+    q = torch.clamp(torch.round(g / scale) + zero, 0, qmax)
+    deq = ((q - zero) * scale).reshape(out_f, -1)[:, :in_f]
+    return deq.to(weight.dtype)
+
+
+def _fp16_supported(model: nn.Module) -> bool:
+    try:
+        dev = next(model.parameters()).device
+        lin = nn.Linear(8, 8).to(device=dev, dtype=torch.float16)
+        lin(torch.ones(2, 8, device=dev, dtype=torch.float16))
+        return True
+    except (RuntimeError, StopIteration):
+        return False
+
+
+def quantize(model: Any, precision: str) -> QuantizeResult:
+    """The model as deployed at ``precision`` (one of :data:`PRECISIONS`); see the module doc."""
+    if precision not in PRECISIONS:
+        return QuantizeResult(None, False, f"unknown precision `{precision}`", "none")
+    if precision == "fp32":
+        first = next(model.parameters(), None)
+        if first is None or first.dtype == torch.float32:
+            return QuantizeResult(model, True, "full precision: the model itself", "identity")
+        return QuantizeResult(_unwrap(model).float(), True, "cast to fp32", "torch-fp32")
+    if precision == "bf16":
+        return QuantizeResult(_unwrap(model).to(torch.bfloat16), True, "weights and compute in bfloat16",
+                              "torch-bf16")
+    if precision == "fp16":
+        m = _unwrap(model)
+        if _fp16_supported(m):
+            return QuantizeResult(m.to(torch.float16), True, "weights and compute in float16", "torch-fp16")
+        with torch.no_grad():
+            for p in m.parameters():
+                p.copy_(p.to(torch.float16).to(p.dtype))
+        return QuantizeResult(m, True, "fp16 matmul unavailable here: weights rounded to fp16, compute in fp32",
+                              "fp16-weights-simulated")
+    if precision == "int8":
+        return _int8(model)
+    return _int4(model)
+
+
+def _int8(model: Any) -> QuantizeResult:
+    engine = torch.backends.quantized.engine
+    if engine in (None, "none") or not torch.backends.quantized.supported_engines:
+        return QuantizeResult(None, False, "no quantized CPU engine in this PyTorch build", "none")
+    from torch.ao.quantization import default_dynamic_qconfig, quantize_dynamic
+
+    m = conv1d_to_linear(_unwrap(model).float().to("cpu"))
+    skip = _skip_modules(m)
+    spec = {name: default_dynamic_qconfig for name, mod in m.named_modules()
+            if isinstance(mod, nn.Linear) and id(mod) not in skip}
+    if not spec:
+        return QuantizeResult(None, False, "the model has no linear layers to quantize", "none")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch.ao.quantization announces its move to torchao
+            q = quantize_dynamic(m, qconfig_spec=spec, dtype=torch.qint8)
+    except (RuntimeError, NotImplementedError) as exc:
+        return QuantizeResult(None, False, f"dynamic int8 quantization failed: {exc}", "none")
+    q.eval()
+    return QuantizeResult(q, True, f"{len(spec)} linear layers with int8 weights (dynamic activation "
+                                   "quantization); embeddings and LM head in fp32",
+                          f"torch-dynamic-int8 ({engine}, cpu)")
+
+
+def _int4(model: Any) -> QuantizeResult:
+    m = _unwrap(model).float()
+    skip = _skip_modules(m)
+    count = 0
+    with torch.no_grad():
+        for mod in m.modules():
+            if id(mod) in skip:
+                continue
+            if isinstance(mod, nn.Linear):
+                mod.weight.copy_(rtn_quantize_weight(mod.weight))
+                count += 1
+            elif isinstance(mod, Conv1D):  # weight is (in, out): quantize along ``in``
+                mod.weight.copy_(rtn_quantize_weight(mod.weight.t()).t())
+                count += 1
+    if count == 0:
+        return QuantizeResult(None, False, "the model has no linear layers to quantize", "none")
+    m.eval()
+    return QuantizeResult(m, True, f"{count} linear layers rounded to 4-bit (RTN, group size {INT4_GROUP_SIZE}, "
+                                   "asymmetric), dequantised to fp32; embeddings and LM head in fp32",
+                          "rtn-int4-simulated")

@@ -1,0 +1,88 @@
+"""Batched greedy decoding, the one generation path every output metric and probe shares.
+
+Why greedy and batched: verbatim memorisation, knowledge QA and every probe ask "what does the
+model say?", which must give the same answer on every run (greedy, no sampling) and must not cost
+one ``generate`` call per prompt. Prompts are left-padded (a causal LM continues from the last
+position, so padding must sit on the left; the attention mask and the position ids transformers
+derives from it keep padded and unpadded runs equal — a test pins batched to unbatched output),
+grouped by length so batches carry little padding, and returned in the caller's order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from transformers import GenerationConfig, PreTrainedTokenizerBase
+
+from unlearnspec.runtime.evaluation.likelihood import (
+    context_length,
+    length_sorted_batches,
+    model_device,
+    pad_batch,
+    pad_id,
+)
+
+
+@torch.no_grad()
+def generate_ids(model: Any, tokenizer: PreTrainedTokenizerBase, prompt_ids: Sequence[Sequence[int]], *,
+                 max_new_tokens: int | Sequence[int] = 48, batch_size: int = 32) -> list[list[int]]:
+    """Greedy continuations (new token ids only, cut before the first EOS) of tokenised prompts.
+
+    ``max_new_tokens`` may be one budget per prompt (verbatim memorisation continues each text for
+    as many tokens as its true continuation has); a batch decodes to its largest budget and each
+    output is cut to its own, which under greedy decoding equals decoding it alone. Prompts longer
+    than the context minus the budget keep their last tokens."""
+    n = len(prompt_ids)
+    budgets = [int(max_new_tokens)] * n if isinstance(max_new_tokens, int) else [int(b) for b in max_new_tokens]
+    if len(budgets) != n:
+        raise ValueError("max_new_tokens must be an int or one budget per prompt")
+    if any(b < 0 for b in budgets):
+        raise ValueError("max_new_tokens must be non-negative")
+    ctx = context_length(model)
+    eos = tokenizer.eos_token_id
+    pad = pad_id(tokenizer)
+    dev = model_device(model)
+    rows: list[list[int]] = []
+    for p, b in zip(prompt_ids, budgets, strict=True):
+        keep = max(ctx - b, 1)
+        rows.append(list(p)[-keep:])
+    out: list[list[int]] = [[] for _ in range(n)]
+    was_training = bool(getattr(model, "training", False))
+    model.eval()
+    try:
+        for batch in length_sorted_batches([len(r) for r in rows], batch_size):
+            budget = max(budgets[i] for i in batch)
+            if budget == 0:
+                continue
+            if any(not rows[i] for i in batch):
+                raise ValueError("cannot generate from an empty prompt (the model has no BOS to start from)")
+            input_ids, attention = pad_batch([rows[i] for i in batch], pad, "left")
+            config = GenerationConfig(max_new_tokens=budget, do_sample=False, num_beams=1,
+                                      eos_token_id=eos, pad_token_id=pad)
+            generated = model.generate(input_ids=input_ids.to(dev), attention_mask=attention.to(dev),
+                                       generation_config=config)
+            new = generated[:, input_ids.shape[1]:].cpu().tolist()
+            for row, i in enumerate(batch):
+                toks = new[row][: budgets[i]]
+                if eos is not None and eos in toks:
+                    toks = toks[: toks.index(eos)]
+                out[i] = toks
+    finally:
+        if was_training:
+            model.train()
+    return out
+
+
+def decode(tokenizer: PreTrainedTokenizerBase, ids: Sequence[int]) -> str:
+    """Token ids to text without special tokens."""
+    return str(tokenizer.decode(list(ids), skip_special_tokens=True))
+
+
+def generate(model: Any, tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str], *,
+             max_new_tokens: int | Sequence[int] = 48, batch_size: int = 32) -> list[str]:
+    """Greedy continuations of ``prompts`` as text, prompt stripped, stopped at EOS, deterministic."""
+    enc = tokenizer(list(prompts))["input_ids"] if prompts else []
+    new = generate_ids(model, tokenizer, enc, max_new_tokens=max_new_tokens, batch_size=batch_size)
+    return [decode(tokenizer, t) for t in new]

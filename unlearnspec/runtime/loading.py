@@ -1,0 +1,167 @@
+"""Load the source model and its tokenizer, and decide where and in which precision to train.
+
+Three kinds of source, as the plan's ``ModelRef.kind`` names them:
+
+* ``builtin:tiny-bios`` — the embedded demo model, built (or found in the cache) by
+  :func:`unlearnspec.runtime.builtin_model.ensure_builtin`;
+* a local Hugging Face folder — loaded from ``*.safetensors`` only: pickle checkpoints
+  (``pytorch_model.bin``) execute code when unpickled, and an unlearning run is often pointed at a
+  model someone else sent, so we refuse them instead of trusting them;
+* a hub id — through ``from_pretrained`` with the same flags; offline or unreachable hubs become a
+  :class:`LoadError` with a hint, never a traceback.
+
+Every failure is a :class:`LoadError` carrying a stable code, a one-sentence message and ``help``
+lines, which the CLI renders like a compiler diagnostic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from unlearnspec.records import sha256_path
+
+BUILTIN_SOURCE = "builtin:tiny-bios"
+
+# Runtime error codes (stable: scripts match on them). The compiler owns UL1xx-UL5xx.
+E_NOT_FOUND = "RT101"
+E_PICKLE_WEIGHTS = "RT102"
+E_UNAVAILABLE = "RT103"
+E_REMOTE_CODE = "RT104"
+E_RETRAIN_UNKNOWN = "RT105"
+E_BAD_MODEL = "RT106"
+
+
+class LoadError(Exception):
+    """A model or artefact that cannot be loaded; the CLI turns it into a diagnostic."""
+
+    def __init__(self, message: str, *, code: str = E_BAD_MODEL, help: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.help = list(help)
+
+    def __str__(self) -> str:
+        return "\n".join([f"{self.code}: {self.message}", *(f"help: {h}" for h in self.help)])
+
+
+def device_for_run() -> torch.device:
+    """The device a run trains and evaluates on: the first CUDA device when there is one, else CPU."""
+    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+
+
+def use_bf16(train_precision: str) -> bool:
+    """Whether to train in bf16: only when the plan asks for it *and* the GPU supports it.
+
+    On CPU we always train in fp32: CPU bf16 autocast is slow and changes numbers between machines.
+    """
+    return train_precision == "bf16" and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+
+
+def dtype_for_run(train_precision: str = "fp32") -> torch.dtype:
+    """Weights dtype to load with: bf16 where :func:`use_bf16` holds, else fp32."""
+    return torch.bfloat16 if use_bf16(train_precision) else torch.float32
+
+
+def model_files_sha256(directory: str | Path) -> str:
+    """sha256 of a model folder (file names and contents, sorted).
+
+    The same function hashes data folders (:func:`unlearnspec.records.sha256_path`), so the plan's
+    ``ModelRef.sha256`` written by the compiler and the runtime's check agree byte for byte.
+    """
+    d = Path(directory)
+    if not d.is_dir():
+        raise LoadError(f"model folder `{d}` does not exist", code=E_NOT_FOUND)
+    return sha256_path(d)
+
+
+def _looks_like_path(source: str) -> bool:
+    return source.startswith((".", "/", "~")) or source.endswith(("/", "\\")) or "\\" in source
+
+
+def _check_local_dir(d: Path) -> None:
+    if not (d / "config.json").is_file():
+        raise LoadError(f"folder `{d}` is not a Hugging Face model (no `config.json`)", code=E_BAD_MODEL,
+                        help=["save the model with `model.save_pretrained(folder)`"])
+    if not any(d.glob("*.safetensors")):
+        pickles = sorted(p.name for p in d.iterdir() if p.suffix in {".bin", ".pt", ".pth", ".ckpt"})
+        detail = f" (found {', '.join(f'`{p}`' for p in pickles)})" if pickles else ""
+        raise LoadError(
+            f"model folder `{d}` has no `*.safetensors` weights{detail}",
+            code=E_PICKLE_WEIGHTS,
+            help=["pickle checkpoints can run arbitrary code when loaded, so unlearnspec does not open them",
+                  "convert once in a trusted environment: `model.save_pretrained(folder, safe_serialization=True)`"])
+
+
+def _from_pretrained(where: str, label: str, *, allow_remote_code: bool, dtype: torch.dtype | None,
+                     hub: bool) -> tuple[Any, Any]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    kwargs: dict[str, Any] = {"trust_remote_code": allow_remote_code}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(where, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(where, use_safetensors=True, dtype=dtype, **kwargs)
+    except OSError as exc:
+        if hub:
+            raise LoadError(
+                f"cannot load model `{label}`: no network / not in the local cache", code=E_UNAVAILABLE,
+                help=["download it once where a network exists (`hf download " + label + "`) and run again,"
+                      " or give the local folder instead",
+                      "the hub model must publish `*.safetensors` weights",
+                      f"detail: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"]) from exc
+        raise LoadError(f"cannot load model `{label}`: {str(exc).splitlines()[0] if str(exc) else exc!r}",
+                        code=E_BAD_MODEL) from exc
+    except ValueError as exc:
+        if "trust_remote_code" in str(exc):
+            raise LoadError(f"model `{label}` needs its own code to load", code=E_REMOTE_CODE,
+                            help=["its repository ships Python that would run on this machine;"
+                                  " allow it explicitly (`--allow-remote-code`) only if you trust the source"]
+                            ) from exc
+        raise LoadError(f"cannot load model `{label}`: {str(exc).splitlines()[0]}", code=E_BAD_MODEL) from exc
+    return model, tokenizer
+
+
+def load_model(source: str, *, allow_remote_code: bool = False, dtype: torch.dtype | None = None,
+               device: torch.device | str | None = None) -> tuple[Any, Any]:
+    """Load ``(model, tokenizer)`` from ``builtin:tiny-bios``, a local folder or a hub id.
+
+    ``dtype`` defaults to the checkpoint's own (fp32 for the builtin); ``device`` to where it loads
+    (CPU). The tokenizer gets ``pad_token = eos_token`` when it has none, since batched scoring and
+    training need padding. The model is returned in eval mode; the caller owns it (training mutates it).
+    """
+    if source == BUILTIN_SOURCE:
+        from unlearnspec.runtime.builtin_model import ensure_builtin  # lazy: builds on first use
+
+        where, hub = Path(ensure_builtin()), False
+    elif source.startswith("builtin:"):
+        raise LoadError(f"unknown builtin model `{source}`", code=E_NOT_FOUND,
+                        help=[f"the builtin model is `{BUILTIN_SOURCE}`"])
+    else:
+        p = Path(source).expanduser()
+        if p.is_dir():
+            where, hub = p, False
+        elif _looks_like_path(source) or p.exists():
+            raise LoadError(f"model folder `{source}` does not exist", code=E_NOT_FOUND,
+                            help=["paths resolve relative to the spec file's folder"])
+        else:
+            where, hub = Path(source), True
+    if not hub:
+        _check_local_dir(where)
+    model, tokenizer = _from_pretrained(source if hub else str(where), source,
+                                        allow_remote_code=allow_remote_code, dtype=dtype, hub=hub)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if device is not None:
+        model.to(device)
+    model.eval()
+    return model, tokenizer
+
+
+def describe_device() -> str:
+    """The device a run uses, in words, for the report's audit section."""
+    if torch.cuda.is_available():
+        return f"cuda ({torch.cuda.get_device_name(0)}, {torch.cuda.device_count()} visible)"
+    return f"cpu ({torch.get_num_threads()} threads)"

@@ -1,0 +1,327 @@
+"""The unlearning methods: one registry, one entry point.
+
+``METHODS`` names every method the language knows (``retrain``, ``grad_ascent``, ``grad_diff``,
+``npo``, ``simnpo``, ``rmu``, ``refusal``, ``filter``) with its family and what it needs;
+:func:`unlearn` runs one :class:`~unlearnspec.plan.UnlearnStage` exactly as the plan resolved it. No
+parameter is decided here: they all come from the stage.
+
+Ownership: ``unlearn`` trains the ``model`` it is given **in place** (and ``get_peft_model``
+wraps and mutates it for LoRA). Pass a model you own — a fresh load or a ``copy.deepcopy`` — never
+one you still need as the original.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from unlearnspec.plan import UnlearnStage
+from unlearnspec.records import Record
+from unlearnspec.runtime.loading import BUILTIN_SOURCE, E_RETRAIN_UNKNOWN, LoadError, load_model, use_bf16
+from unlearnspec.runtime.methods.base import (
+    EpochCallback,
+    GradAscentTrainer,
+    GradDiffTrainer,
+    HoldoutStopping,
+    LogToLogging,
+    NPOTrainer,
+    RefusalTrainer,
+    SimNPOTrainer,
+    UnlearnResult,
+    UnlearnTrainer,
+    mean_nll,
+    score_examples,
+    summarise_history,
+)
+from unlearnspec.runtime.methods.data import (
+    ForgetRetainCollator,
+    ForgetRetainDataset,
+    encode_records,
+    encode_refusals,
+)
+from unlearnspec.runtime.methods.guard import OutputGuard
+from unlearnspec.runtime.methods.rmu import RMUTrainer, control_vector, resolve_layer
+
+__all__ = ["METHODS", "MethodSpec", "UnlearnResult", "lora_config", "training_arguments", "unlearn"]
+
+log = logging.getLogger("unlearnspec.unlearn")
+
+Family = Literal["exact", "approximate", "model_suppression", "system_suppression"]
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A method: its family (FRAMEWORK.md §3), its trainer (None: no training), and its data needs.
+
+    ``retain``: ``required`` (the objective is meaningless without it), ``optional`` (used when given
+    and ``retain_weight > 0``) or ``unused``.
+    """
+
+    name: str
+    family: Family
+    summary: str
+    trainer: type[UnlearnTrainer] | None
+    retain: Literal["required", "optional", "unused"]
+    reference_logp: bool = False
+    reference: str = ""
+
+
+METHODS: dict[str, MethodSpec] = {m.name: m for m in (
+    MethodSpec("retrain", "exact", "retrain from scratch without the forget set (needs corpus and recipe)",
+               None, "unused"),
+    MethodSpec("grad_ascent", "approximate", "gradient ascent on the forget set", GradAscentTrainer, "unused"),
+    MethodSpec("grad_diff", "approximate", "gradient ascent on forget, descent on retain", GradDiffTrainer,
+               "required"),
+    MethodSpec("npo", "approximate", "negative preference optimisation against the original model",
+               NPOTrainer, "optional", reference_logp=True, reference="Zhang et al. 2024, arXiv:2404.05868"),
+    MethodSpec("simnpo", "approximate", "reference-free, length-normalised NPO", SimNPOTrainer, "optional",
+               reference="Fan et al. 2024, arXiv:2410.07163"),
+    MethodSpec("rmu", "approximate", "misdirect one layer's activations on forget tokens", RMUTrainer,
+               "optional", reference="Li et al. 2024, arXiv:2403.03218"),
+    MethodSpec("refusal", "model_suppression", "fine-tune forget prompts to the refusal text", RefusalTrainer,
+               "optional"),
+    MethodSpec("filter", "system_suppression", "output filter from the forget set's n-grams and aliases", None,
+               "unused", reference="Thaker et al. 2024, arXiv:2410.02879"),
+)}
+
+
+# -- configuration ---------------------------------------------------------------------------------
+
+_LLAMA_LIKE = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+def lora_config(stage: UnlearnStage, model: Any) -> Any:
+    """peft ``LoraConfig`` from the stage: attention and MLP projections of the architecture.
+
+    GPT-2 keeps its projections in ``Conv1D`` layers with transposed weights, hence
+    ``fan_in_fan_out=True``; Llama-like models use the usual ``*_proj`` names; anything else gets
+    peft's ``all-linear`` (every linear layer but the output head).
+    """
+    from peft import LoraConfig, TaskType
+
+    lc = stage.lora
+    assert lc is not None or stage.adapter == "lora"
+    rank, alpha, dropout = (lc.rank, lc.alpha, lc.dropout) if lc else (8, 16, 0.0)
+    model_type = getattr(model.config, "model_type", "")
+    fan_in_fan_out = model_type == "gpt2"
+    targets: list[str] | str
+    if lc and lc.target_modules:
+        targets = list(lc.target_modules)
+    elif model_type == "gpt2":
+        targets = ["c_attn", "c_proj", "c_fc"]
+    elif any(name.endswith(".q_proj") for name, _ in model.named_modules()):
+        targets = [t for t in _LLAMA_LIKE if any(n.endswith("." + t) for n, _ in model.named_modules())]
+    else:
+        targets = "all-linear"
+    return LoraConfig(task_type=TaskType.CAUSAL_LM, r=rank, lora_alpha=alpha, lora_dropout=dropout,
+                      target_modules=targets, fan_in_fan_out=fan_in_fan_out)
+
+
+def training_arguments(stage: UnlearnStage, out_dir: Path, *, save_steps: int = 10,
+                       disable_tqdm: bool = True) -> Any:
+    """The Trainer's arguments, all from the stage.
+
+    A constant learning rate: the plan fixes the rate and the step budget, and a decaying schedule
+    would make the effective step size depend on ``max_steps`` (and the stopping rule cuts runs short).
+    Under DDP only RMU leaves parameters without gradient (the blocks above its layer), so only RMU
+    pays for DDP's search for unused parameters.
+    """
+    from transformers import TrainingArguments
+
+    cuda = torch.cuda.is_available()
+    return TrainingArguments(
+        output_dir=str(Path(out_dir) / "checkpoints"),
+        max_steps=stage.max_steps,
+        learning_rate=stage.learning_rate,
+        lr_scheduler_type="constant",
+        weight_decay=0.0,
+        per_device_train_batch_size=stage.batch_size,
+        gradient_accumulation_steps=stage.gradient_accumulation_steps,
+        seed=stage.seed,
+        data_seed=stage.seed,
+        use_cpu=not cuda,
+        bf16=use_bf16(stage.train_precision),
+        fp16=stage.train_precision == "fp16" and cuda,
+        report_to=[],
+        disable_tqdm=disable_tqdm,
+        logging_steps=1,
+        save_strategy="steps",
+        save_steps=save_steps,
+        save_total_limit=2,
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+        ddp_find_unused_parameters=stage.method == "rmu",
+    )
+
+
+def _resume_point(value: str | bool | None, checkpoints: Path) -> str | None:
+    """``True`` resumes from the newest checkpoint *if there is one* (else starts fresh)."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        from transformers.trainer_utils import get_last_checkpoint
+
+        return get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
+    return str(value)
+
+
+# -- the non-training methods ----------------------------------------------------------------------
+
+
+def _run_filter(stage: UnlearnStage, model: Any, forget: Sequence[Record], retain: Sequence[Record],
+                out_dir: Path, aliases: Sequence[str]) -> UnlearnResult:
+    t0 = time.perf_counter()
+    guard = OutputGuard.from_records(forget, n=stage.filter_ngram, aliases=aliases,
+                                     refusal_text=stage.refusal_text, exclude=retain)
+    path = guard.save(out_dir)
+    return UnlearnResult(model=model, method="filter", stop_reason="no training: system-level output filter",
+                         guard=guard, guard_path=path, wall_time_s=time.perf_counter() - t0,
+                         note=f"the model is unchanged; serve it behind {path.name} "
+                              f"({len(guard.ngrams)} {guard.n}-grams, {len(guard.phrases)} names)")
+
+
+def _is_builtin(model: Any, model_source: str | None) -> bool:
+    if model_source is not None:
+        return model_source == BUILTIN_SOURCE
+    name = str(getattr(model, "name_or_path", "") or "")
+    if not name:
+        return False
+    try:
+        from unlearnspec.runtime.builtin_model import cache_root
+    except ImportError:
+        return False
+    root = (cache_root() / "builtin").resolve()
+    return root in Path(name).resolve().parents
+
+
+def _run_retrain(model: Any, forget: Sequence[Record], model_source: str | None) -> UnlearnResult:
+    if not _is_builtin(model, model_source):
+        raise LoadError(
+            f"exact retraining needs the training corpus and recipe of `{model_source or 'the model'}`,"
+            " which are unknown", code=E_RETRAIN_UNKNOWN,
+            help=["only `builtin:tiny-bios` ships its corpus and recipe",
+                  "choose an approximate method (`method npo`) and compare with a reference model instead"])
+    from unlearnspec.runtime.builtin_model import ensure_retrained
+
+    t0 = time.perf_counter()
+    exclude = [t for r in forget for t in r.training_texts()]
+    path = Path(ensure_retrained(exclude))
+    retrained, _ = load_model(str(path))
+    return UnlearnResult(model=retrained, method="retrain", stop_reason="exact retraining without the forget set",
+                         wall_time_s=time.perf_counter() - t0, model_dir=path,
+                         note=f"retrained from scratch without {len(exclude)} forget texts")
+
+
+# -- the entry point -------------------------------------------------------------------------------
+
+
+def unlearn(stage: UnlearnStage, model: Any, tokenizer: Any, forget: Sequence[Record], retain: Sequence[Record],
+            holdout: Sequence[Record], out_dir: str | Path, *, resume_from_checkpoint: str | bool | None = None,
+            callbacks: Sequence[Any] = (), aliases: Sequence[str] = (), model_source: str | None = None,
+            quiet: bool = True, save_steps: int = 10, max_length: int = 256,
+            eval_batch_size: int = 32) -> UnlearnResult:
+    """Run the stage's method on ``model`` (trained in place, see the module docstring).
+
+    ``resume_from_checkpoint`` passes to ``Trainer.train`` (``True``: the newest checkpoint under
+    ``out_dir/checkpoints`` if any); to resume exactly, pass the *original* model again — NPO's
+    reference log-likelihoods and the stopping baseline are recomputed from it. ``aliases`` (the
+    target's name and aliases) feed the ``filter`` guard; ``model_source`` tells ``retrain`` whether
+    the model is the builtin (detected from the model's path when not given).
+    """
+    from transformers import set_seed
+    from transformers.trainer_callback import PrinterCallback
+
+    spec = METHODS.get(stage.method)
+    if spec is None:
+        raise ValueError(f"unknown method `{stage.method}`; known: {', '.join(sorted(METHODS))}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if stage.method == "filter":
+        return _run_filter(stage, model, forget, retain, out, aliases)
+    if stage.method == "retrain":
+        return _run_retrain(model, forget, model_source)
+    assert spec.trainer is not None
+
+    t0 = time.perf_counter()
+    set_seed(stage.seed)
+    args = training_arguments(stage, out, save_steps=save_steps, disable_tqdm=quiet)
+    model.to(args.device)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+    forget_eval = encode_records(forget, tokenizer, max_length)
+    forget_train = (encode_refusals(forget, tokenizer, stage.refusal_text, max_length)
+                    if stage.method == "refusal" else forget_eval)
+    use_retain = spec.retain != "unused" and stage.retain_weight > 0
+    retain_ex = encode_records(retain, tokenizer, max_length) if use_retain else []
+    if spec.retain == "required" and not retain_ex:
+        raise ValueError(f"method `{stage.method}` needs retain data (and retain_weight > 0)")
+
+    extra: dict[str, list[float]] = {}
+    if spec.reference_logp:  # once, from the original model: no second model in memory
+        extra["ref_logp"] = score_examples(model, forget_train, pad_id, eval_batch_size)[1].tolist()
+
+    trainer_cb: list[Any] = []
+    stopper: HoldoutStopping | None = None
+    holdout_nll: float | None = None
+    note = ""
+    if stage.stopping.kind == "holdout_loss":
+        holdout_ex = encode_records(holdout, tokenizer, max_length)
+        if holdout_ex:
+            holdout_nll = mean_nll(model, holdout_ex, pad_id, eval_batch_size)
+            stopper = HoldoutStopping(stage.stopping, forget_eval, holdout_nll, pad_id, eval_batch_size)
+            trainer_cb.append(stopper)
+        else:
+            note = "no holdout data: the holdout_loss stopping rule could not apply; ran the fixed step budget"
+
+    method_kwargs: dict[str, Any] = {}
+    if stage.method == "rmu":
+        layer = resolve_layer(model, stage.rmu_layer)
+        method_kwargs = {"layer": layer, "control": control_vector(int(model.config.hidden_size),
+                                                                   stage.rmu_steering_coeff, stage.seed)}
+        if stage.adapter == "full" and use_retain and retain_ex:
+            method_kwargs["frozen"] = copy.deepcopy(model)  # +1× weights; see rmu.py
+
+    if stage.adapter == "lora":
+        from peft import get_peft_model
+
+        set_seed(stage.seed)  # LoRA's A matrices are drawn from the global RNG
+        model = get_peft_model(model, lora_config(stage, model))
+
+    dataset = ForgetRetainDataset(forget_train, retain_ex, seed=stage.seed, extra=extra)
+    trainer = spec.trainer(
+        model=model, args=args, train_dataset=dataset, data_collator=ForgetRetainCollator(pad_id),
+        processing_class=tokenizer, callbacks=[EpochCallback(dataset), LogToLogging(), *trainer_cb, *callbacks],
+        stage=stage, **method_kwargs)
+    trainer.remove_callback(PrinterCallback)
+    resume = _resume_point(resume_from_checkpoint, Path(args.output_dir))
+    if resume:
+        log.info("resuming %s from %s", stage.method, resume)
+    train_out = trainer.train(resume_from_checkpoint=resume)
+
+    adapter_dir: Path | None = None
+    if stage.adapter == "lora":
+        adapter_dir = out / "adapter"
+        if trainer.is_world_process_zero():
+            model.save_pretrained(str(adapter_dir))
+        trainer.accelerator.wait_for_everyone()
+        model = model.merge_and_unload()
+    model.eval()
+
+    steps = int(trainer.state.global_step)
+    stop_reason = stopper.stop_reason if stopper and stopper.stop_reason else (
+        f"fixed_steps: ran {steps} steps" if stage.stopping.kind == "fixed_steps"
+        else f"max_steps: forget NLL stayed within the bound for {steps} steps")
+    return UnlearnResult(
+        model=model, method=stage.method, adapter_dir=adapter_dir, steps_done=steps,
+        stopped_early=bool(stopper and stopper.stop_reason), stop_reason=stop_reason,
+        stop_threshold=stopper.threshold if stopper else None, holdout_nll=holdout_nll,
+        log_history=summarise_history(trainer.state.log_history), wall_time_s=time.perf_counter() - t0,
+        train_samples_per_second=train_out.metrics.get("train_samples_per_second"),
+        note=note or (f"LoRA adapter saved to {adapter_dir}; the returned model has it merged" if adapter_dir else ""))

@@ -1,0 +1,346 @@
+"""The unlearning Trainer, the loss-based methods, scoring, and the training callbacks.
+
+Methods are :class:`transformers.Trainer` subclasses that override the loss (open-unlearning's
+design, without its configuration layer): everything else — optimiser, schedule, gradient
+accumulation, mixed precision, checkpoints and exact resume, DDP/FSDP/DeepSpeed under
+``accelerate launch`` — is the Trainer's. A subclass implements one method,
+:meth:`UnlearnTrainer.unlearning_loss`, returning the loss and named parts to log.
+
+Per step the log carries ``forget_loss`` (mean NLL of the forget batch; for ``refusal``, of the
+refusal targets) and ``retain_loss`` (mean NLL of the retain batch) in the same units as the stopping
+rule's bound, whatever the method optimises; method-specific terms are logged beside them.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+
+from unlearnspec.plan import StoppingRule, UnlearnStage
+from unlearnspec.runtime.methods.data import Example, ForgetRetainDataset, batches
+from unlearnspec.runtime.methods.guard import OutputGuard
+from unlearnspec.runtime.methods.losses import (
+    nll_loss,
+    npo_loss,
+    sequence_logprob,
+    sequence_nll,
+    simnpo_loss,
+)
+
+log = logging.getLogger("unlearnspec.unlearn")
+
+
+@dataclass
+class UnlearnResult:
+    """What an unlearning run produced.
+
+    ``model`` is a plain (merged) ``PreTrainedModel`` in eval mode; for LoRA the adapter alone is
+    also saved in ``adapter_dir``. ``log_history`` has one row per step (``step``, ``loss``,
+    ``forget_loss``, ``retain_loss``, ...) and, at stopping checks, ``forget_nll``, ``holdout_nll``
+    and ``holdout_ratio`` (forget NLL over the original model's holdout NLL).
+    """
+
+    model: Any
+    method: str
+    adapter_dir: Path | None = None
+    steps_done: int = 0
+    stopped_early: bool = False
+    stop_reason: str = ""
+    stop_threshold: float | None = None
+    holdout_nll: float | None = None
+    log_history: list[dict[str, float]] = field(default_factory=list)
+    wall_time_s: float = 0.0
+    train_samples_per_second: float | None = None
+    note: str = ""
+    guard: OutputGuard | None = None
+    guard_path: Path | None = None
+    model_dir: Path | None = None  # retrain: where the retrained model lies
+
+
+# -- scoring --------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def score_examples(model: Any, examples: Sequence[Example], pad_token_id: int, batch_size: int = 32,
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(nll, logp, n_tokens)`` per example (CPU tensors), in one batched no-grad pass.
+
+    Used before training for NPO's reference log-likelihoods and the holdout baseline, and during
+    training by the stopping rule; the model's train/eval mode is restored afterwards.
+    """
+    if not examples:
+        empty = torch.zeros(0)
+        return empty, empty, empty
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    nll, logp, n = [], [], []
+    try:
+        for ids, mask, labels in batches(examples, batch_size, pad_token_id):
+            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+            lp, cnt = sequence_logprob(logits, labels.to(device))
+            logp.append(lp.cpu())
+            n.append(cnt.cpu())
+            nll.append((-lp / cnt.clamp(min=1)).cpu())
+    finally:
+        model.train(was_training)
+    return torch.cat(nll), torch.cat(logp), torch.cat(n).float()
+
+
+def mean_nll(model: Any, examples: Sequence[Example], pad_token_id: int, batch_size: int = 32) -> float:
+    """Mean over examples of the per-example mean NLL (each example weighs the same)."""
+    return float(score_examples(model, examples, pad_token_id, batch_size)[0].mean())
+
+
+# -- the trainer ------------------------------------------------------------------------------------
+
+
+@dataclass
+class PairOutput:
+    forget_logits: torch.Tensor
+    retain_logits: torch.Tensor | None
+    hidden_states: tuple[torch.Tensor, ...] | None
+    n_forget: int
+
+
+class UnlearnTrainer(Trainer):
+    """Base of every training method. Subclasses implement :meth:`unlearning_loss`.
+
+    The loss is a per-batch mean, so the Trainer divides it by the accumulation steps itself
+    (``loss_is_scaled_for_ga = False``); the batch has no ``labels`` key, so the Trainer does not
+    count label tokens across ranks either.
+    """
+
+    loss_is_scaled_for_ga = False
+    uses_retain = True
+
+    def __init__(self, *args: Any, stage: UnlearnStage, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.stage = stage
+        self.model_accepts_loss_kwargs = False
+        self._parts: dict[str, list[torch.Tensor]] = defaultdict(list)
+        self._n_params: int | None = None
+
+    # what subclasses implement
+    def unlearning_loss(self, model: Any, inputs: dict[str, torch.Tensor]
+                        ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        raise NotImplementedError
+
+    def has_retain(self, inputs: dict[str, torch.Tensor]) -> bool:
+        return self.uses_retain and "retain_input_ids" in inputs and self.stage.retain_weight > 0
+
+    def forward_pair(self, model: Any, inputs: dict[str, torch.Tensor], *, with_retain: bool,
+                     output_hidden_states: bool = False) -> PairOutput:
+        """One forward pass over forget (and retain) sequences, concatenated on the batch axis."""
+        ids, mask = inputs["forget_input_ids"], inputs["forget_attention_mask"]
+        nf = ids.shape[0]
+        if with_retain:
+            ids = torch.cat([ids, inputs["retain_input_ids"]])
+            mask = torch.cat([mask, inputs["retain_attention_mask"]])
+        out = model(input_ids=ids, attention_mask=mask, output_hidden_states=output_hidden_states,
+                    use_cache=False)
+        logits = out.logits
+        return PairOutput(forget_logits=logits[:nf], retain_logits=logits[nf:] if with_retain else None,
+                          hidden_states=tuple(out.hidden_states) if output_hidden_states else None, n_forget=nf)
+
+    def retain_nll(self, out: PairOutput, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        assert out.retain_logits is not None
+        return nll_loss(out.retain_logits, inputs["retain_labels"])
+
+    def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
+                     num_items_in_batch: Any = None) -> Any:
+        loss, parts = self.unlearning_loss(model, inputs)
+        for k, v in parts.items():
+            self._parts[k].append(v.detach().float())
+        return (loss, None) if return_outputs else loss
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if "loss" in logs and self._parts:
+            for k, vals in self._parts.items():
+                logs[k] = float(torch.stack(vals).mean().item())
+            self._parts.clear()
+        super().log(logs, start_time)
+
+    def floating_point_ops(self, inputs: dict[str, Any]) -> int:
+        """6 × tokens × parameters (forward + backward), over forget and retain tokens."""
+        if self._n_params is None:
+            model: Any = self.model
+            self._n_params = int(sum(p.numel() for p in model.parameters()))
+        tokens = sum(int(v.numel()) for k, v in inputs.items() if k.endswith("_input_ids"))
+        return 6 * tokens * self._n_params
+
+
+class GradAscentTrainer(UnlearnTrainer):
+    """Gradient ascent on the forget set; no retain term (its collapse is what the stopping rule is for)."""
+
+    uses_retain = False
+
+    def unlearning_loss(self, model: Any, inputs: dict[str, torch.Tensor]
+                        ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        out = self.forward_pair(model, inputs, with_retain=False)
+        f_nll = sequence_nll(out.forget_logits, inputs["forget_labels"]).mean()
+        return -f_nll, {"forget_loss": f_nll}
+
+
+class GradDiffTrainer(UnlearnTrainer):
+    """Gradient difference: ascend on forget, descend on retain (weighted by ``retain_weight``)."""
+
+    def unlearning_loss(self, model: Any, inputs: dict[str, torch.Tensor]
+                        ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        with_r = self.has_retain(inputs)
+        out = self.forward_pair(model, inputs, with_retain=with_r)
+        f_nll = sequence_nll(out.forget_logits, inputs["forget_labels"]).mean()
+        loss, parts = -f_nll, {"forget_loss": f_nll}
+        if with_r:
+            r = self.retain_nll(out, inputs)
+            loss = loss + self.stage.retain_weight * r
+            parts["retain_loss"] = r
+        return loss, parts
+
+
+class NPOTrainer(UnlearnTrainer):
+    """NPO against reference log-likelihoods computed once, before training (``ref_logp`` column)."""
+
+    def unlearning_loss(self, model: Any, inputs: dict[str, torch.Tensor]
+                        ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        with_r = self.has_retain(inputs)
+        out = self.forward_pair(model, inputs, with_retain=with_r)
+        logp, n = sequence_logprob(out.forget_logits, inputs["forget_labels"])
+        term = npo_loss(logp, inputs["ref_logp"].to(logp.dtype), self.stage.beta)
+        loss, parts = term, {"forget_loss": (-logp / n.clamp(min=1)).mean(), "npo_term": term}
+        if with_r:
+            r = self.retain_nll(out, inputs)
+            loss = loss + self.stage.retain_weight * r
+            parts["retain_loss"] = r
+        return loss, parts
+
+
+class SimNPOTrainer(UnlearnTrainer):
+    """SimNPO: reference-free and length-normalised, with margin ``gamma``."""
+
+    def unlearning_loss(self, model: Any, inputs: dict[str, torch.Tensor]
+                        ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        with_r = self.has_retain(inputs)
+        out = self.forward_pair(model, inputs, with_retain=with_r)
+        logp, n = sequence_logprob(out.forget_logits, inputs["forget_labels"])
+        term = simnpo_loss(logp, n, self.stage.beta, self.stage.gamma)
+        loss, parts = term, {"forget_loss": (-logp / n.clamp(min=1)).mean(), "simnpo_term": term}
+        if with_r:
+            r = self.retain_nll(out, inputs)
+            loss = loss + self.stage.retain_weight * r
+            parts["retain_loss"] = r
+        return loss, parts
+
+
+class RefusalTrainer(UnlearnTrainer):
+    """Model-level suppression: learn ``refusal_text`` as the answer to forget prompts, keep retain."""
+
+    def unlearning_loss(self, model: Any, inputs: dict[str, torch.Tensor]
+                        ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        with_r = self.has_retain(inputs)
+        out = self.forward_pair(model, inputs, with_retain=with_r)
+        refusal = nll_loss(out.forget_logits, inputs["forget_labels"])
+        loss, parts = refusal, {"forget_loss": refusal}
+        if with_r:
+            r = self.retain_nll(out, inputs)
+            loss = loss + self.stage.retain_weight * r
+            parts["retain_loss"] = r
+        return loss, parts
+
+
+# -- callbacks ----------------------------------------------------------------------------------------
+
+
+class EpochCallback(TrainerCallback):
+    """Tell the dataset the epoch and the process index, which seed its retain draws."""
+
+    def __init__(self, dataset: ForgetRetainDataset) -> None:
+        self.dataset = dataset
+
+    def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+                       **kwargs: Any) -> None:
+        self.dataset.process_index = args.process_index
+
+    def on_epoch_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+                       **kwargs: Any) -> None:
+        # At an epoch's start ``state.epoch`` is the number of finished epochs (fractional after
+        # resuming mid-epoch, hence the floor).
+        self.dataset.set_epoch(math.floor((state.epoch or 0.0) + 1e-6))
+
+
+class HoldoutStopping(TrainerCallback):
+    """The plan's stopping rule ``holdout_loss``: stop once the forget set is more surprising than
+    data the original model never saw (times ``ratio``).
+
+    Every ``check_every`` steps each rank scores its shard of the forget examples and the sums are
+    reduced across ranks, so every rank takes the same decision on the same number.
+    """
+
+    def __init__(self, rule: StoppingRule, forget: Sequence[Example], holdout_nll: float, pad_token_id: int,
+                 batch_size: int = 32) -> None:
+        self.rule = rule
+        self.forget = list(forget)
+        self.holdout_nll = holdout_nll
+        self.threshold = rule.ratio * holdout_nll
+        self.pad_token_id = pad_token_id
+        self.batch_size = batch_size
+        self.stop_reason = ""
+
+    def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+                    **kwargs: Any) -> None:
+        if state.global_step % max(1, self.rule.check_every) != 0:
+            return
+        from accelerate.utils import reduce
+
+        model = kwargs["model"]
+        shard = self.forget[args.process_index::max(1, args.world_size)]
+        nll = score_examples(model, shard, self.pad_token_id, self.batch_size)[0]
+        device = next(model.parameters()).device
+        totals = torch.tensor([float(nll.sum()), float(len(shard))], dtype=torch.float64, device=device)
+        if args.world_size > 1:
+            totals = reduce(totals, reduction="sum")
+        forget_nll = float(totals[0] / totals[1].clamp(min=1))
+        ratio = forget_nll / self.holdout_nll if self.holdout_nll > 0 else math.inf
+        state.log_history.append({"step": state.global_step, "forget_nll": forget_nll,
+                                  "holdout_nll": self.holdout_nll, "holdout_ratio": ratio})
+        log.info("step %d: forget NLL %.4f, %.3f × holdout NLL %.4f", state.global_step, forget_nll, ratio,
+                 self.holdout_nll)
+        if forget_nll > self.threshold:
+            self.stop_reason = (f"holdout_loss: forget NLL {forget_nll:.4f} > {self.rule.ratio:g} × holdout NLL "
+                                f"{self.holdout_nll:.4f} at step {state.global_step}")
+            control.should_training_stop = True
+
+
+class LogToLogging(TrainerCallback):
+    """Send the Trainer's per-step logs to ``logging`` instead of stdout."""
+
+    def on_log(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+               logs: dict[str, float] | None = None, **kwargs: Any) -> None:
+        if logs and state.is_world_process_zero:
+            log.debug("step %d: %s", state.global_step,
+                      ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in logs.items()))
+
+
+_SUMMARY_KEYS = ("loss", "forget_loss", "retain_loss", "npo_term", "simnpo_term", "rmu_forget_mse",
+                 "rmu_retain_mse", "forget_nll", "holdout_nll", "holdout_ratio", "learning_rate", "grad_norm")
+
+
+def summarise_history(history: Sequence[dict[str, Any]]) -> list[dict[str, float]]:
+    """The Trainer's ``log_history`` merged into one row per step (the final summary row dropped)."""
+    rows: dict[int, dict[str, float]] = {}
+    for h in history:
+        if "step" not in h or "train_runtime" in h:
+            continue
+        row = rows.setdefault(int(h["step"]), {"step": int(h["step"])})
+        for k in _SUMMARY_KEYS:
+            if k in h and h[k] is not None:
+                row[k] = float(h[k])
+    return [rows[s] for s in sorted(rows)]

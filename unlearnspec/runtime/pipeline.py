@@ -1,0 +1,309 @@
+"""Stage execution for one run: prepare ▶ reference ▶ unlearn ▶ evaluate ▶ attack ▶ verdict.
+
+Each stage's outputs go to the objective's folder in the run directory and the stage is marked done
+in ``run.json`` only after they are written, so a resumed run skips exactly the finished stages.
+Models are saved with ``save_pretrained(safe_serialization=True)`` into a temporary folder that is
+renamed into place: a kill never leaves a half-written model that a resume would trust.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+import logging
+import os
+import platform
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from unlearnspec import __version__
+from unlearnspec.io import atomic_write_text
+from unlearnspec.plan import (
+    AttackStage,
+    EvaluateStage,
+    ObjectivePlan,
+    Plan,
+    QuantizeAttack,
+    ReferenceStage,
+    RelearnAttack,
+    UnlearnStage,
+)
+from unlearnspec.records import Record, read_records
+from unlearnspec.report import (
+    TrainingLog,
+    audit_from_plan,
+    build_objective_report,
+    build_report,
+    write_reports,
+)
+from unlearnspec.report.model import ObjectiveReport, Report
+from unlearnspec.runtime.engine import RunDir, RunError, RunState, now
+
+log = logging.getLogger("unlearnspec.run")
+
+
+def _stage_of(op: ObjectivePlan, kind: type) -> Any:
+    return next((s for s in op.stages if isinstance(s, kind)), None)
+
+
+def _load_records(paths: list[str], spec_dir: Path) -> list[Record]:
+    out: list[Record] = []
+    for p in paths:
+        if p.startswith("builtin:"):
+            from unlearnspec.builtin.corpus import build_corpus
+
+            split = p.split(":", 1)[1]
+            out.extend(getattr(build_corpus(), split))
+        else:
+            out.extend(read_records(spec_dir / p))
+    return out
+
+
+def _save_model_atomically(model: Any, tokenizer: Any, dest: Path) -> None:
+    tmp = dest.with_name(dest.name + ".partial")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    model.save_pretrained(tmp, safe_serialization=True)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(tmp)
+    if dest.exists():
+        shutil.rmtree(dest)
+    os.replace(tmp, dest)
+
+
+class ObjectiveRun:
+    """Executes one objective's stages against its folder in the run directory."""
+
+    def __init__(self, plan: Plan, op: ObjectivePlan, rd: RunDir, state: RunState, *, quiet: bool,
+                 allow_remote_code: bool) -> None:
+        self.plan = plan
+        self.op = op
+        self.rd = rd
+        self.state = state
+        self.quiet = quiet
+        self.allow_remote_code = allow_remote_code
+        self.dir = rd.objective_dir(op.objective.name)
+        self.spec_dir = Path(state.spec_dir)
+        self.key = op.objective.name
+
+    # -- state helpers -------------------------------------------------------------------------
+
+    def _done(self, stage: str) -> bool:
+        return self.state.stage(f"{self.key}/{stage}").status == "done"
+
+    def _start(self, stage: str) -> None:
+        st = self.state.stage(f"{self.key}/{stage}")
+        st.status, st.started_at = "running", now()
+        self.rd.save_state(self.state)
+        log.info("[%s] %s", self.key, stage)
+
+    def _finish(self, stage: str, **detail: Any) -> None:
+        st = self.state.stage(f"{self.key}/{stage}")
+        st.status, st.finished_at = "done", now()
+        st.detail.update(detail)
+        self.rd.save_state(self.state)
+
+    def detail(self, stage: str) -> dict[str, Any]:
+        return self.state.stage(f"{self.key}/{stage}").detail
+
+    # -- stages ----------------------------------------------------------------------------------
+
+    def prepare(self) -> tuple[Any, Any, Any]:
+        from unlearnspec.runtime.checks import DataBundle
+        from unlearnspec.runtime.loading import load_model
+
+        self._start("prepare")
+        d = self.op.data
+        t = self.op.objective.target
+        ev: EvaluateStage | None = _stage_of(self.op, EvaluateStage)
+        data = DataBundle(
+            forget=_load_records(d.forget, self.spec_dir), retain=_load_records(d.retain, self.spec_dir),
+            neighbors=_load_records(d.neighbors, self.spec_dir), holdout=_load_records(d.holdout, self.spec_dir),
+            test=_load_records(d.test, self.spec_dir), aliases=[t.name, *t.aliases],
+            attribute=ev.representation_probe if ev else None)
+        source = self.op.model.source
+        if self.op.model.kind == "local":
+            source = str((self.spec_dir / source).resolve()) if not Path(source).is_absolute() else source
+        model, tok = load_model(source, allow_remote_code=self.allow_remote_code)
+        self._finish("prepare", records={k: len(data.get(k)) for k in ("forget", "retain", "neighbors", "holdout", "test")},
+                     model=self.op.model.source)
+        return data, model, tok
+
+    def reference(self, data: Any) -> tuple[Any, Any] | None:
+        from unlearnspec.runtime.loading import load_model
+
+        stage: ReferenceStage | None = _stage_of(self.op, ReferenceStage)
+        if stage is None or stage.strategy == "holdout":
+            if not self._done("reference"):
+                self._start("reference")
+                self._finish("reference", strategy="holdout")
+            return None
+        if self._done("reference"):
+            path = self.detail("reference")["path"]
+            return load_model(path)
+        self._start("reference")
+        if stage.strategy == "retrain":
+            from unlearnspec.runtime.builtin_model import ensure_retrained
+
+            exclude = [t for r in data.forget for t in r.training_texts()]
+            path = str(ensure_retrained(exclude))
+        else:
+            assert stage.model is not None
+            path = stage.model if Path(stage.model).is_absolute() or not (self.spec_dir / stage.model).exists() \
+                else str((self.spec_dir / stage.model).resolve())
+        model, tok = load_model(path, allow_remote_code=self.allow_remote_code)
+        self._finish("reference", strategy=stage.strategy, path=path)
+        return model, tok
+
+    def unlearn(self, data: Any, model: Any, tok: Any) -> tuple[Any, Any, Any, TrainingLog | None]:
+        """Returns (unlearned model, its tokenizer, the output guard or None, training log)."""
+        from unlearnspec.runtime.loading import load_model
+        from unlearnspec.runtime.methods import unlearn as run_method
+        from unlearnspec.runtime.methods.guard import OutputGuard
+
+        stage: UnlearnStage = _stage_of(self.op, UnlearnStage)
+        out = self.dir / "unlearn"
+        model_dir = out / "model"
+        guard_path = out / "guard.json"
+        if self._done("unlearn"):
+            det = self.detail("unlearn")
+            guard = OutputGuard.load(out) if guard_path.exists() else None
+            training = TrainingLog.model_validate(det["training"]) if det.get("training") else None
+            if det.get("model_dir"):
+                m, t = load_model(det["model_dir"])
+                return m, t, guard, training
+            return model, tok, guard, training
+        self._start("unlearn")
+        out.mkdir(parents=True, exist_ok=True)
+        resume = any((out / "checkpoints").glob("checkpoint-*")) if (out / "checkpoints").exists() else False
+        working = copy.deepcopy(model)  # get_peft_model and training mutate: never touch the source
+        result = run_method(stage, working, tok, data.forget, data.retain, data.holdout, out,
+                            resume_from_checkpoint=True if resume else None, quiet=self.quiet,
+                            aliases=data.aliases)
+        training = _training_log(result)
+        guard = getattr(result, "guard", None)
+        model_dir_str: str | None = None
+        if stage.method == "filter":
+            unlearned = model
+        elif stage.method == "retrain" and getattr(result, "model_dir", None):
+            model_dir_str = str(result.model_dir)
+            unlearned = result.model
+        else:
+            unlearned = result.model
+            _save_model_atomically(unlearned, tok, model_dir)
+            model_dir_str = str(model_dir)
+        if guard is not None:
+            guard.save(out)
+        self._finish("unlearn", model_dir=model_dir_str, steps=getattr(result, "steps_done", 0),
+                     stop_reason=getattr(result, "stop_reason", None),
+                     wall_s=getattr(result, "wall_time_s", None),
+                     samples_per_s=getattr(result, "train_samples_per_second", None),
+                     training=training.model_dump(mode="json") if training else None)
+        return unlearned, tok, guard, training
+
+    def run(self) -> ObjectiveReport:
+        from unlearnspec.runtime import checks
+
+        data, original, tok = self.prepare()
+        reference = self.reference(data)
+        unlearned, utok, guard, training = self.unlearn(data, original, tok)
+        ev: EvaluateStage = _stage_of(self.op, EvaluateStage) or EvaluateStage()
+        attack_stage: AttackStage = _stage_of(self.op, AttackStage) or AttackStage()
+        unlearn_stage: UnlearnStage = _stage_of(self.op, UnlearnStage)
+        ref_stage: ReferenceStage | None = _stage_of(self.op, ReferenceStage)
+        results_path = self.dir / "checks.json"
+        if self._done("evaluate") and self._done("attack") and results_path.exists():
+            from unlearnspec.report.model import CheckResult
+
+            raw = json.loads(results_path.read_text(encoding="utf-8"))
+            results = {k: CheckResult.model_validate(v) for k, v in raw.items()}
+        else:
+            self._start("evaluate")
+            ctx = checks.EvalContext(
+                op=self.op, data=data, stage=ev, original=(original, tok),
+                unlearned=(unlearned, utok), reference=reference, guard=guard,
+                refusal_text=unlearn_stage.refusal_text if unlearn_stage else "I don't know.",
+                attacks=[a for a in attack_stage.attacks if isinstance(a, RelearnAttack | QuantizeAttack)],
+                work_dir=self.dir,
+                strategy=ref_stage.strategy if ref_stage else "holdout")
+
+            def attack_phase() -> None:
+                self._finish("evaluate")
+                self._start("attack")
+
+            results = checks.compute(ctx, on_attack_start=attack_phase)
+            atomic_write_text(results_path, json.dumps({k: v.model_dump(mode="json") for k, v in results.items()},
+                                                       indent=2, sort_keys=True) + "\n")
+            self._finish("attack")
+        self._start("verdict")
+        report = build_objective_report(self.op, results, training=training)
+        self._finish("verdict", overall=report.overall)
+        return report
+
+
+def _training_log(result: Any) -> TrainingLog | None:
+    hist = getattr(result, "log_history", None) or []
+    steps, fl, rl = [], [], []
+    for row in hist:
+        if "forget_loss" in row and "step" in row:
+            steps.append(int(row["step"]))
+            fl.append(row.get("forget_loss"))
+            rl.append(row.get("retain_loss"))
+    if not steps:
+        return None
+    if all(x is None for x in rl):
+        rl = []
+    return TrainingLog(steps=steps, forget_loss=fl, retain_loss=rl, stop_reason=getattr(result, "stop_reason", None),
+                       stop_threshold=getattr(result, "stop_threshold", None))
+
+
+def _libraries() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for name in ("torch", "transformers", "peft", "accelerate", "tokenizers", "numpy", "scipy", "scikit-learn",
+                 "rouge-score", "pydantic", "lark", "jinja2"):
+        try:
+            out[name] = md.version(name)
+        except md.PackageNotFoundError:
+            continue
+    return out
+
+
+def execute(plan: Plan, rd: RunDir, state: RunState, *, quiet: bool, allow_remote_code: bool) -> Report:
+    import torch
+    import transformers
+
+    from unlearnspec.runtime.loading import describe_device
+
+    threads = int(os.environ.get("UNLEARNSPEC_THREADS", "0")) or min(2, os.cpu_count() or 1)
+    torch.set_num_threads(threads)
+    transformers.set_seed(plan.seed)
+    if quiet:
+        transformers.utils.logging.disable_progress_bar()
+    started = dt.datetime.fromisoformat(state.started_at.replace("Z", "+00:00"))
+    t0 = time.monotonic()
+    reports = []
+    for op in plan.objectives:
+        try:
+            reports.append(ObjectiveRun(plan, op, rd, state, quiet=quiet, allow_remote_code=allow_remote_code).run())
+        except RunError:
+            raise
+    finished = dt.datetime.now(dt.timezone.utc)
+    seeds = {"plan": plan.seed}
+    for op in plan.objectives:
+        st = _stage_of(op, UnlearnStage)
+        if st is not None:
+            seeds[f"{op.objective.name}/unlearn"] = st.seed
+    wall = (finished - started).total_seconds() if state.resumed else time.monotonic() - t0
+    audit = audit_from_plan(plan, device=describe_device(), started_at=started, finished_at=finished,
+                            wall_seconds=wall, libraries={**_libraries(), "unlearnspec": __version__},
+                            seeds=seeds, process_count=int(os.environ.get("WORLD_SIZE", "1")))
+    report = build_report(reports, audit)
+    write_reports(report, rd.root)
+    state.finished_at = now()
+    rd.save_state(state)
+    return report
