@@ -15,6 +15,7 @@ Numbers depend on the machine; bench/README.md records the ones measured for the
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import io
 import json
@@ -130,7 +131,39 @@ def make_corpus(root: Path, n_specs: int, per_folder: int = 100, records: int = 
     return lines
 
 
-def bench_folder(n_specs: int, profile: bool) -> dict[str, float]:
+def _stage_breakdown(paths: list[Path]) -> str:
+    """CPU time of each pass over the same files, run one pass at a time (best of three)."""
+    from unlearnspec.compiler.feasibility import analyse
+    from unlearnspec.compiler.parse import parse_bytes
+    from unlearnspec.compiler.resolve import resolve
+
+    def best(fn):  # type: ignore[no-untyped-def]
+        times = []
+        for _ in range(3):
+            c = time.process_time()
+            out = fn()
+            times.append(time.process_time() - c)
+        return min(times), out
+
+    t_read, data = best(lambda: [(p, p.read_bytes()) for p in paths])
+    t_parse, parsed = best(lambda: [(p, parse_bytes(d, str(p))[0]) for p, d in data])
+    t_resolve, specs = best(lambda: [resolve(s, p.parent)[0] for p, s in parsed if s is not None])
+    t_rules, _ = best(lambda: [analyse(s) for s in specs])
+    return ("    per pass (CPU, best of 3, warm):    "
+            f"read {t_read * 1000:.0f} ms, parse {t_parse * 1000:.0f} ms, resolve {t_resolve * 1000:.0f} ms, "
+            f"feasibility rules {t_rules * 1000:.0f} ms")
+
+
+def _calibrate() -> float:
+    """CPU seconds for a fixed pure-Python loop: how fast this machine is, to compare runs across machines."""
+    c = time.process_time()
+    x = 0
+    for i in range(3_000_000):
+        x += i
+    return time.process_time() - c
+
+
+def bench_folder(n_specs: int, profile: bool, stages: bool = True) -> dict[str, float]:
     t0 = time.perf_counter()
     from unlearnspec.compiler.check import check_paths
     from unlearnspec.compiler.parse import get_parser
@@ -148,6 +181,14 @@ def bench_folder(n_specs: int, profile: bool) -> dict[str, float]:
         if prof:
             prof.disable()
         total, cpu = time.perf_counter() - t1, time.process_time() - c1
+        breakdown = ""
+        if stages:
+            from unlearnspec.compiler import check
+
+            # (older trees, measured for before/after numbers, have no `fewer_gc_pauses`)
+            quiet_gc = getattr(check, "fewer_gc_pauses", contextlib.nullcontext)
+            with quiet_gc():
+                breakdown = _stage_breakdown(list(check.expand_paths([root])))
     errors = sum(r.errors for r in results)
     warnings = sum(r.warnings for r in results)
     codes = sorted({d.code for r in results for d in r.diagnostics})
@@ -157,7 +198,10 @@ def bench_folder(n_specs: int, profile: bool) -> dict[str, float]:
     print(f"    throughput                           {len(results) / total:9,.0f} specs/s  "
           f"{lines / total:11,.0f} lines/s")
     print(f"    findings: {errors} errors, {warnings} warnings (codes: {', '.join(codes) or 'none'})")
+    if breakdown:
+        print(breakdown)
     print(f"    goal < {FOLDER_GOAL_S:.0f} s: {'met' if total < FOLDER_GOAL_S else 'MISSED'}")
+    print(f"    machine calibration: a 3M-iteration Python loop takes {_calibrate() * 1000:.0f} ms CPU here")
     if prof:
         out = io.StringIO()
         pstats.Stats(prof, stream=out).sort_stats("cumulative").print_stats(25)

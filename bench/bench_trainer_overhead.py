@@ -43,8 +43,7 @@ from unlearnspec.runtime.methods.losses import nll_loss, npo_loss, sequence_logp
 transformers.utils.logging.disable_progress_bar()
 transformers.utils.logging.set_verbosity_error()
 
-WORDS = ("river stone amber lantern harbor meadow copper violet tailor beacon orchard falcon quiet"
-         " marble winter garden signal pepper cobalt ember willow summit canyon thistle").split()
+WORDS = ["river", "stone", "amber", "lantern", "harbor", "meadow", "copper", "violet", "tailor", "beacon", "orchard", "falcon", "quiet", "marble", "winter", "garden", "signal", "pepper", "cobalt", "ember", "willow", "summit", "canyon", "thistle"]
 
 
 def synthetic_records(n: int, seed: int) -> list[Record]:

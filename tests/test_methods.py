@@ -3,6 +3,7 @@ determinism, the stopping rule, exact resume, the output filter, retraining, and
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -190,6 +191,20 @@ def test_qa_examples_train_on_the_answer_only(tiny: tuple[Any, Any]) -> None:
     assert tok.decode(ex.input_ids[: len(ex.input_ids) - len(scored)]) == format_prompt(qa.question or "")
     (doc,) = encode_records([FORGET[0]], tok)
     assert doc.labels == doc.input_ids  # a document is scored whole
+
+
+def test_slow_tokenizers_mask_the_prompt_without_offsets(tiny: tuple[Any, Any]) -> None:
+    _, fast = tiny
+
+    class Slow:  # what a tokenizer without offset mappings looks like to `encode`
+        is_fast = False
+        eos_token_id = fast.eos_token_id
+
+        def __call__(self, text: str, add_special_tokens: bool = True, return_offsets_mapping: bool = False) -> Any:
+            assert not return_offsets_mapping
+            return fast(text, add_special_tokens=add_special_tokens)
+
+    assert encode_records(FORGET, Slow()) == encode_records(FORGET, fast)
 
 
 def test_refusal_examples_pair_questions_and_prefixes_with_the_refusal(tiny: tuple[Any, Any]) -> None:
@@ -412,13 +427,15 @@ def test_filter_method_leaves_the_model_and_writes_guard(tiny: tuple[Any, Any], 
 
 
 def test_retrain_refuses_models_without_a_known_recipe(tiny: tuple[Any, Any], tmp_path: Path) -> None:
-    model, tok = tiny
+    model, tok = tiny  # loaded from a local folder: its corpus and recipe are unknown
     with pytest.raises(LoadError) as err:
-        unlearn(stage("retrain"), model, tok, FORGET, RETAIN, HOLDOUT, tmp_path, model_source="org/some-model")
+        unlearn(stage("retrain"), model, tok, FORGET, RETAIN, HOLDOUT, tmp_path)
     assert err.value.code == E_RETRAIN_UNKNOWN and "corpus and recipe" in err.value.message
+    with pytest.raises(LoadError):
+        unlearn(stage("retrain"), model, tok, FORGET, RETAIN, HOLDOUT, tmp_path, model_source="org/some-model")
 
 
-def test_retrain_delegates_to_the_builtin_recipe(tiny_dir: Path, tiny: tuple[Any, Any], tmp_path: Path,
+def test_retrain_delegates_to_the_builtin_recipe(tiny_dir: Path, tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     builtin_model = pytest.importorskip("unlearnspec.runtime.builtin_model")
     seen: list[list[str]] = []
@@ -427,10 +444,10 @@ def test_retrain_delegates_to_the_builtin_recipe(tiny_dir: Path, tiny: tuple[Any
         seen.append(list(exclude_texts))
         return tiny_dir
 
+    monkeypatch.setattr(builtin_model, "ensure_builtin", lambda *a, **kw: tiny_dir)
     monkeypatch.setattr(builtin_model, "ensure_retrained", fake_retrained)
-    model, tok = tiny
-    result = unlearn(stage("retrain"), model, tok, FORGET, RETAIN, HOLDOUT, tmp_path,
-                     model_source="builtin:tiny-bios")
+    model, tok = load_model("builtin:tiny-bios")  # stamped with its source, which survives a deepcopy
+    result = unlearn(stage("retrain"), copy.deepcopy(model), tok, FORGET, RETAIN, HOLDOUT, tmp_path)
     assert seen == [[t for r in FORGET for t in r.training_texts()]]
     assert result.model_dir == tiny_dir and result.model is not model and result.method == "retrain"
 

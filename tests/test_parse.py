@@ -158,12 +158,34 @@ def test_recovery_after_a_broken_objective_header() -> None:
 
 
 def test_a_run_of_stray_fields_is_reported_once() -> None:
-    """An early `}` closes the objective; the fields after it all sit outside it. One error says so."""
-    text = H + 'objective "x" {\n  goal removal }\n  method npo\n  seed 1\n  title "t"\n}\n'
+    """An early `}` closes the objective; the fields after it all sit outside it. One error says so,
+    and the fields after it are still parsed: their own errors are found too."""
+    text = H + 'objective "x" {\n  goal removal }\n  method npo\n  seed 1\n  title @\n}\n'
     syntax, diags = parse_bytes(text.encode(), "r.unlearn")
     assert syntax is None
-    assert [(d.code, d.span.line) for d in diags] == [("UL102", 4), ("UL102", 7)]
-    assert "found `method`" in diags[0].message and "unmatched" in diags[1].message
+    assert [(d.code, d.span.line) for d in diags] == [("UL102", 4), ("UL101", 6)]
+    assert "found `method`" in diags[0].message
+
+
+def test_a_run_of_stray_fields_without_a_closing_brace_is_reported_once() -> None:
+    text = H + 'objective "x" {\n  goal removal }\n  method npo\n  seed 1\n  title "t"\n'
+    syntax, diags = parse_bytes(text.encode(), "r.unlearn")
+    assert syntax is None
+    assert [(d.code, d.span.line) for d in diags] == [("UL102", 4)]
+
+
+def test_stray_fields_before_another_objective_are_reported_per_run() -> None:
+    text = H + 'objective "a" {\n  goal removal }\n  seed 1\n  title "t"\nobjective "b" {\n}\nstray 2\n'
+    _, diags = parse_bytes(text.encode(), "r.unlearn")
+    assert [(d.code, d.span.line) for d in diags] == [("UL102", 4), ("UL102", 8)]
+
+
+def test_unterminated_string_keeps_the_brace_after_it() -> None:
+    """`objective "name {` most likely opens a block: the fields below are parsed inside it, not
+    reported one by one as outside an objective."""
+    text = H + 'objective "x {\n  goal removal\n  method npo\n}\nobjective "y" {\n  title @\n}\n'
+    _, diags = parse_bytes(text.encode(), "r.unlearn")
+    assert [(d.code, d.span.line) for d in diags] == [("UL104", 2), ("UL101", 7)]
 
 
 def test_error_count_is_bounded() -> None:

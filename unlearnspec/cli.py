@@ -64,7 +64,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_fmt(args: argparse.Namespace) -> int:
     import difflib
 
-    from unlearnspec.compiler.check import display_path, expand_paths
+    from unlearnspec.compiler.check import display_path, expand_paths, read_spec_bytes
     from unlearnspec.compiler.fmt import format_spec
     from unlearnspec.compiler.parse import parse_bytes
     from unlearnspec.compiler.render import render_human
@@ -81,7 +81,7 @@ def cmd_fmt(args: argparse.Namespace) -> int:
     for path in files:
         display = display_path(path)
         try:
-            data = path.read_bytes()
+            data = read_spec_bytes(path)
         except OSError as err:
             sys.stderr.write(f"error: cannot read `{display}`: {err.strerror or err}\n")
             status = EXIT_FINDINGS

@@ -126,8 +126,8 @@ class _Printer:
     def open_block(self, head: str, block: Block, depth: int, head_lines: range) -> None:
         has_content = bool([f for f in block.fields if f.name != "__recovered__"]) or bool(
             self.comments_between(block.open_span.line, block.close_span.line))
-        if not has_content and block.open_span.line == block.close_span.line:
-            self.lines.append(head + " {}" + self.trail(*head_lines))
+        if not has_content:  # `x { }` and `x {` / `}` on two lines are both printed `x {}`
+            self.lines.append(head + " {}" + self.trail(*head_lines, block.close_span.line))
             return
         self.lines.append(head + " {" + self.trail(*head_lines))
         self.block(block, depth + 1)

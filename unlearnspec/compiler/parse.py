@@ -1,9 +1,11 @@
 """Parse pass: bytes → :class:`SpecFile`, or syntax diagnostics (UL1xx) in the language's own words.
 
-One cached Lark factory (LALR, contextual lexer, grammar cache). Lark's exceptions never escape:
-each is translated into a diagnostic saying which keyword or value was expected. After a syntax
-error the parser recovers line by line (the offending line is set aside, keeping its braces
-balanced) so that one run reports every independent error in a file, not only the first.
+One cached Lark factory (LALR, contextual lexer, grammar cache). The syntax tree is built while
+parsing, by a transformer embedded in the parser, and the lexer hands the comments it skips to
+``fmt``. Lark's exceptions never escape: each is translated into a diagnostic saying which keyword
+or value was expected. After a syntax error the parser recovers line by line (the offending line is
+set aside, keeping its braces balanced, and parsing resumes at the enclosing objective) so that one
+run reports every independent error in a file, not only the first.
 """
 
 from __future__ import annotations
@@ -196,9 +198,10 @@ def _building_parser() -> tuple[Lark, _Build, _Comments]:
 def decode(data: bytes, file: str) -> tuple[str | None, list[Diagnostic]]:
     """Bytes → text, or UL100/UL106 for binary, non-UTF-8 or oversized input. A BOM is dropped."""
     if len(data) > MAX_BYTES:
+        size = f"{len(data):,} bytes" if len(data) > MAX_BYTES + 1 else f"more than {MAX_BYTES:,} bytes"
         return None, [Diagnostic(
             code="UL106", severity="error", span=Span.point(file),
-            message=f"spec file is too large ({len(data):,} bytes; the limit is {MAX_BYTES:,})",
+            message=f"spec file is too large ({size}; the limit is {MAX_BYTES:,})",
             help=["a spec is a short reviewed document; put data in data files and refer to them by path"])]
     if b"\x00" in data:
         pos = data.index(b"\x00")
@@ -363,25 +366,49 @@ def _depth_at(text: str, pos: int) -> int:
     return depth
 
 
-def _neutralise_line(text: str, line: int) -> str:
+_OBJECTIVE_LINE = re.compile(r"\s*objective\b")
+
+
+def _neutralise_line(text: str, line: int, stray_field: bool = False, open_quote: int = 0) -> str:
     """Replace one line by a stand-in with the same net braces, so parsing can go on after it.
 
     Inside a block the stand-in opens `__recovered__ {` fields (the resolve pass never sees them:
     a file with syntax errors is not resolved); at the top level it opens an objective, so that the
-    objectives after a broken header line are still parsed and their errors reported too."""
+    objectives after a broken header line are still parsed and their errors reported too.
+
+    A ``stray_field`` (a field at the top level) usually means that a `}` closed its objective too
+    early, and then a `}` further down has nothing to close. There (when no other objective starts
+    in between) the line is kept and an objective opened in front of it, which that `}` closes: the
+    fields after it are parsed, and their own errors found, instead of each being reported as
+    outside an objective.
+
+    A string left open at column ``open_quote`` runs to the end of its line, hiding the braces after
+    it; they count as written (`objective "name {` most likely meant to open a block)."""
     lines = text.split("\n")
     if not 1 <= line <= len(lines):
         return text
+    if open_quote:
+        bad = lines[line - 1]
+        unquoted = bad[: open_quote - 1] + bad[open_quote:]
+        text = "\n".join(lines[: line - 1] + [unquoted] + lines[line:])
     depth_before = 0
     net = 0
+    after = 0  # depth relative to the start of the line, from the line on
+    unmatched_at = 0  # the line of the first `}` below it that closes nothing
     for ch, ln, _, _ in _brace_events(text):
-        if ln > line:
-            break
         step = 1 if ch == "{" else -1
         if ln < line:
             depth_before = max(depth_before + step, 0)
-        else:
+            continue
+        if ln == line:
             net += step
+        after += step
+        if after < 0 and not unmatched_at:
+            unmatched_at = ln
+    if (stray_field and depth_before == 0 and net >= 0 and unmatched_at
+            and not any(_OBJECTIVE_LINE.match(ln) for ln in lines[line:unmatched_at])):
+        lines[line - 1] = 'objective "__recovered__" { ' + lines[line - 1]
+        return "\n".join(lines)
     if net > 0:
         first = 'objective "__recovered__" {' if depth_before == 0 else "__recovered__ {"
         stand_in = " ".join([first] + ["__recovered__ {"] * (net - 1))
@@ -393,8 +420,46 @@ def _neutralise_line(text: str, line: int) -> str:
     return "\n".join(lines)
 
 
+def _resume_from_objective(text: str, line: int) -> str:
+    """Blank every line before the top-level block that holds ``line`` (or before ``line`` itself,
+    at the top level), keeping line numbers, so that the next attempt parses on from there.
+
+    The objectives before it parsed already; parsing them again after every error made recovery
+    quadratic: a 1 MB spec with errors near its end took one full parse per error."""
+    start = line
+    depth = 0
+    opened_at = 1
+    for ch, ln, _, _ in _brace_events(text):
+        if ln >= line:
+            break
+        if ch == "{":
+            if depth == 0:
+                opened_at = ln
+            depth += 1
+        else:
+            depth = max(depth - 1, 0)
+    if depth > 0:
+        start = opened_at
+    if start <= 1:
+        return text
+    cut = 0
+    for _ in range(start - 1):
+        cut = text.index("\n", cut) + 1
+    return "\n" * (start - 1) + text[cut:]
+
+
 def _is_stray_field(d: Diagnostic) -> bool:
     return d.code == "UL102" and d.message.startswith("expected `objective` here")
+
+
+def _same_stray_run(diags: list[Diagnostic], diag: Diagnostic, text: str) -> bool:
+    """Whether ``diag`` is one more field outside any objective after another with no objective
+    between them: a `}` closed the objective early (or its header line was broken), and every
+    field after it says the same thing again. Only the first of such a run is reported."""
+    if not (diags and _is_stray_field(diag) and _is_stray_field(diags[-1])):
+        return False
+    between = text.split("\n")[diags[-1].span.line:diag.span.line - 1]
+    return not any(_OBJECTIVE_LINE.match(ln) for ln in between)
 
 
 def parse_text(text: str, file: str) -> tuple[SpecFile | None, list[Diagnostic]]:
@@ -418,15 +483,15 @@ def parse_text(text: str, file: str) -> tuple[SpecFile | None, list[Diagnostic]]
             if diag.span.line in seen_lines:
                 break
             seen_lines.add(diag.span.line)
-            # once fields turn up outside any objective (a `}` closed it early), every following
-            # field line says the same; report the first of such a run only
-            if not (diags and _is_stray_field(diag) and _is_stray_field(diags[-1])):
+            if not _same_stray_run(diags, diag, text):
                 diags.append(diag)
             if diag.code in ("UL103",) or isinstance(err, UnexpectedEOF):
                 break
             if diag.message.startswith("expected `{`, found the end of the line"):
                 break  # the `{` on the next line would only repeat this error
-            current = _neutralise_line(current, diag.span.line)
+            current = _neutralise_line(current, diag.span.line, stray_field=_is_stray_field(diag),
+                                       open_quote=diag.span.column if diag.code == "UL104" else 0)
+            current = _resume_from_objective(current, diag.span.line)
             continue
         if diags:
             return None, diags

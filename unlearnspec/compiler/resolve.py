@@ -74,6 +74,9 @@ class _Resolver:
         self.diags: list[Diagnostic] = []
         self.objective: str | None = None
         self._data_cache: dict[str, Diagnostic | tuple[int, int] | None] = {}
+        # the target's data fields as written, resolved or not: a `forget` file that is missing is
+        # reported as missing (UL207), not once more as "no forget data" (UL206)
+        self._target_named: set[str] = set()
 
     # -- reporting ---------------------------------------------------------------------------
 
@@ -209,6 +212,10 @@ class _Resolver:
             return Diagnostic(code="UL207", severity="error", span=v.span,
                               message=f"`{raw}` is a folder, not a data file",
                               help=["give a .jsonl or .csv file, or a folder written by `Dataset.save_to_disk`"])
+        if not path.is_dir() and not path.is_file():
+            return Diagnostic(code="UL207", severity="error", span=v.span,
+                              message=f"data file `{raw}` is not a regular file",
+                              help=["give a .jsonl or .csv file, or a folder written by `Dataset.save_to_disk`"])
         if not path.is_dir() and not os.access(path, os.R_OK):
             return Diagnostic(code="UL207", severity="error", span=v.span, message=f"data file `{raw}` is not readable")
         try:
@@ -256,6 +263,7 @@ class _Resolver:
 
     def objective_node(self, node: ObjectiveNode) -> Objective:
         self.objective = node.name
+        self._target_named = set()
         fields = self.known_fields(node.block.fields, vocab.OBJECTIVE_FIELDS, "an objective")
         fields = self.duplicate_fields(fields, f"objective `{node.name}`", repeatable=("accept",))
         kw: dict[str, object] = {}
@@ -362,6 +370,7 @@ class _Resolver:
             return None
         fields = self.known_fields(field.block.fields, vocab.TARGET_FIELDS, "a target")
         fields = self.duplicate_fields(fields, "the target")
+        self._target_named = {f.name for f in fields if f.name in ("forget", "test") and f.values}
         kw: dict[str, object] = {}
         for f in fields:
             if f.name == "kind":
@@ -653,10 +662,12 @@ class _Resolver:
                     self.report("UL209", "error", p.span, f"`{p.raw}` is both forgotten and preserved",
                                 labels=[Label(span=forget[p.resolved].span, message="named as forget data here")],
                                 help=["the retain and neighbour sets must be disjoint from the forget set"])
-        if obj.target and obj.goal and obj.goal.goal.value == "removal" and not obj.target.forget:
+        named = self._target_named
+        if (obj.target and obj.goal and obj.goal.goal.value == "removal" and not obj.target.forget
+                and "forget" not in named):
             self.report("UL206", "error", obj.target.span, "a removal objective needs forget data",
                         help=['add `forget "data/target.jsonl"` to the target: the examples to remove'])
-        if (obj.target and not obj.target.forget and not obj.target.test
+        if (obj.target and not obj.target.forget and not obj.target.test and not named
                 and not (obj.goal and obj.goal.goal.value == "removal")):
             self.report("UL206", "error", obj.target.span, "the target names no data",
                         help=['add `forget "..."` (examples to remove) or `test "..."` (prompts that must not be answered)'])

@@ -88,6 +88,8 @@ def build_atomically(final: Path, build: Callable[[Path], None]) -> Path:
                 return final
             if final.exists():  # an incomplete leftover from outside this protocol
                 shutil.rmtree(final)
+            for stale in final.parent.glob(f".{final.name}.tmp-*"):  # from a builder that was killed
+                shutil.rmtree(stale, ignore_errors=True)
             tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
             tmp.chmod(0o755)  # mkdtemp makes it private; the cache is read like any model folder
             try:

@@ -154,6 +154,9 @@ def load_model(source: str, *, allow_remote_code: bool = False, dtype: torch.dty
                                         allow_remote_code=allow_remote_code, dtype=dtype, hub=hub)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
+    # Where the weights came from, for methods that depend on it (exact retraining needs the builtin's
+    # recipe). A plain attribute: it survives ``copy.deepcopy`` and is never saved with the model.
+    model.unlearnspec_source = source
     if device is not None:
         model.to(device)
     model.eval()

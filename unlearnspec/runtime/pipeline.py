@@ -182,7 +182,9 @@ class ObjectiveRun:
         working = copy.deepcopy(model)  # get_peft_model and training mutate: never touch the source
         result = run_method(stage, working, tok, data.forget, data.retain, data.holdout, out,
                             resume_from_checkpoint=True if resume else None, quiet=self.quiet,
-                            aliases=data.aliases)
+                            aliases=data.aliases, model_source=self.op.model.source,
+                            eval_batch_size=_stage_of(self.op, EvaluateStage).eval_batch_size
+                            if _stage_of(self.op, EvaluateStage) else 32)
         training = _training_log(result)
         guard = getattr(result, "guard", None)
         model_dir_str: str | None = None

@@ -107,7 +107,6 @@ def lora_config(stage: UnlearnStage, model: Any) -> Any:
     from peft import LoraConfig, TaskType
 
     lc = stage.lora
-    assert lc is not None or stage.adapter == "lora"
     rank, alpha, dropout = (lc.rank, lc.alpha, lc.dropout) if lc else (8, 16, 0.0)
     model_type = getattr(model.config, "model_type", "")
     fan_in_fan_out = model_type == "gpt2"
@@ -188,8 +187,10 @@ def _run_filter(stage: UnlearnStage, model: Any, forget: Sequence[Record], retai
 
 
 def _is_builtin(model: Any, model_source: str | None) -> bool:
-    if model_source is not None:
-        return model_source == BUILTIN_SOURCE
+    """Whether ``model`` is the builtin: as told, as stamped by ``load_model``, or by its cache path."""
+    source = model_source or getattr(model, "unlearnspec_source", None)
+    if source is not None:
+        return bool(source == BUILTIN_SOURCE)
     name = str(getattr(model, "name_or_path", "") or "")
     if not name:
         return False

@@ -52,9 +52,13 @@ def encode(tokenizer: Any, prompt: str, target: str, max_length: int) -> Example
     tokenising the two halves apart, so a merge across the boundary cannot shift the mask.
     """
     text = prompt + target
-    enc = tokenizer(text, add_special_tokens=True, return_offsets_mapping=bool(prompt))
+    offsets = bool(prompt) and bool(getattr(tokenizer, "is_fast", False))
+    enc = tokenizer(text, add_special_tokens=True, return_offsets_mapping=offsets)
     ids: list[int] = list(enc["input_ids"])
-    if prompt:
+    if prompt and not offsets:  # a slow tokenizer has no offsets: count the prompt's own tokens
+        n_prompt = len(tokenizer(prompt, add_special_tokens=True)["input_ids"])
+        labels = [IGNORE_INDEX] * min(n_prompt, len(ids)) + ids[n_prompt:]
+    elif prompt:
         cut = len(prompt)
         labels, in_target = [], False
         for tok, (start, end) in zip(ids, enc["offset_mapping"], strict=True):

@@ -1,0 +1,167 @@
+"""`unlearnspec fmt`: one canonical layout, comments kept, idempotent; `--check` and `--diff` write nothing."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from fixtures.frontend import EXAMPLE, comment_texts, messy, run_cli, spec_files
+
+from unlearnspec.compiler.fmt import format_spec
+from unlearnspec.compiler.parse import parse_bytes
+from unlearnspec.compiler.syntax import Field, SpecFile
+
+SEEDS = range(6)
+
+
+def fmt(text: str) -> str:
+    syntax, diags = parse_bytes(text.encode("utf-8"), "f.unlearn")
+    assert syntax is not None and not [d for d in diags if d.severity == "error"], [d.message for d in diags]
+    return format_spec(syntax)
+
+
+def shape(syntax: SpecFile) -> list[object]:
+    """The tokens of a spec, nested, without positions: what formatting must not change."""
+    def fields(fs: tuple[Field, ...]) -> list[object]:
+        return [(f.name, [[v.raw for v in g] for g in f.groups], fields(f.block.fields) if f.block else None)
+                for f in fs]
+    return [syntax.version.raw if syntax.version else None] + [(o.name, fields(o.block.fields))
+                                                              for o in syntax.objectives]
+
+
+def parsed(text: str) -> SpecFile:
+    syntax, _ = parse_bytes(text.encode("utf-8"), "f.unlearn")
+    assert syntax is not None
+    return syntax
+
+
+def test_architecture_example_is_a_fixed_point() -> None:
+    text = EXAMPLE.read_text(encoding="utf-8")
+    assert fmt(text) == text
+
+
+@pytest.mark.parametrize("path", spec_files(), ids=lambda p: p.name)
+def test_every_example_spec_is_formatted_and_idempotent(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    once = fmt(text)
+    assert fmt(once) == once
+    assert once == text, f"{path.name} is not in the canonical layout; run `unlearnspec fmt specs/`"
+
+
+@pytest.mark.parametrize("path", spec_files(), ids=lambda p: p.name)
+def test_messy_variants_format_idempotently_keeping_tokens_and_comments(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    for seed in SEEDS:
+        variant = messy(text, seed)
+        once = fmt(variant)
+        assert fmt(once) == once, f"not idempotent for seed {seed}"
+        assert shape(parsed(once)) == shape(parsed(variant))
+        assert comment_texts(once) == comment_texts(variant), f"comments changed for seed {seed}"
+        assert "\r" not in once and "\t" not in once.replace('"\t', "")
+        assert once.endswith("\n") and not once.endswith("\n\n")
+        assert "\n\n\n" not in once
+
+
+def test_canonical_layout() -> None:
+    messy_text = (
+        "\n\n  unlearnspec   1\n"
+        'objective\t"a" {   goal removal\n'
+        "      method   npo  # trailing\n\n\n\n"
+        "  scope{ outputs verbatim ,facts,\n   similar\n}\n"
+        "  claims {\n  }\n"
+        "   # own line\n"
+        "  title \"T\"\n"
+        "}\n"
+        'objective "b" {}\n'
+    )
+    assert fmt(messy_text) == (
+        "unlearnspec 1\n"
+        "\n"
+        'objective "a" {\n'
+        "  goal   removal\n"
+        "  method npo  # trailing\n"
+        "\n"
+        "  scope {\n"
+        "    outputs verbatim, facts, similar\n"
+        "  }\n"
+        "  claims {}\n"
+        "  # own line\n"
+        '  title  "T"\n'
+        "}\n"
+        "\n"
+        'objective "b" {}\n'
+    )
+
+
+def test_strings_and_numbers_are_printed_as_written() -> None:
+    text = 'unlearnspec 1\n\nobjective "x" {\n  title  "a \\"b\\" \\\\ #c"\n  seed   007\n  evidence {\n    membership_auc <= 0.600\n  }\n}\n'
+    assert fmt(text) == text
+
+
+def test_crlf_and_bom_are_normalised() -> None:
+    text = EXAMPLE.read_text(encoding="utf-8")
+    assert fmt("\ufeff" + text.replace("\n", "\r\n")) == text
+
+
+# ---------------------------------------------------------------------------------------------------
+# the command line
+
+
+@pytest.fixture
+def messy_file(tmp_path: Path) -> Path:
+    path = tmp_path / "spec.unlearn"
+    path.write_bytes(messy(EXAMPLE.read_text(encoding="utf-8"), 3).encode("utf-8"))
+    return path
+
+
+def test_fmt_check_fails_on_messy_then_passes_after_fmt(messy_file: Path) -> None:
+    before = messy_file.read_bytes()
+    r = run_cli(["fmt", "--check", messy_file.name], cwd=messy_file.parent)
+    assert r.returncode == 1 and "would reformat spec.unlearn" in r.stdout
+    assert messy_file.read_bytes() == before
+    r = run_cli(["fmt", messy_file.name], cwd=messy_file.parent)
+    assert r.returncode == 0 and "formatted spec.unlearn" in r.stdout
+    assert messy_file.read_bytes() != before
+    r = run_cli(["fmt", "--check", messy_file.name], cwd=messy_file.parent)
+    assert r.returncode == 0 and "already formatted" in r.stdout
+    r = run_cli(["fmt", messy_file.name], cwd=messy_file.parent)  # a second fmt writes nothing
+    assert r.returncode == 0 and r.stdout == ""
+
+
+def test_fmt_diff_prints_a_unified_diff_and_writes_nothing(messy_file: Path) -> None:
+    before = messy_file.read_bytes()
+    mtime = os.stat(messy_file).st_mtime_ns
+    r = run_cli(["fmt", "--diff", "spec.unlearn"], cwd=messy_file.parent)
+    assert r.returncode == 1
+    assert r.stdout.startswith("--- a/spec.unlearn\n+++ b/spec.unlearn\n@@ ")
+    assert any(line.startswith("+") and not line.startswith("+++") for line in r.stdout.splitlines())
+    assert messy_file.read_bytes() == before and os.stat(messy_file).st_mtime_ns == mtime
+    # applying the diff's + side gives exactly what fmt writes
+    run_cli(["fmt", "spec.unlearn"], cwd=messy_file.parent)
+    assert messy_file.read_text(encoding="utf-8") == fmt(before.decode("utf-8"))
+
+
+def test_fmt_check_on_the_example_specs_passes() -> None:
+    r = run_cli(["fmt", "--check", "specs"], cwd=EXAMPLE.parents[1])
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_fmt_refuses_a_file_with_syntax_errors(tmp_path: Path) -> None:
+    path = tmp_path / "bad.unlearn"
+    path.write_text('unlearnspec 1\nobjective "x" {\n  title "open\n}\n', encoding="utf-8")
+    before = path.read_bytes()
+    r = run_cli(["fmt", "bad.unlearn"], cwd=tmp_path)
+    assert r.returncode == 1
+    assert "error[UL104]" in r.stderr and "bad.unlearn:3:9" in r.stderr
+    assert path.read_bytes() == before
+
+
+def test_fmt_walks_folders(tmp_path: Path) -> None:
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    for p in (tmp_path / "a" / "one.unlearn", tmp_path / "a" / "b" / "two.unlearn"):
+        p.write_text(messy(EXAMPLE.read_text(encoding="utf-8"), 1), encoding="utf-8")
+    (tmp_path / "a" / "notes.txt").write_text("not a spec")
+    r = run_cli(["fmt", "--check", "a"], cwd=tmp_path)
+    assert r.returncode == 1
+    assert sorted(r.stdout.splitlines()) == ["would reformat a/b/two.unlearn", "would reformat a/one.unlearn"]

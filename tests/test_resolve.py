@@ -1,0 +1,470 @@
+"""The resolve pass (UL2xx, and the header checks UL107/UL108): every problem a diagnostic at the right
+line:col, with labels and help a policy author can act on; never an exception."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from fixtures.frontend import MINIMAL_BODY, codes, line_col, only, resolve_text, spec_text, write_data
+
+from unlearnspec.compiler import resolve as resolve_mod
+from unlearnspec.compiler.parse import parse_bytes
+from unlearnspec.compiler.resolve import resolve
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    write_data(tmp_path)
+    return tmp_path
+
+
+def check(folder: Path, body: str, *, header: bool = True):
+    text = spec_text(body, header=header)
+    return text, resolve_text(text, folder)
+
+
+def at(d, text: str, needle: str, occurrence: int = 0) -> None:
+    assert (d.span.line, d.span.column) == line_col(text, needle, occurrence), (d.code, d.message)
+
+
+def test_minimal_spec_is_clean(folder: Path) -> None:
+    _, diags = check(folder, MINIMAL_BODY)
+    assert diags == []
+
+
+def test_resolved_model_has_the_values(folder: Path) -> None:
+    text = spec_text(MINIMAL_BODY + '  release open_weights precision int4\n  method npo {\n    adapter lora rank 16\n'
+                     '    steps 30\n  }\n  preserve {\n    retain "data/retain.jsonl"\n    utility drop <= 2%\n  }\n')
+    syntax, _ = parse_bytes(text.encode(), "t.unlearn")
+    assert syntax is not None
+    spec, diags = resolve(syntax, folder)
+    assert diags == []
+    [obj] = spec.objectives
+    assert obj.release is not None and obj.release.precision is not None
+    assert (obj.release.mode.value, obj.release.precision.value) == ("open_weights", "int4")
+    assert obj.method is not None and obj.method.knobs.lora_rank is not None
+    assert obj.method.knobs.lora_rank.value == 16 and obj.method.knobs.steps.value == 30  # type: ignore[union-attr]
+    assert obj.target is not None
+    [forget] = obj.target.forget
+    assert forget.resolved == (folder / "data" / "jane-doe.jsonl").resolve().as_posix()
+    assert (forget.records, forget.qa_records) == (4, 1)
+    assert obj.preserve is not None and obj.preserve.utility[0].percent == 2
+
+
+# ---------------------------------------------------------------------------------------------------
+# duplicates
+
+
+def test_duplicate_objective_has_a_label_at_the_first(folder: Path) -> None:
+    text = "unlearnspec 1\n" + ('objective "same" {\n' + MINIMAL_BODY + "}\n") * 2
+    d = only(resolve_text(text, folder), "UL201")
+    at(d, text, '"same"', 1)
+    [label] = d.labels
+    assert (label.span.line, label.span.column) == line_col(text, '"same"', 0)
+    assert label.message == "first defined here"
+    assert "defined twice" in d.message
+
+
+def test_duplicate_field_has_a_label_at_the_first(folder: Path) -> None:
+    text, diags = check(folder, MINIMAL_BODY + "  goal suppression\n")
+    d = only(diags, "UL202")
+    at(d, text, "goal", 1)
+    [label] = d.labels
+    assert (label.span.line, label.span.column) == line_col(text, "goal", 0)
+    assert d.severity == "error" and "given twice" in d.message
+
+
+def test_duplicate_field_inside_a_block(folder: Path) -> None:
+    body = MINIMAL_BODY.replace('    forget "data/jane-doe.jsonl"\n',
+                                '    forget "data/jane-doe.jsonl"\n    kind observed\n    kind latent\n')
+    text, diags = check(folder, body)
+    d = only(diags, "UL202")
+    at(d, text, "kind", 1)
+    assert d.labels[0].span.line == line_col(text, "kind", 0)[0]
+
+
+def test_duplicate_claim(folder: Path) -> None:
+    text, diags = check(folder, MINIMAL_BODY + "  claims {\n    removed\n    not_generated\n    removed\n  }\n")
+    d = only(diags, "UL202")
+    at(d, text, "removed", 1)
+    assert d.labels[0].message == "first made here"
+    assert d.labels[0].span.line == line_col(text, "removed", 0)[0]
+
+
+def test_duplicate_list_item_is_a_warning(folder: Path) -> None:
+    text, diags = check(folder, MINIMAL_BODY + "  scope {\n    outputs verbatim, facts, verbatim\n  }\n")
+    d = only(diags, "UL202")
+    assert d.severity == "warning"
+    at(d, text, "verbatim", 1)
+    assert d.labels[0].span.column == line_col(text, "verbatim", 0)[1]
+
+
+def test_accept_may_repeat(folder: Path) -> None:
+    _, diags = check(folder, MINIMAL_BODY + '  accept UL107 "a"\n  accept UL109 "b"\n')
+    assert "UL202" not in codes(diags)
+
+
+# ---------------------------------------------------------------------------------------------------
+# unknown fields and words, with did-you-mean
+
+
+@pytest.mark.parametrize("body,code,word,suggestion", [
+    (MINIMAL_BODY.replace("goal removal", "goal removel"), "UL204", "removel", "removal"),
+    (MINIMAL_BODY + '  titel "x"\n', "UL203", "titel", "title"),
+    (MINIMAL_BODY.replace("    forget", "    forgt"), "UL203", "forgt", "forget"),
+    (MINIMAL_BODY.replace("target person", "target persn"), "UL204", "persn", "person"),
+    (MINIMAL_BODY + "  method grad_dif\n", "UL204", "grad_dif", "grad_diff"),
+    (MINIMAL_BODY + "  release api precision fp61\n", "UL204", "fp61", "fp16"),
+    (MINIMAL_BODY + "  scope {\n    prompts paraphrase\n  }\n", "UL204", "paraphrase", "paraphrased"),
+    (MINIMAL_BODY + "  claims {\n    remove\n  }\n", "UL204", "remove", "removed"),
+    (MINIMAL_BODY + "  evidence {\n    membership_acu <= 0.5\n  }\n", "UL204", "membership_acu", "membership_auc"),
+    (MINIMAL_BODY + "  method npo {\n    stesp 10\n  }\n", "UL203", "stesp", "steps"),
+    (MINIMAL_BODY.replace("goal removal", "goal suppression via systme") + "  method filter\n",
+     "UL204", "systme", "system"),
+    (MINIMAL_BODY.replace('"builtin:tiny-bios"', '"builtin:tiny-bio"'), "UL204", "builtin:tiny-bio",
+     "builtin:tiny-bios"),
+])
+def test_unknown_word_with_did_you_mean(folder: Path, body: str, code: str, word: str, suggestion: str) -> None:
+    text, diags = check(folder, body)
+    d = only(diags, code)
+    assert f"`{word}`" in d.message and d.message.startswith("unknown ")
+    assert f"did you mean `{suggestion}`?" in d.help
+    assert any(h.startswith("expected one of:") or h.startswith("built-in models:") for h in d.help)
+    at(d, text, word if code == "UL203" or "builtin" not in word else '"builtin:tiny-bio"')
+
+
+def test_no_suggestion_for_a_word_far_from_all(folder: Path) -> None:
+    _, diags = check(folder, MINIMAL_BODY.replace("goal removal", "goal obliterate"))
+    d = only(diags, "UL204")
+    assert not any("did you mean" in h for h in d.help)
+    assert "`removal`" in d.help[-1] and "`suppression`" in d.help[-1]
+
+
+# ---------------------------------------------------------------------------------------------------
+# ranges
+
+
+@pytest.mark.parametrize("extra,needle,fragment", [
+    ("  preserve {\n    utility drop <= 120%\n  }\n", "120%", "between 0% and 100%"),
+    ("  evidence {\n    membership_auc <= 1.5\n  }\n", "1.5", "an AUC between 0 and 1"),
+    ("  evidence {\n    forget_quality >= 2\n  }\n", "2\n", "a p-value between 0 and 1"),
+    ("  evidence {\n    verbatim_rouge <= -0.1\n  }\n", "-0.1", "between 0 and 1"),
+    ("  evidence {\n    retain_utility_drop <= 101%\n  }\n", "101%", "between 0 and 100"),
+    ("  method npo {\n    steps 0\n  }\n", "0\n", "between 1 and 1000000"),
+    ("  claims {\n    robust_to_finetuning steps -1\n  }\n", "-1", "between 1 and 1000000"),
+    ("  claims {\n    robust_to_finetuning steps 2.5\n  }\n", "2.5", "whole number"),
+    ("  method npo {\n    learning_rate 0\n  }\n", "0\n", "greater than 0 and at most 1"),
+    ("  method npo {\n    adapter lora rank 0\n  }\n", "0\n", "between 1 and 1024"),
+    ("  seed -3\n", "-3", "at least 0"),
+])
+def test_value_out_of_range(folder: Path, extra: str, needle: str, fragment: str) -> None:
+    text, diags = check(folder, MINIMAL_BODY + extra)
+    d = only(diags, "UL205")
+    assert fragment in d.message, d.message
+    assert f"`{needle.strip()}`" in d.message
+    at(d, text, needle)
+
+
+def test_bounds_are_inclusive(folder: Path) -> None:
+    body = MINIMAL_BODY + ("  evidence {\n    membership_auc <= 1\n    forget_quality >= 0\n    verbatim_rouge <= 0\n  }\n"
+                           "  preserve {\n    utility drop <= 100%\n  }\n  claims {\n    robust_to_finetuning steps 1\n  }\n")
+    _, diags = check(folder, body)
+    assert "UL205" not in codes(diags)
+
+
+# ---------------------------------------------------------------------------------------------------
+# missing fields
+
+
+@pytest.mark.parametrize("missing", ["model", "target", "goal"])
+def test_missing_required_field(folder: Path, missing: str) -> None:
+    lines = MINIMAL_BODY.splitlines(keepends=True)
+    if missing == "target":
+        body = "".join(ln for ln in lines if not ln.startswith(("  target", "    forget", "  }")))
+    else:
+        body = "".join(ln for ln in lines if not ln.startswith(f"  {missing}"))
+    text, diags = check(folder, body)
+    d = only(diags, "UL206")
+    assert d.message == f"objective `obj-0` has no `{missing}`"
+    at(d, text, '"obj-0"')
+    assert d.help and d.help[0].startswith("add `")
+
+
+def test_removal_needs_forget_data(folder: Path) -> None:
+    body = MINIMAL_BODY.replace('    forget "data/jane-doe.jsonl"\n', "    kind observed\n")
+    text, diags = check(folder, body)
+    d = only(diags, "UL206")
+    assert "needs forget data" in d.message
+    at(d, text, "target")
+
+
+def test_suppression_target_needs_some_data(folder: Path) -> None:
+    body = (MINIMAL_BODY.replace('    forget "data/jane-doe.jsonl"\n', "    kind concept\n")
+            .replace("goal removal", "goal suppression via model") + "  method refusal\n")
+    _, diags = check(folder, body)
+    assert "names no data" in only(diags, "UL206").message
+    body_with_test = body.replace("    kind concept\n", '    kind concept\n    test "data/neighbors.jsonl"\n')
+    assert "UL206" not in codes(check(folder, body_with_test)[1])
+
+
+# ---------------------------------------------------------------------------------------------------
+# data files
+
+
+def test_missing_data_file(folder: Path) -> None:
+    text, diags = check(folder, MINIMAL_BODY.replace("jane-doe.jsonl", "jane.jsonl"))
+    d = only(diags, "UL207")
+    assert "`data/jane.jsonl` does not exist" in d.message
+    at(d, text, '"data/jane.jsonl"')
+    assert (d.span.end_column - d.span.column) == len('"data/jane.jsonl"')
+    assert any("relative to the spec's folder" in h for h in d.help)
+
+
+def test_paths_resolve_relative_to_the_spec_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    specdir = tmp_path / "policies" / "team"
+    write_data(specdir)
+    monkeypatch.chdir(tmp_path)  # not the spec's folder: resolution must not depend on it
+    _, diags = check(specdir, MINIMAL_BODY)
+    assert diags == []
+    _, diags = check(tmp_path, MINIMAL_BODY)
+    assert codes(diags) == ["UL207"]
+
+
+def test_directory_where_a_file_is_expected(folder: Path) -> None:
+    (folder / "data" / "dir.jsonl").mkdir()
+    _, diags = check(folder, MINIMAL_BODY.replace("jane-doe.jsonl", "dir.jsonl"))
+    d = only(diags, "UL207")
+    assert "is a folder, not a data file" in d.message
+
+
+def test_save_to_disk_folder_is_accepted(folder: Path) -> None:
+    ds = folder / "data" / "hf"
+    ds.mkdir()
+    (ds / "dataset_info.json").write_text("{}")
+    (ds / "state.json").write_text("{}")
+    _, diags = check(folder, MINIMAL_BODY.replace("data/jane-doe.jsonl", "data/hf"))
+    assert diags == []
+
+
+def test_unreadable_data_file(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(resolve_mod.os, "access", lambda path, mode: False)
+    _, diags = check(folder, MINIMAL_BODY)
+    assert "is not readable" in only(diags, "UL207").message
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root reads every file")
+def test_unreadable_data_file_by_permissions(folder: Path) -> None:
+    path = folder / "data" / "jane-doe.jsonl"
+    path.chmod(0)
+    try:
+        _, diags = check(folder, MINIMAL_BODY)
+    finally:
+        path.chmod(0o644)
+    assert "not readable" in only(diags, "UL207").message
+
+
+def test_data_file_that_cannot_be_opened(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(path: Path) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(resolve_mod, "inspect_cached", refuse)
+    _, diags = check(folder, MINIMAL_BODY)
+    d = only(diags, "UL207")
+    assert "cannot be opened: Permission denied" in d.message
+
+
+def test_malformed_jsonl_line_names_file_line_and_column(folder: Path) -> None:
+    bad = folder / "data" / "jane-doe.jsonl"
+    bad.write_text('{"text": "fine"}\n\n{"text": "cut short\n{"text": "fine"}\n', encoding="utf-8")
+    text, diags = check(folder, MINIMAL_BODY)
+    d = only(diags, "UL208")
+    assert d.message.startswith("data file `data/jane-doe.jsonl` cannot be read: malformed JSON")
+    assert "at `data/jane-doe.jsonl:3:10`" in d.help
+    at(d, text, '"data/jane-doe.jsonl"')
+
+
+@pytest.mark.parametrize("name,content,fragment,where", [
+    ("a.jsonl", '{"text": "ok"}\n[1, 2]\n', "each line must be a JSON object", "a.jsonl:2:1"),
+    ("a.jsonl", '{"text": "ok"}\n{"title": "no text"}\n', "neither `text` nor `question` + `answer`", "a.jsonl:2:1"),
+    ("a.jsonl", '{"question": "q?", "answer": "a", "paraphrases": "not|a|list"}\n{"text": 3}\n',
+     "field `text`", "a.jsonl:2:1"),
+    ("a.jsonl", "", "holds no records", "a.jsonl:1:1"),
+    ("a.csv", "title\nx\n", "CSV header must name", "a.csv:1:1"),
+    ("a.txt", "text\n", "unsupported data file type `.txt`", "a.txt:1:1"),
+])
+def test_malformed_data_files(folder: Path, name: str, content: str, fragment: str, where: str) -> None:
+    (folder / "data" / name).write_text(content, encoding="utf-8")
+    _, diags = check(folder, MINIMAL_BODY.replace("jane-doe.jsonl", name))
+    d = only(diags, "UL208")
+    assert fragment in d.message, d.message
+    assert f"at `data/{where}`" in d.help
+
+
+def test_invalid_utf8_data_file(folder: Path) -> None:
+    (folder / "data" / "bin.jsonl").write_bytes(b'{"text": "ok"}\n{"text": "\xff"}\n')
+    _, diags = check(folder, MINIMAL_BODY.replace("jane-doe.jsonl", "bin.jsonl"))
+    d = only(diags, "UL208")
+    assert "not valid UTF-8" in d.message and "at `data/bin.jsonl:2:1`" in d.help
+
+
+def test_csv_data_file_is_accepted(folder: Path) -> None:
+    (folder / "data" / "qa.csv").write_text('question,answer\n"Where, exactly?",Porto\n', encoding="utf-8")
+    _, diags = check(folder, MINIMAL_BODY.replace("jane-doe.jsonl", "qa.csv"))
+    assert diags == []
+
+
+def test_data_file_results_are_cached_until_the_file_changes(folder: Path) -> None:
+    path = folder / "data" / "jane-doe.jsonl"
+    assert check(folder, MINIMAL_BODY)[1] == []
+    calls: list[Path] = []
+    original = resolve_mod.inspect_data_file
+
+    def counting(p: Path):  # type: ignore[no-untyped-def]
+        calls.append(p)
+        return original(p)
+
+    resolve_mod.inspect_data_file = counting  # type: ignore[assignment]
+    try:
+        assert check(folder, MINIMAL_BODY)[1] == []
+        assert calls == []  # same path, mtime and size: not read again
+        path.write_text('{"text": "changed and longer than before"}\n' + json.dumps({"nope": 1}) + "\n")
+        assert codes(check(folder, MINIMAL_BODY)[1]) == ["UL208"]
+        assert len(calls) == 1
+    finally:
+        resolve_mod.inspect_data_file = original  # type: ignore[assignment]
+
+
+# ---------------------------------------------------------------------------------------------------
+# contradictions, shapes, thresholds
+
+
+@pytest.mark.parametrize("goal,method,needle,fragment", [
+    ("removal", "refusal", "refusal", "suppresses outputs; it does not remove anything"),
+    ("removal", "filter", "filter", "suppresses outputs"),
+    ("suppression via system", "npo", "npo", "`via system` suppression is served by an output filter"),
+    ("suppression via model", "filter", "filter", "an output filter lives in the serving system"),
+    ("removal via model", "npo", "via", "`via` applies to suppression, not removal"),
+])
+def test_contradictory_fields(folder: Path, goal: str, method: str, needle: str, fragment: str) -> None:
+    text, diags = check(folder, MINIMAL_BODY.replace("goal removal", f"goal {goal}") + f"  method {method}\n")
+    d = only(diags, "UL209")
+    assert fragment in d.message
+    at(d, text, needle, 0 if needle != "via" else 0)
+    assert d.labels, "a contradiction points at both sides"
+
+
+def test_same_file_forgotten_and_preserved(folder: Path) -> None:
+    body = MINIMAL_BODY + '  preserve {\n    retain "data/retain.jsonl"\n    neighbors "data/../data/jane-doe.jsonl"\n  }\n'
+    text, diags = check(folder, body)
+    d = only(diags, "UL209")
+    assert "is both forgotten and preserved" in d.message
+    at(d, text, '"data/../data/jane-doe.jsonl"')
+    assert d.labels[0].span.line == line_col(text, '"data/jane-doe.jsonl"')[0]
+
+
+@pytest.mark.parametrize("extra,needle,fragment", [
+    ("  title Jane\n", "title Jane", "`title` expects one quoted string"),
+    ('  title "a", "b"\n', 'title "a"', "`title` expects one quoted string"),
+    ("  scope\n", "scope\n", "`scope` needs a block"),
+    ("  scope verbatim {\n    outputs facts\n  }\n", "verbatim", "`scope` takes a block, not values"),
+    ("  goal removal {\n  }\n", "{\n  }", "`goal` takes no block"),
+    ("  claims removed\n", "claims removed", "`claims` takes a block"),
+    ("  claims {\n    removed steps 3\n  }\n", "steps", "claim `removed` takes no values"),
+    ("  claims {\n    compliant\n  }\n", "compliant", "`compliant` expects a quoted name"),
+    ("  evidence {\n    membership_auc == 0.5\n  }\n", "==", "bounds, not equalities"),
+    ("  evidence {\n    verbatim_rouge <= 20%\n  }\n", "20%", "is a ratio, not a percentage"),
+    ("  evidence {\n    verbatim_rouge 0.2\n  }\n", "verbatim_rouge", "a comparison and a number"),
+    ("  preserve {\n    utility drop <= 2\n  }\n", "2\n", "a utility drop is a percentage"),
+    ("  preserve {\n    utility less than 2%\n  }\n", "less", "cannot read utility tolerance"),
+    ("  scope {\n    outputs verbatim facts\n  }\n", "facts", "expected `,` between output kinds"),
+    ('  scope {\n    outputs "verbatim"\n  }\n', '"verbatim"', "expected a output kind"),
+    ("  preserve {\n    retain retain_jsonl\n  }\n", "retain_jsonl", "expects quoted paths"),
+    ("  accept UL107\n", "accept UL107", "a rule code and a quoted justification"),
+    ("  release api fp32\n", "release api", "a release mode and optionally `precision P`"),
+])
+def test_wrong_shape(folder: Path, extra: str, needle: str, fragment: str) -> None:
+    body = MINIMAL_BODY.replace("  goal removal\n", "") if extra.startswith("  goal") else MINIMAL_BODY
+    text, diags = check(folder, body + extra)
+    found = [d for d in diags if d.code == "UL210"]
+    assert found, [(d.code, d.message) for d in diags]
+    d = found[0]
+    assert fragment in d.message, d.message
+    at(d, text, needle)
+
+
+@pytest.mark.parametrize("line,op_needle,good", [
+    ("membership_auc >= 0.60", ">=", "membership_auc <= 0.60"),
+    ("verbatim_rouge > 0.2", ">", "verbatim_rouge <= 0.2"),
+    ("forget_quality <= 0.05", "<=", "forget_quality >= 0.05"),
+    ("privleak >= 0.1", ">=", "privleak <= 0.1"),
+])
+def test_threshold_the_wrong_way(folder: Path, line: str, op_needle: str, good: str) -> None:
+    text, diags = check(folder, MINIMAL_BODY + f"  evidence {{\n    {line}\n  }}\n")
+    d = only(diags, "UL211")
+    assert "the wrong way" in d.message
+    assert any(f"write `{good}`" in h for h in d.help)
+    assert d.span.line == line_col(text, line)[0]
+    assert d.span.column == line_col(text, line)[1] + line.index(op_needle)
+
+
+def test_utility_drop_bounded_from_below_is_wrong_way(folder: Path) -> None:
+    text, diags = check(folder, MINIMAL_BODY + "  preserve {\n    utility drop >= 2%\n  }\n")
+    d = only(diags, "UL211")
+    at(d, text, ">=")
+
+
+# ---------------------------------------------------------------------------------------------------
+# accept
+
+
+def test_accept_unknown_code(folder: Path) -> None:
+    text, diags = check(folder, MINIMAL_BODY + '  accept UL10B "reviewed"\n')
+    d = only(diags, "UL212")
+    assert "unknown code `UL10B`" in d.message
+    assert any(h.startswith("did you mean `UL10") for h in d.help)
+    at(d, text, "UL10B")
+
+
+def test_accept_far_from_any_code(folder: Path) -> None:
+    _, diags = check(folder, MINIMAL_BODY + '  accept XYZ123 "reviewed"\n')
+    d = only(diags, "UL212")
+    assert not any("did you mean" in h for h in d.help)
+    assert any("unlearnspec explain" in h for h in d.help)
+
+
+@pytest.mark.parametrize("justification", ['""', '"   "'])
+def test_accept_needs_a_justification(folder: Path, justification: str) -> None:
+    text, diags = check(folder, MINIMAL_BODY + f"  accept UL107 {justification}\n")
+    d = only(diags, "UL215")
+    assert "needs a written justification" in d.message
+    at(d, text, justification)
+
+
+# ---------------------------------------------------------------------------------------------------
+# header
+
+
+def test_missing_header_is_a_warning(folder: Path) -> None:
+    _, diags = check(folder, MINIMAL_BODY, header=False)
+    d = only(diags, "UL107")
+    assert d.severity == "warning" and (d.span.line, d.span.column) == (1, 1)
+
+
+def test_unsupported_version(folder: Path) -> None:
+    text = spec_text(MINIMAL_BODY).replace("unlearnspec 1", "unlearnspec 2")
+    diags = resolve_text(text, folder)
+    d = only(diags, "UL108")
+    assert "`2`" in d.message and (d.span.line, d.span.column) == (1, 13)
+
+
+# ---------------------------------------------------------------------------------------------------
+# objective attribution
+
+
+def test_findings_name_their_objective(folder: Path) -> None:
+    text = spec_text(MINIMAL_BODY, MINIMAL_BODY.replace("goal removal", "goal removel"))
+    diags = resolve_text(text, folder)
+    assert [(d.code, d.objective) for d in diags] == [("UL204", "obj-1")]
