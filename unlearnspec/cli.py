@@ -122,7 +122,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from unlearnspec.compiler.explain import explain_code, explain_spec
 
     target = args.target
-    if re.fullmatch(r"(?i)UL\d{3}", target):
+    if re.fullmatch(r"(?i)(UL|RT)\d{3}", target):
         text = explain_code(target.upper())
         if text is None:
             from unlearnspec.compiler.codes import REGISTRY, ensure_registered
@@ -181,7 +181,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if plan is None:
         return EXIT_FINDINGS
     _out(plan.canonical_json(), args.output)
-    if args.output and args.output != "-":
+    if args.output and args.output != "-" and not args.quiet:
         sys.stderr.write(f"wrote {args.output} (plan {plan.plan_hash[:12]})\n")
     return EXIT_OK
 
@@ -210,8 +210,15 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from unlearnspec.runtime.engine import run_command
+    from unlearnspec.runtime.loading import LoadError
 
-    return run_command(args)
+    try:
+        return run_command(args)
+    except LoadError as err:  # a model that cannot be loaded: a diagnostic, never a traceback
+        sys.stderr.write(f"error[{err.code}]: {err.message}\n")
+        for h in err.help:
+            sys.stderr.write(f"  = help: {h}\n")
+        return EXIT_USAGE
 
 
 def cmd_builtin(args: argparse.Namespace) -> int:

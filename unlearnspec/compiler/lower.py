@@ -100,6 +100,9 @@ LORA_MIN_PARAMETERS = 100_000_000  # above this (or when the size is unknown), L
 DEFAULT_LORA = LoraConfig(rank=8, alpha=16, dropout=0.0)
 DEFAULT_RELEARN_STEPS = 20  # evidence_defaults.DEFAULT_RELEARN_STEPS; the same number for the open-weights attack
 BUILTIN_ATTRIBUTE = "birth_city"  # the labelled fact of every built-in person record
+#: The implicit claim the `preserve { utility drop <= N% }` tolerance decides (not a spec word).
+TOLERANCE_CLAIM = "side_effects_within_tolerance"
+
 HOLDOUT_STOPPING = StoppingRule(kind="holdout_loss", ratio=1.0, check_every=5)
 BUILTIN_HOLDOUT = "builtin:holdout"  # the built-in corpus's holdout people (never trained on)
 
@@ -280,8 +283,10 @@ DECISION_TABLE: tuple[Row, ...] = (
        "fp16 training needs loss scaling and int8/int4 are inference formats; the release precision is "
        "evaluated by a quantize attack instead", "fp32", lambda f, m: True),
     # -- stopping --
-    _r("S1", "stopping", "method `retrain` or `filter`", "fixed steps", "nothing to stop early", "fixed_steps",
-       lambda f, m: m in ("retrain", "filter")),
+    _r("S1", "stopping", "method `retrain`, `filter` or `refusal`", "fixed steps",
+       "nothing to stop early; refusal tuning makes the forget answers unlikely long before the refusal is learnt, "
+       "so the holdout-loss rule would stop it too soon", "fixed_steps",
+       lambda f, m: m in ("retrain", "filter", "refusal")),
     _r("S2", "stopping", "holdout data (the target's `holdout`, or the built-in corpus's holdout people)",
        "stop once the forget loss exceeds the original model's holdout loss (ratio 1.0, checked every 5 steps)",
        "beyond that point the forget set is more surprising than unseen data, itself a membership signal",
@@ -516,13 +521,21 @@ def lower_objective(obj: Objective, spec: Spec, diagnostics: Sequence[Diagnostic
         claims.append(ClaimPlan(claim=row.claim, args=args, status=row.status, reasons=list(row.reasons),
                                 checks=_unique(ids), evidence_note=note, instead=row.instead))
     no_side = "no_side_effects" in facts.claims
+    side_ids: list[str] = []
     for item in side_effect_evidence(obj):
         cid = book.add(item, None, attribute)
+        side_ids.append(cid)
         if no_side:
             for cp in claims:
                 if cp.claim == "no_side_effects" and cid not in cp.checks:
                     cp.checks.append(cid)
 
+    if side_ids and not no_side:
+        # The `preserve` tolerance is part of what the spec asks for: it decides an implicit claim, so
+        # a side effect beyond the tolerance fails the objective instead of hiding in the evidence table.
+        claims.append(ClaimPlan(
+            claim=TOLERANCE_CLAIM, args={}, status="supported", reasons=[], checks=_unique(side_ids),
+            evidence_note="the side effects stay within the `preserve` block's stated tolerance"))
     deployment_checks(facts, book, claims)
     probes = probe_list(facts, book.probes)
     info_ids = information_checks(obj, facts, book, probes, attribute)

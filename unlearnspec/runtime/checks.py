@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -218,7 +218,7 @@ class Evaluator:
 
     # -- helpers ---------------------------------------------------------------------------
 
-    def _result(self, check: MetricCheck, values: dict[str, float | None], *, per_item: dict[str, Series] | None = None,
+    def _result(self, check: MetricCheck, values: Mapping[str, float | None], *, per_item: dict[str, Series] | None = None,
                 extra: dict[str, Any] | None = None, reason: str | None = None, attack: str | None = None) -> CheckResult:
         decided = check.model if check.model in ("unlearned", "attacked", "served") else "unlearned"
         if decided == "served" and "served" not in values:
@@ -429,17 +429,29 @@ class Evaluator:
                                        "what relearning gives a model that never saw the target")
         return self._result(check, values, extra=extra, attack="relearn")
 
-    def quantization_recovery(self, check: MetricCheck, attack: QuantizeAttack) -> CheckResult:
-        key = f"quantize:{attack.precision}"
+    def _quantized(self, precision: str) -> attacks.QuantizeResult:
+        key = f"quantize:{precision}"
         if key not in self._attacked:
-            self._attacked[key] = attacks.quantize(self.ctx.unlearned[0], attack.precision)
-        q = self._attacked[key]
+            log.info("attack: quantizing the unlearned model to %s", precision)
+            self._attacked[key] = attacks.quantize(self.ctx.unlearned[0], precision)
+        return self._attacked[key]  # type: ignore[no-any-return]
+
+    def _quant_attack(self, check: MetricCheck) -> QuantizeAttack | None:
+        quants = [a for a in self.ctx.attacks if isinstance(a, QuantizeAttack)]
+        want = check.params.get("precision")
+        return next((a for a in quants if want is None or a.precision == want), None)
+
+    def _not_quantized(self, check: MetricCheck, precision: str, q: attacks.QuantizeResult) -> CheckResult:
+        return CheckResult(check_id=check.id, metric=check.metric, dataset=check.dataset, attack="quantize",
+                           probe=check.probe, threshold=check.threshold, decided_on="attacked",
+                           not_evaluated_reason=f"quantization to {precision} not evaluated: {q.reason}",
+                           extra={"backend": q.backend})
+
+    def quantization_recovery(self, check: MetricCheck, attack: QuantizeAttack) -> CheckResult:
+        q = self._quantized(attack.precision)
         if not q.evaluated or q.model is None:
-            return CheckResult(check_id=check.id, metric=check.metric, dataset=check.dataset, attack="quantize",
-                               threshold=check.threshold, decided_on="attacked",
-                               not_evaluated_reason=f"quantization to {attack.precision} not evaluated: {q.reason}",
-                               extra={"backend": q.backend})
-        ds = check.dataset
+            return self._not_quantized(check, attack.precision, q)
+        ds = check.dataset if self.ctx.data.get(check.dataset) else "forget"
         tok = self.ctx.unlearned[1]
         k_orig = self.m["original"].knowledge(ds, "direct").mean
         k_unl = self.m["unlearned"].knowledge(ds, "direct").mean
@@ -452,10 +464,41 @@ class Evaluator:
                                    "knowledge_rouge": {"original": k_orig, "unlearned": k_unl, "quantized": k_q}},
                             attack="quantize")
 
+    def at_release_precision(self, check: MetricCheck) -> CheckResult:
+        """A deciding check measured again on the model as released (quantized): Zhang et al. show
+        quantization can restore knowledge that full precision hides (arXiv:2410.16454)."""
+        precision = str(check.params.get("precision", "fp32"))
+        q = self._quantized(precision)
+        if not q.evaluated or q.model is None:
+            return self._not_quantized(check, precision, q)
+        probe = check.params.get("probe")
+        inner = check.model_copy(update={"model": "unlearned", "probe": str(probe) if probe else None})
+        baseline = self.check(inner)
+        saved = self.m
+        quant = Measurer("quantized", q.model, self.ctx.unlearned[1], self.ctx.data, self.ctx.stage,
+                         guard=self.ctx.guard if check.params.get("served") else None,
+                         refusal_text=self.ctx.refusal_text)
+        self.m = {k: v for k, v in saved.items() if k != "served"} | {"unlearned": quant}
+        try:
+            attacked = self.check(inner)
+        finally:
+            self.m = saved
+        if attacked.not_evaluated_reason and attacked.values.unlearned is None:
+            return self._missing(check, attacked.not_evaluated_reason)
+        values = ModelValue(original=baseline.values.original, unlearned=baseline.values.unlearned,
+                            reference=baseline.values.reference, attacked=attacked.values.unlearned)
+        per_item = {("attacked" if k == "unlearned" else k): v for k, v in attacked.per_item.items()}
+        extra = dict(attacked.extra) | {"backend": q.backend, "precision": precision}
+        return CheckResult(check_id=check.id, metric=check.metric, dataset=check.dataset, probe=check.probe,
+                           attack="quantize", threshold=check.threshold, values=values, decided_on="attacked",
+                           per_item=per_item, item_ids=attacked.item_ids, extra=extra)
+
     # -- dispatch ----------------------------------------------------------------------------------
 
     def check(self, check: MetricCheck) -> CheckResult:
         m = check.metric
+        if check.model == "attacked" and check.probe == "quantize" and m != "quantization_recovery":
+            return self.at_release_precision(check)
         if m in OUTPUT_METRICS:
             return self.output_metric(check)
         if m in ("exact_memorisation", "extraction_strength"):
@@ -478,10 +521,10 @@ class Evaluator:
                 return self._missing(check, "the plan has no relearning attack")
             return self.relearn_recovery(check, attack)
         if m == "quantization_recovery":
-            quants = [a for a in self.ctx.attacks if isinstance(a, QuantizeAttack)]
-            if not quants:
-                return self._missing(check, "the plan has no quantization attack")
-            return self.quantization_recovery(check, quants[0])
+            attack_q = self._quant_attack(check)
+            if attack_q is None:
+                return self._missing(check, "the plan has no quantization attack at this precision")
+            return self.quantization_recovery(check, attack_q)
         return self._missing(check, f"the runtime has no metric `{m}`")
 
 
@@ -490,12 +533,14 @@ def compute(ctx: EvalContext, checks: Sequence[MetricCheck] | None = None,
     """Every check of the objective: evaluation checks first, then those needing an attack."""
     ev = Evaluator(ctx)
     todo = list(checks if checks is not None else ctx.op.checks)
-    attack_metrics = {"relearn_recovery", "quantization_recovery"}
+    def is_attack(c: MetricCheck) -> bool:
+        return c.metric in ("relearn_recovery", "quantization_recovery") or c.model == "attacked"
+
     out: dict[str, CheckResult] = {}
-    for c in [c for c in todo if c.metric not in attack_metrics]:
+    for c in [c for c in todo if not is_attack(c)]:
         out[c.id] = ev.check(c)
     if on_attack_start is not None:
         on_attack_start()
-    for c in [c for c in todo if c.metric in attack_metrics]:
+    for c in [c for c in todo if is_attack(c)]:
         out[c.id] = ev.check(c)
     return out
