@@ -1,8 +1,12 @@
 """One registry of every diagnostic code and its page (what `unlearnspec explain CODE` prints).
 
-Codes are public API: specs name them in `accept`, CI configurations filter on them. Syntax codes
-(UL1xx) and resolve codes (UL2xx) are registered here; the feasibility rules (UL3xx-UL5xx)
-register themselves, with their pages, in :mod:`unlearnspec.compiler.rules`.
+Codes are public API: specs name them in `accept`, CI configurations filter on them, scripts match
+on the runtime's error codes. Syntax codes (UL1xx), resolve codes (UL2xx) and the runtime's codes
+(RT1xx for models that cannot be loaded, UL7xx for runs that cannot start) are registered here; the
+feasibility rules (UL3xx-UL5xx) register themselves, with their pages, in
+:mod:`unlearnspec.compiler.rules`, and the planner registers UL601 in :mod:`unlearnspec.compiler.lower`.
+The runtime codes are written out here rather than imported, because the runtime imports torch and
+the compiler must not.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ class CodePage(BaseModel):
     code: str
     name: str  # kebab-case short name, e.g. "unterminated-string"
     severity: Severity
-    category: str  # "syntax" | "resolve" | "feasibility"
+    category: str  # "syntax" | "resolve" | "feasibility" | "runtime"
     summary: str  # what it checks, one sentence
     why: str  # why it matters
     example: str = ""  # a spec fragment that triggers it
@@ -40,11 +44,18 @@ _loaded = False
 
 
 def ensure_registered() -> dict[str, CodePage]:
-    """Import the modules that register codes (the feasibility rules) once."""
+    """Import the modules that register codes (the feasibility rules, the planner) once.
+
+    ``_loaded`` is set before the imports so that a module which calls this while it is itself being
+    imported (``feasibility`` does, and ``lower`` imports it indirectly) does not recurse.
+    """
     global _loaded
     if not _loaded:
         _loaded = True
-        from unlearnspec.compiler import rules  # noqa: F401  (registers UL3xx-UL5xx)
+        from unlearnspec.compiler import (
+            lower,  # noqa: F401  (registers UL601)
+            rules,  # noqa: F401  (registers UL3xx-UL5xx)
+        )
     return REGISTRY
 
 
@@ -138,3 +149,82 @@ _front("UL214", "accept-unused", "warning", "feasibility", "`accept` names a cod
 _front("UL215", "accept-without-justification", "error", _R, "`accept` has an empty justification.",
        "The plan records who accepted which risk and why; an empty reason is no record.",
        example='accept UL405 ""', instead='accept UL405 "Forget set built from a full-corpus alias search."')
+
+
+# -- runtime codes: `unlearnspec run` prints them like compiler diagnostics ------------------------
+# RT1xx: :class:`unlearnspec.runtime.loading.LoadError` (a model that cannot be loaded);
+# UL7xx: :class:`unlearnspec.runtime.engine.RunError` (a run that cannot start or continue).
+
+_T = "runtime"
+_front("RT101", "model-not-found", "error", _T,
+       "The model folder named in the plan does not exist, or `builtin:` names an unknown builtin model.",
+       "The run loads exactly the model the plan hashed; a missing folder is never replaced by a guess.",
+       example='model "models/base"  # no such folder beside the spec',
+       instead="Give the model folder relative to the spec's folder, or `builtin:tiny-bios` for the demo model.")
+_front("RT102", "pickle-weights-refused", "error", _T,
+       "A local model folder has no `*.safetensors` weights, only pickle checkpoints (`.bin`, `.pt`, `.ckpt`).",
+       "Unpickling a checkpoint can execute arbitrary code, and an unlearning run is often pointed at a model "
+       "someone else sent; unlearnspec loads safetensors only instead of trusting the file.",
+       instead="Convert the model once in a trusted environment: "
+               "`model.save_pretrained(folder, safe_serialization=True)`.")
+_front("RT103", "model-unavailable", "error", _T,
+       "A hub model cannot be loaded: there is no network, or it is not in the local cache.",
+       "Runs never download at run time by surprise; a model that is not available locally stops the run "
+       "with this code rather than a traceback.",
+       instead="Download the model once where a network exists (`hf download ORG/NAME`) and run again, "
+               "or name the local folder instead; the model must publish `*.safetensors` weights.")
+_front("RT104", "model-needs-remote-code", "error", _T,
+       "The model can only be loaded by running Python code shipped in its repository (`trust_remote_code`).",
+       "That code would run on this machine with the run's permissions; it is refused unless explicitly allowed.",
+       instead="Allow it with `--allow-remote-code` only if you trust the source, or use a model whose "
+               "architecture transformers supports natively.")
+_front("RT105", "retrain-recipe-unknown", "error", _T,
+       "`method retrain` was planned for a model whose training corpus and recipe are unknown.",
+       "Exact retraining without the forget set needs the original data and recipe; only `builtin:tiny-bios` "
+       "ships them, so for any other model retraining cannot be reproduced.",
+       example='model "models/base"\nmethod retrain',
+       instead="method npo\n\n# and compare with a reference model, or use `builtin:tiny-bios`")
+_front("RT106", "bad-model", "error", _T,
+       "The model cannot be loaded: the folder has no `config.json`, or transformers rejects its files.",
+       "A model that cannot be loaded as a Hugging Face model cannot be trained or evaluated; the message "
+       "carries the library's first line of detail.",
+       instead="Save the model with `model.save_pretrained(folder)` so that it has `config.json` and "
+               "`*.safetensors` weights.")
+_front("UL701", "spec-not-found-for-plan", "error", _T,
+       "The spec a plan was made from cannot be found, so its relative data paths cannot be resolved.",
+       "A plan names its spec and data relative to the spec's folder; without that folder the run cannot "
+       "check the inputs' hashes or read the data.",
+       instead="Run from the folder the plan was made in, or keep plan.json beside its spec.")
+_front("UL702", "stale-plan", "error", _T,
+       "The plan's inputs changed since it was made: the spec, a data file, the model's files or the plan "
+       "itself do not match the recorded hashes.",
+       "A reviewed plan is a promise about exactly these inputs; running it on other inputs would attach the "
+       "review to evidence it never covered.",
+       instead="Make a new plan (`unlearnspec plan SPEC -o plan.json`) and review it.")
+_front("UL703", "unreadable-plan", "error", _T,
+       "The plan file cannot be read: not JSON, not an unlearnspec plan, a newer plan format, or invalid fields.",
+       "The runtime runs only plans it fully understands; a partly read plan could skip stages silently.",
+       instead="Give a plan.json written by `unlearnspec plan`, or upgrade unlearnspec for a newer plan format.")
+_front("UL704", "not-a-run-dir", "error", _T,
+       "`--resume DIR` names a folder that is not a run directory (no plan.json / run.json), or one whose "
+       "run.json and plan.json disagree.",
+       "Resuming continues exactly the run that was started; an edited run directory cannot be trusted to hold "
+       "that run's state.",
+       instead="Resume the directory a run created, or start a new run.")
+_front("UL705", "nothing-to-run", "error", _T,
+       "`unlearnspec run` was given neither a plan, nor a spec, nor `--resume DIR`.",
+       "The runtime only runs plans; it has nothing to plan or resume.",
+       instead="unlearnspec run plan.json   # or: unlearnspec run SPEC, unlearnspec run --resume DIR")
+_front("UL706", "spec-cannot-be-planned", "error", _T,
+       "The spec given to `run` has errors, so no plan can be made from it.",
+       "A spec whose objective cannot be met would produce evidence for a claim no method can deliver; the "
+       "errors are printed above this one.",
+       instead="Fix the errors, or run with `--allow-infeasible` to measure what is measurable.")
+_front("UL707", "run-dir-exists", "error", _T, "The run directory already exists and is not empty.",
+       "Runs never overwrite earlier evidence; a report must be traceable to exactly one run.",
+       instead="Choose another `--out DIR`, or continue that run with `--resume DIR`.")
+_front("UL708", "multi-process-needs-out", "error", _T,
+       "A run launched as several processes (`WORLD_SIZE` > 1) was given no `--out DIR` or `--resume DIR`.",
+       "Every process must write to the same run directory, and the default directory name has a timestamp "
+       "that differs between processes.",
+       instead="Pass `--out DIR` (or `--resume DIR`) to every process of the launch.")

@@ -107,6 +107,22 @@ def _table(rows: list[dict[str, Any]], widths: tuple[int, ...]) -> str:
     return "\n".join(out)
 
 
+def _shown_in_table(d: Any, rows: list[dict[str, Any]]) -> bool:
+    """Whether finding ``d`` (one with no ``claim`` of its own) is already accounted for by the table.
+
+    It is when a row names its code as a reason or as a caution (notes of supported rows), or when every
+    claim it bears on is already decided by an error: the table says that claim cannot be met and what to
+    write instead, and repeating a secondary warning about it under "Other findings" only adds noise
+    (``unlearnspec check`` still lists every finding).
+    """
+    from unlearnspec.compiler.feasibility import concerns
+
+    if any(d.code in r["codes"] or (r["status"] == "supported" and d.code in r["notes"]) for r in rows):
+        return True
+    touched = [r for r in rows if concerns(d, r["claim"])]
+    return d.severity != "error" and bool(touched) and all(r["status"] == "cannot_be_met" for r in touched)
+
+
 def explain_spec(path: Path, fmt: str = "text") -> tuple[str, int]:
     from unlearnspec.compiler.check import check_file
     from unlearnspec.compiler.feasibility import claim_statuses
@@ -122,9 +138,8 @@ def explain_spec(path: Path, fmt: str = "text") -> tuple[str, int]:
         for r in claim_statuses(obj, mine):
             rows.append({"claim": r.claim, "status": r.status, "label": STATUS_LABEL[r.status],
                          "why": r.why, "instead": r.instead, "evidence": _evidence_text(r),
-                         "codes": list(r.reasons)})
-        claim_codes = {c for r in rows for c in r["codes"]}
-        other = [d for d in mine if d.claim is None and d.code not in claim_codes]
+                         "codes": list(r.reasons), "notes": list(r.notes)})
+        other = [d for d in mine if d.claim is None and not _shown_in_table(d, rows)]
         sentence = objective_sentence(obj)
         objectives.append({
             "name": obj.name, "title": obj.title.value if obj.title else None, "sentence": sentence,
@@ -141,3 +156,42 @@ def explain_spec(path: Path, fmt: str = "text") -> tuple[str, int]:
               "cannot be met: no unlearning method can deliver it; write the suggested objective instead.")
     template = "explain_spec.md.j2" if fmt == "md" else "explain_spec.txt.j2"
     return render_template(template, objectives=objectives, legend=legend), code
+
+
+# -- docs/rules/: the registry as checked-in pages ------------------------------------------------
+
+RULES_INDEX_INTRO = """\
+# Diagnostic codes
+
+Every code `unlearnspec` reports, one page each. These pages are generated from the code registry
+(`unlearnspec explain CODE` prints the same page); do not edit them by hand: run
+`python scripts/gen_rule_docs.py` (or `UNLEARNSPEC_UPDATE_GOLDENS=1 pytest tests/test_docs_rules.py`),
+and `tests/test_docs_rules.py` fails while they are out of date.
+
+- **syntax** (UL1xx) and **resolve** (UL2xx): the spec is not well formed or names something that
+  does not exist;
+- **feasibility** (UL3xx errors: cannot be met; UL4xx warnings: cannot be verified; UL5xx notes:
+  cautions; UL6xx: the planner): what unlearning can and cannot deliver (see `FRAMEWORK.md`);
+- **runtime** (RT1xx: a model that cannot be loaded; UL7xx: a run that cannot start).
+"""
+
+
+def rules_index_markdown() -> str:
+    """``docs/rules/README.md``: one table row per registered code, linking its page."""
+    ensure_registered()
+
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|").replace("\n", " ")
+
+    lines = [RULES_INDEX_INTRO, "| Code | Severity | Category | Name | Summary |", "|---|---|---|---|---|"]
+    lines += [f"| [{code}]({code}.md) | {p.severity} | {p.category} | `{p.name}` | {cell(p.summary)} |"
+              for code, p in sorted(REGISTRY.items())]
+    return "\n".join(lines) + "\n"
+
+
+def rule_doc_files() -> dict[str, str]:
+    """Every file of ``docs/rules/`` by name: ``CODE.md`` per registered code, and ``README.md``."""
+    ensure_registered()
+    files = {f"{code}.md": code_page_markdown(code) or "" for code in sorted(REGISTRY)}
+    files["README.md"] = rules_index_markdown()
+    return files

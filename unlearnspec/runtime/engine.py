@@ -237,26 +237,113 @@ def prepare_run(path: Path | None, *, out: Path | None, resume: Path | None,
     return plan, rd, state
 
 
+class Distributed:
+    """This process's place in a multi-process launch (``accelerate launch``, ``torchrun``).
+
+    Why: the Trainer runs the unlearn stage data-parallel across the launched processes, but a
+    run directory must have one writer. Every rank trains; only the main process creates the run
+    directory and writes state, models, checks and reports; the other ranks wait at barriers and
+    exit 0 once training is done. With ``WORLD_SIZE`` unset or 1 this is a no-op (accelerate is
+    not even imported).
+    """
+
+    def __init__(self) -> None:
+        self.world_size = int(os.environ.get("WORLD_SIZE", "1") or "1")
+        self.state: Any = None
+        if self.world_size > 1:
+            import torch
+            from accelerate import PartialState
+
+            self.state = PartialState(cpu=not torch.cuda.is_available())
+
+    @property
+    def active(self) -> bool:
+        return self.state is not None
+
+    @property
+    def is_main(self) -> bool:
+        return self.state is None or bool(self.state.is_main_process)
+
+    def barrier(self) -> None:
+        if self.state is not None:
+            self.state.wait_for_everyone()
+
+    def broadcast(self, obj: Any) -> Any:
+        """``obj`` as the main process has it (on every rank)."""
+        if self.state is None:
+            return obj
+        from accelerate.utils import broadcast_object_list
+
+        box = [obj]
+        broadcast_object_list(box, from_process=0)
+        return box[0]
+
+    def leave(self) -> None:
+        """Leave the process group after training, so the main rank evaluates alone.
+
+        The evaluation's own Trainers (the relearning attack) must not wrap their model in DDP with
+        ranks that have exited: drop the process group, accelerate's cached state and the launcher's
+        rank variables, so later ``TrainingArguments`` see a single process. (accelerate has no public
+        "leave" call; ``_reset_state`` is what its own test-suite uses.)
+        """
+        if self.state is None:
+            return
+        from accelerate.state import AcceleratorState
+
+        self.state.destroy_process_group()
+        AcceleratorState._reset_state(reset_partial_state=True)
+        for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK", "ROLE_RANK",
+                    "ROLE_WORLD_SIZE", "GROUP_WORLD_SIZE"):
+            os.environ.pop(var, None)
+        self.state = None
+
+
 def run_command(args: argparse.Namespace) -> int:
-    """`unlearnspec run`: exit 0 pass, 1 fail, 2 a run that cannot start, 3 incomplete evidence."""
+    """`unlearnspec run`: exit 0 pass, 1 fail, 2 a run that cannot start, 3 incomplete evidence.
+
+    Under a multi-process launch (``WORLD_SIZE`` > 1) the run directory must be the same on every
+    rank, so ``--out`` (or ``--resume``) is required: the default directory name has a timestamp.
+    """
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    try:
-        plan, rd, state = prepare_run(Path(args.path) if args.path else None,
-                                      out=Path(args.out) if args.out else None,
-                                      resume=Path(args.resume) if args.resume else None,
-                                      allow_infeasible=args.allow_infeasible)
-    except RunError as err:
-        _print_error(err)
+    world = int(os.environ.get("WORLD_SIZE", "1") or "1")
+    if world > 1 and not args.out and not args.resume:
+        _print_error(RunError("UL708", f"a run launched as {world} processes needs `--out DIR` (or `--resume DIR`)",
+                              help=["every rank must write to the same run directory; the default name has a timestamp"]))
         return EXIT_USAGE
-    _setup_logging(rd.root, args.quiet)
+    dist = Distributed()
+    error: RunError | None = None
+    root: str | None = None
+    if dist.is_main:
+        try:
+            plan, rd, state = prepare_run(Path(args.path) if args.path else None,
+                                          out=Path(args.out) if args.out else None,
+                                          resume=Path(args.resume) if args.resume else None,
+                                          allow_infeasible=args.allow_infeasible)
+            root = str(rd.root)
+        except RunError as err:
+            error = err
+    failed, root = dist.broadcast((error is not None, root))
+    if error is not None:
+        _print_error(error)
+    if failed:
+        return EXIT_USAGE
+    if not dist.is_main:  # the main process made (or reopened) the directory: read, never write
+        assert root is not None
+        rd = RunDir(Path(root))
+        plan = load_plan(rd.plan_path)
+        state = rd.load_state()
+    if dist.is_main:
+        _setup_logging(rd.root, args.quiet)
     log.info("run directory: %s", rd.root)
     from unlearnspec.runtime.pipeline import execute
 
     try:
-        report = execute(plan, rd, state, quiet=args.quiet, allow_remote_code=args.allow_remote_code)
+        report = execute(plan, rd, state, quiet=args.quiet, allow_remote_code=args.allow_remote_code, dist=dist)
     except RunError as err:
         _print_error(err)
         return EXIT_USAGE
+    if report is None:  # a non-main rank: its part (training) is done
+        return EXIT_OK
     sys.stdout.write(summary_text(report, rd.root))
     return int(report.exit_code)
 

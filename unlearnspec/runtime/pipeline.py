@@ -40,7 +40,7 @@ from unlearnspec.report import (
     write_reports,
 )
 from unlearnspec.report.model import ObjectiveReport, Report
-from unlearnspec.runtime.engine import RunDir, RunError, RunState, now
+from unlearnspec.runtime.engine import Distributed, RunDir, RunState, now
 
 log = logging.getLogger("unlearnspec.run")
 
@@ -78,18 +78,25 @@ class ObjectiveRun:
     """Executes one objective's stages against its folder in the run directory."""
 
     def __init__(self, plan: Plan, op: ObjectivePlan, rd: RunDir, state: RunState, *, quiet: bool,
-                 allow_remote_code: bool) -> None:
+                 allow_remote_code: bool, dist: Distributed | None = None) -> None:
+        self.dist = dist or Distributed()
         self.plan = plan
         self.op = op
         self.rd = rd
         self.state = state
         self.quiet = quiet
         self.allow_remote_code = allow_remote_code
-        self.dir = rd.objective_dir(op.objective.name)
+        self.dir = rd.root / "objectives" / _safe_name(op.objective.name)
+        if self.dist.is_main:
+            self.dir = rd.objective_dir(op.objective.name)
         self.spec_dir = Path(state.spec_dir)
         self.key = op.objective.name
 
     # -- state helpers -------------------------------------------------------------------------
+
+    def _save(self) -> None:
+        if self.dist.is_main:  # one writer per run directory
+            self.rd.save_state(self.state)
 
     def _done(self, stage: str) -> bool:
         return self.state.stage(f"{self.key}/{stage}").status == "done"
@@ -97,14 +104,14 @@ class ObjectiveRun:
     def _start(self, stage: str) -> None:
         st = self.state.stage(f"{self.key}/{stage}")
         st.status, st.started_at = "running", now()
-        self.rd.save_state(self.state)
+        self._save()
         log.info("[%s] %s", self.key, stage)
 
     def _finish(self, stage: str, **detail: Any) -> None:
         st = self.state.stage(f"{self.key}/{stage}")
         st.status, st.finished_at = "done", now()
         st.detail.update(detail)
-        self.rd.save_state(self.state)
+        self._save()
 
     def detail(self, stage: str) -> dict[str, Any]:
         return self.state.stage(f"{self.key}/{stage}").detail
@@ -177,6 +184,18 @@ class ObjectiveRun:
                 return m, t, guard, training
             return model, tok, guard, training
         self._start("unlearn")
+        if not self.dist.is_main:  # a helper rank: take part in the Trainer's DDP, write nothing
+            from unlearnspec.runtime.methods import METHODS
+
+            spec = METHODS.get(stage.method)
+            if spec is not None and spec.trainer is not None:
+                resume = (out / "checkpoints").is_dir() and any((out / "checkpoints").glob("checkpoint-*"))
+                run_method(stage, copy.deepcopy(model), tok, data.forget, data.retain, data.holdout, out,
+                           resume_from_checkpoint=True if resume else None, quiet=True,
+                           aliases=data.aliases, model_source=self.op.model.source,
+                           eval_batch_size=_stage_of(self.op, EvaluateStage).eval_batch_size
+                           if _stage_of(self.op, EvaluateStage) else 32)
+            return model, tok, None, None
         out.mkdir(parents=True, exist_ok=True)
         resume = any((out / "checkpoints").glob("checkpoint-*")) if (out / "checkpoints").exists() else False
         working = copy.deepcopy(model)  # get_peft_model and training mutate: never touch the source
@@ -205,6 +224,11 @@ class ObjectiveRun:
                      samples_per_s=getattr(result, "train_samples_per_second", None),
                      training=training.model_dump(mode="json") if training else None)
         return unlearned, tok, guard, training
+
+    def train(self) -> None:
+        """The distributed phase: prepare and unlearn on every rank (no reference, no evaluation)."""
+        data, original, tok = self.prepare()
+        self.unlearn(data, original, tok)
 
     def run(self) -> ObjectiveReport:
         from unlearnspec.runtime import checks
@@ -246,6 +270,10 @@ class ObjectiveRun:
         return report
 
 
+def _safe_name(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
 def _training_log(result: Any) -> TrainingLog | None:
     hist = getattr(result, "log_history", None) or []
     steps, fl, rl = [], [], []
@@ -275,25 +303,43 @@ def _libraries() -> dict[str, str]:
     return out
 
 
-def execute(plan: Plan, rd: RunDir, state: RunState, *, quiet: bool, allow_remote_code: bool) -> Report:
+def execute(plan: Plan, rd: RunDir, state: RunState, *, quiet: bool, allow_remote_code: bool,
+            dist: Distributed | None = None) -> Report | None:
+    """Run every objective; the report (``None`` on a non-main rank of a multi-process launch).
+
+    Under a launch of N processes, training is the only stage that uses them all: every rank runs
+    prepare + unlearn for each objective (the Trainer does DDP), the main process saves the results,
+    then the helper ranks return and the main process leaves the process group and runs reference,
+    evaluation, attacks and verdicts alone, reloading the unlearned model from the run directory.
+    """
     import torch
     import transformers
 
     from unlearnspec.runtime.loading import describe_device
 
-    threads = int(os.environ.get("UNLEARNSPEC_THREADS", "0")) or min(2, os.cpu_count() or 1)
+    dist = dist or Distributed()
+    process_count = dist.world_size
+    # Two processes on two cores with two threads each would oversubscribe the CPU.
+    threads = int(os.environ.get("UNLEARNSPEC_THREADS", "0")) or max(1, min(2, os.cpu_count() or 1) // process_count)
     torch.set_num_threads(threads)
     transformers.set_seed(plan.seed)
     if quiet:
         transformers.utils.logging.disable_progress_bar()
     started = dt.datetime.fromisoformat(state.started_at.replace("Z", "+00:00"))
     t0 = time.monotonic()
+    if dist.active:
+        for op in plan.objectives:
+            ObjectiveRun(plan, op, rd, state, quiet=quiet, allow_remote_code=allow_remote_code, dist=dist).train()
+        dist.barrier()  # the main process has saved every unlearned model and marked it done
+        is_main = dist.is_main
+        dist.leave()
+        if not is_main:
+            return None
+        dist = Distributed()  # now a single process
     reports = []
     for op in plan.objectives:
-        try:
-            reports.append(ObjectiveRun(plan, op, rd, state, quiet=quiet, allow_remote_code=allow_remote_code).run())
-        except RunError:
-            raise
+        reports.append(ObjectiveRun(plan, op, rd, state, quiet=quiet, allow_remote_code=allow_remote_code,
+                                    dist=dist).run())
     finished = dt.datetime.now(dt.timezone.utc)
     seeds = {"plan": plan.seed}
     for op in plan.objectives:
@@ -303,7 +349,7 @@ def execute(plan: Plan, rd: RunDir, state: RunState, *, quiet: bool, allow_remot
     wall = (finished - started).total_seconds() if state.resumed else time.monotonic() - t0
     audit = audit_from_plan(plan, device=describe_device(), started_at=started, finished_at=finished,
                             wall_seconds=wall, libraries={**_libraries(), "unlearnspec": __version__},
-                            seeds=seeds, process_count=int(os.environ.get("WORLD_SIZE", "1")))
+                            seeds=seeds, process_count=process_count)
     report = build_report(reports, audit)
     write_reports(report, rd.root)
     state.finished_at = now()

@@ -1,0 +1,47 @@
+"""Shared test setup: offline and quiet Hugging Face libraries, one builtin model build per session.
+
+Environment first (before anything imports transformers): tests never reach the hub and print no
+progress bars. Nothing here imports torch at collection time — ``test_light_imports`` checks that the
+compiler path stays torch-free — so the fixtures import the runtime lazily.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def builtin_model_dir() -> Path:
+    """``builtin:tiny-bios``, built once per session into the user cache (reused across sessions).
+
+    The cache is deliberately *not* redirected: it is keyed by the recipe hash, so repeated local
+    and CI runs reuse one build instead of paying ~35 s each time.
+    """
+    import transformers
+
+    from unlearnspec.runtime.builtin_model import ensure_builtin
+
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+    return ensure_builtin()
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """Pin torch to one thread for an in-process computation whose numbers a test compares.
+
+    Opt-in per test (not autouse): other test modules pin threads themselves.
+    """
+    from unlearnspec.runtime.builtin_model import pinned_threads
+
+    with pinned_threads(1):
+        yield

@@ -1,0 +1,297 @@
+"""End-to-end runtime tests: `unlearnspec run` as a user runs it (a subprocess), on builtin:tiny-bios.
+
+Expensive runs are shared through module-scoped fixtures: one run of the example privacy spec, one
+uninterrupted run of a small plan (refusal tuning, 30 fixed steps, one claim) that the determinism,
+resume and multi-process tests compare with.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SPECS = ROOT / "specs"
+
+SMALL_SPEC = """unlearnspec 1
+
+objective "small" {
+  title  "Small runtime test objective"
+  basis  "test"
+  owner  "tests"
+
+  model   "builtin:tiny-bios"
+  release api precision fp32
+
+  target person "Jane Doe" {
+    kind    observed
+    forget  "data/jane-doe.jsonl"
+  }
+
+  goal   suppression
+  method refusal { steps 30 }
+
+  scope {
+    outputs verbatim
+    prompts direct
+  }
+
+  preserve {
+    retain    "data/retain.jsonl"
+    utility   drop <= 5%
+  }
+
+  claims {
+    not_generated
+  }
+}
+"""
+
+
+def cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
+        timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "unlearnspec", *args], cwd=cwd, env={**os.environ, **(env or {})},
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def tree_hash(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def check_values(run_dir: Path) -> dict[str, Any]:
+    report = json.loads((run_dir / "report.json").read_text())
+    return {c["check_id"]: (c["values"], c["per_item"]) for o in report["objectives"] for c in o["checks"]}
+
+
+def assert_close(a: Any, b: Any, tol: float = 1e-6) -> None:
+    if isinstance(a, dict):
+        assert isinstance(b, dict) and a.keys() == b.keys()
+        for k in a:
+            assert_close(a[k], b[k], tol)
+    elif isinstance(a, list):
+        assert isinstance(b, list) and len(a) == len(b)
+        for x, y in zip(a, b, strict=True):
+            assert_close(x, y, tol)
+    elif isinstance(a, float) and isinstance(b, float):
+        assert abs(a - b) <= tol, (a, b)
+    else:
+        assert a == b
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory: pytest.TempPathFactory, builtin_model_dir: Path) -> Path:
+    """A folder with the small spec, its data (copied from specs/data) and its plan.json."""
+    d = tmp_path_factory.mktemp("small")
+    (d / "data").mkdir()
+    for name in ("jane-doe.jsonl", "retain.jsonl"):
+        shutil.copy(SPECS / "data" / name, d / "data" / name)
+    (d / "small.unlearn").write_text(SMALL_SPEC)
+    done = cli("plan", "small.unlearn", "-o", "plan.json", "--quiet", cwd=d)
+    assert done.returncode == 0, done.stderr
+    plan = json.loads((d / "plan.json").read_text())
+    unlearn = next(s for s in plan["objectives"][0]["stages"] if s["kind"] == "unlearn")
+    assert unlearn["max_steps"] >= 20 and unlearn["stopping"]["kind"] == "fixed_steps"  # checkpoints 10, 20
+    return d
+
+
+@pytest.fixture(scope="module")
+def small_run(small: Path) -> Path:
+    done = cli("run", "plan.json", "--out", "run-a", "--quiet", cwd=small)
+    assert done.returncode in (0, 1), done.stderr
+    return small / "run-a"
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory, builtin_model_dir: Path) -> dict[str, Any]:
+    """The README demo: one run of the example privacy spec, shared by the assertions below."""
+    before = tree_hash(builtin_model_dir)
+    out = tmp_path_factory.mktemp("demo") / "run"
+    done = cli("run", str(SPECS / "erase-jane-doe.unlearn"), "--out", str(out), "--quiet")
+    return {"done": done, "out": out, "before": before, "after": tree_hash(builtin_model_dir)}
+
+
+# -- the example privacy spec ------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_demo_reports(demo: dict[str, Any]) -> None:
+    from unlearnspec.report.model import Report
+
+    out: Path = demo["out"]
+    report = Report.model_validate_json((out / "report.json").read_text())
+    assert demo["done"].returncode == report.exit_code, demo["done"].stderr
+    assert (out / "report.md").read_text().strip()
+    html = (out / "report.html").read_text()
+    assert "<svg" in html
+    assert not re.search(r"""(src|href)\s*=\s*["']https?://""", html), "the HTML must work offline"
+    assert report.audit.process_count == 1
+
+
+@pytest.mark.slow
+def test_demo_measured_against_retrained_reference(demo: dict[str, Any]) -> None:
+    report = json.loads((demo["out"] / "report.json").read_text())
+    obj = report["objectives"][0]
+    assert obj["reference"] == "retrain"
+    checks = {c["metric"]: c for c in obj["checks"]}
+    for metric in ("membership_auc", "relearn_recovery"):
+        assert checks[metric]["values"]["reference"] is not None, metric
+        assert checks[metric]["not_evaluated_reason"] is None
+    fq = checks["forget_quality"]  # a KS test *against* the reference's per-item statistics
+    assert fq["not_evaluated_reason"] is None and fq["values"]["unlearned"] is not None
+    assert "reference" in fq["extra"]["compared_with"]
+    drop = checks["retain_utility_drop"]
+    assert drop["values"]["unlearned"] is not None
+    assert drop["threshold"] == {"op": "<=", "value": 2.0}  # `utility drop <= 2%`
+    assert drop["passed"] is not None  # within tolerance or flagged
+
+
+@pytest.mark.slow
+def test_demo_never_touches_the_source_model(demo: dict[str, Any]) -> None:
+    assert demo["before"] == demo["after"]
+
+
+def _exact_answer_rate(model: Any, tok: Any, path: Path) -> float:
+    import torch
+
+    from unlearnspec.records import format_prompt, read_records
+
+    recs = [r for r in read_records(path) if r.question and r.answer]
+    assert recs
+    hits = 0
+    for r in recs:
+        enc = tok(format_prompt(r.question), return_tensors="pt")
+        with torch.no_grad():
+            out = model.generate(**enc, max_new_tokens=32, do_sample=False,
+                                 pad_token_id=tok.pad_token_id or tok.eos_token_id)
+        text = tok.decode(out[0, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+        hits += text.strip().startswith(str(r.answer).strip())
+    return hits / len(recs)
+
+
+@pytest.mark.slow
+def test_demo_forgets_jane_doe_but_keeps_retain_people(demo: dict[str, Any], one_thread: None) -> None:
+    from unlearnspec.runtime.loading import load_model
+
+    model_dir = demo["out"] / "objectives" / "erase-jane-doe" / "unlearn" / "model"
+    model, tok = load_model(str(model_dir))
+    forget_rate = _exact_answer_rate(model, tok, SPECS / "data" / "jane-doe.jsonl")
+    retain_rate = _exact_answer_rate(model, tok, SPECS / "data" / "retain.jsonl")
+    assert forget_rate < retain_rate
+    assert forget_rate <= 0.5
+    assert retain_rate >= 0.8
+
+
+# -- refusing to run -------------------------------------------------------------------------------
+
+
+def test_stale_plan_is_refused(small: Path, tmp_path: Path) -> None:
+    d = tmp_path / "s"
+    shutil.copytree(small, d, ignore=shutil.ignore_patterns("run-*"))
+    with (d / "data" / "retain.jsonl").open("a") as f:
+        f.write(json.dumps({"text": "A new record appended after planning."}) + "\n")
+    done = cli("run", "plan.json", "--out", "r", cwd=d)
+    assert done.returncode == 2
+    assert "UL702" in done.stderr and "retain.jsonl" in done.stderr
+    assert not (d / "r").exists()
+
+
+def test_edited_plan_is_refused(small: Path, tmp_path: Path) -> None:
+    d = tmp_path / "s"
+    shutil.copytree(small, d, ignore=shutil.ignore_patterns("run-*"))
+    plan = json.loads((d / "plan.json").read_text())
+    for s in plan["objectives"][0]["stages"]:
+        if s["kind"] == "unlearn":
+            s["max_steps"] = 1
+    (d / "plan.json").write_text(json.dumps(plan))
+    done = cli("run", "plan.json", "--out", "r", cwd=d)
+    assert done.returncode == 2 and "UL702" in done.stderr
+    assert not (d / "r").exists()
+
+
+def test_run_dir_is_never_overwritten(small: Path, tmp_path: Path) -> None:
+    out = tmp_path / "busy"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    done = cli("run", "plan.json", "--out", str(out), cwd=small)
+    assert done.returncode == 2 and "UL707" in done.stderr
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+
+
+# -- determinism and resume -------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_same_plan_twice_same_numbers(small: Path, small_run: Path) -> None:
+    done = cli("run", "plan.json", "--out", "run-b", "--quiet", cwd=small)
+    assert done.returncode in (0, 1), done.stderr
+    assert check_values(small / "run-b") == check_values(small_run)
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_to_the_same_numbers(small: Path, small_run: Path) -> None:
+    out = small / "run-killed"
+    proc = subprocess.Popen([sys.executable, "-m", "unlearnspec", "run", "plan.json", "--out", str(out), "--quiet"],
+                            cwd=small, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    marker = out / "objectives" / "small" / "unlearn" / "checkpoints" / "checkpoint-10" / "trainer_state.json"
+    deadline = time.monotonic() + 300
+    while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be killed mid-training"
+    assert marker.exists()
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    state = json.loads((out / "run.json").read_text())
+    assert state["stages"]["small/unlearn"]["status"] == "running"
+    assert not (out / "report.json").exists()
+    done = cli("run", "--resume", str(out), "--quiet", cwd=small)
+    assert done.returncode in (0, 1), done.stderr
+    state = json.loads((out / "run.json").read_text())
+    assert state["resumed"] == 1 and state["finished_at"]
+    assert_close(check_values(out), check_values(small_run))
+
+
+# -- infeasible objectives and multi-process launches --------------------------------------------------
+
+
+@pytest.mark.slow
+def test_infeasible_concept_removal_keeps_cannot_be_met(tmp_path: Path, builtin_model_dir: Path) -> None:
+    done = cli("run", str(SPECS / "captain-vale-removal.unlearn"), "--allow-infeasible", "--out", str(tmp_path / "r"),
+               "--quiet")
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert done.returncode == report["exit_code"] == 1, done.stderr
+    claims = {c["claim"]: c for c in report["objectives"][0]["claims"]}
+    for name in ("removed", "not_generated"):
+        assert claims[name]["verdict"] == "cannot_be_met"
+    measured = [c for c in report["objectives"][0]["checks"] if c["not_evaluated_reason"] is None]
+    assert measured, "what is measurable is still measured"
+
+
+@pytest.mark.slow
+def test_accelerate_launch_two_cpu_processes(small: Path, small_run: Path) -> None:
+    accelerate = Path(sys.executable).with_name("accelerate")
+    out = small / "run-ddp"
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    done = subprocess.run([str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+                           "--mixed_precision", "no", "--dynamo_backend", "no",
+                           "-m", "unlearnspec", "run", "plan.json", "--out", str(out), "--quiet"],
+                          cwd=small, env=env, capture_output=True, text=True, timeout=600)
+    report = json.loads((out / "report.json").read_text())
+    # accelerate passes rank 0's exit code on (1 = a failed verdict); anything else is a crash
+    assert done.returncode == report["exit_code"], done.stderr[-3000:]
+    assert report["audit"]["process_count"] == 2
+    state = json.loads((out / "run.json").read_text())
+    assert state["stages"]["small/unlearn"]["detail"]["steps"] == 30
+    assert state["finished_at"]
+    assert check_values(out).keys() == check_values(small_run).keys()
