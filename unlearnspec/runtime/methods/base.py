@@ -155,6 +155,16 @@ class UnlearnTrainer(Trainer):
         assert out.retain_logits is not None
         return nll_loss(out.retain_logits, inputs["retain_labels"])
 
+    def with_retain_term(self, loss: torch.Tensor, parts: dict[str, torch.Tensor], out: PairOutput,
+                         inputs: dict[str, torch.Tensor], with_retain: bool
+                         ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Add the weighted retain NLL that every retain-using method shares (and log it)."""
+        if with_retain:
+            r = self.retain_nll(out, inputs)
+            loss = loss + self.stage.retain_weight * r
+            parts["retain_loss"] = r
+        return loss, parts
+
     def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
                      num_items_in_batch: Any = None) -> Any:
         loss, parts = self.unlearning_loss(model, inputs)
@@ -199,11 +209,7 @@ class GradDiffTrainer(UnlearnTrainer):
         out = self.forward_pair(model, inputs, with_retain=with_r)
         f_nll = sequence_nll(out.forget_logits, inputs["forget_labels"]).mean()
         loss, parts = -f_nll, {"forget_loss": f_nll}
-        if with_r:
-            r = self.retain_nll(out, inputs)
-            loss = loss + self.stage.retain_weight * r
-            parts["retain_loss"] = r
-        return loss, parts
+        return self.with_retain_term(loss, parts, out, inputs, with_r)
 
 
 class NPOTrainer(UnlearnTrainer):
@@ -216,11 +222,7 @@ class NPOTrainer(UnlearnTrainer):
         logp, n = sequence_logprob(out.forget_logits, inputs["forget_labels"])
         term = npo_loss(logp, inputs["ref_logp"].to(logp.dtype), self.stage.beta)
         loss, parts = term, {"forget_loss": (-logp / n.clamp(min=1)).mean(), "npo_term": term}
-        if with_r:
-            r = self.retain_nll(out, inputs)
-            loss = loss + self.stage.retain_weight * r
-            parts["retain_loss"] = r
-        return loss, parts
+        return self.with_retain_term(loss, parts, out, inputs, with_r)
 
 
 class SimNPOTrainer(UnlearnTrainer):
@@ -233,11 +235,7 @@ class SimNPOTrainer(UnlearnTrainer):
         logp, n = sequence_logprob(out.forget_logits, inputs["forget_labels"])
         term = simnpo_loss(logp, n, self.stage.beta, self.stage.gamma)
         loss, parts = term, {"forget_loss": (-logp / n.clamp(min=1)).mean(), "simnpo_term": term}
-        if with_r:
-            r = self.retain_nll(out, inputs)
-            loss = loss + self.stage.retain_weight * r
-            parts["retain_loss"] = r
-        return loss, parts
+        return self.with_retain_term(loss, parts, out, inputs, with_r)
 
 
 class RefusalTrainer(UnlearnTrainer):
@@ -249,11 +247,7 @@ class RefusalTrainer(UnlearnTrainer):
         out = self.forward_pair(model, inputs, with_retain=with_r)
         refusal = nll_loss(out.forget_logits, inputs["forget_labels"])
         loss, parts = refusal, {"forget_loss": refusal}
-        if with_r:
-            r = self.retain_nll(out, inputs)
-            loss = loss + self.stage.retain_weight * r
-            parts["retain_loss"] = r
-        return loss, parts
+        return self.with_retain_term(loss, parts, out, inputs, with_r)
 
 
 # -- callbacks ----------------------------------------------------------------------------------------
