@@ -61,10 +61,16 @@ def test_unseen_labels_count_as_wrong_and_single_class_training_works() -> None:
     assert math.isnan(empty.accuracy) and empty.n_test == 0
 
 
-def test_probe_texts_default_to_questions_not_documents() -> None:
+def test_probe_texts_keep_only_inputs_that_lead_to_the_attribute() -> None:
     recs = [Record(text="Doc about Lima.", question="Where?", answer="Lima", attributes={"city": "Lima"}),
+            Record(question="What does she do?", answer="A pilot.", attributes={"city": "Lima"}),
+            Record(text="Ana grew up in Oslo, by the fjord.", attributes={"city": "Oslo"}),
             Record(text="Only a doc.", attributes={"city": "Oslo"}),
+            Record(text="Oslo first: no prefix to probe.", attributes={"city": "Oslo"}),
             Record(text="No attribute.")]
     texts, labels = probe_texts(recs, "city")
-    assert texts == ["Question: Where?\nAnswer:", "Only a doc."] and labels == ["Lima", "Oslo"]
-    assert probe_texts(recs, "city", "text")[0] == ["Doc about Lima.", "Only a doc."]
+    # the question about another attribute and the documents that never (or only first) name the city are left out
+    assert texts == ["Question: Where?\nAnswer:", "Ana grew up in"] and labels == ["Lima", "Oslo"]
+    assert probe_texts(recs, "city", "question") == (["Question: Where?\nAnswer:"], ["Lima"])
+    assert probe_texts(recs, "city", "text")[0] == ["Doc about Lima.", "Ana grew up in Oslo, by the fjord.",
+                                                    "Only a doc.", "Oslo first: no prefix to probe."]

@@ -425,3 +425,25 @@ def test_write_reports_writes_three_files_atomically(tmp_path: Path) -> None:
 def test_rendering_is_deterministic() -> None:
     assert render_html(make_report()) == render_html(make_report())
     assert render_markdown(make_report()) == render_markdown(make_report())
+
+
+def test_utility_components_are_shown_per_model_in_md_and_html() -> None:
+    comps = {"original": {"rouge_recall": 1.0, "verbatim_rouge": 1.0},
+             "unlearned": {"rouge_recall": 0.9, "verbatim_rouge": 0.95},
+             "reference": {"rouge_recall": 1.0, "verbatim_rouge": 1.0}}
+    util = {"original": 1.0, "unlearned": 0.924, "reference": 1.0}
+    results = passing_results() | {"retain_utility_drop@retain": result(
+        "retain_utility_drop@retain", "retain_utility_drop", "<=", 2.0, unlearned=7.6, original=0.0, reference=0.0,
+        extra={"components": comps, "utility": util, "unit": "percent drop from the original model"})}
+    report = make_report(results=results)
+    assert any(c.check_id == "retain_utility_drop@retain" for c in report.objectives[0].checks)
+    md = render_markdown(report)
+    section = md[md.index("### Side effects in detail"):md.index("### Compiler findings")]
+    assert "| Component | original | unlearned | retrained reference |" in section
+    assert "| answers: ROUGE-L recall of the greedy answer | 1 | 0.9 | 1 |" in section
+    assert "| documents: verbatim ROUGE-L of the continuation (still reproduced) | 1 | 0.95 | 1 |" in section
+    assert "| utility (harmonic mean of the above) | 1 | 0.924 | 1 |" in section
+    html = render_html(report)
+    assert "<h3>Side effects in detail</h3>" in html and '<td class="num">0.924</td>' in html
+    # a report without utility checks has no such section
+    assert "Side effects in detail" not in render_markdown(make_report())

@@ -109,6 +109,38 @@ def _scalar_extras(check: CheckResult) -> list[tuple[str, str]]:
             for k, v in sorted(check.extra.items()) if isinstance(v, (str, int, float, bool))]
 
 
+#: The components of model utility (``runtime/evaluation/metrics.py:utility``), in reviewer words.
+UTILITY_COMPONENTS: dict[str, str] = {
+    "rouge_recall": "answers: ROUGE-L recall of the greedy answer",
+    "probability": "answers: probability of the gold answer",
+    "truth_ratio": "answers: truth-ratio score max(0, 1 - R_truth)",
+    "text_probability": "documents: probability exp(-loss)",
+    "verbatim_rouge": "documents: verbatim ROUGE-L of the continuation (still reproduced)",
+}
+
+
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _utility_view(c: CheckResult) -> dict[str, Any] | None:
+    """What a utility drop is made of: each component per model, so a reviewer sees *what* was lost
+    (and that retained people's documents are still reproduced)."""
+    raw_comps = c.extra.get("components")
+    util = c.extra.get("utility")
+    if not isinstance(raw_comps, dict) or not isinstance(util, dict):
+        return None
+    comps: dict[str, dict[str, Any]] = {m: v for m, v in raw_comps.items() if isinstance(v, dict)}
+    models = [m for m in plots.MODEL_ORDER if m in comps]
+    names = [k for k in UTILITY_COMPONENTS if any(k in comps[m] for m in models)]
+    names += sorted({k for m in models for k in comps[m]} - set(names))
+    rows = [{"label": UTILITY_COMPONENTS.get(k, k),
+             "values": {m: fmt_number(_number(comps[m].get(k))) for m in models}} for k in names]
+    rows.append({"label": "utility (harmonic mean of the above)",
+                 "values": {m: fmt_number(_number(util.get(m))) for m in models}})
+    return {"check_id": c.check_id, "dataset": c.dataset, "models": models, "rows": rows}
+
+
 def _objective_view(o: ObjectiveReport, index: int, with_charts: bool) -> dict[str, Any]:
     ref = REFERENCE_LABELS.get(o.reference or "", "reference")
     by_id = {c.check_id: c for c in o.checks}
@@ -147,6 +179,7 @@ def _objective_view(o: ObjectiveReport, index: int, with_charts: bool) -> dict[s
         "open_findings": [f for f in o.findings if not f.accepted],
         "accepted": [f for f in o.findings if f.accepted],
         "training": training,
+        "utility": [u for u in (_utility_view(c) for c in o.checks) if u is not None],
         "models_shown": [m for m in plots.MODEL_ORDER if any(c.values.get(m) is not None for c in o.checks)]
         or ["unlearned"],
     }

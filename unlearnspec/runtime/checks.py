@@ -370,8 +370,11 @@ class Evaluator:
         ref = acc["reference"].accuracy
         values = {who: r.accuracy - ref for who, r in acc.items() if who != "reference"}
         values["reference"] = 0.0
+        u = acc["unlearned"]
         return self._result(check, values, extra={"accuracy": {k: v.accuracy for k, v in acc.items()},
-                                                  "chance": acc["unlearned"].chance, "attribute": attr})
+                                                  "chance": u.chance, "attribute": attr,
+                                                  "probe_trained_on": f"{u.n_train} retain and neighbour inputs",
+                                                  "probe_tested_on": f"{u.n_test} forget inputs"})
 
     # -- attacks --------------------------------------------------------------------------------
 

@@ -177,6 +177,9 @@ def default_run_dir(plan: Plan) -> Path:
 def _setup_logging(run_dir: Path, quiet: bool) -> None:
     root = logging.getLogger("unlearnspec")
     root.setLevel(logging.INFO)
+    # The run owns its output: a handler another library put on the root logger (``basicConfig``)
+    # must not echo these lines, least of all under ``--quiet``.
+    root.propagate = False
     for h in list(root.handlers):
         if getattr(h, "_unlearnspec", False):
             root.removeHandler(h)

@@ -323,8 +323,9 @@ def execute(plan: Plan, rd: RunDir, state: RunState, *, quiet: bool, allow_remot
     threads = int(os.environ.get("UNLEARNSPEC_THREADS", "0")) or max(1, min(2, os.cpu_count() or 1) // process_count)
     torch.set_num_threads(threads)
     transformers.set_seed(plan.seed)
-    if quiet:
+    if quiet:  # CI logs: no progress bars, and only errors from the libraries themselves
         transformers.utils.logging.disable_progress_bar()
+        transformers.utils.logging.set_verbosity_error()
     started = dt.datetime.fromisoformat(state.started_at.replace("Z", "+00:00"))
     t0 = time.monotonic()
     if dist.active:

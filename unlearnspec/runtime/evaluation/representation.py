@@ -12,10 +12,10 @@ can read an attribute from the input itself, and the reference controls for that
 The probe is a logistic regression (scikit-learn, fixed ``random_state``) trained to predict
 ``record.attributes[attribute]`` from retain items' features and tested on forget items: it can
 only succeed on the forget items if the model places them where it places retain items with the
-same attribute value, i.e. if it still knows the fact. By default the input is the question prompt
-(which does not contain the answer) and the feature the last token's hidden state — the state from
-which the model would produce the answer; documents (which state the attribute) are used only for
-records without a question.
+same attribute value, i.e. if it still knows the fact. By default the inputs are the questions
+whose answer is the attribute and, for documents, the text up to the attribute's first mention (so
+no input contains the answer), and the feature is the last token's hidden state — the state from
+which the model would produce the answer.
 """
 
 from __future__ import annotations
@@ -95,23 +95,50 @@ class ProbeResult:
 ProbeInput = Literal["auto", "question", "text"]
 
 
-def probe_texts(records: Sequence[Record], attribute: str, source: ProbeInput = "auto") -> tuple[list[str], list[str]]:
-    """The ``(texts, labels)`` of the records that carry ``attribute``.
+def _norm(text: str) -> str:
+    return " ".join("".join(c.lower() if c.isalnum() else " " for c in text).split())
 
-    ``"question"``: the QA prompt; ``"text"``: the document; ``"auto"``: the QA prompt when the
-    record has a question, else its document."""
+
+def _cloze_prefix(text: str, value: str) -> str | None:
+    """The document up to the first mention of ``value`` ("Jane Doe grew up in"), or None."""
+    at = text.lower().find(value.lower())
+    prefix = text[:at].rstrip() if at > 0 else ""
+    return prefix or None
+
+
+def probe_texts(records: Sequence[Record], attribute: str, source: ProbeInput = "auto") -> tuple[list[str], list[str]]:
+    """The ``(texts, labels)`` of the records whose input leads to the attribute's value.
+
+    A record labels *all* of a person's attributes, but only some of its inputs are about this one:
+    "Where was Jane Doe born?" leads to her birth city, "What does she do?" does not. So:
+
+    * ``"question"``: the QA prompt, for records whose gold answer states the value;
+    * ``"text"``: the whole document (the probe then also reads the value from the input itself —
+      only the reference model's accuracy controls for that);
+    * ``"auto"`` (default): the QA prompt as above, and for documents without a question the *cloze
+      prefix* — the document up to the first mention of the value — so every input ends where the
+      model would have to produce the value and none contains it."""
     texts: list[str] = []
     labels: list[str] = []
     for r in records:
-        if attribute not in r.attributes:
+        value = r.attributes.get(attribute)
+        if value is None:
             continue
         if r.question is not None and source in ("auto", "question"):
-            texts.append(format_prompt(r.question))
-        elif r.text and source in ("auto", "text"):
-            texts.append(r.text)
-        else:
+            if r.answer is not None and f" {_norm(value)} " in f" {_norm(r.answer)} ":
+                texts.append(format_prompt(r.question))
+                labels.append(value)
             continue
-        labels.append(r.attributes[attribute])
+        if not r.text:
+            continue
+        if source == "text":
+            texts.append(r.text)
+            labels.append(value)
+        elif source == "auto":
+            prefix = _cloze_prefix(r.text, value)
+            if prefix is not None:
+                texts.append(prefix)
+                labels.append(value)
     return texts, labels
 
 
