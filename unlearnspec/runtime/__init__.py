@@ -3,3 +3,11 @@
 Only this package imports torch and transformers, and it does so in its submodules, never here:
 importing ``unlearnspec.runtime`` stays cheap so that the CLI can start fast and say what it will do.
 """
+
+import os as _os
+
+# Intel MKL's conditions for run-to-run reproducible floating point: a fixed thread count (the engine
+# pins it) and no dynamic change of it at run time, and one code path whatever the memory alignment.
+# Set before torch loads MKL; a value the user already set wins.
+for _name, _value in (("MKL_DYNAMIC", "FALSE"), ("OMP_DYNAMIC", "FALSE"), ("MKL_CBWR", "AUTO")):
+    _os.environ.setdefault(_name, _value)
