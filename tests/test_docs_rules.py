@@ -103,3 +103,20 @@ def test_explain_other_findings_skip_what_the_table_decides() -> None:
     assert "UL404" in other
     reasons = {c for row in obj["rows"] for c in row["codes"]}
     assert other.isdisjoint(reasons)
+
+
+def test_explain_lists_the_claim_that_preserve_implies() -> None:
+    specs = ROOT / "specs"
+    doc = json.loads(explain_spec(specs / "erase-jane-doe.unlearn", fmt="json")[0])
+    rows = {r["claim"]: r for r in doc["objectives"][0]["rows"]}
+    tolerance = rows["side_effects_within_tolerance"]  # `preserve { utility drop <= 2% }`, as plan and report carry it
+    assert tolerance["status"] == "supported"
+    assert tolerance["evidence"] == "retain_utility_drop <= 2, neighbor_utility_drop <= 2"
+    text, _ = explain_spec(specs / "erase-jane-doe.unlearn")
+    assert "| side_effects_within_tolerance | supported" in text
+
+
+def test_explain_adds_no_tolerance_row_where_no_side_effects_is_claimed() -> None:
+    doc = json.loads(explain_spec(ROOT / "specs" / "keyboard-pii-certified.unlearn", fmt="json")[0])
+    claims = [r["claim"] for o in doc["objectives"] for r in o["rows"]]
+    assert "no_side_effects" in claims and "side_effects_within_tolerance" not in claims

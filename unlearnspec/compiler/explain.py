@@ -10,6 +10,7 @@ import functools
 import json
 import textwrap
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import jinja2
@@ -123,6 +124,22 @@ def _shown_in_table(d: Any, rows: list[dict[str, Any]]) -> bool:
     return d.severity != "error" and bool(touched) and all(r["status"] == "cannot_be_met" for r in touched)
 
 
+def _tolerance_rows(obj: Objective) -> list[dict[str, Any]]:
+    """The claim the ``preserve`` block implies (as the plan and the report carry it), unless the spec
+    already claims ``no_side_effects``: a reader sees every claim the run will decide."""
+    from unlearnspec.compiler.evidence_defaults import side_effect_evidence
+    from unlearnspec.compiler.lower import TOLERANCE_CLAIM
+
+    items = side_effect_evidence(obj)
+    if not items or any(c.name == "no_side_effects" for c in obj.claims):
+        return []
+    row = SimpleNamespace(evidence=items)
+    return [{"claim": TOLERANCE_CLAIM, "status": "supported", "label": STATUS_LABEL["supported"],
+             "why": "implied by `preserve`: the side effects must stay within its stated tolerance; the run "
+                    "decides it from the retain and neighbour utility drops",
+             "instead": "", "evidence": _evidence_text(row), "codes": [], "notes": []}]
+
+
 def explain_spec(path: Path, fmt: str = "text") -> tuple[str, int]:
     from unlearnspec.compiler.check import check_file
     from unlearnspec.compiler.feasibility import claim_statuses
@@ -140,11 +157,12 @@ def explain_spec(path: Path, fmt: str = "text") -> tuple[str, int]:
                          "why": r.why, "instead": r.instead, "evidence": _evidence_text(r),
                          "codes": list(r.reasons), "notes": list(r.notes)})
         other = [d for d in mine if d.claim is None and not _shown_in_table(d, rows)]
+        rows += _tolerance_rows(obj)
         sentence = objective_sentence(obj)
         objectives.append({
             "name": obj.name, "title": obj.title.value if obj.title else None, "sentence": sentence,
             "sentence_wrapped": textwrap.fill(sentence, 100), "rows": rows, "other": other,
-            "table": _table(rows, (22, 18, 38, 38)) if rows else "(this objective makes no claims)",
+            "table": _table(rows, (29, 18, 35, 35)) if rows else "(this objective makes no claims)",
         })
     code = 1 if result.errors else 0
     if fmt == "json":
