@@ -298,9 +298,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("path", nargs="?", help="plan.json or a spec")
     sp.add_argument("--out", help="run directory (default: runs/<objective>-<plan hash>-<time>)")
     sp.add_argument("--resume", metavar="DIR", help="continue a killed run in DIR")
-    sp.add_argument("--allow-infeasible", action="store_true")
+    sp.add_argument("--allow-infeasible", action="store_true",
+                    help="run a spec with errors anyway: its unmet claims stay marked 'cannot be met'")
     sp.add_argument("--allow-remote-code", action="store_true", help="trust_remote_code for hub models")
-    sp.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    sp.add_argument("-q", "--quiet", action="store_true",
+                    help="print only the verdict summary and errors: no progress bars, log lines or library warnings "
+                         "(run.log keeps the log)")
     sp.set_defaults(func=cmd_run)
 
     sp = sub.add_parser("builtin", help="the built-in demo model and corpus")
