@@ -1,0 +1,128 @@
+"""From models to evidence: the Evaluator decides each kind of check on real (tiny) models.
+
+``original`` is trained on the forget and retain people, ``reference`` on the retain people only (an
+exact retraining), so using the reference as the "unlearned" model is what perfect removal looks like,
+and using a copy of the original is what an unlearning run that removed nothing looks like.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from unlearnspec.plan import EvaluateStage, MetricCheck, QuantizeAttack, RelearnAttack, Threshold
+from unlearnspec.runtime.checks import MIN_FORGOTTEN, DataBundle, EvalContext, Evaluator, compute
+
+try:  # pytest puts tests/ on sys.path (rootdir-relative "prepend" import mode)
+    from test_eval_tiny_model import _one_torch_thread, people, tiny_lm, tokenizer  # noqa: F401
+except ImportError:  # tests/ imported as a package
+    from tests.test_eval_tiny_model import _one_torch_thread, people, tiny_lm, tokenizer  # noqa: F401
+
+STAGE = EvaluateStage(max_new_tokens=8, eval_batch_size=16)
+RELEARN = RelearnAttack(steps=2, learning_rate=1e-4, batch_size=2)
+
+
+def data(*, neighbors: bool = True, attribute: str | None = "birth_city") -> DataBundle:
+    p = people()
+    return DataBundle(forget=p.forget, retain=p.retain[:8], neighbors=p.retain[8:] if neighbors else [],
+                      holdout=p.holdout, test=[], attribute=attribute)
+
+
+def evaluator(unlearned: Any, tmp_path: Path, *, reference: bool = True, bundle: DataBundle | None = None,
+              attacks: list[RelearnAttack | QuantizeAttack] | None = None) -> Evaluator:
+    tok = tokenizer()
+    ctx = EvalContext(op=None,  # type: ignore[arg-type]  # only compute() without explicit checks reads it
+                      data=bundle or data(), stage=STAGE, original=(tiny_lm("original"), tok),
+                      unlearned=(unlearned, tok), reference=(tiny_lm("reference"), tok) if reference else None,
+                      guard=None, refusal_text="I don't know.", attacks=attacks or [], work_dir=tmp_path,
+                      strategy="retrain" if reference else "holdout")
+    return Evaluator(ctx)
+
+
+def check(metric: str, dataset: str = "forget", op: str | None = "<=", value: float = 0.5,
+          **kw: Any) -> MetricCheck:
+    threshold = Threshold(op=op, value=value) if op else None  # type: ignore[arg-type]
+    return MetricCheck(id=f"{metric}@{dataset}", metric=metric, dataset=dataset, threshold=threshold, **kw)
+
+
+def test_removal_shows_in_output_membership_and_quality_checks(tmp_path: Path) -> None:
+    ev = evaluator(tiny_lm("reference"), tmp_path)  # perfect removal: the unlearned model is the retrained one
+    knowledge = ev.check(check("knowledge_rouge", value=0.6))  # the answers are the birth cities
+    assert knowledge.values.original is not None and knowledge.values.original > 0.95
+    assert knowledge.values.unlearned == knowledge.values.reference
+    assert knowledge.values.unlearned is not None and knowledge.values.unlearned < knowledge.values.original - 0.3
+    assert knowledge.passed is (knowledge.values.unlearned <= 0.6)
+    assert len(knowledge.item_ids) == len(people().forget) and knowledge.item_ids[0] == "forget[0]:direct"
+    verbatim = ev.check(check("verbatim_rouge", value=0.8))  # the documents are mostly template
+    assert verbatim.values.unlearned is not None and verbatim.values.original is not None
+    assert verbatim.values.unlearned <= verbatim.values.original
+    assert set(verbatim.per_item) == {"original", "unlearned", "reference"}
+    auc = ev.check(check("membership_auc", value=0.7))
+    assert auc.values.original is not None and auc.values.original > 0.9
+    assert auc.values.unlearned == auc.values.reference
+    assert auc.values.unlearned is not None and auc.values.unlearned < auc.values.original
+    assert auc.passed is (auc.values.unlearned <= 0.7)
+    assert set(auc.extra["roc"]) == {"original", "unlearned", "reference"}  # type: ignore[arg-type]
+    fq = ev.check(check("forget_quality", op=">=", value=0.05))
+    assert fq.values.unlearned == 1.0 and fq.passed is True  # identical per-item statistics: KS p = 1
+    assert "retrained reference" in str(fq.extra["compared_with"])
+
+
+def test_utility_drop_is_relative_to_the_original_and_keeps_its_components(tmp_path: Path) -> None:
+    ev = evaluator(copy.deepcopy(tiny_lm("original")), tmp_path)
+    drop = ev.check(check("retain_utility_drop", "retain", value=2.0))
+    assert drop.values.original == 0.0 and drop.values.unlearned == 0.0 and drop.passed is True
+    components = drop.extra["components"]
+    assert isinstance(components, dict) and set(components) == {"original", "unlearned", "reference"}
+    assert {"rouge_recall", "probability", "verbatim_rouge"} <= set(components["original"])  # type: ignore[arg-type]
+
+
+def test_recovery_is_not_evaluated_when_nothing_was_forgotten(tmp_path: Path) -> None:
+    ev = evaluator(copy.deepcopy(tiny_lm("original")), tmp_path, attacks=[RELEARN])
+    res = ev.check(check("relearn_recovery", "relearn", model="attacked", params={"steps": RELEARN.steps}))
+    knowledge = res.extra["knowledge_rouge"]
+    assert isinstance(knowledge, dict)
+    assert knowledge["original"] - knowledge["unlearned"] < MIN_FORGOTTEN  # type: ignore[operator]
+    # a recovery of 0 must not let robust_to_finetuning pass for a model that forgot nothing
+    assert res.passed is None and res.status == "not_evaluated"
+    assert res.not_evaluated_reason is not None and "nothing for the attack to recover" in res.not_evaluated_reason
+
+
+def test_recovery_is_measured_when_knowledge_was_removed(tmp_path: Path) -> None:
+    ev = evaluator(tiny_lm("reference"), tmp_path, attacks=[RELEARN])
+    res = ev.check(check("relearn_recovery", "relearn", model="attacked", params={"steps": RELEARN.steps}))
+    knowledge = res.extra["knowledge_rouge"]
+    assert isinstance(knowledge, dict)
+    assert knowledge["original"] - knowledge["unlearned"] >= MIN_FORGOTTEN  # type: ignore[operator]
+    assert res.not_evaluated_reason is None and res.values.attacked is not None
+    assert 0.0 <= res.values.attacked <= 1.0 and res.passed is (res.values.attacked <= 0.5)
+
+
+def test_what_cannot_be_measured_says_why(tmp_path: Path) -> None:
+    ev = evaluator(tiny_lm("reference"), tmp_path, reference=False, bundle=data(neighbors=False, attribute=None))
+    results = compute(ev.ctx, [check("neighbor_utility_drop", "neighbors", value=2.0),
+                               check("probe_accuracy_gap", value=0.1),
+                               check("relearn_recovery", "relearn", model="attacked")])
+    reasons = {cid: r.not_evaluated_reason for cid, r in results.items()}
+    assert "no `neighbors` data" in str(reasons["neighbor_utility_drop@neighbors"])
+    assert "no attribute to probe" in str(reasons["probe_accuracy_gap@forget"])
+    assert "no relearning attack" in str(reasons["relearn_recovery@relearn"])
+    assert all(r.status == "not_evaluated" for r in results.values())
+    # without a reference model, forget quality is calibrated on the model's own holdout statistics
+    fq = ev.check(check("forget_quality", op=">=", value=0.05))
+    assert fq.not_evaluated_reason is None and "holdout" in str(fq.extra["compared_with"])
+
+
+@pytest.mark.parametrize("unlearned", ["original", "reference"])
+def test_quantization_recovery_follows_the_same_rule(tmp_path: Path, unlearned: str) -> None:
+    model = copy.deepcopy(tiny_lm(unlearned))
+    ev = evaluator(model, tmp_path, attacks=[QuantizeAttack(precision="int8")])
+    res = ev.check(check("quantization_recovery", "quantize_int8", op="<=", value=0.25, model="attacked",
+                         params={"precision": "int8"}))
+    if unlearned == "original":
+        assert res.status == "not_evaluated" and "nothing for the attack" in str(res.not_evaluated_reason)
+    else:
+        assert res.not_evaluated_reason is None and res.values.attacked is not None
