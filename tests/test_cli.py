@@ -198,3 +198,19 @@ def test_batch_check_restores_the_garbage_collector_settings(tree: Path) -> None
         assert gc.get_threshold()[0] >= 50_000
         raise RuntimeError("a failure inside the batch")
     assert gc.get_threshold() == before
+
+
+def test_run_of_an_unplannable_spec_says_whether_allow_infeasible_helps(tmp_path: Path) -> None:
+    shutil.copytree(SPECS / "data", tmp_path / "data")
+    # UL209 (a suppression method for a removal goal) is an error in the spec itself
+    broken = EXAMPLE.read_text(encoding="utf-8").replace("method npo", "method refusal")
+    (tmp_path / "broken.unlearn").write_text(broken, encoding="utf-8")
+    done = run_cli(["run", "broken.unlearn", "--allow-infeasible", "--out", "r"], tmp_path)
+    assert done.returncode == EXIT_USAGE and "error[UL209]" in done.stderr and "error[UL706]" in done.stderr
+    assert "--allow-infeasible only lets a run go ahead with claims that cannot be met" in done.stderr
+    assert not (tmp_path / "r").exists()
+    # a claim that cannot be met (UL301 here: removing a concept) is what --allow-infeasible is for
+    shutil.copy(SPECS / "captain-vale-removal.unlearn", tmp_path)
+    done = run_cli(["run", "captain-vale-removal.unlearn", "--out", "r"], tmp_path)
+    assert done.returncode == EXIT_USAGE and "error[UL706]" in done.stderr
+    assert "or run with --allow-infeasible to measure what is measurable" in done.stderr

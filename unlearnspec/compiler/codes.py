@@ -218,8 +218,11 @@ _front("UL705", "nothing-to-run", "error", _T,
 _front("UL706", "spec-cannot-be-planned", "error", _T,
        "The spec given to `run` has errors, so no plan can be made from it.",
        "A spec whose objective cannot be met would produce evidence for a claim no method can deliver; the "
-       "errors are printed above this one.",
-       instead="Fix the errors, or run with `--allow-infeasible` to measure what is measurable.")
+       "errors are printed above this one. `--allow-infeasible` covers only claims that cannot be met "
+       "(UL3xx, UL601); errors in the spec itself (UL1xx syntax, UL2xx names, values and contradictory "
+       "fields) must be fixed.",
+       instead="Fix the errors, or, where they are only claims that cannot be met, run with `--allow-infeasible` "
+               "to measure what is measurable.")
 _front("UL707", "run-dir-exists", "error", _T, "The run directory already exists and is not empty.",
        "Runs never overwrite earlier evidence; a report must be traceable to exactly one run.",
        instead="Choose another `--out DIR`, or continue that run with `--resume DIR`.")

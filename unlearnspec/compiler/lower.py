@@ -413,7 +413,7 @@ def plan_file(path: Path, *, allow_infeasible: bool = False) -> tuple[Plan | Non
     """
     result = check_file(path)
     spec = result.spec
-    if spec is None or not spec.objectives or _front_end_errors(result.diagnostics):
+    if spec is None or not spec.objectives or front_end_errors(result.diagnostics):
         return None, result
     extra = [d for obj in spec.objectives for d in lowering_diagnostics(obj, result.diagnostics)]
     if extra:
@@ -423,7 +423,7 @@ def plan_file(path: Path, *, allow_infeasible: bool = False) -> tuple[Plan | Non
     return lower_spec(spec, result.diagnostics, source=result.source, spec_name=path.name), result
 
 
-def _front_end_errors(diags: Iterable[Diagnostic]) -> bool:
+def front_end_errors(diags: Iterable[Diagnostic]) -> bool:
     """Syntax (UL1xx) or resolve (UL2xx) errors: the typed AST is incomplete, so nothing can be planned."""
     ensure_registered()
     for d in diags:

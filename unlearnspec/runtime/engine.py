@@ -217,14 +217,19 @@ def prepare_run(path: Path | None, *, out: Path | None, resume: Path | None,
         plan = load_plan(path)
         spec_dir = locate_spec_dir(plan, path)
     else:
-        from unlearnspec.compiler.lower import plan_file
+        from unlearnspec.compiler.lower import front_end_errors, plan_file
         from unlearnspec.compiler.render import render
 
         made, result = plan_file(path, allow_infeasible=allow_infeasible)
         if made is None:
             sys.stderr.write(render([result], "human", sys.stderr))
-            raise RunError("UL706", f"`{path}` cannot be planned (see the errors above)",
-                           help=["fix the errors, or run with --allow-infeasible to measure what is measurable"])
+            if result.spec is None or front_end_errors(result.diagnostics):
+                hint = ("the spec itself has errors (syntax, names, values or contradictory fields: UL1xx, "
+                        "UL2xx): fix them; --allow-infeasible only lets a run go ahead with claims that cannot "
+                        "be met (UL3xx, UL601)")
+            else:
+                hint = "fix the errors, or run with --allow-infeasible to measure what is measurable"
+            raise RunError("UL706", f"`{path}` cannot be planned (see the errors above)", help=[hint])
         plan = made
         spec_dir = path.resolve().parent
     verify_inputs(plan, spec_dir)
