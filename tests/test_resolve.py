@@ -468,3 +468,15 @@ def test_findings_name_their_objective(folder: Path) -> None:
     text = spec_text(MINIMAL_BODY, MINIMAL_BODY.replace("goal removal", "goal removel"))
     diags = resolve_text(text, folder)
     assert [(d.code, d.objective) for d in diags] == [("UL204", "obj-1")]
+
+
+def test_two_fields_on_one_line_are_told_to_split(folder: Path) -> None:
+    text, diags = check(folder, MINIMAL_BODY.replace("  goal removal\n", "  goal removal\n  method rmu { learning_rate 1e-3 steps 120 }\n"))
+    [d] = [d for d in diags if d.code == "UL210"]
+    assert d.message == "`learning_rate` expects one number"
+    assert d.help[0] == "each field goes on its own line: start a new line before `steps`"
+    at(d, text, "learning_rate")
+    # a stray non-field word gets only the usual example
+    _, diags = check(folder, MINIMAL_BODY.replace("  goal removal\n", "  goal removal\n  method rmu {\n    learning_rate 1e-3 fast\n  }\n"))
+    [d] = [d for d in diags if d.code == "UL210"]
+    assert not any("own line" in h for h in d.help)

@@ -95,8 +95,12 @@ class _Resolver:
         self.report(code, "error", span, f"unknown {what} `{word}`" + (f" in {where}" if where else ""), help=help)
 
     def shape(self, field: Field, expected: str, span: Span | None = None) -> None:
-        self.report("UL210", "error", span or field.span, f"`{field.name}` expects {expected}",
-                    help=[f"write it as `{field.name} {expected_example(field.name)}`"])
+        help = [f"write it as `{field.name} {expected_example(field.name)}`"]
+        # `method rmu { learning_rate 1e-3 steps 120 }`: two fields on one line read as one
+        joined = next((v for v in field.values[1:] if v.kind == "word" and v.text in FIELD_WORDS), None)
+        if joined is not None:
+            help.insert(0, f"each field goes on its own line: start a new line before `{joined.text}`")
+        self.report("UL210", "error", span or field.span, f"`{field.name}` expects {expected}", help=help)
 
     # -- value helpers -----------------------------------------------------------------------
 
@@ -678,6 +682,11 @@ def _num(x: float | None) -> str:
     if x is None:
         return ""
     return str(int(x)) if x == int(x) else f"{x:g}"
+
+
+FIELD_WORDS = frozenset(vocab.OBJECTIVE_FIELDS + vocab.TARGET_FIELDS + vocab.SCOPE_FIELDS + vocab.PRESERVE_FIELDS
+                        + vocab.METHOD_FIELDS)
+"""Every field name: a word among a field's values that is one of these starts the next field."""
 
 
 def expected_example(name: str) -> str:
