@@ -174,9 +174,21 @@ def default_run_dir(plan: Plan) -> Path:
     return out
 
 
+class _BarSafeHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Log lines printed above the Trainer's progress bar (through ``tqdm.write``) instead of into it."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            from tqdm.auto import tqdm
+
+            tqdm.write(self.format(record), file=self.stream)
+        except Exception:  # noqa: BLE001 - logging must never raise
+            self.handleError(record)
+
+
 def _setup_logging(run_dir: Path, quiet: bool) -> None:
     root = logging.getLogger("unlearnspec")
-    root.setLevel(logging.INFO)
+    root.setLevel(logging.DEBUG)  # run.log keeps every training step; the terminal gets INFO and up
     # The run owns its output: a handler another library put on the root logger (``basicConfig``)
     # must not echo these lines, least of all under ``--quiet``.
     root.propagate = False
@@ -185,11 +197,13 @@ def _setup_logging(run_dir: Path, quiet: bool) -> None:
             root.removeHandler(h)
     fh = logging.FileHandler(run_dir / "run.log", encoding="utf-8")
     fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    fh.setLevel(logging.DEBUG)
     fh._unlearnspec = True  # type: ignore[attr-defined]
     root.addHandler(fh)
     if not quiet:
-        sh = logging.StreamHandler(sys.stderr)
+        sh = _BarSafeHandler(sys.stderr)
         sh.setFormatter(logging.Formatter("%(message)s"))
+        sh.setLevel(logging.INFO)
         sh._unlearnspec = True  # type: ignore[attr-defined]
         root.addHandler(sh)
 

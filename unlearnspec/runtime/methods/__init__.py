@@ -34,6 +34,7 @@ from unlearnspec.runtime.methods.base import (
     NPOTrainer,
     RefusalTrainer,
     SimNPOTrainer,
+    StepBar,
     UnlearnResult,
     UnlearnTrainer,
     mean_nll,
@@ -237,7 +238,7 @@ def unlearn(stage: UnlearnStage, model: Any, tokenizer: Any, forget: Sequence[Re
     the model is the builtin (detected from the model's path when not given).
     """
     from transformers import set_seed
-    from transformers.trainer_callback import PrinterCallback
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     spec = METHODS.get(stage.method)
     if spec is None:
@@ -301,6 +302,8 @@ def unlearn(stage: UnlearnStage, model: Any, tokenizer: Any, forget: Sequence[Re
         processing_class=tokenizer, callbacks=[EpochCallback(dataset), LogToLogging(), *trainer_cb, *callbacks],
         stage=stage, **method_kwargs)
     trainer.remove_callback(PrinterCallback)
+    if trainer.pop_callback(ProgressCallback) is not None:  # present unless quiet
+        trainer.add_callback(StepBar())
     resume = _resume_point(resume_from_checkpoint, Path(args.output_dir))
     if resume:
         log.info("resuming %s from %s", stage.method, resume)

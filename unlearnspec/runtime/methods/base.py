@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+from transformers.trainer_callback import ProgressCallback
 
 from unlearnspec.plan import StoppingRule, UnlearnStage
 from unlearnspec.runtime.methods.data import Example, ForgetRetainDataset, batches
@@ -321,6 +322,22 @@ class LogToLogging(TrainerCallback):
         if logs and state.is_world_process_zero:
             log.debug("step %d: %s", state.global_step,
                       ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in logs.items()))
+
+
+class StepBar(ProgressCallback):
+    """The Trainer's progress bar, with the latest losses as its postfix instead of one printed dict per
+    step (the full per-step record goes to run.log through :class:`LogToLogging`)."""
+
+    SHOWN = ("forget_loss", "retain_loss", "loss")
+
+    def on_log(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+               logs: dict[str, float] | None = None, **kwargs: Any) -> None:
+        bar = self.training_bar
+        if not (logs and state.is_world_process_zero and bar is not None):
+            return
+        shown = {k.replace("_loss", ""): f"{logs[k]:.3g}" for k in self.SHOWN if isinstance(logs.get(k), float)}
+        if shown:
+            bar.set_postfix(shown, refresh=False)
 
 
 _SUMMARY_KEYS = ("loss", "forget_loss", "retain_loss", "npo_term", "simnpo_term", "rmu_forget_mse",
