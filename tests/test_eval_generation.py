@@ -79,3 +79,18 @@ def test_overlong_prompts_keep_their_end() -> None:
     (answer,) = generate(model, tok, [filler + format_prompt(r.question)], max_new_tokens=6)
     assert isinstance(answer, str)
     assert generate(model, tok, [], max_new_tokens=4) == []
+
+
+def test_only_the_false_padding_alarm_is_filtered() -> None:
+    import logging
+
+    from unlearnspec.runtime.evaluation import generation
+
+    logger = logging.getLogger("transformers.modeling_utils")
+    [flt] = [f for f in logger.filters if isinstance(f, generation._PaddedFinishedRowsWarning)]
+
+    def record(msg: str) -> logging.LogRecord:
+        return logger.makeRecord(logger.name, logging.WARNING, __file__, 1, msg, (), None)
+
+    assert not flt.filter(record("We strongly recommend passing in an `attention_mask` since your input_ids may be padded."))
+    assert flt.filter(record("Some weights of the model checkpoint were not used"))
