@@ -139,8 +139,11 @@ def test_the_architecture_example_plans_without_errors() -> None:
     assert checks["membership_auc@forget"].threshold.value == 0.60
     assert checks["membership_auc@forget"].source == "spec"
     attack = next(s for s in op.stages if isinstance(s, AttackStage))
-    assert [a.steps for a in attack.attacks if isinstance(a, RelearnAttack)] == [20]
-    assert claims["robust_to_finetuning"].checks == ["relearn_recovery@relearn"]
+    relearns = [(a.steps, a.data) for a in attack.attacks if isinstance(a, RelearnAttack)]
+    assert relearns == [(20, "forget_subset"), (20, "related")]  # A1, and A5: `preserve` gives neighbours
+    assert claims["robust_to_finetuning"].checks == ["relearn_recovery@relearn", "relearn_recovery@relearn_related"]
+    related = checks["relearn_recovery@relearn_related"]
+    assert related.threshold is None and related.params == {"steps": 20, "data": "related"}  # reported, decides nothing
     # Accepted risk recorded with its justification and a stable location.
     ul405 = next(f for f in op.findings if f.code == "UL405")
     assert ul405.accepted and ul405.justification and ul405.location == "erase-jane-doe.unlearn:14:13"

@@ -190,6 +190,7 @@ class Facts:
     adapter: str | None  # as named in the spec's method block
     has_reference: bool
     has_holdout: bool
+    related_data: bool = False  # `preserve` gives neighbours or a retain set (data a relearning attacker may hold)
 
     @property
     def builtin(self) -> bool:
@@ -324,6 +325,13 @@ DECISION_TABLE: tuple[Row, ...] = (
     _r("A2", "attacks", "goal `removal`, release `open_weights` or `on_device`, no A1",
        "relearn: 20 steps; measured for information", "whoever holds the weights can fine-tune them",
        "relearn", lambda f, m: f.goal == "removal" and f.weights_leave and "robust_to_finetuning" not in f.claims),
+    _r("A5", "attacks", "a relearning attack (A1 or A2), and `preserve` gives `neighbors` or `retain` data",
+       "relearn also on related but disjoint data — the neighbours, else the retain set — for the same steps; "
+       "its recovery is measured for information beside the claim",
+       "fine-tuning on small, even unrelated, data restores 'unlearned' knowledge (Hu et al., arXiv:2406.13356; "
+       "Łucki et al., arXiv:2409.18025)", "relearn",
+       lambda f, m: f.related_data and ("robust_to_finetuning" in f.claims
+                                        or (f.goal == "removal" and f.weights_leave))),
     _r("A3", "attacks", "release precision below fp32 (`bf16`, `fp16`, `int8`, `int4`)",
        "quantize to the release precision; every deciding check is measured again on the quantized model and "
        "decides its claims too (the released artifact is the quantized model)",
@@ -483,6 +491,7 @@ def facts_of(obj: Objective, model: ModelRef) -> Facts:
         adapter=obj.method.knobs.adapter.value if obj.method and obj.method.knobs.adapter else None,
         has_reference=obj.reference is not None,
         has_holdout=model.kind == "builtin" or bool(t and t.holdout),
+        related_data=bool(obj.preserve and (obj.preserve.neighbors or obj.preserve.retain)),
     )
 
 
@@ -539,9 +548,9 @@ def lower_objective(obj: Objective, spec: Spec, diagnostics: Sequence[Diagnostic
     deployment_checks(facts, book, claims)
     probes = probe_list(facts, book.probes)
     info_ids = information_checks(obj, facts, book, probes, attribute)
-    attacks, attack_ids = attack_list(obj, facts, book)
+    attacks, attack_info = attack_list(obj, facts, book)
     for cp in claims:  # information-only checks sit beside the claims they inform, and decide nothing
-        for cid, serves in [*info_ids, *((i, REMOVAL_CLAIMS) for i in attack_ids)]:
+        for cid, serves in [*info_ids, *attack_info]:
             if cp.claim in serves and cid not in cp.checks:
                 cp.checks.append(cid)
 
@@ -616,6 +625,7 @@ class _CheckBook:
         self._by_id: dict[str, MetricCheck] = {}
         self.probes: set[str] = set()
         self.relearn_steps: set[int] = set()
+        self.relearn_related: set[int] = set()
         self.quantize: set[str] = set()
 
     def put(self, check: MetricCheck) -> None:
@@ -633,7 +643,12 @@ class _CheckBook:
         missing = list(item.missing)
         notes = [item.note] if item.note else []
         model = "unlearned"
-        if item.attack == "relearn":
+        if item.attack == "relearn" and item.params.get("data") == "related":
+            steps = int(str(item.params.get("steps", DEFAULT_RELEARN_STEPS)))
+            self.relearn_related.add(steps)
+            params["steps"], params["data"] = steps, "related"
+            cid, probe, model = f"{item.metric}@relearn_related", "relearn", "attacked"
+        elif item.attack == "relearn":
             steps = int(str(item.params.get("steps", DEFAULT_RELEARN_STEPS)))
             self.relearn_steps.add(steps)
             params["steps"] = steps
@@ -792,23 +807,36 @@ def probe_list(facts: Facts, demanded: set[str]) -> list[Probe]:
                   description=PROBE_DESCRIPTIONS[n]) for n in order if n in names]
 
 
-def attack_list(obj: Objective, facts: Facts, book: _CheckBook) -> tuple[list[RelearnAttack | QuantizeAttack], list[str]]:
-    """The attacks (relearn first, then quantize from high to low precision) and the information-only checks."""
+RELEARN_CLAIMS = REMOVAL_CLAIMS | {"robust_to_finetuning"}
+
+
+def attack_list(obj: Objective, facts: Facts,
+                book: _CheckBook) -> tuple[list[RelearnAttack | QuantizeAttack], list[tuple[str, frozenset[str]]]]:
+    """The attacks (relearn first, then quantize from high to low precision) and the information-only
+    checks they add, each with the claims it sits beside."""
     seed = _seed(obj)
-    info: list[str] = []
+    info: list[tuple[str, frozenset[str]]] = []
     fired = {r.id for r in matching_rows("attacks", facts, "")}
     if "A2" in fired and not book.relearn_steps:
-        info.append(book.add(information_item(
+        info.append((book.add(information_item(
             obj, "relearn_recovery", "A2: the weights leave the deployer's control, so whoever holds them can "
             "fine-tune; measured for information (claim `robust_to_finetuning` would make it decide)",
-            attack="relearn", params={"steps": DEFAULT_RELEARN_STEPS}), None, None, information=True))
+            attack="relearn", params={"steps": DEFAULT_RELEARN_STEPS}), None, None, information=True), REMOVAL_CLAIMS))
+    if "A5" in fired:
+        for steps in sorted(book.relearn_steps):
+            info.append((book.add(information_item(
+                obj, "relearn_recovery", f"A5: relearning for {steps} steps on related but disjoint data (the "
+                "neighbours, else the retain set) instead of the forget set; measured for information",
+                attack="relearn", params={"steps": steps, "data": "related"}), None, None, information=True),
+                RELEARN_CLAIMS))
     recovery_at = {c.params.get("precision") for c in book.checks if c.metric == "quantization_recovery"}
     if "A3" in fired and facts.precision is not None and facts.precision not in recovery_at:
-        info.append(book.add(information_item(
+        info.append((book.add(information_item(
             obj, "quantization_recovery", f"A3: the model is released at {facts.precision}; measured for "
             "information (claim `robust_to_quantization` would make it decide)",
-            attack="quantize", params={"precision": facts.precision}), None, None, information=True))
+            attack="quantize", params={"precision": facts.precision}), None, None, information=True), REMOVAL_CLAIMS))
     attacks: list[RelearnAttack | QuantizeAttack] = [RelearnAttack(steps=s, seed=seed) for s in sorted(book.relearn_steps)]
+    attacks.extend(RelearnAttack(steps=s, seed=seed, data="related") for s in sorted(book.relearn_related))
     order = [p for p in vocab.PRECISIONS if p != "fp32"]
     attacks.extend(QuantizeAttack(precision=p) for p in order if p in book.quantize)  # type: ignore[arg-type]
     return attacks, info

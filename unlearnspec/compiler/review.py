@@ -147,7 +147,8 @@ def threshold_text(mc: MetricCheck) -> str:
 def where_text(mc: MetricCheck) -> str:
     if mc.model == "attacked":
         if mc.probe == "relearn":
-            return f"{mc.dataset}, after {mc.params.get('steps')} relearning steps"
+            on = " on related data" if mc.params.get("data") == "related" else " on the forget set"
+            return f"{mc.dataset}, after {mc.params.get('steps')} relearning steps{on}"
         return f"{mc.dataset}, quantized to {mc.params.get('precision')}"
     parts = [mc.dataset]
     if mc.probe:

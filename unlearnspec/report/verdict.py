@@ -136,9 +136,12 @@ def threshold_text(check: CheckResult) -> str:
 def where_text(check: CheckResult) -> str:
     """Where the metric was measured: dataset, probe, attack."""
     parts = [f"on {check.dataset}"]
-    if check.probe:
+    if check.probe and check.probe not in ("relearn", "quantize"):  # those name the attack, not prompts
         parts.append(f"{check.probe.replace('_', '-')} prompts")
-    if check.attack:
+    relearned_on = check.extra.get("relearned_on")
+    if check.attack == "relearn" and isinstance(relearned_on, str):
+        parts.append(f"after relearning on {relearned_on}")
+    elif check.attack:
         parts.append(f"after the {check.attack} attack")
     elif check.decided_on == "attacked":
         parts.append("after the attack")

@@ -409,6 +409,12 @@ class Evaluator:
         held = [forget[i] for i in sorted(order[k:]) if forget[i].is_qa]
         return train, held or qa
 
+    def _relearn_source(self, attack: RelearnAttack, train: Sequence[Record]) -> str:
+        if attack.data != "related":
+            return f"{len(train)} forget records"
+        which = "neighbour" if self.ctx.data.neighbors else "retain"
+        return f"{len(train)} related {which} records (none of the forget set)"
+
     def relearn_recovery(self, check: MetricCheck, attack: RelearnAttack) -> CheckResult:
         if not self.ctx.data.forget:
             return self._missing(check, "no forget data")
@@ -438,7 +444,7 @@ class Evaluator:
         k_att = know(att, self.ctx.unlearned[1])
         values: dict[str, float | None] = {"attacked": attacks.recovery(k_orig, k_unl, k_att), "unlearned": 0.0}
         extra: dict[str, Any] = {"knowledge_rouge": {"original": k_orig, "unlearned": k_unl, "attacked": k_att},
-                                 "steps": attack.steps, "relearned_on": f"{len(train)} records ({attack.data})",
+                                 "steps": attack.steps, "relearned_on": self._relearn_source(attack, train),
                                  "measured_on": f"{len(measure)} forget questions"}
         if ref_att is not None and self.ctx.reference is not None:
             k_ref = know(*self.ctx.reference)
@@ -534,7 +540,8 @@ class Evaluator:
         if m == "probe_accuracy_gap":
             return self.probe_gap(check)
         if m == "relearn_recovery":
-            relearns = [a for a in self.ctx.attacks if isinstance(a, RelearnAttack)]
+            data = check.params.get("data", "forget_subset")
+            relearns = [a for a in self.ctx.attacks if isinstance(a, RelearnAttack) and a.data == data]
             steps = check.params.get("steps")
             attack = next((a for a in relearns if steps is None or a.steps == steps), relearns[0] if relearns else None)
             if attack is None:
