@@ -295,3 +295,67 @@ def test_accelerate_launch_two_cpu_processes(small: Path, small_run: Path) -> No
     assert state["stages"]["small/unlearn"]["detail"]["steps"] == 30
     assert state["finished_at"]
     assert check_values(out).keys() == check_values(small_run).keys()
+
+
+# -- a model from a local Hugging Face folder ---------------------------------------------------------
+
+LOCAL_SPEC = """unlearnspec 1
+
+objective "local-jane" {
+  title  "Erase Jane Doe from a model in a local folder"
+  basis  "test"
+  owner  "tests"
+
+  model   "model"
+  release api precision fp32
+
+  target person "Jane Doe" {
+    kind      observed
+    forget    "data/jane-doe.jsonl"
+    holdout   "data/holdout.jsonl"
+    attribute birth_city
+  }
+
+  goal   removal
+  method npo
+
+  preserve {
+    retain    "data/retain.jsonl"
+    neighbors "data/neighbors.jsonl"
+    utility   drop <= 10%
+  }
+
+  claims {
+    removed
+    not_generated
+  }
+
+  accept UL405 "test"
+}
+"""
+
+
+@pytest.mark.slow
+def test_a_local_folder_model_runs_holdout_calibrated(tmp_path: Path, builtin_model_dir: Path) -> None:
+    """Not the builtin: no recipe to retrain, so no reference model; the plan says what that costs."""
+    model = tmp_path / "model"
+    shutil.copytree(builtin_model_dir, model)
+    for marker in model.glob("unlearnspec-builtin*.json"):
+        marker.unlink()  # a plain Hugging Face folder now
+    shutil.copytree(SPECS / "data", tmp_path / "data")
+    (tmp_path / "local.unlearn").write_text(LOCAL_SPEC)
+    before = tree_hash(model)
+    checked = cli("check", "local.unlearn", cwd=tmp_path)
+    assert checked.returncode == 0 and "warning[UL410]" in checked.stdout  # the probe needs a reference
+    done = cli("run", "local.unlearn", "--out", "run", "--quiet", cwd=tmp_path)
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert done.returncode == report["exit_code"] == 1, done.stderr[-2000:]
+    obj = report["objectives"][0]
+    assert obj["reference"] == "holdout"
+    checks = {c["metric"]: c for c in obj["checks"]}
+    assert "holdout" in checks["forget_quality"]["extra"]["compared_with"]
+    assert checks["forget_quality"]["values"]["unlearned"] is not None
+    assert "no retrained reference" in checks["probe_accuracy_gap"]["not_evaluated_reason"]
+    claims = {c["claim"]: c for c in obj["claims"]}
+    assert claims["removed"]["verdict"] == "not_evaluated" and "UL410" in claims["removed"]["findings"]
+    assert tree_hash(model) == before  # the source folder is only read

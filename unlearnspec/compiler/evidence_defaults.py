@@ -120,6 +120,26 @@ METRIC_NEEDS: dict[str, tuple[str, ...]] = {
     "neighbor_utility_drop": ("neighbors",),
 }
 
+#: Metrics the runtime can still compute, less strongly, when one need is missing: (need, stand-in, note).
+FALLBACKS: dict[str, tuple[str, str, str]] = {
+    "forget_quality": ("reference", "holdout", "no reference model: holdout-calibrated — the KS test compares the "
+                       "model's forget-set statistics with its own on holdout data, weaker than TOFU's comparison "
+                       "with a retrained model"),
+    "privleak": ("reference", "holdout", "no reference model: PrivLeak against the ideal AUC 0.5 instead of a "
+                 "retrained model's AUC"),
+}
+
+
+def missing_needs(obj: Objective, metric: str, dataset: str = "forget") -> tuple[list[str], str]:
+    """The needs of ``metric`` this objective cannot provide, and the note of a fallback that stands in."""
+    have = available_needs(obj, dataset)
+    missing = [n for n in METRIC_NEEDS.get(metric, ()) if n not in have]
+    fallback = FALLBACKS.get(metric)
+    if fallback is not None and fallback[0] in missing and fallback[1] in have:
+        return [n for n in missing if n != fallback[0]], fallback[2]
+    return missing, ""
+
+
 NEED_WORDS: dict[str, str] = {
     "reference": "a reference model (the model is not built in, so it cannot be retrained, and no `reference` is given)",
     "holdout": "holdout data the model never saw (the target has no `holdout`)",
@@ -288,8 +308,9 @@ def _item(obj: Objective, name: str, c: Claim | None, plan: dict[str, object], s
         else:
             variants = [{"precision": q} for q in QUANTIZED]
             note = (note + "; " if note else "") + "no quantized release precision: tested at int8 and int4"
-    have = available_needs(obj, dataset)
-    missing = [n for n in METRIC_NEEDS.get(metric, ()) if n not in have]
+    missing, stand_in = missing_needs(obj, metric, dataset)
+    if stand_in:
+        note = (note + "; " if note else "") + stand_in
     return [EvidenceItem(metric=metric, op=op or d_op, value=d_value if value is None else value, source=source,
                          dataset=dataset, probe=str(probe) if probe else None,
                          attack=attack if attack in ("relearn", "quantize") else None,  # type: ignore[arg-type]

@@ -764,13 +764,13 @@ def information_checks(obj: Objective, facts: Facts, book: _CheckBook, probes: S
 def information_item(obj: Objective, metric: str, note: str, *, dataset: str = "forget", probe: str | None = None,
                      attack: str | None = None, params: dict[str, object] | None = None) -> EvidenceItem:
     """An evidence item measured for information only (its threshold is dropped when it is booked)."""
-    from unlearnspec.compiler.evidence_defaults import DEFAULT_THRESHOLDS, METRIC_NEEDS, available_needs
+    from unlearnspec.compiler.evidence_defaults import DEFAULT_THRESHOLDS, missing_needs
 
     op, value, _ = DEFAULT_THRESHOLDS[metric]
-    have = available_needs(obj, dataset)
+    missing, stand_in = missing_needs(obj, metric, dataset)
     return EvidenceItem(metric=metric, op=op, value=value, source="default", dataset=dataset, probe=probe,
-                        attack=attack, params=params or {}, note=note,  # type: ignore[arg-type]
-                        missing=[n for n in METRIC_NEEDS.get(metric, ()) if n not in have])
+                        attack=attack, params=params or {}, note=f"{note}; {stand_in}" if stand_in else note,  # type: ignore[arg-type]
+                        missing=missing)
 
 
 def representation_attribute(obj: Objective, facts: Facts, base: Path) -> str | None:

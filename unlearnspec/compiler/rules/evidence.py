@@ -58,14 +58,17 @@ def removal_verified_by_outputs_only(obj: Objective, ctx: RuleContext) -> Iterat
 
 UL410 = CodePage(
     code="UL410", name="evidence-cannot-be-produced", severity="warning", category="feasibility",
-    summary="A claim none of whose evidence can be computed for this objective, or whose `evidence` threshold "
-            "names a metric that cannot be: e.g. `forget_quality` with no reference model, `membership_auc` with "
-            "no holdout data, knowledge metrics on documents without questions, or `compliant` (no metric at all).",
+    summary="A claim none of whose evidence can be computed for this objective, whose `evidence` threshold "
+            "names a metric that cannot be, or part of whose default evidence cannot be (every run would report it "
+            "not evaluated): e.g. `membership_auc` with no holdout data, the representation probe with no reference "
+            "model, knowledge metrics on documents without questions, or `compliant` (no metric at all).",
     why="A claim is verified by its metric checks. Some metrics need more than the forget set: forget quality and "
         "PrivLeak compare with a model retrained without the target (possible for the built-in model, or given "
         "as `reference`); membership inference needs non-members from the same distribution (`holdout`); "
         "knowledge metrics need question-answer records; a representation probe needs a labelled attribute. A "
-        "claim whose checks cannot run is not verified, and the compiler says so rather than dropping it. "
+        "claim whose checks cannot run is not verified, and the compiler says so rather than dropping it. Forget "
+        "quality and PrivLeak fall back on holdout data when there is no reference (weaker, and the plan says so); "
+        "the representation probe has no such stand-in. "
         "Compliance with a law is decided by no metric at all. Sources: TOFU forget quality (arXiv:2401.06121), "
         "MUSE PrivLeak (arXiv:2407.06460), membership inference (Shi et al., arXiv:2310.16789); Cooper et al. "
         "2024, takeaways (claims as evidence of best effort with stated evaluations).",
@@ -118,6 +121,8 @@ def evidence_cannot_be_produced(obj: Objective, ctx: RuleContext) -> Iterator[Di
         if not items:
             continue
         spec_missing = [i for i in items if i.source == "spec" and i.missing]
+        default_missing = [i for i in items if i.source == "default" and i.missing]
+        extra_help: list[str] = []
         if all(i.missing for i in items):
             bad = items
             message = (f"no evidence for claim `{c.name}` can be produced: "
@@ -126,6 +131,14 @@ def evidence_cannot_be_produced(obj: Objective, ctx: RuleContext) -> Iterator[Di
             bad = spec_missing
             metrics = ", ".join(f"`{m}`" for m in dict.fromkeys(i.metric for i in bad))
             message = f"{metrics} in `evidence` cannot be computed for claim `{c.name}`"
+        elif default_missing:
+            # Part of the default evidence cannot run: every run would report the claim *not evaluated*.
+            bad = default_missing
+            metrics = ", ".join(f"`{m}`" for m in dict.fromkeys(i.metric for i in bad))
+            message = (f"{metrics}, default evidence of claim `{c.name}`, cannot be computed here: every run "
+                       "would report the claim not evaluated")
+            can = ", ".join(f"`{i.metric} {i.op} {i.value:g}`" for i in items if not i.missing)
+            extra_help = [f"or decide it with what can be measured: write its evidence in `evidence` ({can})"]
         else:
             continue
         needs = _needs_of(bad)
@@ -143,4 +156,4 @@ def evidence_cannot_be_produced(obj: Objective, ctx: RuleContext) -> Iterator[Di
             help=["; or ".join(_FIX[n] for n in needs),
                   *[f"`{m}` needs " + "; ".join(NEED_WORDS[n] for n in dict.fromkeys(
                       n for i in bad if i.metric == m for n in i.missing))
-                    for m in dict.fromkeys(i.metric for i in bad)]])
+                    for m in dict.fromkeys(i.metric for i in bad)], *extra_help])
