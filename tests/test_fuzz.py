@@ -8,11 +8,19 @@ import re
 from fixtures.frontend import SPECS, spec_files
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from lark.exceptions import UnexpectedInput
 
 from unlearnspec.compiler import vocab
 from unlearnspec.compiler.check import check_bytes
 from unlearnspec.compiler.fmt import format_spec
-from unlearnspec.compiler.parse import parse_bytes
+from unlearnspec.compiler.parse import (
+    _building_parser,
+    _parse_fast,
+    _parse_with,
+    _spec_file,
+    decode,
+    parse_bytes,
+)
 from unlearnspec.compiler.render import render_github, render_human, render_json
 from unlearnspec.compiler.syntax import Field, SpecFile
 
@@ -82,3 +90,22 @@ def test_mutated_specs_never_raise(data: bytes) -> None:
     assert _shape(again) == _shape(syntax)
     for comment in syntax.comments:
         assert comment.text in once
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(mutated_specs())
+def test_fast_lexer_and_lark_lexer_agree_on_mutated_specs(data: bytes) -> None:
+    """Whatever the fast parser accepts, Lark's contextual lexer reads into the same tree; whatever
+    Lark accepts, the fast parser accepts too (so a valid spec is never parsed twice)."""
+    text, _ = decode(data, "fuzz.unlearn")
+    if text is None:
+        return
+    fast = _parse_fast(text, "fuzz.unlearn")
+    try:
+        slow = _parse_with(_building_parser(), text, "fuzz.unlearn")
+    except UnexpectedInput:
+        assert fast is None
+        return
+    assert fast is not None
+    assert _spec_file(text, "f", *fast) == _spec_file(text, "f", *slow)

@@ -4,10 +4,13 @@ the spans on every syntax node."""
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
-from fixtures.frontend import EXAMPLE, line_col
+from fixtures.frontend import EXAMPLE, ROOT, line_col
+from lark.exceptions import UnexpectedInput
 
+from unlearnspec.compiler import parse as parse_mod
 from unlearnspec.compiler.parse import MAX_BYTES, MAX_DEPTH, parse_bytes, parse_text
 from unlearnspec.compiler.syntax import source_lines
 
@@ -265,3 +268,41 @@ def test_parsing_from_threads_keeps_each_files_name() -> None:
     with ThreadPoolExecutor(4) as pool:
         for name, files in pool.map(one, texts.items()):
             assert files == {name}
+
+
+def _both_parsers(text: str) -> tuple[object, object]:
+    """The spec as the fast parser and as the reporting parser (Lark's own contextual lexer) read
+    it: a ``SpecFile``, or ``None`` where that parser rejects it."""
+    fast = parse_mod._parse_fast(text, "x.unlearn")
+    try:
+        slow: object = parse_mod._parse_with(parse_mod._building_parser(), text, "x.unlearn")
+    except UnexpectedInput:
+        slow = None
+    return (None if fast is None else parse_mod._spec_file(text, "x.unlearn", *fast),
+            None if slow is None else parse_mod._spec_file(text, "x.unlearn", *slow))  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("path", sorted([*ROOT.glob("specs/*.unlearn"), *ROOT.glob("tests/**/*.unlearn")]),
+                         ids=lambda p: p.name)
+def test_fast_lexer_reads_every_spec_exactly_as_lark_does(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    fast, slow = _both_parsers(text)
+    assert slow is not None, "the example and fixture specs are all syntactically valid"
+    assert fast == slow  # every node, position and comment
+
+
+@pytest.mark.parametrize("text", [
+    'objective "a" {\n  model "m" # objective unlearnspec\n  objectives unlearnspecs objective\n}\n',
+    'unlearnspec 1\n\n\n# c\r\n  \t\nobjective "a" {\r\n  x 5% 5 -1.5e3 <= "s\\"q" , y\n\n  b { c 1 }\n}',
+    'unlearnspec 1%\nobjective "a" { }\n',            # a percentage where the header wants a number
+    'objective "a" {\n  x @\n}\n',                      # a character no terminal starts with
+    'objective "a" {\n  x "open\n}\n',                  # an unterminated string
+    'objective objective {\n}\n',
+])
+def test_fast_lexer_agrees_on_context_dependent_words_and_errors(text: str) -> None:
+    fast, slow = _both_parsers(text)
+    if slow is not None:
+        assert fast == slow
+    else:
+        assert fast is None  # and parse_text reports the reporting parser's errors
+        assert parse_text(text, "x.unlearn")[1]

@@ -233,6 +233,19 @@ def test_paths_resolve_relative_to_the_spec_folder(tmp_path: Path, monkeypatch: 
     assert codes(diags) == ["UL207"]
 
 
+def test_data_file_under_a_file_does_not_exist(folder: Path) -> None:
+    # a path through a regular file (ENOTDIR) is missing, as pathlib's exists() would say
+    _, diags = check(folder, MINIMAL_BODY.replace("data/jane-doe.jsonl", "data/retain.jsonl/jane.jsonl"))
+    assert "`data/retain.jsonl/jane.jsonl` does not exist" in only(diags, "UL207").message
+
+
+def test_data_file_path_the_system_refuses(folder: Path) -> None:
+    # any other stat() error is reported with the system's reason, not raised
+    long_name = "x" * 300 + ".jsonl"
+    _, diags = check(folder, MINIMAL_BODY.replace("jane-doe.jsonl", long_name))
+    assert "cannot be opened: File name too long" in only(diags, "UL207").message
+
+
 def test_directory_where_a_file_is_expected(folder: Path) -> None:
     (folder / "data" / "dir.jsonl").mkdir()
     _, diags = check(folder, MINIMAL_BODY.replace("jane-doe.jsonl", "dir.jsonl"))
@@ -267,7 +280,7 @@ def test_unreadable_data_file_by_permissions(folder: Path) -> None:
 
 
 def test_data_file_that_cannot_be_opened(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse(path: Path) -> None:
+    def refuse(path: Path, st: object = None) -> None:
         raise PermissionError(13, "Permission denied")
 
     monkeypatch.setattr(resolve_mod, "inspect_cached", refuse)

@@ -1,8 +1,10 @@
 """Parse pass: bytes → :class:`SpecFile`, or syntax diagnostics (UL1xx) in the language's own words.
 
-One cached Lark factory (LALR, contextual lexer, grammar cache). The syntax tree is built while
-parsing, by a transformer embedded in the parser, and the lexer hands the comments it skips to
-``fmt``. Lark's exceptions never escape: each is translated into a diagnostic saying which keyword
+Lark LALR parsers built once from the cached grammar. The syntax tree is built while parsing, by
+a transformer embedded in the parser, and the lexer hands the comments it skips to ``fmt``. Every
+spec is first parsed with a leaner contextual lexer (:class:`_FastContextualLexer`, same tokens as
+Lark's); a spec that does not parse cleanly is parsed again with Lark's own contextual lexer, whose
+errors are the ones reported. Lark's exceptions never escape: each is translated into a diagnostic saying which keyword
 or value was expected. After a syntax error the parser recovers line by line (the offending line is
 set aside, keeping its braces balanced, and parsing resumes at the enclosing objective) so that one
 run reports every independent error in a file, not only the first.
@@ -18,7 +20,8 @@ from importlib import resources
 from typing import Any
 
 from lark import Lark, Token, Transformer
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.lexer import Lexer
 
 from unlearnspec.compiler.diagnostics import Diagnostic, Label, Span
 from unlearnspec.compiler.suggest import did_you_mean
@@ -83,10 +86,14 @@ def _tok_span(file: str, tok: Token) -> Span:
                 end_pos=tok.end_pos or 0)
 
 
-def _pos(first: Any, last: Any) -> Pos:
-    """From the start of token ``first`` to the end of ``last`` (a token, or a node's ``Pos``);
-    both are positioned, coming from the lexer."""
-    return Pos(first.line, first.column, last.end_line, last.end_column, first.start_pos, last.end_pos)
+def _tok_pos(tok: Token) -> Pos:
+    """Where a token is; tokens from the lexer are always positioned."""
+    return (tok.line, tok.column, tok.end_line, tok.end_column, tok.start_pos, tok.end_pos)  # type: ignore[return-value]
+
+
+def _through(first: Pos, last: Pos) -> Pos:
+    """From the start of ``first`` to the end of ``last``."""
+    return (first[0], first[1], last[2], last[3], first[4], last[5])
 
 
 def _end_pos(item: Any) -> Pos:
@@ -110,7 +117,7 @@ class _Build(Transformer[Token, Any]):
         self.file = file
 
     def _value(self, kind: ValueKind, tok: Token) -> Value:
-        return Value(kind, str(tok), self.file, _pos(tok, tok))
+        return Value(kind, str(tok), self.file, _tok_pos(tok))
 
     def word(self, c: list[Token]) -> Value:
         return self._value("word", c[0])
@@ -142,20 +149,22 @@ class _Build(Transformer[Token, Any]):
                 block = item
             else:
                 groups = item
-        last = _end_pos(c[-1]) if len(c) > 1 else name
-        return Field(name=str(name), file=self.file, name_pos=_pos(name, name), pos=_pos(name, last),
-                     groups=groups, block=block)
+        name_pos = _tok_pos(name)
+        pos = _through(name_pos, _end_pos(c[-1])) if len(c) > 1 else name_pos
+        return Field(name=str(name), file=self.file, name_pos=name_pos, pos=pos, groups=groups, block=block)
 
     def block(self, c: list[Any]) -> Block:
         lbrace: Token = c[0]
         rbrace: Token = c[-1]
-        return Block(file=self.file, pos=_pos(lbrace, rbrace), open_pos=_pos(lbrace, lbrace),
-                     close_pos=_pos(rbrace, rbrace), fields=tuple(x for x in c if isinstance(x, Field)))
+        open_pos, close_pos = _tok_pos(lbrace), _tok_pos(rbrace)
+        return Block(file=self.file, pos=_through(open_pos, close_pos), open_pos=open_pos, close_pos=close_pos,
+                     fields=tuple(x for x in c if isinstance(x, Field)))
 
     def objective(self, c: list[Any]) -> ObjectiveNode:
         kw, name, block = c
-        return ObjectiveNode(name=unquote(str(name)), file=self.file, name_pos=_pos(name, name),
-                             keyword_pos=_pos(kw, kw), pos=_pos(kw, block.close_pos), block=block)
+        keyword_pos = _tok_pos(kw)
+        return ObjectiveNode(name=unquote(str(name)), file=self.file, name_pos=_tok_pos(name),
+                             keyword_pos=keyword_pos, pos=_through(keyword_pos, block.close_pos), block=block)
 
     def header(self, c: list[Token]) -> tuple[str, Value, Span]:
         kw, num = c
@@ -163,6 +172,18 @@ class _Build(Transformer[Token, Any]):
 
     def start(self, c: list[Any]) -> list[Any]:
         return list(c)
+
+    def __default__(self, data: Any, children: list[Any], meta: Any) -> _Run:
+        """The grammar's repetitions (`field*`, `value+`): Lark inlines them into the rule around
+        them, reading only their ``children``, so they need no ``Tree`` of their own."""
+        return _Run(children)
+
+
+class _Run:
+    __slots__ = ("children",)
+
+    def __init__(self, children: list[Any]) -> None:
+        self.children = children
 
 
 class _Comments:
@@ -184,11 +205,101 @@ def _building_parser() -> tuple[Lark, _Build, _Comments]:
     """The parser with the syntax-tree builder embedded and a comment collector on the lexer.
 
     Building while parsing skips Lark's intermediate tree and position propagation, which made up
-    most of the time spent per spec; the grammar analysis itself comes from Lark's cache."""
+    most of the time spent per spec; the grammar analysis itself comes from Lark's cache. This one
+    lexes with Lark's own contextual lexer, and its errors are the ones translated into diagnostics."""
     build, comments = _Build(), _Comments()
     parser = Lark(grammar_text(), parser="lalr", lexer="contextual", maybe_placeholders=False, cache=True,
                   transformer=build, lexer_callbacks={"COMMENT": comments})
     return parser, build, comments
+
+
+class _NotLexedHere(LarkError):
+    """The fast lexer met a character that no terminal the parser accepts here can start with."""
+
+
+class _FastContextualLexer(Lexer):
+    """Lark's contextual lexing, with less work per token: the first pass over every spec.
+
+    It follows the rules of Lark's ``ContextualLexer`` exactly: in each parser state only the
+    terminals that state accepts, and the ignored ones, are tried, in Lark's order (priority, then
+    longest pattern, then name), and the first that matches wins; lexer callbacks (the comment
+    collector) run as in Lark. What it leaves out is the bookkeeping that only error reports use.
+    So it never reports an error itself: input it cannot lex, or tokens the parser rejects, send
+    the spec back to :func:`_building_parser`, whose errors become the diagnostics. Checking a
+    folder of specs spends most of its time in the parser; this lexer takes about a seventh off the
+    parse pass (bench/bench_compiler.py). ``tests/test_parse.py`` and ``tests/test_fuzz.py`` pin
+    both lexers to the same trees."""
+
+    __future_interface__ = 1  # lex(lexer_state, parser_state): the parser's state picks the terminals
+
+    def __init__(self, conf: Any) -> None:
+        self.terminals = sorted(conf.terminals, key=lambda t: (-t.priority, -t.pattern.max_width,
+                                                               -len(t.pattern.value), t.name))
+        self.ignore = frozenset(conf.ignore)
+        self.callbacks = dict(conf.callbacks)
+        self.by_state: dict[Any, re.Pattern[str]] = {}
+
+    def _pattern(self, accepts: Iterator[str]) -> re.Pattern[str]:
+        names = set(accepts) | self.ignore
+        return re.compile("|".join(f"(?P<{t.name}>{t.pattern.to_regexp()})" for t in self.terminals
+                                   if t.name in names))
+
+    def lex(self, lexer_state: Any, parser_state: Any) -> Iterator[Token]:
+        text = lexer_state.text
+        text = getattr(text, "text", text)  # a TextSlice of the whole text from lark 1.3 on
+        states, by_state, ignore, callbacks = parser_state.parse_conf.states, self.by_state, self.ignore, self.callbacks
+        pos, end, line, line_start = 0, len(text), 1, 0
+        while pos < end:
+            state = parser_state.position
+            pattern = by_state.get(state)
+            if pattern is None:
+                pattern = by_state[state] = self._pattern(iter(states[state]))
+            m = pattern.match(text, pos)
+            if m is None:
+                raise _NotLexedHere(pos)
+            kind, value, stop = m.lastgroup or "", m.group(), m.end()
+            column = pos - line_start + 1
+            newlines = value.count("\n")
+            if newlines:
+                end_line, line_start = line + newlines, pos + value.rindex("\n") + 1
+            else:
+                end_line = line
+            if kind not in ignore or kind in callbacks:
+                tok = Token(kind, value, pos, line, column, end_line, stop - line_start + 1, stop)
+                if kind in callbacks:
+                    tok = callbacks[kind](tok)
+                if kind not in ignore:
+                    yield tok
+            pos, line = stop, end_line
+
+
+@functools.lru_cache(maxsize=1)
+def _fast_parser() -> tuple[Lark, _Build, _Comments]:
+    """The same parser as :func:`_building_parser`, lexing with :class:`_FastContextualLexer`."""
+    build, comments = _Build(), _Comments()
+    parser = Lark(grammar_text(), parser="lalr", lexer=_FastContextualLexer, maybe_placeholders=False,
+                  cache=True, transformer=build, lexer_callbacks={"COMMENT": comments})
+    return parser, build, comments
+
+
+def _parse_with(parsers: tuple[Lark, _Build, _Comments], text: str, file: str) -> tuple[list[Any], list[Token]]:
+    """A spec's top-level items and its comment tokens, from one of the two parsers; Lark's
+    exceptions propagate."""
+    parser, build, collected = parsers
+    with _PARSE_LOCK:
+        build.file = file
+        collected.tokens = []
+        items: list[Any] = parser.parse(text)  # type: ignore[assignment]  # the embedded _Build.start
+        return items, collected.tokens
+
+
+def _parse_fast(text: str, file: str) -> tuple[list[Any], list[Token]] | None:
+    """:func:`_parse_with` the fast parser, or ``None`` when the spec does not parse cleanly (the
+    caller then parses it again with the reporting parser)."""
+    try:
+        return _parse_with(_fast_parser(), text, file)
+    except (UnexpectedInput, _NotLexedHere):
+        return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -467,17 +578,15 @@ def parse_text(text: str, file: str) -> tuple[SpecFile | None, list[Diagnostic]]
     open_braces, depth_error = _scan_braces(text, file)
     if depth_error is not None:
         return None, [depth_error]
-    parser, build, collected = _building_parser()
+    fast = _parse_fast(text, file)
+    if fast is not None:
+        return _spec_file(text, file, *fast), []
     diags: list[Diagnostic] = []
     seen_lines: set[int] = set()
     current = text
     for _ in range(MAX_SYNTAX_ERRORS):
         try:
-            with _PARSE_LOCK:
-                build.file = file
-                collected.tokens = []
-                items: Any = parser.parse(current)
-                comment_tokens = collected.tokens
+            items, comment_tokens = _parse_with(_building_parser(), current, file)
         except UnexpectedInput as err:
             diag = _translate(err, current, file, open_braces)
             if diag.span.line in seen_lines:
@@ -495,18 +604,22 @@ def parse_text(text: str, file: str) -> tuple[SpecFile | None, list[Diagnostic]]
             continue
         if diags:
             return None, diags
-        comments = [Comment(text=str(t).rstrip(), line=t.line or 1, column=t.column or 1) for t in comment_tokens]
-        version: Value | None = None
-        header_span: Span | None = None
-        objectives: list[ObjectiveNode] = []
-        for item in items:
-            if isinstance(item, tuple) and item[0] == "header":
-                version, header_span = item[1], item[2]
-            elif isinstance(item, ObjectiveNode):
-                objectives.append(item)
-        return SpecFile(path=file, source=text, version=version, header_span=header_span,
-                        objectives=tuple(objectives), comments=tuple(comments)), diags
+        return _spec_file(text, file, items, comment_tokens), diags
     return None, diags
+
+
+def _spec_file(text: str, file: str, items: list[Any], comment_tokens: list[Token]) -> SpecFile:
+    comments = [Comment(text=str(t).rstrip(), line=t.line or 1, column=t.column or 1) for t in comment_tokens]
+    version: Value | None = None
+    header_span: Span | None = None
+    objectives: list[ObjectiveNode] = []
+    for item in items:
+        if isinstance(item, tuple) and item[0] == "header":
+            version, header_span = item[1], item[2]
+        elif isinstance(item, ObjectiveNode):
+            objectives.append(item)
+    return SpecFile(path=file, source=text, version=version, header_span=header_span,
+                    objectives=tuple(objectives), comments=tuple(comments))
 
 
 def parse_bytes(data: bytes, file: str) -> tuple[SpecFile | None, list[Diagnostic]]:

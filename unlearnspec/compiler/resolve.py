@@ -8,7 +8,9 @@ input: every problem becomes a diagnostic and the field is left out of the typed
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -45,14 +47,18 @@ BUILTIN_MODELS = ("builtin:tiny-bios",)
 # edited file is read again.
 _DATA_CACHE: dict[tuple[str, int, int], DataFileInfo | DataFormatError] = {}
 _DATA_CACHE_MAX = 4096
+# stat() errors that mean "there is no such file" (as pathlib's exists() treats them)
+_MISSING_ERRNOS = frozenset({errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP})
 
 
-def inspect_cached(path: Path) -> DataFileInfo | DataFormatError:
-    """:func:`~unlearnspec.records.inspect_data_file`, memoised per (path, mtime, size).
+def inspect_cached(path: Path, st: os.stat_result | None = None) -> DataFileInfo | DataFormatError:
+    """:func:`~unlearnspec.records.inspect_data_file`, memoised per (path, mtime, size); ``st`` is
+    the file's ``os.stat`` result when the caller already has it.
 
     Returns the format error instead of raising it (a cached exception raised again and again
     would grow its traceback); an ``OSError`` (the file vanished, cannot be read) propagates."""
-    st = path.stat()
+    if st is None:
+        st = path.stat()
     key = (str(path), st.st_mtime_ns, st.st_size)
     hit = _DATA_CACHE.get(key)
     if hit is None:
@@ -195,35 +201,43 @@ class _Resolver:
 
     def data_file(self, v: Value) -> PathRef | None:
         raw = v.text
-        resolved = (self.base_dir / raw).resolve()
-        key = str(resolved)
+        # Plain os.path on strings and one stat below: pathlib's resolve() and predicates cost more
+        # than the memoised inspection itself when a folder of specs names the same files again.
+        key = os.path.realpath(os.path.join(self.base_dir, raw))
         if key not in self._data_cache:
-            self._data_cache[key] = self._check_data_file(v, resolved)
+            self._data_cache[key] = self._check_data_file(v, key)
         result = self._data_cache[key]
         if isinstance(result, Diagnostic):
             self.diags.append(result.model_copy(update={"span": v.span, "objective": self.objective}))
             return None
         records, qa = result if result else (None, None)
-        return PathRef(span=v.span, raw=raw, resolved=resolved.as_posix(), records=records, qa_records=qa)
+        resolved = key if os.sep == "/" else Path(key).as_posix()
+        return PathRef(span=v.span, raw=raw, resolved=resolved, records=records, qa_records=qa)
 
-    def _check_data_file(self, v: Value, path: Path) -> Diagnostic | tuple[int, int] | None:
+    def _check_data_file(self, v: Value, key: str) -> Diagnostic | tuple[int, int] | None:
         raw = v.text
-        if not path.exists():
+        shape_help = ["give a .jsonl or .csv file, or a folder written by `Dataset.save_to_disk`"]
+        try:
+            st = os.stat(key)
+        except OSError as exc:
+            if exc.errno in _MISSING_ERRNOS:
+                return Diagnostic(code="UL207", severity="error", span=v.span,
+                                  message=f"data file `{raw}` does not exist",
+                                  help=[f"paths are relative to the spec's folder (`{_display(self.base_dir)}`)"])
             return Diagnostic(code="UL207", severity="error", span=v.span,
-                              message=f"data file `{raw}` does not exist",
-                              help=[f"paths are relative to the spec's folder (`{_display(self.base_dir)}`)"])
-        if path.is_dir() and not ((path / "dataset_info.json").is_file() or (path / "state.json").is_file()):
+                              message=f"data file `{raw}` cannot be opened: {exc.strerror or exc}")
+        if stat.S_ISDIR(st.st_mode):
+            if not (os.path.isfile(os.path.join(key, "dataset_info.json"))
+                    or os.path.isfile(os.path.join(key, "state.json"))):
+                return Diagnostic(code="UL207", severity="error", span=v.span,
+                                  message=f"`{raw}` is a folder, not a data file", help=shape_help)
+        elif not stat.S_ISREG(st.st_mode):
             return Diagnostic(code="UL207", severity="error", span=v.span,
-                              message=f"`{raw}` is a folder, not a data file",
-                              help=["give a .jsonl or .csv file, or a folder written by `Dataset.save_to_disk`"])
-        if not path.is_dir() and not path.is_file():
-            return Diagnostic(code="UL207", severity="error", span=v.span,
-                              message=f"data file `{raw}` is not a regular file",
-                              help=["give a .jsonl or .csv file, or a folder written by `Dataset.save_to_disk`"])
-        if not path.is_dir() and not os.access(path, os.R_OK):
+                              message=f"data file `{raw}` is not a regular file", help=shape_help)
+        elif not os.access(key, os.R_OK):
             return Diagnostic(code="UL207", severity="error", span=v.span, message=f"data file `{raw}` is not readable")
         try:
-            info = inspect_cached(path)
+            info = inspect_cached(Path(key), st)
         except OSError as exc:
             return Diagnostic(code="UL207", severity="error", span=v.span,
                               message=f"data file `{raw}` cannot be opened: {exc.strerror or exc}")

@@ -5,7 +5,7 @@ objective model of :mod:`unlearnspec.compiler.ast`. ``fmt`` prints this tree bac
 layout, with the comments the lexer collected.
 
 The nodes are immutable named tuples rather than pydantic models, and each keeps its position as a
-plain tuple (:class:`Pos`), making its :class:`Span` only when asked (``.span``, ``.name_span``...):
+plain tuple of ints (``Pos``), making its :class:`Span` only when asked (``.span``, ``.name_span``...):
 the parser builds several hundred nodes per spec, and building them and their spans was the largest
 cost of checking a folder of specs after Lark's own parsing (bench/bench_compiler.py). Nothing
 validates them — the parser is their only producer — and the typed AST that the rest of the
@@ -45,19 +45,18 @@ def source_lines(text: str) -> list[str]:
     return [ln[:-1] if ln.endswith("\r") else ln for ln in text.split("\n")]
 
 
-class Pos(NamedTuple):
-    """Where a node is, as the lexer counted it (1-based lines and columns, end exclusive)."""
+# Where a node is, as the lexer counted it: (line, column, end_line, end_column, start_pos,
+# end_pos), 1-based lines and columns, end exclusive. A plain tuple of ints, not a named tuple:
+# the garbage collector stops tracking those once it has seen them, and a folder of specs leaves
+# a hundred thousand of them alive (bench/bench_compiler.py).
+Pos = tuple[int, int, int, int, int, int]
 
-    line: int
-    column: int
-    end_line: int
-    end_column: int
-    start_pos: int
-    end_pos: int
 
-    def span(self, file: str) -> Span:
-        return Span(file=file, line=self.line, column=self.column, end_line=self.end_line,
-                    end_column=self.end_column, start_pos=self.start_pos, end_pos=self.end_pos)
+def pos_span(pos: Pos, file: str) -> Span:
+    """The :class:`Span` of a position in ``file``."""
+    line, column, end_line, end_column, start_pos, end_pos = pos
+    return Span(file=file, line=line, column=column, end_line=end_line, end_column=end_column,
+                start_pos=start_pos, end_pos=end_pos)
 
 
 class Value(NamedTuple):
@@ -68,7 +67,7 @@ class Value(NamedTuple):
 
     @property
     def span(self) -> Span:
-        return self.pos.span(self.file)
+        return pos_span(self.pos, self.file)
 
     @property
     def text(self) -> str:
@@ -96,11 +95,11 @@ class Field(NamedTuple):
 
     @property
     def name_span(self) -> Span:
-        return self.name_pos.span(self.file)
+        return pos_span(self.name_pos, self.file)
 
     @property
     def span(self) -> Span:
-        return self.pos.span(self.file)
+        return pos_span(self.pos, self.file)
 
     @property
     def values(self) -> list[Value]:
@@ -116,15 +115,15 @@ class Block(NamedTuple):
 
     @property
     def span(self) -> Span:
-        return self.pos.span(self.file)
+        return pos_span(self.pos, self.file)
 
     @property
     def open_span(self) -> Span:
-        return self.open_pos.span(self.file)
+        return pos_span(self.open_pos, self.file)
 
     @property
     def close_span(self) -> Span:
-        return self.close_pos.span(self.file)
+        return pos_span(self.close_pos, self.file)
 
 
 class ObjectiveNode(NamedTuple):
@@ -137,15 +136,15 @@ class ObjectiveNode(NamedTuple):
 
     @property
     def name_span(self) -> Span:
-        return self.name_pos.span(self.file)
+        return pos_span(self.name_pos, self.file)
 
     @property
     def keyword_span(self) -> Span:
-        return self.keyword_pos.span(self.file)
+        return pos_span(self.keyword_pos, self.file)
 
     @property
     def span(self) -> Span:
-        return self.pos.span(self.file)
+        return pos_span(self.pos, self.file)
 
 
 class Comment(NamedTuple):
