@@ -23,6 +23,7 @@ from unlearnspec.compiler.diagnostics import Diagnostic, Span
 from unlearnspec.compiler.render import (
     JSON_FORMAT_VERSION,
     MAX_SHOWN,
+    render,
     render_github,
     render_human,
     render_json,
@@ -182,6 +183,20 @@ def test_label_in_another_file_and_outside_the_source() -> None:
     out = render_human([CheckResult(path="a.unlearn", source=b"unlearnspec 1\n", diagnostics=[d])])
     assert "::: other.unlearn:3:2" in out
     assert "= past the end (a.unlearn:99:1)" in out
+
+
+@pytest.mark.parametrize("fmt", ["human", "json", "sarif", "github"])
+def test_check_renders_the_same_without_syntax_trees(broken: Path, tmp_path: Path, fmt: str) -> None:
+    # the `check` verb lets go of syntax trees (check_paths(keep_syntax=False)); carets still show
+    # each source line, a CRLF/BOM file included, and every format is unchanged
+    crlf = tmp_path / "crlf.unlearn"
+    crlf.write_bytes(b"\xef\xbb\xbf" + broken.read_bytes().replace(b"\n", b"\r\n"))
+    paths = [broken, crlf, EXAMPLE]
+    kept, dropped = check_paths(paths), check_paths(paths, keep_syntax=False)
+    assert all(r.syntax is None for r in dropped) and all(r.syntax is not None for r in kept)
+    assert render(dropped, fmt, colour="never") == render(kept, fmt, colour="never")
+    if fmt == "human":
+        assert "goal removel" in render(dropped, fmt, colour="never")
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -46,7 +46,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from unlearnspec.compiler.render import render
 
     paths = [Path(p) for p in args.paths]
-    results = check_paths(paths)
+    results = check_paths(paths, keep_syntax=False)
     if not results:
         sys.stderr.write("error: no `*.unlearn` files found in " + ", ".join(args.paths) + "\n")
         return EXIT_USAGE

@@ -133,6 +133,16 @@ def fewer_gc_pauses() -> Iterator[None]:
         gc.set_threshold(*old)
 
 
-def check_paths(paths: Iterable[Path]) -> list[CheckResult]:
+def check_paths(paths: Iterable[Path], *, keep_syntax: bool = True) -> list[CheckResult]:
+    """Check every spec under ``paths``. ``keep_syntax=False`` lets go of each file's syntax tree
+    once the file is checked, as the ``check`` verb does (it reports diagnostics and needs only the
+    source text): a folder's syntax trees are a third of the objects a batch keeps alive, and
+    holding them cost 5–15% of the time to check 1,000 specs (bench/bench_compiler.py)."""
+    results = []
     with fewer_gc_pauses():
-        return [check_file(p) for p in expand_paths(paths)]
+        for p in expand_paths(paths):
+            result = check_file(p)
+            if not keep_syntax:
+                result.syntax = None
+            results.append(result)
+    return results
