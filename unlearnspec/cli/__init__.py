@@ -1,0 +1,53 @@
+"""The `unlearnspec` command line: one module per verb (group), each with a ``register`` function.
+
+Compiler verbs (check, fmt, explain, schema, plan, show, diff) import only the compiler: they start
+fast in a CI job and never load torch. Runtime verbs (run, builtin) import the runtime lazily.
+
+Exit codes: 0 success (warnings allowed unless --strict); 1 findings/failure (errors, a failed
+verdict, files that need formatting, a loosening diff); 2 usage error; 3 a run that is incomplete.
+
+To add a verb: write ``unlearnspec/cli/<verb>.py`` with ``register(sub)`` (which sets ``func``) and
+add the module to :data:`VERBS`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from unlearnspec import __version__
+from unlearnspec.cli import check, explain, fmt, plan, run, schema
+from unlearnspec.cli.common import EXIT_FINDINGS, EXIT_INCOMPLETE, EXIT_OK, EXIT_USAGE, Parser
+
+__all__ = ["EXIT_FINDINGS", "EXIT_INCOMPLETE", "EXIT_OK", "EXIT_USAGE", "VERBS", "build_parser", "main"]
+
+#: Every verb module, in the order `unlearnspec --help` lists them.
+VERBS = (check, fmt, explain, schema, plan, run)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = Parser(prog="unlearnspec", description="Write machine-unlearning objectives down, check them, plan and run them.")
+    p.add_argument("--version", action="version", version=f"unlearnspec {__version__}")
+    sub = p.add_subparsers(dest="cmd", required=True, parser_class=Parser)
+    for verb in VERBS:
+        verb.register(sub)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return 130
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,34 @@
+"""What every verb shares: exit codes, the argument parser class, writing output."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INCOMPLETE = 0, 1, 2, 3
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with usage errors exiting 2 (the user must fix the command line)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        sys.stderr.write(f"error: {message}\n")
+        raise SystemExit(EXIT_USAGE)
+
+
+def out(text: str, output: str | None = None) -> None:
+    """Write ``text`` to ``output`` atomically, or to stdout when no file (or ``-``) is given."""
+    if output and output != "-":
+        from unlearnspec.io import atomic_write_text
+
+        atomic_write_text(Path(output), text)
+    else:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+
+def add_colour(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--color", "--colour", choices=("auto", "always", "never"), default="auto",
+                    help="colour in human output (default: on a TTY unless NO_COLOR is set)")

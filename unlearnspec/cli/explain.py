@@ -1,0 +1,48 @@
+"""Verb `explain`: a diagnostic code's page, or a spec's claims in plain words."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from unlearnspec.cli.common import EXIT_OK, EXIT_USAGE, Parser, out
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    import re
+
+    from unlearnspec.compiler.explain import explain_code, explain_spec
+
+    target = args.target
+    if re.fullmatch(r"(?i)(UL|RT)\d{3}", target):
+        text = explain_code(target.upper())
+        if text is None:
+            from unlearnspec.compiler.codes import REGISTRY, ensure_registered
+            from unlearnspec.compiler.suggest import did_you_mean
+
+            ensure_registered()
+            hint = did_you_mean(target.upper(), list(REGISTRY))
+            sys.stderr.write(f"error: no diagnostic code `{target}`" + (f"; did you mean `{hint}`?" if hint else "") + "\n")
+            return EXIT_USAGE
+        out(text)
+        return EXIT_OK
+    if target in ("all", "--list", "codes"):
+        from unlearnspec.compiler.explain import list_codes
+
+        out(list_codes())
+        return EXIT_OK
+    path = Path(target)
+    if not path.exists():
+        sys.stderr.write(f"error: `{target}` is neither a diagnostic code (ULnnn) nor a spec file\n")
+        return EXIT_USAGE
+    text, code = explain_spec(path, fmt=args.format)
+    out(text)
+    return code
+
+
+def register(sub: argparse._SubParsersAction[Parser]) -> None:
+    sp = sub.add_parser("explain", help="explain a diagnostic code (ULnnn), or a spec's claims in plain words")
+    sp.add_argument("target", help="a code such as UL301, `all`, or a spec file")
+    sp.add_argument("--format", choices=("text", "md", "json"), default="text")
+    sp.set_defaults(func=cmd_explain)

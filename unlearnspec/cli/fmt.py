@@ -1,0 +1,70 @@
+"""Verb `fmt`: one canonical layout for specs, comments kept."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from unlearnspec.cli.common import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, Parser
+
+
+def cmd_fmt(args: argparse.Namespace) -> int:
+    import difflib
+
+    from unlearnspec.compiler.check import display_path, expand_paths, read_spec_bytes
+    from unlearnspec.compiler.fmt import format_spec
+    from unlearnspec.compiler.parse import parse_bytes
+    from unlearnspec.compiler.render import render_human
+    from unlearnspec.io import atomic_write_bytes
+
+    status = EXIT_OK
+    files = list(expand_paths(Path(p) for p in args.paths))
+    if not files:
+        sys.stderr.write("error: no `*.unlearn` files found\n")
+        return EXIT_USAGE
+    from unlearnspec.compiler.check import CheckResult
+
+    changed = 0
+    for path in files:
+        display = display_path(path)
+        try:
+            data = read_spec_bytes(path)
+        except OSError as err:
+            sys.stderr.write(f"error: cannot read `{display}`: {err.strerror or err}\n")
+            status = EXIT_FINDINGS
+            continue
+        syntax, diags = parse_bytes(data, display)
+        if syntax is None or any(d.severity == "error" for d in diags):
+            sys.stderr.write(render_human([CheckResult(path=display, source=data, diagnostics=diags)],
+                                          summary=False))
+            status = EXIT_FINDINGS
+            continue
+        new = format_spec(syntax)
+        old = data.decode("utf-8").lstrip("\ufeff")
+        if new == old:
+            continue
+        changed += 1
+        if args.check or args.diff:
+            if args.diff:
+                sys.stdout.writelines(difflib.unified_diff(
+                    old.splitlines(keepends=True), new.splitlines(keepends=True),
+                    fromfile=f"a/{display}", tofile=f"b/{display}"))
+            else:
+                sys.stdout.write(f"would reformat {display}\n")
+            status = max(status, EXIT_FINDINGS)
+        else:
+            atomic_write_bytes(path, new.encode("utf-8"))
+            sys.stdout.write(f"formatted {display}\n")
+    if args.check and not changed and status == EXIT_OK:
+        sys.stdout.write(f"{len(files)} file{'s' * (len(files) != 1)} already formatted\n")
+    return status
+
+
+def register(sub: argparse._SubParsersAction[Parser]) -> None:
+    sp = sub.add_parser("fmt", help="format specs in the canonical layout")
+    sp.add_argument("paths", nargs="+")
+    g = sp.add_mutually_exclusive_group()
+    g.add_argument("--check", action="store_true", help="exit 1 if a file would change; write nothing")
+    g.add_argument("--diff", action="store_true", help="print a unified diff; write nothing")
+    sp.set_defaults(func=cmd_fmt)

@@ -1,0 +1,66 @@
+"""Verbs `plan`, `show` and `diff`: lower a spec to a plan, review it, compare two."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from unlearnspec.cli.common import EXIT_FINDINGS, EXIT_OK, Parser, add_colour, out
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from unlearnspec.compiler.lower import plan_file
+    from unlearnspec.compiler.render import render
+
+    plan, result = plan_file(Path(args.spec), allow_infeasible=args.allow_infeasible)
+    if result.diagnostics and (plan is None or not args.quiet):
+        sys.stderr.write(render([result], "human", sys.stderr, args.color))
+    if plan is None:
+        return EXIT_FINDINGS
+    out(plan.canonical_json(), args.output)
+    if args.output and args.output != "-" and not args.quiet:
+        sys.stderr.write(f"wrote {args.output} (plan {plan.plan_hash[:12]})\n")
+    return EXIT_OK
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from unlearnspec.compiler.review import load_plan_or_spec, render_review
+
+    plan, err = load_plan_or_spec(Path(args.path))
+    if plan is None:
+        sys.stderr.write(err + "\n")
+        return EXIT_FINDINGS
+    out(render_review(plan, args.format), args.output)
+    return EXIT_OK
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from unlearnspec.compiler.semdiff import diff_paths
+
+    text, code = diff_paths(Path(args.old), Path(args.new), fmt=args.format)
+    out(text)
+    return code
+
+
+def register(sub: argparse._SubParsersAction[Parser]) -> None:
+    sp = sub.add_parser("plan", help="lower a spec to a reviewable, hashed plan")
+    sp.add_argument("spec")
+    sp.add_argument("-o", "--output", help="plan file to write (default: stdout)")
+    sp.add_argument("--allow-infeasible", action="store_true",
+                    help="plan despite errors; unmet claims are recorded as `cannot be met`")
+    sp.add_argument("-q", "--quiet", action="store_true")
+    add_colour(sp)
+    sp.set_defaults(func=cmd_plan)
+
+    sp = sub.add_parser("show", help="render a plan (or a spec's plan) for review")
+    sp.add_argument("path", help="plan.json or a spec")
+    sp.add_argument("--format", choices=("md", "json"), default="md")
+    sp.add_argument("-o", "--output")
+    sp.set_defaults(func=cmd_show)
+
+    sp = sub.add_parser("diff", help="semantic diff of two specs or plans; exit 1 when something loosened")
+    sp.add_argument("old")
+    sp.add_argument("new")
+    sp.add_argument("--format", choices=("text", "md", "json"), default="text")
+    sp.set_defaults(func=cmd_diff)
