@@ -37,6 +37,7 @@ from unlearnspec.compiler.ast import (
 from unlearnspec.compiler.diagnostics import Diagnostic, Label, Severity, Span
 from unlearnspec.compiler.suggest import did_you_mean
 from unlearnspec.compiler.syntax import Field, ObjectiveNode, SpecFile, Value
+from unlearnspec.compiler.unit import CheckResult, CompileOptions
 from unlearnspec.records import DataFileInfo, DataFormatError, inspect_data_file
 
 BUILTIN_MODELS = ("builtin:tiny-bios",)
@@ -745,3 +746,12 @@ def resolve(spec: SpecFile, base_dir: Path) -> tuple[Spec, list[Diagnostic]]:
                      help=['write `objective "erase-jane-doe" {`'])
         objectives.append(r.objective_node(node))
     return Spec(path=spec.path, base_dir=str(base_dir), objectives=objectives), r.diags
+
+
+def resolve_pass(unit: CheckResult, opts: CompileOptions) -> bool:
+    """Pass ``resolve``: the typed AST and UL2xx. Analysis runs after resolve errors too (they are reported
+    together); lowering does not."""
+    assert unit.syntax is not None
+    unit.spec, diags = resolve(unit.syntax, opts.base_dir)
+    unit.diagnostics.extend(diags)
+    return True
