@@ -21,7 +21,7 @@ from unlearnspec.compiler.syntax import Block, ObjectiveNode, SpecFile
 from unlearnspec.records import DataFileInfo, DataFormatError
 
 __all__ = [
-    "BLOCK_FIELDS", "CLAIMS", "METRICS", "PATH_FIELDS", "Block", "CheckOutcome", "CodePage", "Diagnostic",
+    "BLOCK_FIELDS", "CLAIMS", "METRICS", "PATH_FIELDS", "ROLE_SETS", "SECONDARY_WORDS", "Block", "CheckOutcome", "CodePage", "Diagnostic",
     "ObjectiveNode", "Span", "SpecFile",
     "accept_codes", "check_text", "code_page", "data_file_summary", "expected_example", "field_words",
     "format_text", "method_family", "parse_text", "role_words", "word_roles",
@@ -60,6 +60,12 @@ _ROLES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("scope `prompts`", vocab.PROMPTS),
     ("method `adapter`", vocab.ADAPTERS),
 )
+
+#: Every closed word set, in the order hover lists a word's roles.
+ROLE_SETS: tuple[tuple[str, ...], ...] = tuple(words for _, words in _ROLES)
+
+#: Words that join a field's values rather than name a choice (`via`, `precision`, `drop`...).
+SECONDARY_WORDS = ("via", "precision", "drop", "rank", "steps", "none")
 
 
 def field_words(block: str, field: str) -> tuple[str, ...]:
