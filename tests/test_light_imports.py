@@ -28,7 +28,7 @@ print(json.dumps({"codes": codes, "heavy": heavy}))
     [["check", "specs/"]],
     [["check", "--format", "sarif", "specs/"], ["check", "--format", "json", "specs/erase-jane-doe.unlearn"],
      ["check", "--format", "github", "specs/"]],
-    [["fmt", "--check", "specs/"], ["explain", "UL201"], ["explain", "all"], ["schema"]],
+    [["fmt", "--check", "specs/"], ["explain", "UL201"], ["explain", "all"], ["schema"], ["init", "--list"]],
 ], ids=["check", "check-formats", "fmt-explain-schema"])
 def test_compiler_verbs_leave_heavy_libraries_unloaded(argvs: list[list[str]]) -> None:
     code = PROBE.replace("ARGVS", repr(argvs)).replace("HEAVY", repr(HEAVY))
