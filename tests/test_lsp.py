@@ -280,3 +280,17 @@ def test_formatting_is_fmt_and_leaves_broken_specs_alone() -> None:
     assert apply_edits(doc.text, features.formatting(doc)) == good
     assert features.formatting(doc_for(CLEAN, good)) == []
     assert features.formatting(doc_for(CLEAN, good.replace("}", "", 1))) == []
+
+
+def test_write_instead_actions_fix_the_findings() -> None:
+    path = SPECS / "erase-jane-doe.unlearn"
+    good = path.read_text()
+    bad = good.replace("drop <= 2%", "drop <= 2").replace("membership_auc <= 0.60", "membership_auc >= 0.60") \
+        .replace("forget_quality >= 0.05", "forget_quality >= 5%")
+    doc = doc_for(path, bad)
+    assert doc.outcome is not None
+    assert {d.code for d in doc.outcome.diagnostics if d.severity == "error"} == {"UL210", "UL211"}
+    fixes = [a for a in features.code_actions(doc, doc.whole()) if a.title.startswith("write `")]
+    assert sorted(a.title for a in fixes) == ["write `0.05`", "write `2%`", "write `membership_auc <= 0.60`"]
+    edits = [e for a in fixes for e in (a.edit.changes[doc.uri] if a.edit and a.edit.changes else [])]
+    assert apply_edits(bad, edits) == good

@@ -17,11 +17,11 @@ from unlearnspec.compiler.diagnostics import Diagnostic, Span
 from unlearnspec.compiler.fmt import format_spec
 from unlearnspec.compiler.parse import parse_bytes
 from unlearnspec.compiler.resolve import expected_example, inspect_cached
-from unlearnspec.compiler.syntax import Block, ObjectiveNode, SpecFile
+from unlearnspec.compiler.syntax import Block, Field, ObjectiveNode, SpecFile
 from unlearnspec.records import DataFileInfo, DataFormatError
 
 __all__ = [
-    "BLOCK_FIELDS", "CLAIMS", "METRICS", "PATH_FIELDS", "ROLE_SETS", "SECONDARY_WORDS", "Block", "CheckOutcome", "CodePage", "Diagnostic",
+    "BLOCK_FIELDS", "CLAIMS", "METRICS", "PATH_FIELDS", "ROLE_SETS", "SECONDARY_WORDS", "Block", "CheckOutcome", "CodePage", "Diagnostic", "Field",
     "ObjectiveNode", "Span", "SpecFile",
     "accept_codes", "check_text", "code_page", "data_file_summary", "expected_example", "field_words",
     "format_text", "method_family", "parse_text", "role_words", "word_roles",

@@ -24,6 +24,7 @@ SOURCE = "unlearnspec"
 ACCEPT_PLACEHOLDER = "who reviewed this risk, and why it is acceptable"
 _DID_YOU_MEAN = re.compile(r"did you mean `([^`]+)`\?")
 _WRITE_GOAL = re.compile(r"write `goal ((?:removal|suppression)(?: via [a-z_]+)?)`")
+_WRITE = re.compile(r"write `([^`{}\n]+)`")
 _RULE_CODE = re.compile(r"^(UL|RT)[0-9]{3}$")
 _DATA_SUFFIXES = (".jsonl", ".csv")
 _MAX_DATA_FILES = 200
@@ -353,9 +354,44 @@ def _accept_edit(doc: Document, obj: api.ObjectiveNode, code: str) -> lsp.TextEd
     return lsp.TextEdit(range=doc.range(line, 1, line, 1), new_text=text)
 
 
+def _field_at(obj: api.ObjectiveNode, span: api.Span) -> api.Field | None:
+    """The innermost one-line field without a block whose line holds ``span``."""
+    def walk(block: api.Block) -> api.Field | None:
+        for f in block.fields:
+            line, _, end_line = f.pos[0], f.pos[1], f.pos[2]
+            if f.block is not None:
+                inner = walk(f.block)
+                if inner is not None:
+                    return inner
+            elif line == end_line == span.line:
+                return f
+        return None
+    return walk(obj.block)
+
+
+def _write_instead(doc: Document, d: api.Diagnostic, obj: api.ObjectiveNode | None) -> list[tuple[str, lsp.TextEdit]]:
+    """The mechanical "write `…`" suggestions of a finding's help, as edits: a single token written
+    differently (`2%`, `0.05`), or a one-line field written out again (`release api precision fp32`,
+    `membership_auc <= 0.60`). Suggestions with a block or an example placeholder are not mechanical."""
+    out: list[tuple[str, lsp.TextEdit]] = []
+    one_token = d.span.line == d.span.end_line
+    for h in d.help:
+        for text in _WRITE.findall(h):
+            if "..." in text or "<" in text.split(" ")[0] or text.startswith("goal "):
+                continue
+            if " " not in text and one_token:
+                out.append((f"write `{text}`", lsp.TextEdit(range=doc.span_range(d.span), new_text=text)))
+                continue
+            fld = _field_at(obj, d.span) if obj is not None else None
+            if fld is not None and text.split(" ")[0] == fld.name:
+                out.append((f"write `{text}`", lsp.TextEdit(range=_pos_range(doc, fld.pos), new_text=text)))
+    return out
+
+
 def code_actions(doc: Document, rng: lsp.Range) -> list[lsp.CodeAction]:
-    """Quick fixes for the findings under ``rng``: "did you mean" replacements, `accept CODE` for a
-    warning or note that a reviewer may accept, and a switch of the goal where the help says which."""
+    """Quick fixes for the findings under ``rng``: "did you mean" replacements, mechanical "write
+    instead" edits, `accept CODE` for a warning or note that a reviewer may accept, and a switch of
+    the goal where the help says which."""
     if doc.outcome is None:
         doc.check()
     assert doc.outcome is not None
@@ -378,6 +414,8 @@ def code_actions(doc: Document, rng: lsp.Range) -> list[lsp.CodeAction]:
                 out.append(action(f"replace with `{m.group(1)}`", [lsp.TextEdit(range=drange, new_text=m.group(1))],
                                   preferred=True))
         obj = _objective(doc, d.objective)
+        for title, edit in _write_instead(doc, d, obj):
+            out.append(action(title, [edit]))
         if obj is None:
             continue
         for h in d.help:
