@@ -257,6 +257,11 @@ def test_completion_in_context(tmp_path: Path) -> None:
     assert set(vocab.OUTPUTS) <= labels(where(text, "facts").end)
     assert set(vocab.PROMPTS) <= labels(where(text, "adversarial").end)
     assert "UL404" in labels(where(text, "UL405").start)
+    seq = doc_for(SPECS / "sequential-requests.unlearn")
+    codes = features.completion(seq, where(seq.text, "accept UL405").end)
+    first = sorted(codes, key=lambda i: i.sort_text or i.label)[:4]
+    # the unaccepted warnings and notes of that spec (its `# Expect:` line) come first
+    assert {i.label for i in first} == {"UL402", "UL404", "UL406", "UL502"}
     inside = where(text, '"data/jane-doe.jsonl"').start
     files = labels(lsp.Position(line=inside.line, character=inside.character + 1))
     assert {p.relative_to(SPECS).as_posix() for p in (SPECS / "data").rglob("*.jsonl")} <= files

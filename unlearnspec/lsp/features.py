@@ -272,9 +272,18 @@ def completion(doc: Document, pos: lsp.Position) -> list[lsp.CompletionItem]:
     if cur.field == "accept":
         if cur.before:
             return []
-        pages = [(c, api.code_page(c)) for c in words]
-        return [_item(c, lsp.CompletionItemKind.Constant, page.name if page else None, _md_code_page(c))
-                for c, page in pages]
+        # the warnings and notes reported in this document come first: those are what gets accepted
+        reported = {d.code for d in (doc.outcome.diagnostics if doc.outcome else [])
+                    if d.severity in ("warning", "note") and not d.accepted}
+        items = []
+        for c in words:
+            page = api.code_page(c)
+            item = _item(c, lsp.CompletionItemKind.Constant, page.name if page else None, _md_code_page(c))
+            item.sort_text = ("0" if c in reported else "1") + c
+            if c in reported:
+                item.detail = f"reported here: {item.detail}"
+            items.append(item)
+        return items
     return [_item(w, lsp.CompletionItemKind.EnumMember, None, word_help(w)) for w in words]
 
 
