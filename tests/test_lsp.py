@@ -146,7 +146,10 @@ def test_language_server_session_over_stdio(tmp_path: Path) -> None:
     assert kind_diag.range == where(bad, "concpt")
     assert kind_diag.severity == lsp.DiagnosticSeverity.Error
     assert "help: did you mean `concept`?" in kind_diag.message
-    assert kind_diag.code_description is None or kind_diag.code_description.href.endswith(f"/{kind_diag.code}.md")
+    # the rule page of the code, in this checkout's docs/rules/
+    assert kind_diag.code_description is not None
+    assert kind_diag.code_description.href == (ROOT / "docs" / "rules" / f"{kind_diag.code}.md").as_uri()
+    assert (ROOT / "docs" / "rules" / f"{kind_diag.code}.md").is_file()
     [owner_diag] = [d for d in opened.diagnostics if "ownr" in d.message]
     assert owner_diag.range == where(bad, "ownr")
 

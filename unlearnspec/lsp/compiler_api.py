@@ -23,7 +23,7 @@ from unlearnspec.records import DataFileInfo, DataFormatError
 __all__ = [
     "BLOCK_FIELDS", "CLAIMS", "METRICS", "PATH_FIELDS", "ROLE_SETS", "SECONDARY_WORDS", "Block", "CheckOutcome", "CodePage", "Diagnostic", "Field",
     "ObjectiveNode", "Span", "SpecFile",
-    "accept_codes", "check_text", "code_page", "data_file_summary", "expected_example", "field_words",
+    "accept_codes", "check_text", "code_page", "code_page_markdown", "data_file_summary", "expected_example", "field_words",
     "format_text", "method_family", "parse_text", "role_words", "word_roles",
 ]
 
@@ -131,6 +131,13 @@ def format_text(text: str, display: str) -> str | None:
 
 def code_page(code: str) -> CodePage | None:
     return ensure_registered().get(code)
+
+
+def code_page_markdown(code: str) -> str | None:
+    """The page `unlearnspec explain CODE` prints."""
+    from unlearnspec.compiler.explain import code_page_markdown as page
+
+    return page(code)
 
 
 def accept_codes() -> tuple[str, ...]:

@@ -8,12 +8,14 @@ negotiated), which pygls's :class:`PositionCodec` converts.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+import jinja2
 from lsprotocol import types as lsp
 from pygls.workspace.position_codec import PositionCodec
 
@@ -141,58 +143,37 @@ def diagnostics(doc: Document) -> list[lsp.Diagnostic]:
 
 
 def _md_code_page(code: str) -> str | None:
-    page = api.code_page(code)
-    if page is None:
-        return None
-    out = [f"**{page.code}** `{page.name}` ({page.severity}, {page.category})", "", page.summary, "", page.why]
-    if page.instead:
-        out += ["", "Instead:", "", "```", page.instead, "```"]
-    if page.references:
-        out += ["", "References: " + "; ".join(page.references)]
-    return "\n".join(out)
+    """The page of a code, as `unlearnspec explain CODE` prints it."""
+    return api.code_page_markdown(code)
+
+
+@functools.lru_cache(maxsize=1)
+def _env() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.PackageLoader("unlearnspec.lsp", "templates"), autoescape=False,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.globals["BETTER"] = {"lower": "lower is better", "higher": "higher is better",
+                             "closer_to_zero": "closer to zero is better"}
+    return env
 
 
 def word_help(word: str, block: str = "") -> str | None:
-    """What ``word`` means in the language, from the compiler's vocabulary."""
-    parts: list[str] = []
-    if block == "evidence" or (block != "claims" and word in api.METRICS and word not in api.CLAIMS):
-        m = api.METRICS.get(word)
-        if m is not None:
-            better = {"lower": "lower is better", "higher": "higher is better",
-                      "closer_to_zero": "closer to zero is better"}[m.better]
-            src = f" — {m.source}" if m.source else ""
-            parts.append(f"**metric `{m.name}`**: {m.summary} (range {m.lower:g} to {m.upper:g}, {m.unit}; "
-                         f"{better}){src}")
-    c = api.CLAIMS.get(word)
-    if c is not None and block in ("claims", ""):
-        args = f" (takes {' '.join(c.args)})" if c.args else ""
-        parts.append(f"**claim `{c.name}`**: {c.summary}{args}")
-    for role in api.word_roles(word):
-        others = ", ".join(f"`{w}`" for w in api.role_words(word) if w != word)
-        line = f"**{role}** `{word}`"
-        fam = api.method_family(word) if role == "`method`" else None
-        if fam:
-            line += f" — family: {fam.replace('_', ' ')}"
-        parts.append(f"{line}; the others: {others}")
-    for blk, fields in api.BLOCK_FIELDS.items():
-        if blk in ("claims", "evidence", "") or word not in fields:
-            continue
-        if block and blk != block:
+    """What ``word`` means in the language, from the compiler's vocabulary (``block``: where it is
+    written, which decides between a field, a claim and a metric of the same name)."""
+    metric = api.METRICS.get(word) if block == "evidence" or (block != "claims" and word not in api.CLAIMS) else None
+    claim = api.CLAIMS.get(word) if block in ("claims", "") else None
+    roles = [{"role": role, "family": api.method_family(word) if role == "`method`" else None,
+              "others": [w for w in api.role_words(word) if w != word]} for role in api.word_roles(word)]
+    fields = []
+    for blk, names in api.BLOCK_FIELDS.items():
+        if blk in ("claims", "evidence", "") or word not in names or (block and blk != block):
             continue
         example = api.expected_example(word)
-        where = "an objective" if blk == "objective" else f"a `{blk}` block"
-        text = f"**field `{word}`** of {where}"
-        if example != "...":
-            text += f", e.g. `{word} {example}`"
-        words = api.field_words(blk, word)
-        if words:
-            text += "; words: " + ", ".join(f"`{w}`" for w in words)
-        parts.append(text)
-    if word == "unlearnspec" and not block:
-        parts.append("**`unlearnspec 1`**: the language version this file is written in")
-    if word == "objective" and not block:
-        parts.append('**`objective "name" { ... }`**: one unlearning request, with its target, goal and claims')
-    return "\n\n".join(dict.fromkeys(parts)) or None
+        fields.append({"block": blk, "example": "" if example == "..." else example,
+                       "words": api.field_words(blk, word)})
+    text = _env().get_template("word.md.j2").render(
+        word=word, top=not block, metrics=[metric] if metric else [], claims=[claim] if claim else [],
+        roles=roles, fields=fields)
+    return text.strip() or None
 
 
 def hover(doc: Document, pos: lsp.Position) -> lsp.Hover | None:
@@ -201,6 +182,7 @@ def hover(doc: Document, pos: lsp.Position) -> lsp.Hover | None:
     if tok is None or cur.in_comment:
         return None
     text: str | None = None
+    kind = lsp.MarkupKind.Markdown
     if tok.kind == "word" and _RULE_CODE.match(tok.text):
         text = _md_code_page(tok.text)
     elif tok.kind == "word":
@@ -210,10 +192,12 @@ def hover(doc: Document, pos: lsp.Position) -> lsp.Hover | None:
         raw = tok.text[1:-1]
         path = doc.resolve_path(raw)
         if cur.field in api.PATH_FIELDS or (raw.endswith(_DATA_SUFFIXES) and path.exists()):
-            text = f"data file `{raw}`: " + (api.data_file_summary(path) if path.exists() else "does not exist")
+            # plain text: the path is the user's, and needs no Markdown escaping there
+            kind = lsp.MarkupKind.PlainText
+            text = f"data file {raw}: " + (api.data_file_summary(path) if path.exists() else "does not exist")
     if not text:
         return None
-    return lsp.Hover(contents=lsp.MarkupContent(kind=lsp.MarkupKind.Markdown, value=text), range=doc.token_range(tok))
+    return lsp.Hover(contents=lsp.MarkupContent(kind=kind, value=text), range=doc.token_range(tok))
 
 
 # -- completion ----------------------------------------------------------------------------------
