@@ -65,6 +65,12 @@ def build_server() -> SpecServer:
         ls.documents.pop(params.text_document.uri, None)
         ls.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri=params.text_document.uri, diagnostics=[]))
 
+    @server.feature(lsp.WORKSPACE_DID_CHANGE_WATCHED_FILES)
+    def watched_files(ls: SpecServer, params: lsp.DidChangeWatchedFilesParams) -> None:
+        for uri in list(ls.documents):  # a data file changed: what the open specs check to may have too
+            ls.documents[uri].outcome = None
+            ls.publish(uri)
+
     @server.feature(lsp.TEXT_DOCUMENT_HOVER)
     def hover(ls: SpecServer, params: lsp.HoverParams) -> lsp.Hover | None:
         return features.hover(ls.document(params.text_document.uri), params.position)
