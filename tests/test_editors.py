@@ -12,7 +12,7 @@ import pytest
 from fixtures.frontend import ROOT, spec_files
 from lark import Lark
 
-from unlearnspec.compiler import vocab
+from unlearnspec.catalog import vocab
 from unlearnspec.lsp import textmate
 
 VSCODE = ROOT / "editors" / "vscode"

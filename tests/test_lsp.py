@@ -18,7 +18,7 @@ pytest.importorskip("pygls")
 from fixtures.frontend import ROOT, SPECS  # noqa: E402
 from lsprotocol import types as lsp  # noqa: E402
 
-from unlearnspec.compiler import vocab  # noqa: E402
+from unlearnspec.catalog import METHODS, METRICS, PROBES, vocab  # noqa: E402
 from unlearnspec.lsp import features  # noqa: E402
 from unlearnspec.lsp.features import Document  # noqa: E402
 
@@ -237,7 +237,9 @@ def test_hover_explains_words_codes_and_data_files() -> None:
         return h.contents.value
 
     assert vocab.METRICS["membership_auc"].summary in hover("membership_auc")
-    assert "approximate" in hover("npo") and "`retrain`" in hover("npo")
+    assert METHODS["npo"].summary in hover("npo") and "`retrain`" in hover("npo")
+    assert METRICS["membership_auc"].threshold.why in hover("membership_auc")
+    assert PROBES["paraphrased"].description in hover("paraphrased")
     assert "forget-set-completeness" in hover("UL405")
     records = len([ln for ln in (SPECS / "data" / "jane-doe.jsonl").read_text().splitlines() if ln.strip()])
     assert f"JSONL, {records} records" in hover('"data/jane-doe.jsonl"')

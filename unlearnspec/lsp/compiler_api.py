@@ -10,9 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from unlearnspec.compiler import vocab
+from unlearnspec.catalog import CODES, FAMILIES, METHODS, OUTPUT_KINDS, PROBES, CodePage, vocab
 from unlearnspec.compiler.check import check_bytes
-from unlearnspec.compiler.codes import CodePage, ensure_registered
 from unlearnspec.compiler.diagnostics import Diagnostic, Span
 from unlearnspec.compiler.fmt import format_spec
 from unlearnspec.compiler.parse import parse_bytes
@@ -21,10 +20,10 @@ from unlearnspec.compiler.syntax import Block, Field, ObjectiveNode, SpecFile
 from unlearnspec.records import DataFileInfo, DataFormatError
 
 __all__ = [
-    "BLOCK_FIELDS", "CLAIMS", "METRICS", "PATH_FIELDS", "ROLE_SETS", "SECONDARY_WORDS", "Block", "CheckOutcome", "CodePage", "Diagnostic", "Field",
+    "BLOCK_FIELDS", "CLAIMS", "METRICS", "PATH_FIELDS", "ROLE_SETS", "SECONDARY_WORDS", "WordRole", "Block", "CheckOutcome", "CodePage", "Diagnostic", "Field",
     "ObjectiveNode", "Span", "SpecFile",
     "accept_codes", "check_text", "code_page", "code_page_markdown", "data_file_summary", "expected_example", "field_words",
-    "format_text", "method_family", "parse_text", "role_words", "word_roles",
+    "format_text", "parse_text", "word_roles",
 ]
 
 CLAIMS = vocab.CLAIMS
@@ -90,18 +89,31 @@ def field_words(block: str, field: str) -> tuple[str, ...]:
     return table.get(field, ())
 
 
-def word_roles(word: str) -> list[str]:
-    """The roles a word plays in the language (a word can be both, e.g. `model`)."""
-    return [role for role, words in _ROLES if word in words]
+@dataclass(frozen=True)
+class WordRole:
+    """One role a word plays: its set (``role``), the set's other words, and what the catalog says."""
+
+    role: str
+    others: tuple[str, ...]
+    details: tuple[str, ...] = ()
 
 
-def method_family(method: str) -> str | None:
-    return vocab.METHOD_FAMILY.get(method)
-
-
-def role_words(word: str) -> tuple[str, ...]:
-    """The other words of the first set ``word`` belongs to."""
-    return next((words for _, words in _ROLES if word in words), ())
+def word_roles(word: str) -> list[WordRole]:
+    """The roles a word plays in the language (a word can play several, e.g. `model`)."""
+    out = []
+    for role, words in _ROLES:
+        if word not in words:
+            continue
+        details: list[str] = []
+        if role == "`method`" and word in METHODS:
+            m = METHODS[word]
+            details = [m.summary, f"family: {FAMILIES[m.family].review}"] + ([m.source] if m.source else [])
+        elif role == "scope `prompts`" and word in PROBES:
+            details = [PROBES[word].description, f"scored by `{PROBES[word].metric}`"]
+        elif role == "scope `outputs`" and word in OUTPUT_KINDS:
+            details = ["`not_generated` checks it by " + ", ".join(f"`{m}`" for m in OUTPUT_KINDS[word].metrics)]
+        out.append(WordRole(role, tuple(w for w in words if w != word), tuple(details)))
+    return out
 
 
 @dataclass
@@ -130,7 +142,7 @@ def format_text(text: str, display: str) -> str | None:
 
 
 def code_page(code: str) -> CodePage | None:
-    return ensure_registered().get(code)
+    return CODES.get(code)
 
 
 def code_page_markdown(code: str) -> str | None:
@@ -142,8 +154,7 @@ def code_page_markdown(code: str) -> str | None:
 
 def accept_codes() -> tuple[str, ...]:
     """Codes an `accept` line may name: warnings and notes (errors cannot be accepted)."""
-    return tuple(sorted(c for c, p in ensure_registered().items()
-                        if p.severity in ("warning", "note") and c.startswith("UL")))
+    return tuple(sorted(c for c, p in CODES.items() if p.severity in ("warning", "note") and c.startswith("UL")))
 
 
 def data_file_summary(path: Path) -> str:

@@ -161,8 +161,7 @@ def word_help(word: str, block: str = "") -> str | None:
     written, which decides between a field, a claim and a metric of the same name)."""
     metric = api.METRICS.get(word) if block == "evidence" or (block != "claims" and word not in api.CLAIMS) else None
     claim = api.CLAIMS.get(word) if block in ("claims", "") else None
-    roles = [{"role": role, "family": api.method_family(word) if role == "`method`" else None,
-              "others": [w for w in api.role_words(word) if w != word]} for role in api.word_roles(word)]
+    roles = api.word_roles(word)
     fields = []
     for blk, names in api.BLOCK_FIELDS.items():
         if blk in ("claims", "evidence", "") or word not in names or (block and blk != block):
@@ -173,7 +172,8 @@ def word_help(word: str, block: str = "") -> str | None:
     text = _env().get_template("word.md.j2").render(
         word=word, top=not block, metrics=[metric] if metric else [], claims=[claim] if claim else [],
         roles=roles, fields=fields)
-    return text.strip() or None
+    # every line the template writes is a paragraph of its own
+    return "\n\n".join(ln for ln in text.splitlines() if ln.strip()) or None
 
 
 def hover(doc: Document, pos: lsp.Position) -> lsp.Hover | None:
