@@ -13,10 +13,10 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 import jinja2
 from lsprotocol import types as lsp
+from pygls.uris import to_fs_path
 from pygls.workspace.position_codec import PositionCodec
 
 from unlearnspec.lsp import compiler_api as api
@@ -36,10 +36,8 @@ _SEVERITY = {"error": lsp.DiagnosticSeverity.Error, "warning": lsp.DiagnosticSev
 
 
 def uri_to_path(uri: str) -> Path:
-    parsed = urlparse(uri)
-    if parsed.scheme not in ("file", ""):
-        return Path(unquote(parsed.path or uri))
-    return Path(unquote(parsed.path))
+    """The file of a `file:` URI; for another scheme (an unsaved buffer), a path named after it."""
+    return Path(to_fs_path(uri) or uri.rsplit(":", 1)[-1] or "untitled.unlearn")
 
 
 def default_rules_base() -> str | None:
@@ -70,7 +68,7 @@ class Document:
     def display(self) -> str:
         return self.path.name
 
-    @property
+    @functools.cached_property
     def lines(self) -> list[str]:
         return split_lines(self.text)
 
