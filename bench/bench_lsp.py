@@ -32,13 +32,16 @@ SPEC = ROOT / "specs" / "open-weights-person.unlearn"
 BUDGET_MS = 50.0
 
 
-def median_ms(fn: Callable[[int], object], runs: int) -> float:
-    times = []
+def median_ms(fn: Callable[[int], object], runs: int) -> tuple[float, float]:
+    """Median wall time and median CPU time of ``fn``, in ms. On a shared machine the CPU time is
+    the steadier figure (other processes stretch the wall time, not the work done)."""
+    wall, cpu = [], []
     for i in range(runs):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn(i)
-        times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times)
+        wall.append((time.perf_counter() - t0) * 1000)
+        cpu.append((time.process_time() - c0) * 1000)
+    return statistics.median(wall), statistics.median(cpu)
 
 
 def main() -> int:
@@ -72,9 +75,10 @@ def main() -> int:
                                               args.runs),
     }
     print(f"spec: {SPEC.relative_to(ROOT)} ({lines} lines), median of {args.runs} runs each, in-process")
-    for name, ms in results.items():
-        print(f"  {name:40} {ms:7.2f} ms   {ms / BUDGET_MS:5.3f} of the {BUDGET_MS:.0f} ms budget")
-    worst = max(results.values())
+    print(f"  {'':40} {'wall':>10} {'cpu':>10}   wall / {BUDGET_MS:.0f} ms budget")
+    for name, (ms, cpu) in results.items():
+        print(f"  {name:40} {ms:7.2f} ms {cpu:7.2f} ms   {ms / BUDGET_MS:5.3f}")
+    worst = max(ms for ms, _ in results.values())
     print(f"worst median {worst:.2f} ms = {worst / BUDGET_MS:.3f} x budget: {'OK' if worst < BUDGET_MS else 'OVER'}")
     return 0 if worst < BUDGET_MS else 1
 
