@@ -13,9 +13,10 @@ from pathlib import Path
 from unlearnspec.catalog import CODES, FAMILIES, METHODS, OUTPUT_KINDS, PROBES, CodePage, vocab
 from unlearnspec.compiler.check import check_bytes
 from unlearnspec.compiler.diagnostics import Diagnostic, Span
+from unlearnspec.compiler.explain import code_page_markdown as explain_code_page
 from unlearnspec.compiler.fmt import format_spec
 from unlearnspec.compiler.parse import parse_bytes
-from unlearnspec.compiler.resolve import expected_example, inspect_cached
+from unlearnspec.compiler.resolve_values import expected_example, inspect_cached
 from unlearnspec.compiler.syntax import Block, Field, ObjectiveNode, SpecFile
 from unlearnspec.records import DataFileInfo, DataFormatError
 
@@ -147,9 +148,7 @@ def code_page(code: str) -> CodePage | None:
 
 def code_page_markdown(code: str) -> str | None:
     """The page `unlearnspec explain CODE` prints."""
-    from unlearnspec.compiler.explain import code_page_markdown as page
-
-    return page(code)
+    return explain_code_page(code)
 
 
 def accept_codes() -> tuple[str, ...]:
