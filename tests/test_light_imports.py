@@ -28,7 +28,7 @@ print(json.dumps({"codes": codes, "heavy": heavy}))
     [["check", "specs/"]],
     [["check", "--format", "sarif", "specs/"], ["check", "--format", "json", "specs/erase-jane-doe.unlearn"],
      ["check", "--format", "github", "specs/"]],
-    [["fmt", "--check", "specs/"], ["explain", "UL201"], ["explain", "all"], ["schema"]],
+    [["fmt", "--check", "specs/"], ["explain", "UL201"], ["explain", "all"], ["schema"], ["init", "--list"]],
 ], ids=["check", "check-formats", "fmt-explain-schema"])
 def test_compiler_verbs_leave_heavy_libraries_unloaded(argvs: list[list[str]]) -> None:
     code = PROBE.replace("ARGVS", repr(argvs)).replace("HEAVY", repr(HEAVY))
@@ -38,3 +38,36 @@ def test_compiler_verbs_leave_heavy_libraries_unloaded(argvs: list[list[str]]) -
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert out["heavy"] == [], f"the compiler path imported {out['heavy']}"
     assert all(c in (0, 1) for c in out["codes"]), out["codes"]
+
+
+LSP_PROBE = """
+import json, sys
+from pathlib import Path
+from lsprotocol import types as lsp
+from unlearnspec.cli import build_parser
+from unlearnspec.lsp import features
+from unlearnspec.lsp.server import build_server
+build_parser().parse_args(["lsp"])
+build_server()
+for path in sorted(Path("specs").glob("*.unlearn")):
+    doc = features.Document(uri=path.resolve().as_uri(), text=path.read_text())
+    features.diagnostics(doc)
+    features.code_actions(doc, doc.whole())
+    features.symbols(doc)
+    features.formatting(doc)
+    for line in range(len(doc.lines)):
+        features.hover(doc, lsp.Position(line=line, character=4))
+        features.completion(doc, lsp.Position(line=line, character=4))
+heavy = sorted(m for m in sys.modules if m.split(".")[0] in HEAVY)
+print(json.dumps({"heavy": heavy}))
+"""
+
+
+def test_language_server_leaves_heavy_libraries_unloaded() -> None:
+    pytest.importorskip("pygls")
+    code = LSP_PROBE.replace("HEAVY", repr(HEAVY))
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                       check=False)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["heavy"] == [], f"the language server imported {out['heavy']}"

@@ -39,6 +39,12 @@ def unquote(raw: str) -> str:
     return "".join(out)
 
 
+def quote(text: str) -> str:
+    """``text`` as a spec string literal: the inverse of :func:`unquote`."""
+    body = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
+    return f'"{body}"'
+
+
 def source_lines(text: str) -> list[str]:
     """The lines of a spec as the lexer counts them: split at `\\n` only (a form feed or U+2028
     inside a line is not a line break for the grammar), without the `\\r` of a CRLF ending."""

@@ -1,0 +1,109 @@
+"""The pygls language server: documents in, the answers of :mod:`unlearnspec.lsp.features` out.
+
+Diagnostics are published on open, on every change and on save; the check is the compiler's own
+(parse, resolve, feasibility, accept), so the editor shows exactly what `unlearnspec check` prints.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lsprotocol import types as lsp
+from pygls.lsp.server import LanguageServer
+
+from unlearnspec import __version__
+from unlearnspec.lsp import features
+from unlearnspec.lsp.features import Document
+
+
+class SpecServer(LanguageServer):
+    """The server, with the open documents and where rule pages live (``rulesBaseUrl`` in the
+    client's initialization options overrides the checkout's `docs/rules/`)."""
+
+    def __init__(self) -> None:
+        super().__init__("unlearnspec", __version__)
+        self.documents: dict[str, Document] = {}
+        self.rules_base: str | None = features.default_rules_base()
+
+    def document(self, uri: str) -> Document:
+        text = self.workspace.get_text_document(uri).source
+        doc = self.documents.get(uri)
+        if doc is None or doc.text != text:
+            doc = Document(uri=uri, text=text, codec=self.workspace.position_codec, rules_base=self.rules_base)
+            self.documents[uri] = doc
+        return doc
+
+    def publish(self, uri: str) -> None:
+        doc = self.document(uri)
+        self.text_document_publish_diagnostics(
+            lsp.PublishDiagnosticsParams(uri=uri, diagnostics=features.diagnostics(doc)))
+
+
+def build_server() -> SpecServer:
+    server = SpecServer()
+
+    @server.feature(lsp.INITIALIZE)
+    def initialize(ls: SpecServer, params: lsp.InitializeParams) -> None:
+        opts: Any = params.initialization_options
+        if isinstance(opts, dict) and isinstance(opts.get("rulesBaseUrl"), str):
+            ls.rules_base = opts["rulesBaseUrl"].rstrip("/") + "/"
+
+    @server.feature(lsp.TEXT_DOCUMENT_DID_OPEN)
+    def did_open(ls: SpecServer, params: lsp.DidOpenTextDocumentParams) -> None:
+        ls.publish(params.text_document.uri)
+
+    @server.feature(lsp.TEXT_DOCUMENT_DID_CHANGE)
+    def did_change(ls: SpecServer, params: lsp.DidChangeTextDocumentParams) -> None:
+        ls.publish(params.text_document.uri)
+
+    @server.feature(lsp.TEXT_DOCUMENT_DID_SAVE)
+    def did_save(ls: SpecServer, params: lsp.DidSaveTextDocumentParams) -> None:
+        ls.publish(params.text_document.uri)  # data files next to the spec may have changed
+
+    @server.feature(lsp.TEXT_DOCUMENT_DID_CLOSE)
+    def did_close(ls: SpecServer, params: lsp.DidCloseTextDocumentParams) -> None:
+        ls.documents.pop(params.text_document.uri, None)
+        ls.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri=params.text_document.uri, diagnostics=[]))
+
+    @server.feature(lsp.WORKSPACE_DID_CHANGE_WATCHED_FILES)
+    def watched_files(ls: SpecServer, params: lsp.DidChangeWatchedFilesParams) -> None:
+        for uri in list(ls.documents):  # a data file changed: what the open specs check to may have too
+            ls.documents[uri].outcome = None
+            ls.publish(uri)
+
+    @server.feature(lsp.TEXT_DOCUMENT_HOVER)
+    def hover(ls: SpecServer, params: lsp.HoverParams) -> lsp.Hover | None:
+        return features.hover(ls.document(params.text_document.uri), params.position)
+
+    @server.feature(lsp.TEXT_DOCUMENT_COMPLETION,
+                    lsp.CompletionOptions(trigger_characters=['"', "/", " "]))
+    def completion(ls: SpecServer, params: lsp.CompletionParams) -> lsp.CompletionList:
+        items = features.completion(ls.document(params.text_document.uri), params.position)
+        return lsp.CompletionList(is_incomplete=False, items=items)
+
+    @server.feature(lsp.TEXT_DOCUMENT_FORMATTING)
+    def formatting(ls: SpecServer, params: lsp.DocumentFormattingParams) -> list[lsp.TextEdit]:
+        return features.formatting(ls.document(params.text_document.uri))
+
+    @server.feature(lsp.TEXT_DOCUMENT_CODE_ACTION,
+                    lsp.CodeActionOptions(code_action_kinds=[lsp.CodeActionKind.QuickFix]))
+    def code_action(ls: SpecServer, params: lsp.CodeActionParams) -> list[lsp.CodeAction]:
+        doc = ls.document(params.text_document.uri)
+        if doc.outcome is None:
+            doc.check()
+        return features.code_actions(doc, params.range)
+
+    @server.feature(lsp.TEXT_DOCUMENT_DEFINITION)
+    def definition(ls: SpecServer, params: lsp.DefinitionParams) -> lsp.Location | None:
+        return features.definition(ls.document(params.text_document.uri), params.position)
+
+    @server.feature(lsp.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
+    def document_symbol(ls: SpecServer, params: lsp.DocumentSymbolParams) -> list[lsp.DocumentSymbol]:
+        return features.symbols(ls.document(params.text_document.uri))
+
+    return server
+
+
+def serve() -> None:
+    """Speak LSP over stdin and stdout until the client says exit."""
+    build_server().start_io()
