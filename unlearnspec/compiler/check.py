@@ -20,6 +20,7 @@ from unlearnspec.compiler.diagnostics import Diagnostic, Span, sort_diagnostics
 from unlearnspec.compiler.parse import MAX_BYTES, parse_bytes
 from unlearnspec.compiler.resolve import resolve
 from unlearnspec.compiler.syntax import SpecFile
+from unlearnspec.inputs import NotRegularFileError, read_regular
 
 SPEC_SUFFIX = ".unlearn"
 
@@ -33,6 +34,9 @@ class CheckResult:
     syntax: SpecFile | None = None
     spec: Spec | None = None
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    #: the file could not be read at all (missing, a folder, a FIFO or device, no permission): the
+    #: verbs exit 2, an unusable path, rather than 1, a finding in the spec
+    unreadable: bool = False
 
     @property
     def errors(self) -> int:
@@ -83,26 +87,31 @@ def _dedupe(diags: list[Diagnostic]) -> list[Diagnostic]:
 def read_spec_bytes(path: Path) -> bytes:
     """A spec file's bytes, at most one byte past the size limit (``parse`` reports UL106 then).
 
-    Reading is capped so that a device or an endless stream given as a spec (`/dev/zero`) cannot
-    hang the compiler or exhaust memory; a regular file known to be too large is not read at all
-    beyond the limit either."""
-    with path.open("rb") as fh:
-        return fh.read(MAX_BYTES + 1)
+    Only a regular file is read: a FIFO, a terminal or a device (`/dev/zero`) given as a spec is
+    refused before a byte is read (:class:`~unlearnspec.inputs.NotRegularFileError`), so it can
+    neither hang the compiler nor exhaust its memory; a regular file known to be too large is not
+    read beyond the limit either."""
+    return read_regular(path, MAX_BYTES)
 
 
 def check_file(path: Path) -> CheckResult:
     display = display_path(path)
     try:
         if path.is_dir():
-            return CheckResult(path=display, diagnostics=[Diagnostic(
+            return CheckResult(path=display, unreadable=True, diagnostics=[Diagnostic(
                 code="UL207", severity="error", span=Span.point(display),
                 message=f"`{display}` is a folder; give spec files or a folder to search for `*.unlearn`")])
         data = read_spec_bytes(path)
     except FileNotFoundError:
-        return CheckResult(path=display, diagnostics=[Diagnostic(
+        return CheckResult(path=display, unreadable=True, diagnostics=[Diagnostic(
             code="UL207", severity="error", span=Span.point(display), message=f"spec file `{display}` does not exist")])
+    except NotRegularFileError as err:
+        return CheckResult(path=display, unreadable=True, diagnostics=[Diagnostic(
+            code="UL207", severity="error", span=Span.point(display),
+            message=f"`{display}` is {err.what}, not a spec file",
+            help=["only regular files are read as specs; save the spec to a `.unlearn` file and give its path"])])
     except OSError as err:
-        return CheckResult(path=display, diagnostics=[Diagnostic(
+        return CheckResult(path=display, unreadable=True, diagnostics=[Diagnostic(
             code="UL207", severity="error", span=Span.point(display),
             message=f"spec file `{display}` cannot be read: {err.strerror or err}")])
     return check_bytes(data, display, path.resolve().parent)

@@ -147,7 +147,7 @@ def explain_spec(path: Path, fmt: str = "text") -> tuple[str, int]:
 
     result = check_file(path)
     if result.spec is None:
-        return render_human([result]), 1
+        return render_human([result]), 2 if result.unreadable else 1
     objectives: list[dict[str, Any]] = []
     for obj in result.spec.objectives:
         mine = [d for d in result.diagnostics if d.objective == obj.name]

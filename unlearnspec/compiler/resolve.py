@@ -9,6 +9,7 @@ input: every problem becomes a diagnostic and the field is left out of the typed
 from __future__ import annotations
 
 import errno
+import math
 import os
 import stat
 from collections.abc import Callable, Sequence
@@ -40,6 +41,8 @@ from unlearnspec.compiler.syntax import Field, ObjectiveNode, SpecFile, Value
 from unlearnspec.records import DataFileInfo, DataFormatError, inspect_data_file
 
 BUILTIN_MODELS = ("builtin:tiny-bios",)
+#: The largest seed: random number generators (numpy's among them) take 32-bit seeds.
+MAX_SEED = 2**32 - 1
 
 
 # What inspecting a data file found, shared by every spec checked in this process: a folder of specs
@@ -169,17 +172,20 @@ class _Resolver:
         if n is None:
             self.report("UL210", "error", v.span, f"expected a number for {what}, found `{v.raw}`")
             return None
-        if integer and n != int(n):
-            self.report("UL205", "error", v.span, f"{what} must be a whole number, found `{v.raw}`")
+        finite = math.isfinite(n)  # `1e309` or a 400-digit number reads as infinity: never convert it
+        if finite and integer and n != int(n):
+            self.report("UL205", "error", v.span, f"{what} must be a whole number, found `{_clip(v.raw)}`")
             return None
-        if (lo is not None and (n < lo or (lo_open and n == lo))) or (hi is not None and n > hi):
-            if hi is None:
+        if not finite or (lo is not None and (n < lo or (lo_open and n == lo))) or (hi is not None and n > hi):
+            if lo is None and hi is None:
+                rng = "a finite number"
+            elif hi is None:
                 rng = f"{'greater than' if lo_open else 'at least'} {_num(lo)}"
             elif lo_open:
                 rng = f"greater than {_num(lo)} and at most {_num(hi)}"
             else:
                 rng = f"between {_num(lo)} and {_num(hi)}"
-            self.report("UL205", "error", v.span, f"{what} must be {rng}, found `{v.raw}`")
+            self.report("UL205", "error", v.span, f"{what} must be {rng}, found `{_clip(v.raw)}`")
             return None
         return Number(span=v.span, value=n)
 
@@ -356,7 +362,7 @@ class _Resolver:
         if len(field.values) != 1:
             self.shape(field, "one whole number")
             return None
-        return self.number(field.values[0], "`seed`", integer=True, lo=0)
+        return self.number(field.values[0], "`seed`", integer=True, lo=0, hi=MAX_SEED)
 
     def release(self, field: Field) -> Release | None:
         self.no_block(field)
@@ -468,7 +474,7 @@ class _Resolver:
                 if f.name in ("steps", "batch_size"):
                     knobs[f.name] = self.number(fv[0], f"`{f.name}`", integer=True, lo=1, hi=1_000_000)
                 elif f.name == "seed":
-                    knobs[f.name] = self.number(fv[0], "`seed`", integer=True, lo=0)
+                    knobs[f.name] = self.number(fv[0], "`seed`", integer=True, lo=0, hi=MAX_SEED)
                 elif f.name == "learning_rate":
                     knobs[f.name] = self.number(fv[0], "`learning_rate`", lo=0, hi=1, lo_open=True)
                 else:
@@ -689,6 +695,11 @@ class _Resolver:
                 and not (obj.goal and obj.goal.goal.value == "removal")):
             self.report("UL206", "error", obj.target.span, "the target names no data",
                         help=['add `forget "..."` (examples to remove) or `test "..."` (prompts that must not be answered)'])
+
+
+def _clip(raw: str, limit: int = 24) -> str:
+    """A value as written, shortened when it is long (a 400-digit number)."""
+    return raw if len(raw) <= limit else raw[: limit - 1] + "…"
 
 
 def _num(x: float | None) -> str:
