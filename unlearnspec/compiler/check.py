@@ -23,6 +23,9 @@ from unlearnspec.compiler.syntax import SpecFile
 from unlearnspec.inputs import NotRegularFileError, read_regular
 
 SPEC_SUFFIX = ".unlearn"
+#: Resolve diagnostics (UL2xx) shown per file, like the parser's cap on syntax errors: 120,000 unknown
+#: fields are one mistake repeated, and printing them all made 38 MB of output. The rest are counted.
+MAX_RESOLVE_DIAGNOSTICS = 100
 
 
 @dataclass
@@ -37,6 +40,8 @@ class CheckResult:
     #: the file could not be read at all (missing, a folder, a FIFO or device, no permission): the
     #: verbs exit 2, an unusable path, rather than 1, a finding in the spec
     unreadable: bool = False
+    #: resolve diagnostics beyond :data:`MAX_RESOLVE_DIAGNOSTICS`, counted but not kept
+    omitted: int = 0
 
     @property
     def errors(self) -> int:
@@ -65,12 +70,30 @@ def check_bytes(data: bytes, display: str, base_dir: Path) -> CheckResult:
         return result
     spec, rdiags = resolve(syntax, base_dir)
     result.spec = spec
+    if len(rdiags) > MAX_RESOLVE_DIAGNOSTICS:
+        rdiags, result.omitted = cap_diagnostics(rdiags, MAX_RESOLVE_DIAGNOSTICS)
     result.diagnostics.extend(rdiags)
     from unlearnspec.compiler.feasibility import analyse
 
     result.diagnostics.extend(analyse(spec))
     result.diagnostics = sort_diagnostics(_dedupe(result.diagnostics))
     return result
+
+
+def cap_diagnostics(diags: list[Diagnostic], limit: int) -> tuple[list[Diagnostic], int]:
+    """The first ``limit`` of ``diags`` in source order, the last of them saying how many more there
+    are, and that count."""
+    ordered = sort_diagnostics(diags)
+    kept, rest = ordered[:limit], len(ordered) - limit
+    if rest <= 0:
+        return ordered, 0
+    errors = sum(d.severity == "error" for d in ordered[limit:])
+    parts = [f"{n:,} more {word}{'s' * (n != 1)}" for n, word in ((errors, "error"), (rest - errors, "finding"))
+             if n]
+    more = f"{' and '.join(parts)} in this file {'are' if rest != 1 else 'is'} not shown; fix these first"
+    last = kept[-1]
+    kept[-1] = last.model_copy(update={"help": [*last.help, more]})
+    return kept, rest
 
 
 def _dedupe(diags: list[Diagnostic]) -> list[Diagnostic]:

@@ -38,7 +38,7 @@ from unlearnspec.compiler.ast import (
 from unlearnspec.compiler.diagnostics import Diagnostic, Label, Severity, Span
 from unlearnspec.compiler.suggest import did_you_mean
 from unlearnspec.compiler.syntax import Field, ObjectiveNode, SpecFile, Value
-from unlearnspec.records import DataFileInfo, DataFormatError, inspect_data_file
+from unlearnspec.records import DataFileInfo, DataFormatError, inspect_data_file, sha256_path
 
 BUILTIN_MODELS = ("builtin:tiny-bios",)
 #: The largest seed: random number generators (numpy's among them) take 32-bit seeds.
@@ -686,6 +686,14 @@ class _Resolver:
                     self.report("UL209", "error", p.span, f"`{p.raw}` is both forgotten and preserved",
                                 labels=[Label(span=forget[p.resolved].span, message="named as forget data here")],
                                 help=["the retain and neighbour sets must be disjoint from the forget set"])
+                    continue
+                twin = next((f for f in obj.target.forget if _same_content(f.resolved, p.resolved)), None)
+                if twin is not None:  # a copy or a hard link: another path, the same records
+                    self.report("UL209", "error", p.span,
+                                f"`{p.raw}` holds the same data as the forget file `{twin.raw}`",
+                                labels=[Label(span=twin.span, message="named as forget data here")],
+                                help=["the retain and neighbour sets must be disjoint from the forget set; "
+                                      "this file is a copy or a hard link of it"])
         named = self._target_named
         if (obj.target and obj.goal and obj.goal.goal.value == "removal" and not obj.target.forget
                 and "forget" not in named):
@@ -695,6 +703,21 @@ class _Resolver:
                 and not (obj.goal and obj.goal.goal.value == "removal")):
             self.report("UL206", "error", obj.target.span, "the target names no data",
                         help=['add `forget "..."` (examples to remove) or `test "..."` (prompts that must not be answered)'])
+
+
+def _same_content(a: str, b: str) -> bool:
+    """Whether two data paths hold the same bytes: a hard link (one inode), or a copy (same size and
+    sha256). Files of different sizes are never read; unreadable ones compare unequal."""
+    try:
+        sa, sb = os.stat(a), os.stat(b)
+        if (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino):
+            return True
+        if stat.S_ISREG(sa.st_mode) != stat.S_ISREG(sb.st_mode) or (
+                stat.S_ISREG(sa.st_mode) and sa.st_size != sb.st_size):
+            return False
+        return sha256_path(a) == sha256_path(b)
+    except OSError:
+        return False
 
 
 def _clip(raw: str, limit: int = 24) -> str:
