@@ -17,6 +17,7 @@ import jinja2
 
 from unlearnspec.compiler.ast import Objective
 from unlearnspec.compiler.codes import REGISTRY, ensure_registered
+from unlearnspec.markdown import register_filters
 
 STATUS_LABEL = {
     "supported": "supported",
@@ -27,7 +28,7 @@ STATUS_LABEL = {
 
 @functools.lru_cache(maxsize=1)
 def _env() -> jinja2.Environment:
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.PackageLoader("unlearnspec.compiler", "templates"),
         autoescape=jinja2.select_autoescape(["html", "html.j2"]),
         undefined=jinja2.StrictUndefined,
@@ -35,6 +36,8 @@ def _env() -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
+    register_filters(env.filters)  # `md`, `mdcode`, `mdprose`: every value in a *.md.j2 goes through one
+    return env
 
 
 def render_template(name: str, **context: Any) -> str:
