@@ -100,14 +100,23 @@ def check_json_depth(text: str, max_depth: int = MAX_JSON_DEPTH) -> None:
             depth = max(depth - 1, 0)
 
 
+def _not_json(name: str) -> Any:
+    raise ValueError(f"`{name}` is not a JSON number")
+
+
 def load_json(text: str, max_depth: int = MAX_JSON_DEPTH) -> Any:
-    """:func:`json.loads` with a nesting limit: too deep is a :class:`json.JSONDecodeError` like any
-    other malformed JSON, never a :class:`RecursionError`."""
+    """:func:`json.loads` with a nesting limit, and strict: too deep, ``NaN`` or ``Infinity`` (which
+    Python accepts and JSON does not), or an integer too long for Python to convert (over 4,300
+    digits) is a :class:`json.JSONDecodeError` like any other malformed JSON, never a
+    :class:`RecursionError` or a :class:`ValueError`."""
     check_json_depth(text, max_depth)
     try:
-        return json.loads(text)
-    except RecursionError as err:  # pragma: no cover - a limit above the interpreter's recursion limit
-        raise json.JSONDecodeError("nested too deeply", text, 0) from err
+        return json.loads(text, parse_constant=_not_json)
+    except json.JSONDecodeError:
+        raise
+    except (ValueError, RecursionError) as err:
+        message = str(err).split(";")[0] if isinstance(err, ValueError) else "nested too deeply"
+        raise json.JSONDecodeError(message[:1].lower() + message[1:], text, 0) from err
 
 
 def read_json_file(path: str | os.PathLike[str]) -> Any:

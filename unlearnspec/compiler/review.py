@@ -160,7 +160,8 @@ def _stages(op: ObjectivePlan) -> list[dict[str, Any]]:
         elif isinstance(s, ReferenceStage):
             item["summary"] = REFERENCE_WORDS[s.strategy] + (f": `{s.model}`" if s.model else "")
             item["detail"] = s.description
-            item["recipe_hash"] = s.recipe.get("recipe_hash") if s.recipe else None
+            recipe_hash = s.recipe.get("recipe_hash") if s.recipe else None  # a free-form dict: any JSON
+            item["recipe_hash"] = None if recipe_hash is None else str(recipe_hash)
         elif isinstance(s, UnlearnStage):
             who = "named in the spec" if s.chosen_by == "spec" else "chosen by the compiler"
             item["summary"] = f"`{s.method}` ({FAMILIES[s.family].review}, {who})"
