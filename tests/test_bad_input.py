@@ -223,3 +223,20 @@ def test_data_path_to_a_named_pipe(work: Path) -> None:
     r = run(["check", write(work, "fifo.unlearn", data)], work)
     assert_diagnosed(r, "UL207", "fifo.unlearn:27:15")
     assert "is not a regular file" in r.stdout
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_local_model_with_a_pipe_for_weights_and_a_deep_config(work: Path) -> None:
+    """Planning reads a local model's safetensors headers and config.json to size it: a FIFO named
+    `*.safetensors` is skipped, not waited on, and a config.json nested 50,000 deep is ignored, not a
+    RecursionError."""
+    model = work / "models" / "m"
+    model.mkdir(parents=True)
+    (model / "config.json").write_text('{"a": ' + "[" * 50_000 + "]" * 50_000 + "}", encoding="utf-8")
+    os.mkfifo(model / "model.safetensors")
+    data = EXAMPLE.read_bytes().replace(b'"builtin:tiny-bios"', b'"models/m"')
+    name = write(work, "local.unlearn", data)
+    for verb in ("check", "plan"):
+        r = run([verb, name], work)
+        assert r.returncode in (0, 1), (verb, r.stdout[-2000:], r.stderr[-2000:])
+        assert "Traceback" not in r.stdout + r.stderr

@@ -20,7 +20,7 @@ import os
 import re
 import stat
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 #: The deepest nesting of arrays and objects a data file or a plan may have: a record is two levels
 #: deep and a plan about ten; Python's parser would recurse until it fails at about a thousand.
@@ -46,14 +46,13 @@ def file_kind(mode: int) -> str:
     return "not a file"
 
 
-def read_regular(path: str | os.PathLike[str], limit: int | None = None) -> bytes:
-    """The bytes of the regular file ``path``, at most ``limit + 1`` of them when ``limit`` is given
-    (so that the caller can tell "too large" from "exactly the limit").
+def open_regular(path: str | os.PathLike[str]) -> BinaryIO:
+    """The regular file ``path`` opened for binary reading; anything else refused before a byte is read.
 
     The file is opened with ``O_NONBLOCK`` (a FIFO then opens at once instead of waiting for a writer)
     and checked with ``fstat`` on the open descriptor, so a file swapped for a FIFO between a check and
     the read is still refused. Raises :class:`NotRegularFileError`, :class:`IsADirectoryError`, or the
-    :class:`OSError` of opening or reading."""
+    :class:`OSError` of opening."""
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
     fd = os.open(os.fspath(path), flags)
     try:
@@ -64,11 +63,16 @@ def read_regular(path: str | os.PathLike[str], limit: int | None = None) -> byte
             raise NotRegularFileError(path, file_kind(mode))
         if hasattr(os, "set_blocking"):
             os.set_blocking(fd, True)
-        fh = os.fdopen(fd, "rb")
+        return os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)
         raise
-    with fh:
+
+
+def read_regular(path: str | os.PathLike[str], limit: int | None = None) -> bytes:
+    """The bytes of the regular file ``path`` (see :func:`open_regular`), at most ``limit + 1`` of
+    them when ``limit`` is given (so that the caller can tell "too large" from "exactly the limit")."""
+    with open_regular(path) as fh:
         return fh.read() if limit is None else fh.read(limit + 1)
 
 
