@@ -220,3 +220,19 @@ def test_csv_with_a_broken_quote_is_ul208(work: Path, capsys: pytest.CaptureFixt
     assert code == EXIT_FINDINGS
     assert "error[UL208]: data file `data/bad.csv` cannot be read: malformed CSV" in text
     assert f"at `data/bad.csv:{line}:1`" in text
+
+
+@pytest.mark.parametrize(("name", "content", "message"), [
+    ("plan.JSON", '{"format_version": "abc", "objectives": []}', 'plan format `"abc"` is not a version number'),
+    ("deep.json", '{"format_version": "1.0", "objectives": ' + "[" * 10_000 + "]" * 10_000 + "}",
+     f"nested deeper than {MAX_JSON_DEPTH} levels"),
+])
+def test_run_reads_plans_with_the_same_loader(work: Path, capsys: pytest.CaptureFixture[str], name: str,
+                                              content: str, message: str) -> None:
+    """`run` shares `show`'s plan loader: `plan.JSON` is a plan (not parsed as a spec), `abc` is not
+    called a newer format, deep nesting is malformed JSON — UL703 and exit 2, nothing written."""
+    (work / name).write_text(content, encoding="utf-8")
+    code, text = cli(capsys, "run", name)
+    assert code == EXIT_USAGE
+    assert "error[UL703]" in text and message in text and "newer" not in text
+    assert not (work / "runs").exists()
