@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import shutil
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -298,3 +299,38 @@ def test_example_documents_render_as_before() -> None:
     md = render_review(planned(EXAMPLE), "md")
     assert "`npo` (approximate removal, named in the spec)" in md
     assert "&amp;" not in md and "\\\\" not in md
+
+
+# -- every value in a Markdown template goes through the function --------------------------------------------
+
+MD_TEMPLATES = [ROOT / "unlearnspec" / "compiler" / "templates" / "plan_review.md.j2",
+                ROOT / "unlearnspec" / "compiler" / "templates" / "explain_spec.md.j2",
+                ROOT / "unlearnspec" / "report" / "templates" / "report.md.j2"]
+ESCAPED = re.compile(r"\|\s*(md|mdcode|mdprose)\b|map\(\"md(code|prose)?\"\)|\bcell\(|\bshort\(")
+#: Expressions printed unescaped on purpose: numbers, fixed words, literals the plan's model already
+#: restricts to a closed set (goal, verdict, severity, stage kind), and the templates' own constants.
+#: A new unescaped expression fails this test: escape it, or add it here after checking it carries no
+#: text from a spec.
+TRUSTED = {
+    '" (matches the content)" if plan_hash_ok else " (does **not** match the content)"',
+    '"" if audit.process_count == 1 else "es"', '"" if n_claims == 1 else "s"',
+    '"" if objectives | length == 1 else "s"', '"" if t.n_steps == 1 else "s"', '"%.1f" | format(audit.wall_seconds)',
+    '", " if not loop.last', '"s" if obj.counts.cannot_be_met != 1 else ""',
+    '(", " ~ obj.model.files ~ " files") if obj.model.files else ""', "audit.finished_at.isoformat()",
+    '(", " ~ "{:,}".format(obj.model.parameters) ~ " parameters") if obj.model.parameters else ""',
+    "audit.process_count", "audit.started_at.isoformat()", 'c.claim.compile_status | replace("_", " ")',
+    "c.claim.verdict | verdict", "c.label", "code", "d.severity", "f.severity", "line", "loop.index", "n", "n_claims",
+    "o.goal", 'o.method_family | replace("_", " ")', "o.overall | verdict", "o.suppression_via",
+    "obj.counts.cannot_be_met", "objectives | length", 'ov.reference_label if m == "reference" else m',
+    "ov.reference_label", "report.exit_code", "report.overall | verdict", "row.check.decided_on",
+    "row.status | verdict", "row.threshold", 'row["values"][m]', "s.kind", "t.forget[0]", "t.forget[1]",
+    "t.last_step", "t.log.stop_threshold | num", "t.n_steps", "t.retain[0]", "t.retain[1]", "text",
+    "v | verdict | lower", "v",
+}
+
+
+def test_every_markdown_template_value_is_escaped_or_trusted() -> None:
+    unescaped = {m.group(1).strip() for path in MD_TEMPLATES
+                 for m in re.finditer(r"\{\{(.*?)\}\}", path.read_text(encoding="utf-8"))
+                 if not ESCAPED.search(m.group(1))}
+    assert unescaped <= TRUSTED, sorted(unescaped - TRUSTED)

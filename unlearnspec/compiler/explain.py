@@ -17,6 +17,7 @@ import jinja2
 
 from unlearnspec.catalog import CODES
 from unlearnspec.compiler.ast import Objective
+from unlearnspec.markdown import escape as md_escape
 from unlearnspec.markdown import register_filters
 
 STATUS_LABEL = {
@@ -197,12 +198,8 @@ and `tests/test_docs_rules.py` fails while they are out of date.
 
 def rules_index_markdown() -> str:
     """``docs/rules/README.md``: one table row per registered code, linking its page."""
-
-    def cell(text: str) -> str:
-        return text.replace("|", "\\|").replace("\n", " ")
-
     lines = [RULES_INDEX_INTRO, "| Code | Severity | Category | Name | Summary |", "|---|---|---|---|---|"]
-    lines += [f"| [{code}]({code}.md) | {p.severity} | {p.category} | `{p.name}` | {cell(p.summary)} |"
+    lines += [f"| [{code}]({code}.md) | {p.severity} | {p.category} | `{p.name}` | {md_escape(p.summary, 'prose')} |"
               for code, p in sorted(CODES.items())]
     return "\n".join(lines) + "\n"
 
