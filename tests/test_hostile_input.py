@@ -16,7 +16,8 @@ import pytest
 from fixtures.frontend import EXAMPLE, SPECS
 
 from unlearnspec.cli import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, main
-from unlearnspec.compiler.check import MAX_RESOLVE_DIAGNOSTICS, check_file
+from unlearnspec.compiler.check import check_file
+from unlearnspec.compiler.resolve import MAX_RESOLVE_DIAGNOSTICS
 from unlearnspec.inputs import MAX_JSON_DEPTH, check_json_depth, load_json
 from unlearnspec.records import DataFormatError, inspect_data_file
 

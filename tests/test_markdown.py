@@ -26,8 +26,8 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
 from unlearnspec.cli import main
+from unlearnspec.compiler.check import plan_file
 from unlearnspec.compiler.explain import explain_spec
-from unlearnspec.compiler.lower import plan_file
 from unlearnspec.compiler.review import render_review
 from unlearnspec.markdown import escape
 from unlearnspec.plan import Plan

@@ -17,11 +17,11 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from unlearnspec.catalog import ClaimStatus
 from unlearnspec.inputs import load_json, read_regular
 
 FORMAT_VERSION = "1.0"
 
-ClaimStatus = Literal["supported", "cannot_be_verified", "cannot_be_met"]
 Severity = Literal["error", "warning", "note"]
 Comparison = Literal["<=", ">=", "<", ">"]
 
