@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from test_fuzz import mutated_specs
 
 from unlearnspec.cli import main
-from unlearnspec.plan import Plan, PlanLoadError, load_plan_file
+from unlearnspec.plan import Plan, PlanLoadError
 from unlearnspec.records import DataFormatError, inspect_data_file, read_records
 
 pytestmark = pytest.mark.fuzz
@@ -171,7 +171,7 @@ def test_mutated_plans_load_or_are_refused_and_show_never_raises(tmp_path_factor
     path = tmp_path_factory.getbasetemp() / "fuzz-plan.json"
     path.write_text(text, encoding="utf-8")
     try:
-        plan = load_plan_file(path)
+        plan = Plan.load(path)
     except PlanLoadError as err:
         assert err.message
         code, _ = run_verb("show", str(path))

@@ -33,7 +33,6 @@ from unlearnspec.plan import (
     UnlearnStage,
     VerdictStage,
     is_plan_path,
-    load_plan_file,
 )
 
 REVIEW_FORMAT_VERSION = "1"
@@ -51,7 +50,7 @@ REFERENCE_WORDS = {
 def load_plan(path: Path) -> tuple[Plan | None, str]:
     """A saved plan, validated; or ``None`` and a one-line error a person can act on."""
     try:
-        return load_plan_file(path), ""
+        return Plan.load(path), ""
     except PlanLoadError as err:
         return None, f"error: {err.message}" + "".join(f"\n  = help: {h}" for h in err.help)
 

@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field
 
 from unlearnspec.catalog.exits import EXIT_OK, EXIT_USAGE
 from unlearnspec.io import atomic_write_text
-from unlearnspec.plan import Plan, PlanLoadError, is_plan_path, load_plan_file
+from unlearnspec.plan import Plan, PlanLoadError, is_plan_path
 from unlearnspec.records import sha256_path
 
 log = logging.getLogger("unlearnspec.run")
@@ -116,7 +116,7 @@ def verify_inputs(plan: Plan, spec_dir: Path) -> None:
 
 def load_plan(path: Path) -> Plan:
     try:
-        return load_plan_file(path)
+        return Plan.load(path)
     except PlanLoadError as err:
         raise RunError("UL703", err.message, help=err.help) from err
 
