@@ -199,6 +199,7 @@ def test_every_compiler_verb_on_a_mutated_spec(tmp_path_factory: pytest.TempPath
         run_verb("explain", "--format", "md", str(spec))
         code, _ = run_verb("plan", "-q", "--allow-infeasible", str(spec), "-o", str(folder / "plan.json"))
         run_verb("show", str(spec))
+        run_verb("debug", "analysis", str(spec))
         if code == 0:
             run_verb("show", str(folder / "plan.json"), "--format", "md")
             run_verb("diff", str(EXAMPLE), str(folder / "plan.json"), "--format", "md")

@@ -237,3 +237,18 @@ def test_run_reads_plans_with_the_same_loader(work: Path, capsys: pytest.Capture
     assert code == EXIT_USAGE
     assert "error[UL703]" in text and message in text and "newer" not in text
     assert not (work / "runs").exists()
+
+
+@pytest.mark.parametrize("stage", ["syntax", "ast", "analysis", "plan"])
+def test_debug_of_an_unusable_spec_path_is_exit_2(work: Path, capsys: pytest.CaptureFixture[str], stage: str) -> None:
+    (work / "folder.unlearn").mkdir()
+    for path in ("missing.unlearn", "folder.unlearn"):
+        code, text = cli(capsys, "debug", stage, path)
+        assert code == EXIT_USAGE and "UL207" in text, (path, text)
+
+
+@pytest.mark.parametrize("stage", ["ast", "plan"])
+def test_debug_of_a_huge_number_is_ul205(work: Path, capsys: pytest.CaptureFixture[str], stage: str) -> None:
+    name = spec(work, "robust_to_finetuning steps 20", "robust_to_finetuning steps 1e309")
+    code, text = cli(capsys, "debug", stage, name)
+    assert code in (EXIT_OK, EXIT_FINDINGS) and "UL205" in text
