@@ -17,7 +17,7 @@ from fixtures.frontend import EXAMPLE, SPECS
 
 from unlearnspec.cli import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, main
 from unlearnspec.compiler.check import check_file
-from unlearnspec.compiler.resolve import MAX_RESOLVE_DIAGNOSTICS
+from unlearnspec.compiler.resolve_values import MAX_RESOLVE_DIAGNOSTICS
 from unlearnspec.inputs import MAX_JSON_DEPTH, check_json_depth, load_json
 from unlearnspec.records import DataFormatError, inspect_data_file
 

@@ -33,7 +33,12 @@ from unlearnspec.compiler.ast import (
     Word,
 )
 from unlearnspec.compiler.diagnostics import Diagnostic, Label, Span, sort_diagnostics
-from unlearnspec.compiler.resolve_values import BUILTIN_MODELS, MAX_SEED, ValueResolver
+from unlearnspec.compiler.resolve_values import (
+    BUILTIN_MODELS,
+    MAX_RESOLVE_DIAGNOSTICS,
+    MAX_SEED,
+    ValueResolver,
+)
 from unlearnspec.compiler.suggest import did_you_mean
 from unlearnspec.compiler.syntax import Field, ObjectiveNode, SpecFile
 from unlearnspec.compiler.unit import CheckResult, CompileOptions
@@ -488,11 +493,6 @@ def resolve(spec: SpecFile, base_dir: Path) -> tuple[Spec, list[Diagnostic]]:
                      help=['write `objective "erase-jane-doe" {`'])
         objectives.append(r.objective_node(node))
     return Spec(path=spec.path, base_dir=str(base_dir), objectives=objectives), r.diags
-
-
-#: Resolve diagnostics (UL2xx) kept per file, like the parser's cap on syntax errors: 120,000 unknown
-#: fields are one mistake repeated, and printing them all made 38 MB of output. The rest are counted.
-MAX_RESOLVE_DIAGNOSTICS = 100
 
 
 def resolve_pass(unit: CheckResult, opts: CompileOptions) -> bool:

@@ -23,6 +23,9 @@ from unlearnspec.compiler.syntax import Field, SpecFile, Value
 from unlearnspec.records import DataFileInfo, DataFormatError, inspect_data_file
 
 BUILTIN_MODELS = ("builtin:tiny-bios",)
+#: Resolve diagnostics (UL2xx) kept per file, like the parser's cap on syntax errors: 120,000 unknown
+#: fields are one mistake repeated, and printing them all made 38 MB of output. The rest are counted.
+MAX_RESOLVE_DIAGNOSTICS = 100
 #: The largest seed: random number generators (numpy's among them) take 32-bit seeds.
 MAX_SEED = 2**32 - 1
 
@@ -87,7 +90,9 @@ class ValueResolver:
                 where: str = "") -> None:
         word = value.name if isinstance(value, Field) else value.text
         span = value.name_span if isinstance(value, Field) else value.span
-        hint = did_you_mean(word, choices)
+        # past twice the cap the finding will not be shown (resolve_pass keeps the first ones in source
+        # order): skip the edit distances, which made 100,000 unknown fields take minutes
+        hint = did_you_mean(word, choices) if len(self.diags) < 2 * MAX_RESOLVE_DIAGNOSTICS else None
         help = [f"did you mean `{hint}`?"] if hint else []
         help.append("expected one of: " + ", ".join(f"`{c}`" for c in choices))
         self.report(code, "error", span, f"unknown {what} `{word}`" + (f" in {where}" if where else ""), help=help)
