@@ -143,7 +143,8 @@ def test_command_line_path_to_a_directory_without_specs(work: Path) -> None:
 
 
 def test_missing_spec_file(work: Path) -> None:
-    assert_diagnosed(run(["check", "missing.unlearn"], work), "UL207", "missing.unlearn:1:1")
+    """A spec path that cannot be read is an unusable path (exit 2), not a finding in a spec (1)."""
+    assert_diagnosed(run(["check", "missing.unlearn"], work), "UL207", "missing.unlearn:1:1", (2,))
 
 
 def test_spec_path_to_a_missing_data_file(work: Path) -> None:
@@ -181,9 +182,37 @@ def test_lone_carriage_returns(work: Path) -> None:
 
 @pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
 def test_endless_device_as_a_spec(work: Path) -> None:
-    """Reading is capped: an endless stream is refused as too large, not read until memory runs out."""
-    for verb in ("check", "fmt"):
-        assert_diagnosed(run([verb, "/dev/zero"], work), "UL106", "/dev/zero:1:1")
+    """Only regular files are read as specs: a device is refused before a byte is read, not read
+    until memory runs out."""
+    r = run(["check", "/dev/zero"], work)
+    assert_diagnosed(r, "UL207", "/dev/zero:1:1", (2,))
+    assert "`/dev/zero` is a character device, not a spec file" in r.stdout
+    r = run(["fmt", "/dev/zero"], work)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "error: cannot read `/dev/zero`: a character device, not a regular file" in r.stderr
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+@pytest.mark.parametrize("verb", ["check", "fmt", "show", "explain", "plan", "diff"])
+def test_spec_path_to_a_named_pipe(work: Path, verb: str) -> None:
+    """A FIFO given as the spec is refused at once (it used to block for ever waiting for a writer):
+    a diagnostic naming what it is, exit 2, for every verb that reads a spec."""
+    os.mkfifo(work / "pipe.unlearn")
+    args = [verb, "pipe.unlearn"] + (["pipe.unlearn"] if verb == "diff" else [])
+    r = run(args, work)
+    both = r.stdout + r.stderr
+    assert r.returncode == 2, (r.returncode, both)
+    assert "Traceback" not in both
+    assert "named pipe" in both and "pipe.unlearn" in both
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_plan_path_to_a_named_pipe(work: Path) -> None:
+    os.mkfifo(work / "plan.json")
+    for args in (["show", "plan.json"], ["diff", "plan.json", "plan.json"]):
+        r = run(args, work)
+        assert r.returncode == 2 and "Traceback" not in r.stdout + r.stderr, r.stderr
+        assert "cannot read plan `plan.json`: a named pipe, not a regular file" in r.stdout + r.stderr
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
@@ -194,3 +223,20 @@ def test_data_path_to_a_named_pipe(work: Path) -> None:
     r = run(["check", write(work, "fifo.unlearn", data)], work)
     assert_diagnosed(r, "UL207", "fifo.unlearn:27:15")
     assert "is not a regular file" in r.stdout
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_local_model_with_a_pipe_for_weights_and_a_deep_config(work: Path) -> None:
+    """Planning reads a local model's safetensors headers and config.json to size it: a FIFO named
+    `*.safetensors` is skipped, not waited on, and a config.json nested 50,000 deep is ignored, not a
+    RecursionError."""
+    model = work / "models" / "m"
+    model.mkdir(parents=True)
+    (model / "config.json").write_text('{"a": ' + "[" * 50_000 + "]" * 50_000 + "}", encoding="utf-8")
+    os.mkfifo(model / "model.safetensors")
+    data = EXAMPLE.read_bytes().replace(b'"builtin:tiny-bios"', b'"models/m"')
+    name = write(work, "local.unlearn", data)
+    for verb in ("check", "plan"):
+        r = run([verb, name], work)
+        assert r.returncode in (0, 1), (verb, r.stdout[-2000:], r.stderr[-2000:])
+        assert "Traceback" not in r.stdout + r.stderr

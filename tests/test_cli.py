@@ -97,9 +97,10 @@ def test_folder_with_no_specs_is_a_usage_error(tmp_path: Path) -> None:
         assert "no `*.unlearn` files found" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_missing_spec_file_is_a_finding_with_a_location(tmp_path: Path) -> None:
+def test_missing_spec_file_is_an_unusable_path_with_a_location(tmp_path: Path) -> None:
+    """Exit 2 (the command line names something unusable), not 1, which CI reads as a finding."""
     r = run_cli(["check", "nope.unlearn"], cwd=tmp_path)
-    assert r.returncode == EXIT_FINDINGS
+    assert r.returncode == EXIT_USAGE
     assert "error[UL207]: spec file `nope.unlearn` does not exist" in r.stdout
     assert "nope.unlearn:1:1" in r.stdout
 

@@ -529,14 +529,21 @@ def test_show_flags_a_plan_edited_after_planning(tmp_path: Path) -> None:
     ('{"hello": 1}', "is not an unlearnspec plan"),
     ('{"format_version": "9.0", "objectives": []}', "newer than this unlearnspec reads"),
     ('{"format_version": "1.0", "objectives": [{}]}', "is not a valid plan"),
+    ('{"format_version": "abc", "objectives": []}', "plan format `\"abc\"` is not a version number"),
+    ('{"format_version": 2, "objectives": []}', "plan format `2` is not a version number"),
+    ('{"format_version": "0.9", "objectives": []}', "plan format `0.9` is not one this unlearnspec reads"),
+    ('{"format_version": "1.0", "objectives": ' + "[" * 5000 + "]" * 5000 + "}",
+     "nested deeper than 64 levels"),
 ])
 def test_show_refuses_what_is_not_a_plan(tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str,
                                          message: str) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text(content, encoding="utf-8")
     code, out, err = run_cli(capsys, "show", str(bad))
-    assert code == 1 and out == ""
-    assert message in err
+    assert code == 2 and out == ""  # an unusable input, not a finding
+    assert message in err and "Traceback" not in err
+    if "newer" not in message:  # `abc` or `0.9` is not a version from the future
+        assert "newer" not in err
 
 
 def test_show_of_a_broken_spec_prints_its_diagnostics(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

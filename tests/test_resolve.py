@@ -158,7 +158,7 @@ def test_no_suggestion_for_a_word_far_from_all(folder: Path) -> None:
     ("  claims {\n    robust_to_finetuning steps 2.5\n  }\n", "2.5", "whole number"),
     ("  method npo {\n    learning_rate 0\n  }\n", "0\n", "greater than 0 and at most 1"),
     ("  method npo {\n    adapter lora rank 0\n  }\n", "0\n", "between 1 and 1024"),
-    ("  seed -3\n", "-3", "at least 0"),
+    ("  seed -3\n", "-3", "between 0 and 4294967295"),  # seeds are 32-bit
 ])
 def test_value_out_of_range(folder: Path, extra: str, needle: str, fragment: str) -> None:
     text, diags = check(folder, MINIMAL_BODY + extra)

@@ -11,13 +11,28 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from unlearnspec.catalog import ClaimStatus
+from unlearnspec.inputs import load_json, read_regular
 
 FORMAT_VERSION = "1.0"
+
+
+class PlanLoadError(ValueError):
+    """A file that cannot be used as a plan: one sentence a person can act on, and help lines."""
+
+    code = "UL703"  # the runtime reports it under the plan-loading code
+
+    def __init__(self, message: str, help: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.help = help or []
+
 
 Severity = Literal["error", "warning", "note"]
 Comparison = Literal["<=", ">=", "<", ">"]
@@ -296,6 +311,56 @@ class Plan(_Model):
     def sealed(self) -> Plan:
         return self.model_copy(update={"plan_hash": self.compute_hash()})
 
+    @classmethod
+    def load(cls, path: Path) -> Plan:
+        """A saved plan, validated; the one loader of plan files (``show``, ``diff``, ``run``).
+
+        Only a regular file is read (a FIFO is refused, not waited on), JSON nested deeper than
+        :data:`unlearnspec.inputs.MAX_JSON_DEPTH` is refused as malformed, and a ``format_version`` is
+        called newer only when it is a version number with a larger major part. Raises
+        :class:`PlanLoadError`."""
+        try:
+            text = read_regular(path).decode("utf-8")
+        except FileNotFoundError as err:
+            raise PlanLoadError(f"plan `{path}` does not exist") from err
+        except UnicodeDecodeError as err:
+            raise PlanLoadError(f"plan `{path}` is not UTF-8 text (byte {err.start})") from err
+        except OSError as err:
+            reason = err.strerror or str(err)
+            raise PlanLoadError(f"cannot read plan `{path}`: {reason[:1].lower() + reason[1:]}") from err
+        try:
+            data = load_json(text)
+        except json.JSONDecodeError as err:
+            raise PlanLoadError(f"`{path}` is not valid JSON (line {err.lineno}, column {err.colno}: "
+                                f"{err.msg[:1].lower() + err.msg[1:]})") from err
+        if not isinstance(data, dict) or "format_version" not in data or "objectives" not in data:
+            raise PlanLoadError(f"`{path}` is not an unlearnspec plan (no `format_version` and `objectives`)",
+                                help=["make one with `unlearnspec plan SPEC -o plan.json`"])
+        version = data["format_version"]
+        ours = FORMAT_VERSION.split(".")[0]
+        m = re.fullmatch(r"(\d{1,9})(?:\.\d{1,9})*", version) if isinstance(version, str) else None
+        if m is None:
+            shown = json.dumps(version, ensure_ascii=False)[:40]
+            raise PlanLoadError(f"plan format `{shown}` is not a version number",
+                                help=[f"this unlearnspec reads plan format {ours}.x; make a new plan"])
+        if m.group(1).lstrip("0") != ours:
+            newer = int(m.group(1)) > int(ours)
+            raise PlanLoadError(f"plan format `{version}` is {'newer than' if newer else 'not one'} this unlearnspec "
+                                f"reads ({ours}.x)",
+                                help=["upgrade unlearnspec" if newer else "make a new plan with this unlearnspec"])
+        try:
+            return cls.model_validate(data)
+        except ValidationError as err:
+            first = err.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "plan"
+            raise PlanLoadError(f"`{path}` is not a valid plan: `{where}`: {first['msg'][:1].lower() + first['msg'][1:]}",
+                                help=["make a new plan with `unlearnspec plan SPEC -o plan.json`"]) from err
+
 
 def plan_schema() -> dict[str, object]:
     return Plan.model_json_schema()
+
+
+def is_plan_path(path: Path) -> bool:
+    """Whether ``path`` names a plan rather than a spec: a ``.json`` file, in any letter case."""
+    return path.suffix.lower() == ".json"

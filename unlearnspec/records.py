@@ -23,6 +23,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from unlearnspec.inputs import load_json, read_regular
+
 QA_TEMPLATE = "Question: {question}\nAnswer: {answer}"
 PROMPT_TEMPLATE = "Question: {question}\nAnswer:"
 
@@ -101,7 +103,7 @@ def _validate_row(row: dict[str, object], line: int) -> Record:
         row = {**row, "perturbed": [p for p in str(row["perturbed"]).split("|") if p]}
     if isinstance(row.get("attributes"), str):
         try:
-            row = {**row, "attributes": json.loads(str(row["attributes"]) or "{}")}
+            row = {**row, "attributes": load_json(str(row["attributes"]) or "{}")}
         except json.JSONDecodeError as exc:
             raise DataFormatError("`attributes` must be a JSON object", line=line, column=1) from exc
     try:
@@ -110,13 +112,14 @@ def _validate_row(row: dict[str, object], line: int) -> Record:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"]) or "record"
         raise DataFormatError(f"field `{field}`: {first['msg'].lower()}", line=line, column=1) from exc
+    if (rec.question is None) != (rec.answer is None):  # before "neither": `{"question": "q?"}` lacks an answer
+        missing, present = ("answer", "question") if rec.answer is None else ("question", "answer")
+        raise DataFormatError(f"record has a `{present}` but no `{missing}`", line=line, column=1,
+                              help=f"a QA pair needs both `question` and `answer`; add the `{missing}`")
     if not rec.text and not rec.is_qa:
         raise DataFormatError(
             "record has neither `text` nor `question` + `answer`", line=line, column=1,
             help="each record needs a document (`text`) or a QA pair (`question` and `answer`)")
-    if (rec.question is None) != (rec.answer is None):
-        missing = "answer" if rec.answer is None else "question"
-        raise DataFormatError(f"record has a QA half without its `{missing}`", line=line, column=1)
     return rec
 
 
@@ -130,7 +133,7 @@ def _iter_jsonl(data: bytes) -> Iterator[Record]:
         if not raw.strip():
             continue
         try:
-            row = json.loads(raw)
+            row = load_json(raw)
         except json.JSONDecodeError as exc:
             raise DataFormatError(f"malformed JSON: {exc.msg.lower()}", line=lineno, column=exc.colno,
                                   help="each line of a JSONL file must be one complete JSON object") from exc
@@ -142,15 +145,24 @@ def _iter_csv(data: bytes) -> Iterator[Record]:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise DataFormatError("data file is not valid UTF-8", line=1, column=1) from exc
-    reader = csv.DictReader(io.StringIO(text))
-    if not reader.fieldnames or not ({"text", "question"} & set(reader.fieldnames)):
-        raise DataFormatError("CSV header must name `text` or `question` and `answer`", line=1, column=1)
+    # strict: a quote that is never closed is an error, not a field that swallows the rest of the file
+    reader = csv.DictReader(io.StringIO(text), strict=True)
+    start = 1  # the line the record being read starts on (a quoted field may span lines)
     try:
+        fieldnames = reader.fieldnames
+        if not fieldnames or not ({"text", "question"} & set(fieldnames)):
+            raise DataFormatError("CSV header must name `text` or `question` and `answer`", line=1, column=1)
+        start = reader.line_num + 1
         for row in reader:
             clean = {k: v for k, v in row.items() if k is not None and v not in (None, "")}
-            yield _validate_row(clean, reader.line_num)
+            yield _validate_row(clean, start)
+            start = reader.line_num + 1
     except csv.Error as exc:
-        raise DataFormatError(f"malformed CSV: {exc}", line=reader.line_num, column=1) from exc
+        what = str(exc)
+        if what == "unexpected end of data":
+            what = "a quoted field is never closed"
+        raise DataFormatError(f"malformed CSV: {what}", line=start, column=1,
+                              help='close every quoted field with `"`; write a quote inside one as `""`') from exc
 
 
 def is_hf_dataset_dir(path: Path) -> bool:
@@ -168,7 +180,7 @@ def read_records(path: str | Path) -> list[Record]:
 
         ds = load_from_disk(str(p))
         return [_validate_row(dict(row), i + 1) for i, row in enumerate(ds)]
-    data = p.read_bytes()
+    data = read_regular(p)
     if p.suffix.lower() == ".csv":
         return list(_iter_csv(data))
     return list(_iter_jsonl(data))
@@ -185,7 +197,7 @@ def inspect_data_file(path: str | Path) -> DataFileInfo:
     if p.suffix.lower() not in DATA_SUFFIXES:
         raise DataFormatError(f"unsupported data file type `{p.suffix or '(none)'}`",
                               help="data files are JSONL (.jsonl), CSV (.csv) or `save_to_disk` folders")
-    data = p.read_bytes()
+    data = read_regular(p)
     recs = list(_iter_csv(data) if p.suffix.lower() == ".csv" else _iter_jsonl(data))
     if not recs:
         raise DataFormatError("data file holds no records", line=1, column=1)

@@ -19,7 +19,15 @@ from collections.abc import Sequence
 
 from unlearnspec import __version__
 from unlearnspec.cli import check, debug, explain, fmt, init, lsp, plan, run, schema
-from unlearnspec.cli.common import EXIT_FINDINGS, EXIT_INCOMPLETE, EXIT_OK, EXIT_USAGE, Parser
+from unlearnspec.cli.common import (
+    EXIT_FINDINGS,
+    EXIT_INCOMPLETE,
+    EXIT_OK,
+    EXIT_USAGE,
+    Parser,
+    UsageError,
+    os_reason,
+)
 
 __all__ = ["EXIT_FINDINGS", "EXIT_INCOMPLETE", "EXIT_OK", "EXIT_USAGE", "VERBS", "build_parser", "main"]
 
@@ -41,12 +49,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
+    except UsageError as err:
+        sys.stderr.write(err.render())
+        return EXIT_USAGE
+    except OSError as err:
+        # The one error boundary: a path the user gave that cannot be read or written ends here as a
+        # usage error (exit 2), never as a traceback or as exit 1, which means that a claim failed.
+        if isinstance(err, BrokenPipeError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return EXIT_OK
+        where = f" `{err.filename}`" if err.filename else ""
+        sys.stderr.write(f"error: cannot use{where}: {os_reason(err)}\n")
+        return EXIT_USAGE
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         return 130
-    except BrokenPipeError:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -19,6 +19,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         sys.stderr.write("error: no `*.unlearn` files found in " + ", ".join(args.paths) + "\n")
         return EXIT_USAGE
     out(render(results, args.format, sys.stdout, args.color), args.output)
+    if any(r.unreadable for r in results):
+        return EXIT_USAGE
     errors = sum(r.errors for r in results)
     warnings = sum(r.warnings for r in results)
     if errors or (args.strict and warnings):

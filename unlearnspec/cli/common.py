@@ -1,14 +1,16 @@
-"""What every verb shares: exit codes, the argument parser class, writing output."""
+"""What every verb shares: exit codes, the argument parser class, writing output, the usage error."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from unlearnspec.catalog.exits import EXIT_FINDINGS, EXIT_INCOMPLETE, EXIT_OK, EXIT_USAGE
 
-__all__ = ["EXIT_FINDINGS", "EXIT_INCOMPLETE", "EXIT_OK", "EXIT_USAGE", "Parser", "add_colour", "out"]
+__all__ = ["EXIT_FINDINGS", "EXIT_INCOMPLETE", "EXIT_OK", "EXIT_USAGE", "Parser", "UsageError", "add_colour", "os_reason",
+           "out"]
 
 
 class Parser(argparse.ArgumentParser):
@@ -20,12 +22,36 @@ class Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_USAGE)
 
 
+class UsageError(Exception):
+    """A path, file or value given on the command line that cannot be used (an output folder that
+    cannot be written, a FIFO given as a spec): :func:`unlearnspec.cli.main` prints it as one
+    ``error:`` line with ``help:`` lines and exits 2, never with a traceback."""
+
+    def __init__(self, message: str, help: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.message = message
+        self.help = list(help)
+
+    def render(self) -> str:
+        return f"error: {self.message}\n" + "".join(f"  = help: {h}\n" for h in self.help)
+
+
+def os_reason(err: OSError) -> str:
+    """What went wrong, in the operating system's words, lower case (`permission denied`)."""
+    reason = err.strerror or str(err) or type(err).__name__
+    return reason[:1].lower() + reason[1:]
+
+
 def out(text: str, output: str | None = None) -> None:
     """Write ``text`` to ``output`` atomically, or to stdout when no file (or ``-``) is given."""
     if output and output != "-":
         from unlearnspec.io import atomic_write_text
 
-        atomic_write_text(Path(output), text)
+        try:
+            atomic_write_text(Path(output), text)
+        except OSError as err:
+            raise UsageError(f"cannot write `{output}`: {os_reason(err)}",
+                             help=["give a file path in a folder you can write to (`-` prints to stdout)"]) from err
     else:
         sys.stdout.write(text)
         sys.stdout.flush()

@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from unlearnspec.cli.common import EXIT_FINDINGS, EXIT_OK, Parser, out
+from unlearnspec.cli.common import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, Parser, out
 
 if TYPE_CHECKING:
     from unlearnspec.compiler.check import PassName
@@ -47,6 +47,8 @@ def cmd_debug(args: argparse.Namespace) -> int:
            "output": output, "diagnostics": [d.model_dump(mode="json", exclude_defaults=True)
                                              for d in result.diagnostics]}
     out(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", args.output)
+    if result.unreadable:  # a spec path that cannot be read is unusable (2), not a finding (1)
+        return EXIT_USAGE
     return EXIT_OK if output is not None else EXIT_FINDINGS
 
 

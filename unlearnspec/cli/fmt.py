@@ -30,15 +30,15 @@ def cmd_fmt(args: argparse.Namespace) -> int:
         display = display_path(path)
         try:
             data = read_spec_bytes(path)
-        except OSError as err:
+        except OSError as err:  # missing, a folder, a FIFO or a device: an unusable path, exit 2
             sys.stderr.write(f"error: cannot read `{display}`: {err.strerror or err}\n")
-            status = EXIT_FINDINGS
+            status = EXIT_USAGE
             continue
         syntax, diags = parse_bytes(data, display)
         if syntax is None or any(d.severity == "error" for d in diags):
             sys.stderr.write(render_human([CheckResult(path=display, source=data, diagnostics=diags)],
                                           summary=False))
-            status = EXIT_FINDINGS
+            status = max(status, EXIT_FINDINGS)
             continue
         new = format_spec(syntax)
         old = data.decode("utf-8").lstrip("\ufeff")
@@ -54,7 +54,12 @@ def cmd_fmt(args: argparse.Namespace) -> int:
                 sys.stdout.write(f"would reformat {display}\n")
             status = max(status, EXIT_FINDINGS)
         else:
-            atomic_write_bytes(path, new.encode("utf-8"))
+            try:
+                atomic_write_bytes(path, new.encode("utf-8"))
+            except OSError as err:
+                sys.stderr.write(f"error: cannot write `{display}`: {err.strerror or err}\n")
+                status = EXIT_USAGE
+                continue
             sys.stdout.write(f"formatted {display}\n")
     if args.check and not changed and status == EXIT_OK:
         sys.stdout.write(f"{len(files)} file{'s' * (len(files) != 1)} already formatted\n")

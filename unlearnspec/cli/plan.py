@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from unlearnspec.cli.common import EXIT_FINDINGS, EXIT_OK, Parser, add_colour, out
+from unlearnspec.cli.common import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, Parser, add_colour, out
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -17,7 +17,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if result.diagnostics and (plan is None or not args.quiet):
         sys.stderr.write(render([result], "human", sys.stderr, args.color))
     if plan is None:
-        return EXIT_FINDINGS
+        return EXIT_USAGE if result.unreadable else EXIT_FINDINGS
     out(plan.canonical_json(), args.output)
     if args.output and args.output != "-" and not args.quiet:
         sys.stderr.write(f"wrote {args.output} (plan {plan.plan_hash[:12]})\n")
@@ -26,11 +26,15 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     from unlearnspec.compiler.review import load_plan_or_spec, render_review
+    from unlearnspec.plan import is_plan_path
 
-    plan, err = load_plan_or_spec(Path(args.path))
+    path = Path(args.path)
+    plan, err = load_plan_or_spec(path)
     if plan is None:
         sys.stderr.write(err + "\n")
-        return EXIT_FINDINGS
+        # a plan that cannot be read, or a spec path that is no file, is unusable (2); a spec with
+        # errors is a finding (1)
+        return EXIT_USAGE if is_plan_path(path) or not path.is_file() else EXIT_FINDINGS
     out(render_review(plan, args.format), args.output)
     return EXIT_OK
 

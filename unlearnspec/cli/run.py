@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from unlearnspec.cli.common import EXIT_OK, EXIT_USAGE, Parser
+from unlearnspec.cli.common import EXIT_OK, EXIT_USAGE, Parser, UsageError, os_reason
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -26,7 +26,11 @@ def cmd_builtin(args: argparse.Namespace) -> int:
     if args.builtin_cmd == "export":
         from unlearnspec.builtin.corpus import export
 
-        files = export(Path(args.dir))
+        try:
+            files = export(Path(args.dir))
+        except OSError as err:
+            raise UsageError(f"cannot write the corpus to `{args.dir}`: {os_reason(err)}",
+                             help=["give a folder you can write to (it is created when missing)"]) from err
         for role, path in sorted(files.items()):
             sys.stdout.write(f"{role:24} {path}\n")
         return EXIT_OK

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Literal
 from unlearnspec.compiler.diagnostics import Diagnostic, Span, sort_diagnostics
 from unlearnspec.compiler.parse import MAX_BYTES
 from unlearnspec.compiler.unit import CheckResult, CompileOptions
+from unlearnspec.inputs import NotRegularFileError, read_regular
 
 if TYPE_CHECKING:
     from unlearnspec.plan import Plan
@@ -86,11 +87,11 @@ def check_bytes(data: bytes, display: str, base_dir: Path, until: PassName = "an
 def read_spec_bytes(path: Path) -> bytes:
     """A spec file's bytes, at most one byte past the size limit (``parse`` reports UL106 then).
 
-    Reading is capped so that a device or an endless stream given as a spec (`/dev/zero`) cannot
-    hang the compiler or exhaust memory; a regular file known to be too large is not read at all
-    beyond the limit either."""
-    with path.open("rb") as fh:
-        return fh.read(MAX_BYTES + 1)
+    Only a regular file is read: a FIFO, a terminal or a device (`/dev/zero`) given as a spec is
+    refused before a byte is read (:class:`~unlearnspec.inputs.NotRegularFileError`), so it can
+    neither hang the compiler nor exhaust its memory; a regular file known to be too large is not
+    read beyond the limit either."""
+    return read_regular(path, MAX_BYTES)
 
 
 def compile(path: Path, until: PassName = "analyse", *, allow_infeasible: bool = False) -> CheckResult:
@@ -98,15 +99,20 @@ def compile(path: Path, until: PassName = "analyse", *, allow_infeasible: bool =
     display = display_path(path)
     try:
         if path.is_dir():
-            return CheckResult(path=display, diagnostics=[Diagnostic(
+            return CheckResult(path=display, unreadable=True, diagnostics=[Diagnostic(
                 code="UL207", severity="error", span=Span.point(display),
                 message=f"`{display}` is a folder; give spec files or a folder to search for `*.unlearn`")])
         data = read_spec_bytes(path)
     except FileNotFoundError:
-        return CheckResult(path=display, diagnostics=[Diagnostic(
+        return CheckResult(path=display, unreadable=True, diagnostics=[Diagnostic(
             code="UL207", severity="error", span=Span.point(display), message=f"spec file `{display}` does not exist")])
+    except NotRegularFileError as err:
+        return CheckResult(path=display, unreadable=True, diagnostics=[Diagnostic(
+            code="UL207", severity="error", span=Span.point(display),
+            message=f"`{display}` is {err.what}, not a spec file",
+            help=["only regular files are read as specs; save the spec to a `.unlearn` file and give its path"])])
     except OSError as err:
-        return CheckResult(path=display, diagnostics=[Diagnostic(
+        return CheckResult(path=display, unreadable=True, diagnostics=[Diagnostic(
             code="UL207", severity="error", span=Span.point(display),
             message=f"spec file `{display}` cannot be read: {err.strerror or err}")])
     return check_bytes(data, display, path.resolve().parent, until, spec_name=path.name,

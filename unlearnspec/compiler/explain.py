@@ -21,6 +21,8 @@ from unlearnspec.compiler.check import compile
 from unlearnspec.compiler.evidence_defaults import side_effect_evidence
 from unlearnspec.compiler.feasibility import concerns
 from unlearnspec.compiler.render import render_human
+from unlearnspec.markdown import escape as md_escape
+from unlearnspec.markdown import register_filters
 
 STATUS_LABEL = {
     "supported": "supported",
@@ -31,7 +33,7 @@ STATUS_LABEL = {
 
 @functools.lru_cache(maxsize=1)
 def _env() -> jinja2.Environment:
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.PackageLoader("unlearnspec.compiler", "templates"),
         autoescape=jinja2.select_autoescape(["html", "html.j2"]),
         undefined=jinja2.StrictUndefined,
@@ -39,6 +41,8 @@ def _env() -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
+    register_filters(env.filters)  # `md`, `mdcode`, `mdprose`: every value in a *.md.j2 goes through one
+    return env
 
 
 def render_template(name: str, **context: Any) -> str:
@@ -138,7 +142,7 @@ def _tolerance_rows(obj: Objective) -> list[dict[str, Any]]:
 def explain_spec(path: Path, fmt: str = "text") -> tuple[str, int]:
     result = compile(path, "analyse")
     if result.spec is None or result.analysis is None:
-        return render_human([result]), 1
+        return render_human([result]), 2 if result.unreadable else 1
     objectives: list[dict[str, Any]] = []
     for analysed in result.analysis:
         obj, mine = analysed.objective, analysed.findings
@@ -187,12 +191,8 @@ and `tests/test_docs_rules.py` fails while they are out of date.
 
 def rules_index_markdown() -> str:
     """``docs/rules/README.md``: one table row per registered code, linking its page."""
-
-    def cell(text: str) -> str:
-        return text.replace("|", "\\|").replace("\n", " ")
-
     lines = [RULES_INDEX_INTRO, "| Code | Severity | Category | Name | Summary |", "|---|---|---|---|---|"]
-    lines += [f"| [{code}]({code}.md) | {p.severity} | {p.category} | `{p.name}` | {cell(p.summary)} |"
+    lines += [f"| [{code}]({code}.md) | {p.severity} | {p.category} | `{p.name}` | {md_escape(p.summary, 'prose')} |"
               for code, p in sorted(CODES.items())]
     return "\n".join(lines) + "\n"
 

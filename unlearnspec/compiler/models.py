@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import math
 import os
 import struct
@@ -17,6 +16,7 @@ from unlearnspec.builtin.corpus import build_corpus, training_texts
 from unlearnspec.builtin.recipe import RECIPE, recipe_with_hash
 from unlearnspec.compiler.ast import Objective
 from unlearnspec.compiler.decisions import model_kind
+from unlearnspec.inputs import load_json, open_regular, read_regular
 from unlearnspec.plan import (
     FileHash,
     ModelRef,
@@ -117,20 +117,19 @@ def local_parameters(folder: Path) -> int | None:
     total = 0
     found = False
     for f in sorted(folder.glob("*.safetensors")):
-        try:
-            with f.open("rb") as fh:
+        try:  # a FIFO or a hostile header is skipped, never waited on or trusted (issue 12)
+            with open_regular(f) as fh:
                 (n,) = struct.unpack("<Q", fh.read(8))
                 if n > 100_000_000:
                     continue
-                header = json.loads(fh.read(n))
+                header = load_json(fh.read(n).decode("utf-8"))
         except (OSError, ValueError, struct.error):
             continue
-        for name, t in header.items():
-            if name == "__metadata__" or not isinstance(t, dict):
-                continue
-            shape = t.get("shape") or []
-            total += math.prod(int(s) for s in shape)
-            found = True
+        for name, t in header.items() if isinstance(header, dict) else ():
+            shape = t.get("shape") if isinstance(t, dict) and name != "__metadata__" else None
+            if isinstance(shape, list) and all(type(s) is int and 0 <= s < 2**40 for s in shape):
+                total += math.prod(shape)
+                found = True
     if found:
         return total
     cfg = _config(folder)
@@ -154,7 +153,7 @@ def model_layers(obj: Objective, model: ModelRef, base: Path) -> int | None:
 
 def _config(folder: Path) -> dict[str, Any]:
     try:
-        data = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        data = load_json(read_regular(folder / "config.json").decode("utf-8"))
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}

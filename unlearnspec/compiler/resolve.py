@@ -9,6 +9,7 @@ input: every problem becomes a diagnostic and the field is left out of the typed
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -31,11 +32,17 @@ from unlearnspec.compiler.ast import (
     Tolerance,
     Word,
 )
-from unlearnspec.compiler.diagnostics import Diagnostic, Label, Span
-from unlearnspec.compiler.resolve_values import BUILTIN_MODELS, ValueResolver
+from unlearnspec.compiler.diagnostics import Diagnostic, Label, Span, sort_diagnostics
+from unlearnspec.compiler.resolve_values import (
+    BUILTIN_MODELS,
+    MAX_RESOLVE_DIAGNOSTICS,
+    MAX_SEED,
+    ValueResolver,
+)
 from unlearnspec.compiler.suggest import did_you_mean
 from unlearnspec.compiler.syntax import Field, ObjectiveNode, SpecFile
 from unlearnspec.compiler.unit import CheckResult, CompileOptions
+from unlearnspec.records import sha256_path
 
 
 class _Resolver(ValueResolver):
@@ -121,7 +128,7 @@ class _Resolver(ValueResolver):
         if len(field.values) != 1:
             self.shape(field, "one whole number")
             return None
-        return self.number(field.values[0], "`seed`", integer=True, lo=0)
+        return self.number(field.values[0], "`seed`", integer=True, lo=0, hi=MAX_SEED)
 
     def release(self, field: Field) -> Release | None:
         self.no_block(field)
@@ -233,7 +240,7 @@ class _Resolver(ValueResolver):
                 if f.name in ("steps", "batch_size"):
                     knobs[f.name] = self.number(fv[0], f"`{f.name}`", integer=True, lo=1, hi=1_000_000)
                 elif f.name == "seed":
-                    knobs[f.name] = self.number(fv[0], "`seed`", integer=True, lo=0)
+                    knobs[f.name] = self.number(fv[0], "`seed`", integer=True, lo=0, hi=MAX_SEED)
                 elif f.name == "learning_rate":
                     knobs[f.name] = self.number(fv[0], "`learning_rate`", lo=0, hi=1, lo_open=True)
                 else:
@@ -442,6 +449,14 @@ class _Resolver(ValueResolver):
                     self.report("UL209", "error", p.span, f"`{p.raw}` is both forgotten and preserved",
                                 labels=[Label(span=forget[p.resolved].span, message="named as forget data here")],
                                 help=["the retain and neighbour sets must be disjoint from the forget set"])
+                    continue
+                twin = next((f for f in obj.target.forget if _same_content(f.resolved, p.resolved)), None)
+                if twin is not None:  # a copy or a hard link: another path, the same records
+                    self.report("UL209", "error", p.span,
+                                f"`{p.raw}` holds the same data as the forget file `{twin.raw}`",
+                                labels=[Label(span=twin.span, message="named as forget data here")],
+                                help=["the retain and neighbour sets must be disjoint from the forget set; "
+                                      "this file is a copy or a hard link of it"])
         named = self._target_named
         if (obj.target and obj.goal and obj.goal.goal.value == "removal" and not obj.target.forget
                 and "forget" not in named):
@@ -485,5 +500,38 @@ def resolve_pass(unit: CheckResult, opts: CompileOptions) -> bool:
     together); lowering does not."""
     assert unit.syntax is not None
     unit.spec, diags = resolve(unit.syntax, opts.base_dir)
+    if len(diags) > MAX_RESOLVE_DIAGNOSTICS:
+        diags, unit.omitted = cap_diagnostics(diags, MAX_RESOLVE_DIAGNOSTICS)
     unit.diagnostics.extend(diags)
     return True
+
+
+def cap_diagnostics(diags: list[Diagnostic], limit: int) -> tuple[list[Diagnostic], int]:
+    """The first ``limit`` of ``diags`` in source order, the last of them saying how many more there
+    are, and that count."""
+    ordered = sort_diagnostics(diags)
+    kept, rest = ordered[:limit], len(ordered) - limit
+    if rest <= 0:
+        return ordered, 0
+    errors = sum(d.severity == "error" for d in ordered[limit:])
+    parts = [f"{n:,} more {word}{'s' * (n != 1)}" for n, word in ((errors, "error"), (rest - errors, "finding"))
+             if n]
+    more = f"{' and '.join(parts)} in this file {'are' if rest != 1 else 'is'} not shown; fix these first"
+    last = kept[-1]
+    kept[-1] = last.model_copy(update={"help": [*last.help, more]})
+    return kept, rest
+
+
+def _same_content(a: str, b: str) -> bool:
+    """Whether two data paths hold the same bytes: a hard link (one inode), or a copy (same size and
+    sha256). Files of different sizes are never read; unreadable ones compare unequal."""
+    try:
+        sa, sb = os.stat(a), os.stat(b)
+        if (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino):
+            return True
+        if stat.S_ISREG(sa.st_mode) != stat.S_ISREG(sb.st_mode) or (
+                stat.S_ISREG(sa.st_mode) and sa.st_size != sb.st_size):
+            return False
+        return sha256_path(a) == sha256_path(b)
+    except OSError:
+        return False

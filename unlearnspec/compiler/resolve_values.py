@@ -4,6 +4,7 @@ data files (checked once per file), duplicate and unknown fields. :mod:`.resolve
 from __future__ import annotations
 
 import errno
+import math
 import os
 import stat
 from collections.abc import Sequence
@@ -22,6 +23,16 @@ from unlearnspec.compiler.syntax import Field, SpecFile, Value
 from unlearnspec.records import DataFileInfo, DataFormatError, inspect_data_file
 
 BUILTIN_MODELS = ("builtin:tiny-bios",)
+#: Resolve diagnostics (UL2xx) kept per file, like the parser's cap on syntax errors: 120,000 unknown
+#: fields are one mistake repeated, and printing them all made 38 MB of output. The rest are counted.
+MAX_RESOLVE_DIAGNOSTICS = 100
+#: The largest seed: random number generators (numpy's among them) take 32-bit seeds.
+MAX_SEED = 2**32 - 1
+
+
+def clip(raw: str, limit: int = 24) -> str:
+    """A value as written, shortened when it is long (a 400-digit number)."""
+    return raw if len(raw) <= limit else raw[: limit - 1] + "…"
 
 
 # What inspecting a data file found, shared by every spec checked in this process: a folder of specs
@@ -79,7 +90,9 @@ class ValueResolver:
                 where: str = "") -> None:
         word = value.name if isinstance(value, Field) else value.text
         span = value.name_span if isinstance(value, Field) else value.span
-        hint = did_you_mean(word, choices)
+        # past twice the cap the finding will not be shown (resolve_pass keeps the first ones in source
+        # order): skip the edit distances, which made 100,000 unknown fields take minutes
+        hint = did_you_mean(word, choices) if len(self.diags) < 2 * MAX_RESOLVE_DIAGNOSTICS else None
         help = [f"did you mean `{hint}`?"] if hint else []
         help.append("expected one of: " + ", ".join(f"`{c}`" for c in choices))
         self.report(code, "error", span, f"unknown {what} `{word}`" + (f" in {where}" if where else ""), help=help)
@@ -153,17 +166,20 @@ class ValueResolver:
         if n is None:
             self.report("UL210", "error", v.span, f"expected a number for {what}, found `{v.raw}`")
             return None
-        if integer and n != int(n):
-            self.report("UL205", "error", v.span, f"{what} must be a whole number, found `{v.raw}`")
+        finite = math.isfinite(n)  # `1e309` or a 400-digit number reads as infinity: never convert it
+        if finite and integer and n != int(n):
+            self.report("UL205", "error", v.span, f"{what} must be a whole number, found `{clip(v.raw)}`")
             return None
-        if (lo is not None and (n < lo or (lo_open and n == lo))) or (hi is not None and n > hi):
-            if hi is None:
+        if not finite or (lo is not None and (n < lo or (lo_open and n == lo))) or (hi is not None and n > hi):
+            if lo is None and hi is None:
+                rng = "a finite number"
+            elif hi is None:
                 rng = f"{'greater than' if lo_open else 'at least'} {num_text(lo)}"
             elif lo_open:
                 rng = f"greater than {num_text(lo)} and at most {num_text(hi)}"
             else:
                 rng = f"between {num_text(lo)} and {num_text(hi)}"
-            self.report("UL205", "error", v.span, f"{what} must be {rng}, found `{v.raw}`")
+            self.report("UL205", "error", v.span, f"{what} must be {rng}, found `{clip(v.raw)}`")
             return None
         return Number(span=v.span, value=n)
 

@@ -15,25 +15,24 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from unlearnspec.catalog import FAMILIES, METHODS, NEEDS, vocab
 from unlearnspec.compiler.check import plan_file
 from unlearnspec.compiler.explain import STATUS_LABEL, render_template
 from unlearnspec.compiler.render import render_human
 from unlearnspec.plan import (
-    FORMAT_VERSION,
     AttackStage,
     EvaluateStage,
     MetricCheck,
     ObjectivePlan,
     Plan,
+    PlanLoadError,
     PrepareStage,
     QuantizeAttack,
     ReferenceStage,
     RelearnAttack,
     UnlearnStage,
     VerdictStage,
+    is_plan_path,
 )
 
 REVIEW_FORMAT_VERSION = "1"
@@ -51,36 +50,15 @@ REFERENCE_WORDS = {
 def load_plan(path: Path) -> tuple[Plan | None, str]:
     """A saved plan, validated; or ``None`` and a one-line error a person can act on."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None, f"error: `{path}` does not exist"
-    except (OSError, UnicodeDecodeError) as err:
-        return None, f"error: cannot read `{path}`: {getattr(err, 'strerror', None) or err}"
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        return None, f"error: `{path}` is not valid JSON (line {err.lineno}, column {err.colno}: {err.msg.lower()})"
-    if not isinstance(data, dict) or "format_version" not in data or "objectives" not in data:
-        return None, f"error: `{path}` is not an unlearnspec plan (no `format_version` and `objectives`)"
-    version = str(data["format_version"])
-    major = version.split(".")[0]
-    if major != FORMAT_VERSION.split(".")[0]:
-        newer = major.isdigit() and int(major) > int(FORMAT_VERSION.split(".")[0])
-        what = "newer than" if newer else "not one"
-        return None, (f"error: plan format `{version}` is {what} this unlearnspec reads ({FORMAT_VERSION.split('.')[0]}.x)"
-                      + ("; upgrade unlearnspec" if newer else ""))
-    try:
-        return Plan.model_validate(data), ""
-    except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "plan"
-        return None, f"error: `{path}` is not a valid plan: `{where}`: {first['msg'].lower()}"
+        return Plan.load(path), ""
+    except PlanLoadError as err:
+        return None, f"error: {err.message}" + "".join(f"\n  = help: {h}" for h in err.help)
 
 
 def load_plan_or_spec(path: Path) -> tuple[Plan | None, str]:
     """A plan from a ``.json`` file, or a spec planned in memory (``--allow-infeasible``: the review
     shows unmet claims as `cannot be met` rather than refusing)."""
-    if path.suffix.lower() == ".json":
+    if is_plan_path(path):
         return load_plan(path)
     if not path.exists():
         return None, f"error: `{path}` does not exist"
@@ -180,7 +158,8 @@ def _stages(op: ObjectivePlan) -> list[dict[str, Any]]:
         elif isinstance(s, ReferenceStage):
             item["summary"] = REFERENCE_WORDS[s.strategy] + (f": `{s.model}`" if s.model else "")
             item["detail"] = s.description
-            item["recipe_hash"] = s.recipe.get("recipe_hash") if s.recipe else None
+            recipe_hash = s.recipe.get("recipe_hash") if s.recipe else None  # a free-form dict: any JSON
+            item["recipe_hash"] = None if recipe_hash is None else str(recipe_hash)
         elif isinstance(s, UnlearnStage):
             who = "named in the spec" if s.chosen_by == "spec" else "chosen by the compiler"
             item["summary"] = f"`{s.method}` ({FAMILIES[s.family].review}, {who})"

@@ -30,6 +30,7 @@ from typing import Any, Literal
 
 from unlearnspec.catalog import vocab
 from unlearnspec.compiler.review import load_plan_or_spec
+from unlearnspec.markdown import escape as md
 from unlearnspec.plan import (
     AttackStage,
     EvaluateStage,
@@ -309,7 +310,7 @@ def render_text(old: str, new: str, changes: list[Change]) -> str:
 
 def render_md(old: str, new: str, changes: list[Change]) -> str:
     s = summary(changes)
-    head = f"## Semantic diff: `{old}` → `{new}`\n\n"
+    head = f"## Semantic diff: {md(old, 'code')} → {md(new, 'code')}\n\n"
     if not changes:
         return head + "No semantic changes.\n"
     rows = ["| objective | change | what | old | new | detail |", "|---|---|---|---|---|---|"]
@@ -317,9 +318,9 @@ def render_md(old: str, new: str, changes: list[Change]) -> str:
         kind = f"**{c.kind}**" if c.kind == "loosened" else c.kind
 
         def cell(x: str | None) -> str:
-            return "-" if x is None else x.replace("|", "\\|")
+            return "-" if x is None else md(x, "prose")
 
-        rows.append(f"| {'(inputs)' if c.objective == '*' else f'`{c.objective}`'} | {kind} | {c.what} | "
+        rows.append(f"| {'(inputs)' if c.objective == '*' else md(c.objective, 'code')} | {kind} | {md(c.what)} | "
                     f"{cell(c.old)} | {cell(c.new)} | {cell(c.message)} |")
     tail = f"\n\n{s['loosened']} loosened, {s['tightened']} tightened, {s['changed']} changed."
     if s["loosened"]:

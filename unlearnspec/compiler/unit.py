@@ -34,6 +34,11 @@ class CheckResult:
     plan: Plan | None = None  # lower
     diagnostics: list[Diagnostic] = field(default_factory=list)
     passes: list[str] = field(default_factory=list)  # the passes that ran, in order
+    #: the file could not be read at all (missing, a folder, a FIFO or device, no permission): the
+    #: verbs exit 2, an unusable path, rather than 1, a finding in the spec
+    unreadable: bool = False
+    #: resolve diagnostics beyond the cap (``resolve.MAX_RESOLVE_DIAGNOSTICS``), counted but not kept
+    omitted: int = 0
 
     @property
     def errors(self) -> int:

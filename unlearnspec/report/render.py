@@ -2,8 +2,8 @@
 
 One jinja2 environment serves both templates. Autoescaping is chosen by template name: on for
 ``*.html.j2`` (user text — titles, bases, justifications — may contain markup), off for ``*.md.j2``,
-where the ``md`` filter instead neutralises the few characters that would break a table or start raw
-HTML. ``StrictUndefined`` turns a template typo into an error instead of a silently empty cell.
+where the ``md``/``mdcode``/``mdprose`` filters (:mod:`unlearnspec.markdown`, the one Markdown escaping
+function) keep user text text. ``StrictUndefined`` turns a template typo into an error instead of a silently empty cell.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
+from unlearnspec.markdown import register_filters
 from unlearnspec.report import plots
 from unlearnspec.report.model import CheckResult, ObjectiveReport, Report
 from unlearnspec.report.verdict import (
@@ -70,23 +71,6 @@ EXIT_CODE_TEXT: list[tuple[int, str]] = [
     (3, "incomplete: nothing failed, but some claim was not evaluated"),
 ]
 
-_MD_ESCAPES = str.maketrans({"\\": "\\\\", "|": "\\|", "<": "\\<", ">": "\\>", "[": "\\[", "]": "\\]",
-                             "`": "\\`", "\n": " ", "\r": " "})
-
-
-_MD_CODE_ESCAPES = str.maketrans({"|": "\\|", "`": "'", "\n": " ", "\r": " "})
-
-
-def md_escape(value: object) -> str:
-    """Text that stays text in Markdown: no raw HTML, no links, no broken table cells."""
-    return str(value).translate(_MD_ESCAPES)
-
-
-def md_code(value: object) -> str:
-    """Text for inside a `code span`: literal already, so only the cell and the span must hold."""
-    return str(value).translate(_MD_CODE_ESCAPES)
-
-
 @lru_cache(maxsize=1)
 def environment() -> Environment:
     env = Environment(
@@ -98,7 +82,8 @@ def environment() -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters.update(md=md_escape, mdcode=md_code, num=fmt_number,
+    register_filters(env.filters)
+    env.filters.update(num=fmt_number,
                        verdict=lambda v: VERDICT_TEXT.get(v, str(v).upper()))
     return env
 

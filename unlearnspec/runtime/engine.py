@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import logging
 import os
 import sys
@@ -24,7 +23,7 @@ from pydantic import BaseModel, Field
 
 from unlearnspec.catalog.exits import EXIT_OK, EXIT_USAGE
 from unlearnspec.io import atomic_write_text
-from unlearnspec.plan import Plan
+from unlearnspec.plan import Plan, PlanLoadError, is_plan_path
 from unlearnspec.records import sha256_path
 
 log = logging.getLogger("unlearnspec.run")
@@ -117,21 +116,9 @@ def verify_inputs(plan: Plan, spec_dir: Path) -> None:
 
 def load_plan(path: Path) -> Plan:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise RunError("UL703", f"cannot read plan `{path}`: {err}") from err
-    if not isinstance(data, dict) or "format_version" not in data:
-        raise RunError("UL703", f"`{path}` is not an unlearnspec plan (no `format_version`)")
-    if str(data["format_version"]).split(".")[0] != "1":
-        raise RunError("UL703", f"plan format {data['format_version']} is newer than this runtime reads (1.x)",
-                       help=["upgrade unlearnspec"])
-    from pydantic import ValidationError
-
-    try:
-        return Plan.model_validate(data)
-    except ValidationError as err:
-        first = err.errors()[0]
-        raise RunError("UL703", f"`{path}` is not a valid plan: {'.'.join(map(str, first['loc']))}: {first['msg']}") from err
+        return Plan.load(path)
+    except PlanLoadError as err:
+        raise RunError("UL703", err.message, help=err.help) from err
 
 
 # -- the run directory -------------------------------------------------------------------------------
@@ -226,7 +213,7 @@ def prepare_run(path: Path | None, *, out: Path | None, resume: Path | None,
         return plan, rd, state
     if path is None:
         raise RunError("UL705", "give a plan (plan.json) or a spec to run, or --resume DIR")
-    if path.suffix == ".json":
+    if is_plan_path(path):
         plan = load_plan(path)
         spec_dir = locate_spec_dir(plan, path)
     else:

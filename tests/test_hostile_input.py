@@ -1,0 +1,254 @@
+"""Hostile input to the compiler verbs (issue 12), run in-process through ``unlearnspec.cli.main``:
+every case ends in a diagnostic and a documented exit status, never a traceback.
+
+Exit statuses: 1 when the spec says something wrong (a finding), 2 when a path or an output the
+command line names cannot be used. Each case is generated here from the example spec.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from fixtures.frontend import EXAMPLE, SPECS
+
+from unlearnspec.cli import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, main
+from unlearnspec.compiler.check import check_file
+from unlearnspec.compiler.resolve_values import MAX_RESOLVE_DIAGNOSTICS
+from unlearnspec.inputs import MAX_JSON_DEPTH, check_json_depth, load_json
+from unlearnspec.records import DataFormatError, inspect_data_file
+
+
+@pytest.fixture
+def work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    shutil.copytree(SPECS / "data", tmp_path / "data")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    """Exit status and everything printed (stdout and stderr together)."""
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    return code, out + err
+
+
+def spec(work: Path, old: str, new: str, name: str = "spec.unlearn") -> str:
+    text = EXAMPLE.read_text(encoding="utf-8")
+    assert old in text
+    (work / name).write_text(text.replace(old, new, 1), encoding="utf-8")
+    return name
+
+
+# -- 7: whole numbers that do not fit ------------------------------------------------------------------
+
+HUGE = "1" + "0" * 400  # a 400-digit number: a float reads it as infinity
+NUMBERS = [
+    ("robust_to_finetuning steps 20", "robust_to_finetuning steps 1e309", "`steps`", "1e309"),
+    ("robust_to_finetuning steps 20", f"robust_to_finetuning steps {HUGE}", "`steps`", HUGE[:23] + "…"),
+    ("method npo\n", "method npo {\n    seed 1e309\n  }\n", "`seed`", "1e309"),
+    ("method npo\n", f"method npo {{\n    steps {HUGE}\n  }}\n", "`steps`", HUGE[:23] + "…"),
+    ('owner  "privacy-office"\n', 'owner  "privacy-office"\n  seed -1e309\n', "`seed`", "-1e309"),
+]
+
+
+@pytest.mark.parametrize(("old", "new", "what", "shown"), NUMBERS, ids=["steps", "steps-400", "seed", "knob-400", "neg"])
+@pytest.mark.parametrize("verb", ["check", "plan", "show", "explain"])
+def test_non_finite_whole_numbers_are_ul205(work: Path, capsys: pytest.CaptureFixture[str], verb: str, old: str,
+                                            new: str, what: str, shown: str) -> None:
+    name = spec(work, old, new)
+    code, text = cli(capsys, verb, name)
+    assert code == EXIT_FINDINGS
+    assert "UL205" in text
+    if verb != "explain":  # explain's table wraps long messages
+        assert f"{what} must be between" in text and f"found `{shown}`" in text
+
+
+def test_non_finite_numbers_in_diff(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    name = spec(work, "robust_to_finetuning steps 20", "robust_to_finetuning steps 1e309")
+    code, text = cli(capsys, "diff", str(EXAMPLE), name)
+    assert code == EXIT_USAGE  # an input that cannot be planned, as `diff` documents
+    assert "UL205" in text
+
+
+# -- 9: JSON nested too deeply ----------------------------------------------------------------------------
+
+
+def test_depth_limit_is_exact_and_ignores_brackets_in_strings() -> None:
+    ok = "[" * MAX_JSON_DEPTH + "]" * MAX_JSON_DEPTH
+    assert load_json(ok) == json.loads(ok)
+    with pytest.raises(json.JSONDecodeError) as err:
+        check_json_depth("[" * (MAX_JSON_DEPTH + 1) + "]" * (MAX_JSON_DEPTH + 1))
+    assert err.value.pos == MAX_JSON_DEPTH  # the first bracket too deep
+    quoted = json.dumps({"text": "[{" * 500 + '\\"' + "]" * 10})
+    assert load_json(quoted) == json.loads(quoted)
+
+
+def test_deeply_nested_data_file_is_ul208(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    head = '{"text": "ok", "attributes": '
+    deep = head + "[" * 100_000 + "]" * 100_000 + "}\n"
+    (work / "data" / "deep.jsonl").write_text('{"text": "first"}\n' + deep, encoding="utf-8")
+    name = spec(work, "data/retain.jsonl", "data/deep.jsonl")
+    code, text = cli(capsys, "check", name)
+    assert code == EXIT_FINDINGS
+    assert "error[UL208]" in text and f"nested deeper than {MAX_JSON_DEPTH} levels" in text
+    assert f"data/deep.jsonl:2:{len(head) + MAX_JSON_DEPTH}" in text  # the column of the first bracket too deep
+
+
+@pytest.mark.parametrize("verb", ["show", "diff"])
+def test_deeply_nested_plan_is_refused(work: Path, capsys: pytest.CaptureFixture[str], verb: str) -> None:
+    (work / "plan.json").write_text('{"format_version": "1.0", "objectives": ' + "[" * 100_000 + "]" * 100_000
+                                    + "}", encoding="utf-8")
+    code, text = cli(capsys, verb, "plan.json", *(["plan.json"] if verb == "diff" else []))
+    assert code == EXIT_USAGE
+    assert f"nested deeper than {MAX_JSON_DEPTH} levels" in text
+
+
+# -- 11: outputs that cannot be written ---------------------------------------------------------------------
+
+
+def unwritable(work: Path) -> list[str]:
+    """Output paths no user can write: under a regular file, a folder, under /proc."""
+    (work / "afile").write_text("x", encoding="utf-8")
+    (work / "afolder").mkdir()
+    paths = [str(work / "afile" / "out.json"), str(work / "afolder")]
+    if Path("/proc/self").exists():
+        paths.append("/proc/no-such-dir/out.json")
+    return paths
+
+
+@pytest.mark.parametrize("verb", [["plan", str(EXAMPLE), "-q"], ["schema"], ["schema", "--plan"], ["show", str(EXAMPLE)],
+                                  ["check", str(EXAMPLE)]], ids=["plan", "schema", "schema-plan", "show", "check"])
+def test_output_that_cannot_be_written(work: Path, capsys: pytest.CaptureFixture[str], verb: list[str]) -> None:
+    for target in unwritable(work):
+        before = sorted(p.name for p in work.rglob("*"))
+        code, text = cli(capsys, *verb, "-o", target)
+        assert code == EXIT_USAGE, (target, text)
+        assert f"error: cannot write `{target}`" in text
+        assert sorted(p.name for p in work.rglob("*")) == before  # no temporary file left behind
+
+
+def test_builtin_export_to_an_unwritable_place(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (work / "afile").write_text("x", encoding="utf-8")
+    code, text = cli(capsys, "builtin", "export", str(work / "afile" / "corpus"))
+    assert code == EXIT_USAGE
+    assert f"error: cannot write the corpus to `{work / 'afile' / 'corpus'}`" in text
+
+
+# -- 13: resolve errors are capped --------------------------------------------------------------------------
+
+
+def test_resolve_errors_are_capped_with_a_count(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    n = MAX_RESOLVE_DIAGNOSTICS + 250
+    name = spec(work, "  goal   removal\n", "".join(f"  bogus{i} 1\n" for i in range(n)) + "  goal   removal\n")
+    result = check_file(work / name)
+    shown = [d for d in result.diagnostics if d.code == "UL203"]
+    assert len(shown) == MAX_RESOLVE_DIAGNOSTICS and result.omitted == n - MAX_RESOLVE_DIAGNOSTICS
+    assert shown[0].message == "unknown field `bogus0` in an objective"  # the first ones, in source order
+    code, text = cli(capsys, "check", name)
+    assert code == EXIT_FINDINGS
+    assert text.count("error[UL203]") == MAX_RESOLVE_DIAGNOSTICS
+    assert f"{n - MAX_RESOLVE_DIAGNOSTICS} more errors in this file are not shown" in text
+    code, text = cli(capsys, "check", "--format", "json", name)
+    assert sum(d["code"] == "UL203" for d in json.loads(text)["diagnostics"]) == MAX_RESOLVE_DIAGNOSTICS
+
+
+# -- 14: forget data copied or hard-linked into retain ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["copy", "hard link"])
+def test_forget_file_copied_or_linked_as_retain_is_ul209(work: Path, capsys: pytest.CaptureFixture[str],
+                                                           how: str) -> None:
+    src, dst = work / "data" / "jane-doe.jsonl", work / "data" / "twin.jsonl"
+    if how == "copy":
+        shutil.copyfile(src, dst)
+    else:
+        os.link(src, dst)
+    name = spec(work, "data/retain.jsonl", "data/twin.jsonl")
+    code, text = cli(capsys, "check", name)
+    assert code == EXIT_FINDINGS
+    assert "error[UL209]: `data/twin.jsonl` holds the same data as the forget file `data/jane-doe.jsonl`" in text
+
+
+def test_a_different_retain_file_of_the_same_size_is_not_flagged(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    forget = (work / "data" / "jane-doe.jsonl").read_text(encoding="utf-8")
+    (work / "data" / "twin.jsonl").write_text(forget.replace("Jane", "June"), encoding="utf-8")  # same length
+    name = spec(work, "data/retain.jsonl", "data/twin.jsonl")
+    code, text = cli(capsys, "check", name)
+    assert "UL209" not in text and code == EXIT_OK
+
+
+# -- 16: messages -------------------------------------------------------------------------------------------
+
+
+def test_a_plan_named_in_upper_case_is_read_as_a_plan(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, plan_text = cli(capsys, "plan", str(EXAMPLE), "-q")
+    assert code == EXIT_OK
+    (work / "plan.JSON").write_text(plan_text, encoding="utf-8")
+    code, from_plan = cli(capsys, "show", "plan.JSON", "--format", "json")
+    assert code == EXIT_OK
+    code, from_spec = cli(capsys, "show", str(EXAMPLE), "--format", "json")
+    assert json.loads(from_plan)["plan_hash"] == json.loads(from_spec)["plan_hash"]
+
+
+@pytest.mark.parametrize(("row", "message"), [
+    ({"question": "q?"}, "record has a `question` but no `answer`"),
+    ({"answer": "a"}, "record has a `answer` but no `question`"),
+    ({"paraphrases": ["p"]}, "record has neither `text` nor `question` + `answer`"),
+])
+def test_half_a_qa_pair_names_what_is_missing(tmp_path: Path, row: dict[str, object], message: str) -> None:
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"text": "fine"}\n' + json.dumps(row) + "\n", encoding="utf-8")
+    with pytest.raises(DataFormatError) as err:
+        inspect_data_file(path)
+    assert err.value.message == message and err.value.line == 2
+
+
+@pytest.mark.parametrize(("csv_text", "line"), [
+    ('text\n"never closed\n', 2),
+    ('text\nfine\n"spans\ntwo lines"\n"never closed\nmore\n', 5),
+    ('question,answer\n"q"x,a\n', 2),
+])
+def test_csv_with_a_broken_quote_is_ul208(work: Path, capsys: pytest.CaptureFixture[str], csv_text: str,
+                                          line: int) -> None:
+    (work / "data" / "bad.csv").write_text(csv_text, encoding="utf-8")
+    name = spec(work, "data/retain.jsonl", "data/bad.csv")
+    code, text = cli(capsys, "check", name)
+    assert code == EXIT_FINDINGS
+    assert "error[UL208]: data file `data/bad.csv` cannot be read: malformed CSV" in text
+    assert f"at `data/bad.csv:{line}:1`" in text
+
+
+@pytest.mark.parametrize(("name", "content", "message"), [
+    ("plan.JSON", '{"format_version": "abc", "objectives": []}', 'plan format `"abc"` is not a version number'),
+    ("deep.json", '{"format_version": "1.0", "objectives": ' + "[" * 10_000 + "]" * 10_000 + "}",
+     f"nested deeper than {MAX_JSON_DEPTH} levels"),
+])
+def test_run_reads_plans_with_the_same_loader(work: Path, capsys: pytest.CaptureFixture[str], name: str,
+                                              content: str, message: str) -> None:
+    """`run` shares `show`'s plan loader: `plan.JSON` is a plan (not parsed as a spec), `abc` is not
+    called a newer format, deep nesting is malformed JSON — UL703 and exit 2, nothing written."""
+    (work / name).write_text(content, encoding="utf-8")
+    code, text = cli(capsys, "run", name)
+    assert code == EXIT_USAGE
+    assert "error[UL703]" in text and message in text and "newer" not in text
+    assert not (work / "runs").exists()
+
+
+@pytest.mark.parametrize("stage", ["syntax", "ast", "analysis", "plan"])
+def test_debug_of_an_unusable_spec_path_is_exit_2(work: Path, capsys: pytest.CaptureFixture[str], stage: str) -> None:
+    (work / "folder.unlearn").mkdir()
+    for path in ("missing.unlearn", "folder.unlearn"):
+        code, text = cli(capsys, "debug", stage, path)
+        assert code == EXIT_USAGE and "UL207" in text, (path, text)
+
+
+@pytest.mark.parametrize("stage", ["ast", "plan"])
+def test_debug_of_a_huge_number_is_ul205(work: Path, capsys: pytest.CaptureFixture[str], stage: str) -> None:
+    name = spec(work, "robust_to_finetuning steps 20", "robust_to_finetuning steps 1e309")
+    code, text = cli(capsys, "debug", stage, name)
+    assert code in (EXIT_OK, EXIT_FINDINGS) and "UL205" in text
