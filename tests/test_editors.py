@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -143,3 +145,10 @@ def test_vscode_extension_is_consistent() -> None:
     assert pkg["contributes"]["configuration"]["properties"]["unlearnspec.server.command"]["default"] == \
         ["unlearnspec", "lsp"]
     assert "vscode-languageclient" in pkg["dependencies"]
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+def test_vscode_client_is_valid_javascript() -> None:
+    r = subprocess.run(["node", "--check", str(VSCODE / "extension.js")], capture_output=True, text=True,
+                       timeout=60, check=False)
+    assert r.returncode == 0, r.stderr

@@ -244,6 +244,7 @@ def test_hover_explains_words_codes_and_data_files() -> None:
     records = len([ln for ln in (SPECS / "data" / "jane-doe.jsonl").read_text().splitlines() if ln.strip()])
     assert f"JSONL, {records} records" in hover('"data/jane-doe.jsonl"')
     assert "`observed`" in hover("kind")
+    assert "part of a `robust_to_finetuning` value" in hover("steps 20")
     assert features.hover(doc, lsp.Position(line=2, character=5)) is None  # a comment
 
 

@@ -154,7 +154,7 @@ def _env() -> jinja2.Environment:
     return env
 
 
-def word_help(word: str, block: str = "") -> str | None:
+def word_help(word: str, block: str = "", field: str | None = None) -> str | None:
     """What ``word`` means in the language, from the compiler's vocabulary (``block``: where it is
     written, which decides between a field, a claim and a metric of the same name)."""
     metric = api.METRICS.get(word) if block == "evidence" or (block != "claims" and word not in api.CLAIMS) else None
@@ -165,8 +165,11 @@ def word_help(word: str, block: str = "") -> str | None:
         if blk in ("claims", "evidence", "") or word not in names or (block and blk != block):
             continue
         example = api.expected_example(word)
-        fields.append({"block": blk, "example": "" if example == "..." else example,
+        fields.append({"block": blk, "part_of": "", "example": "" if example == "..." else example,
                        "words": api.field_words(blk, word)})
+    if field and word in api.SECONDARY_WORDS:  # `precision`, `via`, `steps`...: part of its field's value
+        example = api.expected_example(field)
+        fields = [{"block": "", "part_of": field, "example": "" if example == "..." else example, "words": ()}]
     text = _env().get_template("word.md.j2").render(
         word=word, top=not block, metrics=[metric] if metric else [], claims=[claim] if claim else [],
         roles=roles, fields=fields)
@@ -185,7 +188,7 @@ def hover(doc: Document, pos: lsp.Position) -> lsp.Hover | None:
         text = _md_code_page(tok.text)
     elif tok.kind == "word":
         block = cur.block if cur.field is None else ""
-        text = word_help(tok.text, block if block in api.BLOCK_FIELDS else "")
+        text = word_help(tok.text, block if block in api.BLOCK_FIELDS else "", cur.field)
     elif tok.kind == "string" and tok.text.endswith('"') and len(tok.text) >= 2:
         raw = tok.text[1:-1]
         path = doc.resolve_path(raw)
