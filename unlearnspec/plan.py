@@ -11,11 +11,22 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from unlearnspec.errors import UserError
 
 FORMAT_VERSION = "1.0"
+E_UNREADABLE_PLAN = "UL703"
+
+
+class PlanLoadError(UserError):
+    """A plan file that cannot be read: missing, not JSON, not a plan, another format, invalid fields."""
+
+    def __init__(self, message: str, help: list[str] | None = None) -> None:
+        super().__init__(E_UNREADABLE_PLAN, message, help or [])
 
 ClaimStatus = Literal["supported", "cannot_be_verified", "cannot_be_met"]
 Severity = Literal["error", "warning", "note"]
@@ -294,6 +305,42 @@ class Plan(_Model):
 
     def sealed(self) -> Plan:
         return self.model_copy(update={"plan_hash": self.compute_hash()})
+
+    @classmethod
+    def load(cls, path: Path) -> Plan:
+        """A saved plan, validated; :class:`PlanLoadError` (one sentence a person can act on) otherwise.
+
+        The one loader of plan files: ``run``, ``run --resume``, ``show`` and ``diff`` all read plans here.
+        """
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise PlanLoadError(f"`{path}` does not exist") from None
+        except (OSError, UnicodeDecodeError) as err:
+            raise PlanLoadError(f"cannot read `{path}`: {getattr(err, 'strerror', None) or err}") from None
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise PlanLoadError(f"`{path}` is not valid JSON (line {err.lineno}, column {err.colno}: "
+                                f"{err.msg.lower()})") from None
+        except RecursionError:
+            raise PlanLoadError(f"`{path}` is nested too deeply to be a plan") from None
+        if not isinstance(data, dict) or "format_version" not in data or "objectives" not in data:
+            raise PlanLoadError(f"`{path}` is not an unlearnspec plan (no `format_version` and `objectives`)")
+        version = str(data["format_version"])
+        major, ours = version.split(".")[0], FORMAT_VERSION.split(".")[0]
+        if major != ours:
+            newer = major.isdigit() and int(major) > int(ours)
+            raise PlanLoadError(f"plan format `{version}` is {'newer than' if newer else 'not one'} this "
+                                f"unlearnspec reads ({ours}.x)", help=["upgrade unlearnspec"] if newer else [])
+        try:
+            return cls.model_validate(data)
+        except ValidationError as err:
+            first = err.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "plan"
+            raise PlanLoadError(f"`{path}` is not a valid plan: `{where}`: {first['msg'].lower()}") from None
+        except RecursionError:
+            raise PlanLoadError(f"`{path}` is nested too deeply to be a plan") from None
 
 
 def plan_schema() -> dict[str, object]:

@@ -1,10 +1,12 @@
-"""What every verb shares: exit codes, the argument parser class, writing output."""
+"""What every verb shares: exit codes, the argument parser class, writing output, printing errors."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
+
+from unlearnspec.errors import UserError
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INCOMPLETE = 0, 1, 2, 3
 
@@ -32,3 +34,10 @@ def out(text: str, output: str | None = None) -> None:
 def add_colour(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--color", "--colour", choices=("auto", "always", "never"), default="auto",
                     help="colour in human output (default: on a TTY unless NO_COLOR is set)")
+
+
+def print_error(err: UserError) -> None:
+    """A :class:`UserError` as a diagnostic: ``error[CODE]: message`` and its ``= help:`` lines."""
+    sys.stderr.write(f"error[{err.code}]: {err.message}\n")
+    for h in err.help:
+        sys.stderr.write(f"  = help: {h}\n")

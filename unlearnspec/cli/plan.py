@@ -6,7 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from unlearnspec.cli import provenance
 from unlearnspec.cli.common import EXIT_FINDINGS, EXIT_OK, Parser, add_colour, out
+from unlearnspec.errors import UserError
+from unlearnspec.plan import Plan
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -27,12 +30,30 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     from unlearnspec.compiler.review import load_plan_or_spec, render_review
 
-    plan, err = load_plan_or_spec(Path(args.path))
+    path = Path(args.path)
+    plan, err = load_plan_or_spec(path)
     if plan is None:
         sys.stderr.write(err + "\n")
         return EXIT_FINDINGS
+    if path.suffix.lower() == ".json":
+        warn_provenance(plan, path)
     out(render_review(plan, args.format), args.output)
     return EXIT_OK
+
+
+def warn_provenance(plan: Plan, path: Path) -> None:
+    """`show` re-derives a saved plan from its spec, as `run` does, but only warns when they differ."""
+    try:
+        spec = provenance.locate_spec(plan, path)
+    except UserError as err:
+        sys.stderr.write(f"warning[{err.code}]: the plan cannot be re-derived: {err.message}\n")
+        return
+    diffs = provenance.differences(plan, spec)
+    if diffs:
+        sys.stderr.write(f"warning[{provenance.E_PLAN_NOT_FROM_SPEC}]: the plan is not what the compiler makes of "
+                         f"its spec `{plan.spec.path}`; `run` refuses it\n")
+        for d in diffs[:6]:
+            sys.stderr.write(f"  = note: {d}\n")
 
 
 def cmd_diff(args: argparse.Namespace) -> int:

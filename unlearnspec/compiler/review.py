@@ -15,17 +15,15 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from unlearnspec.compiler import vocab
 from unlearnspec.compiler.explain import STATUS_LABEL, render_template
 from unlearnspec.plan import (
-    FORMAT_VERSION,
     AttackStage,
     EvaluateStage,
     MetricCheck,
     ObjectivePlan,
     Plan,
+    PlanLoadError,
     PrepareStage,
     QuantizeAttack,
     ReferenceStage,
@@ -67,32 +65,11 @@ NEED_SHORT = {"reference": "a reference model", "holdout": "holdout data", "qa":
 
 
 def load_plan(path: Path) -> tuple[Plan | None, str]:
-    """A saved plan, validated; or ``None`` and a one-line error a person can act on."""
+    """A saved plan, validated (:meth:`Plan.load`); or ``None`` and a one-line error a person can act on."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None, f"error: `{path}` does not exist"
-    except (OSError, UnicodeDecodeError) as err:
-        return None, f"error: cannot read `{path}`: {getattr(err, 'strerror', None) or err}"
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        return None, f"error: `{path}` is not valid JSON (line {err.lineno}, column {err.colno}: {err.msg.lower()})"
-    if not isinstance(data, dict) or "format_version" not in data or "objectives" not in data:
-        return None, f"error: `{path}` is not an unlearnspec plan (no `format_version` and `objectives`)"
-    version = str(data["format_version"])
-    major = version.split(".")[0]
-    if major != FORMAT_VERSION.split(".")[0]:
-        newer = major.isdigit() and int(major) > int(FORMAT_VERSION.split(".")[0])
-        what = "newer than" if newer else "not one"
-        return None, (f"error: plan format `{version}` is {what} this unlearnspec reads ({FORMAT_VERSION.split('.')[0]}.x)"
-                      + ("; upgrade unlearnspec" if newer else ""))
-    try:
-        return Plan.model_validate(data), ""
-    except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "plan"
-        return None, f"error: `{path}` is not a valid plan: `{where}`: {first['msg'].lower()}"
+        return Plan.load(path), ""
+    except PlanLoadError as err:
+        return None, f"error: {err.message}" + "".join(f"; {h}" for h in err.help)
 
 
 def load_plan_or_spec(path: Path) -> tuple[Plan | None, str]:

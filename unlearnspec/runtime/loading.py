@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from unlearnspec.errors import UserError
 from unlearnspec.records import sha256_path
 
 BUILTIN_SOURCE = "builtin:tiny-bios"
@@ -35,17 +36,11 @@ E_RETRAIN_UNKNOWN = "RT105"
 E_BAD_MODEL = "RT106"
 
 
-class LoadError(Exception):
+class LoadError(UserError):
     """A model or artefact that cannot be loaded; the CLI turns it into a diagnostic."""
 
     def __init__(self, message: str, *, code: str = E_BAD_MODEL, help: Sequence[str] = ()) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.help = list(help)
-
-    def __str__(self) -> str:
-        return "\n".join([f"{self.code}: {self.message}", *(f"help: {h}" for h in self.help)])
+        super().__init__(code, message, help)
 
 
 def device_for_run() -> torch.device:

@@ -40,7 +40,8 @@ from unlearnspec.report import (
     write_reports,
 )
 from unlearnspec.report.model import ObjectiveReport, Report
-from unlearnspec.runtime.engine import Distributed, RunDir, RunState, now
+from unlearnspec.runtime.distributed import Distributed
+from unlearnspec.runtime.rundir import RunDir, RunState, now, safe_name
 
 log = logging.getLogger("unlearnspec.run")
 
@@ -86,7 +87,7 @@ class ObjectiveRun:
         self.state = state
         self.quiet = quiet
         self.allow_remote_code = allow_remote_code
-        self.dir = rd.root / "objectives" / _safe_name(op.objective.name)
+        self.dir = rd.root / "objectives" / safe_name(op.objective.name)
         if self.dist.is_main:
             self.dir = rd.objective_dir(op.objective.name)
         self.spec_dir = Path(state.spec_dir)
@@ -270,10 +271,6 @@ class ObjectiveRun:
         return report
 
 
-def _safe_name(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
-
-
 def _training_log(result: Any) -> TrainingLog | None:
     hist = getattr(result, "log_history", None) or []
     steps, fl, rl = [], [], []
@@ -350,7 +347,7 @@ def execute(plan: Plan, rd: RunDir, state: RunState, *, quiet: bool, allow_remot
     wall = (finished - started).total_seconds() if state.resumed else time.monotonic() - t0
     audit = audit_from_plan(plan, device=describe_device(), started_at=started, finished_at=finished,
                             wall_seconds=wall, libraries={**_libraries(), "unlearnspec": __version__},
-                            seeds=seeds, process_count=process_count)
+                            seeds=seeds, process_count=process_count, plan_provenance=state.plan_provenance)
     report = build_report(reports, audit)
     write_reports(report, rd.root)
     state.finished_at = now()

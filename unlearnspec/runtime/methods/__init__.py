@@ -41,6 +41,7 @@ from unlearnspec.runtime.methods.base import (
     score_examples,
     summarise_history,
 )
+from unlearnspec.runtime.methods.checkpoints import clear_staging, last_usable_checkpoint
 from unlearnspec.runtime.methods.data import (
     ForgetRetainCollator,
     ForgetRetainDataset,
@@ -162,13 +163,11 @@ def training_arguments(stage: UnlearnStage, out_dir: Path, *, save_steps: int = 
 
 
 def _resume_point(value: str | bool | None, checkpoints: Path) -> str | None:
-    """``True`` resumes from the newest checkpoint *if there is one* (else starts fresh)."""
+    """``True`` resumes from the newest *complete* checkpoint if there is one (else starts fresh)."""
     if value is None or value is False:
         return None
     if value is True:
-        from transformers.trainer_utils import get_last_checkpoint
-
-        return get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
+        return last_usable_checkpoint(checkpoints)
     return str(value)
 
 
@@ -304,6 +303,8 @@ def unlearn(stage: UnlearnStage, model: Any, tokenizer: Any, forget: Sequence[Re
     trainer.remove_callback(PrinterCallback)
     if trainer.pop_callback(ProgressCallback) is not None:  # present unless quiet
         trainer.add_callback(StepBar())
+    if trainer.is_world_process_zero():
+        clear_staging(Path(args.output_dir))  # a save a kill interrupted: never resumed from
     resume = _resume_point(resume_from_checkpoint, Path(args.output_dir))
     if resume:
         log.info("resuming %s from %s", stage.method, resume)
