@@ -6,9 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from unlearnspec.catalog.exits import EXIT_FINDINGS, EXIT_INCOMPLETE, EXIT_OK, EXIT_USAGE
 from unlearnspec.errors import UserError
 
-EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INCOMPLETE = 0, 1, 2, 3
+__all__ = ["EXIT_FINDINGS", "EXIT_INCOMPLETE", "EXIT_OK", "EXIT_USAGE", "Parser", "add_colour", "out", "print_error"]
 
 
 class Parser(argparse.ArgumentParser):

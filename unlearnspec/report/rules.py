@@ -11,14 +11,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal, Protocol
 
+from unlearnspec.catalog.exits import EXIT_FINDINGS, EXIT_INCOMPLETE, EXIT_OK
 from unlearnspec.plan import ClaimStatus
 
 Verdict = Literal["pass", "fail", "not_evaluated", "cannot_be_met"]
 Overall = Literal["pass", "fail", "incomplete"]
 
-EXIT_PASS = 0
-EXIT_FAIL = 1
-EXIT_INCOMPLETE = 3
+EXIT_PASS = EXIT_OK
+EXIT_FAIL = EXIT_FINDINGS
 EXIT_CODES: dict[str, int] = {"pass": EXIT_PASS, "fail": EXIT_FAIL, "incomplete": EXIT_INCOMPLETE}
 
 

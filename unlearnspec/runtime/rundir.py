@@ -25,18 +25,14 @@ from pydantic import BaseModel, Field, ValidationError
 from unlearnspec.errors import UserError
 from unlearnspec.io import atomic_write_text
 
-# Run codes (stable; pages in docs/rules/). The model-loading codes (RT1xx) are in runtime/loading.py.
-E_SPEC_NOT_FOUND = "UL701"
+# The run codes the runtime raises (stable; pages in the catalog and docs/rules/). The command line raises
+# UL701, UL705, UL706, UL710 and UL711 itself; the model-loading codes (RT1xx) are in runtime/loading.py.
 E_STALE_PLAN = "UL702"
 E_UNREADABLE_PLAN = "UL703"
 E_NOT_A_RUN_DIR = "UL704"
-E_NOTHING_TO_RUN = "UL705"
-E_CANNOT_PLAN = "UL706"
 E_RUN_DIR_EXISTS = "UL707"
 E_NEEDS_OUT = "UL708"
 E_CANNOT_WRITE = "UL709"
-E_NO_RUNTIME = "UL710"
-E_PLAN_NOT_FROM_SPEC = "UL711"
 
 LOCK_NAME = "run.lock"
 #: errno values that mean "the disk (or quota) is full": the run stops, resumable.

@@ -1,71 +1,21 @@
-"""One registry of every diagnostic code and its page (what `unlearnspec explain CODE` prints).
-
-Codes are public API: specs name them in `accept`, CI configurations filter on them, scripts match
-on the runtime's error codes. Syntax codes (UL1xx), resolve codes (UL2xx) and the runtime's codes
-(RT1xx for models that cannot be loaded, UL7xx for runs that cannot start) are registered here; the
-feasibility rules (UL3xx-UL5xx) register themselves, with their pages, in
-:mod:`unlearnspec.compiler.rules`, and the planner registers UL601 in :mod:`unlearnspec.compiler.lower`.
-The runtime codes are written out here rather than imported, because the runtime imports torch and
-the compiler must not.
-"""
+"""The pages of the front end's codes (UL1xx syntax, UL2xx resolve) and of the runtime's (RT1xx models that
+cannot be loaded, UL7xx runs that cannot start): `unlearnspec run` prints them like compiler diagnostics."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from unlearnspec.catalog.pages import Category, CodePage, Severity
 
-from unlearnspec.compiler.diagnostics import Severity
-
-
-class CodePage(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    code: str
-    name: str  # kebab-case short name, e.g. "unterminated-string"
-    severity: Severity
-    category: str  # "syntax" | "resolve" | "feasibility" | "runtime"
-    summary: str  # what it checks, one sentence
-    why: str  # why it matters
-    example: str = ""  # a spec fragment that triggers it
-    instead: str = ""  # what to write instead
-    references: list[str] = Field(default_factory=list)
+PAGES: list[CodePage] = []
 
 
-REGISTRY: dict[str, CodePage] = {}
-
-
-def register(page: CodePage) -> CodePage:
-    if page.code in REGISTRY and REGISTRY[page.code] != page:
-        raise ValueError(f"diagnostic code {page.code} registered twice")
-    REGISTRY[page.code] = page
-    return page
-
-
-_loaded = False
-
-
-def ensure_registered() -> dict[str, CodePage]:
-    """Import the modules that register codes (the feasibility rules, the planner) once.
-
-    ``_loaded`` is set before the imports so that a module which calls this while it is itself being
-    imported (``feasibility`` does, and ``lower`` imports it indirectly) does not recurse.
-    """
-    global _loaded
-    if not _loaded:
-        _loaded = True
-        from unlearnspec.compiler import (
-            lower,  # noqa: F401  (registers UL601)
-            rules,  # noqa: F401  (registers UL3xx-UL5xx)
-        )
-    return REGISTRY
-
-
-def _front(code: str, name: str, severity: Severity, category: str, summary: str, why: str,
+def _front(code: str, name: str, severity: Severity, category: Category, summary: str, why: str,
            example: str = "", instead: str = "") -> None:
-    register(CodePage(code=code, name=name, severity=severity, category=category, summary=summary, why=why,
-                      example=example, instead=instead))
+    PAGES.append(CodePage(code=code, name=name, severity=severity, category=category, summary=summary, why=why,
+                          example=example, instead=instead))
 
 
-_S, _R = "syntax", "resolve"
+_S: Category = "syntax"
+_R: Category = "resolve"
 _front("UL100", "not-utf8-text", "error", _S, "The file is not UTF-8 text (binary content or invalid bytes).",
        "A spec is a reviewed text document; anything else is almost always the wrong file.",
        instead="Save the spec as UTF-8 text.")
@@ -155,7 +105,7 @@ _front("UL215", "accept-without-justification", "error", _R, "`accept` has an em
 # RT1xx: :class:`unlearnspec.runtime.loading.LoadError` (a model that cannot be loaded);
 # UL7xx: :class:`unlearnspec.runtime.engine.RunError` (a run that cannot start or continue).
 
-_T = "runtime"
+_T: Category = "runtime"
 _front("RT101", "model-not-found", "error", _T,
        "The model folder named in the plan does not exist, or `builtin:` names an unknown builtin model.",
        "The run loads exactly the model the plan hashed; a missing folder is never replaced by a guess.",
@@ -202,12 +152,13 @@ _front("UL702", "stale-plan", "error", _T,
        "review to evidence it never covered.",
        instead="Make a new plan (`unlearnspec plan SPEC -o plan.json`) and review it.")
 _front("UL703", "unreadable-plan", "error", _T,
-       "The plan file cannot be read: not JSON, not an unlearnspec plan, a newer plan format, or invalid fields.",
+       "The plan file cannot be read: not JSON, not an unlearnspec plan, a newer plan format, or invalid fields; "
+       "or it runs nothing (no objectives) or checks no input (no input files).",
        "The runtime runs only plans it fully understands; a partly read plan could skip stages silently.",
        instead="Give a plan.json written by `unlearnspec plan`, or upgrade unlearnspec for a newer plan format.")
 _front("UL704", "not-a-run-dir", "error", _T,
-       "`--resume DIR` names a folder that is not a run directory (no plan.json / run.json), or one whose "
-       "run.json and plan.json disagree.",
+       "`--resume DIR` names a folder that is not a run directory (no plan.json / run.json), one whose "
+       "run.json is damaged, or one whose run.json and plan.json disagree.",
        "Resuming continues exactly the run that was started; an edited run directory cannot be trusted to hold "
        "that run's state.",
        instead="Resume the directory a run created, or start a new run.")
@@ -223,7 +174,8 @@ _front("UL706", "spec-cannot-be-planned", "error", _T,
        "fields) must be fixed.",
        instead="Fix the errors, or, where they are only claims that cannot be met, run with `--allow-infeasible` "
                "to measure what is measurable.")
-_front("UL707", "run-dir-exists", "error", _T, "The run directory already exists and is not empty.",
+_front("UL707", "run-dir-exists", "error", _T,
+       "The run directory already exists and is not empty, or another run is creating or resuming it.",
        "Runs never overwrite earlier evidence; a report must be traceable to exactly one run.",
        instead="Choose another `--out DIR`, or continue that run with `--resume DIR`.")
 _front("UL708", "multi-process-needs-out", "error", _T,
@@ -231,3 +183,25 @@ _front("UL708", "multi-process-needs-out", "error", _T,
        "Every process must write to the same run directory, and the default directory name has a timestamp "
        "that differs between processes.",
        instead="Pass `--out DIR` (or `--resume DIR`) to every process of the launch.")
+_front("UL709", "run-dir-unwritable", "error", _T,
+       "The run directory cannot be created or written: a path under `/proc`, an existing file, a read-only "
+       "place, or a file system that is full (also when it fills up during the run).",
+       "A run writes its plan copy, state, checkpoints, models and reports into its directory; when that fails "
+       "the run stops with this code (exit 2, never 1, which would mean a claim failed). Every file is written "
+       "atomically, so what was finished stays finished: after freeing space the run continues with "
+       "`--resume DIR` from its last complete checkpoint.",
+       instead="Choose a writable `--out DIR`, or free space and run `unlearnspec run --resume DIR`.")
+_front("UL710", "runtime-extra-missing", "error", _T,
+       "A runtime verb (`run`, `builtin build`) was called where the runtime extra (torch, transformers, peft, "
+       "...) is not installed.",
+       "`pip install unlearnspec` installs the compiler only, so that CI jobs that check specs stay small; "
+       "running a plan needs the runtime libraries. Nothing is written before the check.",
+       instead="pip install 'unlearnspec[runtime]'")
+_front("UL711", "plan-not-from-spec", "error", _T,
+       "A saved plan differs from the plan the compiler makes of the spec whose sha256 it records.",
+       "A plan's hash only proves it was not edited after sealing; anyone can edit a plan (loosen a threshold, "
+       "delete a claim, empty the input list) and seal it again. `run` re-derives the plan from its spec and "
+       "refuses one that differs; `show` warns. `--trust-plan` runs a plan as given, and the report's audit "
+       "trail then says it was not re-derived.",
+       instead="Make the plan again with `unlearnspec plan SPEC -o plan.json` and review it, or, for a plan "
+               "deliberately edited by hand, run it with `--trust-plan`.")
