@@ -24,6 +24,7 @@ import torch
 
 from unlearnspec.errors import UserError
 from unlearnspec.records import sha256_path
+from unlearnspec.runtime import builtin_model
 
 BUILTIN_SOURCE = "builtin:tiny-bios"
 
@@ -128,9 +129,7 @@ def load_model(source: str, *, allow_remote_code: bool = False, dtype: torch.dty
     training need padding. The model is returned in eval mode; the caller owns it (training mutates it).
     """
     if source == BUILTIN_SOURCE:
-        from unlearnspec.runtime.builtin_model import ensure_builtin  # lazy: builds on first use
-
-        where, hub = Path(ensure_builtin()), False
+        where, hub = Path(builtin_model.ensure_builtin()), False
     elif source.startswith("builtin:"):
         raise LoadError(f"unknown builtin model `{source}`", code=E_NOT_FOUND,
                         help=[f"the builtin model is `{BUILTIN_SOURCE}`"])

@@ -25,6 +25,7 @@ import torch
 from unlearnspec import catalog
 from unlearnspec.plan import UnlearnStage
 from unlearnspec.records import Record
+from unlearnspec.runtime import builtin_model
 from unlearnspec.runtime.loading import BUILTIN_SOURCE, E_RETRAIN_UNKNOWN, LoadError, load_model, use_bf16
 from unlearnspec.runtime.methods.base import (
     EpochCallback,
@@ -190,11 +191,7 @@ def _is_builtin(model: Any, model_source: str | None) -> bool:
     name = str(getattr(model, "name_or_path", "") or "")
     if not name:
         return False
-    try:
-        from unlearnspec.runtime.builtin_model import cache_root
-    except ImportError:
-        return False
-    root = (cache_root() / "builtin").resolve()
+    root = (builtin_model.cache_root() / "builtin").resolve()
     return root in Path(name).resolve().parents
 
 
@@ -205,11 +202,9 @@ def _run_retrain(model: Any, forget: Sequence[Record], model_source: str | None)
             " which are unknown", code=E_RETRAIN_UNKNOWN,
             help=["only `builtin:tiny-bios` ships its corpus and recipe",
                   "choose an approximate method (`method npo`) and compare with a reference model instead"])
-    from unlearnspec.runtime.builtin_model import ensure_retrained
-
     t0 = time.perf_counter()
     exclude = [t for r in forget for t in r.training_texts()]
-    path = Path(ensure_retrained(exclude))
+    path = Path(builtin_model.ensure_retrained(exclude))
     retrained, _ = load_model(str(path))
     return UnlearnResult(model=retrained, method="retrain", stop_reason="exact retraining without the forget set",
                          wall_time_s=time.perf_counter() - t0, model_dir=path,
