@@ -14,6 +14,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from fixtures.runs import SMALL_SPEC as SPEC
 
 from unlearnspec.cli import main
 from unlearnspec.plan import Plan, PlanLoadError
@@ -22,7 +23,6 @@ from unlearnspec.runtime.rundir import RunDir, RunError, RunState, safe_name
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECS = ROOT / "specs"
-SPEC = (ROOT / "tests" / "test_engine.py").read_text(encoding="utf-8").split('SMALL_SPEC = """', 1)[1].split('"""', 1)[0]
 
 
 @pytest.fixture
