@@ -13,6 +13,7 @@ rule's bound, whatever the method optimises; method-specific terms are logged be
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from collections import defaultdict
@@ -149,6 +150,8 @@ class UnlearnTrainer(Trainer):
         if self.args.should_save:
             for staged in sorted(staging.glob("checkpoint-*")):
                 publish(staged, final_root)
+            with contextlib.suppress(OSError):
+                staging.rmdir()
             rotate_checkpoints(output_dir=str(final_root), save_total_limit=self.args.save_total_limit,
                                best_model_checkpoint=self.state.best_model_checkpoint)
         self.accelerator.wait_for_everyone()
