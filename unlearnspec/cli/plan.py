@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from unlearnspec.cli import provenance
 from unlearnspec.cli.common import EXIT_FINDINGS, EXIT_OK, Parser, add_colour, out
 from unlearnspec.errors import UserError
-from unlearnspec.plan import Plan
+
+if TYPE_CHECKING:
+    from unlearnspec.plan import Plan
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -43,6 +45,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def warn_provenance(plan: Plan, path: Path) -> None:
     """`show` re-derives a saved plan from its spec, as `run` does, but only warns when they differ."""
+    from unlearnspec.cli import provenance  # the compiler's lowering: loaded by the verbs that plan only
+
     try:
         spec = provenance.locate_spec(plan, path)
     except UserError as err:

@@ -14,12 +14,13 @@ import importlib.util
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from unlearnspec.cli import provenance
 from unlearnspec.cli.common import EXIT_OK, EXIT_USAGE, Parser, print_error
 from unlearnspec.errors import UserError
-from unlearnspec.plan import Plan
+
+if TYPE_CHECKING:
+    from unlearnspec.plan import Plan
 
 E_NOTHING_TO_RUN = "UL705"
 E_CANNOT_PLAN = "UL706"
@@ -75,6 +76,9 @@ def _plan_spec(path: Path, allow_infeasible: bool) -> Plan:
 
 
 def _run(args: argparse.Namespace) -> Any:
+    # loaded when a run starts, not when the CLI does: the runtime (torch follows), the compiler's lowering
+    from unlearnspec.cli import provenance
+    from unlearnspec.plan import Plan
     from unlearnspec.runtime import engine
 
     common: dict[str, Any] = {"quiet": args.quiet, "allow_remote_code": args.allow_remote_code,
