@@ -314,3 +314,19 @@ def test_the_run_json_file_is_valid_json_after_start(small: Path) -> None:
     rd, _ = engine._start(plan, small, engine.RunOptions(out=small / "r"))
     rd.release()
     assert json.loads((small / "r" / "run.json").read_text(encoding="utf-8"))["plan_provenance"] == "rederived"
+
+
+@pytest.mark.parametrize(("provenance", "words"), [("trusted", "not re-derived"), ("rederived", "re-derived from the spec"),
+                                                    ("planned", "planned from the spec by this run")])
+def test_the_audit_trail_says_how_the_plan_was_vouched_for(provenance: str, words: str) -> None:
+    from test_report import make_report
+
+    from unlearnspec.report import render_html, render_markdown
+
+    report = make_report()
+    assert report.audit.plan_provenance is None and "Plan provenance" not in render_markdown(report)
+    report = report.model_copy(update={"audit": report.audit.model_copy(update={"plan_provenance": provenance})})
+    md = render_markdown(report)
+    line = next(x for x in md.splitlines() if x.startswith("| Plan provenance |"))
+    assert words in line and ("--trust-plan" in line) is (provenance == "trusted")
+    assert words in render_html(report)
