@@ -189,6 +189,9 @@ class RunDir:
 
 
 def _exists(root: Path, busy: bool = False) -> RunError:
-    what = "is being created by another run" if busy else "already exists and is not empty"
-    return RunError(E_RUN_DIR_EXISTS, f"run directory `{root}` {what}",
+    if busy:
+        return RunError(E_RUN_DIR_EXISTS, f"run directory `{root}` is being created by another run",
+                        ["choose another --out; if no run is using it (a run killed before it wrote its plan), "
+                         "delete the folder"])
+    return RunError(E_RUN_DIR_EXISTS, f"run directory `{root}` already exists and is not empty",
                     ["runs never overwrite; choose another --out, or --resume it"])
