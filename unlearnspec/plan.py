@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from unlearnspec.catalog import ClaimStatus
 from unlearnspec.errors import UserError
 
 FORMAT_VERSION = "1.0"
@@ -28,7 +29,6 @@ class PlanLoadError(UserError):
     def __init__(self, message: str, help: list[str] | None = None) -> None:
         super().__init__(E_UNREADABLE_PLAN, message, help or [])
 
-ClaimStatus = Literal["supported", "cannot_be_verified", "cannot_be_met"]
 Severity = Literal["error", "warning", "note"]
 Comparison = Literal["<=", ">=", "<", ">"]
 

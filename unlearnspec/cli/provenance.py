@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from unlearnspec.compiler.lower import plan_file
+from unlearnspec.compiler.check import plan_file
 from unlearnspec.compiler.semdiff import diff_plans
 from unlearnspec.errors import UserError
 from unlearnspec.plan import Plan

@@ -58,7 +58,8 @@ def _main_rank() -> bool:
 
 
 def _plan_spec(path: Path, allow_infeasible: bool) -> Plan:
-    from unlearnspec.compiler.lower import front_end_errors, plan_file
+    from unlearnspec.compiler.check import plan_file
+    from unlearnspec.compiler.lower import front_end_errors
     from unlearnspec.compiler.render import render
 
     made, result = plan_file(path, allow_infeasible=allow_infeasible)
