@@ -77,21 +77,22 @@ def _plan_spec(path: Path, allow_infeasible: bool) -> Plan:
 
 
 def _run(args: argparse.Namespace) -> Any:
-    # loaded when a run starts, not when the CLI does: the runtime (torch follows), the compiler's lowering
+    # loaded when a run starts, not when the CLI does: the compiler's lowering and the plan model; the
+    # runtime engine (which loads torch) only once the plan is known to be runnable, so refusals are quick
     from unlearnspec.cli import provenance
     from unlearnspec.plan import Plan
-    from unlearnspec.runtime import engine
+    from unlearnspec.runtime import preflight
 
-    common: dict[str, Any] = {"quiet": args.quiet, "allow_remote_code": args.allow_remote_code,
-                              "inputs_verified": True}
+    flags: dict[str, Any] = {"quiet": args.quiet, "allow_remote_code": args.allow_remote_code,
+                             "inputs_verified": True}
     if args.resume:
         root = Path(args.resume)
-        plan, state = engine.read_run(root)
+        plan, state = preflight.read_run(root)
         spec_dir = Path(state.spec_dir)
-        engine.verify_inputs(plan, spec_dir)
+        preflight.verify_inputs(plan, spec_dir)
         if state.plan_provenance != "trusted" and not args.trust_plan:
-            provenance.check(plan, engine.spec_file(plan, spec_dir))
-        return engine.run(None, None, engine.RunOptions(resume=root, **common))
+            provenance.check(plan, preflight.spec_file(plan, spec_dir))
+        return _execute(None, None, resume=root, **flags)
     if not args.path:
         raise UserError(E_NOTHING_TO_RUN, "give a plan (plan.json) or a spec to run, or --resume DIR")
     path = Path(args.path)
@@ -99,13 +100,19 @@ def _run(args: argparse.Namespace) -> Any:
     if path.suffix.lower() == ".json":
         plan = Plan.load(path)
         spec = provenance.locate_spec(plan, path)
-        engine.verify_inputs(plan, spec.parent)
+        preflight.verify_inputs(plan, spec.parent)
         if not args.trust_plan:
             provenance.check(plan, spec)
-        return engine.run(plan, spec.parent, engine.RunOptions(
-            out=out, plan_provenance="trusted" if args.trust_plan else "rederived", **common))
+        return _execute(plan, spec.parent, out=out, plan_provenance="trusted" if args.trust_plan else "rederived",
+                        **flags)
     plan = _plan_spec(path, args.allow_infeasible)
-    return engine.run(plan, path.resolve().parent, engine.RunOptions(out=out, plan_provenance="planned", **common))
+    return _execute(plan, path.resolve().parent, out=out, plan_provenance="planned", **flags)
+
+
+def _execute(plan: Plan | None, spec_dir: Path | None, **options: Any) -> Any:
+    from unlearnspec.runtime import engine  # torch and transformers come with it
+
+    return engine.run(plan, spec_dir, engine.RunOptions(**options))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
