@@ -5,7 +5,9 @@ but timestamps equal); two runs started into one folder at once: exactly one pro
 The faults are injected by running the CLI through a small wrapper (``python -c``) that patches one
 Trainer method before calling ``unlearnspec.cli.main``: to pause in the middle of writing checkpoint-20
 (after the weights and optimizer state, before ``trainer_state.json``) so that the parent can kill it, or
-to raise ENOSPC there. The uninterrupted reference is the session's ``small_run`` (conftest.py).
+to raise ENOSPC there. The objective is the small one of test_engine.py on a tiny local model folder
+(fixtures/runs.py), so the tests exercise the same stages, checkpoints and resume at a fraction of the
+builtin model's cost; ``tiny_run`` is its uninterrupted run.
 """
 
 from __future__ import annotations
@@ -20,9 +22,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fixtures.runs import ROOT, cli
+from fixtures.runs import ROOT, cli, make_tiny_local
 
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_tiny_local(tmp_path_factory.mktemp("tiny-small"))
+
+
+@pytest.fixture(scope="module")
+def small_run(small: Path) -> Path:
+    done = cli("run", "plan.json", "--out", "run-a", "--quiet", cwd=small)
+    assert done.returncode in (0, 1), done.stderr
+    return small / "run-a"
 
 CKPT = Path("objectives") / "small" / "unlearn" / "checkpoints"
 TIMESTAMPS = ("started_at", "finished_at", "wall_seconds")
