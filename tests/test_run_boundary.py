@@ -206,6 +206,7 @@ def test_a_full_disk_while_writing_the_plan_copy(small: Path, capsys: pytest.Cap
     monkeypatch.setattr(eng, "atomic_write_text", full)
     code, _, err = run_cli(capsys, "run", "plan.json", "--out", "out")
     assert code == 2 and "error[UL709]" in err and "no space left on device" in err
+    assert not (small / "out").exists()  # no half-made folder that would then block a retry (UL707)
 
 
 # -- provenance: a re-sealed edit is caught --------------------------------------------------------------

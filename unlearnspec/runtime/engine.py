@@ -76,9 +76,6 @@ class RunOutcome:
     already_finished: bool = False
 
 
-# -- locating and verifying inputs -----------------------------------------------------------------
-
-
 # -- the run directory -------------------------------------------------------------------------------
 
 
@@ -115,7 +112,8 @@ def _start(plan: Plan, spec_dir: Path, options: RunOptions) -> tuple[RunDir, Run
     try:
         atomic_write_text(rd.plan_path, plan.canonical_json())
         rd.save_state(state)
-    except OSError as err:
+    except OSError as err:  # a full or read-only disk before the run began: leave no half-made folder
+        rd.abandon()
         raise cannot_write(rd.root, err) from None
     return rd, state
 

@@ -180,6 +180,15 @@ class RunDir:
             raise RunError(E_RUN_DIR_EXISTS, f"run directory `{self.root}` is in use by another unlearnspec run",
                            ["wait for it to finish; a killed run releases the folder at once"]) from None
 
+    def abandon(self) -> None:
+        """Undo :meth:`create_exclusive` when the run could not even write its plan copy."""
+        for path in (self.plan_path, self.state_path, self.lock_path):
+            with contextlib.suppress(OSError):
+                path.unlink()
+        self.release()
+        with contextlib.suppress(OSError):
+            self.root.rmdir()
+
     def release(self) -> None:
         if self._lock is not None:
             with contextlib.suppress(OSError):
