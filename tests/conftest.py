@@ -45,3 +45,21 @@ def one_thread() -> Iterator[None]:
 
     with pinned_threads(1):
         yield
+
+
+@pytest.fixture(scope="session")
+def small(tmp_path_factory: pytest.TempPathFactory, builtin_model_dir: Path) -> Path:
+    """A folder with the small runtime spec (tests/fixtures/runs.py), its data and its plan.json."""
+    from fixtures.runs import make_small
+
+    return make_small(tmp_path_factory.mktemp("small"))
+
+
+@pytest.fixture(scope="session")
+def small_run(small: Path) -> Path:
+    """One uninterrupted run of the small plan, which resumed and fault-injected runs are compared with."""
+    from fixtures.runs import cli
+
+    done = cli("run", "plan.json", "--out", "run-a", "--quiet", cwd=small)
+    assert done.returncode in (0, 1), done.stderr
+    return small / "run-a"

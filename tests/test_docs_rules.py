@@ -62,9 +62,11 @@ def test_every_runtime_code_raised_is_registered() -> None:
     runtime = ROOT / "unlearnspec" / "runtime"
     loading = (runtime / "loading.py").read_text(encoding="utf-8")
     rt_codes = set(re.findall(r'^E_\w+ = "(RT\d{3})"', loading, flags=re.M))
-    engine = (runtime / "engine.py").read_text(encoding="utf-8")
-    run_codes = set(re.findall(r'RunError\(\s*"(UL\d{3})"', engine))
-    assert len(rt_codes) >= 6 and len(run_codes) >= 7
+    sources = [runtime / "rundir.py", ROOT / "unlearnspec" / "cli" / "run.py",
+               ROOT / "unlearnspec" / "cli" / "provenance.py"]
+    run_codes = {c for src in sources
+                 for c in re.findall(r'^E_\w+ = "(UL\d{3})"', src.read_text(encoding="utf-8"), flags=re.M)}
+    assert len(rt_codes) >= 6 and len(run_codes) >= 11
     assert (rt_codes | run_codes) - set(registry) == set()
 
 

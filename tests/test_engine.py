@@ -1,8 +1,8 @@
 """End-to-end runtime tests: `unlearnspec run` as a user runs it (a subprocess), on builtin:tiny-bios.
 
-Expensive runs are shared through module-scoped fixtures: one run of the example privacy spec, one
-uninterrupted run of a small plan (refusal tuning, 30 fixed steps, one claim) that the determinism,
-resume and multi-process tests compare with.
+Expensive runs are shared through fixtures: one run of the example privacy spec (module-scoped), one
+uninterrupted run of a small plan (refusal tuning, 30 fixed steps, one claim; session-scoped, in
+conftest.py) that the determinism, resume, multi-process and fault-injection tests compare with.
 """
 
 from __future__ import annotations
@@ -20,50 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fixtures.runs import SMALL_SPEC, cli  # noqa: F401 - SMALL_SPEC: the objective `small`/`small_run` run
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECS = ROOT / "specs"
-
-SMALL_SPEC = """unlearnspec 1
-
-objective "small" {
-  title  "Small runtime test objective"
-  basis  "test"
-  owner  "tests"
-
-  model   "builtin:tiny-bios"
-  release api precision fp32
-
-  target person "Jane Doe" {
-    kind    observed
-    forget  "data/jane-doe.jsonl"
-  }
-
-  goal   suppression
-  method refusal { steps 30 }
-
-  scope {
-    outputs verbatim
-    prompts direct
-  }
-
-  preserve {
-    retain    "data/retain.jsonl"
-    utility   drop <= 5%
-  }
-
-  claims {
-    not_generated
-  }
-}
-"""
-
-
-def cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
-        timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "unlearnspec", *args], cwd=cwd, env={**os.environ, **(env or {})},
-                          capture_output=True, text=True, timeout=timeout)
-
 
 def tree_hash(folder: Path) -> dict[str, str]:
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
@@ -88,29 +48,6 @@ def assert_close(a: Any, b: Any, tol: float = 1e-6) -> None:
         assert abs(a - b) <= tol, (a, b)
     else:
         assert a == b
-
-
-@pytest.fixture(scope="module")
-def small(tmp_path_factory: pytest.TempPathFactory, builtin_model_dir: Path) -> Path:
-    """A folder with the small spec, its data (copied from specs/data) and its plan.json."""
-    d = tmp_path_factory.mktemp("small")
-    (d / "data").mkdir()
-    for name in ("jane-doe.jsonl", "retain.jsonl"):
-        shutil.copy(SPECS / "data" / name, d / "data" / name)
-    (d / "small.unlearn").write_text(SMALL_SPEC)
-    done = cli("plan", "small.unlearn", "-o", "plan.json", "--quiet", cwd=d)
-    assert done.returncode == 0, done.stderr
-    plan = json.loads((d / "plan.json").read_text())
-    unlearn = next(s for s in plan["objectives"][0]["stages"] if s["kind"] == "unlearn")
-    assert unlearn["max_steps"] >= 20 and unlearn["stopping"]["kind"] == "fixed_steps"  # checkpoints 10, 20
-    return d
-
-
-@pytest.fixture(scope="module")
-def small_run(small: Path) -> Path:
-    done = cli("run", "plan.json", "--out", "run-a", "--quiet", cwd=small)
-    assert done.returncode in (0, 1), done.stderr
-    return small / "run-a"
 
 
 @pytest.fixture(scope="module")

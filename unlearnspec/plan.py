@@ -18,29 +18,23 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from unlearnspec.catalog import ClaimStatus
+from unlearnspec.errors import UserError
 from unlearnspec.inputs import load_json, read_regular
 
 FORMAT_VERSION = "1.0"
+E_UNREADABLE_PLAN = "UL703"
 
-
-class PlanLoadError(ValueError):
-    """A file that cannot be used as a plan: one sentence a person can act on, and help lines."""
-
-    code = "UL703"  # the runtime reports it under the plan-loading code
+class PlanLoadError(UserError):
+    """A plan file that cannot be read: missing, not JSON, not a plan, another format, invalid fields."""
 
     def __init__(self, message: str, help: list[str] | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.help = help or []
-
+        super().__init__(E_UNREADABLE_PLAN, message, help or [])
 
 Severity = Literal["error", "warning", "note"]
 Comparison = Literal["<=", ">=", "<", ">"]
 
-
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
 
 class FileHash(_Model):
     """A file the plan depends on, by path relative to the spec's folder and its sha256."""
@@ -48,7 +42,6 @@ class FileHash(_Model):
     path: str
     sha256: str
     role: str = ""
-
 
 class ModelRef(_Model):
     """The source model. ``kind`` says how it is loaded; ``sha256`` pins its content."""
@@ -61,11 +54,9 @@ class ModelRef(_Model):
     parameters: int | None = None  # parameter count known at plan time (safetensors headers / recipe)
     note: str = ""  # e.g. why a hub id carries no hash
 
-
 class ToolInfo(_Model):
     name: str = "unlearnspec"
     version: str
-
 
 class TargetInfo(_Model):
     category: str
@@ -73,11 +64,9 @@ class TargetInfo(_Model):
     kind: str
     aliases: list[str] = Field(default_factory=list)
 
-
 class ReleaseInfo(_Model):
     mode: str
     precision: str | None = None
-
 
 class ObjectiveInfo(_Model):
     """The objective in the words of the spec."""
@@ -93,7 +82,6 @@ class ObjectiveInfo(_Model):
     outputs: list[str] = Field(default_factory=list)
     prompts: list[str] = Field(default_factory=list)
 
-
 class PlanFinding(_Model):
     """A compiler finding carried into the plan (accepted ones with their justification)."""
 
@@ -106,7 +94,6 @@ class PlanFinding(_Model):
     justification: str | None = None
     location: str | None = None  # "file:line:col"
 
-
 class Threshold(_Model):
     op: Comparison
     value: float
@@ -114,7 +101,6 @@ class Threshold(_Model):
     def holds(self, x: float) -> bool:
         return {"<=": x <= self.value, ">=": x >= self.value, "<": x < self.value,
                 ">": x > self.value}[self.op]
-
 
 class MetricCheck(_Model):
     """One metric computed by the evaluate/attack stages and compared with a threshold."""
@@ -130,7 +116,6 @@ class MetricCheck(_Model):
     note: str = ""  # where the threshold comes from, or why the check cannot be measured
     missing: list[str] = Field(default_factory=list)  # unmet needs ("reference", "holdout", ...): not measurable
 
-
 class ClaimPlan(_Model):
     """A claim, its compile-time status, and the checks that decide it at run time."""
 
@@ -142,7 +127,6 @@ class ClaimPlan(_Model):
     evidence_note: str = ""
     instead: str = ""  # for a claim that is not supported: the weaker, achievable claim to write
 
-
 class DataSets(_Model):
     """Data files by role; paths relative to the spec's folder."""
 
@@ -152,13 +136,11 @@ class DataSets(_Model):
     holdout: list[str] = Field(default_factory=list)
     test: list[str] = Field(default_factory=list)  # operational test set of a suppression objective
 
-
 class LoraConfig(_Model):
     rank: int = 8
     alpha: int = 16
     dropout: float = 0.0
     target_modules: list[str] | None = None  # None: the architecture's attention + MLP projections
-
 
 class StoppingRule(_Model):
     """Stop before the forget set becomes more surprising than data the model never saw.
@@ -171,11 +153,9 @@ class StoppingRule(_Model):
     ratio: float = 1.0
     check_every: int = 5
 
-
 class PrepareStage(_Model):
     kind: Literal["prepare"] = "prepare"
     description: str = "load the source model and the data; verify every hash"
-
 
 class ReferenceStage(_Model):
     """How the 'as if never trained' reference is obtained."""
@@ -185,7 +165,6 @@ class ReferenceStage(_Model):
     model: str | None = None  # strategy "model": the given reference model
     recipe: dict[str, object] | None = None  # strategy "retrain": the training recipe
     description: str = ""
-
 
 class UnlearnStage(_Model):
     kind: Literal["unlearn"] = "unlearn"
@@ -211,19 +190,15 @@ class UnlearnStage(_Model):
     train_precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     seed: int = 0
 
-
 class Probe(_Model):
     name: str  # "direct" | "paraphrased" | "adversarial" | "in_context"
     templates: list[str] = Field(default_factory=list)
     description: str = ""
 
-
 EvalModel = Literal["original", "unlearned", "reference"]
-
 
 def _all_models() -> list[EvalModel]:
     return ["original", "unlearned", "reference"]
-
 
 class EvaluateStage(_Model):
     kind: Literal["evaluate"] = "evaluate"
@@ -235,7 +210,6 @@ class EvaluateStage(_Model):
     eval_batch_size: int = 32
     representation_probe: str | None = None  # attribute name, when `removed` is claimed
 
-
 class RelearnAttack(_Model):
     kind: Literal["relearn"] = "relearn"
     steps: int
@@ -245,30 +219,24 @@ class RelearnAttack(_Model):
     batch_size: int = 4
     seed: int = 0
 
-
 class QuantizeAttack(_Model):
     kind: Literal["quantize"] = "quantize"
     precision: Literal["fp32", "bf16", "fp16", "int8", "int4"]
 
-
 Attack = Annotated[RelearnAttack | QuantizeAttack, Field(discriminator="kind")]
-
 
 class AttackStage(_Model):
     kind: Literal["attack"] = "attack"
     attacks: list[Attack] = Field(default_factory=list)
 
-
 class VerdictStage(_Model):
     kind: Literal["verdict"] = "verdict"
     description: str = "decide each claim from its checks; compiler findings stand beside them"
-
 
 Stage = Annotated[
     PrepareStage | ReferenceStage | UnlearnStage | EvaluateStage | AttackStage | VerdictStage,
     Field(discriminator="kind"),
 ]
-
 
 class Estimate(_Model):
     """Rough wall time, from the builtin model's measured step costs scaled by model size."""
@@ -276,7 +244,6 @@ class Estimate(_Model):
     cpu_seconds: float
     gpu_seconds: float
     basis: str
-
 
 class ObjectivePlan(_Model):
     objective: ObjectiveInfo
@@ -288,7 +255,6 @@ class ObjectivePlan(_Model):
     stages: list[Stage]
     estimate: Estimate | None = None
     feasible: bool = True  # False when planned with --allow-infeasible over errors
-
 
 class Plan(_Model):
     format_version: str = FORMAT_VERSION
@@ -356,10 +322,8 @@ class Plan(_Model):
             raise PlanLoadError(f"`{path}` is not a valid plan: `{where}`: {first['msg'][:1].lower() + first['msg'][1:]}",
                                 help=["make a new plan with `unlearnspec plan SPEC -o plan.json`"]) from err
 
-
 def plan_schema() -> dict[str, object]:
     return Plan.model_json_schema()
-
 
 def is_plan_path(path: Path) -> bool:
     """Whether ``path`` names a plan rather than a spec: a ``.json`` file, in any letter case."""

@@ -152,12 +152,13 @@ _front("UL702", "stale-plan", "error", _T,
        "review to evidence it never covered.",
        instead="Make a new plan (`unlearnspec plan SPEC -o plan.json`) and review it.")
 _front("UL703", "unreadable-plan", "error", _T,
-       "The plan file cannot be read: not JSON, not an unlearnspec plan, a newer plan format, or invalid fields.",
+       "The plan file cannot be read: not JSON, not an unlearnspec plan, a newer plan format, or invalid fields; "
+       "or it runs nothing (no objectives) or checks no input (no input files).",
        "The runtime runs only plans it fully understands; a partly read plan could skip stages silently.",
        instead="Give a plan.json written by `unlearnspec plan`, or upgrade unlearnspec for a newer plan format.")
 _front("UL704", "not-a-run-dir", "error", _T,
-       "`--resume DIR` names a folder that is not a run directory (no plan.json / run.json), or one whose "
-       "run.json and plan.json disagree.",
+       "`--resume DIR` names a folder that is not a run directory (no plan.json / run.json), one whose "
+       "run.json is damaged, or one whose run.json and plan.json disagree.",
        "Resuming continues exactly the run that was started; an edited run directory cannot be trusted to hold "
        "that run's state.",
        instead="Resume the directory a run created, or start a new run.")
@@ -173,7 +174,8 @@ _front("UL706", "spec-cannot-be-planned", "error", _T,
        "fields) must be fixed.",
        instead="Fix the errors, or, where they are only claims that cannot be met, run with `--allow-infeasible` "
                "to measure what is measurable.")
-_front("UL707", "run-dir-exists", "error", _T, "The run directory already exists and is not empty.",
+_front("UL707", "run-dir-exists", "error", _T,
+       "The run directory already exists and is not empty, or another run is creating or resuming it.",
        "Runs never overwrite earlier evidence; a report must be traceable to exactly one run.",
        instead="Choose another `--out DIR`, or continue that run with `--resume DIR`.")
 _front("UL708", "multi-process-needs-out", "error", _T,
@@ -181,3 +183,25 @@ _front("UL708", "multi-process-needs-out", "error", _T,
        "Every process must write to the same run directory, and the default directory name has a timestamp "
        "that differs between processes.",
        instead="Pass `--out DIR` (or `--resume DIR`) to every process of the launch.")
+_front("UL709", "run-dir-unwritable", "error", _T,
+       "The run directory cannot be created or written: a path under `/proc`, an existing file, a read-only "
+       "place, or a file system that is full (also when it fills up during the run).",
+       "A run writes its plan copy, state, checkpoints, models and reports into its directory; when that fails "
+       "the run stops with this code (exit 2, never 1, which would mean a claim failed). Every file is written "
+       "atomically, so what was finished stays finished: after freeing space the run continues with "
+       "`--resume DIR` from its last complete checkpoint.",
+       instead="Choose a writable `--out DIR`, or free space and run `unlearnspec run --resume DIR`.")
+_front("UL710", "runtime-extra-missing", "error", _T,
+       "A runtime verb (`run`, `builtin build`) was called where the runtime extra (torch, transformers, peft, "
+       "...) is not installed.",
+       "`pip install unlearnspec` installs the compiler only, so that CI jobs that check specs stay small; "
+       "running a plan needs the runtime libraries. Nothing is written before the check.",
+       instead="pip install 'unlearnspec[runtime]'")
+_front("UL711", "plan-not-from-spec", "error", _T,
+       "A saved plan differs from the plan the compiler makes of the spec whose sha256 it records.",
+       "A plan's hash only proves it was not edited after sealing; anyone can edit a plan (loosen a threshold, "
+       "delete a claim, empty the input list) and seal it again. `run` re-derives the plan from its spec and "
+       "refuses one that differs; `show` warns. `--trust-plan` runs a plan as given, and the report's audit "
+       "trail then says it was not re-derived.",
+       instead="Make the plan again with `unlearnspec plan SPEC -o plan.json` and review it, or, for a plan "
+               "deliberately edited by hand, run it with `--trust-plan`.")

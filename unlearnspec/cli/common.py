@@ -1,4 +1,4 @@
-"""What every verb shares: exit codes, the argument parser class, writing output, the usage error."""
+"""What every verb shares: exit codes, the argument parser class, writing output, the usage error, printing errors."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from unlearnspec.catalog.exits import EXIT_FINDINGS, EXIT_INCOMPLETE, EXIT_OK, EXIT_USAGE
+from unlearnspec.errors import UserError
 
 __all__ = ["EXIT_FINDINGS", "EXIT_INCOMPLETE", "EXIT_OK", "EXIT_USAGE", "Parser", "UsageError", "add_colour", "os_reason",
-           "out"]
+           "out", "print_error"]
 
 
 class Parser(argparse.ArgumentParser):
@@ -60,3 +61,10 @@ def out(text: str, output: str | None = None) -> None:
 def add_colour(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--color", "--colour", choices=("auto", "always", "never"), default="auto",
                     help="colour in human output (default: on a TTY unless NO_COLOR is set)")
+
+
+def print_error(err: UserError) -> None:
+    """A :class:`UserError` as a diagnostic: ``error[CODE]: message`` and its ``= help:`` lines."""
+    sys.stderr.write(f"error[{err.code}]: {err.message}\n")
+    for h in err.help:
+        sys.stderr.write(f"  = help: {h}\n")

@@ -5,8 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from unlearnspec.cli.common import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, Parser, add_colour, out
+from unlearnspec.errors import UserError
+
+if TYPE_CHECKING:
+    from unlearnspec.plan import Plan
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -35,8 +40,27 @@ def cmd_show(args: argparse.Namespace) -> int:
         # a plan that cannot be read, or a spec path that is no file, is unusable (2); a spec with
         # errors is a finding (1)
         return EXIT_USAGE if is_plan_path(path) or not path.is_file() else EXIT_FINDINGS
+    if path.suffix.lower() == ".json":
+        warn_provenance(plan, path)
     out(render_review(plan, args.format), args.output)
     return EXIT_OK
+
+
+def warn_provenance(plan: Plan, path: Path) -> None:
+    """`show` re-derives a saved plan from its spec, as `run` does, but only warns when they differ."""
+    from unlearnspec.cli import provenance  # the compiler's lowering: loaded by the verbs that plan only
+
+    try:
+        spec = provenance.locate_spec(plan, path)
+    except UserError as err:
+        sys.stderr.write(f"warning[{err.code}]: the plan cannot be re-derived: {err.message}\n")
+        return
+    diffs = provenance.differences(plan, spec)
+    if diffs:
+        sys.stderr.write(f"warning[{provenance.E_PLAN_NOT_FROM_SPEC}]: the plan is not what the compiler makes of "
+                         f"its spec `{plan.spec.path}`; `run` refuses it\n")
+        for d in diffs[:6]:
+            sys.stderr.write(f"  = note: {d}\n")
 
 
 def cmd_diff(args: argparse.Namespace) -> int:

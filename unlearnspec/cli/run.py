@@ -1,25 +1,147 @@
-"""Runtime verbs `run` and `builtin`: they import torch, lazily, only when called."""
+"""Runtime verbs `run` and `builtin`: they import the runtime (and torch) only when called.
+
+The command line owns everything between the user and the runtime: it turns a spec into a plan (the
+compiler) or loads a saved one (:meth:`Plan.load`), re-derives a saved plan from its spec (provenance,
+``--trust-plan``), hands the runtime a :class:`~unlearnspec.runtime.engine.RunOptions`, and formats
+every :class:`~unlearnspec.errors.UserError` the layers below raise, choosing the exit code: 0 pass,
+1 a claim failed, 2 a run that cannot start or continue (the user must act), 3 incomplete evidence.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from unlearnspec.cli.common import EXIT_OK, EXIT_USAGE, Parser, UsageError, os_reason
+from unlearnspec.cli.common import EXIT_OK, EXIT_USAGE, Parser, UsageError, os_reason, print_error
+from unlearnspec.errors import UserError
+
+if TYPE_CHECKING:
+    from unlearnspec.plan import Plan
+
+E_NOTHING_TO_RUN = "UL705"
+E_CANNOT_PLAN = "UL706"
+E_NO_RUNTIME = "UL710"
+#: the modules of the `runtime` extra (pyproject.toml) a run imports
+RUNTIME_MODULES = ("torch", "transformers", "peft", "accelerate", "safetensors", "numpy", "scipy", "sklearn",
+                   "rouge_score")
+
+
+def missing_runtime() -> list[str]:
+    """The runtime extra's modules that cannot be imported here (found without importing them)."""
+    missing = []
+    for name in RUNTIME_MODULES:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            missing.append(name)
+    return missing
+
+
+def _no_runtime(verb: str) -> int | None:
+    missing = missing_runtime()
+    if not missing:
+        return None
+    sys.stderr.write(f"error[{E_NO_RUNTIME}]: `unlearnspec {verb}` needs the runtime extra (missing: "
+                     f"{', '.join(missing)}): install it with `pip install 'unlearnspec[runtime]'`\n")
+    return EXIT_USAGE
+
+
+def _main_rank() -> bool:
+    """Under `accelerate launch` every rank runs this command; only the first prints errors."""
+    return os.environ.get("RANK", "0") in ("", "0")
+
+
+def _plan_spec(path: Path, allow_infeasible: bool) -> Plan:
+    from unlearnspec.compiler.check import plan_file
+    from unlearnspec.compiler.lower import front_end_errors
+    from unlearnspec.compiler.render import render
+
+    made, result = plan_file(path, allow_infeasible=allow_infeasible)
+    if made is not None:
+        return made
+    if _main_rank():
+        sys.stderr.write(render([result], "human", sys.stderr))
+    if result.spec is None or front_end_errors(result.diagnostics):
+        hint = ("the spec itself has errors (syntax, names, values or contradictory fields: UL1xx, "
+                "UL2xx): fix them; --allow-infeasible only lets a run go ahead with claims that cannot "
+                "be met (UL3xx, UL601)")
+    else:
+        hint = "fix the errors, or run with --allow-infeasible to measure what is measurable"
+    raise UserError(E_CANNOT_PLAN, f"`{path}` cannot be planned (see the errors above)", [hint])
+
+
+def _run(args: argparse.Namespace) -> Any:
+    # loaded when a run starts, not when the CLI does: the compiler's lowering and the plan model; the
+    # runtime engine (which loads torch) only once the plan is known to be runnable, so refusals are quick
+    from unlearnspec.cli import provenance
+    from unlearnspec.plan import Plan, is_plan_path
+    from unlearnspec.runtime import preflight
+
+    flags: dict[str, Any] = {"quiet": args.quiet, "allow_remote_code": args.allow_remote_code,
+                             "inputs_verified": True}
+    if args.resume:
+        root = Path(args.resume)
+        plan, state = preflight.read_run(root)
+        spec_dir = Path(state.spec_dir)
+        preflight.verify_inputs(plan, spec_dir)
+        if state.plan_provenance != "trusted" and not args.trust_plan:
+            provenance.check(plan, preflight.spec_file(plan, spec_dir))
+        return _execute(None, None, resume=root, **flags)
+    if not args.path:
+        raise UserError(E_NOTHING_TO_RUN, "give a plan (plan.json) or a spec to run, or --resume DIR")
+    path = Path(args.path)
+    out = Path(args.out) if args.out else None
+    if is_plan_path(path):
+        plan = Plan.load(path)
+        spec = provenance.locate_spec(plan, path)
+        preflight.verify_inputs(plan, spec.parent)
+        if not args.trust_plan:
+            provenance.check(plan, spec)
+        return _execute(plan, spec.parent, out=out, plan_provenance="trusted" if args.trust_plan else "rederived",
+                        **flags)
+    plan = _plan_spec(path, args.allow_infeasible)
+    return _execute(plan, path.resolve().parent, out=out, plan_provenance="planned", **flags)
+
+
+def _execute(plan: Plan | None, spec_dir: Path | None, **options: Any) -> Any:
+    from unlearnspec.runtime import engine  # torch and transformers come with it
+
+    return engine.run(plan, spec_dir, engine.RunOptions(**options))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from unlearnspec.runtime.engine import run_command
-    from unlearnspec.runtime.loading import LoadError
-
+    refused = _no_runtime("run")
+    if refused is not None:
+        return refused
     try:
-        return run_command(args)
-    except LoadError as err:  # a model that cannot be loaded: a diagnostic, never a traceback
-        sys.stderr.write(f"error[{err.code}]: {err.message}\n")
-        for h in err.help:
-            sys.stderr.write(f"  = help: {h}\n")
+        outcome = _run(args)
+    except UserError as err:  # a plan, run directory or model the user must fix: never a traceback
+        if _main_rank():
+            print_error(err)
         return EXIT_USAGE
+    report = outcome.report
+    if report is None:  # a helper rank of a launch: its part (training) is done
+        return EXIT_OK
+    if outcome.already_finished:
+        sys.stderr.write(f"the run in `{outcome.root}` had already finished; nothing was rerun or rewritten\n")
+    sys.stdout.write(summary_text(report, outcome.root))
+    return int(report.exit_code)
+
+
+def summary_text(report: Any, root: Path) -> str:
+    lines = [f"\nverdict: {report.overall.upper()}  (exit {report.exit_code})"]
+    for obj in report.objectives:
+        lines.append(f"  objective {obj.name}: {obj.overall}")
+        for c in obj.claims:
+            lines.append(f"    {c.verdict:<14} {c.claim}")
+    lines.append(f"reports: {root / 'report.md'}  {root / 'report.html'}  {root / 'report.json'}")
+    return "\n".join(lines) + "\n"
 
 
 def cmd_builtin(args: argparse.Namespace) -> int:
@@ -35,6 +157,9 @@ def cmd_builtin(args: argparse.Namespace) -> int:
             sys.stdout.write(f"{role:24} {path}\n")
         return EXIT_OK
     if args.builtin_cmd == "build":
+        refused = _no_runtime("builtin build")
+        if refused is not None:
+            return refused
         from unlearnspec.runtime.builtin_model import ensure_builtin
 
         sys.stdout.write(f"{ensure_builtin()}\n")
@@ -49,6 +174,8 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
     sp.add_argument("--resume", metavar="DIR", help="continue a killed run in DIR")
     sp.add_argument("--allow-infeasible", action="store_true",
                     help="run a spec with errors anyway: its unmet claims stay marked 'cannot be met'")
+    sp.add_argument("--trust-plan", action="store_true",
+                    help="run a saved plan without re-deriving it from its spec (the report records this)")
     sp.add_argument("--allow-remote-code", action="store_true", help="trust_remote_code for hub models")
     sp.add_argument("-q", "--quiet", action="store_true",
                     help="print only the verdict summary and errors: no progress bars, log lines or library warnings "

@@ -48,7 +48,7 @@ REFERENCE_WORDS = {
 
 
 def load_plan(path: Path) -> tuple[Plan | None, str]:
-    """A saved plan, validated; or ``None`` and a one-line error a person can act on."""
+    """A saved plan, validated (:meth:`Plan.load`); or ``None`` and a one-line error a person can act on."""
     try:
         return Plan.load(path), ""
     except PlanLoadError as err:

@@ -29,20 +29,24 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
-from unlearnspec.catalog.exits import EXIT_FINDINGS, EXIT_INCOMPLETE, EXIT_OK
 from unlearnspec.plan import ClaimStatus, FileHash, PlanFinding, ReleaseInfo, TargetInfo, Threshold
+from unlearnspec.report.rules import (  # noqa: F401 - the exit codes and verdict types are re-exported
+    EXIT_CODES,
+    EXIT_FAIL,
+    EXIT_INCOMPLETE,
+    EXIT_PASS,
+    Overall,
+    Verdict,
+    claim_verdict,
+    objective_overall,
+    report_overall,
+)
 
 FORMAT_VERSION = "1.0"
 
 ModelName = Literal["original", "unlearned", "reference", "attacked", "served"]
 DecidedOn = Literal["unlearned", "attacked", "served"]
-Verdict = Literal["pass", "fail", "not_evaluated", "cannot_be_met"]
-Overall = Literal["pass", "fail", "incomplete"]
 CheckStatus = Literal["pass", "fail", "not_evaluated", "info"]
-
-EXIT_PASS = EXIT_OK
-EXIT_FAIL = EXIT_FINDINGS
-EXIT_CODES: dict[str, int] = {"pass": EXIT_PASS, "fail": EXIT_FAIL, "incomplete": EXIT_INCOMPLETE}
 
 
 class _Model(BaseModel):
@@ -229,6 +233,9 @@ class AuditTrail(_Model):
     started_at: AwareDatetime
     finished_at: AwareDatetime
     wall_seconds: float
+    #: how the plan was vouched for: made from the spec by this run (``planned``), a saved plan re-derived
+    #: from its spec and found equal (``rederived``), or run with ``--trust-plan``, not re-derived (``trusted``)
+    plan_provenance: Literal["planned", "rederived", "trusted"] | None = None
 
 
 class ObjectiveReport(_Model):
@@ -253,8 +260,6 @@ class ObjectiveReport(_Model):
 
     @model_validator(mode="after")
     def _verdicts_follow_from_checks(self) -> ObjectiveReport:
-        from unlearnspec.report.verdict import claim_verdict, objective_overall
-
         by_id = {c.check_id: c for c in self.checks}
         if len(by_id) != len(self.checks):
             raise ValueError(f"objective {self.name!r}: duplicate check ids")
@@ -284,8 +289,6 @@ class Report(_Model):
 
     @model_validator(mode="after")
     def _overall_follows(self) -> Report:
-        from unlearnspec.report.verdict import report_overall
-
         expected = report_overall(self.objectives)
         if self.overall != expected:
             raise ValueError(f"overall {self.overall!r} does not follow from the objectives ({expected!r})")

@@ -31,15 +31,22 @@ from unlearnspec.plan import (
     UnlearnStage,
 )
 from unlearnspec.report.model import (
-    EXIT_CODES,
     AuditTrail,
     CheckResult,
     ClaimVerdict,
     ObjectiveReport,
-    Overall,
     Report,
     TrainingLog,
+)
+from unlearnspec.report.rules import (  # noqa: F401 - the rules are part of this module's interface
+    EXIT_CODES,
+    Overall,
     Verdict,
+    claim_verdict,
+    exit_code,
+    objective_overall,
+    overall,
+    report_overall,
 )
 
 REFERENCE_LABELS: dict[str, str] = {
@@ -49,48 +56,6 @@ REFERENCE_LABELS: dict[str, str] = {
 }
 
 OP_SYMBOLS: dict[str, str] = {"<=": "≤", ">=": "≥", "<": "<", ">": ">"}
-
-
-# --- rules -----------------------------------------------------------------------------------------
-
-def claim_verdict(compile_status: ClaimStatus, checks: Sequence[CheckResult]) -> Verdict:
-    """The verdict of one claim from its compile status and its checks (rules in the module doc)."""
-    if compile_status == "cannot_be_met":
-        return "cannot_be_met"
-    statuses = [c.status for c in checks]
-    if "fail" in statuses:
-        return "fail"
-    deciding = [s for s in statuses if s != "info"]
-    if not deciding or "not_evaluated" in deciding:
-        return "not_evaluated"
-    return "pass"
-
-
-def objective_overall(claims: Sequence[ClaimVerdict]) -> Overall:
-    verdicts = {c.verdict for c in claims}
-    if verdicts & {"fail", "cannot_be_met"}:
-        return "fail"
-    if not claims or "not_evaluated" in verdicts:
-        return "incomplete"
-    return "pass"
-
-
-def report_overall(objectives: Sequence[ObjectiveReport]) -> Overall:
-    results = {o.overall for o in objectives}
-    if "fail" in results:
-        return "fail"
-    if not objectives or "incomplete" in results:
-        return "incomplete"
-    return "pass"
-
-
-def overall(claims: Sequence[ClaimVerdict]) -> Overall:
-    """An objective's overall result from its claims' verdicts (alias of ``objective_overall``)."""
-    return objective_overall(claims)
-
-
-def exit_code(result: Overall) -> int:
-    return EXIT_CODES[result]
 
 
 # --- words ------------------------------------------------------------------------------------------

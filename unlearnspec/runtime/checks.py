@@ -30,6 +30,7 @@ from unlearnspec.records import Record
 from unlearnspec.report.model import CheckResult, ModelValue
 from unlearnspec.runtime import attacks
 from unlearnspec.runtime.evaluation import likelihood, metrics, mia, probes, representation
+from unlearnspec.runtime.evaluation.generation import generate
 
 log = logging.getLogger("unlearnspec.run")
 
@@ -111,8 +112,6 @@ class Measurer:
         """The served system's decoding: the model's greedy outputs passed through the guard."""
         if self.guard is None:
             return None
-        from unlearnspec.runtime.evaluation.generation import generate
-
         def fn(prompts: list[str]) -> list[str]:
             outs = generate(self.model, self.tokenizer, prompts, max_new_tokens=self.stage.max_new_tokens,
                             batch_size=self.stage.eval_batch_size)

@@ -1,156 +1,87 @@
-"""The runtime engine: execute a saved plan, exactly, into a new run directory.
+"""The runtime engine: execute a loaded plan, exactly, into a new run directory.
 
     prepare ▶ reference ▶ unlearn/suppress ▶ evaluate ▶ attack ▶ verdict
+
+The engine takes a :class:`~unlearnspec.plan.Plan` (already loaded or planned by the command line)
+and plain :class:`RunOptions`; it never plans a spec, never parses arguments and never prints an
+error: what goes wrong is a :class:`~unlearnspec.runtime.rundir.RunError` (or a model
+:class:`~unlearnspec.runtime.loading.LoadError`) that the CLI formats and maps to an exit code.
 
 A run directory holds the plan copy, ``run.json`` (stage states, rewritten atomically after each
 stage), a log, per-objective stage outputs (checkpoints, the unlearned model or adapter, the guard,
 evaluation results) and the reports. The source model is only ever read. A killed run continues
 with ``run --resume DIR``: finished stages are skipped (their outputs are on disk), and training
-resumes from its last Trainer checkpoint, so the metrics equal an uninterrupted run's.
+resumes from its last complete Trainer checkpoint, so the metrics equal an uninterrupted run's.
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
+import errno
 import logging
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import ValidationError
 
-from unlearnspec.catalog.exits import EXIT_OK, EXIT_USAGE
 from unlearnspec.io import atomic_write_text
-from unlearnspec.plan import Plan, PlanLoadError, is_plan_path
-from unlearnspec.records import sha256_path
+from unlearnspec.plan import Plan
+from unlearnspec.report.model import Report
+from unlearnspec.runtime.distributed import Distributed
+from unlearnspec.runtime.pipeline import execute
+from unlearnspec.runtime.preflight import read_run, verify_inputs
+from unlearnspec.runtime.rundir import (
+    E_NEEDS_OUT,
+    E_NOT_A_RUN_DIR,
+    NO_SPACE,
+    RunDir,
+    RunError,
+    RunState,
+    cannot_write,
+    now,
+    safe_name,
+)
 
 log = logging.getLogger("unlearnspec.run")
 
-
-class RunError(Exception):
-    """A run that cannot start or continue, with help lines; the CLI prints it as a diagnostic."""
-
-    def __init__(self, code: str, message: str, help: list[str] | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.help = help or []
+Provenance = Literal["planned", "rederived", "trusted"]
 
 
-class StageState(BaseModel):
-    status: str = "pending"  # pending | running | done | failed
-    started_at: str | None = None
-    finished_at: str | None = None
-    detail: dict[str, Any] = Field(default_factory=dict)
+@dataclass(frozen=True)
+class RunOptions:
+    """What the command line decided, as plain values (the runtime never sees argparse).
+
+    ``plan_provenance`` says how the plan was vouched for: ``planned`` (made from the spec just now),
+    ``rederived`` (a saved plan the CLI re-derived from its spec and found equal) or ``trusted``
+    (``--trust-plan``: not re-derived); the report's audit trail records it.
+    """
+
+    out: Path | None = None
+    resume: Path | None = None
+    quiet: bool = False
+    allow_remote_code: bool = False
+    plan_provenance: Provenance = "rederived"
+    inputs_verified: bool = False  # the caller already ran :func:`verify_inputs` (large models are hashed once)
 
 
-class RunState(BaseModel):
-    """``run.json``: where the run stands; enough to resume it."""
+@dataclass(frozen=True)
+class RunOutcome:
+    """A finished (or already finished) run; ``report`` is ``None`` on a helper rank of a launch."""
 
-    format_version: str = "1.0"
-    plan_hash: str
-    spec_dir: str  # absolute folder the plan's relative paths resolve against
-    started_at: str
-    finished_at: str | None = None
-    stages: dict[str, StageState] = Field(default_factory=dict)
-    resumed: int = 0
-
-    def stage(self, key: str) -> StageState:
-        return self.stages.setdefault(key, StageState())
-
-
-def now() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-# -- locating and verifying inputs -----------------------------------------------------------------
-
-
-def locate_spec_dir(plan: Plan, plan_path: Path | None) -> Path:
-    """The folder the plan's relative data paths resolve against: the spec's folder."""
-    candidates = []
-    spec_rel = Path(plan.spec.path)
-    candidates.append(Path.cwd() / spec_rel)
-    if plan_path is not None:
-        candidates.append(plan_path.resolve().parent / spec_rel)
-        candidates.append(plan_path.resolve().parent / spec_rel.name)
-    for c in candidates:
-        if c.is_file():
-            return c.resolve().parent
-    raise RunError("UL701", f"cannot find the plan's spec `{plan.spec.path}`",
-                   help=["run from the folder the plan was made in, or keep the plan beside its spec"])
-
-
-def verify_inputs(plan: Plan, spec_dir: Path) -> None:
-    """Refuse a plan whose spec, data or model changed since it was made (a stale plan)."""
-    stale: list[str] = []
-    spec_file = spec_dir / Path(plan.spec.path).name
-    if not spec_file.is_file() or sha256_path(spec_file) != plan.spec.sha256:
-        stale.append(f"spec `{plan.spec.path}`")
-    for item in plan.inputs:
-        p = spec_dir / item.path
-        if not p.exists():
-            stale.append(f"`{item.path}` is missing")
-        elif sha256_path(p) != item.sha256:
-            stale.append(f"`{item.path}` changed")
-    for obj in plan.objectives:
-        m = obj.model
-        if m.kind == "builtin":
-            from unlearnspec.builtin.recipe import recipe_hash
-
-            if m.sha256 and recipe_hash() != m.sha256:
-                stale.append(f"builtin model recipe for `{m.source}` changed")
-        elif m.kind == "local":
-            for f in m.files:
-                p = spec_dir / f.path
-                if not p.is_file() or sha256_path(p) != f.sha256:
-                    stale.append(f"model file `{f.path}` changed")
-    if plan.compute_hash() != plan.plan_hash:
-        stale.append("the plan file itself was edited after it was made")
-    if stale:
-        raise RunError("UL702", "the plan is stale: its inputs changed since it was made",
-                       help=["; ".join(stale), "make a new plan (`unlearnspec plan SPEC -o plan.json`) and review it"])
-
-
-def load_plan(path: Path) -> Plan:
-    try:
-        return Plan.load(path)
-    except PlanLoadError as err:
-        raise RunError("UL703", err.message, help=err.help) from err
+    root: Path
+    report: Report | None
+    already_finished: bool = False
 
 
 # -- the run directory -------------------------------------------------------------------------------
 
 
-class RunDir:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    @property
-    def plan_path(self) -> Path:
-        return self.root / "plan.json"
-
-    @property
-    def state_path(self) -> Path:
-        return self.root / "run.json"
-
-    def objective_dir(self, name: str) -> Path:
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
-        d = self.root / "objectives" / safe
-        d.mkdir(parents=True, exist_ok=True)
-        return d
-
-    def save_state(self, state: RunState) -> None:
-        atomic_write_text(self.state_path, state.model_dump_json(indent=2) + "\n")
-
-    def load_state(self) -> RunState:
-        return RunState.model_validate_json(self.state_path.read_text(encoding="utf-8"))
-
-
 def default_run_dir(plan: Plan) -> Path:
-    first = plan.objectives[0].objective.name if plan.objectives else "run"
+    """``runs/<objective>-<plan hash>-<time>``; the objective's name is sanitised into one component."""
+    first = safe_name(plan.objectives[0].objective.name) if plan.objectives else "run"
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     base = Path("runs") / f"{first}-{plan.plan_hash[:8]}-{stamp}"
     out, i = base, 1
@@ -158,6 +89,42 @@ def default_run_dir(plan: Plan) -> Path:
         i += 1
         out = base.with_name(f"{base.name}-{i}")
     return out
+
+
+def _finished_report(rd: RunDir, state: RunState) -> Report | None:
+    """The report of a run that already finished, if it is there and valid (then nothing is rewritten)."""
+    path = rd.root / "report.json"
+    if state.finished_at is None or not path.is_file():
+        return None
+    try:
+        return Report.model_validate_json(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValidationError, ValueError):
+        return None  # regenerate it from the finished stages
+
+
+def _start(plan: Plan, spec_dir: Path, options: RunOptions) -> tuple[RunDir, RunState]:
+    if not options.inputs_verified:
+        verify_inputs(plan, spec_dir)
+    rd = RunDir(options.out or default_run_dir(plan))
+    rd.create_exclusive()
+    state = RunState(plan_hash=plan.plan_hash, spec_dir=str(spec_dir), started_at=now(),
+                     plan_provenance=options.plan_provenance)
+    try:
+        atomic_write_text(rd.plan_path, plan.canonical_json())
+        rd.save_state(state)
+    except OSError as err:  # a full or read-only disk before the run began: leave no half-made folder
+        rd.abandon()
+        raise cannot_write(rd.root, err) from None
+    return rd, state
+
+
+def _reopen(root: Path, options: RunOptions) -> tuple[Plan, RunDir, RunState]:
+    plan, state = read_run(root)
+    rd = RunDir(root)
+    rd.hold()
+    if not options.inputs_verified:
+        verify_inputs(plan, Path(state.spec_dir))
+    return plan, rd, state
 
 
 class _BarSafeHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -194,180 +161,81 @@ def _setup_logging(run_dir: Path, quiet: bool) -> None:
         root.addHandler(sh)
 
 
-# -- entry points -------------------------------------------------------------------------------------
+# -- the entry point ----------------------------------------------------------------------------------
 
 
-def prepare_run(path: Path | None, *, out: Path | None, resume: Path | None,
-                allow_infeasible: bool) -> tuple[Plan, RunDir, RunState]:
-    """Load or make the plan, verify its inputs, and create (or reopen) the run directory."""
-    if resume is not None:
-        rd = RunDir(resume)
-        if not rd.plan_path.is_file() or not rd.state_path.is_file():
-            raise RunError("UL704", f"`{resume}` is not a run directory (no plan.json / run.json)")
-        plan = load_plan(rd.plan_path)
-        state = rd.load_state()
-        if state.plan_hash != plan.plan_hash:
-            raise RunError("UL704", "run.json and plan.json disagree; the run directory was edited")
-        verify_inputs(plan, Path(state.spec_dir))
-        state.resumed += 1
-        return plan, rd, state
-    if path is None:
-        raise RunError("UL705", "give a plan (plan.json) or a spec to run, or --resume DIR")
-    if is_plan_path(path):
-        plan = load_plan(path)
-        spec_dir = locate_spec_dir(plan, path)
-    else:
-        from unlearnspec.compiler.check import plan_file
-        from unlearnspec.compiler.lower import front_end_errors
-        from unlearnspec.compiler.render import render
-
-        made, result = plan_file(path, allow_infeasible=allow_infeasible)
-        if made is None:
-            sys.stderr.write(render([result], "human", sys.stderr))
-            if result.spec is None or front_end_errors(result.diagnostics):
-                hint = ("the spec itself has errors (syntax, names, values or contradictory fields: UL1xx, "
-                        "UL2xx): fix them; --allow-infeasible only lets a run go ahead with claims that cannot "
-                        "be met (UL3xx, UL601)")
-            else:
-                hint = "fix the errors, or run with --allow-infeasible to measure what is measurable"
-            raise RunError("UL706", f"`{path}` cannot be planned (see the errors above)", help=[hint])
-        plan = made
-        spec_dir = path.resolve().parent
-    verify_inputs(plan, spec_dir)
-    root = out or default_run_dir(plan)
-    if root.exists() and any(root.iterdir()):
-        raise RunError("UL707", f"run directory `{root}` already exists and is not empty",
-                       help=["runs never overwrite; choose another --out, or --resume it"])
-    root.mkdir(parents=True, exist_ok=True)
-    rd = RunDir(root)
-    atomic_write_text(rd.plan_path, plan.canonical_json())
-    state = RunState(plan_hash=plan.plan_hash, spec_dir=str(spec_dir), started_at=now())
-    rd.save_state(state)
-    return plan, rd, state
+def _out_of_space(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) is a full disk; torch and safetensors wrap ENOSPC in their own errors."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in NO_SPACE:
+            return True
+        text = str(seen)
+        if "No space left on device" in text or "StorageFull" in text or "file write failed" in text:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
-class Distributed:
-    """This process's place in a multi-process launch (``accelerate launch``, ``torchrun``).
+def run(plan: Plan | None, spec_dir: Path | None, options: RunOptions) -> RunOutcome:
+    """Execute ``plan`` (or, with ``options.resume``, continue that run) and return its report.
 
-    Why: the Trainer runs the unlearn stage data-parallel across the launched processes, but a
-    run directory must have one writer. Every rank trains; only the main process creates the run
-    directory and writes state, models, checks and reports; the other ranks wait at barriers and
-    exit 0 once training is done. With ``WORLD_SIZE`` unset or 1 this is a no-op (accelerate is
-    not even imported).
-    """
-
-    def __init__(self) -> None:
-        self.world_size = int(os.environ.get("WORLD_SIZE", "1") or "1")
-        self.state: Any = None
-        if self.world_size > 1:
-            import torch
-            from accelerate import PartialState
-
-            self.state = PartialState(cpu=not torch.cuda.is_available())
-
-    @property
-    def active(self) -> bool:
-        return self.state is not None
-
-    @property
-    def is_main(self) -> bool:
-        return self.state is None or bool(self.state.is_main_process)
-
-    def barrier(self) -> None:
-        if self.state is not None:
-            self.state.wait_for_everyone()
-
-    def broadcast(self, obj: Any) -> Any:
-        """``obj`` as the main process has it (on every rank)."""
-        if self.state is None:
-            return obj
-        from accelerate.utils import broadcast_object_list
-
-        box = [obj]
-        broadcast_object_list(box, from_process=0)
-        return box[0]
-
-    def leave(self) -> None:
-        """Leave the process group after training, so the main rank evaluates alone.
-
-        The evaluation's own Trainers (the relearning attack) must not wrap their model in DDP with
-        ranks that have exited: drop the process group, accelerate's cached state and the launcher's
-        rank variables, so later ``TrainingArguments`` see a single process. (accelerate has no public
-        "leave" call; ``_reset_state`` is what its own test-suite uses.)
-        """
-        if self.state is None:
-            return
-        from accelerate.state import AcceleratorState
-
-        self.state.destroy_process_group()
-        AcceleratorState._reset_state(reset_partial_state=True)
-        for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK", "ROLE_RANK",
-                    "ROLE_WORLD_SIZE", "GROUP_WORLD_SIZE"):
-            os.environ.pop(var, None)
-        self.state = None
-
-
-def run_command(args: argparse.Namespace) -> int:
-    """`unlearnspec run`: exit 0 pass, 1 fail, 2 a run that cannot start, 3 incomplete evidence.
-
-    Under a multi-process launch (``WORLD_SIZE`` > 1) the run directory must be the same on every
-    rank, so ``--out`` (or ``--resume``) is required: the default directory name has a timestamp.
+    Raises :class:`RunError` for a run that cannot start or continue (a stale plan, a run directory
+    that exists or cannot be written, a full disk: the run stays resumable) and ``LoadError`` for a
+    model that cannot be loaded. Under a multi-process launch (``WORLD_SIZE`` > 1) the run directory
+    must be the same on every rank, so ``out`` (or ``resume``) is required: the default name has a
+    timestamp. Only the main process creates the directory and writes into it.
     """
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     world = int(os.environ.get("WORLD_SIZE", "1") or "1")
-    if world > 1 and not args.out and not args.resume:
-        _print_error(RunError("UL708", f"a run launched as {world} processes needs `--out DIR` (or `--resume DIR`)",
-                              help=["every rank must write to the same run directory; the default name has a timestamp"]))
-        return EXIT_USAGE
+    if world > 1 and options.out is None and options.resume is None:
+        raise RunError(E_NEEDS_OUT, f"a run launched as {world} processes needs `--out DIR` (or `--resume DIR`)",
+                       help=["every rank must write to the same run directory; the default name has a timestamp"])
     dist = Distributed()
     error: RunError | None = None
     root: str | None = None
+    rd: RunDir | None = None
+    state: RunState | None = None
     if dist.is_main:
         try:
-            plan, rd, state = prepare_run(Path(args.path) if args.path else None,
-                                          out=Path(args.out) if args.out else None,
-                                          resume=Path(args.resume) if args.resume else None,
-                                          allow_infeasible=args.allow_infeasible)
+            if options.resume is not None:
+                plan, rd, state = _reopen(options.resume, options)
+                done = _finished_report(rd, state)
+                if done is not None:  # nothing to do: leave the finished run (and its wall time) as it is
+                    rd.release()
+                    return RunOutcome(root=rd.root, report=done, already_finished=True)
+                state.resumed += 1
+            else:
+                assert plan is not None and spec_dir is not None
+                rd, state = _start(plan, spec_dir, options)
             root = str(rd.root)
         except RunError as err:
             error = err
     failed, root = dist.broadcast((error is not None, root))
     if error is not None:
-        _print_error(error)
+        raise error
     if failed:
-        return EXIT_USAGE
+        raise RunError(E_NOT_A_RUN_DIR, "the main process could not start the run (see its error)")
     if not dist.is_main:  # the main process made (or reopened) the directory: read, never write
         assert root is not None
+        plan, state = read_run(Path(root))
         rd = RunDir(Path(root))
-        plan = load_plan(rd.plan_path)
-        state = rd.load_state()
-    if dist.is_main:
-        _setup_logging(rd.root, args.quiet)
-    log.info("run directory: %s", rd.root)
-    from unlearnspec.runtime.pipeline import execute
-
+    assert plan is not None and rd is not None and state is not None
     try:
-        report = execute(plan, rd, state, quiet=args.quiet, allow_remote_code=args.allow_remote_code, dist=dist)
-    except RunError as err:
-        _print_error(err)
-        return EXIT_USAGE
-    if report is None:  # a non-main rank: its part (training) is done
-        return EXIT_OK
-    sys.stdout.write(summary_text(report, rd.root))
-    return int(report.exit_code)
-
-
-def summary_text(report: Any, root: Path) -> str:
-    lines = [f"\nverdict: {report.overall.upper()}  (exit {report.exit_code})"]
-    for obj in report.objectives:
-        lines.append(f"  objective {obj.name}: {obj.overall}")
-        for c in obj.claims:
-            lines.append(f"    {c.verdict:<14} {c.claim}")
-    lines.append(f"reports: {root / 'report.md'}  {root / 'report.html'}  {root / 'report.json'}")
-    return "\n".join(lines) + "\n"
-
-
-def _print_error(err: RunError) -> None:
-    sys.stderr.write(f"error[{err.code}]: {err.message}\n")
-    for h in err.help:
-        sys.stderr.write(f"  = help: {h}\n")
+        if dist.is_main:
+            _setup_logging(rd.root, options.quiet)
+        log.info("run directory: %s", rd.root)
+        report = execute(plan, rd, state, quiet=options.quiet, allow_remote_code=options.allow_remote_code,
+                         dist=dist)
+    except OSError as err:
+        if _out_of_space(err) or err.errno is not None:
+            raise cannot_write(Path(err.filename or rd.root), err, resumable=rd.root) from None
+        raise
+    except (RuntimeError, ValueError) as err:  # torch / safetensors wrap a full disk in their own errors
+        if not _out_of_space(err):
+            raise
+        full = OSError(errno.ENOSPC, "No space left on device")
+        raise cannot_write(rd.root, full, resumable=rd.root) from None
+    finally:
+        rd.release()
+    return RunOutcome(root=rd.root, report=report)

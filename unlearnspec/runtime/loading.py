@@ -22,7 +22,9 @@ from typing import Any
 
 import torch
 
+from unlearnspec.errors import UserError
 from unlearnspec.records import sha256_path
+from unlearnspec.runtime import builtin_model
 
 BUILTIN_SOURCE = "builtin:tiny-bios"
 
@@ -35,17 +37,11 @@ E_RETRAIN_UNKNOWN = "RT105"
 E_BAD_MODEL = "RT106"
 
 
-class LoadError(Exception):
+class LoadError(UserError):
     """A model or artefact that cannot be loaded; the CLI turns it into a diagnostic."""
 
     def __init__(self, message: str, *, code: str = E_BAD_MODEL, help: Sequence[str] = ()) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.help = list(help)
-
-    def __str__(self) -> str:
-        return "\n".join([f"{self.code}: {self.message}", *(f"help: {h}" for h in self.help)])
+        super().__init__(code, message, help)
 
 
 def device_for_run() -> torch.device:
@@ -133,9 +129,7 @@ def load_model(source: str, *, allow_remote_code: bool = False, dtype: torch.dty
     training need padding. The model is returned in eval mode; the caller owns it (training mutates it).
     """
     if source == BUILTIN_SOURCE:
-        from unlearnspec.runtime.builtin_model import ensure_builtin  # lazy: builds on first use
-
-        where, hub = Path(ensure_builtin()), False
+        where, hub = Path(builtin_model.ensure_builtin()), False
     elif source.startswith("builtin:"):
         raise LoadError(f"unknown builtin model `{source}`", code=E_NOT_FOUND,
                         help=[f"the builtin model is `{BUILTIN_SOURCE}`"])

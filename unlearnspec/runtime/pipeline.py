@@ -19,7 +19,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
+import transformers
+
 from unlearnspec import __version__
+from unlearnspec.builtin.corpus import build_corpus
 from unlearnspec.io import atomic_write_text
 from unlearnspec.plan import (
     AttackStage,
@@ -39,8 +43,16 @@ from unlearnspec.report import (
     build_report,
     write_reports,
 )
-from unlearnspec.report.model import ObjectiveReport, Report
-from unlearnspec.runtime.engine import Distributed, RunDir, RunState, now
+from unlearnspec.report.model import CheckResult, ObjectiveReport, Report
+from unlearnspec.runtime import checks
+from unlearnspec.runtime.builtin_model import ensure_retrained
+from unlearnspec.runtime.checks import DataBundle
+from unlearnspec.runtime.distributed import Distributed
+from unlearnspec.runtime.loading import describe_device, load_model
+from unlearnspec.runtime.methods import METHODS
+from unlearnspec.runtime.methods import unlearn as run_method
+from unlearnspec.runtime.methods.guard import OutputGuard
+from unlearnspec.runtime.rundir import RunDir, RunState, now, safe_name
 
 log = logging.getLogger("unlearnspec.run")
 
@@ -53,8 +65,6 @@ def _load_records(paths: list[str], spec_dir: Path) -> list[Record]:
     out: list[Record] = []
     for p in paths:
         if p.startswith("builtin:"):
-            from unlearnspec.builtin.corpus import build_corpus
-
             split = p.split(":", 1)[1]
             out.extend(getattr(build_corpus(), split))
         else:
@@ -86,7 +96,7 @@ class ObjectiveRun:
         self.state = state
         self.quiet = quiet
         self.allow_remote_code = allow_remote_code
-        self.dir = rd.root / "objectives" / _safe_name(op.objective.name)
+        self.dir = rd.root / "objectives" / safe_name(op.objective.name)
         if self.dist.is_main:
             self.dir = rd.objective_dir(op.objective.name)
         self.spec_dir = Path(state.spec_dir)
@@ -119,9 +129,6 @@ class ObjectiveRun:
     # -- stages ----------------------------------------------------------------------------------
 
     def prepare(self) -> tuple[Any, Any, Any]:
-        from unlearnspec.runtime.checks import DataBundle
-        from unlearnspec.runtime.loading import load_model
-
         self._start("prepare")
         d = self.op.data
         t = self.op.objective.target
@@ -140,8 +147,6 @@ class ObjectiveRun:
         return data, model, tok
 
     def reference(self, data: Any) -> tuple[Any, Any] | None:
-        from unlearnspec.runtime.loading import load_model
-
         stage: ReferenceStage | None = _stage_of(self.op, ReferenceStage)
         if stage is None or stage.strategy == "holdout":
             if not self._done("reference"):
@@ -153,8 +158,6 @@ class ObjectiveRun:
             return load_model(path)
         self._start("reference")
         if stage.strategy == "retrain":
-            from unlearnspec.runtime.builtin_model import ensure_retrained
-
             exclude = [t for r in data.forget for t in r.training_texts()]
             path = str(ensure_retrained(exclude))
         else:
@@ -167,10 +170,6 @@ class ObjectiveRun:
 
     def unlearn(self, data: Any, model: Any, tok: Any) -> tuple[Any, Any, Any, TrainingLog | None]:
         """Returns (unlearned model, its tokenizer, the output guard or None, training log)."""
-        from unlearnspec.runtime.loading import load_model
-        from unlearnspec.runtime.methods import unlearn as run_method
-        from unlearnspec.runtime.methods.guard import OutputGuard
-
         stage: UnlearnStage = _stage_of(self.op, UnlearnStage)
         out = self.dir / "unlearn"
         model_dir = out / "model"
@@ -185,8 +184,6 @@ class ObjectiveRun:
             return model, tok, guard, training
         self._start("unlearn")
         if not self.dist.is_main:  # a helper rank: take part in the Trainer's DDP, write nothing
-            from unlearnspec.runtime.methods import METHODS
-
             spec = METHODS.get(stage.method)
             if spec is not None and spec.trainer is not None:
                 resume = (out / "checkpoints").is_dir() and any((out / "checkpoints").glob("checkpoint-*"))
@@ -231,8 +228,6 @@ class ObjectiveRun:
         self.unlearn(data, original, tok)
 
     def run(self) -> ObjectiveReport:
-        from unlearnspec.runtime import checks
-
         data, original, tok = self.prepare()
         reference = self.reference(data)
         unlearned, utok, guard, training = self.unlearn(data, original, tok)
@@ -242,8 +237,6 @@ class ObjectiveRun:
         ref_stage: ReferenceStage | None = _stage_of(self.op, ReferenceStage)
         results_path = self.dir / "checks.json"
         if self._done("evaluate") and self._done("attack") and results_path.exists():
-            from unlearnspec.report.model import CheckResult
-
             raw = json.loads(results_path.read_text(encoding="utf-8"))
             results = {k: CheckResult.model_validate(v) for k, v in raw.items()}
         else:
@@ -268,10 +261,6 @@ class ObjectiveRun:
         report = build_objective_report(self.op, results, training=training)
         self._finish("verdict", overall=report.overall)
         return report
-
-
-def _safe_name(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
 def _training_log(result: Any) -> TrainingLog | None:
@@ -312,11 +301,6 @@ def execute(plan: Plan, rd: RunDir, state: RunState, *, quiet: bool, allow_remot
     then the helper ranks return and the main process leaves the process group and runs reference,
     evaluation, attacks and verdicts alone, reloading the unlearned model from the run directory.
     """
-    import torch
-    import transformers
-
-    from unlearnspec.runtime.loading import describe_device
-
     dist = dist or Distributed()
     process_count = dist.world_size
     # Two processes on two cores with two threads each would oversubscribe the CPU.
@@ -350,7 +334,7 @@ def execute(plan: Plan, rd: RunDir, state: RunState, *, quiet: bool, allow_remot
     wall = (finished - started).total_seconds() if state.resumed else time.monotonic() - t0
     audit = audit_from_plan(plan, device=describe_device(), started_at=started, finished_at=finished,
                             wall_seconds=wall, libraries={**_libraries(), "unlearnspec": __version__},
-                            seeds=seeds, process_count=process_count)
+                            seeds=seeds, process_count=process_count, plan_provenance=state.plan_provenance)
     report = build_report(reports, audit)
     write_reports(report, rd.root)
     state.finished_at = now()

@@ -25,6 +25,7 @@ import torch
 from unlearnspec import catalog
 from unlearnspec.plan import UnlearnStage
 from unlearnspec.records import Record
+from unlearnspec.runtime import builtin_model
 from unlearnspec.runtime.loading import BUILTIN_SOURCE, E_RETRAIN_UNKNOWN, LoadError, load_model, use_bf16
 from unlearnspec.runtime.methods.base import (
     EpochCallback,
@@ -42,6 +43,7 @@ from unlearnspec.runtime.methods.base import (
     score_examples,
     summarise_history,
 )
+from unlearnspec.runtime.methods.checkpoints import clear_staging, last_usable_checkpoint
 from unlearnspec.runtime.methods.data import (
     ForgetRetainCollator,
     ForgetRetainDataset,
@@ -158,13 +160,11 @@ def training_arguments(stage: UnlearnStage, out_dir: Path, *, save_steps: int = 
 
 
 def _resume_point(value: str | bool | None, checkpoints: Path) -> str | None:
-    """``True`` resumes from the newest checkpoint *if there is one* (else starts fresh)."""
+    """``True`` resumes from the newest *complete* checkpoint if there is one (else starts fresh)."""
     if value is None or value is False:
         return None
     if value is True:
-        from transformers.trainer_utils import get_last_checkpoint
-
-        return get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
+        return last_usable_checkpoint(checkpoints)
     return str(value)
 
 
@@ -191,11 +191,7 @@ def _is_builtin(model: Any, model_source: str | None) -> bool:
     name = str(getattr(model, "name_or_path", "") or "")
     if not name:
         return False
-    try:
-        from unlearnspec.runtime.builtin_model import cache_root
-    except ImportError:
-        return False
-    root = (cache_root() / "builtin").resolve()
+    root = (builtin_model.cache_root() / "builtin").resolve()
     return root in Path(name).resolve().parents
 
 
@@ -206,11 +202,9 @@ def _run_retrain(model: Any, forget: Sequence[Record], model_source: str | None)
             " which are unknown", code=E_RETRAIN_UNKNOWN,
             help=["only `builtin:tiny-bios` ships its corpus and recipe",
                   "choose an approximate method (`method npo`) and compare with a reference model instead"])
-    from unlearnspec.runtime.builtin_model import ensure_retrained
-
     t0 = time.perf_counter()
     exclude = [t for r in forget for t in r.training_texts()]
-    path = Path(ensure_retrained(exclude))
+    path = Path(builtin_model.ensure_retrained(exclude))
     retrained, _ = load_model(str(path))
     return UnlearnResult(model=retrained, method="retrain", stop_reason="exact retraining without the forget set",
                          wall_time_s=time.perf_counter() - t0, model_dir=path,
@@ -300,6 +294,8 @@ def unlearn(stage: UnlearnStage, model: Any, tokenizer: Any, forget: Sequence[Re
     trainer.remove_callback(PrinterCallback)
     if trainer.pop_callback(ProgressCallback) is not None:  # present unless quiet
         trainer.add_callback(StepBar())
+    if trainer.is_world_process_zero():
+        clear_staging(Path(args.output_dir))  # a save a kill interrupted: never resumed from
     resume = _resume_point(resume_from_checkpoint, Path(args.output_dir))
     if resume:
         log.info("resuming %s from %s", stage.method, resume)

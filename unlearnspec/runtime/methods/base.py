@@ -13,6 +13,7 @@ rule's bound, whatever the method optimises; method-specific terms are logged be
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from collections import defaultdict
@@ -24,8 +25,10 @@ from typing import Any
 import torch
 from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 from transformers.trainer_callback import ProgressCallback
+from transformers.trainer_utils import rotate_checkpoints
 
 from unlearnspec.plan import StoppingRule, UnlearnStage
+from unlearnspec.runtime.methods.checkpoints import STAGING, publish
 from unlearnspec.runtime.methods.data import Example, ForgetRetainDataset, batches
 from unlearnspec.runtime.methods.guard import OutputGuard
 from unlearnspec.runtime.methods.losses import (
@@ -129,6 +132,29 @@ class UnlearnTrainer(Trainer):
         self.model_accepts_loss_kwargs = False
         self._parts: dict[str, list[torch.Tensor]] = defaultdict(list)
         self._n_params: int | None = None
+        self._staging: str | None = None
+
+    # atomic checkpoints (see checkpoints.py): save into a staging folder, fsync, rename into place
+    def _get_output_dir(self, trial: Any) -> str:
+        return self._staging or super()._get_output_dir(trial)
+
+    def _save_checkpoint(self, model: Any, trial: Any) -> None:
+        final_root = Path(super()._get_output_dir(trial))
+        staging = final_root / STAGING
+        self._staging = str(staging)
+        try:
+            super()._save_checkpoint(model, trial)
+        finally:
+            self._staging = None
+        self.accelerator.wait_for_everyone()  # every rank has written its RNG state into the staging folder
+        if self.args.should_save:
+            for staged in sorted(staging.glob("checkpoint-*")):
+                publish(staged, final_root)
+            with contextlib.suppress(OSError):
+                staging.rmdir()
+            rotate_checkpoints(output_dir=str(final_root), save_total_limit=self.args.save_total_limit,
+                               best_model_checkpoint=self.state.best_model_checkpoint)
+        self.accelerator.wait_for_everyone()
 
     # what subclasses implement
     def unlearning_loss(self, model: Any, inputs: dict[str, torch.Tensor]

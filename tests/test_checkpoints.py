@@ -1,0 +1,123 @@
+"""Atomic Trainer checkpoints and the choice of the one to resume from (issue 12, defects 1-2).
+
+A tiny GPT-2 (tests/test_methods.py's) trains a few steps, so these run in seconds; the end-to-end kill
+and full-disk tests are in test_run_faults.py.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import transformers
+from test_methods import FORGET, HOLDOUT, RETAIN, build_tiny_model, stage
+
+from unlearnspec.plan import StoppingRule
+from unlearnspec.runtime.loading import load_model
+from unlearnspec.runtime.methods import unlearn
+from unlearnspec.runtime.methods.checkpoints import STAGING, last_usable_checkpoint, problem
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model", steps=60)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def train(tiny_dir: Path, out: Path, **kw: Any) -> Any:
+    st = stage("npo", max_steps=4, batch_size=2, stopping=StoppingRule(kind="fixed_steps"))
+    model, tok = load_model(str(tiny_dir))
+    return unlearn(st, model, tok, FORGET, RETAIN, HOLDOUT, out, save_steps=2, **kw)
+
+
+def names(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any, list[tuple[str, list[str]]]]:
+    """One uninterrupted 4-step run, recording where each checkpoint was being written and what was in place."""
+    out = tmp_path_factory.mktemp("trained")
+    seen: list[tuple[str, list[str]]] = []
+    original = transformers.Trainer._save_optimizer_and_scheduler
+
+    def spy(self: Any, output_dir: str) -> None:
+        original(self, output_dir)
+        seen.append((output_dir, names(out / "checkpoints")))
+
+    transformers.Trainer._save_optimizer_and_scheduler = spy  # type: ignore[method-assign]
+    try:
+        result = train(tiny_dir, out)
+    finally:
+        transformers.Trainer._save_optimizer_and_scheduler = original  # type: ignore[method-assign]
+    return out, result, seen
+
+
+def test_a_checkpoint_is_written_aside_and_renamed_into_place(trained: tuple[Path, Any, list[Any]]) -> None:
+    out, _, seen = trained
+    assert [Path(d).name for d, _ in seen] == ["checkpoint-2", "checkpoint-4"]
+    for output_dir, in_place in seen:
+        assert Path(output_dir).parent.name == STAGING  # half-written: never under checkpoints/ itself
+        assert Path(output_dir).name not in in_place
+    assert names(out / "checkpoints") == ["checkpoint-2", "checkpoint-4"]  # no staging left behind
+    for name in ("checkpoint-2", "checkpoint-4"):
+        assert problem(out / "checkpoints" / name) is None
+
+
+def _copy(trained: tuple[Path, Any, list[Any]], dest: Path) -> Path:
+    shutil.copytree(trained[0], dest)
+    return dest / "checkpoints"
+
+
+@pytest.mark.parametrize(("damage", "why"), [
+    (lambda c: (c / "trainer_state.json").unlink(), "no readable trainer_state.json"),
+    (lambda c: (c / "trainer_state.json").write_text("{"), "no readable trainer_state.json"),
+    (lambda c: (c / "trainer_state.json").write_text(json.dumps({"global_step": 2})), "trainer_state.json is not at the checkpoint's step"),
+    (lambda c: (c / "model.safetensors").write_bytes((c / "model.safetensors").read_bytes()[:5000]),
+     "truncated model weights"),
+    (lambda c: (c / "model.safetensors").unlink(), "no model weights"),
+    (lambda c: (c / "optimizer.pt").unlink(), "no optimizer state"),
+])
+def test_an_unusable_checkpoint_is_named_and_skipped(trained: tuple[Path, Any, list[Any]], tmp_path: Path,
+                                                     caplog: pytest.LogCaptureFixture, damage: Any, why: str) -> None:
+    ckpts = _copy(trained, tmp_path / "run")
+    damage(ckpts / "checkpoint-4")
+    assert problem(ckpts / "checkpoint-4") == why
+    with caplog.at_level(logging.INFO, logger="unlearnspec.unlearn"):
+        chosen = last_usable_checkpoint(ckpts)
+    assert chosen == str(ckpts / "checkpoint-2")
+    assert f"checkpoint checkpoint-4 is unusable ({why}): skipped" in caplog.text
+    assert "resuming from checkpoint-2, the last complete checkpoint" in caplog.text
+    assert not (ckpts / "checkpoint-4").exists()  # never again preferred over a complete one
+
+
+def test_resume_after_an_unusable_newest_checkpoint_equals_the_uninterrupted_run(
+        trained: tuple[Path, Any, list[Any]], tiny_dir: Path, tmp_path: Path) -> None:
+    out, full, _ = trained
+    ckpts = _copy(trained, tmp_path / "run")
+    (ckpts / "checkpoint-4" / "trainer_state.json").unlink()  # what a kill mid-write left before this fix
+    (ckpts / STAGING / "checkpoint-6").mkdir(parents=True)  # and what a kill mid-write leaves now
+    resumed = train(tiny_dir, tmp_path / "run", resume_from_checkpoint=True)
+    assert resumed.steps_done == 4 and not (ckpts / STAGING).exists()
+    a, b = full.model.state_dict(), resumed.model.state_dict()
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-5
+
+
+def test_with_no_usable_checkpoint_the_stage_restarts_from_step_0(
+        trained: tuple[Path, Any, list[Any]], tiny_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    ckpts = _copy(trained, tmp_path / "run")
+    for name in ("checkpoint-2", "checkpoint-4"):
+        (ckpts / name / "optimizer.pt").unlink()
+    with caplog.at_level(logging.INFO, logger="unlearnspec.unlearn"):
+        assert last_usable_checkpoint(ckpts) is None
+    assert "no usable checkpoint: the stage restarts from step 0" in caplog.text
+    assert last_usable_checkpoint(tmp_path / "nothing-here") is None

@@ -1,0 +1,67 @@
+"""This process's place in a multi-process launch; a no-op (nothing imported) for a single process."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+
+class Distributed:
+    """This process's place in a multi-process launch (``accelerate launch``, ``torchrun``).
+
+    Why: the Trainer runs the unlearn stage data-parallel across the launched processes, but a
+    run directory must have one writer. Every rank trains; only the main process creates the run
+    directory and writes state, models, checks and reports; the other ranks wait at barriers and
+    exit 0 once training is done. With ``WORLD_SIZE`` unset or 1 this is a no-op (accelerate is
+    not even imported).
+    """
+
+    def __init__(self) -> None:
+        self.world_size = int(os.environ.get("WORLD_SIZE", "1") or "1")
+        self.state: Any = None
+        if self.world_size > 1:
+            import torch
+            from accelerate import PartialState
+
+            self.state = PartialState(cpu=not torch.cuda.is_available())
+
+    @property
+    def active(self) -> bool:
+        return self.state is not None
+
+    @property
+    def is_main(self) -> bool:
+        return self.state is None or bool(self.state.is_main_process)
+
+    def barrier(self) -> None:
+        if self.state is not None:
+            self.state.wait_for_everyone()
+
+    def broadcast(self, obj: Any) -> Any:
+        """``obj`` as the main process has it (on every rank)."""
+        if self.state is None:
+            return obj
+        from accelerate.utils import broadcast_object_list
+
+        box = [obj]
+        broadcast_object_list(box, from_process=0)
+        return box[0]
+
+    def leave(self) -> None:
+        """Leave the process group after training, so the main rank evaluates alone.
+
+        The evaluation's own Trainers (the relearning attack) must not wrap their model in DDP with
+        ranks that have exited: drop the process group, accelerate's cached state and the launcher's
+        rank variables, so later ``TrainingArguments`` see a single process. (accelerate has no public
+        "leave" call; ``_reset_state`` is what its own test-suite uses.)
+        """
+        if self.state is None:
+            return
+        from accelerate.state import AcceleratorState
+
+        self.state.destroy_process_group()
+        AcceleratorState._reset_state(reset_partial_state=True)
+        for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK", "ROLE_RANK",
+                    "ROLE_WORLD_SIZE", "GROUP_WORLD_SIZE"):
+            os.environ.pop(var, None)
+        self.state = None

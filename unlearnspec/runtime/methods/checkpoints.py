@@ -1,0 +1,124 @@
+"""Atomic Trainer checkpoints and an honest choice of the one to resume from.
+
+The Trainer writes ``checkpoint-N`` file by file in place, so a kill (or a full disk) in the middle
+leaves a folder without ``trainer_state.json`` that ``get_last_checkpoint`` still picks. Here every
+checkpoint is written into ``checkpoints/.staging/checkpoint-N``, every file and the folder are
+fsynced, and the folder is renamed into ``checkpoints/`` (``rename(2)``: atomic on one file system).
+A ``checkpoint-N`` folder therefore is either complete or absent; ``.staging`` leftovers of a killed
+save are removed when training starts again.
+
+:func:`last_usable_checkpoint` still checks what it picks (a checkpoint written by an older version, a
+damaged disk): a checkpoint needs a readable ``trainer_state.json`` at its own step, readable model
+weights and the optimizer state, else the next older one is taken, and with none the stage restarts
+from step 0. Standard library and safetensors' header reader only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+from pathlib import Path
+
+log = logging.getLogger("unlearnspec.unlearn")
+
+STAGING = ".staging"
+_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+WEIGHTS = ("model.safetensors", "adapter_model.safetensors")
+
+
+def fsync_tree(root: Path) -> None:
+    """Flush every file under ``root`` and every folder entry to the disk."""
+    for folder, _dirs, files in os.walk(root):
+        for name in files:
+            fd = os.open(os.path.join(folder, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        fsync_dir(Path(folder))
+
+
+def fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def publish(staged: Path, final_root: Path) -> Path:
+    """Move a fully written checkpoint folder from the staging area into place, durably."""
+    fsync_tree(staged)
+    dest = final_root / staged.name
+    if dest.exists():  # a checkpoint of the same step from an interrupted earlier attempt
+        shutil.rmtree(dest)
+    os.replace(staged, dest)
+    fsync_dir(final_root)
+    return dest
+
+
+def clear_staging(checkpoints: Path) -> None:
+    """Remove what a killed save left half-written."""
+    staging = checkpoints / STAGING
+    if staging.exists():
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _weights_ok(path: Path) -> bool:
+    """A safetensors file whose header parses and whose size covers every tensor it declares."""
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as fh:
+            n = int.from_bytes(fh.read(8), "little")
+            if n <= 0 or 8 + n > size:
+                return False
+            header = json.loads(fh.read(n))
+        ends = [int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"]
+        return 8 + n + max(ends, default=0) <= size
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        return False
+
+
+def problem(checkpoint: Path) -> str | None:
+    """Why ``checkpoint`` cannot be resumed from, or ``None`` when it is complete."""
+    m = _CHECKPOINT.match(checkpoint.name)
+    if m is None:
+        return "not a checkpoint folder"
+    try:
+        state = json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "no readable trainer_state.json"
+    if not isinstance(state, dict) or state.get("global_step") != int(m.group(1)):
+        return "trainer_state.json is not at the checkpoint's step"
+    weights = [checkpoint / w for w in WEIGHTS if (checkpoint / w).is_file()]
+    if not weights:
+        return "no model weights"
+    if not all(_weights_ok(w) for w in weights):
+        return "truncated model weights"
+    if not (checkpoint / "optimizer.pt").is_file() or (checkpoint / "optimizer.pt").stat().st_size == 0:
+        return "no optimizer state"
+    return None
+
+
+def last_usable_checkpoint(checkpoints: Path) -> str | None:
+    """The newest complete checkpoint under ``checkpoints`` (logged), skipping unusable ones (logged)."""
+    if not checkpoints.is_dir():
+        return None
+    found = []
+    for p in checkpoints.iterdir():
+        m = _CHECKPOINT.match(p.name)
+        if m is not None and p.is_dir():
+            found.append((int(m.group(1)), p))
+    for _step, p in sorted(found, reverse=True):
+        why = problem(p)
+        if why is None:
+            log.info("resuming from %s, the last complete checkpoint", p.name)
+            return str(p)
+        log.warning("checkpoint %s is unusable (%s): skipped", p.name, why)
+        shutil.rmtree(p, ignore_errors=True)  # so that the Trainer's rotation never keeps it over a good one
+    if found:
+        log.warning("no usable checkpoint: the stage restarts from step 0")
+    return None

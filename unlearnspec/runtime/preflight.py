@@ -1,0 +1,81 @@
+"""Before a run starts: is the plan runnable on exactly the inputs it was made from, and is a folder a run?
+
+Light module (no torch): the command line calls these before it loads the runtime, so a stale, empty or
+edited plan and a damaged run folder are refused at once, with nothing written.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from unlearnspec.builtin.recipe import recipe_hash
+from unlearnspec.errors import UserError
+from unlearnspec.plan import Plan
+from unlearnspec.records import sha256_path
+from unlearnspec.runtime.rundir import (
+    E_NOT_A_RUN_DIR,
+    E_STALE_PLAN,
+    E_UNREADABLE_PLAN,
+    RunDir,
+    RunError,
+    RunState,
+)
+
+
+def spec_file(plan: Plan, spec_dir: Path) -> Path:
+    return spec_dir / Path(plan.spec.path).name
+
+
+def verify_inputs(plan: Plan, spec_dir: Path) -> None:
+    """Refuse a plan that runs nothing, or whose spec, data or model changed since it was made."""
+    if not plan.objectives:
+        raise RunError(E_UNREADABLE_PLAN, "the plan has no objectives: there is nothing to run",
+                       help=["make the plan with `unlearnspec plan SPEC -o plan.json`"])
+    if not plan.inputs:
+        raise RunError(E_UNREADABLE_PLAN, "the plan lists no input files, so no data file's hash can be checked",
+                       help=["every objective reads a forget set; a plan without inputs was edited",
+                             "make the plan with `unlearnspec plan SPEC -o plan.json`"])
+    stale: list[str] = []
+    spec = spec_file(plan, spec_dir)
+    if not spec.is_file() or sha256_path(spec) != plan.spec.sha256:
+        stale.append(f"spec `{plan.spec.path}`")
+    for item in plan.inputs:
+        p = spec_dir / item.path
+        if not p.exists():
+            stale.append(f"`{item.path}` is missing")
+        elif sha256_path(p) != item.sha256:
+            stale.append(f"`{item.path}` changed")
+    for obj in plan.objectives:
+        m = obj.model
+        if m.kind == "builtin":
+            if m.sha256 and recipe_hash() != m.sha256:
+                stale.append(f"builtin model recipe for `{m.source}` changed")
+        elif m.kind == "local":
+            for f in m.files:
+                p = spec_dir / f.path
+                if not p.is_file() or sha256_path(p) != f.sha256:
+                    stale.append(f"model file `{f.path}` changed")
+    if plan.compute_hash() != plan.plan_hash:
+        stale.append("the plan file itself was edited after it was made")
+    if stale:
+        raise RunError(E_STALE_PLAN, "the plan is stale: its inputs changed since it was made",
+                       help=["; ".join(stale), "make a new plan (`unlearnspec plan SPEC -o plan.json`) and review it"])
+
+
+
+def read_run(root: Path) -> tuple[Plan, RunState]:
+    """The plan and state of an existing run directory (read only); UL704 when it is not one."""
+    rd = RunDir(root)
+    if not rd.plan_path.is_file() or not rd.state_path.is_file():
+        raise RunError(E_NOT_A_RUN_DIR, f"`{root}` is not a run directory (no plan.json / run.json)")
+    try:
+        plan = Plan.load(rd.plan_path)
+    except UserError as err:
+        raise RunError(E_NOT_A_RUN_DIR, f"the run's plan is damaged: {err.message}",
+                       ["start a new run from the original plan"]) from None
+    state = rd.load_state()
+    if state.plan_hash != plan.plan_hash:
+        raise RunError(E_NOT_A_RUN_DIR, "run.json and plan.json disagree; the run directory was edited")
+    return plan, state
+
+
