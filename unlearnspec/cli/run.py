@@ -45,6 +45,10 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
     sp.add_argument("--resume", metavar="DIR", help="continue a killed run in DIR")
     sp.add_argument("--allow-infeasible", action="store_true",
                     help="run a spec with errors anyway: its unmet claims stay marked 'cannot be met'")
+    sp.add_argument("--ledger", metavar="DIR",
+                    help="append the run's requests to the hash-chained ledgers in DIR (default: `ledger/` "
+                         "beside the run folder)")
+    sp.add_argument("--no-ledger", action="store_true", help="record nothing in a ledger")
     sp.add_argument("--allow-remote-code", action="store_true", help="trust_remote_code for hub models")
     sp.add_argument("-q", "--quiet", action="store_true",
                     help="print only the verdict summary and errors: no progress bars, log lines or library warnings "

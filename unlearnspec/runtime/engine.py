@@ -366,8 +366,28 @@ def run_command(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     if report is None:  # a non-main rank: its part (training) is done
         return EXIT_OK
+    ledger_dir = ledger_folder(args, rd.root)
+    if ledger_dir is not None:
+        from unlearnspec.audit.ledger import LedgerError, record_run
+
+        dirs = {op.objective.name: state.stage(f"{op.objective.name}/unlearn").detail.get("model_dir")
+                for op in plan.objectives}
+        try:
+            for entry in record_run(ledger_dir, rd.root, plan, report, dirs):
+                log.info("ledger: %s line %d (%s)", ledger_dir, entry.seq, entry.request_id)
+        except LedgerError as lerr:  # the run's evidence stands; the ledger refused to grow
+            _print_error(RunError(lerr.code, lerr.message, lerr.help))
     sys.stdout.write(summary_text(report, rd.root))
     return int(report.exit_code)
+
+
+def ledger_folder(args: argparse.Namespace, root: Path) -> Path | None:
+    """Where the run records its requests: ``--ledger DIR``, else ``ledger/`` beside the run folder
+    (``runs/ledger`` for the default ``runs/<name>``); ``--no-ledger`` records nothing."""
+    if getattr(args, "no_ledger", False):
+        return None
+    given = getattr(args, "ledger", None)
+    return Path(given) if given else root.resolve().parent / "ledger"
 
 
 def summary_text(report: Any, root: Path) -> str:
