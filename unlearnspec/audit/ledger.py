@@ -28,6 +28,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
+from unlearnspec.audit.problems import Problem
 from unlearnspec.io import atomic_write_bytes
 from unlearnspec.plan import Plan
 from unlearnspec.records import sha256_path
@@ -83,16 +84,6 @@ def ledger_name(model: str) -> str:
 
 
 # -- verification --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Problem:
-    """A break in a ledger: a code, a 1-based line (0: the file as a whole), a message, help lines."""
-
-    code: str
-    line: int
-    message: str
-    help: tuple[str, ...] = ()
 
 
 @dataclass

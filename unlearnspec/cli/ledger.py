@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from unlearnspec.cli.common import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, Parser, add_colour, out
 
 if TYPE_CHECKING:
-    from unlearnspec.audit.ledger import Problem
+    from unlearnspec.audit.problems import Problem
     from unlearnspec.compiler.check import CheckResult
 
 
