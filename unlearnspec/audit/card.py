@@ -88,7 +88,7 @@ def _evidence(check: CheckResult) -> dict[str, Any]:
 
 def _objective_view(o: ObjectiveReport) -> dict[str, Any]:
     by_id = {c.check_id: c for c in o.checks}
-    claims = []
+    claims: list[dict[str, Any]] = []
     for cv in o.claims:
         claims.append({"claim": cv.claim, "label": claim_label(cv.claim, cv.args), "verdict": cv.verdict, "status": cv.compile_status,
                        "evidence": [_evidence(by_id[i]) for i in cv.checks if i in by_id],
