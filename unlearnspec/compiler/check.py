@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from unlearnspec.compiler.ast import Spec
+from unlearnspec.compiler.chain import chain_diagnostics
 from unlearnspec.compiler.diagnostics import Diagnostic, Span, sort_diagnostics
 from unlearnspec.compiler.parse import MAX_BYTES, parse_bytes
 from unlearnspec.compiler.resolve import resolve
@@ -65,6 +66,7 @@ def check_bytes(data: bytes, display: str, base_dir: Path) -> CheckResult:
     from unlearnspec.compiler.feasibility import analyse
 
     result.diagnostics.extend(analyse(spec))
+    result.diagnostics.extend(chain_diagnostics(spec))
     result.diagnostics = sort_diagnostics(_dedupe(result.diagnostics))
     return result
 

@@ -41,6 +41,7 @@ from typing import Any
 from unlearnspec import __version__
 from unlearnspec.compiler import vocab
 from unlearnspec.compiler.ast import Objective, PathRef, Spec
+from unlearnspec.compiler.chain import attach_chains
 from unlearnspec.compiler.check import CheckResult, check_file
 from unlearnspec.compiler.codes import REGISTRY, CodePage, ensure_registered, register
 from unlearnspec.compiler.diagnostics import Diagnostic, Label, sort_diagnostics
@@ -466,7 +467,7 @@ def lower_spec(spec: Spec, diagnostics: Sequence[Diagnostic], *, source: bytes, 
         seed=seeds[0] if seeds else 0,
         objectives=objectives,
     )
-    return plan.sealed()
+    return attach_chains(plan, spec).sealed()
 
 
 # -- one objective -----------------------------------------------------------------------------------------

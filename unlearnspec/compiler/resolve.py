@@ -17,6 +17,7 @@ from pathlib import Path
 from unlearnspec.compiler import vocab
 from unlearnspec.compiler.ast import (
     Accept,
+    Budget,
     Claim,
     Evidence,
     Goal,
@@ -291,6 +292,7 @@ class _Resolver:
             "target": self.target, "goal": self.goal, "method": self.method,
             "guarantee": lambda f: self.one_word(f, vocab.GUARANTEES, "guarantee"),
             "scope": self.scope, "preserve": self.preserve, "seed": self.seed,
+            "after": self.one_string, "budget": self.budget,
         }
         claims: list[Claim] = []
         evidence: list[Evidence] = []
@@ -516,6 +518,29 @@ class _Resolver:
                 kw["utility"] = tol
         return Preserve(span=field.span, **kw)  # type: ignore[arg-type]
 
+    def budget(self, field: Field) -> Budget | None:
+        fields = self.block_fields(field, vocab.BUDGET_FIELDS, "`budget`")
+        if fields is None:
+            return None
+        utility: Tolerance | None = None
+        requests: Number | None = None
+        for f in fields:
+            if f.name == "utility":
+                tols = self.tolerances(f)
+                if tols and tols[0].applies_to != "all":
+                    self.report("UL210", "error", tols[0].span, "a chain's utility budget covers all utility",
+                                help=["write `utility drop <= 5%`"])
+                elif tols:
+                    utility = tols[0]
+            else:
+                self.no_block(f)
+                vals = [v for g in f.groups for v in g]
+                if len(vals) != 1:
+                    self.shape(f, "one whole number of approximate requests, e.g. `requests 3`")
+                else:
+                    requests = self.number(vals[0], "request budget", integer=True, lo=1)
+        return Budget(span=field.span, utility=utility, requests=requests)
+
     def tolerances(self, field: Field) -> list[Tolerance]:
         self.no_block(field)
         out: list[Tolerance] = []
@@ -699,7 +724,7 @@ def _num(x: float | None) -> str:
 
 
 FIELD_WORDS = frozenset(vocab.OBJECTIVE_FIELDS + vocab.TARGET_FIELDS + vocab.SCOPE_FIELDS + vocab.PRESERVE_FIELDS
-                        + vocab.METHOD_FIELDS)
+                        + vocab.METHOD_FIELDS + vocab.BUDGET_FIELDS)
 """Every field name: a word among a field's values that is one of these starts the next field."""
 
 
@@ -713,6 +738,7 @@ def expected_example(name: str) -> str:
         "neighbors": '"data/neighbors.jsonl"', "utility": "drop <= 2%", "accept": 'UL405 "reviewed by ..."',
         "seed": "0", "steps": "40", "adapter": "lora rank 8", "attribute": "birth_city",
         "compliant": '"GDPR Art. 17"', "robust_to_finetuning": "steps 20",
+        "after": '"erase-jane-doe"', "requests": "3", "budget": "{ utility drop <= 5%  requests 3 }",
     }.get(name, "...")
 
 

@@ -102,8 +102,9 @@ METRICS: dict[str, MetricInfo] = {m.name: m for m in (
 )}
 
 OBJECTIVE_FIELDS = ("title", "basis", "owner", "model", "reference", "release", "target", "goal", "method",
-                    "guarantee", "scope", "preserve", "claims", "evidence", "accept", "seed")
+                    "guarantee", "scope", "preserve", "claims", "evidence", "accept", "seed", "after", "budget")
 TARGET_FIELDS = ("kind", "forget", "aliases", "holdout", "test", "attribute")
 SCOPE_FIELDS = ("outputs", "prompts")
 PRESERVE_FIELDS = ("retain", "neighbors", "utility", "side_effects")
+BUDGET_FIELDS = ("utility", "requests")  # a chain's cumulative budget (docs/requests.md)
 METHOD_FIELDS = ("adapter", "steps", "learning_rate", "batch_size", "beta", "retain_weight", "seed")

@@ -7,10 +7,19 @@ when imported; :data:`RULES` lists them in code order, which is the order they r
 
 from __future__ import annotations
 
-from unlearnspec.compiler.rules import claims, data, evidence, goals, governance, release, side_effects
+from unlearnspec.compiler.rules import (
+           chains,
+           claims,
+           data,
+           evidence,
+           goals,
+           governance,
+           release,
+           side_effects,
+)
 from unlearnspec.compiler.rules.base import AFFECTS, Rule, RuleContext, registered_rules
 
 RULES: tuple[Rule, ...] = registered_rules()
 
-__all__ = ["AFFECTS", "RULES", "Rule", "RuleContext", "claims", "data", "evidence", "goals", "governance",
+__all__ = ["AFFECTS", "RULES", "Rule", "RuleContext", "chains", "claims", "data", "evidence", "goals", "governance",
            "release", "side_effects"]
