@@ -4,29 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from unlearnspec.catalog import CODES
 from unlearnspec.compiler.ast import Objective
-from unlearnspec.compiler.codes import CodePage
 from unlearnspec.compiler.diagnostics import Diagnostic, Label
 from unlearnspec.compiler.rules.base import RuleContext, finding, planned_method, rule
 
-UL411 = CodePage(
-    code="UL411", name="chain-exceeds-budget", severity="warning", category="feasibility",
-    summary="A chain of requests, as written, would exceed the `budget` stated on its first objective: more "
-            "approximate requests than it allows, or per-request utility tolerances that add up to more than "
-            "its cumulative utility drop (or a request with no tolerance at all).",
-    why="Each approximate unlearning step degrades the model a little more and can undo earlier removals "
-        "(MUSE's sustainability criterion); a budget says how much of that the chain may accumulate before the "
-        "model is retrained. A chain written to exceed it will end in a recommendation to retrain. "
-        "Source: Shi et al., MUSE, arXiv:2407.06460.",
-    example='objective "a" {\n  ...\n  method npo\n  preserve { retain "data/retain.jsonl"  utility drop <= 3% }\n'
-            '  budget {\n    utility  drop <= 5%\n    requests 1\n  }\n}\n'
-            'objective "b" {\n  after "a"\n  ...\n  method npo\n'
-            '  preserve { retain "data/retain.jsonl"  utility drop <= 3% }\n}',
-    instead='budget {\n  utility  drop <= 6%\n  requests 2\n}\n\n# or: retrain once the budget is spent, '
-            'and start a new chain from the retrained model',
-    references=["W. Shi et al., \"MUSE: Machine Unlearning Six-Way Evaluation for Language Models\", "
-                "arXiv:2407.06460"],
-)
+UL411 = CODES["UL411"]
 
 
 def _chain(head: Objective, ctx: RuleContext) -> list[Objective]:

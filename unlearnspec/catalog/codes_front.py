@@ -1,71 +1,21 @@
-"""One registry of every diagnostic code and its page (what `unlearnspec explain CODE` prints).
-
-Codes are public API: specs name them in `accept`, CI configurations filter on them, scripts match
-on the runtime's error codes. Syntax codes (UL1xx), resolve codes (UL2xx) and the runtime's codes
-(RT1xx for models that cannot be loaded, UL7xx for runs that cannot start) are registered here; the
-feasibility rules (UL3xx-UL5xx) register themselves, with their pages, in
-:mod:`unlearnspec.compiler.rules`, and the planner registers UL601 in :mod:`unlearnspec.compiler.lower`.
-The runtime codes are written out here rather than imported, because the runtime imports torch and
-the compiler must not.
-"""
+"""The pages of the front end's codes (UL1xx syntax, UL2xx resolve) and of the runtime's (RT1xx models that
+cannot be loaded, UL7xx runs that cannot start): `unlearnspec run` prints them like compiler diagnostics."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from unlearnspec.catalog.pages import Category, CodePage, Severity
 
-from unlearnspec.compiler.diagnostics import Severity
-
-
-class CodePage(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    code: str
-    name: str  # kebab-case short name, e.g. "unterminated-string"
-    severity: Severity
-    category: str  # "syntax" | "resolve" | "feasibility" | "runtime"
-    summary: str  # what it checks, one sentence
-    why: str  # why it matters
-    example: str = ""  # a spec fragment that triggers it
-    instead: str = ""  # what to write instead
-    references: list[str] = Field(default_factory=list)
+PAGES: list[CodePage] = []
 
 
-REGISTRY: dict[str, CodePage] = {}
-
-
-def register(page: CodePage) -> CodePage:
-    if page.code in REGISTRY and REGISTRY[page.code] != page:
-        raise ValueError(f"diagnostic code {page.code} registered twice")
-    REGISTRY[page.code] = page
-    return page
-
-
-_loaded = False
-
-
-def ensure_registered() -> dict[str, CodePage]:
-    """Import the modules that register codes (the feasibility rules, the planner) once.
-
-    ``_loaded`` is set before the imports so that a module which calls this while it is itself being
-    imported (``feasibility`` does, and ``lower`` imports it indirectly) does not recurse.
-    """
-    global _loaded
-    if not _loaded:
-        _loaded = True
-        from unlearnspec.compiler import (
-            lower,  # noqa: F401  (registers UL601)
-            rules,  # noqa: F401  (registers UL3xx-UL5xx)
-        )
-    return REGISTRY
-
-
-def _front(code: str, name: str, severity: Severity, category: str, summary: str, why: str,
+def _front(code: str, name: str, severity: Severity, category: Category, summary: str, why: str,
            example: str = "", instead: str = "") -> None:
-    register(CodePage(code=code, name=name, severity=severity, category=category, summary=summary, why=why,
-                      example=example, instead=instead))
+    PAGES.append(CodePage(code=code, name=name, severity=severity, category=category, summary=summary, why=why,
+                          example=example, instead=instead))
 
 
-_S, _R = "syntax", "resolve"
+_S: Category = "syntax"
+_R: Category = "resolve"
 _front("UL100", "not-utf8-text", "error", _S, "The file is not UTF-8 text (binary content or invalid bytes).",
        "A spec is a reviewed text document; anything else is almost always the wrong file.",
        instead="Save the spec as UTF-8 text.")
@@ -172,7 +122,7 @@ _front("UL218", "chain-fork", "error", _R, "Two objectives continue from the sam
 # RT1xx: :class:`unlearnspec.runtime.loading.LoadError` (a model that cannot be loaded);
 # UL7xx: :class:`unlearnspec.runtime.engine.RunError` (a run that cannot start or continue).
 
-_T = "runtime"
+_T: Category = "runtime"
 _front("RT101", "model-not-found", "error", _T,
        "The model folder named in the plan does not exist, or `builtin:` names an unknown builtin model.",
        "The run loads exactly the model the plan hashed; a missing folder is never replaced by a guess.",
@@ -249,45 +199,3 @@ _front("UL708", "multi-process-needs-out", "error", _T,
        "that differs between processes.",
        instead="Pass `--out DIR` (or `--resume DIR`) to every process of the launch.")
 
-
-# -- audit codes: `unlearnspec ledger verify` and `unlearnspec verify` ---------------------------------
-# UL80x: :mod:`unlearnspec.audit.ledger` (a request ledger whose hash chain is broken);
-# UL81x: :mod:`unlearnspec.audit.signing` (a run whose signature does not verify).
-
-_A = "audit"
-_front("UL801", "ledger-line-edited", "error", _A,
-       "A ledger line's content does not match the hash recorded in it: the line was edited after it was written.",
-       "The ledger is the record of which requests were applied to a model and with what verdicts; an edited "
-       "verdict or model hash would rewrite that history unnoticed.",
-       instead="Restore the ledger from a copy; never edit it by hand (each run appends its own lines).")
-_front("UL802", "ledger-chain-broken", "error", _A,
-       "A ledger line does not name the previous line's hash (or its recorded position is wrong): a line was "
-       "deleted, inserted or reordered before it.",
-       "Every line carries the hash of the line before it, so a request cannot be removed from the record or "
-       "moved without breaking the chain at that position.",
-       instead="Restore the ledger from a copy; investigate who changed it.")
-_front("UL803", "ledger-line-unreadable", "error", _A,
-       "A ledger line is not a JSON ledger entry, or the file is cut short or not UTF-8.",
-       "A line that cannot be read cannot be verified, and nothing after it can be trusted to follow it.",
-       instead="Restore the ledger from a copy.")
-_front("UL804", "ledger-truncated", "error", _A,
-       "The ledger holds fewer lines than its head file recorded, or a line the head names has another hash.",
-       "Deleting the last lines of a hash chain leaves a valid shorter chain; the head file (`<model>.head.json`) "
-       "records how long the ledger was, so a cut end is found too.",
-       instead="Restore the ledger from a copy; a signed report that names its ledger entry settles which is right.")
-_front("UL811", "signature-invalid", "error", _A,
-       "The run's signature does not verify: report.json, the plan or the signature file changed after signing, "
-       "or it was signed with another key.",
-       "A signature ties a report to the key of whoever signed it off; any changed byte means the report read "
-       "now is not the report that was signed.",
-       instead="Ask the signer for the original run folder, or re-run and sign again.")
-_front("UL812", "signature-missing", "error", _A,
-       "The run folder has no signature file, report.json or plan.json to verify.",
-       "Verification needs the signed bytes and the detached signature beside them.",
-       instead="unlearnspec sign RUN_DIR --key KEY   # writes RUN_DIR/report.sig.json")
-_front("UL813", "key-unreadable", "error", _A,
-       "A key file is missing, is not a PEM Ed25519 key of the expected kind (private for `sign`, public for "
-       "`verify`), or the private key file is readable by others.",
-       "Signatures are made with one Ed25519 private key and checked with its public key; a private key others "
-       "can read signs for anyone.",
-       instead="unlearnspec keygen --out KEY   # writes KEY (mode 0600) and KEY.pub")
