@@ -108,7 +108,6 @@ def _objective_view(o: ObjectiveReport) -> dict[str, Any]:
                               f"{o.goal} of the target"),
         "exact": o.method in EXACT_METHODS,
         "reference": REFERENCE_LABELS.get(o.reference or "", o.reference or "none"),
-        "drift": getattr(o, "drift", None),
     }
 
 

@@ -254,8 +254,20 @@ def append(folder: Path, fields: dict[str, object]) -> LedgerEntry:
 RECEIPT = "ledger.json"
 
 
+def chain_drift(report: Report) -> dict[str, JsonValue]:
+    """Per request of a chain, what its ledger line records as drift: the cumulative utility drop after
+    it, whether the chain's budget was exceeded, and each earlier request's claim verdicts then and now."""
+    out: dict[str, JsonValue] = {}
+    for chain in report.chains:
+        for step in chain.steps:
+            out[step.request] = {
+                "utility_drop": step.utility_drop, "budget_exceeded": chain.budget_exceeded,
+                "rechecks": {r.request: {c.claim: [c.then, c.now] for c in r.claims} for r in step.rechecks}}
+    return out
+
+
 def record_run(folder: Path, run_root: Path, plan: Plan, report: Report,
-               model_dirs: dict[str, str | None], drift: dict[str, JsonValue] | None = None) -> list[LedgerEntry]:
+               model_dirs: dict[str, str | None]) -> list[LedgerEntry]:
     """Append one entry per objective of a finished run, once: the run folder keeps a receipt
     (``ledger.json``: where each entry went and its hash), and a run that has one is not recorded again
     (``run --resume`` of a finished run).
@@ -268,20 +280,30 @@ def record_run(folder: Path, run_root: Path, plan: Plan, report: Report,
     report_path = run_root / "report.json"
     report_sha = sha256_path(report_path) if report_path.is_file() else None
     by_name = {o.name: o for o in report.objectives}
+    drift = chain_drift(report)
     entries: list[LedgerEntry] = []
-    for op in plan.objectives:
-        obj = by_name.get(op.objective.name)
+    after_of: dict[str, str | None] = {}
+    previous: dict[str, str] = {}  # a chain's step starts from the model its previous step produced
+    for chain in plan.chains:
+        for a, b in zip(chain.links, chain.links[1:], strict=False):
+            previous[b.objective] = a.objective
+    ops = {op.objective.name: op for op in plan.objectives}
+    order = [lk.objective for c in plan.chains for lk in c.links]
+    order += [n for n in ops if n not in order]
+    for name in order:
+        op, obj = ops[name], by_name.get(name)
         if obj is None:
             continue
-        before = op.model.sha256
+        before = after_of.get(previous[name]) if name in previous else op.model.sha256
         out_dir = model_dirs.get(obj.name)
         after = sha256_path(out_dir) if out_dir and Path(out_dir).exists() else before
+        after_of[name] = after
         entries.append(append(folder, {
             "request_id": obj.name, "title": obj.title, "basis": obj.basis, "owner": obj.owner,
             "model": op.model.source, "plan_hash": plan.plan_hash, "model_before": before,
             "model_after": after, "method": obj.method, "goal": obj.goal,
             "verdicts": {c.claim: c.verdict for c in obj.claims}, "overall": obj.overall,
-            "drift": (drift or {}).get(obj.name), "run": str(run_root), "report_sha256": report_sha,
+            "drift": drift.get(obj.name), "run": str(run_root), "report_sha256": report_sha,
         }))
     atomic_write_bytes(receipt, json.dumps({
         "ledger": str(folder), "entries": [

@@ -31,6 +31,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, fie
 
 from unlearnspec.catalog.exits import EXIT_FINDINGS, EXIT_INCOMPLETE, EXIT_OK
 from unlearnspec.plan import ClaimStatus, FileHash, PlanFinding, ReleaseInfo, TargetInfo, Threshold
+from unlearnspec.report.chain import ChainReport
 
 FORMAT_VERSION = "1.0"
 
@@ -281,6 +282,8 @@ class Report(_Model):
     audit: AuditTrail
     overall: Overall
     exit_code: Literal[0, 1, 3]
+    # Chains of requests (drift, budget); left out of report.json when the plan has none.
+    chains: list[ChainReport] = Field(default_factory=list, exclude_if=lambda v: not v)
 
     @model_validator(mode="after")
     def _overall_follows(self) -> Report:

@@ -39,8 +39,9 @@ from unlearnspec.report import (
     build_report,
     write_reports,
 )
+from unlearnspec.report.chain import ChainReport
 from unlearnspec.report.model import ObjectiveReport, Report
-from unlearnspec.runtime.engine import Distributed, RunDir, RunState, now
+from unlearnspec.runtime.engine import Distributed, RunDir, RunError, RunState, now
 
 log = logging.getLogger("unlearnspec.run")
 
@@ -78,7 +79,12 @@ class ObjectiveRun:
     """Executes one objective's stages against its folder in the run directory."""
 
     def __init__(self, plan: Plan, op: ObjectivePlan, rd: RunDir, state: RunState, *, quiet: bool,
-                 allow_remote_code: bool, dist: Distributed | None = None) -> None:
+                 allow_remote_code: bool, dist: Distributed | None = None, start_from: str | None = None,
+                 exclude_texts: list[str] | None = None) -> None:
+        # A chain (runtime/chain.py): unlearn from ``start_from`` (the previous step's model) instead of
+        # the source, and retrain the reference without ``exclude_texts`` (the earlier targets) too.
+        self.start_from = start_from
+        self.exclude_texts = exclude_texts or []
         self.dist = dist or Distributed()
         self.plan = plan
         self.op = op
@@ -155,7 +161,7 @@ class ObjectiveRun:
         if stage.strategy == "retrain":
             from unlearnspec.runtime.builtin_model import ensure_retrained
 
-            exclude = [t for r in data.forget for t in r.training_texts()]
+            exclude = [t for r in data.forget for t in r.training_texts()] + self.exclude_texts
             path = str(ensure_retrained(exclude))
         else:
             assert stage.model is not None
@@ -234,8 +240,14 @@ class ObjectiveRun:
         from unlearnspec.runtime import checks
 
         data, original, tok = self.prepare()
+        self.data, self.original = data, (original, tok)
         reference = self.reference(data)
-        unlearned, utok, guard, training = self.unlearn(data, original, tok)
+        start, stok = (original, tok)
+        if self.start_from is not None:
+            from unlearnspec.runtime.loading import load_model
+
+            start, stok = load_model(self.start_from)
+        unlearned, utok, guard, training = self.unlearn(data, start, stok)
         ev: EvaluateStage = _stage_of(self.op, EvaluateStage) or EvaluateStage()
         attack_stage: AttackStage = _stage_of(self.op, AttackStage) or AttackStage()
         unlearn_stage: UnlearnStage = _stage_of(self.op, UnlearnStage)
@@ -328,6 +340,10 @@ def execute(plan: Plan, rd: RunDir, state: RunState, *, quiet: bool, allow_remot
         transformers.utils.logging.set_verbosity_error()
     started = dt.datetime.fromisoformat(state.started_at.replace("Z", "+00:00"))
     t0 = time.monotonic()
+    if dist.active and plan.chains:
+        raise RunError("UL709", "a plan with a chain of requests runs as one process",
+                       help=["each step of a chain starts from the previous step's model; run it without "
+                             "`accelerate launch` (or with one process)"])
     if dist.active:
         for op in plan.objectives:
             ObjectiveRun(plan, op, rd, state, quiet=quiet, allow_remote_code=allow_remote_code, dist=dist).train()
@@ -337,8 +353,13 @@ def execute(plan: Plan, rd: RunDir, state: RunState, *, quiet: bool, allow_remot
         if not is_main:
             return None
         dist = Distributed()  # now a single process
-    reports = []
-    for op in plan.objectives:
+    reports: list[ObjectiveReport] = []
+    chains: list[ChainReport] = []
+    if plan.chains:  # requests one after another (runtime/chain.py)
+        from unlearnspec.runtime.chain import run_chains
+
+        reports, chains = run_chains(plan, rd, state, quiet=quiet, allow_remote_code=allow_remote_code)
+    for op in plan.objectives if not plan.chains else ():
         reports.append(ObjectiveRun(plan, op, rd, state, quiet=quiet, allow_remote_code=allow_remote_code,
                                     dist=dist).run())
     finished = dt.datetime.now(dt.timezone.utc)
@@ -352,6 +373,7 @@ def execute(plan: Plan, rd: RunDir, state: RunState, *, quiet: bool, allow_remot
                             wall_seconds=wall, libraries={**_libraries(), "unlearnspec": __version__},
                             seeds=seeds, process_count=process_count)
     report = build_report(reports, audit)
+    report.chains = chains
     write_reports(report, rd.root)
     state.finished_at = now()
     rd.save_state(state)
