@@ -13,7 +13,14 @@ from unlearnspec.audit.card import render_card
 from unlearnspec.audit.ledger import record_run
 from unlearnspec.plan import ChainBudget, ChainLink, ChainPlan
 from unlearnspec.report import audit_from_plan, build_objective_report, build_report, render_markdown
-from unlearnspec.report.chain import ChainReport, ChainStep, Recheck, RecheckedCheck, RecheckedClaim, build_chain_report
+from unlearnspec.report.chain import (
+    ChainReport,
+    ChainStep,
+    Recheck,
+    RecheckedCheck,
+    RecheckedClaim,
+    build_chain_report,
+)
 from unlearnspec.report.model import Report
 
 
