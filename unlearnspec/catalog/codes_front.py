@@ -203,3 +203,10 @@ _front("UL709", "chain-needs-one-process", "error", _T,
        "Each step of a chain starts from the model the previous step produced, so the steps cannot be trained "
        "side by side the way a multi-process launch trains one objective's data in parallel.",
        instead="Run the chain as one process: `unlearnspec run plan.json` without `accelerate launch`.")
+_front("UL710", "chain-across-specs-not-run", "error", _T,
+       "The plan's chain continues an objective of another spec (`after \"file.unlearn#name\"`), which the "
+       "runtime cannot start from yet.",
+       "The compiler checks and plans links across files (the name exists, no cycle, the other spec's hash is "
+       "recorded), but the run would have to start from a model another run produced, and it does not yet "
+       "take one; starting from the original model instead would run a different chain than the plan says.",
+       instead="Put the requests of one chain in one spec file.")
