@@ -154,3 +154,15 @@ def test_fmt_keeps_after_and_budget_and_is_idempotent(folder: Path) -> None:
     assert re.search(r'^  after +"a"$', once, re.M) and "  budget {" in once and re.search(r"^    requests +3$", once, re.M)
     again, _ = parse_bytes(once.encode(), str(path))
     assert again is not None and format_spec(again) == once
+
+
+def test_show_lists_the_chain_in_order(folder: Path) -> None:
+    from unlearnspec.compiler.review import render_review
+
+    plan, _ = plan_file(write(folder, "chain.unlearn", objective("b", after="a"), objective("a")))
+    assert plan is not None
+    text = render_review(plan)
+    assert "## Chain of requests" in text
+    rows = [ln for ln in text.splitlines() if ln.startswith("| 1 |") or ln.startswith("| 2 |")]
+    assert rows[0].startswith("| 1 | `a` | - |") and rows[1].startswith("| 2 | `b` | a |")
+    assert json.loads(render_review(plan, "json"))["chains"][0]["links"][1]["after"] == "a"
