@@ -166,3 +166,22 @@ def test_show_lists_the_chain_in_order(folder: Path) -> None:
     rows = [ln for ln in text.splitlines() if ln.startswith("| 1 |") or ln.startswith("| 2 |")]
     assert rows[0].startswith("| 1 | `a` | - |") and rows[1].startswith("| 2 | `b` | a |")
     assert json.loads(render_review(plan, "json"))["chains"][0]["links"][1]["after"] == "a"
+
+
+def test_diff_reports_a_raised_budget_as_loosened_and_a_moved_link_as_changed(folder: Path) -> None:
+    from unlearnspec.compiler.semdiff import diff_plans
+
+    def plan(requests: int, after_c: str) -> object:
+        budget = f"  budget {{\n    requests {requests}\n  }}\n"
+        made, _ = plan_file(write(folder, "chain.unlearn", objective("a", extra=budget), objective("b", after="a"),
+                                  objective("c", after=after_c) if after_c != "a" else objective("c")))
+        assert made is not None
+        return made
+
+    base = plan(2, "b")
+    raised = {(c.kind, c.what, c.subject) for c in diff_plans(base, plan(3, "b"))}  # type: ignore[arg-type]
+    assert ("loosened", "budget", "approximate_requests") in raised
+    lowered = {(c.kind, c.what) for c in diff_plans(base, plan(1, "b"))}  # type: ignore[arg-type]
+    assert ("tightened", "budget") in lowered
+    moved = [c for c in diff_plans(base, plan(2, "a")) if c.what == "after"]  # type: ignore[arg-type]
+    assert [(c.kind, c.subject, c.old, c.new) for c in moved] == [("changed", "c", "b", None)]
