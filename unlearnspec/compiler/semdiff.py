@@ -10,10 +10,11 @@ classified:
   narrowed (fewer output kinds or prompt kinds), a claim's compile status weakened (supported →
   cannot be verified → cannot be met), a check dropped from a claim, a probe or attack dropped, a
   smaller relearning budget, a new accepted risk, a goal weakened from removal to suppression, a
-  feasible objective become infeasible;
+  feasible objective become infeasible, a chain's budget raised or removed;
 * **tightened** — the reverse of any of those, and claims added;
 * **changed** — everything else that matters but has no direction: the method, the release or its
-  precision, the target, the model, data files (by hash), hyperparameters, the reference strategy.
+  precision, the target, the model, data files (by hash), hyperparameters, the reference strategy, which
+  objective a request continues (`after`).
   A claim *removed* is ``changed``, not loosened: the objective no longer says it, so it cannot be
   held to it (the report would show no verdict for it); a weakened status is what hides a risk.
 
