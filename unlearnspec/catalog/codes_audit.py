@@ -35,6 +35,12 @@ _front("UL804", "ledger-truncated", "error", _A,
        "Deleting the last lines of a hash chain leaves a valid shorter chain; the head file (`<model>.head.json`) "
        "records how long the ledger was, so a cut end is found too.",
        instead="Restore the ledger from a copy; a signed report that names its ledger entry settles which is right.")
+_front("UL805", "ledger-unwritable", "error", _A,
+       "The ledger folder or a ledger file cannot be written (permissions, a full disk, a file where the folder "
+       "should be).",
+       "A run appends its requests at its end; when that fails the reports are complete but the model's record "
+       "of requests is not, and the run says so rather than failing silently.",
+       instead="Give a writable folder with `run --ledger DIR`.")
 _front("UL811", "signature-invalid", "error", _A,
        "The run's signature does not verify: report.json, the plan or the signature file changed after signing, "
        "or it was signed with another key.",

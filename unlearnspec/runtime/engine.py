@@ -376,6 +376,10 @@ def run_command(args: argparse.Namespace) -> int:
                 log.info("ledger: %s line %d (%s)", ledger_dir, entry.seq, entry.request_id)
         except LedgerError as lerr:  # the run's evidence stands; the ledger refused to grow
             _print_error(RunError(lerr.code, lerr.message, lerr.help))
+        except OSError as oerr:
+            _print_error(RunError("UL805", f"the run could not be recorded in the ledger `{ledger_dir}`: "
+                                           f"{oerr.strerror or oerr}",
+                                  ["the run's reports are complete; give a writable `--ledger DIR`"]))
     sys.stdout.write(summary_text(report, rd.root))
     return int(report.exit_code)
 
