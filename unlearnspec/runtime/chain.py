@@ -28,6 +28,7 @@ from unlearnspec.plan import (
     ObjectivePlan,
     Plan,
     QuantizeAttack,
+    ReferenceStage,
     RelearnAttack,
     UnlearnStage,
 )
@@ -60,9 +61,12 @@ def _utility_drop(report: ObjectiveReport) -> float | None:
 
 def _recheck(step: ObjectiveRun, earlier: ObjectivePlan, earlier_run: ObjectiveRun, earlier_report: ObjectiveReport,
              current: tuple[Any, Any], reference: tuple[Any, Any] | None) -> Recheck:
-    """Every check of ``earlier`` computed again on ``current``; its claims decided again."""
+    """Every check of ``earlier`` computed again on ``current``, against the step's reference (the
+    builtin retrained without every target so far); its claims decided again."""
     from unlearnspec.runtime import checks
 
+    ref_stage: ReferenceStage | None = _stage_of(step.op, ReferenceStage)
+    strategy = ref_stage.strategy if ref_stage is not None and reference is not None else "holdout"
     out = step.dir / "drift" / f"{_safe_name(earlier.objective.name)}.json"
     if out.is_file():
         raw = json.loads(out.read_text(encoding="utf-8"))
@@ -78,7 +82,7 @@ def _recheck(step: ObjectiveRun, earlier: ObjectivePlan, earlier_run: ObjectiveR
             reference=reference, guard=None,
             refusal_text=unlearn_stage.refusal_text if unlearn_stage else "I don't know.",
             attacks=[a for a in attack_stage.attacks if isinstance(a, RelearnAttack | QuantizeAttack)],
-            work_dir=work, strategy="retrain" if reference is not None else "holdout")
+            work_dir=work, strategy=strategy)
         results = checks.compute(ctx)
         atomic_write_text(out, json.dumps({k: v.model_dump(mode="json") for k, v in results.items()},
                                           indent=2, sort_keys=True) + "\n")
