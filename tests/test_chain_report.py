@@ -12,7 +12,13 @@ from test_report import T0, make_plan, make_report, passing_results
 from unlearnspec.audit.card import render_card
 from unlearnspec.audit.ledger import record_run
 from unlearnspec.plan import ChainBudget, ChainLink, ChainPlan
-from unlearnspec.report import audit_from_plan, build_objective_report, build_report, render_markdown
+from unlearnspec.report import (
+    audit_from_plan,
+    build_objective_report,
+    build_report,
+    render_html,
+    render_markdown,
+)
 from unlearnspec.report.chain import (
     ChainReport,
     ChainStep,
@@ -136,3 +142,9 @@ def test_ledger_records_each_step_from_the_previous_model_with_its_drift(tmp_pat
     assert entries[1].model_before == entries[0].model_after != entries[0].model_before
     assert entries[1].drift == {"utility_drop": 1.5, "budget_exceeded": False,
                                 "rechecks": {first.objective.name: {"removed": ["pass", "fail"]}}}
+
+
+def test_report_html_shows_the_chain_escaped() -> None:
+    html = render_html(chained_report(hostile="<img src=x onerror=alert(1)>"))
+    assert "Chain of requests" in html and "EXCEEDED" in html
+    assert "<img src=x" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
