@@ -103,3 +103,16 @@ def test_a_chain_runs_in_order_from_each_previous_model_and_rechecks_earlier_req
     assert v.ok and [e.request_id for e in v.entries] == list(NAMES)
     assert v.entries[1].model_before == v.entries[0].model_after != v.entries[0].model_before
     assert v.entries[2].drift["rechecks"].keys() == {"first", "second"}  # type: ignore[union-attr]
+    # A run killed after the last step's re-checks resumes to the same chain report, re-using the saved
+    # drift instead of computing it again, and is not recorded in the ledger twice.
+    drift = run / "objectives" / "third" / "drift" / "first.json"
+    before = drift.stat().st_mtime_ns
+    state["stages"]["third/verdict"]["status"] = "running"
+    state["finished_at"] = None
+    (run / "run.json").write_text(json.dumps(state), encoding="utf-8")
+    (run / "report.json").unlink()
+    assert main(["run", "--resume", "run", "--ledger", "ledger", "-q"]) == code
+    again = json.loads((run / "report.json").read_text())
+    assert again["chains"] == report["chains"]
+    assert drift.stat().st_mtime_ns == before
+    assert len(verify_file(tmp_path / "ledger" / ledger_name("model")).entries) == len(NAMES)
