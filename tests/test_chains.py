@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from unlearnspec.compiler.check import check_file
+from unlearnspec.compiler.check import check_file, plan_file
 from unlearnspec.compiler.fmt import format_spec
-from unlearnspec.compiler.lower import plan_file
 from unlearnspec.compiler.parse import parse_bytes
 
 DATA = Path(__file__).parent / "rules" / "data"

@@ -18,13 +18,13 @@ import sys
 from collections.abc import Sequence
 
 from unlearnspec import __version__
-from unlearnspec.cli import card, check, explain, fmt, ledger, plan, run, schema, sign
+from unlearnspec.cli import card, check, debug, explain, fmt, ledger, plan, run, schema, sign
 from unlearnspec.cli.common import EXIT_FINDINGS, EXIT_INCOMPLETE, EXIT_OK, EXIT_USAGE, Parser
 
 __all__ = ["EXIT_FINDINGS", "EXIT_INCOMPLETE", "EXIT_OK", "EXIT_USAGE", "VERBS", "build_parser", "main"]
 
 #: Every verb module, in the order `unlearnspec --help` lists them.
-VERBS = (check, fmt, explain, schema, plan, run, ledger, sign, card)
+VERBS = (check, fmt, explain, schema, plan, run, debug, ledger, sign, card)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,4 +1,4 @@
-"""The feasibility rules (UL3xx errors, UL4xx warnings, UL5xx notes), one registry, one page per code.
+"""The feasibility rules (UL3xx errors, UL4xx warnings, UL5xx notes, UL601), one registry, one page per code.
 
 Each theme module registers its rules and their pages with :func:`~unlearnspec.compiler.rules.base.rule`
 when imported; :data:`RULES` lists them in code order, which is the order they run in.
@@ -14,6 +14,7 @@ from unlearnspec.compiler.rules import (
            evidence,
            goals,
            governance,
+           methods,
            release,
            side_effects,
 )
@@ -22,4 +23,4 @@ from unlearnspec.compiler.rules.base import AFFECTS, Rule, RuleContext, register
 RULES: tuple[Rule, ...] = registered_rules()
 
 __all__ = ["AFFECTS", "RULES", "Rule", "RuleContext", "chains", "claims", "data", "evidence", "goals", "governance",
-           "release", "side_effects"]
+           "methods", "release", "side_effects"]
