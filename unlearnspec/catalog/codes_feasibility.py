@@ -431,8 +431,8 @@ UL601 = CodePage(
                 "Section 4, mismatch M1"],
 )
 
-UL411 = CodePage(
-    code="UL411", name="chain-exceeds-budget", severity="warning", category="feasibility",
+UL413 = CodePage(
+    code="UL413", name="chain-exceeds-budget", severity="warning", category="feasibility",
     summary="A chain of requests, as written, would exceed the `budget` stated on its first objective: more "
             "approximate requests than it allows, or per-request utility tolerances that add up to more than "
             "its cumulative utility drop (or a request with no tolerance at all).",
@@ -452,5 +452,5 @@ UL411 = CodePage(
 
 PAGES: tuple[CodePage, ...] = (
     UL301, UL302, UL303, UL304, UL305, UL306, UL307, UL308, UL309, UL401, UL402, UL403, UL404, UL405,
-    UL406, UL407, UL408, UL409, UL410, UL411, UL501, UL502, UL503, UL504, UL601,
+    UL406, UL407, UL408, UL409, UL410, UL413, UL501, UL502, UL503, UL504, UL601,
 )

@@ -198,12 +198,12 @@ _front("UL708", "multi-process-needs-out", "error", _T,
        "Every process must write to the same run directory, and the default directory name has a timestamp "
        "that differs between processes.",
        instead="Pass `--out DIR` (or `--resume DIR`) to every process of the launch.")
-_front("UL709", "chain-needs-one-process", "error", _T,
+_front("UL712", "chain-needs-one-process", "error", _T,
        "A plan with a chain of requests was launched as several processes (`WORLD_SIZE` > 1).",
        "Each step of a chain starts from the model the previous step produced, so the steps cannot be trained "
        "side by side the way a multi-process launch trains one objective's data in parallel.",
        instead="Run the chain as one process: `unlearnspec run plan.json` without `accelerate launch`.")
-_front("UL710", "chain-across-specs-not-run", "error", _T,
+_front("UL713", "chain-across-specs-not-run", "error", _T,
        "The plan's chain continues an objective of another spec (`after \"file.unlearn#name\"`), which the "
        "runtime cannot start from yet.",
        "The compiler checks and plans links across files (the name exists, no cycle, the other spec's hash is "

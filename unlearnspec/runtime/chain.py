@@ -107,7 +107,7 @@ def _run_chain(plan: Plan, chain: ChainPlan, rd: RunDir, state: RunState, *, qui
     from unlearnspec.runtime.loading import load_model
 
     if chain.starts_after is not None:
-        raise RunError("UL710", f"this chain continues `{chain.starts_after['file']}#{chain.starts_after['objective']}` "
+        raise RunError("UL713", f"this chain continues `{chain.starts_after['file']}#{chain.starts_after['objective']}` "
                                 "from another spec, which the runtime cannot start from yet",
                        help=["put the requests of one chain in one spec file; `after \"file.unlearn#name\"` is "
                              "checked and planned, not run (docs/requests.md)"])

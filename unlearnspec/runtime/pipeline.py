@@ -341,7 +341,7 @@ def execute(plan: Plan, rd: RunDir, state: RunState, *, quiet: bool, allow_remot
     started = dt.datetime.fromisoformat(state.started_at.replace("Z", "+00:00"))
     t0 = time.monotonic()
     if dist.active and plan.chains:
-        raise RunError("UL709", "a plan with a chain of requests runs as one process",
+        raise RunError("UL712", "a plan with a chain of requests runs as one process",
                        help=["each step of a chain starts from the previous step's model; run it without "
                              "`accelerate launch` (or with one process)"])
     if dist.active:

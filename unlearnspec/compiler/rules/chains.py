@@ -1,4 +1,4 @@
-"""Rules on chains of requests: a chain that would exceed its own budget as written (UL411)."""
+"""Rules on chains of requests: a chain that would exceed its own budget as written (UL413)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from unlearnspec.compiler.ast import Objective
 from unlearnspec.compiler.diagnostics import Diagnostic, Label
 from unlearnspec.compiler.rules.base import RuleContext, finding, planned_method, rule
 
-UL411 = CODES["UL411"]
+UL413 = CODES["UL413"]
 
 
 def _chain(head: Objective, ctx: RuleContext) -> list[Objective]:
@@ -33,7 +33,7 @@ def _tolerance(obj: Objective) -> float | None:
     return max(general) if general else max(t.percent for t in obj.preserve.utility)
 
 
-@rule(UL411, affects=frozenset())
+@rule(UL413, affects=frozenset())
 def chain_exceeds_budget(obj: Objective, ctx: RuleContext) -> Iterator[Diagnostic]:
     budget = obj.budget
     if budget is None or obj.after is not None:
@@ -42,7 +42,7 @@ def chain_exceeds_budget(obj: Objective, ctx: RuleContext) -> Iterator[Diagnosti
     approximate = [o for o in line if planned_method(o, ctx.builtin).family == "approximate"]
     if budget.requests is not None and len(approximate) > budget.requests.as_int:
         yield finding(
-            UL411, obj, budget.requests.span,
+            UL413, obj, budget.requests.span,
             f"the chain applies {len(approximate)} approximate requests, more than its budget of "
             f"{budget.requests.as_int} before retraining",
             labels=[Label(span=o.name_span, message="an approximate request") for o in approximate[budget.requests.as_int:]],
@@ -53,7 +53,7 @@ def chain_exceeds_budget(obj: Objective, ctx: RuleContext) -> Iterator[Diagnosti
         open_ended = [o for o, t in tolerances if t is None]
         if open_ended:
             yield finding(
-                UL411, obj, budget.utility.span,
+                UL413, obj, budget.utility.span,
                 f"the chain's utility budget cannot hold: `{open_ended[0].name}` states no utility tolerance",
                 labels=[Label(span=o.name_span, message="no `utility drop` bound") for o in open_ended],
                 help=["give every request in the chain a `preserve { utility drop <= N% }` bound"])
@@ -61,7 +61,7 @@ def chain_exceeds_budget(obj: Objective, ctx: RuleContext) -> Iterator[Diagnosti
         total = sum(t for _, t in tolerances if t is not None)
         if total > budget.utility.percent:
             yield finding(
-                UL411, obj, budget.utility.span,
+                UL413, obj, budget.utility.span,
                 f"the chain's requests may each cost up to their utility tolerance, {total:g}% in all, more than its "
                 f"budget of {budget.utility.percent:g}%",
                 labels=[Label(span=o.preserve.span, message=f"up to {t:g}%")  # type: ignore[union-attr]
