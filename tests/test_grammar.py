@@ -159,6 +159,8 @@ def _every_word_specs() -> list[str]:
         for name, m in vocab.METRICS.items())
     bodies[0] += f"  claims {{\n{claims}\n  }}\n  evidence {{\n{evidence}\n  }}\n"
     bodies[0] += '  accept UL107 "a registered code, reviewed"\n'
+    bodies[0] += "  budget {\n    utility drop <= 5%\n    requests 3\n  }\n"  # a chain: obj-0, then obj-1
+    bodies[1] += '  after "obj-0"\n'
     return bodies
 
 

@@ -466,7 +466,8 @@ def words_used(obj: Objective) -> dict[str, set[str]]:
     fields = {"title": obj.title, "basis": obj.basis, "owner": obj.owner, "model": obj.model,
               "reference": obj.reference, "release": obj.release, "target": t, "goal": g, "method": m,
               "guarantee": obj.guarantee, "scope": s, "preserve": p, "claims": obj.claims,
-              "evidence": obj.evidence, "accept": obj.accepts, "seed": obj.seed}
+              "evidence": obj.evidence, "accept": obj.accepts, "seed": obj.seed, "after": obj.after,
+              "budget": obj.budget}
     used["objective field"] |= {k for k, v in fields.items() if v}
     return used
 

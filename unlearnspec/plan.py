@@ -256,6 +256,32 @@ class ObjectivePlan(_Model):
     estimate: Estimate | None = None
     feasible: bool = True  # False when planned with --allow-infeasible over errors
 
+
+class ChainLink(_Model):
+    """One objective of a chain: its plan's hash, and a hash over it and every link before it."""
+
+    objective: str
+    after: str | None = None
+    objective_sha256: str  # sha256 of this objective's plan (compact sorted JSON)
+    link_hash: str  # sha256 over the previous link's hash, the objective's name and objective_sha256
+
+
+class ChainBudget(_Model):
+    """What a chain may cost before retraining is due: its cumulative utility drop (percent) and the
+    number of approximate requests."""
+
+    utility_drop: float | None = None
+    approximate_requests: int | None = None
+
+
+class ChainPlan(_Model):
+    """Objectives applied one after another, each starting from the previous one's result (docs/requests.md)."""
+
+    links: list[ChainLink]
+    budget: ChainBudget | None = None
+    starts_after: dict[str, str] | None = None  # {"file", "objective", "sha256"}: continues another file's chain
+
+
 class Plan(_Model):
     format_version: str = FORMAT_VERSION
     tool: ToolInfo
@@ -263,6 +289,9 @@ class Plan(_Model):
     inputs: list[FileHash] = Field(default_factory=list)
     seed: int = 0
     objectives: list[ObjectivePlan]
+    # Chains of requests; left out of the JSON when there are none, so a plan without chains is
+    # byte-identical to one written before chains existed.
+    chains: list[ChainPlan] = Field(default_factory=list, exclude_if=lambda v: not v)
     plan_hash: str = ""
 
     def canonical_json(self) -> str:

@@ -6,10 +6,11 @@ runtime's error codes. Never renumber one.
 
 from __future__ import annotations
 
-from unlearnspec.catalog import codes_feasibility, codes_front
+from unlearnspec.catalog import codes_audit, codes_feasibility, codes_front
 from unlearnspec.catalog.pages import CodePage
 
-CODES: dict[str, CodePage] = {p.code: p for p in sorted((*codes_front.PAGES, *codes_feasibility.PAGES),
+CODES: dict[str, CodePage] = {p.code: p for p in sorted((*codes_front.PAGES, *codes_feasibility.PAGES,
+                                                                        *codes_audit.PAGES),
                                                         key=lambda p: p.code)}
 
 

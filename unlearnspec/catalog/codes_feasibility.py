@@ -431,7 +431,26 @@ UL601 = CodePage(
                 "Section 4, mismatch M1"],
 )
 
+UL413 = CodePage(
+    code="UL413", name="chain-exceeds-budget", severity="warning", category="feasibility",
+    summary="A chain of requests, as written, would exceed the `budget` stated on its first objective: more "
+            "approximate requests than it allows, or per-request utility tolerances that add up to more than "
+            "its cumulative utility drop (or a request with no tolerance at all).",
+    why="Each approximate unlearning step degrades the model a little more and can undo earlier removals "
+        "(MUSE's sustainability criterion); a budget says how much of that the chain may accumulate before the "
+        "model is retrained. A chain written to exceed it will end in a recommendation to retrain. "
+        "Source: Shi et al., MUSE, arXiv:2407.06460.",
+    example='objective "a" {\n  ...\n  method npo\n  preserve { retain "data/retain.jsonl"  utility drop <= 3% }\n'
+            '  budget {\n    utility  drop <= 5%\n    requests 1\n  }\n}\n'
+            'objective "b" {\n  after "a"\n  ...\n  method npo\n'
+            '  preserve { retain "data/retain.jsonl"  utility drop <= 3% }\n}',
+    instead='budget {\n  utility  drop <= 6%\n  requests 2\n}\n\n# or: retrain once the budget is spent, '
+            'and start a new chain from the retrained model',
+    references=["W. Shi et al., \"MUSE: Machine Unlearning Six-Way Evaluation for Language Models\", "
+                "arXiv:2407.06460"],
+)
+
 PAGES: tuple[CodePage, ...] = (
     UL301, UL302, UL303, UL304, UL305, UL306, UL307, UL308, UL309, UL401, UL402, UL403, UL404, UL405,
-    UL406, UL407, UL408, UL409, UL410, UL501, UL502, UL503, UL504, UL601,
+    UL406, UL407, UL408, UL409, UL410, UL413, UL501, UL502, UL503, UL504, UL601,
 )

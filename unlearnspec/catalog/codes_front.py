@@ -100,6 +100,23 @@ _front("UL215", "accept-without-justification", "error", _R, "`accept` has an em
        "The plan records who accepted which risk and why; an empty reason is no record.",
        example='accept UL405 ""', instead='accept UL405 "Forget set built from a full-corpus alias search."')
 
+_front("UL216", "chain-unknown-objective", "error", _R,
+       "`after` names an objective that does not exist: not in this file, or not in the file named by "
+       "`after \"file.unlearn#name\"`.",
+       "A request that continues another must say exactly which; a misspelled name would otherwise start "
+       "the request from the original model, undoing nothing and re-checking nothing.",
+       example='objective "erase-b" {\n  after "erase-jane-do"\n  ...\n}',
+       instead='objective "erase-b" {\n  after "erase-jane-doe"\n  ...\n}')
+_front("UL217", "chain-cycle", "error", _R, "The `after` links form a cycle.",
+       "Requests apply one after another, starting from the original model; a cycle has no first request.",
+       example='objective "a" { after "b" ... }\nobjective "b" { after "a" ... }',
+       instead='objective "a" { ... }\nobjective "b" { after "a" ... }')
+_front("UL218", "chain-fork", "error", _R, "Two objectives continue from the same objective.",
+       "A chain is one model receiving requests in order; two requests continuing the same one would make two "
+       "different models, and neither would carry both removals.",
+       example='objective "b" { after "a" ... }\nobjective "c" { after "a" ... }',
+       instead='objective "b" { after "a" ... }\nobjective "c" { after "b" ... }')
+
 
 # -- runtime codes: `unlearnspec run` prints them like compiler diagnostics ------------------------
 # RT1xx: :class:`unlearnspec.runtime.loading.LoadError` (a model that cannot be loaded);
@@ -205,3 +222,15 @@ _front("UL711", "plan-not-from-spec", "error", _T,
        "trail then says it was not re-derived.",
        instead="Make the plan again with `unlearnspec plan SPEC -o plan.json` and review it, or, for a plan "
                "deliberately edited by hand, run it with `--trust-plan`.")
+_front("UL712", "chain-needs-one-process", "error", _T,
+       "A plan with a chain of requests was launched as several processes (`WORLD_SIZE` > 1).",
+       "Each step of a chain starts from the model the previous step produced, so the steps cannot be trained "
+       "side by side the way a multi-process launch trains one objective's data in parallel.",
+       instead="Run the chain as one process: `unlearnspec run plan.json` without `accelerate launch`.")
+_front("UL713", "chain-across-specs-not-run", "error", _T,
+       "The plan's chain continues an objective of another spec (`after \"file.unlearn#name\"`), which the "
+       "runtime cannot start from yet.",
+       "The compiler checks and plans links across files (the name exists, no cycle, the other spec's hash is "
+       "recorded), but the run would have to start from a model another run produced, and it does not yet "
+       "take one; starting from the original model instead would run a different chain than the plan says.",
+       instead="Put the requests of one chain in one spec file.")

@@ -27,12 +27,13 @@ ADAPTERS = ("full", "lora")
 METHOD_FAMILIES = tuple(FAMILIES)
 
 OBJECTIVE_FIELDS = ("title", "basis", "owner", "model", "reference", "release", "target", "goal", "method",
-                    "guarantee", "scope", "preserve", "claims", "evidence", "accept", "seed")
+                    "guarantee", "scope", "preserve", "claims", "evidence", "accept", "seed", "after", "budget")
 TARGET_FIELDS = ("kind", "forget", "aliases", "holdout", "test", "attribute")
 SCOPE_FIELDS = ("outputs", "prompts")
 PRESERVE_FIELDS = ("retain", "neighbors", "utility", "side_effects")
+BUDGET_FIELDS = ("utility", "requests")  # a chain's cumulative budget (docs/requests.md)
 METHOD_FIELDS = ("adapter", "steps", "learning_rate", "batch_size", "beta", "retain_weight", "seed")
 
 __all__ = ["ADAPTERS", "CLAIMS", "GOALS", "GUARANTEES", "METHODS", "METHOD_FAMILIES", "METHOD_FIELDS", "METRICS",
-           "OBJECTIVE_FIELDS", "OUTPUTS", "PRECISIONS", "PRESERVE_FIELDS", "PROMPTS", "RELEASES", "SCOPE_FIELDS",
+           "BUDGET_FIELDS", "OBJECTIVE_FIELDS", "OUTPUTS", "PRECISIONS", "PRESERVE_FIELDS", "PROMPTS", "RELEASES", "SCOPE_FIELDS",
            "SUPPRESSION_VIA", "TARGET_CATEGORIES", "TARGET_FIELDS", "TARGET_KINDS"]

@@ -130,8 +130,42 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_OK
     if outcome.already_finished:
         sys.stderr.write(f"the run in `{outcome.root}` had already finished; nothing was rerun or rewritten\n")
+    record_in_ledger(args, Path(outcome.root), report)
     sys.stdout.write(summary_text(report, outcome.root))
     return int(report.exit_code)
+
+
+def ledger_folder(args: argparse.Namespace, root: Path) -> Path | None:
+    """Where the run records its requests: ``--ledger DIR``, else ``ledger/`` beside the run folder
+    (``runs/ledger`` for the default ``runs/<name>``); ``--no-ledger`` records nothing."""
+    if getattr(args, "no_ledger", False):
+        return None
+    given = getattr(args, "ledger", None)
+    return Path(given) if given else root.resolve().parent / "ledger"
+
+
+def record_in_ledger(args: argparse.Namespace, root: Path, report: Any) -> None:
+    """Append a finished run's requests to its model's ledger (once: the run folder keeps a receipt).
+
+    A ledger that refuses to grow (its chain is already broken, or it cannot be written) is reported,
+    but the run's evidence stands and its exit code is the verdict's."""
+    from unlearnspec.audit.ledger import record_run
+    from unlearnspec.runtime.preflight import read_run
+
+    folder = ledger_folder(args, root)
+    if folder is None:
+        return
+    plan, state = read_run(root)
+    dirs = {op.objective.name: state.stage(f"{op.objective.name}/unlearn").detail.get("model_dir")
+            for op in plan.objectives}
+    try:
+        record_run(folder, root, plan, report, dirs)
+    except UserError as err:
+        print_error(err)
+    except OSError as err:
+        print_error(UserError("UL805", f"the run could not be recorded in the ledger `{folder}`: "
+                                       f"{err.strerror or err}",
+                              ["the run's reports are complete; give a writable `--ledger DIR`"]))
 
 
 def summary_text(report: Any, root: Path) -> str:
@@ -176,6 +210,10 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
                     help="run a spec with errors anyway: its unmet claims stay marked 'cannot be met'")
     sp.add_argument("--trust-plan", action="store_true",
                     help="run a saved plan without re-deriving it from its spec (the report records this)")
+    sp.add_argument("--ledger", metavar="DIR",
+                    help="append the run's requests to the hash-chained ledgers in DIR (default: `ledger/` "
+                         "beside the run folder)")
+    sp.add_argument("--no-ledger", action="store_true", help="record nothing in a ledger")
     sp.add_argument("--allow-remote-code", action="store_true", help="trust_remote_code for hub models")
     sp.add_argument("-q", "--quiet", action="store_true",
                     help="print only the verdict summary and errors: no progress bars, log lines or library warnings "

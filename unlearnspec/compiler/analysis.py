@@ -13,6 +13,7 @@ import functools
 from pathlib import Path
 
 from unlearnspec.compiler.ast import Objective, Spec
+from unlearnspec.compiler.chain import chain_diagnostics
 from unlearnspec.compiler.decisions import Facts, MethodChoice, choose_method, facts_of, model_kind
 from unlearnspec.compiler.diagnostics import Diagnostic, sort_diagnostics
 from unlearnspec.compiler.feasibility import ClaimStatusRow, analyse, claim_statuses
@@ -61,7 +62,7 @@ def analyse_pass(unit: CheckResult, opts: CompileOptions) -> bool:
     """Pass ``analyse``: run the feasibility rules, apply ``accept``, and analyse every objective."""
     spec = unit.spec
     assert spec is not None
-    unit.diagnostics = sort_diagnostics(_dedupe([*unit.diagnostics, *analyse(spec)]))
+    unit.diagnostics = sort_diagnostics(_dedupe([*unit.diagnostics, *analyse(spec), *chain_diagnostics(spec)]))
     unit.analysis = [analyse_objective(spec, obj, unit.diagnostics) for obj in spec.objectives]
     return True
 

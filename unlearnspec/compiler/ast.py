@@ -115,6 +115,14 @@ class Preserve(Node):
     side_effects_none: Word | None = None
 
 
+class Budget(Node):
+    """``budget { utility drop <= N%  requests K }`` on the first objective of a chain: the cumulative
+    utility drop the chain may cost, and how many approximate requests it may apply before retraining."""
+
+    utility: Tolerance | None = None
+    requests: Number | None = None
+
+
 class Claim(Node):
     name: str
     name_span: Span
@@ -154,6 +162,8 @@ class Objective(Node):
     evidence: list[Evidence] = Field(default_factory=list)
     accepts: list[Accept] = Field(default_factory=list)
     seed: Number | None = None
+    after: Text | None = None  # the objective this one starts from (a chain; docs/requests.md)
+    budget: Budget | None = None
 
     def claim(self, name: str) -> Claim | None:
         return next((c for c in self.claims if c.name == name), None)

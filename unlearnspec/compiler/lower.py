@@ -35,6 +35,7 @@ from unlearnspec.catalog import CODES, DEFAULT_RELEARN_STEPS, TOLERANCE_CLAIM
 from unlearnspec.compiler.analysis import AnalysedObjective
 from unlearnspec.compiler.ast import Spec
 from unlearnspec.compiler.attacks import attack_list, probe_list
+from unlearnspec.compiler.chain import attach_chains
 from unlearnspec.compiler.checkbook import CheckBook, deployment_checks, information_checks
 from unlearnspec.compiler.decisions import (
     DECISION_TABLE,
@@ -126,7 +127,7 @@ def lower_spec(spec: Spec, analysis: Sequence[AnalysedObjective], diagnostics: S
         seed=seeds[0] if seeds else 0,
         objectives=objectives,
     )
-    return plan.sealed()
+    return attach_chains(plan, spec).sealed()
 
 
 def lower_objective(analysed: AnalysedObjective, spec: Spec, diagnostics: Sequence[Diagnostic], *,

@@ -16,6 +16,7 @@ from pathlib import Path
 from unlearnspec.catalog import CODES, family_of, vocab
 from unlearnspec.compiler.ast import (
     Accept,
+    Budget,
     Claim,
     Evidence,
     Goal,
@@ -63,6 +64,7 @@ class _Resolver(ValueResolver):
             "target": self.target, "goal": self.goal, "method": self.method,
             "guarantee": lambda f: self.one_word(f, vocab.GUARANTEES, "guarantee"),
             "scope": self.scope, "preserve": self.preserve, "seed": self.seed,
+            "after": self.one_string, "budget": self.budget,
         }
         claims: list[Claim] = []
         evidence: list[Evidence] = []
@@ -287,6 +289,29 @@ class _Resolver(ValueResolver):
                 tol = self.tolerances(f)
                 kw["utility"] = tol
         return Preserve(span=field.span, **kw)  # type: ignore[arg-type]
+
+    def budget(self, field: Field) -> Budget | None:
+        fields = self.block_fields(field, vocab.BUDGET_FIELDS, "`budget`")
+        if fields is None:
+            return None
+        utility: Tolerance | None = None
+        requests: Number | None = None
+        for f in fields:
+            if f.name == "utility":
+                tols = self.tolerances(f)
+                if tols and tols[0].applies_to != "all":
+                    self.report("UL210", "error", tols[0].span, "a chain's utility budget covers all utility",
+                                help=["write `utility drop <= 5%`"])
+                elif tols:
+                    utility = tols[0]
+            else:
+                self.no_block(f)
+                vals = [v for g in f.groups for v in g]
+                if len(vals) != 1:
+                    self.shape(f, "one whole number of approximate requests, e.g. `requests 3`")
+                else:
+                    requests = self.number(vals[0], "request budget", integer=True, lo=1)
+        return Budget(span=field.span, utility=utility, requests=requests)
 
     def tolerances(self, field: Field) -> list[Tolerance]:
         self.no_block(field)

@@ -286,7 +286,7 @@ def num_text(x: float | None) -> str:
 
 
 FIELD_WORDS = frozenset(vocab.OBJECTIVE_FIELDS + vocab.TARGET_FIELDS + vocab.SCOPE_FIELDS + vocab.PRESERVE_FIELDS
-                        + vocab.METHOD_FIELDS)
+                        + vocab.METHOD_FIELDS + vocab.BUDGET_FIELDS)
 """Every field name: a word among a field's values that is one of these starts the next field."""
 
 
@@ -300,6 +300,7 @@ def expected_example(name: str) -> str:
         "neighbors": '"data/neighbors.jsonl"', "utility": "drop <= 2%", "accept": 'UL405 "reviewed by ..."',
         "seed": "0", "steps": "40", "adapter": "lora rank 8", "attribute": "birth_city",
         "compliant": '"GDPR Art. 17"', "robust_to_finetuning": "steps 20",
+        "after": '"erase-jane-doe"', "requests": "3", "budget": "{ utility drop <= 5%  requests 3 }",
     }.get(name, "...")
 
 

@@ -250,6 +250,8 @@ def review_context(plan: Plan) -> dict[str, Any]:
         "inputs": [f.model_dump() for f in plan.inputs],
         "seed": plan.seed,
         "objectives": [objective_context(op) for op in plan.objectives],
+        # chains of requests (docs/requests.md); absent without chains, so older reviews are unchanged
+        **({"chains": [c.model_dump(mode="json") for c in plan.chains]} if plan.chains else {}),
     }
 
 

@@ -10,10 +10,11 @@ classified:
   narrowed (fewer output kinds or prompt kinds), a claim's compile status weakened (supported →
   cannot be verified → cannot be met), a check dropped from a claim, a probe or attack dropped, a
   smaller relearning budget, a new accepted risk, a goal weakened from removal to suppression, a
-  feasible objective become infeasible;
+  feasible objective become infeasible, a chain's budget raised or removed;
 * **tightened** — the reverse of any of those, and claims added;
 * **changed** — everything else that matters but has no direction: the method, the release or its
-  precision, the target, the model, data files (by hash), hyperparameters, the reference strategy.
+  precision, the target, the model, data files (by hash), hyperparameters, the reference strategy, which
+  objective a request continues (`after`).
   A claim *removed* is ``changed``, not loosened: the objective no longer says it, so it cannot be
   held to it (the report would show no verdict for it); a weakened status is what hides a risk.
 
@@ -273,6 +274,7 @@ def diff_plans(old: Plan, new: Plan) -> list[Change]:
             out.append(Change(name, "changed", "objective", name, name, None, f"objective `{name}` removed"))
     for name in (n for n in nb if n in oa):
         out += diff_objective(oa[name], nb[name])
+    out += _chain_changes(old, new)
     changed_inputs = {f.path for f in old.inputs} ^ {f.path for f in new.inputs} | {
         f.path for f in new.inputs for g in old.inputs if f.path == g.path and f.sha256 != g.sha256}
     for path in sorted(changed_inputs):
@@ -280,6 +282,36 @@ def diff_plans(old: Plan, new: Plan) -> list[Change]:
         b = next((f.sha256 for f in new.inputs if f.path == path), None)
         msg = f"data file `{path}` " + ("added" if a is None else "removed" if b is None else "content changed")
         out.append(Change("*", "changed", "data file", path, a and a[:12], b and b[:12], msg))
+    return out
+
+
+def _chain_changes(old: Plan, new: Plan) -> list[Change]:
+    """Chains (docs/requests.md): which objective each continues (changed), and each chain's budget,
+    keyed by its first objective: a larger or removed budget is looser, a smaller or added one tighter."""
+    out: list[Change] = []
+    after_a = {lk.objective: lk.after for c in old.chains for lk in c.links}
+    after_b = {lk.objective: lk.after for c in new.chains for lk in c.links}
+    for name in sorted(set(after_a) | set(after_b)):
+        a, b = after_a.get(name), after_b.get(name)
+        if a != b:
+            out.append(Change(name, "changed", "after", name, a, b,
+                              f"`{name}` now starts from " + (f"`{b}`" if b else "the original model")
+                              + (f" (was `{a}`)" if a else "")))
+    budgets_a = {c.links[0].objective: c.budget for c in old.chains}
+    budgets_b = {c.links[0].objective: c.budget for c in new.chains}
+    for head in sorted(set(budgets_a) & set(budgets_b)):
+        ba, bb = budgets_a[head], budgets_b[head]
+        for field, label in (("utility_drop", "cumulative utility drop"), ("approximate_requests", "approximate requests")):
+            va = getattr(ba, field) if ba is not None else None
+            vb = getattr(bb, field) if bb is not None else None
+            if va == vb:
+                continue
+            kind: Kind = ("loosened" if vb is None or (va is not None and vb > va) else "tightened")
+            out.append(Change(head, kind, "budget", field, None if va is None else str(va),
+                              None if vb is None else str(vb),
+                              f"the chain's budget for {label} " + (f"went from {va} to {vb}" if va is not None
+                                                                    and vb is not None else
+                                                                    "was removed" if vb is None else f"was set to {vb}")))
     return out
 
 

@@ -30,6 +30,7 @@ from typing import Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
 from unlearnspec.plan import ClaimStatus, FileHash, PlanFinding, ReleaseInfo, TargetInfo, Threshold
+from unlearnspec.report.chain import ChainReport
 from unlearnspec.report.rules import (  # noqa: F401 - the exit codes and verdict types are re-exported
     EXIT_CODES,
     EXIT_FAIL,
@@ -286,6 +287,8 @@ class Report(_Model):
     audit: AuditTrail
     overall: Overall
     exit_code: Literal[0, 1, 3]
+    # Chains of requests (drift, budget); left out of report.json when the plan has none.
+    chains: list[ChainReport] = Field(default_factory=list, exclude_if=lambda v: not v)
 
     @model_validator(mode="after")
     def _overall_follows(self) -> Report:

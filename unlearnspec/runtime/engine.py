@@ -31,7 +31,7 @@ from unlearnspec.io import atomic_write_text
 from unlearnspec.plan import Plan
 from unlearnspec.report.model import Report
 from unlearnspec.runtime.distributed import Distributed
-from unlearnspec.runtime.pipeline import execute
+from unlearnspec.runtime.execute import execute
 from unlearnspec.runtime.preflight import read_run, verify_inputs
 from unlearnspec.runtime.rundir import (
     E_NEEDS_OUT,

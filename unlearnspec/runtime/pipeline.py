@@ -9,20 +9,13 @@ renamed into place: a kill never leaves a half-written model that a resume would
 from __future__ import annotations
 
 import copy
-import datetime as dt
 import json
 import logging
 import os
-import platform
 import shutil
-import time
 from pathlib import Path
 from typing import Any
 
-import torch
-import transformers
-
-from unlearnspec import __version__
 from unlearnspec.builtin.corpus import build_corpus
 from unlearnspec.io import atomic_write_text
 from unlearnspec.plan import (
@@ -38,17 +31,14 @@ from unlearnspec.plan import (
 from unlearnspec.records import Record, read_records
 from unlearnspec.report import (
     TrainingLog,
-    audit_from_plan,
     build_objective_report,
-    build_report,
-    write_reports,
 )
-from unlearnspec.report.model import CheckResult, ObjectiveReport, Report
+from unlearnspec.report.model import CheckResult, ObjectiveReport
 from unlearnspec.runtime import checks
 from unlearnspec.runtime.builtin_model import ensure_retrained
 from unlearnspec.runtime.checks import DataBundle
 from unlearnspec.runtime.distributed import Distributed
-from unlearnspec.runtime.loading import describe_device, load_model
+from unlearnspec.runtime.loading import load_model
 from unlearnspec.runtime.methods import METHODS
 from unlearnspec.runtime.methods import unlearn as run_method
 from unlearnspec.runtime.methods.guard import OutputGuard
@@ -88,7 +78,12 @@ class ObjectiveRun:
     """Executes one objective's stages against its folder in the run directory."""
 
     def __init__(self, plan: Plan, op: ObjectivePlan, rd: RunDir, state: RunState, *, quiet: bool,
-                 allow_remote_code: bool, dist: Distributed | None = None) -> None:
+                 allow_remote_code: bool, dist: Distributed | None = None, start_from: str | None = None,
+                 exclude_texts: list[str] | None = None) -> None:
+        # A chain (runtime/chain.py): unlearn from ``start_from`` (the previous step's model) instead of
+        # the source, and retrain the reference without ``exclude_texts`` (the earlier targets) too.
+        self.start_from = start_from
+        self.exclude_texts = exclude_texts or []
         self.dist = dist or Distributed()
         self.plan = plan
         self.op = op
@@ -158,7 +153,7 @@ class ObjectiveRun:
             return load_model(path)
         self._start("reference")
         if stage.strategy == "retrain":
-            exclude = [t for r in data.forget for t in r.training_texts()]
+            exclude = [t for r in data.forget for t in r.training_texts()] + self.exclude_texts
             path = str(ensure_retrained(exclude))
         else:
             assert stage.model is not None
@@ -229,8 +224,14 @@ class ObjectiveRun:
 
     def run(self) -> ObjectiveReport:
         data, original, tok = self.prepare()
+        self.data, self.original = data, (original, tok)
         reference = self.reference(data)
-        unlearned, utok, guard, training = self.unlearn(data, original, tok)
+        start, stok = (original, tok)
+        if self.start_from is not None:
+            from unlearnspec.runtime.loading import load_model
+
+            start, stok = load_model(self.start_from)
+        unlearned, utok, guard, training = self.unlearn(data, start, stok)
         ev: EvaluateStage = _stage_of(self.op, EvaluateStage) or EvaluateStage()
         attack_stage: AttackStage = _stage_of(self.op, AttackStage) or AttackStage()
         unlearn_stage: UnlearnStage = _stage_of(self.op, UnlearnStage)
@@ -277,66 +278,3 @@ def _training_log(result: Any) -> TrainingLog | None:
         rl = []
     return TrainingLog(steps=steps, forget_loss=fl, retain_loss=rl, stop_reason=getattr(result, "stop_reason", None),
                        stop_threshold=getattr(result, "stop_threshold", None))
-
-
-def _libraries() -> dict[str, str]:
-    import importlib.metadata as md
-
-    out = {"python": platform.python_version()}
-    for name in ("torch", "transformers", "peft", "accelerate", "tokenizers", "numpy", "scipy", "scikit-learn",
-                 "rouge-score", "pydantic", "lark", "jinja2"):
-        try:
-            out[name] = md.version(name)
-        except md.PackageNotFoundError:
-            continue
-    return out
-
-
-def execute(plan: Plan, rd: RunDir, state: RunState, *, quiet: bool, allow_remote_code: bool,
-            dist: Distributed | None = None) -> Report | None:
-    """Run every objective; the report (``None`` on a non-main rank of a multi-process launch).
-
-    Under a launch of N processes, training is the only stage that uses them all: every rank runs
-    prepare + unlearn for each objective (the Trainer does DDP), the main process saves the results,
-    then the helper ranks return and the main process leaves the process group and runs reference,
-    evaluation, attacks and verdicts alone, reloading the unlearned model from the run directory.
-    """
-    dist = dist or Distributed()
-    process_count = dist.world_size
-    # Two processes on two cores with two threads each would oversubscribe the CPU.
-    threads = int(os.environ.get("UNLEARNSPEC_THREADS", "0")) or max(1, min(2, os.cpu_count() or 1) // process_count)
-    torch.set_num_threads(threads)
-    transformers.set_seed(plan.seed)
-    if quiet:  # CI logs: no progress bars, and only errors from the libraries themselves
-        transformers.utils.logging.disable_progress_bar()
-        transformers.utils.logging.set_verbosity_error()
-    started = dt.datetime.fromisoformat(state.started_at.replace("Z", "+00:00"))
-    t0 = time.monotonic()
-    if dist.active:
-        for op in plan.objectives:
-            ObjectiveRun(plan, op, rd, state, quiet=quiet, allow_remote_code=allow_remote_code, dist=dist).train()
-        dist.barrier()  # the main process has saved every unlearned model and marked it done
-        is_main = dist.is_main
-        dist.leave()
-        if not is_main:
-            return None
-        dist = Distributed()  # now a single process
-    reports = []
-    for op in plan.objectives:
-        reports.append(ObjectiveRun(plan, op, rd, state, quiet=quiet, allow_remote_code=allow_remote_code,
-                                    dist=dist).run())
-    finished = dt.datetime.now(dt.timezone.utc)
-    seeds = {"plan": plan.seed}
-    for op in plan.objectives:
-        st = _stage_of(op, UnlearnStage)
-        if st is not None:
-            seeds[f"{op.objective.name}/unlearn"] = st.seed
-    wall = (finished - started).total_seconds() if state.resumed else time.monotonic() - t0
-    audit = audit_from_plan(plan, device=describe_device(), started_at=started, finished_at=finished,
-                            wall_seconds=wall, libraries={**_libraries(), "unlearnspec": __version__},
-                            seeds=seeds, process_count=process_count, plan_provenance=state.plan_provenance)
-    report = build_report(reports, audit)
-    write_reports(report, rd.root)
-    state.finished_at = now()
-    rd.save_state(state)
-    return report

@@ -8,6 +8,7 @@ when imported; :data:`RULES` lists them in code order, which is the order they r
 from __future__ import annotations
 
 from unlearnspec.compiler.rules import (
+           chains,
            claims,
            data,
            evidence,
@@ -21,5 +22,5 @@ from unlearnspec.compiler.rules.base import AFFECTS, Rule, RuleContext, register
 
 RULES: tuple[Rule, ...] = registered_rules()
 
-__all__ = ["AFFECTS", "RULES", "Rule", "RuleContext", "claims", "data", "evidence", "goals", "governance",
+__all__ = ["AFFECTS", "RULES", "Rule", "RuleContext", "chains", "claims", "data", "evidence", "goals", "governance",
            "methods", "release", "side_effects"]

@@ -1,0 +1,150 @@
+"""A chain's part of the report: drift and budget follow from the numbers, and reach report.md, the
+model card and the ledger."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from pydantic import ValidationError
+from test_report import T0, make_plan, make_report, passing_results
+
+from unlearnspec.audit.card import render_card
+from unlearnspec.audit.ledger import record_run
+from unlearnspec.plan import ChainBudget, ChainLink, ChainPlan
+from unlearnspec.report import (
+    audit_from_plan,
+    build_objective_report,
+    build_report,
+    render_html,
+    render_markdown,
+)
+from unlearnspec.report.chain import (
+    ChainReport,
+    ChainStep,
+    Recheck,
+    RecheckedCheck,
+    RecheckedClaim,
+    build_chain_report,
+)
+from unlearnspec.report.model import Report
+
+
+def recheck(request: str, then: str, now: str, auc_then: float, auc_now: float) -> Recheck:
+    return Recheck(request=request, claims=[RecheckedClaim(claim="removed", then=then, now=now)],
+                   checks=[RecheckedCheck(check_id="membership_auc@forget", metric="membership_auc", then=auc_then,
+                                          now=auc_now, status_then="pass" if auc_then <= 0.6 else "fail",
+                                          status_now="pass" if auc_now <= 0.6 else "fail")])
+
+
+def steps(drops: list[float]) -> list[ChainStep]:
+    names = ["a", "b", "c"][: len(drops)]
+    out = []
+    for i, (name, drop) in enumerate(zip(names, drops, strict=True)):
+        out.append(ChainStep(request=name, link_hash=f"{i:064x}", method="npo", approximate=True, utility_drop=drop,
+                             overall="pass",
+                             rechecks=[recheck(e, "pass", "pass" if e != "a" or i < 2 else "fail", 0.55, 0.58 + 0.05 * i)
+                                       for e in names[:i]]))
+    return out
+
+
+def test_budget_is_exceeded_exactly_when_the_numbers_say_so() -> None:
+    budget = ChainBudget(utility_drop=5.0, approximate_requests=2)
+    over = build_chain_report(["a", "b", "c"], steps([1.0, 2.5, 6.0]), budget)
+    assert over.budget_exceeded and len(over.budget_reasons) == 2  # 3 > 2 requests; 6% > 5%
+    assert over.recommendation is not None and "retrain" in over.recommendation
+    within = build_chain_report(["a", "b"], steps([1.0, 2.5]), budget)
+    assert not within.budget_exceeded and within.budget_reasons == [] and within.recommendation is None
+    no_budget = build_chain_report(["a", "b", "c"], steps([1.0, 2.5, 6.0]), None)
+    assert not no_budget.budget_exceeded
+
+
+def test_a_regressed_earlier_claim_is_listed_and_recommends_retraining() -> None:
+    report = build_chain_report(["a", "b", "c"], steps([1.0, 2.0, 3.0]), None)
+    assert report.regressions == [("c", "a", "removed")]
+    assert report.recommendation is not None and "undid an earlier one" in report.recommendation
+
+
+def test_a_contradicting_budget_flag_or_order_is_refused() -> None:
+    good = build_chain_report(["a", "b", "c"], steps([1.0, 2.5, 6.0]), ChainBudget(utility_drop=5.0))
+    data = good.model_dump()
+    data["budget_exceeded"] = False
+    data["budget_reasons"] = []
+    with pytest.raises(ValidationError):
+        ChainReport.model_validate(data)
+    data = good.model_dump()
+    data["links"] = ["b", "a", "c"]
+    with pytest.raises(ValidationError):
+        ChainReport.model_validate(data)
+
+
+def chained_report(hostile: str = "") -> Report:
+    chain = build_chain_report(["a", "b", "c"], steps([1.0, 2.5, 6.0]),
+                               ChainBudget(utility_drop=5.0, approximate_requests=2))
+    if hostile:
+        chain = chain.model_copy(update={"steps": [s.model_copy(update={"method": hostile}) for s in chain.steps]})
+    report = make_report().model_copy(update={"chains": [chain]})
+    return Report.model_validate_json(report.model_dump_json())  # the JSON round trip keeps the chain
+
+
+def test_report_markdown_shows_drift_and_the_budget() -> None:
+    text = render_markdown(chained_report())
+    section = text.split("## Chain of requests", 1)[1].split("## Audit trail", 1)[0]
+    assert "`a` → `b` → `c`" in section
+    assert "| 3 | `c` | npo (approximate) | PASS | 6% | a: removed |" in section
+    assert "| `a` | `removed` | PASS | **FAIL** |" in section  # the re-check after c
+    assert "**EXCEEDED**" in section and "Recommendation:" in section
+
+
+def test_chain_text_from_the_report_is_escaped() -> None:
+    text = render_markdown(chained_report(hostile="<img src=x>|[x](y)"))
+    section = text.split("## Chain of requests", 1)[1].split("## Audit trail", 1)[0]
+    assert not re.search(r"(?<!\\)<img", section) and not re.search(r"(?<!\\)\]\(", section)
+    rows = [ln for ln in section.splitlines() if ln.startswith("| 1 |")]
+    assert rows and all(len(re.split(r"(?<!\\)\|", ln)) == 8 for ln in rows)  # six cells: no pipe got through
+
+
+def test_model_card_lists_the_requests_in_order() -> None:
+    text = render_card(chained_report())
+    assert "### Requests applied in order" in text and "| 3 | `c` | 6% | a: removed |" in text
+    assert "**The chain exceeded its budget**" in text
+
+
+def test_a_report_without_chains_has_no_chain_key_or_section() -> None:
+    report = make_report()
+    assert "chains" not in report.model_dump(mode="json")
+    assert "Chain of requests" not in render_markdown(report)
+
+
+def test_ledger_records_each_step_from_the_previous_model_with_its_drift(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    plan = make_plan()
+    first = plan.objectives[0]
+    second = first.model_copy(update={"objective": first.objective.model_copy(update={"name": "erase-b"})})
+    chain = ChainPlan(links=[ChainLink(objective=first.objective.name, objective_sha256="1" * 64, link_hash="2" * 64),
+                             ChainLink(objective="erase-b", after=first.objective.name, objective_sha256="3" * 64,
+                                       link_hash="4" * 64)])
+    plan = plan.model_copy(update={"objectives": [first, second], "chains": [chain]}).sealed()
+    reports = [build_objective_report(op, passing_results()) for op in plan.objectives]
+    audit = audit_from_plan(plan, device="cpu", started_at=T0, finished_at=T0, wall_seconds=1.0)
+    step = ChainStep(request="erase-b", link_hash="4" * 64, method="npo", approximate=True, utility_drop=1.5,
+                     overall="pass", rechecks=[recheck(first.objective.name, "pass", "fail", 0.5, 0.7)])
+    head = ChainStep(request=first.objective.name, link_hash="2" * 64, method="npo", approximate=True,
+                     utility_drop=0.5, overall="pass")
+    report = build_report(reports, audit)
+    report.chains = [build_chain_report([first.objective.name, "erase-b"], [head, step], None)]
+    run = tmp_path / "run"
+    for name in ("m1", "m2"):
+        (run / name).mkdir(parents=True)
+        (run / name / "model.safetensors").write_bytes(name.encode())
+    entries = record_run(tmp_path / "ledger", run, plan, report, {first.objective.name: str(run / "m1"),
+                                                                   "erase-b": str(run / "m2")})
+    assert [e.request_id for e in entries] == [first.objective.name, "erase-b"]
+    assert entries[1].model_before == entries[0].model_after != entries[0].model_before
+    assert entries[1].drift == {"utility_drop": 1.5, "budget_exceeded": False,
+                                "rechecks": {first.objective.name: {"removed": ["pass", "fail"]}}}
+
+
+def test_report_html_shows_the_chain_escaped() -> None:
+    html = render_html(chained_report(hostile="<img src=x onerror=alert(1)>"))
+    assert "Chain of requests" in html and "EXCEEDED" in html
+    assert "<img src=x" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html

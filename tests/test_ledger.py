@@ -1,0 +1,203 @@
+"""The request ledger: a hash chain that finds an edited, deleted, reordered or cut line by position,
+appends from several processes at once without losing a line, and the `ledger` verbs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+from pathlib import Path
+
+import pytest
+from test_report import make_plan, make_report
+
+from unlearnspec.audit.ledger import (
+    GENESIS,
+    LedgerError,
+    append,
+    ledger_name,
+    record_run,
+    verify_file,
+)
+from unlearnspec.cli import main
+
+MODEL = "builtin:tiny-bios"
+
+
+def _fields(i: int, **kw: object) -> dict[str, object]:
+    return {"request_id": f"erase-{i}", "basis": f"GDPR Art. 17, request {i}", "owner": "privacy-office",
+            "model": MODEL, "plan_hash": f"{i:064x}", "model_before": "a" * 64, "model_after": "b" * 64,
+            "verdicts": {"removed": "pass"}, "overall": "pass", **kw}
+
+
+def _ledger(tmp_path: Path, n: int = 4) -> Path:
+    for i in range(1, n + 1):
+        append(tmp_path, _fields(i))
+    return tmp_path / ledger_name(MODEL)
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text(encoding="utf-8").splitlines()
+
+
+def _write(path: Path, lines: list[str]) -> None:
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _codes(path: Path) -> list[tuple[str, int]]:
+    return [(p.code, p.line) for p in verify_file(path).problems]
+
+
+def test_each_line_hashes_its_own_content_and_names_the_previous_hash(tmp_path: Path) -> None:
+    path = _ledger(tmp_path, 3)
+    rows = [json.loads(line) for line in _lines(path)]
+    assert [r["seq"] for r in rows] == [1, 2, 3]
+    assert rows[0]["prev"] == GENESIS
+    for before, row in zip(rows, rows[1:], strict=False):
+        assert row["prev"] == before["hash"]
+    for row in rows:  # independent recomputation: sha256 of the sorted, compact JSON without `hash`
+        body = {k: v for k, v in row.items() if k != "hash"}
+        raw = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        assert hashlib.sha256(raw).hexdigest() == row["hash"]
+    assert verify_file(path).ok
+
+
+def test_an_edited_line_is_reported_at_its_position(tmp_path: Path) -> None:
+    path = _ledger(tmp_path)
+    lines = _lines(path)
+    lines[1] = lines[1].replace('"removed":"pass"', '"removed":"fail"')
+    _write(path, lines)
+    assert _codes(path) == [("UL801", 2)]
+
+
+def test_an_edited_line_with_a_recomputed_hash_breaks_the_next_link(tmp_path: Path) -> None:
+    path = _ledger(tmp_path)
+    lines = _lines(path)
+    row = json.loads(lines[1])
+    row["overall"] = "fail"
+    body = {k: v for k, v in row.items() if k != "hash"}
+    row["hash"] = hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    lines[1] = json.dumps(row, sort_keys=True, separators=(",", ":"))
+    _write(path, lines)
+    assert _codes(path) == [("UL802", 3)]
+
+
+def test_a_deleted_line_is_reported_where_the_chain_breaks(tmp_path: Path) -> None:
+    path = _ledger(tmp_path)
+    lines = _lines(path)
+    del lines[1]
+    _write(path, lines)
+    assert _codes(path) == [("UL802", 2)]
+
+
+def test_reordered_lines_are_reported(tmp_path: Path) -> None:
+    path = _ledger(tmp_path)
+    lines = _lines(path)
+    lines[1], lines[2] = lines[2], lines[1]
+    _write(path, lines)
+    problems = _codes(path)
+    assert problems[0] == ("UL802", 2)
+    assert all(code == "UL802" for code, _ in problems)
+
+
+def test_a_cut_end_is_found_through_the_head_file(tmp_path: Path) -> None:
+    path = _ledger(tmp_path)
+    _write(path, _lines(path)[:-1])
+    assert _codes(path) == [("UL804", 3)]
+
+
+def test_an_unreadable_line_is_reported(tmp_path: Path) -> None:
+    path = _ledger(tmp_path)
+    lines = _lines(path)
+    lines[2] = lines[2][:40]
+    _write(path, lines)
+    codes = _codes(path)
+    assert codes[0] == ("UL803", 3)
+
+
+def test_a_broken_ledger_is_never_extended(tmp_path: Path) -> None:
+    path = _ledger(tmp_path, 2)
+    lines = _lines(path)
+    lines[0] = lines[0].replace("erase-1", "erase-X")
+    _write(path, lines)
+    before = path.read_bytes()
+    with pytest.raises(LedgerError) as err:
+        append(tmp_path, _fields(3))
+    assert err.value.code == "UL801"
+    assert path.read_bytes() == before
+
+
+def _worker(folder: str, proc: int, count: int) -> None:
+    for i in range(count):
+        append(Path(folder), _fields(proc * 1000 + i, request_id=f"p{proc}-{i}"))
+
+
+def test_concurrent_appends_from_several_processes_lose_nothing(tmp_path: Path) -> None:
+    procs, count = 4, 8
+    ctx = multiprocessing.get_context("fork")
+    workers = [ctx.Process(target=_worker, args=(str(tmp_path), p, count)) for p in range(procs)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(60)
+    assert all(w.exitcode == 0 for w in workers)
+    v = verify_file(tmp_path / ledger_name(MODEL))
+    assert v.ok, v.problems
+    assert [e.seq for e in v.entries] == list(range(1, procs * count + 1))
+    assert sorted(e.request_id for e in v.entries) == sorted(f"p{p}-{i}" for p in range(procs) for i in range(count))
+    for p in range(procs):  # each process's own appends stay in its order
+        mine = [e.request_id for e in v.entries if e.request_id.startswith(f"p{p}-")]
+        assert mine == [f"p{p}-{i}" for i in range(count)]
+
+
+def test_verify_verb_passes_then_fails_on_an_edited_line_with_a_diagnostic(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _ledger(tmp_path, 3)
+    assert main(["ledger", "verify", str(tmp_path)]) == 0
+    assert "0 errors" in capsys.readouterr().out
+    lines = _lines(path)
+    lines[2] = lines[2].replace('"overall":"pass"', '"overall":"fail"')
+    _write(path, lines)
+    assert main(["ledger", "verify", str(tmp_path), "--color", "never"]) == 1
+    text = capsys.readouterr().out
+    assert "error[UL801]: line 3 was edited after it was written" in text
+    assert f"{ledger_name(MODEL)}:3:1" in text
+    assert '3 | {"basis":"GDPR Art. 17, request 3"' in text  # the line itself, under the diagnostic
+    assert main(["ledger", "verify", str(tmp_path), "--format", "json"]) == 1
+    diags = json.loads(capsys.readouterr().out)
+    assert [(d["code"], d["line"]) for d in diags["diagnostics"]] == [("UL801", 3)]
+
+
+def test_show_verb_lists_requests_and_missing_folder_is_a_usage_error(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _ledger(tmp_path, 2)
+    assert main(["ledger", "show", str(tmp_path)]) == 0
+    text = capsys.readouterr().out
+    assert "2 request(s), chain intact" in text
+    assert "erase-1" in text and "erase-2" in text and "GDPR Art. 17, request 2" in text
+    assert main(["ledger", "show", str(tmp_path), "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [e["request_id"] for e in data["ledgers"][0]["entries"]] == ["erase-1", "erase-2"]
+    assert main(["ledger", "verify", str(tmp_path / "nope")]) == 2
+
+
+def test_record_run_appends_one_entry_per_objective_once(tmp_path: Path) -> None:
+    plan, report = make_plan(), make_report()
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "report.json").write_text(report.model_dump_json(), encoding="utf-8")
+    model_dir = run / "model"
+    model_dir.mkdir()
+    (model_dir / "model.safetensors").write_bytes(b"weights")
+    entries = record_run(tmp_path / "ledger", run, plan, report, {"erase-jane-doe": str(model_dir)})
+    assert len(entries) == 1
+    e = entries[0]
+    assert (e.request_id, e.basis, e.owner, e.plan_hash) == (
+        "erase-jane-doe", "GDPR Art. 17, request 2026-0113", "privacy-office", plan.plan_hash)
+    assert e.model_before == plan.objectives[0].model.sha256 and e.model_after not in (None, e.model_before)
+    assert e.verdicts == {c.claim: c.verdict for c in report.objectives[0].claims}
+    assert e.report_sha256 == hashlib.sha256((run / "report.json").read_bytes()).hexdigest()
+    receipt = json.loads((run / "ledger.json").read_text())
+    assert receipt["entries"][0]["hash"] == e.hash
+    assert record_run(tmp_path / "ledger", run, plan, report, {}) == []  # a resumed finished run: not again
+    assert len(verify_file(tmp_path / "ledger" / ledger_name(MODEL)).entries) == 1

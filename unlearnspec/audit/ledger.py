@@ -1,0 +1,310 @@
+"""The request ledger: an append-only, hash-chained JSONL record of the requests applied to a model.
+
+One file per source model (``<DIR>/<model>.jsonl``), one line per objective a run applied: request id,
+basis, owner, plan hash, model hash before and after, the claims' verdicts, drift, time. Each line
+carries the hash of the line before it (``prev``) and its own hash (``hash``: sha256 of the line's
+canonical JSON without ``hash``), so that an edited, inserted, deleted or reordered line breaks the
+chain at its position. A head file (``<model>.head.json``) records how many lines the ledger had and
+the last hash, so that a ledger cut short at its end is found too (an attacker who can rewrite both
+files can rewrite history; a signed report that names its ledger entry is the check against that).
+
+Appends hold an exclusive OS lock (``fcntl.flock`` on ``<DIR>/.lock``) for the whole
+read-verify-write, and write the new file atomically (temporary file + ``os.replace``), so two runs
+appending at once lose nothing and a crash never leaves half a line. A ledger whose chain is broken
+is never extended.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
+
+from unlearnspec.audit.problems import Problem
+from unlearnspec.errors import UserError
+from unlearnspec.io import atomic_write_bytes
+from unlearnspec.plan import Plan
+from unlearnspec.records import sha256_path
+from unlearnspec.report.model import Report
+
+LEDGER_VERSION = "1"
+GENESIS = "0" * 64
+LEDGER_SUFFIX = ".jsonl"
+HEAD_SUFFIX = ".head.json"
+LOCK_NAME = ".lock"
+
+
+class LedgerEntry(BaseModel):
+    """One line of the ledger: one request applied to the model."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    v: str = LEDGER_VERSION
+    seq: int  # 1-based position in the ledger
+    time: str  # UTC, ISO 8601
+    request_id: str  # the objective's name: the request it carries out
+    title: str | None = None
+    basis: str | None = None
+    owner: str | None = None
+    model: str  # the source model the ledger is about ("builtin:tiny-bios", a folder, a hub id)
+    plan_hash: str
+    model_before: str | None = None  # sha256 of the model the request started from
+    model_after: str | None = None  # sha256 of the model it produced (the unlearned weights)
+    method: str | None = None
+    goal: str | None = None
+    verdicts: dict[str, str] = Field(default_factory=dict)  # claim -> verdict
+    overall: str
+    drift: JsonValue = None  # chains: earlier requests re-checked on this model
+    run: str | None = None  # the run directory, as given
+    report_sha256: str | None = None
+    prev: str
+    hash: str = ""
+
+
+def canonical(data: dict[str, object]) -> bytes:
+    """The bytes a line's hash covers: sorted keys, no spaces, UTF-8."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def entry_hash(data: dict[str, object]) -> str:
+    return hashlib.sha256(canonical({k: v for k, v in data.items() if k != "hash"})).hexdigest()
+
+
+def ledger_name(model: str) -> str:
+    """The file name of a model's ledger: its source with every unsafe character replaced."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in model).strip("._") or "model"
+    return safe[:120] + LEDGER_SUFFIX
+
+
+# -- verification --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Verified:
+    path: Path
+    entries: list[LedgerEntry] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def last_hash(self) -> str:
+        return self.entries[-1].hash if self.entries else GENESIS
+
+
+def _head_path(path: Path) -> Path:
+    return path.with_name(path.name[: -len(LEDGER_SUFFIX)] + HEAD_SUFFIX)
+
+
+def verify_text(path: Path, text: str, head: dict[str, object] | None) -> Verified:
+    """Recompute the chain of a ledger's text; every break is a :class:`Problem` at its line."""
+    result = Verified(path=path, lines=text.split("\n"))
+    if text and not text.endswith("\n"):
+        n = text.count("\n") + 1
+        result.problems.append(Problem("UL803", n, f"line {n} is cut short: the ledger does not end with a newline",
+                                       ("a write was interrupted or the file was edited by hand",)))
+    rows = text.split("\n")
+    if rows and rows[-1] == "":
+        rows.pop()
+    prev_stored, last_seq = GENESIS, 0
+    for i, raw in enumerate(rows, start=1):
+        data: object = None
+        try:
+            data = json.loads(raw)
+            if not isinstance(data, dict):
+                raise ValueError("not an object")
+            entry = LedgerEntry.model_validate(data)
+        except (ValueError, ValidationError) as err:
+            first = str(err).splitlines()[0] if str(err) else "unreadable"
+            result.problems.append(Problem("UL803", i, f"line {i} is not a ledger entry: {first}",
+                                           ("each line is one JSON object written by `unlearnspec run`",)))
+            stored = data.get("hash") if isinstance(data, dict) else None
+            prev_stored = stored if isinstance(stored, str) else ""
+            continue
+        assert isinstance(data, dict)
+        if entry_hash(data) != entry.hash:
+            result.problems.append(Problem(
+                "UL801", i, f"line {i} was edited after it was written: its content does not match its hash",
+                (f"request `{entry.request_id}`; recorded hash {entry.hash[:12]}…, content hashes to "
+                 f"{entry_hash(data)[:12]}…",)))
+        elif entry.prev != prev_stored:
+            where = "the start of the ledger" if i == 1 else f"line {i - 1}"
+            result.problems.append(Problem(
+                "UL802", i, f"line {i} does not follow {where}: the chain is broken",
+                ("a line was deleted, inserted or reordered before this one",
+                 f"request `{entry.request_id}` names the previous hash {entry.prev[:12]}…")))
+        elif entry.seq != last_seq + 1:
+            result.problems.append(Problem(
+                "UL802", i, f"line {i} records position {entry.seq} after position {last_seq}: the chain is broken",
+                ("a line was deleted, inserted or reordered before this one",)))
+        result.entries.append(entry)
+        prev_stored, last_seq = entry.hash, entry.seq
+    if head is not None and not result.problems:
+        count, last = head.get("count"), head.get("hash")
+        n = len(result.entries)
+        if not isinstance(count, int) or not isinstance(last, str):
+            result.problems.append(Problem("UL804", 0, "the ledger's head file is not readable",
+                                           (f"`{_head_path(path).name}` holds the entry count and last hash",)))
+        elif count > n:
+            result.problems.append(Problem(
+                "UL804", max(n, 1), f"the ledger ends at line {n} but its head records {count} entries",
+                ("lines were deleted from the end of the ledger",)))
+        elif count >= 1 and result.entries[count - 1].hash != last:
+            result.problems.append(Problem(
+                "UL804", count, f"line {count} does not match the hash the ledger's head recorded for it",
+                ("the ledger was rewritten from this line on",)))
+        # count < n with a matching hash: a crash between the ledger write and the head write; the
+        # chain itself vouches for the extra lines.
+    return result
+
+
+def _read_head(path: Path) -> dict[str, object] | None:
+    hp = _head_path(path)
+    if not hp.is_file():
+        return None
+    try:
+        data = json.loads(hp.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def verify_file(path: Path) -> Verified:
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        return Verified(path=path, problems=[Problem("UL803", 0, "the ledger is not UTF-8 text")])
+    return verify_text(path, text, _read_head(path))
+
+
+def ledger_files(target: Path) -> list[Path]:
+    """The ledgers a folder holds (or the one file named)."""
+    if target.is_file():
+        return [target]
+    return sorted(p for p in target.glob(f"*{LEDGER_SUFFIX}") if p.is_file())
+
+
+# -- appending -----------------------------------------------------------------------------------------
+
+
+class LedgerError(UserError):
+    """An append that must not happen: the ledger's chain is already broken."""
+
+    def __init__(self, code: str, message: str, help: list[str] | None = None) -> None:
+        super().__init__(code, message, help or [])
+
+
+@contextlib.contextmanager
+def locked(folder: Path) -> Iterator[None]:
+    """An exclusive lock on the ledger folder, held across processes (``flock``; released on exit,
+    and by the OS when a holder dies)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def append(folder: Path, fields: dict[str, object]) -> LedgerEntry:
+    """Append one entry to the ledger of ``fields["model"]`` in ``folder``; returns it, hashed.
+
+    ``seq``, ``prev``, ``hash`` (and ``time`` when absent) are filled in here, under the lock."""
+    folder = Path(folder)
+    path = folder / ledger_name(str(fields["model"]))
+    with locked(folder):
+        text = path.read_text(encoding="utf-8") if path.exists() else ""
+        current = verify_text(path, text, _read_head(path))
+        if not current.ok:
+            first = current.problems[0]
+            raise LedgerError(first.code, f"the ledger `{path}` is broken at line {first.line}: {first.message}",
+                              ["`unlearnspec ledger verify` shows every break; a broken ledger is never extended"])
+        data = {**fields, "seq": len(current.entries) + 1, "prev": current.last_hash}
+        data.setdefault("time", now())
+        entry = LedgerEntry.model_validate({**data, "hash": ""})
+        dumped = entry.model_dump(mode="json")
+        dumped["hash"] = entry_hash(dumped)
+        entry = LedgerEntry.model_validate(dumped)
+        atomic_write_bytes(path, text.encode("utf-8") + canonical(dumped) + b"\n")
+        atomic_write_bytes(_head_path(path), canonical({"count": entry.seq, "hash": entry.hash}) + b"\n")
+    return entry
+
+
+# -- what a run records --------------------------------------------------------------------------------
+
+RECEIPT = "ledger.json"
+
+
+def chain_drift(report: Report) -> dict[str, JsonValue]:
+    """Per request of a chain, what its ledger line records as drift: the cumulative utility drop after
+    it, whether the chain's budget was exceeded, and each earlier request's claim verdicts then and now."""
+    out: dict[str, JsonValue] = {}
+    for chain in report.chains:
+        for step in chain.steps:
+            out[step.request] = {
+                "utility_drop": step.utility_drop, "budget_exceeded": chain.budget_exceeded,
+                "rechecks": {r.request: {c.claim: [c.then, c.now] for c in r.claims} for r in step.rechecks}}
+    return out
+
+
+def record_run(folder: Path, run_root: Path, plan: Plan, report: Report,
+               model_dirs: dict[str, str | None]) -> list[LedgerEntry]:
+    """Append one entry per objective of a finished run, once: the run folder keeps a receipt
+    (``ledger.json``: where each entry went and its hash), and a run that has one is not recorded again
+    (``run --resume`` of a finished run).
+
+    ``model_dirs`` maps objective names to the folder of the
+    model each produced (``None``: the weights were not changed, e.g. an output filter)."""
+    receipt = run_root / RECEIPT
+    if receipt.exists():
+        return []
+    report_path = run_root / "report.json"
+    report_sha = sha256_path(report_path) if report_path.is_file() else None
+    by_name = {o.name: o for o in report.objectives}
+    drift = chain_drift(report)
+    entries: list[LedgerEntry] = []
+    after_of: dict[str, str | None] = {}
+    previous: dict[str, str] = {}  # a chain's step starts from the model its previous step produced
+    for chain in plan.chains:
+        for a, b in zip(chain.links, chain.links[1:], strict=False):
+            previous[b.objective] = a.objective
+    ops = {op.objective.name: op for op in plan.objectives}
+    order = [lk.objective for c in plan.chains for lk in c.links]
+    order += [n for n in ops if n not in order]
+    for name in order:
+        op, obj = ops[name], by_name.get(name)
+        if obj is None:
+            continue
+        before = after_of.get(previous[name]) if name in previous else op.model.sha256
+        out_dir = model_dirs.get(obj.name)
+        after = sha256_path(out_dir) if out_dir and Path(out_dir).exists() else before
+        after_of[name] = after
+        entries.append(append(folder, {
+            "request_id": obj.name, "title": obj.title, "basis": obj.basis, "owner": obj.owner,
+            "model": op.model.source, "plan_hash": plan.plan_hash, "model_before": before,
+            "model_after": after, "method": obj.method, "goal": obj.goal,
+            "verdicts": {c.claim: c.verdict for c in obj.claims}, "overall": obj.overall,
+            "drift": drift.get(obj.name), "run": str(run_root), "report_sha256": report_sha,
+        }))
+    atomic_write_bytes(receipt, json.dumps({
+        "ledger": str(folder), "entries": [
+            {"request_id": e.request_id, "file": ledger_name(e.model), "seq": e.seq, "hash": e.hash}
+            for e in entries]}, indent=2).encode("utf-8") + b"\n")
+    return entries

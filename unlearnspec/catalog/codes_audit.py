@@ -1,0 +1,59 @@
+"""The pages of the audit codes: UL80x for a request ledger whose hash chain is broken
+(`unlearnspec ledger verify`, :mod:`unlearnspec.audit.ledger`), UL81x for a run whose signature does not
+verify (`unlearnspec verify`, :mod:`unlearnspec.audit.signing`)."""
+
+from __future__ import annotations
+
+from unlearnspec.catalog.pages import Category, CodePage, Severity
+
+PAGES: list[CodePage] = []
+
+
+def _front(code: str, name: str, severity: Severity, category: Category, summary: str, why: str,
+           example: str = "", instead: str = "") -> None:
+    PAGES.append(CodePage(code=code, name=name, severity=severity, category=category, summary=summary, why=why,
+                          example=example, instead=instead))
+
+_A: Category = "audit"
+_front("UL801", "ledger-line-edited", "error", _A,
+       "A ledger line's content does not match the hash recorded in it: the line was edited after it was written.",
+       "The ledger is the record of which requests were applied to a model and with what verdicts; an edited "
+       "verdict or model hash would rewrite that history unnoticed.",
+       instead="Restore the ledger from a copy; never edit it by hand (each run appends its own lines).")
+_front("UL802", "ledger-chain-broken", "error", _A,
+       "A ledger line does not name the previous line's hash (or its recorded position is wrong): a line was "
+       "deleted, inserted or reordered before it.",
+       "Every line carries the hash of the line before it, so a request cannot be removed from the record or "
+       "moved without breaking the chain at that position.",
+       instead="Restore the ledger from a copy; investigate who changed it.")
+_front("UL803", "ledger-line-unreadable", "error", _A,
+       "A ledger line is not a JSON ledger entry, or the file is cut short or not UTF-8.",
+       "A line that cannot be read cannot be verified, and nothing after it can be trusted to follow it.",
+       instead="Restore the ledger from a copy.")
+_front("UL804", "ledger-truncated", "error", _A,
+       "The ledger holds fewer lines than its head file recorded, or a line the head names has another hash.",
+       "Deleting the last lines of a hash chain leaves a valid shorter chain; the head file (`<model>.head.json`) "
+       "records how long the ledger was, so a cut end is found too.",
+       instead="Restore the ledger from a copy; a signed report that names its ledger entry settles which is right.")
+_front("UL805", "ledger-unwritable", "error", _A,
+       "The ledger folder or a ledger file cannot be written (permissions, a full disk, a file where the folder "
+       "should be).",
+       "A run appends its requests at its end; when that fails the reports are complete but the model's record "
+       "of requests is not, and the run says so rather than failing silently.",
+       instead="Give a writable folder with `run --ledger DIR`.")
+_front("UL811", "signature-invalid", "error", _A,
+       "The run's signature does not verify: report.json, the plan or the signature file changed after signing, "
+       "or it was signed with another key.",
+       "A signature ties a report to the key of whoever signed it off; any changed byte means the report read "
+       "now is not the report that was signed.",
+       instead="Ask the signer for the original run folder, or re-run and sign again.")
+_front("UL812", "signature-missing", "error", _A,
+       "The run folder has no signature file, report.json or plan.json to verify.",
+       "Verification needs the signed bytes and the detached signature beside them.",
+       instead="unlearnspec sign RUN_DIR --key KEY   # writes RUN_DIR/report.sig.json")
+_front("UL813", "key-unreadable", "error", _A,
+       "A key file is missing, is not a PEM Ed25519 key of the expected kind (private for `sign`, public for "
+       "`verify`), or the private key file is readable by others.",
+       "Signatures are made with one Ed25519 private key and checked with its public key; a private key others "
+       "can read signs for anyone.",
+       instead="unlearnspec keygen --out KEY   # writes KEY (mode 0600) and KEY.pub")

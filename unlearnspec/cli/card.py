@@ -1,0 +1,39 @@
+"""Verb `card`: a Hugging Face model-card section (Markdown) from a run's report."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from unlearnspec.cli.common import EXIT_OK, EXIT_USAGE, Parser, out
+
+
+def cmd_card(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from unlearnspec.audit.card import card_for_run
+
+    run_dir = Path(args.run_dir)
+    if not (run_dir / "report.json").is_file():
+        sys.stderr.write(f"error: `{args.run_dir}` has no report.json\n"
+                         "  = help: give a run folder written by `unlearnspec run`\n")
+        return EXIT_USAGE
+    try:
+        text = card_for_run(run_dir)
+    except (ValidationError, ValueError) as err:  # a report whose verdicts do not follow from its numbers
+        first = str(err).splitlines()
+        sys.stderr.write(f"error: `{run_dir / 'report.json'}` is not a valid report: "
+                         f"{first[-1].strip() if first else 'unreadable'}\n"
+                         "  = help: a card is only made from a report that validates; re-run to get one\n")
+        return EXIT_USAGE
+    out(text, args.output)
+    return EXIT_OK
+
+
+def register(sub: argparse._SubParsersAction[Parser]) -> None:
+    sp = sub.add_parser("card", help="a model-card section (Markdown) for a run: what was unlearned, how, "
+                                     "each claim's verdict, what was not claimed")
+    sp.add_argument("run_dir", help="a run folder written by `unlearnspec run`")
+    sp.add_argument("-o", "--output", help="write the section to this file (default: stdout)")
+    sp.set_defaults(func=cmd_card)

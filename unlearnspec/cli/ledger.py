@@ -1,0 +1,107 @@
+"""Verb group `ledger`: show and verify the hash-chained request ledgers a folder holds."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from unlearnspec.cli.common import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, Parser, add_colour, out
+
+if TYPE_CHECKING:
+    from unlearnspec.audit.problems import Problem
+    from unlearnspec.compiler.check import CheckResult
+
+
+def problems_result(path: Path, source: bytes, problems: Sequence[Problem]) -> CheckResult:
+    """Findings about a file (a ledger, a run's report or signature) as the compiler's diagnostics, so
+    that they print like every other diagnostic: code, file:line:col, the line with a caret, help."""
+    from unlearnspec.compiler.check import CheckResult, display_path
+    from unlearnspec.compiler.diagnostics import Diagnostic, Span
+
+    shown = display_path(path)
+    lines = source.decode("utf-8", errors="replace").split("\n")
+    diags = []
+    for p in problems:
+        line = max(p.line, 1)
+        width = len(lines[line - 1]) if p.line and line <= len(lines) else 0
+        span = Span(file=shown, line=line, column=1, end_line=line, end_column=max(width, 1) + 1)
+        diags.append(Diagnostic(code=p.code, severity="error", message=p.message, span=span, help=list(p.help)))
+    return CheckResult(path=shown, source=source, diagnostics=diags)
+
+
+def _missing(target: str) -> int:
+    sys.stderr.write(f"error: `{target}` is neither a ledger folder nor a ledger file\n"
+                     "  = help: `unlearnspec run --ledger DIR` writes one `<model>.jsonl` per model into DIR\n")
+    return EXIT_USAGE
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from unlearnspec.audit.ledger import ledger_files, verify_file
+
+    target = Path(args.dir)
+    if not target.exists():
+        return _missing(args.dir)
+    files = ledger_files(target)
+    results = [verify_file(f) for f in files]
+    if args.format == "json":
+        out(json.dumps({"format_version": "1", "ledgers": [
+            {"file": str(r.path), "ok": r.ok, "entries": [e.model_dump(mode="json") for e in r.entries]}
+            for r in results]}, indent=2, ensure_ascii=False) + "\n")
+        return EXIT_OK
+    lines: list[str] = []
+    for r in results:
+        state = "chain intact" if r.ok else f"chain BROKEN ({len(r.problems)} problem(s); run `ledger verify`)"
+        lines.append(f"{r.path}  {len(r.entries)} request(s), {state}")
+        for e in r.entries:
+            before = (e.model_before or "-")[:12]
+            after = (e.model_after or "-")[:12]
+            lines.append(f"  {e.seq:>3}  {e.time[:19]}  {e.request_id}  {e.overall}  model {before} -> {after}  "
+                         f"plan {e.plan_hash[:12]}")
+            if e.basis or e.owner:
+                lines.append(f"       basis: {e.basis or '-'}; owner: {e.owner or '-'}")
+            for claim, verdict in e.verdicts.items():
+                lines.append(f"       {verdict:<14} {claim}")
+            if e.drift:
+                lines.append(f"       drift: {json.dumps(e.drift, sort_keys=True)}")
+    if not files:
+        lines.append(f"no ledgers (`*.jsonl`) in `{target}`")
+    out("\n".join(lines) + "\n")
+    return EXIT_OK
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from unlearnspec.audit.ledger import ledger_files, verify_file
+    from unlearnspec.compiler.render import render
+
+    target = Path(args.dir)
+    if not target.exists():
+        return _missing(args.dir)
+    files = ledger_files(target)
+    if not files:
+        sys.stderr.write(f"error: no ledgers (`*.jsonl`) in `{args.dir}`\n")
+        return EXIT_USAGE
+    results = []
+    for f in files:
+        v = verify_file(f)
+        results.append(problems_result(f, f.read_bytes(), v.problems))
+    out(render(results, args.format, sys.stdout, args.color))
+    return EXIT_FINDINGS if any(r.errors for r in results) else EXIT_OK
+
+
+def register(sub: argparse._SubParsersAction[Parser]) -> None:
+    sp = sub.add_parser("ledger", help="the hash-chained record of the requests applied to each model")
+    lsub = sp.add_subparsers(dest="ledger_cmd", required=True, parser_class=Parser)
+    s = lsub.add_parser("show", help="list the requests each ledger in DIR records")
+    s.add_argument("dir", help="a ledger folder (as given to `run --ledger`) or one ledger file")
+    s.add_argument("--format", choices=("text", "json"), default="text")
+    s.set_defaults(func=cmd_show)
+    v = lsub.add_parser("verify", help="recompute every ledger's hash chain; exit 1 on an edited, "
+                                       "reordered or deleted line")
+    v.add_argument("dir", help="a ledger folder (as given to `run --ledger`) or one ledger file")
+    v.add_argument("--format", choices=("human", "json", "sarif", "github"), default="human")
+    add_colour(v)
+    v.set_defaults(func=cmd_verify)

@@ -1,0 +1,211 @@
+"""Chains of requests: `after "other"` makes an objective start from another's result.
+
+This pass reads the whole spec (a chain links objectives, so no single objective can check it):
+
+* UL216 — `after` names no objective: not in this file, or (`after "file.unlearn#name"`) not in that file;
+* UL217 — the links form a cycle;
+* UL218 — two objectives continue from the same one (a chain is a line: one model, requests in order);
+* UL209 — a link on another model than the one it continues, or a `budget` anywhere but on a chain's
+  first objective.
+
+:func:`chains` orders each chain (first objective first) and :func:`attach_chains` records the order and
+every link's hash in the plan. A link to another file is checked here (the file and objective exist, and
+following its own `after` links never comes back), and is recorded in the plan with that file's hash;
+the run then continues from that objective's run folder (`run --after RUN_DIR`, docs/requests.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from pathlib import Path
+
+from unlearnspec.compiler.ast import Objective, Spec
+from unlearnspec.compiler.diagnostics import Diagnostic, Label
+from unlearnspec.compiler.parse import parse_bytes
+from unlearnspec.compiler.resolve import resolve
+from unlearnspec.compiler.suggest import did_you_mean
+from unlearnspec.plan import ChainBudget, ChainLink, ChainPlan, Plan
+
+MAX_FILES = 64  # links followed across files before the compiler gives up (a cycle is found sooner)
+
+
+def _diag(code: str, obj: Objective, message: str, *, labels: list[Label] | None = None,
+          help: list[str] | None = None, severity: str = "error") -> Diagnostic:
+    span = obj.after.span if obj.after is not None else obj.name_span
+    return Diagnostic(code=code, severity=severity, message=message, span=span,  # type: ignore[arg-type]
+                      labels=labels or [], help=help or [], objective=obj.name)
+
+
+def split_ref(ref: str) -> tuple[str | None, str]:
+    """``"file.unlearn#name"`` → (file, name); ``"name"`` → (None, name)."""
+    if "#" in ref:
+        file, _, name = ref.rpartition("#")
+        return file, name
+    return None, ref
+
+
+def _load(path: Path) -> Spec | None:
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    syntax, _ = parse_bytes(data, str(path))
+    if syntax is None:
+        return None
+    spec, _ = resolve(syntax, path.parent)
+    return spec
+
+
+def _external(obj: Objective, spec: Spec) -> list[Diagnostic]:
+    """Check a link to another file: the file and objective exist, and the links never come back."""
+    assert obj.after is not None
+    file, name = split_ref(obj.after.value)
+    assert file is not None
+    here = (Path(spec.base_dir) / Path(spec.path).name).resolve()
+    seen = {(here, obj.name)}
+    base = Path(spec.base_dir)
+    for _ in range(MAX_FILES):
+        path = (base / file).resolve()
+        other = _load(path) if path.is_file() else None
+        if other is None:
+            return [_diag("UL216", obj, f"`after` names `{obj.after.value}`, but `{file}` is not a spec file that "
+                                        "can be read", help=["paths resolve relative to this spec's folder"])]
+        found = next((o for o in other.objectives if o.name == name), None)
+        if found is None:
+            hint = did_you_mean(name, [o.name for o in other.objectives])
+            return [_diag("UL216", obj, f"`after` names `{name}`, which is not an objective in `{file}`",
+                          help=[f"did you mean `{file}#{hint}`?"] if hint else
+                          [f"`{file}` defines " + ", ".join(f"`{o.name}`" for o in other.objectives)])]
+        if (path, name) in seen:
+            return [_diag("UL217", obj, f"the chain through `{obj.after.value}` comes back to `{obj.name}`",
+                          help=["a request continues from an earlier one; remove one `after` to break the cycle"])]
+        seen.add((path, name))
+        if found.after is None:
+            return []
+        nfile, name = split_ref(found.after.value)
+        if nfile is not None:
+            base, file = path.parent, nfile
+        else:
+            base, file = path.parent, path.name
+    return [_diag("UL216", obj, f"the chain through `{obj.after.value}` is longer than {MAX_FILES} links")]
+
+
+def chain_diagnostics(spec: Spec) -> list[Diagnostic]:
+    by_name = {o.name: o for o in spec.objectives}
+    out: list[Diagnostic] = []
+    followers: dict[str, list[Objective]] = defaultdict(list)
+    for o in spec.objectives:
+        if o.budget is not None and o.after is not None:
+            out.append(Diagnostic(
+                code="UL209", severity="error", span=o.budget.span, objective=o.name,
+                message=f"a `budget` belongs on the first objective of a chain, and `{o.name}` continues another",
+                labels=[Label(span=o.after.span, message="this objective continues another")],
+                help=["move the `budget` block to the objective the chain starts with"]))
+        if o.after is None:
+            continue
+        ref = o.after.value
+        file, name = split_ref(ref)
+        if file is not None:
+            out.extend(_external(o, spec))
+            continue
+        if name not in by_name:
+            hint = did_you_mean(name, [n for n in by_name if n != o.name])
+            out.append(_diag("UL216", o, f"`after` names `{name}`, which is not an objective in this file",
+                             help=([f"did you mean `{hint}`?"] if hint else [])
+                             + ['an objective in another file is named `after "file.unlearn#name"`']))
+            continue
+        followers[name].append(o)
+        prev = by_name[name]
+        if o.model is not None and prev.model is not None and o.model.value != prev.model.value:
+            out.append(_diag("UL209", o, f"`{o.name}` continues `{name}` but names another model",
+                             labels=[Label(span=prev.model.span, message=f"`{name}` unlearns from this model"),
+                                     Label(span=o.model.span, message="this objective names another")],
+                             help=["a chain applies requests one after another to one model; name the same model"]))
+    for name, fs in followers.items():
+        for extra in fs[1:]:
+            out.append(_diag("UL218", extra, f"`{extra.name}` and `{fs[0].name}` both continue `{name}`",
+                             labels=[Label(span=fs[0].after.span, message="already continued here")]  # type: ignore[union-attr]
+                             if fs[0].after is not None else [],
+                             help=[f"make `{extra.name}` continue `{fs[-1 if extra is not fs[-1] else 0].name}`, "
+                                   "so that the requests apply one after another"]))
+    reported: set[str] = set()
+    for o in spec.objectives:  # cycles inside the file
+        path: list[str] = []
+        cur = o
+        while cur.after is not None and split_ref(cur.after.value)[0] is None and cur.after.value in by_name:
+            if cur.name in path:
+                cycle = path[path.index(cur.name):]
+                if not reported & set(cycle):
+                    reported |= set(cycle)
+                    first = min((by_name[n] for n in cycle), key=lambda x: (x.span.line, x.span.column))
+                    others = [by_name[n] for n in cycle if n != first.name]
+                    out.append(_diag("UL217", first, "the `after` links form a cycle: "
+                                     + " → ".join(f"`{n}`" for n in [*cycle, cycle[0]]),
+                                     labels=[Label(span=x.after.span, message="part of the cycle")  # type: ignore[union-attr]
+                                             for x in others],
+                                     help=["a chain starts somewhere: remove the `after` of the first request"]))
+                break
+            path.append(cur.name)
+            cur = by_name[cur.after.value]
+    return out
+
+
+def chains(spec: Spec) -> list[list[Objective]]:
+    """Each chain of objectives in this file, first objective first (chains of one are left out).
+
+    Call only on a spec without chain errors. An objective whose `after` names another file starts a
+    chain here: the objectives of that file are recorded as the chain's external start."""
+    by_name = {o.name: o for o in spec.objectives}
+    nxt: dict[str, Objective] = {}
+    for o in spec.objectives:
+        if o.after is not None and split_ref(o.after.value)[0] is None and o.after.value in by_name:
+            nxt[o.after.value] = o
+    heads = [o for o in spec.objectives
+             if (o.after is None or split_ref(o.after.value)[0] is not None) and (o.name in nxt or o.after is not None)]
+    out = []
+    for head in heads:
+        line, cur = [head], head
+        while cur.name in nxt and len(line) <= len(spec.objectives):
+            cur = nxt[cur.name]
+            line.append(cur)
+        out.append(line)
+    return out
+
+
+def _sha(data: object) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def attach_chains(plan: Plan, spec: Spec) -> Plan:
+    """The plan with its chains: the order, each link's objective hash and a hash chained over the links
+    (so that a reordered or edited link changes every hash after it), and the chain's budget."""
+    by_plan = {op.objective.name: op for op in plan.objectives}
+    out: list[ChainPlan] = []
+    for line in chains(spec):
+        links: list[ChainLink] = []
+        prev = ""
+        head = line[0]
+        external = None
+        if head.after is not None:  # starts from an objective in another file
+            file, name = split_ref(head.after.value)
+            assert file is not None
+            path = (Path(spec.base_dir) / file).resolve()
+            external = {"file": file, "objective": name,
+                        "sha256": hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""}
+            prev = _sha(external)
+        for obj in line:
+            op = by_plan[obj.name]
+            digest = _sha(op.model_dump(mode="json"))
+            link = _sha({"prev": prev, "objective": obj.name, "sha256": digest})
+            links.append(ChainLink(objective=obj.name, after=obj.after.value if obj.after else None,
+                                   objective_sha256=digest, link_hash=link))
+            prev = link
+        budget = None
+        if head.budget is not None:
+            budget = ChainBudget(
+                utility_drop=head.budget.utility.percent if head.budget.utility is not None else None,
+                approximate_requests=head.budget.requests.as_int if head.budget.requests is not None else None)
+        out.append(ChainPlan(links=links, budget=budget, starts_after=external))
+    return plan.model_copy(update={"chains": out}) if out else plan

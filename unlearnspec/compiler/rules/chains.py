@@ -1,0 +1,70 @@
+"""Rules on chains of requests: a chain that would exceed its own budget as written (UL413)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from unlearnspec.catalog import CODES
+from unlearnspec.compiler.ast import Objective
+from unlearnspec.compiler.diagnostics import Diagnostic, Label
+from unlearnspec.compiler.rules.base import RuleContext, finding, planned_method, rule
+
+UL413 = CODES["UL413"]
+
+
+def _chain(head: Objective, ctx: RuleContext) -> list[Objective]:
+    """``head`` and the objectives that follow it in this file, in order."""
+    line, cur = [head], head
+    others = list(ctx.siblings)
+    while len(line) <= len(others) + 1:
+        nxt = next((o for o in others if o.after is not None and o.after.value == cur.name and o not in line), None)
+        if nxt is None:
+            break
+        line.append(nxt)
+        cur = nxt
+    return line
+
+
+def _tolerance(obj: Objective) -> float | None:
+    """The utility drop a request may cost: its general `utility drop` bound, else its largest specific one."""
+    if obj.preserve is None or not obj.preserve.utility:
+        return None
+    general = [t.percent for t in obj.preserve.utility if t.applies_to == "all"]
+    return max(general) if general else max(t.percent for t in obj.preserve.utility)
+
+
+@rule(UL413, affects=frozenset())
+def chain_exceeds_budget(obj: Objective, ctx: RuleContext) -> Iterator[Diagnostic]:
+    budget = obj.budget
+    if budget is None or obj.after is not None:
+        return
+    line = _chain(obj, ctx)
+    approximate = [o for o in line if planned_method(o, ctx.builtin).family == "approximate"]
+    if budget.requests is not None and len(approximate) > budget.requests.as_int:
+        yield finding(
+            UL413, obj, budget.requests.span,
+            f"the chain applies {len(approximate)} approximate requests, more than its budget of "
+            f"{budget.requests.as_int} before retraining",
+            labels=[Label(span=o.name_span, message="an approximate request") for o in approximate[budget.requests.as_int:]],
+            help=["retrain once the budget is spent and start a new chain from the retrained model, or raise the "
+                  "budget if the evaluations show the model holds up"])
+    if budget.utility is not None:
+        tolerances = [(o, _tolerance(o)) for o in line]
+        open_ended = [o for o, t in tolerances if t is None]
+        if open_ended:
+            yield finding(
+                UL413, obj, budget.utility.span,
+                f"the chain's utility budget cannot hold: `{open_ended[0].name}` states no utility tolerance",
+                labels=[Label(span=o.name_span, message="no `utility drop` bound") for o in open_ended],
+                help=["give every request in the chain a `preserve { utility drop <= N% }` bound"])
+            return
+        total = sum(t for _, t in tolerances if t is not None)
+        if total > budget.utility.percent:
+            yield finding(
+                UL413, obj, budget.utility.span,
+                f"the chain's requests may each cost up to their utility tolerance, {total:g}% in all, more than its "
+                f"budget of {budget.utility.percent:g}%",
+                labels=[Label(span=o.preserve.span, message=f"up to {t:g}%")  # type: ignore[union-attr]
+                        for o, t in tolerances],
+                help=["tighten the requests' `utility drop` bounds so that they add up to the budget, or plan a "
+                      "retraining within the chain"])

@@ -1,0 +1,127 @@
+"""A chain's part of the report: what each request did to the model, and what it did to the requests
+before it (drift), against the chain's budget.
+
+After each step of a chain the run re-checks every earlier request's claims on the new model, against
+the reference retrained without every target so far. :class:`Recheck` records each earlier claim's
+verdict then (when its own step finished) and now, with each deciding check's value then and now.
+``utility_drop`` is the cumulative drop against the original model, in percent, as the step's own
+utility check measured it. ``budget_exceeded`` is derived from the numbers and the budget, never
+asserted: a report whose flag contradicts them is refused.
+
+Light module: pydantic and the standard library only.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from unlearnspec.plan import ChainBudget
+
+Verdict = Literal["pass", "fail", "not_evaluated", "cannot_be_met", "inconclusive"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RecheckedCheck(_Model):
+    check_id: str
+    metric: str
+    then: float | None = None
+    now: float | None = None
+    status_then: str
+    status_now: str
+
+
+class RecheckedClaim(_Model):
+    claim: str
+    then: str
+    now: str
+
+    @property
+    def regressed(self) -> bool:
+        return self.then == "pass" and self.now != "pass"
+
+
+class Recheck(_Model):
+    """An earlier request re-checked on the model after a later step."""
+
+    request: str
+    claims: list[RecheckedClaim] = Field(default_factory=list)
+    checks: list[RecheckedCheck] = Field(default_factory=list)
+
+    @property
+    def regressed(self) -> bool:
+        return any(c.regressed for c in self.claims)
+
+
+class ChainStep(_Model):
+    """One request of the chain: how it was applied, where utility stands, and the re-checks after it."""
+
+    request: str
+    link_hash: str
+    method: str
+    approximate: bool
+    utility_drop: float | None = None  # cumulative, percent, against the original model
+    step_utility_drop: float | None = None  # this step's part of it
+    overall: str
+    rechecks: list[Recheck] = Field(default_factory=list)
+
+
+def budget_problems(budget: ChainBudget | None, steps: list[ChainStep]) -> list[str]:
+    """Why the chain exceeded its budget (empty: within it, or no budget)."""
+    if budget is None:
+        return []
+    out = []
+    approximate = sum(s.approximate for s in steps)
+    if budget.approximate_requests is not None and approximate > budget.approximate_requests:
+        out.append(f"{approximate} approximate requests applied, the budget allows {budget.approximate_requests} "
+                   "before retraining")
+    drop = steps[-1].utility_drop if steps else None
+    if budget.utility_drop is not None and drop is not None and drop > budget.utility_drop:
+        out.append(f"cumulative utility drop {drop:.2f}% exceeds the budget of {budget.utility_drop:g}%")
+    return out
+
+
+class ChainReport(_Model):
+    """A chain of requests as run: its steps in order, drift, and the budget verdict."""
+
+    links: list[str]
+    steps: list[ChainStep]
+    budget: ChainBudget | None = None
+    budget_exceeded: bool = False
+    budget_reasons: list[str] = Field(default_factory=list)
+    recommendation: str | None = None
+
+    @model_validator(mode="after")
+    def _budget_follows(self) -> ChainReport:
+        reasons = budget_problems(self.budget, self.steps)
+        if self.budget_exceeded != bool(reasons):
+            raise ValueError(f"budget_exceeded={self.budget_exceeded} does not follow from the steps and budget")
+        if [s.request for s in self.steps] != self.links[: len(self.steps)]:
+            raise ValueError("the chain's steps are not in the order of its links")
+        return self
+
+    @property
+    def regressions(self) -> list[tuple[str, str, str]]:
+        """(step, earlier request, claim) for every claim that passed and no longer does."""
+        return [(s.request, r.request, c.claim) for s in self.steps for r in s.rechecks for c in r.claims
+                if c.regressed]
+
+
+RETRAIN_ADVICE = ("retrain the model without every target so far (exact unlearning) and start a new chain from "
+                  "the retrained model")
+
+
+def build_chain_report(links: list[str], steps: list[ChainStep], budget: ChainBudget | None) -> ChainReport:
+    reasons = budget_problems(budget, steps)
+    regressed = any(r.regressed for s in steps for r in s.rechecks)
+    advice = None
+    if reasons:
+        advice = "the chain exceeded its budget: " + RETRAIN_ADVICE
+    elif regressed:
+        advice = "a later request undid an earlier one's evidence: " + RETRAIN_ADVICE
+    return ChainReport(links=links, steps=steps, budget=budget, budget_exceeded=bool(reasons),
+                       budget_reasons=reasons, recommendation=advice)

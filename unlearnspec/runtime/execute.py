@@ -1,0 +1,96 @@
+"""Run every objective of a plan — one by one, or as a chain of requests — and write the report.
+
+Above :mod:`unlearnspec.runtime.pipeline` (one objective's stages) and :mod:`unlearnspec.runtime.chain`
+(objectives applied one after another), so neither needs the other's caller.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.metadata as md
+import os
+import platform
+import time
+
+import torch
+import transformers
+
+from unlearnspec import __version__
+from unlearnspec.plan import Plan, UnlearnStage
+from unlearnspec.report import audit_from_plan, build_report, write_reports
+from unlearnspec.report.chain import ChainReport
+from unlearnspec.report.model import ObjectiveReport, Report
+from unlearnspec.runtime.chain import run_chains
+from unlearnspec.runtime.distributed import Distributed
+from unlearnspec.runtime.loading import describe_device
+from unlearnspec.runtime.pipeline import ObjectiveRun, _stage_of
+from unlearnspec.runtime.rundir import RunDir, RunError, RunState, now
+
+
+def _libraries() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in ("torch", "transformers", "peft", "accelerate", "tokenizers", "numpy", "scipy", "scikit-learn",
+                 "rouge-score", "pydantic", "lark", "jinja2"):
+        try:
+            out[name] = md.version(name)
+        except md.PackageNotFoundError:
+            continue
+    return out
+
+
+def execute(plan: Plan, rd: RunDir, state: RunState, *, quiet: bool, allow_remote_code: bool,
+            dist: Distributed | None = None) -> Report | None:
+    """Run every objective; the report (``None`` on a non-main rank of a multi-process launch).
+
+    Under a launch of N processes, training is the only stage that uses them all: every rank runs
+    prepare + unlearn for each objective (the Trainer does DDP), the main process saves the results,
+    then the helper ranks return and the main process leaves the process group and runs reference,
+    evaluation, attacks and verdicts alone, reloading the unlearned model from the run directory.
+    """
+    dist = dist or Distributed()
+    process_count = dist.world_size
+    # Two processes on two cores with two threads each would oversubscribe the CPU.
+    threads = int(os.environ.get("UNLEARNSPEC_THREADS", "0")) or max(1, min(2, os.cpu_count() or 1) // process_count)
+    torch.set_num_threads(threads)
+    transformers.set_seed(plan.seed)
+    if quiet:  # CI logs: no progress bars, and only errors from the libraries themselves
+        transformers.utils.logging.disable_progress_bar()
+        transformers.utils.logging.set_verbosity_error()
+    started = dt.datetime.fromisoformat(state.started_at.replace("Z", "+00:00"))
+    t0 = time.monotonic()
+    if dist.active and plan.chains:
+        raise RunError("UL712", "a plan with a chain of requests runs as one process",
+                       help=["each step of a chain starts from the previous step's model; run it without "
+                             "`accelerate launch` (or with one process)"])
+    if dist.active:
+        for op in plan.objectives:
+            ObjectiveRun(plan, op, rd, state, quiet=quiet, allow_remote_code=allow_remote_code, dist=dist).train()
+        dist.barrier()  # the main process has saved every unlearned model and marked it done
+        is_main = dist.is_main
+        dist.leave()
+        if not is_main:
+            return None
+        dist = Distributed()  # now a single process
+    reports: list[ObjectiveReport] = []
+    chains: list[ChainReport] = []
+    if plan.chains:  # requests one after another (runtime/chain.py)
+        reports, chains = run_chains(plan, rd, state, quiet=quiet, allow_remote_code=allow_remote_code)
+    for op in plan.objectives if not plan.chains else ():
+        reports.append(ObjectiveRun(plan, op, rd, state, quiet=quiet, allow_remote_code=allow_remote_code,
+                                    dist=dist).run())
+    finished = dt.datetime.now(dt.timezone.utc)
+    seeds = {"plan": plan.seed}
+    for op in plan.objectives:
+        st = _stage_of(op, UnlearnStage)
+        if st is not None:
+            seeds[f"{op.objective.name}/unlearn"] = st.seed
+    wall = (finished - started).total_seconds() if state.resumed else time.monotonic() - t0
+    audit = audit_from_plan(plan, device=describe_device(), started_at=started, finished_at=finished,
+                            wall_seconds=wall, libraries={**_libraries(), "unlearnspec": __version__},
+                            seeds=seeds, process_count=process_count, plan_provenance=state.plan_provenance)
+    report = build_report(reports, audit)
+    report.chains = chains
+    write_reports(report, rd.root)
+    state.finished_at = now()
+    rd.save_state(state)
+    return report
