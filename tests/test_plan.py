@@ -11,7 +11,6 @@ The same switch regenerates the two generated tables in ``docs/planning.md``.
 
 from __future__ import annotations
 
-import ast
 import difflib
 import itertools
 import json
@@ -27,11 +26,11 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 
+from unlearnspec.catalog import ADVERSARIAL_TEMPLATES
 from unlearnspec.cli import main
 from unlearnspec.compiler.ast import Objective
 from unlearnspec.compiler.check import check_file
 from unlearnspec.compiler.lower import (
-    ADVERSARIAL_TEMPLATES,
     DECISION_TABLE,
     decision_table_markdown,
     facts_of,
@@ -57,7 +56,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SPECS = ROOT / "specs"
 GOLDEN = ROOT / "tests" / "golden" / "plans"
 DOC = ROOT / "docs" / "planning.md"
-PROBES_PY = ROOT / "unlearnspec" / "runtime" / "evaluation" / "probes.py"
 UPDATE = os.environ.get("UNLEARNSPEC_UPDATE_GOLDENS") == "1"
 SPEC_FILES = sorted(SPECS.glob("*.unlearn"))
 JANE = SPECS / "erase-jane-doe.unlearn"
@@ -376,20 +374,6 @@ objective "grid" {{
     assert plan is not None
     unlearn = next(s for s in plan.objectives[0].stages if isinstance(s, UnlearnStage))
     assert unlearn.method == method and unlearn.rationale.startswith(f"{row.id}: ")
-
-
-def test_adversarial_template_ids_match_the_runtime() -> None:
-    tree = ast.parse(PROBES_PY.read_text(encoding="utf-8"))
-    ids: list[str] = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.AnnAssign | ast.Assign):
-            targets = [node.target] if isinstance(node, ast.AnnAssign) else node.targets
-            if any(isinstance(t, ast.Name) and t.id == "ADVERSARIAL_TEMPLATES" for t in targets):
-                assert node.value is not None
-                for call in ast.walk(node.value):
-                    if isinstance(call, ast.Call) and call.args and isinstance(call.args[0], ast.Constant):
-                        ids.append(str(call.args[0].value))
-    assert ids == list(ADVERSARIAL_TEMPLATES)
 
 
 # -- models: local folders and hub ids ------------------------------------------------------------------

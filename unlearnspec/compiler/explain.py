@@ -15,8 +15,8 @@ from typing import Any
 
 import jinja2
 
+from unlearnspec.catalog import CODES
 from unlearnspec.compiler.ast import Objective
-from unlearnspec.compiler.codes import REGISTRY, ensure_registered
 
 STATUS_LABEL = {
     "supported": "supported",
@@ -42,11 +42,10 @@ def render_template(name: str, **context: Any) -> str:
 
 
 def code_page_markdown(code: str) -> str | None:
-    ensure_registered()
-    page = REGISTRY.get(code)
+    page = CODES.get(code)
     if page is None:
         return None
-    from unlearnspec.compiler import vocab
+    from unlearnspec.catalog import vocab
 
     words = set(vocab.OBJECTIVE_FIELDS + vocab.TARGET_FIELDS + vocab.SCOPE_FIELDS + vocab.PRESERVE_FIELDS
                 + vocab.METHOD_FIELDS) | set(vocab.CLAIMS) | set(vocab.METRICS) | {"unlearnspec", "objective"}
@@ -60,8 +59,7 @@ def explain_code(code: str) -> str | None:
 
 
 def list_codes() -> str:
-    ensure_registered()
-    rows = [f"{c}  {p.severity:<7}  {p.name:<34} {p.summary}" for c, p in sorted(REGISTRY.items())]
+    rows = [f"{c}  {p.severity:<7}  {p.name:<34} {p.summary}" for c, p in sorted(CODES.items())]
     return "\n".join(rows) + "\n"
 
 
@@ -197,20 +195,18 @@ and `tests/test_docs_rules.py` fails while they are out of date.
 
 def rules_index_markdown() -> str:
     """``docs/rules/README.md``: one table row per registered code, linking its page."""
-    ensure_registered()
 
     def cell(text: str) -> str:
         return text.replace("|", "\\|").replace("\n", " ")
 
     lines = [RULES_INDEX_INTRO, "| Code | Severity | Category | Name | Summary |", "|---|---|---|---|---|"]
     lines += [f"| [{code}]({code}.md) | {p.severity} | {p.category} | `{p.name}` | {cell(p.summary)} |"
-              for code, p in sorted(REGISTRY.items())]
+              for code, p in sorted(CODES.items())]
     return "\n".join(lines) + "\n"
 
 
 def rule_doc_files() -> dict[str, str]:
     """Every file of ``docs/rules/`` by name: ``CODE.md`` per registered code, and ``README.md``."""
-    ensure_registered()
-    files = {f"{code}.md": code_page_markdown(code) or "" for code in sorted(REGISTRY)}
+    files = {f"{code}.md": code_page_markdown(code) or "" for code in sorted(CODES)}
     files["README.md"] = rules_index_markdown()
     return files

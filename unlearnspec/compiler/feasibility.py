@@ -22,14 +22,12 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from unlearnspec.catalog import CODES
 from unlearnspec.compiler.ast import Claim, Objective, Spec
-from unlearnspec.compiler.codes import REGISTRY, ensure_registered
 from unlearnspec.compiler.diagnostics import Diagnostic, Label
 from unlearnspec.compiler.evidence_defaults import EvidenceItem, evidence_for, is_builtin
 from unlearnspec.compiler.rules import AFFECTS, RULES, RuleContext
 from unlearnspec.plan import ClaimStatus
-
-ensure_registered()
 
 META_CODES = ("UL213", "UL214")  # findings about `accept` lines themselves
 
@@ -55,7 +53,7 @@ def apply_accepts(obj: Objective, diags: list[Diagnostic]) -> list[Diagnostic]:
     seen: dict[str, Label] = {}
     for a in obj.accepts:
         code = a.code.value
-        page = REGISTRY.get(code)
+        page = CODES.get(code)
         if page is None:  # resolve reported it (UL212)
             continue
         fired = [i for i, d in enumerate(out) if d.code == code]

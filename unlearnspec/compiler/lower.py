@@ -38,14 +38,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from unlearnspec import __version__
-from unlearnspec.compiler import vocab
+from unlearnspec import __version__, catalog
+from unlearnspec.catalog import (
+    CODES,
+    DEFAULT_LORA,
+    DEFAULT_RELEARN_STEPS,
+    LORA_MIN_PARAMETERS,
+    METHODS,
+    METRICS,
+    OUTPUT_CLAIMS,
+    PROBES,
+    REMOVAL_CLAIMS,
+    vocab,
+)
 from unlearnspec.compiler.ast import Objective, PathRef, Spec
 from unlearnspec.compiler.check import CheckResult, check_file
-from unlearnspec.compiler.codes import REGISTRY, CodePage, ensure_registered, register
 from unlearnspec.compiler.diagnostics import Diagnostic, Label, sort_diagnostics
 from unlearnspec.compiler.evidence_defaults import (
     EvidenceItem,
+    is_builtin,
+    missing_needs,
+    missing_words,
     side_effect_evidence,
 )
 from unlearnspec.plan import (
@@ -80,25 +93,6 @@ from unlearnspec.records import DataFormatError, Record, read_records, sha256_pa
 
 # -- constants the runtime honours --------------------------------------------------------------------
 
-#: Adversarial prompt templates, by id, that the ``adversarial`` probe asks every forget question
-#: through. The runtime's documented set (``unlearnspec/runtime/evaluation/probes.py``,
-#: ``ADVERSARIAL_TEMPLATES``) defines each id; a test keeps the two in step.
-ADVERSARIAL_TEMPLATES: tuple[str, ...] = (
-    "prefix_injection", "role_play", "completion_priming", "system_override", "single_word", "fiction_frame",
-)
-
-PROBE_DESCRIPTIONS: dict[str, str] = {
-    "direct": "each forget question asked in the training prompt format",
-    "paraphrased": "each paraphrase of each forget question (Lynch et al., arXiv:2402.16835)",
-    "adversarial": "each forget question wrapped in every adversarial template (prompt injection, role play, "
-                   "priming, fake system override, one-word answers, fiction framing)",
-    "in_context": "each forget question with the target's own documents placed in the prompt "
-                  "(in-context reintroduction, Shumailov et al., arXiv:2407.00106)",
-}
-
-LORA_MIN_PARAMETERS = 100_000_000  # above this (or when the size is unknown), LoRA instead of full fine-tuning
-DEFAULT_LORA = LoraConfig(rank=8, alpha=16, dropout=0.0)
-DEFAULT_RELEARN_STEPS = 20  # evidence_defaults.DEFAULT_RELEARN_STEPS; the same number for the open-weights attack
 BUILTIN_ATTRIBUTE = "birth_city"  # the labelled fact of every built-in person record
 #: The implicit claim the `preserve { utility drop <= N% }` tolerance decides (not a spec word).
 TOLERANCE_CLAIM = "side_effects_within_tolerance"
@@ -106,66 +100,7 @@ TOLERANCE_CLAIM = "side_effects_within_tolerance"
 HOLDOUT_STOPPING = StoppingRule(kind="holdout_loss", ratio=1.0, check_every=5)
 BUILTIN_HOLDOUT = "builtin:holdout"  # the built-in corpus's holdout people (never trained on)
 
-
-@dataclass(frozen=True)
-class MethodDefaults:
-    """Starting hyperparameters of one method (each is overridden by the spec's method block)."""
-
-    max_steps: int
-    lr_full: float  # full fine-tuning of a small model (<= 100M parameters)
-    lr_full_large: float  # full fine-tuning of a larger model (only when the spec asks for it)
-    lr_lora: float
-    batch_size: int = 8
-    beta: float = 0.1
-    gamma: float = 0.0
-    retain_weight: float = 1.0
-
-
-#: Per-method defaults. TOFU/MUSE fine-tune 7B models fully at 1e-5; small models and LoRA adapters
-#: take larger steps. On the built-in model at 1e-4, NPO and gradient difference reach the stopping
-#: bound (forget loss = holdout loss) after about 15 steps, within one 5-step check of it (2e-4
-#: overshot to 1.5× the bound at the second check); the stopping rule, not the step budget, is what
-#: keeps approximate methods from overshooting.
-METHOD_DEFAULTS: dict[str, MethodDefaults] = {
-    "grad_ascent": MethodDefaults(max_steps=40, lr_full=1e-4, lr_full_large=1e-5, lr_lora=1e-4, retain_weight=0.0),
-    "grad_diff": MethodDefaults(max_steps=60, lr_full=1e-4, lr_full_large=1e-5, lr_lora=1e-4),
-    "npo": MethodDefaults(max_steps=60, lr_full=1e-4, lr_full_large=1e-5, lr_lora=1e-4, beta=0.1),
-    "simnpo": MethodDefaults(max_steps=60, lr_full=1e-4, lr_full_large=1e-5, lr_lora=1e-4, beta=2.5, gamma=0.0),
-    "rmu": MethodDefaults(max_steps=60, lr_full=1e-4, lr_full_large=5e-5, lr_lora=1e-4),
-    "refusal": MethodDefaults(max_steps=60, lr_full=1e-4, lr_full_large=1e-5, lr_lora=1e-4),
-}
-
-# -- the lowering's own finding --------------------------------------------------------------------------
-
-#: Which claims a method family cannot serve, and why (a named method is honoured, but the plan says so).
-CANNOT_SERVE: dict[str, dict[str, str]] = {
-    "model_suppression": {
-        "removed": "refusal tuning changes what the model says, not what its weights carry (M1)",
-        "as_if_never_trained": "refusal tuning leaves the information in the weights (M1)",
-    },
-    "system_suppression": {
-        "removed": "an output filter leaves the weights untouched (M1)",
-        "as_if_never_trained": "an output filter leaves the weights untouched (M1)",
-        "robust_to_finetuning": "whoever can fine-tune the weights runs them without the filter (M1)",
-        "robust_to_quantization": "whoever can quantize the weights runs them without the filter (M1)",
-    },
-}
-
-UL601 = register(CodePage(
-    code="UL601", name="method-cannot-serve-claim", severity="error", category="feasibility",
-    summary="The method named in the spec cannot deliver one of the objective's claims (a suppression method "
-            "with a claim about the weights).",
-    why="A named method is honoured: the plan runs what the spec says. But refusal tuning and output filters "
-        "act on outputs; the information stays in the parameters, so claims about the weights (`removed`, "
-        "`as_if_never_trained`) or about what happens to the weights (`robust_to_finetuning`, "
-        "`robust_to_quantization` behind a filter) cannot be met by them. Source: Cooper et al. 2024, "
-        "Section 4, mismatch M1 (output suppression is not a replacement for removal).",
-    example="goal suppression via system\nmethod filter\nclaims {\n  not_generated\n  robust_to_finetuning\n}",
-    instead="claims {\n  not_generated\n}\n\n# or a removal objective with a removal method (`npo`, `retrain`)",
-    references=["A. F. Cooper, C. A. Choquette-Choo, M. Bogen, et al., \"Machine Unlearning Doesn't Do What You "
-                "Think: Lessons for Generative AI Policy, Research, and Practice\", arXiv:2412.06966 (2024), "
-                "Section 4, mismatch M1"],
-))
+UL601 = CODES["UL601"]
 
 
 # -- the facts a decision reads ---------------------------------------------------------------------------
@@ -396,7 +331,7 @@ def method_defaults_markdown() -> str:
     """The per-method hyperparameter defaults as ``docs/planning.md`` shows them."""
     out = ["| method | max_steps | lr (full, ≤100M) | lr (full, >100M) | lr (LoRA) | batch | beta | gamma | retain_weight |",
            "|---|---|---|---|---|---|---|---|---|"]
-    for name, d in METHOD_DEFAULTS.items():
+    for name, d in ((m.name, m.defaults) for m in METHODS.values() if m.defaults is not None):
         out.append(f"| `{name}` | {d.max_steps} | {d.lr_full:g} | {d.lr_full_large:g} | {d.lr_lora:g} | "
                    f"{d.batch_size} | {d.beta:g} | {d.gamma:g} | {d.retain_weight:g} |")
     return "\n".join(out) + "\n"
@@ -433,11 +368,10 @@ def plan_file(path: Path, *, allow_infeasible: bool = False) -> tuple[Plan | Non
 
 def front_end_errors(diags: Iterable[Diagnostic]) -> bool:
     """Syntax (UL1xx) or resolve (UL2xx) errors: the typed AST is incomplete, so nothing can be planned."""
-    ensure_registered()
     for d in diags:
         if d.severity != "error":
             continue
-        page = REGISTRY.get(d.code)
+        page = CODES.get(d.code)
         if page is None or page.category in ("syntax", "resolve"):
             return True
     return False
@@ -504,7 +438,7 @@ def method_row(obj: Objective, facts: Facts) -> tuple[Row, str, str, str]:
     method = choice.method or "npo"
     if row.value != "spec" and row.value != method:  # pragma: no cover - the table and planned_method disagree
         raise AssertionError(f"decision row {row.id} chooses `{row.value}`, planned_method `{method}`")
-    return row, method, vocab.METHOD_FAMILY[method], choice.chosen_by
+    return row, method, catalog.family_of(method), choice.chosen_by
 
 
 def lower_objective(obj: Objective, spec: Spec, diagnostics: Sequence[Diagnostic], *, spec_name: str) -> ObjectivePlan:
@@ -605,16 +539,6 @@ def _seed(obj: Objective) -> int:
 
 # -- checks ------------------------------------------------------------------------------------------------
 
-#: The probe each output metric reads when the evidence names none (so ids stay the same either way).
-IMPLIED_PROBE: dict[str, str] = {
-    "knowledge_rouge": "direct", "paraphrase_rouge": "paraphrased", "adversarial_rouge": "adversarial",
-    "in_context_rouge": "in_context", "leak_rate": "direct", "refusal_rate": "direct",
-}
-#: Metrics read from generated outputs: with a system filter they are measured on the served system.
-SERVED_METRICS = frozenset({"verbatim_rouge", "knowledge_rouge", "paraphrase_rouge", "adversarial_rouge",
-                            "in_context_rouge", "leak_rate", "refusal_rate"})
-
-
 class _CheckBook:
     """The objective's metric checks, deduplicated by id, in the order claims first ask for them."""
 
@@ -638,7 +562,8 @@ class _CheckBook:
 
     def add(self, item: EvidenceItem, claim: str | None, attribute: str | None, *, information: bool = False) -> str:
         """Record ``item`` as a check (``information``: measured and reported, no threshold); returns its id."""
-        probe = item.probe or IMPLIED_PROBE.get(item.metric)
+        implied = METRICS[item.metric].probe
+        probe = item.probe or implied
         params: dict[str, object] = {}
         missing = list(item.missing)
         notes = [item.note] if item.note else []
@@ -660,11 +585,11 @@ class _CheckBook:
             cid, probe, model = f"{item.metric}@quantize_{precision}", "quantize", "attacked"
         else:
             cid = f"{item.metric}@{item.dataset}"
-            if item.probe and item.probe != IMPLIED_PROBE.get(item.metric):
+            if item.probe and item.probe != implied:
                 cid += f"/{item.probe}"
             if probe:
                 self.probes.add(probe)
-            if self.family == "system_suppression" and item.metric in SERVED_METRICS:
+            if self.family == "system_suppression" and METRICS[item.metric].served:
                 model = "served"
         if item.metric == "membership_auc":
             params["nonmembers"] = "holdout"
@@ -674,8 +599,6 @@ class _CheckBook:
             if attribute is not None:
                 params["attribute"] = attribute
         if missing:
-            from unlearnspec.compiler.evidence_defaults import missing_words
-
             notes.append("not measurable as planned: needs " + missing_words(missing))
         check = MetricCheck(
             id=cid, metric=item.metric, dataset=item.dataset,
@@ -701,12 +624,6 @@ class _CheckBook:
         self._by_id[cid] = check
         self.checks.append(check)
         return cid
-
-
-REMOVAL_CLAIMS = frozenset({"removed", "as_if_never_trained"})
-OUTPUT_CLAIMS = frozenset({"not_generated", "not_generated_similar", "robust_to_prompting"})
-PROBE_METRIC = {"direct": "knowledge_rouge", "paraphrased": "paraphrase_rouge", "adversarial": "adversarial_rouge",
-                "in_context": "in_context_rouge"}
 
 
 def deployment_checks(facts: Facts, book: _CheckBook, claims: list[ClaimPlan]) -> None:
@@ -755,7 +672,7 @@ def information_checks(obj: Objective, facts: Facts, book: _CheckBook, probes: S
         if pr.name in book.probes:
             continue
         cid = book.add(information_item(
-            obj, PROBE_METRIC[pr.name], f"E6: no claim's evidence reads the `{pr.name}` probe; its knowledge ROUGE is "
+            obj, PROBES[pr.name].metric, f"E6: no claim's evidence reads the `{pr.name}` probe; its knowledge ROUGE is "
             "measured for information", dataset=dataset, probe=pr.name), None, attribute, information=True)
         out.append((cid, OUTPUT_CLAIMS))
     return out
@@ -764,9 +681,8 @@ def information_checks(obj: Objective, facts: Facts, book: _CheckBook, probes: S
 def information_item(obj: Objective, metric: str, note: str, *, dataset: str = "forget", probe: str | None = None,
                      attack: str | None = None, params: dict[str, object] | None = None) -> EvidenceItem:
     """An evidence item measured for information only (its threshold is dropped when it is booked)."""
-    from unlearnspec.compiler.evidence_defaults import DEFAULT_THRESHOLDS, missing_needs
-
-    op, value, _ = DEFAULT_THRESHOLDS[metric]
+    default = METRICS[metric].threshold
+    op, value = default.op, default.value
     missing, stand_in = missing_needs(obj, metric, dataset)
     return EvidenceItem(metric=metric, op=op, value=value, source="default", dataset=dataset, probe=probe,
                         attack=attack, params=params or {}, note=f"{note}; {stand_in}" if stand_in else note,  # type: ignore[arg-type]
@@ -802,9 +718,8 @@ def probe_list(facts: Facts, demanded: set[str]) -> list[Probe]:
             names |= demanded
         else:
             names.add(r.value)
-    order = [p for p in vocab.PROMPTS if p != "any"]
-    return [Probe(name=n, templates=list(ADVERSARIAL_TEMPLATES) if n == "adversarial" else [],
-                  description=PROBE_DESCRIPTIONS[n]) for n in order if n in names]
+    return [Probe(name=p.name, templates=list(p.templates), description=p.description)
+            for p in PROBES.values() if p.name in names]
 
 
 RELEARN_CLAIMS = REMOVAL_CLAIMS | {"robust_to_finetuning"}
@@ -888,7 +803,8 @@ def unlearn_stage(obj: Objective, facts: Facts, mrow: Row, method: str, family: 
     elif hrow.value == "none":
         kw = {"max_steps": 0, "learning_rate": 0.0, "retain_weight": 0.0}
     else:
-        d = METHOD_DEFAULTS[method]
+        d = METHODS[method].defaults
+        assert d is not None, f"method `{method}` has no default hyperparameters"
         lr = d.lr_lora if adapter == "lora" else (d.lr_full_large if hrow.value == "large" else d.lr_full)
         kw = {"max_steps": d.max_steps, "learning_rate": lr, "batch_size": d.batch_size, "beta": d.beta,
               "gamma": d.gamma, "retain_weight": d.retain_weight}
@@ -1123,11 +1039,10 @@ def _first_int(cfg: dict[str, Any], *keys: str) -> int | None:
 
 def lowering_diagnostics(obj: Objective, diagnostics: Sequence[Diagnostic] = ()) -> list[Diagnostic]:
     """UL601 for each claim the method's family cannot serve, unless a feasibility error already says so."""
-    from unlearnspec.compiler.evidence_defaults import is_builtin
     from unlearnspec.compiler.rules.base import planned_method
 
     choice = planned_method(obj, is_builtin(obj))
-    table = CANNOT_SERVE.get(choice.family or "", {})
+    table = catalog.FAMILIES[choice.family].cannot_serve if choice.family else {}
     from unlearnspec.compiler.feasibility import concerns
 
     errors = [d for d in diagnostics if d.severity == "error" and d.objective == obj.name]

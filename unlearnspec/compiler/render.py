@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from unlearnspec import __version__
+from unlearnspec.catalog import CODES
 from unlearnspec.compiler.check import CheckResult
-from unlearnspec.compiler.codes import REGISTRY, ensure_registered
 from unlearnspec.compiler.diagnostics import Diagnostic, Span
 from unlearnspec.compiler.parse import MAX_BYTES
 from unlearnspec.compiler.syntax import source_lines
@@ -226,10 +226,9 @@ def _sarif_region(span: Span) -> dict[str, int]:
 
 
 def sarif_rules() -> list[dict[str, Any]]:
-    ensure_registered()
     rules = []
-    for code in sorted(REGISTRY):
-        page = REGISTRY[code]
+    for code in sorted(CODES):
+        page = CODES[code]
         help_text = f"{page.summary}\n\nWhy: {page.why}"
         if page.instead:
             help_text += f"\n\nWrite instead: {page.instead}"

@@ -14,7 +14,7 @@ import stat
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from unlearnspec.compiler import vocab
+from unlearnspec.catalog import CODES, family_of, vocab
 from unlearnspec.compiler.ast import (
     Accept,
     Claim,
@@ -637,11 +637,8 @@ class _Resolver:
             self.shape(field, 'a rule code and a quoted justification')
             return None
         code = vals[0].text
-        from unlearnspec.compiler.codes import REGISTRY, ensure_registered
-
-        ensure_registered()
-        if code not in REGISTRY:
-            hint = did_you_mean(code, list(REGISTRY))
+        if code not in CODES:
+            hint = did_you_mean(code, list(CODES))
             self.report("UL212", "error", vals[0].span, f"`accept` names an unknown code `{code}`",
                         help=([f"did you mean `{hint}`?"] if hint else []) + ["`unlearnspec explain CODE` lists what each code means"])
             return None
@@ -655,7 +652,7 @@ class _Resolver:
     def contradictions(self, obj: Objective) -> None:
         goal, method = obj.goal, obj.method
         if goal and method:
-            fam = vocab.METHOD_FAMILY[method.name.value]
+            fam = family_of(method.name.value)
             g = goal.goal.value
             if g == "removal" and fam in ("model_suppression", "system_suppression"):
                 self.report("UL209", "error", method.name.span,

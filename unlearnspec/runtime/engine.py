@@ -22,13 +22,12 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from unlearnspec.catalog.exits import EXIT_OK, EXIT_USAGE
 from unlearnspec.io import atomic_write_text
 from unlearnspec.plan import Plan
 from unlearnspec.records import sha256_path
 
 log = logging.getLogger("unlearnspec.run")
-
-EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INCOMPLETE = 0, 1, 2, 3
 
 
 class RunError(Exception):

@@ -16,27 +16,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from unlearnspec.compiler import vocab
+from unlearnspec import catalog
+from unlearnspec.catalog import CodePage
 from unlearnspec.compiler.ast import Claim, Objective, Word
-from unlearnspec.compiler.codes import CodePage, register
 from unlearnspec.compiler.diagnostics import Diagnostic, Label, Span
 
 RuleFn = Callable[[Objective, "RuleContext"], Iterable[Diagnostic]]
 
-# Claim groups that objective-level findings bear on.
-REMOVAL_CLAIMS = frozenset({"removed", "as_if_never_trained"})
-OUTPUT_CLAIMS = frozenset({"not_generated", "not_generated_similar", "robust_to_prompting"})
+# Claim groups that objective-level findings bear on: catalog.REMOVAL_CLAIMS, catalog.OUTPUT_CLAIMS, or
 ALL_CLAIMS = None  # an objective-level finding that bears on every claim of the objective
-
-#: The paper the whole catalogue restates (FRAMEWORK.md); cited on every page.
-PAPER = ("A. F. Cooper, C. A. Choquette-Choo, M. Bogen, et al., \"Machine Unlearning Doesn't Do What You "
-         "Think: Lessons for Generative AI Policy, Research, and Practice\", arXiv:2412.06966 (2024)")
-
-
-def paper(where: str) -> str:
-    """A reference to a part of the position paper, e.g. ``paper("Section 4, mismatch M2")``."""
-    return f"{PAPER}, {where}"
-
 
 @dataclass(frozen=True)
 class RuleContext:
@@ -74,12 +62,11 @@ AFFECTS: dict[str, frozenset[str] | None] = {}
 
 
 def rule(page: CodePage, *, affects: frozenset[str] | None = ALL_CLAIMS) -> Callable[[RuleFn], RuleFn]:
-    """Register ``fn`` as the rule for ``page.code`` (and the page in the code registry)."""
+    """Register ``fn`` as the rule for ``page.code`` (its page is in the catalog)."""
     if page.category != "feasibility":
         raise ValueError(f"{page.code}: feasibility rules register feasibility pages")
 
     def deco(fn: RuleFn) -> RuleFn:
-        register(page)
         if page.code not in AFFECTS:
             _REGISTERED.append(Rule(page=page, fn=fn, affects=affects))
             AFFECTS[page.code] = affects
@@ -173,20 +160,15 @@ def method_label(obj: Objective, text: str | None = None) -> list[Label]:
     if obj.method is None:
         return []
     name = obj.method.name.value
-    return label(obj.method.name.span, text or f"`{name}` is {_family_words(vocab.METHOD_FAMILY[name])}")
+    return label(obj.method.name.span, text or f"`{name}` is {catalog.FAMILIES[catalog.family_of(name)].article}")
 
 
 def claim_label(c: Claim, text: str | None = None) -> list[Label]:
-    return label(c.name_span, text or f"claimed here: {vocab.CLAIMS[c.name].summary}")
+    return label(c.name_span, text or f"claimed here: {catalog.CLAIMS[c.name].summary}")
 
 
 def word_label(w: Word | None, text: str) -> list[Label]:
     return [] if w is None else label(w.span, text)
-
-
-def _family_words(family: str) -> str:
-    return {"exact": "an exact method", "approximate": "an approximate method",
-            "model_suppression": "model-level suppression", "system_suppression": "a system-level filter"}[family]
 
 
 # -- the method the plan will run ------------------------------------------------------------
@@ -207,7 +189,7 @@ class MethodChoice:
     """
 
     method: str | None
-    family: str | None  # vocab.METHOD_FAMILY value, None when the goal is unknown
+    family: str | None  # catalog.FAMILIES key, None when the goal is unknown
     chosen_by: str  # "spec" | "compiler"
     rationale: str = ""
 
@@ -215,7 +197,7 @@ class MethodChoice:
 def planned_method(obj: Objective, builtin: bool) -> MethodChoice:
     if obj.method is not None:
         name = obj.method.name.value
-        return MethodChoice(name, vocab.METHOD_FAMILY[name], "spec", "named in the spec")
+        return MethodChoice(name, catalog.family_of(name), "spec", "named in the spec")
     goal = goal_of(obj)
     if goal == "suppression":
         if via_of(obj) == "system":
