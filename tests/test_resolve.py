@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from fixtures.frontend import MINIMAL_BODY, codes, line_col, only, resolve_text, spec_text, write_data
 
-from unlearnspec.compiler import resolve as resolve_mod
+from unlearnspec.compiler import resolve_values as resolve_mod
 from unlearnspec.compiler.parse import parse_bytes
 from unlearnspec.compiler.resolve import resolve
 

@@ -255,7 +255,7 @@ def test_findings_are_well_formed(path: Path) -> None:
 def test_every_rule_has_a_complete_page(code: str) -> None:
     page = CODES[code]
     assert page.category == "feasibility"
-    assert page.severity == {"3": "error", "4": "warning", "5": "note"}[code[2]]
+    assert page.severity == {"3": "error", "4": "warning", "5": "note", "6": "error"}[code[2]]
     assert re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)+", page.name)
     for field in ("summary", "why", "example", "instead"):
         assert getattr(page, field).strip(), f"{code}: empty {field}"

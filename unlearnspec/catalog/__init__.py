@@ -14,7 +14,9 @@ from unlearnspec.catalog.claims import (
     OUTPUT_CLAIMS,
     OUTPUT_KINDS,
     REMOVAL_CLAIMS,
+    TOLERANCE_CLAIM,
     Claim,
+    ClaimStatus,
     OutputKind,
 )
 from unlearnspec.catalog.codes import CODES, page
@@ -35,6 +37,6 @@ from unlearnspec.catalog.probes import ADVERSARIAL_TEMPLATES, PROBES, Probe
 __all__ = [
     "ADVERSARIAL_TEMPLATES", "CLAIMS", "CODES", "DEFAULT_LORA", "DEFAULT_OUTPUTS", "DEFAULT_RELEARN_STEPS",
     "FAMILIES", "LORA_MIN_PARAMETERS", "METHODS", "METRICS", "NEEDS", "OUTPUT_CLAIMS", "OUTPUT_KINDS", "PROBES",
-    "QUANTIZED", "REMOVAL_CLAIMS", "Claim", "CodePage", "Fallback", "Method", "MethodDefaults", "MethodFamily",
+    "QUANTIZED", "REMOVAL_CLAIMS", "TOLERANCE_CLAIM", "Claim", "ClaimStatus", "CodePage", "Fallback", "Method", "MethodDefaults", "MethodFamily",
     "Metric", "Need", "OutputKind", "Probe", "Severity", "Threshold", "family_of", "label", "page", "paper",
 ]

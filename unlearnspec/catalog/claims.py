@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 Group = Literal["removal", "output", "robustness", "side_effects", "governance"]
+ClaimStatus = Literal["supported", "cannot_be_verified", "cannot_be_met"]
+"""A claim as the compiler judges it before anything runs (docs/explain.md)."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,11 @@ REMOVAL_CLAIMS = frozenset(c.name for c in CLAIMS.values() if c.group == "remova
 """Claims about the parameters."""
 OUTPUT_CLAIMS = frozenset(c.name for c in CLAIMS.values() if c.group == "output")
 """Claims about what the model outputs."""
+
+
+TOLERANCE_CLAIM = "side_effects_within_tolerance"
+"""The implicit claim a `preserve { utility drop <= N% }` tolerance decides (not a spec word): plans and
+reports carry it beside the spec's claims."""
 
 
 @dataclass(frozen=True)

@@ -169,18 +169,8 @@ def diagnostic_dict(d: Diagnostic) -> dict[str, Any]:
 
 def claims_table(result: CheckResult) -> list[dict[str, Any]]:
     """Per objective, per claim: the compile-time status (supported / cannot be verified / met)."""
-    if result.spec is None:
-        return []
-    try:
-        from unlearnspec.compiler.feasibility import claim_statuses
-    except ImportError:  # rules not yet available
-        return []
-    rows = []
-    for obj in result.spec.objectives:
-        mine = [d for d in result.diagnostics if d.objective == obj.name]
-        rows.append({"objective": obj.name,
-                     "claims": [row.model_dump(mode="json") for row in claim_statuses(obj, mine)]})
-    return rows
+    return [{"objective": a.name, "claims": [row.model_dump(mode="json") for row in a.claims]}
+            for a in result.analysis or ()]
 
 
 def render_json(results: Sequence[CheckResult]) -> str:

@@ -18,7 +18,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from unlearnspec.catalog import FAMILIES, METHODS, NEEDS, vocab
+from unlearnspec.compiler.check import plan_file
 from unlearnspec.compiler.explain import STATUS_LABEL, render_template
+from unlearnspec.compiler.render import render_human
 from unlearnspec.plan import (
     FORMAT_VERSION,
     AttackStage,
@@ -82,9 +84,6 @@ def load_plan_or_spec(path: Path) -> tuple[Plan | None, str]:
         return load_plan(path)
     if not path.exists():
         return None, f"error: `{path}` does not exist"
-    from unlearnspec.compiler.lower import plan_file
-    from unlearnspec.compiler.render import render_human
-
     plan, result = plan_file(path, allow_infeasible=True)
     if plan is None:
         return None, render_human([result]).rstrip("\n")

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from unlearnspec.catalog import vocab
+from unlearnspec.compiler.review import load_plan_or_spec
 from unlearnspec.plan import (
     AttackStage,
     EvaluateStage,
@@ -285,8 +286,6 @@ def diff_plans(old: Plan, new: Plan) -> list[Change]:
 
 
 def _load(path: Path) -> tuple[Plan | None, str]:
-    from unlearnspec.compiler.review import load_plan_or_spec
-
     return load_plan_or_spec(path)
 
 

@@ -230,7 +230,8 @@ def prepare_run(path: Path | None, *, out: Path | None, resume: Path | None,
         plan = load_plan(path)
         spec_dir = locate_spec_dir(plan, path)
     else:
-        from unlearnspec.compiler.lower import front_end_errors, plan_file
+        from unlearnspec.compiler.check import plan_file
+        from unlearnspec.compiler.lower import front_end_errors
         from unlearnspec.compiler.render import render
 
         made, result = plan_file(path, allow_infeasible=allow_infeasible)

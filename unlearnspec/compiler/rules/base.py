@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from unlearnspec import catalog
 from unlearnspec.catalog import CodePage
 from unlearnspec.compiler.ast import Claim, Objective, Word
+from unlearnspec.compiler.decisions import MethodChoice as MethodChoice  # the rules read the table's choice
+from unlearnspec.compiler.decisions import planned_method as planned_method
 from unlearnspec.compiler.diagnostics import Diagnostic, Label, Span
 
 RuleFn = Callable[[Objective, "RuleContext"], Iterable[Diagnostic]]
@@ -44,6 +46,7 @@ class Rule:
     page: CodePage
     fn: RuleFn
     affects: frozenset[str] | None = field(default=ALL_CLAIMS)
+    defers_to_errors: bool = False  # a finding about a claim that another rule's error already concerns is dropped
 
     @property
     def code(self) -> str:
@@ -61,14 +64,15 @@ _REGISTERED: list[Rule] = []
 AFFECTS: dict[str, frozenset[str] | None] = {}
 
 
-def rule(page: CodePage, *, affects: frozenset[str] | None = ALL_CLAIMS) -> Callable[[RuleFn], RuleFn]:
+def rule(page: CodePage, *, affects: frozenset[str] | None = ALL_CLAIMS,
+         defers_to_errors: bool = False) -> Callable[[RuleFn], RuleFn]:
     """Register ``fn`` as the rule for ``page.code`` (its page is in the catalog)."""
     if page.category != "feasibility":
         raise ValueError(f"{page.code}: feasibility rules register feasibility pages")
 
     def deco(fn: RuleFn) -> RuleFn:
         if page.code not in AFFECTS:
-            _REGISTERED.append(Rule(page=page, fn=fn, affects=affects))
+            _REGISTERED.append(Rule(page=page, fn=fn, affects=affects, defers_to_errors=defers_to_errors))
             AFFECTS[page.code] = affects
         return fn
 
@@ -170,47 +174,3 @@ def claim_label(c: Claim, text: str | None = None) -> list[Label]:
 def word_label(w: Word | None, text: str) -> list[Label]:
     return [] if w is None else label(w.span, text)
 
-
-# -- the method the plan will run ------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class MethodChoice:
-    """The unlearning method an objective will run, and who chose it.
-
-    When the spec names a method it is honoured. When it does not, the compiler chooses by this
-    table, which the lowering follows too, so that the rules judge the method that will run:
-
-    * suppression via the system → ``filter``; other suppression → ``refusal`` (model level);
-    * removal that must be exact (``guarantee exact`` or claim ``as_if_never_trained``) on a model
-      whose training corpus and recipe are known (the built-in one) → ``retrain``;
-    * any other removal → ``npo`` (approximate: retraining is possible only with the recipe, and
-      NPO is the established baseline of TOFU and MUSE that does not collapse like gradient ascent).
-    """
-
-    method: str | None
-    family: str | None  # catalog.FAMILIES key, None when the goal is unknown
-    chosen_by: str  # "spec" | "compiler"
-    rationale: str = ""
-
-
-def planned_method(obj: Objective, builtin: bool) -> MethodChoice:
-    if obj.method is not None:
-        name = obj.method.name.value
-        return MethodChoice(name, catalog.family_of(name), "spec", "named in the spec")
-    goal = goal_of(obj)
-    if goal == "suppression":
-        if via_of(obj) == "system":
-            return MethodChoice("filter", "system_suppression", "compiler",
-                                "suppression in the serving system is an output filter")
-        return MethodChoice("refusal", "model_suppression", "compiler",
-                            "suppression in the model: refusal tuning on the target's prompts")
-    if goal == "removal":
-        exact = (obj.guarantee is not None and obj.guarantee.value == "exact") or obj.has_claim("as_if_never_trained")
-        if exact and builtin:
-            return MethodChoice("retrain", "exact", "compiler",
-                                "an exact objective on a model whose training corpus and recipe are known")
-        why = ("the training corpus and recipe are unknown, so retraining is impossible" if not builtin
-               else "the cheapest method whose evidence the plan can measure")
-        return MethodChoice("npo", "approximate", "compiler", f"approximate removal by NPO: {why}")
-    return MethodChoice(None, None, "compiler", "no goal")

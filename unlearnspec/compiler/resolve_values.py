@@ -1,0 +1,295 @@
+"""The resolve pass's value readers: reporting, closed words with \"did you mean\", numbers in range, paths and
+data files (checked once per file), duplicate and unknown fields. :mod:`.resolve` builds the typed AST with them."""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from collections.abc import Sequence
+from pathlib import Path
+
+from unlearnspec.catalog import vocab
+from unlearnspec.compiler.ast import (
+    Number,
+    PathRef,
+    Text,
+    Word,
+)
+from unlearnspec.compiler.diagnostics import Diagnostic, Label, Severity, Span
+from unlearnspec.compiler.suggest import did_you_mean
+from unlearnspec.compiler.syntax import Field, SpecFile, Value
+from unlearnspec.records import DataFileInfo, DataFormatError, inspect_data_file
+
+BUILTIN_MODELS = ("builtin:tiny-bios",)
+
+
+# What inspecting a data file found, shared by every spec checked in this process: a folder of specs
+# usually names the same few data files many times. Keyed by path, modification time and size, so an
+# edited file is read again.
+_DATA_CACHE: dict[tuple[str, int, int], DataFileInfo | DataFormatError] = {}
+_DATA_CACHE_MAX = 4096
+# stat() errors that mean "there is no such file" (as pathlib's exists() treats them)
+_MISSING_ERRNOS = frozenset({errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP})
+
+
+def inspect_cached(path: Path, st: os.stat_result | None = None) -> DataFileInfo | DataFormatError:
+    """:func:`~unlearnspec.records.inspect_data_file`, memoised per (path, mtime, size); ``st`` is
+    the file's ``os.stat`` result when the caller already has it.
+
+    Returns the format error instead of raising it (a cached exception raised again and again
+    would grow its traceback); an ``OSError`` (the file vanished, cannot be read) propagates."""
+    if st is None:
+        st = path.stat()
+    key = (str(path), st.st_mtime_ns, st.st_size)
+    hit = _DATA_CACHE.get(key)
+    if hit is None:
+        try:
+            hit = inspect_data_file(path)
+        except DataFormatError as err:
+            hit = err
+        if len(_DATA_CACHE) >= _DATA_CACHE_MAX:
+            _DATA_CACHE.clear()
+        _DATA_CACHE[key] = hit
+    return hit
+
+
+class ValueResolver:
+    """The resolve pass's reporting and value readers: words, numbers, paths, data files, field lists."""
+
+    def __init__(self, spec: SpecFile, base_dir: Path) -> None:
+        self.spec = spec
+        self.file = spec.path
+        self.base_dir = base_dir
+        self.diags: list[Diagnostic] = []
+        self.objective: str | None = None
+        self._data_cache: dict[str, Diagnostic | tuple[int, int, int] | None] = {}
+        # the target's data fields as written, resolved or not: a `forget` file that is missing is
+        # reported as missing (UL207), not once more as "no forget data" (UL206)
+        self._target_named: set[str] = set()
+
+    # -- reporting ---------------------------------------------------------------------------
+
+    def report(self, code: str, severity: Severity, span: Span, message: str, *,
+               help: Sequence[str] = (), labels: Sequence[Label] = ()) -> None:
+        self.diags.append(Diagnostic(code=code, severity=severity, span=span, message=message,
+                                     help=list(help), labels=list(labels), objective=self.objective))
+
+    def unknown(self, value: Value | Field, what: str, choices: Sequence[str], code: str = "UL204",
+                where: str = "") -> None:
+        word = value.name if isinstance(value, Field) else value.text
+        span = value.name_span if isinstance(value, Field) else value.span
+        hint = did_you_mean(word, choices)
+        help = [f"did you mean `{hint}`?"] if hint else []
+        help.append("expected one of: " + ", ".join(f"`{c}`" for c in choices))
+        self.report(code, "error", span, f"unknown {what} `{word}`" + (f" in {where}" if where else ""), help=help)
+
+    def shape(self, field: Field, expected: str, span: Span | None = None) -> None:
+        help = [f"write it as `{field.name} {expected_example(field.name)}`"]
+        # `method rmu { learning_rate 1e-3 steps 120 }`: two fields on one line read as one
+        joined = next((v for v in field.values[1:] if v.kind == "word" and v.text in FIELD_WORDS), None)
+        if joined is not None:
+            help.insert(0, f"each field goes on its own line: start a new line before `{joined.text}`")
+        self.report("UL210", "error", span or field.span, f"`{field.name}` expects {expected}", help=help)
+
+    # -- value helpers -----------------------------------------------------------------------
+
+    def no_block(self, field: Field) -> None:
+        if field.block is not None:
+            self.report("UL210", "error", field.block.open_span, f"`{field.name}` takes no block",
+                        help=[f"remove the braces after `{field.name}`"])
+
+    def one_string(self, field: Field) -> Text | None:
+        self.no_block(field)
+        vals = field.values
+        if len(field.groups) != 1 or len(vals) != 1 or vals[0].kind != "string":
+            self.shape(field, "one quoted string")
+            return None
+        return Text(span=vals[0].span, value=vals[0].text)
+
+    def one_word(self, field: Field, choices: Sequence[str], what: str) -> Word | None:
+        self.no_block(field)
+        vals = field.values
+        if len(vals) != 1 or vals[0].kind != "word":
+            self.shape(field, f"one of {', '.join(choices)}")
+            return None
+        return self.word(vals[0], choices, what)
+
+    def word(self, v: Value, choices: Sequence[str], what: str) -> Word | None:
+        if v.kind != "word":
+            self.report("UL210", "error", v.span, f"expected a {what}, found `{v.raw}`",
+                        help=["expected one of: " + ", ".join(f"`{c}`" for c in choices)])
+            return None
+        if v.text not in choices:
+            self.unknown(v, what, choices)
+            return None
+        return Word(span=v.span, value=v.text)
+
+    def word_list(self, field: Field, choices: Sequence[str], what: str) -> list[Word]:
+        self.no_block(field)
+        out: list[Word] = []
+        if not field.groups:
+            self.shape(field, f"a comma-separated list of {what}s")
+        seen: dict[str, Span] = {}
+        for group in field.groups:
+            if len(group) != 1:
+                self.report("UL210", "error", group[1].span, f"expected `,` between {what}s",
+                            help=[f"write `{field.name} " + ", ".join(v.raw for v in group) + "`"])
+            for v in group:
+                w = self.word(v, choices, what)
+                if w is None:
+                    continue
+                if w.value in seen:
+                    self.report("UL202", "warning", w.span, f"`{w.value}` is listed twice",
+                                labels=[Label(span=seen[w.value], message="first listed here")])
+                    continue
+                seen[w.value] = w.span
+                out.append(w)
+        return out
+
+    def number(self, v: Value, what: str, *, integer: bool = False, lo: float | None = None,
+               hi: float | None = None, lo_open: bool = False) -> Number | None:
+        n = v.number if v.kind == "number" else None
+        if n is None:
+            self.report("UL210", "error", v.span, f"expected a number for {what}, found `{v.raw}`")
+            return None
+        if integer and n != int(n):
+            self.report("UL205", "error", v.span, f"{what} must be a whole number, found `{v.raw}`")
+            return None
+        if (lo is not None and (n < lo or (lo_open and n == lo))) or (hi is not None and n > hi):
+            if hi is None:
+                rng = f"{'greater than' if lo_open else 'at least'} {num_text(lo)}"
+            elif lo_open:
+                rng = f"greater than {num_text(lo)} and at most {num_text(hi)}"
+            else:
+                rng = f"between {num_text(lo)} and {num_text(hi)}"
+            self.report("UL205", "error", v.span, f"{what} must be {rng}, found `{v.raw}`")
+            return None
+        return Number(span=v.span, value=n)
+
+    def paths(self, field: Field) -> list[PathRef]:
+        self.no_block(field)
+        out: list[PathRef] = []
+        if not field.groups:
+            self.shape(field, 'one or more quoted paths')
+        for group in field.groups:
+            for v in group:
+                if v.kind != "string":
+                    self.report("UL210", "error", v.span, f"`{field.name}` expects quoted paths, found `{v.raw}`",
+                                help=[f'write `{field.name} "data/file.jsonl"`'])
+                    continue
+                ref = self.data_file(v)
+                if ref is not None:
+                    out.append(ref)
+        return out
+
+    def data_file(self, v: Value) -> PathRef | None:
+        raw = v.text
+        # Plain os.path on strings and one stat below: pathlib's resolve() and predicates cost more
+        # than the memoised inspection itself when a folder of specs names the same files again.
+        key = os.path.realpath(os.path.join(self.base_dir, raw))
+        if key not in self._data_cache:
+            self._data_cache[key] = self._check_data_file(v, key)
+        result = self._data_cache[key]
+        if isinstance(result, Diagnostic):
+            self.diags.append(result.model_copy(update={"span": v.span, "objective": self.objective}))
+            return None
+        records, qa, mcq = result if result else (None, None, None)
+        resolved = key if os.sep == "/" else Path(key).as_posix()
+        return PathRef(span=v.span, raw=raw, resolved=resolved, records=records, qa_records=qa,
+                       mcq_records=mcq)
+
+    def _check_data_file(self, v: Value, key: str) -> Diagnostic | tuple[int, int, int] | None:
+        raw = v.text
+        shape_help = ["give a .jsonl or .csv file, or a folder written by `Dataset.save_to_disk`"]
+        try:
+            st = os.stat(key)
+        except OSError as exc:
+            if exc.errno in _MISSING_ERRNOS:
+                return Diagnostic(code="UL207", severity="error", span=v.span,
+                                  message=f"data file `{raw}` does not exist",
+                                  help=[f"paths are relative to the spec's folder (`{display_dir(self.base_dir)}`)"])
+            return Diagnostic(code="UL207", severity="error", span=v.span,
+                              message=f"data file `{raw}` cannot be opened: {exc.strerror or exc}")
+        if stat.S_ISDIR(st.st_mode):
+            if not (os.path.isfile(os.path.join(key, "dataset_info.json"))
+                    or os.path.isfile(os.path.join(key, "state.json"))):
+                return Diagnostic(code="UL207", severity="error", span=v.span,
+                                  message=f"`{raw}` is a folder, not a data file", help=shape_help)
+        elif not stat.S_ISREG(st.st_mode):
+            return Diagnostic(code="UL207", severity="error", span=v.span,
+                              message=f"data file `{raw}` is not a regular file", help=shape_help)
+        elif not os.access(key, os.R_OK):
+            return Diagnostic(code="UL207", severity="error", span=v.span, message=f"data file `{raw}` is not readable")
+        try:
+            info = inspect_cached(Path(key), st)
+        except OSError as exc:
+            return Diagnostic(code="UL207", severity="error", span=v.span,
+                              message=f"data file `{raw}` cannot be opened: {exc.strerror or exc}")
+        if isinstance(info, DataFormatError):
+            where = f"{raw}:{info.line or 1}:{info.column or 1}"
+            help = [f"at `{where}`"] + ([info.help] if info.help else [])
+            return Diagnostic(code="UL208", severity="error", span=v.span,
+                              message=f"data file `{raw}` cannot be read: {info.message}", help=help)
+        if info.records < 0:
+            return None
+        return (info.records, info.qa_records, info.mcq_records)
+
+    def duplicate_fields(self, fields: Sequence[Field], where: str, repeatable: Sequence[str] = ()) -> list[Field]:
+        seen: dict[str, Field] = {}
+        out: list[Field] = []
+        for f in fields:
+            if f.name in seen and f.name not in repeatable:
+                self.report("UL202", "error", f.name_span, f"`{f.name}` is given twice in {where}",
+                            labels=[Label(span=seen[f.name].name_span, message="first given here")],
+                            help=["keep one; several values go on one line, separated by commas"])
+                continue
+            seen.setdefault(f.name, f)
+            out.append(f)
+        return out
+
+    def known_fields(self, fields: Sequence[Field], allowed: Sequence[str], where: str,
+                     what: str = "field") -> list[Field]:
+        out = []
+        for f in fields:
+            if f.name == "__recovered__":
+                continue
+            if f.name not in allowed:
+                # a misspelled field is UL203; a line of a block that lists vocabulary words (the
+                # metrics of `evidence`) names an unknown word, UL204, as an unknown claim does
+                self.unknown(f, what, allowed, code="UL203" if what == "field" else "UL204", where=where)
+                continue
+            out.append(f)
+        return out
+
+
+def num_text(x: float | None) -> str:
+    """A bound as a person writes it: `1000000`, not `1e+06`."""
+    if x is None:
+        return ""
+    return str(int(x)) if x == int(x) else f"{x:g}"
+
+
+FIELD_WORDS = frozenset(vocab.OBJECTIVE_FIELDS + vocab.TARGET_FIELDS + vocab.SCOPE_FIELDS + vocab.PRESERVE_FIELDS
+                        + vocab.METHOD_FIELDS)
+"""Every field name: a word among a field's values that is one of these starts the next field."""
+
+
+def expected_example(name: str) -> str:
+    return {
+        "title": '"Right-to-erasure request for Jane Doe"', "basis": '"GDPR Art. 17"', "owner": '"privacy-office"',
+        "model": '"builtin:tiny-bios"', "reference": '"models/retrained"', "release": "api precision fp32",
+        "target": 'person "Jane Doe" { ... }', "goal": "removal", "method": "npo", "guarantee": "empirical",
+        "kind": "observed", "forget": '"data/jane-doe.jsonl"', "aliases": '"J. Doe", "Jane D."',
+        "outputs": "verbatim, facts", "prompts": "direct, paraphrased", "retain": '"data/retain.jsonl"',
+        "neighbors": '"data/neighbors.jsonl"', "utility": "drop <= 2%", "accept": 'UL405 "reviewed by ..."',
+        "seed": "0", "steps": "40", "adapter": "lora rank 8", "attribute": "birth_city",
+        "compliant": '"GDPR Art. 17"', "robust_to_finetuning": "steps 20",
+    }.get(name, "...")
+
+
+def display_dir(path: Path) -> str:
+    try:
+        return os.path.relpath(path)
+    except ValueError:
+        return str(path)
