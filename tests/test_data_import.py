@@ -238,3 +238,21 @@ def test_mcq_record_rules(tmp_path: Path) -> None:
     one = write_json_lines(tmp_path / "one.jsonl", [{"question": "q?", "choices": ["a"], "answer": 0}])
     with pytest.raises(DataFormatError, match="at least two strings"):
         inspect_data_file(one)
+
+
+def test_builtin_export_writes_multiple_choice_views_of_trained_questions(tmp_path: Path) -> None:
+    from unlearnspec.builtin import corpus
+
+    paths = corpus.export(tmp_path)
+    built = corpus.build_corpus()
+    for split in ("hazard", "hazard_neighbors"):
+        items = read_records(paths[f"{split}_mcq"])
+        qa = [r for r in built.split(split) if r.is_qa]
+        assert [(r.question, r.answer) for r in items] == [(q.question, q.answer) for q in qa]
+        for item, source in zip(items, qa, strict=True):
+            assert item.is_mcq and len(item.choices) == 4 and len(set(item.choices)) == 4
+            assert item.choices[item.answer_index or 0] == source.answer
+            assert set(source.perturbed) <= set(item.choices)  # the record's own wrong answers are choices
+        assert sorted({r.answer_index for r in items}) == list(range(min(4, len(items))))
+    # derived views only: the corpus's identity, and so the builtin model, does not depend on them
+    assert "glimmerfen-mcq.jsonl" not in corpus.corpus_files(built)
