@@ -136,3 +136,29 @@ def test_generation_stops_at_the_end_of_turn_token(family: str) -> None:
     word = tok("She", add_special_tokens=False)["input_ids"][0]
     talker = tiny_llama(tok, word)  # a model that never ends its turn: the budget stops it
     assert generate_ids(talker, tok, [prompt_ids], max_new_tokens=3) == [[word] * 3]
+
+
+def test_lora_on_a_llama_model_targets_its_attention_and_mlp_projections() -> None:
+    from peft import get_peft_model
+
+    from unlearnspec.plan import UnlearnStage
+    from unlearnspec.runtime.methods import lora_config
+
+    tok = build_tokenizer("llama3")
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128)
+    model = LlamaForCausalLM(cfg)
+    stage = UnlearnStage(method="npo", family="approximate", chosen_by="spec", adapter="lora")
+    config = lora_config(stage, model)
+    assert sorted(config.target_modules) == sorted(["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
+                                                    "down_proj"])
+    assert config.fan_in_fan_out is False  # nn.Linear weights, not GPT-2's transposed Conv1D
+    peft_model = get_peft_model(model, config)
+    wrapped = {n.split(".lora_A")[0].rsplit(".", 1)[-1] for n, _ in peft_model.named_parameters() if "lora_A" in n}
+    assert wrapped == set(config.target_modules)  # each of the seven projections carries adapters
+    ids, labels = PromptFormat.of(tok).encode(tok, "Where was Jane Doe born?", "She was born in Port Calder.")
+    loss = peft_model(input_ids=torch.tensor([ids]), labels=torch.tensor([labels])).loss
+    loss.backward()
+    trainable = [n for n, p in peft_model.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n for n in trainable)  # only the adapters train
