@@ -29,7 +29,8 @@ print(json.dumps({"codes": codes, "heavy": heavy}))
     [["check", "--format", "sarif", "specs/"], ["check", "--format", "json", "specs/erase-jane-doe.unlearn"],
      ["check", "--format", "github", "specs/"]],
     [["fmt", "--check", "specs/"], ["explain", "UL201"], ["explain", "all"], ["schema"]],
-], ids=["check", "check-formats", "fmt-explain-schema"])
+    [["debug", stage, "specs/erase-jane-doe.unlearn"] for stage in ("syntax", "ast", "analysis", "plan")],
+], ids=["check", "check-formats", "fmt-explain-schema", "debug"])
 def test_compiler_verbs_leave_heavy_libraries_unloaded(argvs: list[list[str]]) -> None:
     code = PROBE.replace("ARGVS", repr(argvs)).replace("HEAVY", repr(HEAVY))
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,

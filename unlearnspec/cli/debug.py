@@ -14,18 +14,21 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from unlearnspec.cli.common import EXIT_FINDINGS, EXIT_OK, Parser, out
-from unlearnspec.compiler.check import PassName, compile
-from unlearnspec.compiler.syntax import to_json
-from unlearnspec.compiler.unit import CheckResult
+
+if TYPE_CHECKING:
+    from unlearnspec.compiler.check import PassName
+    from unlearnspec.compiler.unit import CheckResult
 
 #: Each stage a contributor can look at, and the pass that produces it.
 STAGES: dict[str, PassName] = {"syntax": "parse", "ast": "resolve", "analysis": "analyse", "plan": "lower"}
 
 
 def stage_output(result: CheckResult, stage: str) -> Any:
+    from unlearnspec.compiler.syntax import to_json  # like every verb, the compiler loads when the verb runs
+
     if stage == "syntax":
         return None if result.syntax is None else to_json(result.syntax)
     if stage == "ast":
@@ -36,6 +39,8 @@ def stage_output(result: CheckResult, stage: str) -> Any:
 
 
 def cmd_debug(args: argparse.Namespace) -> int:
+    from unlearnspec.compiler.check import compile
+
     result = compile(Path(args.spec), STAGES[args.stage], allow_infeasible=True)
     output = stage_output(result, args.stage)
     doc = {"stage": args.stage, "pass": STAGES[args.stage], "file": result.path, "passes": result.passes,

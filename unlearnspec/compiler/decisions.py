@@ -84,7 +84,7 @@ _SUPPRESSION_METHODS = ("refusal", "filter")
 #: ``probes``, ``attacks`` and ``evidence`` rows are additive. The second argument of each test is the
 #: method that will run (the method rows decide it; the other rows read it).
 DECISION_TABLE: tuple[Row, ...] = (
-    # -- method (mirrors rules.base.planned_method; the feasibility rules judge the same choice) --
+    # -- method (the one place it is chosen: choose_method; the feasibility rules judge the same choice) --
     _r("M1", "method", "the spec names a method", "that method (`chosen_by: spec`)",
        "a named method is honoured; UL601 when its family cannot serve a claim (a suppression method with a "
        "claim about the weights)", "spec", lambda f, m: f.method is not None),

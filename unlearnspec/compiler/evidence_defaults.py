@@ -7,31 +7,12 @@ contains it. A claim that receives at least one metric from the spec is decided 
 marked ``source="default"``. The feasibility rules (UL406, UL410) and the lowering both call
 :func:`evidence_for`, so what the compiler judges is what the plan runs.
 
-Defaults (thresholds and why):
-
-* ``removed`` — ``membership_auc <= 0.60`` (membership inference forget vs holdout, Shi et al.
-  arXiv:2310.16789: 0.5 is chance), ``forget_quality >= 0.05`` (TOFU's KS-test p-value against the
-  retrained reference, arXiv:2401.06121: the conventional 5% level), ``probe_accuracy_gap <= 0.10``
-  (linear probe on hidden states vs the retrained reference, Gao et al. arXiv:2604.08271 — output
-  metrics alone cannot tell removal from suppression).
-* ``as_if_never_trained`` — ``forget_quality >= 0.05`` and ``|privleak| <= 0.10`` (MUSE
-  arXiv:2407.06460: PrivLeak near zero means the reference model's membership signal).
-* ``not_generated`` — from ``scope outputs``: ``verbatim_rouge <= 0.20`` (verbatim), ``knowledge_rouge
-  <= 0.20`` (facts), ``leak_rate <= 0.05`` (pii); both ROUGE bounds when the scope is absent.
-  Measured on the forget set, and on the target's ``test`` set when it has one.
-* ``not_generated_similar`` — ``knowledge_rouge`` and ``verbatim_rouge <= 0.20`` on the test set
-  (or the forget set) and ``paraphrase_rouge <= 0.20``.
-* ``robust_to_prompting`` — one metric per ``scope prompts`` kind (``paraphrase_rouge``,
-  ``adversarial_rouge``, ``in_context_rouge``, ``knowledge_rouge`` for direct), each ``<= 0.20``;
-  paraphrased and adversarial when the scope names none (Lynch et al. arXiv:2402.16835).
-* ``robust_to_finetuning`` — ``relearn_recovery <= 0.50`` after the claim's ``steps`` of relearning,
-  **20 steps when the claim gives none** (Hu et al. arXiv:2406.13356 recover knowledge in tens of steps).
-* ``robust_to_quantization`` — ``quantization_recovery <= 0.25`` at the release precision when it is
-  lower than fp32, otherwise at ``int8`` and ``int4`` (Zhang et al. arXiv:2410.16454: 4-bit
-  quantization restored 83% of forgotten knowledge).
-* ``no_side_effects`` — ``retain_utility_drop`` and ``neighbor_utility_drop`` bounded by the
-  ``preserve utility`` tolerance, 5% when none is given.
-* ``compliant``, ``prevents_misuse``, ``prevents_infringement`` — none: no measurement decides them.
+The defaults are the catalog's: each claim's ``defaults`` (or, for ``not_generated`` and
+``robust_to_prompting``, the metrics of the ``scope`` words: ``OUTPUT_KINDS``, ``PROBES``), each metric's
+``threshold`` with the reason for its value, the relearning budget ``DEFAULT_RELEARN_STEPS`` and the
+``QUANTIZED`` precisions. docs/language.md (section "Claims") explains them with their sources.
+Output metrics are measured on the forget set, and on the target's ``test`` set when it has one; a
+``preserve utility`` tolerance replaces the utility-drop metrics' default.
 
 What each metric needs (``catalog.METRICS[...].needs``): a *reference* (the built-in model can be retrained;
 otherwise a ``reference`` model), *holdout* non-members (the target's ``holdout``, or the built-in

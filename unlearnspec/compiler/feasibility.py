@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from unlearnspec.catalog import CODES, ClaimStatus
 from unlearnspec.compiler.ast import Claim, Objective, Spec
+from unlearnspec.compiler.decisions import planned_method
 from unlearnspec.compiler.diagnostics import Diagnostic, Label
 from unlearnspec.compiler.evidence_defaults import EvidenceItem, evidence_for, is_builtin
 from unlearnspec.compiler.rules import AFFECTS, RULES, RuleContext
@@ -36,7 +37,9 @@ def context_for(spec: Spec, obj: Objective) -> RuleContext:
     model = obj.model.value if obj.model else None
     siblings = tuple(o for o in spec.objectives
                      if o is not obj and model is not None and o.model is not None and o.model.value == model)
-    return RuleContext(spec_path=spec.path, base_dir=spec.base_dir, builtin=is_builtin(obj),
+    builtin = is_builtin(obj)
+    return RuleContext(spec_path=spec.path, base_dir=spec.base_dir, builtin=builtin,
+                       method=planned_method(obj, builtin),
                        objectives_on_model=len(siblings) + 1, siblings=siblings)
 
 

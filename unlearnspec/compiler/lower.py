@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
 from pathlib import Path
 
 from unlearnspec import __version__
@@ -135,7 +134,7 @@ def lower_objective(analysed: AnalysedObjective, spec: Spec, diagnostics: Sequen
     obj = analysed.objective
     base = Path(spec.base_dir)
     model = model_ref(obj, base)
-    facts = replace(analysed.facts, model_kind=model.kind, parameters=model.parameters)
+    facts = facts_of(obj, model.kind, model.parameters)  # now with the model's size, read from its files
     choice = analysed.method
     assert choice.method is not None and choice.family is not None and choice.row is not None
     method, family, chosen_by, mrow = choice.method, choice.family, choice.chosen_by, choice.row

@@ -37,6 +37,7 @@ class RuleContext:
     builtin: bool  # the model is built in: its training corpus and recipe are known, so retraining is possible
     objectives_on_model: int = 1  # objectives in this file (this one included) on the same model
     siblings: tuple[Objective, ...] = ()  # the other objectives in this file on the same model
+    method: MethodChoice = MethodChoice(None, None, "compiler")  # the method that will run (the decision table's)
 
 
 @dataclass(frozen=True)

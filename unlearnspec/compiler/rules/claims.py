@@ -19,7 +19,6 @@ from unlearnspec.compiler.rules.base import (
     goal_of,
     label,
     method_label,
-    planned_method,
     release_of,
     rule,
     word_label,
@@ -33,7 +32,7 @@ def in_context_reintroduction(obj: Objective, ctx: RuleContext) -> Iterator[Diag
     ic = next((w for w in obj.scope.prompts if w.value == "in_context"), None) if obj.scope else None
     if ic is None:
         return
-    family = planned_method(obj, ctx.builtin).family
+    family = ctx.method.family
     if family == "system_suppression" and release_of(obj) in ("api", "internal"):
         return  # an output filter in a served system does bound the outputs
     for c in obj.claims:
@@ -74,7 +73,7 @@ UL307 = CODES["UL307"]
 
 @rule(UL307, affects=REMOVAL_CLAIMS)
 def exactness_without_exact_method(obj: Objective, ctx: RuleContext) -> Iterator[Diagnostic]:
-    choice = planned_method(obj, ctx.builtin)
+    choice = ctx.method
     if choice.family in (None, "exact"):
         return
     if obj.method is not None:
@@ -126,7 +125,7 @@ def certified_guarantee(obj: Objective, ctx: RuleContext) -> Iterator[Diagnostic
     g = obj.guarantee
     if g is None or g.value != "certified":
         return
-    family = planned_method(obj, ctx.builtin).family
+    family = ctx.method.family
     if family == "exact":
         return
     yield finding(

@@ -15,7 +15,7 @@ UL502 = CODES["UL502"]
 
 @rule(UL502)
 def sequential_approximate_unlearning(obj: Objective, ctx: RuleContext) -> Iterator[Diagnostic]:
-    if obj.model is None or planned_method(obj, ctx.builtin).family != "approximate":
+    if obj.model is None or ctx.method.family != "approximate":
         return
     others = [o for o in ctx.siblings if planned_method(o, ctx.builtin).family == "approximate"]
     if not others:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from unlearnspec.catalog import CODES, FAMILIES
 from unlearnspec.compiler.ast import Objective
 from unlearnspec.compiler.diagnostics import Diagnostic, Label
-from unlearnspec.compiler.rules.base import RuleContext, planned_method, rule
+from unlearnspec.compiler.rules.base import RuleContext, rule
 
 UL601 = CODES["UL601"]
 _SERVES_NOT = frozenset(c for f in FAMILIES.values() for c in f.cannot_serve)
@@ -16,7 +16,7 @@ _SERVES_NOT = frozenset(c for f in FAMILIES.values() for c in f.cannot_serve)
 @rule(UL601, affects=_SERVES_NOT, defers_to_errors=True)
 def method_cannot_serve_claim(obj: Objective, ctx: RuleContext) -> Iterator[Diagnostic]:
     """Each claim the method's family cannot serve (a claim another error already concerns is left to it)."""
-    choice = planned_method(obj, ctx.builtin)
+    choice = ctx.method
     table = FAMILIES[choice.family].cannot_serve if choice.family else {}
     for c in obj.claims:
         why = table.get(c.name)
