@@ -134,7 +134,7 @@ def test_muse_corpus_must_be_named_when_the_folder_does_not_say(tmp_path: Path,
     src = build_muse_github(tmp_path / "downloads", n=4)
     rc, _, err = _import(capsys, "muse", str(src), "--out", str(tmp_path / "out"))
     assert rc == 2
-    assert "error[UL801]" in err and "--corpus news" in err
+    assert "error[UL821]" in err and "--corpus news" in err
     rc, _, _ = _import(capsys, "muse", str(src), "--corpus", "news", "--out", str(tmp_path / "out"))
     assert rc == 0 and (tmp_path / "out" / "muse-news.unlearn").is_file()
 
@@ -181,7 +181,7 @@ def test_wrong_column_names_the_file_and_suggests(tmp_path: Path, capsys: pytest
         write_json_lines(src / name, [{"question": "q?", "answers": "a."}])
     rc, _, err = _import(capsys, "tofu", str(src), "--out", str(tmp_path / "out"))
     assert rc == 2
-    assert "error[UL802]: split `forget10_perturbed` has no `answer` column" in err
+    assert "error[UL822]: split `forget10_perturbed` has no `answer` column" in err
     assert f"--> {src / 'forget10_perturbed.json'}:1:1" in err
     assert "help: did you mean `answers`?" in err
     assert not (tmp_path / "out").exists()
@@ -193,7 +193,7 @@ def test_wmdp_answer_out_of_range_points_at_its_line(tmp_path: Path, capsys: pyt
     write_json_lines(tmp_path / "src" / "wmdp-bio.jsonl", rows)
     rc, _, err = _import(capsys, "wmdp", str(tmp_path / "src"), "--out", str(tmp_path / "out"))
     assert rc == 2
-    assert "error[UL802]: row 2 of `wmdp-bio`: `answer` must be the index of the correct choice (0 to 3), not `7`" in err
+    assert "error[UL822]: row 2 of `wmdp-bio`: `answer` must be the index of the correct choice (0 to 3), not `7`" in err
     assert "wmdp-bio.jsonl:2:1" in err
     assert "2 | {" in err and "^" in err  # the source line, with a caret
 
@@ -203,14 +203,14 @@ def test_missing_split_malformed_json_and_existing_output(tmp_path: Path,
     src = build_tofu(tmp_path / "TOFU", n=4)
     (src / "retain90.json").unlink()
     rc, _, err = _import(capsys, "tofu", str(src), "--out", str(tmp_path / "out"))
-    assert rc == 2 and "error[UL801]: no `retain90` split in the TOFU source folder" in err
+    assert rc == 2 and "error[UL821]: no `retain90` split in the TOFU source folder" in err
     (src / "retain90.json").write_text('{"question": "q?", "answer": "a."}\n{"question": "q?" "answer"}\n')
     rc, _, err = _import(capsys, "tofu", str(src), "--out", str(tmp_path / "out"))
-    assert rc == 2 and "error[UL803]: malformed JSON" in err and "retain90.json:2:" in err
+    assert rc == 2 and "error[UL823]: malformed JSON" in err and "retain90.json:2:" in err
     write_json_lines(src / "retain90.json", tofu_rows("retain90", 4))
     assert _import(capsys, "tofu", str(src), "--out", str(tmp_path / "out"))[0] == 0
     rc, _, err = _import(capsys, "tofu", str(src), "--out", str(tmp_path / "out"))
-    assert rc == 2 and "error[UL804]" in err and "--force" in err
+    assert rc == 2 and "error[UL824]" in err and "--force" in err
     assert _import(capsys, "tofu", str(src), "--out", str(tmp_path / "out"), "--force")[0] == 0
 
 

@@ -52,12 +52,12 @@ def write_import(imported: Imported, out: Path, *, force: bool = False) -> list[
     """Write every converted split as JSONL and the starter spec into ``out``; each file atomically.
 
     Files already in ``out`` are never replaced unless ``force``: an import does not overwrite data
-    someone may have edited (UL804).
+    someone may have edited (UL824).
     """
     targets = [out / name for name in imported.files] + [out / imported.spec_name]
     existing = [p for p in targets if p.exists()]
     if existing and not force:
-        raise ImportFailure("UL804", f"`{existing[0].name}` already exists in the output folder", existing[0],
+        raise ImportFailure("UL824", f"`{existing[0].name}` already exists in the output folder", existing[0],
                             help=["choose another `--out DIR`, or pass `--force` to replace the imported files"])
     written: list[Path] = []
     for name, records in imported.files.items():
@@ -70,10 +70,10 @@ def write_import(imported: Imported, out: Path, *, force: bool = False) -> list[
 
 
 def text_field(rows: Rows, i: int, column: str, split: str) -> str:
-    """A required string cell; UL802 with the row's line when it is missing or not a string."""
+    """A required string cell; UL822 with the row's line when it is missing or not a string."""
     value = rows.rows[i].get(column)
     if not isinstance(value, str) or not value.strip():
-        raise ImportFailure("UL802", f"row {i + 1} of split `{split}` has no text in `{column}`", rows.path,
+        raise ImportFailure("UL822", f"row {i + 1} of split `{split}` has no text in `{column}`", rows.path,
                             line=rows.line(i), column=1 if rows.line(i) else None,
                             help=[f"every row of `{split}` needs a non-empty string `{column}`"])
     return value
@@ -88,12 +88,12 @@ def str_list(rows: Rows, i: int, column: str, split: str) -> list[str]:
         return [value]
     if isinstance(value, Sequence) and all(isinstance(v, str) for v in value):
         return list(value)
-    raise ImportFailure("UL802", f"row {i + 1} of split `{split}`: `{column}` must be a list of strings", rows.path,
+    raise ImportFailure("UL822", f"row {i + 1} of split `{split}`: `{column}` must be a list of strings", rows.path,
                         line=rows.line(i), column=1 if rows.line(i) else None)
 
 
 def missing_split(benchmark: str, src: Path, split: str, expected: str) -> ImportFailure:
-    return ImportFailure("UL801", f"no `{split}` split in the {benchmark} source folder", src,
+    return ImportFailure("UL821", f"no `{split}` split in the {benchmark} source folder", src,
                          help=[f"expected {expected}",
                                "a split may be a .jsonl, .json or .parquet file, the hub's parquet shards, "
                                "or a `save_to_disk` folder"])

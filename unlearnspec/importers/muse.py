@@ -56,7 +56,7 @@ def _verbmem(rows: Rows, split: str) -> list[dict[str, Any]]:
 def import_muse(src: Path, *, corpus: str | None = None, model: str = "builtin:tiny-bios", **_: Any) -> Imported:
     corpus = corpus or detect_corpus(src)
     if corpus not in CORPORA:
-        raise ImportFailure("UL801", "cannot tell whether the source is MUSE-News or MUSE-Books", src,
+        raise ImportFailure("UL821", "cannot tell whether the source is MUSE-News or MUSE-Books", src,
                             help=["pass `--corpus news` or `--corpus books`"])
     prefix = f"muse-{corpus}"
     files: dict[str, list[dict[str, Any]]] = {}

@@ -93,13 +93,13 @@ def _read_dir(path: Path) -> Rows:
         try:
             ds = load_from_disk(str(path))
         except Exception as exc:  # noqa: BLE001 - any library failure is a bad source, with its detail
-            raise ImportFailure("UL803", f"cannot read the `save_to_disk` folder: {_first_line(exc)}", path) from exc
+            raise ImportFailure("UL823", f"cannot read the `save_to_disk` folder: {_first_line(exc)}", path) from exc
         return Rows(path, [dict(r) for r in ds])
     if (path / "dataset_dict.json").is_file():
         splits = json.loads((path / "dataset_dict.json").read_text(encoding="utf-8")).get("splits", [])
         pick = splits[0] if len(splits) == 1 else next((s for s in ("train", "test") if s in splits), None)
         if pick is None:
-            raise ImportFailure("UL801", f"the `DatasetDict` folder has splits {_names(splits)} and none is this split",
+            raise ImportFailure("UL821", f"the `DatasetDict` folder has splits {_names(splits)} and none is this split",
                                 path, help=["give the folder of the one split (`save_to_disk` writes one per split)"])
         return _read_dir(path / pick)
     shards = sorted(path.glob("*.parquet"))
@@ -108,7 +108,7 @@ def _read_dir(path: Path) -> Rows:
     files = sorted(p for p in path.iterdir() if p.suffix in (".json", ".jsonl"))
     if len(files) == 1:
         return _read_json(files[0])
-    raise ImportFailure("UL801", "the folder holds no split this importer can read", path,
+    raise ImportFailure("UL821", "the folder holds no split this importer can read", path,
                         help=["a split is a .jsonl, .json or .parquet file, parquet shards, or a "
                               "`Dataset.save_to_disk` folder"])
 
@@ -119,20 +119,20 @@ def _read_parquet(path: Path) -> list[dict[str, Any]]:
     try:
         return list(pq.read_table(path).to_pylist())
     except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for a bad file
-        raise ImportFailure("UL803", f"cannot read the parquet file: {_first_line(exc)}", path) from exc
+        raise ImportFailure("UL823", f"cannot read the parquet file: {_first_line(exc)}", path) from exc
 
 
 def _read_json(path: Path) -> Rows:
     try:
         text = path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise ImportFailure("UL803", "the file is not UTF-8 text", path) from exc
+        raise ImportFailure("UL823", "the file is not UTF-8 text", path) from exc
     stripped = text.lstrip()
     if stripped.startswith("["):  # one JSON array of rows
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise ImportFailure("UL803", f"malformed JSON: {exc.msg.lower()}", path, line=exc.lineno,
+            raise ImportFailure("UL823", f"malformed JSON: {exc.msg.lower()}", path, line=exc.lineno,
                                 column=exc.colno) from exc
         return Rows(path, [_as_row(r) for r in data])
     rows: list[dict[str, Any]] = []
@@ -143,7 +143,7 @@ def _read_json(path: Path) -> Rows:
         try:
             rows.append(_as_row(json.loads(raw)))
         except json.JSONDecodeError as exc:
-            raise ImportFailure("UL803", f"malformed JSON: {exc.msg.lower()}", path, line=lineno, column=exc.colno,
+            raise ImportFailure("UL823", f"malformed JSON: {exc.msg.lower()}", path, line=lineno, column=exc.colno,
                                 help=["a .json split is a JSON array, or one JSON object a line (JSON lines)"]) from exc
         lines.append(lineno)
     return Rows(path, rows, lines)
@@ -155,9 +155,9 @@ def _as_row(value: Any) -> dict[str, Any]:
 
 
 def require_columns(rows: Rows, required: Sequence[str], benchmark: str, split: str) -> None:
-    """UL802 unless the split's first row has every required column."""
+    """UL822 unless the split's first row has every required column."""
     if not rows.rows:
-        raise ImportFailure("UL802", f"split `{split}` holds no rows", rows.path,
+        raise ImportFailure("UL822", f"split `{split}` holds no rows", rows.path,
                             help=[f"{benchmark}'s `{split}` split is never empty; is this the right file?"])
     present = list(rows.rows[0])
     for col in required:
@@ -166,7 +166,7 @@ def require_columns(rows: Rows, required: Sequence[str], benchmark: str, split: 
             helps = [f"{benchmark}'s `{split}` rows have the columns {_names(required)}"]
             if hint:
                 helps.insert(0, f"did you mean `{hint[0]}`?")
-            raise ImportFailure("UL802", f"split `{split}` has no `{col}` column (it has {_names(present)})",
+            raise ImportFailure("UL822", f"split `{split}` has no `{col}` column (it has {_names(present)})",
                                 rows.path, line=rows.line(0), column=1 if rows.line(0) else None, help=helps)
 
 

@@ -42,7 +42,7 @@ def _qa_records(rows: Rows, split: str) -> list[dict[str, Any]]:
 
 def import_tofu(src: Path, *, split: str = "forget10", model: str = "builtin:tiny-bios", **_: Any) -> Imported:
     if split not in SPLITS:
-        raise ImportFailure("UL801", f"`{split}` is not a TOFU forget split", src,
+        raise ImportFailure("UL821", f"`{split}` is not a TOFU forget split", src,
                             help=["TOFU's forget splits are " + ", ".join(f"`{s}`" for s in SPLITS)])
     retain_split, holdout_split = SPLITS[split]
     expected = f"`{split}.json` (or `{split}_perturbed.json`) and `{retain_split}.json`, as in `locuslab/TOFU`"

@@ -30,10 +30,10 @@ def _mcq(rows: Rows, split: str) -> list[dict[str, Any]]:
         column = 1 if line else None
         choices, answer = row.get("choices"), row.get("answer")
         if not isinstance(choices, list) or len(choices) < 2 or not all(isinstance(c, str) for c in choices):
-            raise ImportFailure("UL802", f"row {i + 1} of `{split}`: `choices` must be a list of at least two strings",
+            raise ImportFailure("UL822", f"row {i + 1} of `{split}`: `choices` must be a list of at least two strings",
                                 rows.path, line=line, column=column)
         if isinstance(answer, bool) or not isinstance(answer, int) or not 0 <= answer < len(choices):
-            raise ImportFailure("UL802", f"row {i + 1} of `{split}`: `answer` must be the index of the correct choice "
+            raise ImportFailure("UL822", f"row {i + 1} of `{split}`: `answer` must be the index of the correct choice "
                                 f"(0 to {len(choices) - 1}), not `{answer}`", rows.path, line=line, column=column,
                                 help=["WMDP's `answer` is an integer index into `choices`"])
         out.append({"question": text_field(rows, i, "question", split), "choices": list(choices), "answer": answer})
@@ -46,14 +46,14 @@ def import_wmdp(src: Path, *, subsets: tuple[str, ...] = SUBSETS, model: str = "
     sources: dict[str, Path] = {}
     for subset in subsets:
         if subset not in SUBSETS:
-            raise ImportFailure("UL801", f"`{subset}` is not a WMDP subset", src,
+            raise ImportFailure("UL821", f"`{subset}` is not a WMDP subset", src,
                                 help=["WMDP's subsets are `bio`, `cyber` and `chem`"])
         path = _find(src, subset)
         if path is not None:
             files[f"wmdp-{subset}.jsonl"] = _mcq(read_rows(path), f"wmdp-{subset}")
             sources[f"wmdp-{subset}.jsonl"] = path
     if not files:
-        raise ImportFailure("UL801", "no WMDP subset in the source folder", src,
+        raise ImportFailure("UL821", "no WMDP subset in the source folder", src,
                             help=["expected `wmdp-bio/test-*.parquet` (as in `cais/wmdp`) or `wmdp-bio.jsonl`, "
                                   "and the same for `cyber` and `chem`"])
     found = [s for s in subsets if f"wmdp-{s}.jsonl" in files]
