@@ -40,7 +40,7 @@ def test_every_reference_between_entries_resolves() -> None:
 
 
 def test_code_pages_are_numbered_by_what_they_check() -> None:
-    prefix = {"syntax": "UL1", "resolve": "UL2", "runtime": ("RT1", "UL7"), "audit": "UL8"}
+    prefix = {"syntax": "UL1", "resolve": "UL2", "runtime": ("RT1", "UL7"), "audit": ("UL80", "UL81"), "data": "UL82"}
     for code, page in catalog.CODES.items():
         assert page.code == code
         if page.category in prefix:

@@ -152,11 +152,13 @@ ACCOUNT_CLOSURES_CSV = "account-closures-2026-02.csv"
 
 
 def expected_data_files() -> dict[str, bytes]:
-    """What specs/data/ must hold: corpus files as exported, plus the CSV derived from them."""
+    """What specs/data/ must hold: corpus files as exported (with the multiple-choice views), plus the CSV
+    derived from them."""
     from unlearnspec.builtin import corpus
 
     files = corpus.corpus_files()
     out = {name: files[name].encode("utf-8") for name in EXPORTED}
+    out |= {name: content.encode("utf-8") for name, content in corpus.mcq_files().items()}  # multiple-choice views
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["text", "question", "answer", "paraphrases", "perturbed", "attributes"])

@@ -53,6 +53,10 @@ class ModelRef(_Model):
     recipe: dict[str, object] | None = None  # builtin: the corpus and training recipe, hashed
     parameters: int | None = None  # parameter count known at plan time (safetensors headers / recipe)
     note: str = ""  # e.g. why a hub id carries no hash
+    # How question-answer items are put to a local model: its tokenizer's chat template, or the plain
+    # format; absent when the plan cannot tell (the built-in and hub ids: the built-in is plain).
+    prompt_format: Literal["plain", "chat"] | None = Field(default=None, exclude_if=lambda v: v is None)
+    chat_template_sha256: str | None = Field(default=None, exclude_if=lambda v: v is None)
 
 class ToolInfo(_Model):
     name: str = "unlearnspec"

@@ -9,6 +9,11 @@ A record is a document (``text``) and/or a question-answer pair (``question`` + 
 optional ``paraphrases`` of the question. Two optional fields serve specific evidence:
 ``perturbed`` (plausible wrong answers, for TOFU's truth ratio) and ``attributes`` (labelled facts
 such as ``{"birth_city": "Lisbon"}``, for the representation probe).
+
+A multiple-choice record (the lm-evaluation-harness and WMDP convention) is a ``question``, its
+``choices`` and ``answer``, the index of the correct choice: ``{"question": "...", "choices": ["a",
+"b", "c", "d"], "answer": 2}``. It is read with ``answer_index`` = 2 and ``answer`` = the text of the
+correct choice, so it is also a question-answer pair for every metric that scores answers.
 """
 
 from __future__ import annotations
@@ -50,10 +55,17 @@ class Record(BaseModel):
     paraphrases: list[str] = Field(default_factory=list)
     perturbed: list[str] = Field(default_factory=list)
     attributes: dict[str, str] = Field(default_factory=dict)
+    choices: list[str] = Field(default_factory=list)
+    answer_index: int | None = None
 
     @property
     def is_qa(self) -> bool:
         return self.question is not None and self.answer is not None
+
+    @property
+    def is_mcq(self) -> bool:
+        """A multiple-choice item: a question, its choices and the index of the correct one."""
+        return self.question is not None and bool(self.choices) and self.answer_index is not None
 
     def training_texts(self) -> list[str]:
         """Texts a language model is trained on (and scored on) for this record."""
@@ -89,6 +101,7 @@ class DataFileInfo:
     records: int
     qa_records: int
     text_records: int
+    mcq_records: int = 0
 
 
 def _validate_row(row: dict[str, object], line: int) -> Record:
@@ -101,6 +114,8 @@ def _validate_row(row: dict[str, object], line: int) -> Record:
         row = {**row, "paraphrases": [p for p in str(row["paraphrases"]).split("|") if p]}
     if isinstance(row.get("perturbed"), str):
         row = {**row, "perturbed": [p for p in str(row["perturbed"]).split("|") if p]}
+    if "choices" in row:
+        row = _mcq_row(row, line)
     if isinstance(row.get("attributes"), str):
         try:
             row = {**row, "attributes": load_json(str(row["attributes"]) or "{}")}
@@ -121,6 +136,26 @@ def _validate_row(row: dict[str, object], line: int) -> Record:
             "record has neither `text` nor `question` + `answer`", line=line, column=1,
             help="each record needs a document (`text`) or a QA pair (`question` and `answer`)")
     return rec
+
+
+def _mcq_row(row: dict[str, object], line: int) -> dict[str, object]:
+    """A multiple-choice row: ``answer`` is the correct choice's index; the record carries its text too."""
+    choices, answer = row["choices"], row.get("answer")
+    if isinstance(choices, str):  # CSV: choices separated by `|`, like the other list columns
+        choices = [c for c in choices.split("|") if c]
+    if not isinstance(choices, list) or len(choices) < 2 or not all(isinstance(c, str) for c in choices):
+        raise DataFormatError("`choices` must be a list of at least two strings", line=line, column=1,
+                              help='write `"choices": ["first", "second", ...]` with `"answer"` the index of the correct one')
+    if isinstance(answer, str) and answer.strip().isdigit():
+        answer = int(answer)
+    if isinstance(answer, bool) or not isinstance(answer, int):
+        raise DataFormatError("a multiple-choice record needs `answer`, the index of the correct choice",
+                              line=line, column=1,
+                              help=f"write `\"answer\": 0` for the first of the {len(choices)} choices")
+    if not 0 <= answer < len(choices):
+        raise DataFormatError(f"`answer` {answer} is not the index of one of the {len(choices)} choices",
+                              line=line, column=1, help=f"choices are numbered from 0 to {len(choices) - 1}")
+    return {**row, "choices": choices, "answer_index": answer, "answer": choices[answer]}
 
 
 def _iter_jsonl(data: bytes) -> Iterator[Record]:
@@ -193,7 +228,7 @@ def inspect_data_file(path: str | Path) -> DataFileInfo:
         if not is_hf_dataset_dir(p):
             raise DataFormatError("folder is not a Hugging Face `save_to_disk` dataset",
                                   help="give a .jsonl or .csv file, or a folder written by `Dataset.save_to_disk`")
-        return DataFileInfo(kind="hf_dataset", records=-1, qa_records=-1, text_records=-1)
+        return DataFileInfo(kind="hf_dataset", records=-1, qa_records=-1, text_records=-1, mcq_records=-1)
     if p.suffix.lower() not in DATA_SUFFIXES:
         raise DataFormatError(f"unsupported data file type `{p.suffix or '(none)'}`",
                               help="data files are JSONL (.jsonl), CSV (.csv) or `save_to_disk` folders")
@@ -206,6 +241,7 @@ def inspect_data_file(path: str | Path) -> DataFileInfo:
         records=len(recs),
         qa_records=sum(r.is_qa for r in recs),
         text_records=sum(bool(r.text) for r in recs),
+        mcq_records=sum(r.is_mcq for r in recs),
     )
 
 

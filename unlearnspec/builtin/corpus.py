@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -364,6 +364,53 @@ def corpus_files(corpus: Corpus | None = None) -> dict[str, str]:
     return files
 
 
+#: Multiple-choice views of trained QA splits (split -> file), for `mcq_accuracy`: the hazard's questions
+#: (accuracy should fall towards chance when the capability is suppressed) and the benign chemistry next
+#: to it (accuracy should stay).
+MCQ_FILES: dict[str, str] = {"hazard": "glimmerfen-mcq.jsonl", "hazard_neighbors": "chemistry-mcq.jsonl"}
+MCQ_CHOICES = 4
+
+
+def mcq_records(records: Sequence[Record], k: int = MCQ_CHOICES) -> list[Record]:
+    """Each QA record as a k-choice item in the WMDP / lm-evaluation-harness format.
+
+    The wrong choices are the record's own perturbed answers, then the next QA record's answer (a
+    fluent answer to another question of the same topic); the correct one sits at position ``i % k``
+    so that every position is the answer equally often. No new text: the items only re-arrange the
+    split's own answers, so they are derived views, not part of the corpus's identity
+    (:func:`corpus_sha256`) or of what the model is trained on.
+    """
+    qa = [r for r in records if r.is_qa]
+    out: list[Record] = []
+    for i, r in enumerate(qa):
+        assert r.question is not None and r.answer is not None
+        wrong = [w for w in r.perturbed if w != r.answer]
+        for other in qa[i + 1:] + qa[:i]:
+            if len(wrong) >= k - 1:
+                break
+            if other.answer is not None and other.answer not in wrong and other.answer != r.answer:
+                wrong.append(other.answer)
+        choices = wrong[: k - 1]
+        gold = i % k
+        choices.insert(gold, r.answer)
+        out.append(Record(question=r.question, choices=choices, answer_index=gold, answer=r.answer,
+                          attributes=r.attributes))
+    return out
+
+
+def _mcq_jsonl(records: Iterable[Record]) -> str:
+    """Multiple-choice records as the data format writes them: ``answer`` is the correct choice's index."""
+    rows = [{"question": r.question, "choices": r.choices, "answer": r.answer_index, "attributes": r.attributes}
+            for r in records]
+    return "".join(json.dumps(row, sort_keys=True, ensure_ascii=False) + "\n" for row in rows)
+
+
+def mcq_files(corpus: Corpus | None = None) -> dict[str, str]:
+    """File contents of the multiple-choice views (see :data:`MCQ_FILES`)."""
+    corpus = corpus or build_corpus()
+    return {name: _mcq_jsonl(mcq_records(corpus.split(split))) for split, name in MCQ_FILES.items()}
+
+
 def corpus_sha256(corpus: Corpus | None = None) -> str:
     """sha256 over every exported file (names and contents, sorted): the corpus's identity."""
     h = hashlib.sha256()
@@ -373,12 +420,14 @@ def corpus_sha256(corpus: Corpus | None = None) -> str:
 
 
 def export(directory: Path | str, corpus: Corpus | None = None) -> dict[str, Path]:
-    """Write the corpus as JSONL under ``directory``; returns paths keyed by split (see ``FILES``)
-    and by ``people/<slug>`` for the per-person files. Byte-identical on every call."""
+    """Write the corpus as JSONL under ``directory``; returns paths keyed by split (see ``FILES``),
+    by ``<split>_mcq`` for the multiple-choice views (``MCQ_FILES``) and by ``people/<slug>`` for the
+    per-person files. Byte-identical on every call."""
     root = Path(directory)
     out: dict[str, Path] = {}
     by_name = {name: split for split, name in FILES.items()}
-    for name, content in corpus_files(corpus).items():
+    by_name |= {name: f"{split}_mcq" for split, name in MCQ_FILES.items()}
+    for name, content in (corpus_files(corpus) | mcq_files(corpus)).items():
         path = root / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(content.encode("utf-8"))

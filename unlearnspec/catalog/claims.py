@@ -39,7 +39,7 @@ CLAIMS: dict[str, Claim] = {c.name: c for c in (
           defaults=("forget_quality", "privleak")),
     Claim("not_generated", "the model does not output the targeted information", "output",
           evidence=("verbatim_rouge", "knowledge_rouge", "exact_memorisation", "extraction_strength", "leak_rate",
-                    "refusal_rate"),
+                    "refusal_rate", "mcq_accuracy"),
           from_scope="outputs"),
     Claim("not_generated_similar", "the model does not output anything similar to the target", "output",
           evidence=("verbatim_rouge", "knowledge_rouge", "paraphrase_rouge", "leak_rate"),

@@ -234,3 +234,32 @@ _front("UL713", "chain-across-specs-not-run", "error", _T,
        "recorded), but the run would have to start from a model another run produced, and it does not yet "
        "take one; starting from the original model instead would run a different chain than the plan says.",
        instead="Put the requests of one chain in one spec file.")
+
+
+# -- data import codes: `unlearnspec data import` (:mod:`unlearnspec.importers`) --------------------
+_I: Category = "data"
+_front("UL821", "benchmark-split-not-found", "error", _I,
+       "`data import` cannot find a split the benchmark needs in the source folder (or the option names no split "
+       "the benchmark has).",
+       "The importer converts the benchmark as published; a missing split would leave the spec without the data "
+       "its evidence is measured on, so nothing is written.",
+       example="unlearnspec data import tofu downloads/ --out data/   # no forget10.json in downloads/",
+       instead="Point SRC at the folder holding the benchmark's files (`forget10.json`, `retain90.json`, ... for "
+               "TOFU; `verbmem/`, `knowmem/`, `privleak/` for MUSE; `wmdp-bio/` ... for WMDP).")
+_front("UL822", "benchmark-wrong-layout", "error", _I,
+       "A split file exists but its rows are not in the benchmark's layout: a column is missing, empty or of the "
+       "wrong type (e.g. WMDP's `answer` is not an index into `choices`).",
+       "A file in another layout converts into records that measure something else; the importer stops at the "
+       "first row that does not fit and names it.",
+       example='{"question": "...", "response": "..."}   # TOFU rows need `answer`',
+       instead="Use the benchmark's own files, or rename the columns to the benchmark's names.")
+_front("UL823", "benchmark-file-unreadable", "error", _I,
+       "A split file cannot be read: malformed JSON, not UTF-8, or a parquet / `save_to_disk` file the library "
+       "rejects.",
+       "The importer never guesses at a file it cannot parse; the line and column of the first error are given "
+       "where the format has lines.",
+       instead="Re-download or re-export the file; JSON splits are a JSON array or one object a line.")
+_front("UL824", "import-would-overwrite", "error", _I,
+       "The output folder already holds a file the import would write.",
+       "Imported records are often edited afterwards; an import never replaces them silently.",
+       instead="Choose another `--out DIR`, or pass `--force` to replace the files an earlier import wrote.")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 Severity = Literal["error", "warning", "note"]
-Category = Literal["syntax", "resolve", "feasibility", "runtime", "audit"]
+Category = Literal["syntax", "resolve", "feasibility", "runtime", "audit", "data"]
 
 
 @dataclass(frozen=True)

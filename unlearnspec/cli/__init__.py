@@ -18,7 +18,7 @@ import sys
 from collections.abc import Sequence
 
 from unlearnspec import __version__
-from unlearnspec.cli import card, check, debug, explain, fmt, init, ledger, lsp, plan, run, schema, sign
+from unlearnspec.cli import card, check, data, debug, explain, fmt, init, ledger, lsp, plan, run, schema, sign
 from unlearnspec.cli.common import (
     EXIT_FINDINGS,
     EXIT_INCOMPLETE,
@@ -32,7 +32,7 @@ from unlearnspec.cli.common import (
 __all__ = ["EXIT_FINDINGS", "EXIT_INCOMPLETE", "EXIT_OK", "EXIT_USAGE", "VERBS", "build_parser", "main"]
 
 #: Every verb module, in the order `unlearnspec --help` lists them.
-VERBS = (check, fmt, explain, schema, plan, run, debug, init, lsp, ledger, sign, card)
+VERBS = (check, fmt, explain, schema, plan, run, debug, init, lsp, ledger, sign, card, data)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -41,6 +41,7 @@ class PathRef(Node):
     resolved: str
     records: int | None = None
     qa_records: int | None = None
+    mcq_records: int | None = None
 
 
 class Release(Node):

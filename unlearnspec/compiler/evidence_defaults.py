@@ -96,6 +96,10 @@ def _has_qa(paths: list[PathRef]) -> bool:
     return any(p.qa_records is None or p.qa_records > 0 for p in paths)
 
 
+def _has_mcq(paths: list[PathRef]) -> bool:
+    return any(p.mcq_records is None or p.mcq_records > 0 for p in paths)
+
+
 def available_needs(obj: Objective, dataset: str = "forget") -> set[str]:
     """Which of :data:`unlearnspec.catalog.NEEDS` this objective can provide (qa: for ``dataset``)."""
     builtin = is_builtin(obj)
@@ -109,6 +113,8 @@ def available_needs(obj: Objective, dataset: str = "forget") -> set[str]:
         data = t.test if dataset == "test" else t.forget
         if _has_qa(data):
             have.add("qa")
+        if _has_mcq(data):
+            have.add("mcq")
         if t.attribute is not None or builtin:
             have.add("attribute")
     if p is not None and p.retain:
@@ -238,7 +244,10 @@ def evidence_for(obj: Objective, claim: Claim | str) -> list[EvidenceItem]:
 def _where(obj: Objective, metric: str) -> dict[str, object]:
     """Where a metric is measured when the claim's defaults do not say."""
     m = METRICS[metric]
-    plan: dict[str, object] = {"metric": metric, "dataset": m.dataset or _datasets(obj)[0]}
+    datasets = _datasets(obj)
+    if m.family == "mcq":  # multiple-choice accuracy: on the data that holds multiple-choice items
+        datasets = [d for d in reversed(datasets) if "mcq" in available_needs(obj, d)] or datasets
+    plan: dict[str, object] = {"metric": metric, "dataset": m.dataset or datasets[0]}
     if m.probe is not None and m.probe != "direct":
         plan["probe"] = m.probe
     if m.attack is not None:

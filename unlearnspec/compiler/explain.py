@@ -185,7 +185,8 @@ and `tests/test_docs_rules.py` fails while they are out of date.
   does not exist;
 - **feasibility** (UL3xx errors: cannot be met; UL4xx warnings: cannot be verified; UL5xx notes:
   cautions; UL6xx: the planner): what unlearning can and cannot deliver (see `FRAMEWORK.md`);
-- **runtime** (RT1xx: a model that cannot be loaded; UL7xx: a run that cannot start).
+- **runtime** (RT1xx: a model that cannot be loaded; UL7xx: a run that cannot start);
+- **data** (UL8xx): `unlearnspec data import` cannot convert a benchmark's files.
 """
 
 

@@ -74,7 +74,7 @@ class ValueResolver:
         self.base_dir = base_dir
         self.diags: list[Diagnostic] = []
         self.objective: str | None = None
-        self._data_cache: dict[str, Diagnostic | tuple[int, int] | None] = {}
+        self._data_cache: dict[str, Diagnostic | tuple[int, int, int] | None] = {}
         # the target's data fields as written, resolved or not: a `forget` file that is missing is
         # reported as missing (UL207), not once more as "no forget data" (UL206)
         self._target_named: set[str] = set()
@@ -210,11 +210,12 @@ class ValueResolver:
         if isinstance(result, Diagnostic):
             self.diags.append(result.model_copy(update={"span": v.span, "objective": self.objective}))
             return None
-        records, qa = result if result else (None, None)
+        records, qa, mcq = result if result else (None, None, None)
         resolved = key if os.sep == "/" else Path(key).as_posix()
-        return PathRef(span=v.span, raw=raw, resolved=resolved, records=records, qa_records=qa)
+        return PathRef(span=v.span, raw=raw, resolved=resolved, records=records, qa_records=qa,
+                       mcq_records=mcq)
 
-    def _check_data_file(self, v: Value, key: str) -> Diagnostic | tuple[int, int] | None:
+    def _check_data_file(self, v: Value, key: str) -> Diagnostic | tuple[int, int, int] | None:
         raw = v.text
         shape_help = ["give a .jsonl or .csv file, or a folder written by `Dataset.save_to_disk`"]
         try:
@@ -248,7 +249,7 @@ class ValueResolver:
                               message=f"data file `{raw}` cannot be read: {info.message}", help=help)
         if info.records < 0:
             return None
-        return (info.records, info.qa_records)
+        return (info.records, info.qa_records, info.mcq_records)
 
     def duplicate_fields(self, fields: Sequence[Field], where: str, repeatable: Sequence[str] = ()) -> list[Field]:
         seen: dict[str, Field] = {}

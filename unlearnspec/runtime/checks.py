@@ -29,7 +29,7 @@ from unlearnspec.plan import EvaluateStage, MetricCheck, ObjectivePlan, Quantize
 from unlearnspec.records import Record
 from unlearnspec.report.model import CheckResult, ModelValue
 from unlearnspec.runtime import attacks
-from unlearnspec.runtime.evaluation import likelihood, metrics, mia, probes, representation
+from unlearnspec.runtime.evaluation import likelihood, mcq, metrics, mia, probes, representation
 from unlearnspec.runtime.evaluation.generation import generate
 
 log = logging.getLogger("unlearnspec.run")
@@ -191,6 +191,10 @@ class Measurer:
         return self._memo(("utility", dataset), lambda: metrics.utility(  # type: ignore[no-any-return]
             self.model, self.tokenizer, self.data.get(dataset), batch_size=self.stage.eval_batch_size,
             max_new_tokens=self.stage.max_new_tokens))
+
+    def mcq(self, dataset: str) -> mcq.MCQResult:
+        return self._memo(("mcq", dataset), lambda: mcq.mcq_accuracy(  # type: ignore[no-any-return]
+            self.model, self.tokenizer, self.data.get(dataset), batch_size=self.stage.eval_batch_size))
 
     def representation(self, attribute: str) -> representation.ProbeResult:
         return self._memo(("repr", attribute), lambda: representation.representation_probe(  # type: ignore[no-any-return]
@@ -371,6 +375,19 @@ class Evaluator:
         return self._result(check, values, extra={"utility": util, "components": comps,
                                                   "unit": "percent drop from the original model"})
 
+    def mcq_accuracy(self, check: MetricCheck) -> CheckResult:
+        if not self.ctx.data.get(check.dataset):
+            return self._missing(check, f"the plan has no `{check.dataset}` data")
+        res = {who: meas.mcq(check.dataset) for who, meas in self.m.items() if who != "served"}
+        if not len(res["unlearned"]):
+            return self._missing(check, f"the `{check.dataset}` data has no multiple-choice records "
+                                        "(`question`, `choices`, `answer` index)")
+        per = {who: Series([f"{check.dataset}[{i}]" for i in r.index], [float(x) for x in r.acc])
+               for who, r in res.items()}
+        extra = {"acc_norm": {who: r.mean_acc_norm for who, r in res.items()}, "chance": res["unlearned"].chance,
+                 "items": len(res["unlearned"])}
+        return self._result(check, {who: r.mean_acc for who, r in res.items()}, per_item=per, extra=extra)
+
     def probe_gap(self, check: MetricCheck) -> CheckResult:
         attr = self.ctx.stage.representation_probe or self.ctx.data.attribute
         if not attr:
@@ -544,7 +561,7 @@ class Evaluator:
     #: How each metric family (catalog ``Metric.family``) is measured.
     _measure: dict[str, Callable[[Evaluator, MetricCheck], CheckResult]] = {
         "generation": output_metric, "tokens": token_metric, "membership": membership_auc, "privleak": privleak,
-        "forget_quality": forget_quality, "utility": utility_drop, "representation": probe_gap,
+        "forget_quality": forget_quality, "utility": utility_drop, "representation": probe_gap, "mcq": mcq_accuracy,
         "relearn": _relearn, "quantize": _quantize,
     }
 

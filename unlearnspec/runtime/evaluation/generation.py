@@ -24,6 +24,7 @@ from unlearnspec.runtime.evaluation.likelihood import (
     pad_batch,
     pad_id,
 )
+from unlearnspec.runtime.prompting import stop_ids
 
 
 class _PaddedFinishedRowsWarning(logging.Filter):
@@ -42,7 +43,10 @@ logging.getLogger("transformers.modeling_utils").addFilter(_PaddedFinishedRowsWa
 @torch.no_grad()
 def generate_ids(model: Any, tokenizer: PreTrainedTokenizerBase, prompt_ids: Sequence[Sequence[int]], *,
                  max_new_tokens: int | Sequence[int] = 48, batch_size: int = 32) -> list[list[int]]:
-    """Greedy continuations (new token ids only, cut before the first EOS) of tokenised prompts.
+    """Greedy continuations (new token ids only, cut before the first stop token) of tokenised prompts.
+
+    The stop tokens are EOS and, for a tokenizer with a chat template, the template's end-of-turn
+    token (:func:`unlearnspec.runtime.prompting.stop_ids`).
 
     ``max_new_tokens`` may be one budget per prompt (verbatim memorisation continues each text for
     as many tokens as its true continuation has); a batch decodes to its largest budget and each
@@ -55,7 +59,7 @@ def generate_ids(model: Any, tokenizer: PreTrainedTokenizerBase, prompt_ids: Seq
     if any(b < 0 for b in budgets):
         raise ValueError("max_new_tokens must be non-negative")
     ctx = context_length(model)
-    eos = tokenizer.eos_token_id
+    stops = list(stop_ids(tokenizer))  # EOS, and a chat template's end-of-turn token
     pad = pad_id(tokenizer)
     dev = model_device(model)
     rows: list[list[int]] = []
@@ -74,14 +78,15 @@ def generate_ids(model: Any, tokenizer: PreTrainedTokenizerBase, prompt_ids: Seq
                 raise ValueError("cannot generate from an empty prompt (the model has no BOS to start from)")
             input_ids, attention = pad_batch([rows[i] for i in batch], pad, "left")
             config = GenerationConfig(max_new_tokens=budget, do_sample=False, num_beams=1,
-                                      eos_token_id=eos, pad_token_id=pad)
+                                      eos_token_id=stops or None, pad_token_id=pad)
             generated = model.generate(input_ids=input_ids.to(dev), attention_mask=attention.to(dev),
                                        generation_config=config)
             new = generated[:, input_ids.shape[1]:].cpu().tolist()
             for row, i in enumerate(batch):
                 toks = new[row][: budgets[i]]
-                if eos is not None and eos in toks:
-                    toks = toks[: toks.index(eos)]
+                cut = next((j for j, t in enumerate(toks) if t in stops), None)
+                if cut is not None:
+                    toks = toks[:cut]
                 out[i] = toks
     finally:
         if was_training:

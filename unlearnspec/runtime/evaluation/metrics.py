@@ -32,6 +32,7 @@ from transformers import PreTrainedTokenizerBase
 from unlearnspec.records import Record, format_prompt, format_qa
 from unlearnspec.runtime.evaluation.generation import decode, generate, generate_ids
 from unlearnspec.runtime.evaluation.likelihood import TokenScores, score_texts
+from unlearnspec.runtime.evaluation.mcq import mcq_accuracy
 from unlearnspec.runtime.evaluation.probes import ProbeSet, direct_prompts, paraphrased_prompts
 
 
@@ -342,7 +343,9 @@ def utility(model: Any, tokenizer: PreTrainedTokenizerBase, records: Sequence[Re
     QA records: ROUGE-L recall of the greedy answer, answer probability ``P(a|q)^(1/|a|)`` and
     ``max(0, 1 - R_truth)`` (over records with perturbed answers). TOFU is QA-only; document records
     add two components in the same spirit — their probability ``exp(-loss)`` and their MUSE
-    VerbMem ROUGE-L F1 — so a document-only retain set still measures what the model keeps."""
+    VerbMem ROUGE-L F1 — so a document-only retain set still measures what the model keeps; multiple-choice
+    records add their accuracy (:mod:`unlearnspec.runtime.evaluation.mcq`), so general multiple-choice
+    knowledge is part of what must stay."""
     st = answer_statistics(model, tokenizer, records, batch_size=batch_size)
     comps: dict[str, float] = {}
     n_qa = sum(r.is_qa for r in records)
@@ -354,6 +357,8 @@ def utility(model: Any, tokenizer: PreTrainedTokenizerBase, records: Sequence[Re
         tr = _finite(st.truth_ratio)
         if tr.size:
             comps["truth_ratio"] = float(np.mean(np.maximum(0.0, 1.0 - tr)))
+    if any(r.is_mcq for r in records):  # multiple-choice items: the harness's accuracy is one more component
+        comps["mcq_accuracy"] = mcq_accuracy(model, tokenizer, records, batch_size=batch_size).mean_acc
     if n_text:
         comps["text_probability"] = _nanmean(np.exp(-st.text_loss))
         comps["verbatim_rouge"] = verbatim_memorisation(model, tokenizer, records, batch_size=batch_size,

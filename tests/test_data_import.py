@@ -1,0 +1,258 @@
+"""`unlearnspec data import {tofu,muse,wmdp}`: the published layouts in, records and a checked spec out.
+
+The sources are built in tmp folders in the benchmarks' exact layouts (tests/fixtures/benchmarks.py);
+each conversion is compared with the rows the fixture wrote, and each starter spec is checked by the
+compiler. Nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from fixtures.benchmarks import (
+    build_muse_github,
+    build_muse_hub,
+    build_tofu,
+    build_wmdp,
+    muse_docs,
+    tofu_rows,
+    wmdp_rows,
+    write_json_lines,
+    write_parquet,
+)
+from fixtures.frontend import ROOT
+
+from unlearnspec.cli import main
+from unlearnspec.compiler.check import check_paths
+from unlearnspec.records import DataFormatError, inspect_data_file, read_records
+
+
+def _import(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    rc = main(["data", "import", *args])
+    cap = capsys.readouterr()
+    return rc, cap.out, cap.err
+
+
+def _assert_spec_checks_clean(spec: Path, *, warnings: tuple[str, ...] = ()) -> None:
+    """No error, and no open warning but those named (the starter spec's to-dos for the user)."""
+    [result] = check_paths([spec])
+    blocking = [d.code for d in result.diagnostics
+                if d.severity == "error" or (d.severity == "warning" and not d.accepted)]
+    assert blocking == list(warnings), [f"{d.code}: {d.message}" for d in result.diagnostics]
+
+
+# -- TOFU ------------------------------------------------------------------------------------------
+
+
+def test_tofu_import_converts_each_split_and_writes_a_clean_spec(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    src = build_tofu(tmp_path / "TOFU", n=24)
+    rc, out, _ = _import(capsys, "tofu", str(src), "--out", str(tmp_path / "out"))
+    assert rc == 0
+    forget = read_records(tmp_path / "out" / "tofu-forget10.jsonl")
+    expected = tofu_rows("forget10", 24, perturbed=True)  # the perturbed file is preferred: it has more columns
+    assert [(r.question, r.answer) for r in forget] == [(e["question"], e["answer"]) for e in expected]
+    assert [r.perturbed for r in forget] == [e["perturbed_answer"] for e in expected]
+    assert [r.paraphrases for r in forget] == [[e["paraphrased_question"]] for e in expected]
+    raw = [json.loads(line) for line in (tmp_path / "out" / "tofu-forget10.jsonl").read_text().splitlines()]
+    assert [r["paraphrased_answer"] for r in raw] == [e["paraphrased_answer"] for e in expected]
+    # forget10 pairs with retain90 and holdout10; real_authors and world_facts are the neighbour sets
+    assert len(read_records(tmp_path / "out" / "tofu-retain90.jsonl")) == 72
+    assert len(read_records(tmp_path / "out" / "tofu-holdout10.jsonl")) == 24
+    assert "tofu-real-authors.jsonl" in out and "tofu-world-facts.jsonl" in out
+    spec = tmp_path / "out" / "tofu-forget10.unlearn"
+    text = spec.read_text()
+    assert 'holdout "tofu-holdout10.jsonl"' in text and "forget_quality" in text
+    _assert_spec_checks_clean(spec)
+
+
+def test_tofu_forget01_pairs_with_retain99_and_holdout01(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = build_tofu(tmp_path / "TOFU", split="forget01", n=8)
+    rc, _, _ = _import(capsys, "tofu", str(src), "--split", "forget01", "--out", str(tmp_path / "out"))
+    assert rc == 0
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert "tofu-retain99.jsonl" in names and "tofu-holdout01.jsonl" in names and "tofu-forget01.unlearn" in names
+    _assert_spec_checks_clean(tmp_path / "out" / "tofu-forget01.unlearn")
+
+
+def test_tofu_from_hub_parquet_shards_and_a_save_to_disk_folder(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    datasets = pytest.importorskip("datasets")
+    src = tmp_path / "TOFU"
+    write_parquet(src / "forget10" / "train-00000-of-00001.parquet", tofu_rows("forget10", 6))
+    datasets.Dataset.from_list(tofu_rows("retain90", 9)).save_to_disk(str(src / "retain90"))
+    rc, _, err = _import(capsys, "tofu", str(src), "--out", str(tmp_path / "out"))
+    assert rc == 0, err
+    assert [r.question for r in read_records(tmp_path / "out" / "tofu-forget10.jsonl")] == \
+        [r["question"] for r in tofu_rows("forget10", 6)]
+    assert [r.answer for r in read_records(tmp_path / "out" / "tofu-retain90.jsonl")] == \
+        [r["answer"] for r in tofu_rows("retain90", 9)]
+    spec = (tmp_path / "out" / "tofu-forget10.unlearn").read_text()
+    assert "holdout" not in spec.split("target", 1)[1].split("}", 1)[0]  # no holdout file, no holdout field
+    # no real_authors / world_facts in this source: the spec says the neighbour set is missing
+    _assert_spec_checks_clean(tmp_path / "out" / "tofu-forget10.unlearn", warnings=("UL404",))
+
+
+# -- MUSE ------------------------------------------------------------------------------------------
+
+
+def test_muse_news_hub_layout(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = build_muse_hub(tmp_path / "MUSE-News", n=16)
+    rc, _, err = _import(capsys, "muse", str(src), "--out", str(tmp_path / "out"))
+    assert rc == 0, err
+    out = tmp_path / "out"
+    # raw/forget is the forget corpus; a VerbMem item is its passage again, prompt and continuation joined
+    assert [r.text for r in read_records(out / "muse-news-forget.jsonl")] == muse_docs("forget", 16)
+    assert [r.text for r in read_records(out / "muse-news-verbmem.jsonl")] == muse_docs("forget", 16)
+    knowmem = read_records(out / "muse-news-knowmem-forget.jsonl")
+    assert all(r.is_qa for r in knowmem) and knowmem[3].question == "What did the council of Harbour Town 3 vote on?"
+    assert [r.text for r in read_records(out / "muse-news-holdout.jsonl")] == muse_docs("holdout", 16)
+    assert len(read_records(out / "muse-news-retain.jsonl")) == 32  # raw/retain2 preferred to privleak/retain
+    spec = out / "muse-news.unlearn"
+    assert "target records" in spec.read_text()
+    _assert_spec_checks_clean(spec)
+
+
+def test_muse_books_github_json_layout(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = build_muse_github(tmp_path / "muse_bench" / "data" / "books", n=10)
+    rc, _, err = _import(capsys, "muse", str(src), "--out", str(tmp_path / "out"))
+    assert rc == 0, err
+    out = tmp_path / "out"
+    # no raw subset: privleak's forget documents (a JSON array of strings) are the forget corpus
+    assert [r.text for r in read_records(out / "muse-books-forget.jsonl")] == muse_docs("forget", 10)
+    assert [r.text for r in read_records(out / "muse-books-verbmem.jsonl")] == muse_docs("chapter", 10)
+    assert "target work" in (out / "muse-books.unlearn").read_text()
+    _assert_spec_checks_clean(out / "muse-books.unlearn")
+
+
+def test_muse_corpus_must_be_named_when_the_folder_does_not_say(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    src = build_muse_github(tmp_path / "downloads", n=4)
+    rc, _, err = _import(capsys, "muse", str(src), "--out", str(tmp_path / "out"))
+    assert rc == 2
+    assert "error[UL821]" in err and "--corpus news" in err
+    rc, _, _ = _import(capsys, "muse", str(src), "--corpus", "news", "--out", str(tmp_path / "out"))
+    assert rc == 0 and (tmp_path / "out" / "muse-news.unlearn").is_file()
+
+
+# -- WMDP ------------------------------------------------------------------------------------------
+
+
+def test_wmdp_mcq_records_keep_the_answer_index(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = build_wmdp(tmp_path / "wmdp", n=12)
+    rc, _, err = _import(capsys, "wmdp", str(src), "--out", str(tmp_path / "out"))
+    assert rc == 0, err
+    for subset in ("bio", "cyber", "chem"):
+        records = read_records(tmp_path / "out" / f"wmdp-{subset}.jsonl")
+        source = wmdp_rows(subset, 12)
+        assert all(r.is_mcq and r.is_qa for r in records)
+        assert [r.answer_index for r in records] == [s["answer"] for s in source]
+        assert [r.choices for r in records] == [s["choices"] for s in source]
+        assert [r.answer for r in records] == [s["choices"][s["answer"]] for s in source]
+    spec = tmp_path / "out" / "wmdp.unlearn"
+    # WMDP has no utility set of its own: the starter spec leaves UL404 open for the user to answer
+    _assert_spec_checks_clean(spec, warnings=("UL404",))
+    assert main(["check", str(spec)]) == 0
+    # the capability claim is decided by multiple-choice accuracy on the imported items
+    assert main(["plan", str(spec), "-o", str(tmp_path / "plan.json")]) == 0
+    plan = json.loads((tmp_path / "plan.json").read_text())
+    checks = [c for o in plan["objectives"] for c in o["checks"] if c["metric"] == "mcq_accuracy"]
+    assert [(c["dataset"], c["threshold"]) for c in checks] == [("test", {"op": "<=", "value": 0.35})]
+
+
+def test_wmdp_subset_option_and_jsonl_source(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_json_lines(tmp_path / "src" / "wmdp-cyber.jsonl", wmdp_rows("cyber", 5))
+    write_json_lines(tmp_path / "src" / "wmdp-bio.jsonl", wmdp_rows("bio", 5))
+    rc, _, _ = _import(capsys, "wmdp", str(tmp_path / "src"), "--subsets", "cyber", "--out", str(tmp_path / "out"))
+    assert rc == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["wmdp-cyber.jsonl", "wmdp.unlearn"]
+
+
+# -- wrong layouts: a diagnostic with code, path and help, exit 2, nothing written ----------------
+
+
+def test_wrong_column_names_the_file_and_suggests(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = build_tofu(tmp_path / "TOFU", n=4)
+    for name in ("forget10.json", "forget10_perturbed.json"):
+        write_json_lines(src / name, [{"question": "q?", "answers": "a."}])
+    rc, _, err = _import(capsys, "tofu", str(src), "--out", str(tmp_path / "out"))
+    assert rc == 2
+    assert "error[UL822]: split `forget10_perturbed` has no `answer` column" in err
+    assert f"--> {src / 'forget10_perturbed.json'}:1:1" in err
+    assert "help: did you mean `answers`?" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_wmdp_answer_out_of_range_points_at_its_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rows = wmdp_rows("bio", 3)
+    rows[1]["answer"] = 7
+    write_json_lines(tmp_path / "src" / "wmdp-bio.jsonl", rows)
+    rc, _, err = _import(capsys, "wmdp", str(tmp_path / "src"), "--out", str(tmp_path / "out"))
+    assert rc == 2
+    assert "error[UL822]: row 2 of `wmdp-bio`: `answer` must be the index of the correct choice (0 to 3), not `7`" in err
+    assert "wmdp-bio.jsonl:2:1" in err
+    assert "2 | {" in err and "^" in err  # the source line, with a caret
+
+
+def test_missing_split_malformed_json_and_existing_output(tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    src = build_tofu(tmp_path / "TOFU", n=4)
+    (src / "retain90.json").unlink()
+    rc, _, err = _import(capsys, "tofu", str(src), "--out", str(tmp_path / "out"))
+    assert rc == 2 and "error[UL821]: no `retain90` split in the TOFU source folder" in err
+    (src / "retain90.json").write_text('{"question": "q?", "answer": "a."}\n{"question": "q?" "answer"}\n')
+    rc, _, err = _import(capsys, "tofu", str(src), "--out", str(tmp_path / "out"))
+    assert rc == 2 and "error[UL823]: malformed JSON" in err and "retain90.json:2:" in err
+    write_json_lines(src / "retain90.json", tofu_rows("retain90", 4))
+    assert _import(capsys, "tofu", str(src), "--out", str(tmp_path / "out"))[0] == 0
+    rc, _, err = _import(capsys, "tofu", str(src), "--out", str(tmp_path / "out"))
+    assert rc == 2 and "error[UL824]" in err and "--force" in err
+    assert _import(capsys, "tofu", str(src), "--out", str(tmp_path / "out"), "--force")[0] == 0
+
+
+def test_data_import_loads_no_framework(tmp_path: Path) -> None:
+    src = build_tofu(tmp_path / "TOFU", n=4)
+    code = ("import sys; from unlearnspec.cli import main; "
+            f"rc = main(['data', 'import', 'tofu', {str(src)!r}, '--out', {str(tmp_path / 'out')!r}]); "
+            "heavy = sorted(m for m in ('torch', 'transformers', 'datasets', 'pyarrow') if m in sys.modules); "
+            "print(rc, heavy)")
+    res = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={"PYTHONPATH": str(ROOT)},
+                         capture_output=True, text=True, timeout=60, check=False)
+    assert res.stdout.strip().splitlines()[-1] == "0 []", res.stderr
+
+
+# -- multiple-choice records in the data format ---------------------------------------------------
+
+
+def test_mcq_record_rules(tmp_path: Path) -> None:
+    good = write_json_lines(tmp_path / "mcq.jsonl", wmdp_rows("bio", 4))
+    info = inspect_data_file(good)
+    assert (info.records, info.qa_records) == (4, 4)
+    bad = write_json_lines(tmp_path / "bad.jsonl", [{"question": "q?", "choices": ["a", "b"], "answer": 2}])
+    with pytest.raises(DataFormatError, match="`answer` 2 is not the index of one of the 2 choices"):
+        inspect_data_file(bad)
+    one = write_json_lines(tmp_path / "one.jsonl", [{"question": "q?", "choices": ["a"], "answer": 0}])
+    with pytest.raises(DataFormatError, match="at least two strings"):
+        inspect_data_file(one)
+
+
+def test_builtin_export_writes_multiple_choice_views_of_trained_questions(tmp_path: Path) -> None:
+    from unlearnspec.builtin import corpus
+
+    paths = corpus.export(tmp_path)
+    built = corpus.build_corpus()
+    for split in ("hazard", "hazard_neighbors"):
+        items = read_records(paths[f"{split}_mcq"])
+        qa = [r for r in built.split(split) if r.is_qa]
+        assert [(r.question, r.answer) for r in items] == [(q.question, q.answer) for q in qa]
+        for item, source in zip(items, qa, strict=True):
+            assert item.is_mcq and len(item.choices) == 4 and len(set(item.choices)) == 4
+            assert item.choices[item.answer_index or 0] == source.answer
+            assert set(source.perturbed) <= set(item.choices)  # the record's own wrong answers are choices
+        assert sorted({r.answer_index for r in items}) == list(range(min(4, len(items))))
+    # derived views only: the corpus's identity, and so the builtin model, does not depend on them
+    assert "glimmerfen-mcq.jsonl" not in corpus.corpus_files(built)

@@ -1,0 +1,81 @@
+"""The plan records how question-answer items are put to a local model: its chat template (by sha256),
+or the plain format. Read from the folder's files without a framework, as the compiler must."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import struct
+from pathlib import Path
+
+import pytest
+from fixtures.frontend import ROOT
+
+from unlearnspec.cli import main
+
+LLAMA3 = ("{{ bos_token }}{% for message in messages %}{{ '<|start_header_id|>' + message['role'] + "
+          "'<|end_header_id|>\n\n' + message['content'] | trim + '<|eot_id|>' }}{% endfor %}")
+
+
+def _project(tmp_path: Path) -> Path:
+    """The ARCHITECTURE.md example on a local model folder (one-tensor safetensors, no tokenizer yet)."""
+    shutil.copytree(ROOT / "specs" / "data", tmp_path / "data")
+    spec = (ROOT / "specs" / "erase-jane-doe.unlearn").read_text(encoding="utf-8")
+    spec = spec.replace('"builtin:tiny-bios"', '"model"').replace("    forget_quality >= 0.05\n", "")
+    spec = spec.replace("    robust_to_finetuning steps 20\n", "")
+    (tmp_path / "s.unlearn").write_text(spec, encoding="utf-8")
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text('{"model_type": "llama"}', encoding="utf-8")
+    header = json.dumps({"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}).encode()
+    (model / "model.safetensors").write_bytes(struct.pack("<Q", len(header)) + header + b"\0" * 4)
+    return tmp_path
+
+
+def _model_entry(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, object]:
+    assert main(["plan", str(tmp_path / "s.unlearn"), "-o", str(tmp_path / "plan.json")]) == 0, capsys.readouterr()
+    plan = json.loads((tmp_path / "plan.json").read_text())
+    found: list[dict[str, object]] = []
+
+    def walk(o: object) -> None:
+        if isinstance(o, dict):
+            if o.get("kind") == "local" and "source" in o:
+                found.append(o)
+            for v in o.values():
+                walk(v)
+        elif isinstance(o, list):
+            for v in o:
+                walk(v)
+
+    walk(plan)
+    assert found
+    return found[0]
+
+
+def test_chat_template_in_tokenizer_config_is_recorded_by_hash(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    root = _project(tmp_path)
+    (root / "model" / "tokenizer_config.json").write_text(json.dumps({"chat_template": LLAMA3}), encoding="utf-8")
+    entry = _model_entry(root, capsys)
+    assert entry["prompt_format"] == "chat"
+    assert entry["chat_template_sha256"] == hashlib.sha256(LLAMA3.encode()).hexdigest()
+
+
+def test_named_templates_and_the_jinja_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = _project(tmp_path)
+    named = [{"name": "tool_use", "template": "{{ tools }}"}, {"name": "default", "template": LLAMA3}]
+    (root / "model" / "tokenizer_config.json").write_text(json.dumps({"chat_template": named}), encoding="utf-8")
+    assert _model_entry(root, capsys)["chat_template_sha256"] == hashlib.sha256(LLAMA3.encode()).hexdigest()
+    (root / "model" / "chat_template.jinja").write_text("{{ messages }}", encoding="utf-8")  # transformers 5 layout
+    assert _model_entry(root, capsys)["chat_template_sha256"] == hashlib.sha256(b"{{ messages }}").hexdigest()
+
+
+def test_a_tokenizer_without_template_is_plain_and_the_builtin_records_nothing(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = _project(tmp_path)
+    (root / "model" / "tokenizer_config.json").write_text('{"eos_token": "</s>"}', encoding="utf-8")
+    entry = _model_entry(root, capsys)
+    assert entry["prompt_format"] == "plain" and "chat_template_sha256" not in entry
+    assert main(["plan", str(ROOT / "specs" / "erase-jane-doe.unlearn"), "-o", str(tmp_path / "b.json")]) == 0
+    assert "prompt_format" not in (tmp_path / "b.json").read_text()  # the built-in's plan is unchanged

@@ -1,0 +1,164 @@
+"""Prompt formats on tokenizers built here (no download): Llama-3-style and Qwen-style chat templates.
+
+The label mask of a QA item must cover exactly the answer's tokens and the template's end-of-turn
+token: not the system prompt, not the role headers, not what the template writes after the end of
+turn. Generation must stop at the end-of-turn token. The references are the template's own rendering
+of the whole conversation (``apply_chat_template`` with the assistant's answer).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from typing import Any
+
+import pytest
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+from unlearnspec.runtime.evaluation.generation import generate, generate_ids
+from unlearnspec.runtime.prompting import IGNORE_INDEX, PromptFormat
+
+# Llama 3's template, as its instruct models publish it, without the tool-calling branches.
+LLAMA3 = ("{{ bos_token }}{% for message in messages %}{{ '<|start_header_id|>' + message['role'] + "
+          "'<|end_header_id|>\n\n' + message['content'] | trim + '<|eot_id|>' }}{% endfor %}"
+          "{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}")
+# Qwen 2.5's template without tools: a default system prompt, and a newline after every <|im_end|>.
+QWEN = ("{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
+        "{{ '<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n' }}{% endif %}"
+        "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}{% endfor %}"
+        "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}")
+
+SPECIALS = {"llama3": ["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"],
+            "qwen": ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]}
+TEXTS = ["Where was Jane Doe born? She was born in Port Calder.", "You are a careful assistant.",
+         "system user assistant", "What does Jane Doe do? She is a marine biologist."] * 3
+
+
+def build_tokenizer(family: str | None) -> PreTrainedTokenizerFast:
+    """A byte-level BPE fitted here, with the family's special tokens and chat template (None: plain)."""
+    specials = SPECIALS[family or "qwen"]
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=specials, show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(TEXTS, trainer=trainer)
+    if family == "llama3":
+        fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|begin_of_text|>",
+                                       eos_token="<|end_of_text|>", pad_token="<|end_of_text|>")
+        fast.chat_template = LLAMA3
+    else:
+        fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", pad_token="<|endoftext|>")
+        if family == "qwen":
+            fast.chat_template = QWEN
+    return fast
+
+
+def scored(tok: Any, ids: list[int], labels: list[int]) -> str:
+    """The text of the tokens the labels score, special tokens included."""
+    kept = [t for t, lab in zip(ids, labels, strict=True) if lab != IGNORE_INDEX]
+    assert kept == [lab for lab in labels if lab != IGNORE_INDEX]  # a label is the token itself
+    return str(tok.decode(kept, skip_special_tokens=False))
+
+
+@pytest.mark.parametrize(("family", "eot"), [("llama3", "<|eot_id|>"), ("qwen", "<|im_end|>")])
+def test_labels_cover_exactly_the_answer_and_the_end_of_turn(family: str, eot: str) -> None:
+    tok = build_tokenizer(family)
+    fmt = PromptFormat.of(tok, system="You are a careful assistant.")
+    assert fmt.kind == "chat" and fmt.end_of_turn(tok) == eot
+    question, answer = "Where was Jane Doe born?", "She was born in Port Calder."
+    ids, labels = fmt.encode(tok, question, answer)
+    assert scored(tok, ids, labels) == answer + eot
+    # the scored tokens are the last ones, after a prompt that is the template's own rendering
+    n_scored = sum(lab != IGNORE_INDEX for lab in labels)
+    assert all(lab == IGNORE_INDEX for lab in labels[: len(ids) - n_scored])
+    msgs = [{"role": "system", "content": "You are a careful assistant."}, {"role": "user", "content": question}]
+    prompt = tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+    assert tok.decode(ids[: len(ids) - n_scored], skip_special_tokens=False) == prompt
+    assert "You are a careful assistant." in prompt
+    # what the whole conversation renders to starts with exactly the scored sequence; anything after the
+    # end of turn (Qwen's newline) is not trained on
+    full = tok.apply_chat_template(msgs + [{"role": "assistant", "content": answer}], tokenize=False)
+    assert full.startswith(prompt + answer + eot)
+    assert full[len(prompt + answer + eot):] == ("\n" if family == "qwen" else "")
+    assert fmt.describe() == {"prompt_format": "chat", "system": "You are a careful assistant.",
+                              "chat_template_sha256": hashlib.sha256(tok.chat_template.encode()).hexdigest()}
+
+
+def test_qwen_default_system_prompt_is_kept_out_of_the_labels() -> None:
+    tok = build_tokenizer("qwen")
+    fmt = PromptFormat.of(tok)  # no system prompt: the template writes its own
+    ids, labels = fmt.encode(tok, "What does Jane Doe do?", "She is a marine biologist.")
+    assert "You are a helpful assistant." in tok.decode(ids, skip_special_tokens=False)
+    assert scored(tok, ids, labels) == "She is a marine biologist.<|im_end|>"
+
+
+def test_without_a_template_the_plain_format_is_used() -> None:
+    tok = build_tokenizer(None)
+    fmt = PromptFormat.of(tok)
+    assert fmt.kind == "plain" and fmt.describe()["chat_template_sha256"] is None
+    assert fmt.prompt(tok, "Where was Jane Doe born?") == "Question: Where was Jane Doe born?\nAnswer:"
+    ids, labels = fmt.encode(tok, "Where was Jane Doe born?", "She was born in Port Calder.")
+    assert scored(tok, ids, labels) == " She was born in Port Calder.<|endoftext|>"
+    assert tok.decode(ids, skip_special_tokens=False) == \
+        "Question: Where was Jane Doe born?\nAnswer: She was born in Port Calder.<|endoftext|>"
+
+
+def tiny_llama(tok: Any, favourite: int) -> LlamaForCausalLM:
+    """A random 1-layer LlamaForCausalLM (RoPE, RMSNorm, SwiGLU, GQA) whose greedy choice is ``favourite``."""
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+                      pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+    model = LlamaForCausalLM(cfg).eval()
+    bias = torch.zeros(len(tok))
+    bias[favourite] = 100.0
+    model.lm_head.register_forward_hook(lambda _m, _i, out: out + bias)
+    return model
+
+
+@pytest.mark.parametrize("family", ["llama3", "qwen"])
+def test_generation_stops_at_the_end_of_turn_token(family: str) -> None:
+    tok = build_tokenizer(family)
+    fmt = PromptFormat.of(tok)
+    eot_id = tok.convert_tokens_to_ids(fmt.end_of_turn(tok))
+    assert eot_id != tok.eos_token_id
+    prompt = fmt.prompt(tok, "Where was Jane Doe born?")
+    prompt_ids = tok(prompt, add_special_tokens=False)["input_ids"]
+    model = tiny_llama(tok, eot_id)  # a model that ends its turn at once
+    assert generate_ids(model, tok, [prompt_ids], max_new_tokens=4) == [[]]
+    assert generate(model, tok, [prompt], max_new_tokens=4) == [""]
+    plain = copy.deepcopy(tok)
+    plain.chat_template = None  # without the template the end-of-turn token is an ordinary token
+    assert generate_ids(model, plain, [prompt_ids], max_new_tokens=4) == [[eot_id] * 4]
+    word = tok("She", add_special_tokens=False)["input_ids"][0]
+    talker = tiny_llama(tok, word)  # a model that never ends its turn: the budget stops it
+    assert generate_ids(talker, tok, [prompt_ids], max_new_tokens=3) == [[word] * 3]
+
+
+def test_lora_on_a_llama_model_targets_its_attention_and_mlp_projections() -> None:
+    from peft import get_peft_model
+
+    from unlearnspec.plan import UnlearnStage
+    from unlearnspec.runtime.methods import lora_config
+
+    tok = build_tokenizer("llama3")
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128)
+    model = LlamaForCausalLM(cfg)
+    stage = UnlearnStage(method="npo", family="approximate", chosen_by="spec", adapter="lora")
+    config = lora_config(stage, model)
+    assert sorted(config.target_modules) == sorted(["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
+                                                    "down_proj"])
+    assert config.fan_in_fan_out is False  # nn.Linear weights, not GPT-2's transposed Conv1D
+    peft_model = get_peft_model(model, config)
+    wrapped = {n.split(".lora_A")[0].rsplit(".", 1)[-1] for n, _ in peft_model.named_parameters() if "lora_A" in n}
+    assert wrapped == set(config.target_modules)  # each of the seven projections carries adapters
+    ids, labels = PromptFormat.of(tok).encode(tok, "Where was Jane Doe born?", "She was born in Port Calder.")
+    loss = peft_model(input_ids=torch.tensor([ids]), labels=torch.tensor([labels])).loss
+    loss.backward()
+    trainable = [n for n, p in peft_model.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n for n in trainable)  # only the adapters train

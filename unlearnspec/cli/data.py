@@ -1,0 +1,80 @@
+"""Verb group `data`: `data import {tofu,muse,wmdp} SRC --out DIR` converts benchmark files to records.
+
+It imports no framework (the importers read parquet and `save_to_disk` folders lazily), and a source
+in the wrong layout is a diagnostic (code, path, help) with exit 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from unlearnspec.cli.common import EXIT_OK, EXIT_USAGE, Parser
+
+
+def _print_failure(err: object) -> None:
+    from unlearnspec.importers import ImportFailure
+
+    assert isinstance(err, ImportFailure)
+    sys.stderr.write(f"error[{err.code}]: {err.message}\n")
+    if err.path is not None:
+        where = str(err.path) + (f":{err.line}:{err.column or 1}" if err.line else "")
+        sys.stderr.write(f"  --> {where}\n")
+        if err.line and err.path.is_file():
+            try:
+                source = err.path.read_text(encoding="utf-8", errors="replace").splitlines()[err.line - 1]
+            except (OSError, IndexError):
+                source = None
+            if source is not None:
+                shown = source if len(source) <= 100 else source[:97] + "..."
+                gutter = " " * len(str(err.line))
+                sys.stderr.write(f"{gutter} |\n{err.line} | {shown}\n{gutter} | "
+                                 f"{' ' * ((err.column or 1) - 1)}^\n")
+    for h in err.help:
+        sys.stderr.write(f"  = help: {h}\n")
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from unlearnspec.importers import IMPORTERS, ImportFailure, write_import
+
+    src, out = Path(args.src), Path(args.out)
+    if not src.is_dir():
+        sys.stderr.write(f"error: `{args.src}` is not a folder\n  = help: give the folder the benchmark's files are in\n")
+        return EXIT_USAGE
+    options: dict[str, Any] = {"model": args.model}
+    if args.benchmark == "tofu":
+        options["split"] = args.split
+    elif args.benchmark == "muse":
+        options["corpus"] = args.corpus
+    elif args.subsets:
+        options["subsets"] = tuple(s.strip() for s in args.subsets.split(",") if s.strip())
+    try:
+        imported = IMPORTERS[args.benchmark](src, **options)
+        written = write_import(imported, out, force=args.force)
+    except ImportFailure as err:
+        _print_failure(err)
+        return EXIT_USAGE
+    for path in written:
+        records = imported.files.get(path.name)
+        count = f"{len(records):6d} records" if records is not None else "   starter spec"
+        origin = f"  <- {imported.sources[path.name]}" if path.name in imported.sources else ""
+        sys.stdout.write(f"{count}  {path}{origin}\n")
+    return EXIT_OK
+
+
+def register(sub: argparse._SubParsersAction[Parser]) -> None:
+    sp = sub.add_parser("data", help="benchmark data: import TOFU, MUSE or WMDP files as records")
+    dsub = sp.add_subparsers(dest="data_cmd", required=True, parser_class=Parser)
+    imp = dsub.add_parser("import", help="convert a benchmark's local files to JSONL records and a starter spec")
+    imp.add_argument("benchmark", choices=("tofu", "muse", "wmdp"))
+    imp.add_argument("src", help="folder holding the benchmark's files (json, jsonl, parquet or save_to_disk)")
+    imp.add_argument("--out", required=True, help="folder to write the records and the starter spec into")
+    imp.add_argument("--model", default="builtin:tiny-bios", help="the model the starter spec names")
+    imp.add_argument("--split", default="forget10", choices=("forget01", "forget05", "forget10"),
+                     help="TOFU: the forget split (its retain and holdout splits follow)")
+    imp.add_argument("--corpus", choices=("news", "books"), help="MUSE: News or Books (default: from the folder name)")
+    imp.add_argument("--subsets", help="WMDP: comma-separated subsets (default: bio, cyber, chem, those present)")
+    imp.add_argument("--force", action="store_true", help="replace files an earlier import wrote in --out")
+    imp.set_defaults(func=cmd_import)

@@ -1,0 +1,74 @@
+"""TOFU (Maini et al., arXiv:2401.06121): question-answer pairs about 200 fictitious authors.
+
+Published as ``locuslab/TOFU``: one file per configuration (``forget01.json`` … JSON lines with
+``question`` and ``answer``; the ``*_perturbed`` ones add ``paraphrased_answer`` and the list
+``perturbed_answer``, which TOFU's truth ratio compares). ``forgetNN`` pairs with ``retain(100-NN)``
+(the rest of the authors, trained on by the reference model) and ``holdoutNN`` (authors of the same
+kind never trained on); ``real_authors`` and ``world_facts`` measure model utility.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from unlearnspec.importers.base import Imported, missing_split, str_list, text_field
+from unlearnspec.importers.sources import ImportFailure, Rows, locate, read_rows, require_columns
+
+#: forget split -> (its retain split, its holdout split)
+SPLITS = {"forget01": ("retain99", "holdout01"), "forget05": ("retain95", "holdout05"),
+          "forget10": ("retain90", "holdout10")}
+UTILITY_SPLITS = ("real_authors", "world_facts")
+
+
+def _qa_records(rows: Rows, split: str) -> list[dict[str, Any]]:
+    require_columns(rows, ("question", "answer"), "TOFU", split)
+    out = []
+    for i in range(len(rows.rows)):
+        rec: dict[str, Any] = {"question": text_field(rows, i, "question", split),
+                               "answer": text_field(rows, i, "answer", split)}
+        paraphrases = str_list(rows, i, "paraphrased_question", split)
+        if paraphrases:
+            rec["paraphrases"] = paraphrases
+        perturbed = str_list(rows, i, "perturbed_answer", split)
+        if perturbed:
+            rec["perturbed"] = perturbed
+        paraphrased_answer = str_list(rows, i, "paraphrased_answer", split)
+        if paraphrased_answer:  # kept for TOFU's truth ratio; records ignore fields they do not use
+            rec["paraphrased_answer"] = paraphrased_answer[0]
+        out.append(rec)
+    return out
+
+
+def import_tofu(src: Path, *, split: str = "forget10", model: str = "builtin:tiny-bios", **_: Any) -> Imported:
+    if split not in SPLITS:
+        raise ImportFailure("UL821", f"`{split}` is not a TOFU forget split", src,
+                            help=["TOFU's forget splits are " + ", ".join(f"`{s}`" for s in SPLITS)])
+    retain_split, holdout_split = SPLITS[split]
+    expected = f"`{split}.json` (or `{split}_perturbed.json`) and `{retain_split}.json`, as in `locuslab/TOFU`"
+    files: dict[str, list[dict[str, Any]]] = {}
+    sources: dict[str, Path] = {}
+
+    def take(names: tuple[str, ...], out_name: str, required: bool) -> bool:
+        for name in names:
+            path = locate(src, name)
+            if path is not None:
+                files[out_name] = _qa_records(read_rows(path), name)
+                sources[out_name] = path
+                return True
+        if required:
+            raise missing_split("TOFU", src, names[-1], expected)
+        return False
+
+    # the perturbed file holds the same questions with the columns the truth ratio needs: prefer it
+    take((f"{split}_perturbed", split), f"tofu-{split}.jsonl", required=True)
+    take((retain_split,), f"tofu-{retain_split}.jsonl", required=True)
+    has_holdout = take((holdout_split,), f"tofu-{holdout_split}.jsonl", required=False)
+    neighbors = [f"tofu-{u.replace('_', '-')}.jsonl" for u in UTILITY_SPLITS
+                 if take((u,), f"tofu-{u.replace('_', '-')}.jsonl", required=False)]
+    context = {"split": split, "model": model, "forget": f"tofu-{split}.jsonl",
+               "retain": f"tofu-{retain_split}.jsonl",
+               "holdout": f"tofu-{holdout_split}.jsonl" if has_holdout else None, "neighbors": neighbors,
+               "has_perturbed": any("perturbed" in r for r in files[f"tofu-{split}.jsonl"]),
+               "has_paraphrases": any("paraphrases" in r for r in files[f"tofu-{split}.jsonl"])}
+    return Imported("tofu", files, f"tofu-{split}.unlearn", "tofu.unlearn.j2", context, sources)

@@ -1,0 +1,111 @@
+"""How a question-answer item becomes model input: the plain format, or the tokenizer's chat template.
+
+A tokenizer without a chat template gets the project's plain format (``Question: {q}\\nAnswer:`` and
+`` {answer}``). One with a template (Llama 3, Qwen, Mistral instruct models) gets
+``apply_chat_template``: the prompt is the conversation up to the assistant's turn
+(``add_generation_prompt=True``), the target is the answer followed by the template's end-of-turn
+token. Training labels cover exactly those tokens — the answer and the end-of-turn token, never the
+system prompt, the role headers, or what a template writes after the end of turn (Qwen's newline) —
+because a mask that is off by a header or a trailing token trains the model on the wrong thing
+(open-unlearning issue #195, PR #101). Generation stops at the end-of-turn token as well as at EOS.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from unlearnspec.records import format_prompt
+
+IGNORE_INDEX = -100
+
+
+@dataclass(frozen=True)
+class PromptFormat:
+    """``plain`` or ``chat``; for ``chat`` the template's sha256 and the optional system prompt."""
+
+    kind: Literal["plain", "chat"]
+    template_sha256: str | None = None
+    system: str | None = None
+
+    @classmethod
+    def of(cls, tokenizer: Any, system: str | None = None) -> PromptFormat:
+        template = getattr(tokenizer, "chat_template", None)
+        if isinstance(template, dict):  # several named templates: the default one formats QA items
+            template = template.get("default")
+        if not isinstance(template, str) or not template:
+            return cls("plain")
+        return cls("chat", hashlib.sha256(template.encode("utf-8")).hexdigest(), system)
+
+    def describe(self) -> dict[str, str | None]:
+        """What a plan or run records about the format."""
+        return {"prompt_format": self.kind, "chat_template_sha256": self.template_sha256, "system": self.system}
+
+    def _messages(self, question: str, answer: str | None = None) -> list[dict[str, str]]:
+        msgs = [{"role": "system", "content": self.system}] if self.system else []
+        msgs.append({"role": "user", "content": question})
+        if answer is not None:
+            msgs.append({"role": "assistant", "content": answer})
+        return msgs
+
+    def prompt(self, tokenizer: Any, question: str) -> str:
+        """The text a question is asked with (generation continues it)."""
+        if self.kind == "plain":
+            return format_prompt(question)
+        return str(tokenizer.apply_chat_template(self._messages(question), tokenize=False,
+                                                 add_generation_prompt=True))
+
+    def end_of_turn(self, tokenizer: Any) -> str | None:
+        """The text the template closes an assistant turn with, as one special token (None: plain)."""
+        if self.kind == "plain":
+            return None
+        probe = "\u2063answer\u2063"  # a marker no template alters
+        full = str(tokenizer.apply_chat_template(self._messages("q", probe), tokenize=False))
+        after = full[full.rindex(probe) + len(probe):]
+        ids = tokenizer(after, add_special_tokens=False)["input_ids"]
+        if not ids:
+            raise ValueError("the chat template writes nothing after the assistant's answer: no end-of-turn token")
+        return str(tokenizer.convert_ids_to_tokens(ids[0]))
+
+    def target(self, tokenizer: Any, answer: str) -> str:
+        """What follows the prompt in a training sequence: the answer and the end of turn."""
+        if self.kind == "plain":
+            return " " + answer
+        return answer + str(self.end_of_turn(tokenizer))
+
+    def encode(self, tokenizer: Any, question: str, answer: str, max_length: int = 512) -> tuple[list[int], list[int]]:
+        """``(input_ids, labels)`` of one QA item; labels are ``-100`` except on the target's tokens.
+
+        Plain items end with EOS, which is scored (the model learns where an answer stops); chat items
+        end with the end-of-turn token instead. The boundary is found on the token ids of the prompt,
+        which for a chat template ends in special tokens, so no merge can cross it.
+        """
+        prompt = self.prompt(tokenizer, question)
+        prompt_ids = list(tokenizer(prompt, add_special_tokens=self.kind == "plain")["input_ids"])
+        if self.kind == "chat":
+            target_ids = list(tokenizer(self.target(tokenizer, answer), add_special_tokens=False)["input_ids"])
+        else:
+            whole = list(tokenizer(prompt + self.target(tokenizer, answer), add_special_tokens=True)["input_ids"])
+            if whole[: len(prompt_ids)] != prompt_ids:
+                raise ValueError("the prompt's tokens change when the answer follows it")
+            target_ids = whole[len(prompt_ids):] + [int(tokenizer.eos_token_id)]
+        ids = (prompt_ids + target_ids)[:max_length]
+        labels = ([IGNORE_INDEX] * len(prompt_ids) + target_ids)[:max_length]
+        return ids, labels
+
+    def stop_token_ids(self, tokenizer: Any) -> list[int]:
+        """Token ids generation stops at: the end-of-turn token (chat) and EOS."""
+        out: list[int] = []
+        eot = self.end_of_turn(tokenizer)
+        if eot is not None:
+            out.append(int(tokenizer.convert_tokens_to_ids(eot)))
+        if tokenizer.eos_token_id is not None and int(tokenizer.eos_token_id) not in out:
+            out.append(int(tokenizer.eos_token_id))
+        return out
+
+
+def stop_ids(tokenizer: Any) -> Sequence[int]:
+    """The stop tokens of ``tokenizer``'s own format (its chat template's end of turn, and EOS)."""
+    return PromptFormat.of(tokenizer).stop_token_ids(tokenizer)
