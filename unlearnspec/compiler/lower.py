@@ -76,7 +76,7 @@ from unlearnspec.plan import (
     UnlearnStage,
     VerdictStage,
 )
-from unlearnspec.records import DataFormatError, Record, read_records, sha256_path
+from unlearnspec.records import DataFormatError, Record, read_records, sha256_path, split_holdout
 
 # -- constants the runtime honours --------------------------------------------------------------------
 
@@ -973,9 +973,11 @@ def datasets(obj: Objective, base: Path, facts: Facts) -> DataSets:
     holdout = [_rel(r, base) for r in refs["holdout"]]
     if not holdout and facts.builtin:
         holdout = [BUILTIN_HOLDOUT]
+    calibration, evaluation = split_holdout([r for p in holdout for r in _records(p, base)], seed=_seed(obj))
     return DataSets(forget=[_rel(r, base) for r in refs["forget"]], retain=[_rel(r, base) for r in refs["retain"]],
                     neighbors=[_rel(r, base) for r in refs["neighbors"]], holdout=holdout,
-                    test=[_rel(r, base) for r in refs["test"]])
+                    test=[_rel(r, base) for r in refs["test"]], holdout_calibration=calibration,
+                    holdout_evaluation=evaluation)
 
 
 def model_kind(value: str, base: Path) -> str:

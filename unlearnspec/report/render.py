@@ -34,6 +34,7 @@ VERDICT_TEXT = {
     "pass": "PASS",
     "fail": "FAIL",
     "not_evaluated": "NOT EVALUATED",
+    "inconclusive": "INCONCLUSIVE",
     "cannot_be_met": "CANNOT BE MET",
     "incomplete": "INCOMPLETE",
     "info": "INFO",
@@ -67,7 +68,7 @@ HOW_TO_READ: list[str] = [
 EXIT_CODE_TEXT: list[tuple[int, str]] = [
     (0, "pass: every claim of every objective was evaluated and passed"),
     (1, "fail: some claim failed its evidence or cannot be met as written"),
-    (3, "incomplete: nothing failed, but some claim was not evaluated"),
+    (3, "incomplete: nothing failed, but some claim was not evaluated or is inconclusive"),
 ]
 
 _MD_ESCAPES = str.maketrans({"\\": "\\\\", "|": "\\|", "<": "\\<", ">": "\\>", "[": "\\[", "]": "\\]",
@@ -201,7 +202,7 @@ def _context(report: Report, with_charts: bool) -> dict[str, Any]:
     return {
         "report": report,
         "objectives": [_objective_view(o, i, with_charts) for i, o in enumerate(report.objectives)],
-        "counts": [(v, counts[v]) for v in ("pass", "fail", "not_evaluated", "cannot_be_met") if counts[v]],
+        "counts": [(v, counts[v]) for v in ("pass", "fail", "inconclusive", "not_evaluated", "cannot_be_met") if counts[v]],
         "n_claims": sum(counts.values()),
         "audit": report.audit,
         "how_to_read": HOW_TO_READ,
