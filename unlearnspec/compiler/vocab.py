@@ -69,8 +69,8 @@ class MetricInfo:
 METRICS: dict[str, MetricInfo] = {m.name: m for m in (
     MetricInfo("verbatim_rouge", "ROUGE-L F1 of greedy continuations of forget-set prefixes (MUSE VerbMem)",
                0.0, 1.0, "lower", source="MUSE, arXiv:2407.06460"),
-    MetricInfo("knowledge_rouge", "ROUGE-L recall of answers to the forget set's questions (MUSE KnowMem)",
-               0.0, 1.0, "lower", source="MUSE, arXiv:2407.06460"),
+    MetricInfo("knowledge_rouge", "ROUGE-L recall of greedy answers to the forget set's questions (TOFU's ROUGE; "
+               "not MUSE KnowMem, which is F1)", 0.0, 1.0, "lower", source="TOFU, arXiv:2401.06121"),
     MetricInfo("paraphrase_rouge", "knowledge ROUGE on paraphrased questions", 0.0, 1.0, "lower",
                source="Lynch et al., arXiv:2402.16835"),
     MetricInfo("adversarial_rouge", "knowledge ROUGE under adversarial prompt templates", 0.0, 1.0, "lower",
@@ -85,8 +85,9 @@ METRICS: dict[str, MetricInfo] = {m.name: m for m in (
                0.0, 1.0, "lower", unit="auc", source="Shi et al., arXiv:2310.16789"),
     MetricInfo("forget_quality", "KS-test p-value of per-item truth ratios against the retrained reference (TOFU)",
                0.0, 1.0, "higher", unit="p_value", source="TOFU, arXiv:2401.06121"),
-    MetricInfo("privleak", "(AUC_unlearned - AUC_reference) / AUC_reference, compared by magnitude (MUSE)",
-               0.0, 1.0, "closer_to_zero", source="MUSE, arXiv:2407.06460"),
+    MetricInfo("privleak", "MUSE PrivLeak in percent: 100 (AUC_reference - AUC_unlearned) / (1 - AUC_reference), "
+               "Min-K% (k = 0.4) for both models, compared by magnitude", 0.0, 100.0, "closer_to_zero",
+               unit="percent", source="MUSE, arXiv:2407.06460"),
     MetricInfo("retain_utility_drop", "relative drop of model utility on the retain set, in percent",
                0.0, 100.0, "lower", unit="percent", source="TOFU, arXiv:2401.06121"),
     MetricInfo("neighbor_utility_drop", "relative drop of model utility on the neighbour set, in percent",

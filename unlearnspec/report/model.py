@@ -318,6 +318,7 @@ class ObjectiveReport(_Model):
     checks: list[CheckResult]
     findings: list[PlanFinding] = Field(default_factory=list)
     training: TrainingLog | None = None
+    generations: FileHash | None = None  # the generated outputs, a file in the run directory (not in the report)
     overall: Overall
 
     @model_validator(mode="after")

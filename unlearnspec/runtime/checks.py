@@ -160,6 +160,7 @@ class Measurer:
         self.guard = guard
         self.refusal_text = refusal_text
         self._cache: dict[tuple[str, ...], Any] = {}
+        self.outputs: list[dict[str, Any]] = []  # every generation, for the generations file (not the report)
 
     def _memo(self, key: tuple[str, ...], fn: Callable[[], Any]) -> Any:
         if key not in self._cache:
@@ -187,8 +188,13 @@ class Measurer:
             templates = next((p.templates for p in self.stage.probes if p.name == name), None) or None
             facts = [r.text for r in self.data.forget if r.text] or None if name == "in_context" else None
             ps = probes.probe_set(name, records, templates=templates, facts=facts)
-            return metrics.answer_probes(self.model, self.tokenizer, ps, batch_size=self.stage.eval_batch_size,
-                                         max_new_tokens=self.stage.max_new_tokens, generate_fn=self._generate_fn())
+            qa = metrics.answer_probes(self.model, self.tokenizer, ps, batch_size=self.stage.eval_batch_size,
+                                       max_new_tokens=self.stage.max_new_tokens, generate_fn=self._generate_fn())
+            for i, prompt, pred, gold, rec in zip(qa.item_ids, qa.prompts, qa.predictions, qa.answers, qa.recall,
+                                                  strict=True):
+                self.outputs.append({"model": self.name, "dataset": dataset, "probe": name, "item": f"{dataset}[{i}]",
+                                     "prompt": prompt, "output": pred, "gold": gold, "rouge_l_recall": rec})
+            return qa
 
         return self._memo(("probe", dataset, name), compute)  # type: ignore[no-any-return]
 
@@ -220,6 +226,11 @@ class Measurer:
                                                 batch_size=self.stage.eval_batch_size,
                                                 max_new_tokens=self.stage.max_new_tokens,
                                                 generate_fn=self._generate_fn())
+            for i, prompt, cont, ref, f1 in zip(res.item_ids, res.prompts, res.continuations, res.references,
+                                                res.scores, strict=True):
+                self.outputs.append({"model": self.name, "dataset": dataset, "probe": "verbatim",
+                                     "item": f"{dataset}[{i}]", "prompt": prompt, "output": cont, "gold": ref,
+                                     "rouge_l_f1": f1})
             return Series([f"{dataset}[{i}]" for i in res.item_ids], [float(x) for x in res.scores])
 
         return self._memo(("verbatim", dataset), compute)  # type: ignore[no-any-return]
@@ -888,8 +899,12 @@ class Evaluator:
 
 
 def compute(ctx: EvalContext, checks: Sequence[MetricCheck] | None = None,
-            on_attack_start: Callable[[], None] | None = None) -> dict[str, CheckResult]:
-    """Every check of the objective: evaluation checks first, then those needing an attack."""
+            on_attack_start: Callable[[], None] | None = None,
+            generations: list[dict[str, Any]] | None = None) -> dict[str, CheckResult]:
+    """Every check of the objective: evaluation checks first, then those needing an attack.
+
+    ``generations``, when given, receives every generated output (prompt, output, gold answer, score
+    per model): they go to a file beside the report, never into it (they can hold personal data)."""
     ev = Evaluator(ctx)
     todo = list(checks if checks is not None else ctx.op.checks)
     def is_attack(c: MetricCheck) -> bool:
@@ -902,4 +917,7 @@ def compute(ctx: EvalContext, checks: Sequence[MetricCheck] | None = None,
         on_attack_start()
     for c in [c for c in todo if is_attack(c)]:
         out[c.id] = ev.check(c)
+    if generations is not None:
+        for meas in ev.m.values():
+            generations.extend(meas.outputs)
     return out

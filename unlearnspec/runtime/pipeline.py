@@ -25,6 +25,7 @@ from unlearnspec.plan import (
     AttackStage,
     DataSets,
     EvaluateStage,
+    FileHash,
     ObjectivePlan,
     Plan,
     QuantizeAttack,
@@ -32,7 +33,7 @@ from unlearnspec.plan import (
     RelearnAttack,
     UnlearnStage,
 )
-from unlearnspec.records import Record, read_records, split_holdout
+from unlearnspec.records import Record, read_records, sha256_path, split_holdout
 from unlearnspec.report import (
     TrainingLog,
     audit_from_plan,
@@ -61,6 +62,12 @@ def _load_records(paths: list[str], spec_dir: Path) -> list[Record]:
         else:
             out.extend(read_records(spec_dir / p))
     return out
+
+
+GENERATIONS_FILE = "generations.jsonl"
+"""Every generated output of the evaluation, one JSON object a line, beside the report in the run
+directory: not in report.json, which may be shared (outputs can hold personal data); report.json
+keeps its path and sha256."""
 
 
 def holdout_halves(d: DataSets, holdout: list[Record], seed: int) -> tuple[list[Record], list[Record]]:
@@ -275,12 +282,20 @@ class ObjectiveRun:
                 self._finish("evaluate")
                 self._start("attack")
 
-            results = checks.compute(ctx, on_attack_start=attack_phase)
+            outputs: list[dict[str, Any]] = []
+            results = checks.compute(ctx, on_attack_start=attack_phase, generations=outputs)
+            atomic_write_text(self.dir / GENERATIONS_FILE, "".join(
+                json.dumps(o, sort_keys=True, ensure_ascii=False) + "\n" for o in outputs))
             atomic_write_text(results_path, json.dumps({k: v.model_dump(mode="json") for k, v in results.items()},
                                                        indent=2, sort_keys=True) + "\n")
             self._finish("attack")
         self._start("verdict")
         report = build_objective_report(self.op, results, training=training)
+        gen = self.dir / GENERATIONS_FILE
+        if gen.is_file():
+            rel = gen.relative_to(self.rd.root).as_posix()
+            report = report.model_copy(update={"generations": FileHash(path=rel, sha256=sha256_path(gen),
+                                                                      role="generations")})
         self._finish("verdict", overall=report.overall)
         return report
 
