@@ -39,8 +39,7 @@ def main() -> None:
     ap.add_argument("--passes", type=int, default=20, help="in-process passes over the example specs")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
-    from unlearnspec.compiler.check import check_file
-    from unlearnspec.compiler.lower import plan_file
+    from unlearnspec.compiler.check import check_file, plan_file
     from unlearnspec.compiler.review import render_review
     from unlearnspec.compiler.semdiff import diff_plans
 

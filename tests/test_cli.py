@@ -10,8 +10,8 @@ import jsonschema
 import pytest
 from fixtures.frontend import EXAMPLE, ROOT, SPECS, run_cli
 
+from unlearnspec.catalog import CODES
 from unlearnspec.cli import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, main
-from unlearnspec.compiler.codes import ensure_registered
 
 
 @pytest.fixture
@@ -116,7 +116,7 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_explain_prints_a_page_for_every_code(capsys: pytest.CaptureFixture[str]) -> None:
-    registry = ensure_registered()
+    registry = CODES
     assert {f"UL{n}" for n in range(100, 110)} <= set(registry)
     assert {f"UL2{n:02d}" for n in range(1, 16)} <= set(registry)
     for code, page in sorted(registry.items()):
@@ -147,7 +147,7 @@ def test_explain_unknown_code_in_a_fresh_process() -> None:
 def test_explain_all_lists_every_code(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["explain", "all"]) == EXIT_OK
     listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
-    assert listed == sorted(ensure_registered())
+    assert listed == sorted(CODES)
 
 
 # ---------------------------------------------------------------------------------------------------

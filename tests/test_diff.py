@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from unlearnspec.cli import main
-from unlearnspec.compiler.lower import plan_file
+from unlearnspec.compiler.check import plan_file
 from unlearnspec.compiler.semdiff import Change, diff_paths, diff_plans, threshold_direction
 from unlearnspec.plan import MetricCheck, Threshold
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from unlearnspec.catalog import CODES
 from unlearnspec.cli import EXIT_OK, main
-from unlearnspec.compiler.codes import ensure_registered
 from unlearnspec.compiler.explain import code_page_markdown, explain_spec, rule_doc_files
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,7 +39,7 @@ def test_docs_rules_are_current() -> None:
 
 
 def test_every_registered_code_has_a_page_and_no_page_is_stale() -> None:
-    registry = ensure_registered()
+    registry = CODES
     on_disk = {p.stem for p in RULES_DIR.glob("*.md")} - {"README"}
     assert set(registry) - on_disk == set(), "codes without a page"
     assert on_disk - set(registry) == set(), "pages for codes that are not registered"
@@ -49,7 +49,7 @@ def test_every_registered_code_has_a_page_and_no_page_is_stale() -> None:
 
 
 def test_registry_includes_planner_and_runtime_codes() -> None:
-    registry = ensure_registered()
+    registry = CODES
     assert registry["UL601"].category == "feasibility"
     for code in [f"RT10{n}" for n in range(1, 7)] + [f"UL70{n}" for n in range(1, 8)]:
         assert registry[code].category == "runtime", code
@@ -58,7 +58,7 @@ def test_registry_includes_planner_and_runtime_codes() -> None:
 
 def test_every_runtime_code_raised_is_registered() -> None:
     """Read (not import: the compiler side must stay torch-free) the runtime's sources for the codes it raises."""
-    registry = ensure_registered()
+    registry = CODES
     runtime = ROOT / "unlearnspec" / "runtime"
     loading = (runtime / "loading.py").read_text(encoding="utf-8")
     rt_codes = set(re.findall(r'^E_\w+ = "(RT\d{3})"', loading, flags=re.M))
@@ -69,7 +69,7 @@ def test_every_runtime_code_raised_is_registered() -> None:
 
 
 def test_feasibility_pages_say_why_and_what_instead() -> None:
-    registry = ensure_registered()
+    registry = CODES
     feasibility = [p for p in registry.values() if p.category == "feasibility"]
     assert len(feasibility) > 20
     for page in feasibility:

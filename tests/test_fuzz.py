@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lark.exceptions import UnexpectedInput
 
-from unlearnspec.compiler import vocab
+from unlearnspec.catalog import vocab
 from unlearnspec.compiler.check import check_bytes
 from unlearnspec.compiler.fmt import format_spec
 from unlearnspec.compiler.parse import (

@@ -10,7 +10,7 @@ import pytest
 from fixtures.frontend import ARCHITECTURE, EXAMPLE, MINIMAL_BODY, resolve_text, spec_text, write_data
 from lark import Lark
 
-from unlearnspec.compiler import vocab
+from unlearnspec.catalog import vocab
 from unlearnspec.compiler.check import check_bytes
 from unlearnspec.compiler.parse import get_parser, parse_bytes
 

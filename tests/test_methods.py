@@ -19,8 +19,9 @@ import transformers
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast, TrainerCallback, set_seed
 
-from unlearnspec.compiler.vocab import METHOD_FAMILY
-from unlearnspec.compiler.vocab import METHODS as LANGUAGE_METHODS
+from unlearnspec import catalog
+from unlearnspec.catalog import family_of
+from unlearnspec.catalog.vocab import METHODS as LANGUAGE_METHODS
 from unlearnspec.plan import LoraConfig, StoppingRule, UnlearnStage
 from unlearnspec.records import Record, format_prompt
 from unlearnspec.runtime.loading import E_RETRAIN_UNKNOWN, LoadError, load_model
@@ -114,7 +115,7 @@ def tiny(tiny_dir: Path) -> tuple[Any, Any]:
 
 def stage(method: str, **kw: Any) -> UnlearnStage:
     kw.setdefault("stopping", StoppingRule(kind="fixed_steps"))
-    return UnlearnStage(method=method, family=METHOD_FAMILY.get(method, "approximate"),  # type: ignore[arg-type]
+    return UnlearnStage(method=method, family=family_of(method) if method in catalog.METHODS else "approximate",  # type: ignore[arg-type]
                         chosen_by="spec",
                         **{"max_steps": 20, "learning_rate": 5e-3, "batch_size": 4, **kw})
 
@@ -246,7 +247,7 @@ def test_collator_pads_forget_and_retain_to_one_length() -> None:
 def test_registry_covers_the_language() -> None:
     assert set(METHODS) == set(LANGUAGE_METHODS)
     for name, spec in METHODS.items():
-        assert spec.family == METHOD_FAMILY[name]
+        assert spec.family == family_of(name)
         assert (spec.trainer is None) == (name in {"retrain", "filter"})
 
 

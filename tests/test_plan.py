@@ -11,7 +11,6 @@ The same switch regenerates the two generated tables in ``docs/planning.md``.
 
 from __future__ import annotations
 
-import ast
 import difflib
 import itertools
 import json
@@ -27,24 +26,23 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 
+from unlearnspec.catalog import ADVERSARIAL_TEMPLATES
 from unlearnspec.cli import main
 from unlearnspec.compiler.ast import Objective
-from unlearnspec.compiler.check import check_file
-from unlearnspec.compiler.lower import (
-    ADVERSARIAL_TEMPLATES,
+from unlearnspec.compiler.check import check_file, compile, plan_file
+from unlearnspec.compiler.decisions import (
     DECISION_TABLE,
+    choose_method,
     decision_table_markdown,
     facts_of,
-    folder_sha256,
     method_defaults_markdown,
-    method_row,
-    plan_file,
+    planned_method,
 )
+from unlearnspec.compiler.models import folder_sha256
 from unlearnspec.compiler.review import load_plan_or_spec, render_review
 from unlearnspec.plan import (
     AttackStage,
     EvaluateStage,
-    ModelRef,
     Plan,
     QuantizeAttack,
     ReferenceStage,
@@ -57,7 +55,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SPECS = ROOT / "specs"
 GOLDEN = ROOT / "tests" / "golden" / "plans"
 DOC = ROOT / "docs" / "planning.md"
-PROBES_PY = ROOT / "unlearnspec" / "runtime" / "evaluation" / "probes.py"
 UPDATE = os.environ.get("UNLEARNSPEC_UPDATE_GOLDENS") == "1"
 SPEC_FILES = sorted(SPECS.glob("*.unlearn"))
 JANE = SPECS / "erase-jane-doe.unlearn"
@@ -354,9 +351,8 @@ def _objective(source: str, tmp: Path) -> Objective:
     ("suppression", "", "refusal"),
     ("suppression via system", "", "filter"),
 ])
-def test_method_rows_agree_with_the_method_the_rules_judge(tmp_path: Path, goal: str, extra: str, method: str) -> None:
-    from unlearnspec.compiler.rules.base import planned_method
-
+def test_the_method_rows_choose_the_method_rules_and_plan_read(tmp_path: Path, goal: str, extra: str,
+                                                               method: str) -> None:
     obj = _objective(f"""unlearnspec 1
 objective "grid" {{
   model "builtin:tiny-bios"
@@ -367,29 +363,14 @@ objective "grid" {{
   {extra}
 }}
 """, tmp_path)
-    model = ModelRef(source="builtin:tiny-bios", kind="builtin", parameters=1)
-    facts = facts_of(obj, model)
-    row, chosen, family, chosen_by = method_row(obj, facts)
-    assert chosen == method == planned_method(obj, True).method
-    assert row.value == method and chosen_by == "compiler"
-    plan, _ = plan_file(tmp_path / "grid.unlearn", allow_infeasible=True)
-    assert plan is not None
-    unlearn = next(s for s in plan.objectives[0].stages if isinstance(s, UnlearnStage))
-    assert unlearn.method == method and unlearn.rationale.startswith(f"{row.id}: ")
-
-
-def test_adversarial_template_ids_match_the_runtime() -> None:
-    tree = ast.parse(PROBES_PY.read_text(encoding="utf-8"))
-    ids: list[str] = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.AnnAssign | ast.Assign):
-            targets = [node.target] if isinstance(node, ast.AnnAssign) else node.targets
-            if any(isinstance(t, ast.Name) and t.id == "ADVERSARIAL_TEMPLATES" for t in targets):
-                assert node.value is not None
-                for call in ast.walk(node.value):
-                    if isinstance(call, ast.Call) and call.args and isinstance(call.args[0], ast.Constant):
-                        ids.append(str(call.args[0].value))
-    assert ids == list(ADVERSARIAL_TEMPLATES)
+    choice = choose_method(facts_of(obj, "builtin", 1))
+    assert choice.method == method and choice.chosen_by == "compiler" and choice.row is not None
+    assert choice.row.value == method and planned_method(obj, True) == choice  # the rules read the same choice
+    result = compile(tmp_path / "grid.unlearn", "lower", allow_infeasible=True)
+    assert result.plan is not None and result.analysis is not None
+    assert result.analysis[0].method == choice
+    unlearn = next(s for s in result.plan.objectives[0].stages if isinstance(s, UnlearnStage))
+    assert unlearn.method == method and unlearn.rationale.startswith(f"{choice.row.id}: ")
 
 
 # -- models: local folders and hub ids ------------------------------------------------------------------

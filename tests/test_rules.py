@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
+from unlearnspec.catalog import CODES, DEFAULT_RELEARN_STEPS
 from unlearnspec.compiler.ast import Objective, Spec
-from unlearnspec.compiler.codes import REGISTRY
 from unlearnspec.compiler.diagnostics import Diagnostic
-from unlearnspec.compiler.evidence_defaults import DEFAULT_RELEARN_STEPS, evidence_for, side_effect_evidence
+from unlearnspec.compiler.evidence_defaults import evidence_for, side_effect_evidence
 from unlearnspec.compiler.feasibility import (
     ClaimStatusRow,
     analyse,
@@ -244,7 +244,7 @@ def test_findings_are_well_formed(path: Path) -> None:
         assert d.help and d.help[0], f"{d.code} gives no achievable alternative"
         assert d.objective in names
         assert d.claim is None or d.claim in claims
-        assert d.severity == REGISTRY[d.code].severity
+        assert d.severity == CODES[d.code].severity
         assert d.span.file == str(path)
         primary = (d.span.line, d.span.column, d.span.end_line, d.span.end_column)
         spans = [(lab.span.line, lab.span.column, lab.span.end_line, lab.span.end_column) for lab in d.labels]
@@ -253,9 +253,9 @@ def test_findings_are_well_formed(path: Path) -> None:
 
 @pytest.mark.parametrize("code", sorted(r.code for r in RULES))
 def test_every_rule_has_a_complete_page(code: str) -> None:
-    page = REGISTRY[code]
+    page = CODES[code]
     assert page.category == "feasibility"
-    assert page.severity == {"3": "error", "4": "warning", "5": "note"}[code[2]]
+    assert page.severity == {"3": "error", "4": "warning", "5": "note", "6": "error"}[code[2]]
     assert re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)+", page.name)
     for field in ("summary", "why", "example", "instead"):
         assert getattr(page, field).strip(), f"{code}: empty {field}"

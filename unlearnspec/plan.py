@@ -15,9 +15,10 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from unlearnspec.catalog import ClaimStatus
+
 FORMAT_VERSION = "1.0"
 
-ClaimStatus = Literal["supported", "cannot_be_verified", "cannot_be_met"]
 Severity = Literal["error", "warning", "note"]
 Comparison = Literal["<=", ">=", "<", ">"]
 

@@ -18,13 +18,13 @@ import sys
 from collections.abc import Sequence
 
 from unlearnspec import __version__
-from unlearnspec.cli import check, explain, fmt, plan, run, schema
+from unlearnspec.cli import check, debug, explain, fmt, plan, run, schema
 from unlearnspec.cli.common import EXIT_FINDINGS, EXIT_INCOMPLETE, EXIT_OK, EXIT_USAGE, Parser
 
 __all__ = ["EXIT_FINDINGS", "EXIT_INCOMPLETE", "EXIT_OK", "EXIT_USAGE", "VERBS", "build_parser", "main"]
 
 #: Every verb module, in the order `unlearnspec --help` lists them.
-VERBS = (check, fmt, explain, schema, plan, run)
+VERBS = (check, fmt, explain, schema, plan, run, debug)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,11 +18,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if re.fullmatch(r"(?i)(UL|RT)\d{3}", target):
         text = explain_code(target.upper())
         if text is None:
-            from unlearnspec.compiler.codes import REGISTRY, ensure_registered
+            from unlearnspec.catalog import CODES
             from unlearnspec.compiler.suggest import did_you_mean
-
-            ensure_registered()
-            hint = did_you_mean(target.upper(), list(REGISTRY))
+            hint = did_you_mean(target.upper(), list(CODES))
             sys.stderr.write(f"error: no diagnostic code `{target}`" + (f"; did you mean `{hint}`?" if hint else "") + "\n")
             return EXIT_USAGE
         out(text)

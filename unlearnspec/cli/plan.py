@@ -10,7 +10,7 @@ from unlearnspec.cli.common import EXIT_FINDINGS, EXIT_OK, Parser, add_colour, o
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from unlearnspec.compiler.lower import plan_file
+    from unlearnspec.compiler.check import plan_file
     from unlearnspec.compiler.render import render
 
     plan, result = plan_file(Path(args.spec), allow_infeasible=args.allow_infeasible)

@@ -1,46 +1,71 @@
-"""The compiler driver: a row of passes over one spec file, listed in the order they run.
+"""The compiler driver: one list of passes, run in order over one spec file.
 
-    parse (UL1xx) → resolve (UL2xx) → feasibility (UL3xx-UL5xx, accept)
+    parse (UL1xx) → resolve (UL2xx) → analyse (UL3xx-UL6xx, accept, claim statuses) → lower (the plan)
 
-Each pass is a plain function; a pass runs only when the previous one produced a tree. The result
-keeps every intermediate form so that ``show``/``plan``/``explain`` and the tests can look at them.
+Every verb compiles through :func:`compile` and stops where it needs to: ``check`` and ``explain`` after
+``analyse``, ``plan``, ``show`` and ``diff`` after ``lower``; ``debug`` prints any pass's output. A pass runs
+only when the one before it let it (no syntax tree, no resolve). The result keeps every pass's output.
+
+:data:`PASSES` names each pass's module and function and imports it when it first runs: ``check`` never
+loads the lowering or the plan's models.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
+import importlib
 import os
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
-from unlearnspec.compiler.ast import Spec
 from unlearnspec.compiler.diagnostics import Diagnostic, Span, sort_diagnostics
-from unlearnspec.compiler.parse import MAX_BYTES, parse_bytes
-from unlearnspec.compiler.resolve import resolve
-from unlearnspec.compiler.syntax import SpecFile
+from unlearnspec.compiler.parse import MAX_BYTES
+from unlearnspec.compiler.unit import CheckResult, CompileOptions
+
+if TYPE_CHECKING:
+    from unlearnspec.plan import Plan
 
 SPEC_SUFFIX = ".unlearn"
 
+PassName = Literal["parse", "resolve", "analyse", "lower"]
 
-@dataclass
-class CheckResult:
-    """Everything the compiler learned about one file."""
 
-    path: str  # as displayed (relative to the working directory when possible)
-    source: bytes = b""
-    syntax: SpecFile | None = None
-    spec: Spec | None = None
-    diagnostics: list[Diagnostic] = field(default_factory=list)
+@dataclass(frozen=True)
+class Pass:
+    """One compiler pass: ``module:function`` takes the unit and the options, fills its field, and says
+    whether the next pass may run."""
 
-    @property
-    def errors(self) -> int:
-        return sum(d.blocking for d in self.diagnostics)
+    name: PassName
+    target: str  # "module:function"
+    produces: str  # the CheckResult field it fills
 
-    @property
-    def warnings(self) -> int:
-        return sum(d.severity == "warning" and not d.accepted for d in self.diagnostics)
+    def load(self) -> Callable[[CheckResult, CompileOptions], bool]:
+        module, function = self.target.split(":")
+        fn: Callable[[CheckResult, CompileOptions], bool] = getattr(importlib.import_module(module), function)
+        return fn
+
+
+PASSES: tuple[Pass, ...] = (
+    Pass("parse", "unlearnspec.compiler.parse:parse_pass", "syntax"),
+    Pass("resolve", "unlearnspec.compiler.resolve:resolve_pass", "spec"),
+    Pass("analyse", "unlearnspec.compiler.analysis:analyse_pass", "analysis"),
+    Pass("lower", "unlearnspec.compiler.lower:lower_pass", "plan"),
+)
+PASS_NAMES: tuple[str, ...] = tuple(p.name for p in PASSES)
+
+
+def run_passes(unit: CheckResult, opts: CompileOptions, until: PassName = "analyse") -> CheckResult:
+    """Run the passes in order on ``unit`` (its ``source`` read), up to and including ``until``."""
+    for p in PASSES[:PASS_NAMES.index(until) + 1]:
+        go_on = p.load()(unit, opts)
+        unit.passes.append(p.name)
+        if not go_on:
+            break
+    unit.diagnostics = sort_diagnostics(unit.diagnostics)
+    return unit
 
 
 def display_path(path: Path) -> str:
@@ -51,33 +76,11 @@ def display_path(path: Path) -> str:
     return Path(rel).as_posix() if not rel.startswith("..") else path.as_posix()
 
 
-def check_bytes(data: bytes, display: str, base_dir: Path) -> CheckResult:
-    result = CheckResult(path=display, source=data)
-    syntax, diags = parse_bytes(data, display)
-    result.syntax = syntax
-    result.diagnostics.extend(diags)
-    if syntax is None or any(d.severity == "error" for d in diags):
-        result.diagnostics = sort_diagnostics(result.diagnostics)
-        return result
-    spec, rdiags = resolve(syntax, base_dir)
-    result.spec = spec
-    result.diagnostics.extend(rdiags)
-    from unlearnspec.compiler.feasibility import analyse
-
-    result.diagnostics.extend(analyse(spec))
-    result.diagnostics = sort_diagnostics(_dedupe(result.diagnostics))
-    return result
-
-
-def _dedupe(diags: list[Diagnostic]) -> list[Diagnostic]:
-    seen: set[tuple[str, str, int, int, str]] = set()
-    out = []
-    for d in diags:
-        key = (d.code, d.span.file, d.span.line, d.span.column, d.message)
-        if key not in seen:
-            seen.add(key)
-            out.append(d)
-    return out
+def check_bytes(data: bytes, display: str, base_dir: Path, until: PassName = "analyse", *,
+                spec_name: str = "", allow_infeasible: bool = False) -> CheckResult:
+    """Compile ``data`` (a spec's bytes, shown as ``display``) up to ``until``."""
+    opts = CompileOptions(base_dir=base_dir, spec_name=spec_name, allow_infeasible=allow_infeasible)
+    return run_passes(CheckResult(path=display, source=data), opts, until)
 
 
 def read_spec_bytes(path: Path) -> bytes:
@@ -90,7 +93,8 @@ def read_spec_bytes(path: Path) -> bytes:
         return fh.read(MAX_BYTES + 1)
 
 
-def check_file(path: Path) -> CheckResult:
+def compile(path: Path, until: PassName = "analyse", *, allow_infeasible: bool = False) -> CheckResult:
+    """Compile the spec at ``path`` up to ``until`` (every verb's one entry point)."""
     display = display_path(path)
     try:
         if path.is_dir():
@@ -105,7 +109,19 @@ def check_file(path: Path) -> CheckResult:
         return CheckResult(path=display, diagnostics=[Diagnostic(
             code="UL207", severity="error", span=Span.point(display),
             message=f"spec file `{display}` cannot be read: {err.strerror or err}")])
-    return check_bytes(data, display, path.resolve().parent)
+    return check_bytes(data, display, path.resolve().parent, until, spec_name=path.name,
+                       allow_infeasible=allow_infeasible)
+
+
+def check_file(path: Path) -> CheckResult:
+    """:func:`compile` up to ``analyse``: what ``check`` reports."""
+    return compile(path, "analyse")
+
+
+def plan_file(path: Path, *, allow_infeasible: bool = False) -> tuple[Plan | None, CheckResult]:
+    """:func:`compile` up to ``lower``: the plan (None when the spec cannot be planned) and the result."""
+    result = compile(path, "lower", allow_infeasible=allow_infeasible)
+    return result.plan, result
 
 
 def expand_paths(paths: Iterable[Path]) -> Iterator[Path]:

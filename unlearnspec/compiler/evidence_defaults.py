@@ -1,7 +1,7 @@
 """The evidence that decides each claim: the spec's thresholds, or the documented defaults.
 
 A claim is decided at run time by metric checks. The spec's ``evidence`` block may give thresholds;
-every metric it names is assigned to each claim whose *evidence family* (:data:`CLAIM_METRICS`)
+every metric it names is assigned to each claim whose *evidence family* (``catalog.CLAIMS[...].evidence``)
 contains it. A claim that receives at least one metric from the spec is decided by exactly those
 (the author chose its evidence); a claim that receives none gets the documented defaults below,
 marked ``source="default"``. The feasibility rules (UL406, UL410) and the lowering both call
@@ -33,7 +33,7 @@ Defaults (thresholds and why):
   ``preserve utility`` tolerance, 5% when none is given.
 * ``compliant``, ``prevents_misuse``, ``prevents_infringement`` — none: no measurement decides them.
 
-What each metric needs (:data:`METRIC_NEEDS`): a *reference* (the built-in model can be retrained;
+What each metric needs (``catalog.METRICS[...].needs``): a *reference* (the built-in model can be retrained;
 otherwise a ``reference`` model), *holdout* non-members (the target's ``holdout``, or the built-in
 corpus's holdout people), *qa* records (questions and answers in the data it reads), a labelled
 *attribute* (the target's ``attribute``, or the built-in records' labels), and the *retain* /
@@ -46,108 +46,30 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from unlearnspec.compiler import vocab
+from unlearnspec.catalog import (
+    CLAIMS,
+    DEFAULT_OUTPUTS,
+    DEFAULT_RELEARN_STEPS,
+    METRICS,
+    NEEDS,
+    OUTPUT_KINDS,
+    PROBES,
+    QUANTIZED,
+)
 from unlearnspec.compiler.ast import Claim, Objective, PathRef
 
 Source = Literal["spec", "default"]
-
-OUTPUT_METRICS = frozenset({
-    "verbatim_rouge", "knowledge_rouge", "paraphrase_rouge", "adversarial_rouge", "in_context_rouge",
-    "exact_memorisation", "extraction_strength", "leak_rate", "refusal_rate",
-})
-"""Metrics read from the model's outputs only: they cannot tell removal from suppression (UL406)."""
-
-PARAMETER_METRICS = frozenset({"membership_auc", "forget_quality", "privleak", "probe_accuracy_gap"})
-"""Metrics that look past the outputs: likelihoods vs non-members, the reference, the representations."""
-
-#: Which metrics can serve as evidence for each claim (its evidence family).
-CLAIM_METRICS: dict[str, tuple[str, ...]] = {
-    "removed": ("membership_auc", "forget_quality", "privleak", "probe_accuracy_gap", "verbatim_rouge",
-                "knowledge_rouge", "paraphrase_rouge", "adversarial_rouge", "exact_memorisation",
-                "extraction_strength", "leak_rate", "refusal_rate"),
-    "as_if_never_trained": ("forget_quality", "privleak", "membership_auc", "probe_accuracy_gap"),
-    "not_generated": ("verbatim_rouge", "knowledge_rouge", "exact_memorisation", "extraction_strength",
-                      "leak_rate", "refusal_rate"),
-    "not_generated_similar": ("verbatim_rouge", "knowledge_rouge", "paraphrase_rouge", "leak_rate"),
-    "robust_to_prompting": ("paraphrase_rouge", "adversarial_rouge", "in_context_rouge", "leak_rate"),
-    "robust_to_finetuning": ("relearn_recovery",),
-    "robust_to_quantization": ("quantization_recovery",),
-    "no_side_effects": ("retain_utility_drop", "neighbor_utility_drop"),
-    "compliant": (),
-    "prevents_misuse": (),
-    "prevents_infringement": (),
-}
-
-#: Default thresholds (op, value) and the reason each value was chosen.
-DEFAULT_THRESHOLDS: dict[str, tuple[str, float, str]] = {
-    "membership_auc": ("<=", 0.60, "0.5 is chance; 0.60 tolerates sampling noise on small forget sets"),
-    "forget_quality": (">=", 0.05, "TOFU: KS test at the 5% level against the retrained reference"),
-    "probe_accuracy_gap": ("<=", 0.10, "a linear probe may do at most 10 points better than on the reference"),
-    "privleak": ("<=", 10.0, "MUSE PrivLeak in percent: |PrivLeak| near 0 means the reference's membership signal"),
-    "verbatim_rouge": ("<=", 0.20, "MUSE VerbMem: little more than the overlap of unrelated text"),
-    "knowledge_rouge": ("<=", 0.20, "MUSE KnowMem: answers share little more than common words"),
-    "paraphrase_rouge": ("<=", 0.20, "same bound as knowledge_rouge, on paraphrased questions"),
-    "adversarial_rouge": ("<=", 0.20, "same bound as knowledge_rouge, under adversarial templates"),
-    "in_context_rouge": ("<=", 0.20, "same bound as knowledge_rouge, with the facts in the prompt"),
-    "exact_memorisation": ("<=", 0.20, "at most a fifth of forget tokens predicted exactly"),
-    "extraction_strength": ("<=", 0.20, "at most a fifth of a sequence extractable"),
-    "leak_rate": ("<=", 0.05, "at most 1 probe prompt in 20 leaks the answer"),
-    "refusal_rate": (">=", 0.90, "at least 9 probe prompts in 10 refused"),
-    "relearn_recovery": ("<=", 0.50, "relearning restores at most half of what was forgotten"),
-    "quantization_recovery": ("<=", 0.25, "quantization restores at most a quarter of what was forgotten"),
-    "retain_utility_drop": ("<=", 5.0, "a 5% relative utility drop when `preserve` states no tolerance"),
-    "neighbor_utility_drop": ("<=", 5.0, "a 5% relative utility drop when `preserve` states no tolerance"),
-}
-
-DEFAULT_RELEARN_STEPS = 20
-QUANTIZED = ("int8", "int4")
-
-#: What computing each metric needs beyond the forget data (see the module docstring).
-METRIC_NEEDS: dict[str, tuple[str, ...]] = {
-    "membership_auc": ("holdout",),
-    "privleak": ("holdout", "reference"),
-    "forget_quality": ("reference",),
-    "probe_accuracy_gap": ("reference", "attribute"),
-    "knowledge_rouge": ("qa",),
-    "paraphrase_rouge": ("qa",),
-    "adversarial_rouge": ("qa",),
-    "in_context_rouge": ("qa",),
-    "leak_rate": ("qa",),
-    "refusal_rate": ("qa",),
-    "relearn_recovery": (),
-    "quantization_recovery": (),
-    "retain_utility_drop": ("retain",),
-    "neighbor_utility_drop": ("neighbors",),
-}
-
-#: Metrics the runtime can still compute, less strongly, when one need is missing: (need, stand-in, note).
-FALLBACKS: dict[str, tuple[str, str, str]] = {
-    "forget_quality": ("reference", "holdout", "no reference model: holdout-calibrated — the KS test compares the "
-                       "model's forget-set statistics with its own on holdout data, weaker than TOFU's comparison "
-                       "with a retrained model"),
-    "privleak": ("reference", "holdout", "no reference model: PrivLeak against the ideal AUC 0.5 instead of a "
-                 "retrained model's AUC"),
-}
 
 
 def missing_needs(obj: Objective, metric: str, dataset: str = "forget") -> tuple[list[str], str]:
     """The needs of ``metric`` this objective cannot provide, and the note of a fallback that stands in."""
     have = available_needs(obj, dataset)
-    missing = [n for n in METRIC_NEEDS.get(metric, ()) if n not in have]
-    fallback = FALLBACKS.get(metric)
-    if fallback is not None and fallback[0] in missing and fallback[1] in have:
-        return [n for n in missing if n != fallback[0]], fallback[2]
+    m = METRICS.get(metric)
+    missing = [n for n in (m.needs if m else ()) if n not in have]
+    fallback = m.fallback if m else None
+    if fallback is not None and fallback.need in missing and fallback.stand_in in have:
+        return [n for n in missing if n != fallback.need], fallback.note
     return missing, ""
-
-
-NEED_WORDS: dict[str, str] = {
-    "reference": "a reference model (the model is not built in, so it cannot be retrained, and no `reference` is given)",
-    "holdout": "holdout data the model never saw (the target has no `holdout`)",
-    "qa": "question-answer records (the data it reads holds documents only)",
-    "attribute": "a labelled `attribute` of the target's records",
-    "retain": "a `retain` set in `preserve`",
-    "neighbors": "a `neighbors` set in `preserve`",
-}
 
 
 class EvidenceItem(BaseModel):
@@ -164,7 +86,7 @@ class EvidenceItem(BaseModel):
     attack: Literal["relearn", "quantize"] | None = None
     params: dict[str, object] = Field(default_factory=dict)  # e.g. {"steps": 20}, {"precision": "int4"}
     note: str = ""  # why this default, or what was assumed
-    missing: list[str] = Field(default_factory=list)  # needs (METRIC_NEEDS) this objective cannot provide
+    missing: list[str] = Field(default_factory=list)  # needs (catalog.NEEDS) this objective cannot provide
 
     @property
     def available(self) -> bool:
@@ -179,7 +101,7 @@ class EvidenceItem(BaseModel):
             where += f" after {self.params.get('steps')} relearning steps"
         elif self.attack == "quantize":
             where += f" at {self.params.get('precision')}"
-        unit = "%" if vocab.METRICS[self.metric].unit == "percent" else ""
+        unit = "%" if METRICS[self.metric].unit == "percent" else ""
         return f"{self.metric} {self.op} {self.value:g}{unit}{where} ({self.source})"
 
 
@@ -194,7 +116,7 @@ def _has_qa(paths: list[PathRef]) -> bool:
 
 
 def available_needs(obj: Objective, dataset: str = "forget") -> set[str]:
-    """Which of :data:`NEED_WORDS` this objective can provide (qa: for ``dataset``)."""
+    """Which of :data:`unlearnspec.catalog.NEEDS` this objective can provide (qa: for ``dataset``)."""
     builtin = is_builtin(obj)
     t, p = obj.target, obj.preserve
     have: set[str] = set()
@@ -243,52 +165,44 @@ def _claim_of(obj: Objective, claim: Claim | str) -> tuple[str, Claim | None]:
 
 
 def _plans(obj: Objective, name: str, c: Claim | None) -> list[dict[str, object]]:
-    """The default checks of claim ``name``: metric plus where/how it is measured."""
+    """The default checks of claim ``name`` (its catalog defaults): metric plus where/how it is measured."""
+    info = CLAIMS.get(name)
+    if info is None:
+        return []
     scope = obj.scope
-    plans: list[dict[str, object]] = []
-    if name == "removed":
-        plans = [{"metric": m, "dataset": "forget"} for m in ("membership_auc", "forget_quality", "probe_accuracy_gap")]
-    elif name == "as_if_never_trained":
-        plans = [{"metric": m, "dataset": "forget"} for m in ("forget_quality", "privleak")]
-    elif name == "not_generated":
-        outputs = [w.value for w in scope.outputs] if scope and scope.outputs else ["verbatim", "facts"]
-        metrics = []
-        if "verbatim" in outputs or "similar" in outputs:
-            metrics.append("verbatim_rouge")
-        if "facts" in outputs or "similar" in outputs:
-            metrics.append("knowledge_rouge")
-        if "pii" in outputs:
-            metrics.append("leak_rate")
-        plans = [{"metric": m, "dataset": d} for d in _datasets(obj) for m in metrics]
-    elif name == "not_generated_similar":
-        ds = _datasets(obj)[-1]
-        plans = [{"metric": m, "dataset": ds} for m in ("verbatim_rouge", "knowledge_rouge")]
-        plans.append({"metric": "paraphrase_rouge", "dataset": ds, "probe": "paraphrased"})
-    elif name == "robust_to_prompting":
+    if info.from_scope == "outputs":
+        outputs = [w.value for w in scope.outputs] if scope and scope.outputs else list(DEFAULT_OUTPUTS)
+        metrics = [m for m in info.evidence if any(m in OUTPUT_KINDS[o].metrics for o in outputs)]
+        return [{"metric": m, "dataset": d} for d in _datasets(obj) for m in metrics]
+    if info.from_scope == "prompts":
         prompts = [w.value for w in scope.prompts] if scope and scope.prompts else []
         if not prompts or "any" in prompts:
             prompts = sorted(set(prompts) - {"any"} | {"paraphrased", "adversarial"})
-        metric = {"direct": "knowledge_rouge", "paraphrased": "paraphrase_rouge",
-                  "adversarial": "adversarial_rouge", "in_context": "in_context_rouge"}
         ds = _datasets(obj)[-1]
-        plans = [{"metric": metric[p], "dataset": ds, "probe": p} for p in vocab.PROMPTS if p in prompts]
-    elif name == "robust_to_finetuning":
-        plans = [{"metric": "relearn_recovery", "dataset": "forget", "attack": "relearn"}]
-    elif name == "robust_to_quantization":
-        plans = [{"metric": "quantization_recovery", "dataset": "forget", "attack": "quantize"}]
-    elif name == "no_side_effects":
-        plans = [{"metric": "retain_utility_drop", "dataset": "retain"},
-                 {"metric": "neighbor_utility_drop", "dataset": "neighbors"}]
+        return [{"metric": p.metric, "dataset": ds, "probe": p.name} for p in PROBES.values() if p.name in prompts]
+    output_claim = info.group == "output"
+    ds = _datasets(obj)[-1] if output_claim else "forget"
+    plans: list[dict[str, object]] = []
+    for metric in info.defaults:
+        m = METRICS[metric]
+        plan: dict[str, object] = {"metric": metric, "dataset": m.dataset or ds}
+        if m.probe is not None and m.probe != "direct":
+            plan["probe"] = m.probe
+        if m.attack is not None:
+            plan["attack"] = m.attack
+        plans.append(plan)
     return plans
 
 
 def _item(obj: Objective, name: str, c: Claim | None, plan: dict[str, object], source: Source,
           op: str | None = None, value: float | None = None) -> list[EvidenceItem]:
     metric = str(plan["metric"])
-    d_op, d_value, why = DEFAULT_THRESHOLDS[metric]
+    default = METRICS[metric].threshold
+    d_op, d_value, why = default.op, default.value, default.why
     note = why if source == "default" else ""
-    if metric in ("retain_utility_drop", "neighbor_utility_drop") and source == "default":
-        tol = _tolerance(obj, "retain" if metric.startswith("retain") else "neighbors")
+    utility_on = METRICS[metric].dataset if METRICS[metric].family == "utility" else None
+    if utility_on is not None and source == "default":
+        tol = _tolerance(obj, utility_on)
         if tol is not None:  # the spec's own tolerance, written in `preserve`
             d_value, source, note = tol, "spec", f"from `preserve {{ utility drop <= {tol:g}% }}`"
     dataset = str(plan["dataset"])
@@ -319,14 +233,14 @@ def _item(obj: Objective, name: str, c: Claim | None, plan: dict[str, object], s
 
 def spec_metrics_for(obj: Objective, claim: str) -> list[str]:
     """The metrics of the spec's ``evidence`` block that serve ``claim`` (in block order)."""
-    family = CLAIM_METRICS.get(claim, ())
+    family = CLAIMS[claim].evidence if claim in CLAIMS else ()
     return [e.metric for e in obj.evidence if e.metric in family]
 
 
 def evidence_for(obj: Objective, claim: Claim | str) -> list[EvidenceItem]:
     """The checks that decide ``claim``: the spec's when it gives any for it, else the defaults."""
     name, c = _claim_of(obj, claim)
-    family = CLAIM_METRICS.get(name, ())
+    family = CLAIMS[name].evidence if name in CLAIMS else ()
     defaults = _plans(obj, name, c)
     given = [e for e in obj.evidence if e.metric in family]
     if not given:
@@ -342,15 +256,12 @@ def evidence_for(obj: Objective, claim: Claim | str) -> list[EvidenceItem]:
 
 def _where(obj: Objective, metric: str) -> dict[str, object]:
     """Where a metric is measured when the claim's defaults do not say."""
-    probe = {"paraphrase_rouge": "paraphrased", "adversarial_rouge": "adversarial",
-             "in_context_rouge": "in_context"}.get(metric)
-    attack = {"relearn_recovery": "relearn", "quantization_recovery": "quantize"}.get(metric)
-    dataset = {"retain_utility_drop": "retain", "neighbor_utility_drop": "neighbors"}.get(metric)
-    plan: dict[str, object] = {"metric": metric, "dataset": dataset or _datasets(obj)[0]}
-    if probe:
-        plan["probe"] = probe
-    if attack:
-        plan["attack"] = attack
+    m = METRICS[metric]
+    plan: dict[str, object] = {"metric": metric, "dataset": m.dataset or _datasets(obj)[0]}
+    if m.probe is not None and m.probe != "direct":
+        plan["probe"] = m.probe
+    if m.attack is not None:
+        plan["attack"] = m.attack
     return plan
 
 
@@ -362,7 +273,8 @@ def side_effect_evidence(obj: Objective) -> list[EvidenceItem]:
     """
     out: list[EvidenceItem] = []
     given = {e.metric: e for e in obj.evidence}
-    for metric, which in (("retain_utility_drop", "retain"), ("neighbor_utility_drop", "neighbors")):
+    for metric in CLAIMS["no_side_effects"].defaults:
+        which = str(METRICS[metric].dataset)
         if which not in available_needs(obj):
             continue
         plan: dict[str, object] = {"metric": metric, "dataset": which}
@@ -375,4 +287,4 @@ def side_effect_evidence(obj: Objective) -> list[EvidenceItem]:
 
 
 def missing_words(needs: list[str]) -> str:
-    return "; ".join(NEED_WORDS[n] for n in needs)
+    return "; ".join(NEEDS[n].words for n in needs)

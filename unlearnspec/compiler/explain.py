@@ -15,8 +15,12 @@ from typing import Any
 
 import jinja2
 
+from unlearnspec.catalog import CODES, TOLERANCE_CLAIM, vocab
 from unlearnspec.compiler.ast import Objective
-from unlearnspec.compiler.codes import REGISTRY, ensure_registered
+from unlearnspec.compiler.check import compile
+from unlearnspec.compiler.evidence_defaults import side_effect_evidence
+from unlearnspec.compiler.feasibility import concerns
+from unlearnspec.compiler.render import render_human
 
 STATUS_LABEL = {
     "supported": "supported",
@@ -42,12 +46,9 @@ def render_template(name: str, **context: Any) -> str:
 
 
 def code_page_markdown(code: str) -> str | None:
-    ensure_registered()
-    page = REGISTRY.get(code)
+    page = CODES.get(code)
     if page is None:
         return None
-    from unlearnspec.compiler import vocab
-
     words = set(vocab.OBJECTIVE_FIELDS + vocab.TARGET_FIELDS + vocab.SCOPE_FIELDS + vocab.PRESERVE_FIELDS
                 + vocab.METHOD_FIELDS) | set(vocab.CLAIMS) | set(vocab.METRICS) | {"unlearnspec", "objective"}
     first = page.instead.split()[0] if page.instead.split() else ""
@@ -60,8 +61,7 @@ def explain_code(code: str) -> str | None:
 
 
 def list_codes() -> str:
-    ensure_registered()
-    rows = [f"{c}  {p.severity:<7}  {p.name:<34} {p.summary}" for c, p in sorted(REGISTRY.items())]
+    rows = [f"{c}  {p.severity:<7}  {p.name:<34} {p.summary}" for c, p in sorted(CODES.items())]
     return "\n".join(rows) + "\n"
 
 
@@ -116,8 +116,6 @@ def _shown_in_table(d: Any, rows: list[dict[str, Any]]) -> bool:
     write instead, and repeating a secondary warning about it under "Other findings" only adds noise
     (``unlearnspec check`` still lists every finding).
     """
-    from unlearnspec.compiler.feasibility import concerns
-
     if any(d.code in r["codes"] or (r["status"] == "supported" and d.code in r["notes"]) for r in rows):
         return True
     touched = [r for r in rows if concerns(d, r["claim"])]
@@ -127,9 +125,6 @@ def _shown_in_table(d: Any, rows: list[dict[str, Any]]) -> bool:
 def _tolerance_rows(obj: Objective) -> list[dict[str, Any]]:
     """The claim the ``preserve`` block implies (as the plan and the report carry it), unless the spec
     already claims ``no_side_effects``: a reader sees every claim the run will decide."""
-    from unlearnspec.compiler.evidence_defaults import side_effect_evidence
-    from unlearnspec.compiler.lower import TOLERANCE_CLAIM
-
     items = side_effect_evidence(obj)
     if not items or any(c.name == "no_side_effects" for c in obj.claims):
         return []
@@ -141,18 +136,14 @@ def _tolerance_rows(obj: Objective) -> list[dict[str, Any]]:
 
 
 def explain_spec(path: Path, fmt: str = "text") -> tuple[str, int]:
-    from unlearnspec.compiler.check import check_file
-    from unlearnspec.compiler.feasibility import claim_statuses
-    from unlearnspec.compiler.render import render_human
-
-    result = check_file(path)
-    if result.spec is None:
+    result = compile(path, "analyse")
+    if result.spec is None or result.analysis is None:
         return render_human([result]), 1
     objectives: list[dict[str, Any]] = []
-    for obj in result.spec.objectives:
-        mine = [d for d in result.diagnostics if d.objective == obj.name]
+    for analysed in result.analysis:
+        obj, mine = analysed.objective, analysed.findings
         rows: list[dict[str, Any]] = []
-        for r in claim_statuses(obj, mine):
+        for r in analysed.claims:
             rows.append({"claim": r.claim, "status": r.status, "label": STATUS_LABEL[r.status],
                          "why": r.why, "instead": r.instead, "evidence": _evidence_text(r),
                          "codes": list(r.reasons), "notes": list(r.notes)})
@@ -196,20 +187,18 @@ and `tests/test_docs_rules.py` fails while they are out of date.
 
 def rules_index_markdown() -> str:
     """``docs/rules/README.md``: one table row per registered code, linking its page."""
-    ensure_registered()
 
     def cell(text: str) -> str:
         return text.replace("|", "\\|").replace("\n", " ")
 
     lines = [RULES_INDEX_INTRO, "| Code | Severity | Category | Name | Summary |", "|---|---|---|---|---|"]
     lines += [f"| [{code}]({code}.md) | {p.severity} | {p.category} | `{p.name}` | {cell(p.summary)} |"
-              for code, p in sorted(REGISTRY.items())]
+              for code, p in sorted(CODES.items())]
     return "\n".join(lines) + "\n"
 
 
 def rule_doc_files() -> dict[str, str]:
     """Every file of ``docs/rules/`` by name: ``CODE.md`` per registered code, and ``README.md``."""
-    ensure_registered()
-    files = {f"{code}.md": code_page_markdown(code) or "" for code in sorted(REGISTRY)}
+    files = {f"{code}.md": code_page_markdown(code) or "" for code in sorted(CODES)}
     files["README.md"] = rules_index_markdown()
     return files

@@ -22,14 +22,11 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from unlearnspec.catalog import CODES, ClaimStatus
 from unlearnspec.compiler.ast import Claim, Objective, Spec
-from unlearnspec.compiler.codes import REGISTRY, ensure_registered
 from unlearnspec.compiler.diagnostics import Diagnostic, Label
 from unlearnspec.compiler.evidence_defaults import EvidenceItem, evidence_for, is_builtin
 from unlearnspec.compiler.rules import AFFECTS, RULES, RuleContext
-from unlearnspec.plan import ClaimStatus
-
-ensure_registered()
 
 META_CODES = ("UL213", "UL214")  # findings about `accept` lines themselves
 
@@ -44,8 +41,16 @@ def context_for(spec: Spec, obj: Objective) -> RuleContext:
 
 
 def check_objective(obj: Objective, ctx: RuleContext) -> list[Diagnostic]:
-    """Every rule's findings for one objective, in code order, before ``accept`` is applied."""
-    return [d for r in RULES for d in r(obj, ctx)]
+    """Every rule's findings for one objective, in code order, before ``accept`` is applied.
+
+    A rule that defers to errors (UL601) reports no claim that another rule's error already concerns:
+    the first reason a claim cannot be met is the one worth reading."""
+    found = [d for r in RULES if not r.defers_to_errors for d in r(obj, ctx)]
+    errors = [d for d in found if d.severity == "error"]
+    for r in RULES:
+        if r.defers_to_errors:
+            found.extend(d for d in r(obj, ctx) if d.claim is None or not any(concerns(e, d.claim) for e in errors))
+    return sorted(found, key=lambda d: d.code)
 
 
 def apply_accepts(obj: Objective, diags: list[Diagnostic]) -> list[Diagnostic]:
@@ -55,7 +60,7 @@ def apply_accepts(obj: Objective, diags: list[Diagnostic]) -> list[Diagnostic]:
     seen: dict[str, Label] = {}
     for a in obj.accepts:
         code = a.code.value
-        page = REGISTRY.get(code)
+        page = CODES.get(code)
         if page is None:  # resolve reported it (UL212)
             continue
         fired = [i for i, d in enumerate(out) if d.code == code]

@@ -37,6 +37,7 @@ from unlearnspec.compiler.syntax import (
     source_lines,
     unquote,
 )
+from unlearnspec.compiler.unit import CheckResult, CompileOptions
 
 MAX_BYTES = 1_000_000
 MAX_DEPTH = 32
@@ -636,3 +637,11 @@ def parse_bytes(data: bytes, file: str) -> tuple[SpecFile | None, list[Diagnosti
                                 message="spec file holds no objective",
                                 help=['add an `objective "name" { ... }` block']))
     return spec, diags
+
+
+def parse_pass(unit: CheckResult, opts: CompileOptions) -> bool:
+    """Pass ``parse``: the syntax tree and UL1xx; later passes run only on a tree without errors."""
+    syntax, diags = parse_bytes(unit.source, unit.path)
+    unit.syntax = syntax
+    unit.diagnostics.extend(diags)
+    return syntax is not None and not any(d.severity == "error" for d in diags)

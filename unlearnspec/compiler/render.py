@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from unlearnspec import __version__
+from unlearnspec.catalog import CODES
 from unlearnspec.compiler.check import CheckResult
-from unlearnspec.compiler.codes import REGISTRY, ensure_registered
 from unlearnspec.compiler.diagnostics import Diagnostic, Span
 from unlearnspec.compiler.parse import MAX_BYTES
 from unlearnspec.compiler.syntax import source_lines
@@ -169,18 +169,8 @@ def diagnostic_dict(d: Diagnostic) -> dict[str, Any]:
 
 def claims_table(result: CheckResult) -> list[dict[str, Any]]:
     """Per objective, per claim: the compile-time status (supported / cannot be verified / met)."""
-    if result.spec is None:
-        return []
-    try:
-        from unlearnspec.compiler.feasibility import claim_statuses
-    except ImportError:  # rules not yet available
-        return []
-    rows = []
-    for obj in result.spec.objectives:
-        mine = [d for d in result.diagnostics if d.objective == obj.name]
-        rows.append({"objective": obj.name,
-                     "claims": [row.model_dump(mode="json") for row in claim_statuses(obj, mine)]})
-    return rows
+    return [{"objective": a.name, "claims": [row.model_dump(mode="json") for row in a.claims]}
+            for a in result.analysis or ()]
 
 
 def render_json(results: Sequence[CheckResult]) -> str:
@@ -226,10 +216,9 @@ def _sarif_region(span: Span) -> dict[str, int]:
 
 
 def sarif_rules() -> list[dict[str, Any]]:
-    ensure_registered()
     rules = []
-    for code in sorted(REGISTRY):
-        page = REGISTRY[code]
+    for code in sorted(CODES):
+        page = CODES[code]
         help_text = f"{page.summary}\n\nWhy: {page.why}"
         if page.instead:
             help_text += f"\n\nWrite instead: {page.instead}"

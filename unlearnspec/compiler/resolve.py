@@ -14,7 +14,7 @@ import stat
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from unlearnspec.compiler import vocab
+from unlearnspec.catalog import CODES, family_of, vocab
 from unlearnspec.compiler.ast import (
     Accept,
     Claim,
@@ -37,6 +37,7 @@ from unlearnspec.compiler.ast import (
 from unlearnspec.compiler.diagnostics import Diagnostic, Label, Severity, Span
 from unlearnspec.compiler.suggest import did_you_mean
 from unlearnspec.compiler.syntax import Field, ObjectiveNode, SpecFile, Value
+from unlearnspec.compiler.unit import CheckResult, CompileOptions
 from unlearnspec.records import DataFileInfo, DataFormatError, inspect_data_file
 
 BUILTIN_MODELS = ("builtin:tiny-bios",)
@@ -637,11 +638,8 @@ class _Resolver:
             self.shape(field, 'a rule code and a quoted justification')
             return None
         code = vals[0].text
-        from unlearnspec.compiler.codes import REGISTRY, ensure_registered
-
-        ensure_registered()
-        if code not in REGISTRY:
-            hint = did_you_mean(code, list(REGISTRY))
+        if code not in CODES:
+            hint = did_you_mean(code, list(CODES))
             self.report("UL212", "error", vals[0].span, f"`accept` names an unknown code `{code}`",
                         help=([f"did you mean `{hint}`?"] if hint else []) + ["`unlearnspec explain CODE` lists what each code means"])
             return None
@@ -655,7 +653,7 @@ class _Resolver:
     def contradictions(self, obj: Objective) -> None:
         goal, method = obj.goal, obj.method
         if goal and method:
-            fam = vocab.METHOD_FAMILY[method.name.value]
+            fam = family_of(method.name.value)
             g = goal.goal.value
             if g == "removal" and fam in ("model_suppression", "system_suppression"):
                 self.report("UL209", "error", method.name.span,
@@ -748,3 +746,12 @@ def resolve(spec: SpecFile, base_dir: Path) -> tuple[Spec, list[Diagnostic]]:
                      help=['write `objective "erase-jane-doe" {`'])
         objectives.append(r.objective_node(node))
     return Spec(path=spec.path, base_dir=str(base_dir), objectives=objectives), r.diags
+
+
+def resolve_pass(unit: CheckResult, opts: CompileOptions) -> bool:
+    """Pass ``resolve``: the typed AST and UL2xx. Analysis runs after resolve errors too (they are reported
+    together); lowering does not."""
+    assert unit.syntax is not None
+    unit.spec, diags = resolve(unit.syntax, opts.base_dir)
+    unit.diagnostics.extend(diags)
+    return True

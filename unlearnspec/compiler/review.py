@@ -17,8 +17,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from unlearnspec.compiler import vocab
+from unlearnspec.catalog import FAMILIES, METHODS, NEEDS, vocab
+from unlearnspec.compiler.check import plan_file
 from unlearnspec.compiler.explain import STATUS_LABEL, render_template
+from unlearnspec.compiler.render import render_human
 from unlearnspec.plan import (
     FORMAT_VERSION,
     AttackStage,
@@ -41,26 +43,6 @@ REFERENCE_WORDS = {
     "model": "a reference model named in the spec",
     "holdout": "holdout-calibrated (data the model never saw stands in for a retrained model)",
 }
-FAMILY_WORDS = {"exact": "exact removal", "approximate": "approximate removal",
-                "model_suppression": "model-level suppression", "system_suppression": "system-level suppression"}
-#: The hyperparameters that mean something for each method (what a review shows).
-METHOD_PARAMETERS: dict[str, tuple[str, ...]] = {
-    "retrain": ("max_steps", "learning_rate", "batch_size", "seed"),
-    "grad_ascent": ("adapter", "max_steps", "learning_rate", "batch_size", "stopping", "train_precision", "seed"),
-    "grad_diff": ("adapter", "max_steps", "learning_rate", "batch_size", "retain_weight", "stopping",
-                  "train_precision", "seed"),
-    "npo": ("adapter", "max_steps", "learning_rate", "batch_size", "beta", "retain_weight", "stopping",
-            "train_precision", "seed"),
-    "simnpo": ("adapter", "max_steps", "learning_rate", "batch_size", "beta", "gamma", "retain_weight", "stopping",
-               "train_precision", "seed"),
-    "rmu": ("adapter", "max_steps", "learning_rate", "batch_size", "rmu_layer", "rmu_steering_coeff", "rmu_alpha",
-            "stopping", "train_precision", "seed"),
-    "refusal": ("adapter", "max_steps", "learning_rate", "batch_size", "refusal_text", "retain_weight", "stopping",
-                "train_precision", "seed"),
-    "filter": ("filter_ngram", "refusal_text"),
-}
-NEED_SHORT = {"reference": "a reference model", "holdout": "holdout data", "qa": "QA records",
-              "attribute": "a labelled attribute", "retain": "retain data", "neighbors": "neighbour data"}
 
 
 # -- loading ----------------------------------------------------------------------------------------
@@ -102,9 +84,6 @@ def load_plan_or_spec(path: Path) -> tuple[Plan | None, str]:
         return load_plan(path)
     if not path.exists():
         return None, f"error: `{path}` does not exist"
-    from unlearnspec.compiler.lower import plan_file
-    from unlearnspec.compiler.render import render_human
-
     plan, result = plan_file(path, allow_infeasible=True)
     if plan is None:
         return None, render_human([result]).rstrip("\n")
@@ -162,7 +141,7 @@ def _check_row(mc: MetricCheck, used_by: list[str]) -> dict[str, Any]:
     summary = vocab.METRICS[mc.metric].summary if mc.metric in vocab.METRICS else mc.metric
     status = "planned"
     if mc.missing:
-        status = "not measurable: needs " + ", ".join(NEED_SHORT.get(m, m) for m in mc.missing)
+        status = "not measurable: needs " + ", ".join(NEEDS[m].short if m in NEEDS else m for m in mc.missing)
     elif mc.threshold is None:
         status = "information only"
     return {"id": mc.id, "metric": mc.metric, "summary": summary, "threshold": threshold_text(mc),
@@ -175,7 +154,7 @@ _STAGE_ORDER = (PrepareStage, ReferenceStage, UnlearnStage, EvaluateStage, Attac
 
 def _hyperparameters(u: UnlearnStage) -> list[dict[str, str]]:
     out = []
-    for name in METHOD_PARAMETERS.get(u.method, ()):
+    for name in (METHODS[u.method].review if u.method in METHODS else ()):
         if name == "adapter":
             value = "full fine-tuning" if u.adapter == "full" else (
                 f"LoRA rank {u.lora.rank}, alpha {u.lora.alpha}, dropout {u.lora.dropout:g}" if u.lora else "LoRA")
@@ -204,7 +183,7 @@ def _stages(op: ObjectivePlan) -> list[dict[str, Any]]:
             item["recipe_hash"] = s.recipe.get("recipe_hash") if s.recipe else None
         elif isinstance(s, UnlearnStage):
             who = "named in the spec" if s.chosen_by == "spec" else "chosen by the compiler"
-            item["summary"] = f"`{s.method}` ({FAMILY_WORDS[s.family]}, {who})"
+            item["summary"] = f"`{s.method}` ({FAMILIES[s.family].review}, {who})"
             item["rationale"] = re.split(r"; (?=[A-Z]+\d+: )", s.rationale)
             item["hyperparameters"] = _hyperparameters(s)
         elif isinstance(s, EvaluateStage):

@@ -6,7 +6,7 @@ an infeasible spec still diffs) and compared objective by objective, by name. Ea
 classified:
 
 * **loosened** — the objective promises or verifies less: a threshold relaxed (direction from
-  :data:`unlearnspec.compiler.vocab.METRICS` ``better``), a utility tolerance widened, the scope
+  :data:`unlearnspec.catalog.METRICS` ``better``), a utility tolerance widened, the scope
   narrowed (fewer output kinds or prompt kinds), a claim's compile status weakened (supported →
   cannot be verified → cannot be met), a check dropped from a claim, a probe or attack dropped, a
   smaller relearning budget, a new accepted risk, a goal weakened from removal to suppression, a
@@ -28,7 +28,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from unlearnspec.compiler import vocab
+from unlearnspec.catalog import vocab
+from unlearnspec.compiler.review import load_plan_or_spec
 from unlearnspec.plan import (
     AttackStage,
     EvaluateStage,
@@ -285,8 +286,6 @@ def diff_plans(old: Plan, new: Plan) -> list[Change]:
 
 
 def _load(path: Path) -> tuple[Plan | None, str]:
-    from unlearnspec.compiler.review import load_plan_or_spec
-
     return load_plan_or_spec(path)
 
 

@@ -160,3 +160,21 @@ class SpecFile(NamedTuple):
     header_span: Span | None = None
     objectives: tuple[ObjectiveNode, ...] = ()
     comments: tuple[Comment, ...] = ()
+
+
+def to_json(node: object) -> object:
+    """A syntax tree as plain JSON (what `unlearnspec debug syntax` prints): each node a dict of its fields,
+    positions as ``[line, column, end_line, end_column]``; the file name and the source text are left out."""
+    if isinstance(node, tuple) and hasattr(node, "_fields"):
+        out: dict[str, object] = {"node": type(node).__name__}
+        for name in node._fields:
+            if name in ("file", "source"):
+                continue
+            value = getattr(node, name)
+            out[name] = list(value[:4]) if name.endswith("pos") and isinstance(value, tuple) else to_json(value)
+        return out
+    if isinstance(node, tuple | list):
+        return [to_json(x) for x in node]
+    if isinstance(node, Span):
+        return [node.line, node.column, node.end_line, node.end_column]
+    return node

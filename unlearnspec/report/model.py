@@ -29,6 +29,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
+from unlearnspec.catalog.exits import EXIT_FINDINGS, EXIT_INCOMPLETE, EXIT_OK
 from unlearnspec.plan import ClaimStatus, FileHash, PlanFinding, ReleaseInfo, TargetInfo, Threshold
 
 FORMAT_VERSION = "1.0"
@@ -39,9 +40,8 @@ Verdict = Literal["pass", "fail", "inconclusive", "not_evaluated", "cannot_be_me
 Overall = Literal["pass", "fail", "incomplete"]
 CheckStatus = Literal["pass", "fail", "inconclusive", "not_evaluated", "info"]
 
-EXIT_PASS = 0
-EXIT_FAIL = 1
-EXIT_INCOMPLETE = 3
+EXIT_PASS = EXIT_OK
+EXIT_FAIL = EXIT_FINDINGS
 EXIT_CODES: dict[str, int] = {"pass": EXIT_PASS, "fail": EXIT_FAIL, "incomplete": EXIT_INCOMPLETE}
 
 

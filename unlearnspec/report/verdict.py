@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from unlearnspec.catalog import label
 from unlearnspec.plan import (
     ClaimPlan,
     ClaimStatus,
@@ -43,28 +44,6 @@ from unlearnspec.report.model import (
     TrainingLog,
     Verdict,
 )
-
-# Short labels for the metric names of the compiler's registry (compiler/vocab.py, METRICS); an
-# unknown name is shown with its underscores as spaces. Units are in the label where they are not a ratio.
-METRIC_LABELS: dict[str, str] = {
-    "membership_auc": "membership AUC",
-    "forget_quality": "forget quality (KS-test p-value)",
-    "privleak": "PrivLeak (%, MUSE)",
-    "retain_utility_drop": "retain utility drop (%)",
-    "neighbor_utility_drop": "neighbour utility drop (%)",
-    "relearn_recovery": "knowledge recovered by relearning",
-    "quantization_recovery": "knowledge recovered by quantization",
-    "verbatim_rouge": "verbatim ROUGE-L",
-    "knowledge_rouge": "knowledge ROUGE-L recall",
-    "paraphrase_rouge": "paraphrased-question ROUGE-L",
-    "adversarial_rouge": "adversarial-prompt ROUGE-L",
-    "in_context_rouge": "in-context ROUGE-L",
-    "exact_memorisation": "exact memorisation",
-    "extraction_strength": "extraction strength",
-    "probe_accuracy_gap": "representation probe accuracy gap",
-    "leak_rate": "leak rate",
-    "refusal_rate": "refusal rate",
-}
 
 REFERENCE_LABELS: dict[str, str] = {
     "retrain": "retrained reference",
@@ -153,7 +132,8 @@ def decision_text(check: CheckResult) -> str:
 
 
 def metric_label(metric: str) -> str:
-    return METRIC_LABELS.get(metric, metric.replace("_", " "))
+    """The metric's label in reports (the catalog's; an unknown name with its underscores as spaces)."""
+    return label(metric)
 
 
 def threshold_text(check: CheckResult) -> str:

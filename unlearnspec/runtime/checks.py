@@ -8,7 +8,8 @@ memorisation, extraction strength), one batched generation per probe feeds every
 :class:`~unlearnspec.plan.MetricCheck` list into report :class:`CheckResult` objects, running the
 attacks (relearning, quantization) on copies of the unlearned model.
 
-Definitions follow FRAMEWORK.md §5 and are documented per metric in ``compiler/vocab.py``.
+Definitions follow FRAMEWORK.md §5 and are documented per metric in the catalog
+(``unlearnspec/catalog/metrics.py``); :meth:`Evaluator.check` dispatches on each metric's family.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from unlearnspec.catalog import METRICS
 from unlearnspec.plan import (
     EvaluateStage,
     MetricCheck,
@@ -38,11 +40,6 @@ from unlearnspec.runtime.evaluation import intervals, likelihood, metrics, mia, 
 from unlearnspec.runtime.evaluation.intervals import Estimate
 
 log = logging.getLogger("unlearnspec.run")
-
-OUTPUT_METRICS = {"verbatim_rouge", "knowledge_rouge", "paraphrase_rouge", "adversarial_rouge",
-                  "in_context_rouge", "leak_rate", "refusal_rate"}
-PROBE_OF_METRIC = {"knowledge_rouge": "direct", "paraphrase_rouge": "paraphrased",
-                   "adversarial_rouge": "adversarial", "in_context_rouge": "in_context"}
 
 GAP_METRICS = {"verbatim_rouge", "knowledge_rouge", "paraphrase_rouge", "adversarial_rouge", "in_context_rouge",
                "exact_memorisation", "extraction_strength"}
@@ -409,7 +406,7 @@ class Evaluator:
         metric, ds = check.metric, check.dataset
         if metric == "verbatim_rouge":
             return meas.verbatim(ds)
-        probe = check.probe or PROBE_OF_METRIC.get(metric, "direct")
+        probe = check.probe or METRICS[metric].probe or "direct"
         if metric == "leak_rate":
             return meas.leak(ds, probe)
         if metric == "refusal_rate":
@@ -868,34 +865,32 @@ class Evaluator:
         m = check.metric
         if check.model == "attacked" and check.probe == "quantize" and m != "quantization_recovery":
             return self.at_release_precision(check)
-        if m in OUTPUT_METRICS:
-            return self.output_metric(check)
-        if m in ("exact_memorisation", "extraction_strength"):
-            return self.token_metric(check)
-        if m == "membership_auc":
-            return self.membership_auc(check)
-        if m == "privleak":
-            return self.privleak(check)
-        if m == "forget_quality":
-            return self.forget_quality(check)
-        if m in ("retain_utility_drop", "neighbor_utility_drop"):
-            return self.utility_drop(check)
-        if m == "probe_accuracy_gap":
-            return self.probe_gap(check)
-        if m == "relearn_recovery":
-            data = check.params.get("data", "forget_subset")
-            relearns = [a for a in self.ctx.attacks if isinstance(a, RelearnAttack) and a.data == data]
-            steps = check.params.get("steps")
-            attack = next((a for a in relearns if steps is None or a.steps == steps), relearns[0] if relearns else None)
-            if attack is None:
-                return self._missing(check, "the plan has no relearning attack")
-            return self.relearn_recovery(check, attack)
-        if m == "quantization_recovery":
-            attack_q = self._quant_attack(check)
-            if attack_q is None:
-                return self._missing(check, "the plan has no quantization attack at this precision")
-            return self.quantization_recovery(check, attack_q)
-        return self._missing(check, f"the runtime has no metric `{m}`")
+        info = METRICS.get(m)
+        if info is None:
+            return self._missing(check, f"the runtime has no metric `{m}`")
+        return self._measure[info.family](self, check)
+
+    def _relearn(self, check: MetricCheck) -> CheckResult:
+        data = check.params.get("data", "forget_subset")
+        relearns = [a for a in self.ctx.attacks if isinstance(a, RelearnAttack) and a.data == data]
+        steps = check.params.get("steps")
+        attack = next((a for a in relearns if steps is None or a.steps == steps), relearns[0] if relearns else None)
+        if attack is None:
+            return self._missing(check, "the plan has no relearning attack")
+        return self.relearn_recovery(check, attack)
+
+    def _quantize(self, check: MetricCheck) -> CheckResult:
+        attack_q = self._quant_attack(check)
+        if attack_q is None:
+            return self._missing(check, "the plan has no quantization attack at this precision")
+        return self.quantization_recovery(check, attack_q)
+
+    #: How each metric family (catalog ``Metric.family``) is measured.
+    _measure: dict[str, Callable[[Evaluator, MetricCheck], CheckResult]] = {
+        "generation": output_metric, "tokens": token_metric, "membership": membership_auc, "privleak": privleak,
+        "forget_quality": forget_quality, "utility": utility_drop, "representation": probe_gap,
+        "relearn": _relearn, "quantize": _quantize,
+    }
 
 
 def compute(ctx: EvalContext, checks: Sequence[MetricCheck] | None = None,
@@ -908,7 +903,7 @@ def compute(ctx: EvalContext, checks: Sequence[MetricCheck] | None = None,
     ev = Evaluator(ctx)
     todo = list(checks if checks is not None else ctx.op.checks)
     def is_attack(c: MetricCheck) -> bool:
-        return c.metric in ("relearn_recovery", "quantization_recovery") or c.model == "attacked"
+        return (c.metric in METRICS and METRICS[c.metric].attack is not None) or c.model == "attacked"
 
     out: dict[str, CheckResult] = {}
     for c in [c for c in todo if not is_attack(c)]:

@@ -22,13 +22,12 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from unlearnspec.catalog.exits import EXIT_OK, EXIT_USAGE
 from unlearnspec.io import atomic_write_text
 from unlearnspec.plan import Plan
 from unlearnspec.records import sha256_path
 
 log = logging.getLogger("unlearnspec.run")
-
-EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INCOMPLETE = 0, 1, 2, 3
 
 
 class RunError(Exception):
@@ -231,7 +230,8 @@ def prepare_run(path: Path | None, *, out: Path | None, resume: Path | None,
         plan = load_plan(path)
         spec_dir = locate_spec_dir(plan, path)
     else:
-        from unlearnspec.compiler.lower import front_end_errors, plan_file
+        from unlearnspec.compiler.check import plan_file
+        from unlearnspec.compiler.lower import front_end_errors
         from unlearnspec.compiler.render import render
 
         made, result = plan_file(path, allow_infeasible=allow_infeasible)

@@ -16,27 +16,17 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from unlearnspec.compiler import vocab
+from unlearnspec import catalog
+from unlearnspec.catalog import CodePage
 from unlearnspec.compiler.ast import Claim, Objective, Word
-from unlearnspec.compiler.codes import CodePage, register
+from unlearnspec.compiler.decisions import MethodChoice as MethodChoice  # the rules read the table's choice
+from unlearnspec.compiler.decisions import planned_method as planned_method
 from unlearnspec.compiler.diagnostics import Diagnostic, Label, Span
 
 RuleFn = Callable[[Objective, "RuleContext"], Iterable[Diagnostic]]
 
-# Claim groups that objective-level findings bear on.
-REMOVAL_CLAIMS = frozenset({"removed", "as_if_never_trained"})
-OUTPUT_CLAIMS = frozenset({"not_generated", "not_generated_similar", "robust_to_prompting"})
+# Claim groups that objective-level findings bear on: catalog.REMOVAL_CLAIMS, catalog.OUTPUT_CLAIMS, or
 ALL_CLAIMS = None  # an objective-level finding that bears on every claim of the objective
-
-#: The paper the whole catalogue restates (FRAMEWORK.md); cited on every page.
-PAPER = ("A. F. Cooper, C. A. Choquette-Choo, M. Bogen, et al., \"Machine Unlearning Doesn't Do What You "
-         "Think: Lessons for Generative AI Policy, Research, and Practice\", arXiv:2412.06966 (2024)")
-
-
-def paper(where: str) -> str:
-    """A reference to a part of the position paper, e.g. ``paper("Section 4, mismatch M2")``."""
-    return f"{PAPER}, {where}"
-
 
 @dataclass(frozen=True)
 class RuleContext:
@@ -56,6 +46,7 @@ class Rule:
     page: CodePage
     fn: RuleFn
     affects: frozenset[str] | None = field(default=ALL_CLAIMS)
+    defers_to_errors: bool = False  # a finding about a claim that another rule's error already concerns is dropped
 
     @property
     def code(self) -> str:
@@ -73,15 +64,15 @@ _REGISTERED: list[Rule] = []
 AFFECTS: dict[str, frozenset[str] | None] = {}
 
 
-def rule(page: CodePage, *, affects: frozenset[str] | None = ALL_CLAIMS) -> Callable[[RuleFn], RuleFn]:
-    """Register ``fn`` as the rule for ``page.code`` (and the page in the code registry)."""
+def rule(page: CodePage, *, affects: frozenset[str] | None = ALL_CLAIMS,
+         defers_to_errors: bool = False) -> Callable[[RuleFn], RuleFn]:
+    """Register ``fn`` as the rule for ``page.code`` (its page is in the catalog)."""
     if page.category != "feasibility":
         raise ValueError(f"{page.code}: feasibility rules register feasibility pages")
 
     def deco(fn: RuleFn) -> RuleFn:
-        register(page)
         if page.code not in AFFECTS:
-            _REGISTERED.append(Rule(page=page, fn=fn, affects=affects))
+            _REGISTERED.append(Rule(page=page, fn=fn, affects=affects, defers_to_errors=defers_to_errors))
             AFFECTS[page.code] = affects
         return fn
 
@@ -173,62 +164,13 @@ def method_label(obj: Objective, text: str | None = None) -> list[Label]:
     if obj.method is None:
         return []
     name = obj.method.name.value
-    return label(obj.method.name.span, text or f"`{name}` is {_family_words(vocab.METHOD_FAMILY[name])}")
+    return label(obj.method.name.span, text or f"`{name}` is {catalog.FAMILIES[catalog.family_of(name)].article}")
 
 
 def claim_label(c: Claim, text: str | None = None) -> list[Label]:
-    return label(c.name_span, text or f"claimed here: {vocab.CLAIMS[c.name].summary}")
+    return label(c.name_span, text or f"claimed here: {catalog.CLAIMS[c.name].summary}")
 
 
 def word_label(w: Word | None, text: str) -> list[Label]:
     return [] if w is None else label(w.span, text)
 
-
-def _family_words(family: str) -> str:
-    return {"exact": "an exact method", "approximate": "an approximate method",
-            "model_suppression": "model-level suppression", "system_suppression": "a system-level filter"}[family]
-
-
-# -- the method the plan will run ------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class MethodChoice:
-    """The unlearning method an objective will run, and who chose it.
-
-    When the spec names a method it is honoured. When it does not, the compiler chooses by this
-    table, which the lowering follows too, so that the rules judge the method that will run:
-
-    * suppression via the system → ``filter``; other suppression → ``refusal`` (model level);
-    * removal that must be exact (``guarantee exact`` or claim ``as_if_never_trained``) on a model
-      whose training corpus and recipe are known (the built-in one) → ``retrain``;
-    * any other removal → ``npo`` (approximate: retraining is possible only with the recipe, and
-      NPO is the established baseline of TOFU and MUSE that does not collapse like gradient ascent).
-    """
-
-    method: str | None
-    family: str | None  # vocab.METHOD_FAMILY value, None when the goal is unknown
-    chosen_by: str  # "spec" | "compiler"
-    rationale: str = ""
-
-
-def planned_method(obj: Objective, builtin: bool) -> MethodChoice:
-    if obj.method is not None:
-        name = obj.method.name.value
-        return MethodChoice(name, vocab.METHOD_FAMILY[name], "spec", "named in the spec")
-    goal = goal_of(obj)
-    if goal == "suppression":
-        if via_of(obj) == "system":
-            return MethodChoice("filter", "system_suppression", "compiler",
-                                "suppression in the serving system is an output filter")
-        return MethodChoice("refusal", "model_suppression", "compiler",
-                            "suppression in the model: refusal tuning on the target's prompts")
-    if goal == "removal":
-        exact = (obj.guarantee is not None and obj.guarantee.value == "exact") or obj.has_claim("as_if_never_trained")
-        if exact and builtin:
-            return MethodChoice("retrain", "exact", "compiler",
-                                "an exact objective on a model whose training corpus and recipe are known")
-        why = ("the training corpus and recipe are unknown, so retraining is impossible" if not builtin
-               else "the cheapest method whose evidence the plan can measure")
-        return MethodChoice("npo", "approximate", "compiler", f"approximate removal by NPO: {why}")
-    return MethodChoice(None, None, "compiler", "no goal")

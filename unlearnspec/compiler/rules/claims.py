@@ -8,12 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from unlearnspec.catalog import CODES, OUTPUT_CLAIMS, REMOVAL_CLAIMS
 from unlearnspec.compiler.ast import Objective
-from unlearnspec.compiler.codes import CodePage
 from unlearnspec.compiler.diagnostics import Diagnostic
 from unlearnspec.compiler.rules.base import (
-    OUTPUT_CLAIMS,
-    REMOVAL_CLAIMS,
     RuleContext,
     claim_label,
     finding,
@@ -21,30 +19,13 @@ from unlearnspec.compiler.rules.base import (
     goal_of,
     label,
     method_label,
-    paper,
     planned_method,
     release_of,
     rule,
     word_label,
 )
 
-UL305 = CodePage(
-    code="UL305", name="in-context-reintroduction", severity="error", category="feasibility",
-    summary="`prompts in_context` in scope together with a claim that outputs will not contain the target "
-            "(`not_generated`, `not_generated_similar`, `robust_to_prompting`), unless an output filter in a "
-            "system you serve (`goal suppression via system`, `release api` or `internal`) stands between.",
-    why="Outputs depend on inputs. A user can put the removed information into the prompt and the model will use "
-        "it (\"un-unlearning\"), so even exact removal does not bound what the system outputs for such prompts. "
-        "Only a filter on the outputs, in a serving system the deployer controls, can. Source: Cooper et al. 2024, "
-        "Section 4, mismatch M3 (models are not equivalent to their outputs); Shumailov et al., arXiv:2407.00106.",
-    example='scope {\n  prompts direct, in_context\n}\nclaims {\n  not_generated\n}',
-    instead='# claim it for the prompts the model alone answers:\nscope {\n  prompts direct, paraphrased\n}\n'
-            'claims {\n  not_generated\n}\n\n# or filter outputs where you serve the model:\nrelease api\n'
-            'goal suppression via system\nmethod filter',
-    references=[paper("Section 4, mismatch M3"),
-                "I. Shumailov et al., \"UnUnlearning: Unlearning is not sufficient for content regulation in "
-                "advanced generative AI\", arXiv:2407.00106"],
-)
+UL305 = CODES["UL305"]
 
 
 @rule(UL305, affects=OUTPUT_CLAIMS)
@@ -67,19 +48,7 @@ def in_context_reintroduction(obj: Objective, ctx: RuleContext) -> Iterator[Diag
                   "in a system you serve: `goal suppression via system` with `release api`"])
 
 
-UL306 = CodePage(
-    code="UL306", name="claim-depends-on-downstream-use", severity="error", category="feasibility",
-    summary="A claim whose truth depends on how outputs are used downstream: `prevents_misuse`, "
-            "`prevents_infringement`.",
-    why="Whether an output infringes a work or causes harm depends on what people do with it (fair use versus "
-        "infringement; dual use), which is outside the model developer's technical control. No change to the "
-        "model, and no measurement of it, can establish such a claim. A measurable proxy can be claimed instead. "
-        "Source: Cooper et al. 2024, Section 4, mismatch M4 (models are not equivalent to how their outputs are "
-        "used).",
-    example='claims {\n  prevents_infringement\n}',
-    instead='scope {\n  outputs verbatim\n}\nclaims {\n  not_generated\n}\nevidence {\n  verbatim_rouge <= 0.20\n}',
-    references=[paper("Section 4, mismatch M4")],
-)
+UL306 = CODES["UL306"]
 
 
 @rule(UL306, affects=frozenset())
@@ -100,24 +69,7 @@ def claim_depends_on_downstream_use(obj: Objective, ctx: RuleContext) -> Iterato
             labels=label(obj.target.name.span, "the target") if obj.target else [])
 
 
-UL307 = CodePage(
-    code="UL307", name="exactness-without-exact-method", severity="error", category="feasibility",
-    summary="`guarantee exact`, or claim `as_if_never_trained`, with a method that is not exact (any method but "
-            "`retrain`; with no method, a model that cannot be retrained).",
-    why="Only retraining from scratch without the forget set (or structural schemes such as sharded training "
-        "that make retraining cheap) gives a model as if it had never seen the target. Approximate methods "
-        "(gradient ascent, gradient difference, NPO, SimNPO, RMU) produce empirical evidence only, by comparison "
-        "with a retrained reference and membership inference, never a guarantee; suppression methods leave the "
-        "information in the weights. With no method named, the compiler can only choose retraining for a model "
-        "whose training corpus and recipe it knows (the built-in one). Source: Cooper et al. 2024 "
-        "(families of methods).",
-    example='model "models/my-llm"\nmethod npo\nguarantee exact',
-    instead='# on a model you can retrain:\nmodel "builtin:tiny-bios"\nmethod retrain\nguarantee exact\n\n'
-            '# otherwise, empirical evidence against a reference:\nmethod npo\nguarantee empirical\n'
-            'claims {\n  removed\n}\nevidence {\n  forget_quality >= 0.05\n}',
-    references=[paper("families of methods: exact and approximate removal"),
-                "P. Maini et al., \"TOFU: A Task of Fictitious Unlearning for LLMs\", arXiv:2401.06121"],
-)
+UL307 = CODES["UL307"]
 
 
 @rule(UL307, affects=REMOVAL_CLAIMS)
@@ -150,19 +102,7 @@ def exactness_without_exact_method(obj: Objective, ctx: RuleContext) -> Iterator
                       "never trained on the target", labels=labels, help=help, claim=c.name)
 
 
-UL401 = CodePage(
-    code="UL401", name="unbounded-prompt-scope", severity="warning", category="feasibility",
-    summary="`prompts any`: the objective speaks of every possible prompt.",
-    why="The space of prompts is unbounded; no evaluation covers it, and suppressed or partly removed information "
-        "comes back under paraphrases, translations, adversarial templates and in-context cues that an evaluation "
-        "did not try. A claim about any prompt cannot be verified; a claim about named prompt distributions with a "
-        "stated attack budget can. Source: Cooper et al. 2024, Section 4, mismatches M1 and M3; Lynch et al., "
-        "arXiv:2402.16835 (paraphrase and in-context probes reveal residual knowledge).",
-    example='scope {\n  prompts any\n}',
-    instead='scope {\n  prompts direct, paraphrased, adversarial\n}',
-    references=[paper("Section 4, mismatches M1 and M3"),
-                "A. Lynch et al., \"Eight Methods to Evaluate Robust Unlearning in LLMs\", arXiv:2402.16835"],
-)
+UL401 = CODES["UL401"]
 
 
 @rule(UL401, affects=OUTPUT_CLAIMS)
@@ -178,18 +118,7 @@ def unbounded_prompt_scope(obj: Objective, ctx: RuleContext) -> Iterator[Diagnos
               "and claim robustness for those only"])
 
 
-UL403 = CodePage(
-    code="UL403", name="certified-guarantee", severity="warning", category="feasibility",
-    summary="`guarantee certified` for a method that is not exact retraining.",
-    why="Certified unlearning (a provable bound on how far the unlearned model is from a retrained one) exists "
-        "only for restricted model classes, such as convex or linear models, not for deep generative models "
-        "trained by the approximate methods available here; their evidence is empirical only. With `retrain` "
-        "the question does not arise: retraining is exact. Source: Cooper et al. 2024 (approximate "
-        "removal: evidence is empirical, never a guarantee).",
-    example='method npo\nguarantee certified',
-    instead='method npo\nguarantee empirical\nevidence {\n  forget_quality >= 0.05\n  membership_auc <= 0.60\n}',
-    references=[paper("families of methods: approximate removal")],
-)
+UL403 = CODES["UL403"]
 
 
 @rule(UL403, affects=REMOVAL_CLAIMS)
@@ -207,19 +136,7 @@ def certified_guarantee(obj: Objective, ctx: RuleContext) -> Iterator[Diagnostic
         help=["write `guarantee empirical` and state its evidence: `forget_quality >= 0.05`, `membership_auc <= 0.60`"])
 
 
-UL407 = CodePage(
-    code="UL407", name="substantial-similarity-scope", severity="warning", category="feasibility",
-    summary="A `work` target whose scope covers `similar` outputs or claims `not_generated_similar`.",
-    why="Whether an output is \"substantially similar\" to a copyrighted work is a legal judgment made case by "
-        "case, not a procedure a test can run; it also turns on use (fair use), outside the model. What can be "
-        "measured is near-verbatim regurgitation of named passages. (For a removal goal, UL303 also rejects the "
-        "promise, for a technical reason: models generalise.) Source: Cooper et al. 2024, Section 4, mismatch M4.",
-    example='target work "The Lantern Keeper\'s Daughter" { ... }\ngoal suppression via model\nscope {\n'
-            '  outputs similar\n}',
-    instead='target work "The Lantern Keeper\'s Daughter" { ... }\ngoal suppression via model\nscope {\n'
-            '  outputs verbatim\n}\nclaims {\n  not_generated\n}\nevidence {\n  verbatim_rouge <= 0.20\n}',
-    references=[paper("Section 4, mismatch M4")],
-)
+UL407 = CODES["UL407"]
 
 
 @rule(UL407, affects=OUTPUT_CLAIMS)

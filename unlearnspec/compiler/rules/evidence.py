@@ -5,37 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from unlearnspec.catalog import CLAIMS, CODES, METRICS, NEEDS
 from unlearnspec.compiler.ast import Objective
-from unlearnspec.compiler.codes import CodePage
 from unlearnspec.compiler.diagnostics import Diagnostic, Label
 from unlearnspec.compiler.evidence_defaults import (
-    CLAIM_METRICS,
-    NEED_WORDS,
-    OUTPUT_METRICS,
     EvidenceItem,
     evidence_for,
 )
-from unlearnspec.compiler.rules.base import RuleContext, finding, goal_of, label, paper, rule
+from unlearnspec.compiler.rules.base import RuleContext, finding, goal_of, label, rule
 
-UL406 = CodePage(
-    code="UL406", name="removal-verified-by-outputs-only", severity="warning", category="feasibility",
-    summary="Claim `removed` whose evidence (the spec's `evidence` thresholds for it) is output metrics only: "
-            "no membership inference, reference comparison or representation probe.",
-    why="Output metrics (verbatim and knowledge ROUGE, leak and refusal rates) cannot tell removal from "
-        "suppression: simple guardrails score like fine-tuning on output benchmarks (Thaker et al.), paraphrase "
-        "and in-context probes reveal residual knowledge (Lynch et al.), and linear probes on hidden states "
-        "recover information that output metrics call gone (Gao et al.). A removal claim needs evidence about "
-        "the parameters: membership inference against holdout data and comparison with the retrained reference. "
-        "Sources: Thaker et al. arXiv:2410.02879; Lynch et al. arXiv:2402.16835; Gao et al. arXiv:2604.08271.",
-    example='claims {\n  removed\n}\nevidence {\n  verbatim_rouge <= 0.20\n}',
-    instead='claims {\n  removed\n}\nevidence {\n  verbatim_rouge <= 0.20\n  membership_auc <= 0.60\n'
-            '  forget_quality >= 0.05\n}',
-    references=[
-        "P. Thaker et al., \"Position: LLM Unlearning Benchmarks are Weak Measures of Progress\", arXiv:2410.02879",
-        "A. Lynch et al., \"Eight Methods to Evaluate Robust Unlearning in LLMs\", arXiv:2402.16835",
-        "Gao et al., \"An Illusion of Unlearning?\", AISTATS 2026, arXiv:2604.08271",
-    ],
-)
+UL406 = CODES["UL406"]
 
 
 @rule(UL406, affects=frozenset({"removed"}))
@@ -44,10 +23,10 @@ def removal_verified_by_outputs_only(obj: Objective, ctx: RuleContext) -> Iterat
     if c is None or goal_of(obj) == "suppression":  # suppression cannot claim removal at all: UL302
         return
     items = evidence_for(obj, c)
-    if not items or any(i.source != "spec" for i in items) or not all(i.metric in OUTPUT_METRICS for i in items):
+    if not items or any(i.source != "spec" for i in items) or not all(METRICS[i.metric].outputs_only for i in items):
         return
     labels = [Label(span=e.metric_span, message="an output metric") for e in obj.evidence
-              if e.metric in CLAIM_METRICS["removed"]]
+              if e.metric in CLAIMS["removed"].evidence]
     yield finding(
         UL406, obj, c.span,
         "claim `removed` is verified only by output metrics, which cannot tell removal from suppression",
@@ -56,34 +35,7 @@ def removal_verified_by_outputs_only(obj: Objective, ctx: RuleContext) -> Iterat
               "to `evidence`"])
 
 
-UL410 = CodePage(
-    code="UL410", name="evidence-cannot-be-produced", severity="warning", category="feasibility",
-    summary="A claim none of whose evidence can be computed for this objective, whose `evidence` threshold "
-            "names a metric that cannot be, or part of whose default evidence cannot be (every run would report it "
-            "not evaluated): e.g. `membership_auc` with no holdout data, the representation probe with no reference "
-            "model, knowledge metrics on documents without questions, or `compliant` (no metric at all).",
-    why="A claim is verified by its metric checks. Some metrics need more than the forget set: forget quality and "
-        "PrivLeak compare with a model retrained without the target (possible for the built-in model, or given "
-        "as `reference`); membership inference needs non-members from the same distribution (`holdout`); "
-        "knowledge metrics need question-answer records; a representation probe needs a labelled attribute. A "
-        "claim whose checks cannot run is not verified, and the compiler says so rather than dropping it. Forget "
-        "quality and PrivLeak fall back on holdout data when there is no reference (weaker, and the plan says so); "
-        "the representation probe has no such stand-in. "
-        "Compliance with a law is decided by no metric at all. Sources: TOFU forget quality (arXiv:2401.06121), "
-        "MUSE PrivLeak (arXiv:2407.06460), membership inference (Shi et al., arXiv:2310.16789); Cooper et al. "
-        "2024, takeaways (claims as evidence of best effort with stated evaluations).",
-    example='model "acme/assistant-7b"\ntarget person "Jane Doe" {\n  forget "data/jane-doe.jsonl"\n}\n'
-            'goal removal\nmethod npo\nclaims {\n  removed\n}',
-    instead='model "acme/assistant-7b"\nreference "acme/assistant-7b-retrained"\ntarget person "Jane Doe" {\n'
-            '  forget    "data/jane-doe.jsonl"\n  holdout   "data/holdout.jsonl"\n  attribute birth_city\n}\n'
-            'goal removal\nmethod npo\nclaims {\n  removed\n}',
-    references=[
-        "P. Maini et al., \"TOFU: A Task of Fictitious Unlearning for LLMs\", arXiv:2401.06121",
-        "W. Shi et al., \"MUSE: Machine Unlearning Six-Way Evaluation for Language Models\", arXiv:2407.06460",
-        "W. Shi et al., \"Detecting Pretraining Data from Large Language Models\", arXiv:2310.16789",
-        paper("takeaways"),
-    ],
-)
+UL410 = CODES["UL410"]
 
 _FIX: dict[str, str] = {
     "reference": 'give a `reference "models/retrained"` model trained without the forget set',
@@ -154,6 +106,6 @@ def evidence_cannot_be_produced(obj: Objective, ctx: RuleContext) -> Iterator[Di
         yield finding(
             UL410, obj, c.span, message, labels=labels, claim=c.name,
             help=["; or ".join(_FIX[n] for n in needs),
-                  *[f"`{m}` needs " + "; ".join(NEED_WORDS[n] for n in dict.fromkeys(
+                  *[f"`{m}` needs " + "; ".join(NEEDS[n].words for n in dict.fromkeys(
                       n for i in bad if i.metric == m for n in i.missing))
                     for m in dict.fromkeys(i.metric for i in bad)], *extra_help])

@@ -5,25 +5,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from unlearnspec.catalog import CODES
 from unlearnspec.compiler.ast import Objective
-from unlearnspec.compiler.codes import CodePage
 from unlearnspec.compiler.diagnostics import Diagnostic, Label
-from unlearnspec.compiler.rules.base import RuleContext, finding, paper, planned_method, rule
+from unlearnspec.compiler.rules.base import RuleContext, finding, planned_method, rule
 
-UL502 = CodePage(
-    code="UL502", name="sequential-approximate-unlearning", severity="note", category="feasibility",
-    summary="Several objectives in one file unlearn from the same model with approximate methods.",
-    why="Each approximate unlearning run perturbs the model a little more; sequential and large requests degrade "
-        "approximate methods in utility and in how well earlier removals hold (MUSE's scalability and "
-        "sustainability criteria). Requests batched into one run, and periodic exact retraining, avoid the "
-        "accumulation. Source: Shi et al., MUSE, arXiv:2407.06460.",
-    example='objective "erase-a" { model "models/my-llm"  method npo ... }\n'
-            'objective "erase-b" { model "models/my-llm"  method npo ... }',
-    instead='objective "erase-a-and-b" {\n  model "models/my-llm"\n  target records "requests 2026-01" {\n'
-            '    forget "data/a.jsonl", "data/b.jsonl"\n  }\n  ...\n}',
-    references=["W. Shi et al., \"MUSE: Machine Unlearning Six-Way Evaluation for Language Models\", "
-                "arXiv:2407.06460"],
-)
+UL502 = CODES["UL502"]
 
 
 @rule(UL502)
@@ -42,18 +29,7 @@ def sequential_approximate_unlearning(obj: Objective, ctx: RuleContext) -> Itera
               "batch; plan periodic retraining"])
 
 
-UL503 = CodePage(
-    code="UL503", name="compliance-framing", severity="note", category="feasibility",
-    summary="A `compliant \"...\"` claim, or a `basis` that states compliance with a law (naming the law a request "
-            "rests on is fine).",
-    why="Unlearning does not make a system compliant with a law; it produces evidence of reasonable best effort "
-        "under stated evaluations, which a legal assessment may weigh. Framing results as compliance overstates "
-        "what any technique can show. Source: Cooper et al. 2024, takeaways (claims as evidence of best effort "
-        "with stated evaluations, not compliance proofs).",
-    example='basis "Complies with GDPR Art. 17"\nclaims {\n  compliant "GDPR Art. 17"\n}',
-    instead='basis "GDPR Art. 17, request 2026-0113"\nclaims {\n  removed\n  not_generated\n}',
-    references=[paper("takeaways")],
-)
+UL503 = CODES["UL503"]
 
 _COMPLIANCE = re.compile(r"\b(complian(?:t|ce)|compl(?:y|ies)|conform(?:s|ity|ant)?|satisf(?:y|ies|ied)|"
                          r"fulfil(?:l|s|ls)?|meets|guarantee[sd]?)\b", re.IGNORECASE)

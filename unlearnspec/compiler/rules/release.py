@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from unlearnspec.catalog import CODES, DEFAULT_RELEARN_STEPS
 from unlearnspec.compiler.ast import Objective
-from unlearnspec.compiler.codes import CodePage
 from unlearnspec.compiler.diagnostics import Diagnostic
-from unlearnspec.compiler.evidence_defaults import DEFAULT_RELEARN_STEPS
 from unlearnspec.compiler.rules.base import (
     RuleContext,
     finding,
     goal_of,
     label,
-    paper,
     precision_of,
     release_label,
     release_of,
@@ -29,20 +27,7 @@ _RELEARN_REFS = [
 ]
 _QUANT_REF = ("Z. Zhang et al., \"Catastrophic Failure of LLM Unlearning via Quantization\", arXiv:2410.16454")
 
-UL402 = CodePage(
-    code="UL402", name="relearning-budget-missing", severity="warning", category="feasibility",
-    summary="Claim `robust_to_finetuning` without `steps N` when the weights are released (`open_weights`, "
-            "`on_device`).",
-    why="Whoever holds the weights can fine-tune them, and a few fine-tuning steps on small, even unrelated, data "
-        "restore \"unlearned\" knowledge: ten unrelated examples recover RMU-unlearned knowledge (Łucki et al.), "
-        "and relearning recovers 88% of pre-unlearning accuracy (Deeb & Roger). Robustness to fine-tuning can "
-        "only be shown for a stated attack budget; without one the claim speaks of any fine-tuning. (The "
-        f"evaluation then attacks with {DEFAULT_RELEARN_STEPS} steps by default.) Sources: Hu et al. arXiv:2406.13356; "
-        "Łucki et al. arXiv:2409.18025; Deeb & Roger arXiv:2410.08827; Cooper et al. 2024, Section 4, mismatch M1.",
-    example='release open_weights precision fp32\nclaims {\n  robust_to_finetuning\n}',
-    instead='release open_weights precision fp32\nclaims {\n  robust_to_finetuning steps 50\n}',
-    references=[*_RELEARN_REFS, paper("Section 4, mismatch M1")],
-)
+UL402 = CODES["UL402"]
 
 
 @rule(UL402, affects=frozenset({"robust_to_finetuning"}))
@@ -60,17 +45,7 @@ def relearning_budget_missing(obj: Objective, ctx: RuleContext) -> Iterator[Diag
               f"without it the evaluation uses {DEFAULT_RELEARN_STEPS} steps by default"])
 
 
-UL408 = CodePage(
-    code="UL408", name="quantization-precision-unstated", severity="warning", category="feasibility",
-    summary="Claim `robust_to_quantization` while the release names no precision.",
-    why="Quantization can restore \"forgotten\" knowledge: 4-bit quantization restored 83% of it against 21% at "
-        "full precision (Zhang et al.). Robustness to quantization means something only at a stated precision; "
-        "without one the claim covers every precision someone might choose, and the evaluation can only test "
-        "documented defaults (int8 and int4). Source: Zhang et al. arXiv:2410.16454.",
-    example='release open_weights\nclaims {\n  robust_to_quantization\n}',
-    instead='release open_weights precision int4\nclaims {\n  robust_to_quantization\n}',
-    references=[_QUANT_REF],
-)
+UL408 = CODES["UL408"]
 
 
 @rule(UL408, affects=frozenset({"robust_to_quantization"}))
@@ -86,20 +61,7 @@ def quantization_precision_unstated(obj: Objective, ctx: RuleContext) -> Iterato
         help=[f"state the precision you ship, e.g. `release {mode} precision int4`; the evaluation quantizes to it"])
 
 
-UL501 = CodePage(
-    code="UL501", name="deployment-precision", severity="note", category="feasibility",
-    summary="The release names no precision (or there is no `release` at all), or ships below fp32 (`bf16`, "
-            "`fp16`, `int8`, `int4`).",
-    why="Quantizing an unlearned model can bring forgotten knowledge back: 4-bit quantization restored 83% of it, "
-        "against 21% at full precision (Zhang et al.). Evidence must therefore be produced at the precision the "
-        "model is deployed at. When the release states a precision below fp32, the plan evaluates at it as well "
-        "as at fp32 (the note says so, so that a reviewer knows the numbers that matter); when it states none, "
-        "the evaluation runs at fp32 only and may not describe the deployed model. Source: Zhang et al. "
-        "arXiv:2410.16454.",
-    example='release open_weights',
-    instead='release open_weights precision int4   # the plan evaluates at int4 as well',
-    references=[_QUANT_REF],
-)
+UL501 = CODES["UL501"]
 
 
 @rule(UL501)

@@ -4,28 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from unlearnspec.catalog import CODES
 from unlearnspec.compiler.ast import Objective
-from unlearnspec.compiler.codes import CodePage
 from unlearnspec.compiler.diagnostics import Diagnostic
-from unlearnspec.compiler.rules.base import RuleContext, finding, label, paper, rule
+from unlearnspec.compiler.rules.base import RuleContext, finding, label, rule
 
 SIDE_EFFECT_CLAIMS = frozenset({"no_side_effects"})
 
-UL308 = CodePage(
-    code="UL308", name="zero-side-effects", severity="error", category="feasibility",
-    summary="Zero tolerance for side effects: claim `no_side_effects`, `preserve { side_effects none }`, or "
-            "`utility drop <= 0%`.",
-    why="Removing targeted information degrades related, and sometimes unrelated, behaviour: the knowledge that "
-        "is unlearnt is entangled with knowledge that is kept. \"No side effects\" is therefore not a meetable "
-        "objective; a tolerance measured on named retain and neighbour sets is. Source: Cooper et al. 2024, "
-        "Section 4 (side effects of unlearning); measured in TOFU (arXiv:2401.06121) and MUSE (arXiv:2407.06460) "
-        "as utility loss on retain sets.",
-    example='preserve {\n  side_effects none\n}\nclaims {\n  no_side_effects\n}',
-    instead='preserve {\n  retain    "data/retain.jsonl"\n  neighbors "data/neighbors.jsonl"\n'
-            '  utility   drop <= 2%\n}',
-    references=[paper("Section 4 (side effects)"),
-                "W. Shi et al., \"MUSE: Machine Unlearning Six-Way Evaluation for Language Models\", arXiv:2407.06460"],
-)
+UL308 = CODES["UL308"]
 
 _HELP_308 = ("state a measured tolerance on named sets instead: `preserve { retain \"...\"  neighbors \"...\"  "
              "utility drop <= 2% }`")
@@ -51,21 +37,7 @@ def zero_side_effects(obj: Objective, ctx: RuleContext) -> Iterator[Diagnostic]:
                                 "`neighbors` sets"])
 
 
-UL404 = CodePage(
-    code="UL404", name="side-effects-unmeasured", severity="warning", category="feasibility",
-    summary="`preserve` names no `retain` set or no `neighbors` set (or is missing).",
-    why="Side effects are inherent to unlearning and fall hardest on neighbouring knowledge: facts about similar "
-        "people, the same author's other works, benign chemistry next to a hazard. Without a retain set (what the "
-        "model must keep in general) and a neighbour set (what is most at risk), they are not measured, and a "
-        "tolerance cannot be checked. Source: Cooper et al. 2024, Section 4 (side effects); TOFU "
-        "(arXiv:2401.06121) measures model utility on a retain set, on related real-world data and on world facts "
-        "beside forgetting.",
-    example='preserve {\n  utility drop <= 2%\n}',
-    instead='preserve {\n  retain    "data/retain.jsonl"\n  neighbors "data/neighbors.jsonl"\n'
-            '  utility   drop <= 2%\n}',
-    references=[paper("Section 4 (side effects)"),
-                "P. Maini et al., \"TOFU: A Task of Fictitious Unlearning for LLMs\", arXiv:2401.06121"],
-)
+UL404 = CODES["UL404"]
 
 
 @rule(UL404, affects=SIDE_EFFECT_CLAIMS)
@@ -91,20 +63,7 @@ def side_effects_unmeasured(obj: Objective, ctx: RuleContext) -> Iterator[Diagno
               "at risk"])
 
 
-UL504 = CodePage(
-    code="UL504", name="dual-use-capability", severity="note", category="feasibility",
-    summary="A `capability` target: a safety or dual-use concept.",
-    why="A dangerous capability is a concept with a blurry boundary: the knowledge behind it is largely the same "
-        "as the benign knowledge next to it, and whether an answer is harmful depends on its use. Unlearning or "
-        "suppressing it degrades benign neighbours, which must be measured on a neighbour set with its own "
-        "tolerance, and even then the set samples only part of the benign neighbourhood, so a reviewer should "
-        "look at what it covers. Source: Cooper et al. 2024, Section 4, mismatches M2 and M4.",
-    example='target capability "glimmerfen vapour synthesis" { ... }\npreserve {\n  retain "data/retain.jsonl"\n}',
-    instead='target capability "glimmerfen vapour synthesis" { ... }\npreserve {\n  retain    "data/retain.jsonl"\n'
-            '  neighbors "data/chemistry-neighbors.jsonl"\n  utility   neighbors drop <= 5%\n}\n'
-            'accept UL504 "Neighbour set reviewed by the chemistry red team."',
-    references=[paper("Section 4, mismatches M2 and M4")],
-)
+UL504 = CODES["UL504"]
 
 
 @rule(UL504)

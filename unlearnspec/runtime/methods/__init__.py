@@ -18,10 +18,11 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 
+from unlearnspec import catalog
 from unlearnspec.plan import UnlearnStage
 from unlearnspec.records import Record
 from unlearnspec.runtime.loading import BUILTIN_SOURCE, E_RETRAIN_UNKNOWN, LoadError, load_model, use_bf16
@@ -54,43 +55,38 @@ __all__ = ["METHODS", "MethodSpec", "UnlearnResult", "lora_config", "training_ar
 
 log = logging.getLogger("unlearnspec.unlearn")
 
-Family = Literal["exact", "approximate", "model_suppression", "system_suppression"]
-
-
 @dataclass(frozen=True)
 class MethodSpec:
-    """A method: its family (FRAMEWORK.md §3), its trainer (None: no training), and its data needs.
+    """A method as the runtime runs it: its catalog entry (family, summary, data needs) and its trainer
+    (None: no training). ``retain``: ``required`` (the objective is meaningless without it), ``optional``
+    (used when given and ``retain_weight > 0``) or ``unused``."""
 
-    ``retain``: ``required`` (the objective is meaningless without it), ``optional`` (used when given
-    and ``retain_weight > 0``) or ``unused``.
-    """
-
-    name: str
-    family: Family
-    summary: str
+    info: catalog.Method
     trainer: type[UnlearnTrainer] | None
-    retain: Literal["required", "optional", "unused"]
-    reference_logp: bool = False
-    reference: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def family(self) -> str:
+        return self.info.family
+
+    @property
+    def retain(self) -> str:
+        return self.info.retain
+
+    @property
+    def reference_logp(self) -> bool:
+        return self.info.reference_logp
 
 
-METHODS: dict[str, MethodSpec] = {m.name: m for m in (
-    MethodSpec("retrain", "exact", "retrain from scratch without the forget set (needs corpus and recipe)",
-               None, "unused"),
-    MethodSpec("grad_ascent", "approximate", "gradient ascent on the forget set", GradAscentTrainer, "unused"),
-    MethodSpec("grad_diff", "approximate", "gradient ascent on forget, descent on retain", GradDiffTrainer,
-               "required"),
-    MethodSpec("npo", "approximate", "negative preference optimisation against the original model",
-               NPOTrainer, "optional", reference_logp=True, reference="Zhang et al. 2024, arXiv:2404.05868"),
-    MethodSpec("simnpo", "approximate", "reference-free, length-normalised NPO", SimNPOTrainer, "optional",
-               reference="Fan et al. 2024, arXiv:2410.07163"),
-    MethodSpec("rmu", "approximate", "misdirect one layer's activations on forget tokens", RMUTrainer,
-               "optional", reference="Li et al. 2024, arXiv:2403.03218"),
-    MethodSpec("refusal", "model_suppression", "fine-tune forget prompts to the refusal text", RefusalTrainer,
-               "optional"),
-    MethodSpec("filter", "system_suppression", "output filter from the forget set's n-grams and aliases", None,
-               "unused", reference="Thaker et al. 2024, arXiv:2410.02879"),
-)}
+#: The trainer of each method of the catalog (None: retraining follows the recipe; a filter trains nothing).
+TRAINERS: dict[str, type[UnlearnTrainer] | None] = {
+    "retrain": None, "grad_ascent": GradAscentTrainer, "grad_diff": GradDiffTrainer, "npo": NPOTrainer,
+    "simnpo": SimNPOTrainer, "rmu": RMUTrainer, "refusal": RefusalTrainer, "filter": None,
+}
+METHODS: dict[str, MethodSpec] = {name: MethodSpec(m, TRAINERS[name]) for name, m in catalog.METHODS.items()}
 
 
 # -- configuration ---------------------------------------------------------------------------------

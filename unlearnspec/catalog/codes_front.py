@@ -1,71 +1,21 @@
-"""One registry of every diagnostic code and its page (what `unlearnspec explain CODE` prints).
-
-Codes are public API: specs name them in `accept`, CI configurations filter on them, scripts match
-on the runtime's error codes. Syntax codes (UL1xx), resolve codes (UL2xx) and the runtime's codes
-(RT1xx for models that cannot be loaded, UL7xx for runs that cannot start) are registered here; the
-feasibility rules (UL3xx-UL5xx) register themselves, with their pages, in
-:mod:`unlearnspec.compiler.rules`, and the planner registers UL601 in :mod:`unlearnspec.compiler.lower`.
-The runtime codes are written out here rather than imported, because the runtime imports torch and
-the compiler must not.
-"""
+"""The pages of the front end's codes (UL1xx syntax, UL2xx resolve) and of the runtime's (RT1xx models that
+cannot be loaded, UL7xx runs that cannot start): `unlearnspec run` prints them like compiler diagnostics."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from unlearnspec.catalog.pages import Category, CodePage, Severity
 
-from unlearnspec.compiler.diagnostics import Severity
-
-
-class CodePage(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    code: str
-    name: str  # kebab-case short name, e.g. "unterminated-string"
-    severity: Severity
-    category: str  # "syntax" | "resolve" | "feasibility" | "runtime"
-    summary: str  # what it checks, one sentence
-    why: str  # why it matters
-    example: str = ""  # a spec fragment that triggers it
-    instead: str = ""  # what to write instead
-    references: list[str] = Field(default_factory=list)
+PAGES: list[CodePage] = []
 
 
-REGISTRY: dict[str, CodePage] = {}
-
-
-def register(page: CodePage) -> CodePage:
-    if page.code in REGISTRY and REGISTRY[page.code] != page:
-        raise ValueError(f"diagnostic code {page.code} registered twice")
-    REGISTRY[page.code] = page
-    return page
-
-
-_loaded = False
-
-
-def ensure_registered() -> dict[str, CodePage]:
-    """Import the modules that register codes (the feasibility rules, the planner) once.
-
-    ``_loaded`` is set before the imports so that a module which calls this while it is itself being
-    imported (``feasibility`` does, and ``lower`` imports it indirectly) does not recurse.
-    """
-    global _loaded
-    if not _loaded:
-        _loaded = True
-        from unlearnspec.compiler import (
-            lower,  # noqa: F401  (registers UL601)
-            rules,  # noqa: F401  (registers UL3xx-UL5xx)
-        )
-    return REGISTRY
-
-
-def _front(code: str, name: str, severity: Severity, category: str, summary: str, why: str,
+def _front(code: str, name: str, severity: Severity, category: Category, summary: str, why: str,
            example: str = "", instead: str = "") -> None:
-    register(CodePage(code=code, name=name, severity=severity, category=category, summary=summary, why=why,
-                      example=example, instead=instead))
+    PAGES.append(CodePage(code=code, name=name, severity=severity, category=category, summary=summary, why=why,
+                          example=example, instead=instead))
 
 
-_S, _R = "syntax", "resolve"
+_S: Category = "syntax"
+_R: Category = "resolve"
 _front("UL100", "not-utf8-text", "error", _S, "The file is not UTF-8 text (binary content or invalid bytes).",
        "A spec is a reviewed text document; anything else is almost always the wrong file.",
        instead="Save the spec as UTF-8 text.")
@@ -155,7 +105,7 @@ _front("UL215", "accept-without-justification", "error", _R, "`accept` has an em
 # RT1xx: :class:`unlearnspec.runtime.loading.LoadError` (a model that cannot be loaded);
 # UL7xx: :class:`unlearnspec.runtime.engine.RunError` (a run that cannot start or continue).
 
-_T = "runtime"
+_T: Category = "runtime"
 _front("RT101", "model-not-found", "error", _T,
        "The model folder named in the plan does not exist, or `builtin:` names an unknown builtin model.",
        "The run loads exactly the model the plan hashed; a missing folder is never replaced by a guess.",

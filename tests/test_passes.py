@@ -1,0 +1,73 @@
+"""One pass list, one analysed objective: `check`, `explain` and `plan` read the same judgement.
+
+For every spec in specs/ and every rule fixture, `check` exits 1 exactly when `plan` (without
+`--allow-infeasible`) refuses; UL601 is an ordinary feasibility rule, so a spec whose named method cannot serve
+a claim fails `check` and `explain` says the claim cannot be met (it used to pass `check --strict`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from unlearnspec.cli import main
+from unlearnspec.compiler.check import PASS_NAMES, compile
+
+ROOT = Path(__file__).resolve().parents[1]
+SPECS = sorted((ROOT / "specs").glob("*.unlearn")) + sorted((ROOT / "tests" / "rules").glob("*.unlearn"))
+FILTER_FINETUNING = (ROOT / "tests" / "test_plan.py").read_text(encoding="utf-8").split('FILTER_FINETUNING = """')[1]
+FILTER_FINETUNING = FILTER_FINETUNING.split('"""')[0]
+
+
+def run(*argv: str) -> tuple[int, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(argv))
+    return code, out.getvalue()
+
+
+def test_the_passes_are_listed_once_in_order() -> None:
+    assert PASS_NAMES == ("parse", "resolve", "analyse", "lower")
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=[f"{p.parent.name}/{p.stem}" for p in SPECS])
+def test_check_fails_exactly_when_plan_refuses(spec: Path) -> None:
+    check_code, _ = run("check", "--color", "never", str(spec))
+    plan_code, plan_out = run("plan", "--color", "never", "-q", str(spec))
+    assert check_code in (0, 1) and plan_code in (0, 1)
+    assert (check_code == 1) == (plan_code == 1), (check_code, plan_code)
+    assert (plan_code == 0) == bool(plan_out.strip())  # a refused plan writes nothing
+
+
+@pytest.mark.parametrize("until", PASS_NAMES)
+def test_compile_stops_after_the_pass_it_is_asked_for(until: str) -> None:
+    result = compile(ROOT / "specs" / "erase-jane-doe.unlearn", until)  # type: ignore[arg-type]
+    assert result.passes == list(PASS_NAMES[:PASS_NAMES.index(until) + 1])
+    produced = {"parse": result.syntax, "resolve": result.spec, "analyse": result.analysis, "lower": result.plan}
+    for name in PASS_NAMES:
+        assert (produced[name] is not None) == (name in result.passes), name
+
+
+def test_a_method_that_cannot_serve_a_claim_fails_check_and_explain(tmp_path: Path) -> None:
+    (tmp_path / "data").symlink_to(ROOT / "specs" / "data")
+    spec = tmp_path / "filter.unlearn"
+    spec.write_text(FILTER_FINETUNING, encoding="utf-8")
+    for argv in (("check", str(spec)), ("check", "--strict", str(spec))):
+        code, _ = run(*argv, "--color", "never")
+        assert code == 1, argv
+    code, out = run("explain", "--format", "json", str(spec))
+    rows = {r["claim"]: r for o in json.loads(out)["objectives"] for r in o["rows"]}
+    assert rows["robust_to_finetuning"]["status"] == "cannot_be_met"
+    assert rows["robust_to_finetuning"]["codes"] == ["UL601"]
+    assert rows["not_generated"]["status"] == "supported"
+    # the analysed objective is what the lowering reads: the plan records the same status
+    result = compile(spec, "lower", allow_infeasible=True)
+    assert result.plan is not None and result.analysis is not None
+    planned = {c.claim: c.status for c in result.plan.objectives[0].claims}
+    analysed = {c.claim: c.status for c in result.analysis[0].claims}
+    assert {k: planned[k] for k in analysed} == analysed
+    assert result.analysis[0].method.method == "filter" and result.analysis[0].method.chosen_by == "spec"

@@ -1,0 +1,112 @@
+"""Every unlearning method: its family, its default hyperparameters, the knobs a review shows; and every
+method family: how it is described and which claims it cannot serve (UL601).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+FamilyName = Literal["exact", "approximate", "model_suppression", "system_suppression"]
+
+
+@dataclass(frozen=True)
+class MethodDefaults:
+    """Starting hyperparameters of one method (each is overridden by the spec's method block)."""
+
+    max_steps: int
+    lr_full: float  # full fine-tuning of a small model (<= 100M parameters)
+    lr_full_large: float  # full fine-tuning of a larger model (only when the spec asks for it)
+    lr_lora: float
+    batch_size: int = 8
+    beta: float = 0.1
+    gamma: float = 0.0
+    retain_weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class MethodFamily:
+    name: FamilyName
+    article: str  # "an exact method": in a diagnostic's label
+    review: str  # "exact removal": in a plan review
+    cannot_serve: dict[str, str] = field(default_factory=dict)  # claim -> why (UL601)
+
+
+FAMILIES: dict[str, MethodFamily] = {f.name: f for f in (
+    MethodFamily("exact", "an exact method", "exact removal"),
+    MethodFamily("approximate", "an approximate method", "approximate removal"),
+    MethodFamily("model_suppression", "model-level suppression", "model-level suppression", {
+        "removed": "refusal tuning changes what the model says, not what its weights carry (M1)",
+        "as_if_never_trained": "refusal tuning leaves the information in the weights (M1)",
+    }),
+    MethodFamily("system_suppression", "a system-level filter", "system-level suppression", {
+        "removed": "an output filter leaves the weights untouched (M1)",
+        "as_if_never_trained": "an output filter leaves the weights untouched (M1)",
+        "robust_to_finetuning": "whoever can fine-tune the weights runs them without the filter (M1)",
+        "robust_to_quantization": "whoever can quantize the weights runs them without the filter (M1)",
+    }),
+)}
+
+_TRAINED = ("adapter", "max_steps", "learning_rate", "batch_size")
+_TAIL = ("stopping", "train_precision", "seed")
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    family: FamilyName
+    summary: str
+    review: tuple[str, ...]  # the plan's hyperparameters that mean something for it (what a review shows)
+    defaults: MethodDefaults | None = None  # None: its hyperparameters come from elsewhere (a recipe, none)
+    retain: Literal["required", "optional", "unused"] = "unused"  # the retain set: needed, used when given, unused
+    reference_logp: bool = False  # its loss compares with the original model's log-probabilities
+    source: str = ""
+
+
+#: Per-method defaults. TOFU/MUSE fine-tune 7B models fully at 1e-5; small models and LoRA adapters
+#: take larger steps. On the built-in model at 1e-4, NPO and gradient difference reach the stopping
+#: bound (forget loss = holdout loss) after about 15 steps, within one 5-step check of it (2e-4
+#: overshot to 1.5× the bound at the second check); the stopping rule, not the step budget, is what
+#: keeps approximate methods from overshooting.
+METHODS: dict[str, Method] = {m.name: m for m in (
+    Method("retrain", "exact", "retrain from scratch without the forget set (needs corpus and recipe)",
+           ("max_steps", "learning_rate", "batch_size", "seed")),
+    Method("grad_ascent", "approximate", "gradient ascent on the forget set", (*_TRAINED, *_TAIL),
+           MethodDefaults(max_steps=40, lr_full=1e-4, lr_full_large=1e-5, lr_lora=1e-4, retain_weight=0.0)),
+    Method("grad_diff", "approximate", "gradient ascent on forget, descent on retain",
+           (*_TRAINED, "retain_weight", *_TAIL),
+           MethodDefaults(max_steps=60, lr_full=1e-4, lr_full_large=1e-5, lr_lora=1e-4), retain="required"),
+    Method("npo", "approximate", "negative preference optimisation against the original model",
+           (*_TRAINED, "beta", "retain_weight", *_TAIL),
+           MethodDefaults(max_steps=60, lr_full=1e-4, lr_full_large=1e-5, lr_lora=1e-4, beta=0.1),
+           retain="optional", reference_logp=True, source="Zhang et al. 2024, arXiv:2404.05868"),
+    Method("simnpo", "approximate", "reference-free, length-normalised NPO",
+           (*_TRAINED, "beta", "gamma", "retain_weight", *_TAIL),
+           MethodDefaults(max_steps=60, lr_full=1e-4, lr_full_large=1e-5, lr_lora=1e-4, beta=2.5, gamma=0.0),
+           retain="optional", source="Fan et al. 2024, arXiv:2410.07163"),
+    Method("rmu", "approximate", "misdirect one layer's activations on forget tokens",
+           (*_TRAINED, "rmu_layer", "rmu_steering_coeff", "rmu_alpha", *_TAIL),
+           MethodDefaults(max_steps=60, lr_full=1e-4, lr_full_large=5e-5, lr_lora=1e-4),
+           retain="optional", source="Li et al. 2024, arXiv:2403.03218"),
+    Method("refusal", "model_suppression", "fine-tune forget prompts to the refusal text",
+           (*_TRAINED, "refusal_text", "retain_weight", *_TAIL),
+           MethodDefaults(max_steps=60, lr_full=1e-4, lr_full_large=1e-5, lr_lora=1e-4), retain="optional"),
+    Method("filter", "system_suppression", "output filter from the forget set's n-grams and aliases",
+           ("filter_ngram", "refusal_text"), source="Thaker et al. 2024, arXiv:2410.02879"),
+)}
+
+
+@dataclass(frozen=True)
+class LoraDefaults:
+    rank: int = 8
+    alpha: int = 16
+    dropout: float = 0.0
+
+
+DEFAULT_LORA = LoraDefaults()
+LORA_MIN_PARAMETERS = 100_000_000
+"""Above this many parameters (or when the size is unknown), LoRA instead of full fine-tuning."""
+
+
+def family_of(method: str) -> FamilyName:
+    return METHODS[method].family

@@ -1,0 +1,77 @@
+"""Pass ``analyse``: each objective's facts, the method that will run, its findings and its claims' statuses.
+
+One :class:`AnalysedObjective` per objective is what ``check``, ``explain``, ``show`` and the lowering all
+read, so they cannot disagree: the method comes from the decision table's method rows
+(:func:`~unlearnspec.compiler.decisions.choose_method`), the findings from every feasibility rule (UL601
+included) with ``accept`` applied, and each claim's status from those findings
+(:func:`~unlearnspec.compiler.feasibility.claim_statuses`).
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+from unlearnspec.compiler.ast import Objective, Spec
+from unlearnspec.compiler.decisions import Facts, MethodChoice, choose_method, facts_of, model_kind
+from unlearnspec.compiler.diagnostics import Diagnostic, sort_diagnostics
+from unlearnspec.compiler.feasibility import ClaimStatusRow, analyse, claim_statuses
+from unlearnspec.compiler.unit import CheckResult, CompileOptions
+
+
+class AnalysedObjective:
+    """One objective as the compiler judges it before anything runs."""
+
+    def __init__(self, objective: Objective, facts: Facts, method: MethodChoice,
+                 findings: list[Diagnostic]) -> None:
+        self.objective = objective
+        self.facts = facts  # without the model's size: the lowering reads the model's files for it
+        self.method = method
+        self.findings = findings  # every diagnostic of this objective, sorted
+
+    @property
+    def name(self) -> str:
+        return self.objective.name
+
+    @functools.cached_property
+    def claims(self) -> list[ClaimStatusRow]:
+        """Each claim, in spec order, with its status, reasons and evidence (computed when first read)."""
+        return claim_statuses(self.objective, self.findings)
+
+    def to_json(self) -> dict[str, object]:
+        f = self.facts
+        return {
+            "objective": self.name,
+            "facts": {k: sorted(v) if isinstance(v, frozenset) else v for k, v in vars(f).items()},
+            "method": {"method": self.method.method, "family": self.method.family, "chosen_by": self.method.chosen_by,
+                       "row": self.method.row.id if self.method.row else None, "rationale": self.method.rationale},
+            "findings": [d.model_dump(mode="json", exclude_defaults=True) for d in self.findings],
+            "claims": [c.model_dump(mode="json") for c in self.claims],
+        }
+
+
+def analyse_objective(spec: Spec, obj: Objective, diagnostics: list[Diagnostic]) -> AnalysedObjective:
+    kind = model_kind(obj.model.value, Path(spec.base_dir)) if obj.model else "none"  # none: UL206 reported it
+    facts = facts_of(obj, kind)
+    method = choose_method(facts, has_goal=obj.goal is not None)
+    return AnalysedObjective(obj, facts, method, [d for d in diagnostics if d.objective == obj.name])
+
+
+def analyse_pass(unit: CheckResult, opts: CompileOptions) -> bool:
+    """Pass ``analyse``: run the feasibility rules, apply ``accept``, and analyse every objective."""
+    spec = unit.spec
+    assert spec is not None
+    unit.diagnostics = sort_diagnostics(_dedupe([*unit.diagnostics, *analyse(spec)]))
+    unit.analysis = [analyse_objective(spec, obj, unit.diagnostics) for obj in spec.objectives]
+    return True
+
+
+def _dedupe(diags: list[Diagnostic]) -> list[Diagnostic]:
+    seen: set[tuple[str, str, int, int, str]] = set()
+    out = []
+    for d in diags:
+        key = (d.code, d.span.file, d.span.line, d.span.column, d.message)
+        if key not in seen:
+            seen.add(key)
+            out.append(d)
+    return out

@@ -1,0 +1,181 @@
+"""The model and data files a plan pins: how a model string is loaded, file hashes, safetensors headers and
+config.json (the model size), the built-in recipe and corpus, and the records of a data file."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import math
+import os
+import struct
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from unlearnspec.builtin.corpus import build_corpus, training_texts
+from unlearnspec.builtin.recipe import RECIPE, recipe_with_hash
+from unlearnspec.compiler.ast import Objective
+from unlearnspec.compiler.decisions import model_kind
+from unlearnspec.plan import (
+    FileHash,
+    ModelRef,
+)
+from unlearnspec.records import DataFormatError, Record, read_records, sha256_path
+
+BUILTIN_HOLDOUT = "builtin:holdout"  # the built-in corpus's holdout people (never trained on)
+
+
+@functools.lru_cache(maxsize=1)
+def builtin_recipe() -> dict[str, object]:
+    """The built-in recipe with the corpus hash and the overall hash (built once per process)."""
+    return recipe_with_hash()
+
+
+@functools.lru_cache(maxsize=1)
+def builtin_corpus() -> Any:
+    return build_corpus()
+
+
+def recipe_steps() -> int:
+    """Optimizer steps of the built-in recipe over the full corpus (an upper bound for the retrain)."""
+    train = RECIPE["train"]
+    texts = training_texts(corpus=builtin_corpus())
+    return int(train["epochs"]) * math.ceil(len(texts) / int(train["batch_size"]))
+
+
+def local_dir(value: str, base: Path) -> Path:
+    return Path(os.path.expanduser(value)) if value.startswith("~") else base / value
+
+
+def _folder_files(folder: Path, base: Path) -> list[FileHash]:
+    out = []
+    for f in sorted(x for x in folder.rglob("*") if x.is_file()):
+        try:
+            rel = Path(os.path.relpath(f, base)).as_posix()
+        except ValueError:
+            rel = f.as_posix()
+        out.append(FileHash(path=rel, sha256=sha256_path(f), role="model"))
+    return out
+
+
+def folder_sha256(folder: Path, files: Sequence[FileHash], base: Path) -> str:
+    """:func:`unlearnspec.records.sha256_path` of ``folder``, from its files' hashes (each file read once)."""
+    h = hashlib.sha256()
+    for fh in files:
+        f = (base / fh.path) if not Path(fh.path).is_absolute() else Path(fh.path)
+        h.update(f.resolve().relative_to(folder.resolve()).as_posix().encode() + b"\0")
+        h.update(bytes.fromhex(fh.sha256))
+    return h.hexdigest()
+
+
+def model_ref(obj: Objective, base: Path) -> ModelRef:
+    value = obj.model.value if obj.model else "builtin:tiny-bios"
+    kind = model_kind(value, base)
+    if kind == "builtin":
+        recipe = builtin_recipe()
+        return ModelRef(source=value, kind="builtin", sha256=str(recipe["recipe_hash"]), recipe=recipe,
+                        parameters=builtin_parameters(),
+                        note="the built-in model is pinned by its recipe and corpus; the runtime builds it from them")
+    if kind == "local":
+        folder = local_dir(value, base)
+        if not folder.is_dir():  # only reachable under --allow-infeasible with a broken spec
+            return ModelRef(source=value, kind="local", note="model folder not found at plan time")
+        files = _folder_files(folder, base)
+        return ModelRef(source=value, kind="local", sha256=folder_sha256(folder, files, base), files=files,
+                        parameters=local_parameters(folder))
+    return ModelRef(source=value, kind="hub", sha256=None,
+                    note="a hub id cannot be pinned offline at plan time: the plan records no hash for it; download "
+                         "the model to a folder and name the folder to pin its files")
+
+
+def reference_files(obj: Objective, base: Path) -> list[FileHash]:
+    if obj.reference is None:
+        return []
+    value = obj.reference.value
+    if model_kind(value, base) != "local":
+        return []
+    folder = local_dir(value, base)
+    if not folder.is_dir():
+        return []
+    return [f.model_copy(update={"role": "reference"}) for f in _folder_files(folder, base)]
+
+
+def builtin_parameters() -> int:
+    m, tok = RECIPE["model"], RECIPE["tokenizer"]
+    d, layers, vocab_size, pos = int(m["n_embd"]), int(m["n_layer"]), int(tok["vocab_size"]), int(m["n_positions"])
+    return _transformer_parameters(d, layers, vocab_size, 4 * d) + pos * d
+
+
+def _transformer_parameters(d: int, layers: int, vocab_size: int, ff: int) -> int:
+    """Weights of a decoder-only transformer: attention 4d², MLP 2·d·ff, tied embeddings V·d (biases ignored)."""
+    return layers * (4 * d * d + 2 * d * ff) + vocab_size * d
+
+
+def local_parameters(folder: Path) -> int | None:
+    """Parameter count from the safetensors headers (exact), else from config.json (approximate)."""
+    total = 0
+    found = False
+    for f in sorted(folder.glob("*.safetensors")):
+        try:
+            with f.open("rb") as fh:
+                (n,) = struct.unpack("<Q", fh.read(8))
+                if n > 100_000_000:
+                    continue
+                header = json.loads(fh.read(n))
+        except (OSError, ValueError, struct.error):
+            continue
+        for name, t in header.items():
+            if name == "__metadata__" or not isinstance(t, dict):
+                continue
+            shape = t.get("shape") or []
+            total += math.prod(int(s) for s in shape)
+            found = True
+    if found:
+        return total
+    cfg = _config(folder)
+    d = _first_int(cfg, "hidden_size", "n_embd", "d_model")
+    layers = _first_int(cfg, "num_hidden_layers", "n_layer", "num_layers")
+    v = _first_int(cfg, "vocab_size")
+    if not (d and layers and v):
+        return None
+    ff = _first_int(cfg, "intermediate_size", "n_inner", "ffn_dim") or 4 * d
+    return _transformer_parameters(d, layers, v, ff)
+
+
+def model_layers(obj: Objective, model: ModelRef, base: Path) -> int | None:
+    """Decoder layers of the model when the plan can know them (RMU steers the middle one)."""
+    if model.kind == "builtin":
+        return int(RECIPE["model"]["n_layer"])
+    if model.kind == "local" and obj.model is not None:
+        return _first_int(_config(local_dir(obj.model.value, base)), "num_hidden_layers", "n_layer", "num_layers")
+    return None
+
+
+def _config(folder: Path) -> dict[str, Any]:
+    try:
+        data = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _first_int(cfg: dict[str, Any], *keys: str) -> int | None:
+    for k in keys:
+        v = cfg.get(k)
+        if isinstance(v, int) and not isinstance(v, bool) and v > 0:
+            return v
+    return None
+
+
+def records_of(path: str, base: Path) -> list[Record]:
+    if path == BUILTIN_HOLDOUT:
+        return list(builtin_corpus().holdout)
+    p = base / path
+    if p.is_dir():
+        return []
+    try:
+        return read_records(p)
+    except (OSError, DataFormatError):
+        return []
+

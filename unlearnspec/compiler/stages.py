@@ -1,0 +1,194 @@
+"""The plan's stages for one objective: the reference, the unlearning stage and its hyperparameters, the data
+sets, the representation probe's attribute, and the objective's description."""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from pathlib import Path
+from typing import Any
+
+from unlearnspec.builtin.recipe import RECIPE
+from unlearnspec.catalog import (
+    DEFAULT_LORA,
+    METHODS,
+)
+from unlearnspec.compiler.ast import Objective, PathRef
+from unlearnspec.compiler.decisions import Facts, Row, first_row
+from unlearnspec.compiler.models import (
+    BUILTIN_HOLDOUT,
+    builtin_recipe,
+    model_layers,
+    recipe_steps,
+    records_of,
+)
+from unlearnspec.plan import (
+    DataSets,
+    LoraConfig,
+    ModelRef,
+    ObjectiveInfo,
+    ReferenceStage,
+    ReleaseInfo,
+    StoppingRule,
+    TargetInfo,
+    UnlearnStage,
+)
+from unlearnspec.records import split_holdout
+
+BUILTIN_ATTRIBUTE = "birth_city"  # the labelled fact of every built-in person record
+
+
+HOLDOUT_STOPPING = StoppingRule(kind="holdout_loss", ratio=1.0, check_every=5)
+
+
+
+
+def objective_info(obj: Objective, facts: Facts, family: str) -> ObjectiveInfo:
+    t = obj.target
+    via = facts.via
+    if facts.goal == "suppression" and via is None:
+        via = "system" if family == "system_suppression" else "model"
+    return ObjectiveInfo(
+        name=obj.name,
+        title=obj.title.value if obj.title else None,
+        basis=obj.basis.value if obj.basis else None,
+        owner=obj.owner.value if obj.owner else None,
+        goal=facts.goal,  # type: ignore[arg-type]
+        suppression_via=via if facts.goal == "suppression" else None,  # type: ignore[arg-type]
+        target=TargetInfo(category=facts.category, name=t.name.value if t else "", kind=facts.kind,
+                          aliases=[a.value for a in t.aliases] if t else []),
+        release=ReleaseInfo(mode=facts.release or "unspecified", precision=facts.precision),
+        outputs=[w.value for w in obj.scope.outputs] if obj.scope else [],
+        prompts=[w.value for w in obj.scope.prompts] if obj.scope else [],
+    )
+
+
+def seed_of(obj: Objective) -> int:
+    return obj.seed.as_int if obj.seed is not None else 0
+
+
+def representation_attribute(obj: Objective, facts: Facts, base: Path) -> str | None:
+    """The labelled fact the representation probe predicts: the target's, or the built-in person's.
+
+    ``None`` (the probe's check is then not measurable) when no forget record carries the attribute.
+    """
+    t = obj.target
+    if t is None:
+        return None
+    attribute = t.attribute.value if t.attribute is not None else None
+    if attribute is None and facts.builtin and facts.category in ("person", "records"):
+        attribute = BUILTIN_ATTRIBUTE
+    if attribute is None:
+        return None
+    for ref in t.forget:
+        if any(attribute in r.attributes for r in records_of(rel_path(ref, base), base)):
+            return attribute
+    return None
+
+
+def reference_stage(obj: Objective, facts: Facts, method: str) -> ReferenceStage:
+    row = first_row("reference", facts, method)
+    if row.value == "model":
+        assert obj.reference is not None
+        return ReferenceStage(strategy="model", model=obj.reference.value,
+                              description=f"{row.id}: the reference model `{obj.reference.value}` named in the spec, "
+                                          "retrained without the forget set by the owner of the training pipeline")
+    if row.value == "retrain":
+        same = " (the same model the `retrain` method produces)" if method == "retrain" else ""
+        return ReferenceStage(strategy="retrain", recipe=builtin_recipe(),
+                              description=f"{row.id}: retrain the built-in recipe without the forget set{same}")
+    has = bool(obj.target and obj.target.holdout)
+    what = ("the target's holdout data stands in for data never trained on" if has
+            else "no holdout data: checks that need a reference or non-members are not measurable")
+    return ReferenceStage(strategy="holdout", description=f"{row.id}: holdout-calibrated; {what}")
+
+
+def unlearn_stage(obj: Objective, facts: Facts, mrow: Row, method: str, family: str, chosen_by: str,
+                  model: ModelRef, base: Path) -> UnlearnStage:
+    knobs = obj.method.knobs if obj.method else None
+    arow = first_row("adapter", facts, method)
+    hrow = first_row("hyperparameters", facts, method)
+    prow = first_row("precision", facts, method)
+    srow = first_row("stopping", facts, method)
+    seed = knobs.seed.as_int if knobs and knobs.seed is not None else seed_of(obj)
+
+    adapter = "full"
+    lora: LoraConfig | None = None
+    if arow.value == "lora" or (arow.value == "spec" and facts.adapter == "lora"):
+        adapter = "lora"
+        rank = knobs.lora_rank.as_int if knobs and knobs.lora_rank is not None else DEFAULT_LORA.rank
+        lora = LoraConfig(rank=rank, alpha=2 * rank, dropout=DEFAULT_LORA.dropout)
+
+    kw: dict[str, Any] = {}
+    if hrow.value == "recipe":
+        train = RECIPE["train"]
+        kw = {"max_steps": recipe_steps(), "learning_rate": float(train["learning_rate"]),
+              "batch_size": int(train["batch_size"]), "retain_weight": 0.0}
+    elif hrow.value == "none":
+        kw = {"max_steps": 0, "learning_rate": 0.0, "retain_weight": 0.0}
+    else:
+        d = METHODS[method].defaults
+        assert d is not None, f"method `{method}` has no default hyperparameters"
+        lr = d.lr_lora if adapter == "lora" else (d.lr_full_large if hrow.value == "large" else d.lr_full)
+        kw = {"max_steps": d.max_steps, "learning_rate": lr, "batch_size": d.batch_size, "beta": d.beta,
+              "gamma": d.gamma, "retain_weight": d.retain_weight}
+        if method == "rmu":
+            layers = model_layers(obj, model, base)
+            kw["rmu_layer"] = layers // 2 if layers else None
+    if knobs is not None and hrow.value not in ("recipe", "none"):
+        for name, attr in (("max_steps", "steps"), ("learning_rate", "learning_rate"), ("batch_size", "batch_size"),
+                           ("beta", "beta"), ("retain_weight", "retain_weight")):
+            v = getattr(knobs, attr)
+            if v is not None:
+                kw[name] = v.as_int if name in ("max_steps", "batch_size") else float(v.value)
+
+    if srow.value == "holdout_loss":
+        stopping = HOLDOUT_STOPPING
+    else:
+        stopping = StoppingRule(kind="fixed_steps", ratio=HOLDOUT_STOPPING.ratio, check_every=HOLDOUT_STOPPING.check_every)
+
+    named = {"max_steps": "steps", "learning_rate": "learning_rate", "batch_size": "batch_size", "beta": "beta",
+             "retain_weight": "retain_weight"}
+    overridden = [k for k, attr in named.items() if knobs is not None and getattr(knobs, attr) is not None]
+    rationale = [f"{mrow.id}: {mrow.then.replace('`', '')} — {mrow.why}"
+                 if chosen_by == "compiler" else f"{mrow.id}: `{method}` is named in the spec and honoured"]
+    rationale.append(f"{arow.id}: {arow.then}" + ("" if arow.value != "spec" else f" ({adapter})"))
+    rationale.append(f"{hrow.id}: {hrow.then}" + (f" — the spec sets {', '.join(overridden)}" if overridden else ""))
+    rationale.append(f"{prow.id}: {prow.then}")
+    rationale.append(f"{srow.id}: {srow.then}")
+    return UnlearnStage(
+        method=method, family=family, chosen_by=chosen_by,  # type: ignore[arg-type]
+        rationale="; ".join(rationale), adapter=adapter, lora=lora,  # type: ignore[arg-type]
+        stopping=stopping, train_precision=prow.value, seed=seed, **kw)  # type: ignore[arg-type]
+
+
+def rel_path(ref: PathRef, base: Path) -> str:
+    """A data path as the plan stores it: relative to the spec's folder, with forward slashes."""
+    raw = ref.raw.replace("\\", "/")
+    if not posixpath.isabs(raw) and not raw.startswith("~"):
+        return posixpath.normpath(raw)
+    try:
+        return Path(os.path.relpath(ref.resolved, base)).as_posix()
+    except ValueError:  # another drive on Windows: no relative path exists
+        return Path(ref.resolved).as_posix()
+
+
+def data_refs(obj: Objective) -> list[tuple[str, list[PathRef]]]:
+    t, p = obj.target, obj.preserve
+    return [("forget", t.forget if t else []), ("retain", p.retain if p else []),
+            ("neighbors", p.neighbors if p else []), ("holdout", t.holdout if t else []),
+            ("test", t.test if t else [])]
+
+
+def datasets(obj: Objective, base: Path, facts: Facts) -> DataSets:
+    refs = dict(data_refs(obj))
+    holdout = [rel_path(r, base) for r in refs["holdout"]]
+    if not holdout and facts.builtin:
+        holdout = [BUILTIN_HOLDOUT]
+    # the stopping rule calibrates on one half of the holdout, the verdict is measured on the other
+    calibration, evaluation = split_holdout([r for p in holdout for r in records_of(p, base)], seed=seed_of(obj))
+    return DataSets(forget=[rel_path(r, base) for r in refs["forget"]], retain=[rel_path(r, base) for r in refs["retain"]],
+                    neighbors=[rel_path(r, base) for r in refs["neighbors"]], holdout=holdout,
+                    test=[rel_path(r, base) for r in refs["test"]], holdout_calibration=calibration,
+                    holdout_evaluation=evaluation)
+

@@ -1,0 +1,44 @@
+"""What compiling one spec file produces, pass by pass (the passes are listed in :mod:`.check`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from unlearnspec.compiler.ast import Spec
+from unlearnspec.compiler.diagnostics import Diagnostic
+from unlearnspec.compiler.syntax import SpecFile
+
+if TYPE_CHECKING:  # the plan's models are built only when the lower pass runs
+    from unlearnspec.compiler.analysis import AnalysedObjective
+    from unlearnspec.plan import Plan
+
+
+@dataclass(frozen=True)
+class CompileOptions:
+    base_dir: Path  # data paths resolve relative to it: the spec's folder
+    spec_name: str = ""  # the spec's file name, as the plan records it
+    allow_infeasible: bool = False  # lower even when claims cannot be met
+
+
+@dataclass
+class CheckResult:
+    """Everything the compiler learned about one file: each pass's output, and every diagnostic."""
+
+    path: str  # as displayed (relative to the working directory when possible)
+    source: bytes = b""
+    syntax: SpecFile | None = None  # parse
+    spec: Spec | None = None  # resolve
+    analysis: list[AnalysedObjective] | None = None  # analyse: one per objective
+    plan: Plan | None = None  # lower
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    passes: list[str] = field(default_factory=list)  # the passes that ran, in order
+
+    @property
+    def errors(self) -> int:
+        return sum(d.blocking for d in self.diagnostics)
+
+    @property
+    def warnings(self) -> int:
+        return sum(d.severity == "warning" and not d.accepted for d in self.diagnostics)
