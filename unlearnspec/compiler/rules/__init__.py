@@ -14,6 +14,7 @@ from unlearnspec.compiler.rules import (
            goals,
            governance,
            methods,
+           power,
            release,
            side_effects,
 )
@@ -22,4 +23,4 @@ from unlearnspec.compiler.rules.base import AFFECTS, Rule, RuleContext, register
 RULES: tuple[Rule, ...] = registered_rules()
 
 __all__ = ["AFFECTS", "RULES", "Rule", "RuleContext", "claims", "data", "evidence", "goals", "governance",
-           "methods", "release", "side_effects"]
+           "methods", "power", "release", "side_effects"]
