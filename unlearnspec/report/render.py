@@ -23,7 +23,9 @@ from unlearnspec.report.model import CheckResult, ObjectiveReport, Report
 from unlearnspec.report.verdict import (
     REFERENCE_LABELS,
     claim_label,
+    decision_text,
     describe_check,
+    fmt_interval,
     fmt_number,
     metric_label,
     threshold_text,
@@ -45,9 +47,15 @@ HOW_TO_READ: list[str] = [
     "the metrics, data sets, probes and attacks listed - not a proof of legal compliance. "
     "Unlearning is not a general-purpose tool for controlling model behaviour "
     "(Cooper et al., arXiv:2412.06966, takeaways).",
-    "Each claim is decided only by its listed checks: it passes when every check was evaluated and met "
-    "its threshold, fails when any check missed its threshold, and is not evaluated when any value is "
-    "missing. A missing value is never counted as a pass.",
+    "Each claim is decided only by its listed checks. Every number is shown as value [low, high], n=items: "
+    "the bootstrap confidence interval at the plan's level (95% unless the spec says otherwise) and the "
+    "sample size. A check passes only when its interval lies entirely on the passing side of its bound, "
+    "fails when it lies entirely on the failing side, and is INCONCLUSIVE otherwise; a claim passes when "
+    "every check passed, fails when any failed, and is inconclusive or not evaluated otherwise. Missing or "
+    "inconclusive evidence is never counted as a pass: the burden of proof is on the claim.",
+    "Membership is judged against the retrained reference on the same items, per item type (documents, "
+    "questions, paraphrased questions), the worst type deciding, in both directions: an AUC far below the "
+    "reference's (over-unlearning) reveals membership too and is reported as a finding.",
     "CANNOT BE MET means the compiler found the claim technically unachievable as written (for example, "
     "a promise about downstream use or about information a user puts in the prompt). Such a claim never "
     "passes, whatever the numbers; its measurements are shown for information.",
@@ -156,7 +164,9 @@ def _objective_view(o: ObjectiveReport, index: int, with_charts: bool) -> dict[s
         "where": where_text(c),
         "threshold": threshold_text(c),
         "status": c.status,
-        "values": {m: fmt_number(c.values.get(m)) for m in plots.MODEL_ORDER},
+        "values": {m: fmt_interval(c, m) for m in plots.MODEL_ORDER},
+        "decision": decision_text(c),
+        "findings": list(c.findings),
         "details": _scalar_extras(c),
     } for c in o.checks]
     training: dict[str, Any] | None = None
@@ -189,7 +199,10 @@ def _objective_view(o: ObjectiveReport, index: int, with_charts: bool) -> dict[s
         loss = plots.loss_chart(o.training, f"{prefix}-loss") if o.training else ""
         bars = [plots.check_bars(c, f"{prefix}-bars-{i}", ref) for i, c in enumerate(o.checks)]
         rocs = [plots.roc_chart(c, f"{prefix}-roc-{i}", ref) for i, c in enumerate(o.checks)]
+        glance = plots.claims_at_a_glance(
+            o.checks, [(claim_label(cv.claim, cv.args), cv.verdict, cv.checks) for cv in o.claims], f"{prefix}-glance")
         view["charts"] = {
+            "glance": Markup(glance) if glance else None,
             "loss": Markup(loss) if loss else None,  # plots.py escapes every text it draws
             "bars": [Markup(b) for b in bars if b],
             "roc": [Markup(r) for r in rocs if r],
