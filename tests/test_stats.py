@@ -219,3 +219,12 @@ def test_the_reference_passes_its_own_membership_check(monkeypatch: pytest.Monke
     r = ev.check(MEMBERSHIP)
     assert r.status == "pass" and r.decision is not None and r.decision.value == 0.0
     assert r.n["unlearned"] == 40 and r.interval["unlearned"][0] <= r.values.unlearned <= r.interval["unlearned"][1]  # type: ignore[operator]
+
+
+def test_vectorised_ks_equals_scipy_on_tied_data() -> None:
+    rng = np.random.default_rng(3)
+    a, b = np.round(rng.normal(size=(4, 26)), 1), np.round(rng.normal(0.4, 1, size=(4, 52)), 1)  # ties
+    for i in range(4):
+        ref = stats.ks_2samp(a[i], b[i], method="asymp")
+        assert intervals.ks_statistic(a, b)[i] == pytest.approx(ref.statistic)
+        assert intervals.ks_asymp_pvalue(a, b)[i] == pytest.approx(ref.pvalue)
