@@ -60,20 +60,28 @@ def test_required_files_are_named_as_the_specs_expect() -> None:
 
 def test_people_counts_and_record_shape(corpus: C.Corpus) -> None:
     people = _all_people(corpus)
-    assert len(people) >= 60
+    assert len(people) >= 54
     assert len({p.name for p in people}) == len(people)
     assert len(corpus.people["neighbors"]) == C.N_NEIGHBORS == 6
-    assert len(corpus.people["holdout"]) == C.N_HOLDOUT == 10
+    assert len(corpus.people["holdout"]) == C.N_HOLDOUT == 4
     for split in ("forget", "retain", "neighbors", "holdout"):
         for p in corpus.people[split]:
             assert 1 <= len(p.aliases) <= 2
             recs = [r for r in corpus.split(split) if r.attributes.get("person") == p.name]
             qa = [r for r in recs if r.is_qa]
-            bios = [r for r in recs if r.text and p.name in r.text]
-            assert len(qa) == 5 and len(bios) == 1
-            assert 2 <= len(re.findall(r"[.!?](?:\s|$)", bios[0].text or "")) <= 3
+            docs = [r for r in recs if r.text]
+            assert p.full == (split in ("forget", "holdout"))
+            if p.full:  # the target and the holdout people: the same full profile
+                assert len(qa) == C.N_FULL_QA == 20 and len(docs) == C.N_FULL_DOCS == 6
+                assert sum(p.name in (r.text or "") for r in docs) == 4  # three bios and one more
+                assert len([r for r in qa if r.paraphrases]) == len(C.FULL_FACTS)
+            else:
+                bios = [r for r in docs if p.name in (r.text or "")]
+                assert len(qa) == 5 and len(bios) == 1 == len(docs)
+                assert 2 <= len(re.findall(r"[.!?](?:\s|$)", bios[0].text or "")) <= 3
             for r in qa:
-                assert len(r.paraphrases) == 2 and r.question not in r.paraphrases
+                assert len(r.paraphrases) in ((0, 1) if p.full else (2,))
+                assert r.question not in r.paraphrases
                 assert len(r.perturbed) == 2 and r.answer not in r.perturbed
                 assert all(p.name in q for q in r.paraphrases)
                 assert r.attributes["person"] == p.name and r.attributes["birth_city"] == p.birth_city
