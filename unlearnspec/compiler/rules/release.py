@@ -19,14 +19,6 @@ from unlearnspec.compiler.rules.base import (
     weights_leave,
 )
 
-_RELEARN_REFS = [
-    "S. Hu et al., \"Jogging the Memory of Unlearned LLMs Through Targeted Relearning Attacks\", arXiv:2406.13356",
-    "J. Łucki et al., \"An Adversarial Perspective on Machine Unlearning for AI Safety\", arXiv:2409.18025",
-    "A. Deeb and F. Roger, \"Do Unlearning Methods Remove Information from Language Model Weights?\", "
-    "arXiv:2410.08827",
-]
-_QUANT_REF = ("Z. Zhang et al., \"Catastrophic Failure of LLM Unlearning via Quantization\", arXiv:2410.16454")
-
 UL402 = CODES["UL402"]
 
 
