@@ -8,6 +8,7 @@ status (0, 1 or 2). Derandomized: CI runs the same cases every time.
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import json
 import random
@@ -152,7 +153,8 @@ def mutated_plans(draw: st.DrawFn) -> str:
             parent = parent[key]
         op = draw(st.sampled_from(["replace", "replace", "delete", "duplicate"]))
         if op == "replace":
-            parent[path[-1]] = draw(st.sampled_from(ODD_VALUES))
+            # a copy: a later `duplicate` may append to it, and must not change ODD_VALUES itself
+            parent[path[-1]] = copy.deepcopy(draw(st.sampled_from(ODD_VALUES)))
         elif op == "delete":
             del parent[path[-1]]
         elif isinstance(parent, list):

@@ -161,18 +161,26 @@ class Need:
     name: str
     words: str  # why it is missing, in a diagnostic
     short: str  # in a review table
+    fix: str  # what to write in the spec to provide it (UL410's help)
 
 
 NEEDS: dict[str, Need] = {n.name: n for n in (
     Need("reference", "a reference model (the model is not built in, so it cannot be retrained, and no `reference` "
-         "is given)", "a reference model"),
-    Need("holdout", "holdout data the model never saw (the target has no `holdout`)", "holdout data"),
-    Need("qa", "question-answer records (the data it reads holds documents only)", "QA records"),
+         "is given)", "a reference model",
+         'give a `reference "models/retrained"` model trained without the forget set'),
+    Need("holdout", "holdout data the model never saw (the target has no `holdout`)", "holdout data",
+         'add `holdout "data/holdout.jsonl"` to the target: examples from the same source the model never saw'),
+    Need("qa", "question-answer records (the data it reads holds documents only)", "QA records",
+         'add question-answer records (`{"question": "...", "answer": "..."}`) to the data'),
     Need("mcq", "multiple-choice records (`question`, `choices` and `answer`, the correct choice's index) in the "
-         "data it reads", "multiple-choice records"),
-    Need("attribute", "a labelled `attribute` of the target's records", "a labelled attribute"),
-    Need("retain", "a `retain` set in `preserve`", "retain data"),
-    Need("neighbors", "a `neighbors` set in `preserve`", "neighbour data"),
+         "data it reads", "multiple-choice records",
+         'add multiple-choice records (`{"question": "...", "choices": ["...", "..."], "answer": 0}`) to the data '
+         "the metric reads (usually the target's `test` set)"),
+    Need("attribute", "a labelled `attribute` of the target's records", "a labelled attribute",
+         "add `attribute <name>` to the target: a fact labelled in every record's `attributes`"),
+    Need("retain", "a `retain` set in `preserve`", "retain data", 'add `retain "data/retain.jsonl"` to `preserve`'),
+    Need("neighbors", "a `neighbors` set in `preserve`", "neighbour data",
+         'add `neighbors "data/neighbors.jsonl"` to `preserve`'),
 )}
 
 

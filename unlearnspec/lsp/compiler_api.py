@@ -39,6 +39,7 @@ BLOCK_FIELDS: dict[str, tuple[str, ...]] = {
     "scope": vocab.SCOPE_FIELDS,
     "preserve": vocab.PRESERVE_FIELDS,
     "method": vocab.METHOD_FIELDS,
+    "budget": vocab.BUDGET_FIELDS,
     "claims": tuple(vocab.CLAIMS),
     "evidence": tuple(vocab.METRICS),
 }

@@ -37,14 +37,6 @@ def removal_verified_by_outputs_only(obj: Objective, ctx: RuleContext) -> Iterat
 
 UL410 = CODES["UL410"]
 
-_FIX: dict[str, str] = {
-    "reference": 'give a `reference "models/retrained"` model trained without the forget set',
-    "holdout": 'add `holdout "data/holdout.jsonl"` to the target: examples from the same source the model never saw',
-    "qa": 'add question-answer records (`{"question": "...", "answer": "..."}`) to the data',
-    "attribute": "add `attribute <name>` to the target: a fact labelled in every record's `attributes`",
-    "retain": 'add `retain "data/retain.jsonl"` to `preserve`',
-    "neighbors": 'add `neighbors "data/neighbors.jsonl"` to `preserve`',
-}
 
 
 def _needs_of(items: list[EvidenceItem]) -> list[str]:
@@ -105,7 +97,7 @@ def evidence_cannot_be_produced(obj: Objective, ctx: RuleContext) -> Iterator[Di
                    if e.metric in bad_metrics]
         yield finding(
             UL410, obj, c.span, message, labels=labels, claim=c.name,
-            help=["; or ".join(_FIX[n] for n in needs),
+            help=["; or ".join(NEEDS[n].fix for n in needs),
                   *[f"`{m}` needs " + "; ".join(NEEDS[n].words for n in dict.fromkeys(
                       n for i in bad if i.metric == m for n in i.missing))
                     for m in dict.fromkeys(i.metric for i in bad)], *extra_help])
