@@ -326,6 +326,12 @@ TRUSTED = {
     "row.status | verdict", "row.threshold", 'row["values"][m]', "s.kind", "t.forget[0]", "t.forget[1]",
     "t.last_step", "t.log.stop_threshold | num", "t.n_steps", "t.retain[0]", "t.retain[1]", "text",
     "v | verdict | lower", "v",
+    # numbers from a chain's budget (the plan model types them as float / int), and a fixed phrase per
+    # plan provenance (a closed set of three words in the run state)
+    "chain.budget.approximate_requests", "chain.budget.utility_drop", '"," if chain.budget.utility_drop is not none',
+    '{"planned": "planned from the spec by this run", "rederived": "re-derived from the spec and equal to the '
+    'compiler\'s plan", "trusted": "**not re-derived** (`--trust-plan`): the plan was run as given"}'
+    '[audit.plan_provenance]',
 }
 
 
