@@ -64,14 +64,16 @@ def test_people_counts_and_record_shape(corpus: C.Corpus) -> None:
     assert len({p.name for p in people}) == len(people)
     assert len(corpus.people["neighbors"]) == C.N_NEIGHBORS == 6
     assert len(corpus.people["holdout"]) == C.N_HOLDOUT == 4
+    # matched to the target: her pronoun (every answer starts with it)
+    assert {p.pronoun for p in corpus.people["holdout"]} == {p.pronoun for p in corpus.people["forget"]}
     for split in ("forget", "retain", "neighbors", "holdout"):
         for p in corpus.people[split]:
             assert 1 <= len(p.aliases) <= 2
             recs = [r for r in corpus.split(split) if r.attributes.get("person") == p.name]
             qa = [r for r in recs if r.is_qa]
             docs = [r for r in recs if r.text]
-            assert p.full == (split in ("forget", "holdout"))
-            if p.full:  # the target and the holdout people: the same full profile
+            assert p.full == (split in ("forget", "neighbors", "holdout"))
+            if p.full:  # the target, her neighbours and the holdout people: the same full profile
                 assert len(qa) == C.N_FULL_QA == 20 and len(docs) == C.N_FULL_DOCS == 6
                 assert sum(p.name in (r.text or "") for r in docs) == 4  # three bios and one more
                 assert len([r for r in qa if r.paraphrases]) == len(C.FULL_FACTS)
@@ -207,3 +209,12 @@ def test_builtin_modules_import_no_torch() -> None:
             "print(heavy); sys.exit(1 if heavy else 0)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_a_records_own_json_form_reads_back(tmp_path: Path) -> None:
+    """`Record.model_dump_json` writes `"choices": []` for a plain record; the reader takes it back as is."""
+    corpus = C.build_corpus()
+    records = corpus.forget + corpus.split("hazard")
+    path = tmp_path / "dumped.jsonl"
+    path.write_text("".join(r.model_dump_json(exclude_none=True) + "\n" for r in records), encoding="utf-8")
+    assert read_records(path) == records

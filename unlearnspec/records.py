@@ -114,6 +114,8 @@ def _validate_row(row: dict[str, object], line: int) -> Record:
         row = {**row, "paraphrases": [p for p in str(row["paraphrases"]).split("|") if p]}
     if isinstance(row.get("perturbed"), str):
         row = {**row, "perturbed": [p for p in str(row["perturbed"]).split("|") if p]}
+    if row.get("choices") in ([], ""):  # a record's own JSON form writes "no choices" as an empty list
+        row = {k: v for k, v in row.items() if k != "choices"}
     if "choices" in row:
         row = _mcq_row(row, line)
     if isinstance(row.get("attributes"), str):
