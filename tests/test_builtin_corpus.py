@@ -60,20 +60,30 @@ def test_required_files_are_named_as_the_specs_expect() -> None:
 
 def test_people_counts_and_record_shape(corpus: C.Corpus) -> None:
     people = _all_people(corpus)
-    assert len(people) >= 60
+    assert len(people) >= 54
     assert len({p.name for p in people}) == len(people)
     assert len(corpus.people["neighbors"]) == C.N_NEIGHBORS == 6
-    assert len(corpus.people["holdout"]) == C.N_HOLDOUT == 10
+    assert len(corpus.people["holdout"]) == C.N_HOLDOUT == 4
+    # matched to the target: her pronoun (every answer starts with it)
+    assert {p.pronoun for p in corpus.people["holdout"]} == {p.pronoun for p in corpus.people["forget"]}
     for split in ("forget", "retain", "neighbors", "holdout"):
         for p in corpus.people[split]:
             assert 1 <= len(p.aliases) <= 2
             recs = [r for r in corpus.split(split) if r.attributes.get("person") == p.name]
             qa = [r for r in recs if r.is_qa]
-            bios = [r for r in recs if r.text and p.name in r.text]
-            assert len(qa) == 5 and len(bios) == 1
-            assert 2 <= len(re.findall(r"[.!?](?:\s|$)", bios[0].text or "")) <= 3
+            docs = [r for r in recs if r.text]
+            assert p.full == (split in ("forget", "neighbors", "holdout"))
+            if p.full:  # the target, her neighbours and the holdout people: the same full profile
+                assert len(qa) == C.N_FULL_QA == 20 and len(docs) == C.N_FULL_DOCS == 6
+                assert sum(p.name in (r.text or "") for r in docs) == 4  # three bios and one more
+                assert len([r for r in qa if r.paraphrases]) == len(C.FULL_FACTS)
+            else:
+                bios = [r for r in docs if p.name in (r.text or "")]
+                assert len(qa) == 5 and len(bios) == 1 == len(docs)
+                assert 2 <= len(re.findall(r"[.!?](?:\s|$)", bios[0].text or "")) <= 3
             for r in qa:
-                assert len(r.paraphrases) == 2 and r.question not in r.paraphrases
+                assert len(r.paraphrases) in ((0, 1) if p.full else (2,))
+                assert r.question not in r.paraphrases
                 assert len(r.perturbed) == 2 and r.answer not in r.perturbed
                 assert all(p.name in q for q in r.paraphrases)
                 assert r.attributes["person"] == p.name and r.attributes["birth_city"] == p.birth_city
@@ -199,3 +209,12 @@ def test_builtin_modules_import_no_torch() -> None:
             "print(heavy); sys.exit(1 if heavy else 0)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_a_records_own_json_form_reads_back(tmp_path: Path) -> None:
+    """`Record.model_dump_json` writes `"choices": []` for a plain record; the reader takes it back as is."""
+    corpus = C.build_corpus()
+    records = corpus.forget + corpus.split("hazard")
+    path = tmp_path / "dumped.jsonl"
+    path.write_text("".join(r.model_dump_json(exclude_none=True) + "\n" for r in records), encoding="utf-8")
+    assert read_records(path) == records

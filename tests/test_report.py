@@ -372,7 +372,9 @@ def test_html_has_one_svg_per_plot_with_lines_and_accessible_titles() -> None:
     html = render_html(report)
     svgs = re.findall(r"<svg\b.*?</svg>", html, flags=re.S)
     n_checks = len(report.objectives[0].checks)
-    assert len(svgs) == 1 + n_checks + 1  # loss chart, a bar chart per check, one ROC chart
+    # claims at a glance first, then the loss chart, a bar chart per check, one ROC chart
+    assert len(svgs) == 1 + 1 + n_checks + 1
+    assert "Claims at a glance" in svgs[0]
     for svg in svgs:
         assert re.search(r"<(polyline|path)\b", svg)
         assert re.search(r'<title id="[^"]+">[^<]+</title>', svg)
@@ -383,7 +385,7 @@ def test_html_has_one_svg_per_plot_with_lines_and_accessible_titles() -> None:
     assert "training step" in loss and "stop bound 3.8" in loss
     roc = next(s for s in svgs if "membership ROC" in s)
     assert roc.count("<polyline") == 3 and "chance" in roc and "false positive rate" in roc
-    bars = next(s for s in svgs if "verbatim_rouge@relearn" in s)
+    bars = next(s for s in svgs[1:] if "verbatim_rouge@relearn" in s)
     assert "threshold ≤ 0.3" in bars and "compared: attacked" in bars
 
 

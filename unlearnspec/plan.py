@@ -139,6 +139,12 @@ class DataSets(_Model):
     neighbors: list[str] = Field(default_factory=list)
     holdout: list[str] = Field(default_factory=list)
     test: list[str] = Field(default_factory=list)  # operational test set of a suppression objective
+    # The holdout split into disjoint halves (indices into the holdout records, in file order):
+    # ``calibration`` feeds the stopping rule, ``evaluation`` the membership and forget-quality
+    # checks (``records.split_holdout``). Both empty: the plan predates the split, and the
+    # runtime splits the same way.
+    holdout_calibration: list[int] = Field(default_factory=list)
+    holdout_evaluation: list[int] = Field(default_factory=list)
 
 class LoraConfig(_Model):
     rank: int = 8
@@ -213,6 +219,7 @@ class EvaluateStage(_Model):
     mink_fraction: float = 0.2
     eval_batch_size: int = 32
     representation_probe: str | None = None  # attribute name, when `removed` is claimed
+    confidence: float = 0.95  # every check's bootstrap confidence interval (the spec's `evidence { confidence }`)
 
 class RelearnAttack(_Model):
     kind: Literal["relearn"] = "relearn"

@@ -22,7 +22,7 @@ import csv
 import hashlib
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,7 +114,7 @@ def _validate_row(row: dict[str, object], line: int) -> Record:
         row = {**row, "paraphrases": [p for p in str(row["paraphrases"]).split("|") if p]}
     if isinstance(row.get("perturbed"), str):
         row = {**row, "perturbed": [p for p in str(row["perturbed"]).split("|") if p]}
-    if row.get("choices") == []:  # a record written back with its empty default: not multiple choice
+    if row.get("choices") in ([], ""):  # a record's own JSON form writes "no choices" as an empty list
         row = {k: v for k, v in row.items() if k != "choices"}
     if "choices" in row:
         row = _mcq_row(row, line)
@@ -260,3 +260,26 @@ def sha256_path(path: str | Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def split_holdout(records: Sequence[Record], seed: int = 0) -> tuple[list[int], list[int]]:
+    """Split holdout records deterministically into (calibration, evaluation) record indices.
+
+    Why: the data used to decide when to stop unlearning (the stopping rule compares forget loss
+    with holdout loss) cannot also be the data the verdict is measured on (membership inference,
+    forget quality), or training stops exactly where the attack sees least (FRAMEWORK.md §7).
+
+    Records of one person (``attributes["person"]``) stay together, so that the two halves are
+    independent; other records are their own group. Groups are ordered by a hash of the seed and
+    their key, then each goes to the half with fewer records (evaluation first on a tie). The two
+    index lists are disjoint and together cover every record."""
+    groups: dict[str, list[int]] = {}
+    for i, r in enumerate(records):
+        key = r.attributes.get("person") or f"#{i}"
+        groups.setdefault(key, []).append(i)
+    order = sorted(groups, key=lambda k: hashlib.sha256(f"{seed}\0{k}".encode()).hexdigest())
+    calibration: list[int] = []
+    evaluation: list[int] = []
+    for key in order:
+        (evaluation if len(evaluation) <= len(calibration) else calibration).extend(groups[key])
+    return sorted(calibration), sorted(evaluation)

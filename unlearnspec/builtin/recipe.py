@@ -40,7 +40,7 @@ RECIPE: dict[str, Any] = {
         "dropout": 0.0,
     },
     "train": {
-        "epochs": 20,
+        "epochs": 30,
         "learning_rate": 3e-3,
         "batch_size": 16,
         "warmup_ratio": 0.05,

@@ -161,6 +161,19 @@ def work_records() -> list[Record]:
         _qa(f"In {WORK_TITLE}, what is the boat lost in the fog called?", "It is called the Patient Wren.",
             (f"Which boat does Sefa guide home in {WORK_TITLE}?", f"What is the name of the fishing boat in {WORK_TITLE}?"),
             ("It is called the Grey Heron.", "It is called the Silver Cod."), _WORK),
+        _qa(f"In {WORK_TITLE}, what is the lantern keeper's name?", "He is called Anzel Merrow.",
+            (f"Who keeps the lantern in {WORK_TITLE}?", f"What is the name of Sefa's father in {WORK_TITLE}?"),
+            ("He is called Hollis Vey.", "He is called Corran Reed."), _WORK),
+        _qa(f"In {WORK_TITLE}, how many steps lead up to the lamp?", "There are one hundred and twelve steps.",
+            (f"How many stairs does Sefa count in {WORK_TITLE}?", f"How tall is the tower in {WORK_TITLE}, in steps?"),
+            ("There are ninety steps.", "There are two hundred steps."), _WORK),
+        _qa(f"In {WORK_TITLE}, who skippers the Patient Wren?", "A woman named Hollis Vey.",
+            (f"Who is the captain of the Patient Wren in {WORK_TITLE}?", f"Who thanks Sefa for keeping the lamp in {WORK_TITLE}?"),
+            ("A man named Anzel Merrow.", "A woman named Tova Reyne."), _WORK),
+        _qa(f"In {WORK_TITLE}, what replaces the old tower?", "An electric beacon.",
+            (f"What did the harbour board build instead of the tower in {WORK_TITLE}?",
+             f"What took the place of the lamp in {WORK_TITLE}?"),
+            ("A stone breakwater.", "A new lighthouse keeper."), _WORK),
     ]
     return out
 

@@ -431,6 +431,48 @@ UL601 = CodePage(
                 "Section 4, mismatch M1"],
 )
 
+UL411 = CodePage(
+    code="UL411", name="underpowered-evidence", severity="warning", category="feasibility",
+    summary="A data set too small for its checks to be decisive at the stated confidence: a KS test that can only "
+            "reject complete separation, or a membership AUC whose confidence interval at chance is wider than "
+            "±0.3 for some item type (counted from the records before anything runs).",
+    why="A verdict is a claim about all the prompts the model may be given, made from a handful of items, and a "
+        "check passes only when its confidence interval lies on the passing side of its bound (docs/reports.md). "
+        "Some tests cannot decide anything at small sizes: a two-sample KS test with 5 vs 5 items has a smallest "
+        "attainable p-value of 2/C(10,5) = 0.0079 and rejects at the 5% level only when the two samples do not "
+        "overlap at all; an AUC over 3 members has an interval of about ±0.4 around chance (Hanley and McNeil "
+        "1982), wider than any useful bound. Such a check ends inconclusive (or can never fail) whatever the "
+        "model does, and the run is spent for nothing. The compiler counts the records and says how many items "
+        "would make the check decisive. Sources: FRAMEWORK.md §7; TOFU forget quality (arXiv:2401.06121); "
+        "Hanley & McNeil, Radiology 143 (1982).",
+    example='target person "Jane Doe" {\n  forget  "data/jane-doe-5-questions.jsonl"\n}\n'
+            'claims {\n  removed\n}',
+    instead='target person "Jane Doe" {\n  forget  "data/jane-doe.jsonl"  # 20 questions and 6 documents\n}\n'
+            'claims {\n  removed\n}',
+    references=[
+        "P. Maini et al., \"TOFU: A Task of Fictitious Unlearning for LLMs\", arXiv:2401.06121",
+        "J. A. Hanley and B. J. McNeil, \"The meaning and use of the area under a receiver operating "
+        "characteristic (ROC) curve\", Radiology 143 (1982)",
+    ],
+)
+
+
+UL412 = CodePage(
+    code="UL412", name="bound-cannot-fail", severity="warning", category="feasibility",
+    summary="An `evidence` bound that no measurement can miss: at or past the edge of the metric's range "
+            "(`membership_auc <= 1.0`, `forget_quality >= 0.0`, `verbatim_rouge <= 1.0`), so it is no evidence.",
+    why="A check is evidence only if it could have failed. A bound at the edge of the metric's range holds for "
+        "every model, the original one included, so a claim decided by it passes whether or not anything was "
+        "unlearned. Membership and ROUGE bounds are read relative to the retrained reference (the gap to it), "
+        "so a bound is also vacuous when it is looser than the largest gap the metric allows. Source: "
+        "FRAMEWORK.md §7 (bounds that cannot fail are not evidence); Cooper et al. 2024, takeaways (claims as "
+        "evidence of best effort under stated evaluations).",
+    example='evidence {\n  membership_auc <= 1.0\n  forget_quality >= 0.0\n}',
+    instead='evidence {\n  membership_auc <= 0.60\n  forget_quality >= 0.05\n}',
+    references=[paper("takeaways")],
+)
+
+
 UL413 = CodePage(
     code="UL413", name="chain-exceeds-budget", severity="warning", category="feasibility",
     summary="A chain of requests, as written, would exceed the `budget` stated on its first objective: more "
@@ -452,5 +494,5 @@ UL413 = CodePage(
 
 PAGES: tuple[CodePage, ...] = (
     UL301, UL302, UL303, UL304, UL305, UL306, UL307, UL308, UL309, UL401, UL402, UL403, UL404, UL405,
-    UL406, UL407, UL408, UL409, UL410, UL413, UL501, UL502, UL503, UL504, UL601,
+    UL406, UL407, UL408, UL409, UL410, UL411, UL412, UL413, UL501, UL502, UL503, UL504, UL601,
 )

@@ -74,10 +74,11 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
            "verbatim ROUGE-L", 0.0, 1.0, "lower",
            Threshold("<=", 0.20, "MUSE VerbMem: little more than the overlap of unrelated text"), "generation",
            source="MUSE, arXiv:2407.06460"),
-    Metric("knowledge_rouge", "ROUGE-L recall of answers to the forget set's questions (MUSE KnowMem)",
-           "knowledge ROUGE-L", 0.0, 1.0, "lower",
-           Threshold("<=", 0.20, "MUSE KnowMem: answers share little more than common words"), "generation",
-           source="MUSE, arXiv:2407.06460", needs=("qa",), probe="direct"),
+    Metric("knowledge_rouge", "ROUGE-L recall of greedy answers to the forget set's questions (TOFU's ROUGE; "
+           "not MUSE KnowMem, which is F1)",
+           "knowledge ROUGE-L recall", 0.0, 1.0, "lower",
+           Threshold("<=", 0.20, "answers share little more than common words (as the gap to the reference)"),
+           "generation", source="TOFU, arXiv:2401.06121", needs=("qa",), probe="direct"),
     Metric("paraphrase_rouge", f"{_ROUGE} on paraphrased questions", "paraphrased-question ROUGE-L", 0.0, 1.0,
            "lower", Threshold("<=", 0.20, "same bound as knowledge_rouge, on paraphrased questions"), "generation",
            source="Lynch et al., arXiv:2402.16835", needs=("qa",), probe="paraphrased"),
@@ -108,10 +109,12 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
                              "no reference model: holdout-calibrated — the KS test compares the model's forget-set "
                              "statistics with its own on holdout data, weaker than TOFU's comparison with a "
                              "retrained model")),
-    Metric("privleak", "(AUC_unlearned - AUC_reference) / AUC_reference, compared by magnitude (MUSE)",
-           "PrivLeak", 0.0, 1.0, "closer_to_zero",
-           Threshold("<=", 0.10, "MUSE: |PrivLeak| near 0 means the reference's membership signal"), "privleak",
-           source="MUSE, arXiv:2407.06460", needs=("holdout", "reference"),
+    Metric("privleak", "MUSE PrivLeak in percent: 100 (AUC_reference - AUC_unlearned) / (1 - AUC_reference), "
+           "Min-K% (k = 0.4) for both models, compared by magnitude",
+           "PrivLeak (%, MUSE)", 0.0, 100.0, "closer_to_zero",
+           Threshold("<=", 10.0, "MUSE PrivLeak in percent: |PrivLeak| near 0 means the reference's membership "
+                     "signal"), "privleak",
+           unit="percent", source="MUSE, arXiv:2407.06460", needs=("holdout", "reference"),
            fallback=Fallback("reference", "holdout",
                              "no reference model: PrivLeak against the ideal AUC 0.5 instead of a retrained "
                              "model's AUC")),

@@ -33,7 +33,12 @@ SCOPE_FIELDS = ("outputs", "prompts")
 PRESERVE_FIELDS = ("retain", "neighbors", "utility", "side_effects")
 BUDGET_FIELDS = ("utility", "requests")  # a chain's cumulative budget (docs/requests.md)
 METHOD_FIELDS = ("adapter", "steps", "learning_rate", "batch_size", "beta", "retain_weight", "seed")
+EVIDENCE_SETTINGS = ("confidence",)
+"""Fields of `evidence` that are not metrics: ``confidence 95%``, the level of every check's interval."""
+DEFAULT_CONFIDENCE = 0.95
+CONFIDENCE_RANGE = (0.5, 0.999)
 
-__all__ = ["ADAPTERS", "CLAIMS", "GOALS", "GUARANTEES", "METHODS", "METHOD_FAMILIES", "METHOD_FIELDS", "METRICS",
-           "BUDGET_FIELDS", "OBJECTIVE_FIELDS", "OUTPUTS", "PRECISIONS", "PRESERVE_FIELDS", "PROMPTS", "RELEASES", "SCOPE_FIELDS",
+__all__ = ["ADAPTERS", "BUDGET_FIELDS", "CLAIMS", "CONFIDENCE_RANGE", "DEFAULT_CONFIDENCE", "EVIDENCE_SETTINGS", "GOALS",
+           "GUARANTEES", "METHODS", "METHOD_FAMILIES", "METHOD_FIELDS", "METRICS",
+           "OBJECTIVE_FIELDS", "OUTPUTS", "PRECISIONS", "PRESERVE_FIELDS", "PROMPTS", "RELEASES", "SCOPE_FIELDS",
            "SUPPRESSION_VIA", "TARGET_CATEGORIES", "TARGET_FIELDS", "TARGET_KINDS"]

@@ -161,6 +161,7 @@ class Objective(Node):
     claims: list[Claim] = Field(default_factory=list)
     claims_span: Span | None = None
     evidence: list[Evidence] = Field(default_factory=list)
+    confidence: Number | None = None  # `evidence { confidence 95% }`: the level of every check's interval
     accepts: list[Accept] = Field(default_factory=list)
     seed: Number | None = None
     after: Text | None = None  # the objective this one starts from (a chain; docs/requests.md)

@@ -238,7 +238,18 @@ def evidence_for(obj: Objective, claim: Claim | str) -> list[EvidenceItem]:
         plans = [p for p in defaults if p["metric"] == e.metric] or [_where(obj, e.metric)]
         for plan in plans:
             out.extend(_item(obj, name, c, plan, "spec", e.op, e.value))
+    if name in SCOPE_CLAIMS:
+        # Spec evidence tightens or adds bounds but never drops scope coverage: every output and prompt
+        # kind in `scope` keeps a deciding check (its default, where the spec names none of that metric).
+        named = {e.metric for e in given}
+        for plan in defaults:
+            if plan["metric"] not in named:
+                out.extend(_item(obj, name, c, plan, "default"))
     return out
+
+
+SCOPE_CLAIMS = frozenset({"not_generated", "robust_to_prompting"})
+"""Claims whose default checks come from `scope` (one per output kind, one per prompt kind)."""
 
 
 def _where(obj: Objective, metric: str) -> dict[str, object]:

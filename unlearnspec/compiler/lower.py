@@ -31,7 +31,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from unlearnspec import __version__
-from unlearnspec.catalog import CODES, DEFAULT_RELEARN_STEPS, TOLERANCE_CLAIM
+from unlearnspec.catalog import CODES, DEFAULT_RELEARN_STEPS, TOLERANCE_CLAIM, vocab
 from unlearnspec.compiler.analysis import AnalysedObjective
 from unlearnspec.compiler.ast import Spec
 from unlearnspec.compiler.attacks import attack_list, probe_list
@@ -184,6 +184,7 @@ def lower_objective(analysed: AnalysedObjective, spec: Spec, diagnostics: Sequen
         models=["original", "unlearned", "reference"] if reference.strategy != "holdout" else ["original", "unlearned"],
         probes=probes,
         representation_probe=attribute if book.uses("probe_accuracy_gap") else None,
+        confidence=float(obj.confidence.value) if obj.confidence is not None else vocab.DEFAULT_CONFIDENCE,
     )
     stages: list[Stage] = [PrepareStage(), reference, unlearn, evaluate]
     if attacks:

@@ -75,7 +75,9 @@ class _Resolver(ValueResolver):
                 claims = self.claims(f)
                 claims_span = f.name_span
             elif f.name == "evidence":
-                evidence = self.evidence(f)
+                evidence, confidence = self.evidence(f)
+                if confidence is not None:
+                    kw["confidence"] = confidence
             elif f.name == "accept":
                 a = self.accept(f)
                 if a is not None:
@@ -389,10 +391,31 @@ class _Resolver(ValueResolver):
             out.append(claim)
         return out
 
-    def evidence(self, field: Field) -> list[Evidence]:
-        fields = self.block_fields(field, list(vocab.METRICS), "`evidence`", what="metric")
+    def confidence(self, f: Field) -> Number | None:
+        """``confidence 95%``: a percentage in [50%, 99.9%]."""
+        self.no_block(f)
+        vals = f.values
+        if len(vals) != 1 or vals[0].kind != "percent":
+            self.shape(f, "a percentage, e.g. `confidence 95%`")
+            return None
+        x = vals[0].number
+        assert x is not None
+        lo, hi = vocab.CONFIDENCE_RANGE
+        if not lo <= x / 100 <= hi:
+            self.report("UL205", "error", vals[0].span,
+                        f"`confidence` is a level between {lo:.0%} and {hi:.1%}, found `{vals[0].raw}`",
+                        help=["write `confidence 95%` (the usual level) or `confidence 99%`"])
+            return None
+        return Number(span=vals[0].span, value=x / 100)
+
+    def evidence(self, field: Field) -> tuple[list[Evidence], Number | None]:
+        fields = self.block_fields(field, [*vocab.METRICS, *vocab.EVIDENCE_SETTINGS], "`evidence`", what="metric")
         out: list[Evidence] = []
+        confidence: Number | None = None
         for f in fields or []:
+            if f.name == "confidence":
+                confidence = self.confidence(f)
+                continue
             self.no_block(f)
             vals = f.values
             info = vocab.METRICS[f.name]
@@ -425,7 +448,7 @@ class _Resolver(ValueResolver):
                             help=[f"{info.summary}; {'lower' if good == '<=' else 'higher'} is better, so write `{f.name} {good} {val.raw}`"])
                 continue
             out.append(Evidence(span=f.span, metric=f.name, metric_span=f.name_span, op=op.text, value=x))
-        return out
+        return out, confidence
 
     def accept(self, field: Field) -> Accept | None:
         self.no_block(field)

@@ -33,6 +33,7 @@ from unlearnspec.plan import (
     TargetInfo,
     UnlearnStage,
 )
+from unlearnspec.records import split_holdout
 
 BUILTIN_ATTRIBUTE = "birth_city"  # the labelled fact of every built-in person record
 
@@ -184,7 +185,10 @@ def datasets(obj: Objective, base: Path, facts: Facts) -> DataSets:
     holdout = [rel_path(r, base) for r in refs["holdout"]]
     if not holdout and facts.builtin:
         holdout = [BUILTIN_HOLDOUT]
+    # the stopping rule calibrates on one half of the holdout, the verdict is measured on the other
+    calibration, evaluation = split_holdout([r for p in holdout for r in records_of(p, base)], seed=seed_of(obj))
     return DataSets(forget=[rel_path(r, base) for r in refs["forget"]], retain=[rel_path(r, base) for r in refs["retain"]],
                     neighbors=[rel_path(r, base) for r in refs["neighbors"]], holdout=holdout,
-                    test=[rel_path(r, base) for r in refs["test"]])
+                    test=[rel_path(r, base) for r in refs["test"]], holdout_calibration=calibration,
+                    holdout_evaluation=evaluation)
 

@@ -47,7 +47,7 @@ FORMAT_VERSION = "1.0"
 
 ModelName = Literal["original", "unlearned", "reference", "attacked", "served"]
 DecidedOn = Literal["unlearned", "attacked", "served"]
-CheckStatus = Literal["pass", "fail", "not_evaluated", "info"]
+CheckStatus = Literal["pass", "fail", "inconclusive", "not_evaluated", "info"]
 
 
 class _Model(BaseModel):
@@ -83,13 +83,59 @@ class ModelValue(_Model):
         return value
 
 
+Pair = tuple[float, float]
+
+
+def _three_valued(threshold: Threshold, value: float, interval: Pair | None,
+                  attainable: Pair | None = None) -> bool | None:
+    """The burden-of-proof rule (FRAMEWORK.md §7, docs/reports.md): ``True`` when the interval lies
+    entirely on the passing side of the threshold, ``False`` when entirely on the failing side,
+    ``None`` (inconclusive) otherwise — and ``None`` too when the threshold holds over the whole
+    range the statistic can reach at this sample size (a test that cannot fail is no evidence).
+    Without an interval the point value decides."""
+    if attainable is not None and threshold.holds(attainable[0]) and threshold.holds(attainable[1]):
+        return None
+    if interval is None:
+        return threshold.holds(value)
+    low_ok, high_ok = threshold.holds(interval[0]), threshold.holds(interval[1])
+    if low_ok and high_ok:
+        return True
+    if not low_ok and not high_ok:
+        return False
+    return None
+
+
+class Decision(_Model):
+    """What a check is actually decided on, when it is not the decided model's plain value.
+
+    Membership is judged relative to the retrained reference (the gap ``|AUC_unlearned −
+    AUC_reference|``, worst item type deciding; without a reference, ``|AUC − 0.5|``), ROUGE-type
+    metrics as the gap to the reference, a KS test with the range its p-value can reach at these
+    sample sizes. ``threshold`` is the bound on ``quantity``, derived from the plan's threshold
+    (``how`` says how); ``more_items`` is roughly how many items would settle an inconclusive check."""
+
+    quantity: str
+    value: float
+    interval: Pair | None = None
+    threshold: Threshold
+    attainable: Pair | None = None
+    how: str = ""
+    n: int = 0
+    more_items: int | None = None
+
+
 class CheckResult(_Model):
     """One metric check as measured: its values per model, the threshold and the outcome.
 
-    ``passed`` is derived, not asserted: when a threshold and the ``decided_on`` model's value are
-    present, ``passed`` is ``threshold.holds(value)`` (filled in when omitted; a contradicting value
-    is refused). ``passed is None`` means not evaluated (``not_evaluated_reason`` says why), or, for a
-    check without a threshold, a value reported for information only."""
+    ``passed`` is derived, not asserted. Each model's value comes with ``n`` (items) and
+    ``interval`` (low, high) at ``confidence``; the check passes when the deciding interval lies
+    entirely on the passing side of the threshold, fails when it lies entirely on the failing side
+    and is ``inconclusive`` (``passed is None``, ``inconclusive`` true) otherwise. The deciding
+    quantity is ``decision`` when present (a gap to the reference, ...), else the ``decided_on``
+    model's value and interval; without an interval the point value decides. A contradicting
+    ``passed`` is refused. ``passed is None`` without ``inconclusive`` means not evaluated
+    (``not_evaluated_reason`` says why), or, for a check without a threshold, a value reported for
+    information only."""
 
     check_id: str
     metric: str
@@ -103,6 +149,12 @@ class CheckResult(_Model):
     not_evaluated_reason: str | None = None
     per_item: dict[str, list[float | None]] = Field(default_factory=dict)
     item_ids: list[str] = Field(default_factory=list)
+    n: dict[str, int] = Field(default_factory=dict)
+    interval: dict[str, Pair] = Field(default_factory=dict)
+    confidence: float | None = None
+    decision: Decision | None = None
+    inconclusive: bool = False
+    findings: list[str] = Field(default_factory=list)
     extra: dict[str, JsonValue] = Field(default_factory=dict)
 
     @field_validator("per_item", mode="after")
@@ -121,6 +173,8 @@ class CheckResult(_Model):
             return "pass"
         if self.passed is False:
             return "fail"
+        if self.inconclusive:
+            return "inconclusive"
         if self.threshold is None and self.not_evaluated_reason is None and self.value is not None:
             return "info"
         return "not_evaluated"
@@ -135,28 +189,43 @@ class CheckResult(_Model):
         roc = self.extra.get("roc")
         if roc is not None:
             _validate_roc(roc)
+        for name, (low, high) in self.interval.items():
+            if not (math.isfinite(low) and math.isfinite(high)) or low > high:
+                raise ValueError(f"interval[{name!r}] must be finite with low <= high")
         if self.not_evaluated_reason is not None:
-            if self.passed is not None:
+            if self.passed is not None or self.inconclusive:
                 raise ValueError("a check with a not_evaluated_reason cannot have passed/failed")
             return self
         value = self.value
         if self.threshold is None:
-            if self.passed is not None:
+            if self.passed is not None or self.inconclusive:
                 raise ValueError("a check without a threshold cannot pass or fail")
             if value is None:
                 self.not_evaluated_reason = f"no value for the {self.decided_on} model"
             return self
-        if value is None:
-            if self.passed is not None:
+        if self.decision is not None:
+            d = self.decision
+            expected = _three_valued(d.threshold, d.value, d.interval, d.attainable)
+            shown = f"{d.quantity} {d.value} {d.threshold.op} {d.threshold.value}"
+        elif value is None:
+            if self.passed is not None or self.inconclusive:
                 raise ValueError(f"passed={self.passed} but the {self.decided_on} model has no value")
             self.not_evaluated_reason = f"no value for the {self.decided_on} model"
             return self
-        expected = self.threshold.holds(value)
+        else:
+            expected = _three_valued(self.threshold, value, self.interval.get(self.decided_on))
+            shown = f"{value} {self.threshold.op} {self.threshold.value}"
+        if expected is None:
+            if self.passed is not None:
+                raise ValueError(f"passed={self.passed} but the interval straddles the threshold ({shown})")
+            self.inconclusive = True
+            return self
+        if self.inconclusive:
+            raise ValueError(f"inconclusive, but the interval lies on one side of the threshold ({shown})")
         if self.passed is None:
             self.passed = expected
         elif self.passed != expected:
-            raise ValueError(f"passed={self.passed} contradicts {value} {self.threshold.op} "
-                             f"{self.threshold.value}")
+            raise ValueError(f"passed={self.passed} contradicts {shown}")
         return self
 
 
@@ -257,6 +326,7 @@ class ObjectiveReport(_Model):
     checks: list[CheckResult]
     findings: list[PlanFinding] = Field(default_factory=list)
     training: TrainingLog | None = None
+    generations: FileHash | None = None  # the generated outputs, a file in the run directory (not in the report)
     overall: Overall
 
     @model_validator(mode="after")

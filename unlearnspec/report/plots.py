@@ -250,6 +250,7 @@ def check_bars(check: CheckResult, chart_id: str | None = None, reference_label:
     if not values and check.threshold is None:
         return ""
     bounds = [0.0, *values] + ([check.threshold.value] if check.threshold is not None else [])
+    bounds += [x for m in models for x in check.interval.get(m, ())]
     lo, hi = min(bounds), max(bounds)
     headroom = 0.08 * ((hi - lo) or abs(hi) or 1.0)  # room for value labels above the tallest bar
     yticks = nice_ticks(lo - (headroom if lo < 0 else 0.0), hi + (headroom if hi > 0 else 0.0))
@@ -284,6 +285,14 @@ def check_bars(check: CheckResult, chart_id: str | None = None, reference_label:
         out.append(f'<rect x="{_num(cx - slot * 0.3)}" y="{_num(top)}" width="{_num(slot * 0.6)}" '
                    f'height="{_num(h)}" fill="{STYLE[m][0]}"{outline}><title>{_esc(m)}: '
                    f'{_esc(fmt_number(v))}</title></rect>')
+        iv = check.interval.get(m)
+        if iv is not None:  # the model's confidence interval, as an error bar
+            y_lo, y_hi = frame.sy(iv[0]), frame.sy(iv[1])
+            out.append(f'<path class="error-bar" d="M{_num(cx)} {_num(y_lo)}V{_num(y_hi)}'
+                       f'M{_num(cx - 6)} {_num(y_lo)}H{_num(cx + 6)}M{_num(cx - 6)} {_num(y_hi)}H{_num(cx + 6)}" '
+                       f'stroke="#222" stroke-width="1.5" fill="none"><title>{_esc(m)}: interval '
+                       f'{_esc(fmt_number(iv[0]))} to {_esc(fmt_number(iv[1]))}</title></path>')
+            top = min(top, y_hi)
         label_y = top - 5 if v >= 0 else top + h + 14
         out.append(f'<text x="{_num(cx)}" y="{_num(label_y)}" text-anchor="middle" paint-order="stroke" '
                    f'stroke="#fff" stroke-width="3">{_esc(fmt_number(v))}</text>')
@@ -361,5 +370,70 @@ def roc_chart(check: CheckResult, chart_id: str | None = None, reference_label: 
         legend.append(("line", colour, dash, legend_labels[i]))
     legend.append(("line", "#888", "3 3", legend_labels[-1]))
     out += _legend(frame, legend)
+    out.append("</svg>")
+    return "\n".join(out)
+
+
+STATUS_COLOUR: dict[str, str] = {"pass": "#1b7a3a", "fail": "#b3261e", "inconclusive": "#a15c00",
+                                 "not_evaluated": "#777777", "info": "#555555"}
+
+
+def claims_at_a_glance(checks: Sequence[CheckResult], claims: Sequence[tuple[str, str, Sequence[str]]],
+                       chart_id: str = "glance") -> str:
+    """The figure a reviewer reads first: one row per deciding check of each claim, the deciding
+    quantity's confidence interval as a bar, its value as a dot and the bound as a dashed tick, each
+    row on its own scale and coloured by its outcome (pass, fail, inconclusive, not evaluated).
+
+    ``claims`` is ``(label, verdict, check ids)`` per claim."""
+    by_id = {c.check_id: c for c in checks}
+    rows: list[tuple[str, str, CheckResult | None]] = []
+    for label, verdict, ids in claims:
+        rows.append((f"{label}: {verdict.replace('_', ' ').upper()}", "claim", None))
+        for i in ids:
+            c = by_id.get(i)
+            if c is not None and c.threshold is not None:
+                rows.append((f"{c.check_id}", "check", c))
+    if not rows:
+        return ""
+    row_h, left, width = 26, 330, 760
+    height = 40 + row_h * len(rows) + 24
+    inner = width - left - 40
+    cid = _safe_id(chart_id)
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart glance" id="{cid}" viewBox="0 0 {width} {height}" '
+           f'width="{width}" height="{height}" role="img" aria-labelledby="{cid}-title" {FONT}>',
+           f'<title id="{cid}-title">Claims at a glance</title>',
+           '<text x="8" y="20" font-weight="bold" font-size="13">Claims at a glance: each check\'s interval '
+           'against its bound (dot: value; dashed tick: bound)</text>']
+    for k, (label, kind, c) in enumerate(rows):
+        y = 40 + k * row_h + row_h / 2
+        weight = ' font-weight="bold"' if kind == "claim" else ""
+        out.append(f'<text x="{8 if kind == "claim" else 20}" y="{_num(y + 4)}"{weight}>{_esc(label)}</text>')
+        if c is None:
+            continue
+        d = c.decision
+        thr = d.threshold.value if d is not None else (c.threshold.value if c.threshold else None)
+        value = d.value if d is not None else c.value
+        iv = (d.interval if d is not None else c.interval.get(c.decided_on))
+        colour = STATUS_COLOUR.get(c.status, "#555")
+        if value is None or thr is None:
+            out.append(f'<text x="{left}" y="{_num(y + 4)}" fill="{colour}">not evaluated</text>')
+            continue
+        pts = [value, thr, *(iv or ())]
+        lo, hi = min(pts), max(pts)
+        pad = 0.1 * ((hi - lo) or abs(hi) or 1.0)
+        lo, hi = lo - pad, hi + pad
+
+        def sx(x: float, lo: float = lo, hi: float = hi) -> float:
+            return left + (x - lo) / ((hi - lo) or 1.0) * inner
+
+        out.append(f'<path d="M{left} {_num(y)}H{left + inner}" stroke="#ddd" />')
+        if iv is not None:
+            out.append(f'<path class="interval" d="M{_num(sx(iv[0]))} {_num(y)}H{_num(sx(iv[1]))}" stroke="{colour}" '
+                       f'stroke-width="6" stroke-linecap="round" opacity="0.5" />')
+        out.append(f'<circle cx="{_num(sx(value))}" cy="{_num(y)}" r="4" fill="{colour}"><title>'
+                   f'{_esc(c.check_id)}: {_esc(c.status)}</title></circle>')
+        out.append(f'<path d="M{_num(sx(thr))} {_num(y - 9)}V{_num(y + 9)}" stroke="#000" stroke-dasharray="3 2" />')
+        out.append(f'<text x="{left + inner + 4}" y="{_num(y + 4)}" fill="{colour}" font-size="11">'
+                   f'{_esc(c.status.replace("_", " "))}</text>')
     out.append("</svg>")
     return "\n".join(out)

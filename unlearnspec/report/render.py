@@ -24,7 +24,9 @@ from unlearnspec.report.model import CheckResult, ObjectiveReport, Report
 from unlearnspec.report.verdict import (
     REFERENCE_LABELS,
     claim_label,
+    decision_text,
     describe_check,
+    fmt_interval,
     fmt_number,
     metric_label,
     threshold_text,
@@ -35,6 +37,7 @@ VERDICT_TEXT = {
     "pass": "PASS",
     "fail": "FAIL",
     "not_evaluated": "NOT EVALUATED",
+    "inconclusive": "INCONCLUSIVE",
     "cannot_be_met": "CANNOT BE MET",
     "incomplete": "INCOMPLETE",
     "info": "INFO",
@@ -45,9 +48,15 @@ HOW_TO_READ: list[str] = [
     "the metrics, data sets, probes and attacks listed - not a proof of legal compliance. "
     "Unlearning is not a general-purpose tool for controlling model behaviour "
     "(Cooper et al., arXiv:2412.06966, takeaways).",
-    "Each claim is decided only by its listed checks: it passes when every check was evaluated and met "
-    "its threshold, fails when any check missed its threshold, and is not evaluated when any value is "
-    "missing. A missing value is never counted as a pass.",
+    "Each claim is decided only by its listed checks. Every number is shown as value [low, high], n=items: "
+    "the bootstrap confidence interval at the plan's level (95% unless the spec says otherwise) and the "
+    "sample size. A check passes only when its interval lies entirely on the passing side of its bound, "
+    "fails when it lies entirely on the failing side, and is INCONCLUSIVE otherwise; a claim passes when "
+    "every check passed, fails when any failed, and is inconclusive or not evaluated otherwise. Missing or "
+    "inconclusive evidence is never counted as a pass: the burden of proof is on the claim.",
+    "Membership is judged against the retrained reference on the same items, per item type (documents, "
+    "questions, paraphrased questions), the worst type deciding, in both directions: an AUC far below the "
+    "reference's (over-unlearning) reveals membership too and is reported as a finding.",
     "CANNOT BE MET means the compiler found the claim technically unachievable as written (for example, "
     "a promise about downstream use or about information a user puts in the prompt). Such a claim never "
     "passes, whatever the numbers; its measurements are shown for information.",
@@ -68,7 +77,7 @@ HOW_TO_READ: list[str] = [
 EXIT_CODE_TEXT: list[tuple[int, str]] = [
     (0, "pass: every claim of every objective was evaluated and passed"),
     (1, "fail: some claim failed its evidence or cannot be met as written"),
-    (3, "incomplete: nothing failed, but some claim was not evaluated"),
+    (3, "incomplete: nothing failed, but some claim was not evaluated or is inconclusive"),
 ]
 
 @lru_cache(maxsize=1)
@@ -140,7 +149,9 @@ def _objective_view(o: ObjectiveReport, index: int, with_charts: bool) -> dict[s
         "where": where_text(c),
         "threshold": threshold_text(c),
         "status": c.status,
-        "values": {m: fmt_number(c.values.get(m)) for m in plots.MODEL_ORDER},
+        "values": {m: fmt_interval(c, m) for m in plots.MODEL_ORDER},
+        "decision": decision_text(c),
+        "findings": list(c.findings),
         "details": _scalar_extras(c),
     } for c in o.checks]
     training: dict[str, Any] | None = None
@@ -173,7 +184,10 @@ def _objective_view(o: ObjectiveReport, index: int, with_charts: bool) -> dict[s
         loss = plots.loss_chart(o.training, f"{prefix}-loss") if o.training else ""
         bars = [plots.check_bars(c, f"{prefix}-bars-{i}", ref) for i, c in enumerate(o.checks)]
         rocs = [plots.roc_chart(c, f"{prefix}-roc-{i}", ref) for i, c in enumerate(o.checks)]
+        glance = plots.claims_at_a_glance(
+            o.checks, [(claim_label(cv.claim, cv.args), cv.verdict, cv.checks) for cv in o.claims], f"{prefix}-glance")
         view["charts"] = {
+            "glance": Markup(glance) if glance else None,
             "loss": Markup(loss) if loss else None,  # plots.py escapes every text it draws
             "bars": [Markup(b) for b in bars if b],
             "roc": [Markup(r) for r in rocs if r],
@@ -186,7 +200,7 @@ def _context(report: Report, with_charts: bool) -> dict[str, Any]:
     return {
         "report": report,
         "objectives": [_objective_view(o, i, with_charts) for i, o in enumerate(report.objectives)],
-        "counts": [(v, counts[v]) for v in ("pass", "fail", "not_evaluated", "cannot_be_met") if counts[v]],
+        "counts": [(v, counts[v]) for v in ("pass", "fail", "inconclusive", "not_evaluated", "cannot_be_met") if counts[v]],
         "n_claims": sum(counts.values()),
         "audit": report.audit,
         "how_to_read": HOW_TO_READ,

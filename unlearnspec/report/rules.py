@@ -14,7 +14,7 @@ from typing import Literal, Protocol
 from unlearnspec.catalog.exits import EXIT_FINDINGS, EXIT_INCOMPLETE, EXIT_OK
 from unlearnspec.plan import ClaimStatus
 
-Verdict = Literal["pass", "fail", "not_evaluated", "cannot_be_met"]
+Verdict = Literal["pass", "fail", "inconclusive", "not_evaluated", "cannot_be_met"]
 Overall = Literal["pass", "fail", "incomplete"]
 
 EXIT_PASS = EXIT_OK
@@ -47,6 +47,8 @@ def claim_verdict(compile_status: ClaimStatus, checks: Sequence[_Check]) -> Verd
     deciding = [s for s in statuses if s != "info"]
     if not deciding or "not_evaluated" in deciding:
         return "not_evaluated"
+    if "inconclusive" in deciding:  # the burden of proof is on the claim: never a pass
+        return "inconclusive"
     return "pass"
 
 
@@ -54,7 +56,7 @@ def objective_overall(claims: Sequence[_Claim]) -> Overall:
     verdicts = {c.verdict for c in claims}
     if verdicts & {"fail", "cannot_be_met"}:
         return "fail"
-    if not claims or "not_evaluated" in verdicts:
+    if not claims or verdicts & {"not_evaluated", "inconclusive"}:
         return "incomplete"
     return "pass"
 

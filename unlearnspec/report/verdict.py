@@ -8,11 +8,14 @@ The rules, in order (``claim_verdict``):
 2. A claim with any failed check fails.
 3. A claim with any check not evaluated (no result, no value, an attack that did not run) — or with
    no check that has a threshold at all — is ``not_evaluated``. Missing evidence is never a pass.
-4. Otherwise it passes. A ``cannot_be_verified`` claim gets this numeric verdict, and its status and
+4. A claim with any ``inconclusive`` check (its confidence interval straddles the bound, or the
+   test cannot fail at this sample size) is ``inconclusive``: the burden of proof is on the claim,
+   so it is not a pass, and the objective is incomplete (exit 3).
+5. Otherwise it passes. A ``cannot_be_verified`` claim gets this numeric verdict, and its status and
    the findings behind it stay beside the verdict in every rendering.
 
 An objective fails if any claim fails or cannot be met; it is incomplete if nothing failed but some
-claim was not evaluated (or it has no claims); otherwise it passes. A report rolls objectives up the
+claim was not evaluated or inconclusive (or it has no claims); otherwise it passes. A report rolls objectives up the
 same way. See ``model.py`` for the exit codes.
 """
 
@@ -67,6 +70,30 @@ def fmt_number(x: float | None) -> str:
     return f"{x:.3g}"
 
 
+def fmt_interval(check: CheckResult, model: str) -> str:
+    """``0.52 [0.41, 0.63], n=26`` — a model's value with its interval and sample size."""
+    v = check.values.get(model)  # type: ignore[arg-type]
+    if v is None:
+        return "n/a"
+    iv = check.interval.get(model)
+    n = check.n.get(model)
+    text = fmt_number(v)
+    if iv is not None:
+        text += f" [{fmt_number(iv[0])}, {fmt_number(iv[1])}]"
+    if n is not None:
+        text += f", n={n}"
+    return text
+
+
+def decision_text(check: CheckResult) -> str:
+    """The deciding quantity with its interval and bound, e.g. ``|AUC gap| 0.04 [0.0, 0.12] ≤ 0.1``."""
+    d = check.decision
+    if d is None:
+        return ""
+    iv = f" [{fmt_number(d.interval[0])}, {fmt_number(d.interval[1])}]" if d.interval else ""
+    return f"{d.quantity} {fmt_number(d.value)}{iv} vs {OP_SYMBOLS[d.threshold.op]} {fmt_number(d.threshold.value)}"
+
+
 def metric_label(metric: str) -> str:
     """The metric's label in reports (the catalog's; an unknown name with its underscores as spaces)."""
     return label(metric)
@@ -117,7 +144,17 @@ def describe_check(check: CheckResult, reference_label: str = "reference") -> st
     status = check.status
     if status == "not_evaluated":
         return f"{label} {where} was not evaluated: {check.not_evaluated_reason or 'no value'}{tail}"
-    value = fmt_number(check.value)
+    value = fmt_interval(check, check.decided_on) if check.value is not None else "n/a"
+    if check.confidence is not None and check.interval.get(check.decided_on):
+        value += f" ({check.confidence:.0%} interval)"
+    if check.decision is not None:
+        tail = f"; decided on {decision_text(check)}{tail}"
+    if status == "inconclusive":
+        assert check.threshold is not None
+        more = (f"; about {check.decision.more_items} items would settle it"
+                if check.decision is not None and check.decision.more_items else "")
+        return (f"{label} {value} is inconclusive against {OP_SYMBOLS[check.threshold.op]} "
+                f"{fmt_number(check.threshold.value)} {where}: the interval straddles the bound{more}{tail}")
     if status == "info":
         return f"{label} {where}: {check.decided_on} {value}, no threshold (for information){tail}"
     assert check.threshold is not None
@@ -131,12 +168,12 @@ def describe_check(check: CheckResult, reference_label: str = "reference") -> st
 def explain_claim(compile_status: ClaimStatus, verdict: Verdict, checks: Sequence[CheckResult],
                   findings: Sequence[str], reference_label: str = "reference") -> str:
     """The plain-language sentence beside a verdict: what decided it, with the numbers."""
-    by_status: dict[str, list[str]] = {"pass": [], "fail": [], "not_evaluated": [], "info": []}
+    by_status: dict[str, list[str]] = {"pass": [], "fail": [], "inconclusive": [], "not_evaluated": [], "info": []}
     for c in checks:
         by_status[c.status].append(describe_check(c, reference_label))
     codes = ", ".join(findings)
     because = f" ({codes})" if codes else ""
-    measured = "; ".join(by_status["fail"] + by_status["pass"] + by_status["not_evaluated"]
+    measured = "; ".join(by_status["fail"] + by_status["pass"] + by_status["inconclusive"] + by_status["not_evaluated"]
                          + by_status["info"])
 
     if verdict == "cannot_be_met":
@@ -149,6 +186,11 @@ def explain_claim(compile_status: ClaimStatus, verdict: Verdict, checks: Sequenc
         text = f"Fails: {'; '.join(by_status['fail'])}."
         if by_status["pass"]:
             text += f" Passes: {'; '.join(by_status['pass'])}."
+    elif verdict == "inconclusive":
+        text = (f"Inconclusive, so not a pass (the burden of proof is on the claim): "
+                f"{'; '.join(by_status['inconclusive'])}.")
+        if by_status["pass"]:
+            text += f" Passes so far: {'; '.join(by_status['pass'])}."
     elif verdict == "not_evaluated":
         if by_status["not_evaluated"]:
             text = f"Not evaluated, so not a pass: {'; '.join(by_status['not_evaluated'])}."

@@ -20,7 +20,9 @@ from unlearnspec.builtin.corpus import build_corpus
 from unlearnspec.io import atomic_write_text
 from unlearnspec.plan import (
     AttackStage,
+    DataSets,
     EvaluateStage,
+    FileHash,
     ObjectivePlan,
     Plan,
     QuantizeAttack,
@@ -28,7 +30,7 @@ from unlearnspec.plan import (
     RelearnAttack,
     UnlearnStage,
 )
-from unlearnspec.records import Record, read_records
+from unlearnspec.records import Record, read_records, sha256_path, split_holdout
 from unlearnspec.report import (
     TrainingLog,
     build_objective_report,
@@ -60,6 +62,23 @@ def _load_records(paths: list[str], spec_dir: Path) -> list[Record]:
         else:
             out.extend(read_records(spec_dir / p))
     return out
+
+
+GENERATIONS_FILE = "generations.jsonl"
+"""Every generated output of the evaluation, one JSON object a line, beside the report in the run
+directory: not in report.json, which may be shared (outputs can hold personal data); report.json
+keeps its path and sha256."""
+
+
+def holdout_halves(d: DataSets, holdout: list[Record], seed: int) -> tuple[list[Record], list[Record]]:
+    """(calibration, evaluation) holdout records: the plan's split, or ``split_holdout``'s for a plan
+    that predates it. Calibration feeds the stopping rule, evaluation the verdict; never both."""
+    cal, ev = d.holdout_calibration, d.holdout_evaluation
+    if not cal and not ev:
+        cal, ev = split_holdout(holdout, seed)
+    if any(i >= len(holdout) for i in [*cal, *ev]) or set(cal) & set(ev):
+        raise ValueError("the plan's holdout split does not fit its holdout data")
+    return [holdout[i] for i in cal], [holdout[i] for i in ev]
 
 
 def _save_model_atomically(model: Any, tokenizer: Any, dest: Path) -> None:
@@ -128,11 +147,13 @@ class ObjectiveRun:
         d = self.op.data
         t = self.op.objective.target
         ev: EvaluateStage | None = _stage_of(self.op, EvaluateStage)
+        holdout = _load_records(d.holdout, self.spec_dir)
+        calibration, evaluation = holdout_halves(d, holdout, self.plan.seed)
         data = DataBundle(
             forget=_load_records(d.forget, self.spec_dir), retain=_load_records(d.retain, self.spec_dir),
-            neighbors=_load_records(d.neighbors, self.spec_dir), holdout=_load_records(d.holdout, self.spec_dir),
+            neighbors=_load_records(d.neighbors, self.spec_dir), holdout=evaluation,
             test=_load_records(d.test, self.spec_dir), aliases=[t.name, *t.aliases],
-            attribute=ev.representation_probe if ev else None)
+            attribute=ev.representation_probe if ev else None, holdout_calibration=calibration)
         source = self.op.model.source
         if self.op.model.kind == "local":
             source = str((self.spec_dir / source).resolve()) if not Path(source).is_absolute() else source
@@ -182,7 +203,7 @@ class ObjectiveRun:
             spec = METHODS.get(stage.method)
             if spec is not None and spec.trainer is not None:
                 resume = (out / "checkpoints").is_dir() and any((out / "checkpoints").glob("checkpoint-*"))
-                run_method(stage, copy.deepcopy(model), tok, data.forget, data.retain, data.holdout, out,
+                run_method(stage, copy.deepcopy(model), tok, data.forget, data.retain, data.holdout_calibration, out,
                            resume_from_checkpoint=True if resume else None, quiet=True,
                            aliases=data.aliases, model_source=self.op.model.source,
                            eval_batch_size=_stage_of(self.op, EvaluateStage).eval_batch_size
@@ -191,7 +212,7 @@ class ObjectiveRun:
         out.mkdir(parents=True, exist_ok=True)
         resume = any((out / "checkpoints").glob("checkpoint-*")) if (out / "checkpoints").exists() else False
         working = copy.deepcopy(model)  # get_peft_model and training mutate: never touch the source
-        result = run_method(stage, working, tok, data.forget, data.retain, data.holdout, out,
+        result = run_method(stage, working, tok, data.forget, data.retain, data.holdout_calibration, out,
                             resume_from_checkpoint=True if resume else None, quiet=self.quiet,
                             aliases=data.aliases, model_source=self.op.model.source,
                             eval_batch_size=_stage_of(self.op, EvaluateStage).eval_batch_size
@@ -248,18 +269,27 @@ class ObjectiveRun:
                 refusal_text=unlearn_stage.refusal_text if unlearn_stage else "I don't know.",
                 attacks=[a for a in attack_stage.attacks if isinstance(a, RelearnAttack | QuantizeAttack)],
                 work_dir=self.dir,
-                strategy=ref_stage.strategy if ref_stage else "holdout")
+                strategy=ref_stage.strategy if ref_stage else "holdout",
+                confidence=ev.confidence, seed=self.plan.seed)
 
             def attack_phase() -> None:
                 self._finish("evaluate")
                 self._start("attack")
 
-            results = checks.compute(ctx, on_attack_start=attack_phase)
+            outputs: list[dict[str, Any]] = []
+            results = checks.compute(ctx, on_attack_start=attack_phase, generations=outputs)
+            atomic_write_text(self.dir / GENERATIONS_FILE, "".join(
+                json.dumps(o, sort_keys=True, ensure_ascii=False) + "\n" for o in outputs))
             atomic_write_text(results_path, json.dumps({k: v.model_dump(mode="json") for k, v in results.items()},
                                                        indent=2, sort_keys=True) + "\n")
             self._finish("attack")
         self._start("verdict")
         report = build_objective_report(self.op, results, training=training)
+        gen = self.dir / GENERATIONS_FILE
+        if gen.is_file():
+            rel = gen.relative_to(self.rd.root).as_posix()
+            report = report.model_copy(update={"generations": FileHash(path=rel, sha256=sha256_path(gen),
+                                                                      role="generations")})
         self._finish("verdict", overall=report.overall)
         return report
 

@@ -15,6 +15,7 @@ from unlearnspec.compiler.rules import (
            goals,
            governance,
            methods,
+           power,
            release,
            side_effects,
 )
@@ -23,4 +24,4 @@ from unlearnspec.compiler.rules.base import AFFECTS, Rule, RuleContext, register
 RULES: tuple[Rule, ...] = registered_rules()
 
 __all__ = ["AFFECTS", "RULES", "Rule", "RuleContext", "chains", "claims", "data", "evidence", "goals", "governance",
-           "methods", "release", "side_effects"]
+           "methods", "power", "release", "side_effects"]

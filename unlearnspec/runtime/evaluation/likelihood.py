@@ -28,6 +28,18 @@ Definitions (FRAMEWORK.md §5):
 With a prompt (``prompt_texts[i]``, a prefix of ``texts[i]``) only the tokens after the prompt are
 scored, i.e. the answer of a QA pair. A causal LM without BOS cannot predict the first token of a
 text, so a text of ``n`` tokens has ``n - 1`` scored tokens; items with none get NaN.
+
+Where these definitions deliberately differ from open-unlearning's (compared on the same items in
+issue 11; the numbers are close but not equal, so this project does not claim equality):
+
+- QA items: the scored answer is the tokenizer's full encoding of the answer, including an
+  end-of-sequence token when the tokenizer appends one; open-unlearning's answer spans do not
+  count it the same way.
+- Documents: one token fewer is scored than open-unlearning scores (here the first token has no
+  prediction; there a prepended BOS predicts it), which shifts exact memorisation, extraction
+  strength and Min-K% slightly on short documents.
+- Extraction strength: here ``k`` can reach ``n`` (ES = 0 when the last token is mispredicted);
+  open-unlearning's loop stops at ``k = n - 1``, so its smallest ES is ``1/n``.
 """
 
 from __future__ import annotations

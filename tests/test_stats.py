@@ -1,0 +1,230 @@
+"""Verdicts the data can stand behind: intervals, three-valued checks, reference-relative membership.
+
+The references are independent: ``scipy.stats.bootstrap`` called directly, ``sklearn.metrics.roc_auc_score``
+on the scores report.json keeps, the closed form ``2 / C(n + m, n)`` of the KS test's smallest p-value,
+and MUSE's PrivLeak formula written out on the AUCs.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from scipy import stats
+from sklearn.metrics import roc_auc_score
+
+from unlearnspec.plan import (
+    ClaimPlan,
+    DataSets,
+    EvaluateStage,
+    MetricCheck,
+    ModelRef,
+    ObjectiveInfo,
+    ObjectivePlan,
+    ReleaseInfo,
+    TargetInfo,
+    Threshold,
+)
+from unlearnspec.records import Record, split_holdout
+from unlearnspec.report.model import EXIT_CODES, EXIT_INCOMPLETE, CheckResult, Decision
+from unlearnspec.report.verdict import build_objective_report, claim_verdict
+from unlearnspec.runtime import checks as checks_mod
+from unlearnspec.runtime.checks import DataBundle, EvalContext, Evaluator, muse_privleak
+from unlearnspec.runtime.evaluation import intervals, mia
+
+# --- intervals against scipy and closed forms --------------------------------------------------------
+
+FIXED = np.array([0.12, 0.5, 0.33, 0.9, 0.0, 0.41, 0.77, 0.25, 0.6, 0.18])
+
+
+def test_mean_interval_equals_scipy_bootstrap_on_fixed_data() -> None:
+    est = intervals.mean_estimate(FIXED, confidence=0.9, rng=intervals.seed_for(7, "c", "unlearned"))
+    ref = stats.bootstrap((FIXED,), np.mean, confidence_level=0.9, n_resamples=intervals.N_RESAMPLES,
+                          method="percentile", random_state=intervals.seed_for(7, "c", "unlearned"))
+    assert est is not None and est.n == FIXED.size
+    assert est.value == pytest.approx(float(np.mean(FIXED)))
+    assert (est.low, est.high) == pytest.approx((ref.confidence_interval.low, ref.confidence_interval.high))
+    assert est.low < est.value < est.high
+
+
+def test_auc_interval_resamples_members_and_nonmembers_separately_like_scipy() -> None:
+    members, nonmembers = FIXED[:4] + 0.3, FIXED[4:]
+    est = intervals.auc_estimate(members, nonmembers, True, rng=intervals.seed_for(1, "auc"))
+
+    def auc(m: np.ndarray, n: np.ndarray, axis: int = -1) -> np.ndarray:  # written out: P(m > n) + P(m = n) / 2
+        m3, n3 = np.moveaxis(m, axis, -1)[..., :, None], np.moveaxis(n, axis, -1)[..., None, :]
+        return ((m3 > n3).mean(axis=(-2, -1)) + 0.5 * (m3 == n3).mean(axis=(-2, -1)))
+
+    ref = stats.bootstrap((members, nonmembers), auc, n_resamples=intervals.N_RESAMPLES, method="percentile",
+                          random_state=intervals.seed_for(1, "auc"))
+    labels = np.r_[np.ones(4), np.zeros(6)]
+    assert est is not None and est.value == pytest.approx(roc_auc_score(labels, np.r_[members, nonmembers]))
+    assert (est.low, est.high) == pytest.approx((ref.confidence_interval.low, ref.confidence_interval.high))
+    assert (est.n, est.n_other) == (4, 6)
+
+
+def test_ks_smallest_attainable_pvalue_is_two_over_binomial() -> None:
+    assert intervals.ks_min_pvalue(5, 5) == pytest.approx(2 / math.comb(10, 5))  # 0.0079: only complete separation
+    assert intervals.ks_min_pvalue(20, 20) == pytest.approx(2 / math.comb(40, 20))
+    r = intervals.ks_estimate(FIXED[:5], FIXED[5:], rng=intervals.seed_for(0, "ks"))
+    assert r is not None
+    assert r.pvalue == pytest.approx(stats.ks_2samp(FIXED[:5], FIXED[5:], method="exact").pvalue)
+    assert r.low <= r.pvalue <= r.high and r.min_pvalue == pytest.approx(2 / 252)
+
+
+def test_muse_privleak_matches_the_formula_in_muses_own_convention() -> None:
+    # MUSE: (AUC'_unlearn - AUC'_retrain) / AUC'_retrain * 100 with its inverted AUC' = 1 - AUC.
+    for auc_u, auc_r in [(0.9, 0.5), (0.5, 0.5), (0.3, 0.45), (0.62, 0.256)]:
+        muse_u, muse_r = 1 - auc_u, 1 - auc_r
+        assert muse_privleak(auc_u, auc_r) == pytest.approx(100 * (muse_u - muse_r) / muse_r)
+    assert muse_privleak(1.0, 0.5) == pytest.approx(-100.0)  # the original model: a complete leak
+
+
+def test_holdout_halves_are_disjoint_cover_everything_and_keep_people_together() -> None:
+    recs = [Record(text=f"t{i}", attributes={"person": f"p{i // 3}"}) for i in range(30)]
+    cal, ev = split_holdout(recs, seed=3)
+    assert not set(cal) & set(ev) and sorted(cal + ev) == list(range(30))
+    assert abs(len(cal) - len(ev)) <= 3
+    people_cal = {recs[i].attributes["person"] for i in cal}
+    assert not people_cal & {recs[i].attributes["person"] for i in ev}
+    assert split_holdout(recs, seed=3) == (cal, ev)  # deterministic
+
+
+# --- three-valued checks --------------------------------------------------------------------------
+
+
+def _check(interval: tuple[float, float], value: float = 0.5, op: str = "<=", bound: float = 0.6) -> CheckResult:
+    return CheckResult(check_id="c", metric="knowledge_rouge", dataset="forget",
+                       threshold=Threshold(op=op, value=bound),  # type: ignore[arg-type]
+                       values={"unlearned": value}, interval={"unlearned": interval}, n={"unlearned": 20})
+
+
+def test_a_check_passes_or_fails_only_when_its_interval_is_on_one_side() -> None:
+    assert _check((0.3, 0.55)).status == "pass"
+    assert _check((0.62, 0.9), value=0.7).status == "fail"
+    straddling = _check((0.4, 0.7))
+    assert straddling.status == "inconclusive" and straddling.passed is None
+    with pytest.raises(ValueError, match="straddles"):
+        CheckResult.model_validate(straddling.model_dump() | {"passed": True, "inconclusive": False})
+
+
+def test_a_test_that_cannot_fail_is_inconclusive() -> None:
+    d = Decision(quantity="KS-test p-value", value=1.0, interval=(0.4, 1.0), threshold=Threshold(op=">=", value=0.05),
+                 attainable=(2 / 252 * 10, 1.0))  # at this size p never goes below 0.079
+    c = CheckResult(check_id="fq", metric="forget_quality", dataset="forget", threshold=Threshold(op=">=", value=0.05),
+                    values={"unlearned": 1.0}, decision=d)
+    assert c.status == "inconclusive"
+
+
+def _objective(checks: list[CheckResult]) -> ObjectivePlan:
+    info = ObjectiveInfo(name="o", goal="removal", target=TargetInfo(category="person", name="X", kind="observed"),
+                         release=ReleaseInfo(mode="api"))
+    mcs = [MetricCheck(id=c.check_id, metric=c.metric, dataset=c.dataset, threshold=c.threshold) for c in checks]
+    return ObjectivePlan(objective=info, model=ModelRef(source="builtin:tiny-bios", kind="builtin"), data=DataSets(),
+                         claims=[ClaimPlan(claim="not_generated", status="supported", checks=[c.check_id for c in checks])],
+                         checks=mcs, findings=[], stages=[])
+
+
+def test_an_inconclusive_claim_is_not_a_pass_and_exits_3() -> None:
+    ok = _check((0.3, 0.55)).model_copy(update={"check_id": "ok"})
+    unsure = _check((0.4, 0.7)).model_copy(update={"check_id": "unsure"})
+    assert claim_verdict("supported", [ok, unsure]) == "inconclusive"
+    report = build_objective_report(_objective([ok, unsure]), {"ok": ok, "unsure": unsure})
+    assert report.claims[0].verdict == "inconclusive" and report.overall == "incomplete"
+    assert EXIT_CODES[report.overall] == EXIT_INCOMPLETE == 3
+    assert "inconclusive" in report.claims[0].explanation.lower()
+
+
+# --- membership: per type, reference-relative, two-sided ------------------------------------------
+
+
+def _typed(docs: np.ndarray, qa: np.ndarray) -> dict[str, tuple[list[str], dict[str, Any]]]:
+    """Scores where every attack sees the same "higher = member" signal (LOSS/zlib negated)."""
+    out = {}
+    for name, arr in (("documents", docs), ("qa", qa)):
+        out[name] = ([f"{name}[{i}]" for i in range(arr.size)],
+                     {a: (arr if higher else -arr) for a, (_, higher) in mia.ATTACKS.items()})
+    return out
+
+
+def _membership_evaluator(monkeypatch: pytest.MonkeyPatch, scores: dict[str, dict[str, Any]],
+                          tmp_path: Path) -> Evaluator:
+    bundle = DataBundle(forget=[Record(text="a")], retain=[], neighbors=[], holdout=[Record(text="b")], test=[])
+    ctx = EvalContext(op=None, data=bundle, stage=EvaluateStage(), original=(None, None),  # type: ignore[arg-type]
+                      unlearned=(None, None), reference=(None, None) if "reference" in scores else None,
+                      guard=None, refusal_text="", attacks=[], work_dir=tmp_path, seed=5)
+    ev = Evaluator(ctx)
+    monkeypatch.setattr(ev, "_membership_scores", lambda dataset, k: scores)
+    monkeypatch.setattr(checks_mod.Measurer, "_ids", lambda self, ds: ["forget[0]"])
+    monkeypatch.setattr(checks_mod.Measurer, "scores", lambda self, ds: _Loss())
+    return ev
+
+
+class _Loss:
+    def loss(self) -> list[float]:
+        return [1.0]
+
+
+RNG = np.random.default_rng(11)
+CHANCE = {kind: RNG.normal(0, 1, 40) for kind in ("md", "mq", "nd", "nq", "rmd", "rmq")}
+
+
+def _models(unl_member_docs: np.ndarray, unl_member_qa: np.ndarray) -> dict[str, dict[str, Any]]:
+    ref = {"member": _typed(CHANCE["rmd"], CHANCE["rmq"]), "non": _typed(CHANCE["nd"], CHANCE["nq"])}
+    return {
+        "original": {"member": _typed(CHANCE["md"] + 5, CHANCE["mq"] + 5), "non": _typed(CHANCE["nd"], CHANCE["nq"])},
+        "unlearned": {"member": _typed(unl_member_docs, unl_member_qa), "non": _typed(CHANCE["nd"], CHANCE["nq"])},
+        "reference": ref,
+    }
+
+
+MEMBERSHIP = MetricCheck(id="membership_auc@forget", metric="membership_auc", dataset="forget",
+                         threshold=Threshold(op="<=", value=0.6))
+
+
+def test_a_document_only_leak_is_caught_although_the_pooled_auc_looks_fine(monkeypatch: pytest.MonkeyPatch,
+                                                                             tmp_path: Path) -> None:
+    leak_docs, forgot_qa = CHANCE["md"] + 6, CHANCE["mq"] - 0.6  # documents fully separated, QA a little below
+    ev = _membership_evaluator(monkeypatch, _models(leak_docs, forgot_qa), tmp_path)
+    pooled = roc_auc_score(np.r_[np.ones(80), np.zeros(80)],
+                           np.r_[leak_docs, forgot_qa, CHANCE["nd"], CHANCE["nq"]])
+    assert pooled <= 0.8  # pooled over both types, the leak is diluted
+    r = ev.check(MEMBERSHIP)
+    assert r.status == "fail" and r.extra["deciding_type"] == "documents"
+    assert r.values.unlearned == pytest.approx(1.0)
+    # recomputable from the scores report.json keeps, with scikit-learn
+    member = np.array(r.extra["member_scores"]["unlearned"]["min_k"])  # type: ignore[index]
+    non = np.array(r.extra["nonmember_scores"]["unlearned"]["min_k"])  # type: ignore[index]
+    mt, nt = np.array(r.extra["member_types"]), np.array(r.extra["nonmember_types"])
+    docs = roc_auc_score(np.r_[np.ones((mt == "documents").sum()), np.zeros((nt == "documents").sum())],
+                         np.r_[member[mt == "documents"], non[nt == "documents"]])
+    assert docs == pytest.approx(r.extra["auc_by_type"]["documents"]["min_k"]["unlearned"])  # type: ignore[index]
+    assert docs == pytest.approx(r.values.unlearned)
+
+
+def test_over_unlearning_is_not_a_pass(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    gibberish = (CHANCE["rmd"] - 6, CHANCE["rmq"] - 6)  # far more surprised by the forget set than the reference
+    ev = _membership_evaluator(monkeypatch, _models(*gibberish), tmp_path)
+    r = ev.check(MEMBERSHIP)
+    assert r.values.unlearned is not None and r.values.unlearned < 0.05  # an AUC near 0 would pass "<= 0.6"
+    assert r.status == "fail"
+    assert any("over-unlearning" in f for f in r.findings)
+
+
+def test_the_reference_passes_its_own_membership_check(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    ev = _membership_evaluator(monkeypatch, _models(CHANCE["rmd"], CHANCE["rmq"]), tmp_path)
+    r = ev.check(MEMBERSHIP)
+    assert r.status == "pass" and r.decision is not None and r.decision.value == 0.0
+    assert r.n["unlearned"] == 40 and r.interval["unlearned"][0] <= r.values.unlearned <= r.interval["unlearned"][1]  # type: ignore[operator]
+
+
+def test_vectorised_ks_equals_scipy_on_tied_data() -> None:
+    rng = np.random.default_rng(3)
+    a, b = np.round(rng.normal(size=(4, 26)), 1), np.round(rng.normal(0.4, 1, size=(4, 52)), 1)  # ties
+    for i in range(4):
+        ref = stats.ks_2samp(a[i], b[i], method="asymp")
+        assert intervals.ks_statistic(a, b)[i] == pytest.approx(ref.statistic)
+        assert intervals.ks_asymp_pvalue(a, b)[i] == pytest.approx(ref.pvalue)

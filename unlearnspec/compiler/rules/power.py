@@ -1,0 +1,185 @@
+"""Power before running: evidence too small to decide (UL411) and bounds that cannot fail (UL412).
+
+Both read :func:`evidence_for`, as the lowering does, and count records the way the runtime will
+use them (FRAMEWORK.md §7): forget quality compares per-item truth ratios of the forget set's QA
+records (its documents' losses when it has none) with the reference's on the same items; membership
+compares each item type of the forget set (documents, QA, paraphrased QA) with the same type in the
+holdout's evaluation half.
+
+This runs in the compiler, which never imports numpy or scipy (tests/test_light_imports.py), so the
+exact two-sample KS distribution is counted here with the classic lattice-path recursion (Hodges
+1957); ``tests/test_power.py`` checks it against ``scipy.stats.ks_2samp(method="exact")``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from fractions import Fraction
+from functools import lru_cache
+from pathlib import Path
+from statistics import NormalDist
+
+from unlearnspec.catalog import CODES, METRICS, vocab
+from unlearnspec.compiler.ast import Evidence, Objective
+from unlearnspec.compiler.diagnostics import Diagnostic
+from unlearnspec.compiler.evidence_defaults import evidence_for
+from unlearnspec.compiler.models import BUILTIN_HOLDOUT, records_of
+from unlearnspec.compiler.rules.base import RuleContext, finding, rule
+from unlearnspec.records import Record, split_holdout
+
+UL411 = CODES["UL411"]
+UL412 = CODES["UL412"]
+
+MAX_AUC_HALF_WIDTH = 0.3
+"""An AUC interval at chance wider than ±0.3 cannot tell chance (0.5) from a strong leak (0.8)."""
+
+
+@lru_cache(maxsize=256)
+def ks_pvalue_at_least(n: int, m: int, d: Fraction) -> float:
+    """Exact ``P(D >= d)`` of the two-sample KS statistic with ``n`` and ``m`` items under the null:
+    one minus the share of the ``C(n + m, n)`` monotone lattice paths from (0, 0) to (n, m) that keep
+    ``|i/n - j/m| < d`` at every point."""
+    inside = [[0] * (m + 1) for _ in range(n + 1)]
+    for i in range(n + 1):
+        for j in range(m + 1):
+            if abs(Fraction(i, n) - Fraction(j, m)) >= d:
+                continue
+            if i == 0 and j == 0:
+                inside[i][j] = 1
+            else:
+                inside[i][j] = (inside[i - 1][j] if i else 0) + (inside[i][j - 1] if j else 0)
+    return 1.0 - inside[n][m] / math.comb(n + m, n)
+
+
+def ks_can_only_reject_separation(n: int, m: int, alpha: float) -> bool:
+    """Whether a KS test of ``n`` vs ``m`` items rejects at ``alpha`` only for completely separated
+    samples (D = 1): the next largest statistic, ``1 - 1/max(n, m)``, already has ``p >= alpha``."""
+    if n < 1 or m < 1:
+        return False
+    below_one = Fraction(max(n, m) - 1, max(n, m))
+    if below_one == 0:
+        return True
+    return ks_pvalue_at_least(n, m, below_one) >= alpha
+
+
+def ks_items_needed(alpha: float, limit: int = 60) -> int:
+    """The smallest ``n`` for which ``n`` vs ``n`` items can reject more than complete separation."""
+    for n in range(2, limit + 1):
+        if not ks_can_only_reject_separation(n, n, alpha):
+            return n
+    return limit
+
+
+def auc_half_width(n_members: int, n_nonmembers: int, confidence: float) -> float:
+    """Half-width of an AUC confidence interval at chance (Hanley & McNeil 1982):
+    ``z * sqrt((n_m + n_n + 1) / (12 n_m n_n))``."""
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    return z * math.sqrt((n_members + n_nonmembers + 1) / (12 * n_members * n_nonmembers))
+
+
+def auc_members_needed(n_nonmembers: int, confidence: float, limit: int = 10000) -> int:
+    n = 1
+    while n < limit and auc_half_width(n, n_nonmembers, confidence) > MAX_AUC_HALF_WIDTH:
+        n += 1
+    return n
+
+
+def _types(records: list[Record]) -> dict[str, int]:
+    docs = sum(bool(r.text) for r in records)
+    qa = sum(bool(r.is_qa and not r.text) for r in records)
+    para = sum(bool(r.is_qa and r.paraphrases) for r in records)
+    return {"documents": docs, "qa": qa, "qa_paraphrased": para}
+
+
+def _records(obj: Objective, ctx: RuleContext) -> tuple[list[Record], list[Record]] | None:
+    t = obj.target
+    if t is None:
+        return None
+    base = Path(ctx.base_dir)
+    forget = [r for p in t.forget for r in records_of(p.resolved, base)]
+    holdout_paths = [p.resolved for p in t.holdout] or ([BUILTIN_HOLDOUT] if ctx.builtin else [])
+    holdout = [r for p in holdout_paths for r in records_of(p, base)]
+    if not forget:
+        return None
+    seed = obj.seed.as_int if obj.seed is not None else 0
+    _, evaluation = split_holdout(holdout, seed=seed)
+    return forget, [holdout[i] for i in evaluation]
+
+
+def _confidence(obj: Objective) -> float:
+    return float(obj.confidence.value) if obj.confidence is not None else vocab.DEFAULT_CONFIDENCE
+
+
+@rule(UL411, affects=frozenset())
+def underpowered_evidence(obj: Objective, ctx: RuleContext) -> Iterator[Diagnostic]:
+    data = _records(obj, ctx)
+    if data is None:
+        return
+    forget, holdout = data
+    conf = _confidence(obj)
+    reported: set[str] = set()
+    for c in obj.claims:
+        for item in evidence_for(obj, c):
+            if item.missing or item.dataset != "forget" or item.attack is not None:
+                continue
+            key = f"{item.metric}:{item.op}:{item.value}"
+            if key in reported:
+                continue
+            if item.metric == "forget_quality" and item.op.startswith(">") and item.value > 0:
+                qa = [r for r in forget if r.is_qa and r.perturbed]
+                n = len(qa) or len(forget)
+                if ks_can_only_reject_separation(n, n, item.value):
+                    reported.add(key)
+                    need = ks_items_needed(item.value)
+                    pmin = 2 / math.comb(2 * n, n)
+                    yield finding(
+                        UL411, obj, c.span,
+                        f"`forget_quality >= {item.value:g}` compares {n} vs {n} items: the KS test rejects only "
+                        f"complete separation (smallest p-value {pmin:.2g}), so it cannot decide claim `{c.name}`",
+                        claim=c.name,
+                        help=[f"give at least {need} question-answer records with perturbed answers in the forget "
+                              "set (TOFU truth ratios), so that the test can detect less than complete separation"])
+            elif item.metric == "membership_auc" and holdout:
+                mine, theirs = _types(forget), _types(holdout)
+                worst = [(auc_half_width(mine[k], theirs[k], conf), k) for k in mine if mine[k] and theirs[k]]
+                if not worst:
+                    continue
+                width, kind = max(worst)
+                if width > MAX_AUC_HALF_WIDTH:
+                    reported.add(key)
+                    need = auc_members_needed(theirs[kind], conf)
+                    yield finding(
+                        UL411, obj, c.span,
+                        f"membership on {kind.replace('_', ' ')} compares {mine[kind]} forget items with "
+                        f"{theirs[kind]} holdout items: a {conf:.0%} interval of the AUC spans about "
+                        f"±{width:.2f} around chance, too wide for `membership_auc` to decide claim `{c.name}`",
+                        claim=c.name,
+                        help=[f"give at least {need} forget {kind.replace('_', ' ')} items (against "
+                              f"{theirs[kind]} in the holdout's evaluation half), or more holdout items"])
+
+
+def _vacuous(e: Evidence) -> bool:
+    m = METRICS.get(e.metric)
+    if m is None:
+        return False
+    if e.op.startswith("<"):
+        upper = m.upper
+        if e.metric == "membership_auc":
+            upper = 1.0  # read as a tolerance of (bound - 0.5) around the reference: 0.5 is the most a gap can be
+        return e.value >= upper if e.op == "<=" else e.value > upper
+    return e.value <= m.lower if e.op == ">=" else e.value < m.lower
+
+
+@rule(UL412, affects=frozenset())
+def bound_cannot_fail(obj: Objective, ctx: RuleContext) -> Iterator[Diagnostic]:
+    for e in obj.evidence:
+        if not _vacuous(e):
+            continue
+        m = METRICS[e.metric]
+        yield finding(
+            UL412, obj, e.span,
+            f"`{e.metric} {e.op} {e.value:g}` cannot fail: {m.label} lies between {m.lower:g} and {m.upper:g}, "
+            "so every model meets it and it is no evidence",
+            help=[f"use the default bound `{e.metric} {m.threshold.op} {m.threshold.value:g}` ({m.threshold.why}), "
+                  "or a tighter one"])

@@ -1,0 +1,195 @@
+"""Checks on attacked copies of the unlearned model: relearning (a fine-tune with a step budget) and
+quantization at the release precision."""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from unlearnspec.plan import (
+    MetricCheck,
+    QuantizeAttack,
+    RelearnAttack,
+)
+from unlearnspec.records import Record
+from unlearnspec.report.model import CheckResult, ModelValue
+from unlearnspec.runtime import attacks
+from unlearnspec.runtime.check_base import EvaluatorBase
+from unlearnspec.runtime.evaluation import intervals
+from unlearnspec.runtime.evaluation.intervals import Estimate
+from unlearnspec.runtime.measure import (
+    DataBundle,
+    Measurer,
+    _point_est,
+    nothing_forgotten,
+)
+
+log = logging.getLogger("unlearnspec.run")
+
+
+class AttackChecks(EvaluatorBase):
+    """Relearning and quantization recovery (FRAMEWORK.md §5)."""
+
+    def _relearn_split(self, attack: RelearnAttack) -> tuple[list[Record], list[Record]]:
+        """(data to relearn on, forget QA records to measure on): disjoint where the data allow."""
+        forget = self.ctx.data.forget
+        qa = [r for r in forget if r.is_qa]
+        if attack.data == "related":
+            return self.ctx.data.neighbors or self.ctx.data.retain, qa
+        rng = random.Random(attack.seed)
+        order = list(range(len(forget)))
+        rng.shuffle(order)
+        k = max(1, math.ceil(len(forget) * attack.fraction))
+        train = [forget[i] for i in sorted(order[:k])]
+        held = [forget[i] for i in sorted(order[k:]) if forget[i].is_qa]
+        return train, held or qa
+
+    def _relearn_source(self, attack: RelearnAttack, train: Sequence[Record]) -> str:
+        if attack.data != "related":
+            return f"{len(train)} forget records"
+        which = "neighbour" if self.ctx.data.neighbors else "retain"
+        return f"{len(train)} related {which} records (none of the forget set)"
+
+    def relearn_recovery(self, check: MetricCheck, attack: RelearnAttack) -> CheckResult:
+        if not self.ctx.data.forget:
+            return self._missing(check, "no forget data")
+        train, measure = self._relearn_split(attack)
+        if not measure:
+            return self._missing(check, "the forget data has no questions to measure recovered knowledge on")
+        key = f"relearn:{attack.steps}:{attack.data}"
+        data = DataBundle(forget=measure, retain=[], neighbors=[], holdout=[], test=[])
+        st = self.ctx.stage
+
+        items: dict[str, list[float]] = {}
+
+        def know(model: Any, tok: Any, who: str = "") -> float:
+            vals = Measurer("x", model, tok, data, st).knowledge("forget", "direct").values
+            if who:
+                items[who] = vals
+            return float(np.nanmean(vals))
+
+        if key not in self._attacked:
+            log.info("attack: relearning for %d steps on %d records", attack.steps, len(train))
+            att = attacks.relearn(self.ctx.unlearned[0], self.ctx.unlearned[1], train, steps=attack.steps,
+                                  learning_rate=attack.learning_rate, batch_size=attack.batch_size, seed=attack.seed)
+            ref_att = None
+            if self.ctx.reference is not None:
+                ref_att = attacks.relearn(self.ctx.reference[0], self.ctx.reference[1], train, steps=attack.steps,
+                                          learning_rate=attack.learning_rate, batch_size=attack.batch_size,
+                                          seed=attack.seed)
+            self._attacked[key] = (att, ref_att)
+        att, ref_att = self._attacked[key]
+        k_orig = know(*self.ctx.original, who="original")
+        k_unl = know(*self.ctx.unlearned, who="unlearned")
+        k_att = know(att, self.ctx.unlearned[1], who="attacked")
+        values: dict[str, float | None] = {"attacked": attacks.recovery(k_orig, k_unl, k_att), "unlearned": 0.0}
+        est = {"attacked": self._recovery_estimate(check, items["original"], items["unlearned"], items["attacked"])}
+        extra: dict[str, Any] = {"knowledge_rouge": {"original": k_orig, "unlearned": k_unl, "attacked": k_att},
+                                 "steps": attack.steps, "relearned_on": self._relearn_source(attack, train),
+                                 "measured_on": f"{len(measure)} forget questions"}
+        if ref_att is not None and self.ctx.reference is not None:
+            k_ref = know(*self.ctx.reference)
+            k_ref_att = know(ref_att, self.ctx.reference[1])
+            values["reference"] = attacks.recovery(k_orig, k_ref, k_ref_att)
+            extra["knowledge_rouge"] |= {"reference": k_ref, "reference_attacked": k_ref_att}
+            extra["reference_note"] = ("the retrained model fine-tuned on the same data for the same steps: "
+                                       "what relearning gives a model that never saw the target")
+        return self._result(check, values, extra=extra, attack="relearn", reason=nothing_forgotten(k_orig, k_unl),
+                            est=est)
+
+    def _recovery_estimate(self, check: MetricCheck, orig: Sequence[float], unl: Sequence[float],
+                           att: Sequence[float]) -> Estimate | None:
+        """The recovered share with its interval: the same questions resampled for all three models."""
+        def stat(o: Any, u: Any, a: Any, axis: int = -1) -> Any:
+            lost = np.mean(o, axis=axis) - np.mean(u, axis=axis)
+            rec = (np.mean(a, axis=axis) - np.mean(u, axis=axis)) / np.where(np.abs(lost) < 1e-12, np.inf, lost)
+            return np.clip(rec, 0.0, 1.0)
+
+        if not self.ctx.intervals:
+            return _point_est(float(stat(np.asarray(orig), np.asarray(unl), np.asarray(att))), len(orig))
+        return intervals.paired_estimate([orig, unl, att], stat, confidence=self.ctx.confidence,
+                                         rng=self.rng(check, "attacked"))
+
+    def _quantized(self, precision: str) -> attacks.QuantizeResult:
+        key = f"quantize:{precision}"
+        if key not in self._attacked:
+            log.info("attack: quantizing the unlearned model to %s", precision)
+            self._attacked[key] = attacks.quantize(self.ctx.unlearned[0], precision)
+        return self._attacked[key]  # type: ignore[no-any-return]
+
+    def _quant_attack(self, check: MetricCheck) -> QuantizeAttack | None:
+        quants = [a for a in self.ctx.attacks if isinstance(a, QuantizeAttack)]
+        want = check.params.get("precision")
+        return next((a for a in quants if want is None or a.precision == want), None)
+
+    def _not_quantized(self, check: MetricCheck, precision: str, q: attacks.QuantizeResult) -> CheckResult:
+        return CheckResult(check_id=check.id, metric=check.metric, dataset=check.dataset, attack="quantize",
+                           probe=check.probe, threshold=check.threshold, decided_on="attacked",
+                           not_evaluated_reason=f"quantization to {precision} not evaluated: {q.reason}",
+                           extra={"backend": q.backend})
+
+    def quantization_recovery(self, check: MetricCheck, attack: QuantizeAttack) -> CheckResult:
+        q = self._quantized(attack.precision)
+        if not q.evaluated or q.model is None:
+            return self._not_quantized(check, attack.precision, q)
+        ds = check.dataset if self.ctx.data.get(check.dataset) else "forget"
+        tok = self.ctx.unlearned[1]
+        s_orig = self.m["original"].knowledge(ds, "direct")
+        s_unl = self.m["unlearned"].knowledge(ds, "direct")
+        qm = Measurer("quantized", q.model, tok, self.ctx.data, self.ctx.stage)
+        s_q = qm.knowledge(ds, "direct")
+        k_orig, k_unl, k_q = s_orig.mean, s_unl.mean, s_q.mean
+        if k_orig is None or k_unl is None or k_q is None:
+            return self._missing(check, f"the `{ds}` data has no questions to measure knowledge on")
+        est = {"attacked": self._recovery_estimate(check, s_orig.values, s_unl.values, s_q.values)}
+        return self._result(check, {"attacked": attacks.recovery(k_orig, k_unl, k_q), "unlearned": 0.0}, est=est,
+                            extra={"backend": q.backend, "precision": attack.precision,
+                                   "knowledge_rouge": {"original": k_orig, "unlearned": k_unl, "quantized": k_q}},
+                            attack="quantize", reason=nothing_forgotten(k_orig, k_unl))
+
+    def at_release_precision(self, check: MetricCheck) -> CheckResult:
+        """A deciding check measured again on the model as released (quantized): Zhang et al. show
+        quantization can restore knowledge that full precision hides (arXiv:2410.16454)."""
+        precision = str(check.params.get("precision", "fp32"))
+        q = self._quantized(precision)
+        if not q.evaluated or q.model is None:
+            return self._not_quantized(check, precision, q)
+        probe = check.params.get("probe")
+        inner = check.model_copy(update={"model": "unlearned", "probe": str(probe) if probe else None})
+        baseline = self.check(inner)
+        saved = self.m
+        quant = Measurer("quantized", q.model, self.ctx.unlearned[1], self.ctx.data, self.ctx.stage,
+                         guard=self.ctx.guard if check.params.get("served") else None,
+                         refusal_text=self.ctx.refusal_text)
+        self.m = {k: v for k, v in saved.items() if k != "served"} | {"unlearned": quant}
+        try:
+            attacked = self.check(inner)
+        finally:
+            self.m = saved
+        if attacked.not_evaluated_reason and attacked.values.unlearned is None:
+            return self._missing(check, attacked.not_evaluated_reason)
+        values = ModelValue(original=baseline.values.original, unlearned=baseline.values.unlearned,
+                            reference=baseline.values.reference, attacked=attacked.values.unlearned)
+        def rename(k: str) -> str:
+            return "attacked" if k == "unlearned" else k
+
+        per_item = {rename(k): v for k, v in attacked.per_item.items()}
+        extra = dict(attacked.extra) | {"backend": q.backend, "precision": precision}
+        n = baseline.n | {"attacked": attacked.n["unlearned"]} if "unlearned" in attacked.n else dict(baseline.n)
+        ivs = dict(baseline.interval)
+        if "unlearned" in attacked.interval:
+            ivs["attacked"] = attacked.interval["unlearned"]
+        decision = attacked.decision
+        if decision is not None:
+            decision = decision.model_copy(update={"quantity": decision.quantity.replace("unlearned", "attacked")})
+        return CheckResult(check_id=check.id, metric=check.metric, dataset=check.dataset, probe=check.probe,
+                           attack="quantize", threshold=check.threshold, values=values, decided_on="attacked",
+                           per_item=per_item, item_ids=attacked.item_ids, extra=extra, n=n, interval=ivs,
+                           confidence=attacked.confidence, decision=decision, findings=list(attacked.findings))
+
+    # -- dispatch ----------------------------------------------------------------------------------

@@ -1,0 +1,152 @@
+"""The part of the evaluator every family of checks shares: seeded resampling, building a
+:class:`~unlearnspec.report.model.CheckResult` from per-model values and intervals, reference gaps."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from unlearnspec.catalog import METRICS
+from unlearnspec.plan import (
+    MetricCheck,
+)
+from unlearnspec.report.model import CheckResult, Decision, ModelValue
+from unlearnspec.runtime.evaluation import intervals
+from unlearnspec.runtime.evaluation.intervals import Estimate
+from unlearnspec.runtime.measure import (
+    GAP_METRICS,
+    EvalContext,
+    Measurer,
+    Series,
+    _point,
+    _point_gap,
+)
+
+log = logging.getLogger("unlearnspec.run")
+
+
+class EvaluatorBase:
+    """Decides metric checks for one objective from measured models (see :class:`Evaluator`)."""
+
+    """Decides each check from the measurers; attack models are built lazily, once each."""
+
+    def __init__(self, ctx: EvalContext) -> None:
+        self.ctx = ctx
+        st, data = ctx.stage, ctx.data
+        self.m: dict[str, Measurer] = {
+            "original": Measurer("original", *ctx.original, data, st, refusal_text=ctx.refusal_text),
+            "unlearned": Measurer("unlearned", *ctx.unlearned, data, st, refusal_text=ctx.refusal_text),
+        }
+        if ctx.reference is not None:
+            self.m["reference"] = Measurer("reference", *ctx.reference, data, st, refusal_text=ctx.refusal_text)
+        if ctx.guard is not None:
+            self.m["served"] = Measurer("served", *ctx.unlearned, data, st, guard=ctx.guard,
+                                        refusal_text=ctx.refusal_text)
+        self._attacked: dict[str, Any] = {}
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def rng(self, check: MetricCheck, *parts: str) -> np.random.Generator:
+        return intervals.seed_for(self.ctx.seed, check.id, *parts)
+
+    def _result(self, check: MetricCheck, values: Mapping[str, float | None], *, per_item: dict[str, Series] | None = None,
+                extra: dict[str, Any] | None = None, reason: str | None = None, attack: str | None = None,
+                est: Mapping[str, Estimate | None] | None = None, decision: Decision | None = None,
+                findings: list[str] | None = None) -> CheckResult:
+        decided = check.model if check.model in ("unlearned", "attacked", "served") else "unlearned"
+        if decided == "served" and "served" not in values:
+            decided = "unlearned"
+        ids: list[str] = []
+        items: dict[str, list[float | None]] = {}
+        for name, series in (per_item or {}).items():
+            if not ids:
+                ids = series.ids
+            if series.ids == ids:
+                items[name] = list(series.values)
+        clean = {k: (None if v is None or not math.isfinite(v) else float(v)) for k, v in values.items()}
+        if reason is None and clean.get(decided) is None and check.threshold is not None:
+            reason = f"no value for the {decided} model"
+        n = {k: e.n for k, e in (est or {}).items() if e is not None}
+        ivs = {k: (e.low, e.high) for k, e in (est or {}).items() if e is not None and self.ctx.intervals}
+        if reason is not None:
+            decision = None
+        return CheckResult(check_id=check.id, metric=check.metric, dataset=check.dataset, probe=check.probe,
+                           attack=attack, threshold=check.threshold, values=ModelValue(**clean), decided_on=decided,
+                           not_evaluated_reason=reason, per_item=items, item_ids=ids, extra=extra or {},
+                           n=n, interval=ivs, confidence=self.ctx.confidence if ivs else None,
+                           decision=decision, findings=findings or [])
+
+    def _mean_estimates(self, check: MetricCheck, per: Mapping[str, Series]) -> dict[str, Estimate | None]:
+        if not self.ctx.intervals:
+            return {who: _point(s.values) for who, s in per.items()}
+        return {who: intervals.mean_estimate(s.values, confidence=self.ctx.confidence, rng=self.rng(check, who))
+                for who, s in per.items()}
+
+    def _gap_decision(self, check: MetricCheck, per: Mapping[str, Series], decided: str) -> Decision | None:
+        """The gap to the retrained reference on the same items, for :data:`GAP_METRICS`."""
+        if check.metric not in GAP_METRICS or check.threshold is None or "reference" not in per \
+                or decided not in per or check.threshold.op not in ("<=", "<"):
+            return None
+        a, b = per[decided], per["reference"]
+        if a.ids != b.ids:
+            return None
+        if self.ctx.intervals:
+            e = intervals.paired_gap_estimate(a.values, b.values, confidence=self.ctx.confidence,
+                                              rng=self.rng(check, "gap"))
+        else:
+            e = _point_gap(a.values, b.values)
+        if e is None:
+            return None
+        t = check.threshold
+        return Decision(quantity=f"{decided} minus reference (mean over items)", value=e.value,
+                        interval=(e.low, e.high) if self.ctx.intervals else None, threshold=t, n=e.n,
+                        how=f"the bound {t.op} {t.value:g} is read as at most {t.value:g} above the retrained "
+                            "reference on the same items (a model never trained on the target scores the "
+                            "reference's value)",
+                        more_items=intervals.items_to_settle(e.n, e.low, e.high, e.value, t.value))
+
+    def _missing(self, check: MetricCheck, reason: str) -> CheckResult:
+        return CheckResult(check_id=check.id, metric=check.metric, dataset=check.dataset, probe=check.probe,
+                           threshold=check.threshold, not_evaluated_reason=reason,
+                           decided_on="attacked" if check.model == "attacked" else "unlearned")
+
+    def _output_series(self, who: str, check: MetricCheck) -> Series:
+        meas = self.m[who]
+        metric, ds = check.metric, check.dataset
+        if metric == "verbatim_rouge":
+            return meas.verbatim(ds)
+        probe = check.probe or METRICS[metric].probe or "direct"
+        if metric == "leak_rate":
+            return meas.leak(ds, probe)
+        if metric == "refusal_rate":
+            return meas.refusal(ds, probe)
+        return meas.knowledge(ds, probe)
+
+    # -- metric families ---------------------------------------------------------------------
+
+    def output_metric(self, check: MetricCheck) -> CheckResult:
+        if not self.ctx.data.get(check.dataset):
+            return self._missing(check, f"the plan has no `{check.dataset}` data")
+        per = {who: self._output_series(who, check) for who in self.m}
+        if not per["unlearned"].ids:
+            kind = "documents (`text`)" if check.metric == "verbatim_rouge" else "questions for this probe"
+            return self._missing(check, f"the `{check.dataset}` data has no {kind}")
+        values = {who: s.mean for who, s in per.items()}
+        decided = check.model if check.model in per else "unlearned"
+        return self._result(check, values, per_item=per, est=self._mean_estimates(check, per),
+                            decision=self._gap_decision(check, per, decided))
+
+    def token_metric(self, check: MetricCheck) -> CheckResult:
+        if not self.ctx.data.get(check.dataset):
+            return self._missing(check, f"the plan has no `{check.dataset}` data")
+        per = {who: self.m[who].token_metric(check.dataset, check.metric) for who in self.m if who != "served"}
+        return self._result(check, {who: s.mean for who, s in per.items()}, per_item=per,
+                            est=self._mean_estimates(check, per), decision=self._gap_decision(check, per, "unlearned"))
+
+    def check(self, check: MetricCheck) -> CheckResult:
+        """Decide one check (dispatched by :class:`unlearnspec.runtime.checks.Evaluator`)."""
+        raise NotImplementedError

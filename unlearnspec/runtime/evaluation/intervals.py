@@ -1,0 +1,304 @@
+"""Uncertainty on every number: bootstrap confidence intervals over items, and KS-test power.
+
+A verdict is a claim about a population of possible probes made from a handful of items
+(FRAMEWORK.md §7), so every metric is reported with its sample size ``n`` and a confidence
+interval at the plan's confidence level. The intervals are Efron's bootstrap over items, computed
+by :func:`scipy.stats.bootstrap` (percentile method; ``n_resamples`` resamples) with a generator
+seeded from the plan's seed, the check id and the model, so the same plan gives the same
+intervals on every run:
+
+* a mean over items (ROUGE, exact memorisation, leak rate, ...): one sample, resampled;
+* a gap between two models on the same items (unlearned − reference ROUGE): the items are
+  resampled once and both models' values follow them (``paired=True``);
+* a membership AUC: members and non-members resampled separately (two independent samples), the
+  statistic being the Mann–Whitney form of the ROC AUC (equal to
+  :func:`sklearn.metrics.roc_auc_score`, ties counted one half);
+* a KS-test p-value (TOFU forget quality): resampled like the AUC (or paired when both sides are
+  the same items), with the exact p-value of the observed data and the smallest p-value the test
+  can reach at these sample sizes (complete separation): ``2 / C(n + m, n)`` for 5 vs 5 items is
+  0.0079, so such a test can only ever reject complete separation.
+
+Why the percentile method: BCa is undefined on degenerate samples (every ROUGE equal to 1.0, a
+perfectly separated AUC), which unlearning produces routinely; the percentile interval is defined
+there and collapses to the point, which is what it should do.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import stats
+
+N_RESAMPLES = 1000
+DEFAULT_CONFIDENCE = 0.95
+
+
+def seed_for(plan_seed: int, *parts: str) -> np.random.Generator:
+    """A generator seeded from the plan's seed and stable names (check id, model): reproducible
+    across runs and processes (``zlib.crc32``, not Python's salted ``hash``)."""
+    return np.random.default_rng([int(plan_seed) & 0xFFFFFFFF, *(zlib.crc32(p.encode()) for p in parts)])
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A statistic, its interval at ``confidence`` and the sample sizes behind it."""
+
+    value: float
+    low: float
+    high: float
+    n: int
+    n_other: int | None = None  # the second sample's size (non-members, reference items)
+    confidence: float = DEFAULT_CONFIDENCE
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        return (self.low, self.high)
+
+
+def _finite(values: Sequence[float | None] | NDArray[Any]) -> NDArray[np.float64]:
+    arr = np.asarray([np.nan if v is None else v for v in values], dtype=np.float64)
+    return arr[np.isfinite(arr)]
+
+
+def _bootstrap(data: tuple[NDArray[np.float64], ...], statistic: Callable[..., Any], *, confidence: float,
+               rng: np.random.Generator, paired: bool = False, vectorized: bool = True,
+               n_resamples: int = N_RESAMPLES, cells: int = 1) -> tuple[float, float]:
+    """``scipy.stats.bootstrap`` (percentile); ``cells`` is the memory one resample's statistic
+    needs (``n_m * n_n`` for an AUC), so resamples are batched to about 2e7 cells at a time."""
+    batch = max(1, int(2e7 // max(1, cells))) if vectorized else None
+    res = stats.bootstrap(data, statistic, confidence_level=confidence, n_resamples=n_resamples,
+                          method="percentile", paired=paired, vectorized=vectorized, random_state=rng,
+                          batch=batch)
+    lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
+    return lo, hi
+
+
+def _mean(x: NDArray[np.float64], axis: int = -1) -> Any:
+    return np.mean(x, axis=axis)
+
+
+def mean_estimate(values: Sequence[float | None] | NDArray[Any], *, confidence: float = DEFAULT_CONFIDENCE,
+                  rng: np.random.Generator) -> Estimate | None:
+    """The mean of the finite values with its bootstrap interval; ``None`` when there are none."""
+    x = _finite(values)
+    if x.size == 0:
+        return None
+    value = float(np.mean(x))
+    if x.size == 1 or np.all(x == x[0]):
+        return Estimate(value, value, value, int(x.size), confidence=confidence)
+    lo, hi = _bootstrap((x,), _mean, confidence=confidence, rng=rng)
+    return Estimate(value, lo, hi, int(x.size), confidence=confidence)
+
+
+def _diff(a: NDArray[np.float64], b: NDArray[np.float64], axis: int = -1) -> Any:
+    return np.mean(a, axis=axis) - np.mean(b, axis=axis)
+
+
+def paired_gap_estimate(a: Sequence[float | None], b: Sequence[float | None], *,
+                        confidence: float = DEFAULT_CONFIDENCE, rng: np.random.Generator) -> Estimate | None:
+    """``mean(a) - mean(b)`` over the items where both are finite, items resampled in pairs."""
+    pa = np.asarray([np.nan if v is None else v for v in a], dtype=np.float64)
+    pb = np.asarray([np.nan if v is None else v for v in b], dtype=np.float64)
+    ok = np.isfinite(pa) & np.isfinite(pb)
+    pa, pb = pa[ok], pb[ok]
+    if pa.size == 0:
+        return None
+    value = float(np.mean(pa) - np.mean(pb))
+    d = pa - pb
+    if pa.size == 1 or np.all(d == d[0]):
+        return Estimate(value, value, value, int(pa.size), int(pb.size), confidence)
+    lo, hi = _bootstrap((pa, pb), _diff, confidence=confidence, rng=rng, paired=True)
+    return Estimate(value, lo, hi, int(pa.size), int(pb.size), confidence)
+
+
+def auc_statistic(members: NDArray[np.float64], nonmembers: NDArray[np.float64], axis: int = -1) -> Any:
+    """ROC AUC of members (higher score = member) vs non-members, vectorised over leading axes:
+    the Mann–Whitney U statistic over ``n_m * n_n`` with ties counted one half."""
+    m = np.moveaxis(np.asarray(members), axis, -1)[..., :, None]
+    n = np.moveaxis(np.asarray(nonmembers), axis, -1)[..., None, :]
+    return np.mean((m > n) + 0.5 * (m == n), axis=(-2, -1))
+
+
+def auc_estimate(member_scores: Sequence[float] | NDArray[Any], nonmember_scores: Sequence[float] | NDArray[Any],
+                 higher_is_member: bool, *, confidence: float = DEFAULT_CONFIDENCE,
+                 rng: np.random.Generator) -> Estimate | None:
+    """The membership AUC with members and non-members resampled separately."""
+    m, n = _finite(member_scores), _finite(nonmember_scores)
+    if m.size == 0 or n.size == 0:
+        return None
+    if not higher_is_member:
+        m, n = -m, -n
+    value = float(auc_statistic(m, n))
+    if m.size < 2 and n.size < 2:
+        return Estimate(value, value, value, int(m.size), int(n.size), confidence)
+    lo, hi = _bootstrap((m, n), auc_statistic, confidence=confidence, rng=rng, cells=m.size * n.size)
+    return Estimate(value, lo, hi, int(m.size), int(n.size), confidence)
+
+
+def _minus(a: Any, b: Any) -> Any:
+    return a - b
+
+
+def gap_of_aucs_estimate(members_a: NDArray[Any], nonmembers_a: NDArray[Any], members_b: NDArray[Any],
+                         nonmembers_b: NDArray[Any], higher_is_member: bool, *,
+                         confidence: float = DEFAULT_CONFIDENCE, rng: np.random.Generator,
+                         combine: Callable[[Any, Any], Any] = _minus) -> Estimate | None:
+    """``combine(AUC_a, AUC_b)`` (default ``AUC_a - AUC_b``) where both models scored the same
+    member and non-member items: the members are resampled (both models' scores of an item follow
+    it), the non-members apart. ``combine`` must work elementwise on arrays (MUSE PrivLeak is
+    ``100 * (AUC_b - AUC_a) / (1 - AUC_b)``)."""
+    ma, mb = np.asarray(members_a, dtype=np.float64), np.asarray(members_b, dtype=np.float64)
+    na, nb = np.asarray(nonmembers_a, dtype=np.float64), np.asarray(nonmembers_b, dtype=np.float64)
+    okm = np.isfinite(ma) & np.isfinite(mb)
+    okn = np.isfinite(na) & np.isfinite(nb)
+    ma, mb, na, nb = ma[okm], mb[okm], na[okn], nb[okn]
+    if ma.size == 0 or na.size == 0:
+        return None
+    sign = 1.0 if higher_is_member else -1.0
+    m2 = np.stack([sign * ma, sign * mb])  # (2, n_members): one item = one column
+    n2 = np.stack([sign * na, sign * nb])
+
+    def stat(mi: NDArray[Any], ni: NDArray[Any], axis: int = -1) -> Any:
+        # indices into items, so that both models' scores of an item stay together
+        idx_m = mi.astype(np.int64)
+        idx_n = ni.astype(np.int64)
+        a = auc_statistic(m2[0][idx_m], n2[0][idx_n])
+        b = auc_statistic(m2[1][idx_m], n2[1][idx_n])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return combine(a, b)
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        value = float(combine(auc_statistic(m2[0], n2[0]), auc_statistic(m2[1], n2[1])))
+    if not math.isfinite(value):
+        return None
+    if ma.size < 2 and na.size < 2:
+        return Estimate(value, value, value, int(ma.size), int(na.size), confidence)
+    idx = (np.arange(ma.size, dtype=np.float64), np.arange(na.size, dtype=np.float64))
+    lo, hi = _bootstrap(idx, stat, confidence=confidence, rng=rng, cells=2 * ma.size * na.size)
+    if not (math.isfinite(lo) and math.isfinite(hi)):  # a resample where the combination is undefined
+        return Estimate(value, value, value, int(ma.size), int(na.size), confidence)
+    return Estimate(value, lo, hi, int(ma.size), int(na.size), confidence)
+
+
+def paired_estimate(arrays: Sequence[Sequence[float | None]], statistic: Callable[..., Any], *,
+                    confidence: float = DEFAULT_CONFIDENCE, rng: np.random.Generator) -> Estimate | None:
+    """A statistic of several models' values on the same items (e.g. the share of forgotten
+    knowledge a relearning attack restores, from original, unlearned and attacked ROUGE), items
+    resampled together. ``statistic(*arrays, axis=-1)`` must be vectorised."""
+    data = [np.asarray([np.nan if v is None else v for v in a], dtype=np.float64) for a in arrays]
+    ok = np.all([np.isfinite(d) for d in data], axis=0)
+    data = [d[ok] for d in data]
+    if data[0].size == 0:
+        return None
+    with np.errstate(divide="ignore", invalid="ignore"):
+        value = float(statistic(*data, axis=-1))
+    if not math.isfinite(value):
+        return None
+    if data[0].size == 1:
+        return Estimate(value, value, value, 1, confidence=confidence)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lo, hi = _bootstrap(tuple(data), statistic, confidence=confidence, rng=rng, paired=True)
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return Estimate(value, value, value, int(data[0].size), confidence=confidence)
+    return Estimate(value, min(lo, value), max(hi, value), int(data[0].size), confidence=confidence)
+
+
+def abs_interval(low: float, high: float) -> tuple[float, float]:
+    """The interval of ``|x|`` given the interval of ``x``."""
+    if low <= 0.0 <= high:
+        return (0.0, max(-low, high))
+    return (min(abs(low), abs(high)), max(abs(low), abs(high)))
+
+
+@dataclass(frozen=True)
+class KSResult:
+    """A two-sample KS test with its interval and its power at these sample sizes."""
+
+    pvalue: float
+    statistic: float
+    low: float
+    high: float
+    n: int
+    n_other: int
+    min_pvalue: float  # the smallest p-value attainable at (n, n_other): complete separation
+    method: str
+    confidence: float = DEFAULT_CONFIDENCE
+
+
+def ks_min_pvalue(n: int, m: int) -> float:
+    """The smallest two-sided KS p-value reachable with ``n`` vs ``m`` items: the exact p-value of
+    two completely separated samples (``2 / C(n + m, n)`` when it is exact)."""
+    if n == 0 or m == 0:
+        return math.nan
+    a = np.arange(n, dtype=np.float64)
+    b = np.arange(n, n + m, dtype=np.float64)
+    return float(stats.ks_2samp(a, b, method="exact" if n * m <= 10000 else "auto").pvalue)
+
+
+def ks_statistic(a: NDArray[Any], b: NDArray[Any], axis: int = -1) -> Any:
+    """The two-sample KS statistic ``D = sup |F_a - F_b|``, vectorised over leading axes (ties
+    handled: the ECDF difference is read only after the last of equal values)."""
+    a, b = np.moveaxis(np.asarray(a, dtype=np.float64), axis, -1), np.moveaxis(np.asarray(b, dtype=np.float64), axis, -1)
+    n, m = a.shape[-1], b.shape[-1]
+    a, b = np.broadcast_arrays(a, b[..., :1]) [0], np.broadcast_arrays(b, a[..., :1])[0]
+    c = np.concatenate([a, b], axis=-1)
+    w = np.concatenate([np.full(n, 1.0 / n), np.full(m, -1.0 / m)])
+    order = np.argsort(c, axis=-1, kind="stable")
+    cs = np.take_along_axis(c, order, axis=-1)
+    cum = np.cumsum(w[order], axis=-1)
+    last = np.ones(cs.shape, dtype=bool)
+    last[..., :-1] = cs[..., 1:] != cs[..., :-1]
+    return np.max(np.where(last, np.abs(cum), 0.0), axis=-1)
+
+
+def ks_asymp_pvalue(a: NDArray[Any], b: NDArray[Any], axis: int = -1) -> Any:
+    """The KS p-value as ``scipy.stats.ks_2samp(method="asymp")`` computes it (``kstwo`` with
+    ``n*m/(n+m)`` rounded), vectorised: the bootstrap's statistic for forget quality."""
+    n, m = np.shape(a)[axis], np.shape(b)[axis]
+    en = round(n * m / (n + m))
+    return stats.kstwo.sf(ks_statistic(a, b, axis=axis), en)
+
+
+def ks_estimate(a: Sequence[float] | NDArray[Any], b: Sequence[float] | NDArray[Any], *, paired: bool = False,
+                confidence: float = DEFAULT_CONFIDENCE, rng: np.random.Generator) -> KSResult | None:
+    """TOFU forget quality: the KS-test p-value of ``a`` vs ``b`` (exact where scipy can), its
+    bootstrap interval (items resampled; together when ``paired``), and the smallest attainable
+    p-value."""
+    xa, xb = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if paired and xa.size == xb.size:
+        ok = np.isfinite(xa) & np.isfinite(xb)
+        xa, xb = xa[ok], xb[ok]
+    else:
+        paired = False
+        xa, xb = xa[np.isfinite(xa)], xb[np.isfinite(xb)]
+    if xa.size == 0 or xb.size == 0:
+        return None
+    method = "exact" if xa.size * xb.size <= 10000 else "auto"
+    res = stats.ks_2samp(xa, xb, method=method)
+    p = float(res.pvalue)
+
+    if xa.size < 2 and xb.size < 2:
+        lo = hi = p
+    else:
+        lo, hi = _bootstrap((xa, xb), ks_asymp_pvalue, confidence=confidence, rng=rng, paired=paired,
+                            cells=xa.size + xb.size)
+        lo, hi = min(lo, p), max(hi, p)
+    return KSResult(pvalue=p, statistic=float(res.statistic), low=lo, high=hi, n=int(xa.size), n_other=int(xb.size),
+                    min_pvalue=ks_min_pvalue(int(xa.size), int(xb.size)), method=method, confidence=confidence)
+
+
+def items_to_settle(n: int, low: float, high: float, value: float, bound: float) -> int | None:
+    """Roughly how many items would make an interval clear ``bound``: interval half-widths shrink as
+    ``1/sqrt(n)``, so ``n * (half-width / distance to the bound)^2`` (None when the point estimate
+    sits on the bound: no finite sample settles it)."""
+    margin = abs(value - bound)
+    half = max(abs(high - value), abs(value - low), (high - low) / 2)
+    if n <= 0 or margin <= 1e-12 or not math.isfinite(half):
+        return None
+    return max(n + 1, math.ceil(n * (half / margin) ** 2))

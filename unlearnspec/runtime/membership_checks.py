@@ -1,0 +1,256 @@
+"""Checks read from likelihoods against non-members: membership AUC per item type (reference-relative,
+two-sided), MUSE PrivLeak and TOFU forget quality."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+
+from unlearnspec.plan import (
+    MetricCheck,
+    Threshold,
+)
+from unlearnspec.report.model import CheckResult, Decision
+from unlearnspec.runtime.check_base import EvaluatorBase
+from unlearnspec.runtime.evaluation import intervals, metrics, mia
+from unlearnspec.runtime.evaluation.intervals import Estimate
+from unlearnspec.runtime.measure import (
+    ITEM_TYPES,
+    PRIVLEAK_ATTACK,
+    PRIVLEAK_K,
+    Series,
+    _point_est,
+    muse_privleak,
+)
+
+log = logging.getLogger("unlearnspec.run")
+
+
+class MembershipChecks(EvaluatorBase):
+    """Membership inference, PrivLeak and forget quality (FRAMEWORK.md §5, §7)."""
+
+    def _membership_scores(self, dataset: str, k: float) -> dict[str, dict[str, Any]]:
+        """who -> {"member": typed scores, "non": typed scores} for every non-served model."""
+        return {who: {"member": self.m[who].typed_attack_scores(dataset, k),
+                      "non": self.m[who].typed_attack_scores("holdout", k)}
+                for who in self.m if who != "served"}
+
+    def membership_auc(self, check: MetricCheck) -> CheckResult:
+        """Membership inference, reference-relative and two-sided, worst item type deciding.
+
+        For each item type (documents, QA, paraphrased QA) and each attack, the gap between the
+        unlearned model's AUC and the retrained reference's on the same items (without a reference:
+        the gap to 0.5, two-sided against the holdout calibration). The plan's bound ``AUC <= b`` is
+        read as a tolerance ``b - 0.5`` either side; the worst |gap| decides. An AUC well below the
+        reference's (the gap's interval entirely below ``-(b - 0.5)``) is over-unlearning: a finding,
+        and a failed check — it reveals membership as surely as a high AUC."""
+        if not self.ctx.data.holdout:
+            return self._missing(check, "no holdout data (examples never trained on) to compare the forget set with")
+        k = self.ctx.stage.mink_fraction
+        sc = self._membership_scores(check.dataset, k)
+        types = [t for t in ITEM_TYPES if t in sc["unlearned"]["member"] and t in sc["unlearned"]["non"]]
+        if not types:
+            return self._missing(check, f"no item type is present in both `{check.dataset}` and the holdout")
+        conf, use_iv = self.ctx.confidence, self.ctx.intervals
+        has_ref = "reference" in sc
+        decided = "unlearned"
+        tol = None
+        if check.threshold is not None and check.threshold.op in ("<=", "<"):
+            tol = check.threshold.value - 0.5
+        gaps: dict[str, dict[str, list[float]]] = {}
+        aucs: dict[str, dict[str, dict[str, float]]] = {}
+        worst: tuple[float, float, float, str, str, int] | None = None  # |gap|, abs low, abs high, type, attack, n
+        findings: list[str] = []
+        for t in types:
+            gaps[t], aucs[t] = {}, {}
+            for a, (_, higher) in mia.ATTACKS.items():
+                aucs[t][a] = {who: float(mia.auc(sc[who]["member"][t][1][a], sc[who]["non"][t][1][a], higher))
+                              for who in sc}
+                um, un = sc[decided]["member"][t][1][a], sc[decided]["non"][t][1][a]
+                rng = self.rng(check, t, a)
+                if has_ref:
+                    rm, rn = sc["reference"]["member"][t][1][a], sc["reference"]["non"][t][1][a]
+                    e = (intervals.gap_of_aucs_estimate(um, un, rm, rn, higher, confidence=conf, rng=rng) if use_iv
+                         else _point_est(aucs[t][a][decided] - aucs[t][a]["reference"], len(um)))
+                else:
+                    e0 = (intervals.auc_estimate(um, un, higher, confidence=conf, rng=rng) if use_iv
+                          else _point_est(aucs[t][a][decided], len(um)))
+                    e = None if e0 is None else Estimate(e0.value - 0.5, e0.low - 0.5, e0.high - 0.5, e0.n, e0.n_other, conf)
+                if e is None:
+                    continue
+                gaps[t][a] = [e.value, e.low, e.high]
+                lo_abs, hi_abs = intervals.abs_interval(e.low, e.high)
+                if worst is None or abs(e.value) > worst[0]:
+                    worst = (abs(e.value), lo_abs, hi_abs, t, a, e.n)
+                if tol is not None and e.high < -tol and has_ref:
+                    findings.append(
+                        f"over-unlearning: on {t.replace('_', ' ')} the {a} attack's AUC is "
+                        f"{aucs[t][a][decided]:.3g}, well below the reference's {aucs[t][a]['reference']:.3g} "
+                        f"(gap {e.value:.3g}, interval [{e.low:.3g}, {e.high:.3g}]): the model is more "
+                        "surprised by the forget set than a model never trained on it, which itself reveals "
+                        "membership")
+        if worst is None:
+            return self._missing(check, "no attack produced an AUC")
+        # the decision interval of the worst-case |gap|: max of the lows and of the highs over (type, attack)
+        all_abs = [intervals.abs_interval(g[1], g[2]) for t in gaps for g in gaps[t].values()]
+        dec_low = max(x[0] for x in all_abs)
+        dec_high = max(x[1] for x in all_abs)
+        wt, wa = worst[3], worst[4]
+        higher = mia.ATTACKS[wa][1]
+        values = {who: aucs[wt][wa][who] for who in sc}
+        est: dict[str, Estimate | None] = {}
+        roc: dict[str, Any] = {}
+        for who in sc:
+            m_, n_ = sc[who]["member"][wt][1][wa], sc[who]["non"][wt][1][wa]
+            est[who] = (intervals.auc_estimate(m_, n_, higher, confidence=conf, rng=self.rng(check, who)) if use_iv
+                        else _point_est(values[who], len(m_)))
+            r = mia.mia_result(m_, n_, higher)
+            roc[who] = {"fpr": [float(x) for x in r.fpr], "tpr": [float(x) for x in r.tpr]}
+        if "served" in self.m:
+            values["served"] = values["unlearned"]  # an output filter does not change the weights (M1)
+        decision = None
+        if tol is not None and check.threshold is not None:
+            base = "the retrained reference's AUC on the same items" if has_ref else "chance (0.5; no reference model)"
+            decision = Decision(
+                quantity=("worst |AUC − AUC_reference| over item types and attacks" if has_ref
+                          else "worst |AUC − 0.5| over item types and attacks"),
+                value=worst[0], interval=(dec_low, dec_high) if use_iv else None,
+                threshold=Threshold(op=check.threshold.op, value=tol), n=worst[5],
+                how=(f"the plan's bound AUC {check.threshold.op} {check.threshold.value:g} is read as a tolerance of "
+                     f"{tol:.3g} either side of {base}; the worst item type and attack decide"),
+                more_items=intervals.items_to_settle(worst[5], dec_low, dec_high, worst[0], tol))
+        member_scores = {who: {a: [float(x) for t in types for x in sc[who]["member"][t][1][a]] for a in mia.ATTACKS}
+                         for who in sc}
+        nonmember_scores = {who: {a: [float(x) for t in types for x in sc[who]["non"][t][1][a]] for a in mia.ATTACKS}
+                            for who in sc}
+        member_ids = [i for t in types for i in sc["unlearned"]["member"][t][0]]
+        nonmember_ids = [i for t in types for i in sc["unlearned"]["non"][t][0]]
+        per = {who: Series(self.m[who]._ids(check.dataset),
+                           [float(x) for x in self.m[who].scores(check.dataset).loss()]) for who in sc}
+        extra: dict[str, Any] = {
+            "roc": roc, "deciding_type": wt, "deciding_attack": wa, "auc_by_type": aucs,
+            "gap_by_type": {t: {a: {"gap": g[0], "low": g[1], "high": g[2]} for a, g in gs.items()} for t, gs in gaps.items()},
+            "compared_with": "retrained reference" if has_ref else "chance 0.5 (holdout-calibrated)",
+            "member_scores": member_scores, "nonmember_scores": nonmember_scores,
+            "member_ids": member_ids, "nonmember_ids": nonmember_ids,
+            "member_types": [t for t in types for _ in sc["unlearned"]["member"][t][0]],
+            "nonmember_types": [t for t in types for _ in sc["unlearned"]["non"][t][0]],
+            "attack_higher_is_member": {a: h for a, (_, h) in mia.ATTACKS.items()},
+            "n_nonmembers": {who: len(sc[who]["non"][wt][1][wa]) for who in sc},
+            "per_item": "loss (the LOSS attack's score)",
+        }
+        return self._result(check, values, per_item=per, extra=extra, est=est, decision=decision, findings=findings)
+
+    def privleak(self, check: MetricCheck) -> CheckResult:
+        """MUSE PrivLeak in percent with MUSE's sign (:func:`muse_privleak`), one attack for both
+        models (Min-K%, k = 0.4), all item types pooled; the check bounds its magnitude."""
+        if not self.ctx.data.holdout:
+            return self._missing(check, "no holdout data to compute membership AUCs")
+        sc = self._membership_scores(check.dataset, PRIVLEAK_K)
+        higher = mia.ATTACKS[PRIVLEAK_ATTACK][1]
+        pooled = {who: (np.concatenate([v[1][PRIVLEAK_ATTACK] for v in d["member"].values()] or [np.zeros(0)]),
+                        np.concatenate([v[1][PRIVLEAK_ATTACK] for v in d["non"].values()] or [np.zeros(0)]))
+                  for who, d in sc.items() if d["member"] and d["non"]}
+        if "unlearned" not in pooled:
+            return self._missing(check, "no scored items on one side")
+        aucs = {who: float(mia.auc(m_, n_, higher)) for who, (m_, n_) in pooled.items()}
+        has_ref = "reference" in pooled
+        basis = "retrained reference AUC" if has_ref else "ideal AUC 0.5 (no reference model: holdout-calibrated)"
+        conf, use_iv = self.ctx.confidence, self.ctx.intervals
+        values: dict[str, float | None] = {}
+        est: dict[str, Estimate | None] = {}
+        for who, (m_, n_) in pooled.items():
+            if who == "reference":
+                continue
+            if has_ref:
+                rm, rn = pooled["reference"]
+                e = (intervals.gap_of_aucs_estimate(m_, n_, rm, rn, higher, confidence=conf, rng=self.rng(check, who),
+                                                    combine=muse_privleak) if use_iv
+                     else _point_est(float(muse_privleak(aucs[who], aucs["reference"])), len(m_)))
+            else:
+                e0 = (intervals.auc_estimate(m_, n_, higher, confidence=conf, rng=self.rng(check, who)) if use_iv
+                      else _point_est(aucs[who], len(m_)))
+                e = None if e0 is None else Estimate(
+                    float(muse_privleak(e0.value, 0.5)), float(muse_privleak(e0.high, 0.5)),
+                    float(muse_privleak(e0.low, 0.5)), e0.n, e0.n_other, conf)
+            values[who] = None if e is None else e.value
+            est[who] = e
+        if "served" in self.m:
+            values["served"] = values.get("unlearned")
+        e_u = est.get("unlearned")
+        decision = None
+        if e_u is not None and check.threshold is not None:
+            lo, hi = intervals.abs_interval(e_u.low, e_u.high)
+            decision = Decision(quantity="|PrivLeak| (percent)", value=abs(e_u.value),
+                                interval=(lo, hi) if use_iv else None, threshold=check.threshold, n=e_u.n,
+                                how="MUSE PrivLeak bounded by magnitude: a leak (negative) and over-unlearning "
+                                    "(positive) both fail",
+                                more_items=intervals.items_to_settle(e_u.n, lo, hi, abs(e_u.value),
+                                                                     check.threshold.value))
+        findings = []
+        if e_u is not None and check.threshold is not None and e_u.low > check.threshold.value:
+            findings.append(f"over-unlearning: PrivLeak {e_u.value:.3g}% (interval [{e_u.low:.3g}, {e_u.high:.3g}]) "
+                            "is well above 0: the forget set looks less like training data than to the reference")
+        return self._result(check, values, est=est, decision=decision, findings=findings,
+                            extra={"auc": aucs, "reference_basis": basis, "attack": f"min_k (k = {PRIVLEAK_K})",
+                                   "unit": "percent, MUSE's sign (negative = leak, positive = over-unlearning)",
+                                   "formula": "100 * (AUC_reference - AUC_unlearned) / (1 - AUC_reference)",
+                                   "compared": "magnitude |PrivLeak|"})
+
+    def forget_quality(self, check: MetricCheck) -> CheckResult:
+        """TOFU forget quality: the KS-test p-value of per-item truth ratios against the reference
+        (items paired: both models answered the same questions), with its bootstrap interval and
+        the smallest p-value the test can reach at this size — when even that is above the bound,
+        the test cannot fail and the check is inconclusive. Without a reference: against the
+        same model's statistics on the holdout's evaluation half."""
+        ds = check.dataset
+        if not self.ctx.data.get(ds):
+            return self._missing(check, f"the plan has no `{ds}` data")
+        values: dict[str, float | None] = {}
+        extra: dict[str, Any] = {}
+        ks: dict[str, intervals.KSResult | None] = {}
+        conf = self.ctx.confidence
+        has_ref = "reference" in self.m
+        if not has_ref and not self.ctx.data.holdout:
+            return self._missing(check, "no reference model and no holdout data to calibrate against")
+        for who in ("original", "unlearned"):
+            mine = self.m[who].answer_stats(ds)
+            other = self.m["reference"].answer_stats(ds) if has_ref else self.m[who].answer_stats("holdout")
+            fq = metrics.forget_quality_from(mine, other)
+            values[who] = fq.pvalue
+            extra["statistic"] = fq.statistic
+            a, b = ((mine.truth_ratio, other.truth_ratio) if fq.statistic == "truth_ratio" else (mine.loss, other.loss))
+            ks[who] = (intervals.ks_estimate(a, b, paired=has_ref, confidence=conf, rng=self.rng(check, who))
+                       if self.ctx.intervals else None)
+        extra["compared_with"] = ("the retrained reference model's per-item statistics (TOFU), items paired" if has_ref
+                                  else "the same model's statistics on the holdout's evaluation half (holdout-"
+                                       "calibrated: no retrained reference exists)")
+        est: dict[str, Estimate | None] = {}
+        for who, r in ks.items():
+            if r is not None:
+                est[who] = Estimate(r.pvalue, r.low, r.high, r.n, r.n_other, conf)
+                extra.setdefault("ks", {})[who] = {"pvalue_exact": r.pvalue, "statistic": r.statistic,
+                                                   "min_attainable_pvalue": r.min_pvalue, "method": r.method,
+                                                   "n": r.n, "n_other": r.n_other}
+        per = {}
+        for who in self.m:
+            if who == "served":
+                continue
+            st = self.m[who].answer_stats(ds)
+            vals = st.truth_ratio if extra.get("statistic") == "truth_ratio" else st.loss
+            per[who] = Series([f"{ds}[{i}]" for i in range(len(vals))], [float(x) for x in vals])
+        decision = None
+        r_u = ks.get("unlearned")
+        if check.threshold is not None and values.get("unlearned") is not None:
+            pv = float(values["unlearned"])  # type: ignore[arg-type]
+            attainable = (r_u.min_pvalue, 1.0) if r_u is not None else None
+            decision = Decision(
+                quantity="KS-test p-value", value=pv, interval=(r_u.low, r_u.high) if r_u is not None else None,
+                threshold=check.threshold, attainable=attainable, n=r_u.n if r_u else 0,
+                how=(f"the test cannot go below p = {r_u.min_pvalue:.3g} with {r_u.n} vs {r_u.n_other} items"
+                     if r_u is not None else "point value (intervals off)"),
+                more_items=(intervals.items_to_settle(r_u.n, r_u.low, r_u.high, pv, check.threshold.value)
+                            if r_u is not None else None))
+        return self._result(check, values, per_item=per, extra=extra, est=est, decision=decision)
