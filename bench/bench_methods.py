@@ -32,7 +32,7 @@ SUPPRESSION = {"refusal", "filter"}
 SHOWN = [("verbatim_rouge@forget", "verbatim"), ("membership_auc@forget", "MIA AUC"),
          ("forget_quality@forget", "forget q."), ("relearn_recovery@relearn", "relearn"),
          ("retain_utility_drop@retain", "retain drop %"), ("neighbor_utility_drop@neighbors", "neighb. drop %")]
-SHORT = {"pass": "pass", "fail": "FAIL", "not_evaluated": "n/e", "cannot_be_met": "CBM"}
+SHORT = {"pass": "pass", "fail": "FAIL", "not_evaluated": "n/e", "cannot_be_met": "CBM", "inconclusive": "inc"}
 
 
 def run_one(method: str, work: Path) -> dict[str, object]:
@@ -56,15 +56,22 @@ def run_one(method: str, work: Path) -> dict[str, object]:
             "claims": {c["claim"]: c["verdict"] for c in obj["claims"]}}
 
 
-def fmt(check: dict[str, object] | None, who: str) -> str:
+def fmt(check: dict[str, object] | None, who: str, deciding: bool = True) -> str:
+    """The number a check decides on, with its interval: the decision's quantity (a gap to the reference,
+    a p-value, ...) where the check has one, else the model's value; ``deciding=False`` gives ``who``'s
+    own value and interval (the reference row)."""
     if check is None:
         return "-"
-    values = check["values"]
-    assert isinstance(values, dict)
-    v = values.get(who)
+    values, intervals = check["values"], check.get("interval") or {}
+    assert isinstance(values, dict) and isinstance(intervals, dict)
+    decision = check.get("decision")
+    if deciding and isinstance(decision, dict):
+        v, iv = decision.get("value"), decision.get("interval")
+    else:
+        v, iv = values.get(who), intervals.get(who)
     if v is None or (who == check.get("decided_on") and check.get("not_evaluated_reason")):
         return "n/e"
-    return f"{v:.3g}"
+    return f"{v:.3g} [{iv[0]:.3g}, {iv[1]:.3g}]" if iv else f"{v:.3g}"
 
 
 def main() -> int:
@@ -96,12 +103,14 @@ def main() -> int:
         print(" | ".join(cells))
         if reference_row is None:
             reference_row = ["retrained reference", "", *["" for _ in claims],
-                             *[fmt(checks.get(cid), "reference") for cid, _ in SHOWN], ""]
+                             *[fmt(checks.get(cid), "reference", deciding=False) for cid, _ in SHOWN], ""]
     if reference_row is not None:
         print(" | ".join(reference_row))
     print("\nn/e: not evaluated (the report says why); CBM: cannot be met (a compiler error, run with "
-          "--allow-infeasible). Each value is the one its check decides on: the unlearned model, the served system "
-          "(model + output filter) for `filter`, the attacked model for relearn; the last row is the retrained model.")
+          "--allow-infeasible); inc: inconclusive (the interval straddles the bound). Each cell is what its check "
+          "decides on, with its 95% interval: for membership the worst gap |AUC_unlearned - AUC_reference| over item "
+          "types and attacks, for forget quality the KS p-value, else the unlearned model's value (the served system "
+          "for `filter`, the attacked model for relearn); the last row is the retrained model's own values.")
     return 0
 
 

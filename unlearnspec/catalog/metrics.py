@@ -54,6 +54,10 @@ class Metric:
     probe: str | None = None  # the probe it reads when the evidence names none
     attack: Literal["relearn", "quantize"] | None = None  # measured on an attacked model
     dataset: str | None = None  # measured on this data set whatever the claim ("retain", "neighbors")
+    # Judged as the gap to the retrained reference on the same items, when there is one: a model never
+    # trained on the target still shares template words with its answers (ROUGE) and predicts common
+    # tokens (exact memorisation), so the bound is read as "at most this much above the reference".
+    reference_gap: bool = False
 
     @property
     def outputs_only(self) -> bool:
@@ -73,28 +77,28 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("verbatim_rouge", "ROUGE-L F1 of greedy continuations of forget-set prefixes (MUSE VerbMem)",
            "verbatim ROUGE-L", 0.0, 1.0, "lower",
            Threshold("<=", 0.20, "MUSE VerbMem: little more than the overlap of unrelated text"), "generation",
-           source="MUSE, arXiv:2407.06460"),
+           source="MUSE, arXiv:2407.06460", reference_gap=True),
     Metric("knowledge_rouge", "ROUGE-L recall of greedy answers to the forget set's questions (TOFU's ROUGE; "
            "not MUSE KnowMem, which is F1)",
            "knowledge ROUGE-L recall", 0.0, 1.0, "lower",
            Threshold("<=", 0.20, "answers share little more than common words (as the gap to the reference)"),
-           "generation", source="TOFU, arXiv:2401.06121", needs=("qa",), probe="direct"),
+           "generation", source="TOFU, arXiv:2401.06121", needs=("qa",), probe="direct", reference_gap=True),
     Metric("paraphrase_rouge", f"{_ROUGE} on paraphrased questions", "paraphrased-question ROUGE-L", 0.0, 1.0,
            "lower", Threshold("<=", 0.20, "same bound as knowledge_rouge, on paraphrased questions"), "generation",
-           source="Lynch et al., arXiv:2402.16835", needs=("qa",), probe="paraphrased"),
+           source="Lynch et al., arXiv:2402.16835", needs=("qa",), probe="paraphrased", reference_gap=True),
     Metric("adversarial_rouge", f"{_ROUGE} under adversarial prompt templates", "adversarial-prompt ROUGE-L", 0.0,
            1.0, "lower", Threshold("<=", 0.20, "same bound as knowledge_rouge, under adversarial templates"),
-           "generation", source="Lynch et al., arXiv:2402.16835", needs=("qa",), probe="adversarial"),
+           "generation", source="Lynch et al., arXiv:2402.16835", needs=("qa",), probe="adversarial", reference_gap=True),
     Metric("in_context_rouge", f"{_ROUGE} with the target's facts placed in the prompt", "in-context ROUGE-L", 0.0,
            1.0, "lower", Threshold("<=", 0.20, "same bound as knowledge_rouge, with the facts in the prompt"),
-           "generation", source="Shumailov et al., arXiv:2407.00106", needs=("qa",), probe="in_context"),
+           "generation", source="Shumailov et al., arXiv:2407.00106", needs=("qa",), probe="in_context", reference_gap=True),
     Metric("exact_memorisation", "fraction of forget tokens the model predicts exactly (teacher forcing)",
            "exact memorisation", 0.0, 1.0, "lower",
            Threshold("<=", 0.20, "at most a fifth of forget tokens predicted exactly"), "tokens",
-           source="Tirumala et al., 2022"),
+           source="Tirumala et al., 2022", reference_gap=True),
     Metric("extraction_strength", "share of a forget sequence extractable from its shortest prefix",
            "extraction strength", 0.0, 1.0, "lower",
-           Threshold("<=", 0.20, "at most a fifth of a sequence extractable"), "tokens", source="Carlini et al., 2021"),
+           Threshold("<=", 0.20, "at most a fifth of a sequence extractable"), "tokens", source="Carlini et al., 2021", reference_gap=True),
     Metric("membership_auc",
            "strongest membership-inference AUC, forget vs holdout (LOSS, zlib, Min-K%, Min-K%++)",
            "membership AUC", 0.0, 1.0, "lower",

@@ -18,7 +18,6 @@ from unlearnspec.report.model import CheckResult, Decision, ModelValue
 from unlearnspec.runtime.evaluation import intervals
 from unlearnspec.runtime.evaluation.intervals import Estimate
 from unlearnspec.runtime.measure import (
-    GAP_METRICS,
     EvalContext,
     Measurer,
     Series,
@@ -87,8 +86,8 @@ class EvaluatorBase:
                 for who, s in per.items()}
 
     def _gap_decision(self, check: MetricCheck, per: Mapping[str, Series], decided: str) -> Decision | None:
-        """The gap to the retrained reference on the same items, for :data:`GAP_METRICS`."""
-        if check.metric not in GAP_METRICS or check.threshold is None or "reference" not in per \
+        """The gap to the retrained reference on the same items, for metrics the catalog marks ``reference_gap``."""
+        if not METRICS[check.metric].reference_gap or check.threshold is None or "reference" not in per \
                 or decided not in per or check.threshold.op not in ("<=", "<"):
             return None
         a, b = per[decided], per["reference"]

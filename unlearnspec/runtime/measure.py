@@ -27,13 +27,6 @@ log = logging.getLogger("unlearnspec.run")
 
 
 
-GAP_METRICS = {"verbatim_rouge", "knowledge_rouge", "paraphrase_rouge", "adversarial_rouge", "in_context_rouge",
-               "exact_memorisation", "extraction_strength"}
-"""Metrics judged as the gap to the retrained reference on the same items, when there is one: a
-model never trained on the target still shares template words with its answers (ROUGE) and
-predicts common tokens (exact memorisation), so the plan's bound is read as "at most this much
-above what the reference scores" — and the reference passes its own defaults (gap 0)."""
-
 PRIVLEAK_ATTACK = "min_k"
 PRIVLEAK_K = 0.4
 """MUSE's PrivLeak uses one attack for both models; open-unlearning's MUSE configs use Min-K% with
