@@ -87,6 +87,7 @@ class MethodSpec:
 TRAINERS: dict[str, type[UnlearnTrainer] | None] = {
     "retrain": None, "grad_ascent": GradAscentTrainer, "grad_diff": GradDiffTrainer, "npo": NPOTrainer,
     "simnpo": SimNPOTrainer, "rmu": RMUTrainer, "refusal": RefusalTrainer, "filter": None,
+    "unknown": None,  # an audited checkpoint's unstated method: nothing runs (the plan has no unlearn stage)
 }
 METHODS: dict[str, MethodSpec] = {name: MethodSpec(m, TRAINERS[name]) for name, m in catalog.METHODS.items()}
 
