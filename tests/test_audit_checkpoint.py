@@ -248,3 +248,32 @@ def test_the_report_says_the_model_was_given(work: Path) -> None:
     # a report of a model unlearned here has no `given` entry at all
     here = planned(write(work, spec_text("method npo").replace('  unlearned "vendor/ckpt"\n', ""), "here.unlearn"))
     assert "given" not in json.loads(build_objective_report(here.objectives[0], {}).model_dump_json())
+
+
+# -- editor support ------------------------------------------------------------------------------------
+
+
+def test_the_language_server_knows_the_audit_words(work: Path) -> None:
+    pytest.importorskip("pygls")
+    from lsprotocol import types as lsp
+
+    from unlearnspec.lsp import features
+
+    path = write(work, spec_text())
+    text = path.read_text()
+    doc = features.Document(uri=path.as_uri(), text=text)
+
+    def at(needle: str, offset: int = 0) -> lsp.Position:
+        line = next(i for i, t in enumerate(text.splitlines()) if needle in t)
+        return lsp.Position(line=line, character=text.splitlines()[line].index(needle) + offset)
+
+    fields = {i.label for i in features.completion(doc, at("goal"))}
+    assert "unlearned" in fields
+    methods = {i.label for i in features.completion(doc, at("unknown", len("unknown")))}
+    assert "unknown" in methods
+    folders = {i.label: i.detail for i in features.completion(doc, at('"vendor/ckpt"', 1))}
+    assert folders == {"vendor/ckpt": "model folder", "vendor/adapter": "peft adapter"}
+    hover = features.hover(doc, at("unknown", 1))
+    assert hover is not None and "nothing runs" in str(hover.contents)
+    field_hover = features.hover(doc, at("unlearned", 1))
+    assert field_hover is not None and "unlearned" in str(field_hover.contents)

@@ -1,0 +1,96 @@
+"""Auditing a given checkpoint end to end, on the built-in model (slow: it evaluates two audits).
+
+The spec names a checkpoint with `unlearned` and says nothing of how it was made (`method unknown`). Given
+the built-in model retrained without Jane Doe (the exact reference, ``ensure_retrained``), the audit does not
+fail the removal claim; given the original model (``ensure_builtin``), which was trained on her, it fails it.
+The verdicts are read from report.json. The given folders are copies, and the run leaves them byte for byte
+as they were; the report says the model was given, with the folder's hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from unlearnspec.builtin import corpus as C
+from unlearnspec.cli import main
+from unlearnspec.records import sha256_path
+from unlearnspec.runtime.builtin_model import ensure_builtin, ensure_retrained
+
+pytestmark = pytest.mark.slow
+
+AUDIT = """unlearnspec 1
+
+objective "audit" {
+  model     "builtin:tiny-bios"
+  unlearned "checkpoint"
+  release   api precision fp32
+
+  target person "Jane Doe" {
+    kind   observed
+    forget "jane-doe.jsonl"
+  }
+
+  goal   removal
+  method unknown
+
+  scope {
+    outputs facts
+    prompts direct
+  }
+
+  claims {
+    removed
+  }
+}
+"""
+
+
+def tree_hash(folder: Path) -> dict[str, str]:
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def audit(tmp: Path, checkpoint: Path) -> tuple[int, dict[str, Any], Path]:
+    """Audit a copy of ``checkpoint`` against Jane Doe's records; (exit code, report.json, the copy)."""
+    tmp.mkdir(parents=True)
+    forget = C.build_corpus().forget  # the records the built-in model was trained on
+    (tmp / "jane-doe.jsonl").write_text("".join(r.model_dump_json(exclude_defaults=True) + "\n" for r in forget))
+    given = tmp / "checkpoint"
+    shutil.copytree(checkpoint, given, ignore=shutil.ignore_patterns(".*"))
+    (tmp / "audit.unlearn").write_text(AUDIT)
+    before = tree_hash(given)
+    code = main(["run", str(tmp / "audit.unlearn"), "--out", str(tmp / "run"), "--quiet"])
+    assert tree_hash(given) == before  # the given folder is never written
+    return code, json.loads((tmp / "run" / "report.json").read_text()), given
+
+
+def verdicts(report: dict[str, Any]) -> dict[str, str]:
+    return {c["claim"]: c["verdict"] for o in report["objectives"] for c in o["claims"]}
+
+
+@pytest.fixture(scope="module")
+def retrained() -> Path:
+    return ensure_retrained([t for r in C.build_corpus().forget for t in r.training_texts()])
+
+
+def test_auditing_the_retrained_model_passes_the_removal_claim(tmp_path: Path, retrained: Path) -> None:
+    code, report, given = audit(tmp_path / "retrained", retrained)
+    assert verdicts(report)["removed"] != "fail", report["objectives"][0]["claims"]
+    assert code != 1
+    obj = report["objectives"][0]
+    assert obj["given"] == {"source": "checkpoint", "form": "model", "sha256": sha256_path(given), "method": "unknown"}
+    assert obj["method"] == "unknown" and obj.get("training") is None
+    md = (tmp_path / "retrained" / "run" / "report.md").read_text()
+    assert "given, not produced by this run" in md and sha256_path(given) in md
+
+
+def test_auditing_the_original_model_fails_the_removal_claim(tmp_path: Path) -> None:
+    code, report, _ = audit(tmp_path / "original", ensure_builtin())
+    assert verdicts(report)["removed"] == "fail", report["objectives"][0]["claims"]
+    assert code == 1
