@@ -277,3 +277,11 @@ def test_the_language_server_knows_the_audit_words(work: Path) -> None:
     assert hover is not None and "nothing runs" in str(hover.contents)
     field_hover = features.hover(doc, at("unlearned", 1))
     assert field_hover is not None and "unlearned" in str(field_hover.contents)
+
+
+def test_no_request_continues_an_audit(work: Path) -> None:
+    second = SPEC.replace('"audit"', '"next"').replace('  unlearned "vendor/ckpt"\n', "").replace(
+        "METHOD", 'method npo\n  after  "audit"').split("\n", 1)[1]
+    result = check_bytes((spec_text() + second).encode(), "chain.unlearn", work)
+    found = [d for d in result.diagnostics if d.code == "UL220"]
+    assert [(d.objective, d.severity) for d in found] == [("next", "error")]

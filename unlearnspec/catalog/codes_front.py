@@ -124,10 +124,10 @@ _front("UL219", "method-unknown-without-checkpoint", "error", _R,
        instead='model     "builtin:tiny-bios"\nunlearned "models/vendor-unlearned"\nmethod    unknown')
 _front("UL220", "checkpoint-with-training-fields", "error", _R,
        "An objective that audits a given checkpoint (`unlearned`) also configures training: a method block of "
-       "knobs, `method filter`, or a chain (`after`, `budget`).",
+       "knobs, `method filter`, or a chain (`after`, `budget`); or another objective continues it (`after`).",
        "An audit runs no unlearning: the checkpoint is evaluated as given, so knobs would be recorded and never "
-       "applied, a system filter is not part of a checkpoint's weights, and a chain starts from a model the run "
-       "produces.",
+       "applied, a system filter is not part of a checkpoint's weights, and a chain starts from, and hands on, a "
+       "model the run produces.",
        example='unlearned "models/vendor-unlearned"\nmethod npo { steps 40 }',
        instead='unlearned "models/vendor-unlearned"\nmethod npo')
 
