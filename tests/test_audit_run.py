@@ -94,3 +94,30 @@ def test_auditing_the_original_model_fails_the_removal_claim(tmp_path: Path) -> 
     code, report, _ = audit(tmp_path / "original", ensure_builtin())
     assert verdicts(report)["removed"] == "fail", report["objectives"][0]["claims"]
     assert code == 1
+
+
+def test_an_adapter_is_merged_into_a_copy_of_the_original() -> None:
+    """The example spec's vendor adapter (gradient ascent on Jane Doe): loaded the way an audit loads it, it
+    raises the forget loss over the original's, and the original model object is left as it was."""
+    import torch
+
+    from unlearnspec.records import read_records
+    from unlearnspec.runtime.loading import load_model
+    from unlearnspec.runtime.pipeline import load_given
+
+    root = Path(__file__).resolve().parents[1]
+    adapter = root / "specs" / "models" / "vendor-jane-doe-lora"
+    before = tree_hash(adapter)
+    original, tok = load_model("builtin:tiny-bios")
+    weights = {k: v.clone() for k, v in original.state_dict().items()}
+    given, gtok = load_given(adapter, "adapter", original, tok)
+    assert gtok is tok and given is not original
+    texts = [t for r in read_records(root / "specs" / "data" / "jane-doe.jsonl") for t in r.training_texts()]
+    enc = tok(texts, padding=True, return_tensors="pt")
+    labels = enc["input_ids"].masked_fill(enc["attention_mask"] == 0, -100)
+    with torch.no_grad():
+        loss_original = original(**enc, labels=labels).loss.item()
+        loss_given = given(**enc, labels=labels).loss.item()
+    assert loss_given > loss_original
+    assert all(torch.equal(weights[k], v) for k, v in original.state_dict().items())
+    assert tree_hash(adapter) == before

@@ -97,6 +97,18 @@ def _save_model_atomically(model: Any, tokenizer: Any, dest: Path) -> None:
     os.replace(tmp, dest)
 
 
+def load_given(folder: Path, form: str, original: Any, tok: Any, *, allow_remote_code: bool = False) -> tuple[Any, Any]:
+    """An audited checkpoint as the unlearned model: a model folder as it is, or a peft adapter merged into a
+    copy of ``original`` (which stays as loaded). The folder is only read."""
+    if form != "adapter":
+        return load_model(str(folder), allow_remote_code=allow_remote_code)
+    from peft import PeftModel
+
+    model = PeftModel.from_pretrained(copy.deepcopy(original), str(folder), is_trainable=False).merge_and_unload()
+    model.eval()
+    return model, tok
+
+
 class ObjectiveRun:
     """Executes one objective's stages against its folder in the run directory."""
 
@@ -204,15 +216,7 @@ class ObjectiveRun:
                            "made", help=[f"the plan pins sha256 {stage.sha256[:12]}…, the folder now hashes to "
                                          f"{found[:12]}…", "audit the checkpoint the plan was reviewed for, or make a "
                                          "new plan (`unlearnspec plan SPEC -o plan.json`) and review it"])
-        if stage.form == "adapter":
-            from peft import PeftModel
-
-            base = copy.deepcopy(original)  # the adapter is merged into a copy: the original stays as loaded
-            model = PeftModel.from_pretrained(base, str(folder), is_trainable=False).merge_and_unload()
-            model.eval()
-            utok = tok
-        else:
-            model, utok = load_model(str(folder), allow_remote_code=self.allow_remote_code)
+        model, utok = load_given(folder, stage.form, original, tok, allow_remote_code=self.allow_remote_code)
         self._finish("given", sha256=found, source=stage.source, form=stage.form)
         return model, utok
 
