@@ -285,3 +285,17 @@ def test_no_request_continues_an_audit(work: Path) -> None:
     result = check_bytes((spec_text() + second).encode(), "chain.unlearn", work)
     found = [d for d in result.diagnostics if d.code == "UL220"]
     assert [(d.objective, d.severity) for d in found] == [("next", "error")]
+
+
+def test_diff_reports_a_changed_checkpoint(work: Path) -> None:
+    from unlearnspec.compiler.semdiff import diff_plans
+
+    before = planned(write(work, spec_text()))
+    (work / "vendor" / "ckpt" / "model.safetensors").write_bytes(b"weights-v2")
+    after = planned(write(work, spec_text()))
+    changes = diff_plans(before, after)
+    assert [(c.what, c.subject) for c in changes if c.what == "unlearned"] == [("unlearned", "unlearned")]
+    assert [(c.what, c.subject) for c in changes if c.what == "checkpoint file"] == [
+        ("checkpoint file", "vendor/ckpt/model.safetensors")]
+    here = planned(write(work, spec_text("method npo").replace('  unlearned "vendor/ckpt"\n', "")))
+    assert any(c.what == "unlearned" and c.new is None for c in diff_plans(before, here))

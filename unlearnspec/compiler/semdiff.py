@@ -286,8 +286,10 @@ def diff_plans(old: Plan, new: Plan) -> list[Change]:
     for path in sorted(changed_inputs):
         a = next((f.sha256 for f in old.inputs if f.path == path), None)
         b = next((f.sha256 for f in new.inputs if f.path == path), None)
-        msg = f"data file `{path}` " + ("added" if a is None else "removed" if b is None else "content changed")
-        out.append(Change("*", "changed", "data file", path, a and a[:12], b and b[:12], msg))
+        roles = {f.role for f in [*old.inputs, *new.inputs] if f.path == path}
+        what = "checkpoint file" if roles == {"unlearned"} else "data file"  # an audited checkpoint's files
+        msg = f"{what} `{path}` " + ("added" if a is None else "removed" if b is None else "content changed")
+        out.append(Change("*", "changed", what, path, a and a[:12], b and b[:12], msg))
     return out
 
 
