@@ -299,3 +299,20 @@ def test_diff_reports_a_changed_checkpoint(work: Path) -> None:
         ("checkpoint file", "vendor/ckpt/model.safetensors")]
     here = planned(write(work, spec_text("method npo").replace('  unlearned "vendor/ckpt"\n', "")))
     assert any(c.what == "unlearned" and c.new is None for c in diff_plans(before, here))
+
+
+def test_the_model_card_names_the_audited_checkpoint(work: Path) -> None:
+    import datetime as dt
+
+    from unlearnspec.audit.card import render_card
+
+    plan = planned(write(work, spec_text("method retrain")))
+    t = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    report = build_report([build_objective_report(plan.objectives[0], {})],
+                          audit_from_plan(plan, device="cpu", started_at=t, finished_at=t, wall_seconds=0.0,
+                                          libraries={}, seeds={}))
+    card = render_card(report)
+    sha = sha256_path(work / "vendor" / "ckpt")
+    assert f"given, not produced by this run: `vendor/ckpt`, sha256 `{sha}`" in card
+    assert "as stated by whoever made it" in card
+    assert "exact retraining without the forgotten data" not in card  # the vendor's word, not this run's
