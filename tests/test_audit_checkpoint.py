@@ -316,3 +316,14 @@ def test_the_model_card_names_the_audited_checkpoint(work: Path) -> None:
     assert f"given, not produced by this run: `vendor/ckpt`, sha256 `{sha}`" in card
     assert "as stated by whoever made it" in card
     assert "exact retraining without the forgotten data" not in card  # the vendor's word, not this run's
+
+
+def test_a_file_that_cannot_be_hashed_is_refused(work: Path) -> None:
+    import os
+
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no FIFOs here")
+    os.mkfifo(work / "vendor" / "ckpt" / "pipe")  # reading it would wait forever: never opened
+    path = write(work, spec_text())
+    found = [d for d in check_bytes(path.read_bytes(), path.name, work).diagnostics if d.code == "UL207"]
+    assert found and found[0].message == "`pipe` in unlearned model folder `vendor/ckpt` is not a readable file"
