@@ -44,6 +44,12 @@ objective "audit" {
     prompts direct
   }
 
+  preserve {
+    retain    "retain.jsonl"
+    neighbors "neighbors.jsonl"
+    utility   drop <= 5%
+  }
+
   claims {
     removed
   }
@@ -59,8 +65,10 @@ def tree_hash(folder: Path) -> dict[str, str]:
 def audit(tmp: Path, checkpoint: Path) -> tuple[int, dict[str, Any], Path]:
     """Audit a copy of ``checkpoint`` against Jane Doe's records; (exit code, report.json, the copy)."""
     tmp.mkdir(parents=True)
-    forget = C.build_corpus().forget  # the records the built-in model was trained on
-    (tmp / "jane-doe.jsonl").write_text("".join(r.model_dump_json(exclude_defaults=True) + "\n" for r in forget))
+    corpus = C.build_corpus()  # the records the built-in model was trained on
+    # the neighbours and retain records also train the representation probe that `removed` reads
+    for name, records in (("jane-doe", corpus.forget), ("retain", corpus.retain[:30]), ("neighbors", corpus.neighbors)):
+        (tmp / f"{name}.jsonl").write_text("".join(r.model_dump_json(exclude_defaults=True) + "\n" for r in records))
     given = tmp / "checkpoint"
     shutil.copytree(checkpoint, given, ignore=shutil.ignore_patterns(".*"))
     (tmp / "audit.unlearn").write_text(AUDIT)
@@ -81,8 +89,8 @@ def retrained() -> Path:
 
 def test_auditing_the_retrained_model_passes_the_removal_claim(tmp_path: Path, retrained: Path) -> None:
     code, report, given = audit(tmp_path / "retrained", retrained)
-    assert verdicts(report)["removed"] != "fail", report["objectives"][0]["claims"]
-    assert code != 1
+    assert verdicts(report)["removed"] in ("pass", "inconclusive"), report["objectives"][0]["claims"]
+    assert code in (0, 3)  # not 1: no claim failed
     obj = report["objectives"][0]
     assert obj["given"] == {"source": "checkpoint", "form": "model", "sha256": sha256_path(given), "method": "unknown"}
     assert obj["method"] == "unknown" and obj.get("training") is None
