@@ -327,3 +327,14 @@ def test_a_file_that_cannot_be_hashed_is_refused(work: Path) -> None:
     path = write(work, spec_text())
     found = [d for d in check_bytes(path.read_bytes(), path.name, work).diagnostics if d.code == "UL207"]
     assert found and found[0].message == "`pipe` in unlearned model folder `vendor/ckpt` is not a readable file"
+
+
+def test_run_refuses_a_plan_whose_checkpoint_changed(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(work, spec_text())
+    assert main(["plan", str(path), "-o", str(work / "plan.json")]) == 0
+    (work / "vendor" / "ckpt" / "model.safetensors").write_bytes(b"weights-v2")
+    capsys.readouterr()
+    assert main(["run", str(work / "plan.json"), "--out", str(work / "run")]) == 2
+    err = capsys.readouterr()
+    assert "UL702" in err.out + err.err and "vendor/ckpt" in err.out + err.err
+    assert not (work / "run").exists()
