@@ -338,3 +338,10 @@ def test_run_refuses_a_plan_whose_checkpoint_changed(work: Path, capsys: pytest.
     err = capsys.readouterr()
     assert "UL702" in err.out + err.err and "vendor/ckpt" in err.out + err.err
     assert not (work / "run").exists()
+
+
+def test_a_checkpoint_is_never_a_serving_filter(work: Path) -> None:
+    """UL305's exemption is for an output filter in a served system; an unknown method gets none of it."""
+    text = spec_text().replace("  claims {\n    removed", "  release api\n  scope {\n    prompts in_context\n  }\n"
+                               "  claims {\n    not_generated")
+    assert codes(write(work, text)).get("UL305") == "error"
