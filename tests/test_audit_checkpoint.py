@@ -345,3 +345,12 @@ def test_a_checkpoint_is_never_a_serving_filter(work: Path) -> None:
     text = spec_text().replace("  claims {\n    removed", "  release api\n  scope {\n    prompts in_context\n  }\n"
                                "  claims {\n    not_generated")
     assert codes(write(work, text)).get("UL305") == "error"
+
+
+def test_audits_add_no_sequential_request(work: Path) -> None:
+    """UL502 counts requests applied one after another to one model; audits apply none."""
+    second = SPEC.replace('"audit"', '"other"').replace('  unlearned "vendor/ckpt"\n', "").replace(
+        "METHOD", "method npo").split("\n", 1)[1]
+    third = second.replace('"other"', '"third"')
+    assert "UL502" not in codes(write(work, spec_text("method npo") + second))
+    assert codes(write(work, spec_text("method npo") + second + third, "three.unlearn")).get("UL502") == "note"
