@@ -240,7 +240,8 @@ def unlearn(stage: UnlearnStage, model: Any, tokenizer: Any, forget: Sequence[Re
         return _run_filter(stage, model, forget, retain, out, aliases)
     if stage.method == "retrain":
         return _run_retrain(model, forget, model_source)
-    assert spec.trainer is not None
+    if spec.trainer is None:  # `unknown`: how an audited checkpoint was made; an audit plans no unlearn stage
+        raise ValueError(f"method `{stage.method}` runs nothing: it states how an audited checkpoint was unlearned")
 
     t0 = time.perf_counter()
     set_seed(stage.seed)
