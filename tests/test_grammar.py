@@ -101,7 +101,7 @@ def _every_word_specs() -> list[str]:
     """Objective bodies that, together, use every word of every closed vocabulary."""
     bodies = []
     goals = ["removal", "suppression via model", "suppression via system", "suppression"]
-    methods = {"removal": ["retrain", "grad_ascent", "grad_diff", "npo", "simnpo", "rmu"],
+    methods = {"removal": ["retrain", "grad_ascent", "grad_diff", "npo", "simnpo", "rmu", "unknown"],
                "suppression via model": ["refusal"], "suppression via system": ["filter"], "suppression": ["refusal"]}
     pairs = [(g, m) for g in goals for m in methods[g]]
     assert {m for _, m in pairs} == set(vocab.METHODS)
@@ -118,6 +118,7 @@ def _every_word_specs() -> list[str]:
   basis "test"
   owner "tests"
   model "builtin:tiny-bios"
+  {'unlearned "ckpt"' if method == "unknown" else ""}
   reference "builtin:tiny-bios"
   release {release} precision {precision}
   target {category} "Target {i}" {{
@@ -166,6 +167,9 @@ def _every_word_specs() -> list[str]:
 
 def test_every_vocabulary_word_is_accepted_where_it_belongs(tmp_path: Path) -> None:
     write_data(tmp_path)
+    (tmp_path / "ckpt").mkdir()  # the checkpoint `method unknown` audits (`unlearned`)
+    (tmp_path / "ckpt" / "config.json").write_text("{}")
+    (tmp_path / "ckpt" / "model.safetensors").write_bytes(b"")
     bodies = _every_word_specs()
     text = spec_text(*bodies)
     words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", text))

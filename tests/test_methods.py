@@ -248,13 +248,15 @@ def test_registry_covers_the_language() -> None:
     assert set(METHODS) == set(LANGUAGE_METHODS)
     for name, spec in METHODS.items():
         assert spec.family == family_of(name)
-        assert (spec.trainer is None) == (name in {"retrain", "filter"})
+        assert (spec.trainer is None) == (name in {"retrain", "filter", "unknown"})
 
 
 def test_unknown_method_and_missing_retain_are_errors(tiny: tuple[Any, Any], tmp_path: Path) -> None:
     model, tok = tiny
     with pytest.raises(ValueError, match="unknown method"):
         unlearn(stage("erase_everything"), model, tok, FORGET, RETAIN, HOLDOUT, tmp_path)
+    with pytest.raises(ValueError, match="runs nothing"):  # the audited checkpoint's unstated method
+        unlearn(stage("npo").model_copy(update={"method": "unknown"}), model, tok, FORGET, RETAIN, HOLDOUT, tmp_path)
     with pytest.raises(ValueError, match="needs retain data"):
         unlearn(stage("grad_diff"), model, tok, FORGET, [], HOLDOUT, tmp_path)
 

@@ -200,6 +200,21 @@ class UnlearnStage(_Model):
     train_precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     seed: int = 0
 
+class GivenStage(_Model):
+    """An audit: the already-unlearned checkpoint the spec names (``unlearned``) stands where an unlearn stage
+    would. The runtime loads it as the unlearned model, after checking its folder against ``sha256``; nothing is
+    trained and the folder is never written."""
+
+    kind: Literal["given"] = "given"
+    source: str  # the folder as written in the spec (relative to the spec's folder)
+    form: Literal["model", "adapter"]  # a full model folder, or a peft adapter applied on the spec's model
+    sha256: str  # the folder's content hash (records.sha256_path: file names and contents)
+    files: list[FileHash] = Field(default_factory=list)
+    method: str  # as the vendor stated it, or "unknown"
+    family: Literal["exact", "approximate", "model_suppression", "system_suppression", "unknown"]
+    description: str = "load the given checkpoint as the unlearned model; nothing is unlearned here"
+
+
 class Probe(_Model):
     name: str  # "direct" | "paraphrased" | "adversarial" | "in_context"
     templates: list[str] = Field(default_factory=list)
@@ -245,7 +260,7 @@ class VerdictStage(_Model):
     description: str = "decide each claim from its checks; compiler findings stand beside them"
 
 Stage = Annotated[
-    PrepareStage | ReferenceStage | UnlearnStage | EvaluateStage | AttackStage | VerdictStage,
+    PrepareStage | ReferenceStage | UnlearnStage | GivenStage | EvaluateStage | AttackStage | VerdictStage,
     Field(discriminator="kind"),
 ]
 

@@ -116,6 +116,20 @@ _front("UL218", "chain-fork", "error", _R, "Two objectives continue from the sam
        "different models, and neither would carry both removals.",
        example='objective "b" { after "a" ... }\nobjective "c" { after "a" ... }',
        instead='objective "b" { after "a" ... }\nobjective "c" { after "b" ... }')
+_front("UL219", "method-unknown-without-checkpoint", "error", _R,
+       "`method unknown` in an objective that names no `unlearned` checkpoint.",
+       "`unknown` states that a vendor did not say how the checkpoint under audit was unlearned; without a given "
+       "checkpoint the compiler must choose a method to run, and an unknown one cannot be run.",
+       example='model "builtin:tiny-bios"\nmethod unknown',
+       instead='model     "builtin:tiny-bios"\nunlearned "models/vendor-unlearned"\nmethod    unknown')
+_front("UL220", "checkpoint-with-training-fields", "error", _R,
+       "An objective that audits a given checkpoint (`unlearned`) also configures training: a method block of "
+       "knobs, `method filter`, or a chain (`after`, `budget`); or another objective continues it (`after`).",
+       "An audit runs no unlearning: the checkpoint is evaluated as given, so knobs would be recorded and never "
+       "applied, a system filter is not part of a checkpoint's weights, and a chain starts from, and hands on, a "
+       "model the run produces.",
+       example='unlearned "models/vendor-unlearned"\nmethod npo { steps 40 }',
+       instead='unlearned "models/vendor-unlearned"\nmethod npo')
 
 
 # -- runtime codes: `unlearnspec run` prints them like compiler diagnostics ------------------------

@@ -26,8 +26,8 @@ PROMPTS = (*PROBES, "any")
 ADAPTERS = ("full", "lora")
 METHOD_FAMILIES = tuple(FAMILIES)
 
-OBJECTIVE_FIELDS = ("title", "basis", "owner", "model", "reference", "release", "target", "goal", "method",
-                    "guarantee", "scope", "preserve", "claims", "evidence", "accept", "seed", "after", "budget")
+OBJECTIVE_FIELDS = ("title", "basis", "owner", "model", "unlearned", "reference", "release", "target", "goal",
+                    "method", "guarantee", "scope", "preserve", "claims", "evidence", "accept", "seed", "after", "budget")
 TARGET_FIELDS = ("kind", "forget", "aliases", "holdout", "test", "attribute")
 SCOPE_FIELDS = ("outputs", "prompts")
 PRESERVE_FIELDS = ("retain", "neighbors", "utility", "side_effects")

@@ -7,6 +7,8 @@ the defaults it then chooses.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from unlearnspec.compiler.diagnostics import Span
@@ -42,6 +44,17 @@ class PathRef(Node):
     records: int | None = None
     qa_records: int | None = None
     mcq_records: int | None = None
+
+
+class Given(Node):
+    """``unlearned "folder"``: an already-unlearned checkpoint to audit (docs/models.md, auditing a checkpoint).
+
+    ``raw`` as written, ``resolved`` relative to the spec's folder; ``form`` says how it is loaded: a full
+    model folder (``config.json`` + safetensors), or a peft adapter folder applied on the spec's ``model``."""
+
+    raw: str
+    resolved: str
+    form: Literal["model", "adapter"]
 
 
 class Release(Node):
@@ -150,6 +163,7 @@ class Objective(Node):
     basis: Text | None = None
     owner: Text | None = None
     model: Text | None = None
+    unlearned: Given | None = None  # an already-unlearned checkpoint to audit: the plan then has no unlearn stage
     reference: Text | None = None
     release: Release | None = None
     target: Target | None = None
@@ -166,6 +180,11 @@ class Objective(Node):
     seed: Number | None = None
     after: Text | None = None  # the objective this one starts from (a chain; docs/requests.md)
     budget: Budget | None = None
+
+    @property
+    def audit(self) -> bool:
+        """Whether the objective audits a given checkpoint instead of unlearning here."""
+        return self.unlearned is not None
 
     def claim(self, name: str) -> Claim | None:
         return next((c for c in self.claims if c.name == name), None)

@@ -118,6 +118,11 @@ def chain_diagnostics(spec: Spec) -> list[Diagnostic]:
             continue
         followers[name].append(o)
         prev = by_name[name]
+        if prev.unlearned is not None:  # an audit produces no model to continue from (docs/models.md)
+            out.append(_diag("UL220", o, f"`{o.name}` continues `{name}`, which audits a given checkpoint and "
+                             "unlearns nothing",
+                             labels=[Label(span=prev.unlearned.span, message="audited as given")],
+                             help=[f"name the checkpoint as this objective's `model` instead of `after \"{name}\"`"]))
         if o.model is not None and prev.model is not None and o.model.value != prev.model.value:
             out.append(_diag("UL209", o, f"`{o.name}` continues `{name}` but names another model",
                              labels=[Label(span=prev.model.span, message=f"`{name}` unlearns from this model"),

@@ -41,6 +41,7 @@ class Facts:
     has_reference: bool
     has_holdout: bool
     related_data: bool = False  # `preserve` gives neighbours or a retain set (data a relearning attacker may hold)
+    audit: bool = False  # `unlearned`: a given checkpoint is audited, nothing is unlearned here
 
     @property
     def builtin(self) -> bool:
@@ -85,6 +86,10 @@ _SUPPRESSION_METHODS = ("refusal", "filter")
 #: method that will run (the method rows decide it; the other rows read it).
 DECISION_TABLE: tuple[Row, ...] = (
     # -- method (the one place it is chosen: choose_method; the feasibility rules judge the same choice) --
+    _r("M0", "method", "the spec names an `unlearned` checkpoint to audit", "the method as stated (`unknown` when "
+       "the spec names none); nothing is unlearned here: the plan has no unlearn stage",
+       "the vendor ran the method; the rules judge it as stated, and `unknown` as a method that is neither exact "
+       "nor ruled out for any claim (docs/models.md)", "given", lambda f, m: f.audit),
     _r("M1", "method", "the spec names a method", "that method (`chosen_by: spec`)",
        "a named method is honoured; UL601 when its family cannot serve a claim (a suppression method with a "
        "claim about the weights)", "spec", lambda f, m: f.method is not None),
@@ -289,6 +294,7 @@ def facts_of(obj: Objective, model_kind: str, parameters: int | None = None) -> 
         has_reference=obj.reference is not None,
         has_holdout=model_kind == "builtin" or bool(t and t.holdout),
         related_data=bool(obj.preserve and (obj.preserve.neighbors or obj.preserve.retain)),
+        audit=obj.unlearned is not None,
     )
 
 
@@ -309,6 +315,8 @@ class MethodChoice:
     def rationale(self) -> str:
         if self.row is None:
             return "no goal"
+        if self.row.value == "given":
+            return "as stated for the audited checkpoint" if self.method != "unknown" else "not stated"
         return "named in the spec" if self.chosen_by == "spec" else self.row.why
 
 
@@ -317,6 +325,9 @@ def choose_method(facts: Facts, *, has_goal: bool = True) -> MethodChoice:
     if facts.method is None and not has_goal:
         return MethodChoice(None, None, "compiler")
     row = first_row("method", facts, "")
+    if row.value == "given":  # an audit: the method as the vendor stated it, else unknown
+        stated = facts.method or "unknown"
+        return MethodChoice(stated, catalog.family_of(stated), "spec", row)
     if row.value == "spec":
         assert facts.method is not None
         return MethodChoice(facts.method, catalog.family_of(facts.method), "spec", row)

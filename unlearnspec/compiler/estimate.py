@@ -100,18 +100,20 @@ def estimate(op: ObjectivePlan, obj: Objective, base: Path) -> Estimate | None:
     shapes = {role: _shape(getattr(d, role), base) for role in ("forget", "retain", "neighbors", "holdout", "test")}
     work = _Workload(parameters=p, loads=1)
     ref = next(s for s in op.stages if isinstance(s, ReferenceStage))
-    unl = next(s for s in op.stages if isinstance(s, UnlearnStage))
+    unl = next((s for s in op.stages if isinstance(s, UnlearnStage)), None)  # None: an audit trains nothing
     ev = next(s for s in op.stages if isinstance(s, EvaluateStage))
     atk = next((s for s in op.stages if isinstance(s, AttackStage)), None)
     f_n, f_tok, f_qa, f_para = shapes["forget"]
     n_recipe = 0
     recipe = _Workload(parameters=p)  # the built-in recipe always trains on CPU (bit-identical weights)
-    if op.model.kind == "builtin" and (ref.strategy == "retrain" or unl.method == "retrain"):
+    if op.model.kind == "builtin" and (ref.strategy == "retrain" or (unl is not None and unl.method == "retrain")):
         n_recipe = recipe_steps()
         recipe.train.append((n_recipe, int(RECIPE["train"]["batch_size"]), 48, 6.0))
     if ref.strategy == "model":
         work.loads += 1
-    if unl.method not in ("retrain", "filter"):
+    if unl is None:
+        work.loads += 1  # the given checkpoint
+    elif unl.method not in ("retrain", "filter"):
         k = 4.0 if unl.adapter == "lora" else 6.0
         batches = 2 if unl.retain_weight > 0 and d.retain else 1
         work.train.append((unl.max_steps, unl.batch_size * batches, f_tok, k))

@@ -84,6 +84,10 @@ def objective_sentence(obj: Objective) -> str:
         if obj.release.precision:
             release += f" at {obj.release.precision.value}"
     method = f", using `{obj.method.name.value}`" if obj.method else ", with a method the compiler chooses"
+    if obj.unlearned is not None:  # an audit: the checkpoint is given, not produced here
+        stated = obj.method.name.value if obj.method else "unknown"
+        how = "by a method that is not stated" if stated == "unknown" else f"with `{stated}`, as stated"
+        method = f": audit the given checkpoint `{obj.unlearned.raw}`, unlearned {how}"
     return f"{verb} {what} from `{model}`{via}{method}{release}."
 
 

@@ -46,7 +46,7 @@ from unlearnspec.compiler.decisions import (
 from unlearnspec.compiler.diagnostics import Diagnostic, sort_diagnostics
 from unlearnspec.compiler.estimate import estimate
 from unlearnspec.compiler.evidence_defaults import side_effect_evidence
-from unlearnspec.compiler.models import folder_sha256, model_ref, reference_files
+from unlearnspec.compiler.models import folder_sha256, given_files, given_stage, model_ref, reference_files
 from unlearnspec.compiler.stages import (
     data_refs,
     datasets,
@@ -116,9 +116,9 @@ def lower_spec(spec: Spec, analysis: Sequence[AnalysedObjective], diagnostics: S
                 rel = rel_path(ref, base)
                 sha, roles = inputs.get(rel, (None, set()))
                 inputs[rel] = (sha or sha256_path(ref.resolved), roles | {role})
-        for f in reference_files(obj, base):
+        for f in [*reference_files(obj, base), *given_files(obj, base)]:
             sha, roles = inputs.get(f.path, (None, set()))
-            inputs[f.path] = (sha or f.sha256, roles | {"reference"})
+            inputs[f.path] = (sha or f.sha256, roles | {f.role})
     seeds = [seed_of(obj) for obj in spec.objectives]
     plan = Plan(
         tool=ToolInfo(version=__version__),
@@ -179,7 +179,9 @@ def lower_objective(analysed: AnalysedObjective, spec: Spec, diagnostics: Sequen
             if cp.claim in serves and cid not in cp.checks:
                 cp.checks.append(cid)
 
-    unlearn = unlearn_stage(obj, facts, mrow, method, family, chosen_by, model, base)
+    # An audit (`unlearned`): the given checkpoint stands where the unlearn stage would; nothing is trained.
+    unlearn = given_stage(obj, base, method, family) if obj.unlearned is not None \
+        else unlearn_stage(obj, facts, mrow, method, family, chosen_by, model, base)
     evaluate = EvaluateStage(
         models=["original", "unlearned", "reference"] if reference.strategy != "holdout" else ["original", "unlearned"],
         probes=probes,

@@ -19,6 +19,7 @@ from unlearnspec.compiler.decisions import model_kind
 from unlearnspec.inputs import load_json, open_regular, read_regular
 from unlearnspec.plan import (
     FileHash,
+    GivenStage,
     ModelRef,
 )
 from unlearnspec.records import DataFormatError, Record, read_records, sha256_path
@@ -130,6 +131,25 @@ def reference_files(obj: Objective, base: Path) -> list[FileHash]:
     if not folder.is_dir():
         return []
     return [f.model_copy(update={"role": "reference"}) for f in _folder_files(folder, base)]
+
+
+def given_files(obj: Objective, base: Path) -> list[FileHash]:
+    """The files of the checkpoint an audit names (``unlearned``), role ``unlearned``; [] without one."""
+    if obj.unlearned is None:
+        return []
+    folder = Path(obj.unlearned.resolved)
+    if not folder.is_dir():
+        return []
+    return [f.model_copy(update={"role": "unlearned"}) for f in _folder_files(folder, base)]
+
+
+def given_stage(obj: Objective, base: Path, method: str, family: str) -> GivenStage:
+    """The stage that stands for unlearning in an audit: the given checkpoint, pinned by its folder's hash."""
+    assert obj.unlearned is not None
+    folder = Path(obj.unlearned.resolved)
+    files = given_files(obj, base)
+    return GivenStage(source=obj.unlearned.raw, form=obj.unlearned.form, sha256=folder_sha256(folder, files, base),
+                      files=files, method=method, family=family)  # type: ignore[arg-type]
 
 
 def builtin_parameters() -> int:

@@ -34,11 +34,11 @@ from unlearnspec.compiler.ast import (
     Word,
 )
 from unlearnspec.compiler.diagnostics import Diagnostic, Label, Span, sort_diagnostics
+from unlearnspec.compiler.resolve_audit import AuditResolver
 from unlearnspec.compiler.resolve_values import (
     BUILTIN_MODELS,
     MAX_RESOLVE_DIAGNOSTICS,
     MAX_SEED,
-    ValueResolver,
 )
 from unlearnspec.compiler.suggest import did_you_mean
 from unlearnspec.compiler.syntax import Field, ObjectiveNode, SpecFile
@@ -46,7 +46,7 @@ from unlearnspec.compiler.unit import CheckResult, CompileOptions
 from unlearnspec.records import sha256_path
 
 
-class _Resolver(ValueResolver):
+class _Resolver(AuditResolver):
     """Syntax tree → typed objectives, field by field (the value readers are in :class:`ValueResolver`)."""
 
 
@@ -60,7 +60,7 @@ class _Resolver(ValueResolver):
         kw: dict[str, object] = {}
         handlers: dict[str, Callable[[Field], object]] = {
             "title": self.one_string, "basis": self.one_string, "owner": self.one_string,
-            "model": self.model, "reference": self.one_string, "release": self.release,
+            "model": self.model, "unlearned": self.given, "reference": self.one_string, "release": self.release,
             "target": self.target, "goal": self.goal, "method": self.method,
             "guarantee": lambda f: self.one_word(f, vocab.GUARANTEES, "guarantee"),
             "scope": self.scope, "preserve": self.preserve, "seed": self.seed,
@@ -95,6 +95,7 @@ class _Resolver(ValueResolver):
                 self.report("UL206", "error", node.name_span,
                             f"objective `{node.name}` has no `{required}`", help=[f"add `{example}`"])
         self.contradictions(obj)
+        self.audit_fields(obj, {f.name: f for f in fields})
         return obj
 
     def model(self, field: Field) -> Text | None:

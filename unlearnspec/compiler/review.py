@@ -22,6 +22,7 @@ from unlearnspec.compiler.render import render_human
 from unlearnspec.plan import (
     AttackStage,
     EvaluateStage,
+    GivenStage,
     MetricCheck,
     ObjectivePlan,
     Plan,
@@ -79,9 +80,13 @@ def plan_sentence(op: ObjectivePlan) -> str:
     what = f"{o.target.kind} information about the {o.target.category} “{o.target.name}”"
     via = f" in the {o.suppression_via}" if o.suppression_via else ""
     method = ""
+    given = _stage(op, GivenStage)
     if unlearn is not None:
         who = "named in the spec" if unlearn.chosen_by == "spec" else "chosen by the compiler"
         method = f", using `{unlearn.method}` ({who})"
+    elif given is not None:  # an audit: the checkpoint is given, not produced here
+        how = "by a method that is not stated" if given.method == "unknown" else f"with `{given.method}`, as stated"
+        method = f": audit the given checkpoint `{given.source}`, unlearned {how}"
     release = ""
     if o.release.mode != "unspecified":
         release = f"; the model is released by {o.release.mode.replace('_', ' ')}"
@@ -127,7 +132,7 @@ def _check_row(mc: MetricCheck, used_by: list[str]) -> dict[str, Any]:
             "deciding": mc.threshold is not None and not mc.missing}
 
 
-_STAGE_ORDER = (PrepareStage, ReferenceStage, UnlearnStage, EvaluateStage, AttackStage, VerdictStage)
+_STAGE_ORDER = (PrepareStage, ReferenceStage, UnlearnStage, GivenStage, EvaluateStage, AttackStage, VerdictStage)
 
 
 def _hyperparameters(u: UnlearnStage) -> list[dict[str, str]]:
@@ -160,6 +165,10 @@ def _stages(op: ObjectivePlan) -> list[dict[str, Any]]:
             item["detail"] = s.description
             recipe_hash = s.recipe.get("recipe_hash") if s.recipe else None  # a free-form dict: any JSON
             item["recipe_hash"] = None if recipe_hash is None else str(recipe_hash)
+        elif isinstance(s, GivenStage):
+            how = "method not stated" if s.method == "unknown" else f"`{s.method}` as stated, {FAMILIES[s.family].review}"
+            item["summary"] = (f"the given {'adapter' if s.form == 'adapter' else 'model'} `{s.source}` "
+                               f"(sha256 {s.sha256[:12]}…; {how}) is the unlearned model; nothing is unlearned here")
         elif isinstance(s, UnlearnStage):
             who = "named in the spec" if s.chosen_by == "spec" else "chosen by the compiler"
             item["summary"] = f"`{s.method}` ({FAMILIES[s.family].review}, {who})"

@@ -35,6 +35,7 @@ from unlearnspec.markdown import escape as md
 from unlearnspec.plan import (
     AttackStage,
     EvaluateStage,
+    GivenStage,
     MetricCheck,
     ObjectivePlan,
     Plan,
@@ -215,6 +216,11 @@ def diff_objective(old: ObjectivePlan, new: ObjectivePlan) -> list[Change]:
             add("changed", "hyperparameter", "lora", ua.lora, ub.lora, "LoRA configuration changed")
         if ua.stopping != ub.stopping:
             add("changed", "hyperparameter", "stopping", ua.stopping.kind, ub.stopping.kind, "stopping rule changed")
+    ga, gb = _stage(old, GivenStage), _stage(new, GivenStage)  # an audited checkpoint (`unlearned`)
+    given_a, given_b = [None if g is None else f"{g.source} {g.sha256[:12]} ({g.method})" for g in (ga, gb)]
+    if given_a != given_b:
+        add("changed", "unlearned", "unlearned", given_a, given_b,
+            f"audited checkpoint {given_a or 'none (unlearned here)'} → {given_b or 'none (unlearned here)'}")
     ra, rb = _stage(old, ReferenceStage), _stage(new, ReferenceStage)
     if ra is not None and rb is not None and (ra.strategy, ra.model) != (rb.strategy, rb.model):
         add("changed", "reference", "reference", ra.strategy, rb.strategy,
@@ -280,8 +286,10 @@ def diff_plans(old: Plan, new: Plan) -> list[Change]:
     for path in sorted(changed_inputs):
         a = next((f.sha256 for f in old.inputs if f.path == path), None)
         b = next((f.sha256 for f in new.inputs if f.path == path), None)
-        msg = f"data file `{path}` " + ("added" if a is None else "removed" if b is None else "content changed")
-        out.append(Change("*", "changed", "data file", path, a and a[:12], b and b[:12], msg))
+        roles = {f.role for f in [*old.inputs, *new.inputs] if f.path == path}
+        what = "checkpoint file" if roles == {"unlearned"} else "data file"  # an audited checkpoint's files
+        msg = f"{what} `{path}` " + ("added" if a is None else "removed" if b is None else "content changed")
+        out.append(Change("*", "changed", what, path, a and a[:12], b and b[:12], msg))
     return out
 
 

@@ -204,6 +204,20 @@ def hover(doc: Document, pos: lsp.Position) -> lsp.Hover | None:
 # -- completion ----------------------------------------------------------------------------------
 
 
+def checkpoint_dirs(base: Path) -> list[tuple[str, str]]:
+    """Model and peft adapter folders next to a spec (three levels deep), relative to it, with what each is."""
+    out: list[tuple[str, str]] = []
+    for root, dirs, files in os.walk(base):
+        rel = Path(root).relative_to(base)
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and len(rel.parts) < 3)
+        kind = "peft adapter" if "adapter_config.json" in files else "model folder" if "config.json" in files else None
+        if kind and rel.parts and any(f.endswith(".safetensors") for f in files):
+            out.append((rel.as_posix(), kind))
+            if len(out) >= _MAX_DATA_FILES:
+                break
+    return out
+
+
 def data_files(base: Path) -> list[str]:
     """Data files next to a spec (and below it, three levels deep), as paths relative to it."""
     out: list[str] = []
@@ -235,6 +249,10 @@ def completion(doc: Document, pos: lsp.Position) -> list[lsp.CompletionItem]:
             rng = doc.token_range(tok, tok.start + 1, tok.start + len(cur.prefix))
             return [_item(p, lsp.CompletionItemKind.File, detail=api.data_file_summary(doc.base_dir / p),
                           edit=lsp.TextEdit(range=rng, new_text=p)) for p in data_files(doc.base_dir)]
+        if cur.field == "unlearned":  # the checkpoint to audit: model and peft adapter folders beside the spec
+            rng = doc.token_range(tok, tok.start + 1, tok.start + len(cur.prefix))
+            return [_item(p, lsp.CompletionItemKind.Folder, detail=kind,
+                          edit=lsp.TextEdit(range=rng, new_text=p)) for p, kind in checkpoint_dirs(doc.base_dir)]
         if cur.field in ("model", "reference"):
             rng = doc.token_range(tok, tok.start + 1, tok.start + len(cur.prefix))
             return [_item("builtin:tiny-bios", lsp.CompletionItemKind.Module, detail="the built-in demo model",

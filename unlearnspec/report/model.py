@@ -308,6 +308,15 @@ class AuditTrail(_Model):
     plan_provenance: Literal["planned", "rederived", "trusted"] | None = None
 
 
+class GivenModel(_Model):
+    """An audit: the checkpoint was given (the spec's ``unlearned``), not produced by this run."""
+
+    source: str  # the folder as the spec names it
+    form: Literal["model", "adapter"]
+    sha256: str  # the folder's content hash, checked against the plan before the checkpoint was loaded
+    method: str  # as stated by whoever unlearned it, or "unknown"
+
+
 class ObjectiveReport(_Model):
     """One objective: who asked for what, the claims' verdicts, the evidence and the findings."""
 
@@ -322,6 +331,7 @@ class ObjectiveReport(_Model):
     method: str
     method_family: str | None = None
     reference: str | None = None  # how the reference was obtained: "retrain" | "model" | "holdout"
+    given: GivenModel | None = Field(default=None, exclude_if=lambda v: v is None)  # an audited checkpoint
     claims: list[ClaimVerdict]
     checks: list[CheckResult]
     findings: list[PlanFinding] = Field(default_factory=list)

@@ -27,6 +27,7 @@ from unlearnspec.catalog import label
 from unlearnspec.plan import (
     ClaimPlan,
     ClaimStatus,
+    GivenStage,
     MetricCheck,
     ObjectivePlan,
     Plan,
@@ -37,6 +38,7 @@ from unlearnspec.report.model import (
     AuditTrail,
     CheckResult,
     ClaimVerdict,
+    GivenModel,
     ObjectiveReport,
     Report,
     TrainingLog,
@@ -308,14 +310,16 @@ def build_objective_report(objective_plan: ObjectivePlan, results: Mapping[str, 
                 known.add(i)
     claims = _decide(objective_plan, checks)
     info = objective_plan.objective
-    unlearn = next((s for s in objective_plan.stages if isinstance(s, UnlearnStage)), None)
+    unlearn = next((s for s in objective_plan.stages if isinstance(s, UnlearnStage | GivenStage)), None)
     reference = next((s for s in objective_plan.stages if isinstance(s, ReferenceStage)), None)
+    given = GivenModel(source=unlearn.source, form=unlearn.form, sha256=unlearn.sha256, method=unlearn.method) \
+        if isinstance(unlearn, GivenStage) else None
     return ObjectiveReport(
         name=info.name, title=info.title, basis=info.basis, owner=info.owner, goal=info.goal,
         suppression_via=info.suppression_via, target=info.target, release=info.release,
         method=unlearn.method if unlearn else "none",
         method_family=unlearn.family if unlearn else None,
-        reference=reference.strategy if reference else None,
+        reference=reference.strategy if reference else None, given=given,
         claims=claims, checks=checks, findings=list(objective_plan.findings), training=training,
         overall=objective_overall(claims),
     )

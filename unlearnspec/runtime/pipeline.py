@@ -1,5 +1,8 @@
 """Stage execution for one run: prepare ▶ reference ▶ unlearn ▶ evaluate ▶ attack ▶ verdict.
 
+An audit (the spec's ``unlearned``) has a ``given`` stage instead of ``unlearn``: the named checkpoint is checked
+against the plan's hash and loaded as the unlearned model; every other stage runs unchanged.
+
 Each stage's outputs go to the objective's folder in the run directory and the stage is marked done
 in ``run.json`` only after they are written, so a resumed run skips exactly the finished stages.
 Models are saved with ``save_pretrained(safe_serialization=True)`` into a temporary folder that is
@@ -23,6 +26,7 @@ from unlearnspec.plan import (
     DataSets,
     EvaluateStage,
     FileHash,
+    GivenStage,
     ObjectivePlan,
     Plan,
     QuantizeAttack,
@@ -44,7 +48,7 @@ from unlearnspec.runtime.loading import load_model
 from unlearnspec.runtime.methods import METHODS
 from unlearnspec.runtime.methods import unlearn as run_method
 from unlearnspec.runtime.methods.guard import OutputGuard
-from unlearnspec.runtime.rundir import RunDir, RunState, now, safe_name
+from unlearnspec.runtime.rundir import E_STALE_PLAN, RunDir, RunError, RunState, now, safe_name
 
 log = logging.getLogger("unlearnspec.run")
 
@@ -91,6 +95,18 @@ def _save_model_atomically(model: Any, tokenizer: Any, dest: Path) -> None:
     if dest.exists():
         shutil.rmtree(dest)
     os.replace(tmp, dest)
+
+
+def load_given(folder: Path, form: str, original: Any, tok: Any, *, allow_remote_code: bool = False) -> tuple[Any, Any]:
+    """An audited checkpoint as the unlearned model: a model folder as it is, or a peft adapter merged into a
+    copy of ``original`` (which stays as loaded). The folder is only read."""
+    if form != "adapter":
+        return load_model(str(folder), allow_remote_code=allow_remote_code)
+    from peft import PeftModel
+
+    model = PeftModel.from_pretrained(copy.deepcopy(original), str(folder), is_trainable=False).merge_and_unload()
+    model.eval()
+    return model, tok
 
 
 class ObjectiveRun:
@@ -184,8 +200,32 @@ class ObjectiveRun:
         self._finish("reference", strategy=stage.strategy, path=path)
         return model, tok
 
+    def given(self, stage: GivenStage, original: Any, tok: Any) -> tuple[Any, Any]:
+        """An audit: the checkpoint the spec names, checked against the plan's hash, then loaded as the unlearned
+        model (a peft adapter is applied to a copy of the original). The folder is only read, never written."""
+        folder = Path(stage.source).expanduser()
+        if not folder.is_absolute():
+            folder = (self.spec_dir / folder).resolve()
+        self._start("given")
+        if not folder.is_dir():
+            raise RunError(E_STALE_PLAN, f"the unlearned model folder `{stage.source}` no longer exists",
+                           help=[f"the plan audits `{folder}`; restore it, or make a new plan and review it"])
+        found = sha256_path(folder)
+        if found != stage.sha256:
+            raise RunError(E_STALE_PLAN, f"the unlearned model folder `{stage.source}` changed since the plan was "
+                           "made", help=[f"the plan pins sha256 {stage.sha256[:12]}…, the folder now hashes to "
+                                         f"{found[:12]}…", "audit the checkpoint the plan was reviewed for, or make a "
+                                         "new plan (`unlearnspec plan SPEC -o plan.json`) and review it"])
+        model, utok = load_given(folder, stage.form, original, tok, allow_remote_code=self.allow_remote_code)
+        self._finish("given", sha256=found, source=stage.source, form=stage.form)
+        return model, utok
+
     def unlearn(self, data: Any, model: Any, tok: Any) -> tuple[Any, Any, Any, TrainingLog | None]:
         """Returns (unlearned model, its tokenizer, the output guard or None, training log)."""
+        given: GivenStage | None = _stage_of(self.op, GivenStage)
+        if given is not None:  # an audit: nothing is unlearned here
+            unlearned, utok = self.given(given, model, tok)
+            return unlearned, utok, None, None
         stage: UnlearnStage = _stage_of(self.op, UnlearnStage)
         out = self.dir / "unlearn"
         model_dir = out / "model"

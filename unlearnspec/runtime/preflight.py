@@ -10,7 +10,7 @@ from pathlib import Path
 
 from unlearnspec.builtin.recipe import recipe_hash
 from unlearnspec.errors import UserError
-from unlearnspec.plan import Plan
+from unlearnspec.plan import GivenStage, Plan
 from unlearnspec.records import sha256_path
 from unlearnspec.runtime.rundir import (
     E_NOT_A_RUN_DIR,
@@ -55,6 +55,14 @@ def verify_inputs(plan: Plan, spec_dir: Path) -> None:
                 p = spec_dir / f.path
                 if not p.is_file() or sha256_path(p) != f.sha256:
                     stale.append(f"model file `{f.path}` changed")
+        for st in obj.stages:  # an audited checkpoint: its whole folder, so an added file is noticed too
+            if isinstance(st, GivenStage):
+                folder = Path(st.source).expanduser()
+                folder = folder if folder.is_absolute() else spec_dir / folder
+                if not folder.is_dir():
+                    stale.append(f"unlearned model folder `{st.source}` is missing")
+                elif sha256_path(folder) != st.sha256:
+                    stale.append(f"unlearned model folder `{st.source}` changed")
     if plan.compute_hash() != plan.plan_hash:
         stale.append("the plan file itself was edited after it was made")
     if stale:

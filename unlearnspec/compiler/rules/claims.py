@@ -76,7 +76,13 @@ def exactness_without_exact_method(obj: Objective, ctx: RuleContext) -> Iterator
     choice = ctx.method
     if choice.family in (None, "exact"):
         return
-    if obj.method is not None:
+    if choice.family == "unknown":  # an audited checkpoint whose method is not stated: assume nothing
+        how = "a method that is not stated"
+        if obj.method is not None:
+            labels = method_label(obj)
+        else:
+            labels = label(obj.unlearned.span, "audited as given") if obj.unlearned else []
+    elif obj.method is not None:
         name = obj.method.name.value
         how = f"`{name}`"
         labels = method_label(obj)
@@ -84,7 +90,11 @@ def exactness_without_exact_method(obj: Objective, ctx: RuleContext) -> Iterator
         model = obj.model.value if obj.model else "the model"
         how = f"any method the compiler can run on `{model}` (it cannot be retrained)"
         labels = label(obj.model.span, "not built in: its training data and recipe are unknown") if obj.model else []
-    if ctx.builtin:
+    if choice.family == "unknown":
+        help = ["write `guarantee empirical` and claim `removed`, with `forget_quality >= 0.05` against a model "
+                "retrained without the forget set: measurements of a checkpoint cannot show how it was made, and "
+                "only retraining is exact"]
+    elif ctx.builtin:
         help = ["write `method retrain` (the built-in model's corpus and recipe are known), or `guarantee empirical` "
                 "with `forget_quality >= 0.05` against the retrained reference"]
     else:

@@ -122,6 +122,8 @@ UL309 = CODES["UL309"]
 def retrain_without_recipe(obj: Objective, ctx: RuleContext) -> Iterator[Diagnostic]:
     if obj.method is None or obj.method.name.value != "retrain" or ctx.builtin or obj.model is None:
         return
+    if obj.unlearned is not None:  # an audit: the vendor retrained; nothing is retrained here
+        return
     yield finding(
         UL309, obj, obj.method.name.span,
         f"`retrain` needs the training corpus and recipe of `{obj.model.value}`, which the compiler does not know",

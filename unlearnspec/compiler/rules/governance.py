@@ -15,9 +15,10 @@ UL502 = CODES["UL502"]
 
 @rule(UL502)
 def sequential_approximate_unlearning(obj: Objective, ctx: RuleContext) -> Iterator[Diagnostic]:
-    if obj.model is None or ctx.method.family != "approximate":
-        return
-    others = [o for o in ctx.siblings if planned_method(o, ctx.builtin).family == "approximate"]
+    if obj.model is None or ctx.method.family != "approximate" or obj.unlearned is not None:
+        return  # an audit (`unlearned`) unlearns nothing here, so it adds no request to the sequence
+    others = [o for o in ctx.siblings
+              if o.unlearned is None and planned_method(o, ctx.builtin).family == "approximate"]
     if not others:
         return
     yield finding(

@@ -87,6 +87,7 @@ class MethodSpec:
 TRAINERS: dict[str, type[UnlearnTrainer] | None] = {
     "retrain": None, "grad_ascent": GradAscentTrainer, "grad_diff": GradDiffTrainer, "npo": NPOTrainer,
     "simnpo": SimNPOTrainer, "rmu": RMUTrainer, "refusal": RefusalTrainer, "filter": None,
+    "unknown": None,  # an audited checkpoint's unstated method: nothing runs (the plan has no unlearn stage)
 }
 METHODS: dict[str, MethodSpec] = {name: MethodSpec(m, TRAINERS[name]) for name, m in catalog.METHODS.items()}
 
@@ -239,7 +240,8 @@ def unlearn(stage: UnlearnStage, model: Any, tokenizer: Any, forget: Sequence[Re
         return _run_filter(stage, model, forget, retain, out, aliases)
     if stage.method == "retrain":
         return _run_retrain(model, forget, model_source)
-    assert spec.trainer is not None
+    if spec.trainer is None:  # `unknown`: how an audited checkpoint was made; an audit plans no unlearn stage
+        raise ValueError(f"method `{stage.method}` runs nothing: it states how an audited checkpoint was unlearned")
 
     t0 = time.perf_counter()
     set_seed(stage.seed)
