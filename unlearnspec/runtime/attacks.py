@@ -21,7 +21,7 @@ evidence of every check measured on the quantized model, report.json and the ren
 - ``int4``: on CUDA, torchao's int4 weight-only kernel (``Int4WeightOnlyConfig``, tinygemm tile
   packing, bf16 activations), then bitsandbytes NF4 (a 4-bit NormalFloat, not an integer grid,
   labelled as such); on any device torchao's int4 weight-only with unpacked storage
-  (``IntxWeightOnlyConfig(weight_dtype=torch.int4,  # type: ignore[attr-defined] granularity=PerGroup(32))``: int4 values and
+  (``IntxWeightOnlyConfig(weight_dtype=torch.int4, granularity=PerGroup(32))``: int4 values and
   per-group scales, dequantised in the matmul); else weight-only round-to-nearest, asymmetric with a
   zero point, group size 32 along the input dimension, dequantised back to fp32
   (``backend="rtn-int4-simulated"``): the numerics of RTN int4, one of the schemes Zhang et al.
