@@ -61,6 +61,7 @@ from transformers.trainer_callback import PrinterCallback
 
 from unlearnspec.records import Record
 from unlearnspec.runtime.evaluation.likelihood import context_length
+from unlearnspec.runtime.scaling import trainer_batch
 
 PRECISIONS = ("fp32", "bf16", "fp16", "int8", "int4")
 INT4_GROUP_SIZE = 32
@@ -116,7 +117,7 @@ def relearn(model: Any, tokenizer: PreTrainedTokenizerBase, records: Sequence[Re
         args = TrainingArguments(
             output_dir=str(out_dir) if out_dir is not None else scratch,
             max_steps=steps,
-            per_device_train_batch_size=batch_size,
+            **trainer_batch(batch_size, 1)[0],  # the same global batch on any process count: scaling.py
             learning_rate=learning_rate,
             lr_scheduler_type="constant",
             warmup_steps=0,
