@@ -217,7 +217,7 @@ def test_refusal_examples_pair_questions_and_prefixes_with_the_refusal(tiny: tup
         assert tok.decode([t for t in ex.labels if t != -100]) == " " + REFUSAL + tok.eos_token
 
 
-def test_retain_draws_differ_per_rank_and_epoch_and_repeat_exactly() -> None:
+def test_retain_draws_differ_per_example_and_epoch_not_per_rank_and_repeat_exactly() -> None:
     forget = [Example([1, 2], [1, 2]) for _ in range(8)]
     retain = [Example([3, i], [3, i]) for i in range(50)]
 
@@ -227,7 +227,10 @@ def test_retain_draws_differ_per_rank_and_epoch_and_repeat_exactly() -> None:
         return [ds[i]["retain_index"] for i in range(len(ds))]
 
     assert draws(0, 0) == draws(0, 0)
-    assert draws(0, 0) != draws(1, 0)
+    # the pair of forget example i is the same on every rank (the process count does not change the
+    # pairs), and two ranks, which hold different forget examples, draw different partners
+    assert draws(0, 0) == draws(1, 0)
+    assert draws(0, 0)[0::2] != draws(1, 0)[1::2]
     assert draws(0, 0) != draws(0, 1)
     assert len(set(draws(0, 0))) == 8  # a permutation: no repeats while forget <= retain
 

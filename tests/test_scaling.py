@@ -78,3 +78,19 @@ def test_fsdp_arguments_wrap_each_transformer_block() -> None:
     assert args["fsdp"] == "full_shard auto_wrap"
     assert args["fsdp_config"]["transformer_layer_cls_to_wrap"] == ["GPT2Block"]
     assert args["fsdp_config"]["use_orig_params"] is True  # LoRA: frozen and trained weights in one unit
+
+
+def test_fsdp_on_a_cpu_launch_falls_back_to_ddp_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    """accelerate ignores an FSDP plugin on a CPU launch (it sets FSDP only for accelerator launches),
+    so a CPU run that would need FSDP asks for DDP and records why, instead of claiming FSDP."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    if torch.cuda.is_available():
+        pytest.skip("the CPU fallback is for machines without CUDA")
+    model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=50, n_positions=16))
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("UNLEARNSPEC_SHARDING", "fsdp")
+    kw, eb = trainer_batch(4, 1, model=model)
+    assert "fsdp" not in kw and eb.sharding == "ddp"
+    assert "UNLEARNSPEC_SHARDING=fsdp" in eb.sharding_reason and "MULTI_CPU" in eb.sharding_reason

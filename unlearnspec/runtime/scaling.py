@@ -126,6 +126,25 @@ def choose_sharding(n_params: int, precision: str, adapter: str, processes: int,
                           need, memory)
 
 
+FSDP_ON_CPU = ("accelerate enables FSDP only for accelerator launches (MULTI_GPU, MULTI_XPU, ...), "
+               "never for MULTI_CPU")
+
+
+def fsdp_available() -> bool:
+    """Whether accelerate will shard with FSDP here: only on an accelerator (CUDA here).
+
+    accelerate 1.x sets its FSDP distributed type only when the launch is ``MULTI_GPU`` (or another
+    accelerator type), in ``AcceleratorState.__init__``; on a CPU launch (``MULTI_CPU``, gloo) an FSDP
+    plugin is silently ignored and the model trains with DDP. So this runtime asks for FSDP on CUDA
+    only and says so in the effective batch otherwise."""
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except ImportError:
+        return False
+
+
 def block_classes(model: Any) -> list[str]:
     """The transformer block classes FSDP wraps one by one (``_no_split_modules`` of a HF model)."""
     names = getattr(model, "_no_split_modules", None) or []
@@ -164,6 +183,8 @@ def trainer_batch(batch_size: int, accumulation: int, *, model: Any = None, prec
             choice = choose_sharding(n_params, precision, adapter, processes, device_memory(),
                                      override=os.environ.get("UNLEARNSPEC_SHARDING"))
             strategy, reason = choice.strategy, choice.reason
+            if strategy == "fsdp" and not fsdp_available():
+                strategy, reason = "ddp", f"{reason}; but FSDP needs an accelerator ({FSDP_ON_CPU}): ran DDP"
             if strategy == "fsdp":
                 kw.update(fsdp_arguments(model, adapter))
         eb = eb.model_copy(update={"sharding": strategy, "sharding_reason": reason})
