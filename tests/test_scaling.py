@@ -94,3 +94,10 @@ def test_fsdp_on_a_cpu_launch_falls_back_to_ddp_and_says_so(monkeypatch: pytest.
     kw, eb = trainer_batch(4, 1, model=model)
     assert "fsdp" not in kw and eb.sharding == "ddp"
     assert "UNLEARNSPEC_SHARDING=fsdp" in eb.sharding_reason and "MULTI_CPU" in eb.sharding_reason
+
+
+def test_fsdp_that_still_does_not_fit_says_so() -> None:
+    # 70B parameters, full bf16 fine-tuning: ~1 TiB of state; 8 devices of 139 GiB (an H200 node)
+    choice = choose_sharding(70_000_000_000, "bf16", "full", 8, 139 * GIB)
+    assert choice.strategy == "fsdp" and "still exceeds the device" in choice.reason
+    assert "still exceeds" not in choose_sharding(8_000_000_000, "bf16", "full", 8, 139 * GIB).reason

@@ -120,10 +120,12 @@ def choose_sharding(n_params: int, precision: str, adapter: str, processes: int,
         have = "unknown device memory" if memory is None else f"{memory / gib:.1f} GiB per device"
         return ShardingChoice("ddp", f"a full replica ({need / gib:.2f} GiB of weights, gradients and optimizer "
                                      f"state) fits {have}", need, memory)
-    return ShardingChoice("fsdp", f"a full replica needs {need / gib:.2f} GiB, more than {_HEADROOM:.0%} of "
-                                  f"{memory / gib:.1f} GiB per device: weights, gradients and optimizer state are "
-                                  f"sharded across {processes} processes (about {need / processes / gib:.2f} GiB each)",
-                          need, memory)
+    reason = (f"a full replica needs {need / gib:.2f} GiB, more than {_HEADROOM:.0%} of {memory / gib:.1f} GiB per "
+              f"device: weights, gradients and optimizer state are sharded across {processes} processes (about "
+              f"{need / processes / gib:.2f} GiB each)")
+    if need / processes > _HEADROOM * memory:
+        reason += "; that still exceeds the device: launch more processes, or train a LoRA adapter"
+    return ShardingChoice("fsdp", reason, need, memory)
 
 
 FSDP_ON_CPU = ("accelerate enables FSDP only for accelerator launches (MULTI_GPU, MULTI_XPU, ...), "
