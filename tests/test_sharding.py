@@ -100,3 +100,54 @@ def test_one_process_map_is_the_plain_loop() -> None:
     assert process_group() == (0, 1)
     got = map_batches([[2, 0], [1]], lambda b: {i: i * 10 for i in b})
     assert got == {0: 0, 1: 10, 2: 20}
+
+
+_RELEARN = r'''
+import os, sys
+import torch
+import transformers
+transformers.utils.logging.set_verbosity_error()
+torch.set_num_threads(1)
+from unlearnspec.builtin.corpus import build_corpus
+from unlearnspec.runtime.attacks import relearn
+from unlearnspec.runtime.loading import load_model
+model_dir, out = sys.argv[1], sys.argv[2]
+model, tok = load_model(model_dir)
+attacked = relearn(model, tok, list(build_corpus().forget)[:8], steps=3, learning_rate=1e-3, batch_size=4, seed=0)
+torch.save({k: v.detach().cpu() for k, v in attacked.state_dict().items()}, f"{out}/rank{os.environ.get('RANK', '0')}.pt")
+if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    from accelerate import PartialState
+    PartialState().destroy_process_group()
+'''
+
+
+@pytest.mark.slow
+def test_relearning_attack_on_two_processes_takes_the_same_steps(builtin_model_dir: Path, tmp_path: Path) -> None:
+    """The relearning attack fine-tunes with the Trainer; under a launch its batch of 4 is split 2 + 2
+    (runtime/scaling.py), so it ends where one process ends, up to each process averaging its own
+    micro-batch's token losses (stated tolerance: a fifth of the largest weight change)."""
+    import torch
+
+    script = tmp_path / "relearn.py"
+    script.write_text(_RELEARN)
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    one = subprocess.run([sys.executable, str(script), str(builtin_model_dir), str(tmp_path / "one")],
+                         capture_output=True, text=True, env=env, timeout=600)
+    assert one.returncode == 0, one.stderr[-3000:]
+    accelerate = Path(sys.executable).with_name("accelerate")
+    two = subprocess.run([str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+                          "--mixed_precision", "no", "--dynamo_backend", "no", str(script), str(builtin_model_dir),
+                          str(tmp_path / "two")], capture_output=True, text=True, env=env, timeout=600)
+    assert two.returncode == 0, two.stderr[-3000:]
+    from unlearnspec.runtime.loading import load_model
+
+    w0 = load_model(str(builtin_model_dir))[0].state_dict()
+    w1 = torch.load(tmp_path / "one" / "rank0.pt")
+    moved = max(float((w1[k] - w0[k]).abs().max()) for k in w1)
+    assert moved > 1e-3
+    for rank in range(2):
+        w2 = torch.load(tmp_path / "two" / f"rank{rank}.pt")
+        gap = max(float((w2[k] - w1[k]).abs().max()) for k in w1)
+        assert gap <= 0.2 * moved, (rank, gap, moved)
