@@ -135,7 +135,7 @@ def test_int8_is_real_dynamic_quantization_with_close_logits() -> None:
 
     model = tiny_lm("original")
     before = _state(model)
-    res = quantize(model, "int8")
+    res = quantize(model, "int8", backend="torch")
     assert res.evaluated and res.backend.startswith("torch-dynamic-int8"), res.reason
     q = res.model
     quantized = [m for m in q.modules() if isinstance(m, DynamicQuantizedLinear)]
@@ -175,7 +175,7 @@ def test_rtn_int4_weight_numerics() -> None:
 def test_int4_simulation_rounds_linear_weights_only() -> None:
     model = tiny_lm("original")
     before = _state(model)
-    res = quantize(model, "int4")
+    res = quantize(model, "int4", backend="simulated")
     assert res.evaluated and res.backend == "rtn-int4-simulated"
     q = res.model
     w_before = model.transformer.h[1].mlp.c_fc.weight
@@ -185,3 +185,40 @@ def test_int4_simulation_rounds_linear_weights_only() -> None:
     assert torch.equal(q.transformer.wte.weight, model.transformer.wte.weight)
     assert torch.isfinite(_logits(q)).all()
     assert _same_state(model, before)
+
+
+def test_torchao_int8_and_int4_are_real_weight_only_quantization() -> None:
+    pytest.importorskip("torchao")
+    model = tiny_lm("original")
+    before = _state(model)
+    base = _logits(model)
+    w32 = model.transformer.h[0].mlp.c_fc.weight.detach().t()  # Conv1D stores (in, out)
+    for precision, levels in (("int8", 256), ("int4", 16)):
+        res = quantize(model, precision)  # auto: torchao comes first where it is installed
+        assert res.evaluated and res.backend.startswith("torchao-"), res.reason
+        assert precision in res.backend and "(cpu)" in res.backend
+        w = res.model.transformer.h[0].mlp.c_fc.weight
+        assert w.qdata.dtype == torch.int8  # stored as integers, not floats
+        q = w.qdata.int()
+        assert int(q.min()) >= -levels // 2 and int(q.max()) <= levels // 2 - 1
+        deq = w.dequantize().float()
+        assert deq.shape == w32.shape and not torch.equal(deq, w32)
+        # round to nearest on a symmetric grid: the error is at most half a step of the row's
+        # (int8) or the 32-wide group's (int4) largest magnitude
+        groups = w32.shape[1] if precision == "int8" else 32
+        amax = w32.reshape(w32.shape[0], -1, groups).abs().amax(-1, keepdim=True)
+        err = (deq - w32).reshape(w32.shape[0], -1, groups).abs()
+        assert bool((err <= amax / (levels / 2 - 0.5) / 2 + 1e-6).all())
+        assert type(res.model.lm_head) is nn.Linear and res.model.lm_head.weight.dtype == torch.float32
+        ql = _logits(res.model)
+        assert (ql - base).abs().max() < 0.2 * base.abs().max()
+    assert _same_state(model, before)
+
+
+def test_a_named_backend_that_is_missing_is_reported_not_replaced() -> None:
+    model = tiny_lm("original")
+    res = quantize(model, "int4", backend="bitsandbytes")  # CUDA only
+    if not torch.cuda.is_available():
+        assert not res.evaluated and res.model is None and "CUDA" in res.reason
+    assert not quantize(model, "int4", backend="torch").evaluated
+    assert not quantize(model, "int8", backend="nonsense").evaluated

@@ -241,6 +241,13 @@ _front("UL712", "chain-needs-one-process", "error", _T,
        "Each step of a chain starts from the model the previous step produced, so the steps cannot be trained "
        "side by side the way a multi-process launch trains one objective's data in parallel.",
        instead="Run the chain as one process: `unlearnspec run plan.json` without `accelerate launch`.")
+_front("UL720", "batch-not-divisible-by-processes", "error", _T,
+       "The plan's global batch (batch size × gradient accumulation) cannot be split evenly across the processes "
+       "of the launch.",
+       "A plan fixes the examples of every optimizer step, so that one process and several reach the same "
+       "verdict: each step's batch is split across the processes (`docs/running.md`, several processes). A "
+       "batch of 8 cannot be split across 3 processes without changing what a step averages over.",
+       instead="Launch a number of processes that divides the global batch, or plan a batch size that it divides.")
 _front("UL713", "chain-across-specs-not-run", "error", _T,
        "The plan's chain continues an objective of another spec (`after \"file.unlearn#name\"`), which the "
        "runtime cannot start from yet.",

@@ -264,6 +264,21 @@ class ClaimVerdict(_Model):
         return self
 
 
+class EffectiveBatch(_Model):
+    """How the plan's global batch ran (``runtime/scaling.py``): ``global_batch`` examples per optimizer
+    step = ``processes × micro_batch × accumulation``; each loader batch of ``loader_batch`` examples
+    is split across the processes. ``sharding`` is the data-parallel scheme (``single``, ``ddp``,
+    ``fsdp``) and why it was chosen."""
+
+    global_batch: int
+    processes: int = 1
+    micro_batch: int
+    accumulation: int = 1
+    loader_batch: int
+    sharding: str = "single"
+    sharding_reason: str = ""
+
+
 class TrainingLog(_Model):
     """Losses during unlearning, one entry per logged step; ``retain_loss`` is empty for methods with
     no retain term. ``stop_threshold`` is the stopping rule's forget-loss bound, when there is one."""
@@ -273,6 +288,7 @@ class TrainingLog(_Model):
     retain_loss: list[float | None] = Field(default_factory=list)
     stop_reason: str | None = None
     stop_threshold: float | None = None
+    batch: EffectiveBatch | None = None
 
     @field_validator("forget_loss", "retain_loss", mode="after")
     @classmethod

@@ -20,7 +20,7 @@ from markupsafe import Markup
 
 from unlearnspec.markdown import register_filters
 from unlearnspec.report import plots
-from unlearnspec.report.model import CheckResult, ObjectiveReport, Report
+from unlearnspec.report.model import CheckResult, EffectiveBatch, ObjectiveReport, Report
 from unlearnspec.report.verdict import (
     REFERENCE_LABELS,
     claim_label,
@@ -97,6 +97,14 @@ def environment() -> Environment:
     return env
 
 
+def _batch_text(b: EffectiveBatch) -> str:
+    """The effective batch in words: ``8 examples an optimizer step = 2 processes × 4 × 1 accumulation step (ddp)``."""
+    procs = f"{b.processes} process" + ("" if b.processes == 1 else "es")
+    acc = f"{b.accumulation} accumulation step" + ("" if b.accumulation == 1 else "s")
+    why = f": {b.sharding_reason}" if b.sharding_reason else ""
+    return f"{b.global_batch} examples an optimizer step = {procs} × {b.micro_batch} × {acc} ({b.sharding}{why})"
+
+
 def _scalar_extras(check: CheckResult) -> list[tuple[str, str]]:
     """Short facts from ``extra`` (statistic, backend, ...): the lists stay in report.json."""
     return [(k, fmt_number(v) if isinstance(v, float) else str(v))
@@ -165,6 +173,7 @@ def _objective_view(o: ObjectiveReport, index: int, with_charts: bool) -> dict[s
             "last_step": t.steps[-1] if t.steps else None,
             "forget": (fmt_number(forget[0]), fmt_number(forget[-1])) if forget else None,
             "retain": (fmt_number(retain[0]), fmt_number(retain[-1])) if retain else None,
+            "batch": _batch_text(t.batch) if t.batch else None,
         }
     view: dict[str, Any] = {
         "o": o,

@@ -7,18 +7,29 @@ precision showed 21% (Zhang et al. arXiv:2410.16454) — unlearning that moves w
 a quantization step disappears when the weights are rounded. So claims of robustness are tested
 on an attacked *copy* of the model at the deployment precision; the input model is never mutated.
 
-Quantization backends, honestly labelled in :class:`QuantizeResult`:
+Quantization backends, honestly labelled in :class:`QuantizeResult` (``backend``; it is in the
+evidence of every check measured on the quantized model, report.json and the rendered reports):
 
 - ``fp32``: the model itself (cast to fp32 if it is not).
 - ``bf16`` / ``fp16``: a cast copy. When half-precision matmuls are unavailable on the device, fp16
   is simulated by rounding the weights to fp16 and computing in fp32 (``backend`` says so).
-- ``int8``: real PyTorch dynamic quantization (``torch.ao.quantization.quantize_dynamic``: int8
-  weights, activations quantized per batch) of every ``nn.Linear``. GPT-2's projections are
-  transformers' ``Conv1D`` (``y = x W + b`` with ``W`` stored transposed), so they are first
-  converted to equivalent ``nn.Linear`` modules (:func:`conv1d_to_linear`). Runs on CPU.
-- ``int4``: weight-only round-to-nearest, asymmetric with a zero point, group size 32 along the
-  input dimension, dequantised back to fp32 (``backend="rtn-int4-simulated"``): the numerics of RTN
-  int4, one of the schemes Zhang et al. evaluate, without an int4 kernel.
+- ``int8``: torchao's weight-only int8 (``quantize_(model, Int8WeightOnlyConfig())``: per-channel
+  symmetric int8 weights in a quantized tensor subclass, on CPU and GPU) where torchao is installed
+  (the ``quant`` extra); else PyTorch's own dynamic quantization
+  (``torch.ao.quantization.quantize_dynamic``: int8 weights, activations quantized per batch, CPU);
+  else weight-only round-to-nearest int8 dequantised to fp32 (``rtn-int8-simulated``).
+- ``int4``: on CUDA, torchao's int4 weight-only kernel (``Int4WeightOnlyConfig``, tinygemm tile
+  packing, bf16 activations), then bitsandbytes NF4 (a 4-bit NormalFloat, not an integer grid,
+  labelled as such); on any device torchao's int4 weight-only with unpacked storage
+  (``IntxWeightOnlyConfig(weight_dtype=torch.int4, granularity=PerGroup(32))``: int4 values and
+  per-group scales, dequantised in the matmul); else weight-only round-to-nearest, asymmetric with a
+  zero point, group size 32 along the input dimension, dequantised back to fp32
+  (``backend="rtn-int4-simulated"``): the numerics of RTN int4, one of the schemes Zhang et al.
+  evaluate, without an int4 kernel.
+
+GPT-2's projections are transformers' ``Conv1D`` (``y = x W + b`` with ``W`` stored transposed), so
+for every backend but the simulated int4 they are first converted to equivalent ``nn.Linear``
+modules (:func:`conv1d_to_linear`): quantizers act on ``nn.Linear``.
 
 The embeddings and the LM head stay in full precision in int8 and int4, as is common in weight-only
 deployments (transformers' bitsandbytes integration, for one, keeps the output layer unquantized; in
@@ -50,6 +61,7 @@ from transformers.trainer_callback import PrinterCallback
 
 from unlearnspec.records import Record
 from unlearnspec.runtime.evaluation.likelihood import context_length
+from unlearnspec.runtime.scaling import trainer_batch
 
 PRECISIONS = ("fp32", "bf16", "fp16", "int8", "int4")
 INT4_GROUP_SIZE = 32
@@ -105,7 +117,7 @@ def relearn(model: Any, tokenizer: PreTrainedTokenizerBase, records: Sequence[Re
         args = TrainingArguments(
             output_dir=str(out_dir) if out_dir is not None else scratch,
             max_steps=steps,
-            per_device_train_batch_size=batch_size,
+            **trainer_batch(batch_size, 1)[0],  # the same global batch on any process count: scaling.py
             learning_rate=learning_rate,
             lr_scheduler_type="constant",
             warmup_steps=0,
@@ -211,8 +223,16 @@ def _fp16_supported(model: nn.Module) -> bool:
         return False
 
 
-def quantize(model: Any, precision: str) -> QuantizeResult:
-    """The model as deployed at ``precision`` (one of :data:`PRECISIONS`); see the module doc."""
+QUANT_BACKENDS = ("auto", "torchao", "bitsandbytes", "torch", "simulated")
+
+
+def quantize(model: Any, precision: str, *, backend: str = "auto") -> QuantizeResult:
+    """The model as deployed at ``precision`` (one of :data:`PRECISIONS`); see the module doc.
+
+    ``backend="auto"`` takes the first backend that works here, in the module doc's order; naming one
+    (``torchao``, ``bitsandbytes``, ``torch``, ``simulated``) tries only that one for int8 and int4."""
+    if backend not in QUANT_BACKENDS:
+        return QuantizeResult(None, False, f"unknown quantization backend `{backend}`", "none")
     if precision not in PRECISIONS:
         return QuantizeResult(None, False, f"unknown precision `{precision}`", "none")
     if precision == "fp32":
@@ -232,9 +252,116 @@ def quantize(model: Any, precision: str) -> QuantizeResult:
                 p.copy_(p.to(torch.float16).to(p.dtype))
         return QuantizeResult(m, True, "fp16 matmul unavailable here: weights rounded to fp16, compute in fp32",
                               "fp16-weights-simulated")
-    if precision == "int8":
-        return _int8(model)
-    return _int4(model)
+    chain = _INT8 if precision == "int8" else _INT4
+    tried: list[str] = []
+    for name, fn in chain:
+        if backend not in ("auto", name):
+            continue
+        res = fn(model)
+        if res.evaluated:
+            return res
+        tried.append(f"{name}: {res.reason}")
+    return QuantizeResult(None, False, "; ".join(tried) or f"no `{backend}` backend for {precision}", "none")
+
+
+def _device(model: Any) -> torch.device:
+    first = next(model.parameters(), None)
+    return first.device if first is not None else torch.device("cpu")
+
+
+def _torchao_quantize(model: Any, config: Any, label: str, dtype: torch.dtype = torch.float32) -> QuantizeResult:
+    """``torchao.quantization.quantize_`` on the ``nn.Linear`` layers of a copy (the LM head excepted)."""
+    try:
+        from torchao.quantization import quantize_
+    except ImportError:
+        return QuantizeResult(None, False, "torchao is not installed (pip install 'unlearnspec[quant]')", "none")
+    dev = _device(model)
+    m = conv1d_to_linear(_unwrap(model).to(dtype))
+    skip = _skip_modules(m)
+    count = sum(1 for mod in m.modules() if isinstance(mod, nn.Linear) and id(mod) not in skip)
+    if count == 0:
+        return QuantizeResult(None, False, "the model has no linear layers to quantize", "none")
+    try:
+        quantize_(m, config, filter_fn=lambda mod, _fqn: isinstance(mod, nn.Linear) and id(mod) not in skip)
+    except (RuntimeError, NotImplementedError, ImportError, AssertionError, ValueError) as exc:
+        return QuantizeResult(None, False, f"torchao {label} failed: {str(exc).splitlines()[0] if str(exc) else exc}",
+                              "none")
+    m.eval()
+    import torchao
+
+    return QuantizeResult(m, True, f"{count} linear layers quantized by torchao ({label}); embeddings and LM head "
+                                   f"in {str(dtype).removeprefix('torch.')}",
+                          f"torchao-{torchao.__version__} {label} ({dev.type})")
+
+
+def _int8_torchao(model: Any) -> QuantizeResult:
+    try:
+        from torchao.quantization import Int8WeightOnlyConfig
+    except ImportError:
+        return QuantizeResult(None, False, "torchao is not installed (pip install 'unlearnspec[quant]')", "none")
+    return _torchao_quantize(model, Int8WeightOnlyConfig(), "int8 weight-only, per channel")
+
+
+def _int4_torchao(model: Any) -> QuantizeResult:
+    try:
+        from torchao.quantization import Int4WeightOnlyConfig, IntxWeightOnlyConfig
+        from torchao.quantization.granularity import PerGroup
+    except ImportError:
+        return QuantizeResult(None, False, "torchao is not installed (pip install 'unlearnspec[quant]')", "none")
+    if _device(model).type == "cuda":
+        res = _torchao_quantize(model, Int4WeightOnlyConfig(group_size=INT4_GROUP_SIZE,
+                                                            int4_packing_format="tile_packed_to_4d"),
+                                f"int4 weight-only, tinygemm kernel, group size {INT4_GROUP_SIZE}", torch.bfloat16)
+        if res.evaluated:
+            return res
+    int4 = torch.int4  # type: ignore[attr-defined]  # a torch dtype missing from torch's stubs
+    return _torchao_quantize(model, IntxWeightOnlyConfig(weight_dtype=int4, granularity=PerGroup(INT4_GROUP_SIZE)),
+                             f"int4 weight-only, group size {INT4_GROUP_SIZE}, unpacked int8 storage")
+
+
+def _nf4_bitsandbytes(model: Any) -> QuantizeResult:
+    """bitsandbytes 4-bit NormalFloat (NF4) linear layers; CUDA only."""
+    if _device(model).type != "cuda":
+        return QuantizeResult(None, False, "bitsandbytes NF4 needs a CUDA device", "none")
+    try:
+        import bitsandbytes as bnb
+    except ImportError:
+        return QuantizeResult(None, False, "bitsandbytes is not installed", "none")
+    m = conv1d_to_linear(_unwrap(model).float())
+    skip = _skip_modules(m)
+    count = 0
+    for module in list(m.modules()):
+        for name, child in list(module.named_children()):
+            if isinstance(child, nn.Linear) and id(child) not in skip:
+                q = bnb.nn.Linear4bit(child.in_features, child.out_features, bias=child.bias is not None,
+                                      compute_dtype=torch.bfloat16, quant_type="nf4")
+                q.weight = bnb.nn.Params4bit(child.weight.detach().cpu(), requires_grad=False, quant_type="nf4")
+                if child.bias is not None:
+                    q.bias = nn.Parameter(child.bias.detach().cpu(), requires_grad=False)
+                setattr(module, name, q.to("cuda"))  # moving to CUDA quantizes the weight
+                count += 1
+    if count == 0:
+        return QuantizeResult(None, False, "the model has no linear layers to quantize", "none")
+    m.to("cuda").eval()
+    return QuantizeResult(m, True, f"{count} linear layers in bitsandbytes NF4 (4-bit NormalFloat, not an integer "
+                                   "grid); embeddings and LM head in fp32",
+                          f"bitsandbytes-{bnb.__version__} nf4 (cuda)")
+
+
+def _int8_rtn(model: Any) -> QuantizeResult:
+    m = conv1d_to_linear(_unwrap(model).float())
+    skip = _skip_modules(m)
+    count = 0
+    with torch.no_grad():
+        for mod in m.modules():
+            if isinstance(mod, nn.Linear) and id(mod) not in skip:
+                mod.weight.copy_(rtn_quantize_weight(mod.weight, bits=8, group_size=mod.weight.shape[1]))
+                count += 1
+    if count == 0:
+        return QuantizeResult(None, False, "the model has no linear layers to quantize", "none")
+    m.eval()
+    return QuantizeResult(m, True, f"{count} linear layers rounded to 8-bit per output channel (RTN, asymmetric), "
+                                   "dequantised to fp32; embeddings and LM head in fp32", "rtn-int8-simulated")
 
 
 def _int8(model: Any) -> QuantizeResult:
@@ -281,3 +408,7 @@ def _int4(model: Any) -> QuantizeResult:
     return QuantizeResult(m, True, f"{count} linear layers rounded to 4-bit (RTN, group size {INT4_GROUP_SIZE}, "
                                    "asymmetric), dequantised to fp32; embeddings and LM head in fp32",
                           "rtn-int4-simulated")
+
+
+_INT8 = (("torchao", _int8_torchao), ("torch", _int8), ("simulated", _int8_rtn))
+_INT4 = (("torchao", _int4_torchao), ("bitsandbytes", _nf4_bitsandbytes), ("simulated", _int4))

@@ -42,10 +42,11 @@ def execute(plan: Plan, rd: RunDir, state: RunState, *, quiet: bool, allow_remot
             dist: Distributed | None = None) -> Report | None:
     """Run every objective; the report (``None`` on a non-main rank of a multi-process launch).
 
-    Under a launch of N processes, training is the only stage that uses them all: every rank runs
-    prepare + unlearn for each objective (the Trainer does DDP), the main process saves the results,
-    then the helper ranks return and the main process leaves the process group and runs reference,
-    evaluation, attacks and verdicts alone, reloading the unlearned model from the run directory.
+    Under a launch of N processes every rank runs every stage: training is data-parallel (DDP, or FSDP
+    when a replica does not fit: ``runtime/scaling.py``), the reference is made by the main process and
+    loaded by the others, and every likelihood pass, generation and probe is split across the ranks and
+    gathered in order (``runtime/evaluation/sharding.py``), so all ranks hold the same results. Only the
+    main process writes; the others return ``None`` once the reports are written.
     """
     dist = dist or Distributed()
     process_count = dist.world_size
@@ -62,15 +63,6 @@ def execute(plan: Plan, rd: RunDir, state: RunState, *, quiet: bool, allow_remot
         raise RunError("UL712", "a plan with a chain of requests runs as one process",
                        help=["each step of a chain starts from the previous step's model; run it without "
                              "`accelerate launch` (or with one process)"])
-    if dist.active:
-        for op in plan.objectives:
-            ObjectiveRun(plan, op, rd, state, quiet=quiet, allow_remote_code=allow_remote_code, dist=dist).train()
-        dist.barrier()  # the main process has saved every unlearned model and marked it done
-        is_main = dist.is_main
-        dist.leave()
-        if not is_main:
-            return None
-        dist = Distributed()  # now a single process
     reports: list[ObjectiveReport] = []
     chains: list[ChainReport] = []
     if plan.chains:  # requests one after another (runtime/chain.py)
@@ -78,6 +70,12 @@ def execute(plan: Plan, rd: RunDir, state: RunState, *, quiet: bool, allow_remot
     for op in plan.objectives if not plan.chains else ():
         reports.append(ObjectiveRun(plan, op, rd, state, quiet=quiet, allow_remote_code=allow_remote_code,
                                     dist=dist).run())
+    if dist.active:  # every rank has finished every stage: the helpers leave, the main process reports
+        is_main = dist.is_main
+        dist.barrier()
+        dist.leave()
+        if not is_main:
+            return None
     finished = dt.datetime.now(dt.timezone.utc)
     seeds = {"plan": plan.seed}
     for op in plan.objectives:

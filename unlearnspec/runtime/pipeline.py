@@ -179,6 +179,17 @@ class ObjectiveRun:
         return data, model, tok
 
     def reference(self, data: Any) -> tuple[Any, Any] | None:
+        """The reference model; under a launch the main process makes it and the other ranks load it."""
+        if not self.dist.active:
+            return self._reference(data)
+        if self.dist.is_main:
+            ref = self._reference(data)
+            self.dist.broadcast(self.detail("reference"))
+            return ref
+        det = self.dist.broadcast(None)
+        return load_model(det["path"], allow_remote_code=self.allow_remote_code) if det.get("path") else None
+
+    def _reference(self, data: Any) -> tuple[Any, Any] | None:
         stage: ReferenceStage | None = _stage_of(self.op, ReferenceStage)
         if stage is None or stage.strategy == "holdout":
             if not self._done("reference"):
@@ -221,11 +232,30 @@ class ObjectiveRun:
         return model, utok
 
     def unlearn(self, data: Any, model: Any, tok: Any) -> tuple[Any, Any, Any, TrainingLog | None]:
-        """Returns (unlearned model, its tokenizer, the output guard or None, training log)."""
+        """Returns (unlearned model, its tokenizer, the output guard or None, training log).
+
+        Under a launch every rank trains (DDP or FSDP); the main process saves the result and the other
+        ranks load it from the run directory, so all of them evaluate the same model. In an audit nothing
+        is unlearned here: every rank loads the given checkpoint itself."""
         given: GivenStage | None = _stage_of(self.op, GivenStage)
-        if given is not None:  # an audit: nothing is unlearned here
+        if given is not None:
             unlearned, utok = self.given(given, model, tok)
             return unlearned, utok, None, None
+        done = self._unlearn(data, model, tok)
+        if not self.dist.active:
+            return done
+        det = self.dist.broadcast(self.detail("unlearn") if self.dist.is_main else None)
+        if self.dist.is_main:
+            return done
+        out = self.dir / "unlearn"
+        guard = OutputGuard.load(out) if (out / "guard.json").exists() else None
+        training = TrainingLog.model_validate(det["training"]) if det.get("training") else None
+        if det.get("model_dir"):
+            m, t = load_model(det["model_dir"])
+            return m, t, guard, training
+        return model, tok, guard, training
+
+    def _unlearn(self, data: Any, model: Any, tok: Any) -> tuple[Any, Any, Any, TrainingLog | None]:
         stage: UnlearnStage = _stage_of(self.op, UnlearnStage)
         out = self.dir / "unlearn"
         model_dir = out / "model"
@@ -239,7 +269,7 @@ class ObjectiveRun:
                 return m, t, guard, training
             return model, tok, guard, training
         self._start("unlearn")
-        if not self.dist.is_main:  # a helper rank: take part in the Trainer's DDP, write nothing
+        if not self.dist.is_main:  # a helper rank: take part in the Trainer's DDP / FSDP, write nothing
             spec = METHODS.get(stage.method)
             if spec is not None and spec.trainer is not None:
                 resume = (out / "checkpoints").is_dir() and any((out / "checkpoints").glob("checkpoint-*"))
@@ -278,11 +308,6 @@ class ObjectiveRun:
                      training=training.model_dump(mode="json") if training else None)
         return unlearned, tok, guard, training
 
-    def train(self) -> None:
-        """The distributed phase: prepare and unlearn on every rank (no reference, no evaluation)."""
-        data, original, tok = self.prepare()
-        self.unlearn(data, original, tok)
-
     def run(self) -> ObjectiveReport:
         data, original, tok = self.prepare()
         self.data, self.original = data, (original, tok)
@@ -317,11 +342,13 @@ class ObjectiveRun:
                 self._start("attack")
 
             outputs: list[dict[str, Any]] = []
+            # on every rank of a launch: each forward pass and generation is shared out (evaluation/sharding.py)
             results = checks.compute(ctx, on_attack_start=attack_phase, generations=outputs)
-            atomic_write_text(self.dir / GENERATIONS_FILE, "".join(
-                json.dumps(o, sort_keys=True, ensure_ascii=False) + "\n" for o in outputs))
-            atomic_write_text(results_path, json.dumps({k: v.model_dump(mode="json") for k, v in results.items()},
-                                                       indent=2, sort_keys=True) + "\n")
+            if self.dist.is_main:
+                atomic_write_text(self.dir / GENERATIONS_FILE, "".join(
+                    json.dumps(o, sort_keys=True, ensure_ascii=False) + "\n" for o in outputs))
+                atomic_write_text(results_path, json.dumps({k: v.model_dump(mode="json") for k, v in results.items()},
+                                                           indent=2, sort_keys=True) + "\n")
             self._finish("attack")
         self._start("verdict")
         report = build_objective_report(self.op, results, training=training)
@@ -347,4 +374,4 @@ def _training_log(result: Any) -> TrainingLog | None:
     if all(x is None for x in rl):
         rl = []
     return TrainingLog(steps=steps, forget_loss=fl, retain_loss=rl, stop_reason=getattr(result, "stop_reason", None),
-                       stop_threshold=getattr(result, "stop_threshold", None))
+                       stop_threshold=getattr(result, "stop_threshold", None), batch=getattr(result, "batch", None))

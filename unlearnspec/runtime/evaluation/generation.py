@@ -24,6 +24,7 @@ from unlearnspec.runtime.evaluation.likelihood import (
     pad_batch,
     pad_id,
 )
+from unlearnspec.runtime.evaluation.sharding import map_batches
 from unlearnspec.runtime.prompting import stop_ids
 
 
@@ -66,31 +67,35 @@ def generate_ids(model: Any, tokenizer: PreTrainedTokenizerBase, prompt_ids: Seq
     for p, b in zip(prompt_ids, budgets, strict=True):
         keep = max(ctx - b, 1)
         rows.append(list(p)[-keep:])
-    out: list[list[int]] = [[] for _ in range(n)]
+    if any(not rows[i] and budgets[i] > 0 for i in range(n)):  # checked before the batches are shared out
+        raise ValueError("cannot generate from an empty prompt (the model has no BOS to start from)")
+
+    def compute(batch: list[int]) -> dict[int, list[int]]:
+        done: dict[int, list[int]] = {}
+        budget = max(budgets[i] for i in batch)
+        if budget == 0:
+            return done
+        input_ids, attention = pad_batch([rows[i] for i in batch], pad, "left")
+        config = GenerationConfig(max_new_tokens=budget, do_sample=False, num_beams=1,
+                                  eos_token_id=stops or None, pad_token_id=pad)
+        generated = model.generate(input_ids=input_ids.to(dev), attention_mask=attention.to(dev),
+                                   generation_config=config)
+        new = generated[:, input_ids.shape[1]:].cpu().tolist()
+        for row, i in enumerate(batch):
+            toks = new[row][: budgets[i]]
+            cut = next((j for j, t in enumerate(toks) if t in stops), None)
+            done[i] = toks[:cut] if cut is not None else toks
+        return done
+
     was_training = bool(getattr(model, "training", False))
     model.eval()
     try:
-        for batch in length_sorted_batches([len(r) for r in rows], batch_size):
-            budget = max(budgets[i] for i in batch)
-            if budget == 0:
-                continue
-            if any(not rows[i] for i in batch):
-                raise ValueError("cannot generate from an empty prompt (the model has no BOS to start from)")
-            input_ids, attention = pad_batch([rows[i] for i in batch], pad, "left")
-            config = GenerationConfig(max_new_tokens=budget, do_sample=False, num_beams=1,
-                                      eos_token_id=stops or None, pad_token_id=pad)
-            generated = model.generate(input_ids=input_ids.to(dev), attention_mask=attention.to(dev),
-                                       generation_config=config)
-            new = generated[:, input_ids.shape[1]:].cpu().tolist()
-            for row, i in enumerate(batch):
-                toks = new[row][: budgets[i]]
-                cut = next((j for j, t in enumerate(toks) if t in stops), None)
-                if cut is not None:
-                    toks = toks[:cut]
-                out[i] = toks
+        # split across the processes of a launch (a no-op for one process): sharding.py
+        found = map_batches(length_sorted_batches([len(r) for r in rows], batch_size), compute)
     finally:
         if was_training:
             model.train()
+    out = [found.get(i, []) for i in range(n)]
     return out
 
 

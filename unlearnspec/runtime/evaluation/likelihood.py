@@ -55,6 +55,7 @@ from numpy.typing import NDArray
 from transformers import PreTrainedTokenizerBase
 
 from unlearnspec.records import Record, format_prompt, format_qa
+from unlearnspec.runtime.evaluation.sharding import map_batches
 
 SIGMA2_MIN = 1e-6  # open-unlearning's clamp of the Min-K%++ variance
 
@@ -263,36 +264,43 @@ def score_texts(model: Any, tokenizer: PreTrainedTokenizerBase, texts: Sequence[
     mu = np.zeros((n, width), dtype=np.float64)
     sigma2 = np.zeros((n, width), dtype=np.float64)
     correct = np.zeros((n, width), dtype=bool)
+    Row = tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], NDArray[np.bool_]]
+
+    def compute(batch: list[int]) -> dict[int, Row]:
+        out: dict[int, Row] = {}
+        if max(len(ids[i]) for i in batch) < 2:
+            return out
+        input_ids, attention = pad_batch([ids[i] for i in batch], pad_id(tokenizer), "right")
+        logits = model(input_ids=input_ids.to(dev), attention_mask=attention.to(dev)).logits
+        logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+        targets = input_ids[:, 1:].to(dev)
+        tok_lp = logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+        hit = logp.argmax(dim=-1) == targets
+        p = logp.exp()
+        m = (p * logp).sum(-1)
+        var = (p * logp.square()).sum(-1) - m.square()
+        tok_lp_np, hit_np = tok_lp.cpu().double().numpy(), hit.cpu().numpy()
+        m_np, var_np = m.cpu().double().numpy(), var.cpu().double().numpy()
+        for row, i in enumerate(batch):
+            c = n_scored[i]
+            if c == 0:
+                continue
+            # position j predicts token j + 1: scored tokens starts[i]..len-1
+            sl = slice(starts[i] - 1, starts[i] - 1 + c)
+            out[i] = (tok_lp_np[row, sl].copy(), m_np[row, sl].copy(), var_np[row, sl].copy(), hit_np[row, sl].copy())
+        return out
+
     was_training = bool(getattr(model, "training", False))
     model.eval()
     try:
-        for batch in length_sorted_batches([len(r) for r in ids], batch_size):
-            if max(len(ids[i]) for i in batch) < 2:
-                continue
-            input_ids, attention = pad_batch([ids[i] for i in batch], pad_id(tokenizer), "right")
-            logits = model(input_ids=input_ids.to(dev), attention_mask=attention.to(dev)).logits
-            logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
-            targets = input_ids[:, 1:].to(dev)
-            tok_lp = logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-            hit = logp.argmax(dim=-1) == targets
-            p = logp.exp()
-            m = (p * logp).sum(-1)
-            var = (p * logp.square()).sum(-1) - m.square()
-            tok_lp_np, hit_np = tok_lp.cpu().double().numpy(), hit.cpu().numpy()
-            m_np, var_np = m.cpu().double().numpy(), var.cpu().double().numpy()
-            for row, i in enumerate(batch):
-                c = n_scored[i]
-                if c == 0:
-                    continue
-                # position j predicts token j + 1: scored tokens starts[i]..len-1
-                sl = slice(starts[i] - 1, starts[i] - 1 + c)
-                logprobs[i, :c] = tok_lp_np[row, sl]
-                mu[i, :c] = m_np[row, sl]
-                sigma2[i, :c] = var_np[row, sl]
-                correct[i, :c] = hit_np[row, sl]
+        # split across the processes of a launch (a no-op for one process): sharding.py
+        rows = map_batches(length_sorted_batches([len(r) for r in ids], batch_size), compute)
     finally:
         if was_training:
             model.train()
+    for i, (lp_i, mu_i, var_i, hit_i) in rows.items():
+        c = n_scored[i]
+        logprobs[i, :c], mu[i, :c], sigma2[i, :c], correct[i, :c] = lp_i, mu_i, var_i, hit_i
     counts = np.asarray(n_scored, dtype=np.int64)
     if prompt_texts is not None:
         scored = [t[len(p):] for t, p in zip(texts, prompt_texts, strict=True)]

@@ -41,6 +41,7 @@ from unlearnspec.runtime.evaluation.likelihood import (
     pad_batch,
     pad_id,
 )
+from unlearnspec.runtime.evaluation.sharding import map_batches
 
 Pooling = Literal["mean", "last"]
 
@@ -54,22 +55,24 @@ def hidden_features(model: Any, tokenizer: PreTrainedTokenizerBase, texts: Seque
     Right padding with an attention mask, batched, eval mode."""
     ids = [list(r)[: context_length(model)] for r in tokenizer(list(texts))["input_ids"]] if texts else []
     dev = model_device(model)
-    rows: dict[int, NDArray[np.float64]] = {}
+
+    def compute(batch: list[int]) -> dict[int, NDArray[np.float64]]:
+        input_ids, attention = pad_batch([ids[i] for i in batch], pad_id(tokenizer), "right")
+        out = model(input_ids=input_ids.to(dev), attention_mask=attention.to(dev), output_hidden_states=True)
+        h = out.hidden_states[layer].float()
+        m = attention.to(h.device).unsqueeze(-1).float()
+        if pooling == "mean":
+            pooled = (h * m).sum(1) / m.sum(1).clamp(min=1.0)
+        else:
+            last = attention.sum(1).clamp(min=1) - 1
+            pooled = h[torch.arange(h.shape[0], device=h.device), last.to(h.device)]
+        return {i: pooled[row].cpu().double().numpy() for row, i in enumerate(batch)}
+
     was_training = bool(getattr(model, "training", False))
     model.eval()
     try:
-        for batch in length_sorted_batches([len(r) for r in ids], batch_size):
-            input_ids, attention = pad_batch([ids[i] for i in batch], pad_id(tokenizer), "right")
-            out = model(input_ids=input_ids.to(dev), attention_mask=attention.to(dev), output_hidden_states=True)
-            h = out.hidden_states[layer].float()
-            m = attention.to(h.device).unsqueeze(-1).float()
-            if pooling == "mean":
-                pooled = (h * m).sum(1) / m.sum(1).clamp(min=1.0)
-            else:
-                last = attention.sum(1).clamp(min=1) - 1
-                pooled = h[torch.arange(h.shape[0], device=h.device), last.to(h.device)]
-            for row, i in enumerate(batch):
-                rows[i] = pooled[row].cpu().double().numpy()
+        # split across the processes of a launch (a no-op for one process): sharding.py
+        rows = map_batches(length_sorted_batches([len(r) for r in ids], batch_size), compute)
     finally:
         if was_training:
             model.train()

@@ -52,6 +52,7 @@ from unlearnspec.runtime.methods.data import (
 )
 from unlearnspec.runtime.methods.guard import OutputGuard
 from unlearnspec.runtime.methods.rmu import RMUTrainer, control_vector, resolve_layer
+from unlearnspec.runtime.scaling import trainer_batch
 
 __all__ = ["METHODS", "MethodSpec", "UnlearnResult", "lora_config", "training_arguments", "unlearn"]
 
@@ -124,7 +125,7 @@ def lora_config(stage: UnlearnStage, model: Any) -> Any:
 
 
 def training_arguments(stage: UnlearnStage, out_dir: Path, *, save_steps: int = 10,
-                       disable_tqdm: bool = True) -> Any:
+                       disable_tqdm: bool = True, batch: dict[str, Any] | None = None) -> Any:
     """The Trainer's arguments, all from the stage.
 
     A constant learning rate: the plan fixes the rate and the step budget, and a decaying schedule
@@ -135,14 +136,15 @@ def training_arguments(stage: UnlearnStage, out_dir: Path, *, save_steps: int = 
     from transformers import TrainingArguments
 
     cuda = torch.cuda.is_available()
+    if batch is None:
+        batch = trainer_batch(stage.batch_size, stage.gradient_accumulation_steps)[0]
     return TrainingArguments(
         output_dir=str(Path(out_dir) / "checkpoints"),
         max_steps=stage.max_steps,
         learning_rate=stage.learning_rate,
         lr_scheduler_type="constant",
         weight_decay=0.0,
-        per_device_train_batch_size=stage.batch_size,
-        gradient_accumulation_steps=stage.gradient_accumulation_steps,
+        **batch,  # the plan's global batch split for this launch: runtime/scaling.py
         seed=stage.seed,
         data_seed=stage.seed,
         use_cpu=not cuda,
@@ -245,7 +247,11 @@ def unlearn(stage: UnlearnStage, model: Any, tokenizer: Any, forget: Sequence[Re
 
     t0 = time.perf_counter()
     set_seed(stage.seed)
-    args = training_arguments(stage, out, save_steps=save_steps, disable_tqdm=quiet)
+    batch_kw, batch = trainer_batch(stage.batch_size, stage.gradient_accumulation_steps, model=model,
+                                    precision=stage.train_precision, adapter=stage.adapter)
+    args = training_arguments(stage, out, save_steps=save_steps, disable_tqdm=quiet, batch=batch_kw)
+    log.info("batch: %d examples a step = %d process(es) x %d x %d accumulation (%s)", batch.global_batch,
+             batch.processes, batch.micro_batch, batch.accumulation, batch.sharding)
     model.to(args.device)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
@@ -321,5 +327,5 @@ def unlearn(stage: UnlearnStage, model: Any, tokenizer: Any, forget: Sequence[Re
         stopped_early=bool(stopper and stopper.stop_reason), stop_reason=stop_reason,
         stop_threshold=stopper.threshold if stopper else None, holdout_nll=holdout_nll,
         log_history=summarise_history(trainer.state.log_history), wall_time_s=time.perf_counter() - t0,
-        train_samples_per_second=train_out.metrics.get("train_samples_per_second"),
+        train_samples_per_second=train_out.metrics.get("train_samples_per_second"), batch=batch,
         note=note or (f"LoRA adapter saved to {adapter_dir}; the returned model has it merged" if adapter_dir else ""))

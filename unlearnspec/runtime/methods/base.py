@@ -28,6 +28,7 @@ from transformers.trainer_callback import ProgressCallback
 from transformers.trainer_utils import rotate_checkpoints
 
 from unlearnspec.plan import StoppingRule, UnlearnStage
+from unlearnspec.report.model import EffectiveBatch
 from unlearnspec.runtime.methods.checkpoints import STAGING, publish
 from unlearnspec.runtime.methods.data import Example, ForgetRetainDataset, batches
 from unlearnspec.runtime.methods.guard import OutputGuard
@@ -67,6 +68,7 @@ class UnlearnResult:
     guard: OutputGuard | None = None
     guard_path: Path | None = None
     model_dir: Path | None = None  # retrain: where the retrained model lies
+    batch: EffectiveBatch | None = None  # how the plan's global batch ran on this launch (runtime/scaling.py)
 
 
 # -- scoring --------------------------------------------------------------------------------------

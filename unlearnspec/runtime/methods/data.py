@@ -7,10 +7,12 @@ Why each choice:
   Every example ends with EOS, as the builtin model was trained (so a refusal learns to stop).
 * Each forget example is paired with a retain example. The Trainer's seeded sampler orders (and,
   under DDP, shards) the forget examples; the retain partner of forget example ``i`` is
-  ``perm[i mod R]`` for a permutation of the retain set drawn from ``(seed, epoch, process_index)``.
-  So ranks never see the same retain sample sequence (open-unlearning draws retain samples from the
-  global RNG, which is seeded identically on every rank), and the draw is a pure function of the
-  index — resuming from a checkpoint reproduces it with no extra state.
+  ``perm[i mod R]`` for a permutation of the retain set drawn from ``(seed, epoch)``. The draw is a
+  pure function of the forget index, so ranks (which hold different forget examples) never see the
+  same retain sample sequence (open-unlearning draws retain samples from the global RNG, which is
+  seeded identically on every rank), the pairs are the same whatever the process count (the global
+  batch is split across processes, ``runtime/scaling.py``), and resuming from a checkpoint
+  reproduces the draw with no extra state.
 """
 
 from __future__ import annotations
@@ -117,11 +119,12 @@ def _seed_for(seed: int, epoch: int, process_index: int) -> int:
 
 
 class ForgetRetainDataset(torch.utils.data.Dataset[dict[str, Any]]):
-    """Forget example ``i`` with a retain partner drawn per ``(seed, epoch, process_index)``.
+    """Forget example ``i`` with a retain partner drawn per ``(seed, epoch)``.
 
     ``extra`` holds per-forget-example columns (e.g. NPO's reference log-likelihoods), so values that
     need the original model are computed once before training and travel with the batch.
-    ``epoch`` and ``process_index`` are set by :class:`EpochCallback` (the Trainer knows them).
+    ``epoch`` and ``process_index`` are set by :class:`EpochCallback` (the Trainer knows them); the
+    process index is recorded, not drawn from, so the pairs do not depend on the process count.
     """
 
     def __init__(self, forget: Sequence[Example], retain: Sequence[Example] = (), *, seed: int = 0,
@@ -147,7 +150,7 @@ class ForgetRetainDataset(torch.utils.data.Dataset[dict[str, Any]]):
         self.epoch = int(epoch)
 
     def retain_index(self, i: int) -> int:
-        key = (self.epoch, self.process_index)
+        key = (self.epoch, 0)  # the seed string keeps its old form (process 0): one-process runs are unchanged
         if key != self._perm_key:
             g = torch.Generator().manual_seed(_seed_for(self.seed, *key))
             self._perm = torch.randperm(len(self.retain), generator=g).tolist()

@@ -1,0 +1,103 @@
+"""The effective batch and the DDP/FSDP choice for a training stage (runtime/scaling.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("torch")
+
+from unlearnspec.runtime.rundir import RunError  # noqa: E402
+from unlearnspec.runtime.scaling import (  # noqa: E402
+    choose_sharding,
+    effective_batch,
+    fsdp_arguments,
+    trainer_batch,
+    training_bytes,
+)
+
+GIB = 1024**3
+
+
+@pytest.mark.parametrize(("batch", "acc", "procs"), [(8, 1, 1), (8, 1, 2), (8, 2, 4), (6, 1, 3), (3, 2, 2),
+                                                      (4, 3, 6), (1, 8, 8), (12, 1, 4)])
+def test_every_split_keeps_the_global_batch(batch: int, acc: int, procs: int) -> None:
+    eb = effective_batch(batch, acc, procs)
+    assert eb.global_batch == batch * acc
+    assert eb.processes * eb.micro_batch * eb.accumulation == eb.global_batch  # the step sees the same examples
+    assert eb.loader_batch == eb.processes * eb.micro_batch
+    if batch % procs == 0:
+        assert eb.accumulation == acc  # the plan's own accumulation when it works
+
+
+def test_one_process_is_the_plan_unchanged() -> None:
+    kw, eb = trainer_batch(8, 2)
+    assert kw == {"per_device_train_batch_size": 8, "gradient_accumulation_steps": 2}
+    assert (eb.processes, eb.micro_batch, eb.sharding) == (1, 8, "single")
+
+
+def test_several_processes_split_each_loader_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    kw, eb = trainer_batch(8, 1)
+    assert kw["accelerator_config"] == {"split_batches": True} and kw["per_device_train_batch_size"] == 8
+    assert (eb.processes, eb.micro_batch, eb.accumulation, eb.sharding) == (4, 2, 1, "ddp")
+
+
+def test_a_batch_the_processes_cannot_share_is_a_diagnostic() -> None:
+    with pytest.raises(RunError) as err:
+        effective_batch(8, 1, 3)
+    assert err.value.code == "UL720" and "8 examples" in str(err.value.message) and "3 processes" in err.value.message
+
+
+def test_memory_estimate_counts_weights_gradients_and_adam() -> None:
+    n = 1_000_000
+    assert training_bytes(n, "fp32", "full") == n * (4 + 4 + 8)
+    assert training_bytes(n, "bf16", "full") == n * (2 + 2 + 8 + 4)  # fp32 master copy in mixed precision
+    assert training_bytes(n, "bf16", "lora", trainable=1000) == n * 2 + 1000 * (2 + 8 + 4)
+
+
+def test_fsdp_is_chosen_only_when_a_replica_does_not_fit() -> None:
+    eight_b = 8_000_000_000
+    # issue #179 of open-unlearning: an 8B model, full fine-tuning, 40 GB devices
+    big = choose_sharding(eight_b, "bf16", "full", 4, 40 * GIB)
+    assert big.strategy == "fsdp" and "sharded across 4 processes" in big.reason
+    assert big.bytes_per_device_ddp == training_bytes(eight_b, "bf16", "full") > 40 * GIB
+    # LoRA on the same model trains 1%: the frozen bf16 weights (16 GB) fit one 40 GB device
+    assert choose_sharding(eight_b, "bf16", "lora", 4, 40 * GIB).strategy == "ddp"
+    assert choose_sharding(eight_b, "bf16", "lora", 4, 20 * GIB).strategy == "fsdp"
+    assert choose_sharding(1_000_000, "fp32", "full", 2, 8 * GIB).strategy == "ddp"
+    assert choose_sharding(eight_b, "bf16", "full", 1, 40 * GIB).strategy == "single"
+    assert choose_sharding(1_000_000, "fp32", "full", 2, 8 * GIB, override="fsdp").strategy == "fsdp"
+    assert choose_sharding(eight_b, "bf16", "full", 2, None).strategy == "ddp"  # unknown memory: no guess
+
+
+def test_fsdp_arguments_wrap_each_transformer_block() -> None:
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=50, n_positions=16))
+    args = fsdp_arguments(model, "lora")
+    assert args["fsdp"] == "full_shard auto_wrap"
+    assert args["fsdp_config"]["transformer_layer_cls_to_wrap"] == ["GPT2Block"]
+    assert args["fsdp_config"]["use_orig_params"] is True  # LoRA: frozen and trained weights in one unit
+
+
+def test_fsdp_on_a_cpu_launch_falls_back_to_ddp_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    """accelerate ignores an FSDP plugin on a CPU launch (it sets FSDP only for accelerator launches),
+    so a CPU run that would need FSDP asks for DDP and records why, instead of claiming FSDP."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    if torch.cuda.is_available():
+        pytest.skip("the CPU fallback is for machines without CUDA")
+    model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=50, n_positions=16))
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("UNLEARNSPEC_SHARDING", "fsdp")
+    kw, eb = trainer_batch(4, 1, model=model)
+    assert "fsdp" not in kw and eb.sharding == "ddp"
+    assert "UNLEARNSPEC_SHARDING=fsdp" in eb.sharding_reason and "MULTI_CPU" in eb.sharding_reason
+
+
+def test_fsdp_that_still_does_not_fit_says_so() -> None:
+    # 70B parameters, full bf16 fine-tuning: ~1 TiB of state; 8 devices of 139 GiB (an H200 node)
+    choice = choose_sharding(70_000_000_000, "bf16", "full", 8, 139 * GIB)
+    assert choice.strategy == "fsdp" and "still exceeds the device" in choice.reason
+    assert "still exceeds" not in choose_sharding(8_000_000_000, "bf16", "full", 8, 139 * GIB).reason

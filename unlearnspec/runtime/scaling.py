@@ -1,0 +1,193 @@
+"""How a training stage spreads over the processes of a launch: the effective batch and the sharding.
+
+Why (issue 16): a plan must give the same verdict on one process and on eight. The plan fixes the
+*global* batch of an optimizer step (``batch_size × gradient_accumulation_steps`` examples, drawn in
+the Trainer's seeded order); how that batch is split is decided here, at run time, from the process
+count. The data loader draws one loader batch of ``loader_batch`` examples in the one-process order
+and accelerate splits it across the ``processes`` ranks (``split_batches=True``, so every rank sees
+``micro_batch`` consecutive examples of it); ``accumulation`` loader batches make an optimizer step.
+So every optimizer step averages the gradient of the same examples whatever the process count — only
+float rounding (and the per-rank mean of token losses) differs.
+
+And which data-parallel scheme: DDP keeps a full copy of the weights, gradients and AdamW state on
+every device; when that does not fit the device memory seen at run time, FSDP (through accelerate,
+``FULL_SHARD``, one unit per transformer block) shards them across the processes.
+:func:`choose_sharding` decides from the parameter count, the training precision, the adapter (LoRA
+trains a small fraction: only its weights carry gradients and optimizer state) and the memory.
+``UNLEARNSPEC_SHARDING=ddp|fsdp`` overrides the choice.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from unlearnspec.report.model import EffectiveBatch
+from unlearnspec.runtime.rundir import RunError
+
+E_BATCH_PROCESSES = "UL720"
+
+Sharding = Literal["single", "ddp", "fsdp"]
+
+# Bytes per trained parameter besides its weight: the gradient (in the training precision) and AdamW's
+# two fp32 moments; mixed precision keeps an fp32 master copy too.
+_ADAM_STATE_BYTES = 8
+_HEADROOM = 0.7  # the share of device memory the weights and optimizer may take; activations need the rest
+
+
+def effective_batch(batch_size: int, accumulation: int, processes: int) -> EffectiveBatch:
+    """How the plan's global batch (``batch_size × accumulation``) runs on ``processes`` processes.
+
+    Keeps the plan's accumulation when its ``batch_size`` splits evenly; otherwise takes the smallest
+    accumulation whose loader batch splits evenly (the same examples per optimizer step, in the same
+    order). A global batch that the process count does not divide is refused (UL720)."""
+    if batch_size < 1 or accumulation < 1 or processes < 1:
+        raise ValueError("batch size, accumulation and process count must be positive")
+    total = batch_size * accumulation
+    if total % processes:
+        raise RunError(E_BATCH_PROCESSES,
+                       f"the plan's global batch of {total} examples cannot be split evenly across {processes} "
+                       "processes",
+                       help=[f"launch a number of processes that divides {total}",
+                             "or plan a batch size that the process count divides (`batch` in the method's "
+                             "block), so every process count gives the same optimizer steps"])
+    choices = [accumulation] + [a for a in range(1, total + 1) if total % a == 0]
+    acc = next(a for a in choices if total % a == 0 and (total // a) % processes == 0)
+    loader = total // acc
+    return EffectiveBatch(global_batch=total, processes=processes, micro_batch=loader // processes,
+                          accumulation=acc, loader_batch=loader)
+
+
+def world_size() -> int:
+    """The process count of the current launch (``WORLD_SIZE``; 1 without a launch)."""
+    return int(os.environ.get("WORLD_SIZE", "1") or "1")
+
+
+# -- sharding -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ShardingChoice:
+    """DDP or FSDP for a training stage, and why."""
+
+    strategy: Sharding
+    reason: str
+    bytes_per_device_ddp: int  # estimated weights + gradients + optimizer state of one full replica
+    device_memory: int | None  # bytes available per device, as seen at run time (None: unknown)
+
+
+def training_bytes(n_params: int, precision: str, adapter: str, trainable: int | None = None) -> int:
+    """Estimated bytes of weights, gradients and AdamW state for full fine-tuning or LoRA.
+
+    Weights: 2 bytes a parameter in bf16/fp16, 4 in fp32. Each *trained* parameter also has a gradient
+    (same width), two fp32 Adam moments (8 bytes) and, in mixed precision, an fp32 master copy (4). LoRA
+    trains ``trainable`` parameters (default: 1% of the model, a rank-16 adapter on the attention and
+    MLP projections of a 7B model is about 0.6%)."""
+    width = 2 if precision in ("bf16", "fp16") else 4
+    trained = n_params if adapter == "full" else (trainable if trainable is not None else n_params // 100)
+    master = 4 if width == 2 else 0
+    return n_params * width + trained * (width + _ADAM_STATE_BYTES + master)
+
+
+def device_memory() -> int | None:
+    """Free bytes on this process's accelerator, or the machine's physical memory on CPU."""
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            free, _total = torch.cuda.mem_get_info()
+            return int(free)
+    except (ImportError, RuntimeError):
+        pass
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def choose_sharding(n_params: int, precision: str, adapter: str, processes: int, memory: int | None, *,
+                    trainable: int | None = None, override: str | None = None) -> ShardingChoice:
+    """DDP while a full replica fits ``_HEADROOM`` of the device memory, FSDP when it does not (or when
+    ``override`` — ``UNLEARNSPEC_SHARDING`` — says so). One process never shards."""
+    need = training_bytes(n_params, precision, adapter, trainable)
+    gib = 1024 ** 3
+    if processes <= 1:
+        return ShardingChoice("single", "one process", need, memory)
+    if override in ("ddp", "fsdp"):
+        return ShardingChoice(override, f"UNLEARNSPEC_SHARDING={override}", need, memory)  # type: ignore[arg-type]
+    if memory is None or need <= _HEADROOM * memory:
+        have = "unknown device memory" if memory is None else f"{memory / gib:.1f} GiB per device"
+        return ShardingChoice("ddp", f"a full replica ({need / gib:.2f} GiB of weights, gradients and optimizer "
+                                     f"state) fits {have}", need, memory)
+    reason = (f"a full replica needs {need / gib:.2f} GiB, more than {_HEADROOM:.0%} of {memory / gib:.1f} GiB per "
+              f"device: weights, gradients and optimizer state are sharded across {processes} processes (about "
+              f"{need / processes / gib:.2f} GiB each)")
+    if need / processes > _HEADROOM * memory:
+        reason += "; that still exceeds the device: launch more processes, or train a LoRA adapter"
+    return ShardingChoice("fsdp", reason, need, memory)
+
+
+FSDP_ON_CPU = ("accelerate enables FSDP only for accelerator launches (MULTI_GPU, MULTI_XPU, ...), "
+               "never for MULTI_CPU")
+
+
+def fsdp_available() -> bool:
+    """Whether accelerate will shard with FSDP here: only on an accelerator (CUDA here).
+
+    accelerate 1.x sets its FSDP distributed type only when the launch is ``MULTI_GPU`` (or another
+    accelerator type), in ``AcceleratorState.__init__``; on a CPU launch (``MULTI_CPU``, gloo) an FSDP
+    plugin is silently ignored and the model trains with DDP. So this runtime asks for FSDP on CUDA
+    only and says so in the effective batch otherwise."""
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except ImportError:
+        return False
+
+
+def block_classes(model: Any) -> list[str]:
+    """The transformer block classes FSDP wraps one by one (``_no_split_modules`` of a HF model)."""
+    names = getattr(model, "_no_split_modules", None) or []
+    return [str(n) for n in names]
+
+
+def fsdp_arguments(model: Any, adapter: str) -> dict[str, Any]:
+    """``TrainingArguments`` keywords for FSDP through accelerate: full sharding, one unit per block.
+
+    ``use_orig_params`` keeps LoRA's mix of frozen and trained parameters in one unit workable; the
+    state dict is gathered whole for saving, so the unlearned model is written as one safetensors file
+    as with DDP."""
+    config: dict[str, Any] = {"use_orig_params": True, "state_dict_type": "FULL_STATE_DICT",
+                              "sync_module_states": True, "cpu_ram_efficient_loading": False}
+    blocks = block_classes(model)
+    if blocks:
+        config["transformer_layer_cls_to_wrap"] = blocks
+    return {"fsdp": "full_shard auto_wrap", "fsdp_config": config}
+
+
+def trainer_batch(batch_size: int, accumulation: int, *, model: Any = None, precision: str = "fp32",
+                  adapter: str = "full") -> tuple[dict[str, Any], EffectiveBatch]:
+    """``TrainingArguments`` keywords for the plan's batch on this launch, and the effective batch.
+
+    One process: the plan's numbers as they are. Several: accelerate splits each loader batch across
+    the processes (``split_batches``), and, given the model, DDP or FSDP is chosen by :func:`choose_sharding`."""
+    processes = world_size()
+    eb = effective_batch(batch_size, accumulation, processes)
+    kw: dict[str, Any] = {"per_device_train_batch_size": eb.loader_batch,
+                          "gradient_accumulation_steps": eb.accumulation}
+    if processes > 1:
+        kw["accelerator_config"] = {"split_batches": True}
+        strategy, reason = "ddp", "several processes"
+        if model is not None:
+            n_params = sum(int(p.numel()) for p in model.parameters())
+            choice = choose_sharding(n_params, precision, adapter, processes, device_memory(),
+                                     override=os.environ.get("UNLEARNSPEC_SHARDING"))
+            strategy, reason = choice.strategy, choice.reason
+            if strategy == "fsdp" and not fsdp_available():
+                strategy, reason = "ddp", f"{reason}; but FSDP needs an accelerator ({FSDP_ON_CPU}): ran DDP"
+            if strategy == "fsdp":
+                kw.update(fsdp_arguments(model, adapter))
+        eb = eb.model_copy(update={"sharding": strategy, "sharding_reason": reason})
+    return kw, eb
