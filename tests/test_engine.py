@@ -172,7 +172,7 @@ def test_run_dir_is_never_overwritten(small: Path, tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_same_plan_twice_same_numbers(small: Path, small_run: Path) -> None:
     done = cli("run", "plan.json", "--out", "run-b", "--quiet", cwd=small)
-    assert done.returncode in (0, 1), done.stderr
+    assert done.returncode in (0, 1, 3), done.stderr
     assert check_values(small / "run-b") == check_values(small_run)
 
 
@@ -193,7 +193,7 @@ def test_killed_run_resumes_to_the_same_numbers(small: Path, small_run: Path) ->
     assert state["stages"]["small/unlearn"]["status"] == "running"
     assert not (out / "report.json").exists()
     done = cli("run", "--resume", str(out), "--quiet", cwd=small)
-    assert done.returncode in (0, 1), done.stderr
+    assert done.returncode in (0, 1, 3), done.stderr
     state = json.loads((out / "run.json").read_text())
     assert state["resumed"] == 1 and state["finished_at"]
     assert_close(check_values(out), check_values(small_run))
