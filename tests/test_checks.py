@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 from unlearnspec.plan import EvaluateStage, MetricCheck, QuantizeAttack, RelearnAttack, Threshold
 from unlearnspec.runtime.checks import MIN_FORGOTTEN, DataBundle, EvalContext, Evaluator, compute
@@ -78,6 +79,21 @@ def test_utility_drop_is_relative_to_the_original_and_keeps_its_components(tmp_p
     components = drop.extra["components"]
     assert isinstance(components, dict) and set(components) == {"original", "unlearned", "reference"}
     assert {"rouge_recall", "probability", "verbatim_rouge"} <= set(components["original"])  # type: ignore[arg-type]
+
+
+def test_utility_drop_has_a_bootstrap_interval_over_records(tmp_path: Path) -> None:
+    damaged = copy.deepcopy(tiny_lm("original"))  # the original with noise in its weights: less utility
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in damaged.parameters():
+            p.add_(torch.randn(p.shape, generator=gen) * 0.5 * p.std())
+    ev = evaluator(damaged, tmp_path)
+    drop = ev.check(check("retain_utility_drop", "retain", value=50.0))
+    value = drop.values.unlearned
+    assert value is not None and value > 0
+    low, high = drop.interval["unlearned"]
+    assert low <= value <= high and low < high  # records resampled: not a point
+    assert drop.n["unlearned"] == len(ev.ctx.data.retain)
 
 
 def test_recovery_is_not_evaluated_when_nothing_was_forgotten(tmp_path: Path) -> None:

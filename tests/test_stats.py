@@ -33,7 +33,7 @@ from unlearnspec.report.model import EXIT_CODES, EXIT_INCOMPLETE, CheckResult, D
 from unlearnspec.report.verdict import build_objective_report, claim_verdict
 from unlearnspec.runtime import checks as checks_mod
 from unlearnspec.runtime.checks import DataBundle, EvalContext, Evaluator, muse_privleak
-from unlearnspec.runtime.evaluation import intervals, mia
+from unlearnspec.runtime.evaluation import intervals, metrics, mia
 
 # --- intervals against scipy and closed forms --------------------------------------------------------
 
@@ -228,3 +228,37 @@ def test_vectorised_ks_equals_scipy_on_tied_data() -> None:
         ref = stats.ks_2samp(a[i], b[i], method="asymp")
         assert intervals.ks_statistic(a, b)[i] == pytest.approx(ref.statistic)
         assert intervals.ks_asymp_pvalue(a, b)[i] == pytest.approx(ref.pvalue)
+
+
+def test_utility_of_rows_is_the_harmonic_mean_of_component_means() -> None:
+    gen = np.random.default_rng(3)
+    rows = gen.uniform(0.05, 1.0, size=(4, 30))
+    rows[0, ::3] = np.nan  # components are measured on different records
+    rows[2, 1::2] = np.nan
+    expected = stats.hmean([float(np.mean(r[np.isfinite(r)])) for r in rows])
+    assert metrics.utility_of_rows(rows) == pytest.approx(expected, rel=1e-12)
+    rows[1, :] = 0.0  # a zero component makes the harmonic mean zero (TOFU)
+    assert metrics.utility_of_rows(rows) == 0.0
+
+
+def test_utility_drop_interval_is_a_paired_bootstrap_over_records_like_scipy() -> None:
+    gen = np.random.default_rng(5)
+    base = gen.uniform(0.4, 1.0, size=(3, 40))
+    base[2, :20] = np.nan
+    after = np.clip(base - gen.uniform(0.0, 0.3, size=base.shape), 0.01, None)
+
+    def drop(*rows: np.ndarray, axis: int = -1) -> np.ndarray:
+        u0 = metrics.utility_of_rows(np.stack(rows[:3], axis=-2))
+        u1 = metrics.utility_of_rows(np.stack(rows[3:], axis=-2))
+        return np.maximum(100.0 * (u0 - u1) / u0, 0.0)
+
+    e = intervals.paired_estimate([*base, *after], drop, confidence=0.95, rng=np.random.default_rng(11),
+                                  keep_missing=True)
+    ref = stats.bootstrap((*base, *after), drop, n_resamples=intervals.N_RESAMPLES, method="percentile",
+                          paired=True, vectorized=True, random_state=np.random.default_rng(11))
+    point = 100.0 * (1 - stats.hmean([np.nanmean(r) for r in after]) / stats.hmean([np.nanmean(r) for r in base]))
+    assert e is not None and e.n == 40
+    assert e.value == pytest.approx(point, rel=1e-9)
+    assert e.low == pytest.approx(min(ref.confidence_interval.low, point), rel=1e-9)
+    assert e.high == pytest.approx(max(ref.confidence_interval.high, point), rel=1e-9)
+    assert e.low < e.value < e.high

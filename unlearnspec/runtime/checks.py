@@ -21,6 +21,8 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
+
 from unlearnspec.catalog import METRICS
 from unlearnspec.plan import (
     MetricCheck,
@@ -29,7 +31,7 @@ from unlearnspec.plan import (
 from unlearnspec.report.model import CheckResult
 from unlearnspec.runtime.attack_checks import AttackChecks
 from unlearnspec.runtime.check_base import EvaluatorBase
-from unlearnspec.runtime.evaluation import metrics
+from unlearnspec.runtime.evaluation import intervals, metrics
 from unlearnspec.runtime.measure import (
     ITEM_TYPES,
     MIN_FORGOTTEN,
@@ -67,11 +69,35 @@ class Evaluator(MembershipChecks, AttackChecks):
             values[who] = max(metrics.utility_drop(base, u), 0.0)
         comps = {who: self.m[who].utility(ds).components for who in self.m if who != "served"}
         n = len(self.ctx.data.get(ds))
-        return self._result(check, values, est={who: _point_est(v, n) for who, v in values.items() if v is not None},
+        est = {who: _point_est(v, n) for who, v in values.items() if v is not None}
+        if self.ctx.intervals:  # records resampled together for both models: a paired bootstrap of the drop
+            base_rows = self.m["original"].utility(ds).per_record
+            names = sorted(base_rows)
+            k = len(names)
+
+            def drop(*rows: Any, axis: int = -1) -> Any:
+                u0 = metrics.utility_of_rows(np.stack(rows[:k], axis=-2))
+                u1 = metrics.utility_of_rows(np.stack(rows[k:], axis=-2))
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    return np.maximum(100.0 * (u0 - u1) / u0, 0.0)
+
+            for who in values:
+                if who == "original" or values[who] is None:
+                    continue
+                rows = self.m[who].utility(ds).per_record
+                if sorted(rows) != names:
+                    continue
+                e = intervals.paired_estimate([*(base_rows[c] for c in names), *(rows[c] for c in names)], drop,
+                                              confidence=self.ctx.confidence, rng=self.rng(check, who),
+                                              keep_missing=True)
+                if e is not None:
+                    est[who] = e
+        return self._result(check, values, est=est,
                             extra={"utility": util, "components": comps,
                                    "unit": "percent drop from the original model",
-                                   "interval": "none: utility is a harmonic mean of components measured on "
-                                               "different items, so the point value decides"})
+                                   "interval": "paired bootstrap over records (both models on the same resampled "
+                                               "records); each component is the mean over the records it is "
+                                               "measured on, the utility their harmonic mean (TOFU)"})
 
     def mcq_accuracy(self, check: MetricCheck) -> CheckResult:
         if not self.ctx.data.get(check.dataset):

@@ -186,14 +186,18 @@ def gap_of_aucs_estimate(members_a: NDArray[Any], nonmembers_a: NDArray[Any], me
     return Estimate(value, lo, hi, int(ma.size), int(na.size), confidence)
 
 
-def paired_estimate(arrays: Sequence[Sequence[float | None]], statistic: Callable[..., Any], *,
-                    confidence: float = DEFAULT_CONFIDENCE, rng: np.random.Generator) -> Estimate | None:
+def paired_estimate(arrays: Sequence[Sequence[float | None] | NDArray[Any]], statistic: Callable[..., Any], *,
+                    confidence: float = DEFAULT_CONFIDENCE, rng: np.random.Generator,
+                    keep_missing: bool = False) -> Estimate | None:
     """A statistic of several models' values on the same items (e.g. the share of forgotten
     knowledge a relearning attack restores, from original, unlearned and attacked ROUGE), items
-    resampled together. ``statistic(*arrays, axis=-1)`` must be vectorised."""
+    resampled together. ``statistic(*arrays, axis=-1)`` must be vectorised. Items with a missing
+    value in any array are dropped, unless ``keep_missing`` (the statistic then handles NaN itself,
+    e.g. a NaN-mean per component of a utility whose components are measured on different items)."""
     data = [np.asarray([np.nan if v is None else v for v in a], dtype=np.float64) for a in arrays]
-    ok = np.all([np.isfinite(d) for d in data], axis=0)
-    data = [d[ok] for d in data]
+    if not keep_missing:
+        ok = np.all([np.isfinite(d) for d in data], axis=0)
+        data = [d[ok] for d in data]
     if data[0].size == 0:
         return None
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import re
 import string
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -324,6 +325,9 @@ class UtilityResult:
     components: dict[str, float]
     n_qa: int
     n_text: int
+    # Each component per record (NaN where the record does not contribute): the component is the
+    # NaN-mean of its row, so the utility can be bootstrapped over records.
+    per_record: dict[str, NDArray[np.float64]] = field(default_factory=dict)
 
 
 def harmonic_mean(values: Sequence[float]) -> float:
@@ -347,23 +351,43 @@ def utility(model: Any, tokenizer: PreTrainedTokenizerBase, records: Sequence[Re
     records add their accuracy (:mod:`unlearnspec.runtime.evaluation.mcq`), so general multiple-choice
     knowledge is part of what must stay."""
     st = answer_statistics(model, tokenizer, records, batch_size=batch_size)
-    comps: dict[str, float] = {}
+    rows: dict[str, NDArray[np.float64]] = {}
+    n = len(records)
     n_qa = sum(r.is_qa for r in records)
     n_text = sum(bool(r.text) for r in records)
+
+    def scatter(index: Sequence[int], values: Sequence[float] | NDArray[Any]) -> NDArray[np.float64]:
+        row = np.full(n, np.nan)
+        row[np.asarray(index, dtype=np.int64)] = np.asarray(values, dtype=np.float64)
+        return row
+
     if n_qa:
-        comps["rouge_recall"] = knowledge_qa(model, tokenizer, records, batch_size=batch_size,
-                                             max_new_tokens=max_new_tokens).mean_recall
-        comps["probability"] = _nanmean(st.answer_probability)
-        tr = _finite(st.truth_ratio)
-        if tr.size:
-            comps["truth_ratio"] = float(np.mean(np.maximum(0.0, 1.0 - tr)))
+        qa = knowledge_qa(model, tokenizer, records, batch_size=batch_size, max_new_tokens=max_new_tokens)
+        rows["rouge_recall"] = scatter(qa.item_ids, qa.recall)
+        rows["probability"] = np.asarray(st.answer_probability, dtype=np.float64)
+        tr = np.asarray(st.truth_ratio, dtype=np.float64)
+        if np.isfinite(tr).any():
+            rows["truth_ratio"] = np.where(np.isfinite(tr), np.maximum(0.0, 1.0 - tr), np.nan)
     if any(r.is_mcq for r in records):  # multiple-choice items: the harness's accuracy is one more component
-        comps["mcq_accuracy"] = mcq_accuracy(model, tokenizer, records, batch_size=batch_size).mean_acc
+        mc = mcq_accuracy(model, tokenizer, records, batch_size=batch_size)
+        rows["mcq_accuracy"] = scatter(mc.index, mc.acc)
     if n_text:
-        comps["text_probability"] = _nanmean(np.exp(-st.text_loss))
-        comps["verbatim_rouge"] = verbatim_memorisation(model, tokenizer, records, batch_size=batch_size,
-                                                        max_new_tokens=max_new_tokens).mean
-    return UtilityResult(value=harmonic_mean(list(comps.values())), components=comps, n_qa=n_qa, n_text=n_text)
+        rows["text_probability"] = np.exp(-np.asarray(st.text_loss, dtype=np.float64))
+        vm = verbatim_memorisation(model, tokenizer, records, batch_size=batch_size, max_new_tokens=max_new_tokens)
+        rows["verbatim_rouge"] = scatter(vm.item_ids, vm.scores)
+    comps = {k: _nanmean(v) for k, v in rows.items()}
+    return UtilityResult(value=harmonic_mean(list(comps.values())), components=comps, n_qa=n_qa, n_text=n_text,
+                         per_record=rows)
+
+
+def utility_of_rows(rows: NDArray[np.float64]) -> NDArray[np.float64]:
+    """The utility (harmonic mean of the components' NaN-means) of ``rows`` shaped (..., components,
+    records), vectorised over leading axes for the bootstrap; equal to :func:`utility`'s value."""
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices: a component no resample has
+        comps = np.nanmean(rows, axis=-1)
+        hm = comps.shape[-1] / np.sum(1.0 / comps, axis=-1)
+    return np.where(np.any(comps <= 0, axis=-1), 0.0, hm)
 
 
 def utility_drop(original: float, unlearned: float) -> float:
