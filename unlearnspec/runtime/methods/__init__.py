@@ -24,11 +24,11 @@ from typing import Any
 import torch
 
 from unlearnspec import catalog
-from unlearnspec.builtin.recipe import RECIPES
+from unlearnspec.builtin.recipe import RECIPES, recipe_hash
 from unlearnspec.plan import UnlearnStage
 from unlearnspec.records import Record
 from unlearnspec.runtime import builtin_model
-from unlearnspec.runtime.loading import BUILTIN_SOURCE, E_RETRAIN_UNKNOWN, LoadError, load_model, use_bf16
+from unlearnspec.runtime.loading import E_RETRAIN_UNKNOWN, LoadError, load_model, use_bf16
 from unlearnspec.runtime.methods.base import (
     EpochCallback,
     GradAscentTrainer,
@@ -186,24 +186,27 @@ def _run_filter(stage: UnlearnStage, model: Any, forget: Sequence[Record], retai
 
 
 def _builtin_recipe(model: Any, model_source: str | None) -> dict[str, Any] | None:
-    """The recipe ``model`` was built from, if it is a built-in: as told, as stamped by ``load_model``,
-    or by its cache path (whose folder is named by the recipe hash)."""
+    """The recipe ``model`` was built from, if it is a built-in: by name (as told, or as stamped by
+    ``load_model``), or by its folder in the built-in cache, whose manifest holds the recipe it was
+    trained from (checked against the folder's name, the recipe hash)."""
     source = model_source or getattr(model, "unlearnspec_source", None)
-    if source is not None:
-        return RECIPES.get(source)
-    name = str(getattr(model, "name_or_path", "") or "")
-    if not name:
-        return None
+    if source in RECIPES:
+        return RECIPES[source]
     root = (builtin_model.cache_root() / "builtin").resolve()
-    path = Path(name).resolve()
-    if root not in path.parents:
-        return None
-    manifest = path / builtin_model.MANIFEST
-    try:
-        recipe_name = json.loads(manifest.read_text(encoding="utf-8")).get("model")
-    except (OSError, ValueError):
-        recipe_name = None
-    return RECIPES.get(recipe_name or BUILTIN_SOURCE)
+    for candidate in ([source] if source else [getattr(model, "name_or_path", None)]):
+        if not candidate:
+            continue
+        path = Path(str(candidate)).expanduser().resolve()
+        if path.parent != root:
+            continue
+        try:
+            manifest = json.loads((path / builtin_model.MANIFEST).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        recipe = manifest.get("recipe") if isinstance(manifest, dict) else None
+        if isinstance(recipe, dict) and recipe_hash(recipe) == path.name:
+            return recipe
+    return None
 
 
 def _run_retrain(model: Any, forget: Sequence[Record], model_source: str | None) -> UnlearnResult:
