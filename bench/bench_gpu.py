@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import functools
 import json
 import os
 import re
@@ -157,6 +158,8 @@ class _StageTokens:
         for cls in (transformers.LlamaForCausalLM, transformers.GPT2LMHeadModel):
             original = cls.forward
 
+            # functools.wraps keeps the signature visible: the Trainer keeps only the columns forward takes
+            @functools.wraps(original)
             def forward(model: Any, *a: Any, _original: Any = original, **kw: Any) -> Any:
                 ids = kw.get("input_ids", a[0] if a else None)
                 if ids is not None:
