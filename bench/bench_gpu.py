@@ -208,6 +208,15 @@ def per_example_eval(model_dir: Path, n: int) -> tuple[float, float]:
     return out[0], out[1]
 
 
+def _print_build(build: dict[str, Any], meter: Any, build_wall: float, tokens: float, mean_len: float,
+                 achieved: float, peak: float | None, cuda: bool) -> None:
+    print(f"\n[build] {build_wall:.0f} s in all, {meter.wall:.0f} s training: {meter.steps} steps, "
+          f"{meter.examples} examples x {meter.epochs:g} epochs = {tokens:.3g} tokens (mean length {mean_len:.0f})")
+    print(f"[build] {build['tokens_per_s']:.4g} tokens/s, {achieved / 1e12:.3g} TFLOP/s achieved"
+          + (f", MFU {100 * achieved / peak:.1f}%" if peak else ", MFU: peak unknown")
+          + (f", peak memory {_gib(build['peak_memory_bytes'])}" if cuda else ""))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dry-run", action="store_true", help="CPU, shrunk recipe: check the script, not the GPU")
@@ -258,11 +267,10 @@ def main() -> int:
              "peak_memory_bytes": torch.cuda.max_memory_allocated() if cuda else None,
              "matmul_parameters": n_mm}
     summary["build"] = build
-    print(f"\n[build] {build_wall:.0f} s in all, {meter.wall:.0f} s training: {meter.steps} steps, "
-          f"{meter.examples} examples x {meter.epochs:g} epochs = {tokens:.3g} tokens (mean length {mean_len:.0f})")
-    print(f"[build] {build['tokens_per_s']:.4g} tokens/s, {achieved / 1e12:.1f} TFLOP/s achieved"
-          + (f", MFU {100 * achieved / peak:.1f}%" if peak else ", MFU: peak unknown")
-          + (f", peak memory {_gib(build['peak_memory_bytes'])}" if cuda else ""))
+    if not meter.wall:
+        print(f"\n[build] found in the cache ({model_dir}): not measured; set UNLEARNSPEC_CACHE to a fresh folder")
+    else:
+        _print_build(build, meter, build_wall, tokens, mean_len, achieved, peak, cuda)
 
     # -- 2. the example spec, end to end, in bf16 -------------------------------------------------------
     if not args.skip_spec:
@@ -279,6 +287,10 @@ def main() -> int:
         if cuda:
             torch.cuda.reset_peak_memory_stats()
         run_dir = work / "run"
+        n = 1
+        while run_dir.exists():  # runs never overwrite: a rerun with the same --out gets the next folder
+            n += 1
+            run_dir = work / f"run-{n}"
         t0 = time.perf_counter()
         code = cli_main(["run", str(spec), "--out", str(run_dir), "--quiet"])
         stages.enter("done")
@@ -305,7 +317,8 @@ def main() -> int:
           f"{batched / single:.1f}x")
     (work / "gpu-bench.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(f"\nsummary: {work / 'gpu-bench.json'}")
-    return 0
+    spec_exit = summary.get("spec", {}).get("exit", 0)
+    return 0 if spec_exit in (0, 1) else 1  # 1 from the run is a failed claim, a result; anything else is not
 
 
 if __name__ == "__main__":

@@ -285,3 +285,21 @@ def test_every_method_runs_on_the_chat_builtin(method: str, tmp_path_factory: py
         changed = [k for k, v in before.items() if k in after and not torch.equal(v, after[k])]
         assert changed, f"{method} changed no weight"
         assert result.steps_done == 3
+
+
+@pytest.mark.slow
+def test_example_privacy_spec_runs_end_to_end_on_the_chat_builtin(tmp_path: Path) -> None:
+    """specs/erase-jane-doe.unlearn with `model "builtin:tiny-bios-chat"`: build (or cache), exact-retraining
+    reference, NPO, evaluation, relearning attack, verdicts. bench/README.md records its wall time."""
+    text = re.sub(r'(?m)^(\s*)model\s+"[^"]*"', rf'\1model   "{CHAT}"', SPEC.read_text(encoding="utf-8"), count=1)
+    spec = tmp_path / "erase-jane-doe-chat.unlearn"
+    spec.write_text(text, encoding="utf-8")
+    (tmp_path / "data").symlink_to(SPEC.parent / "data")
+    done = subprocess.run([sys.executable, "-m", "unlearnspec", "run", str(spec), "--out", str(tmp_path / "run"),
+                           "--quiet"], capture_output=True, text=True)
+    assert done.returncode in (0, 1), done.stderr[-2000:]  # verdicts reached (1: a claim failed), not an error
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    obj = report["objectives"][0]
+    assert {c["claim"] for c in obj["claims"]} >= {"removed", "not_generated", "robust_to_finetuning"}
+    assert all(c["verdict"] in ("pass", "fail", "not_evaluated") for c in obj["claims"])
+    assert any(c["values"].get("unlearned") is not None for c in obj["checks"])
