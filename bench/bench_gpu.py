@@ -318,7 +318,7 @@ def main() -> int:
     (work / "gpu-bench.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(f"\nsummary: {work / 'gpu-bench.json'}")
     spec_exit = summary.get("spec", {}).get("exit", 0)
-    return 0 if spec_exit in (0, 1) else 1  # 1 from the run is a failed claim, a result; anything else is not
+    return 0 if spec_exit in (0, 1, 3) else 1  # 1 (a claim failed) and 3 (incomplete evidence) are results
 
 
 if __name__ == "__main__":

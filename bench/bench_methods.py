@@ -36,7 +36,7 @@ SUPPRESSION = {"refusal", "filter"}
 SHOWN = [("verbatim_rouge@forget", "verbatim"), ("membership_auc@forget", "MIA AUC"),
          ("forget_quality@forget", "forget q."), ("relearn_recovery@relearn", "relearn"),
          ("retain_utility_drop@retain", "retain drop %"), ("neighbor_utility_drop@neighbors", "neighb. drop %")]
-SHORT = {"pass": "pass", "fail": "FAIL", "not_evaluated": "n/e", "cannot_be_met": "CBM"}
+SHORT = {"pass": "pass", "fail": "FAIL", "not_evaluated": "n/e", "cannot_be_met": "CBM", "inconclusive": "inc."}
 
 
 def run_one(method: str, work: Path, model: str = "builtin:tiny-bios") -> dict[str, object]:
@@ -106,8 +106,8 @@ def main() -> int:
                              *[fmt(checks.get(cid), "reference") for cid, _ in SHOWN], ""]
     if reference_row is not None:
         print(" | ".join(reference_row))
-    print("\nn/e: not evaluated (the report says why); CBM: cannot be met (a compiler error, run with "
-          "--allow-infeasible). Each value is the one its check decides on: the unlearned model, the served system "
+    print("\nn/e: not evaluated (the report says why); inc.: inconclusive (the interval straddles the bound); "
+          "CBM: cannot be met (a compiler error, run with --allow-infeasible). Each value is the one its check decides on: the unlearned model, the served system "
           "(model + output filter) for `filter`, the attacked model for relearn; the last row is the retrained model.")
     return 0
 
