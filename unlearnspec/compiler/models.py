@@ -198,7 +198,7 @@ def local_parameters(folder: Path) -> int | None:
 def model_layers(obj: Objective, model: ModelRef, base: Path) -> int | None:
     """Decoder layers of the model when the plan can know them (RMU steers the middle one)."""
     if model.kind == "builtin":
-        m = RECIPES[model.source]["model"]
+        m = RECIPES.get(model.source, RECIPE)["model"]
         return int(m.get("n_layer", m.get("num_hidden_layers", 0)))
     if model.kind == "local" and obj.model is not None:
         return _first_int(_config(local_dir(obj.model.value, base)), "num_hidden_layers", "n_layer", "num_layers")
