@@ -301,5 +301,5 @@ def test_example_privacy_spec_runs_end_to_end_on_the_chat_builtin(tmp_path: Path
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     obj = report["objectives"][0]
     assert {c["claim"] for c in obj["claims"]} >= {"removed", "not_generated", "robust_to_finetuning"}
-    assert all(c["verdict"] in ("pass", "fail", "not_evaluated") for c in obj["claims"])
+    assert all(c["verdict"] in ("pass", "fail", "inconclusive", "not_evaluated") for c in obj["claims"])
     assert any(c["values"].get("unlearned") is not None for c in obj["checks"])
