@@ -2,7 +2,8 @@
 
 Why: the example spec (`specs/erase-jane-doe.unlearn`) names `npo`. A reviewer's next question is
 whether another method would have met the claims. This runs the same spec once per method — the
-`method` line swapped, nothing else — on `builtin:tiny-bios`, and prints each run's verdicts and
+`method` line swapped, nothing else — on a built-in model (``--model``, default `builtin:tiny-bios`;
+the spec's `model` line is swapped too), and prints each run's verdicts and
 the numbers that decide them, beside the retrained reference. Methods that cannot serve a claim
 (refusal and the output filter cannot remove anything) are run with ``goal suppression`` and
 ``--allow-infeasible``, so their removal claims show as "cannot be met" and their measurable checks
@@ -10,6 +11,7 @@ still show.
 
     .venv/bin/python bench/bench_methods.py                    # every method (~15 s each, warm cache)
     .venv/bin/python bench/bench_methods.py --methods npo retrain
+    .venv/bin/python bench/bench_methods.py --model builtin:tiny-bios-chat   # the Llama chat built-in
 
 Numbers are deterministic on one machine; bench/README.md records a run.
 """
@@ -25,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from unlearnspec.builtin.recipe import RECIPES
+
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = ROOT / "specs" / "erase-jane-doe.unlearn"
 METHODS = ["retrain", "grad_ascent", "grad_diff", "npo", "simnpo", "rmu", "refusal", "filter"]
@@ -35,8 +39,9 @@ SHOWN = [("verbatim_rouge@forget", "verbatim"), ("membership_auc@forget", "MIA A
 SHORT = {"pass": "pass", "fail": "FAIL", "not_evaluated": "n/e", "cannot_be_met": "CBM", "inconclusive": "inc"}
 
 
-def run_one(method: str, work: Path) -> dict[str, object]:
+def run_one(method: str, work: Path, model: str = "builtin:tiny-bios") -> dict[str, object]:
     text = re.sub(r"(?m)^(\s*)method\s+\S+", rf"\1method {method}", SPEC.read_text(encoding="utf-8"), count=1)
+    text = re.sub(r'(?m)^(\s*)model\s+"[^"]*"', rf'\1model   "{model}"', text, count=1)
     if method in SUPPRESSION:  # a suppression method with `goal removal` is an error in the spec (UL209)
         text = re.sub(r"(?m)^(\s*)goal\s+removal", r"\1goal suppression", text, count=1)
     spec = work / f"{method}.unlearn"
@@ -77,13 +82,15 @@ def fmt(check: dict[str, object] | None, who: str, deciding: bool = True) -> str
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS)
+    ap.add_argument("--model", default="builtin:tiny-bios", choices=list(RECIPES),
+                    help="the built-in model the spec runs on")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="unlearnspec-methods-") as tmp:
         work = Path(tmp)
         (work / "data").symlink_to(SPEC.parent / "data")
-        rows = [run_one(m, work) for m in args.methods]
+        rows = [run_one(m, work, args.model) for m in args.methods]
     claims = ["removed", "not_generated", "robust_to_finetuning", "side_effects_within_tolerance"]
-    print(f"{SPEC.relative_to(ROOT)} on builtin:tiny-bios, one run per method (the spec's thresholds: verbatim "
+    print(f"{SPEC.relative_to(ROOT)} on {args.model}, one run per method (the spec's thresholds: verbatim "
           "<= 0.2, MIA AUC <= 0.6, forget quality >= 0.05, relearn <= 0.5, drops <= 2%)\n")
     head = ["method", "verdict", *[c[:13] for c in claims], *[label for _, label in SHOWN], "wall s"]
     print(" | ".join(head))

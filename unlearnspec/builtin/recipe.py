@@ -16,7 +16,9 @@ import hashlib
 import json
 from typing import Any
 
-from unlearnspec.builtin.corpus import CORPUS_SEED, CORPUS_VERSION, corpus_sha256
+from unlearnspec.builtin.corpus import CORPUS_SEED, CORPUS_VERSION
+from unlearnspec.builtin.llama_recipes import BIOS_100M_RECIPE, CHAT_RECIPE
+from unlearnspec.builtin.scaled import corpus_sha256_for
 
 RECIPE: dict[str, Any] = {
     "name": "builtin:tiny-bios",
@@ -56,21 +58,36 @@ RECIPE: dict[str, Any] = {
 }
 
 
+#: Every built-in model, by the name a spec gives it (``model "builtin:..."``): the one registry the
+#: compiler (names, plan, size) and the runtime (build, cache, retrain) read.
+RECIPES: dict[str, dict[str, Any]] = {r["name"]: r for r in (RECIPE, CHAT_RECIPE, BIOS_100M_RECIPE)}
+
+
+def recipe_for(name: str) -> dict[str, Any]:
+    """The recipe of built-in model ``name``; ``KeyError`` for a name that is not built in."""
+    return RECIPES[name]
+
+
 def canonical_recipe_json(recipe: dict[str, Any] | None = None) -> str:
     return json.dumps(RECIPE if recipe is None else recipe, sort_keys=True, separators=(",", ":"),
                       ensure_ascii=False)
 
 
 def recipe_hash(recipe: dict[str, Any] | None = None) -> str:
-    """sha256 over the canonical recipe JSON and the sha256 of the generated corpus."""
+    """sha256 over the canonical recipe JSON and the sha256 of the corpus it trains on."""
     h = hashlib.sha256()
     h.update(canonical_recipe_json(recipe).encode())
     h.update(b"\0")
-    h.update(corpus_sha256().encode())
+    h.update(recipe_corpus_sha256(recipe).encode())
     return h.hexdigest()
 
 
-def recipe_with_hash() -> dict[str, Any]:
+def recipe_corpus_sha256(recipe: dict[str, Any] | None = None) -> str:
+    """sha256 of the corpus ``recipe`` trains on (the CPU corpus, or a scaled one)."""
+    return corpus_sha256_for(RECIPE if recipe is None else recipe)
+
+
+def recipe_with_hash(recipe: dict[str, Any] | None = None) -> dict[str, Any]:
     """The recipe as the plan records it: the recipe itself, the corpus sha256 and the overall hash."""
-    return {"recipe": json.loads(canonical_recipe_json()), "corpus_sha256": corpus_sha256(),
-            "recipe_hash": recipe_hash()}
+    return {"recipe": json.loads(canonical_recipe_json(recipe)), "corpus_sha256": recipe_corpus_sha256(recipe),
+            "recipe_hash": recipe_hash(recipe)}

@@ -194,9 +194,10 @@ def cmd_builtin(args: argparse.Namespace) -> int:
         refused = _no_runtime("builtin build")
         if refused is not None:
             return refused
+        from unlearnspec.builtin.recipe import recipe_for
         from unlearnspec.runtime.builtin_model import ensure_builtin
 
-        sys.stdout.write(f"{ensure_builtin()}\n")
+        sys.stdout.write(f"{ensure_builtin(recipe=recipe_for(args.model))}\n")
         return EXIT_OK
     return EXIT_USAGE
 
@@ -224,5 +225,8 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
     bsub = sp.add_subparsers(dest="builtin_cmd", required=True, parser_class=Parser)
     b = bsub.add_parser("export", help="write the corpus splits as JSONL files")
     b.add_argument("dir")
-    bsub.add_parser("build", help="build (or find in the cache) the builtin model; print its folder")
+    b = bsub.add_parser("build", help="build (or find in the cache) a built-in model; print its folder")
+    from unlearnspec.builtin.recipe import RECIPES
+
+    b.add_argument("--model", default="builtin:tiny-bios", choices=list(RECIPES), help="which built-in (default: %(default)s)")
     sp.set_defaults(func=cmd_builtin)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from unlearnspec.builtin.recipe import RECIPE
+from unlearnspec.builtin.recipe import RECIPE, RECIPES
 from unlearnspec.compiler.ast import Objective
 from unlearnspec.compiler.models import recipe_steps, records_of
 from unlearnspec.plan import (
@@ -107,8 +107,9 @@ def estimate(op: ObjectivePlan, obj: Objective, base: Path) -> Estimate | None:
     n_recipe = 0
     recipe = _Workload(parameters=p)  # the built-in recipe always trains on CPU (bit-identical weights)
     if op.model.kind == "builtin" and (ref.strategy == "retrain" or (unl is not None and unl.method == "retrain")):
-        n_recipe = recipe_steps()
-        recipe.train.append((n_recipe, int(RECIPE["train"]["batch_size"]), 48, 6.0))
+        name = op.model.source if op.model.source in RECIPES else str(RECIPE["name"])  # a hand-edited plan
+        n_recipe = recipe_steps(name)
+        recipe.train.append((n_recipe, int(RECIPES[name]["train"]["batch_size"]), 48, 6.0))
     if ref.strategy == "model":
         work.loads += 1
     if unl is None:

@@ -12,8 +12,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from unlearnspec.builtin.corpus import build_corpus, training_texts
-from unlearnspec.builtin.recipe import RECIPE, recipe_with_hash
+from unlearnspec.builtin.corpus import build_corpus
+from unlearnspec.builtin.recipe import RECIPE, RECIPES, recipe_with_hash
+from unlearnspec.builtin.training import training_items
 from unlearnspec.compiler.ast import Objective
 from unlearnspec.compiler.decisions import model_kind
 from unlearnspec.inputs import load_json, open_regular, read_regular
@@ -27,10 +28,10 @@ from unlearnspec.records import DataFormatError, Record, read_records, sha256_pa
 BUILTIN_HOLDOUT = "builtin:holdout"  # the built-in corpus's holdout people (never trained on)
 
 
-@functools.lru_cache(maxsize=1)
-def builtin_recipe() -> dict[str, object]:
-    """The built-in recipe with the corpus hash and the overall hash (built once per process)."""
-    return recipe_with_hash()
+@functools.lru_cache(maxsize=8)
+def builtin_recipe(name: str = str(RECIPE["name"])) -> dict[str, object]:
+    """A built-in's recipe with the corpus hash and the overall hash (built once per process and model)."""
+    return recipe_with_hash(RECIPES[name])
 
 
 @functools.lru_cache(maxsize=1)
@@ -38,11 +39,12 @@ def builtin_corpus() -> Any:
     return build_corpus()
 
 
-def recipe_steps() -> int:
-    """Optimizer steps of the built-in recipe over the full corpus (an upper bound for the retrain)."""
-    train = RECIPE["train"]
-    texts = training_texts(corpus=builtin_corpus())
-    return int(train["epochs"]) * math.ceil(len(texts) / int(train["batch_size"]))
+@functools.lru_cache(maxsize=8)
+def recipe_steps(name: str = str(RECIPE["name"])) -> int:
+    """Optimizer steps of a built-in recipe over its full corpus (an upper bound for the retrain)."""
+    recipe = RECIPES[name]
+    train = recipe["train"]
+    return int(train["epochs"]) * math.ceil(len(training_items(recipe)) / int(train["batch_size"]))
 
 
 def local_dir(value: str, base: Path) -> Path:
@@ -74,9 +76,10 @@ def model_ref(obj: Objective, base: Path) -> ModelRef:
     value = obj.model.value if obj.model else "builtin:tiny-bios"
     kind = model_kind(value, base)
     if kind == "builtin":
-        recipe = builtin_recipe()
+        recipe = builtin_recipe(value)
+        fmt, template_sha = builtin_prompt_fields(value)
         return ModelRef(source=value, kind="builtin", sha256=str(recipe["recipe_hash"]), recipe=recipe,
-                        parameters=builtin_parameters(),
+                        parameters=builtin_parameters(value), prompt_format=fmt, chat_template_sha256=template_sha,
                         note="the built-in model is pinned by its recipe and corpus; the runtime builds it from them")
     if kind == "local":
         folder = local_dir(value, base)
@@ -152,8 +155,27 @@ def given_stage(obj: Objective, base: Path, method: str, family: str) -> GivenSt
                       files=files, method=method, family=family)  # type: ignore[arg-type]
 
 
-def builtin_parameters() -> int:
-    m, tok = RECIPE["model"], RECIPE["tokenizer"]
+def builtin_prompt_fields(name: str) -> tuple[Literal["plain", "chat"] | None, str | None]:
+    """The prompt format of a built-in with a chat template (its sha256, as for a local folder).
+
+    The GPT-2 built-in records neither field, as before (its plans and the goldens are unchanged).
+    """
+    template = RECIPES[name]["tokenizer"].get("chat_template")
+    if not template:
+        return None, None
+    return "chat", hashlib.sha256(str(template).encode("utf-8")).hexdigest()
+
+
+def builtin_parameters(name: str = str(RECIPE["name"])) -> int:
+    recipe = RECIPES[name]
+    m, tok = recipe["model"], recipe["tokenizer"]
+    if m.get("architecture", "gpt2") == "llama":
+        d, layers, vocab_size = int(m["hidden_size"]), int(m["num_hidden_layers"]), int(tok["vocab_size"])
+        kv = d * int(m["num_key_value_heads"]) // int(m["num_attention_heads"])
+        attention = 2 * d * d + 2 * d * kv  # q and o full, k and v shared across query groups
+        mlp = 3 * d * int(m["intermediate_size"])  # SwiGLU: gate, up, down
+        embeddings = vocab_size * d * (1 if m.get("tie_word_embeddings") else 2)
+        return layers * (attention + mlp + 2 * d) + d + embeddings
     d, layers, vocab_size, pos = int(m["n_embd"]), int(m["n_layer"]), int(tok["vocab_size"]), int(m["n_positions"])
     return _transformer_parameters(d, layers, vocab_size, 4 * d) + pos * d
 
@@ -196,7 +218,8 @@ def local_parameters(folder: Path) -> int | None:
 def model_layers(obj: Objective, model: ModelRef, base: Path) -> int | None:
     """Decoder layers of the model when the plan can know them (RMU steers the middle one)."""
     if model.kind == "builtin":
-        return int(RECIPE["model"]["n_layer"])
+        m = RECIPES.get(model.source, RECIPE)["model"]
+        return int(m.get("n_layer", m.get("num_hidden_layers", 0)))
     if model.kind == "local" and obj.model is not None:
         return _first_int(_config(local_dir(obj.model.value, base)), "num_hidden_layers", "n_layer", "num_layers")
     return None

@@ -10,6 +10,7 @@ import stat
 from collections.abc import Sequence
 from pathlib import Path
 
+from unlearnspec.builtin.recipe import RECIPES
 from unlearnspec.catalog import vocab
 from unlearnspec.compiler.ast import (
     Number,
@@ -22,7 +23,7 @@ from unlearnspec.compiler.suggest import did_you_mean
 from unlearnspec.compiler.syntax import Field, SpecFile, Value
 from unlearnspec.records import DataFileInfo, DataFormatError, inspect_data_file
 
-BUILTIN_MODELS = ("builtin:tiny-bios",)
+BUILTIN_MODELS = tuple(RECIPES)  # the built-in registry is the one list of names
 #: Resolve diagnostics (UL2xx) kept per file, like the parser's cap on syntax errors: 120,000 unknown
 #: fields are one mistake repeated, and printing them all made 38 MB of output. The rest are counted.
 MAX_RESOLVE_DIAGNOSTICS = 100

@@ -8,7 +8,7 @@ import posixpath
 from pathlib import Path
 from typing import Any
 
-from unlearnspec.builtin.recipe import RECIPE
+from unlearnspec.builtin.recipe import RECIPE, RECIPES
 from unlearnspec.catalog import (
     DEFAULT_LORA,
     METHODS,
@@ -95,7 +95,8 @@ def reference_stage(obj: Objective, facts: Facts, method: str) -> ReferenceStage
                                           "retrained without the forget set by the owner of the training pipeline")
     if row.value == "retrain":
         same = " (the same model the `retrain` method produces)" if method == "retrain" else ""
-        return ReferenceStage(strategy="retrain", recipe=builtin_recipe(),
+        name = obj.model.value if obj.model and obj.model.value in RECIPES else str(RECIPE["name"])
+        return ReferenceStage(strategy="retrain", recipe=builtin_recipe(name),
                               description=f"{row.id}: retrain the built-in recipe without the forget set{same}")
     has = bool(obj.target and obj.target.holdout)
     what = ("the target's holdout data stands in for data never trained on" if has
@@ -121,8 +122,9 @@ def unlearn_stage(obj: Objective, facts: Facts, mrow: Row, method: str, family: 
 
     kw: dict[str, Any] = {}
     if hrow.value == "recipe":
-        train = RECIPE["train"]
-        kw = {"max_steps": recipe_steps(), "learning_rate": float(train["learning_rate"]),
+        name = model.source if model.source in RECIPES else str(RECIPE["name"])
+        train = RECIPES[name]["train"]
+        kw = {"max_steps": recipe_steps(name), "learning_rate": float(train["learning_rate"]),
               "batch_size": int(train["batch_size"]), "retain_weight": 0.0}
     elif hrow.value == "none":
         kw = {"max_steps": 0, "learning_rate": 0.0, "retain_weight": 0.0}

@@ -16,11 +16,12 @@ from unlearnspec.compiler.diagnostics import Diagnostic, Span
 from unlearnspec.compiler.explain import code_page_markdown as explain_code_page
 from unlearnspec.compiler.fmt import format_spec
 from unlearnspec.compiler.parse import parse_bytes
-from unlearnspec.compiler.resolve_values import expected_example, inspect_cached
+from unlearnspec.compiler.resolve_values import BUILTIN_MODELS, expected_example, inspect_cached
 from unlearnspec.compiler.syntax import Block, Field, ObjectiveNode, SpecFile
 from unlearnspec.records import DataFileInfo, DataFormatError
 
 __all__ = [
+    "BUILTIN_MODELS",
     "BLOCK_FIELDS", "CLAIMS", "METRICS", "PATH_FIELDS", "ROLE_SETS", "SECONDARY_WORDS", "WordRole", "Block", "CheckOutcome", "CodePage", "Diagnostic", "Field",
     "ObjectiveNode", "Span", "SpecFile",
     "accept_codes", "check_text", "code_page", "code_page_markdown", "data_file_summary", "expected_example", "field_words",

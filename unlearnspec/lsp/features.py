@@ -255,8 +255,8 @@ def completion(doc: Document, pos: lsp.Position) -> list[lsp.CompletionItem]:
                           edit=lsp.TextEdit(range=rng, new_text=p)) for p, kind in checkpoint_dirs(doc.base_dir)]
         if cur.field in ("model", "reference"):
             rng = doc.token_range(tok, tok.start + 1, tok.start + len(cur.prefix))
-            return [_item("builtin:tiny-bios", lsp.CompletionItemKind.Module, detail="the built-in demo model",
-                          edit=lsp.TextEdit(range=rng, new_text="builtin:tiny-bios"))]
+            return [_item(name, lsp.CompletionItemKind.Module, detail="a built-in model (trained here from its recipe)",
+                          edit=lsp.TextEdit(range=rng, new_text=name)) for name in api.BUILTIN_MODELS]
         return []
     block = cur.block
     if cur.field is None:  # where a field name goes

@@ -1,7 +1,7 @@
-"""Build, cache and retrain ``builtin:tiny-bios``.
+"""Build, cache and retrain the built-in models (``builtin:tiny-bios``, ``builtin:tiny-bios-chat``, ...).
 
-The model is not shipped: it is trained here from :mod:`unlearnspec.builtin.recipe` (about half a
-minute on two CPU cores) and cached under the recipe hash, so a changed corpus or recipe can never
+No model is shipped: each is trained here from its recipe in :data:`unlearnspec.builtin.recipe.RECIPES`
+(about half a minute on two CPU cores for the CPU built-ins) and cached under the recipe hash, so a changed corpus or recipe can never
 be served from a stale cache. :func:`ensure_retrained` trains the same recipe without a set of
 texts — the exact-removal reference that approximate methods are compared with.
 
@@ -22,7 +22,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +31,10 @@ import torch
 import transformers
 
 from unlearnspec.builtin import corpus as corpus_mod
-from unlearnspec.builtin.recipe import RECIPE, canonical_recipe_json, recipe_hash
-from unlearnspec.runtime.lm_training import train_bpe_tokenizer, train_causal_lm
+from unlearnspec.builtin.recipe import RECIPE, canonical_recipe_json, recipe_corpus_sha256, recipe_hash
+from unlearnspec.builtin.scaled import corpus_for
+from unlearnspec.builtin.training import training_items
+from unlearnspec.runtime.lm_training import train_bpe_tokenizer, train_causal_lm, train_llama_lm
 
 log = logging.getLogger(__name__)
 
@@ -107,10 +109,10 @@ def _manifest(recipe: Mapping[str, Any], rhash: str, texts: list[str], excluded:
     # Deterministic on purpose (no timestamps or timings): the folder's hash should depend only on
     # what was built and with which libraries.
     return {
-        "model": RECIPE["name"],
+        "model": recipe["name"],
         "recipe": json.loads(canonical_recipe_json(dict(recipe))),
         "recipe_hash": rhash,
-        "corpus_sha256": corpus_mod.corpus_sha256(),
+        "corpus_sha256": recipe_corpus_sha256(dict(recipe)),
         "training_texts": len(texts),
         "training_texts_sha256": texts_sha256(texts),
         "excluded_texts_sha256": excluded,
@@ -119,58 +121,75 @@ def _manifest(recipe: Mapping[str, Any], rhash: str, texts: list[str], excluded:
     }
 
 
-def _train_recipe(out: Path, recipe: Mapping[str, Any], texts: list[str], manifest: dict[str, Any]) -> None:
-    corpus = corpus_mod.build_corpus()
+def _texts(items: Sequence[Any]) -> list[str]:
+    """What the manifest identifies a training set by: each item's text, or its chat pair as JSON."""
+    return [i.text if not i.is_chat else json.dumps([i.question, i.answer], ensure_ascii=False) for i in items]
+
+
+def _train_recipe(out: Path, recipe: Mapping[str, Any], items: Sequence[Any], manifest: dict[str, Any],
+                  callbacks: Sequence[Any] = ()) -> None:
+    corpus = corpus_for(recipe)
     train = recipe["train"]
+    arch = recipe["model"].get("architecture", "gpt2")
     start = time.perf_counter()
     with pinned_threads(int(train.get("threads", 2))):
         tokenizer = train_bpe_tokenizer(corpus_mod.tokenizer_texts(corpus), recipe["tokenizer"])
-        train_causal_lm(texts, tokenizer, {"model": recipe["model"], "train": train}, out, seed=int(train["seed"]))
+        config = {"model": recipe["model"], "train": train}
+        if arch == "gpt2":
+            texts = [str(i.text) for i in items]
+            train_causal_lm(texts, tokenizer, config, out, seed=int(train["seed"]), callbacks=callbacks)
+        elif arch == "llama":
+            train_llama_lm(items, tokenizer, config, out, seed=int(train["seed"]), callbacks=callbacks)
+        else:
+            raise ValueError(f"unsupported architecture `{arch}` in recipe `{recipe['name']}`")
     (out / MANIFEST).write_text(json.dumps(manifest, sort_keys=True, indent=2, ensure_ascii=False) + "\n",
                                 encoding="utf-8")
-    log.info("trained %s on %d texts in %.1f s", recipe["name"], len(texts), time.perf_counter() - start)
+    log.info("trained %s on %d items in %.1f s", recipe["name"], len(items), time.perf_counter() - start)
 
 
-def ensure_builtin(cache_dir: Path | str | None = None, recipe: Mapping[str, Any] | None = None) -> Path:
-    """A local Hugging Face folder with ``builtin:tiny-bios`` (model + tokenizer), trained if not cached.
+def ensure_builtin(cache_dir: Path | str | None = None, recipe: Mapping[str, Any] | None = None,
+                   callbacks: Sequence[Any] = ()) -> Path:
+    """A local Hugging Face folder with a built-in model (model + tokenizer), trained if not cached.
 
-    ``recipe`` overrides :data:`RECIPE` (tests use a one-epoch recipe); it is hashed like the real
-    one, so each recipe gets its own cache entry.
+    ``recipe`` defaults to :data:`RECIPE` (``builtin:tiny-bios``); pass ``recipe_for(name)`` for another
+    built-in, or an edited recipe (tests use a one-epoch one): it is hashed like the real one, so each
+    recipe gets its own cache entry. ``callbacks`` (Trainer callbacks) see the training of a fresh build.
     """
     recipe = dict(RECIPE if recipe is None else recipe)
     rhash = recipe_hash(recipe)
     final = cache_root(cache_dir) / "builtin" / rhash
 
     def build(tmp: Path) -> None:
-        texts = corpus_mod.training_texts()
+        items = training_items(recipe)
         log.info("building %s (recipe %s) into %s", recipe["name"], rhash[:12], final)
-        _train_recipe(tmp, recipe, texts, _manifest(recipe, rhash, texts, None))
+        _train_recipe(tmp, recipe, items, _manifest(recipe, rhash, _texts(items), None), callbacks)
 
     return build_atomically(final, build)
 
 
 def ensure_retrained(exclude_texts: Iterable[str], cache_dir: Path | str | None = None,
                      recipe: Mapping[str, Any] | None = None) -> Path:
-    """The exact-retraining reference: the builtin recipe trained without ``exclude_texts``.
+    """The exact-retraining reference: the built-in recipe trained without ``exclude_texts``.
 
-    Texts are matched whole against the training texts (pass a forget set's
-    ``Record.training_texts()``). Cached under the recipe hash and the sha256 of the sorted
-    excluded texts. Raises ``ValueError`` when no excluded text is in the training corpus, since
-    the "reference" would then be the original model under another name.
+    Texts are matched whole against the records' training texts (pass a forget set's
+    ``Record.training_texts()``); a QA pair excluded by its plain text is dropped in every format the
+    recipe trains it in (:mod:`unlearnspec.builtin.training`). Cached under the recipe hash and the
+    sha256 of the sorted excluded texts. Raises ``ValueError`` when no excluded text is in the training
+    corpus, since the "reference" would then be the original model under another name.
     """
     recipe = dict(RECIPE if recipe is None else recipe)
     excluded = sorted(set(exclude_texts))
-    texts = corpus_mod.training_texts(exclude=excluded)
-    full = corpus_mod.training_texts()
-    if excluded and len(texts) == len(full):
+    items = training_items(recipe, exclude=excluded)
+    full = training_items(recipe)
+    if excluded and len(items) == len(full):
         raise ValueError("none of the excluded texts is in the builtin training corpus")
     rhash = recipe_hash(recipe)
     ehash = texts_sha256(excluded)
     final = cache_root(cache_dir) / "retrained" / rhash / ehash
 
     def build(tmp: Path) -> None:
-        log.info("retraining %s without %d texts (%d of %d kept) into %s", recipe["name"], len(excluded),
-                 len(texts), len(full), final)
-        _train_recipe(tmp, recipe, texts, _manifest(recipe, rhash, texts, ehash))
+        log.info("retraining %s without %d texts (%d of %d items kept) into %s", recipe["name"], len(excluded),
+                 len(items), len(full), final)
+        _train_recipe(tmp, recipe, items, _manifest(recipe, rhash, _texts(items), ehash))
 
     return build_atomically(final, build)

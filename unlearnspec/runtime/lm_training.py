@@ -19,8 +19,11 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import (
     DataCollatorForLanguageModeling,
+    DataCollatorForSeq2Seq,
     GPT2Config,
     GPT2LMHeadModel,
+    LlamaConfig,
+    LlamaForCausalLM,
     PreTrainedTokenizerBase,
     PreTrainedTokenizerFast,
     Trainer,
@@ -44,19 +47,26 @@ def train_bpe_tokenizer(texts: Iterable[str], config: Mapping[str, Any],
     """
     eos = str(config.get("eos_token", "<|endoftext|>"))
     pad = str(config.get("pad_token", "<pad>"))
+    bos = str(config.get("bos_token", eos))
+    # A chat recipe adds its BOS and the template's header and end-of-turn tokens as special tokens
+    # (never split or merged); the GPT-2 recipe has none, and its vocabulary is unchanged.
+    extra = [t for t in [bos, *config.get("extra_special_tokens", ())] if t not in (eos, pad)]
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=int(config.get("vocab_size", 1024)),
         min_frequency=int(config.get("min_frequency", 2)),
-        special_tokens=[eos, pad],
+        special_tokens=[eos, pad, *extra],
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
     tok.train_from_iterator(list(texts), trainer=trainer)
-    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=eos, bos_token=eos, unk_token=None,
-                                   pad_token=pad, padding_side=padding_side)
+    wrapped = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=eos, bos_token=bos, unk_token=None,
+                                      pad_token=pad, padding_side=padding_side)
+    if config.get("chat_template"):
+        wrapped.chat_template = str(config["chat_template"])
+    return wrapped
 
 
 class _Examples(torch.utils.data.Dataset[dict[str, list[int]]]):
@@ -104,7 +114,7 @@ def gpt2_config(model: Mapping[str, Any], tokenizer: PreTrainedTokenizerBase) ->
 
 
 def train_causal_lm(texts: Sequence[str], tokenizer: PreTrainedTokenizerBase, config: Mapping[str, Any],
-                    out_dir: Path, seed: int) -> Path:
+                    out_dir: Path, seed: int, callbacks: Sequence[TrainerCallback] = ()) -> Path:
     """Train a fresh GPT-2 on ``texts`` and save it (safetensors) with its tokenizer into ``out_dir``.
 
     ``config`` is the recipe's ``{"model": ..., "train": ...}``. Each text is its own example with
@@ -125,6 +135,110 @@ def train_causal_lm(texts: Sequence[str], tokenizer: PreTrainedTokenizerBase, co
     use_cpu = train_cfg.get("device") == "cpu" or not torch.cuda.is_available()
     log.info("training GPT-2 (%d parameters) on %d texts for %s epochs on %s", model.num_parameters(),
              len(dataset), train_cfg["epochs"], "cpu" if use_cpu else "cuda")
+    _fit(model, dataset, DataCollatorForLanguageModeling(tokenizer, mlm=False), tokenizer, train_cfg, seed, callbacks)
+    return _save(model, tokenizer, out_dir)
+
+
+def _save(model: Any, tokenizer: PreTrainedTokenizerBase, out_dir: Path) -> Path:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with _quiet_progress_bars():
+        model.save_pretrained(out_dir)  # transformers 5 always writes safetensors
+    tokenizer.save_pretrained(out_dir)
+    return out_dir
+
+
+def llama_config(model: Mapping[str, Any], tokenizer: PreTrainedTokenizerBase) -> LlamaConfig:
+    """A Llama config (RoPE, RMSNorm, SwiGLU, grouped-query attention) from the recipe's ``model`` part."""
+    if model.get("architecture") != "llama":
+        raise ValueError(f"unsupported architecture `{model.get('architecture')}`")
+    heads, kv_heads = int(model["num_attention_heads"]), int(model["num_key_value_heads"])
+    if heads % kv_heads:
+        raise ValueError("num_attention_heads must be a multiple of num_key_value_heads")
+    return LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=int(model["hidden_size"]),
+        intermediate_size=int(model["intermediate_size"]),
+        num_hidden_layers=int(model["num_hidden_layers"]),
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads,
+        max_position_embeddings=int(model["max_position_embeddings"]),
+        rms_norm_eps=float(model.get("rms_norm_eps", 1e-5)),
+        rope_parameters={"rope_type": "default", "rope_theta": float(model.get("rope_theta", 10000.0))},
+        hidden_act="silu",
+        attention_dropout=float(model.get("dropout", 0.0)),
+        tie_word_embeddings=bool(model.get("tie_word_embeddings", False)),
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+
+
+class _LabelledExamples(torch.utils.data.Dataset[dict[str, list[int]]]):
+    """Pre-encoded ``(input_ids, labels)`` rows (documents: every token; chat items: the answer and end of turn)."""
+
+    def __init__(self, rows: Sequence[tuple[list[int], list[int]]]) -> None:
+        self.rows = [{"input_ids": ids, "labels": labels} for ids, labels in rows]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> dict[str, list[int]]:
+        return self.rows[i]
+
+
+def encode_items(items: Sequence[Any], tokenizer: PreTrainedTokenizerBase, max_length: int) -> list[tuple[list[int], list[int]]]:
+    """Token ids and labels of the recipe's items (:class:`unlearnspec.builtin.training.TrainItem`).
+
+    A whole text (a document, a plain QA pair) gets EOS appended and is scored on every token, as the
+    GPT-2 recipe trains; a chat item is the tokenizer's chat template around the question, scored on
+    the answer and the end-of-turn token only (:meth:`PromptFormat.encode`).
+    """
+    from unlearnspec.runtime.prompting import PromptFormat
+
+    fmt = PromptFormat.of(tokenizer)
+    eos = tokenizer.eos_token_id
+    assert eos is not None, "the tokenizer needs an EOS token"
+    rows = []
+    for item in items:
+        if item.is_chat:
+            if fmt.kind != "chat":
+                raise ValueError("a chat item needs a tokenizer with a chat template")
+            rows.append(fmt.encode(tokenizer, item.question, item.answer, max_length=max_length))
+        else:
+            ids = (tokenizer(item.text, add_special_tokens=False)["input_ids"] + [eos])[:max_length]
+            rows.append((ids, list(ids)))
+    return rows
+
+
+def train_llama_lm(items: Sequence[Any], tokenizer: PreTrainedTokenizerBase, config: Mapping[str, Any],
+                   out_dir: Path, seed: int, callbacks: Sequence[TrainerCallback] = ()) -> Path:
+    """Train a fresh ``LlamaForCausalLM`` on the recipe's items and save it with its tokenizer.
+
+    Same Trainer setup as :func:`train_causal_lm`; the collator pads ``labels`` with ``-100`` so each
+    example's own mask survives batching.
+    """
+    model_cfg: Mapping[str, Any] = config["model"]
+    train_cfg: Mapping[str, Any] = config["train"]
+    if not items:
+        raise ValueError("no training items")
+    set_seed(seed)
+    model = LlamaForCausalLM(llama_config(model_cfg, tokenizer))
+    max_length = min(int(train_cfg.get("max_length", model_cfg["max_position_embeddings"])),
+                     int(model_cfg["max_position_embeddings"]))
+    dataset = _LabelledExamples(encode_items(items, tokenizer, max_length))
+    log.info("training Llama (%d parameters) on %d items for %s epochs", model.num_parameters(), len(dataset),
+             train_cfg["epochs"])
+    collator = DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100)
+    _fit(model, dataset, collator, tokenizer, train_cfg, seed, callbacks)
+    return _save(model, tokenizer, out_dir)
+
+
+def _fit(model: Any, dataset: Any, collator: Any, tokenizer: PreTrainedTokenizerBase, train_cfg: Mapping[str, Any],
+         seed: int, callbacks: Sequence[TrainerCallback] = ()) -> None:
+    """Train ``model`` in place with the Trainer, as the recipe's ``train`` part says."""
+    use_cpu = train_cfg.get("device") == "cpu" or not torch.cuda.is_available()
+    bf16 = not use_cpu and train_cfg.get("precision") == "bf16" and torch.cuda.is_bf16_supported()
     with tempfile.TemporaryDirectory(prefix="unlearnspec-train-") as scratch:
         args = TrainingArguments(
             output_dir=scratch,
@@ -140,6 +254,7 @@ def train_causal_lm(texts: Sequence[str], tokenizer: PreTrainedTokenizerBase, co
             report_to=[],
             disable_tqdm=True,
             use_cpu=use_cpu,
+            bf16=bf16,
             seed=seed,
             data_seed=seed,
             dataloader_num_workers=0,
@@ -148,18 +263,12 @@ def train_causal_lm(texts: Sequence[str], tokenizer: PreTrainedTokenizerBase, co
             model=model,
             args=args,
             train_dataset=dataset,
-            data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False),
+            data_collator=collator,
             processing_class=tokenizer,
-            callbacks=[_LogToLogging()],
+            callbacks=[_LogToLogging(), *callbacks],
         )
         trainer.remove_callback(PrinterCallback)
         trainer.train()
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with _quiet_progress_bars():
-        model.save_pretrained(out_dir)  # transformers 5 always writes safetensors
-    tokenizer.save_pretrained(out_dir)
-    return out_dir
 
 
 @contextlib.contextmanager

@@ -2,8 +2,8 @@
 
 Three kinds of source, as the plan's ``ModelRef.kind`` names them:
 
-* ``builtin:tiny-bios`` — the embedded demo model, built (or found in the cache) by
-  :func:`unlearnspec.runtime.builtin_model.ensure_builtin`;
+* ``builtin:tiny-bios`` and the other built-ins of :data:`unlearnspec.builtin.recipe.RECIPES` — built
+  from their recipes (or found in the cache) by :func:`unlearnspec.runtime.builtin_model.ensure_builtin`;
 * a local Hugging Face folder — loaded from ``*.safetensors`` only: pickle checkpoints
   (``pytorch_model.bin``) execute code when unpickled, and an unlearning run is often pointed at a
   model someone else sent, so we refuse them instead of trusting them;
@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from unlearnspec.builtin.recipe import RECIPES
 from unlearnspec.errors import UserError
 from unlearnspec.records import sha256_path
 from unlearnspec.runtime import builtin_model
@@ -122,17 +123,17 @@ def _from_pretrained(where: str, label: str, *, allow_remote_code: bool, dtype: 
 
 def load_model(source: str, *, allow_remote_code: bool = False, dtype: torch.dtype | None = None,
                device: torch.device | str | None = None) -> tuple[Any, Any]:
-    """Load ``(model, tokenizer)`` from ``builtin:tiny-bios``, a local folder or a hub id.
+    """Load ``(model, tokenizer)`` from a built-in (``builtin:tiny-bios``...), a local folder or a hub id.
 
     ``dtype`` defaults to the checkpoint's own (fp32 for the builtin); ``device`` to where it loads
     (CPU). The tokenizer gets ``pad_token = eos_token`` when it has none, since batched scoring and
     training need padding. The model is returned in eval mode; the caller owns it (training mutates it).
     """
-    if source == BUILTIN_SOURCE:
-        where, hub = Path(builtin_model.ensure_builtin()), False
+    if source in RECIPES:
+        where, hub = Path(builtin_model.ensure_builtin(recipe=RECIPES[source])), False
     elif source.startswith("builtin:"):
         raise LoadError(f"unknown builtin model `{source}`", code=E_NOT_FOUND,
-                        help=[f"the builtin model is `{BUILTIN_SOURCE}`"])
+                        help=["the built-in models are " + ", ".join(f"`{m}`" for m in RECIPES)])
     else:
         p = Path(source).expanduser()
         if p.is_dir():

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from unlearnspec.builtin.corpus import build_corpus
+from unlearnspec.builtin.recipe import RECIPE, RECIPES
 from unlearnspec.io import atomic_write_text
 from unlearnspec.plan import (
     AttackStage,
@@ -202,7 +203,7 @@ class ObjectiveRun:
         self._start("reference")
         if stage.strategy == "retrain":
             exclude = [t for r in data.forget for t in r.training_texts()] + self.exclude_texts
-            path = str(ensure_retrained(exclude))
+            path = str(ensure_retrained(exclude, recipe=RECIPES.get(self.op.model.source, RECIPE)))
         else:
             assert stage.model is not None
             path = stage.model if Path(stage.model).is_absolute() or not (self.spec_dir / stage.model).exists() \

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from unlearnspec.builtin.recipe import recipe_hash
+from unlearnspec.builtin.recipe import RECIPES, recipe_hash
 from unlearnspec.errors import UserError
 from unlearnspec.plan import GivenStage, Plan
 from unlearnspec.records import sha256_path
@@ -48,7 +48,9 @@ def verify_inputs(plan: Plan, spec_dir: Path) -> None:
     for obj in plan.objectives:
         m = obj.model
         if m.kind == "builtin":
-            if m.sha256 and recipe_hash() != m.sha256:
+            if m.source not in RECIPES:
+                stale.append(f"built-in model `{m.source}` no longer exists")
+            elif m.sha256 and recipe_hash(RECIPES[m.source]) != m.sha256:
                 stale.append(f"builtin model recipe for `{m.source}` changed")
         elif m.kind == "local":
             for f in m.files:

@@ -13,6 +13,7 @@ one you still need as the original.
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import time
 from collections.abc import Sequence
@@ -23,10 +24,11 @@ from typing import Any
 import torch
 
 from unlearnspec import catalog
+from unlearnspec.builtin.recipe import RECIPES, recipe_hash
 from unlearnspec.plan import UnlearnStage
 from unlearnspec.records import Record
 from unlearnspec.runtime import builtin_model
-from unlearnspec.runtime.loading import BUILTIN_SOURCE, E_RETRAIN_UNKNOWN, LoadError, load_model, use_bf16
+from unlearnspec.runtime.loading import E_RETRAIN_UNKNOWN, LoadError, load_model, use_bf16
 from unlearnspec.runtime.methods.base import (
     EpochCallback,
     GradAscentTrainer,
@@ -186,28 +188,41 @@ def _run_filter(stage: UnlearnStage, model: Any, forget: Sequence[Record], retai
                               f"({len(guard.ngrams)} {guard.n}-grams, {len(guard.phrases)} names)")
 
 
-def _is_builtin(model: Any, model_source: str | None) -> bool:
-    """Whether ``model`` is the builtin: as told, as stamped by ``load_model``, or by its cache path."""
+def _builtin_recipe(model: Any, model_source: str | None) -> dict[str, Any] | None:
+    """The recipe ``model`` was built from, if it is a built-in: by name (as told, or as stamped by
+    ``load_model``), or by its folder in the built-in cache, whose manifest holds the recipe it was
+    trained from (checked against the folder's name, the recipe hash)."""
     source = model_source or getattr(model, "unlearnspec_source", None)
-    if source is not None:
-        return bool(source == BUILTIN_SOURCE)
-    name = str(getattr(model, "name_or_path", "") or "")
-    if not name:
-        return False
+    if source in RECIPES:
+        return RECIPES[source]
     root = (builtin_model.cache_root() / "builtin").resolve()
-    return root in Path(name).resolve().parents
+    for candidate in ([source] if source else [getattr(model, "name_or_path", None)]):
+        if not candidate:
+            continue
+        path = Path(str(candidate)).expanduser().resolve()
+        if path.parent != root:
+            continue
+        try:
+            manifest = json.loads((path / builtin_model.MANIFEST).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        recipe = manifest.get("recipe") if isinstance(manifest, dict) else None
+        if isinstance(recipe, dict) and recipe_hash(recipe) == path.name:
+            return recipe
+    return None
 
 
 def _run_retrain(model: Any, forget: Sequence[Record], model_source: str | None) -> UnlearnResult:
-    if not _is_builtin(model, model_source):
+    recipe = _builtin_recipe(model, model_source)
+    if recipe is None:
         raise LoadError(
             f"exact retraining needs the training corpus and recipe of `{model_source or 'the model'}`,"
             " which are unknown", code=E_RETRAIN_UNKNOWN,
-            help=["only `builtin:tiny-bios` ships its corpus and recipe",
+            help=["only the built-in models (" + ", ".join(f"`{m}`" for m in RECIPES) + ") ship their corpus and recipe",
                   "choose an approximate method (`method npo`) and compare with a reference model instead"])
     t0 = time.perf_counter()
     exclude = [t for r in forget for t in r.training_texts()]
-    path = Path(builtin_model.ensure_retrained(exclude))
+    path = Path(builtin_model.ensure_retrained(exclude, recipe=recipe))
     retrained, _ = load_model(str(path))
     return UnlearnResult(model=retrained, method="retrain", stop_reason="exact retraining without the forget set",
                          wall_time_s=time.perf_counter() - t0, model_dir=path,
