@@ -25,6 +25,7 @@ from unlearnspec.catalog.methods import (
     FAMILIES,
     LORA_MIN_PARAMETERS,
     METHODS,
+    UNKNOWN,
     Method,
     MethodDefaults,
     MethodFamily,
@@ -35,6 +36,7 @@ from unlearnspec.catalog.pages import CodePage, Severity, paper
 from unlearnspec.catalog.probes import ADVERSARIAL_TEMPLATES, PROBES, Probe
 
 __all__ = [
+    "UNKNOWN",
     "ADVERSARIAL_TEMPLATES", "CLAIMS", "CODES", "DEFAULT_LORA", "DEFAULT_OUTPUTS", "DEFAULT_RELEARN_STEPS",
     "FAMILIES", "LORA_MIN_PARAMETERS", "METHODS", "METRICS", "NEEDS", "OUTPUT_CLAIMS", "OUTPUT_KINDS", "PROBES",
     "QUANTIZED", "REMOVAL_CLAIMS", "TOLERANCE_CLAIM", "Claim", "ClaimStatus", "CodePage", "Fallback", "Method", "MethodDefaults", "MethodFamily",

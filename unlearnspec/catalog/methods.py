@@ -5,7 +5,10 @@ method family: how it is described and which claims it cannot serve (UL601).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Final, Literal
+
+UNKNOWN: Final = "unknown"
+"""The method and family an audited checkpoint has when its vendor did not say how it was unlearned."""
 
 FamilyName = Literal["exact", "approximate", "model_suppression", "system_suppression", "unknown"]
 
@@ -49,7 +52,7 @@ FAMILIES: dict[str, MethodFamily] = {f.name: f for f in (
     # The conservative reading assumes nothing: it is not exact (UL307, UL403 fire as for an approximate
     # method), not a system filter (a checkpoint is weights), and no claim is ruled out in advance — the
     # measurements decide every claim, and output-only evidence for a removal claim draws UL406.
-    MethodFamily("unknown", "a method that is not stated", "an unstated method"),
+    MethodFamily(UNKNOWN, "a method that is not stated", "an unstated method"),
 )}
 
 _TRAINED = ("adapter", "max_steps", "learning_rate", "batch_size")
@@ -98,7 +101,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            MethodDefaults(max_steps=60, lr_full=1e-4, lr_full_large=1e-5, lr_lora=1e-4), retain="optional"),
     Method("filter", "system_suppression", "output filter from the forget set's n-grams and aliases",
            ("filter_ngram", "refusal_text"), source="Thaker et al. 2024, arXiv:2410.02879"),
-    Method("unknown", "unknown", "not stated: an audited checkpoint (`unlearned`) whose vendor did not say how it "
+    Method(UNKNOWN, UNKNOWN, "not stated: an audited checkpoint (`unlearned`) whose vendor did not say how it "
            "was unlearned; nothing runs", ()),
 )}
 

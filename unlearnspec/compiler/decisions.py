@@ -17,6 +17,7 @@ from unlearnspec import catalog
 from unlearnspec.catalog import (
     LORA_MIN_PARAMETERS,
     METHODS,
+    UNKNOWN,
 )
 from unlearnspec.compiler.ast import Objective
 
@@ -316,7 +317,7 @@ class MethodChoice:
         if self.row is None:
             return "no goal"
         if self.row.value == "given":
-            return "as stated for the audited checkpoint" if self.method != "unknown" else "not stated"
+            return "as stated for the audited checkpoint" if self.method != UNKNOWN else "not stated"
         return "named in the spec" if self.chosen_by == "spec" else self.row.why
 
 
@@ -326,7 +327,7 @@ def choose_method(facts: Facts, *, has_goal: bool = True) -> MethodChoice:
         return MethodChoice(None, None, "compiler")
     row = first_row("method", facts, "")
     if row.value == "given":  # an audit: the method as the vendor stated it, else unknown
-        stated = facts.method or "unknown"
+        stated = facts.method or UNKNOWN
         return MethodChoice(stated, catalog.family_of(stated), "spec", row)
     if row.value == "spec":
         assert facts.method is not None

@@ -15,7 +15,7 @@ from typing import Any
 
 import jinja2
 
-from unlearnspec.catalog import CODES, TOLERANCE_CLAIM, vocab
+from unlearnspec.catalog import CODES, TOLERANCE_CLAIM, UNKNOWN, vocab
 from unlearnspec.compiler.ast import Objective
 from unlearnspec.compiler.check import compile
 from unlearnspec.compiler.evidence_defaults import side_effect_evidence
@@ -85,8 +85,8 @@ def objective_sentence(obj: Objective) -> str:
             release += f" at {obj.release.precision.value}"
     method = f", using `{obj.method.name.value}`" if obj.method else ", with a method the compiler chooses"
     if obj.unlearned is not None:  # an audit: the checkpoint is given, not produced here
-        stated = obj.method.name.value if obj.method else "unknown"
-        how = "by a method that is not stated" if stated == "unknown" else f"with `{stated}`, as stated"
+        stated = obj.method.name.value if obj.method else UNKNOWN
+        how = "by a method that is not stated" if stated == UNKNOWN else f"with `{stated}`, as stated"
         method = f": audit the given checkpoint `{obj.unlearned.raw}`, unlearned {how}"
     return f"{verb} {what} from `{model}`{via}{method}{release}."
 

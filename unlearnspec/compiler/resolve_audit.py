@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from unlearnspec.catalog import UNKNOWN
 from unlearnspec.compiler.ast import Given, Objective
 from unlearnspec.compiler.diagnostics import Label
 from unlearnspec.compiler.resolve_values import ValueResolver, display_dir
@@ -69,7 +70,7 @@ class AuditResolver(ValueResolver):
     def audit_fields(self, obj: Objective, present: dict[str, Field]) -> None:
         """UL219 (`method unknown` with no checkpoint) and UL220 (an audit that also configures training)."""
         method = obj.method
-        if method is not None and method.name.value == "unknown" and obj.unlearned is None:
+        if method is not None and method.name.value == UNKNOWN and obj.unlearned is None:
             self.report("UL219", "error", method.name.span,
                         "`method unknown` needs a checkpoint to audit: with no `unlearned` model, a method must run",
                         help=['name the checkpoint the vendor unlearned: `unlearned "models/vendor-unlearned"`',

@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from unlearnspec.catalog import FAMILIES, METHODS, NEEDS, vocab
+from unlearnspec.catalog import FAMILIES, METHODS, NEEDS, UNKNOWN, vocab
 from unlearnspec.compiler.check import plan_file
 from unlearnspec.compiler.explain import STATUS_LABEL, render_template
 from unlearnspec.compiler.render import render_human
@@ -85,7 +85,7 @@ def plan_sentence(op: ObjectivePlan) -> str:
         who = "named in the spec" if unlearn.chosen_by == "spec" else "chosen by the compiler"
         method = f", using `{unlearn.method}` ({who})"
     elif given is not None:  # an audit: the checkpoint is given, not produced here
-        how = "by a method that is not stated" if given.method == "unknown" else f"with `{given.method}`, as stated"
+        how = "by a method that is not stated" if given.method == UNKNOWN else f"with `{given.method}`, as stated"
         method = f": audit the given checkpoint `{given.source}`, unlearned {how}"
     release = ""
     if o.release.mode != "unspecified":
@@ -166,7 +166,7 @@ def _stages(op: ObjectivePlan) -> list[dict[str, Any]]:
             recipe_hash = s.recipe.get("recipe_hash") if s.recipe else None  # a free-form dict: any JSON
             item["recipe_hash"] = None if recipe_hash is None else str(recipe_hash)
         elif isinstance(s, GivenStage):
-            how = "method not stated" if s.method == "unknown" else f"`{s.method}` as stated, {FAMILIES[s.family].review}"
+            how = "method not stated" if s.method == UNKNOWN else f"`{s.method}` as stated, {FAMILIES[s.family].review}"
             item["summary"] = (f"the given {'adapter' if s.form == 'adapter' else 'model'} `{s.source}` "
                                f"(sha256 {s.sha256[:12]}…; {how}) is the unlearned model; nothing is unlearned here")
         elif isinstance(s, UnlearnStage):

@@ -330,7 +330,7 @@ class GivenModel(_Model):
     source: str  # the folder as the spec names it
     form: Literal["model", "adapter"]
     sha256: str  # the folder's content hash, checked against the plan before the checkpoint was loaded
-    method: str  # as stated by whoever unlearned it, or "unknown"
+    method: str  # as stated by whoever unlearned it, or UNKNOWN
 
 
 class ObjectiveReport(_Model):

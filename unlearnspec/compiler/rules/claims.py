@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from unlearnspec.catalog import CODES, OUTPUT_CLAIMS, REMOVAL_CLAIMS
+from unlearnspec.catalog import CODES, OUTPUT_CLAIMS, REMOVAL_CLAIMS, UNKNOWN
 from unlearnspec.compiler.ast import Objective
 from unlearnspec.compiler.diagnostics import Diagnostic
 from unlearnspec.compiler.rules.base import (
@@ -76,7 +76,7 @@ def exactness_without_exact_method(obj: Objective, ctx: RuleContext) -> Iterator
     choice = ctx.method
     if choice.family in (None, "exact"):
         return
-    if choice.family == "unknown":  # an audited checkpoint whose method is not stated: assume nothing
+    if choice.family == UNKNOWN:  # an audited checkpoint whose method is not stated: assume nothing
         how = "a method that is not stated"
         if obj.method is not None:
             labels = method_label(obj)
@@ -90,7 +90,7 @@ def exactness_without_exact_method(obj: Objective, ctx: RuleContext) -> Iterator
         model = obj.model.value if obj.model else "the model"
         how = f"any method the compiler can run on `{model}` (it cannot be retrained)"
         labels = label(obj.model.span, "not built in: its training data and recipe are unknown") if obj.model else []
-    if choice.family == "unknown":
+    if choice.family == UNKNOWN:
         help = ["write `guarantee empirical` and claim `removed`, with `forget_quality >= 0.05` against a model "
                 "retrained without the forget set: measurements of a checkpoint cannot show how it was made, and "
                 "only retraining is exact"]
