@@ -72,3 +72,27 @@ def test_language_server_leaves_heavy_libraries_unloaded() -> None:
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert out["heavy"] == [], f"the language server imported {out['heavy']}"
+
+
+CHECK_PROBE = """
+import contextlib, io, json, sys
+from unlearnspec.cli import main
+with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+    code = main(["check", "specs/"])
+print(json.dumps({"code": code, "plan": "unlearnspec.plan" in sys.modules,
+                  "lowering": sorted(m for m in sys.modules if m in LOWERING)}))
+"""
+LOWERING = ("unlearnspec.compiler.lower", "unlearnspec.compiler.stages", "unlearnspec.compiler.chain_plan",
+            "unlearnspec.compiler.models", "unlearnspec.compiler.estimate")
+
+
+def test_check_builds_no_plan_models() -> None:
+    """`check` needs the syntax tree, the AST and the analysis; the plan's ~30 pydantic classes are built
+    only when a plan is (a third of the model classes `check` used to build at start-up)."""
+    code = CHECK_PROBE.replace("LOWERING", repr(LOWERING))
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                       check=False)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["code"] in (0, 1)
+    assert out == {"code": out["code"], "plan": False, "lowering": []}

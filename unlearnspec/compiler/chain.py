@@ -8,16 +8,15 @@ This pass reads the whole spec (a chain links objectives, so no single objective
 * UL209 — a link on another model than the one it continues, or a `budget` anywhere but on a chain's
   first objective.
 
-:func:`chains` orders each chain (first objective first) and :func:`attach_chains` records the order and
-every link's hash in the plan. A link to another file is checked here (the file and objective exist, and
+:func:`chains` orders each chain (first objective first); :func:`unlearnspec.compiler.chain_plan.attach_chains`
+records the order and every link's hash in the plan (a module of its own, so that checking never loads the
+plan's models). A link to another file is checked here (the file and objective exist, and
 following its own `after` links never comes back), and is recorded in the plan with that file's hash;
 the run then continues from that objective's run folder (`run --after RUN_DIR`, docs/requests.md).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections import defaultdict
 from pathlib import Path
 
@@ -26,7 +25,6 @@ from unlearnspec.compiler.diagnostics import Diagnostic, Label
 from unlearnspec.compiler.parse import parse_bytes
 from unlearnspec.compiler.resolve import resolve
 from unlearnspec.compiler.suggest import did_you_mean
-from unlearnspec.plan import ChainBudget, ChainLink, ChainPlan, Plan
 
 MAX_FILES = 64  # links followed across files before the compiler gives up (a cycle is found sooner)
 
@@ -177,40 +175,3 @@ def chains(spec: Spec) -> list[list[Objective]]:
             line.append(cur)
         out.append(line)
     return out
-
-
-def _sha(data: object) -> str:
-    return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-
-
-def attach_chains(plan: Plan, spec: Spec) -> Plan:
-    """The plan with its chains: the order, each link's objective hash and a hash chained over the links
-    (so that a reordered or edited link changes every hash after it), and the chain's budget."""
-    by_plan = {op.objective.name: op for op in plan.objectives}
-    out: list[ChainPlan] = []
-    for line in chains(spec):
-        links: list[ChainLink] = []
-        prev = ""
-        head = line[0]
-        external = None
-        if head.after is not None:  # starts from an objective in another file
-            file, name = split_ref(head.after.value)
-            assert file is not None
-            path = (Path(spec.base_dir) / file).resolve()
-            external = {"file": file, "objective": name,
-                        "sha256": hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""}
-            prev = _sha(external)
-        for obj in line:
-            op = by_plan[obj.name]
-            digest = _sha(op.model_dump(mode="json"))
-            link = _sha({"prev": prev, "objective": obj.name, "sha256": digest})
-            links.append(ChainLink(objective=obj.name, after=obj.after.value if obj.after else None,
-                                   objective_sha256=digest, link_hash=link))
-            prev = link
-        budget = None
-        if head.budget is not None:
-            budget = ChainBudget(
-                utility_drop=head.budget.utility.percent if head.budget.utility is not None else None,
-                approximate_requests=head.budget.requests.as_int if head.budget.requests is not None else None)
-        out.append(ChainPlan(links=links, budget=budget, starts_after=external))
-    return plan.model_copy(update={"chains": out}) if out else plan

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from unlearnspec.builtin.recipe import RECIPE, RECIPES
 from unlearnspec.compiler.ast import Objective
-from unlearnspec.compiler.models import recipe_steps, records_of
+from unlearnspec.compiler.datafiles import records_of
+from unlearnspec.compiler.models import recipe_steps
 from unlearnspec.plan import (
     AttackStage,
     Estimate,

@@ -35,7 +35,7 @@ from unlearnspec.catalog import CODES, DEFAULT_RELEARN_STEPS, TOLERANCE_CLAIM, v
 from unlearnspec.compiler.analysis import AnalysedObjective
 from unlearnspec.compiler.ast import Spec
 from unlearnspec.compiler.attacks import attack_list, probe_list
-from unlearnspec.compiler.chain import attach_chains
+from unlearnspec.compiler.chain_plan import attach_chains
 from unlearnspec.compiler.checkbook import CheckBook, deployment_checks, information_checks
 from unlearnspec.compiler.decisions import (
     DECISION_TABLE,

@@ -1,5 +1,6 @@
 """The model and data files a plan pins: how a model string is loaded, file hashes, safetensors headers and
-config.json (the model size), the built-in recipe and corpus, and the records of a data file."""
+config.json (the model size), the built-in recipe. The records of a data file are read by
+:mod:`unlearnspec.compiler.datafiles`."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from unlearnspec.builtin.corpus import build_corpus
 from unlearnspec.builtin.recipe import RECIPE, RECIPES, recipe_with_hash
 from unlearnspec.builtin.training import training_items
 from unlearnspec.compiler.ast import Objective
@@ -23,20 +23,13 @@ from unlearnspec.plan import (
     GivenStage,
     ModelRef,
 )
-from unlearnspec.records import DataFormatError, Record, read_records, sha256_path
-
-BUILTIN_HOLDOUT = "builtin:holdout"  # the built-in corpus's holdout people (never trained on)
+from unlearnspec.records import sha256_path
 
 
 @functools.lru_cache(maxsize=8)
 def builtin_recipe(name: str = str(RECIPE["name"])) -> dict[str, object]:
     """A built-in's recipe with the corpus hash and the overall hash (built once per process and model)."""
     return recipe_with_hash(RECIPES[name])
-
-
-@functools.lru_cache(maxsize=1)
-def builtin_corpus() -> Any:
-    return build_corpus()
 
 
 @functools.lru_cache(maxsize=8)
@@ -239,16 +232,3 @@ def _first_int(cfg: dict[str, Any], *keys: str) -> int | None:
         if isinstance(v, int) and not isinstance(v, bool) and v > 0:
             return v
     return None
-
-
-def records_of(path: str, base: Path) -> list[Record]:
-    if path == BUILTIN_HOLDOUT:
-        return list(builtin_corpus().holdout)
-    p = base / path
-    if p.is_dir():
-        return []
-    try:
-        return read_records(p)
-    except (OSError, DataFormatError):
-        return []
-

@@ -52,7 +52,6 @@ MAX_SYNTAX_ERRORS = 20
 SUPPORTED_VERSIONS = ("1",)
 
 
-
 def grammar_text() -> str:
     return resources.files("unlearnspec.grammar").joinpath("unlearn.lark").read_text(encoding="utf-8")
 
@@ -70,8 +69,6 @@ def get_parser(strict: bool = False) -> Lark:
         strict=strict,
         cache=not strict,
     )
-
-
 
 
 def _tok_pos(tok: Token) -> Pos:
@@ -319,36 +316,6 @@ def decode(data: bytes, file: str) -> tuple[str | None, list[Diagnostic]]:
         return None, [Diagnostic(code="UL100", severity="error", span=Span.point(file, line, col, exc.start),
                                  message=f"file is not valid UTF-8 (byte 0x{data[exc.start]:02x})",
                                  help=["save the spec as UTF-8"])]
-
-
-
-
-
-
-
-
-# ---------------------------------------------------------------------------------------------
-# error translation
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 def parse_text(text: str, file: str) -> tuple[SpecFile | None, list[Diagnostic]]:

@@ -14,14 +14,9 @@ from unlearnspec.catalog import (
     METHODS,
 )
 from unlearnspec.compiler.ast import Objective, PathRef
+from unlearnspec.compiler.datafiles import BUILTIN_HOLDOUT, records_of
 from unlearnspec.compiler.decisions import Facts, Row, first_row
-from unlearnspec.compiler.models import (
-    BUILTIN_HOLDOUT,
-    builtin_recipe,
-    model_layers,
-    recipe_steps,
-    records_of,
-)
+from unlearnspec.compiler.models import builtin_recipe, model_layers, recipe_steps
 from unlearnspec.plan import (
     DataSets,
     LoraConfig,

@@ -22,9 +22,9 @@ from statistics import NormalDist
 
 from unlearnspec.catalog import CODES, METRICS, vocab
 from unlearnspec.compiler.ast import Evidence, Objective
+from unlearnspec.compiler.datafiles import BUILTIN_HOLDOUT, records_of
 from unlearnspec.compiler.diagnostics import Diagnostic
 from unlearnspec.compiler.evidence_defaults import evidence_for
-from unlearnspec.compiler.models import BUILTIN_HOLDOUT, records_of
 from unlearnspec.compiler.rules.base import RuleContext, finding, rule
 from unlearnspec.records import Record, split_holdout
 

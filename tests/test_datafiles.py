@@ -1,0 +1,55 @@
+"""The compiler reads each data file once per version (compiler/datafiles.py), and again when it changes."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from unlearnspec.compiler import datafiles
+from unlearnspec.records import read_records
+
+
+def _write(path: Path, answers: list[str]) -> None:
+    path.write_text("".join(json.dumps({"question": f"q{i}?", "answer": a}) + "\n" for i, a in enumerate(answers)),
+                    encoding="utf-8")
+
+
+def test_a_file_is_read_once_and_again_after_an_edit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = tmp_path / "forget.jsonl"
+    _write(data, ["a", "b"])
+    reads: list[Path] = []
+
+    def counting(path: str | Path) -> list:  # type: ignore[type-arg]
+        reads.append(Path(path))
+        return read_records(path)
+
+    monkeypatch.setattr(datafiles, "read_records", counting)
+    first = datafiles.records_of("forget.jsonl", tmp_path)
+    second = datafiles.records_of("forget.jsonl", tmp_path)
+    assert [r.answer for r in first] == [r.answer for r in second] == ["a", "b"]
+    assert len(reads) == 1
+    second.append(first[0])  # a caller's list is its own: the cached records are not changed by it
+    assert len(datafiles.records_of("forget.jsonl", tmp_path)) == 2
+
+    _write(data, ["a", "b", "c"])
+    st = data.stat()
+    os.utime(data, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))  # a new version, even within one clock tick
+    assert [r.answer for r in datafiles.records_of("forget.jsonl", tmp_path)] == ["a", "b", "c"]
+    assert len(reads) == 2
+
+
+def test_unreadable_and_missing_files_give_no_records(tmp_path: Path) -> None:
+    (tmp_path / "bad.jsonl").write_text("{not json\n", encoding="utf-8")
+    (tmp_path / "folder").mkdir()
+    assert datafiles.records_of("bad.jsonl", tmp_path) == []
+    assert datafiles.records_of("missing.jsonl", tmp_path) == []
+    assert datafiles.records_of("folder", tmp_path) == []
+
+
+def test_the_builtin_holdout_is_the_corpus_holdout() -> None:
+    from unlearnspec.builtin.corpus import build_corpus
+
+    assert datafiles.records_of(datafiles.BUILTIN_HOLDOUT, Path(".")) == build_corpus().holdout
