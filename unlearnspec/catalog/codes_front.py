@@ -141,7 +141,8 @@ _front("RT101", "model-not-found", "error", _T,
        "The model folder named in the plan does not exist, or `builtin:` names an unknown builtin model.",
        "The run loads exactly the model the plan hashed; a missing folder is never replaced by a guess.",
        example='model "models/base"  # no such folder beside the spec',
-       instead="Give the model folder relative to the spec's folder, or `builtin:tiny-bios` for the demo model.")
+       instead="Give the model folder relative to the spec's folder, or a built-in model (`builtin:tiny-bios`, "
+               "`builtin:tiny-bios-chat`, `builtin:bios-100m`).")
 _front("RT102", "pickle-weights-refused", "error", _T,
        "A local model folder has no `*.safetensors` weights, only pickle checkpoints (`.bin`, `.pt`, `.ckpt`).",
        "Unpickling a checkpoint can execute arbitrary code, and an unlearning run is often pointed at a model "
@@ -161,10 +162,12 @@ _front("RT104", "model-needs-remote-code", "error", _T,
                "architecture transformers supports natively.")
 _front("RT105", "retrain-recipe-unknown", "error", _T,
        "`method retrain` was planned for a model whose training corpus and recipe are unknown.",
-       "Exact retraining without the forget set needs the original data and recipe; only `builtin:tiny-bios` "
-       "ships them, so for any other model retraining cannot be reproduced.",
+       "Exact retraining without the forget set needs the original data and recipe; only the built-in models "
+       "(`builtin:tiny-bios`, `builtin:tiny-bios-chat`, `builtin:bios-100m`) ship them, so for any other model "
+       "retraining cannot be reproduced.",
        example='model "models/base"\nmethod retrain',
-       instead="method npo\n\n# and compare with a reference model, or use `builtin:tiny-bios`")
+       instead="method npo\n\n# and compare with a reference model, or use a built-in model such as "
+               "`builtin:tiny-bios-chat`")
 _front("RT106", "bad-model", "error", _T,
        "The model cannot be loaded: the folder has no `config.json`, or transformers rejects its files.",
        "A model that cannot be loaded as a Hugging Face model cannot be trained or evaluated; the message "
