@@ -449,3 +449,19 @@ def test_utility_components_are_shown_per_model_in_md_and_html() -> None:
     assert "<h3>Side effects in detail</h3>" in html and '<td class="num">0.924</td>' in html
     # a report without utility checks has no such section
     assert "Side effects in detail" not in render_markdown(make_report())
+
+
+def test_glance_figure_keeps_every_outcome_word_inside_its_width() -> None:
+    """The outcome word at the end of each row ("inconclusive", "not evaluated") fits in the figure:
+    its start plus its length at the figure's 11 px (about 0.6 em a character, a generous average for
+    sans-serif) stays within the SVG's width, and no row's marks leave the plotting area."""
+    svg = re.findall(r"<svg\b.*?</svg>", render_html(make_report()), flags=re.S)[0]
+    width = float(re.search(r'width="([0-9.]+)"', svg).group(1))  # type: ignore[union-attr]
+    words = re.findall(r'<text x="([0-9.]+)"[^>]*font-size="11">([^<]+)</text>', svg)
+    assert words
+    for x, word in words + [("0", "inconclusive"), ("0", "not evaluated")]:
+        if x == "0":  # the longest words, placed where the others are
+            x = words[0][0]
+        assert float(x) + len(word) * 11 * 0.6 <= width, (x, word, width)
+    marks = [float(v) for v in re.findall(r'<circle cx="([0-9.]+)"', svg)]
+    assert marks and max(marks) < float(words[0][0])

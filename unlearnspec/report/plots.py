@@ -395,9 +395,10 @@ def claims_at_a_glance(checks: Sequence[CheckResult], claims: Sequence[tuple[str
                 rows.append((f"{c.check_id}", "check", c))
     if not rows:
         return ""
-    row_h, left, width = 26, 330, 760
+    # the right margin holds the outcome word ("not evaluated", "inconclusive") at 11 px
+    row_h, left, width, right = 26, 330, 800, 96
     height = 40 + row_h * len(rows) + 24
-    inner = width - left - 40
+    inner = width - left - right
     cid = _safe_id(chart_id)
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart glance" id="{cid}" viewBox="0 0 {width} {height}" '
            f'width="{width}" height="{height}" role="img" aria-labelledby="{cid}-title" {FONT}>',
