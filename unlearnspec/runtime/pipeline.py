@@ -40,7 +40,7 @@ from unlearnspec.report import (
     TrainingLog,
     build_objective_report,
 )
-from unlearnspec.report.model import CheckResult, ObjectiveReport
+from unlearnspec.report.model import CheckResult, ObjectiveReport, PromptInfo
 from unlearnspec.runtime import checks
 from unlearnspec.runtime.builtin_model import ensure_retrained
 from unlearnspec.runtime.checks import DataBundle
@@ -356,6 +356,7 @@ class ObjectiveRun:
             self._finish("attack")
         self._start("verdict")
         report = build_objective_report(self.op, results, training=training)
+        report = report.model_copy(update={"prompt": PromptInfo.model_validate(self.fmt.describe())})
         gen = self.dir / GENERATIONS_FILE
         if gen.is_file():
             rel = gen.relative_to(self.rd.root).as_posix()
