@@ -449,3 +449,22 @@ def test_utility_components_are_shown_per_model_in_md_and_html() -> None:
     assert "<h3>Side effects in detail</h3>" in html and '<td class="num">0.924</td>' in html
     # a report without utility checks has no such section
     assert "Side effects in detail" not in render_markdown(make_report())
+
+
+def test_the_report_shows_the_prompt_format_and_escapes_the_system_prompt() -> None:
+    from unlearnspec.report.model import PromptInfo
+
+    report = make_report()
+    assert "Prompt format" not in render_markdown(report)  # a report built without one says nothing about it
+    sha = "ab" * 32
+    obj = report.objectives[0].model_copy(update={"prompt": PromptInfo(
+        prompt_format="chat", chat_template_sha256=sha, system="Be <b>brief</b> | `terse`")})
+    chat = report.model_copy(update={"objectives": [obj]})
+    md, html = render_markdown(chat), render_html(chat)
+    row = next(line for line in md.splitlines() if line.startswith("| Prompt format |"))
+    assert sha in row and "chat template" in row and "<b>" not in row
+    assert sha in html and "&lt;b&gt;brief&lt;/b&gt;" in html and "<b>brief" not in html
+    assert json.loads(chat.model_dump_json())["objectives"][0]["prompt"]["system"] == "Be <b>brief</b> | `terse`"
+    plain = report.model_copy(update={"objectives": [obj.model_copy(update={"prompt": PromptInfo(
+        prompt_format="plain")})]})
+    assert "| Prompt format | plain" in render_markdown(plain)
