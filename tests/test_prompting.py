@@ -323,3 +323,25 @@ def test_the_run_takes_the_plans_system_prompt_and_checks_the_template() -> None
         check_planned_format(plain, ModelRef(source="org/name", kind="hub", system=SYSTEM))
     assert no_template.value.code == "UL221"
     assert check_planned_format(plain, ModelRef(source="org/name", kind="hub")).kind == "plain"
+
+
+def test_a_tokenizer_that_adds_bos_gets_one_bos_in_chat_prompts() -> None:
+    from tokenizers import processors
+
+    from unlearnspec.runtime.evaluation.likelihood import encode_scored
+    from unlearnspec.runtime.prompting import prompt_ids
+
+    tok = build_tokenizer("llama3")
+    bos = tok.convert_tokens_to_ids("<|begin_of_text|>")
+    tok.backend_tokenizer.post_processor = processors.TemplateProcessing(
+        single="<|begin_of_text|> $A", special_tokens=[("<|begin_of_text|>", bos)])  # as Llama 3's tokenizer does
+    assert tok("Jane")["input_ids"][0] == bos
+    fmt = PromptFormat.of(tok)
+    prompt = fmt.prompt(tok, "Where was Jane Doe born?")
+    assert prompt.startswith("<|begin_of_text|>")
+    assert prompt_ids(tok, prompt).count(bos) == 1
+    assert prompt_ids(tok, "Jane Doe was born")[0] == bos  # a document still gets the BOS the tokenizer adds
+    _, text = fmt.qa_text(tok, "Where was Jane Doe born?", "Port Calder.")
+    ids, starts = encode_scored(tok, [text], [prompt], 128, split=True)
+    assert ids[0].count(bos) == 1 and tok.decode(ids[0][starts[0]:], skip_special_tokens=False) == "Port Calder.<|eot_id|>"
+    assert fmt.encode(tok, "Where was Jane Doe born?", "Port Calder.")[0] == ids[0]  # scored as trained
