@@ -8,6 +8,12 @@ token. Training labels cover exactly those tokens — the answer and the end-of-
 system prompt, the role headers, or what a template writes after the end of turn (Qwen's newline) —
 because a mask that is off by a header or a trailing token trains the model on the wrong thing
 (open-unlearning issue #195, PR #101). Generation stops at the end-of-turn token as well as at EOS.
+
+A run uses ONE format (:func:`check_planned_format`: the loaded tokenizer's, with the spec's system
+prompt, checked against the plan) for every model and in every place a question is put to a model or an
+answer scored: likelihoods, probes, ``mcq_accuracy``, the representation probe, the methods' training
+items and the relearning attack each take it as ``fmt`` (default: the tokenizer's own, :func:`resolve`).
+docs/models.md ("what each evaluation does with a chat model") lists what each does with it.
 """
 
 from __future__ import annotations
