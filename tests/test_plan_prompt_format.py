@@ -140,3 +140,17 @@ def test_fmt_keeps_the_system_field(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert re.search(r'\n  system +"You are a careful assistant\."\n', after)
     assert main(["fmt", str(spec)]) == 0 and spec.read_text(encoding="utf-8") == after  # idempotent
     assert before.count("system") == after.count("system")
+
+
+def test_diff_reports_a_changed_system_prompt(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = tmp_path / "s.unlearn"
+    spec.write_text((ROOT / "specs" / "erase-jane-doe-chat.unlearn").read_text(encoding="utf-8"), encoding="utf-8")
+    shutil.copytree(ROOT / "specs" / "data", tmp_path / "data")
+    assert main(["plan", str(spec), "-o", str(tmp_path / "a.json")]) == 0
+    spec.write_text(spec.read_text(encoding="utf-8").replace("Answer briefly.", "Answer in full."), encoding="utf-8")
+    assert main(["plan", str(spec), "-o", str(tmp_path / "b.json")]) == 0
+    capsys.readouterr()
+    main(["diff", str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--format", "json"])
+    changes = json.loads(capsys.readouterr().out)["changes"]
+    [change] = [c for c in changes if c["subject"] == "system"]
+    assert change["old"].endswith("Answer briefly.") and change["new"].endswith("Answer in full.")
