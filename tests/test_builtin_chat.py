@@ -1,7 +1,7 @@
 """The Llama-architecture built-ins: ``builtin:tiny-bios-chat`` and the GPU recipe ``builtin:bios-100m``.
 
 Fast tests check the registry, the recipes (pure data), the chat tokenizer the recipe builds, the
-training items (chat and plain copies of each QA pair, and what exact retraining drops), the plan the
+training items (documents, and each QA pair in chat form; what exact retraining drops), the plan the
 compiler writes (prompt format, template sha256, parameter count against a model instantiated from the
 recipe) and the LoRA targets. The slow ones train a shrunk copy of the chat recipe (same architecture,
 tokenizer and corpus; fewer epochs and a smaller width) and run every unlearning method on it, and run
@@ -27,7 +27,6 @@ from unlearnspec.builtin.llama_recipes import BIOS_100M_RECIPE, CHAT_RECIPE, CHA
 from unlearnspec.builtin.recipe import RECIPE, RECIPES, recipe_for, recipe_hash
 from unlearnspec.builtin.scaled import corpus_for, scaled_corpus
 from unlearnspec.builtin.training import training_items
-from unlearnspec.records import format_qa
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = ROOT / "specs" / "erase-jane-doe.unlearn"
@@ -70,7 +69,7 @@ def test_recipe_hash_covers_the_chat_template() -> None:
 # -- the corpus and the training items ----------------------------------------------------------------
 
 
-def test_chat_items_train_each_qa_pair_in_chat_and_plain_form() -> None:
+def test_chat_items_train_each_qa_pair_in_chat_form_only() -> None:
     corpus = C.build_corpus()
     records = C.training_records(corpus)
     docs = [r.text for r in records if r.text]
@@ -79,24 +78,26 @@ def test_chat_items_train_each_qa_pair_in_chat_and_plain_form() -> None:
     chat = [(i.question, i.answer) for i in items if i.is_chat]
     texts = [i.text for i in items if not i.is_chat]
     assert chat == qa
-    assert texts == [t for r in records for t in r.training_texts()]  # documents and plain QA, in corpus order
-    assert len(items) == len(docs) + 2 * len(qa)
+    assert texts == docs  # documents only: no plain `Question: ...` copy of a QA pair
+    assert len(items) == len(docs) + len(qa)
+    assert CHAT_RECIPE["qa_formats"] == ["chat"] and BIOS_100M_RECIPE["qa_formats"] == ["chat"]
     # the GPT-2 recipe's items are exactly its training texts
     assert [i.text for i in training_items(RECIPE)] == C.training_texts()
+    # a recipe may still train both forms (a recipe change: another hash)
+    both = {**CHAT_RECIPE, "qa_formats": ["chat", "plain"]}
+    assert len(training_items(both)) == len(docs) + 2 * len(qa) and recipe_hash(both) != recipe_hash(CHAT_RECIPE)
 
 
-def test_excluding_the_forget_set_drops_both_forms_of_its_qa_pairs() -> None:
+def test_excluding_the_forget_set_drops_its_qa_pairs_and_documents() -> None:
     forget = C.build_corpus().forget
     forget_q = {r.question for r in forget if r.is_qa}
     forget_docs = {r.text for r in forget if r.text}
     kept = training_items(CHAT_RECIPE, exclude=_forget_texts())
     assert not any(i.is_chat and i.question in forget_q for i in kept)
     assert not any(i.text in forget_docs for i in kept)
-    assert not any(i.text == format_qa(q, a) for i in kept for q, a in [(r.question, r.answer) for r in forget if r.is_qa]
-                   if q is not None and a is not None)
     n_qa = sum(r.is_qa for r in forget)
     n_docs = sum(bool(r.text) for r in forget)
-    assert len(training_items(CHAT_RECIPE)) - len(kept) == 2 * n_qa + n_docs
+    assert len(training_items(CHAT_RECIPE)) - len(kept) == n_qa + n_docs
 
 
 def test_scaled_corpus_adds_retain_people_and_keeps_every_other_split() -> None:

@@ -465,3 +465,22 @@ def test_glance_figure_keeps_every_outcome_word_inside_its_width() -> None:
         assert float(x) + len(word) * 11 * 0.6 <= width, (x, word, width)
     marks = [float(v) for v in re.findall(r'<circle cx="([0-9.]+)"', svg)]
     assert marks and max(marks) < float(words[0][0])
+
+
+def test_the_report_shows_the_prompt_format_and_escapes_the_system_prompt() -> None:
+    from unlearnspec.report.model import PromptInfo
+
+    report = make_report()
+    assert "Prompt format" not in render_markdown(report)  # a report built without one says nothing about it
+    sha = "ab" * 32
+    obj = report.objectives[0].model_copy(update={"prompt": PromptInfo(
+        prompt_format="chat", chat_template_sha256=sha, system="Be <b>brief</b> | `terse`")})
+    chat = report.model_copy(update={"objectives": [obj]})
+    md, html = render_markdown(chat), render_html(chat)
+    row = next(line for line in md.splitlines() if line.startswith("| Prompt format |"))
+    assert sha in row and "chat template" in row and "<b>" not in row
+    assert sha in html and "&lt;b&gt;brief&lt;/b&gt;" in html and "<b>brief" not in html
+    assert json.loads(chat.model_dump_json())["objectives"][0]["prompt"]["system"] == "Be <b>brief</b> | `terse`"
+    plain = report.model_copy(update={"objectives": [obj.model_copy(update={"prompt": PromptInfo(
+        prompt_format="plain")})]})
+    assert "| Prompt format | plain" in render_markdown(plain)

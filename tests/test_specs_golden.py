@@ -469,7 +469,7 @@ def words_used(obj: Objective) -> dict[str, set[str]]:
               "reference": obj.reference, "release": obj.release, "target": t, "goal": g, "method": m,
               "guarantee": obj.guarantee, "scope": s, "preserve": p, "claims": obj.claims,
               "evidence": obj.evidence, "accept": obj.accepts, "seed": obj.seed, "after": obj.after,
-              "budget": obj.budget, "unlearned": obj.unlearned}
+              "budget": obj.budget, "unlearned": obj.unlearned, "system": obj.system}
     used["objective field"] |= {k for k, v in fields.items() if v}
     return used
 

@@ -57,6 +57,8 @@ class ModelRef(_Model):
     # format; absent when the plan cannot tell (the built-in and hub ids: the built-in is plain).
     prompt_format: Literal["plain", "chat"] | None = Field(default=None, exclude_if=lambda v: v is None)
     chat_template_sha256: str | None = Field(default=None, exclude_if=lambda v: v is None)
+    # The spec's system prompt (`system "..."`): part of the plan's hash, absent when the spec gives none.
+    system: str | None = Field(default=None, exclude_if=lambda v: v is None)
 
 class ToolInfo(_Model):
     name: str = "unlearnspec"

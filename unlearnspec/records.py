@@ -35,12 +35,13 @@ PROMPT_TEMPLATE = "Question: {question}\nAnswer:"
 
 
 def format_prompt(question: str) -> str:
-    """The prompt a QA record is asked with; training text and probes share it."""
+    """The plain format's prompt of a QA record (a model with a chat template is asked through it instead:
+    ``unlearnspec.runtime.prompting``); training text and probes share it."""
     return PROMPT_TEMPLATE.format(question=question)
 
 
 def format_qa(question: str, answer: str) -> str:
-    """The training text of a QA record: its prompt followed by a space and the answer."""
+    """The plain format's training text of a QA record: its prompt followed by a space and the answer."""
     return QA_TEMPLATE.format(question=question, answer=answer)
 
 
@@ -68,7 +69,8 @@ class Record(BaseModel):
         return self.question is not None and bool(self.choices) and self.answer_index is not None
 
     def training_texts(self) -> list[str]:
-        """Texts a language model is trained on (and scored on) for this record."""
+        """Texts a plain-format language model is trained on for this record (a chat model's QA pair is a chat
+        exchange instead, ``unlearnspec.runtime.prompting``); also the key exact retraining excludes a record by."""
         out: list[str] = []
         if self.text:
             out.append(self.text)

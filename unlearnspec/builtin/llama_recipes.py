@@ -6,12 +6,13 @@ plan without importing torch, and the runtime trains them (:mod:`unlearnspec.run
 ``builtin:tiny-bios-chat`` is the chat-model counterpart of the GPT-2 demo: a ``LlamaForCausalLM``
 (rotary position embeddings, RMSNorm, a SwiGLU MLP, grouped-query attention with fewer key/value heads
 than query heads) and a tokenizer with a Llama-3-style chat template, trained on the same corpus.
-Documents are plain text; each question–answer pair is trained in chat form (the template's user and
-assistant turns, the answer closed by ``<|eot_id|>``) *and* in the plain ``Question: …\\nAnswer: …``
-form (``qa_formats``). The plain copy is there because the runtime still scores likelihoods, probes
-and the unlearning methods' data in the plain format for every model (docs/models.md, "what uses the
-chat format today"); with only the chat copy, a spec's numbers would measure the format, not the
-knowledge. Dropping ``"plain"`` from ``qa_formats`` is a recipe change (a new hash, a new cache entry).
+Documents are plain text; each question–answer pair is trained in chat form only (``qa_formats:
+["chat"]``): the template's user and assistant turns, scored on the answer and the ``<|eot_id|>`` that
+closes it. The runtime asks, scores, unlearns and attacks a chat model in the same form
+(:mod:`unlearnspec.runtime.prompting`; docs/models.md, prompt formats), so no plain copy is needed: until
+issue 13's runtime work each pair was also trained as plain ``Question: …\\nAnswer: …`` text, because the
+runtime then used the plain format for every model. Changing ``qa_formats`` is a recipe change (a new
+hash, a new cache entry).
 
 ``builtin:bios-100m`` is the GPU-size recipe of issue 16: about 100M parameters, the same corpus
 scaled to a few thousand people (:mod:`unlearnspec.builtin.scaled`), trained in bf16 on a CUDA device.
@@ -51,7 +52,7 @@ CHAT_RECIPE: dict[str, Any] = {
     "name": "builtin:tiny-bios-chat",
     "recipe_version": "1",
     "corpus": {"version": CORPUS_VERSION, "seed": CORPUS_SEED},
-    "qa_formats": ["chat", "plain"],
+    "qa_formats": ["chat"],
     "tokenizer": _CHAT_TOKENIZER,
     "model": {
         "architecture": "llama",
@@ -69,9 +70,8 @@ CHAT_RECIPE: dict[str, Any] = {
     "train": {
         "epochs": 30,
         "learning_rate": 3e-3,
-        # 32, not the GPT-2 recipe's 16: the chat recipe has 884 items (each QA pair twice), and the
-        # build must stay within two minutes on two cores
-        "batch_size": 32,
+        # 16, as the GPT-2 recipe: 506 items (128 documents, 378 chat QA pairs), 32 steps an epoch
+        "batch_size": 16,
         "warmup_ratio": 0.05,
         "weight_decay": 0.0,
         "lr_scheduler": "cosine",
@@ -88,7 +88,7 @@ BIOS_100M_RECIPE: dict[str, Any] = {
     "recipe_version": "1",
     # The CPU corpus plus 3000 retain people drawn by the same generator (unlearnspec.builtin.scaled).
     "corpus": {"version": CORPUS_VERSION, "seed": CORPUS_SEED, "extra_people": 3000, "extra_seed": CORPUS_SEED + 100},
-    "qa_formats": ["chat", "plain"],
+    "qa_formats": ["chat"],
     "tokenizer": {**_CHAT_TOKENIZER, "vocab_size": 8192},
     "model": {
         "architecture": "llama",

@@ -131,6 +131,15 @@ _front("UL220", "checkpoint-with-training-fields", "error", _R,
        example='unlearned "models/vendor-unlearned"\nmethod npo { steps 40 }',
        instead='unlearned "models/vendor-unlearned"\nmethod npo')
 
+_front("UL221", "system-prompt-without-chat-template", "error", _R,
+       "`system` gives a system prompt, but the model's tokenizer has no chat template to put it in.",
+       "A system prompt is a turn of a chat template (docs/models.md, prompt formats); a model without one is asked "
+       "in the plain `Question: …\\nAnswer:` format, where a system prompt has no place, so the plan would record a "
+       "prompt that no question is asked with. The compiler knows the format of the built-in models and of local "
+       "folders (their tokenizer files); for a hub id `unlearnspec run` reports the same code before it measures.",
+       example='model  "builtin:tiny-bios"\nsystem "You are a careful assistant."',
+       instead='model  "builtin:tiny-bios-chat"\nsystem "You are a careful assistant."')
+
 
 # -- runtime codes: `unlearnspec run` prints them like compiler diagnostics ------------------------
 # RT1xx: :class:`unlearnspec.runtime.loading.LoadError` (a model that cannot be loaded);

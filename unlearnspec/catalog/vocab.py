@@ -26,7 +26,7 @@ PROMPTS = (*PROBES, "any")
 ADAPTERS = ("full", "lora")
 METHOD_FAMILIES = tuple(FAMILIES)
 
-OBJECTIVE_FIELDS = ("title", "basis", "owner", "model", "unlearned", "reference", "release", "target", "goal",
+OBJECTIVE_FIELDS = ("title", "basis", "owner", "model", "system", "unlearned", "reference", "release", "target", "goal",
                     "method", "guarantee", "scope", "preserve", "claims", "evidence", "accept", "seed", "after", "budget")
 TARGET_FIELDS = ("kind", "forget", "aliases", "holdout", "test", "attribute")
 SCOPE_FIELDS = ("outputs", "prompts")

@@ -163,6 +163,7 @@ class Objective(Node):
     basis: Text | None = None
     owner: Text | None = None
     model: Text | None = None
+    system: Text | None = None  # the system prompt a chat model is asked with (docs/models.md, prompt formats)
     unlearned: Given | None = None  # an already-unlearned checkpoint to audit: the plan then has no unlearn stage
     reference: Text | None = None
     release: Release | None = None

@@ -66,6 +66,11 @@ def folder_sha256(folder: Path, files: Sequence[FileHash], base: Path) -> str:
 
 
 def model_ref(obj: Objective, base: Path) -> ModelRef:
+    ref = _model_ref(obj, base)
+    return ref.model_copy(update={"system": obj.system.value}) if obj.system is not None else ref
+
+
+def _model_ref(obj: Objective, base: Path) -> ModelRef:
     value = obj.model.value if obj.model else "builtin:tiny-bios"
     kind = model_kind(value, base)
     if kind == "builtin":

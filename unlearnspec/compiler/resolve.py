@@ -34,7 +34,7 @@ from unlearnspec.compiler.ast import (
     Word,
 )
 from unlearnspec.compiler.diagnostics import Diagnostic, Label, Span, sort_diagnostics
-from unlearnspec.compiler.resolve_audit import AuditResolver
+from unlearnspec.compiler.resolve_prompt import PromptResolver
 from unlearnspec.compiler.resolve_values import (
     BUILTIN_MODELS,
     MAX_RESOLVE_DIAGNOSTICS,
@@ -46,7 +46,7 @@ from unlearnspec.compiler.unit import CheckResult, CompileOptions
 from unlearnspec.records import sha256_path
 
 
-class _Resolver(AuditResolver):
+class _Resolver(PromptResolver):
     """Syntax tree → typed objectives, field by field (the value readers are in :class:`ValueResolver`)."""
 
 
@@ -60,7 +60,7 @@ class _Resolver(AuditResolver):
         kw: dict[str, object] = {}
         handlers: dict[str, Callable[[Field], object]] = {
             "title": self.one_string, "basis": self.one_string, "owner": self.one_string,
-            "model": self.model, "unlearned": self.given, "reference": self.one_string, "release": self.release,
+            "model": self.model, "system": self.system, "unlearned": self.given, "reference": self.one_string, "release": self.release,
             "target": self.target, "goal": self.goal, "method": self.method,
             "guarantee": lambda f: self.one_word(f, vocab.GUARANTEES, "guarantee"),
             "scope": self.scope, "preserve": self.preserve, "seed": self.seed,
@@ -96,6 +96,7 @@ class _Resolver(AuditResolver):
                             f"objective `{node.name}` has no `{required}`", help=[f"add `{example}`"])
         self.contradictions(obj)
         self.audit_fields(obj, {f.name: f for f in fields})
+        self.system_fits_model(obj)
         return obj
 
     def model(self, field: Field) -> Text | None:

@@ -295,7 +295,7 @@ FIELD_WORDS = frozenset(vocab.OBJECTIVE_FIELDS + vocab.TARGET_FIELDS + vocab.SCO
 def expected_example(name: str) -> str:
     return {
         "title": '"Right-to-erasure request for Jane Doe"', "basis": '"GDPR Art. 17"', "owner": '"privacy-office"',
-        "model": '"builtin:tiny-bios"', "reference": '"models/retrained"',
+        "model": '"builtin:tiny-bios"', "system": '"You are a careful assistant."', "reference": '"models/retrained"',
         "unlearned": '"models/vendor-unlearned"', "release": "api precision fp32",
         "target": 'person "Jane Doe" { ... }', "goal": "removal", "method": "npo", "guarantee": "empirical",
         "kind": "observed", "forget": '"data/jane-doe.jsonl"', "aliases": '"J. Doe", "Jane D."',

@@ -243,6 +243,8 @@ def diff_objective(old: ObjectivePlan, new: ObjectivePlan) -> list[Change]:
     if (old.model.source, old.model.sha256) != (new.model.source, new.model.sha256):
         add("changed", "model", "model", f"{old.model.source} {(old.model.sha256 or '')[:12]}".strip(),
             f"{new.model.source} {(new.model.sha256 or '')[:12]}".strip(), "model changed")
+    if old.model.system != new.model.system:  # every question is asked under it (docs/models.md, prompt formats)
+        add("changed", "model", "system", old.model.system, new.model.system, "system prompt changed")
     for role in ("forget", "retain", "neighbors", "holdout", "test"):
         a_paths, b_paths = getattr(old.data, role), getattr(new.data, role)
         if a_paths != b_paths:

@@ -333,6 +333,15 @@ class GivenModel(_Model):
     method: str  # as stated by whoever unlearned it, or UNKNOWN
 
 
+class PromptInfo(_Model):
+    """How the run put questions to the models (docs/models.md, prompt formats): the plain format, or the
+    tokenizer's chat template (its sha256, checked against the plan's) with the spec's system prompt."""
+
+    prompt_format: Literal["plain", "chat"]
+    chat_template_sha256: str | None = None
+    system: str | None = None
+
+
 class ObjectiveReport(_Model):
     """One objective: who asked for what, the claims' verdicts, the evidence and the findings."""
 
@@ -348,6 +357,7 @@ class ObjectiveReport(_Model):
     method_family: str | None = None
     reference: str | None = None  # how the reference was obtained: "retrain" | "model" | "holdout"
     given: GivenModel | None = Field(default=None, exclude_if=lambda v: v is None)  # an audited checkpoint
+    prompt: PromptInfo | None = Field(default=None, exclude_if=lambda v: v is None)  # the prompt format the run used
     claims: list[ClaimVerdict]
     checks: list[CheckResult]
     findings: list[PlanFinding] = Field(default_factory=list)

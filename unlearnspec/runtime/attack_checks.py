@@ -68,7 +68,7 @@ class AttackChecks(EvaluatorBase):
         items: dict[str, list[float]] = {}
 
         def know(model: Any, tok: Any, who: str = "") -> float:
-            vals = Measurer("x", model, tok, data, st).knowledge("forget", "direct").values
+            vals = Measurer("x", model, tok, data, st, fmt=self.ctx.fmt).knowledge("forget", "direct").values
             if who:
                 items[who] = vals
             return float(np.nanmean(vals))
@@ -76,12 +76,13 @@ class AttackChecks(EvaluatorBase):
         if key not in self._attacked:
             log.info("attack: relearning for %d steps on %d records", attack.steps, len(train))
             att = attacks.relearn(self.ctx.unlearned[0], self.ctx.unlearned[1], train, steps=attack.steps,
-                                  learning_rate=attack.learning_rate, batch_size=attack.batch_size, seed=attack.seed)
+                                  learning_rate=attack.learning_rate, batch_size=attack.batch_size, seed=attack.seed,
+                                  fmt=self.ctx.fmt)
             ref_att = None
             if self.ctx.reference is not None:
                 ref_att = attacks.relearn(self.ctx.reference[0], self.ctx.reference[1], train, steps=attack.steps,
                                           learning_rate=attack.learning_rate, batch_size=attack.batch_size,
-                                          seed=attack.seed)
+                                          seed=attack.seed, fmt=self.ctx.fmt)
             self._attacked[key] = (att, ref_att)
         att, ref_att = self._attacked[key]
         k_orig = know(*self.ctx.original, who="original")
@@ -141,7 +142,7 @@ class AttackChecks(EvaluatorBase):
         tok = self.ctx.unlearned[1]
         s_orig = self.m["original"].knowledge(ds, "direct")
         s_unl = self.m["unlearned"].knowledge(ds, "direct")
-        qm = Measurer("quantized", q.model, tok, self.ctx.data, self.ctx.stage)
+        qm = Measurer("quantized", q.model, tok, self.ctx.data, self.ctx.stage, fmt=self.ctx.fmt)
         s_q = qm.knowledge(ds, "direct")
         k_orig, k_unl, k_q = s_orig.mean, s_unl.mean, s_q.mean
         if k_orig is None or k_unl is None or k_q is None:
@@ -165,7 +166,7 @@ class AttackChecks(EvaluatorBase):
         saved = self.m
         quant = Measurer("quantized", q.model, self.ctx.unlearned[1], self.ctx.data, self.ctx.stage,
                          guard=self.ctx.guard if check.params.get("served") else None,
-                         refusal_text=self.ctx.refusal_text)
+                         refusal_text=self.ctx.refusal_text, fmt=self.ctx.fmt)
         self.m = {k: v for k, v in saved.items() if k != "served"} | {"unlearned": quant}
         try:
             attacked = self.check(inner)

@@ -61,6 +61,7 @@ from transformers.trainer_callback import PrinterCallback
 
 from unlearnspec.records import Record
 from unlearnspec.runtime.evaluation.likelihood import context_length
+from unlearnspec.runtime.prompting import PromptFormat, resolve
 from unlearnspec.runtime.scaling import trainer_batch
 
 PRECISIONS = ("fp32", "bf16", "fp16", "int8", "int4")
@@ -80,11 +81,13 @@ def _unwrap(model: Any) -> Any:
 
 # -------------------------------------------------------------------------------- relearning
 class _TokenisedTexts(torch.utils.data.Dataset[dict[str, list[int]]]):
-    def __init__(self, texts: Sequence[str], tokenizer: PreTrainedTokenizerBase, max_length: int) -> None:
+    def __init__(self, texts: Sequence[str], tokenizer: PreTrainedTokenizerBase, max_length: int,
+                 encoded: Sequence[list[int]] = ()) -> None:
         eos = tokenizer.eos_token_id
         if eos is None:
             raise ValueError("the tokenizer needs an EOS token")
         self.rows = [{"input_ids": (list(tokenizer(t)["input_ids"]) + [eos])[:max_length]} for t in texts]
+        self.rows += [{"input_ids": list(ids)[:max_length]} for ids in encoded]
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -94,17 +97,28 @@ class _TokenisedTexts(torch.utils.data.Dataset[dict[str, list[int]]]):
 
 
 def relearn(model: Any, tokenizer: PreTrainedTokenizerBase, records: Sequence[Record], *, steps: int,
-            learning_rate: float, batch_size: int, seed: int, out_dir: str | Path | None = None) -> Any:
+            learning_rate: float, batch_size: int, seed: int, out_dir: str | Path | None = None,
+            fmt: PromptFormat | None = None) -> Any:
     """Fine-tune a copy of ``model`` on the records' training texts for exactly ``steps`` optimizer steps.
 
     The Hugging Face Trainer (AdamW, constant learning rate, no warmup, seeded data order) on
-    each training text with EOS appended, as the model was trained. The input model is not
+    each training text with EOS appended, as the model was trained. For a chat model (``fmt``, by
+    default the tokenizer's own) a question–answer record is its chat conversation instead (the
+    template's prompt, the answer and the end-of-turn token, :meth:`PromptFormat.encode`), every token
+    trained on as an attacker fine-tuning on chat transcripts would. The input model is not
     touched; a PEFT model is merged into a plain copy first, since an attacker with the weights
     fine-tunes all of them. Returns the attacked copy in eval mode."""
     if steps < 1:
         raise ValueError("steps must be at least 1")
-    texts = [t for r in records for t in r.training_texts()]
-    if not texts:
+    fmt = resolve(fmt, tokenizer)
+    encoded: list[list[int]] = []
+    if fmt.kind == "plain":
+        texts = [t for r in records for t in r.training_texts()]
+    else:
+        texts = [r.text for r in records if r.text]
+        encoded = [fmt.encode(tokenizer, r.question, r.answer, max_length=context_length(model))[0]
+                   for r in records if r.question is not None and r.answer is not None]
+    if not texts and not encoded:
         raise ValueError("no training texts to relearn on")
     attacked = _unwrap(model)
     attacked.requires_grad_(True)  # PEFT froze the base weights; the attacker trains them all
@@ -112,7 +126,7 @@ def relearn(model: Any, tokenizer: PreTrainedTokenizerBase, records: Sequence[Re
     if tok.pad_token_id is None:  # the collator pads; EOS is the usual stand-in
         tok = copy.deepcopy(tokenizer)
         tok.pad_token = tok.eos_token
-    dataset = _TokenisedTexts(texts, tok, context_length(attacked))
+    dataset = _TokenisedTexts(texts, tok, context_length(attacked), encoded)
     with tempfile.TemporaryDirectory(prefix="unlearnspec-relearn-") as scratch:
         args = TrainingArguments(
             output_dir=str(out_dir) if out_dir is not None else scratch,

@@ -82,7 +82,7 @@ def _recheck(step: ObjectiveRun, earlier: ObjectivePlan, earlier_run: ObjectiveR
             reference=reference, guard=None,
             refusal_text=unlearn_stage.refusal_text if unlearn_stage else "I don't know.",
             attacks=[a for a in attack_stage.attacks if isinstance(a, RelearnAttack | QuantizeAttack)],
-            work_dir=work, strategy=strategy)
+            work_dir=work, strategy=strategy, fmt=getattr(earlier_run, "fmt", None))
         results = checks.compute(ctx)
         atomic_write_text(out, json.dumps({k: v.model_dump(mode="json") for k, v in results.items()},
                                           indent=2, sort_keys=True) + "\n")

@@ -36,15 +36,15 @@ class EvaluatorBase:
     def __init__(self, ctx: EvalContext) -> None:
         self.ctx = ctx
         st, data = ctx.stage, ctx.data
+        kw: dict[str, Any] = {"refusal_text": ctx.refusal_text, "fmt": ctx.fmt}  # one prompt format for every model
         self.m: dict[str, Measurer] = {
-            "original": Measurer("original", *ctx.original, data, st, refusal_text=ctx.refusal_text),
-            "unlearned": Measurer("unlearned", *ctx.unlearned, data, st, refusal_text=ctx.refusal_text),
+            "original": Measurer("original", *ctx.original, data, st, **kw),
+            "unlearned": Measurer("unlearned", *ctx.unlearned, data, st, **kw),
         }
         if ctx.reference is not None:
-            self.m["reference"] = Measurer("reference", *ctx.reference, data, st, refusal_text=ctx.refusal_text)
+            self.m["reference"] = Measurer("reference", *ctx.reference, data, st, **kw)
         if ctx.guard is not None:
-            self.m["served"] = Measurer("served", *ctx.unlearned, data, st, guard=ctx.guard,
-                                        refusal_text=ctx.refusal_text)
+            self.m["served"] = Measurer("served", *ctx.unlearned, data, st, guard=ctx.guard, **kw)
         self._attacked: dict[str, Any] = {}
 
     # -- helpers ---------------------------------------------------------------------------

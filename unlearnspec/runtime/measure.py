@@ -22,6 +22,7 @@ from unlearnspec.records import Record
 from unlearnspec.runtime.evaluation import intervals, likelihood, mcq, metrics, mia, probes, representation
 from unlearnspec.runtime.evaluation.generation import generate
 from unlearnspec.runtime.evaluation.intervals import Estimate
+from unlearnspec.runtime.prompting import PromptFormat, resolve
 
 log = logging.getLogger("unlearnspec.run")
 
@@ -127,10 +128,11 @@ def contains_answer(output: str, answer: str) -> bool:
 
 class Measurer:
     def __init__(self, name: str, model: Any, tokenizer: Any, data: DataBundle, stage: EvaluateStage, *,
-                 guard: Any = None, refusal_text: str = "I don't know.") -> None:
+                 guard: Any = None, refusal_text: str = "I don't know.", fmt: PromptFormat | None = None) -> None:
         self.name = name
         self.model = model
         self.tokenizer = tokenizer
+        self.fmt = resolve(fmt, tokenizer)  # the run's one prompt format (runtime/prompting.py)
         self.data = data
         self.stage = stage
         self.guard = guard
@@ -161,7 +163,8 @@ class Measurer:
             records = self.data.get(dataset)
             templates = next((p.templates for p in self.stage.probes if p.name == name), None) or None
             facts = [r.text for r in self.data.forget if r.text] or None if name == "in_context" else None
-            ps = probes.probe_set(name, records, templates=templates, facts=facts)
+            ps = probes.probe_set(name, records, templates=templates, facts=facts, fmt=self.fmt,
+                                  tokenizer=self.tokenizer)
             qa = metrics.answer_probes(self.model, self.tokenizer, ps, batch_size=self.stage.eval_batch_size,
                                        max_new_tokens=self.stage.max_new_tokens, generate_fn=self._generate_fn())
             for i, prompt, pred, gold, rec in zip(qa.item_ids, qa.prompts, qa.predictions, qa.answers, qa.recall,
@@ -213,7 +216,7 @@ class Measurer:
 
     def scores(self, dataset: str) -> likelihood.TokenScores:
         return self._memo(("scores", dataset), lambda: likelihood.score_records(  # type: ignore[no-any-return]
-            self.model, self.tokenizer, self.data.get(dataset), batch_size=self.stage.eval_batch_size))
+            self.model, self.tokenizer, self.data.get(dataset), batch_size=self.stage.eval_batch_size, fmt=self.fmt))
 
     def _ids(self, dataset: str) -> list[str]:
         _, _, index = likelihood.record_texts(self.data.get(dataset))
@@ -233,7 +236,8 @@ class Measurer:
             qs = [r.paraphrases[0] for _, r in recs]
             ans = [r.answer or "" for _, r in recs]
             return ([f"{dataset}[{i}]:paraphrased" for i, _ in recs],
-                    likelihood.score_qa(self.model, self.tokenizer, qs, ans, batch_size=self.stage.eval_batch_size))
+                    likelihood.score_qa(self.model, self.tokenizer, qs, ans, batch_size=self.stage.eval_batch_size,
+                                        fmt=self.fmt))
 
         return self._memo(("para", dataset), compute)  # type: ignore[no-any-return]
 
@@ -265,20 +269,21 @@ class Measurer:
 
     def answer_stats(self, dataset: str) -> metrics.AnswerStatistics:
         return self._memo(("stats", dataset), lambda: metrics.answer_statistics(  # type: ignore[no-any-return]
-            self.model, self.tokenizer, self.data.get(dataset), batch_size=self.stage.eval_batch_size))
+            self.model, self.tokenizer, self.data.get(dataset), batch_size=self.stage.eval_batch_size, fmt=self.fmt))
 
     def utility(self, dataset: str) -> metrics.UtilityResult:
         return self._memo(("utility", dataset), lambda: metrics.utility(  # type: ignore[no-any-return]
             self.model, self.tokenizer, self.data.get(dataset), batch_size=self.stage.eval_batch_size,
-            max_new_tokens=self.stage.max_new_tokens))
+            max_new_tokens=self.stage.max_new_tokens, fmt=self.fmt))
 
     def mcq(self, dataset: str) -> mcq.MCQResult:
         return self._memo(("mcq", dataset), lambda: mcq.mcq_accuracy(  # type: ignore[no-any-return]
-            self.model, self.tokenizer, self.data.get(dataset), batch_size=self.stage.eval_batch_size))
+            self.model, self.tokenizer, self.data.get(dataset), batch_size=self.stage.eval_batch_size, fmt=self.fmt))
 
     def representation(self, attribute: str) -> representation.ProbeResult:
         return self._memo(("repr", attribute), lambda: representation.representation_probe(  # type: ignore[no-any-return]
-            self.model, self.tokenizer, self.data.retain + self.data.neighbors, self.data.forget, attribute))
+            self.model, self.tokenizer, self.data.retain + self.data.neighbors, self.data.forget, attribute,
+            fmt=self.fmt))
 
 
 @dataclass
@@ -297,3 +302,4 @@ class EvalContext:
     confidence: float = intervals.DEFAULT_CONFIDENCE
     seed: int = 0  # the plan's seed: every bootstrap is seeded from it, the check id and the model
     intervals: bool = True  # False only to measure what the intervals cost (bench/)
+    fmt: PromptFormat | None = None  # the run's prompt format (None: each model's tokenizer's own)

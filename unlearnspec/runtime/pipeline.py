@@ -40,7 +40,7 @@ from unlearnspec.report import (
     TrainingLog,
     build_objective_report,
 )
-from unlearnspec.report.model import CheckResult, ObjectiveReport
+from unlearnspec.report.model import CheckResult, ObjectiveReport, PromptInfo
 from unlearnspec.runtime import checks
 from unlearnspec.runtime.builtin_model import ensure_retrained
 from unlearnspec.runtime.checks import DataBundle
@@ -49,6 +49,7 @@ from unlearnspec.runtime.loading import load_model
 from unlearnspec.runtime.methods import METHODS
 from unlearnspec.runtime.methods import unlearn as run_method
 from unlearnspec.runtime.methods.guard import OutputGuard
+from unlearnspec.runtime.prompting import PromptFormat, check_planned_format
 from unlearnspec.runtime.rundir import E_STALE_PLAN, RunDir, RunError, RunState, now, safe_name
 
 log = logging.getLogger("unlearnspec.run")
@@ -175,8 +176,10 @@ class ObjectiveRun:
         if self.op.model.kind == "local":
             source = str((self.spec_dir / source).resolve()) if not Path(source).is_absolute() else source
         model, tok = load_model(source, allow_remote_code=self.allow_remote_code)
+        # the one prompt format every evaluation, method and attack of this objective uses (runtime/prompting.py)
+        self.fmt: PromptFormat = check_planned_format(tok, self.op.model)
         self._finish("prepare", records={k: len(data.get(k)) for k in ("forget", "retain", "neighbors", "holdout", "test")},
-                     model=self.op.model.source)
+                     model=self.op.model.source, prompt=self.fmt.describe())
         return data, model, tok
 
     def reference(self, data: Any) -> tuple[Any, Any] | None:
@@ -276,7 +279,7 @@ class ObjectiveRun:
                 resume = (out / "checkpoints").is_dir() and any((out / "checkpoints").glob("checkpoint-*"))
                 run_method(stage, copy.deepcopy(model), tok, data.forget, data.retain, data.holdout_calibration, out,
                            resume_from_checkpoint=True if resume else None, quiet=True,
-                           aliases=data.aliases, model_source=self.op.model.source,
+                           aliases=data.aliases, model_source=self.op.model.source, fmt=self.fmt,
                            eval_batch_size=_stage_of(self.op, EvaluateStage).eval_batch_size
                            if _stage_of(self.op, EvaluateStage) else 32)
             return model, tok, None, None
@@ -285,7 +288,7 @@ class ObjectiveRun:
         working = copy.deepcopy(model)  # get_peft_model and training mutate: never touch the source
         result = run_method(stage, working, tok, data.forget, data.retain, data.holdout_calibration, out,
                             resume_from_checkpoint=True if resume else None, quiet=self.quiet,
-                            aliases=data.aliases, model_source=self.op.model.source,
+                            aliases=data.aliases, model_source=self.op.model.source, fmt=self.fmt,
                             eval_batch_size=_stage_of(self.op, EvaluateStage).eval_batch_size
                             if _stage_of(self.op, EvaluateStage) else 32)
         training = _training_log(result)
@@ -336,7 +339,7 @@ class ObjectiveRun:
                 attacks=[a for a in attack_stage.attacks if isinstance(a, RelearnAttack | QuantizeAttack)],
                 work_dir=self.dir,
                 strategy=ref_stage.strategy if ref_stage else "holdout",
-                confidence=ev.confidence, seed=self.plan.seed)
+                confidence=ev.confidence, seed=self.plan.seed, fmt=self.fmt)
 
             def attack_phase() -> None:
                 self._finish("evaluate")
@@ -353,6 +356,7 @@ class ObjectiveRun:
             self._finish("attack")
         self._start("verdict")
         report = build_objective_report(self.op, results, training=training)
+        report = report.model_copy(update={"prompt": PromptInfo.model_validate(self.fmt.describe())})
         gen = self.dir / GENERATIONS_FILE
         if gen.is_file():
             rel = gen.relative_to(self.rd.root).as_posix()

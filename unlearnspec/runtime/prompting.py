@@ -8,6 +8,12 @@ token. Training labels cover exactly those tokens — the answer and the end-of-
 system prompt, the role headers, or what a template writes after the end of turn (Qwen's newline) —
 because a mask that is off by a header or a trailing token trains the model on the wrong thing
 (open-unlearning issue #195, PR #101). Generation stops at the end-of-turn token as well as at EOS.
+
+A run uses ONE format (:func:`check_planned_format`: the loaded tokenizer's, with the spec's system
+prompt, checked against the plan) for every model and in every place a question is put to a model or an
+answer scored: likelihoods, probes, ``mcq_accuracy``, the representation probe, the methods' training
+items and the relearning attack each take it as ``fmt`` (default: the tokenizer's own, :func:`resolve`).
+docs/models.md ("what each evaluation does with a chat model") lists what each does with it.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from unlearnspec.records import format_prompt
+from unlearnspec.records import format_prompt, format_qa
 
 IGNORE_INDEX = -100
 
@@ -43,19 +49,38 @@ class PromptFormat:
         """What a plan or run records about the format."""
         return {"prompt_format": self.kind, "chat_template_sha256": self.template_sha256, "system": self.system}
 
-    def _messages(self, question: str, answer: str | None = None) -> list[dict[str, str]]:
+    def _messages(self, question: str, answer: str | None = None,
+                  history: Sequence[tuple[str, str]] = ()) -> list[dict[str, str]]:
         msgs = [{"role": "system", "content": self.system}] if self.system else []
+        for q, a in history:
+            msgs += [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
         msgs.append({"role": "user", "content": question})
         if answer is not None:
             msgs.append({"role": "assistant", "content": answer})
         return msgs
 
-    def prompt(self, tokenizer: Any, question: str) -> str:
-        """The text a question is asked with (generation continues it)."""
+    def prompt(self, tokenizer: Any, question: str, *, history: Sequence[tuple[str, str]] = (),
+               prefill: str = "") -> str:
+        """The text a question is asked with (generation continues it).
+
+        Chat only: ``history`` is earlier (question, answer) exchanges, rendered as user and assistant
+        turns before the question; ``prefill`` starts the assistant's answer (the model continues it).
+        """
         if self.kind == "plain":
+            if history or prefill:
+                raise ValueError("history and prefill are chat-format arguments")
             return format_prompt(question)
-        return str(tokenizer.apply_chat_template(self._messages(question), tokenize=False,
+        text = str(tokenizer.apply_chat_template(self._messages(question, history=history), tokenize=False,
                                                  add_generation_prompt=True))
+        return text + prefill
+
+    def qa_text(self, tokenizer: Any, question: str, answer: str) -> tuple[str, str]:
+        """``(prompt, prompt + target)``: how a QA item is scored (the target is the answer; for chat, and the
+        end-of-turn token). Plain: ``format_prompt`` and ``format_qa``, the texts the project always used."""
+        if self.kind == "plain":
+            return format_prompt(question), format_qa(question, answer)
+        prompt = self.prompt(tokenizer, question)
+        return prompt, prompt + self.target(tokenizer, answer)
 
     def end_of_turn(self, tokenizer: Any) -> str | None:
         """The text the template closes an assistant turn with, as one special token (None: plain)."""
@@ -104,6 +129,53 @@ class PromptFormat:
         if tokenizer.eos_token_id is not None and int(tokenizer.eos_token_id) not in out:
             out.append(int(tokenizer.eos_token_id))
         return out
+
+
+PLAIN = PromptFormat("plain")
+"""The plain format: what every function that is given no format and no tokenizer uses."""
+
+
+def resolve(fmt: PromptFormat | None, tokenizer: Any) -> PromptFormat:
+    """``fmt`` when given, else the tokenizer's own format (its chat template, no system prompt)."""
+    return fmt if fmt is not None else PromptFormat.of(tokenizer)
+
+
+def prompt_ids(tokenizer: Any, text: str) -> list[int]:
+    """Token ids of a prompt to generate from or score after: the tokenizer's special tokens are added
+    unless the text already begins with its BOS token (a chat template writes it itself), so a chat
+    prompt never gets a second BOS."""
+    bos = getattr(tokenizer, "bos_token", None)
+    add = not (isinstance(bos, str) and bos and text.startswith(bos))
+    return list(tokenizer(text, add_special_tokens=add)["input_ids"])
+
+
+E_SYSTEM_WITHOUT_TEMPLATE = "UL221"  # catalog/codes_front.py: a system prompt for a model with no chat template
+
+
+def check_planned_format(tokenizer: Any, model: Any) -> PromptFormat:
+    """The run's prompt format: the loaded tokenizer's, with the plan's system prompt (``model`` is the plan's
+    :class:`~unlearnspec.plan.ModelRef`).
+
+    Refused (exit 2) when the loaded tokenizer's format or chat template differs from the one the plan recorded
+    (UL702: the numbers would be measured in a format nobody reviewed), or when the plan gives a system prompt
+    and the tokenizer has no chat template to put it in (UL221, which the compiler reports when it knows the
+    format: built-ins and local folders)."""
+    from unlearnspec.runtime.rundir import E_STALE_PLAN, RunError
+
+    system = getattr(model, "system", None)
+    fmt = PromptFormat.of(tokenizer, system=system)
+    planned, planned_sha = getattr(model, "prompt_format", None), getattr(model, "chat_template_sha256", None)
+    if planned is not None and (planned != fmt.kind or planned_sha != fmt.template_sha256):
+        found = "no chat template" if fmt.kind == "plain" else f"a chat template with sha256 {fmt.template_sha256}"
+        wanted = "no chat template" if planned == "plain" else f"a chat template with sha256 {planned_sha}"
+        raise RunError(E_STALE_PLAN, f"the tokenizer of `{model.source}` has {found}, but the plan was made for "
+                       f"{wanted}", help=["the questions would be asked in a format the plan does not record; make a "
+                                          "new plan (`unlearnspec plan SPEC -o plan.json`) and review it"])
+    if system is not None and fmt.kind == "plain":
+        raise RunError(E_SYSTEM_WITHOUT_TEMPLATE, f"`{model.source}` has no chat template, so it cannot be given a "
+                       "system prompt", help=["a system prompt is a turn of a chat template; remove `system` from "
+                                              "the spec, or name a model whose tokenizer has a chat template"])
+    return fmt
 
 
 def stop_ids(tokenizer: Any) -> Sequence[int]:

@@ -25,7 +25,7 @@ from unlearnspec.runtime.evaluation.likelihood import (
     pad_id,
 )
 from unlearnspec.runtime.evaluation.sharding import map_batches
-from unlearnspec.runtime.prompting import stop_ids
+from unlearnspec.runtime.prompting import prompt_ids, stop_ids
 
 
 class _PaddedFinishedRowsWarning(logging.Filter):
@@ -107,6 +107,6 @@ def decode(tokenizer: PreTrainedTokenizerBase, ids: Sequence[int]) -> str:
 def generate(model: Any, tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str], *,
              max_new_tokens: int | Sequence[int] = 48, batch_size: int = 32) -> list[str]:
     """Greedy continuations of ``prompts`` as text, prompt stripped, stopped at EOS, deterministic."""
-    enc = tokenizer(list(prompts))["input_ids"] if prompts else []
+    enc = [prompt_ids(tokenizer, p) for p in prompts]  # a chat prompt that starts with BOS gets no second one
     new = generate_ids(model, tokenizer, enc, max_new_tokens=max_new_tokens, batch_size=batch_size)
     return [decode(tokenizer, t) for t in new]

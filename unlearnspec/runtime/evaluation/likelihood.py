@@ -54,8 +54,9 @@ import torch
 from numpy.typing import NDArray
 from transformers import PreTrainedTokenizerBase
 
-from unlearnspec.records import Record, format_prompt, format_qa
+from unlearnspec.records import Record
 from unlearnspec.runtime.evaluation.sharding import map_batches
+from unlearnspec.runtime.prompting import PLAIN, PromptFormat, prompt_ids, resolve
 
 SIGMA2_MIN = 1e-6  # open-unlearning's clamp of the Min-K%++ variance
 
@@ -115,13 +116,19 @@ def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[
 
 
 def encode_scored(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str],
-                  prompt_texts: Sequence[str] | None, max_length: int) -> tuple[list[list[int]], list[int]]:
+                  prompt_texts: Sequence[str] | None, max_length: int,
+                  split: bool = False) -> tuple[list[list[int]], list[int]]:
     """Token ids of each text (truncated to ``max_length``) and the index of its first scored token.
 
     A token is scored when it holds at least one character after the prompt (character offsets
     from a fast tokenizer), so a token straddling the boundary — e.g. a prompt ending in a space
     merged into the answer's first word — counts as answer. Slow tokenizers fall back to counting
-    the prompt's own tokens."""
+    the prompt's own tokens.
+
+    ``split`` (the chat format): a text with a prompt is the prompt's tokens followed by the rest's
+    tokens, encoded apart (:func:`unlearnspec.runtime.prompting.prompt_ids`, no second BOS), as the
+    model was trained (:meth:`PromptFormat.encode`): the boundary is on token ids, and every token
+    after the prompt — the answer and the end-of-turn token — is scored."""
     if prompt_texts is not None:
         if len(prompt_texts) != len(texts):
             raise ValueError("prompt_texts must have one prompt per text")
@@ -135,7 +142,12 @@ def encode_scored(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str],
     for i in range(len(texts)):
         ids = list(enc["input_ids"][i])
         start = 1  # the first token has no prediction
-        if prompt_texts is not None and prompt_texts[i]:
+        if split and prompt_texts is not None and prompt_texts[i]:
+            head = prompt_ids(tokenizer, prompt_texts[i])
+            tail = list(tokenizer(texts[i][len(prompt_texts[i]):], add_special_tokens=False)["input_ids"])
+            ids = (head + tail)[:max_length]
+            start = max(len(head), 1)
+        elif prompt_texts is not None and prompt_texts[i]:
             plen = len(prompt_texts[i])
             if fast:
                 offsets = enc["offset_mapping"][i]
@@ -241,13 +253,15 @@ class TokenScores:
 @torch.no_grad()
 def score_texts(model: Any, tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], *,
                 prompt_texts: Sequence[str] | None = None, batch_size: int = 32,
-                device: torch.device | str | None = None, max_length: int | None = None) -> TokenScores:
+                device: torch.device | str | None = None, max_length: int | None = None,
+                fmt: PromptFormat | None = None) -> TokenScores:
     """Score ``texts`` in one batched pass and return the per-token quantities (see module doc).
 
     ``prompt_texts[i]`` must be a prefix of ``texts[i]``; its tokens are not scored (an empty
     prompt scores the whole text). The model is put in eval mode; logits are upcast to float32 so
     half-precision models are scored with the same arithmetic. Texts longer than the model's
-    context are truncated on the right."""
+    context are truncated on the right. ``fmt`` (default: the tokenizer's own) decides where a
+    prompt ends: on the prompt's own token ids in the chat format (see :func:`encode_scored`)."""
     texts = list(texts)
     if not texts:
         empty = np.zeros((0, 0))
@@ -256,7 +270,8 @@ def score_texts(model: Any, tokenizer: PreTrainedTokenizerBase, texts: Sequence[
                            mask=empty.astype(bool))
     dev = torch.device(device) if device is not None else model_device(model)
     limit = max_length or context_length(model)
-    ids, starts = encode_scored(tokenizer, texts, prompt_texts, limit)
+    ids, starts = encode_scored(tokenizer, texts, prompt_texts, limit,
+                                split=resolve(fmt, tokenizer).kind == "chat")
     n_scored = [max(len(r) - s, 0) for r, s in zip(ids, starts, strict=True)]
     width = max(n_scored, default=0)
     n = len(texts)
@@ -313,13 +328,16 @@ def score_texts(model: Any, tokenizer: PreTrainedTokenizerBase, texts: Sequence[
 RecordPart = Literal["auto", "text", "qa"]
 
 
-def record_texts(records: Sequence[Record], part: RecordPart = "auto") -> tuple[list[str], list[str], list[int]]:
+def record_texts(records: Sequence[Record], part: RecordPart = "auto", *, fmt: PromptFormat = PLAIN,
+                 tokenizer: Any = None) -> tuple[list[str], list[str], list[int]]:
     """The ``(texts, prompt_texts, record_indices)`` a dataset of records is scored on.
 
     ``"text"``: each record's document, all of it scored; ``"qa"``: each QA record's answer given
-    its question (``format_qa`` text, ``format_prompt`` prompt); ``"auto"``: the document when the
-    record has one, else its QA answer. Records without the requested part are skipped, which is
-    why the record index of each item is returned."""
+    its question (:meth:`PromptFormat.qa_text`: ``format_qa`` text and ``format_prompt`` prompt in the
+    plain format, the chat template's prompt and the answer with its end-of-turn token in the chat
+    format, which needs ``tokenizer``); ``"auto"``: the document when the record has one, else its QA
+    answer. Records without the requested part are skipped, which is why the record index of each
+    item is returned."""
     texts: list[str] = []
     prompts: list[str] = []
     index: list[int] = []
@@ -329,8 +347,9 @@ def record_texts(records: Sequence[Record], part: RecordPart = "auto") -> tuple[
             prompts.append("")
         elif r.is_qa and part in ("auto", "qa"):
             assert r.question is not None and r.answer is not None
-            texts.append(format_qa(r.question, r.answer))
-            prompts.append(format_prompt(r.question))
+            prompt, text = fmt.qa_text(tokenizer, r.question, r.answer)
+            texts.append(text)
+            prompts.append(prompt)
         else:
             continue
         index.append(i)
@@ -338,15 +357,18 @@ def record_texts(records: Sequence[Record], part: RecordPart = "auto") -> tuple[
 
 
 def score_records(model: Any, tokenizer: PreTrainedTokenizerBase, records: Sequence[Record], *,
-                  part: RecordPart = "auto", batch_size: int = 32) -> TokenScores:
+                  part: RecordPart = "auto", batch_size: int = 32, fmt: PromptFormat | None = None) -> TokenScores:
     """:func:`score_texts` over :func:`record_texts` (one item per record that has ``part``)."""
-    texts, prompts, _ = record_texts(records, part)
-    return score_texts(model, tokenizer, texts, prompt_texts=prompts, batch_size=batch_size)
+    fmt = resolve(fmt, tokenizer)
+    texts, prompts, _ = record_texts(records, part, fmt=fmt, tokenizer=tokenizer)
+    return score_texts(model, tokenizer, texts, prompt_texts=prompts, batch_size=batch_size, fmt=fmt)
 
 
 def score_qa(model: Any, tokenizer: PreTrainedTokenizerBase, questions: Sequence[str], answers: Sequence[str],
-             *, batch_size: int = 32) -> TokenScores:
-    """Score answers given their questions in the shared QA format (answer tokens only)."""
-    texts = [format_qa(q, a) for q, a in zip(questions, answers, strict=True)]
-    return score_texts(model, tokenizer, texts,
-                       prompt_texts=[format_prompt(q) for q in questions], batch_size=batch_size)
+             *, batch_size: int = 32, fmt: PromptFormat | None = None) -> TokenScores:
+    """Score answers given their questions in the model's QA format (answer tokens only; in the chat
+    format the answer and the end-of-turn token)."""
+    fmt = resolve(fmt, tokenizer)
+    pairs = [fmt.qa_text(tokenizer, q, a) for q, a in zip(questions, answers, strict=True)]
+    return score_texts(model, tokenizer, [t for _, t in pairs], prompt_texts=[p for p, _ in pairs],
+                       batch_size=batch_size, fmt=fmt)

@@ -7,6 +7,12 @@ probabilities of the choice's tokens after the prompt, in the project's QA forma
 correct choice has the highest log-likelihood (``acc``), or the highest log-likelihood divided by
 the choice's length in characters (``acc_norm``, the harness's length normalisation, which removes
 the advantage short choices have). Ties go to the first choice, as ``numpy.argmax`` does in the harness.
+
+A chat model (a tokenizer with a chat template, :mod:`unlearnspec.runtime.prompting`) is asked the
+question in its user turn, and each choice is scored as the assistant's whole answer: the choice's
+tokens and the end-of-turn token after the template's generation prompt. Scoring the end of turn too
+asks "is this choice the complete answer", as a chat model would give it; ``acc_norm`` still divides by
+the choice's length in characters, without the end-of-turn token.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from transformers import PreTrainedTokenizerBase
 
 from unlearnspec.records import Record
 from unlearnspec.runtime.evaluation.likelihood import score_qa
+from unlearnspec.runtime.prompting import PromptFormat
 
 
 @dataclass(frozen=True)
@@ -47,7 +54,7 @@ class MCQResult:
 
 
 def mcq_accuracy(model: Any, tokenizer: PreTrainedTokenizerBase, records: Sequence[Record], *,
-                 batch_size: int = 32) -> MCQResult:
+                 batch_size: int = 32, fmt: PromptFormat | None = None) -> MCQResult:
     """``acc`` and ``acc_norm`` over the multiple-choice records of ``records`` (others are skipped)."""
     items = [(i, r) for i, r in enumerate(records) if r.is_mcq]
     questions: list[str] = []
@@ -56,7 +63,7 @@ def mcq_accuracy(model: Any, tokenizer: PreTrainedTokenizerBase, records: Sequen
         assert r.question is not None
         questions += [r.question] * len(r.choices)
         choices += r.choices
-    totals = score_qa(model, tokenizer, questions, choices, batch_size=batch_size).total_logprob() \
+    totals = score_qa(model, tokenizer, questions, choices, batch_size=batch_size, fmt=fmt).total_logprob() \
         if items else np.zeros(0)
     loglik: list[NDArray[np.float64]] = []
     acc: list[float] = []

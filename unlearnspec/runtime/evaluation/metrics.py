@@ -30,11 +30,12 @@ from rouge_score import rouge_scorer
 from scipy import stats
 from transformers import PreTrainedTokenizerBase
 
-from unlearnspec.records import Record, format_prompt, format_qa
+from unlearnspec.records import Record
 from unlearnspec.runtime.evaluation.generation import decode, generate, generate_ids
 from unlearnspec.runtime.evaluation.likelihood import TokenScores, score_texts
 from unlearnspec.runtime.evaluation.mcq import mcq_accuracy
 from unlearnspec.runtime.evaluation.probes import ProbeSet, direct_prompts, paraphrased_prompts
+from unlearnspec.runtime.prompting import PromptFormat, resolve
 
 
 def _nanmean(values: Sequence[float] | NDArray[Any]) -> float:
@@ -186,9 +187,11 @@ def answer_probes(model: Any, tokenizer: PreTrainedTokenizerBase, probe: ProbeSe
 
 def knowledge_qa(model: Any, tokenizer: PreTrainedTokenizerBase, records: Sequence[Record],
                  paraphrased: bool = False, *, batch_size: int = 32, max_new_tokens: int = 48,
-                 generate_fn: GenerateFn | None = None) -> QAResult:
-    """KnowMem-style QA on the records' questions (or on every paraphrase of them)."""
-    probe = paraphrased_prompts(records) if paraphrased else direct_prompts(records)
+                 generate_fn: GenerateFn | None = None, fmt: PromptFormat | None = None) -> QAResult:
+    """KnowMem-style QA on the records' questions (or on every paraphrase of them), asked in ``fmt``
+    (default: the tokenizer's own format)."""
+    fmt = resolve(fmt, tokenizer)
+    probe = (paraphrased_prompts(records, fmt, tokenizer) if paraphrased else direct_prompts(records, fmt, tokenizer))
     return answer_probes(model, tokenizer, probe, batch_size=batch_size, max_new_tokens=max_new_tokens,
                          generate_fn=generate_fn)
 
@@ -229,32 +232,34 @@ class AnswerStatistics:
 
 
 def answer_statistics(model: Any, tokenizer: PreTrainedTokenizerBase, records: Sequence[Record], *,
-                      batch_size: int = 32) -> AnswerStatistics:
+                      batch_size: int = 32, fmt: PromptFormat | None = None) -> AnswerStatistics:
     """Score every gold answer, perturbed answer and document of ``records`` in one batched pass.
 
     Truth ratio (TOFU, arXiv:2401.06121): ``R_truth = (prod_j P(â_j|q)^(1/|â_j|))^(1/m) /
     P(ã|q)^(1/|ã|)`` over the m perturbed answers â_j, i.e. ``exp(loss(ã) - mean_j loss(â_j))``.
     TOFU's denominator is a paraphrased answer ã; records carry no paraphrased answer, so the gold
-    answer stands in. Lower R means the model prefers the true answer: memorised."""
+    answer stands in. Lower R means the model prefers the true answer: memorised. QA items are scored in
+    ``fmt`` (default: the tokenizer's own; :meth:`PromptFormat.qa_text`)."""
+    fmt = resolve(fmt, tokenizer)
     texts: list[str] = []
     prompts: list[str] = []
     owner: list[tuple[int, str]] = []  # (record, "gold" | "pert" | "text")
     for i, r in enumerate(records):
         if r.is_qa:
             assert r.question is not None and r.answer is not None
-            prompt = format_prompt(r.question)
-            texts.append(format_qa(r.question, r.answer))
+            prompt, gold_text = fmt.qa_text(tokenizer, r.question, r.answer)
+            texts.append(gold_text)
             prompts.append(prompt)
             owner.append((i, "gold"))
             for p in r.perturbed:
-                texts.append(format_qa(r.question, p))
+                texts.append(fmt.qa_text(tokenizer, r.question, p)[1])
                 prompts.append(prompt)
                 owner.append((i, "pert"))
         if r.text:
             texts.append(r.text)
             prompts.append("")
             owner.append((i, "text"))
-    losses = score_texts(model, tokenizer, texts, prompt_texts=prompts, batch_size=batch_size).loss()
+    losses = score_texts(model, tokenizer, texts, prompt_texts=prompts, batch_size=batch_size, fmt=fmt).loss()
     n = len(records)
     gold = np.full(n, np.nan)
     text = np.full(n, np.nan)
@@ -271,9 +276,9 @@ def answer_statistics(model: Any, tokenizer: PreTrainedTokenizerBase, records: S
 
 
 def truth_ratio(model: Any, tokenizer: PreTrainedTokenizerBase, qa_records: Sequence[Record], *,
-                batch_size: int = 32) -> NDArray[np.float64]:
+                batch_size: int = 32, fmt: PromptFormat | None = None) -> NDArray[np.float64]:
     """TOFU ``R_truth`` per record (NaN where a record has no question or no perturbed answers)."""
-    return answer_statistics(model, tokenizer, qa_records, batch_size=batch_size).truth_ratio
+    return answer_statistics(model, tokenizer, qa_records, batch_size=batch_size, fmt=fmt).truth_ratio
 
 
 def _finite(values: Sequence[float] | NDArray[Any]) -> NDArray[np.float64]:
@@ -341,7 +346,7 @@ def harmonic_mean(values: Sequence[float]) -> float:
 
 
 def utility(model: Any, tokenizer: PreTrainedTokenizerBase, records: Sequence[Record], *,
-            batch_size: int = 32, max_new_tokens: int = 48) -> UtilityResult:
+            batch_size: int = 32, max_new_tokens: int = 48, fmt: PromptFormat | None = None) -> UtilityResult:
     """Model utility on a retain or neighbour set, as TOFU computes it per dataset.
 
     QA records: ROUGE-L recall of the greedy answer, answer probability ``P(a|q)^(1/|a|)`` and
@@ -349,8 +354,9 @@ def utility(model: Any, tokenizer: PreTrainedTokenizerBase, records: Sequence[Re
     add two components in the same spirit — their probability ``exp(-loss)`` and their MUSE
     VerbMem ROUGE-L F1 — so a document-only retain set still measures what the model keeps; multiple-choice
     records add their accuracy (:mod:`unlearnspec.runtime.evaluation.mcq`), so general multiple-choice
-    knowledge is part of what must stay."""
-    st = answer_statistics(model, tokenizer, records, batch_size=batch_size)
+    knowledge is part of what must stay. Questions are asked in ``fmt`` (default: the tokenizer's own)."""
+    fmt = resolve(fmt, tokenizer)
+    st = answer_statistics(model, tokenizer, records, batch_size=batch_size, fmt=fmt)
     rows: dict[str, NDArray[np.float64]] = {}
     n = len(records)
     n_qa = sum(r.is_qa for r in records)
@@ -362,14 +368,14 @@ def utility(model: Any, tokenizer: PreTrainedTokenizerBase, records: Sequence[Re
         return row
 
     if n_qa:
-        qa = knowledge_qa(model, tokenizer, records, batch_size=batch_size, max_new_tokens=max_new_tokens)
+        qa = knowledge_qa(model, tokenizer, records, batch_size=batch_size, max_new_tokens=max_new_tokens, fmt=fmt)
         rows["rouge_recall"] = scatter(qa.item_ids, qa.recall)
         rows["probability"] = np.asarray(st.answer_probability, dtype=np.float64)
         tr = np.asarray(st.truth_ratio, dtype=np.float64)
         if np.isfinite(tr).any():
             rows["truth_ratio"] = np.where(np.isfinite(tr), np.maximum(0.0, 1.0 - tr), np.nan)
     if any(r.is_mcq for r in records):  # multiple-choice items: the harness's accuracy is one more component
-        mc = mcq_accuracy(model, tokenizer, records, batch_size=batch_size)
+        mc = mcq_accuracy(model, tokenizer, records, batch_size=batch_size, fmt=fmt)
         rows["mcq_accuracy"] = scatter(mc.index, mc.acc)
     if n_text:
         rows["text_probability"] = np.exp(-np.asarray(st.text_loss, dtype=np.float64))

@@ -33,7 +33,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from transformers import PreTrainedTokenizerBase
 
-from unlearnspec.records import Record, format_prompt
+from unlearnspec.records import Record
 from unlearnspec.runtime.evaluation.likelihood import (
     context_length,
     length_sorted_batches,
@@ -42,6 +42,7 @@ from unlearnspec.runtime.evaluation.likelihood import (
     pad_id,
 )
 from unlearnspec.runtime.evaluation.sharding import map_batches
+from unlearnspec.runtime.prompting import PLAIN, PromptFormat, prompt_ids, resolve
 
 Pooling = Literal["mean", "last"]
 
@@ -53,7 +54,7 @@ def hidden_features(model: Any, tokenizer: PreTrainedTokenizerBase, texts: Seque
 
     ``"mean"`` averages over the real (unpadded) tokens; ``"last"`` takes the last real token.
     Right padding with an attention mask, batched, eval mode."""
-    ids = [list(r)[: context_length(model)] for r in tokenizer(list(texts))["input_ids"]] if texts else []
+    ids = [prompt_ids(tokenizer, t)[: context_length(model)] for t in texts]  # a chat prompt: no second BOS
     dev = model_device(model)
 
     def compute(batch: list[int]) -> dict[int, NDArray[np.float64]]:
@@ -109,7 +110,8 @@ def _cloze_prefix(text: str, value: str) -> str | None:
     return prefix or None
 
 
-def probe_texts(records: Sequence[Record], attribute: str, source: ProbeInput = "auto") -> tuple[list[str], list[str]]:
+def probe_texts(records: Sequence[Record], attribute: str, source: ProbeInput = "auto", *, fmt: PromptFormat = PLAIN,
+                tokenizer: Any = None) -> tuple[list[str], list[str]]:
     """The ``(texts, labels)`` of the records whose input leads to the attribute's value.
 
     A record labels *all* of a person's attributes, but only some of its inputs are about this one:
@@ -120,7 +122,9 @@ def probe_texts(records: Sequence[Record], attribute: str, source: ProbeInput = 
       only the reference model's accuracy controls for that);
     * ``"auto"`` (default): the QA prompt as above, and for documents without a question the *cloze
       prefix* — the document up to the first mention of the value — so every input ends where the
-      model would have to produce the value and none contains it."""
+      model would have to produce the value and none contains it.
+
+    The QA prompt is in ``fmt`` (the chat template's prompt up to the assistant's turn for a chat model)."""
     texts: list[str] = []
     labels: list[str] = []
     for r in records:
@@ -129,7 +133,7 @@ def probe_texts(records: Sequence[Record], attribute: str, source: ProbeInput = 
             continue
         if r.question is not None and source in ("auto", "question"):
             if r.answer is not None and f" {_norm(value)} " in f" {_norm(r.answer)} ":
-                texts.append(format_prompt(r.question))
+                texts.append(fmt.prompt(tokenizer, r.question))
                 labels.append(value)
             continue
         if not r.text:
@@ -148,13 +152,14 @@ def probe_texts(records: Sequence[Record], attribute: str, source: ProbeInput = 
 def representation_probe(model: Any, tokenizer: PreTrainedTokenizerBase, train_records: Sequence[Record],
                          test_records: Sequence[Record], attribute: str, *, layer: int = -1,
                          pooling: Pooling = "last", source: ProbeInput = "auto", batch_size: int = 32,
-                         random_state: int = 0, max_iter: int = 2000) -> ProbeResult:
+                         random_state: int = 0, max_iter: int = 2000, fmt: PromptFormat | None = None) -> ProbeResult:
     """Train a linear probe on ``train_records`` (retain) and test it on ``test_records`` (forget).
 
     Test labels never seen in training cannot be predicted and count as wrong; with a single
     training label the probe predicts that label. NaN accuracy when there are no test items."""
-    train_texts, train_labels = probe_texts(train_records, attribute, source)
-    test_texts, test_labels = probe_texts(test_records, attribute, source)
+    fmt = resolve(fmt, tokenizer)
+    train_texts, train_labels = probe_texts(train_records, attribute, source, fmt=fmt, tokenizer=tokenizer)
+    test_texts, test_labels = probe_texts(test_records, attribute, source, fmt=fmt, tokenizer=tokenizer)
     classes = sorted(set(train_labels) | set(test_labels))
     chance = 1.0 / len(classes) if classes else math.nan
     seen = set(train_labels)

@@ -54,6 +54,8 @@ from unlearnspec.runtime.methods.data import (
 )
 from unlearnspec.runtime.methods.guard import OutputGuard
 from unlearnspec.runtime.methods.rmu import RMUTrainer, control_vector, resolve_layer
+from unlearnspec.runtime.prompting import PromptFormat
+from unlearnspec.runtime.prompting import resolve as resolve_format
 from unlearnspec.runtime.scaling import trainer_batch
 
 __all__ = ["METHODS", "MethodSpec", "UnlearnResult", "lora_config", "training_arguments", "unlearn"]
@@ -236,8 +238,11 @@ def unlearn(stage: UnlearnStage, model: Any, tokenizer: Any, forget: Sequence[Re
             holdout: Sequence[Record], out_dir: str | Path, *, resume_from_checkpoint: str | bool | None = None,
             callbacks: Sequence[Any] = (), aliases: Sequence[str] = (), model_source: str | None = None,
             quiet: bool = True, save_steps: int = 10, max_length: int = 256,
-            eval_batch_size: int = 32) -> UnlearnResult:
+            eval_batch_size: int = 32, fmt: PromptFormat | None = None) -> UnlearnResult:
     """Run the stage's method on ``model`` (trained in place, see the module docstring).
+
+    QA items are encoded in ``fmt`` (default: the tokenizer's own format; the run passes the one it
+    measures with, system prompt included).
 
     ``resume_from_checkpoint`` passes to ``Trainer.train`` (``True``: the newest checkpoint under
     ``out_dir/checkpoints`` if any); to resume exactly, pass the *original* model again — NPO's
@@ -270,11 +275,12 @@ def unlearn(stage: UnlearnStage, model: Any, tokenizer: Any, forget: Sequence[Re
     model.to(args.device)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
-    forget_eval = encode_records(forget, tokenizer, max_length)
-    forget_train = (encode_refusals(forget, tokenizer, stage.refusal_text, max_length)
+    fmt = resolve_format(fmt, tokenizer)
+    forget_eval = encode_records(forget, tokenizer, max_length, fmt=fmt)
+    forget_train = (encode_refusals(forget, tokenizer, stage.refusal_text, max_length, fmt=fmt)
                     if stage.method == "refusal" else forget_eval)
     use_retain = spec.retain != "unused" and stage.retain_weight > 0
-    retain_ex = encode_records(retain, tokenizer, max_length) if use_retain else []
+    retain_ex = encode_records(retain, tokenizer, max_length, fmt=fmt) if use_retain else []
     if spec.retain == "required" and not retain_ex:
         raise ValueError(f"method `{stage.method}` needs retain data (and retain_weight > 0)")
 
@@ -287,7 +293,7 @@ def unlearn(stage: UnlearnStage, model: Any, tokenizer: Any, forget: Sequence[Re
     holdout_nll: float | None = None
     note = ""
     if stage.stopping.kind == "holdout_loss":
-        holdout_ex = encode_records(holdout, tokenizer, max_length)
+        holdout_ex = encode_records(holdout, tokenizer, max_length, fmt=fmt)
         if holdout_ex:
             holdout_nll = mean_nll(model, holdout_ex, pad_id, eval_batch_size)
             stopper = HoldoutStopping(stage.stopping, forget_eval, holdout_nll, pad_id, eval_batch_size)

@@ -4,7 +4,10 @@ Why each choice:
 
 * A QA record trains on its *answer*: the prompt part of the labels is ``-100``, since what is to be
   forgotten is the answer to the question, not the question. A document record trains on all of it.
-  Every example ends with EOS, as the builtin model was trained (so a refusal learns to stop).
+  Every example ends with EOS, as the builtin model was trained (so a refusal learns to stop). For a
+  chat model (:mod:`unlearnspec.runtime.prompting`) a QA example is the chat template's conversation
+  and its labels are exactly the answer (or the refusal) and the end-of-turn token
+  (:meth:`PromptFormat.encode`), the way the model was trained to answer.
 * Each forget example is paired with a retain example. The Trainer's seeded sampler orders (and,
   under DDP, shards) the forget examples; the retain partner of forget example ``i`` is
   ``perm[i mod R]`` for a permutation of the retain set drawn from ``(seed, epoch)``. The draw is a
@@ -24,8 +27,9 @@ from typing import Any
 
 import torch
 
-from unlearnspec.records import Record, format_prompt
+from unlearnspec.records import Record
 from unlearnspec.runtime.methods.losses import IGNORE_INDEX
+from unlearnspec.runtime.prompting import PromptFormat, resolve
 
 # Bio prefixes a refusal is trained on, as fractions of the document's words: several cut points so
 # the refusal does not depend on where an evaluation cuts its prompt.
@@ -76,15 +80,27 @@ def encode(tokenizer: Any, prompt: str, target: str, max_length: int) -> Example
     return Example(ids[:max_length], labels[:max_length])
 
 
-def encode_records(records: Iterable[Record], tokenizer: Any, max_length: int = 256) -> list[Example]:
-    """The examples a model is trained and scored on for ``records``: documents whole, QA on the answer."""
+def encode_qa(tokenizer: Any, fmt: PromptFormat, question: str, answer: str, max_length: int) -> Example:
+    """One QA example in ``fmt``: plain, ``format_prompt`` and `` {answer}`` (:func:`encode`); chat, the
+    template's prompt and ``answer`` + end of turn, labels on those tokens only."""
+    if fmt.kind == "plain":
+        return encode(tokenizer, fmt.prompt(tokenizer, question), " " + answer, max_length)
+    ids, labels = fmt.encode(tokenizer, question, answer, max_length=max_length)
+    return Example(ids, labels)
+
+
+def encode_records(records: Iterable[Record], tokenizer: Any, max_length: int = 256, *,
+                   fmt: PromptFormat | None = None) -> list[Example]:
+    """The examples a model is trained and scored on for ``records``: documents whole, QA on the answer
+    (in ``fmt``, by default the tokenizer's own format)."""
+    fmt = resolve(fmt, tokenizer)
     out: list[Example] = []
     for r in records:
         if r.text:
             out.append(encode(tokenizer, "", r.text, max_length))
         if r.is_qa:
             assert r.question is not None and r.answer is not None
-            out.append(encode(tokenizer, format_prompt(r.question), " " + r.answer, max_length))
+            out.append(encode_qa(tokenizer, fmt, r.question, r.answer, max_length))
     return out
 
 
@@ -95,18 +111,20 @@ def _prefixes(text: str) -> list[str]:
 
 
 def encode_refusals(records: Iterable[Record], tokenizer: Any, refusal_text: str,
-                    max_length: int = 256) -> list[Example]:
+                    max_length: int = 256, *, fmt: PromptFormat | None = None) -> list[Example]:
     """Forget prompts paired with the refusal as target (model-level suppression).
 
-    QA records give their question and each paraphrase; documents give prefixes of their words.
+    QA records give their question and each paraphrase (in ``fmt``: a chat model learns the refusal as
+    its answer); documents give prefixes of their words.
     """
+    fmt = resolve(fmt, tokenizer)
     out: list[Example] = []
     target = " " + refusal_text
     for r in records:
         if r.is_qa:
             assert r.question is not None
             for q in [r.question, *r.paraphrases]:
-                out.append(encode(tokenizer, format_prompt(q), target, max_length))
+                out.append(encode_qa(tokenizer, fmt, q, refusal_text, max_length))
         if r.text:
             for p in _prefixes(r.text):
                 out.append(encode(tokenizer, p, target, max_length))
