@@ -14,6 +14,12 @@ because on a shared machine other jobs take cores.
 
     python bench/bench_sharded_eval.py                          # specs/erase-jane-doe.unlearn
     python bench/bench_sharded_eval.py --spec specs/X.unlearn --repeats 5
+    BENCH_PROFILE=/tmp/prof python bench/bench_sharded_eval.py --repeats 1   # a cProfile file per rank
+
+Each rank also reports its CPU time and what ``runtime/evaluation/sharding.py`` counted: the batches
+it computed, the seconds computing and the seconds in the gathers (waiting for the slower rank). CPU
+time tells a slow rank from a starved one: on a machine other jobs share, a rank whose CPU time is
+well below its wall time was waiting for a core.
 
 Not a test: timings depend on the machine and its load.
 """
@@ -34,18 +40,20 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def worker(plan_path: str, spec_dir: str, rank: int, world: int, store: str, out: str, threads: int) -> None:
-    import torch
     import torch.distributed as dist
     import transformers
 
     transformers.utils.logging.set_verbosity_error()
-    torch.set_num_threads(threads)
+    from unlearnspec.runtime.scaling import pin_threads
+
+    pin_threads(world, threads)  # as `run` does, with the thread count given
     if world > 1:
         dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
     from unlearnspec.plan import EvaluateStage, Plan
     from unlearnspec.runtime import checks
     from unlearnspec.runtime.builtin_model import ensure_builtin
     from unlearnspec.runtime.checks import DataBundle, EvalContext
+    from unlearnspec.runtime.evaluation.sharding import STATS
     from unlearnspec.runtime.loading import load_model
     from unlearnspec.runtime.pipeline import _load_records, _stage_of, holdout_halves
 
@@ -70,11 +78,24 @@ def worker(plan_path: str, spec_dir: str, rank: int, world: int, store: str, out
                           strategy="retrain", confidence=ev.confidence, seed=plan.seed)
         if world > 1:
             dist.barrier()
-        t0 = time.perf_counter()
+        profile = os.environ.get("BENCH_PROFILE")
+        prof = None
+        if profile:
+            import cProfile
+
+            prof = cProfile.Profile()
+            prof.enable()
+        STATS.reset()
+        t0, c0 = time.perf_counter(), time.process_time()
         results = checks.compute(ctx, todo)
-        wall = time.perf_counter() - t0
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        if prof is not None:
+            prof.disable()
+            prof.dump_stats(f"{profile}/{Path(out).stem}.prof")
     values = {k: v.model_dump(mode="json")["per_item"] for k, v in sorted(results.items())}
-    Path(out).write_text(json.dumps({"wall": wall, "checks": len(results), "values": values}), encoding="utf-8")
+    Path(out).write_text(json.dumps({"wall": wall, "cpu": cpu, "checks": len(results), "values": values,
+                                     "compute": STATS.compute_seconds, "gather": STATS.gather_seconds,
+                                     "sharding": STATS.summary()}), encoding="utf-8")
     if world > 1:
         dist.destroy_process_group()
 
@@ -125,6 +146,12 @@ def main() -> None:
                     print(f"  note: {same}/{len(single['values'])} checks' per-item values identical "  # type: ignore[arg-type]
                           "(the rest differ by float rounding of the thread count)")
                     break
+            for r in ranks:
+                print(f"    rank {ranks.index(r)}: wall {float(r['wall']):.2f} s, cpu {float(r['cpu']):.2f} s; "  # type: ignore[arg-type]
+                      f"{r['sharding']}", flush=True)
+            print(f"    1 process x 1 thread: wall {float(thread1['wall']):.2f} s, cpu {float(thread1['cpu']):.2f} s; "  # type: ignore[arg-type]
+                  f"1 process x 2 threads: wall {float(single['wall']):.2f} s, cpu {float(single['cpu']):.2f} s",  # type: ignore[arg-type]
+                  flush=True)
             one.append(float(single["wall"]))  # type: ignore[arg-type]
             two.append(max(float(r["wall"]) for r in ranks))  # type: ignore[arg-type]
             print(f"  repeat {i + 1}: 1 process x 2 threads {one[-1]:.2f} s, 1 process x 1 thread {lone[-1]:.2f} s, "
