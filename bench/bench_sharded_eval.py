@@ -135,6 +135,7 @@ def main() -> None:
         one: list[float] = []
         two: list[float] = []
         lone: list[float] = []
+        cpu_ratio: list[float] = []
         for i in range(args.repeats):
             (single,) = launch(plan, spec.parent, 1, 2, tmp, f"one{i}")
             (thread1,) = launch(plan, spec.parent, 1, 1, tmp, f"lone{i}")
@@ -152,6 +153,10 @@ def main() -> None:
             print(f"    1 process x 1 thread: wall {float(thread1['wall']):.2f} s, cpu {float(thread1['cpu']):.2f} s; "  # type: ignore[arg-type]
                   f"1 process x 2 threads: wall {float(single['wall']):.2f} s, cpu {float(single['cpu']):.2f} s",  # type: ignore[arg-type]
                   flush=True)
+            # the slower rank's CPU time (its own work, no waiting for a core) plus its wait in the gathers, over
+            # one thread's CPU time: what the ratio would be with a core per rank and nothing else running
+            busy = max(float(r["cpu"]) + float(r["gather"]) for r in ranks)  # type: ignore[arg-type]
+            cpu_ratio.append(busy / float(thread1["cpu"]))  # type: ignore[arg-type]
             one.append(float(single["wall"]))  # type: ignore[arg-type]
             two.append(max(float(r["wall"]) for r in ranks))  # type: ignore[arg-type]
             print(f"  repeat {i + 1}: 1 process x 2 threads {one[-1]:.2f} s, 1 process x 1 thread {lone[-1]:.2f} s, "
@@ -162,6 +167,8 @@ def main() -> None:
         print(f"evaluate stage, median of {args.repeats}: 1 process x 2 threads {m1:.2f} s | "
               f"2 processes x 1 thread {m2:.2f} s | ratio {m2 / m1:.2f}x (target <= 0.65x)")
         print(f"for scale: 1 process x 1 thread {m0:.2f} s; 2 processes x 1 thread / that = {m2 / m0:.2f}x")
+        print(f"CPU-time estimate (slower rank's CPU + gather wait over 1 thread's CPU), median: "
+              f"{statistics.median(cpu_ratio):.2f}x")
         print(f"load average after: {os.getloadavg()}")
 
 
