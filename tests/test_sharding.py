@@ -33,7 +33,7 @@ from unlearnspec.runtime.evaluation.generation import generate
 from unlearnspec.runtime.evaluation.likelihood import score_records
 from unlearnspec.runtime.evaluation.metrics import rouge_l
 from unlearnspec.runtime.evaluation.representation import hidden_features
-from unlearnspec.runtime.evaluation.sharding import STATS
+from unlearnspec.runtime.evaluation.sharding import STATS, together
 from unlearnspec.runtime.loading import load_model
 
 model, tok = load_model(model_dir)
@@ -52,8 +52,16 @@ outs = generate(model, tok, prompts, max_new_tokens=12, batch_size=2)
 feats = hidden_features(model, tok, [r.text or r.question or "" for r in records][:10], batch_size=3)
 before = STATS.batches
 rouge = rouge_l(outs, [r.answer or "" for r in records if r.question][:9])
-json.dump({"rouge": [rouge.f1, rouge.recall, rouge.precision], "rouge_share": STATS.batches - before,
-           "rouge_calls": STATS.calls, "loss": scores.loss().tolist(), "min_k": scores.min_k(0.2).tolist(),
+rouge_share = STATS.batches - before
+calls0 = STATS.calls
+def measure(s):  # one model's measurement: a likelihood pass and a generation (one batch each)
+    qa = [r for r in records if r.question][s:s + 3]
+    return (score_records(model, tok, qa, part="qa", batch_size=8).loss().tolist(),
+            generate(model, tok, [r.question for r in qa], max_new_tokens=6, batch_size=4))
+tog = together([lambda s=s: measure(s) for s in (0, 3, 6)])
+json.dump({"together": tog, "together_calls": STATS.calls - calls0, "plain": [measure(s) for s in (0, 3, 6)],
+           "rouge": [rouge.f1, rouge.recall, rouge.precision], "rouge_share": rouge_share,
+           "loss": scores.loss().tolist(), "min_k": scores.min_k(0.2).tolist(),
            "mkpp": scores.min_k_plus_plus(0.2).tolist(), "em": scores.exact_memorisation().tolist(),
            "logprobs": [x.tolist() for x in scores.per_item("logprobs")], "generations": outs,
            "features": feats.tolist(), "score_calls": score_calls}, open(f"{out}/rank{rank}.json", "w"))
@@ -97,6 +105,12 @@ def test_two_processes_give_the_one_process_values(builtin_model_dir: Path, tmp_
     assert single["score_calls"] == 6
     assert sorted(r["score_calls"] for r in ranks) == [3, 3]
     assert [r["rouge_share"] for r in ranks] == [1, 1] and single["rouge_share"] == 0  # one share each
+    # three measurements together: their six single-batch calls ran as two rounds of three batches
+    assert single["together_calls"] == 6 and [r["together_calls"] for r in ranks] == [2, 2]
+    for rank in ranks:
+        assert _close([x[0] for x in rank["together"]], [x[0] for x in single["together"]], 1e-5)
+        assert [x[1] for x in rank["together"]] == [x[1] for x in single["together"]]
+        assert rank["together"] == rank["plain"]  # the same values as measuring one after the other
     assert any(g.strip() for g in single["generations"])  # the model says something to compare
 
 

@@ -21,6 +21,14 @@ computes the same assignment.
 The per-item work that follows a model call — ROUGE scoring of the generations — is dealt out too
 (:func:`map_items`: contiguous, equal shares), rather than repeated by every rank.
 
+Why several models together (:func:`together`): a call with one batch (six forget questions) keeps
+one rank busy and the other waiting, and the evaluator measures the original, the unlearned and the
+reference model one after the other. Run "together", the three measurements advance in lockstep:
+each runs until its next collective call, then the calls of all three are dealt as one (one deal, one
+gather) — three single-batch calls become one of three batches. The measurements run as threads that
+take turns (only one runs at a time; the calling thread computes the batches), so they share nothing
+concurrently, and the order of every round is fixed by the code, the same on every rank.
+
 With no process group (one process, or after the launch's ranks have left) all of this is the plain
 loop. Every rank must call the same primitive on the same items: a collective call that only the
 main process makes would wait forever. :data:`STATS` counts what this rank computed and how long it
@@ -29,15 +37,18 @@ waited in the gathers (the wait includes the time the slower ranks took).
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
+import torch
 import torch.distributed as torch_dist
 
 T = TypeVar("T")
 X = TypeVar("X")
+K = TypeVar("K")
 
 #: The fixed cost of one forward call (Python dispatch, kernel launches), in token positions: on the
 #: built-in model a decode step of 4 rows costs about a third of one of 32 rows.
@@ -93,11 +104,11 @@ def deal(costs: Sequence[float], world: int) -> list[list[int]]:
     return [sorted(s) for s in shares]
 
 
-def _gather(local: dict[int, T], world: int) -> dict[int, T]:
+def _gather(local: dict[K, T], world: int) -> dict[K, T]:
     t0 = time.perf_counter()
-    parts: list[dict[int, T] | None] = [None] * world
+    parts: list[dict[K, T] | None] = [None] * world
     torch_dist.all_gather_object(parts, local)
-    merged: dict[int, T] = {}
+    merged: dict[K, T] = {}
     for part in parts:
         merged.update(part or {})
     STATS.gather_seconds += time.perf_counter() - t0
@@ -113,7 +124,11 @@ def map_batches(batches: Sequence[Sequence[int]], compute: Callable[[list[int]],
     the dealing (:func:`deal`)."""
     rank, world = process_group()
     todo = [list(b) for b in batches]
-    mine = deal(costs if costs is not None else [len(b) for b in todo], world)[rank]
+    weights = [float(c) for c in costs] if costs is not None else [float(len(b)) for b in todo]
+    step = _turn()
+    if step is not None:  # inside together(): dealt with the other measurements' calls
+        return step.ask(_Request(todo, compute, weights, None, None))  # type: ignore[no-any-return]
+    mine = deal(weights, world)[rank]
     STATS.calls += 1
     STATS.batches += len(mine)
     STATS.total_batches += len(todo)
@@ -135,6 +150,9 @@ def map_items(items: Sequence[X], fn: Callable[[X], T]) -> list[T]:
     n = len(items)
     if world == 1 or n < 2:
         return [fn(x) for x in items]
+    step = _turn()
+    if step is not None:
+        return step.ask(_Request([], None, [], list(items), fn))  # type: ignore[no-any-return]
     bounds = [n * r // world for r in range(world + 1)]
     STATS.calls += 1
     STATS.batches += 1
@@ -144,3 +162,131 @@ def map_items(items: Sequence[X], fn: Callable[[X], T]) -> list[T]:
     STATS.compute_seconds += time.perf_counter() - t0
     merged = _gather(local, world)
     return [merged[i] for i in range(n)]
+
+
+# -- several measurements in lockstep ---------------------------------------------------------------
+
+_local = threading.local()
+
+
+@dataclass
+class _Request:
+    """One collective call a measurement made: batches to compute, or items to map."""
+
+    batches: list[list[int]]
+    compute: Callable[[list[int]], dict[int, Any]] | None
+    costs: list[float]
+    items: list[Any] | None
+    fn: Callable[[Any], Any] | None
+
+
+class _Lockstep:
+    """Threads that take turns: each runs until its next collective call (:meth:`ask`) or its end."""
+
+    def __init__(self, tasks: Sequence[Callable[[], Any]]) -> None:
+        n = len(tasks)
+        self.tasks = list(tasks)
+        self.results: list[Any] = [None] * n
+        self.errors: list[BaseException | None] = [None] * n
+        self.requests: list[_Request | None] = [None] * n
+        self.replies: list[Any] = [None] * n
+        self.done = [False] * n
+        self.go = [threading.Semaphore(0) for _ in range(n)]
+        self.back = threading.Semaphore(0)
+
+    def _body(self, i: int) -> None:
+        _local.turn = (self, i)
+        self.go[i].acquire()
+        try:
+            self.results[i] = self.tasks[i]()
+        except BaseException as exc:  # raised in the caller's thread once every task has ended
+            self.errors[i] = exc
+        finally:
+            self.done[i] = True
+            self.back.release()
+
+    def ask(self, i: int, request: _Request) -> Any:
+        self.requests[i] = request
+        self.back.release()  # hand the turn back to the caller's thread
+        self.go[i].acquire()  # resumed with the reply
+        return self.replies[i]
+
+    def run(self) -> list[Any]:
+        threads = [threading.Thread(target=self._body, args=(i,), daemon=True) for i in range(len(self.tasks))]
+        for t in threads:
+            t.start()
+        while True:
+            for i in range(len(self.tasks)):  # each in turn, in a fixed order, to its next call or its end
+                if not self.done[i] and self.requests[i] is None:
+                    self.go[i].release()
+                    self.back.acquire()
+            live = [i for i in range(len(self.tasks)) if not self.done[i]]
+            if not live:
+                break
+            replies = _serve([self.requests[i] for i in live])  # type: ignore[misc]
+            for i, reply in zip(live, replies, strict=True):
+                self.replies[i], self.requests[i] = reply, None
+        for t in threads:
+            t.join()
+        for err in self.errors:
+            if err is not None:
+                raise err
+        return self.results
+
+
+class _Turn:
+    def __init__(self, lock: _Lockstep, index: int) -> None:
+        self.lock, self.index = lock, index
+
+    def ask(self, request: _Request) -> Any:
+        return self.lock.ask(self.index, request)
+
+
+def _turn() -> _Turn | None:
+    held = getattr(_local, "turn", None)
+    return _Turn(*held) if held is not None else None
+
+
+def _serve(requests: Sequence[_Request]) -> list[Any]:
+    """One round: every request's batches dealt together by cost, every request's items split evenly,
+    this rank's share computed (here, in the caller's thread), one gather."""
+    rank, world = process_group()
+    units = [(r, b) for r, req in enumerate(requests) for b in range(len(req.batches))]
+    mine = deal([requests[r].costs[b] for r, b in units], world)[rank]
+    STATS.calls += 1
+    STATS.batches += len(mine)
+    STATS.total_batches += len(units)
+    t0 = time.perf_counter()
+    local: dict[tuple[int, int], Any] = {}
+    with torch.no_grad():  # the threads' own no_grad does not reach this thread
+        for u in mine:
+            r, b = units[u]
+            compute = requests[r].compute
+            assert compute is not None
+            for item, value in compute(requests[r].batches[b]).items():
+                local[(r, item)] = value
+    for r, req in enumerate(requests):
+        if req.items is not None and req.fn is not None:
+            n = len(req.items)
+            STATS.batches += 1
+            STATS.total_batches += world
+            for i in range(n * rank // world, n * (rank + 1) // world):
+                local[(r, i)] = req.fn(req.items[i])
+    STATS.compute_seconds += time.perf_counter() - t0
+    merged = _gather(local, world)
+    out: list[Any] = []
+    for r, req in enumerate(requests):
+        got = {key[1]: v for key, v in merged.items() if key[0] == r}
+        out.append([got[i] for i in range(len(req.items))] if req.items is not None else got)
+    return out
+
+
+def together(tasks: Sequence[Callable[[], T]]) -> list[T]:
+    """``[task() for task in tasks]``, the tasks' collective calls dealt round by round as one.
+
+    For measurements of several models that make the same kind of calls (see the module docstring).
+    Without a process group, with one task, or inside another ``together``, the plain loop."""
+    _, world = process_group()
+    if world == 1 or len(tasks) < 2 or getattr(_local, "turn", None) is not None:
+        return [task() for task in tasks]
+    return _Lockstep(tasks).run()
