@@ -14,6 +14,12 @@ because on a shared machine other jobs take cores.
 
     python bench/bench_sharded_eval.py                          # specs/erase-jane-doe.unlearn
     python bench/bench_sharded_eval.py --spec specs/X.unlearn --repeats 5
+    BENCH_PROFILE=/tmp/prof python bench/bench_sharded_eval.py --repeats 1   # a cProfile file per rank
+
+Each rank also reports its CPU time and what ``runtime/evaluation/sharding.py`` counted: the batches
+it computed, the seconds computing and the seconds in the gathers (waiting for the slower rank). CPU
+time tells a slow rank from a starved one: on a machine other jobs share, a rank whose CPU time is
+well below its wall time was waiting for a core.
 
 Not a test: timings depend on the machine and its load.
 """
@@ -34,18 +40,20 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def worker(plan_path: str, spec_dir: str, rank: int, world: int, store: str, out: str, threads: int) -> None:
-    import torch
     import torch.distributed as dist
     import transformers
 
     transformers.utils.logging.set_verbosity_error()
-    torch.set_num_threads(threads)
+    from unlearnspec.runtime.scaling import pin_threads
+
+    pin_threads(world, threads)  # as `run` does, with the thread count given
     if world > 1:
         dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
     from unlearnspec.plan import EvaluateStage, Plan
     from unlearnspec.runtime import checks
     from unlearnspec.runtime.builtin_model import ensure_builtin
     from unlearnspec.runtime.checks import DataBundle, EvalContext
+    from unlearnspec.runtime.evaluation.sharding import STATS
     from unlearnspec.runtime.loading import load_model
     from unlearnspec.runtime.pipeline import _load_records, _stage_of, holdout_halves
 
@@ -70,11 +78,24 @@ def worker(plan_path: str, spec_dir: str, rank: int, world: int, store: str, out
                           strategy="retrain", confidence=ev.confidence, seed=plan.seed)
         if world > 1:
             dist.barrier()
-        t0 = time.perf_counter()
+        profile = os.environ.get("BENCH_PROFILE")
+        prof = None
+        if profile:
+            import cProfile
+
+            prof = cProfile.Profile()
+            prof.enable()
+        STATS.reset()
+        t0, c0 = time.perf_counter(), time.process_time()
         results = checks.compute(ctx, todo)
-        wall = time.perf_counter() - t0
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        if prof is not None:
+            prof.disable()
+            prof.dump_stats(f"{profile}/{Path(out).stem}.prof")
     values = {k: v.model_dump(mode="json")["per_item"] for k, v in sorted(results.items())}
-    Path(out).write_text(json.dumps({"wall": wall, "checks": len(results), "values": values}), encoding="utf-8")
+    Path(out).write_text(json.dumps({"wall": wall, "cpu": cpu, "checks": len(results), "values": values,
+                                     "compute": STATS.compute_seconds, "gather": STATS.gather_seconds,
+                                     "sharding": STATS.summary()}), encoding="utf-8")
     if world > 1:
         dist.destroy_process_group()
 
@@ -96,6 +117,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--spec", default=str(ROOT / "specs" / "erase-jane-doe.unlearn"))
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--no-two-threads", action="store_true",
+                    help="skip 1 process x 2 threads (it collapses while other jobs hold a core)")
     ap.add_argument("--worker", nargs=7, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -114,27 +137,45 @@ def main() -> None:
         one: list[float] = []
         two: list[float] = []
         lone: list[float] = []
+        cpu_ratio: list[float] = []
         for i in range(args.repeats):
-            (single,) = launch(plan, spec.parent, 1, 2, tmp, f"one{i}")
+            single = None if args.no_two_threads else launch(plan, spec.parent, 1, 2, tmp, f"one{i}")[0]
             (thread1,) = launch(plan, spec.parent, 1, 1, tmp, f"lone{i}")
-            lone.append(float(thread1["wall"]))  # type: ignore[arg-type]
             ranks = launch(plan, spec.parent, 2, 1, tmp, f"two{i}")
-            for r in ranks:
-                if r["values"] != single["values"]:
-                    same = sum(r["values"][k] == single["values"][k] for k in single["values"])  # type: ignore[index]
-                    print(f"  note: {same}/{len(single['values'])} checks' per-item values identical "  # type: ignore[arg-type]
-                          "(the rest differ by float rounding of the thread count)")
+            for r in ranks:  # one thread per process on both sides: the values must be identical
+                if r["values"] != thread1["values"]:
+                    same = sum(r["values"][k] == thread1["values"][k] for k in thread1["values"])  # type: ignore[index]
+                    print(f"  note: {same}/{len(thread1['values'])} checks' per-item values identical")  # type: ignore[arg-type]
                     break
-            one.append(float(single["wall"]))  # type: ignore[arg-type]
+            for n, r in enumerate(ranks):
+                print(f"    rank {n}: wall {float(r['wall']):.2f} s, cpu {float(r['cpu']):.2f} s; "  # type: ignore[arg-type]
+                      f"{r['sharding']}", flush=True)
+            print(f"    1 process x 1 thread: wall {float(thread1['wall']):.2f} s, "  # type: ignore[arg-type]
+                  f"cpu {float(thread1['cpu']):.2f} s", flush=True)  # type: ignore[arg-type]
+            # the slower rank's CPU time (its own work, no waiting for a core) plus its wait in the gathers, over
+            # one thread's CPU time: what the ratio would be with a core per rank and nothing else running
+            busy = max(float(r["cpu"]) + float(r["gather"]) for r in ranks)  # type: ignore[arg-type]
+            cpu_ratio.append(busy / float(thread1["cpu"]))  # type: ignore[arg-type]
+            lone.append(float(thread1["wall"]))  # type: ignore[arg-type]
             two.append(max(float(r["wall"]) for r in ranks))  # type: ignore[arg-type]
-            print(f"  repeat {i + 1}: 1 process x 2 threads {one[-1]:.2f} s, 1 process x 1 thread {lone[-1]:.2f} s, "
-                  f"2 processes x 1 thread {two[-1]:.2f} s ({two[-1] / one[-1]:.2f}x); "
-                  f"load {os.getloadavg()[0]:.2f}", flush=True)
-        m1, m2, m0 = statistics.median(one), statistics.median(two), statistics.median(lone)
-        print(f"checks evaluated: {single['checks']}")
-        print(f"evaluate stage, median of {args.repeats}: 1 process x 2 threads {m1:.2f} s | "
-              f"2 processes x 1 thread {m2:.2f} s | ratio {m2 / m1:.2f}x (target <= 0.65x)")
-        print(f"for scale: 1 process x 1 thread {m0:.2f} s; 2 processes x 1 thread / that = {m2 / m0:.2f}x")
+            line = f"  repeat {i + 1}: "
+            if single is not None:
+                one.append(float(single["wall"]))  # type: ignore[arg-type]
+                line += f"1 process x 2 threads {one[-1]:.2f} s, "
+            line += (f"1 process x 1 thread {lone[-1]:.2f} s, 2 processes x 1 thread {two[-1]:.2f} s "
+                     f"({two[-1] / lone[-1]:.2f}x of 1 thread"
+                     + (f", {two[-1] / one[-1]:.2f}x of 2 threads" if single is not None else "")
+                     + f"); load {os.getloadavg()[0]:.2f}")
+            print(line, flush=True)
+        m2, m0 = statistics.median(two), statistics.median(lone)
+        print(f"checks evaluated: {thread1['checks']}")
+        print(f"evaluate stage, median of {args.repeats}: 1 process x 1 thread {m0:.2f} s | 2 processes x 1 thread "
+              f"{m2:.2f} s | ratio {m2 / m0:.2f}x (target <= 0.65x)")
+        if one:
+            m1 = statistics.median(one)
+            print(f"against 1 process x 2 threads ({m1:.2f} s, what `run` does on 2 cores): {m2 / m1:.2f}x")
+        print(f"CPU-time estimate (slower rank's CPU + gather wait over 1 thread's CPU), median: "
+              f"{statistics.median(cpu_ratio):.2f}x")
         print(f"load average after: {os.getloadavg()}")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 pytest.importorskip("torch")
@@ -70,14 +72,17 @@ def test_fsdp_is_chosen_only_when_a_replica_does_not_fit() -> None:
     assert choose_sharding(eight_b, "bf16", "full", 2, None).strategy == "ddp"  # unknown memory: no guess
 
 
-def test_fsdp_arguments_wrap_each_transformer_block() -> None:
-    from transformers import GPT2Config, GPT2LMHeadModel
+def test_fsdp_arguments_wrap_each_transformer_block(tmp_path: Path) -> None:
+    """What the Trainer hands accelerate's FSDP plugin: FSDP2, one unit per block, full state dicts."""
+    from transformers import GPT2Config, GPT2LMHeadModel, TrainingArguments
 
     model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=50, n_positions=16))
-    args = fsdp_arguments(model, "lora")
-    assert args["fsdp"] == "full_shard auto_wrap"
-    assert args["fsdp_config"]["transformer_layer_cls_to_wrap"] == ["GPT2Block"]
-    assert args["fsdp_config"]["use_orig_params"] is True  # LoRA: frozen and trained weights in one unit
+    plugin = TrainingArguments(output_dir=str(tmp_path), **fsdp_arguments(model, "lora")).fsdp_plugin_args
+    assert plugin["fsdp_version"] == 2  # per-parameter sharding: LoRA's frozen and trained weights share a unit
+    assert plugin["auto_wrap_policy"] == "TRANSFORMER_BASED_WRAP"
+    assert plugin["transformer_cls_names_to_wrap"] == "GPT2Block"
+    assert plugin["reshard_after_forward"] is True  # FSDP1's FULL_SHARD
+    assert plugin["state_dict_type"] == "FULL_STATE_DICT"
 
 
 def test_fsdp_on_a_cpu_launch_falls_back_to_ddp_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -101,3 +106,24 @@ def test_fsdp_that_still_does_not_fit_says_so() -> None:
     choice = choose_sharding(70_000_000_000, "bf16", "full", 8, 139 * GIB)
     assert choice.strategy == "fsdp" and "still exceeds the device" in choice.reason
     assert "still exceeds" not in choose_sharding(8_000_000_000, "bf16", "full", 8, 139 * GIB).reason
+
+
+def test_unsharded_model_rebuilds_the_weights_and_refuses_ones_that_do_not_fit() -> None:
+    """The main process's plain copy of an FSDP-trained model (its sharded run: tests/test_fsdp.py)."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from unlearnspec.runtime.scaling import unsharded_model
+
+    torch.manual_seed(0)
+    trained = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=50, n_positions=16))
+    trained.unlearnspec_source = "builtin:tiny-bios"
+    state = {k: v.clone() for k, v in trained.state_dict().items() if k != "lm_head.weight"}  # tied: may be absent
+    plain = unsharded_model(trained, state)
+    assert plain is not trained and plain.unlearnspec_source == "builtin:tiny-bios"
+    for k, v in trained.state_dict().items():
+        assert torch.equal(plain.state_dict()[k], v), k
+    assert plain.lm_head.weight is plain.transformer.wte.weight  # still tied
+    del state["transformer.h.0.mlp.c_fc.weight"]
+    with pytest.raises(RuntimeError, match="c_fc"):
+        unsharded_model(trained, state)

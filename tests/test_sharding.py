@@ -31,7 +31,9 @@ if world > 1:
 from unlearnspec.builtin.corpus import build_corpus
 from unlearnspec.runtime.evaluation.generation import generate
 from unlearnspec.runtime.evaluation.likelihood import score_records
+from unlearnspec.runtime.evaluation.metrics import rouge_l
 from unlearnspec.runtime.evaluation.representation import hidden_features
+from unlearnspec.runtime.evaluation.sharding import STATS, together
 from unlearnspec.runtime.loading import load_model
 
 model, tok = load_model(model_dir)
@@ -48,7 +50,18 @@ score_calls = calls[0]
 prompts = [r.question for r in records if r.question][:9]
 outs = generate(model, tok, prompts, max_new_tokens=12, batch_size=2)
 feats = hidden_features(model, tok, [r.text or r.question or "" for r in records][:10], batch_size=3)
-json.dump({"loss": scores.loss().tolist(), "min_k": scores.min_k(0.2).tolist(),
+before = STATS.batches
+rouge = rouge_l(outs, [r.answer or "" for r in records if r.question][:9])
+rouge_share = STATS.batches - before
+calls0 = STATS.calls
+def measure(s):  # one model's measurement: a likelihood pass and a generation (one batch each)
+    qa = [r for r in records if r.question][s:s + 3]
+    return (score_records(model, tok, qa, part="qa", batch_size=8).loss().tolist(),
+            generate(model, tok, [r.question for r in qa], max_new_tokens=6, batch_size=4))
+tog = together([lambda s=s: measure(s) for s in (0, 3, 6)])
+json.dump({"together": tog, "together_calls": STATS.calls - calls0, "plain": [measure(s) for s in (0, 3, 6)],
+           "rouge": [rouge.f1, rouge.recall, rouge.precision], "rouge_share": rouge_share,
+           "loss": scores.loss().tolist(), "min_k": scores.min_k(0.2).tolist(),
            "mkpp": scores.min_k_plus_plus(0.2).tolist(), "em": scores.exact_memorisation().tolist(),
            "logprobs": [x.tolist() for x in scores.per_item("logprobs")], "generations": outs,
            "features": feats.tolist(), "score_calls": score_calls}, open(f"{out}/rank{rank}.json", "w"))
@@ -87,19 +100,73 @@ def test_two_processes_give_the_one_process_values(builtin_model_dir: Path, tmp_
             assert _close(rank[key], single[key], 1e-5), key
         assert _close(rank["logprobs"], single["logprobs"], 1e-5)
         assert rank["generations"] == single["generations"]
+        assert rank["rouge"] == single["rouge"]  # per-item scoring dealt out, gathered in order, exactly
     # the work was shared: 22 items in batches of 4 are 6 forward passes, dealt 3 and 3
     assert single["score_calls"] == 6
     assert sorted(r["score_calls"] for r in ranks) == [3, 3]
+    assert [r["rouge_share"] for r in ranks] == [1, 1] and single["rouge_share"] == 0  # one share each
+    # three measurements together: their six single-batch calls ran as two rounds of three batches
+    assert single["together_calls"] == 6 and [r["together_calls"] for r in ranks] == [2, 2]
+    for rank in ranks:
+        assert _close([x[0] for x in rank["together"]], [x[0] for x in single["together"]], 1e-5)
+        assert [x[1] for x in rank["together"]] == [x[1] for x in single["together"]]
+        assert rank["together"] == rank["plain"]  # the same values as measuring one after the other
     assert any(g.strip() for g in single["generations"])  # the model says something to compare
 
 
 def test_one_process_map_is_the_plain_loop() -> None:
     pytest.importorskip("torch")
-    from unlearnspec.runtime.evaluation.sharding import map_batches, process_group
+    from unlearnspec.runtime.evaluation.sharding import map_batches, map_items, process_group
 
     assert process_group() == (0, 1)
     got = map_batches([[2, 0], [1]], lambda b: {i: i * 10 for i in b})
     assert got == {0: 0, 1: 10, 2: 20}
+    assert map_items(["a", "bb", "ccc"], len) == [1, 2, 3]
+
+
+def _lpt_makespan(costs: list[float], world: int) -> float:
+    """Longest-processing-time-first computed independently: a heap of rank loads."""
+    import heapq
+
+    loads = [(0.0, r) for r in range(world)]
+    for c in sorted(costs, reverse=True):
+        load, r = heapq.heappop(loads)
+        heapq.heappush(loads, (load + c, r))
+    return max(load for load, _ in loads)
+
+
+@pytest.mark.parametrize("world", [1, 2, 3, 4])
+def test_batches_are_dealt_by_cost(world: int) -> None:
+    """Every batch once, the same assignment on every call, and no rank loaded beyond what the longest-
+    processing-time rule gives — for length-sorted batches (costliest first, a short last one) that is
+    better than round-robin, which hands rank 0 the longest batch of every call."""
+    pytest.importorskip("torch")
+    from unlearnspec.runtime.evaluation.likelihood import length_sorted_batches
+    from unlearnspec.runtime.evaluation.sharding import deal, forward_cost
+
+    lengths = [(i * 37) % 61 + 3 for i in range(45)]
+    batches = length_sorted_batches(lengths, 8)
+    costs = [forward_cost(len(b), max(lengths[i] for i in b)) for b in batches]
+    shares = deal(costs, world)
+    assert sorted(b for s in shares for b in s) == list(range(len(batches)))
+    assert shares == deal(costs, world)
+    makespan = max(sum(costs[b] for b in s) for s in shares)
+    assert makespan == pytest.approx(_lpt_makespan(costs, world))
+    robin = max(sum(costs[b] for b in range(r, len(batches), world)) for r in range(world))
+    assert makespan <= robin
+    if world == 2:
+        assert makespan < robin
+    assert deal([5.0], 2) == [[0], []] and deal([], 2) == [[], []]
+
+
+def test_generation_costs_count_the_decode_steps() -> None:
+    pytest.importorskip("torch")
+    from unlearnspec.runtime.evaluation.sharding import FORWARD_OVERHEAD, forward_cost
+
+    assert forward_cost(4, 10) == 4 * 10 + FORWARD_OVERHEAD
+    # 32 rows decoding 8 tokens cost less than 8× the 4-row batch: each step carries the same overhead
+    big, small = forward_cost(32, 10, 8), forward_cost(4, 10, 8)
+    assert small < big < 8 * small
 
 
 _RELEARN = r'''

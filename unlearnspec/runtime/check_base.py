@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -17,6 +17,7 @@ from unlearnspec.plan import (
 from unlearnspec.report.model import CheckResult, Decision, ModelValue
 from unlearnspec.runtime.evaluation import intervals
 from unlearnspec.runtime.evaluation.intervals import Estimate
+from unlearnspec.runtime.evaluation.sharding import together
 from unlearnspec.runtime.measure import (
     EvalContext,
     Measurer,
@@ -26,6 +27,7 @@ from unlearnspec.runtime.measure import (
 )
 
 log = logging.getLogger("unlearnspec.run")
+T = TypeVar("T")
 
 
 class EvaluatorBase:
@@ -48,6 +50,12 @@ class EvaluatorBase:
         self._attacked: dict[str, Any] = {}
 
     # -- helpers ---------------------------------------------------------------------------
+
+    def each_model(self, fn: Callable[[str], T], *, served: bool = False) -> dict[str, T]:
+        """``{who: fn(who)}`` over the measured models (``served`` too if asked), measured together: under a
+        launch their collective calls are dealt round by round as one (``sharding.together``)."""
+        names = [who for who in self.m if served or who != "served"]
+        return dict(zip(names, together([lambda who=who: fn(who) for who in names]), strict=True))  # type: ignore[misc]
 
     def rng(self, check: MetricCheck, *parts: str) -> np.random.Generator:
         return intervals.seed_for(self.ctx.seed, check.id, *parts)
@@ -130,7 +138,7 @@ class EvaluatorBase:
     def output_metric(self, check: MetricCheck) -> CheckResult:
         if not self.ctx.data.get(check.dataset):
             return self._missing(check, f"the plan has no `{check.dataset}` data")
-        per = {who: self._output_series(who, check) for who in self.m}
+        per = self.each_model(lambda who: self._output_series(who, check), served=True)
         if not per["unlearned"].ids:
             kind = "documents (`text`)" if check.metric == "verbatim_rouge" else "questions for this probe"
             return self._missing(check, f"the `{check.dataset}` data has no {kind}")
@@ -142,7 +150,7 @@ class EvaluatorBase:
     def token_metric(self, check: MetricCheck) -> CheckResult:
         if not self.ctx.data.get(check.dataset):
             return self._missing(check, f"the plan has no `{check.dataset}` data")
-        per = {who: self.m[who].token_metric(check.dataset, check.metric) for who in self.m if who != "served"}
+        per = self.each_model(lambda who: self.m[who].token_metric(check.dataset, check.metric))
         return self._result(check, {who: s.mean for who, s in per.items()}, per_item=per,
                             est=self._mean_estimates(check, per), decision=self._gap_decision(check, per, "unlearned"))
 

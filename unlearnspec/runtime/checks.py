@@ -55,6 +55,7 @@ class Evaluator(MembershipChecks, AttackChecks):
         ds = "neighbors" if check.metric.startswith("neighbor") else "retain"
         if not self.ctx.data.get(ds):
             return self._missing(check, f"no `{ds}` data: side effects on it are unmeasured")
+        self.each_model(lambda who: self.m[who].utility(ds))  # measured together (sharding.together), then cached
         base = self.m["original"].utility(ds).value
         if not math.isfinite(base) or base <= 0:
             return self._missing(check, f"the original model's utility on `{ds}` is {base:.3g}: a relative drop "
@@ -120,7 +121,7 @@ class Evaluator(MembershipChecks, AttackChecks):
             return self._missing(check, "no retrained reference to compare the probe accuracy with")
         if not any(attr in r.attributes for r in self.ctx.data.forget):
             return self._missing(check, f"the forget records carry no `{attr}` attribute")
-        acc = {who: self.m[who].representation(attr) for who in self.m if who != "served"}
+        acc = self.each_model(lambda who: self.m[who].representation(attr))
         ref = acc["reference"].accuracy
         values = {who: r.accuracy - ref for who, r in acc.items() if who != "reference"}
         values["reference"] = 0.0

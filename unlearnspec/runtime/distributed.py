@@ -33,6 +33,34 @@ class Distributed:
     def is_main(self) -> bool:
         return self.state is None or bool(self.state.is_main_process)
 
+    @property
+    def device(self) -> Any:
+        """The ``torch.device`` this process evaluates on.
+
+        Under a launch, accelerate's device for this rank (``PartialState().device``: ``cuda:LOCAL_RANK``
+        on GPUs, the CPU for a CPU launch), so each rank uses its own GPU; otherwise the first CUDA
+        device when there is one, else the CPU."""
+        import torch
+
+        if self.state is not None:
+            return torch.device(self.state.device)
+        return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
+
+    def place(self, model: Any) -> Any:
+        """``model`` moved to :attr:`device` (in place, as ``nn.Module.to`` does); unchanged when it is there.
+
+        Why: models are loaded on the CPU (``load_model``), and only the Trainer moves the one it trains;
+        the original, the reference and a model a helper rank loaded from disk would otherwise be
+        evaluated on the CPU while the GPUs wait."""
+        target = self.device
+        try:
+            where = next(model.parameters()).device
+        except StopIteration:
+            return model
+        if where != target:
+            model.to(target)
+        return model
+
     def barrier(self) -> None:
         if self.state is not None:
             self.state.wait_for_everyone()

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.metadata as md
-import os
 import platform
 import time
 
-import torch
 import transformers
 
 from unlearnspec import __version__
@@ -25,6 +23,7 @@ from unlearnspec.runtime.distributed import Distributed
 from unlearnspec.runtime.loading import describe_device
 from unlearnspec.runtime.pipeline import ObjectiveRun, _stage_of
 from unlearnspec.runtime.rundir import RunDir, RunError, RunState, now
+from unlearnspec.runtime.scaling import pin_threads
 
 
 def _libraries() -> dict[str, str]:
@@ -50,9 +49,7 @@ def execute(plan: Plan, rd: RunDir, state: RunState, *, quiet: bool, allow_remot
     """
     dist = dist or Distributed()
     process_count = dist.world_size
-    # Two processes on two cores with two threads each would oversubscribe the CPU.
-    threads = int(os.environ.get("UNLEARNSPEC_THREADS", "0")) or max(1, min(2, os.cpu_count() or 1) // process_count)
-    torch.set_num_threads(threads)
+    pin_threads(process_count)  # two processes on two cores with two threads each would oversubscribe the CPU
     transformers.set_seed(plan.seed)
     if quiet:  # CI logs: no progress bars, and only errors from the libraries themselves
         transformers.utils.logging.disable_progress_bar()

@@ -33,9 +33,8 @@ class MembershipChecks(EvaluatorBase):
 
     def _membership_scores(self, dataset: str, k: float) -> dict[str, dict[str, Any]]:
         """who -> {"member": typed scores, "non": typed scores} for every non-served model."""
-        return {who: {"member": self.m[who].typed_attack_scores(dataset, k),
-                      "non": self.m[who].typed_attack_scores("holdout", k)}
-                for who in self.m if who != "served"}
+        return self.each_model(lambda who: {"member": self.m[who].typed_attack_scores(dataset, k),
+                                            "non": self.m[who].typed_attack_scores("holdout", k)})
 
     def membership_auc(self, check: MetricCheck) -> CheckResult:
         """Membership inference, reference-relative and two-sided, worst item type deciding.
@@ -215,6 +214,8 @@ class MembershipChecks(EvaluatorBase):
         has_ref = "reference" in self.m
         if not has_ref and not self.ctx.data.holdout:
             return self._missing(check, "no reference model and no holdout data to calibrate against")
+        self.each_model(lambda who: (self.m[who].answer_stats(ds),  # measured together, then cached
+                                     None if has_ref else self.m[who].answer_stats("holdout")))
         for who in ("original", "unlearned"):
             mine = self.m[who].answer_stats(ds)
             other = self.m["reference"].answer_stats(ds) if has_ref else self.m[who].answer_stats("holdout")

@@ -322,6 +322,10 @@ class ObjectiveRun:
 
             start, stok = load_model(self.start_from)
         unlearned, utok, guard, training = self.unlearn(data, start, stok)
+        # every model evaluated on this rank's device (its own GPU under a launch; no change on CPU)
+        original, unlearned = self.dist.place(original), self.dist.place(unlearned)
+        if reference is not None:
+            reference = (self.dist.place(reference[0]), reference[1])
         ev: EvaluateStage = _stage_of(self.op, EvaluateStage) or EvaluateStage()
         attack_stage: AttackStage = _stage_of(self.op, AttackStage) or AttackStage()
         unlearn_stage: UnlearnStage = _stage_of(self.op, UnlearnStage)

@@ -19,6 +19,7 @@ trains a small fraction: only its weights carry gradients and optimizer state) a
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -57,6 +58,26 @@ def effective_batch(batch_size: int, accumulation: int, processes: int) -> Effec
     loader = total // acc
     return EffectiveBatch(global_batch=total, processes=processes, micro_batch=loader // processes,
                           accumulation=acc, loader_batch=loader)
+
+
+def pin_threads(processes: int, threads: int | None = None) -> int:
+    """Pin this process's CPU threads for a launch of ``processes`` processes; returns torch's thread count.
+
+    torch's intra-op threads: ``threads``, else ``UNLEARNSPEC_THREADS``, else the machine's cores (at
+    most 2, the reproducible default) shared among the processes — two processes on two cores with two
+    threads each would oversubscribe the CPU. Under several processes, torch's inter-op pool gets one
+    thread and the tokenizers' Rust thread pool is switched off (``TOKENIZERS_PARALLELISM``, unless
+    set): each would otherwise start a thread per core in every process."""
+    import torch
+
+    n = threads or int(os.environ.get("UNLEARNSPEC_THREADS", "0") or "0") \
+        or max(1, min(2, os.cpu_count() or 1) // max(processes, 1))
+    torch.set_num_threads(n)
+    if processes > 1:
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        with contextlib.suppress(RuntimeError):  # settable once, before the pool starts; a second call keeps it
+            torch.set_num_interop_threads(1)
+    return n
 
 
 def world_size() -> int:
@@ -154,17 +175,67 @@ def block_classes(model: Any) -> list[str]:
 
 
 def fsdp_arguments(model: Any, adapter: str) -> dict[str, Any]:
-    """``TrainingArguments`` keywords for FSDP through accelerate: full sharding, one unit per block.
+    """``TrainingArguments`` keywords for FSDP through accelerate: FSDP2, full sharding, one unit per block.
 
-    ``use_orig_params`` keeps LoRA's mix of frozen and trained parameters in one unit workable; the
-    state dict is gathered whole for saving, so the unlearned model is written as one safetensors file
-    as with DDP."""
-    config: dict[str, Any] = {"use_orig_params": True, "state_dict_type": "FULL_STATE_DICT",
-                              "sync_module_states": True, "cpu_ram_efficient_loading": False}
+    FSDP2 (``torch.distributed.fsdp.fully_shard``, transformers' default ``version``) shards every
+    parameter on its own, so LoRA's frozen and trained weights share a block's unit without FSDP1's
+    ``use_orig_params``; ``reshard_after_forward`` is FSDP1's ``FULL_SHARD``. ``FULL_STATE_DICT`` is
+    what the Trainer's own saves gather; the unlearned model itself is gathered whole by
+    :func:`full_state_dict` and rebuilt unsharded (:func:`unsharded_model`) before the main process
+    saves it, so it is written as one safetensors model as with DDP (``adapter`` is accepted for the
+    record: full fine-tuning and LoRA are sharded alike)."""
+    config: dict[str, Any] = {"version": 2, "reshard_after_forward": True, "state_dict_type": "FULL_STATE_DICT",
+                              "cpu_ram_efficient_loading": False}
     blocks = block_classes(model)
     if blocks:
+        config["auto_wrap_policy"] = "TRANSFORMER_BASED_WRAP"
         config["transformer_layer_cls_to_wrap"] = blocks
-    return {"fsdp": "full_shard auto_wrap", "fsdp_config": config}
+    return {"fsdp": True, "fsdp_config": config}
+
+
+def full_state_dict(model: Any) -> dict[str, Any]:
+    """The whole weights of a sharded (FSDP) model as CPU tensors on the main process; ``{}`` on the others.
+
+    A collective call: every rank of the launch must make it. ``get_model_state_dict`` with
+    ``full_state_dict`` and ``cpu_offload`` (``torch.distributed.checkpoint.state_dict``, what
+    accelerate's ``get_state_dict`` uses for FSDP2) gathers each unit's shards in turn, so no device
+    ever holds more than one unit unsharded; the gathered copy lives only in the main process's memory.
+    For an unsharded model it is the plain state dict."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+
+
+def unsharded_model(trained: Any, state: dict[str, Any]) -> Any:
+    """A plain CPU copy of an FSDP-trained model, built from its configuration (a LoRA run: the base model
+    with the same adapter configuration) and loaded with :func:`full_state_dict`'s weights.
+
+    Why not the trained object itself: after FSDP its parameters are shards (``DTensor``), so saving
+    it from the main process alone would write a fraction of each weight or wait forever for the
+    other ranks. Every key must load; tied weights (GPT-2's LM head) may appear once."""
+    from transformers import AutoModelForCausalLM
+
+    peft_config = getattr(trained, "peft_config", None)
+    base = trained.get_base_model() if peft_config else trained
+    fresh = AutoModelForCausalLM.from_config(base.config, dtype=base.dtype)
+    if peft_config:
+        from peft import get_peft_model
+
+        fresh = get_peft_model(fresh, peft_config["default"])
+    where = {k: v.data_ptr() for k, v in fresh.state_dict().items()}
+    missing, unexpected = fresh.load_state_dict(state, strict=False)
+    loaded = {where[k] for k in state if k in where}
+    untied = sorted(k for k in missing if where.get(k) not in loaded)  # a tied weight loads with its twin
+    if unexpected or untied:
+        raise RuntimeError(f"the gathered weights do not fit the model: missing {untied[:5]}, "
+                           f"unexpected {sorted(unexpected)[:5]}")
+    fresh_base = fresh.get_base_model() if peft_config else fresh
+    fresh_base.tie_weights()
+    for attr in ("unlearnspec_source", "loss_type"):
+        if getattr(base, attr, None) is not None:
+            setattr(fresh_base, attr, getattr(base, attr))
+    fresh.eval()
+    return fresh
 
 
 def trainer_batch(batch_size: int, accumulation: int, *, model: Any = None, precision: str = "fp32",

@@ -24,7 +24,7 @@ from unlearnspec.runtime.evaluation.likelihood import (
     pad_batch,
     pad_id,
 )
-from unlearnspec.runtime.evaluation.sharding import map_batches
+from unlearnspec.runtime.evaluation.sharding import forward_cost, map_batches
 from unlearnspec.runtime.prompting import prompt_ids, stop_ids
 
 
@@ -91,7 +91,9 @@ def generate_ids(model: Any, tokenizer: PreTrainedTokenizerBase, prompt_ids: Seq
     model.eval()
     try:
         # split across the processes of a launch (a no-op for one process): sharding.py
-        found = map_batches(length_sorted_batches([len(r) for r in rows], batch_size), compute)
+        batches = length_sorted_batches([len(r) for r in rows], batch_size)
+        costs = [forward_cost(len(b), max(len(rows[i]) for i in b), max(budgets[i] for i in b)) for b in batches]
+        found = map_batches(batches, compute, costs)
     finally:
         if was_training:
             model.train()

@@ -55,7 +55,7 @@ from numpy.typing import NDArray
 from transformers import PreTrainedTokenizerBase
 
 from unlearnspec.records import Record
-from unlearnspec.runtime.evaluation.sharding import map_batches
+from unlearnspec.runtime.evaluation.sharding import forward_cost, map_batches
 from unlearnspec.runtime.prompting import PLAIN, PromptFormat, prompt_ids, resolve
 
 SIGMA2_MIN = 1e-6  # open-unlearning's clamp of the Min-K%++ variance
@@ -309,7 +309,8 @@ def score_texts(model: Any, tokenizer: PreTrainedTokenizerBase, texts: Sequence[
     model.eval()
     try:
         # split across the processes of a launch (a no-op for one process): sharding.py
-        rows = map_batches(length_sorted_batches([len(r) for r in ids], batch_size), compute)
+        batches = length_sorted_batches([len(r) for r in ids], batch_size)
+        rows = map_batches(batches, compute, [forward_cost(len(b), max(len(ids[i]) for i in b)) for b in batches])
     finally:
         if was_training:
             model.train()

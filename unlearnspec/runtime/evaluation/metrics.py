@@ -35,6 +35,7 @@ from unlearnspec.runtime.evaluation.generation import decode, generate, generate
 from unlearnspec.runtime.evaluation.likelihood import TokenScores, score_texts
 from unlearnspec.runtime.evaluation.mcq import mcq_accuracy
 from unlearnspec.runtime.evaluation.probes import ProbeSet, direct_prompts, paraphrased_prompts
+from unlearnspec.runtime.evaluation.sharding import map_items
 from unlearnspec.runtime.prompting import PromptFormat, resolve
 
 
@@ -64,7 +65,8 @@ def rouge_l(predictions: Sequence[str], references: Sequence[str]) -> RougeL:
     if len(predictions) != len(references):
         raise ValueError("predictions and references must pair up")
     scorer = _scorer()
-    scores = [scorer.score(ref, pred)["rougeL"] for pred, ref in zip(predictions, references, strict=True)]
+    # scored on every rank's share of the pairs under a launch (sharding.py), not repeated by each rank
+    scores = map_items(list(zip(predictions, references, strict=True)), lambda pr: scorer.score(pr[1], pr[0])["rougeL"])
     return RougeL(f1=[s.fmeasure for s in scores], recall=[s.recall for s in scores],
                   precision=[s.precision for s in scores])
 

@@ -41,7 +41,7 @@ from unlearnspec.runtime.evaluation.likelihood import (
     pad_batch,
     pad_id,
 )
-from unlearnspec.runtime.evaluation.sharding import map_batches
+from unlearnspec.runtime.evaluation.sharding import forward_cost, map_batches
 from unlearnspec.runtime.prompting import PLAIN, PromptFormat, prompt_ids, resolve
 
 Pooling = Literal["mean", "last"]
@@ -73,7 +73,8 @@ def hidden_features(model: Any, tokenizer: PreTrainedTokenizerBase, texts: Seque
     model.eval()
     try:
         # split across the processes of a launch (a no-op for one process): sharding.py
-        rows = map_batches(length_sorted_batches([len(r) for r in ids], batch_size), compute)
+        batches = length_sorted_batches([len(r) for r in ids], batch_size)
+        rows = map_batches(batches, compute, [forward_cost(len(b), max(len(ids[i]) for i in b)) for b in batches])
     finally:
         if was_training:
             model.train()

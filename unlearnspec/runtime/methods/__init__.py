@@ -56,7 +56,7 @@ from unlearnspec.runtime.methods.guard import OutputGuard
 from unlearnspec.runtime.methods.rmu import RMUTrainer, control_vector, resolve_layer
 from unlearnspec.runtime.prompting import PromptFormat
 from unlearnspec.runtime.prompting import resolve as resolve_format
-from unlearnspec.runtime.scaling import trainer_batch
+from unlearnspec.runtime.scaling import full_state_dict, trainer_batch, unsharded_model
 
 __all__ = ["METHODS", "MethodSpec", "UnlearnResult", "lora_config", "training_arguments", "unlearn"]
 
@@ -272,7 +272,9 @@ def unlearn(stage: UnlearnStage, model: Any, tokenizer: Any, forget: Sequence[Re
     args = training_arguments(stage, out, save_steps=save_steps, disable_tqdm=quiet, batch=batch_kw)
     log.info("batch: %d examples a step = %d process(es) x %d x %d accumulation (%s)", batch.global_batch,
              batch.processes, batch.micro_batch, batch.accumulation, batch.sharding)
-    model.to(args.device)
+    fsdp = batch.sharding == "fsdp"
+    if not fsdp:  # FSDP places each unit's shard on its rank's device itself, never the whole model
+        model.to(args.device)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
     fmt = resolve_format(fmt, tokenizer)
@@ -329,14 +331,23 @@ def unlearn(stage: UnlearnStage, model: Any, tokenizer: Any, forget: Sequence[Re
     if resume:
         log.info("resuming %s from %s", stage.method, resume)
     train_out = trainer.train(resume_from_checkpoint=resume)
+    main = trainer.is_world_process_zero()
+    sharded = bool(getattr(trainer, "is_fsdp_enabled", False))
+    if sharded:
+        # the weights are shards on every rank: all ranks gather them whole (a collective call), and the main
+        # process rebuilds one plain model from them to save and evaluate (runtime/scaling.py)
+        state = full_state_dict(trainer.model)
+        if main:
+            model = unsharded_model(model, state)
 
     adapter_dir: Path | None = None
     if stage.adapter == "lora":
         adapter_dir = out / "adapter"
-        if trainer.is_world_process_zero():
+        if main:
             model.save_pretrained(str(adapter_dir))
         trainer.accelerator.wait_for_everyone()
-        model = model.merge_and_unload()
+        if main or not sharded:  # a helper rank's FSDP shards are discarded: it loads what the main process saved
+            model = model.merge_and_unload()
     model.eval()
 
     steps = int(trainer.state.global_step)
