@@ -15,7 +15,7 @@ from typing import Literal
 from unlearnspec.builtin.recipe import RECIPES
 from unlearnspec.compiler.ast import Objective, Text
 from unlearnspec.compiler.diagnostics import Label
-from unlearnspec.compiler.models import prompt_fields
+from unlearnspec.compiler.model_files import prompt_fields
 from unlearnspec.compiler.resolve_audit import AuditResolver
 from unlearnspec.compiler.syntax import Field
 
