@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from unlearnspec.records import format_prompt, format_qa
+from unlearnspec.runtime.rundir import E_STALE_PLAN, RunError
 
 IGNORE_INDEX = -100
 
@@ -160,8 +161,6 @@ def check_planned_format(tokenizer: Any, model: Any) -> PromptFormat:
     (UL702: the numbers would be measured in a format nobody reviewed), or when the plan gives a system prompt
     and the tokenizer has no chat template to put it in (UL221, which the compiler reports when it knows the
     format: built-ins and local folders)."""
-    from unlearnspec.runtime.rundir import E_STALE_PLAN, RunError
-
     system = getattr(model, "system", None)
     fmt = PromptFormat.of(tokenizer, system=system)
     planned, planned_sha = getattr(model, "prompt_format", None), getattr(model, "chat_template_sha256", None)
