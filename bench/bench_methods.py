@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 from unlearnspec.builtin.recipe import RECIPES
+from unlearnspec.report.verdict import fmt_number
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = ROOT / "specs" / "erase-jane-doe.unlearn"
@@ -76,7 +77,7 @@ def fmt(check: dict[str, object] | None, who: str, deciding: bool = True) -> str
         v, iv = values.get(who), intervals.get(who)
     if v is None or (who == check.get("decided_on") and check.get("not_evaluated_reason")):
         return "n/e"
-    return f"{v:.3g} [{iv[0]:.3g}, {iv[1]:.3g}]" if iv else f"{v:.3g}"
+    return f"{fmt_number(v)} [{fmt_number(iv[0])}, {fmt_number(iv[1])}]" if iv else fmt_number(v)
 
 
 def main() -> int:

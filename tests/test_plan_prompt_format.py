@@ -154,3 +154,21 @@ def test_diff_reports_a_changed_system_prompt(tmp_path: Path, capsys: pytest.Cap
     changes = json.loads(capsys.readouterr().out)["changes"]
     [change] = [c for c in changes if c["subject"] == "system"]
     assert change["old"].endswith("Answer briefly.") and change["new"].endswith("Answer in full.")
+
+
+def test_show_states_the_prompt_format_the_plan_records(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = _project(tmp_path)
+    (root / "model" / "tokenizer_config.json").write_text(json.dumps({"chat_template": LLAMA3}), encoding="utf-8")
+    _with_system(root / "s.unlearn", None, "Answer briefly.")
+    entry = _model_entry(root, capsys)
+    assert main(["show", str(root / "plan.json")]) == 0
+    review = capsys.readouterr().out
+    line = next(x for x in review.splitlines() if x.startswith("Prompt format:"))
+    assert "chat template" in line and str(entry["chat_template_sha256"])[:12] in line
+    assert "`Answer briefly.`" in line
+    # a tokenizer without a template: the review says the plain format
+    (root / "model" / "tokenizer_config.json").write_text('{"eos_token": "</s>"}', encoding="utf-8")
+    (root / "s.unlearn").write_text((root / "s.unlearn").read_text().replace('  system "Answer briefly."\n', ""))
+    assert _model_entry(root, capsys)["prompt_format"] == "plain"
+    assert main(["show", str(root / "plan.json")]) == 0
+    assert "Prompt format: plain" in capsys.readouterr().out

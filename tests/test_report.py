@@ -484,3 +484,13 @@ def test_the_report_shows_the_prompt_format_and_escapes_the_system_prompt() -> N
     plain = report.model_copy(update={"objectives": [obj.model_copy(update={"prompt": PromptInfo(
         prompt_format="plain")})]})
     assert "| Prompt format | plain" in render_markdown(plain)
+
+
+@given(st.floats(allow_nan=False, allow_infinity=False))
+def test_numbers_read_as_python_rounds_them_and_never_as_negative_zero(x: float) -> None:
+    from unlearnspec.report.verdict import fmt_number
+
+    shown = fmt_number(x)
+    assert shown != "-0"
+    assert float(shown) == float(f"{x:.3g}")  # the same value as Python's own three-digit rounding
+    assert fmt_number(-0.0) == "0" and fmt_number(None) == "n/a"

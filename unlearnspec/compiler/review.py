@@ -241,7 +241,9 @@ def objective_context(op: ObjectivePlan) -> dict[str, Any]:
             "cpu_seconds": est.cpu_seconds, "gpu_seconds": est.gpu_seconds, "basis": est.basis,
             "cpu": _duration(est.cpu_seconds), "gpu": _duration(est.gpu_seconds)},
         "model": {"source": op.model.source, "kind": op.model.kind, "sha256": op.model.sha256,
-                  "parameters": op.model.parameters, "note": op.model.note, "files": len(op.model.files)},
+                  "parameters": op.model.parameters, "note": op.model.note, "files": len(op.model.files),
+                  "prompt_format": op.model.prompt_format, "chat_template_sha256": op.model.chat_template_sha256,
+                  "system": op.model.system},
         "counts": {s: sum(c.status == s for c in op.claims) for s in STATUS_LABEL},
     }
 

@@ -66,10 +66,11 @@ OP_SYMBOLS: dict[str, str] = {"<=": "≤", ">=": "≥", "<": "<", ">": ">"}
 # --- words ------------------------------------------------------------------------------------------
 
 def fmt_number(x: float | None) -> str:
-    """Three significant digits: enough to compare with a threshold, short enough to read."""
+    """Three significant digits: enough to compare with a threshold, short enough to read. A negative
+    zero (an interval bound computed as ``-0.0``) reads as 0: no reader should see ``-0``."""
     if x is None:
         return "n/a"
-    return f"{x:.3g}"
+    return f"{x + 0.0:.3g}"
 
 
 def fmt_interval(check: CheckResult, model: str) -> str:
