@@ -20,7 +20,15 @@ from test_methods import FORGET, HOLDOUT, RETAIN, build_tiny_model, stage
 from unlearnspec.plan import StoppingRule
 from unlearnspec.runtime.loading import load_model
 from unlearnspec.runtime.methods import unlearn
-from unlearnspec.runtime.methods.checkpoints import STAGING, last_usable_checkpoint, problem
+from unlearnspec.runtime.methods.checkpoints import (
+    FSDP_WEIGHTS,
+    FSDP_WEIGHTS_DCP,
+    OPTIMIZER_DCP,
+    OPTIMIZER_FILES,
+    STAGING,
+    last_usable_checkpoint,
+    problem,
+)
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +94,7 @@ def _copy(trained: tuple[Path, Any, list[Any]], dest: Path) -> Path:
      "truncated model weights"),
     (lambda c: (c / "model.safetensors").unlink(), "no model weights"),
     (lambda c: (c / "optimizer.pt").unlink(), "no optimizer state"),
+    (lambda c: (c / "optimizer.pt").write_bytes((c / "optimizer.pt").read_bytes()[:-100]), "truncated optimizer state"),
 ])
 def test_an_unusable_checkpoint_is_named_and_skipped(trained: tuple[Path, Any, list[Any]], tmp_path: Path,
                                                      caplog: pytest.LogCaptureFixture, damage: Any, why: str) -> None:
@@ -121,3 +130,40 @@ def test_with_no_usable_checkpoint_the_stage_restarts_from_step_0(
         assert last_usable_checkpoint(ckpts) is None
     assert "no usable checkpoint: the stage restarts from step 0" in caplog.text
     assert last_usable_checkpoint(tmp_path / "nothing-here") is None
+
+
+@pytest.mark.filterwarnings("ignore:torch.distributed is disabled:UserWarning")  # dcp.save in one process
+def test_the_fsdp_layouts_are_accelerates_and_resumable(trained: tuple[Path, Any, list[Any]], tmp_path: Path) -> None:
+    """Under FSDP the Trainer saves through accelerate's ``save_fsdp_model``/``save_fsdp_optimizer``: a
+    full state dict as ``pytorch_model_fsdp.bin`` and ``optimizer.bin``, a sharded one as DCP folders.
+    Such a checkpoint used to be rejected for want of ``optimizer.pt``, so an FSDP run restarted at step 0."""
+    import torch.distributed.checkpoint as dcp
+    from accelerate.utils.constants import FSDP_MODEL_NAME, OPTIMIZER_NAME
+
+    # the names are accelerate's own (utils/fsdp_utils.py builds them from these constants)
+    assert FSDP_WEIGHTS == f"{FSDP_MODEL_NAME}.bin" and FSDP_WEIGHTS_DCP == f"{FSDP_MODEL_NAME}_0"
+    assert f"{OPTIMIZER_NAME}.bin" in OPTIMIZER_FILES and OPTIMIZER_DCP == f"{OPTIMIZER_NAME}_0"
+    ckpts = _copy(trained, tmp_path / "run")
+    full = ckpts / "checkpoint-4"
+    optimizer = torch.load(full / "optimizer.pt", weights_only=True)
+    (full / "optimizer.pt").rename(full / f"{OPTIMIZER_NAME}.bin")  # FULL_STATE_DICT, as rank 0 writes it
+    torch.save({"w": torch.ones(3)}, full / FSDP_WEIGHTS)
+    assert problem(full) is None
+    assert last_usable_checkpoint(ckpts) == str(full)
+    data = (full / FSDP_WEIGHTS).read_bytes()
+    (full / FSDP_WEIGHTS).write_bytes(data[: len(data) // 2])  # killed while rank 0 wrote it
+    assert problem(full) == "truncated FSDP model state"
+    (full / FSDP_WEIGHTS).write_bytes(data)
+    data = (full / f"{OPTIMIZER_NAME}.bin").read_bytes()
+    (full / f"{OPTIMIZER_NAME}.bin").write_bytes(data[:-64])
+    assert problem(full) == "truncated optimizer state"
+
+    sharded = ckpts / "checkpoint-2"  # SHARDED_STATE_DICT: torch.distributed.checkpoint folders
+    (sharded / "optimizer.pt").unlink()
+    dcp.save({"optimizer": optimizer["state"]}, checkpoint_id=str(sharded / OPTIMIZER_DCP))
+    dcp.save({"w": torch.ones(3)}, checkpoint_id=str(sharded / FSDP_WEIGHTS_DCP))
+    assert problem(sharded) is None
+    (sharded / OPTIMIZER_DCP / ".metadata").unlink()  # the shards are written, the metadata is not yet
+    assert problem(sharded) == "incomplete optimizer state"
+    (sharded / FSDP_WEIGHTS_DCP / ".metadata").unlink()
+    assert problem(sharded) == "incomplete FSDP model state"

@@ -76,12 +76,13 @@ class Distributed:
         return box[0]
 
     def leave(self) -> None:
-        """Leave the process group after training, so the main rank evaluates alone.
+        """Leave the process group once every rank has finished every stage (training and the sharded
+        evaluation alike), so that the main process writes the report alone and the helpers exit.
 
-        The evaluation's own Trainers (the relearning attack) must not wrap their model in DDP with
-        ranks that have exited: drop the process group, accelerate's cached state and the launcher's
-        rank variables, so later ``TrainingArguments`` see a single process. (accelerate has no public
-        "leave" call; ``_reset_state`` is what its own test-suite uses.)
+        Whatever runs after this in the main process must not wrap a model in DDP with ranks that have
+        exited: drop the process group, accelerate's cached state and the launcher's rank variables, so
+        later ``TrainingArguments`` see a single process. (accelerate has no public "leave" call;
+        ``_reset_state`` is what its own test-suite uses.)
         """
         if self.state is None:
             return

@@ -11,6 +11,14 @@ save are removed when training starts again.
 damaged disk): a checkpoint needs a readable ``trainer_state.json`` at its own step, readable model
 weights and the optimizer state, else the next older one is taken, and with none the stage restarts
 from step 0. Standard library and safetensors' header reader only.
+
+Two layouts are resumable. A single process or DDP: the Trainer's ``optimizer.pt`` beside the
+safetensors weights. FSDP (runtime/scaling.py asks for ``FULL_STATE_DICT``): accelerate's
+``save_fsdp_model`` / ``save_fsdp_optimizer`` add ``pytorch_model_fsdp.bin`` and ``optimizer.bin``,
+which are what the Trainer loads back on resume; with a sharded state dict they are
+``pytorch_model_fsdp_0/`` and ``optimizer_0/`` folders of torch.distributed.checkpoint, each complete
+once its ``.metadata`` is written. A torch-saved file is a zip archive, complete when its central
+directory (at the end of the file) is readable.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import logging
 import os
 import re
 import shutil
+import zipfile
 from pathlib import Path
 
 log = logging.getLogger("unlearnspec.unlearn")
@@ -27,6 +36,10 @@ log = logging.getLogger("unlearnspec.unlearn")
 STAGING = ".staging"
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 WEIGHTS = ("model.safetensors", "adapter_model.safetensors")
+# the optimizer state: the Trainer's own file, then accelerate's FSDP names (full, then sharded state dict)
+OPTIMIZER_FILES = ("optimizer.pt", "optimizer.bin")
+OPTIMIZER_DCP = "optimizer_0"
+FSDP_WEIGHTS, FSDP_WEIGHTS_DCP = "pytorch_model_fsdp.bin", "pytorch_model_fsdp_0"
 
 
 def fsync_tree(root: Path) -> None:
@@ -98,9 +111,36 @@ def problem(checkpoint: Path) -> str | None:
         return "no model weights"
     if not all(_weights_ok(w) for w in weights):
         return "truncated model weights"
-    if not (checkpoint / "optimizer.pt").is_file() or (checkpoint / "optimizer.pt").stat().st_size == 0:
+    if (checkpoint / FSDP_WEIGHTS).exists() and not _torch_file_ok(checkpoint / FSDP_WEIGHTS):
+        return "truncated FSDP model state"
+    if (checkpoint / FSDP_WEIGHTS_DCP).exists() and not _dcp_ok(checkpoint / FSDP_WEIGHTS_DCP):
+        return "incomplete FSDP model state"
+    optimizers = [checkpoint / o for o in OPTIMIZER_FILES if (checkpoint / o).is_file()]
+    if optimizers:
+        if not all(_torch_file_ok(o) for o in optimizers):
+            return "truncated optimizer state"
+    elif (checkpoint / OPTIMIZER_DCP).exists():
+        if not _dcp_ok(checkpoint / OPTIMIZER_DCP):
+            return "incomplete optimizer state"
+    else:
         return "no optimizer state"
     return None
+
+
+def _torch_file_ok(path: Path) -> bool:
+    """A ``torch.save`` file (a zip archive) whose central directory, written last, is there."""
+    try:
+        return path.stat().st_size > 0 and zipfile.is_zipfile(path)
+    except OSError:
+        return False
+
+
+def _dcp_ok(folder: Path) -> bool:
+    """A torch.distributed.checkpoint folder: its ``.metadata`` is written once every shard is."""
+    try:
+        return folder.is_dir() and (folder / ".metadata").stat().st_size > 0
+    except OSError:
+        return False
 
 
 def last_usable_checkpoint(checkpoints: Path) -> str | None:
