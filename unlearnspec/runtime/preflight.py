@@ -10,12 +10,11 @@ from pathlib import Path
 
 from unlearnspec.builtin.recipe import RECIPES, recipe_hash
 from unlearnspec.errors import UserError
-from unlearnspec.plan import GivenStage, Plan
+from unlearnspec.plan import E_UNREADABLE_PLAN, GivenStage, Plan
 from unlearnspec.records import sha256_path
 from unlearnspec.runtime.rundir import (
     E_NOT_A_RUN_DIR,
     E_STALE_PLAN,
-    E_UNREADABLE_PLAN,
     RunDir,
     RunError,
     RunState,

@@ -26,9 +26,9 @@ from unlearnspec.errors import UserError
 from unlearnspec.io import atomic_write_text
 
 # The run codes the runtime raises (stable; pages in the catalog and docs/rules/). The command line raises
-# UL701, UL705, UL706, UL710 and UL711 itself; the model-loading codes (RT1xx) are in runtime/loading.py.
+# UL701, UL705, UL706, UL710 and UL711 itself; the model-loading codes (RT1xx) are in runtime/loading.py,
+# UL703 (an unreadable plan) in plan.py.
 E_STALE_PLAN = "UL702"
-E_UNREADABLE_PLAN = "UL703"
 E_NOT_A_RUN_DIR = "UL704"
 E_RUN_DIR_EXISTS = "UL707"
 E_NEEDS_OUT = "UL708"
