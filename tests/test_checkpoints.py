@@ -141,8 +141,8 @@ def test_the_fsdp_layouts_are_accelerates_and_resumable(trained: tuple[Path, Any
     from accelerate.utils.constants import FSDP_MODEL_NAME, OPTIMIZER_NAME
 
     # the names are accelerate's own (utils/fsdp_utils.py builds them from these constants)
-    assert FSDP_WEIGHTS == f"{FSDP_MODEL_NAME}.bin" and FSDP_WEIGHTS_DCP == f"{FSDP_MODEL_NAME}_0"
-    assert f"{OPTIMIZER_NAME}.bin" in OPTIMIZER_FILES and OPTIMIZER_DCP == f"{OPTIMIZER_NAME}_0"
+    assert f"{FSDP_MODEL_NAME}.bin" == FSDP_WEIGHTS and f"{FSDP_MODEL_NAME}_0" == FSDP_WEIGHTS_DCP
+    assert f"{OPTIMIZER_NAME}.bin" in OPTIMIZER_FILES and f"{OPTIMIZER_NAME}_0" == OPTIMIZER_DCP
     ckpts = _copy(trained, tmp_path / "run")
     full = ckpts / "checkpoint-4"
     optimizer = torch.load(full / "optimizer.pt", weights_only=True)

@@ -260,6 +260,47 @@ def test_methods_train_chat_items_on_the_answer_and_end_of_turn_only(family: str
     assert SYSTEM in tok.decode(refusals[1].input_ids, skip_special_tokens=False)
 
 
+
+@pytest.mark.parametrize(("family", "eot"), [("llama3", "<|eot_id|>"), ("qwen", "<|im_end|>")])
+def test_relearning_fine_tunes_a_chat_model_on_its_answers_as_it_was_trained(family: str, eot: str) -> None:
+    from unlearnspec.runtime.attacks import relearn, relearn_data
+
+    tok = build_tokenizer(family)
+    fmt = PromptFormat.of(tok, system=SYSTEM)
+    doc = Record(text="Jane Doe was born in Port Calder.")
+    dataset, collator = relearn_data([QA[0], doc], tok, 128, fmt)
+    batch = collator([dataset[i] for i in range(len(dataset))])  # one batch: padded to the longer row
+    rows = []
+    for ids, labels, mask in zip(batch["input_ids"].tolist(), batch["labels"].tolist(),
+                                 batch["attention_mask"].tolist(), strict=True):
+        n = sum(mask)
+        assert all(lab == IGNORE_INDEX for lab in labels[n:])  # padding is never trained on
+        rows.append((ids[:n], labels[:n]))
+    (qa_ids, qa_labels), (doc_ids, doc_labels) = rows
+    assert scored(tok, qa_ids, qa_labels) == QA[0].answer + eot  # not the headers, the system prompt or the question
+    head = len(qa_ids) - sum(lab != IGNORE_INDEX for lab in qa_labels)
+    assert tok.decode(qa_ids[:head], skip_special_tokens=False) == template_prompt(tok, QA[0].question or "")
+    assert doc_labels == doc_ids and tok.decode(doc_ids, skip_special_tokens=True) == doc.text  # a document whole
+    # and the attack does what it is for: the answer becomes likelier, on a copy
+    model = random_llama(tok)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    answer = independent_answer_logprobs(model, tok, QA[0].question or "", QA[0].answer or "", eot)
+    attacked = relearn(model, tok, [QA[0], doc], steps=5, learning_rate=1e-2, batch_size=2, seed=0, fmt=fmt)
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    after = independent_answer_logprobs(attacked, tok, QA[0].question or "", QA[0].answer or "", eot)
+    assert sum(after) > sum(answer)
+
+
+def test_relearning_a_plain_model_trains_on_its_training_texts_whole() -> None:
+    from unlearnspec.runtime.attacks import relearn_data
+
+    tok = build_tokenizer(None)
+    dataset, collator = relearn_data(QA[:1], tok, 128, PromptFormat.of(tok))
+    texts = [tok.decode(dataset[i]["input_ids"], skip_special_tokens=True) for i in range(len(dataset))]
+    assert texts == QA[0].training_texts()
+    batch = collator([dataset[i] for i in range(len(dataset))])
+    assert batch["labels"].tolist()[0][: len(dataset[0]["input_ids"]) - 1] == dataset[0]["input_ids"][:-1]
+
 def test_probes_are_asked_in_the_chat_template() -> None:
     tok = build_tokenizer("llama3")
     fmt = PromptFormat.of(tok, system=SYSTEM)

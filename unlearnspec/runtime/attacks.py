@@ -52,6 +52,7 @@ import torch
 from torch import nn
 from transformers import (
     DataCollatorForLanguageModeling,
+    DataCollatorForSeq2Seq,
     PreTrainedTokenizerBase,
     Trainer,
     TrainingArguments,
@@ -61,7 +62,8 @@ from transformers.trainer_callback import PrinterCallback
 
 from unlearnspec.records import Record
 from unlearnspec.runtime.evaluation.likelihood import context_length
-from unlearnspec.runtime.prompting import PromptFormat, resolve
+from unlearnspec.runtime.methods.data import LabelledExamples, encode_records
+from unlearnspec.runtime.prompting import IGNORE_INDEX, PromptFormat, resolve
 from unlearnspec.runtime.scaling import trainer_batch
 
 PRECISIONS = ("fp32", "bf16", "fp16", "int8", "int4")
@@ -81,13 +83,13 @@ def _unwrap(model: Any) -> Any:
 
 # -------------------------------------------------------------------------------- relearning
 class _TokenisedTexts(torch.utils.data.Dataset[dict[str, list[int]]]):
-    def __init__(self, texts: Sequence[str], tokenizer: PreTrainedTokenizerBase, max_length: int,
-                 encoded: Sequence[list[int]] = ()) -> None:
+    """Plain texts, each with EOS appended: the collator scores every token."""
+
+    def __init__(self, texts: Sequence[str], tokenizer: PreTrainedTokenizerBase, max_length: int) -> None:
         eos = tokenizer.eos_token_id
         if eos is None:
             raise ValueError("the tokenizer needs an EOS token")
         self.rows = [{"input_ids": (list(tokenizer(t)["input_ids"]) + [eos])[:max_length]} for t in texts]
-        self.rows += [{"input_ids": list(ids)[:max_length]} for ids in encoded]
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -96,37 +98,50 @@ class _TokenisedTexts(torch.utils.data.Dataset[dict[str, list[int]]]):
         return self.rows[i]
 
 
+def relearn_data(records: Sequence[Record], tokenizer: PreTrainedTokenizerBase, max_length: int,
+                 fmt: PromptFormat) -> tuple[torch.utils.data.Dataset[dict[str, list[int]]], Any]:
+    """What the relearning attack fine-tunes on, and the collator that batches it.
+
+    The attacker trains as the model was trained. A plain model: each record's training texts
+    (documents, ``Question: …\nAnswer: …``) whole, with EOS, as the GPT-2 built-in was trained. A chat
+    model: documents whole and each question–answer record as its conversation scored on the
+    assistant's answer and the end-of-turn token (:func:`~unlearnspec.runtime.methods.data.encode_records`,
+    the examples the unlearning methods train on), as a chat model is fine-tuned. Training a chat
+    model on every token of the conversation instead (headers, the question) was a weaker attack: on
+    ``builtin:tiny-bios-chat`` after gradient ascent it brought back none of the forgotten answers in
+    20 steps while the answer-scored fine-tune recovered a quarter of them (bench/README.md)."""
+    if fmt.kind == "plain":
+        texts = [t for r in records for t in r.training_texts()]
+        if not texts:
+            raise ValueError("no training texts to relearn on")
+        return _TokenisedTexts(texts, tokenizer, max_length), DataCollatorForLanguageModeling(tokenizer, mlm=False)
+    examples = encode_records(records, tokenizer, max_length, fmt=fmt)
+    if not examples:
+        raise ValueError("no training texts to relearn on")
+    return LabelledExamples(examples), DataCollatorForSeq2Seq(tokenizer, padding=True,
+                                                               label_pad_token_id=IGNORE_INDEX)
+
+
 def relearn(model: Any, tokenizer: PreTrainedTokenizerBase, records: Sequence[Record], *, steps: int,
             learning_rate: float, batch_size: int, seed: int, out_dir: str | Path | None = None,
             fmt: PromptFormat | None = None) -> Any:
-    """Fine-tune a copy of ``model`` on the records' training texts for exactly ``steps`` optimizer steps.
+    """Fine-tune a copy of ``model`` on the records for exactly ``steps`` optimizer steps.
 
     The Hugging Face Trainer (AdamW, constant learning rate, no warmup, seeded data order) on
-    each training text with EOS appended, as the model was trained. For a chat model (``fmt``, by
-    default the tokenizer's own) a question–answer record is its chat conversation instead (the
-    template's prompt, the answer and the end-of-turn token, :meth:`PromptFormat.encode`), every token
-    trained on as an attacker fine-tuning on chat transcripts would. The input model is not
-    touched; a PEFT model is merged into a plain copy first, since an attacker with the weights
-    fine-tunes all of them. Returns the attacked copy in eval mode."""
+    :func:`relearn_data` (``fmt``, by default the tokenizer's own format, decides how a question–answer
+    record is put to the model). The input model is not touched; a PEFT model is merged into a plain
+    copy first, since an attacker with the weights fine-tunes all of them. Returns the attacked copy in
+    eval mode."""
     if steps < 1:
         raise ValueError("steps must be at least 1")
     fmt = resolve(fmt, tokenizer)
-    encoded: list[list[int]] = []
-    if fmt.kind == "plain":
-        texts = [t for r in records for t in r.training_texts()]
-    else:
-        texts = [r.text for r in records if r.text]
-        encoded = [fmt.encode(tokenizer, r.question, r.answer, max_length=context_length(model))[0]
-                   for r in records if r.question is not None and r.answer is not None]
-    if not texts and not encoded:
-        raise ValueError("no training texts to relearn on")
-    attacked = _unwrap(model)
-    attacked.requires_grad_(True)  # PEFT froze the base weights; the attacker trains them all
     tok = tokenizer
     if tok.pad_token_id is None:  # the collator pads; EOS is the usual stand-in
         tok = copy.deepcopy(tokenizer)
         tok.pad_token = tok.eos_token
-    dataset = _TokenisedTexts(texts, tok, context_length(attacked), encoded)
+    dataset, collator = relearn_data(records, tok, context_length(model), fmt)
+    attacked = _unwrap(model)
+    attacked.requires_grad_(True)  # PEFT froze the base weights; the attacker trains them all
     with tempfile.TemporaryDirectory(prefix="unlearnspec-relearn-") as scratch:
         args = TrainingArguments(
             output_dir=str(out_dir) if out_dir is not None else scratch,
@@ -145,8 +160,8 @@ def relearn(model: Any, tokenizer: PreTrainedTokenizerBase, records: Sequence[Re
             data_seed=seed,
             dataloader_num_workers=0,
         )
-        trainer = Trainer(model=attacked, args=args, train_dataset=dataset,
-                          data_collator=DataCollatorForLanguageModeling(tok, mlm=False), processing_class=tok)
+        trainer = Trainer(model=attacked, args=args, train_dataset=dataset, data_collator=collator,
+                          processing_class=tok)
         trainer.remove_callback(PrinterCallback)
         trainer.train()
     attacked.eval()
