@@ -62,7 +62,7 @@ def test_every_runtime_code_raised_is_registered() -> None:
     runtime = ROOT / "unlearnspec" / "runtime"
     loading = (runtime / "loading.py").read_text(encoding="utf-8")
     rt_codes = set(re.findall(r'^E_\w+ = "(RT\d{3})"', loading, flags=re.M))
-    sources = [runtime / "rundir.py", ROOT / "unlearnspec" / "cli" / "run.py",
+    sources = [runtime / "rundir.py", ROOT / "unlearnspec" / "plan.py", ROOT / "unlearnspec" / "cli" / "run.py",
                ROOT / "unlearnspec" / "cli" / "provenance.py"]
     run_codes = {c for src in sources
                  for c in re.findall(r'^E_\w+ = "(UL\d{3})"', src.read_text(encoding="utf-8"), flags=re.M)}

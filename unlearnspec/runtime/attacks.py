@@ -62,7 +62,8 @@ from transformers.trainer_callback import PrinterCallback
 
 from unlearnspec.records import Record
 from unlearnspec.runtime.evaluation.likelihood import context_length
-from unlearnspec.runtime.methods.data import LabelledExamples, encode_records
+from unlearnspec.runtime.lm_training import LabelledExamples
+from unlearnspec.runtime.methods.data import encode_records
 from unlearnspec.runtime.prompting import IGNORE_INDEX, PromptFormat, resolve
 from unlearnspec.runtime.scaling import trainer_batch
 
@@ -118,7 +119,7 @@ def relearn_data(records: Sequence[Record], tokenizer: PreTrainedTokenizerBase, 
     examples = encode_records(records, tokenizer, max_length, fmt=fmt)
     if not examples:
         raise ValueError("no training texts to relearn on")
-    return LabelledExamples(examples), DataCollatorForSeq2Seq(tokenizer, padding=True,
+    return LabelledExamples((e.input_ids, e.labels) for e in examples), DataCollatorForSeq2Seq(tokenizer, padding=True,
                                                                label_pad_token_id=IGNORE_INDEX)
 
 

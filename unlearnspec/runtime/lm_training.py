@@ -34,8 +34,6 @@ from transformers import (
 from transformers.trainer_callback import PrinterCallback
 from transformers.utils import logging as hf_logging
 
-from unlearnspec.runtime.methods.data import Example, LabelledExamples
-
 log = logging.getLogger(__name__)
 
 
@@ -176,6 +174,22 @@ def llama_config(model: Mapping[str, Any], tokenizer: PreTrainedTokenizerBase) -
     )
 
 
+class LabelledExamples(torch.utils.data.Dataset[dict[str, list[int]]]):
+    """Pre-encoded ``(input_ids, labels)`` rows, ``-100`` where a token is not trained on, for a collator
+    that pads ``labels`` with ``-100`` (transformers' ``DataCollatorForSeq2Seq``): the built-in Llama
+    recipes' items (documents: every token; chat items: the answer and end of turn) and the relearning
+    attack's chat data (runtime/attacks.py)."""
+
+    def __init__(self, rows: Iterable[tuple[Sequence[int], Sequence[int]]]) -> None:
+        self.rows = [{"input_ids": list(ids), "labels": list(labels)} for ids, labels in rows]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> dict[str, list[int]]:
+        return self.rows[i]
+
+
 def encode_items(items: Sequence[Any], tokenizer: PreTrainedTokenizerBase, max_length: int) -> list[tuple[list[int], list[int]]]:
     """Token ids and labels of the recipe's items (:class:`unlearnspec.builtin.training.TrainItem`).
 
@@ -215,7 +229,7 @@ def train_llama_lm(items: Sequence[Any], tokenizer: PreTrainedTokenizerBase, con
     model = LlamaForCausalLM(llama_config(model_cfg, tokenizer))
     max_length = min(int(train_cfg.get("max_length", model_cfg["max_position_embeddings"])),
                      int(model_cfg["max_position_embeddings"]))
-    dataset = LabelledExamples(Example(ids, labels) for ids, labels in encode_items(items, tokenizer, max_length))
+    dataset = LabelledExamples(encode_items(items, tokenizer, max_length))
     log.info("training Llama (%d parameters) on %d items for %s epochs", model.num_parameters(), len(dataset),
              train_cfg["epochs"])
     collator = DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100)

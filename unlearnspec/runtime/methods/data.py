@@ -44,21 +44,6 @@ class Example:
     labels: list[int]
 
 
-class LabelledExamples(torch.utils.data.Dataset[dict[str, list[int]]]):
-    """Examples that carry their own labels, for a collator that pads ``labels`` with ``-100``
-    (transformers' ``DataCollatorForSeq2Seq``): the built-in Llama recipes' training items and the
-    relearning attack's chat data."""
-
-    def __init__(self, examples: Iterable[Example]) -> None:
-        self.rows = [{"input_ids": list(e.input_ids), "labels": list(e.labels)} for e in examples]
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __getitem__(self, i: int) -> dict[str, list[int]]:
-        return self.rows[i]
-
-
 def _eos_id(tokenizer: Any) -> int:
     eos = tokenizer.eos_token_id
     if eos is None:
