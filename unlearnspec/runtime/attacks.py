@@ -100,7 +100,7 @@ class _TokenisedTexts(torch.utils.data.Dataset[dict[str, list[int]]]):
 
 
 def relearn_data(records: Sequence[Record], tokenizer: PreTrainedTokenizerBase, max_length: int,
-                 fmt: PromptFormat) -> tuple[torch.utils.data.Dataset[dict[str, list[int]]], Any]:
+                 fmt: PromptFormat) -> tuple[_TokenisedTexts | LabelledExamples, Any]:
     """What the relearning attack fine-tunes on, and the collator that batches it.
 
     The attacker trains as the model was trained. A plain model: each record's training texts
@@ -111,16 +111,19 @@ def relearn_data(records: Sequence[Record], tokenizer: PreTrainedTokenizerBase, 
     model on every token of the conversation instead (headers, the question) was a weaker attack: on
     ``builtin:tiny-bios-chat`` after gradient ascent it brought back none of the forgotten answers in
     20 steps while the answer-scored fine-tune recovered a quarter of them (bench/README.md)."""
+    dataset: _TokenisedTexts | LabelledExamples
+    collator: Any
     if fmt.kind == "plain":
         texts = [t for r in records for t in r.training_texts()]
-        if not texts:
-            raise ValueError("no training texts to relearn on")
-        return _TokenisedTexts(texts, tokenizer, max_length), DataCollatorForLanguageModeling(tokenizer, mlm=False)
-    examples = encode_records(records, tokenizer, max_length, fmt=fmt)
-    if not examples:
+        dataset, collator = _TokenisedTexts(texts, tokenizer, max_length), DataCollatorForLanguageModeling(
+            tokenizer, mlm=False)
+    else:
+        examples = encode_records(records, tokenizer, max_length, fmt=fmt)
+        dataset = LabelledExamples((e.input_ids, e.labels) for e in examples)
+        collator = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=IGNORE_INDEX)
+    if not len(dataset):
         raise ValueError("no training texts to relearn on")
-    return LabelledExamples((e.input_ids, e.labels) for e in examples), DataCollatorForSeq2Seq(tokenizer, padding=True,
-                                                               label_pad_token_id=IGNORE_INDEX)
+    return dataset, collator
 
 
 def relearn(model: Any, tokenizer: PreTrainedTokenizerBase, records: Sequence[Record], *, steps: int,
