@@ -72,6 +72,22 @@ def test_removal_shows_in_output_membership_and_quality_checks(tmp_path: Path) -
     assert "retrained reference" in str(fq.extra["compared_with"])
 
 
+def test_a_model_far_below_the_reference_passes_with_an_over_unlearning_finding(tmp_path: Path) -> None:
+    """An untrained model reproduces none of the forget documents, which a model retrained without them
+    still half reproduces (the documents share a template): the check bounds how much is reproduced,
+    so it passes, but the gap below the reference is a tell, reported as a finding (FRAMEWORK.md §7)."""
+    ev = evaluator(tiny_lm("fresh"), tmp_path)
+    r = ev.check(check("verbatim_rouge", value=0.1))
+    u, ref = r.per_item["unlearned"], r.per_item["reference"]
+    gap = sum(a - b for a, b in zip(u, ref, strict=True) if a is not None and b is not None) / len(u)  # type: ignore[operator]
+    assert r.decision is not None and r.decision.value == pytest.approx(gap)
+    assert r.decision.interval is not None and r.decision.interval[1] < -0.1  # wholly beyond the tolerance, below
+    assert r.status == "pass"
+    assert [f for f in r.findings if f.startswith("over-unlearning: the unlearned model's verbatim ROUGE-L")]
+    same = evaluator(tiny_lm("reference"), tmp_path).check(check("verbatim_rouge", value=0.1))
+    assert same.decision is not None and same.decision.value == 0.0 and same.findings == []
+
+
 def test_utility_drop_is_relative_to_the_original_and_keeps_its_components(tmp_path: Path) -> None:
     ev = evaluator(copy.deepcopy(tiny_lm("original")), tmp_path)
     drop = ev.check(check("retain_utility_drop", "retain", value=2.0))

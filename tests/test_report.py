@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from datetime import datetime, timedelta, timezone
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 from pydantic import ValidationError
 
+from unlearnspec.markdown import escape
 from unlearnspec.plan import (
     ClaimPlan,
     DataSets,
@@ -47,6 +49,7 @@ from unlearnspec.report import (
     report_schema,
     write_reports,
 )
+from unlearnspec.report.model import Decision
 
 T0 = datetime(2026, 1, 13, 9, 0, 0, tzinfo=timezone.utc)
 
@@ -195,6 +198,40 @@ def test_a_failed_check_fails_the_claim_and_the_explanation_gives_the_numbers() 
 def test_pass_explanation_reads_as_a_sentence_with_context() -> None:
     claim = next(c for c in make_report().objectives[0].claims if c.claim == "removed")
     assert "membership AUC 0.52 ≤ 0.6 on forget (original 0.91, retrained reference 0.5)" in claim.explanation
+
+
+def _gap_decision(value: float, interval: tuple[float, float], bound: float) -> Decision:
+    return Decision(quantity="unlearned minus reference (mean over items)", value=value, interval=interval,
+                    threshold=Threshold(op="<=", value=bound), n=6, more_items=9,
+                    how=f"the bound <= {bound} is read as at most {bound} above the retrained reference")
+
+
+@pytest.mark.parametrize(("gap", "interval", "verdict"), [(-0.12, (-0.28, 0.07), "pass"),
+                                                           (0.31, (0.25, 0.4), "fail"),
+                                                           (0.15, (0.05, 0.3), "inconclusive")])
+def test_a_reference_relative_check_states_its_bound_only_beside_the_gap(
+        gap: float, interval: tuple[float, float], verdict: str) -> None:
+    """A ROUGE check decided on its gap to the reference: the unlearned model's own 0.44 is above the
+    spec's 0.2 whatever the verdict, so no sentence may read ``0.44 ≤ 0.2`` (as one did: the bound was
+    printed after the model's value while the gap decided). The bound stands beside the gap, and the
+    report says how the spec's bound became the gap's."""
+    rs = passing_results()
+    rs["verbatim_rouge@forget"] = result("verbatim_rouge@forget", "verbatim_rouge", "<=", 0.20, unlearned=0.44,
+                                         original=1.0, reference=0.56, decision=_gap_decision(gap, interval, 0.2))
+    report = make_report(results=rs)
+    claim = next(c for c in report.objectives[0].claims if c.claim == "not_generated")
+    assert claim.verdict == verdict
+    assert "0.44 ≤ 0.2" not in claim.explanation and "0.44 is not ≤ 0.2" not in claim.explanation
+    assert "verbatim ROUGE-L on forget: unlearned 0.44; decided on unlearned minus reference (mean over items) " \
+           f"{gap:g} [{interval[0]:g}, {interval[1]:g}]" in claim.explanation
+    outcome = {"pass": f"{interval[1]:g}] ≤ 0.2 (", "fail": f"{interval[1]:g}], which is not ≤ 0.2 (",
+               "inconclusive": f"{interval[1]:g}], inconclusive against ≤ 0.2: the interval straddles the bound; "
+                               "about 9 items would settle it ("}[verdict]
+    assert outcome in claim.explanation
+    assert "original 1, retrained reference 0.56" in claim.explanation
+    how = "the bound <= 0.2 is read as at most 0.2 above the retrained reference"
+    assert f"({escape(how)})" in render_markdown(report)  # the one Markdown escaping function
+    assert f"({html.escape(how, quote=False)})" in render_html(report)
 
 
 @pytest.mark.parametrize("how", ["missing", "no_value", "nan", "mismatched_threshold"])

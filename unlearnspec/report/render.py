@@ -56,7 +56,9 @@ HOW_TO_READ: list[str] = [
     "inconclusive evidence is never counted as a pass: the burden of proof is on the claim.",
     "Membership is judged against the retrained reference on the same items, per item type (documents, "
     "questions, paraphrased questions), the worst type deciding, in both directions: an AUC far below the "
-    "reference's (over-unlearning) reveals membership too and is reported as a finding.",
+    "reference's (over-unlearning) reveals membership too and is reported as a finding. Output metrics "
+    "(ROUGE-type) are judged by how far they lie above the reference's on the same items; one far below "
+    "it is reported as an over-unlearning finding, without failing the check.",
     "CANNOT BE MET means the compiler found the claim technically unachievable as written (for example, "
     "a promise about downstream use or about information a user puts in the prompt). Such a claim never "
     "passes, whatever the numbers; its measurements are shown for information.",
@@ -159,6 +161,7 @@ def _objective_view(o: ObjectiveReport, index: int, with_charts: bool) -> dict[s
         "status": c.status,
         "values": {m: fmt_interval(c, m) for m in plots.MODEL_ORDER},
         "decision": decision_text(c),
+        "how": c.decision.how if c.decision is not None else "",
         "findings": list(c.findings),
         "details": _scalar_extras(c),
     } for c in o.checks]

@@ -150,22 +150,38 @@ def describe_check(check: CheckResult, reference_label: str = "reference") -> st
     value = fmt_interval(check, check.decided_on) if check.value is not None else "n/a"
     if check.confidence is not None and check.interval.get(check.decided_on):
         value += f" ({check.confidence:.0%} interval)"
-    if check.decision is not None:
-        tail = f"; decided on {decision_text(check)}{tail}"
-    if status == "inconclusive":
-        assert check.threshold is not None
-        more = (f"; about {check.decision.more_items} items would settle it"
-                if check.decision is not None and check.decision.more_items else "")
-        return (f"{label} {value} is inconclusive against {OP_SYMBOLS[check.threshold.op]} "
-                f"{fmt_number(check.threshold.value)} {where}: the interval straddles the bound{more}{tail}")
     if status == "info":
         return f"{label} {where}: {check.decided_on} {value}, no threshold (for information){tail}"
     assert check.threshold is not None
+    if check.decision is not None:
+        return _describe_decision(check, label, where, value, tail)
     symbol = OP_SYMBOLS[check.threshold.op]
     bound = fmt_number(check.threshold.value)
+    if status == "inconclusive":
+        return (f"{label} {value} is inconclusive against {symbol} {bound} {where}: "
+                f"the interval straddles the bound{tail}")
     if status == "pass":
         return f"{label} {value} {symbol} {bound} {where}{tail}"
     return f"{label} {value} is not {symbol} {bound} {where}{tail}"
+
+
+def _describe_decision(check: CheckResult, label: str, where: str, value: str, tail: str) -> str:
+    """A check decided on a derived quantity (a gap to the reference, a p-value with its attainable
+    range): the model's value is stated on its own, and the bound only beside the quantity it was
+    applied to, so that no sentence reads as ``0.44 ≤ 0.2``."""
+    d = check.decision
+    assert d is not None
+    iv = f" [{fmt_number(d.interval[0])}, {fmt_number(d.interval[1])}]" if d.interval else ""
+    symbol, bound = OP_SYMBOLS[d.threshold.op], fmt_number(d.threshold.value)
+    decided = f"{d.quantity} {fmt_number(d.value)}{iv}"
+    if check.status == "pass":
+        outcome = f"{decided} {symbol} {bound}"
+    elif check.status == "fail":
+        outcome = f"{decided}, which is not {symbol} {bound}"
+    else:
+        more = f"; about {d.more_items} items would settle it" if d.more_items else ""
+        outcome = f"{decided}, inconclusive against {symbol} {bound}: the interval straddles the bound{more}"
+    return f"{label} {where}: {check.decided_on} {value}; decided on {outcome}{tail}"
 
 
 def explain_claim(compile_status: ClaimStatus, verdict: Verdict, checks: Sequence[CheckResult],

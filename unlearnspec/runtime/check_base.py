@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from unlearnspec.catalog import METRICS
+from unlearnspec.catalog import METRICS, label
 from unlearnspec.plan import (
     MetricCheck,
 )
@@ -116,6 +116,28 @@ class EvaluatorBase:
                             "reference's value)",
                         more_items=intervals.items_to_settle(e.n, e.low, e.high, e.value, t.value))
 
+    @staticmethod
+    def _below_reference(check: MetricCheck, decision: Decision | None, values: Mapping[str, float | None],
+                         decided: str) -> list[str]:
+        """A finding when the decided model scores far *below* the retrained reference: the gap's
+        interval (without intervals, its value) lies entirely below minus the bound. It does not fail
+        the check — these metrics bound how much the model still reproduces, and less is what was
+        asked — but a model that reproduces less than one never trained on the target is itself a tell
+        that the target was unlearned (FRAMEWORK.md §7: the reference defines "never trained", in both
+        directions), so the reviewer is told."""
+        mine, ref = values.get(decided), values.get("reference")
+        if decision is None or mine is None or ref is None or not (math.isfinite(mine) and math.isfinite(ref)):
+            return []
+        tol = decision.threshold.value
+        high = decision.interval[1] if decision.interval is not None else decision.value
+        if tol <= 0 or high >= -tol:
+            return []
+        iv = f", interval [{decision.interval[0]:.3g}, {decision.interval[1]:.3g}]" if decision.interval else ""
+        return [f"over-unlearning: the {decided} model's {label(check.metric)} on {check.dataset} is {mine:.3g}, "
+                f"well below the retrained reference's {ref:.3g} (gap {decision.value:.3g}{iv}, beyond the "
+                f"tolerance of {tol:g}): a model that reproduces less than one never trained on the target can "
+                "itself reveal that the target was unlearned"]
+
     def _missing(self, check: MetricCheck, reason: str) -> CheckResult:
         return CheckResult(check_id=check.id, metric=check.metric, dataset=check.dataset, probe=check.probe,
                            threshold=check.threshold, not_evaluated_reason=reason,
@@ -144,15 +166,18 @@ class EvaluatorBase:
             return self._missing(check, f"the `{check.dataset}` data has no {kind}")
         values = {who: s.mean for who, s in per.items()}
         decided = check.model if check.model in per else "unlearned"
+        decision = self._gap_decision(check, per, decided)
         return self._result(check, values, per_item=per, est=self._mean_estimates(check, per),
-                            decision=self._gap_decision(check, per, decided))
+                            decision=decision, findings=self._below_reference(check, decision, values, decided))
 
     def token_metric(self, check: MetricCheck) -> CheckResult:
         if not self.ctx.data.get(check.dataset):
             return self._missing(check, f"the plan has no `{check.dataset}` data")
         per = self.each_model(lambda who: self.m[who].token_metric(check.dataset, check.metric))
-        return self._result(check, {who: s.mean for who, s in per.items()}, per_item=per,
-                            est=self._mean_estimates(check, per), decision=self._gap_decision(check, per, "unlearned"))
+        values = {who: s.mean for who, s in per.items()}
+        decision = self._gap_decision(check, per, "unlearned")
+        return self._result(check, values, per_item=per, est=self._mean_estimates(check, per), decision=decision,
+                            findings=self._below_reference(check, decision, values, "unlearned"))
 
     def check(self, check: MetricCheck) -> CheckResult:
         """Decide one check (dispatched by :class:`unlearnspec.runtime.checks.Evaluator`)."""
