@@ -373,6 +373,8 @@ def test_markdown_has_headline_claims_evidence_findings_risks_audit_and_guide() 
     assert "**UL305** (error, claim `robust_to_prompting`)" in md
     assert "Forget set built from a full-corpus alias search, 2026-11-20." in md  # accepted risk
     assert "## Audit trail" in md and make_plan().plan_hash in md
+    # both times to the second, alike (the finish, 42.5 s in, had microseconds; report.json keeps them)
+    assert "| Started | 2026-01-13T09:00:00+00:00 |" in md and "| Finished | 2026-01-13T09:00:42+00:00 |" in md
     assert "## How to read this report" in md and "not a proof of legal compliance" in md
     assert "Stop reason: forget loss exceeded holdout loss." in md
     # every table row has the same number of cells as its header
