@@ -35,7 +35,8 @@ SPEC = ROOT / "specs" / "erase-jane-doe.unlearn"
 METHODS = ["retrain", "grad_ascent", "grad_diff", "npo", "simnpo", "rmu", "refusal", "filter"]
 SUPPRESSION = {"refusal", "filter"}
 SHOWN = [("verbatim_rouge@forget", "verbatim"), ("membership_auc@forget", "MIA AUC"),
-         ("forget_quality@forget", "forget q."), ("relearn_recovery@relearn", "relearn"),
+         ("forget_quality@forget", "forget q."), ("relearn_recovery@relearn", "relearn gap"),
+         ("relearn_recovery@relearn_related", "related relearn gap"),
          ("retain_utility_drop@retain", "retain drop %"), ("neighbor_utility_drop@neighbors", "neighb. drop %")]
 SHORT = {"pass": "pass", "fail": "FAIL", "not_evaluated": "n/e", "cannot_be_met": "CBM", "inconclusive": "inc"}
 
@@ -117,8 +118,9 @@ def main() -> int:
     print("\nn/e: not evaluated (the report says why); CBM: cannot be met (a compiler error, run with "
           "--allow-infeasible); inc: inconclusive (the interval straddles the bound). Each cell is what its check "
           "decides on, with its 95% interval: for membership the worst gap |AUC_unlearned - AUC_reference| over item "
-          "types and attacks, for forget quality the KS p-value, else the unlearned model's value (the served system "
-          "for `filter`, the attacked model for relearn); the last row is the retrained model's own values.")
+          "types and attacks, for forget quality the KS p-value, for relearning the recovery minus the reference's "
+          "after the same fine-tune (on half the forget set; on related neighbour records), else the unlearned "
+          "model's value (the served system for `filter`); the last row is the retrained model's own values.")
     return 0
 
 

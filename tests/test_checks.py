@@ -130,7 +130,43 @@ def test_recovery_is_measured_when_knowledge_was_removed(tmp_path: Path) -> None
     assert isinstance(knowledge, dict)
     assert knowledge["original"] - knowledge["unlearned"] >= MIN_FORGOTTEN  # type: ignore[operator]
     assert res.not_evaluated_reason is None and res.values.attacked is not None
-    assert 0.0 <= res.values.attacked <= 1.0 and res.passed is (res.values.attacked <= 0.5)
+    assert 0.0 <= res.values.attacked <= 1.0
+
+
+STRONG_RELEARN = RelearnAttack(steps=30, learning_rate=1e-2, batch_size=2)
+
+
+def _recovery(k: dict[str, float], before: str, after: str) -> float:
+    """attacks.recovery written out: the share of original − before that after has back, in [0, 1]."""
+    lost = k["original"] - k[before]
+    return 0.0 if abs(lost) < 1e-12 else min(1.0, max(0.0, (k[after] - k[before]) / lost))
+
+
+@pytest.mark.parametrize("unlearned", ["fresh", "reference"])
+def test_relearning_is_judged_against_what_the_same_fine_tune_gives_the_reference(unlearned: str,
+                                                                                   tmp_path: Path) -> None:
+    """A fine-tune on the target's own records teaches its facts to a model never trained on them;
+    the check is decided on the recovery above the retrained reference's after the same fine-tune
+    (FRAMEWORK.md §7: reference-relative). The reference itself, as the unlearned model, has a gap of
+    exactly 0 (the same weights and seed give the same fine-tune)."""
+    ev = evaluator(tiny_lm(unlearned), tmp_path, attacks=[STRONG_RELEARN])
+    res = ev.check(check("relearn_recovery", "relearn", model="attacked", params={"steps": STRONG_RELEARN.steps}))
+    k = res.extra["knowledge_rouge"]
+    assert isinstance(k, dict)
+    rec_u, rec_r = _recovery(k, "unlearned", "attacked"), _recovery(k, "reference", "reference_attacked")
+    assert rec_r > 0  # the fine-tune taught the never-trained reference something
+    assert res.values.attacked == pytest.approx(rec_u) and res.values.reference == pytest.approx(rec_r)
+    d = res.decision
+    assert d is not None and d.value == pytest.approx(rec_u - rec_r)
+    assert d.attainable == pytest.approx((-rec_r, 1.0 - rec_r))
+    assert d.interval is not None and d.interval[0] <= d.value <= d.interval[1]
+    if unlearned == "reference":
+        assert d.value == 0.0 and d.interval == (0.0, 0.0)
+    assert res.status == "pass"  # the gap's interval lies below 0.5, and the gap could have exceeded it
+    # A bound the gap cannot exceed (it is at most 1 − the reference's recovery) is no evidence: inconclusive
+    loose = ev.check(check("relearn_recovery", "relearn", model="attacked", value=0.9,
+                           params={"steps": STRONG_RELEARN.steps}))
+    assert 1.0 - rec_r <= 0.9 and loose.status == "inconclusive"
 
 
 def test_what_cannot_be_measured_says_why(tmp_path: Path) -> None:

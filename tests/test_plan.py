@@ -140,7 +140,9 @@ def test_the_architecture_example_plans_without_errors() -> None:
     assert relearns == [(20, "forget_subset"), (20, "related")]  # A1, and A5: `preserve` gives neighbours
     assert claims["robust_to_finetuning"].checks == ["relearn_recovery@relearn", "relearn_recovery@relearn_related"]
     related = checks["relearn_recovery@relearn_related"]
-    assert related.threshold is None and related.params == {"steps": 20, "data": "related"}  # reported, decides nothing
+    # A5 with the claim: the same fine-tune on related data, the claim's threshold, deciding the claim too
+    assert related.threshold == checks["relearn_recovery@relearn"].threshold
+    assert related.params == {"steps": 20, "data": "related"} and related.model == "attacked"
     # Accepted risk recorded with its justification and a stable location.
     ul405 = next(f for f in op.findings if f.code == "UL405")
     assert ul405.accepted and ul405.justification and ul405.location == "erase-jane-doe.unlearn:14:13"
@@ -321,6 +323,35 @@ def _block(text: str, name: str) -> str:
     m = re.search(rf"<!-- BEGIN {name}[^\n]*-->\n(.*?)<!-- END {name} -->", text, re.S)
     assert m, f"docs/planning.md has no generated `{name}` block"
     return m.group(1)
+
+
+def test_relearning_on_related_data_decides_the_claim_or_only_informs(tmp_path: Path) -> None:
+    """A5: with `robust_to_finetuning`, relearning on the neighbours decides the claim beside the
+    forget-set relearning (a retrained model learns nothing about the target from such data, so it is
+    the relearning a retrained model passes); open weights without the claim measure it for
+    information only, beside the removal claims, and it decides nothing."""
+    text = JANE.read_text(encoding="utf-8").replace("release api precision fp32", "release open_weights precision fp32")
+    for name, body in (("with", text), ("without", text.replace("    robust_to_finetuning steps 20\n", ""))):
+        for d in ("jane-doe", "retain", "neighbors"):
+            (tmp_path / "data").mkdir(exist_ok=True)
+            (tmp_path / "data" / f"{d}.jsonl").write_bytes((SPECS / "data" / f"{d}.jsonl").read_bytes())
+        spec = tmp_path / f"{name}.unlearn"
+        spec.write_text(body, encoding="utf-8")
+        plan, _ = plan_file(spec)
+        assert plan is not None
+        op = plan.objectives[0]
+        claims = {c.claim: c.checks for c in op.claims}
+        checks = {c.id: c for c in op.checks}
+        related = checks["relearn_recovery@relearn_related"]
+        assert related.params["data"] == "related" and related.params["steps"] == 20
+        if name == "with":
+            assert related.threshold == checks["relearn_recovery@relearn"].threshold is not None
+            assert claims["robust_to_finetuning"] == ["relearn_recovery@relearn", "relearn_recovery@relearn_related"]
+            assert "relearn_recovery@relearn_related" not in claims["removed"]
+        else:
+            assert "robust_to_finetuning" not in claims
+            assert related.threshold is None and checks["relearn_recovery@relearn"].threshold is None  # A2, A5
+            assert "relearn_recovery@relearn_related" in claims["removed"]
 
 
 def test_docs_show_the_decision_table_of_the_code() -> None:

@@ -234,6 +234,23 @@ def test_a_reference_relative_check_states_its_bound_only_beside_the_gap(
     assert f"({html.escape(how, quote=False)})" in render_html(report)
 
 
+def test_a_check_that_cannot_fail_says_so_not_that_its_interval_straddles() -> None:
+    """Relearning whose reference recovers 0.9: the gap can reach only [-0.9, 0.1], all within <= 0.5, so
+    the check is inconclusive although its interval lies below the bound — and the sentence says why."""
+    rs = passing_results()
+    d = Decision(quantity="recovery minus the retrained reference's after the same fine-tune", value=-0.2,
+                 interval=(-0.45, 0.05), threshold=Threshold(op="<=", value=0.5), attainable=(-0.9, 0.1), n=11,
+                 more_items=12)
+    rs["verbatim_rouge@relearn"] = result("verbatim_rouge@relearn", "verbatim_rouge", "<=", 0.30, unlearned=0.12,
+                                          attacked=0.7, reference=0.9, decided_on="attacked", attack="relearn",
+                                          decision=d)
+    claim = next(c for c in make_report(results=rs).objectives[0].claims if c.claim == "robust_to_finetuning")
+    assert claim.verdict == "inconclusive"
+    assert ("-0.2 [-0.45, 0.05], inconclusive against ≤ 0.5: it can only reach [-0.9, 0.1] here, all of it within "
+            "the bound, so the check cannot fail and is no evidence") in claim.explanation
+    assert "straddles" not in claim.explanation and "items would settle it" not in claim.explanation
+
+
 @pytest.mark.parametrize("how", ["missing", "no_value", "nan", "mismatched_threshold"])
 def test_missing_evidence_is_not_evaluated_never_pass(how: str) -> None:
     rs = passing_results()

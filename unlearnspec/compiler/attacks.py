@@ -13,6 +13,7 @@ from unlearnspec.compiler.checkbook import CheckBook, information_item
 from unlearnspec.compiler.decisions import Facts, matching_rows
 from unlearnspec.compiler.stages import seed_of
 from unlearnspec.plan import (
+    ClaimPlan,
     Probe,
     QuantizeAttack,
     RelearnAttack,
@@ -33,10 +34,35 @@ def probe_list(facts: Facts, demanded: set[str]) -> list[Probe]:
 RELEARN_CLAIMS = REMOVAL_CLAIMS | {"robust_to_finetuning"}
 
 
-def attack_list(obj: Objective, facts: Facts,
-                book: CheckBook) -> tuple[list[RelearnAttack | QuantizeAttack], list[tuple[str, frozenset[str]]]]:
+def related_twins(book: CheckBook, claims: list[ClaimPlan], steps: int) -> bool:
+    """A5 for a claim that relearning decides: each deciding forget-set relearning check of ``steps``
+    steps is measured again after the same fine-tune on related but disjoint data, with the same
+    threshold, and decides the same claims — fine-tuning on small, even unrelated, data restores
+    "unlearned" knowledge (Hu et al., arXiv:2406.13356; Łucki et al., arXiv:2409.18025), and a model
+    never trained on the target learns nothing about it from such data, so this is the relearning a
+    retrained model passes. The twin's id puts ``@relearn_related`` for ``@relearn``. Returns whether
+    any check was twinned."""
+    twinned = False
+    for mc in list(book.checks):
+        if mc.metric != "relearn_recovery" or mc.threshold is None or mc.missing \
+                or mc.params.get("data") == "related" or mc.params.get("steps") != steps:
+            continue
+        twin_id = mc.id.replace("@relearn", "@relearn_related", 1)
+        note = (f"A5: the same {steps}-step fine-tune on related but disjoint data (the neighbours, else the retain "
+                "set) instead of the forget set; decides the same claims")
+        book.put(mc.model_copy(update={"id": twin_id, "params": {**mc.params, "data": "related"}, "note": note}))
+        book.relearn_related.add(steps)
+        twinned = True
+        for cp in claims:
+            if mc.id in cp.checks and twin_id not in cp.checks:
+                cp.checks.insert(cp.checks.index(mc.id) + 1, twin_id)
+    return twinned
+
+
+def attack_list(obj: Objective, facts: Facts, book: CheckBook,
+                claims: list[ClaimPlan]) -> tuple[list[RelearnAttack | QuantizeAttack], list[tuple[str, frozenset[str]]]]:
     """The attacks (relearn first, then quantize from high to low precision) and the information-only
-    checks they add, each with the claims it sits beside."""
+    checks they add, each with the claims it sits beside; A5's deciding twins join ``claims`` directly."""
     seed = seed_of(obj)
     info: list[tuple[str, frozenset[str]]] = []
     fired = {r.id for r in matching_rows("attacks", facts, "")}
@@ -47,6 +73,8 @@ def attack_list(obj: Objective, facts: Facts,
             attack="relearn", params={"steps": DEFAULT_RELEARN_STEPS}), None, None, information=True), REMOVAL_CLAIMS))
     if "A5" in fired:
         for steps in sorted(book.relearn_steps):
+            if related_twins(book, claims, steps):
+                continue
             info.append((book.add(information_item(
                 obj, "relearn_recovery", f"A5: relearning for {steps} steps on related but disjoint data (the "
                 "neighbours, else the retain set) instead of the forget set; measured for information",

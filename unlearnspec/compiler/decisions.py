@@ -184,7 +184,8 @@ DECISION_TABLE: tuple[Row, ...] = (
        "relearn", lambda f, m: f.goal == "removal" and f.weights_leave and "robust_to_finetuning" not in f.claims),
     _r("A5", "attacks", "a relearning attack (A1 or A2), and `preserve` gives `neighbors` or `retain` data",
        "relearn also on related but disjoint data — the neighbours, else the retain set — for the same steps; "
-       "its recovery is measured for information beside the claim",
+       "each deciding relearning check is measured again after it and decides the same claim (without "
+       "`robust_to_finetuning`, its recovery is measured for information)",
        "fine-tuning on small, even unrelated, data restores 'unlearned' knowledge (Hu et al., arXiv:2406.13356; "
        "Łucki et al., arXiv:2409.18025)", "relearn",
        lambda f, m: f.related_data and ("robust_to_finetuning" in f.claims

@@ -173,7 +173,7 @@ def lower_objective(analysed: AnalysedObjective, spec: Spec, diagnostics: Sequen
     deployment_checks(facts, book, claims)
     probes = probe_list(facts, book.probes)
     info_ids = information_checks(obj, facts, book, probes, attribute)
-    attacks, attack_info = attack_list(obj, facts, book)
+    attacks, attack_info = attack_list(obj, facts, book, claims)
     for cp in claims:  # information-only checks sit beside the claims they inform, and decide nothing
         for cid, serves in [*info_ids, *attack_info]:
             if cp.claim in serves and cid not in cp.checks:

@@ -178,6 +178,10 @@ def _describe_decision(check: CheckResult, label: str, where: str, value: str, t
         outcome = f"{decided} {symbol} {bound}"
     elif check.status == "fail":
         outcome = f"{decided}, which is not {symbol} {bound}"
+    elif d.attainable is not None and d.threshold.holds(d.attainable[0]) and d.threshold.holds(d.attainable[1]):
+        reach = f"[{fmt_number(d.attainable[0])}, {fmt_number(d.attainable[1])}]"
+        outcome = (f"{decided}, inconclusive against {symbol} {bound}: it can only reach {reach} here, all of it "
+                   "within the bound, so the check cannot fail and is no evidence")
     else:
         more = f"; about {d.more_items} items would settle it" if d.more_items else ""
         outcome = f"{decided}, inconclusive against {symbol} {bound}: the interval straddles the bound{more}"

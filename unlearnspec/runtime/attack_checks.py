@@ -17,7 +17,7 @@ from unlearnspec.plan import (
     RelearnAttack,
 )
 from unlearnspec.records import Record
-from unlearnspec.report.model import CheckResult, ModelValue
+from unlearnspec.report.model import CheckResult, Decision, ModelValue
 from unlearnspec.runtime import attacks
 from unlearnspec.runtime.check_base import EvaluatorBase
 from unlearnspec.runtime.evaluation import intervals
@@ -30,6 +30,14 @@ from unlearnspec.runtime.measure import (
 )
 
 log = logging.getLogger("unlearnspec.run")
+
+
+def _recovered(o: Any, u: Any, a: Any, axis: int = -1) -> Any:
+    """:func:`attacks.recovery` vectorised over bootstrap resamples: the share of the knowledge lost from
+    ``o`` to ``u`` that ``a`` has back, in [0, 1] (0 when nothing was lost)."""
+    lost = np.mean(o, axis=axis) - np.mean(u, axis=axis)
+    rec = (np.mean(a, axis=axis) - np.mean(u, axis=axis)) / np.where(np.abs(lost) < 1e-12, np.inf, lost)
+    return np.clip(rec, 0.0, 1.0)
 
 
 class AttackChecks(EvaluatorBase):
@@ -93,27 +101,60 @@ class AttackChecks(EvaluatorBase):
         extra: dict[str, Any] = {"knowledge_rouge": {"original": k_orig, "unlearned": k_unl, "attacked": k_att},
                                  "steps": attack.steps, "relearned_on": self._relearn_source(attack, train),
                                  "measured_on": f"{len(measure)} forget questions"}
+        decision = None
         if ref_att is not None and self.ctx.reference is not None:
-            k_ref = know(*self.ctx.reference)
-            k_ref_att = know(ref_att, self.ctx.reference[1])
-            values["reference"] = attacks.recovery(k_orig, k_ref, k_ref_att)
+            k_ref = know(*self.ctx.reference, who="reference")
+            k_ref_att = know(ref_att, self.ctx.reference[1], who="reference_attacked")
+            ref_recovery = attacks.recovery(k_orig, k_ref, k_ref_att)
+            values["reference"] = ref_recovery
             extra["knowledge_rouge"] |= {"reference": k_ref, "reference_attacked": k_ref_att}
             extra["reference_note"] = ("the retrained model fine-tuned on the same data for the same steps: "
                                        "what relearning gives a model that never saw the target")
+            decision = self._relearn_decision(check, items, ref_recovery)
         return self._result(check, values, extra=extra, attack="relearn", reason=nothing_forgotten(k_orig, k_unl),
-                            est=est)
+                            est=est, decision=decision)
+
+    def _relearn_decision(self, check: MetricCheck, items: dict[str, list[float]],
+                          reference_recovery: float) -> Decision | None:
+        """Relearning judged against the retrained reference given the same fine-tune (FRAMEWORK.md §7).
+
+        A fine-tune on the target's own records *teaches* its facts to any model, one never trained on
+        them included; what unlearning must not leave behind is a model that gets back more than that.
+        So the plan's bound ``recovery <= b`` is read as at most ``b`` above the reference's recovery,
+        the same questions resampled for all five models. When the reference's own recovery leaves
+        the gap no room to exceed ``b`` (it is at most ``1 − recovery_reference``), the check cannot
+        fail and is inconclusive: the budget is too large to tell unlearning from retraining."""
+        t = check.threshold
+        if t is None or t.op not in ("<=", "<") or not math.isfinite(reference_recovery):
+            return None
+        cols = [items[k] for k in ("original", "unlearned", "attacked", "reference", "reference_attacked")]
+
+        def gap(o: Any, u: Any, a: Any, r: Any, ra: Any, axis: int = -1) -> Any:
+            return _recovered(o, u, a, axis) - _recovered(o, r, ra, axis)
+
+        if self.ctx.intervals:
+            e = intervals.paired_estimate(cols, gap, confidence=self.ctx.confidence, rng=self.rng(check, "gap"))
+        else:
+            o, u, a, r, ra = (np.asarray(c, dtype=np.float64) for c in cols)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                e = _point_est(float(gap(o, u, a, r, ra)), len(o))
+        if e is None:
+            return None
+        return Decision(
+            quantity="recovery minus the retrained reference's after the same fine-tune", value=e.value,
+            interval=(e.low, e.high) if self.ctx.intervals else None, threshold=t, n=e.n,
+            attainable=(-reference_recovery, 1.0 - reference_recovery),
+            how=f"the bound {t.op} {t.value:g} is read as at most {t.value:g} above what the same fine-tune gives the "
+                f"retrained reference, which never saw the target (it recovers {reference_recovery:.3g}: what the "
+                "fine-tune teaches rather than restores)",
+            more_items=intervals.items_to_settle(e.n, e.low, e.high, e.value, t.value))
 
     def _recovery_estimate(self, check: MetricCheck, orig: Sequence[float], unl: Sequence[float],
                            att: Sequence[float]) -> Estimate | None:
         """The recovered share with its interval: the same questions resampled for all three models."""
-        def stat(o: Any, u: Any, a: Any, axis: int = -1) -> Any:
-            lost = np.mean(o, axis=axis) - np.mean(u, axis=axis)
-            rec = (np.mean(a, axis=axis) - np.mean(u, axis=axis)) / np.where(np.abs(lost) < 1e-12, np.inf, lost)
-            return np.clip(rec, 0.0, 1.0)
-
         if not self.ctx.intervals:
-            return _point_est(float(stat(np.asarray(orig), np.asarray(unl), np.asarray(att))), len(orig))
-        return intervals.paired_estimate([orig, unl, att], stat, confidence=self.ctx.confidence,
+            return _point_est(float(_recovered(np.asarray(orig), np.asarray(unl), np.asarray(att))), len(orig))
+        return intervals.paired_estimate([orig, unl, att], _recovered, confidence=self.ctx.confidence,
                                          rng=self.rng(check, "attacked"))
 
     def _quantized(self, precision: str) -> attacks.QuantizeResult:
