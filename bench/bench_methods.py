@@ -116,7 +116,7 @@ def main() -> int:
     if reference_row is not None:
         print(" | ".join(reference_row))
     print("\nn/e: not evaluated (the report says why); CBM: cannot be met (a compiler error, run with "
-          "--allow-infeasible); inc: inconclusive (the interval straddles the bound). Each cell is what its check "
+          "--allow-infeasible); inc: inconclusive (the interval straddles the bound, or the check cannot fail at these numbers). Each cell is what its check "
           "decides on, with its 95% interval: for membership the worst gap |AUC_unlearned - AUC_reference| over item "
           "types and attacks, for forget quality the KS p-value, for relearning the recovery minus the reference's "
           "after the same fine-tune (on half the forget set; on related neighbour records), else the unlearned "
