@@ -348,6 +348,9 @@ def test_relearning_on_related_data_decides_the_claim_or_only_informs(tmp_path: 
             assert related.threshold == checks["relearn_recovery@relearn"].threshold is not None
             assert claims["robust_to_finetuning"] == ["relearn_recovery@relearn", "relearn_recovery@relearn_related"]
             assert "relearn_recovery@relearn_related" not in claims["removed"]
+            # the review names each deciding check by its id: two relearning checks of one metric stay apart
+            assert ("| `relearn_recovery@relearn` ≤ 0.5; `relearn_recovery@relearn_related` ≤ 0.5 |"
+                    in render_review(plan))
         else:
             assert "robust_to_finetuning" not in claims
             assert related.threshold is None and checks["relearn_recovery@relearn"].threshold is None  # A2, A5
