@@ -145,8 +145,8 @@ class AttackChecks(EvaluatorBase):
             interval=(e.low, e.high) if self.ctx.intervals else None, threshold=t, n=e.n,
             attainable=(-reference_recovery, 1.0 - reference_recovery),
             how=f"the bound {t.op} {t.value:g} is read as at most {t.value:g} above what the same fine-tune gives the "
-                f"retrained reference, which never saw the target (it recovers {reference_recovery:.3g}: what the "
-                "fine-tune teaches rather than restores)",
+                f"retrained reference, which never saw the target and recovers {reference_recovery:.3g}: what the "
+                "fine-tune teaches rather than restores",
             more_items=intervals.items_to_settle(e.n, e.low, e.high, e.value, t.value))
 
     def _recovery_estimate(self, check: MetricCheck, orig: Sequence[float], unl: Sequence[float],

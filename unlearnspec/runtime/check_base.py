@@ -112,8 +112,8 @@ class EvaluatorBase:
         return Decision(quantity=f"{decided} minus reference (mean over items)", value=e.value,
                         interval=(e.low, e.high) if self.ctx.intervals else None, threshold=t, n=e.n,
                         how=f"the bound {t.op} {t.value:g} is read as at most {t.value:g} above the retrained "
-                            "reference on the same items (a model never trained on the target scores the "
-                            "reference's value)",
+                            "reference on the same items, since a model never trained on the target scores the "
+                            "reference's value",
                         more_items=intervals.items_to_settle(e.n, e.low, e.high, e.value, t.value))
 
     @staticmethod
