@@ -83,7 +83,8 @@ def test_a_model_far_below_the_reference_passes_with_an_over_unlearning_finding(
     assert r.decision is not None and r.decision.value == pytest.approx(gap)
     assert r.decision.interval is not None and r.decision.interval[1] < -0.1  # wholly beyond the tolerance, below
     assert r.status == "pass"
-    assert [f for f in r.findings if f.startswith("over-unlearning: the unlearned model's verbatim ROUGE-L")]
+    assert [f for f in r.findings if f.startswith("over-unlearning: the unlearned model's verbatim ROUGE-L")
+            and f", n={r.decision.n}," in f]
     same = evaluator(tiny_lm("reference"), tmp_path).check(check("verbatim_rouge", value=0.1))
     assert same.decision is not None and same.decision.value == 0.0 and same.findings == []
 
@@ -162,6 +163,9 @@ def test_relearning_is_judged_against_what_the_same_fine_tune_gives_the_referenc
     assert d.interval is not None and d.interval[0] <= d.value <= d.interval[1]
     if unlearned == "reference":
         assert d.value == 0.0 and d.interval == (0.0, 0.0)
+    # the reference's own recovery carries its sample size and interval too, like the attacked model's
+    assert res.n["reference"] == res.n["attacked"] == d.n
+    assert res.interval["reference"][0] <= rec_r <= res.interval["reference"][1]
     assert res.status == "pass"  # the gap's interval lies below 0.5, and the gap could have exceeded it
     # A bound the gap cannot exceed (it is at most 1 − the reference's recovery) is no evidence: inconclusive
     loose = ev.check(check("relearn_recovery", "relearn", model="attacked", value=0.9,

@@ -86,6 +86,12 @@ class ModelValue(_Model):
 Pair = tuple[float, float]
 
 
+def cannot_fail(threshold: Threshold, attainable: Pair | None) -> bool:
+    """Whether ``threshold`` holds over the whole range ``attainable`` the statistic can reach: such a
+    check cannot fail, so it is no evidence (FRAMEWORK.md §7)."""
+    return attainable is not None and threshold.holds(attainable[0]) and threshold.holds(attainable[1])
+
+
 def _three_valued(threshold: Threshold, value: float, interval: Pair | None,
                   attainable: Pair | None = None) -> bool | None:
     """The burden-of-proof rule (FRAMEWORK.md §7, docs/reports.md): ``True`` when the interval lies
@@ -93,7 +99,7 @@ def _three_valued(threshold: Threshold, value: float, interval: Pair | None,
     ``None`` (inconclusive) otherwise — and ``None`` too when the threshold holds over the whole
     range the statistic can reach at this sample size (a test that cannot fail is no evidence).
     Without an interval the point value decides."""
-    if attainable is not None and threshold.holds(attainable[0]) and threshold.holds(attainable[1]):
+    if cannot_fail(threshold, attainable):
         return None
     if interval is None:
         return threshold.holds(value)

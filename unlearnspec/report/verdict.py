@@ -42,6 +42,7 @@ from unlearnspec.report.model import (
     ObjectiveReport,
     Report,
     TrainingLog,
+    cannot_fail,
 )
 from unlearnspec.report.rules import (  # noqa: F401 - the rules are part of this module's interface
     EXIT_CODES,
@@ -178,7 +179,8 @@ def _describe_decision(check: CheckResult, label: str, where: str, value: str, t
         outcome = f"{decided} {symbol} {bound}"
     elif check.status == "fail":
         outcome = f"{decided}, which is not {symbol} {bound}"
-    elif d.attainable is not None and d.threshold.holds(d.attainable[0]) and d.threshold.holds(d.attainable[1]):
+    elif cannot_fail(d.threshold, d.attainable):
+        assert d.attainable is not None
         reach = f"[{fmt_number(d.attainable[0])}, {fmt_number(d.attainable[1])}]"
         outcome = (f"{decided}, inconclusive against {symbol} {bound}: it can only reach {reach} here, all of it "
                    "within the bound, so the check cannot fail and is no evidence")

@@ -97,7 +97,8 @@ class AttackChecks(EvaluatorBase):
         k_unl = know(*self.ctx.unlearned, who="unlearned")
         k_att = know(att, self.ctx.unlearned[1], who="attacked")
         values: dict[str, float | None] = {"attacked": attacks.recovery(k_orig, k_unl, k_att), "unlearned": 0.0}
-        est = {"attacked": self._recovery_estimate(check, items["original"], items["unlearned"], items["attacked"])}
+        est: dict[str, Estimate | None] = {
+            "attacked": self._recovery_estimate(check, items["original"], items["unlearned"], items["attacked"])}
         extra: dict[str, Any] = {"knowledge_rouge": {"original": k_orig, "unlearned": k_unl, "attacked": k_att},
                                  "steps": attack.steps, "relearned_on": self._relearn_source(attack, train),
                                  "measured_on": f"{len(measure)} forget questions"}
@@ -107,6 +108,8 @@ class AttackChecks(EvaluatorBase):
             k_ref_att = know(ref_att, self.ctx.reference[1], who="reference_attacked")
             ref_recovery = attacks.recovery(k_orig, k_ref, k_ref_att)
             values["reference"] = ref_recovery
+            est["reference"] = self._recovery_estimate(check, items["original"], items["reference"],
+                                                       items["reference_attacked"], "reference")
             extra["knowledge_rouge"] |= {"reference": k_ref, "reference_attacked": k_ref_att}
             extra["reference_note"] = ("the retrained model fine-tuned on the same data for the same steps: "
                                        "what relearning gives a model that never saw the target")
@@ -150,12 +153,12 @@ class AttackChecks(EvaluatorBase):
             more_items=intervals.items_to_settle(e.n, e.low, e.high, e.value, t.value))
 
     def _recovery_estimate(self, check: MetricCheck, orig: Sequence[float], unl: Sequence[float],
-                           att: Sequence[float]) -> Estimate | None:
+                           att: Sequence[float], who: str = "attacked") -> Estimate | None:
         """The recovered share with its interval: the same questions resampled for all three models."""
         if not self.ctx.intervals:
             return _point_est(float(_recovered(np.asarray(orig), np.asarray(unl), np.asarray(att))), len(orig))
         return intervals.paired_estimate([orig, unl, att], _recovered, confidence=self.ctx.confidence,
-                                         rng=self.rng(check, "attacked"))
+                                         rng=self.rng(check, who))
 
     def _quantized(self, precision: str) -> attacks.QuantizeResult:
         key = f"quantize:{precision}"

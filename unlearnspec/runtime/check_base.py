@@ -132,9 +132,9 @@ class EvaluatorBase:
         high = decision.interval[1] if decision.interval is not None else decision.value
         if tol <= 0 or high >= -tol:
             return []
-        iv = f", interval [{decision.interval[0]:.3g}, {decision.interval[1]:.3g}]" if decision.interval else ""
+        iv = f" [{decision.interval[0]:.3g}, {decision.interval[1]:.3g}]" if decision.interval else ""
         return [f"over-unlearning: the {decided} model's {label(check.metric)} on {check.dataset} is {mine:.3g}, "
-                f"well below the retrained reference's {ref:.3g} (gap {decision.value:.3g}{iv}, beyond the "
+                f"well below the retrained reference's {ref:.3g} (gap {decision.value:.3g}{iv}, n={decision.n}, beyond the "
                 f"tolerance of {tol:g}): a model that reproduces less than one never trained on the target can "
                 "itself reveal that the target was unlearned"]
 
