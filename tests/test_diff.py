@@ -174,3 +174,28 @@ def _mc(metric: str, op: str | None, value: float = 0.0) -> MetricCheck:
 def test_threshold_direction(metric: str, old: tuple[str | None, float], new: tuple[str | None, float],
                              expected: str | None) -> None:
     assert threshold_direction(metric, _mc(metric, *old), _mc(metric, *new)) == expected
+
+
+def test_a_lower_confidence_level_loosens_every_check(folder: Path) -> None:
+    lower = changes(folder, variant(folder, ("    forget_quality >= 0.05\n",
+                                             "    forget_quality >= 0.05\n    confidence 80%\n")))
+    assert [(c.kind, c.old, c.new) for c in lower if c.subject == "confidence"] == [("loosened", "95%", "80%")]
+    higher = changes(folder, variant(folder, ("    forget_quality >= 0.05\n",
+                                              "    forget_quality >= 0.05\n    confidence 99%\n"), name="hi.unlearn"))
+    assert [(c.kind, c.new) for c in higher if c.subject == "confidence"] == [("tightened", "99%")]
+
+
+def test_a_dropped_alias_loosens_the_search_for_the_target(folder: Path) -> None:
+    cs = changes(folder, variant(folder, ('aliases "J. Doe", "Jane D."', 'aliases "J. Doe"')))
+    assert kinds(cs, "target") == [("loosened", "Jane D.")]
+    assert not [c for c in cs if c.subject == "target"]  # category, name and kind are unchanged
+
+
+def test_a_renamed_single_objective_is_still_compared(folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    new = variant(folder, ('objective "erase-jane-doe"', 'objective "erase-jane-doe-v2"'),
+                  ("verbatim_rouge <= 0.20", "verbatim_rouge <= 0.90"))
+    code = main(["diff", str(folder / "old.unlearn"), str(new)])
+    out = capsys.readouterr().out
+    assert code == 1, out  # the loosened threshold is not hidden by the rename
+    assert "objective `erase-jane-doe` renamed `erase-jane-doe-v2`" in out
+    assert "verbatim_rouge@forget" in out and "<= 0.2 → <= 0.9" in out

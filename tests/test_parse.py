@@ -77,6 +77,8 @@ H = "unlearnspec 1\n"
      "expected `objective` here, found `objectve`", "did you mean `objective`?"),
     ("unterminated string", H + 'objective "x" {\n  title "Erase Jane\n}\n', "UL104", '"Erase',
      "string is not closed before the end of the line", 'close it with `"`'),
+    ("unknown escape", H + 'objective "x" {\n  owner "privacy\\qoffice"\n}\n', "UL101", "\\q",
+     "unknown escape `\\q` in a string", "write `\\\\` for a backslash"),
     ("unexpected character", H + 'objective "x" {\n  title @"x"\n}\n', "UL101", "@",
      "unexpected character `@`", "values are words"),
     ("space before percent", H + 'objective "x" {\n  utility drop <= 2 %\n}\n', "UL101", "%",

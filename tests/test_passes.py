@@ -41,6 +41,12 @@ def test_check_fails_exactly_when_plan_refuses(spec: Path) -> None:
     assert check_code in (0, 1) and plan_code in (0, 1)
     assert (check_code == 1) == (plan_code == 1), (check_code, plan_code)
     assert (plan_code == 0) == bool(plan_out.strip())  # a refused plan writes nothing
+    # `show` reviews a spec that `plan` refuses (as with --allow-infeasible), but a gate on it fails the same way
+    show_code, review = run("show", str(spec))
+    if "# Plan review" in review:
+        assert show_code == plan_code, (show_code, plan_code)
+    else:  # syntax or resolve errors: nothing to review
+        assert show_code == 1 and plan_code == 1
 
 
 @pytest.mark.parametrize("until", PASS_NAMES)
@@ -71,3 +77,19 @@ def test_a_method_that_cannot_serve_a_claim_fails_check_and_explain(tmp_path: Pa
     analysed = {c.claim: c.status for c in result.analysis[0].claims}
     assert {k: planned[k] for k in analysed} == analysed
     assert result.analysis[0].method.method == "filter" and result.analysis[0].method.chosen_by == "spec"
+
+
+def test_an_objective_that_does_not_resolve_gets_no_follow_on_warnings(tmp_path: Path) -> None:
+    # a misspelt forget path: the analysis would see no forget data and say the data "holds documents only",
+    # and that `accept UL405` matches nothing (advising to delete a line that is right once the path is)
+    (tmp_path / "data").symlink_to(ROOT / "specs" / "data")
+    text = (ROOT / "specs" / "erase-jane-doe.unlearn").read_text(encoding="utf-8")
+    spec = tmp_path / "typo.unlearn"
+    spec.write_text(text.replace('"data/jane-doe.jsonl"', '"data/jane-do.jsonl"'), encoding="utf-8")
+    result = compile(spec, "analyse")
+    codes = sorted({d.code for d in result.diagnostics})
+    assert [c for c in codes if c.startswith("UL2")] and all(
+        d.severity == "error" for d in result.diagnostics), codes
+    assert "UL214" not in codes and "UL410" not in codes
+    fixed = compile(ROOT / "specs" / "erase-jane-doe.unlearn", "analyse")  # the same spec, path right
+    assert any(d.code == "UL405" and d.accepted for d in fixed.diagnostics)

@@ -75,6 +75,31 @@ def test_duplicate_field_has_a_label_at_the_first(folder: Path) -> None:
     [label] = d.labels
     assert (label.span.line, label.span.column) == line_col(text, "goal", 0)
     assert d.severity == "error" and "given twice" in d.message
+    assert d.help == ["keep one `goal`: it takes a single setting"]  # not "values go on one line": one goal
+
+
+@pytest.mark.parametrize(("extra", "advice"), [
+    ('  target person "Jane Doe" {\n    forget "data/jane-doe.jsonl"\n  }\n',
+     "keep one `target` and move what the other holds into its block"),
+    ('  method npo\n  method npo { steps 3 }\n', "keep one `method` and move what the other holds into its block"),
+])
+def test_a_duplicate_blocks_help_says_to_merge_not_to_list(folder: Path, extra: str, advice: str) -> None:
+    _, diags = check(folder, MINIMAL_BODY + extra)
+    assert only(diags, "UL202").help == [advice]
+
+
+def test_a_duplicate_list_field_is_told_to_list_its_values(folder: Path) -> None:
+    body = MINIMAL_BODY.replace('    forget "data/jane-doe.jsonl"\n',
+                                '    forget "data/jane-doe.jsonl"\n    forget "data/retain.jsonl"\n')
+    _, diags = check(folder, body)
+    assert only(diags, "UL202").help == ['keep one; several values go on one line, separated by commas: '
+                                         '`forget "a", "b"`']
+
+
+def test_a_negated_word_is_not_offered_its_opposite(folder: Path) -> None:
+    _, diags = check(folder, MINIMAL_BODY + "  scope {\n    prompts indirect\n  }\n")
+    d = only(diags, "UL204")
+    assert not any("did you mean `direct`" in h for h in d.help)
 
 
 def test_duplicate_field_inside_a_block(folder: Path) -> None:
@@ -493,3 +518,45 @@ def test_two_fields_on_one_line_are_told_to_split(folder: Path) -> None:
     _, diags = check(folder, MINIMAL_BODY.replace("  goal removal\n", "  goal removal\n  method rmu {\n    learning_rate 1e-3 fast\n  }\n"))
     [d] = [d for d in diags if d.code == "UL210"]
     assert not any("own line" in h for h in d.help)
+
+
+def test_the_forget_set_cannot_be_its_own_holdout(folder: Path) -> None:
+    # membership inference compares the forget set with the holdout: the same records on both sides make
+    # every AUC chance by construction, and the membership check would pass whatever the model holds
+    body = MINIMAL_BODY.replace('    forget "data/jane-doe.jsonl"\n',
+                                '    forget "data/jane-doe.jsonl"\n    holdout "data/./jane-doe.jsonl"\n')
+    text, diags = check(folder, body)
+    d = only(diags, "UL209")
+    assert "is both forgotten and held out" in d.message and "chance by construction" in d.help[0]
+    at(d, text, '"data/./jane-doe.jsonl"')
+    assert d.labels[0].span.line == line_col(text, '"data/jane-doe.jsonl"')[0]
+
+
+@pytest.mark.parametrize("alias", ['""', '"   "'])
+def test_an_empty_alias_is_refused(folder: Path, alias: str) -> None:
+    body = MINIMAL_BODY.replace('    forget "data/jane-doe.jsonl"\n',
+                                f'    forget "data/jane-doe.jsonl"\n    aliases {alias}, "J. Doe"\n')
+    text, diags = check(folder, body)
+    d = only(diags, "UL205")
+    assert d.message == "an alias cannot be empty" and "found in every text" in d.help[0]
+    at(d, text, alias)
+
+
+def test_an_empty_target_name_is_refused(folder: Path) -> None:
+    text, diags = check(folder, MINIMAL_BODY.replace('target person "Jane Doe"', 'target person " "'))
+    d = only(diags, "UL205")
+    assert d.message == "the target's name cannot be empty"
+    at(d, text, '" "')
+
+
+@pytest.mark.parametrize(("extra", "code", "help_"), [
+    ("  evidence {\n    confidence 0.95\n  }\n", "UL210", "write `confidence 95%`"),
+    ("  evidence {\n    membership_auc <= 60\n  }\n", "UL205", "did you mean `0.6`? (membership_auc is not a percentage)"),
+    ("  preserve {\n    utility drop <= 0.02\n  }\n", "UL210",
+     "write `2%` for a drop of 2 percent (`0.02%` would be 0.02 of one percent)"),
+    ("  preserve {\n    utility drop <= 3\n  }\n", "UL210", "write `3%`"),
+])
+def test_a_number_in_the_wrong_unit_gets_the_fix_the_author_meant(folder: Path, extra: str, code: str,
+                                                                   help_: str) -> None:
+    _, diags = check(folder, MINIMAL_BODY + extra)
+    assert only(diags, code).help == [help_]

@@ -15,6 +15,7 @@ from unlearnspec.catalog.claims import (
     OUTPUT_KINDS,
     REMOVAL_CLAIMS,
     TOLERANCE_CLAIM,
+    TOLERANCE_SUMMARY,
     Claim,
     ClaimStatus,
     OutputKind,
@@ -39,6 +40,7 @@ __all__ = [
     "UNKNOWN",
     "ADVERSARIAL_TEMPLATES", "CLAIMS", "CODES", "DEFAULT_LORA", "DEFAULT_OUTPUTS", "DEFAULT_RELEARN_STEPS",
     "FAMILIES", "LORA_MIN_PARAMETERS", "METHODS", "METRICS", "NEEDS", "OUTPUT_CLAIMS", "OUTPUT_KINDS", "PROBES",
-    "QUANTIZED", "REMOVAL_CLAIMS", "TOLERANCE_CLAIM", "Claim", "ClaimStatus", "CodePage", "Fallback", "Method", "MethodDefaults", "MethodFamily",
+    "QUANTIZED", "REMOVAL_CLAIMS", "TOLERANCE_CLAIM", "TOLERANCE_SUMMARY",
+    "Claim", "ClaimStatus", "CodePage", "Fallback", "Method", "MethodDefaults", "MethodFamily",
     "Metric", "Need", "OutputKind", "Probe", "Severity", "Threshold", "family_of", "label", "page", "paper",
 ]

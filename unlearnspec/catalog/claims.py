@@ -68,6 +68,8 @@ OUTPUT_CLAIMS = frozenset(c.name for c in CLAIMS.values() if c.group == "output"
 TOLERANCE_CLAIM = "side_effects_within_tolerance"
 """The implicit claim a `preserve { utility drop <= N% }` tolerance decides (not a spec word): plans and
 reports carry it beside the spec's claims."""
+TOLERANCE_SUMMARY = "the model's utility on the retain and neighbour data stays within the `preserve` block's tolerance"
+"""What the implicit claim says, where a claim's summary is shown."""
 
 
 @dataclass(frozen=True)

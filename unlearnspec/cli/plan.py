@@ -43,6 +43,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     if path.suffix.lower() == ".json":
         warn_provenance(plan, path)
     out(render_review(plan, args.format), args.output)
+    if err:  # a spec that `plan` refuses: reviewed all the same, but a gate on `show` must not pass it
+        sys.stderr.write(err + "\n")
+        return EXIT_FINDINGS
     return EXIT_OK
 
 

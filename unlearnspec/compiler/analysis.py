@@ -62,7 +62,13 @@ def analyse_pass(unit: CheckResult, opts: CompileOptions) -> bool:
     """Pass ``analyse``: run the feasibility rules, apply ``accept``, and analyse every objective."""
     spec = unit.spec
     assert spec is not None
-    unit.diagnostics = sort_diagnostics(_dedupe([*unit.diagnostics, *analyse(spec), *chain_diagnostics(spec)]))
+    # An objective whose resolve pass reported errors (a data file that cannot be read, a misspelt field) is
+    # analysed as far as it resolved, so its warnings and notes would describe what is missing rather than
+    # what was written ("holds documents only", "names no release", "`accept` matches no finding" with the
+    # advice to delete a valid line): only its errors (what cannot be met) are kept until it resolves.
+    broken = {d.objective for d in unit.diagnostics if d.severity == "error" and d.code.startswith("UL2")}
+    found = [d for d in analyse(spec) if d.severity == "error" or d.objective not in broken]
+    unit.diagnostics = sort_diagnostics(_dedupe([*unit.diagnostics, *found, *chain_diagnostics(spec)]))
     unit.analysis = [analyse_objective(spec, obj, unit.diagnostics) for obj in spec.objectives]
     return True
 

@@ -86,6 +86,26 @@ def _join(words: list[str]) -> str:
     return ", ".join(words[:-1]) + " or " + words[-1]
 
 
+def _bad_escape(text: str, quote: int) -> tuple[int, str] | None:
+    """In the string opening at ``quote``, the first backslash escape the grammar does not know (its offset
+    and text), when the string is closed on its line; None otherwise (the string really is unclosed)."""
+    i, bad = quote + 1, None
+    while i < len(text) and text[i] not in "\n\r":
+        c = text[i]
+        if c == '"':
+            return bad
+        if c == "\\":
+            nxt = text[i + 1] if i + 1 < len(text) else ""
+            if nxt in ("", "\n", "\r"):  # a backslash at the end of the line: the string is unclosed
+                return None
+            if bad is None and nxt not in ('"', "\\", "n", "t"):
+                bad = (i, "\\" + nxt)
+            i += 2
+            continue
+        i += 1
+    return None
+
+
 def translate_error(err: UnexpectedInput, text: str, file: str, open_braces: list[Span]) -> Diagnostic:
     lines = source_lines(text)
     if len(lines) > 1 and not lines[-1]:
@@ -95,6 +115,16 @@ def translate_error(err: UnexpectedInput, text: str, file: str, open_braces: lis
         ch = text[pos] if pos < len(text) else ""
         span = Span.point(file, err.line, err.column, pos)
         if ch == '"':
+            bad = _bad_escape(text, pos)
+            if bad is not None:  # the string is closed, but an escape inside it is not one the language has
+                at, esc = bad
+                col = err.column + (at - pos)
+                return Diagnostic(code="UL101", severity="error",
+                                  span=Span(file=file, line=err.line, column=col, end_line=err.line,
+                                            end_column=col + len(esc), start_pos=at, end_pos=at + len(esc)),
+                                  message=f"unknown escape `{esc}` in a string",
+                                  help=['the escapes are `\\"`, `\\\\`, `\\n` and `\\t`; write `\\\\` for a '
+                                        'backslash'])
             return Diagnostic(code="UL104", severity="error", span=span,
                               message="string is not closed before the end of the line",
                               help=['close it with `"`; a string cannot span lines (write `\\n` for a newline)'])

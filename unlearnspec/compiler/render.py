@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -85,6 +86,14 @@ def _excerpt(text: str, start: int, width: int) -> tuple[str, int, int]:
     return head + text[lo:hi] + tail, start - lo + len(head), width
 
 
+def _cells(text: str) -> int:
+    """How many terminal columns ``text`` takes: East Asian wide and full-width characters (CJK, most
+    emoji) take two, combining marks none, everything else one — so that a caret under a line holding
+    `東京😀` still points at the span (spans count characters, terminals count cells)."""
+    return sum(0 if unicodedata.combining(ch) else 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+               for ch in text)
+
+
 def _underline(span: Span, line_text: str, char: str) -> tuple[int, int]:
     start = max(span.column - 1, 0)
     if span.end_line == span.line:
@@ -139,6 +148,7 @@ def _human_one(d: Diagnostic, lines: list[str], sources: dict[str, list[str]], p
         text = _printable(src[span.line - 1].replace("\t", " "))
         start, w = _underline(span, text, char)
         text, start, w = _excerpt(text, start, w)
+        start, w = _cells(text[:start]), max(_cells(text[start:start + w]), 1)
         mark = paint(sev if primary else "blue", char * w)
         rows.append(f"{paint('blue', str(span.line).rjust(width) + ' |')} {text}")
         rows.append(f"{pad} {paint('blue', '|')} {' ' * start}{mark}{(' ' + _message_text(message)) if message else ''}")

@@ -9,7 +9,6 @@ input: every problem becomes a diagnostic and the field is left out of the typed
 from __future__ import annotations
 
 import os
-import stat
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -34,6 +33,7 @@ from unlearnspec.compiler.ast import (
     Word,
 )
 from unlearnspec.compiler.diagnostics import Diagnostic, Label, Span, sort_diagnostics
+from unlearnspec.compiler.resolve_data import disjoint_from_forget
 from unlearnspec.compiler.resolve_prompt import PromptResolver
 from unlearnspec.compiler.resolve_values import (
     BUILTIN_MODELS,
@@ -43,7 +43,6 @@ from unlearnspec.compiler.resolve_values import (
 from unlearnspec.compiler.suggest import did_you_mean
 from unlearnspec.compiler.syntax import Field, ObjectiveNode, SpecFile
 from unlearnspec.compiler.unit import CheckResult, CompileOptions
-from unlearnspec.records import sha256_path
 
 
 class _Resolver(PromptResolver):
@@ -160,6 +159,10 @@ class _Resolver(PromptResolver):
             self.shape(field, 'a category and a quoted name, then a block')
             return None
         category = self.word(vals[0], vocab.TARGET_CATEGORIES, "target category")
+        if not vals[1].text.strip():
+            self.report("UL205", "error", vals[1].span, "the target's name cannot be empty",
+                        help=["name what is to be forgotten, e.g. `target person \"Jane Doe\"`: the name is "
+                              "searched for in outputs and probes, and an empty one is found in every text"])
         if field.block is None:
             self.report("UL210", "error", field.span, "`target` needs a block with at least `forget` or `test`",
                         help=['write `target person "Jane Doe" { kind observed  forget "data/x.jsonl" }`'])
@@ -179,6 +182,10 @@ class _Resolver(PromptResolver):
                 for v in f.values:
                     if v.kind != "string":
                         self.report("UL210", "error", v.span, f"aliases are quoted strings, found `{v.raw}`")
+                    elif not v.text.strip():
+                        self.report("UL205", "error", v.span, "an alias cannot be empty",
+                                    help=["an empty alias is found in every text: the output filter and the probes "
+                                          "would take everything for the target; remove it"])
                     else:
                         aliases.append(Text(span=v.span, value=v.text))
                 kw["aliases"] = aliases
@@ -335,8 +342,14 @@ class _Resolver(PromptResolver):
                             help=["write `utility drop <= 2%`"])
                 continue
             if g[2].kind != "percent":
+                x = g[2].number if g[2].kind == "number" else None
+                if x is not None and 0 < x <= 1:  # `0.02` is most likely a fraction meant as 2%
+                    help = [f"write `{x * 100:g}%` for a drop of {x * 100:g} percent (`{g[2].raw}%` would be "
+                            f"{x:g} of one percent)"]
+                else:
+                    help = [f"write `{g[2].raw}%`" if x is not None else "write `2%`"]
                 self.report("UL210", "error", g[2].span, f"a utility drop is a percentage, found `{g[2].raw}`",
-                            help=[f"write `{g[2].raw}%`" if g[2].kind == "number" else "write `2%`"])
+                            help=help)
                 continue
             pct = g[2].number
             assert pct is not None
@@ -397,6 +410,10 @@ class _Resolver(PromptResolver):
         """``confidence 95%``: a percentage in [50%, 99.9%]."""
         self.no_block(f)
         vals = f.values
+        if len(vals) == 1 and vals[0].kind == "number" and vals[0].number is not None and 0 < vals[0].number < 1:
+            self.report("UL210", "error", vals[0].span, f"`confidence` is a percentage, found `{vals[0].raw}`",
+                        help=[f"write `confidence {vals[0].number * 100:g}%`"])
+            return None
         if len(vals) != 1 or vals[0].kind != "percent":
             self.shape(f, "a percentage, e.g. `confidence 95%`")
             return None
@@ -437,8 +454,11 @@ class _Resolver(PromptResolver):
             assert x is not None
             unit = {"auc": "an AUC", "p_value": "a p-value", "percent": "a percentage"}.get(info.unit, "a ratio")
             if not info.lower <= x <= info.upper:
+                scaled = x / 100 if info.unit != "percent" and info.lower <= x / 100 <= info.upper else None
                 self.report("UL205", "error", val.span,
-                            f"`{f.name}` is {unit} between {info.lower:g} and {info.upper:g}, found `{val.raw}`")
+                            f"`{f.name}` is {unit} between {info.lower:g} and {info.upper:g}, found `{val.raw}`",
+                            help=[f"did you mean `{scaled:g}`? ({f.name} is not a percentage)"] if scaled is not None
+                            else [f"write a bound between {info.lower:g} and {info.upper:g}"])
                 continue
             wrong_way = (info.better == "lower" and op.text.startswith(">")) or (
                 info.better == "higher" and op.text.startswith("<")) or (
@@ -492,21 +512,8 @@ class _Resolver(PromptResolver):
                                 "an output filter lives in the serving system, not in the model",
                                 labels=[Label(span=goal.via.span, message="suppression in the model")],
                                 help=["write `goal suppression via system`, or a model-level method such as `refusal`"])
-        if obj.target and obj.preserve:
-            forget = {p.resolved: p for p in obj.target.forget}
-            for p in obj.preserve.retain + obj.preserve.neighbors:
-                if p.resolved in forget:
-                    self.report("UL209", "error", p.span, f"`{p.raw}` is both forgotten and preserved",
-                                labels=[Label(span=forget[p.resolved].span, message="named as forget data here")],
-                                help=["the retain and neighbour sets must be disjoint from the forget set"])
-                    continue
-                twin = next((f for f in obj.target.forget if _same_content(f.resolved, p.resolved)), None)
-                if twin is not None:  # a copy or a hard link: another path, the same records
-                    self.report("UL209", "error", p.span,
-                                f"`{p.raw}` holds the same data as the forget file `{twin.raw}`",
-                                labels=[Label(span=twin.span, message="named as forget data here")],
-                                help=["the retain and neighbour sets must be disjoint from the forget set; "
-                                      "this file is a copy or a hard link of it"])
+        if obj.target:
+            disjoint_from_forget(obj.target, obj.preserve, self.report)
         named = self._target_named
         if (obj.target and obj.goal and obj.goal.goal.value == "removal" and not obj.target.forget
                 and "forget" not in named):
@@ -570,18 +577,3 @@ def cap_diagnostics(diags: list[Diagnostic], limit: int) -> tuple[list[Diagnosti
     last = kept[-1]
     kept[-1] = last.model_copy(update={"help": [*last.help, more]})
     return kept, rest
-
-
-def _same_content(a: str, b: str) -> bool:
-    """Whether two data paths hold the same bytes: a hard link (one inode), or a copy (same size and
-    sha256). Files of different sizes are never read; unreadable ones compare unequal."""
-    try:
-        sa, sb = os.stat(a), os.stat(b)
-        if (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino):
-            return True
-        if stat.S_ISREG(sa.st_mode) != stat.S_ISREG(sb.st_mode) or (
-                stat.S_ISREG(sa.st_mode) and sa.st_size != sb.st_size):
-            return False
-        return sha256_path(a) == sha256_path(b)
-    except OSError:
-        return False

@@ -257,9 +257,15 @@ class ValueResolver:
         out: list[Field] = []
         for f in fields:
             if f.name in seen and f.name not in repeatable:
+                first = seen[f.name]
+                if f.block is not None or first.block is not None:
+                    advice = f"keep one `{f.name}` and move what the other holds into its block"
+                elif all(v.kind == "string" for v in [*first.values, *f.values]) and first.values:
+                    advice = f"keep one; several values go on one line, separated by commas: `{f.name} \"a\", \"b\"`"
+                else:
+                    advice = f"keep one `{f.name}`: it takes a single setting"
                 self.report("UL202", "error", f.name_span, f"`{f.name}` is given twice in {where}",
-                            labels=[Label(span=seen[f.name].name_span, message="first given here")],
-                            help=["keep one; several values go on one line, separated by commas"])
+                            labels=[Label(span=first.name_span, message="first given here")], help=[advice])
                 continue
             seen.setdefault(f.name, f)
             out.append(f)

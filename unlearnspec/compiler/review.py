@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from unlearnspec.catalog import FAMILIES, METHODS, NEEDS, UNKNOWN, vocab
+from unlearnspec.catalog import FAMILIES, METHODS, NEEDS, TOLERANCE_CLAIM, TOLERANCE_SUMMARY, UNKNOWN, vocab
 from unlearnspec.compiler.check import plan_file
 from unlearnspec.compiler.explain import STATUS_LABEL, render_template
 from unlearnspec.compiler.render import render_human
@@ -58,14 +58,15 @@ def load_plan(path: Path) -> tuple[Plan | None, str]:
 
 def load_plan_or_spec(path: Path) -> tuple[Plan | None, str]:
     """A plan from a ``.json`` file, or a spec planned in memory (``--allow-infeasible``: the review
-    shows unmet claims as `cannot be met` rather than refusing)."""
+    shows unmet claims as `cannot be met` rather than refusing). With a plan, the message is empty when
+    the spec planned cleanly and names its errors when ``plan`` would refuse it (the caller exits 1)."""
     if is_plan_path(path):
         return load_plan(path)
     if not path.exists():
         return None, f"error: `{path}` does not exist"
     plan, result = plan_file(path, allow_infeasible=True)
-    if plan is None:
-        return None, render_human([result]).rstrip("\n")
+    if plan is None or result.errors:
+        return plan, render_human([result]).rstrip("\n")
     return plan, ""
 
 
@@ -216,7 +217,8 @@ def objective_context(op: ObjectivePlan) -> dict[str, Any]:
     for c in op.claims:
         accepted = [f for f in op.findings if f.accepted and f.code in c.reasons]
         claims.append({
-            "claim": c.claim, "args": c.args, "summary": vocab.CLAIMS[c.claim].summary if c.claim in vocab.CLAIMS else "",
+            "claim": c.claim, "args": c.args, "summary": (vocab.CLAIMS[c.claim].summary if c.claim in vocab.CLAIMS
+                                                   else TOLERANCE_SUMMARY if c.claim == TOLERANCE_CLAIM else c.claim),
             "status": c.status, "label": STATUS_LABEL[c.status], "reasons": c.reasons,
             "accepted": [f.code for f in accepted], "why": c.evidence_note, "instead": c.instead,
             "checks": [_check_row(by_id[i], used.get(i, [])) for i in c.checks if i in by_id],

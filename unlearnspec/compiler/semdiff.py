@@ -136,9 +136,13 @@ def diff_objective(old: ObjectivePlan, new: ObjectivePlan) -> list[Change]:
     if o.suppression_via != n.suppression_via and o.goal == n.goal:
         add("changed", "goal", "via", o.suppression_via, n.suppression_via,
             f"suppression via `{o.suppression_via}` → `{n.suppression_via}`")
-    if o.target != n.target:
-        add("changed", "target", "target", f"{o.target.category} {o.target.name} ({o.target.kind})",
-            f"{n.target.category} {n.target.name} ({n.target.kind})", "target changed")
+    ta, tb = o.target, n.target
+    if (ta.category, ta.name, ta.kind) != (tb.category, tb.name, tb.kind):
+        add("changed", "target", "target", f"{ta.category} {ta.name} ({ta.kind})",
+            f"{tb.category} {tb.name} ({tb.kind})", "target changed")
+    # aliases are what outputs and probes are searched for: fewer is a narrower search
+    out += _set_change(name, "target", set(ta.aliases), set(tb.aliases), wider="tightened", narrower="loosened",
+                       noun="alias")
     if o.release.mode != n.release.mode:
         add("changed", "release", "release", o.release.mode, n.release.mode,
             f"release `{o.release.mode}` → `{n.release.mode}`")
@@ -232,7 +236,15 @@ def diff_objective(old: ObjectivePlan, new: ObjectivePlan) -> list[Change]:
     ra_, rb_ = (ea.representation_probe if ea else None), (eb.representation_probe if eb else None)
     if ra_ != rb_:
         kind = "loosened" if rb_ is None else ("tightened" if ra_ is None else "changed")
-        add(kind, "probe", "representation", ra_, rb_, f"representation probe `{ra_}` → `{rb_}`")
+        add(kind, "probe", "representation", ra_, rb_,
+            f"representation probe `{ra_}` → `{rb_}`" if ra_ and rb_ else
+            f"representation probe `{rb_}` added" if rb_ else f"representation probe `{ra_}` removed")
+    ca, cb = (ea.confidence if ea else None), (eb.confidence if eb else None)
+    if ca is not None and cb is not None and ca != cb:
+        # every check passes when its interval clears the bound: a lower level narrows every interval
+        add("loosened" if cb < ca else "tightened", "evidence", "confidence", f"{ca:.0%}", f"{cb:.0%}",
+            f"confidence level of every interval {ca:.0%} → {cb:.0%}"
+            + (": narrower intervals pass and fail more easily" if cb < ca else ": wider intervals"))
     out += _attack_changes(name, _stage(old, AttackStage), _stage(new, AttackStage))
 
     # Accepted risks and the inputs.
@@ -274,6 +286,11 @@ def diff_plans(old: Plan, new: Plan) -> list[Change]:
     oa = {op.objective.name: op for op in old.objectives}
     nb = {op.objective.name: op for op in new.objectives}
     out: list[Change] = []
+    if len(oa) == len(nb) == 1 and set(oa) != set(nb):  # one objective, renamed: compare it, do not hide its edits
+        (a_name, a_op), b_name = next(iter(oa.items())), next(iter(nb))
+        out.append(Change(b_name, "changed", "objective", "name", a_name, b_name,
+                          f"objective `{a_name}` renamed `{b_name}`"))
+        oa = {b_name: a_op}
     for name in nb:
         if name not in oa:
             out.append(Change(name, "tightened", "objective", name, None, name, f"objective `{name}` added"))

@@ -23,11 +23,18 @@ def edit_distance(a: str, b: str) -> int:
     return prev[-1]
 
 
+#: Prefixes that turn a word into its opposite: a candidate they were put in front of is never suggested.
+NEGATIONS = ("in", "un", "non", "non_", "non-", "not_", "not", "dis", "no_")
+
+
 def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
     """The closest candidate within a distance that scales with the word's length, if any."""
     best: tuple[int, str] | None = None
     limit = max(1, min(3, len(word) // 3))
+    low = word.lower()
     for cand in candidates:
+        if any(low == neg + cand for neg in NEGATIONS):  # `indirect` is not a typo of `direct`
+            continue
         d = edit_distance(word, cand)
         if cand.startswith(word.lower()) and len(word) >= 4:
             d = min(d, 1)
