@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from unlearnspec.plan import EvaluateStage, MetricCheck, QuantizeAttack, RelearnAttack, Threshold
-from unlearnspec.runtime.checks import MIN_FORGOTTEN, DataBundle, EvalContext, Evaluator, compute
+from unlearnspec.runtime.checks import MIN_FORGOTTEN, DataBundle, EvalContext, Evaluator, Measurer, compute
 
 try:  # pytest puts tests/ on sys.path (rootdir-relative "prepend" import mode)
     from test_eval_tiny_model import _one_torch_thread, people, tiny_lm, tokenizer  # noqa: F401
@@ -198,3 +198,82 @@ def test_quantization_recovery_follows_the_same_rule(tmp_path: Path, unlearned: 
         assert res.status == "not_evaluated" and "nothing for the attack" in str(res.not_evaluated_reason)
     else:
         assert res.not_evaluated_reason is None and res.values.attacked is not None
+
+
+def test_the_representation_probe_gap_has_items_an_interval_and_says_when_it_has_no_power(tmp_path: Path) -> None:
+    """The probe's accuracy gap is a mean over the forget inputs of paired hits (probe right on this model,
+    on the reference), so it carries n and an interval like every other number (FRAMEWORK.md §7); a probe
+    that reads the attribute off the original no better than off the reference cannot show removal."""
+    ev = evaluator(tiny_lm("reference"), tmp_path)  # perfect removal
+    r = ev.check(check("probe_accuracy_gap", value=0.1))
+    acc = r.extra["accuracy"]
+    assert isinstance(acc, dict)
+    for who in ("original", "unlearned", "reference"):  # the per-item hits are the probe's accuracy
+        hits = r.per_item[who]
+        assert all(h in (0.0, 1.0) for h in hits)
+        assert sum(hits) / len(hits) == pytest.approx(acc[who])  # type: ignore[arg-type, operator]
+    n = len(r.item_ids)
+    assert n > 0 and r.n["unlearned"] == n and r.n["original"] == n
+    gap_o = acc["original"] - acc["reference"]  # type: ignore[operator]
+    assert r.values.original == pytest.approx(gap_o) and r.values.unlearned == 0.0
+    low, high = r.interval["original"]
+    assert low <= gap_o <= high
+    assert r.decision is not None and r.decision.value == 0.0 and r.decision.n == n
+    assert r.status == "pass"  # the unlearned model is the reference: no gap, wherever its interval lies
+    powerless = [f for f in r.findings if f.startswith("no power:")]
+    assert bool(powerless) is (low <= 0)  # no power exactly when the original is not shown to hold more
+    same = evaluator(copy.deepcopy(tiny_lm("original")), tmp_path).check(check("probe_accuracy_gap", op=None))
+    assert same.status == "info" and same.decision is None
+    assert same.values.unlearned == pytest.approx(gap_o)  # a copy of the original: the original's gap
+    # an "original" that never learned the people (an untrained model): the probe reads nothing off it either
+    blind = evaluator(tiny_lm("reference"), tmp_path)
+    blind.m["original"] = Measurer("original", tiny_lm("fresh"), tokenizer(), blind.ctx.data, STAGE,
+                                   refusal_text="I don't know.", fmt=blind.ctx.fmt)
+    b = blind.check(check("probe_accuracy_gap", value=0.1))
+    assert b.interval["original"][0] <= 0
+    assert [f for f in b.findings if f.startswith("no power:") and f"n={n};" in f]
+
+
+def test_membership_pairs_hold_together_and_each_is_shown_with_its_counts_and_outcome(tmp_path: Path) -> None:
+    """The worst of k (item type, attack) gaps decides, so each pair's interval is computed at 1 - 0.05/k
+    (Bonferroni) for all of them to hold together at 95%; each pair keeps its own interval, member and
+    non-member counts and outcome, and the decision names the pairs beyond the tolerance."""
+    import numpy as np
+
+    from unlearnspec.runtime.evaluation import intervals, mia
+
+    ev = evaluator(copy.deepcopy(tiny_lm("original")), tmp_path)  # nothing removed: membership shows
+    r = ev.check(check("membership_auc", value=0.6))
+    by = r.extra["gap_by_type"]
+    assert isinstance(by, dict)
+    k = sum(len(v) for v in by.values())
+    assert r.extra["pairs"] == k and k == len(by) * len(mia.ATTACKS)
+    assert r.extra["pair_confidence"] == pytest.approx(1 - 0.05 / k)
+    t = next(iter(by))
+    a = "loss"
+    sc = ev._membership_scores("forget", ev.ctx.stage.mink_fraction)
+    um, un = sc["unlearned"]["member"][t][1][a], sc["unlearned"]["non"][t][1][a]
+    rm, rn = sc["reference"]["member"][t][1][a], sc["reference"]["non"][t][1][a]
+    alone = intervals.gap_of_aucs_estimate(um, un, rm, rn, mia.ATTACKS[a][1], rng=np.random.default_rng(0))
+    pair = by[t][a]
+    assert alone is not None and pair["gap"] == pytest.approx(alone.value)
+    assert pair["high"] - pair["low"] >= (alone.high - alone.low) - 1e-9  # wider than one pair alone at 95%
+    assert (pair["n"], pair["n_other"]) == (len(um), len(un))
+    tol = 0.1
+    for ty, row in by.items():
+        for att, g in row.items():
+            lo, hi = intervals.abs_interval(g["low"], g["high"])
+            expect = "within" if hi <= tol else "beyond" if lo > tol else "straddles"
+            assert g["status"] == expect, (ty, att)
+    named = {st: [f"{ty.replace('_', ' ')} / {att}" for ty, row in by.items() for att, g in row.items()
+                  if g["status"] == st] for st in ("beyond", "straddles", "within")}
+    assert r.decision is not None and "Bonferroni" in r.decision.how
+    # the worst pair decides: fail when one pair is wholly beyond, pass when all are within
+    assert r.status == ("fail" if named["beyond"] else "pass" if not named["straddles"] else "inconclusive")
+    if named["beyond"]:
+        assert f"beyond the tolerance: {', '.join(named['beyond'])}" in r.decision.how
+    else:
+        assert f"undecided: {', '.join(named['straddles'])}" in r.decision.how
+    # 6 members against 6 non-members per type: even the original (every AUC 0.83-1 against the reference's
+    # 0.5-0.61) is not shown beyond a 0.1 tolerance on all pairs at once, so the check does not fail it
+    assert r.status == "inconclusive"

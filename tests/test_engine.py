@@ -179,6 +179,30 @@ def test_same_plan_twice_same_numbers(small: Path, small_run: Path) -> None:
     assert check_values(small / "run-b") == check_values(small_run)
 
 
+def _folder_digest(folder: Path) -> str:
+    """The content hash docs/reports.md describes, computed here from the files: each file's path under the
+    folder and the sha256 of its bytes, in sorted order."""
+    h = hashlib.sha256()
+    for path, digest in sorted(tree_hash(folder).items()):
+        h.update(Path(path).as_posix().encode() + b"\0" + bytes.fromhex(digest))
+    return h.hexdigest()
+
+
+def test_the_report_pins_the_models_it_is_about(small_run: Path, builtin_model_dir: Path) -> None:
+    report = json.loads((small_run / "report.json").read_text())
+    models = {m["role"]: m for m in report["objectives"][0]["models"]}
+    assert models["original"]["path"] == "builtin:tiny-bios"
+    assert models["original"]["sha256"] == _folder_digest(builtin_model_dir)  # the weights, not the recipe's hash
+    assert models["original"]["sha256"] != report["audit"]["model_sha256"]
+    unlearned = models["unlearned"]
+    assert unlearned["path"] == "objectives/small/unlearn/model"
+    assert unlearned["sha256"] == _folder_digest(small_run / unlearned["path"])
+    assert unlearned["sha256"] != models["original"]["sha256"]
+    md = (small_run / "report.md").read_text()
+    assert f"| `small` | unlearned | objectives/small/unlearn/model | `{unlearned['sha256']}` |" in md
+    assert unlearned["sha256"] in (small_run / "report.html").read_text()
+
+
 @pytest.mark.slow
 def test_killed_run_resumes_to_the_same_numbers(small: Path, small_run: Path) -> None:
     out = small / "run-killed"

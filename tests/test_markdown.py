@@ -332,6 +332,10 @@ TRUSTED = {
     '{"planned": "planned from the spec by this run", "rederived": "re-derived from the spec and equal to the '
     'compiler\'s plan", "trusted": "**not re-derived** (`--trust-plan`): the plan was run as given"}'
     '[audit.plan_provenance]',
+    # "Membership in detail": numbers formatted by fmt_number, a fixed outcome phrase per pair status, a fixed
+    # phrase for what the gap is taken against, and the marker of the largest gap
+    "row.aucs[m]", "row.gap", "row.n", "row.outcome", "mv.tolerance", "ov.membership[0].pair_confidence",
+    "ov.membership[0].against", '"▶ " if row.deciding',
 }
 
 

@@ -195,6 +195,25 @@ def test_a_failed_check_fails_the_claim_and_the_explanation_gives_the_numbers() 
     assert "original 0.91" in claim.explanation and "retrained reference 0.5" in claim.explanation
 
 
+def test_a_failed_claims_sentence_names_every_deciding_check_whatever_its_outcome() -> None:
+    # `removed` rests on membership (fails here) and forget quality (its interval straddles the bound): the
+    # sentence beside FAIL must not drop the inconclusive check, or it reads as if nothing else was measured
+    rs = passing_results()
+    rs["membership_auc@forget"] = result("membership_auc@forget", "membership_auc", "<=", 0.60,
+                                         unlearned=0.85, original=0.91, reference=0.50)
+    rs["forget_quality@forget"] = result("forget_quality@forget", "forget_quality", ">=", 0.05, unlearned=0.4,
+                                         interval={"unlearned": (0.01, 0.9)}, n={"unlearned": 20}, confidence=0.95)
+    report = make_report(results=rs)
+    claim = next(c for c in report.objectives[0].claims if c.claim == "removed")
+    checks = {c.check_id: c for c in report.objectives[0].checks}
+    assert claim.verdict == "fail" and checks["forget_quality@forget"].status == "inconclusive"
+    fails, _, rest = claim.explanation.partition(" Inconclusive: ")
+    assert "membership AUC 0.85 is not ≤ 0.6" in fails and "forget quality" not in fails
+    assert rest.startswith("forget quality (KS-test p-value) 0.4 [0.01, 0.9], n=20")
+    md = render_markdown(report)
+    assert "Inconclusive: forget quality" in md
+
+
 def test_pass_explanation_reads_as_a_sentence_with_context() -> None:
     claim = next(c for c in make_report().objectives[0].claims if c.claim == "removed")
     assert "membership AUC 0.52 ≤ 0.6 on forget (original 0.91, retrained reference 0.5)" in claim.explanation
@@ -226,7 +245,7 @@ def test_a_reference_relative_check_states_its_bound_only_beside_the_gap(
            f"{gap:g} [{interval[0]:g}, {interval[1]:g}]" in claim.explanation
     outcome = {"pass": f"{interval[1]:g}] ≤ 0.2 (", "fail": f"{interval[1]:g}], which is not ≤ 0.2 (",
                "inconclusive": f"{interval[1]:g}], inconclusive against ≤ 0.2: the interval straddles the bound; "
-                               "about 9 items would settle it ("}[verdict]
+                               "about 9 items would settle it (as a pass, if the estimate holds) ("}[verdict]
     assert outcome in claim.explanation
     assert "original 1, retrained reference 0.56" in claim.explanation
     how = "the bound <= 0.2 is read as at most 0.2 above the retrained reference"
@@ -550,3 +569,47 @@ def test_numbers_read_as_python_rounds_them_and_never_as_negative_zero(x: float)
     assert shown != "-0"
     assert float(shown) == float(f"{x:.3g}")  # the same value as Python's own three-digit rounding
     assert fmt_number(-0.0) == "0" and fmt_number(None) == "n/a"
+
+
+def test_membership_is_shown_for_every_item_type_and_attack_with_counts_and_outcome() -> None:
+    # FRAMEWORK.md §7: decide on the worst type *and show every type*
+    by_type = {"documents": {"loss": {"gap": 0.39, "low": 0.05, "high": 0.7, "n": 6, "n_other": 12,
+                                      "status": "straddles"}},
+               "qa": {"min_k": {"gap": -0.34, "low": -0.55, "high": -0.15, "n": 20, "n_other": 26,
+                                "status": "beyond"}}}
+    aucs = {"documents": {"loss": {"original": 1.0, "unlearned": 0.82, "reference": 0.43}},
+            "qa": {"min_k": {"original": 0.9, "unlearned": 0.14, "reference": 0.48}}}
+    rs = passing_results()
+    rs["membership_auc@forget"] = result(
+        "membership_auc@forget", "membership_auc", "<=", 0.60, unlearned=0.82, original=1.0, reference=0.43,
+        extra={"gap_by_type": by_type, "auc_by_type": aucs, "deciding_type": "documents", "deciding_attack": "loss",
+               "compared_with": "retrained reference", "pair_confidence": 1 - 0.05 / 2, "pairs": 2},
+        decision=Decision(quantity="worst |AUC − AUC_reference| over item types and attacks", value=0.39,
+                          interval=(0.15, 0.7), threshold=Threshold(op="<=", value=0.1), n=6),
+        interval={"unlearned": (0.5, 1.0)}, n={"unlearned": 6}, confidence=0.95)
+    report = make_report(results=rs)
+    md = render_markdown(report)
+    assert "### Membership in detail" in md and "at 97.50%, so that all pairs hold together" in md
+    assert "| ▶ documents | loss | 1 | 0.82 | 0.43 | 0.39 [0.05, 0.7] | 6 / 12 | undecided |" in md
+    assert f"| qa | {escape('min_k')} | 0.9 | 0.14 | 0.48 | -0.34 [-0.55, -0.15] | 20 / 26 | beyond the tolerance |" in md
+    page = render_html(report)
+    assert "Membership in detail" in page and "<td class=\"num\">20 / 26</td>" in page
+
+
+def test_a_chart_draws_the_bound_where_the_gap_to_the_reference_puts_it() -> None:
+    """A ROUGE check decided on its gap: the dashed line stands at the reference's value plus the bound, not at
+    the spec's raw bound, so a passing bar is never drawn above its own line (and membership gets a band)."""
+    from unlearnspec.report.plots import bound_lines, check_bars
+
+    rouge = result("verbatim_rouge@forget", "verbatim_rouge", "<=", 0.20, unlearned=0.44, original=1.0,
+                   reference=0.56, decision=_gap_decision(-0.12, (-0.28, 0.07), 0.2))
+    assert bound_lines(rouge, "retrained reference") == ([pytest.approx(0.76)], "bound: retrained reference + 0.2")
+    auc = result("membership_auc@forget", "membership_auc", "<=", 0.60, unlearned=0.82, original=1.0, reference=0.43,
+                 decision=Decision(quantity="worst |AUC − AUC_reference| over item types and attacks", value=0.39,
+                                   interval=(0.15, 0.7), threshold=Threshold(op="<=", value=0.1), n=6))
+    band = bound_lines(auc)
+    assert band is not None and band[0] == [pytest.approx(0.33), pytest.approx(0.53)] and "± 0.1" in band[1]
+    plain = result("retain_utility_drop@retain", "retain_utility_drop", "<=", 2.0, unlearned=10.5, original=0.0)
+    assert bound_lines(plain) == ([2.0], "threshold ≤ 2")
+    svg = check_bars(auc, "t")
+    assert svg.count('stroke-dasharray="6 4" />') == 2 + 1  # two lines of the band, and the legend's sample

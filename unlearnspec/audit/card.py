@@ -18,10 +18,12 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from unlearnspec import __version__
+from unlearnspec.catalog import METHODS
 from unlearnspec.markdown import register_filters
 from unlearnspec.report.model import CheckResult, ObjectiveReport, Report
 from unlearnspec.report.render import VERDICT_TEXT
 from unlearnspec.report.verdict import (
+    OP_SYMBOLS,
     REFERENCE_LABELS,
     claim_label,
     fmt_number,
@@ -35,7 +37,6 @@ GOAL_TEXT = {
     ("suppression", "model"): "suppressed in the model's outputs (the information may remain in the weights)",
     ("suppression", "system"): "suppressed by a filter around the model (the weights are unchanged)",
 }
-EXACT_METHODS = {"retrain"}
 
 
 @lru_cache(maxsize=1)
@@ -83,7 +84,7 @@ def _evidence(check: CheckResult) -> dict[str, Any]:
         "value": fmt_number(value if value is not None else check.value),
         "interval": f"[{fmt_number(interval[0])}, {fmt_number(interval[1])}]" if interval else None,
         "n": _n(check),
-        "threshold": threshold_text(check) if decision is None else f"{decision.threshold.op} {threshold}",
+        "threshold": threshold_text(check) if decision is None else f"{OP_SYMBOLS[decision.threshold.op]} {threshold}",
         "reason": check.not_evaluated_reason,
     }
 
@@ -108,7 +109,7 @@ def _objective_view(o: ObjectiveReport) -> dict[str, Any]:
         "accepted": accepted, "open_findings": open_findings,
         "what": GOAL_TEXT.get((o.goal, o.suppression_via if o.goal == "suppression" else None),
                               f"{o.goal} of the target"),
-        "exact": o.method in EXACT_METHODS,
+        "exact": o.method in METHODS and METHODS[o.method].family == "exact",
         "reference": REFERENCE_LABELS.get(o.reference or "", o.reference or "none"),
     }
 

@@ -169,7 +169,10 @@ def explain_spec(path: Path, fmt: str = "text") -> tuple[str, int]:
                {"other": [d.model_dump(mode="json") for d in o["other"]]} for o in objectives]
         return json.dumps({"format_version": "1", "file": result.path, "objectives": doc}, indent=2) + "\n", code
     legend = ("supported: the claim can be met and checked with the evidence listed.\n"
-              "cannot be verified: it may hold, but no evaluation can show it as written; accepted risks stay listed.\n"
+              "cannot be verified: it may hold, but no evaluation can show all of it as written; the run's verdict then "
+              "covers only the evidence listed, and accepted risks stay listed.\n"
+              "Bounds on memorisation, membership and relearning are read against the retrained reference on the same "
+              "items when the plan has one (docs/reports.md).\n"
               "cannot be met: no unlearning method can deliver it; write the suggested objective instead.")
     template = "explain_spec.md.j2" if fmt == "md" else "explain_spec.txt.j2"
     return render_template(template, objectives=objectives, legend=legend), code

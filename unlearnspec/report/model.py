@@ -369,6 +369,9 @@ class ObjectiveReport(_Model):
     findings: list[PlanFinding] = Field(default_factory=list)
     training: TrainingLog | None = None
     generations: FileHash | None = None  # the generated outputs, a file in the run directory (not in the report)
+    #: the model folders the verdicts are about, by content hash (``records.sha256_path``): role ``original``
+    #: (the folder loaded), ``reference`` and ``unlearned`` (the folder this run wrote: the model to release)
+    models: list[FileHash] = Field(default_factory=list, exclude_if=lambda v: not v)
     overall: Overall
 
     @model_validator(mode="after")

@@ -242,14 +242,41 @@ def loss_chart(training: TrainingLog, chart_id: str = "loss") -> str:
     return "\n".join(out)
 
 
+def bound_lines(check: CheckResult, reference_label: str = "reference") -> tuple[list[float], str] | None:
+    """Where the bound that decides ``check`` lies on the models' own scale, and its legend: the spec's
+    threshold, or — for a check decided on a gap — the line(s) the decided model's value must stay within:
+    the reference's value plus the bound (ROUGE-type, relearning), the reference's AUC (or 0.5) plus and
+    minus the tolerance (membership). None without a threshold."""
+    if check.threshold is None:
+        return None
+    d = check.decision
+    if d is None or d.threshold.op not in ("<=", "<"):
+        return [check.threshold.value], f"threshold {threshold_text(check)}"
+    tol = d.threshold.value
+    two_sided = d.quantity.startswith("worst |")
+    if "reference" in d.quantity:
+        centre, name = check.values.get("reference"), reference_label
+    elif two_sided:
+        centre, name = 0.5, "0.5"
+    else:
+        return [check.threshold.value], f"threshold {threshold_text(check)}"
+    if centre is None:
+        return [check.threshold.value], f"threshold {threshold_text(check)}"
+    if two_sided:
+        return [centre - tol, centre + tol], f"bound: {name} ± {fmt_number(tol)}"
+    return [centre + tol], f"bound: {name} + {fmt_number(tol)}"
+
+
 def check_bars(check: CheckResult, chart_id: str | None = None, reference_label: str = "reference") -> str:
-    """One check: a bar per model that has a value, the threshold as a dashed line, and the bar the
-    threshold is compared with outlined. Returns "" when there is nothing to draw."""
+    """One check: a bar per model that has a value, the bound as a dashed line (for a check decided on
+    its gap to the reference, where that gap puts it: :func:`bound_lines`), and the bar the bound is
+    compared with outlined. Returns "" when there is nothing to draw."""
     models = [m for m in MODEL_ORDER if check.values.get(m) is not None or m == check.decided_on]
     values = [v for m in models if (v := check.values.get(m)) is not None]
     if not values and check.threshold is None:
         return ""
-    bounds = [0.0, *values] + ([check.threshold.value] if check.threshold is not None else [])
+    lines = bound_lines(check, reference_label)
+    bounds = [0.0, *values] + (lines[0] if lines is not None else [])
     bounds += [x for m in models for x in check.interval.get(m, ())]
     lo, hi = min(bounds), max(bounds)
     headroom = 0.08 * ((hi - lo) or abs(hi) or 1.0)  # room for value labels above the tallest bar
@@ -258,8 +285,8 @@ def check_bars(check: CheckResult, chart_id: str | None = None, reference_label:
     status = check.status.replace("_", " ").upper()
     title = f"{check.check_id}: {metric_label(check.metric)} ({status})"
     legend_labels = [f"compared: {check.decided_on}"]
-    if check.threshold is not None:
-        legend_labels.insert(0, f"threshold {threshold_text(check)}")
+    if lines is not None:
+        legend_labels.insert(0, lines[1])
     names = [reference_label if m == "reference" else m for m in models]
     slot_w = max(80.0, max(_text_width(t) for t in names) + 16)
     right = _right_margin(legend_labels)
@@ -297,10 +324,11 @@ def check_bars(check: CheckResult, chart_id: str | None = None, reference_label:
         out.append(f'<text x="{_num(cx)}" y="{_num(label_y)}" text-anchor="middle" paint-order="stroke" '
                    f'stroke="#fff" stroke-width="3">{_esc(fmt_number(v))}</text>')
     legend: list[tuple[str, str, str, str]] = [("box", "#ffffff", "outline", legend_labels[-1])]
-    if check.threshold is not None:
-        y = frame.sy(check.threshold.value)
-        out.append(f'<path d="M{_num(frame.left)} {_num(y)}H{_num(frame.left + frame.inner_w)}" '
-                   f'stroke="#000" stroke-width="1.5" stroke-dasharray="6 4" />')
+    if lines is not None:
+        for level in lines[0]:
+            y = frame.sy(level)
+            out.append(f'<path d="M{_num(frame.left)} {_num(y)}H{_num(frame.left + frame.inner_w)}" '
+                       f'stroke="#000" stroke-width="1.5" stroke-dasharray="6 4" />')
         legend.insert(0, ("line", "#000", "6 4", legend_labels[0]))
     out += _legend(frame, legend)
     out.append("</svg>")

@@ -55,8 +55,10 @@ HOW_TO_READ: list[str] = [
     "every check passed, fails when any failed, and is inconclusive or not evaluated otherwise. Missing or "
     "inconclusive evidence is never counted as a pass: the burden of proof is on the claim.",
     "Membership is judged against the retrained reference on the same items, per item type (documents, "
-    "questions, paraphrased questions), the worst type deciding, in both directions: an AUC far below the "
-    "reference's (over-unlearning) reveals membership too and is reported as a finding. Output metrics "
+    "questions, paraphrased questions) and attack, the worst pair deciding, in both directions: an AUC far below "
+    "the reference's (over-unlearning) reveals membership too and is reported as a finding. Each pair's interval "
+    "is widened so that all of them hold together at the stated level (Bonferroni), and every pair is listed "
+    "under 'Membership in detail'. Output metrics "
     "(ROUGE-type) are judged by how far they lie above the reference's on the same items; one far below "
     "it is reported as an over-unlearning finding, without failing the check.",
     "CANNOT BE MET means the compiler found the claim technically unachievable as written (for example, "
@@ -145,6 +147,46 @@ def _utility_view(c: CheckResult) -> dict[str, Any] | None:
     return {"check_id": c.check_id, "dataset": c.dataset, "models": models, "rows": rows}
 
 
+#: How one (item type, attack) pair of a membership check came out on its own interval.
+PAIR_OUTCOMES: dict[str, str] = {"within": "within the tolerance", "beyond": "beyond the tolerance",
+                                 "straddles": "undecided", "n/a": "no bound"}
+
+
+def _membership_view(c: CheckResult) -> dict[str, Any] | None:
+    """Every (item type, attack) pair of a membership check: each model's AUC, the gap that is judged with
+    its interval, the member and non-member counts and the pair's own outcome (FRAMEWORK.md §7: decide on
+    the worst type, and show every type)."""
+    by, aucs = c.extra.get("gap_by_type"), c.extra.get("auc_by_type")
+    if not isinstance(by, dict) or not isinstance(aucs, dict):
+        return None
+    models = [m for m in plots.MODEL_ORDER
+              if any(isinstance(a, dict) and isinstance(a.get(m), (int, float)) for row in aucs.values()
+                     if isinstance(row, dict) for a in row.values())]
+    rows = []
+    for t, row in by.items():
+        if not isinstance(row, dict):
+            continue
+        for a, g in row.items():
+            if not isinstance(g, dict):
+                continue
+            by_attack = aucs.get(t)
+            found = by_attack.get(a) if isinstance(by_attack, dict) else None
+            auc: dict[str, Any] = found if isinstance(found, dict) else {}
+            n, n_other = g.get("n"), g.get("n_other")
+            rows.append({"type": str(t).replace("_", " "), "attack": str(a),
+                         "aucs": {m: fmt_number(_number(auc.get(m))) for m in models},
+                         "gap": (f"{fmt_number(_number(g.get('gap')))} [{fmt_number(_number(g.get('low')))}, "
+                                 f"{fmt_number(_number(g.get('high')))}]"),
+                         "n": f"{n} / {n_other}" if n is not None else "n/a",
+                         "outcome": PAIR_OUTCOMES.get(str(g.get("status")), "n/a"),
+                         "deciding": t == c.extra.get("deciding_type") and a == c.extra.get("deciding_attack")})
+    conf = _number(c.extra.get("pair_confidence"))
+    against = "the retrained reference's AUC" if c.extra.get("compared_with") == "retrained reference" else "0.5"
+    return {"check_id": c.check_id, "dataset": c.dataset, "models": models, "rows": rows, "against": against,
+            "pair_confidence": f"{conf:.2%}" if conf is not None else None,
+            "tolerance": fmt_number(c.decision.threshold.value) if c.decision is not None else None}
+
+
 def _objective_view(o: ObjectiveReport, index: int, with_charts: bool) -> dict[str, Any]:
     ref = REFERENCE_LABELS.get(o.reference or "", "reference")
     by_id = {c.check_id: c for c in o.checks}
@@ -188,6 +230,7 @@ def _objective_view(o: ObjectiveReport, index: int, with_charts: bool) -> dict[s
         "accepted": [f for f in o.findings if f.accepted],
         "training": training,
         "utility": [u for u in (_utility_view(c) for c in o.checks) if u is not None],
+        "membership": [m for m in (_membership_view(c) for c in o.checks) if m is not None],
         "models_shown": [m for m in plots.MODEL_ORDER if any(c.values.get(m) is not None for c in o.checks)]
         or ["unlearned"],
     }

@@ -185,7 +185,9 @@ def _describe_decision(check: CheckResult, label: str, where: str, value: str, t
         outcome = (f"{decided}, inconclusive against {symbol} {bound}: it can only reach {reach} here, all of it "
                    "within the bound, so the check cannot fail and is no evidence")
     else:
-        more = f"; about {d.more_items} items would settle it" if d.more_items else ""
+        side = "pass" if d.threshold.holds(d.value) else "fail"
+        more = (f"; about {d.more_items} items would settle it (as a {side}, if the estimate holds)"
+                if d.more_items else "")
         outcome = f"{decided}, inconclusive against {symbol} {bound}: the interval straddles the bound{more}"
     return f"{label} {where}: {check.decided_on} {value}; decided on {outcome}{tail}"
 
@@ -211,11 +213,17 @@ def explain_claim(compile_status: ClaimStatus, verdict: Verdict, checks: Sequenc
         text = f"Fails: {'; '.join(by_status['fail'])}."
         if by_status["pass"]:
             text += f" Passes: {'; '.join(by_status['pass'])}."
+        if by_status["inconclusive"]:
+            text += f" Inconclusive: {'; '.join(by_status['inconclusive'])}."
+        if by_status["not_evaluated"]:
+            text += f" Not evaluated: {'; '.join(by_status['not_evaluated'])}."
     elif verdict == "inconclusive":
         text = (f"Inconclusive, so not a pass (the burden of proof is on the claim): "
                 f"{'; '.join(by_status['inconclusive'])}.")
         if by_status["pass"]:
             text += f" Passes so far: {'; '.join(by_status['pass'])}."
+        if by_status["not_evaluated"]:
+            text += f" Not evaluated: {'; '.join(by_status['not_evaluated'])}."
     elif verdict == "not_evaluated":
         if by_status["not_evaluated"]:
             text = f"Not evaluated, so not a pass: {'; '.join(by_status['not_evaluated'])}."

@@ -18,6 +18,7 @@ from unlearnspec.plan import (
 )
 from unlearnspec.records import Record
 from unlearnspec.report.model import CheckResult, Decision, ModelValue
+from unlearnspec.report.verdict import OP_SYMBOLS
 from unlearnspec.runtime import attacks
 from unlearnspec.runtime.check_base import EvaluatorBase
 from unlearnspec.runtime.evaluation import intervals
@@ -147,7 +148,7 @@ class AttackChecks(EvaluatorBase):
             quantity="recovery minus the retrained reference's after the same fine-tune", value=e.value,
             interval=(e.low, e.high) if self.ctx.intervals else None, threshold=t, n=e.n,
             attainable=(-reference_recovery, 1.0 - reference_recovery),
-            how=f"the bound {t.op} {t.value:g} is read as at most {t.value:g} above what the same fine-tune gives the "
+            how=f"the bound {OP_SYMBOLS[t.op]} {t.value:g} is read as at most {t.value:g} above what the same fine-tune gives the "
                 f"retrained reference, which never saw the target and recovers {reference_recovery:.3g}: what the "
                 "fine-tune teaches rather than restores",
             more_items=intervals.items_to_settle(e.n, e.low, e.high, e.value, t.value))

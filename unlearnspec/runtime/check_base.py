@@ -15,6 +15,7 @@ from unlearnspec.plan import (
     MetricCheck,
 )
 from unlearnspec.report.model import CheckResult, Decision, ModelValue
+from unlearnspec.report.verdict import OP_SYMBOLS
 from unlearnspec.runtime.evaluation import intervals
 from unlearnspec.runtime.evaluation.intervals import Estimate
 from unlearnspec.runtime.evaluation.sharding import together
@@ -111,7 +112,7 @@ class EvaluatorBase:
         t = check.threshold
         return Decision(quantity=f"{decided} minus reference (mean over items)", value=e.value,
                         interval=(e.low, e.high) if self.ctx.intervals else None, threshold=t, n=e.n,
-                        how=f"the bound {t.op} {t.value:g} is read as at most {t.value:g} above the retrained "
+                        how=f"the bound {OP_SYMBOLS[t.op]} {t.value:g} is read as at most {t.value:g} above the retrained "
                             "reference on the same items, since a model never trained on the target scores the "
                             "reference's value",
                         more_items=intervals.items_to_settle(e.n, e.low, e.high, e.value, t.value))

@@ -28,10 +28,11 @@ from unlearnspec.plan import (
     MetricCheck,
     RelearnAttack,
 )
-from unlearnspec.report.model import CheckResult
+from unlearnspec.report.model import CheckResult, Decision
 from unlearnspec.runtime.attack_checks import AttackChecks
 from unlearnspec.runtime.check_base import EvaluatorBase
 from unlearnspec.runtime.evaluation import intervals, metrics
+from unlearnspec.runtime.evaluation.intervals import Estimate
 from unlearnspec.runtime.measure import (
     ITEM_TYPES,
     MIN_FORGOTTEN,
@@ -40,6 +41,7 @@ from unlearnspec.runtime.measure import (
     Measurer,
     Series,
     _point_est,
+    _point_gap,
     muse_privleak,
 )
 from unlearnspec.runtime.membership_checks import MembershipChecks
@@ -122,14 +124,44 @@ class Evaluator(MembershipChecks, AttackChecks):
         if not any(attr in r.attributes for r in self.ctx.data.forget):
             return self._missing(check, f"the forget records carry no `{attr}` attribute")
         acc = self.each_model(lambda who: self.m[who].representation(attr))
-        ref = acc["reference"].accuracy
-        values = {who: r.accuracy - ref for who, r in acc.items() if who != "reference"}
+        ref, u = acc["reference"], acc["unlearned"]
+        # per item: did the probe read the attribute off this model's hidden states (the items are the same
+        # forget inputs for every model, so the gap to the reference is paired)
+        hits = {who: Series([f"{check.dataset}[{i}]" for i in range(len(r.labels))],
+                            [float(p == y) for p, y in zip(r.predictions, r.labels, strict=True)])
+                for who, r in acc.items()}
+        est: dict[str, Estimate | None] = {}
+        for who in acc:
+            if who == "reference":
+                continue
+            est[who] = (intervals.paired_gap_estimate(hits[who].values, hits["reference"].values,
+                                                      confidence=self.ctx.confidence, rng=self.rng(check, who))
+                        if self.ctx.intervals else _point_gap(hits[who].values, hits["reference"].values))
+        values: dict[str, float | None] = {who: (e.value if e is not None else None) for who, e in est.items()}
         values["reference"] = 0.0
-        u = acc["unlearned"]
-        return self._result(check, values, extra={"accuracy": {k: v.accuracy for k, v in acc.items()},
-                                                  "chance": u.chance, "attribute": attr,
-                                                  "probe_trained_on": f"{u.n_train} retain and neighbour inputs",
-                                                  "probe_tested_on": f"{u.n_test} forget inputs"})
+        decision = None
+        t = check.threshold
+        e_u = est.get("unlearned")
+        if t is not None and e_u is not None:
+            decision = Decision(quantity="probe accuracy minus the reference's (same items)", value=e_u.value,
+                                interval=(e_u.low, e_u.high) if self.ctx.intervals else None, threshold=t, n=e_u.n,
+                                how=f"the linear probe's accuracy on the {check.dataset} inputs, unlearned minus "
+                                    "retrained reference, items paired",
+                                more_items=intervals.items_to_settle(e_u.n, e_u.low, e_u.high, e_u.value, t.value))
+        findings: list[str] = []
+        e_o = est.get("original")
+        if e_o is not None and e_o.low <= 0:
+            iv = f" [{e_o.low:.3g}, {e_o.high:.3g}]" if self.ctx.intervals else ""
+            findings.append(
+                f"no power: the probe does not read `{attr}` off the original model, which was trained on the target, "
+                f"better than off the retrained reference (accuracy {acc['original'].accuracy:.3g} against "
+                f"{ref.accuracy:.3g}, gap {e_o.value:.3g}{iv}, n={e_o.n}; chance {u.chance:.3g}), so a small gap "
+                "for the unlearned model is no evidence about what its representations still hold")
+        return self._result(check, values, per_item=hits, est=est, decision=decision, findings=findings,
+                            extra={"accuracy": {k: v.accuracy for k, v in acc.items()}, "chance": u.chance,
+                                   "attribute": attr, "probe_trained_on": f"{u.n_train} retain and neighbour inputs",
+                                   "probe_tested_on": f"{u.n_test} forget inputs",
+                                   "unseen_test_labels": u.unseen_test_labels})
 
     # -- attacks --------------------------------------------------------------------------------
 

@@ -152,6 +152,9 @@ def load_model(source: str, *, allow_remote_code: bool = False, dtype: torch.dty
     # Where the weights came from, for methods that depend on it (exact retraining needs the builtin's
     # recipe). A plain attribute: it survives ``copy.deepcopy`` and is never saved with the model.
     model.unlearnspec_source = source
+    # the folder the weights were read from (None for a hub id: the hub's cache is its own business), so
+    # that the report can pin the original by content hash
+    model.unlearnspec_dir = None if hub else str(where)
     # Causal LMs whose class name lacks "ForCausalLM" (GPT2LMHeadModel) leave transformers guessing
     # the loss, with a warning at every training step: it is the causal-LM loss, say so.
     if getattr(model, "loss_type", None) is None and type(model).__name__.endswith("LMHeadModel"):

@@ -13,6 +13,7 @@ from unlearnspec.plan import (
     Threshold,
 )
 from unlearnspec.report.model import CheckResult, Decision
+from unlearnspec.report.verdict import OP_SYMBOLS
 from unlearnspec.runtime.check_base import EvaluatorBase
 from unlearnspec.runtime.evaluation import intervals, metrics, mia
 from unlearnspec.runtime.evaluation.intervals import Estimate
@@ -58,6 +59,10 @@ class MembershipChecks(EvaluatorBase):
         tol = None
         if check.threshold is not None and check.threshold.op in ("<=", "<"):
             tol = check.threshold.value - 0.5
+        # every (type, attack) pair's interval at the level that makes all of them hold together at `conf`:
+        # the worst pair decides, and a worst case over k pairs at 95% each would hold less often than 95%
+        pairs = len(types) * len(mia.ATTACKS)
+        each, resamples = intervals.simultaneous(conf, pairs)
         gaps: dict[str, dict[str, list[float]]] = {}
         aucs: dict[str, dict[str, dict[str, float]]] = {}
         worst: tuple[float, float, float, str, str, int] | None = None  # |gap|, abs low, abs high, type, attack, n
@@ -71,15 +76,16 @@ class MembershipChecks(EvaluatorBase):
                 rng = self.rng(check, t, a)
                 if has_ref:
                     rm, rn = sc["reference"]["member"][t][1][a], sc["reference"]["non"][t][1][a]
-                    e = (intervals.gap_of_aucs_estimate(um, un, rm, rn, higher, confidence=conf, rng=rng) if use_iv
+                    e = (intervals.gap_of_aucs_estimate(um, un, rm, rn, higher, confidence=each, rng=rng,
+                                                        n_resamples=resamples) if use_iv
                          else _point_est(aucs[t][a][decided] - aucs[t][a]["reference"], len(um)))
                 else:
-                    e0 = (intervals.auc_estimate(um, un, higher, confidence=conf, rng=rng) if use_iv
-                          else _point_est(aucs[t][a][decided], len(um)))
+                    e0 = (intervals.auc_estimate(um, un, higher, confidence=each, rng=rng, n_resamples=resamples)
+                          if use_iv else _point_est(aucs[t][a][decided], len(um)))
                     e = None if e0 is None else Estimate(e0.value - 0.5, e0.low - 0.5, e0.high - 0.5, e0.n, e0.n_other, conf)
                 if e is None:
                     continue
-                gaps[t][a] = [e.value, e.low, e.high]
+                gaps[t][a] = [e.value, e.low, e.high, float(len(um)), float(len(un))]
                 lo_abs, hi_abs = intervals.abs_interval(e.low, e.high)
                 if worst is None or abs(e.value) > worst[0]:
                     worst = (abs(e.value), lo_abs, hi_abs, t, a, e.n)
@@ -98,6 +104,15 @@ class MembershipChecks(EvaluatorBase):
         dec_high = max(x[1] for x in all_abs)
         wt, wa = worst[3], worst[4]
         higher = mia.ATTACKS[wa][1]
+        status: dict[str, dict[str, str]] = {}  # each pair on its own (simultaneous) interval
+        for t in gaps:
+            status[t] = {}
+            for a, g in gaps[t].items():
+                lo, hi = intervals.abs_interval(g[1], g[2])
+                status[t][a] = ("n/a" if tol is None else "within" if hi <= tol else "beyond" if lo > tol
+                                else "straddles")
+        beyond = [f"{t.replace('_', ' ')} / {a}" for t in status for a, st in status[t].items() if st == "beyond"]
+        straddle = [f"{t.replace('_', ' ')} / {a}" for t in status for a, st in status[t].items() if st == "straddles"]
         values = {who: aucs[wt][wa][who] for who in sc}
         est: dict[str, Estimate | None] = {}
         roc: dict[str, Any] = {}
@@ -117,8 +132,12 @@ class MembershipChecks(EvaluatorBase):
                           else "worst |AUC − 0.5| over item types and attacks"),
                 value=worst[0], interval=(dec_low, dec_high) if use_iv else None,
                 threshold=Threshold(op=check.threshold.op, value=tol), n=worst[5],
-                how=(f"the plan's bound AUC {check.threshold.op} {check.threshold.value:g} is read as a tolerance of "
-                     f"{tol:.3g} either side of {base}; the worst item type and attack decide"),
+                how=(f"the plan's bound AUC {OP_SYMBOLS[check.threshold.op]} {check.threshold.value:g} is read as a tolerance of "
+                     f"{tol:.3g} either side of {base}; the worst item type and attack decide"
+                     + (f"; each of the {pairs} type and attack pairs has its interval at {each:.2%}, so that all "
+                        f"hold together at {conf:.0%} (Bonferroni)" if use_iv else "")
+                     + (f"; beyond the tolerance: {', '.join(beyond)}" if beyond else "")
+                     + (f"; undecided: {', '.join(straddle)}" if straddle and not beyond else "")),
                 more_items=intervals.items_to_settle(worst[5], dec_low, dec_high, worst[0], tol))
         member_scores = {who: {a: [float(x) for t in types for x in sc[who]["member"][t][1][a]] for a in mia.ATTACKS}
                          for who in sc}
@@ -130,7 +149,9 @@ class MembershipChecks(EvaluatorBase):
                            [float(x) for x in self.m[who].scores(check.dataset).loss()]) for who in sc}
         extra: dict[str, Any] = {
             "roc": roc, "deciding_type": wt, "deciding_attack": wa, "auc_by_type": aucs,
-            "gap_by_type": {t: {a: {"gap": g[0], "low": g[1], "high": g[2]} for a, g in gs.items()} for t, gs in gaps.items()},
+            "gap_by_type": {t: {a: {"gap": g[0], "low": g[1], "high": g[2], "n": int(g[3]), "n_other": int(g[4]),
+                                    "status": status[t][a]} for a, g in gs.items()} for t, gs in gaps.items()},
+            "pair_confidence": each if use_iv else None, "pairs": pairs,
             "compared_with": "retrained reference" if has_ref else "chance 0.5 (holdout-calibrated)",
             "member_scores": member_scores, "nonmember_scores": nonmember_scores,
             "member_ids": member_ids, "nonmember_ids": nonmember_ids,
@@ -250,8 +271,9 @@ class MembershipChecks(EvaluatorBase):
             decision = Decision(
                 quantity="KS-test p-value", value=pv, interval=(r_u.low, r_u.high) if r_u is not None else None,
                 threshold=check.threshold, attainable=attainable, n=r_u.n if r_u else 0,
-                how=(f"the test cannot go below p = {r_u.min_pvalue:.3g} with {r_u.n} vs {r_u.n_other} items"
+                how=(f"with {r_u.n} vs {r_u.n_other} items the test's p-value can go as low as {r_u.min_pvalue:.3g}"
                      if r_u is not None else "point value (intervals off)"),
-                more_items=(intervals.items_to_settle(r_u.n, r_u.low, r_u.high, pv, check.threshold.value)
-                            if r_u is not None else None))
+                # no "items that would settle it": a p-value does not narrow around a fixed value as items are
+                # added (it stays spread over [0, 1] when the distributions agree, and falls towards 0 when not)
+                more_items=None)
         return self._result(check, values, per_item=per, extra=extra, est=est, decision=decision)

@@ -366,8 +366,32 @@ class ObjectiveRun:
             rel = gen.relative_to(self.rd.root).as_posix()
             report = report.model_copy(update={"generations": FileHash(path=rel, sha256=sha256_path(gen),
                                                                       role="generations")})
+        if self.dist.is_main:
+            report = report.model_copy(update={"models": self._model_hashes(original)})
         self._finish("verdict", overall=report.overall)
         return report
+
+    def _model_hashes(self, original: Any) -> list[FileHash]:
+        """The content hash of every model folder the verdicts are about: the original as loaded (the plan
+        pins a built-in by its recipe, not by its weights), the reference, and the unlearned model this run
+        wrote — the artifact a release would ship, so a report can be matched to it."""
+        out: list[FileHash] = []
+        src = getattr(original, "unlearnspec_dir", None)
+        if src and Path(src).is_dir():
+            out.append(FileHash(path=self.op.model.source, sha256=sha256_path(src), role="original"))
+        ref = self.detail("reference").get("path")
+        if ref and Path(ref).is_dir():
+            stage: ReferenceStage | None = _stage_of(self.op, ReferenceStage)
+            name = (f"{self.op.model.source} retrained without the forget set" if stage and stage.strategy == "retrain"
+                    else str(stage.model if stage and stage.model else ref))
+            out.append(FileHash(path=name, sha256=sha256_path(ref), role="reference"))
+        made = self.detail("unlearn").get("model_dir")
+        if made and Path(made).is_dir():
+            where = Path(made).resolve()
+            shown = (where.relative_to(self.rd.root.resolve()).as_posix() if where.is_relative_to(self.rd.root.resolve())
+                     else str(made))
+            out.append(FileHash(path=shown, sha256=sha256_path(where), role="unlearned"))
+        return out
 
 
 def _training_log(result: Any) -> TrainingLog | None:

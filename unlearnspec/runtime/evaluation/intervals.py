@@ -79,6 +79,15 @@ def _bootstrap(data: tuple[NDArray[np.float64], ...], statistic: Callable[..., A
     return lo, hi
 
 
+def simultaneous(confidence: float, k: int) -> tuple[float, int]:
+    """The confidence level at which each of ``k`` intervals must be computed so that all ``k`` hold
+    together at ``confidence`` (Bonferroni: the miss probabilities add up), and the resamples that keep
+    as many bootstrap draws in each tail as :data:`N_RESAMPLES` leaves at ``confidence`` alone."""
+    k = max(1, k)
+    each = 1.0 - (1.0 - confidence) / k
+    return each, N_RESAMPLES * k
+
+
 def _mean(x: NDArray[np.float64], axis: int = -1) -> Any:
     return np.mean(x, axis=axis)
 
@@ -127,7 +136,7 @@ def auc_statistic(members: NDArray[np.float64], nonmembers: NDArray[np.float64],
 
 def auc_estimate(member_scores: Sequence[float] | NDArray[Any], nonmember_scores: Sequence[float] | NDArray[Any],
                  higher_is_member: bool, *, confidence: float = DEFAULT_CONFIDENCE,
-                 rng: np.random.Generator) -> Estimate | None:
+                 rng: np.random.Generator, n_resamples: int = N_RESAMPLES) -> Estimate | None:
     """The membership AUC with members and non-members resampled separately."""
     m, n = _finite(member_scores), _finite(nonmember_scores)
     if m.size == 0 or n.size == 0:
@@ -137,7 +146,8 @@ def auc_estimate(member_scores: Sequence[float] | NDArray[Any], nonmember_scores
     value = float(auc_statistic(m, n))
     if m.size < 2 and n.size < 2:
         return Estimate(value, value, value, int(m.size), int(n.size), confidence)
-    lo, hi = _bootstrap((m, n), auc_statistic, confidence=confidence, rng=rng, cells=m.size * n.size)
+    lo, hi = _bootstrap((m, n), auc_statistic, confidence=confidence, rng=rng, cells=m.size * n.size,
+                        n_resamples=n_resamples)
     return Estimate(value, lo, hi, int(m.size), int(n.size), confidence)
 
 
@@ -148,7 +158,8 @@ def _minus(a: Any, b: Any) -> Any:
 def gap_of_aucs_estimate(members_a: NDArray[Any], nonmembers_a: NDArray[Any], members_b: NDArray[Any],
                          nonmembers_b: NDArray[Any], higher_is_member: bool, *,
                          confidence: float = DEFAULT_CONFIDENCE, rng: np.random.Generator,
-                         combine: Callable[[Any, Any], Any] = _minus) -> Estimate | None:
+                         combine: Callable[[Any, Any], Any] = _minus,
+                         n_resamples: int = N_RESAMPLES) -> Estimate | None:
     """``combine(AUC_a, AUC_b)`` (default ``AUC_a - AUC_b``) where both models scored the same
     member and non-member items: the members are resampled (both models' scores of an item follow
     it), the non-members apart. ``combine`` must work elementwise on arrays (MUSE PrivLeak is
@@ -180,7 +191,8 @@ def gap_of_aucs_estimate(members_a: NDArray[Any], nonmembers_a: NDArray[Any], me
     if ma.size < 2 and na.size < 2:
         return Estimate(value, value, value, int(ma.size), int(na.size), confidence)
     idx = (np.arange(ma.size, dtype=np.float64), np.arange(na.size, dtype=np.float64))
-    lo, hi = _bootstrap(idx, stat, confidence=confidence, rng=rng, cells=2 * ma.size * na.size)
+    lo, hi = _bootstrap(idx, stat, confidence=confidence, rng=rng, cells=2 * ma.size * na.size,
+                        n_resamples=n_resamples)
     if not (math.isfinite(lo) and math.isfinite(hi)):  # a resample where the combination is undefined
         return Estimate(value, value, value, int(ma.size), int(na.size), confidence)
     return Estimate(value, lo, hi, int(ma.size), int(na.size), confidence)

@@ -353,7 +353,7 @@ def unlearn(stage: UnlearnStage, model: Any, tokenizer: Any, forget: Sequence[Re
     steps = int(trainer.state.global_step)
     stop_reason = stopper.stop_reason if stopper and stopper.stop_reason else (
         f"fixed_steps: ran {steps} steps" if stage.stopping.kind == "fixed_steps"
-        else f"max_steps: forget NLL stayed within the bound for {steps} steps")
+        else f"max_steps: the forget set's mean loss (NLL) stayed within the stopping bound for all {steps} steps")
     return UnlearnResult(
         model=model, method=stage.method, adapter_dir=adapter_dir, steps_done=steps,
         stopped_early=bool(stopper and stopper.stop_reason), stop_reason=stop_reason,

@@ -337,8 +337,11 @@ class HoldoutStopping(TrainerCallback):
         log.info("step %d: forget NLL %.4f, %.3f × holdout NLL %.4f", state.global_step, forget_nll, ratio,
                  self.holdout_nll)
         if forget_nll > self.threshold:
-            self.stop_reason = (f"holdout_loss: forget NLL {forget_nll:.4f} > {self.rule.ratio:g} × holdout NLL "
-                                f"{self.holdout_nll:.4f} at step {state.global_step}")
+            self.stop_reason = (
+                f"holdout_loss: at step {state.global_step} the forget set's mean loss (negative log-likelihood, "
+                f"NLL) {forget_nll:.4f} exceeded {self.rule.ratio:g} × the original model's loss on the calibration "
+                f"half of the holdout set, {self.holdout_nll:.4f} (checked every {max(1, self.rule.check_every)} "
+                "steps; the evaluation half is kept apart for the verdicts)")
             control.should_training_stop = True
 
 
