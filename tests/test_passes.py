@@ -93,3 +93,20 @@ def test_an_objective_that_does_not_resolve_gets_no_follow_on_warnings(tmp_path:
     assert "UL214" not in codes and "UL410" not in codes
     fixed = compile(ROOT / "specs" / "erase-jane-doe.unlearn", "analyse")  # the same spec, path right
     assert any(d.code == "UL405" and d.accepted for d in fixed.diagnostics)
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=[f"{p.parent.name}/{p.stem}" for p in SPECS])
+def test_check_json_explain_and_the_plan_list_the_same_claims(spec: Path) -> None:
+    # the claim `preserve` implies (side_effects_within_tolerance) is decided by the run: every view lists it
+    code, out = run("check", "--format", "json", str(spec))
+    doc = json.loads(out)
+    if not doc["files"][0]["objectives"]:
+        return  # nothing resolved to analyse
+    checked = {o["objective"]: [c["claim"] for c in o["claims"]] for o in doc["files"][0]["objectives"]}
+    _, out = run("explain", "--format", "json", str(spec))
+    explained = {o["name"]: [r["claim"] for r in o["rows"]] for o in json.loads(out)["objectives"]}
+    assert checked == explained
+    plan_code, plan_out = run("plan", "--allow-infeasible", "-q", str(spec))
+    if plan_code == 0 and plan_out.strip():
+        planned = {op["objective"]["name"]: [c["claim"] for c in op["claims"]] for op in json.loads(plan_out)["objectives"]}
+        assert {k: sorted(v) for k, v in planned.items()} == {k: sorted(v) for k, v in checked.items()}

@@ -12,10 +12,12 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
+from unlearnspec.catalog import TOLERANCE_CLAIM
 from unlearnspec.compiler.ast import Objective, Spec
 from unlearnspec.compiler.chain import chain_diagnostics
 from unlearnspec.compiler.decisions import Facts, MethodChoice, choose_method, facts_of, model_kind
 from unlearnspec.compiler.diagnostics import Diagnostic, sort_diagnostics
+from unlearnspec.compiler.evidence_defaults import side_effect_evidence
 from unlearnspec.compiler.feasibility import ClaimStatusRow, analyse, claim_statuses
 from unlearnspec.compiler.unit import CheckResult, CompileOptions
 
@@ -39,6 +41,18 @@ class AnalysedObjective:
         """Each claim, in spec order, with its status, reasons and evidence (computed when first read)."""
         return claim_statuses(self.objective, self.findings)
 
+    @functools.cached_property
+    def implied_claims(self) -> list[ClaimStatusRow]:
+        """The claim the ``preserve`` block implies (``side_effects_within_tolerance``, decided by the
+        utility drops), unless the spec claims ``no_side_effects``: every claim the run will decide is
+        listed by ``check --format json``, ``explain`` and ``debug analysis`` alike."""
+        items = side_effect_evidence(self.objective)
+        if not items or any(c.name == "no_side_effects" for c in self.objective.claims):
+            return []
+        return [ClaimStatusRow(claim=TOLERANCE_CLAIM, status="supported", evidence=items,
+                               why="implied by `preserve`: the side effects must stay within its stated tolerance; "
+                                   "the run decides it from the retain and neighbour utility drops")]
+
     def to_json(self) -> dict[str, object]:
         f = self.facts
         return {
@@ -47,7 +61,7 @@ class AnalysedObjective:
             "method": {"method": self.method.method, "family": self.method.family, "chosen_by": self.method.chosen_by,
                        "row": self.method.row.id if self.method.row else None, "rationale": self.method.rationale},
             "findings": [d.model_dump(mode="json", exclude_defaults=True) for d in self.findings],
-            "claims": [c.model_dump(mode="json") for c in self.claims],
+            "claims": [c.model_dump(mode="json") for c in [*self.claims, *self.implied_claims]],
         }
 
 

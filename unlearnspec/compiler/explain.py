@@ -10,15 +10,13 @@ import functools
 import json
 import textwrap
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import jinja2
 
-from unlearnspec.catalog import CODES, TOLERANCE_CLAIM, UNKNOWN, vocab
+from unlearnspec.catalog import CODES, UNKNOWN, vocab
 from unlearnspec.compiler.ast import Objective
 from unlearnspec.compiler.check import compile
-from unlearnspec.compiler.evidence_defaults import side_effect_evidence
 from unlearnspec.compiler.feasibility import concerns
 from unlearnspec.compiler.render import render_human
 from unlearnspec.markdown import escape as md_escape
@@ -130,19 +128,6 @@ def _shown_in_table(d: Any, rows: list[dict[str, Any]]) -> bool:
     return d.severity != "error" and bool(touched) and all(r["status"] == "cannot_be_met" for r in touched)
 
 
-def _tolerance_rows(obj: Objective) -> list[dict[str, Any]]:
-    """The claim the ``preserve`` block implies (as the plan and the report carry it), unless the spec
-    already claims ``no_side_effects``: a reader sees every claim the run will decide."""
-    items = side_effect_evidence(obj)
-    if not items or any(c.name == "no_side_effects" for c in obj.claims):
-        return []
-    row = SimpleNamespace(evidence=items)
-    return [{"claim": TOLERANCE_CLAIM, "status": "supported", "label": STATUS_LABEL["supported"],
-             "why": "implied by `preserve`: the side effects must stay within its stated tolerance; the run "
-                    "decides it from the retain and neighbour utility drops",
-             "instead": "", "evidence": _evidence_text(row), "codes": [], "notes": []}]
-
-
 def explain_spec(path: Path, fmt: str = "text") -> tuple[str, int]:
     result = compile(path, "analyse")
     if result.spec is None or result.analysis is None:
@@ -156,7 +141,9 @@ def explain_spec(path: Path, fmt: str = "text") -> tuple[str, int]:
                          "why": r.why, "instead": r.instead, "evidence": _evidence_text(r),
                          "codes": list(r.reasons), "notes": list(r.notes)})
         other = [d for d in mine if d.claim is None and not _shown_in_table(d, rows)]
-        rows += _tolerance_rows(obj)
+        rows += [{"claim": r.claim, "status": r.status, "label": STATUS_LABEL[r.status], "why": r.why,
+                  "instead": r.instead, "evidence": _evidence_text(r), "codes": [], "notes": []}
+                 for r in analysed.implied_claims]
         sentence = objective_sentence(obj)
         objectives.append({
             "name": obj.name, "title": obj.title.value if obj.title else None, "sentence": sentence,

@@ -179,7 +179,7 @@ def diagnostic_dict(d: Diagnostic) -> dict[str, Any]:
 
 def claims_table(result: CheckResult) -> list[dict[str, Any]]:
     """Per objective, per claim: the compile-time status (supported / cannot be verified / met)."""
-    return [{"objective": a.name, "claims": [row.model_dump(mode="json") for row in a.claims]}
+    return [{"objective": a.name, "claims": [row.model_dump(mode="json") for row in [*a.claims, *a.implied_claims]]}
             for a in result.analysis or ()]
 
 
