@@ -165,3 +165,22 @@ def test_fmt_walks_folders(tmp_path: Path) -> None:
     r = run_cli(["fmt", "--check", "a"], cwd=tmp_path)
     assert r.returncode == 1
     assert sorted(r.stdout.splitlines()) == ["would reformat a/b/two.unlearn", "would reformat a/one.unlearn"]
+
+
+def test_a_comment_inside_a_continued_list_stays_beside_its_value() -> None:
+    # joining the list would make `"J. Doe", "Jane D."  # first alias # second`: both notes on the wrong value
+    text = ('unlearnspec 1\n\nobjective "x" {\n  target person "Jane Doe" {\n    aliases "J. Doe", # first alias\n'
+            '            "Jane D." # second\n    forget "a.jsonl",   # one\n      "b.jsonl"\n  }\n}\n')
+    out = fmt(text)
+    lines = out.splitlines()
+    first = next(x for x in lines if "aliases" in x)
+    assert first.rstrip().endswith('"J. Doe",  # first alias') and "Jane D." not in first
+    second = lines[lines.index(first) + 1]
+    assert second.strip() == '"Jane D."  # second'
+    assert second.index('"Jane D."') == first.index('"J. Doe"')  # continuation under the first value
+    forget = next(x for x in lines if "forget" in x)
+    assert forget.rstrip().endswith('"a.jsonl",  # one') and lines[lines.index(forget) + 1].strip() == '"b.jsonl"'
+    assert fmt(out) == out  # idempotent
+    assert shape(parsed(out)) == shape(parsed(text)) and comment_texts(out) == comment_texts(text)
+    joined = text.replace(" # first alias\n", "\n")  # a comment only at the end: the list is joined as before
+    assert 'aliases "J. Doe", "Jane D."  # second' in fmt(joined)

@@ -84,6 +84,33 @@ class _Printer:
             assert entry.field is not None
             self.field(entry.field, depth, runs.get(id(entry.field), 0))
 
+    def _comments_inside(self, f: Field) -> bool:
+        """Whether a value list written over several lines has a comment at the end of a line before its last:
+        joining its values onto one line would move that comment away from the value it annotates."""
+        return (len(f.groups) > 1 and f.span.end_line > f.span.line
+                and any(ln in self.trailing for ln in range(f.span.line, f.span.end_line)))
+
+    def _list_lines(self, f: Field, pad: str, name: str) -> None:
+        """``f``'s values one source line at a time, continuation lines under the first value, each line
+        with its own comments."""
+        rows: list[list[str]] = []
+        lines: list[int] = []
+        for group in f.groups:
+            line = group[0].span.line
+            text = " ".join(v.raw for v in group)
+            if lines and lines[-1] == line:
+                rows[-1].append(text)
+            else:
+                rows.append([text])
+                lines.append(line)
+        for i, (row, line) in enumerate(zip(rows, lines, strict=True)):
+            last = i == len(rows) - 1
+            upto = f.span.end_line if last else lines[i + 1] - 1
+            first_line = f.span.line if i == 0 else line
+            prefix = pad + (name if i == 0 else " " * len(name))
+            text = ", ".join(row) + ("" if last else ",")
+            self.lines.append(prefix + text + self.trail(*range(first_line, upto + 1)))
+
     def _blank_between(self, a: int, b: int) -> bool:
         src = self.src_lines
         return any(not src[i - 1].strip() for i in range(a + 1, b) if 0 < i <= len(src))
@@ -117,7 +144,11 @@ class _Printer:
         pad = INDENT * depth
         values = _values_text(f)
         if f.block is None:
-            head = f.name if not values else f.name.ljust(max(column - 1, len(f.name))) + " " + values
+            name = f.name.ljust(max(column - 1, len(f.name))) + " "
+            if self._comments_inside(f):  # a list continued over lines with a comment inside: keep each line
+                self._list_lines(f, pad, name)
+                return
+            head = f.name if not values else name + values
             self.lines.append(pad + head + self.trail(*range(f.span.line, f.span.end_line + 1)))
             return
         head = f.name + (" " + values if values else "")
