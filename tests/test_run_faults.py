@@ -189,3 +189,33 @@ def test_two_runs_started_into_one_folder_at_once(small: Path) -> None:
     kill(winner)
     state = json.loads((run / "run.json").read_text())
     assert state["resumed"] == 0  # one run's state, written by the one that proceeded
+
+
+def _digest(folder: Path) -> str:
+    """The folder content hash docs/reports.md describes, from the files: path and sha256 of each, sorted."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for p in sorted(x for x in folder.rglob("*") if x.is_file()):
+        h.update(p.relative_to(folder).as_posix().encode() + b"\0" + hashlib.sha256(p.read_bytes()).digest())
+    return h.hexdigest()
+
+
+def test_a_local_models_report_hash_is_its_folder_and_sees_a_file_added_after_planning(small: Path,
+                                                                                       small_run: Path) -> None:
+    plan = json.loads((small / "plan.json").read_text())
+    report = json.loads((small_run / "report.json").read_text())
+    original = next(m for m in report["objectives"][0]["models"] if m["role"] == "original")
+    folder = small / plan["objectives"][0]["model"]["source"]
+    assert original["sha256"] == plan["objectives"][0]["model"]["sha256"] == _digest(folder)
+    (folder / "NOTES.txt").write_text("added after the plan was made\n")  # not one of the plan's files
+    try:
+        refused = cli("run", "plan.json", "--out", "run-refused", "--quiet", cwd=small)
+        assert refused.returncode == 2 and "model changed" in refused.stderr  # re-derived from the spec: refused
+        done = cli("run", "plan.json", "--trust-plan", "--out", "run-added", "--quiet", cwd=small)
+        assert done.returncode in (0, 1, 3), done.stderr
+        again = json.loads((small / "run-added" / "report.json").read_text())
+        seen = next(m for m in again["objectives"][0]["models"] if m["role"] == "original")
+        assert seen["sha256"] == _digest(folder) != original["sha256"]  # the report pins what was loaded
+    finally:
+        (folder / "NOTES.txt").unlink()

@@ -164,12 +164,12 @@ def lower_objective(analysed: AnalysedObjective, spec: Spec, diagnostics: Sequen
                 if cp.claim == "no_side_effects" and cid not in cp.checks:
                     cp.checks.append(cid)
 
-    if side_ids and not no_side:
-        # The `preserve` tolerance is part of what the spec asks for: it decides an implicit claim, so
-        # a side effect beyond the tolerance fails the objective instead of hiding in the evidence table.
-        claims.append(ClaimPlan(
-            claim=TOLERANCE_CLAIM, args={}, status="supported", reasons=[], checks=_unique(side_ids),
-            evidence_note="the side effects stay within the `preserve` block's stated tolerance"))
+    # The `preserve` tolerance is part of what the spec asks for: it decides an implicit claim (the analysis's,
+    # which `check` and `explain` list too), so a side effect beyond the tolerance fails the objective
+    # instead of hiding in the evidence table.
+    for row in analysed.implied_claims:
+        claims.append(ClaimPlan(claim=row.claim, args={}, status=row.status, reasons=[], checks=_unique(side_ids),
+                                evidence_note=row.why))
     deployment_checks(facts, book, claims)
     probes = probe_list(facts, book.probes)
     info_ids = information_checks(obj, facts, book, probes, attribute)

@@ -92,7 +92,7 @@ def cannot_fail(threshold: Threshold, attainable: Pair | None) -> bool:
     return attainable is not None and threshold.holds(attainable[0]) and threshold.holds(attainable[1])
 
 
-def _three_valued(threshold: Threshold, value: float, interval: Pair | None,
+def three_valued(threshold: Threshold, value: float, interval: Pair | None,
                   attainable: Pair | None = None) -> bool | None:
     """The burden-of-proof rule (FRAMEWORK.md §7, docs/reports.md): ``True`` when the interval lies
     entirely on the passing side of the threshold, ``False`` when entirely on the failing side,
@@ -211,7 +211,7 @@ class CheckResult(_Model):
             return self
         if self.decision is not None:
             d = self.decision
-            expected = _three_valued(d.threshold, d.value, d.interval, d.attainable)
+            expected = three_valued(d.threshold, d.value, d.interval, d.attainable)
             shown = f"{d.quantity} {d.value} {d.threshold.op} {d.threshold.value}"
         elif value is None:
             if self.passed is not None or self.inconclusive:
@@ -219,7 +219,7 @@ class CheckResult(_Model):
             self.not_evaluated_reason = f"no value for the {self.decided_on} model"
             return self
         else:
-            expected = _three_valued(self.threshold, value, self.interval.get(self.decided_on))
+            expected = three_valued(self.threshold, value, self.interval.get(self.decided_on))
             shown = f"{value} {self.threshold.op} {self.threshold.value}"
         if expected is None:
             if self.passed is not None:

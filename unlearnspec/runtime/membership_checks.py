@@ -12,7 +12,7 @@ from unlearnspec.plan import (
     MetricCheck,
     Threshold,
 )
-from unlearnspec.report.model import CheckResult, Decision
+from unlearnspec.report.model import CheckResult, Decision, three_valued
 from unlearnspec.report.verdict import OP_SYMBOLS
 from unlearnspec.runtime.check_base import EvaluatorBase
 from unlearnspec.runtime.evaluation import intervals, metrics, mia
@@ -104,13 +104,13 @@ class MembershipChecks(EvaluatorBase):
         dec_high = max(x[1] for x in all_abs)
         wt, wa = worst[3], worst[4]
         higher = mia.ATTACKS[wa][1]
-        status: dict[str, dict[str, str]] = {}  # each pair on its own (simultaneous) interval
-        for t in gaps:
-            status[t] = {}
-            for a, g in gaps[t].items():
-                lo, hi = intervals.abs_interval(g[1], g[2])
-                status[t][a] = ("n/a" if tol is None else "within" if hi <= tol else "beyond" if lo > tol
-                                else "straddles")
+        # each pair on its own (simultaneous) interval, by the one burden-of-proof rule every check follows
+        pair_bound = Threshold(op=check.threshold.op, value=tol) if check.threshold is not None and tol is not None \
+            else None
+        outcome = {True: "within", False: "beyond", None: "straddles"}
+        status = {t: {a: "n/a" if pair_bound is None else
+                      outcome[three_valued(pair_bound, abs(g[0]), intervals.abs_interval(g[1], g[2]))]
+                      for a, g in gs.items()} for t, gs in gaps.items()}
         beyond = [f"{t.replace('_', ' ')} / {a}" for t in status for a, st in status[t].items() if st == "beyond"]
         straddle = [f"{t.replace('_', ' ')} / {a}" for t in status for a, st in status[t].items() if st == "straddles"]
         values = {who: aucs[wt][wa][who] for who in sc}

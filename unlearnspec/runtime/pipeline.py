@@ -378,7 +378,14 @@ class ObjectiveRun:
         out: list[FileHash] = []
         src = getattr(original, "unlearnspec_dir", None)
         if src and Path(src).is_dir():
-            out.append(FileHash(path=self.op.model.source, sha256=sha256_path(src), role="original"))
+            m = self.op.model
+            # a local folder: the plan pins it by the same content hash, and the preflight has checked each
+            # of its files, so unless a file was added since, the plan's hash is the folder's (no second read
+            # of the weights); a built-in is pinned by its recipe, so its weights are hashed here
+            listed = {(self.spec_dir / f.path).resolve() for f in m.files}
+            found = {f.resolve() for f in Path(src).rglob("*") if f.is_file()}
+            sha = m.sha256 if m.kind == "local" and m.sha256 and listed == found else sha256_path(src)
+            out.append(FileHash(path=m.source, sha256=sha, role="original"))
         ref = self.detail("reference").get("path")
         if ref and Path(ref).is_dir():
             stage: ReferenceStage | None = _stage_of(self.op, ReferenceStage)
