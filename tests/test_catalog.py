@@ -68,3 +68,9 @@ def test_the_runtime_reads_its_facts_from_the_catalog() -> None:
     assert [t.id for t in ADVERSARIAL_TEMPLATES] == list(catalog.ADVERSARIAL_TEMPLATES)
     assert metric_label("membership_auc") == catalog.METRICS["membership_auc"].label
     assert metric_label("no_such_metric") == "no such metric"
+    # the membership attacks the runtime runs are the catalog's, in its order and with its directions
+    # (test_eval_mia.py shows each direction is right: the overfit model scores AUC >= 0.9 on every attack)
+    from unlearnspec.runtime.evaluation.mia import ATTACKS
+
+    assert [(name, higher) for name, (_, higher) in ATTACKS.items()] == \
+        [(a.name, a.higher_is_member) for a in catalog.MEMBERSHIP_ATTACKS.values()]

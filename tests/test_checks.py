@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import torch
 
+from unlearnspec.catalog import MEMBERSHIP_ATTACKS
 from unlearnspec.plan import EvaluateStage, MetricCheck, QuantizeAttack, RelearnAttack, Threshold
 from unlearnspec.runtime.checks import MIN_FORGOTTEN, DataBundle, EvalContext, Evaluator, Measurer, compute
 
@@ -111,6 +112,28 @@ def test_utility_drop_has_a_bootstrap_interval_over_records(tmp_path: Path) -> N
     low, high = drop.interval["unlearned"]
     assert low <= value <= high and low < high  # records resampled: not a point
     assert drop.n["unlearned"] == len(ev.ctx.data.retain)
+
+
+def test_a_utility_gain_is_a_negative_drop_with_its_interval_not_a_zero(tmp_path: Path) -> None:
+    damaged = copy.deepcopy(tiny_lm("original"))  # a weaker "original": the intact model gains utility on it
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in damaged.parameters():
+            p.add_(torch.randn(p.shape, generator=gen) * 0.5 * p.std())
+    tok = tokenizer()
+    ctx = EvalContext(op=None,  # type: ignore[arg-type]
+                      data=data(), stage=STAGE, original=(damaged, tok), unlearned=(tiny_lm("original"), tok),
+                      reference=(tiny_lm("reference"), tok), guard=None, refusal_text="I don't know.", attacks=[],
+                      work_dir=tmp_path, strategy="retrain")
+    drop = Evaluator(ctx).check(check("retain_utility_drop", "retain", value=2.0))
+    utility = drop.extra["utility"]
+    assert isinstance(utility, dict) and utility["unlearned"] > utility["original"] > 0
+    expected = 100.0 * (utility["original"] - utility["unlearned"]) / utility["original"]
+    value = drop.values.unlearned
+    assert value is not None and value == pytest.approx(expected) and value < 0  # shown as the gain it is
+    low, high = drop.interval["unlearned"]
+    assert low < 0 and low <= value <= high  # the interval is not cut off at zero
+    assert drop.passed is True  # a gain is within any tolerance on a drop
 
 
 def test_recovery_is_not_evaluated_when_nothing_was_forgotten(tmp_path: Path) -> None:
@@ -265,7 +288,8 @@ def test_membership_pairs_hold_together_and_each_is_shown_with_its_counts_and_ou
             lo, hi = intervals.abs_interval(g["low"], g["high"])
             expect = "within" if hi <= tol else "beyond" if lo > tol else "straddles"
             assert g["status"] == expect, (ty, att)
-    named = {st: [f"{ty.replace('_', ' ')} / {att}" for ty, row in by.items() for att, g in row.items()
+    named = {st: [f"{ty.replace('_', ' ')} / {MEMBERSHIP_ATTACKS[att].label}" for ty, row in by.items()
+                  for att, g in row.items()
                   if g["status"] == st] for st in ("beyond", "straddles", "within")}
     assert r.decision is not None and "Bonferroni" in r.decision.how
     # the worst pair decides: fail when one pair is wholly beyond, pass when all are within

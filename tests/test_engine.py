@@ -74,6 +74,19 @@ def test_demo_reports(demo: dict[str, Any]) -> None:
     assert "<svg" in html
     assert not re.search(r"""(src|href)\s*=\s*["']https?://""", html), "the HTML must work offline"
     assert report.audit.process_count == 1
+    # which data each role read, counted again here from the files and the plan's holdout split
+    from unlearnspec.records import read_records
+
+    plan = json.loads((out / "plan.json").read_text())["objectives"][0]["data"]
+    used = {d.role: d for d in report.objectives[0].data}
+    assert set(used) == {role for role in ("forget", "retain", "neighbors", "holdout", "test") if plan[role]}
+    for role, d in used.items():
+        assert d.sources == plan[role]
+        if role != "holdout":
+            assert d.records == sum(len(read_records(SPECS / p)) for p in plan[role])
+    holdout = used["holdout"]
+    assert holdout.calibration == len(plan["holdout_calibration"])
+    assert holdout.records == len(plan["holdout_calibration"]) + len(plan["holdout_evaluation"])
 
 
 @pytest.mark.slow

@@ -148,7 +148,7 @@ def _every_word_specs() -> list[str]:
   preserve {{
     retain "data/retain.jsonl"
     neighbors "data/neighbors.jsonl"
-    utility drop <= 2%, retain drop <= 3%, neighbors drop < 5%
+    utility retain drop <= 3%, neighbors drop < 5%
     {"side_effects none" if i == 1 else ""}
   }}
 """)

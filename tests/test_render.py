@@ -185,6 +185,30 @@ def test_label_in_another_file_and_outside_the_source() -> None:
     assert "= past the end (a.unlearn:99:1)" in out
 
 
+def test_marks_on_one_line_share_one_copy_of_it_each_under_its_own_span() -> None:
+    source = 'unlearnspec 1\n    utility   drop <= 2%, neighbors drop <= 5%\n'
+    line = source.splitlines()[1]
+    first, second = line.index("drop <= 2%"), line.index("neighbors drop")
+    d = Diagnostic(code="UL202", severity="error", message="twice",
+                   span=Span(file="a.unlearn", line=2, column=second + 1, end_line=2, end_column=len(line) + 1),
+                   labels=[{"span": Span(file="a.unlearn", line=2, column=first + 1, end_line=2,  # type: ignore[list-item]
+                                         end_column=first + 11), "message": "first given here"}])
+    out = render_human([CheckResult(path="a.unlearn", source=source.encode(), diagnostics=[d])], summary=False)
+    rows = out.splitlines()
+    assert sum(r.endswith(line) for r in rows) == 1  # the line once, not once per mark
+    src = next(r for r in rows if r.endswith(line))
+    marks, label = rows[rows.index(src) + 1], rows[rows.index(src) + 2]
+    offset = src.index(line)
+    assert marks.index("-") == offset + first and marks.count("-") == len("drop <= 2%")
+    assert marks.index("^") == offset + second and marks.count("^") == len(line) - second
+    assert label.index("first given here") == offset + first
+    # overlapping marks still get a copy of the line each
+    d2 = d.model_copy(update={"labels": [d.labels[0].model_copy(update={"span": d.span})]})
+    rows2 = render_human([CheckResult(path="a.unlearn", source=source.encode(), diagnostics=[d2])],
+                         summary=False).splitlines()
+    assert sum(r.endswith(line) for r in rows2) == 2
+
+
 @pytest.mark.parametrize("fmt", ["human", "json", "sarif", "github"])
 def test_check_renders_the_same_without_syntax_trees(broken: Path, tmp_path: Path, fmt: str) -> None:
     # the `check` verb lets go of syntax trees (check_paths(keep_syntax=False)); carets still show

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 from pydantic import ValidationError
 
+from unlearnspec.catalog import MEMBERSHIP_ATTACKS, METRICS, TERMS
 from unlearnspec.markdown import escape
 from unlearnspec.plan import (
     ClaimPlan,
@@ -590,10 +591,54 @@ def test_membership_is_shown_for_every_item_type_and_attack_with_counts_and_outc
     report = make_report(results=rs)
     md = render_markdown(report)
     assert "### Membership in detail" in md and "at 97.50%, so that all pairs hold together" in md
-    assert "| ▶ documents | loss | 1 | 0.82 | 0.43 | 0.39 [0.05, 0.7] | 6 / 12 | undecided |" in md
-    assert f"| qa | {escape('min_k')} | 0.9 | 0.14 | 0.48 | -0.34 [-0.55, -0.15] | 20 / 26 | beyond the tolerance |" in md
+    # each attack by its catalog label, which the report's glossary defines
+    assert f"| ▶ documents | {MEMBERSHIP_ATTACKS['loss'].label} | 1 | 0.82 | 0.43 | 0.39 [0.05, 0.7] | 6 / 12 | undecided |" in md
+    assert (f"| qa | {escape(MEMBERSHIP_ATTACKS['min_k'].label)} | 0.9 | 0.14 | 0.48 | -0.34 [-0.55, -0.15] | 20 / 26 | "
+            "beyond the tolerance |") in md
     page = render_html(report)
     assert "Membership in detail" in page and "<td class=\"num\">20 / 26</td>" in page
+
+
+def _glossary_entries(md: str) -> dict[str, str]:
+    """``- **term**: meaning`` lines of the report's glossary, unescaped."""
+    section = md[md.index("## Terms used in this report"):]
+    entries = {}
+    for line in section.splitlines():
+        if line.startswith("- **"):
+            term, _, meaning = line[4:].partition("**: ")
+            entries[term.replace("\\", "")] = meaning.replace("\\", "")
+    return entries
+
+
+def test_the_glossary_defines_every_metric_and_attack_the_report_names_with_its_source() -> None:
+    """A reader who is not a statistician finds every metric label of the evidence table and every attack of
+    the membership table defined at the end, with the source the catalog gives (FRAMEWORK.md §5)."""
+    rs = passing_results()
+    rs["membership_auc@forget"] = result(
+        "membership_auc@forget", "membership_auc", "<=", 0.60, unlearned=0.55, original=1.0, reference=0.5,
+        extra={"gap_by_type": {"qa": {"zlib": {"gap": 0.05, "low": -0.02, "high": 0.08, "n": 20, "n_other": 40,
+                                               "status": "within"}}},
+               "auc_by_type": {"qa": {"zlib": {"original": 1.0, "unlearned": 0.55, "reference": 0.5}}},
+               "compared_with": "retrained reference"})
+    report = make_report(results=rs)
+    md, page = render_markdown(report), render_html(report)
+    entries = _glossary_entries(md)
+    shown = {c.metric for o in report.objectives for c in o.checks}
+    for name in shown:
+        m = METRICS[name]
+        assert entries[m.label].startswith(m.summary) and f"Source: {m.source}." in entries[m.label], name
+        assert f"<dt>{escape(m.label)}</dt>" in page
+    for a in MEMBERSHIP_ATTACKS.values():  # every attack is run on every type, so every one is defined
+        assert entries[a.label].startswith(a.summary) and a.source in entries[a.label]
+    for t in TERMS:
+        assert t.term in entries and f"<dt>{escape(t.term)}</dt>" in page
+    defined = {METRICS[n].label for n in shown} | {a.label for a in MEMBERSHIP_ATTACKS.values()} | {t.term for t in TERMS}
+    assert set(entries) == defined  # nothing else, and nothing twice under another name
+    # a report without a membership check lists no attacks
+    quiet = passing_results()
+    quiet.pop("membership_auc@forget", None)
+    plain = _glossary_entries(render_markdown(make_report(results=quiet)))
+    assert not {a.label for a in MEMBERSHIP_ATTACKS.values()} & set(plain)
 
 
 def test_a_chart_draws_the_bound_where_the_gap_to_the_reference_puts_it() -> None:
@@ -613,3 +658,22 @@ def test_a_chart_draws_the_bound_where_the_gap_to_the_reference_puts_it() -> Non
     assert bound_lines(plain) == ([2.0], "threshold ≤ 2")
     svg = check_bars(auc, "t")
     assert svg.count('stroke-dasharray="6 4" />') == 2 + 1  # two lines of the band, and the legend's sample
+
+
+def test_the_report_says_which_data_each_role_read_and_how_the_holdout_was_split() -> None:
+    from unlearnspec.report.model import DataUse
+
+    report = make_report()
+    data = [DataUse(role="forget", sources=["data/jane-doe.jsonl"], records=26),
+            DataUse(role="holdout", sources=["builtin:holdout"], records=104, calibration=40)]
+    report = report.model_copy(update={"objectives": [report.objectives[0].model_copy(update={"data": data})]})
+    md, page = render_markdown(report), render_html(report)
+    assert "| Forget set | `data/jane-doe.jsonl`, 26 records |" in md
+    assert "| Holdout | `builtin:holdout`, 104 records (40 set when training stops; 64 are the non-members the " \
+           "verdicts use) |" in md
+    assert '<th scope="row">Holdout</th><td><code>builtin:holdout</code>, 104 records (40 set' in page
+    assert "| Forget set |" not in render_markdown(make_report())  # a report without the facts shows no rows
+    with pytest.raises(ValidationError):
+        DataUse(role="forget", sources=["f.jsonl"], records=3, calibration=1)  # only the holdout is split
+    with pytest.raises(ValidationError):
+        DataUse(role="holdout", sources=["h.jsonl"], records=3, calibration=4)

@@ -454,6 +454,24 @@ def test_utility_drop_bounded_from_below_is_wrong_way(folder: Path) -> None:
     at(d, text, ">=")
 
 
+@pytest.mark.parametrize(("tolerances", "twice", "first", "second"), [
+    ("retain drop <= 2%, retain drop <= 5%", "retain", "retain drop <= 2%", "retain drop <= 5%"),
+    ("drop <= 2%, neighbors drop <= 5%", "neighbors", "drop <= 2%", "neighbors drop <= 5%"),
+    ("neighbors drop <= 5%, drop <= 2%", "neighbors", "neighbors drop <= 5%", "drop <= 2%"),
+    ("drop <= 2%, drop < 3%", "retain and neighbour", "drop <= 2%", "drop < 3%"),
+])
+def test_a_set_given_two_utility_tolerances_is_an_error_not_a_silent_choice(
+        folder: Path, tolerances: str, twice: str, first: str, second: str) -> None:
+    text, diags = check(folder, MINIMAL_BODY + f"  preserve {{\n    utility {tolerances}\n  }}\n")
+    d = only(diags, "UL202")
+    assert d.message == f"the {twice} utility tolerance is given twice"
+    line, col = line_col(text, tolerances)
+    assert (d.span.line, d.span.column) == (line, col + tolerances.index(second, len(first)))
+    assert [(lab.message, lab.span.column) for lab in d.labels] == [("first given here", col + tolerances.index(first))]
+    _, fine = check(folder, MINIMAL_BODY + "  preserve {\n    utility retain drop <= 2%, neighbors drop <= 5%\n  }\n")
+    assert "UL202" not in codes(fine)
+
+
 # ---------------------------------------------------------------------------------------------------
 # accept
 

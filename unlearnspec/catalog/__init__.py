@@ -7,7 +7,7 @@ See docs/architecture.md for the recipes (add a metric, a method, a claim, a rul
 
 from __future__ import annotations
 
-from unlearnspec.catalog.attacks import DEFAULT_RELEARN_STEPS, QUANTIZED
+from unlearnspec.catalog.attacks import DEFAULT_RELEARN_STEPS, MEMBERSHIP_ATTACKS, QUANTIZED, MembershipAttack
 from unlearnspec.catalog.claims import (
     CLAIMS,
     DEFAULT_OUTPUTS,
@@ -35,12 +35,13 @@ from unlearnspec.catalog.methods import (
 from unlearnspec.catalog.metrics import METRICS, NEEDS, Fallback, Metric, Need, Threshold, label
 from unlearnspec.catalog.pages import CodePage, Severity, paper
 from unlearnspec.catalog.probes import ADVERSARIAL_TEMPLATES, PROBES, Probe
+from unlearnspec.catalog.terms import TERMS, Term
 
 __all__ = [
     "UNKNOWN",
     "ADVERSARIAL_TEMPLATES", "CLAIMS", "CODES", "DEFAULT_LORA", "DEFAULT_OUTPUTS", "DEFAULT_RELEARN_STEPS",
-    "FAMILIES", "LORA_MIN_PARAMETERS", "METHODS", "METRICS", "NEEDS", "OUTPUT_CLAIMS", "OUTPUT_KINDS", "PROBES",
-    "QUANTIZED", "REMOVAL_CLAIMS", "TOLERANCE_CLAIM", "TOLERANCE_SUMMARY",
-    "Claim", "ClaimStatus", "CodePage", "Fallback", "Method", "MethodDefaults", "MethodFamily",
-    "Metric", "Need", "OutputKind", "Probe", "Severity", "Threshold", "family_of", "label", "page", "paper",
+    "FAMILIES", "LORA_MIN_PARAMETERS", "MEMBERSHIP_ATTACKS", "METHODS", "METRICS", "NEEDS", "OUTPUT_CLAIMS", "OUTPUT_KINDS", "PROBES",
+    "QUANTIZED", "REMOVAL_CLAIMS", "TERMS", "TOLERANCE_CLAIM", "TOLERANCE_SUMMARY",
+    "Claim", "ClaimStatus", "CodePage", "Fallback", "MembershipAttack", "Method", "MethodDefaults", "MethodFamily",
+    "Metric", "Need", "OutputKind", "Probe", "Severity", "Term", "Threshold", "family_of", "label", "page", "paper",
 ]

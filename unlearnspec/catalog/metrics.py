@@ -42,7 +42,7 @@ class Metric:
     name: str
     summary: str
     label: str  # short name in reports (units in it unless the metric is a ratio)
-    lower: float
+    lower: float  # the bounds a spec may write; a utility drop is measured signed (a gain is below 0)
     upper: float
     better: Literal["lower", "higher", "closer_to_zero"]
     threshold: Threshold
@@ -122,11 +122,11 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
            fallback=Fallback("reference", "holdout",
                              "no reference model: PrivLeak against the ideal AUC 0.5 instead of a retrained "
                              "model's AUC")),
-    Metric("retain_utility_drop", "relative drop of model utility on the retain set, in percent",
+    Metric("retain_utility_drop", "relative drop of model utility on the retain set, in percent (negative: a gain)",
            "retain utility drop (%)", 0.0, 100.0, "lower",
            Threshold("<=", 5.0, "a 5% relative utility drop when `preserve` states no tolerance"), "utility",
            unit="percent", source="TOFU, arXiv:2401.06121", needs=("retain",), dataset="retain"),
-    Metric("neighbor_utility_drop", "relative drop of model utility on the neighbour set, in percent",
+    Metric("neighbor_utility_drop", "relative drop of model utility on the neighbour set, in percent (negative: a gain)",
            "neighbour utility drop (%)", 0.0, 100.0, "lower",
            Threshold("<=", 5.0, "a 5% relative utility drop when `preserve` states no tolerance"), "utility",
            unit="percent", source="TOFU, arXiv:2401.06121", needs=("neighbors",), dataset="neighbors"),

@@ -136,22 +136,42 @@ def _human_one(d: Diagnostic, lines: list[str], sources: dict[str, list[str]], p
     rows.append(f"{pad}{paint('blue', '-->')} {d.span.location()}")
     rows.append(f"{pad} {paint('blue', '|')}")
     last_file = d.span.file
-    for span, char, message, primary in sorted(shown, key=lambda x: (x[0].file != d.span.file, x[0].file, x[0].line, x[0].column)):
+    bar = f"{pad} {paint('blue', '|')} "
+    ordered = sorted(shown, key=lambda x: (x[0].file != d.span.file, x[0].file, x[0].line, x[0].column))
+    i = 0
+    while i < len(ordered):
+        span = ordered[i][0]
         src = sources.get(span.file, lines if span.file == d.span.file else [])
         if span.file != last_file:
             rows.append(f"{pad}{paint('blue', ':::')} {span.location()}")
             last_file = span.file
         if not 1 <= span.line <= len(src):
-            if message:
-                rows.append(f"{pad} {paint('blue', '=')} {_message_text(message)} ({span.location()})")
+            if ordered[i][2]:
+                rows.append(f"{pad} {paint('blue', '=')} {_message_text(ordered[i][2])} ({span.location()})")
+            i += 1
             continue
-        text = _printable(src[span.line - 1].replace("\t", " "))
-        start, w = _underline(span, text, char)
-        text, start, w = _excerpt(text, start, w)
-        start, w = _cells(text[:start]), max(_cells(text[start:start + w]), 1)
-        mark = paint(sev if primary else "blue", char * w)
-        rows.append(f"{paint('blue', str(span.line).rjust(width) + ' |')} {text}")
-        rows.append(f"{pad} {paint('blue', '|')} {' ' * start}{mark}{(' ' + _message_text(message)) if message else ''}")
+        raw = _printable(src[span.line - 1].replace("\t", " "))
+        # every mark on this line, left to right, under one copy of it while they do not overlap
+        marks: list[tuple[int, int, str, str, bool]] = []
+        shown_text = raw
+        while i < len(ordered) and ordered[i][0].file == span.file and ordered[i][0].line == span.line:
+            s_, char, message, primary = ordered[i]
+            start, w = _underline(s_, raw, char)
+            text, start, w = _excerpt(raw, start, w)
+            start, w = _cells(text[:start]), max(_cells(text[start:start + w]), 1)
+            if marks and (text != shown_text or start < marks[-1][0] + marks[-1][1] + 1):
+                break  # overlapping, or cut differently: the next mark gets its own copy of the line
+            shown_text = text
+            marks.append((start, w, char, message, primary))
+            i += 1
+        rows.append(f"{paint('blue', str(span.line).rjust(width) + ' |')} {shown_text}")
+        line, col = "", 0
+        for start, w, char, _, primary in marks:
+            line += " " * (start - col) + paint(sev if primary else "blue", char * w)
+            col = start + w
+        last = marks[-1][3]
+        rows.append(f"{bar}{line}{(' ' + _message_text(last)) if last else ''}")
+        rows.extend(f"{bar}{' ' * start}{_message_text(message)}" for start, _, _, message, _ in marks[:-1] if message)
     for h in d.help:
         first, *rest = _message_text(h).split("\n")
         rows.append(f"{pad} {paint('blue', '=')} {paint('bold', 'help')}: {first}")

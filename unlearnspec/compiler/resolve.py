@@ -356,10 +356,20 @@ class _Resolver(PromptResolver):
             if not 0 <= pct <= 100:
                 self.report("UL205", "error", g[2].span, f"a percentage must be between 0% and 100%, found `{g[2].raw}`")
                 continue
-            out.append(Tolerance(span=Span(file=self.file, line=group[0].span.line, column=group[0].span.column,
-                                           end_line=g[2].span.end_line, end_column=g[2].span.end_column,
-                                           start_pos=group[0].span.start_pos, end_pos=g[2].span.end_pos),
-                                 applies_to=applies, op=g[1].text, percent=pct))
+            span = Span(file=self.file, line=group[0].span.line, column=group[0].span.column,
+                        end_line=g[2].span.end_line, end_column=g[2].span.end_column,
+                        start_pos=group[0].span.start_pos, end_pos=g[2].span.end_pos)
+            # one tolerance a set: `drop` covers both, so a second one for a set would be silently overridden
+            first = next((t for t in out if "all" in (t.applies_to, applies) or t.applies_to == applies), None)
+            if first is not None:
+                both = "all" in (first.applies_to, applies)
+                self.report("UL202", "error", span, "the " + ("retain and neighbour" if both and first.applies_to ==
+                            applies else applies if applies != "all" else first.applies_to)
+                            + " utility tolerance is given twice", labels=[Label(span=first.span, message="first given here")],
+                            help=["`drop <= N%` covers both sets; give each set one tolerance: "
+                                  "`retain drop <= N%, neighbors drop <= M%`"])
+                continue
+            out.append(Tolerance(span=span, applies_to=applies, op=g[1].text, percent=pct))
         return out
 
     def claims(self, field: Field) -> list[Claim]:

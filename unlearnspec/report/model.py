@@ -348,6 +348,23 @@ class PromptInfo(_Model):
     system: str | None = None
 
 
+class DataUse(_Model):
+    """One data set an objective's run read: its role, where it came from (files relative to the spec, or a
+    built-in corpus split such as ``builtin:holdout``) and how many records it held. For the holdout,
+    ``calibration`` records set when training stops and the rest are the non-members the verdicts use."""
+
+    role: Literal["forget", "retain", "neighbors", "holdout", "test"]
+    sources: list[str]
+    records: int = Field(ge=0)
+    calibration: int | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _split_fits(self) -> DataUse:
+        if self.calibration is not None and (self.role != "holdout" or self.calibration > self.records):
+            raise ValueError("only the holdout has a calibration half, and it cannot exceed its records")
+        return self
+
+
 class ObjectiveReport(_Model):
     """One objective: who asked for what, the claims' verdicts, the evidence and the findings."""
 
@@ -372,6 +389,8 @@ class ObjectiveReport(_Model):
     #: the model folders the verdicts are about, by content hash (``records.sha256_path``): role ``original``
     #: (the folder loaded), ``reference`` and ``unlearned`` (the folder this run wrote: the model to release)
     models: list[FileHash] = Field(default_factory=list, exclude_if=lambda v: not v)
+    #: the data sets the run read, with their record counts (the holdout with its calibration half)
+    data: list[DataUse] = Field(default_factory=list, exclude_if=lambda v: not v)
     overall: Overall
 
     @model_validator(mode="after")

@@ -18,6 +18,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
+from unlearnspec.catalog import MEMBERSHIP_ATTACKS, METRICS, TERMS
 from unlearnspec.markdown import register_filters
 from unlearnspec.report import plots
 from unlearnspec.report.model import CheckResult, EffectiveBatch, ObjectiveReport, Report
@@ -147,6 +148,23 @@ def _utility_view(c: CheckResult) -> dict[str, Any] | None:
     return {"check_id": c.check_id, "dataset": c.dataset, "models": models, "rows": rows}
 
 
+#: The data roles as a report names them (the glossary says what each is for).
+DATA_ROLES: dict[str, str] = {"forget": "Forget set", "holdout": "Holdout", "retain": "Retain set",
+                              "neighbors": "Neighbours", "test": "Test set"}
+
+
+def _data_view(o: ObjectiveReport) -> list[tuple[str, str, str]]:
+    """(role, sources, what was read) for each data set of the run; the holdout with its two halves."""
+    rows = []
+    for d in o.data:
+        read = f"{d.records} record{'s' if d.records != 1 else ''}"
+        if d.calibration is not None:
+            read += (f" ({d.calibration} set when training stops; {d.records - d.calibration} are the non-members "
+                     "the verdicts use)")
+        rows.append((DATA_ROLES.get(d.role, d.role), ", ".join(d.sources), read))
+    return rows
+
+
 #: How one (item type, attack) pair of a membership check came out on its own interval.
 PAIR_OUTCOMES: dict[str, str] = {"within": "within the tolerance", "beyond": "beyond the tolerance",
                                  "straddles": "undecided", "n/a": "no bound"}
@@ -173,7 +191,8 @@ def _membership_view(c: CheckResult) -> dict[str, Any] | None:
             found = by_attack.get(a) if isinstance(by_attack, dict) else None
             auc: dict[str, Any] = found if isinstance(found, dict) else {}
             n, n_other = g.get("n"), g.get("n_other")
-            rows.append({"type": str(t).replace("_", " "), "attack": str(a),
+            known = MEMBERSHIP_ATTACKS.get(str(a))
+            rows.append({"type": str(t).replace("_", " "), "attack": known.label if known else str(a),
                          "aucs": {m: fmt_number(_number(auc.get(m))) for m in models},
                          "gap": (f"{fmt_number(_number(g.get('gap')))} [{fmt_number(_number(g.get('low')))}, "
                                  f"{fmt_number(_number(g.get('high')))}]"),
@@ -231,6 +250,7 @@ def _objective_view(o: ObjectiveReport, index: int, with_charts: bool) -> dict[s
         "training": training,
         "utility": [u for u in (_utility_view(c) for c in o.checks) if u is not None],
         "membership": [m for m in (_membership_view(c) for c in o.checks) if m is not None],
+        "data": _data_view(o),
         "models_shown": [m for m in plots.MODEL_ORDER if any(c.values.get(m) is not None for c in o.checks)]
         or ["unlearned"],
     }
@@ -250,6 +270,18 @@ def _objective_view(o: ObjectiveReport, index: int, with_charts: bool) -> dict[s
     return view
 
 
+def _glossary(report: Report) -> dict[str, list[dict[str, str]]]:
+    """The terms a reader meets in this report: the general ones, then each metric it shows and, when it
+    judges membership, each attack (from the catalog: its summary and source)."""
+    shown = {c.metric for o in report.objectives for c in o.checks}
+    metrics = [{"term": m.label, "meaning": m.summary, "source": m.source} for m in METRICS.values() if m.name in shown]
+    membership = any(c.extra.get("gap_by_type") for o in report.objectives for c in o.checks)
+    attacks = [{"term": a.label, "meaning": a.summary, "source": a.source}
+               for a in MEMBERSHIP_ATTACKS.values()] if membership else []
+    return {"general": [{"term": t.term, "meaning": t.meaning, "source": t.source} for t in TERMS],
+            "metrics": metrics, "attacks": attacks}
+
+
 def _context(report: Report, with_charts: bool) -> dict[str, Any]:
     counts = Counter(cv.verdict for o in report.objectives for cv in o.claims)
     return {
@@ -259,6 +291,7 @@ def _context(report: Report, with_charts: bool) -> dict[str, Any]:
         "n_claims": sum(counts.values()),
         "audit": report.audit,
         "how_to_read": HOW_TO_READ,
+        "glossary": _glossary(report),
         "exit_codes": EXIT_CODE_TEXT,
     }
 

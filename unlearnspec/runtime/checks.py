@@ -69,7 +69,7 @@ class Evaluator(MembershipChecks, AttackChecks):
                 continue
             u = self.m[who].utility(ds).value
             util[who] = u
-            values[who] = max(metrics.utility_drop(base, u), 0.0)
+            values[who] = metrics.utility_drop(base, u)  # signed: a gain is a negative drop, shown as one
         comps = {who: self.m[who].utility(ds).components for who in self.m if who != "served"}
         n = len(self.ctx.data.get(ds))
         est = {who: _point_est(v, n) for who, v in values.items() if v is not None}
@@ -82,7 +82,7 @@ class Evaluator(MembershipChecks, AttackChecks):
                 u0 = metrics.utility_of_rows(np.stack(rows[:k], axis=-2))
                 u1 = metrics.utility_of_rows(np.stack(rows[k:], axis=-2))
                 with np.errstate(invalid="ignore", divide="ignore"):
-                    return np.maximum(100.0 * (u0 - u1) / u0, 0.0)
+                    return 100.0 * (u0 - u1) / u0
 
             for who in values:
                 if who == "original" or values[who] is None:

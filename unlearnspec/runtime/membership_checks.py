@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from unlearnspec.catalog import MEMBERSHIP_ATTACKS
 from unlearnspec.plan import (
     MetricCheck,
     Threshold,
@@ -91,7 +92,7 @@ class MembershipChecks(EvaluatorBase):
                     worst = (abs(e.value), lo_abs, hi_abs, t, a, e.n)
                 if tol is not None and e.high < -tol and has_ref:
                     findings.append(
-                        f"over-unlearning: on {t.replace('_', ' ')} the {a} attack's AUC is "
+                        f"over-unlearning: on {t.replace('_', ' ')} the {MEMBERSHIP_ATTACKS[a].label} attack's AUC is "
                         f"{aucs[t][a][decided]:.3g}, well below the reference's {aucs[t][a]['reference']:.3g} "
                         f"(gap {e.value:.3g}, interval [{e.low:.3g}, {e.high:.3g}]): the model is more "
                         "surprised by the forget set than a model never trained on it, which itself reveals "
@@ -111,8 +112,10 @@ class MembershipChecks(EvaluatorBase):
         status = {t: {a: "n/a" if pair_bound is None else
                       outcome[three_valued(pair_bound, abs(g[0]), intervals.abs_interval(g[1], g[2]))]
                       for a, g in gs.items()} for t, gs in gaps.items()}
-        beyond = [f"{t.replace('_', ' ')} / {a}" for t in status for a, st in status[t].items() if st == "beyond"]
-        straddle = [f"{t.replace('_', ' ')} / {a}" for t in status for a, st in status[t].items() if st == "straddles"]
+        beyond = [f"{t.replace('_', ' ')} / {MEMBERSHIP_ATTACKS[a].label}" for t in status
+                  for a, st in status[t].items() if st == "beyond"]
+        straddle = [f"{t.replace('_', ' ')} / {MEMBERSHIP_ATTACKS[a].label}" for t in status
+                    for a, st in status[t].items() if st == "straddles"]
         values = {who: aucs[wt][wa][who] for who in sc}
         est: dict[str, Estimate | None] = {}
         roc: dict[str, Any] = {}

@@ -40,7 +40,7 @@ from unlearnspec.report import (
     TrainingLog,
     build_objective_report,
 )
-from unlearnspec.report.model import CheckResult, ObjectiveReport, PromptInfo
+from unlearnspec.report.model import CheckResult, DataUse, ObjectiveReport, PromptInfo
 from unlearnspec.runtime import checks
 from unlearnspec.runtime.builtin_model import ensure_retrained
 from unlearnspec.runtime.checks import DataBundle
@@ -178,6 +178,11 @@ class ObjectiveRun:
         model, tok = load_model(source, allow_remote_code=self.allow_remote_code)
         # the one prompt format every evaluation, method and attack of this objective uses (runtime/prompting.py)
         self.fmt: PromptFormat = check_planned_format(tok, self.op.model)
+        self.data_use = [DataUse(role=role, sources=list(getattr(d, role)), records=len(data.get(role)))
+                         for role in ("forget", "retain", "neighbors", "test") if getattr(d, role)]
+        if d.holdout:
+            self.data_use.insert(1, DataUse(role="holdout", sources=list(d.holdout), records=len(holdout),
+                                            calibration=len(calibration)))
         self._finish("prepare", records={k: len(data.get(k)) for k in ("forget", "retain", "neighbors", "holdout", "test")},
                      model=self.op.model.source, prompt=self.fmt.describe())
         return data, model, tok
@@ -360,7 +365,8 @@ class ObjectiveRun:
             self._finish("attack")
         self._start("verdict")
         report = build_objective_report(self.op, results, training=training)
-        report = report.model_copy(update={"prompt": PromptInfo.model_validate(self.fmt.describe())})
+        report = report.model_copy(update={"prompt": PromptInfo.model_validate(self.fmt.describe()),
+                                           "data": self.data_use})
         gen = self.dir / GENERATIONS_FILE
         if gen.is_file():
             rel = gen.relative_to(self.rd.root).as_posix()

@@ -3,16 +3,8 @@
 Convention (MUSE, arXiv:2407.06460): the AUC of distinguishing forget items (members) from holdout
 items (non-members, same distribution, never trained on) by an attack score; 0.5 means
 indistinguishable. Each attack is a per-item score from the shared forward pass
-(:class:`~unlearnspec.runtime.evaluation.likelihood.TokenScores`):
-
-========================  ===============================================  =================
-attack                    score                                            member when
-========================  ===============================================  =================
-``loss``                  mean NLL (Yeom et al. 2018)                      lower
-``zlib``                  NLL / zlib length (Carlini et al. 2021)          lower
-``min_k``                 Min-K% Prob (Shi et al. arXiv:2310.16789)        higher
-``min_k_plus_plus``       Min-K%++ (Zhang et al. arXiv:2404.02936)         higher
-========================  ===============================================  =================
+(:class:`~unlearnspec.runtime.evaluation.likelihood.TokenScores`); the attacks, their direction and
+their sources are the catalog's :data:`~unlearnspec.catalog.MEMBERSHIP_ATTACKS`.
 
 PrivLeak compares the unlearned model's AUC with the retrained reference's: a model that forgot
 has the reference's AUC (PrivLeak 0); over-unlearning shows as negative, under-unlearning as
@@ -30,6 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 from sklearn.metrics import roc_auc_score, roc_curve
 
+from unlearnspec.catalog import MEMBERSHIP_ATTACKS
 from unlearnspec.runtime.evaluation.likelihood import TokenScores
 
 
@@ -76,12 +69,17 @@ def mia_result(member_scores: Sequence[float] | NDArray[Any], nonmember_scores: 
     return MIAResult(float(roc_auc_score(labels, scores)), fpr.tolist(), tpr.tolist(), higher_is_member, n_m, n_n)
 
 
-# name -> (score function, higher score means member)
+# how each of the catalog's membership attacks scores an item (the catalog holds its name, label,
+# direction and source)
+_SCORES: dict[str, Callable[[TokenScores, float], NDArray[np.float64]]] = {
+    "loss": lambda s, k: s.loss(),
+    "zlib": lambda s, k: s.zlib(),
+    "min_k": lambda s, k: s.min_k(k),
+    "min_k_plus_plus": lambda s, k: s.min_k_plus_plus(k),
+}
+# name -> (score function, higher score means member), in the catalog's order
 ATTACKS: dict[str, tuple[Callable[[TokenScores, float], NDArray[np.float64]], bool]] = {
-    "loss": (lambda s, k: s.loss(), False),
-    "zlib": (lambda s, k: s.zlib(), False),
-    "min_k": (lambda s, k: s.min_k(k), True),
-    "min_k_plus_plus": (lambda s, k: s.min_k_plus_plus(k), True),
+    name: (_SCORES[name], attack.higher_is_member) for name, attack in MEMBERSHIP_ATTACKS.items()
 }
 
 

@@ -1,0 +1,55 @@
+"""The general terms a report uses, in words for a reader who is not a statistician.
+
+A report's glossary lists these, then each metric it shows (:data:`~unlearnspec.catalog.METRICS`, summary and
+source) and, when it judges membership, each membership attack (:data:`~unlearnspec.catalog.MEMBERSHIP_ATTACKS`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Term:
+    term: str
+    meaning: str
+    source: str = ""
+
+
+TERMS: tuple[Term, ...] = (
+    Term("n", "the number of items (questions, documents, prompts or records) a figure rests on; with two "
+         "numbers, members and non-members, or the model's items and the reference's"),
+    Term("interval", "value [low, high]: the range the figure could plausibly take had other items of the same "
+         "kind been tested. The items are resampled with replacement many times (the bootstrap) and the middle "
+         "share of the recomputed figures, 95% unless the spec says otherwise, is kept. Few items give wide "
+         "intervals", "Efron, Annals of Statistics 7(1), 1979"),
+    Term("inconclusive", "the interval reaches both sides of the bound, so the data cannot say whether the "
+         "check is met; it is never counted as a pass"),
+    Term("forget set", "the records the request asks the model to forget"),
+    Term("holdout", "records of the same kind as the forget set that no model was trained on. Membership "
+         "attacks try to tell the forget set from them. One half of it (calibration) may set when training "
+         "stops; only the other half (evaluation) enters the verdicts"),
+    Term("retain set, neighbours", "records the model must keep working on; the neighbours are those most like "
+         "the target (people with similar facts), where collateral damage shows first"),
+    Term("gap to the reference", "the unlearned model's figure minus the retrained reference's on the same "
+         "items: a model never trained on the target still scores something (shared wording, common facts), so "
+         "that score, not zero, is what forgetting looks like"),
+    Term("over-unlearning", "the unlearned model treats the forget set as less familiar than a model never "
+         "trained on it; that difference itself tells an observer the data was there"),
+    Term("loss (NLL)", "negative log-likelihood: how surprised the model is by a text, averaged over its tokens; "
+         "lower means more familiar"),
+    Term("ROUGE-L", "the overlap between a generated text and the true one, from the longest sequence of words "
+         "both contain in the same order: 1 is a reproduction, 0 no such word in common",
+         "Lin, ACL Workshop on Text Summarization Branches Out, 2004"),
+    Term("AUC", "area under the ROC curve of an attack that scores each item and guesses 'trained on' or not: "
+         "0.5 is a coin toss, 1 tells the forget set from the holdout perfectly, and below 0.5 the forget set "
+         "looks less familiar than unseen data"),
+    Term("truth ratio", "how much more likely the model finds reworded wrong answers than a reworded correct "
+         "one; near 1 the model cannot tell them apart", "TOFU, arXiv:2401.06121"),
+    Term("KS test, p-value", "the Kolmogorov-Smirnov test asks whether two sets of numbers could come from the "
+         "same distribution; a small p-value says they differ. Forget quality applies it to the truth ratios of "
+         "the unlearned model and of the retrained reference", "TOFU, arXiv:2401.06121"),
+    Term("Bonferroni", "when several intervals decide one check together, each is widened (to 1 − 5%/k for k "
+         "intervals at 95%) so that all of them hold at once with the stated confidence"),
+)
+"""Shown, in this order, at the head of every report's glossary."""
