@@ -110,3 +110,21 @@ def test_check_json_explain_and_the_plan_list_the_same_claims(spec: Path) -> Non
     if plan_code == 0 and plan_out.strip():
         planned = {op["objective"]["name"]: [c["claim"] for c in op["claims"]] for op in json.loads(plan_out)["objectives"]}
         assert {k: sorted(v) for k, v in planned.items()} == {k: sorted(v) for k, v in checked.items()}
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=[f"{p.parent.name}/{p.stem}" for p in SPECS])
+def test_explain_names_the_scope_probes_the_plan_measures_for_information_only(spec: Path) -> None:
+    """A prompt kind the scope names that no claim reads is measured and decides nothing (decision row E6):
+    `explain` says so, for exactly the probes whose plan checks carry no threshold and an E6 note."""
+    plan_code, plan_out = run("plan", "--allow-infeasible", "-q", str(spec))
+    if plan_code != 0 or not plan_out.strip():
+        return
+    _, out = run("explain", "--format", "json", str(spec))
+    explained = {o["name"]: sorted(i["probe"] for i in o["information_only"]) for o in json.loads(out)["objectives"]
+                 if o["rows"]}
+    planned = {op["objective"]["name"]: sorted(c["probe"] for c in op["checks"] if c["threshold"] is None
+                                               and (c["note"] or "").startswith("E6:"))
+               for op in json.loads(plan_out)["objectives"] if op["claims"]}
+    assert explained == planned
+    _, text = run("explain", str(spec))
+    assert ("Measured for information only" in text) == any(planned.values())

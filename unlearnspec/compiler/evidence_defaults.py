@@ -151,6 +151,16 @@ def _claim_of(obj: Objective, claim: Claim | str) -> tuple[str, Claim | None]:
     return claim, obj.claim(claim)
 
 
+def scope_prompts(obj: Objective) -> list[str]:
+    """The prompt kinds `robust_to_prompting` is checked on: the scope's, with `any` (or none) read as
+    paraphrased and adversarial prompts besides those named."""
+    scope = obj.scope
+    prompts = [w.value for w in scope.prompts] if scope and scope.prompts else []
+    if not prompts or "any" in prompts:
+        prompts = sorted(set(prompts) - {"any"} | {"paraphrased", "adversarial"})
+    return prompts
+
+
 def _plans(obj: Objective, name: str, c: Claim | None) -> list[dict[str, object]]:
     """The default checks of claim ``name`` (its catalog defaults): metric plus where/how it is measured."""
     info = CLAIMS.get(name)
@@ -162,9 +172,7 @@ def _plans(obj: Objective, name: str, c: Claim | None) -> list[dict[str, object]
         metrics = [m for m in info.evidence if any(m in OUTPUT_KINDS[o].metrics for o in outputs)]
         return [{"metric": m, "dataset": d} for d in _datasets(obj) for m in metrics]
     if info.from_scope == "prompts":
-        prompts = [w.value for w in scope.prompts] if scope and scope.prompts else []
-        if not prompts or "any" in prompts:
-            prompts = sorted(set(prompts) - {"any"} | {"paraphrased", "adversarial"})
+        prompts = scope_prompts(obj)
         ds = _datasets(obj)[-1]
         return [{"metric": p.metric, "dataset": ds, "probe": p.name} for p in PROBES.values() if p.name in prompts]
     output_claim = info.group == "output"

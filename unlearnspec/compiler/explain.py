@@ -14,7 +14,7 @@ from typing import Any
 
 import jinja2
 
-from unlearnspec.catalog import CODES, UNKNOWN, vocab
+from unlearnspec.catalog import CODES, METRICS, PROBES, UNKNOWN, vocab
 from unlearnspec.compiler.ast import Objective
 from unlearnspec.compiler.check import compile
 from unlearnspec.compiler.feasibility import concerns
@@ -99,6 +99,36 @@ def _evidence_text(row: Any) -> str:
     return ", ".join(items) or "-"
 
 
+def information_only(obj: Objective, rows: list[Any]) -> list[dict[str, str]]:
+    """The probes the plan runs (direct prompts always, and the prompt kinds the scope names; `any`: all of
+    them) that no claim's evidence reads: the run measures them and reports them for information, and they
+    decide nothing (decision rows P1-P4, E6)."""
+    named = {w.value for w in obj.scope.prompts} if obj.scope and obj.scope.prompts else set()
+    asked = set(PROBES) if "any" in named else named | {"direct"}
+    read = set()
+    for row in rows:
+        for ev in getattr(row, "evidence", []) or []:
+            d = ev if isinstance(ev, dict) else ev.model_dump()
+            metric = METRICS.get(str(d.get("metric")))
+            probe = d.get("probe") or (metric.probe if metric is not None else None)  # `direct` is left implicit
+            if probe:
+                read.add(probe)
+    return [{"probe": p.name, "metric": p.metric} for p in PROBES.values() if p.name in asked - read]
+
+
+def _information_text(obj: Objective, info: list[dict[str, str]]) -> str:
+    if not info:
+        return ""
+    probes = {i["probe"] for i in info}
+    why = ("`not_generated` is judged on direct prompts only" if obj.has_claim("not_generated") and "direct" not in probes
+           else "no claim's evidence reads them")
+    claims = [c for c, wanted in (("not_generated", "direct" in probes), ("robust_to_prompting", probes - {"direct"}))
+              if wanted]
+    return ("Measured for information only, deciding no claim: "
+            + ", ".join(f"{i['metric']} ({i['probe'].replace('_', '-')} prompts)" for i in info)
+            + f"; {why}: claim " + " or ".join(f"`{c}`" for c in claims) + " to have them decide.")
+
+
 def _table(rows: list[dict[str, Any]], widths: tuple[int, ...]) -> str:
     cols = ("Claim", "Status", "Why", "Write instead")
     keys = ("claim", "label", "why", "instead")
@@ -145,14 +175,17 @@ def explain_spec(path: Path, fmt: str = "text") -> tuple[str, int]:
                   "instead": r.instead, "evidence": _evidence_text(r), "codes": [], "notes": []}
                  for r in analysed.implied_claims]
         sentence = objective_sentence(obj)
+        info = information_only(obj, [*analysed.claims, *analysed.implied_claims])
         objectives.append({
             "name": obj.name, "title": obj.title.value if obj.title else None, "sentence": sentence,
             "sentence_wrapped": textwrap.fill(sentence, 100), "rows": rows, "other": other,
             "table": _table(rows, (29, 18, 35, 35)) if rows else "(this objective makes no claims)",
+            "information_only": info,
+            "information_text": _information_text(obj, info) if rows else "",
         })
     code = 1 if result.errors else 0
     if fmt == "json":
-        doc = [{k: v for k, v in o.items() if k not in ("table", "sentence_wrapped", "other")} |
+        doc = [{k: v for k, v in o.items() if k not in ("table", "sentence_wrapped", "other", "information_text")} |
                {"other": [d.model_dump(mode="json") for d in o["other"]]} for o in objectives]
         return json.dumps({"format_version": "1", "file": result.path, "objectives": doc}, indent=2) + "\n", code
     legend = ("supported: the claim can be met and checked with the evidence listed.\n"
