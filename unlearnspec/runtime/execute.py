@@ -37,6 +37,16 @@ def _libraries() -> dict[str, str]:
     return out
 
 
+def library_output(quiet: bool) -> None:
+    """What transformers may print during a run. Its own progress bars (loading weights, writing each
+    checkpoint's shards) would cut into the training bar several times a run and tell a reviewer nothing,
+    so they are off; the training bar is the Trainer's (``disable_tqdm``, off when ``quiet``). Quiet runs
+    (CI logs) also keep only the libraries' errors."""
+    transformers.utils.logging.disable_progress_bar()
+    if quiet:
+        transformers.utils.logging.set_verbosity_error()
+
+
 def execute(plan: Plan, rd: RunDir, state: RunState, *, quiet: bool, allow_remote_code: bool,
             dist: Distributed | None = None) -> Report | None:
     """Run every objective; the report (``None`` on a non-main rank of a multi-process launch).
@@ -51,9 +61,7 @@ def execute(plan: Plan, rd: RunDir, state: RunState, *, quiet: bool, allow_remot
     process_count = dist.world_size
     pin_threads(process_count)  # two processes on two cores with two threads each would oversubscribe the CPU
     transformers.set_seed(plan.seed)
-    if quiet:  # CI logs: no progress bars, and only errors from the libraries themselves
-        transformers.utils.logging.disable_progress_bar()
-        transformers.utils.logging.set_verbosity_error()
+    library_output(quiet)
     started = dt.datetime.fromisoformat(state.started_at.replace("Z", "+00:00"))
     t0 = time.monotonic()
     if dist.active and plan.chains:
