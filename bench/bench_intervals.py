@@ -68,7 +68,7 @@ def run_once(with_intervals: bool, models: tuple, tok: object, work: Path) -> tu
 
 
 ESTIMATORS = ("mean_estimate", "paired_gap_estimate", "auc_estimate", "gap_of_aucs_estimate", "paired_estimate",
-              "ks_estimate")
+              "ks_estimate", "joint_gap_estimates")
 
 
 def attributed_share(models: tuple, tok: object, work: Path) -> tuple[float, float]:  # type: ignore[type-arg]

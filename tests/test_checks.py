@@ -258,9 +258,11 @@ def test_the_representation_probe_gap_has_items_an_interval_and_says_when_it_has
 
 
 def test_membership_pairs_hold_together_and_each_is_shown_with_its_counts_and_outcome(tmp_path: Path) -> None:
-    """The worst of k (item type, attack) gaps decides, so each pair's interval is computed at 1 - 0.05/k
-    (Bonferroni) for all of them to hold together at 95%; each pair keeps its own interval, member and
-    non-member counts and outcome, and the decision names the pairs beyond the tolerance."""
+    """The worst of k (item type, attack) gaps decides, so the pairs' intervals are computed to hold together
+    at 95%: one bootstrap of the items for all pairs, each interval at the level that makes them hold jointly
+    (between 95%, for pairs that always agree, and Bonferroni's 1 - 0.05/k; test_stats.py pins both ends);
+    each pair keeps its own interval, member and non-member counts and outcome, and the decision names the
+    pairs beyond the tolerance."""
     import numpy as np
 
     from unlearnspec.runtime.evaluation import intervals, mia
@@ -271,7 +273,10 @@ def test_membership_pairs_hold_together_and_each_is_shown_with_its_counts_and_ou
     assert isinstance(by, dict)
     k = sum(len(v) for v in by.values())
     assert r.extra["pairs"] == k and k == len(by) * len(mia.ATTACKS)
-    assert r.extra["pair_confidence"] == pytest.approx(1 - 0.05 / k)
+    level = r.extra["pair_confidence"]
+    assert isinstance(level, float) and 0.95 < level <= intervals.bonferroni(0.95, k) + 0.002
+    # the four attacks score the same items, so they move together: the joint level is well below Bonferroni's
+    assert level < intervals.bonferroni(0.95, k) - 0.005
     t = next(iter(by))
     a = "loss"
     sc = ev._membership_scores("forget", ev.ctx.stage.mink_fraction)
@@ -291,7 +296,7 @@ def test_membership_pairs_hold_together_and_each_is_shown_with_its_counts_and_ou
     named = {st: [f"{ty.replace('_', ' ')} / {MEMBERSHIP_ATTACKS[att].label}" for ty, row in by.items()
                   for att, g in row.items()
                   if g["status"] == st] for st in ("beyond", "straddles", "within")}
-    assert r.decision is not None and "Bonferroni" in r.decision.how
+    assert r.decision is not None and f"at {level:.2%}, the level at which all of them" in r.decision.how
     # the worst pair decides: fail when one pair is wholly beyond, pass when all are within
     assert r.status == ("fail" if named["beyond"] else "pass" if not named["straddles"] else "inconclusive")
     if named["beyond"]:

@@ -590,7 +590,7 @@ def test_membership_is_shown_for_every_item_type_and_attack_with_counts_and_outc
         interval={"unlearned": (0.5, 1.0)}, n={"unlearned": 6}, confidence=0.95)
     report = make_report(results=rs)
     md = render_markdown(report)
-    assert "### Membership in detail" in md and "at 97.50%, so that all pairs hold together" in md
+    assert "### Membership in detail" in md and "at 97.50%, the level at which all pairs, their items resampled together, hold" in md
     # each attack by its catalog label, which the report's glossary defines
     assert f"| ▶ documents | {MEMBERSHIP_ATTACKS['loss'].label} | 1 | 0.82 | 0.43 | 0.39 [0.05, 0.7] | 6 / 12 | undecided |" in md
     assert (f"| qa | {escape(MEMBERSHIP_ATTACKS['min_k'].label)} | 0.9 | 0.14 | 0.48 | -0.34 [-0.55, -0.15] | 20 / 26 | "

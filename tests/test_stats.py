@@ -66,6 +66,51 @@ def test_auc_interval_resamples_members_and_nonmembers_separately_like_scipy() -
     assert (est.n, est.n_other) == (4, 6)
 
 
+def _gap_pair(group: str, rng: np.random.Generator, n: int = 30) -> intervals.GapPair:
+    return intervals.GapPair(group, rng.normal(0.5, 1, n), rng.normal(0, 1, n), rng.normal(0, 1, n),
+                             rng.normal(0, 1, n), True)
+
+
+def test_joint_intervals_need_no_widening_for_pairs_that_always_agree_and_sidak_for_independent_ones() -> None:
+    """The level at which k intervals hold together depends on how the pairs move: k copies of one pair
+    (resampled together, they always agree) need the plain level; k pairs on independent items need
+    Šidák's conf^(1/k) (independent misses multiply), below Bonferroni's 1 - (1 - conf)/k."""
+    rng = np.random.default_rng(3)
+    one = _gap_pair("qa", rng)
+    est, level = intervals.joint_gap_estimates([one] * 4, rng=np.random.default_rng(0), n_resamples=4000)
+    assert level == pytest.approx(0.95, abs=0.002)
+    alone = intervals.gap_of_aucs_estimate(one.members_a, one.nonmembers_a, one.members_b, one.nonmembers_b, True,
+                                           rng=np.random.default_rng(0), n_resamples=4000)
+    assert alone is not None and all(e is not None and e.value == pytest.approx(alone.value) for e in est)
+    first = est[0]
+    assert first is not None and first.low == pytest.approx(alone.low, abs=0.03) \
+        and first.high == pytest.approx(alone.high, abs=0.03)  # the same percentile interval, other resamples
+    k = 4
+    _, level = intervals.joint_gap_estimates([_gap_pair(g, rng) for g in "abcd"], rng=np.random.default_rng(0),
+                                             n_resamples=8000)
+    assert level == pytest.approx(0.95 ** (1 / k), abs=0.002)
+    assert 0.95 < level < intervals.bonferroni(0.95, k)
+
+
+def test_joint_intervals_against_chance_and_with_missing_scores() -> None:
+    """Without a reference each pair's gap is its AUC minus 0.5 (the AUC is sklearn's); an item whose score is
+    missing for either model is dropped from that pair, as gap_of_aucs_estimate drops it."""
+    rng = np.random.default_rng(4)
+    m, n = rng.normal(1, 1, 20), rng.normal(0, 1, 25)
+    est, level = intervals.joint_gap_estimates([intervals.GapPair("docs", m, n, None, None, True)],
+                                               rng=np.random.default_rng(0))
+    labels = np.r_[np.ones(m.size), np.zeros(n.size)]
+    assert level == 0.95 and est[0] is not None
+    assert est[0].value == pytest.approx(roc_auc_score(labels, np.r_[m, n]) - 0.5)
+    assert est[0].low < est[0].value < est[0].high and (est[0].n, est[0].n_other) == (20, 25)
+    mb, nb = rng.normal(0, 1, 20), rng.normal(0, 1, 25)
+    mb[3], n[5] = np.nan, np.nan
+    [e], _ = intervals.joint_gap_estimates([intervals.GapPair("docs", m, n, mb, nb, False)],
+                                           rng=np.random.default_rng(0))
+    ref = intervals.gap_of_aucs_estimate(m, n, mb, nb, False, rng=np.random.default_rng(0))
+    assert e is not None and ref is not None and e.value == pytest.approx(ref.value) and (e.n, e.n_other) == (19, 24)
+
+
 def test_ks_smallest_attainable_pvalue_is_two_over_binomial() -> None:
     assert intervals.ks_min_pvalue(5, 5) == pytest.approx(2 / math.comb(10, 5))  # 0.0079: only complete separation
     assert intervals.ks_min_pvalue(20, 20) == pytest.approx(2 / math.comb(40, 20))

@@ -49,7 +49,10 @@ TERMS: tuple[Term, ...] = (
     Term("KS test, p-value", "the Kolmogorov-Smirnov test asks whether two sets of numbers could come from the "
          "same distribution; a small p-value says they differ. Forget quality applies it to the truth ratios of "
          "the unlearned model and of the retrained reference", "TOFU, arXiv:2401.06121"),
-    Term("Bonferroni", "when several intervals decide one check together, each is widened (to 1 − 5%/k for k "
-         "intervals at 95%) so that all of them hold at once with the stated confidence"),
+    Term("simultaneous intervals", "when several intervals decide one check together (membership: every item "
+         "type and attack), each is widened so that all of them hold at once with the stated confidence: the "
+         "items are resampled once for all of them, and the level of each is raised until that share of the "
+         "resamples falls inside every interval together",
+         "Mandel & Betensky, Computational Statistics & Data Analysis, 2008"),
 )
 """Shown, in this order, at the head of every report's glossary."""

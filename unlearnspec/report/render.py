@@ -58,8 +58,8 @@ HOW_TO_READ: list[str] = [
     "Membership is judged against the retrained reference on the same items, per item type (documents, "
     "questions, paraphrased questions) and attack, the worst pair deciding, in both directions: an AUC far below "
     "the reference's (over-unlearning) reveals membership too and is reported as a finding. Each pair's interval "
-    "is widened so that all of them hold together at the stated level (Bonferroni), and every pair is listed "
-    "under 'Membership in detail'. Output metrics "
+    "is widened so that all of them hold together at the stated level (one bootstrap resamples the items for "
+    "every pair), and every pair is listed under 'Membership in detail'. Output metrics "
     "(ROUGE-type) are judged by how far they lie above the reference's on the same items; one far below "
     "it is reported as an over-unlearning finding, without failing the check.",
     "CANNOT BE MET means the compiler found the claim technically unachievable as written (for example, "

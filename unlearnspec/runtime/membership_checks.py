@@ -4,6 +4,7 @@ two-sided), MUSE PrivLeak and TOFU forget quality."""
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 import numpy as np
@@ -61,42 +62,42 @@ class MembershipChecks(EvaluatorBase):
         if check.threshold is not None and check.threshold.op in ("<=", "<"):
             tol = check.threshold.value - 0.5
         # every (type, attack) pair's interval at the level that makes all of them hold together at `conf`:
-        # the worst pair decides, and a worst case over k pairs at 95% each would hold less often than 95%
-        pairs = len(types) * len(mia.ATTACKS)
-        each, resamples = intervals.simultaneous(conf, pairs)
-        gaps: dict[str, dict[str, list[float]]] = {}
-        aucs: dict[str, dict[str, dict[str, float]]] = {}
+        # the worst pair decides, and a worst case over k pairs at 95% each would hold less often than 95%.
+        # One bootstrap resamples the items for all pairs at once (intervals.joint_gap_estimates).
+        aucs: dict[str, dict[str, dict[str, float]]] = {
+            t: {a: {who: float(mia.auc(sc[who]["member"][t][1][a], sc[who]["non"][t][1][a], higher)) for who in sc}
+                for a, (_, higher) in mia.ATTACKS.items()} for t in types}
+        keys = [(t, a) for t in types for a in mia.ATTACKS]
+        pairs = len(keys)
+        each = conf
+        if use_iv:
+            joint, each = intervals.joint_gap_estimates(
+                [intervals.GapPair(t, sc[decided]["member"][t][1][a], sc[decided]["non"][t][1][a],
+                                   sc["reference"]["member"][t][1][a] if has_ref else None,
+                                   sc["reference"]["non"][t][1][a] if has_ref else None, mia.ATTACKS[a][1])
+                 for t, a in keys], confidence=conf, rng=self.rng(check, "pairs"))
+            found = dict(zip(keys, joint, strict=True))
+        else:
+            found = {(t, a): _point_est(aucs[t][a][decided] - (aucs[t][a]["reference"] if has_ref else 0.5),
+                                        len(sc[decided]["member"][t][1][a])) for t, a in keys}
+        gaps: dict[str, dict[str, list[float]]] = {t: {} for t in types}
         worst: tuple[float, float, float, str, str, int] | None = None  # |gap|, abs low, abs high, type, attack, n
         findings: list[str] = []
-        for t in types:
-            gaps[t], aucs[t] = {}, {}
-            for a, (_, higher) in mia.ATTACKS.items():
-                aucs[t][a] = {who: float(mia.auc(sc[who]["member"][t][1][a], sc[who]["non"][t][1][a], higher))
-                              for who in sc}
-                um, un = sc[decided]["member"][t][1][a], sc[decided]["non"][t][1][a]
-                rng = self.rng(check, t, a)
-                if has_ref:
-                    rm, rn = sc["reference"]["member"][t][1][a], sc["reference"]["non"][t][1][a]
-                    e = (intervals.gap_of_aucs_estimate(um, un, rm, rn, higher, confidence=each, rng=rng,
-                                                        n_resamples=resamples) if use_iv
-                         else _point_est(aucs[t][a][decided] - aucs[t][a]["reference"], len(um)))
-                else:
-                    e0 = (intervals.auc_estimate(um, un, higher, confidence=each, rng=rng, n_resamples=resamples)
-                          if use_iv else _point_est(aucs[t][a][decided], len(um)))
-                    e = None if e0 is None else Estimate(e0.value - 0.5, e0.low - 0.5, e0.high - 0.5, e0.n, e0.n_other, conf)
-                if e is None:
-                    continue
-                gaps[t][a] = [e.value, e.low, e.high, float(len(um)), float(len(un))]
-                lo_abs, hi_abs = intervals.abs_interval(e.low, e.high)
-                if worst is None or abs(e.value) > worst[0]:
-                    worst = (abs(e.value), lo_abs, hi_abs, t, a, e.n)
-                if tol is not None and e.high < -tol and has_ref:
-                    findings.append(
-                        f"over-unlearning: on {t.replace('_', ' ')} the {MEMBERSHIP_ATTACKS[a].label} attack's AUC is "
-                        f"{aucs[t][a][decided]:.3g}, well below the reference's {aucs[t][a]['reference']:.3g} "
-                        f"(gap {e.value:.3g}, interval [{e.low:.3g}, {e.high:.3g}]): the model is more "
-                        "surprised by the forget set than a model never trained on it, which itself reveals "
-                        "membership")
+        for (t, a), e in found.items():
+            if e is None or not math.isfinite(e.value):
+                continue
+            um, un = sc[decided]["member"][t][1][a], sc[decided]["non"][t][1][a]
+            gaps[t][a] = [e.value, e.low, e.high, float(len(um)), float(len(un))]
+            lo_abs, hi_abs = intervals.abs_interval(e.low, e.high)
+            if worst is None or abs(e.value) > worst[0]:
+                worst = (abs(e.value), lo_abs, hi_abs, t, a, e.n)
+            if tol is not None and e.high < -tol and has_ref:
+                findings.append(
+                    f"over-unlearning: on {t.replace('_', ' ')} the {MEMBERSHIP_ATTACKS[a].label} attack's AUC is "
+                    f"{aucs[t][a][decided]:.3g}, well below the reference's {aucs[t][a]['reference']:.3g} "
+                    f"(gap {e.value:.3g}, interval [{e.low:.3g}, {e.high:.3g}]): the model is more "
+                    "surprised by the forget set than a model never trained on it, which itself reveals "
+                    "membership")
         if worst is None:
             return self._missing(check, "no attack produced an AUC")
         # the decision interval of the worst-case |gap|: max of the lows and of the highs over (type, attack)
@@ -137,8 +138,9 @@ class MembershipChecks(EvaluatorBase):
                 threshold=Threshold(op=check.threshold.op, value=tol), n=worst[5],
                 how=(f"the plan's bound AUC {OP_SYMBOLS[check.threshold.op]} {check.threshold.value:g} is read as a tolerance of "
                      f"{tol:.3g} either side of {base}; the worst item type and attack decide"
-                     + (f"; each of the {pairs} type and attack pairs has its interval at {each:.2%}, so that all "
-                        f"hold together at {conf:.0%} (Bonferroni)" if use_iv else "")
+                     + (f"; each of the {pairs} type and attack pairs has its interval at {each:.2%}, the level at "
+                        f"which all of them, their items resampled together, hold at {conf:.0%} (joint bootstrap; "
+                        f"Bonferroni would need {intervals.bonferroni(conf, pairs):.2%})" if use_iv else "")
                      + (f"; beyond the tolerance: {', '.join(beyond)}" if beyond else "")
                      + (f"; undecided: {', '.join(straddle)}" if straddle and not beyond else "")),
                 more_items=intervals.items_to_settle(worst[5], dec_low, dec_high, worst[0], tol))

@@ -26,6 +26,7 @@ there and collapses to the point, which is what it should do.
 from __future__ import annotations
 
 import math
+import warnings
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -79,13 +80,139 @@ def _bootstrap(data: tuple[NDArray[np.float64], ...], statistic: Callable[..., A
     return lo, hi
 
 
-def simultaneous(confidence: float, k: int) -> tuple[float, int]:
-    """The confidence level at which each of ``k`` intervals must be computed so that all ``k`` hold
-    together at ``confidence`` (Bonferroni: the miss probabilities add up), and the resamples that keep
-    as many bootstrap draws in each tail as :data:`N_RESAMPLES` leaves at ``confidence`` alone."""
-    k = max(1, k)
-    each = 1.0 - (1.0 - confidence) / k
-    return each, N_RESAMPLES * k
+def bonferroni(confidence: float, k: int) -> float:
+    """The level at which each of ``k`` intervals holds so that all hold together at ``confidence`` whatever
+    their dependence (the miss probabilities add up): the most a joint calibration can need."""
+    return 1.0 - (1.0 - confidence) / max(1, k)
+
+
+@dataclass(frozen=True)
+class GapPair:
+    """One membership comparison of a joint bootstrap: model a's AUC on ``members`` vs ``nonmembers`` minus
+    model b's on the same items (``members_b`` None: minus 0.5, chance). Pairs with the same ``group`` and
+    the same item counts score the same items (one item type, several attacks) and are resampled together."""
+
+    group: str
+    members_a: NDArray[Any]
+    nonmembers_a: NDArray[Any]
+    members_b: NDArray[Any] | None
+    nonmembers_b: NDArray[Any] | None
+    higher_is_member: bool
+
+
+def _weighted_auc(m: NDArray[Any], n: NDArray[Any], wm: NDArray[Any], wn: NDArray[Any]) -> Any:
+    """The AUC over the items whose weight is 1 (the rest are missing scores), vectorised over leading axes."""
+    cmp = (m[..., :, None] > n[..., None, :]) + 0.5 * (m[..., :, None] == n[..., None, :])
+    w = wm[..., :, None] * wn[..., None, :]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.sum(cmp * w, axis=(-2, -1)) / np.sum(w, axis=(-2, -1))
+
+
+def joint_gap_estimates(pairs: Sequence[GapPair], *, confidence: float = DEFAULT_CONFIDENCE,
+                        rng: np.random.Generator, n_resamples: int | None = None
+                        ) -> tuple[list[Estimate | None], float]:
+    """Intervals for several AUC gaps that hold *together* at ``confidence``, and the level each is at.
+
+    The worst of several gaps decides a membership check, so each gap's interval must hold while all the
+    others do. One bootstrap resamples the items once for every pair (each item type's members and
+    non-members apart; all attacks and both models on the same drawn items), giving every pair's gap per
+    resample; each pair's interval is then its percentile interval at the smallest level at which the
+    stated share of the resamples falls inside every interval at once (simultaneous percentile intervals,
+    Mandel & Betensky, Computational Statistics & Data Analysis, 2008). Attacks on the same items move
+    together, so this level sits between ``confidence`` (pairs that always agree) and the Bonferroni level
+    (pairs that never do). ``n_resamples`` defaults to ``N_RESAMPLES`` times the number of pairs, which
+    keeps at least as many draws in each tail at the Bonferroni level as one interval at 95% has.
+    Point values equal :func:`gap_of_aucs_estimate`'s (missing scores dropped)."""
+    k = len(pairs)
+    if k == 0:
+        return [], confidence
+    B = n_resamples or N_RESAMPLES * k
+    prepared: list[tuple[NDArray[Any], NDArray[Any], NDArray[Any], NDArray[Any], NDArray[Any], NDArray[Any]] | None] = []
+    values: list[float | None] = []
+    counts: list[tuple[int, int]] = []
+    for p in pairs:
+        sign = 1.0 if p.higher_is_member else -1.0
+        ma, na = sign * np.asarray(p.members_a, dtype=np.float64), sign * np.asarray(p.nonmembers_a, dtype=np.float64)
+        ref = p.members_b is not None and p.nonmembers_b is not None
+        mb = sign * np.asarray(p.members_b, dtype=np.float64) if ref else np.zeros_like(ma)
+        nb = sign * np.asarray(p.nonmembers_b, dtype=np.float64) if ref else np.zeros_like(na)
+        wm = (np.isfinite(ma) & np.isfinite(mb)).astype(np.float64)
+        wn = (np.isfinite(na) & np.isfinite(nb)).astype(np.float64)
+        counts.append((int(wm.sum()), int(wn.sum())))
+        if not wm.any() or not wn.any():
+            prepared.append(None)
+            values.append(None)
+            continue
+        ma, mb, na, nb = (np.nan_to_num(x) for x in (ma, mb, na, nb))
+        v = float(_weighted_auc(ma, na, wm, wn)) - (float(_weighted_auc(mb, nb, wm, wn)) if ref else 0.5)
+        prepared.append((ma, na, mb, nb, wm, wn) if ref else (ma, na, np.empty(0), np.empty(0), wm, wn))
+        values.append(v)
+    # one sample of member indices and one of non-member indices per group of pairs that share their items
+    groups: dict[tuple[str, int, int], int] = {}
+    of_pair: list[int] = []
+    for p in pairs:
+        key = (p.group, len(p.members_a), len(p.nonmembers_a))
+        of_pair.append(groups.setdefault(key, len(groups)))
+    data = tuple(np.arange(n, dtype=np.float64) for (_, n_m, n_n) in groups for n in (n_m, n_n))
+    live = [i for i, q in enumerate(prepared) if q is not None]
+
+    def stat(*idx: NDArray[Any], axis: int = -1) -> Any:
+        out = []
+        for i in live:
+            ma, na, mb, nb, wm, wn = prepared[i]  # type: ignore[misc]
+            g = of_pair[i]
+            im, inn = idx[2 * g].astype(np.int64), idx[2 * g + 1].astype(np.int64)
+            a = _weighted_auc(ma[im], na[inn], wm[im], wn[inn])
+            out.append(a - (_weighted_auc(mb[im], nb[inn], wm[im], wn[inn]) if mb.size else 0.5))
+        return np.stack(out)
+
+    estimates: list[Estimate | None] = [None] * k
+    if not live:
+        return estimates, confidence
+    if all(len(x) < 2 for x in data):  # one item on every side: nothing to resample
+        for i in live:
+            point = values[i]
+            assert point is not None
+            estimates[i] = Estimate(point, point, point, counts[i][0], counts[i][1], confidence)
+        return estimates, confidence
+    cells = sum(2 * counts[i][0] * counts[i][1] for i in live)
+    res = stats.bootstrap(data, stat, confidence_level=confidence, n_resamples=B, method="percentile",
+                          vectorized=True, random_state=rng, batch=max(1, int(2e7 // max(1, cells))))
+    dist = np.asarray(res.bootstrap_distribution, dtype=np.float64).reshape(len(live), -1)
+    level = _joint_level(dist, confidence)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: a pair no resample could compute
+        lo = np.nanquantile(dist, (1.0 - level) / 2.0, axis=1)
+        hi = np.nanquantile(dist, (1.0 + level) / 2.0, axis=1)
+    for j, i in enumerate(live):
+        point = values[i]
+        assert point is not None
+        low, high = (float(lo[j]), float(hi[j])) if math.isfinite(lo[j]) and math.isfinite(hi[j]) else (point, point)
+        estimates[i] = Estimate(point, low, high, counts[i][0], counts[i][1], level)
+    return estimates, level
+
+
+def _joint_level(dist: NDArray[np.float64], confidence: float) -> float:
+    """The smallest level at which the per-row percentile intervals of ``dist`` (pairs × resamples) hold
+    together for at least ``confidence`` of the resamples (bisection; coverage only grows with the level)."""
+    def coverage(level: float) -> float:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            lo = np.nanquantile(dist, (1.0 - level) / 2.0, axis=1)[:, None]
+            hi = np.nanquantile(dist, (1.0 + level) / 2.0, axis=1)[:, None]
+        inside = np.isnan(dist) | ((dist >= lo) & (dist <= hi))  # a resample a pair could not compute misses nothing
+        return float(np.mean(np.all(inside, axis=0)))
+
+    low, high = confidence, 1.0
+    if coverage(low) >= confidence:
+        return low
+    for _ in range(30):
+        mid = (low + high) / 2.0
+        if coverage(mid) >= confidence:
+            high = mid
+        else:
+            low = mid
+    return high
 
 
 def _mean(x: NDArray[np.float64], axis: int = -1) -> Any:
