@@ -57,6 +57,10 @@ def test_budget_is_exceeded_exactly_when_the_numbers_say_so() -> None:
     assert not within.budget_exceeded and within.budget_reasons == [] and within.recommendation is None
     no_budget = build_chain_report(["a", "b", "c"], steps([1.0, 2.5, 6.0]), None)
     assert not no_budget.budget_exceeded
+    # drops are signed: a later gain does not undo a step that went over the budget
+    recovered = build_chain_report(["a", "b", "c"], steps([1.0, 6.0, -0.5]), ChainBudget(utility_drop=5.0))
+    assert recovered.budget_exceeded
+    assert recovered.budget_reasons == ["cumulative utility drop 6.00% after request `b` exceeds the budget of 5%"]
 
 
 def test_a_regressed_earlier_claim_is_listed_and_recommends_retraining() -> None:

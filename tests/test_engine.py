@@ -85,7 +85,8 @@ def test_demo_reports(demo: dict[str, Any]) -> None:
         if role != "holdout":
             assert d.records == sum(len(read_records(SPECS / p)) for p in plan[role])
     holdout = used["holdout"]
-    assert holdout.calibration == len(plan["holdout_calibration"])
+    assert holdout.calibration == len(plan["holdout_calibration"]) and holdout.calibration_stops_training
+    assert holdout.evaluation == len(plan["holdout_evaluation"])
     assert holdout.records == len(plan["holdout_calibration"]) + len(plan["holdout_evaluation"])
 
 

@@ -128,3 +128,13 @@ def test_explain_names_the_scope_probes_the_plan_measures_for_information_only(s
     assert explained == planned
     _, text = run("explain", str(spec))
     assert ("Measured for information only" in text) == any(planned.values())
+    flat = " ".join(text.split())
+    for op in json.loads(plan_out)["objectives"]:  # what would make each probe decide
+        claimed = {c["claim"] for c in op["claims"]}
+        for mc in op["checks"]:
+            if mc["threshold"] is not None or not (mc["note"] or "").startswith("E6:"):
+                continue
+            claim = "not_generated" if mc["probe"] == "direct" else "robust_to_prompting"
+            expect = ("(UL305)" if mc["probe"] == "in_context" else
+                      f"add a `{mc['metric']}` bound to `evidence`" if claim in claimed else f"claim `{claim}`")
+            assert expect in flat, (op["objective"]["name"], mc["probe"])

@@ -590,7 +590,7 @@ def test_membership_is_shown_for_every_item_type_and_attack_with_counts_and_outc
         interval={"unlearned": (0.5, 1.0)}, n={"unlearned": 6}, confidence=0.95)
     report = make_report(results=rs)
     md = render_markdown(report)
-    assert "### Membership in detail" in md and "at 97.50%, the level at which all pairs, their items resampled together, hold" in md
+    assert "### Membership in detail" in md and "tolerance 0.1 either side, each interval at 97.50%:" in md
     # each attack by its catalog label, which the report's glossary defines
     assert f"| ▶ documents | {MEMBERSHIP_ATTACKS['loss'].label} | 1 | 0.82 | 0.43 | 0.39 [0.05, 0.7] | 6 / 12 | undecided |" in md
     assert (f"| qa | {escape(MEMBERSHIP_ATTACKS['min_k'].label)} | 0.9 | 0.14 | 0.48 | -0.34 [-0.55, -0.15] | 20 / 26 | "
@@ -665,7 +665,8 @@ def test_the_report_says_which_data_each_role_read_and_how_the_holdout_was_split
 
     report = make_report()
     data = [DataUse(role="forget", sources=["data/jane-doe.jsonl"], records=26),
-            DataUse(role="holdout", sources=["builtin:holdout"], records=104, calibration=40)]
+            DataUse(role="holdout", sources=["builtin:holdout"], records=104, calibration=40, evaluation=64,
+                    calibration_stops_training=True)]
     report = report.model_copy(update={"objectives": [report.objectives[0].model_copy(update={"data": data})]})
     md, page = render_markdown(report), render_html(report)
     assert "| Forget set | `data/jane-doe.jsonl`, 26 records |" in md
@@ -673,7 +674,13 @@ def test_the_report_says_which_data_each_role_read_and_how_the_holdout_was_split
            "verdicts use) |" in md
     assert '<th scope="row">Holdout</th><td><code>builtin:holdout</code>, 104 records (40 set' in page
     assert "| Forget set |" not in render_markdown(make_report())  # a report without the facts shows no rows
+    audit = [DataUse(role="holdout", sources=["h.jsonl"], records=10, calibration=5, evaluation=5)]  # no training
+    shown = render_markdown(report.model_copy(update={"objectives": [
+        report.objectives[0].model_copy(update={"data": audit})]}))
+    assert "| Holdout | `h.jsonl`, 10 records (5 held apart, unused by this run; 5 are the non-members" in shown
     with pytest.raises(ValidationError):
-        DataUse(role="forget", sources=["f.jsonl"], records=3, calibration=1)  # only the holdout is split
+        DataUse(role="forget", sources=["f.jsonl"], records=3, calibration=1, evaluation=2)  # only the holdout
     with pytest.raises(ValidationError):
-        DataUse(role="holdout", sources=["h.jsonl"], records=3, calibration=4)
+        DataUse(role="holdout", sources=["h.jsonl"], records=3, calibration=2, evaluation=2)  # more than it holds
+    with pytest.raises(ValidationError):
+        DataUse(role="holdout", sources=["h.jsonl"], records=3, calibration=2)  # half a split

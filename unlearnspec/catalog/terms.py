@@ -39,16 +39,20 @@ TERMS: tuple[Term, ...] = (
     Term("loss (NLL)", "negative log-likelihood: how surprised the model is by a text, averaged over its tokens; "
          "lower means more familiar"),
     Term("ROUGE-L", "the overlap between a generated text and the true one, from the longest sequence of words "
-         "both contain in the same order: 1 is a reproduction, 0 no such word in common",
+         "both contain in the same order (after lower-casing and stemming). As F1 (verbatim ROUGE-L), 1 is a "
+         "reproduction; as recall (knowledge ROUGE-L), 1 means every word of the true answer appears in order, "
+         "whatever else is said; 0 means no such word in common",
          "Lin, ACL Workshop on Text Summarization Branches Out, 2004"),
     Term("AUC", "area under the ROC curve of an attack that scores each item and guesses 'trained on' or not: "
          "0.5 is a coin toss, 1 tells the forget set from the holdout perfectly, and below 0.5 the forget set "
          "looks less familiar than unseen data"),
-    Term("truth ratio", "how much more likely the model finds reworded wrong answers than a reworded correct "
-         "one; near 1 the model cannot tell them apart", "TOFU, arXiv:2401.06121"),
+    Term("truth ratio", "how likely the model finds reworded wrong answers compared with the correct answer (TOFU "
+         "compares with a reworded correct answer; the records here carry the correct answer itself): well below "
+         "1 the model prefers the truth, near 1 it cannot tell them apart", "TOFU, arXiv:2401.06121"),
     Term("KS test, p-value", "the Kolmogorov-Smirnov test asks whether two sets of numbers could come from the "
-         "same distribution; a small p-value says they differ. Forget quality applies it to the truth ratios of "
-         "the unlearned model and of the retrained reference", "TOFU, arXiv:2401.06121"),
+         "same distribution; a small p-value says they differ. Forget quality applies it to the per-item truth "
+         "ratios of the unlearned model and of the retrained reference (to per-item losses when the records "
+         "have no wrong answers to compare with)", "TOFU, arXiv:2401.06121"),
     Term("simultaneous intervals", "when several intervals decide one check together (membership: every item "
          "type and attack), each is widened so that all of them hold at once with the stated confidence: the "
          "items are resampled once for all of them, and the level of each is raised until that share of the "

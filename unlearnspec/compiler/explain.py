@@ -117,16 +117,29 @@ def information_only(obj: Objective, rows: list[Any]) -> list[dict[str, str]]:
 
 
 def _information_text(obj: Objective, info: list[dict[str, str]]) -> str:
+    """What the probes measured for information only are, and what would make each decide: `not_generated`
+    reads direct prompts, `robust_to_prompting` the paraphrased and adversarial ones (a claim already made
+    needs the probe's metric in `evidence`); in-context prompts supply the target themselves, so no output
+    claim is judged on them (UL305)."""
     if not info:
         return ""
-    probes = {i["probe"] for i in info}
-    why = ("`not_generated` is judged on direct prompts only" if obj.has_claim("not_generated") and "direct" not in probes
-           else "no claim's evidence reads them")
-    claims = [c for c, wanted in (("not_generated", "direct" in probes), ("robust_to_prompting", probes - {"direct"}))
-              if wanted]
-    return ("Measured for information only, deciding no claim: "
-            + ", ".join(f"{i['metric']} ({i['probe'].replace('_', '-')} prompts)" for i in info)
-            + f"; {why}: claim " + " or ".join(f"`{c}`" for c in claims) + " to have them decide.")
+    advice: dict[str, list[str]] = {}
+    for i in info:
+        kind = i["probe"].replace("_", "-")
+        if i["probe"] == "in_context":
+            continue
+        claim = "not_generated" if i["probe"] == "direct" else "robust_to_prompting"
+        todo = (f"add a `{i['metric']}` bound to `evidence`" if obj.has_claim(claim) else f"claim `{claim}`")
+        advice.setdefault(todo, []).append(kind)
+    text = ("Measured for information only, deciding no claim: "
+            + ", ".join(f"{i['metric']} ({i['probe'].replace('_', '-')} prompts)" for i in info) + ".")
+    if advice:
+        text += " To have them decide: " + "; ".join(f"{todo} ({', '.join(kinds)} prompts)"
+                                                    for todo, kinds in advice.items()) + "."
+    if any(i["probe"] == "in_context" for i in info):
+        text += (" In-context prompts put the target's facts in the prompt, so no claim that outputs leave it out "
+                 "can be judged on them (UL305): they stay information.")
+    return text
 
 
 def _table(rows: list[dict[str, Any]], widths: tuple[int, ...]) -> str:

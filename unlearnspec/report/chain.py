@@ -79,9 +79,15 @@ def budget_problems(budget: ChainBudget | None, steps: list[ChainStep]) -> list[
     if budget.approximate_requests is not None and approximate > budget.approximate_requests:
         out.append(f"{approximate} approximate requests applied, the budget allows {budget.approximate_requests} "
                    "before retraining")
-    drop = steps[-1].utility_drop if steps else None
-    if budget.utility_drop is not None and drop is not None and drop > budget.utility_drop:
-        out.append(f"cumulative utility drop {drop:.2f}% exceeds the budget of {budget.utility_drop:g}%")
+    # the largest cumulative drop over the steps, not the last one: every step's model is one the chain
+    # released, and a later gain (the drop is signed) does not undo an earlier step over budget
+    measured = [s for s in steps if s.utility_drop is not None]
+    worst = max(measured, key=lambda s: s.utility_drop or 0.0) if measured else None
+    if budget.utility_drop is not None and worst is not None and worst.utility_drop is not None \
+            and worst.utility_drop > budget.utility_drop:
+        after = "" if worst is steps[-1] else f" after request `{worst.request}`"
+        out.append(f"cumulative utility drop {worst.utility_drop:.2f}%{after} exceeds the budget of "
+                   f"{budget.utility_drop:g}%")
     return out
 
 

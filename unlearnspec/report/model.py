@@ -350,18 +350,24 @@ class PromptInfo(_Model):
 
 class DataUse(_Model):
     """One data set an objective's run read: its role, where it came from (files relative to the spec, or a
-    built-in corpus split such as ``builtin:holdout``) and how many records it held. For the holdout,
-    ``calibration`` records set when training stops and the rest are the non-members the verdicts use."""
+    built-in corpus split such as ``builtin:holdout``) and how many records it held. The holdout is split in
+    two halves that never overlap: ``calibration`` records (which set when training stops, if
+    ``calibration_stops_training``; otherwise unused) and ``evaluation`` records, the non-members the verdicts
+    use."""
 
     role: Literal["forget", "retain", "neighbors", "holdout", "test"]
     sources: list[str]
     records: int = Field(ge=0)
     calibration: int | None = Field(default=None, ge=0)
+    evaluation: int | None = Field(default=None, ge=0)
+    calibration_stops_training: bool = False
 
     @model_validator(mode="after")
     def _split_fits(self) -> DataUse:
-        if self.calibration is not None and (self.role != "holdout" or self.calibration > self.records):
-            raise ValueError("only the holdout has a calibration half, and it cannot exceed its records")
+        split = (self.calibration, self.evaluation)
+        if split != (None, None) and (self.role != "holdout" or None in split
+                                      or self.calibration + self.evaluation > self.records):  # type: ignore[operator]
+            raise ValueError("only the holdout is split, into a calibration and an evaluation half that fit in it")
         return self
 
 

@@ -158,9 +158,9 @@ def _data_view(o: ObjectiveReport) -> list[tuple[str, str, str]]:
     rows = []
     for d in o.data:
         read = f"{d.records} record{'s' if d.records != 1 else ''}"
-        if d.calibration is not None:
-            read += (f" ({d.calibration} set when training stops; {d.records - d.calibration} are the non-members "
-                     "the verdicts use)")
+        if d.calibration is not None and d.evaluation is not None:
+            held = "set when training stops" if d.calibration_stops_training else "held apart, unused by this run"
+            read += f" ({d.calibration} {held}; {d.evaluation} are the non-members the verdicts use)"
         rows.append((DATA_ROLES.get(d.role, d.role), ", ".join(d.sources), read))
     return rows
 

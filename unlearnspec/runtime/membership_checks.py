@@ -100,6 +100,7 @@ class MembershipChecks(EvaluatorBase):
                     "membership")
         if worst is None:
             return self._missing(check, "no attack produced an AUC")
+        pairs = sum(len(g) for g in gaps.values())  # the pairs that produced a gap, the ones held together
         # the decision interval of the worst-case |gap|: max of the lows and of the highs over (type, attack)
         all_abs = [intervals.abs_interval(g[1], g[2]) for t in gaps for g in gaps[t].values()]
         dec_low = max(x[0] for x in all_abs)

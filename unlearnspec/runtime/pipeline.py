@@ -181,8 +181,11 @@ class ObjectiveRun:
         self.data_use = [DataUse(role=role, sources=list(getattr(d, role)), records=len(data.get(role)))
                          for role in ("forget", "retain", "neighbors", "test") if getattr(d, role)]
         if d.holdout:
-            self.data_use.insert(1, DataUse(role="holdout", sources=list(d.holdout), records=len(holdout),
-                                            calibration=len(calibration)))
+            unlearn_stage = _stage_of(self.op, UnlearnStage)
+            self.data_use.insert(1, DataUse(
+                role="holdout", sources=list(d.holdout), records=len(holdout), calibration=len(calibration),
+                evaluation=len(evaluation), calibration_stops_training=unlearn_stage is not None
+                and unlearn_stage.stopping.kind == "holdout_loss"))
         self._finish("prepare", records={k: len(data.get(k)) for k in ("forget", "retain", "neighbors", "holdout", "test")},
                      model=self.op.model.source, prompt=self.fmt.describe())
         return data, model, tok

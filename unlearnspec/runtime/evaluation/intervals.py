@@ -26,7 +26,6 @@ there and collapses to the point, which is what it should do.
 from __future__ import annotations
 
 import math
-import warnings
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -100,12 +99,16 @@ class GapPair:
     higher_is_member: bool
 
 
-def _weighted_auc(m: NDArray[Any], n: NDArray[Any], wm: NDArray[Any], wn: NDArray[Any]) -> Any:
-    """The AUC over the items whose weight is 1 (the rest are missing scores), vectorised over leading axes."""
-    cmp = (m[..., :, None] > n[..., None, :]) + 0.5 * (m[..., :, None] == n[..., None, :])
+def _weighted_auc(m: NDArray[Any], n: NDArray[Any], wm: NDArray[Any] | None, wn: NDArray[Any] | None) -> Any:
+    """The AUC over the items whose weight is 1 (the rest are missing scores; ``None``: none is missing),
+    vectorised over leading axes."""
+    gt, eq = m[..., :, None] > n[..., None, :], m[..., :, None] == n[..., None, :]
+    if wm is None or wn is None:
+        return (np.count_nonzero(gt, axis=(-2, -1)) + 0.5 * np.count_nonzero(eq, axis=(-2, -1))) \
+            / (m.shape[-1] * n.shape[-1])
     w = wm[..., :, None] * wn[..., None, :]
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.sum(cmp * w, axis=(-2, -1)) / np.sum(w, axis=(-2, -1))
+        return np.sum((gt + 0.5 * eq) * w, axis=(-2, -1)) / np.sum(w, axis=(-2, -1))
 
 
 def joint_gap_estimates(pairs: Sequence[GapPair], *, confidence: float = DEFAULT_CONFIDENCE,
@@ -127,7 +130,8 @@ def joint_gap_estimates(pairs: Sequence[GapPair], *, confidence: float = DEFAULT
     if k == 0:
         return [], confidence
     B = n_resamples or N_RESAMPLES * k
-    prepared: list[tuple[NDArray[Any], NDArray[Any], NDArray[Any], NDArray[Any], NDArray[Any], NDArray[Any]] | None] = []
+    prepared: list[tuple[NDArray[Any], NDArray[Any], NDArray[Any], NDArray[Any], NDArray[Any] | None,
+                         NDArray[Any] | None] | None] = []
     values: list[float | None] = []
     counts: list[tuple[int, int]] = []
     for p in pairs:
@@ -145,7 +149,11 @@ def joint_gap_estimates(pairs: Sequence[GapPair], *, confidence: float = DEFAULT
             continue
         ma, mb, na, nb = (np.nan_to_num(x) for x in (ma, mb, na, nb))
         v = float(_weighted_auc(ma, na, wm, wn)) - (float(_weighted_auc(mb, nb, wm, wn)) if ref else 0.5)
-        prepared.append((ma, na, mb, nb, wm, wn) if ref else (ma, na, np.empty(0), np.empty(0), wm, wn))
+        if wm.all() and wn.all():  # no missing score: the faster unweighted AUC, the same numbers
+            wm_, wn_ = None, None
+        else:
+            wm_, wn_ = wm, wn
+        prepared.append((ma, na, mb if ref else np.empty(0), nb if ref else np.empty(0), wm_, wn_))
         values.append(v)
     # one sample of member indices and one of non-member indices per group of pairs that share their items
     groups: dict[tuple[str, int, int], int] = {}
@@ -153,37 +161,44 @@ def joint_gap_estimates(pairs: Sequence[GapPair], *, confidence: float = DEFAULT
     for p in pairs:
         key = (p.group, len(p.members_a), len(p.nonmembers_a))
         of_pair.append(groups.setdefault(key, len(groups)))
-    data = tuple(np.arange(n, dtype=np.float64) for (_, n_m, n_n) in groups for n in (n_m, n_n))
+    sizes = [n for (_, n_m, n_n) in groups for n in (n_m, n_n)]
     live = [i for i, q in enumerate(prepared) if q is not None]
 
-    def stat(*idx: NDArray[Any], axis: int = -1) -> Any:
+    def stat(*idx: NDArray[Any]) -> Any:
         out = []
         for i in live:
             ma, na, mb, nb, wm, wn = prepared[i]  # type: ignore[misc]
             g = of_pair[i]
-            im, inn = idx[2 * g].astype(np.int64), idx[2 * g + 1].astype(np.int64)
-            a = _weighted_auc(ma[im], na[inn], wm[im], wn[inn])
-            out.append(a - (_weighted_auc(mb[im], nb[inn], wm[im], wn[inn]) if mb.size else 0.5))
+            im, inn = idx[2 * g], idx[2 * g + 1]
+            wmi, wni = (None, None) if wm is None or wn is None else (wm[im], wn[inn])
+            a = _weighted_auc(ma[im], na[inn], wmi, wni)
+            out.append(a - (_weighted_auc(mb[im], nb[inn], wmi, wni) if mb.size else 0.5))
         return np.stack(out)
 
     estimates: list[Estimate | None] = [None] * k
     if not live:
         return estimates, confidence
-    if all(len(x) < 2 for x in data):  # one item on every side: nothing to resample
+    if all(n < 2 for n in sizes):  # one item on every side: nothing to resample
         for i in live:
             point = values[i]
             assert point is not None
             estimates[i] = Estimate(point, point, point, counts[i][0], counts[i][1], confidence)
         return estimates, confidence
+    # The resamples are drawn as scipy.stats.bootstrap draws them (per batch, per sample, ``rng.integers``), but
+    # here: scipy refuses a sample of one item, and an item type with one member beside larger types is
+    # common in small forget sets (its pair then resamples only its non-members)
     cells = sum(2 * counts[i][0] * counts[i][1] for i in live)
-    res = stats.bootstrap(data, stat, confidence_level=confidence, n_resamples=B, method="percentile",
-                          vectorized=True, random_state=rng, batch=max(1, int(2e7 // max(1, cells))))
-    dist = np.asarray(res.bootstrap_distribution, dtype=np.float64).reshape(len(live), -1)
-    level = _joint_level(dist, confidence)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: a pair no resample could compute
-        lo = np.nanquantile(dist, (1.0 - level) / 2.0, axis=1)
-        hi = np.nanquantile(dist, (1.0 + level) / 2.0, axis=1)
+    batch = max(1, int(2e7 // max(1, cells)))
+    parts = []
+    for start in range(0, B, batch):
+        b = min(batch, B - start)
+        drawn = [rng.integers(0, n, (b, n)) if n else np.empty((b, 0), dtype=np.int64) for n in sizes]
+        parts.append(stat(*drawn))
+    dist = np.concatenate(parts, axis=-1)
+    ordered = np.sort(dist, axis=1)  # NaN last: each row's quantiles read off it (np.quantile's linear rule)
+    finite = np.count_nonzero(~np.isnan(dist), axis=1)
+    level = _joint_level(dist, ordered, finite, confidence)
+    lo, hi = _row_quantiles(ordered, finite, (1.0 - level) / 2.0), _row_quantiles(ordered, finite, (1.0 + level) / 2.0)
     for j, i in enumerate(live):
         point = values[i]
         assert point is not None
@@ -192,14 +207,25 @@ def joint_gap_estimates(pairs: Sequence[GapPair], *, confidence: float = DEFAULT
     return estimates, level
 
 
-def _joint_level(dist: NDArray[np.float64], confidence: float) -> float:
+def _row_quantiles(ordered: NDArray[np.float64], finite: NDArray[np.int64], q: float) -> NDArray[np.float64]:
+    """Each row's ``q`` quantile over its finite values, from the row sorted with NaN last: what
+    ``np.nanquantile`` gives (linear interpolation), without sorting again for every ``q``; NaN for a row
+    with no finite value."""
+    pos = q * np.maximum(finite - 1, 0)
+    below = np.floor(pos).astype(np.int64)
+    above = np.minimum(below + 1, np.maximum(finite - 1, 0))
+    rows = np.arange(ordered.shape[0])
+    out = ordered[rows, below] + (pos - below) * (ordered[rows, above] - ordered[rows, below])
+    return np.where(finite > 0, out, np.nan)
+
+
+def _joint_level(dist: NDArray[np.float64], ordered: NDArray[np.float64], finite: NDArray[np.int64],
+                 confidence: float) -> float:
     """The smallest level at which the per-row percentile intervals of ``dist`` (pairs × resamples) hold
     together for at least ``confidence`` of the resamples (bisection; coverage only grows with the level)."""
     def coverage(level: float) -> float:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            lo = np.nanquantile(dist, (1.0 - level) / 2.0, axis=1)[:, None]
-            hi = np.nanquantile(dist, (1.0 + level) / 2.0, axis=1)[:, None]
+        lo = _row_quantiles(ordered, finite, (1.0 - level) / 2.0)[:, None]
+        hi = _row_quantiles(ordered, finite, (1.0 + level) / 2.0)[:, None]
         inside = np.isnan(dist) | ((dist >= lo) & (dist <= hi))  # a resample a pair could not compute misses nothing
         return float(np.mean(np.all(inside, axis=0)))
 
