@@ -92,6 +92,22 @@ def test_joint_intervals_need_no_widening_for_pairs_that_always_agree_and_sidak_
     assert 0.95 < level < intervals.bonferroni(0.95, k)
 
 
+def test_joint_intervals_take_an_item_type_with_a_single_member() -> None:
+    """A small forget set can hold one document beside twenty questions: that pair resamples only its
+    non-members (scipy.stats.bootstrap refuses a one-item sample), and the others are unaffected."""
+    rng = np.random.default_rng(5)
+    big = _gap_pair("qa", rng)
+    lone = intervals.GapPair("documents", np.array([2.0]), rng.normal(0, 1, 5), np.array([0.1]), rng.normal(0, 1, 5),
+                             True)
+    est, level = intervals.joint_gap_estimates([big, lone], rng=np.random.default_rng(0))
+    assert est[0] is not None and est[1] is not None and 0.95 <= level <= intervals.bonferroni(0.95, 2) + 0.002
+    labels = np.r_[1.0, np.zeros(5)]
+    expected = roc_auc_score(labels, np.r_[lone.members_a, lone.nonmembers_a]) \
+        - roc_auc_score(labels, np.r_[lone.members_b, lone.nonmembers_b])  # type: ignore[arg-type]
+    assert est[1].value == pytest.approx(expected) and est[1].low <= est[1].value <= est[1].high
+    assert (est[1].n, est[1].n_other) == (1, 5)
+
+
 def test_joint_intervals_against_chance_and_with_missing_scores() -> None:
     """Without a reference each pair's gap is its AUC minus 0.5 (the AUC is sklearn's); an item whose score is
     missing for either model is dropped from that pair, as gap_of_aucs_estimate drops it."""
