@@ -456,8 +456,8 @@ def test_utility_drop_bounded_from_below_is_wrong_way(folder: Path) -> None:
 
 @pytest.mark.parametrize(("tolerances", "twice", "first", "second"), [
     ("retain drop <= 2%, retain drop <= 5%", "retain", "retain drop <= 2%", "retain drop <= 5%"),
-    ("drop <= 2%, neighbors drop <= 5%", "neighbors", "drop <= 2%", "neighbors drop <= 5%"),
-    ("neighbors drop <= 5%, drop <= 2%", "neighbors", "neighbors drop <= 5%", "drop <= 2%"),
+    ("drop <= 2%, neighbors drop <= 5%", "neighbour", "drop <= 2%", "neighbors drop <= 5%"),
+    ("neighbors drop <= 5%, drop <= 2%", "neighbour", "neighbors drop <= 5%", "drop <= 2%"),
     ("drop <= 2%, drop < 3%", "retain and neighbour", "drop <= 2%", "drop < 3%"),
 ])
 def test_a_set_given_two_utility_tolerances_is_an_error_not_a_silent_choice(

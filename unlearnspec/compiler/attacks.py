@@ -10,7 +10,7 @@ from unlearnspec.catalog import (
 )
 from unlearnspec.compiler.ast import Objective
 from unlearnspec.compiler.checkbook import CheckBook, information_item
-from unlearnspec.compiler.decisions import Facts, matching_rows
+from unlearnspec.compiler.decisions import Facts, matching_rows, probe_names
 from unlearnspec.compiler.stages import seed_of
 from unlearnspec.plan import (
     ClaimPlan,
@@ -21,12 +21,7 @@ from unlearnspec.plan import (
 
 
 def probe_list(facts: Facts, demanded: set[str]) -> list[Probe]:
-    names: set[str] = set()
-    for r in matching_rows("probes", facts, ""):
-        if r.value == "evidence":
-            names |= demanded
-        else:
-            names.add(r.value)
+    names = probe_names(facts, demanded)
     return [Probe(name=p.name, templates=list(p.templates), description=p.description)
             for p in PROBES.values() if p.name in names]
 

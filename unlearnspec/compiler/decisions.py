@@ -243,6 +243,15 @@ def matching_rows(decides: str, facts: Facts, method: str) -> list[Row]:
     return [r for r in rows(decides) if r.test(facts, method)]
 
 
+def probe_names(facts: Facts, demanded: set[str]) -> set[str]:
+    """The probes a plan runs (rows P1-P5): those the scope asks for, and ``demanded``, the ones a claim's
+    evidence reads."""
+    names: set[str] = set()
+    for r in matching_rows("probes", facts, ""):
+        names |= demanded if r.value == "evidence" else {r.value}
+    return names
+
+
 def decision_table_markdown() -> str:
     """The decision table as ``docs/planning.md`` shows it (generated from :data:`DECISION_TABLE`)."""
     out = ["| rule | decides | when | then | why |", "|---|---|---|---|---|"]

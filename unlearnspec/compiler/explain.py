@@ -14,9 +14,10 @@ from typing import Any
 
 import jinja2
 
-from unlearnspec.catalog import CODES, METRICS, PROBES, UNKNOWN, vocab
+from unlearnspec.catalog import CLAIMS, CODES, METRICS, PROBES, UNKNOWN, vocab
 from unlearnspec.compiler.ast import Objective
 from unlearnspec.compiler.check import compile
+from unlearnspec.compiler.decisions import Facts, probe_names
 from unlearnspec.compiler.feasibility import concerns
 from unlearnspec.compiler.render import render_human
 from unlearnspec.markdown import escape as md_escape
@@ -99,12 +100,9 @@ def _evidence_text(row: Any) -> str:
     return ", ".join(items) or "-"
 
 
-def information_only(obj: Objective, rows: list[Any]) -> list[dict[str, str]]:
-    """The probes the plan runs (direct prompts always, and the prompt kinds the scope names; `any`: all of
-    them) that no claim's evidence reads: the run measures them and reports them for information, and they
-    decide nothing (decision rows P1-P4, E6)."""
-    named = {w.value for w in obj.scope.prompts} if obj.scope and obj.scope.prompts else set()
-    asked = set(PROBES) if "any" in named else named | {"direct"}
+def information_only(facts: Facts, rows: list[Any]) -> list[dict[str, str]]:
+    """The probes the plan runs (decision rows P1-P5, as the lowering reads them) that no claim's evidence
+    reads: the run measures them and reports them for information, and they decide nothing (row E6)."""
     read = set()
     for row in rows:
         for ev in getattr(row, "evidence", []) or []:
@@ -113,7 +111,8 @@ def information_only(obj: Objective, rows: list[Any]) -> list[dict[str, str]]:
             probe = d.get("probe") or (metric.probe if metric is not None else None)  # `direct` is left implicit
             if probe:
                 read.add(probe)
-    return [{"probe": p.name, "metric": p.metric} for p in PROBES.values() if p.name in asked - read]
+    run = probe_names(facts, read)
+    return [{"probe": p.name, "metric": p.metric} for p in PROBES.values() if p.name in run - read]
 
 
 def _information_text(obj: Objective, info: list[dict[str, str]]) -> str:
@@ -128,7 +127,8 @@ def _information_text(obj: Objective, info: list[dict[str, str]]) -> str:
         kind = i["probe"].replace("_", "-")
         if i["probe"] == "in_context":
             continue
-        claim = "not_generated" if i["probe"] == "direct" else "robust_to_prompting"
+        # the claim whose defaults come from the scope and whose evidence reads this probe's metric
+        claim = next(c.name for c in CLAIMS.values() if c.from_scope and i["metric"] in c.evidence)
         todo = (f"add a `{i['metric']}` bound to `evidence`" if obj.has_claim(claim) else f"claim `{claim}`")
         advice.setdefault(todo, []).append(kind)
     text = ("Measured for information only, deciding no claim: "
@@ -188,7 +188,7 @@ def explain_spec(path: Path, fmt: str = "text") -> tuple[str, int]:
                   "instead": r.instead, "evidence": _evidence_text(r), "codes": [], "notes": []}
                  for r in analysed.implied_claims]
         sentence = objective_sentence(obj)
-        info = information_only(obj, [*analysed.claims, *analysed.implied_claims])
+        info = information_only(analysed.facts, [*analysed.claims, *analysed.implied_claims])
         objectives.append({
             "name": obj.name, "title": obj.title.value if obj.title else None, "sentence": sentence,
             "sentence_wrapped": textwrap.fill(sentence, 100), "rows": rows, "other": other,

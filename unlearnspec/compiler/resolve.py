@@ -362,10 +362,10 @@ class _Resolver(PromptResolver):
             # one tolerance a set: `drop` covers both, so a second one for a set would be silently overridden
             first = next((t for t in out if "all" in (t.applies_to, applies) or t.applies_to == applies), None)
             if first is not None:
-                both = "all" in (first.applies_to, applies)
-                self.report("UL202", "error", span, "the " + ("retain and neighbour" if both and first.applies_to ==
-                            applies else applies if applies != "all" else first.applies_to)
-                            + " utility tolerance is given twice", labels=[Label(span=first.span, message="first given here")],
+                named = {first.applies_to, applies} - {"all"}  # the set given twice; none named: both sets
+                which = {"retain": "retain", "neighbors": "neighbour"}[named.pop()] if named else "retain and neighbour"
+                self.report("UL202", "error", span, f"the {which} utility tolerance is given twice",
+                            labels=[Label(span=first.span, message="first given here")],
                             help=["`drop <= N%` covers both sets; give each set one tolerance: "
                                   "`retain drop <= N%, neighbors drop <= M%`"])
                 continue

@@ -102,10 +102,9 @@ class GapPair:
 def _weighted_auc(m: NDArray[Any], n: NDArray[Any], wm: NDArray[Any] | None, wn: NDArray[Any] | None) -> Any:
     """The AUC over the items whose weight is 1 (the rest are missing scores; ``None``: none is missing),
     vectorised over leading axes."""
-    gt, eq = m[..., :, None] > n[..., None, :], m[..., :, None] == n[..., None, :]
     if wm is None or wn is None:
-        return (np.count_nonzero(gt, axis=(-2, -1)) + 0.5 * np.count_nonzero(eq, axis=(-2, -1))) \
-            / (m.shape[-1] * n.shape[-1])
+        return auc_statistic(m, n)
+    gt, eq = m[..., :, None] > n[..., None, :], m[..., :, None] == n[..., None, :]
     w = wm[..., :, None] * wn[..., None, :]
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.sum((gt + 0.5 * eq) * w, axis=(-2, -1)) / np.sum(w, axis=(-2, -1))
@@ -138,6 +137,7 @@ def joint_gap_estimates(pairs: Sequence[GapPair], *, confidence: float = DEFAULT
         sign = 1.0 if p.higher_is_member else -1.0
         ma, na = sign * np.asarray(p.members_a, dtype=np.float64), sign * np.asarray(p.nonmembers_a, dtype=np.float64)
         ref = p.members_b is not None and p.nonmembers_b is not None
+        # without a reference, model b is chance: its "scores" are an empty stand-in, missing nowhere
         mb = sign * np.asarray(p.members_b, dtype=np.float64) if ref else np.zeros_like(ma)
         nb = sign * np.asarray(p.nonmembers_b, dtype=np.float64) if ref else np.zeros_like(na)
         wm = (np.isfinite(ma) & np.isfinite(mb)).astype(np.float64)
@@ -284,7 +284,9 @@ def auc_statistic(members: NDArray[np.float64], nonmembers: NDArray[np.float64],
     the Mann–Whitney U statistic over ``n_m * n_n`` with ties counted one half."""
     m = np.moveaxis(np.asarray(members), axis, -1)[..., :, None]
     n = np.moveaxis(np.asarray(nonmembers), axis, -1)[..., None, :]
-    return np.mean((m > n) + 0.5 * (m == n), axis=(-2, -1))
+    # counted on the boolean comparisons (no float array of the pairs): the bootstraps' hot loop
+    return (np.count_nonzero(m > n, axis=(-2, -1)) + 0.5 * np.count_nonzero(m == n, axis=(-2, -1))) \
+        / (m.shape[-2] * n.shape[-1])
 
 
 def auc_estimate(member_scores: Sequence[float] | NDArray[Any], nonmember_scores: Sequence[float] | NDArray[Any],
