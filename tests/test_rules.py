@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from unlearnspec.catalog import CODES, DEFAULT_RELEARN_STEPS
+from unlearnspec.catalog import CODES, DEFAULT_RELEARN_STEPS, METRICS
 from unlearnspec.compiler.ast import Objective, Spec
 from unlearnspec.compiler.diagnostics import Diagnostic
 from unlearnspec.compiler.evidence_defaults import evidence_for, side_effect_evidence
@@ -422,6 +422,21 @@ def test_planned_method_table() -> None:
 ])
 def test_basis_states_compliance(text: str, states: bool) -> None:
     assert states_compliance(text) is states
+
+
+def test_vacuous_bound_message_states_the_edge_of_the_catalog_range() -> None:
+    """UL412 names the edge the bound sits at, from the catalog: a drop is signed (a gain is below 0), so the
+    message may not claim a drop lies between 0 and 100, only that it never exceeds 100."""
+    path = FIXTURES / "ul412-bound-cannot-fail.unlearn"
+    text = path.read_text(encoding="utf-8").replace(
+        "    forget_quality >= 0.0\n", "    forget_quality >= 0.0\n    retain_utility_drop <= 100\n")
+    _, _, feas = compile_text(text, path)
+    messages = {d.message.split("`")[1].split()[0]: d.message for d in by_code(feas, "UL412")}
+    assert set(messages) == {"membership_auc", "forget_quality", "retain_utility_drop"}
+    for metric in ("membership_auc", "retain_utility_drop"):
+        assert f"is never above {METRICS[metric].upper:g}," in messages[metric]
+    assert f"is never below {METRICS['forget_quality'].lower:g}," in messages["forget_quality"]
+    assert not any("between" in m for m in messages.values())
 
 
 def test_feasibility_imports_no_ml_framework() -> None:

@@ -7,6 +7,7 @@ and MUSE's PrivLeak formula written out on the AUCs.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 from typing import Any
@@ -90,6 +91,41 @@ def test_joint_intervals_need_no_widening_for_pairs_that_always_agree_and_sidak_
                                              n_resamples=8000)
     assert level == pytest.approx(0.95 ** (1 / k), abs=0.002)
     assert 0.95 < level < intervals.bonferroni(0.95, k)
+
+
+def test_joint_intervals_resample_types_scored_on_the_same_records_together() -> None:
+    """A QA record's question and its paraphrase are two item types on one record: named by their records,
+    the two types' pairs are drawn together (one record, both items), so two copies of one pair under two
+    type names need the plain level, as copies within one type do; unnamed, they are drawn apart and need
+    Šidák's level for two independent pairs. Records that differ keep the types apart."""
+    rng = np.random.default_rng(7)
+    one = _gap_pair("qa", rng)
+    twin = dataclasses.replace(one, group="qa_paraphrased")
+    names = (tuple(f"forget[{i}]" for i in range(30)), tuple(f"holdout[{i}]" for i in range(30)))
+    shared = [dataclasses.replace(p, records=names) for p in (one, twin)]
+    _, together = intervals.joint_gap_estimates(shared, rng=np.random.default_rng(0), n_resamples=4000)
+    assert together == pytest.approx(0.95, abs=0.002)
+    _, apart = intervals.joint_gap_estimates([one, twin], rng=np.random.default_rng(0), n_resamples=8000)
+    assert apart == pytest.approx(0.95 ** 0.5, abs=0.002)
+    other = (names[0][::-1], names[1])
+    _, differ = intervals.joint_gap_estimates([shared[0], dataclasses.replace(twin, records=other)],
+                                              rng=np.random.default_rng(0), n_resamples=8000)
+    assert differ == pytest.approx(0.95 ** 0.5, abs=0.002)
+
+
+def test_joint_intervals_count_a_resample_a_pair_cannot_compute_as_a_miss() -> None:
+    """Two of three members lack a reference score, so about (2/3)^3 = 30% of the resamples draw no usable
+    member and that pair has no gap there. Those resamples are misses, not hits: no level below 1 holds
+    95% of the resamples together, so the level is 1 and the interval spans every gap the pair produced."""
+    rng = np.random.default_rng(8)
+    big = _gap_pair("qa", rng)
+    sparse = intervals.GapPair("documents", np.array([2.0, 1.0, 0.5]), rng.normal(0, 1, 12),
+                               np.array([0.1, np.nan, np.nan]), rng.normal(0, 1, 12), True)
+    est, level = intervals.joint_gap_estimates([big, sparse], rng=np.random.default_rng(0))
+    assert level == 1.0
+    e = est[1]
+    assert e is not None and (e.n, e.n_other) == (1, 12) and e.low <= e.value <= e.high and e.low < e.high
+    assert est[0] is not None and est[0].confidence == 1.0
 
 
 def test_joint_intervals_take_an_item_type_with_a_single_member() -> None:

@@ -71,10 +71,16 @@ class MembershipChecks(EvaluatorBase):
         pairs = len(keys)
         each = conf
         if use_iv:
+            # a question and its paraphrase are one record: their types are resampled by record, together
+            def record_keys(t: str, side: str) -> tuple[str, ...]:
+                return tuple(i.removesuffix(":paraphrased") for i in sc[decided][side][t][0])
+
+            records = {t: (record_keys(t, "member"), record_keys(t, "non")) for t in types}
             joint, each = intervals.joint_gap_estimates(
                 [intervals.GapPair(t, sc[decided]["member"][t][1][a], sc[decided]["non"][t][1][a],
                                    sc["reference"]["member"][t][1][a] if has_ref else None,
-                                   sc["reference"]["non"][t][1][a] if has_ref else None, mia.ATTACKS[a][1])
+                                   sc["reference"]["non"][t][1][a] if has_ref else None, mia.ATTACKS[a][1],
+                                   records=records[t])
                  for t, a in keys], confidence=conf, rng=self.rng(check, "pairs"))
             found = dict(zip(keys, joint, strict=True))
         else:

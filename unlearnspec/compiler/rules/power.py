@@ -179,7 +179,9 @@ def bound_cannot_fail(obj: Objective, ctx: RuleContext) -> Iterator[Diagnostic]:
         m = METRICS[e.metric]
         yield finding(
             UL412, obj, e.span,
-            f"`{e.metric} {e.op} {e.value:g}` cannot fail: {m.label} lies between {m.lower:g} and {m.upper:g}, "
-            "so every model meets it and it is no evidence",
+            f"`{e.metric} {e.op} {e.value:g}` cannot fail: "
+            + (f"{m.label} is never above {m.upper:g}" if e.op.startswith("<")
+               else f"{m.label} is never below {m.lower:g}")
+            + ", so every model meets it and it is no evidence",
             help=[f"use the default bound `{e.metric} {m.threshold.op} {m.threshold.value:g}` ({m.threshold.why}), "
                   "or a tighter one"])

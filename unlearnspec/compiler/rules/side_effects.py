@@ -32,7 +32,9 @@ def zero_side_effects(obj: Objective, ctx: RuleContext) -> Iterator[Diagnostic]:
                       help=[_HELP_308], labels=label(c.name_span, "claimed here too") if c else [])
     for tol in p.utility:
         if tol.percent == 0:
-            yield finding(UL308, obj, tol.span, f"a utility drop `{tol.op} 0%` cannot be met: {_WHY_308}",
+            yield finding(UL308, obj, tol.span, f"a utility drop `{tol.op} 0%` cannot be met: {_WHY_308}; "
+                          "the check would pass only if utility measurably rose (the whole interval of the "
+                          "drop below 0)",
                           help=["write a measured tolerance such as `utility drop <= 2%` on named `retain` and "
                                 "`neighbors` sets"])
 

@@ -89,7 +89,10 @@ def bonferroni(confidence: float, k: int) -> float:
 class GapPair:
     """One membership comparison of a joint bootstrap: model a's AUC on ``members`` vs ``nonmembers`` minus
     model b's on the same items (``members_b`` None: minus 0.5, chance). Pairs with the same ``group`` and
-    the same item counts score the same items (one item type, several attacks) and are resampled together."""
+    the same item counts score the same items (one item type, several attacks) and are resampled together.
+    ``records`` names the record behind each member and each non-member: pairs of different groups whose
+    items come from the same records in the same order (a QA record's question and its paraphrase) are
+    resampled together too, by record, so the bootstrap keeps their dependence."""
 
     group: str
     members_a: NDArray[Any]
@@ -97,6 +100,7 @@ class GapPair:
     members_b: NDArray[Any] | None
     nonmembers_b: NDArray[Any] | None
     higher_is_member: bool
+    records: tuple[tuple[str, ...], tuple[str, ...]] | None = None
 
 
 def _weighted_auc(m: NDArray[Any], n: NDArray[Any], wm: NDArray[Any] | None, wn: NDArray[Any] | None) -> Any:
@@ -155,13 +159,20 @@ def joint_gap_estimates(pairs: Sequence[GapPair], *, confidence: float = DEFAULT
             wm_, wn_ = wm, wn
         prepared.append((ma, na, mb if ref else np.empty(0), nb if ref else np.empty(0), wm_, wn_))
         values.append(v)
-    # one sample of member indices and one of non-member indices per group of pairs that share their items
-    groups: dict[tuple[str, int, int], int] = {}
+    # one sample of member indices and one of non-member indices per group of pairs that share their items:
+    # the same records when the pairs name them, else the same item type and counts
+    groups: dict[tuple[Any, ...], int] = {}
+    sizes: list[int] = []
     of_pair: list[int] = []
     for p in pairs:
-        key = (p.group, len(p.members_a), len(p.nonmembers_a))
-        of_pair.append(groups.setdefault(key, len(groups)))
-    sizes = [n for (_, n_m, n_n) in groups for n in (n_m, n_n)]
+        n_m, n_n = len(p.members_a), len(p.nonmembers_a)
+        key: tuple[Any, ...] = (p.group, n_m, n_n)
+        if p.records is not None and len(p.records[0]) == n_m and len(p.records[1]) == n_n:
+            key = ("records", *p.records)
+        if key not in groups:
+            groups[key] = len(groups)
+            sizes += [n_m, n_n]
+        of_pair.append(groups[key])
     live = [i for i, q in enumerate(prepared) if q is not None]
 
     def stat(*idx: NDArray[Any]) -> Any:
@@ -222,11 +233,15 @@ def _row_quantiles(ordered: NDArray[np.float64], finite: NDArray[np.int64], q: f
 def _joint_level(dist: NDArray[np.float64], ordered: NDArray[np.float64], finite: NDArray[np.int64],
                  confidence: float) -> float:
     """The smallest level at which the per-row percentile intervals of ``dist`` (pairs × resamples) hold
-    together for at least ``confidence`` of the resamples (bisection; coverage only grows with the level)."""
+    together for at least ``confidence`` of the resamples (bisection; coverage only grows with the level). When
+    that share is out of reach (more undefined resamples than ``1 - confidence``), the level is 1: each
+    interval spans every resample it has."""
     def coverage(level: float) -> float:
         lo = _row_quantiles(ordered, finite, (1.0 - level) / 2.0)[:, None]
         hi = _row_quantiles(ordered, finite, (1.0 + level) / 2.0)[:, None]
-        inside = np.isnan(dist) | ((dist >= lo) & (dist <= hi))  # a resample a pair could not compute misses nothing
+        # a resample a pair could not compute (it drew no item with a score) counts as a miss: the level
+        # errs wide rather than narrow
+        inside = (dist >= lo) & (dist <= hi)
         return float(np.mean(np.all(inside, axis=0)))
 
     low, high = confidence, 1.0
