@@ -166,7 +166,8 @@ def test_data_file_with_a_malformed_line(work: Path) -> None:
 def test_many_syntax_errors_near_the_size_limit_finish(work: Path) -> None:
     """Recovery re-parses after each error; with a large file and errors at its end that must stay bounded."""
     body = EXAMPLE.read_text(encoding="utf-8").split("\n", 2)[2]
-    big = "unlearnspec 1\n\n" + "".join(body.replace("erase-jane-doe", f"o{i}") for i in range(1100))
+    copies = 950_000 // len(body.encode("utf-8"))  # as many objectives as keep the file under the 1 MB limit
+    big = "unlearnspec 1\n\n" + "".join(body.replace("erase-jane-doe", f"o{i}") for i in range(copies))
     big += "".join(f'objective "e{i}" {{\n  title @\n}}\n' for i in range(40))
     data = big.encode("utf-8")
     assert 900_000 < len(data) < 1_000_000

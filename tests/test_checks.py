@@ -112,6 +112,15 @@ def test_utility_drop_has_a_bootstrap_interval_over_records(tmp_path: Path) -> N
     low, high = drop.interval["unlearned"]
     assert low <= value <= high and low < high  # records resampled: not a point
     assert drop.n["unlearned"] == len(ev.ctx.data.retain)
+    # report.json keeps each component per record: the drop is recomputed from it with statistics.harmonic_mean
+    import statistics
+
+    def utility(who: str) -> float:
+        cols = [[x for x in xs if x is not None] for name, xs in drop.per_item.items() if name.startswith(f"{who}.")]
+        return statistics.harmonic_mean([sum(c) / len(c) for c in cols if c])
+
+    assert len(drop.item_ids) == len(ev.ctx.data.retain)
+    assert 100 * (utility("original") - utility("unlearned")) / utility("original") == pytest.approx(value)
 
 
 def test_a_utility_gain_is_a_negative_drop_with_its_interval_not_a_zero(tmp_path: Path) -> None:
@@ -163,7 +172,7 @@ STRONG_RELEARN = RelearnAttack(steps=30, learning_rate=1e-2, batch_size=2)
 def _recovery(k: dict[str, float], before: str, after: str) -> float:
     """attacks.recovery written out: the share of original − before that after has back, in [0, 1]."""
     lost = k["original"] - k[before]
-    return 0.0 if abs(lost) < 1e-12 else min(1.0, max(0.0, (k[after] - k[before]) / lost))
+    return 0.0 if abs(lost) < 1e-12 else (k[after] - k[before]) / lost  # signed, as measured
 
 
 @pytest.mark.parametrize("unlearned", ["fresh", "reference"])
@@ -180,9 +189,15 @@ def test_relearning_is_judged_against_what_the_same_fine_tune_gives_the_referenc
     rec_u, rec_r = _recovery(k, "unlearned", "attacked"), _recovery(k, "reference", "reference_attacked")
     assert rec_r > 0  # the fine-tune taught the never-trained reference something
     assert res.values.attacked == pytest.approx(rec_u) and res.values.reference == pytest.approx(rec_r)
+    # the per-question knowledge of all five models is in per_item: the recoveries recomputed from it
+    means = {who: sum(xs) / len(xs) for who, xs in res.per_item.items()}  # type: ignore[arg-type]
+    assert set(means) == {"original", "unlearned", "attacked", "reference", "reference_attacked"}
+    assert _recovery(means, "unlearned", "attacked") == pytest.approx(rec_u)
+    assert _recovery(means, "reference", "reference_attacked") == pytest.approx(rec_r)
     d = res.decision
     assert d is not None and d.value == pytest.approx(rec_u - rec_r)
-    assert d.attainable == pytest.approx((-rec_r, 1.0 - rec_r))
+    o, u = k["original"], k["unlearned"]  # the attacked model's knowledge ranges over [0, 1]
+    assert d.attainable == pytest.approx((-u / (o - u) - rec_r, (1 - u) / (o - u) - rec_r))
     assert d.interval is not None and d.interval[0] <= d.value <= d.interval[1]
     if unlearned == "reference":
         assert d.value == 0.0 and d.interval == (0.0, 0.0)
@@ -190,10 +205,11 @@ def test_relearning_is_judged_against_what_the_same_fine_tune_gives_the_referenc
     assert res.n["reference"] == res.n["attacked"] == d.n
     assert res.interval["reference"][0] <= rec_r <= res.interval["reference"][1]
     assert res.status == "pass"  # the gap's interval lies below 0.5, and the gap could have exceeded it
-    # A bound the gap cannot exceed (it is at most 1 − the reference's recovery) is no evidence: inconclusive
-    loose = ev.check(check("relearn_recovery", "relearn", model="attacked", value=0.9,
+    # A bound the gap cannot exceed (at most (1 − u)/(o − u) − the reference's recovery) is no evidence
+    most = (1 - u) / (o - u) - rec_r
+    loose = ev.check(check("relearn_recovery", "relearn", model="attacked", value=most + 0.01,
                            params={"steps": STRONG_RELEARN.steps}))
-    assert 1.0 - rec_r <= 0.9 and loose.status == "inconclusive"
+    assert loose.status == "inconclusive" and loose.decision is not None and loose.decision.attainable is not None
 
 
 def test_what_cannot_be_measured_says_why(tmp_path: Path) -> None:
@@ -242,9 +258,15 @@ def test_the_representation_probe_gap_has_items_an_interval_and_says_when_it_has
     low, high = r.interval["original"]
     assert low <= gap_o <= high
     assert r.decision is not None and r.decision.value == 0.0 and r.decision.n == n
-    assert r.status == "pass"  # the unlearned model is the reference: no gap, wherever its interval lies
+    # the unlearned model is the reference: no difference on any item, yet n items without a difference bound
+    # the share of items that could differ only to p = 1 - 0.025^(1/n) (degenerate_interval over [-1, 1])
+    p = 1 - 0.025 ** (1 / n)
+    assert r.decision.interval == pytest.approx((-p, p))
     powerless = [f for f in r.findings if f.startswith("no power:")]
-    assert bool(powerless) is (low <= 0)  # no power exactly when the original is not shown to hold more
+    # no power exactly when the original, trained on the target, is not shown to exceed the bound either
+    assert bool(powerless) is (low <= 0.1)
+    assert (r.decision.no_evidence is not None) is bool(powerless)
+    assert r.status == ("pass" if p <= 0.1 and not powerless else "inconclusive")
     same = evaluator(copy.deepcopy(tiny_lm("original")), tmp_path).check(check("probe_accuracy_gap", op=None))
     assert same.status == "info" and same.decision is None
     assert same.values.unlearned == pytest.approx(gap_o)  # a copy of the original: the original's gap
@@ -255,6 +277,34 @@ def test_the_representation_probe_gap_has_items_an_interval_and_says_when_it_has
     b = blind.check(check("probe_accuracy_gap", value=0.1))
     assert b.interval["original"][0] <= 0
     assert [f for f in b.findings if f.startswith("no power:") and f"n={n};" in f]
+    assert b.status == "inconclusive" and b.decision is not None and b.decision.no_evidence is not None
+    assert "no evidence" in b.decision.no_evidence and b.decision.more_items is None
+
+
+def test_forget_quality_is_decided_by_the_test_with_the_original_as_positive_control(tmp_path: Path) -> None:
+    """TOFU's forget quality is a KS p-value, and a p-value's bootstrap interval does not narrow with more
+    items, so the check is decided by the test at the bound: below it fails, above it passes only when the
+    test tells the original model (trained on the target) from the reference, else it is no evidence."""
+    from scipy import stats
+
+    bound = Threshold(op=">=", value=0.05)
+    removed = evaluator(tiny_lm("reference"), tmp_path).check(check("forget_quality", op=">=", value=0.05))
+    kept = evaluator(copy.deepcopy(tiny_lm("original")), tmp_path).check(check("forget_quality", op=">=", value=0.05))
+    for r in (removed, kept):
+        assert r.decision is not None and r.decision.interval is None and r.decision.no_evidence is None
+        assert r.values.unlearned is not None and r.values.original is not None
+        assert r.values.original < 0.05  # the positive control: the test rejects the original
+    ratios = removed.per_item  # the per-item statistics the test compared, recomputed with scipy
+    assert removed.values.unlearned == pytest.approx(stats.ks_2samp(ratios["unlearned"], ratios["reference"]).pvalue)
+    assert removed.status == ("pass" if bound.holds(removed.values.unlearned) else "fail") == "pass"
+    assert kept.values.unlearned == kept.values.original and kept.status == "fail"
+    # an "original" that is the reference itself: the test cannot tell a model holding the target from it
+    blind = evaluator(tiny_lm("reference"), tmp_path)
+    blind.m["original"] = Measurer("original", tiny_lm("reference"), tokenizer(), blind.ctx.data, STAGE,
+                                   refusal_text="I don't know.", fmt=blind.ctx.fmt)
+    b = blind.check(check("forget_quality", op=">=", value=0.05))
+    assert b.values.original == 1.0 and b.status == "inconclusive"
+    assert b.decision is not None and "does not tell the original model" in str(b.decision.no_evidence)
 
 
 def test_membership_pairs_hold_together_and_each_is_shown_with_its_counts_and_outcome(tmp_path: Path) -> None:
@@ -306,3 +356,10 @@ def test_membership_pairs_hold_together_and_each_is_shown_with_its_counts_and_ou
     # 6 members against 6 non-members per type: even the original (every AUC 0.83-1 against the reference's
     # 0.5-0.61) is not shown beyond a 0.1 tolerance on all pairs at once, so the check does not fail it
     assert r.status == "inconclusive"
+    # the pair shown as deciding is the one the outcome rests on: inconclusive, the one whose interval reaches
+    # furthest from the reference (its headline AUCs, ROC and counts are that pair's)
+    ends = {(ty, att): intervals.abs_interval(g["low"], g["high"])[1] for ty, row in by.items()
+            for att, g in row.items()}
+    deciding = (r.extra["deciding_type"], r.extra["deciding_attack"])
+    assert ends[deciding] == max(ends.values()) and by[deciding[0]][deciding[1]]["status"] == "straddles"
+    assert r.decision.n == by[deciding[0]][deciding[1]]["n"] and r.n["unlearned"] == r.decision.n

@@ -93,8 +93,9 @@ def test_tofu_from_hub_parquet_shards_and_a_save_to_disk_folder(tmp_path: Path,
         [r["answer"] for r in tofu_rows("retain90", 9)]
     spec = (tmp_path / "out" / "tofu-forget10.unlearn").read_text()
     assert "holdout" not in spec.split("target", 1)[1].split("}", 1)[0]  # no holdout file, no holdout field
-    # no real_authors / world_facts in this source: the spec says the neighbour set is missing
-    _assert_spec_checks_clean(tmp_path / "out" / "tofu-forget10.unlearn", warnings=("UL404",))
+    # no real_authors / world_facts in this source: the spec says the neighbour set is missing; and six
+    # questions cannot show membership within the default tolerance of the reference (UL411)
+    _assert_spec_checks_clean(tmp_path / "out" / "tofu-forget10.unlearn", warnings=("UL404", "UL411"))
 
 
 # -- MUSE ------------------------------------------------------------------------------------------

@@ -99,7 +99,8 @@ def test_relearn_rejects_empty_work() -> None:
 def test_recovery_fraction() -> None:
     assert recovery(0.9, 0.1, 0.5) == pytest.approx(0.5)  # accuracy-like metric
     assert recovery(1.0, 5.0, 2.0) == pytest.approx(0.75)  # loss-like metric: lower is "knows"
-    assert recovery(0.9, 0.1, 1.5) == 1.0 and recovery(0.9, 0.1, 0.0) == 0.0  # clipped
+    # signed, not clipped: past the original, and further from it than the unlearned model
+    assert recovery(0.9, 0.1, 1.5) == pytest.approx(1.75) and recovery(0.9, 0.1, 0.0) == pytest.approx(-0.125)
     assert recovery(0.5, 0.5, 0.9) == 0.0  # nothing was lost
     assert math.isnan(recovery(math.nan, 0.1, 0.2))
 

@@ -268,9 +268,11 @@ def test_completion_in_context(tmp_path: Path) -> None:
     assert "UL404" in labels(where(text, "UL405").start)
     seq = doc_for(SPECS / "sequential-requests.unlearn")
     codes = features.completion(seq, where(seq.text, "accept UL405").end)
-    first = sorted(codes, key=lambda i: i.sort_text or i.label)[:4]
     # the unaccepted warnings and notes of that spec (its `# Expect:` line) come first
-    assert {i.label for i in first} == {"UL402", "UL404", "UL406", "UL502"}
+    expect = next(line for line in seq.text.splitlines() if line.startswith("# Expect:"))
+    unaccepted = set(re.findall(r"(UL\d{3}) \((?:warning|note)\)", expect))
+    first = sorted(codes, key=lambda i: i.sort_text or i.label)[:len(unaccepted)]
+    assert {i.label for i in first} == unaccepted and {"UL402", "UL404", "UL406", "UL502"} <= unaccepted
     inside = where(text, '"data/jane-doe.jsonl"').start
     files = labels(lsp.Position(line=inside.line, character=inside.character + 1))
     assert {p.relative_to(SPECS).as_posix() for p in (SPECS / "data").rglob("*.jsonl")} <= files

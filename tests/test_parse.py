@@ -216,7 +216,10 @@ def test_every_node_has_the_span_of_its_text() -> None:
     assert text[obj.keyword_span.start_pos:obj.keyword_span.end_pos] == "objective"
     assert text[obj.span.start_pos:obj.span.end_pos].startswith('objective "erase-jane-doe" {')
     assert text[obj.span.start_pos:obj.span.end_pos].endswith("}")
-    assert (obj.block.open_span.line, obj.block.close_span.line) == (4, 45)
+    lines = text.splitlines()  # the objective's braces: its first line, and the last line that is just `}`
+    assert (obj.block.open_span.line, obj.block.close_span.line) == (
+        next(i for i, ln in enumerate(lines, 1) if ln.startswith("objective ")),
+        max(i for i, ln in enumerate(lines, 1) if ln == "}"))
 
     def walk(fields):  # every field and value, recursively
         for f in fields:

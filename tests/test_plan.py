@@ -524,7 +524,7 @@ def test_show_renders_json_and_reads_specs(capsys: pytest.CaptureFixture[str]) -
     assert [c["claim"] for c in obj["claims"]] == ["removed", "not_generated", "robust_to_finetuning",
                                                    "side_effects_within_tolerance"]
     removed = obj["claims"][0]
-    assert removed["status"] == "cannot_be_verified" and removed["accepted"] == ["UL405"]
+    assert removed["status"] == "cannot_be_verified" and removed["accepted"] == ["UL405", "UL411"]
     assert any(c["id"] == "membership_auc@forget" and c["threshold"] == "≤ 0.6" for c in removed["checks"])
     assert obj["estimate"]["cpu_seconds"] > 0 and obj["estimate"]["gpu_seconds"] > 0
 

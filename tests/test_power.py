@@ -51,3 +51,38 @@ def test_auc_half_width_matches_a_bootstrap_at_chance() -> None:
     lo, hi = np.quantile(aucs, [0.025, 0.975])
     assert auc_half_width(n_m, n_n, 0.95) == pytest.approx((hi - lo) / 2, rel=0.2)
     assert auc_half_width(n_m, n_n, 0.95) > 0.3  # "an AUC interval over 3 members spans about ±0.4"
+
+
+def test_membership_tolerance_the_data_cannot_show_is_named_with_one_they_can() -> None:
+    """`membership_auc <= 0.60` is a tolerance of 0.1 either side of the reference; six documents against the
+    built-in holdout's twelve give an AUC interval of about ±0.29 at chance (the same count simulated here),
+    so the check can show a leak but not its absence. The help names the tolerance the data can show, and a
+    spec that states it has no UL411."""
+    import re
+    from pathlib import Path
+
+    from unlearnspec.compiler.feasibility import analyse
+    from unlearnspec.compiler.parse import parse_bytes
+    from unlearnspec.compiler.resolve import resolve
+
+    base = Path(__file__).parent / "rules" / "clean-base.unlearn"
+
+    def ul411(text: str) -> list[str]:
+        tree, _ = parse_bytes(text.encode(), str(base))
+        assert tree is not None
+        spec, _ = resolve(tree, base.parent)
+        return [d.message + " | " + " ".join(d.help) for d in analyse(spec) if d.code == "UL411"]
+
+    text = base.read_text(encoding="utf-8")
+    (found,) = ul411(text)
+    width = float(re.search(r"±(\d\.\d+)", found).group(1))  # type: ignore[union-attr]
+    n_m, n_n = (int(x) for x in re.search(r"compares (\d+) forget items with (\d+) holdout", found).groups())  # type: ignore[union-attr]
+    rng = np.random.default_rng(1)
+    m, n = rng.normal(size=(4000, n_m)), rng.normal(size=(4000, n_n))
+    lo, hi = np.quantile((m[:, :, None] > n[:, None, :]).mean(axis=(1, 2)), [0.025, 0.975])
+    assert width == pytest.approx((hi - lo) / 2, rel=0.2) and width > 0.1
+    assert "wider than the tolerance of 0.1" in found and "cannot be expected to pass" in found
+    suggested = re.search(r"`membership_auc <= (\d\.\d+)`", found.split(" | ", 1)[1])  # in the help
+    assert suggested is not None and float(suggested.group(1)) - 0.5 >= width
+    stated = text.rstrip()[:-1] + f"  evidence {{\n    membership_auc <= {suggested.group(1)}\n  }}\n}}\n"
+    assert ul411(stated) == []

@@ -669,7 +669,9 @@ def test_the_report_says_which_data_each_role_read_and_how_the_holdout_was_split
                     calibration_stops_training=True)]
     report = report.model_copy(update={"objectives": [report.objectives[0].model_copy(update={"data": data})]})
     md, page = render_markdown(report), render_html(report)
-    assert "| Forget set | `data/jane-doe.jsonl`, 26 records |" in md
+    # the stopping rule reads the forget set's own loss: its row says so whenever the calibration half is used
+    assert "| Forget set | `data/jane-doe.jsonl`, 26 records (its mean loss is also what the stopping rule read) |" \
+        in md
     assert "| Holdout | `builtin:holdout`, 104 records (40 set when training stops; 64 are the non-members the " \
            "verdicts use) |" in md
     assert '<th scope="row">Holdout</th><td><code>builtin:holdout</code>, 104 records (40 set' in page
@@ -678,6 +680,9 @@ def test_the_report_says_which_data_each_role_read_and_how_the_holdout_was_split
     shown = render_markdown(report.model_copy(update={"objectives": [
         report.objectives[0].model_copy(update={"data": audit})]}))
     assert "| Holdout | `h.jsonl`, 10 records (5 held apart, unused by this run; 5 are the non-members" in shown
+    with_forget = [DataUse(role="forget", sources=["f.jsonl"], records=3), *audit]
+    assert "| Forget set | `f.jsonl`, 3 records |" in render_markdown(report.model_copy(update={"objectives": [
+        report.objectives[0].model_copy(update={"data": with_forget})]}))  # no stopping rule: nothing read it
     with pytest.raises(ValidationError):
         DataUse(role="forget", sources=["f.jsonl"], records=3, calibration=1, evaluation=2)  # only the holdout
     with pytest.raises(ValidationError):

@@ -264,14 +264,21 @@ def architecture_example(text: str) -> str:
     raise AssertionError("no spec example in ARCHITECTURE.md's language section")
 
 
-def test_architecture_example_is_verbatim_and_checks_clean() -> None:
-    if ARCHITECTURE.is_file():
-        example = architecture_example(ARCHITECTURE.read_text(encoding="utf-8"))
-        assert ARCHITECTURE_SPEC.read_bytes() == example.encode("utf-8"), \
-            "specs/erase-jane-doe.unlearn must be the ARCHITECTURE.md example, byte for byte"
+def test_architecture_example_and_the_project_example_check_clean(tmp_path: Path) -> None:
+    """ARCHITECTURE.md's example keeps parsing and checking without errors beside the project's data; the
+    project's own example started as it and may grow past it (here: an `accept UL411`), so the two are not
+    pinned equal, only the objective they state."""
     result = checked(ARCHITECTURE_SPEC)
     assert result.errors == 0, [d.code for d in result.diagnostics]
     assert result.spec is not None and [o.name for o in result.spec.objectives] == ["erase-jane-doe"]
+    if ARCHITECTURE.is_file():
+        example = architecture_example(ARCHITECTURE.read_text(encoding="utf-8"))
+        (tmp_path / "data").symlink_to(SPECS / "data")
+        doc = tmp_path / "architecture.unlearn"
+        doc.write_text(example, encoding="utf-8")
+        from_doc = checked(doc)
+        assert from_doc.errors == 0, [d.code for d in from_doc.diagnostics]
+        assert from_doc.spec is not None and [o.name for o in from_doc.spec.objectives] == ["erase-jane-doe"]
 
 
 # -- canonical formatting ------------------------------------------------------------------------

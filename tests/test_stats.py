@@ -114,34 +114,47 @@ def test_joint_intervals_resample_types_scored_on_the_same_records_together() ->
 
 
 def test_joint_intervals_count_a_resample_a_pair_cannot_compute_as_a_miss() -> None:
-    """Two of three members lack a reference score, so about (2/3)^3 = 30% of the resamples draw no usable
-    member and that pair has no gap there. Those resamples are misses, not hits: no level below 1 holds
-    95% of the resamples together, so the level is 1 and the interval spans every gap the pair produced."""
+    """Two of four members lack a reference score, so (1/2)^4 = 6.25% of the resamples draw no usable member
+    and that pair has no gap there. Those resamples are misses, not hits: no level below 1 holds 95% of the
+    resamples together, so the level is 1 and the interval spans every gap the pair produced."""
     rng = np.random.default_rng(8)
     big = _gap_pair("qa", rng)
-    sparse = intervals.GapPair("documents", np.array([2.0, 1.0, 0.5]), rng.normal(0, 1, 12),
-                               np.array([0.1, np.nan, np.nan]), rng.normal(0, 1, 12), True)
+    sparse = intervals.GapPair("documents", np.array([2.0, 1.0, 0.5, 0.2]), rng.normal(0, 1, 12),
+                               np.array([0.1, -0.3, np.nan, np.nan]), rng.normal(0, 1, 12), True)
     est, level = intervals.joint_gap_estimates([big, sparse], rng=np.random.default_rng(0))
     assert level == 1.0
     e = est[1]
-    assert e is not None and (e.n, e.n_other) == (1, 12) and e.low <= e.value <= e.high and e.low < e.high
+    assert e is not None and (e.n, e.n_other) == (2, 12) and e.low <= e.value <= e.high and e.low < e.high
     assert est[0] is not None and est[0].confidence == 1.0
 
 
-def test_joint_intervals_take_an_item_type_with_a_single_member() -> None:
-    """A small forget set can hold one document beside twenty questions: that pair resamples only its
-    non-members (scipy.stats.bootstrap refuses a one-item sample), and the others are unaffected."""
+def test_one_item_on_a_side_says_nothing_of_its_population() -> None:
+    """A small forget set can hold one document beside twenty questions. One member is no sample of the
+    members' distribution, so that pair's gap spans :func:`degenerate_interval` over [-1, 1] with one item
+    (at the joint level), outside the bootstrap, which then calibrates the other pairs alone; the point
+    value is still sklearn's. A single AUC and a KS test with one item on a side do the same (and no
+    longer raise, as scipy.stats.bootstrap does on a one-item sample)."""
     rng = np.random.default_rng(5)
     big = _gap_pair("qa", rng)
     lone = intervals.GapPair("documents", np.array([2.0]), rng.normal(0, 1, 5), np.array([0.1]), rng.normal(0, 1, 5),
                              True)
-    est, level = intervals.joint_gap_estimates([big, lone], rng=np.random.default_rng(0))
-    assert est[0] is not None and est[1] is not None and 0.95 <= level <= intervals.bonferroni(0.95, 2) + 0.002
+    est, level = intervals.joint_gap_estimates([big, lone], rng=np.random.default_rng(0), n_resamples=2000)
+    [alone], level_alone = intervals.joint_gap_estimates([big], rng=np.random.default_rng(0), n_resamples=2000)
+    assert level == level_alone == 0.95 and est[0] == alone  # the same draws for the big pair, first in each batch
     labels = np.r_[1.0, np.zeros(5)]
     expected = roc_auc_score(labels, np.r_[lone.members_a, lone.nonmembers_a]) \
         - roc_auc_score(labels, np.r_[lone.members_b, lone.nonmembers_b])  # type: ignore[arg-type]
-    assert est[1].value == pytest.approx(expected) and est[1].low <= est[1].value <= est[1].high
-    assert (est[1].n, est[1].n_other) == (1, 5)
+    e = est[1]
+    assert e is not None and e.value == pytest.approx(expected) and (e.n, e.n_other) == (1, 5)
+    p = (1 + level) / 2  # the share of a population one draw misses, at the joint level
+    assert (e.low, e.high) == pytest.approx((expected - (expected + 1) * p, expected + (1 - expected) * p))
+    a = intervals.auc_estimate([2.0], rng.normal(0, 1, 8), True, rng=np.random.default_rng(0))
+    assert a is not None and a.value == 1.0 and a.low == pytest.approx(1 - 0.975) and a.high == 1.0
+    g = intervals.gap_of_aucs_estimate(np.array([2.0]), rng.normal(0, 1, 8), np.array([0.0]), rng.normal(0, 1, 8),
+                                       True, rng=np.random.default_rng(0))
+    assert g is not None and g.low < 0 < g.high
+    ks = intervals.ks_estimate([0.3], rng.normal(0, 1, 8), rng=np.random.default_rng(0))
+    assert ks is not None and ks.high == 1.0 and ks.low <= ks.pvalue
 
 
 def test_joint_intervals_against_chance_and_with_missing_scores() -> None:
@@ -161,6 +174,51 @@ def test_joint_intervals_against_chance_and_with_missing_scores() -> None:
                                            rng=np.random.default_rng(0))
     ref = intervals.gap_of_aucs_estimate(m, n, mb, nb, False, rng=np.random.default_rng(0))
     assert e is not None and ref is not None and e.value == pytest.approx(ref.value) and (e.n, e.n_other) == (19, 24)
+
+
+def test_a_share_gets_clopper_pearsons_exact_interval() -> None:
+    """Per-item values in {0, 1} (a leak, a refusal, a correct choice) get the exact binomial interval, here
+    against its beta-quantile form (Clopper & Pearson 1934), at any n; 0 of n is the rule of three."""
+    for k, n in ((0, 5), (3, 20), (20, 20), (7, 9)):
+        x = np.r_[np.ones(k), np.zeros(n - k)]
+        e = intervals.mean_estimate(x, rng=np.random.default_rng(0), bounds=intervals.UNIT)
+        low = stats.beta.ppf(0.025, k, n - k + 1) if k else 0.0
+        high = stats.beta.ppf(0.975, k + 1, n - k) if k < n else 1.0
+        assert e is not None and e.value == pytest.approx(k / n) and (e.low, e.high) == pytest.approx((low, high))
+    e = intervals.mean_estimate(np.zeros(20), rng=np.random.default_rng(0), bounds=intervals.UNIT)
+    assert e is not None and e.high == pytest.approx(1 - 0.025 ** (1 / 20))  # 0.168: 20 clean prompts
+
+
+def test_a_small_sample_cannot_pass_a_leak_bound_it_does_not_support() -> None:
+    """A model that leaks on 20% of prompts, probed five times, must not pass `leak_rate <= 0.05` more
+    often than the interval's 2.5% allows. A bootstrap passes it whenever the five prompts leak nothing
+    (an interval [0, 0]): 0.8^5 = 33% of the time."""
+    rng = np.random.default_rng(11)
+    trials = 2000
+    passed = 0
+    for _ in range(trials):
+        x = (rng.random(5) < 0.2).astype(float)
+        e = intervals.mean_estimate(x, rng=rng, bounds=intervals.UNIT)
+        assert e is not None
+        passed += e.high <= 0.05
+    assert passed == 0  # 0 of 5 already has an upper limit of 0.52
+    boot = sum(bool(np.all(x == 0)) for x in ((rng.random(5) < 0.2) for _ in range(trials))) / trials
+    assert boot > 0.25  # what the zero-width interval would have passed
+
+
+def test_all_equal_items_get_a_distribution_free_interval() -> None:
+    """All n items equal v, of a quantity in [lo, hi]: at most a share p = 1 - (alpha/2)^(1/n) of the
+    population can differ from v and still give such a sample at the stated level, so the mean lies within
+    p times the room to either bound; a paired gap's differences range over [lo - hi, hi - lo]."""
+    p10 = 1 - 0.025 ** (1 / 10)
+    e = intervals.mean_estimate(np.full(10, 0.3), rng=np.random.default_rng(0), bounds=intervals.UNIT)
+    assert e is not None and (e.low, e.high) == pytest.approx((0.3 - 0.3 * p10, 0.3 + 0.7 * p10))
+    unbounded = intervals.mean_estimate(np.full(10, 0.3), rng=np.random.default_rng(0))
+    assert unbounded is not None and unbounded.low == unbounded.high == pytest.approx(0.3)  # no range known
+    g = intervals.paired_gap_estimate([0.5] * 10, [0.2] * 10, rng=np.random.default_rng(0), bounds=intervals.UNIT)
+    assert g is not None and (g.low, g.high) == pytest.approx((0.3 - 1.3 * p10, 0.3 + 0.7 * p10))
+    with pytest.raises(ValueError, match="outside"):
+        intervals.mean_estimate([0.5, 1.5], rng=np.random.default_rng(0), bounds=intervals.UNIT)
 
 
 def test_ks_smallest_attainable_pvalue_is_two_over_binomial() -> None:

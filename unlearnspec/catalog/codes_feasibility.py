@@ -435,14 +435,18 @@ UL411 = CodePage(
     code="UL411", name="underpowered-evidence", severity="warning", category="feasibility",
     summary="A data set too small for its checks to be decisive at the stated confidence: a KS test that can only "
             "reject complete separation, or a membership AUC whose confidence interval at chance is wider than "
-            "±0.3 for some item type (counted from the records before anything runs).",
+            "±0.3, or wider than the tolerance its bound allows either side of the reference (`membership_auc <= "
+            "0.60`: ±0.1), for some item type (counted from the records before anything runs).",
     why="A verdict is a claim about all the prompts the model may be given, made from a handful of items, and a "
         "check passes only when its confidence interval lies on the passing side of its bound (docs/reports.md). "
         "Some tests cannot decide anything at small sizes: a two-sample KS test with 5 vs 5 items has a smallest "
         "attainable p-value of 2/C(10,5) = 0.0079 and rejects at the 5% level only when the two samples do not "
         "overlap at all; an AUC over 3 members has an interval of about ±0.4 around chance (Hanley and McNeil "
-        "1982), wider than any useful bound. Such a check ends inconclusive (or can never fail) whatever the "
-        "model does, and the run is spent for nothing. The compiler counts the records and says how many items "
+        "1982), wider than any useful bound. A membership bound `AUC <= b` is read as a tolerance of b - 0.5 either "
+        "side of the retrained reference, and the gap between two models' AUCs is at least about as uncertain as "
+        "one AUC, so an item type whose AUC interval is wider than that tolerance can show a leak but not its "
+        "absence. Such a check ends inconclusive (or can never fail, or never pass) whatever the model does, and "
+        "the run is spent for nothing. The compiler counts the records and says how many items "
         "would make the check decisive. Sources: FRAMEWORK.md §7; TOFU forget quality (arXiv:2401.06121); "
         "Hanley & McNeil, Radiology 143 (1982).",
     example='target person "Jane Doe" {\n  forget  "data/jane-doe-5-questions.jsonl"\n}\n'

@@ -93,13 +93,14 @@ def cannot_fail(threshold: Threshold, attainable: Pair | None) -> bool:
 
 
 def three_valued(threshold: Threshold, value: float, interval: Pair | None,
-                  attainable: Pair | None = None) -> bool | None:
+                  attainable: Pair | None = None, no_evidence: str | None = None) -> bool | None:
     """The burden-of-proof rule (FRAMEWORK.md §7, docs/reports.md): ``True`` when the interval lies
     entirely on the passing side of the threshold, ``False`` when entirely on the failing side,
     ``None`` (inconclusive) otherwise — and ``None`` too when the threshold holds over the whole
-    range the statistic can reach at this sample size (a test that cannot fail is no evidence).
-    Without an interval the point value decides."""
-    if cannot_fail(threshold, attainable):
+    range the statistic can reach at this sample size, or when the measurement cannot tell a model that
+    holds the target from one that never saw it (``no_evidence`` says why): a test that cannot fail is
+    no evidence. Without an interval the point value decides."""
+    if cannot_fail(threshold, attainable) or no_evidence:
         return None
     if interval is None:
         return threshold.holds(value)
@@ -118,13 +119,16 @@ class Decision(_Model):
     AUC_reference|``, worst item type deciding; without a reference, ``|AUC − 0.5|``), ROUGE-type
     metrics as the gap to the reference, a KS test with the range its p-value can reach at these
     sample sizes. ``threshold`` is the bound on ``quantity``, derived from the plan's threshold
-    (``how`` says how); ``more_items`` is roughly how many items would settle an inconclusive check."""
+    (``how`` says how); ``more_items`` is roughly how many items would settle an inconclusive check.
+    ``no_evidence`` says why the measurement cannot fail here whatever it reads (the original model, which
+    holds the target, does not fail it either): the check is then inconclusive."""
 
     quantity: str
     value: float
     interval: Pair | None = None
     threshold: Threshold
     attainable: Pair | None = None
+    no_evidence: str | None = None
     how: str = ""
     n: int = 0
     more_items: int | None = None
@@ -211,7 +215,7 @@ class CheckResult(_Model):
             return self
         if self.decision is not None:
             d = self.decision
-            expected = three_valued(d.threshold, d.value, d.interval, d.attainable)
+            expected = three_valued(d.threshold, d.value, d.interval, d.attainable, d.no_evidence)
             shown = f"{d.quantity} {d.value} {d.threshold.op} {d.threshold.value}"
         elif value is None:
             if self.passed is not None or self.inconclusive:

@@ -156,8 +156,11 @@ DATA_ROLES: dict[str, str] = {"forget": "Forget set", "holdout": "Holdout", "ret
 def _data_view(o: ObjectiveReport) -> list[tuple[str, str, str]]:
     """(role, sources, what was read) for each data set of the run; the holdout with its two halves."""
     rows = []
+    stops = any(d.calibration_stops_training for d in o.data)
     for d in o.data:
         read = f"{d.records} record{'s' if d.records != 1 else ''}"
+        if d.role == "forget" and stops:  # the stopping rule compares its loss with the calibration half's
+            read += " (its mean loss is also what the stopping rule read)"
         if d.calibration is not None and d.evaluation is not None:
             held = "set when training stops" if d.calibration_stops_training else "held apart, unused by this run"
             read += f" ({d.calibration} {held}; {d.evaluation} are the non-members the verdicts use)"

@@ -179,6 +179,8 @@ def _describe_decision(check: CheckResult, label: str, where: str, value: str, t
         outcome = f"{decided} {symbol} {bound}"
     elif check.status == "fail":
         outcome = f"{decided}, which is not {symbol} {bound}"
+    elif d.no_evidence:
+        outcome = f"{decided}, inconclusive against {symbol} {bound}: {d.no_evidence}"
     elif cannot_fail(d.threshold, d.attainable):
         assert d.attainable is not None
         reach = f"[{fmt_number(d.attainable[0])}, {fmt_number(d.attainable[1])}]"

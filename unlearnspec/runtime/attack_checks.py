@@ -26,6 +26,7 @@ from unlearnspec.runtime.evaluation.intervals import Estimate
 from unlearnspec.runtime.measure import (
     DataBundle,
     Measurer,
+    Series,
     _point_est,
     nothing_forgotten,
 )
@@ -35,10 +36,9 @@ log = logging.getLogger("unlearnspec.run")
 
 def _recovered(o: Any, u: Any, a: Any, axis: int = -1) -> Any:
     """:func:`attacks.recovery` vectorised over bootstrap resamples: the share of the knowledge lost from
-    ``o`` to ``u`` that ``a`` has back, in [0, 1] (0 when nothing was lost)."""
+    ``o`` to ``u`` that ``a`` has back, signed (0 when nothing was lost)."""
     lost = np.mean(o, axis=axis) - np.mean(u, axis=axis)
-    rec = (np.mean(a, axis=axis) - np.mean(u, axis=axis)) / np.where(np.abs(lost) < 1e-12, np.inf, lost)
-    return np.clip(rec, 0.0, 1.0)
+    return (np.mean(a, axis=axis) - np.mean(u, axis=axis)) / np.where(np.abs(lost) < 1e-12, np.inf, lost)
 
 
 class AttackChecks(EvaluatorBase):
@@ -75,12 +75,14 @@ class AttackChecks(EvaluatorBase):
         st = self.ctx.stage
 
         items: dict[str, list[float]] = {}
+        series: dict[str, Series] = {}  # the same values with their item ids, for the report's per_item
 
         def know(model: Any, tok: Any, who: str = "") -> float:
-            vals = Measurer("x", model, tok, data, st, fmt=self.ctx.fmt).knowledge("forget", "direct").values
+            s = Measurer("x", model, tok, data, st, fmt=self.ctx.fmt).knowledge("forget", "direct")
             if who:
-                items[who] = vals
-            return float(np.nanmean(vals))
+                items[who] = s.values
+                series[who] = s
+            return float(np.nanmean(s.values))
 
         if key not in self._attacked:
             log.info("attack: relearning for %d steps on %d records", attack.steps, len(train))
@@ -115,8 +117,9 @@ class AttackChecks(EvaluatorBase):
             extra["reference_note"] = ("the retrained model fine-tuned on the same data for the same steps: "
                                        "what relearning gives a model that never saw the target")
             decision = self._relearn_decision(check, items, ref_recovery)
+        extra["per_item"] = "knowledge ROUGE-L recall per question, of every model the recovery is computed from"
         return self._result(check, values, extra=extra, attack="relearn", reason=nothing_forgotten(k_orig, k_unl),
-                            est=est, decision=decision)
+                            est=est, decision=decision, per_item=series)
 
     def _relearn_decision(self, check: MetricCheck, items: dict[str, list[float]],
                           reference_recovery: float) -> Decision | None:
@@ -125,8 +128,9 @@ class AttackChecks(EvaluatorBase):
         A fine-tune on the target's own records *teaches* its facts to any model, one never trained on
         them included; what unlearning must not leave behind is a model that gets back more than that.
         So the plan's bound ``recovery <= b`` is read as at most ``b`` above the reference's recovery,
-        the same questions resampled for all five models. When the reference's own recovery leaves
-        the gap no room to exceed ``b`` (it is at most ``1 − recovery_reference``), the check cannot
+        the same questions resampled for all five models. The attacked model's knowledge ROUGE lies in
+        [0, 1], so its recovery lies in ``[-u, 1 - u] / (o - u)`` (``o``, ``u``: the original's and the
+        unlearned model's knowledge): when that leaves the gap no room to exceed ``b``, the check cannot
         fail and is inconclusive: the budget is too large to tell unlearning from retraining."""
         t = check.threshold
         if t is None or t.op not in ("<=", "<") or not math.isfinite(reference_recovery):
@@ -147,11 +151,20 @@ class AttackChecks(EvaluatorBase):
         return Decision(
             quantity="recovery minus the retrained reference's after the same fine-tune", value=e.value,
             interval=(e.low, e.high) if self.ctx.intervals else None, threshold=t, n=e.n,
-            attainable=(-reference_recovery, 1.0 - reference_recovery),
+            attainable=self._recovery_range(items, reference_recovery),
             how=f"the bound {OP_SYMBOLS[t.op]} {t.value:g} is read as at most {t.value:g} above what the same fine-tune gives the "
                 f"retrained reference, which never saw the target and recovers {reference_recovery:.3g}: what the "
                 "fine-tune teaches rather than restores",
             more_items=intervals.items_to_settle(e.n, e.low, e.high, e.value, t.value))
+
+    @staticmethod
+    def _recovery_range(items: dict[str, list[float]], reference_recovery: float) -> tuple[float, float] | None:
+        """The gap's attainable range: the attacked model's recovery at knowledge 0 and at knowledge 1, minus the
+        reference's recovery."""
+        o, u = float(np.nanmean(items["original"])), float(np.nanmean(items["unlearned"]))
+        if not (math.isfinite(o) and math.isfinite(u)) or o - u < 1e-12:
+            return None
+        return (-u / (o - u) - reference_recovery, (1.0 - u) / (o - u) - reference_recovery)
 
     def _recovery_estimate(self, check: MetricCheck, orig: Sequence[float], unl: Sequence[float],
                            att: Sequence[float], who: str = "attacked") -> Estimate | None:
@@ -195,8 +208,11 @@ class AttackChecks(EvaluatorBase):
         est = {"attacked": self._recovery_estimate(check, s_orig.values, s_unl.values, s_q.values)}
         return self._result(check, {"attacked": attacks.recovery(k_orig, k_unl, k_q), "unlearned": 0.0}, est=est,
                             extra={"backend": q.backend, "precision": attack.precision,
-                                   "knowledge_rouge": {"original": k_orig, "unlearned": k_unl, "quantized": k_q}},
-                            attack="quantize", reason=nothing_forgotten(k_orig, k_unl))
+                                   "knowledge_rouge": {"original": k_orig, "unlearned": k_unl, "quantized": k_q},
+                                   "per_item": "knowledge ROUGE-L recall per question; `attacked` is the quantized "
+                                               "model"},
+                            attack="quantize", reason=nothing_forgotten(k_orig, k_unl),
+                            per_item={"original": s_orig, "unlearned": s_unl, "attacked": s_q})
 
     def at_release_precision(self, check: MetricCheck) -> CheckResult:
         """A deciding check measured again on the model as released (quantized): Zhang et al. show

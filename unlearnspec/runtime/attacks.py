@@ -173,18 +173,21 @@ def relearn(model: Any, tokenizer: PreTrainedTokenizerBase, records: Sequence[Re
 
 
 def recovery(original_value: float, unlearned_value: float, attacked_value: float) -> float:
-    """Fraction of the performance lost to unlearning that the attack brought back, in [0, 1].
+    """Fraction of the performance lost to unlearning that the attack brought back: 1 is all of it.
 
     ``(attacked - unlearned) / (original - unlearned)``, for any metric direction (loss or
-    accuracy). Nothing lost (``|original - unlearned| < 1e-12``) means nothing to recover: 0.0 —
-    whether unlearning did anything at all is the efficacy checks' question. NaN inputs give NaN."""
+    accuracy). Signed and not clipped: below 0 the attack took the model further from the original,
+    above 1 past it (a fine-tune can teach a model more than it knew), and a gap between two models'
+    recoveries is read on these values, as measured. Nothing lost (``|original - unlearned| < 1e-12``)
+    means nothing to recover: 0.0 — whether unlearning did anything at all is the efficacy checks'
+    question. NaN inputs give NaN."""
     values = (original_value, unlearned_value, attacked_value)
     if not all(math.isfinite(v) for v in values):
         return math.nan
     lost = original_value - unlearned_value
     if abs(lost) < 1e-12:
         return 0.0
-    return min(1.0, max(0.0, (attacked_value - unlearned_value) / lost))
+    return (attacked_value - unlearned_value) / lost
 
 
 # ------------------------------------------------------------------------------ quantization

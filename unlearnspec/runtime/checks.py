@@ -28,7 +28,7 @@ from unlearnspec.plan import (
     MetricCheck,
     RelearnAttack,
 )
-from unlearnspec.report.model import CheckResult, Decision
+from unlearnspec.report.model import CheckResult, Decision, three_valued
 from unlearnspec.runtime.attack_checks import AttackChecks
 from unlearnspec.runtime.check_base import EvaluatorBase
 from unlearnspec.runtime.evaluation import intervals, metrics
@@ -95,8 +95,16 @@ class Evaluator(MembershipChecks, AttackChecks):
                                               keep_missing=True)
                 if e is not None:
                     est[who] = e
-        return self._result(check, values, est=est,
-                            extra={"utility": util, "components": comps,
+        # every component of every model per record (NaN where a record does not contribute to it), so that the
+        # utilities and the drops can be recomputed from report.json
+        ids = [f"{ds}[{i}]" for i in range(n)]
+        per = {f"{who}.{c}": Series(ids, [float(x) for x in col]) for who in self.m if who != "served"
+               for c, col in sorted(self.m[who].utility(ds).per_record.items()) if len(col) == n}
+        return self._result(check, values, est=est, per_item=per,
+                            extra={"per_item": "each utility component per record, as `model.component` (empty "
+                                               "where the record does not contribute to it); a component is the "
+                                               "mean of its column, the utility the harmonic mean of the components",
+                                   "utility": util, "components": comps,
                                    "unit": "percent drop from the original model",
                                    "interval": "paired bootstrap over records (both models on the same resampled "
                                                "records); each component is the mean over the records it is "
@@ -113,7 +121,9 @@ class Evaluator(MembershipChecks, AttackChecks):
                for who, r in res.items()}
         extra = {"acc_norm": {who: r.mean_acc_norm for who, r in res.items()}, "chance": res["unlearned"].chance,
                  "items": len(res["unlearned"])}
-        return self._result(check, {who: r.mean_acc for who, r in res.items()}, per_item=per, extra=extra)
+        # each item right or wrong: the share's interval is Clopper-Pearson's (mean_estimate on {0, 1} values)
+        return self._result(check, {who: r.mean_acc for who, r in res.items()}, per_item=per, extra=extra,
+                            est=self._mean_estimates(check, per))
 
     def probe_gap(self, check: MetricCheck) -> CheckResult:
         attr = self.ctx.stage.representation_probe or self.ctx.data.attribute
@@ -135,28 +145,35 @@ class Evaluator(MembershipChecks, AttackChecks):
             if who == "reference":
                 continue
             est[who] = (intervals.paired_gap_estimate(hits[who].values, hits["reference"].values,
-                                                      confidence=self.ctx.confidence, rng=self.rng(check, who))
+                                                      confidence=self.ctx.confidence, rng=self.rng(check, who),
+                                                      bounds=intervals.UNIT)
                         if self.ctx.intervals else _point_gap(hits[who].values, hits["reference"].values))
         values: dict[str, float | None] = {who: (e.value if e is not None else None) for who, e in est.items()}
         values["reference"] = 0.0
         decision = None
         t = check.threshold
-        e_u = est.get("unlearned")
+        e_u, e_o = est.get("unlearned"), est.get("original")
+        findings: list[str] = []
+        # the original model was trained on the target: a probe whose gap does not fail it cannot tell a model
+        # that holds the attribute from one that never saw it (a positive control), so it cannot fail here
+        blind = None
+        if e_o is not None and (e_o.low <= 0 or (t is not None and three_valued(
+                t, e_o.value, (e_o.low, e_o.high) if self.ctx.intervals else None) is not False)):
+            iv = f" [{e_o.low:.3g}, {e_o.high:.3g}]" if self.ctx.intervals else ""
+            blind = (f"the probe does not read `{attr}` off the original model, which was trained on the target, "
+                     + ("better than off the retrained reference" if e_o.low <= 0 else "by more than the bound")
+                     + f" (accuracy {acc['original'].accuracy:.3g} against {ref.accuracy:.3g}, gap {e_o.value:.3g}{iv}, "
+                     f"n={e_o.n}; chance {u.chance:.3g}), so a small gap for the unlearned model is no evidence about "
+                     "what its representations still hold")
+            findings.append(f"no power: {blind}")
         if t is not None and e_u is not None:
             decision = Decision(quantity="probe accuracy minus the reference's (same items)", value=e_u.value,
                                 interval=(e_u.low, e_u.high) if self.ctx.intervals else None, threshold=t, n=e_u.n,
                                 how=f"the linear probe's accuracy on the {check.dataset} inputs, unlearned minus "
                                     "retrained reference, items paired",
-                                more_items=intervals.items_to_settle(e_u.n, e_u.low, e_u.high, e_u.value, t.value))
-        findings: list[str] = []
-        e_o = est.get("original")
-        if e_o is not None and e_o.low <= 0:
-            iv = f" [{e_o.low:.3g}, {e_o.high:.3g}]" if self.ctx.intervals else ""
-            findings.append(
-                f"no power: the probe does not read `{attr}` off the original model, which was trained on the target, "
-                f"better than off the retrained reference (accuracy {acc['original'].accuracy:.3g} against "
-                f"{ref.accuracy:.3g}, gap {e_o.value:.3g}{iv}, n={e_o.n}; chance {u.chance:.3g}), so a small gap "
-                "for the unlearned model is no evidence about what its representations still hold")
+                                no_evidence=blind,
+                                more_items=None if blind else intervals.items_to_settle(e_u.n, e_u.low, e_u.high,
+                                                                                        e_u.value, t.value))
         return self._result(check, values, per_item=hits, est=est, decision=decision, findings=findings,
                             extra={"accuracy": {k: v.accuracy for k, v in acc.items()}, "chance": u.chance,
                                    "attribute": attr, "probe_trained_on": f"{u.n_train} retain and neighbour inputs",

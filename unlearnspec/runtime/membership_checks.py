@@ -108,10 +108,17 @@ class MembershipChecks(EvaluatorBase):
             return self._missing(check, "no attack produced an AUC")
         pairs = sum(len(g) for g in gaps.values())  # the pairs that produced a gap, the ones held together
         # the decision interval of the worst-case |gap|: max of the lows and of the highs over (type, attack)
-        all_abs = [intervals.abs_interval(g[1], g[2]) for t in gaps for g in gaps[t].values()]
-        dec_low = max(x[0] for x in all_abs)
-        dec_high = max(x[1] for x in all_abs)
+        abs_by = {(t, a): intervals.abs_interval(g[1], g[2]) for t in gaps for a, g in gaps[t].items()}
+        dec_low = max(x[0] for x in abs_by.values())
+        dec_high = max(x[1] for x in abs_by.values())
+        # the pair shown as deciding is the one the outcome rests on: when a pair is shown beyond the tolerance,
+        # the one furthest beyond it (its interval's nearest end); otherwise the one that comes closest to it (its
+        # interval's far end), which is the one keeping the check from passing when it is inconclusive
         wt, wa = worst[3], worst[4]
+        if tol is not None and use_iv and check.threshold is not None:
+            fails = not Threshold(op=check.threshold.op, value=tol).holds(dec_low)
+            wt, wa = max(abs_by, key=lambda ta: abs_by[ta][0] if fails else abs_by[ta][1])
+        n_deciding = int(gaps[wt][wa][3])
         higher = mia.ATTACKS[wa][1]
         # each pair on its own (simultaneous) interval, by the one burden-of-proof rule every check follows
         pair_bound = Threshold(op=check.threshold.op, value=tol) if check.threshold is not None and tol is not None \
@@ -142,7 +149,7 @@ class MembershipChecks(EvaluatorBase):
                 quantity=("worst |AUC − AUC_reference| over item types and attacks" if has_ref
                           else "worst |AUC − 0.5| over item types and attacks"),
                 value=worst[0], interval=(dec_low, dec_high) if use_iv else None,
-                threshold=Threshold(op=check.threshold.op, value=tol), n=worst[5],
+                threshold=Threshold(op=check.threshold.op, value=tol), n=n_deciding,
                 how=(f"the plan's bound AUC {OP_SYMBOLS[check.threshold.op]} {check.threshold.value:g} is read as a tolerance of "
                      f"{tol:.3g} either side of {base}; the worst item type and attack decide"
                      + (f"; each of the {pairs} type and attack pairs has its interval at {each:.2%}, the level at "
@@ -150,7 +157,7 @@ class MembershipChecks(EvaluatorBase):
                         f"Bonferroni would need {intervals.bonferroni(conf, pairs):.2%})" if use_iv else "")
                      + (f"; beyond the tolerance: {', '.join(beyond)}" if beyond else "")
                      + (f"; undecided: {', '.join(straddle)}" if straddle and not beyond else "")),
-                more_items=intervals.items_to_settle(worst[5], dec_low, dec_high, worst[0], tol))
+                more_items=intervals.items_to_settle(n_deciding, dec_low, dec_high, worst[0], tol))
         member_scores = {who: {a: [float(x) for t in types for x in sc[who]["member"][t][1][a]] for a in mia.ATTACKS}
                          for who in sc}
         nonmember_scores = {who: {a: [float(x) for t in types for x in sc[who]["non"][t][1][a]] for a in mia.ATTACKS}
@@ -234,9 +241,17 @@ class MembershipChecks(EvaluatorBase):
     def forget_quality(self, check: MetricCheck) -> CheckResult:
         """TOFU forget quality: the KS-test p-value of per-item truth ratios against the reference
         (items paired: both models answered the same questions), with its bootstrap interval and
-        the smallest p-value the test can reach at this size — when even that is above the bound,
-        the test cannot fail and the check is inconclusive. Without a reference: against the
-        same model's statistics on the holdout's evaluation half."""
+        the smallest p-value the test can reach at this size. Without a reference: against the
+        same model's statistics on the holdout's evaluation half.
+
+        The check is decided by the test itself at the bound, ``p >= b`` read as "the test at level b does
+        not tell the model from the reference": a p-value already states the sampling error of the test, and
+        its bootstrap interval does not narrow as items are added (it stays spread over [0, 1] when the two
+        distributions agree), so an interval rule could never pass it. A p-value below the bound fails.
+        One above it is evidence only if the test can tell a model that holds the target from the reference:
+        the original model, trained on the target, is that positive control — when the test does not reject
+        it either, or when even complete separation would not reach below the bound at this size, the check
+        cannot fail and is inconclusive."""
         ds = check.dataset
         if not self.ctx.data.get(ds):
             return self._missing(check, f"the plan has no `{ds}` data")
@@ -277,14 +292,27 @@ class MembershipChecks(EvaluatorBase):
             per[who] = Series([f"{ds}[{i}]" for i in range(len(vals))], [float(x) for x in vals])
         decision = None
         r_u = ks.get("unlearned")
-        if check.threshold is not None and values.get("unlearned") is not None:
+        t = check.threshold
+        if t is not None and values.get("unlearned") is not None:
             pv = float(values["unlearned"])  # type: ignore[arg-type]
+            po = values.get("original")
             attainable = (r_u.min_pvalue, 1.0) if r_u is not None else None
+            blind = None
+            if po is not None and t.holds(float(po)):
+                blind = (f"the test does not tell the original model, which was trained on the target, from the "
+                         f"{'reference' if has_ref else 'holdout'} either (p = {float(po):.3g}), so a p-value on the "
+                         "passing side is no evidence that unlearning removed what it holds")
+            sizes = f"{r_u.n} vs {r_u.n_other} items" if r_u is not None else "these items"
             decision = Decision(
-                quantity="KS-test p-value", value=pv, interval=(r_u.low, r_u.high) if r_u is not None else None,
-                threshold=check.threshold, attainable=attainable, n=r_u.n if r_u else 0,
-                how=(f"with {r_u.n} vs {r_u.n_other} items the test's p-value can go as low as {r_u.min_pvalue:.3g}"
-                     if r_u is not None else "point value (intervals off)"),
+                quantity="KS-test p-value", value=pv, interval=None, threshold=t, attainable=attainable,
+                no_evidence=blind, n=r_u.n if r_u else 0,
+                how=(f"decided by the test at level {t.value:g} on {sizes}, not on the p-value's bootstrap interval "
+                     "(a p-value already states the test's sampling error, and its interval stays spread over [0, 1] "
+                     "when the two distributions agree); a p-value on the passing side is evidence because the "
+                     f"test tells the original model from the reference (p = {float(po):.3g})"
+                     if po is not None and not blind else
+                     f"decided by the test at level {t.value:g} on {sizes}, not on the p-value's bootstrap interval")
+                + (f"; at this size the p-value can go as low as {r_u.min_pvalue:.3g}" if r_u is not None else ""),
                 # no "items that would settle it": a p-value does not narrow around a fixed value as items are
                 # added (it stays spread over [0, 1] when the distributions agree, and falls towards 0 when not)
                 more_items=None)

@@ -78,11 +78,14 @@ def auc_half_width(n_members: int, n_nonmembers: int, confidence: float) -> floa
     return z * math.sqrt((n_members + n_nonmembers + 1) / (12 * n_members * n_nonmembers))
 
 
-def auc_members_needed(n_nonmembers: int, confidence: float, limit: int = 10000) -> int:
+def auc_members_needed(n_nonmembers: int, confidence: float, limit: int = 10000,
+                       half_width: float = MAX_AUC_HALF_WIDTH) -> int | None:
+    """The fewest members whose AUC interval at chance is at most ``half_width`` either side against
+    ``n_nonmembers``; ``None`` when no number of members will do (the non-members alone are too few)."""
     n = 1
-    while n < limit and auc_half_width(n, n_nonmembers, confidence) > MAX_AUC_HALF_WIDTH:
+    while n < limit and auc_half_width(n, n_nonmembers, confidence) > half_width:
         n += 1
-    return n
+    return n if auc_half_width(n, n_nonmembers, confidence) <= half_width else None
 
 
 def _types(records: list[Record]) -> dict[str, int]:
@@ -146,17 +149,29 @@ def underpowered_evidence(obj: Objective, ctx: RuleContext) -> Iterator[Diagnost
                 if not worst:
                     continue
                 width, kind = max(worst)
-                if width > MAX_AUC_HALF_WIDTH:
+                # the bound `AUC <= b` is read as a tolerance of b - 0.5 either side of the reference: the gap's
+                # interval must fit inside it to pass, and a gap between two models is at least about as uncertain
+                # as one AUC (the runtime widens it further, so that every type and attack holds together)
+                tol = item.value - 0.5 if item.op.startswith("<") and item.value > 0.5 else None
+                limit = MAX_AUC_HALF_WIDTH if tol is None else min(MAX_AUC_HALF_WIDTH, tol)
+                if width > limit:
                     reported.add(key)
-                    need = auc_members_needed(theirs[kind], conf)
+                    members = auc_members_needed(theirs[kind], conf, half_width=limit)
+                    what = kind.replace('_', ' ')
+                    too_wide = (f"too wide for `membership_auc` to decide claim `{c.name}`" if limit == MAX_AUC_HALF_WIDTH
+                                else f"wider than the tolerance of {limit:g} either side of the reference that "
+                                     f"`membership_auc {item.op} {item.value:g}` allows, so the check can show a leak "
+                                     f"but not its absence: claim `{c.name}` cannot be expected to pass on it")
+                    more = (f"give at least {members} forget {what} items (against {theirs[kind]} in the holdout's "
+                            "evaluation half), or more holdout items" if members is not None else
+                            f"give more holdout {what} items: against {theirs[kind]} no number of forget items will do")
                     yield finding(
                         UL411, obj, c.span,
-                        f"membership on {kind.replace('_', ' ')} compares {mine[kind]} forget items with "
-                        f"{theirs[kind]} holdout items: a {conf:.0%} interval of the AUC spans about "
-                        f"±{width:.2f} around chance, too wide for `membership_auc` to decide claim `{c.name}`",
+                        f"membership on {what} compares {mine[kind]} forget items with {theirs[kind]} holdout items: "
+                        f"a {conf:.0%} interval of the AUC spans about ±{width:.2f} around chance, {too_wide}",
                         claim=c.name,
-                        help=[f"give at least {need} forget {kind.replace('_', ' ')} items (against "
-                              f"{theirs[kind]} in the holdout's evaluation half), or more holdout items"])
+                        help=[more] + ([f"or state the tolerance the data can show: `membership_auc <= "
+                                        f"{0.5 + math.ceil(width * 100) / 100:g}`"] if tol is not None else []))
 
 
 def _vacuous(e: Evidence) -> bool:

@@ -173,7 +173,10 @@ def joint_gap_estimates(pairs: Sequence[GapPair], *, confidence: float = DEFAULT
             groups[key] = len(groups)
             sizes += [n_m, n_n]
         of_pair.append(groups[key])
-    live = [i for i, q in enumerate(prepared) if q is not None]
+    # a pair with a single usable member or non-member says nothing of the population on that side: its
+    # interval spans nearly the whole range of a gap (degenerate_interval with one item), outside the bootstrap
+    thin = [i for i, q in enumerate(prepared) if q is not None and min(counts[i]) < 2]
+    live = [i for i, q in enumerate(prepared) if q is not None and i not in thin]
 
     def stat(*idx: NDArray[Any]) -> Any:
         out = []
@@ -187,17 +190,20 @@ def joint_gap_estimates(pairs: Sequence[GapPair], *, confidence: float = DEFAULT
         return np.stack(out)
 
     estimates: list[Estimate | None] = [None] * k
+
+    def wide(level: float) -> list[Estimate | None]:
+        for i in thin:
+            point, q = values[i], prepared[i]
+            assert point is not None and q is not None
+            span = (-1.0, 1.0) if q[2].size else (-0.5, 0.5)  # a gap of two AUCs, or an AUC minus chance
+            estimates[i] = Estimate(point, *degenerate_interval(point, 1, level, span), counts[i][0], counts[i][1],
+                                    level)
+        return estimates
+
     if not live:
-        return estimates, confidence
-    if all(n < 2 for n in sizes):  # one item on every side: nothing to resample
-        for i in live:
-            point = values[i]
-            assert point is not None
-            estimates[i] = Estimate(point, point, point, counts[i][0], counts[i][1], confidence)
-        return estimates, confidence
+        return wide(confidence), confidence
     # The resamples are drawn as scipy.stats.bootstrap draws them (per batch, per sample, ``rng.integers``), but
-    # here: scipy refuses a sample of one item, and an item type with one member beside larger types is
-    # common in small forget sets (its pair then resamples only its non-members)
+    # here, so that every pair follows the same drawn items
     cells = sum(2 * counts[i][0] * counts[i][1] for i in live)
     batch = max(1, int(2e7 // max(1, cells)))
     parts = []
@@ -215,7 +221,7 @@ def joint_gap_estimates(pairs: Sequence[GapPair], *, confidence: float = DEFAULT
         assert point is not None
         low, high = (float(lo[j]), float(hi[j])) if math.isfinite(lo[j]) and math.isfinite(hi[j]) else (point, point)
         estimates[i] = Estimate(point, low, high, counts[i][0], counts[i][1], level)
-    return estimates, level
+    return wide(level), level
 
 
 def _row_quantiles(ordered: NDArray[np.float64], finite: NDArray[np.int64], q: float) -> NDArray[np.float64]:
@@ -260,17 +266,49 @@ def _mean(x: NDArray[np.float64], axis: int = -1) -> Any:
     return np.mean(x, axis=axis)
 
 
+Bounds = tuple[float, float]
+UNIT: Bounds = (0.0, 1.0)
+"""The range of a per-item value that is a share or a score in [0, 1] (ROUGE, a leak, a correct choice)."""
+
+
+def degenerate_interval(value: float, n: int, confidence: float, bounds: Bounds) -> tuple[float, float]:
+    """An interval for the mean of a quantity known to lie in ``bounds`` when all ``n`` items gave ``value``.
+
+    Resampling such a sample gives ``value`` every time, an interval of width zero that would decide any
+    bound: five prompts that leaked nothing do not show a leak rate under 5%. Without assuming a
+    distribution: if a share ``q`` of the population differs from ``value``, ``n`` draws all equal it with
+    probability ``(1 - q)^n``, which falls below ``(1 - confidence) / 2`` once ``q`` exceeds
+    ``p = 1 - ((1 - confidence) / 2)^(1/n)``; those items can move the mean by at most ``p`` times the room
+    to either bound. For a share of 0 out of ``n`` this is Clopper and Pearson's exact upper limit (the
+    "rule of three": about 3.7/n at 95%)."""
+    low, high = bounds
+    p = 1.0 - ((1.0 - confidence) / 2.0) ** (1.0 / max(1, n))
+    return (value - (value - low) * p, value + (high - value) * p)
+
+
 def mean_estimate(values: Sequence[float | None] | NDArray[Any], *, confidence: float = DEFAULT_CONFIDENCE,
-                  rng: np.random.Generator) -> Estimate | None:
-    """The mean of the finite values with its bootstrap interval; ``None`` when there are none."""
+                  rng: np.random.Generator, bounds: Bounds | None = None) -> Estimate | None:
+    """The mean of the finite values with its interval; ``None`` when there are none.
+
+    With ``bounds`` (the range a per-item value can take): a share of items in {0, 1} gets Clopper and
+    Pearson's exact binomial interval (``scipy.stats.binomtest``), which keeps its level at any ``n``
+    where a bootstrap of a few items covers less; a sample whose items are all equal gets
+    :func:`degenerate_interval`. Otherwise, and without ``bounds``, Efron's percentile bootstrap."""
     x = _finite(values)
     if x.size == 0:
         return None
     value = float(np.mean(x))
-    if x.size == 1 or np.all(x == x[0]):
-        return Estimate(value, value, value, int(x.size), confidence=confidence)
+    n = int(x.size)
+    if bounds is not None and (np.any(x < bounds[0]) or np.any(x > bounds[1])):
+        raise ValueError(f"values outside their stated range {bounds}")
+    if bounds == UNIT and np.all((x == 0.0) | (x == 1.0)):
+        ci = stats.binomtest(int(np.sum(x)), n).proportion_ci(confidence_level=confidence, method="exact")
+        return Estimate(value, float(ci.low), float(ci.high), n, confidence=confidence)
+    if n == 1 or np.all(x == x[0]):
+        lo, hi = degenerate_interval(value, n, confidence, bounds) if bounds is not None else (value, value)
+        return Estimate(value, lo, hi, n, confidence=confidence)
     lo, hi = _bootstrap((x,), _mean, confidence=confidence, rng=rng)
-    return Estimate(value, lo, hi, int(x.size), confidence=confidence)
+    return Estimate(value, lo, hi, n, confidence=confidence)
 
 
 def _diff(a: NDArray[np.float64], b: NDArray[np.float64], axis: int = -1) -> Any:
@@ -278,8 +316,11 @@ def _diff(a: NDArray[np.float64], b: NDArray[np.float64], axis: int = -1) -> Any
 
 
 def paired_gap_estimate(a: Sequence[float | None], b: Sequence[float | None], *,
-                        confidence: float = DEFAULT_CONFIDENCE, rng: np.random.Generator) -> Estimate | None:
-    """``mean(a) - mean(b)`` over the items where both are finite, items resampled in pairs."""
+                        confidence: float = DEFAULT_CONFIDENCE, rng: np.random.Generator,
+                        bounds: Bounds | None = None) -> Estimate | None:
+    """``mean(a) - mean(b)`` over the items where both are finite, items resampled in pairs. With ``bounds``
+    (the range of each per-item value), items whose differences are all equal get
+    :func:`degenerate_interval` over the range of a difference instead of an interval of width zero."""
     pa = np.asarray([np.nan if v is None else v for v in a], dtype=np.float64)
     pb = np.asarray([np.nan if v is None else v for v in b], dtype=np.float64)
     ok = np.isfinite(pa) & np.isfinite(pb)
@@ -289,7 +330,9 @@ def paired_gap_estimate(a: Sequence[float | None], b: Sequence[float | None], *,
     value = float(np.mean(pa) - np.mean(pb))
     d = pa - pb
     if pa.size == 1 or np.all(d == d[0]):
-        return Estimate(value, value, value, int(pa.size), int(pb.size), confidence)
+        lo, hi = (value, value) if bounds is None else degenerate_interval(
+            value, int(pa.size), confidence, (bounds[0] - bounds[1], bounds[1] - bounds[0]))
+        return Estimate(value, lo, hi, int(pa.size), int(pb.size), confidence)
     lo, hi = _bootstrap((pa, pb), _diff, confidence=confidence, rng=rng, paired=True)
     return Estimate(value, lo, hi, int(pa.size), int(pb.size), confidence)
 
@@ -314,8 +357,8 @@ def auc_estimate(member_scores: Sequence[float] | NDArray[Any], nonmember_scores
     if not higher_is_member:
         m, n = -m, -n
     value = float(auc_statistic(m, n))
-    if m.size < 2 and n.size < 2:
-        return Estimate(value, value, value, int(m.size), int(n.size), confidence)
+    if m.size < 2 or n.size < 2:  # one item says nothing of the population on its side
+        return Estimate(value, *degenerate_interval(value, 1, confidence, UNIT), int(m.size), int(n.size), confidence)
     lo, hi = _bootstrap((m, n), auc_statistic, confidence=confidence, rng=rng, cells=m.size * n.size,
                         n_resamples=n_resamples)
     return Estimate(value, lo, hi, int(m.size), int(n.size), confidence)
@@ -333,7 +376,9 @@ def gap_of_aucs_estimate(members_a: NDArray[Any], nonmembers_a: NDArray[Any], me
     """``combine(AUC_a, AUC_b)`` (default ``AUC_a - AUC_b``) where both models scored the same
     member and non-member items: the members are resampled (both models' scores of an item follow
     it), the non-members apart. ``combine`` must work elementwise on arrays (MUSE PrivLeak is
-    ``100 * (AUC_b - AUC_a) / (1 - AUC_b)``)."""
+    ``100 * (AUC_b - AUC_a) / (1 - AUC_b)``). A single member (or non-member) says nothing of the
+    population on its side: the plain gap then spans :func:`degenerate_interval` over [-1, 1]; another
+    combination, whose range is unbounded, resamples the other side only."""
     ma, mb = np.asarray(members_a, dtype=np.float64), np.asarray(members_b, dtype=np.float64)
     na, nb = np.asarray(nonmembers_a, dtype=np.float64), np.asarray(nonmembers_b, dtype=np.float64)
     okm = np.isfinite(ma) & np.isfinite(mb)
@@ -358,11 +403,25 @@ def gap_of_aucs_estimate(members_a: NDArray[Any], nonmembers_a: NDArray[Any], me
         value = float(combine(auc_statistic(m2[0], n2[0]), auc_statistic(m2[1], n2[1])))
     if not math.isfinite(value):
         return None
+    single = ma.size < 2 or na.size < 2
+    if single and combine is _minus:
+        return Estimate(value, *degenerate_interval(value, 1, confidence, (-1.0, 1.0)), int(ma.size), int(na.size),
+                        confidence)
     if ma.size < 2 and na.size < 2:
         return Estimate(value, value, value, int(ma.size), int(na.size), confidence)
-    idx = (np.arange(ma.size, dtype=np.float64), np.arange(na.size, dtype=np.float64))
-    lo, hi = _bootstrap(idx, stat, confidence=confidence, rng=rng, cells=2 * ma.size * na.size,
-                        n_resamples=n_resamples)
+    idx_m, idx_n = np.arange(ma.size, dtype=np.float64), np.arange(na.size, dtype=np.float64)
+    if single:  # scipy resamples only samples of two or more: the single item is held fixed
+        big, first = (idx_n, True) if ma.size < 2 else (idx_m, False)
+
+        def one_side(ix: NDArray[Any], axis: int = -1) -> Any:
+            fixed = np.zeros((*np.shape(ix)[:-1], 1))
+            return stat(fixed, ix) if first else stat(ix, fixed)
+
+        lo, hi = _bootstrap((big,), one_side, confidence=confidence, rng=rng, cells=2 * ma.size * na.size,
+                            n_resamples=n_resamples)
+    else:
+        lo, hi = _bootstrap((idx_m, idx_n), stat, confidence=confidence, rng=rng, cells=2 * ma.size * na.size,
+                            n_resamples=n_resamples)
     if not (math.isfinite(lo) and math.isfinite(hi)):  # a resample where the combination is undefined
         return Estimate(value, value, value, int(ma.size), int(na.size), confidence)
     return Estimate(value, lo, hi, int(ma.size), int(na.size), confidence)
@@ -469,14 +528,15 @@ def ks_estimate(a: Sequence[float] | NDArray[Any], b: Sequence[float] | NDArray[
     res = stats.ks_2samp(xa, xb, method=method)
     p = float(res.pvalue)
 
-    if xa.size < 2 and xb.size < 2:
-        lo = hi = p
+    min_p = ks_min_pvalue(int(xa.size), int(xb.size))
+    if xa.size < 2 or xb.size < 2:  # one item says nothing of its side's distribution: any attainable p-value
+        lo, hi = min(min_p, p), 1.0
     else:
         lo, hi = _bootstrap((xa, xb), ks_asymp_pvalue, confidence=confidence, rng=rng, paired=paired,
                             cells=xa.size + xb.size)
         lo, hi = min(lo, p), max(hi, p)
     return KSResult(pvalue=p, statistic=float(res.statistic), low=lo, high=hi, n=int(xa.size), n_other=int(xb.size),
-                    min_pvalue=ks_min_pvalue(int(xa.size), int(xb.size)), method=method, confidence=confidence)
+                    min_pvalue=min_p, method=method, confidence=confidence)
 
 
 def items_to_settle(n: int, low: float, high: float, value: float, bound: float) -> int | None:
