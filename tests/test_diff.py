@@ -199,3 +199,26 @@ def test_a_renamed_single_objective_is_still_compared(folder: Path, capsys: pyte
     assert code == 1, out  # the loosened threshold is not hidden by the rename
     assert "objective `erase-jane-doe` renamed `erase-jane-doe-v2`" in out
     assert "verbatim_rouge@forget" in out and "<= 0.2 → <= 0.9" in out
+
+
+def test_in_a_file_of_several_objectives_a_rename_or_a_removal_cannot_hide_a_loosening(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """With two objectives, renaming one and loosening its tolerance in the same edit used to read as one
+    objective removed ("changed") and one added ("tightened"): exit 0. The renamed objective is matched by
+    its target and compared. An objective removed outright stays "changed", like a claim removed: its
+    claims are no longer made, which the diff shows, rather than made on weaker evidence."""
+    shutil.copytree(SPECS / "data", tmp_path / "data")
+    text = (SPECS / "sequential-requests.unlearn").read_text(encoding="utf-8")
+    (tmp_path / "old.unlearn").write_text(text, encoding="utf-8")
+    second = text.index('objective "erase-vesna-gantrell"')
+    renamed = text[:second] + text[second:].replace('"erase-vesna-gantrell"', '"erase-vesna"', 1).replace(
+        "utility drop <= 2%", "utility drop <= 90%", 1)
+    (tmp_path / "renamed.unlearn").write_text(renamed, encoding="utf-8")
+    code = main(["diff", str(tmp_path / "old.unlearn"), str(tmp_path / "renamed.unlearn")])
+    out = capsys.readouterr().out
+    assert code == 1, out
+    assert "objective `erase-vesna-gantrell` renamed `erase-vesna`" in out and "<= 2 → <= 90" in out
+    (tmp_path / "fewer.unlearn").write_text(text[:second].rstrip() + "\n", encoding="utf-8")
+    code = main(["diff", str(tmp_path / "old.unlearn"), str(tmp_path / "fewer.unlearn")])
+    out = capsys.readouterr().out
+    assert code == 0 and "changed    objective `erase-vesna-gantrell` removed" in out, out

@@ -184,3 +184,16 @@ def test_a_comment_inside_a_continued_list_stays_beside_its_value() -> None:
     assert shape(parsed(out)) == shape(parsed(text)) and comment_texts(out) == comment_texts(text)
     joined = text.replace(" # first alias\n", "\n")  # a comment only at the end: the list is joined as before
     assert 'aliases "J. Doe", "Jane D."  # second' in fmt(joined)
+
+
+def test_fmt_writes_through_a_linked_spec(messy_file: Path) -> None:
+    """A spec reached through a symbolic link is formatted where it lives: the link stays a link."""
+    link = messy_file.parent / "linked.unlearn"
+    link.symlink_to(messy_file.name)
+    syntax, _ = parse_bytes(messy_file.read_bytes(), messy_file.name)
+    assert syntax is not None
+    canonical = format_spec(syntax)
+    r = run_cli(["fmt", link.name], cwd=messy_file.parent)
+    assert r.returncode == 0 and "formatted linked.unlearn" in r.stdout
+    assert link.is_symlink() and os.readlink(link) == messy_file.name
+    assert messy_file.read_text(encoding="utf-8") == canonical

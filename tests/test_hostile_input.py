@@ -132,6 +132,46 @@ def test_output_that_cannot_be_written(work: Path, capsys: pytest.CaptureFixture
         assert sorted(p.name for p in work.rglob("*")) == before  # no temporary file left behind
 
 
+def test_output_through_a_link_into_a_fifo_or_a_device_and_never_a_new_folder(
+        work: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`-o` writes what the path names: through a symbolic link (the link stays a link, the file it names
+    gets the output), into a FIFO a reader holds open or a device (as a shell redirection would), never
+    replacing either with a plain file; a FIFO nobody reads and a missing folder are errors (exit 2),
+    and no folder is created on the way."""
+    import threading
+
+    real = work / "real.json"
+    real.write_text("{}", encoding="utf-8")
+    (work / "link.json").symlink_to("real.json")
+    code, _ = cli(capsys, "schema", "-o", str(work / "link.json"))
+    assert code == EXIT_OK and (work / "link.json").is_symlink()
+    expected = json.loads(real.read_text(encoding="utf-8"))
+    assert "$defs" in expected  # the schema went into the file the link names
+    fifo = work / "fifo"
+    os.mkfifo(fifo)
+    code, text = cli(capsys, "schema", "-o", str(fifo))
+    assert code == EXIT_USAGE and "no process is reading" in text and stat_is_fifo(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    code, _ = cli(capsys, "schema", "-o", str(fifo))
+    reader.join(timeout=30)
+    assert code == EXIT_OK and stat_is_fifo(fifo) and json.loads(got[0]) == expected
+    if Path("/dev/null").exists():
+        before = os.stat("/dev/null")
+        assert cli(capsys, "schema", "-o", "/dev/null")[0] == EXIT_OK
+        after = os.stat("/dev/null")
+        assert (before.st_mode, before.st_rdev) == (after.st_mode, after.st_rdev)  # still the device
+    code, text = cli(capsys, "schema", "-o", str(work / "no" / "such" / "out.json"))
+    assert code == EXIT_USAGE and "no folder" in text and not (work / "no").exists()
+
+
+def stat_is_fifo(path: Path) -> bool:
+    import stat
+
+    return stat.S_ISFIFO(os.lstat(path).st_mode)
+
+
 def test_builtin_export_to_an_unwritable_place(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (work / "afile").write_text("x", encoding="utf-8")
     code, text = cli(capsys, "builtin", "export", str(work / "afile" / "corpus"))
@@ -255,3 +295,33 @@ def test_debug_of_a_huge_number_is_ul205(work: Path, capsys: pytest.CaptureFixtu
     name = spec(work, "robust_to_finetuning steps 20", "robust_to_finetuning steps 1e309")
     code, text = cli(capsys, "debug", stage, name)
     assert code in (EXIT_OK, EXIT_FINDINGS) and "UL205" in text
+
+
+def test_deep_or_huge_numbers_in_ledgers_imports_and_csv_records_are_diagnosed(
+        work: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """JSON nested thousands deep and integers past Python's 4,300-digit limit used to escape as
+    RecursionError and ValueError from the ledger, the benchmark importers and the CSV record reader; each is
+    now that reader's malformed-input diagnostic: exit 2 for an import, 1 for a ledger or a spec's data file
+    (findings)."""
+    deep = '{"question": "q", "answer": "a", "x": ' + "[" * 5000 + "]" * 5000 + "}\n"
+    huge = "9" * 5000
+    (work / "led").mkdir()
+    (work / "led" / "m.jsonl").write_text(deep, encoding="utf-8")
+    code, text = cli(capsys, "ledger", "verify", str(work / "led"))
+    assert code == EXIT_FINDINGS and "UL803" in text  # a broken ledger is a finding, like any other bad line
+    (work / "tf").mkdir()
+    (work / "tf" / "forget01.json").write_text(deep, encoding="utf-8")
+    (work / "tf" / "retain99.json").write_text('{"question": "q", "answer": "a"}\n', encoding="utf-8")
+    code, text = cli(capsys, "data", "import", "tofu", str(work / "tf"), "--split", "forget01", "--out",
+                     str(work / "o1"))
+    assert code == EXIT_USAGE and "UL823" in text and "nested deeper" in text
+    (work / "wm").mkdir()
+    (work / "wm" / "wmdp-bio.jsonl").write_text(
+        '{"question": "q", "choices": ["a", "b"], "answer": ' + huge + "}\n", encoding="utf-8")
+    code, text = cli(capsys, "data", "import", "wmdp", str(work / "wm"), "--out", str(work / "o2"))
+    assert code == EXIT_USAGE and "UL823" in text
+    (work / "data" / "mcq.csv").write_text(f"question,choices,answer\nq,a|b,{huge}\n", encoding="utf-8")
+    code, text = cli(capsys, "check", spec(work, '"data/jane-doe.jsonl"', '"data/mcq.csv"'))
+    assert code == EXIT_FINDINGS and "UL208" in text and "index of the correct" in text
+    code, text = cli(capsys, "keygen", "--out", "")
+    assert code == EXIT_USAGE and "UL813" in text

@@ -86,3 +86,18 @@ def test_membership_tolerance_the_data_cannot_show_is_named_with_one_they_can() 
     assert suggested is not None and float(suggested.group(1)) - 0.5 >= width
     stated = text.rstrip()[:-1] + f"  evidence {{\n    membership_auc <= {suggested.group(1)}\n  }}\n}}\n"
     assert ul411(stated) == []
+
+
+def test_the_exact_ks_count_stops_where_it_cannot_change_the_answer() -> None:
+    """Counting is quadratic in the forget set (a 2,000-record set took 30 s to check); at the limit the
+    statistic just below complete separation is already far below any bound, so larger sets are not
+    counted, and the count agrees with scipy right up to the limit."""
+    from unlearnspec.compiler.rules.power import KS_EXACT_LIMIT
+
+    n = KS_EXACT_LIMIT
+    d = Fraction(n - 1, n)
+    a, b = np.arange(n, dtype=float), np.arange(n, dtype=float) + n - 1.5
+    exact = stats.ks_2samp(a, b, method="exact")
+    assert Fraction(exact.statistic).limit_denominator(n * n) == d
+    assert ks_pvalue_at_least(n, n, d) == pytest.approx(exact.pvalue, rel=1e-6) and exact.pvalue < 1e-30
+    assert not ks_can_only_reject_separation(n, n, 1e-12)

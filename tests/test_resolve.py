@@ -578,3 +578,35 @@ def test_a_number_in_the_wrong_unit_gets_the_fix_the_author_meant(folder: Path, 
                                                                    help_: str) -> None:
     _, diags = check(folder, MINIMAL_BODY + extra)
     assert only(diags, code).help == [help_]
+
+
+def test_an_attribute_no_forget_record_carries_is_an_error_with_the_closest_label(folder: Path) -> None:
+    """`attribute` names a label in the forget records' `attributes` (the representation probe predicts
+    it); a misspelt one used to leave the probe unmeasurable until run time, with `check` silent."""
+    rows = [{"question": f"q{i}?", "answer": "Porto", "attributes": {"birth_city": "Porto", "employer": "X"}}
+            for i in range(3)]
+    (folder / "data" / "jane-doe.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    body = MINIMAL_BODY.replace('    forget "data/jane-doe.jsonl"\n',
+                                '    forget "data/jane-doe.jsonl"\n    attribute birth_cty\n')
+    text, diags = check(folder, body)
+    d = only(diags, "UL204")
+    assert "`birth_cty`" in d.message and "did you mean `birth_city`?" in d.message
+    at(d, text, "birth_cty")
+    assert any("`birth_city`, `employer`" in h for h in d.help)
+    _, fine = check(folder, body.replace("birth_cty", "employer"))
+    assert fine == []
+
+
+def test_a_malformed_bound_is_shown_written_with_the_catalogs_default(folder: Path) -> None:
+    """UL210's help for an evidence line used to read `write it as `membership_auc ...``: it now shows the
+    metric's default bound from the catalog, which is itself a valid line."""
+    from unlearnspec.catalog import METRICS
+
+    for metric in ("membership_auc", "retain_utility_drop"):
+        text, diags = check(folder, MINIMAL_BODY + f"  evidence {{\n    {metric} 0.6\n  }}\n")
+        d = only(diags, "UL210")
+        t = METRICS[metric].threshold
+        shown = f"{metric} {t.op} {t.value:g}{'%' if METRICS[metric].unit == 'percent' else ''}"
+        assert f"write it as `{shown}`" in d.help
+        _, fine = check(folder, MINIMAL_BODY + f"  evidence {{\n    {shown}\n  }}\n")
+        assert fine == []

@@ -143,3 +143,25 @@ print(json.dumps({{"codes": codes, "heavy": sorted(m for m in sys.modules if m.s
     assert r.returncode == 0, r.stderr
     result = json.loads(r.stdout.strip().splitlines()[-1])
     assert result["heavy"] == [] and result["codes"] == [0, 0, 0, 0, 0]
+
+
+def test_sign_refuses_a_run_folder_whose_report_and_plan_do_not_go_together(run_dir: Path, key: Path) -> None:
+    """A signature says "this report came from this plan": a plan that is not JSON, a plan edited after it
+    was hashed, a report that is not a report and a report of another plan are refused (UL812) and no
+    signature file is written."""
+    plan_text = (run_dir / "plan.json").read_text(encoding="utf-8")
+    report_text = (run_dir / "report.json").read_text(encoding="utf-8")
+    edited = json.loads(plan_text)
+    edited["seed"] = edited.get("seed", 0) + 1  # content changed, plan_hash kept
+    other = json.loads(report_text)
+    other["audit"]["plan_hash"] = "f" * 64
+    cases = [("plan.json", "{", "not valid JSON"), ("plan.json", json.dumps(edited), "no longer hashes"),
+             ("report.json", "[]", "not a valid report"), ("report.json", json.dumps(other), "was made from plan")]
+    for name, text, why in cases:
+        (run_dir / "plan.json").write_text(plan_text, encoding="utf-8")
+        (run_dir / "report.json").write_text(report_text, encoding="utf-8")
+        (run_dir / name).write_text(text, encoding="utf-8")
+        with pytest.raises(SigningError) as err:
+            sign(run_dir, key)
+        assert err.value.code == "UL812" and why in err.value.message, (name, err.value.message)
+        assert not (run_dir / SIGNATURE_FILE).exists()

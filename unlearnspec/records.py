@@ -150,8 +150,8 @@ def _mcq_row(row: dict[str, object], line: int) -> dict[str, object]:
     if not isinstance(choices, list) or len(choices) < 2 or not all(isinstance(c, str) for c in choices):
         raise DataFormatError("`choices` must be a list of at least two strings", line=line, column=1,
                               help='write `"choices": ["first", "second", ...]` with `"answer"` the index of the correct one')
-    if isinstance(answer, str) and answer.strip().isdigit():
-        answer = int(answer)
+    if isinstance(answer, str) and answer.strip().isdigit() and len(answer.strip()) <= 18:
+        answer = int(answer)  # longer digit strings are no index (and past 4,300 digits Python refuses them)
     if isinstance(answer, bool) or not isinstance(answer, int):
         raise DataFormatError("a multiple-choice record needs `answer`, the index of the correct choice",
                               line=line, column=1,

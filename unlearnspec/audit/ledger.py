@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
 from unlearnspec.audit.problems import Problem
 from unlearnspec.errors import UserError
+from unlearnspec.inputs import load_json
 from unlearnspec.io import atomic_write_bytes
 from unlearnspec.plan import Plan
 from unlearnspec.records import sha256_path
@@ -121,7 +122,7 @@ def verify_text(path: Path, text: str, head: dict[str, object] | None) -> Verifi
     for i, raw in enumerate(rows, start=1):
         data: object = None
         try:
-            data = json.loads(raw)
+            data = load_json(raw)  # depth-limited: a line nested thousands deep is malformed, not a crash
             if not isinstance(data, dict):
                 raise ValueError("not an object")
             entry = LedgerEntry.model_validate(data)
@@ -150,6 +151,13 @@ def verify_text(path: Path, text: str, head: dict[str, object] | None) -> Verifi
                 ("a line was deleted, inserted or reordered before this one",)))
         result.entries.append(entry)
         prev_stored, last_seq = entry.hash, entry.seq
+    if head is None and len(result.entries) >= 2 and not result.problems:
+        # the head is written after the first entry; only a crash between the two writes leaves one entry
+        # without it, so a longer ledger without its head had it removed, and a cut end would go unseen
+        result.problems.append(Problem(
+            "UL804", len(result.entries), f"the ledger's head file `{_head_path(path).name}` is missing",
+            ("it records how long the ledger was, so that lines cut from the end are found: without it they "
+             "cannot be",)))
     if head is not None and not result.problems:
         count, last = head.get("count"), head.get("hash")
         n = len(result.entries)
@@ -174,7 +182,7 @@ def _read_head(path: Path) -> dict[str, object] | None:
     if not hp.is_file():
         return None
     try:
-        data = json.loads(hp.read_text(encoding="utf-8"))
+        data = load_json(hp.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}

@@ -82,6 +82,9 @@ def keygen(out: Path) -> tuple[Path, Path]:
     from cryptography.hazmat.primitives import serialization
 
     ed25519 = _crypto()
+    if not out.name or out.is_dir():
+        raise SigningError("UL813", f"`{out}` is {'a folder' if out.name else 'no file name'}",
+                           ["give --out a file path for the private key, e.g. `--out keys/signer`"])
     pub_path = out.with_name(out.name + ".pub")
     for p in (out, pub_path):
         if p.exists():
@@ -146,9 +149,42 @@ def _digests(run_dir: Path) -> dict[str, str]:
             "plan_hash": plan_hash if isinstance(plan_hash, str) else ""}
 
 
+def _check_run(run_dir: Path) -> None:
+    """A signature vouches that this report came from this plan: refuse to sign a plan that does not load
+    or whose content no longer hashes to its ``plan_hash``, a report that is not a report, or a report
+    made from another plan."""
+    from pydantic import ValidationError
+
+    from unlearnspec.plan import Plan, PlanLoadError
+    from unlearnspec.report.model import Report
+
+    help_ = ["sign the run folder exactly as `unlearnspec run` wrote it"]
+    try:
+        plan = Plan.load(run_dir / "plan.json")
+    except PlanLoadError as err:
+        raise SigningError("UL812", f"cannot sign `{run_dir}`: {err.message}", help_) from err
+    if plan.plan_hash != plan.compute_hash():
+        raise SigningError("UL812", f"cannot sign `{run_dir}`: `plan.json` no longer hashes to its `plan_hash` "
+                                    "(it was edited after it was planned)", help_)
+    try:
+        report = Report.model_validate_json((run_dir / "report.json").read_bytes())
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(x) for x in first["loc"]) or "the top level"
+        raise SigningError("UL812", f"cannot sign `{run_dir}`: `report.json` is not a valid report "
+                                    f"({where}: {first['msg'][:1].lower() + first['msg'][1:]})", help_) from err
+    if report.audit.plan_hash != plan.plan_hash:
+        raise SigningError("UL812", f"cannot sign `{run_dir}`: `report.json` was made from plan "
+                                    f"{report.audit.plan_hash[:12]}…, not from the `plan.json` beside it "
+                                    f"({plan.plan_hash[:12]}…)", help_)
+
+
 def sign(run_dir: Path, key_path: Path) -> Path:
-    """Sign a run folder's report and plan; returns the signature file."""
+    """Sign a run folder's report and plan; returns the signature file. The two must go together
+    (:func:`_check_run`)."""
     key = _load(key_path, private=True)
+    _digests(run_dir)  # both files are there
+    _check_run(run_dir)
     fields: dict[str, Any] = {"format_version": SIGNATURE_VERSION, "algorithm": ALGORITHM, **_digests(run_dir),
                               "key_sha256": _fingerprint(key.public_key())}
     signature = key.sign(_canonical(fields))

@@ -31,7 +31,8 @@ _front("UL803", "ledger-line-unreadable", "error", _A,
        "A line that cannot be read cannot be verified, and nothing after it can be trusted to follow it.",
        instead="Restore the ledger from a copy.")
 _front("UL804", "ledger-truncated", "error", _A,
-       "The ledger holds fewer lines than its head file recorded, or a line the head names has another hash.",
+       "The ledger holds fewer lines than its head file recorded, a line the head names has another hash, or "
+       "the head file of a ledger of two or more entries is missing.",
        "Deleting the last lines of a hash chain leaves a valid shorter chain; the head file (`<model>.head.json`) "
        "records how long the ledger was, so a cut end is found too.",
        instead="Restore the ledger from a copy; a signed report that names its ledger entry settles which is right.")
@@ -48,7 +49,8 @@ _front("UL811", "signature-invalid", "error", _A,
        "now is not the report that was signed.",
        instead="Ask the signer for the original run folder, or re-run and sign again.")
 _front("UL812", "signature-missing", "error", _A,
-       "The run folder has no signature file, report.json or plan.json to verify.",
+       "The run folder has no signature file, report.json or plan.json to verify; or, for `sign`, its plan does "
+       "not load or no longer hashes to its `plan_hash`, or its report is not a valid report of that plan.",
        "Verification needs the signed bytes and the detached signature beside them.",
        instead="unlearnspec sign RUN_DIR --key KEY   # writes RUN_DIR/report.sig.json")
 _front("UL813", "key-unreadable", "error", _A,

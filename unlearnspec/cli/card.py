@@ -22,9 +22,14 @@ def cmd_card(args: argparse.Namespace) -> int:
     try:
         text = card_for_run(run_dir)
     except (ValidationError, ValueError) as err:  # a report whose verdicts do not follow from its numbers
-        first = str(err).splitlines()
-        sys.stderr.write(f"error: `{run_dir / 'report.json'}` is not a valid report: "
-                         f"{first[-1].strip() if first else 'unreadable'}\n"
+        if isinstance(err, ValidationError) and err.errors():
+            e = err.errors()[0]  # the first problem, where it is: not pydantic's closing link to its docs
+            where = ".".join(str(x) for x in e["loc"]) or "the top level"
+            why = f"{where}: {e['msg'][:1].lower() + e['msg'][1:]}"
+        else:
+            lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+            why = lines[0] if lines else "unreadable"
+        sys.stderr.write(f"error: `{run_dir / 'report.json'}` is not a valid report: {why}\n"
                          "  = help: a card is only made from a report that validates; re-run to get one\n")
         return EXIT_USAGE
     out(text, args.output)

@@ -49,7 +49,7 @@ def out(text: str, output: str | None = None) -> None:
         from unlearnspec.io import atomic_write_text
 
         try:
-            atomic_write_text(Path(output), text)
+            atomic_write_text(Path(output), text, make_parents=False)
         except OSError as err:
             raise UsageError(f"cannot write `{output}`: {os_reason(err)}",
                              help=["give a file path in a folder you can write to (`-` prints to stdout)"]) from err

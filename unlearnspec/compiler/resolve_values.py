@@ -310,7 +310,17 @@ def expected_example(name: str) -> str:
         "seed": "0", "steps": "40", "adapter": "lora rank 8", "attribute": "birth_city",
         "compliant": '"GDPR Art. 17"', "robust_to_finetuning": "steps 20",
         "after": '"erase-jane-doe"', "requests": "3", "budget": "{ utility drop <= 5%  requests 3 }",
-    }.get(name, "...")
+        "confidence": "95%", "learning_rate": "0.0001", "batch_size": "8", "beta": "0.1",
+        "retain_weight": "1.0",
+    }.get(name) or _metric_example(name)
+
+
+def _metric_example(name: str) -> str:
+    """An evidence line's bound: the catalog's default threshold for the metric (``<= 0.6``)."""
+    m = vocab.METRICS.get(name)
+    if m is None:
+        return "..."
+    return f"{m.threshold.op} {m.threshold.value:g}{'%' if m.unit == 'percent' else ''}"
 
 
 def display_dir(path: Path) -> str:

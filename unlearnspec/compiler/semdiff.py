@@ -286,16 +286,27 @@ def diff_plans(old: Plan, new: Plan) -> list[Change]:
     oa = {op.objective.name: op for op in old.objectives}
     nb = {op.objective.name: op for op in new.objectives}
     out: list[Change] = []
-    if len(oa) == len(nb) == 1 and set(oa) != set(nb):  # one objective, renamed: compare it, do not hide its edits
-        (a_name, a_op), b_name = next(iter(oa.items())), next(iter(nb))
+    # an objective renamed is compared with its old self, so that a rename cannot hide its edits: the one
+    # objective on each side that has no namesake, or else the one whose target is the same
+    gone, new_names = [n for n in oa if n not in nb], [n for n in nb if n not in oa]
+    renamed: dict[str, str] = {}
+    if len(gone) == len(new_names) == 1:
+        renamed[gone[0]] = new_names[0]
+    else:
+        for a_name in gone:
+            same = [b for b in new_names if b not in renamed.values()
+                    and nb[b].objective.target == oa[a_name].objective.target]
+            if len(same) == 1:
+                renamed[a_name] = same[0]
+    for a_name, b_name in renamed.items():
         out.append(Change(b_name, "changed", "objective", "name", a_name, b_name,
                           f"objective `{a_name}` renamed `{b_name}`"))
-        oa = {b_name: a_op}
+    oa = {renamed.get(n, n): op for n, op in oa.items()}
     for name in nb:
         if name not in oa:
             out.append(Change(name, "tightened", "objective", name, None, name, f"objective `{name}` added"))
     for name in oa:
-        if name not in nb:
+        if name not in nb:  # like a claim removed: no longer made, rather than made on weaker evidence
             out.append(Change(name, "changed", "objective", name, name, None, f"objective `{name}` removed"))
     for name in (n for n in nb if n in oa):
         out += diff_objective(oa[name], nb[name])

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from unlearnspec.inputs import load_json
 from unlearnspec.records import is_hf_dataset_dir
 
 FILE_SUFFIXES = (".jsonl", ".json", ".parquet")
@@ -96,7 +97,10 @@ def _read_dir(path: Path) -> Rows:
             raise ImportFailure("UL823", f"cannot read the `save_to_disk` folder: {_first_line(exc)}", path) from exc
         return Rows(path, [dict(r) for r in ds])
     if (path / "dataset_dict.json").is_file():
-        splits = json.loads((path / "dataset_dict.json").read_text(encoding="utf-8")).get("splits", [])
+        try:
+            splits = load_json((path / "dataset_dict.json").read_text(encoding="utf-8")).get("splits", [])
+        except (ValueError, AttributeError) as exc:
+            raise ImportFailure("UL823", f"`dataset_dict.json` is not a dataset index: {_first_line(exc)}", path) from exc
         pick = splits[0] if len(splits) == 1 else next((s for s in ("train", "test") if s in splits), None)
         if pick is None:
             raise ImportFailure("UL821", f"the `DatasetDict` folder has splits {_names(splits)} and none is this split",
@@ -130,7 +134,7 @@ def _read_json(path: Path) -> Rows:
     stripped = text.lstrip()
     if stripped.startswith("["):  # one JSON array of rows
         try:
-            data = json.loads(text)
+            data = load_json(text)
         except json.JSONDecodeError as exc:
             raise ImportFailure("UL823", f"malformed JSON: {exc.msg.lower()}", path, line=exc.lineno,
                                 column=exc.colno) from exc
@@ -141,7 +145,7 @@ def _read_json(path: Path) -> Rows:
         if not raw.strip():
             continue
         try:
-            rows.append(_as_row(json.loads(raw)))
+            rows.append(_as_row(load_json(raw)))
         except json.JSONDecodeError as exc:
             raise ImportFailure("UL823", f"malformed JSON: {exc.msg.lower()}", path, line=lineno, column=exc.colno,
                                 help=["a .json split is a JSON array, or one JSON object a line (JSON lines)"]) from exc
