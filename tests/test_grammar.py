@@ -3,6 +3,7 @@ belongs, several objectives share a file, and `#` comments go anywhere (but not 
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -173,6 +174,9 @@ def _every_word_specs() -> list[str]:
 
 def test_every_vocabulary_word_is_accepted_where_it_belongs(tmp_path: Path) -> None:
     write_data(tmp_path)
+    forget = tmp_path / "data" / "jane-doe.jsonl"  # the `attribute` the specs name is one its records carry
+    rows = [json.loads(line) | {"attributes": {"birth_city": "Porto"}} for line in forget.read_text().splitlines()]
+    forget.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     (tmp_path / "ckpt").mkdir()  # the checkpoint `method unknown` audits (`unlearned`)
     (tmp_path / "ckpt" / "config.json").write_text("{}")
     (tmp_path / "ckpt" / "model.safetensors").write_bytes(b"")

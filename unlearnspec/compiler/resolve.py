@@ -32,9 +32,8 @@ from unlearnspec.compiler.ast import (
     Tolerance,
     Word,
 )
-from unlearnspec.compiler.datafiles import records_of
 from unlearnspec.compiler.diagnostics import Diagnostic, Label, Span, sort_diagnostics
-from unlearnspec.compiler.resolve_data import disjoint_from_forget
+from unlearnspec.compiler.resolve_data import attribute_labelled, disjoint_from_forget
 from unlearnspec.compiler.resolve_prompt import PromptResolver
 from unlearnspec.compiler.resolve_values import (
     BUILTIN_MODELS,
@@ -196,34 +195,12 @@ class _Resolver(PromptResolver):
                     self.shape(f, "one attribute name")
                 else:
                     kw["attribute"] = Text(span=f.values[0].span, value=f.values[0].text)
-        self.attribute_labelled(kw.get("attribute"), kw.get("forget"))
+        attribute_labelled(kw.get("attribute"), kw.get("forget"), self.base_dir, self.report)
         if category is None:
             return None
         kw = {k: v for k, v in kw.items() if v is not None}
         return Target(span=field.span, category=category, name=Text(span=vals[1].span, value=vals[1].text),
                       **kw)  # type: ignore[arg-type]
-
-    def attribute_labelled(self, attribute: object, forget: object) -> None:
-        """`attribute NAME` names a fact labelled in the forget records' `attributes`: the representation
-        probe predicts it from them. A name no readable forget record carries (a typo) would leave the probe
-        unmeasurable at run time; it is an error here, with the closest label the records do carry."""
-        if not isinstance(attribute, Text) or not isinstance(forget, list) or not forget:
-            return
-        labels: set[str] = set()
-        for ref in forget:
-            records = records_of(ref.resolved, self.base_dir)
-            if not records:  # a folder, an unreadable or empty file: nothing to tell (reported elsewhere)
-                return
-            labels.update(k for r in records for k in r.attributes)
-        if attribute.value in labels:
-            return
-        hint = did_you_mean(attribute.value, sorted(labels))
-        shown = ", ".join(f"`{x}`" for x in sorted(labels)[:8]) or "none"
-        self.report("UL204", "error", attribute.span,
-                    f"no forget record has the attribute `{attribute.value}`"
-                    + (f"; did you mean `{hint}`?" if hint else ""),
-                    help=[f"the forget records label {shown}; the probe predicts one of them",
-                          "or add the label to every forget record's `attributes`"])
 
     def goal(self, field: Field) -> Goal | None:
         self.no_block(field)

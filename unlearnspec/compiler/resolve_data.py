@@ -1,4 +1,5 @@
-"""Data the objective names in several roles: the forget set may be none of the others.
+"""Data the objective names in several roles: the forget set may be none of the others; and the label
+the representation probe predicts must be one the forget records carry.
 
 The retain and neighbour sets are what the model must keep, so a forget file among them contradicts
 the objective; the holdout is read as data never trained on (membership inference, the stopping
@@ -11,11 +12,36 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from unlearnspec.compiler.ast import Preserve, Target
+from unlearnspec.compiler.ast import PathRef, Preserve, Target, Text
+from unlearnspec.compiler.datafiles import records_of
 from unlearnspec.compiler.diagnostics import Label
+from unlearnspec.compiler.suggest import did_you_mean
 from unlearnspec.records import sha256_path
+
+
+def attribute_labelled(attribute: object, forget: object, base_dir: Path, report: Callable[..., Any]) -> None:
+    """`attribute NAME` names a fact labelled in the forget records' `attributes`: the representation probe
+    predicts it from them. A name no readable forget record carries (a typo) would leave the probe
+    unmeasurable at run time; it is UL204 here, with the closest label the records do carry."""
+    if not isinstance(attribute, Text) or not isinstance(forget, list) or not forget:
+        return
+    labels: set[str] = set()
+    for ref in forget:
+        records = records_of(ref.resolved, base_dir) if isinstance(ref, PathRef) else []
+        if not records:  # a folder, an unreadable or empty file: nothing to tell (reported elsewhere)
+            return
+        labels.update(k for r in records for k in r.attributes)
+    if attribute.value in labels:
+        return
+    hint = did_you_mean(attribute.value, sorted(labels))
+    shown = ", ".join(f"`{x}`" for x in sorted(labels)[:8]) or "none"
+    report("UL204", "error", attribute.span,
+           f"no forget record has the attribute `{attribute.value}`" + (f"; did you mean `{hint}`?" if hint else ""),
+           help=[f"the forget records label {shown}; the probe predicts one of them",
+                 "or add the label to every forget record's `attributes`"])
 
 
 def disjoint_from_forget(target: Target, preserve: Preserve | None, report: Callable[..., Any]) -> None:
