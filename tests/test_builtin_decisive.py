@@ -66,14 +66,8 @@ def test_the_retrained_reference_passes_its_own_default_checks(models: tuple, tm
         probe = "paraphrased" if metric == "paraphrase_rouge" else None
         r = ev.check(MetricCheck(id=f"{metric}@forget", metric=metric, dataset="forget", probe=probe,
                                  threshold=Threshold(op=op, value=value)))  # type: ignore[arg-type]
-        assert r.status != "fail", (metric, r.values, r.decision)
-        gap = r.decision
-        if gap is not None and gap.interval is not None and gap.value == 0.0 and metric.endswith("rouge"):
-            # the same model on the same items: every difference is 0, which bounds the share of items that
-            # could differ only to p = 1 - 0.025^(1/n) (degenerate_interval): six documents cannot show a gap
-            # within 0.2, twenty questions can
-            p = 1 - 0.025 ** (1 / gap.n)
-            assert gap.interval == pytest.approx((-p, p)), metric
-            assert r.status == ("pass" if p <= value else "inconclusive"), (metric, gap.n)
-        else:
-            assert r.status == "pass", (metric, r.values, r.decision)
+        assert r.status == "pass", (metric, r.values, r.decision)
+        if r.decision is not None and metric.endswith("rouge"):
+            # the reference against itself: 0 on every item there is, so exactly [0, 0] (not the distribution-free
+            # width six agreeing documents would get from two different models)
+            assert r.decision.interval == (0.0, 0.0) and "the same weights" in r.decision.how, metric

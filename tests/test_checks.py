@@ -258,15 +258,18 @@ def test_the_representation_probe_gap_has_items_an_interval_and_says_when_it_has
     low, high = r.interval["original"]
     assert low <= gap_o <= high
     assert r.decision is not None and r.decision.value == 0.0 and r.decision.n == n
-    # the unlearned model is the reference: no difference on any item, yet n items without a difference bound
-    # the share of items that could differ only to p = 1 - 0.025^(1/n) (degenerate_interval over [-1, 1])
-    p = 1 - 0.025 ** (1 / n)
-    assert r.decision.interval == pytest.approx((-p, p))
+    # the unlearned model is the reference itself (the same weights): the gap is 0 on every input there is,
+    # so its interval is exactly [0, 0], not the distribution-free width n agreeing inputs would otherwise get
+    assert r.decision.interval == (0.0, 0.0)
     powerless = [f for f in r.findings if f.startswith("no power:")]
     # no power exactly when the original, trained on the target, is not shown to exceed the bound either
     assert bool(powerless) is (low <= 0.1)
     assert (r.decision.no_evidence is not None) is bool(powerless)
-    assert r.status == ("pass" if p <= 0.1 and not powerless else "inconclusive")
+    assert r.status == ("inconclusive" if powerless else "pass")
+    # a copy of the reference's weights is the reference too; the original's copy is not
+    twin = evaluator(copy.deepcopy(tiny_lm("reference")), tmp_path)
+    assert twin.unlearned_is_reference and not evaluator(copy.deepcopy(tiny_lm("original")),
+                                                         tmp_path).unlearned_is_reference
     same = evaluator(copy.deepcopy(tiny_lm("original")), tmp_path).check(check("probe_accuracy_gap", op=None))
     assert same.status == "info" and same.decision is None
     assert same.values.unlearned == pytest.approx(gap_o)  # a copy of the original: the original's gap

@@ -49,8 +49,36 @@ class EvaluatorBase:
         if ctx.guard is not None:
             self.m["served"] = Measurer("served", *ctx.unlearned, data, st, guard=ctx.guard, **kw)
         self._attacked: dict[str, Any] = {}
+        self._same: bool | None = None
 
     # -- helpers ---------------------------------------------------------------------------
+
+    @property
+    def unlearned_is_reference(self) -> bool:
+        """Whether the unlearned model has the retrained reference's very weights (``method retrain`` with
+        the retrained reference): a gap between the two is then 0 on every item there is, not an estimate
+        from the items measured, and its interval is exactly [0, 0]."""
+        if self._same is None:
+            ref = self.ctx.reference
+            self._same = False
+            if ref is not None:
+                import torch
+
+                a, b = self.ctx.unlearned[0], ref[0]
+                if a is b:
+                    self._same = True
+                else:
+                    sa, sb = a.state_dict(), b.state_dict()
+                    self._same = sa.keys() == sb.keys() and all(
+                        sa[k].shape == sb[k].shape and torch.equal(sa[k], sb[k]) for k in sa)
+        return self._same
+
+    def exact_zero_gap(self, n: int) -> Estimate:
+        """The gap of the unlearned model to itself as the reference: 0 on every item (see above)."""
+        return Estimate(0.0, 0.0, 0.0, n, n, self.ctx.confidence)
+
+    SAME_WEIGHTS = ("; the unlearned model is the retrained reference itself (the same weights), so the gap is 0 on "
+                    "every item there is, not only on those measured: its interval is exactly [0, 0]")
 
     def each_model(self, fn: Callable[[str], T], *, served: bool = False) -> dict[str, T]:
         """``{who: fn(who)}`` over the measured models (``served`` too if asked), measured together: under a
@@ -110,12 +138,15 @@ class EvaluatorBase:
             e = _point_gap(a.values, b.values)
         if e is None:
             return None
+        same = decided == "unlearned" and e.value == 0.0 and self.unlearned_is_reference
+        if same:
+            e = self.exact_zero_gap(e.n)
         t = check.threshold
         return Decision(quantity=f"{decided} minus reference (mean over items)", value=e.value,
                         interval=(e.low, e.high) if self.ctx.intervals else None, threshold=t, n=e.n,
                         how=f"the bound {OP_SYMBOLS[t.op]} {t.value:g} is read as at most {t.value:g} above the retrained "
                             "reference on the same items, since a model never trained on the target scores the "
-                            "reference's value",
+                            "reference's value" + (self.SAME_WEIGHTS if same else ""),
                         more_items=intervals.items_to_settle(e.n, e.low, e.high, e.value, t.value))
 
     @staticmethod
