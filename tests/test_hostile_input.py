@@ -325,3 +325,21 @@ def test_deep_or_huge_numbers_in_ledgers_imports_and_csv_records_are_diagnosed(
     assert code == EXIT_FINDINGS and "UL208" in text and "index of the correct" in text
     code, text = cli(capsys, "keygen", "--out", "")
     assert code == EXIT_USAGE and "UL813" in text
+
+
+@pytest.mark.parametrize("argv", [["fmt", ""], ["check", ""], ["check", str(EXAMPLE), ""], ["plan", ""], ["show", ""],
+                                  ["diff", str(EXAMPLE), ""], ["debug", "ast", ""], ["run", ""], ["card", ""],
+                                  ["sign", "", "--key", "k"], ["verify", "", "--pub", "k.pub"],
+                                  ["data", "import", "tofu", "", "--out", "o"]],
+                         ids=lambda a: "-".join(x or "EMPTY" for x in a[:2]))
+def test_an_empty_path_is_refused_not_read_as_the_current_folder(
+        work: Path, capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
+    """`fmt "$SPECS"` with the variable unset used to format every spec under the current folder; every path
+    a verb takes now refuses an empty one with exit 2, before anything is read or written."""
+    (work / "mine.unlearn").write_text("unlearnspec 1\nobjective   \"x\" {\n}\n", encoding="utf-8")
+    before = {p: p.read_bytes() for p in work.rglob("*") if p.is_file()}
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    assert stop.value.code == EXIT_USAGE
+    assert "an empty path would mean the current folder" in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in work.rglob("*") if p.is_file()} == before

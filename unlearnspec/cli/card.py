@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from unlearnspec.cli.common import EXIT_OK, EXIT_USAGE, Parser, out
+from unlearnspec.cli.common import EXIT_OK, EXIT_USAGE, Parser, out, path_arg
 
 
 def cmd_card(args: argparse.Namespace) -> int:
@@ -39,6 +39,6 @@ def cmd_card(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction[Parser]) -> None:
     sp = sub.add_parser("card", help="a model-card section (Markdown) for a run: what was unlearned, how, "
                                      "each claim's verdict, what was not claimed")
-    sp.add_argument("run_dir", help="a run folder written by `unlearnspec run`")
+    sp.add_argument("run_dir", type=path_arg, help="a run folder written by `unlearnspec run`")
     sp.add_argument("-o", "--output", help="write the section to this file (default: stdout)")
     sp.set_defaults(func=cmd_card)

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from unlearnspec.cli.common import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, Parser, add_colour, out
+from unlearnspec.cli.common import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, Parser, add_colour, out, path_arg
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -30,7 +30,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction[Parser]) -> None:
     sp = sub.add_parser("check", help="check specs: syntax, resolve, feasibility")
-    sp.add_argument("paths", nargs="+", help="spec files or folders (searched for *.unlearn)")
+    sp.add_argument("paths", nargs="+", type=path_arg, help="spec files or folders (searched for *.unlearn)")
     sp.add_argument("--format", choices=("human", "json", "sarif", "github"), default="human")
     sp.add_argument("--strict", action="store_true", help="warnings fail the check too")
     sp.add_argument("-o", "--output", help="write the report to this file")

@@ -43,6 +43,14 @@ def os_reason(err: OSError) -> str:
     return reason[:1].lower() + reason[1:]
 
 
+def path_arg(text: str) -> str:
+    """The argparse type of every path a verb takes: an empty one (an unset shell variable, `fmt "$SPECS"`)
+    would read as the current folder and act on everything in it, so it is refused (exit 2)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path would mean the current folder; give a path")
+    return text
+
+
 def out(text: str, output: str | None = None) -> None:
     """Write ``text`` to ``output`` atomically, or to stdout when no file (or ``-``) is given."""
     if output and output != "-":

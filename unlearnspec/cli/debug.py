@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from unlearnspec.cli.common import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, Parser, out
+from unlearnspec.cli.common import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, Parser, out, path_arg
 
 if TYPE_CHECKING:
     from unlearnspec.compiler.check import PassName
@@ -56,6 +56,6 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
     sp = sub.add_parser("debug", help="print what one compiler pass produced for a spec, as JSON")
     sp.add_argument("stage", choices=tuple(STAGES), help="syntax (parse), ast (resolve), analysis (analyse), "
                     "plan (lower)")
-    sp.add_argument("spec")
+    sp.add_argument("spec", type=path_arg)
     sp.add_argument("-o", "--output", help="file to write (default: stdout)")
     sp.set_defaults(func=cmd_debug)

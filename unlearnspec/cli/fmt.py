@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from unlearnspec.cli.common import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, Parser
+from unlearnspec.cli.common import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, Parser, path_arg
 
 
 def cmd_fmt(args: argparse.Namespace) -> int:
@@ -68,7 +68,7 @@ def cmd_fmt(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction[Parser]) -> None:
     sp = sub.add_parser("fmt", help="format specs in the canonical layout")
-    sp.add_argument("paths", nargs="+")
+    sp.add_argument("paths", nargs="+", type=path_arg)
     g = sp.add_mutually_exclusive_group()
     g.add_argument("--check", action="store_true", help="exit 1 if a file would change; write nothing")
     g.add_argument("--diff", action="store_true", help="print a unified diff; write nothing")

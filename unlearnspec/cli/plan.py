@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from unlearnspec.cli.common import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, Parser, add_colour, out
+from unlearnspec.cli.common import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, Parser, add_colour, out, path_arg
 from unlearnspec.errors import UserError
 
 if TYPE_CHECKING:
@@ -76,7 +76,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction[Parser]) -> None:
     sp = sub.add_parser("plan", help="lower a spec to a reviewable, hashed plan")
-    sp.add_argument("spec")
+    sp.add_argument("spec", type=path_arg)
     sp.add_argument("-o", "--output", help="plan file to write (default: stdout)")
     sp.add_argument("--allow-infeasible", action="store_true",
                     help="plan despite errors; unmet claims are recorded as `cannot be met`")
@@ -85,13 +85,13 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
     sp.set_defaults(func=cmd_plan)
 
     sp = sub.add_parser("show", help="render a plan (or a spec's plan) for review")
-    sp.add_argument("path", help="plan.json or a spec")
+    sp.add_argument("path", type=path_arg, help="plan.json or a spec")
     sp.add_argument("--format", choices=("md", "json"), default="md")
     sp.add_argument("-o", "--output")
     sp.set_defaults(func=cmd_show)
 
     sp = sub.add_parser("diff", help="semantic diff of two specs or plans; exit 1 when something loosened")
-    sp.add_argument("old")
-    sp.add_argument("new")
+    sp.add_argument("old", type=path_arg)
+    sp.add_argument("new", type=path_arg)
     sp.add_argument("--format", choices=("text", "md", "json"), default="text")
     sp.set_defaults(func=cmd_diff)

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from unlearnspec.cli.common import EXIT_OK, EXIT_USAGE, Parser, UsageError, os_reason, print_error
+from unlearnspec.cli.common import EXIT_OK, EXIT_USAGE, Parser, UsageError, os_reason, path_arg, print_error
 from unlearnspec.errors import UserError
 
 if TYPE_CHECKING:
@@ -204,7 +204,7 @@ def cmd_builtin(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction[Parser]) -> None:
     sp = sub.add_parser("run", help="execute a plan (or plan and run a spec); writes a new run directory")
-    sp.add_argument("path", nargs="?", help="plan.json or a spec")
+    sp.add_argument("path", nargs="?", type=path_arg, help="plan.json or a spec")
     sp.add_argument("--out", help="run directory (default: runs/<objective>-<plan hash>-<time>)")
     sp.add_argument("--resume", metavar="DIR", help="continue a killed run in DIR")
     sp.add_argument("--allow-infeasible", action="store_true",

@@ -7,7 +7,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from unlearnspec.cli.common import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, Parser, add_colour, out
+from unlearnspec.cli.common import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, Parser, add_colour, out, path_arg
 
 
 def _error(err: Exception) -> int:
@@ -66,12 +66,12 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
     sp.add_argument("--out", required=True, metavar="KEY", help="private key file (mode 0600); KEY.pub gets the public key")
     sp.set_defaults(func=cmd_keygen)
     sp = sub.add_parser("sign", help="sign a run's report.json and plan with an Ed25519 key (writes report.sig.json)")
-    sp.add_argument("run_dir", help="a run folder written by `unlearnspec run`")
+    sp.add_argument("run_dir", type=path_arg, help="a run folder written by `unlearnspec run`")
     sp.add_argument("--key", required=True, help="the private key (PEM) from `unlearnspec keygen`")
     sp.set_defaults(func=cmd_sign)
     sp = sub.add_parser("verify", help="check a run's signature offline; exit 1 if any byte of the report, "
                                        "the plan or the signature changed")
-    sp.add_argument("run_dir", help="a signed run folder")
+    sp.add_argument("run_dir", type=path_arg, help="a signed run folder")
     sp.add_argument("--pub", required=True, help="the signer's public key (PEM, KEY.pub)")
     sp.add_argument("--format", choices=("human", "json", "sarif", "github"), default="human")
     add_colour(sp)
