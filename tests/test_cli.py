@@ -215,3 +215,19 @@ def test_run_of_an_unplannable_spec_says_whether_allow_infeasible_helps(tmp_path
     done = run_cli(["run", "captain-vale-removal.unlearn", "--out", "r"], tmp_path)
     assert done.returncode == EXIT_USAGE and "error[UL706]" in done.stderr
     assert "or run with --allow-infeasible to measure what is measurable" in done.stderr
+
+
+def test_explain_a_code_and_the_list_as_json(capsys: pytest.CaptureFixture[str]) -> None:
+    """`--format json` was ignored for codes (it printed Markdown): a code's page is its catalog entry, the
+    list every code's name, severity, category and summary."""
+    page = CODES["UL411"]
+    assert main(["explain", "ul411", "--format", "json"]) == EXIT_OK
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["format_version"] == "1" and doc["code"] == "UL411"
+    assert (doc["severity"], doc["summary"], doc["why"], doc["instead"]) == (page.severity, page.summary, page.why,
+                                                                            page.instead)
+    assert doc["references"] == list(page.references)
+    assert main(["explain", "all", "--format", "json"]) == EXIT_OK
+    listed = json.loads(capsys.readouterr().out)["codes"]
+    assert [c["code"] for c in listed] == sorted(CODES)
+    assert all(c["summary"] == CODES[c["code"]].summary for c in listed)

@@ -16,7 +16,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
     target = args.target
     if re.fullmatch(r"(?i)(UL|RT)\d{3}", target):
-        text = explain_code(target.upper())
+        text = explain_code(target.upper(), args.format)
         if text is None:
             from unlearnspec.catalog import CODES
             from unlearnspec.compiler.suggest import did_you_mean
@@ -28,7 +28,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if target in ("all", "--list", "codes"):
         from unlearnspec.compiler.explain import list_codes
 
-        out(list_codes())
+        out(list_codes(args.format))
         return EXIT_OK
     path = Path(target)
     if not path.exists():

@@ -6,6 +6,7 @@ cannot be met → why → what to write instead → the evidence that will decid
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import textwrap
@@ -59,11 +60,22 @@ def code_page_markdown(code: str) -> str | None:
                            instead_is_code="\n" in page.instead or first in words)
 
 
-def explain_code(code: str) -> str | None:
-    return code_page_markdown(code)
+def explain_code(code: str, fmt: str = "text") -> str | None:
+    """A code's page: Markdown (``text``, ``md``), or its catalog entry as JSON (``json``)."""
+    if fmt != "json":
+        return code_page_markdown(code)
+    page = CODES.get(code)
+    if page is None:
+        return None
+    return json.dumps({"format_version": "1", **dataclasses.asdict(page),
+                       "references": list(page.references)}, indent=2, ensure_ascii=False) + "\n"
 
 
-def list_codes() -> str:
+def list_codes(fmt: str = "text") -> str:
+    if fmt == "json":
+        return json.dumps({"format_version": "1", "codes": [
+            {"code": c, "name": p.name, "severity": p.severity, "category": p.category, "summary": p.summary}
+            for c, p in sorted(CODES.items())]}, indent=2, ensure_ascii=False) + "\n"
     rows = [f"{c}  {p.severity:<7}  {p.name:<34} {p.summary}" for c, p in sorted(CODES.items())]
     return "\n".join(rows) + "\n"
 
