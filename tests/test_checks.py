@@ -366,3 +366,13 @@ def test_membership_pairs_hold_together_and_each_is_shown_with_its_counts_and_ou
     deciding = (r.extra["deciding_type"], r.extra["deciding_attack"])
     assert ends[deciding] == max(ends.values()) and by[deciding[0]][deciding[1]]["status"] == "straddles"
     assert r.decision.n == by[deciding[0]][deciding[1]]["n"] and r.n["unlearned"] == r.decision.n
+
+
+def test_privleak_over_a_single_member_is_not_evaluated_and_says_why(tmp_path: Path) -> None:
+    """One forget record is no sample of the members' population; an AUC over it could be anything, and
+    PrivLeak divides by 1 - AUC_reference, so no bounded interval exists: the check says so, not a number."""
+    p = people()
+    question = p.forget[0].model_copy(update={"text": None, "paraphrases": []})  # one item: its question
+    one = DataBundle(forget=[question], retain=p.retain[:8], neighbors=[], holdout=p.holdout, test=[])
+    r = evaluator(tiny_lm("reference"), tmp_path, bundle=one).check(check("privleak", value=10.0))
+    assert r.status == "not_evaluated" and "single member or non-member" in str(r.not_evaluated_reason)

@@ -150,9 +150,12 @@ def test_one_item_on_a_side_says_nothing_of_its_population() -> None:
     assert (e.low, e.high) == pytest.approx((expected - (expected + 1) * p, expected + (1 - expected) * p))
     a = intervals.auc_estimate([2.0], rng.normal(0, 1, 8), True, rng=np.random.default_rng(0))
     assert a is not None and a.value == 1.0 and a.low == pytest.approx(1 - 0.975) and a.high == 1.0
-    g = intervals.gap_of_aucs_estimate(np.array([2.0]), rng.normal(0, 1, 8), np.array([0.0]), rng.normal(0, 1, 8),
-                                       True, rng=np.random.default_rng(0))
+    one, others = np.array([2.0]), rng.normal(0, 1, 8)
+    g = intervals.gap_of_aucs_estimate(one, others, np.array([0.0]), rng.normal(0, 1, 8), True,
+                                       rng=np.random.default_rng(0))
     assert g is not None and g.low < 0 < g.high
+    assert intervals.gap_of_aucs_estimate(one, others, np.array([0.0]), others, True, rng=np.random.default_rng(0),
+                                          combine=lambda a, b: a / b) is None  # an unbounded combination: no interval
     ks = intervals.ks_estimate([0.3], rng.normal(0, 1, 8), rng=np.random.default_rng(0))
     assert ks is not None and ks.high == 1.0 and ks.low <= ks.pvalue
 
@@ -217,8 +220,10 @@ def test_all_equal_items_get_a_distribution_free_interval() -> None:
     assert unbounded is not None and unbounded.low == unbounded.high == pytest.approx(0.3)  # no range known
     g = intervals.paired_gap_estimate([0.5] * 10, [0.2] * 10, rng=np.random.default_rng(0), bounds=intervals.UNIT)
     assert g is not None and (g.low, g.high) == pytest.approx((0.3 - 1.3 * p10, 0.3 + 0.7 * p10))
-    with pytest.raises(ValueError, match="outside"):
-        intervals.mean_estimate([0.5, 1.5], rng=np.random.default_rng(0), bounds=intervals.UNIT)
+    # values outside the stated range are bootstrapped, as without a range, not bounded wrongly (nor a crash)
+    stray = intervals.mean_estimate([0.5, 1.5, 1.5], rng=np.random.default_rng(0), bounds=intervals.UNIT)
+    plain = intervals.mean_estimate([0.5, 1.5, 1.5], rng=np.random.default_rng(0))
+    assert stray == plain
 
 
 def test_ks_smallest_attainable_pvalue_is_two_over_binomial() -> None:

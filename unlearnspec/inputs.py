@@ -126,3 +126,13 @@ def load_json(text: str, max_depth: int = MAX_JSON_DEPTH) -> Any:
 def read_json_file(path: str | os.PathLike[str]) -> Any:
     """A regular file read as UTF-8 JSON with the depth limit (plans, configuration files)."""
     return load_json(read_regular(Path(path)).decode("utf-8"))
+
+
+def first_problem(err: Any, whole: str) -> tuple[str, str]:
+    """Where and what the first problem of a pydantic ``ValidationError`` on user input is: the dotted location
+    (``whole`` when it is the top level) and pydantic's message, lower-cased, without its closing link to its
+    documentation."""
+    first = err.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or whole
+    msg = str(first["msg"])
+    return where, msg[:1].lower() + msg[1:]

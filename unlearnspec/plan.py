@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from unlearnspec.catalog import ClaimStatus
 from unlearnspec.errors import UserError
-from unlearnspec.inputs import load_json, read_regular
+from unlearnspec.inputs import first_problem, load_json, read_regular
 
 FORMAT_VERSION = "1.0"
 E_UNREADABLE_PLAN = "UL703"
@@ -374,9 +374,8 @@ class Plan(_Model):
         try:
             return cls.model_validate(data)
         except ValidationError as err:
-            first = err.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "plan"
-            raise PlanLoadError(f"`{path}` is not a valid plan: `{where}`: {first['msg'][:1].lower() + first['msg'][1:]}",
+            where, why = first_problem(err, "plan")
+            raise PlanLoadError(f"`{path}` is not a valid plan: `{where}`: {why}",
                                 help=["make a new plan with `unlearnspec plan SPEC -o plan.json`"]) from err
 
 def plan_schema() -> dict[str, object]:

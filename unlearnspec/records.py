@@ -28,7 +28,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from unlearnspec.inputs import load_json, read_regular
+from unlearnspec.inputs import first_problem, load_json, read_regular
 
 QA_TEMPLATE = "Question: {question}\nAnswer: {answer}"
 PROMPT_TEMPLATE = "Question: {question}\nAnswer:"
@@ -128,9 +128,8 @@ def _validate_row(row: dict[str, object], line: int) -> Record:
     try:
         rec = Record.model_validate(row)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "record"
-        raise DataFormatError(f"field `{field}`: {first['msg'].lower()}", line=line, column=1) from exc
+        field, why = first_problem(exc, "record")
+        raise DataFormatError(f"field `{field}`: {why}", line=line, column=1) from exc
     if (rec.question is None) != (rec.answer is None):  # before "neither": `{"question": "q?"}` lacks an answer
         missing, present = ("answer", "question") if rec.answer is None else ("question", "answer")
         raise DataFormatError(f"record has a `{present}` but no `{missing}`", line=line, column=1,

@@ -155,6 +155,7 @@ def _check_run(run_dir: Path) -> None:
     made from another plan."""
     from pydantic import ValidationError
 
+    from unlearnspec.inputs import first_problem
     from unlearnspec.plan import Plan, PlanLoadError
     from unlearnspec.report.model import Report
 
@@ -169,10 +170,9 @@ def _check_run(run_dir: Path) -> None:
     try:
         report = Report.model_validate_json((run_dir / "report.json").read_bytes())
     except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(str(x) for x in first["loc"]) or "the top level"
+        where, why = first_problem(err, "the top level")
         raise SigningError("UL812", f"cannot sign `{run_dir}`: `report.json` is not a valid report "
-                                    f"({where}: {first['msg'][:1].lower() + first['msg'][1:]})", help_) from err
+                                    f"({where}: {why})", help_) from err
     if report.audit.plan_hash != plan.plan_hash:
         raise SigningError("UL812", f"cannot sign `{run_dir}`: `report.json` was made from plan "
                                     f"{report.audit.plan_hash[:12]}…, not from the `plan.json` beside it "

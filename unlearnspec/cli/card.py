@@ -13,6 +13,7 @@ def cmd_card(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from unlearnspec.audit.card import card_for_run
+    from unlearnspec.inputs import first_problem
 
     run_dir = Path(args.run_dir)
     if not (run_dir / "report.json").is_file():
@@ -23,9 +24,7 @@ def cmd_card(args: argparse.Namespace) -> int:
         text = card_for_run(run_dir)
     except (ValidationError, ValueError) as err:  # a report whose verdicts do not follow from its numbers
         if isinstance(err, ValidationError) and err.errors():
-            e = err.errors()[0]  # the first problem, where it is: not pydantic's closing link to its docs
-            where = ".".join(str(x) for x in e["loc"]) or "the top level"
-            why = f"{where}: {e['msg'][:1].lower() + e['msg'][1:]}"
+            why = ": ".join(first_problem(err, "the top level"))
         else:
             lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
             why = lines[0] if lines else "unreadable"

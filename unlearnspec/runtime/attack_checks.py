@@ -74,15 +74,11 @@ class AttackChecks(EvaluatorBase):
         data = DataBundle(forget=measure, retain=[], neighbors=[], holdout=[], test=[])
         st = self.ctx.stage
 
-        items: dict[str, list[float]] = {}
-        series: dict[str, Series] = {}  # the same values with their item ids, for the report's per_item
+        series: dict[str, Series] = {}  # each model's knowledge per question (the report's per_item too)
 
-        def know(model: Any, tok: Any, who: str = "") -> float:
-            s = Measurer("x", model, tok, data, st, fmt=self.ctx.fmt).knowledge("forget", "direct")
-            if who:
-                items[who] = s.values
-                series[who] = s
-            return float(np.nanmean(s.values))
+        def know(model: Any, tok: Any, who: str) -> float:
+            series[who] = Measurer("x", model, tok, data, st, fmt=self.ctx.fmt).knowledge("forget", "direct")
+            return float(np.nanmean(series[who].values))
 
         if key not in self._attacked:
             log.info("attack: relearning for %d steps on %d records", attack.steps, len(train))
@@ -101,7 +97,8 @@ class AttackChecks(EvaluatorBase):
         k_att = know(att, self.ctx.unlearned[1], who="attacked")
         values: dict[str, float | None] = {"attacked": attacks.recovery(k_orig, k_unl, k_att), "unlearned": 0.0}
         est: dict[str, Estimate | None] = {
-            "attacked": self._recovery_estimate(check, items["original"], items["unlearned"], items["attacked"])}
+            "attacked": self._recovery_estimate(check, series["original"].values, series["unlearned"].values,
+                                                series["attacked"].values)}
         extra: dict[str, Any] = {"knowledge_rouge": {"original": k_orig, "unlearned": k_unl, "attacked": k_att},
                                  "steps": attack.steps, "relearned_on": self._relearn_source(attack, train),
                                  "measured_on": f"{len(measure)} forget questions"}
@@ -111,17 +108,17 @@ class AttackChecks(EvaluatorBase):
             k_ref_att = know(ref_att, self.ctx.reference[1], who="reference_attacked")
             ref_recovery = attacks.recovery(k_orig, k_ref, k_ref_att)
             values["reference"] = ref_recovery
-            est["reference"] = self._recovery_estimate(check, items["original"], items["reference"],
-                                                       items["reference_attacked"], "reference")
+            est["reference"] = self._recovery_estimate(check, series["original"].values, series["reference"].values,
+                                                       series["reference_attacked"].values, "reference")
             extra["knowledge_rouge"] |= {"reference": k_ref, "reference_attacked": k_ref_att}
             extra["reference_note"] = ("the retrained model fine-tuned on the same data for the same steps: "
                                        "what relearning gives a model that never saw the target")
-            decision = self._relearn_decision(check, items, ref_recovery)
+            decision = self._relearn_decision(check, series, ref_recovery)
         extra["per_item"] = "knowledge ROUGE-L recall per question, of every model the recovery is computed from"
         return self._result(check, values, extra=extra, attack="relearn", reason=nothing_forgotten(k_orig, k_unl),
                             est=est, decision=decision, per_item=series)
 
-    def _relearn_decision(self, check: MetricCheck, items: dict[str, list[float]],
+    def _relearn_decision(self, check: MetricCheck, series: dict[str, Series],
                           reference_recovery: float) -> Decision | None:
         """Relearning judged against the retrained reference given the same fine-tune (FRAMEWORK.md §7).
 
@@ -135,7 +132,7 @@ class AttackChecks(EvaluatorBase):
         t = check.threshold
         if t is None or t.op not in ("<=", "<") or not math.isfinite(reference_recovery):
             return None
-        cols = [items[k] for k in ("original", "unlearned", "attacked", "reference", "reference_attacked")]
+        cols = [series[k].values for k in ("original", "unlearned", "attacked", "reference", "reference_attacked")]
 
         def gap(o: Any, u: Any, a: Any, r: Any, ra: Any, axis: int = -1) -> Any:
             return _recovered(o, u, a, axis) - _recovered(o, r, ra, axis)
@@ -151,17 +148,16 @@ class AttackChecks(EvaluatorBase):
         return Decision(
             quantity="recovery minus the retrained reference's after the same fine-tune", value=e.value,
             interval=(e.low, e.high) if self.ctx.intervals else None, threshold=t, n=e.n,
-            attainable=self._recovery_range(items, reference_recovery),
+            attainable=self._recovery_range(float(np.nanmean(cols[0])), float(np.nanmean(cols[1])), reference_recovery),
             how=f"the bound {OP_SYMBOLS[t.op]} {t.value:g} is read as at most {t.value:g} above what the same fine-tune gives the "
                 f"retrained reference, which never saw the target and recovers {reference_recovery:.3g}: what the "
                 "fine-tune teaches rather than restores",
             more_items=intervals.items_to_settle(e.n, e.low, e.high, e.value, t.value))
 
     @staticmethod
-    def _recovery_range(items: dict[str, list[float]], reference_recovery: float) -> tuple[float, float] | None:
-        """The gap's attainable range: the attacked model's recovery at knowledge 0 and at knowledge 1, minus the
-        reference's recovery."""
-        o, u = float(np.nanmean(items["original"])), float(np.nanmean(items["unlearned"]))
+    def _recovery_range(o: float, u: float, reference_recovery: float) -> tuple[float, float] | None:
+        """The gap's attainable range: the attacked model's recovery at knowledge 0 and at knowledge 1 (``o``, ``u``:
+        the original's and the unlearned model's mean knowledge), minus the reference's recovery."""
         if not (math.isfinite(o) and math.isfinite(u)) or o - u < 1e-12:
             return None
         return (-u / (o - u) - reference_recovery, (1.0 - u) / (o - u) - reference_recovery)

@@ -194,6 +194,9 @@ class MembershipChecks(EvaluatorBase):
                   for who, d in sc.items() if d["member"] and d["non"]}
         if "unlearned" not in pooled:
             return self._missing(check, "no scored items on one side")
+        if min(map(len, pooled["unlearned"])) < 2:  # its AUC could be anything; PrivLeak's range is unbounded
+            return self._missing(check, "a single member or non-member: it says nothing of its side's population, "
+                                        "and PrivLeak has no bounded range to widen its interval to")
         aucs = {who: float(mia.auc(m_, n_, higher)) for who, (m_, n_) in pooled.items()}
         has_ref = "reference" in pooled
         basis = "retrained reference AUC" if has_ref else "ideal AUC 0.5 (no reference model: holdout-calibrated)"

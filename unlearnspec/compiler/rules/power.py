@@ -172,13 +172,14 @@ def underpowered_evidence(obj: Objective, ctx: RuleContext) -> Iterator[Diagnost
                     more = (f"give at least {members} forget {what} items (against {theirs[kind]} in the holdout's "
                             "evaluation half), or more holdout items" if members is not None else
                             f"give more holdout {what} items: against {theirs[kind]} no number of forget items will do")
+                    shown = 0.5 + math.ceil(width * 100) / 100  # the tolerance these items can show, if any
                     yield finding(
                         UL411, obj, c.span,
                         f"membership on {what} compares {mine[kind]} forget items with {theirs[kind]} holdout items: "
                         f"a {conf:.0%} interval of the AUC spans about ±{width:.2f} around chance, {too_wide}",
                         claim=c.name,
-                        help=[more] + ([f"or state the tolerance the data can show: `membership_auc <= "
-                                        f"{0.5 + math.ceil(width * 100) / 100:g}`"] if tol is not None else []))
+                        help=[more] + ([f"or state the tolerance the data can show: `membership_auc <= {shown:g}`"]
+                                       if tol is not None and shown < 1.0 else []))
 
 
 def _vacuous(e: Evidence) -> bool:

@@ -300,7 +300,7 @@ def mean_estimate(values: Sequence[float | None] | NDArray[Any], *, confidence: 
     value = float(np.mean(x))
     n = int(x.size)
     if bounds is not None and (np.any(x < bounds[0]) or np.any(x > bounds[1])):
-        raise ValueError(f"values outside their stated range {bounds}")
+        bounds = None  # not the range the caller said: a bootstrap, as without one, rather than a wrong bound
     if bounds == UNIT and np.all((x == 0.0) | (x == 1.0)):
         ci = stats.binomtest(int(np.sum(x)), n).proportion_ci(confidence_level=confidence, method="exact")
         return Estimate(value, float(ci.low), float(ci.high), n, confidence=confidence)
@@ -378,7 +378,7 @@ def gap_of_aucs_estimate(members_a: NDArray[Any], nonmembers_a: NDArray[Any], me
     it), the non-members apart. ``combine`` must work elementwise on arrays (MUSE PrivLeak is
     ``100 * (AUC_b - AUC_a) / (1 - AUC_b)``). A single member (or non-member) says nothing of the
     population on its side: the plain gap then spans :func:`degenerate_interval` over [-1, 1]; another
-    combination, whose range is unbounded, resamples the other side only."""
+    combination, whose range may be unbounded, has no interval (``None``)."""
     ma, mb = np.asarray(members_a, dtype=np.float64), np.asarray(members_b, dtype=np.float64)
     na, nb = np.asarray(nonmembers_a, dtype=np.float64), np.asarray(nonmembers_b, dtype=np.float64)
     okm = np.isfinite(ma) & np.isfinite(mb)
@@ -403,25 +403,14 @@ def gap_of_aucs_estimate(members_a: NDArray[Any], nonmembers_a: NDArray[Any], me
         value = float(combine(auc_statistic(m2[0], n2[0]), auc_statistic(m2[1], n2[1])))
     if not math.isfinite(value):
         return None
-    single = ma.size < 2 or na.size < 2
-    if single and combine is _minus:
+    if ma.size < 2 or na.size < 2:
+        if combine is not _minus:
+            return None
         return Estimate(value, *degenerate_interval(value, 1, confidence, (-1.0, 1.0)), int(ma.size), int(na.size),
                         confidence)
-    if ma.size < 2 and na.size < 2:
-        return Estimate(value, value, value, int(ma.size), int(na.size), confidence)
-    idx_m, idx_n = np.arange(ma.size, dtype=np.float64), np.arange(na.size, dtype=np.float64)
-    if single:  # scipy resamples only samples of two or more: the single item is held fixed
-        big, first = (idx_n, True) if ma.size < 2 else (idx_m, False)
-
-        def one_side(ix: NDArray[Any], axis: int = -1) -> Any:
-            fixed = np.zeros((*np.shape(ix)[:-1], 1))
-            return stat(fixed, ix) if first else stat(ix, fixed)
-
-        lo, hi = _bootstrap((big,), one_side, confidence=confidence, rng=rng, cells=2 * ma.size * na.size,
-                            n_resamples=n_resamples)
-    else:
-        lo, hi = _bootstrap((idx_m, idx_n), stat, confidence=confidence, rng=rng, cells=2 * ma.size * na.size,
-                            n_resamples=n_resamples)
+    idx = (np.arange(ma.size, dtype=np.float64), np.arange(na.size, dtype=np.float64))
+    lo, hi = _bootstrap(idx, stat, confidence=confidence, rng=rng, cells=2 * ma.size * na.size,
+                        n_resamples=n_resamples)
     if not (math.isfinite(lo) and math.isfinite(hi)):  # a resample where the combination is undefined
         return Estimate(value, value, value, int(ma.size), int(na.size), confidence)
     return Estimate(value, lo, hi, int(ma.size), int(na.size), confidence)
