@@ -67,17 +67,19 @@ def run_once(with_intervals: bool, models: tuple, tok: object, work: Path) -> tu
     return time.perf_counter() - t0, time.process_time() - c0
 
 
-ESTIMATORS = ("mean_estimate", "paired_gap_estimate", "auc_estimate", "gap_of_aucs_estimate", "paired_estimate",
-              "ks_estimate", "joint_gap_estimates")
+ESTIMATORS = {"intervals": ("mean_estimate", "paired_gap_estimate", "auc_estimate", "gap_of_aucs_estimate",
+                            "paired_estimate", "ks_estimate"),
+              "joint_intervals": ("joint_gap_estimates",)}
 
 
 def attributed_share(models: tuple, tok: object, work: Path) -> tuple[float, float]:  # type: ignore[type-arg]
     """One run with intervals on: (seconds in the interval estimators, seconds of the whole stage)."""
-    from unlearnspec.runtime.evaluation import intervals
+    from unlearnspec.runtime.evaluation import intervals, joint_intervals
 
     spent = [0.0]
     depth = [0]
-    saved = {name: getattr(intervals, name) for name in ESTIMATORS}
+    modules = {"intervals": intervals, "joint_intervals": joint_intervals}
+    saved = {(mod, name): getattr(modules[mod], name) for mod, names in ESTIMATORS.items() for name in names}
 
     def timed(fn):  # type: ignore[no-untyped-def]
         def wrapper(*a, **kw):  # type: ignore[no-untyped-def]
@@ -91,13 +93,13 @@ def attributed_share(models: tuple, tok: object, work: Path) -> tuple[float, flo
                     spent[0] += time.perf_counter() - t0
         return wrapper
 
-    for name, fn in saved.items():
-        setattr(intervals, name, timed(fn))
+    for (mod, name), fn in saved.items():
+        setattr(modules[mod], name, timed(fn))
     try:
         total, _ = run_once(True, models, tok, work)
     finally:
-        for name, fn in saved.items():
-            setattr(intervals, name, fn)
+        for (mod, name), fn in saved.items():
+            setattr(modules[mod], name, fn)
     return spent[0], total
 
 

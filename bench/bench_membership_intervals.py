@@ -29,10 +29,10 @@ from typing import Any
 
 import numpy as np
 
-from unlearnspec.runtime.evaluation import intervals
+from unlearnspec.runtime.evaluation import intervals, joint_intervals
 
 
-def pairs_of(check: dict[str, Any]) -> list[intervals.GapPair]:
+def pairs_of(check: dict[str, Any]) -> list[joint_intervals.GapPair]:
     """Every (item type, attack) pair of a membership check, the unlearned model against the reference."""
     extra = check["extra"]
     out = []
@@ -41,24 +41,24 @@ def pairs_of(check: dict[str, Any]) -> list[intervals.GapPair]:
             def scores(kind: str, who: str, t: str = t, attack: str = attack) -> np.ndarray:
                 types = extra[f"{kind}_types"]
                 return np.array([s for s, ty in zip(extra[f"{kind}_scores"][who][attack], types, strict=True) if ty == t])
-            out.append(intervals.GapPair(f"{t}", scores("member", "unlearned"), scores("nonmember", "unlearned"),
+            out.append(joint_intervals.GapPair(f"{t}", scores("member", "unlearned"), scores("nonmember", "unlearned"),
                                          scores("member", "reference"), scores("nonmember", "reference"), higher))
     return out
 
 
-def bonferroni(pairs: list[intervals.GapPair]) -> list[intervals.Estimate | None]:
+def bonferroni(pairs: list[joint_intervals.GapPair]) -> list[intervals.Estimate | None]:
     k = len(pairs)
     return [intervals.gap_of_aucs_estimate(p.members_a, p.nonmembers_a, p.members_b, p.nonmembers_b,  # type: ignore[arg-type]
-                                           p.higher_is_member, confidence=intervals.bonferroni(0.95, k),
+                                           p.higher_is_member, confidence=joint_intervals.bonferroni(0.95, k),
                                            rng=np.random.default_rng(i), n_resamples=intervals.N_RESAMPLES * k)
             for i, p in enumerate(pairs)]
 
 
-def joint(pairs: list[intervals.GapPair]) -> list[intervals.Estimate | None]:
-    return intervals.joint_gap_estimates(pairs, rng=np.random.default_rng(0))[0]
+def joint(pairs: list[joint_intervals.GapPair]) -> list[intervals.Estimate | None]:
+    return joint_intervals.joint_gap_estimates(pairs, rng=np.random.default_rng(0))[0]
 
 
-def timed(fn: Any, pairs: list[intervals.GapPair], repeats: int) -> tuple[float, list[intervals.Estimate | None]]:
+def timed(fn: Any, pairs: list[joint_intervals.GapPair], repeats: int) -> tuple[float, list[intervals.Estimate | None]]:
     times, out = [], []
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -84,7 +84,7 @@ def main() -> None:
     level = next(e.confidence for e in est_j if e is not None)
     print(f"{args.check}: {k} pairs ({', '.join(dict.fromkeys(p.group for p in pairs))} x "
           f"{len(check['extra']['attack_higher_is_member'])} attacks)")
-    print(f"  Bonferroni: each pair at {intervals.bonferroni(0.95, k):.2%}, {intervals.N_RESAMPLES * k} resamples "
+    print(f"  Bonferroni: each pair at {joint_intervals.bonferroni(0.95, k):.2%}, {intervals.N_RESAMPLES * k} resamples "
           f"a pair: {t_b:.3f} s (median of {args.repeats})")
     print(f"  joint:      each pair at {level:.2%}, {intervals.N_RESAMPLES * k} resamples of all pairs: "
           f"{t_j:.3f} s; time ratio joint / Bonferroni {t_j / t_b:.2f}")

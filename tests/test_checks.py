@@ -11,12 +11,14 @@ import copy
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 
-from unlearnspec.catalog import MEMBERSHIP_ATTACKS
+from unlearnspec.catalog import ADVERSARIAL_TEMPLATES, MEMBERSHIP_ATTACKS
 from unlearnspec.plan import EvaluateStage, MetricCheck, QuantizeAttack, RelearnAttack, Threshold
 from unlearnspec.runtime.checks import MIN_FORGOTTEN, DataBundle, EvalContext, Evaluator, Measurer, compute
+from unlearnspec.runtime.evaluation import intervals, joint_intervals, mia
 
 try:  # pytest puts tests/ on sys.path (rootdir-relative "prepend" import mode)
     from test_eval_tiny_model import _one_torch_thread, people, tiny_lm, tokenizer  # noqa: F401
@@ -67,10 +69,29 @@ def test_removal_shows_in_output_membership_and_quality_checks(tmp_path: Path) -
     assert auc.values.unlearned == auc.values.reference
     assert auc.values.unlearned is not None and auc.values.unlearned < auc.values.original
     assert auc.passed is (auc.values.unlearned <= 0.7)
+    # the same weights: every gap is 0 on every item there is, not an estimate (the bootstrap would be no wider)
+    assert auc.decision is not None and auc.decision.interval == (0.0, 0.0) and "same weights" in auc.decision.how
     assert set(auc.extra["roc"]) == {"original", "unlearned", "reference"}  # type: ignore[arg-type]
     fq = ev.check(check("forget_quality", op=">=", value=0.05))
     assert fq.values.unlearned == 1.0 and fq.passed is True  # identical per-item statistics: KS p = 1
     assert "retrained reference" in str(fq.extra["compared_with"])
+
+
+def test_a_question_asked_through_every_adversarial_template_counts_once(tmp_path: Path) -> None:
+    """Six wrappers around one question are six prompts but one item: n counts questions, every prompt is kept
+    per item, and the interval resamples questions (compared with the same values with each prompt its own
+    item, which is narrower)."""
+    ev = evaluator(tiny_lm("original"), tmp_path)
+    adv = ev.check(check("adversarial_rouge", op=None))
+    questions = sum(1 for r in people().forget if r.is_qa)
+    templates = len(ADVERSARIAL_TEMPLATES)
+    assert adv.n["unlearned"] == questions and len(adv.item_ids) == questions * templates
+    assert adv.item_ids[0].endswith(":" + ADVERSARIAL_TEMPLATES[0])
+    values = adv.per_item["unlearned"]
+    flat = intervals.mean_estimate(values, rng=np.random.default_rng(0), bounds=intervals.UNIT)
+    low, high = adv.interval["unlearned"]
+    assert flat is not None and flat.n == questions * templates and high - low > flat.high - flat.low
+    assert adv.values.unlearned == pytest.approx(float(np.mean(values)))
 
 
 def test_a_model_far_below_the_reference_passes_with_an_over_unlearning_finding(tmp_path: Path) -> None:
@@ -316,10 +337,6 @@ def test_membership_pairs_hold_together_and_each_is_shown_with_its_counts_and_ou
     (between 95%, for pairs that always agree, and Bonferroni's 1 - 0.05/k; test_stats.py pins both ends);
     each pair keeps its own interval, member and non-member counts and outcome, and the decision names the
     pairs beyond the tolerance."""
-    import numpy as np
-
-    from unlearnspec.runtime.evaluation import intervals, mia
-
     ev = evaluator(copy.deepcopy(tiny_lm("original")), tmp_path)  # nothing removed: membership shows
     r = ev.check(check("membership_auc", value=0.6))
     by = r.extra["gap_by_type"]
@@ -327,9 +344,9 @@ def test_membership_pairs_hold_together_and_each_is_shown_with_its_counts_and_ou
     k = sum(len(v) for v in by.values())
     assert r.extra["pairs"] == k and k == len(by) * len(mia.ATTACKS)
     level = r.extra["pair_confidence"]
-    assert isinstance(level, float) and 0.95 < level <= intervals.bonferroni(0.95, k) + 0.002
+    assert isinstance(level, float) and 0.95 < level <= joint_intervals.bonferroni(0.95, k) + 0.002
     # the four attacks score the same items, so they move together: the joint level is well below Bonferroni's
-    assert level < intervals.bonferroni(0.95, k) - 0.005
+    assert level < joint_intervals.bonferroni(0.95, k) - 0.005
     t = next(iter(by))
     a = "loss"
     sc = ev._membership_scores("forget", ev.ctx.stage.mink_fraction)

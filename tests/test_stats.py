@@ -34,7 +34,7 @@ from unlearnspec.report.model import EXIT_CODES, EXIT_INCOMPLETE, CheckResult, D
 from unlearnspec.report.verdict import build_objective_report, claim_verdict
 from unlearnspec.runtime import checks as checks_mod
 from unlearnspec.runtime.checks import DataBundle, EvalContext, Evaluator, muse_privleak
-from unlearnspec.runtime.evaluation import intervals, metrics, mia
+from unlearnspec.runtime.evaluation import intervals, joint_intervals, metrics, mia
 
 # --- intervals against scipy and closed forms --------------------------------------------------------
 
@@ -67,8 +67,8 @@ def test_auc_interval_resamples_members_and_nonmembers_separately_like_scipy() -
     assert (est.n, est.n_other) == (4, 6)
 
 
-def _gap_pair(group: str, rng: np.random.Generator, n: int = 30) -> intervals.GapPair:
-    return intervals.GapPair(group, rng.normal(0.5, 1, n), rng.normal(0, 1, n), rng.normal(0, 1, n),
+def _gap_pair(group: str, rng: np.random.Generator, n: int = 30) -> joint_intervals.GapPair:
+    return joint_intervals.GapPair(group, rng.normal(0.5, 1, n), rng.normal(0, 1, n), rng.normal(0, 1, n),
                              rng.normal(0, 1, n), True)
 
 
@@ -78,7 +78,7 @@ def test_joint_intervals_need_no_widening_for_pairs_that_always_agree_and_sidak_
     Šidák's conf^(1/k) (independent misses multiply), below Bonferroni's 1 - (1 - conf)/k."""
     rng = np.random.default_rng(3)
     one = _gap_pair("qa", rng)
-    est, level = intervals.joint_gap_estimates([one] * 4, rng=np.random.default_rng(0), n_resamples=4000)
+    est, level = joint_intervals.joint_gap_estimates([one] * 4, rng=np.random.default_rng(0), n_resamples=4000)
     assert level == pytest.approx(0.95, abs=0.002)
     alone = intervals.gap_of_aucs_estimate(one.members_a, one.nonmembers_a, one.members_b, one.nonmembers_b, True,
                                            rng=np.random.default_rng(0), n_resamples=4000)
@@ -87,10 +87,10 @@ def test_joint_intervals_need_no_widening_for_pairs_that_always_agree_and_sidak_
     assert first is not None and first.low == pytest.approx(alone.low, abs=0.03) \
         and first.high == pytest.approx(alone.high, abs=0.03)  # the same percentile interval, other resamples
     k = 4
-    _, level = intervals.joint_gap_estimates([_gap_pair(g, rng) for g in "abcd"], rng=np.random.default_rng(0),
+    _, level = joint_intervals.joint_gap_estimates([_gap_pair(g, rng) for g in "abcd"], rng=np.random.default_rng(0),
                                              n_resamples=8000)
     assert level == pytest.approx(0.95 ** (1 / k), abs=0.002)
-    assert 0.95 < level < intervals.bonferroni(0.95, k)
+    assert 0.95 < level < joint_intervals.bonferroni(0.95, k)
 
 
 def test_joint_intervals_resample_types_scored_on_the_same_records_together() -> None:
@@ -103,12 +103,12 @@ def test_joint_intervals_resample_types_scored_on_the_same_records_together() ->
     twin = dataclasses.replace(one, group="qa_paraphrased")
     names = (tuple(f"forget[{i}]" for i in range(30)), tuple(f"holdout[{i}]" for i in range(30)))
     shared = [dataclasses.replace(p, records=names) for p in (one, twin)]
-    _, together = intervals.joint_gap_estimates(shared, rng=np.random.default_rng(0), n_resamples=4000)
+    _, together = joint_intervals.joint_gap_estimates(shared, rng=np.random.default_rng(0), n_resamples=4000)
     assert together == pytest.approx(0.95, abs=0.002)
-    _, apart = intervals.joint_gap_estimates([one, twin], rng=np.random.default_rng(0), n_resamples=8000)
+    _, apart = joint_intervals.joint_gap_estimates([one, twin], rng=np.random.default_rng(0), n_resamples=8000)
     assert apart == pytest.approx(0.95 ** 0.5, abs=0.002)
     other = (names[0][::-1], names[1])
-    _, differ = intervals.joint_gap_estimates([shared[0], dataclasses.replace(twin, records=other)],
+    _, differ = joint_intervals.joint_gap_estimates([shared[0], dataclasses.replace(twin, records=other)],
                                               rng=np.random.default_rng(0), n_resamples=8000)
     assert differ == pytest.approx(0.95 ** 0.5, abs=0.002)
 
@@ -119,9 +119,9 @@ def test_joint_intervals_count_a_resample_a_pair_cannot_compute_as_a_miss() -> N
     resamples together, so the level is 1 and the interval spans every gap the pair produced."""
     rng = np.random.default_rng(8)
     big = _gap_pair("qa", rng)
-    sparse = intervals.GapPair("documents", np.array([2.0, 1.0, 0.5, 0.2]), rng.normal(0, 1, 12),
+    sparse = joint_intervals.GapPair("documents", np.array([2.0, 1.0, 0.5, 0.2]), rng.normal(0, 1, 12),
                                np.array([0.1, -0.3, np.nan, np.nan]), rng.normal(0, 1, 12), True)
-    est, level = intervals.joint_gap_estimates([big, sparse], rng=np.random.default_rng(0))
+    est, level = joint_intervals.joint_gap_estimates([big, sparse], rng=np.random.default_rng(0))
     assert level == 1.0
     e = est[1]
     assert e is not None and (e.n, e.n_other) == (2, 12) and e.low <= e.value <= e.high and e.low < e.high
@@ -136,10 +136,10 @@ def test_one_item_on_a_side_says_nothing_of_its_population() -> None:
     longer raise, as scipy.stats.bootstrap does on a one-item sample)."""
     rng = np.random.default_rng(5)
     big = _gap_pair("qa", rng)
-    lone = intervals.GapPair("documents", np.array([2.0]), rng.normal(0, 1, 5), np.array([0.1]), rng.normal(0, 1, 5),
+    lone = joint_intervals.GapPair("documents", np.array([2.0]), rng.normal(0, 1, 5), np.array([0.1]), rng.normal(0, 1, 5),
                              True)
-    est, level = intervals.joint_gap_estimates([big, lone], rng=np.random.default_rng(0), n_resamples=2000)
-    [alone], level_alone = intervals.joint_gap_estimates([big], rng=np.random.default_rng(0), n_resamples=2000)
+    est, level = joint_intervals.joint_gap_estimates([big, lone], rng=np.random.default_rng(0), n_resamples=2000)
+    [alone], level_alone = joint_intervals.joint_gap_estimates([big], rng=np.random.default_rng(0), n_resamples=2000)
     assert level == level_alone == 0.95 and est[0] == alone  # the same draws for the big pair, first in each batch
     labels = np.r_[1.0, np.zeros(5)]
     expected = roc_auc_score(labels, np.r_[lone.members_a, lone.nonmembers_a]) \
@@ -165,7 +165,7 @@ def test_joint_intervals_against_chance_and_with_missing_scores() -> None:
     missing for either model is dropped from that pair, as gap_of_aucs_estimate drops it."""
     rng = np.random.default_rng(4)
     m, n = rng.normal(1, 1, 20), rng.normal(0, 1, 25)
-    est, level = intervals.joint_gap_estimates([intervals.GapPair("docs", m, n, None, None, True)],
+    est, level = joint_intervals.joint_gap_estimates([joint_intervals.GapPair("docs", m, n, None, None, True)],
                                                rng=np.random.default_rng(0))
     labels = np.r_[np.ones(m.size), np.zeros(n.size)]
     assert level == 0.95 and est[0] is not None
@@ -173,7 +173,7 @@ def test_joint_intervals_against_chance_and_with_missing_scores() -> None:
     assert est[0].low < est[0].value < est[0].high and (est[0].n, est[0].n_other) == (20, 25)
     mb, nb = rng.normal(0, 1, 20), rng.normal(0, 1, 25)
     mb[3], n[5] = np.nan, np.nan
-    [e], _ = intervals.joint_gap_estimates([intervals.GapPair("docs", m, n, mb, nb, False)],
+    [e], _ = joint_intervals.joint_gap_estimates([joint_intervals.GapPair("docs", m, n, mb, nb, False)],
                                            rng=np.random.default_rng(0))
     ref = intervals.gap_of_aucs_estimate(m, n, mb, nb, False, rng=np.random.default_rng(0))
     assert e is not None and ref is not None and e.value == pytest.approx(ref.value) and (e.n, e.n_other) == (19, 24)

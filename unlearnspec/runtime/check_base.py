@@ -118,10 +118,10 @@ class EvaluatorBase:
 
     def _mean_estimates(self, check: MetricCheck, per: Mapping[str, Series]) -> dict[str, Estimate | None]:
         if not self.ctx.intervals:
-            return {who: _point(s.values) for who, s in per.items()}
+            return {who: _point(s.values, s.groups) for who, s in per.items()}
         # every per-item value of these families is a share or a score in [0, 1]
         return {who: intervals.mean_estimate(s.values, confidence=self.ctx.confidence, rng=self.rng(check, who),
-                                             bounds=intervals.UNIT) for who, s in per.items()}
+                                             bounds=intervals.UNIT, clusters=s.groups) for who, s in per.items()}
 
     def _gap_decision(self, check: MetricCheck, per: Mapping[str, Series], decided: str) -> Decision | None:
         """The gap to the retrained reference on the same items, for metrics the catalog marks ``reference_gap``."""
@@ -133,7 +133,8 @@ class EvaluatorBase:
             return None
         if self.ctx.intervals:
             e = intervals.paired_gap_estimate(a.values, b.values, confidence=self.ctx.confidence,
-                                              rng=self.rng(check, "gap"), bounds=intervals.UNIT)
+                                              rng=self.rng(check, "gap"), bounds=intervals.UNIT,
+                                              clusters=a.groups if a.groups == b.groups else None)
         else:
             e = _point_gap(a.values, b.values)
         if e is None:

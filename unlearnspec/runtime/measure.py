@@ -84,10 +84,13 @@ class DataBundle:
 
 @dataclass
 class Series:
-    """Per-item values of one measurement, with the ids of the items."""
+    """Per-item values of one measurement, with the ids of the items. ``groups`` names the record behind each
+    value where one record gives several (a question's paraphrases, its adversarial wrappers): the values of
+    one record are resampled together, and the record is the item an interval counts."""
 
     ids: list[str]
     values: list[float]
+    groups: list[str] | None = None
 
     @property
     def mean(self) -> float | None:
@@ -95,9 +98,11 @@ class Series:
         return float(np.mean(xs)) if xs else None
 
 
-def _point(values: Sequence[float | None]) -> Estimate | None:
-    xs = [x for x in values if x is not None and math.isfinite(x)]
-    return _point_est(float(np.mean(xs)), len(xs)) if xs else None
+def _point(values: Sequence[float | None], groups: Sequence[str] | None = None) -> Estimate | None:
+    """The mean without an interval; its ``n`` counts items as an interval would (records, with ``groups``)."""
+    kept = [(x, g) for x, g in zip(values, groups if groups is not None else range(len(values)), strict=True)
+            if x is not None and math.isfinite(x)]
+    return _point_est(float(np.mean([x for x, _ in kept])), len({g for _, g in kept})) if kept else None
 
 
 def _point_est(value: float | None, n: int) -> Estimate | None:
@@ -178,12 +183,13 @@ class Measurer:
     def knowledge(self, dataset: str, probe: str) -> Series:
         qa = self.probe(dataset, probe)
         ids = [f"{dataset}[{i}]:{v}" for i, v in zip(qa.item_ids, qa.variants or [probe] * len(qa.item_ids), strict=True)]
-        return Series(ids, [float(x) for x in qa.recall])
+        return Series(ids, [float(x) for x in qa.recall], [f"{dataset}[{i}]" for i in qa.item_ids])
 
     def leak(self, dataset: str, probe: str) -> Series:
         qa = self.probe(dataset, probe)
         base = self.knowledge(dataset, probe)
-        return Series(base.ids, [float(contains_answer(p, a)) for p, a in zip(qa.predictions, qa.answers, strict=True)])
+        return Series(base.ids, [float(contains_answer(p, a)) for p, a in zip(qa.predictions, qa.answers, strict=True)],
+                      base.groups)
 
     def refusal(self, dataset: str, probe: str) -> Series:
         qa = self.probe(dataset, probe)
@@ -191,7 +197,7 @@ class Measurer:
         refusal = _norm(self.refusal_text)
         guard_text = _norm(getattr(self.guard, "refusal_text", "") or "")
         return Series(base.ids, [float(any(t and _norm(p).startswith(t) for t in (refusal, guard_text)))
-                                 for p in qa.predictions])
+                                 for p in qa.predictions], base.groups)
 
     def verbatim(self, dataset: str) -> Series:
         def compute() -> Series:

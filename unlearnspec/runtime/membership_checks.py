@@ -17,7 +17,7 @@ from unlearnspec.plan import (
 from unlearnspec.report.model import CheckResult, Decision, three_valued
 from unlearnspec.report.verdict import OP_SYMBOLS
 from unlearnspec.runtime.check_base import EvaluatorBase
-from unlearnspec.runtime.evaluation import intervals, metrics, mia
+from unlearnspec.runtime.evaluation import intervals, joint_intervals, metrics, mia
 from unlearnspec.runtime.evaluation.intervals import Estimate
 from unlearnspec.runtime.measure import (
     ITEM_TYPES,
@@ -63,7 +63,7 @@ class MembershipChecks(EvaluatorBase):
             tol = check.threshold.value - 0.5
         # every (type, attack) pair's interval at the level that makes all of them hold together at `conf`:
         # the worst pair decides, and a worst case over k pairs at 95% each would hold less often than 95%.
-        # One bootstrap resamples the items for all pairs at once (intervals.joint_gap_estimates).
+        # One bootstrap resamples the items for all pairs at once (joint_intervals.joint_gap_estimates).
         aucs: dict[str, dict[str, dict[str, float]]] = {
             t: {a: {who: float(mia.auc(sc[who]["member"][t][1][a], sc[who]["non"][t][1][a], higher)) for who in sc}
                 for a, (_, higher) in mia.ATTACKS.items()} for t in types}
@@ -76,13 +76,16 @@ class MembershipChecks(EvaluatorBase):
                 return tuple(i.removesuffix(":paraphrased") for i in sc[decided][side][t][0])
 
             records = {t: (record_keys(t, "member"), record_keys(t, "non")) for t in types}
-            joint, each = intervals.joint_gap_estimates(
-                [intervals.GapPair(t, sc[decided]["member"][t][1][a], sc[decided]["non"][t][1][a],
+            joint, each = joint_intervals.joint_gap_estimates(
+                [joint_intervals.GapPair(t, sc[decided]["member"][t][1][a], sc[decided]["non"][t][1][a],
                                    sc["reference"]["member"][t][1][a] if has_ref else None,
                                    sc["reference"]["non"][t][1][a] if has_ref else None, mia.ATTACKS[a][1],
                                    records=records[t])
                  for t, a in keys], confidence=conf, rng=self.rng(check, "pairs"))
             found = dict(zip(keys, joint, strict=True))
+            if has_ref and self.unlearned_is_reference:  # the same weights: every gap is 0 on every item there is
+                found = {k: e if e is None or e.value != 0.0 else Estimate(0.0, 0.0, 0.0, e.n, e.n_other, e.confidence)
+                         for k, e in found.items()}
         else:
             found = {(t, a): _point_est(aucs[t][a][decided] - (aucs[t][a]["reference"] if has_ref else 0.5),
                                         len(sc[decided]["member"][t][1][a])) for t, a in keys}
@@ -154,7 +157,8 @@ class MembershipChecks(EvaluatorBase):
                      f"{tol:.3g} either side of {base}; the worst item type and attack decide"
                      + (f"; each of the {pairs} type and attack pairs has its interval at {each:.2%}, the level at "
                         f"which all of them, their items resampled together, hold at {conf:.0%} (joint bootstrap; "
-                        f"Bonferroni would need {intervals.bonferroni(conf, pairs):.2%})" if use_iv else "")
+                        f"Bonferroni would need {joint_intervals.bonferroni(conf, pairs):.2%})" if use_iv else "")
+                     + (self.SAME_WEIGHTS if use_iv and has_ref and self.unlearned_is_reference else "")
                      + (f"; beyond the tolerance: {', '.join(beyond)}" if beyond else "")
                      + (f"; undecided: {', '.join(straddle)}" if straddle and not beyond else "")),
                 more_items=intervals.items_to_settle(n_deciding, dec_low, dec_high, worst[0], tol))

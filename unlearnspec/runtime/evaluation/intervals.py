@@ -79,189 +79,6 @@ def _bootstrap(data: tuple[NDArray[np.float64], ...], statistic: Callable[..., A
     return lo, hi
 
 
-def bonferroni(confidence: float, k: int) -> float:
-    """The level at which each of ``k`` intervals holds so that all hold together at ``confidence`` whatever
-    their dependence (the miss probabilities add up): the most a joint calibration can need."""
-    return 1.0 - (1.0 - confidence) / max(1, k)
-
-
-@dataclass(frozen=True)
-class GapPair:
-    """One membership comparison of a joint bootstrap: model a's AUC on ``members`` vs ``nonmembers`` minus
-    model b's on the same items (``members_b`` None: minus 0.5, chance). Pairs with the same ``group`` and
-    the same item counts score the same items (one item type, several attacks) and are resampled together.
-    ``records`` names the record behind each member and each non-member: pairs of different groups whose
-    items come from the same records in the same order (a QA record's question and its paraphrase) are
-    resampled together too, by record, so the bootstrap keeps their dependence."""
-
-    group: str
-    members_a: NDArray[Any]
-    nonmembers_a: NDArray[Any]
-    members_b: NDArray[Any] | None
-    nonmembers_b: NDArray[Any] | None
-    higher_is_member: bool
-    records: tuple[tuple[str, ...], tuple[str, ...]] | None = None
-
-
-def _weighted_auc(m: NDArray[Any], n: NDArray[Any], wm: NDArray[Any] | None, wn: NDArray[Any] | None) -> Any:
-    """The AUC over the items whose weight is 1 (the rest are missing scores; ``None``: none is missing),
-    vectorised over leading axes."""
-    if wm is None or wn is None:
-        return auc_statistic(m, n)
-    gt, eq = m[..., :, None] > n[..., None, :], m[..., :, None] == n[..., None, :]
-    w = wm[..., :, None] * wn[..., None, :]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.sum((gt + 0.5 * eq) * w, axis=(-2, -1)) / np.sum(w, axis=(-2, -1))
-
-
-def joint_gap_estimates(pairs: Sequence[GapPair], *, confidence: float = DEFAULT_CONFIDENCE,
-                        rng: np.random.Generator, n_resamples: int | None = None
-                        ) -> tuple[list[Estimate | None], float]:
-    """Intervals for several AUC gaps that hold *together* at ``confidence``, and the level each is at.
-
-    The worst of several gaps decides a membership check, so each gap's interval must hold while all the
-    others do. One bootstrap resamples the items once for every pair (each item type's members and
-    non-members apart; all attacks and both models on the same drawn items), giving every pair's gap per
-    resample; each pair's interval is then its percentile interval at the smallest level at which the
-    stated share of the resamples falls inside every interval at once (simultaneous percentile intervals,
-    Mandel & Betensky, Computational Statistics & Data Analysis, 2008). Attacks on the same items move
-    together, so this level sits between ``confidence`` (pairs that always agree) and the Bonferroni level
-    (pairs that never do). ``n_resamples`` defaults to ``N_RESAMPLES`` times the number of pairs, which
-    keeps at least as many draws in each tail at the Bonferroni level as one interval at 95% has.
-    Point values equal :func:`gap_of_aucs_estimate`'s (missing scores dropped)."""
-    k = len(pairs)
-    if k == 0:
-        return [], confidence
-    B = n_resamples or N_RESAMPLES * k
-    prepared: list[tuple[NDArray[Any], NDArray[Any], NDArray[Any], NDArray[Any], NDArray[Any] | None,
-                         NDArray[Any] | None] | None] = []
-    values: list[float | None] = []
-    counts: list[tuple[int, int]] = []
-    for p in pairs:
-        sign = 1.0 if p.higher_is_member else -1.0
-        ma, na = sign * np.asarray(p.members_a, dtype=np.float64), sign * np.asarray(p.nonmembers_a, dtype=np.float64)
-        ref = p.members_b is not None and p.nonmembers_b is not None
-        # without a reference, model b is chance: its "scores" are an empty stand-in, missing nowhere
-        mb = sign * np.asarray(p.members_b, dtype=np.float64) if ref else np.zeros_like(ma)
-        nb = sign * np.asarray(p.nonmembers_b, dtype=np.float64) if ref else np.zeros_like(na)
-        wm = (np.isfinite(ma) & np.isfinite(mb)).astype(np.float64)
-        wn = (np.isfinite(na) & np.isfinite(nb)).astype(np.float64)
-        counts.append((int(wm.sum()), int(wn.sum())))
-        if not wm.any() or not wn.any():
-            prepared.append(None)
-            values.append(None)
-            continue
-        ma, mb, na, nb = (np.nan_to_num(x) for x in (ma, mb, na, nb))
-        v = float(_weighted_auc(ma, na, wm, wn)) - (float(_weighted_auc(mb, nb, wm, wn)) if ref else 0.5)
-        if wm.all() and wn.all():  # no missing score: the faster unweighted AUC, the same numbers
-            wm_, wn_ = None, None
-        else:
-            wm_, wn_ = wm, wn
-        prepared.append((ma, na, mb if ref else np.empty(0), nb if ref else np.empty(0), wm_, wn_))
-        values.append(v)
-    # one sample of member indices and one of non-member indices per group of pairs that share their items:
-    # the same records when the pairs name them, else the same item type and counts
-    groups: dict[tuple[Any, ...], int] = {}
-    sizes: list[int] = []
-    of_pair: list[int] = []
-    for p in pairs:
-        n_m, n_n = len(p.members_a), len(p.nonmembers_a)
-        key: tuple[Any, ...] = (p.group, n_m, n_n)
-        if p.records is not None and len(p.records[0]) == n_m and len(p.records[1]) == n_n:
-            key = ("records", *p.records)
-        if key not in groups:
-            groups[key] = len(groups)
-            sizes += [n_m, n_n]
-        of_pair.append(groups[key])
-    # a pair with a single usable member or non-member says nothing of the population on that side: its
-    # interval spans nearly the whole range of a gap (degenerate_interval with one item), outside the bootstrap
-    thin = [i for i, q in enumerate(prepared) if q is not None and min(counts[i]) < 2]
-    live = [i for i, q in enumerate(prepared) if q is not None and i not in thin]
-
-    def stat(*idx: NDArray[Any]) -> Any:
-        out = []
-        for i in live:
-            ma, na, mb, nb, wm, wn = prepared[i]  # type: ignore[misc]
-            g = of_pair[i]
-            im, inn = idx[2 * g], idx[2 * g + 1]
-            wmi, wni = (None, None) if wm is None or wn is None else (wm[im], wn[inn])
-            a = _weighted_auc(ma[im], na[inn], wmi, wni)
-            out.append(a - (_weighted_auc(mb[im], nb[inn], wmi, wni) if mb.size else 0.5))
-        return np.stack(out)
-
-    estimates: list[Estimate | None] = [None] * k
-
-    def wide(level: float) -> list[Estimate | None]:
-        for i in thin:
-            point, q = values[i], prepared[i]
-            assert point is not None and q is not None
-            span = (-1.0, 1.0) if q[2].size else (-0.5, 0.5)  # a gap of two AUCs, or an AUC minus chance
-            estimates[i] = Estimate(point, *degenerate_interval(point, 1, level, span), counts[i][0], counts[i][1],
-                                    level)
-        return estimates
-
-    if not live:
-        return wide(confidence), confidence
-    # The resamples are drawn as scipy.stats.bootstrap draws them (per batch, per sample, ``rng.integers``), but
-    # here, so that every pair follows the same drawn items
-    cells = sum(2 * counts[i][0] * counts[i][1] for i in live)
-    batch = max(1, int(2e7 // max(1, cells)))
-    parts = []
-    for start in range(0, B, batch):
-        b = min(batch, B - start)
-        drawn = [rng.integers(0, n, (b, n)) if n else np.empty((b, 0), dtype=np.int64) for n in sizes]
-        parts.append(stat(*drawn))
-    dist = np.concatenate(parts, axis=-1)
-    ordered = np.sort(dist, axis=1)  # NaN last: each row's quantiles read off it (np.quantile's linear rule)
-    finite = np.count_nonzero(~np.isnan(dist), axis=1)
-    level = _joint_level(dist, ordered, finite, confidence)
-    lo, hi = _row_quantiles(ordered, finite, (1.0 - level) / 2.0), _row_quantiles(ordered, finite, (1.0 + level) / 2.0)
-    for j, i in enumerate(live):
-        point = values[i]
-        assert point is not None
-        low, high = (float(lo[j]), float(hi[j])) if math.isfinite(lo[j]) and math.isfinite(hi[j]) else (point, point)
-        estimates[i] = Estimate(point, low, high, counts[i][0], counts[i][1], level)
-    return wide(level), level
-
-
-def _row_quantiles(ordered: NDArray[np.float64], finite: NDArray[np.int64], q: float) -> NDArray[np.float64]:
-    """Each row's ``q`` quantile over its finite values, from the row sorted with NaN last: what
-    ``np.nanquantile`` gives (linear interpolation), without sorting again for every ``q``; NaN for a row
-    with no finite value."""
-    pos = q * np.maximum(finite - 1, 0)
-    below = np.floor(pos).astype(np.int64)
-    above = np.minimum(below + 1, np.maximum(finite - 1, 0))
-    rows = np.arange(ordered.shape[0])
-    out = ordered[rows, below] + (pos - below) * (ordered[rows, above] - ordered[rows, below])
-    return np.where(finite > 0, out, np.nan)
-
-
-def _joint_level(dist: NDArray[np.float64], ordered: NDArray[np.float64], finite: NDArray[np.int64],
-                 confidence: float) -> float:
-    """The smallest level at which the per-row percentile intervals of ``dist`` (pairs × resamples) hold
-    together for at least ``confidence`` of the resamples (bisection; coverage only grows with the level). When
-    that share is out of reach (more undefined resamples than ``1 - confidence``), the level is 1: each
-    interval spans every resample it has."""
-    def coverage(level: float) -> float:
-        lo = _row_quantiles(ordered, finite, (1.0 - level) / 2.0)[:, None]
-        hi = _row_quantiles(ordered, finite, (1.0 + level) / 2.0)[:, None]
-        # a resample a pair could not compute (it drew no item with a score) counts as a miss: the level
-        # errs wide rather than narrow
-        inside = (dist >= lo) & (dist <= hi)
-        return float(np.mean(np.all(inside, axis=0)))
-
-    low, high = confidence, 1.0
-    if coverage(low) >= confidence:
-        return low
-    for _ in range(30):
-        mid = (low + high) / 2.0
-        if coverage(mid) >= confidence:
-            high = mid
-        else:
-            low = mid
-    return high
-
-
 def _mean(x: NDArray[np.float64], axis: int = -1) -> Any:
     return np.mean(x, axis=axis)
 
@@ -286,21 +103,70 @@ def degenerate_interval(value: float, n: int, confidence: float, bounds: Bounds)
     return (value - (value - low) * p, value + (high - value) * p)
 
 
+def _by_cluster(x: NDArray[np.float64], clusters: Sequence[str] | None) -> tuple[NDArray[np.float64], NDArray[np.float64]] | None:
+    """Per-cluster sums and counts of ``x`` (finite values, in order), or ``None`` when every value is its own
+    cluster. A cluster is the unit that was sampled: a question asked through six adversarial templates is one
+    question, not six independent ones, so its prompts are resampled together (a cluster bootstrap)."""
+    if clusters is None:
+        return None
+    _, inverse = np.unique(np.asarray(list(clusters), dtype=str), return_inverse=True)
+    if int(inverse.max(initial=-1)) + 1 == x.size:
+        return None
+    return np.bincount(inverse, weights=x).astype(np.float64), np.bincount(inverse).astype(np.float64)
+
+
+def _ratio(sums: NDArray[np.float64], counts: NDArray[np.float64], axis: int = -1) -> Any:
+    return np.sum(sums, axis=axis) / np.sum(counts, axis=axis)
+
+
+def _clustered_mean(value: float, sums: NDArray[np.float64], counts: NDArray[np.float64], *, confidence: float,
+                    rng: np.random.Generator, bounds: Bounds | None, span: Bounds | None) -> tuple[float, float]:
+    """The interval of a mean over prompts grouped in clusters, the clusters being the items: each rule of
+    :func:`mean_estimate` applied to the clusters' means (``span``: the range of one value; ``bounds`` only for
+    Clopper and Pearson's interval, which needs values in [0, 1] and clusters of one size), else clusters
+    resampled with the mean over their prompts as the statistic (a ratio of sums)."""
+    means = sums / counts
+    c = int(sums.size)
+    if bounds == UNIT and np.all(counts == counts[0]) and np.all((means == 0.0) | (means == 1.0)):
+        ci = stats.binomtest(int(np.sum(means)), c).proportion_ci(confidence_level=confidence, method="exact")
+        return float(ci.low), float(ci.high)
+    if c == 1 or np.all(means == means[0]):
+        return degenerate_interval(value, c, confidence, span) if span is not None else (value, value)
+    return _bootstrap((sums, counts), _ratio, confidence=confidence, rng=rng, paired=True)
+
+
+def _finite_with(values: Sequence[float | None] | NDArray[Any], clusters: Sequence[str] | None
+                 ) -> tuple[NDArray[np.float64], list[str] | None]:
+    arr = np.asarray([np.nan if v is None else v for v in values], dtype=np.float64)
+    ok = np.isfinite(arr)
+    kept = None if clusters is None else [c for c, k in zip(clusters, ok, strict=True) if k]
+    return arr[ok], kept
+
+
 def mean_estimate(values: Sequence[float | None] | NDArray[Any], *, confidence: float = DEFAULT_CONFIDENCE,
-                  rng: np.random.Generator, bounds: Bounds | None = None) -> Estimate | None:
+                  rng: np.random.Generator, bounds: Bounds | None = None,
+                  clusters: Sequence[str] | None = None) -> Estimate | None:
     """The mean of the finite values with its interval; ``None`` when there are none.
 
     With ``bounds`` (the range a per-item value can take): a share of items in {0, 1} gets Clopper and
     Pearson's exact binomial interval (``scipy.stats.binomtest``), which keeps its level at any ``n``
     where a bootstrap of a few items covers less; a sample whose items are all equal gets
-    :func:`degenerate_interval`. Otherwise, and without ``bounds``, Efron's percentile bootstrap."""
-    x = _finite(values)
+    :func:`degenerate_interval`. Otherwise, and without ``bounds``, Efron's percentile bootstrap.
+
+    ``clusters`` names the item each value belongs to (a question's record, for its paraphrases or its
+    adversarial wrappers): values of one item are not independent, so the rules apply to the items, the
+    interval's ``n`` is the number of items, and the point is still the mean over every value."""
+    x, kept = _finite_with(values, clusters)
     if x.size == 0:
         return None
     value = float(np.mean(x))
-    n = int(x.size)
     if bounds is not None and (np.any(x < bounds[0]) or np.any(x > bounds[1])):
         bounds = None  # not the range the caller said: a bootstrap, as without one, rather than a wrong bound
+    grouped = _by_cluster(x, kept)
+    if grouped is not None:
+        lo, hi = _clustered_mean(value, *grouped, confidence=confidence, rng=rng, bounds=bounds, span=bounds)
+        return Estimate(value, lo, hi, int(grouped[0].size), confidence=confidence)
+    n = int(x.size)
     if bounds == UNIT and np.all((x == 0.0) | (x == 1.0)):
         ci = stats.binomtest(int(np.sum(x)), n).proportion_ci(confidence_level=confidence, method="exact")
         return Estimate(value, float(ci.low), float(ci.high), n, confidence=confidence)
@@ -317,21 +183,28 @@ def _diff(a: NDArray[np.float64], b: NDArray[np.float64], axis: int = -1) -> Any
 
 def paired_gap_estimate(a: Sequence[float | None], b: Sequence[float | None], *,
                         confidence: float = DEFAULT_CONFIDENCE, rng: np.random.Generator,
-                        bounds: Bounds | None = None) -> Estimate | None:
+                        bounds: Bounds | None = None, clusters: Sequence[str] | None = None) -> Estimate | None:
     """``mean(a) - mean(b)`` over the items where both are finite, items resampled in pairs. With ``bounds``
     (the range of each per-item value), items whose differences are all equal get
-    :func:`degenerate_interval` over the range of a difference instead of an interval of width zero."""
+    :func:`degenerate_interval` over the range of a difference instead of an interval of width zero.
+    ``clusters`` groups values of one item as :func:`mean_estimate` does."""
     pa = np.asarray([np.nan if v is None else v for v in a], dtype=np.float64)
     pb = np.asarray([np.nan if v is None else v for v in b], dtype=np.float64)
     ok = np.isfinite(pa) & np.isfinite(pb)
+    kept = None if clusters is None else [c for c, k in zip(clusters, ok, strict=True) if k]
     pa, pb = pa[ok], pb[ok]
     if pa.size == 0:
         return None
     value = float(np.mean(pa) - np.mean(pb))
     d = pa - pb
+    span = None if bounds is None else (bounds[0] - bounds[1], bounds[1] - bounds[0])
+    grouped = _by_cluster(d, kept)
+    if grouped is not None:
+        lo, hi = _clustered_mean(value, *grouped, confidence=confidence, rng=rng, bounds=None, span=span)
+        c = int(grouped[0].size)
+        return Estimate(value, lo, hi, c, c, confidence)
     if pa.size == 1 or np.all(d == d[0]):
-        lo, hi = (value, value) if bounds is None else degenerate_interval(
-            value, int(pa.size), confidence, (bounds[0] - bounds[1], bounds[1] - bounds[0]))
+        lo, hi = (value, value) if span is None else degenerate_interval(value, int(pa.size), confidence, span)
         return Estimate(value, lo, hi, int(pa.size), int(pb.size), confidence)
     lo, hi = _bootstrap((pa, pb), _diff, confidence=confidence, rng=rng, paired=True)
     return Estimate(value, lo, hi, int(pa.size), int(pb.size), confidence)
@@ -347,6 +220,21 @@ def auc_statistic(members: NDArray[np.float64], nonmembers: NDArray[np.float64],
         / (m.shape[-2] * n.shape[-1])
 
 
+def pair_scores(members: NDArray[Any], nonmembers: NDArray[Any]) -> NDArray[np.float64]:
+    """Each member–non-member pair's contribution to the AUC (1: the member scores higher, 1/2: a tie, 0: lower),
+    members along the rows."""
+    m, n = members[:, None], nonmembers[None, :]
+    return (m > n) + 0.5 * (m == n)  # type: ignore[no-any-return]
+
+
+def agreeing_pairs(scores: NDArray[Any]) -> bool:
+    """Whether every pair scored the same: complete separation (an AUC of 0 or 1), every score tied, or two
+    models that order every pair alike. Resampling such items gives the same AUC every time, an interval of
+    width zero; :func:`degenerate_interval` over ``min(members, non-members)`` disjoint pairs is the one to use,
+    since those pairs are independent draws whose mean is the population AUC (or gap of AUCs)."""
+    return bool(scores.size) and bool(np.all(scores == scores.flat[0]))
+
+
 def auc_estimate(member_scores: Sequence[float] | NDArray[Any], nonmember_scores: Sequence[float] | NDArray[Any],
                  higher_is_member: bool, *, confidence: float = DEFAULT_CONFIDENCE,
                  rng: np.random.Generator, n_resamples: int = N_RESAMPLES) -> Estimate | None:
@@ -359,6 +247,9 @@ def auc_estimate(member_scores: Sequence[float] | NDArray[Any], nonmember_scores
     value = float(auc_statistic(m, n))
     if m.size < 2 or n.size < 2:  # one item says nothing of the population on its side
         return Estimate(value, *degenerate_interval(value, 1, confidence, UNIT), int(m.size), int(n.size), confidence)
+    if agreeing_pairs(pair_scores(m, n)):
+        return Estimate(value, *degenerate_interval(value, min(m.size, n.size), confidence, UNIT), int(m.size),
+                        int(n.size), confidence)
     lo, hi = _bootstrap((m, n), auc_statistic, confidence=confidence, rng=rng, cells=m.size * n.size,
                         n_resamples=n_resamples)
     return Estimate(value, lo, hi, int(m.size), int(n.size), confidence)
@@ -378,7 +269,10 @@ def gap_of_aucs_estimate(members_a: NDArray[Any], nonmembers_a: NDArray[Any], me
     it), the non-members apart. ``combine`` must work elementwise on arrays (MUSE PrivLeak is
     ``100 * (AUC_b - AUC_a) / (1 - AUC_b)``). A single member (or non-member) says nothing of the
     population on its side: the plain gap then spans :func:`degenerate_interval` over [-1, 1]; another
-    combination, whose range may be unbounded, has no interval (``None``)."""
+    combination, whose range may be unbounded, has no interval (``None``). When both models order every pair
+    alike (:func:`agreeing_pairs`) the gap gets :func:`degenerate_interval` too; a combination whose resamples
+    never move, or are undefined in some, spans its values over the box of the two AUCs' own intervals
+    (``None`` when that box reaches where it is undefined)."""
     ma, mb = np.asarray(members_a, dtype=np.float64), np.asarray(members_b, dtype=np.float64)
     na, nb = np.asarray(nonmembers_a, dtype=np.float64), np.asarray(nonmembers_b, dtype=np.float64)
     okm = np.isfinite(ma) & np.isfinite(mb)
@@ -408,11 +302,29 @@ def gap_of_aucs_estimate(members_a: NDArray[Any], nonmembers_a: NDArray[Any], me
             return None
         return Estimate(value, *degenerate_interval(value, 1, confidence, (-1.0, 1.0)), int(ma.size), int(na.size),
                         confidence)
-    idx = (np.arange(ma.size, dtype=np.float64), np.arange(na.size, dtype=np.float64))
-    lo, hi = _bootstrap(idx, stat, confidence=confidence, rng=rng, cells=2 * ma.size * na.size,
-                        n_resamples=n_resamples)
-    if not (math.isfinite(lo) and math.isfinite(hi)):  # a resample where the combination is undefined
-        return Estimate(value, value, value, int(ma.size), int(na.size), confidence)
+    k = min(ma.size, na.size)
+    sa, sb = pair_scores(m2[0], n2[0]), pair_scores(m2[1], n2[1])
+    if combine is _minus and agreeing_pairs(sa - sb):
+        return Estimate(value, *degenerate_interval(value, k, confidence, (-1.0, 1.0)), int(ma.size), int(na.size),
+                        confidence)
+    fixed = agreeing_pairs(sa) and agreeing_pairs(sb)
+    lo = hi = math.nan
+    if not fixed:
+        idx = (np.arange(ma.size, dtype=np.float64), np.arange(na.size, dtype=np.float64))
+        lo, hi = _bootstrap(idx, stat, confidence=confidence, rng=rng, cells=2 * ma.size * na.size,
+                            n_resamples=n_resamples)
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        # a resample where the combination is undefined, or two AUCs that never move: the combination over the
+        # box of the two AUCs' own intervals, each at half the miss rate (``combine`` is monotone in each AUC)
+        level = (1.0 + confidence) / 2.0
+        ea = auc_estimate(m2[0], n2[0], True, confidence=level, rng=rng, n_resamples=n_resamples)
+        eb = auc_estimate(m2[1], n2[1], True, confidence=level, rng=rng, n_resamples=n_resamples)
+        assert ea is not None and eb is not None
+        with np.errstate(divide="ignore", invalid="ignore"):
+            corners = [float(combine(np.float64(x), np.float64(y))) for x in (ea.low, ea.high) for y in (eb.low, eb.high)]
+        if not all(math.isfinite(c) for c in corners):
+            return None  # the combination is unbounded within what the items can show
+        lo, hi = min(*corners, value), max(*corners, value)
     return Estimate(value, lo, hi, int(ma.size), int(na.size), confidence)
 
 

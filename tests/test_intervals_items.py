@@ -1,0 +1,152 @@
+"""What an interval counts as an item: a question asked several ways is one item (cluster bootstrap), and an
+AUC whose items order every pair alike is not known exactly (disjoint pairs, FRAMEWORK.md §7)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from unlearnspec.runtime.evaluation import intervals, joint_intervals
+
+ALPHA_HALF = 0.025
+
+
+def _free(n: int) -> float:
+    """The share of a population that can differ from n agreeing draws at 95% (independent closed form)."""
+    return float(1.0 - ALPHA_HALF ** (1.0 / n))
+
+
+def _questions(k: int, per: int) -> list[str]:
+    return [f"forget[{q}]" for q in range(k) for _ in range(per)]
+
+
+def test_a_question_under_six_wrappers_is_one_item() -> None:
+    """One question of twenty leaks under all six adversarial templates: 6/120 prompts, but one question in
+    twenty. The interval is Clopper and Pearson's over questions (scipy's binomtest on 1 of 20), n = 20."""
+    values = np.zeros(120)
+    values[18:24] = 1.0  # question 3's six prompts
+    e = intervals.mean_estimate(values, rng=np.random.default_rng(0), bounds=intervals.UNIT,
+                                clusters=_questions(20, 6))
+    ci = stats.binomtest(1, 20).proportion_ci(method="exact")
+    assert e is not None and e.n == 20 and e.value == pytest.approx(6 / 120)
+    assert (e.low, e.high) == pytest.approx((ci.low, ci.high))
+    flat = intervals.mean_estimate(values, rng=np.random.default_rng(0), bounds=intervals.UNIT)
+    assert flat is not None and flat.n == 120 and flat.high < 0.11 < e.high  # 120 "independent" prompts: too sure
+
+
+def test_clustered_leaks_keep_their_level_where_prompt_counting_does_not() -> None:
+    """Simulated: each question leaks (under every wrapper) with probability 0.2; twenty questions under six
+    wrappers. Intervals over questions cover the true rate at least 95% of the time; treating the 120 prompts
+    as independent covers it far less often."""
+    rng = np.random.default_rng(5)
+    clusters = _questions(20, 6)
+    trials, covered, covered_flat = 400, 0, 0
+    for _ in range(trials):
+        leaks = np.repeat((rng.random(20) < 0.2).astype(float), 6)
+        e = intervals.mean_estimate(leaks, rng=rng, bounds=intervals.UNIT, clusters=clusters)
+        f = intervals.mean_estimate(leaks, rng=rng, bounds=intervals.UNIT)
+        assert e is not None and f is not None
+        covered += e.low <= 0.2 <= e.high
+        covered_flat += f.low <= 0.2 <= f.high
+    assert covered / trials >= 0.95
+    assert covered_flat / trials < 0.85
+
+
+def test_unequal_clusters_resample_questions_and_keep_the_prompt_mean() -> None:
+    """Questions with different numbers of paraphrases: the point is the mean over prompts, the interval a
+    bootstrap over questions of that mean (a ratio of sums), checked against a hand-written cluster bootstrap."""
+    rng = np.random.default_rng(2)
+    sizes = [1, 3, 2, 4, 1, 2, 3, 1, 2, 2, 3, 1]
+    values = np.concatenate([np.clip(rng.normal(0.2 + 0.05 * i, 0.1, s), 0, 1) for i, s in enumerate(sizes)])
+    clusters = [f"q{i}" for i, s in enumerate(sizes) for _ in range(s)]
+    e = intervals.mean_estimate(values, rng=np.random.default_rng(0), bounds=intervals.UNIT, clusters=clusters)
+    assert e is not None and e.n == len(sizes) and e.value == pytest.approx(values.mean())
+    sums = np.array([values[np.array(clusters) == f"q{i}"].sum() for i in range(len(sizes))])
+    counts = np.array(sizes, dtype=float)
+    draws = np.random.default_rng(9).integers(0, len(sizes), (20000, len(sizes)))
+    ratios = sums[draws].sum(axis=1) / counts[draws].sum(axis=1)
+    ref_low, ref_high = np.quantile(ratios, [0.025, 0.975])
+    assert e.low == pytest.approx(ref_low, abs=0.01) and e.high == pytest.approx(ref_high, abs=0.01)
+    gap = intervals.paired_gap_estimate(values, values * 0.5, rng=np.random.default_rng(0), bounds=intervals.UNIT,
+                                        clusters=clusters)
+    assert gap is not None and (gap.n, gap.n_other) == (len(sizes), len(sizes))
+    assert gap.value == pytest.approx(values.mean() * 0.5) and gap.low < gap.value < gap.high
+
+
+def test_questions_that_all_agree_get_the_distribution_free_interval_over_questions() -> None:
+    """Every question leaks in exactly half its prompts: resampling questions always gives 0.5, so the
+    interval is degenerate_interval's over the ten questions, not [0.5, 0.5]; the same for a gap."""
+    values = np.tile([1.0, 0.0], 10)
+    clusters = _questions(10, 2)
+    e = intervals.mean_estimate(values, rng=np.random.default_rng(0), bounds=intervals.UNIT, clusters=clusters)
+    assert e is not None and e.n == 10
+    assert (e.low, e.high) == pytest.approx((0.5 - 0.5 * _free(10), 0.5 + 0.5 * _free(10)))
+    g = intervals.paired_gap_estimate(values, np.zeros(20), rng=np.random.default_rng(0), bounds=intervals.UNIT,
+                                      clusters=clusters)
+    assert g is not None and (g.low, g.high) == pytest.approx((0.5 - 1.5 * _free(10), 0.5 + 0.5 * _free(10)))
+    one_each = intervals.mean_estimate(np.r_[np.ones(3), np.zeros(7)], rng=np.random.default_rng(0),
+                                       bounds=intervals.UNIT, clusters=[f"q{i}" for i in range(10)])
+    plain = intervals.mean_estimate(np.r_[np.ones(3), np.zeros(7)], rng=np.random.default_rng(0),
+                                    bounds=intervals.UNIT)
+    assert one_each == plain  # one prompt per question: exactly the unclustered rules
+
+
+def test_complete_separation_is_not_an_exact_auc() -> None:
+    """Five members all above five non-members give an AUC of 1.0 in every resample; the interval is the
+    distribution-free one over five disjoint (member, non-member) pairs, which covers an AUC of 0.9 — a
+    separation that five against five show about a third of the time — where [1, 1] never does."""
+    rng = np.random.default_rng(1)
+    e = intervals.auc_estimate(np.arange(5.0) + 10, np.arange(8.0), True, rng=np.random.default_rng(0))
+    assert e is not None and e.value == 1.0 and (e.low, e.high) == pytest.approx((1 - _free(5), 1.0))
+    shift = stats.norm.ppf(0.9) * np.sqrt(2)  # two unit normals this far apart: P(member > non-member) = 0.9
+    separated = 0
+    for _ in range(300):
+        m, n = rng.normal(shift, 1, 5), rng.normal(0, 1, 5)
+        a = intervals.auc_estimate(m, n, True, rng=rng)
+        assert a is not None
+        if a.value == 1.0:
+            separated += 1
+            assert a.low <= 0.9
+    assert separated > 30
+    tied = intervals.auc_estimate(np.zeros(6), np.zeros(9), True, rng=np.random.default_rng(0))
+    assert tied is not None and (tied.low, tied.high) == pytest.approx((0.5 - 0.5 * _free(6), 0.5 + 0.5 * _free(6)))
+
+
+def test_two_models_that_order_every_pair_alike_have_an_uncertain_gap() -> None:
+    """The unlearned and the reference model order every member–non-member pair the same way (different
+    scores, same ranks): the gap is 0 in every resample, yet other items could order differently, so the gap
+    gets degenerate_interval over [-1, 1] with min(members, non-members) pairs — alone and in the joint."""
+    rng = np.random.default_rng(3)
+    m, n = rng.normal(1, 1, 7), rng.normal(0, 1, 9)
+    g = intervals.gap_of_aucs_estimate(m, n, m * 2 + 1, n * 2 + 1, True, rng=np.random.default_rng(0))
+    assert g is not None and g.value == 0.0 and (g.low, g.high) == pytest.approx((-_free(7), _free(7)))
+    other = joint_intervals.GapPair("qa", rng.normal(1, 1, 12), rng.normal(0, 1, 12), rng.normal(0, 1, 12),
+                                    rng.normal(0, 1, 12), True)
+    est, level = joint_intervals.joint_gap_estimates(
+        [joint_intervals.GapPair("documents", m, n, m * 2 + 1, n * 2 + 1, True), other], rng=np.random.default_rng(0))
+    flat = est[0]
+    p = float(1 - ((1 - level) / 2) ** (1 / 7))
+    assert flat is not None and (flat.low, flat.high) == pytest.approx((-p, p)) and flat.confidence == level
+    assert est[1] is not None and est[1].low < est[1].value < est[1].high
+
+
+def test_a_combination_of_two_fixed_aucs_spans_the_box_of_their_intervals() -> None:
+    """PrivLeak-like combinations: when both AUCs are fixed by complete separation, the combination's interval
+    is its range over each AUC's distribution-free interval at half the miss rate (monotone combination)."""
+    m, n = np.arange(6.0) + 10, np.arange(6.0)
+    e = intervals.gap_of_aucs_estimate(m, n, -m, -n, True, rng=np.random.default_rng(0),
+                                       combine=lambda a, b: a + b)
+    p = float(1 - (0.025 / 2) ** (1 / 6))
+    assert e is not None and e.value == 1.0  # AUC 1 (a) + AUC 0 (b)
+    assert (e.low, e.high) == pytest.approx((1 - p, 1 + p))
+    def privleak(a: object, b: object) -> object:
+        return 100 * (b - a) / (1 - b)  # type: ignore[operator]
+
+    fixed = intervals.gap_of_aucs_estimate(m, n, -m, -n, True, rng=np.random.default_rng(0), combine=privleak)
+    assert fixed is not None and fixed.value == pytest.approx(-100.0)
+    assert (fixed.low, fixed.high) == pytest.approx((privleak(1, 0), privleak(1 - p, p)))
+    # a reference whose AUC reaches 1 in some resamples: PrivLeak is undefined there, and so is its interval
+    near = np.r_[np.arange(5.0) + 10, 2.5]
+    leak = intervals.gap_of_aucs_estimate(m, n, near, n, True, rng=np.random.default_rng(0), combine=privleak)
+    assert leak is None

@@ -1,0 +1,225 @@
+"""Simultaneous intervals for the membership check's AUC gaps (one bootstrap for every item type and attack).
+
+The worst of several gaps decides a membership check (FRAMEWORK.md §7: worst case over item types), so
+each gap's interval must hold while all the others do; :func:`joint_gap_estimates` calibrates them together.
+The single-interval machinery (one AUC, one gap, means, KS) is in :mod:`.intervals`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .intervals import (
+    DEFAULT_CONFIDENCE,
+    N_RESAMPLES,
+    Estimate,
+    agreeing_pairs,
+    auc_statistic,
+    degenerate_interval,
+    pair_scores,
+)
+
+
+def bonferroni(confidence: float, k: int) -> float:
+    """The level at which each of ``k`` intervals holds so that all hold together at ``confidence`` whatever
+    their dependence (the miss probabilities add up): the most a joint calibration can need."""
+    return 1.0 - (1.0 - confidence) / max(1, k)
+
+
+@dataclass(frozen=True)
+class GapPair:
+    """One membership comparison of a joint bootstrap: model a's AUC on ``members`` vs ``nonmembers`` minus
+    model b's on the same items (``members_b`` None: minus 0.5, chance). Pairs with the same ``group`` and
+    the same item counts score the same items (one item type, several attacks) and are resampled together.
+    ``records`` names the record behind each member and each non-member: pairs of different groups whose
+    items come from the same records in the same order (a QA record's question and its paraphrase) are
+    resampled together too, by record, so the bootstrap keeps their dependence."""
+
+    group: str
+    members_a: NDArray[Any]
+    nonmembers_a: NDArray[Any]
+    members_b: NDArray[Any] | None
+    nonmembers_b: NDArray[Any] | None
+    higher_is_member: bool
+    records: tuple[tuple[str, ...], tuple[str, ...]] | None = None
+
+
+def _weighted_auc(m: NDArray[Any], n: NDArray[Any], wm: NDArray[Any] | None, wn: NDArray[Any] | None) -> Any:
+    """The AUC over the items whose weight is 1 (the rest are missing scores; ``None``: none is missing),
+    vectorised over leading axes."""
+    if wm is None or wn is None:
+        return auc_statistic(m, n)
+    gt, eq = m[..., :, None] > n[..., None, :], m[..., :, None] == n[..., None, :]
+    w = wm[..., :, None] * wn[..., None, :]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.sum((gt + 0.5 * eq) * w, axis=(-2, -1)) / np.sum(w, axis=(-2, -1))
+
+
+def _agrees(q: tuple[NDArray[Any], NDArray[Any], NDArray[Any], NDArray[Any], NDArray[Any] | None,
+                      NDArray[Any] | None]) -> bool:
+    """Whether every member–non-member pair with both scores contributes the same to the gap."""
+    ma, na, mb, nb, wm, wn = q
+    keep_m = slice(None) if wm is None else wm > 0
+    keep_n = slice(None) if wn is None else wn > 0
+    d = pair_scores(ma[keep_m], na[keep_n])
+    if mb.size:
+        d = d - pair_scores(mb[keep_m], nb[keep_n])
+    return agreeing_pairs(d)
+
+
+def joint_gap_estimates(pairs: Sequence[GapPair], *, confidence: float = DEFAULT_CONFIDENCE,
+                        rng: np.random.Generator, n_resamples: int | None = None
+                        ) -> tuple[list[Estimate | None], float]:
+    """Intervals for several AUC gaps that hold *together* at ``confidence``, and the level each is at.
+
+    The worst of several gaps decides a membership check, so each gap's interval must hold while all the
+    others do. One bootstrap resamples the items once for every pair (each item type's members and
+    non-members apart; all attacks and both models on the same drawn items), giving every pair's gap per
+    resample; each pair's interval is then its percentile interval at the smallest level at which the
+    stated share of the resamples falls inside every interval at once (simultaneous percentile intervals,
+    Mandel & Betensky, Computational Statistics & Data Analysis, 2008). Attacks on the same items move
+    together, so this level sits between ``confidence`` (pairs that always agree) and the Bonferroni level
+    (pairs that never do). ``n_resamples`` defaults to ``N_RESAMPLES`` times the number of pairs, which
+    keeps at least as many draws in each tail at the Bonferroni level as one interval at 95% has.
+    Point values equal :func:`gap_of_aucs_estimate`'s (missing scores dropped)."""
+    k = len(pairs)
+    if k == 0:
+        return [], confidence
+    B = n_resamples or N_RESAMPLES * k
+    prepared: list[tuple[NDArray[Any], NDArray[Any], NDArray[Any], NDArray[Any], NDArray[Any] | None,
+                         NDArray[Any] | None] | None] = []
+    values: list[float | None] = []
+    counts: list[tuple[int, int]] = []
+    for p in pairs:
+        sign = 1.0 if p.higher_is_member else -1.0
+        ma, na = sign * np.asarray(p.members_a, dtype=np.float64), sign * np.asarray(p.nonmembers_a, dtype=np.float64)
+        ref = p.members_b is not None and p.nonmembers_b is not None
+        # without a reference, model b is chance: its "scores" are an empty stand-in, missing nowhere
+        mb = sign * np.asarray(p.members_b, dtype=np.float64) if ref else np.zeros_like(ma)
+        nb = sign * np.asarray(p.nonmembers_b, dtype=np.float64) if ref else np.zeros_like(na)
+        wm = (np.isfinite(ma) & np.isfinite(mb)).astype(np.float64)
+        wn = (np.isfinite(na) & np.isfinite(nb)).astype(np.float64)
+        counts.append((int(wm.sum()), int(wn.sum())))
+        if not wm.any() or not wn.any():
+            prepared.append(None)
+            values.append(None)
+            continue
+        ma, mb, na, nb = (np.nan_to_num(x) for x in (ma, mb, na, nb))
+        v = float(_weighted_auc(ma, na, wm, wn)) - (float(_weighted_auc(mb, nb, wm, wn)) if ref else 0.5)
+        if wm.all() and wn.all():  # no missing score: the faster unweighted AUC, the same numbers
+            wm_, wn_ = None, None
+        else:
+            wm_, wn_ = wm, wn
+        prepared.append((ma, na, mb if ref else np.empty(0), nb if ref else np.empty(0), wm_, wn_))
+        values.append(v)
+    # one sample of member indices and one of non-member indices per group of pairs that share their items:
+    # the same records when the pairs name them, else the same item type and counts
+    groups: dict[tuple[Any, ...], int] = {}
+    sizes: list[int] = []
+    of_pair: list[int] = []
+    for p in pairs:
+        n_m, n_n = len(p.members_a), len(p.nonmembers_a)
+        key: tuple[Any, ...] = (p.group, n_m, n_n)
+        if p.records is not None and len(p.records[0]) == n_m and len(p.records[1]) == n_n:
+            key = ("records", *p.records)
+        if key not in groups:
+            groups[key] = len(groups)
+            sizes += [n_m, n_n]
+        of_pair.append(groups[key])
+    # a pair with a single usable member or non-member says nothing of the population on that side: its
+    # interval spans nearly the whole range of a gap (degenerate_interval with one item), outside the bootstrap
+    thin = [i for i, q in enumerate(prepared) if q is not None and min(counts[i]) < 2]
+    # a pair whose items order every member–non-member pair alike (complete separation, say) gives the same
+    # gap in every resample: degenerate_interval over its disjoint pairs, outside the bootstrap too
+    flat = [i for i, q in enumerate(prepared) if q is not None and i not in thin and _agrees(q)]
+    live = [i for i, q in enumerate(prepared) if q is not None and i not in thin and i not in flat]
+
+    def stat(*idx: NDArray[Any]) -> Any:
+        out = []
+        for i in live:
+            ma, na, mb, nb, wm, wn = prepared[i]  # type: ignore[misc]
+            g = of_pair[i]
+            im, inn = idx[2 * g], idx[2 * g + 1]
+            wmi, wni = (None, None) if wm is None or wn is None else (wm[im], wn[inn])
+            a = _weighted_auc(ma[im], na[inn], wmi, wni)
+            out.append(a - (_weighted_auc(mb[im], nb[inn], wmi, wni) if mb.size else 0.5))
+        return np.stack(out)
+
+    estimates: list[Estimate | None] = [None] * k
+
+    def wide(level: float) -> list[Estimate | None]:
+        for i in thin + flat:
+            point, q = values[i], prepared[i]
+            assert point is not None and q is not None
+            span = (-1.0, 1.0) if q[2].size else (-0.5, 0.5)  # a gap of two AUCs, or an AUC minus chance
+            pairs_drawn = 1 if i in thin else min(counts[i])
+            estimates[i] = Estimate(point, *degenerate_interval(point, pairs_drawn, level, span), counts[i][0],
+                                    counts[i][1], level)
+        return estimates
+
+    if not live:
+        return wide(confidence), confidence
+    # The resamples are drawn as scipy.stats.bootstrap draws them (per batch, per sample, ``rng.integers``), but
+    # here, so that every pair follows the same drawn items
+    cells = sum(2 * counts[i][0] * counts[i][1] for i in live)
+    batch = max(1, int(2e7 // max(1, cells)))
+    parts = []
+    for start in range(0, B, batch):
+        b = min(batch, B - start)
+        drawn = [rng.integers(0, n, (b, n)) if n else np.empty((b, 0), dtype=np.int64) for n in sizes]
+        parts.append(stat(*drawn))
+    dist = np.concatenate(parts, axis=-1)
+    ordered = np.sort(dist, axis=1)  # NaN last: each row's quantiles read off it (np.quantile's linear rule)
+    finite = np.count_nonzero(~np.isnan(dist), axis=1)
+    level = _joint_level(dist, ordered, finite, confidence)
+    lo, hi = _row_quantiles(ordered, finite, (1.0 - level) / 2.0), _row_quantiles(ordered, finite, (1.0 + level) / 2.0)
+    for j, i in enumerate(live):
+        point = values[i]
+        assert point is not None
+        low, high = (float(lo[j]), float(hi[j])) if math.isfinite(lo[j]) and math.isfinite(hi[j]) else (point, point)
+        estimates[i] = Estimate(point, low, high, counts[i][0], counts[i][1], level)
+    return wide(level), level
+
+
+def _row_quantiles(ordered: NDArray[np.float64], finite: NDArray[np.int64], q: float) -> NDArray[np.float64]:
+    """Each row's ``q`` quantile over its finite values, from the row sorted with NaN last: what
+    ``np.nanquantile`` gives (linear interpolation), without sorting again for every ``q``; NaN for a row
+    with no finite value."""
+    pos = q * np.maximum(finite - 1, 0)
+    below = np.floor(pos).astype(np.int64)
+    above = np.minimum(below + 1, np.maximum(finite - 1, 0))
+    rows = np.arange(ordered.shape[0])
+    out = ordered[rows, below] + (pos - below) * (ordered[rows, above] - ordered[rows, below])
+    return np.where(finite > 0, out, np.nan)
+
+
+def _joint_level(dist: NDArray[np.float64], ordered: NDArray[np.float64], finite: NDArray[np.int64],
+                 confidence: float) -> float:
+    """The smallest level at which the per-row percentile intervals of ``dist`` (pairs × resamples) hold
+    together for at least ``confidence`` of the resamples (bisection; coverage only grows with the level). When
+    that share is out of reach (more undefined resamples than ``1 - confidence``), the level is 1: each
+    interval spans every resample it has."""
+    def coverage(level: float) -> float:
+        lo = _row_quantiles(ordered, finite, (1.0 - level) / 2.0)[:, None]
+        hi = _row_quantiles(ordered, finite, (1.0 + level) / 2.0)[:, None]
+        # a resample a pair could not compute (it drew no item with a score) counts as a miss: the level
+        # errs wide rather than narrow
+        inside = (dist >= lo) & (dist <= hi)
+        return float(np.mean(np.all(inside, axis=0)))
+
+    low, high = confidence, 1.0
+    if coverage(low) >= confidence:
+        return low
+    for _ in range(30):
+        mid = (low + high) / 2.0
+        if coverage(mid) >= confidence:
+            high = mid
+        else:
+            low = mid
+    return high
