@@ -66,7 +66,9 @@ def test_unequal_clusters_resample_questions_and_keep_the_prompt_mean() -> None:
     counts = np.array(sizes, dtype=float)
     draws = np.random.default_rng(9).integers(0, len(sizes), (20000, len(sizes)))
     ratios = sums[draws].sum(axis=1) / counts[draws].sum(axis=1)
-    ref_low, ref_high = np.quantile(ratios, [0.025, 0.975])
+    z = np.sqrt(12 / 11) * stats.t.ppf(0.975, 11)  # the expanded percentile level over 12 questions
+    level = 1 - 2 * stats.norm.sf(z)
+    ref_low, ref_high = np.quantile(ratios, [(1 - level) / 2, (1 + level) / 2])
     assert e.low == pytest.approx(ref_low, abs=0.01) and e.high == pytest.approx(ref_high, abs=0.01)
     gap = intervals.paired_gap_estimate(values, values * 0.5, rng=np.random.default_rng(0), bounds=intervals.UNIT,
                                         clusters=clusters)
@@ -150,3 +152,25 @@ def test_a_combination_of_two_fixed_aucs_spans_the_box_of_their_intervals() -> N
     near = np.r_[np.arange(5.0) + 10, 2.5]
     leak = intervals.gap_of_aucs_estimate(m, n, near, n, True, rng=np.random.default_rng(0), combine=privleak)
     assert leak is None
+
+
+def test_a_mean_over_few_items_takes_its_percentiles_at_the_expanded_level() -> None:
+    """Hesterberg's expanded percentile interval: the level whose normal quantile is sqrt(n / (n - 1)) times
+    Student's t quantile. Simulated on skewed per-item scores (beta(2, 5), mean 2/7) at six items, it covers
+    the true mean more often than the plain 95% percentile interval (94% against 89% in this simulation;
+    bench/bench_coverage.py measures both over more draws and sizes)."""
+    for n in (2, 6, 20, 200):
+        z = np.sqrt(n / (n - 1)) * stats.t.ppf(0.975, n - 1)
+        assert intervals.expanded_level(0.95, n) == pytest.approx(1 - 2 * stats.norm.sf(z))
+    assert intervals.expanded_level(0.95, 6) > 0.99 and intervals.expanded_level(0.95, 5000) == pytest.approx(0.95, abs=1e-3)
+    rng = np.random.default_rng(0)
+    truth, trials = 2 / 7, 300
+    covered = plain = 0
+    for _ in range(trials):
+        x = rng.beta(2, 5, 6)
+        e = intervals.mean_estimate(x, rng=rng, bounds=intervals.UNIT)
+        assert e is not None
+        covered += e.low <= truth <= e.high
+        ref = stats.bootstrap((x,), np.mean, confidence_level=0.95, method="percentile", random_state=rng)
+        plain += ref.confidence_interval.low <= truth <= ref.confidence_interval.high
+    assert covered / trials >= 0.9 and (covered - plain) / trials >= 0.04

@@ -41,9 +41,17 @@ from unlearnspec.runtime.evaluation import intervals, joint_intervals, metrics, 
 FIXED = np.array([0.12, 0.5, 0.33, 0.9, 0.0, 0.41, 0.77, 0.25, 0.6, 0.18])
 
 
+def hesterberg(confidence: float, n: int) -> float:
+    """The expanded percentile level (Hesterberg 2015), written out: the normal quantile equals
+    sqrt(n / (n - 1)) times Student's t quantile with n - 1 degrees of freedom."""
+    z = np.sqrt(n / (n - 1)) * stats.t.ppf(0.5 + confidence / 2, n - 1)
+    return float(1 - 2 * stats.norm.sf(z))
+
+
 def test_mean_interval_equals_scipy_bootstrap_on_fixed_data() -> None:
     est = intervals.mean_estimate(FIXED, confidence=0.9, rng=intervals.seed_for(7, "c", "unlearned"))
-    ref = stats.bootstrap((FIXED,), np.mean, confidence_level=0.9, n_resamples=intervals.N_RESAMPLES,
+    ref = stats.bootstrap((FIXED,), np.mean, confidence_level=hesterberg(0.9, FIXED.size),
+                          n_resamples=intervals.N_RESAMPLES,
                           method="percentile", random_state=intervals.seed_for(7, "c", "unlearned"))
     assert est is not None and est.n == FIXED.size
     assert est.value == pytest.approx(float(np.mean(FIXED)))
@@ -415,7 +423,8 @@ def test_utility_drop_interval_is_a_paired_bootstrap_over_records_like_scipy() -
     e = intervals.paired_estimate([*base, *after], drop, confidence=0.95, rng=np.random.default_rng(11),
                                   keep_missing=True)
     ref = stats.bootstrap((*base, *after), drop, n_resamples=intervals.N_RESAMPLES, method="percentile",
-                          paired=True, vectorized=True, random_state=np.random.default_rng(11))
+                          confidence_level=hesterberg(0.95, 40), paired=True, vectorized=True,
+                          random_state=np.random.default_rng(11))
     point = 100.0 * (1 - stats.hmean([np.nanmean(r) for r in after]) / stats.hmean([np.nanmean(r) for r in base]))
     assert e is not None and e.n == 40
     assert e.value == pytest.approx(point, rel=1e-9)

@@ -19,8 +19,11 @@ intervals on every run:
   0.0079, so such a test can only ever reject complete separation.
 
 Why the percentile method: BCa is undefined on degenerate samples (every ROUGE equal to 1.0, a
-perfectly separated AUC), which unlearning produces routinely; the percentile interval is defined
-there and collapses to the point, which is what it should do.
+perfectly separated AUC), which unlearning produces routinely. Such samples get a distribution-free
+interval instead (:func:`degenerate_interval`), never the zero-width one a bootstrap gives. A
+percentile interval of a mean is too narrow at small ``n`` (it covers 84% instead of 95% at six
+items), so means and paired statistics take their percentiles at Hesterberg's expanded level
+(:func:`expanded_level`).
 """
 
 from __future__ import annotations
@@ -66,12 +69,26 @@ def _finite(values: Sequence[float | None] | NDArray[Any]) -> NDArray[np.float64
     return arr[np.isfinite(arr)]
 
 
+def expanded_level(confidence: float, n: int) -> float:
+    """The percentile level that corrects a bootstrap of a mean over ``n`` items for its narrowness at small ``n``
+    (Hesterberg's *expanded percentile interval*, The American Statistician 69(4), 2015): the level whose normal
+    quantile is ``sqrt(n / (n - 1))`` times Student's t quantile at ``confidence`` with ``n - 1`` degrees of
+    freedom. It is 99.5% for 6 items, 96.8% for 20 and tends to ``confidence`` as ``n`` grows."""
+    if n < 2:
+        return confidence
+    z = math.sqrt(n / (n - 1)) * float(stats.t.ppf((1.0 + confidence) / 2.0, n - 1))
+    return float(2.0 * stats.norm.cdf(z) - 1.0)
+
+
 def _bootstrap(data: tuple[NDArray[np.float64], ...], statistic: Callable[..., Any], *, confidence: float,
                rng: np.random.Generator, paired: bool = False, vectorized: bool = True,
-               n_resamples: int = N_RESAMPLES, cells: int = 1) -> tuple[float, float]:
+               n_resamples: int = N_RESAMPLES, cells: int = 1, expand: int | None = None) -> tuple[float, float]:
     """``scipy.stats.bootstrap`` (percentile); ``cells`` is the memory one resample's statistic
-    needs (``n_m * n_n`` for an AUC), so resamples are batched to about 2e7 cells at a time."""
+    needs (``n_m * n_n`` for an AUC), so resamples are batched to about 2e7 cells at a time. ``expand``: the
+    number of items of a mean-like statistic, whose interval is widened by :func:`expanded_level`."""
     batch = max(1, int(2e7 // max(1, cells))) if vectorized else None
+    if expand is not None:
+        confidence = expanded_level(confidence, expand)
     res = stats.bootstrap(data, statistic, confidence_level=confidence, n_resamples=n_resamples,
                           method="percentile", paired=paired, vectorized=vectorized, random_state=rng,
                           batch=batch)
@@ -132,7 +149,7 @@ def _clustered_mean(value: float, sums: NDArray[np.float64], counts: NDArray[np.
         return float(ci.low), float(ci.high)
     if c == 1 or np.all(means == means[0]):
         return degenerate_interval(value, c, confidence, span) if span is not None else (value, value)
-    return _bootstrap((sums, counts), _ratio, confidence=confidence, rng=rng, paired=True)
+    return _bootstrap((sums, counts), _ratio, confidence=confidence, rng=rng, paired=True, expand=c)
 
 
 def _finite_with(values: Sequence[float | None] | NDArray[Any], clusters: Sequence[str] | None
@@ -173,7 +190,7 @@ def mean_estimate(values: Sequence[float | None] | NDArray[Any], *, confidence: 
     if n == 1 or np.all(x == x[0]):
         lo, hi = degenerate_interval(value, n, confidence, bounds) if bounds is not None else (value, value)
         return Estimate(value, lo, hi, n, confidence=confidence)
-    lo, hi = _bootstrap((x,), _mean, confidence=confidence, rng=rng)
+    lo, hi = _bootstrap((x,), _mean, confidence=confidence, rng=rng, expand=n)
     return Estimate(value, lo, hi, n, confidence=confidence)
 
 
@@ -206,7 +223,7 @@ def paired_gap_estimate(a: Sequence[float | None], b: Sequence[float | None], *,
     if pa.size == 1 or np.all(d == d[0]):
         lo, hi = (value, value) if span is None else degenerate_interval(value, int(pa.size), confidence, span)
         return Estimate(value, lo, hi, int(pa.size), int(pb.size), confidence)
-    lo, hi = _bootstrap((pa, pb), _diff, confidence=confidence, rng=rng, paired=True)
+    lo, hi = _bootstrap((pa, pb), _diff, confidence=confidence, rng=rng, paired=True, expand=int(pa.size))
     return Estimate(value, lo, hi, int(pa.size), int(pb.size), confidence)
 
 
@@ -349,7 +366,8 @@ def paired_estimate(arrays: Sequence[Sequence[float | None] | NDArray[Any]], sta
     if data[0].size == 1:
         return Estimate(value, value, value, 1, confidence=confidence)
     with np.errstate(divide="ignore", invalid="ignore"):
-        lo, hi = _bootstrap(tuple(data), statistic, confidence=confidence, rng=rng, paired=True)
+        lo, hi = _bootstrap(tuple(data), statistic, confidence=confidence, rng=rng, paired=True,
+                            expand=int(data[0].size))
     if not (math.isfinite(lo) and math.isfinite(hi)):
         return Estimate(value, value, value, int(data[0].size), confidence=confidence)
     return Estimate(value, min(lo, value), max(hi, value), int(data[0].size), confidence=confidence)
