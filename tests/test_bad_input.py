@@ -142,6 +142,15 @@ def test_command_line_path_to_a_directory_without_specs(work: Path) -> None:
     assert "no `*.unlearn` files found in looks-like.unlearn" in r.stderr
 
 
+def test_a_folder_given_to_a_verb_that_takes_one_spec(work: Path) -> None:
+    """`plan` and `show` take one spec: a folder is refused as a folder (exit 2), with no advice meant for `check`."""
+    (work / "team").mkdir()
+    for verb in ("plan", "show"):
+        r = run([verb, "team"], work)
+        assert r.returncode == 2 and "Traceback" not in r.stdout + r.stderr, verb
+        assert "`team` is a folder, not a spec file" in r.stderr and "folder to search" not in r.stderr, verb
+
+
 def test_missing_spec_file(work: Path) -> None:
     """A spec path that cannot be read is an unusable path (exit 2), not a finding in a spec (1)."""
     assert_diagnosed(run(["check", "missing.unlearn"], work), "UL207", "missing.unlearn:1:1", (2,))

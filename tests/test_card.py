@@ -108,4 +108,12 @@ def test_card_verb(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     err = capsys.readouterr().err
     # the first problem and where it is, not pydantic's closing link to its documentation
     assert "is not a valid report: objectives.0" in err and "errors.pydantic.dev" not in err
+    assert "Value error" not in err  # our own validators' words, without pydantic's prefix
+    for version, why in (("9", "report format `9` is newer than this unlearnspec reads (1.x)"),
+                         ("0.3", "report format `0.3` is not one this unlearnspec reads (1.x)"),
+                         ("one", "report format `one` is not a version number")):
+        data = report.model_dump(mode="json") | {"format_version": version}  # another format's report: not misread
+        (run / "report.json").write_text(json.dumps(data), encoding="utf-8")
+        assert main(["card", str(run)]) == 2
+        assert f"is not a valid report: format_version: {why}" in capsys.readouterr().err
     assert main(["card", str(tmp_path / "nope")]) == 2

@@ -186,6 +186,25 @@ def test_a_comment_inside_a_continued_list_stays_beside_its_value() -> None:
     assert 'aliases "J. Doe", "Jane D."  # second' in fmt(joined)
 
 
+def test_a_comment_line_or_a_blank_line_inside_a_continued_list_parses_and_is_kept() -> None:
+    """A list continued over lines may have a comment on a line of its own, or a blank line, between its values
+    (it used to be a syntax error: two line ends where one was allowed). `fmt` keeps the comment on its own line
+    under the values instead of joining the list and dropping it."""
+    text = ('unlearnspec 1\n\nobjective "x" {\n  target person "Jane Doe" {\n    aliases "J. Doe",\n'
+            '      # her maiden name\n      "Jane D.",\n\n      "J. D."\n    forget "a.jsonl"\n  }\n}\n')
+    tree = parsed(text)
+    aliases = next(f for f in tree.objectives[0].block.fields[0].block.fields if f.name == "aliases")  # type: ignore[union-attr]
+    assert [g[0].raw for g in aliases.groups] == ['"J. Doe"', '"Jane D."', '"J. D."']
+    out = fmt(text)
+    lines = out.splitlines()
+    first = next(x for x in lines if "aliases" in x)
+    note = lines[lines.index(first) + 1]
+    assert note.strip() == "# her maiden name" and note.index("#") == first.index('"J. Doe"')
+    assert lines[lines.index(first) + 2].strip() == '"Jane D.",'
+    assert fmt(out) == out and comment_texts(out) == comment_texts(text)
+    assert shape(parsed(out)) == shape(parsed(text))
+
+
 def test_fmt_writes_through_a_linked_spec(messy_file: Path) -> None:
     """A spec reached through a symbolic link is formatted where it lives: the link stays a link."""
     link = messy_file.parent / "linked.unlearn"

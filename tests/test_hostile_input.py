@@ -88,6 +88,16 @@ def test_depth_limit_is_exact_and_ignores_brackets_in_strings() -> None:
     assert load_json(quoted) == json.loads(quoted)
 
 
+def test_a_value_json_does_not_allow_is_located() -> None:
+    """NaN, Infinity and an integer Python will not convert are malformed JSON at their own line and column,
+    not at the start of the file; the same words inside a string are text."""
+    for bad in ("NaN", "-Infinity", "7" * 4400):
+        text = '{\n  "note": "NaN and Infinity in words",\n  "value": ' + bad + "\n}"
+        with pytest.raises(json.JSONDecodeError) as err:
+            load_json(text)
+        assert (err.value.lineno, err.value.colno) == (3, 12), bad
+
+
 def test_deeply_nested_data_file_is_ul208(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
     head = '{"text": "ok", "attributes": '
     deep = head + "[" * 100_000 + "]" * 100_000 + "}\n"

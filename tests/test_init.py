@@ -60,6 +60,20 @@ def test_without_data_it_points_at_builtin_export(tmp_path: Path) -> None:
     assert sorted((d.code, d.severity) for d in check_file(out).diagnostics) == documented(out.read_text())
 
 
+def test_an_absolute_data_folder_stays_absolute(tmp_path: Path) -> None:
+    """`--data-dir /abs/path/` names that folder, not `abs/path` under the spec's folder."""
+    shared = tmp_path / "shared" / "data"
+    shared.mkdir(parents=True)
+    (tmp_path / "specs").mkdir()
+    out = tmp_path / "specs" / "erase.unlearn"
+    code, stdout, _ = run(["init", "-t", "privacy-erasure", "-o", str(out), "--no-input", "--demo-data",
+                           "--data-dir", f"{shared}/"])
+    assert code == 0 and f"wrote {shared / 'jane-doe.jsonl'}" in stdout
+    assert f'forget "{shared}/jane-doe.jsonl"' in out.read_text()
+    assert not (tmp_path / "specs" / str(shared).lstrip("/")).exists()
+    assert sorted((d.code, d.severity) for d in check_file(out).diagnostics) == documented(out.read_text())
+
+
 def test_refuses_to_overwrite(tmp_path: Path) -> None:
     out = tmp_path / "mine.unlearn"
     out.write_text("precious\n")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing
+import os
 from pathlib import Path
 
 import pytest
@@ -132,6 +133,23 @@ def test_an_unreadable_line_is_reported(tmp_path: Path) -> None:
     assert codes[0] == ("UL803", 3)
 
 
+def test_an_unreadable_line_says_what_is_wrong_in_words(tmp_path: Path) -> None:
+    """A line that is JSON but not an entry names the first field at fault; a line that is not JSON says so
+    with its column. Neither message carries pydantic's or Python's own wording."""
+    path = _ledger(tmp_path)
+    lines = _lines(path)
+    entry = json.loads(lines[1])
+    del entry["plan_hash"]
+    lines[1] = json.dumps(entry)
+    lines[2] = "{" + lines[2]
+    _write(path, lines)
+    problems = verify_file(path).problems
+    by_line = {p.line: p.message for p in problems if p.code == "UL803"}
+    assert by_line[2].startswith("line 2 is not a ledger entry: `plan_hash`: field required")
+    assert by_line[3].startswith("line 3 is not a ledger entry: not valid JSON (column ")
+    assert not any("validation error" in m or "Expecting" in m for m in by_line.values())
+
+
 def test_a_broken_ledger_is_never_extended(tmp_path: Path) -> None:
     path = _ledger(tmp_path, 2)
     lines = _lines(path)
@@ -196,6 +214,9 @@ def test_show_verb_lists_requests_and_missing_folder_is_a_usage_error(
     data = json.loads(capsys.readouterr().out)
     assert [e["request_id"] for e in data["ledgers"][0]["entries"]] == ["erase-1", "erase-2"]
     assert main(["ledger", "verify", str(tmp_path / "nope")]) == 2
+    for verb in ("show", "verify"):  # a device is no ledger for either verb (show used to list "no ledgers", 0)
+        assert main(["ledger", verb, os.devnull]) == 2
+        assert "is neither a ledger folder nor a ledger file" in capsys.readouterr().err
 
 
 def test_record_run_appends_one_entry_per_objective_once(tmp_path: Path) -> None:

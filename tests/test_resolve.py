@@ -516,6 +516,25 @@ def test_unsupported_version(folder: Path) -> None:
     assert "`2`" in d.message and (d.span.line, d.span.column) == (1, 13)
 
 
+def test_another_version_without_objectives_is_reported_as_that_version(tmp_path: Path) -> None:
+    """`unlearnspec 2` alone: the version is the problem (UL108), not the missing objective (UL109), which only a
+    reader of version 2 could judge."""
+    from unlearnspec.compiler.check import compile
+
+    for header, expected in (("unlearnspec 2\n", ["UL108"]), ("unlearnspec 1\n", ["UL109"])):
+        path = tmp_path / "v.unlearn"
+        path.write_text(header, encoding="utf-8")
+        assert [d.code for d in compile(path).diagnostics] == expected
+
+
+def test_an_empty_model_or_data_path_is_named_empty(folder: Path) -> None:
+    """`forget ""` and `model ""` would name the spec's own folder; they are reported as empty paths."""
+    diags = resolve_text(spec_text(MINIMAL_BODY.replace('"data/jane-doe.jsonl"', '""')), folder)
+    assert only(diags, "UL207").message == "a data file path is empty"
+    diags = resolve_text(spec_text(MINIMAL_BODY.replace('"builtin:tiny-bios"', '" "')), folder)
+    assert only(diags, "UL207").message == "the model is empty"
+
+
 # ---------------------------------------------------------------------------------------------------
 # objective attribution
 

@@ -92,6 +92,19 @@ def test_flipping_any_byte_is_detected(run_dir: Path, key: Path, name: str) -> N
     assert verify(run_dir, pub) == []
 
 
+def test_an_unreadable_signature_file_says_why_in_words(run_dir: Path, key: Path) -> None:
+    sign(run_dir, key)
+    pub = key.with_name("signer.pub")
+    path = run_dir / SIGNATURE_FILE
+    original = path.read_bytes()
+    path.write_bytes(original[:5] + "é".encode() + original[5:])
+    [p] = verify(run_dir, pub)
+    assert p.code == "UL811" and p.message == "the signature file is not readable: byte 6 is not ASCII text"
+    path.write_bytes(original[:-3])
+    [p] = verify(run_dir, pub)
+    assert p.message.startswith("the signature file is not readable: not valid JSON (line ")
+
+
 def test_another_key_is_detected(run_dir: Path, key: Path, tmp_path: Path) -> None:
     sign(run_dir, key)
     _, other_pub = keygen(tmp_path / "other")

@@ -120,7 +120,19 @@ def load_json(text: str, max_depth: int = MAX_JSON_DEPTH) -> Any:
         raise
     except (ValueError, RecursionError) as err:
         message = str(err).split(";")[0] if isinstance(err, ValueError) else "nested too deeply"
-        raise json.JSONDecodeError(message[:1].lower() + message[1:], text, 0) from err
+        raise json.JSONDecodeError(message[:1].lower() + message[1:], text, _offender(text)) from err
+
+
+_STRING_OR_OFFENDER = re.compile(r'"(?:[^"\\]|\\.)*"|(-?Infinity|NaN|-?[0-9]{4301,})')
+
+
+def _offender(text: str) -> int:
+    """Where the first value JSON does not allow (``NaN``, ``Infinity``, an integer Python will not convert) is,
+    outside strings; 0 when none is found."""
+    for m in _STRING_OR_OFFENDER.finditer(text):
+        if m.group(1):
+            return m.start(1)
+    return 0
 
 
 def read_json_file(path: str | os.PathLike[str]) -> Any:
@@ -131,8 +143,10 @@ def read_json_file(path: str | os.PathLike[str]) -> Any:
 def first_problem(err: Any, whole: str) -> tuple[str, str]:
     """Where and what the first problem of a pydantic ``ValidationError`` on user input is: the dotted location
     (``whole`` when it is the top level) and pydantic's message, lower-cased, without its closing link to its
-    documentation."""
+    documentation. A message our own validators raise loses pydantic's ``Value error, `` prefix."""
     first = err.errors()[0]
     where = ".".join(str(p) for p in first["loc"]) or whole
     msg = str(first["msg"])
+    if first.get("type") == "value_error":
+        msg = msg.removeprefix("Value error, ")
     return where, msg[:1].lower() + msg[1:]

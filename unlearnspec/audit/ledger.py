@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
 from unlearnspec.audit.problems import Problem
 from unlearnspec.errors import UserError
-from unlearnspec.inputs import load_json
+from unlearnspec.inputs import first_problem, load_json
 from unlearnspec.io import atomic_write_bytes
 from unlearnspec.plan import Plan
 from unlearnspec.records import sha256_path
@@ -127,7 +127,13 @@ def verify_text(path: Path, text: str, head: dict[str, object] | None) -> Verifi
                 raise ValueError("not an object")
             entry = LedgerEntry.model_validate(data)
         except (ValueError, ValidationError) as err:
-            first = str(err).splitlines()[0] if str(err) else "unreadable"
+            if isinstance(err, ValidationError):
+                where, why = first_problem(err, "the entry")
+                first = f"`{where}`: {why}"
+            elif isinstance(err, json.JSONDecodeError):
+                first = f"not valid JSON (column {err.colno}: {err.msg[:1].lower() + err.msg[1:]})"
+            else:
+                first = str(err).splitlines()[0] if str(err) else "unreadable"
             result.problems.append(Problem("UL803", i, f"line {i} is not a ledger entry: {first}",
                                            ("each line is one JSON object written by `unlearnspec run`",)))
             stored = data.get("hash") if isinstance(data, dict) else None

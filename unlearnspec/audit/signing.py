@@ -218,7 +218,13 @@ def verify(run_dir: Path, pub_path: Path) -> list[Problem]:
         if not isinstance(held, dict):
             raise ValueError("not an object")
     except (UnicodeDecodeError, ValueError) as err:
-        return [Problem("UL811", 1, f"the signature file is not readable: {str(err).splitlines()[0]}",
+        if isinstance(err, UnicodeDecodeError):
+            why = f"byte {err.start + 1} is not ASCII text"
+        elif isinstance(err, json.JSONDecodeError):
+            why = f"not valid JSON (line {err.lineno}, column {err.colno}: {err.msg[:1].lower() + err.msg[1:]})"
+        else:
+            why = str(err).splitlines()[0]
+        return [Problem("UL811", 1, f"the signature file is not readable: {why}",
                         ("the signature file was changed after signing",), name)]
     problems: list[Problem] = []
     if set(held) != {*SIGNED_FIELDS, "signature"} or _file_bytes(held) != raw:

@@ -1,4 +1,4 @@
-"""The process exit codes every verb shares (docs/cli.md): 0 fine, 1 a claim failed or findings,
+"""The process exit codes every verb shares (docs/pipelines.md): 0 fine, 1 a claim failed or findings,
 2 the user must fix something (the spec, the command line), 3 the evidence is incomplete."""
 
 from __future__ import annotations

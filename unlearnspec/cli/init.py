@@ -9,6 +9,7 @@ template's defaults. Every template checks with only the findings its header doc
 from __future__ import annotations
 
 import argparse
+import posixpath
 import re
 import shutil
 import sys
@@ -133,8 +134,9 @@ def cmd_init(args: argparse.Namespace) -> int:
                             "give another path with `--out`, or move the file away first")
     if not out.parent.is_dir():
         return _usage_error(f"folder `{out.parent}` does not exist", "create it first, or give `--out` in a folder that exists")
-    data_dir = args.data_dir.strip("/") or "."
-    files = {var: f"{data_dir}/{fname}" if data_dir != "." else fname for var, fname in t.files.items()}
+    # relative to the spec's folder, or absolute as given (a trailing `/` dropped)
+    data_dir = args.data_dir.rstrip("/") or ("/" if args.data_dir else ".")
+    files = {var: posixpath.join(data_dir, fname) if data_dir != "." else fname for var, fname in t.files.items()}
     missing = [rel for rel in files.values() if not (out.parent / rel).exists()]
     values: dict[str, object] = {
         "name": name, "target": target, "model": model, "reference": args.reference or DEFAULT_REFERENCE,

@@ -43,7 +43,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     from unlearnspec.audit.ledger import ledger_files, verify_file
 
     target = Path(args.dir)
-    if not target.exists():
+    if not (target.is_dir() or target.is_file()):  # missing, or a device or FIFO (`/dev/null`): no ledger there
         return _missing(args.dir)
     files = ledger_files(target)
     results = [verify_file(f) for f in files]
@@ -78,7 +78,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from unlearnspec.compiler.render import render
 
     target = Path(args.dir)
-    if not target.exists():
+    if not (target.is_dir() or target.is_file()):  # missing, or a device or FIFO (`/dev/null`): no ledger there
         return _missing(args.dir)
     files = ledger_files(target)
     if not files:

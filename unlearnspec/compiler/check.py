@@ -101,7 +101,8 @@ def compile(path: Path, until: PassName = "analyse", *, allow_infeasible: bool =
         if path.is_dir():
             return CheckResult(path=display, unreadable=True, diagnostics=[Diagnostic(
                 code="UL207", severity="error", span=Span.point(display),
-                message=f"`{display}` is a folder; give spec files or a folder to search for `*.unlearn`")])
+                message=f"`{display}` is a folder, not a spec file",
+                help=["give one `.unlearn` file here; `check` and `fmt` also search folders for them"])])
         data = read_spec_bytes(path)
     except FileNotFoundError:
         return CheckResult(path=display, unreadable=True, diagnostics=[Diagnostic(

@@ -84,11 +84,17 @@ class _Printer:
             assert entry.field is not None
             self.field(entry.field, depth, runs.get(id(entry.field), 0))
 
+    def _own_line_comments(self, f: Field) -> list[Comment]:
+        """Comments on lines of their own between a value list's first and last line."""
+        return [c for c in self.standalone if f.span.line < c.line < f.span.end_line]
+
     def _comments_inside(self, f: Field) -> bool:
-        """Whether a value list written over several lines has a comment at the end of a line before its last:
-        joining its values onto one line would move that comment away from the value it annotates."""
+        """Whether a value list written over several lines has a comment at the end of a line before its last, or
+        on a line of its own between two of its values: joining its values onto one line would move that comment
+        away from the value it annotates (or drop it)."""
         return (len(f.groups) > 1 and f.span.end_line > f.span.line
-                and any(ln in self.trailing for ln in range(f.span.line, f.span.end_line)))
+                and (any(ln in self.trailing for ln in range(f.span.line, f.span.end_line))
+                     or bool(self._own_line_comments(f))))
 
     def _list_lines(self, f: Field, pad: str, name: str) -> None:
         """``f``'s values one source line at a time, continuation lines under the first value, each line
@@ -103,7 +109,10 @@ class _Printer:
             else:
                 rows.append([text])
                 lines.append(line)
+        own = self._own_line_comments(f)
         for i, (row, line) in enumerate(zip(rows, lines, strict=True)):
+            if i:  # a comment on its own line before this row stays there, under the values
+                self.lines.extend(pad + " " * len(name) + c.text for c in own if lines[i - 1] < c.line < line)
             last = i == len(rows) - 1
             upto = f.span.end_line if last else lines[i + 1] - 1
             first_line = f.span.line if i == 0 else line

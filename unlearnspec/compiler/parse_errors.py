@@ -195,10 +195,11 @@ def translate_error(err: UnexpectedInput, text: str, file: str, open_braces: lis
 
 
 def _last_shifted(err: UnexpectedInput) -> Any:
-    """The last token or built value the parser had taken before the error, line breaks skipped."""
+    """The last token or built value the parser had taken before the error, line breaks skipped (a run of
+    them after a comma is an empty repetition once reduced)."""
     stack = getattr(getattr(err, "state", None), "value_stack", None) or []
     for item in reversed(stack):
-        if not (isinstance(item, Token) and item.type == "_NL"):
+        if not (isinstance(item, Token) and item.type == "_NL") and getattr(item, "children", None) != []:
             return item
     return None
 

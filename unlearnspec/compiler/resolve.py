@@ -103,6 +103,10 @@ class _Resolver(PromptResolver):
         if text is None:
             return None
         value = text.value
+        if not value.strip():  # "" would name the spec's own folder
+            self.report("UL207", "error", text.span, "the model is empty",
+                        help=["give a local Hugging Face model folder, a hub id (`org/name`), or `builtin:tiny-bios`"])
+            return None
         if value.startswith("builtin:"):
             if value not in BUILTIN_MODELS:
                 hint = did_you_mean(value, BUILTIN_MODELS)
@@ -544,7 +548,7 @@ def resolve(spec: SpecFile, base_dir: Path) -> tuple[Spec, list[Diagnostic]]:
     if spec.version is None:
         r.report("UL107", "warning", Span.point(spec.path), "spec file has no `unlearnspec 1` header",
                  help=["start the file with `unlearnspec 1` so that later language versions can read it"])
-    elif spec.version.text not in ("1",):
+    elif not spec.readable:
         r.report("UL108", "error", spec.version.span, f"unsupported language version `{spec.version.text}`",
                  help=["this compiler reads `unlearnspec 1`"])
         return Spec(path=spec.path, base_dir=str(base_dir)), r.diags

@@ -202,6 +202,12 @@ class ValueResolver:
 
     def data_file(self, v: Value) -> PathRef | None:
         raw = v.text
+        if not raw.strip():  # "" would name the spec's own folder
+            self.diags.append(Diagnostic(code="UL207", severity="error", span=v.span, objective=self.objective,
+                                         message="a data file path is empty",
+                                         help=["give a .jsonl or .csv file, or a folder written by "
+                                               "`Dataset.save_to_disk`, relative to the spec's folder"]))
+            return None
         # Plain os.path on strings and one stat below: pathlib's resolve() and predicates cost more
         # than the memoised inspection itself when a folder of specs names the same files again.
         key = os.path.realpath(os.path.join(self.base_dir, raw))

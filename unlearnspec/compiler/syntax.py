@@ -159,6 +159,10 @@ class Comment(NamedTuple):
     column: int
 
 
+LANGUAGE_VERSIONS = ("1",)
+"""The language versions this compiler reads (the header `unlearnspec 1`)."""
+
+
 class SpecFile(NamedTuple):
     path: str
     source: str
@@ -166,6 +170,11 @@ class SpecFile(NamedTuple):
     header_span: Span | None = None
     objectives: tuple[ObjectiveNode, ...] = ()
     comments: tuple[Comment, ...] = ()
+
+    @property
+    def readable(self) -> bool:
+        """Whether the header (or its absence) names a language version this compiler reads."""
+        return self.version is None or self.version.text in LANGUAGE_VERSIONS
 
 
 def to_json(node: object) -> object:

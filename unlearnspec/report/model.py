@@ -434,6 +434,19 @@ class Report(_Model):
     # Chains of requests (drift, budget); left out of report.json when the plan has none.
     chains: list[ChainReport] = Field(default_factory=list, exclude_if=lambda v: not v)
 
+    @field_validator("format_version")
+    @classmethod
+    def _a_version_this_reads(cls, v: str) -> str:
+        """Another major version's report may mean something else by the same fields: refused, not misread."""
+        ours = FORMAT_VERSION.split(".")[0]
+        major = v.split(".")[0]
+        if not (major.isdigit() and all(p.isdigit() for p in v.split("."))):
+            raise ValueError(f"report format `{v[:40]}` is not a version number")
+        if major.lstrip("0") != ours:
+            raise ValueError(f"report format `{v}` is {'newer than' if int(major) > int(ours) else 'not one'} "
+                             f"this unlearnspec reads ({ours}.x)")
+        return v
+
     @model_validator(mode="after")
     def _overall_follows(self) -> Report:
         expected = report_overall(self.objectives)
