@@ -151,6 +151,34 @@ def test_a_folder_given_to_a_verb_that_takes_one_spec(work: Path) -> None:
         assert "`team` is a folder, not a spec file" in r.stderr and "folder to search" not in r.stderr, verb
 
 
+def test_an_output_over_an_input_is_refused_and_the_input_kept(work: Path) -> None:
+    """`-o` naming the spec, a data file it names, or a link to one, would replace what the user gave."""
+    name = write(work, "spec.unlearn", EXAMPLE.read_bytes())
+    (work / "link.unlearn").symlink_to(name)
+    spec_bytes, forget = (work / name).read_bytes(), (work / "data" / "jane-doe.jsonl").read_bytes()
+    for args in (["check", name, "-o", name], ["plan", name, "-o", "data/jane-doe.jsonl"],
+                 ["debug", "plan", name, "-o", "link.unlearn"], ["show", name, "-o", name]):
+        r = run(args, work)
+        assert r.returncode == 2 and "is an input of this command" in r.stderr, args
+    assert (work / name).read_bytes() == spec_bytes and (work / "data" / "jane-doe.jsonl").read_bytes() == forget
+    assert run(["plan", name, "-o", "plan.json"], work).returncode == 0 and (work / "plan.json").is_file()
+
+
+def test_builtin_export_keeps_the_users_files(work: Path) -> None:
+    """`builtin export` into a folder with the user's own data writes nothing and says which files are in the
+    way; a link there is never written through; `--force` replaces them with plain files."""
+    (work / "ex").mkdir()
+    (work / "ex" / "retain.jsonl").write_text('{"text": "mine"}\n', encoding="utf-8")
+    (work / "outside.txt").write_text("kept\n", encoding="utf-8")
+    (work / "ex" / "holdout.jsonl").symlink_to("../outside.txt")
+    r = run(["builtin", "export", "ex"], work)
+    assert r.returncode == 2 and "ex/retain.jsonl" in r.stderr and "ex/holdout.jsonl" in r.stderr
+    assert not (work / "ex" / "jane-doe.jsonl").exists() and "mine" in (work / "ex" / "retain.jsonl").read_text()
+    assert run(["builtin", "export", "ex", "--force"], work).returncode == 0
+    assert (work / "outside.txt").read_text() == "kept\n" and not (work / "ex" / "holdout.jsonl").is_symlink()
+    assert run(["builtin", "export", "ex"], work).returncode == 0  # the same corpus again: nothing in the way
+
+
 def test_missing_spec_file(work: Path) -> None:
     """A spec path that cannot be read is an unusable path (exit 2), not a finding in a spec (1)."""
     assert_diagnosed(run(["check", "missing.unlearn"], work), "UL207", "missing.unlearn:1:1", (2,))

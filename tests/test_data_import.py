@@ -173,6 +173,29 @@ def test_wmdp_subset_option_and_jsonl_source(tmp_path: Path, capsys: pytest.Capt
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["wmdp-cyber.jsonl", "wmdp.unlearn"]
 
 
+def test_an_import_never_writes_over_its_source(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The converted file has the source's name when the output folder is the source folder: refused even with
+    `--force` (it would lose the source's own columns); an empty `--out` is refused too."""
+    src = tmp_path / "wm"
+    write_json_lines(src / "wmdp-bio.jsonl", wmdp_rows("bio", 4))
+    before = (src / "wmdp-bio.jsonl").read_bytes()
+    rc, _, err = _import(capsys, "wmdp", str(src), "--subsets", "bio", "--out", str(src), "--force")
+    assert rc == 2 and "error[UL824]: `wmdp-bio.jsonl` in the output folder is the source file" in err
+    assert (src / "wmdp-bio.jsonl").read_bytes() == before and not (src / "wmdp.unlearn").exists()
+    with pytest.raises(SystemExit) as ex:
+        main(["data", "import", "wmdp", str(src), "--out", ""])
+    assert ex.value.code == 2
+
+
+def test_a_dataset_index_whose_splits_are_not_names_is_ul823(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "TOFU"
+    (src / "forget10").mkdir(parents=True)
+    (src / "forget10" / "dataset_dict.json").write_text('{"splits": 5}', encoding="utf-8")
+    rc, _, err = _import(capsys, "tofu", str(src), "--out", str(tmp_path / "out"))
+    assert rc == 2 and "error[UL823]" in err and "`splits` is not a list of names" in err
+    assert "Traceback" not in err and not (tmp_path / "out").exists()
+
+
 # -- wrong layouts: a diagnostic with code, path and help, exit 2, nothing written ----------------
 
 

@@ -232,6 +232,25 @@ def test_a_different_retain_file_of_the_same_size_is_not_flagged(work: Path, cap
     assert "UL209" not in text and code == EXIT_OK
 
 
+def test_a_plan_made_from_the_repository_root_finds_its_spec(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The README's tour: `plan specs/x.unlearn -o plan.json` from the root, then `show plan.json`. The plan
+    records the spec's name; the spec is found below the working folder by name *and* content, so a file of
+    the same name with other content is not taken for it."""
+    (work / "specs").mkdir()
+    shutil.move(str(work / "data"), str(work / "specs" / "data"))
+    (work / "specs" / EXAMPLE.name).write_bytes(EXAMPLE.read_bytes())
+    decoy = work / "old" / EXAMPLE.name
+    decoy.parent.mkdir()
+    decoy.write_text(EXAMPLE.read_text(encoding="utf-8") + "\n# an older draft\n", encoding="utf-8")
+    code, _ = cli(capsys, "plan", f"specs/{EXAMPLE.name}", "-o", "plan.json", "-q")
+    assert code == EXIT_OK
+    code, shown = cli(capsys, "show", "plan.json")
+    assert code == EXIT_OK and "UL701" not in shown
+    (work / "specs" / EXAMPLE.name).write_text(EXAMPLE.read_text(encoding="utf-8") + "\n", encoding="utf-8")
+    code, shown = cli(capsys, "show", "plan.json")  # the spec changed since: neither file has the plan's content
+    assert "UL701" in shown
+
+
 # -- 16: messages -------------------------------------------------------------------------------------------
 
 

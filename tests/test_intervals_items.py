@@ -174,3 +174,66 @@ def test_a_mean_over_few_items_takes_its_percentiles_at_the_expanded_level() -> 
         ref = stats.bootstrap((x,), np.mean, confidence_level=0.95, method="percentile", random_state=rng)
         plain += ref.confidence_interval.low <= truth <= ref.confidence_interval.high
     assert covered / trials >= 0.9 and (covered - plain) / trials >= 0.04
+
+
+def test_one_leak_never_gives_a_tighter_bound_than_none() -> None:
+    """Twenty questions under six wrappers: with no leak the upper limit is the rule of three over questions
+    (0.168); one leaked prompt must not bring it down (a bootstrap of the questions said [0, 0.033], a pass of
+    `leak_rate <= 0.05`). The exact bound on the share of questions that leaked at all keeps it up. The same for
+    a gap of two shares on the same items (a probe's hits, unlearned minus reference)."""
+    clusters = _questions(20, 6)
+    none = intervals.mean_estimate(np.zeros(120), rng=np.random.default_rng(0), bounds=intervals.UNIT,
+                                   clusters=clusters)
+    one = np.zeros(120)
+    one[7] = 1.0
+    once = intervals.mean_estimate(one, rng=np.random.default_rng(0), bounds=intervals.UNIT, clusters=clusters)
+    assert none is not None and once is not None
+    assert none.high == pytest.approx(_free(20)) and once.high >= none.high
+    assert once.high >= stats.binomtest(1, 20).proportion_ci(method="exact").high  # 1 of 20 questions leaked at all
+    hits = np.zeros(20)
+    hits[3] = 1.0
+    gap0 = intervals.paired_gap_estimate(np.zeros(20), np.zeros(20), rng=np.random.default_rng(0),
+                                         bounds=intervals.UNIT)
+    gap1 = intervals.paired_gap_estimate(hits, np.zeros(20), rng=np.random.default_rng(0), bounds=intervals.UNIT)
+    assert gap0 is not None and gap1 is not None and gap1.high > gap0.high and gap1.low <= gap0.low / 2
+    cp = stats.binomtest(1, 20).proportion_ci(confidence_level=0.975, method="exact").high
+    assert gap1.high >= cp  # at most the share of items ahead at all, at half the miss rate
+
+
+def test_a_few_items_get_at_least_hoeffdings_interval() -> None:
+    """Below five items (or clusters) a percentile bootstrap covers far less than it states; the interval is then
+    at least Hoeffding's, (hi - lo) * sqrt(log(2 / alpha) / (2 n)) either side, clipped to the range. Simulated:
+    three questions of two prompts each, per-question means spread over [0, 1], cover the truth at 95%."""
+    x = np.array([0.2, 0.35, 0.5])
+    e = intervals.mean_estimate(x, rng=np.random.default_rng(0), bounds=intervals.UNIT)
+    half = np.sqrt(np.log(2 / 0.05) / 6)
+    assert e is not None and e.low <= max(0.0, x.mean() - half) and e.high >= min(1.0, x.mean() + half)
+    rng = np.random.default_rng(4)
+    covered, trials = 0, 300
+    for _ in range(trials):
+        values = np.repeat(rng.beta(2, 5, 3), 2) + rng.normal(0, 0.01, 6)
+        values = np.clip(values, 0, 1)
+        c = intervals.mean_estimate(values, rng=rng, bounds=intervals.UNIT, clusters=_questions(3, 2))
+        assert c is not None and c.n == 3
+        covered += c.low <= 2 / 7 <= c.high
+    assert covered / trials >= 0.95
+
+
+def test_a_statistic_with_a_known_range_is_never_exact_from_one_item() -> None:
+    """paired_estimate (relearning recoveries, utility drops) on one item, or on items that give the same value
+    in every resample, spans degenerate_interval over the statistic's range when the caller knows it."""
+    def first(a: np.ndarray, axis: int = -1) -> np.ndarray:
+        return np.mean(a, axis=axis)
+
+    one = intervals.paired_estimate([[0.4]], first, rng=np.random.default_rng(0), span=(0.0, 1.0))
+    assert one is not None and (one.low, one.high) == pytest.approx(intervals.degenerate_interval(0.4, 1, 0.95, (0, 1)))
+    same = intervals.paired_estimate([[0.4] * 8], first, rng=np.random.default_rng(0), span=(0.0, 1.0))
+    assert same is not None and (same.low, same.high) == pytest.approx((0.4 - 0.4 * _free(8), 0.4 + 0.6 * _free(8)))
+    bare = intervals.paired_estimate([[0.4] * 8], first, rng=np.random.default_rng(0))
+    assert bare is not None and bare.low == bare.high == pytest.approx(0.4)  # no range known: no honest widening
+
+
+def test_a_value_past_its_range_by_rounding_keeps_the_range() -> None:
+    """A ROUGE of 1 + 1e-12 is 1 with rounding noise: the [0, 1] rules still apply (not a zero-width bootstrap)."""
+    e = intervals.mean_estimate(np.full(10, 1.0 + 1e-12), rng=np.random.default_rng(0), bounds=intervals.UNIT)
+    assert e is not None and e.low == pytest.approx(1 - _free(10)) and e.high == pytest.approx(1.0)

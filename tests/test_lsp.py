@@ -127,6 +127,18 @@ def test_language_server_session_over_stdio(tmp_path: Path) -> None:
             out["messy"] = messy
             out["formatting"] = await client.text_document_formatting_async(lsp.DocumentFormattingParams(
                 text_document=doc_id, options=lsp.FormattingOptions(tab_size=2, insert_spaces=True)))
+            # a document the client never opened: no answer, not a traceback about a missing file
+            out["unopened"] = await client.text_document_hover_async(lsp.HoverParams(
+                text_document=lsp.TextDocumentIdentifier(uri=(tmp_path / "never.unlearn").as_uri()),
+                position=lsp.Position(line=0, character=0)))
+            # a lone surrogate (legal in JSON-RPC) is text no file could hold: UL100, as `check` says of bad bytes
+            odd = (SPECS / "lsp-odd.unlearn").as_uri()
+            client.text_document_did_open(lsp.DidOpenTextDocumentParams(text_document=lsp.TextDocumentItem(
+                uri=odd, language_id="unlearnspec", version=1, text='unlearnspec 1\nobjective "\ud800" {\n}\n')))
+            out["surrogate"] = await next_diagnostics()
+            out["surrogate_format"] = await client.text_document_formatting_async(lsp.DocumentFormattingParams(
+                text_document=lsp.TextDocumentIdentifier(uri=odd),
+                options=lsp.FormattingOptions(tab_size=2, insert_spaces=True)))
             await asyncio.wait_for(client.shutdown_async(None), 30)
             client.exit(None)
         finally:
@@ -175,6 +187,11 @@ def test_language_server_session_over_stdio(tmp_path: Path) -> None:
     edits = out["formatting"]
     assert isinstance(edits, (list, tuple)) and edits
     assert apply_edits(str(out["messy"]), list(edits)) == good  # the checked-in spec is in `fmt` layout
+
+    assert out["unopened"] is None
+    surrogate = out["surrogate"]
+    assert isinstance(surrogate, lsp.PublishDiagnosticsParams) and [str(d.code) for d in surrogate.diagnostics] == ["UL100"]
+    assert not out["surrogate_format"]  # nothing to format in text that does not parse
 
 
 # -- in-process, feature by feature ----------------------------------------------------------------
@@ -276,6 +293,14 @@ def test_completion_in_context(tmp_path: Path) -> None:
     inside = where(text, '"data/jane-doe.jsonl"').start
     files = labels(lsp.Position(line=inside.line, character=inside.character + 1))
     assert {p.relative_to(SPECS).as_posix() for p in (SPECS / "data").rglob("*.jsonl")} <= files
+    # on the opening quote the cursor is not inside the string: no file items, and no edit whose range runs
+    # backwards (an invalid LSP range)
+    on_quote = features.completion(doc, inside)
+    assert not {i.label for i in on_quote} & files
+    for item in features.completion(doc, lsp.Position(line=inside.line, character=inside.character + 1)):
+        assert isinstance(item.text_edit, lsp.TextEdit)
+        r = item.text_edit.range
+        assert (r.start.line, r.start.character) <= (r.end.line, r.end.character)
 
 
 def test_definition_and_symbols() -> None:

@@ -9,6 +9,7 @@ import pty
 import re
 import subprocess
 import sys
+import urllib.parse
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -303,6 +304,15 @@ def test_sarif_uris_are_relative_to_the_repository_root(tmp_path: Path) -> None:
     [res] = [r for r in doc["runs"][0]["results"] if r["ruleId"] == "UL204"]
     assert res["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "policies/team/x.unlearn"
     assert res["level"] == "error" and res["ruleId"] == "UL204"
+    assert doc["runs"][0]["columnKind"] == "unicodeCodePoints"  # columns count characters, not UTF-16 units
+    # a name that is no URI as written (a space, `%`, a `:` that would read as a scheme) is percent-encoded
+    odd = team / "we ird:na%me.unlearn"
+    odd.write_text(spec_text(MINIMAL_BODY.replace("removal", "removel")), encoding="utf-8")
+    doc = _sarif([odd.name], team)
+    [res] = [r for r in doc["runs"][0]["results"] if r["ruleId"] == "UL204"]
+    uri = res["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+    assert uri == "policies/team/we%20ird%3Ana%25me.unlearn"
+    assert urllib.parse.unquote(uri) == "policies/team/" + odd.name
 
 
 def test_sarif_of_a_syntax_error_validates(tmp_path: Path) -> None:

@@ -60,7 +60,9 @@ def test_mean_interval_equals_scipy_bootstrap_on_fixed_data() -> None:
 
 
 def test_auc_interval_resamples_members_and_nonmembers_separately_like_scipy() -> None:
-    members, nonmembers = FIXED[:4] + 0.3, FIXED[4:]
+    """Like scipy's bootstrap of the AUC written out, at the expanded level for the smaller side (five
+    members); with four members or fewer the interval widens to Hoeffding's (test_intervals_items.py)."""
+    members, nonmembers = FIXED[:5] + 0.3, FIXED[5:]
     est = intervals.auc_estimate(members, nonmembers, True, rng=intervals.seed_for(1, "auc"))
 
     def auc(m: np.ndarray, n: np.ndarray, axis: int = -1) -> np.ndarray:  # written out: P(m > n) + P(m = n) / 2
@@ -68,11 +70,11 @@ def test_auc_interval_resamples_members_and_nonmembers_separately_like_scipy() -
         return ((m3 > n3).mean(axis=(-2, -1)) + 0.5 * (m3 == n3).mean(axis=(-2, -1)))
 
     ref = stats.bootstrap((members, nonmembers), auc, n_resamples=intervals.N_RESAMPLES, method="percentile",
-                          random_state=intervals.seed_for(1, "auc"))
-    labels = np.r_[np.ones(4), np.zeros(6)]
+                          confidence_level=hesterberg(0.95, 5), random_state=intervals.seed_for(1, "auc"))
+    labels = np.r_[np.ones(5), np.zeros(FIXED.size - 5)]
     assert est is not None and est.value == pytest.approx(roc_auc_score(labels, np.r_[members, nonmembers]))
     assert (est.low, est.high) == pytest.approx((ref.confidence_interval.low, ref.confidence_interval.high))
-    assert (est.n, est.n_other) == (4, 6)
+    assert (est.n, est.n_other) == (5, FIXED.size - 5)
 
 
 def _gap_pair(group: str, rng: np.random.Generator, n: int = 30) -> joint_intervals.GapPair:
@@ -133,6 +135,7 @@ def test_joint_intervals_count_a_resample_a_pair_cannot_compute_as_a_miss() -> N
     assert level == 1.0
     e = est[1]
     assert e is not None and (e.n, e.n_other) == (2, 12) and e.low <= e.value <= e.high and e.low < e.high
+    assert (e.low, e.high) == (-1.0, 1.0)  # two usable members: Hoeffding's interval at level 1 is the whole range
     assert est[0] is not None and est[0].confidence == 1.0
 
 
@@ -140,21 +143,24 @@ def test_one_item_on_a_side_says_nothing_of_its_population() -> None:
     """A small forget set can hold one document beside twenty questions. One member is no sample of the
     members' distribution, so that pair's gap spans :func:`degenerate_interval` over [-1, 1] with one item
     (at the joint level), outside the bootstrap, which then calibrates the other pairs alone; the point
-    value is still sklearn's. A single AUC and a KS test with one item on a side do the same (and no
-    longer raise, as scipy.stats.bootstrap does on a one-item sample)."""
+    value is still sklearn's. The two hold together by the union bound: each at 97.5% (Bonferroni's share of
+    the 5% miss rate), the big pair calibrated alone at that level. A single AUC and a KS test with one item on
+    a side do the same (and no longer raise, as scipy.stats.bootstrap does on a one-item sample)."""
     rng = np.random.default_rng(5)
     big = _gap_pair("qa", rng)
     lone = joint_intervals.GapPair("documents", np.array([2.0]), rng.normal(0, 1, 5), np.array([0.1]), rng.normal(0, 1, 5),
                              True)
     est, level = joint_intervals.joint_gap_estimates([big, lone], rng=np.random.default_rng(0), n_resamples=2000)
-    [alone], level_alone = joint_intervals.joint_gap_estimates([big], rng=np.random.default_rng(0), n_resamples=2000)
-    assert level == level_alone == 0.95 and est[0] == alone  # the same draws for the big pair, first in each batch
+    [alone], level_alone = joint_intervals.joint_gap_estimates([big], confidence=0.975, rng=np.random.default_rng(0),
+                                                               n_resamples=2000)
+    assert level == level_alone == 0.975 and est[0] == alone  # the same draws for the big pair, first in each batch
+    assert est[1] is not None and est[1].confidence == 0.975
     labels = np.r_[1.0, np.zeros(5)]
     expected = roc_auc_score(labels, np.r_[lone.members_a, lone.nonmembers_a]) \
         - roc_auc_score(labels, np.r_[lone.members_b, lone.nonmembers_b])  # type: ignore[arg-type]
     e = est[1]
     assert e is not None and e.value == pytest.approx(expected) and (e.n, e.n_other) == (1, 5)
-    p = (1 + level) / 2  # the share of a population one draw misses, at the joint level
+    p = (1 + 0.975) / 2  # the share of a population one draw misses, at its Bonferroni level
     assert (e.low, e.high) == pytest.approx((expected - (expected + 1) * p, expected + (1 - expected) * p))
     a = intervals.auc_estimate([2.0], rng.normal(0, 1, 8), True, rng=np.random.default_rng(0))
     assert a is not None and a.value == 1.0 and a.low == pytest.approx(1 - 0.975) and a.high == 1.0

@@ -24,6 +24,7 @@ What it holds, and which objective each part serves:
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import json
 import random
@@ -41,6 +42,7 @@ from unlearnspec.builtin.stories import (
     hazard_records,
     work_records,
 )
+from unlearnspec.io import atomic_write_bytes
 from unlearnspec.records import Record
 
 CORPUS_VERSION = "1"
@@ -525,17 +527,32 @@ def corpus_sha256(corpus: Corpus | None = None) -> str:
     return h.hexdigest()
 
 
-def export(directory: Path | str, corpus: Corpus | None = None) -> dict[str, Path]:
+def export(directory: Path | str, corpus: Corpus | None = None, *, force: bool = False) -> dict[str, Path]:
     """Write the corpus as JSONL under ``directory``; returns paths keyed by split (see ``FILES``),
     by ``<split>_mcq`` for the multiple-choice views (``MCQ_FILES``) and by ``people/<slug>`` for the
-    per-person files. Byte-identical on every call."""
+    per-person files. Byte-identical on every call.
+
+    A file already there with other content (the user's own data) is not replaced unless ``force``:
+    :class:`FileExistsError` names every such file and nothing is written. Each file is written to a
+    temporary file beside it and renamed over its name (:func:`unlearnspec.io.atomic_write_bytes`), so a crash
+    leaves the old file or the new one, and a symbolic link at a name is replaced by the file rather than
+    written through."""
     root = Path(directory)
-    out: dict[str, Path] = {}
     by_name = {name: split for split, name in FILES.items()}
     by_name |= {name: f"{split}_mcq" for split, name in MCQ_FILES.items()}
-    for name, content in (corpus_files(corpus) | mcq_files(corpus)).items():
+    contents = {name: content.encode("utf-8") for name, content in (corpus_files(corpus) | mcq_files(corpus)).items()}
+    if not force:
+        taken = [root / n for n, data in contents.items() if (root / n).is_symlink()
+                 or ((root / n).exists() and (not (root / n).is_file() or (root / n).read_bytes() != data))]
+        if taken:
+            raise FileExistsError(errno.EEXIST, "files with other content are there", ", ".join(map(str, taken)))
+    out: dict[str, Path] = {}
+    for name, data in contents.items():
         path = root / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(content.encode("utf-8"))
+        if path.is_symlink():  # replaced by the file, never written through (only with `force`)
+            path.unlink()
+        if not (path.is_file() and path.read_bytes() == data):
+            atomic_write_bytes(path, data)
         out[by_name.get(name, name.removesuffix(".jsonl"))] = path
     return out

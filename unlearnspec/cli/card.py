@@ -31,7 +31,8 @@ def cmd_card(args: argparse.Namespace) -> int:
         sys.stderr.write(f"error: `{run_dir / 'report.json'}` is not a valid report: {why}\n"
                          "  = help: a card is only made from a report that validates; re-run to get one\n")
         return EXIT_USAGE
-    out(text, args.output)
+    # a card written over the run's own files would replace the evidence it summarises
+    out(text, args.output, [p for p in run_dir.iterdir() if p.is_file()])
     return EXIT_OK
 
 

@@ -18,7 +18,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     if not results:
         sys.stderr.write("error: no `*.unlearn` files found in " + ", ".join(args.paths) + "\n")
         return EXIT_USAGE
-    out(render(results, args.format, sys.stdout, args.color), args.output)
+    out(render(results, args.format, sys.stdout, args.color), args.output,
+        [f for r in results for f in r.read_files])
     if any(r.unreadable for r in results):
         return EXIT_USAGE
     errors = sum(r.errors for r in results)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -51,10 +53,18 @@ def path_arg(text: str) -> str:
     return text
 
 
-def out(text: str, output: str | None = None) -> None:
-    """Write ``text`` to ``output`` atomically, or to stdout when no file (or ``-``) is given."""
+def out(text: str, output: str | None = None, inputs: Sequence[str | Path] = ()) -> None:
+    """Write ``text`` to ``output`` atomically, or to stdout when no file (or ``-``) is given. An ``output`` that
+    is one of the command's ``inputs`` (the spec, a data file it names, the run's report), through a link or
+    not, is refused: the output would replace what the user gave."""
     if output and output != "-":
         from unlearnspec.io import atomic_write_text
+
+        for given in inputs:
+            with contextlib.suppress(OSError):
+                if os.path.samefile(output, given):
+                    raise UsageError(f"`{output}` is an input of this command (`{given}`): writing the output there "
+                                     "would replace it", help=["give another path with `-o`, or `-` for stdout"])
 
         try:
             atomic_write_text(Path(output), text, make_parents=False)

@@ -70,7 +70,7 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
     imp = dsub.add_parser("import", help="convert a benchmark's local files to JSONL records and a starter spec")
     imp.add_argument("benchmark", choices=("tofu", "muse", "wmdp"))
     imp.add_argument("src", type=path_arg, help="folder holding the benchmark's files (json, jsonl, parquet or save_to_disk)")
-    imp.add_argument("--out", required=True, help="folder to write the records and the starter spec into")
+    imp.add_argument("--out", required=True, type=path_arg, help="folder to write the records and the starter spec into")
     imp.add_argument("--model", default="builtin:tiny-bios", help="the model the starter spec names")
     imp.add_argument("--split", default="forget10", choices=("forget01", "forget05", "forget10"),
                      help="TOFU: the forget split (its retain and holdout splits follow)")

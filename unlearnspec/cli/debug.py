@@ -46,7 +46,7 @@ def cmd_debug(args: argparse.Namespace) -> int:
     doc = {"stage": args.stage, "pass": STAGES[args.stage], "file": result.path, "passes": result.passes,
            "output": output, "diagnostics": [d.model_dump(mode="json", exclude_defaults=True)
                                              for d in result.diagnostics]}
-    out(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", args.output)
+    out(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", args.output, result.read_files)
     if result.unreadable:  # a spec path that cannot be read is unusable (2), not a finding (1)
         return EXIT_USAGE
     return EXIT_OK if output is not None else EXIT_FINDINGS

@@ -23,7 +23,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         sys.stderr.write(render([result], "human", sys.stderr, args.color))
     if plan is None:
         return EXIT_USAGE if result.unreadable else EXIT_FINDINGS
-    out(plan.canonical_json(), args.output)
+    out(plan.canonical_json(), args.output, result.read_files)
     if args.output and args.output != "-" and not args.quiet:
         sys.stderr.write(f"wrote {args.output} (plan {plan.plan_hash[:12]})\n")
     return EXIT_OK
@@ -42,7 +42,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         return EXIT_USAGE if is_plan_path(path) or not path.is_file() else EXIT_FINDINGS
     if path.suffix.lower() == ".json":
         warn_provenance(plan, path)
-    out(render_review(plan, args.format), args.output)
+    out(render_review(plan, args.format), args.output, [path])
     if err:  # a spec that `plan` refuses: reviewed all the same, but a gate on `show` must not pass it
         sys.stderr.write(err + "\n")
         return EXIT_FINDINGS

@@ -11,6 +11,8 @@ Command-line layer: it may import the compiler; the runtime never does.
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ from unlearnspec.compiler.check import plan_file
 from unlearnspec.compiler.semdiff import diff_plans
 from unlearnspec.errors import UserError
 from unlearnspec.plan import Plan
+from unlearnspec.records import sha256_path
 
 E_SPEC_NOT_FOUND = "UL701"
 E_PLAN_NOT_FROM_SPEC = "UL711"
@@ -25,20 +28,62 @@ TRUST_HELP = ("make the plan again (`unlearnspec plan SPEC -o plan.json`) and re
               "given with `--trust-plan` (the report's audit trail then says it was not re-derived)")
 
 
+#: How far the search for a plan's spec by name and content goes below the working folder and the plan's.
+SEARCH_DEPTH = 6
+SEARCH_FOLDERS = 5000
+_SKIPPED = {".git", ".venv", "venv", "node_modules", "__pycache__", "runs"}
+
+
+def _same_named(root: Path, name: str) -> list[Path]:
+    """Files called ``name`` under ``root``, breadth-first, at most ``SEARCH_DEPTH`` folders down and
+    ``SEARCH_FOLDERS`` folders in all (hidden folders, virtual environments and run folders skipped)."""
+    found: list[Path] = []
+    level, seen = [root], 0
+    for _ in range(SEARCH_DEPTH + 1):
+        below: list[Path] = []
+        for folder in level:
+            seen += 1
+            if seen > SEARCH_FOLDERS:
+                return found
+            try:
+                entries = sorted(os.scandir(folder), key=lambda e: e.name)
+            except OSError:
+                continue
+            for e in entries:
+                with contextlib.suppress(OSError):
+                    if e.is_file() and e.name == name:
+                        found.append(Path(e.path))
+                    elif e.is_dir(follow_symlinks=False) and e.name not in _SKIPPED and not e.name.startswith("."):
+                        below.append(Path(e.path))
+        level = below
+    return found
+
+
 def locate_spec(plan: Plan, plan_path: Path | None) -> Path:
-    """The spec file the plan was made from: beside the working folder's path, or beside the plan."""
+    """The spec file the plan was made from: its recorded path from the working folder or beside the plan;
+    failing those, a file of the same name *and content* (the sha256 the plan records) below either, as when
+    `plan specs/x.unlearn -o plan.json` was run from the repository's root."""
     spec_rel = Path(plan.spec.path)
     candidates = [Path.cwd() / spec_rel]
+    roots = [Path.cwd()]
     if plan_path is not None:
         candidates += [plan_path.resolve().parent / spec_rel, plan_path.resolve().parent / spec_rel.name]
+        roots.append(plan_path.resolve().parent)
     for c in candidates:
         try:
             if c.is_file():
                 return c.resolve()
         except OSError:
             continue
+    for root in dict.fromkeys(r.resolve() for r in roots):
+        for c in _same_named(root, spec_rel.name):
+            with contextlib.suppress(OSError):
+                if sha256_path(c) == plan.spec.sha256:
+                    return c.resolve()
     raise UserError(E_SPEC_NOT_FOUND, f"cannot find the plan's spec `{plan.spec.path}`",
-                    ["run from the folder the plan was made in, or keep the plan beside its spec"])
+                    [f"no file of that name and content lies below the working folder or the plan's (searched "
+                     f"{SEARCH_DEPTH} folders deep); run from the spec's folder, keep the plan beside its spec, "
+                     "or run the plan as given with `--trust-plan`"])
 
 
 def _leaf_differences(a: Any, b: Any, where: str = "", limit: int = 5) -> list[str]:

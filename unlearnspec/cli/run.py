@@ -183,7 +183,11 @@ def cmd_builtin(args: argparse.Namespace) -> int:
         from unlearnspec.builtin.corpus import export
 
         try:
-            files = export(Path(args.dir))
+            files = export(Path(args.dir), force=args.force)
+        except FileExistsError as err:
+            raise UsageError(f"`{args.dir}` already holds files with other content: {err.filename}",
+                             help=["nothing was written; give an empty or new folder, or `--force` to replace "
+                                   "them with the built-in corpus"]) from err
         except OSError as err:
             raise UsageError(f"cannot write the corpus to `{args.dir}`: {os_reason(err)}",
                              help=["give a folder you can write to (it is created when missing)"]) from err
@@ -224,7 +228,9 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
     sp = sub.add_parser("builtin", help="the built-in demo model and corpus")
     bsub = sp.add_subparsers(dest="builtin_cmd", required=True, parser_class=Parser)
     b = bsub.add_parser("export", help="write the corpus splits as JSONL files")
-    b.add_argument("dir")
+    b.add_argument("dir", type=path_arg)
+    b.add_argument("--force", action="store_true",
+                   help="replace files already there with other content (they are kept otherwise)")
     b = bsub.add_parser("build", help="build (or find in the cache) a built-in model; print its folder")
     from unlearnspec.builtin.recipe import RECIPES
 

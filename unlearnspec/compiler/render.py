@@ -11,6 +11,7 @@ import json
 import os
 import sys
 import unicodedata
+import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -232,12 +233,14 @@ def repo_root(start: Path) -> Path | None:
 
 
 def _sarif_uri(file: str) -> str:
+    """The file as a URI reference relative to the repository root (percent-encoded: a space, `%` or a `:` in a
+    name would otherwise make it no URI, or read as a scheme), or a `file:` URI for a file outside it."""
     p = Path(file).resolve()
     root = repo_root(p.parent) or Path.cwd()
     try:
-        return p.relative_to(root).as_posix()
+        return urllib.parse.quote(p.relative_to(root).as_posix(), safe="/")
     except ValueError:
-        return Path(file).as_posix()
+        return p.as_uri()
 
 
 def _sarif_region(span: Span) -> dict[str, int]:
@@ -307,6 +310,7 @@ def render_sarif(results: Sequence[CheckResult]) -> str:
             "tool": {"driver": {"name": "unlearnspec", "version": __version__, "semanticVersion": __version__,
                                 "informationUri": INFO_URI, "rules": rules}},
             "originalUriBaseIds": {"%SRCROOT%": {"description": {"text": "the repository root"}}},
+            "columnKind": "unicodeCodePoints",  # columns count characters, as every other output does
             "results": sarif_results,
         }],
     }

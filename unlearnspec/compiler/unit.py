@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from unlearnspec.compiler.ast import Spec
+from pydantic import BaseModel
+
+from unlearnspec.compiler.ast import PathRef, Spec
 from unlearnspec.compiler.diagnostics import Diagnostic
 from unlearnspec.compiler.syntax import SpecFile
 
@@ -47,3 +49,23 @@ class CheckResult:
     @property
     def warnings(self) -> int:
         return sum(d.severity == "warning" and not d.accepted for d in self.diagnostics)
+
+    @property
+    def read_files(self) -> list[str]:
+        """The files compiling this spec read: the spec and every data file it names (an output written over
+        one of them would destroy what the user gave)."""
+        found = [self.path]
+
+        def walk(node: Any) -> None:
+            if isinstance(node, PathRef):
+                found.append(node.resolved)
+            elif isinstance(node, BaseModel):
+                for name in type(node).model_fields:
+                    walk(getattr(node, name))
+            elif isinstance(node, list | tuple):
+                for item in node:
+                    walk(item)
+
+        walk(self.spec)
+        return found
+

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -55,6 +56,11 @@ def write_import(imported: Imported, out: Path, *, force: bool = False) -> list[
     someone may have edited (UL824).
     """
     targets = [out / name for name in imported.files] + [out / imported.spec_name]
+    for target in targets:  # never over a file the import reads, `--force` or not
+        for source in imported.sources.values():
+            if target.exists() and source.exists() and os.path.samefile(target, source):
+                raise ImportFailure("UL824", f"`{target.name}` in the output folder is the source file it would be "
+                                    "converted from", target, help=["choose an output folder other than the source's"])
     existing = [p for p in targets if p.exists()]
     if existing and not force:
         raise ImportFailure("UL824", f"`{existing[0].name}` already exists in the output folder", existing[0],

@@ -101,6 +101,9 @@ def _read_dir(path: Path) -> Rows:
             splits = load_json((path / "dataset_dict.json").read_text(encoding="utf-8")).get("splits", [])
         except (ValueError, AttributeError) as exc:
             raise ImportFailure("UL823", f"`dataset_dict.json` is not a dataset index: {_first_line(exc)}", path) from exc
+        if not isinstance(splits, list) or not all(isinstance(x, str) for x in splits):
+            raise ImportFailure("UL823", "`dataset_dict.json` is not a dataset index: `splits` is not a list of names",
+                                path, help=["`save_to_disk` writes `{\"splits\": [\"train\", ...]}`"])
         pick = splits[0] if len(splits) == 1 else next((s for s in ("train", "test") if s in splits), None)
         if pick is None:
             raise ImportFailure("UL821", f"the `DatasetDict` folder has splits {_names(splits)} and none is this split",

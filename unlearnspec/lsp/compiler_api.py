@@ -127,12 +127,13 @@ class CheckOutcome:
 
 def check_text(text: str, display: str, base_dir: Path) -> CheckOutcome:
     """Everything ``unlearnspec check`` reports for ``text``: parse, resolve, feasibility, accept."""
-    result = check_bytes(text.encode("utf-8"), display, base_dir)
+    # a lone surrogate (legal in JSON-RPC's strings) stays an invalid byte sequence: UL100, as in a file
+    result = check_bytes(text.encode("utf-8", "surrogatepass"), display, base_dir)
     return CheckOutcome(diagnostics=list(result.diagnostics), syntax=result.syntax)
 
 
 def parse_text(text: str, display: str) -> SpecFile | None:
-    syntax, diags = parse_bytes(text.encode("utf-8"), display)
+    syntax, diags = parse_bytes(text.encode("utf-8", "surrogatepass"), display)
     if syntax is None or any(d.severity == "error" for d in diags):
         return None
     return syntax

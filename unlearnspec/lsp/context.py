@@ -67,7 +67,9 @@ class Cursor:
 
     @property
     def in_string(self) -> bool:
-        return self.token is not None and self.token.kind == "string" and self.prefix != self.token.text
+        """Between a string's quotes: after the opening one (not on it) and before the closing one."""
+        return (self.token is not None and self.token.kind == "string" and self.prefix != ""
+                and self.prefix != self.token.text)
 
 
 def _head(tokens: list[Token]) -> str:

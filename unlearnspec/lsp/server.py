@@ -7,6 +7,7 @@ Diagnostics are published on open, on every change and on save; the check is the
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import unquote
 
 from lsprotocol import types as lsp
 from pygls.lsp.server import LanguageServer
@@ -24,6 +25,13 @@ class SpecServer(LanguageServer):
         super().__init__("unlearnspec", __version__)
         self.documents: dict[str, Document] = {}
         self.rules_base: str | None = features.default_rules_base()
+
+    def opened(self, uri: str) -> Document | None:
+        """The document if the client has it open; a request about any other is answered with nothing (reading
+        it from disk would answer about a file the editor is not showing, or fail on one that is gone)."""
+        if uri not in self.workspace.text_documents and unquote(uri) not in self.workspace.text_documents:
+            return None
+        return self.document(uri)
 
     def document(self, uri: str) -> Document:
         text = self.workspace.get_text_document(uri).source
@@ -73,33 +81,40 @@ def build_server() -> SpecServer:
 
     @server.feature(lsp.TEXT_DOCUMENT_HOVER)
     def hover(ls: SpecServer, params: lsp.HoverParams) -> lsp.Hover | None:
-        return features.hover(ls.document(params.text_document.uri), params.position)
+        doc = ls.opened(params.text_document.uri)
+        return None if doc is None else features.hover(doc, params.position)
 
     @server.feature(lsp.TEXT_DOCUMENT_COMPLETION,
                     lsp.CompletionOptions(trigger_characters=['"', "/", " "]))
     def completion(ls: SpecServer, params: lsp.CompletionParams) -> lsp.CompletionList:
-        items = features.completion(ls.document(params.text_document.uri), params.position)
+        doc = ls.opened(params.text_document.uri)
+        items = [] if doc is None else features.completion(doc, params.position)
         return lsp.CompletionList(is_incomplete=False, items=items)
 
     @server.feature(lsp.TEXT_DOCUMENT_FORMATTING)
     def formatting(ls: SpecServer, params: lsp.DocumentFormattingParams) -> list[lsp.TextEdit]:
-        return features.formatting(ls.document(params.text_document.uri))
+        doc = ls.opened(params.text_document.uri)
+        return [] if doc is None else features.formatting(doc)
 
     @server.feature(lsp.TEXT_DOCUMENT_CODE_ACTION,
                     lsp.CodeActionOptions(code_action_kinds=[lsp.CodeActionKind.QuickFix]))
     def code_action(ls: SpecServer, params: lsp.CodeActionParams) -> list[lsp.CodeAction]:
-        doc = ls.document(params.text_document.uri)
+        doc = ls.opened(params.text_document.uri)
+        if doc is None:
+            return []
         if doc.outcome is None:
             doc.check()
         return features.code_actions(doc, params.range)
 
     @server.feature(lsp.TEXT_DOCUMENT_DEFINITION)
     def definition(ls: SpecServer, params: lsp.DefinitionParams) -> lsp.Location | None:
-        return features.definition(ls.document(params.text_document.uri), params.position)
+        doc = ls.opened(params.text_document.uri)
+        return None if doc is None else features.definition(doc, params.position)
 
     @server.feature(lsp.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
     def document_symbol(ls: SpecServer, params: lsp.DocumentSymbolParams) -> list[lsp.DocumentSymbol]:
-        return features.symbols(ls.document(params.text_document.uri))
+        doc = ls.opened(params.text_document.uri)
+        return [] if doc is None else features.symbols(doc)
 
     return server
 

@@ -137,21 +137,26 @@ class AttackChecks(EvaluatorBase):
         def gap(o: Any, u: Any, a: Any, r: Any, ra: Any, axis: int = -1) -> Any:
             return _recovered(o, u, a, axis) - _recovered(o, r, ra, axis)
 
+        attainable = self._recovery_range(float(np.nanmean(cols[0])), float(np.nanmean(cols[1])), reference_recovery)
         if self.ctx.intervals:
-            e = intervals.paired_estimate(cols, gap, confidence=self.ctx.confidence, rng=self.rng(check, "gap"))
+            e = intervals.paired_estimate(cols, gap, confidence=self.ctx.confidence, rng=self.rng(check, "gap"),
+                                          span=attainable)
         else:
             o, u, a, r, ra = (np.asarray(c, dtype=np.float64) for c in cols)
             with np.errstate(divide="ignore", invalid="ignore"):
                 e = _point_est(float(gap(o, u, a, r, ra)), len(o))
         if e is None:
             return None
+        same = self.ctx.intervals and e.value == 0.0 and self.unlearned_is_reference
+        if same:  # the same weights given the same fine-tune: 0 on every question there is
+            e = self.exact_zero_gap(e.n)
         return Decision(
             quantity="recovery minus the retrained reference's after the same fine-tune", value=e.value,
             interval=(e.low, e.high) if self.ctx.intervals else None, threshold=t, n=e.n,
-            attainable=self._recovery_range(float(np.nanmean(cols[0])), float(np.nanmean(cols[1])), reference_recovery),
+            attainable=attainable,
             how=f"the bound {OP_SYMBOLS[t.op]} {t.value:g} is read as at most {t.value:g} above what the same fine-tune gives the "
                 f"retrained reference, which never saw the target and recovers {reference_recovery:.3g}: what the "
-                "fine-tune teaches rather than restores",
+                "fine-tune teaches rather than restores" + (self.SAME_WEIGHTS if same else ""),
             more_items=intervals.items_to_settle(e.n, e.low, e.high, e.value, t.value))
 
     @staticmethod
@@ -167,8 +172,10 @@ class AttackChecks(EvaluatorBase):
         """The recovered share with its interval: the same questions resampled for all three models."""
         if not self.ctx.intervals:
             return _point_est(float(_recovered(np.asarray(orig), np.asarray(unl), np.asarray(att))), len(orig))
+        o, u = float(np.nanmean(np.asarray(orig, dtype=np.float64))), float(np.nanmean(np.asarray(unl, dtype=np.float64)))
+        span = self._recovery_range(o, u, 0.0)  # knowledge 0 and 1 for the attacked model
         return intervals.paired_estimate([orig, unl, att], _recovered, confidence=self.ctx.confidence,
-                                         rng=self.rng(check, who))
+                                         rng=self.rng(check, who), span=span)
 
     def _quantized(self, precision: str) -> attacks.QuantizeResult:
         key = f"quantize:{precision}"

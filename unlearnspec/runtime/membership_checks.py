@@ -95,8 +95,9 @@ class MembershipChecks(EvaluatorBase):
         for (t, a), e in found.items():
             if e is None or not math.isfinite(e.value):
                 continue
-            um, un = sc[decided]["member"][t][1][a], sc[decided]["non"][t][1][a]
-            gaps[t][a] = [e.value, e.low, e.high, float(len(um)), float(len(un))]
+            # the items the gap rests on: members and non-members with a score from both models
+            n_non = e.n_other if e.n_other is not None else len(sc[decided]["non"][t][1][a])
+            gaps[t][a] = [e.value, e.low, e.high, float(e.n), float(n_non)]
             lo_abs, hi_abs = intervals.abs_interval(e.low, e.high)
             if worst is None or abs(e.value) > worst[0]:
                 worst = (abs(e.value), lo_abs, hi_abs, t, a, e.n)

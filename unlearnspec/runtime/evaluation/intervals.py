@@ -120,6 +120,46 @@ def degenerate_interval(value: float, n: int, confidence: float, bounds: Bounds)
     return (value - (value - low) * p, value + (high - value) * p)
 
 
+FEW = 5
+"""Below this many items (or clusters, or disjoint member–non-member pairs) a percentile bootstrap covers far
+less than it states (about 49% at two clusters, 75% at three): such intervals are widened to Hoeffding's."""
+
+
+def hoeffding_union(value: float, low: float, high: float, n: int, confidence: float,
+                    span: Bounds) -> tuple[float, float]:
+    """``[low, high]`` widened, when ``n < FEW``, to Hoeffding's interval for the mean of ``n`` independent values in
+    ``span`` (half-width ``(hi - lo) * sqrt(log(2 / alpha) / (2 n))``, Hoeffding 1963; for an AUC, ``n`` is the
+    number of disjoint member–non-member pairs, his bound for U-statistics). It holds at any ``n`` without
+    assuming a distribution, so the union does too; it is wide, which is what so few items can show."""
+    if n >= FEW:
+        return low, high
+    if confidence >= 1.0:
+        return min(low, span[0]), max(high, span[1])
+    half = (span[1] - span[0]) * math.sqrt(math.log(2.0 / (1.0 - confidence)) / (2.0 * max(1, n)))
+    return min(low, max(span[0], value - half)), max(high, min(span[1], value + half))
+
+
+def share_floors(low: float, high: float, any_of: int, all_of: int, n: int, confidence: float) -> tuple[float, float]:
+    """A share's interval kept at least as wide as two exact bounds that hold whatever the items' dependence: the
+    mean of values in [0, 1] is at most the share of items with any positive value (``any_of`` of ``n``) and at
+    least the share whose values are all 1 (``all_of``), each bounded by Clopper and Pearson. So one leak can
+    never give a tighter bound than none, as a bootstrap of one leaking question among twenty does."""
+    up = stats.binomtest(any_of, n).proportion_ci(confidence_level=confidence, method="exact").high
+    down = stats.binomtest(all_of, n).proportion_ci(confidence_level=confidence, method="exact").low
+    return min(low, float(down)), max(high, float(up))
+
+
+def _within(x: NDArray[np.float64], bounds: Bounds | None) -> tuple[NDArray[np.float64], Bounds | None]:
+    """Values outside ``bounds`` by rounding only (1 + 1e-12) are clipped; further out, the bounds are not the
+    range the caller said, and are dropped (a bootstrap, as without them, rather than a wrong bound)."""
+    if bounds is None:
+        return x, None
+    tol = 1e-9 * max(1.0, bounds[1] - bounds[0])
+    if np.any(x < bounds[0] - tol) or np.any(x > bounds[1] + tol):
+        return x, None
+    return np.clip(x, bounds[0], bounds[1]), bounds
+
+
 def _by_cluster(x: NDArray[np.float64], clusters: Sequence[str] | None) -> tuple[NDArray[np.float64], NDArray[np.float64]] | None:
     """Per-cluster sums and counts of ``x`` (finite values, in order), or ``None`` when every value is its own
     cluster. A cluster is the unit that was sampled: a question asked through six adversarial templates is one
@@ -137,11 +177,13 @@ def _ratio(sums: NDArray[np.float64], counts: NDArray[np.float64], axis: int = -
 
 
 def _clustered_mean(value: float, sums: NDArray[np.float64], counts: NDArray[np.float64], *, confidence: float,
-                    rng: np.random.Generator, bounds: Bounds | None, span: Bounds | None) -> tuple[float, float]:
+                    rng: np.random.Generator, bounds: Bounds | None, span: Bounds | None,
+                    binary: bool = False, gap: bool = False) -> tuple[float, float]:
     """The interval of a mean over prompts grouped in clusters, the clusters being the items: each rule of
     :func:`mean_estimate` applied to the clusters' means (``span``: the range of one value; ``bounds`` only for
     Clopper and Pearson's interval, which needs values in [0, 1] and clusters of one size), else clusters
-    resampled with the mean over their prompts as the statistic (a ratio of sums)."""
+    resampled with the mean over their prompts as the statistic (a ratio of sums), kept at least as wide as
+    :func:`share_floors` for a share (``binary``: every value 0 or 1) and :func:`hoeffding_union` for few clusters."""
     means = sums / counts
     c = int(sums.size)
     if bounds == UNIT and np.all(counts == counts[0]) and np.all((means == 0.0) | (means == 1.0)):
@@ -149,7 +191,12 @@ def _clustered_mean(value: float, sums: NDArray[np.float64], counts: NDArray[np.
         return float(ci.low), float(ci.high)
     if c == 1 or np.all(means == means[0]):
         return degenerate_interval(value, c, confidence, span) if span is not None else (value, value)
-    return _bootstrap((sums, counts), _ratio, confidence=confidence, rng=rng, paired=True, expand=c)
+    lo, hi = _bootstrap((sums, counts), _ratio, confidence=confidence, rng=rng, paired=True, expand=c)
+    if binary and gap:  # a gap of two shares over questions: never tighter than the exact bounds on them
+        lo, hi = _gap_floors(lo, hi, means, c, confidence)
+    elif binary and bounds == UNIT:  # a share over questions: likewise
+        lo, hi = share_floors(lo, hi, int(np.sum(sums > 0)), int(np.sum(sums == counts)), c, confidence)
+    return hoeffding_union(value, lo, hi, c, confidence, span) if span is not None else (lo, hi)
 
 
 def _finite_with(values: Sequence[float | None] | NDArray[Any], clusters: Sequence[str] | None
@@ -176,12 +223,12 @@ def mean_estimate(values: Sequence[float | None] | NDArray[Any], *, confidence: 
     x, kept = _finite_with(values, clusters)
     if x.size == 0:
         return None
+    x, bounds = _within(x, bounds)
     value = float(np.mean(x))
-    if bounds is not None and (np.any(x < bounds[0]) or np.any(x > bounds[1])):
-        bounds = None  # not the range the caller said: a bootstrap, as without one, rather than a wrong bound
     grouped = _by_cluster(x, kept)
     if grouped is not None:
-        lo, hi = _clustered_mean(value, *grouped, confidence=confidence, rng=rng, bounds=bounds, span=bounds)
+        lo, hi = _clustered_mean(value, *grouped, confidence=confidence, rng=rng, bounds=bounds, span=bounds,
+                                 binary=bool(np.all((x == 0.0) | (x == 1.0))))
         return Estimate(value, lo, hi, int(grouped[0].size), confidence=confidence)
     n = int(x.size)
     if bounds == UNIT and np.all((x == 0.0) | (x == 1.0)):
@@ -191,6 +238,8 @@ def mean_estimate(values: Sequence[float | None] | NDArray[Any], *, confidence: 
         lo, hi = degenerate_interval(value, n, confidence, bounds) if bounds is not None else (value, value)
         return Estimate(value, lo, hi, n, confidence=confidence)
     lo, hi = _bootstrap((x,), _mean, confidence=confidence, rng=rng, expand=n)
+    if bounds is not None:
+        lo, hi = hoeffding_union(value, lo, hi, n, confidence, bounds)
     return Estimate(value, lo, hi, n, confidence=confidence)
 
 
@@ -212,19 +261,43 @@ def paired_gap_estimate(a: Sequence[float | None], b: Sequence[float | None], *,
     pa, pb = pa[ok], pb[ok]
     if pa.size == 0:
         return None
+    pa, bounds = _within(pa, bounds)
+    pb, bounds = _within(pb, bounds)
     value = float(np.mean(pa) - np.mean(pb))
     d = pa - pb
     span = None if bounds is None else (bounds[0] - bounds[1], bounds[1] - bounds[0])
+    binary = bounds == UNIT and bool(np.all(np.isin(pa, (0.0, 1.0))) and np.all(np.isin(pb, (0.0, 1.0))))
     grouped = _by_cluster(d, kept)
     if grouped is not None:
-        lo, hi = _clustered_mean(value, *grouped, confidence=confidence, rng=rng, bounds=None, span=span)
+        lo, hi = _clustered_mean(value, *grouped, confidence=confidence, rng=rng, bounds=None, span=span,
+                                 binary=binary, gap=True)
         c = int(grouped[0].size)
         return Estimate(value, lo, hi, c, c, confidence)
     if pa.size == 1 or np.all(d == d[0]):
         lo, hi = (value, value) if span is None else degenerate_interval(value, int(pa.size), confidence, span)
         return Estimate(value, lo, hi, int(pa.size), int(pb.size), confidence)
     lo, hi = _bootstrap((pa, pb), _diff, confidence=confidence, rng=rng, paired=True, expand=int(pa.size))
+    if span is not None:
+        lo, hi = hoeffding_union(value, lo, hi, int(pa.size), confidence, span)
+    if binary:
+        lo, hi = _gap_floors(lo, hi, d, int(pa.size), confidence)
     return Estimate(value, lo, hi, int(pa.size), int(pb.size), confidence)
+
+
+def _gap_floors(low: float, high: float, d: NDArray[np.float64], n: int, confidence: float) -> tuple[float, float]:
+    """:func:`share_floors` for a gap of two shares on the same items (``d``: each item's difference, or each
+    question's mean difference, in [-1, 1]). The gap is at most the share of items where the first is ahead at
+    all minus the share where it is behind on every prompt, and at least the share wholly ahead minus the share
+    behind at all; each share bounded by Clopper and Pearson at half the miss rate (two per side)."""
+    level = 1.0 - (1.0 - confidence) / 2.0
+
+    def cp(count: int) -> tuple[float, float]:
+        ci = stats.binomtest(count, n).proportion_ci(confidence_level=level, method="exact")
+        return float(ci.low), float(ci.high)
+
+    ahead_any, ahead_all = cp(int(np.sum(d > 0))), cp(int(np.sum(d == 1.0)))
+    behind_any, behind_all = cp(int(np.sum(d < 0))), cp(int(np.sum(d == -1.0)))
+    return min(low, ahead_all[0] - behind_any[1]), max(high, ahead_any[1] - behind_all[0])
 
 
 def auc_statistic(members: NDArray[np.float64], nonmembers: NDArray[np.float64], axis: int = -1) -> Any:
@@ -264,12 +337,12 @@ def auc_estimate(member_scores: Sequence[float] | NDArray[Any], nonmember_scores
     value = float(auc_statistic(m, n))
     if m.size < 2 or n.size < 2:  # one item says nothing of the population on its side
         return Estimate(value, *degenerate_interval(value, 1, confidence, UNIT), int(m.size), int(n.size), confidence)
+    k = min(m.size, n.size)
     if agreeing_pairs(pair_scores(m, n)):
-        return Estimate(value, *degenerate_interval(value, min(m.size, n.size), confidence, UNIT), int(m.size),
-                        int(n.size), confidence)
+        return Estimate(value, *degenerate_interval(value, k, confidence, UNIT), int(m.size), int(n.size), confidence)
     lo, hi = _bootstrap((m, n), auc_statistic, confidence=confidence, rng=rng, cells=m.size * n.size,
-                        n_resamples=n_resamples)
-    return Estimate(value, lo, hi, int(m.size), int(n.size), confidence)
+                        n_resamples=n_resamples, expand=k)
+    return Estimate(value, *hoeffding_union(value, lo, hi, k, confidence, UNIT), int(m.size), int(n.size), confidence)
 
 
 def _minus(a: Any, b: Any) -> Any:
@@ -329,7 +402,9 @@ def gap_of_aucs_estimate(members_a: NDArray[Any], nonmembers_a: NDArray[Any], me
     if not fixed:
         idx = (np.arange(ma.size, dtype=np.float64), np.arange(na.size, dtype=np.float64))
         lo, hi = _bootstrap(idx, stat, confidence=confidence, rng=rng, cells=2 * ma.size * na.size,
-                            n_resamples=n_resamples)
+                            n_resamples=n_resamples, expand=k)
+        if combine is _minus and math.isfinite(lo) and math.isfinite(hi):
+            lo, hi = hoeffding_union(value, lo, hi, k, confidence, (-1.0, 1.0))
     if not (math.isfinite(lo) and math.isfinite(hi)):
         # a resample where the combination is undefined, or two AUCs that never move: the combination over the
         # box of the two AUCs' own intervals, each at half the miss rate (``combine`` is monotone in each AUC)
@@ -347,12 +422,15 @@ def gap_of_aucs_estimate(members_a: NDArray[Any], nonmembers_a: NDArray[Any], me
 
 def paired_estimate(arrays: Sequence[Sequence[float | None] | NDArray[Any]], statistic: Callable[..., Any], *,
                     confidence: float = DEFAULT_CONFIDENCE, rng: np.random.Generator,
-                    keep_missing: bool = False) -> Estimate | None:
+                    keep_missing: bool = False, span: Bounds | None = None) -> Estimate | None:
     """A statistic of several models' values on the same items (e.g. the share of forgotten
     knowledge a relearning attack restores, from original, unlearned and attacked ROUGE), items
     resampled together. ``statistic(*arrays, axis=-1)`` must be vectorised. Items with a missing
     value in any array are dropped, unless ``keep_missing`` (the statistic then handles NaN itself,
-    e.g. a NaN-mean per component of a utility whose components are measured on different items)."""
+    e.g. a NaN-mean per component of a utility whose components are measured on different items).
+    ``span``, the range the statistic can take: one item, resamples that never move or that the statistic
+    cannot compute get :func:`degenerate_interval` over it, and fewer than ``FEW`` items
+    :func:`hoeffding_union`, rather than an interval of width zero."""
     data = [np.asarray([np.nan if v is None else v for v in a], dtype=np.float64) for a in arrays]
     if not keep_missing:
         ok = np.all([np.isfinite(d) for d in data], axis=0)
@@ -363,14 +441,20 @@ def paired_estimate(arrays: Sequence[Sequence[float | None] | NDArray[Any]], sta
         value = float(statistic(*data, axis=-1))
     if not math.isfinite(value):
         return None
-    if data[0].size == 1:
-        return Estimate(value, value, value, 1, confidence=confidence)
+    n = int(data[0].size)
+    wide = span is not None and span[0] <= value <= span[1]
+    if n == 1:
+        lo, hi = degenerate_interval(value, 1, confidence, span) if wide else (value, value)  # type: ignore[arg-type]
+        return Estimate(value, lo, hi, 1, confidence=confidence)
     with np.errstate(divide="ignore", invalid="ignore"):
-        lo, hi = _bootstrap(tuple(data), statistic, confidence=confidence, rng=rng, paired=True,
-                            expand=int(data[0].size))
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        return Estimate(value, value, value, int(data[0].size), confidence=confidence)
-    return Estimate(value, min(lo, value), max(hi, value), int(data[0].size), confidence=confidence)
+        lo, hi = _bootstrap(tuple(data), statistic, confidence=confidence, rng=rng, paired=True, expand=n)
+    if not (math.isfinite(lo) and math.isfinite(hi)) or lo == hi:
+        lo, hi = degenerate_interval(value, n, confidence, span) if wide else (value, value)  # type: ignore[arg-type]
+        return Estimate(value, lo, hi, n, confidence=confidence)
+    lo, hi = min(lo, value), max(hi, value)
+    if wide:
+        lo, hi = hoeffding_union(value, lo, hi, n, confidence, span)  # type: ignore[arg-type]
+    return Estimate(value, lo, hi, n, confidence=confidence)
 
 
 def abs_interval(low: float, high: float) -> tuple[float, float]:

@@ -22,6 +22,8 @@ from .intervals import (
     agreeing_pairs,
     auc_statistic,
     degenerate_interval,
+    expanded_level,
+    hoeffding_union,
     pair_scores,
 )
 
@@ -87,7 +89,14 @@ def joint_gap_estimates(pairs: Sequence[GapPair], *, confidence: float = DEFAULT
     together, so this level sits between ``confidence`` (pairs that always agree) and the Bonferroni level
     (pairs that never do). ``n_resamples`` defaults to ``N_RESAMPLES`` times the number of pairs, which
     keeps at least as many draws in each tail at the Bonferroni level as one interval at 95% has.
-    Point values equal :func:`gap_of_aucs_estimate`'s (missing scores dropped)."""
+    Point values equal :func:`gap_of_aucs_estimate`'s (missing scores dropped).
+
+    Pairs the bootstrap cannot speak for — a single member or non-member, or items that order every pair
+    alike — get distribution-free intervals outside it, each at Bonferroni's share of the miss rate
+    (``1 - alpha / k``), and the bootstrapped pairs hold together at the rest (``1 - alpha * k_live / k``), so that
+    all ``k`` hold together at ``confidence`` by the union bound. Each bootstrapped pair's percentiles are then
+    taken at Hesterberg's expanded level for its smaller side, and fewer than ``FEW`` items there widen to
+    Hoeffding's interval. The level returned is the bootstrapped pairs' (each estimate carries its own)."""
     k = len(pairs)
     if k == 0:
         return [], confidence
@@ -152,19 +161,30 @@ def joint_gap_estimates(pairs: Sequence[GapPair], *, confidence: float = DEFAULT
         return np.stack(out)
 
     estimates: list[Estimate | None] = [None] * k
+    # the pairs outside the bootstrap (thin, flat) hold at Bonferroni's share of the miss rate each, and the live
+    # ones together at the rest: by the union bound, all of them hold together at `confidence`
+    outside = thin + flat
+    total = len(outside) + len(live)
+    alpha = 1.0 - confidence
+    outside_level = 1.0 - alpha / max(1, total)
+    live_confidence = 1.0 - alpha * len(live) / max(1, total)
 
-    def wide(level: float) -> list[Estimate | None]:
-        for i in thin + flat:
-            point, q = values[i], prepared[i]
-            assert point is not None and q is not None
-            span = (-1.0, 1.0) if q[2].size else (-0.5, 0.5)  # a gap of two AUCs, or an AUC minus chance
+    def span_of(i: int) -> tuple[float, float]:
+        q = prepared[i]
+        assert q is not None
+        return (-1.0, 1.0) if q[2].size else (-0.5, 0.5)  # a gap of two AUCs, or an AUC minus chance
+
+    def wide() -> None:
+        for i in outside:
+            point = values[i]
+            assert point is not None
             pairs_drawn = 1 if i in thin else min(counts[i])
-            estimates[i] = Estimate(point, *degenerate_interval(point, pairs_drawn, level, span), counts[i][0],
-                                    counts[i][1], level)
-        return estimates
+            estimates[i] = Estimate(point, *degenerate_interval(point, pairs_drawn, outside_level, span_of(i)),
+                                    counts[i][0], counts[i][1], outside_level)
 
+    wide()
     if not live:
-        return wide(confidence), confidence
+        return estimates, outside_level if outside else confidence
     # The resamples are drawn as scipy.stats.bootstrap draws them (per batch, per sample, ``rng.integers``), but
     # here, so that every pair follows the same drawn items
     cells = sum(2 * counts[i][0] * counts[i][1] for i in live)
@@ -177,17 +197,23 @@ def joint_gap_estimates(pairs: Sequence[GapPair], *, confidence: float = DEFAULT
     dist = np.concatenate(parts, axis=-1)
     ordered = np.sort(dist, axis=1)  # NaN last: each row's quantiles read off it (np.quantile's linear rule)
     finite = np.count_nonzero(~np.isnan(dist), axis=1)
-    level = _joint_level(dist, ordered, finite, confidence)
-    lo, hi = _row_quantiles(ordered, finite, (1.0 - level) / 2.0), _row_quantiles(ordered, finite, (1.0 + level) / 2.0)
+    level = _joint_level(dist, ordered, finite, live_confidence)
+    # each pair's percentiles at Hesterberg's expanded level for its smaller side (a bootstrap of a few items is
+    # too narrow), and few items widened to Hoeffding's interval, as for a single AUC
+    each = np.array([expanded_level(level, min(counts[i])) for i in live])
+    lo, hi = _row_quantiles(ordered, finite, (1.0 - each) / 2.0), _row_quantiles(ordered, finite, (1.0 + each) / 2.0)
     for j, i in enumerate(live):
         point = values[i]
         assert point is not None
-        low, high = (float(lo[j]), float(hi[j])) if math.isfinite(lo[j]) and math.isfinite(hi[j]) else (point, point)
+        if math.isfinite(lo[j]) and math.isfinite(hi[j]):
+            low, high = hoeffding_union(point, float(lo[j]), float(hi[j]), min(counts[i]), level, span_of(i))
+        else:  # no resample could compute it
+            low, high = degenerate_interval(point, 1, level, span_of(i))
         estimates[i] = Estimate(point, low, high, counts[i][0], counts[i][1], level)
-    return wide(level), level
+    return estimates, level
 
 
-def _row_quantiles(ordered: NDArray[np.float64], finite: NDArray[np.int64], q: float) -> NDArray[np.float64]:
+def _row_quantiles(ordered: NDArray[np.float64], finite: NDArray[np.int64], q: Any) -> NDArray[np.float64]:
     """Each row's ``q`` quantile over its finite values, from the row sorted with NaN last: what
     ``np.nanquantile`` gives (linear interpolation), without sorting again for every ``q``; NaN for a row
     with no finite value."""
