@@ -266,8 +266,10 @@ def test_accelerate_launch_two_cpu_processes(small: Path, small_run: Path) -> No
                            "-m", "unlearnspec", "run", "plan.json", "--out", str(out), "--quiet"],
                           cwd=small, env=env, capture_output=True, text=True, timeout=600)
     report = json.loads((out / "report.json").read_text())
-    # accelerate passes rank 0's exit code on (1 = a failed verdict); anything else is a crash
-    assert done.returncode == report["exit_code"], done.stderr[-3000:]
+    # accelerate's launcher keeps only success or failure of rank 0 (a failed verdict, 1, and an incomplete one,
+    # 3, both exit 1; docs/running.md): the verdict is report.json's, and a crash would have written none
+    assert (done.returncode == 0) == (report["exit_code"] == 0), done.stderr[-3000:]
+    assert done.returncode in (0, 1), done.stderr[-3000:]
     assert report["audit"]["process_count"] == 2
     state = json.loads((out / "run.json").read_text())
     assert state["stages"]["small/unlearn"]["detail"]["steps"] == 30

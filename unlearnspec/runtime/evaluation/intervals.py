@@ -21,7 +21,7 @@ intervals on every run:
 Why the percentile method: BCa is undefined on degenerate samples (every ROUGE equal to 1.0, a
 perfectly separated AUC), which unlearning produces routinely. Such samples get a distribution-free
 interval instead (:func:`degenerate_interval`), never the zero-width one a bootstrap gives. A
-percentile interval of a mean is too narrow at small ``n`` (it covers 84% instead of 95% at six
+percentile interval of a mean is too narrow at small ``n`` (it covers about 85% instead of 95% at six
 items), so means and paired statistics take their percentiles at Hesterberg's expanded level
 (:func:`expanded_level`).
 """
