@@ -92,6 +92,12 @@ def test_a_question_asked_through_every_adversarial_template_counts_once(tmp_pat
     low, high = adv.interval["unlearned"]
     assert flat is not None and flat.n == questions * templates and high - low > flat.high - flat.low
     assert adv.values.unlearned == pytest.approx(float(np.mean(values)))
+    # with a bound (a gap to the reference), and with intervals off as in bench/, n still counts questions
+    bounded = ev.check(check("adversarial_rouge", value=0.2))
+    assert bounded.decision is not None and bounded.decision.n == questions
+    ev.ctx.intervals = False
+    bare = ev.check(check("adversarial_rouge", value=0.2))
+    assert bare.decision is not None and bare.decision.n == questions and bare.n["unlearned"] == questions
 
 
 def test_a_model_far_below_the_reference_passes_with_an_over_unlearning_finding(tmp_path: Path) -> None:

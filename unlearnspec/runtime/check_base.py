@@ -136,7 +136,7 @@ class EvaluatorBase:
                                               rng=self.rng(check, "gap"), bounds=intervals.UNIT,
                                               clusters=a.groups if a.groups == b.groups else None)
         else:
-            e = _point_gap(a.values, b.values)
+            e = _point_gap(a.values, b.values, a.groups if a.groups == b.groups else None)
         if e is None:
             return None
         same = decided == "unlearned" and e.value == 0.0 and self.unlearned_is_reference

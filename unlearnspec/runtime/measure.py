@@ -112,13 +112,17 @@ def _point_est(value: float | None, n: int) -> Estimate | None:
     return Estimate(value, value, value, n)
 
 
-def _point_gap(a: Sequence[float | None], b: Sequence[float | None]) -> Estimate | None:
-    pairs = [(x, y) for x, y in zip(a, b, strict=True) if x is not None and y is not None
+def _point_gap(a: Sequence[float | None], b: Sequence[float | None],
+               groups: Sequence[str] | None = None) -> Estimate | None:
+    """The mean gap without an interval; its ``n`` counts items as an interval would (records, with ``groups``)."""
+    keys: Sequence[Any] = groups if groups is not None else range(len(a))
+    pairs = [(x, y, g) for x, y, g in zip(a, b, keys, strict=True) if x is not None and y is not None
              and math.isfinite(x) and math.isfinite(y)]
     if not pairs:
         return None
-    v = float(np.mean([x - y for x, y in pairs]))
-    return Estimate(v, v, v, len(pairs))
+    v = float(np.mean([x - y for x, y, _ in pairs]))
+    n = len({g for _, _, g in pairs})
+    return Estimate(v, v, v, n, n)
 
 
 def _norm(text: str) -> str:
