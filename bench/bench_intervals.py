@@ -69,7 +69,7 @@ def run_once(with_intervals: bool, models: tuple, tok: object, work: Path) -> tu
 
 ESTIMATORS = {"intervals": ("mean_estimate", "paired_gap_estimate", "auc_estimate", "gap_of_aucs_estimate",
                             "paired_estimate", "ks_estimate"),
-              "joint_intervals": ("joint_gap_estimates",)}
+              "joint_intervals": ("joint_gap_estimates", "gap_of_aucs_by_record")}
 
 
 def attributed_share(models: tuple, tok: object, work: Path) -> tuple[float, float]:  # type: ignore[type-arg]

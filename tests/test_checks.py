@@ -391,6 +391,18 @@ def test_membership_pairs_hold_together_and_each_is_shown_with_its_counts_and_ou
     assert r.decision.n == by[deciding[0]][deciding[1]]["n"] and r.n["unlearned"] == r.decision.n
 
 
+def test_privleak_counts_records_not_pooled_items(tmp_path: Path) -> None:
+    """PrivLeak pools each record's document, question and paraphrase; its interval resamples records, and its
+    n counts them (the forget records), not the pooled items."""
+    ev = evaluator(copy.deepcopy(tiny_lm("original")), tmp_path)
+    r = ev.check(check("privleak", value=50.0))
+    forget = people().forget
+    assert r.n["unlearned"] == len(forget)  # each record once, though it gives a document and a question
+    assert sum(1 for x in forget if x.text) + sum(1 for x in forget if x.is_qa) > len(forget)
+    low, high = r.interval["unlearned"]
+    assert r.values.unlearned is not None and low <= r.values.unlearned <= high and low < high
+
+
 def test_privleak_over_a_single_member_is_not_evaluated_and_says_why(tmp_path: Path) -> None:
     """One forget record is no sample of the members' population; an AUC over it could be anything, and
     PrivLeak divides by 1 - AUC_reference, so no bounded interval exists: the check says so, not a number."""

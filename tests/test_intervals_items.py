@@ -237,3 +237,31 @@ def test_a_value_past_its_range_by_rounding_keeps_the_range() -> None:
     """A ROUGE of 1 + 1e-12 is 1 with rounding noise: the [0, 1] rules still apply (not a zero-width bootstrap)."""
     e = intervals.mean_estimate(np.full(10, 1.0 + 1e-12), rng=np.random.default_rng(0), bounds=intervals.UNIT)
     assert e is not None and e.low == pytest.approx(1 - _free(10)) and e.high == pytest.approx(1.0)
+
+
+def test_pooled_item_types_are_resampled_by_record() -> None:
+    """PrivLeak pools documents, questions and paraphrases; a record's items are one draw. Giving every record
+    two identical items must not narrow the interval (it is the same evidence), where resampling items as if
+    independent does; with one item a record it agrees with the item bootstrap (the same statistic, other draws)."""
+    rng = np.random.default_rng(12)
+    m, n = rng.normal(0.8, 1, 15), rng.normal(0, 1, 15)
+    mb, nb = rng.normal(0.2, 1, 15), rng.normal(0, 1, 15)
+    ids_m, ids_n = [f"f{i}" for i in range(15)], [f"h{i}" for i in range(15)]
+
+    def minus(a: object, b: object) -> object:
+        return a - b  # type: ignore[operator]
+
+    once = joint_intervals.gap_of_aucs_by_record(m, n, mb, nb, True, ids_m, ids_n, combine=minus,
+                                                 rng=np.random.default_rng(0), n_resamples=4000)
+    twice = joint_intervals.gap_of_aucs_by_record(np.repeat(m, 2), np.repeat(n, 2), np.repeat(mb, 2), np.repeat(nb, 2),
+                                                  True, np.repeat(ids_m, 2).tolist(), np.repeat(ids_n, 2).tolist(),
+                                                  combine=minus, rng=np.random.default_rng(0), n_resamples=4000)
+    items = intervals.gap_of_aucs_estimate(np.repeat(m, 2), np.repeat(n, 2), np.repeat(mb, 2), np.repeat(nb, 2), True,
+                                           rng=np.random.default_rng(0), n_resamples=4000)
+    plain = intervals.gap_of_aucs_estimate(m, n, mb, nb, True, rng=np.random.default_rng(0), n_resamples=4000)
+    assert once is not None and twice is not None and items is not None and plain is not None
+    assert (once.n, once.n_other, twice.n, twice.n_other) == (15, 15, 15, 15)
+    assert twice.value == pytest.approx(once.value) == pytest.approx(plain.value)
+    assert (twice.low, twice.high) == pytest.approx((once.low, once.high), abs=0.03)
+    assert (once.low, once.high) == pytest.approx((plain.low, plain.high), abs=0.05)
+    assert items.high - items.low < 0.85 * (twice.high - twice.low)  # duplicates counted twice: too narrow

@@ -197,6 +197,9 @@ class MembershipChecks(EvaluatorBase):
         pooled = {who: (np.concatenate([v[1][PRIVLEAK_ATTACK] for v in d["member"].values()] or [np.zeros(0)]),
                         np.concatenate([v[1][PRIVLEAK_ATTACK] for v in d["non"].values()] or [np.zeros(0)]))
                   for who, d in sc.items() if d["member"] and d["non"]}
+        # the record behind each pooled item: a record's document, question and paraphrase are one draw
+        records = {side: [i.removesuffix(":paraphrased") for v in sc["unlearned"][side].values() for i in v[0]]
+                   for side in ("member", "non")} if "unlearned" in sc else {}
         if "unlearned" not in pooled:
             return self._missing(check, "no scored items on one side")
         if min(map(len, pooled["unlearned"])) < 2:  # its AUC could be anything; PrivLeak's range is unbounded
@@ -213,9 +216,10 @@ class MembershipChecks(EvaluatorBase):
                 continue
             if has_ref:
                 rm, rn = pooled["reference"]
-                e = (intervals.gap_of_aucs_estimate(m_, n_, rm, rn, higher, confidence=conf, rng=self.rng(check, who),
-                                                    combine=muse_privleak) if use_iv
-                     else _point_est(float(muse_privleak(aucs[who], aucs["reference"])), len(m_)))
+                e = (joint_intervals.gap_of_aucs_by_record(m_, n_, rm, rn, higher, records["member"], records["non"],
+                                                           confidence=conf, rng=self.rng(check, who),
+                                                           combine=muse_privleak) if use_iv
+                     else _point_est(float(muse_privleak(aucs[who], aucs["reference"])), len(set(records["member"]))))
             else:
                 e0 = (intervals.auc_estimate(m_, n_, higher, confidence=conf, rng=self.rng(check, who)) if use_iv
                       else _point_est(aucs[who], len(m_)))

@@ -2,13 +2,14 @@
 
 The worst of several gaps decides a membership check (FRAMEWORK.md §7: worst case over item types), so
 each gap's interval must hold while all the others do; :func:`joint_gap_estimates` calibrates them together.
+:func:`gap_of_aucs_by_record` resamples pooled item types by record (MUSE PrivLeak).
 The single-interval machinery (one AUC, one gap, means, KS) is in :mod:`.intervals`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -249,3 +250,61 @@ def _joint_level(dist: NDArray[np.float64], ordered: NDArray[np.float64], finite
         else:
             low = mid
     return high
+
+
+def gap_of_aucs_by_record(members_a: NDArray[Any], nonmembers_a: NDArray[Any], members_b: NDArray[Any],
+                          nonmembers_b: NDArray[Any], higher_is_member: bool, member_records: Sequence[str],
+                          nonmember_records: Sequence[str], *, combine: Callable[[Any, Any], Any],
+                          confidence: float = DEFAULT_CONFIDENCE, rng: np.random.Generator,
+                          n_resamples: int = N_RESAMPLES) -> Estimate | None:
+    """``combine(AUC_a, AUC_b)`` over pooled item types (MUSE PrivLeak) with the items resampled *by record*: a
+    record's document, its question and its paraphrase are one draw, not three, on both sides. Each resample
+    draws the records with replacement (multinomial counts) and weighs every item by its record's count; the
+    AUC of a resample is then ``w_m · S · w_n / (Σ w_m · Σ w_n)`` over the pair scores ``S``. Percentiles at the
+    expanded level for the smaller number of records. A combination that a resample cannot compute, or two
+    AUCs that never move, spans the box of each AUC's own interval at half the miss rate (the combination is
+    monotone in each); ``None`` when that box reaches where it is undefined, or with fewer than two records on
+    a side. ``n`` and ``n_other`` count records."""
+    ma, mb = np.asarray(members_a, dtype=np.float64), np.asarray(members_b, dtype=np.float64)
+    na, nb = np.asarray(nonmembers_a, dtype=np.float64), np.asarray(nonmembers_b, dtype=np.float64)
+    okm, okn = np.isfinite(ma) & np.isfinite(mb), np.isfinite(na) & np.isfinite(nb)
+    rm = np.asarray(list(member_records), dtype=str)[okm]
+    rn = np.asarray(list(nonmember_records), dtype=str)[okn]
+    sign = 1.0 if higher_is_member else -1.0
+    scores = [pair_scores(sign * ma[okm], sign * na[okn]), pair_scores(sign * mb[okm], sign * nb[okn])]
+    if not scores[0].size:
+        return None
+    _, im = np.unique(rm, return_inverse=True)
+    _, inn = np.unique(rn, return_inverse=True)
+    r_m, r_n = int(im.max()) + 1, int(inn.max()) + 1
+    with np.errstate(divide="ignore", invalid="ignore"):
+        value = float(combine(scores[0].mean(), scores[1].mean()))
+    if not math.isfinite(value) or min(r_m, r_n) < 2:
+        return None
+    k = min(r_m, r_n)
+    wm = rng.multinomial(r_m, np.full(r_m, 1.0 / r_m), size=n_resamples)[:, im].astype(np.float64)
+    wn = rng.multinomial(r_n, np.full(r_n, 1.0 / r_n), size=n_resamples)[:, inn].astype(np.float64)
+    norm = wm.sum(axis=1) * wn.sum(axis=1)
+    aucs = [np.einsum("bi,ij,bj->b", wm, s, wn) / norm for s in scores]
+    level = expanded_level(confidence, k)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dist = combine(aucs[0], aucs[1])
+    lo, hi = (float(np.quantile(dist, (1.0 - level) / 2.0)), float(np.quantile(dist, (1.0 + level) / 2.0))) \
+        if np.all(np.isfinite(dist)) else (math.nan, math.nan)
+    if not (math.isfinite(lo) and math.isfinite(hi)) or lo == hi:
+        half = (1.0 + confidence) / 2.0
+        box = []
+        for s, a in zip(scores, aucs, strict=True):
+            point = float(s.mean())
+            if agreeing_pairs(s):
+                box.append(degenerate_interval(point, k, half, (0.0, 1.0)))
+            else:
+                each = expanded_level(half, k)
+                low, high = float(np.quantile(a, (1.0 - each) / 2.0)), float(np.quantile(a, (1.0 + each) / 2.0))
+                box.append(hoeffding_union(point, min(low, point), max(high, point), k, half, (0.0, 1.0)))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            corners = [float(combine(np.float64(x), np.float64(y))) for x in box[0] for y in box[1]]
+        if not all(math.isfinite(c) for c in corners):
+            return None
+        lo, hi = min(corners), max(corners)
+    return Estimate(value, min(lo, value), max(hi, value), r_m, r_n, confidence)
