@@ -401,6 +401,8 @@ def test_privleak_counts_records_not_pooled_items(tmp_path: Path) -> None:
     assert sum(1 for x in forget if x.text) + sum(1 for x in forget if x.is_qa) > len(forget)
     low, high = r.interval["unlearned"]
     assert r.values.unlearned is not None and low <= r.values.unlearned <= high and low < high
+    same = evaluator(tiny_lm("reference"), tmp_path).check(check("privleak", value=10.0))  # the reference itself
+    assert same.values.unlearned == 0.0 and same.interval["unlearned"] == (0.0, 0.0) and same.passed is True
 
 
 def test_privleak_over_a_single_member_is_not_evaluated_and_says_why(tmp_path: Path) -> None:

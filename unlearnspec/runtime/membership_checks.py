@@ -226,6 +226,9 @@ class MembershipChecks(EvaluatorBase):
                 e = None if e0 is None else Estimate(
                     float(muse_privleak(e0.value, 0.5)), float(muse_privleak(e0.high, 0.5)),
                     float(muse_privleak(e0.low, 0.5)), e0.n, e0.n_other, conf)
+            if e is not None and use_iv and has_ref and who == "unlearned" and e.value == 0.0 \
+                    and self.unlearned_is_reference:  # the same weights: 0 on every item there is
+                e = Estimate(0.0, 0.0, 0.0, e.n, e.n_other, conf)
             values[who] = None if e is None else e.value
             est[who] = e
         if "served" in self.m:
