@@ -101,6 +101,11 @@ def test_card_verb(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["card", str(run), "-o", str(tmp_path / "card.md")]) == 0
     text = (tmp_path / "card.md").read_text(encoding="utf-8")
     assert text == card_for_run(run) and "key `eeeeeeeeeeeeeeee`" in text
+    for _ in range(2):  # a card kept in the run folder can be written again; the report it reads cannot be replaced
+        assert main(["card", str(run), "-o", str(run / "card.md")]) == 0
+    before = (run / "report.json").read_bytes()
+    assert main(["card", str(run), "-o", str(run / "report.json")]) == 2
+    assert "is an input of this command" in capsys.readouterr().err and (run / "report.json").read_bytes() == before
     data = report.model_dump(mode="json")
     data["objectives"][0]["claims"][0]["verdict"] = "fail"  # no longer follows from its checks
     (run / "report.json").write_text(json.dumps(data), encoding="utf-8")

@@ -32,7 +32,8 @@ def cmd_card(args: argparse.Namespace) -> int:
                          "  = help: a card is only made from a report that validates; re-run to get one\n")
         return EXIT_USAGE
     # a card written over the run's own files would replace the evidence it summarises
-    out(text, args.output, [p for p in run_dir.iterdir() if p.is_file()])
+    out(text, args.output, [run_dir / name for name in ("report.json", "plan.json", "report.sig.json", "run.json",
+                                                        "report.md", "report.html")])
     return EXIT_OK
 
 
