@@ -3,6 +3,8 @@ AUC whose items order every pair alike is not known exactly (disjoint pairs, FRA
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -134,24 +136,32 @@ def test_two_models_that_order_every_pair_alike_have_an_uncertain_gap() -> None:
 
 
 def test_a_combination_of_two_fixed_aucs_spans_the_box_of_their_intervals() -> None:
-    """PrivLeak-like combinations: when both AUCs are fixed by complete separation, the combination's interval
-    is its range over each AUC's distribution-free interval at half the miss rate (monotone combination)."""
+    """PrivLeak-like combinations (over pooled types, by record): when both AUCs are fixed by complete
+    separation, the combination's interval is its range over each AUC's distribution-free interval at half the
+    miss rate (monotone combination)."""
     m, n = np.arange(6.0) + 10, np.arange(6.0)
-    e = intervals.gap_of_aucs_estimate(m, n, -m, -n, True, rng=np.random.default_rng(0),
-                                       combine=lambda a, b: a + b)
+    ids_m, ids_n = [f"f{i}" for i in range(6)], [f"h{i}" for i in range(6)]
+
+    def by_record(mb: np.ndarray, nb: np.ndarray, combine: Any) -> intervals.Estimate | None:
+        return joint_intervals.gap_of_aucs_by_record(m, n, mb, nb, True, ids_m, ids_n, combine=combine,
+                                                     rng=np.random.default_rng(0))
+
+    e = by_record(-m, -n, lambda a, b: a + b)
     p = float(1 - (0.025 / 2) ** (1 / 6))
     assert e is not None and e.value == 1.0  # AUC 1 (a) + AUC 0 (b)
     assert (e.low, e.high) == pytest.approx((1 - p, 1 + p))
-    def privleak(a: object, b: object) -> object:
-        return 100 * (b - a) / (1 - b)  # type: ignore[operator]
 
-    fixed = intervals.gap_of_aucs_estimate(m, n, -m, -n, True, rng=np.random.default_rng(0), combine=privleak)
+    def privleak(a: Any, b: Any) -> Any:
+        return 100 * (b - a) / (1 - b)
+
+    fixed = by_record(-m, -n, privleak)
     assert fixed is not None and fixed.value == pytest.approx(-100.0)
     assert (fixed.low, fixed.high) == pytest.approx((privleak(1, 0), privleak(1 - p, p)))
     # a reference whose AUC reaches 1 in some resamples: PrivLeak is undefined there, and so is its interval
-    near = np.r_[np.arange(5.0) + 10, 2.5]
-    leak = intervals.gap_of_aucs_estimate(m, n, near, n, True, rng=np.random.default_rng(0), combine=privleak)
-    assert leak is None
+    assert by_record(np.r_[np.arange(5.0) + 10, 2.5], n, privleak) is None
+    # one record on a side: no population to speak of, and PrivLeak has no bounded range to widen to
+    assert joint_intervals.gap_of_aucs_by_record(m[:1], n, m[:1], n, True, ids_m[:1], ids_n, combine=privleak,
+                                                 rng=np.random.default_rng(0)) is None
 
 
 def test_a_mean_over_few_items_takes_its_percentiles_at_the_expanded_level() -> None:

@@ -147,9 +147,9 @@ class AttackChecks(EvaluatorBase):
                 e = _point_est(float(gap(o, u, a, r, ra)), len(o))
         if e is None:
             return None
-        same = self.ctx.intervals and e.value == 0.0 and self.unlearned_is_reference
-        if same:  # the same weights given the same fine-tune: 0 on every question there is
-            e = self.exact_zero_gap(e.n)
+        exact = self.exact_if_same(e)  # the same weights given the same fine-tune: 0 on every question there is
+        assert exact is not None
+        same, e = exact is not e, exact
         return Decision(
             quantity="recovery minus the retrained reference's after the same fine-tune", value=e.value,
             interval=(e.low, e.high) if self.ctx.intervals else None, threshold=t, n=e.n,

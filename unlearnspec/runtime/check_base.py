@@ -73,9 +73,13 @@ class EvaluatorBase:
                         sa[k].shape == sb[k].shape and torch.equal(sa[k], sb[k]) for k in sa)
         return self._same
 
-    def exact_zero_gap(self, n: int) -> Estimate:
-        """The gap of the unlearned model to itself as the reference: 0 on every item (see above)."""
-        return Estimate(0.0, 0.0, 0.0, n, n, self.ctx.confidence)
+    def exact_if_same(self, e: Estimate | None) -> Estimate | None:
+        """A gap of the unlearned model to the reference as the exact [0, 0] it is when the two have the same
+        weights (see above) and the gap measured is 0, with intervals on; ``e`` itself otherwise (so ``is not``
+        tells whether the rule applied)."""
+        if e is None or e.value != 0.0 or not self.ctx.intervals or not self.unlearned_is_reference:
+            return e
+        return Estimate(0.0, 0.0, 0.0, e.n, e.n_other, e.confidence)
 
     SAME_WEIGHTS = ("; the unlearned model is the retrained reference itself (the same weights), so the gap is 0 on "
                     "every item there is, not only on those measured: its interval is exactly [0, 0]")
@@ -139,9 +143,9 @@ class EvaluatorBase:
             e = _point_gap(a.values, b.values, a.groups if a.groups == b.groups else None)
         if e is None:
             return None
-        same = decided == "unlearned" and e.value == 0.0 and self.unlearned_is_reference
-        if same:
-            e = self.exact_zero_gap(e.n)
+        exact = self.exact_if_same(e) if decided == "unlearned" else e
+        assert exact is not None
+        same, e = exact is not e, exact
         t = check.threshold
         return Decision(quantity=f"{decided} minus reference (mean over items)", value=e.value,
                         interval=(e.low, e.high) if self.ctx.intervals else None, threshold=t, n=e.n,

@@ -148,9 +148,8 @@ class Evaluator(MembershipChecks, AttackChecks):
                                                       confidence=self.ctx.confidence, rng=self.rng(check, who),
                                                       bounds=intervals.UNIT)
                         if self.ctx.intervals else _point_gap(hits[who].values, hits["reference"].values))
-        e_same = est.get("unlearned")
-        if e_same is not None and e_same.value == 0.0 and self.ctx.intervals and self.unlearned_is_reference:
-            est["unlearned"] = self.exact_zero_gap(e_same.n)  # the reference's own hits: 0 on every input
+        if "unlearned" in est:
+            est["unlearned"] = self.exact_if_same(est["unlearned"])  # the reference's own hits: 0 on every input
         values: dict[str, float | None] = {who: (e.value if e is not None else None) for who, e in est.items()}
         values["reference"] = 0.0
         decision = None

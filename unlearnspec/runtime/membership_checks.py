@@ -83,9 +83,8 @@ class MembershipChecks(EvaluatorBase):
                                    records=records[t])
                  for t, a in keys], confidence=conf, rng=self.rng(check, "pairs"))
             found = dict(zip(keys, joint, strict=True))
-            if has_ref and self.unlearned_is_reference:  # the same weights: every gap is 0 on every item there is
-                found = {k: e if e is None or e.value != 0.0 else Estimate(0.0, 0.0, 0.0, e.n, e.n_other, e.confidence)
-                         for k, e in found.items()}
+            if has_ref:  # the same weights: every gap is 0 on every item there is
+                found = {k: self.exact_if_same(e) for k, e in found.items()}
         else:
             found = {(t, a): _point_est(aucs[t][a][decided] - (aucs[t][a]["reference"] if has_ref else 0.5),
                                         len(sc[decided]["member"][t][1][a])) for t, a in keys}
@@ -226,9 +225,8 @@ class MembershipChecks(EvaluatorBase):
                 e = None if e0 is None else Estimate(
                     float(muse_privleak(e0.value, 0.5)), float(muse_privleak(e0.high, 0.5)),
                     float(muse_privleak(e0.low, 0.5)), e0.n, e0.n_other, conf)
-            if e is not None and use_iv and has_ref and who == "unlearned" and e.value == 0.0 \
-                    and self.unlearned_is_reference:  # the same weights: 0 on every item there is
-                e = Estimate(0.0, 0.0, 0.0, e.n, e.n_other, conf)
+            if has_ref and who == "unlearned":  # the same weights: 0 on every item there is
+                e = self.exact_if_same(e)
             values[who] = None if e is None else e.value
             est[who] = e
         if "served" in self.m:

@@ -64,9 +64,20 @@ class Estimate:
         return (self.low, self.high)
 
 
+def _floats(values: Sequence[float | None] | NDArray[Any]) -> NDArray[np.float64]:
+    """Per-item values as floats, a missing one (``None``) as NaN."""
+    return np.asarray([np.nan if v is None else v for v in values], dtype=np.float64)
+
+
 def _finite(values: Sequence[float | None] | NDArray[Any]) -> NDArray[np.float64]:
-    arr = np.asarray([np.nan if v is None else v for v in values], dtype=np.float64)
+    arr = _floats(values)
     return arr[np.isfinite(arr)]
+
+
+def clopper_pearson(successes: int, n: int, confidence: float) -> tuple[float, float]:
+    """Clopper and Pearson's exact binomial interval for ``successes`` of ``n`` (``scipy.stats.binomtest``)."""
+    ci = stats.binomtest(int(successes), int(n)).proportion_ci(confidence_level=confidence, method="exact")
+    return float(ci.low), float(ci.high)
 
 
 def expanded_level(confidence: float, n: int) -> float:
@@ -144,9 +155,7 @@ def share_floors(low: float, high: float, any_of: int, all_of: int, n: int, conf
     mean of values in [0, 1] is at most the share of items with any positive value (``any_of`` of ``n``) and at
     least the share whose values are all 1 (``all_of``), each bounded by Clopper and Pearson. So one leak can
     never give a tighter bound than none, as a bootstrap of one leaking question among twenty does."""
-    up = stats.binomtest(any_of, n).proportion_ci(confidence_level=confidence, method="exact").high
-    down = stats.binomtest(all_of, n).proportion_ci(confidence_level=confidence, method="exact").low
-    return min(low, float(down)), max(high, float(up))
+    return min(low, clopper_pearson(all_of, n, confidence)[0]), max(high, clopper_pearson(any_of, n, confidence)[1])
 
 
 def _within(x: NDArray[np.float64], bounds: Bounds | None) -> tuple[NDArray[np.float64], Bounds | None]:
@@ -187,8 +196,7 @@ def _clustered_mean(value: float, sums: NDArray[np.float64], counts: NDArray[np.
     means = sums / counts
     c = int(sums.size)
     if bounds == UNIT and np.all(counts == counts[0]) and np.all((means == 0.0) | (means == 1.0)):
-        ci = stats.binomtest(int(np.sum(means)), c).proportion_ci(confidence_level=confidence, method="exact")
-        return float(ci.low), float(ci.high)
+        return clopper_pearson(int(np.sum(means)), c, confidence)
     if c == 1 or np.all(means == means[0]):
         return degenerate_interval(value, c, confidence, span) if span is not None else (value, value)
     lo, hi = _bootstrap((sums, counts), _ratio, confidence=confidence, rng=rng, paired=True, expand=c)
@@ -201,7 +209,7 @@ def _clustered_mean(value: float, sums: NDArray[np.float64], counts: NDArray[np.
 
 def _finite_with(values: Sequence[float | None] | NDArray[Any], clusters: Sequence[str] | None
                  ) -> tuple[NDArray[np.float64], list[str] | None]:
-    arr = np.asarray([np.nan if v is None else v for v in values], dtype=np.float64)
+    arr = _floats(values)
     ok = np.isfinite(arr)
     kept = None if clusters is None else [c for c, k in zip(clusters, ok, strict=True) if k]
     return arr[ok], kept
@@ -232,8 +240,7 @@ def mean_estimate(values: Sequence[float | None] | NDArray[Any], *, confidence: 
         return Estimate(value, lo, hi, int(grouped[0].size), confidence=confidence)
     n = int(x.size)
     if bounds == UNIT and np.all((x == 0.0) | (x == 1.0)):
-        ci = stats.binomtest(int(np.sum(x)), n).proportion_ci(confidence_level=confidence, method="exact")
-        return Estimate(value, float(ci.low), float(ci.high), n, confidence=confidence)
+        return Estimate(value, *clopper_pearson(int(np.sum(x)), n, confidence), n, confidence=confidence)
     if n == 1 or np.all(x == x[0]):
         lo, hi = degenerate_interval(value, n, confidence, bounds) if bounds is not None else (value, value)
         return Estimate(value, lo, hi, n, confidence=confidence)
@@ -254,8 +261,7 @@ def paired_gap_estimate(a: Sequence[float | None], b: Sequence[float | None], *,
     (the range of each per-item value), items whose differences are all equal get
     :func:`degenerate_interval` over the range of a difference instead of an interval of width zero.
     ``clusters`` groups values of one item as :func:`mean_estimate` does."""
-    pa = np.asarray([np.nan if v is None else v for v in a], dtype=np.float64)
-    pb = np.asarray([np.nan if v is None else v for v in b], dtype=np.float64)
+    pa, pb = _floats(a), _floats(b)
     ok = np.isfinite(pa) & np.isfinite(pb)
     kept = None if clusters is None else [c for c, k in zip(clusters, ok, strict=True) if k]
     pa, pb = pa[ok], pb[ok]
@@ -290,13 +296,8 @@ def _gap_floors(low: float, high: float, d: NDArray[np.float64], n: int, confide
     all minus the share where it is behind on every prompt, and at least the share wholly ahead minus the share
     behind at all; each share bounded by Clopper and Pearson at half the miss rate (two per side)."""
     level = 1.0 - (1.0 - confidence) / 2.0
-
-    def cp(count: int) -> tuple[float, float]:
-        ci = stats.binomtest(count, n).proportion_ci(confidence_level=level, method="exact")
-        return float(ci.low), float(ci.high)
-
-    ahead_any, ahead_all = cp(int(np.sum(d > 0))), cp(int(np.sum(d == 1.0)))
-    behind_any, behind_all = cp(int(np.sum(d < 0))), cp(int(np.sum(d == -1.0)))
+    ahead_any, ahead_all = (clopper_pearson(int(np.sum(c)), n, level) for c in (d > 0, d == 1.0))
+    behind_any, behind_all = (clopper_pearson(int(np.sum(c)), n, level) for c in (d < 0, d == -1.0))
     return min(low, ahead_all[0] - behind_any[1]), max(high, ahead_any[1] - behind_all[0])
 
 
@@ -345,24 +346,16 @@ def auc_estimate(member_scores: Sequence[float] | NDArray[Any], nonmember_scores
     return Estimate(value, *hoeffding_union(value, lo, hi, k, confidence, UNIT), int(m.size), int(n.size), confidence)
 
 
-def _minus(a: Any, b: Any) -> Any:
-    return a - b
-
-
 def gap_of_aucs_estimate(members_a: NDArray[Any], nonmembers_a: NDArray[Any], members_b: NDArray[Any],
                          nonmembers_b: NDArray[Any], higher_is_member: bool, *,
                          confidence: float = DEFAULT_CONFIDENCE, rng: np.random.Generator,
-                         combine: Callable[[Any, Any], Any] = _minus,
                          n_resamples: int = N_RESAMPLES) -> Estimate | None:
-    """``combine(AUC_a, AUC_b)`` (default ``AUC_a - AUC_b``) where both models scored the same
-    member and non-member items: the members are resampled (both models' scores of an item follow
-    it), the non-members apart. ``combine`` must work elementwise on arrays (MUSE PrivLeak is
-    ``100 * (AUC_b - AUC_a) / (1 - AUC_b)``). A single member (or non-member) says nothing of the
-    population on its side: the plain gap then spans :func:`degenerate_interval` over [-1, 1]; another
-    combination, whose range may be unbounded, has no interval (``None``). When both models order every pair
-    alike (:func:`agreeing_pairs`) the gap gets :func:`degenerate_interval` too; a combination whose resamples
-    never move, or are undefined in some, spans its values over the box of the two AUCs' own intervals
-    (``None`` when that box reaches where it is undefined)."""
+    """``AUC_a - AUC_b`` where both models scored the same member and non-member items: the members are
+    resampled (both models' scores of an item follow it), the non-members apart. A single member (or
+    non-member) says nothing of the population on its side, and two models that order every pair alike
+    (:func:`agreeing_pairs`) give the same gap in every resample: both get :func:`degenerate_interval` over
+    [-1, 1]; fewer than ``FEW`` items on a side, :func:`hoeffding_union`. (A combination such as MUSE PrivLeak,
+    over pooled item types, is :func:`.joint_intervals.gap_of_aucs_by_record`.)"""
     ma, mb = np.asarray(members_a, dtype=np.float64), np.asarray(members_b, dtype=np.float64)
     na, nb = np.asarray(nonmembers_a, dtype=np.float64), np.asarray(nonmembers_b, dtype=np.float64)
     okm = np.isfinite(ma) & np.isfinite(mb)
@@ -376,48 +369,19 @@ def gap_of_aucs_estimate(members_a: NDArray[Any], nonmembers_a: NDArray[Any], me
 
     def stat(mi: NDArray[Any], ni: NDArray[Any], axis: int = -1) -> Any:
         # indices into items, so that both models' scores of an item stay together
-        idx_m = mi.astype(np.int64)
-        idx_n = ni.astype(np.int64)
-        a = auc_statistic(m2[0][idx_m], n2[0][idx_n])
-        b = auc_statistic(m2[1][idx_m], n2[1][idx_n])
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return combine(a, b)
+        idx_m, idx_n = mi.astype(np.int64), ni.astype(np.int64)
+        return auc_statistic(m2[0][idx_m], n2[0][idx_n]) - auc_statistic(m2[1][idx_m], n2[1][idx_n])
 
-    with np.errstate(divide="ignore", invalid="ignore"):
-        value = float(combine(auc_statistic(m2[0], n2[0]), auc_statistic(m2[1], n2[1])))
-    if not math.isfinite(value):
-        return None
-    if ma.size < 2 or na.size < 2:
-        if combine is not _minus:
-            return None
-        return Estimate(value, *degenerate_interval(value, 1, confidence, (-1.0, 1.0)), int(ma.size), int(na.size),
-                        confidence)
+    value = float(auc_statistic(m2[0], n2[0]) - auc_statistic(m2[1], n2[1]))
     k = min(ma.size, na.size)
-    sa, sb = pair_scores(m2[0], n2[0]), pair_scores(m2[1], n2[1])
-    if combine is _minus and agreeing_pairs(sa - sb):
-        return Estimate(value, *degenerate_interval(value, k, confidence, (-1.0, 1.0)), int(ma.size), int(na.size),
-                        confidence)
-    fixed = agreeing_pairs(sa) and agreeing_pairs(sb)
-    lo = hi = math.nan
-    if not fixed:
-        idx = (np.arange(ma.size, dtype=np.float64), np.arange(na.size, dtype=np.float64))
-        lo, hi = _bootstrap(idx, stat, confidence=confidence, rng=rng, cells=2 * ma.size * na.size,
-                            n_resamples=n_resamples, expand=k)
-        if combine is _minus and math.isfinite(lo) and math.isfinite(hi):
-            lo, hi = hoeffding_union(value, lo, hi, k, confidence, (-1.0, 1.0))
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        # a resample where the combination is undefined, or two AUCs that never move: the combination over the
-        # box of the two AUCs' own intervals, each at half the miss rate (``combine`` is monotone in each AUC)
-        level = (1.0 + confidence) / 2.0
-        ea = auc_estimate(m2[0], n2[0], True, confidence=level, rng=rng, n_resamples=n_resamples)
-        eb = auc_estimate(m2[1], n2[1], True, confidence=level, rng=rng, n_resamples=n_resamples)
-        assert ea is not None and eb is not None
-        with np.errstate(divide="ignore", invalid="ignore"):
-            corners = [float(combine(np.float64(x), np.float64(y))) for x in (ea.low, ea.high) for y in (eb.low, eb.high)]
-        if not all(math.isfinite(c) for c in corners):
-            return None  # the combination is unbounded within what the items can show
-        lo, hi = min(*corners, value), max(*corners, value)
-    return Estimate(value, lo, hi, int(ma.size), int(na.size), confidence)
+    if k < 2 or agreeing_pairs(pair_scores(m2[0], n2[0]) - pair_scores(m2[1], n2[1])):
+        return Estimate(value, *degenerate_interval(value, int(k), confidence, (-1.0, 1.0)), int(ma.size),
+                        int(na.size), confidence)
+    idx = (np.arange(ma.size, dtype=np.float64), np.arange(na.size, dtype=np.float64))
+    lo, hi = _bootstrap(idx, stat, confidence=confidence, rng=rng, cells=2 * ma.size * na.size,
+                        n_resamples=n_resamples, expand=int(k))
+    return Estimate(value, *hoeffding_union(value, lo, hi, int(k), confidence, (-1.0, 1.0)), int(ma.size),
+                    int(na.size), confidence)
 
 
 def paired_estimate(arrays: Sequence[Sequence[float | None] | NDArray[Any]], statistic: Callable[..., Any], *,
@@ -431,7 +395,7 @@ def paired_estimate(arrays: Sequence[Sequence[float | None] | NDArray[Any]], sta
     ``span``, the range the statistic can take: one item, resamples that never move or that the statistic
     cannot compute get :func:`degenerate_interval` over it, and fewer than ``FEW`` items
     :func:`hoeffding_union`, rather than an interval of width zero."""
-    data = [np.asarray([np.nan if v is None else v for v in a], dtype=np.float64) for a in arrays]
+    data = [_floats(a) for a in arrays]
     if not keep_missing:
         ok = np.all([np.isfinite(d) for d in data], axis=0)
         data = [d[ok] for d in data]
@@ -442,18 +406,17 @@ def paired_estimate(arrays: Sequence[Sequence[float | None] | NDArray[Any]], sta
     if not math.isfinite(value):
         return None
     n = int(data[0].size)
-    wide = span is not None and span[0] <= value <= span[1]
-    if n == 1:
-        lo, hi = degenerate_interval(value, 1, confidence, span) if wide else (value, value)  # type: ignore[arg-type]
-        return Estimate(value, lo, hi, 1, confidence=confidence)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        lo, hi = _bootstrap(tuple(data), statistic, confidence=confidence, rng=rng, paired=True, expand=n)
-    if not (math.isfinite(lo) and math.isfinite(hi)) or lo == hi:
-        lo, hi = degenerate_interval(value, n, confidence, span) if wide else (value, value)  # type: ignore[arg-type]
-        return Estimate(value, lo, hi, n, confidence=confidence)
-    lo, hi = min(lo, value), max(hi, value)
-    if wide:
-        lo, hi = hoeffding_union(value, lo, hi, n, confidence, span)  # type: ignore[arg-type]
+    known = span if span is not None and span[0] <= value <= span[1] else None  # the range, if it holds the value
+    if n > 1:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lo, hi = _bootstrap(tuple(data), statistic, confidence=confidence, rng=rng, paired=True, expand=n)
+        if math.isfinite(lo) and math.isfinite(hi) and lo != hi:
+            lo, hi = min(lo, value), max(hi, value)
+            if known is not None:
+                lo, hi = hoeffding_union(value, lo, hi, n, confidence, known)
+            return Estimate(value, lo, hi, n, confidence=confidence)
+    # one item, resamples that never move, or ones the statistic cannot compute
+    lo, hi = degenerate_interval(value, n, confidence, known) if known is not None else (value, value)
     return Estimate(value, lo, hi, n, confidence=confidence)
 
 
