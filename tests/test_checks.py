@@ -405,6 +405,20 @@ def test_privleak_counts_records_not_pooled_items(tmp_path: Path) -> None:
     assert same.values.unlearned == 0.0 and same.interval["unlearned"] == (0.0, 0.0) and same.passed is True
 
 
+def test_privleak_without_a_reference_resamples_records_too(tmp_path: Path) -> None:
+    """Without a reference PrivLeak is taken against the ideal AUC 0.5; its interval still resamples records (n
+    counts them), and it sits where MUSE's formula, written out here, puts the Min-K% AUC the run reports."""
+    r = evaluator(copy.deepcopy(tiny_lm("original")), tmp_path, reference=False).check(check("privleak", value=50.0))
+    forget = people().forget
+    assert r.n["unlearned"] == len(forget) and r.extra["reference_basis"].startswith("ideal AUC 0.5")
+    auc = r.extra["auc"]["unlearned"]
+    assert r.values.unlearned == pytest.approx(100.0 * (0.5 - auc) / 0.5)
+    low, high = r.interval["unlearned"]
+    assert low <= r.values.unlearned <= high and low < high
+    # an AUC in [0, 1] puts PrivLeak against chance in [-100, 100]
+    assert low >= -100.0 and high <= 100.0
+
+
 def test_privleak_over_a_single_member_is_not_evaluated_and_says_why(tmp_path: Path) -> None:
     """One forget record is no sample of the members' population; an AUC over it could be anything, and
     PrivLeak divides by 1 - AUC_reference, so no bounded interval exists: the check says so, not a number."""

@@ -275,3 +275,34 @@ def test_pooled_item_types_are_resampled_by_record() -> None:
     assert (twice.low, twice.high) == pytest.approx((once.low, once.high), abs=0.03)
     assert (once.low, once.high) == pytest.approx((plain.low, plain.high), abs=0.05)
     assert items.high - items.low < 0.85 * (twice.high - twice.low)  # duplicates counted twice: too narrow
+
+
+def _smallest_n(clears: Any, start: int) -> int:
+    n = start
+    while not clears(n):
+        n += 1
+    return n
+
+
+def test_items_to_settle_an_exact_share_of_none_grows_as_one_over_n() -> None:
+    """No leak in 20 questions: Clopper and Pearson's upper limit is 0.168, inconclusive on ``<= 0.05``. The number
+    of questions at which 0 of n would clear 0.05 (scipy's binomtest, searched independently) is 72; the estimate
+    is within 10% of it, where a 1/sqrt(n) rule says about three times as many."""
+    e = intervals.mean_estimate(np.zeros(20), rng=np.random.default_rng(0), bounds=intervals.UNIT)
+    assert e is not None and e.low == 0.0
+    exact = _smallest_n(lambda n: stats.binomtest(0, n).proportion_ci(method="exact").high <= 0.05, 21)
+    guess = intervals.items_to_settle(e.n, e.low, e.high, e.value, 0.05)
+    assert guess is not None and abs(guess - exact) <= 0.1 * exact
+    assert exact * (e.high / 0.05) > 2.5 * guess  # the square-root rule's figure
+
+
+def test_items_to_settle_a_two_sided_interval_grows_as_one_over_root_n() -> None:
+    """A mean of 0.3 with a normal-looking interval of half-width h at n items: the t interval of the same spread
+    clears a bound 0.1 away at the n where t_{n-1} * sd / sqrt(n) = 0.1 (closed form, searched); the estimate is
+    within 10% of it."""
+    sd, n = 0.25, 20
+    half = float(stats.t.ppf(0.975, n - 1)) * sd / np.sqrt(n)
+    guess = intervals.items_to_settle(n, 0.3 - half, 0.3 + half, 0.3, 0.4)
+    exact = _smallest_n(lambda m: float(stats.t.ppf(0.975, m - 1)) * sd / np.sqrt(m) <= 0.1, n + 1)
+    assert guess is not None and abs(guess - exact) <= 0.1 * exact
+    assert intervals.items_to_settle(n, 0.2, 0.4, 0.3, 0.3) is None  # on the bound: no sample settles it

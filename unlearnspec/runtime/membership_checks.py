@@ -31,6 +31,11 @@ from unlearnspec.runtime.measure import (
 log = logging.getLogger("unlearnspec.run")
 
 
+def _privleak_at_chance(auc: Any, _unused: Any) -> Any:
+    """PrivLeak against the ideal AUC 0.5, for a run without a reference (the second AUC is ignored)."""
+    return muse_privleak(auc, 0.5)
+
+
 class MembershipChecks(EvaluatorBase):
     """Membership inference, PrivLeak and forget quality (FRAMEWORK.md §5, §7)."""
 
@@ -219,12 +224,11 @@ class MembershipChecks(EvaluatorBase):
                                                            confidence=conf, rng=self.rng(check, who),
                                                            combine=muse_privleak) if use_iv
                      else _point_est(float(muse_privleak(aucs[who], aucs["reference"])), len(set(records["member"]))))
-            else:
-                e0 = (intervals.auc_estimate(m_, n_, higher, confidence=conf, rng=self.rng(check, who)) if use_iv
-                      else _point_est(aucs[who], len(m_)))
-                e = None if e0 is None else Estimate(
-                    float(muse_privleak(e0.value, 0.5)), float(muse_privleak(e0.high, 0.5)),
-                    float(muse_privleak(e0.low, 0.5)), e0.n, e0.n_other, conf)
+            else:  # against chance, its one AUC resampled by record all the same
+                e = (joint_intervals.gap_of_aucs_by_record(m_, n_, m_, n_, higher, records["member"], records["non"],
+                                                           confidence=conf, rng=self.rng(check, who),
+                                                           combine=_privleak_at_chance) if use_iv
+                     else _point_est(float(muse_privleak(aucs[who], 0.5)), len(set(records["member"]))))
             if has_ref and who == "unlearned":  # the same weights: 0 on every item there is
                 e = self.exact_if_same(e)
             values[who] = None if e is None else e.value

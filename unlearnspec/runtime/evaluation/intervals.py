@@ -506,11 +506,15 @@ def ks_estimate(a: Sequence[float] | NDArray[Any], b: Sequence[float] | NDArray[
 
 
 def items_to_settle(n: int, low: float, high: float, value: float, bound: float) -> int | None:
-    """Roughly how many items would make an interval clear ``bound``: interval half-widths shrink as
-    ``1/sqrt(n)``, so ``n * (half-width / distance to the bound)^2`` (None when the point estimate
-    sits on the bound: no finite sample settles it)."""
+    """Roughly how many items would make an interval clear ``bound`` if the estimate holds (None when it
+    sits on the bound: no finite sample settles it). A two-sided interval's half-width shrinks as
+    ``1/sqrt(n)``, so ``n * (half-width / distance to the bound)^2``; an interval that ends at the
+    estimate itself -- an exact one at a share of 0 or 1 (Clopper-Pearson at 0 of n, agreeing pairs)
+    -- shrinks as ``1/n`` (its open end is about ``log(2/alpha) / n``), so ``n * width / distance``."""
     margin = abs(value - bound)
     half = max(abs(high - value), abs(value - low), (high - low) / 2)
     if n <= 0 or margin <= 1e-12 or not math.isfinite(half):
         return None
-    return max(n + 1, math.ceil(n * (half / margin) ** 2))
+    edge = min(abs(value - low), abs(high - value)) <= 1e-9 * max(1.0, half)
+    ratio = half / margin
+    return max(n + 1, math.ceil(n * (ratio if edge else ratio ** 2)))
