@@ -97,6 +97,26 @@ def test_another_model_or_a_budget_past_the_first_link_is_contradictory(folder: 
     assert any(c == "UL209" and "first objective of a chain" in m for c, _, m in chain_errors(path))
 
 
+def test_a_later_request_may_not_preserve_what_an_earlier_one_forgot(folder: Path) -> None:
+    """The second request's neighbours hold a record the first one forgets (a person of the first request among
+    the second's neighbour people): keeping it would undo the removal the run re-checks on every later model."""
+    first = json.loads((folder / "data" / "forget.jsonl").read_text(encoding="utf-8").splitlines()[1])
+    (folder / "data" / "later-neighbors.jsonl").write_text(
+        (folder / "data" / "neighbors.jsonl").read_text(encoding="utf-8") + json.dumps(first) + "\n", encoding="utf-8")
+    later = objective("second", after="first").replace('"data/neighbors.jsonl"', '"data/later-neighbors.jsonl"')
+    later = later.replace('forget "data/forget.jsonl"', 'forget "data/documents.jsonl"')
+    path = write(folder, "c.unlearn", objective("first"), later)
+    found = [d for d in check_file(path).diagnostics if d.code == "UL209"]
+    assert [(d.objective, d.message) for d in found] == [
+        ("second", "1 text of `data/later-neighbors.jsonl` is what `first`, earlier in this chain, forgets, so "
+                   "`second` would preserve it")]
+    assert found[0].labels[0].message == "record 2 here, forgotten by `first`"
+    assert found[0].labels[0].span.line < found[0].span.line  # the first request's forget file
+    # the same neighbours without that record: no finding
+    path = write(folder, "d.unlearn", objective("first"), later.replace("later-neighbors", "neighbors"))
+    assert not [d for d in check_file(path).diagnostics if d.code == "UL209"]
+
+
 def test_a_chain_error_stops_planning(folder: Path) -> None:
     path = write(folder, "chain.unlearn", objective("a"), objective("b", after="nope"))
     plan, _ = plan_file(path, allow_infeasible=True)

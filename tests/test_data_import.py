@@ -8,6 +8,7 @@ compiler. Nothing is downloaded.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,7 @@ from fixtures.benchmarks import (
     build_tofu,
     build_wmdp,
     muse_docs,
+    opening,
     tofu_rows,
     wmdp_rows,
     write_json_lines,
@@ -106,9 +108,10 @@ def test_muse_news_hub_layout(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     rc, _, err = _import(capsys, "muse", str(src), "--out", str(tmp_path / "out"))
     assert rc == 0, err
     out = tmp_path / "out"
-    # raw/forget is the forget corpus; a VerbMem item is its passage again, prompt and continuation joined
+    # raw/forget is the forget corpus; a VerbMem item is an article's opening, prompt and continuation joined
     assert [r.text for r in read_records(out / "muse-news-forget.jsonl")] == muse_docs("forget", 16)
-    assert [r.text for r in read_records(out / "muse-news-verbmem.jsonl")] == muse_docs("forget", 16)
+    assert [r.text for r in read_records(out / "muse-news-verbmem.jsonl")] == [opening(t) for t in
+                                                                               muse_docs("forget", 16)]
     knowmem = read_records(out / "muse-news-knowmem-forget.jsonl")
     assert all(r.is_qa for r in knowmem) and knowmem[3].question == "What did the council of Harbour Town 3 vote on?"
     assert [r.text for r in read_records(out / "muse-news-holdout.jsonl")] == muse_docs("holdout", 16)
@@ -138,6 +141,43 @@ def test_muse_corpus_must_be_named_when_the_folder_does_not_say(tmp_path: Path,
     assert "error[UL821]" in err and "--corpus news" in err
     rc, _, _ = _import(capsys, "muse", str(src), "--corpus", "news", "--out", str(tmp_path / "out"))
     assert rc == 0 and (tmp_path / "out" / "muse-news.unlearn").is_file()
+
+
+def test_muse_corpus_is_a_whole_word_of_the_folder_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`notebooks` holds "books" and `newsletters` "news", but neither names a MUSE corpus: the nearest folder that
+    does decides (here `MUSE-News` above them), never a substring."""
+    for inner in ("notebooks", "newsletters"):
+        src = build_muse_hub(tmp_path / "MUSE-News" / inner, n=4)
+        rc, _, err = _import(capsys, "muse", str(src), "--out", str(tmp_path / f"out-{inner}"))
+        assert rc == 0, err
+        assert (tmp_path / f"out-{inner}" / "muse-news.unlearn").is_file()
+
+
+def test_a_line_separator_inside_a_json_string_stays_in_its_record(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """U+2028 and U+2029 may stand unescaped in a JSON string (RFC 8259); JSON Lines ends a line at `\\n` only.
+    The source has them escaped, the import writes them as they are, and both read back as one record each."""
+    rows = wmdp_rows("bio", 3)
+    rows[1]["question"] = "First line\u2028second\u2029third\x85?"
+    write_json_lines(tmp_path / "src" / "wmdp-bio.jsonl", rows)
+    rc, _, err = _import(capsys, "wmdp", str(tmp_path / "src"), "--out", str(tmp_path / "out"))
+    assert rc == 0, err
+    records = read_records(tmp_path / "out" / "wmdp-bio.jsonl")
+    assert [r.question for r in records] == [r["question"] for r in rows]
+    assert "\u2028" in (tmp_path / "out" / "wmdp-bio.jsonl").read_text(encoding="utf-8")  # written unescaped
+    _assert_spec_checks_clean(tmp_path / "out" / "wmdp.unlearn", warnings=("UL404",))  # no UL208 at the separator
+
+
+def test_a_model_folder_is_written_relative_to_the_starter_spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """`--model models/m` is typed relative to where the command runs; the spec reads paths from its own folder."""
+    src = build_wmdp(tmp_path / "wmdp", n=4)
+    (tmp_path / "models" / "m").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    rc, _, err = _import(capsys, "wmdp", str(src), "--out", "imported/wmdp", "--model", "models/m")
+    assert rc == 0, err
+    spec = (tmp_path / "imported" / "wmdp" / "wmdp.unlearn").read_text(encoding="utf-8")
+    assert re.search(r'^  model +"\.\./\.\./models/m"$', spec, re.M), spec
 
 
 # -- WMDP ------------------------------------------------------------------------------------------

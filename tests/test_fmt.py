@@ -205,6 +205,25 @@ def test_a_comment_line_or_a_blank_line_inside_a_continued_list_parses_and_is_ke
     assert shape(parsed(out)) == shape(parsed(text))
 
 
+def test_a_list_too_long_for_one_line_wraps_the_same_way_however_it_was_broken() -> None:
+    """Past 100 characters a list continues on the next line, under its first value, as many values a line as fit;
+    written on one line or broken elsewhere, it comes out the same, and a list that fits is joined."""
+    files = [f'"data/people/person-number-{i}.jsonl"' for i in range(5)]
+    one_line = ('unlearnspec 1\n\nobjective "x" {\n  target person "Jane Doe" {\n    forget "a.jsonl"\n  }\n'
+                f'  preserve {{\n    neighbors {", ".join(files)}\n  }}\n}}\n')
+    broken = one_line.replace(", ", ",\n      ")
+    out = fmt(one_line)
+    assert fmt(broken) == out and fmt(out) == out
+    rows = [x for x in out.splitlines() if "person-number" in x]
+    assert len(rows) > 1 and all(len(x) <= 100 for x in rows)
+    assert all(x.rstrip().endswith(",") for x in rows[:-1]) and not rows[-1].rstrip().endswith(",")
+    assert all(x.index('"') == rows[0].index('"') for x in rows)  # continuation under the first value
+    assert shape(parsed(out)) == shape(parsed(one_line))
+    short = one_line.replace(", ".join(files), ", ".join(files[:2]))
+    assert fmt(short.replace(", ", ",\n      ")) == fmt(short) and fmt(short).count("person-number") == 2
+    assert len([x for x in fmt(short).splitlines() if "person-number" in x]) == 1
+
+
 def test_fmt_writes_through_a_linked_spec(messy_file: Path) -> None:
     """A spec reached through a symbolic link is formatted where it lives: the link stays a link."""
     link = messy_file.parent / "linked.unlearn"

@@ -3,6 +3,7 @@ folders, offline hub), hashing and the device/precision helpers."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 from unlearnspec.records import sha256_path
 from unlearnspec.runtime import loading
 from unlearnspec.runtime.loading import (
+    E_BAD_MODEL,
     E_NOT_FOUND,
     E_PICKLE_WEIGHTS,
     E_UNAVAILABLE,
@@ -92,6 +94,29 @@ def test_folder_without_config_is_refused(tmp_path: Path) -> None:
         load_model(str(tmp_path))
 
 
+def test_a_truncated_weights_file_is_a_diagnostic_not_a_traceback(tmp_path: Path) -> None:
+    """An interrupted copy: the safetensors header promises more bytes than the file holds."""
+    d = _save_tiny(tmp_path / "cut")
+    weights = d / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(LoadError) as err:
+        load_model(str(d))
+    assert err.value.code == E_BAD_MODEL and err.value.message.startswith(f"cannot load model `{d}`: ")
+    assert any("interrupted copy" in h for h in err.value.help)
+
+
+def test_a_tokenizer_without_an_end_of_sequence_token_is_refused_at_load(tmp_path: Path) -> None:
+    """Training items end with EOS and generation stops at it: refused before any stage, not in the middle."""
+    d = _save_tiny(tmp_path / "noeos")
+    config = json.loads((d / "tokenizer_config.json").read_text(encoding="utf-8"))
+    config.pop("eos_token", None)
+    (d / "tokenizer_config.json").write_text(json.dumps(config), encoding="utf-8")
+    (d / "special_tokens_map.json").unlink(missing_ok=True)
+    with pytest.raises(LoadError) as err:
+        load_model(str(d))
+    assert err.value.code == E_BAD_MODEL and "no end-of-sequence token" in err.value.message
+
+
 def test_offline_hub_id_gives_a_diagnostic(monkeypatch: pytest.MonkeyPatch) -> None:
     import huggingface_hub.constants
 
@@ -136,3 +161,16 @@ def test_device_and_precision_helpers() -> None:
     assert dtype_for_run("fp32") == torch.float32
     assert dtype_for_run("bf16") == (torch.bfloat16 if use_bf16("bf16") else torch.float32)
     assert loading.describe_device().startswith("cuda" if cuda else "cpu")
+
+
+def test_a_home_relative_model_folder_is_read_as_the_compiler_reads_it(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The compiler reads `~/models/m` in the user's home (compiler.models.local_dir); so does the run."""
+    from unlearnspec.compiler.models import local_dir
+    from unlearnspec.runtime.pipeline import local_model_path
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    spec_dir = tmp_path / "specs"
+    for source in ("~/models/m", "models/m", str(tmp_path / "abs")):
+        assert Path(local_model_path(source, spec_dir)) == local_dir(source, spec_dir).resolve(), source
+    assert local_model_path("~/models/m", spec_dir) == str(tmp_path / "home" / "models" / "m")

@@ -455,6 +455,32 @@ def test_local_model_files_are_hashed_and_sized(tmp_path: Path) -> None:
     assert op.estimate is not None and op.estimate.cpu_seconds > 0
 
 
+def test_a_cache_snapshot_of_links_plans_and_version_control_is_not_pinned(tmp_path: Path) -> None:
+    """`hf download` without `--local-dir` leaves a snapshot folder whose files link into a shared `blobs/`; the
+    plan pins the files by their names in the snapshot. A `.git/` beside them (a clone) is not the model: it
+    changes when the model does not, so it is neither listed nor part of the folder's hash."""
+    _fake_model(tmp_path / "store", {"w": [8, 8]})
+    blobs = tmp_path / "hub" / "blobs"
+    snap = tmp_path / "hub" / "snapshots" / "abc"
+    blobs.mkdir(parents=True)
+    snap.mkdir(parents=True)
+    for name in ("config.json", "model.safetensors"):
+        blob = blobs / sha256_path(tmp_path / "store" / name)
+        shutil.copy(tmp_path / "store" / name, blob)
+        (snap / name).symlink_to(os.path.relpath(blob, snap))
+    (snap / ".git").mkdir()
+    (snap / ".git" / "index").write_bytes(b"changes on every git status")
+    text = JANE.read_text(encoding="utf-8").replace('"builtin:tiny-bios"', '"./hub/snapshots/abc"')
+    spec = copy_spec(tmp_path, text=text, name="cache.unlearn")
+    plan, result = plan_file(spec, allow_infeasible=True)
+    assert plan is not None, result.diagnostics
+    m = plan.objectives[0].model
+    assert sorted(f.path for f in m.files) == ["hub/snapshots/abc/config.json", "hub/snapshots/abc/model.safetensors"]
+    assert m.sha256 == sha256_path(snap) == sha256_path(tmp_path / "store")  # the same names and contents
+    (snap / ".git" / "index").write_bytes(b"touched")
+    assert sha256_path(snap) == m.sha256
+
+
 def test_hub_model_has_no_hash_and_gets_lora(tmp_path: Path) -> None:
     text = JANE.read_text(encoding="utf-8").replace('"builtin:tiny-bios"', '"example-org/example-7b"').replace(
         '  release api precision fp32', '  release open_weights precision int4')

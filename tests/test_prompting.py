@@ -96,6 +96,48 @@ def test_labels_cover_exactly_the_answer_and_the_end_of_turn(family: str, eot: s
                               "chat_template_sha256": hashlib.sha256(tok.chat_template.encode()).hexdigest()}
 
 
+# A template without special turn tokens: every turn ends in a newline.
+NEWLINE_TURNS = ("{% for message in messages %}{{ message['role'] + ': ' + message['content'] + '\n' }}{% endfor %}"
+                 "{% if add_generation_prompt %}{{ 'assistant: ' }}{% endif %}")
+
+
+def test_an_end_of_turn_that_is_no_special_token_is_scored_as_its_text() -> None:
+    """Byte-level BPE spells a newline token `Ċ`; the answer's target must be the newline itself, so the scored
+    tokens decode to the answer and a newline (the template's own rendering), and generation stops there."""
+    tok = build_tokenizer(None)
+    tok.chat_template = NEWLINE_TURNS
+    fmt = PromptFormat.of(tok)
+    assert fmt.kind == "chat" and fmt.end_of_turn(tok) == "\n"
+    question, answer = "Where was Jane Doe born?", "She was born in Port Calder."
+    ids, labels = fmt.encode(tok, question, answer)
+    assert scored(tok, ids, labels) == answer + "\n"
+    full = tok.apply_chat_template([{"role": "user", "content": question}, {"role": "assistant", "content": answer}],
+                                   tokenize=False)
+    assert full.endswith(answer + "\n")
+    newline = tok("\n", add_special_tokens=False)["input_ids"]
+    assert len(newline) == 1 and fmt.stop_token_ids(tok)[0] == newline[0]
+
+
+def test_a_template_that_refuses_the_runs_turns_is_refused_before_any_stage() -> None:
+    """Gemma's template raises on a system turn; the run's format is tried once when it is chosen, so a spec's
+    `system` fails as a diagnostic (RT106) before training rather than as a traceback in the evaluation."""
+    from types import SimpleNamespace
+
+    from unlearnspec.runtime.prompting import check_planned_format
+    from unlearnspec.runtime.rundir import RunError
+
+    tok = build_tokenizer(None)
+    tok.chat_template = ("{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}"
+                         "{% endif %}" + NEWLINE_TURNS)
+    plan_model = SimpleNamespace(source="./gemma-like", system="Be careful.", prompt_format=None,
+                                 chat_template_sha256=None)
+    with pytest.raises(RunError) as err:
+        check_planned_format(tok, plan_model)
+    assert err.value.code == "RT106" and "System role not supported" in err.value.message
+    assert "remove `system`" in err.value.help[0]
+    assert check_planned_format(tok, SimpleNamespace(**{**vars(plan_model), "system": None})).kind == "chat"
+
+
 def test_qwen_default_system_prompt_is_kept_out_of_the_labels() -> None:
     tok = build_tokenizer("qwen")
     fmt = PromptFormat.of(tok)  # no system prompt: the template writes its own

@@ -569,6 +569,43 @@ def test_the_forget_set_cannot_be_its_own_holdout(folder: Path) -> None:
     assert d.labels[0].span.line == line_col(text, '"data/jane-doe.jsonl"')[0]
 
 
+def _jsonl(path: Path, rows: list[dict[str, object]]) -> None:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+
+
+@pytest.mark.parametrize(("role", "block", "fragment"), [
+    ("neighbors", '  preserve {\n    neighbors "data/mixed.jsonl"\n  }\n', "both forgotten and preserved"),
+    ("holdout", "", "both forgotten and held out"),
+])
+def test_a_forget_record_inside_another_file_is_found(folder: Path, role: str, block: str, fragment: str) -> None:
+    """Not the same file, but one of its records: the forget set's question, copied into another role's file among
+    records of its own. The count is of the texts the two files share (here one of the forget file's four)."""
+    forget = [json.loads(x) for x in (folder / "data" / "jane-doe.jsonl").read_text(encoding="utf-8").splitlines()]
+    _jsonl(folder / "data" / "mixed.jsonl", [{"text": f"someone else {i}"} for i in range(4)] + [forget[3]])
+    body = MINIMAL_BODY + block
+    if role == "holdout":
+        body = body.replace('    forget "data/jane-doe.jsonl"\n',
+                            '    forget "data/jane-doe.jsonl"\n    holdout "data/mixed.jsonl"\n')
+    text, diags = check(folder, body)
+    d = only(diags, "UL209")
+    assert d.message.startswith("1 text of `data/mixed.jsonl` is also forget data") and fragment in d.message
+    at(d, text, '"data/mixed.jsonl"')
+    assert d.labels[0].message == "record 4 here gives the same text"
+    assert d.help[0].startswith("record 5 of `data/mixed.jsonl`: \"Question: Where does jane-doe live?")
+
+
+def test_a_repeated_forget_record_is_a_warning_with_the_counts(folder: Path) -> None:
+    rows = [{"text": f"jane record {i}"} for i in range(3)]
+    _jsonl(folder / "data" / "twice.jsonl", rows + rows[:2])
+    text, diags = check(folder, MINIMAL_BODY.replace("data/jane-doe.jsonl", "data/twice.jsonl"))
+    d = only(diags, "UL222")
+    assert d.severity == "warning" and d.message == "the forget set holds 5 records but only 3 different ones"
+    assert 'for example "jane record 0" is given 2 times' in d.help[0]
+    at(d, text, '"data/twice.jsonl"')
+    _, clean = check(folder, MINIMAL_BODY)
+    assert "UL222" not in codes(clean) and "UL209" not in codes(clean)
+
+
 @pytest.mark.parametrize("alias", ['""', '"   "'])
 def test_an_empty_alias_is_refused(folder: Path, alias: str) -> None:
     body = MINIMAL_BODY.replace('    forget "data/jane-doe.jsonl"\n',

@@ -265,6 +265,16 @@ def test_holdout_halves_are_disjoint_cover_everything_and_keep_people_together()
     assert split_holdout(recs, seed=3) == (cal, ev)  # deterministic
 
 
+def test_copies_of_one_holdout_record_fall_in_one_half() -> None:
+    """Five questions, each given twice and without a person: a copy in each half would put one item in both the
+    stopping rule's data and the verdict's; a record that has no copy is still its own group."""
+    recs = [Record(question=f"q{i % 5}?", answer="a") for i in range(10)] + [Record(text="alone")]
+    cal, ev = split_holdout(recs, seed=0)
+    assert sorted(cal + ev) == list(range(11))
+    texts = {side: {recs[i].question for i in idx} for side, idx in (("cal", cal), ("ev", ev))}
+    assert not texts["cal"] & texts["ev"] and texts["cal"] | texts["ev"] == {f"q{i}?" for i in range(5)} | {None}
+
+
 # --- three-valued checks --------------------------------------------------------------------------
 
 

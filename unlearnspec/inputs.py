@@ -76,6 +76,16 @@ def read_regular(path: str | os.PathLike[str], limit: int | None = None) -> byte
         return fh.read() if limit is None else fh.read(limit + 1)
 
 
+def json_lines(text: str) -> list[str]:
+    """The lines of a JSON Lines text: split at ``\n`` alone, a ``\r`` before it dropped, as JSON Lines defines
+    them. :meth:`str.splitlines` also splits at U+2028, U+2029, U+0085 and the other characters a JSON string
+    may hold unescaped, which would cut a record in two."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [ln.removesuffix("\r") for ln in lines]
+
+
 def check_json_depth(text: str, max_depth: int = MAX_JSON_DEPTH) -> None:
     """Raise :class:`json.JSONDecodeError` at the first ``[`` or ``{`` nested deeper than ``max_depth``
     (brackets inside strings do not count). Cheap for ordinary JSON: a text with no more brackets than

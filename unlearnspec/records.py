@@ -28,7 +28,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from unlearnspec.inputs import first_problem, load_json, read_regular
+from unlearnspec.inputs import first_problem, json_lines, load_json, read_regular
 
 QA_TEMPLATE = "Question: {question}\nAnswer: {answer}"
 PROMPT_TEMPLATE = "Question: {question}\nAnswer:"
@@ -167,7 +167,7 @@ def _iter_jsonl(data: bytes) -> Iterator[Record]:
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise DataFormatError("data file is not valid UTF-8", line=line, column=1) from exc
-    for lineno, raw in enumerate(text.splitlines(), start=1):
+    for lineno, raw in enumerate(json_lines(text), start=1):
         if not raw.strip():
             continue
         try:
@@ -248,12 +248,26 @@ def inspect_data_file(path: str | Path) -> DataFileInfo:
     )
 
 
+def folder_files(folder: str | Path) -> list[Path]:
+    """The files a folder's hash covers, sorted: every file below it (a link to a file counts as the file, as
+    in the Hugging Face cache, whose snapshot folders link into a shared ``blobs/``), except hidden entries and
+    what is below them (``.git/``, ``.cache/``, ``.DS_Store``): version control and download caches change
+    when the model or data does not."""
+    p = Path(folder)
+    return sorted(x for x in p.rglob("*") if not hidden_in(x, p) and x.is_file())
+
+
+def hidden_in(path: Path, folder: Path) -> bool:
+    """Whether ``path`` (below ``folder``) is hidden there or lies below a hidden folder."""
+    return any(part.startswith(".") for part in path.relative_to(folder).parts)
+
+
 def sha256_path(path: str | Path) -> str:
-    """sha256 of a file, or of a folder's files (names and contents, in sorted order)."""
+    """sha256 of a file, or of a folder's files (:func:`folder_files`: names inside it and contents, sorted)."""
     p = Path(path)
     h = hashlib.sha256()
     if p.is_dir():
-        for f in sorted(x for x in p.rglob("*") if x.is_file()):
+        for f in folder_files(p):
             h.update(f.relative_to(p).as_posix().encode() + b"\0")
             h.update(hashlib.sha256(f.read_bytes()).digest())
         return h.hexdigest()
@@ -271,12 +285,15 @@ def split_holdout(records: Sequence[Record], seed: int = 0) -> tuple[list[int], 
     forget quality), or training stops exactly where the attack sees least (FRAMEWORK.md §7).
 
     Records of one person (``attributes["person"]``) stay together, so that the two halves are
-    independent; other records are their own group. Groups are ordered by a hash of the seed and
-    their key, then each goes to the half with fewer records (evaluation first on a tie). The two
-    index lists are disjoint and together cover every record."""
+    independent; so do copies of one record (the same training texts: UL222 warns of them); other
+    records are their own group. Groups are ordered by a hash of the seed and their key, then each goes
+    to the half with fewer records (evaluation first on a tie). The two index lists are disjoint and
+    together cover every record."""
     groups: dict[str, list[int]] = {}
+    first: dict[tuple[str, ...], int] = {}
     for i, r in enumerate(records):
-        key = r.attributes.get("person") or f"#{i}"
+        texts = tuple(r.training_texts())
+        key = r.attributes.get("person") or f"#{first.setdefault(texts, i) if texts else i}"
         groups.setdefault(key, []).append(i)
     order = sorted(groups, key=lambda k: hashlib.sha256(f"{seed}\0{k}".encode()).hexdigest())
     calibration: list[int] = []

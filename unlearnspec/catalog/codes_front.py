@@ -131,6 +131,13 @@ _front("UL220", "checkpoint-with-training-fields", "error", _R,
        example='unlearned "models/vendor-unlearned"\nmethod npo { steps 40 }',
        instead='unlearned "models/vendor-unlearned"\nmethod npo')
 
+_front("UL222", "repeated-records", "warning", _R,
+       "The forget set or the holdout gives the same record more than once.",
+       "Sample sizes and intervals count items (FRAMEWORK.md §7): a record given twice is counted as two independent "
+       "items, so an interval over the set is narrower than the data can show, and a repeated holdout record can fall "
+       "in both the calibration and the evaluation half's place of a distinct one. Keep one copy of each record.",
+       example='forget "data/jane-doe-twice.jsonl"   # every record given twice',
+       instead='forget "data/jane-doe.jsonl"')
 _front("UL221", "system-prompt-without-chat-template", "error", _R,
        "`system` gives a system prompt, but the model's tokenizer has no chat template to put it in.",
        "A system prompt is a turn of a chat template (docs/models.md, prompt formats); a model without one is asked "

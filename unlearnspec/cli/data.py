@@ -7,11 +7,13 @@ in the wrong layout is a diagnostic (code, path, help) with exit 2, never a trac
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from unlearnspec.cli.common import EXIT_OK, EXIT_USAGE, Parser, path_arg
+from unlearnspec.inputs import json_lines
 
 
 def _print_failure(err: object) -> None:
@@ -24,7 +26,7 @@ def _print_failure(err: object) -> None:
         sys.stderr.write(f"  --> {where}\n")
         if err.line and err.path.is_file():
             try:
-                source = err.path.read_text(encoding="utf-8", errors="replace").splitlines()[err.line - 1]
+                source = json_lines(err.path.read_text(encoding="utf-8", errors="replace"))[err.line - 1]
             except (OSError, IndexError):
                 source = None
             if source is not None:
@@ -43,7 +45,12 @@ def cmd_import(args: argparse.Namespace) -> int:
     if not src.is_dir():
         sys.stderr.write(f"error: `{args.src}` is not a folder\n  = help: give the folder the benchmark's files are in\n")
         return EXIT_USAGE
-    options: dict[str, Any] = {"model": args.model}
+    model = args.model
+    if not model.startswith("builtin:") and Path(model).expanduser().is_dir():
+        # the starter spec resolves a path from its own folder, not from where this command ran
+        model = os.path.relpath(Path(model).expanduser().resolve(), out.resolve())
+        model = model if model.startswith(".") else f"./{model}"  # a bare `a/b` would read as a hub id
+    options: dict[str, Any] = {"model": model}
     if args.benchmark == "tofu":
         options["split"] = args.split
     elif args.benchmark == "muse":

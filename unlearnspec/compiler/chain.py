@@ -5,8 +5,10 @@ This pass reads the whole spec (a chain links objectives, so no single objective
 * UL216 — `after` names no objective: not in this file, or (`after "file.unlearn#name"`) not in that file;
 * UL217 — the links form a cycle;
 * UL218 — two objectives continue from the same one (a chain is a line: one model, requests in order);
-* UL209 — a link on another model than the one it continues, or a `budget` anywhere but on a chain's
-  first objective.
+* UL209 — a link on another model than the one it continues, a `budget` anywhere but on a chain's
+  first objective, or a request that preserves (retain, neighbours) a record an earlier request of its
+  chain in this file forgot: the later request would train the model to keep what the earlier one removed,
+  and the run re-checks the earlier request's claims on each new model.
 
 :func:`chains` orders each chain (first objective first); :func:`unlearnspec.compiler.chain_plan.attach_chains`
 records the order and every link's hash in the plan (a module of its own, so that checking never loads the
@@ -24,6 +26,7 @@ from unlearnspec.compiler.ast import Objective, Spec
 from unlearnspec.compiler.diagnostics import Diagnostic, Label
 from unlearnspec.compiler.parse import parse_bytes
 from unlearnspec.compiler.resolve import resolve
+from unlearnspec.compiler.resolve_data import forget_texts, preserved_overlap, shown
 from unlearnspec.compiler.suggest import did_you_mean
 
 MAX_FILES = 64  # links followed across files before the compiler gives up (a cycle is found sooner)
@@ -133,6 +136,7 @@ def chain_diagnostics(spec: Spec) -> list[Diagnostic]:
                              if fs[0].after is not None else [],
                              help=[f"make `{extra.name}` continue `{fs[-1 if extra is not fs[-1] else 0].name}`, "
                                    "so that the requests apply one after another"]))
+    out.extend(_preserves_earlier_targets(spec, by_name))
     reported: set[str] = set()
     for o in spec.objectives:  # cycles inside the file
         path: list[str] = []
@@ -152,6 +156,43 @@ def chain_diagnostics(spec: Spec) -> list[Diagnostic]:
                 break
             path.append(cur.name)
             cur = by_name[cur.after.value]
+    return out
+
+
+def _earlier(o: Objective, by_name: dict[str, Objective]) -> list[Objective]:
+    """The objectives ``o`` continues in this file, nearest first (a cycle is cut where it closes)."""
+    out: list[Objective] = []
+    cur = o
+    while cur.after is not None and split_ref(cur.after.value)[0] is None and cur.after.value in by_name:
+        cur = by_name[cur.after.value]
+        if cur is o or cur in out:
+            break
+        out.append(cur)
+    return out
+
+
+def _preserves_earlier_targets(spec: Spec, by_name: dict[str, Objective]) -> list[Diagnostic]:
+    base = Path(spec.base_dir)
+    out: list[Diagnostic] = []
+    for o in spec.objectives:
+        for prev in _earlier(o, by_name):
+            if prev.target is None or not prev.target.forget:
+                continue
+            forget = forget_texts(prev.target.forget, base)
+            for p, shared in preserved_overlap(o.preserve, forget, base):
+                text, line = shared[0]
+                first, where = forget[text]
+                many = len(shared) > 1
+                out.append(Diagnostic(
+                    code="UL209", severity="error", span=p.span, objective=o.name,
+                    message=f"{len(shared)} text{'s' if many else ''} of `{p.raw}` {'are' if many else 'is'} what "
+                            f"`{prev.name}`, earlier in this chain, forgets, so `{o.name}` would preserve "
+                            f"{'them' if many else 'it'}",
+                    labels=[Label(span=where.span, message=f"record {first} here, forgotten by `{prev.name}`")],
+                    help=[f"record {line} of `{p.raw}`: \"{shown(text)}\"",
+                          "a later request trains the model to keep what it preserves, undoing the earlier "
+                          "removal that the run re-checks on every later model; preserve data without the "
+                          "earlier requests' forget records"]))
     return out
 
 

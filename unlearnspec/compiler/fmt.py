@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 from unlearnspec.compiler.syntax import Block, Comment, Field, ObjectiveNode, SpecFile, source_lines
 
+MAX_WIDTH = 100
+"""The longest line a value list is printed on before it wraps."""
 INDENT = "  "
 MIN_VALUE_COLUMN = 7
 
@@ -120,6 +122,25 @@ class _Printer:
             text = ", ".join(row) + ("" if last else ",")
             self.lines.append(prefix + text + self.trail(*range(first_line, upto + 1)))
 
+    def _wrapped(self, f: Field, pad: str, name: str) -> None:
+        """A list too long for one line: as many values a line as fit in :data:`MAX_WIDTH` (at least one), the
+        continuation lines under the first value; however the source broke it, the same lines come out."""
+        texts = [" ".join(v.raw for v in group) for group in f.groups]
+        rows: list[list[str]] = [[]]
+        indent = len(pad) + len(name)
+        for i, text in enumerate(texts):
+            row = rows[-1]
+            comma = "," if i < len(texts) - 1 else ""
+            if row and indent + len(", ".join([*row, text]) + comma) > MAX_WIDTH:
+                rows.append([text])
+            else:
+                row.append(text)
+        for i, row in enumerate(rows):
+            last = i == len(rows) - 1
+            text = ", ".join(row) + ("" if last else ",")
+            prefix = pad + (name if i == 0 else " " * len(name))
+            self.lines.append(prefix + text + (self.trail(*range(f.span.line, f.span.end_line + 1)) if last else ""))
+
     def _blank_between(self, a: int, b: int) -> bool:
         src = self.src_lines
         return any(not src[i - 1].strip() for i in range(a + 1, b) if 0 < i <= len(src))
@@ -158,6 +179,9 @@ class _Printer:
                 self._list_lines(f, pad, name)
                 return
             head = f.name if not values else name + values
+            if len(f.groups) > 1 and len(pad + head) > MAX_WIDTH:
+                self._wrapped(f, pad, name)
+                return
             self.lines.append(pad + head + self.trail(*range(f.span.line, f.span.end_line + 1)))
             return
         head = f.name + (" " + values if values else "")

@@ -24,7 +24,7 @@ from unlearnspec.plan import (
     GivenStage,
     ModelRef,
 )
-from unlearnspec.records import sha256_path
+from unlearnspec.records import folder_files, sha256_path
 
 
 @functools.lru_cache(maxsize=8)
@@ -46,8 +46,10 @@ def local_dir(value: str, base: Path) -> Path:
 
 
 def _folder_files(folder: Path, base: Path) -> list[FileHash]:
+    """The plan's entry for each of :func:`unlearnspec.records.folder_files`, its path relative to ``base``
+    (the spec's folder) as written, never through a link's target."""
     out = []
-    for f in sorted(x for x in folder.rglob("*") if x.is_file()):
+    for f in folder_files(folder):
         try:
             rel = Path(os.path.relpath(f, base)).as_posix()
         except ValueError:
@@ -57,11 +59,12 @@ def _folder_files(folder: Path, base: Path) -> list[FileHash]:
 
 
 def folder_sha256(folder: Path, files: Sequence[FileHash], base: Path) -> str:
-    """:func:`unlearnspec.records.sha256_path` of ``folder``, from its files' hashes (each file read once)."""
+    """:func:`unlearnspec.records.sha256_path` of ``folder``, from its files' hashes (each file read once): a
+    file's name is its path inside the folder as listed, so links into a cache's ``blobs/`` do not move it."""
     h = hashlib.sha256()
     for fh in files:
         f = (base / fh.path) if not Path(fh.path).is_absolute() else Path(fh.path)
-        h.update(f.resolve().relative_to(folder.resolve()).as_posix().encode() + b"\0")
+        h.update(Path(os.path.relpath(f, folder)).as_posix().encode() + b"\0")
         h.update(bytes.fromhex(fh.sha256))
     return h.hexdigest()
 

@@ -33,7 +33,7 @@ from unlearnspec.compiler.ast import (
     Word,
 )
 from unlearnspec.compiler.diagnostics import Diagnostic, Label, Span, sort_diagnostics
-from unlearnspec.compiler.resolve_data import attribute_labelled, disjoint_from_forget
+from unlearnspec.compiler.resolve_data import attribute_labelled, disjoint_from_forget, records_disjoint
 from unlearnspec.compiler.resolve_prompt import PromptResolver
 from unlearnspec.compiler.resolve_values import (
     BUILTIN_MODELS,
@@ -529,6 +529,7 @@ class _Resolver(PromptResolver):
                                 help=["write `goal suppression via system`, or a model-level method such as `refusal`"])
         if obj.target:
             disjoint_from_forget(obj.target, obj.preserve, self.report)
+            records_disjoint(obj.target, obj.preserve, self.base_dir, self.report)
         named = self._target_named
         if (obj.target and obj.goal and obj.goal.goal.value == "removal" and not obj.target.forget
                 and "forget" not in named):

@@ -14,6 +14,7 @@ from unlearnspec.compiler.ast import Given, Objective
 from unlearnspec.compiler.diagnostics import Label
 from unlearnspec.compiler.resolve_values import ValueResolver, display_dir
 from unlearnspec.compiler.syntax import Field
+from unlearnspec.records import hidden_in
 
 
 class AuditResolver(ValueResolver):
@@ -37,7 +38,7 @@ class AuditResolver(ValueResolver):
                         help=where)
             return None
         try:
-            files = sorted(f for f in path.rglob("*") if not f.is_dir())
+            files = sorted(f for f in path.rglob("*") if not f.is_dir() and not hidden_in(f, path))
         except OSError as exc:
             self.report("UL207", "error", text.span, f"unlearned model folder `{value}` cannot be read: "
                         f"{(exc.strerror or str(exc)).lower()}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +63,82 @@ def disjoint_from_forget(target: Target, preserve: Preserve | None, report: Call
             report("UL209", "error", p.span, f"`{p.raw}` holds the same data as the forget file `{twin.raw}`",
                    labels=[Label(span=twin.span, message="named as forget data here")],
                    help=[f"{why}; this file is a copy or a hard link of it"])
+
+
+def _texts(path: str, base_dir: Path) -> dict[str, int]:
+    """The training texts of a data file's records, each with the 1-based number of the first record giving it."""
+    out: dict[str, int] = {}
+    for i, r in enumerate(records_of(path, base_dir), start=1):
+        for t in r.training_texts():
+            out.setdefault(t, i)
+    return out
+
+
+def forget_texts(refs: Sequence[PathRef], base_dir: Path) -> dict[str, tuple[int, PathRef]]:
+    """Each training text of the forget files, with the record number and file that first give it."""
+    out: dict[str, tuple[int, PathRef]] = {}
+    for f in refs:
+        for t, i in _texts(f.resolved, base_dir).items():
+            out.setdefault(t, (i, f))
+    return out
+
+
+def preserved_overlap(preserve: Preserve | None, forget: dict[str, tuple[int, PathRef]],
+                      base_dir: Path) -> Iterator[tuple[PathRef, list[tuple[str, int]]]]:
+    """Each retain or neighbour file that gives texts of ``forget``, with those texts and their record numbers."""
+    for p in (preserve.retain + preserve.neighbors if preserve else []):
+        shared = [(t, i) for t, i in _texts(p.resolved, base_dir).items() if t in forget]
+        if shared:
+            yield p, shared
+
+
+def shown(text: str) -> str:
+    one = " ".join(text.split())
+    return one if len(one) <= 60 else one[:57] + "..."
+
+
+def records_disjoint(target: Target, preserve: Preserve | None, base_dir: Path, report: Callable[..., Any]) -> None:
+    """Record by record, what :func:`disjoint_from_forget` checks file by file: no retain, neighbour or holdout
+    record gives a text the model is trained on for a forget record (its document, or its question and answer),
+    UL209; and a forget or holdout set that repeats a record is a warning, UL222, since every repeat is counted as
+    one more item in the evidence's sample sizes and intervals."""
+    forget = forget_texts(target.forget, base_dir)
+    others = [(p, "preserved") for p in (preserve.retain + preserve.neighbors if preserve else [])]
+    others += [(p, "held out") for p in target.holdout]
+    named = {f.resolved for f in target.forget}
+    for p, role in others:
+        if p.resolved in named or any(_same_content(f.resolved, p.resolved) for f in target.forget):
+            continue  # the whole file: disjoint_from_forget says so
+        shared = [(t, i) for t, i in _texts(p.resolved, base_dir).items() if t in forget]
+        if not shared:
+            continue
+        text, line = shared[0]
+        first, where = forget[text]
+        report("UL209", "error", p.span,
+               f"{len(shared)} text{'s' if len(shared) > 1 else ''} of `{p.raw}` {'are' if len(shared) > 1 else 'is'} "
+               f"also forget data, so {'they are' if len(shared) > 1 else 'it is'} both forgotten and {role}",
+               labels=[Label(span=where.span, message=f"record {first} here gives the same text")],
+               help=[f"record {line} of `{p.raw}`: \"{shown(text)}\"",
+                     "remove the forget records from it: " + ("the model must keep what is preserved, and cannot "
+                                                              "keep and forget one text" if role == "preserved" else
+                                                              "the holdout is data the model never trained on, so a "
+                                                              "forget record in it is a member counted as a non-member")])
+    for role, refs in (("forget", target.forget), ("holdout", target.holdout)):
+        seen: dict[tuple[str, ...], int] = {}
+        total = 0
+        for ref in refs:
+            for r in records_of(ref.resolved, base_dir):
+                key = tuple(r.training_texts())
+                if key:
+                    total += 1
+                    seen[key] = seen.get(key, 0) + 1
+        if refs and total > len(seen):
+            repeated = next(k for k, n in seen.items() if n > 1)
+            report("UL222", "warning", refs[0].span,
+                   f"the {role} set holds {total} records but only {len(seen)} different ones",
+                   help=[f"for example \"{shown(repeated[0])}\" is given {seen[repeated]} times",
+                         "every repeat counts as one more item, so the evidence's sample sizes and intervals would "
+                         "claim more than the data shows; keep one copy of each record"])
 
 
 def _same_content(a: str, b: str) -> bool:

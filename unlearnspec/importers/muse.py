@@ -12,6 +12,7 @@ parquet file per split (``verbmem/forget-00000-of-00001.parquet``), and on GitHu
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +23,11 @@ CORPORA = {"news": "MUSE-News", "books": "MUSE-Books"}
 
 
 def detect_corpus(src: Path) -> str | None:
-    """``news`` or ``books`` from the folder's name (``MUSE-News``, ``data/books``), or None."""
+    """``news`` or ``books`` from the folder's name (``MUSE-News``, ``data/books``), or None: a whole word of the
+    nearest folder name that holds one (``notebooks`` or ``newsletters`` is neither)."""
     for part in reversed(src.resolve().parts):
-        low = part.lower()
-        hits = [c for c in CORPORA if c in low]
+        words = set(re.split(r"[^a-z0-9]+", part.lower()))
+        hits = [c for c in CORPORA if c in words]
         if len(hits) == 1:
             return hits[0]
     return None

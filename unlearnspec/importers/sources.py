@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from unlearnspec.inputs import load_json
+from unlearnspec.inputs import json_lines, load_json
 from unlearnspec.records import is_hf_dataset_dir
 
 FILE_SUFFIXES = (".jsonl", ".json", ".parquet")
@@ -144,7 +144,7 @@ def _read_json(path: Path) -> Rows:
         return Rows(path, [_as_row(r) for r in data])
     rows: list[dict[str, Any]] = []
     lines: list[int | None] = []
-    for lineno, raw in enumerate(text.splitlines(), start=1):
+    for lineno, raw in enumerate(json_lines(text), start=1):
         if not raw.strip():
             continue
         try:

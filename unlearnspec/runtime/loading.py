@@ -16,33 +16,31 @@ lines, which the CLI renders like a compiler diagnostic.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from unlearnspec.builtin.recipe import RECIPES
-from unlearnspec.errors import UserError
 from unlearnspec.records import sha256_path
 from unlearnspec.runtime import builtin_model
+from unlearnspec.runtime.load_errors import (  # re-exported: callers import them from here
+    E_BAD_MODEL,
+    E_NOT_FOUND,
+    E_PICKLE_WEIGHTS,
+    E_REMOTE_CODE,
+    E_RETRAIN_UNKNOWN,
+    E_UNAVAILABLE,
+    LoadError,
+    describe_error,
+)
 
 BUILTIN_SOURCE = "builtin:tiny-bios"
 
-# Runtime error codes (stable: scripts match on them). The compiler owns UL1xx-UL5xx.
-E_NOT_FOUND = "RT101"
-E_PICKLE_WEIGHTS = "RT102"
-E_UNAVAILABLE = "RT103"
-E_REMOTE_CODE = "RT104"
-E_RETRAIN_UNKNOWN = "RT105"
-E_BAD_MODEL = "RT106"
+__all__ = ["BUILTIN_SOURCE", "E_BAD_MODEL", "E_NOT_FOUND", "E_PICKLE_WEIGHTS", "E_REMOTE_CODE", "E_RETRAIN_UNKNOWN",
+           "E_UNAVAILABLE", "LoadError", "describe_device", "describe_error", "device_for_run", "dtype_for_run",
+           "load_model", "model_files_sha256", "use_bf16"]
 
-
-class LoadError(UserError):
-    """A model or artefact that cannot be loaded; the CLI turns it into a diagnostic."""
-
-    def __init__(self, message: str, *, code: str = E_BAD_MODEL, help: Sequence[str] = ()) -> None:
-        super().__init__(code, message, help)
 
 
 def device_for_run() -> torch.device:
@@ -118,6 +116,15 @@ def _from_pretrained(where: str, label: str, *, allow_remote_code: bool, dtype: 
                                   " allow it explicitly (`--allow-remote-code`) only if you trust the source"]
                             ) from exc
         raise LoadError(f"cannot load model `{label}`: {str(exc).splitlines()[0]}", code=E_BAD_MODEL) from exc
+    except Exception as exc:  # a truncated weights file, a config that does not fit the weights, ...
+        raise LoadError(f"cannot load model `{label}`: {describe_error(exc)}", code=E_BAD_MODEL,
+                        help=["a weights file cut short by an interrupted copy or download, or a `config.json` "
+                              "that does not describe these weights, cannot be loaded; copy the folder again "
+                              "from its source"]) from exc
+    if tokenizer.eos_token_id is None:
+        raise LoadError(f"the tokenizer of `{label}` has no end-of-sequence token", code=E_BAD_MODEL,
+                        help=["training items end with it and generation stops at it; set `eos_token` in the "
+                              "folder's `tokenizer_config.json`"])
     return model, tokenizer
 
 

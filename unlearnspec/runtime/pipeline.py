@@ -35,7 +35,7 @@ from unlearnspec.plan import (
     RelearnAttack,
     UnlearnStage,
 )
-from unlearnspec.records import Record, read_records, sha256_path, split_holdout
+from unlearnspec.records import Record, folder_files, read_records, sha256_path, split_holdout
 from unlearnspec.report import (
     TrainingLog,
     build_objective_report,
@@ -45,7 +45,7 @@ from unlearnspec.runtime import checks
 from unlearnspec.runtime.builtin_model import ensure_retrained
 from unlearnspec.runtime.checks import DataBundle
 from unlearnspec.runtime.distributed import Distributed
-from unlearnspec.runtime.loading import load_model
+from unlearnspec.runtime.loading import E_BAD_MODEL, LoadError, describe_error, load_model
 from unlearnspec.runtime.methods import METHODS
 from unlearnspec.runtime.methods import unlearn as run_method
 from unlearnspec.runtime.methods.guard import OutputGuard
@@ -57,6 +57,13 @@ log = logging.getLogger("unlearnspec.run")
 
 def _stage_of(op: ObjectivePlan, kind: type) -> Any:
     return next((s for s in op.stages if isinstance(s, kind)), None)
+
+
+def local_model_path(source: str, spec_dir: Path) -> str:
+    """A plan's local model folder as the compiler read it (``compiler.models.local_dir``): ``~`` is the user's
+    home, a relative path is relative to the spec's folder."""
+    where = Path(source).expanduser()
+    return str(where if where.is_absolute() else (spec_dir / where).resolve())
 
 
 def _load_records(paths: list[str], spec_dir: Path) -> list[Record]:
@@ -106,7 +113,13 @@ def load_given(folder: Path, form: str, original: Any, tok: Any, *, allow_remote
         return load_model(str(folder), allow_remote_code=allow_remote_code)
     from peft import PeftModel
 
-    model = PeftModel.from_pretrained(copy.deepcopy(original), str(folder), is_trainable=False).merge_and_unload()
+    try:
+        model = PeftModel.from_pretrained(copy.deepcopy(original), str(folder), is_trainable=False).merge_and_unload()
+    except Exception as exc:  # an adapter for another architecture, a truncated or foreign adapter file
+        raise LoadError(f"the adapter in `{folder}` cannot be applied to the original model: {describe_error(exc)}",
+                        code=E_BAD_MODEL, help=["an audited adapter must have been trained on the spec's `model`; "
+                                                "give the merged model folder instead, or the adapter made for "
+                                                "this model"]) from exc
     model.eval()
     return model, tok
 
@@ -174,7 +187,7 @@ class ObjectiveRun:
             attribute=ev.representation_probe if ev else None, holdout_calibration=calibration)
         source = self.op.model.source
         if self.op.model.kind == "local":
-            source = str((self.spec_dir / source).resolve()) if not Path(source).is_absolute() else source
+            source = local_model_path(source, self.spec_dir)
         model, tok = load_model(source, allow_remote_code=self.allow_remote_code)
         # the one prompt format every evaluation, method and attack of this objective uses (runtime/prompting.py)
         self.fmt: PromptFormat = check_planned_format(tok, self.op.model)
@@ -392,7 +405,7 @@ class ObjectiveRun:
             # of its files, so unless a file was added since, the plan's hash is the folder's (no second read
             # of the weights); a built-in is pinned by its recipe, so its weights are hashed here
             listed = {(self.spec_dir / f.path).resolve() for f in m.files}
-            found = {f.resolve() for f in Path(src).rglob("*") if f.is_file()}
+            found = {f.resolve() for f in folder_files(src)}
             sha = m.sha256 if m.kind == "local" and m.sha256 and listed == found else sha256_path(src)
             out.append(FileHash(path=m.source, sha256=sha, role="original"))
         ref = self.detail("reference").get("path")

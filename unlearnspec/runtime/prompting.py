@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from unlearnspec.records import format_prompt, format_qa
+from unlearnspec.runtime.load_errors import E_BAD_MODEL, describe_error
 from unlearnspec.runtime.rundir import E_STALE_PLAN, RunError
 
 IGNORE_INDEX = -100
@@ -83,8 +84,8 @@ class PromptFormat:
         prompt = self.prompt(tokenizer, question)
         return prompt, prompt + self.target(tokenizer, answer)
 
-    def end_of_turn(self, tokenizer: Any) -> str | None:
-        """The text the template closes an assistant turn with, as one special token (None: plain)."""
+    def end_of_turn_id(self, tokenizer: Any) -> int | None:
+        """The first token the template writes after an assistant's answer: its end of turn (None: plain)."""
         if self.kind == "plain":
             return None
         probe = "\u2063answer\u2063"  # a marker no template alters
@@ -93,7 +94,13 @@ class PromptFormat:
         ids = tokenizer(after, add_special_tokens=False)["input_ids"]
         if not ids:
             raise ValueError("the chat template writes nothing after the assistant's answer: no end-of-turn token")
-        return str(tokenizer.convert_ids_to_tokens(ids[0]))
+        return int(ids[0])
+
+    def end_of_turn(self, tokenizer: Any) -> str | None:
+        """The text of :meth:`end_of_turn_id` (``<|eot_id|>``, or ``\n`` for a template whose turns end in a newline:
+        the decoded text, not the tokenizer's internal spelling of the token, such as byte-level BPE's ``Ċ``)."""
+        eot = self.end_of_turn_id(tokenizer)
+        return None if eot is None else str(tokenizer.decode([eot], skip_special_tokens=False))
 
     def target(self, tokenizer: Any, answer: str) -> str:
         """What follows the prompt in a training sequence: the answer and the end of turn."""
@@ -124,9 +131,9 @@ class PromptFormat:
     def stop_token_ids(self, tokenizer: Any) -> list[int]:
         """Token ids generation stops at: the end-of-turn token (chat) and EOS."""
         out: list[int] = []
-        eot = self.end_of_turn(tokenizer)
+        eot = self.end_of_turn_id(tokenizer)
         if eot is not None:
-            out.append(int(tokenizer.convert_tokens_to_ids(eot)))
+            out.append(eot)
         if tokenizer.eos_token_id is not None and int(tokenizer.eos_token_id) not in out:
             out.append(int(tokenizer.eos_token_id))
         return out
@@ -174,6 +181,15 @@ def check_planned_format(tokenizer: Any, model: Any) -> PromptFormat:
         raise RunError(E_SYSTEM_WITHOUT_TEMPLATE, f"`{model.source}` has no chat template, so it cannot be given a "
                        "system prompt", help=["a system prompt is a turn of a chat template; remove `system` from "
                                               "the spec, or name a model whose tokenizer has a chat template"])
+    if fmt.kind == "chat":  # once here, before any stage: a template that refuses the run's turns fails now
+        try:
+            fmt.qa_text(tokenizer, "Question?", "Answer.")
+        except Exception as exc:  # jinja2's TemplateError (`raise_exception`), or no end of turn
+            raise RunError(E_BAD_MODEL, f"the chat template of `{model.source}` cannot put a question to the model: "
+                           f"{describe_error(exc)}",
+                           help=["some templates refuse a system turn (Gemma's): remove `system` from the spec"
+                                 if system is not None else "the template must render a user turn, the assistant's "
+                                 "answer and an end of turn after it"]) from exc
     return fmt
 
 
