@@ -167,3 +167,19 @@ def test_the_fsdp_layouts_are_accelerates_and_resumable(trained: tuple[Path, Any
     assert problem(sharded) == "incomplete optimizer state"
     (sharded / FSDP_WEIGHTS_DCP / ".metadata").unlink()
     assert problem(sharded) == "incomplete FSDP model state"
+
+
+def test_a_stop_on_a_checkpoint_step_still_holds_after_a_resume(tiny_dir: Path, tmp_path: Path) -> None:
+    """The stopping rule fires at step 2, which is also a checkpoint: a kill after that save and a resume must
+    stop there too (the Trainer forgets a stop across a restart and would train on to the step budget)."""
+    st = stage("npo", max_steps=6, batch_size=2, stopping=StoppingRule(kind="holdout_loss", ratio=0.01, check_every=2))
+    model, tok = load_model(str(tiny_dir))
+    full = unlearn(st, model, tok, FORGET, RETAIN, HOLDOUT, tmp_path / "run", save_steps=2)
+    assert full.stopped_early and full.steps_done == 2
+    assert names(tmp_path / "run" / "checkpoints") == ["checkpoint-2"]
+    model, tok = load_model(str(tiny_dir))
+    resumed = unlearn(st, model, tok, FORGET, RETAIN, HOLDOUT, tmp_path / "run", save_steps=2,
+                      resume_from_checkpoint=True)
+    assert resumed.stopped_early and resumed.steps_done == 2 and resumed.stop_reason == full.stop_reason
+    a, b = full.model.state_dict(), resumed.model.state_dict()
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) == 0.0

@@ -60,7 +60,7 @@ def test_every_runtime_code_raised_is_registered() -> None:
     """Read (not import: the compiler side must stay torch-free) the runtime's sources for the codes it raises."""
     registry = CODES
     runtime = ROOT / "unlearnspec" / "runtime"
-    loading = (runtime / "loading.py").read_text(encoding="utf-8")
+    loading = (runtime / "load_errors.py").read_text(encoding="utf-8")
     rt_codes = set(re.findall(r'^E_\w+ = "(RT\d{3})"', loading, flags=re.M))
     sources = [runtime / "rundir.py", ROOT / "unlearnspec" / "plan.py", ROOT / "unlearnspec" / "cli" / "run.py",
                ROOT / "unlearnspec" / "cli" / "provenance.py"]

@@ -239,3 +239,69 @@ def test_record_run_appends_one_entry_per_objective_once(tmp_path: Path) -> None
     assert receipt["entries"][0]["hash"] == e.hash
     assert record_run(tmp_path / "ledger", run, plan, report, {}) == []  # a resumed finished run: not again
     assert len(verify_file(tmp_path / "ledger" / ledger_name(MODEL)).entries) == 1
+
+
+def test_a_line_that_is_not_its_entrys_canonical_text_is_reported(tmp_path: Path) -> None:
+    """JSON keeps the last of a key given twice: a forger can put `"overall":"pass"` first on a failing entry and
+    leave the hashed content untouched. A reader of the file sees the first; the line must be its entry's bytes."""
+    path = _ledger(tmp_path, 3)
+    append(tmp_path, _fields(9, overall="fail", verdicts={"removed": "fail"}))
+    lines = _lines(path)
+    lines[3] = '{"overall":"pass","verdicts":{"removed":"pass"},' + lines[3][1:]  # the hashed `fail` stays later on
+    _write(path, lines)
+    assert json.loads(lines[3])["overall"] == "fail"  # what the hash covers is unchanged
+    assert _codes(path) == [("UL801", 4)]
+    spaced = _ledger(tmp_path / "other", 2)
+    rows = _lines(spaced)
+    rows[0] = json.dumps(json.loads(rows[0]))  # the same entry, written with spaces
+    _write(spaced, rows)
+    assert _codes(spaced) == [("UL801", 1)]
+
+
+def test_a_ledger_that_is_not_utf8_is_reported_at_its_line_and_never_extended(tmp_path: Path) -> None:
+    path = _ledger(tmp_path, 3)
+    path.write_bytes(path.read_bytes() + b"\xff\n")
+    [problem] = verify_file(path).problems
+    assert (problem.code, problem.line) == ("UL803", 4)
+    before = path.read_bytes()
+    with pytest.raises(LedgerError) as err:
+        append(tmp_path, _fields(5))
+    assert err.value.code == "UL803" and "line 4" in err.value.help[0]
+    assert path.read_bytes() == before
+
+
+def test_show_prints_a_specs_control_characters_escaped(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A basis with a line break cannot fake a second entry in the listing, nor an escape sequence recolour it."""
+    append(tmp_path, _fields(1, basis="GDPR\n    2  2026-01-01T00:00:00  erase-2  pass", owner="\x1b[31mred"))
+    assert main(["ledger", "show", str(tmp_path)]) == 0
+    text = capsys.readouterr().out
+    assert "\x1b" not in text and "owner: \\x1b[31mred" in text
+    assert [ln for ln in text.splitlines() if "erase-2" in ln] == [
+        next(ln for ln in text.splitlines() if ln.strip().startswith("basis:"))]  # on the basis line only
+
+
+def test_recording_a_run_twice_after_a_lost_receipt_appends_once(tmp_path: Path) -> None:
+    """A kill after the ledger was appended and before the run folder's receipt was written: the resume finds no
+    receipt and records again; the ledger already holds that request of that run and keeps one entry."""
+    plan, report = make_plan(), make_report()
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "report.json").write_text(report.model_dump_json(), encoding="utf-8")
+    first = record_run(tmp_path / "ledger", run, plan, report, {})
+    (run / "ledger.json").unlink()
+    again = record_run(tmp_path / "ledger", run, plan, report, {})
+    assert [e.hash for e in again] == [e.hash for e in first]
+    assert len(verify_file(tmp_path / "ledger" / ledger_name(MODEL)).entries) == 1
+
+
+def test_model_before_is_the_loaded_weights_hash_when_the_run_has_one(tmp_path: Path) -> None:
+    """A built-in's plan pins its recipe; the ledger's `model_before` is the hash of the weights the run loaded."""
+    from unlearnspec.plan import FileHash
+
+    plan, report = make_plan(), make_report()
+    weights = "c" * 64
+    report.objectives[0].models = [FileHash(path="builtin:tiny-bios", sha256=weights, role="original")]
+    run = tmp_path / "run"
+    run.mkdir()
+    [entry] = record_run(tmp_path / "ledger", run, plan, report, {})
+    assert entry.model_before == weights != plan.objectives[0].model.sha256

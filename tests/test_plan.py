@@ -481,6 +481,22 @@ def test_a_cache_snapshot_of_links_plans_and_version_control_is_not_pinned(tmp_p
     assert sha256_path(snap) == m.sha256
 
 
+def test_nothing_is_written_inside_a_model_folder_the_plan_pins(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """Spec, data and model in one folder (`model "."` style): a plan written there would be pinned by the next
+    plan and stale at once; a run or its ledger written there would change the model it measures (UL715, 2)."""
+    _fake_model(tmp_path / "models" / "tiny", {"w": [8, 8]})
+    text = JANE.read_text(encoding="utf-8").replace('"builtin:tiny-bios"', '"./models/tiny"')
+    spec = copy_spec(tmp_path, text=text, name="local.unlearn")
+    inside = tmp_path / "models" / "tiny" / "plan.json"
+    code, _, err = run_cli(capsys, "plan", str(spec), "-o", str(inside), "--allow-infeasible")
+    assert code == 2 and "error[UL715]" in err and not inside.exists(), err
+    code, _, err = run_cli(capsys, "plan", str(spec), "-o", str(tmp_path / "plan.json"), "--allow-infeasible", "-q")
+    assert code == 0, err
+    plan = Plan.load(tmp_path / "plan.json")
+    assert plan.read_only_folders(tmp_path) == [tmp_path / "models" / "tiny"]
+
+
 def test_hub_model_has_no_hash_and_gets_lora(tmp_path: Path) -> None:
     text = JANE.read_text(encoding="utf-8").replace('"builtin:tiny-bios"', '"example-org/example-7b"').replace(
         '  release api precision fp32', '  release open_weights precision int4')

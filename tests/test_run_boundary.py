@@ -156,6 +156,20 @@ def test_names_that_sanitise_alike_get_two_folders() -> None:
     assert safe_name("erase-jane-doe") == "erase-jane-doe"
 
 
+def test_a_relative_run_folder_is_held_as_an_absolute_one(small: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a stage records (the model it made) is below the run folder; a resume from another working folder must
+    find it there, never in another folder of the same relative name. The cache root is absolute for the same
+    reason (the reference model's path)."""
+    from unlearnspec.runtime.builtin_model import cache_root
+
+    rd = RunDir(Path("runs") / "r1")
+    assert rd.root == small / "runs" / "r1" and rd.state_path.is_absolute()
+    monkeypatch.setenv("UNLEARNSPEC_CACHE", "cache-here")
+    assert cache_root() == small / "cache-here"
+    monkeypatch.chdir(small.parent)
+    assert RunDir(rd.root).root == small / "runs" / "r1"
+
+
 def test_the_default_run_folder_stays_under_runs(small: Path) -> None:
     plan = Plan.load(small / "plan.json")
     for name in ("../../x", "/abs/olute", "..", "a/../../b"):
@@ -207,6 +221,117 @@ def test_a_full_disk_while_writing_the_plan_copy(small: Path, capsys: pytest.Cap
     code, _, err = run_cli(capsys, "run", "plan.json", "--out", "out")
     assert code == 2 and "error[UL709]" in err and "no space left on device" in err
     assert not (small / "out").exists()  # no half-made folder that would then block a retry (UL707)
+
+
+def _safetensors_full() -> Exception:
+    from safetensors import SafetensorError
+
+    return SafetensorError('Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: '
+                           '"No space left on device" })')
+
+
+@pytest.mark.parametrize("error", [
+    _safetensors_full,  # save_pretrained of the weights: neither a RuntimeError nor a ValueError
+    lambda: RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 4210112 vs 4210000"),  # optimizer.pt
+], ids=["safetensors", "torch-zip-writer"])
+def test_a_full_disk_inside_a_stage_is_ul709_and_resumable(small: Path, capsys: pytest.CaptureFixture[str],
+                                                           monkeypatch: pytest.MonkeyPatch, error: object) -> None:
+    """The libraries wrap ENOSPC in their own errors; each reads as a full disk: exit 2, how to resume, no traceback."""
+    from unlearnspec.runtime import engine as eng
+
+    def stage_fails(*_: object, **__: object) -> None:
+        raise error()  # type: ignore[operator]
+
+    monkeypatch.setattr(eng, "execute", stage_fails)
+    code, _, err = run_cli(capsys, "run", "plan.json", "--out", "out")
+    assert code == 2 and "error[UL709]" in err and "no space left on device" in err, err
+    assert "unlearnspec run --resume" in err
+    no_traceback(err)
+
+
+def test_a_resume_keeps_the_ledger_its_run_was_started_with(small: Path, capsys: pytest.CaptureFixture[str],
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ledger is chosen when the run starts and kept in run.json; a resume that names another, or a plan, or
+    `--out`, would change the run it continues (UL714, exit 2, before anything runs)."""
+    import argparse
+
+    from unlearnspec.cli.run import ledger_folder
+    from unlearnspec.runtime import engine as eng
+
+    def killed(*_: object, **__: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(eng, "execute", killed)
+    assert main(["run", "plan.json", "--out", "out", "--no-ledger"]) != 0  # interrupted: the CLI says so
+    state = json.loads((small / "out" / "run.json").read_text(encoding="utf-8"))
+    assert state["no_ledger"] is True and state["ledger"] is None
+    for extra, named in ((["--ledger", "elsewhere"], "`--ledger elsewhere`"), (["--out", "x"], "`--out`"),
+                         (["plan.json"], "`PATH`")):
+        code, _, err = run_cli(capsys, "run", "--resume", "out", *extra)
+        assert code == 2 and "error[UL714]" in err and named in err and "`--no-ledger`" in err, err
+        no_traceback(err)
+    args = argparse.Namespace(no_ledger=False, ledger=None)
+    assert ledger_folder(args, small / "out") is None  # a resume without flags records nothing, as started
+    assert main(["run", "plan.json", "--out", "out2", "--ledger", "books"]) != 0
+    assert ledger_folder(args, small / "out2") == small / "books"
+    code, _, err = run_cli(capsys, "run", "--resume", "out2", "--no-ledger")
+    assert code == 2 and "error[UL714]" in err and f"--ledger {small / 'books'}" in err
+
+
+def test_a_retrained_reference_cleared_from_the_cache_is_retrained_on_resume(
+        small: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A finished reference stage names a folder in the cache; cleared since, the resume does the stage again
+    (retraining is deterministic and keyed by what it excludes) instead of failing on a missing folder."""
+    from types import SimpleNamespace
+
+    from unlearnspec.runtime import pipeline
+    from unlearnspec.runtime.rundir import now
+
+    plan = Plan.load(small / "plan.json")
+    op = plan.objectives[0]
+    assert next(s for s in op.stages if s.kind == "reference").strategy == "retrain"
+    rd = RunDir(tmp_path / "run")
+    rd.root.mkdir()
+    state = RunState(plan_hash=plan.plan_hash, spec_dir=str(small), started_at=now())
+    orun = pipeline.ObjectiveRun(plan, op, rd, state, quiet=True, allow_remote_code=False)
+    gone, rebuilt = tmp_path / "cache" / "gone", tmp_path / "cache" / "rebuilt"
+    orun._finish("reference", strategy="retrain", path=str(gone))
+    loaded: list[str] = []
+    retrained: list[list[str]] = []
+
+    def fake_retrain(exclude: list[str], **_: object) -> Path:
+        retrained.append(exclude)
+        rebuilt.mkdir(parents=True, exist_ok=True)
+        return rebuilt
+
+    monkeypatch.setattr(pipeline, "ensure_retrained", fake_retrain)
+    monkeypatch.setattr(pipeline, "load_model", lambda path, **_: (loaded.append(path), None))
+    orun._reference(SimpleNamespace(forget=[]))
+    assert loaded == [str(rebuilt)] and len(retrained) == 1 and orun.detail("reference")["path"] == str(rebuilt)
+    orun._reference(SimpleNamespace(forget=[]))  # now it is there: loaded, not retrained again
+    assert loaded == [str(rebuilt)] * 2 and len(retrained) == 1
+
+
+def test_a_run_or_its_ledger_inside_the_model_folder_is_refused(small: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The source model is only read: a run folder or a ledger inside it would change the folder the plan pins
+    (and the report's hash of it would include the run's own output). UL715, exit 2, nothing written."""
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    model = small / "models" / "tiny"
+    model.mkdir(parents=True)
+    (model / "config.json").write_text(json.dumps({"model_type": "gpt2", "n_layer": 1, "n_embd": 8}), encoding="utf-8")
+    save_file({"w": np.zeros((8, 8), dtype=np.float32)}, str(model / "model.safetensors"))
+    (small / "local.unlearn").write_text(SPEC.replace('"builtin:tiny-bios"', '"./models/tiny"'), encoding="utf-8")
+    code, _, err = run_cli(capsys, "plan", "local.unlearn", "-o", "local.json", "--allow-infeasible", "-q")
+    assert code == 0, err
+    before = sorted(p.name for p in model.iterdir())
+    for extra in (["--out", "models/tiny/run1"], ["--out", "elsewhere", "--ledger", "models/tiny/ledger"],
+                  ["--out", str(model)]):
+        code, _, err = run_cli(capsys, "run", "local.json", *extra)
+        assert code == 2 and "error[UL715]" in err, err
+        no_traceback(err)
+    assert sorted(p.name for p in model.iterdir()) == before and not (small / "elsewhere").exists()
 
 
 # -- provenance: a re-sealed edit is caught --------------------------------------------------------------

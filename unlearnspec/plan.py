@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Literal
@@ -333,6 +334,26 @@ class Plan(_Model):
 
     def sealed(self) -> Plan:
         return self.model_copy(update={"plan_hash": self.compute_hash()})
+
+    def read_only_folders(self, spec_dir: Path) -> list[Path]:
+        """The folders this plan's run only reads, absolute: every local model folder (the source, a reference
+        model, an audited checkpoint) and every data folder. Nothing a command writes may go inside one: it would
+        change a model or data set the plan pins (and a run measures)."""
+        def place(value: str) -> Path:
+            p = Path(os.path.expanduser(value))
+            return Path(os.path.abspath(p if p.is_absolute() else spec_dir / p))
+
+        found: list[Path] = []
+        for op in self.objectives:
+            if op.model.kind == "local":
+                found.append(place(op.model.source))
+            for st in op.stages:
+                if isinstance(st, ReferenceStage) and st.strategy == "model" and st.model:
+                    found.append(place(st.model))
+                elif isinstance(st, GivenStage):
+                    found.append(place(st.source))
+        found += [place(f.path) for f in self.inputs if (spec_dir / f.path).is_dir()]
+        return sorted({f for f in found if f.is_dir()})
 
     @classmethod
     def load(cls, path: Path) -> Plan:

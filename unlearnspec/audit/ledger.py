@@ -22,7 +22,7 @@ import fcntl
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -140,7 +140,12 @@ def verify_text(path: Path, text: str, head: dict[str, object] | None) -> Verifi
             prev_stored = stored if isinstance(stored, str) else ""
             continue
         assert isinstance(data, dict)
-        if entry_hash(data) != entry.hash:
+        if raw.encode("utf-8") != canonical(data):  # the hash covers the parsed entry; the line must be its bytes
+            result.problems.append(Problem(
+                "UL801", i, f"line {i} is not as it was written: its text is not the entry's canonical form",
+                (f"request `{entry.request_id}`: a key given twice (JSON keeps the last), spaces or reordered keys "
+                 "show something other than what the hash vouches for to a reader of the file",)))
+        elif entry_hash(data) != entry.hash:
             result.problems.append(Problem(
                 "UL801", i, f"line {i} was edited after it was written: its content does not match its hash",
                 (f"request `{entry.request_id}`; recorded hash {entry.hash[:12]}…, content hashes to "
@@ -194,11 +199,18 @@ def _read_head(path: Path) -> dict[str, object] | None:
     return data if isinstance(data, dict) else {}
 
 
+def _line_of(path: Path, offset: int) -> int:
+    """The 1-based line of byte ``offset`` of ``path``."""
+    return path.read_bytes()[:offset].count(b"\n") + 1
+
+
 def verify_file(path: Path) -> Verified:
     try:
         text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError:
-        return Verified(path=path, problems=[Problem("UL803", 0, "the ledger is not UTF-8 text")])
+    except UnicodeDecodeError as err:
+        line = _line_of(path, err.start)
+        return Verified(path=path, problems=[Problem("UL803", line, f"line {line} is not UTF-8 text",
+                                                     ("the file was edited or damaged",))])
     return verify_text(path, text, _read_head(path))
 
 
@@ -237,19 +249,31 @@ def now() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def append(folder: Path, fields: dict[str, object]) -> LedgerEntry:
+def append(folder: Path, fields: dict[str, object], once: Sequence[str] = ()) -> LedgerEntry:
     """Append one entry to the ledger of ``fields["model"]`` in ``folder``; returns it, hashed.
 
-    ``seq``, ``prev``, ``hash`` (and ``time`` when absent) are filled in here, under the lock."""
+    ``seq``, ``prev``, ``hash`` (and ``time`` when absent) are filled in here, under the lock. With ``once``, an
+    entry already there that agrees with ``fields`` on those keys is returned instead of appending another (a
+    run killed after it was recorded, before its receipt was written, is recorded once when it is resumed)."""
     folder = Path(folder)
     path = folder / ledger_name(str(fields["model"]))
     with locked(folder):
-        text = path.read_text(encoding="utf-8") if path.exists() else ""
+        try:
+            text = path.read_bytes().decode("utf-8") if path.exists() else ""
+        except UnicodeDecodeError as err:
+            raise LedgerError("UL803", f"the ledger `{path}` is not UTF-8 text", [
+                f"line {_line_of(path, err.start)} holds a byte that is not UTF-8: the file was edited or damaged",
+                "`unlearnspec ledger verify` shows every break; a broken ledger is never extended"]) from None
         current = verify_text(path, text, _read_head(path))
         if not current.ok:
             first = current.problems[0]
             raise LedgerError(first.code, f"the ledger `{path}` is broken at line {first.line}: {first.message}",
                               ["`unlearnspec ledger verify` shows every break; a broken ledger is never extended"])
+        if once:
+            done = next((e for e in current.entries
+                         if all(getattr(e, k) == fields.get(k) for k in once)), None)
+            if done is not None:
+                return done
         data = {**fields, "seq": len(current.entries) + 1, "prev": current.last_hash}
         data.setdefault("time", now())
         entry = LedgerEntry.model_validate({**data, "hash": ""})
@@ -306,7 +330,10 @@ def record_run(folder: Path, run_root: Path, plan: Plan, report: Report,
         op, obj = ops[name], by_name.get(name)
         if obj is None:
             continue
-        before = after_of.get(previous[name]) if name in previous else op.model.sha256
+        # the weights the request started from: in a chain, the model the previous step made; else the original
+        # as the run loaded and hashed it (a built-in's plan pins its recipe, not its weights)
+        loaded = next((m.sha256 for m in obj.models if m.role == "original"), None)
+        before = after_of.get(previous[name]) if name in previous else (loaded or op.model.sha256)
         out_dir = model_dirs.get(obj.name)
         after = sha256_path(out_dir) if out_dir and Path(out_dir).exists() else before
         after_of[name] = after
@@ -316,7 +343,7 @@ def record_run(folder: Path, run_root: Path, plan: Plan, report: Report,
             "model_after": after, "method": obj.method, "goal": obj.goal,
             "verdicts": {c.claim: c.verdict for c in obj.claims}, "overall": obj.overall,
             "drift": drift.get(obj.name), "run": str(run_root), "report_sha256": report_sha,
-        }))
+        }, once=("request_id", "plan_hash", "run", "report_sha256")))
     atomic_write_bytes(receipt, json.dumps({
         "ledger": str(folder), "entries": [
             {"request_id": e.request_id, "file": ledger_name(e.model), "seq": e.seq, "hash": e.hash}

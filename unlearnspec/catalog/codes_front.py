@@ -260,6 +260,21 @@ _front("UL712", "chain-needs-one-process", "error", _T,
        "Each step of a chain starts from the model the previous step produced, so the steps cannot be trained "
        "side by side the way a multi-process launch trains one objective's data in parallel.",
        instead="Run the chain as one process: `unlearnspec run plan.json` without `accelerate launch`.")
+_front("UL714", "resume-changes-the-run", "error", _T,
+       "`--resume DIR` was given something that would change the run it continues: a plan or spec, `--out`, "
+       "`--allow-infeasible`, or a ledger (`--ledger DIR`, `--no-ledger`) other than the one the run was started with.",
+       "A resumed run is the run that was started: its plan, its folder and the ledger its requests are recorded in "
+       "are in its `run.json`. Taking another ledger would record one run in two places, or not at all.",
+       example="unlearnspec run --resume runs/x --no-ledger   # the run was started with a ledger",
+       instead="unlearnspec run --resume runs/x")
+_front("UL715", "output-inside-an-input", "error", _T,
+       "A run folder, a ledger folder or a plan file would be written inside a folder the plan only reads: the "
+       "source model's, a reference model's, an audited checkpoint's, or a data folder.",
+       "A run never changes what it measures (docs/running.md): files written into a model folder become part of "
+       "it, so the folder's hash changes, the plan that pins it goes stale, and the report would record a hash "
+       "that includes the run's own half-written output.",
+       example="unlearnspec run spec.unlearn --out models/llama/run1   # models/llama is the spec's model",
+       instead="unlearnspec run spec.unlearn --out runs/run1")
 _front("UL720", "batch-not-divisible-by-processes", "error", _T,
        "The plan's global batch (batch size × gradient accumulation) cannot be split evenly across the processes "
        "of the launch.",

@@ -27,7 +27,9 @@ from unlearnspec.cli.common import (
     Parser,
     UsageError,
     os_reason,
+    print_error,
 )
+from unlearnspec.errors import UserError
 
 __all__ = ["EXIT_FINDINGS", "EXIT_INCOMPLETE", "EXIT_OK", "EXIT_USAGE", "VERBS", "build_parser", "main"]
 
@@ -51,6 +53,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except UsageError as err:
         sys.stderr.write(err.render())
+        return EXIT_USAGE
+    except UserError as err:  # a coded refusal (UL715: an output inside a folder the plan pins)
+        print_error(err)
         return EXIT_USAGE
     except OSError as err:
         # The one error boundary: a path the user gave that cannot be read or written ends here as a

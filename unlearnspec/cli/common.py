@@ -53,12 +53,24 @@ def path_arg(text: str) -> str:
     return text
 
 
-def out(text: str, output: str | None = None, inputs: Sequence[str | Path] = ()) -> None:
+def inside(path: str | Path, folder: str | Path) -> bool:
+    """Whether ``path`` is ``folder`` or lies below it, links followed on both sides."""
+    return Path(os.path.realpath(path)).is_relative_to(os.path.realpath(folder))
+
+
+def out(text: str, output: str | None = None, inputs: Sequence[str | Path] = (),
+        read_only: Sequence[Path] = ()) -> None:
     """Write ``text`` to ``output`` atomically, or to stdout when no file (or ``-``) is given. An ``output`` that
     is one of the command's ``inputs`` (the spec, a data file it names, the run's report), through a link or
-    not, is refused: the output would replace what the user gave."""
+    not, is refused: the output would replace what the user gave. So is one inside a ``read_only`` folder (a
+    model folder the plan pins: UL715)."""
     if output and output != "-":
         from unlearnspec.io import atomic_write_text
+
+        for folder in read_only:
+            if inside(output, folder):
+                raise UserError("UL715", f"`{output}` is inside `{folder}`, a folder the plan pins and a run only "
+                                "reads: writing there would change it", ["give a path outside it with `-o`"])
 
         for given in inputs:
             with contextlib.suppress(OSError):

@@ -33,6 +33,12 @@ def problems_result(path: Path, source: bytes, problems: Sequence[Problem]) -> C
     return CheckResult(path=shown, source=source, diagnostics=diags)
 
 
+def _shown(text: str) -> str:
+    """Text from a ledger line for a terminal: a line break, an escape sequence or another control character in a
+    spec's string is printed escaped (`\\n`, `\\x1b`), so it can neither fake a line of the listing nor recolour it."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 def _missing(target: str) -> int:
     sys.stderr.write(f"error: `{target}` is neither a ledger folder nor a ledger file\n"
                      "  = help: `unlearnspec run --ledger DIR` writes one `<model>.jsonl` per model into DIR\n")
@@ -57,14 +63,14 @@ def cmd_show(args: argparse.Namespace) -> int:
         state = "chain intact" if r.ok else f"chain BROKEN ({len(r.problems)} problem(s); run `ledger verify`)"
         lines.append(f"{r.path}  {len(r.entries)} request(s), {state}")
         for e in r.entries:
-            before = (e.model_before or "-")[:12]
-            after = (e.model_after or "-")[:12]
-            lines.append(f"  {e.seq:>3}  {e.time[:19]}  {e.request_id}  {e.overall}  model {before} -> {after}  "
-                         f"plan {e.plan_hash[:12]}")
+            before = _shown((e.model_before or "-")[:12])
+            after = _shown((e.model_after or "-")[:12])
+            lines.append(f"  {e.seq:>3}  {_shown(e.time[:19])}  {_shown(e.request_id)}  {_shown(e.overall)}  "
+                         f"model {before} -> {after}  plan {_shown(e.plan_hash[:12])}")
             if e.basis or e.owner:
-                lines.append(f"       basis: {e.basis or '-'}; owner: {e.owner or '-'}")
+                lines.append(f"       basis: {_shown(e.basis or '-')}; owner: {_shown(e.owner or '-')}")
             for claim, verdict in e.verdicts.items():
-                lines.append(f"       {verdict:<14} {claim}")
+                lines.append(f"       {_shown(verdict):<14} {_shown(claim)}")
             if e.drift:
                 lines.append(f"       drift: {json.dumps(e.drift, sort_keys=True)}")
     if not files:

@@ -23,7 +23,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         sys.stderr.write(render([result], "human", sys.stderr, args.color))
     if plan is None:
         return EXIT_USAGE if result.unreadable else EXIT_FINDINGS
-    out(plan.canonical_json(), args.output, result.read_files)
+    out(plan.canonical_json(), args.output, result.read_files, plan.read_only_folders(Path(args.spec).resolve().parent))
     if args.output and args.output != "-" and not args.quiet:
         sys.stderr.write(f"wrote {args.output} (plan {plan.plan_hash[:12]})\n")
     return EXIT_OK

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 E_NOTHING_TO_RUN = "UL705"
 E_CANNOT_PLAN = "UL706"
+E_RESUME_CHANGES_RUN = "UL714"
 E_NO_RUNTIME = "UL710"
 #: the modules of the `runtime` extra (pyproject.toml) a run imports
 RUNTIME_MODULES = ("torch", "transformers", "peft", "accelerate", "safetensors", "numpy", "scipy", "sklearn",
@@ -88,6 +89,7 @@ def _run(args: argparse.Namespace) -> Any:
     if args.resume:
         root = Path(args.resume)
         plan, state = preflight.read_run(root)
+        _resume_keeps_the_run(args, state)
         spec_dir = Path(state.spec_dir)
         preflight.verify_inputs(plan, spec_dir)
         if state.plan_provenance != "trusted" and not args.trust_plan:
@@ -104,9 +106,31 @@ def _run(args: argparse.Namespace) -> Any:
         if not args.trust_plan:
             provenance.check(plan, spec)
         return _execute(plan, spec.parent, out=out, plan_provenance="trusted" if args.trust_plan else "rederived",
-                        **flags)
+                        **flags, **_ledger_options(args))
     plan = _plan_spec(path, args.allow_infeasible)
-    return _execute(plan, path.resolve().parent, out=out, plan_provenance="planned", **flags)
+    return _execute(plan, path.resolve().parent, out=out, plan_provenance="planned", **flags, **_ledger_options(args))
+
+
+def _ledger_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {"ledger": Path(args.ledger) if args.ledger else None, "no_ledger": bool(args.no_ledger)}
+
+
+def _resume_keeps_the_run(args: argparse.Namespace, state: Any) -> None:
+    """UL714 for a flag that would change the run ``--resume`` continues (its plan, folder or ledger)."""
+    changed = [f"`{flag}`" for flag, given in (("PATH", args.path), ("--out", args.out),
+                                                ("--allow-infeasible", args.allow_infeasible)) if given]
+    started = "--no-ledger" if state.no_ledger else f"--ledger {state.ledger}" if state.ledger else None
+    if started is not None:
+        if args.no_ledger and not state.no_ledger:
+            changed.append("`--no-ledger`")
+        if args.ledger and (state.no_ledger or os.path.abspath(args.ledger) != state.ledger):
+            changed.append(f"`--ledger {args.ledger}`")
+    if changed:
+        raise UserError(E_RESUME_CHANGES_RUN, f"`--resume` continues the run as it was started; {', '.join(changed)} "
+                        "would change it", [f"the run was started with `{started}`" if started else
+                                            "run `unlearnspec run --resume DIR` alone",
+                                            "to run again with other settings, start a new run (`--out` another "
+                                            "folder)"])
 
 
 def _execute(plan: Plan | None, spec_dir: Path | None, **options: Any) -> Any:
@@ -136,8 +160,19 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def ledger_folder(args: argparse.Namespace, root: Path) -> Path | None:
-    """Where the run records its requests: ``--ledger DIR``, else ``ledger/`` beside the run folder
-    (``runs/ledger`` for the default ``runs/<name>``); ``--no-ledger`` records nothing."""
+    """Where the run records its requests, as chosen when it started (``run.json``): ``--ledger DIR``, else
+    ``ledger/`` beside the run folder (``runs/ledger`` for the default ``runs/<name>``); ``--no-ledger`` records
+    nothing. A run folder from before the choice was kept takes this command's flags."""
+    from unlearnspec.runtime.preflight import read_run
+
+    try:
+        state = read_run(root)[1]
+    except UserError:
+        state = None
+    if state is not None and state.no_ledger:  # the choice made when the run started
+        return None
+    if state is not None and state.ledger:
+        return Path(state.ledger)
     if getattr(args, "no_ledger", False):
         return None
     given = getattr(args, "ledger", None)

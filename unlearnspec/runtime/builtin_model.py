@@ -45,12 +45,12 @@ _REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer.json", MANIFES
 def cache_root(cache_dir: Path | str | None = None) -> Path:
     """``cache_dir``, else ``$UNLEARNSPEC_CACHE``, else ``${XDG_CACHE_HOME:-~/.cache}/unlearnspec``."""
     if cache_dir is not None:
-        return Path(cache_dir)
+        return Path(os.path.abspath(cache_dir))
     env = os.environ.get("UNLEARNSPEC_CACHE")
-    if env:
-        return Path(env)
+    if env:  # absolute, as every path a run records (a resume may start in another folder)
+        return Path(os.path.abspath(os.path.expanduser(env)))
     xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(xdg) / "unlearnspec"
+    return Path(os.path.abspath(xdg)) / "unlearnspec"
 
 
 def is_complete(model_dir: Path) -> bool:

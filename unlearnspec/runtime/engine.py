@@ -27,6 +27,7 @@ from typing import Literal
 
 from pydantic import ValidationError
 
+from unlearnspec.errors import UserError
 from unlearnspec.io import atomic_write_text
 from unlearnspec.plan import Plan
 from unlearnspec.report.model import Report
@@ -34,6 +35,7 @@ from unlearnspec.runtime.distributed import Distributed
 from unlearnspec.runtime.execute import execute
 from unlearnspec.runtime.preflight import read_run, verify_inputs
 from unlearnspec.runtime.rundir import (
+    E_INSIDE_INPUT,
     E_NEEDS_OUT,
     E_NOT_A_RUN_DIR,
     NO_SPACE,
@@ -65,6 +67,8 @@ class RunOptions:
     allow_remote_code: bool = False
     plan_provenance: Provenance = "rederived"
     inputs_verified: bool = False  # the caller already ran :func:`verify_inputs` (large models are hashed once)
+    ledger: Path | None = None  # the ledger folder (default: `ledger/` beside the run folder)
+    no_ledger: bool = False
 
 
 @dataclass(frozen=True)
@@ -106,9 +110,20 @@ def _start(plan: Plan, spec_dir: Path, options: RunOptions) -> tuple[RunDir, Run
     if not options.inputs_verified:
         verify_inputs(plan, spec_dir)
     rd = RunDir(options.out or default_run_dir(plan))
+    ledger = None if options.no_ledger else Path(os.path.abspath(options.ledger or rd.root.parent / "ledger"))
+    for what, place in (("run folder", rd.root), ("ledger folder", ledger)):
+        folder = next((f for f in plan.read_only_folders(spec_dir)
+                       if place is not None and Path(os.path.realpath(place)).is_relative_to(os.path.realpath(f))),
+                      None)
+        if folder is not None:
+            raise RunError(E_INSIDE_INPUT, f"the {what} `{place}` is inside `{folder}`, which the plan pins and the "
+                           "run only reads: writing there would change it",
+                           help=["give `--out DIR` (and `--ledger DIR`) outside every model and data folder the "
+                                 "spec names"])
     rd.create_exclusive()
     state = RunState(plan_hash=plan.plan_hash, spec_dir=str(spec_dir), started_at=now(),
-                     plan_provenance=options.plan_provenance)
+                     plan_provenance=options.plan_provenance, ledger=str(ledger) if ledger else None,
+                     no_ledger=options.no_ledger)
     try:
         atomic_write_text(rd.plan_path, plan.canonical_json())
         rd.save_state(state)
@@ -164,6 +179,12 @@ def _setup_logging(run_dir: Path, quiet: bool) -> None:
 # -- the entry point ----------------------------------------------------------------------------------
 
 
+SPACE_WORDS = ("No space left on device", "os error 28", "StorageFull", "file write failed", "unexpected pos")
+"""How a full disk reads in the errors that wrap ENOSPC: the OS's words (safetensors' ``SafetensorError`` quotes
+them with the Rust code, ``os error 28``) and torch's zip writer, which reports the short write
+(``PytorchStreamWriter failed writing file``, ``unexpected pos N vs M``) without the cause."""
+
+
 def _out_of_space(exc: BaseException) -> bool:
     """Whether ``exc`` (or what caused it) is a full disk; torch and safetensors wrap ENOSPC in their own errors."""
     seen: BaseException | None = exc
@@ -171,7 +192,7 @@ def _out_of_space(exc: BaseException) -> bool:
         if isinstance(seen, OSError) and seen.errno in NO_SPACE:
             return True
         text = str(seen)
-        if "No space left on device" in text or "StorageFull" in text or "file write failed" in text:
+        if any(words in text for words in SPACE_WORDS):
             return True
         seen = seen.__cause__ or seen.__context__
     return False
@@ -231,8 +252,8 @@ def run(plan: Plan | None, spec_dir: Path | None, options: RunOptions) -> RunOut
         if _out_of_space(err) or err.errno is not None:
             raise cannot_write(Path(err.filename or rd.root), err, resumable=rd.root) from None
         raise
-    except (RuntimeError, ValueError) as err:  # torch / safetensors wrap a full disk in their own errors
-        if not _out_of_space(err):
+    except Exception as err:  # torch / safetensors wrap a full disk in their own errors (SafetensorError is neither
+        if isinstance(err, UserError) or not _out_of_space(err):  # a RuntimeError nor a ValueError)
             raise
         full = OSError(errno.ENOSPC, "No space left on device")
         raise cannot_write(rd.root, full, resumable=rd.root) from None

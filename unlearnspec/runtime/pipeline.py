@@ -223,7 +223,11 @@ class ObjectiveRun:
             return None
         if self._done("reference"):
             path = self.detail("reference")["path"]
-            return load_model(path)
+            if stage.strategy != "retrain" or Path(path).is_dir():
+                return load_model(path)
+            # the retrained reference lives in the cache, which may have been cleared since: retraining is
+            # deterministic and keyed by what it excludes, so the stage is done again and gives the same model
+            log.info("the retrained reference `%s` is no longer in the cache: retraining it", path)
         self._start("reference")
         if stage.strategy == "retrain":
             exclude = [t for r in data.forget for t in r.training_texts()] + self.exclude_texts

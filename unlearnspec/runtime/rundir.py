@@ -32,6 +32,7 @@ E_STALE_PLAN = "UL702"
 E_NOT_A_RUN_DIR = "UL704"
 E_RUN_DIR_EXISTS = "UL707"
 E_NEEDS_OUT = "UL708"
+E_INSIDE_INPUT = "UL715"  # a run or ledger folder inside a folder the plan pins (catalog/codes_front.py)
 E_CANNOT_WRITE = "UL709"
 
 LOCK_NAME = "run.lock"
@@ -62,6 +63,10 @@ class RunState(BaseModel):
     stages: dict[str, StageState] = Field(default_factory=dict)
     resumed: int = 0
     plan_provenance: str = "rederived"  # "planned" | "rederived" | "trusted" (--trust-plan)
+    # where the finished run records its requests, chosen when it started (a resume keeps it): the ledger
+    # folder, absolute, or ``no_ledger``; both unset in a run.json written before the choice was kept
+    ledger: str | None = None
+    no_ledger: bool = False
 
     def stage(self, key: str) -> StageState:
         return self.stages.setdefault(key, StageState())
@@ -106,7 +111,9 @@ def cannot_write(path: Path, err: OSError, *, resumable: Path | None = None) -> 
 
 class RunDir:
     def __init__(self, root: Path) -> None:
-        self.root = root
+        # absolute: run.json records the paths of what the stages made (the model, checkpoints) below it, and a
+        # resume from another working folder must find those, never another folder of the same relative name
+        self.root = Path(os.path.abspath(root))
         self._lock: IO[bytes] | None = None
 
     @property

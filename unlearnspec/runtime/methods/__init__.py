@@ -39,6 +39,7 @@ from unlearnspec.runtime.methods.base import (
     RefusalTrainer,
     SimNPOTrainer,
     StepBar,
+    StoppedAtCheckpoint,
     UnlearnResult,
     UnlearnTrainer,
     mean_nll,
@@ -330,7 +331,11 @@ def unlearn(stage: UnlearnStage, model: Any, tokenizer: Any, forget: Sequence[Re
     resume = _resume_point(resume_from_checkpoint, Path(args.output_dir))
     if resume:
         log.info("resuming %s from %s", stage.method, resume)
-    train_out = trainer.train(resume_from_checkpoint=resume)
+    try:
+        train_out: Any = trainer.train(resume_from_checkpoint=resume)
+    except StoppedAtCheckpoint as stopped:  # the checkpoint is where the rule stopped training: nothing to add
+        log.info("the stopping rule fired at step %d, the checkpoint resumed from: training is complete", stopped.step)
+        train_out = None
     main = trainer.is_world_process_zero()
     sharded = bool(getattr(trainer, "is_fsdp_enabled", False))
     if sharded:
@@ -359,5 +364,5 @@ def unlearn(stage: UnlearnStage, model: Any, tokenizer: Any, forget: Sequence[Re
         stopped_early=bool(stopper and stopper.stop_reason), stop_reason=stop_reason,
         stop_threshold=stopper.threshold if stopper else None, holdout_nll=holdout_nll,
         log_history=summarise_history(trainer.state.log_history), wall_time_s=time.perf_counter() - t0,
-        train_samples_per_second=train_out.metrics.get("train_samples_per_second"), batch=batch,
+        train_samples_per_second=train_out.metrics.get("train_samples_per_second") if train_out else None, batch=batch,
         note=note or (f"LoRA adapter saved to {adapter_dir}; the returned model has it merged" if adapter_dir else ""))

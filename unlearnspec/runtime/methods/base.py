@@ -299,6 +299,14 @@ class EpochCallback(TrainerCallback):
         self.dataset.set_epoch(math.floor((state.epoch or 0.0) + 1e-6))
 
 
+class StoppedAtCheckpoint(Exception):  # noqa: N818 (a control-flow signal, not an error)
+    """Raised by :meth:`HoldoutStopping.on_train_begin` when the checkpoint resumed from is where training stopped."""
+
+    def __init__(self, step: int) -> None:
+        super().__init__(f"the stopping rule fired at step {step}, the checkpoint's")
+        self.step = step
+
+
 class HoldoutStopping(TrainerCallback):
     """The plan's stopping rule ``holdout_loss``: stop once the forget set is more surprising than
     data the original model never saw (times ``ratio``).
@@ -316,6 +324,24 @@ class HoldoutStopping(TrainerCallback):
         self.pad_token_id = pad_token_id
         self.batch_size = batch_size
         self.stop_reason = ""
+
+    def _explain(self, step: int, forget_nll: float) -> str:
+        return (f"holdout_loss: at step {step} the forget set's mean loss (negative log-likelihood, "
+                f"NLL) {forget_nll:.4f} exceeded {self.rule.ratio:g} × the original model's loss on the calibration "
+                f"half of the holdout set, {self.holdout_nll:.4f} (checked every {max(1, self.rule.check_every)} "
+                "steps; the evaluation half is kept apart for the verdicts)")
+
+    def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+                       **kwargs: Any) -> None:
+        """A run resumed from the checkpoint of the step at which the rule fired (a kill after that save) stops
+        there, as the uninterrupted run did: the decision is in the checkpoint's log, and the Trainer, which
+        forgets a stop across a restart, would otherwise train on. The Trainer has loaded the checkpoint's weights
+        and state when this runs; :class:`StoppedAtCheckpoint` leaves it before another step."""
+        at = state.global_step
+        last = next((e for e in reversed(state.log_history) if "forget_nll" in e), None)
+        if at > 0 and last is not None and last.get("step") == at and float(last["forget_nll"]) > self.threshold:
+            self.stop_reason = self._explain(at, float(last["forget_nll"]))
+            raise StoppedAtCheckpoint(at)
 
     def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
                     **kwargs: Any) -> None:
@@ -337,11 +363,7 @@ class HoldoutStopping(TrainerCallback):
         log.info("step %d: forget NLL %.4f, %.3f × holdout NLL %.4f", state.global_step, forget_nll, ratio,
                  self.holdout_nll)
         if forget_nll > self.threshold:
-            self.stop_reason = (
-                f"holdout_loss: at step {state.global_step} the forget set's mean loss (negative log-likelihood, "
-                f"NLL) {forget_nll:.4f} exceeded {self.rule.ratio:g} × the original model's loss on the calibration "
-                f"half of the holdout set, {self.holdout_nll:.4f} (checked every {max(1, self.rule.check_every)} "
-                "steps; the evaluation half is kept apart for the verdicts)")
+            self.stop_reason = self._explain(state.global_step, forget_nll)
             control.should_training_stop = True
 
 
