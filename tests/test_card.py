@@ -122,3 +122,14 @@ def test_card_verb(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         assert main(["card", str(run)]) == 2
         assert f"is not a valid report: format_version: {why}" in capsys.readouterr().err
     assert main(["card", str(tmp_path / "nope")]) == 2
+
+
+def test_the_n_beside_a_decided_value_is_the_decisions() -> None:
+    """Membership is decided on the worst type and attack pair, over its own members (6 documents), not on all
+    the forget items the unlearned model was scored on (20): the card's n is the one behind the printed value."""
+    from unlearnspec.audit.card import _n
+
+    decision = SimpleNamespace(n=6, value=0.47, interval=(0.11, 1.0))
+    check = SimpleNamespace(decision=decision, n={"unlearned": 20}, decided_on="unlearned")
+    assert _n(check) == 6  # type: ignore[arg-type]
+    assert _n(SimpleNamespace(decision=None, n={"unlearned": 20}, decided_on="unlearned")) == 20  # type: ignore[arg-type]

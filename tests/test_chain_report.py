@@ -60,7 +60,7 @@ def test_budget_is_exceeded_exactly_when_the_numbers_say_so() -> None:
     # drops are signed: a later gain does not undo a step that went over the budget
     recovered = build_chain_report(["a", "b", "c"], steps([1.0, 6.0, -0.5]), ChainBudget(utility_drop=5.0))
     assert recovered.budget_exceeded
-    assert recovered.budget_reasons == ["cumulative utility drop 6.00% after request `b` exceeds the budget of 5%"]
+    assert recovered.budget_reasons == ["cumulative utility drop 6% after request `b` exceeds the budget of 5%"]
 
 
 def test_a_regressed_earlier_claim_is_listed_and_recommends_retraining() -> None:
@@ -87,7 +87,8 @@ def chained_report(hostile: str = "") -> Report:
                                ChainBudget(utility_drop=5.0, approximate_requests=2))
     if hostile:
         chain = chain.model_copy(update={"steps": [s.model_copy(update={"method": hostile}) for s in chain.steps]})
-    report = make_report().model_copy(update={"chains": [chain]})
+    base = make_report()
+    report = build_report(base.objectives, base.audit, [chain])
     return Report.model_validate_json(report.model_dump_json())  # the JSON round trip keeps the chain
 
 
@@ -134,8 +135,7 @@ def test_ledger_records_each_step_from_the_previous_model_with_its_drift(tmp_pat
                      overall="pass", rechecks=[recheck(first.objective.name, "pass", "fail", 0.5, 0.7)])
     head = ChainStep(request=first.objective.name, link_hash="2" * 64, method="npo", approximate=True,
                      utility_drop=0.5, overall="pass")
-    report = build_report(reports, audit)
-    report.chains = [build_chain_report([first.objective.name, "erase-b"], [head, step], None)]
+    report = build_report(reports, audit, [build_chain_report([first.objective.name, "erase-b"], [head, step], None)])
     run = tmp_path / "run"
     for name in ("m1", "m2"):
         (run / name).mkdir(parents=True)
@@ -144,7 +144,7 @@ def test_ledger_records_each_step_from_the_previous_model_with_its_drift(tmp_pat
                                                                    "erase-b": str(run / "m2")})
     assert [e.request_id for e in entries] == [first.objective.name, "erase-b"]
     assert entries[1].model_before == entries[0].model_after != entries[0].model_before
-    assert entries[1].drift == {"utility_drop": 1.5, "budget_exceeded": False,
+    assert entries[1].drift == {"utility_drop": 1.5, "budget_exceeded": False, "budget_undecided": False,
                                 "rechecks": {first.objective.name: {"removed": ["pass", "fail"]}}}
 
 
@@ -152,3 +152,53 @@ def test_report_html_shows_the_chain_escaped() -> None:
     html = render_html(chained_report(hostile="<img src=x onerror=alert(1)>"))
     assert "Chain of requests" in html and "EXCEEDED" in html
     assert "<img src=x" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
+
+
+def passing_report() -> Report:
+    """make_report's objective with its passing claims only: a report that passes on its own."""
+    base = make_report()
+    o = base.objectives[0]
+    kept = o.model_copy(update={"claims": [c for c in o.claims if c.verdict == "pass"], "overall": "pass"})
+    report = build_report([kept], base.audit)
+    assert report.overall == "pass"
+    return report
+
+
+def test_a_chain_that_undid_an_earlier_claim_fails_the_report_in_its_headline() -> None:
+    """Every request passed on its own, but after request `c` the earlier request `a`'s claim fails: the report
+    (headline, exit code, card) is FAIL, and says why. A report that says otherwise is refused."""
+    base = passing_report()
+    chain = build_chain_report(["a", "b", "c"], steps([1.0, 2.0, 3.0]), None)
+    report = build_report(base.objectives, base.audit, [chain])
+    assert (report.overall, report.exit_code) == ("fail", 1)
+    text = render_markdown(report)
+    head = text.split("## Objective", 1)[0]
+    assert "**Overall verdict: FAIL**" in head and "The chain of requests decides the result too:" in head
+    assert "after request `c`, claim `removed` of the earlier request `a` is fail" in head
+    assert "The chain of requests: **FAIL**" in render_card(report)
+    assert "chain-outcomes" in render_html(report)
+    data = report.model_dump(mode="json")
+    data["overall"], data["exit_code"] = "pass", 0
+    with pytest.raises(ValidationError, match="does not follow from the objectives and chains"):
+        Report.model_validate(data)
+
+
+def test_a_budget_the_intervals_cannot_settle_is_incomplete_never_within() -> None:
+    """A cumulative drop of 4.9% against a 5% budget, its interval [4.2, 5.6]: the data cannot say the chain kept
+    its budget (FRAMEWORK.md §7). Wholly above, it is exceeded; wholly below, within."""
+    def one(drop: float, low: float, high: float) -> ChainReport:
+        step = ChainStep(request="a", link_hash="0" * 64, method="npo", approximate=True, utility_drop=drop,
+                         utility_drop_interval=(low, high), utility_n=40, overall="pass")
+        return build_chain_report(["a"], [step], ChainBudget(utility_drop=5.0))
+
+    straddles = one(4.9, 4.2, 5.6)
+    assert straddles.budget_undecided and not straddles.budget_exceeded
+    assert straddles.budget_reasons == ["cumulative utility drop 4.9% [4.2, 5.6], n=40 after request `a` may exceed "
+                                        "the budget of 5%: its interval reaches past it"]
+    assert [o for o, _ in straddles.outcomes()] == ["incomplete"]
+    base = passing_report()
+    assert build_report(base.objectives, base.audit, [straddles]).overall == "incomplete"
+    assert one(5.3, 5.1, 5.6).budget_exceeded  # wholly above
+    within = one(4.0, 3.5, 4.6)
+    assert not within.budget_exceeded and not within.budget_undecided and within.outcomes() == []
+    assert "NOT SETTLED" in render_markdown(build_report(base.objectives, base.audit, [straddles]))

@@ -134,6 +134,11 @@ def test_links_to_another_file(folder: Path) -> None:
     write(folder, "x.unlearn", objective("x", after="y.unlearn#y"))
     loop = write(folder, "y.unlearn", objective("y", after="x.unlearn#x"))
     assert [c for c, _, _ in chain_errors(loop)] == ["UL217"]
+    # continuing another file's request on another model is what it is inside one file: UL209
+    other_model = write(folder, "fifth.unlearn", objective("e", after="first.unlearn#a", model="builtin:tiny-bios-chat"))
+    assert [(c, m) for c, _, m in chain_errors(other_model)] == [
+        ("UL209", "`e` continues `first.unlearn#a` but names another model (`first.unlearn` unlearns from "
+                  "`builtin:tiny-bios`)")]
 
 
 def _sha(data: object) -> str:

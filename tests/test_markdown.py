@@ -305,7 +305,9 @@ def test_example_documents_render_as_before() -> None:
 
 MD_TEMPLATES = [ROOT / "unlearnspec" / "compiler" / "templates" / "plan_review.md.j2",
                 ROOT / "unlearnspec" / "compiler" / "templates" / "explain_spec.md.j2",
-                ROOT / "unlearnspec" / "report" / "templates" / "report.md.j2"]
+                ROOT / "unlearnspec" / "report" / "templates" / "report.md.j2",
+                ROOT / "unlearnspec" / "report" / "templates" / "chain.md.j2",
+                ROOT / "unlearnspec" / "audit" / "templates" / "card.md.j2"]
 ESCAPED = re.compile(r"\|\s*(md|mdcode|mdprose)\b|map\(\"md(code|prose)?\"\)|\bcell\(|\bshort\(")
 #: Expressions printed unescaped on purpose: numbers, fixed words, literals the plan's model already
 #: restricts to a closed set (goal, verdict, severity, stage kind), and the templates' own constants.
@@ -336,6 +338,16 @@ TRUSTED = {
     # phrase for what the gap is taken against, and the marker of the largest gap
     "row.aucs[m]", "row.gap", "row.n", "row.outcome", "mv.tolerance", "ov.membership[0].pair_confidence",
     "ov.membership[0].against", '"▶ " if row.deciding',
+    # the chain section and the model card: fixed words and punctuation, verdicts (a closed set), numbers the
+    # report's models type as float or int (printed through fmt_number, or as `ChainStep.drop_text` / the card's
+    # evidence strings, which format numbers only), a date, and the card's goal phrase (a constant per goal)
+    '" (approximate)" if s.approximate', '" → " if not loop.last', '"; " if not loop.last',
+    '"EXCEEDED" if chain.budget_exceeded else "NOT SETTLED" if chain.budget_undecided else "within budget"',
+    '"s" if chain.budget.approximate_requests != 1', "c.now | num", "c.now | verdict", 'c.status | replace("_", " ")',
+    "c.status_now | verdict | lower", "c.status_then | verdict | lower", "c.then | num", "c.then | verdict",
+    "c.verdict | verdict", "chain.budget.utility_drop | num", "e.interval", "e.n", "e.status | verdict | lower",
+    "e.value", "ov.what", 'report.audit.finished_at.strftime("%Y-%m-%d")', "result | verdict", "s.drop_text",
+    "s.overall | verdict",
 }
 
 

@@ -65,6 +65,11 @@ def _interval(check: CheckResult) -> tuple[float, float] | None:
 
 
 def _n(check: CheckResult) -> int | None:
+    """The deciding quantity's n: the decision's (for membership, the deciding type and attack's members), else
+    the decided model's."""
+    decision = getattr(check, "decision", None)
+    if decision is not None and getattr(decision, "n", None):
+        return int(decision.n)
     n = getattr(check, "n", None)
     if isinstance(n, dict):
         value = n.get(check.decided_on)

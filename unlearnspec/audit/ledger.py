@@ -298,6 +298,7 @@ def chain_drift(report: Report) -> dict[str, JsonValue]:
         for step in chain.steps:
             out[step.request] = {
                 "utility_drop": step.utility_drop, "budget_exceeded": chain.budget_exceeded,
+                "budget_undecided": chain.budget_undecided,
                 "rechecks": {r.request: {c.claim: [c.then, c.now] for c in r.claims} for r in step.rechecks}}
     return out
 

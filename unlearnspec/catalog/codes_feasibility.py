@@ -480,8 +480,9 @@ UL412 = CodePage(
 UL413 = CodePage(
     code="UL413", name="chain-exceeds-budget", severity="warning", category="feasibility",
     summary="A chain of requests, as written, would exceed the `budget` stated on its first objective: more "
-            "approximate requests than it allows, or per-request utility tolerances that add up to more than "
-            "its cumulative utility drop (or a request with no tolerance at all).",
+            "approximate requests than it allows, or a request whose utility tolerance is above its cumulative "
+            "utility drop (each request's utility is measured against the original model, so its tolerance "
+            "bounds the chain's drop at that step), or a request with no tolerance at all.",
     why="Each approximate unlearning step degrades the model a little more and can undo earlier removals "
         "(MUSE's sustainability criterion); a budget says how much of that the chain may accumulate before the "
         "model is retrained. A chain written to exceed it will end in a recommendation to retrain. "
@@ -489,9 +490,9 @@ UL413 = CodePage(
     example='objective "a" {\n  ...\n  method npo\n  preserve { retain "data/retain.jsonl"  utility drop <= 3% }\n'
             '  budget {\n    utility  drop <= 5%\n    requests 1\n  }\n}\n'
             'objective "b" {\n  after "a"\n  ...\n  method npo\n'
-            '  preserve { retain "data/retain.jsonl"  utility drop <= 3% }\n}',
-    instead='budget {\n  utility  drop <= 6%\n  requests 2\n}\n\n# or: retrain once the budget is spent, '
-            'and start a new chain from the retrained model',
+            '  preserve { retain "data/retain.jsonl"  utility drop <= 6% }\n}',
+    instead='budget {\n  utility  drop <= 6%\n  requests 2\n}\n\n# or: keep each request\'s `utility drop` '
+            'within the budget, and retrain once the budget is spent',
     references=["W. Shi et al., \"MUSE: Machine Unlearning Six-Way Evaluation for Language Models\", "
                 "arXiv:2407.06460"],
 )

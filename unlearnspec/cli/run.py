@@ -209,6 +209,9 @@ def summary_text(report: Any, root: Path) -> str:
         lines.append(f"  objective {obj.name}: {obj.overall}")
         for c in obj.claims:
             lines.append(f"    {c.verdict:<14} {c.claim}")
+    for chain in report.chains:
+        for result, why in chain.outcomes():
+            lines.append(f"  chain: {result}: {why}")
     lines.append(f"reports: {root / 'report.md'}  {root / 'report.html'}  {root / 'report.json'}")
     return "\n".join(lines) + "\n"
 

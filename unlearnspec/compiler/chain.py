@@ -82,6 +82,17 @@ def _external(obj: Objective, spec: Spec) -> list[Diagnostic]:
         if (path, name) in seen:
             return [_diag("UL217", obj, f"the chain through `{obj.after.value}` comes back to `{obj.name}`",
                           help=["a request continues from an earlier one; remove one `after` to break the cycle"])]
+        if len(seen) == 1:  # the objective this one continues: the same checks as a link inside one file
+            if found.unlearned is not None:
+                return [_diag("UL220", obj, f"`{obj.name}` continues `{obj.after.value}`, which audits a given "
+                                            "checkpoint and unlearns nothing",
+                              help=["name the checkpoint as this objective's `model` instead of `after`"])]
+            theirs = found.model.value if found.model is not None else "builtin:tiny-bios"
+            if obj.model is not None and obj.model.value != theirs:
+                return [_diag("UL209", obj, f"`{obj.name}` continues `{obj.after.value}` but names another model "
+                                            f"(`{file}` unlearns from `{theirs}`)",
+                              labels=[Label(span=obj.model.span, message="this objective names another")],
+                              help=["a chain applies requests one after another to one model; name the same model"])]
         seen.add((path, name))
         if found.after is None:
             return []

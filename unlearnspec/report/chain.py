@@ -65,13 +65,25 @@ class ChainStep(_Model):
     method: str
     approximate: bool
     utility_drop: float | None = None  # cumulative, percent, against the original model
+    utility_drop_interval: tuple[float, float] | None = None  # its interval (the step's utility check's)
+    utility_n: int | None = None  # the items it was measured on
     step_utility_drop: float | None = None  # this step's part of it
     overall: str
     rechecks: list[Recheck] = Field(default_factory=list)
 
+    @property
+    def drop_text(self) -> str:
+        """``6.9% [5.69, 8.28], n=258``: the cumulative drop as the reports print it, with its interval and n."""
+        if self.utility_drop is None:
+            return "not measured"
+        iv = self.utility_drop_interval
+        return (f"{self.utility_drop + 0.0:.3g}%" + (f" [{iv[0] + 0.0:.3g}, {iv[1] + 0.0:.3g}]" if iv else "")
+                + (f", n={self.utility_n}" if self.utility_n is not None else ""))
+
 
 def budget_problems(budget: ChainBudget | None, steps: list[ChainStep]) -> list[str]:
-    """Why the chain exceeded its budget (empty: within it, or no budget)."""
+    """Why the chain exceeded its budget (empty: within it, or no budget). A step's cumulative utility drop
+    exceeds it when its interval lies wholly above the budget (its value, when it has no interval)."""
     if budget is None:
         return []
     out = []
@@ -79,16 +91,25 @@ def budget_problems(budget: ChainBudget | None, steps: list[ChainStep]) -> list[
     if budget.approximate_requests is not None and approximate > budget.approximate_requests:
         out.append(f"{approximate} approximate requests applied, the budget allows {budget.approximate_requests} "
                    "before retraining")
-    # the largest cumulative drop over the steps, not the last one: every step's model is one the chain
-    # released, and a later gain (the drop is signed) does not undo an earlier step over budget
-    measured = [s for s in steps if s.utility_drop is not None]
-    worst = max(measured, key=lambda s: s.utility_drop or 0.0) if measured else None
-    if budget.utility_drop is not None and worst is not None and worst.utility_drop is not None \
-            and worst.utility_drop > budget.utility_drop:
+    # every step's model is one the chain released, and a later gain (the drop is signed) does not undo an
+    # earlier step over budget: the step whose drop is shown highest decides
+    over = [s for s in steps if s.utility_drop is not None and budget.utility_drop is not None
+            and (s.utility_drop_interval[0] if s.utility_drop_interval else s.utility_drop) > budget.utility_drop]
+    if over and budget.utility_drop is not None:
+        worst = max(over, key=lambda s: s.utility_drop or 0.0)
         after = "" if worst is steps[-1] else f" after request `{worst.request}`"
-        out.append(f"cumulative utility drop {worst.utility_drop:.2f}%{after} exceeds the budget of "
-                   f"{budget.utility_drop:g}%")
+        out.append(f"cumulative utility drop {worst.drop_text}{after} exceeds the budget of {budget.utility_drop:g}%")
     return out
+
+
+def budget_undecided(budget: ChainBudget | None, steps: list[ChainStep]) -> list[str]:
+    """Steps whose utility-drop interval straddles the budget: the data cannot say whether the chain kept it
+    (FRAMEWORK.md §7: inconclusive, never within), unless another step already exceeds it."""
+    if budget is None or budget.utility_drop is None or budget_problems(budget, steps):
+        return []
+    return [f"cumulative utility drop {s.drop_text} after request `{s.request}` may exceed the budget of "
+            f"{budget.utility_drop:g}%: its interval reaches past it"
+            for s in steps if s.utility_drop_interval is not None and s.utility_drop_interval[1] > budget.utility_drop]
 
 
 class ChainReport(_Model):
@@ -98,6 +119,7 @@ class ChainReport(_Model):
     steps: list[ChainStep]
     budget: ChainBudget | None = None
     budget_exceeded: bool = False
+    budget_undecided: bool = False  # no step shown over the budget, but one whose interval reaches past it
     budget_reasons: list[str] = Field(default_factory=list)
     recommendation: str | None = None
 
@@ -106,6 +128,8 @@ class ChainReport(_Model):
         reasons = budget_problems(self.budget, self.steps)
         if self.budget_exceeded != bool(reasons):
             raise ValueError(f"budget_exceeded={self.budget_exceeded} does not follow from the steps and budget")
+        if self.budget_undecided != bool(budget_undecided(self.budget, self.steps)):
+            raise ValueError(f"budget_undecided={self.budget_undecided} does not follow from the steps and budget")
         if [s.request for s in self.steps] != self.links[: len(self.steps)]:
             raise ValueError("the chain's steps are not in the order of its links")
         return self
@@ -116,6 +140,26 @@ class ChainReport(_Model):
         return [(s.request, r.request, c.claim) for s in self.steps for r in s.rechecks for c in r.claims
                 if c.regressed]
 
+    def outcomes(self) -> list[tuple[str, str]]:
+        """What the chain adds to the report's overall result, with why: ``fail`` for a budget exceeded or an
+        earlier claim that a later request made fail; ``incomplete`` for a budget the intervals cannot settle or
+        an earlier claim that no longer passes but has not failed (inconclusive, not evaluated). A chain is one
+        model released request after request: the headline reads the chain, not only each request on its own."""
+        out: list[tuple[str, str]] = []
+        if self.budget_exceeded:
+            out.append(("fail", "the chain exceeded its budget: " + "; ".join(self.budget_reasons)))
+        elif self.budget_undecided:
+            out.append(("incomplete", "the chain's budget is not settled: "
+                        + "; ".join(budget_undecided(self.budget, self.steps))))
+        for s in self.steps:
+            for r in s.rechecks:
+                for c in r.claims:
+                    if c.regressed:
+                        out.append(("fail" if c.now in ("fail", "cannot_be_met") else "incomplete",
+                                    f"after request `{s.request}`, claim `{c.claim}` of the earlier request "
+                                    f"`{r.request}` is {c.now.replace('_', ' ')} (it passed when that request ran)"))
+        return out
+
 
 RETRAIN_ADVICE = ("retrain the model without every target so far (exact unlearning) and start a new chain from "
                   "the retrained model")
@@ -123,11 +167,15 @@ RETRAIN_ADVICE = ("retrain the model without every target so far (exact unlearni
 
 def build_chain_report(links: list[str], steps: list[ChainStep], budget: ChainBudget | None) -> ChainReport:
     reasons = budget_problems(budget, steps)
+    undecided = budget_undecided(budget, steps)
     regressed = any(r.regressed for s in steps for r in s.rechecks)
     advice = None
     if reasons:
         advice = "the chain exceeded its budget: " + RETRAIN_ADVICE
     elif regressed:
         advice = "a later request undid an earlier one's evidence: " + RETRAIN_ADVICE
+    elif undecided:
+        advice = ("the utility measurements cannot show the chain within its budget: measure utility on more items, "
+                  "or " + RETRAIN_ADVICE)
     return ChainReport(links=links, steps=steps, budget=budget, budget_exceeded=bool(reasons),
-                       budget_reasons=reasons, recommendation=advice)
+                       budget_undecided=bool(undecided), budget_reasons=reasons or undecided, recommendation=advice)

@@ -449,9 +449,9 @@ class Report(_Model):
 
     @model_validator(mode="after")
     def _overall_follows(self) -> Report:
-        expected = report_overall(self.objectives)
+        expected = report_overall(self.objectives, [o for c in self.chains for o, _ in c.outcomes()])
         if self.overall != expected:
-            raise ValueError(f"overall {self.overall!r} does not follow from the objectives ({expected!r})")
+            raise ValueError(f"overall {self.overall!r} does not follow from the objectives and chains ({expected!r})")
         if self.exit_code != EXIT_CODES[self.overall]:
             raise ValueError(f"exit_code {self.exit_code} does not match overall {self.overall!r}")
         return self

@@ -51,8 +51,13 @@ HOW_TO_READ: list[str] = [
     "(Cooper et al., arXiv:2412.06966, takeaways).",
     "Each claim is decided only by its listed checks. Every number is shown as value [low, high], n=items: "
     "the bootstrap confidence interval at the plan's level (95% unless the spec says otherwise) and the "
-    "sample size; a question asked several ways (paraphrases, adversarial wrappers) is one item. A check passes only when its interval lies entirely on the passing side of its bound, "
-    "fails when it lies entirely on the failing side, and is INCONCLUSIVE otherwise; a claim passes when "
+    "sample size; a question asked several ways (paraphrases, adversarial wrappers) is one item. A check "
+    "passes only when its interval lies entirely on the passing side of its bound, fails when it lies entirely "
+    "on the failing side, and is INCONCLUSIVE otherwise. One check is decided by its test instead: forget "
+    "quality (TOFU) is the p-value of a two-sample Kolmogorov-Smirnov test, which passes when the p-value is "
+    "at least its bound (the test finds no difference from the reference), fails when it is below, and is "
+    "INCONCLUSIVE when no outcome could fail it at this sample size (its smallest attainable p-value is above "
+    "the bound); its interval is shown for information. A claim passes when "
     "every check passed, fails when any failed, and is inconclusive or not evaluated otherwise. Missing or "
     "inconclusive evidence is never counted as a pass: the burden of proof is on the claim.",
     "Membership is judged against the retrained reference on the same items, per item type (documents, "

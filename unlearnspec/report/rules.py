@@ -61,8 +61,10 @@ def objective_overall(claims: Sequence[_Claim]) -> Overall:
     return "pass"
 
 
-def report_overall(objectives: Sequence[_Objective]) -> Overall:
-    results = {o.overall for o in objectives}
+def report_overall(objectives: Sequence[_Objective], chain_outcomes: Sequence[str] = ()) -> Overall:
+    """The report's result: its objectives', and what its chains add (``ChainReport.outcomes``: a budget
+    exceeded or an earlier claim a later request made fail is ``fail``; one not settled is ``incomplete``)."""
+    results = {o.overall for o in objectives} | set(chain_outcomes)
     if "fail" in results:
         return "fail"
     if not objectives or "incomplete" in results:

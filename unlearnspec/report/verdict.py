@@ -34,6 +34,7 @@ from unlearnspec.plan import (
     ReferenceStage,
     UnlearnStage,
 )
+from unlearnspec.report.chain import ChainReport
 from unlearnspec.report.model import (
     AuditTrail,
     CheckResult,
@@ -358,9 +359,10 @@ def build_objective_report(objective_plan: ObjectivePlan, results: Mapping[str, 
     )
 
 
-def build_report(objectives: Sequence[ObjectiveReport], audit: AuditTrail) -> Report:
-    result = report_overall(objectives)
-    return Report(objectives=list(objectives), audit=audit, overall=result,
+def build_report(objectives: Sequence[ObjectiveReport], audit: AuditTrail,
+                 chains: Sequence[ChainReport] = ()) -> Report:
+    result = report_overall(objectives, [o for c in chains for o, _ in c.outcomes()])
+    return Report(objectives=list(objectives), audit=audit, overall=result, chains=list(chains),
                   exit_code=EXIT_CODES[result])  # type: ignore[arg-type]
 
 

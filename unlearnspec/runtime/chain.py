@@ -50,13 +50,15 @@ log = logging.getLogger("unlearnspec.run")
 UTILITY_METRICS = ("retain_utility_drop", "neighbor_utility_drop")
 
 
-def _utility_drop(report: ObjectiveReport) -> float | None:
-    """The step's cumulative utility drop in percent: its retain utility check (else neighbours)."""
+def _utility_drop(report: ObjectiveReport) -> tuple[float | None, tuple[float, float] | None, int | None]:
+    """The step's cumulative utility drop in percent, its interval and n: its retain utility check (else
+    neighbours)."""
     for metric in UTILITY_METRICS:
         for c in report.checks:
             if c.metric == metric and c.values.unlearned is not None:
-                return c.values.unlearned
-    return None
+                iv = c.interval.get("unlearned")
+                return c.values.unlearned, (tuple(iv) if iv else None), c.n.get("unlearned")  # type: ignore[return-value]
+    return None, None, None
 
 
 def _recheck(step: ObjectiveRun, earlier: ObjectivePlan, earlier_run: ObjectiveRun, earlier_report: ObjectiveReport,
@@ -133,10 +135,11 @@ def _run_chain(plan: Plan, chain: ChainPlan, rd: RunDir, state: RunState, *, qui
             for eop, erun, erep in done:
                 log.info("chain: re-checking %s on the model after %s", eop.objective.name, link.objective)
                 rechecks.append(_recheck(orun, eop, erun, erep, current, reference))
-        drop = _utility_drop(report)
+        drop, interval, n = _utility_drop(report)
         steps.append(ChainStep(
             request=link.objective, link_hash=link.link_hash, method=report.method,
             approximate=report.method_family == "approximate", utility_drop=drop,
+            utility_drop_interval=interval, utility_n=n,
             step_utility_drop=None if drop is None else drop - previous_drop, overall=report.overall,
             rechecks=rechecks))
         previous_drop = drop if drop is not None else previous_drop

@@ -91,8 +91,7 @@ def execute(plan: Plan, rd: RunDir, state: RunState, *, quiet: bool, allow_remot
     audit = audit_from_plan(plan, device=describe_device(), started_at=started, finished_at=finished,
                             wall_seconds=wall, libraries={**_libraries(), "unlearnspec": __version__},
                             seeds=seeds, process_count=process_count, plan_provenance=state.plan_provenance)
-    report = build_report(reports, audit)
-    report.chains = chains
+    report = build_report(reports, audit, chains)
     write_reports(report, rd.root)
     state.finished_at = now()
     rd.save_state(state)
