@@ -305,3 +305,32 @@ def test_model_before_is_the_loaded_weights_hash_when_the_run_has_one(tmp_path: 
     run.mkdir()
     [entry] = record_run(tmp_path / "ledger", run, plan, report, {})
     assert entry.model_before == weights != plan.objectives[0].model.sha256
+
+
+def test_a_run_folders_receipt_is_checked_against_the_ledger(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """`ledger verify LEDGER --run RUN`: the receipt's line must hold its entry, and that entry the run's report.
+    An edited receipt (another line), a replaced report and a missing receipt are UL806; the card cites the check."""
+    plan, report = make_plan(), make_report()
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "report.json").write_text(report.model_dump_json(), encoding="utf-8")
+    ledger = tmp_path / "ledger"
+    append(ledger, _fields(1))  # another request first: this run's entry is line 2
+    [entry] = record_run(ledger, run, plan, report, {})
+    assert entry.seq == 2
+    assert main(["ledger", "verify", str(ledger), "--run", str(run)]) == 0
+    capsys.readouterr()
+    receipt = json.loads((run / "ledger.json").read_text(encoding="utf-8"))
+    receipt["entries"][0]["seq"] = 1
+    (run / "ledger.json").write_text(json.dumps(receipt), encoding="utf-8")
+    assert main(["ledger", "verify", str(ledger), "--run", str(run)]) == 1
+    assert "error[UL806]: line 1 of `builtin_tiny-bios.jsonl` is not the entry this run recorded" in capsys.readouterr().out
+    receipt["entries"][0]["seq"] = 2
+    (run / "ledger.json").write_text(json.dumps(receipt), encoding="utf-8")
+    (run / "report.json").write_text(report.model_dump_json(indent=1), encoding="utf-8")  # another report
+    assert main(["ledger", "verify", str(ledger), "--run", str(run)]) == 1
+    assert "records another report.json than the run folder holds" in capsys.readouterr().out
+    (run / "ledger.json").unlink()
+    assert main(["ledger", "verify", str(ledger), "--run", str(run)]) == 1
+    assert "holds no ledger receipt" in capsys.readouterr().out

@@ -6,7 +6,9 @@ carries the hash of the line before it (``prev``) and its own hash (``hash``: sh
 canonical JSON without ``hash``), so that an edited, inserted, deleted or reordered line breaks the
 chain at its position. A head file (``<model>.head.json``) records how many lines the ledger had and
 the last hash, so that a ledger cut short at its end is found too (an attacker who can rewrite both
-files can rewrite history; a signed report that names its ledger entry is the check against that).
+files can rewrite history; the check against that is a run folder's receipt, ``ledger.json``, which names the
+line and hash of each of its entries (:func:`verify_receipt`, ``ledger verify --run``), together with the run's
+signed report, whose sha256 the line records).
 
 Appends hold an exclusive OS lock (``fcntl.flock`` on ``<DIR>/.lock``) for the whole
 read-verify-write, and write the new file atomically (temporary file + ``os.replace``), so two runs
@@ -350,3 +352,50 @@ def record_run(folder: Path, run_root: Path, plan: Plan, report: Report,
             {"request_id": e.request_id, "file": ledger_name(e.model), "seq": e.seq, "hash": e.hash}
             for e in entries]}, indent=2).encode("utf-8") + b"\n")
     return entries
+
+
+def verify_receipt(ledger_dir: Path, run_dir: Path) -> list[Problem]:
+    """UL806 for every way a run folder's receipt (``ledger.json``) is not borne out by the ledgers in
+    ``ledger_dir``: each entry it names must be at its line with its hash and request, and must record the
+    ``report.json`` the run folder holds. The ledgers' own chains are :func:`verify_file`'s."""
+    receipt = Path(run_dir) / RECEIPT
+    where = (f"`{receipt}`",)
+    if not receipt.is_file():
+        return [Problem("UL806", 0, f"`{run_dir}` holds no ledger receipt (`{RECEIPT}`): the run was not recorded in "
+                                    "a ledger, or its receipt was removed", where)]
+    try:
+        data = load_json(receipt.read_text(encoding="utf-8"))
+        entries = data["entries"] if isinstance(data, dict) else None
+        if not isinstance(entries, list):
+            raise ValueError("no `entries` list")
+    except (OSError, UnicodeDecodeError, ValueError, KeyError) as err:
+        return [Problem("UL806", 0, f"the ledger receipt cannot be read: {str(err).splitlines()[0] if str(err) else err!r}",
+                        where)]
+    report = Path(run_dir) / "report.json"
+    report_sha = sha256_path(report) if report.is_file() else None
+    out: list[Problem] = []
+    for item in entries:
+        file, seq, sha, rid = (item.get(k) if isinstance(item, dict) else None
+                               for k in ("file", "seq", "hash", "request_id"))
+        if not (isinstance(file, str) and Path(file).name == file and isinstance(seq, int) and isinstance(sha, str)):
+            out.append(Problem("UL806", 0, f"a receipt entry is not a ledger file, line and hash: {item!r:.120}", where))
+            continue
+        path = Path(ledger_dir) / file
+        if not path.is_file():
+            out.append(Problem("UL806", 0, f"the receipt names the ledger `{file}`, which `{ledger_dir}` does not hold",
+                               where))
+            continue
+        verified = verify_file(path)
+        entry = next((e for e in verified.entries if e.seq == seq), None)
+        if entry is None:
+            out.append(Problem("UL806", 0, f"the receipt names line {seq} of `{file}`, which the ledger does not have",
+                               where + ("lines were removed from the ledger, or the receipt was edited",)))
+        elif entry.hash != sha or entry.request_id != rid:
+            out.append(Problem("UL806", 0, f"line {seq} of `{file}` is not the entry this run recorded (request "
+                                           f"`{entry.request_id}`, hash {entry.hash[:12]}…; the receipt says "
+                                           f"`{rid}`, {sha[:12]}…)", where))
+        elif report_sha is not None and entry.report_sha256 != report_sha:
+            out.append(Problem("UL806", 0, f"line {seq} of `{file}` records another report.json than the run folder "
+                                           f"holds ({(entry.report_sha256 or 'none')[:12]}… against {report_sha[:12]}…)",
+                               where + ("the report was replaced after the run was recorded",)))
+    return out

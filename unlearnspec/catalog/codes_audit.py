@@ -35,13 +35,23 @@ _front("UL804", "ledger-truncated", "error", _A,
        "the head file of a ledger of two or more entries is missing.",
        "Deleting the last lines of a hash chain leaves a valid shorter chain; the head file (`<model>.head.json`) "
        "records how long the ledger was, so a cut end is found too.",
-       instead="Restore the ledger from a copy; a signed report that names its ledger entry settles which is right.")
+       instead="Restore the ledger from a copy; run folders' receipts (`ledger verify LEDGER --run RUN_DIR`) and "
+               "their signed reports, whose sha256 each line records, settle which is right.")
 _front("UL805", "ledger-unwritable", "error", _A,
        "The ledger folder or a ledger file cannot be written (permissions, a full disk, a file where the folder "
        "should be).",
        "A run appends its requests at its end; when that fails the reports are complete but the model's record "
        "of requests is not, and the run says so rather than failing silently.",
        instead="Give a writable folder with `run --ledger DIR`.")
+_front("UL806", "ledger-receipt-mismatch", "error", _A,
+       "A run folder's ledger receipt (`ledger.json`) does not match the ledger: the line it names is not there, "
+       "holds another entry or another hash, or records another `report.json` than the run folder holds "
+       "(`unlearnspec ledger verify LEDGER --run RUN_DIR`).",
+       "The receipt is what ties a run's report to its line in the model's ledger; a model card cites it. A "
+       "receipt that the ledger does not bear out means the ledger was rewritten consistently (which its own "
+       "chain cannot show), the receipt was edited, or the report was replaced after the run was recorded.",
+       instead="Find which copy is authentic: a signed report (`unlearnspec verify`) or an earlier copy of the "
+               "ledger settles it.")
 _front("UL811", "signature-invalid", "error", _A,
        "The run's signature does not verify: report.json, the plan or the signature file changed after signing, "
        "or it was signed with another key.",

@@ -80,7 +80,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from unlearnspec.audit.ledger import ledger_files, verify_file
+    from unlearnspec.audit.ledger import RECEIPT, ledger_files, verify_file, verify_receipt
     from unlearnspec.compiler.render import render
 
     target = Path(args.dir)
@@ -94,6 +94,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
     for f in files:
         v = verify_file(f)
         results.append(problems_result(f, f.read_bytes(), v.problems))
+    for run_dir in args.run or ():  # a run folder's receipt against these ledgers
+        receipt = Path(run_dir) / RECEIPT
+        source = receipt.read_bytes() if receipt.is_file() else b""
+        results.append(problems_result(receipt, source, verify_receipt(target if target.is_dir() else target.parent,
+                                                                      Path(run_dir))))
     out(render(results, args.format, sys.stdout, args.color))
     return EXIT_FINDINGS if any(r.errors for r in results) else EXIT_OK
 
@@ -108,6 +113,9 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
     v = lsub.add_parser("verify", help="recompute every ledger's hash chain; exit 1 on an edited, "
                                        "reordered or deleted line")
     v.add_argument("dir", help="a ledger folder (as given to `run --ledger`) or one ledger file")
+    v.add_argument("--run", action="append", metavar="RUN_DIR",
+                   help="also check that run folder's receipt (`ledger.json`): the lines it names hold its entries and "
+                        "its report.json (repeatable)")
     v.add_argument("--format", choices=("human", "json", "sarif", "github"), default="human")
     add_colour(v)
     v.set_defaults(func=cmd_verify)
