@@ -202,3 +202,15 @@ def test_a_budget_the_intervals_cannot_settle_is_incomplete_never_within() -> No
     within = one(4.0, 3.5, 4.6)
     assert not within.budget_exceeded and not within.budget_undecided and within.outcomes() == []
     assert "NOT SETTLED" in render_markdown(build_report(base.objectives, base.audit, [straddles]))
+
+
+def test_each_ledger_line_records_the_budget_as_it_stood_after_its_request() -> None:
+    """The third request takes the chain over its budget of two approximate requests: the first two ledger lines
+    say the budget held then, the third that it was exceeded (not the chain's final state on every line)."""
+    from unlearnspec.audit.ledger import chain_drift
+
+    chain = build_chain_report(["a", "b", "c"], steps([1.0, 2.0, 3.0]), ChainBudget(approximate_requests=2))
+    assert chain.budget_exceeded
+    base = passing_report()
+    drift = chain_drift(build_report(base.objectives, base.audit, [chain]))
+    assert [drift[r]["budget_exceeded"] for r in ("a", "b", "c")] == [False, False, True]  # type: ignore[index]

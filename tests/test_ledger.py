@@ -122,6 +122,9 @@ def test_a_cut_end_with_its_head_file_deleted_is_still_found(tmp_path: Path) -> 
     assert _codes(single) == []
     append(tmp_path / "one", _fields(2))  # the crash window: the next append carries on and writes the head
     assert _codes(single) == []
+    head = single.with_name(single.name.removesuffix(".jsonl") + ".head.json")
+    head.write_text(json.dumps({"count": 0, "hash": "0" * 64}), encoding="utf-8")  # a head rewritten to say nothing
+    assert _codes(single) == [("UL804", 1)]
 
 
 def test_an_unreadable_line_is_reported(tmp_path: Path) -> None:

@@ -271,6 +271,25 @@ def test_a_check_that_cannot_fail_says_so_not_that_its_interval_straddles() -> N
     assert "straddles" not in claim.explanation and "items would settle it" not in claim.explanation
 
 
+def test_an_estimate_on_the_bound_is_not_given_a_count_in_the_millions() -> None:
+    """A gap of 0.201 against a bound of 0.2, interval [0.096, 0.332] over 20 questions: the rough 1/sqrt(n) rule
+    says about 810,000 items; the sentence says only that far more items than these 20 could settle it."""
+    from unlearnspec.runtime.evaluation.intervals import items_to_settle
+
+    more = items_to_settle(20, 0.096, 0.332, 0.201, 0.2)
+    assert more is not None and more > 100 * 20
+    rs = passing_results()
+    d = Decision(quantity="unlearned minus reference (mean over items)", value=0.201, interval=(0.096, 0.332),
+                 threshold=Threshold(op="<=", value=0.2), n=20, more_items=more, how="gap")
+    rs["verbatim_rouge@forget"] = result("verbatim_rouge@forget", "verbatim_rouge", "<=", 0.20, unlearned=0.58,
+                                         original=1.0, reference=0.38, decision=d)
+    claim = next(c for c in make_report(results=rs).objectives[0].claims if c.claim == "not_generated")
+    assert claim.verdict == "inconclusive"
+    assert ("the estimate sits almost on the bound, so only far more items than these 20 (over 100 times as many) "
+            "could settle it") in claim.explanation
+    assert str(more) not in claim.explanation
+
+
 @pytest.mark.parametrize("how", ["missing", "no_value", "nan", "mismatched_threshold"])
 def test_missing_evidence_is_not_evaluated_never_pass(how: str) -> None:
     rs = passing_results()

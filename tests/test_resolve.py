@@ -569,6 +569,34 @@ def test_the_forget_set_cannot_be_its_own_holdout(folder: Path) -> None:
     assert d.labels[0].span.line == line_col(text, '"data/jane-doe.jsonl"')[0]
 
 
+def _cut_weights(path: Path) -> None:
+    """A real safetensors file (written by the library), then cut to half its size: an interrupted copy."""
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    save_file({"w": np.zeros((16, 16), dtype=np.float32)}, str(path))
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+@pytest.mark.parametrize(("make", "fragment"), [
+    (lambda d: ((d / "config.json").write_text("{not json", encoding="utf-8"),
+                (d / "model.safetensors").write_bytes(b"x")), "`config.json` of model folder `./models/m` is not a JSON object"),
+    (lambda d: ((d / "config.json").write_text("[1, 2]", encoding="utf-8"),
+                (d / "model.safetensors").write_bytes(b"x")), "is not a JSON object"),
+    (lambda d: ((d / "config.json").write_text("{}", encoding="utf-8"), (d / "model.safetensors").mkdir()),
+     "has no safetensors weights"),  # a folder of that name is no weights file
+    (lambda d: ((d / "config.json").write_text("{}", encoding="utf-8"), _cut_weights(d / "model.safetensors")),
+     "`model.safetensors` in model folder `./models/m` is cut short"),
+])
+def test_a_model_folder_that_cannot_load_is_refused_before_planning(folder: Path, make: object, fragment: str) -> None:
+    model = folder / "models" / "m"
+    model.mkdir(parents=True)
+    make(model)  # type: ignore[operator]
+    text, diags = check(folder, MINIMAL_BODY.replace('"builtin:tiny-bios"', '"./models/m"'))
+    d = only(diags, "UL207")
+    assert fragment in d.message, d.message
+
+
 def _jsonl(path: Path, rows: list[dict[str, object]]) -> None:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
 

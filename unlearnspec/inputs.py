@@ -160,3 +160,19 @@ def first_problem(err: Any, whole: str) -> tuple[str, str]:
     if first.get("type") == "value_error":
         msg = msg.removeprefix("Value error, ")
     return where, msg[:1].lower() + msg[1:]
+
+
+def safetensors_whole(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a safetensors file whose header parses and whose size covers every tensor it declares:
+    not cut short by an interrupted copy, download or save. Reads the header only (a regular file's)."""
+    try:
+        with open_regular(path) as fh:
+            size = os.fstat(fh.fileno()).st_size
+            n = int.from_bytes(fh.read(8), "little")
+            if n <= 0 or 8 + n > size:
+                return False
+            header = load_json(fh.read(n).decode("utf-8"))
+        ends = [int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"]
+        return 8 + n + max(ends, default=0) <= size
+    except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError):
+        return False

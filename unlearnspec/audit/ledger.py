@@ -36,6 +36,7 @@ from unlearnspec.inputs import first_problem, load_json
 from unlearnspec.io import atomic_write_bytes
 from unlearnspec.plan import Plan
 from unlearnspec.records import sha256_path
+from unlearnspec.report.chain import budget_problems, budget_undecided
 from unlearnspec.report.model import Report
 
 LEDGER_VERSION = "1"
@@ -177,6 +178,10 @@ def verify_text(path: Path, text: str, head: dict[str, object] | None) -> Verifi
         if not isinstance(count, int) or not isinstance(last, str):
             result.problems.append(Problem("UL804", 0, "the ledger's head file is not readable",
                                            (f"`{_head_path(path).name}` holds the entry count and last hash",)))
+        elif count < 1 and n >= 1:  # the head is written after the first entry, with a count of at least 1
+            result.problems.append(Problem(
+                "UL804", 1, f"the ledger's head records {count} entries, but the ledger has {n}",
+                ("the head file was rewritten: it no longer vouches for the ledger's length",)))
         elif count > n:
             result.problems.append(Problem(
                 "UL804", max(n, 1), f"the ledger ends at line {n} but its head records {count} entries",
@@ -294,13 +299,15 @@ RECEIPT = "ledger.json"
 
 def chain_drift(report: Report) -> dict[str, JsonValue]:
     """Per request of a chain, what its ledger line records as drift: the cumulative utility drop after
-    it, whether the chain's budget was exceeded, and each earlier request's claim verdicts then and now."""
+    it, whether the chain's budget was exceeded (or not settled) by then, and each earlier request's claim
+    verdicts then and now."""
     out: dict[str, JsonValue] = {}
     for chain in report.chains:
-        for step in chain.steps:
+        for i, step in enumerate(chain.steps):
+            so_far = chain.steps[: i + 1]  # the budget as it stood once this request was applied
             out[step.request] = {
-                "utility_drop": step.utility_drop, "budget_exceeded": chain.budget_exceeded,
-                "budget_undecided": chain.budget_undecided,
+                "utility_drop": step.utility_drop, "budget_exceeded": bool(budget_problems(chain.budget, so_far)),
+                "budget_undecided": bool(budget_undecided(chain.budget, so_far)),
                 "rechecks": {r.request: {c.claim: [c.then, c.now] for c in r.claims} for r in step.rechecks}}
     return out
 

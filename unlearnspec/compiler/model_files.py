@@ -1,5 +1,5 @@
-"""What the compiler reads from a local model folder's tokenizer files without a framework: its chat
-template and prompt format.
+"""What the compiler reads from a local model folder without a framework: whether it is one a run can load
+(UL207), and its tokenizer's chat template and prompt format.
 
 Kept apart from :mod:`unlearnspec.compiler.models` (the plan's model entries) because the resolve pass
 reads it too (UL221), and checking never loads the plan's models.
@@ -11,7 +11,7 @@ import hashlib
 from pathlib import Path
 from typing import Literal
 
-from unlearnspec.inputs import load_json, read_regular
+from unlearnspec.inputs import load_json, read_json_file, read_regular, safetensors_whole
 
 
 def chat_template(folder: Path) -> str | None:
@@ -42,3 +42,29 @@ def prompt_fields(folder: Path) -> tuple[Literal["plain", "chat"] | None, str | 
     if (folder / "tokenizer_config.json").is_file() or (folder / "tokenizer.json").is_file():
         return "plain", None
     return None, None
+
+
+def model_folder_problem(path: Path, value: str) -> tuple[str, list[str]] | None:
+    """Why the local folder ``path`` (written ``value`` in the spec) is no Hugging Face model a run can load, as a
+    message and help lines; None when it is one: a readable ``config.json`` holding a JSON object, and a file of
+    safetensors weights (pickles are never loaded)."""
+    if not (path / "config.json").is_file():
+        return f"`{value}` is not a Hugging Face model folder (no config.json)", []
+    try:
+        config = read_json_file(path / "config.json")
+    except (OSError, UnicodeDecodeError, ValueError):
+        config = None
+    if not isinstance(config, dict):
+        return (f"the `config.json` of model folder `{value}` is not a JSON object",
+                ["the folder's `config.json` describes the model; write it with `model.save_pretrained(folder)`"])
+    weights = sorted(p for p in path.glob("*.safetensors") if p.is_file())
+    if not weights:
+        return (f"model folder `{value}` has no safetensors weights",
+                ["only safetensors weights are loaded; convert pickled weights with "
+                 "`save_pretrained(safe_serialization=True)`"])
+    cut = next((p for p in weights if not safetensors_whole(p)), None)
+    if cut is not None:
+        return (f"`{cut.name}` in model folder `{value}` is cut short or damaged: its size does not cover the "
+                "tensors its header declares", ["an interrupted copy or download leaves such a file; copy the "
+                                                "folder again from its source"])
+    return None

@@ -33,6 +33,7 @@ from unlearnspec.compiler.ast import (
     Word,
 )
 from unlearnspec.compiler.diagnostics import Diagnostic, Label, Span, sort_diagnostics
+from unlearnspec.compiler.model_files import model_folder_problem
 from unlearnspec.compiler.resolve_data import attribute_labelled, disjoint_from_forget, records_disjoint
 from unlearnspec.compiler.resolve_prompt import PromptResolver
 from unlearnspec.compiler.resolve_values import (
@@ -123,12 +124,9 @@ class _Resolver(PromptResolver):
                 self.report("UL207", "error", text.span, f"model folder `{value}` does not exist",
                             help=["give a local Hugging Face model folder, a hub id (`org/name`), or `builtin:tiny-bios`"])
                 return None
-            if not (path / "config.json").is_file():
-                self.report("UL207", "error", text.span, f"`{value}` is not a Hugging Face model folder (no config.json)")
-                return None
-            if not any(path.glob("*.safetensors")):
-                self.report("UL207", "error", text.span, f"model folder `{value}` has no safetensors weights",
-                            help=["only safetensors weights are loaded; convert pickled weights with `save_pretrained(safe_serialization=True)`"])
+            problem = model_folder_problem(path, value)
+            if problem is not None:
+                self.report("UL207", "error", text.span, problem[0], help=problem[1])
                 return None
         return text
 

@@ -67,6 +67,12 @@ OP_SYMBOLS: dict[str, str] = {"<=": "≤", ">=": "≥", "<": "<", ">": ">"}
 
 # --- words ------------------------------------------------------------------------------------------
 
+FAR_MORE = 100
+"""Past this many times the items a check had, "about N items would settle it" is not stated as a count: the
+rule behind it (``intervals.items_to_settle``) is rough, and a count in the millions only says the estimate sits
+on the bound."""
+
+
 def fmt_number(x: float | None) -> str:
     """Three significant digits: enough to compare with a threshold, short enough to read. A negative
     zero (an interval bound computed as ``-0.0``) reads as 0: no reader should see ``-0``."""
@@ -189,8 +195,12 @@ def _describe_decision(check: CheckResult, label: str, where: str, value: str, t
                    "within the bound, so the check cannot fail and is no evidence")
     else:
         side = "pass" if d.threshold.holds(d.value) else "fail"
-        more = (f"; about {d.more_items} items would settle it (as a {side}, if the estimate holds)"
-                if d.more_items else "")
+        if d.more_items and d.n and d.more_items > FAR_MORE * d.n:  # a rough rule's count that large says only this
+            more = (f"; the estimate sits almost on the bound, so only far more items than these {d.n} (over "
+                    f"{FAR_MORE} times as many) could settle it")
+        else:
+            more = (f"; about {d.more_items} items would settle it (as a {side}, if the estimate holds)"
+                    if d.more_items else "")
         outcome = f"{decided}, inconclusive against {symbol} {bound}: the interval straddles the bound{more}"
     return f"{label} {where}: {check.decided_on} {value}; decided on {outcome}{tail}"
 

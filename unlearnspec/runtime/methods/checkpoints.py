@@ -31,6 +31,8 @@ import shutil
 import zipfile
 from pathlib import Path
 
+from unlearnspec.inputs import safetensors_whole
+
 log = logging.getLogger("unlearnspec.unlearn")
 
 STAGING = ".staging"
@@ -80,21 +82,6 @@ def clear_staging(checkpoints: Path) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _weights_ok(path: Path) -> bool:
-    """A safetensors file whose header parses and whose size covers every tensor it declares."""
-    try:
-        size = path.stat().st_size
-        with path.open("rb") as fh:
-            n = int.from_bytes(fh.read(8), "little")
-            if n <= 0 or 8 + n > size:
-                return False
-            header = json.loads(fh.read(n))
-        ends = [int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"]
-        return 8 + n + max(ends, default=0) <= size
-    except (OSError, ValueError, KeyError, TypeError, IndexError):
-        return False
-
-
 def problem(checkpoint: Path) -> str | None:
     """Why ``checkpoint`` cannot be resumed from, or ``None`` when it is complete."""
     m = _CHECKPOINT.match(checkpoint.name)
@@ -109,7 +96,7 @@ def problem(checkpoint: Path) -> str | None:
     weights = [checkpoint / w for w in WEIGHTS if (checkpoint / w).is_file()]
     if not weights:
         return "no model weights"
-    if not all(_weights_ok(w) for w in weights):
+    if not all(safetensors_whole(w) for w in weights):
         return "truncated model weights"
     if (checkpoint / FSDP_WEIGHTS).exists() and not _torch_file_ok(checkpoint / FSDP_WEIGHTS):
         return "truncated FSDP model state"
