@@ -214,3 +214,40 @@ def test_each_ledger_line_records_the_budget_as_it_stood_after_its_request() -> 
     base = passing_report()
     drift = chain_drift(build_report(base.objectives, base.audit, [chain]))
     assert [drift[r]["budget_exceeded"] for r in ("a", "b", "c")] == [False, False, True]  # type: ignore[index]
+
+
+def test_a_claim_that_fails_on_a_later_model_fails_the_chain_whatever_it_was_before() -> None:
+    """Inconclusive when its request ran, FAIL on the model after the next request: the model the chain released
+    fails the claim, so the chain fails (not only claims that had passed)."""
+    step = ChainStep(request="b", link_hash="1" * 64, method="npo", approximate=True, utility_drop=1.0,
+                     overall="pass", rechecks=[Recheck(request="a", claims=[
+                         RecheckedClaim(claim="removed", then="inconclusive", now="fail")])])
+    head = ChainStep(request="a", link_hash="0" * 64, method="npo", approximate=True, utility_drop=0.5, overall="pass")
+    chain = build_chain_report(["a", "b"], [head, step], None)
+    assert chain.outcomes() == [("fail", "after request `b`, claim `removed` of the earlier request `a` is fail (it "
+                                         "was inconclusive when that request ran)")]
+
+
+def test_a_budget_whose_drop_was_not_measured_is_not_settled() -> None:
+    steps_ = [ChainStep(request=r, link_hash=f"{i:064x}", method="npo", approximate=True, utility_drop=None,
+                        overall="pass") for i, r in enumerate(("a", "b"))]
+    chain = build_chain_report(["a", "b"], steps_, ChainBudget(utility_drop=5.0))
+    assert chain.budget_undecided and not chain.budget_exceeded
+    assert chain.budget_reasons[0] == ("the utility drop after request `a` was not measured, so the budget of 5% is "
+                                       "not shown to hold")
+    assert "within budget" not in render_markdown(build_report(passing_report().objectives, passing_report().audit,
+                                                               [chain]))
+
+
+def test_a_format_1_0_report_is_read_by_its_own_rule() -> None:
+    """Before 1.1 a report's overall followed from its objectives alone: such a report, whose chain exceeded its
+    budget while every objective passed, still loads as written; a 1.1 report saying the same is refused."""
+    base = passing_report()
+    chain = build_chain_report(["a", "b", "c"], steps([1.0, 2.5, 6.0]), ChainBudget(utility_drop=5.0))
+    data = build_report(base.objectives, base.audit, [chain]).model_dump(mode="json")
+    assert data["overall"] == "fail"
+    data["overall"], data["exit_code"] = "pass", 0
+    with pytest.raises(ValidationError):
+        Report.model_validate(data)
+    old = Report.model_validate({**data, "format_version": "1.0"})
+    assert old.overall == "pass" and old.chains[0].budget_exceeded

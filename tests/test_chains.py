@@ -209,3 +209,25 @@ def test_diff_reports_a_raised_budget_as_loosened_and_a_moved_link_as_changed(fo
     assert ("tightened", "budget") in lowered
     moved = [c for c in diff_plans(base, plan(2, "a")) if c.what == "after"]  # type: ignore[arg-type]
     assert [(c.kind, c.subject, c.old, c.new) for c in moved] == [("changed", "c", "b", None)]
+
+
+def test_a_link_to_another_file_compares_where_each_model_path_leads(folder: Path) -> None:
+    """`../models/m` from `a/` and `../../models/m` from `b/sub/` name one folder: no finding. `./m` from `a/` and
+    from `b/` name two: UL209. Each spec reads its paths from its own folder."""
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    for d in ("models/m", "a/m", "b/m", "b/sub"):
+        (folder / d).mkdir(parents=True, exist_ok=True)
+        if d != "b/sub":  # a folder the resolver accepts as a model
+            (folder / d / "config.json").write_text(json.dumps({"model_type": "gpt2"}), encoding="utf-8")
+            save_file({"w": np.zeros((2, 2), dtype=np.float32)}, str(folder / d / "model.safetensors"))
+    for d in ("a", "b", "b/sub"):
+        shutil.copytree(folder / "data", folder / d / "data")
+    write(folder / "a", "first.unlearn", objective("x", model="../models/m"))
+    same = write(folder / "b" / "sub", "third.unlearn", objective("z", after="../../a/first.unlearn#x",
+                                                                   model="../../models/m"))
+    assert [c for c, _, _ in chain_errors(same)] == []
+    write(folder / "a", "local.unlearn", objective("y", model="./m"))
+    other = write(folder / "b", "second.unlearn", objective("w", after="../a/local.unlearn#y", model="./m"))
+    assert [c for c, _, _ in chain_errors(other)] == ["UL209"]

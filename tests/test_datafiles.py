@@ -53,3 +53,28 @@ def test_the_builtin_holdout_is_the_corpus_holdout() -> None:
     from unlearnspec.builtin.corpus import build_corpus
 
     assert datafiles.records_of(datafiles.BUILTIN_HOLDOUT, Path(".")) == build_corpus().holdout
+
+
+def test_json_lines_end_at_newlines_only_or_at_lone_carriage_returns() -> None:
+    """JSON Lines ends a record at `\\n` (a `\\r` before it dropped); U+2028, U+2029 and U+0085 stay inside their
+    record. A file from a system that ends lines with a lone CR is read line by line too."""
+    from unlearnspec.inputs import json_lines
+
+    assert json_lines('{"a": "x\u2028y"}\r\n{"b": "\u0085"}\n') == ['{"a": "x\u2028y"}', '{"b": "\u0085"}']
+    assert json_lines('{"a": 1}\r{"b": 2}\r') == ['{"a": 1}', '{"b": 2}']
+    assert json_lines("") == [] and json_lines("x") == ["x"]
+
+
+def test_a_safetensors_header_longer_than_the_format_allows_is_not_read(tmp_path: Path) -> None:
+    """A damaged length field in a large file: refused at once (the format caps headers at 100 MB), not read."""
+    import time
+
+    from unlearnspec.inputs import MAX_SAFETENSORS_HEADER, safetensors_whole
+
+    path = tmp_path / "model.safetensors"
+    with path.open("wb") as fh:
+        fh.write((MAX_SAFETENSORS_HEADER + 1).to_bytes(8, "little"))
+        fh.truncate(3 * MAX_SAFETENSORS_HEADER)  # sparse: no disk is used for the hole
+    t0 = time.perf_counter()
+    assert safetensors_whole(path) is False
+    assert time.perf_counter() - t0 < 1.0

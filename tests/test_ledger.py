@@ -337,3 +337,27 @@ def test_a_run_folders_receipt_is_checked_against_the_ledger(tmp_path: Path,
     (run / "ledger.json").unlink()
     assert main(["ledger", "verify", str(ledger), "--run", str(run)]) == 1
     assert "holds no ledger receipt" in capsys.readouterr().out
+
+
+def test_a_receipt_that_names_nothing_or_a_broken_ledger_is_not_borne_out(tmp_path: Path) -> None:
+    """An emptied receipt vouches for nothing the report holds; a receipt whose ledger was edited points at a
+    broken chain. Both are UL806, as is a run folder without its report."""
+    from unlearnspec.audit.ledger import verify_receipt
+
+    plan, report = make_plan(), make_report()
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "report.json").write_text(report.model_dump_json(), encoding="utf-8")
+    ledger = tmp_path / "ledger"
+    record_run(ledger, run, plan, report, {})
+    assert verify_receipt(ledger, run) == []
+    receipt = json.loads((run / "ledger.json").read_text(encoding="utf-8"))
+    (run / "ledger.json").write_text(json.dumps({**receipt, "entries": []}), encoding="utf-8")
+    [p] = verify_receipt(ledger, run)
+    assert p.code == "UL806" and "names no ledger line for `erase-jane-doe`" in p.message
+    (run / "ledger.json").write_text(json.dumps(receipt), encoding="utf-8")
+    path = ledger / ledger_name(MODEL)
+    path.write_text(path.read_text(encoding="utf-8").replace('"overall":"', '"overall":"x'), encoding="utf-8")
+    assert "is broken (line 1" in verify_receipt(ledger, run)[0].message
+    (run / "report.json").unlink()
+    assert "holds no report.json" in verify_receipt(ledger, run)[0].message

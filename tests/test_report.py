@@ -50,7 +50,7 @@ from unlearnspec.report import (
     report_schema,
     write_reports,
 )
-from unlearnspec.report.model import Decision
+from unlearnspec.report.model import FORMAT_VERSION, Decision
 
 T0 = datetime(2026, 1, 13, 9, 0, 0, tzinfo=timezone.utc)
 
@@ -398,7 +398,7 @@ def test_report_json_round_trips_and_schema_is_valid() -> None:
     text = report.model_dump_json(indent=2)
     again = Report.model_validate_json(text)
     assert again == report
-    assert again.format_version == "1.0"
+    assert again.format_version == FORMAT_VERSION == "1.1"
     schema = report_schema()
     Draft202012Validator.check_schema(schema)
     Draft202012Validator(schema).validate(json.loads(text))

@@ -334,6 +334,14 @@ def test_a_run_or_its_ledger_inside_the_model_folder_is_refused(small: Path, cap
     assert sorted(p.name for p in model.iterdir()) == before and not (small / "elsewhere").exists()
 
 
+def test_only_a_short_write_of_torchs_checkpoint_writer_reads_as_a_full_disk() -> None:
+    """torch's zip writer says `unexpected pos` without the cause; the same words from elsewhere are no full disk."""
+    full = RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 4210112 vs 4210000")
+    assert engine._out_of_space(full)
+    assert not engine._out_of_space(ValueError("parser: unexpected pos 3 in the template"))
+    assert engine._out_of_space(OSError(errno.ENOSPC, "No space left on device"))
+
+
 # -- provenance: a re-sealed edit is caught --------------------------------------------------------------
 
 

@@ -80,6 +80,8 @@ def json_lines(text: str) -> list[str]:
     """The lines of a JSON Lines text: split at ``\n`` alone, a ``\r`` before it dropped, as JSON Lines defines
     them. :meth:`str.splitlines` also splits at U+2028, U+2029, U+0085 and the other characters a JSON string
     may hold unescaped, which would cut a record in two."""
+    if "\n" not in text and "\r" in text:  # a file from a system that ends lines with a lone CR
+        text = text.replace("\r", "\n")
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
@@ -162,6 +164,10 @@ def first_problem(err: Any, whole: str) -> tuple[str, str]:
     return where, msg[:1].lower() + msg[1:]
 
 
+MAX_SAFETENSORS_HEADER = 100_000_000
+"""The largest header a safetensors file may declare (the format's own limit): a damaged length is never read."""
+
+
 def safetensors_whole(path: str | os.PathLike[str]) -> bool:
     """Whether ``path`` is a safetensors file whose header parses and whose size covers every tensor it declares:
     not cut short by an interrupted copy, download or save. Reads the header only (a regular file's)."""
@@ -169,7 +175,7 @@ def safetensors_whole(path: str | os.PathLike[str]) -> bool:
         with open_regular(path) as fh:
             size = os.fstat(fh.fileno()).st_size
             n = int.from_bytes(fh.read(8), "little")
-            if n <= 0 or 8 + n > size:
+            if n <= 0 or 8 + n > size or n > MAX_SAFETENSORS_HEADER:
                 return False
             header = load_json(fh.read(n).decode("utf-8"))
         ends = [int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"]

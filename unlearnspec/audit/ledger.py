@@ -376,11 +376,21 @@ def verify_receipt(ledger_dir: Path, run_dir: Path) -> list[Problem]:
         if not isinstance(entries, list):
             raise ValueError("no `entries` list")
     except (OSError, UnicodeDecodeError, ValueError, KeyError) as err:
-        return [Problem("UL806", 0, f"the ledger receipt cannot be read: {str(err).splitlines()[0] if str(err) else err!r}",
-                        where)]
+        why = str(err).splitlines()[0] if str(err) else type(err).__name__
+        return [Problem("UL806", 0, f"the ledger receipt cannot be read: {why}", where)]
     report = Path(run_dir) / "report.json"
-    report_sha = sha256_path(report) if report.is_file() else None
+    if not report.is_file():
+        return [Problem("UL806", 0, f"`{run_dir}` holds no report.json for its receipt to vouch for", where)]
+    report_sha = sha256_path(report)
     out: list[Problem] = []
+    try:
+        objectives = {o.name for o in Report.model_validate_json(report.read_text(encoding="utf-8")).objectives}
+    except (OSError, UnicodeDecodeError, ValueError):
+        objectives = set()
+    named = {item.get("request_id") for item in entries if isinstance(item, dict)}
+    if objectives - named:  # every objective of a recorded run has a line
+        out.append(Problem("UL806", 0, "the receipt names no ledger line for "
+                           + ", ".join(f"`{n}`" for n in sorted(objectives - named)), where))
     for item in entries:
         file, seq, sha, rid = (item.get(k) if isinstance(item, dict) else None
                                for k in ("file", "seq", "hash", "request_id"))
@@ -394,14 +404,18 @@ def verify_receipt(ledger_dir: Path, run_dir: Path) -> list[Problem]:
             continue
         verified = verify_file(path)
         entry = next((e for e in verified.entries if e.seq == seq), None)
-        if entry is None:
+        if verified.problems:
+            out.append(Problem("UL806", 0, f"the ledger `{file}` that the receipt names is broken (line "
+                                           f"{verified.problems[0].line}: {verified.problems[0].message})",
+                               where + (f"`unlearnspec ledger verify {path}` shows every break",)))
+        elif entry is None:
             out.append(Problem("UL806", 0, f"the receipt names line {seq} of `{file}`, which the ledger does not have",
                                where + ("lines were removed from the ledger, or the receipt was edited",)))
         elif entry.hash != sha or entry.request_id != rid:
             out.append(Problem("UL806", 0, f"line {seq} of `{file}` is not the entry this run recorded (request "
                                            f"`{entry.request_id}`, hash {entry.hash[:12]}…; the receipt says "
                                            f"`{rid}`, {sha[:12]}…)", where))
-        elif report_sha is not None and entry.report_sha256 != report_sha:
+        elif entry.report_sha256 != report_sha:
             out.append(Problem("UL806", 0, f"line {seq} of `{file}` records another report.json than the run folder "
                                            f"holds ({(entry.report_sha256 or 'none')[:12]}… against {report_sha[:12]}…)",
                                where + ("the report was replaced after the run was recorded",)))

@@ -19,10 +19,12 @@ the run then continues from that objective's run folder (`run --after RUN_DIR`, 
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from pathlib import Path
 
 from unlearnspec.compiler.ast import Objective, Spec
+from unlearnspec.compiler.decisions import model_kind
 from unlearnspec.compiler.diagnostics import Diagnostic, Label
 from unlearnspec.compiler.parse import parse_bytes
 from unlearnspec.compiler.resolve import resolve
@@ -59,6 +61,17 @@ def _load(path: Path) -> Spec | None:
     return spec
 
 
+DEFAULT_MODEL = "builtin:tiny-bios"  # what an objective without `model` unlearns from (docs/language.md)
+
+
+def _model_target(value: str, base: Path) -> str:
+    """What a `model` string names, comparable across spec files: a local folder as the absolute path it leads to
+    from its own spec's folder, a built-in or hub id as written."""
+    if model_kind(value, base) != "local":
+        return value
+    return os.path.realpath(Path(os.path.expanduser(value)) if value.startswith("~") else base / value)
+
+
 def _external(obj: Objective, spec: Spec) -> list[Diagnostic]:
     """Check a link to another file: the file and objective exist, and the links never come back."""
     assert obj.after is not None
@@ -87,12 +100,15 @@ def _external(obj: Objective, spec: Spec) -> list[Diagnostic]:
                 return [_diag("UL220", obj, f"`{obj.name}` continues `{obj.after.value}`, which audits a given "
                                             "checkpoint and unlearns nothing",
                               help=["name the checkpoint as this objective's `model` instead of `after`"])]
-            theirs = found.model.value if found.model is not None else "builtin:tiny-bios"
-            if obj.model is not None and obj.model.value != theirs:
+            theirs = found.model.value if found.model is not None else DEFAULT_MODEL
+            mine = obj.model.value if obj.model is not None else DEFAULT_MODEL
+            if _model_target(mine, Path(spec.base_dir)) != _model_target(theirs, path.parent):
                 return [_diag("UL209", obj, f"`{obj.name}` continues `{obj.after.value}` but names another model "
                                             f"(`{file}` unlearns from `{theirs}`)",
-                              labels=[Label(span=obj.model.span, message="this objective names another")],
-                              help=["a chain applies requests one after another to one model; name the same model"])]
+                              labels=[Label(span=obj.model.span, message="this objective names another")]
+                              if obj.model is not None else [],
+                              help=["a chain applies requests one after another to one model; name the same model "
+                                    "(a local folder is compared where each spec's path leads)"])]
         seen.add((path, name))
         if found.after is None:
             return []

@@ -103,13 +103,17 @@ def budget_problems(budget: ChainBudget | None, steps: list[ChainStep]) -> list[
 
 
 def budget_undecided(budget: ChainBudget | None, steps: list[ChainStep]) -> list[str]:
-    """Steps whose utility-drop interval straddles the budget: the data cannot say whether the chain kept it
-    (FRAMEWORK.md §7: inconclusive, never within), unless another step already exceeds it."""
+    """Steps whose utility-drop interval straddles the budget, or whose drop was not measured: the data cannot say
+    whether the chain kept it (FRAMEWORK.md §7: inconclusive, never within), unless another step already exceeds
+    it."""
     if budget is None or budget.utility_drop is None or budget_problems(budget, steps):
         return []
-    return [f"cumulative utility drop {s.drop_text} after request `{s.request}` may exceed the budget of "
+    return [f"the utility drop after request `{s.request}` was not measured, so the budget of "
+            f"{budget.utility_drop:g}% is not shown to hold" if s.utility_drop is None else
+            f"cumulative utility drop {s.drop_text} after request `{s.request}` may exceed the budget of "
             f"{budget.utility_drop:g}%: its interval reaches past it"
-            for s in steps if s.utility_drop_interval is not None and s.utility_drop_interval[1] > budget.utility_drop]
+            for s in steps if s.utility_drop is None
+            or (s.utility_drop_interval is not None and s.utility_drop_interval[1] > budget.utility_drop)]
 
 
 class ChainReport(_Model):
@@ -151,13 +155,19 @@ class ChainReport(_Model):
         elif self.budget_undecided:
             out.append(("incomplete", "the chain's budget is not settled: "
                         + "; ".join(budget_undecided(self.budget, self.steps))))
+        failed = ("fail", "cannot_be_met")
         for s in self.steps:
             for r in s.rechecks:
                 for c in r.claims:
-                    if c.regressed:
-                        out.append(("fail" if c.now in ("fail", "cannot_be_met") else "incomplete",
+                    # a claim that fails on a later model fails the chain, whatever it was when its request ran
+                    # (then it already failed, and so did the report); one that passed and no longer does and has
+                    # not failed leaves the chain incomplete
+                    if c.now in failed and c.then not in failed or c.regressed:
+                        out.append(("fail" if c.now in failed else "incomplete",
                                     f"after request `{s.request}`, claim `{c.claim}` of the earlier request "
-                                    f"`{r.request}` is {c.now.replace('_', ' ')} (it passed when that request ran)"))
+                                    f"`{r.request}` is {c.now.replace('_', ' ')} ("
+                                    + ("it passed" if c.then == "pass" else f"it was {c.then.replace('_', ' ')}")
+                                    + " when that request ran)"))
         return out
 
 

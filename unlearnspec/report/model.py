@@ -43,7 +43,11 @@ from unlearnspec.report.rules import (  # noqa: F401 - the exit codes and verdic
     report_overall,
 )
 
-FORMAT_VERSION = "1.0"
+FORMAT_VERSION = "1.1"
+"""1.1: a report's ``overall`` follows from its objectives *and* its chains (``ChainReport.outcomes``); a 1.0
+report, whose ``overall`` followed from its objectives alone, is read by that rule."""
+
+CHAINS_DECIDE_FROM = (1, 1)  # the first format version whose overall reads the chains
 
 ModelName = Literal["original", "unlearned", "reference", "attacked", "served"]
 DecidedOn = Literal["unlearned", "attacked", "served"]
@@ -449,7 +453,9 @@ class Report(_Model):
 
     @model_validator(mode="after")
     def _overall_follows(self) -> Report:
-        expected = report_overall(self.objectives, [o for c in self.chains for o, _ in c.outcomes()])
+        version = tuple(int(p) for p in self.format_version.split(".")[:2])
+        chains = self.chains if version >= CHAINS_DECIDE_FROM else []  # a 1.0 report: its objectives alone
+        expected = report_overall(self.objectives, [o for c in chains for o, _ in c.outcomes()])
         if self.overall != expected:
             raise ValueError(f"overall {self.overall!r} does not follow from the objectives and chains ({expected!r})")
         if self.exit_code != EXIT_CODES[self.overall]:

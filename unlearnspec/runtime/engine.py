@@ -179,10 +179,13 @@ def _setup_logging(run_dir: Path, quiet: bool) -> None:
 # -- the entry point ----------------------------------------------------------------------------------
 
 
-SPACE_WORDS = ("No space left on device", "os error 28", "StorageFull", "file write failed", "unexpected pos")
+SPACE_WORDS = ("No space left on device", "os error 28", "StorageFull")
 """How a full disk reads in the errors that wrap ENOSPC: the OS's words (safetensors' ``SafetensorError`` quotes
-them with the Rust code, ``os error 28``) and torch's zip writer, which reports the short write
-(``PytorchStreamWriter failed writing file``, ``unexpected pos N vs M``) without the cause."""
+them with the Rust code, ``os error 28``)."""
+
+SHORT_WRITE = ("PytorchStreamWriter failed writing file", "file write failed", "unexpected pos")
+"""torch's zip writer (``inline_container``) reports a short write without its cause; a checkpoint save cut short is
+a full disk in practice."""
 
 
 def _out_of_space(exc: BaseException) -> bool:
@@ -193,6 +196,8 @@ def _out_of_space(exc: BaseException) -> bool:
             return True
         text = str(seen)
         if any(words in text for words in SPACE_WORDS):
+            return True
+        if "inline_container" in text and any(words in text for words in SHORT_WRITE):
             return True
         seen = seen.__cause__ or seen.__context__
     return False
