@@ -361,3 +361,20 @@ def test_a_receipt_that_names_nothing_or_a_broken_ledger_is_not_borne_out(tmp_pa
     assert "is broken (line 1" in verify_receipt(ledger, run)[0].message
     (run / "report.json").unlink()
     assert "holds no report.json" in verify_receipt(ledger, run)[0].message
+
+
+def test_two_models_whose_names_sanitise_alike_keep_two_ledgers(tmp_path: Path) -> None:
+    """`org/m` and `org_m` both read `org_m` as a file name; the second gets the name with a short hash of its own,
+    so that one ledger never mixes two models' requests, and each chain verifies on its own."""
+    from unlearnspec.audit.ledger import ledger_path
+
+    a = append(tmp_path, _fields(1, model="org/m"))
+    b = append(tmp_path, _fields(2, model="org_m"))
+    c = append(tmp_path, _fields(3, model="org/m"))
+    files = sorted(p.name for p in tmp_path.glob("*.jsonl"))
+    assert len(files) == 2 and ledger_path(tmp_path, "org/m").name == "org_m.jsonl"
+    other = ledger_path(tmp_path, "org_m")
+    assert other.name != "org_m.jsonl" and other.name in files
+    assert [e.model for e in verify_file(tmp_path / "org_m.jsonl").entries] == ["org/m", "org/m"]
+    assert [e.model for e in verify_file(other).entries] == ["org_m"]
+    assert (a.seq, b.seq, c.seq) == (1, 1, 2)

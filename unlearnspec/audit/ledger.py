@@ -256,6 +256,29 @@ def now() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def _first_model(path: Path) -> str | None:
+    """The ``model`` of a ledger's first line (None: no file, or a first line that cannot be read as an entry)."""
+    try:
+        with path.open("rb") as fh:
+            first = load_json(fh.readline().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    model = first.get("model") if isinstance(first, dict) else None
+    return model if isinstance(model, str) else None
+
+
+def ledger_path(folder: Path, model: str) -> Path:
+    """The ledger file of ``model`` in ``folder``: :func:`ledger_name`, unless that file already holds another
+    model whose name reads the same once unsafe characters are replaced (``org/m`` and ``org_m``); then the name
+    with a short hash of the model, so that two models never share one ledger."""
+    base = Path(folder) / ledger_name(model)
+    theirs = _first_model(base) if base.is_file() else None
+    if theirs is None or theirs == model:
+        return base
+    digest = hashlib.sha256(model.encode("utf-8")).hexdigest()[:12]
+    return base.with_name(base.name[: -len(LEDGER_SUFFIX)][:107] + "-" + digest + LEDGER_SUFFIX)
+
+
 def append(folder: Path, fields: dict[str, object], once: Sequence[str] = ()) -> LedgerEntry:
     """Append one entry to the ledger of ``fields["model"]`` in ``folder``; returns it, hashed.
 
@@ -263,8 +286,8 @@ def append(folder: Path, fields: dict[str, object], once: Sequence[str] = ()) ->
     entry already there that agrees with ``fields`` on those keys is returned instead of appending another (a
     run killed after it was recorded, before its receipt was written, is recorded once when it is resumed)."""
     folder = Path(folder)
-    path = folder / ledger_name(str(fields["model"]))
     with locked(folder):
+        path = ledger_path(folder, str(fields["model"]))
         try:
             text = path.read_bytes().decode("utf-8") if path.exists() else ""
         except UnicodeDecodeError as err:
@@ -356,7 +379,7 @@ def record_run(folder: Path, run_root: Path, plan: Plan, report: Report,
         }, once=("request_id", "plan_hash", "run", "report_sha256")))
     atomic_write_bytes(receipt, json.dumps({
         "ledger": str(folder), "entries": [
-            {"request_id": e.request_id, "file": ledger_name(e.model), "seq": e.seq, "hash": e.hash}
+            {"request_id": e.request_id, "file": ledger_path(folder, e.model).name, "seq": e.seq, "hash": e.hash}
             for e in entries]}, indent=2).encode("utf-8") + b"\n")
     return entries
 
