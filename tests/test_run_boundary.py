@@ -257,6 +257,7 @@ def test_a_resume_keeps_the_ledger_its_run_was_started_with(small: Path, capsys:
 
     from unlearnspec.cli.run import ledger_folder
     from unlearnspec.runtime import engine as eng
+    from unlearnspec.runtime.preflight import read_run
 
     def killed(*_: object, **__: object) -> None:
         raise KeyboardInterrupt
@@ -271,9 +272,9 @@ def test_a_resume_keeps_the_ledger_its_run_was_started_with(small: Path, capsys:
         assert code == 2 and "error[UL714]" in err and named in err and "`--no-ledger`" in err, err
         no_traceback(err)
     args = argparse.Namespace(no_ledger=False, ledger=None)
-    assert ledger_folder(args, small / "out") is None  # a resume without flags records nothing, as started
+    assert ledger_folder(args, small / "out", read_run(small / "out")[1]) is None  # as started: nothing
     assert main(["run", "plan.json", "--out", "out2", "--ledger", "books"]) != 0
-    assert ledger_folder(args, small / "out2") == small / "books"
+    assert ledger_folder(args, small / "out2", read_run(small / "out2")[1]) == small / "books"
     code, _, err = run_cli(capsys, "run", "--resume", "out2", "--no-ledger")
     assert code == 2 and "error[UL714]" in err and f"--ledger {small / 'books'}" in err
 

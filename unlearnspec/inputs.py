@@ -76,6 +76,13 @@ def read_regular(path: str | os.PathLike[str], limit: int | None = None) -> byte
         return fh.read() if limit is None else fh.read(limit + 1)
 
 
+def spec_path(value: str, base: str | os.PathLike[str]) -> Path:
+    """A path a spec names, as every layer reads it: ``~`` is the user's home, an absolute path stays as it is,
+    anything else is relative to the spec's folder ``base``."""
+    p = Path(os.path.expanduser(value))
+    return p if p.is_absolute() else Path(base) / p
+
+
 def json_lines(text: str) -> list[str]:
     """The lines of a JSON Lines text: split at ``\n`` alone, a ``\r`` before it dropped, as JSON Lines defines
     them. :meth:`str.splitlines` also splits at U+2028, U+2029, U+0085 and the other characters a JSON string

@@ -20,9 +20,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from unlearnspec.catalog import ClaimStatus
 from unlearnspec.errors import UserError
-from unlearnspec.inputs import first_problem, load_json, read_regular
+from unlearnspec.inputs import first_problem, load_json, read_regular, spec_path
 
 FORMAT_VERSION = "1.0"
+E_INSIDE_INPUT = "UL715"  # an output inside a folder the plan only reads (catalog/codes_front.py)
 E_UNREADABLE_PLAN = "UL703"
 
 class PlanLoadError(UserError):
@@ -335,13 +336,12 @@ class Plan(_Model):
     def sealed(self) -> Plan:
         return self.model_copy(update={"plan_hash": self.compute_hash()})
 
-    def read_only_folders(self, spec_dir: Path) -> list[Path]:
+    def read_only_folders(self, spec_dir: Path) -> list[Path]:  # writing inside one is E_INSIDE_INPUT
         """The folders this plan's run only reads, absolute: every local model folder (the source, a reference
         model, an audited checkpoint) and every data folder. Nothing a command writes may go inside one: it would
         change a model or data set the plan pins (and a run measures)."""
         def place(value: str) -> Path:
-            p = Path(os.path.expanduser(value))
-            return Path(os.path.abspath(p if p.is_absolute() else spec_dir / p))
+            return Path(os.path.abspath(spec_path(value, spec_dir)))
 
         found: list[Path] = []
         for op in self.objectives:

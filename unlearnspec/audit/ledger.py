@@ -406,6 +406,7 @@ def verify_receipt(ledger_dir: Path, run_dir: Path) -> list[Problem]:
         return [Problem("UL806", 0, f"`{run_dir}` holds no report.json for its receipt to vouch for", where)]
     report_sha = sha256_path(report)
     out: list[Problem] = []
+    verified_files: dict[Path, Verified] = {}  # a receipt names one ledger per model: each is verified once
     try:
         objectives = {o.name for o in Report.model_validate_json(report.read_text(encoding="utf-8")).objectives}
     except (OSError, UnicodeDecodeError, ValueError):
@@ -425,7 +426,9 @@ def verify_receipt(ledger_dir: Path, run_dir: Path) -> list[Problem]:
             out.append(Problem("UL806", 0, f"the receipt names the ledger `{file}`, which `{ledger_dir}` does not hold",
                                where))
             continue
-        verified = verify_file(path)
+        if path not in verified_files:
+            verified_files[path] = verify_file(path)
+        verified = verified_files[path]
         entry = next((e for e in verified.entries if e.seq == seq), None)
         if verified.problems:
             out.append(Problem("UL806", 0, f"the ledger `{file}` that the receipt names is broken (line "

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from unlearnspec.catalog import CODES
 from unlearnspec.catalog.exits import EXIT_FINDINGS, EXIT_INCOMPLETE, EXIT_OK, EXIT_USAGE
 from unlearnspec.errors import UserError
 
@@ -69,7 +70,7 @@ def out(text: str, output: str | None = None, inputs: Sequence[str | Path] = (),
 
         for folder in read_only:
             if inside(output, folder):
-                raise UserError("UL715", f"`{output}` is inside `{folder}`, a folder the plan pins and a run only "
+                raise UserError(CODES["UL715"].code, f"`{output}` is inside `{folder}`, a folder the plan pins and a run only "
                                 "reads: writing there would change it", ["give a path outside it with `-o`"])
 
         for given in inputs:

@@ -159,19 +159,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     return int(report.exit_code)
 
 
-def ledger_folder(args: argparse.Namespace, root: Path) -> Path | None:
-    """Where the run records its requests, as chosen when it started (``run.json``): ``--ledger DIR``, else
-    ``ledger/`` beside the run folder (``runs/ledger`` for the default ``runs/<name>``); ``--no-ledger`` records
-    nothing. A run folder from before the choice was kept takes this command's flags."""
-    from unlearnspec.runtime.preflight import read_run
-
-    try:
-        state = read_run(root)[1]
-    except UserError:
-        state = None
-    if state is not None and state.no_ledger:  # the choice made when the run started
+def ledger_folder(args: argparse.Namespace, root: Path, state: Any) -> Path | None:
+    """Where the run records its requests, as chosen when it started (``state``, the run's ``run.json``):
+    ``--ledger DIR``, else ``ledger/`` beside the run folder (``runs/ledger`` for the default ``runs/<name>``);
+    ``--no-ledger`` records nothing. A run folder from before the choice was kept takes this command's flags."""
+    if state.no_ledger:  # the choice made when the run started
         return None
-    if state is not None and state.ledger:
+    if state.ledger:
         return Path(state.ledger)
     if getattr(args, "no_ledger", False):
         return None
@@ -187,10 +181,10 @@ def record_in_ledger(args: argparse.Namespace, root: Path, report: Any) -> None:
     from unlearnspec.audit.ledger import record_run
     from unlearnspec.runtime.preflight import read_run
 
-    folder = ledger_folder(args, root)
+    plan, state = read_run(root)
+    folder = ledger_folder(args, root, state)
     if folder is None:
         return
-    plan, state = read_run(root)
     dirs = {op.objective.name: state.stage(f"{op.objective.name}/unlearn").detail.get("model_dir")
             for op in plan.objectives}
     try:

@@ -30,6 +30,7 @@ from unlearnspec.compiler.parse import parse_bytes
 from unlearnspec.compiler.resolve import resolve
 from unlearnspec.compiler.resolve_data import forget_texts, preserved_overlap, shown
 from unlearnspec.compiler.suggest import did_you_mean
+from unlearnspec.inputs import spec_path
 
 MAX_FILES = 64  # links followed across files before the compiler gives up (a cycle is found sooner)
 
@@ -69,7 +70,7 @@ def _model_target(value: str, base: Path) -> str:
     from its own spec's folder, a built-in or hub id as written."""
     if model_kind(value, base) != "local":
         return value
-    return os.path.realpath(Path(os.path.expanduser(value)) if value.startswith("~") else base / value)
+    return os.path.realpath(spec_path(value, base))
 
 
 def _external(obj: Objective, spec: Spec) -> list[Diagnostic]:

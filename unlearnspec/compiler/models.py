@@ -18,7 +18,7 @@ from unlearnspec.builtin.training import training_items
 from unlearnspec.compiler.ast import Objective
 from unlearnspec.compiler.decisions import model_kind
 from unlearnspec.compiler.model_files import prompt_fields
-from unlearnspec.inputs import load_json, open_regular, read_regular
+from unlearnspec.inputs import load_json, open_regular, read_regular, spec_path
 from unlearnspec.plan import (
     FileHash,
     GivenStage,
@@ -42,7 +42,8 @@ def recipe_steps(name: str = str(RECIPE["name"])) -> int:
 
 
 def local_dir(value: str, base: Path) -> Path:
-    return Path(os.path.expanduser(value)) if value.startswith("~") else base / value
+    """A local model folder as the spec names it (:func:`unlearnspec.inputs.spec_path`)."""
+    return spec_path(value, base)
 
 
 def _folder_files(folder: Path, base: Path) -> list[FileHash]:

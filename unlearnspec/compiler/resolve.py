@@ -8,7 +8,6 @@ input: every problem becomes a diagnostic and the field is left out of the typed
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -44,6 +43,7 @@ from unlearnspec.compiler.resolve_values import (
 from unlearnspec.compiler.suggest import did_you_mean
 from unlearnspec.compiler.syntax import Field, ObjectiveNode, SpecFile
 from unlearnspec.compiler.unit import CheckResult, CompileOptions
+from unlearnspec.inputs import spec_path
 
 
 class _Resolver(PromptResolver):
@@ -119,7 +119,7 @@ class _Resolver(PromptResolver):
         local = (self.base_dir / value)
         looks_local = value.startswith((".", "/", "~")) or local.exists()
         if looks_local:
-            path = Path(os.path.expanduser(value)) if value.startswith("~") else local
+            path = spec_path(value, self.base_dir)
             if not path.is_dir():
                 self.report("UL207", "error", text.span, f"model folder `{value}` does not exist",
                             help=["give a local Hugging Face model folder, a hub id (`org/name`), or `builtin:tiny-bios`"])

@@ -14,6 +14,7 @@ from unlearnspec.compiler.ast import Given, Objective
 from unlearnspec.compiler.diagnostics import Label
 from unlearnspec.compiler.resolve_values import ValueResolver, display_dir
 from unlearnspec.compiler.syntax import Field
+from unlearnspec.inputs import spec_path
 from unlearnspec.records import hidden_in
 
 
@@ -32,7 +33,7 @@ class AuditResolver(ValueResolver):
         if not value.strip() or value.startswith("builtin:"):
             self.report("UL207", "error", text.span, f"`unlearned` names a local folder, found `{value}`", help=where)
             return None
-        path = Path(os.path.expanduser(value)) if value.startswith("~") else self.base_dir / value
+        path = spec_path(value, self.base_dir)
         if not path.is_dir():
             self.report("UL207", "error", text.span, f"unlearned model folder `{value}` does not exist",
                         help=where)

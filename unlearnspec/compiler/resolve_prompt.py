@@ -8,7 +8,6 @@ format is known only once its tokenizer loads: ``unlearnspec run`` reports the s
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Literal
 
@@ -18,13 +17,14 @@ from unlearnspec.compiler.diagnostics import Label
 from unlearnspec.compiler.model_files import prompt_fields
 from unlearnspec.compiler.resolve_audit import AuditResolver
 from unlearnspec.compiler.syntax import Field
+from unlearnspec.inputs import spec_path
 
 
 def known_prompt_format(model: str, base_dir: Path) -> Literal["plain", "chat"] | None:
     """The prompt format of the model a spec names, when the compiler can tell (None: a hub id, or no tokenizer)."""
     if model in RECIPES:
         return "chat" if RECIPES[model]["tokenizer"].get("chat_template") else "plain"
-    path = Path(os.path.expanduser(model)) if model.startswith("~") else base_dir / model
+    path = spec_path(model, base_dir)
     if path.is_dir():
         return prompt_fields(path)[0]
     return None

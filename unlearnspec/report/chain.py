@@ -18,6 +18,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from unlearnspec.plan import ChainBudget
+from unlearnspec.report.rules import fmt_number
 
 Verdict = Literal["pass", "fail", "not_evaluated", "cannot_be_met", "inconclusive"]
 
@@ -77,7 +78,7 @@ class ChainStep(_Model):
         if self.utility_drop is None:
             return "not measured"
         iv = self.utility_drop_interval
-        return (f"{self.utility_drop + 0.0:.3g}%" + (f" [{iv[0] + 0.0:.3g}, {iv[1] + 0.0:.3g}]" if iv else "")
+        return (f"{fmt_number(self.utility_drop)}%" + (f" [{fmt_number(iv[0])}, {fmt_number(iv[1])}]" if iv else "")
                 + (f", n={self.utility_n}" if self.utility_n is not None else ""))
 
 

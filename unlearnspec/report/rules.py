@@ -37,6 +37,14 @@ class _Objective(Protocol):
     def overall(self) -> str: ...
 
 
+def fmt_number(x: float | None) -> str:
+    """Three significant digits: enough to compare with a threshold, short enough to read. A negative
+    zero (an interval bound computed as ``-0.0``) reads as 0: no reader should see ``-0``."""
+    if x is None:
+        return "n/a"
+    return f"{x + 0.0:.3g}"
+
+
 def claim_verdict(compile_status: ClaimStatus, checks: Sequence[_Check]) -> Verdict:
     """The verdict of one claim from its compile status and its checks (rules in the module doc)."""
     if compile_status == "cannot_be_met":

@@ -51,6 +51,7 @@ from unlearnspec.report.rules import (  # noqa: F401 - the rules are part of thi
     Verdict,
     claim_verdict,
     exit_code,
+    fmt_number,
     objective_overall,
     overall,
     report_overall,
@@ -71,14 +72,6 @@ FAR_MORE = 100
 """Past this many times the items a check had, "about N items would settle it" is not stated as a count: the
 rule behind it (``intervals.items_to_settle``) is rough, and a count in the millions only says the estimate sits
 on the bound."""
-
-
-def fmt_number(x: float | None) -> str:
-    """Three significant digits: enough to compare with a threshold, short enough to read. A negative
-    zero (an interval bound computed as ``-0.0``) reads as 0: no reader should see ``-0``."""
-    if x is None:
-        return "n/a"
-    return f"{x + 0.0:.3g}"
 
 
 def fmt_interval(check: CheckResult, model: str) -> str:

@@ -29,13 +29,12 @@ from pydantic import ValidationError
 
 from unlearnspec.errors import UserError
 from unlearnspec.io import atomic_write_text
-from unlearnspec.plan import Plan
+from unlearnspec.plan import E_INSIDE_INPUT, Plan
 from unlearnspec.report.model import Report
 from unlearnspec.runtime.distributed import Distributed
 from unlearnspec.runtime.execute import execute
 from unlearnspec.runtime.preflight import read_run, verify_inputs
 from unlearnspec.runtime.rundir import (
-    E_INSIDE_INPUT,
     E_NEEDS_OUT,
     E_NOT_A_RUN_DIR,
     NO_SPACE,
@@ -111,8 +110,9 @@ def _start(plan: Plan, spec_dir: Path, options: RunOptions) -> tuple[RunDir, Run
         verify_inputs(plan, spec_dir)
     rd = RunDir(options.out or default_run_dir(plan))
     ledger = None if options.no_ledger else Path(os.path.abspath(options.ledger or rd.root.parent / "ledger"))
+    pinned = plan.read_only_folders(spec_dir)
     for what, place in (("run folder", rd.root), ("ledger folder", ledger)):
-        folder = next((f for f in plan.read_only_folders(spec_dir)
+        folder = next((f for f in pinned
                        if place is not None and Path(os.path.realpath(place)).is_relative_to(os.path.realpath(f))),
                       None)
         if folder is not None:

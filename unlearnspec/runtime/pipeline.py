@@ -21,6 +21,7 @@ from typing import Any
 
 from unlearnspec.builtin.corpus import build_corpus
 from unlearnspec.builtin.recipe import RECIPE, RECIPES
+from unlearnspec.inputs import spec_path
 from unlearnspec.io import atomic_write_text
 from unlearnspec.plan import (
     AttackStage,
@@ -60,10 +61,8 @@ def _stage_of(op: ObjectivePlan, kind: type) -> Any:
 
 
 def local_model_path(source: str, spec_dir: Path) -> str:
-    """A plan's local model folder as the compiler read it (``compiler.models.local_dir``): ``~`` is the user's
-    home, a relative path is relative to the spec's folder."""
-    where = Path(source).expanduser()
-    return str(where if where.is_absolute() else (spec_dir / where).resolve())
+    """A plan's local model folder as the compiler read it (:func:`unlearnspec.inputs.spec_path`), resolved."""
+    return str(spec_path(source, spec_dir).resolve())
 
 
 def _load_records(paths: list[str], spec_dir: Path) -> list[Record]:
@@ -243,9 +242,7 @@ class ObjectiveRun:
     def given(self, stage: GivenStage, original: Any, tok: Any) -> tuple[Any, Any]:
         """An audit: the checkpoint the spec names, checked against the plan's hash, then loaded as the unlearned
         model (a peft adapter is applied to a copy of the original). The folder is only read, never written."""
-        folder = Path(stage.source).expanduser()
-        if not folder.is_absolute():
-            folder = (self.spec_dir / folder).resolve()
+        folder = spec_path(stage.source, self.spec_dir).resolve()
         self._start("given")
         if not folder.is_dir():
             raise RunError(E_STALE_PLAN, f"the unlearned model folder `{stage.source}` no longer exists",

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from unlearnspec.builtin.recipe import RECIPES, recipe_hash
 from unlearnspec.errors import UserError
+from unlearnspec.inputs import spec_path
 from unlearnspec.plan import E_UNREADABLE_PLAN, GivenStage, Plan
 from unlearnspec.records import sha256_path
 from unlearnspec.runtime.rundir import (
@@ -58,8 +59,7 @@ def verify_inputs(plan: Plan, spec_dir: Path) -> None:
                     stale.append(f"model file `{f.path}` changed")
         for st in obj.stages:  # an audited checkpoint: its whole folder, so an added file is noticed too
             if isinstance(st, GivenStage):
-                folder = Path(st.source).expanduser()
-                folder = folder if folder.is_absolute() else spec_dir / folder
+                folder = spec_path(st.source, spec_dir)
                 if not folder.is_dir():
                     stale.append(f"unlearned model folder `{st.source}` is missing")
                 elif sha256_path(folder) != st.sha256:

@@ -32,7 +32,6 @@ E_STALE_PLAN = "UL702"
 E_NOT_A_RUN_DIR = "UL704"
 E_RUN_DIR_EXISTS = "UL707"
 E_NEEDS_OUT = "UL708"
-E_INSIDE_INPUT = "UL715"  # a run or ledger folder inside a folder the plan pins (catalog/codes_front.py)
 E_CANNOT_WRITE = "UL709"
 
 LOCK_NAME = "run.lock"
