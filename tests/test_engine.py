@@ -193,6 +193,33 @@ def test_same_plan_twice_same_numbers(small: Path, small_run: Path) -> None:
     assert check_values(small / "run-b") == check_values(small_run)
 
 
+@pytest.mark.slow
+def test_a_repeated_forget_record_is_one_item_of_the_evidence(small: Path, small_run: Path, tmp_path: Path) -> None:
+    """The forget set given twice over (UL222 warns) trains on both copies but is evaluated on each record once: every
+    check counts the same items, with the same ids, as the run on the set given once, and the report says how many
+    different records the set held."""
+    d = tmp_path / "twice"
+    shutil.copytree(small, d, ignore=shutil.ignore_patterns("run-*"))
+    forget = d / "data" / "jane-doe.jsonl"
+    once = forget.read_text()
+    forget.write_text(once + once)
+    warned = cli("check", "small.unlearn", cwd=d)
+    assert warned.returncode == 0 and "UL222" in warned.stdout + warned.stderr, warned.stderr
+    done = cli("plan", "small.unlearn", "-o", "plan.json", "--quiet", cwd=d)
+    assert done.returncode == 0, done.stderr
+    done = cli("run", "plan.json", "--out", "r", "--quiet", cwd=d)
+    assert done.returncode in (0, 1, 3), done.stderr
+    report = json.loads((d / "r" / "report.json").read_text())
+    given = len(once.splitlines())
+    (row,) = [u for u in report["objectives"][0]["data"] if u["role"] == "forget"]
+    assert (row["records"], row["distinct"]) == (2 * given, given)
+    assert f"{2 * given} records, {given} different" in (d / "r" / "report.md").read_text()
+    base = json.loads((small_run / "report.json").read_text())
+    counted = {c["check_id"]: (c["item_ids"], c["n"]) for c in report["objectives"][0]["checks"]}
+    assert counted == {c["check_id"]: (c["item_ids"], c["n"]) for c in base["objectives"][0]["checks"]}
+    assert any(n for _, n in counted.values())
+
+
 def _folder_digest(folder: Path) -> str:
     """The content hash docs/reports.md describes, computed here from the files: each file's path under the
     folder and the sha256 of its bytes, in sorted order."""

@@ -174,3 +174,37 @@ def test_a_home_relative_model_folder_is_read_as_the_compiler_reads_it(tmp_path:
     for source in ("~/models/m", "models/m", str(tmp_path / "abs")):
         assert Path(local_model_path(source, spec_dir)) == local_dir(source, spec_dir).resolve(), source
     assert local_model_path("~/models/m", spec_dir) == str(tmp_path / "home" / "models" / "m")
+
+
+def test_an_audited_checkpoint_or_reference_must_tokenize_as_the_original(model_dir: Path, tmp_path: Path) -> None:
+    """A checkpoint whose tokenizer gained a token reads other ids for the same text than the original does, so its
+    scores cannot be compared item by item with the original's: RT106 before any evaluation, naming the difference.
+    The same folder with the original's tokenizer files is accepted."""
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    from unlearnspec.runtime.pipeline import load_given
+
+    original, tok = load_model(str(model_dir))
+    same = tmp_path / "same"
+    shutil.copytree(model_dir, same)
+    model, given_tok = load_given(same, "model", original, tok)
+    assert loading.tokenizer_difference(tok, given_tok) is None and given_tok.get_vocab() == tok.get_vocab()
+    grown = tmp_path / "grown"
+    shutil.copytree(model_dir, grown)
+    other = AutoTokenizer.from_pretrained(grown)
+    assert other.add_tokens(["<secret>"]) == 1
+    other.save_pretrained(grown)
+    assert len(AutoTokenizer.from_pretrained(grown)) == len(tok) + 1  # independent of the function under test
+    assert loading.tokenizer_difference(tok, AutoTokenizer.from_pretrained(grown)) == \
+        "its vocabulary differs: 1 token added (e.g. '<secret>')"
+    with pytest.raises(LoadError) as err:
+        load_given(grown, "model", original, tok)
+    assert err.value.code == E_BAD_MODEL and "audited checkpoint" in str(err.value) and "'<secret>'" in str(err.value)
+    eos = tmp_path / "eos"
+    shutil.copytree(model_dir, eos)
+    swapped = AutoTokenizer.from_pretrained(eos)
+    swapped.eos_token = swapped.convert_ids_to_tokens(5)
+    swapped.save_pretrained(eos)
+    assert "end-of-sequence token" in (loading.tokenizer_difference(tok, AutoTokenizer.from_pretrained(eos)) or "")

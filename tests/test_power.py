@@ -17,6 +17,7 @@ from sklearn.metrics import roc_auc_score
 
 from unlearnspec.compiler.rules.power import (
     auc_half_width,
+    auc_members_needed,
     ks_can_only_reject_separation,
     ks_items_needed,
     ks_pvalue_at_least,
@@ -51,6 +52,17 @@ def test_auc_half_width_matches_a_bootstrap_at_chance() -> None:
     lo, hi = np.quantile(aucs, [0.025, 0.975])
     assert auc_half_width(n_m, n_n, 0.95) == pytest.approx((hi - lo) / 2, rel=0.2)
     assert auc_half_width(n_m, n_n, 0.95) > 0.3  # "an AUC interval over 3 members spans about ±0.4"
+
+
+@pytest.mark.parametrize("confidence", [0.9, 0.95, 0.99])
+@pytest.mark.parametrize("half_width", [0.3, 0.1, 0.05, 0.02])
+def test_members_needed_is_the_first_count_a_search_finds(confidence: float, half_width: float) -> None:
+    """The closed form against the plain search it replaced (the search cost 10,000 half-widths per finding
+    whenever the holdout was too small, 9 of 18 s of a 1,000-spec check)."""
+    for n in [1, 2, 3, 5, 12, 40, 100, 400, 3000]:
+        search = next((m for m in range(1, 10001) if auc_half_width(m, n, confidence) <= half_width), None)
+        assert auc_members_needed(n, confidence, half_width=half_width) == search, n
+    assert auc_members_needed(40, 0.95, limit=3, half_width=0.1) is None  # past the limit: none
 
 
 def test_membership_tolerance_the_data_cannot_show_is_named_with_one_they_can() -> None:

@@ -301,3 +301,21 @@ def split_holdout(records: Sequence[Record], seed: int = 0) -> tuple[list[int], 
     for key in order:
         (evaluation if len(evaluation) <= len(calibration) else calibration).extend(groups[key])
     return sorted(calibration), sorted(evaluation)
+
+
+def distinct(records: Sequence[Record]) -> list[Record]:
+    """The records with every repeat dropped: the first record giving each set of training texts, in order.
+
+    Why: an evaluation counts each record as one item of its sample sizes and intervals (FRAMEWORK.md §7), so a
+    record given twice would be two independent items and an interval narrower than the data can show (UL222
+    warns of repeats at compile time). Training still reads the records as given. Records with no training text
+    (none in valid data) are each their own."""
+    seen: set[tuple[str, ...]] = set()
+    out: list[Record] = []
+    for r in records:
+        key = tuple(r.training_texts())
+        if key and key in seen:
+            continue
+        seen.add(key)
+        out.append(r)
+    return out

@@ -43,8 +43,9 @@ from unlearnspec.report.rules import (  # noqa: F401 - the exit codes and verdic
     report_overall,
 )
 
-FORMAT_VERSION = "1.1"
-"""1.1: a report's ``overall`` follows from its objectives *and* its chains (``ChainReport.outcomes``); a 1.0
+FORMAT_VERSION = "1.2"
+"""1.2: a data set whose files repeat records says how many different ones it held (``DataUse.distinct``), the
+records every evaluation counted once each. 1.1: a report's ``overall`` follows from its objectives *and* its chains (``ChainReport.outcomes``); a 1.0
 report, whose ``overall`` followed from its objectives alone, is read by that rule."""
 
 CHAINS_DECIDE_FROM = (1, 1)  # the first format version whose overall reads the chains
@@ -361,11 +362,14 @@ class DataUse(_Model):
     built-in corpus split such as ``builtin:holdout``) and how many records it held. The holdout is split in
     two halves that never overlap: ``calibration`` records (which set when training stops, if
     ``calibration_stops_training``; otherwise unused) and ``evaluation`` records, the non-members the verdicts
-    use."""
+    use. ``distinct`` is set when the files repeat records: the number of different records, each of which
+    evaluation counts once as an item (the halves count different records too); unlearning trained on all
+    ``records`` as given."""
 
     role: Literal["forget", "retain", "neighbors", "holdout", "test"]
     sources: list[str]
     records: int = Field(ge=0)
+    distinct: int | None = Field(default=None, ge=0)
     calibration: int | None = Field(default=None, ge=0)
     evaluation: int | None = Field(default=None, ge=0)
     calibration_stops_training: bool = False
@@ -373,8 +377,11 @@ class DataUse(_Model):
     @model_validator(mode="after")
     def _split_fits(self) -> DataUse:
         split = (self.calibration, self.evaluation)
+        if self.distinct is not None and self.distinct >= self.records:
+            raise ValueError("`distinct` is given only for a set that repeats records, and counts fewer than `records`")
+        held = self.distinct if self.distinct is not None else self.records
         if split != (None, None) and (self.role != "holdout" or None in split
-                                      or self.calibration + self.evaluation > self.records):  # type: ignore[operator]
+                                      or self.calibration + self.evaluation > held):  # type: ignore[operator]
             raise ValueError("only the holdout is split, into a calibration and an evaluation half that fit in it")
         return self
 

@@ -164,6 +164,8 @@ def _data_view(o: ObjectiveReport) -> list[tuple[str, str, str]]:
     stops = any(d.calibration_stops_training for d in o.data)
     for d in o.data:
         read = f"{d.records} record{'s' if d.records != 1 else ''}"
+        if d.distinct is not None:  # repeats: evaluation counted each different record once
+            read += f", {d.distinct} different (each counted once as an item of the evidence)"
         if d.role == "forget" and stops:  # the stopping rule compares its loss with the calibration half's
             read += " (its mean loss is also what the stopping rule read)"
         if d.calibration is not None and d.evaluation is not None:

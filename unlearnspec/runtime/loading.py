@@ -177,3 +177,21 @@ def describe_device() -> str:
     if torch.cuda.is_available():
         return f"cuda ({torch.cuda.get_device_name(0)}, {torch.cuda.device_count()} visible)"
     return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def tokenizer_difference(original: Any, other: Any) -> str | None:
+    """How ``other``'s tokenizer differs from ``original``'s in what scoring depends on, or ``None`` when it does
+    not: the vocabulary (token text to id) and the end-of-sequence token. Likelihood, Min-K% and membership
+    scores of two models are compared item by item, so both must read the same token ids for the same text."""
+    mine, theirs = original.get_vocab(), other.get_vocab()
+    if mine != theirs:
+        changed = sorted(t for t in mine.keys() & theirs.keys() if mine[t] != theirs[t])
+        added, removed = sorted(theirs.keys() - mine.keys()), sorted(mine.keys() - theirs.keys())
+        parts = [f"{len(added)} token{'s' if len(added) != 1 else ''} added (e.g. {added[0]!r})" if added else "",
+                 f"{len(removed)} removed (e.g. {removed[0]!r})" if removed else "",
+                 f"{len(changed)} with another id (e.g. {changed[0]!r})" if changed else ""]
+        return "its vocabulary differs: " + ", ".join(p for p in parts if p)
+    if original.eos_token_id != other.eos_token_id:
+        return (f"its end-of-sequence token is {other.eos_token!r} (id {other.eos_token_id}), the original's "
+                f"{original.eos_token!r} (id {original.eos_token_id})")
+    return None

@@ -67,7 +67,9 @@ def nothing_forgotten(original: float | None, unlearned: float | None) -> str | 
 
 @dataclass
 class DataBundle:
-    """The plan's data sets by role, loaded."""
+    """The plan's data sets by role, loaded. Each list holds every record once (:func:`unlearnspec.records.distinct`):
+    it is what evaluation counts items over. ``training`` keeps a set as given where it repeats records, for
+    unlearning to train on as the user gave it (:meth:`for_training`)."""
 
     forget: list[Record]
     retain: list[Record]
@@ -77,9 +79,14 @@ class DataBundle:
     aliases: list[str] = field(default_factory=list)
     attribute: str | None = None
     holdout_calibration: list[Record] = field(default_factory=list)  # the stopping rule's half, never evaluated on
+    training: dict[str, list[Record]] = field(default_factory=dict)
 
     def get(self, name: str) -> list[Record]:
         return list(getattr(self, name, []) or [])
+
+    def for_training(self, name: str) -> list[Record]:
+        """A set as given, repeats included, for the unlearning method to train on."""
+        return list(self.training.get(name) or self.get(name))
 
 
 @dataclass

@@ -36,7 +36,7 @@ from unlearnspec.plan import (
     RelearnAttack,
     UnlearnStage,
 )
-from unlearnspec.records import Record, folder_files, read_records, sha256_path, split_holdout
+from unlearnspec.records import Record, distinct, folder_files, read_records, sha256_path, split_holdout
 from unlearnspec.report import (
     TrainingLog,
     build_objective_report,
@@ -46,7 +46,13 @@ from unlearnspec.runtime import checks
 from unlearnspec.runtime.builtin_model import ensure_retrained
 from unlearnspec.runtime.checks import DataBundle
 from unlearnspec.runtime.distributed import Distributed
-from unlearnspec.runtime.loading import E_BAD_MODEL, LoadError, describe_error, load_model
+from unlearnspec.runtime.loading import (
+    E_BAD_MODEL,
+    LoadError,
+    describe_error,
+    load_model,
+    tokenizer_difference,
+)
 from unlearnspec.runtime.methods import METHODS
 from unlearnspec.runtime.methods import unlearn as run_method
 from unlearnspec.runtime.methods.guard import OutputGuard
@@ -82,6 +88,11 @@ directory: not in report.json, which may be shared (outputs can hold personal da
 keeps its path and sha256."""
 
 
+def _fewer(once: list[Record], given: list[Record]) -> int | None:
+    """How many different records a set holds, where that is fewer than it gives (the report then says so)."""
+    return len(once) if len(once) < len(given) else None
+
+
 def holdout_halves(d: DataSets, holdout: list[Record], seed: int) -> tuple[list[Record], list[Record]]:
     """(calibration, evaluation) holdout records: the plan's split, or ``split_holdout``'s for a plan
     that predates it. Calibration feeds the stopping rule, evaluation the verdict; never both."""
@@ -109,7 +120,9 @@ def load_given(folder: Path, form: str, original: Any, tok: Any, *, allow_remote
     """An audited checkpoint as the unlearned model: a model folder as it is, or a peft adapter merged into a
     copy of ``original`` (which stays as loaded). The folder is only read."""
     if form != "adapter":
-        return load_model(str(folder), allow_remote_code=allow_remote_code)
+        model, given_tok = load_model(str(folder), allow_remote_code=allow_remote_code)
+        _same_tokens(tok, given_tok, f"the audited checkpoint `{folder}`")
+        return model, given_tok
     from peft import PeftModel
 
     try:
@@ -121,6 +134,15 @@ def load_given(folder: Path, form: str, original: Any, tok: Any, *, allow_remote
                                                 "this model"]) from exc
     model.eval()
     return model, tok
+
+
+def _same_tokens(original_tok: Any, tok: Any, what: str) -> None:
+    """RT106 when ``tok`` does not read text as the original model's tokenizer does (``tokenizer_difference``)."""
+    differs = tokenizer_difference(original_tok, tok)
+    if differs is not None:
+        raise LoadError(f"{what} cannot be compared with the original model: {differs}", code=E_BAD_MODEL,
+                        help=["every score compares the two models token by token on the same items, so both must "
+                              "tokenize text alike; give the folder with the original model's tokenizer files"])
 
 
 class ObjectiveRun:
@@ -179,25 +201,29 @@ class ObjectiveRun:
         ev: EvaluateStage | None = _stage_of(self.op, EvaluateStage)
         holdout = _load_records(d.holdout, self.spec_dir)
         calibration, evaluation = holdout_halves(d, holdout, self.plan.seed)
+        given = {role: _load_records(getattr(d, role), self.spec_dir) for role in ("forget", "retain", "neighbors", "test")}
+        once = {role: distinct(records) for role, records in given.items()}
+        # evaluation counts each record once (a repeat is no new item: UL222); unlearning trains on the sets as given
         data = DataBundle(
-            forget=_load_records(d.forget, self.spec_dir), retain=_load_records(d.retain, self.spec_dir),
-            neighbors=_load_records(d.neighbors, self.spec_dir), holdout=evaluation,
-            test=_load_records(d.test, self.spec_dir), aliases=[t.name, *t.aliases],
-            attribute=ev.representation_probe if ev else None, holdout_calibration=calibration)
+            forget=once["forget"], retain=once["retain"], neighbors=once["neighbors"], test=once["test"],
+            holdout=distinct(evaluation), aliases=[t.name, *t.aliases],
+            attribute=ev.representation_probe if ev else None, holdout_calibration=distinct(calibration),
+            training={role: given[role] for role in ("forget", "retain") if len(given[role]) > len(once[role])})
         source = self.op.model.source
         if self.op.model.kind == "local":
             source = local_model_path(source, self.spec_dir)
         model, tok = load_model(source, allow_remote_code=self.allow_remote_code)
         # the one prompt format every evaluation, method and attack of this objective uses (runtime/prompting.py)
         self.fmt: PromptFormat = check_planned_format(tok, self.op.model)
-        self.data_use = [DataUse(role=role, sources=list(getattr(d, role)), records=len(data.get(role)))
+        self.data_use = [DataUse(role=role, sources=list(getattr(d, role)), records=len(given[role]),
+                                 distinct=_fewer(data.get(role), given[role]))
                          for role in ("forget", "retain", "neighbors", "test") if getattr(d, role)]
         if d.holdout:
             unlearn_stage = _stage_of(self.op, UnlearnStage)
             self.data_use.insert(1, DataUse(
-                role="holdout", sources=list(d.holdout), records=len(holdout), calibration=len(calibration),
-                evaluation=len(evaluation), calibration_stops_training=unlearn_stage is not None
-                and unlearn_stage.stopping.kind == "holdout_loss"))
+                role="holdout", sources=list(d.holdout), records=len(holdout), distinct=_fewer(distinct(holdout), holdout),
+                calibration=len(data.holdout_calibration), evaluation=len(data.holdout),
+                calibration_stops_training=unlearn_stage is not None and unlearn_stage.stopping.kind == "holdout_loss"))
         self._finish("prepare", records={k: len(data.get(k)) for k in ("forget", "retain", "neighbors", "holdout", "test")},
                      model=self.op.model.source, prompt=self.fmt.describe())
         return data, model, tok
@@ -236,6 +262,8 @@ class ObjectiveRun:
             path = stage.model if Path(stage.model).is_absolute() or not (self.spec_dir / stage.model).exists() \
                 else str((self.spec_dir / stage.model).resolve())
         model, tok = load_model(path, allow_remote_code=self.allow_remote_code)
+        if stage.strategy != "retrain":
+            _same_tokens(self.original[1], tok, f"the reference model `{stage.model}`")
         self._finish("reference", strategy=stage.strategy, path=path)
         return model, tok
 
@@ -299,7 +327,8 @@ class ObjectiveRun:
             spec = METHODS.get(stage.method)
             if spec is not None and spec.trainer is not None:
                 resume = (out / "checkpoints").is_dir() and any((out / "checkpoints").glob("checkpoint-*"))
-                run_method(stage, copy.deepcopy(model), tok, data.forget, data.retain, data.holdout_calibration, out,
+                run_method(stage, copy.deepcopy(model), tok, data.for_training("forget"), data.for_training("retain"),
+                           data.holdout_calibration, out,
                            resume_from_checkpoint=True if resume else None, quiet=True,
                            aliases=data.aliases, model_source=self.op.model.source, fmt=self.fmt,
                            eval_batch_size=_stage_of(self.op, EvaluateStage).eval_batch_size
@@ -308,7 +337,8 @@ class ObjectiveRun:
         out.mkdir(parents=True, exist_ok=True)
         resume = any((out / "checkpoints").glob("checkpoint-*")) if (out / "checkpoints").exists() else False
         working = copy.deepcopy(model)  # get_peft_model and training mutate: never touch the source
-        result = run_method(stage, working, tok, data.forget, data.retain, data.holdout_calibration, out,
+        result = run_method(stage, working, tok, data.for_training("forget"), data.for_training("retain"),
+                            data.holdout_calibration, out,
                             resume_from_checkpoint=True if resume else None, quiet=self.quiet,
                             aliases=data.aliases, model_source=self.op.model.source, fmt=self.fmt,
                             eval_batch_size=_stage_of(self.op, EvaluateStage).eval_batch_size

@@ -76,21 +76,38 @@ def ks_items_needed(alpha: float, limit: int = 60) -> int:
     return limit
 
 
+@lru_cache(maxsize=16)
+def _z(confidence: float) -> float:
+    return NormalDist().inv_cdf(0.5 + confidence / 2)
+
+
 def auc_half_width(n_members: int, n_nonmembers: int, confidence: float) -> float:
     """Half-width of an AUC confidence interval at chance (Hanley & McNeil 1982):
     ``z * sqrt((n_m + n_n + 1) / (12 n_m n_n))``."""
-    z = NormalDist().inv_cdf(0.5 + confidence / 2)
-    return z * math.sqrt((n_members + n_nonmembers + 1) / (12 * n_members * n_nonmembers))
+    return _z(confidence) * math.sqrt((n_members + n_nonmembers + 1) / (12 * n_members * n_nonmembers))
 
 
 def auc_members_needed(n_nonmembers: int, confidence: float, limit: int = 10000,
                        half_width: float = MAX_AUC_HALF_WIDTH) -> int | None:
-    """The fewest members whose AUC interval at chance is at most ``half_width`` either side against
-    ``n_nonmembers``; ``None`` when no number of members will do (the non-members alone are too few)."""
-    n = 1
-    while n < limit and auc_half_width(n, n_nonmembers, confidence) > half_width:
-        n += 1
-    return n if auc_half_width(n, n_nonmembers, confidence) <= half_width else None
+    """The fewest members (at most ``limit``) whose AUC interval at chance is at most ``half_width`` either
+    side against ``n_nonmembers``; ``None`` when no number of members will do (the non-members alone are too
+    few).
+
+    Solved in closed form: with ``q = (half_width / z)^2`` the condition ``(m + n + 1) / (12 m n) <= q`` is
+    ``m (12 q n - 1) >= n + 1``, so ``m = ceil((n + 1) / (12 q n - 1))`` when ``12 q n > 1`` and no ``m``
+    otherwise; the answer is then nudged against :func:`auc_half_width` itself, so that rounding in the
+    division can never disagree with the half-width the finding prints."""
+    n = n_nonmembers
+    q = (half_width / _z(confidence)) ** 2
+    slope = 12 * q * n - 1
+    if n < 1 or slope <= 0:
+        return None
+    m = max(1, math.ceil((n + 1) / slope))
+    while m > 1 and auc_half_width(m - 1, n, confidence) <= half_width:
+        m -= 1
+    while m <= limit and auc_half_width(m, n, confidence) > half_width:
+        m += 1
+    return m if m <= limit else None
 
 
 def _types(records: list[Record]) -> dict[str, int]:
