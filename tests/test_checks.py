@@ -311,23 +311,26 @@ def test_the_representation_probe_gap_has_items_an_interval_and_says_when_it_has
     assert "no evidence" in b.decision.no_evidence and b.decision.more_items is None
 
 
-def test_forget_quality_is_decided_by_the_test_with_the_original_as_positive_control(tmp_path: Path) -> None:
-    """TOFU's forget quality is a KS p-value, and a p-value's bootstrap interval does not narrow with more
-    items, so the check is decided by the test at the bound: below it fails, above it passes only when the
-    test tells the original model (trained on the target) from the reference, else it is no evidence."""
+def test_forget_quality_fails_on_the_test_and_passes_only_on_its_interval(tmp_path: Path) -> None:
+    """TOFU's forget quality is a KS p-value. Below its bound the test rejects at that level: a fail. At or above
+    it the test merely found no difference, which is no evidence that there is none (FRAMEWORK.md §7), so the
+    check passes only when the p-value's whole bootstrap interval lies at or above the bound, and only when the
+    test tells the original model (trained on the target) from the reference."""
     from scipy import stats
 
     bound = Threshold(op=">=", value=0.05)
     removed = evaluator(tiny_lm("reference"), tmp_path).check(check("forget_quality", op=">=", value=0.05))
     kept = evaluator(copy.deepcopy(tiny_lm("original")), tmp_path).check(check("forget_quality", op=">=", value=0.05))
     for r in (removed, kept):
-        assert r.decision is not None and r.decision.interval is None and r.decision.no_evidence is None
+        assert r.decision is not None and r.decision.no_evidence is None and r.decision.interval is not None
         assert r.values.unlearned is not None and r.values.original is not None
         assert r.values.original < 0.05  # the positive control: the test rejects the original
     ratios = removed.per_item  # the per-item statistics the test compared, recomputed with scipy
     assert removed.values.unlearned == pytest.approx(stats.ks_2samp(ratios["unlearned"], ratios["reference"]).pvalue)
-    assert removed.status == ("pass" if bound.holds(removed.values.unlearned) else "fail") == "pass"
-    assert kept.values.unlearned == kept.values.original and kept.status == "fail"
+    # the same weights: every resample compares identical statistics, so the interval is [1, 1]
+    assert removed.decision is not None and removed.decision.interval == (1.0, 1.0) and removed.status == "pass"
+    assert kept.values.unlearned == kept.values.original and kept.decision is not None and kept.decision.rejects
+    assert not bound.holds(kept.values.unlearned) and kept.status == "fail"
     # an "original" that is the reference itself: the test cannot tell a model holding the target from it
     blind = evaluator(tiny_lm("reference"), tmp_path)
     blind.m["original"] = Measurer("original", tiny_lm("reference"), tokenizer(), blind.ctx.data, STAGE,
@@ -335,6 +338,28 @@ def test_forget_quality_is_decided_by_the_test_with_the_original_as_positive_con
     b = blind.check(check("forget_quality", op=">=", value=0.05))
     assert b.values.original == 1.0 and b.status == "inconclusive"
     assert b.decision is not None and "does not tell the original model" in str(b.decision.no_evidence)
+
+
+def test_a_p_value_above_its_bound_with_an_interval_below_it_is_inconclusive() -> None:
+    """The reviewer's case from the README demo: p = 0.081 against 0.05 with an interval [2e-5, 0.48] used to
+    pass on the point value. The interval straddles the bound: inconclusive. A rejection is a fail whatever its
+    interval, and `rejects` may only mark a p-value below its bound."""
+    from pydantic import ValidationError
+
+    from unlearnspec.report.model import CheckResult, Decision
+
+    bound = Threshold(op=">=", value=0.05)
+
+    def result(p: float, low: float, high: float, rejects: bool) -> CheckResult:
+        d = Decision(quantity="KS-test p-value", value=p, interval=(low, high), threshold=bound, rejects=rejects)
+        return CheckResult(check_id="fq", metric="forget_quality", dataset="forget", threshold=bound,
+                           values={"unlearned": p}, decision=d)
+
+    assert result(0.0811, 1.95e-5, 0.484, False).status == "inconclusive"
+    assert result(0.40, 0.06, 0.97, False).status == "pass"
+    assert result(0.01, 1e-4, 0.30, True).status == "fail"
+    with pytest.raises(ValidationError, match="rejects"):
+        result(0.40, 0.06, 0.97, True)
 
 
 def test_membership_pairs_hold_together_and_each_is_shown_with_its_counts_and_outcome(tmp_path: Path) -> None:
@@ -427,3 +452,99 @@ def test_privleak_over_a_single_member_is_not_evaluated_and_says_why(tmp_path: P
     one = DataBundle(forget=[question], retain=p.retain[:8], neighbors=[], holdout=p.holdout, test=[])
     r = evaluator(tiny_lm("reference"), tmp_path, bundle=one).check(check("privleak", value=10.0))
     assert r.status == "not_evaluated" and "single member or non-member" in str(r.not_evaluated_reason)
+
+
+def test_at_release_precision_the_reference_is_quantized_alike(tmp_path: Path) -> None:
+    """A check measured on the model as released (int8) compares it with the never-trained model released the
+    same way: quantization moves both models' scores, and a full-precision reference would credit its effect to
+    the unlearning. The gap is the quantized unlearned model's minus the quantized reference's, item by item."""
+    from unlearnspec.runtime.attacks import quantize
+
+    ev = evaluator(copy.deepcopy(tiny_lm("original")), tmp_path)
+    res = ev.check(check("knowledge_rouge", op="<=", value=0.6, model="attacked", probe="quantize",
+                         params={"precision": "int8"}))
+    assert res.not_evaluated_reason is None, res.not_evaluated_reason
+    assert res.extra["reference_precision"] == "int8"
+    assert set(res.per_item) >= {"attacked", "reference_attacked"}
+    # independently: the reference quantized by the same function, measured on the same items
+    q_ref = quantize(tiny_lm("reference"), "int8")
+    assert q_ref.evaluated and q_ref.backend == res.extra["backend"]
+    measured = Measurer("q", q_ref.model, tokenizer(), data(), STAGE).knowledge("forget", "direct")
+    assert res.per_item["reference_attacked"] == pytest.approx(measured.values)
+    assert res.extra["reference_attacked"] == pytest.approx(np.mean(measured.values))
+    assert res.decision is not None and "reference quantized to int8" in res.decision.quantity
+    gaps = np.array(res.per_item["attacked"], dtype=float) - np.array(measured.values)
+    assert res.decision.value == pytest.approx(float(np.mean(gaps)))
+
+
+@pytest.mark.parametrize("documents", [40, 6])
+def test_privleak_is_decided_on_the_worst_item_type_not_the_pool(tmp_path: Path, documents: int) -> None:
+    """The reviewer's case: the unlearned model separates the target's documents from the holdout's completely
+    while its 400 questions sit at chance. Pooled, MUSE's PrivLeak is a few percent and would pass |PrivLeak| <= 10;
+    per type, the documents' PrivLeak is -100% and decides: over 40 documents the check fails, and every type is
+    shown. Over six, the reference's AUC may reach 1 (where PrivLeak divides by 0), so the documents' PrivLeak
+    cannot be bounded: the check cannot pass on the questions alone and is inconclusive, never a pass."""
+    from sklearn.metrics import roc_auc_score
+
+    from unlearnspec.runtime.measure import muse_privleak
+
+    rng = np.random.default_rng(0)
+
+    def typed(doc_m: Any, doc_n: Any, qa_m: Any, qa_n: Any) -> dict[str, Any]:
+        def side(docs: Any, qas: Any, tag: str) -> dict[str, Any]:
+            return {"documents": ([f"{tag}[{i}]" for i in range(len(docs))], {"min_k": docs}),
+                    "qa": ([f"{tag}[{100 + i}]" for i in range(len(qas))], {"min_k": qas})}
+        return {"member": side(doc_m, qa_m, "forget"), "non": side(doc_n, qa_n, "holdout")}
+
+    # higher min_k score = member (the catalog's direction for Min-K%)
+    higher = mia.ATTACKS["min_k"][1]
+    sign = 1.0 if higher else -1.0
+    unlearned = typed(sign * (5 + rng.normal(size=documents)), sign * rng.normal(size=documents),
+                      rng.normal(size=400), rng.normal(size=400))
+    reference = typed(rng.normal(size=documents), rng.normal(size=documents), rng.normal(size=400),
+                      rng.normal(size=400))
+    ev = evaluator(copy.deepcopy(tiny_lm("original")), tmp_path)
+    scores = {"original": unlearned, "unlearned": unlearned, "reference": reference}
+    ev._membership_scores = lambda dataset, k: scores  # type: ignore[method-assign]
+    r = ev.check(check("privleak", value=10.0))
+
+    def leak(t: str, pool: bool = False) -> float:
+        def auc(d: dict[str, Any]) -> float:
+            kinds = ["documents", "qa"] if pool else [t]
+            m = np.concatenate([d["member"][k][1]["min_k"] for k in kinds])
+            n = np.concatenate([d["non"][k][1]["min_k"] for k in kinds])
+            return float(roc_auc_score(np.r_[np.ones(len(m)), np.zeros(len(n))], sign * np.r_[m, n]))
+        return float(muse_privleak(auc(unlearned), auc(reference)))
+
+    assert abs(leak("", pool=True)) < 10  # the pool alone would look fine
+    assert r.extra["pooled"]["privleak"]["unlearned"] == pytest.approx(leak("", pool=True))
+    by_type = r.extra["privleak_by_type"]
+    if documents == 6:
+        assert r.extra["unbounded_types"] == ["documents"] and r.status == "inconclusive"
+        assert r.decision is not None and "documents" in str(r.decision.cannot_pass)
+        assert by_type["qa"]["value"] == pytest.approx(leak("qa"))
+        return
+    assert by_type["documents"]["value"] == pytest.approx(leak("documents"))
+    assert by_type["qa"]["value"] == pytest.approx(leak("qa"))
+    assert r.extra["deciding_type"] == "documents" and r.status == "fail"
+    assert r.decision is not None and r.decision.value == pytest.approx(abs(leak("documents")))
+    assert r.extra["type_confidence"] == pytest.approx(1 - 0.05 / 2)
+
+
+def test_a_worst_case_with_an_unbounded_part_can_fail_but_never_pass() -> None:
+    """PrivLeak per item type: a type whose interval cannot be bounded at this size (the reference's AUC may reach
+    1) cannot be shown within the bound, so the types that were bounded can fail the check but not pass it."""
+    from unlearnspec.report.model import CheckResult, Decision
+
+    bound = Threshold(op="<=", value=10.0)
+
+    def result(low: float, high: float, unbounded: str | None) -> CheckResult:
+        d = Decision(quantity="worst |PrivLeak| over item types (percent)", value=(low + high) / 2,
+                     interval=(low, high), threshold=bound, cannot_pass=unbounded)
+        return CheckResult(check_id="p", metric="privleak", dataset="forget", threshold=bound,
+                           values={"unlearned": -(low + high) / 2}, decision=d)
+
+    assert result(1.0, 5.0, None).status == "pass"
+    assert result(1.0, 5.0, "documents unbounded").status == "inconclusive"
+    assert result(20.0, 60.0, "documents unbounded").status == "fail"
+    assert result(5.0, 60.0, "documents unbounded").status == "inconclusive"

@@ -223,3 +223,28 @@ def test_a_named_backend_that_is_missing_is_reported_not_replaced() -> None:
         assert not res.evaluated and res.model is None and "CUDA" in res.reason
     assert not quantize(model, "int4", backend="torch").evaluated
     assert not quantize(model, "int8", backend="nonsense").evaluated
+
+
+@pytest.mark.parametrize(("docs", "questions"), [(5, 1), (0, 2), (6, 14), (0, 20), (3, 3), (10, 0)])
+@pytest.mark.parametrize("fraction", [0.1, 0.5, 1.0])
+def test_relearning_never_measures_a_question_it_fine_tuned_on(docs: int, questions: int, fraction: float) -> None:
+    """The relearning attack fine-tunes on part of the forget set and measures recovered knowledge on forget
+    questions. A question in both would count what the attack taught. Five documents and one question used to
+    put the only question in the relearning subset for some seeds and measure on it anyway."""
+    from unlearnspec.records import Record
+    from unlearnspec.runtime.attack_checks import relearn_split
+
+    forget = [Record(text=f"Document {i} about the target.") for i in range(docs)]
+    forget += [Record(question=f"Question {i}?", answer=f"Answer {i}.") for i in range(questions)]
+
+    def ids(records: list[Record]) -> set[str]:
+        return {r.text or r.question or "" for r in records}
+
+    for seed in range(8):
+        train, measure = relearn_split(forget, fraction, seed)
+        assert not ids(train) & ids(measure)
+        assert ids(measure) <= ids([r for r in forget if r.is_qa])
+        if questions:
+            assert measure  # at least one question is held out
+        assert len(train) == min(math.ceil(len(forget) * fraction), len(forget) - (1 if questions else 0))
+        assert relearn_split(forget, fraction, seed) == (train, measure)  # the seed fixes the split

@@ -211,10 +211,13 @@ def test_slow_tokenizers_mask_the_prompt_without_offsets(tiny: tuple[Any, Any]) 
 def test_refusal_examples_pair_questions_and_prefixes_with_the_refusal(tiny: tuple[Any, Any]) -> None:
     _, tok = tiny
     exs = encode_refusals(FORGET, tok, REFUSAL)
-    # 3 bio prefixes + (question + paraphrase) + question
-    assert len(exs) == 3 + 2 + 1
+    # 3 bio prefixes + one example per question; the paraphrases are the paraphrased probe's, never trained on
+    assert len(exs) == 3 + sum(r.is_qa for r in FORGET)
     for ex in exs:
         assert tok.decode([t for t in ex.labels if t != -100]) == " " + REFUSAL + tok.eos_token
+    prompts = [tok.decode(ex.input_ids) for ex in exs]
+    paraphrases = [p for r in FORGET for p in r.paraphrases]
+    assert paraphrases and not any(p in text for p in paraphrases for text in prompts)
 
 
 def test_retain_draws_differ_per_example_and_epoch_not_per_rank_and_repeat_exactly() -> None:

@@ -445,3 +445,45 @@ def test_utility_drop_interval_is_a_paired_bootstrap_over_records_like_scipy() -
     assert e.low == pytest.approx(min(ref.confidence_interval.low, point), rel=1e-9)
     assert e.high == pytest.approx(max(ref.confidence_interval.high, point), rel=1e-9)
     assert e.low < e.value < e.high
+
+
+def test_a_utility_drop_resample_missing_a_component_widens_its_interval_never_collapses_it() -> None:
+    """Thirteen records, five of them questions: about 0.2% of resamples draw no question, where the utility (a
+    harmonic mean of per-component means) is undefined. Those used to make the percentile NaN and the interval
+    collapse to the point value (width 0). Now each undefined resample counts against both ends: the interval
+    holds the central resamples of a plain numpy bootstrap over the defined ones."""
+    rng = np.random.default_rng(3)
+    qa = np.r_[np.full(8, np.nan), rng.uniform(0.3, 0.9, 5)]      # component 1: questions only
+    doc = np.r_[rng.uniform(0.2, 0.8, 8), np.full(5, np.nan)]     # component 2: documents only
+    qa_u, doc_u = qa * rng.uniform(0.5, 1.0, 13), doc * rng.uniform(0.5, 1.0, 13)
+
+    def drop(a: Any, b: Any, c: Any, d: Any, axis: int = -1) -> Any:
+        u0 = metrics.utility_of_rows(np.stack([a, b], axis=-2))
+        u1 = metrics.utility_of_rows(np.stack([c, d], axis=-2))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return 100.0 * (u0 - u1) / u0
+
+    e = intervals.paired_estimate([qa, doc, qa_u, doc_u], drop, confidence=0.95, rng=np.random.default_rng(0),
+                                  keep_missing=True)
+    assert e is not None and e.low < e.value < e.high
+    # an independent bootstrap: resample record indices, drop undefined resamples, take the central 95%
+    idx = np.random.default_rng(1).integers(0, 13, size=(4000, 13))
+    boot = drop(qa[idx], doc[idx], qa_u[idx], doc_u[idx])
+    assert np.isnan(boot).any()  # the case this is about: some resamples drew no question
+    central = np.nanpercentile(boot, [10, 90])
+    assert e.low <= central[0] and e.high >= central[1]
+
+
+@pytest.mark.parametrize("undefined", [0.0, 0.01, 0.1])
+def test_undefined_resamples_count_against_both_ends(undefined: float) -> None:
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=10000)
+    values[: int(undefined * values.size)] = np.nan
+    lo, hi = intervals.undefined_as_misses(values, 0.95)
+    defined = values[np.isfinite(values)]
+    below, above = np.mean(values < lo), np.mean(values > hi)  # NaN compares False: defined resamples only
+    if undefined < 0.025:
+        # the share outside each end plus the undefined share is (at most) the 2.5% each end may miss
+        assert below + undefined == pytest.approx(0.025, abs=2e-3) and above + undefined == pytest.approx(0.025, abs=2e-3)
+    else:
+        assert (lo, hi) == (defined.min(), defined.max())

@@ -191,8 +191,8 @@ DECISION_TABLE: tuple[Row, ...] = (
        lambda f, m: f.related_data and ("robust_to_finetuning" in f.claims
                                         or (f.goal == "removal" and f.weights_leave))),
     _r("A3", "attacks", "release precision below fp32 (`bf16`, `fp16`, `int8`, `int4`)",
-       "quantize to the release precision; every deciding check is measured again on the quantized model and "
-       "decides its claims too (the released artifact is the quantized model)",
+       "quantize to the release precision; every deciding check is measured again on the quantized model, against "
+       "the reference quantized alike, and decides its claims too (the released artifact is the quantized model)",
        "quantization restores forgotten knowledge; evaluate at deployment precision (Zhang et al., "
        "arXiv:2410.16454)", "quantize", lambda f, m: f.precision not in (None, "fp32")),
     _r("A4", "attacks", "claim `robust_to_quantization`",

@@ -45,7 +45,9 @@ from unlearnspec.report.rules import (  # noqa: F401 - the exit codes and verdic
 
 FORMAT_VERSION = "1.2"
 """1.2: a data set whose files repeat records says how many different ones it held (``DataUse.distinct``), the
-records every evaluation counted once each. 1.1: a report's ``overall`` follows from its objectives *and* its chains (``ChainReport.outcomes``); a 1.0
+records every evaluation counted once each; forget quality is decided on its p-value's interval, and a p-value
+below the bound fails on the test (``Decision.rejects``); a worst case with a part it could not bound cannot pass
+(``Decision.cannot_pass``). 1.1: a report's ``overall`` follows from its objectives *and* its chains (``ChainReport.outcomes``); a 1.0
 report, whose ``overall`` followed from its objectives alone, is read by that rule."""
 
 CHAINS_DECIDE_FROM = (1, 1)  # the first format version whose overall reads the chains
@@ -98,20 +100,26 @@ def cannot_fail(threshold: Threshold, attainable: Pair | None) -> bool:
 
 
 def three_valued(threshold: Threshold, value: float, interval: Pair | None,
-                  attainable: Pair | None = None, no_evidence: str | None = None) -> bool | None:
+                  attainable: Pair | None = None, no_evidence: str | None = None, rejects: bool = False,
+                  cannot_pass: str | None = None) -> bool | None:
     """The burden-of-proof rule (FRAMEWORK.md §7, docs/reports.md): ``True`` when the interval lies
     entirely on the passing side of the threshold, ``False`` when entirely on the failing side,
     ``None`` (inconclusive) otherwise — and ``None`` too when the threshold holds over the whole
     range the statistic can reach at this sample size, or when the measurement cannot tell a model that
     holds the target from one that never saw it (``no_evidence`` says why): a test that cannot fail is
-    no evidence. Without an interval the point value decides."""
+    no evidence. ``rejects``: a hypothesis test rejected at the bound's level, which is evidence of a
+    difference on its own, so the check fails whatever the interval. ``cannot_pass``: part of the quantity could
+    not be bounded (why), so the interval of the rest can fail the check but never pass it. Without an interval
+    the point value decides."""
     if cannot_fail(threshold, attainable) or no_evidence:
         return None
+    if rejects:
+        return False
     if interval is None:
         return threshold.holds(value)
     low_ok, high_ok = threshold.holds(interval[0]), threshold.holds(interval[1])
     if low_ok and high_ok:
-        return True
+        return None if cannot_pass else True
     if not low_ok and not high_ok:
         return False
     return None
@@ -126,7 +134,11 @@ class Decision(_Model):
     sample sizes. ``threshold`` is the bound on ``quantity``, derived from the plan's threshold
     (``how`` says how); ``more_items`` is roughly how many items would settle an inconclusive check.
     ``no_evidence`` says why the measurement cannot fail here whatever it reads (the original model, which
-    holds the target, does not fail it either): the check is then inconclusive."""
+    holds the target, does not fail it either): the check is then inconclusive. ``rejects``: the value is a
+    test's p-value below its bound, the test's own rejection at that level, so the check fails on it; a
+    p-value at or above the bound is no evidence that the two agree, so a pass needs its whole interval there
+    (forget quality). ``cannot_pass`` says which part of a worst case could not be bounded (an item type whose
+    interval is undefined at this size): the interval, over the other parts, can fail the check, never pass it."""
 
     quantity: str
     value: float
@@ -134,9 +146,17 @@ class Decision(_Model):
     threshold: Threshold
     attainable: Pair | None = None
     no_evidence: str | None = None
+    rejects: bool = Field(default=False, exclude_if=lambda v: not v)
+    cannot_pass: str | None = Field(default=None, exclude_if=lambda v: v is None)
     how: str = ""
     n: int = 0
     more_items: int | None = None
+
+    @model_validator(mode="after")
+    def _a_rejection_is_below_its_bound(self) -> Decision:
+        if self.rejects and (self.threshold.op != ">=" or self.threshold.holds(self.value)):
+            raise ValueError("`rejects` marks a p-value below its `>=` bound")
+        return self
 
 
 class CheckResult(_Model):
@@ -220,7 +240,8 @@ class CheckResult(_Model):
             return self
         if self.decision is not None:
             d = self.decision
-            expected = three_valued(d.threshold, d.value, d.interval, d.attainable, d.no_evidence)
+            expected = three_valued(d.threshold, d.value, d.interval, d.attainable, d.no_evidence, d.rejects,
+                                    d.cannot_pass)
             shown = f"{d.quantity} {d.value} {d.threshold.op} {d.threshold.value}"
         elif value is None:
             if self.passed is not None or self.inconclusive:
@@ -369,7 +390,7 @@ class DataUse(_Model):
     role: Literal["forget", "retain", "neighbors", "holdout", "test"]
     sources: list[str]
     records: int = Field(ge=0)
-    distinct: int | None = Field(default=None, ge=0)
+    distinct: int | None = Field(default=None, ge=0, exclude_if=lambda v: v is None)
     calibration: int | None = Field(default=None, ge=0)
     evaluation: int | None = Field(default=None, ge=0)
     calibration_stops_training: bool = False

@@ -41,22 +41,35 @@ def _recovered(o: Any, u: Any, a: Any, axis: int = -1) -> Any:
     return (np.mean(a, axis=axis) - np.mean(u, axis=axis)) / np.where(np.abs(lost) < 1e-12, np.inf, lost)
 
 
+def relearn_split(forget: Sequence[Record], fraction: float, seed: int) -> tuple[list[Record], list[Record]]:
+    """(forget records to relearn on, forget questions to measure on), always disjoint: recovery measured on a
+    question the attack fine-tuned on would count what it taught, not what it recovered.
+
+    ``ceil(fraction * records)`` forget records (at least one) are relearned on, drawn with ``seed`` from the
+    questions and the other records in proportion, but never every question: at least one question is held out
+    to measure on. A forget set that is a single question and nothing else gives nothing to relearn on."""
+    qa = [i for i, r in enumerate(forget) if r.is_qa]
+    others = [i for i, r in enumerate(forget) if not r.is_qa]
+    rng = random.Random(seed)
+    rng.shuffle(qa)
+    rng.shuffle(others)
+    k = max(1, math.ceil(len(forget) * fraction))
+    # questions in proportion, at least what the other records cannot make up, at most all but one
+    k_qa = min(max(0, len(qa) - 1), max(k - len(others), round(k * len(qa) / max(1, len(forget)))))
+    chosen = sorted(qa[:k_qa] + others[:max(0, k - k_qa)])
+    return [forget[i] for i in chosen], [forget[i] for i in sorted(qa[k_qa:])]
+
+
 class AttackChecks(EvaluatorBase):
     """Relearning and quantization recovery (FRAMEWORK.md §5)."""
 
     def _relearn_split(self, attack: RelearnAttack) -> tuple[list[Record], list[Record]]:
-        """(data to relearn on, forget QA records to measure on): disjoint where the data allow."""
+        """(data to relearn on, forget questions to measure on): :func:`relearn_split`, or for related data the
+        neighbours (or the retain set) and every forget question."""
         forget = self.ctx.data.forget
-        qa = [r for r in forget if r.is_qa]
         if attack.data == "related":
-            return self.ctx.data.neighbors or self.ctx.data.retain, qa
-        rng = random.Random(attack.seed)
-        order = list(range(len(forget)))
-        rng.shuffle(order)
-        k = max(1, math.ceil(len(forget) * attack.fraction))
-        train = [forget[i] for i in sorted(order[:k])]
-        held = [forget[i] for i in sorted(order[k:]) if forget[i].is_qa]
-        return train, held or qa
+            return self.ctx.data.neighbors or self.ctx.data.retain, [r for r in forget if r.is_qa]
+        return relearn_split(forget, attack.fraction, attack.seed)
 
     def _relearn_source(self, attack: RelearnAttack, train: Sequence[Record]) -> str:
         if attack.data != "related":
@@ -70,6 +83,9 @@ class AttackChecks(EvaluatorBase):
         train, measure = self._relearn_split(attack)
         if not measure:
             return self._missing(check, "the forget data has no questions to measure recovered knowledge on")
+        if not train:
+            return self._missing(check, "the forget data is a single question: relearning on it and measuring on it "
+                                        "would count what the attack taught, not what it recovered")
         key = f"relearn:{attack.steps}:{attack.data}"
         data = DataBundle(forget=measure, retain=[], neighbors=[], holdout=[], test=[])
         st = self.ctx.stage
@@ -177,11 +193,12 @@ class AttackChecks(EvaluatorBase):
         return intervals.paired_estimate([orig, unl, att], _recovered, confidence=self.ctx.confidence,
                                          rng=self.rng(check, who), span=span)
 
-    def _quantized(self, precision: str) -> attacks.QuantizeResult:
-        key = f"quantize:{precision}"
+    def _quantized(self, precision: str, who: str = "unlearned") -> attacks.QuantizeResult:
+        key = f"quantize:{precision}" + ("" if who == "unlearned" else f":{who}")
         if key not in self._attacked:
-            log.info("attack: quantizing the unlearned model to %s", precision)
-            self._attacked[key] = attacks.quantize(self.ctx.unlearned[0], precision)
+            model = self.ctx.unlearned[0] if who == "unlearned" else self.ctx.reference[0]  # type: ignore[index]
+            log.info("attack: quantizing the %s model to %s", who, precision)
+            self._attacked[key] = attacks.quantize(model, precision)
         return self._attacked[key]  # type: ignore[no-any-return]
 
     def _quant_attack(self, check: MetricCheck) -> QuantizeAttack | None:
@@ -232,6 +249,17 @@ class AttackChecks(EvaluatorBase):
                          guard=self.ctx.guard if check.params.get("served") else None,
                          refusal_text=self.ctx.refusal_text, fmt=self.ctx.fmt)
         self.m = {k: v for k, v in saved.items() if k != "served"} | {"unlearned": quant}
+        # the reference a released model is judged against is the never-trained model released alike: quantization
+        # moves both models' scores, and a full-precision reference would credit its noise to the unlearning
+        ref_precision = None
+        if "reference" in saved and self.ctx.reference is not None:
+            q_ref = self._quantized(precision, "reference")
+            if q_ref.evaluated and q_ref.model is not None:
+                self.m["reference"] = Measurer("quantized reference", q_ref.model, self.ctx.reference[1],
+                                               self.ctx.data, self.ctx.stage, fmt=self.ctx.fmt)
+                ref_precision = precision
+            else:
+                ref_precision = f"full (the reference could not be quantized: {q_ref.reason})"
         try:
             attacked = self.check(inner)
         finally:
@@ -241,17 +269,22 @@ class AttackChecks(EvaluatorBase):
         values = ModelValue(original=baseline.values.original, unlearned=baseline.values.unlearned,
                             reference=baseline.values.reference, attacked=attacked.values.unlearned)
         def rename(k: str) -> str:
-            return "attacked" if k == "unlearned" else k
+            return {"unlearned": "attacked", "reference": "reference_attacked"}.get(k, k)
 
         per_item = {rename(k): v for k, v in attacked.per_item.items()}
         extra = dict(attacked.extra) | {"backend": q.backend, "precision": precision}
+        if ref_precision is not None:
+            extra |= {"reference_precision": ref_precision, "reference_attacked": attacked.values.reference}
         n = baseline.n | {"attacked": attacked.n["unlearned"]} if "unlearned" in attacked.n else dict(baseline.n)
         ivs = dict(baseline.interval)
         if "unlearned" in attacked.interval:
             ivs["attacked"] = attacked.interval["unlearned"]
         decision = attacked.decision
         if decision is not None:
-            decision = decision.model_copy(update={"quantity": decision.quantity.replace("unlearned", "attacked")})
+            quantity = decision.quantity.replace("unlearned", "attacked")
+            if ref_precision == precision:  # the gap is to the reference quantized alike
+                quantity += f", the reference quantized to {precision} too"
+            decision = decision.model_copy(update={"quantity": quantity})
         return CheckResult(check_id=check.id, metric=check.metric, dataset=check.dataset, probe=check.probe,
                            attack="quantize", threshold=check.threshold, values=values, decided_on="attacked",
                            per_item=per_item, item_ids=attacked.item_ids, extra=extra, n=n, interval=ivs,

@@ -192,68 +192,124 @@ class MembershipChecks(EvaluatorBase):
         return self._result(check, values, per_item=per, extra=extra, est=est, decision=decision, findings=findings)
 
     def privleak(self, check: MetricCheck) -> CheckResult:
-        """MUSE PrivLeak in percent with MUSE's sign (:func:`muse_privleak`), one attack for both
-        models (Min-K%, k = 0.4), all item types pooled; the check bounds its magnitude."""
+        """MUSE PrivLeak in percent with MUSE's sign (:func:`muse_privleak`), one attack for both models (Min-K%,
+        k = 0.4), per item type with the worst type deciding (FRAMEWORK.md §7: pooling could average a complete
+        leak on the documents with chance on the questions); the check bounds its magnitude.
+
+        Each type's interval resamples records (a question and its paraphrase are one record) at the Bonferroni
+        level ``1 - alpha / k`` over the ``k`` types measured, so that all of them hold together at the plan's
+        level whatever their dependence. The decision interval runs from the largest of the types' lowest
+        magnitudes to the largest of their highest: it passes when every type is within the bound and fails
+        when one is wholly beyond it. MUSE's own pooled value is kept beside them for information."""
         if not self.ctx.data.holdout:
             return self._missing(check, "no holdout data to compute membership AUCs")
         sc = self._membership_scores(check.dataset, PRIVLEAK_K)
         higher = mia.ATTACKS[PRIVLEAK_ATTACK][1]
-        pooled = {who: (np.concatenate([v[1][PRIVLEAK_ATTACK] for v in d["member"].values()] or [np.zeros(0)]),
-                        np.concatenate([v[1][PRIVLEAK_ATTACK] for v in d["non"].values()] or [np.zeros(0)]))
-                  for who, d in sc.items() if d["member"] and d["non"]}
-        # the record behind each pooled item: a record's document, question and paraphrase are one draw
-        records = {side: [i.removesuffix(":paraphrased") for v in sc["unlearned"][side].values() for i in v[0]]
-                   for side in ("member", "non")} if "unlearned" in sc else {}
-        if "unlearned" not in pooled:
+        if "unlearned" not in sc:
             return self._missing(check, "no scored items on one side")
-        if min(map(len, pooled["unlearned"])) < 2:  # its AUC could be anything; PrivLeak's range is unbounded
-            return self._missing(check, "a single member or non-member: it says nothing of its side's population, "
-                                        "and PrivLeak has no bounded range to widen its interval to")
-        aucs = {who: float(mia.auc(m_, n_, higher)) for who, (m_, n_) in pooled.items()}
-        has_ref = "reference" in pooled
+        has_ref = "reference" in sc
         basis = "retrained reference AUC" if has_ref else "ideal AUC 0.5 (no reference model: holdout-calibrated)"
         conf, use_iv = self.ctx.confidence, self.ctx.intervals
+
+        def scored(who: str, t: str, side: str) -> Any:
+            return np.asarray(sc[who][side][t][1][PRIVLEAK_ATTACK], dtype=np.float64)
+
+        def records(t: str, side: str) -> list[str]:  # the record behind each item: a paraphrase is its question's
+            return [i.removesuffix(":paraphrased") for i in sc["unlearned"][side][t][0]]
+
+        present = [t for t in ITEM_TYPES if t in sc["unlearned"]["member"] and t in sc["unlearned"]["non"]]
+        types = [t for t in present if min(len(set(records(t, "member"))), len(set(records(t, "non")))) >= 2]
+        if not types:  # an AUC over one record could be anything; PrivLeak's range is unbounded
+            return self._missing(check, "a single member or non-member of every item type: it says nothing of its "
+                                        "side's population, and PrivLeak has no bounded range to widen its interval to")
+        each = 1.0 - (1.0 - conf) / len(types)  # Bonferroni over the types: all hold together at `conf`
+        aucs = {t: {who: float(mia.auc(scored(who, t, "member"), scored(who, t, "non"), higher)) for who in sc}
+                for t in types}
+        by_type: dict[str, dict[str, Estimate | None]] = {}
+        for t in types:
+            by_type[t] = {}
+            for who in sc:
+                if who == "reference":
+                    continue
+                m_, n_ = scored(who, t, "member"), scored(who, t, "non")
+                rm, rn = (scored("reference", t, "member"), scored("reference", t, "non")) if has_ref else (m_, n_)
+                n_records = len(set(records(t, "member")))
+                e = (joint_intervals.gap_of_aucs_by_record(
+                        m_, n_, rm, rn, higher, records(t, "member"), records(t, "non"), confidence=each,
+                        rng=self.rng(check, who, t), combine=muse_privleak if has_ref else _privleak_at_chance)
+                     if use_iv else
+                     _point_est(float(muse_privleak(aucs[t][who], aucs[t]["reference"] if has_ref else 0.5)), n_records))
+                if has_ref and who == "unlearned":  # the same weights: 0 on every item there is
+                    if e is None and use_iv and self.unlearned_is_reference and aucs[t]["reference"] < 1.0:
+                        e = Estimate(0.0, 0.0, 0.0, n_records, len(set(records(t, "non"))), each)
+                    e = self.exact_if_same(e)
+                by_type[t][who] = e
+        mine = {t: e["unlearned"] for t, e in by_type.items() if e.get("unlearned") is not None}
+        if not mine:
+            return self._missing(check, "PrivLeak has no bounded interval on any item type at this size (the "
+                                        "reference's AUC may reach 1, where PrivLeak divides by 0)")
+        unbounded = [t for t in types if t not in mine]
+        mags = {t: intervals.abs_interval(e.low, e.high) for t, e in mine.items()}  # type: ignore[union-attr]
+        dec_low, dec_high = max(lo for lo, _ in mags.values()), max(hi for _, hi in mags.values())
+        worst = max(abs(e.value) for e in mine.values())  # type: ignore[union-attr]
+        t_bound = check.threshold
+        # the type shown as deciding: the one furthest beyond the bound when one is wholly beyond it, else the one
+        # coming closest to it (the one keeping the check from passing when it is inconclusive)
+        fails = t_bound is not None and use_iv and t_bound.op in ("<=", "<") and not t_bound.holds(dec_low)
+        wt = max(mags, key=lambda t: mags[t][0] if fails else mags[t][1]) if use_iv else \
+            max(mine, key=lambda t: abs(mine[t].value))  # type: ignore[union-attr]
         values: dict[str, float | None] = {}
         est: dict[str, Estimate | None] = {}
-        for who, (m_, n_) in pooled.items():
-            if who == "reference":
-                continue
-            if has_ref:
-                rm, rn = pooled["reference"]
-                e = (joint_intervals.gap_of_aucs_by_record(m_, n_, rm, rn, higher, records["member"], records["non"],
-                                                           confidence=conf, rng=self.rng(check, who),
-                                                           combine=muse_privleak) if use_iv
-                     else _point_est(float(muse_privleak(aucs[who], aucs["reference"])), len(set(records["member"]))))
-            else:  # against chance, its one AUC resampled by record all the same
-                e = (joint_intervals.gap_of_aucs_by_record(m_, n_, m_, n_, higher, records["member"], records["non"],
-                                                           confidence=conf, rng=self.rng(check, who),
-                                                           combine=_privleak_at_chance) if use_iv
-                     else _point_est(float(muse_privleak(aucs[who], 0.5)), len(set(records["member"]))))
-            if has_ref and who == "unlearned":  # the same weights: 0 on every item there is
-                e = self.exact_if_same(e)
-            values[who] = None if e is None else e.value
-            est[who] = e
+        for who in sc:
+            if who != "reference":
+                e = by_type[wt].get(who)
+                values[who], est[who] = (None if e is None else e.value), e
         if "served" in self.m:
             values["served"] = values.get("unlearned")
-        e_u = est.get("unlearned")
+        e_u = mine[wt]
+        assert e_u is not None
         decision = None
-        if e_u is not None and check.threshold is not None:
-            lo, hi = intervals.abs_interval(e_u.low, e_u.high)
-            decision = Decision(quantity="|PrivLeak| (percent)", value=abs(e_u.value),
-                                interval=(lo, hi) if use_iv else None, threshold=check.threshold, n=e_u.n,
-                                how="MUSE PrivLeak bounded by magnitude: a leak (negative) and over-unlearning "
-                                    "(positive) both fail",
-                                more_items=intervals.items_to_settle(e_u.n, lo, hi, abs(e_u.value),
-                                                                     check.threshold.value))
+        if t_bound is not None:
+            shown = ", ".join(f"{t.replace('_', ' ')} {mine[t].value:.3g}" for t in mine)  # type: ignore[union-attr]
+            decision = Decision(
+                quantity="worst |PrivLeak| over item types (percent)", value=worst,
+                interval=(dec_low, dec_high) if use_iv else None, threshold=t_bound, n=e_u.n,
+                cannot_pass=(f"PrivLeak on {', '.join(t.replace('_', ' ') for t in unbounded)} has no bounded interval "
+                             "at this size (the reference's AUC may reach 1, where PrivLeak divides by 0), so that type "
+                             "cannot be shown within the bound" if unbounded else None),
+                how="MUSE PrivLeak bounded by magnitude: a leak (negative) and over-unlearning (positive) both fail; "
+                    f"the worst item type decides ({shown})"
+                    + (f"; each of the {len(mine)} types has its interval at {each:.2%} (Bonferroni), so that all of "
+                       f"them hold together at {conf:.0%}" if use_iv and len(mine) > 1 else ""),
+                more_items=intervals.items_to_settle(e_u.n, dec_low, dec_high, worst, t_bound.value))
         findings = []
-        if e_u is not None and check.threshold is not None and e_u.low > check.threshold.value:
-            findings.append(f"over-unlearning: PrivLeak {e_u.value:.3g}% (interval [{e_u.low:.3g}, {e_u.high:.3g}]) "
-                            "is well above 0: the forget set looks less like training data than to the reference")
+        if t_bound is not None:
+            for t, e in mine.items():
+                assert e is not None
+                if e.low > t_bound.value:
+                    findings.append(f"over-unlearning: on {t.replace('_', ' ')} PrivLeak is {e.value:.3g}% (interval "
+                                    f"[{e.low:.3g}, {e.high:.3g}]), well above 0: the forget set looks less like "
+                                    "training data than to the reference")
+        # MUSE's own number, every type pooled and each record once per resample, for information
+        pooled_aucs = {who: float(mia.auc(np.concatenate([scored(who, t, "member") for t in present]),
+                                          np.concatenate([scored(who, t, "non") for t in present]), higher))
+                       for who in sc}
+        pooled = {who: float(muse_privleak(a, pooled_aucs["reference"] if has_ref else 0.5))
+                  for who, a in pooled_aucs.items() if who != "reference"}
         return self._result(check, values, est=est, decision=decision, findings=findings,
-                            extra={"auc": aucs, "reference_basis": basis, "attack": f"min_k (k = {PRIVLEAK_K})",
+                            extra={"auc": aucs[wt], "auc_by_type": aucs, "deciding_type": wt,
+                                   "privleak_by_type": {t: {"value": e.value, "low": e.low, "high": e.high, "n": e.n,
+                                                            "n_other": e.n_other}
+                                                        for t, e in mine.items() if e is not None},
+                                   "type_confidence": each if use_iv else None,
+                                   "unbounded_types": unbounded,
+                                   "pooled": {"privleak": pooled, "auc": pooled_aucs,
+                                              "note": "MUSE's single number, every item type pooled; for information "
+                                                      "only: the worst type decides"},
+                                   "reference_basis": basis, "attack": f"min_k (k = {PRIVLEAK_K})",
                                    "unit": "percent, MUSE's sign (negative = leak, positive = over-unlearning)",
                                    "formula": "100 * (AUC_reference - AUC_unlearned) / (1 - AUC_reference)",
-                                   "compared": "magnitude |PrivLeak|"})
+                                   "compared": "magnitude |PrivLeak|, worst item type"})
 
     def forget_quality(self, check: MetricCheck) -> CheckResult:
         """TOFU forget quality: the KS-test p-value of per-item truth ratios against the reference
@@ -261,13 +317,15 @@ class MembershipChecks(EvaluatorBase):
         the smallest p-value the test can reach at this size. Without a reference: against the
         same model's statistics on the holdout's evaluation half.
 
-        The check is decided by the test itself at the bound, ``p >= b`` read as "the test at level b does
-        not tell the model from the reference": a p-value already states the sampling error of the test, and
-        its bootstrap interval does not narrow as items are added (it stays spread over [0, 1] when the two
-        distributions agree), so an interval rule could never pass it. A p-value below the bound fails.
-        One above it is evidence only if the test can tell a model that holds the target from the reference:
-        the original model, trained on the target, is that positive control — when the test does not reject
-        it either, or when even complete separation would not reach below the bound at this size, the check
+        A p-value below the bound ``b`` fails: the test rejects at level ``b``, which is evidence of a difference
+        (``Decision.rejects``). A p-value at or above it is not evidence that the two agree (a test that misses
+        a difference at this size says nothing), so it passes only when its whole bootstrap interval lies at or
+        above ``b`` (FRAMEWORK.md §7), and is inconclusive otherwise. With the items paired, resampling keeps
+        each question's two statistics together, so the interval stays high only for a model that answers
+        question by question as the reference does; for two samples that merely come from similar
+        distributions it spreads towards 0 and the check stays inconclusive, which is what such data can show.
+        The original model, trained on the target, is the positive control: when the test does not reject it
+        either, or when even complete separation would not reach below the bound at this size, the check
         cannot fail and is inconclusive."""
         ds = check.dataset
         if not self.ctx.data.get(ds):
@@ -320,15 +378,19 @@ class MembershipChecks(EvaluatorBase):
                          f"{'reference' if has_ref else 'holdout'} either (p = {float(po):.3g}), so a p-value on the "
                          "passing side is no evidence that unlearning removed what it holds")
             sizes = f"{r_u.n} vs {r_u.n_other} items" if r_u is not None else "these items"
+            interval = (r_u.low, r_u.high) if r_u is not None else None
+            rejects = interval is not None and not t.holds(pv)
+            control = (f"; the test tells the original model from the reference (p = {float(po):.3g}), so it can "
+                       "detect a model that holds the target" if po is not None and not blind else "")
             decision = Decision(
-                quantity="KS-test p-value", value=pv, interval=None, threshold=t, attainable=attainable,
-                no_evidence=blind, n=r_u.n if r_u else 0,
-                how=(f"decided by the test at level {t.value:g} on {sizes}, not on the p-value's bootstrap interval "
-                     "(a p-value already states the test's sampling error, and its interval stays spread over [0, 1] "
-                     "when the two distributions agree); a p-value on the passing side is evidence because the "
-                     f"test tells the original model from the reference (p = {float(po):.3g})"
-                     if po is not None and not blind else
-                     f"decided by the test at level {t.value:g} on {sizes}, not on the p-value's bootstrap interval")
+                quantity="KS-test p-value", value=pv, interval=interval, threshold=t, attainable=attainable,
+                no_evidence=blind, rejects=rejects, n=r_u.n if r_u else 0,
+                how=(f"a p-value below {t.value:g} fails: the test on {sizes} rejects at that level; one at or above "
+                     f"it passes only when its whole {conf:.0%} bootstrap interval"
+                     f"{' (questions resampled in pairs)' if has_ref else ''} lies at or above {t.value:g}, since "
+                     "a test that finds no difference is not evidence that there is none" if interval is not None
+                     else f"decided by the test at level {t.value:g} on {sizes} (intervals are off)")
+                + control
                 + (f"; at this size the p-value can go as low as {r_u.min_pvalue:.3g}" if r_u is not None else ""),
                 # no "items that would settle it": a p-value does not narrow around a fixed value as items are
                 # added (it stays spread over [0, 1] when the distributions agree, and falls towards 0 when not)

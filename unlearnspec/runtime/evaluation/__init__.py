@@ -28,7 +28,7 @@ from unlearnspec.runtime.evaluation.metrics import (
     utility_drop,
     verbatim_memorisation,
 )
-from unlearnspec.runtime.evaluation.mia import MIAResult, auc, membership_inference, privleak
+from unlearnspec.runtime.evaluation.mia import MIAResult, auc, membership_inference
 from unlearnspec.runtime.evaluation.probes import (
     ADVERSARIAL_TEMPLATES,
     AdversarialTemplate,
@@ -46,7 +46,7 @@ __all__ = [
     "ProbeResult", "ProbeSet", "QAResult", "RougeL", "TokenScores", "UtilityResult", "VerbatimResult",
     "adversarial_prompts", "answer_probes", "answer_statistics", "auc", "direct_prompts", "extraction_strength",
     "forget_quality", "forget_quality_from", "generate", "generate_ids", "hidden_features", "in_context_prompts",
-    "knowledge_qa", "membership_inference", "paraphrased_prompts", "privleak", "probe_set", "record_texts",
+    "knowledge_qa", "membership_inference", "paraphrased_prompts", "probe_set", "record_texts",
     "representation_probe", "rouge_l", "score_records", "score_texts", "truth_ratio", "utility", "utility_drop",
     "verbatim_memorisation",
 ]

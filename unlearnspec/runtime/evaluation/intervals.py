@@ -29,6 +29,7 @@ items), so means and paired statistics take their percentiles at Hesterberg's ex
 from __future__ import annotations
 
 import math
+import warnings
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -100,11 +101,41 @@ def _bootstrap(data: tuple[NDArray[np.float64], ...], statistic: Callable[..., A
     batch = max(1, int(2e7 // max(1, cells))) if vectorized else None
     if expand is not None:
         confidence = expanded_level(confidence, expand)
-    res = stats.bootstrap(data, statistic, confidence_level=confidence, n_resamples=n_resamples,
-                          method="percentile", paired=paired, vectorized=vectorized, random_state=rng,
-                          batch=batch)
+    with warnings.catch_warnings():  # undefined resamples are handled below, not warned about
+        warnings.simplefilter("ignore", stats.DegenerateDataWarning)
+        res = stats.bootstrap(data, statistic, confidence_level=confidence, n_resamples=n_resamples,
+                              method="percentile", paired=paired, vectorized=vectorized, random_state=rng,
+                              batch=batch)
     lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
+    if math.isnan(lo) or math.isnan(hi):
+        return undefined_as_misses(np.asarray(res.bootstrap_distribution, dtype=float).ravel(), confidence)
     return lo, hi
+
+
+def undefined_as_misses(resamples: NDArray[np.float64], confidence: float) -> tuple[float, float]:
+    """A percentile interval from resamples some of which the statistic could not compute (NaN: a resample that
+    drew no record of one of a utility's components, say). Each undefined resample counts against both ends, as
+    if it lay beyond the lower end and beyond the upper end, so the interval errs wide, never narrow: with a share
+    ``f`` of them below ``a = (1 - confidence) / 2``, the ends are the defined resamples' quantiles at
+    ``(a - f) / (1 - f)`` and ``(1 - a) / (1 - f)``; from ``f >= a`` on, the interval spans every defined resample
+    (the rule :mod:`joint_intervals` follows). An infinite resample (a ratio whose denominator reached 0) is
+    defined and ordered: an end that falls on one is infinite. NaN, NaN when none is defined."""
+    defined = np.sort(resamples[~np.isnan(resamples)])
+    if defined.size == 0:
+        return math.nan, math.nan
+    f = 1.0 - defined.size / resamples.size
+    a = (1.0 - confidence) / 2.0
+    if f >= a:
+        return float(defined[0]), float(defined[-1])
+
+    def at(q: float) -> float:  # numpy's linear interpolation; next to an infinite resample, the outer neighbour
+        pos = q * (defined.size - 1)
+        i, j = math.floor(pos), math.ceil(pos)
+        if not (math.isfinite(defined[i]) and math.isfinite(defined[j])):
+            return float(defined[i] if q <= 0.5 else defined[j])
+        return float(defined[i] + (defined[j] - defined[i]) * (pos - i))
+
+    return at((a - f) / (1.0 - f)), at((1.0 - a) / (1.0 - f))
 
 
 def _mean(x: NDArray[np.float64], axis: int = -1) -> Any:

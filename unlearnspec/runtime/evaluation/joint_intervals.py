@@ -26,6 +26,7 @@ from .intervals import (
     expanded_level,
     hoeffding_union,
     pair_scores,
+    undefined_as_misses,
 )
 
 
@@ -289,9 +290,11 @@ def gap_of_aucs_by_record(members_a: NDArray[Any], nonmembers_a: NDArray[Any], m
     level = expanded_level(confidence, k)
     with np.errstate(divide="ignore", invalid="ignore"):
         dist = combine(aucs[0], aucs[1])
-    lo, hi = (float(np.quantile(dist, (1.0 - level) / 2.0)), float(np.quantile(dist, (1.0 + level) / 2.0))) \
-        if np.all(np.isfinite(dist)) else (math.nan, math.nan)
-    if not (math.isfinite(lo) and math.isfinite(hi)) or lo == hi:
+    # a resample where the combination is undefined (0/0) counts against both ends; one where it is infinite (the
+    # second AUC reached 1) is ordered, and an end that falls on it leaves the interval to the box below
+    lo, hi = undefined_as_misses(np.asarray(dist, dtype=np.float64), level)
+    # a resample never moves an AUC fixed by complete separation, so its own uncertainty comes from the box
+    if not (math.isfinite(lo) and math.isfinite(hi)) or lo == hi or any(agreeing_pairs(s) for s in scores):
         half = (1.0 + confidence) / 2.0
         box = []
         for s, a in zip(scores, aucs, strict=True):

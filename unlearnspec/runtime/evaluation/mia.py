@@ -6,9 +6,8 @@ indistinguishable. Each attack is a per-item score from the shared forward pass
 (:class:`~unlearnspec.runtime.evaluation.likelihood.TokenScores`); the attacks, their direction and
 their sources are the catalog's :data:`~unlearnspec.catalog.MEMBERSHIP_ATTACKS`.
 
-PrivLeak compares the unlearned model's AUC with the retrained reference's: a model that forgot
-has the reference's AUC (PrivLeak 0); over-unlearning shows as negative, under-unlearning as
-positive PrivLeak.
+PrivLeak, which compares the unlearned model's AUC with the retrained reference's, is defined once, in
+MUSE's sign: :func:`unlearnspec.runtime.measure.muse_privleak`.
 """
 
 from __future__ import annotations
@@ -90,10 +89,3 @@ def membership_inference(forget_scores: TokenScores, holdout_scores: TokenScores
     for name, (fn, higher) in ATTACKS.items():
         out[name] = mia_result(fn(forget_scores, k), fn(holdout_scores, k), higher)
     return out
-
-
-def privleak(auc_unlearned: float, auc_reference: float) -> float:
-    """MUSE PrivLeak ``(AUC_unlearned - AUC_reference) / AUC_reference`` (NaN if the reference AUC is 0 or NaN)."""
-    if not (math.isfinite(auc_unlearned) and math.isfinite(auc_reference)) or auc_reference == 0:
-        return math.nan
-    return (auc_unlearned - auc_reference) / auc_reference

@@ -114,8 +114,10 @@ def encode_refusals(records: Iterable[Record], tokenizer: Any, refusal_text: str
                     max_length: int = 256, *, fmt: PromptFormat | None = None) -> list[Example]:
     """Forget prompts paired with the refusal as target (model-level suppression).
 
-    QA records give their question and each paraphrase (in ``fmt``: a chat model learns the refusal as
-    its answer); documents give prefixes of their words.
+    QA records give their question (in ``fmt``: a chat model learns the refusal as its answer); documents
+    give prefixes of their words. A record's paraphrases are never trained on: they are the paraphrased
+    probe's prompts, so a refusal that covers them must have generalised to them (FRAMEWORK.md §7:
+    what the verdict is measured on is not what training used).
     """
     fmt = resolve(fmt, tokenizer)
     out: list[Example] = []
@@ -123,8 +125,7 @@ def encode_refusals(records: Iterable[Record], tokenizer: Any, refusal_text: str
     for r in records:
         if r.is_qa:
             assert r.question is not None
-            for q in [r.question, *r.paraphrases]:
-                out.append(encode_qa(tokenizer, fmt, q, refusal_text, max_length))
+            out.append(encode_qa(tokenizer, fmt, r.question, refusal_text, max_length))
         if r.text:
             for p in _prefixes(r.text):
                 out.append(encode(tokenizer, p, target, max_length))
