@@ -1,6 +1,7 @@
 """The model-card section: a golden for the demo report, each claim's verdict and evidence in its row,
-the findings as what is not claimed, intervals where the report has them, and hostile spec strings
-that stay text."""
+the findings as what is not claimed, what decided each check (the deciding quantity with its own interval
+and n, never the decided model's beside it), the checks' findings, the version that made the run, and
+hostile spec strings that stay text."""
 
 from __future__ import annotations
 
@@ -8,13 +9,15 @@ import json
 import os
 import re
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
-from test_report import make_plan, make_report
+from test_report import make_plan, make_report, passing_results, result
 
-from unlearnspec.audit.card import _interval, card_for_run, render_card
+from unlearnspec import __version__
+from unlearnspec.audit.card import card_for_run, render_card
 from unlearnspec.cli import main
+from unlearnspec.plan import PlanFinding, Threshold
+from unlearnspec.report.model import CheckResult, Decision
 
 GOLDEN = Path(__file__).parent / "golden" / "card" / "erase-jane-doe.md"
 UPDATE = os.environ.get("UNLEARNSPEC_UPDATE_GOLDENS") == "1"
@@ -82,16 +85,6 @@ def test_hostile_spec_strings_stay_text() -> None:
     assert widths == {3}, widths  # no hostile pipe splits a table row
 
 
-def test_an_interval_in_the_report_is_shown_for_the_deciding_model() -> None:
-    per_model = SimpleNamespace(decided_on="unlearned", decision=None,
-                                interval={"unlearned": (0.41, 0.63), "original": (0.8, 0.9)})
-    assert _interval(per_model) == (0.41, 0.63)  # type: ignore[arg-type]
-    decided = SimpleNamespace(decided_on="unlearned", interval={"unlearned": (0.4, 0.6)},
-                              decision=SimpleNamespace(interval=(0.01, 0.05)))
-    assert _interval(decided) == (0.01, 0.05)  # type: ignore[arg-type]
-    assert _interval(make_report().objectives[0].checks[0]) is None  # a report without intervals
-
-
 def test_card_verb(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run = tmp_path / "run"
     run.mkdir()
@@ -124,12 +117,113 @@ def test_card_verb(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["card", str(tmp_path / "nope")]) == 2
 
 
-def test_the_n_beside_a_decided_value_is_the_decisions() -> None:
-    """Membership is decided on the worst type and attack pair, over its own members (6 documents), not on all
-    the forget items the unlearned model was scored on (20): the card's n is the one behind the printed value."""
-    from unlearnspec.audit.card import _n
+# --- what decided a check -----------------------------------------------------------------------------
 
-    decision = SimpleNamespace(n=6, value=0.47, interval=(0.11, 1.0))
-    check = SimpleNamespace(decision=decision, n={"unlearned": 20}, decided_on="unlearned")
-    assert _n(check) == 6  # type: ignore[arg-type]
-    assert _n(SimpleNamespace(decision=None, n={"unlearned": 20}, decided_on="unlearned")) == 20  # type: ignore[arg-type]
+def _g(x: float) -> str:
+    """Three significant digits, written out here rather than through the code under test."""
+    return f"{x:.3g}"
+
+
+def _cell(text: str, claim: str) -> str:
+    """The evidence cell of ``claim``'s row."""
+    return next(cells[2] for cells in _rows(text) if cells[0].strip().startswith(f"`{claim}"))
+
+
+def _decided_results(**overrides: CheckResult) -> dict[str, CheckResult]:
+    """The demo results with `removed`'s checks decided on other quantities than the models' own values, as the
+    runtime decides them: membership on the worst gap to the reference over 6 items, forget quality by the test."""
+    rs = passing_results()
+    rs["membership_auc@forget"] = result(
+        "membership_auc@forget", "membership_auc", "<=", 0.60, unlearned=0.124, original=0.91, reference=0.48,
+        interval={"unlearned": (0.0347, 0.233)}, n={"unlearned": 20},
+        decision=Decision(quantity="worst |AUC − AUC_reference|", value=0.472, interval=(0.108, 0.9999),
+                          threshold=Threshold(op="<=", value=0.1), n=6))
+    rs["forget_quality@forget"] = result(
+        "forget_quality@forget", "forget_quality", ">=", 0.05, unlearned=0.0811, interval={"unlearned": (1.95e-05, 0.484)},
+        n={"unlearned": 20}, decision=Decision(quantity="KS-test p-value", value=0.0811,
+                                               threshold=Threshold(op=">=", value=0.05), n=20))
+    rs.update(overrides)
+    return rs
+
+
+def test_a_decided_check_shows_the_deciding_quantity_with_its_own_interval_and_n() -> None:
+    """Membership decided on a gap with interval [0.108, 1] over 6 items: the card shows that, not the unlearned
+    model's AUC interval over 20 (which says nothing about the bound of 0.1 it was held to)."""
+    rs = _decided_results()
+    cell = _cell(render_card(make_report(results=rs)), "removed")
+    membership = next(part for part in cell.split("; ") if part.strip().startswith("membership AUC"))
+    d = rs["membership_auc@forget"].decision
+    assert d is not None and d.interval is not None
+    assert (f"worst \\|AUC − AUC\\_reference\\| {_g(d.value)} \\[{_g(d.interval[0])}, {_g(d.interval[1])}\\], "
+            f"n={d.n}, threshold ≤ {_g(d.threshold.value)} (fail)") in membership
+    assert _g(0.0347) not in membership and "n=20" not in membership  # the decided model's interval and n
+
+
+def test_a_decision_without_an_interval_says_it_was_decided_by_the_test() -> None:
+    """Forget quality decided by the KS test on its p-value: the p-value's bootstrap interval [1.95e-05, 0.484]
+    straddles the bound and decided nothing, so it must not stand beside the verdict."""
+    cell = _cell(render_card(make_report(results=_decided_results())), "removed")
+    quality = next(part for part in cell.split("; ") if part.strip().startswith("forget quality"))
+    assert f"KS-test p-value {_g(0.0811)} (decided by the test), n=20, threshold ≥ {_g(0.05)} (pass)" in quality
+    assert _g(1.95e-05) not in quality and _g(0.484) not in quality
+
+
+def test_what_besides_the_interval_decided_a_check_is_said() -> None:
+    """A test that rejects fails whatever its interval; a check that cannot fail at this size is inconclusive; a
+    part that could not be bounded keeps a check from passing: the card says which, beside the status."""
+    rejects = result("forget_quality@forget", "forget_quality", ">=", 0.05, unlearned=0.01,
+                     decision=Decision(quantity="KS-test p-value", value=0.01, interval=(0.001, 0.2), rejects=True,
+                                       threshold=Threshold(op=">=", value=0.05), n=20))
+    cannot_fail = result("verbatim_rouge@relearn", "verbatim_rouge", "<=", 0.30, attacked=0.25, decided_on="attacked",
+                         attack="relearn",
+                         decision=Decision(quantity="recovery gap", value=-0.37, interval=(-0.91, 0.21),
+                                           attainable=(-2.2, 0.233), threshold=Threshold(op="<=", value=0.5), n=11))
+    unbounded = "PrivLeak on documents has no bounded interval at this size"
+    cannot_pass = result("verbatim_rouge@forget", "verbatim_rouge", "<=", 0.20, unlearned=0.12,
+                         decision=Decision(quantity="worst |PrivLeak|", value=3.0, interval=(1.0, 4.0), n=10,
+                                           threshold=Threshold(op="<=", value=5.0), cannot_pass=unbounded))
+    rs = _decided_results(**{"forget_quality@forget": rejects, "verbatim_rouge@relearn": cannot_fail,
+                             "verbatim_rouge@forget": cannot_pass})
+    text = render_card(make_report(results=rs))
+    assert "(fail: the test rejects at that level)" in _cell(text, "removed")
+    assert (f"(inconclusive: it can only reach \\[{_g(-2.2)}, {_g(0.233)}\\] here, all of it within the bound, so the "
+            "check cannot fail and is no evidence)") in _cell(text, "robust_to_finetuning")
+    assert f"(inconclusive: {unbounded})" in _cell(text, "not_generated")
+
+
+def test_a_checks_findings_reach_the_card() -> None:
+    """Over-unlearning and no-power findings are part of what a check showed: they stand beside it, with the
+    backticked names the runtime wrote as code spans."""
+    over = "over-unlearning: on `qa` the AUC is 0.124, well below the reference's 0.48"
+    power = "no power: the probe does not read `birth_city` off the original model"
+    rs = _decided_results()
+    rs["membership_auc@forget"] = rs["membership_auc@forget"].model_copy(update={"findings": [over]})
+    rs["verbatim_rouge@forget"] = rs["verbatim_rouge@forget"].model_copy(update={"findings": [power]})
+    text = render_card(make_report(results=rs))
+    removed, generated = _cell(text, "removed"), _cell(text, "not_generated")
+    assert "finding: over-unlearning: on `qa` the AUC is 0.124, well below the reference's 0.48" in removed
+    assert "finding: no power: the probe does not read `birth_city` off the original model" in generated
+
+
+def test_the_card_names_the_version_that_made_the_run() -> None:
+    report = make_report()
+    old = "0.0.9"
+    assert old != __version__
+    report = report.model_copy(update={"audit": report.audit.model_copy(update={"tool_version": old})})
+    text = render_card(report)
+    assert f"Evaluated with unlearnspec {old};" in text and f"unlearnspec {__version__};" not in text
+
+
+def test_compiler_sentences_keep_their_code_spans() -> None:
+    """A finding's message and help are the compiler's sentences: their backticked names are code spans, as in
+    report.md, not escaped backticks; the reviewers' justification stays plain text."""
+    report = make_report()
+    obj = report.objectives[0]
+    finding = PlanFinding(code="UL411", severity="warning", message="the tolerance that `membership_auc <= 0.6` allows",
+                          help=["add `holdout` documents"], claim=None, accepted=False)
+    accepted = PlanFinding(code="UL405", severity="warning", message="what `Jane Doe`'s data is", accepted=True,
+                           justification="see `ticket`")
+    obj = obj.model_copy(update={"findings": [*obj.findings, finding, accepted]})
+    text = render_card(report.model_copy(update={"objectives": [obj]}))
+    assert "- UL411 (warning): the tolerance that `membership_auc <= 0.6` allows (help: add `holdout` documents)." in text
+    assert "UL405 (a risk the reviewers accepted): what `Jane Doe`'s data is; justification: see \\`ticket\\`" in text

@@ -7,11 +7,11 @@ import re
 
 import pytest
 from pydantic import ValidationError
-from test_report import T0, make_plan, make_report, passing_results
+from test_report import T0, make_plan, make_report, passing_results, result
 
 from unlearnspec.audit.card import render_card
 from unlearnspec.audit.ledger import record_run
-from unlearnspec.plan import ChainBudget, ChainLink, ChainPlan
+from unlearnspec.plan import ChainBudget, ChainLink, ChainPlan, Threshold
 from unlearnspec.report import (
     audit_from_plan,
     build_objective_report,
@@ -26,8 +26,9 @@ from unlearnspec.report.chain import (
     RecheckedCheck,
     RecheckedClaim,
     build_chain_report,
+    rechecked,
 )
-from unlearnspec.report.model import Report
+from unlearnspec.report.model import CheckResult, Decision, Report
 
 
 def recheck(request: str, then: str, now: str, auc_then: float, auc_now: float) -> Recheck:
@@ -251,3 +252,81 @@ def test_a_format_1_0_report_is_read_by_its_own_rule() -> None:
         Report.model_validate(data)
     old = Report.model_validate({**data, "format_version": "1.0"})
     assert old.overall == "pass" and old.chains[0].budget_exceeded
+
+
+# --- what decided each re-checked check ----------------------------------------------------------------
+
+def _membership(unlearned: float, reference: float, gap: float, low: float, high: float, n: int) -> CheckResult:
+    """A membership check as the runtime decides it: on the gap to the reference (bound 0.1), not on the AUC."""
+    return result("membership_auc@forget", "membership_auc", "<=", 0.60, unlearned=unlearned, reference=reference,
+                  original=0.91, interval={"unlearned": (unlearned - 0.09, unlearned + 0.1)}, n={"unlearned": 20},
+                  decision=Decision(quantity="worst |AUC − AUC_reference|", value=gap, interval=(low, high),
+                                    threshold=Threshold(op="<=", value=0.1), n=n))
+
+
+def _decided_chain() -> tuple[Report, CheckResult, CheckResult]:
+    then = _membership(0.52, 0.5, 0.02, 0.0, 0.08, 6)  # passed when `a` ran, against its own reference
+    now = _membership(0.124, 0.48, 0.356, 0.108, 0.6, 20)  # an AUC far below the new reference's: fails on the gap
+    step = ChainStep(request="b", link_hash="1" * 64, method="npo", approximate=True, utility_drop=1.0, overall="pass",
+                     rechecks=[Recheck(request="a", claims=[RecheckedClaim(claim="removed", then="pass", now="fail")],
+                                       checks=[rechecked(then, now)])])
+    head = ChainStep(request="a", link_hash="0" * 64, method="npo", approximate=True, utility_drop=0.5, overall="pass")
+    base = passing_report()
+    report = build_report(base.objectives, base.audit, [build_chain_report(["a", "b"], [head, step], None)])
+    return Report.model_validate_json(report.model_dump_json()), then, now
+
+
+def test_a_recheck_records_what_decided_each_check_then_and_now() -> None:
+    report, then, now = _decided_chain()
+    row = report.chains[0].steps[1].rechecks[0].checks[0]
+    for side, check in ((row.deciding_then, then), (row.deciding_now, now)):
+        d = check.decision
+        assert side is not None and d is not None
+        assert (side.quantity, side.value, side.interval, side.n, side.threshold) == (
+            d.quantity, d.value, d.interval, d.n, d.threshold)
+        assert side.reference == check.values.reference
+    assert (row.status_then, row.status_now) == ("pass", "fail")  # the statuses those quantities decided
+
+
+def test_the_recheck_table_shows_the_deciding_quantity_beside_its_status_and_the_references_note() -> None:
+    """`AUC 0.124 (fail)` against a plan bound of 0.6 reads as a contradiction: the row shows the gap the status was
+    decided on, with its interval, n and bound, and says that then and now had different references."""
+    report, then, now = _decided_chain()
+    for text in (render_markdown(report), render_html(report)):
+        row = next(ln for ln in text.splitlines() if "membership_auc@forget" in ln and "worst" in ln)
+        for check, status in ((then, "pass"), (now, "fail")):
+            d = check.decision
+            assert d is not None and d.interval is not None
+            shown = (f"{d.value:.3g} [{d.interval[0]:.3g}, {d.interval[1]:.3g}], n={d.n}, threshold ≤ "
+                     f"{d.threshold.value:.3g}; reference {check.values.reference:.3g} ({status})")
+            assert shown in row.replace("\\[", "[").replace("\\]", "]"), (shown, row)
+        assert f"{now.value:.3g}" not in row  # the AUC itself decided nothing
+        assert "judged against different references" in text
+        assert "retrained without every" in text
+
+
+def test_a_recheck_from_an_older_report_shows_its_raw_values_as_such() -> None:
+    """A 1.1 report's re-checks have no deciding quantity: they load, and their values are named as the decided
+    model's own, not presented as what decided the status."""
+    report, then, now = _decided_chain()
+    data = report.model_dump(mode="json")
+    for check in data["chains"][0]["steps"][1]["rechecks"][0]["checks"]:
+        del check["deciding_then"], check["deciding_now"]
+    old = Report.model_validate({**data, "format_version": "1.1"})
+    text = render_markdown(old)
+    row = next(ln for ln in text.splitlines() if ln.startswith("| `a` | `membership_auc@forget`"))
+    assert f"{then.value:.3g} (pass; the decided model's own value" in row
+    assert f"{now.value:.3g} (fail; the decided model's own value" in row
+
+
+def test_a_drop_that_rounds_to_the_budget_is_printed_with_the_digits_that_tell_them_apart() -> None:
+    """5.0004% [5.0002, 5.6] against a budget of 5%: three digits would print `5% [5, 5.6] exceeds the budget of 5%`."""
+    step = ChainStep(request="a", link_hash="0" * 64, method="npo", approximate=True, utility_drop=5.0004,
+                     utility_drop_interval=(5.0002, 5.6), utility_n=258, overall="pass")
+    chain = build_chain_report(["a"], [step], ChainBudget(utility_drop=5.0))
+    assert chain.budget_exceeded
+    assert chain.budget_reasons == ["cumulative utility drop 5.0004% [5.0002, 5.6], n=258 exceeds the budget of 5%"]
+    base = passing_report()
+    text = render_markdown(build_report(base.objectives, base.audit, [chain]))
+    assert "| 1 | `a` | npo (approximate) | PASS | 5.0004% [5.0002, 5.6], n=258 |" in text
+    assert "| 1 | `a` | 5.0004% [5.0002, 5.6], n=258 |" in render_card(build_report(base.objectives, base.audit, [chain]))

@@ -548,3 +548,130 @@ def test_a_worst_case_with_an_unbounded_part_can_fail_but_never_pass() -> None:
     assert result(1.0, 5.0, "documents unbounded").status == "inconclusive"
     assert result(20.0, 60.0, "documents unbounded").status == "fail"
     assert result(5.0, 60.0, "documents unbounded").status == "inconclusive"
+
+
+def _split_types(records: list[Any]) -> list[Any]:
+    """Each record as two: its document alone and its question alone (the likelihood pass scores a record that has
+    a document as a document only, so the types are separate records here)."""
+    return ([r.model_copy(update={"question": None, "answer": None, "paraphrases": [], "perturbed": []})
+             for r in records] + [r.model_copy(update={"text": None}) for r in records])
+
+
+def test_token_metrics_are_decided_on_the_worst_item_type(tmp_path: Path) -> None:
+    """Exact memorisation over documents and answers: each type's gap to the reference at the Bonferroni level,
+    the worst deciding; the value is the shown type's mean gap, recomputed here from the per-item values."""
+    p = people()
+    bundle = DataBundle(forget=_split_types(p.forget), retain=p.retain[:8], neighbors=[], holdout=p.holdout, test=[])
+    r = evaluator(copy.deepcopy(tiny_lm("original")), tmp_path, bundle=bundle).check(
+        check("exact_memorisation", value=0.2))
+    d = r.decision
+    assert d is not None and "worst over item types" in d.quantity and d.interval is not None
+    kinds = ["documents" if x.text else "qa" for x in bundle.forget]
+    gaps = {k: float(np.mean([u - ref for u, ref, kk in zip(r.per_item["unlearned"], r.per_item["reference"], kinds,
+                                                              strict=True) if kk == k and u is not None and ref is not None]))
+            for k in ("documents", "qa")}
+    shown = next(k for k in gaps if f"those of {k}" in d.how)
+    assert d.value == pytest.approx(gaps[shown]) and d.n == kinds.count(shown)
+    for k, g in gaps.items():
+        assert f"{k} {g:.3g}" in d.how  # every type is shown
+    assert "Bonferroni" in d.how
+
+
+def test_a_value_without_an_interval_decides_nothing(tmp_path: Path) -> None:
+    """With intervals on, a value for which no interval could be computed is reported and never decided on: the
+    check is inconclusive and says why, and no zero-width interval is shown as a 95% one."""
+    from unlearnspec.runtime.measure import _point_est
+
+    ev = evaluator(copy.deepcopy(tiny_lm("original")), tmp_path)
+    c = check("retain_utility_drop", "retain", value=5.0)
+    r = ev._result(c, {"original": 0.0, "unlearned": 0.0008}, est={"unlearned": _point_est(0.0008, 13)})
+    assert r.status == "inconclusive" and "unlearned" not in r.interval and r.n["unlearned"] == 13
+    assert r.decision is not None and "no confidence interval" in str(r.decision.no_evidence)
+
+
+def test_a_settled_check_carries_no_items_to_settle_it() -> None:
+    from unlearnspec.report.model import CheckResult, Decision
+
+    bound = Threshold(op="<=", value=0.1)
+    d = Decision(quantity="gap", value=0.01, interval=(0.0, 0.05), threshold=bound, more_items=7)
+    r = CheckResult(check_id="x", metric="knowledge_rouge", dataset="forget", threshold=bound,
+                    values={"unlearned": 0.3}, decision=d)
+    assert r.status == "pass" and r.decision is not None and r.decision.more_items is None
+    open_ = CheckResult(check_id="x", metric="knowledge_rouge", dataset="forget", threshold=bound,
+                        values={"unlearned": 0.3}, decision=d.model_copy(update={"interval": (0.0, 0.2)}))
+    assert open_.status == "inconclusive" and open_.decision is not None and open_.decision.more_items == 7
+
+
+def test_a_filter_that_blocks_benign_answers_costs_the_served_system_utility(tmp_path: Path) -> None:
+    """Behind a system filter the people asking get the served system, whose filter also blocks benign answers
+    that share its phrases: the utility drop is measured on it, while the weights' own drop stays 0. The served
+    system's answers are the weights' with every blocked one replaced by the refusal."""
+    from unlearnspec.runtime.methods.guard import OutputGuard
+
+    p = people()
+    retain = p.retain[:8]
+    blocked_city = retain[0].answer or ""
+    guard = OutputGuard.from_records(p.forget, aliases=[blocked_city], refusal_text="I don't know.")
+    tok = tokenizer()
+    model = copy.deepcopy(tiny_lm("original"))
+    ctx = EvalContext(op=None, data=data(), stage=STAGE, original=(tiny_lm("original"), tok),  # type: ignore[arg-type]
+                      unlearned=(model, tok), reference=(tiny_lm("reference"), tok), guard=guard,
+                      refusal_text="I don't know.", attacks=[], work_dir=tmp_path, strategy="retrain")
+    r = Evaluator(ctx).check(check("retain_utility_drop", "retain", value=5.0, model="served"))
+    assert r.values.unlearned == 0.0 and r.values.served is not None and r.values.served > 0
+    weights, served = r.per_item["unlearned.rouge_recall"], r.per_item["served.rouge_recall"]
+    hit = [blocked_city.lower() in (rec.answer or "").lower() for rec in retain]
+    assert any(hit)
+    for w, s, h in zip(weights, served, hit, strict=True):
+        if w is None:
+            continue
+        if h and w > 0:  # the weights say the blocked city: the served system refuses instead
+            assert s is not None and s < w
+        if not h:
+            assert s == pytest.approx(w)
+
+
+def test_a_utility_at_release_precision_names_the_quantized_models_as_attacked(tmp_path: Path) -> None:
+    """The twin of a utility check measured at the release precision: its per-item components and its per-model
+    dictionaries call the quantized unlearned model `attacked` (and the quantized reference `reference_attacked`),
+    so that report.json can be recomputed; the attacked utility is the quantized model's, measured here again."""
+    from unlearnspec.runtime.attacks import quantize
+    from unlearnspec.runtime.evaluation import metrics
+
+    ev = evaluator(copy.deepcopy(tiny_lm("original")), tmp_path)
+    res = ev.check(check("retain_utility_drop", "retain", value=5.0, model="attacked", probe="quantize",
+                         params={"precision": "int8"}))
+    assert res.not_evaluated_reason is None
+    utility = res.extra["utility"]
+    assert isinstance(utility, dict) and set(utility) == {"original", "attacked", "reference_attacked"}
+    assert not [k for k in res.per_item if k.startswith("unlearned.")]
+    assert [k for k in res.per_item if k.startswith("attacked.")]
+    q = quantize(tiny_lm("original"), "int8")
+    again = metrics.utility(q.model, tokenizer(), data().retain, batch_size=STAGE.eval_batch_size,
+                            max_new_tokens=STAGE.max_new_tokens)
+    assert utility["attacked"] == pytest.approx(again.value)
+
+
+@pytest.mark.parametrize("release", ["api", "open_weights"])
+def test_the_released_twin_of_a_filtered_check_is_measured_as_the_release_is_run(tmp_path: Path, release: str) -> None:
+    """A check of the served system measured again at the release precision: behind an API the quantized model is
+    still served through the filter; open weights are run by whoever downloads them, without it."""
+    from types import SimpleNamespace
+
+    from unlearnspec.runtime.methods.guard import OutputGuard
+
+    p = people()
+    guard = OutputGuard.from_records(p.forget, aliases=["Lisbon", "Oslo", "Nairobi", "Lima"],
+                                     refusal_text="I don't know.")
+    tok = tokenizer()
+    op = SimpleNamespace(objective=SimpleNamespace(release=SimpleNamespace(mode=release)))
+    ctx = EvalContext(op=op, data=data(), stage=STAGE, original=(tiny_lm("original"), tok),  # type: ignore[arg-type]
+                      unlearned=(copy.deepcopy(tiny_lm("original")), tok), reference=None, guard=guard,
+                      refusal_text="I don't know.", attacks=[], work_dir=tmp_path, strategy="holdout")
+    r = Evaluator(ctx).check(check("leak_rate", op="<=", value=0.1, model="attacked", probe="quantize",
+                                   params={"precision": "int8", "served": True, "probe": "direct"}))
+    assert r.values.attacked is not None
+    if release == "api":
+        assert r.values.attacked == 0.0 and "filter applied" in str(r.extra["filter"])  # every city is blocked
+    else:
+        assert r.values.attacked > 0.5 and "without the system's filter" in str(r.extra["filter"])

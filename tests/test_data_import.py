@@ -320,3 +320,30 @@ def test_builtin_export_writes_multiple_choice_views_of_trained_questions(tmp_pa
         assert sorted({r.answer_index for r in items}) == list(range(min(4, len(items))))
     # derived views only: the corpus's identity, and so the builtin model, does not depend on them
     assert "glimmerfen-mcq.jsonl" not in corpus.corpus_files(built)
+
+
+def test_a_control_character_in_a_source_line_is_shown_inert_under_its_caret(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The offending line is echoed to the terminal: an ESC or a BEL in it shows as U+FFFD (one column each, so the
+    caret still falls under the character JSON stopped at), never as an escape sequence."""
+    src = build_tofu(tmp_path / "TOFU", n=4)
+    line = '{"question": "q?", "answer": "a\x1b[2J\x07."}'
+    (src / "retain90.json").write_text('{"question": "q?", "answer": "a."}\n' + line + "\n")
+    with pytest.raises(json.JSONDecodeError) as reference:
+        json.loads(line)
+    rc, _, err = _import(capsys, "tofu", str(src), "--out", str(tmp_path / "out"))
+    assert rc == 2 and "\x1b" not in err and "\x07" not in err
+    [shown] = [ln for ln in err.splitlines() if ln.startswith("2 | ")]
+    [caret] = [ln for ln in err.splitlines() if ln.strip().endswith("^")]
+    column = caret.index("^") - caret.index("|") - 2 + 1
+    assert column == reference.value.colno
+    assert shown[len("2 | "):] == line.replace("\x1b", "\ufffd").replace("\x07", "\ufffd")
+    assert shown[len("2 | ") + column - 1] == "\ufffd"
+
+
+def test_a_model_name_no_spec_string_can_hold_is_refused_before_anything_is_written(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = build_tofu(tmp_path / "TOFU", n=4)
+    rc, _, err = _import(capsys, "tofu", str(src), "--out", str(tmp_path / "out"), "--model", "my\rmodel")
+    assert rc == 2 and "U+000D" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()

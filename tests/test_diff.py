@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from unlearnspec.catalog import vocab
 from unlearnspec.cli import main
 from unlearnspec.compiler.check import plan_file
-from unlearnspec.compiler.semdiff import Change, diff_paths, diff_plans, threshold_direction
+from unlearnspec.compiler.semdiff import GUARANTEE_RANK, Change, diff_paths, diff_plans, threshold_direction
 from unlearnspec.plan import MetricCheck, Threshold
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,8 +68,9 @@ def test_tightened_threshold_passes_ci(folder: Path, capsys: pytest.CaptureFixtu
 
 
 def test_identical_specs_have_no_semantic_changes(folder: Path) -> None:
-    text, code = diff_paths(folder / "old.unlearn", variant(folder, ("# Right-to-erasure", "# A comment: erasure")))
-    assert code == 0 and text.startswith("no semantic changes")
+    text, errors, code = diff_paths(folder / "old.unlearn",
+                                    variant(folder, ("# Right-to-erasure", "# A comment: erasure")))
+    assert code == 0 and text.startswith("no semantic changes") and errors == ""
 
 
 def test_scope_and_utility_tolerance(folder: Path) -> None:
@@ -148,10 +150,10 @@ def test_plans_diff_like_specs_and_render_md_and_json(folder: Path, capsys: pyte
 def test_unreadable_input_exits_2(folder: Path) -> None:
     bad = folder / "bad.json"
     bad.write_text("{}", encoding="utf-8")
-    text, code = diff_paths(bad, folder / "old.unlearn")
-    assert code == 2 and "not an unlearnspec plan" in text
-    text, code = diff_paths(folder / "old.unlearn", folder / "missing.unlearn")
-    assert code == 2 and "does not exist" in text
+    text, errors, code = diff_paths(bad, folder / "old.unlearn")
+    assert code == 2 and "not an unlearnspec plan" in errors and text == ""
+    text, errors, code = diff_paths(folder / "old.unlearn", folder / "missing.unlearn")
+    assert code == 2 and "does not exist" in errors and text == ""
 
 
 def _mc(metric: str, op: str | None, value: float = 0.0) -> MetricCheck:
@@ -222,3 +224,121 @@ def test_in_a_file_of_several_objectives_a_rename_or_a_removal_cannot_hide_a_loo
     code = main(["diff", str(tmp_path / "old.unlearn"), str(tmp_path / "fewer.unlearn")])
     out = capsys.readouterr().out
     assert code == 0 and "changed    objective `erase-vesna-gantrell` removed" in out, out
+
+
+def _edited(name: str, *edits: tuple[str, str]) -> str:
+    text = (SPECS / name).read_text(encoding="utf-8")
+    for old, new in edits:
+        assert old in text, old
+        text = text.replace(old, new)
+    return text
+
+
+def _diff_texts(tmp_path: Path, old: str, new: str) -> list[Change]:
+    if not (tmp_path / "data").exists():
+        shutil.copytree(SPECS / "data", tmp_path / "data")
+    (tmp_path / "a.unlearn").write_text(old, encoding="utf-8")
+    (tmp_path / "b.unlearn").write_text(new, encoding="utf-8")
+    a, _ = plan_file(tmp_path / "a.unlearn", allow_infeasible=True)
+    b, _ = plan_file(tmp_path / "b.unlearn", allow_infeasible=True)
+    assert a is not None and b is not None
+    return diff_plans(a, b)
+
+
+def test_renaming_a_chains_first_objective_cannot_hide_a_loosened_budget(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The budget sits on the chain's first objective; renamed with it (and the `after` that names it), the
+    budget raised from 5% and 2 requests to 50% and 9 is compared with the old one, not lost."""
+    old = _edited("erasure-chain.unlearn")
+    new = _edited("erasure-chain.unlearn", ('"erase-barnaby-caldrow" {', '"erase-bc" {'),
+                  ('after  "erase-barnaby-caldrow"', 'after  "erase-bc"'), ("drop <= 5%", "drop <= 50%"),
+                  ("requests 2", "requests 9"))
+    cs = _diff_texts(tmp_path, old, new)
+    assert [(c.kind, c.subject, c.old, c.new) for c in cs if c.what == "budget"] == [
+        ("loosened", "utility_drop", "5.0", "50.0"), ("loosened", "approximate_requests", "2", "9")]
+    assert not [c for c in cs if c.what == "after"]  # `after` follows the rename: the chain is the same
+    assert main(["diff", str(tmp_path / "a.unlearn"), str(tmp_path / "b.unlearn")]) == 1
+    assert "2 loosened" in capsys.readouterr().out
+
+
+def test_a_budget_whose_first_objective_is_gone_is_removed(tmp_path: Path) -> None:
+    """Deleting the chain's first objective deletes its budget: both bounds removed, loosened."""
+    text = _edited("erasure-chain.unlearn", ('  after  "erase-barnaby-caldrow"\n', ""))
+    first, second = text.index('objective "erase-barnaby-caldrow"'), text.index('objective "erase-vesna-gantrell"')
+    cs = _diff_texts(tmp_path, _edited("erasure-chain.unlearn"), text[:first] + text[second:])
+    assert [(c.kind, c.subject, c.new) for c in cs if c.what == "budget"] == [
+        ("loosened", "utility_drop", None), ("loosened", "approximate_requests", None)]
+
+
+def test_renaming_every_objective_while_editing_a_target_cannot_hide_its_loosening(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Two objectives renamed and an alias dropped in the same edit: matched on the target's category and name
+    (the aliases differ now), each is compared with its old self and the dropped alias is a loosening."""
+    old = _edited("sequential-requests.unlearn")
+    new = _edited("sequential-requests.unlearn", ('objective "erase-barnaby-caldrow"', 'objective "req-1"'),
+                  ('objective "erase-vesna-gantrell"', 'objective "req-2"'),
+                  ('aliases "V. Gantrell", "Vesna G."', 'aliases "V. Gantrell"'))
+    cs = _diff_texts(tmp_path, old, new)
+    assert sorted((c.old, c.new) for c in cs if c.what == "objective") == [
+        ("erase-barnaby-caldrow", "req-1"), ("erase-vesna-gantrell", "req-2")]
+    assert [(c.objective, c.kind, c.subject) for c in cs if c.what == "target"] == [("req-2", "loosened", "Vesna G.")]
+    assert main(["diff", str(tmp_path / "a.unlearn"), str(tmp_path / "b.unlearn")]) == 1
+    capsys.readouterr()
+
+
+def test_the_guarantee_ranks_exact_certified_empirical_none() -> None:
+    """Every guarantee the language has (the catalog's vocabulary) is ranked, and none stated ranks last."""
+    assert set(GUARANTEE_RANK) == {*vocab.GUARANTEES, None}
+    order = sorted(GUARANTEE_RANK, key=lambda g: GUARANTEE_RANK[g])
+    assert order == ["exact", "certified", "empirical", None]
+
+
+@pytest.mark.parametrize(("old", "new", "kind"), [
+    ("exact", "empirical", "loosened"), ("exact", "certified", "loosened"), ("certified", "empirical", "loosened"),
+    ("empirical", None, "loosened"), ("exact", None, "loosened"),
+    ("empirical", "exact", "tightened"), (None, "certified", "tightened"),
+])
+def test_a_weaker_guarantee_loosens(tmp_path: Path, old: str | None, new: str | None, kind: str) -> None:
+    def spec(g: str | None) -> str:
+        return _edited("account-closures.unlearn", ("  guarantee exact\n", f"  guarantee {g}\n" if g else ""))
+
+    cs = _diff_texts(tmp_path, spec(old), spec(new))
+    assert [(c.kind, c.old, c.new) for c in cs if c.what == "guarantee"] == [(kind, old, new)]
+    assert main(["diff", str(tmp_path / "a.unlearn"), str(tmp_path / "b.unlearn")]) == (1 if kind == "loosened" else 0)
+
+
+def test_title_basis_and_owner_edits_are_changes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    new = _edited("erase-jane-doe.unlearn", ('basis  "GDPR Art. 17, request 2026-0113"', 'basis  "none"'),
+                  ('owner  "privacy-office"', 'owner  "nobody"'), ("title  \"Right-to-erasure", "title  \"Erasure"))
+    cs = _diff_texts(tmp_path, _edited("erase-jane-doe.unlearn"), new)
+    assert sorted((c.kind, c.what, c.new) for c in cs) == [
+        ("changed", "basis", "none"), ("changed", "owner", "nobody"),
+        ("changed", "title", "Erasure request for Jane Doe")]
+    assert main(["diff", str(tmp_path / "a.unlearn"), str(tmp_path / "b.unlearn")]) == 0
+    assert "no semantic changes" not in capsys.readouterr().out
+
+
+def test_the_text_diff_shows_a_specs_control_characters_inert(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    new = _edited("erase-jane-doe.unlearn", ('title  "Right-to-erasure', 'title  "\x1b[2J\x07All verified'))
+    _diff_texts(tmp_path, _edited("erase-jane-doe.unlearn"), new)
+    assert main(["diff", str(tmp_path / "a.unlearn"), str(tmp_path / "b.unlearn")]) == 0
+    out = capsys.readouterr().out
+    assert "All verified" in out and "\x1b" not in out and "\x07" not in out
+    assert "\ufffd[2J\ufffdAll verified" in out  # one replacement character for each control character
+
+
+def test_json_diff_of_an_unusable_spec_is_a_json_error_and_diagnostics_on_stderr(
+        folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = folder / "bad.unlearn"
+    bad.write_text('unlearnspec 1\nobjective "x" {{\n', encoding="utf-8")
+    code = main(["diff", str(bad), str(folder / "old.unlearn"), "--format", "json"])
+    captured = capsys.readouterr()
+    assert code == 2
+    doc = json.loads(captured.out)  # stdout is JSON and only JSON
+    assert doc["file"] == bad.as_posix() and [d["code"] for d in doc["diagnostics"]] == ["UL102"]
+    assert (doc["diagnostics"][0]["line"], doc["diagnostics"][0]["column"]) == (2, 16)  # the second `{`
+    assert "error[UL102]" in captured.err and "^" in captured.err
+    code = main(["diff", str(bad), str(folder / "old.unlearn")])
+    captured = capsys.readouterr()
+    assert code == 2 and captured.out == "" and "error[UL102]" in captured.err

@@ -132,6 +132,21 @@ def test_grammar_covers_numbers_percentages_and_words() -> None:
         assert any("constant.language" in s for s in tm.line(f"  method {word}")[9]), word
 
 
+def test_grammar_colours_every_field_the_compiler_reads() -> None:
+    """Every field name of every block, `evidence`'s settings (`confidence 95%`) among them, as the
+    resolve pass's vocabulary lists them; metric and claim names keep their own scopes."""
+    tm = TextMate(json.loads(GRAMMAR_FILE.read_text(encoding="utf-8")))
+    fields = {*vocab.OBJECTIVE_FIELDS, *vocab.TARGET_FIELDS, *vocab.SCOPE_FIELDS, *vocab.PRESERVE_FIELDS,
+              *vocab.BUDGET_FIELDS, *vocab.METHOD_FIELDS, *vocab.EVIDENCE_SETTINGS}
+    for name in sorted(fields):
+        scopes = tm.line(f"    {name} 1")
+        assert all("keyword.other.field.unlearnspec" in scopes[c] for c in range(4, 4 + len(name))), name
+    line = "    confidence 95%"
+    scopes = tm.line(line)
+    assert "constant.numeric.percentage.unlearnspec" in scopes[line.index("95%")]
+    assert "keyword.other.field.unlearnspec" not in tm.line("    leak_rate <= 0.05")[4]
+
+
 def test_vscode_extension_is_consistent() -> None:
     pkg = json.loads((VSCODE / "package.json").read_text())
     [lang] = pkg["contributes"]["languages"]

@@ -147,6 +147,26 @@ def test_truth_ratio_definition_and_missing_parts() -> None:
     assert np.isfinite(st.text_loss[2]) and st.loss[2] == st.text_loss[2]
 
 
+def test_truth_ratio_takes_tofus_paraphrased_answer_when_the_record_gives_one() -> None:
+    """TOFU's denominator is a paraphrased answer (the importer keeps TOFU's `paraphrased_answer`): with one, the
+    ratio compares the perturbed answers with it, not with the gold answer the model was trained on."""
+    model, tok = tiny_lm("original"), tokenizer()
+    r = people().retain[0].model_copy(update={"paraphrased_answer": "the city of Lisbon"})
+    assert r.question is not None
+    st = answer_statistics(model, tok, [r, people().retain[0]])
+
+    def loss(a: str) -> float:
+        return float(score_texts(model, tok, [f"Question: {r.question}\nAnswer: {a}"],
+                                 prompt_texts=[f"Question: {r.question}\nAnswer:"]).loss()[0])
+
+    pert = [loss(a) for a in r.perturbed]
+    expected = np.prod(np.exp(-np.array(pert))) ** (1 / len(pert)) / np.exp(-loss("the city of Lisbon"))
+    assert st.truth_ratio[0] == pytest.approx(expected, rel=1e-5)  # batched with padding: float32 rounding
+    assert st.paraphrased is not None and list(st.paraphrased) == [True, False]
+    assert st.truth_ratio[0] != pytest.approx(st.truth_ratio[1])  # the gold answer stands in only without one
+    assert st.answer_loss[0] == pytest.approx(loss(r.answer or ""), abs=1e-5)  # the answer's loss is the gold's
+
+
 # -------------------------------------------------------------------------- forget quality
 def test_forget_quality_is_the_ks_pvalue() -> None:
     rng = np.random.default_rng(0)

@@ -235,3 +235,75 @@ def test_fmt_writes_through_a_linked_spec(messy_file: Path) -> None:
     assert r.returncode == 0 and "formatted linked.unlearn" in r.stdout
     assert link.is_symlink() and os.readlink(link) == messy_file.name
     assert messy_file.read_text(encoding="utf-8") == canonical
+
+
+def _kept(text: str, expected: str) -> None:
+    """``text`` formats to ``expected``, which is a fixed point; no token and no comment is lost or merged."""
+    once = fmt(text)
+    assert once == expected
+    assert fmt(once) == once
+    assert shape(parsed(once)) == shape(parsed(text))
+    assert comment_texts(once) == comment_texts(text)
+
+
+def test_a_comment_line_inside_the_values_of_a_field_with_a_block_is_kept() -> None:
+    _kept('unlearnspec 1\n\nobjective "a" {\n  preserve {\n    neighbors "a.jsonl",\n      # the second\n'
+          '      "b.jsonl" {\n    }\n  }\n}\n',
+          'unlearnspec 1\n\nobjective "a" {\n  preserve {\n    neighbors "a.jsonl",\n              # the second\n'
+          '              "b.jsonl" {}\n  }\n}\n')
+
+
+def test_comments_after_an_empty_blocks_two_braces_stay_two_lines() -> None:
+    _kept('unlearnspec 1\n\nobjective "a" {\n  scope { # a\n  } # b\n}\n',
+          'unlearnspec 1\n\nobjective "a" {\n  scope {  # a\n  }  # b\n}\n')
+    # one comment: the block is written `{}`, the comment after it
+    _kept('unlearnspec 1\n\nobjective "a" {\n  scope {\n  } # b\n}\n',
+          'unlearnspec 1\n\nobjective "a" {\n  scope {}  # b\n}\n')
+
+
+def test_a_comment_after_a_one_line_block_stays_after_its_closing_brace() -> None:
+    _kept('unlearnspec 1\nobjective "a" { model "m" } # after\n',
+          'unlearnspec 1\n\nobjective "a" {\n  model  "m"\n}  # after\n')
+    _kept('unlearnspec 1\nobjective "a" { scope { outputs facts } } # outer\n',
+          'unlearnspec 1\n\nobjective "a" {\n  scope {\n    outputs facts\n  }\n}  # outer\n')
+
+
+def test_blank_lines_between_leading_comments_and_the_header_are_kept() -> None:
+    _kept('# one\n\n\n# two\n\nunlearnspec 1\n\nobjective "a" {\n  model "m"\n}\n',
+          '# one\n\n# two\n\nunlearnspec 1\n\nobjective "a" {\n  model  "m"\n}\n')
+    _kept('# one\nunlearnspec 1\n\nobjective "a" {\n  model "m"\n}\n',
+          '# one\nunlearnspec 1\n\nobjective "a" {\n  model  "m"\n}\n')
+
+
+def _fmt_lines_executed(pairs: int) -> int:
+    """Lines of compiler/fmt.py run to format a spec of ``pairs`` comment-and-field pairs: a measure of work that,
+    unlike a clock, does not depend on the machine or its load."""
+    import sys
+
+    from unlearnspec.compiler import fmt as module
+
+    body = "".join(f'  # c{i}\n  accept UL405 "x{i}"\n' for i in range(pairs))
+    syntax = parsed(f'unlearnspec 1\nobjective "a" {{\n  model "builtin:tiny-bios"\n{body}}}\n')
+    count = 0
+
+    def tracer(frame: object, event: str, arg: object) -> object:
+        nonlocal count
+        if getattr(getattr(frame, "f_code", None), "co_filename", None) != module.__file__:
+            return None
+        if event == "line":
+            count += 1
+        return tracer
+
+    sys.settrace(tracer)  # type: ignore[arg-type]
+    try:
+        format_spec(syntax)
+    finally:
+        sys.settrace(None)
+    return count
+
+
+def test_formatting_takes_work_in_proportion_to_the_file() -> None:
+    """Four times the comments and fields take about four times the work (it took sixteen: every comment was
+    looked at for every field, and a 850 KB spec took minutes)."""
+    small, large = _fmt_lines_executed(300), _fmt_lines_executed(1200)
+    assert large / small < 5, (small, large)

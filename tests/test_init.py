@@ -7,16 +7,21 @@ import builtins
 import contextlib
 import io
 import re
+import shutil
 import sys
 from pathlib import Path
 
 import pytest
 
 from unlearnspec.cli import main
-from unlearnspec.cli.init import TEMPLATES
-from unlearnspec.compiler.check import check_file
+from unlearnspec.cli.init import DEFAULT_UNLEARNED, TEMPLATES
+from unlearnspec.compiler.check import check_file, plan_file
 from unlearnspec.compiler.fmt import format_spec
 from unlearnspec.compiler.parse import parse_bytes
+from unlearnspec.compiler.syntax import ESCAPES
+from unlearnspec.plan import GivenStage, UnlearnStage
+
+VENDOR_CHECKPOINT = Path(__file__).resolve().parents[1] / "specs" / "models" / "vendor-jane-doe-lora"
 
 
 def run(argv: list[str]) -> tuple[int, str, str]:
@@ -35,6 +40,8 @@ def documented(text: str) -> list[tuple[str, str]]:
 @pytest.mark.parametrize("template", sorted(TEMPLATES))
 def test_each_template_checks_with_only_its_documented_findings(template: str, tmp_path: Path) -> None:
     out = tmp_path / "spec.unlearn"
+    if template == "vendor-audit":  # the checkpoint the vendor sent: a LoRA adapter for the built-in model
+        shutil.copytree(VENDOR_CHECKPOINT, tmp_path / DEFAULT_UNLEARNED)
     code, stdout, _ = run(["init", "--template", template, "--out", str(out), "--demo-data", "--no-input"])
     assert code == 0 and out.is_file()
     assert "built-in demo data" in stdout
@@ -108,3 +115,71 @@ def test_asks_on_a_terminal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     assert obj.target is not None and obj.target.name.value == 'the "red" synthesis'  # quoted safely
     assert obj.name == "refuse-the-red-synthesis"
     assert sorted((d.code, d.severity) for d in result.diagnostics) == documented(out.read_text())
+
+
+def test_vendor_audit_audits_the_given_checkpoint_and_unlearns_nothing(tmp_path: Path) -> None:
+    """The template names the vendor's checkpoint with `unlearned` and the method as unknown: the plan loads the
+    folder as the unlearned model (a `given` stage pinning its files) and has no unlearn stage at all."""
+    shutil.copytree(VENDOR_CHECKPOINT, tmp_path / "sent")
+    out = tmp_path / "audit.unlearn"
+    code, _, _ = run(["init", "-t", "vendor-audit", "-o", str(out), "--demo-data", "--no-input", "--unlearned", "sent"])
+    assert code == 0
+    plan, result = plan_file(out)
+    assert plan is not None, result.diagnostics
+    [op] = plan.objectives
+    assert op.model.source == "builtin:tiny-bios"  # the model before unlearning: what every check compares with
+    [given] = [s for s in op.stages if isinstance(s, GivenStage)]
+    assert (given.source, given.form, given.method) == ("sent", "adapter", "unknown")
+    assert not [s for s in op.stages if isinstance(s, UnlearnStage)]
+    pinned = {f.path for f in plan.inputs if f.role == "unlearned"}
+    assert pinned == {f"sent/{p.name}" for p in VENDOR_CHECKPOINT.iterdir()}
+
+
+def test_vendor_audit_without_the_checkpoint_says_where_to_put_it(tmp_path: Path) -> None:
+    out = tmp_path / "audit.unlearn"
+    code, stdout, _ = run(["init", "-t", "vendor-audit", "-o", str(out), "--demo-data", "--no-input"])
+    assert code == 0 and f"`{DEFAULT_UNLEARNED}` does not exist yet" in stdout
+    text = out.read_text()
+    [line] = [i for i, ln in enumerate(text.splitlines(), 1) if ln.strip().startswith("unlearned ")]
+    # one error, on the folder: `method unknown` is not also reported as lacking a checkpoint (UL219)
+    assert [(d.code, d.span.line) for d in check_file(out).diagnostics] == [("UL207", line)]
+
+
+def test_end_of_input_at_a_prompt_aborts_like_ctrl_c(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    answers = iter(["privacy-erasure"])
+
+    def fake_input(prompt: str = "") -> str:
+        try:
+            return next(answers)
+        except StopIteration:
+            raise EOFError from None  # Ctrl-D
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True, raising=False)
+    monkeypatch.setattr(builtins, "input", fake_input)
+    code, _, err = run(["init"])
+    assert code == 130 and err.strip() == "aborted"  # as `main` answers Ctrl-C, without a traceback
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("char", ["\r", "\x1b", "\x00", "\x07", "\x7f", "\x85"])
+def test_a_control_character_no_spec_string_can_hold_is_refused(char: str, tmp_path: Path) -> None:
+    out = tmp_path / "erase.unlearn"
+    code, _, err = run(["init", "--no-input", "-t", "privacy-erasure", "--target", f"Jane{char}Doe", "-o", str(out)])
+    assert code == 2 and "`--target`" in err and f"U+{ord(char):04X}" in err
+    assert not out.exists()
+
+
+def test_line_breaks_tabs_quotes_and_backslashes_are_written_escaped(tmp_path: Path) -> None:
+    """What the language has an escape for is written with it, and reads back as given (the parser is the
+    reference)."""
+    target = 'Jane\t"J" \\ Doe\nthe second'
+    assert set(target) >= set(ESCAPES)
+    out = tmp_path / "erase.unlearn"
+    code, _, _ = run(["init", "--no-input", "-t", "privacy-erasure", "--target", target, "-o", str(out),
+                      "--demo-data"])
+    assert code == 0
+    result = check_file(out)
+    assert result.spec is not None
+    [obj] = result.spec.objectives
+    assert obj.target is not None and obj.target.name.value == target

@@ -229,7 +229,11 @@ def test_accept_action_turns_the_warning_into_an_accepted_hint() -> None:
     accept = next(a for a in actions if a.title.startswith("accept UL404"))
     assert accept.edit is not None and accept.edit.changes is not None
     new = apply_edits(doc.text, list(accept.edit.changes[doc.uri]))
-    after = doc_for(path, new)
+    # the justification is left for a person to write: until then the compiler refuses the line (UL215)
+    pending = doc_for(path, new)
+    assert pending.outcome is not None
+    assert [d.code for d in pending.outcome.diagnostics if d.severity == "error"] == ["UL215"]
+    after = doc_for(path, new.replace('accept UL404 ""', 'accept UL404 "Reviewed by the privacy office."'))
     assert after.outcome is not None
     now = [d for d in after.outcome.diagnostics if d.code == "UL404" and d.objective == ul404.objective]
     assert now and all(d.accepted for d in now)
@@ -277,7 +281,7 @@ def test_completion_in_context(tmp_path: Path) -> None:
 
     in_claims = where(text, "not_generated").start
     assert labels(in_claims) == set(vocab.CLAIMS)
-    assert labels(where(text, "verbatim_rouge").start) == set(vocab.METRICS)
+    assert labels(where(text, "verbatim_rouge").start) == {*vocab.METRICS, *vocab.EVIDENCE_SETTINGS}
     assert labels(where(text, "kind").start) == set(vocab.TARGET_FIELDS)
     assert labels(where(text, "goal").start) == set(vocab.OBJECTIVE_FIELDS)
     assert set(vocab.OUTPUTS) <= labels(where(text, "facts").end)

@@ -308,7 +308,7 @@ MD_TEMPLATES = [ROOT / "unlearnspec" / "compiler" / "templates" / "plan_review.m
                 ROOT / "unlearnspec" / "report" / "templates" / "report.md.j2",
                 ROOT / "unlearnspec" / "report" / "templates" / "chain.md.j2",
                 ROOT / "unlearnspec" / "audit" / "templates" / "card.md.j2"]
-ESCAPED = re.compile(r"\|\s*(md|mdcode|mdprose)\b|map\(\"md(code|prose)?\"\)|\bcell\(|\bshort\(")
+ESCAPED = re.compile(r"\|\s*(md|mdcode|mdprose)\b|map\(\"md(code|prose)?\"\)|\bcell\(|\bshort\(|\brechecked\(")
 #: Expressions printed unescaped on purpose: numbers, fixed words, literals the plan's model already
 #: restricts to a closed set (goal, verdict, severity, stage kind), and the templates' own constants.
 #: A new unescaped expression fails this test: escape it, or add it here after checking it carries no
@@ -343,11 +343,13 @@ TRUSTED = {
     # evidence strings, which format numbers only), a date, and the card's goal phrase (a constant per goal)
     '" (approximate)" if s.approximate', '" → " if not loop.last', '"; " if not loop.last',
     '"EXCEEDED" if chain.budget_exceeded else "NOT SETTLED" if chain.budget_undecided else "within budget"',
-    '"s" if chain.budget.approximate_requests != 1', "c.now | num", "c.now | verdict", 'c.status | replace("_", " ")',
-    "c.status_now | verdict | lower", "c.status_then | verdict | lower", "c.then | num", "c.then | verdict",
-    "c.verdict | verdict", "chain.budget.utility_drop | num", "e.interval", "e.n", "e.status | verdict | lower",
-    "e.value", "ov.what", 'report.audit.finished_at.strftime("%Y-%m-%d")', "result | verdict", "s.drop_text",
-    "s.overall | verdict",
+    '"s" if chain.budget.approximate_requests != 1', "c.now | verdict", 'c.status | replace("_", " ")',
+    "c.then | verdict", "c.verdict | verdict", "chain.budget.utility_drop | num", "e.status | verdict | lower",
+    "ov.what", 'report.audit.finished_at.strftime("%Y-%m-%d")', "result | verdict",
+    "s.drop_text_beside(chain.budget.utility_drop if chain.budget else none)", "s.overall | verdict",
+    # the chain's `rechecked` macro (its call escapes like `cell(`: the macro sends the deciding text through `md`
+    # and why through `mdprose`): a number, and a re-checked status (a closed set)
+    "d.reference | num", "value | num", "status | verdict | lower",
 }
 
 

@@ -84,6 +84,9 @@ class ObjectiveInfo(_Model):
     basis: str | None = None
     owner: str | None = None
     goal: Literal["removal", "suppression"]
+    # The spec's `guarantee` (a name of catalog.vocab.GUARANTEES), part of the plan's hash; left out of the JSON
+    # when the spec states none, so such a plan is byte-identical to one written before it was recorded.
+    guarantee: str | None = Field(default=None, exclude_if=lambda v: v is None)
     suppression_via: Literal["model", "system"] | None = None
     target: TargetInfo
     release: ReleaseInfo

@@ -55,6 +55,7 @@ class Record(BaseModel):
     answer: str | None = None
     paraphrases: list[str] = Field(default_factory=list)
     perturbed: list[str] = Field(default_factory=list)
+    paraphrased_answer: str | None = None  # TOFU's truth ratio compares the perturbed answers with it
     attributes: dict[str, str] = Field(default_factory=dict)
     choices: list[str] = Field(default_factory=list)
     answer_index: int | None = None

@@ -1,11 +1,14 @@
 """A model-card section from a run's report: what was removed or suppressed and how, each claim's
-verdict (with its interval where the report has one), what was not claimed and why, and the framing
+verdict with what decided each of its checks (the deciding quantity, its interval, n and bound) and the
+checks' findings, what was not claimed and why, the unlearnspec version that made the run, and the framing
 that a pass is evidence of a best effort, not a compliance proof (Cooper et al., arXiv:2412.06966,
-takeaways; FRAMEWORK.md §4).
+takeaways; FRAMEWORK.md §4, §7).
 
 Rendered by one jinja2 template (``templates/card.md.j2``). Every spec-derived string goes through the
 project's one Markdown escaping function (:func:`unlearnspec.markdown.escape`, registered as the ``md``,
-``mdcode`` and ``mdprose`` filters), the same the report, ``show`` and ``explain`` use.
+``mdcode`` and ``mdprose`` filters), the same the report, ``show`` and ``explain`` use: ``mdprose`` for the
+sentences the compiler and the runtime wrote (findings, help, why a check was decided as it was), whose
+backticked names stay code spans, ``md`` for everything else.
 """
 
 from __future__ import annotations
@@ -17,18 +20,16 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from unlearnspec import __version__
 from unlearnspec.catalog import METHODS
 from unlearnspec.markdown import register_filters
+from unlearnspec.report.chain import deciding
 from unlearnspec.report.model import CheckResult, ObjectiveReport, Report
 from unlearnspec.report.render import VERDICT_TEXT
 from unlearnspec.report.verdict import (
-    OP_SYMBOLS,
     REFERENCE_LABELS,
     claim_label,
     fmt_number,
     metric_label,
-    threshold_text,
     where_text,
 )
 
@@ -49,48 +50,15 @@ def environment() -> Environment:
     return env
 
 
-def _interval(check: CheckResult) -> tuple[float, float] | None:
-    """The deciding value's interval, where the report carries one (``interval`` per model, or the
-    ``decision``'s), else ``None``. Read with ``getattr``: older reports have neither field."""
-    decision = getattr(check, "decision", None)
-    pair = getattr(decision, "interval", None) if decision is not None else None
-    if pair is None:
-        per_model = getattr(check, "interval", None)
-        if isinstance(per_model, dict):
-            pair = per_model.get(check.decided_on)
-    if pair is None:
-        return None
-    low, high = pair
-    return float(low), float(high)
-
-
-def _n(check: CheckResult) -> int | None:
-    """The deciding quantity's n: the decision's (for membership, the deciding type and attack's members), else
-    the decided model's."""
-    decision = getattr(check, "decision", None)
-    if decision is not None and getattr(decision, "n", None):
-        return int(decision.n)
-    n = getattr(check, "n", None)
-    if isinstance(n, dict):
-        value = n.get(check.decided_on)
-        return int(value) if value else None
-    return None
-
-
 def _evidence(check: CheckResult) -> dict[str, Any]:
-    interval = _interval(check)
-    decision = getattr(check, "decision", None)
-    value = getattr(decision, "value", None) if decision is not None else None
-    quantity = getattr(decision, "quantity", None) if decision is not None else None
-    threshold = (f"{fmt_number(decision.threshold.value)}" if decision is not None else None)
+    """One check as the card shows it: what decided it (:func:`~unlearnspec.report.chain.deciding`: the decision's
+    quantity with its own interval, n and bound, or "decided by the test" where the decision has no interval; never
+    the decided model's interval beside a quantity it did not decide), why when that is not the interval alone, and
+    the check's findings (over-unlearning, no power)."""
+    d = deciding(check)
     return {
         "metric": metric_label(check.metric), "where": where_text(check), "status": check.status,
-        "model": check.decided_on, "quantity": quantity,
-        "value": fmt_number(value if value is not None else check.value),
-        "interval": f"[{fmt_number(interval[0])}, {fmt_number(interval[1])}]" if interval else None,
-        "n": _n(check),
-        "threshold": threshold_text(check) if decision is None else f"{OP_SYMBOLS[decision.threshold.op]} {threshold}",
-        "reason": check.not_evaluated_reason,
+        "text": d.text, "why": d.why, "reason": check.not_evaluated_reason, "findings": list(check.findings),
     }
 
 
@@ -123,7 +91,8 @@ def render_card(report: Report, *, signature: dict[str, Any] | None = None,
                 ledger: dict[str, Any] | None = None) -> str:
     """The Markdown section for a Hugging Face model card (``README.md``), from a validated report."""
     return environment().get_template("card.md.j2").render(
-        report=report, objectives=[_objective_view(o) for o in report.objectives], version=__version__,
+        report=report, objectives=[_objective_view(o) for o in report.objectives],
+        version=report.audit.tool_version,  # the version that ran and decided, not the one rendering the card
         signature=signature, ledger=ledger)
 
 

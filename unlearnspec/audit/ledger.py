@@ -1,7 +1,7 @@
 """The request ledger: an append-only, hash-chained JSONL record of the requests applied to a model.
 
 One file per source model (``<DIR>/<model>.jsonl``), one line per objective a run applied: request id,
-basis, owner, plan hash, model hash before and after, the claims' verdicts, drift, time. Each line
+basis, owner, plan hash, model hash before and after, the claims' verdicts and compile statuses, drift, time. Each line
 carries the hash of the line before it (``prev``) and its own hash (``hash``: sha256 of the line's
 canonical JSON without ``hash``), so that an edited, inserted, deleted or reordered line breaks the
 chain at its position. A head file (``<model>.head.json``) records how many lines the ledger had and
@@ -39,7 +39,9 @@ from unlearnspec.records import sha256_path
 from unlearnspec.report.chain import budget_problems, budget_undecided
 from unlearnspec.report.model import Report
 
-LEDGER_VERSION = "1"
+LEDGER_VERSION = "1.1"
+"""A line's format (``v``). 1.1: ``compile_status`` (claim → the compiler's status) beside ``verdicts``. A "1"
+line has no statuses; it is read and verified as it was written (a field a line lacks is not part of its hash)."""
 GENESIS = "0" * 64
 LEDGER_SUFFIX = ".jsonl"
 HEAD_SUFFIX = ".head.json"
@@ -65,6 +67,9 @@ class LedgerEntry(BaseModel):
     method: str | None = None
     goal: str | None = None
     verdicts: dict[str, str] = Field(default_factory=dict)  # claim -> verdict
+    #: claim -> compile status (``supported``, ``cannot_be_verified``, ``cannot_be_met``): a verdict is read beside
+    #: it (report/verdict.py, rule 5); empty, and left out of the line, in lines written before format 1.1
+    compile_status: dict[str, str] = Field(default_factory=dict, exclude_if=lambda v: not v)
     overall: str
     drift: JsonValue = None  # chains: earlier requests re-checked on this model
     run: str | None = None  # the run directory, as given
@@ -374,7 +379,8 @@ def record_run(folder: Path, run_root: Path, plan: Plan, report: Report,
             "request_id": obj.name, "title": obj.title, "basis": obj.basis, "owner": obj.owner,
             "model": op.model.source, "plan_hash": plan.plan_hash, "model_before": before,
             "model_after": after, "method": obj.method, "goal": obj.goal,
-            "verdicts": {c.claim: c.verdict for c in obj.claims}, "overall": obj.overall,
+            "verdicts": {c.claim: c.verdict for c in obj.claims},
+            "compile_status": {c.claim: c.compile_status for c in obj.claims}, "overall": obj.overall,
             "drift": drift.get(obj.name), "run": str(run_root), "report_sha256": report_sha,
         }, once=("request_id", "plan_hash", "run", "report_sha256")))
     atomic_write_bytes(receipt, json.dumps({

@@ -13,8 +13,11 @@ from unlearnspec.catalog import CODES
 from unlearnspec.catalog.exits import EXIT_FINDINGS, EXIT_INCOMPLETE, EXIT_OK, EXIT_USAGE
 from unlearnspec.errors import UserError
 
-__all__ = ["EXIT_FINDINGS", "EXIT_INCOMPLETE", "EXIT_OK", "EXIT_USAGE", "Parser", "UsageError", "add_colour", "os_reason",
-           "out", "print_error"]
+#: The user gave up at a prompt (Ctrl-C, which `unlearnspec.cli.main` answers with it, or Ctrl-D): 128 + SIGINT.
+EXIT_INTERRUPTED = 130
+
+__all__ = ["EXIT_FINDINGS", "EXIT_INCOMPLETE", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "Parser", "UsageError",
+           "add_colour", "os_reason", "out", "print_error"]
 
 
 class Parser(argparse.ArgumentParser):

@@ -17,25 +17,29 @@ from unlearnspec.inputs import json_lines
 
 
 def _print_failure(err: object) -> None:
+    """An import failure as a diagnostic. Everything from the source (the offending line, a value quoted in the
+    message) goes through :func:`~unlearnspec.compiler.render.printable`: an ESC or BEL in a benchmark's file
+    shows as U+FFFD, one column each, so the caret still points at its column."""
+    from unlearnspec.compiler.render import printable, printable_lines
     from unlearnspec.importers import ImportFailure
 
     assert isinstance(err, ImportFailure)
-    sys.stderr.write(f"error[{err.code}]: {err.message}\n")
+    sys.stderr.write(f"error[{err.code}]: {printable_lines(err.message)}\n")
     if err.path is not None:
         where = str(err.path) + (f":{err.line}:{err.column or 1}" if err.line else "")
-        sys.stderr.write(f"  --> {where}\n")
+        sys.stderr.write(f"  --> {printable(where)}\n")
         if err.line and err.path.is_file():
             try:
                 source = json_lines(err.path.read_text(encoding="utf-8", errors="replace"))[err.line - 1]
             except (OSError, IndexError):
                 source = None
             if source is not None:
-                shown = source if len(source) <= 100 else source[:97] + "..."
+                shown = printable(source if len(source) <= 100 else source[:97] + "...")
                 gutter = " " * len(str(err.line))
                 sys.stderr.write(f"{gutter} |\n{err.line} | {shown}\n{gutter} | "
                                  f"{' ' * ((err.column or 1) - 1)}^\n")
     for h in err.help:
-        sys.stderr.write(f"  = help: {h}\n")
+        sys.stderr.write(f"  = help: {printable_lines(h)}\n")
 
 
 def cmd_import(args: argparse.Namespace) -> int:
@@ -57,11 +61,17 @@ def cmd_import(args: argparse.Namespace) -> int:
         options["corpus"] = args.corpus
     elif args.subsets:
         options["subsets"] = tuple(s.strip() for s in args.subsets.split(",") if s.strip())
+    from unlearnspec.compiler.syntax import UnquotableError
+
     try:
         imported = IMPORTERS[args.benchmark](src, **options)
         written = write_import(imported, out, force=args.force)
     except ImportFailure as err:
         _print_failure(err)
+        return EXIT_USAGE
+    except UnquotableError as err:  # `--model` or `--subsets` with a character a spec string cannot hold
+        sys.stderr.write(f"error: a value for the starter spec {err}\n"
+                         "  = help: give `--model` and `--subsets` without control characters; nothing was written\n")
         return EXIT_USAGE
     for path in written:
         records = imported.files.get(path.name)

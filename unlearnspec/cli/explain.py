@@ -12,7 +12,13 @@ from unlearnspec.cli.common import EXIT_OK, EXIT_USAGE, Parser, out
 def cmd_explain(args: argparse.Namespace) -> int:
     import re
 
-    from unlearnspec.compiler.explain import explain_code, explain_spec
+    from unlearnspec.compiler.explain import error_document, explain_code, explain_document
+
+    def fail(message: str) -> int:  # the error on stderr; `--format json` also gets a JSON document on stdout
+        sys.stderr.write(f"error: {message}\n")
+        if args.format == "json":
+            out(error_document(message))
+        return EXIT_USAGE
 
     target = args.target
     if re.fullmatch(r"(?i)(UL|RT)\d{3}", target):
@@ -21,8 +27,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
             from unlearnspec.catalog import CODES
             from unlearnspec.compiler.suggest import did_you_mean
             hint = did_you_mean(target.upper(), list(CODES))
-            sys.stderr.write(f"error: no diagnostic code `{target}`" + (f"; did you mean `{hint}`?" if hint else "") + "\n")
-            return EXIT_USAGE
+            return fail(f"no diagnostic code `{target}`" + (f"; did you mean `{hint}`?" if hint else ""))
         out(text)
         return EXIT_OK
     if target in ("all", "--list", "codes"):
@@ -32,10 +37,11 @@ def cmd_explain(args: argparse.Namespace) -> int:
         return EXIT_OK
     path = Path(target)
     if not path.exists():
-        sys.stderr.write(f"error: `{target}` is neither a diagnostic code (ULnnn) nor a spec file\n")
-        return EXIT_USAGE
-    text, code = explain_spec(path, fmt=args.format)
-    out(text)
+        return fail(f"`{target}` is neither a diagnostic code (ULnnn) nor a spec file")
+    text, errors, code = explain_document(path, fmt=args.format)
+    sys.stderr.write(errors)
+    if text:
+        out(text)
     return code
 
 

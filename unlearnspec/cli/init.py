@@ -17,7 +17,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from unlearnspec.cli.common import EXIT_OK, EXIT_USAGE, Parser
+from unlearnspec.cli.common import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Parser
 
 
 @dataclass(frozen=True)
@@ -49,14 +49,14 @@ TEMPLATES: dict[str, Template] = {
         "glimmerfen vapour synthesis", "refuse", "safety policy <section>", "safety-team",
         {"forget": "glimmerfen.jsonl", "retain": "retain.jsonl", "neighbors": "chemistry-neighbors.jsonl"}),
     "vendor-audit": Template(
-        "audit a vendor's unlearned checkpoint against its retrained reference",
+        "audit a checkpoint a vendor unlearned (`unlearned`, `method unknown`): nothing is unlearned here",
         "Jane Doe", "audit", "vendor attestation <number>", "model-risk",
         {"forget": "jane-doe.jsonl", "holdout": "holdout.jsonl", "retain": "retain.jsonl",
          "neighbors": "neighbors.jsonl"}),
 }
 
 DEFAULT_MODEL = "builtin:tiny-bios"
-DEFAULT_REFERENCE = "vendor/model-retrained-without-target"
+DEFAULT_UNLEARNED = "models/vendor-checkpoint"  # vendor-audit: the folder the vendor's checkpoint is put in
 
 
 def slug(text: str) -> str:
@@ -74,9 +74,32 @@ def render(template: str, values: dict[str, object]) -> str:
     return env.get_template(f"{template}.unlearn.j2").render(template=template, **values)
 
 
+class _Aborted(Exception):
+    """End of input (Ctrl-D) at a prompt: the user gave up, as with Ctrl-C."""
+
+
 def _ask(prompt: str, default: str) -> str:
-    answer = input(f"{prompt} [{default}]: ").strip()
+    try:
+        answer = input(f"{prompt} [{default}]: ").strip()
+    except EOFError:
+        raise _Aborted from None
     return answer or default
+
+
+def _unquotable(values: dict[str, str]) -> int | None:
+    """Exit 2 (with the flag's name) when a value the spec would quote has a character no spec string can hold;
+    paths also go into the header's comments, where a line break would end the comment."""
+    from unlearnspec.compiler.syntax import UnquotableError, quote
+
+    for flag, value in values.items():
+        try:
+            quote(value)
+        except UnquotableError as err:
+            return _usage_error(f"`{flag}` {err}", "give the value without control characters; nothing was written")
+        if flag in ("--out", "--data-dir") and ("\n" in value or "\t" in value):
+            return _usage_error(f"`{flag}` contains a line break or a tab, which the spec's header cannot show",
+                                "give a path without them; nothing was written")
+    return None
 
 
 def _usage_error(message: str, *help: str) -> int:
@@ -101,6 +124,14 @@ def export_demo_data(folder: Path, names: list[str]) -> list[Path]:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
+    try:
+        return _init(args)
+    except _Aborted:  # Ctrl-D at a prompt: nothing written, as with Ctrl-C (`interrupted`, 130)
+        sys.stderr.write("\naborted\n")
+        return EXIT_INTERRUPTED
+
+
+def _init(args: argparse.Namespace) -> int:
     if args.list:
         for name, t in TEMPLATES.items():
             sys.stdout.write(f"{name:22} {t.summary}\n")
@@ -125,9 +156,13 @@ def cmd_init(args: argparse.Namespace) -> int:
     target = args.target or (_ask("target (who or what to unlearn)", t.target) if interactive else t.target)
     name = args.name or (_ask("objective name", f"{t.prefix}-{slug(target)}") if interactive
                          else f"{t.prefix}-{slug(target)}")
-    default_model = "vendor/unlearned-checkpoint" if template == "vendor-audit" else DEFAULT_MODEL
-    model = args.model or (_ask("model (builtin:tiny-bios, a local folder or org/name)", default_model)
-                           if interactive else default_model)
+    audit = template == "vendor-audit"
+    question = ("model before unlearning" if audit else "model") + " (builtin:tiny-bios, a local folder or org/name)"
+    model = args.model or (_ask(question, DEFAULT_MODEL) if interactive else DEFAULT_MODEL)
+    unlearned = ""
+    if audit:
+        unlearned = args.unlearned or (_ask("the vendor's unlearned checkpoint (a local folder)", DEFAULT_UNLEARNED)
+                                       if interactive else DEFAULT_UNLEARNED)
     out = Path(args.out or (_ask("write to", f"{name}.unlearn") if interactive else f"{name}.unlearn"))
     if out.exists():
         return _usage_error(f"`{out}` already exists; `init` never overwrites a file",
@@ -138,9 +173,15 @@ def cmd_init(args: argparse.Namespace) -> int:
     data_dir = args.data_dir.rstrip("/") or ("/" if args.data_dir else ".")
     files = {var: posixpath.join(data_dir, fname) if data_dir != "." else fname for var, fname in t.files.items()}
     missing = [rel for rel in files.values() if not (out.parent / rel).exists()]
+    basis, owner, reference = args.basis or t.basis, args.owner or t.owner, args.reference or ""
+    refused = _unquotable({"--target": target, "--name": name, "--model": model, "--unlearned": unlearned,
+                           "--reference": reference, "--basis": basis, "--owner": owner, "--out": str(out),
+                           "--data-dir": data_dir})
+    if refused is not None:
+        return refused
     values: dict[str, object] = {
-        "name": name, "target": target, "model": model, "reference": args.reference or DEFAULT_REFERENCE,
-        "basis": args.basis or t.basis, "owner": args.owner or t.owner, "out_name": out.name,
+        "name": name, "target": target, "model": model, "unlearned": unlearned, "reference": reference,
+        "basis": basis, "owner": owner, "out_name": out.name,
         "data_dir": data_dir, "demo_hint": bool(missing) and not args.demo_data, **files,
     }
     text = render(template, values)
@@ -157,6 +198,9 @@ def cmd_init(args: argparse.Namespace) -> int:
         sys.stdout.write("data files it names that do not exist yet: " + ", ".join(f"`{m}`" for m in missing) + "\n"
                          f"  help: use your own, or run `unlearnspec builtin export {data_dir}` in "
                          f"`{out.parent}` (or `init --demo-data`) for the built-in model's demo files\n")
+    if audit and not (out.parent / unlearned).is_dir():
+        sys.stdout.write(f"the checkpoint folder `{unlearned}` does not exist yet: put the vendor's checkpoint there "
+                         "(a model folder or a peft adapter, safetensors weights); until then `check` reports UL207\n")
     sys.stdout.write(f"next: `unlearnspec check {out}`; the findings it starts with are listed in its header\n")
     return EXIT_OK
 
@@ -170,8 +214,11 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
     sp.add_argument("--list", action="store_true", help="list the templates and exit")
     sp.add_argument("--name", help="the objective's name (default: from the template and the target)")
     sp.add_argument("--target", help="who or what to unlearn, e.g. \"Jane Doe\"")
-    sp.add_argument("--model", help=f"the model (default {DEFAULT_MODEL}; a vendor id for vendor-audit)")
-    sp.add_argument("--reference", help="vendor-audit: the model trained without the target")
+    sp.add_argument("--model", help=f"the model (default {DEFAULT_MODEL}); vendor-audit: the model before unlearning")
+    sp.add_argument("--unlearned", help=f"vendor-audit: the folder of the vendor's unlearned checkpoint "
+                                        f"(default {DEFAULT_UNLEARNED})")
+    sp.add_argument("--reference", help="vendor-audit: a model trained without the target (the built-in model's is "
+                                        "retrained from its recipe)")
     sp.add_argument("--owner", help="who answers for the request")
     sp.add_argument("--basis", help="the legal or policy basis")
     sp.add_argument("--out", "-o", help="the file to write (default: NAME.unlearn)")

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from unlearnspec.cli.common import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, Parser, add_colour, out
+from unlearnspec.cli.run import status_note
 
 if TYPE_CHECKING:
     from unlearnspec.audit.problems import Problem
@@ -69,8 +70,9 @@ def cmd_show(args: argparse.Namespace) -> int:
                          f"model {before} -> {after}  plan {_shown(e.plan_hash[:12])}")
             if e.basis or e.owner:
                 lines.append(f"       basis: {_shown(e.basis or '-')}; owner: {_shown(e.owner or '-')}")
-            for claim, verdict in e.verdicts.items():
-                lines.append(f"       {_shown(verdict):<14} {_shown(claim)}")
+            for claim, verdict in e.verdicts.items():  # a line from before statuses were recorded shows none
+                note = status_note(e.compile_status.get(claim))
+                lines.append(f"       {_shown(verdict):<14} {_shown(claim)}{_shown(note)}")
             if e.drift:
                 lines.append(f"       drift: {json.dumps(e.drift, sort_keys=True)}")
     if not files:

@@ -30,47 +30,55 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from unlearnspec.compiler.review import load_plan_or_spec, render_review
+    from unlearnspec.compiler.review import load_for_review, render_review
     from unlearnspec.plan import is_plan_path
 
     path = Path(args.path)
-    plan, err = load_plan_or_spec(path)
+    plan, err, read = load_for_review(path)
     if plan is None:
         sys.stderr.write(err + "\n")
         # a plan that cannot be read, or a spec path that is no file, is unusable (2); a spec with
         # errors is a finding (1)
         return EXIT_USAGE if is_plan_path(path) or not path.is_file() else EXIT_FINDINGS
-    if path.suffix.lower() == ".json":
-        warn_provenance(plan, path)
-    out(render_review(plan, args.format), args.output, [path])
+    spec_dir = path.resolve().parent
+    if is_plan_path(path):
+        spec = warn_provenance(plan, path)
+        if spec is not None:  # the spec the plan was made from, and the data files the plan pins
+            spec_dir = spec.parent
+            read += [str(spec), *(str(spec_dir / f.path) for f in plan.inputs)]
+    out(render_review(plan, args.format), args.output, read, plan.read_only_folders(spec_dir))
     if err:  # a spec that `plan` refuses: reviewed all the same, but a gate on `show` must not pass it
         sys.stderr.write(err + "\n")
         return EXIT_FINDINGS
     return EXIT_OK
 
 
-def warn_provenance(plan: Plan, path: Path) -> None:
-    """`show` re-derives a saved plan from its spec, as `run` does, but only warns when they differ."""
+def warn_provenance(plan: Plan, path: Path) -> Path | None:
+    """`show` re-derives a saved plan from its spec, as `run` does, but only warns when they differ. Returns the
+    spec it compared with (None when none was found)."""
     from unlearnspec.cli import provenance  # the compiler's lowering: loaded by the verbs that plan only
 
     try:
         spec = provenance.locate_spec(plan, path)
     except UserError as err:
         sys.stderr.write(f"warning[{err.code}]: the plan cannot be re-derived: {err.message}\n")
-        return
+        return None
     diffs = provenance.differences(plan, spec)
     if diffs:
         sys.stderr.write(f"warning[{provenance.E_PLAN_NOT_FROM_SPEC}]: the plan is not what the compiler makes of "
                          f"its spec `{plan.spec.path}`; `run` refuses it\n")
         for d in diffs[:6]:
             sys.stderr.write(f"  = note: {d}\n")
+    return spec
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
     from unlearnspec.compiler.semdiff import diff_paths
 
-    text, code = diff_paths(Path(args.old), Path(args.new), fmt=args.format)
-    out(text)
+    text, errors, code = diff_paths(Path(args.old), Path(args.new), fmt=args.format)
+    sys.stderr.write(errors)  # an input that cannot be read or planned: on stderr, whatever the format
+    if text:
+        out(text)
     return code
 
 

@@ -60,30 +60,44 @@ def _same_named(root: Path, name: str) -> list[Path]:
 
 
 def locate_spec(plan: Plan, plan_path: Path | None) -> Path:
-    """The spec file the plan was made from: its recorded path from the working folder or beside the plan;
-    failing those, a file of the same name *and content* (the sha256 the plan records) below either, as when
-    `plan specs/x.unlearn -o plan.json` was run from the repository's root."""
+    """The spec file the plan was made from: a file at its recorded path from the working folder or beside the
+    plan, or of the same name below either, whose content is the sha256 the plan records (as when
+    `plan specs/x.unlearn -o plan.json` was run from the repository's root). A file of that name and other
+    content is taken only when no file has the recorded content (the spec was edited since: the comparison with
+    the plan then says what changed); a file that merely shares the name is never preferred to the plan's own."""
     spec_rel = Path(plan.spec.path)
     candidates = [Path.cwd() / spec_rel]
     roots = [Path.cwd()]
     if plan_path is not None:
         candidates += [plan_path.resolve().parent / spec_rel, plan_path.resolve().parent / spec_rel.name]
         roots.append(plan_path.resolve().parent)
+    existing: list[Path] = []
     for c in candidates:
         try:
             if c.is_file():
-                return c.resolve()
+                existing.append(c.resolve())
         except OSError:
             continue
+    for c in dict.fromkeys(existing):
+        if _same_content(c, plan.spec.sha256):
+            return c
     for root in dict.fromkeys(r.resolve() for r in roots):
         for c in _same_named(root, spec_rel.name):
-            with contextlib.suppress(OSError):
-                if sha256_path(c) == plan.spec.sha256:
-                    return c.resolve()
+            if _same_content(c, plan.spec.sha256):
+                return c.resolve()
+    if existing:
+        return existing[0]
     raise UserError(E_SPEC_NOT_FOUND, f"cannot find the plan's spec `{plan.spec.path}`",
                     [f"no file of that name and content lies below the working folder or the plan's (searched "
                      f"{SEARCH_DEPTH} folders deep); run from the spec's folder, keep the plan beside its spec, "
                      "or run the plan as given with `--trust-plan`"])
+
+
+def _same_content(path: Path, sha256: str) -> bool:
+    try:
+        return sha256_path(path) == sha256
+    except OSError:
+        return False
 
 
 def _leaf_differences(a: Any, b: Any, where: str = "", limit: int = 5) -> list[str]:

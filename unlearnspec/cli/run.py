@@ -197,12 +197,20 @@ def record_in_ledger(args: argparse.Namespace, root: Path, report: Any) -> None:
                               ["the run's reports are complete; give a writable `--ledger DIR`"]))
 
 
+def status_note(compile_status: str | None) -> str:
+    """`` (cannot be verified)``: the claim's compile status beside its verdict, in every rendering
+    (report/verdict.py, rule 5); nothing for a supported claim, or where no status was recorded."""
+    if not compile_status or compile_status == "supported":
+        return ""
+    return f" ({compile_status.replace('_', ' ')})"
+
+
 def summary_text(report: Any, root: Path) -> str:
     lines = [f"\nverdict: {report.overall.upper()}  (exit {report.exit_code})"]
     for obj in report.objectives:
         lines.append(f"  objective {obj.name}: {obj.overall}")
         for c in obj.claims:
-            lines.append(f"    {c.verdict:<14} {c.claim}")
+            lines.append(f"    {c.verdict:<14} {c.claim}{status_note(c.compile_status)}")
     for chain in report.chains:
         for result, why in chain.outcomes():
             lines.append(f"  chain: {result}: {why}")

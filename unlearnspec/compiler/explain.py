@@ -20,7 +20,7 @@ from unlearnspec.compiler.ast import Objective
 from unlearnspec.compiler.check import compile
 from unlearnspec.compiler.decisions import Facts, probe_names
 from unlearnspec.compiler.feasibility import concerns
-from unlearnspec.compiler.render import render_human
+from unlearnspec.compiler.render import diagnostic_dict, printable_lines, render_human
 from unlearnspec.markdown import escape as md_escape
 from unlearnspec.markdown import register_filters
 
@@ -99,7 +99,13 @@ def objective_sentence(obj: Objective) -> str:
         stated = obj.method.name.value if obj.method else UNKNOWN
         how = "by a method that is not stated" if stated == UNKNOWN else f"with `{stated}`, as stated"
         method = f": audit the given checkpoint `{obj.unlearned.raw}`, unlearned {how}"
-    return f"{verb} {what} from `{model}`{via}{method}{release}."
+    guarantee = guarantee_words(obj.guarantee.value if obj.guarantee else None)
+    return f"{verb} {what} from `{model}`{via}{method}{release}{guarantee}."
+
+
+def guarantee_words(guarantee: str | None) -> str:
+    """The end of an objective's sentence that states its `guarantee` (nothing when the spec states none)."""
+    return f"; the spec states a `{guarantee}` guarantee" if guarantee else ""
 
 
 def _evidence_text(row: Any) -> str:
@@ -184,9 +190,32 @@ def _shown_in_table(d: Any, rows: list[dict[str, Any]]) -> bool:
 
 
 def explain_spec(path: Path, fmt: str = "text") -> tuple[str, int]:
+    """The spec's explanation (or, when it cannot be analysed, its diagnostics) and the exit code."""
+    text, errors, code = explain_document(path, fmt)
+    return text or errors, code
+
+
+def error_document(message: str, file: str | None = None, diagnostics: list[dict[str, Any]] | None = None) -> str:
+    """What ``explain --format json`` prints when there is nothing to explain: the error, and the spec's
+    diagnostics when it has some (the human text goes to stderr)."""
+    return json.dumps({"format_version": "1", "file": file, "objectives": [], "error": message,
+                       "diagnostics": diagnostics or []}, indent=2, ensure_ascii=False) + "\n"
+
+
+def explain_document(path: Path, fmt: str = "text") -> tuple[str, str, int]:
+    """The explanation of a spec for stdout, the errors for stderr (when the spec cannot be analysed: its
+    diagnostics; ``json`` then also gets an error document) and the exit code. The text format shows the spec's
+    strings as :func:`~unlearnspec.compiler.render.printable_lines` does: an ESC or BEL in a title cannot act on
+    a terminal."""
     result = compile(path, "analyse")
     if result.spec is None or result.analysis is None:
-        return render_human([result]), 2 if result.unreadable else 1
+        code = 2 if result.unreadable else 1
+        human = render_human([result])
+        if fmt != "json":
+            return "", human, code
+        errors = [d for d in result.diagnostics if d.severity == "error"]
+        message = errors[0].message if errors else f"`{result.path}` cannot be explained"
+        return error_document(message, result.path, [diagnostic_dict(d) for d in result.diagnostics]), human, code
     objectives: list[dict[str, Any]] = []
     for analysed in result.analysis:
         obj, mine = analysed.objective, analysed.findings
@@ -203,6 +232,7 @@ def explain_spec(path: Path, fmt: str = "text") -> tuple[str, int]:
         info = information_only(analysed.facts, [*analysed.claims, *analysed.implied_claims])
         objectives.append({
             "name": obj.name, "title": obj.title.value if obj.title else None, "sentence": sentence,
+            "guarantee": obj.guarantee.value if obj.guarantee else None,
             "sentence_wrapped": textwrap.fill(sentence, 100), "rows": rows, "other": other,
             "table": _table(rows, (29, 18, 35, 35)) if rows else "(this objective makes no claims)",
             "information_only": info,
@@ -212,15 +242,16 @@ def explain_spec(path: Path, fmt: str = "text") -> tuple[str, int]:
     if fmt == "json":
         doc = [{k: v for k, v in o.items() if k not in ("table", "sentence_wrapped", "other", "information_text")} |
                {"other": [d.model_dump(mode="json") for d in o["other"]]} for o in objectives]
-        return json.dumps({"format_version": "1", "file": result.path, "objectives": doc}, indent=2) + "\n", code
+        return json.dumps({"format_version": "1", "file": result.path, "objectives": doc}, indent=2) + "\n", "", code
     legend = ("supported: the claim can be met and checked with the evidence listed.\n"
               "cannot be verified: it may hold, but no evaluation can show all of it as written; the run's verdict then "
               "covers only the evidence listed, and accepted risks stay listed.\n"
               "Bounds on memorisation, membership and relearning are read against the retrained reference on the same "
               "items when the plan has one (docs/reports.md).\n"
               "cannot be met: no unlearning method can deliver it; write the suggested objective instead.")
-    template = "explain_spec.md.j2" if fmt == "md" else "explain_spec.txt.j2"
-    return render_template(template, objectives=objectives, legend=legend), code
+    if fmt == "md":  # every value through the one Markdown escaping function (unlearnspec/markdown.py)
+        return render_template("explain_spec.md.j2", objectives=objectives, legend=legend), "", code
+    return printable_lines(render_template("explain_spec.txt.j2", objectives=objectives, legend=legend)), "", code
 
 
 # -- docs/rules/: the registry as checked-in pages ------------------------------------------------

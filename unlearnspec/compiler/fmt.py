@@ -5,14 +5,16 @@ The layout, printed from the syntax tree:
 - within a run of consecutive one-line fields (not broken by a blank line, a comment or a field
   with a block), values start in one column: max(longest name + 1, 7) after the indent, so that
   short keywords (`goal`, `kind`, `title`) line up with `method` and `release`;
-- blank lines between fields are kept (several collapse to one); objectives are separated by one
-  blank line; the file ends with one newline;
-- comments stay where they were: on their own line before a field, or at the end of a line.
+- blank lines between fields, and between comments above the header and the header, are kept (several
+  collapse to one); objectives are separated by one blank line; the file ends with one newline;
+- comments stay where they were: on their own line before a field or between the values of a list, or at
+  the end of a line (a comment after a `}` stays after it, also when the block is written on one line).
 Strings and numbers are printed exactly as written.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -36,7 +38,35 @@ def _values_text(field: Field) -> str:
     return ", ".join(" ".join(v.raw for v in group) for group in field.groups)
 
 
+# Source lines straight from a node's position tuple (syntax.Pos): the printer asks for them once or more per
+# field, and building a pydantic Span each time was a fifth of the time to format a large spec.
+def _line(node: Field | ObjectiveNode) -> int:
+    return node.pos[0]
+
+
+def _end(node: Field | ObjectiveNode) -> int:
+    return node.pos[2]
+
+
+def _values_end(f: Field) -> int:
+    """The last line of ``f``'s values: its last line, or for a field with a block the line its `{` is on."""
+    return f.block.open_pos[0] if f.block is not None else f.pos[2]
+
+
+def _covering(spans: Sequence[tuple[int, int]]) -> tuple[list[int], list[int]]:
+    """The starts of ``spans`` (sorted by start) and, for each, the furthest end of it and those before it."""
+    starts, reach, far = [], [], 0
+    for a, b in spans:
+        far = max(far, b)
+        starts.append(a)
+        reach.append(far)
+    return starts, reach
+
+
 class _Printer:
+    """Prints a syntax tree. Comments are found by bisection in one sorted list of lines, so formatting takes time
+    in proportion to the file's size, not to its comments times its fields (tests/test_fmt.py counts the work)."""
+
     def __init__(self, spec: SpecFile) -> None:
         self.spec = spec
         self.lines: list[str] = []
@@ -50,30 +80,36 @@ class _Printer:
                 self.trailing.setdefault(c.line, []).append(c.text)
             else:
                 self.standalone.append(c)
+        self.standalone.sort(key=lambda c: c.line)
+        self.standalone_lines = [c.line for c in self.standalone]
         self.used_trailing: set[int] = set()
+        # lines whose trailing comment waits for a `}` still to be printed (a block closed on the line of
+        # what it holds): nothing printed before that `}` takes it
+        self.reserved: dict[int, int] = {}
 
     def trail(self, *lines: int) -> str:
         out = []
         for ln in lines:
-            if ln in self.trailing and ln not in self.used_trailing:
+            if ln in self.trailing and ln not in self.used_trailing and not self.reserved.get(ln):
                 self.used_trailing.add(ln)
                 out.extend(self.trailing[ln])
         return ("  " + " ".join(out)) if out else ""
 
     def comments_between(self, lo: int, hi: int) -> list[Comment]:
-        return [c for c in self.standalone if lo < c.line < hi]
+        """The comments on lines of their own strictly between lines ``lo`` and ``hi``."""
+        return self.standalone[bisect_right(self.standalone_lines, lo):bisect_left(self.standalone_lines, hi)]
 
     def entries(self, fields: Sequence[Field], lo: int, hi: int) -> list[_Entry]:
-        items = [_Entry(start=f.span.line, end=f.span.end_line, field=f) for f in fields
-                 if f.name != "__recovered__"]
-        inner = [(f.span.line, f.span.end_line) for f in fields]
+        items = [_Entry(start=_line(f), end=_end(f), field=f) for f in fields if f.name != "__recovered__"]
+        starts, reach = _covering(sorted((_line(f), _end(f)) for f in fields))
         for c in self.comments_between(lo, hi):
-            if not any(a < c.line <= b for a, b in inner):
+            i = bisect_left(starts, c.line) - 1  # the fields that start before the comment's line
+            if i < 0 or reach[i] < c.line:  # ... and none reaches it: the comment is not inside a field
                 items.append(_Entry(start=c.line, end=c.line, comment=c))
         return sorted(items, key=lambda e: e.start)
 
     def block(self, block: Block, depth: int) -> None:
-        entries = self.entries(block.fields, block.open_span.line, block.close_span.line)
+        entries = self.entries(block.fields, block.open_pos[0], block.close_pos[0])
         runs = self._runs(entries)
         prev_end: int | None = None
         for entry in entries:
@@ -88,23 +124,25 @@ class _Printer:
 
     def _own_line_comments(self, f: Field) -> list[Comment]:
         """Comments on lines of their own between a value list's first and last line."""
-        return [c for c in self.standalone if f.span.line < c.line < f.span.end_line]
+        return self.comments_between(_line(f), _values_end(f))
 
     def _comments_inside(self, f: Field) -> bool:
         """Whether a value list written over several lines has a comment at the end of a line before its last, or
         on a line of its own between two of its values: joining its values onto one line would move that comment
         away from the value it annotates (or drop it)."""
-        return (len(f.groups) > 1 and f.span.end_line > f.span.line
-                and (any(ln in self.trailing for ln in range(f.span.line, f.span.end_line))
+        last = _values_end(f)
+        return (len(f.groups) > 1 and last > _line(f)
+                and (any(ln in self.trailing for ln in range(_line(f), last))
                      or bool(self._own_line_comments(f))))
 
-    def _list_lines(self, f: Field, pad: str, name: str) -> None:
-        """``f``'s values one source line at a time, continuation lines under the first value, each line
-        with its own comments."""
+    def _list_rows(self, f: Field, pad: str, name: str) -> list[tuple[str, range]]:
+        """``f``'s values one source line at a time, continuation lines under the first value, each with the
+        source lines whose trailing comments it carries; a comment on a line of its own stays between the rows
+        it was between (with no lines to carry)."""
         rows: list[list[str]] = []
         lines: list[int] = []
         for group in f.groups:
-            line = group[0].span.line
+            line = group[0].pos[0]
             text = " ".join(v.raw for v in group)
             if lines and lines[-1] == line:
                 rows[-1].append(text)
@@ -112,15 +150,16 @@ class _Printer:
                 rows.append([text])
                 lines.append(line)
         own = self._own_line_comments(f)
+        out: list[tuple[str, range]] = []
         for i, (row, line) in enumerate(zip(rows, lines, strict=True)):
             if i:  # a comment on its own line before this row stays there, under the values
-                self.lines.extend(pad + " " * len(name) + c.text for c in own if lines[i - 1] < c.line < line)
+                out.extend((pad + " " * len(name) + c.text, range(0)) for c in own if lines[i - 1] < c.line < line)
             last = i == len(rows) - 1
-            upto = f.span.end_line if last else lines[i + 1] - 1
-            first_line = f.span.line if i == 0 else line
+            upto = _values_end(f) if last else lines[i + 1] - 1
+            first_line = _line(f) if i == 0 else line
             prefix = pad + (name if i == 0 else " " * len(name))
-            text = ", ".join(row) + ("" if last else ",")
-            self.lines.append(prefix + text + self.trail(*range(first_line, upto + 1)))
+            out.append((prefix + ", ".join(row) + ("" if last else ","), range(first_line, upto + 1)))
+        return out
 
     def _wrapped(self, f: Field, pad: str, name: str) -> None:
         """A list too long for one line: as many values a line as fit in :data:`MAX_WIDTH` (at least one), the
@@ -139,7 +178,7 @@ class _Printer:
             last = i == len(rows) - 1
             text = ", ".join(row) + ("" if last else ",")
             prefix = pad + (name if i == 0 else " " * len(name))
-            self.lines.append(prefix + text + (self.trail(*range(f.span.line, f.span.end_line + 1)) if last else ""))
+            self.lines.append(prefix + text + (self.trail(*range(_line(f), _end(f) + 1)) if last else ""))
 
     def _blank_between(self, a: int, b: int) -> bool:
         src = self.src_lines
@@ -176,30 +215,42 @@ class _Printer:
         if f.block is None:
             name = f.name.ljust(max(column - 1, len(f.name))) + " "
             if self._comments_inside(f):  # a list continued over lines with a comment inside: keep each line
-                self._list_lines(f, pad, name)
+                self.lines.extend(text + self.trail(*lines) for text, lines in self._list_rows(f, pad, name))
                 return
             head = f.name if not values else name + values
             if len(f.groups) > 1 and len(pad + head) > MAX_WIDTH:
                 self._wrapped(f, pad, name)
                 return
-            self.lines.append(pad + head + self.trail(*range(f.span.line, f.span.end_line + 1)))
+            self.lines.append(pad + head + self.trail(*range(_line(f), _end(f) + 1)))
+            return
+        if self._comments_inside(f):  # the same for the values before a block: its `{` ends their last line
+            *rows, (head, lines) = self._list_rows(f, pad, f.name + " ")
+            self.lines.extend(text + self.trail(*ls) for text, ls in rows)
+            self.open_block(head, f.block, depth, lines)
             return
         head = f.name + (" " + values if values else "")
-        self.open_block(pad + head, f.block, depth, range(f.span.line, f.block.open_span.line + 1))
+        self.open_block(pad + head, f.block, depth, range(_line(f), f.block.open_pos[0] + 1))
 
     def open_block(self, head: str, block: Block, depth: int, head_lines: range) -> None:
+        close = block.close_pos[0]
         has_content = bool([f for f in block.fields if f.name != "__recovered__"]) or bool(
-            self.comments_between(block.open_span.line, block.close_span.line))
+            self.comments_between(block.open_pos[0], close))
         if not has_content:  # `x { }` and `x {` / `}` on two lines are both printed `x {}`
-            self.lines.append(head + " {}" + self.trail(*head_lines, block.close_span.line))
+            opened, closed = self.trail(*head_lines), ("" if close in head_lines else self.trail(close))
+            if opened and closed:  # ... unless each line has its comment: two comments stay two lines
+                self.lines += [head + " {" + opened, INDENT * depth + "}" + closed]
+            else:
+                self.lines.append(head + " {}" + opened + closed)
             return
+        self.reserved[close] = self.reserved.get(close, 0) + 1  # `x { y 1 }  # c`: the comment follows the `}`
         self.lines.append(head + " {" + self.trail(*head_lines))
         self.block(block, depth + 1)
-        self.lines.append(INDENT * depth + "}" + self.trail(block.close_span.line))
+        self.reserved[close] -= 1
+        self.lines.append(INDENT * depth + "}" + self.trail(close))
 
     def objective(self, node: ObjectiveNode) -> None:
         self.open_block(f'objective {node.name_span and self._raw_name(node)}', node.block, 0,
-                        range(node.span.line, node.block.open_span.line + 1))
+                        range(_line(node), node.block.open_pos[0] + 1))
 
     def _raw_name(self, node: ObjectiveNode) -> str:
         s = node.name_span
@@ -209,20 +260,28 @@ class _Printer:
         spec = self.spec
         top: list[_Entry] = []
         header_line = spec.header_span.line if spec.header_span else 0
+        starts, reach = _covering([(_line(o), _end(o)) for o in sorted(spec.objectives, key=_line)])
         for c in self.standalone:
-            if not any(o.span.line <= c.line <= o.span.end_line for o in spec.objectives):
+            i = bisect_right(starts, c.line) - 1  # the objectives that start on or before the comment's line
+            if i < 0 or reach[i] < c.line:
                 top.append(_Entry(start=c.line, end=c.line, comment=c))
-        objs = {o.span.line: o for o in spec.objectives}
-        top.extend(_Entry(start=o.span.line, end=o.span.end_line) for o in spec.objectives)
+        objs = {_line(o): o for o in spec.objectives}
+        top.extend(_Entry(start=_line(o), end=_end(o)) for o in spec.objectives)
         top.sort(key=lambda e: e.start)
         before_header = [e for e in top if e.start < header_line]
         after = [e for e in top if e.start > header_line]
-        for e in before_header:
-            assert e.comment is not None
-            self.lines.append(e.comment.text)
-        if spec.version is not None:
-            self.lines.append("unlearnspec " + spec.version.raw + self.trail(header_line))
         prev: _Entry | None = None
+        for e in before_header:  # comments above the header, blank lines between them kept (several: one)
+            assert e.comment is not None
+            if prev is not None and self._blank_between(prev.end, e.start):
+                self.lines.append("")
+            self.lines.append(e.comment.text)
+            prev = e
+        if spec.version is not None:
+            if prev is not None and self._blank_between(prev.end, header_line):
+                self.lines.append("")
+            self.lines.append("unlearnspec " + spec.version.raw + self.trail(header_line))
+        prev = None
         for e in after:
             if (self.lines and self.lines[-1] != ""
                     and (prev is None or prev.comment is None or self._blank_between(prev.end, e.start))):

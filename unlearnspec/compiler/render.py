@@ -61,7 +61,7 @@ MAX_SHOWN = 120  # longest source excerpt shown under a diagnostic, in character
 _CONTEXT = 40  # characters kept before a span when a long line is cut
 
 
-def _printable(text: str) -> str:
+def printable(text: str) -> str:
     """User text made safe for a terminal: a control character (an escape sequence's ESC, a NUL, a
     stray carriage return) shows as U+FFFD instead of acting; one character stays one column."""
     if text.isprintable():
@@ -69,9 +69,9 @@ def _printable(text: str) -> str:
     return "".join(ch if ch.isprintable() else "\ufffd" for ch in text)
 
 
-def _message_text(text: str) -> str:
-    """Like :func:`_printable` for messages and help, keeping their line breaks."""
-    return "\n".join(_printable(part) for part in text.split("\n"))
+def printable_lines(text: str) -> str:
+    """Like :func:`printable` for messages and help, keeping their line breaks."""
+    return "\n".join(printable(part) for part in text.split("\n"))
 
 
 def _excerpt(text: str, start: int, width: int) -> tuple[str, int, int]:
@@ -130,7 +130,7 @@ def _human_one(d: Diagnostic, lines: list[str], sources: dict[str, list[str]], p
     sev = d.severity
     head = paint(sev, f"{sev}[{d.code}]")
     acc = paint("green", " (accepted)") if d.accepted else ""
-    rows = [f"{head}{acc}{paint('bold', ': ' + _message_text(d.message))}"]
+    rows = [f"{head}{acc}{paint('bold', ': ' + printable_lines(d.message))}"]
     shown = [(d.span, "^", "", True)] + [(lab.span, "-", lab.message, False) for lab in d.labels]
     width = max(len(str(s.line)) for s, *_ in shown)
     pad = " " * width
@@ -148,10 +148,10 @@ def _human_one(d: Diagnostic, lines: list[str], sources: dict[str, list[str]], p
             last_file = span.file
         if not 1 <= span.line <= len(src):
             if ordered[i][2]:
-                rows.append(f"{pad} {paint('blue', '=')} {_message_text(ordered[i][2])} ({span.location()})")
+                rows.append(f"{pad} {paint('blue', '=')} {printable_lines(ordered[i][2])} ({span.location()})")
             i += 1
             continue
-        raw = _printable(src[span.line - 1].replace("\t", " "))
+        raw = printable(src[span.line - 1].replace("\t", " "))
         # every mark on this line, left to right, under one copy of it while they do not overlap
         marks: list[tuple[int, int, str, str, bool]] = []
         shown_text = raw
@@ -171,14 +171,14 @@ def _human_one(d: Diagnostic, lines: list[str], sources: dict[str, list[str]], p
             line += " " * (start - col) + paint(sev if primary else "blue", char * w)
             col = start + w
         last = marks[-1][3]
-        rows.append(f"{bar}{line}{(' ' + _message_text(last)) if last else ''}")
-        rows.extend(f"{bar}{' ' * start}{_message_text(message)}" for start, _, _, message, _ in marks[:-1] if message)
+        rows.append(f"{bar}{line}{(' ' + printable_lines(last)) if last else ''}")
+        rows.extend(f"{bar}{' ' * start}{printable_lines(message)}" for start, _, _, message, _ in marks[:-1] if message)
     for h in d.help:
-        first, *rest = _message_text(h).split("\n")
+        first, *rest = printable_lines(h).split("\n")
         rows.append(f"{pad} {paint('blue', '=')} {paint('bold', 'help')}: {first}")
         rows.extend(f"{pad}         {x}" for x in rest)
     if d.accepted and d.justification:
-        rows.append(f"{pad} {paint('blue', '=')} {paint('bold', 'accepted')}: {_message_text(d.justification)}")
+        rows.append(f"{pad} {paint('blue', '=')} {paint('bold', 'accepted')}: {printable_lines(d.justification)}")
     return "\n".join(rows) + "\n"
 
 

@@ -72,7 +72,8 @@ class AuditResolver(ValueResolver):
     def audit_fields(self, obj: Objective, present: dict[str, Field]) -> None:
         """UL219 (`method unknown` with no checkpoint) and UL220 (an audit that also configures training)."""
         method = obj.method
-        if method is not None and method.name.value == UNKNOWN and obj.unlearned is None:
+        # an `unlearned` field that names no usable folder already has its UL207: `method unknown` is not wrong too
+        if method is not None and method.name.value == UNKNOWN and "unlearned" not in present:
             self.report("UL219", "error", method.name.span,
                         "`method unknown` needs a checkpoint to audit: with no `unlearned` model, a method must run",
                         help=['name the checkpoint the vendor unlearned: `unlearned "models/vendor-unlearned"`',

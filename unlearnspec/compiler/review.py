@@ -17,7 +17,7 @@ from typing import Any
 
 from unlearnspec.catalog import FAMILIES, METHODS, NEEDS, TOLERANCE_CLAIM, TOLERANCE_SUMMARY, UNKNOWN, vocab
 from unlearnspec.compiler.check import plan_file
-from unlearnspec.compiler.explain import STATUS_LABEL, render_template
+from unlearnspec.compiler.explain import STATUS_LABEL, guarantee_words, render_template
 from unlearnspec.compiler.render import render_human
 from unlearnspec.plan import (
     AttackStage,
@@ -60,14 +60,22 @@ def load_plan_or_spec(path: Path) -> tuple[Plan | None, str]:
     """A plan from a ``.json`` file, or a spec planned in memory (``--allow-infeasible``: the review
     shows unmet claims as `cannot be met` rather than refusing). With a plan, the message is empty when
     the spec planned cleanly and names its errors when ``plan`` would refuse it (the caller exits 1)."""
+    plan, err, _ = load_for_review(path)
+    return plan, err
+
+
+def load_for_review(path: Path) -> tuple[Plan | None, str, list[str]]:
+    """:func:`load_plan_or_spec`, and the files that reading ``path`` took in: the plan file itself, or the spec
+    and every data file it names (an output must not be written over one of them)."""
     if is_plan_path(path):
-        return load_plan(path)
+        plan, err = load_plan(path)
+        return plan, err, [str(path)]
     if not path.exists():
-        return None, f"error: `{path}` does not exist"
+        return None, f"error: `{path}` does not exist", []
     plan, result = plan_file(path, allow_infeasible=True)
     if plan is None or result.errors:
-        return plan, render_human([result]).rstrip("\n")
-    return plan, ""
+        return plan, render_human([result]).rstrip("\n"), result.read_files
+    return plan, "", result.read_files
 
 
 # -- the review context -------------------------------------------------------------------------------
@@ -93,7 +101,7 @@ def plan_sentence(op: ObjectivePlan) -> str:
         release = f"; the model is released by {o.release.mode.replace('_', ' ')}"
         if o.release.precision:
             release += f" at {o.release.precision}"
-    return f"{verb} {what} from `{op.model.source}`{via}{method}{release}."
+    return f"{verb} {what} from `{op.model.source}`{via}{method}{release}{guarantee_words(o.guarantee)}."
 
 
 def _stage(op: ObjectivePlan, kind: type[Any]) -> Any:
@@ -233,6 +241,7 @@ def objective_context(op: ObjectivePlan) -> dict[str, Any]:
     o = op.objective
     return {
         "name": o.name, "title": o.title, "basis": o.basis, "owner": o.owner, "sentence": plan_sentence(op),
+        "guarantee": o.guarantee,
         "goal": o.goal, "target": o.target.model_dump(), "release": o.release.model_dump(),
         "scope": {"outputs": o.outputs, "prompts": o.prompts}, "feasible": op.feasible,
         "claims": claims, "other_checks": unattached, "findings": findings,

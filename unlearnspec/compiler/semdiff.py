@@ -10,11 +10,12 @@ classified:
   narrowed (fewer output kinds or prompt kinds), a claim's compile status weakened (supported →
   cannot be verified → cannot be met), a check dropped from a claim, a probe or attack dropped, a
   smaller relearning budget, a new accepted risk, a goal weakened from removal to suppression, a
-  feasible objective become infeasible, a chain's budget raised or removed;
+  feasible objective become infeasible, a chain's budget raised or removed, a weaker ``guarantee``
+  (exact > certified > empirical > none stated);
 * **tightened** — the reverse of any of those, and claims added;
-* **changed** — everything else that matters but has no direction: the method, the release or its
-  precision, the target, the model, data files (by hash), hyperparameters, the reference strategy, which
-  objective a request continues (`after`).
+* **changed** — everything else that matters but has no direction: the title, basis or owner, the method,
+  the release or its precision, the target, the model, data files (by hash), hyperparameters, the reference
+  strategy, which objective a request continues (`after`).
   A claim *removed* is ``changed``, not loosened: the objective no longer says it, so it cannot be
   held to it (the report would show no verdict for it); a weakened status is what hides a risk.
 
@@ -30,6 +31,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from unlearnspec.catalog import vocab
+from unlearnspec.compiler.check import plan_file
+from unlearnspec.compiler.render import diagnostic_dict, printable_lines, render_human
 from unlearnspec.compiler.review import load_plan_or_spec
 from unlearnspec.markdown import escape as md
 from unlearnspec.plan import (
@@ -43,6 +46,7 @@ from unlearnspec.plan import (
     ReferenceStage,
     RelearnAttack,
     UnlearnStage,
+    is_plan_path,
 )
 
 DIFF_FORMAT_VERSION = "1"
@@ -52,6 +56,10 @@ Kind = Literal["loosened", "tightened", "changed"]
 
 STATUS_RANK = {"supported": 0, "cannot_be_verified": 1, "cannot_be_met": 2}
 GOAL_RANK = {"removal": 0, "suppression": 1}  # suppression promises less than removal (M1)
+# The guarantees of catalog.vocab.GUARANTEES, strongest first, then none stated: retraining is exact; a certified
+# bound promises more than empirical evidence against a reference (docs/language.md, `guarantee`).
+GUARANTEE_RANK = {"exact": 0, "certified": 1, "empirical": 2, None: 3}
+WORDS = ("title", "basis", "owner")  # what the objective says about itself: no direction, but a reviewer reads it
 UTILITY_METRICS = ("retain_utility_drop", "neighbor_utility_drop")
 HYPERPARAMETERS = ("adapter", "max_steps", "learning_rate", "batch_size", "gradient_accumulation_steps",
                    "retain_weight", "beta", "gamma", "rmu_layer", "rmu_steering_coeff", "rmu_alpha",
@@ -133,6 +141,17 @@ def diff_objective(old: ObjectivePlan, new: ObjectivePlan) -> list[Change]:
     if o.goal != n.goal:
         kind: Kind = "loosened" if GOAL_RANK[n.goal] > GOAL_RANK[o.goal] else "tightened"
         add(kind, "goal", "goal", o.goal, n.goal, f"goal `{o.goal}` → `{n.goal}`")
+    if o.guarantee != n.guarantee:
+        ga, gb = GUARANTEE_RANK.get(o.guarantee, 3), GUARANTEE_RANK.get(n.guarantee, 3)
+        kind = "loosened" if gb > ga else "tightened" if gb < ga else "changed"
+        add(kind, "guarantee", "guarantee", o.guarantee, n.guarantee,
+            f"guarantee `{o.guarantee or 'none'}` → `{n.guarantee or 'none'}`")
+    for word in WORDS:
+        wa, wb = getattr(o, word), getattr(n, word)
+        if wa != wb:
+            add("changed", word, word, wa, wb, f"{word} " + (f"“{wa}” → “{wb}”" if wa is not None and wb is not None
+                                                             else f"“{wb}” added" if wb is not None else
+                                                             f"“{wa}” removed"))
     if o.suppression_via != n.suppression_via and o.goal == n.goal:
         add("changed", "goal", "via", o.suppression_via, n.suppression_via,
             f"suppression via `{o.suppression_via}` → `{n.suppression_via}`")
@@ -281,27 +300,43 @@ def _attack_changes(name: str, a: AttackStage | None, b: AttackStage | None) -> 
     return out
 
 
+def match_objectives(old: Plan, new: Plan) -> dict[str, str]:
+    """Which objective of ``old`` each renamed one of ``new`` is, so that a rename cannot hide the edits made with
+    it: among the objectives without a namesake on the other side, the only one on each side; else, in turn,
+    those with the same target, those whose target has the same category and name (an alias or the kind edited
+    with the rename), and the rest in the order they are written. An objective left over has no counterpart."""
+    names_a = [op.objective.name for op in old.objectives]
+    names_b = [op.objective.name for op in new.objectives]
+    targets_a = {op.objective.name: op.objective.target for op in old.objectives}
+    targets_b = {op.objective.name: op.objective.target for op in new.objectives}
+    gone = [n for n in names_a if n not in targets_b]
+    added = [n for n in names_b if n not in targets_a]
+    renamed: dict[str, str] = {}
+    keys = (lambda t: t.model_dump_json(), lambda t: json.dumps([t.category, t.name]))
+    for key in keys:
+        for a in gone:
+            if a in renamed:
+                continue
+            same = [b for b in added if b not in renamed.values() and key(targets_b[b]) == key(targets_a[a])]
+            rivals = [x for x in gone if x not in renamed and key(targets_a[x]) == key(targets_a[a])]
+            if len(same) == 1 and len(rivals) == 1:
+                renamed[a] = same[0]
+    left_a = [a for a in gone if a not in renamed]
+    left_b = [b for b in added if b not in renamed.values()]
+    renamed.update(zip(left_a, left_b, strict=False))  # by position: the first left over with the first
+    return renamed
+
+
 def diff_plans(old: Plan, new: Plan) -> list[Change]:
-    """Every semantic change from ``old`` to ``new``, objective by objective (by name)."""
-    oa = {op.objective.name: op for op in old.objectives}
+    """Every semantic change from ``old`` to ``new``, objective by objective (by name, renames matched by
+    :func:`match_objectives`)."""
     nb = {op.objective.name: op for op in new.objectives}
     out: list[Change] = []
-    # an objective renamed is compared with its old self, so that a rename cannot hide its edits: the one
-    # objective on each side that has no namesake, or else the one whose target is the same
-    gone, new_names = [n for n in oa if n not in nb], [n for n in nb if n not in oa]
-    renamed: dict[str, str] = {}
-    if len(gone) == len(new_names) == 1:
-        renamed[gone[0]] = new_names[0]
-    else:
-        for a_name in gone:
-            same = [b for b in new_names if b not in renamed.values()
-                    and nb[b].objective.target == oa[a_name].objective.target]
-            if len(same) == 1:
-                renamed[a_name] = same[0]
+    renamed = match_objectives(old, new)
     for a_name, b_name in renamed.items():
         out.append(Change(b_name, "changed", "objective", "name", a_name, b_name,
                           f"objective `{a_name}` renamed `{b_name}`"))
-    oa = {renamed.get(n, n): op for n, op in oa.items()}
+    oa = {renamed.get(op.objective.name, op.objective.name): op for op in old.objectives}
     for name in nb:
         if name not in oa:
             out.append(Change(name, "tightened", "objective", name, None, name, f"objective `{name}` added"))
@@ -310,7 +345,7 @@ def diff_plans(old: Plan, new: Plan) -> list[Change]:
             out.append(Change(name, "changed", "objective", name, name, None, f"objective `{name}` removed"))
     for name in (n for n in nb if n in oa):
         out += diff_objective(oa[name], nb[name])
-    out += _chain_changes(old, new)
+    out += _chain_changes(old, new, renamed)
     changed_inputs = {f.path for f in old.inputs} ^ {f.path for f in new.inputs} | {
         f.path for f in new.inputs for g in old.inputs if f.path == g.path and f.sha256 != g.sha256}
     for path in sorted(changed_inputs):
@@ -323,23 +358,33 @@ def diff_plans(old: Plan, new: Plan) -> list[Change]:
     return out
 
 
-def _chain_changes(old: Plan, new: Plan) -> list[Change]:
+BUDGET_FIELDS = (("utility_drop", "cumulative utility drop"), ("approximate_requests", "approximate requests"))
+
+
+def _chain_changes(old: Plan, new: Plan, renamed: dict[str, str] | None = None) -> list[Change]:
     """Chains (docs/requests.md): which objective each continues (changed), and each chain's budget,
-    keyed by its first objective: a larger or removed budget is looser, a smaller or added one tighter."""
+    keyed by its first objective: a larger or removed budget is looser, a smaller or added one tighter.
+    ``old``'s objectives are called by their names in ``new`` (``renamed``), so that renaming a chain's first
+    objective cannot hide an edit of its budget; a budget whose first objective is not first in any chain of
+    ``new`` is removed (loosened), one on a chain that had none is added (tightened)."""
     out: list[Change] = []
-    after_a = {lk.objective: lk.after for c in old.chains for lk in c.links}
+
+    def now(name: str | None) -> str | None:
+        return None if name is None else (renamed or {}).get(name, name)
+
+    after_a = {now(lk.objective): now(lk.after) for c in old.chains for lk in c.links}
     after_b = {lk.objective: lk.after for c in new.chains for lk in c.links}
-    for name in sorted(set(after_a) | set(after_b)):
+    for name in sorted(n for n in set(after_a) | set(after_b) if n is not None):
         a, b = after_a.get(name), after_b.get(name)
         if a != b:
             out.append(Change(name, "changed", "after", name, a, b,
                               f"`{name}` now starts from " + (f"`{b}`" if b else "the original model")
                               + (f" (was `{a}`)" if a else "")))
-    budgets_a = {c.links[0].objective: c.budget for c in old.chains}
-    budgets_b = {c.links[0].objective: c.budget for c in new.chains}
-    for head in sorted(set(budgets_a) & set(budgets_b)):
-        ba, bb = budgets_a[head], budgets_b[head]
-        for field, label in (("utility_drop", "cumulative utility drop"), ("approximate_requests", "approximate requests")):
+    budgets_a = {now(c.links[0].objective): c.budget for c in old.chains if c.links}
+    budgets_b = {c.links[0].objective: c.budget for c in new.chains if c.links}
+    for head in sorted(h for h in set(budgets_a) | set(budgets_b) if h is not None):
+        ba, bb = budgets_a.get(head), budgets_b.get(head)
+        for field, label in BUDGET_FIELDS:
             va = getattr(ba, field) if ba is not None else None
             vb = getattr(bb, field) if bb is not None else None
             if va == vb:
@@ -356,8 +401,16 @@ def _chain_changes(old: Plan, new: Plan) -> list[Change]:
 # -- loading and rendering ------------------------------------------------------------------------------
 
 
-def _load(path: Path) -> tuple[Plan | None, str]:
-    return load_plan_or_spec(path)
+def _load(path: Path) -> tuple[Plan | None, str, list[dict[str, Any]]]:
+    """A plan, or a spec planned in memory; or None, the error as a person reads it, and the spec's diagnostics
+    as data (for ``--format json``)."""
+    if is_plan_path(path) or not path.exists():
+        plan, err = load_plan_or_spec(path)
+        return plan, err, []
+    plan, result = plan_file(path, allow_infeasible=True)
+    if plan is None:
+        return None, render_human([result]).rstrip("\n"), [diagnostic_dict(d) for d in result.diagnostics]
+    return plan, "", []
 
 
 def summary(changes: list[Change]) -> dict[str, int]:
@@ -366,7 +419,7 @@ def summary(changes: list[Change]) -> dict[str, int]:
 
 def render_text(old: str, new: str, changes: list[Change]) -> str:
     if not changes:
-        return f"no semantic changes between `{old}` and `{new}`\n"
+        return printable_lines(f"no semantic changes between `{old}` and `{new}`") + "\n"
     lines: list[str] = []
     for obj in dict.fromkeys(c.objective for c in changes):
         lines.append("inputs" if obj == "*" else f"objective `{obj}`")
@@ -375,7 +428,7 @@ def render_text(old: str, new: str, changes: list[Change]) -> str:
     s = summary(changes)
     lines.append(f"{s['loosened']} loosened, {s['tightened']} tightened, {s['changed']} changed"
                  + (" — the objective got weaker" if s["loosened"] else ""))
-    return "\n".join(lines) + "\n"
+    return printable_lines("\n".join(lines)) + "\n"  # a spec's ESC or BEL shows as U+FFFD, never acts
 
 
 def render_md(old: str, new: str, changes: list[Change]) -> str:
@@ -405,17 +458,24 @@ def render_json(old: str, new: str, changes: list[Change]) -> str:
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
 
 
-def diff_paths(old: Path, new: Path, fmt: str = "text") -> tuple[str, int]:
-    """The semantic diff of two specs or plans (any mix) and the exit code (1 when something loosened)."""
-    a, err_a = _load(old)
-    if a is None:
-        return err_a + "\n", EXIT_UNREADABLE
-    b, err_b = _load(new)
-    if b is None:
-        return err_b + "\n", EXIT_UNREADABLE
-    changes = diff_plans(a, b)
+def diff_paths(old: Path, new: Path, fmt: str = "text") -> tuple[str, str, int]:
+    """The semantic diff of two specs or plans (any mix): the document, the errors (for stderr; empty when both
+    could be read) and the exit code (1 when something loosened, 2 when an input cannot be read or planned). When
+    an input cannot be used, ``--format json`` still gets a JSON document: the error and the spec's diagnostics."""
     render = {"text": render_text, "md": render_md, "json": render_json}.get(fmt)
     if render is None:
-        return f"error: unknown format `{fmt}`; use text, md or json\n", EXIT_UNREADABLE
+        return "", f"error: unknown format `{fmt}`; use text, md or json\n", EXIT_UNREADABLE
+    plans: list[Plan] = []
+    for path in (old, new):
+        plan, err, diagnostics = _load(path)
+        if plan is None:
+            doc = ""
+            if fmt == "json":
+                doc = json.dumps({"format_version": DIFF_FORMAT_VERSION, "old": old.as_posix(), "new": new.as_posix(),
+                                  "file": path.as_posix(), "error": err.split("\n")[0].removeprefix("error: "),
+                                  "diagnostics": diagnostics}, indent=2, ensure_ascii=False) + "\n"
+            return doc, err + "\n", EXIT_UNREADABLE
+        plans.append(plan)
+    changes = diff_plans(*plans)
     code = EXIT_LOOSENED if any(c.kind == "loosened" for c in changes) else EXIT_SAME_OR_TIGHTER
-    return render(old.as_posix(), new.as_posix(), changes), code
+    return render(old.as_posix(), new.as_posix(), changes), "", code

@@ -49,6 +49,7 @@ def objective_info(obj: Objective, facts: Facts, family: str) -> ObjectiveInfo:
         basis=obj.basis.value if obj.basis else None,
         owner=obj.owner.value if obj.owner else None,
         goal=facts.goal,  # type: ignore[arg-type]
+        guarantee=obj.guarantee.value if obj.guarantee else None,
         suppression_via=via if facts.goal == "suppression" else None,  # type: ignore[arg-type]
         target=TargetInfo(category=facts.category, name=t.name.value if t else "", kind=facts.kind,
                           aliases=[a.value for a in t.aliases] if t else []),

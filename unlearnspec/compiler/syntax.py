@@ -14,6 +14,7 @@ compiler reads is pydantic as before. ``_asdict()`` dumps one.
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Literal, NamedTuple
 
 from unlearnspec.compiler.diagnostics import Span
@@ -39,10 +40,33 @@ def unquote(raw: str) -> str:
     return "".join(out)
 
 
+ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t"}
+"""The characters a spec string writes escaped (the grammar's ``STRING``), and how."""
+
+
+class UnquotableError(ValueError):
+    """Text no spec string can hold: it has a control character the language has no escape for (a carriage
+    return, an ESC, a NUL...). Writing it raw would end the string (``\\r``) or hide in the file."""
+
+    def __init__(self, char: str) -> None:
+        self.char = char
+        super().__init__(f"contains the control character U+{ord(char):04X}, which a spec string cannot hold "
+                         "(the language escapes only `\\\\`, `\\\"`, `\\n` and `\\t`)")
+
+
+def unquotable(text: str) -> str | None:
+    """The first character of ``text`` that :func:`quote` refuses, or None."""
+    return next((ch for ch in text if ch not in ESCAPES and unicodedata.category(ch) == "Cc"), None)
+
+
 def quote(text: str) -> str:
-    """``text`` as a spec string literal: the inverse of :func:`unquote`."""
-    body = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
-    return f'"{body}"'
+    """``text`` as a spec string literal: the inverse of :func:`unquote`; the one quoting function (``init`` and
+    the importers' starter specs use it). Raises :class:`UnquotableError` for a control character other than
+    a line break or a tab: the grammar has no escape for it."""
+    bad = unquotable(text)
+    if bad is not None:
+        raise UnquotableError(bad)
+    return '"' + "".join(ESCAPES.get(ch, ch) for ch in text) + '"'
 
 
 def source_lines(text: str) -> list[str]:

@@ -12,6 +12,7 @@ from typing import Any
 
 import jinja2
 
+from unlearnspec.compiler.syntax import quote
 from unlearnspec.importers.sources import ImportFailure, Rows
 from unlearnspec.io import atomic_write_text
 
@@ -28,19 +29,13 @@ class Imported:
     sources: dict[str, Path] = field(default_factory=dict)  # output file name -> the split it came from
 
 
-def spec_string(value: str) -> str:
-    """A spec string literal: double quotes, with the language's escapes (``\\"``, ``\\\\``, ``\\n``, ``\\t``)."""
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
-    return f'"{escaped}"'
-
-
 @cache
 def _env() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.PackageLoader("unlearnspec.importers", "templates"),
                              autoescape=False, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
                              undefined=jinja2.StrictUndefined)
-    env.filters["q"] = spec_string
-    env.filters["qlist"] = lambda names: ", ".join(spec_string(n) for n in names)
+    env.filters["q"] = quote  # the one quoting function (compiler.syntax): a control character it cannot write
+    env.filters["qlist"] = lambda names: ", ".join(quote(n) for n in names)  # raises UnquotableError
     return env
 
 
@@ -65,12 +60,13 @@ def write_import(imported: Imported, out: Path, *, force: bool = False) -> list[
     if existing and not force:
         raise ImportFailure("UL824", f"`{existing[0].name}` already exists in the output folder", existing[0],
                             help=["choose another `--out DIR`, or pass `--force` to replace the imported files"])
+    spec = render_spec(imported)  # before any file is written: a value it cannot quote leaves the folder as it was
     written: list[Path] = []
     for name, records in imported.files.items():
         text = "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in records)
         atomic_write_text(out / name, text)
         written.append(out / name)
-    atomic_write_text(out / imported.spec_name, render_spec(imported))
+    atomic_write_text(out / imported.spec_name, spec)
     written.append(out / imported.spec_name)
     return written
 

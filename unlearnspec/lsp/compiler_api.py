@@ -7,6 +7,8 @@ to a new compiler entry point or vocabulary module is an edit to this file alone
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,25 +16,28 @@ from unlearnspec.catalog import CODES, FAMILIES, METHODS, OUTPUT_KINDS, PROBES, 
 from unlearnspec.compiler.check import check_bytes
 from unlearnspec.compiler.diagnostics import Diagnostic, Span
 from unlearnspec.compiler.explain import code_page_markdown as explain_code_page
+from unlearnspec.compiler.feasibility import META_CODES
 from unlearnspec.compiler.fmt import format_spec
 from unlearnspec.compiler.parse import parse_bytes
-from unlearnspec.compiler.resolve_values import BUILTIN_MODELS, expected_example, inspect_cached
+from unlearnspec.compiler.resolve_values import BUILTIN_MODELS, display_dir, expected_example, inspect_cached
 from unlearnspec.compiler.syntax import Block, Field, ObjectiveNode, SpecFile
-from unlearnspec.records import DataFileInfo, DataFormatError
+from unlearnspec.records import DATA_SUFFIXES, DataFileInfo, DataFormatError
 
 __all__ = [
     "BUILTIN_MODELS",
-    "BLOCK_FIELDS", "CLAIMS", "METRICS", "PATH_FIELDS", "ROLE_SETS", "SECONDARY_WORDS", "WordRole", "Block", "CheckOutcome", "CodePage", "Diagnostic", "Field",
+    "BLOCK_FIELDS", "CLAIMS", "DATA_SUFFIXES", "EVIDENCE_SETTINGS", "METRICS", "PATH_FIELDS", "ROLE_SETS", "SECONDARY_WORDS", "WordRole", "Block", "CheckOutcome", "CodePage", "Diagnostic", "Field",
     "ObjectiveNode", "Span", "SpecFile",
-    "accept_codes", "check_text", "code_page", "code_page_markdown", "data_file_summary", "expected_example", "field_words",
-    "format_text", "parse_text", "word_roles",
+    "accept_codes", "bound_operator", "check_text", "code_page", "code_page_markdown", "data_file_kind", "data_file_summary",
+    "expected_example", "field_note", "field_words", "format_text", "next_words", "parse_text", "word_roles",
 ]
 
 CLAIMS = vocab.CLAIMS
 METRICS = vocab.METRICS
+#: Fields of `evidence` that are not metrics (``confidence 95%``).
+EVIDENCE_SETTINGS = vocab.EVIDENCE_SETTINGS
 
-#: The field names allowed in each kind of block. ``claims`` and ``evidence`` hold claim and metric
-#: names; ``""`` is the file's top level.
+#: The field names allowed in each kind of block. ``claims`` holds claim names, ``evidence`` metric
+#: names and its settings; ``""`` is the file's top level.
 BLOCK_FIELDS: dict[str, tuple[str, ...]] = {
     "": ("unlearnspec", "objective"),
     "objective": vocab.OBJECTIVE_FIELDS,
@@ -42,7 +47,7 @@ BLOCK_FIELDS: dict[str, tuple[str, ...]] = {
     "method": vocab.METHOD_FIELDS,
     "budget": vocab.BUDGET_FIELDS,
     "claims": tuple(vocab.CLAIMS),
-    "evidence": tuple(vocab.METRICS),
+    "evidence": (*vocab.METRICS, *vocab.EVIDENCE_SETTINGS),
 }
 
 #: Fields whose quoted values are data-file paths, relative to the spec's folder.
@@ -92,6 +97,41 @@ def field_words(block: str, field: str) -> tuple[str, ...]:
     return table.get(field, ())
 
 
+def next_words(block: str, field: str, before: Sequence[str]) -> tuple[str, ...]:
+    """The words that may come next in ``field`` of ``block``, after ``before`` (the words of this
+    value so far: from the field name, or from the list's last comma). `goal` → `removal`,
+    `suppression`; `goal suppression` → `via`; `goal suppression via` → `model`, `system`; a one-word
+    value is complete once written; a chain's `budget` covers all utility (no `retain`, `neighbors`)."""
+    after = list(before)
+    if field == "goal":
+        return (vocab.GOALS if not after else ("via",) if after == ["suppression"]
+                else vocab.SUPPRESSION_VIA if after == ["suppression", "via"] else ())
+    if field == "release":
+        return (vocab.RELEASES if not after else ("precision",) if len(after) == 1 and after[0] in vocab.RELEASES
+                else vocab.PRECISIONS if len(after) == 2 and after[1] == "precision" else ())
+    if field == "adapter":
+        return vocab.ADAPTERS if not after else ("rank",) if after == ["lora"] else ()
+    if field == "utility":
+        parts = ("retain", "neighbors") if block != "budget" else ()
+        return ("drop", *parts) if not after else ("drop",) if len(after) == 1 and after[0] in parts else ()
+    return field_words(block, field) if not after else ()
+
+
+def bound_operator(metric: str) -> str:
+    """The comparison an `evidence` bound on ``metric`` is written with: `<=` where lower (or closer
+    to zero) is better, `>=` where higher is (the other way round is UL211)."""
+    return ">=" if METRICS[metric].better == "higher" else "<="
+
+
+def field_note(name: str) -> str:
+    """What a field holds beyond its example, for fields whose range the vocabulary defines."""
+    if name == "confidence":
+        lo, hi = vocab.CONFIDENCE_RANGE
+        return (f"the confidence level of every check's interval, between {lo:.0%} and {hi:.1%} "
+                f"(default {vocab.DEFAULT_CONFIDENCE:.0%})")
+    return ""
+
+
 @dataclass(frozen=True)
 class WordRole:
     """One role a word plays: its set (``role``), the set's other words, and what the catalog says."""
@@ -125,15 +165,53 @@ class CheckOutcome:
     syntax: SpecFile | None
 
 
-def check_text(text: str, display: str, base_dir: Path) -> CheckOutcome:
-    """Everything ``unlearnspec check`` reports for ``text``: parse, resolve, feasibility, accept."""
-    # a lone surrogate (legal in JSON-RPC's strings) stays an invalid byte sequence: UL100, as in a file
-    result = check_bytes(text.encode("utf-8", "surrogatepass"), display, base_dir)
-    return CheckOutcome(diagnostics=list(result.diagnostics), syntax=result.syntax)
+def _encode(text: str) -> bytes:
+    """The bytes a file with ``text`` holds, less a leading byte order mark (the compiler drops it and
+    counts columns without it). A lone surrogate (legal in JSON-RPC's strings) stays an invalid byte
+    sequence: UL100, as in a file."""
+    return text.removeprefix("\ufeff").encode("utf-8", "surrogatepass")
+
+
+def _char_column(line: str, byte_column: int) -> int:
+    """The 1-based character column of the 1-based UTF-8 byte column ``byte_column`` of ``line``."""
+    count = 0
+    for i, ch in enumerate(line):
+        if count >= byte_column - 1:
+            return i + 1
+        count += len(ch.encode("utf-8", "surrogatepass"))
+    return len(line) + 1
+
+
+def _in_characters(d: Diagnostic, text: str) -> Diagnostic:
+    """UL100's position is where the bad byte is, counted in bytes; every other span, in characters."""
+    if d.code != "UL100":
+        return d
+    lines = text.removeprefix("\ufeff").split("\n")
+    if not 1 <= d.span.line <= len(lines):
+        return d
+    col = _char_column(lines[d.span.line - 1], d.span.column)
+    return d.model_copy(update={"span": d.span.model_copy(update={"column": col, "end_column": col + 1})})
+
+
+#: Where the relative paths of a spec with no folder (a buffer never saved) lead: no folder at all.
+NO_FOLDER = Path(os.devnull)
+
+
+def check_text(text: str, display: str, base_dir: Path | None) -> CheckOutcome:
+    """Everything ``unlearnspec check`` reports for ``text``: parse, resolve, feasibility, accept.
+    Positions are 1-based characters of ``text`` without its byte order mark, if it has one. With no
+    ``base_dir`` (a spec not saved yet) every relative path is missing, and the help says why."""
+    result = check_bytes(_encode(text), display, base_dir or NO_FOLDER)
+    diags = [_in_characters(d, text) for d in result.diagnostics]
+    if base_dir is None:
+        shown = f"(`{display_dir(NO_FOLDER)}`)"
+        diags = [d.model_copy(update={"help": [h.replace(shown, "(none: the spec is not saved yet)") for h in d.help]})
+                 for d in diags]
+    return CheckOutcome(diagnostics=diags, syntax=result.syntax)
 
 
 def parse_text(text: str, display: str) -> SpecFile | None:
-    syntax, diags = parse_bytes(text.encode("utf-8", "surrogatepass"), display)
+    syntax, diags = parse_bytes(_encode(text), display)
     if syntax is None or any(d.severity == "error" for d in diags):
         return None
     return syntax
@@ -155,8 +233,19 @@ def code_page_markdown(code: str) -> str | None:
 
 
 def accept_codes() -> tuple[str, ...]:
-    """Codes an `accept` line may name: warnings and notes (errors cannot be accepted)."""
-    return tuple(sorted(c for c, p in CODES.items() if p.severity in ("warning", "note") and c.startswith("UL")))
+    """Codes an `accept` line can accept, as ``apply_accepts`` decides: the feasibility warnings and
+    notes (errors cannot be accepted, other passes' findings are not matched, and the findings about
+    `accept` lines themselves are not acceptable)."""
+    return tuple(sorted(c for c, p in CODES.items()
+                        if p.category == "feasibility" and p.severity in ("warning", "note") and c not in META_CODES))
+
+
+_KINDS = {"jsonl": "JSONL", "csv": "CSV", "hf_dataset": "Hugging Face `save_to_disk` folder"}
+
+
+def data_file_kind(path: Path) -> str:
+    """A data file's format as its name says (no byte of it is read)."""
+    return _KINDS.get(path.suffix.lstrip(".").lower(), path.suffix)
 
 
 def data_file_summary(path: Path) -> str:
@@ -165,6 +254,8 @@ def data_file_summary(path: Path) -> str:
         info = inspect_cached(path)
     except OSError as err:
         return f"cannot be opened: {err.strerror or err}"
+    except ValueError as err:  # a NUL in the path
+        return f"cannot be opened: {err}"
     if isinstance(info, DataFormatError):
         where = f" (line {info.line})" if info.line else ""
         return f"cannot be read{where}: {info.message}"
@@ -172,7 +263,7 @@ def data_file_summary(path: Path) -> str:
 
 
 def _describe(info: DataFileInfo) -> str:
-    kind = {"jsonl": "JSONL", "csv": "CSV", "hf_dataset": "Hugging Face `save_to_disk` folder"}.get(info.kind, info.kind)
+    kind = _KINDS.get(info.kind, info.kind)
     if info.records < 0:
         return kind
     parts = [f"{info.qa_records} question-answer", f"{info.text_records} with text"]

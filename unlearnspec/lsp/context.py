@@ -24,6 +24,7 @@ TOKEN = re.compile(r"""
   | (?P<comma>,)
   | (?P<other>\S)
 """, re.VERBOSE)
+CLOSED_STRING = re.compile(r'"(?:[^"\\\n\r]|\\.)*"')
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,11 @@ class Token:
     line: int  # 0-based
     start: int  # character columns, 0-based, end exclusive
     end: int
+
+    @property
+    def closed(self) -> bool:
+        """A string with its closing quote (``"a\\"`` is not: its last quote is escaped)."""
+        return self.kind == "string" and CLOSED_STRING.fullmatch(self.text) is not None
 
 
 def split_lines(text: str) -> list[str]:
@@ -67,9 +73,11 @@ class Cursor:
 
     @property
     def in_string(self) -> bool:
-        """Between a string's quotes: after the opening one (not on it) and before the closing one."""
-        return (self.token is not None and self.token.kind == "string" and self.prefix != ""
-                and self.prefix != self.token.text)
+        """Between a string's quotes: after the opening one (not on it) and before the closing one, or
+        anywhere after the opening quote of a string not closed yet (``forget "da``)."""
+        tok = self.token
+        return (tok is not None and tok.kind == "string" and self.prefix != ""
+                and (self.prefix != tok.text or not tok.closed))
 
 
 def _head(tokens: list[Token]) -> str:
@@ -112,18 +120,19 @@ def cursor_at(text: str, line: int, column: int) -> Cursor:
         cur.prefix = cur.token.text[: column - cur.token.start]
     content = [t for t in toks if t.kind != "comment"]
     first = content[0] if content else None
-    if first is not None and first.kind == "word" and first.end < column:
-        cur.field = first.text
-        cur.before = [t for t in content[1:] if t.end <= column and t is not cur.token]
-        return cur
-    # a list continued after a comma: the field of the line the list started on
     k = line - 1
     if k < 0 or not (prev := _content(lines, k)) or prev[-1].kind != "comma":
+        if first is not None and first.kind == "word" and first.end < column:
+            cur.field = first.text
+            cur.before = [t for t in content[1:] if t.end <= column and t is not cur.token]
         return cur
+    # a list continued after a comma: the field of the line the list started on
     while k > 0 and (earlier := _content(lines, k - 1)) and earlier[-1].kind == "comma":
         k -= 1
     start = _content(lines, k)
     if start and start[0].kind == "word":
         cur.field = start[0].text
-        cur.before = start[1:]
+        # the list so far: the rest of its first line, the lines between, and this line up to the cursor
+        cur.before = start[1:] + [t for i in range(k + 1, line) for t in _content(lines, i)] + \
+            [t for t in content if t.end <= column and t is not cur.token]
     return cur

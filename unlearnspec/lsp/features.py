@@ -11,105 +11,24 @@ from __future__ import annotations
 import functools
 import os
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import jinja2
 from lsprotocol import types as lsp
-from pygls.uris import to_fs_path
-from pygls.workspace.position_codec import PositionCodec
 
 from unlearnspec.lsp import compiler_api as api
-from unlearnspec.lsp.context import Cursor, Token, cursor_at, split_lines
+from unlearnspec.lsp.context import Cursor, Token
+from unlearnspec.lsp.document import Document, checkpoint_dirs, data_files, exists, is_data_name
 
 SOURCE = "unlearnspec"
-ACCEPT_PLACEHOLDER = "who reviewed this risk, and why it is acceptable"
 _DID_YOU_MEAN = re.compile(r"did you mean `([^`]+)`\?")
-_WRITE_GOAL = re.compile(r"write `goal ((?:removal|suppression)(?: via [a-z_]+)?)`")
+# `write `goal suppression via model` with `method refusal``: the goal, and the method it needs
+_WRITE_GOAL = re.compile(r"write `goal ((?:removal|suppression)(?: via [a-z_]+)?)`(?: with `method ([a-z_]+)`)?")
 _WRITE = re.compile(r"write `([^`{}\n]+)`")
 _RULE_CODE = re.compile(r"^(UL|RT)[0-9]{3}$")
-_DATA_SUFFIXES = (".jsonl", ".csv")
-_MAX_DATA_FILES = 200
 
 _SEVERITY = {"error": lsp.DiagnosticSeverity.Error, "warning": lsp.DiagnosticSeverity.Warning,
              "note": lsp.DiagnosticSeverity.Information}
-
-
-def uri_to_path(uri: str) -> Path:
-    """The file of a `file:` URI; for another scheme (an unsaved buffer), a path named after it."""
-    return Path(to_fs_path(uri) or uri.rsplit(":", 1)[-1] or "untitled.unlearn")
-
-
-def default_rules_base() -> str | None:
-    """The folder of rule pages (`docs/rules/CODE.md`) in this checkout, as a URI, if it has one."""
-    docs = Path(__file__).resolve().parents[2] / "docs" / "rules"
-    return docs.as_uri() + "/" if docs.is_dir() else None
-
-
-@dataclass
-class Document:
-    """One open spec and what the compiler last said about it."""
-
-    uri: str
-    text: str
-    codec: PositionCodec = field(default_factory=PositionCodec)
-    rules_base: str | None = None
-    outcome: api.CheckOutcome | None = None
-
-    @property
-    def path(self) -> Path:
-        return uri_to_path(self.uri)
-
-    @property
-    def base_dir(self) -> Path:
-        return self.path.parent
-
-    @property
-    def display(self) -> str:
-        return self.path.name
-
-    @functools.cached_property
-    def lines(self) -> list[str]:
-        return split_lines(self.text)
-
-    def check(self) -> api.CheckOutcome:
-        self.outcome = api.check_text(self.text, self.display, self.base_dir)
-        return self.outcome
-
-    # -- positions -----------------------------------------------------------------------------
-
-    def range(self, line: int, column: int, end_line: int, end_column: int) -> lsp.Range:
-        """A client range from the compiler's 1-based, end-exclusive character positions."""
-        lines = self.lines
-        server = lsp.Range(start=lsp.Position(line=max(line - 1, 0), character=max(column - 1, 0)),
-                           end=lsp.Position(line=max(end_line - 1, 0), character=max(end_column - 1, 0)))
-        if server.start.line >= len(lines):
-            server.start = lsp.Position(line=len(lines) - 1, character=len(lines[-1]))
-        if server.end.line >= len(lines):
-            server.end = lsp.Position(line=len(lines) - 1, character=len(lines[-1]))
-        return self.codec.range_to_client_units(lines, server)
-
-    def span_range(self, span: api.Span) -> lsp.Range:
-        return self.range(span.line, span.column, span.end_line, span.end_column)
-
-    def token_range(self, tok: Token, start: int | None = None, end: int | None = None) -> lsp.Range:
-        lo = tok.start if start is None else start
-        hi = tok.end if end is None else end
-        return self.codec.range_to_client_units(self.lines, lsp.Range(
-            start=lsp.Position(line=tok.line, character=lo), end=lsp.Position(line=tok.line, character=hi)))
-
-    def cursor(self, pos: lsp.Position) -> Cursor:
-        server = self.codec.position_from_client_units(self.lines, lsp.Position(line=pos.line, character=pos.character))
-        return cursor_at(self.text, server.line, server.character)
-
-    def whole(self) -> lsp.Range:
-        lines = self.lines
-        return self.codec.range_to_client_units(lines, lsp.Range(
-            start=lsp.Position(line=0, character=0),
-            end=lsp.Position(line=len(lines) - 1, character=len(lines[-1]))))
-
-    def resolve_path(self, raw: str) -> Path:
-        return Path(os.path.normpath(self.base_dir / raw))
 
 
 # -- diagnostics ---------------------------------------------------------------------------------
@@ -162,14 +81,17 @@ def word_help(word: str, block: str = "", field: str | None = None) -> str | Non
     roles = api.word_roles(word)
     fields = []
     for blk, names in api.BLOCK_FIELDS.items():
-        if blk in ("claims", "evidence", "") or word not in names or (block and blk != block):
+        # `claims` and `evidence` name claims and metrics (above), and `evidence` has settings besides
+        if blk in ("claims", "") or word not in names or (block and blk != block) or \
+                (blk == "evidence" and word not in api.EVIDENCE_SETTINGS):
             continue
         example = api.expected_example(word)
         fields.append({"block": blk, "part_of": "", "example": "" if example == "..." else example,
-                       "words": api.field_words(blk, word)})
+                       "words": api.field_words(blk, word), "note": api.field_note(word)})
     if field and word in api.SECONDARY_WORDS:  # `precision`, `via`, `steps`...: part of its field's value
         example = api.expected_example(field)
-        fields = [{"block": "", "part_of": field, "example": "" if example == "..." else example, "words": ()}]
+        fields = [{"block": "", "part_of": field, "example": "" if example == "..." else example, "words": (),
+                   "note": ""}]
     text = _env().get_template("word.md.j2").render(
         word=word, top=not block, metrics=[metric] if metric else [], claims=[claim] if claim else [],
         roles=roles, fields=fields)
@@ -189,13 +111,16 @@ def hover(doc: Document, pos: lsp.Position) -> lsp.Hover | None:
     elif tok.kind == "word":
         block = cur.block if cur.field is None else ""
         text = word_help(tok.text, block if block in api.BLOCK_FIELDS else "", cur.field)
-    elif tok.kind == "string" and tok.text.endswith('"') and len(tok.text) >= 2:
+    elif tok.closed:
         raw = tok.text[1:-1]
         path = doc.resolve_path(raw)
-        if cur.field in api.PATH_FIELDS or (raw.endswith(_DATA_SUFFIXES) and path.exists()):
+        found = path is not None and (cur.field in api.PATH_FIELDS or is_data_name(raw)) and exists(path)
+        if cur.field in api.PATH_FIELDS or found:
             # plain text: the path is the user's, and needs no Markdown escaping there
             kind = lsp.MarkupKind.PlainText
-            text = f"data file {raw}: " + (api.data_file_summary(path) if path.exists() else "does not exist")
+            text = f"data file {raw}: " + (
+                api.data_file_summary(path) if found and path is not None
+                else "does not exist" if path is not None else "no folder yet (save the spec to read its data files)")
     if not text:
         return None
     return lsp.Hover(contents=lsp.MarkupContent(kind=kind, value=text), range=doc.token_range(tok))
@@ -204,32 +129,28 @@ def hover(doc: Document, pos: lsp.Position) -> lsp.Hover | None:
 # -- completion ----------------------------------------------------------------------------------
 
 
-def checkpoint_dirs(base: Path) -> list[tuple[str, str]]:
-    """Model and peft adapter folders next to a spec (three levels deep), relative to it, with what each is."""
-    out: list[tuple[str, str]] = []
-    for root, dirs, files in os.walk(base):
-        rel = Path(root).relative_to(base)
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and len(rel.parts) < 3)
-        kind = "peft adapter" if "adapter_config.json" in files else "model folder" if "config.json" in files else None
-        if kind and rel.parts and any(f.endswith(".safetensors") for f in files):
-            out.append((rel.as_posix(), kind))
-            if len(out) >= _MAX_DATA_FILES:
-                break
-    return out
+def _file_item(doc: Document, rel: str, rng: lsp.Range) -> lsp.CompletionItem:
+    """A data file to complete: its format and size from its name and one `stat`; its records are
+    counted only when the client resolves the item (:func:`resolve_completion`)."""
+    path = Path(os.path.normpath(os.path.join(doc.base_dir or "", rel)))
+    try:
+        size = f", {path.stat().st_size:,} bytes"
+    except (OSError, ValueError):
+        size = ""
+    item = _item(rel, lsp.CompletionItemKind.File, detail=f"{api.data_file_kind(path)}{size}",
+                 edit=lsp.TextEdit(range=rng, new_text=rel))
+    item.data = {"dataFile": str(path)}
+    return item
 
 
-def data_files(base: Path) -> list[str]:
-    """Data files next to a spec (and below it, three levels deep), as paths relative to it."""
-    out: list[str] = []
-    for root, dirs, files in os.walk(base):
-        rel = Path(root).relative_to(base)
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and len(rel.parts) < 3)
-        for f in sorted(files):
-            if f.endswith(_DATA_SUFFIXES):
-                out.append((rel / f).as_posix())
-                if len(out) >= _MAX_DATA_FILES:
-                    return out
-    return out
+def resolve_completion(item: lsp.CompletionItem) -> lsp.CompletionItem:
+    """The item the client is showing, in full: a data file's format and record count, as the
+    compiler reads them."""
+    data = item.data
+    path = data.get("dataFile") if isinstance(data, dict) else None
+    if isinstance(path, str) and is_data_name(path):
+        item.detail = api.data_file_summary(Path(path))
+    return item
 
 
 def _item(label: str, kind: lsp.CompletionItemKind, detail: str | None = None, doc: str | None = None,
@@ -240,24 +161,60 @@ def _item(label: str, kind: lsp.CompletionItemKind, detail: str | None = None, d
 
 
 def completion(doc: Document, pos: lsp.Position) -> list[lsp.CompletionItem]:
+    return list(completion_list(doc, pos).items)
+
+
+def completion_list(doc: Document, pos: lsp.Position) -> lsp.CompletionList:
+    """What may be written at ``pos``; incomplete when the files or folders listed are not all there
+    are (the client asks again as the path is typed further, and the walk starts from the typed folder)."""
+    items, complete = _completion(doc, pos)
+    return lsp.CompletionList(is_incomplete=not complete, items=items)
+
+
+def _in_path(doc: Document, cur: Cursor, tok: Token) -> tuple[list[lsp.CompletionItem], bool]:
+    """Completion inside a string that names a path: data files, or checkpoint folders, below the
+    spec's folder, or below the folder already typed (``"data/peo`` lists `data/`)."""
+    if doc.base_dir is None:  # no folder yet: nothing to list (never the server's working directory)
+        return [], True
+    rng = doc.token_range(tok, tok.start + 1, tok.start + len(cur.prefix))
+    typed = cur.prefix[1:]
+    sub = typed.rsplit("/", 1)[0] if "/" in typed else ""
+    top = doc.base_dir / sub
+    try:
+        if not sub or not top.is_dir():
+            top, sub = doc.base_dir, ""
+    except (OSError, ValueError):
+        top, sub = doc.base_dir, ""
+
+    def rel(p: str) -> str:
+        return f"{sub.rstrip('/')}/{p}" if sub else p
+
+    if cur.field == "unlearned":  # the checkpoint to audit: model and peft adapter folders beside the spec
+        dirs, complete = checkpoint_dirs(top)
+        return [_item(rel(p), lsp.CompletionItemKind.Folder, detail=kind,
+                      edit=lsp.TextEdit(range=rng, new_text=rel(p))) for p, kind in dirs], complete
+    files, complete = data_files(top)
+    return [_file_item(doc, rel(p), rng) for p in files], complete
+
+
+def _completion(doc: Document, pos: lsp.Position) -> tuple[list[lsp.CompletionItem], bool]:
     cur = doc.cursor(pos)
     if cur.in_comment:
-        return []
+        return [], True
     tok = cur.token
     if cur.in_string and tok is not None:
-        if cur.field in api.PATH_FIELDS:
-            rng = doc.token_range(tok, tok.start + 1, tok.start + len(cur.prefix))
-            return [_item(p, lsp.CompletionItemKind.File, detail=api.data_file_summary(doc.base_dir / p),
-                          edit=lsp.TextEdit(range=rng, new_text=p)) for p in data_files(doc.base_dir)]
-        if cur.field == "unlearned":  # the checkpoint to audit: model and peft adapter folders beside the spec
-            rng = doc.token_range(tok, tok.start + 1, tok.start + len(cur.prefix))
-            return [_item(p, lsp.CompletionItemKind.Folder, detail=kind,
-                          edit=lsp.TextEdit(range=rng, new_text=p)) for p, kind in checkpoint_dirs(doc.base_dir)]
+        if cur.field in api.PATH_FIELDS or cur.field == "unlearned":
+            return _in_path(doc, cur, tok)
         if cur.field in ("model", "reference"):
             rng = doc.token_range(tok, tok.start + 1, tok.start + len(cur.prefix))
             return [_item(name, lsp.CompletionItemKind.Module, detail="a built-in model (trained here from its recipe)",
-                          edit=lsp.TextEdit(range=rng, new_text=name)) for name in api.BUILTIN_MODELS]
-        return []
+                          edit=lsp.TextEdit(range=rng, new_text=name)) for name in api.BUILTIN_MODELS], True
+        return [], True
+    return _words(doc, cur), True
+
+
+def _words(doc: Document, cur: Cursor) -> list[lsp.CompletionItem]:
+    """Completion outside strings: field names where a field goes, else the words that may come next."""
     block = cur.block
     if cur.field is None:  # where a field name goes
         if block == "claims":
@@ -265,13 +222,18 @@ def completion(doc: Document, pos: lsp.Position) -> list[lsp.CompletionItem]:
                     for c in api.CLAIMS.values()]
         if block == "evidence":
             return [_item(m.name, lsp.CompletionItemKind.Variable, "metric", word_help(m.name, "evidence"))
-                    for m in api.METRICS.values()]
+                    for m in api.METRICS.values()] + [
+                _item(f, lsp.CompletionItemKind.Field, f"{f} {api.expected_example(f)}", word_help(f, block))
+                for f in api.EVIDENCE_SETTINGS]
         fields = api.BLOCK_FIELDS.get(block, ())
         return [_item(f, lsp.CompletionItemKind.Field, f"{f} {api.expected_example(f)}".rstrip(" ."),
                       word_help(f, block)) for f in fields]
-    if block == "evidence" and cur.field in api.METRICS:
-        return [_item(op, lsp.CompletionItemKind.Operator) for op in ("<=", ">=")]
-    words = api.field_words(block, cur.field)
+    if block == "evidence" and cur.field in api.METRICS:  # the one direction the metric is bounded in
+        return [] if cur.before else [_item(api.bound_operator(cur.field), lsp.CompletionItemKind.Operator)]
+    # the words of this value so far: from the field name, or from the list's last comma
+    commas = [i for i, t in enumerate(cur.before) if t.kind == "comma"]
+    value = [t.text for t in cur.before[commas[-1] + 1 if commas else 0:]]
+    words = api.next_words(block, cur.field, value)
     if cur.field == "accept":
         if cur.before:
             return []
@@ -302,16 +264,25 @@ def formatting(doc: Document) -> list[lsp.TextEdit]:
 
 
 def definition(doc: Document, pos: lsp.Position) -> lsp.Location | None:
+    """The data file a path field (or a string naming a `.jsonl` or `.csv` file) names; a `save_to_disk`
+    folder opens at its `dataset_info.json`. Never a folder: an editor cannot open one as a document."""
     cur = doc.cursor(pos)
     tok = cur.token
-    if tok is None or tok.kind != "string" or len(tok.text) < 2 or not tok.text.endswith('"'):
+    if tok is None or not tok.closed:
         return None
-    path = doc.resolve_path(tok.text[1:-1])
-    if not path.exists():
+    raw = tok.text[1:-1]
+    path = doc.resolve_path(raw) if cur.field in api.PATH_FIELDS or is_data_name(raw) else None
+    if path is None:
         return None
-    target = path / "dataset_info.json" if path.is_dir() and (path / "dataset_info.json").is_file() else path
+    try:
+        target = path / "dataset_info.json" if path.is_dir() else path
+        if not target.is_file():
+            return None
+        uri = target.resolve().as_uri()
+    except (OSError, ValueError, RuntimeError):  # a name too long, a NUL in it, a loop of links
+        return None
     zero = lsp.Position(line=0, character=0)
-    return lsp.Location(uri=target.resolve().as_uri(), range=lsp.Range(start=zero, end=zero))
+    return lsp.Location(uri=uri, range=lsp.Range(start=zero, end=zero))
 
 
 def _pos_range(doc: Document, pos: tuple[int, ...]) -> lsp.Range:
@@ -337,7 +308,9 @@ def symbols(doc: Document) -> list[lsp.DocumentSymbol]:
                 children=fields(f.block) if f.block is not None else None))
         return out
 
-    return [lsp.DocumentSymbol(name=o.name, kind=lsp.SymbolKind.Module, detail="objective",
+    # an empty name is UL210, and a symbol without a name breaks the client's outline (VS Code rejects it)
+    return [lsp.DocumentSymbol(name=o.name if o.name.strip() else "(objective without a name)",
+                               kind=lsp.SymbolKind.Module, detail="objective",
                                range=_pos_range(doc, o.pos), selection_range=_pos_range(doc, o.name_pos),
                                children=fields(o.block)) for o in syntax.objectives]
 
@@ -357,13 +330,49 @@ def _objective(doc: Document, name: str | None) -> api.ObjectiveNode | None:
     return next((o for o in syntax.objectives if o.name == name), None)
 
 
-def _accept_edit(doc: Document, obj: api.ObjectiveNode, code: str) -> lsp.TextEdit:
+def _accept_edit(doc: Document, obj: api.ObjectiveNode, code: str, snippet: bool) -> tuple[lsp.Range, str]:
+    """Where `accept CODE ""` goes (before the objective's closing brace) and its text. The justification
+    is left empty, which the compiler refuses (UL215), so the spec cannot pass until a person writes
+    one; as a snippet the cursor lands between the quotes."""
     line, col = obj.block.close_pos[0], obj.block.close_pos[1]
-    before = doc.lines[line - 1][: col - 1]
-    text = f'  accept {code} "{ACCEPT_PLACEHOLDER}"\n'
+    before = doc.compiler_line(line)[: col - 1]
+    text = f'  accept {code} "{"$1" if snippet else ""}"\n'
     if before.strip():
-        return lsp.TextEdit(range=doc.range(line, col, line, col), new_text="\n" + text)
-    return lsp.TextEdit(range=doc.range(line, 1, line, 1), new_text=text)
+        return doc.range(line, col, line, col), "\n" + text
+    return doc.range(line, 1, line, 1), text
+
+
+def _remove_edit(doc: Document, span: api.Span) -> lsp.TextEdit:
+    """Remove what ``span`` covers: its whole line when nothing but a comment shares the line."""
+    before = doc.compiler_line(span.line)[: span.column - 1]
+    after = doc.compiler_line(span.end_line)[span.end_column - 1:].strip()
+    if not before.strip() and (not after or after.startswith("#")):
+        return lsp.TextEdit(range=doc.range(span.line, 1, span.end_line + 1, 1), new_text="")
+    return lsp.TextEdit(range=doc.span_range(span), new_text="")
+
+
+def _switch_goal(doc: Document, obj: api.ObjectiveNode, goal: str, method: str) -> list[lsp.TextEdit]:
+    """`goal …` written instead, and the method the help names with it (UL304: `goal suppression via
+    model` with `method refusal`); no edit when the objective has no `goal` to switch."""
+    fields = {f.name: f for f in obj.block.fields}
+    gfield = fields.get("goal")
+    if gfield is None:
+        return []
+    edits = [lsp.TextEdit(range=_pos_range(doc, gfield.pos), new_text=f"goal {goal}")]
+    if not method:
+        return edits
+    mfield = fields.get("method")
+    if mfield is not None and mfield.values:
+        edits.append(lsp.TextEdit(range=_pos_range(doc, mfield.values[0].pos), new_text=method))
+    elif mfield is None:
+        line, _, end_line, end_column = gfield.pos[:4]
+        text = doc.compiler_line(line)
+        indent = text[: len(text) - len(text.lstrip())]
+        edits.append(lsp.TextEdit(range=doc.range(end_line, end_column, end_line, end_column),
+                                  new_text=f"\n{indent}method {method}"))
+    else:
+        return []
+    return edits
 
 
 def _field_at(obj: api.ObjectiveNode, span: api.Span) -> api.Field | None:
@@ -400,14 +409,15 @@ def _write_instead(doc: Document, d: api.Diagnostic, obj: api.ObjectiveNode | No
     return out
 
 
-def code_actions(doc: Document, rng: lsp.Range) -> list[lsp.CodeAction]:
+def code_actions(doc: Document, rng: lsp.Range, snippets: bool = False) -> list[lsp.CodeAction]:
     """Quick fixes for the findings under ``rng``: "did you mean" replacements, mechanical "write
-    instead" edits, `accept CODE` for a warning or note that a reviewer may accept, and a switch of
-    the goal where the help says which."""
+    instead" edits, `accept CODE` for a warning or note that `accept` can accept (as a snippet edit
+    when the client takes those: ``snippets``), removal of an `accept` line that accepts nothing
+    (UL214), and a switch of the goal (and the method it needs) where the help says which."""
     if doc.outcome is None:
         doc.check()
     assert doc.outcome is not None
-    accepted = set(api.accept_codes())
+    acceptable = set(api.accept_codes())
     out: list[lsp.CodeAction] = []
     for d in doc.outcome.diagnostics:
         drange = doc.span_range(d.span)
@@ -416,10 +426,10 @@ def code_actions(doc: Document, rng: lsp.Range) -> list[lsp.CodeAction]:
         diag = to_lsp_diagnostic(doc, d)
 
         def action(title: str, edits: list[lsp.TextEdit], preferred: bool = False,
-                   diag: lsp.Diagnostic = diag) -> lsp.CodeAction:
+                   diag: lsp.Diagnostic = diag, edit: lsp.WorkspaceEdit | None = None) -> lsp.CodeAction:
             return lsp.CodeAction(title=title, kind=lsp.CodeActionKind.QuickFix, diagnostics=[diag],
                                   is_preferred=preferred or None,
-                                  edit=lsp.WorkspaceEdit(changes={doc.uri: edits}))
+                                  edit=edit or lsp.WorkspaceEdit(changes={doc.uri: edits}))
 
         for h in d.help:
             if (m := _DID_YOU_MEAN.search(h)) is not None:
@@ -430,12 +440,20 @@ def code_actions(doc: Document, rng: lsp.Range) -> list[lsp.CodeAction]:
             out.append(action(title, [edit]))
         if obj is None:
             continue
+        if d.code == "UL214":  # an `accept` line that accepts nothing (stale, repeated, or not acceptable)
+            out.append(action("remove the `accept` line", [_remove_edit(doc, d.span)], preferred=True))
         for h in d.help:
-            for goal in _WRITE_GOAL.findall(h):
-                gfield = next((f for f in obj.block.fields if f.name == "goal"), None)
-                if gfield is not None:
-                    out.append(action(f"switch to `goal {goal}`",
-                                      [lsp.TextEdit(range=_pos_range(doc, gfield.pos), new_text=f"goal {goal}")]))
-        if d.severity in ("warning", "note") and not d.accepted and d.code in accepted:
-            out.append(action(f"accept {d.code} with a written justification", [_accept_edit(doc, obj, d.code)]))
+            for goal, method in _WRITE_GOAL.findall(h):
+                if edits := _switch_goal(doc, obj, goal, method):
+                    title = f"switch to `goal {goal}`" + (f" with `method {method}`" if method else "")
+                    out.append(action(title, edits))
+        if d.severity in ("warning", "note") and not d.accepted and d.code in acceptable:
+            where, text = _accept_edit(doc, obj, d.code, snippets)
+            title = f"accept {d.code} (then write who reviewed it and why)"
+            if snippets:
+                out.append(action(title, [], edit=lsp.WorkspaceEdit(document_changes=[lsp.TextDocumentEdit(
+                    text_document=lsp.OptionalVersionedTextDocumentIdentifier(uri=doc.uri, version=None),
+                    edits=[lsp.SnippetTextEdit(range=where, snippet=lsp.StringValue(value=text))])])))
+            else:
+                out.append(action(title, [lsp.TextEdit(range=where, new_text=text)]))
     return out

@@ -2,19 +2,26 @@
 
 Diagnostics are published on open, on every change and on save; the check is the compiler's own
 (parse, resolve, feasibility, accept), so the editor shows exactly what `unlearnspec check` prints.
+
+Documents are synchronised in full: every change sends the whole text. Incremental changes would be
+applied by pygls with :meth:`str.splitlines`, which also ends lines at form feeds, U+2028 and the
+other characters editors do not count as line ends, so the server's copy would drift from the
+editor's (and formatting would write the drift back); a spec is a few kilobytes.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
 from lsprotocol import types as lsp
 from pygls.lsp.server import LanguageServer
+from pygls.uris import to_fs_path
 
 from unlearnspec import __version__
 from unlearnspec.lsp import features
-from unlearnspec.lsp.features import Document
+from unlearnspec.lsp.document import Document, default_rules_base
 
 
 class SpecServer(LanguageServer):
@@ -22,9 +29,21 @@ class SpecServer(LanguageServer):
     client's initialization options overrides the checkout's `docs/rules/`)."""
 
     def __init__(self) -> None:
-        super().__init__("unlearnspec", __version__)
+        super().__init__("unlearnspec", __version__, text_document_sync_kind=lsp.TextDocumentSyncKind.Full)
         self.documents: dict[str, Document] = {}
-        self.rules_base: str | None = features.default_rules_base()
+        self.rules_base: str | None = default_rules_base()
+
+    def workspace_folder(self) -> Path | None:
+        """Where an unsaved document's relative paths lead: the client's (first) workspace folder, where
+        the editor saves a new file; none without one (never the server's working directory)."""
+        folders = list(self.workspace.folders.values())
+        fs = to_fs_path(folders[0].uri) if folders else self.workspace.root_path
+        return Path(fs) if fs else None
+
+    def snippet_edits(self) -> bool:
+        """Whether the client applies snippet edits in a code action's workspace edit (LSP 3.18)."""
+        ws = self.client_capabilities.workspace
+        return bool(ws and ws.workspace_edit and ws.workspace_edit.snippet_edit_support)
 
     def opened(self, uri: str) -> Document | None:
         """The document if the client has it open; a request about any other is answered with nothing (reading
@@ -35,9 +54,11 @@ class SpecServer(LanguageServer):
 
     def document(self, uri: str) -> Document:
         text = self.workspace.get_text_document(uri).source
+        folder = self.workspace_folder()
         doc = self.documents.get(uri)
-        if doc is None or doc.text != text:
-            doc = Document(uri=uri, text=text, codec=self.workspace.position_codec, rules_base=self.rules_base)
+        if doc is None or doc.text != text or doc.folder != folder:
+            doc = Document(uri=uri, text=text, codec=self.workspace.position_codec, rules_base=self.rules_base,
+                           folder=folder)
             self.documents[uri] = doc
         return doc
 
@@ -85,11 +106,15 @@ def build_server() -> SpecServer:
         return None if doc is None else features.hover(doc, params.position)
 
     @server.feature(lsp.TEXT_DOCUMENT_COMPLETION,
-                    lsp.CompletionOptions(trigger_characters=['"', "/", " "]))
+                    lsp.CompletionOptions(trigger_characters=['"', "/", " "], resolve_provider=True))
     def completion(ls: SpecServer, params: lsp.CompletionParams) -> lsp.CompletionList:
         doc = ls.opened(params.text_document.uri)
-        items = [] if doc is None else features.completion(doc, params.position)
-        return lsp.CompletionList(is_incomplete=False, items=items)
+        return lsp.CompletionList(is_incomplete=False, items=[]) if doc is None else \
+            features.completion_list(doc, params.position)
+
+    @server.feature(lsp.COMPLETION_ITEM_RESOLVE)
+    def completion_resolve(ls: SpecServer, item: lsp.CompletionItem) -> lsp.CompletionItem:
+        return features.resolve_completion(item)
 
     @server.feature(lsp.TEXT_DOCUMENT_FORMATTING)
     def formatting(ls: SpecServer, params: lsp.DocumentFormattingParams) -> list[lsp.TextEdit]:
@@ -104,7 +129,7 @@ def build_server() -> SpecServer:
             return []
         if doc.outcome is None:
             doc.check()
-        return features.code_actions(doc, params.range)
+        return features.code_actions(doc, params.range, snippets=ls.snippet_edits())
 
     @server.feature(lsp.TEXT_DOCUMENT_DEFINITION)
     def definition(ls: SpecServer, params: lsp.DefinitionParams) -> lsp.Location | None:

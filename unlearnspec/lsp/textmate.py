@@ -33,7 +33,9 @@ def _words(words: Iterable[str]) -> str:
 
 def grammar() -> dict[str, object]:
     """The grammar as a JSON-ready dict (deterministic: same vocabulary, same bytes)."""
-    fields = [f for blk, names in api.BLOCK_FIELDS.items() if blk not in ("", "claims", "evidence") for f in names]
+    # field names: every block's, less the claims and metrics that head `claims` and `evidence` lines
+    fields = [f for blk, names in api.BLOCK_FIELDS.items() if blk not in ("", "claims") for f in names
+              if blk != "evidence" or f in api.EVIDENCE_SETTINGS]
     vocabulary = [w for role in api.ROLE_SETS for w in role] + list(api.SECONDARY_WORDS)
     repository: dict[str, dict[str, object]] = {
         "comment": {"match": r"(#).*$", "name": f"comment.line.number-sign.{SCOPE_SUFFIX}",

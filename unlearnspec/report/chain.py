@@ -3,7 +3,10 @@ before it (drift), against the chain's budget.
 
 After each step of a chain the run re-checks every earlier request's claims on the new model, against
 the reference retrained without every target so far. :class:`Recheck` records each earlier claim's
-verdict then (when its own step finished) and now, with each deciding check's value then and now.
+verdict then (when its own step finished) and now, and with each check what decided it then and now
+(:class:`Deciding`: the deciding quantity, a gap to the reference or a worst case, with its interval, n and
+bound). Then and now are judged against different references: then against the earlier request's own,
+now against the one retrained without every target so far.
 ``utility_drop`` is the cumulative drop against the original model, in percent, as the step's own
 utility check measured it. ``budget_exceeded`` is derived from the numbers and the budget, never
 asserted: a report whose flag contradicts them is refused.
@@ -13,12 +16,15 @@ Light module: pydantic and the standard library only.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from unlearnspec.plan import ChainBudget
-from unlearnspec.report.rules import fmt_number
+from unlearnspec.plan import ChainBudget, Threshold
+from unlearnspec.report.rules import OP_SYMBOLS, decision_reason, fmt_estimate, fmt_number
+
+if TYPE_CHECKING:
+    from unlearnspec.report.model import CheckResult
 
 Verdict = Literal["pass", "fail", "not_evaluated", "cannot_be_met", "inconclusive"]
 
@@ -27,13 +33,81 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class Deciding(_Model):
+    """What decided a check, in the terms its outcome rests on (FRAMEWORK.md §7): the decision's quantity (a gap
+    to the reference, a worst case over item types, a p-value) with its interval, n and the bound it was held
+    to; or, for a check decided on a model's own value, that value (``quantity`` is ``None``, ``model`` names
+    it) with the plan's threshold. ``by_test``: a decision with no interval, decided by the test on its value.
+    ``why``: what decided it besides where the interval lies (the test's rejection, a part that could not be
+    bounded, a measurement that cannot fail). ``reference``: the reference model's own value, beside which a
+    gap was measured."""
+
+    model: str
+    quantity: str | None = None
+    value: float | None = None
+    interval: tuple[float, float] | None = None
+    n: int | None = None
+    threshold: Threshold | None = None
+    by_test: bool = Field(default=False, exclude_if=lambda v: not v)
+    why: str | None = Field(default=None, exclude_if=lambda v: v is None)
+    reference: float | None = Field(default=None, exclude_if=lambda v: v is None)
+
+    @property
+    def text(self) -> str:
+        """``worst |AUC − AUC_reference| over item types and attacks 0.472 [0.108, 1], n=20, threshold ≤ 0.1``;
+        ``KS-test p-value 0.0811 (decided by the test), n=20, threshold ≥ 0.05``: every number beside the bound it
+        is held to (:func:`fmt_estimate`)."""
+        bound = self.threshold.value if self.threshold is not None else None
+        if self.by_test:
+            shown = f"{fmt_number(self.value, bound)} (decided by the test)" + (f", n={self.n}" if self.n else "")
+        else:
+            shown = fmt_estimate(self.value, self.interval, self.n or None, bound)
+        limit = (f"threshold {OP_SYMBOLS[self.threshold.op]} {fmt_number(self.threshold.value)}"
+                 if self.threshold is not None else "no threshold")
+        return f"{self.quantity or self.model} {shown}, {limit}"
+
+
+def deciding(check: CheckResult) -> Deciding:
+    """What decided ``check``: its ``decision`` when it has one (the quantity, its interval and n, the bound on it),
+    else the decided model's value, interval and n against the plan's threshold. A decision without an interval
+    was decided by the test on its value (``by_test``), never by the decided model's own interval beside it. A
+    decision that records no n (reports before it did) takes the decided model's."""
+    model = check.decided_on
+    own_n = check.n.get(model)
+    reference = check.values.reference
+    d = check.decision
+    if d is None:
+        iv = check.interval.get(model)
+        return Deciding(model=model, value=check.value, interval=(iv[0], iv[1]) if iv else None, n=own_n,
+                        threshold=check.threshold, reference=reference)
+    why = decision_reason(check.status, d)
+    return Deciding(model=model, quantity=d.quantity, value=d.value, interval=d.interval, n=d.n or own_n,
+                    threshold=d.threshold, by_test=d.interval is None, why=why, reference=reference)
+
+
 class RecheckedCheck(_Model):
+    """One check of an earlier request, computed again on the model after a later step. ``then`` and ``now`` are
+    the decided model's own values; ``deciding_then`` and ``deciding_now`` what the status was decided on then and
+    now (reports from before they were recorded lack them, and show the raw values only). Then was judged against
+    the earlier request's own reference, now against the reference retrained without every target so far."""
+
     check_id: str
     metric: str
     then: float | None = None
     now: float | None = None
     status_then: str
     status_now: str
+    deciding_then: Deciding | None = Field(default=None, exclude_if=lambda v: v is None)
+    deciding_now: Deciding | None = Field(default=None, exclude_if=lambda v: v is None)
+
+
+def rechecked(then: CheckResult | None, now: CheckResult) -> RecheckedCheck:
+    """A re-check's row for one check: ``then`` as the earlier request's report has it (``None``: it has no such
+    check), ``now`` computed again on the later model."""
+    return RecheckedCheck(check_id=now.check_id, metric=now.metric, then=then.value if then is not None else None,
+                          now=now.value, status_then=then.status if then is not None else "not_evaluated",
+                          status_now=now.status, deciding_then=deciding(then) if then is not None else None,
+                          deciding_now=deciding(now))
 
 
 class RecheckedClaim(_Model):
@@ -75,10 +149,16 @@ class ChainStep(_Model):
     @property
     def drop_text(self) -> str:
         """``6.9% [5.69, 8.28], n=258``: the cumulative drop as the reports print it, with its interval and n."""
+        return self.drop_text_beside(None)
+
+    def drop_text_beside(self, budget: float | None) -> str:
+        """:attr:`drop_text`, printed beside the chain's utility ``budget`` (percent): a number that reads as the
+        budget while it differs from it gets the digits that tell them apart (:func:`fmt_number`)."""
         if self.utility_drop is None:
             return "not measured"
         iv = self.utility_drop_interval
-        return (f"{fmt_number(self.utility_drop)}%" + (f" [{fmt_number(iv[0])}, {fmt_number(iv[1])}]" if iv else "")
+        return (f"{fmt_number(self.utility_drop, budget)}%"
+                + (f" [{fmt_number(iv[0], budget)}, {fmt_number(iv[1], budget)}]" if iv else "")
                 + (f", n={self.utility_n}" if self.utility_n is not None else ""))
 
 
@@ -99,7 +179,8 @@ def budget_problems(budget: ChainBudget | None, steps: list[ChainStep]) -> list[
     if over and budget.utility_drop is not None:
         worst = max(over, key=lambda s: s.utility_drop or 0.0)
         after = "" if worst is steps[-1] else f" after request `{worst.request}`"
-        out.append(f"cumulative utility drop {worst.drop_text}{after} exceeds the budget of {budget.utility_drop:g}%")
+        out.append(f"cumulative utility drop {worst.drop_text_beside(budget.utility_drop)}{after} exceeds the budget of "
+                   f"{budget.utility_drop:g}%")
     return out
 
 
@@ -111,8 +192,8 @@ def budget_undecided(budget: ChainBudget | None, steps: list[ChainStep]) -> list
         return []
     return [f"the utility drop after request `{s.request}` was not measured, so the budget of "
             f"{budget.utility_drop:g}% is not shown to hold" if s.utility_drop is None else
-            f"cumulative utility drop {s.drop_text} after request `{s.request}` may exceed the budget of "
-            f"{budget.utility_drop:g}%: its interval reaches past it"
+            f"cumulative utility drop {s.drop_text_beside(budget.utility_drop)} after request `{s.request}` may exceed "
+            f"the budget of {budget.utility_drop:g}%: its interval reaches past it"
             for s in steps if s.utility_drop is None
             or (s.utility_drop_interval is not None and s.utility_drop_interval[1] > budget.utility_drop)]
 

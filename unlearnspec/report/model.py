@@ -38,6 +38,7 @@ from unlearnspec.report.rules import (  # noqa: F401 - the exit codes and verdic
     EXIT_PASS,
     Overall,
     Verdict,
+    cannot_fail,
     claim_verdict,
     objective_overall,
     report_overall,
@@ -47,7 +48,8 @@ FORMAT_VERSION = "1.2"
 """1.2: a data set whose files repeat records says how many different ones it held (``DataUse.distinct``), the
 records every evaluation counted once each; forget quality is decided on its p-value's interval, and a p-value
 below the bound fails on the test (``Decision.rejects``); a worst case with a part it could not bound cannot pass
-(``Decision.cannot_pass``). 1.1: a report's ``overall`` follows from its objectives *and* its chains (``ChainReport.outcomes``); a 1.0
+(``Decision.cannot_pass``); a chain's re-checked checks carry what decided them then and now
+(``RecheckedCheck.deciding_then``/``deciding_now``). 1.1: a report's ``overall`` follows from its objectives *and* its chains (``ChainReport.outcomes``); a 1.0
 report, whose ``overall`` followed from its objectives alone, is read by that rule."""
 
 CHAINS_DECIDE_FROM = (1, 1)  # the first format version whose overall reads the chains
@@ -91,12 +93,6 @@ class ModelValue(_Model):
 
 
 Pair = tuple[float, float]
-
-
-def cannot_fail(threshold: Threshold, attainable: Pair | None) -> bool:
-    """Whether ``threshold`` holds over the whole range ``attainable`` the statistic can reach: such a
-    check cannot fail, so it is no evidence (FRAMEWORK.md §7)."""
-    return attainable is not None and threshold.holds(attainable[0]) and threshold.holds(attainable[1])
 
 
 def three_valued(threshold: Threshold, value: float, interval: Pair | None,
@@ -240,6 +236,8 @@ class CheckResult(_Model):
             return self
         if self.decision is not None:
             d = self.decision
+            if not math.isfinite(d.value) or (d.interval is not None and not all(map(math.isfinite, d.interval))):
+                raise ValueError("a decision's value and interval must be finite (JSON has no NaN)")
             expected = three_valued(d.threshold, d.value, d.interval, d.attainable, d.no_evidence, d.rejects,
                                     d.cannot_pass)
             shown = f"{d.quantity} {d.value} {d.threshold.op} {d.threshold.value}"
@@ -256,6 +254,8 @@ class CheckResult(_Model):
                 raise ValueError(f"passed={self.passed} but the interval straddles the threshold ({shown})")
             self.inconclusive = True
             return self
+        if self.decision is not None and self.decision.more_items is not None:  # only an unsettled check needs more
+            self.decision = self.decision.model_copy(update={"more_items": None})
         if self.inconclusive:
             raise ValueError(f"inconclusive, but the interval lies on one side of the threshold ({shown})")
         if self.passed is None:

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from unlearnspec.report.model import CheckResult, ModelName, TrainingLog
-from unlearnspec.report.verdict import describe_check, fmt_number, metric_label, threshold_text
+from unlearnspec.report.verdict import deciding_part, describe_check, fmt_number, metric_label, threshold_text
 
 MODEL_ORDER: tuple[ModelName, ...] = ("original", "unlearned", "reference", "attacked", "served")
 # (colour, dash pattern) per model: Okabe–Ito colours, distinct dashes.
@@ -378,8 +378,8 @@ def roc_chart(check: CheckResult, chart_id: str | None = None, reference_label: 
     aucs = {name: curve_auc(*c) for name, c in curves.items()}
     label = {name: reference_label if name == "reference" else name for name in curves}
     legend_labels = [f"{label[n]} (AUC {fmt_number(a)})" for n, a in aucs.items()] + ["chance"]
-    stat = check.extra.get("statistic")
-    title = f"{check.check_id}: membership ROC" + (f" ({stat})" if isinstance(stat, str) else "")
+    part = deciding_part(check)
+    title = f"{check.check_id}: membership ROC" + (f" ({part})" if part else "")
     right = _right_margin(legend_labels)
     frame = _Frame(0.0, 1.0, 0.0, 1.0, height=340, right=right, width=_width_for(64, 256, right, title))
     desc = ("ROC curves of the membership attack on " + check.dataset + ": "

@@ -27,6 +27,7 @@ from unlearnspec.report.verdict import (
     claim_label,
     decision_text,
     describe_check,
+    fmt_estimate,
     fmt_interval,
     fmt_number,
     metric_label,
@@ -60,7 +61,9 @@ HOW_TO_READ: list[str] = [
     "when no outcome could fail it at this sample size. A claim passes when "
     "every check passed, fails when any failed, and is inconclusive or not evaluated otherwise. Missing or "
     "inconclusive evidence is never counted as a pass: the burden of proof is on the claim.",
-    "Membership is judged against the retrained reference on the same items, per item type (documents, "
+    "Membership is judged against the reference on the same items (the retrained model where the plan retrains "
+    "one; a given reference model as the spec names it; without either, against chance, 0.5, which a difference "
+    "between the forget set and the holdout alone can move: Duan et al., arXiv:2402.07841), per item type (documents, "
     "questions, paraphrased questions) and attack, the worst pair deciding, in both directions: an AUC far below "
     "the reference's (over-unlearning) reveals membership too and is reported as a finding. Each pair's interval "
     "is widened so that all of them hold together at the stated level (one bootstrap resamples the items for "
@@ -180,6 +183,11 @@ PAIR_OUTCOMES: dict[str, str] = {"within": "within the tolerance", "beyond": "be
                                  "straddles": "undecided", "n/a": "no bound"}
 
 
+def _pair(low: Any, high: Any) -> tuple[float, float] | None:
+    lo, hi = _number(low), _number(high)
+    return (lo, hi) if lo is not None and hi is not None else None
+
+
 def _membership_view(c: CheckResult) -> dict[str, Any] | None:
     """Every (item type, attack) pair of a membership check: each model's AUC, the gap that is judged with
     its interval, the member and non-member counts and the pair's own outcome (FRAMEWORK.md §7: decide on
@@ -191,6 +199,7 @@ def _membership_view(c: CheckResult) -> dict[str, Any] | None:
               if any(isinstance(a, dict) and isinstance(a.get(m), (int, float)) for row in aucs.values()
                      if isinstance(row, dict) for a in row.values())]
     rows = []
+    tolerance = c.decision.threshold.value if c.decision is not None else None
     for t, row in by.items():
         if not isinstance(row, dict):
             continue
@@ -204,13 +213,13 @@ def _membership_view(c: CheckResult) -> dict[str, Any] | None:
             known = MEMBERSHIP_ATTACKS.get(str(a))
             rows.append({"type": str(t).replace("_", " "), "attack": known.label if known else str(a),
                          "aucs": {m: fmt_number(_number(auc.get(m))) for m in models},
-                         "gap": (f"{fmt_number(_number(g.get('gap')))} [{fmt_number(_number(g.get('low')))}, "
-                                 f"{fmt_number(_number(g.get('high')))}]"),
+                         "gap": fmt_estimate(_number(g.get("gap")), _pair(g.get("low"), g.get("high")), bound=tolerance),
                          "n": f"{n} / {n_other}" if n is not None else "n/a",
                          "outcome": PAIR_OUTCOMES.get(str(g.get("status")), "n/a"),
                          "deciding": t == c.extra.get("deciding_type") and a == c.extra.get("deciding_attack")})
     conf = _number(c.extra.get("pair_confidence"))
-    against = "the retrained reference's AUC" if c.extra.get("compared_with") == "retrained reference" else "0.5"
+    compared = c.extra.get("compared_with")
+    against = (f"the {compared}'s AUC" if compared in ("retrained reference", "given reference model") else "0.5")
     return {"check_id": c.check_id, "dataset": c.dataset, "models": models, "rows": rows, "against": against,
             "pair_confidence": f"{conf:.2%}" if conf is not None else None,
             "tolerance": fmt_number(c.decision.threshold.value) if c.decision is not None else None}

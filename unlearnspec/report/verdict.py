@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from unlearnspec.catalog import label
+from unlearnspec.catalog import MEMBERSHIP_ATTACKS, label
 from unlearnspec.plan import (
     ClaimPlan,
     ClaimStatus,
@@ -43,14 +43,16 @@ from unlearnspec.report.model import (
     ObjectiveReport,
     Report,
     TrainingLog,
-    cannot_fail,
 )
 from unlearnspec.report.rules import (  # noqa: F401 - the rules are part of this module's interface
     EXIT_CODES,
+    OP_SYMBOLS,
     Overall,
     Verdict,
     claim_verdict,
+    decision_reason,
     exit_code,
+    fmt_estimate,
     fmt_number,
     objective_overall,
     overall,
@@ -63,8 +65,6 @@ REFERENCE_LABELS: dict[str, str] = {
     "holdout": "holdout reference",
 }
 
-OP_SYMBOLS: dict[str, str] = {"<=": "≤", ">=": "≥", "<": "<", ">": ">"}
-
 
 # --- words ------------------------------------------------------------------------------------------
 
@@ -75,18 +75,13 @@ on the bound."""
 
 
 def fmt_interval(check: CheckResult, model: str) -> str:
-    """``0.52 [0.41, 0.63], n=26`` — a model's value with its interval and sample size."""
+    """``0.52 [0.41, 0.63], n=26`` — a model's value with its interval and sample size; beside the plan's
+    threshold (:func:`fmt_estimate`) when that value is what the threshold is held to."""
     v = check.values.get(model)  # type: ignore[arg-type]
     if v is None:
         return "n/a"
-    iv = check.interval.get(model)
-    n = check.n.get(model)
-    text = fmt_number(v)
-    if iv is not None:
-        text += f" [{fmt_number(iv[0])}, {fmt_number(iv[1])}]"
-    if n is not None:
-        text += f", n={n}"
-    return text
+    bound = check.threshold.value if check.threshold is not None and check.decision is None else None
+    return fmt_estimate(v, check.interval.get(model), check.n.get(model), bound)
 
 
 def decision_text(check: CheckResult) -> str:
@@ -94,8 +89,8 @@ def decision_text(check: CheckResult) -> str:
     d = check.decision
     if d is None:
         return ""
-    iv = f" [{fmt_number(d.interval[0])}, {fmt_number(d.interval[1])}]" if d.interval else ""
-    return f"{d.quantity} {fmt_number(d.value)}{iv} vs {OP_SYMBOLS[d.threshold.op]} {fmt_number(d.threshold.value)}"
+    return (f"{d.quantity} {fmt_estimate(d.value, d.interval, bound=d.threshold.value)} vs "
+            f"{OP_SYMBOLS[d.threshold.op]} {fmt_number(d.threshold.value)}")
 
 
 def metric_label(metric: str) -> str:
@@ -109,9 +104,19 @@ def threshold_text(check: CheckResult) -> str:
     return f"{OP_SYMBOLS[check.threshold.op]} {fmt_number(check.threshold.value)}"
 
 
+def deciding_part(check: CheckResult) -> str | None:
+    """The item type (and membership attack) a worst-case check shows, e.g. ``qa, Min-K% attack``."""
+    kind, attack = check.extra.get("deciding_type"), check.extra.get("deciding_attack")
+    if not isinstance(kind, str):
+        return None
+    known = MEMBERSHIP_ATTACKS.get(attack) if isinstance(attack, str) else None
+    return kind.replace("_", " ") + (f", {known.label} attack" if known is not None else "")
+
+
 def where_text(check: CheckResult) -> str:
-    """Where the metric was measured: dataset, probe, attack."""
-    parts = [f"on {check.dataset}"]
+    """Where the metric was measured: dataset (and the item type a worst case shows), probe, attack."""
+    part = deciding_part(check)
+    parts = [f"on {check.dataset}" + (f" ({part})" if part else "")]
     if check.probe and check.probe not in ("relearn", "quantize"):  # those name the attack, not prompts
         parts.append(f"{check.probe.replace('_', '-')} prompts")
     relearned_on = check.extra.get("relearned_on")
@@ -172,20 +177,15 @@ def _describe_decision(check: CheckResult, label: str, where: str, value: str, t
     applied to, so that no sentence reads as ``0.44 ≤ 0.2``."""
     d = check.decision
     assert d is not None
-    iv = f" [{fmt_number(d.interval[0])}, {fmt_number(d.interval[1])}]" if d.interval else ""
     symbol, bound = OP_SYMBOLS[d.threshold.op], fmt_number(d.threshold.value)
-    decided = f"{d.quantity} {fmt_number(d.value)}{iv}"
+    decided = f"{d.quantity} {fmt_estimate(d.value, d.interval, bound=d.threshold.value)}"
+    why = decision_reason(check.status, d)
     if check.status == "pass":
         outcome = f"{decided} {symbol} {bound}"
     elif check.status == "fail":
-        outcome = f"{decided}, which is not {symbol} {bound}"
-    elif d.no_evidence:
-        outcome = f"{decided}, inconclusive against {symbol} {bound}: {d.no_evidence}"
-    elif cannot_fail(d.threshold, d.attainable):
-        assert d.attainable is not None
-        reach = f"[{fmt_number(d.attainable[0])}, {fmt_number(d.attainable[1])}]"
-        outcome = (f"{decided}, inconclusive against {symbol} {bound}: it can only reach {reach} here, all of it "
-                   "within the bound, so the check cannot fail and is no evidence")
+        outcome = f"{decided}, which is not {symbol} {bound}" + (f": {why}" if why else "")
+    elif why:
+        outcome = f"{decided}, inconclusive against {symbol} {bound}: {why}"
     else:
         side = "pass" if d.threshold.holds(d.value) else "fail"
         if d.more_items and d.n and d.more_items > FAR_MORE * d.n:  # a rough rule's count that large says only this

@@ -6,7 +6,8 @@ For each chain, in the order the plan records:
    verdict), except that it unlearns from the previous step's model, and on the built-in its reference
    is retrained without every target so far (the chain's exact-unlearning counterfactual);
 2. after the step, every earlier request's checks are computed again on the new model, against that same
-   reference, and their claims decided again: the drift. The results are written to the step's folder
+   reference, and their claims decided again: the drift, each check with what decided it then and now
+   (``report.chain.Deciding``). The results are written to the step's folder
    (``objectives/<step>/drift/<earlier>.json``) before the step is marked done, so a resumed run reuses them;
 3. the step's cumulative utility drop (its own utility check, against the original model) and the number
    of approximate requests so far are compared with the chain's budget.
@@ -37,9 +38,9 @@ from unlearnspec.report.chain import (
     ChainReport,
     ChainStep,
     Recheck,
-    RecheckedCheck,
     RecheckedClaim,
     build_chain_report,
+    rechecked,
 )
 from unlearnspec.report.model import CheckResult, ObjectiveReport
 from unlearnspec.runtime.pipeline import ObjectiveRun, _stage_of
@@ -95,13 +96,9 @@ def _recheck(step: ObjectiveRun, earlier: ObjectivePlan, earlier_run: ObjectiveR
         request=earlier.objective.name,
         claims=[RecheckedClaim(claim=c.claim, then=then_claims.get(c.claim, "not_evaluated"), now=c.verdict)
                 for c in now.claims],
-        checks=[RecheckedCheck(check_id=c.check_id, metric=c.metric,
-                               then=then_checks[c.check_id].value if c.check_id in then_checks else None,
-                               now=c.value,
-                               status_then=then_checks[c.check_id].status if c.check_id in then_checks
-                               else "not_evaluated",
-                               status_now=c.status)
-                for c in now.checks])
+        # each check with what decided it then and now (the gap to the reference, a worst case, a p-value), not
+        # the decided model's raw value beside a status decided on something else
+        checks=[rechecked(then_checks.get(c.check_id), c) for c in now.checks])
 
 
 def _run_chain(plan: Plan, chain: ChainPlan, rd: RunDir, state: RunState, *, quiet: bool,

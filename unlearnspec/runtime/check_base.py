@@ -31,6 +31,18 @@ log = logging.getLogger("unlearnspec.run")
 T = TypeVar("T")
 
 
+def same_weights(a: Any, b: Any) -> bool:
+    """Whether two models hold the very same weights (the same object, or equal tensors under equal names)."""
+    if a is b:
+        return True
+    if a is None or b is None:
+        return False
+    import torch
+
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(sa[k].shape == sb[k].shape and torch.equal(sa[k], sb[k]) for k in sa)
+
+
 class EvaluatorBase:
     """Decides metric checks for one objective from measured models (see :class:`Evaluator`)."""
 
@@ -50,8 +62,22 @@ class EvaluatorBase:
             self.m["served"] = Measurer("served", *ctx.unlearned, data, st, guard=ctx.guard, **kw)
         self._attacked: dict[str, Any] = {}
         self._same: bool | None = None
+        self._same_as_original: bool | None = None
 
     # -- helpers ---------------------------------------------------------------------------
+
+    @property
+    def reference_name(self) -> str:
+        """The reference as the report names it: retrained here, or given by the spec (whose never having seen
+        the target this run cannot verify)."""
+        return "the retrained reference" if self.ctx.strategy == "retrain" else "the given reference model"
+
+    @property
+    def reference_never_saw(self) -> str:
+        """What a reference-relative reading assumes of the reference, in words that do not claim more than the
+        run knows."""
+        return ("which never saw the target" if self.ctx.strategy == "retrain" else
+                "which the spec states never saw the target (this run does not verify that)")
 
     @property
     def unlearned_is_reference(self) -> bool:
@@ -60,18 +86,16 @@ class EvaluatorBase:
         from the items measured, and its interval is exactly [0, 0]."""
         if self._same is None:
             ref = self.ctx.reference
-            self._same = False
-            if ref is not None:
-                import torch
-
-                a, b = self.ctx.unlearned[0], ref[0]
-                if a is b:
-                    self._same = True
-                else:
-                    sa, sb = a.state_dict(), b.state_dict()
-                    self._same = sa.keys() == sb.keys() and all(
-                        sa[k].shape == sb[k].shape and torch.equal(sa[k], sb[k]) for k in sa)
+            self._same = ref is not None and same_weights(self.ctx.unlearned[0], ref[0])
         return self._same
+
+    @property
+    def unlearned_is_original(self) -> bool:
+        """Whether the unlearned model has the original's very weights (unlearning changed nothing: a filter's
+        weights, an audit of the original itself): a difference between the two is then 0 on every item."""
+        if self._same_as_original is None:
+            self._same_as_original = same_weights(self.ctx.unlearned[0], self.ctx.original[0])
+        return self._same_as_original
 
     def exact_if_same(self, e: Estimate | None) -> Estimate | None:
         """A gap of the unlearned model to the reference as the exact [0, 0] it is when the two have the same
@@ -111,9 +135,23 @@ class EvaluatorBase:
         if reason is None and clean.get(decided) is None and check.threshold is not None:
             reason = f"no value for the {decided} model"
         n = {k: e.n for k, e in (est or {}).items() if e is not None}
-        ivs = {k: (e.low, e.high) for k, e in (est or {}).items() if e is not None and self.ctx.intervals}
+        ivs = {k: (e.low, e.high) for k, e in (est or {}).items()
+               if e is not None and self.ctx.intervals and not e.point}
+        if decision is not None and not (math.isfinite(decision.value) and all(
+                math.isfinite(x) for x in (decision.interval or ()))):
+            reason, decision = f"the deciding quantity ({decision.quantity}) could not be computed on these items", None
         if reason is not None:
             decision = None
+        elif (decision is None and self.ctx.intervals and check.threshold is not None and decided not in ivs
+              and clean.get(decided) is not None):
+            # intervals are on, but none could be computed for the value that decides: a point estimate is no
+            # evidence either way (FRAMEWORK.md §7), so the check is inconclusive and says why
+            decision = Decision(quantity=f"{decided} value", value=float(clean[decided]),  # type: ignore[arg-type]
+                                threshold=check.threshold, n=n.get(decided, 0),
+                                no_evidence="no confidence interval could be computed for this value (too few items "
+                                            "with a value, or resamples the statistic cannot compute), so it cannot "
+                                            "carry a verdict either way",
+                                how="a value without an interval is reported, never decided on")
         return CheckResult(check_id=check.id, metric=check.metric, dataset=check.dataset, probe=check.probe,
                            attack=attack, threshold=check.threshold, values=ModelValue(**clean), decided_on=decided,
                            not_evaluated_reason=reason, per_item=items, item_ids=ids, extra=extra or {},
@@ -149,10 +187,61 @@ class EvaluatorBase:
         t = check.threshold
         return Decision(quantity=f"{decided} minus reference (mean over items)", value=e.value,
                         interval=(e.low, e.high) if self.ctx.intervals else None, threshold=t, n=e.n,
-                        how=f"the bound {OP_SYMBOLS[t.op]} {t.value:g} is read as at most {t.value:g} above the retrained "
-                            "reference on the same items, since a model never trained on the target scores the "
-                            "reference's value" + (self.SAME_WEIGHTS if same else ""),
+                        how=f"the bound {OP_SYMBOLS[t.op]} {t.value:g} is read as at most {t.value:g} above "
+                            f"{self.reference_name} on the same items, {self.reference_never_saw}: a model never "
+                            "trained on the target scores the reference's value" + (self.SAME_WEIGHTS if same else ""),
                         more_items=intervals.items_to_settle(e.n, e.low, e.high, e.value, t.value))
+
+    def _worst_type_decision(self, check: MetricCheck, per: Mapping[str, Series], decided: str) -> Decision | None:
+        """Values of several item types (a document's tokens, a question's answer tokens) decided on the worst type,
+        not their pool (FRAMEWORK.md §7: a pool can average a complete leak on one type with nothing on another):
+        each type's mean (its gap to the reference, when there is one) with its interval at the Bonferroni level
+        ``1 - alpha / k`` over the ``k`` types, so that all hold together; the decision interval runs from the
+        largest of their lower ends to the largest of their upper ends (a bound ``<=`` holds for every type, or
+        fails for one). ``None`` for a single type, or a bound of another direction."""
+        a = per.get(decided)
+        t = check.threshold
+        if a is None or a.types is None or t is None or t.op not in ("<=", "<") or len(set(a.types)) < 2:
+            return None
+        b = per.get("reference") if METRICS[check.metric].reference_gap else None
+        if b is not None and b.ids != a.ids:
+            b = None
+        kinds = [k for k in ("documents", "qa") if k in a.types]
+        each = 1.0 - (1.0 - self.ctx.confidence) / len(kinds)
+        found: dict[str, Estimate] = {}
+        for k in kinds:
+            idx = [i for i, x in enumerate(a.types) if x == k]
+            mine = [a.values[i] for i in idx]
+            if b is not None:
+                theirs = [b.values[i] for i in idx]
+                e = (intervals.paired_gap_estimate(mine, theirs, confidence=each, rng=self.rng(check, "gap", k),
+                                                   bounds=intervals.UNIT) if self.ctx.intervals else _point_gap(mine, theirs))
+                if e is not None and decided == "unlearned":
+                    e = self.exact_if_same(e)
+            else:
+                e = (intervals.mean_estimate(mine, confidence=each, rng=self.rng(check, decided, k), bounds=intervals.UNIT)
+                     if self.ctx.intervals else _point(mine))
+            if e is not None:
+                found[k] = e
+        if not found:
+            return None
+        lows, highs = max(e.low for e in found.values()), max(e.high for e in found.values())
+        use_iv = self.ctx.intervals and not any(e.point for e in found.values())
+        fails = use_iv and not t.holds(lows)
+        worst = max(found, key=lambda k: found[k].low if fails else (found[k].high if use_iv else found[k].value))
+        e = found[worst]
+        what = f"{decided} minus reference" if b is not None else decided
+        shown = "; ".join(f"{k} {v.value:.3g}" + (f" [{v.low:.3g}, {v.high:.3g}]" if use_iv else "") + f", n={v.n}"
+                          for k, v in found.items())
+        return Decision(
+            quantity=f"{what} (mean over items), worst over item types", value=e.value,
+            interval=(lows, highs) if use_iv else None, threshold=t, n=e.n,
+            how=(f"each item type on its own ({shown}){f', each interval at {each:.2%} (Bonferroni over the types)' if use_iv else ''}; "
+                 f"the value and n shown are those of {worst}; "
+                 + (f"the bound {OP_SYMBOLS[t.op]} {t.value:g} is read as at most {t.value:g} above {self.reference_name} on "
+                    f"the same items, {self.reference_never_saw}" if b is not None else
+                    f"the bound {OP_SYMBOLS[t.op]} {t.value:g} applies to every type")),
+            more_items=intervals.items_to_settle(e.n, lows, highs, e.value, t.value) if use_iv else None)
 
     @staticmethod
     def _below_reference(check: MetricCheck, decision: Decision | None, values: Mapping[str, float | None],
@@ -172,7 +261,7 @@ class EvaluatorBase:
             return []
         iv = f" [{decision.interval[0]:.3g}, {decision.interval[1]:.3g}]" if decision.interval else ""
         return [f"over-unlearning: the {decided} model's {label(check.metric)} on {check.dataset} is {mine:.3g}, "
-                f"well below the retrained reference's {ref:.3g} (gap {decision.value:.3g}{iv}, n={decision.n}, beyond the "
+                f"well below the reference's {ref:.3g} (gap {decision.value:.3g}{iv}, n={decision.n}, beyond the "
                 f"tolerance of {tol:g}): a model that reproduces less than one never trained on the target can "
                 "itself reveal that the target was unlearned"]
 
@@ -213,7 +302,7 @@ class EvaluatorBase:
             return self._missing(check, f"the plan has no `{check.dataset}` data")
         per = self.each_model(lambda who: self.m[who].token_metric(check.dataset, check.metric))
         values = {who: s.mean for who, s in per.items()}
-        decision = self._gap_decision(check, per, "unlearned")
+        decision = self._worst_type_decision(check, per, "unlearned") or self._gap_decision(check, per, "unlearned")
         return self._result(check, values, per_item=per, est=self._mean_estimates(check, per), decision=decision,
                             findings=self._below_reference(check, decision, values, "unlearned"))
 

@@ -57,20 +57,23 @@ class Evaluator(MembershipChecks, AttackChecks):
         ds = "neighbors" if check.metric.startswith("neighbor") else "retain"
         if not self.ctx.data.get(ds):
             return self._missing(check, f"no `{ds}` data: side effects on it are unmeasured")
-        self.each_model(lambda who: self.m[who].utility(ds))  # measured together (sharding.together), then cached
+        # measured together (sharding.together), then cached; the served system too (a filter blocks answers)
+        self.each_model(lambda who: self.m[who].utility(ds), served=True)
         base = self.m["original"].utility(ds).value
         if not math.isfinite(base) or base <= 0:
             return self._missing(check, f"the original model's utility on `{ds}` is {base:.3g}: a relative drop "
                                         "from zero (or an undefined) utility means nothing, so it is not evaluated")
         values: dict[str, float | None] = {"original": 0.0}
         util = {"original": base}
+        # the served system too when a filter stands in front of the model: the filter blocks generated answers,
+        # which are part of the utility, so the people asking the served system may lose more than the weights do
         for who in self.m:
-            if who in ("original", "served"):
+            if who == "original":
                 continue
             u = self.m[who].utility(ds).value
             util[who] = u
             values[who] = metrics.utility_drop(base, u)  # signed: a gain is a negative drop, shown as one
-        comps = {who: self.m[who].utility(ds).components for who in self.m if who != "served"}
+        comps = {who: self.m[who].utility(ds).components for who in self.m}
         n = len(self.ctx.data.get(ds))
         est = {who: _point_est(v, n) for who, v in values.items() if v is not None}
         if self.ctx.intervals:  # records resampled together for both models: a paired bootstrap of the drop
@@ -93,12 +96,15 @@ class Evaluator(MembershipChecks, AttackChecks):
                 e = intervals.paired_estimate([*(base_rows[c] for c in names), *(rows[c] for c in names)], drop,
                                               confidence=self.ctx.confidence, rng=self.rng(check, who),
                                               keep_missing=True)
+                if who == "unlearned" and values[who] == 0.0 and self.unlearned_is_original:
+                    # the original's very weights: no drop on any record there is, not only on those measured
+                    e = intervals.Estimate(0.0, 0.0, 0.0, n, confidence=self.ctx.confidence)
                 if e is not None:
                     est[who] = e
         # every component of every model per record (NaN where a record does not contribute to it), so that the
         # utilities and the drops can be recomputed from report.json
         ids = [f"{ds}[{i}]" for i in range(n)]
-        per = {f"{who}.{c}": Series(ids, [float(x) for x in col]) for who in self.m if who != "served"
+        per = {f"{who}.{c}": Series(ids, [float(x) for x in col]) for who in self.m
                for c, col in sorted(self.m[who].utility(ds).per_record.items()) if len(col) == n}
         return self._result(check, values, est=est, per_item=per,
                             extra={"per_item": "each utility component per record, as `model.component` (empty "
@@ -163,7 +169,7 @@ class Evaluator(MembershipChecks, AttackChecks):
                 t, e_o.value, (e_o.low, e_o.high) if self.ctx.intervals else None) is not False)):
             iv = f" [{e_o.low:.3g}, {e_o.high:.3g}]" if self.ctx.intervals else ""
             blind = (f"the probe does not read `{attr}` off the original model, which was trained on the target, "
-                     + ("better than off the retrained reference" if e_o.low <= 0 else "by more than the bound")
+                     + (f"better than off {self.reference_name}" if e_o.low <= 0 else "by more than the bound")
                      + f" (accuracy {acc['original'].accuracy:.3g} against {ref.accuracy:.3g}, gap {e_o.value:.3g}{iv}, "
                      f"n={e_o.n}; chance {u.chance:.3g}), so a small gap for the unlearned model is no evidence about "
                      "what its representations still hold")
@@ -172,7 +178,7 @@ class Evaluator(MembershipChecks, AttackChecks):
             decision = Decision(quantity="probe accuracy minus the reference's (same items)", value=e_u.value,
                                 interval=(e_u.low, e_u.high) if self.ctx.intervals else None, threshold=t, n=e_u.n,
                                 how=f"the linear probe's accuracy on the {check.dataset} inputs, unlearned minus "
-                                    "retrained reference, items paired",
+                                    f"{self.reference_name.removeprefix('the ')}, items paired",
                                 no_evidence=blind,
                                 more_items=None if blind else intervals.items_to_settle(e_u.n, e_u.low, e_u.high,
                                                                                         e_u.value, t.value))

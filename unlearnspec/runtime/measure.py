@@ -98,6 +98,7 @@ class Series:
     ids: list[str]
     values: list[float]
     groups: list[str] | None = None
+    types: list[str] | None = None  # the item type of each value (documents, qa) where a measurement mixes them
 
     @property
     def mean(self) -> float | None:
@@ -116,7 +117,7 @@ def _point_est(value: float | None, n: int) -> Estimate | None:
     """A value without an interval (intervals switched off, or a statistic without per-item values)."""
     if value is None or not math.isfinite(value):
         return None
-    return Estimate(value, value, value, n)
+    return Estimate(value, value, value, n, point=True)
 
 
 def _point_gap(a: Sequence[float | None], b: Sequence[float | None],
@@ -129,7 +130,7 @@ def _point_gap(a: Sequence[float | None], b: Sequence[float | None],
         return None
     v = float(np.mean([x - y for x, y, _ in pairs]))
     n = len({g for _, _, g in pairs})
-    return Estimate(v, v, v, n, n)
+    return Estimate(v, v, v, n, n, point=True)
 
 
 def _norm(text: str) -> str:
@@ -240,9 +241,13 @@ class Measurer:
         return [f"{dataset}[{i}]" for i in index]
 
     def token_metric(self, dataset: str, metric: str) -> Series:
+        """Per item: a document's tokens, or a question's answer tokens; each value says which (``types``)."""
         s = self.scores(dataset)
         vals = s.exact_memorisation() if metric == "exact_memorisation" else s.extraction_strength()
-        return Series(self._ids(dataset), [float(x) for x in vals])
+        records = self.data.get(dataset)
+        _, _, index = likelihood.record_texts(records)
+        types = ["documents" if records[i].text else "qa" for i in index]
+        return Series(self._ids(dataset), [float(x) for x in vals], types=types)
 
     def paraphrase_scores(self, dataset: str) -> tuple[list[str], likelihood.TokenScores | None]:
         """The gold answer given the first held-out paraphrase of each QA record's question."""
@@ -291,7 +296,7 @@ class Measurer:
     def utility(self, dataset: str) -> metrics.UtilityResult:
         return self._memo(("utility", dataset), lambda: metrics.utility(  # type: ignore[no-any-return]
             self.model, self.tokenizer, self.data.get(dataset), batch_size=self.stage.eval_batch_size,
-            max_new_tokens=self.stage.max_new_tokens, fmt=self.fmt))
+            max_new_tokens=self.stage.max_new_tokens, fmt=self.fmt, generate_fn=self._generate_fn()))
 
     def mcq(self, dataset: str) -> mcq.MCQResult:
         return self._memo(("mcq", dataset), lambda: mcq.mcq_accuracy(  # type: ignore[no-any-return]

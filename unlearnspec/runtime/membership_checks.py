@@ -65,7 +65,7 @@ class MembershipChecks(EvaluatorBase):
         decided = "unlearned"
         tol = None
         if check.threshold is not None and check.threshold.op in ("<=", "<"):
-            tol = check.threshold.value - 0.5
+            tol = round(check.threshold.value - 0.5, 12)  # 0.6 - 0.5 is 0.09999999999999998 in binary
         # every (type, attack) pair's interval at the level that makes all of them hold together at `conf`:
         # the worst pair decides, and a worst case over k pairs at 95% each would hold less often than 95%.
         # One bootstrap resamples the items for all pairs at once (joint_intervals.joint_gap_estimates).
@@ -152,14 +152,26 @@ class MembershipChecks(EvaluatorBase):
             values["served"] = values["unlearned"]  # an output filter does not change the weights (M1)
         decision = None
         if tol is not None and check.threshold is not None:
-            base = "the retrained reference's AUC on the same items" if has_ref else "chance (0.5; no reference model)"
+            base = (f"{self.reference_name}'s AUC on the same items" if has_ref else
+                    "chance (0.5; no reference model: a difference between the forget set and the holdout alone can "
+                    "move an AUC away from 0.5, so this reading is only as good as the holdout's likeness to the "
+                    "forget set)")
+            shown_pair = f"{wt.replace('_', ' ')} / {MEMBERSHIP_ATTACKS[wa].label}"
+            worst_pair = f"{worst[3].replace('_', ' ')} / {MEMBERSHIP_ATTACKS[worst[4]].label}"
             decision = Decision(
-                quantity=("worst |AUC − AUC_reference| over item types and attacks" if has_ref
-                          else "worst |AUC − 0.5| over item types and attacks"),
-                value=worst[0], interval=(dec_low, dec_high) if use_iv else None,
+                quantity=("|AUC − AUC_reference|, worst over item types and attacks" if has_ref
+                          else "|AUC − 0.5|, worst over item types and attacks"),
+                # the value and n are the shown pair's, the one the outcome rests on (the models' AUCs beside it are
+                # that pair's too); the interval is the worst case over every pair
+                value=abs(gaps[wt][wa][0]), interval=(dec_low, dec_high) if use_iv else None,
                 threshold=Threshold(op=check.threshold.op, value=tol), n=n_deciding,
-                how=(f"the plan's bound AUC {OP_SYMBOLS[check.threshold.op]} {check.threshold.value:g} is read as a tolerance of "
-                     f"{tol:.3g} either side of {base}; the worst item type and attack decide"
+                how=(f"the value, its n and the models' AUCs are those of {shown_pair}, the pair the outcome rests on"
+                     + (f"; the largest |gap| of any pair is {worst[0]:.3g} ({worst_pair})" if worst_pair != shown_pair
+                        else "")
+                     + ("; the interval is the worst case over every pair (the largest of their lower and of their "
+                        "upper ends)" if use_iv else "")
+                     + f"; the plan's bound AUC {OP_SYMBOLS[check.threshold.op]} {check.threshold.value:g} is read as a "
+                       f"tolerance of {tol:.3g} either side of {base}; the worst item type and attack decide"
                      + (f"; each of the {pairs} type and attack pairs has its interval at {each:.2%}, the level at "
                         f"which all of them, their items resampled together, hold at {conf:.0%} (joint bootstrap; "
                         f"Bonferroni would need {joint_intervals.bonferroni(conf, pairs):.2%})" if use_iv else "")
@@ -180,7 +192,7 @@ class MembershipChecks(EvaluatorBase):
             "gap_by_type": {t: {a: {"gap": g[0], "low": g[1], "high": g[2], "n": int(g[3]), "n_other": int(g[4]),
                                     "status": status[t][a]} for a, g in gs.items()} for t, gs in gaps.items()},
             "pair_confidence": each if use_iv else None, "pairs": pairs,
-            "compared_with": "retrained reference" if has_ref else "chance 0.5 (holdout-calibrated)",
+            "compared_with": self.reference_name.removeprefix("the ") if has_ref else "chance 0.5 (holdout-calibrated)",
             "member_scores": member_scores, "nonmember_scores": nonmember_scores,
             "member_ids": member_ids, "nonmember_ids": nonmember_ids,
             "member_types": [t for t in types for _ in sc["unlearned"]["member"][t][0]],
@@ -208,7 +220,8 @@ class MembershipChecks(EvaluatorBase):
         if "unlearned" not in sc:
             return self._missing(check, "no scored items on one side")
         has_ref = "reference" in sc
-        basis = "retrained reference AUC" if has_ref else "ideal AUC 0.5 (no reference model: holdout-calibrated)"
+        basis = (f"{self.reference_name.removeprefix('the ')}'s AUC" if has_ref
+                 else "ideal AUC 0.5 (no reference model: holdout-calibrated)")
         conf, use_iv = self.ctx.confidence, self.ctx.intervals
 
         def scored(who: str, t: str, side: str) -> Any:
@@ -345,12 +358,21 @@ class MembershipChecks(EvaluatorBase):
             fq = metrics.forget_quality_from(mine, other)
             values[who] = fq.pvalue
             extra["statistic"] = fq.statistic
+            if fq.statistic == "truth_ratio" and who == "unlearned":
+                had = mine.paraphrased if mine.paraphrased is not None else np.zeros(0, dtype=bool)
+                used = int(np.sum(had & np.isfinite(mine.truth_ratio))) if had.size else 0
+                total = int(np.sum(np.isfinite(mine.truth_ratio)))
+                extra["truth_ratio_denominator"] = (
+                    "TOFU's: the paraphrased answer on every question" if used == total else
+                    f"TOFU's paraphrased answer on {used} of {total} questions, the gold answer on the rest (their "
+                    "records give no `paraphrased_answer`): a variant of TOFU's truth ratio that also rewards "
+                    "verbatim memory of the trained answer")
             a, b = ((mine.truth_ratio, other.truth_ratio) if fq.statistic == "truth_ratio" else (mine.loss, other.loss))
             ks[who] = (intervals.ks_estimate(a, b, paired=has_ref, confidence=conf, rng=self.rng(check, who))
                        if self.ctx.intervals else None)
-        extra["compared_with"] = ("the retrained reference model's per-item statistics (TOFU), items paired" if has_ref
+        extra["compared_with"] = (f"{self.reference_name}'s per-item statistics (TOFU), items paired" if has_ref
                                   else "the same model's statistics on the holdout's evaluation half (holdout-"
-                                       "calibrated: no retrained reference exists)")
+                                       "calibrated: no reference model exists)")
         est: dict[str, Estimate | None] = {}
         for who, r in ks.items():
             if r is not None:

@@ -59,6 +59,7 @@ class Estimate:
     n: int
     n_other: int | None = None  # the second sample's size (non-members, reference items)
     confidence: float = DEFAULT_CONFIDENCE
+    point: bool = False  # a value without an interval (low = high = value stand in): never shown as one
 
     @property
     def interval(self) -> tuple[float, float]:
@@ -446,8 +447,11 @@ def paired_estimate(arrays: Sequence[Sequence[float | None] | NDArray[Any]], sta
             if known is not None:
                 lo, hi = hoeffding_union(value, lo, hi, n, confidence, known)
             return Estimate(value, lo, hi, n, confidence=confidence)
-    # one item, resamples that never move, or ones the statistic cannot compute
-    lo, hi = degenerate_interval(value, n, confidence, known) if known is not None else (value, value)
+    # one item, resamples that never move, or ones the statistic cannot compute: without a known range there is
+    # no interval to give (a width of zero would decide any bound), so the value stands alone
+    if known is None:
+        return Estimate(value, value, value, n, confidence=confidence, point=True)
+    lo, hi = degenerate_interval(value, n, confidence, known)
     return Estimate(value, lo, hi, n, confidence=confidence)
 
 

@@ -216,11 +216,13 @@ class AnswerStatistics:
 
     ``truth_ratio[i]`` is TOFU's ``R_truth`` (NaN without perturbed answers or without QA),
     ``answer_loss[i]`` the mean NLL of the gold answer given the question (NaN without QA),
-    ``text_loss[i]`` the mean NLL of the document (NaN without one)."""
+    ``text_loss[i]`` the mean NLL of the document (NaN without one); ``paraphrased[i]`` whether the truth
+    ratio's denominator was the record's paraphrased answer, as TOFU defines it (else its gold answer)."""
 
     truth_ratio: NDArray[np.float64]
     answer_loss: NDArray[np.float64]
     text_loss: NDArray[np.float64]
+    paraphrased: NDArray[np.bool_] | None = None
 
     @property
     def loss(self) -> NDArray[np.float64]:
@@ -238,10 +240,11 @@ def answer_statistics(model: Any, tokenizer: PreTrainedTokenizerBase, records: S
     """Score every gold answer, perturbed answer and document of ``records`` in one batched pass.
 
     Truth ratio (TOFU, arXiv:2401.06121): ``R_truth = (prod_j P(â_j|q)^(1/|â_j|))^(1/m) /
-    P(ã|q)^(1/|ã|)`` over the m perturbed answers â_j, i.e. ``exp(loss(ã) - mean_j loss(â_j))``.
-    TOFU's denominator is a paraphrased answer ã; records carry no paraphrased answer, so the gold
-    answer stands in. Lower R means the model prefers the true answer: memorised. QA items are scored in
-    ``fmt`` (default: the tokenizer's own; :meth:`PromptFormat.qa_text`)."""
+    P(ã|q)^(1/|ã|)`` over the m perturbed answers â_j, i.e. ``exp(loss(ã) - mean_j loss(â_j))``, with ã
+    the record's ``paraphrased_answer`` as TOFU defines it. A record without one (the built-in corpus, data
+    written without it) has its gold answer stand in — a variant that also rewards verbatim memory of the
+    trained answer; ``paraphrased`` says which records had one. Lower R means the model prefers the true
+    answer: memorised. QA items are scored in ``fmt`` (default: the tokenizer's own; :meth:`PromptFormat.qa_text`)."""
     fmt = resolve(fmt, tokenizer)
     texts: list[str] = []
     prompts: list[str] = []
@@ -257,6 +260,10 @@ def answer_statistics(model: Any, tokenizer: PreTrainedTokenizerBase, records: S
                 texts.append(fmt.qa_text(tokenizer, r.question, p)[1])
                 prompts.append(prompt)
                 owner.append((i, "pert"))
+            if r.perturbed and r.paraphrased_answer:
+                texts.append(fmt.qa_text(tokenizer, r.question, r.paraphrased_answer)[1])
+                prompts.append(prompt)
+                owner.append((i, "para"))
         if r.text:
             texts.append(r.text)
             prompts.append("")
@@ -265,16 +272,21 @@ def answer_statistics(model: Any, tokenizer: PreTrainedTokenizerBase, records: S
     n = len(records)
     gold = np.full(n, np.nan)
     text = np.full(n, np.nan)
+    para = np.full(n, np.nan)
     pert: list[list[float]] = [[] for _ in range(n)]
     for (i, kind), value in zip(owner, losses, strict=True):
         if kind == "gold":
             gold[i] = value
         elif kind == "text":
             text[i] = value
+        elif kind == "para":
+            para[i] = value
         else:
             pert[i].append(float(value))
     pert_mean = np.array([np.mean(p) if p else np.nan for p in pert])
-    return AnswerStatistics(truth_ratio=np.exp(gold - pert_mean), answer_loss=gold, text_loss=text)
+    denominator = np.where(np.isfinite(para), para, gold)  # TOFU's paraphrased answer, else the gold one
+    return AnswerStatistics(truth_ratio=np.exp(denominator - pert_mean), answer_loss=gold, text_loss=text,
+                            paraphrased=np.isfinite(para))
 
 
 def truth_ratio(model: Any, tokenizer: PreTrainedTokenizerBase, qa_records: Sequence[Record], *,
@@ -348,7 +360,8 @@ def harmonic_mean(values: Sequence[float]) -> float:
 
 
 def utility(model: Any, tokenizer: PreTrainedTokenizerBase, records: Sequence[Record], *,
-            batch_size: int = 32, max_new_tokens: int = 48, fmt: PromptFormat | None = None) -> UtilityResult:
+            batch_size: int = 32, max_new_tokens: int = 48, fmt: PromptFormat | None = None,
+            generate_fn: GenerateFn | None = None) -> UtilityResult:
     """Model utility on a retain or neighbour set, as TOFU computes it per dataset.
 
     QA records: ROUGE-L recall of the greedy answer, answer probability ``P(a|q)^(1/|a|)`` and
@@ -356,7 +369,9 @@ def utility(model: Any, tokenizer: PreTrainedTokenizerBase, records: Sequence[Re
     add two components in the same spirit — their probability ``exp(-loss)`` and their MUSE
     VerbMem ROUGE-L F1 — so a document-only retain set still measures what the model keeps; multiple-choice
     records add their accuracy (:mod:`unlearnspec.runtime.evaluation.mcq`), so general multiple-choice
-    knowledge is part of what must stay. Questions are asked in ``fmt`` (default: the tokenizer's own)."""
+    knowledge is part of what must stay. Questions are asked in ``fmt`` (default: the tokenizer's own).
+    ``generate_fn`` decodes the generated components (a served system's filter stands in its decoding); the
+    likelihood components are the weights' own, which no filter changes."""
     fmt = resolve(fmt, tokenizer)
     st = answer_statistics(model, tokenizer, records, batch_size=batch_size, fmt=fmt)
     rows: dict[str, NDArray[np.float64]] = {}
@@ -370,7 +385,8 @@ def utility(model: Any, tokenizer: PreTrainedTokenizerBase, records: Sequence[Re
         return row
 
     if n_qa:
-        qa = knowledge_qa(model, tokenizer, records, batch_size=batch_size, max_new_tokens=max_new_tokens, fmt=fmt)
+        qa = knowledge_qa(model, tokenizer, records, batch_size=batch_size, max_new_tokens=max_new_tokens, fmt=fmt,
+                          generate_fn=generate_fn)
         rows["rouge_recall"] = scatter(qa.item_ids, qa.recall)
         rows["probability"] = np.asarray(st.answer_probability, dtype=np.float64)
         tr = np.asarray(st.truth_ratio, dtype=np.float64)
@@ -381,7 +397,8 @@ def utility(model: Any, tokenizer: PreTrainedTokenizerBase, records: Sequence[Re
         rows["mcq_accuracy"] = scatter(mc.index, mc.acc)
     if n_text:
         rows["text_probability"] = np.exp(-np.asarray(st.text_loss, dtype=np.float64))
-        vm = verbatim_memorisation(model, tokenizer, records, batch_size=batch_size, max_new_tokens=max_new_tokens)
+        vm = verbatim_memorisation(model, tokenizer, records, batch_size=batch_size, max_new_tokens=max_new_tokens,
+                                   generate_fn=generate_fn)
         rows["verbatim_rouge"] = scatter(vm.item_ids, vm.scores)
     comps = {k: _nanmean(v) for k, v in rows.items()}
     return UtilityResult(value=harmonic_mean(list(comps.values())), components=comps, n_qa=n_qa, n_text=n_text,
