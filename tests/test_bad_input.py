@@ -53,7 +53,8 @@ def test_binary_junk(work: Path) -> None:
     junk = junk[:1000] + b"\x00" + junk[1000:]  # certainly binary
     first_nul = junk.index(b"\x00")
     line = junk[:first_nul].count(b"\n") + 1
-    col = first_nul - (junk.rfind(b"\n", 0, first_nul) + 1) + 1
+    # the column counts characters, as every diagnostic's does: each byte that is not UTF-8 reads as one
+    col = len(junk[junk.rfind(b"\n", 0, first_nul) + 1:first_nul].decode("utf-8", errors="replace")) + 1
     name = write(work, "junk.unlearn", junk)
     r = run(["check", name], work)
     assert_diagnosed(r, "UL100", f"junk.unlearn:{line}:{col}")

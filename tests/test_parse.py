@@ -40,6 +40,10 @@ def test_invalid_utf8_names_the_byte_and_its_place() -> None:
     assert syntax is None
     assert (d.code, d.span.line, d.span.column) == ("UL100", 3, 10)
     assert "0xff" in d.message
+    # after non-ASCII text on its own line the column counts characters, as an editor shows them
+    data = 'unlearnspec 1\n# café 🦀 '.encode() + b"\xff\n"
+    _, [d] = parse_bytes(data, "u.unlearn")
+    assert (d.span.line, d.span.column) == (2, len("# café 🦀 ") + 1) == (2, 10)
 
 
 def test_too_large_is_refused_before_parsing() -> None:

@@ -291,6 +291,15 @@ def _parse_fast(text: str, file: str) -> tuple[list[Any], list[Token]] | None:
 # decoding and pre-scan
 
 
+def _char_position(data: bytes, pos: int) -> tuple[int, int, int]:
+    """(line, column, offset) of byte ``pos`` counted in characters, as every other diagnostic is: the text before
+    it decoded (each byte that is not UTF-8 as one replacement character), so a column after ``é`` or an emoji is
+    where an editor shows it."""
+    before = data[:pos].decode("utf-8", errors="replace")
+    line_start = before.rfind("\n") + 1
+    return before.count("\n") + 1, len(before) - line_start + 1, len(before)
+
+
 def decode(data: bytes, file: str) -> tuple[str | None, list[Diagnostic]]:
     """Bytes → text, or UL100/UL106 for binary, non-UTF-8 or oversized input. A BOM is dropped."""
     if len(data) > MAX_BYTES:
@@ -301,9 +310,8 @@ def decode(data: bytes, file: str) -> tuple[str | None, list[Diagnostic]]:
             help=["a spec is a short reviewed document; put data in data files and refer to them by path"])]
     if b"\x00" in data:
         pos = data.index(b"\x00")
-        line = data[:pos].count(b"\n") + 1
-        col = pos - (data.rfind(b"\n", 0, pos) + 1) + 1
-        return None, [Diagnostic(code="UL100", severity="error", span=Span.point(file, line, col, pos),
+        line, col, offset = _char_position(data, pos)
+        return None, [Diagnostic(code="UL100", severity="error", span=Span.point(file, line, col, offset),
                                  message="file is binary, not a text spec (it contains NUL bytes)",
                                  help=["spec files are UTF-8 text; check that the right file was given"])]
     if data.startswith(b"\xef\xbb\xbf"):
@@ -311,9 +319,8 @@ def decode(data: bytes, file: str) -> tuple[str | None, list[Diagnostic]]:
     try:
         return data.decode("utf-8"), []
     except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
-        return None, [Diagnostic(code="UL100", severity="error", span=Span.point(file, line, col, exc.start),
+        line, col, offset = _char_position(data, exc.start)
+        return None, [Diagnostic(code="UL100", severity="error", span=Span.point(file, line, col, offset),
                                  message=f"file is not valid UTF-8 (byte 0x{data[exc.start]:02x})",
                                  help=["save the spec as UTF-8"])]
 

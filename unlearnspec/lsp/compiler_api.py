@@ -172,27 +172,6 @@ def _encode(text: str) -> bytes:
     return text.removeprefix("\ufeff").encode("utf-8", "surrogatepass")
 
 
-def _char_column(line: str, byte_column: int) -> int:
-    """The 1-based character column of the 1-based UTF-8 byte column ``byte_column`` of ``line``."""
-    count = 0
-    for i, ch in enumerate(line):
-        if count >= byte_column - 1:
-            return i + 1
-        count += len(ch.encode("utf-8", "surrogatepass"))
-    return len(line) + 1
-
-
-def _in_characters(d: Diagnostic, text: str) -> Diagnostic:
-    """UL100's position is where the bad byte is, counted in bytes; every other span, in characters."""
-    if d.code != "UL100":
-        return d
-    lines = text.removeprefix("\ufeff").split("\n")
-    if not 1 <= d.span.line <= len(lines):
-        return d
-    col = _char_column(lines[d.span.line - 1], d.span.column)
-    return d.model_copy(update={"span": d.span.model_copy(update={"column": col, "end_column": col + 1})})
-
-
 #: Where the relative paths of a spec with no folder (a buffer never saved) lead: no folder at all.
 NO_FOLDER = Path(os.devnull)
 
@@ -202,7 +181,7 @@ def check_text(text: str, display: str, base_dir: Path | None) -> CheckOutcome:
     Positions are 1-based characters of ``text`` without its byte order mark, if it has one. With no
     ``base_dir`` (a spec not saved yet) every relative path is missing, and the help says why."""
     result = check_bytes(_encode(text), display, base_dir or NO_FOLDER)
-    diags = [_in_characters(d, text) for d in result.diagnostics]
+    diags = list(result.diagnostics)  # every position in characters, UL100's too (parse._char_position)
     if base_dir is None:
         shown = f"(`{display_dir(NO_FOLDER)}`)"
         diags = [d.model_copy(update={"help": [h.replace(shown, "(none: the spec is not saved yet)") for h in d.help]})
