@@ -4,6 +4,7 @@ to keep their own tables now read it."""
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
@@ -74,3 +75,44 @@ def test_the_runtime_reads_its_facts_from_the_catalog() -> None:
 
     assert [(name, higher) for name, (_, higher) in ATTACKS.items()] == \
         [(a.name, a.higher_is_member) for a in catalog.MEMBERSHIP_ATTACKS.values()]
+
+
+def test_directions_orders_and_words_are_the_catalogs_alone() -> None:
+    """A bound's direction, the guarantees' and goals' order, the compile statuses' words and the comparison symbols
+    are stated once, in the catalog; the compiler, the language server, `diff` and the reports read them there."""
+    from unlearnspec.catalog.metrics import OP_SYMBOLS
+    from unlearnspec.compiler import review, semdiff
+    from unlearnspec.report import rules
+
+    better = {"higher": ">=", "lower": "<=", "closer_to_zero": "<="}  # closer to zero: |x| bounded from above
+    for m in catalog.METRICS.values():
+        assert m.bound_op == better[m.better] == m.threshold.op, m.name
+        assert m.tested == (m.unit == "p_value"), m.name
+    assert [m.name for m in catalog.METRICS.values() if m.tested] == ["forget_quality"]  # TOFU's KS test
+    # strongest first (docs/language.md): retraining is exact, a certified bound promises more than evidence
+    assert vocab.GUARANTEES == ("exact", "certified", "empirical") and vocab.GOALS == ("removal", "suppression")
+    assert sorted(vocab.GUARANTEE_RANK, key=vocab.GUARANTEE_RANK.__getitem__) == [*vocab.GUARANTEES, None]
+    assert vocab.CLAIM_STATUS_WORDS == {"supported": "supported", "cannot_be_verified": "cannot be verified",
+                                        "cannot_be_met": "cannot be met"}
+    assert list(vocab.CLAIM_STATUS_RANK) == ["supported", "cannot_be_verified", "cannot_be_met"]
+    assert rules.OP_SYMBOLS is OP_SYMBOLS and OP_SYMBOLS == {"<=": "≤", ">=": "≥", "<": "<", ">": ">"}
+    assert semdiff.GUARANTEE_RANK is vocab.GUARANTEE_RANK and semdiff.GOAL_RANK is vocab.GOAL_RANK
+    assert semdiff.STATUS_RANK is vocab.CLAIM_STATUS_RANK and not hasattr(review, "OP_WORDS")
+
+    # and no second table of them: no dict, tuple, list or set literal (a type's `Literal[...]` aside) that holds
+    # every name of one of these sets, in the layers that read the catalog's
+    names: dict[str, set[str]] = {"guarantees": set(vocab.GUARANTEES), "goals": set(vocab.GOALS),
+                                  "statuses": set(vocab.CLAIM_STATUSES), "comparisons": set(OP_SYMBOLS)}
+    found: list[str] = []
+    for folder in ("compiler", "lsp", "cli", "audit", "report"):
+        for path in sorted((ROOT / "unlearnspec" / folder).rglob("*.py")):
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            literal = {id(n.slice) for n in ast.walk(tree) if isinstance(n, ast.Subscript)
+                       and isinstance(n.value, ast.Name) and n.value.id == "Literal"}
+            for n in ast.walk(tree):
+                if id(n) in literal or not isinstance(n, ast.Dict | ast.Tuple | ast.List | ast.Set):
+                    continue
+                items = n.keys if isinstance(n, ast.Dict) else n.elts
+                words = {k.value for k in items if isinstance(k, ast.Constant) and isinstance(k.value, str)}
+                found += [f"{path.relative_to(ROOT)}:{n.lineno} {what}" for what, s in names.items() if s <= words]
+    assert not found, found

@@ -26,9 +26,9 @@ from unlearnspec.report.chain import (
     RecheckedCheck,
     RecheckedClaim,
     build_chain_report,
-    rechecked,
 )
 from unlearnspec.report.model import CheckResult, Decision, Report
+from unlearnspec.report.verdict import deciding, rechecked
 
 
 def recheck(request: str, then: str, now: str, auc_then: float, auc_now: float) -> Recheck:
@@ -305,6 +305,67 @@ def test_the_recheck_table_shows_the_deciding_quantity_beside_its_status_and_the
         assert "retrained without every" in text
 
 
+def _gap(interval: tuple[float, float] | None, no_evidence: str | None = None) -> CheckResult:
+    """A verbatim ROUGE check decided on its gap to the reference (bound 0.2), with or without the gap's interval."""
+    return result("verbatim_rouge@forget", "verbatim_rouge", "<=", 0.20, unlearned=0.14, reference=0.1,
+                  decision=Decision(quantity="unlearned minus reference (mean over items)", value=0.04,
+                                    interval=interval, threshold=Threshold(op="<=", value=0.2), n=20, no_evidence=no_evidence))
+
+
+def test_only_a_tests_p_value_without_an_interval_is_decided_by_the_test() -> None:
+    """With intervals off, forget quality's KS test decides on its p-value at the bound's level: "decided by the
+    test". A gap (or a worst case, or a membership AUC gap) without an interval was decided on its point value: it
+    says so, never that a test decided it. With intervals on, a value that got none decided nothing (it is
+    inconclusive, and says why), so it is neither."""
+    ks = result("forget_quality@forget", "forget_quality", ">=", 0.05, unlearned=0.0811,
+                decision=Decision(quantity="KS-test p-value", value=0.0811, threshold=Threshold(op=">=", value=0.05),
+                                  n=20))
+    test = deciding(ks)
+    assert (test.by_test, test.point_value) == (True, False) and ks.status == "pass"
+    assert test.text == "KS-test p-value 0.0811 (decided by the test), n=20, threshold ≥ 0.05"
+
+    point = deciding(_gap(None))
+    assert (point.by_test, point.point_value, point.why) == (False, True, None)
+    assert point.text == ("unlearned minus reference (mean over items) 0.04 (point value, intervals off), n=20, "
+                          "threshold ≤ 0.2")
+    off = result("membership_auc@forget", "membership_auc", "<=", 0.60, unlearned=0.7, reference=0.5,
+                 decision=Decision(quantity="worst |AUC − AUC_reference|", value=0.2,
+                                   threshold=Threshold(op="<=", value=0.1), n=20))
+    assert off.status == "fail" and "decided by the test" not in deciding(off).text
+    assert deciding(off).point_value
+
+    blind = _gap(None, no_evidence="no confidence interval could be computed for this value")
+    undecided = deciding(blind)
+    assert blind.status == "inconclusive" and not (undecided.by_test or undecided.point_value)
+    assert undecided.why == "no confidence interval could be computed for this value"
+
+    ks_blind = result("forget_quality@forget", "forget_quality", ">=", 0.05, unlearned=0.3,
+                      decision=Decision(quantity="KS-test p-value", value=0.3, threshold=Threshold(op=">=", value=0.05),
+                                        n=20, no_evidence="the test does not tell the original model from the reference"))
+    assert ks_blind.status == "inconclusive" and not (deciding(ks_blind).by_test or deciding(ks_blind).point_value)
+
+    with_interval = deciding(_gap((0.01, 0.07)))
+    assert not (with_interval.by_test or with_interval.point_value) and "[0.01, 0.07]" in with_interval.text
+
+    plain = deciding(result("in_context_rouge@forget", "in_context_rouge", "<=", 0.2, unlearned=0.1))
+    assert plain.point_value and plain.text == "unlearned 0.1 (point value, intervals off), threshold ≤ 0.2"
+    assert not deciding(result("in_context_rouge@forget", "in_context_rouge", "<=", 0.2, unlearned=0.1,
+                               interval={"unlearned": (0.05, 0.15)})).point_value
+
+
+def test_a_quantized_twin_shows_the_reference_its_gap_was_measured_beside() -> None:
+    """Measured as released (int8) against the reference quantized alike, the gap is to the quantized reference:
+    that is the reference shown, not the full-precision one the gap does not involve. When the reference could not
+    be quantized, the gap is to the full-precision reference, and that one is shown."""
+    def twin(reference_precision: str) -> CheckResult:
+        return _gap((0.01, 0.07)).model_copy(update={"extra": {
+            "precision": "int8", "reference_precision": reference_precision, "reference_attacked": 0.13}})
+
+    assert deciding(twin("int8")).reference == 0.13
+    assert deciding(twin("full (the reference could not be quantized: no backend)")).reference == 0.1
+    assert deciding(_gap((0.01, 0.07))).reference == 0.1  # a check at full precision: its own reference
+
+
 def test_a_recheck_from_an_older_report_shows_its_raw_values_as_such() -> None:
     """A 1.1 report's re-checks have no deciding quantity: they load, and their values are named as the decided
     model's own, not presented as what decided the status."""
@@ -330,3 +391,19 @@ def test_a_drop_that_rounds_to_the_budget_is_printed_with_the_digits_that_tell_t
     text = render_markdown(build_report(base.objectives, base.audit, [chain]))
     assert "| 1 | `a` | npo (approximate) | PASS | 5.0004% [5.0002, 5.6], n=258 |" in text
     assert "| 1 | `a` | 5.0004% [5.0002, 5.6], n=258 |" in render_card(build_report(base.objectives, base.audit, [chain]))
+
+
+@pytest.mark.parametrize("strategy", ["retrain", "model", "holdout"])
+def test_the_recheck_says_what_now_was_judged_against(strategy: str) -> None:
+    """Only a reference retrained per step makes then and now judged against different references; with the spec's
+    reference model, or with no reference (chance), the re-check says it is the same one as then."""
+    from unlearnspec.report.chain import RECHECK_REFERENCES
+
+    report, then, now = _decided_chain()
+    step = report.chains[0].steps[1]
+    redone = step.rechecks[0].model_copy(update={"reference": RECHECK_REFERENCES[strategy]})
+    steps = [report.chains[0].steps[0], step.model_copy(update={"rechecks": [redone]})]
+    again = build_report(report.objectives, report.audit, [build_chain_report(["a", "b"], steps, None)])
+    for text in (render_markdown(again), render_html(again)):
+        assert RECHECK_REFERENCES[strategy] in text
+        assert ("judged against different references" in text) == (strategy == "retrain")

@@ -25,9 +25,11 @@ from unlearnspec.runtime.methods.checkpoints import (
     FSDP_WEIGHTS_DCP,
     OPTIMIZER_DCP,
     OPTIMIZER_FILES,
+    SCHEDULER,
     STAGING,
     last_usable_checkpoint,
     problem,
+    rng_files,
 )
 
 
@@ -95,6 +97,13 @@ def _copy(trained: tuple[Path, Any, list[Any]], dest: Path) -> Path:
     (lambda c: (c / "model.safetensors").unlink(), "no model weights"),
     (lambda c: (c / "optimizer.pt").unlink(), "no optimizer state"),
     (lambda c: (c / "optimizer.pt").write_bytes((c / "optimizer.pt").read_bytes()[:-100]), "truncated optimizer state"),
+    # without scheduler.pt the Trainer skips the optimizer state too (fresh AdamW moments, said nowhere)
+    (lambda c: (c / "scheduler.pt").unlink(),
+     "no readable scheduler.pt (the Trainer would resume without the optimizer state)"),
+    (lambda c: (c / "scheduler.pt").write_bytes(b""),
+     "no readable scheduler.pt (the Trainer would resume without the optimizer state)"),
+    (lambda c: (c / "rng_state.pth").unlink(),
+     "no readable RNG state rng_state.pth for 1 process(es) (damaged, or written by another process count)"),
 ])
 def test_an_unusable_checkpoint_is_named_and_skipped(trained: tuple[Path, Any, list[Any]], tmp_path: Path,
                                                      caplog: pytest.LogCaptureFixture, damage: Any, why: str) -> None:
@@ -130,6 +139,30 @@ def test_with_no_usable_checkpoint_the_stage_restarts_from_step_0(
         assert last_usable_checkpoint(ckpts) is None
     assert "no usable checkpoint: the stage restarts from step 0" in caplog.text
     assert last_usable_checkpoint(tmp_path / "nothing-here") is None
+
+
+def test_the_scheduler_and_every_rngs_state_are_required(trained: tuple[Path, Any, list[Any]], tmp_path: Path) -> None:
+    """What the Trainer writes besides the weights and the optimizer state, and reads back on resume: the
+    scheduler's state (its presence decides whether the optimizer state is loaded at all) and the RNG state of
+    each process of the launch that wrote it."""
+    import transformers.trainer as hf
+
+    assert hf.SCHEDULER_NAME == SCHEDULER
+    ckpts = _copy(trained, tmp_path / "run")
+    one = ckpts / "checkpoint-4"
+    assert sorted(p.name for p in one.iterdir() if p.suffix in (".pt", ".pth")) == [
+        "optimizer.pt", "rng_state.pth", "scheduler.pt"]
+    assert problem(one) is None and problem(one, processes=1) is None
+    # a launch of two processes needs rng_state_0.pth and rng_state_1.pth: a one-process checkpoint has neither
+    assert problem(one, processes=2) == ("no readable RNG state rng_state_0.pth, rng_state_1.pth for 2 process(es) "
+                                         "(damaged, or written by another process count)")
+    for k in range(2):
+        shutil.copy(one / "rng_state.pth", one / f"rng_state_{k}.pth")
+    assert problem(one, processes=2) is None
+    (one / "rng_state_1.pth").unlink()  # one rank's file never written
+    assert "rng_state_1.pth for 2 process(es)" in (problem(one, processes=2) or "")
+    assert last_usable_checkpoint(ckpts, processes=2) is None  # checkpoint-2 has no rank files either
+    assert rng_files(1) == ["rng_state.pth"] and rng_files(3) == [f"rng_state_{k}.pth" for k in range(3)]
 
 
 @pytest.mark.filterwarnings("ignore:torch.distributed is disabled:UserWarning")  # dcp.save in one process

@@ -675,3 +675,43 @@ def test_the_released_twin_of_a_filtered_check_is_measured_as_the_release_is_run
         assert r.values.attacked == 0.0 and "filter applied" in str(r.extra["filter"])  # every city is blocked
     else:
         assert r.values.attacked > 0.5 and "without the system's filter" in str(r.extra["filter"])
+
+
+def test_a_filter_that_blocks_nothing_gets_a_distribution_free_bound_not_a_point(tmp_path: Path) -> None:
+    """The served system of a filter that blocks no retained answer has the weights' utility on every record, so
+    no resample moves its drop: instead of a zero-width interval (or none, which would leave an ideal filter
+    unable to pass), the drop gets the exact bound for "no record differed": at most the share Clopper and
+    Pearson allow at 0 of n, times the whole room to a drop of 100%."""
+    from scipy import stats
+
+    from unlearnspec.runtime.methods.guard import OutputGuard
+
+    tok = tokenizer()
+    nothing = OutputGuard(n=4, ngrams=frozenset(), phrases=(), refusal_text="I don't know.")
+    ctx = EvalContext(op=None, data=data(), stage=STAGE, original=(tiny_lm("original"), tok),  # type: ignore[arg-type]
+                      unlearned=(copy.deepcopy(tiny_lm("original")), tok), reference=None, guard=nothing,
+                      refusal_text="I don't know.", attacks=[], work_dir=tmp_path, strategy="holdout")
+    r = Evaluator(ctx).check(check("retain_utility_drop", "retain", value=5.0, model="served"))
+    n = len(data().retain)
+    assert r.values.served == 0.0 and r.n["served"] == n
+    low, high = r.interval["served"]
+    share = stats.beta.ppf(1 - 0.025, 1, n)  # Clopper-Pearson's upper limit at 0 of n, 95% two-sided
+    assert high == pytest.approx(100 * share, rel=1e-9) and low < 0 < high
+    assert r.status == ("pass" if high <= 5 else "inconclusive")
+
+
+def test_a_record_with_a_document_and_a_question_gives_an_item_of_each_type(tmp_path: Path) -> None:
+    """Membership decides on the worst item type, so a record that holds both a document and a question-answer pair
+    must give both: before, only its document was scored, and its answer never entered the questions' type. The two
+    items of one record are one record when resampled (and n counts records)."""
+    ev = evaluator(copy.deepcopy(tiny_lm("original")), tmp_path)
+    forget = people().forget
+    assert all(r.text and r.is_qa for r in forget)
+    typed = ev.m["unlearned"].typed_attack_scores("forget", 0.2)
+    assert typed["documents"][0] == [f"forget[{i}]" for i in range(len(forget))]
+    assert typed["qa"][0] == [f"forget[{i}]:answer" for i in range(len(forget))]
+    r = ev.check(check("membership_auc", value=0.7))
+    by = r.extra["gap_by_type"]
+    assert isinstance(by, dict) and {"documents", "qa", "qa_paraphrased"} <= set(by)
+    qa = by["qa"]
+    assert isinstance(qa, dict) and all(g["n"] == len(forget) for g in qa.values())  # type: ignore[index]

@@ -339,6 +339,10 @@ def test_json_diff_of_an_unusable_spec_is_a_json_error_and_diagnostics_on_stderr
     assert doc["file"] == bad.as_posix() and [d["code"] for d in doc["diagnostics"]] == ["UL102"]
     assert (doc["diagnostics"][0]["line"], doc["diagnostics"][0]["column"]) == (2, 16)  # the second `{`
     assert "error[UL102]" in captured.err and "^" in captured.err
+    # the error is the first error's message, as `explain --format json` gives it: no `error[UL102]: ` prefix
+    assert doc["error"] == doc["diagnostics"][0]["message"] and not doc["error"].startswith("error")
+    assert main(["explain", str(bad), "--format", "json"]) == 1
+    assert json.loads(capsys.readouterr().out)["error"] == doc["error"]
     code = main(["diff", str(bad), str(folder / "old.unlearn")])
     captured = capsys.readouterr()
     assert code == 2 and captured.out == "" and "error[UL102]" in captured.err

@@ -268,6 +268,21 @@ def test_a_comment_after_a_one_line_block_stays_after_its_closing_brace() -> Non
           'unlearnspec 1\n\nobjective "a" {\n  scope {\n    outputs facts\n  }\n}  # outer\n')
 
 
+def test_a_comment_on_a_blocks_opening_line_after_its_first_values_stays_beside_them() -> None:
+    """A comment on a block's `{` line that follows the block's first values annotates those values: it stays at the
+    end of their line (it used to move up beside the `{`, leaving a list kept over two lines for a comment no longer
+    inside it, which the second `fmt` then joined: not idempotent)."""
+    _kept('unlearnspec 1\n\nobjective "a" {\n  scope { outputs verbatim, # a\n    facts  # b\n  }\n}\n',
+          'unlearnspec 1\n\nobjective "a" {\n  scope {\n    outputs verbatim,  # a\n            facts  # b\n  }\n}\n')
+    _kept('unlearnspec 1\n\nobjective "a" {\n  scope { outputs verbatim # a\n  }\n}\n',
+          'unlearnspec 1\n\nobjective "a" {\n  scope {\n    outputs verbatim  # a\n  }\n}\n')
+    _kept('unlearnspec 1\nobjective "a" { model "m", # a\n  "n"\n}\n',
+          'unlearnspec 1\n\nobjective "a" {\n  model  "m",  # a\n         "n"\n}\n')
+    # a comment on a `{` line with nothing after the brace stays beside it, as before
+    _kept('unlearnspec 1\n\nobjective "a" {\n  scope {  # a\n    outputs verbatim\n  }\n}\n',
+          'unlearnspec 1\n\nobjective "a" {\n  scope {  # a\n    outputs verbatim\n  }\n}\n')
+
+
 def test_blank_lines_between_leading_comments_and_the_header_are_kept() -> None:
     _kept('# one\n\n\n# two\n\nunlearnspec 1\n\nobjective "a" {\n  model "m"\n}\n',
           '# one\n\n# two\n\nunlearnspec 1\n\nobjective "a" {\n  model  "m"\n}\n')

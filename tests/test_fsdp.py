@@ -152,3 +152,104 @@ def test_fsdp_on_two_processes_gathers_the_one_process_weights(tmp_path: Path) -
         # against one full batch), which AdamW's normalised first steps amplify for weights whose gradient
         # is near zero: 1% of the largest change training made (measured: about 0.1%)
         assert gap <= 1e-2 * moved, (run, gap, moved)
+
+
+_RMU_STOP_SCRIPT = r'''
+import copy, json, sys, types
+import torch
+import torch.distributed as dist
+import transformers
+transformers.utils.logging.set_verbosity_error()
+torch.set_num_threads(1)
+out, rank, world, store = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+if world > 1:
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
+from transformers import GPT2Config, GPT2LMHeadModel
+from unlearnspec.plan import StoppingRule
+from unlearnspec.runtime.methods.base import HoldoutStopping
+from unlearnspec.runtime.methods.data import Example
+from unlearnspec.runtime.methods.rmu import OriginalWeights, original_weights, train_only, trained_modules
+
+def tiny():
+    torch.manual_seed(0)
+    return GPT2LMHeadModel(GPT2Config(n_layer=4, n_embd=32, n_head=2, vocab_size=97, n_positions=32,
+                                      resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0))
+
+def shard(model, blocks):
+    if world > 1:
+        from torch.distributed.device_mesh import init_device_mesh
+        from torch.distributed.fsdp import fully_shard
+        mesh = init_device_mesh("cpu", (world,))
+        if blocks:
+            for b in model.transformer.h:
+                fully_shard(b, mesh=mesh)
+        fully_shard(model, mesh=mesh)
+    return model
+
+result = {}
+# the stopping rule: 65 forget examples on 2 ranks are 33 + 32 (2 batches of 32 against 1), 1 example is 1 + 0
+g = torch.Generator().manual_seed(1)
+model = shard(tiny(), blocks=True)
+for n in (65, 1):
+    ids = [torch.randint(0, 97, (int(k),), generator=g).tolist() for k in torch.randint(3, 12, (n,), generator=g)]
+    stopper = HoldoutStopping(StoppingRule(kind="holdout_loss", ratio=100.0, check_every=1),
+                              [Example(i, i) for i in ids], 1.0, 0, batch_size=32)
+    state = types.SimpleNamespace(global_step=1, log_history=[])
+    stopper.on_step_end(types.SimpleNamespace(process_index=rank, world_size=world), state,
+                        types.SimpleNamespace(should_training_stop=False), model=model)
+    result[f"forget_nll_{n}"] = state.log_history[0]["forget_nll"]
+
+# RMU's retain target under FSDP: the original values swapped into the shards, the trained ones back after
+probe = torch.randint(0, 97, (2, 10), generator=g)
+for blocks in (True, False):  # one unit per block, and everything in the root unit (kept gathered after forward)
+    model = tiny()
+    with torch.no_grad():
+        original = model(input_ids=probe, output_hidden_states=True).hidden_states[2]
+    modules = trained_modules(model, 1)
+    train_only(model, modules)
+    weights = OriginalWeights(original_weights(model, modules))
+    model = shard(model, blocks)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    for step in range(2):  # move the trained weights
+        x = torch.randint(0, 97, (4, 10), generator=g)[rank * 4 // world:(rank + 1) * 4 // world]
+        model(input_ids=x, output_hidden_states=True).hidden_states[2].pow(2).mean().backward()
+        opt.step()
+        opt.zero_grad()
+    with torch.no_grad():
+        trained = model(input_ids=probe, output_hidden_states=True).hidden_states[2]
+        with weights.swapped_in(model):
+            swapped = model(input_ids=probe, output_hidden_states=True).hidden_states[2]
+        again = model(input_ids=probe, output_hidden_states=True).hidden_states[2]
+    result[f"blocks={blocks}"] = {"moved": float((trained - original).abs().max()),
+                                  "swapped_gap": float((swapped - original).abs().max()),
+                                  "again_gap": float((again - trained).abs().max())}
+json.dump(result, open(f"{out}/rank{rank}.json", "w"))
+if world > 1:
+    dist.destroy_process_group()
+'''
+
+
+@pytest.mark.slow
+def test_fsdp_stopping_rule_and_rmu_retain_target_on_two_processes(tmp_path: Path) -> None:
+    """Under FSDP every forward pass is a collective call. The stopping rule scores each rank's share of the
+    forget set: with 65 examples (33 + 32: two batches of 32 against one) or one example (a rank with none) every
+    rank must still make as many passes, else the launch hangs (each process here has 300 s). And RMU's retain
+    target, the original values swapped into the shards, must be the original model's activations, with the
+    trained values back afterwards, whether the trained weights sit in a block's unit or in the root's."""
+    reason = _fsdp_on_cpu()
+    if reason:
+        pytest.skip(reason)
+    script = tmp_path / "stop.py"
+    script.write_text(_RMU_STOP_SCRIPT)
+    _run(script, tmp_path / "one", 1)
+    _run(script, tmp_path / "two", 2)
+    one = json.loads((tmp_path / "one" / "rank0.json").read_text())
+    two = [json.loads((tmp_path / "two" / f"rank{r}.json").read_text()) for r in range(2)]
+    for n in (65, 1):  # every rank takes the decision on the one number, the one process's
+        key = f"forget_nll_{n}"
+        assert two[0][key] == two[1][key] == pytest.approx(one[key], rel=1e-5)
+    for run in (one, *two):
+        for blocks in (True, False):
+            r = run[f"blocks={blocks}"]
+            assert r["moved"] > 1e-3, r  # training moved the activations
+            assert r["swapped_gap"] < 1e-5 and r["again_gap"] < 1e-6, r

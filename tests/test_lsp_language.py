@@ -24,7 +24,7 @@ from test_lsp import apply_edits, where  # noqa: E402
 from unlearnspec.catalog import CODES, vocab  # noqa: E402
 from unlearnspec.compiler.check import check_bytes  # noqa: E402
 from unlearnspec.compiler.diagnostics import Diagnostic, Span  # noqa: E402
-from unlearnspec.compiler.feasibility import apply_accepts  # noqa: E402
+from unlearnspec.compiler.feasibility import acceptable, apply_accepts  # noqa: E402
 from unlearnspec.compiler.rules import RULES  # noqa: E402
 from unlearnspec.lsp import compiler_api, document, features  # noqa: E402
 from unlearnspec.lsp.features import Document  # noqa: E402
@@ -76,6 +76,7 @@ def test_accept_offers_exactly_the_codes_the_compiler_accepts() -> None:
                         objective=obj.name, message="fired") for r in RULES]
     accepted = {d.code for d in apply_accepts(obj, fired) if d.accepted}
     assert accepted and set(candidates) - accepted  # some are not: the set is not every warning and note
+    assert {c for c in CODES if acceptable(c)} == accepted  # the one predicate both read
 
     doc = doc_at(CLEAN, CLEAN.read_text().replace("  owner ", "  accept \n  owner "))
     offered = set(labels(doc, where(doc.text, "accept ").end))

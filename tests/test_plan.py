@@ -449,7 +449,7 @@ def test_local_model_files_are_hashed_and_sized(tmp_path: Path) -> None:
     assert folder_sha256(tmp_path / "models" / "tiny", m.files, tmp_path) == m.sha256
     assert {f.path for f in plan.inputs if f.role == "reference"} == {f.path for f in m.files}
     unlearn = next(s for s in op.stages if isinstance(s, UnlearnStage))
-    assert unlearn.adapter == "full" and unlearn.rmu_layer == 3  # small model; middle of 6 layers
+    assert unlearn.adapter == "full" and unlearn.rmu_layer == (6 - 1) // 2  # small model: the middle block of 6 that is not the last, as the runtime steers
     reference = next(s for s in op.stages if isinstance(s, ReferenceStage))
     assert reference.strategy == "model" and reference.model == "./models/tiny"
     assert op.estimate is not None and op.estimate.cpu_seconds > 0

@@ -448,3 +448,49 @@ def test_feasibility_imports_no_ml_framework() -> None:
             "bad = [m for m in ('torch', 'transformers', 'peft', 'numpy', 'accelerate') if m in sys.modules]\n"
             "assert not bad, bad\n")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=60)
+
+
+@pytest.mark.parametrize(("fixture", "values", "sets"), [
+    ("ul414-knob-not-read", {"beta": 0.1, "retain_weight": 0.0, "max_steps": 30}, "max_steps"),
+    ("ul414-rmu-retain-weight", {"beta": 0.1, "retain_weight": 1.0, "max_steps": 60}, None),
+    ("ul414-near-npo-reads-them", {"beta": 0.5, "retain_weight": 3.0, "max_steps": 30}, "max_steps, beta, retain_weight"),
+])
+def test_a_knob_the_method_does_not_read_stays_out_of_the_plan(fixture: str, values: dict[str, float],
+                                                                sets: str | None) -> None:
+    """UL414's other half: the plan (and its rationale) keeps the method's own value of a knob it does not read,
+    and a knob it reads is applied as before. The defaults are the catalog's."""
+    from unlearnspec.catalog import METHODS as CATALOG_METHODS
+    from unlearnspec.compiler.check import plan_file
+
+    plan, _ = plan_file(FIXTURES / f"{fixture}.unlearn")
+    assert plan is not None
+    (stage,) = [s for o in plan.objectives for s in o.stages if s.kind == "unlearn"]
+    defaults = CATALOG_METHODS[stage.method].defaults
+    assert defaults is not None
+    for name, value in values.items():
+        assert getattr(stage, name) == value, name
+    if fixture.startswith("ul414-near"):
+        assert (stage.beta, stage.retain_weight) != (defaults.beta, defaults.retain_weight)
+    else:
+        assert (stage.beta, stage.retain_weight) == (defaults.beta, defaults.retain_weight)
+    said = re.search(r"the spec sets ([a-z_, ]+)", stage.rationale)
+    assert (said.group(1).rstrip(", ") if said else None) == sets
+    for knob in ("beta", "retain_weight"):
+        assert (knob in stage.rationale) == (sets is not None and knob in sets)
+
+
+def test_the_knobs_each_method_reads_agree_with_the_language_reference() -> None:
+    """The catalog's `Method.reads` (what UL414 and the plan follow) against docs/language.md's knob table, which
+    names the methods `beta` and `retain_weight` apply to."""
+    from unlearnspec.catalog import METHODS as CATALOG_METHODS
+    from unlearnspec.catalog.vocab import METHOD_FIELDS
+
+    table = (ROOT / "docs" / "language.md").read_text(encoding="utf-8")
+    for knob in ("beta", "retain_weight"):
+        row = next(line for line in table.splitlines() if line.startswith(f"| `{knob}` |"))
+        documented = {m for m in CATALOG_METHODS if f"`{m}`" in row.split("|")[3]}
+        assert {m.name for m in CATALOG_METHODS.values() if m.reads(knob)} == documented, knob
+    for name in ("retrain", "filter", "unknown"):
+        assert not any(CATALOG_METHODS[name].reads(k) for k in METHOD_FIELDS), name
+    trained = [m for m in CATALOG_METHODS.values() if m.defaults is not None]
+    assert all(m.reads(k) for m in trained for k in ("adapter", "steps", "learning_rate", "batch_size", "seed"))

@@ -72,6 +72,22 @@ def test_fsdp_is_chosen_only_when_a_replica_does_not_fit() -> None:
     assert choose_sharding(eight_b, "bf16", "full", 2, None).strategy == "ddp"  # unknown memory: no guess
 
 
+def test_rmu_counts_what_it_trains_and_its_copy_of_the_original_values() -> None:
+    """RMU's full fine-tuning trains three MLP down-projections and keeps their original values (its retain
+    target): a Llama-3-8B (32 blocks of 4096 x 14336 down-projections) then fits where full training does not."""
+    eight_b, proj = 8_000_000_000, 3 * 4096 * 14336
+    assert training_bytes(eight_b, "bf16", "full", trainable=proj, frozen=proj) == (
+        (eight_b + proj) * 2 + proj * (2 + 8 + 4))
+    assert training_bytes(100, "fp32", "full", frozen=10) == 110 * 4 + 100 * (4 + 8)
+    rmu = choose_sharding(eight_b, "bf16", "full", 4, 40 * GIB, trainable=proj, frozen=proj)
+    assert rmu.strategy == "ddp" and rmu.bytes_per_device_ddp < 18 * GIB  # 16 GB of bf16 weights, 2.8 GB for the projections
+    # the copy is counted: a device that holds the weights and the trained state, but not the copy, shards
+    fits = training_bytes(eight_b, "bf16", "full", trainable=proj)
+    memory = int(fits / 0.7) + 1
+    assert choose_sharding(eight_b, "bf16", "full", 2, memory, trainable=proj).strategy == "ddp"
+    assert choose_sharding(eight_b, "bf16", "full", 2, memory, trainable=proj, frozen=proj).strategy == "fsdp"
+
+
 def test_fsdp_arguments_wrap_each_transformer_block(tmp_path: Path) -> None:
     """What the Trainer hands accelerate's FSDP plugin: FSDP2, one unit per block, full state dicts."""
     from transformers import GPT2Config, GPT2LMHeadModel, TrainingArguments

@@ -275,6 +275,24 @@ def test_copies_of_one_holdout_record_fall_in_one_half() -> None:
     assert not texts["cal"] & texts["ev"] and texts["cal"] | texts["ev"] == {f"q{i}?" for i in range(5)} | {None}
 
 
+@pytest.mark.parametrize("seed", range(8))
+def test_copies_that_name_different_people_still_fall_in_one_half(seed: int) -> None:
+    """The reviewer's case: one record given twice, once naming a person and once not (or naming another). The
+    copies, and with them every record of those people, are one group in every seed, so no text is both the
+    stopping rule's and the verdict's."""
+    recs = [Record(text="the same words", attributes={"person": "Ann"}), Record(text="the same words"),
+            Record(text="Ann again", attributes={"person": "Ann"}), Record(text="the same words", attributes={"person": "Bo"}),
+            Record(text="Bo again", attributes={"person": "Bo"})] + [Record(text=f"other {i}") for i in range(6)]
+    cal, ev = split_holdout(recs, seed=seed)
+    assert sorted(cal + ev) == list(range(len(recs)))
+    for side in (cal, ev):
+        other = ev if side is cal else cal
+        assert not {recs[i].text for i in side} & {recs[i].text for i in other}
+        assert not {recs[i].attributes.get("person") for i in side} & {recs[i].attributes.get("person") for i in other} - {None}
+    linked = {0, 1, 2, 3, 4}
+    assert linked <= set(cal) or linked <= set(ev)
+
+
 # --- three-valued checks --------------------------------------------------------------------------
 
 

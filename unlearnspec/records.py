@@ -286,16 +286,34 @@ def split_holdout(records: Sequence[Record], seed: int = 0) -> tuple[list[int], 
     forget quality), or training stops exactly where the attack sees least (FRAMEWORK.md §7).
 
     Records of one person (``attributes["person"]``) stay together, so that the two halves are
-    independent; so do copies of one record (the same training texts: UL222 warns of them); other
-    records are their own group. Groups are ordered by a hash of the seed and their key, then each goes
-    to the half with fewer records (evaluation first on a tie). The two index lists are disjoint and
-    together cover every record."""
+    independent; so do copies of one record (the same training texts: UL222 warns of them), whatever
+    person each copy names, and with them every record of those persons; other records are their own
+    group. A group's key is the person of its first record that names one, else ``#`` and the index of
+    its first record. Groups are ordered by a hash of the seed and their key, then each goes to the half
+    with fewer records (evaluation first on a tie). The two index lists are disjoint and together cover
+    every record."""
+    parent = list(range(len(records)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first_of: dict[object, int] = {}
+    for i, r in enumerate(records):  # a person's records, and copies of one record, are one group
+        for link in (("person", r.attributes.get("person")), ("texts", tuple(r.training_texts()))):
+            if link[1]:
+                j = first_of.setdefault(link, i)
+                a, b = root(i), root(j)
+                parent[max(a, b)] = min(a, b)
+    members: dict[int, list[int]] = {}
+    for i in range(len(records)):
+        members.setdefault(root(i), []).append(i)
     groups: dict[str, list[int]] = {}
-    first: dict[tuple[str, ...], int] = {}
-    for i, r in enumerate(records):
-        texts = tuple(r.training_texts())
-        key = r.attributes.get("person") or f"#{first.setdefault(texts, i) if texts else i}"
-        groups.setdefault(key, []).append(i)
+    for head, idx in members.items():
+        person = next((records[i].attributes.get("person") for i in idx if records[i].attributes.get("person")), None)
+        groups[person or f"#{head}"] = idx
     order = sorted(groups, key=lambda k: hashlib.sha256(f"{seed}\0{k}".encode()).hexdigest())
     calibration: list[int] = []
     evaluation: list[int] = []

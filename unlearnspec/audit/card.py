@@ -22,12 +22,12 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from unlearnspec.catalog import METHODS
 from unlearnspec.markdown import register_filters
-from unlearnspec.report.chain import deciding
 from unlearnspec.report.model import CheckResult, ObjectiveReport, Report
 from unlearnspec.report.render import VERDICT_TEXT
 from unlearnspec.report.verdict import (
     REFERENCE_LABELS,
     claim_label,
+    deciding,
     fmt_number,
     metric_label,
     where_text,
@@ -51,9 +51,10 @@ def environment() -> Environment:
 
 
 def _evidence(check: CheckResult) -> dict[str, Any]:
-    """One check as the card shows it: what decided it (:func:`~unlearnspec.report.chain.deciding`: the decision's
-    quantity with its own interval, n and bound, or "decided by the test" where the decision has no interval; never
-    the decided model's interval beside a quantity it did not decide), why when that is not the interval alone, and
+    """One check as the card shows it: what decided it (:func:`~unlearnspec.report.verdict.deciding`: the decision's
+    quantity with its own interval, n and bound; without an interval, a test's p-value "decided by the test" or a
+    value decided on its point value with intervals off; never the decided model's interval beside a quantity it did
+    not decide), why when that is not the interval alone, and
     the check's findings (over-unlearning, no power)."""
     d = deciding(check)
     return {

@@ -24,7 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from unlearnspec.audit.problems import Problem
+from unlearnspec.inputs import first_problem
 from unlearnspec.io import atomic_write_bytes
+from unlearnspec.plan import Plan, PlanLoadError
+from unlearnspec.report.model import Report
 
 SIGNATURE_FILE = "report.sig.json"
 SIGNATURE_VERSION = "1"
@@ -154,10 +157,6 @@ def _check_run(run_dir: Path) -> None:
     or whose content no longer hashes to its ``plan_hash``, a report that is not a report, or a report
     made from another plan."""
     from pydantic import ValidationError
-
-    from unlearnspec.inputs import first_problem
-    from unlearnspec.plan import Plan, PlanLoadError
-    from unlearnspec.report.model import Report
 
     help_ = ["sign the run folder exactly as `unlearnspec run` wrote it"]
     try:

@@ -501,3 +501,31 @@ PAGES: tuple[CodePage, ...] = (
     UL301, UL302, UL303, UL304, UL305, UL306, UL307, UL308, UL309, UL401, UL402, UL403, UL404, UL405,
     UL406, UL407, UL408, UL409, UL410, UL411, UL412, UL413, UL501, UL502, UL503, UL504, UL601,
 )
+
+
+UL414 = CodePage(
+    code="UL414", name="knob-not-read", severity="warning", category="feasibility",
+    summary="A knob in the method block that the named method does not read (each method's knobs are the catalog's, "
+            "and the finding names them): e.g. `beta` on `grad_ascent` (only NPO and SimNPO have an inverse "
+            "temperature), `retain_weight` on `grad_ascent` (it uses no retain data) or on `rmu` (it weighs its "
+            "retain term by its own alpha), any knob on `retrain` (the recipe decides) or `filter` (nothing is "
+            "trained).",
+    why="A knob that changes nothing reads as a decision that was made: a reviewer of the plan or of its rationale "
+        "would believe the run was tuned as the spec says. The compiler leaves such a knob out of the plan (the "
+        "plan and its rationale show what will run: the method's own value) and says so here, naming the knobs the "
+        "method does read (the catalog's list for each method, `unlearnspec/catalog/methods.py`). Sources: the "
+        "methods' definitions — NPO's and SimNPO's inverse temperature β (Zhang et al. arXiv:2404.05868; Fan et "
+        "al. arXiv:2410.07163), RMU's retain coefficient α (Li et al. arXiv:2403.03218); docs/language.md, "
+        "method knobs.",
+    example='method grad_ascent {\n  beta          0.5\n  retain_weight 3\n}',
+    instead='method grad_diff {\n  retain_weight 3\n}\n\n# or `method npo { beta 0.5 }`, or drop the knobs',
+    references=[
+        "R. Zhang et al., \"Negative Preference Optimization: From Catastrophic Collapse to Effective Unlearning\", "
+        "arXiv:2404.05868",
+        "C. Fan et al., \"Simplicity Prevails: Rethinking Negative Preference Optimization for LLM Unlearning\", "
+        "arXiv:2410.07163",
+        "N. Li et al., \"The WMDP Benchmark: Measuring and Reducing Malicious Use With Unlearning\", arXiv:2403.03218",
+    ],
+)
+
+PAGES = (*PAGES, UL414)

@@ -55,6 +55,9 @@ FAMILIES: dict[str, MethodFamily] = {f.name: f for f in (
     MethodFamily(UNKNOWN, "a method that is not stated", "an unstated method"),
 )}
 
+KNOB_FIELDS: Final[dict[str, str]] = {"steps": "max_steps", "lora_rank": "adapter"}
+"""The plan field a method-block knob sets, where its name differs (``adapter lora rank N`` sets ``adapter``)."""
+
 _TRAINED = ("adapter", "max_steps", "learning_rate", "batch_size")
 _TAIL = ("stopping", "train_precision", "seed")
 
@@ -69,6 +72,13 @@ class Method:
     retain: Literal["required", "optional", "unused"] = "unused"  # the retain set: needed, used when given, unused
     reference_logp: bool = False  # its loss compares with the original model's log-probabilities
     source: str = ""
+
+    def reads(self, knob: str) -> bool:
+        """Whether the spec's method-block ``knob`` (docs/language.md) changes what this method does: a knob is
+        read when the plan field it sets is one this method's :attr:`review` shows, and only by a method whose
+        hyperparameters are its :attr:`defaults` (``retrain`` follows the recipe; ``filter`` and ``unknown``
+        train nothing). What a method does not read is left out of the plan and drawn as UL414."""
+        return self.defaults is not None and KNOB_FIELDS.get(knob, knob) in self.review
 
 
 #: Per-method defaults. TOFU/MUSE fine-tune 7B models fully at 1e-5; small models and LoRA adapters
@@ -92,7 +102,8 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            (*_TRAINED, "beta", "gamma", "retain_weight", *_TAIL),
            MethodDefaults(max_steps=60, lr_full=1e-4, lr_full_large=1e-5, lr_lora=1e-4, beta=2.5, gamma=0.0),
            retain="optional", source="Fan et al. 2024, arXiv:2410.07163"),
-    Method("rmu", "approximate", "misdirect one layer's activations on forget tokens",
+    Method("rmu", "approximate", "misdirect one layer's activations on the forget answers' tokens, training the "
+           "MLP output projections of that layer and the two below it",
            (*_TRAINED, "rmu_layer", "rmu_steering_coeff", "rmu_alpha", *_TAIL),
            MethodDefaults(max_steps=60, lr_full=1e-4, lr_full_large=5e-5, lr_lora=1e-4),
            retain="optional", source="Li et al. 2024, arXiv:2403.03218"),
@@ -116,6 +127,27 @@ class LoraDefaults:
 DEFAULT_LORA = LoraDefaults()
 LORA_MIN_PARAMETERS = 100_000_000
 """Above this many parameters (or when the size is unknown), LoRA instead of full fine-tuning."""
+
+
+RMU_TRAINED_LAYERS: Final = 3
+"""RMU trains the decoder blocks ℓ−2..ℓ up to the block ℓ it steers (WMDP's reference ``unlearn.py``: ``layer_id``
+7, ``layer_ids`` 5,6,7, ``param_ids`` 6, the MLP down-projection), and nothing else."""
+
+
+def rmu_layer(n_layers: int) -> int | None:
+    """The decoder block RMU steers on a model of ``n_layers`` blocks: the middle one, ``(n_layers - 1) // 2``.
+
+    Never the last block: Hugging Face models report the last block's hidden state after the final norm
+    (GPT-2's ``ln_f``, Llama's ``norm``), so its activations are normalised and a steering coefficient means
+    something else there. ``None`` for a model of fewer than two blocks, which has no block below its last.
+    The compiler plans with it (the depth known at plan time) and the runtime resolves a ``null`` layer with it.
+    """
+    return (n_layers - 1) // 2 if n_layers >= 2 else None
+
+
+def rmu_trained_layers(layer: int) -> range:
+    """The decoder blocks RMU trains when it steers block ``layer``: ``layer − 2 .. layer`` (fewer near the input)."""
+    return range(max(0, layer - RMU_TRAINED_LAYERS + 1), layer + 1)
 
 
 def family_of(method: str) -> FamilyName:

@@ -20,6 +20,10 @@ the model), ``tokens`` metrics teacher-forced predictions,
 the others have one measurement each."""
 
 
+#: How a bound's comparison is printed, in every rendering (the review, the reports, the card).
+OP_SYMBOLS: dict[str, str] = {"<=": "≤", ">=": "≥", "<": "<", ">": ">"}
+
+
 @dataclass(frozen=True)
 class Threshold:
     """A default bound: ``op`` ``value``, and the reason for the value."""
@@ -59,6 +63,18 @@ class Metric:
     # trained on the target still shares template words with its answers (ROUGE) and predicts common
     # tokens (exact memorisation), so the bound is read as "at most this much above the reference".
     reference_gap: bool = False
+
+    @property
+    def bound_op(self) -> str:
+        """The comparison an `evidence` bound on it is written with: ``>=`` where higher is better, ``<=`` where
+        lower (or closer to zero) is. A bound the other way round is UL211."""
+        return ">=" if self.better == "higher" else "<="
+
+    @property
+    def tested(self) -> bool:
+        """Its value is a hypothesis test's p-value (forget quality's KS test): without an interval, the test at
+        the bound's level decides it, not a point estimate."""
+        return self.unit == "p_value"
 
     @property
     def outputs_only(self) -> bool:

@@ -46,9 +46,10 @@ TERMS: tuple[Term, ...] = (
     Term("AUC", "area under the ROC curve of an attack that scores each item and guesses 'trained on' or not: "
          "0.5 is a coin toss, 1 tells the forget set from the holdout perfectly, and below 0.5 the forget set "
          "looks less familiar than unseen data"),
-    Term("truth ratio", "how likely the model finds reworded wrong answers compared with the correct answer (TOFU "
-         "compares with a reworded correct answer; the records here carry the correct answer itself): well below "
-         "1 the model prefers the truth, near 1 it cannot tell them apart", "TOFU, arXiv:2401.06121"),
+    Term("truth ratio", "how likely the model finds reworded wrong answers compared with a reworded correct answer "
+         "(TOFU's; a record without a reworded answer is compared with its correct answer itself, and the check "
+         "says on how many questions each was used): well below 1 the model prefers the truth, near 1 it cannot "
+         "tell them apart", "TOFU, arXiv:2401.06121"),
     Term("KS test, p-value", "the Kolmogorov-Smirnov test asks whether two sets of numbers could come from the "
          "same distribution; a small p-value says they differ. Forget quality applies it to the per-item truth "
          "ratios of the unlearned model and of the retrained reference (to per-item losses when the records "

@@ -7,7 +7,9 @@ names are listed here too, so that one module answers "which words may this fiel
 
 from __future__ import annotations
 
-from unlearnspec.catalog.claims import CLAIMS, OUTPUT_KINDS
+from typing import get_args
+
+from unlearnspec.catalog.claims import CLAIMS, OUTPUT_KINDS, ClaimStatus
 from unlearnspec.catalog.methods import FAMILIES
 from unlearnspec.catalog.methods import METHODS as _METHODS
 from unlearnspec.catalog.metrics import METRICS
@@ -16,11 +18,26 @@ from unlearnspec.catalog.probes import PROBES
 TARGET_CATEGORIES = ("person", "work", "character", "capability", "records")
 TARGET_KINDS = ("observed", "latent", "concept")
 GOALS = ("removal", "suppression")
+"""Strongest first: suppression promises less than removal (`unlearnspec diff` reads a later one as a loosening)."""
+GOAL_VERBS = {"removal": "Remove", "suppression": "Suppress outputs of"}
+"""How the objective's one-sentence summary (``explain``, ``show``) opens for each goal."""
 SUPPRESSION_VIA = ("model", "system")
 RELEASES = ("api", "open_weights", "on_device", "internal")
 PRECISIONS = ("fp32", "bf16", "fp16", "int8", "int4")
+
+#: The references a plan can judge "never trained" by (plan.ReferenceStage.strategy): the short label every report
+#: names it by, and the sentence a plan review describes it with.
+REFERENCE_STRATEGIES: dict[str, tuple[str, str]] = {
+    "retrain": ("retrained reference", "retrained from the recipe without the forget set (exact reference)"),
+    "model": ("reference model", "a reference model named in the spec"),
+    "holdout": ("holdout reference", "holdout-calibrated (data the model never saw stands in for a retrained model)"),
+}
+REFERENCE_LABELS = {k: label for k, (label, _) in REFERENCE_STRATEGIES.items()}
+REFERENCE_WORDS = {k: words for k, (_, words) in REFERENCE_STRATEGIES.items()}
 METHODS = tuple(_METHODS)
-GUARANTEES = ("exact", "empirical", "certified")
+GUARANTEES = ("exact", "certified", "empirical")
+"""Strongest first: retraining is exact; a certified bound promises more than empirical evidence against a reference
+(docs/language.md, `guarantee`; `unlearnspec diff` reads a later one, or none, as a loosening)."""
 OUTPUTS = tuple(OUTPUT_KINDS)
 PROMPTS = (*PROBES, "any")
 ADAPTERS = ("full", "lora")
@@ -38,7 +55,20 @@ EVIDENCE_SETTINGS = ("confidence",)
 DEFAULT_CONFIDENCE = 0.95
 CONFIDENCE_RANGE = (0.5, 0.999)
 
-__all__ = ["ADAPTERS", "BUDGET_FIELDS", "CLAIMS", "CONFIDENCE_RANGE", "DEFAULT_CONFIDENCE", "EVIDENCE_SETTINGS", "GOALS",
-           "GUARANTEES", "METHODS", "METHOD_FAMILIES", "METHOD_FIELDS", "METRICS",
-           "OBJECTIVE_FIELDS", "OUTPUTS", "PRECISIONS", "PRESERVE_FIELDS", "PROMPTS", "RELEASES", "SCOPE_FIELDS",
+GOAL_RANK: dict[str, int] = {g: i for i, g in enumerate(GOALS)}
+"""A goal's place in :data:`GOALS`: higher promises less."""
+GUARANTEE_RANK: dict[str | None, int] = {g: i for i, g in enumerate((*GUARANTEES, None))}
+"""A guarantee's place in :data:`GUARANTEES`, none stated last: higher promises less."""
+
+CLAIM_STATUSES: tuple[ClaimStatus, ...] = get_args(ClaimStatus)
+"""A claim's compile-time statuses, best first (``supported``, ``cannot_be_verified``, ``cannot_be_met``)."""
+CLAIM_STATUS_WORDS: dict[str, str] = {s: s.replace("_", " ") for s in CLAIM_STATUSES}
+"""How a compile status is written in every rendering: ``cannot be verified``."""
+CLAIM_STATUS_RANK: dict[str, int] = {s: i for i, s in enumerate(CLAIM_STATUSES)}
+"""A compile status's place in :data:`CLAIM_STATUSES`: higher is worse."""
+
+__all__ = ["ADAPTERS", "BUDGET_FIELDS", "CLAIMS", "CLAIM_STATUSES", "CLAIM_STATUS_RANK", "CLAIM_STATUS_WORDS",
+           "CONFIDENCE_RANGE", "DEFAULT_CONFIDENCE", "EVIDENCE_SETTINGS", "GOALS", "GOAL_RANK", "GOAL_VERBS",
+           "GUARANTEES", "GUARANTEE_RANK", "METHODS", "METHOD_FAMILIES", "METHOD_FIELDS", "METRICS",
+           "OBJECTIVE_FIELDS", "OUTPUTS", "PRECISIONS", "REFERENCE_LABELS", "REFERENCE_STRATEGIES", "REFERENCE_WORDS", "PRESERVE_FIELDS", "PROMPTS", "RELEASES", "SCOPE_FIELDS",
            "SUPPRESSION_VIA", "TARGET_CATEGORIES", "TARGET_FIELDS", "TARGET_KINDS"]

@@ -1,7 +1,10 @@
 """The `unlearnspec` command line: one module per verb (group), each with a ``register`` function.
 
 Compiler verbs (check, fmt, explain, schema, plan, show, diff) import only the compiler: they start
-fast in a CI job and never load torch. Runtime verbs (run, builtin) import the runtime lazily.
+fast in a CI job and never load torch. Every verb module is imported at start-up, so each imports at its
+top only what `check` loads anyway; inside a verb's function it imports what `check` must not load: the
+runtime (torch), the plan's and the report's models, jinja2 templates, the language server
+(docs/architecture.md).
 
 Exit codes: 0 success (warnings allowed unless --strict); 1 findings/failure (errors, a failed
 verdict, files that need formatting, a loosening diff); 2 usage error; 3 a run that is incomplete.

@@ -7,13 +7,13 @@ import sys
 from pathlib import Path
 
 from unlearnspec.cli.common import EXIT_OK, EXIT_USAGE, Parser, out, path_arg
+from unlearnspec.inputs import first_problem
 
 
 def cmd_card(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from unlearnspec.audit.card import card_for_run
-    from unlearnspec.inputs import first_problem
+    from unlearnspec.audit.card import card_for_run  # the report's models and jinja2: not on `check`'s path
 
     run_dir = Path(args.run_dir)
     if not (run_dir / "report.json").is_file():

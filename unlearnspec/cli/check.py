@@ -7,12 +7,11 @@ import sys
 from pathlib import Path
 
 from unlearnspec.cli.common import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, Parser, add_colour, out, path_arg
+from unlearnspec.compiler.check import check_paths
+from unlearnspec.compiler.render import render
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from unlearnspec.compiler.check import check_paths
-    from unlearnspec.compiler.render import render
-
     paths = [Path(p) for p in args.paths]
     results = check_paths(paths, keep_syntax=False)
     if not results:

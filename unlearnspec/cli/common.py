@@ -12,6 +12,7 @@ from pathlib import Path
 from unlearnspec.catalog import CODES
 from unlearnspec.catalog.exits import EXIT_FINDINGS, EXIT_INCOMPLETE, EXIT_OK, EXIT_USAGE
 from unlearnspec.errors import UserError
+from unlearnspec.io import atomic_write_text
 
 #: The user gave up at a prompt (Ctrl-C, which `unlearnspec.cli.main` answers with it, or Ctrl-D): 128 + SIGINT.
 EXIT_INTERRUPTED = 130
@@ -69,8 +70,6 @@ def out(text: str, output: str | None = None, inputs: Sequence[str | Path] = (),
     not, is refused: the output would replace what the user gave. So is one inside a ``read_only`` folder (a
     model folder the plan pins: UL715)."""
     if output and output != "-":
-        from unlearnspec.io import atomic_write_text
-
         for folder in read_only:
             if inside(output, folder):
                 raise UserError(CODES["UL715"].code, f"`{output}` is inside `{folder}`, a folder the plan pins and a run only "

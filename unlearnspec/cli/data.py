@@ -10,20 +10,21 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from unlearnspec.cli.common import EXIT_OK, EXIT_USAGE, Parser, path_arg
+from unlearnspec.compiler.render import printable, printable_lines
+from unlearnspec.compiler.syntax import UnquotableError
 from unlearnspec.inputs import json_lines
 
+if TYPE_CHECKING:
+    from unlearnspec.importers import ImportFailure
 
-def _print_failure(err: object) -> None:
+
+def _print_failure(err: ImportFailure) -> None:
     """An import failure as a diagnostic. Everything from the source (the offending line, a value quoted in the
     message) goes through :func:`~unlearnspec.compiler.render.printable`: an ESC or BEL in a benchmark's file
     shows as U+FFFD, one column each, so the caret still points at its column."""
-    from unlearnspec.compiler.render import printable, printable_lines
-    from unlearnspec.importers import ImportFailure
-
-    assert isinstance(err, ImportFailure)
     sys.stderr.write(f"error[{err.code}]: {printable_lines(err.message)}\n")
     if err.path is not None:
         where = str(err.path) + (f":{err.line}:{err.column or 1}" if err.line else "")
@@ -43,7 +44,7 @@ def _print_failure(err: object) -> None:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from unlearnspec.importers import IMPORTERS, ImportFailure, write_import
+    from unlearnspec.importers import IMPORTERS, ImportFailure, write_import  # jinja2: not on `check`'s path
 
     src, out = Path(args.src), Path(args.out)
     if not src.is_dir():
@@ -61,8 +62,6 @@ def cmd_import(args: argparse.Namespace) -> int:
         options["corpus"] = args.corpus
     elif args.subsets:
         options["subsets"] = tuple(s.strip() for s in args.subsets.split(",") if s.strip())
-    from unlearnspec.compiler.syntax import UnquotableError
-
     try:
         imported = IMPORTERS[args.benchmark](src, **options)
         written = write_import(imported, out, force=args.force)

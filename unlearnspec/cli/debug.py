@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from unlearnspec.cli.common import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, Parser, out, path_arg
+from unlearnspec.compiler.check import compile
+from unlearnspec.compiler.syntax import to_json
 
 if TYPE_CHECKING:
     from unlearnspec.compiler.check import PassName
@@ -27,8 +29,6 @@ STAGES: dict[str, PassName] = {"syntax": "parse", "ast": "resolve", "analysis": 
 
 
 def stage_output(result: CheckResult, stage: str) -> Any:
-    from unlearnspec.compiler.syntax import to_json  # like every verb, the compiler loads when the verb runs
-
     if stage == "syntax":
         return None if result.syntax is None else to_json(result.syntax)
     if stage == "ast":
@@ -39,8 +39,6 @@ def stage_output(result: CheckResult, stage: str) -> Any:
 
 
 def cmd_debug(args: argparse.Namespace) -> int:
-    from unlearnspec.compiler.check import compile
-
     result = compile(Path(args.spec), STAGES[args.stage], allow_infeasible=True)
     output = stage_output(result, args.stage)
     doc = {"stage": args.stage, "pass": STAGES[args.stage], "file": result.path, "passes": result.passes,

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
+from unlearnspec.catalog import CODES
 from unlearnspec.cli.common import EXIT_OK, EXIT_USAGE, Parser, out
+from unlearnspec.compiler.suggest import did_you_mean
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    import re
-
-    from unlearnspec.compiler.explain import error_document, explain_code, explain_document
+    # the explanations' jinja2 templates load when the verb runs: `check` never needs them
+    from unlearnspec.compiler.explain import error_document, explain_code, explain_document, list_codes
 
     def fail(message: str) -> int:  # the error on stderr; `--format json` also gets a JSON document on stdout
         sys.stderr.write(f"error: {message}\n")
@@ -24,15 +26,11 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if re.fullmatch(r"(?i)(UL|RT)\d{3}", target):
         text = explain_code(target.upper(), args.format)
         if text is None:
-            from unlearnspec.catalog import CODES
-            from unlearnspec.compiler.suggest import did_you_mean
             hint = did_you_mean(target.upper(), list(CODES))
             return fail(f"no diagnostic code `{target}`" + (f"; did you mean `{hint}`?" if hint else ""))
         out(text)
         return EXIT_OK
     if target in ("all", "--list", "codes"):
-        from unlearnspec.compiler.explain import list_codes
-
         out(list_codes(args.format))
         return EXIT_OK
     path = Path(target)

@@ -7,24 +7,21 @@ import sys
 from pathlib import Path
 
 from unlearnspec.cli.common import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, Parser, path_arg
+from unlearnspec.compiler.check import CheckResult, display_path, expand_paths, read_spec_bytes
+from unlearnspec.compiler.fmt import format_spec
+from unlearnspec.compiler.parse import parse_bytes
+from unlearnspec.compiler.render import render_human
+from unlearnspec.io import atomic_write_bytes
 
 
 def cmd_fmt(args: argparse.Namespace) -> int:
-    import difflib
-
-    from unlearnspec.compiler.check import display_path, expand_paths, read_spec_bytes
-    from unlearnspec.compiler.fmt import format_spec
-    from unlearnspec.compiler.parse import parse_bytes
-    from unlearnspec.compiler.render import render_human
-    from unlearnspec.io import atomic_write_bytes
+    import difflib  # only for `--diff`: `check` never loads it
 
     status = EXIT_OK
     files = list(expand_paths(Path(p) for p in args.paths))
     if not files:
         sys.stderr.write("error: no `*.unlearn` files found\n")
         return EXIT_USAGE
-    from unlearnspec.compiler.check import CheckResult
-
     changed = 0
     for path in files:
         display = display_path(path)

@@ -17,7 +17,11 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from unlearnspec.builtin.corpus import export
 from unlearnspec.cli.common import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Parser
+from unlearnspec.compiler.suggest import did_you_mean
+from unlearnspec.compiler.syntax import UnquotableError, quote
+from unlearnspec.io import atomic_write_text
 
 
 @dataclass(frozen=True)
@@ -64,9 +68,7 @@ def slug(text: str) -> str:
 
 
 def render(template: str, values: dict[str, object]) -> str:
-    import jinja2
-
-    from unlearnspec.compiler.syntax import quote
+    import jinja2  # the templates load when `init` writes one: `check` never needs them
 
     env = jinja2.Environment(loader=jinja2.PackageLoader("unlearnspec.cli", "templates/init"),
                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
@@ -89,8 +91,6 @@ def _ask(prompt: str, default: str) -> str:
 def _unquotable(values: dict[str, str]) -> int | None:
     """Exit 2 (with the flag's name) when a value the spec would quote has a character no spec string can hold;
     paths also go into the header's comments, where a line break would end the comment."""
-    from unlearnspec.compiler.syntax import UnquotableError, quote
-
     for flag, value in values.items():
         try:
             quote(value)
@@ -109,8 +109,6 @@ def _usage_error(message: str, *help: str) -> int:
 
 def export_demo_data(folder: Path, names: list[str]) -> list[Path]:
     """Copy the built-in corpus files named ``names`` into ``folder``, leaving existing files alone."""
-    from unlearnspec.builtin.corpus import export
-
     written = []
     with tempfile.TemporaryDirectory() as tmp:
         exported = {p.name: p for p in export(Path(tmp)).values()}
@@ -147,8 +145,6 @@ def _init(args: argparse.Namespace) -> int:
             sys.stdout.write(f"  {name:22} {t.summary}\n")
         template = _ask("template", "privacy-erasure")
     if template not in TEMPLATES:
-        from unlearnspec.compiler.suggest import did_you_mean
-
         hint = did_you_mean(template, TEMPLATES)
         return _usage_error(f"unknown template `{template}`", *([f"did you mean `{hint}`?"] if hint else []),
                             "one of: " + ", ".join(f"`{t}`" for t in TEMPLATES))
@@ -185,9 +181,6 @@ def _init(args: argparse.Namespace) -> int:
         "data_dir": data_dir, "demo_hint": bool(missing) and not args.demo_data, **files,
     }
     text = render(template, values)
-
-    from unlearnspec.io import atomic_write_text
-
     atomic_write_text(out, text)
     sys.stdout.write(f"wrote {out} (template `{template}`, objective `{name}`)\n")
     if args.demo_data and missing:

@@ -11,18 +11,17 @@ from typing import TYPE_CHECKING
 
 from unlearnspec.cli.common import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, Parser, add_colour, out
 from unlearnspec.cli.run import status_note
+from unlearnspec.compiler.check import CheckResult, display_path
+from unlearnspec.compiler.diagnostics import Diagnostic, Span
+from unlearnspec.compiler.render import render
 
 if TYPE_CHECKING:
     from unlearnspec.audit.problems import Problem
-    from unlearnspec.compiler.check import CheckResult
 
 
 def problems_result(path: Path, source: bytes, problems: Sequence[Problem]) -> CheckResult:
     """Findings about a file (a ledger, a run's report or signature) as the compiler's diagnostics, so
     that they print like every other diagnostic: code, file:line:col, the line with a caret, help."""
-    from unlearnspec.compiler.check import CheckResult, display_path
-    from unlearnspec.compiler.diagnostics import Diagnostic, Span
-
     shown = display_path(path)
     lines = source.decode("utf-8", errors="replace").split("\n")
     diags = []
@@ -47,6 +46,7 @@ def _missing(target: str) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    # the ledger reads plans and reports: their models load when a ledger verb runs, never on `check`'s path
     from unlearnspec.audit.ledger import ledger_files, verify_file
 
     target = Path(args.dir)
@@ -83,7 +83,6 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from unlearnspec.audit.ledger import RECEIPT, ledger_files, verify_file, verify_receipt
-    from unlearnspec.compiler.render import render
 
     target = Path(args.dir)
     if not (target.is_dir() or target.is_file()):  # missing, or a device or FIFO (`/dev/null`): no ledger there

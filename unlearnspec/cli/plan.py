@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from unlearnspec.cli.common import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, Parser, add_colour, out, path_arg
+from unlearnspec.compiler.check import plan_file
+from unlearnspec.compiler.render import render
 from unlearnspec.errors import UserError
 
 if TYPE_CHECKING:
@@ -15,9 +17,6 @@ if TYPE_CHECKING:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from unlearnspec.compiler.check import plan_file
-    from unlearnspec.compiler.render import render
-
     plan, result = plan_file(Path(args.spec), allow_infeasible=args.allow_infeasible)
     if result.diagnostics and (plan is None or not args.quiet):
         sys.stderr.write(render([result], "human", sys.stderr, args.color))
@@ -30,6 +29,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    # the plan's models and the review's templates load when a verb needs them: `check` builds no plan
     from unlearnspec.compiler.review import load_for_review, render_review
     from unlearnspec.plan import is_plan_path
 
@@ -56,7 +56,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 def warn_provenance(plan: Plan, path: Path) -> Path | None:
     """`show` re-derives a saved plan from its spec, as `run` does, but only warns when they differ. Returns the
     spec it compared with (None when none was found)."""
-    from unlearnspec.cli import provenance  # the compiler's lowering: loaded by the verbs that plan only
+    # the compiler's lowering and the plan's models: loaded by the verbs that plan only
+    from unlearnspec.cli import provenance
 
     try:
         spec = provenance.locate_spec(plan, path)
@@ -73,7 +74,7 @@ def warn_provenance(plan: Plan, path: Path) -> Path | None:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    from unlearnspec.compiler.semdiff import diff_paths
+    from unlearnspec.compiler.semdiff import diff_paths  # the plan's models: not on `check`'s path
 
     text, errors, code = diff_paths(Path(args.old), Path(args.new), fmt=args.format)
     sys.stderr.write(errors)  # an input that cannot be read or planned: on stderr, whatever the format

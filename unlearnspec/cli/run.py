@@ -16,7 +16,12 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from unlearnspec.builtin.corpus import export
+from unlearnspec.builtin.recipe import RECIPES, recipe_for
+from unlearnspec.catalog import vocab
 from unlearnspec.cli.common import EXIT_OK, EXIT_USAGE, Parser, UsageError, os_reason, path_arg, print_error
+from unlearnspec.compiler.check import plan_file
+from unlearnspec.compiler.render import render
 from unlearnspec.errors import UserError
 
 if TYPE_CHECKING:
@@ -59,9 +64,7 @@ def _main_rank() -> bool:
 
 
 def _plan_spec(path: Path, allow_infeasible: bool) -> Plan:
-    from unlearnspec.compiler.check import plan_file
-    from unlearnspec.compiler.lower import front_end_errors
-    from unlearnspec.compiler.render import render
+    from unlearnspec.compiler.lower import front_end_errors  # the lowering: `check` never loads it
 
     made, result = plan_file(path, allow_infeasible=allow_infeasible)
     if made is not None:
@@ -198,11 +201,12 @@ def record_in_ledger(args: argparse.Namespace, root: Path, report: Any) -> None:
 
 
 def status_note(compile_status: str | None) -> str:
-    """`` (cannot be verified)``: the claim's compile status beside its verdict, in every rendering
-    (report/verdict.py, rule 5); nothing for a supported claim, or where no status was recorded."""
-    if not compile_status or compile_status == "supported":
+    """`` (cannot be verified)``: the claim's compile status beside its verdict, in the catalog's words
+    (:data:`~unlearnspec.catalog.vocab.CLAIM_STATUS_WORDS`), as every rendering shows it (report/verdict.py, rule 5);
+    nothing for a supported claim, or where no status was recorded."""
+    if not compile_status or compile_status == vocab.CLAIM_STATUSES[0]:
         return ""
-    return f" ({compile_status.replace('_', ' ')})"
+    return f" ({vocab.CLAIM_STATUS_WORDS.get(compile_status, compile_status)})"
 
 
 def summary_text(report: Any, root: Path) -> str:
@@ -220,8 +224,6 @@ def summary_text(report: Any, root: Path) -> str:
 
 def cmd_builtin(args: argparse.Namespace) -> int:
     if args.builtin_cmd == "export":
-        from unlearnspec.builtin.corpus import export
-
         try:
             files = export(Path(args.dir), force=args.force)
         except FileExistsError as err:
@@ -238,8 +240,7 @@ def cmd_builtin(args: argparse.Namespace) -> int:
         refused = _no_runtime("builtin build")
         if refused is not None:
             return refused
-        from unlearnspec.builtin.recipe import recipe_for
-        from unlearnspec.runtime.builtin_model import ensure_builtin
+        from unlearnspec.runtime.builtin_model import ensure_builtin  # torch and transformers come with it
 
         sys.stdout.write(f"{ensure_builtin(recipe=recipe_for(args.model))}\n")
         return EXIT_OK
@@ -272,7 +273,5 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
     b.add_argument("--force", action="store_true",
                    help="replace files already there with other content (they are kept otherwise)")
     b = bsub.add_parser("build", help="build (or find in the cache) a built-in model; print its folder")
-    from unlearnspec.builtin.recipe import RECIPES
-
     b.add_argument("--model", default="builtin:tiny-bios", choices=list(RECIPES), help="which built-in (default: %(default)s)")
     sp.set_defaults(func=cmd_builtin)

@@ -6,10 +6,11 @@ import argparse
 import json
 
 from unlearnspec.cli.common import EXIT_OK, Parser, out
+from unlearnspec.compiler.ast import Spec
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    if args.plan:
+    if args.plan:  # the plan's and the report's models load only when their schema is asked for
         from unlearnspec.plan import plan_schema
 
         schema = plan_schema()
@@ -18,8 +19,6 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
         schema = Report.model_json_schema()
     else:
-        from unlearnspec.compiler.ast import Spec
-
         schema = Spec.model_json_schema()
     out(json.dumps(schema, indent=2, sort_keys=True) + "\n", args.output)
     return EXIT_OK

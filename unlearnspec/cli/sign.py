@@ -8,6 +8,8 @@ from collections import defaultdict
 from pathlib import Path
 
 from unlearnspec.cli.common import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, Parser, add_colour, out, path_arg
+from unlearnspec.cli.ledger import problems_result
+from unlearnspec.compiler.render import render
 
 
 def _error(err: Exception) -> int:
@@ -19,6 +21,7 @@ def _error(err: Exception) -> int:
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
+    # signing reads plans and reports: their models load when a signing verb runs, never on `check`'s path
     from unlearnspec.audit.signing import SigningError, keygen
 
     try:
@@ -42,8 +45,6 @@ def cmd_sign(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from unlearnspec.audit.signing import SigningError, verify
-    from unlearnspec.cli.ledger import problems_result
-    from unlearnspec.compiler.render import render
 
     run_dir = Path(args.run_dir)
     try:

@@ -24,12 +24,6 @@ from unlearnspec.compiler.render import diagnostic_dict, printable_lines, render
 from unlearnspec.markdown import escape as md_escape
 from unlearnspec.markdown import register_filters
 
-STATUS_LABEL = {
-    "supported": "supported",
-    "cannot_be_verified": "cannot be verified",
-    "cannot_be_met": "cannot be met",
-}
-
 
 @functools.lru_cache(maxsize=1)
 def _env() -> jinja2.Environment:
@@ -87,7 +81,7 @@ def objective_sentence(obj: Objective) -> str:
     what = (f"{target.kind_value} information about the {target.category.value} “{target.name.value}”"
             if target else "(no target)")
     model = obj.model.value if obj.model else "(no model)"
-    verb = {"removal": "Remove", "suppression": "Suppress outputs of"}.get(goal, goal)
+    verb = vocab.GOAL_VERBS.get(goal, goal)
     via = f" in the {obj.goal.via.value}" if obj.goal and obj.goal.via else ""
     release = ""
     if obj.release:
@@ -221,11 +215,11 @@ def explain_document(path: Path, fmt: str = "text") -> tuple[str, str, int]:
         obj, mine = analysed.objective, analysed.findings
         rows: list[dict[str, Any]] = []
         for r in analysed.claims:
-            rows.append({"claim": r.claim, "status": r.status, "label": STATUS_LABEL[r.status],
+            rows.append({"claim": r.claim, "status": r.status, "label": r.label,
                          "why": r.why, "instead": r.instead, "evidence": _evidence_text(r),
                          "codes": list(r.reasons), "notes": list(r.notes)})
         other = [d for d in mine if d.claim is None and not _shown_in_table(d, rows)]
-        rows += [{"claim": r.claim, "status": r.status, "label": STATUS_LABEL[r.status], "why": r.why,
+        rows += [{"claim": r.claim, "status": r.status, "label": r.label, "why": r.why,
                   "instead": r.instead, "evidence": _evidence_text(r), "codes": [], "notes": []}
                  for r in analysed.implied_claims]
         sentence = objective_sentence(obj)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from unlearnspec.catalog import CODES, ClaimStatus
+from unlearnspec.catalog import CODES, ClaimStatus, vocab
 from unlearnspec.compiler.ast import Claim, Objective, Spec
 from unlearnspec.compiler.decisions import planned_method
 from unlearnspec.compiler.diagnostics import Diagnostic, Label
@@ -30,6 +30,15 @@ from unlearnspec.compiler.evidence_defaults import EvidenceItem, evidence_for, i
 from unlearnspec.compiler.rules import AFFECTS, RULES, RuleContext
 
 META_CODES = ("UL213", "UL214")  # findings about `accept` lines themselves
+
+
+def acceptable(code: str) -> bool:
+    """Whether an `accept` line can accept ``code``: a feasibility warning or note. Errors cannot be accepted
+    (UL213), other passes' findings are never matched, and the findings about `accept` lines themselves
+    (:data:`META_CODES`) are not acceptable (UL214)."""
+    page = CODES.get(code)
+    return (page is not None and page.severity != "error" and page.category == "feasibility"
+            and code not in META_CODES)
 
 
 def context_for(spec: Spec, obj: Objective) -> RuleContext:
@@ -82,9 +91,9 @@ def apply_accepts(obj: Objective, diags: list[Diagnostic]) -> list[Diagnostic]:
                 help=["remove the second `accept` line"]))
             continue
         seen[code] = Label(span=a.span, message="first accepted here")
-        if not fired or code in META_CODES:
+        if not fired or not acceptable(code):
             help = ["remove the `accept` line: a stale acceptance would hide the risk if it came back in another form"]
-            if page.category != "feasibility" or code in META_CODES:
+            if not acceptable(code):
                 help.append("only feasibility findings (UL4xx warnings, UL5xx notes) can be accepted")
             extra.append(Diagnostic(
                 code="UL214", severity="warning", span=a.span, objective=obj.name,
@@ -124,7 +133,8 @@ class ClaimStatusRow(BaseModel):
 
     @property
     def label(self) -> str:
-        return self.status.replace("_", " ")
+        """The status in words (``cannot be verified``), as every rendering writes it."""
+        return vocab.CLAIM_STATUS_WORDS[self.status]
 
 
 def concerns(d: Diagnostic, claim: str) -> bool:

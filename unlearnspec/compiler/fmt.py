@@ -243,6 +243,10 @@ class _Printer:
                 self.lines.append(head + " {}" + opened + closed)
             return
         self.reserved[close] = self.reserved.get(close, 0) + 1  # `x { y 1 }  # c`: the comment follows the `}`
+        brace = block.open_pos[0]
+        if any(_line(f) == brace for f in block.fields if f.name != "__recovered__"):
+            # `x { y 1, # c`: the comment on the `{` line follows the block's first values, and stays beside them
+            head_lines = range(head_lines.start, min(head_lines.stop, brace))
         self.lines.append(head + " {" + self.trail(*head_lines))
         self.block(block, depth + 1)
         self.reserved[close] -= 1

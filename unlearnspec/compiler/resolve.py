@@ -473,11 +473,8 @@ class _Resolver(PromptResolver):
                             help=[f"did you mean `{scaled:g}`? ({f.name} is not a percentage)"] if scaled is not None
                             else [f"write a bound between {info.lower:g} and {info.upper:g}"])
                 continue
-            wrong_way = (info.better == "lower" and op.text.startswith(">")) or (
-                info.better == "higher" and op.text.startswith("<")) or (
-                info.better == "closer_to_zero" and op.text.startswith(">"))
-            if wrong_way:
-                good = "<=" if info.better != "higher" else ">="
+            good = info.bound_op
+            if op.text[0] != good[0]:  # `<` or `<=` for `<=`, `>` or `>=` for `>=` (`==` is refused above)
                 self.report("UL211", "error", op.span,
                             f"`{f.name} {op.text} {val.raw}` bounds the metric the wrong way",
                             help=[f"{info.summary}; {'lower' if good == '<=' else 'higher'} is better, so write `{f.name} {good} {val.raw}`"])

@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from unlearnspec.catalog import FAMILIES, METHODS, NEEDS, TOLERANCE_CLAIM, TOLERANCE_SUMMARY, UNKNOWN, vocab
+from unlearnspec.catalog.metrics import OP_SYMBOLS
 from unlearnspec.compiler.check import plan_file
-from unlearnspec.compiler.explain import STATUS_LABEL, guarantee_words, render_template
+from unlearnspec.compiler.explain import guarantee_words, render_template
 from unlearnspec.compiler.render import render_human
 from unlearnspec.plan import (
     AttackStage,
@@ -37,12 +38,6 @@ from unlearnspec.plan import (
 )
 
 REVIEW_FORMAT_VERSION = "1"
-OP_WORDS = {"<=": "≤", ">=": "≥", "<": "<", ">": ">"}
-REFERENCE_WORDS = {
-    "retrain": "retrained from the recipe without the forget set (exact reference)",
-    "model": "a reference model named in the spec",
-    "holdout": "holdout-calibrated (data the model never saw stands in for a retrained model)",
-}
 
 
 # -- loading ----------------------------------------------------------------------------------------
@@ -85,7 +80,7 @@ def plan_sentence(op: ObjectivePlan) -> str:
     """The objective in one plain sentence, from the plan (the same wording as ``explain``)."""
     o = op.objective
     unlearn = _stage(op, UnlearnStage)
-    verb = {"removal": "Remove", "suppression": "Suppress outputs of"}[o.goal]
+    verb = vocab.GOAL_VERBS[o.goal]
     what = f"{o.target.kind} information about the {o.target.category} “{o.target.name}”"
     via = f" in the {o.suppression_via}" if o.suppression_via else ""
     method = ""
@@ -112,7 +107,7 @@ def threshold_text(mc: MetricCheck) -> str:
     if mc.threshold is None:
         return "none (information)"
     unit = "%" if mc.metric in vocab.METRICS and vocab.METRICS[mc.metric].unit == "percent" else ""
-    return f"{OP_WORDS[mc.threshold.op]} {mc.threshold.value:g}{unit}"
+    return f"{OP_SYMBOLS[mc.threshold.op]} {mc.threshold.value:g}{unit}"
 
 
 def where_text(mc: MetricCheck) -> str:
@@ -170,7 +165,7 @@ def _stages(op: ObjectivePlan) -> list[dict[str, Any]]:
         if isinstance(s, PrepareStage | VerdictStage):
             item["summary"] = s.description
         elif isinstance(s, ReferenceStage):
-            item["summary"] = REFERENCE_WORDS[s.strategy] + (f": `{s.model}`" if s.model else "")
+            item["summary"] = vocab.REFERENCE_WORDS[s.strategy] + (f": `{s.model}`" if s.model else "")
             item["detail"] = s.description
             recipe_hash = s.recipe.get("recipe_hash") if s.recipe else None  # a free-form dict: any JSON
             item["recipe_hash"] = None if recipe_hash is None else str(recipe_hash)
@@ -227,7 +222,7 @@ def objective_context(op: ObjectivePlan) -> dict[str, Any]:
         claims.append({
             "claim": c.claim, "args": c.args, "summary": (vocab.CLAIMS[c.claim].summary if c.claim in vocab.CLAIMS
                                                    else TOLERANCE_SUMMARY if c.claim == TOLERANCE_CLAIM else c.claim),
-            "status": c.status, "label": STATUS_LABEL[c.status], "reasons": c.reasons,
+            "status": c.status, "label": vocab.CLAIM_STATUS_WORDS[c.status], "reasons": c.reasons,
             "accepted": [f.code for f in accepted], "why": c.evidence_note, "instead": c.instead,
             "checks": [_check_row(by_id[i], used.get(i, [])) for i in c.checks if i in by_id],
         })
@@ -255,7 +250,7 @@ def objective_context(op: ObjectivePlan) -> dict[str, Any]:
                   "parameters": op.model.parameters, "note": op.model.note, "files": len(op.model.files),
                   "prompt_format": op.model.prompt_format, "chat_template_sha256": op.model.chat_template_sha256,
                   "system": op.model.system},
-        "counts": {s: sum(c.status == s for c in op.claims) for s in STATUS_LABEL},
+        "counts": {s: sum(c.status == s for c in op.claims) for s in vocab.CLAIM_STATUSES},
     }
 
 

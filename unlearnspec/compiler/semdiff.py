@@ -54,11 +54,11 @@ EXIT_SAME_OR_TIGHTER, EXIT_LOOSENED, EXIT_UNREADABLE = 0, 1, 2
 
 Kind = Literal["loosened", "tightened", "changed"]
 
-STATUS_RANK = {"supported": 0, "cannot_be_verified": 1, "cannot_be_met": 2}
-GOAL_RANK = {"removal": 0, "suppression": 1}  # suppression promises less than removal (M1)
-# The guarantees of catalog.vocab.GUARANTEES, strongest first, then none stated: retraining is exact; a certified
-# bound promises more than empirical evidence against a reference (docs/language.md, `guarantee`).
-GUARANTEE_RANK = {"exact": 0, "certified": 1, "empirical": 2, None: 3}
+# The catalog's orders, strongest first: a change to a later one loosens (vocab.GOALS, vocab.GUARANTEES with none
+# stated last, vocab.CLAIM_STATUSES).
+STATUS_RANK = vocab.CLAIM_STATUS_RANK
+GOAL_RANK = vocab.GOAL_RANK
+GUARANTEE_RANK = vocab.GUARANTEE_RANK
 WORDS = ("title", "basis", "owner")  # what the objective says about itself: no direction, but a reviewer reads it
 UTILITY_METRICS = ("retain_utility_drop", "neighbor_utility_drop")
 HYPERPARAMETERS = ("adapter", "max_steps", "learning_rate", "batch_size", "gradient_accumulation_steps",
@@ -142,7 +142,7 @@ def diff_objective(old: ObjectivePlan, new: ObjectivePlan) -> list[Change]:
         kind: Kind = "loosened" if GOAL_RANK[n.goal] > GOAL_RANK[o.goal] else "tightened"
         add(kind, "goal", "goal", o.goal, n.goal, f"goal `{o.goal}` → `{n.goal}`")
     if o.guarantee != n.guarantee:
-        ga, gb = GUARANTEE_RANK.get(o.guarantee, 3), GUARANTEE_RANK.get(n.guarantee, 3)
+        ga, gb = GUARANTEE_RANK.get(o.guarantee, GUARANTEE_RANK[None]), GUARANTEE_RANK.get(n.guarantee, GUARANTEE_RANK[None])
         kind = "loosened" if gb > ga else "tightened" if gb < ga else "changed"
         add(kind, "guarantee", "guarantee", o.guarantee, n.guarantee,
             f"guarantee `{o.guarantee or 'none'}` → `{n.guarantee or 'none'}`")
@@ -470,9 +470,11 @@ def diff_paths(old: Path, new: Path, fmt: str = "text") -> tuple[str, str, int]:
         plan, err, diagnostics = _load(path)
         if plan is None:
             doc = ""
-            if fmt == "json":
+            if fmt == "json":  # the error as `explain --format json` gives it: the first error's message
+                errors = [d["message"] for d in diagnostics if d["severity"] == "error"]
+                message = errors[0] if errors else err.split("\n")[0].removeprefix("error: ")
                 doc = json.dumps({"format_version": DIFF_FORMAT_VERSION, "old": old.as_posix(), "new": new.as_posix(),
-                                  "file": path.as_posix(), "error": err.split("\n")[0].removeprefix("error: "),
+                                  "file": path.as_posix(), "error": message,
                                   "diagnostics": diagnostics}, indent=2, ensure_ascii=False) + "\n"
             return doc, err + "\n", EXIT_UNREADABLE
         plans.append(plan)

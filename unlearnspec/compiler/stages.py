@@ -13,6 +13,7 @@ from unlearnspec.catalog import (
     DEFAULT_LORA,
     METHODS,
 )
+from unlearnspec.catalog.methods import KNOB_FIELDS, rmu_layer
 from unlearnspec.compiler.ast import Objective, PathRef
 from unlearnspec.compiler.datafiles import BUILTIN_HOLDOUT, records_of
 from unlearnspec.compiler.decisions import Facts, Row, first_row
@@ -103,17 +104,19 @@ def reference_stage(obj: Objective, facts: Facts, method: str) -> ReferenceStage
 def unlearn_stage(obj: Objective, facts: Facts, mrow: Row, method: str, family: str, chosen_by: str,
                   model: ModelRef, base: Path) -> UnlearnStage:
     knobs = obj.method.knobs if obj.method else None
+    reads = METHODS[method].reads  # a knob the method does not read stays out of the plan (UL414 says so)
     arow = first_row("adapter", facts, method)
     hrow = first_row("hyperparameters", facts, method)
     prow = first_row("precision", facts, method)
     srow = first_row("stopping", facts, method)
-    seed = knobs.seed.as_int if knobs and knobs.seed is not None else seed_of(obj)
+    seed = knobs.seed.as_int if knobs and knobs.seed is not None and reads("seed") else seed_of(obj)
 
     adapter = "full"
     lora: LoraConfig | None = None
     if arow.value == "lora" or (arow.value == "spec" and facts.adapter == "lora"):
         adapter = "lora"
-        rank = knobs.lora_rank.as_int if knobs and knobs.lora_rank is not None else DEFAULT_LORA.rank
+        given = knobs.lora_rank if knobs and reads("adapter") else None
+        rank = given.as_int if given is not None else DEFAULT_LORA.rank
         lora = LoraConfig(rank=rank, alpha=2 * rank, dropout=DEFAULT_LORA.dropout)
 
     kw: dict[str, Any] = {}
@@ -132,22 +135,21 @@ def unlearn_stage(obj: Objective, facts: Facts, mrow: Row, method: str, family: 
               "gamma": d.gamma, "retain_weight": d.retain_weight}
         if method == "rmu":
             layers = model_layers(obj, model, base)
-            kw["rmu_layer"] = layers // 2 if layers else None
-    if knobs is not None and hrow.value not in ("recipe", "none"):
-        for name, attr in (("max_steps", "steps"), ("learning_rate", "learning_rate"), ("batch_size", "batch_size"),
-                           ("beta", "beta"), ("retain_weight", "retain_weight")):
-            v = getattr(knobs, attr)
-            if v is not None:
-                kw[name] = v.as_int if name in ("max_steps", "batch_size") else float(v.value)
+            kw["rmu_layer"] = rmu_layer(layers) if layers else None
+    # the numeric knobs the method reads, in the method block's order (docs/language.md)
+    overridden: list[str] = []  # the plan's fields the spec sets, as the rationale names them
+    for k in ("steps", "learning_rate", "batch_size", "beta", "retain_weight"):
+        v = getattr(knobs, k) if knobs is not None and hrow.value not in ("recipe", "none") and reads(k) else None
+        if v is not None:
+            name = KNOB_FIELDS.get(k, k)
+            kw[name] = v.as_int if name in ("max_steps", "batch_size") else float(v.value)
+            overridden.append(name)
 
     if srow.value == "holdout_loss":
         stopping = HOLDOUT_STOPPING
     else:
         stopping = StoppingRule(kind="fixed_steps", ratio=HOLDOUT_STOPPING.ratio, check_every=HOLDOUT_STOPPING.check_every)
 
-    named = {"max_steps": "steps", "learning_rate": "learning_rate", "batch_size": "batch_size", "beta": "beta",
-             "retain_weight": "retain_weight"}
-    overridden = [k for k, attr in named.items() if knobs is not None and getattr(knobs, attr) is not None]
     rationale = [f"{mrow.id}: {mrow.then.replace('`', '')} — {mrow.why}"
                  if chosen_by == "compiler" else f"{mrow.id}: `{method}` is named in the spec and honoured"]
     rationale.append(f"{arow.id}: {arow.then}" + ("" if arow.value != "spec" else f" ({adapter})"))

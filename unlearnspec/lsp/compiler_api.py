@@ -16,7 +16,7 @@ from unlearnspec.catalog import CODES, FAMILIES, METHODS, OUTPUT_KINDS, PROBES, 
 from unlearnspec.compiler.check import check_bytes
 from unlearnspec.compiler.diagnostics import Diagnostic, Span
 from unlearnspec.compiler.explain import code_page_markdown as explain_code_page
-from unlearnspec.compiler.feasibility import META_CODES
+from unlearnspec.compiler.feasibility import acceptable
 from unlearnspec.compiler.fmt import format_spec
 from unlearnspec.compiler.parse import parse_bytes
 from unlearnspec.compiler.resolve_values import BUILTIN_MODELS, display_dir, expected_example, inspect_cached
@@ -27,7 +27,7 @@ __all__ = [
     "BUILTIN_MODELS",
     "BLOCK_FIELDS", "CLAIMS", "DATA_SUFFIXES", "EVIDENCE_SETTINGS", "METRICS", "PATH_FIELDS", "ROLE_SETS", "SECONDARY_WORDS", "WordRole", "Block", "CheckOutcome", "CodePage", "Diagnostic", "Field",
     "ObjectiveNode", "Span", "SpecFile",
-    "accept_codes", "bound_operator", "check_text", "code_page", "code_page_markdown", "data_file_kind", "data_file_summary",
+    "accept_codes", "check_text", "code_page", "code_page_markdown", "data_file_kind", "data_file_summary",
     "expected_example", "field_note", "field_words", "format_text", "next_words", "parse_text", "word_roles",
 ]
 
@@ -115,12 +115,6 @@ def next_words(block: str, field: str, before: Sequence[str]) -> tuple[str, ...]
         parts = ("retain", "neighbors") if block != "budget" else ()
         return ("drop", *parts) if not after else ("drop",) if len(after) == 1 and after[0] in parts else ()
     return field_words(block, field) if not after else ()
-
-
-def bound_operator(metric: str) -> str:
-    """The comparison an `evidence` bound on ``metric`` is written with: `<=` where lower (or closer
-    to zero) is better, `>=` where higher is (the other way round is UL211)."""
-    return ">=" if METRICS[metric].better == "higher" else "<="
 
 
 def field_note(name: str) -> str:
@@ -212,11 +206,8 @@ def code_page_markdown(code: str) -> str | None:
 
 
 def accept_codes() -> tuple[str, ...]:
-    """Codes an `accept` line can accept, as ``apply_accepts`` decides: the feasibility warnings and
-    notes (errors cannot be accepted, other passes' findings are not matched, and the findings about
-    `accept` lines themselves are not acceptable)."""
-    return tuple(sorted(c for c, p in CODES.items()
-                        if p.category == "feasibility" and p.severity in ("warning", "note") and c not in META_CODES))
+    """Codes an `accept` line can accept, as ``apply_accepts`` decides (:func:`acceptable`)."""
+    return tuple(sorted(c for c in CODES if acceptable(c)))
 
 
 _KINDS = {"jsonl": "JSONL", "csv": "CSV", "hf_dataset": "Hugging Face `save_to_disk` folder"}

@@ -229,7 +229,7 @@ def _words(doc: Document, cur: Cursor) -> list[lsp.CompletionItem]:
         return [_item(f, lsp.CompletionItemKind.Field, f"{f} {api.expected_example(f)}".rstrip(" ."),
                       word_help(f, block)) for f in fields]
     if block == "evidence" and cur.field in api.METRICS:  # the one direction the metric is bounded in
-        return [] if cur.before else [_item(api.bound_operator(cur.field), lsp.CompletionItemKind.Operator)]
+        return [] if cur.before else [_item(api.METRICS[cur.field].bound_op, lsp.CompletionItemKind.Operator)]
     # the words of this value so far: from the field name, or from the list's last comma
     commas = [i for i, t in enumerate(cur.before) if t.kind == "comma"]
     value = [t.text for t in cur.before[commas[-1] + 1 if commas else 0:]]

@@ -16,15 +16,12 @@ Light module: pydantic and the standard library only.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from unlearnspec.plan import ChainBudget, Threshold
-from unlearnspec.report.rules import OP_SYMBOLS, decision_reason, fmt_estimate, fmt_number
-
-if TYPE_CHECKING:
-    from unlearnspec.report.model import CheckResult
+from unlearnspec.report.rules import OP_SYMBOLS, fmt_estimate, fmt_number
 
 Verdict = Literal["pass", "fail", "not_evaluated", "cannot_be_met", "inconclusive"]
 
@@ -37,10 +34,14 @@ class Deciding(_Model):
     """What decided a check, in the terms its outcome rests on (FRAMEWORK.md §7): the decision's quantity (a gap
     to the reference, a worst case over item types, a p-value) with its interval, n and the bound it was held
     to; or, for a check decided on a model's own value, that value (``quantity`` is ``None``, ``model`` names
-    it) with the plan's threshold. ``by_test``: a decision with no interval, decided by the test on its value.
-    ``why``: what decided it besides where the interval lies (the test's rejection, a part that could not be
-    bounded, a measurement that cannot fail). ``reference``: the reference model's own value, beside which a
-    gap was measured."""
+    it) with the plan's threshold. Built from a check by :func:`unlearnspec.report.verdict.deciding`.
+
+    ``by_test``: a hypothesis test's p-value with no interval (forget quality's KS test with intervals off), decided
+    by the test at the bound's level. ``point_value``: any other value with no interval that was decided (passed or
+    failed) on the point value itself, as a run with intervals off decides. ``why``: what decided it besides where
+    the interval lies (the test's rejection, a part that could not be bounded, a measurement that cannot fail).
+    ``reference``: the reference model's own value, beside which a gap was measured (for a model measured as
+    released, quantized, the reference quantized alike when the gap is to that one)."""
 
     model: str
     quantity: str | None = None
@@ -49,40 +50,25 @@ class Deciding(_Model):
     n: int | None = None
     threshold: Threshold | None = None
     by_test: bool = Field(default=False, exclude_if=lambda v: not v)
+    point_value: bool = Field(default=False, exclude_if=lambda v: not v)
     why: str | None = Field(default=None, exclude_if=lambda v: v is None)
     reference: float | None = Field(default=None, exclude_if=lambda v: v is None)
 
     @property
     def text(self) -> str:
         """``worst |AUC − AUC_reference| over item types and attacks 0.472 [0.108, 1], n=20, threshold ≤ 0.1``;
-        ``KS-test p-value 0.0811 (decided by the test), n=20, threshold ≥ 0.05``: every number beside the bound it
-        is held to (:func:`fmt_estimate`)."""
+        ``KS-test p-value 0.0811 (decided by the test), n=20, threshold ≥ 0.05``; ``unlearned minus reference (mean
+        over items) 0.031 (point value, intervals off), n=20, threshold ≤ 0.2``: every number beside the bound it is
+        held to (:func:`fmt_estimate`)."""
         bound = self.threshold.value if self.threshold is not None else None
-        if self.by_test:
-            shown = f"{fmt_number(self.value, bound)} (decided by the test)" + (f", n={self.n}" if self.n else "")
+        said = "decided by the test" if self.by_test else "point value, intervals off" if self.point_value else None
+        if said:
+            shown = f"{fmt_number(self.value, bound)} ({said})" + (f", n={self.n}" if self.n else "")
         else:
             shown = fmt_estimate(self.value, self.interval, self.n or None, bound)
         limit = (f"threshold {OP_SYMBOLS[self.threshold.op]} {fmt_number(self.threshold.value)}"
                  if self.threshold is not None else "no threshold")
         return f"{self.quantity or self.model} {shown}, {limit}"
-
-
-def deciding(check: CheckResult) -> Deciding:
-    """What decided ``check``: its ``decision`` when it has one (the quantity, its interval and n, the bound on it),
-    else the decided model's value, interval and n against the plan's threshold. A decision without an interval
-    was decided by the test on its value (``by_test``), never by the decided model's own interval beside it. A
-    decision that records no n (reports before it did) takes the decided model's."""
-    model = check.decided_on
-    own_n = check.n.get(model)
-    reference = check.values.reference
-    d = check.decision
-    if d is None:
-        iv = check.interval.get(model)
-        return Deciding(model=model, value=check.value, interval=(iv[0], iv[1]) if iv else None, n=own_n,
-                        threshold=check.threshold, reference=reference)
-    why = decision_reason(check.status, d)
-    return Deciding(model=model, quantity=d.quantity, value=d.value, interval=d.interval, n=d.n or own_n,
-                    threshold=d.threshold, by_test=d.interval is None, why=why, reference=reference)
 
 
 class RecheckedCheck(_Model):
@@ -101,13 +87,12 @@ class RecheckedCheck(_Model):
     deciding_now: Deciding | None = Field(default=None, exclude_if=lambda v: v is None)
 
 
-def rechecked(then: CheckResult | None, now: CheckResult) -> RecheckedCheck:
-    """A re-check's row for one check: ``then`` as the earlier request's report has it (``None``: it has no such
-    check), ``now`` computed again on the later model."""
-    return RecheckedCheck(check_id=now.check_id, metric=now.metric, then=then.value if then is not None else None,
-                          now=now.value, status_then=then.status if then is not None else "not_evaluated",
-                          status_now=now.status, deciding_then=deciding(then) if then is not None else None,
-                          deciding_now=deciding(now))
+#: What a re-check judges "now" against, by the chain's reference strategy.
+RECHECK_REFERENCES: dict[str, str] = {
+    "retrain": "the reference retrained without every target so far",
+    "model": "the reference model the spec names, the same one as then",
+    "holdout": "chance, 0.5 (no reference model), as then",
+}
 
 
 class RecheckedClaim(_Model):
@@ -121,11 +106,22 @@ class RecheckedClaim(_Model):
 
 
 class Recheck(_Model):
-    """An earlier request re-checked on the model after a later step."""
+    """An earlier request re-checked on the model after a later step. ``reference`` says what *now* was judged
+    against (reports from before it was recorded: the reference retrained without every target so far)."""
 
     request: str
     claims: list[RecheckedClaim] = Field(default_factory=list)
     checks: list[RecheckedCheck] = Field(default_factory=list)
+    reference: str | None = Field(default=None, exclude_if=lambda v: v is None)
+
+    @property
+    def reference_text(self) -> str:
+        return self.reference or RECHECK_REFERENCES["retrain"]
+
+    @property
+    def reference_changed(self) -> bool:
+        """Whether *now* is judged against another reference than *then* (a reference retrained per step)."""
+        return self.reference_text == RECHECK_REFERENCES["retrain"]
 
     @property
     def regressed(self) -> bool:

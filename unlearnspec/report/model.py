@@ -49,7 +49,8 @@ FORMAT_VERSION = "1.2"
 records every evaluation counted once each; forget quality is decided on its p-value's interval, and a p-value
 below the bound fails on the test (``Decision.rejects``); a worst case with a part it could not bound cannot pass
 (``Decision.cannot_pass``); a chain's re-checked checks carry what decided them then and now
-(``RecheckedCheck.deciding_then``/``deciding_now``). 1.1: a report's ``overall`` follows from its objectives *and* its chains (``ChainReport.outcomes``); a 1.0
+(``RecheckedCheck.deciding_then``/``deciding_now``, whose ``point_value`` marks a value decided without an
+interval, intervals being off). 1.1: a report's ``overall`` follows from its objectives *and* its chains (``ChainReport.outcomes``); a 1.0
 report, whose ``overall`` followed from its objectives alone, is read by that rule."""
 
 CHAINS_DECIDE_FROM = (1, 1)  # the first format version whose overall reads the chains
@@ -150,8 +151,8 @@ class Decision(_Model):
 
     @model_validator(mode="after")
     def _a_rejection_is_below_its_bound(self) -> Decision:
-        if self.rejects and (self.threshold.op != ">=" or self.threshold.holds(self.value)):
-            raise ValueError("`rejects` marks a p-value below its `>=` bound")
+        if self.rejects and (self.threshold.op not in (">=", ">") or self.threshold.holds(self.value)):
+            raise ValueError("`rejects` marks a p-value on the failing side of its lower bound (`>=` or `>`)")
         return self
 
 

@@ -219,7 +219,8 @@ def _membership_view(c: CheckResult) -> dict[str, Any] | None:
                          "deciding": t == c.extra.get("deciding_type") and a == c.extra.get("deciding_attack")})
     conf = _number(c.extra.get("pair_confidence"))
     compared = c.extra.get("compared_with")
-    against = (f"the {compared}'s AUC" if compared in ("retrained reference", "given reference model") else "0.5")
+    against = (f"the {compared}'s AUC" if compared in (REFERENCE_LABELS["retrain"], REFERENCE_LABELS["model"])
+               else "0.5")
     return {"check_id": c.check_id, "dataset": c.dataset, "models": models, "rows": rows, "against": against,
             "pair_confidence": f"{conf:.2%}" if conf is not None else None,
             "tolerance": fmt_number(c.decision.threshold.value) if c.decision is not None else None}

@@ -1,12 +1,16 @@
-"""The verdict rules: from checks to a claim's verdict, from claims to an objective, to a report.
+"""The verdict rules, and what every rendering shares, below both the report model and the verdict builder.
 
-The rules are stated in :mod:`unlearnspec.report.verdict`'s docstring. They live here, below both the
-report model (whose validators refuse a report whose verdicts do not follow from its numbers) and
-the verdict builder, so that neither imports the other in a circle. They read only the ``status``,
-``verdict`` and ``overall`` fields of what they are given. So do the words every rendering prints a number
-beside its bound with (:func:`fmt_number`, :data:`OP_SYMBOLS`) and the rule that a check its statistic cannot
-fail is no evidence (:func:`cannot_fail`), which the chain's re-checks (``report/chain.py``, below the model)
-need too.
+The rules (from checks to a claim's verdict, from claims to an objective, to a report: :func:`claim_verdict`,
+:func:`objective_overall`, :func:`report_overall`, :func:`exit_code`) are stated in
+:mod:`unlearnspec.report.verdict`'s docstring; they read only the ``status``, ``verdict`` and ``overall`` fields of
+what they are given. They live here, below the report model (whose validators refuse a report whose verdicts do not
+follow from its numbers) and the verdict builder, so that neither imports the other in a circle.
+
+Beside them is what the model, the verdict builder and the chain's re-checks (``report/chain.py``, below the model)
+all print or decide alike: how a number is printed beside its bound (:func:`fmt_number`, :func:`fmt_estimate`, and
+:data:`OP_SYMBOLS`, the catalog's, re-exported), the rule that a check its statistic cannot fail is no evidence
+(:func:`cannot_fail`), and what decided a check besides where its interval lies (:func:`decision_reason`). These
+read a check's threshold, attainable range and decision fields, never a report model.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from collections.abc import Sequence
 from typing import Literal, Protocol
 
 from unlearnspec.catalog.exits import EXIT_FINDINGS, EXIT_INCOMPLETE, EXIT_OK
+from unlearnspec.catalog.metrics import OP_SYMBOLS  # noqa: F401 - re-exported: every rendering prints bounds with it
 from unlearnspec.plan import ClaimStatus, Threshold
 
 Verdict = Literal["pass", "fail", "inconclusive", "not_evaluated", "cannot_be_met"]
@@ -39,10 +44,6 @@ class _Claim(Protocol):
 class _Objective(Protocol):
     @property
     def overall(self) -> str: ...
-
-
-#: How a threshold's comparison is printed.
-OP_SYMBOLS: dict[str, str] = {"<=": "≤", ">=": "≥", "<": "<", ">": ">"}
 
 
 def cannot_fail(threshold: Threshold, attainable: tuple[float, float] | None) -> bool:

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from unlearnspec.catalog import MEMBERSHIP_ATTACKS, label
+from unlearnspec.catalog import MEMBERSHIP_ATTACKS, METRICS, label
+from unlearnspec.catalog.vocab import REFERENCE_LABELS
 from unlearnspec.plan import (
     ClaimPlan,
     ClaimStatus,
@@ -34,7 +35,7 @@ from unlearnspec.plan import (
     ReferenceStage,
     UnlearnStage,
 )
-from unlearnspec.report.chain import ChainReport
+from unlearnspec.report.chain import ChainReport, Deciding, RecheckedCheck
 from unlearnspec.report.model import (
     AuditTrail,
     CheckResult,
@@ -58,13 +59,6 @@ from unlearnspec.report.rules import (  # noqa: F401 - the rules are part of thi
     overall,
     report_overall,
 )
-
-REFERENCE_LABELS: dict[str, str] = {
-    "retrain": "retrained reference",
-    "model": "reference model",
-    "holdout": "holdout reference",
-}
-
 
 # --- words ------------------------------------------------------------------------------------------
 
@@ -129,6 +123,53 @@ def where_text(check: CheckResult) -> str:
     if check.decided_on == "served":
         parts.append("as served")
     return ", ".join(parts)
+
+
+def _reference_shown(check: CheckResult) -> float | None:
+    """The reference value a check's gap was measured beside: for a model measured as released (quantized) with the
+    reference quantized alike (``extra["reference_precision"]`` is the check's ``precision``), the quantized
+    reference's (``extra["reference_attacked"]``), not the full-precision one its gap does not involve."""
+    extra = check.extra
+    if "reference_precision" in extra and extra["reference_precision"] == extra.get("precision"):
+        value = extra.get("reference_attacked")
+        return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+    return check.values.reference
+
+
+def deciding(check: CheckResult) -> Deciding:
+    """What decided ``check`` (the chain's re-checks and the card show it): its ``decision`` when it has one (the
+    quantity, its interval and n, the bound on it), else the decided model's value, interval and n against the
+    plan's threshold; never the decided model's interval beside a quantity it did not decide. A decided value
+    without an interval is a test's p-value decided by the test (``by_test``: the catalog's metric is a p-value,
+    forget quality's KS test) or any other value decided on its point value, as a run with intervals off decides
+    (``point_value``); one that is inconclusive for want of an interval says why instead. A decision that records no
+    n (reports before it did) takes the decided model's."""
+    model = check.decided_on
+    own_n = check.n.get(model)
+    d = check.decision
+    if d is None:
+        iv = check.interval.get(model)
+        interval = (iv[0], iv[1]) if iv else None
+    else:
+        interval = d.interval
+    metric = METRICS.get(check.metric)
+    by_test = interval is None and metric is not None and metric.tested and check.status in ("pass", "fail")
+    point_value = interval is None and not by_test and check.status in ("pass", "fail")
+    if d is None:
+        return Deciding(model=model, value=check.value, interval=interval, n=own_n, threshold=check.threshold,
+                        by_test=by_test, point_value=point_value, reference=_reference_shown(check))
+    return Deciding(model=model, quantity=d.quantity, value=d.value, interval=interval, n=d.n or own_n,
+                    threshold=d.threshold, by_test=by_test, point_value=point_value,
+                    why=decision_reason(check.status, d), reference=_reference_shown(check))
+
+
+def rechecked(then: CheckResult | None, now: CheckResult) -> RecheckedCheck:
+    """A chain's re-check row for one check: ``then`` as the earlier request's report has it (``None``: it has no
+    such check), ``now`` computed again on the later model."""
+    return RecheckedCheck(check_id=now.check_id, metric=now.metric, then=then.value if then is not None else None,
+                          now=now.value, status_then=then.status if then is not None else "not_evaluated",
+                          status_now=now.status, deciding_then=deciding(then) if then is not None else None,
+                          deciding_now=deciding(now))
 
 
 def claim_label(claim: str, args: Mapping[str, object]) -> str:

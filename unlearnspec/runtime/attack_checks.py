@@ -168,7 +168,7 @@ class AttackChecks(EvaluatorBase):
         same, e = exact is not e, exact
         return Decision(
             quantity="recovery minus the reference's after the same fine-tune", value=e.value,
-            interval=(e.low, e.high) if self.ctx.intervals else None, threshold=t, n=e.n,
+            interval=(e.low, e.high) if self.ctx.intervals and not e.point else None, threshold=t, n=e.n,
             attainable=attainable,
             how=f"the bound {OP_SYMBOLS[t.op]} {t.value:g} is read as at most {t.value:g} above what the same fine-tune gives "
                 f"{self.reference_name}, {self.reference_never_saw}, and recovers {reference_recovery:.3g}: what the "
@@ -247,8 +247,7 @@ class AttackChecks(EvaluatorBase):
         saved = self.m
         # open weights are run by whoever downloads them, without this system's filter: the released artifact is
         # measured as they get it
-        release = getattr(getattr(getattr(self.ctx.op, "objective", None), "release", None), "mode", None)
-        filtered = bool(check.params.get("served")) and release != "open_weights"
+        filtered = bool(check.params.get("served")) and self.ctx.op.objective.release.mode != "open_weights"
         quant = Measurer("quantized", q.model, self.ctx.unlearned[1], self.ctx.data, self.ctx.stage,
                          guard=self.ctx.guard if filtered else None,
                          refusal_text=self.ctx.refusal_text, fmt=self.ctx.fmt)

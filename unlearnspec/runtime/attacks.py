@@ -60,6 +60,7 @@ from transformers import (
 from transformers.pytorch_utils import Conv1D
 from transformers.trainer_callback import PrinterCallback
 
+from unlearnspec.catalog.vocab import PRECISIONS
 from unlearnspec.records import Record
 from unlearnspec.runtime.evaluation.likelihood import context_length
 from unlearnspec.runtime.lm_training import LabelledExamples
@@ -67,7 +68,6 @@ from unlearnspec.runtime.methods.data import encode_records
 from unlearnspec.runtime.prompting import IGNORE_INDEX, PromptFormat, resolve
 from unlearnspec.runtime.scaling import trainer_batch
 
-PRECISIONS = ("fp32", "bf16", "fp16", "int8", "int4")
 INT4_GROUP_SIZE = 32
 
 

@@ -35,14 +35,15 @@ from unlearnspec.plan import (
 )
 from unlearnspec.report import build_objective_report
 from unlearnspec.report.chain import (
+    RECHECK_REFERENCES,
     ChainReport,
     ChainStep,
     Recheck,
     RecheckedClaim,
     build_chain_report,
-    rechecked,
 )
 from unlearnspec.report.model import CheckResult, ObjectiveReport
+from unlearnspec.report.verdict import rechecked
 from unlearnspec.runtime.pipeline import ObjectiveRun, _stage_of
 from unlearnspec.runtime.rundir import RunDir, RunError, RunState, safe_name
 
@@ -98,7 +99,8 @@ def _recheck(step: ObjectiveRun, earlier: ObjectivePlan, earlier_run: ObjectiveR
                 for c in now.claims],
         # each check with what decided it then and now (the gap to the reference, a worst case, a p-value), not
         # the decided model's raw value beside a status decided on something else
-        checks=[rechecked(then_checks.get(c.check_id), c) for c in now.checks])
+        checks=[rechecked(then_checks.get(c.check_id), c) for c in now.checks],
+        reference=RECHECK_REFERENCES.get(strategy))
 
 
 def _run_chain(plan: Plan, chain: ChainPlan, rd: RunDir, state: RunState, *, quiet: bool,

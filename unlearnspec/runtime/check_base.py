@@ -15,7 +15,7 @@ from unlearnspec.plan import (
     MetricCheck,
 )
 from unlearnspec.report.model import CheckResult, Decision, ModelValue
-from unlearnspec.report.verdict import OP_SYMBOLS
+from unlearnspec.report.verdict import OP_SYMBOLS, REFERENCE_LABELS
 from unlearnspec.runtime.evaluation import intervals
 from unlearnspec.runtime.evaluation.intervals import Estimate
 from unlearnspec.runtime.evaluation.sharding import together
@@ -29,6 +29,10 @@ from unlearnspec.runtime.measure import (
 
 log = logging.getLogger("unlearnspec.run")
 T = TypeVar("T")
+
+
+NO_INTERVAL = ("no confidence interval could be computed for this value (too few items with a value, or resamples "
+               "the statistic cannot compute), so it cannot carry a verdict either way")
 
 
 def same_weights(a: Any, b: Any) -> bool:
@@ -70,7 +74,7 @@ class EvaluatorBase:
     def reference_name(self) -> str:
         """The reference as the report names it: retrained here, or given by the spec (whose never having seen
         the target this run cannot verify)."""
-        return "the retrained reference" if self.ctx.strategy == "retrain" else "the given reference model"
+        return "the " + REFERENCE_LABELS["retrain" if self.ctx.strategy == "retrain" else "model"]
 
     @property
     def reference_never_saw(self) -> str:
@@ -142,15 +146,17 @@ class EvaluatorBase:
             reason, decision = f"the deciding quantity ({decision.quantity}) could not be computed on these items", None
         if reason is not None:
             decision = None
+        elif decision is not None and self.ctx.intervals and decision.interval is None and not decision.no_evidence:
+            # a decision built from a value without an interval (intervals are on, but none could be computed for
+            # it): reported, never decided on
+            decision = decision.model_copy(update={"no_evidence": NO_INTERVAL, "more_items": None})
         elif (decision is None and self.ctx.intervals and check.threshold is not None and decided not in ivs
               and clean.get(decided) is not None):
             # intervals are on, but none could be computed for the value that decides: a point estimate is no
             # evidence either way (FRAMEWORK.md §7), so the check is inconclusive and says why
             decision = Decision(quantity=f"{decided} value", value=float(clean[decided]),  # type: ignore[arg-type]
                                 threshold=check.threshold, n=n.get(decided, 0),
-                                no_evidence="no confidence interval could be computed for this value (too few items "
-                                            "with a value, or resamples the statistic cannot compute), so it cannot "
-                                            "carry a verdict either way",
+                                no_evidence=NO_INTERVAL,
                                 how="a value without an interval is reported, never decided on")
         return CheckResult(check_id=check.id, metric=check.metric, dataset=check.dataset, probe=check.probe,
                            attack=attack, threshold=check.threshold, values=ModelValue(**clean), decided_on=decided,
@@ -186,7 +192,7 @@ class EvaluatorBase:
         same, e = exact is not e, exact
         t = check.threshold
         return Decision(quantity=f"{decided} minus reference (mean over items)", value=e.value,
-                        interval=(e.low, e.high) if self.ctx.intervals else None, threshold=t, n=e.n,
+                        interval=(e.low, e.high) if self.ctx.intervals and not e.point else None, threshold=t, n=e.n,
                         how=f"the bound {OP_SYMBOLS[t.op]} {t.value:g} is read as at most {t.value:g} above "
                             f"{self.reference_name} on the same items, {self.reference_never_saw}: a model never "
                             "trained on the target scores the reference's value" + (self.SAME_WEIGHTS if same else ""),
@@ -225,6 +231,8 @@ class EvaluatorBase:
                 found[k] = e
         if not found:
             return None
+        # a type without an estimate (no item with a value for both models) cannot be shown within the bound
+        missing = [k for k in kinds if k not in found]
         lows, highs = max(e.low for e in found.values()), max(e.high for e in found.values())
         use_iv = self.ctx.intervals and not any(e.point for e in found.values())
         fails = use_iv and not t.holds(lows)
@@ -236,6 +244,8 @@ class EvaluatorBase:
         return Decision(
             quantity=f"{what} (mean over items), worst over item types", value=e.value,
             interval=(lows, highs) if use_iv else None, threshold=t, n=e.n,
+            cannot_pass=(f"{', '.join(missing)} could not be measured, so the worst type is not known to be within "
+                         "the bound" if missing else None),
             how=(f"each item type on its own ({shown}){f', each interval at {each:.2%} (Bonferroni over the types)' if use_iv else ''}; "
                  f"the value and n shown are those of {worst}; "
                  + (f"the bound {OP_SYMBOLS[t.op]} {t.value:g} is read as at most {t.value:g} above {self.reference_name} on "

@@ -93,10 +93,15 @@ class Evaluator(MembershipChecks, AttackChecks):
                 rows = self.m[who].utility(ds).per_record
                 if sorted(rows) != names:
                     continue
+                # the range a drop from the original's utility can take (the other utility anywhere in [0, 1]): a
+                # filter that blocked nothing here, whose drop never moves in a resample, gets the distribution-free
+                # interval over it (intervals.degenerate_interval), not a width of zero and not no interval at all
+                span = (100.0 * (base - 1.0) / base, 100.0)
                 e = intervals.paired_estimate([*(base_rows[c] for c in names), *(rows[c] for c in names)], drop,
                                               confidence=self.ctx.confidence, rng=self.rng(check, who),
-                                              keep_missing=True)
-                if who == "unlearned" and values[who] == 0.0 and self.unlearned_is_original:
+                                              keep_missing=True, span=span)
+                same = self.m[who].model is self.ctx.unlearned[0]  # not a quantized twin's model
+                if who == "unlearned" and values[who] == 0.0 and same and self.unlearned_is_original:
                     # the original's very weights: no drop on any record there is, not only on those measured
                     e = intervals.Estimate(0.0, 0.0, 0.0, n, confidence=self.ctx.confidence)
                 if e is not None:
@@ -176,7 +181,8 @@ class Evaluator(MembershipChecks, AttackChecks):
             findings.append(f"no power: {blind}")
         if t is not None and e_u is not None:
             decision = Decision(quantity="probe accuracy minus the reference's (same items)", value=e_u.value,
-                                interval=(e_u.low, e_u.high) if self.ctx.intervals else None, threshold=t, n=e_u.n,
+                                interval=(e_u.low, e_u.high) if self.ctx.intervals and not e_u.point else None,
+                                threshold=t, n=e_u.n,
                                 how=f"the linear probe's accuracy on the {check.dataset} inputs, unlearned minus "
                                     f"{self.reference_name.removeprefix('the ')}, items paired",
                                 no_evidence=blind,

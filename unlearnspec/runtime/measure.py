@@ -33,6 +33,16 @@ PRIVLEAK_K = 0.4
 """MUSE's PrivLeak uses one attack for both models; open-unlearning's MUSE configs use Min-K% with
 k = 0.4 (``privleak`` below), whatever the evaluate stage's ``mink_fraction`` for membership."""
 
+SCORED_PARTS: likelihood.RecordPart = "both"
+"""What of each record the likelihood pass scores: its document and its answer, each an item of its own type."""
+
+
+def record_of(item_id: str) -> str:
+    """The record an item id belongs to: ``forget[3]`` for ``forget[3]``, ``forget[3]:answer`` and
+    ``forget[3]:paraphrased`` — the items of one record are resampled together."""
+    return item_id.split(":", 1)[0]
+
+
 ITEM_TYPES = ("documents", "qa", "qa_paraphrased")
 """Membership is decided per item type, worst type deciding: documents, question–answer pairs
 (the answer given its question), and the answer given a held-out paraphrase of the question."""
@@ -234,20 +244,27 @@ class Measurer:
 
     def scores(self, dataset: str) -> likelihood.TokenScores:
         return self._memo(("scores", dataset), lambda: likelihood.score_records(  # type: ignore[no-any-return]
-            self.model, self.tokenizer, self.data.get(dataset), batch_size=self.stage.eval_batch_size, fmt=self.fmt))
+            self.model, self.tokenizer, self.data.get(dataset), part=SCORED_PARTS, batch_size=self.stage.eval_batch_size,
+            fmt=self.fmt))
+
+    def _items(self, dataset: str) -> list[tuple[str, str]]:
+        """``(item id, item type)`` of each scored item: ``ds[i]`` for a record's one item, ``ds[i]:answer`` for the
+        answer of a record that also has a document (:func:`record_of` gives the record back)."""
+        records = self.data.get(dataset)
+        return [(f"{dataset}[{i}]" + (":answer" if kind == "qa" and records[i].text else ""),
+                 "documents" if kind == "text" else "qa") for i, kind in likelihood.record_parts(records, SCORED_PARTS)]
 
     def _ids(self, dataset: str) -> list[str]:
-        _, _, index = likelihood.record_texts(self.data.get(dataset))
-        return [f"{dataset}[{i}]" for i in index]
+        return [i for i, _ in self._items(dataset)]
 
     def token_metric(self, dataset: str, metric: str) -> Series:
-        """Per item: a document's tokens, or a question's answer tokens; each value says which (``types``)."""
+        """Per item: a document's tokens, or a question's answer tokens; each value says which (``types``), and a
+        record's two items are resampled together (``groups``)."""
         s = self.scores(dataset)
         vals = s.exact_memorisation() if metric == "exact_memorisation" else s.extraction_strength()
-        records = self.data.get(dataset)
-        _, _, index = likelihood.record_texts(records)
-        types = ["documents" if records[i].text else "qa" for i in index]
-        return Series(self._ids(dataset), [float(x) for x in vals], types=types)
+        items = self._items(dataset)
+        ids = [i for i, _ in items]
+        return Series(ids, [float(x) for x in vals], groups=[record_of(i) for i in ids], types=[t for _, t in items])
 
     def paraphrase_scores(self, dataset: str) -> tuple[list[str], likelihood.TokenScores | None]:
         """The gold answer given the first held-out paraphrase of each QA record's question."""
@@ -266,13 +283,12 @@ class Measurer:
     def typed_attack_scores(self, dataset: str, k: float) -> dict[str, tuple[list[str], dict[str, Any]]]:
         """Per item type (:data:`ITEM_TYPES`): the item ids and every attack's per-item score."""
         def compute() -> dict[str, tuple[list[str], dict[str, Any]]]:
-            records = self.data.get(dataset)
             sc = self.scores(dataset)
-            _, _, index = likelihood.record_texts(records)
-            ids = self._ids(dataset)
-            is_doc = np.array([bool(records[i].text) for i in index], dtype=bool)
+            items = self._items(dataset)
+            ids = [i for i, _ in items]
+            is_doc = np.array([t == "documents" for _, t in items], dtype=bool)
             out: dict[str, tuple[list[str], dict[str, Any]]] = {}
-            if len(index):
+            if items:
                 allscores = {a: fn(sc, k) for a, (fn, _) in mia.ATTACKS.items()}
                 for name, mask in (("documents", is_doc), ("qa", ~is_doc)):
                     if mask.any():
@@ -285,9 +301,6 @@ class Measurer:
 
         return self._memo(("typed", dataset, str(k)), compute)  # type: ignore[no-any-return]
 
-    def membership(self, dataset: str) -> dict[str, mia.MIAResult]:
-        return self._memo(("mia", dataset), lambda: mia.membership_inference(  # type: ignore[no-any-return]
-            self.scores(dataset), self.scores("holdout"), k=self.stage.mink_fraction))
 
     def answer_stats(self, dataset: str) -> metrics.AnswerStatistics:
         return self._memo(("stats", dataset), lambda: metrics.answer_statistics(  # type: ignore[no-any-return]

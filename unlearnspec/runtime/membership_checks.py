@@ -26,6 +26,7 @@ from unlearnspec.runtime.measure import (
     Series,
     _point_est,
     muse_privleak,
+    record_of,
 )
 
 log = logging.getLogger("unlearnspec.run")
@@ -78,7 +79,7 @@ class MembershipChecks(EvaluatorBase):
         if use_iv:
             # a question and its paraphrase are one record: their types are resampled by record, together
             def record_keys(t: str, side: str) -> tuple[str, ...]:
-                return tuple(i.removesuffix(":paraphrased") for i in sc[decided][side][t][0])
+                return tuple(record_of(i) for i in sc[decided][side][t][0])
 
             records = {t: (record_keys(t, "member"), record_keys(t, "non")) for t in types}
             joint, each = joint_intervals.joint_gap_estimates(
@@ -228,7 +229,7 @@ class MembershipChecks(EvaluatorBase):
             return np.asarray(sc[who][side][t][1][PRIVLEAK_ATTACK], dtype=np.float64)
 
         def records(t: str, side: str) -> list[str]:  # the record behind each item: a paraphrase is its question's
-            return [i.removesuffix(":paraphrased") for i in sc["unlearned"][side][t][0]]
+            return [record_of(i) for i in sc["unlearned"][side][t][0]]
 
         present = [t for t in ITEM_TYPES if t in sc["unlearned"]["member"] and t in sc["unlearned"]["non"]]
         types = [t for t in present if min(len(set(records(t, "member"))), len(set(records(t, "non")))) >= 2]
@@ -261,10 +262,11 @@ class MembershipChecks(EvaluatorBase):
         if not mine:
             return self._missing(check, "PrivLeak has no bounded interval on any item type at this size (the "
                                         "reference's AUC may reach 1, where PrivLeak divides by 0)")
-        unbounded = [t for t in types if t not in mine]
+        # a type too small to measure (one record on a side) or without a bounded interval is one the check cannot
+        # show within the bound: it can fail on the others, never pass
+        unbounded = [t for t in present if t not in mine]
         mags = {t: intervals.abs_interval(e.low, e.high) for t, e in mine.items()}  # type: ignore[union-attr]
         dec_low, dec_high = max(lo for lo, _ in mags.values()), max(hi for _, hi in mags.values())
-        worst = max(abs(e.value) for e in mine.values())  # type: ignore[union-attr]
         t_bound = check.threshold
         # the type shown as deciding: the one furthest beyond the bound when one is wholly beyond it, else the one
         # coming closest to it (the one keeping the check from passing when it is inconclusive)
@@ -285,16 +287,17 @@ class MembershipChecks(EvaluatorBase):
         if t_bound is not None:
             shown = ", ".join(f"{t.replace('_', ' ')} {mine[t].value:.3g}" for t in mine)  # type: ignore[union-attr]
             decision = Decision(
-                quantity="worst |PrivLeak| over item types (percent)", value=worst,
+                quantity="worst |PrivLeak| over item types (percent)", value=abs(e_u.value),
                 interval=(dec_low, dec_high) if use_iv else None, threshold=t_bound, n=e_u.n,
                 cannot_pass=(f"PrivLeak on {', '.join(t.replace('_', ' ') for t in unbounded)} has no bounded interval "
                              "at this size (the reference's AUC may reach 1, where PrivLeak divides by 0), so that type "
                              "cannot be shown within the bound" if unbounded else None),
                 how="MUSE PrivLeak bounded by magnitude: a leak (negative) and over-unlearning (positive) both fail; "
-                    f"the worst item type decides ({shown})"
+                    f"the worst item type decides ({shown}); the value and n are {wt.replace('_', ' ')}'s, the type "
+                    "the outcome rests on"
                     + (f"; each of the {len(mine)} types has its interval at {each:.2%} (Bonferroni), so that all of "
                        f"them hold together at {conf:.0%}" if use_iv and len(mine) > 1 else ""),
-                more_items=intervals.items_to_settle(e_u.n, dec_low, dec_high, worst, t_bound.value))
+                more_items=intervals.items_to_settle(e_u.n, dec_low, dec_high, abs(e_u.value), t_bound.value))
         findings = []
         if t_bound is not None:
             for t, e in mine.items():
@@ -401,7 +404,7 @@ class MembershipChecks(EvaluatorBase):
                          "passing side is no evidence that unlearning removed what it holds")
             sizes = f"{r_u.n} vs {r_u.n_other} items" if r_u is not None else "these items"
             interval = (r_u.low, r_u.high) if r_u is not None else None
-            rejects = interval is not None and not t.holds(pv)
+            rejects = interval is not None and t.op in (">=", ">") and not t.holds(pv)
             control = (f"; the test tells the original model from the reference (p = {float(po):.3g}), so it can "
                        "detect a model that holds the target" if po is not None and not blind else "")
             decision = Decision(
@@ -411,7 +414,8 @@ class MembershipChecks(EvaluatorBase):
                      f"it passes only when its whole {conf:.0%} bootstrap interval"
                      f"{' (questions resampled in pairs)' if has_ref else ''} lies at or above {t.value:g}, since "
                      "a test that finds no difference is not evidence that there is none" if interval is not None
-                     else f"decided by the test at level {t.value:g} on {sizes} (intervals are off)")
+                     else f"decided by the test at level {t.value:g} on {sizes}"
+                     + (" (intervals are off)" if not self.ctx.intervals else ""))
                 + control
                 + (f"; at this size the p-value can go as low as {r_u.min_pvalue:.3g}" if r_u is not None else ""),
                 # no "items that would settle it": a p-value does not narrow around a fixed value as items are

@@ -98,17 +98,21 @@ class ShardingChoice:
     device_memory: int | None  # bytes available per device, as seen at run time (None: unknown)
 
 
-def training_bytes(n_params: int, precision: str, adapter: str, trainable: int | None = None) -> int:
+def training_bytes(n_params: int, precision: str, adapter: str, trainable: int | None = None,
+                   frozen: int = 0) -> int:
     """Estimated bytes of weights, gradients and AdamW state for full fine-tuning or LoRA.
 
     Weights: 2 bytes a parameter in bf16/fp16, 4 in fp32. Each *trained* parameter also has a gradient
-    (same width), two fp32 Adam moments (8 bytes) and, in mixed precision, an fp32 master copy (4). LoRA
-    trains ``trainable`` parameters (default: 1% of the model, a rank-16 adapter on the attention and
-    MLP projections of a 7B model is about 0.6%)."""
+    (same width), two fp32 Adam moments (8 bytes) and, in mixed precision, an fp32 master copy (4).
+    ``trainable``: the parameters that train, when known (RMU's full fine-tuning trains a few MLP
+    projections); otherwise every parameter with full fine-tuning and 1% of the model with LoRA (a rank-16
+    adapter on the attention and MLP projections of a 7B model is about 0.6%). ``frozen``: parameters of
+    which a second, untrained copy is held (RMU's original values of what it trains, its retain target),
+    sharded like the weights under FSDP."""
     width = 2 if precision in ("bf16", "fp16") else 4
-    trained = n_params if adapter == "full" else (trainable if trainable is not None else n_params // 100)
+    trained = trainable if trainable is not None else (n_params if adapter == "full" else n_params // 100)
     master = 4 if width == 2 else 0
-    return n_params * width + trained * (width + _ADAM_STATE_BYTES + master)
+    return (n_params + frozen) * width + trained * (width + _ADAM_STATE_BYTES + master)
 
 
 def device_memory() -> int | None:
@@ -128,10 +132,11 @@ def device_memory() -> int | None:
 
 
 def choose_sharding(n_params: int, precision: str, adapter: str, processes: int, memory: int | None, *,
-                    trainable: int | None = None, override: str | None = None) -> ShardingChoice:
+                    trainable: int | None = None, frozen: int = 0, override: str | None = None) -> ShardingChoice:
     """DDP while a full replica fits ``_HEADROOM`` of the device memory, FSDP when it does not (or when
-    ``override`` — ``UNLEARNSPEC_SHARDING`` — says so). One process never shards."""
-    need = training_bytes(n_params, precision, adapter, trainable)
+    ``override`` — ``UNLEARNSPEC_SHARDING`` — says so). One process never shards. ``trainable`` and
+    ``frozen``: :func:`training_bytes`."""
+    need = training_bytes(n_params, precision, adapter, trainable, frozen)
     gib = 1024 ** 3
     if processes <= 1:
         return ShardingChoice("single", "one process", need, memory)
@@ -239,11 +244,13 @@ def unsharded_model(trained: Any, state: dict[str, Any]) -> Any:
 
 
 def trainer_batch(batch_size: int, accumulation: int, *, model: Any = None, precision: str = "fp32",
-                  adapter: str = "full") -> tuple[dict[str, Any], EffectiveBatch]:
+                  adapter: str = "full", trainable: int | None = None,
+                  frozen: int = 0) -> tuple[dict[str, Any], EffectiveBatch]:
     """``TrainingArguments`` keywords for the plan's batch on this launch, and the effective batch.
 
     One process: the plan's numbers as they are. Several: accelerate splits each loader batch across
-    the processes (``split_batches``), and, given the model, DDP or FSDP is chosen by :func:`choose_sharding`."""
+    the processes (``split_batches``), and, given the model, DDP or FSDP is chosen by :func:`choose_sharding`
+    (``trainable``, ``frozen``: what the method trains and keeps a copy of, :func:`training_bytes`)."""
     processes = world_size()
     eb = effective_batch(batch_size, accumulation, processes)
     kw: dict[str, Any] = {"per_device_train_batch_size": eb.loader_batch,
@@ -253,8 +260,8 @@ def trainer_batch(batch_size: int, accumulation: int, *, model: Any = None, prec
         strategy, reason = "ddp", "several processes"
         if model is not None:
             n_params = sum(int(p.numel()) for p in model.parameters())
-            choice = choose_sharding(n_params, precision, adapter, processes, device_memory(),
-                                     override=os.environ.get("UNLEARNSPEC_SHARDING"))
+            choice = choose_sharding(n_params, precision, adapter, processes, device_memory(), trainable=trainable,
+                                     frozen=frozen, override=os.environ.get("UNLEARNSPEC_SHARDING"))
             strategy, reason = choice.strategy, choice.reason
             if strategy == "fsdp" and not fsdp_available():
                 strategy, reason = "ddp", f"{reason}; but FSDP needs an accelerator ({FSDP_ON_CPU}): ran DDP"

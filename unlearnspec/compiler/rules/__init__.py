@@ -14,6 +14,7 @@ from unlearnspec.compiler.rules import (
            evidence,
            goals,
            governance,
+           knobs,
            methods,
            power,
            release,
@@ -24,4 +25,4 @@ from unlearnspec.compiler.rules.base import AFFECTS, Rule, RuleContext, register
 RULES: tuple[Rule, ...] = registered_rules()
 
 __all__ = ["AFFECTS", "RULES", "Rule", "RuleContext", "chains", "claims", "data", "evidence", "goals", "governance",
-           "methods", "power", "release", "side_effects"]
+           "knobs", "methods", "power", "release", "side_effects"]

@@ -326,40 +326,54 @@ def score_texts(model: Any, tokenizer: PreTrainedTokenizerBase, texts: Sequence[
                        correct=correct, n_tokens=counts, mask=np.arange(width)[None, :] < counts[:, None])
 
 
-RecordPart = Literal["auto", "text", "qa"]
+RecordPart = Literal["auto", "text", "qa", "both"]
+
+
+def record_parts(records: Sequence[Record], part: RecordPart = "auto") -> list[tuple[int, str]]:
+    """The items a dataset of records is scored on, as ``(record index, "text" | "qa")``.
+
+    ``"text"``: each record's document; ``"qa"``: each QA record's answer given its question; ``"auto"``:
+    the document when the record has one, else its QA answer; ``"both"``: a record's document and its
+    answer, each an item (two for a record that has both: they are different item types, FRAMEWORK.md §7).
+    Records without the requested part are skipped."""
+    out: list[tuple[int, str]] = []
+    for i, r in enumerate(records):
+        has_text, has_qa = bool(r.text), r.is_qa
+        if has_text and part in ("auto", "text", "both"):
+            out.append((i, "text"))
+        if has_qa and (part in ("qa", "both") or (part == "auto" and not has_text)):
+            out.append((i, "qa"))
+    return out
 
 
 def record_texts(records: Sequence[Record], part: RecordPart = "auto", *, fmt: PromptFormat = PLAIN,
                  tokenizer: Any = None) -> tuple[list[str], list[str], list[int]]:
-    """The ``(texts, prompt_texts, record_indices)`` a dataset of records is scored on.
-
-    ``"text"``: each record's document, all of it scored; ``"qa"``: each QA record's answer given
-    its question (:meth:`PromptFormat.qa_text`: ``format_qa`` text and ``format_prompt`` prompt in the
-    plain format, the chat template's prompt and the answer with its end-of-turn token in the chat
-    format, which needs ``tokenizer``); ``"auto"``: the document when the record has one, else its QA
-    answer. Records without the requested part are skipped, which is why the record index of each
-    item is returned."""
+    """The ``(texts, prompt_texts, record_indices)`` the items of :func:`record_parts` are scored on: a
+    document all of it; a QA answer given its question (:meth:`PromptFormat.qa_text`: ``format_qa`` text and
+    ``format_prompt`` prompt in the plain format, the chat template's prompt and the answer with its
+    end-of-turn token in the chat format, which needs ``tokenizer``). The record index of each item is
+    returned because records without the part are skipped."""
     texts: list[str] = []
     prompts: list[str] = []
     index: list[int] = []
-    for i, r in enumerate(records):
-        if r.text and part in ("auto", "text"):
+    for i, kind in record_parts(records, part):
+        r = records[i]
+        if kind == "text":
+            assert r.text is not None
             texts.append(r.text)
             prompts.append("")
-        elif r.is_qa and part in ("auto", "qa"):
+        else:
             assert r.question is not None and r.answer is not None
             prompt, text = fmt.qa_text(tokenizer, r.question, r.answer)
             texts.append(text)
             prompts.append(prompt)
-        else:
-            continue
         index.append(i)
     return texts, prompts, index
 
 
 def score_records(model: Any, tokenizer: PreTrainedTokenizerBase, records: Sequence[Record], *,
                   part: RecordPart = "auto", batch_size: int = 32, fmt: PromptFormat | None = None) -> TokenScores:
-    """:func:`score_texts` over :func:`record_texts` (one item per record that has ``part``)."""
+    """:func:`score_texts` over :func:`record_texts` (the items of :func:`record_parts`)."""
     fmt = resolve(fmt, tokenizer)
     texts, prompts, _ = record_texts(records, part, fmt=fmt, tokenizer=tokenizer)
     return score_texts(model, tokenizer, texts, prompt_texts=prompts, batch_size=batch_size, fmt=fmt)

@@ -12,7 +12,6 @@ one you still need as the original.
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import time
@@ -54,7 +53,14 @@ from unlearnspec.runtime.methods.data import (
     encode_refusals,
 )
 from unlearnspec.runtime.methods.guard import OutputGuard
-from unlearnspec.runtime.methods.rmu import RMUTrainer, control_vector, resolve_layer
+from unlearnspec.runtime.methods.rmu import (
+    RMUTrainer,
+    control_vector,
+    original_weights,
+    resolve_layer,
+    train_only,
+    trained_modules,
+)
 from unlearnspec.runtime.prompting import PromptFormat
 from unlearnspec.runtime.prompting import resolve as resolve_format
 from unlearnspec.runtime.scaling import full_state_dict, trainer_batch, unsharded_model
@@ -103,12 +109,14 @@ METHODS: dict[str, MethodSpec] = {name: MethodSpec(m, TRAINERS[name]) for name, 
 _LLAMA_LIKE = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
-def lora_config(stage: UnlearnStage, model: Any) -> Any:
-    """peft ``LoraConfig`` from the stage: attention and MLP projections of the architecture.
+def lora_config(stage: UnlearnStage, model: Any, modules: Sequence[str] | None = None) -> Any:
+    """peft ``LoraConfig`` from the stage: attention and MLP projections of the architecture, or ``modules``
+    (full module names: RMU's, ``rmu.trained_modules``).
 
     GPT-2 keeps its projections in ``Conv1D`` layers with transposed weights, hence
-    ``fan_in_fan_out=True``; Llama-like models use the usual ``*_proj`` names; anything else gets
-    peft's ``all-linear`` (every linear layer but the output head).
+    ``fan_in_fan_out=True``; a model with every one of Llama's seven ``*_proj`` names gets those; anything
+    else (OPT's ``fc1``/``fc2``, Phi's ``dense``, GPT-J's ``fc_in``/``fc_out`` beside their ``q_proj``) gets
+    peft's ``all-linear`` (every linear layer but the output head), so its MLP is adapted too.
     """
     from peft import LoraConfig, TaskType
 
@@ -117,12 +125,15 @@ def lora_config(stage: UnlearnStage, model: Any) -> Any:
     model_type = getattr(model.config, "model_type", "")
     fan_in_fan_out = model_type == "gpt2"
     targets: list[str] | str
-    if lc and lc.target_modules:
+    names = [n for n, _ in model.named_modules()]
+    if modules is not None:
+        targets = list(modules)
+    elif lc and lc.target_modules:
         targets = list(lc.target_modules)
     elif model_type == "gpt2":
         targets = ["c_attn", "c_proj", "c_fc"]
-    elif any(name.endswith(".q_proj") for name, _ in model.named_modules()):
-        targets = [t for t in _LLAMA_LIKE if any(n.endswith("." + t) for n, _ in model.named_modules())]
+    elif all(any(n.endswith("." + t) for n in names) for t in _LLAMA_LIKE):
+        targets = list(_LLAMA_LIKE)
     else:
         targets = "all-linear"
     return LoraConfig(task_type=TaskType.CAUSAL_LM, r=rank, lora_alpha=alpha, lora_dropout=dropout,
@@ -135,8 +146,8 @@ def training_arguments(stage: UnlearnStage, out_dir: Path, *, save_steps: int = 
 
     A constant learning rate: the plan fixes the rate and the step budget, and a decaying schedule
     would make the effective step size depend on ``max_steps`` (and the stopping rule cuts runs short).
-    Under DDP only RMU leaves parameters without gradient (the blocks above its layer), so only RMU
-    pays for DDP's search for unused parameters.
+    Every trained parameter gets a gradient at every step (RMU trains only blocks at or below the one it
+    steers), so DDP does not search for unused parameters.
     """
     from transformers import TrainingArguments
 
@@ -163,16 +174,16 @@ def training_arguments(stage: UnlearnStage, out_dir: Path, *, save_steps: int = 
         save_total_limit=2,
         remove_unused_columns=False,
         dataloader_num_workers=0,
-        ddp_find_unused_parameters=stage.method == "rmu",
+        ddp_find_unused_parameters=False,
     )
 
 
-def _resume_point(value: str | bool | None, checkpoints: Path) -> str | None:
+def _resume_point(value: str | bool | None, checkpoints: Path, processes: int = 1) -> str | None:
     """``True`` resumes from the newest *complete* checkpoint if there is one (else starts fresh)."""
     if value is None or value is False:
         return None
     if value is True:
-        return last_usable_checkpoint(checkpoints)
+        return last_usable_checkpoint(checkpoints, processes=processes)
     return str(value)
 
 
@@ -268,8 +279,27 @@ def unlearn(stage: UnlearnStage, model: Any, tokenizer: Any, forget: Sequence[Re
 
     t0 = time.perf_counter()
     set_seed(stage.seed)
+    use_retain = spec.retain != "unused" and stage.retain_weight > 0 and bool(retain)
+
+    # RMU trains blocks ℓ−2..ℓ only (rmu.py): chosen before the memory estimate, which counts what trains
+    method_kwargs: dict[str, Any] = {}
+    rmu_modules: list[str] | None = None
+    trainable: int | None = None
+    frozen = 0
+    if stage.method == "rmu":
+        layer = resolve_layer(model, stage.rmu_layer)
+        rmu_modules = trained_modules(model, layer, only=(stage.lora.target_modules or []) if stage.lora else [])
+        method_kwargs = {"layer": layer, "control": control_vector(int(model.config.hidden_size),
+                                                                   stage.rmu_steering_coeff, stage.seed)}
+        if stage.adapter == "full":
+            trainable = train_only(model, rmu_modules)
+            if use_retain:  # the retain target's weights: the trained parameters' original values
+                method_kwargs["originals"] = original_weights(model, rmu_modules)
+                frozen = sum(int(v.numel()) for v in method_kwargs["originals"].values())
+        log.info("rmu: steering block %d, training %s", layer, ", ".join(rmu_modules))
     batch_kw, batch = trainer_batch(stage.batch_size, stage.gradient_accumulation_steps, model=model,
-                                    precision=stage.train_precision, adapter=stage.adapter)
+                                    precision=stage.train_precision, adapter=stage.adapter,
+                                    trainable=trainable, frozen=frozen)
     args = training_arguments(stage, out, save_steps=save_steps, disable_tqdm=quiet, batch=batch_kw)
     log.info("batch: %d examples a step = %d process(es) x %d x %d accumulation (%s)", batch.global_batch,
              batch.processes, batch.micro_batch, batch.accumulation, batch.sharding)
@@ -282,7 +312,6 @@ def unlearn(stage: UnlearnStage, model: Any, tokenizer: Any, forget: Sequence[Re
     forget_eval = encode_records(forget, tokenizer, max_length, fmt=fmt)
     forget_train = (encode_refusals(forget, tokenizer, stage.refusal_text, max_length, fmt=fmt)
                     if stage.method == "refusal" else forget_eval)
-    use_retain = spec.retain != "unused" and stage.retain_weight > 0
     retain_ex = encode_records(retain, tokenizer, max_length, fmt=fmt) if use_retain else []
     if spec.retain == "required" and not retain_ex:
         raise ValueError(f"method `{stage.method}` needs retain data (and retain_weight > 0)")
@@ -304,31 +333,24 @@ def unlearn(stage: UnlearnStage, model: Any, tokenizer: Any, forget: Sequence[Re
         else:
             note = "no holdout data: the holdout_loss stopping rule could not apply; ran the fixed step budget"
 
-    method_kwargs: dict[str, Any] = {}
-    if stage.method == "rmu":
-        layer = resolve_layer(model, stage.rmu_layer)
-        method_kwargs = {"layer": layer, "control": control_vector(int(model.config.hidden_size),
-                                                                   stage.rmu_steering_coeff, stage.seed)}
-        if stage.adapter == "full" and use_retain and retain_ex:
-            method_kwargs["frozen"] = copy.deepcopy(model)  # +1× weights; see rmu.py
-
     if stage.adapter == "lora":
         from peft import get_peft_model
 
         set_seed(stage.seed)  # LoRA's A matrices are drawn from the global RNG
-        model = get_peft_model(model, lora_config(stage, model))
+        model = get_peft_model(model, lora_config(stage, model, rmu_modules))
 
     dataset = ForgetRetainDataset(forget_train, retain_ex, seed=stage.seed, extra=extra)
     trainer = spec.trainer(
         model=model, args=args, train_dataset=dataset, data_collator=ForgetRetainCollator(pad_id),
         processing_class=tokenizer, callbacks=[EpochCallback(dataset), LogToLogging(), *trainer_cb, *callbacks],
         stage=stage, **method_kwargs)
+    method_kwargs.clear()  # the trainer holds what it needs (RMU's original weights: moved to the device once)
     trainer.remove_callback(PrinterCallback)
     if trainer.pop_callback(ProgressCallback) is not None:  # present unless quiet
         trainer.add_callback(StepBar())
     if trainer.is_world_process_zero():
         clear_staging(Path(args.output_dir))  # a save a kill interrupted: never resumed from
-    resume = _resume_point(resume_from_checkpoint, Path(args.output_dir))
+    resume = _resume_point(resume_from_checkpoint, Path(args.output_dir), batch.processes)
     if resume:
         log.info("resuming %s from %s", stage.method, resume)
     try:
@@ -353,6 +375,8 @@ def unlearn(stage: UnlearnStage, model: Any, tokenizer: Any, forget: Sequence[Re
         trainer.accelerator.wait_for_everyone()
         if main or not sharded:  # a helper rank's FSDP shards are discarded: it loads what the main process saved
             model = model.merge_and_unload()
+    if trainable is not None:  # RMU froze all but a few modules for training; the model is handed back whole
+        model.requires_grad_(True)
     model.eval()
 
     steps = int(trainer.state.global_step)

@@ -75,30 +75,45 @@ class UnlearnResult:
 
 
 @torch.no_grad()
-def score_examples(model: Any, examples: Sequence[Example], pad_token_id: int, batch_size: int = 32,
-                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def score_examples(model: Any, examples: Sequence[Example], pad_token_id: int, batch_size: int = 32, *,
+                   passes: int = 0, filler: Example | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(nll, logp, n_tokens)`` per example (CPU tensors), in one batched no-grad pass.
 
     Used before training for NPO's reference log-likelihoods and the holdout baseline, and during
-    training by the stopping rule; the model's train/eval mode is restored afterwards.
+    training by the stopping rule; the model's train/eval mode is restored afterwards. ``passes``: run at
+    least that many forward passes, the ones beyond the examples' batches on ``filler`` alone with the
+    result discarded — under FSDP every forward pass is a collective call (each unit's weights are gathered
+    from all ranks), so every rank must make as many as the others.
     """
-    if not examples:
-        empty = torch.zeros(0)
-        return empty, empty, empty
-    device = next(model.parameters()).device
+    device = _device(model)
     was_training = model.training
     model.eval()
     nll, logp, n = [], [], []
     try:
+        done = 0
         for ids, mask, labels in batches(examples, batch_size, pad_token_id):
             logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
             lp, cnt = sequence_logprob(logits, labels.to(device))
             logp.append(lp.cpu())
             n.append(cnt.cpu())
             nll.append((-lp / cnt.clamp(min=1)).cpu())
+            done += 1
+        for _ in range(done, passes):
+            assert filler is not None, "padding forward passes need a filler example"
+            model(input_ids=torch.tensor([filler.input_ids], device=device))
     finally:
         model.train(was_training)
+    if not nll:
+        empty = torch.zeros(0)
+        return empty, empty, empty
     return torch.cat(nll), torch.cat(logp), torch.cat(n).float()
+
+
+def _device(model: Any) -> torch.device:
+    """Where the model's inputs go: its (first) parameter's device; under FSDP, the device of this rank's shard."""
+    p = next(model.parameters())
+    to_local = getattr(p, "to_local", None)
+    return to_local().device if callable(to_local) else p.device
 
 
 def mean_nll(model: Any, examples: Sequence[Example], pad_token_id: int, batch_size: int = 32) -> float:
@@ -312,7 +327,10 @@ class HoldoutStopping(TrainerCallback):
     data the original model never saw (times ``ratio``).
 
     Every ``check_every`` steps each rank scores its shard of the forget examples and the sums are
-    reduced across ranks, so every rank takes the same decision on the same number.
+    reduced across ranks, so every rank takes the same decision on the same number. Every rank makes as
+    many forward passes as the rank with the largest shard (padding with a discarded pass where its own
+    shard has fewer batches, or none): under FSDP a forward pass is a collective call, and a rank that
+    made fewer would leave the others waiting forever.
     """
 
     def __init__(self, rule: StoppingRule, forget: Sequence[Example], holdout_nll: float, pad_token_id: int,
@@ -347,15 +365,17 @@ class HoldoutStopping(TrainerCallback):
                     **kwargs: Any) -> None:
         if state.global_step % max(1, self.rule.check_every) != 0:
             return
-        from accelerate.utils import reduce
-
         model = kwargs["model"]
-        shard = self.forget[args.process_index::max(1, args.world_size)]
-        nll = score_examples(model, shard, self.pad_token_id, self.batch_size)[0]
-        device = next(model.parameters()).device
+        world = max(1, args.world_size)
+        shard = self.forget[args.process_index::world]
+        # the same number of forward passes on every rank (FSDP's are collective): the largest shard's batches
+        passes = math.ceil(math.ceil(len(self.forget) / world) / max(1, self.batch_size))
+        nll = score_examples(model, shard, self.pad_token_id, self.batch_size, passes=passes,
+                             filler=self.forget[0])[0]
+        device = _device(model)
         totals = torch.tensor([float(nll.sum()), float(len(shard))], dtype=torch.float64, device=device)
-        if args.world_size > 1:
-            totals = reduce(totals, reduction="sum")
+        if world > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.all_reduce(totals)  # a sum over the ranks
         forget_nll = float(totals[0] / totals[1].clamp(min=1))
         ratio = forget_nll / self.holdout_nll if self.holdout_nll > 0 else math.inf
         state.log_history.append({"step": state.global_step, "forget_nll": forget_nll,

@@ -9,8 +9,14 @@ save are removed when training starts again.
 
 :func:`last_usable_checkpoint` still checks what it picks (a checkpoint written by an older version, a
 damaged disk): a checkpoint needs a readable ``trainer_state.json`` at its own step, readable model
-weights and the optimizer state, else the next older one is taken, and with none the stage restarts
-from step 0. Standard library and safetensors' header reader only.
+weights, the optimizer state, the learning-rate scheduler's state (``scheduler.pt``: the Trainer loads the
+optimizer state only when it is there, so without it the run would go on with fresh AdamW moments and
+say nothing) and the RNG state of every process of this launch (``rng_state.pth`` for one process,
+``rng_state_K.pth`` for each rank K of several: the Trainer, missing one, goes on with that rank's
+current random state and only logs it); else the next older one is taken, and with none the stage
+restarts from step 0. A checkpoint written by another process count has the other count's RNG files,
+so it is not resumed either: its numbers would not be an uninterrupted run's. Standard library and
+safetensors' header reader only.
 
 Two layouts are resumable. A single process or DDP: the Trainer's ``optimizer.pt`` beside the
 safetensors weights. FSDP (runtime/scaling.py asks for ``FULL_STATE_DICT``): accelerate's
@@ -42,6 +48,12 @@ WEIGHTS = ("model.safetensors", "adapter_model.safetensors")
 OPTIMIZER_FILES = ("optimizer.pt", "optimizer.bin")
 OPTIMIZER_DCP = "optimizer_0"
 FSDP_WEIGHTS, FSDP_WEIGHTS_DCP = "pytorch_model_fsdp.bin", "pytorch_model_fsdp_0"
+SCHEDULER = "scheduler.pt"  # transformers' SCHEDULER_NAME, written by the main process beside the optimizer state
+
+
+def rng_files(processes: int) -> list[str]:
+    """The RNG state files the Trainer writes (and reads back) for a launch of ``processes`` processes."""
+    return ["rng_state.pth"] if processes <= 1 else [f"rng_state_{k}.pth" for k in range(processes)]
 
 
 def fsync_tree(root: Path) -> None:
@@ -82,8 +94,9 @@ def clear_staging(checkpoints: Path) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def problem(checkpoint: Path) -> str | None:
-    """Why ``checkpoint`` cannot be resumed from, or ``None`` when it is complete."""
+def problem(checkpoint: Path, processes: int = 1) -> str | None:
+    """Why ``checkpoint`` cannot be resumed from by a launch of ``processes`` processes, or ``None`` when it is
+    complete."""
     m = _CHECKPOINT.match(checkpoint.name)
     if m is None:
         return "not a checkpoint folder"
@@ -111,6 +124,12 @@ def problem(checkpoint: Path) -> str | None:
             return "incomplete optimizer state"
     else:
         return "no optimizer state"
+    if not _torch_file_ok(checkpoint / SCHEDULER):
+        return f"no readable {SCHEDULER} (the Trainer would resume without the optimizer state)"
+    missing = [f for f in rng_files(processes) if not _torch_file_ok(checkpoint / f)]
+    if missing:
+        return (f"no readable RNG state {', '.join(missing)} for {processes} process(es) (damaged, or written by "
+                "another process count)")
     return None
 
 
@@ -130,8 +149,9 @@ def _dcp_ok(folder: Path) -> bool:
         return False
 
 
-def last_usable_checkpoint(checkpoints: Path) -> str | None:
-    """The newest complete checkpoint under ``checkpoints`` (logged), skipping unusable ones (logged)."""
+def last_usable_checkpoint(checkpoints: Path, processes: int = 1) -> str | None:
+    """The newest complete checkpoint under ``checkpoints`` for a launch of ``processes`` processes (logged),
+    skipping unusable ones (logged)."""
     if not checkpoints.is_dir():
         return None
     found = []
@@ -140,7 +160,7 @@ def last_usable_checkpoint(checkpoints: Path) -> str | None:
         if m is not None and p.is_dir():
             found.append((int(m.group(1)), p))
     for _step, p in sorted(found, reverse=True):
-        why = problem(p)
+        why = problem(p, processes)
         if why is None:
             log.info("resuming from %s, the last complete checkpoint", p.name)
             return str(p)

@@ -81,14 +81,17 @@ def simnpo_loss(logp: torch.Tensor, n_tokens: torch.Tensor, beta: float, gamma: 
 
 
 def masked_mse(x: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean squared error over the positions where ``mask`` holds (``x``: ``[B, T, H]``, mask ``[B, T]``).
+    """Mean squared error over the positions where ``mask`` holds (``x``: ``[B, T, H]``, mask ``[B, T]``):
+    per sequence the mean over its positions and hidden units, then the mean over the batch.
 
-    Averaged over positions and hidden units, like ``F.mse_loss`` on the unmasked positions only,
-    so padding never pulls activations anywhere.
+    Padding never pulls activations anywhere, and, as everywhere in this module, long and short sequences
+    weigh the same; so the loss of a batch is the mean of the losses of any split of it into equal parts,
+    which is what lets a batch split across processes (DDP averages the parts) give one process's loss. A
+    sequence with no position in ``mask`` contributes 0.
     """
-    m = mask.to(x.dtype).unsqueeze(-1)
-    sq = (x.float() - target.float()) ** 2 * m
-    return sq.sum() / (m.sum() * x.shape[-1]).clamp(min=1)
+    m = mask.to(torch.float32)
+    sq = ((x.float() - target.float()) ** 2).mean(-1) * m
+    return (sq.sum(-1) / m.sum(-1).clamp(min=1)).mean()
 
 
 def rmu_loss(forget_hidden: torch.Tensor, forget_mask: torch.Tensor, control: torch.Tensor,
@@ -97,9 +100,10 @@ def rmu_loss(forget_hidden: torch.Tensor, forget_mask: torch.Tensor, control: to
                                                                                      torch.Tensor]:
     """RMU (Li et al. 2024, WMDP, arXiv:2403.03218) at one layer.
 
-    Forget term: MSE between the forget tokens' activations and the fixed control vector
-    ``c·u`` (``control``, shape ``[H]``). Retain term: MSE between the retain tokens' activations and
-    the frozen original model's, times ``alpha``. Returns ``(total, forget_term, retain_term)``.
+    Forget term: MSE between the activations of the forget tokens in ``forget_mask`` (the trainer passes
+    the scored ones, rmu.py) and the fixed control vector ``c·u`` (``control``, shape ``[H]``). Retain
+    term: MSE between the retain tokens' activations and the original model's, times ``alpha``. Both are
+    :func:`masked_mse`: per sequence, then over the batch. Returns ``(total, forget_term, retain_term)``.
     """
     forget_term = masked_mse(forget_hidden, control.to(forget_hidden.dtype).expand_as(forget_hidden),
                              forget_mask)
