@@ -26,7 +26,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-_SCRIPT = r'''
+_PRELUDE = r'''
 import copy, json, sys
 import torch
 import torch.distributed as dist
@@ -36,6 +36,10 @@ torch.set_num_threads(1)
 out, rank, world, store = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 if world > 1:
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
+'''
+"""What every rank's script starts with: its arguments, one thread, and the process group."""
+
+_SCRIPT = _PRELUDE + r'''
 from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 from unlearnspec.runtime.methods.losses import grad_diff_loss
 from unlearnspec.runtime.scaling import block_classes, full_state_dict, unsharded_model
@@ -154,16 +158,8 @@ def test_fsdp_on_two_processes_gathers_the_one_process_weights(tmp_path: Path) -
         assert gap <= 1e-2 * moved, (run, gap, moved)
 
 
-_RMU_STOP_SCRIPT = r'''
-import copy, json, sys, types
-import torch
-import torch.distributed as dist
-import transformers
-transformers.utils.logging.set_verbosity_error()
-torch.set_num_threads(1)
-out, rank, world, store = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-if world > 1:
-    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
+_RMU_STOP_SCRIPT = _PRELUDE + r'''
+import types
 from transformers import GPT2Config, GPT2LMHeadModel
 from unlearnspec.plan import StoppingRule
 from unlearnspec.runtime.methods.base import HoldoutStopping

@@ -10,7 +10,14 @@ from typing import Any
 
 import pytest
 import torch
-from test_methods import FORGET, HOLDOUT, RETAIN, build_tiny_model, stage
+from test_methods import (
+    FORGET,
+    HOLDOUT,
+    RETAIN,
+    _one_thread,  # noqa: F401 - the module's autouse fixture: one thread for tiny matrices
+    build_tiny_model,
+    stage,
+)
 from transformers import (
     GPT2Config,
     GPT2LMHeadModel,
@@ -31,14 +38,6 @@ from unlearnspec.runtime.methods import losses as L
 from unlearnspec.runtime.methods.data import ForgetRetainCollator, ForgetRetainDataset, encode_records
 from unlearnspec.runtime.methods.rmu import RMUTrainer, control_vector, resolve_layer, trained_modules
 from unlearnspec.runtime.rundir import RunError
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Any:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
