@@ -397,7 +397,7 @@ def test_a_drop_that_rounds_to_the_budget_is_printed_with_the_digits_that_tell_t
 def test_the_recheck_says_what_now_was_judged_against(strategy: str) -> None:
     """Only a reference retrained per step makes then and now judged against different references; with the spec's
     reference model, or with no reference (chance), the re-check says it is the same one as then."""
-    from unlearnspec.report.chain import RECHECK_REFERENCES
+    from unlearnspec.catalog.vocab import RECHECK_REFERENCES
 
     report, then, now = _decided_chain()
     step = report.chains[0].steps[1]

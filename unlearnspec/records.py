@@ -69,6 +69,12 @@ class Record(BaseModel):
         """A multiple-choice item: a question, its choices and the index of the correct one."""
         return self.question is not None and bool(self.choices) and self.answer_index is not None
 
+    @property
+    def identity(self) -> tuple[str, ...]:
+        """What makes two records the same record: the texts the model is trained on for it (a copy has the same;
+        UL222 warns of copies, the holdout split keeps them together, evaluation counts them once)."""
+        return tuple(self.training_texts())
+
     def training_texts(self) -> list[str]:
         """Texts a plain-format language model is trained on for this record (a chat model's QA pair is a chat
         exchange instead, ``unlearnspec.runtime.prompting``); also the key exact retraining excludes a record by."""
@@ -302,7 +308,7 @@ def split_holdout(records: Sequence[Record], seed: int = 0) -> tuple[list[int], 
 
     first_of: dict[object, int] = {}
     for i, r in enumerate(records):  # a person's records, and copies of one record, are one group
-        for link in (("person", r.attributes.get("person")), ("texts", tuple(r.training_texts()))):
+        for link in (("person", r.attributes.get("person")), ("texts", r.identity)):
             if link[1]:
                 j = first_of.setdefault(link, i)
                 a, b = root(i), root(j)
@@ -332,7 +338,7 @@ def distinct(records: Sequence[Record]) -> list[Record]:
     seen: set[tuple[str, ...]] = set()
     out: list[Record] = []
     for r in records:
-        key = tuple(r.training_texts())
+        key = r.identity
         if key and key in seen:
             continue
         seen.add(key)

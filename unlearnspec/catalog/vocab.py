@@ -26,14 +26,18 @@ RELEASES = ("api", "open_weights", "on_device", "internal")
 PRECISIONS = ("fp32", "bf16", "fp16", "int8", "int4")
 
 #: The references a plan can judge "never trained" by (plan.ReferenceStage.strategy): the short label every report
-#: names it by, and the sentence a plan review describes it with.
-REFERENCE_STRATEGIES: dict[str, tuple[str, str]] = {
-    "retrain": ("retrained reference", "retrained from the recipe without the forget set (exact reference)"),
-    "model": ("reference model", "a reference model named in the spec"),
-    "holdout": ("holdout reference", "holdout-calibrated (data the model never saw stands in for a retrained model)"),
+#: names it by, the sentence a plan review describes it with, and what a chain's re-check judges "now" against.
+REFERENCE_STRATEGIES: dict[str, tuple[str, str, str]] = {
+    "retrain": ("retrained reference", "retrained from the recipe without the forget set (exact reference)",
+                "the reference retrained without every target so far"),
+    "model": ("reference model", "a reference model named in the spec",
+              "the reference model the spec names, the same one as then"),
+    "holdout": ("holdout reference", "holdout-calibrated (data the model never saw stands in for a retrained model)",
+                "chance, 0.5 (no reference model), as then"),
 }
-REFERENCE_LABELS = {k: label for k, (label, _) in REFERENCE_STRATEGIES.items()}
-REFERENCE_WORDS = {k: words for k, (_, words) in REFERENCE_STRATEGIES.items()}
+REFERENCE_LABELS = {k: v[0] for k, v in REFERENCE_STRATEGIES.items()}
+REFERENCE_WORDS = {k: v[1] for k, v in REFERENCE_STRATEGIES.items()}
+RECHECK_REFERENCES = {k: v[2] for k, v in REFERENCE_STRATEGIES.items()}
 METHODS = tuple(_METHODS)
 GUARANTEES = ("exact", "certified", "empirical")
 """Strongest first: retraining is exact; a certified bound promises more than empirical evidence against a reference
@@ -70,5 +74,5 @@ CLAIM_STATUS_RANK: dict[str, int] = {s: i for i, s in enumerate(CLAIM_STATUSES)}
 __all__ = ["ADAPTERS", "BUDGET_FIELDS", "CLAIMS", "CLAIM_STATUSES", "CLAIM_STATUS_RANK", "CLAIM_STATUS_WORDS",
            "CONFIDENCE_RANGE", "DEFAULT_CONFIDENCE", "EVIDENCE_SETTINGS", "GOALS", "GOAL_RANK", "GOAL_VERBS",
            "GUARANTEES", "GUARANTEE_RANK", "METHODS", "METHOD_FAMILIES", "METHOD_FIELDS", "METRICS",
-           "OBJECTIVE_FIELDS", "OUTPUTS", "PRECISIONS", "REFERENCE_LABELS", "REFERENCE_STRATEGIES", "REFERENCE_WORDS", "PRESERVE_FIELDS", "PROMPTS", "RELEASES", "SCOPE_FIELDS",
+           "OBJECTIVE_FIELDS", "OUTPUTS", "PRECISIONS", "RECHECK_REFERENCES", "REFERENCE_LABELS", "REFERENCE_STRATEGIES", "REFERENCE_WORDS", "PRESERVE_FIELDS", "PROMPTS", "RELEASES", "SCOPE_FIELDS",
            "SUPPRESSION_VIA", "TARGET_CATEGORIES", "TARGET_FIELDS", "TARGET_KINDS"]

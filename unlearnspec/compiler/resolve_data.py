@@ -128,7 +128,7 @@ def records_disjoint(target: Target, preserve: Preserve | None, base_dir: Path, 
         total = 0
         for ref in refs:
             for r in records_of(ref.resolved, base_dir):
-                key = tuple(r.training_texts())
+                key = r.identity
                 if key:
                     total += 1
                     seen[key] = seen.get(key, 0) + 1

@@ -20,6 +20,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from unlearnspec.catalog.vocab import RECHECK_REFERENCES
 from unlearnspec.plan import ChainBudget, Threshold
 from unlearnspec.report.rules import OP_SYMBOLS, fmt_estimate, fmt_number
 
@@ -85,14 +86,6 @@ class RecheckedCheck(_Model):
     status_now: str
     deciding_then: Deciding | None = Field(default=None, exclude_if=lambda v: v is None)
     deciding_now: Deciding | None = Field(default=None, exclude_if=lambda v: v is None)
-
-
-#: What a re-check judges "now" against, by the chain's reference strategy.
-RECHECK_REFERENCES: dict[str, str] = {
-    "retrain": "the reference retrained without every target so far",
-    "model": "the reference model the spec names, the same one as then",
-    "holdout": "chance, 0.5 (no reference model), as then",
-}
 
 
 class RecheckedClaim(_Model):

@@ -21,6 +21,7 @@ import json
 import logging
 from typing import Any
 
+from unlearnspec.catalog.vocab import RECHECK_REFERENCES
 from unlearnspec.io import atomic_write_text
 from unlearnspec.plan import (
     AttackStage,
@@ -35,7 +36,6 @@ from unlearnspec.plan import (
 )
 from unlearnspec.report import build_objective_report
 from unlearnspec.report.chain import (
-    RECHECK_REFERENCES,
     ChainReport,
     ChainStep,
     Recheck,

@@ -11,15 +11,17 @@ from typing import Any, TypeVar
 import numpy as np
 
 from unlearnspec.catalog import METRICS, label
+from unlearnspec.catalog.vocab import REFERENCE_LABELS
 from unlearnspec.plan import (
     MetricCheck,
 )
 from unlearnspec.report.model import CheckResult, Decision, ModelValue
-from unlearnspec.report.verdict import OP_SYMBOLS, REFERENCE_LABELS
+from unlearnspec.report.verdict import OP_SYMBOLS
 from unlearnspec.runtime.evaluation import intervals
 from unlearnspec.runtime.evaluation.intervals import Estimate
 from unlearnspec.runtime.evaluation.sharding import together
 from unlearnspec.runtime.measure import (
+    ITEM_TYPES,
     EvalContext,
     Measurer,
     Series,
@@ -212,7 +214,7 @@ class EvaluatorBase:
         b = per.get("reference") if METRICS[check.metric].reference_gap else None
         if b is not None and b.ids != a.ids:
             b = None
-        kinds = [k for k in ("documents", "qa") if k in a.types]
+        kinds = [k for k in ITEM_TYPES if k in a.types]
         each = 1.0 - (1.0 - self.ctx.confidence) / len(kinds)
         found: dict[str, Estimate] = {}
         for k in kinds:
