@@ -78,3 +78,44 @@ def test_a_safetensors_header_longer_than_the_format_allows_is_not_read(tmp_path
     t0 = time.perf_counter()
     assert safetensors_whole(path) is False
     assert time.perf_counter() - t0 < 1.0
+
+
+def test_the_holdout_split_is_kept_per_file_version(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A folder of specs naming one holdout splits it once; an edited holdout is split again, and the split is
+    always :func:`~unlearnspec.records.split_holdout` of the records as read."""
+    from unlearnspec import records
+
+    data = tmp_path / "holdout.jsonl"
+    _write(data, [f"a{i}" for i in range(9)])
+    calls: list[int] = []
+
+    def counting(recs, seed=0):  # type: ignore[no-untyped-def]
+        calls.append(len(recs))
+        return records.split_holdout(recs, seed=seed)
+
+    monkeypatch.setattr(datafiles, "split_holdout", counting)
+    first = datafiles.holdout_split(["holdout.jsonl"], tmp_path, 3)
+    first[0].append(99)  # the caller's own lists: the kept split is not changed by it
+    assert datafiles.holdout_split(["holdout.jsonl"], tmp_path, 3) == records.split_holdout(read_records(data), seed=3)
+    assert calls == [9]
+    datafiles.holdout_split(["holdout.jsonl"], tmp_path, 4)  # another seed is another split
+    assert calls == [9, 9]
+
+    _write(data, [f"b{i}" for i in range(12)])
+    st = data.stat()
+    os.utime(data, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    assert datafiles.holdout_split(["holdout.jsonl"], tmp_path, 3) == records.split_holdout(read_records(data), seed=3)
+    assert calls == [9, 9, 12]
+    assert datafiles.holdout_split(["missing.jsonl"], tmp_path, 3) == ([], [])
+
+
+def test_training_texts_of_a_file_name_the_first_record_giving_each(tmp_path: Path) -> None:
+    (tmp_path / "d.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in [{"text": "x"}, {"question": "q?", "answer": "a", "text": "y"},
+                                                {"text": "x"}]), encoding="utf-8")
+    texts = datafiles.texts_of("d.jsonl", tmp_path)
+    expected: dict[str, int] = {}
+    for i, r in enumerate(read_records(tmp_path / "d.jsonl"), start=1):
+        for t in r.training_texts():
+            expected.setdefault(t, i)
+    assert texts == expected and texts["x"] == 1 and len(texts) == 3

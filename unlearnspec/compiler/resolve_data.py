@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from unlearnspec.compiler.ast import PathRef, Preserve, Target, Text
-from unlearnspec.compiler.datafiles import records_of
+from unlearnspec.compiler.datafiles import records_of, texts_of
 from unlearnspec.compiler.diagnostics import Label
 from unlearnspec.compiler.suggest import did_you_mean
 from unlearnspec.records import sha256_path
@@ -65,20 +65,11 @@ def disjoint_from_forget(target: Target, preserve: Preserve | None, report: Call
                    help=[f"{why}; this file is a copy or a hard link of it"])
 
 
-def _texts(path: str, base_dir: Path) -> dict[str, int]:
-    """The training texts of a data file's records, each with the 1-based number of the first record giving it."""
-    out: dict[str, int] = {}
-    for i, r in enumerate(records_of(path, base_dir), start=1):
-        for t in r.training_texts():
-            out.setdefault(t, i)
-    return out
-
-
 def forget_texts(refs: Sequence[PathRef], base_dir: Path) -> dict[str, tuple[int, PathRef]]:
     """Each training text of the forget files, with the record number and file that first give it."""
     out: dict[str, tuple[int, PathRef]] = {}
     for f in refs:
-        for t, i in _texts(f.resolved, base_dir).items():
+        for t, i in texts_of(f.resolved, base_dir).items():
             out.setdefault(t, (i, f))
     return out
 
@@ -87,7 +78,7 @@ def preserved_overlap(preserve: Preserve | None, forget: dict[str, tuple[int, Pa
                       base_dir: Path) -> Iterator[tuple[PathRef, list[tuple[str, int]]]]:
     """Each retain or neighbour file that gives texts of ``forget``, with those texts and their record numbers."""
     for p in (preserve.retain + preserve.neighbors if preserve else []):
-        shared = [(t, i) for t, i in _texts(p.resolved, base_dir).items() if t in forget]
+        shared = [(t, i) for t, i in texts_of(p.resolved, base_dir).items() if t in forget]
         if shared:
             yield p, shared
 
@@ -109,7 +100,7 @@ def records_disjoint(target: Target, preserve: Preserve | None, base_dir: Path, 
     for p, role in others:
         if p.resolved in named or any(_same_content(f.resolved, p.resolved) for f in target.forget):
             continue  # the whole file: disjoint_from_forget says so
-        shared = [(t, i) for t, i in _texts(p.resolved, base_dir).items() if t in forget]
+        shared = [(t, i) for t, i in texts_of(p.resolved, base_dir).items() if t in forget]
         if not shared:
             continue
         text, line = shared[0]

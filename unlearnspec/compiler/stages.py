@@ -15,7 +15,7 @@ from unlearnspec.catalog import (
 )
 from unlearnspec.catalog.methods import KNOB_FIELDS, rmu_layer
 from unlearnspec.compiler.ast import Objective, PathRef
-from unlearnspec.compiler.datafiles import BUILTIN_HOLDOUT, records_of
+from unlearnspec.compiler.datafiles import BUILTIN_HOLDOUT, holdout_split, records_of
 from unlearnspec.compiler.decisions import Facts, Row, first_row
 from unlearnspec.compiler.models import builtin_recipe, model_layers, recipe_steps
 from unlearnspec.plan import (
@@ -29,7 +29,6 @@ from unlearnspec.plan import (
     TargetInfo,
     UnlearnStage,
 )
-from unlearnspec.records import split_holdout
 
 BUILTIN_ATTRIBUTE = "birth_city"  # the labelled fact of every built-in person record
 
@@ -186,7 +185,7 @@ def datasets(obj: Objective, base: Path, facts: Facts) -> DataSets:
     if not holdout and facts.builtin:
         holdout = [BUILTIN_HOLDOUT]
     # the stopping rule calibrates on one half of the holdout, the verdict is measured on the other
-    calibration, evaluation = split_holdout([r for p in holdout for r in records_of(p, base)], seed=seed_of(obj))
+    calibration, evaluation = holdout_split(holdout, base, seed_of(obj))
     return DataSets(forget=[rel_path(r, base) for r in refs["forget"]], retain=[rel_path(r, base) for r in refs["retain"]],
                     neighbors=[rel_path(r, base) for r in refs["neighbors"]], holdout=holdout,
                     test=[rel_path(r, base) for r in refs["test"]], holdout_calibration=calibration,

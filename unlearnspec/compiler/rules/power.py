@@ -22,11 +22,11 @@ from statistics import NormalDist
 
 from unlearnspec.catalog import CODES, METRICS, vocab
 from unlearnspec.compiler.ast import Evidence, Objective
-from unlearnspec.compiler.datafiles import BUILTIN_HOLDOUT, records_of
+from unlearnspec.compiler.datafiles import BUILTIN_HOLDOUT, holdout_split, records_of
 from unlearnspec.compiler.diagnostics import Diagnostic
 from unlearnspec.compiler.evidence_defaults import evidence_for
 from unlearnspec.compiler.rules.base import RuleContext, finding, rule
-from unlearnspec.records import Record, split_holdout
+from unlearnspec.records import Record
 
 UL411 = CODES["UL411"]
 UL412 = CODES["UL412"]
@@ -124,11 +124,11 @@ def _records(obj: Objective, ctx: RuleContext) -> tuple[list[Record], list[Recor
     base = Path(ctx.base_dir)
     forget = [r for p in t.forget for r in records_of(p.resolved, base)]
     holdout_paths = [p.resolved for p in t.holdout] or ([BUILTIN_HOLDOUT] if ctx.builtin else [])
-    holdout = [r for p in holdout_paths for r in records_of(p, base)]
     if not forget:
         return None
+    holdout = [r for p in holdout_paths for r in records_of(p, base)]
     seed = obj.seed.as_int if obj.seed is not None else 0
-    _, evaluation = split_holdout(holdout, seed=seed)
+    _, evaluation = holdout_split(holdout_paths, base, seed)
     return forget, [holdout[i] for i in evaluation]
 
 
