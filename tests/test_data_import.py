@@ -7,8 +7,10 @@ compiler. Nothing is downloaded.
 
 from __future__ import annotations
 
+import errno
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,15 +20,20 @@ from fixtures.benchmarks import (
     build_muse_github,
     build_muse_hub,
     build_tofu,
+    build_tofu_parquet_branch,
     build_wmdp,
-    muse_docs,
-    opening,
+    muse_articles,
+    muse_qa,
+    muse_verbmem_windows,
+    muse_windows,
     tofu_rows,
     wmdp_rows,
     write_json_lines,
     write_parquet,
 )
 from fixtures.frontend import ROOT
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from unlearnspec.cli import main
 from unlearnspec.compiler.check import check_paths
@@ -81,18 +88,36 @@ def test_tofu_forget01_pairs_with_retain99_and_holdout01(tmp_path: Path, capsys:
     _assert_spec_checks_clean(tmp_path / "out" / "tofu-forget01.unlearn")
 
 
-def test_tofu_from_hub_parquet_shards_and_a_save_to_disk_folder(tmp_path: Path,
-                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_tofu_from_the_parquet_branch_and_a_save_to_disk_folder(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """The hub's parquet branch (`refs/convert/parquet`) keeps each configuration as `CONFIG/train/0000.parquet`; a
+    large split comes in several shards, every one of which is read, in order."""
     datasets = pytest.importorskip("datasets")
-    src = tmp_path / "TOFU"
-    write_parquet(src / "forget10" / "train-00000-of-00001.parquet", tofu_rows("forget10", 6))
-    datasets.Dataset.from_list(tofu_rows("retain90", 9)).save_to_disk(str(src / "retain90"))
+    src = build_tofu_parquet_branch(tmp_path / "TOFU", n=6, retain_shards=3)
     rc, _, err = _import(capsys, "tofu", str(src), "--out", str(tmp_path / "out"))
     assert rc == 0, err
-    assert [r.question for r in read_records(tmp_path / "out" / "tofu-forget10.jsonl")] == \
-        [r["question"] for r in tofu_rows("forget10", 6)]
+    forget = read_records(tmp_path / "out" / "tofu-forget10.jsonl")
+    assert [(r.question, r.perturbed) for r in forget] == \
+        [(r["question"], r["perturbed_answer"]) for r in tofu_rows("forget10", 6, perturbed=True)]
     assert [r.answer for r in read_records(tmp_path / "out" / "tofu-retain90.jsonl")] == \
+        [r["answer"] for r in tofu_rows("retain90", 18)]  # the three shards, none dropped, in order
+    # no real_authors / world_facts in this source: the spec says the neighbour set is missing
+    _assert_spec_checks_clean(tmp_path / "out" / "tofu-forget10.unlearn", warnings=("UL404",))
+    # a `save_to_disk` folder in place of the retain split
+    shutil.rmtree(src / "retain90")
+    datasets.Dataset.from_list(tofu_rows("retain90", 9)).save_to_disk(str(src / "retain90"))
+    rc, _, err = _import(capsys, "tofu", str(src), "--out", str(tmp_path / "out2"))
+    assert rc == 0, err
+    assert [r.answer for r in read_records(tmp_path / "out2" / "tofu-retain90.jsonl")] == \
         [r["answer"] for r in tofu_rows("retain90", 9)]
+
+
+def test_tofu_without_holdout_or_utility_splits(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "TOFU"
+    write_json_lines(src / "forget10.json", tofu_rows("forget10", 6))
+    write_json_lines(src / "retain90.json", tofu_rows("retain90", 9))
+    rc, _, err = _import(capsys, "tofu", str(src), "--out", str(tmp_path / "out"))
+    assert rc == 0, err
     spec = (tmp_path / "out" / "tofu-forget10.unlearn").read_text()
     assert "holdout" not in spec.split("target", 1)[1].split("}", 1)[0]  # no holdout file, no holdout field
     # no real_authors / world_facts in this source: the spec says the neighbour set is missing; and six
@@ -104,33 +129,117 @@ def test_tofu_from_hub_parquet_shards_and_a_save_to_disk_folder(tmp_path: Path,
 
 
 def test_muse_news_hub_layout(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`muse-bench/MUSE-News` as its `main` branch is downloaded: current shards, and the June JSON beside them."""
     src = build_muse_hub(tmp_path / "MUSE-News", n=16)
-    rc, _, err = _import(capsys, "muse", str(src), "--out", str(tmp_path / "out"))
+    rc, stdout, err = _import(capsys, "muse", str(src), "--out", str(tmp_path / "out"))
     assert rc == 0, err
     out = tmp_path / "out"
-    # raw/forget is the forget corpus; a VerbMem item is an article's opening, prompt and continuation joined
-    assert [r.text for r in read_records(out / "muse-news-forget.jsonl")] == muse_docs("forget", 16)
-    assert [r.text for r in read_records(out / "muse-news-verbmem.jsonl")] == [opening(t) for t in
-                                                                               muse_docs("forget", 16)]
+    raw = {split: muse_articles(split, 48) for split in ("forget", "retain1", "retain2", "holdout")}
+    # PrivLeak's members and non-members: windows cut the same way from the forget and the holdout articles
+    assert [r.text for r in read_records(out / "muse-news-forget.jsonl")] == muse_windows(raw["forget"], 16)
+    assert [r.text for r in read_records(out / "muse-news-holdout.jsonl")] == muse_windows(raw["holdout"], 16)
+    # VerbMem: each window rejoined exactly as it stands in raw/forget, a cut inside a word included
+    assert [r.text for r in read_records(out / "muse-news-verbmem.jsonl")] == muse_verbmem_windows(raw["forget"], 16)
     knowmem = read_records(out / "muse-news-knowmem-forget.jsonl")
-    assert all(r.is_qa for r in knowmem) and knowmem[3].question == "What did the council of Harbour Town 3 vote on?"
-    assert [r.text for r in read_records(out / "muse-news-holdout.jsonl")] == muse_docs("holdout", 16)
-    assert len(read_records(out / "muse-news-retain.jsonl")) == 32  # raw/retain2 preferred to privleak/retain
+    assert [(r.question, r.answer) for r in knowmem] == [(q["question"], q["answer"]) for q in muse_qa("forget", 16)]
+    assert [r.question for r in read_records(out / "muse-news-knowmem-retain.jsonl")] == \
+        [q["question"] for q in muse_qa("retain2", 16)]
+    # the retain set is raw/retain1, what MUSE regularises on; retain_qa asks about retain2, which is not trained on
+    assert [r.text for r in read_records(out / "muse-news-retain.jsonl")] == raw["retain1"]
     spec = out / "muse-news.unlearn"
-    assert "target records" in spec.read_text()
+    text = spec.read_text()
+    assert "target records" in text and 'retain    "muse-news-retain.jsonl"' in text
+    assert 'forget  "muse-news-forget.jsonl", "muse-news-verbmem.jsonl", "muse-news-knowmem-forget.jsonl"' in text
     _assert_spec_checks_clean(spec)
+    # the starter's evidence bounds are the catalog's defaults (PrivLeak is in percent: 10, not 0.05)
+    from unlearnspec.catalog import METRICS
+    from unlearnspec.compiler.check import check_file
+
+    (objective,) = check_file(spec).spec.objectives  # type: ignore[union-attr]
+    bounds = {e.metric: (e.op, e.value) for e in objective.evidence}
+    assert bounds == {m: (METRICS[m].threshold.op, METRICS[m].threshold.value)
+                      for m in ("verbatim_rouge", "knowledge_rouge", "privleak")}
+    # the loose June files beside the shards were not read, and the summary says which
+    for stale in ("privleak/forget.json", "privleak/holdout.json", "verbmem/forget.json"):
+        assert f"note: ignored `{src / stale}`" in stdout
+    assert "STALE" not in "".join(p.read_text() for p in out.iterdir())
+
+
+def test_muse_forget_documents_are_cut_like_the_holdout_not_whole_articles(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """MUSE's PrivLeak compares privleak/forget with privleak/holdout, both windows cut across concatenated articles.
+    Whole articles (raw/forget) as members against windows as non-members would differ in length and in where they
+    begin, a shift that alone separates them (FRAMEWORK.md §7): no forget document may be a raw article, and every
+    forget and holdout document is a window of the same length."""
+    src = build_muse_hub(tmp_path / "MUSE-News", n=8, stale=False)
+    rc, stdout, err = _import(capsys, "muse", str(src), "--out", str(tmp_path / "out"))
+    assert rc == 0, err
+    docs = [r.text for r in read_records(tmp_path / "out" / "muse-news-forget.jsonl")]
+    docs += [r.text for r in read_records(tmp_path / "out" / "muse-news-verbmem.jsonl")]
+    holdout = [r.text for r in read_records(tmp_path / "out" / "muse-news-holdout.jsonl")]
+    articles = set(muse_articles("forget", 24))
+    assert not articles & set(docs)
+    assert {len(d) for d in docs} == {len(h) for h in holdout} == {len(muse_windows(muse_articles("forget", 24), 1)[0])}
+    corpus = "\n\n".join(muse_articles("forget", 24))
+    assert all(d in corpus for d in docs)  # windows of the forget articles, every one
+    assert "note: `raw/forget`" in stdout and "is not a forget file" in stdout
 
 
 def test_muse_books_github_json_layout(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The MUSE repository's JSON: privleak's arrays of strings, no raw articles. Without raw/retain1 there is no
+    retain set to write (privleak/retain is drawn from retain2, which KnowMem's retain questions ask about): the
+    spec leaves UL404 open and the summary says why."""
     src = build_muse_github(tmp_path / "muse_bench" / "data" / "books", n=10)
-    rc, _, err = _import(capsys, "muse", str(src), "--out", str(tmp_path / "out"))
+    rc, stdout, err = _import(capsys, "muse", str(src), "--out", str(tmp_path / "out"))
     assert rc == 0, err
     out = tmp_path / "out"
-    # no raw subset: privleak's forget documents (a JSON array of strings) are the forget corpus
-    assert [r.text for r in read_records(out / "muse-books-forget.jsonl")] == muse_docs("forget", 10)
-    assert [r.text for r in read_records(out / "muse-books-verbmem.jsonl")] == muse_docs("chapter", 10)
-    assert "target work" in (out / "muse-books.unlearn").read_text()
-    _assert_spec_checks_clean(out / "muse-books.unlearn")
+    forget_articles = muse_articles("forget", 30)
+    assert [r.text for r in read_records(out / "muse-books-forget.jsonl")] == muse_windows(forget_articles, 10)
+    # without raw/forget, cuts before a word or before punctuation are rejoined by the rule, exactly
+    assert [r.text for r in read_records(out / "muse-books-verbmem.jsonl")] == muse_verbmem_windows(forget_articles, 10)
+    assert not (out / "muse-books-retain.jsonl").exists()
+    assert "note: no `raw/retain1`" in stdout
+    text = (out / "muse-books.unlearn").read_text()
+    assert "target work" in text and "retain " not in text.split("preserve", 1)[1].split("}", 1)[0]
+    _assert_spec_checks_clean(out / "muse-books.unlearn", warnings=("UL404",))
+
+
+def test_muse_older_split_names_are_read(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The first MUSE release named the retain questions `knowmem/retain2_qa` (and PrivLeak's retain windows
+    `privleak/retain2`): read as `retain_qa`; a name near a missing split is offered as `did you mean`."""
+    src = build_muse_github(tmp_path / "data" / "news", n=6, old_names=True)
+    rc, _, err = _import(capsys, "muse", str(src), "--out", str(tmp_path / "out"))
+    assert rc == 0, err
+    assert [r.question for r in read_records(tmp_path / "out" / "muse-news-knowmem-retain.jsonl")] == \
+        [q["question"] for q in muse_qa("retain2", 6)]
+    (src / "knowmem" / "forget_qa.json").rename(src / "knowmem" / "forget_qas.json")
+    rc, _, err = _import(capsys, "muse", str(src), "--out", str(tmp_path / "out2"))
+    assert rc == 2 and "error[UL821]: no `knowmem/forget_qa` split" in err and "did you mean `forget_qas`?" in err
+
+
+@pytest.mark.parametrize(("prompt", "gt", "whole"), [
+    ("Prices rose 3", ".5% in May.", "Prices rose 3.5% in May."),
+    ('He said "', 'no".', 'He said "no".'),
+    ("Line one\n", "Line two", "Line one\nLine two"),
+    ("the town", "'s mayor", "the town's mayor"),
+    ("in 20", "23, the", "in 2023, the"),
+    ("last year but", "down on his net worth", "last year but down on his net worth"),
+])
+def test_a_verbmem_cut_is_rejoined_by_the_punctuation_rule(prompt: str, gt: str, whole: str) -> None:
+    """MUSE decodes prompt and continuation apart, so a word-initial token's space is lost from `gt`'s start."""
+    from unlearnspec.importers.muse import joint
+
+    sep, looked_up = joint(prompt, gt)
+    assert prompt + sep + gt == whole and not looked_up
+
+
+def test_a_verbmem_cut_inside_a_word_is_found_in_the_raw_articles() -> None:
+    from unlearnspec.importers.muse import joint
+
+    article = "The council of Harbour Town voted on the new bridge, said the mayor on Tuesday."
+    prompt, gt = article[:article.index("dge")], article[article.index("dge"):]
+    assert joint(prompt, gt, article) == ("", True)
+    assert joint(prompt, gt) == (" ", False)  # without the articles, the rule reads it as a cut between words
 
 
 def test_muse_corpus_must_be_named_when_the_folder_does_not_say(tmp_path: Path,
@@ -347,3 +456,265 @@ def test_a_model_name_no_spec_string_can_hold_is_refused_before_anything_is_writ
     rc, _, err = _import(capsys, "tofu", str(src), "--out", str(tmp_path / "out"), "--model", "my\rmodel")
     assert rc == 2 and "U+000D" in err and "Traceback" not in err
     assert not (tmp_path / "out").exists()
+
+
+# -- where a split is: every shard, one split, one place --------------------------------------------
+
+
+def test_every_hub_shard_is_read_and_a_bad_row_is_named_in_its_shard(tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """A split the hub stores in two shards (`cais/wmdp`'s naming: `wmdp-bio/test-0000i-of-00002.parquet`): both are
+    read, in order; a bad row in the second is named in the second, with its place in the split and in the shard."""
+    src = tmp_path / "wmdp"
+    rows = wmdp_rows("bio", 12)
+    first = write_parquet(src / "wmdp-bio" / "test-00000-of-00002.parquet", rows[:6])
+    second = write_parquet(src / "wmdp-bio" / "test-00001-of-00002.parquet", rows[6:])
+    rc, out, err = _import(capsys, "wmdp", str(src), "--out", str(tmp_path / "out"))
+    assert rc == 0, err
+    assert [r.question for r in read_records(tmp_path / "out" / "wmdp-bio.jsonl")] == [r["question"] for r in rows]
+    assert f"<- {first} (+1 more shard)" in out
+    bad = [dict(r) for r in rows[6:]]
+    bad[3]["answer"] = 4
+    write_parquet(second, bad)
+    rc, _, err = _import(capsys, "wmdp", str(src), "--out", str(tmp_path / "out2"))
+    assert rc == 2
+    assert ("error[UL822]: row 10 (row 4 of `test-00001-of-00002.parquet`) of `wmdp-bio`: `answer` must be the index "
+            "of the correct choice (0 to 3), not `4`") in err
+    assert f"--> {second}\n" in err
+    first.unlink()  # a shard missing would lose its rows without a word
+    rc, _, err = _import(capsys, "wmdp", str(src), "--out", str(tmp_path / "out3"))
+    assert rc == 2 and "error[UL821]" in err and "shard 1 of 2 is missing" in err
+    assert not (tmp_path / "out2").exists() and not (tmp_path / "out3").exists()
+
+
+@pytest.mark.parametrize("layout", ["train and test shards", "train and test folders", "a file and a folder"])
+def test_a_split_in_more_than_one_place_is_ul821(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                 layout: str) -> None:
+    src = build_tofu(tmp_path / "TOFU", n=4)
+    (src / "retain90.json").unlink()
+    rows = tofu_rows("retain90", 12)
+    if layout == "train and test shards":
+        write_parquet(src / "retain90" / "train-00000-of-00001.parquet", rows)
+        write_parquet(src / "retain90" / "test-00000-of-00001.parquet", rows[:2])
+        named = ("`test-*.parquet`", "`train-*.parquet`")
+    elif layout == "train and test folders":
+        write_parquet(src / "retain90" / "train" / "0000.parquet", rows)
+        write_parquet(src / "retain90" / "test" / "0000.parquet", rows[:2])
+        named = ("`test/`", "`train/`")
+    else:
+        write_json_lines(src / "retain90.jsonl", rows)
+        write_parquet(src / "retain90" / "train" / "0000.parquet", rows)
+        named = ("`retain90.jsonl`", "`retain90`")
+    rc, _, err = _import(capsys, "tofu", str(src), "--out", str(tmp_path / "out"))
+    assert rc == 2 and "error[UL821]" in err and all(n in err for n in named), err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_missing_optional_dependency_names_the_extra(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """pyarrow and datasets come with the `datasets` extra; without them a parquet or `save_to_disk` source is a
+    diagnostic that says what to install, never a ModuleNotFoundError."""
+    src = build_wmdp(tmp_path / "wmdp", n=3)
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)  # `import pyarrow.parquet` now fails
+    rc, _, err = _import(capsys, "wmdp", str(src), "--out", str(tmp_path / "out"))
+    assert rc == 2 and "error[UL823]: reading parquet needs `pyarrow`" in err
+    assert "pip install 'unlearnspec[datasets]'" in err and "Traceback" not in err
+    tofu = build_tofu(tmp_path / "TOFU", n=4)
+    (tofu / "retain90.json").unlink()
+    (tofu / "retain90").mkdir()
+    (tofu / "retain90" / "state.json").write_text("{}", encoding="utf-8")  # what `save_to_disk` writes
+    monkeypatch.setitem(sys.modules, "datasets", None)
+    rc, _, err = _import(capsys, "tofu", str(tofu), "--out", str(tmp_path / "out"))
+    assert rc == 2 and "error[UL823]: reading a `save_to_disk` folder needs `datasets`" in err
+    assert "pip install 'unlearnspec[datasets]'" in err and not (tmp_path / "out").exists()
+
+
+# -- rows: empty texts, repeated choices, lone surrogates, where a row is ---------------------------
+
+
+@pytest.mark.parametrize(("column", "value", "message"), [
+    ("perturbed_answer", ["", "  ", "x"], "`perturbed_answer` is empty (item 1 of 3)"),
+    ("perturbed_answer", ["a wrong answer", " \t"], "`perturbed_answer` is empty (item 2 of 2)"),
+    ("paraphrased_answer", "", "`paraphrased_answer` is empty"),
+    ("paraphrased_question", "  ", "`paraphrased_question` is empty"),
+])
+def test_an_empty_text_in_a_tofu_column_is_ul822_at_its_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                              column: str, value: object, message: str) -> None:
+    src = build_tofu(tmp_path / "TOFU", n=6)
+    rows = tofu_rows("forget10", 6, perturbed=True)
+    rows[3][column] = value
+    write_json_lines(src / "forget10_perturbed.json", rows)
+    rc, _, err = _import(capsys, "tofu", str(src), "--out", str(tmp_path / "out"))
+    assert rc == 2 and f"error[UL822]: row 4 of split `forget10_perturbed`: {message}" in err
+    assert f"{src / 'forget10_perturbed.json'}:4:1" in err and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("empty", ["", "   "])
+def test_an_empty_wmdp_choice_is_ul822_and_a_repeated_one_a_warning(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                                    empty: str) -> None:
+    """An empty continuation has log-likelihood 0, more than any real choice: it would always be the model's pick."""
+    rows = wmdp_rows("bio", 5)
+    rows[1]["choices"] = ["x", empty, "y", "z"]
+    write_json_lines(tmp_path / "src" / "wmdp-bio.jsonl", rows)
+    rc, _, err = _import(capsys, "wmdp", str(tmp_path / "src"), "--out", str(tmp_path / "out"))
+    assert rc == 2 and "error[UL822]: row 2 of `wmdp-bio`: choice 1 is empty" in err and "wmdp-bio.jsonl:2:1" in err
+    rows = wmdp_rows("bio", 5)
+    rows[3]["choices"], rows[3]["answer"] = ["same", "same ", "c", "d"], 1
+    rows[4]["choices"] = ["p", "q", "p", "r"]
+    write_json_lines(tmp_path / "src" / "wmdp-bio.jsonl", rows)
+    rc, out, err = _import(capsys, "wmdp", str(tmp_path / "src"), "--out", str(tmp_path / "out"))
+    assert rc == 0, err
+    [warning] = [ln for ln in out.splitlines() if ln.startswith("warning:")]
+    assert "2 questions repeat a choice" in warning
+    assert "row 4 (line 4): choices 0, 1 are the same text and one is the correct choice" in warning
+    assert "row 5 (line 5): choices 0, 2 are the same text;" not in warning and "row 5 (line 5): choices 0, 2" in warning
+    assert [r.choices for r in read_records(tmp_path / "out" / "wmdp-bio.jsonl")] == [r["choices"] for r in rows]
+
+
+@pytest.mark.parametrize("layout", ["json lines", "json array"])
+def test_a_lone_surrogate_escape_is_ul823_at_its_column_and_nothing_is_written(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], layout: str) -> None:
+    """`"\\udfff"` is valid JSON for no character: UTF-8 cannot hold it. It used to pass the reader and fail the
+    writer with a traceback after the first output file, leaving a partial folder that a rerun refused (UL824)."""
+    rows = wmdp_rows("bio", 3)
+    rows[0]["question"] = "A pair is fine: \U0001F600?"
+    if layout == "json lines":
+        lines = [json.dumps(r) for r in rows]  # ASCII escapes: the emoji as `\ud83d\ude00`
+        lines[1] = lines[1].replace('"question": "', '"question": "bad \\udfff ', 1)
+        text, name = "\n".join(lines) + "\n", "wmdp-bio.jsonl"
+    else:
+        rows[1]["question"] = "bad \udfff Which?"  # json.dumps writes it as the escape `\udfff`
+        text, name = json.dumps(rows, indent=2), "wmdp-bio.json"
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / name).write_text(text, encoding="utf-8")
+    offset = text.index("\\udfff")
+    line, column = text.count("\n", 0, offset) + 1, offset - (text.rfind("\n", 0, offset) + 1) + 1
+    rc, _, err = _import(capsys, "wmdp", str(tmp_path / "src"), "--out", str(tmp_path / "out"))
+    assert rc == 2 and "error[UL823]: a lone surrogate escape `\\udfff`" in err, err
+    assert f"{name}:{line}:{column}" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+    (tmp_path / "src" / name).write_text(text.replace("\\udfff", "\\ud83d\\ude00"), encoding="utf-8")
+    rc, _, err = _import(capsys, "wmdp", str(tmp_path / "src"), "--out", str(tmp_path / "out"))
+    assert rc == 0, err
+    assert read_records(tmp_path / "out" / "wmdp-bio.jsonl")[0].question == "A pair is fine: \U0001F600?"
+
+
+def test_a_failed_write_puts_back_what_was_there(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A write that fails part-way (a full disk) leaves no partial import: new files and folders are removed, and
+    files an earlier import wrote, replaced under `--force`, come back byte for byte."""
+    import unlearnspec.importers.base as base
+
+    src = build_wmdp(tmp_path / "wmdp", n=4)
+    real = base.atomic_write_bytes
+    calls: list[Path] = []
+
+    def fails_second(path: Path, data: bytes, **kw: bool) -> None:
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        real(path, data, **kw)
+
+    out = tmp_path / "new" / "out"
+    monkeypatch.setattr(base, "atomic_write_bytes", fails_second)
+    rc, _, err = _import(capsys, "wmdp", str(src), "--out", str(out))
+    assert rc == 2 and "error: cannot write" in err and "no space left on device" in err
+    assert "the output folder is as it was" in err and not (tmp_path / "new").exists()
+    monkeypatch.setattr(base, "atomic_write_bytes", real)
+    assert _import(capsys, "wmdp", str(src), "--out", str(out))[0] == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    build_wmdp(src, n=7)  # a different source: `--force` would change every file
+    calls.clear()
+    monkeypatch.setattr(base, "atomic_write_bytes", fails_second)
+    rc, _, _ = _import(capsys, "wmdp", str(src), "--out", str(out), "--force")
+    assert rc == 2 and len(calls) > 2  # one written, one failed, the first put back
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_a_row_of_a_json_array_is_named_at_its_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = build_tofu(tmp_path / "TOFU", n=4)
+    rows = tofu_rows("retain90", 5)
+    rows[2]["answer"] = 5
+    text = json.dumps(rows, indent=2)
+    (src / "retain90.json").write_text(text, encoding="utf-8")
+    lines = text.split("\n")
+    line = [i for i, ln in enumerate(lines, start=1) if ln == "  {"][2]  # the third element's opening brace
+    rc, _, err = _import(capsys, "tofu", str(src), "--out", str(tmp_path / "out"))
+    assert rc == 2 and "error[UL822]: row 3 of split `retain90` has no text in `answer`" in err
+    assert f"retain90.json:{line}:{lines[line - 1].index('{') + 1}" in err
+    (src / "retain90.json").write_text(json.dumps(tofu_rows("retain90", 1)[0]) + "\nnull\n", encoding="utf-8")
+    rc, _, err = _import(capsys, "tofu", str(src), "--out", str(tmp_path / "out"))
+    assert rc == 2 and "error[UL822]: row 2 is null, not an object of columns" in err and "retain90.json:2:1" in err
+
+
+# -- WMDP subsets -----------------------------------------------------------------------------------
+
+
+def test_wmdp_named_subsets_must_all_be_there_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "wmdp"
+    write_parquet(src / "wmdp-bio" / "test-00000-of-00001.parquet", wmdp_rows("bio", 5))
+    rc, _, err = _import(capsys, "wmdp", str(src), "--subsets", "bio,cyber", "--out", str(tmp_path / "out"))
+    assert rc == 2 and "error[UL821]: no `wmdp-cyber` subset in the WMDP source folder" in err
+    assert not (tmp_path / "out").exists()
+    rc, _, err = _import(capsys, "wmdp", str(src), "--subsets", "bio,bio", "--out", str(tmp_path / "out"))
+    assert rc == 0, err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["wmdp-bio.jsonl", "wmdp.unlearn"]
+    assert len(read_records(tmp_path / "out" / "wmdp-bio.jsonl")) == 5
+    assert '"hazardous knowledge (WMDP bio)"' in (tmp_path / "out" / "wmdp.unlearn").read_text()
+    for empty in (",", "", " , "):
+        rc, _, err = _import(capsys, "wmdp", str(src), "--subsets", empty, "--out", str(tmp_path / "out2"))
+        assert rc == 2 and "names no subset" in err and "Traceback" not in err
+    assert not (tmp_path / "out2").exists()
+
+
+# -- the readers' scanners against Python's own JSON decoder ----------------------------------------
+
+_PIECE = st.one_of(st.sampled_from(["a", " ", "é", "[", "]", "{", "}", ",", '\\"', "\\\\", "\\n", "\\\\udfff"]),
+                   st.integers(0xD700, 0xE000).map(lambda c: f"\\u{c:04x}"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(_PIECE, max_size=6).map("".join), min_size=1, max_size=4))
+def test_a_lone_surrogate_is_found_exactly_when_the_decoder_gives_one(strings: list[str]) -> None:
+    from unlearnspec.importers.sources import lone_surrogate_at
+
+    text = "[" + ", ".join(f'"{s}"' for s in strings) + "]"
+    decoded = json.loads(text)
+    has_lone = any(0xD800 <= ord(c) <= 0xDFFF for s in decoded for c in s)
+    offset = lone_surrogate_at(text)
+    assert (offset is not None) == has_lone
+    if offset is not None:  # the escape it names is itself a surrogate escape
+        assert 0xD800 <= int(text[offset + 2: offset + 6], 16) <= 0xDFFF
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.one_of(st.dictionaries(st.sampled_from(["question", "answer", "x"]),
+                                          st.one_of(st.text(max_size=8), st.lists(st.text(max_size=4), max_size=2)),
+                                          min_size=1),
+                          st.text(max_size=8)), min_size=1, max_size=6),
+       st.sampled_from([None, 0, 2, 4]))
+def test_each_row_of_a_json_array_knows_its_line_and_column(tmp_path_factory: pytest.TempPathFactory,
+                                                             rows: list[object], indent: int | None) -> None:
+    from unlearnspec.importers.sources import Source, read_rows
+
+    text = json.dumps(rows, indent=indent, ensure_ascii=False)
+    path = tmp_path_factory.mktemp("arr") / "split.json"
+    path.write_text(text, encoding="utf-8")
+    read = read_rows(Source(path, (path,)))
+    decoder, starts, at = json.JSONDecoder(), [], text.index("[") + 1
+    for _ in rows:  # the reference: where the decoder itself starts each element
+        while text[at] in " \n,":
+            at += 1
+        starts.append(at)
+        at = decoder.raw_decode(text, at)[1]
+    expected = [(text.count("\n", 0, s) + 1, s - (text.rfind("\n", 0, s) + 1) + 1) for s in starts]
+    assert [(o.line, o.column) for o in read.origins] == expected
+
+
+def test_a_model_name_that_is_not_utf8_is_refused_before_anything_is_written(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Bytes that are not UTF-8 on a command line reach Python as lone surrogates (PEP 383); the starter spec could
+    not be written as UTF-8 after the data files were."""
+    src = build_wmdp(tmp_path / "wmdp", n=3)
+    rc, _, err = _import(capsys, "wmdp", str(src), "--out", str(tmp_path / "out"), "--model", "model-\udcff")
+    assert rc == 2 and "`--model` is not UTF-8 text" in err and not (tmp_path / "out").exists()

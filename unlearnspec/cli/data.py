@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from unlearnspec.cli.common import EXIT_OK, EXIT_USAGE, Parser, path_arg
+from unlearnspec.cli.common import EXIT_OK, EXIT_USAGE, Parser, os_reason, path_arg
 from unlearnspec.compiler.render import printable, printable_lines
 from unlearnspec.compiler.syntax import UnquotableError
 from unlearnspec.inputs import json_lines
@@ -55,16 +55,34 @@ def cmd_import(args: argparse.Namespace) -> int:
         # the starter spec resolves a path from its own folder, not from where this command ran
         model = os.path.relpath(Path(model).expanduser().resolve(), out.resolve())
         model = model if model.startswith(".") else f"./{model}"  # a bare `a/b` would read as a hub id
+    try:
+        model.encode("utf-8")
+    except UnicodeEncodeError:  # bytes that are not UTF-8 on the command line arrive as lone surrogates
+        sys.stderr.write("error: `--model` is not UTF-8 text\n  = help: give the model's path or name as UTF-8; "
+                         "nothing was written\n")
+        return EXIT_USAGE
     options: dict[str, Any] = {"model": model}
     if args.benchmark == "tofu":
         options["split"] = args.split
     elif args.benchmark == "muse":
         options["corpus"] = args.corpus
-    elif args.subsets:
-        options["subsets"] = tuple(s.strip() for s in args.subsets.split(",") if s.strip())
+    elif args.subsets is not None:
+        subsets = tuple(dict.fromkeys(s.strip() for s in args.subsets.split(",") if s.strip()))
+        if not subsets:
+            sys.stderr.write(f"error: `--subsets {args.subsets}` names no subset\n  = help: name one or more of "
+                             "`bio`, `cyber` and `chem`, comma-separated, or leave `--subsets` out for every subset "
+                             "the folder has\n")
+            return EXIT_USAGE
+        options["subsets"] = subsets
     try:
         imported = IMPORTERS[args.benchmark](src, **options)
-        written = write_import(imported, out, force=args.force)
+        try:
+            written = write_import(imported, out, force=args.force)
+        except OSError as err:  # failed part-way (a full disk, a read-only folder): what was there is put back
+            where = f" `{err.filename}`" if err.filename else ""
+            sys.stderr.write(f"error: cannot write{where}: {os_reason(err)}\n  = help: nothing was imported; the "
+                             "output folder is as it was before\n")
+            return EXIT_USAGE
     except ImportFailure as err:
         _print_failure(err)
         return EXIT_USAGE
@@ -75,8 +93,12 @@ def cmd_import(args: argparse.Namespace) -> int:
     for path in written:
         records = imported.files.get(path.name)
         count = f"{len(records):6d} records" if records is not None else "   starter spec"
-        origin = f"  <- {imported.sources[path.name]}" if path.name in imported.sources else ""
-        sys.stdout.write(f"{count}  {path}{origin}\n")
+        origin = f"  <- {imported.sources[path.name].describe()}" if path.name in imported.sources else ""
+        sys.stdout.write(printable(f"{count}  {path}{origin}") + "\n")
+    for note in imported.notes:
+        sys.stdout.write(f"note: {printable_lines(note)}\n")
+    for warning in imported.warnings:
+        sys.stdout.write(f"warning: {printable_lines(warning)}\n")
     return EXIT_OK
 
 
@@ -91,6 +113,7 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
     imp.add_argument("--split", default="forget10", choices=("forget01", "forget05", "forget10"),
                      help="TOFU: the forget split (its retain and holdout splits follow)")
     imp.add_argument("--corpus", choices=("news", "books"), help="MUSE: News or Books (default: from the folder name)")
-    imp.add_argument("--subsets", help="WMDP: comma-separated subsets (default: bio, cyber, chem, those present)")
+    imp.add_argument("--subsets", help="WMDP: comma-separated subsets, each of which must be present "
+                     "(default: bio, cyber, chem, those present)")
     imp.add_argument("--force", action="store_true", help="replace files an earlier import wrote in --out")
     imp.set_defaults(func=cmd_import)

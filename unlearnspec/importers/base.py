@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Sequence
@@ -12,9 +13,10 @@ from typing import Any
 
 import jinja2
 
+from unlearnspec.catalog import METRICS
 from unlearnspec.compiler.syntax import quote
-from unlearnspec.importers.sources import ImportFailure, Rows
-from unlearnspec.io import atomic_write_text
+from unlearnspec.importers.sources import ImportFailure, Rows, Source, did_you_mean
+from unlearnspec.io import atomic_write_bytes
 
 
 @dataclass
@@ -26,7 +28,20 @@ class Imported:
     spec_name: str
     template: str
     context: dict[str, Any] = field(default_factory=dict)
-    sources: dict[str, Path] = field(default_factory=dict)  # output file name -> the split it came from
+    sources: dict[str, Source] = field(default_factory=dict)  # output file name -> the split it came from
+    notes: list[str] = field(default_factory=list)  # for the import summary: files left out, choices made
+    warnings: list[str] = field(default_factory=list)  # for the import summary: rows that convert but look wrong
+
+    def take(self, out_name: str, source: Source, records: list[dict[str, Any]]) -> None:
+        """Record a converted split, and note the loose files its shards were preferred to."""
+        self.files[out_name] = records
+        self.sources[out_name] = source
+        self.note_ignored(source)
+
+    def note_ignored(self, source: Source) -> None:
+        for path in source.ignored:
+            self.notes.append(f"ignored `{path}`: the hub's shards `{source.path.name}` are the split (the dataset "
+                              "card's `configs:` name them; a loose file beside them is an older upload)")
 
 
 @cache
@@ -36,66 +51,109 @@ def _env() -> jinja2.Environment:
                              undefined=jinja2.StrictUndefined)
     env.filters["q"] = quote  # the one quoting function (compiler.syntax): a control character it cannot write
     env.filters["qlist"] = lambda names: ", ".join(quote(n) for n in names)  # raises UnquotableError
+    env.globals["bound"] = default_bound
     return env
 
 
+def default_bound(metric: str) -> str:
+    """A metric's default evidence bound as a spec writes it (``<= 10``), from the catalog."""
+    t = METRICS[metric].threshold
+    return f"{t.op} {t.value:g}"
+
+
 def render_spec(imported: Imported) -> str:
-    return _env().get_template(imported.template).render(files=imported.files, sources=imported.sources,
-                                                         **imported.context)
+    return _env().get_template(imported.template).render(files=imported.files, **imported.context)
 
 
 def write_import(imported: Imported, out: Path, *, force: bool = False) -> list[Path]:
-    """Write every converted split as JSONL and the starter spec into ``out``; each file atomically.
+    """Write every converted split as JSONL and the starter spec into ``out``.
 
     Files already in ``out`` are never replaced unless ``force``: an import does not overwrite data
-    someone may have edited (UL824).
+    someone may have edited (UL824). Every file is rendered and encoded before the first is written, each
+    is written atomically, and a failure part-way puts back what was there (a replaced file's old bytes; a
+    new file removed; a folder the import created removed), so no partial import is ever left behind.
     """
     targets = [out / name for name in imported.files] + [out / imported.spec_name]
     for target in targets:  # never over a file the import reads, `--force` or not
         for source in imported.sources.values():
-            if target.exists() and source.exists() and os.path.samefile(target, source):
-                raise ImportFailure("UL824", f"`{target.name}` in the output folder is the source file it would be "
-                                    "converted from", target, help=["choose an output folder other than the source's"])
+            for read in (source.path, *source.files):
+                if target.exists() and read.exists() and os.path.samefile(target, read):
+                    raise ImportFailure("UL824", f"`{target.name}` in the output folder is the source file it would "
+                                        "be converted from", target,
+                                        help=["choose an output folder other than the source's"])
     existing = [p for p in targets if p.exists()]
     if existing and not force:
         raise ImportFailure("UL824", f"`{existing[0].name}` already exists in the output folder", existing[0],
                             help=["choose another `--out DIR`, or pass `--force` to replace the imported files"])
-    spec = render_spec(imported)  # before any file is written: a value it cannot quote leaves the folder as it was
-    written: list[Path] = []
+    payload: list[tuple[Path, bytes]] = []
     for name, records in imported.files.items():
         text = "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in records)
-        atomic_write_text(out / name, text)
-        written.append(out / name)
-    atomic_write_text(out / imported.spec_name, spec)
-    written.append(out / imported.spec_name)
-    return written
+        try:
+            payload.append((out / name, text.encode("utf-8")))
+        except UnicodeEncodeError as exc:  # the readers refuse lone surrogates; this is the last guard
+            origin = imported.sources.get(name)
+            raise ImportFailure("UL823", f"`{name}` would hold a character UTF-8 cannot encode "
+                                f"(U+{ord(exc.object[exc.start]):04X}, a lone surrogate)",
+                                origin.path if origin else None,
+                                help=["re-export the split from its source; nothing was written"]) from exc
+    # before any file is written: a value the spec cannot quote leaves the folder as it was
+    payload.append((out / imported.spec_name, render_spec(imported).encode("utf-8")))
+    _write_all(out, payload)
+    return [p for p, _ in payload]
+
+
+def _write_all(out: Path, payload: Sequence[tuple[Path, bytes]]) -> None:
+    """Write each file atomically; on any failure put back every file written so far and remove folders made."""
+    created = [p for p in (out, *out.parents) if not p.exists()]  # the folders this import makes, deepest first
+    before = {p: p.read_bytes() for p, _ in payload if p.is_file()}
+    done: list[Path] = []
+    try:
+        for path, data in payload:
+            atomic_write_bytes(path, data)
+            done.append(path)
+    except BaseException:
+        for path in reversed(done):
+            with contextlib.suppress(OSError):
+                if path in before:
+                    atomic_write_bytes(path, before[path])
+                else:
+                    path.unlink()
+        for folder in created:
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
 
 
 def text_field(rows: Rows, i: int, column: str, split: str) -> str:
-    """A required string cell; UL822 with the row's line when it is missing or not a string."""
+    """A required string cell; UL822 with the row's line when it is missing, empty or not a string."""
     value = rows.rows[i].get(column)
     if not isinstance(value, str) or not value.strip():
-        raise ImportFailure("UL822", f"row {i + 1} of split `{split}` has no text in `{column}`", rows.path,
-                            line=rows.line(i), column=1 if rows.line(i) else None,
-                            help=[f"every row of `{split}` needs a non-empty string `{column}`"])
+        rows.fail(i, "UL822", f"{rows.name(i)} of split `{split}` has no text in `{column}`",
+                  [f"every row of `{split}` needs a non-empty string `{column}`"])
     return value
 
 
-def str_list(rows: Rows, i: int, column: str, split: str) -> list[str]:
-    """An optional list-of-strings cell (a single string counts as a list of one)."""
+def str_list(rows: Rows, i: int, column: str, split: str, *, what: str = "") -> list[str]:
+    """An optional list-of-strings cell (a single string counts as a list of one). An empty or blank string in
+    it is UL822: it would be scored as text (an empty wrong answer, an empty paraphrase); ``what`` says why."""
     value = rows.rows[i].get(column)
     if value is None:
         return []
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, Sequence) and all(isinstance(v, str) for v in value):
-        return list(value)
-    raise ImportFailure("UL822", f"row {i + 1} of split `{split}`: `{column}` must be a list of strings", rows.path,
-                        line=rows.line(i), column=1 if rows.line(i) else None)
+    items = [value] if isinstance(value, str) else value
+    if isinstance(items, str) or not isinstance(items, Sequence) or not all(isinstance(v, str) for v in items):
+        rows.fail(i, "UL822", f"{rows.name(i)} of split `{split}`: `{column}` must be a list of strings",
+                  [f"`{column}` is a list of strings (or one string), as the benchmark publishes it"])
+    for k, item in enumerate(items):
+        if not item.strip():
+            where = "" if isinstance(value, str) else f" (item {k + 1} of {len(items)})"
+            rows.fail(i, "UL822", f"{rows.name(i)} of split `{split}`: `{column}` is empty{where}",
+                      [f"every `{column}` of `{split}` is non-empty text{what}"])
+    return list(items)
 
 
-def missing_split(benchmark: str, src: Path, split: str, expected: str) -> ImportFailure:
+def missing_split(benchmark: str, src: Path, split: str, expected: str, *, under: str | None = None) -> ImportFailure:
+    folder = src / under if under else src
     return ImportFailure("UL821", f"no `{split}` split in the {benchmark} source folder", src,
-                         help=[f"expected {expected}",
+                         help=[*did_you_mean(folder, split.rsplit("/", 1)[-1]), f"expected {expected}",
                                "a split may be a .jsonl, .json or .parquet file, the hub's parquet shards, "
                                "or a `save_to_disk` folder"])

@@ -1,25 +1,45 @@
 """MUSE (Shi et al., arXiv:2407.06460): unlearning news articles (MUSE-News) or books (MUSE-Books).
 
 Published as ``muse-bench/MUSE-News`` and ``muse-bench/MUSE-Books``, one folder per subset with a
-parquet file per split (``verbmem/forget-00000-of-00001.parquet``), and on GitHub as JSON
-(``data/news/verbmem/forget.json``). The subsets used here:
+parquet file per split (``verbmem/forget-00000-of-00001.parquet``), and as JSON files in the layout of
+the MUSE repository's ``data/news/`` (``verbmem/forget.json``). The subsets used here:
 
-- ``raw`` (optional): ``forget``, ``retain1``, ``retain2``, ``holdout`` documents (``text``);
-- ``verbmem``: ``forget`` — a passage cut into ``prompt`` and its true continuation ``gt`` (VerbMem);
+- ``privleak``: ``forget`` and ``holdout`` — windows of about 2,048 tokens cut across the concatenated
+  forget and holdout articles. PrivLeak compares the two, so ``privleak/forget`` is the forget set's
+  documents: members and non-members are cut the same way (FRAMEWORK.md §7: a length or format shift
+  alone separates them). ``raw/forget``, the whole articles, is not a forget file (docs/data.md#muse);
+- ``verbmem``: ``forget`` — a window of the forget articles cut into ``prompt`` and its true
+  continuation ``gt`` (VerbMem), rejoined into one document;
 - ``knowmem``: ``forget_qa`` and ``retain_qa`` — ``question`` / ``answer`` pairs (KnowMem, utility);
-- ``privleak``: ``forget``, ``retain``, ``holdout`` documents (``text``) for membership inference (PrivLeak).
+  ``retain_qa`` asks about ``raw/retain2``, MUSE's evaluation retain set;
+- ``raw``: ``retain1``, the set MUSE regularises unlearning on (the retain set here), and ``forget``,
+  read only to rejoin VerbMem's prompts with their continuations exactly.
+
+Older names are accepted for ``knowmem/retain_qa`` (``retain2_qa``, as in the GitHub data and the hub's
+first uploads) and ``knowmem/forget_qa`` (``forget-qa``).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from unlearnspec.importers.base import Imported, missing_split, text_field
-from unlearnspec.importers.sources import ImportFailure, Rows, locate, read_rows, require_columns
+from unlearnspec.importers.sources import ImportFailure, Rows, Source, locate_any, read_rows, require_columns
 
 CORPORA = {"news": "MUSE-News", "books": "MUSE-Books"}
+#: (subset, split) -> the names it was published under, current first
+NAMES = {("privleak", "forget"): ("forget",), ("privleak", "holdout"): ("holdout",),
+         ("verbmem", "forget"): ("forget",), ("knowmem", "forget_qa"): ("forget_qa", "forget-qa"),
+         ("knowmem", "retain_qa"): ("retain_qa", "retain2_qa", "retain2-qa"),
+         ("raw", "retain1"): ("retain1",), ("raw", "forget"): ("forget",)}
+#: characters of context either side of a VerbMem cut looked up in the raw forget articles
+CONTEXT = 40
+_NO_SPACE_AFTER = "([{“‘"
+_NO_SPACE_BEFORE = ".,;:!?)]}%”’…"
+_CLITIC = re.compile(r"['’](?:s|t|re|ve|ll|d|m)\b")
 
 
 def detect_corpus(src: Path) -> str | None:
@@ -44,15 +64,42 @@ def _qa(rows: Rows, split: str) -> list[dict[str, Any]]:
             for i in range(len(rows.rows))]
 
 
-def _verbmem(rows: Rows, split: str) -> list[dict[str, Any]]:
-    """A VerbMem item is a passage: the prompt followed by its true continuation, as one document."""
+def joint(prompt: str, gt: str, corpus: str | None = None) -> tuple[str, bool]:
+    """What stood between a VerbMem prompt and its continuation: ``""`` or ``" "``, and whether the raw articles
+    decided it.
+
+    MUSE cut each passage at a token and decoded the two halves apart; the tokenizer's decode drops the
+    space a word-initial token carries, so ``gt`` never shows whether a space preceded it. When the forget
+    articles are at hand, the text around the cut is looked up in them. Otherwise: no space after whitespace or an
+    opening bracket or quote (a straight ``"`` after a space opens), before whitespace, closing punctuation, a
+    closing quote (a ``"`` before a space or punctuation) or a clitic (``'s``), or between two digits (a number cut
+    between its digits); a space elsewhere — a cut inside a word is then read as between words."""
+    if corpus:
+        tail, head = prompt[-CONTEXT:], gt[:CONTEXT]
+        found = [j for j in ("", " ") if tail + j + head in corpus]
+        if len(found) == 1:
+            return found[0], True
+    opening_quote = prompt[-1:] == '"' and (len(prompt) == 1 or prompt[-2].isspace() or prompt[-2] in _NO_SPACE_AFTER)
+    closing_quote = gt[:1] == '"' and (len(gt) == 1 or not gt[1].isalnum())
+    if (prompt[-1:].isspace() or gt[:1].isspace() or prompt[-1:] in _NO_SPACE_AFTER or opening_quote
+            or gt[:1] in _NO_SPACE_BEFORE or closing_quote or _CLITIC.match(gt)
+            or (prompt[-1:].isdigit() and gt[:1].isdigit())):
+        return "", False
+    return " ", False
+
+
+def _verbmem(rows: Rows, split: str, corpus: str | None) -> tuple[list[dict[str, Any]], int]:
+    """A VerbMem item is a window of the forget articles: its prompt and true continuation, rejoined as one
+    document; also how many joins the raw articles decided."""
     require_columns(rows, ("prompt", "gt"), "MUSE", split)
     out = []
+    decided = 0
     for i in range(len(rows.rows)):
         prompt, gt = text_field(rows, i, "prompt", split), text_field(rows, i, "gt", split)
-        joint = "" if prompt[-1:].isspace() or gt[:1].isspace() else " "
-        out.append({"text": prompt + joint + gt})
-    return out
+        sep, known = joint(prompt, gt, corpus)
+        decided += known
+        out.append({"text": prompt + sep + gt})
+    return out, decided
 
 
 def import_muse(src: Path, *, corpus: str | None = None, model: str = "builtin:tiny-bios", **_: Any) -> Imported:
@@ -61,29 +108,53 @@ def import_muse(src: Path, *, corpus: str | None = None, model: str = "builtin:t
         raise ImportFailure("UL821", "cannot tell whether the source is MUSE-News or MUSE-Books", src,
                             help=["pass `--corpus news` or `--corpus books`"])
     prefix = f"muse-{corpus}"
-    files: dict[str, list[dict[str, Any]]] = {}
-    sources: dict[str, Path] = {}
+    imported = Imported("muse", {}, f"{prefix}.unlearn", "muse.unlearn.j2")
 
-    def take(subset: str, split: str, out_name: str, convert: Any, required: bool) -> bool:
-        path = locate(src, split, under=subset)
-        if path is None:
-            if required:
-                raise missing_split("MUSE", src, f"{subset}/{split}", f"`{subset}/{split}` as in `muse-bench/{CORPORA[corpus]}`")
+    def find(subset: str, split: str) -> Source | None:
+        return locate_any(src, NAMES[subset, split], under=subset)
+
+    def need(subset: str, split: str) -> Source:
+        found = find(subset, split)
+        if found is None:
+            raise missing_split("MUSE", src, f"{subset}/{split}",
+                                f"`{subset}/{split}` as in `muse-bench/{CORPORA[corpus]}`", under=subset)
+        return found
+
+    def take(subset: str, split: str, out_name: str, convert: Callable[[Rows, str], list[dict[str, Any]]],
+             required: bool = True) -> bool:
+        source = need(subset, split) if required else find(subset, split)
+        if source is None:
             return False
-        files[out_name] = convert(read_rows(path), f"{subset}/{split}")
-        sources[out_name] = path
+        imported.take(out_name, source, convert(read_rows(source), f"{subset}/{split}"))
         return True
 
-    forget = f"{prefix}-forget.jsonl"
-    if not take("raw", "forget", forget, _texts, required=False):
-        take("privleak", "forget", forget, _texts, required=True)
-    take("verbmem", "forget", f"{prefix}-verbmem.jsonl", _verbmem, required=True)
-    take("knowmem", "forget_qa", f"{prefix}-knowmem-forget.jsonl", _qa, required=True)
-    take("knowmem", "retain_qa", f"{prefix}-knowmem-retain.jsonl", _qa, required=True)
-    take("privleak", "holdout", f"{prefix}-holdout.jsonl", _texts, required=True)
-    retain = f"{prefix}-retain.jsonl"
-    if not take("raw", "retain2", retain, _texts, required=False):
-        take("privleak", "retain", retain, _texts, required=True)
-    context = {"corpus": corpus, "title": CORPORA[corpus], "model": model, "prefix": prefix,
-               "category": "work" if corpus == "books" else "records"}
-    return Imported("muse", files, f"{prefix}.unlearn", "muse.unlearn.j2", context, sources)
+    # the forget documents are PrivLeak's members: windows cut as the holdout's non-members are
+    take("privleak", "forget", f"{prefix}-forget.jsonl", _texts)
+    raw_forget = find("raw", "forget")
+    articles = None
+    if raw_forget is not None:
+        imported.note_ignored(raw_forget)
+        articles = "\n\n".join(r["text"] for r in _texts(read_rows(raw_forget), "raw/forget"))
+        imported.notes.append(f"`raw/forget` ({raw_forget.describe()}), the whole articles, is not a forget file: "
+                              "membership and PrivLeak compare the forget documents with `privleak/holdout`'s windows, "
+                              "so the forget documents are MUSE's windows of those articles (`privleak/forget`, "
+                              "`verbmem/forget`); it was read to rejoin VerbMem's prompts with their continuations")
+    verbmem = need("verbmem", "forget")
+    records, decided = _verbmem(read_rows(verbmem), "verbmem/forget", articles)
+    imported.take(f"{prefix}-verbmem.jsonl", verbmem, records)
+    rule = len(records) - decided
+    if rule:
+        imported.notes.append(f"VerbMem: {rule} of {len(records)} prompts were rejoined with their continuations by "
+                              "the punctuation rule" + ("" if articles else " (no `raw/forget` to look them up in)")
+                              + "; a prompt cut inside a word is read as cut between words")
+    take("knowmem", "forget_qa", f"{prefix}-knowmem-forget.jsonl", _qa)
+    take("knowmem", "retain_qa", f"{prefix}-knowmem-retain.jsonl", _qa)
+    take("privleak", "holdout", f"{prefix}-holdout.jsonl", _texts)
+    has_retain = take("raw", "retain1", f"{prefix}-retain.jsonl", _texts, required=False)
+    if not has_retain:
+        imported.notes.append("no `raw/retain1`: the starter spec has no retain set. MUSE regularises unlearning on "
+                              "`raw/retain1`; `raw/retain2` (and `privleak/retain`, windows of it) is what `knowmem/retain_qa` "
+                              "asks about, and training on it would inflate the utility measured there")
+    imported.context = {"corpus": corpus, "title": CORPORA[corpus], "model": model, "prefix": prefix,
+                        "category": "work" if corpus == "books" else "records", "has_retain": has_retain}
+    return imported

@@ -1,26 +1,45 @@
 """Finding and reading a benchmark's split files in the layouts they are published in.
 
-A split is looked for, under the source folder, as a file (``NAME.jsonl``, ``NAME.json`` — a JSON
-array or JSON lines, as TOFU ships its ``.json`` files — or ``NAME.parquet``), as Hugging Face
-shards (``NAME-00000-of-00001.parquet``, the layout of a hub dataset's ``CONFIG/`` folder), or as a
-folder (a ``Dataset.save_to_disk`` folder, a ``DatasetDict`` one with a single or ``train``/``test``
-split, or a folder of shards). JSON is read with the standard library; parquet needs ``pyarrow`` and
-``save_to_disk`` folders need ``datasets``, both imported only when such a file is met.
+A split ``NAME`` is looked for, under the source folder (or one of its subset folders), as
+
+- the hub's parquet shards ``NAME-00000-of-00002.parquet``, ``NAME-00001-of-00002.parquet``: every
+  shard, in order; a missing shard is UL821. The shards are what a hub dataset card's ``configs:``
+  names, so a loose ``NAME.json`` beside them (MUSE-News keeps its June JSON uploads beside the
+  current shards) is ignored and the import summary says so;
+- a file: ``NAME.jsonl``, ``NAME.json`` (a JSON array, or JSON lines as TOFU ships its ``.json``
+  files) or ``NAME.parquet``;
+- a folder ``NAME/``: a ``Dataset.save_to_disk`` folder, a ``DatasetDict`` one, a folder of shards
+  (``train-00000-of-00001.parquet``, or ``0000.parquet``, ``0001.parquet``), or a folder holding one
+  split's folder (the hub's parquet branch, ``refs/convert/parquet``: ``forget10/train/0000.parquet``).
+  A folder that holds more than one split is UL821: which one the benchmark means is not guessed.
+
+Two candidates of the second and third kinds (``NAME.json`` and ``NAME/``) are UL821 too. JSON is read
+with the standard library; parquet needs ``pyarrow`` and ``save_to_disk`` folders need ``datasets``
+(the ``datasets`` extra), both imported only when such a file is met. Every row remembers its file,
+its place in that file and, where the file has lines, its line and column, so that a diagnostic points
+at the row itself.
 """
 
 from __future__ import annotations
 
+import bisect
 import difflib
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-from unlearnspec.inputs import json_lines, load_json
+from unlearnspec.inputs import json_lines, load_json, read_regular
 from unlearnspec.records import is_hf_dataset_dir
 
 FILE_SUFFIXES = (".jsonl", ".json", ".parquet")
+#: the hub's shard names: ``NAME-00000-of-00001.parquet`` (an upload) ...
+HUB_SHARD = re.compile(r"^(?P<prefix>.+)-(?P<index>\d{5})-of-(?P<total>\d{5})\.parquet$")
+#: ... and ``0000.parquet`` (the parquet converter's branch, one folder per split)
+CONVERTER_SHARD = re.compile(r"^(?P<index>\d{4,5})\.parquet$")
+INSTALL_HELP = "install it with `pip install 'unlearnspec[datasets]'` (the `datasets` extra brings `pyarrow`)"
 
 
 class ImportFailure(Exception):
@@ -37,35 +56,80 @@ class ImportFailure(Exception):
         self.help = list(help)
 
 
+@dataclass(frozen=True)
+class Source:
+    """Where one split is: the files read, in order, and the files beside them that were not read."""
+
+    path: Path  # the file, the first shard, or the `save_to_disk` folder: what the summary names
+    files: tuple[Path, ...]  # every file read (the shards of a split, sorted), or the `save_to_disk` folder
+    ignored: tuple[Path, ...] = ()  # loose files beside the hub's shards, left out in their favour
+
+    def describe(self) -> str:
+        more = len(self.files) - 1
+        return f"{self.path}" + (f" (+{more} more shard{'s' if more > 1 else ''})" if more > 0 else "")
+
+
+@dataclass
+class Origin:
+    """Where one row comes from: its file, its 0-based place in that file, and its line and column if any."""
+
+    file: Path
+    index: int
+    line: int | None = None
+    column: int | None = None
+
+
 @dataclass
 class Rows:
-    """The rows of one split file, with the 1-based line of each row where the file has lines."""
+    """The rows of one split, each with its :class:`Origin`."""
 
     path: Path
     rows: list[dict[str, Any]]
-    lines: list[int | None] = field(default_factory=list)
+    origins: list[Origin] = field(default_factory=list)
+
+    def origin(self, i: int) -> Origin:
+        return self.origins[i] if i < len(self.origins) else Origin(self.path, i)
 
     def line(self, i: int) -> int | None:
-        return self.lines[i] if i < len(self.lines) else None
+        return self.origin(i).line
+
+    def name(self, i: int) -> str:
+        """``row 12``; ``row 12 (row 2 of `x-00001-of-00002.parquet`)`` when the split spans several files."""
+        o = self.origin(i)
+        several = len({x.file for x in self.origins}) > 1
+        return f"row {i + 1}" + (f" (row {o.index + 1} of `{o.file.name}`)" if several else "")
+
+    def fail(self, i: int, code: str, message: str, help: Sequence[str] = ()) -> NoReturn:
+        o = self.origin(i)
+        raise ImportFailure(code, message, o.file, line=o.line, column=(o.column or 1) if o.line else None, help=help)
 
 
-def locate(src: Path, name: str, *, under: str | None = None) -> Path | None:
-    """The file or folder holding split ``name`` (in subfolder ``under``), or None when there is none."""
+# -- locating a split ----------------------------------------------------------------------------------
+
+
+def locate(src: Path, name: str, *, under: str | None = None) -> Source | None:
+    """The split ``name`` (in subfolder ``under``), or None when there is none; UL821 when it is ambiguous."""
     base = src / under if under else src
     if not base.is_dir():
         return None
-    for suffix in FILE_SUFFIXES:
-        if (base / f"{name}{suffix}").is_file():
-            return base / f"{name}{suffix}"
-    shards = sorted(base.glob(f"{name}-*.parquet"))
-    if shards:
-        return shards[0]
-    if (base / name).is_dir():
-        return base / name
-    return None
+    shards = _shards(base, name)
+    loose = [base / f"{name}{suffix}" for suffix in FILE_SUFFIXES if (base / f"{name}{suffix}").is_file()]
+    folder = [base / name] if (base / name).is_dir() else []
+    if shards:  # what the card's `configs:` names; a loose file beside them is an older upload
+        return Source(shards[0], tuple(shards), tuple(loose + folder))
+    candidates = loose + folder
+    if not candidates:
+        return None
+    if len(candidates) > 1:
+        raise ImportFailure("UL821", f"split `{name}` is in more than one place: {_names(p.name for p in candidates)}",
+                            base, help=["keep one of them (they may differ); the importer does not guess which "
+                                        "is current"])
+    found = candidates[0]
+    return _resolve_dir(found) if found.is_dir() else Source(found, (found,))
 
 
-def locate_any(src: Path, names: Iterable[str], *, under: str | None = None) -> Path | None:
+def locate_any(src: Path, names: Iterable[str], *, under: str | None = None) -> Source | None:
+    """The first of ``names`` (a split and its older names) that is present."""
     for name in names:
         found = locate(src, name, under=under)
         if found is not None:
@@ -73,92 +137,268 @@ def locate_any(src: Path, names: Iterable[str], *, under: str | None = None) -> 
     return None
 
 
-def read_rows(path: Path) -> Rows:
-    """Every row of a split, from a file, from its shards, or from a folder."""
-    if path.is_dir():
-        return _read_dir(path)
-    if path.suffix == ".parquet":
-        prefix = path.name.split("-0")[0] if "-0" in path.name else None
-        shards = sorted(path.parent.glob(f"{prefix}-*.parquet")) if prefix else [path]
-        rows: list[dict[str, Any]] = []
-        for shard in shards:
-            rows += _read_parquet(shard)
-        return Rows(path, rows)
-    return _read_json(path)
+def split_names(folder: Path) -> list[str]:
+    """The names of the splits a folder offers (files without suffix or shard numbers, and folders)."""
+    if not folder.is_dir():
+        return []
+    names: set[str] = set()
+    for p in folder.iterdir():
+        m = HUB_SHARD.match(p.name)
+        if m:
+            names.add(m.group("prefix"))
+        elif p.is_dir() and not p.name.startswith("."):
+            names.add(p.name)
+        elif p.suffix in FILE_SUFFIXES:
+            names.add(p.stem)
+    return sorted(names)
 
 
-def _read_dir(path: Path) -> Rows:
+def did_you_mean(folder: Path, name: str) -> list[str]:
+    """`did you mean` help for a split that is not in ``folder``."""
+    close = difflib.get_close_matches(name, split_names(folder), n=1, cutoff=0.75)
+    return [f"did you mean `{close[0]}`?"] if close else []
+
+
+def _shards(base: Path, prefix: str | None) -> list[Path]:
+    """The hub shards of split ``prefix`` in ``base``, sorted and checked complete (UL821 when one is missing)."""
+    found = sorted((p for p in base.iterdir() if p.is_file() and (m := HUB_SHARD.match(p.name))
+                    and (prefix is None or m.group("prefix") == prefix)), key=lambda p: p.name)
+    if not found:
+        return []
+    matches = [HUB_SHARD.match(p.name) for p in found]
+    totals = {int(m.group("total")) for m in matches if m}
+    indices = sorted(int(m.group("index")) for m in matches if m)
+    if len(totals) != 1 or indices != list(range(next(iter(totals)))):
+        total = max(totals)
+        missing = sorted(set(range(total)) - set(indices))
+        what = (f"shard {missing[0] + 1} of {total} is missing" if missing and len(totals) == 1
+                else f"their names disagree on how many there are ({_names(p.name for p in found)})")
+        raise ImportFailure("UL821", f"the split's parquet shards are incomplete: {what}", found[0],
+                            help=["download every shard of the split (`NAME-0000i-of-0000N.parquet`, i from 0 to N-1) "
+                                  "and no shard of an older upload; rows would otherwise be lost silently"])
+    return found
+
+
+def _resolve_dir(path: Path) -> Source:
+    """The files of the one split a folder holds; UL821 when it holds none or several."""
     if is_hf_dataset_dir(path):
-        from datasets import load_from_disk  # only for save_to_disk folders
-
-        try:
-            ds = load_from_disk(str(path))
-        except Exception as exc:  # noqa: BLE001 - any library failure is a bad source, with its detail
-            raise ImportFailure("UL823", f"cannot read the `save_to_disk` folder: {_first_line(exc)}", path) from exc
-        return Rows(path, [dict(r) for r in ds])
+        return Source(path, (path,))
     if (path / "dataset_dict.json").is_file():
         try:
             splits = load_json((path / "dataset_dict.json").read_text(encoding="utf-8")).get("splits", [])
-        except (ValueError, AttributeError) as exc:
+        except (ValueError, AttributeError, OSError) as exc:
             raise ImportFailure("UL823", f"`dataset_dict.json` is not a dataset index: {_first_line(exc)}", path) from exc
         if not isinstance(splits, list) or not all(isinstance(x, str) for x in splits):
             raise ImportFailure("UL823", "`dataset_dict.json` is not a dataset index: `splits` is not a list of names",
                                 path, help=["`save_to_disk` writes `{\"splits\": [\"train\", ...]}`"])
-        pick = splits[0] if len(splits) == 1 else next((s for s in ("train", "test") if s in splits), None)
-        if pick is None:
-            raise ImportFailure("UL821", f"the `DatasetDict` folder has splits {_names(splits)} and none is this split",
-                                path, help=["give the folder of the one split (`save_to_disk` writes one per split)"])
-        return _read_dir(path / pick)
-    shards = sorted(path.glob("*.parquet"))
-    if shards:
-        return read_rows(shards[0])
-    files = sorted(p for p in path.iterdir() if p.suffix in (".json", ".jsonl"))
-    if len(files) == 1:
-        return _read_json(files[0])
-    raise ImportFailure("UL821", "the folder holds no split this importer can read", path,
-                        help=["a split is a .jsonl, .json or .parquet file, parquet shards, or a "
-                              "`Dataset.save_to_disk` folder"])
+        if len(splits) != 1:
+            _several(path, splits)
+        return _resolve_dir(path / splits[0])
+    groups: dict[str, list[Path]] = {}  # a label for each split the folder holds -> its files
+    for p in sorted(path.iterdir(), key=lambda p: p.name):
+        if p.name.startswith("."):
+            continue
+        if p.is_file() and p.suffix == ".parquet":
+            m = HUB_SHARD.match(p.name)
+            label = f"{m.group('prefix')}-*.parquet" if m else ("NNNN.parquet" if CONVERTER_SHARD.match(p.name)
+                                                                else p.name)
+            groups.setdefault(label, []).append(p)
+        elif p.is_file() and p.suffix in (".json", ".jsonl"):
+            groups.setdefault(p.name, []).append(p)
+        elif p.is_dir() and _holds_split(p):
+            groups.setdefault(f"{p.name}/", []).append(p)
+    if not groups:
+        raise ImportFailure("UL821", "the folder holds no split this importer can read", path,
+                            help=["a split is a .jsonl, .json or .parquet file, parquet shards, or a "
+                                  "`Dataset.save_to_disk` folder"])
+    if len(groups) > 1:
+        _several(path, [label.replace("NNNN.parquet", "0000.parquet, ...") for label in groups])
+    [(label, files)] = groups.items()
+    if files[0].is_dir():
+        return _resolve_dir(files[0])
+    if label.endswith("-*.parquet"):
+        files = _shards(path, label.removesuffix("-*.parquet"))
+    elif label == "NNNN.parquet":
+        numbers = [int(m.group("index")) for p in files if (m := CONVERTER_SHARD.match(p.name))]
+        if numbers != list(range(len(files))):
+            raise ImportFailure("UL821", "the split's parquet shards are incomplete: their numbers are "
+                                f"{_names(p.name for p in files)}", path,
+                                help=["download every shard (`0000.parquet`, `0001.parquet`, ...)"])
+    return Source(files[0], tuple(files))
 
 
-def _read_parquet(path: Path) -> list[dict[str, Any]]:
-    import pyarrow.parquet as pq  # only for parquet files (installed with `datasets`)
+def _holds_split(folder: Path) -> bool:
+    return is_hf_dataset_dir(folder) or (folder / "dataset_dict.json").is_file() or any(
+        p.suffix in FILE_SUFFIXES for p in folder.iterdir() if p.is_file())
 
+
+def _several(path: Path, splits: Sequence[str]) -> NoReturn:
+    raise ImportFailure("UL821", f"the folder holds more than one split: {_names(splits)}", path,
+                        help=["a benchmark split is one of them and the importer does not guess which; leave only "
+                              "the split the benchmark publishes (TOFU's configurations have `train`, WMDP's `test`)"])
+
+
+# -- reading a split -----------------------------------------------------------------------------------
+
+
+def read_rows(source: Source) -> Rows:
+    """Every row of a split, from its file, its shards in order, or its `save_to_disk` folder."""
+    rows: list[dict[str, Any]] = []
+    origins: list[Origin] = []
+    for file in source.files:
+        if file.is_dir():
+            got, where = _read_saved(file)
+        elif file.suffix == ".parquet":
+            got, where = _read_parquet(file)
+        else:
+            got, where = _read_json(file)
+        rows += got
+        origins += where
+    return Rows(source.path, rows, origins)
+
+
+def _read_saved(path: Path) -> tuple[list[dict[str, Any]], list[Origin]]:
     try:
-        return list(pq.read_table(path).to_pylist())
+        from datasets import load_from_disk  # only for save_to_disk folders
+    except ImportError as exc:
+        raise ImportFailure("UL823", "reading a `save_to_disk` folder needs `datasets`, which is not installed",
+                            path, help=[INSTALL_HELP]) from exc
+    try:
+        rows = [dict(r) for r in load_from_disk(str(path))]
+    except Exception as exc:  # noqa: BLE001 - any library failure is a bad source, with its detail
+        raise ImportFailure("UL823", f"cannot read the `save_to_disk` folder: {_first_line(exc)}", path) from exc
+    return rows, [Origin(path, k) for k in range(len(rows))]
+
+
+def _read_parquet(path: Path) -> tuple[list[dict[str, Any]], list[Origin]]:
+    try:
+        import pyarrow.parquet as pq  # only for parquet files (installed with `datasets`)
+    except ImportError as exc:
+        raise ImportFailure("UL823", "reading parquet needs `pyarrow`, which is not installed", path,
+                            help=[INSTALL_HELP, "or convert the split to JSON lines first"]) from exc
+    try:
+        rows = list(pq.read_table(path).to_pylist())
     except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for a bad file
         raise ImportFailure("UL823", f"cannot read the parquet file: {_first_line(exc)}", path) from exc
+    return [_as_row(r, path, k, None, None) for k, r in enumerate(rows)], [Origin(path, k) for k in range(len(rows))]
 
 
-def _read_json(path: Path) -> Rows:
+def _read_json(path: Path) -> tuple[list[dict[str, Any]], list[Origin]]:
     try:
-        text = path.read_bytes().decode("utf-8-sig")
+        text = read_regular(path).decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ImportFailure("UL823", "the file is not UTF-8 text", path) from exc
-    stripped = text.lstrip()
-    if stripped.startswith("["):  # one JSON array of rows
+    except OSError as exc:
+        raise ImportFailure("UL823", f"cannot read the file: {exc.strerror or exc}", path) from exc
+    rows: list[dict[str, Any]] = []
+    origins: list[Origin] = []
+    if text.lstrip().startswith("["):  # one JSON array of rows
         try:
             data = load_json(text)
         except json.JSONDecodeError as exc:
             raise ImportFailure("UL823", f"malformed JSON: {exc.msg.lower()}", path, line=exc.lineno,
                                 column=exc.colno) from exc
-        return Rows(path, [_as_row(r) for r in data])
-    rows: list[dict[str, Any]] = []
-    lines: list[int | None] = []
+        place = _Lines(text)
+        _check_surrogates(text, path, place)
+        for k, (value, start) in enumerate(zip(data, _element_starts(text), strict=True)):
+            line, column = place.at(start)
+            rows.append(_as_row(value, path, k, line, column))
+            origins.append(Origin(path, k, line, column))
+        return rows, origins
     for lineno, raw in enumerate(json_lines(text), start=1):
         if not raw.strip():
             continue
         try:
-            rows.append(_as_row(load_json(raw)))
+            value = load_json(raw)
         except json.JSONDecodeError as exc:
             raise ImportFailure("UL823", f"malformed JSON: {exc.msg.lower()}", path, line=lineno, column=exc.colno,
                                 help=["a .json split is a JSON array, or one JSON object a line (JSON lines)"]) from exc
-        lines.append(lineno)
-    return Rows(path, rows, lines)
+        if "\\" in raw:
+            _check_surrogates(raw, path, None, lineno)
+        rows.append(_as_row(value, path, len(rows), lineno, 1))
+        origins.append(Origin(path, len(origins), lineno, 1))
+    return rows, origins
 
 
-def _as_row(value: Any) -> dict[str, Any]:
-    # MUSE's privleak files on GitHub are JSON arrays of strings: each string is a document
-    return value if isinstance(value, dict) else {"text": value}
+def _as_row(value: Any, path: Path, index: int, line: int | None, column: int | None) -> dict[str, Any]:
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, str):  # MUSE's privleak files on GitHub are JSON arrays of strings: each is a document
+        return {"text": value}
+    what = "null" if value is None else type(value).__name__
+    raise ImportFailure("UL822", f"row {index + 1} is {what}, not an object of columns", path, line=line,
+                        column=column if line else None,
+                        help=["a split's rows are JSON objects (`{\"question\": ..., \"answer\": ...}`), or strings "
+                              "for a split of documents"])
+
+
+_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{},]|[^\s\[\]{},"]+', re.S)
+
+
+def _element_starts(text: str) -> list[int]:
+    """The offset of each element of the (valid) top-level JSON array ``text``."""
+    starts: list[int] = []
+    depth = 0
+    expect = False
+    for m in _TOKEN.finditer(text):
+        tok = m.group()
+        if expect and depth == 1 and tok not in ("]", "}", ","):
+            starts.append(m.start())
+            expect = False
+        if tok in ("[", "{"):
+            depth += 1
+            expect = depth == 1
+        elif tok in ("]", "}"):
+            depth -= 1
+        elif tok == "," and depth == 1:
+            expect = True
+    return starts
+
+
+class _Lines:
+    """Offset -> (line, column), 1-based, with lines as :func:`~unlearnspec.inputs.json_lines` counts them."""
+
+    def __init__(self, text: str) -> None:
+        sep = "\n" if "\n" in text or "\r" not in text else "\r"
+        self.breaks = [m.start() for m in re.finditer(re.escape(sep), text)]
+
+    def at(self, offset: int) -> tuple[int, int]:
+        k = bisect.bisect_left(self.breaks, offset)
+        return k + 1, offset - (self.breaks[k - 1] + 1 if k else 0) + 1
+
+
+_ESCAPE = re.compile(r"\\(?:u([0-9a-fA-F]{4})|.)", re.S)
+
+
+def lone_surrogate_at(text: str) -> int | None:
+    """The offset of the first ``\\uXXXX`` escape in a JSON text that leaves a lone UTF-16 surrogate (a high half
+    not followed by its low half, or a low half alone), or None. JSON parsers accept such escapes and give a
+    string no UTF-8 file can hold."""
+    pending: int | None = None
+    pending_end = -1
+    for m in _ESCAPE.finditer(text):
+        code = int(m.group(1), 16) if m.group(1) else None
+        if pending is not None:
+            if code is not None and 0xDC00 <= code <= 0xDFFF and m.start() == pending_end:
+                pending = None
+                continue
+            return pending
+        if code is not None and 0xD800 <= code <= 0xDBFF:
+            pending, pending_end = m.start(), m.end()
+        elif code is not None and 0xDC00 <= code <= 0xDFFF:
+            return m.start()
+    return pending
+
+
+def _check_surrogates(text: str, path: Path, place: _Lines | None, lineno: int | None = None) -> None:
+    offset = lone_surrogate_at(text)
+    if offset is None:
+        return
+    line, column = place.at(offset) if place else (lineno, offset + 1)
+    raise ImportFailure("UL823", f"a lone surrogate escape `{text[offset:offset + 6]}`: half of a UTF-16 pair, which "
+                        "is no character and cannot be written as UTF-8", path, line=line, column=column,
+                        help=["a character beyond U+FFFF is escaped as a pair (`\\ud83d\\ude00`); re-export the file "
+                              "from its source, or remove the broken escape"])
 
 
 def require_columns(rows: Rows, required: Sequence[str], benchmark: str, split: str) -> None:
@@ -173,8 +413,7 @@ def require_columns(rows: Rows, required: Sequence[str], benchmark: str, split: 
             helps = [f"{benchmark}'s `{split}` rows have the columns {_names(required)}"]
             if hint:
                 helps.insert(0, f"did you mean `{hint[0]}`?")
-            raise ImportFailure("UL822", f"split `{split}` has no `{col}` column (it has {_names(present)})",
-                                rows.path, line=rows.line(0), column=1 if rows.line(0) else None, help=helps)
+            rows.fail(0, "UL822", f"split `{split}` has no `{col}` column (it has {_names(present)})", helps)
 
 
 def _names(names: Iterable[str]) -> str:

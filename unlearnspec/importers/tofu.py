@@ -4,7 +4,8 @@ Published as ``locuslab/TOFU``: one file per configuration (``forget01.json`` â€
 ``question`` and ``answer``; the ``*_perturbed`` ones add ``paraphrased_answer`` and the list
 ``perturbed_answer``, which TOFU's truth ratio compares). ``forgetNN`` pairs with ``retain(100-NN)``
 (the rest of the authors, trained on by the reference model) and ``holdoutNN`` (authors of the same
-kind never trained on); ``real_authors`` and ``world_facts`` measure model utility.
+kind never trained on); ``real_authors`` and ``world_facts`` measure model utility. The hub's parquet
+branch (``refs/convert/parquet``) holds the same configurations as ``forget10/train/0000.parquet``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,11 @@ from typing import Any
 
 from unlearnspec.importers.base import Imported, missing_split, str_list, text_field
 from unlearnspec.importers.sources import ImportFailure, Rows, locate, read_rows, require_columns
+
+#: why an empty string in each list column is refused (UL822)
+WHY_EMPTY = {"perturbed_answer": ": an empty wrong answer would be compared in the truth ratio",
+             "paraphrased_answer": ": it is the truth ratio's denominator",
+             "paraphrased_question": ": a `paraphrased` probe would ask it"}
 
 #: forget split -> (its retain split, its holdout split)
 SPLITS = {"forget01": ("retain99", "holdout01"), "forget05": ("retain95", "holdout05"),
@@ -27,13 +33,13 @@ def _qa_records(rows: Rows, split: str) -> list[dict[str, Any]]:
     for i in range(len(rows.rows)):
         rec: dict[str, Any] = {"question": text_field(rows, i, "question", split),
                                "answer": text_field(rows, i, "answer", split)}
-        paraphrases = str_list(rows, i, "paraphrased_question", split)
+        paraphrases = str_list(rows, i, "paraphrased_question", split, what=WHY_EMPTY["paraphrased_question"])
         if paraphrases:
             rec["paraphrases"] = paraphrases
-        perturbed = str_list(rows, i, "perturbed_answer", split)
+        perturbed = str_list(rows, i, "perturbed_answer", split, what=WHY_EMPTY["perturbed_answer"])
         if perturbed:
             rec["perturbed"] = perturbed
-        paraphrased_answer = str_list(rows, i, "paraphrased_answer", split)
+        paraphrased_answer = str_list(rows, i, "paraphrased_answer", split, what=WHY_EMPTY["paraphrased_answer"])
         if paraphrased_answer:  # kept for TOFU's truth ratio; records ignore fields they do not use
             rec["paraphrased_answer"] = paraphrased_answer[0]
         out.append(rec)
@@ -46,15 +52,14 @@ def import_tofu(src: Path, *, split: str = "forget10", model: str = "builtin:tin
                             help=["TOFU's forget splits are " + ", ".join(f"`{s}`" for s in SPLITS)])
     retain_split, holdout_split = SPLITS[split]
     expected = f"`{split}.json` (or `{split}_perturbed.json`) and `{retain_split}.json`, as in `locuslab/TOFU`"
-    files: dict[str, list[dict[str, Any]]] = {}
-    sources: dict[str, Path] = {}
+    imported = Imported("tofu", {}, f"tofu-{split}.unlearn", "tofu.unlearn.j2")
+    files = imported.files
 
     def take(names: tuple[str, ...], out_name: str, required: bool) -> bool:
         for name in names:
-            path = locate(src, name)
-            if path is not None:
-                files[out_name] = _qa_records(read_rows(path), name)
-                sources[out_name] = path
+            source = locate(src, name)
+            if source is not None:
+                imported.take(out_name, source, _qa_records(read_rows(source), name))
                 return True
         if required:
             raise missing_split("TOFU", src, names[-1], expected)
@@ -66,9 +71,9 @@ def import_tofu(src: Path, *, split: str = "forget10", model: str = "builtin:tin
     has_holdout = take((holdout_split,), f"tofu-{holdout_split}.jsonl", required=False)
     neighbors = [f"tofu-{u.replace('_', '-')}.jsonl" for u in UTILITY_SPLITS
                  if take((u,), f"tofu-{u.replace('_', '-')}.jsonl", required=False)]
-    context = {"split": split, "model": model, "forget": f"tofu-{split}.jsonl",
-               "retain": f"tofu-{retain_split}.jsonl",
-               "holdout": f"tofu-{holdout_split}.jsonl" if has_holdout else None, "neighbors": neighbors,
-               "has_perturbed": any("perturbed" in r for r in files[f"tofu-{split}.jsonl"]),
-               "has_paraphrases": any("paraphrases" in r for r in files[f"tofu-{split}.jsonl"])}
-    return Imported("tofu", files, f"tofu-{split}.unlearn", "tofu.unlearn.j2", context, sources)
+    imported.context = {"split": split, "model": model, "forget": f"tofu-{split}.jsonl",
+                        "retain": f"tofu-{retain_split}.jsonl",
+                        "holdout": f"tofu-{holdout_split}.jsonl" if has_holdout else None, "neighbors": neighbors,
+                        "has_perturbed": any("perturbed" in r for r in files[f"tofu-{split}.jsonl"]),
+                        "has_paraphrases": any("paraphrases" in r for r in files[f"tofu-{split}.jsonl"])}
+    return imported
