@@ -505,3 +505,25 @@ def test_undefined_resamples_count_against_both_ends(undefined: float) -> None:
         assert below + undefined == pytest.approx(0.025, abs=2e-3) and above + undefined == pytest.approx(0.025, abs=2e-3)
     else:
         assert (lo, hi) == (defined.min(), defined.max())
+
+
+def test_the_worst_part_decides_and_shows_the_part_the_outcome_rests_on() -> None:
+    """One rule for every worst case over parts (item types, attacks): the decision interval is the largest lower
+    end to the largest upper end; the part shown is the one furthest beyond the bound when one is wholly beyond it,
+    else the one coming closest to it; without intervals the largest value."""
+    from unlearnspec.runtime.evaluation.intervals import worst_part
+
+    def at_most(b: float):  # type: ignore[no-untyped-def]
+        return lambda x: x <= b
+
+    parts = {"documents": (0.30, 0.25, 0.35), "qa": (0.05, 0.00, 0.50), "qa_paraphrased": (0.20, 0.15, 0.28)}
+    beyond = worst_part(parts, at_most(0.10), use_intervals=True)  # documents is wholly beyond 0.10
+    assert (beyond.low, beyond.high, beyond.fails, beyond.key) == (0.25, 0.50, True, "documents")
+    undecided = worst_part(parts, at_most(0.30), use_intervals=True)  # none wholly beyond; qa reaches furthest
+    assert (undecided.fails, undecided.key) == (False, "qa")
+    assert worst_part(parts, at_most(0.10), use_intervals=False).key == "documents"
+    assert worst_part(parts, None, use_intervals=True).key == "documents"
+    tie = worst_part({"a": (0.1, 0.0, 0.2), "b": (0.1, 0.0, 0.2)}, at_most(1.0), use_intervals=True)
+    assert tie.key == "a"
+    with pytest.raises(ValueError):
+        worst_part({}, None, use_intervals=True)

@@ -235,10 +235,9 @@ class EvaluatorBase:
             return None
         # a type without an estimate (no item with a value for both models) cannot be shown within the bound
         missing = [k for k in kinds if k not in found]
-        lows, highs = max(e.low for e in found.values()), max(e.high for e in found.values())
         use_iv = self.ctx.intervals and not any(e.point for e in found.values())
-        fails = use_iv and not t.holds(lows)
-        worst = max(found, key=lambda k: found[k].low if fails else (found[k].high if use_iv else found[k].value))
+        w = intervals.worst_part({k: (e.value, e.low, e.high) for k, e in found.items()}, t.holds, use_iv)
+        lows, highs, worst = w.low, w.high, w.key
         e = found[worst]
         what = f"{decided} minus reference" if b is not None else decided
         shown = "; ".join(f"{k} {v.value:.3g}" + (f" [{v.low:.3g}, {v.high:.3g}]" if use_iv else "") + f", n={v.n}"

@@ -117,21 +117,17 @@ class MembershipChecks(EvaluatorBase):
             return self._missing(check, "no attack produced an AUC")
         pairs = sum(len(g) for g in gaps.values())  # the pairs that produced a gap, the ones held together
         # the decision interval of the worst-case |gap|: max of the lows and of the highs over (type, attack)
-        abs_by = {(t, a): intervals.abs_interval(g[1], g[2]) for t in gaps for a, g in gaps[t].items()}
-        dec_low = max(x[0] for x in abs_by.values())
-        dec_high = max(x[1] for x in abs_by.values())
-        # the pair shown as deciding is the one the outcome rests on: when a pair is shown beyond the tolerance,
-        # the one furthest beyond it (its interval's nearest end); otherwise the one that comes closest to it (its
-        # interval's far end), which is the one keeping the check from passing when it is inconclusive
-        wt, wa = worst[3], worst[4]
-        if tol is not None and use_iv and check.threshold is not None:
-            fails = not Threshold(op=check.threshold.op, value=tol).holds(dec_low)
-            wt, wa = max(abs_by, key=lambda ta: abs_by[ta][0] if fails else abs_by[ta][1])
+        pair_bound = Threshold(op=check.threshold.op, value=tol) if check.threshold is not None and tol is not None \
+            else None
+        # the pair shown as deciding is the one the outcome rests on (intervals.worst_part)
+        w = intervals.worst_part({(t, a): (abs(g[0]), *intervals.abs_interval(g[1], g[2]))
+                                  for t in gaps for a, g in gaps[t].items()},
+                                 pair_bound.holds if pair_bound is not None else None, use_iv)
+        dec_low, dec_high = w.low, w.high
+        wt, wa = w.key
         n_deciding = int(gaps[wt][wa][3])
         higher = mia.ATTACKS[wa][1]
         # each pair on its own (simultaneous) interval, by the one burden-of-proof rule every check follows
-        pair_bound = Threshold(op=check.threshold.op, value=tol) if check.threshold is not None and tol is not None \
-            else None
         outcome = {True: "within", False: "beyond", None: "straddles"}
         status = {t: {a: "n/a" if pair_bound is None else
                       outcome[three_valued(pair_bound, abs(g[0]), intervals.abs_interval(g[1], g[2]))]
@@ -265,14 +261,12 @@ class MembershipChecks(EvaluatorBase):
         # a type too small to measure (one record on a side) or without a bounded interval is one the check cannot
         # show within the bound: it can fail on the others, never pass
         unbounded = [t for t in present if t not in mine]
-        mags = {t: intervals.abs_interval(e.low, e.high) for t, e in mine.items()}  # type: ignore[union-attr]
-        dec_low, dec_high = max(lo for lo, _ in mags.values()), max(hi for _, hi in mags.values())
         t_bound = check.threshold
-        # the type shown as deciding: the one furthest beyond the bound when one is wholly beyond it, else the one
-        # coming closest to it (the one keeping the check from passing when it is inconclusive)
-        fails = t_bound is not None and use_iv and t_bound.op in ("<=", "<") and not t_bound.holds(dec_low)
-        wt = max(mags, key=lambda t: mags[t][0] if fails else mags[t][1]) if use_iv else \
-            max(mine, key=lambda t: abs(mine[t].value))  # type: ignore[union-attr]
+        # the type shown as deciding is the one the outcome rests on (intervals.worst_part)
+        w = intervals.worst_part({t: (abs(e.value), *intervals.abs_interval(e.low, e.high))
+                                  for t, e in mine.items() if e is not None},
+                                 t_bound.holds if t_bound is not None and t_bound.op in ("<=", "<") else None, use_iv)
+        dec_low, dec_high, wt = w.low, w.high, w.key
         values: dict[str, float | None] = {}
         est: dict[str, Estimate | None] = {}
         for who in sc:

@@ -31,9 +31,9 @@ from __future__ import annotations
 import math
 import warnings
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -41,6 +41,7 @@ from scipy import stats
 
 N_RESAMPLES = 1000
 DEFAULT_CONFIDENCE = 0.95
+K = TypeVar("K")
 
 
 def seed_for(plan_seed: int, *parts: str) -> np.random.Generator:
@@ -453,6 +454,36 @@ def paired_estimate(arrays: Sequence[Sequence[float | None] | NDArray[Any]], sta
         return Estimate(value, value, value, n, confidence=confidence, point=True)
     lo, hi = degenerate_interval(value, n, confidence, known)
     return Estimate(value, lo, hi, n, confidence=confidence)
+
+
+@dataclass(frozen=True)
+class WorstPart(Generic[K]):
+    """The worst of several parts measured on their own (item types, attacks): the part the outcome rests on and the
+    decision interval of the worst case."""
+
+    key: K
+    low: float  # the largest of the parts' lower ends
+    high: float  # the largest of their upper ends
+    fails: bool  # the bound fails even at the largest lower end: some part is wholly beyond it
+
+
+def worst_part(parts: Mapping[K, tuple[float, float, float]], holds: Callable[[float], bool] | None,
+               use_intervals: bool) -> WorstPart[K]:
+    """The worst case over ``parts`` (key -> value, low, high) of a quantity bounded from above (a magnitude, a metric
+    read with ``<=``), each part's interval at a level at which all of them hold together (Bonferroni, a joint
+    bootstrap): the bound holds for every part when it holds at the largest upper end, and fails for one when it fails
+    at the largest lower end (FRAMEWORK.md §7: a pool could average a complete failure of one part with nothing on
+    another). The part shown as deciding is the one the outcome rests on: the one furthest beyond the bound when one
+    is wholly beyond it, else the one coming closest to it (its upper end: the one keeping the check from passing when
+    it is undecided); without intervals, or without a bound, the one of largest value. Ties go to the first part."""
+    if not parts:
+        raise ValueError("the worst of no parts")
+    low = max(p[1] for p in parts.values())
+    high = max(p[2] for p in parts.values())
+    ranked = use_intervals and holds is not None
+    fails = ranked and holds is not None and not holds(low)
+    col = (1 if fails else 2) if ranked else 0
+    return WorstPart(key=max(parts, key=lambda k: parts[k][col]), low=low, high=high, fails=fails)
 
 
 def abs_interval(low: float, high: float) -> tuple[float, float]:
