@@ -5,6 +5,7 @@ hostile spec strings that stay text."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -12,11 +13,13 @@ from pathlib import Path
 
 import pytest
 from test_report import make_plan, make_report, passing_results, result
+from test_signing import full_run
 
 from unlearnspec import __version__
 from unlearnspec.audit.card import card_for_run, render_card
+from unlearnspec.audit.signing import keygen, sign
 from unlearnspec.cli import main
-from unlearnspec.plan import PlanFinding, Threshold
+from unlearnspec.plan import FileHash, PlanFinding, Threshold
 from unlearnspec.report.model import CheckResult, Decision
 
 GOLDEN = Path(__file__).parent / "golden" / "card" / "erase-jane-doe.md"
@@ -26,6 +29,12 @@ UPDATE = os.environ.get("UNLEARNSPEC_UPDATE_GOLDENS") == "1"
 def _rows(text: str) -> list[list[str]]:
     """Table rows split on unescaped pipes."""
     return [re.split(r"(?<!\\)\|", line)[1:-1] for line in text.splitlines() if line.startswith("|")]
+
+
+def _card(run: Path, **checks: Path) -> str:
+    card = card_for_run(run, **checks)
+    assert card.text is not None, card.problems
+    return card.text
 
 
 def test_card_matches_its_golden() -> None:
@@ -90,10 +99,11 @@ def test_card_verb(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run.mkdir()
     report = make_report()
     (run / "report.json").write_text(report.model_dump_json(indent=2), encoding="utf-8")
-    (run / "report.sig.json").write_text('{"key_sha256": "' + "e" * 64 + '"}', encoding="utf-8")
+    (run / "report.sig.json").write_text('{"key_sha256": "' + "e" * 64 + '"}', encoding="utf-8")  # forged
     assert main(["card", str(run), "-o", str(tmp_path / "card.md")]) == 0
     text = (tmp_path / "card.md").read_text(encoding="utf-8")
-    assert text == card_for_run(run) and "key `eeeeeeeeeeeeeeee`" in text
+    assert text == card_for_run(run).text and "eeeeeeeeeeeeeeee" not in text  # nothing from an unchecked file
+    assert "it was not verified when this card was made" in text and "The run is signed" not in text
     for _ in range(2):  # a card kept in the run folder can be written again; the report it reads cannot be replaced
         assert main(["card", str(run), "-o", str(run / "card.md")]) == 0
     before = (run / "report.json").read_bytes()
@@ -227,3 +237,102 @@ def test_compiler_sentences_keep_their_code_spans() -> None:
     text = render_card(report.model_copy(update={"objectives": [obj]}))
     assert "- UL411 (warning): the tolerance that `membership_auc <= 0.6` allows (help: add `holdout` documents)." in text
     assert "UL405 (a risk the reviewers accepted): what `Jane Doe`'s data is; justification: see \\`ticket\\`" in text
+
+
+# --- what the card says about the signature and the ledger: only what was checked ----------------------------
+
+def _fingerprint(pub: Path) -> str:
+    from cryptography.hazmat.primitives import serialization
+
+    key = serialization.load_pem_public_key(pub.read_bytes())
+    return hashlib.sha256(key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)).hexdigest()
+
+
+@pytest.fixture
+def signed(tmp_path: Path) -> tuple[Path, Path]:
+    run = full_run(tmp_path / "run")
+    key, pub = keygen(tmp_path / "keys" / "signer")
+    sign(run, key)
+    return run, pub
+
+
+def test_the_card_says_the_run_is_signed_only_when_the_signature_verified(
+        signed: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run, pub = signed
+    plain = _card(run)
+    assert "not verified when this card was made" in plain and _fingerprint(pub)[:16] not in plain
+    text = _card(run, pub=pub)
+    assert f"The run is signed (Ed25519, key `{_fingerprint(pub)[:16]}`)" in text
+    assert "verified with that key when this card was made" in text
+    for name in ("report.json", "plan.json", "report.md", "report.html", "run.json", "ledger.json"):
+        assert f"`{name}`" in text.split("It covers", 1)[1].split("\n", 1)[0]
+    # another key, or a file changed after signing: no card, exit 1, the reason as a diagnostic
+    _, other = keygen(tmp_path / "other")
+    out = tmp_path / "card.md"
+    assert main(["card", str(run), "--pub", str(other), "-o", str(out), "--color", "never"]) == 1
+    err = capsys.readouterr().err
+    assert "error[UL811]: the run was signed with another key" in err and "no card was made" in err
+    assert not out.exists()
+    (run / "report.md").write_text("# PASS\n", encoding="utf-8")
+    assert main(["card", str(run), "--pub", str(pub), "-o", str(out)]) == 1
+    assert "`report.md` changed after it was signed" in capsys.readouterr().err and not out.exists()
+    assert main(["card", str(run), "--pub", str(tmp_path / "nope.pub")]) == 2  # an unreadable key: UL813
+    assert "error[UL813]" in capsys.readouterr().err
+
+
+def test_a_format_1_signature_is_carded_as_covering_report_and_plan_only(signed: tuple[Path, Path]) -> None:
+    run, pub = signed
+    from test_signing import _format_1_signature
+
+    _format_1_signature(run, pub.with_name("signer"))
+    text = _card(run, pub=pub)
+    assert "covers report.json and plan.json only" in text and "`report.md`" not in text
+
+
+def test_the_card_cites_ledger_lines_only_when_the_receipt_was_checked(
+        signed: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run, _ = signed
+    ledger = tmp_path / "ledger"  # where full_run recorded the run
+    receipt = json.loads((run / "ledger.json").read_text(encoding="utf-8"))
+    [item] = receipt["entries"]
+    plain = _card(run)
+    assert "not checked against the ledger" in plain and "line 1" not in plain
+    text = _card(run, ledger=ledger)
+    assert f"`{item['request_id']}` line {item['seq']} of `{item['file']}`" in text
+    assert "checked against it when this card was made" in text
+    ledger_file = ledger / item["file"]
+    ledger_file.write_text(ledger_file.read_text(encoding="utf-8").replace('"overall":"', '"overall":"x'),
+                           encoding="utf-8")
+    assert main(["card", str(run), "--ledger", str(ledger), "--color", "never"]) == 1
+    assert "error[UL806]" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["report.sig.json", "ledger.json"])
+def test_deep_or_badly_typed_signature_and_receipt_files_are_diagnostics(
+        signed: tuple[Path, Path], name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    run, pub = signed
+    for body in ("[" * 100_000, '{"entries": [{"seq": "1", "request_id": 7}], "key_sha256": 5}'):
+        (run / name).write_text(body, encoding="utf-8")
+        assert main(["card", str(run)]) == 0  # named as present and unchecked, never parsed into the card
+        assert "Traceback" not in capsys.readouterr().err
+        check = ["--pub", str(pub)] if name == "report.sig.json" else ["--ledger", str(run.parent / "ledger")]
+        assert main(["card", str(run), *check, "--color", "never"]) == 1
+        assert ("error[UL811]" if name == "report.sig.json" else "error[UL806]") in capsys.readouterr().err
+
+
+def test_the_card_names_the_plans_model_hash_for_what_it_is_and_a_trusted_plan() -> None:
+    """The audit trail's model hash is the plan's pin: for a built-in model its recipe's hash, not the weights the
+    ledger records as model_before; and a plan run with --trust-plan was not re-derived from its spec."""
+    report = make_report()
+    pin = report.audit.model_sha256
+    assert pin is not None
+    text = render_card(report)
+    assert f"the plan's hash of the source model `{pin[:16]}`" in text and "source model `" not in text.replace(
+        "the plan's hash of the source model `", "")
+    obj = report.objectives[0].model_copy(update={"models": [FileHash(path="builtin:tiny-bios", sha256="7" * 64,
+                                                                     role="original")]})
+    builtin = report.model_copy(update={"objectives": [obj]})
+    assert "(a built-in model's training recipe, not its weights)" in render_card(builtin)
+    assert "run as given" not in text
+    trusted = report.model_copy(update={"audit": report.audit.model_copy(update={"plan_provenance": "trusted"})})
+    assert "The plan was run as given (`--trust-plan`): it was not re-derived from its spec" in render_card(trusted)

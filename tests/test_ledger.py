@@ -16,11 +16,16 @@ from unlearnspec.audit.ledger import (
     GENESIS,
     LedgerError,
     append,
+    canonical,
+    entry_hash,
     ledger_name,
     record_run,
     verify_file,
+    verify_receipt,
 )
 from unlearnspec.cli import main
+from unlearnspec.plan import FileHash, Plan
+from unlearnspec.report.model import GivenModel, Report
 
 MODEL = "builtin:tiny-bios"
 
@@ -43,6 +48,15 @@ def _lines(path: Path) -> list[str]:
 
 def _write(path: Path, lines: list[str]) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _run_folder(tmp_path: Path, plan: Plan, report: Report) -> Path:
+    """A run folder with the report and the plan a receipt is checked against."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "report.json").write_text(report.model_dump_json(), encoding="utf-8")
+    (run / "plan.json").write_text(plan.canonical_json(), encoding="utf-8")
+    return run
 
 
 def _codes(path: Path) -> list[tuple[str, int]]:
@@ -299,8 +313,6 @@ def test_recording_a_run_twice_after_a_lost_receipt_appends_once(tmp_path: Path)
 
 def test_model_before_is_the_loaded_weights_hash_when_the_run_has_one(tmp_path: Path) -> None:
     """A built-in's plan pins its recipe; the ledger's `model_before` is the hash of the weights the run loaded."""
-    from unlearnspec.plan import FileHash
-
     plan, report = make_plan(), make_report()
     weights = "c" * 64
     report.objectives[0].models = [FileHash(path="builtin:tiny-bios", sha256=weights, role="original")]
@@ -315,9 +327,7 @@ def test_a_run_folders_receipt_is_checked_against_the_ledger(tmp_path: Path,
     """`ledger verify LEDGER --run RUN`: the receipt's line must hold its entry, and that entry the run's report.
     An edited receipt (another line), a replaced report and a missing receipt are UL806; the card cites the check."""
     plan, report = make_plan(), make_report()
-    run = tmp_path / "run"
-    run.mkdir()
-    (run / "report.json").write_text(report.model_dump_json(), encoding="utf-8")
+    run = _run_folder(tmp_path, plan, report)
     ledger = tmp_path / "ledger"
     append(ledger, _fields(1))  # another request first: this run's entry is line 2
     [entry] = record_run(ledger, run, plan, report, {})
@@ -345,9 +355,7 @@ def test_a_receipt_that_names_nothing_or_a_broken_ledger_is_not_borne_out(tmp_pa
     from unlearnspec.audit.ledger import verify_receipt
 
     plan, report = make_plan(), make_report()
-    run = tmp_path / "run"
-    run.mkdir()
-    (run / "report.json").write_text(report.model_dump_json(), encoding="utf-8")
+    run = _run_folder(tmp_path, plan, report)
     ledger = tmp_path / "ledger"
     record_run(ledger, run, plan, report, {})
     assert verify_receipt(ledger, run) == []
@@ -378,3 +386,123 @@ def test_two_models_whose_names_sanitise_alike_keep_two_ledgers(tmp_path: Path) 
     assert [e.model for e in verify_file(tmp_path / "org_m.jsonl").entries] == ["org/m", "org/m"]
     assert [e.model for e in verify_file(other).entries] == ["org_m"]
     assert (a.seq, b.seq, c.seq) == (1, 1, 2)
+
+
+# --- a line is checked against the run's report, not only its hash -------------------------------------------
+
+def _forge(ledger: Path, run: Path, **fields: object) -> None:
+    """Rewrite the run's ledger line as a forger who can write the ledger, its head and the receipt would: the
+    chain recomputed, the head and the receipt updated to the new hash."""
+    path = ledger / ledger_name(MODEL)
+    [line] = _lines(path)
+    data = {**json.loads(line), **fields}
+    data["hash"] = entry_hash(data)
+    path.write_bytes(canonical(data) + b"\n")
+    (ledger / ledger_name(MODEL).replace(".jsonl", ".head.json")).write_bytes(
+        canonical({"count": 1, "hash": data["hash"]}) + b"\n")
+    receipt = json.loads((run / "ledger.json").read_text(encoding="utf-8"))
+    receipt["entries"][0]["hash"] = data["hash"]
+    (run / "ledger.json").write_text(json.dumps(receipt), encoding="utf-8")
+
+
+def _recorded_run(tmp_path: Path) -> tuple[Path, Path, Report]:
+    plan, report = make_plan(), make_report()
+    obj = report.objectives[0].model_copy(update={"models": [
+        FileHash(path=MODEL, sha256="7" * 64, role="original"), FileHash(path="m", sha256="8" * 64, role="unlearned")]})
+    report = report.model_copy(update={"objectives": [obj]})
+    run = _run_folder(tmp_path, plan, report)
+    record_run(tmp_path / "ledger", run, plan, report, {})
+    return tmp_path / "ledger", run, report
+
+
+def test_a_line_rewritten_to_pass_with_its_chain_and_receipt_recomputed_is_found(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The reviewer's attack: the line says PASS, its hash, the head and the receipt recomputed. The ledger's own
+    chain cannot see it; the receipt check compares the line with the run folder's report.json and fails."""
+    ledger, run, report = _recorded_run(tmp_path)
+    obj = report.objectives[0]
+    assert obj.overall != "pass"  # the report says the request did not pass
+    assert verify_receipt(ledger, run) == []
+    _forge(ledger, run, overall="pass", verdicts={c.claim: "pass" for c in obj.claims})
+    assert main(["ledger", "verify", str(ledger)]) == 0  # the chain alone is consistent
+    capsys.readouterr()
+    assert main(["ledger", "verify", str(ledger), "--run", str(run), "--color", "never"]) == 1
+    text = capsys.readouterr().out
+    assert "does not record what the run folder's report.json says of request `erase-jane-doe`" in text
+    assert f'`overall`: the line records "pass", report.json "{obj.overall}"' in text
+    assert "`verdicts`: the line records" in text
+
+
+@pytest.mark.parametrize("field,value", [
+    ("plan_hash", "f" * 64), ("model_before", "0" * 64), ("model_after", "7" * 64), ("title", "Another request"),
+    ("basis", "none"), ("owner", "someone else"), ("method", "retrain"), ("goal", "suppression"),
+    ("model", "builtin:other"), ("drift", {"utility_drop": 0.0}), ("compile_status", {"removed": "supported"})])
+def test_every_field_a_line_records_is_checked_against_the_report(tmp_path: Path, field: str, value: object) -> None:
+    ledger, run, report = _recorded_run(tmp_path)
+    _forge(ledger, run, **{field: value})
+    [p] = verify_receipt(ledger, run)
+    assert p.code == "UL806" and "1 field(s) differ" in p.message
+    assert any(h.startswith(f"`{field}`: the line records") for h in p.help), p.help
+
+
+def test_the_ledger_line_of_an_audit_records_the_audited_checkpoint(tmp_path: Path) -> None:
+    """`model_after` of an audited checkpoint is the checkpoint's hash, not the model it started from."""
+    plan, report = make_plan(), make_report()
+    given = "9" * 64
+    obj = report.objectives[0].model_copy(update={"given": GivenModel(source="vendor/ckpt", form="model",
+                                                                      sha256=given, method="npo")})
+    report = report.model_copy(update={"objectives": [obj]})
+    [entry] = record_run(tmp_path / "ledger", _run_folder(tmp_path, plan, report), plan, report, {})
+    assert entry.model_after == given != entry.model_before
+
+
+# --- a ledger deleted whole, a lone surrogate --------------------------------------------------------------
+
+def test_a_ledger_deleted_whole_is_found_through_its_head(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _ledger(tmp_path, 4)
+    path.unlink()  # the head, which records 4 entries, is kept
+    assert main(["ledger", "verify", str(tmp_path), "--color", "never"]) == 1
+    out = capsys.readouterr().out
+    assert "error[UL804]: the ledger `builtin_tiny-bios.jsonl` is missing, but its head file " \
+           "`builtin_tiny-bios.head.json` records 4 entries" in out
+    assert main(["ledger", "show", str(tmp_path)]) == 0
+    assert "0 request(s), chain BROKEN" in capsys.readouterr().out
+    path.write_text("", encoding="utf-8")  # emptied rather than deleted
+    assert _codes(path) == [("UL804", 1)]
+    assert verify_file(path).problems[0].message == "the ledger is empty but its head records 4 entries"
+
+
+def test_a_lone_surrogate_in_a_line_is_an_unreadable_line_not_a_crash(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """JSON can spell `\\ud800`, which is no character: the line parses but cannot be written back as UTF-8."""
+    path = _ledger(tmp_path, 2)
+    lines = _lines(path)
+    lines[1] = lines[1].replace('"owner":"privacy-office"', '"owner":"\\ud800"')
+    _write(path, lines)
+    assert _codes(path) == [("UL803", 2)]
+    assert "lone surrogate (\\ud800)" in verify_file(path).problems[0].message
+    for argv in (["ledger", "verify", str(tmp_path)], ["ledger", "show", str(tmp_path)],
+                 ["ledger", "show", str(tmp_path), "--format", "json"]):
+        assert main(argv) in (0, 1)
+        json_or_text = capsys.readouterr().out
+        assert "\ud800" not in json_or_text
+    with pytest.raises(LedgerError) as err:  # never extended
+        append(tmp_path, _fields(3))
+    assert err.value.code == "UL803"
+
+
+def test_recording_text_that_is_not_utf8_is_a_user_error(tmp_path: Path) -> None:
+    """A plan's title can spell a lone surrogate in JSON; recording the run is then UL803, a user error that the run
+    verb prints (it catches UserError), never a UnicodeEncodeError from the end of `run`."""
+    from unlearnspec.errors import UserError
+
+    plan, report = make_plan(), make_report()
+    obj = report.objectives[0].model_copy(update={"title": "Jane \ud800"})
+    report = report.model_copy(update={"objectives": [obj]})
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "report.json").write_text(json.dumps(report.model_dump(mode="json")), encoding="ascii")  # `\ud800`
+    with pytest.raises(UserError) as err:
+        record_run(tmp_path / "ledger", run, plan, report, {})
+    assert err.value.code == "UL803" and "lone surrogate" in err.value.message
+    assert not (tmp_path / "run" / "ledger.json").exists()

@@ -9,18 +9,30 @@ project's one Markdown escaping function (:func:`unlearnspec.markdown.escape`, r
 ``mdcode`` and ``mdprose`` filters), the same the report, ``show`` and ``explain`` use: ``mdprose`` for the
 sentences the compiler and the runtime wrote (findings, help, why a check was decided as it was), whose
 backticked names stay code spans, ``md`` for everything else.
+
+The card claims no more than was checked when it was made: it says the run is signed only when the signature was
+verified with the key given (``card --pub KEY.pub``: :func:`~unlearnspec.audit.signing.verify_run`), and what the
+signature covers; it cites ledger lines only when the run's receipt was checked against the ledger given (``card
+--ledger DIR``: :func:`~unlearnspec.audit.ledger.check_receipt`). Without them it says a signature file or a receipt
+is present and was not checked, and names nothing from it. A check that fails makes no card.
 """
 
 from __future__ import annotations
 
-import json
+import os
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from unlearnspec.audit.ledger import RECEIPT, check_receipt
+from unlearnspec.audit.manifest import REVIEWED, SIGNATURE_FILE
+from unlearnspec.audit.problems import Problem
+from unlearnspec.audit.signing import verify_run
 from unlearnspec.catalog import METHODS
+from unlearnspec.inputs import read_regular
 from unlearnspec.markdown import register_filters
 from unlearnspec.report.model import CheckResult, ObjectiveReport, Report
 from unlearnspec.report.render import VERDICT_TEXT
@@ -90,24 +102,49 @@ def _objective_view(o: ObjectiveReport) -> dict[str, Any]:
 
 def render_card(report: Report, *, signature: dict[str, Any] | None = None,
                 ledger: dict[str, Any] | None = None) -> str:
-    """The Markdown section for a Hugging Face model card (``README.md``), from a validated report."""
+    """The Markdown section for a Hugging Face model card (``README.md``), from a validated report. ``signature`` and
+    ``ledger`` are what :func:`card_for_run` checked (``state`` ``verified`` / ``checked``, or ``present``: there, not
+    checked); ``None``: the run folder has none."""
+    builtin = any(m.role == "original" and m.path.startswith("builtin:") for o in report.objectives for m in o.models)
     return environment().get_template("card.md.j2").render(
         report=report, objectives=[_objective_view(o) for o in report.objectives],
         version=report.audit.tool_version,  # the version that ran and decided, not the one rendering the card
-        signature=signature, ledger=ledger)
+        builtin=builtin, signature=signature, ledger=ledger)
 
 
-def card_for_run(run_dir: Path) -> str:
-    """The card for a run folder: its report.json (validated), and the signature and ledger receipt
-    beside it when present (named, not verified: ``unlearnspec verify`` checks the signature)."""
-    report = Report.model_validate_json((run_dir / "report.json").read_text(encoding="utf-8"))
-    extras: dict[str, dict[str, Any] | None] = {"signature": None, "ledger": None}
-    for key, name in (("signature", "report.sig.json"), ("ledger", "ledger.json")):
-        path = run_dir / name
-        if path.is_file():
-            try:
-                data = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                continue
-            extras[key] = data if isinstance(data, dict) else None
-    return render_card(report, **extras)
+@dataclass
+class Card:
+    """A card, or the checks that failed and made none: each problem with the file it is about."""
+
+    text: str | None
+    problems: list[tuple[Path, Problem]] = field(default_factory=list)
+
+
+def card_for_run(run_dir: Path, *, pub: Path | None = None, ledger: Path | None = None) -> Card:
+    """The card for a run folder: its report.json (validated); with ``pub``, the run's signature verified with that
+    public key; with ``ledger``, the run's receipt checked against that ledger folder. Without them a signature file
+    or a receipt beside the report is said to be there and unchecked. Raises
+    :class:`~unlearnspec.audit.signing.SigningError` for an unusable key or a folder with no signature to verify."""
+    report = Report.model_validate_json(read_regular(run_dir / "report.json"))
+    problems: list[tuple[Path, Problem]] = []
+    signature: dict[str, Any] | None = None
+    if pub is not None:
+        v = verify_run(run_dir, pub)
+        problems += [(run_dir / (p.file or SIGNATURE_FILE), p) for p in v.problems]
+        covered = [rel for rel, sha in v.files.items() if sha is not None]
+        named = [n for n in REVIEWED if n in covered]
+        signature = {"state": "verified", "key": v.key_sha256, "version": v.version, "named": named,
+                     "others": len(covered) - len(named)}
+    elif os.path.lexists(run_dir / SIGNATURE_FILE):
+        signature = {"state": "present"}
+    receipt: dict[str, Any] | None = None
+    if ledger is not None:
+        found, borne = check_receipt(ledger, run_dir)
+        problems += [(run_dir / RECEIPT, p) for p in found]
+        receipt = {"state": "checked", "entries": [{"request_id": e.request_id, "seq": e.seq, "file": f}
+                                                   for f, e in borne]}
+    elif os.path.lexists(run_dir / RECEIPT):
+        receipt = {"state": "present"}
+    if problems:
+        return Card(None, problems)
+    return Card(render_card(report, signature=signature, ledger=receipt))

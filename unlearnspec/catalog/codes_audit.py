@@ -31,8 +31,9 @@ _front("UL803", "ledger-line-unreadable", "error", _A,
        "A line that cannot be read cannot be verified, and nothing after it can be trusted to follow it.",
        instead="Restore the ledger from a copy.")
 _front("UL804", "ledger-truncated", "error", _A,
-       "The ledger holds fewer lines than its head file recorded, a line the head names has another hash, or "
-       "the head file of a ledger of two or more entries is missing.",
+       "The ledger holds fewer lines than its head file recorded, a line the head names has another hash, the "
+       "head file of a ledger of two or more entries is missing, or a head file remains whose ledger is missing "
+       "or empty.",
        "Deleting the last lines of a hash chain leaves a valid shorter chain; the head file (`<model>.head.json`) "
        "records how long the ledger was, so a cut end is found too.",
        instead="Restore the ledger from a copy; run folders' receipts (`ledger verify LEDGER --run RUN_DIR`) and "
@@ -45,16 +46,19 @@ _front("UL805", "ledger-unwritable", "error", _A,
        instead="Give a writable folder with `run --ledger DIR`.")
 _front("UL806", "ledger-receipt-mismatch", "error", _A,
        "A run folder's ledger receipt (`ledger.json`) does not match the ledger: the line it names is not there, "
-       "holds another entry or another hash, or records another `report.json` than the run folder holds "
-       "(`unlearnspec ledger verify LEDGER --run RUN_DIR`).",
+       "holds another entry or another hash, records another `report.json` than the run folder holds, says "
+       "something the report does not (a verdict, the overall result, the plan or model hash, the request's "
+       "title, basis or owner: each differing field is named), or the run folder's `plan.json` is missing or "
+       "another plan's (`unlearnspec ledger verify LEDGER --run RUN_DIR`).",
        "The receipt is what ties a run's report to its line in the model's ledger; a model card cites it. A "
        "receipt that the ledger does not bear out means the ledger was rewritten consistently (which its own "
        "chain cannot show), the receipt was edited, or the report was replaced after the run was recorded.",
        instead="Find which copy is authentic: a signed report (`unlearnspec verify`) or an earlier copy of the "
                "ledger settles it.")
 _front("UL811", "signature-invalid", "error", _A,
-       "The run's signature does not verify: report.json, the plan or the signature file changed after signing, "
-       "or it was signed with another key.",
+       "The run's signature does not verify: a file it covers (report.json, the plan, report.md, report.html, "
+       "run.json, the ledger receipt, the run log, the objectives' evidence and unlearned model files) or the "
+       "signature file changed after signing, or it was signed with another key.",
        "A signature ties a report to the key of whoever signed it off; any changed byte means the report read "
        "now is not the report that was signed.",
        instead="Ask the signer for the original run folder, or re-run and sign again.")
@@ -69,3 +73,11 @@ _front("UL813", "key-unreadable", "error", _A,
        "Signatures are made with one Ed25519 private key and checked with its public key; a private key others "
        "can read signs for anyone.",
        instead="unlearnspec keygen --out KEY   # writes KEY (mode 0600) and KEY.pub")
+_front("UL814", "signature-not-replaced", "error", _A,
+       "`sign` will not write the signature file: one is already in the run folder (it is replaced only with "
+       "`--force`), a link is in its place (never written through; `--force` replaces the link itself), something "
+       "other than a file is there, or the run folder cannot be written.",
+       "A signature that is silently replaced loses the signer's earlier sign-off, and a link planted at "
+       "`report.sig.json` would make `sign` overwrite whatever file the link names.",
+       instead="unlearnspec verify RUN_DIR --pub KEY.pub   # check the signature that is there\n"
+               "unlearnspec sign RUN_DIR --key KEY --force   # or replace it")

@@ -14,6 +14,7 @@ from unlearnspec.cli.run import status_note
 from unlearnspec.compiler.check import CheckResult, display_path
 from unlearnspec.compiler.diagnostics import Diagnostic, Span
 from unlearnspec.compiler.render import render
+from unlearnspec.inputs import read_regular
 
 if TYPE_CHECKING:
     from unlearnspec.audit.problems import Problem
@@ -31,6 +32,16 @@ def problems_result(path: Path, source: bytes, problems: Sequence[Problem]) -> C
         span = Span(file=shown, line=line, column=1, end_line=line, end_column=max(width, 1) + 1)
         diags.append(Diagnostic(code=p.code, severity="error", message=p.message, span=span, help=list(p.help)))
     return CheckResult(path=shown, source=source, diagnostics=diags)
+
+
+def file_source(path: Path, limit: int = 1 << 20) -> bytes:
+    """The bytes a diagnostic about ``path`` quotes: the file's, when it is a regular file of at most ``limit`` bytes
+    (a ledger deleted whole, a model's weights or a FIFO quote nothing)."""
+    try:
+        data = read_regular(path, limit=limit)
+    except OSError:
+        return b""
+    return data if len(data) <= limit else b""
 
 
 def _shown(text: str) -> str:
@@ -76,7 +87,7 @@ def cmd_show(args: argparse.Namespace) -> int:
             if e.drift:
                 lines.append(f"       drift: {json.dumps(e.drift, sort_keys=True)}")
     if not files:
-        lines.append(f"no ledgers (`*.jsonl`) in `{target}`")
+        lines.append(f"no ledgers (`*.jsonl`, `*.head.json`) in `{target}`")
     out("\n".join(lines) + "\n")
     return EXIT_OK
 
@@ -89,16 +100,15 @@ def cmd_verify(args: argparse.Namespace) -> int:
         return _missing(args.dir)
     files = ledger_files(target)
     if not files:
-        sys.stderr.write(f"error: no ledgers (`*.jsonl`) in `{args.dir}`\n")
+        sys.stderr.write(f"error: no ledgers (`*.jsonl`, `*.head.json`) in `{args.dir}`\n")
         return EXIT_USAGE
     results = []
     for f in files:
         v = verify_file(f)
-        results.append(problems_result(f, f.read_bytes(), v.problems))
+        results.append(problems_result(f, file_source(f), v.problems))
     for run_dir in args.run or ():  # a run folder's receipt against these ledgers
         receipt = Path(run_dir) / RECEIPT
-        source = receipt.read_bytes() if receipt.is_file() else b""
-        results.append(problems_result(receipt, source, verify_receipt(target if target.is_dir() else target.parent,
+        results.append(problems_result(receipt, file_source(receipt), verify_receipt(target if target.is_dir() else target.parent,
                                                                       Path(run_dir))))
     out(render(results, args.format, sys.stdout, args.color))
     return EXIT_FINDINGS if any(r.errors for r in results) else EXIT_OK

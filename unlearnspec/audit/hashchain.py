@@ -1,0 +1,351 @@
+"""The ledger file itself: a hash-chained JSONL record, its entries, its verification and appending to it.
+
+Each line is one entry's canonical JSON (sorted keys, no spaces, UTF-8) and carries the hash of the line before it
+(``prev``) and its own (``hash``), so that an edited, inserted, deleted or reordered line breaks the chain at its
+position; the head file (``<model>.head.json``) records the length and the last hash, so that a cut end, or a ledger
+deleted whole, is found too. What a run records in it, and a run folder's receipt, are
+:mod:`unlearnspec.audit.ledger`'s.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import hashlib
+import json
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
+
+from unlearnspec.audit.problems import Problem
+from unlearnspec.errors import UserError
+from unlearnspec.inputs import first_problem, load_json, read_regular
+from unlearnspec.io import atomic_write_bytes
+
+LEDGER_VERSION = "1.1"
+"""A line's format (``v``). 1.1: ``compile_status`` (claim → the compiler's status) beside ``verdicts``. A "1"
+line has no statuses; it is read and verified as it was written (a field a line lacks is not part of its hash)."""
+GENESIS = "0" * 64
+LEDGER_SUFFIX = ".jsonl"
+HEAD_SUFFIX = ".head.json"
+LOCK_NAME = ".lock"
+
+
+class LedgerEntry(BaseModel):
+    """One line of the ledger: one request applied to the model."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    v: str = LEDGER_VERSION
+    seq: int  # 1-based position in the ledger
+    time: str  # UTC, ISO 8601
+    request_id: str  # the objective's name: the request it carries out
+    title: str | None = None
+    basis: str | None = None
+    owner: str | None = None
+    model: str  # the source model the ledger is about ("builtin:tiny-bios", a folder, a hub id)
+    plan_hash: str
+    model_before: str | None = None  # sha256 of the model the request started from
+    model_after: str | None = None  # sha256 of the model it produced (the unlearned weights)
+    method: str | None = None
+    goal: str | None = None
+    verdicts: dict[str, str] = Field(default_factory=dict)  # claim -> verdict
+    #: claim -> compile status (``supported``, ``cannot_be_verified``, ``cannot_be_met``): a verdict is read beside
+    #: it (report/verdict.py, rule 5); empty, and left out of the line, in lines written before format 1.1
+    compile_status: dict[str, str] = Field(default_factory=dict, exclude_if=lambda v: not v)
+    overall: str
+    drift: JsonValue = None  # chains: earlier requests re-checked on this model
+    run: str | None = None  # the run directory, as given
+    report_sha256: str | None = None
+    prev: str
+    hash: str = ""
+
+
+def canonical(data: dict[str, object]) -> bytes:
+    """The bytes a line's hash covers: sorted keys, no spaces, UTF-8."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def entry_hash(data: dict[str, object]) -> str:
+    return hashlib.sha256(canonical({k: v for k, v in data.items() if k != "hash"})).hexdigest()
+
+
+def shown(text: object) -> str:
+    """A string from a ledger, a receipt or a spec, safe to put in a message: a lone surrogate (``\\ud800``, which JSON
+    can spell but UTF-8 cannot encode) is written as its escape instead of failing the output."""
+    return str(text).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def not_text(err: UnicodeEncodeError) -> str:
+    """Why a parsed string cannot be written as UTF-8, in words."""
+    bad = err.object[err.start:err.end] if isinstance(err.object, str) else ""
+    return f"it holds a lone surrogate ({shown(bad) or 'a character'}), which is not text: it has no UTF-8 bytes"
+
+
+def ledger_name(model: str) -> str:
+    """The file name of a model's ledger: its source with every unsafe character replaced."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in model).strip("._") or "model"
+    return safe[:120] + LEDGER_SUFFIX
+
+
+# -- verification --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Verified:
+    path: Path
+    entries: list[LedgerEntry] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def last_hash(self) -> str:
+        return self.entries[-1].hash if self.entries else GENESIS
+
+
+def _head_path(path: Path) -> Path:
+    return path.with_name(path.name[: -len(LEDGER_SUFFIX)] + HEAD_SUFFIX)
+
+
+def verify_text(path: Path, text: str, head: dict[str, object] | None) -> Verified:
+    """Recompute the chain of a ledger's text; every break is a :class:`Problem` at its line."""
+    result = Verified(path=path, lines=text.split("\n"))
+    if text and not text.endswith("\n"):
+        n = text.count("\n") + 1
+        result.problems.append(Problem("UL803", n, f"line {n} is cut short: the ledger does not end with a newline",
+                                       ("a write was interrupted or the file was edited by hand",)))
+    rows = text.split("\n")
+    if rows and rows[-1] == "":
+        rows.pop()
+    prev_stored, last_seq = GENESIS, 0
+    for i, raw in enumerate(rows, start=1):
+        data: object = None
+        try:
+            data = load_json(raw)  # depth-limited: a line nested thousands deep is malformed, not a crash
+            if not isinstance(data, dict):
+                raise ValueError("not an object")
+            entry = LedgerEntry.model_validate(data)
+            written = canonical(data)  # a lone surrogate (`"\\ud800"`) parses but cannot be written back as UTF-8
+        except (ValueError, ValidationError) as err:
+            if isinstance(err, UnicodeEncodeError):
+                first = not_text(err)
+            elif isinstance(err, ValidationError):
+                where, why = first_problem(err, "the entry")
+                first = f"`{where}`: {why}"
+            elif isinstance(err, json.JSONDecodeError):
+                first = f"not valid JSON (column {err.colno}: {err.msg[:1].lower() + err.msg[1:]})"
+            else:
+                first = str(err).splitlines()[0] if str(err) else "unreadable"
+            result.problems.append(Problem("UL803", i, f"line {i} is not a ledger entry: {first}",
+                                           ("each line is one JSON object written by `unlearnspec run`",)))
+            stored = data.get("hash") if isinstance(data, dict) else None
+            prev_stored = stored if isinstance(stored, str) else ""
+            continue
+        assert isinstance(data, dict)
+        if raw.encode("utf-8") != written:  # the hash covers the parsed entry; the line must be its bytes
+            result.problems.append(Problem(
+                "UL801", i, f"line {i} is not as it was written: its text is not the entry's canonical form",
+                (f"request `{entry.request_id}`: a key given twice (JSON keeps the last), spaces or reordered keys "
+                 "show something other than what the hash vouches for to a reader of the file",)))
+        elif entry_hash(data) != entry.hash:
+            result.problems.append(Problem(
+                "UL801", i, f"line {i} was edited after it was written: its content does not match its hash",
+                (f"request `{entry.request_id}`; recorded hash {entry.hash[:12]}…, content hashes to "
+                 f"{entry_hash(data)[:12]}…",)))
+        elif entry.prev != prev_stored:
+            where = "the start of the ledger" if i == 1 else f"line {i - 1}"
+            result.problems.append(Problem(
+                "UL802", i, f"line {i} does not follow {where}: the chain is broken",
+                ("a line was deleted, inserted or reordered before this one",
+                 f"request `{entry.request_id}` names the previous hash {entry.prev[:12]}…")))
+        elif entry.seq != last_seq + 1:
+            result.problems.append(Problem(
+                "UL802", i, f"line {i} records position {entry.seq} after position {last_seq}: the chain is broken",
+                ("a line was deleted, inserted or reordered before this one",)))
+        result.entries.append(entry)
+        prev_stored, last_seq = entry.hash, entry.seq
+    if head is None and len(result.entries) >= 2 and not result.problems:
+        # the head is written after the first entry; only a crash between the two writes leaves one entry
+        # without it, so a longer ledger without its head had it removed, and a cut end would go unseen
+        result.problems.append(Problem(
+            "UL804", len(result.entries), f"the ledger's head file `{_head_path(path).name}` is missing",
+            ("it records how long the ledger was, so that lines cut from the end are found: without it they "
+             "cannot be",)))
+    if head is not None and not result.problems:
+        count, last = head.get("count"), head.get("hash")
+        n = len(result.entries)
+        if not isinstance(count, int) or not isinstance(last, str):
+            result.problems.append(Problem("UL804", 0, "the ledger's head file is not readable",
+                                           (f"`{_head_path(path).name}` holds the entry count and last hash",)))
+        elif count < 1 and n >= 1:  # the head is written after the first entry, with a count of at least 1
+            result.problems.append(Problem(
+                "UL804", 1, f"the ledger's head records {count} entries, but the ledger has {n}",
+                ("the head file was rewritten: it no longer vouches for the ledger's length",)))
+        elif count > n:
+            result.problems.append(Problem(
+                "UL804", max(n, 1), f"the ledger is empty but its head records {count} entries" if n == 0 else
+                f"the ledger ends at line {n} but its head records {count} entries",
+                ("lines were deleted from the end of the ledger",)))
+        elif count >= 1 and result.entries[count - 1].hash != last:
+            result.problems.append(Problem(
+                "UL804", count, f"line {count} does not match the hash the ledger's head recorded for it",
+                ("the ledger was rewritten from this line on",)))
+        # count < n with a matching hash: a crash between the ledger write and the head write; the
+        # chain itself vouches for the extra lines.
+    return result
+
+
+def _read_head(path: Path) -> dict[str, object] | None:
+    hp = _head_path(path)
+    if not os.path.lexists(hp):
+        return None
+    try:
+        data = load_json(read_regular(hp, limit=1 << 16).decode("utf-8"))
+    except (OSError, ValueError):  # UnicodeDecodeError is a ValueError
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _line_of(path: Path, offset: int) -> int:
+    """The 1-based line of byte ``offset`` of ``path``."""
+    return path.read_bytes()[:offset].count(b"\n") + 1
+
+
+def verify_file(path: Path) -> Verified:
+    """Verify the ledger at ``path`` with its head file. A ledger that is gone while its head remains was deleted
+    whole (UL804): the head is written only once the ledger has an entry."""
+    head = _read_head(path)
+    try:
+        text = read_regular(path).decode("utf-8")
+    except FileNotFoundError:
+        if head is None:
+            return Verified(path=path)
+        count = head.get("count")
+        return Verified(path=path, problems=[Problem(
+            "UL804", 0, f"the ledger `{path.name}` is missing, but its head file `{_head_path(path).name}` "
+                        + (f"records {count} entr{'y' if count == 1 else 'ies'}" if isinstance(count, int) else "remains"),
+            ("the ledger was deleted: every request it recorded is gone from the record; restore it from a copy",))])
+    except UnicodeDecodeError as err:
+        line = _line_of(path, err.start)
+        return Verified(path=path, problems=[Problem("UL803", line, f"line {line} is not UTF-8 text",
+                                                     ("the file was edited or damaged",))])
+    except OSError as err:
+        return Verified(path=path, problems=[Problem("UL803", 0, f"the ledger cannot be read: {err.strerror or err}",
+                                                     ("a ledger is a regular file written by `unlearnspec run`",))])
+    return verify_text(path, text, head)
+
+
+def ledger_of_head(head: Path) -> Path:
+    """The ledger a head file (``<model>.head.json``) belongs to (``<model>.jsonl``)."""
+    return head.with_name(head.name[: -len(HEAD_SUFFIX)] + LEDGER_SUFFIX)
+
+
+def ledger_files(target: Path) -> list[Path]:
+    """The ledgers a folder holds (or the one file named): every ``*.jsonl`` file, and the ledger of every head file
+    (``*.head.json``) whether it is there or not, so that a ledger deleted whole is found (:func:`verify_file`)."""
+    if target.is_file():
+        return [target]
+    found = {p for p in target.glob(f"*{LEDGER_SUFFIX}") if p.is_file()}
+    found |= {ledger_of_head(h) for h in target.glob(f"*{HEAD_SUFFIX}") if len(h.name) > len(HEAD_SUFFIX)}
+    return sorted(found)
+
+
+# -- appending -----------------------------------------------------------------------------------------
+
+
+class LedgerError(UserError):
+    """An append that must not happen: the ledger's chain is already broken."""
+
+    def __init__(self, code: str, message: str, help: list[str] | None = None) -> None:
+        super().__init__(code, message, help or [])
+
+
+@contextlib.contextmanager
+def locked(folder: Path) -> Iterator[None]:
+    """An exclusive lock on the ledger folder, held across processes (``flock``; released on exit,
+    and by the OS when a holder dies)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _first_model(path: Path) -> str | None:
+    """The ``model`` of a ledger's first line (None: no file, or a first line that cannot be read as an entry)."""
+    try:
+        with path.open("rb") as fh:
+            first = load_json(fh.readline().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    model = first.get("model") if isinstance(first, dict) else None
+    return model if isinstance(model, str) else None
+
+
+def ledger_path(folder: Path, model: str) -> Path:
+    """The ledger file of ``model`` in ``folder``: :func:`ledger_name`, unless that file already holds another
+    model whose name reads the same once unsafe characters are replaced (``org/m`` and ``org_m``); then the name
+    with a short hash of the model, so that two models never share one ledger."""
+    base = Path(folder) / ledger_name(model)
+    theirs = _first_model(base) if base.is_file() else None
+    if theirs is None or theirs == model:
+        return base
+    digest = hashlib.sha256(model.encode("utf-8")).hexdigest()[:12]
+    return base.with_name(base.name[: -len(LEDGER_SUFFIX)][:107] + "-" + digest + LEDGER_SUFFIX)
+
+
+def append(folder: Path, fields: dict[str, object], once: Sequence[str] = ()) -> LedgerEntry:
+    """Append one entry to the ledger of ``fields["model"]`` in ``folder``; returns it, hashed.
+
+    ``seq``, ``prev``, ``hash`` (and ``time`` when absent) are filled in here, under the lock. With ``once``, an
+    entry already there that agrees with ``fields`` on those keys is returned instead of appending another (a
+    run killed after it was recorded, before its receipt was written, is recorded once when it is resumed)."""
+    folder = Path(folder)
+    with locked(folder):
+        path = ledger_path(folder, str(fields["model"]))
+        try:
+            text = read_regular(path).decode("utf-8") if os.path.lexists(path) else ""
+        except UnicodeDecodeError as err:
+            raise LedgerError("UL803", f"the ledger `{path}` is not UTF-8 text", [
+                f"line {_line_of(path, err.start)} holds a byte that is not UTF-8: the file was edited or damaged",
+                "`unlearnspec ledger verify` shows every break; a broken ledger is never extended"]) from None
+        current = verify_text(path, text, _read_head(path))
+        if not current.ok:
+            first = current.problems[0]
+            raise LedgerError(first.code, f"the ledger `{path}` is broken at line {first.line}: {first.message}",
+                              ["`unlearnspec ledger verify` shows every break; a broken ledger is never extended"])
+        if once:
+            done = next((e for e in current.entries
+                         if all(getattr(e, k) == fields.get(k) for k in once)), None)
+            if done is not None:
+                return done
+        data = {**fields, "seq": len(current.entries) + 1, "prev": current.last_hash}
+        data.setdefault("time", now())
+        entry = LedgerEntry.model_validate({**data, "hash": ""})
+        dumped = entry.model_dump(mode="json")
+        try:
+            dumped["hash"] = entry_hash(dumped)
+            line = canonical(dumped)
+        except UnicodeEncodeError as err:  # a string of the plan or report spelled a lone surrogate in JSON
+            raise LedgerError("UL803", f"the ledger line of request `{shown(fields.get('request_id'))}` cannot be "
+                                       f"written: {not_text(err)}",
+                              ["the spec or plan the run was made from holds it: write the text it stands for"]) from None
+        entry = LedgerEntry.model_validate(dumped)
+        atomic_write_bytes(path, text.encode("utf-8") + line + b"\n")
+        atomic_write_bytes(_head_path(path), canonical({"count": entry.seq, "hash": entry.hash}) + b"\n")
+    return entry
