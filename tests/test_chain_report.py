@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from markdown_it import MarkdownIt
 from pydantic import ValidationError
 from test_report import T0, make_plan, make_report, passing_results, result
 
@@ -407,3 +408,24 @@ def test_the_recheck_says_what_now_was_judged_against(strategy: str) -> None:
     for text in (render_markdown(again), render_html(again)):
         assert RECHECK_REFERENCES[strategy] in text
         assert ("judged against different references" in text) == (strategy == "retrain")
+
+
+def test_request_names_with_backticks_come_back_whole_from_the_chains_sentences() -> None:
+    """Review finding 9: the chain's sentences quoted request names between single backticks, so a name with a
+    backtick paired with the sentence's own and was mangled. They are fenced to fit (`markdown.code_span`):
+    markdown-it reads each name back as one code span."""
+    first, second = "a`<img src=x>`", "b``"
+    step = ChainStep(request=second, link_hash="1" * 64, method="npo", approximate=True, utility_drop=6.0,
+                     utility_drop_interval=(5.5, 6.5), utility_n=40, overall="pass",
+                     rechecks=[Recheck(request=first, claims=[RecheckedClaim(claim="removed", then="pass", now="fail")])])
+    head = ChainStep(request=first, link_hash="0" * 64, method="npo", approximate=True, utility_drop=0.5,
+                     overall="pass")
+    chain = build_chain_report([first, second], [head, step], ChainBudget(utility_drop=5.0))
+    base = passing_report()
+    text = render_markdown(build_report(base.objectives, base.audit, [chain]))
+    headline = text.split("## Objective", 1)[0]
+    tokens = MarkdownIt("commonmark", {"html": True}).parse(headline)
+    children = [c for t in tokens if t.type == "inline" for c in t.children or []]
+    assert not [c for c in children if c.type in ("html_inline", "link_open", "image")]
+    codes = [c.content for c in children if c.type == "code_inline"]
+    assert codes.count(second) == 1 and codes.count(first) == 1 and "removed" in codes

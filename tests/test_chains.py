@@ -188,7 +188,7 @@ def test_show_lists_the_chain_in_order(folder: Path) -> None:
     text = render_review(plan)
     assert "## Chain of requests" in text
     rows = [ln for ln in text.splitlines() if ln.startswith("| 1 |") or ln.startswith("| 2 |")]
-    assert rows[0].startswith(("| 1 | `a` | - |", "| 1 | `a` | \\- |")) and rows[1].startswith("| 2 | `b` | a |")
+    assert rows[0].startswith(("| 1 | `a` | - |", "| 1 | `a` | \\- |")) and rows[1].startswith("| 2 | `b` | `a` |")
     assert json.loads(render_review(plan, "json"))["chains"][0]["links"][1]["after"] == "a"
 
 

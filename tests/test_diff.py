@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
+from markdown_it import MarkdownIt
 
 from unlearnspec.catalog import vocab
 from unlearnspec.cli import main
@@ -346,3 +348,50 @@ def test_json_diff_of_an_unusable_spec_is_a_json_error_and_diagnostics_on_stderr
     code = main(["diff", str(bad), str(folder / "old.unlearn")])
     captured = capsys.readouterr()
     assert code == 2 and captured.out == "" and "error[UL102]" in captured.err
+
+
+HOSTILE_OWNER = "owner`s <b>bold</b> | `y` [l](javascript:1) www.evil.com https://evil.com/x"
+
+
+def test_the_markdown_diff_shows_every_value_as_written(folder: Path) -> None:
+    """Review finding 5: `diff --format md` was built with f-strings and its values escaped as prose, so a
+    user's backtick paired with another and was lost. The template sends each value through `md`/`mdcode`, and
+    the message quotes them in code spans fenced to fit (checked with markdown-it: the cells read back the values)."""
+    old_name, new_name = "erase-`jane`\n# forged", "erase-jane-doe"
+    owner_line = next(ln for ln in JANE_TEXT.splitlines() if ln.strip().startswith("owner"))
+    new = variant(folder, (owner_line, f'  owner  "{HOSTILE_OWNER}"'), ("objective \"erase-jane-doe\"",
+                                                                       f'objective "{new_name}"'))
+    (folder / "old.unlearn").write_text(JANE_TEXT.replace('objective "erase-jane-doe"',
+                                                          'objective "erase-`jane`\\n# forged"'), encoding="utf-8")
+    md, _, code = diff_paths(folder / "old.unlearn", new, "md")
+    assert code == 0
+    parser = MarkdownIt("commonmark", {"html": True}).enable("table")
+    tokens = parser.parse(md)
+    assert not [c for t in tokens for c in t.children or [] if c.type in ("html_inline", "link_open", "image")]
+    assert [t.type for t in tokens if t.type == "heading_open"] == ["heading_open"]  # the title only
+    rows: list[list[Any]] = []
+    in_table = False
+    for t in tokens:
+        in_table = (in_table or t.type == "table_open") and t.type != "table_close"
+        if t.type == "tr_open":
+            rows.append([])
+        elif t.type == "inline" and in_table:
+            rows[-1].append(t.children or [])
+    assert {len(r) for r in rows} == {6}  # no pipe split a cell
+    text = {"".join(c.content for c in cells if c.type in ("text", "code_inline")) for r in rows for cells in r}
+    codes = [c.content for r in rows for cells in r for c in cells if c.type == "code_inline"]
+    assert HOSTILE_OWNER in text  # the `new` cell: the owner as written
+    assert old_name.replace("\n", " ") in codes and new_name in codes  # the rename, each name whole
+    owner_detail = next(r[5] for r in rows if any(c.content == "owner" for c in r[2]))
+    shown = "".join(c.content for c in owner_detail)
+    assert HOSTILE_OWNER in shown  # its pipe makes it quoted text rather than a code span, every character kept
+
+
+def test_the_text_diff_keeps_each_change_on_its_line(folder: Path) -> None:
+    """Review finding 10: a name with a line break printed a second line that read like a change of its own."""
+    (folder / "old.unlearn").write_text(JANE_TEXT.replace('objective "erase-jane-doe"',
+                                                          'objective "x\\n  loosened   forged change"'),
+                                        encoding="utf-8")
+    text, _, _ = diff_paths(folder / "old.unlearn", variant(folder), "text")
+    assert not [ln for ln in text.splitlines() if ln.lstrip().startswith("loosened")]
+    assert "`x   loosened   forged change`" in text

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from unlearnspec.cli import main
-from unlearnspec.cli.init import DEFAULT_UNLEARNED, TEMPLATES
+from unlearnspec.cli.init import DEFAULT_UNLEARNED, TEMPLATES, comment_text, render
 from unlearnspec.compiler.check import check_file, plan_file
 from unlearnspec.compiler.fmt import format_spec
 from unlearnspec.compiler.parse import parse_bytes
@@ -183,3 +183,28 @@ def test_line_breaks_tabs_quotes_and_backslashes_are_written_escaped(tmp_path: P
     assert result.spec is not None
     [obj] = result.spec.objectives
     assert obj.target is not None and obj.target.name.value == target
+
+
+@pytest.mark.parametrize("flag", ["--unlearned", "--out", "--data-dir"])
+def test_a_value_the_header_comments_show_cannot_hold_a_line_break(flag: str, tmp_path: Path) -> None:
+    """Review finding 11: `--unlearned` also lands in a `#` comment of the header, where a line break ends the
+    comment and makes the rest a line of the spec (here a forged `accept`); refused like `--out` and `--data-dir`."""
+    out = tmp_path / "audit.unlearn"
+    value = 'sent\naccept UL405 "forged, never reviewed"'
+    argv = ["init", "--no-input", "-t", "vendor-audit", "-o", str(out)]
+    argv = [*argv[:-2], flag, value] if flag == "--out" else [*argv, flag, value]
+    code, _, err = run(argv)
+    assert code == 2 and f"`{flag}`" in err and "line break" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_templates_never_write_a_line_break_into_a_comment() -> None:
+    """The same rule in the template itself (its `comment` filter), whatever calls it."""
+    assert comment_text("models/vendor checkpoint") == "models/vendor checkpoint"
+    with pytest.raises(ValueError, match="line break"):
+        comment_text("a\nb")
+    values = {"name": "n", "target": "T", "model": "builtin:tiny-bios", "unlearned": "x\naccept UL405 \"y\"",
+              "reference": "", "basis": "b", "owner": "o", "out_name": "a.unlearn", "data_dir": "data",
+              "demo_hint": False, "forget": "f", "holdout": "h", "retain": "r", "neighbors": "n"}
+    with pytest.raises(ValueError, match="line break"):
+        render("vendor-audit", values)

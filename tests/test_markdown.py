@@ -29,7 +29,8 @@ from unlearnspec.cli import main
 from unlearnspec.compiler.check import plan_file
 from unlearnspec.compiler.explain import explain_spec
 from unlearnspec.compiler.review import render_review
-from unlearnspec.markdown import escape
+from unlearnspec.markdown import code_span, escape
+from unlearnspec.markdown import one_line as on_one_line
 from unlearnspec.plan import Plan
 from unlearnspec.report import audit_from_plan, build_objective_report, build_report, render_markdown
 
@@ -305,10 +306,13 @@ def test_example_documents_render_as_before() -> None:
 
 MD_TEMPLATES = [ROOT / "unlearnspec" / "compiler" / "templates" / "plan_review.md.j2",
                 ROOT / "unlearnspec" / "compiler" / "templates" / "explain_spec.md.j2",
+                ROOT / "unlearnspec" / "compiler" / "templates" / "diff.md.j2",
+                ROOT / "unlearnspec" / "compiler" / "templates" / "sarif_help.md.j2",
+                ROOT / "unlearnspec" / "compiler" / "templates" / "rules_index.md.j2",
                 ROOT / "unlearnspec" / "report" / "templates" / "report.md.j2",
                 ROOT / "unlearnspec" / "report" / "templates" / "chain.md.j2",
                 ROOT / "unlearnspec" / "audit" / "templates" / "card.md.j2"]
-ESCAPED = re.compile(r"\|\s*(md|mdcode|mdprose)\b|map\(\"md(code|prose)?\"\)|\bcell\(|\bshort\(|\brechecked\(")
+ESCAPED = re.compile(r"\|\s*(md|mdcode|mdprose|mdblock)\b|map\(\"md(code|prose)?\"\)|\bcell\(|\bshort\(|\brechecked\(")
 #: Expressions printed unescaped on purpose: numbers, fixed words, literals the plan's model already
 #: restricts to a closed set (goal, verdict, severity, stage kind), and the templates' own constants.
 #: A new unescaped expression fails this test: escape it, or add it here after checking it carries no
@@ -322,7 +326,7 @@ TRUSTED = {
     '(", " ~ "{:,}".format(obj.model.parameters) ~ " parameters") if obj.model.parameters else ""',
     "audit.process_count", 'audit.started_at.isoformat(timespec="seconds")', 'c.claim.compile_status | replace("_", " ")',
     "c.claim.verdict | verdict", "c.label", "code", "d.severity", "f.severity", "line", "loop.index", "n", "n_claims",
-    "o.goal", 'o.method_family | replace("_", " ")', "o.overall | verdict", "o.suppression_via",
+    "o.goal", "o.overall | verdict", "o.suppression_via",
     "obj.counts.cannot_be_met", "objectives | length", 'ov.reference_label if m == "reference" else m',
     "ov.reference_label", "report.exit_code", "report.overall | verdict", "row.check.decided_on",
     "row.status | verdict", "row.threshold", 'row["values"][m]', "s.kind", "t.forget[0]", "t.forget[1]",
@@ -343,13 +347,20 @@ TRUSTED = {
     # evidence strings, which format numbers only), a date, and the card's goal phrase (a constant per goal)
     '" (approximate)" if s.approximate', '" → " if not loop.last', '"; " if not loop.last',
     '"EXCEEDED" if chain.budget_exceeded else "NOT SETTLED" if chain.budget_undecided else "within budget"',
-    '"s" if chain.budget.approximate_requests != 1', "c.now | verdict", 'c.status | replace("_", " ")',
+    '"s" if chain.budget.approximate_requests != 1', "c.now | verdict", "c.status | claim_status",
     "c.then | verdict", "c.verdict | verdict", "chain.budget.utility_drop | num", "e.status | verdict | lower",
     "ov.what", 'report.audit.finished_at.strftime("%Y-%m-%d")', "result | verdict",
     "s.drop_text_beside(chain.budget.utility_drop if chain.budget else none)", "s.overall | verdict",
     # the chain's `rechecked` macro (its call escapes like `cell(`: the macro sends the deciding text through `md`
     # and why through `mdprose`): a number, and a re-checked status (a closed set)
     "d.reference | num", "value | num", "status | verdict | lower",
+    # the model card: how many more files a signature covers (a count)
+    "signature.others", '"" if signature.others == 1 else "s"',
+    # `diff --format md`: the change's kind (a closed set of three words) and the summary's counts
+    '("**" ~ c.kind ~ "**") if c.kind == "loosened" else c.kind', '" **Something loosened: review before merging.**" '
+    'if summary.loosened', "summary.changed", "summary.loosened", "summary.tightened",
+    # docs/rules/README.md: the registry's codes, severities and categories (closed sets), and the page's intro
+    "p.severity", "p.category", "intro",
 }
 
 
@@ -358,3 +369,112 @@ def test_every_markdown_template_value_is_escaped_or_trusted() -> None:
                  for m in re.finditer(r"\{\{(.*?)\}\}", path.read_text(encoding="utf-8"))
                  if not ESCAPED.search(m.group(1))}
     assert unescaped <= TRUSTED, sorted(unescaped - TRUSTED)
+
+
+# -- review findings: a user's backtick, a trailing `#`, autolinks, a chain's names ----------------------------
+
+CMARK = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])  # raw HTML on: would show it
+
+
+def html_tags(md: str) -> list[str]:
+    """Every raw HTML and link token markdown-it finds, with raw HTML allowed (as GitHub allows some)."""
+    out = []
+    for t in CMARK.parse(md):
+        for c in [t, *(t.children or [])]:
+            if c.type in ("html_inline", "html_block", "link_open", "image"):
+                out.append(c.type)
+    return out
+
+
+def test_a_chain_of_hostile_names_stays_text_in_the_plan_review(tmp_path: Path) -> None:
+    """Finding 1: the chain table wrapped an escaped name in the template's own backticks, so a backtick in the
+    name closed the span and raw HTML followed. Each name is now one code span holding exactly the name."""
+    shutil.copytree(SPECS / "data", tmp_path / "data")
+    name = "a` <img src=https://evil.example/p.png> `b"
+    text = (SPECS / "erasure-chain.unlearn").read_text(encoding="utf-8").replace('"erase-barnaby-caldrow"',
+                                                                                f'"{name}"')
+    spec = tmp_path / "chain.unlearn"
+    spec.write_text(text, encoding="utf-8")
+    md = render_review(planned(spec), "md")
+    assert not html_tags(md), [ln for ln in md.splitlines() if "img" in ln]
+    rows = [t for t in CMARK.parse(md[md.index("## Chain of requests"):].split("\n\n##")[0]) if t.type == "inline"]
+    codes = [c.content for t in rows for c in t.children or [] if c.type == "code_inline"]
+    assert codes.count(name) == 2  # step 1's objective, and step 2's `after`
+
+
+def test_no_markdown_template_wraps_a_filters_output_in_its_own_backticks() -> None:
+    """The pattern behind finding 1, in every Markdown template: a code span is made by `mdcode` (whose fence fits
+    the value), never by backticks around an expression."""
+    folders = [ROOT / "unlearnspec" / part / "templates" for part in ("compiler", "report", "audit")]
+    for path in (p for folder in folders for p in sorted(folder.glob("*.md.j2"))):
+        for m in re.finditer(r"`\{\{(.*?)\}\}`", path.read_text(encoding="utf-8")):
+            assert m.group(1).strip() == "code", (path.name, m.group(0))  # report.md.j2's exit codes: numbers
+
+
+@pytest.mark.parametrize("title", ["Approved ##", "Request #", "C# # #"])
+def test_a_trailing_hash_in_a_heading_is_shown(title: str, tmp_path: Path) -> None:
+    """Finding 7: CommonMark drops a heading's closing sequence of `#`; escaped, every `#` stays."""
+    heading = f"## Objective `x`: {escape(title)}\n"
+    [inline] = [t for t in PARSER.parse(heading) if t.type == "inline"]
+    assert seen(inline.children or []) == f"Objective x: {title}"
+    [raw] = [t for t in PARSER.parse(f"## Objective `x`: {title}\n") if t.type == "inline"]
+    assert seen(raw.children or []) != f"Objective x: {title}"  # unescaped, the closing `#`s were dropped
+    shutil.copytree(SPECS / "data", tmp_path / "data")
+    spec = tmp_path / "t.unlearn"
+    spec.write_text(BENIGN_SPEC.replace('"Title"', f'"{title}"'), encoding="utf-8")
+    explained, _ = explain_spec(spec, fmt="md")
+    [head] = [i for i, t in enumerate(PARSER.parse(explained)) if t.type == "heading_open"]
+    assert PARSER.parse(explained)[head + 1].content.endswith(f": {escape(title)}")
+    assert seen(PARSER.parse(explained)[head + 1].children or []) == f"Objective erase-x: {title}"
+
+
+LINKS = ["see https://evil.example.com/x now", "http://a.co", "HTTPS://A.CO/x", "ftp://files.example.org/a",
+         "go to www.evil.com today", "(www.evil.com/a)", "write to someone@evil.com", "mailto:a@b.com"]
+
+
+@pytest.mark.parametrize("text", [t for t in LINKS if "www." not in t])  # linkify-it links www. only as fuzzy
+def test_user_text_starts_no_autolink_in_markdown_it_with_linkify(text: str) -> None:
+    """Finding 8, against markdown-it's linkify (linkify-it-py), set up as GFM's autolinks are (no bare domains
+    without `www.`, no `//` links): the same text, as text, and no link."""
+    pytest.importorskip("linkify_it")
+    md = MarkdownIt("commonmark", {"linkify": True}).enable(["table", "linkify"])
+    md.linkify.set({"fuzzy_link": False})
+    md.linkify.add("//", None)
+    assert any(t.type == "link_open" for b in md.parse(text) for t in b.children or [])  # it does link the raw text
+    children = [t for b in md.parse(escape(text)) for t in b.children or []]
+    assert all(c.type == "text" for c in children), children
+    assert seen(children) == text
+
+
+@pytest.mark.parametrize("text", [t for t in LINKS if "@" not in t])
+def test_user_text_starts_no_autolink_in_github_flavored_markdown(text: str) -> None:
+    """Finding 8, against GitHub's own parser (cmark-gfm, through cmarkgfm): URL and `www.` autolinks are broken.
+    An e-mail address is not (cmark-gfm joins the text before it looks for one), which docs/reports.md says."""
+    cmarkgfm = pytest.importorskip("cmarkgfm")
+    assert "<a " in cmarkgfm.github_flavored_markdown_to_html(text)
+    html = cmarkgfm.github_flavored_markdown_to_html(escape(text))
+    assert "<a " not in html and html.strip().removeprefix("<p>").removesuffix("</p>") == text.replace("&", "&amp;")
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(MARKDOWN_ALPHABET, min_size=1, max_size=30).map("".join))
+def test_a_value_quoted_with_code_span_comes_back_exactly_from_prose(text: str) -> None:
+    """Finding 9: a compiler sentence that quotes a user's value through `code_span` (a fence longer than its runs
+    of backticks) renders it as one code span holding exactly the value, whatever backticks it holds."""
+    value = on_one_line(text)
+    sentence = f"objective {code_span(value)} continues {code_span('first')}"
+    for doc in (escape(sentence, "prose") + "\n", "| h |\n|---|\n| " + escape(sentence, "prose") + " |\n"):
+        children = inline_children(doc)
+        assert all(c.type in ("text", "code_inline", "softbreak") for c in children), (doc, children)
+        codes = [c.content for c in children if c.type == "code_inline"]
+        if "|" in value:  # a pipe: escaped text, not a code span (see `code`)
+            assert codes == ["first"] and one_line(value) in seen(children)
+        else:
+            assert codes == [value, "first"], (value, doc)
+
+
+def test_a_fenced_block_holds_any_text_as_written() -> None:
+    text = "model \"x\"  # a ``` fence\n````\n<script>"
+    [block] = [t for t in PARSER.parse(escape(text, "block") + "\n") if t.type == "fence"]
+    assert block.content == text + "\n"

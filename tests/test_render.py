@@ -17,6 +17,7 @@ from typing import Any
 import jsonschema
 import pytest
 from fixtures.frontend import EXAMPLE, MINIMAL_BODY, ROOT, run_cli, spec_text, write_data
+from markdown_it import MarkdownIt
 
 from unlearnspec.catalog import CODES
 from unlearnspec.compiler.check import CheckResult, check_bytes, check_paths
@@ -29,6 +30,7 @@ from unlearnspec.compiler.render import (
     render_human,
     render_json,
     render_sarif,
+    sarif_rules,
     use_colour,
 )
 
@@ -378,3 +380,32 @@ def test_the_caret_counts_terminal_cells_after_wide_characters(tmp_path: Path) -
     caret = under[len(prefix):]
     assert caret.strip() == "^" * (len(shown) - 2 + 3)  # `title "東京😀" zzz`: 15 characters, 18 cells
     assert caret.index("^") == 2  # the field starts after two spaces of indentation
+
+
+def test_a_value_with_a_line_break_cannot_forge_a_diagnostic_line() -> None:
+    """Review finding 10: a name, a label or a justification with a line break printed a line of its own, which
+    could read as another finding; each stays on its line (its line break a space)."""
+    forged = "x\nerror[UL101]: forged finding\n  --> a.unlearn:1:1"
+    d = Diagnostic(code="UL405", severity="warning", message=f"the forget set of `{forged}`",
+                   span=Span.point("a.unlearn", 1, 1), accepted=True, justification=forged,
+                   labels=[{"span": Span.point("a.unlearn", 1, 1), "message": forged},  # type: ignore[list-item]
+                           {"span": Span.point("a.unlearn", 9, 1), "message": forged}])  # type: ignore[list-item]
+    out = render_human([CheckResult(path="a.unlearn", source=b"unlearnspec 1\n", diagnostics=[d])], summary=False)
+    assert [ln for ln in out.splitlines() if ln.startswith("error[")] == []
+    assert len([ln for ln in out.splitlines() if ln.lstrip().startswith("-->")]) == 1  # the tool's own
+    assert out.count("x error[UL101]: forged finding   --> a.unlearn:1:1") == 4  # message, two labels, accepted
+
+
+def test_sarif_help_markdown_renders_each_page_as_its_text() -> None:
+    """The SARIF help (now a template) shows a page's summary, reasons and example as written: markdown-it reads the
+    example back from its fenced block, and the summary and why as text with no link or raw HTML."""
+    parser = MarkdownIt("commonmark", {"html": True})
+    for rule in sarif_rules():
+        page = CODES[rule["id"]]
+        tokens = parser.parse(rule["help"]["markdown"])
+        assert not [c for t in tokens for c in t.children or [] if c.type in ("html_inline", "link_open", "image")]
+        fences = [t.content for t in tokens if t.type == "fence"]
+        assert fences == [x + "\n" for x in (page.example, page.instead) if x]
+        strong = next(t for t in tokens if t.type == "inline")
+        assert "".join(c.content for c in strong.children or [] if c.type in ("text", "code_inline")) \
+            .replace(" ", "") == page.summary.replace("`", "").replace(" ", "")

@@ -51,6 +51,7 @@ from unlearnspec.report import (
     write_reports,
 )
 from unlearnspec.report.model import FORMAT_VERSION, Decision
+from unlearnspec.report.render import render_chart
 
 T0 = datetime(2026, 1, 13, 9, 0, 0, tzinfo=timezone.utc)
 
@@ -192,8 +193,9 @@ def test_a_failed_check_fails_the_claim_and_the_explanation_gives_the_numbers() 
     report = make_report(results=rs)
     claim = next(c for c in report.objectives[0].claims if c.claim == "removed")
     assert claim.verdict == "fail"
-    assert "membership AUC 0.85 is not ≤ 0.6 on forget" in claim.explanation
-    assert "original 0.91" in claim.explanation and "retrained reference 0.5" in claim.explanation
+    # a check measured without intervals says so beside its value, once, and its context values are marked too
+    assert "membership AUC 0.85 (point value, no interval) is not ≤ 0.6 on forget" in claim.explanation
+    assert "(for context, point values: original 0.91; retrained reference 0.5)" in claim.explanation
 
 
 def test_a_failed_claims_sentence_names_every_deciding_check_whatever_its_outcome() -> None:
@@ -209,7 +211,7 @@ def test_a_failed_claims_sentence_names_every_deciding_check_whatever_its_outcom
     checks = {c.check_id: c for c in report.objectives[0].checks}
     assert claim.verdict == "fail" and checks["forget_quality@forget"].status == "inconclusive"
     fails, _, rest = claim.explanation.partition(" Inconclusive: ")
-    assert "membership AUC 0.85 is not ≤ 0.6" in fails and "forget quality" not in fails
+    assert "membership AUC 0.85 (point value, no interval) is not ≤ 0.6" in fails and "forget quality" not in fails
     assert rest.startswith("forget quality (KS-test p-value) 0.4 [0.01, 0.9], n=20")
     md = render_markdown(report)
     assert "Inconclusive: forget quality" in md
@@ -217,7 +219,8 @@ def test_a_failed_claims_sentence_names_every_deciding_check_whatever_its_outcom
 
 def test_pass_explanation_reads_as_a_sentence_with_context() -> None:
     claim = next(c for c in make_report().objectives[0].claims if c.claim == "removed")
-    assert "membership AUC 0.52 ≤ 0.6 on forget (original 0.91, retrained reference 0.5)" in claim.explanation
+    assert ("membership AUC 0.52 (point value, no interval) ≤ 0.6 on forget (for context, point values: original "
+            "0.91; retrained reference 0.5)") in claim.explanation
 
 
 def _gap_decision(value: float, interval: tuple[float, float], bound: float) -> Decision:
@@ -242,13 +245,14 @@ def test_a_reference_relative_check_states_its_bound_only_beside_the_gap(
     claim = next(c for c in report.objectives[0].claims if c.claim == "not_generated")
     assert claim.verdict == verdict
     assert "0.44 ≤ 0.2" not in claim.explanation and "0.44 is not ≤ 0.2" not in claim.explanation
-    assert "verbatim ROUGE-L on forget: unlearned 0.44; decided on unlearned minus reference (mean over items) " \
-           f"{gap:g} [{interval[0]:g}, {interval[1]:g}]" in claim.explanation
-    outcome = {"pass": f"{interval[1]:g}] ≤ 0.2 (", "fail": f"{interval[1]:g}], which is not ≤ 0.2 (",
-               "inconclusive": f"{interval[1]:g}], inconclusive against ≤ 0.2: the interval straddles the bound; "
+    assert "verbatim ROUGE-L on forget: unlearned 0.44 (point value, no interval); decided on unlearned minus " \
+           f"reference (mean over items) {gap:g} [{interval[0]:g}, {interval[1]:g}]" in claim.explanation
+    shown = f"{interval[1]:g}] (paired-bootstrap interval)"  # the kind of the decision's interval (interval_kinds)
+    outcome = {"pass": f"{shown} ≤ 0.2 (", "fail": f"{shown}, which is not ≤ 0.2 (",
+               "inconclusive": f"{shown}, inconclusive against ≤ 0.2: the interval straddles the bound; "
                                "about 9 items would settle it (as a pass, if the estimate holds) ("}[verdict]
     assert outcome in claim.explanation
-    assert "original 1, retrained reference 0.56" in claim.explanation
+    assert "(for context, point values: original 1; retrained reference 0.56)" in claim.explanation
     how = "the bound <= 0.2 is read as at most 0.2 above the retrained reference"
     assert f"({escape(how)})" in render_markdown(report)  # the one Markdown escaping function
     assert f"({html.escape(how, quote=False)})" in render_html(report)
@@ -266,7 +270,8 @@ def test_a_check_that_cannot_fail_says_so_not_that_its_interval_straddles() -> N
                                           decision=d)
     claim = next(c for c in make_report(results=rs).objectives[0].claims if c.claim == "robust_to_finetuning")
     assert claim.verdict == "inconclusive"
-    assert ("-0.2 [-0.45, 0.05], inconclusive against ≤ 0.5: it can only reach [-0.9, 0.1] here, all of it within "
+    assert ("-0.2 [-0.45, 0.05] (paired-bootstrap interval), inconclusive against ≤ 0.5: it can only reach "
+            "[-0.9, 0.1] here, all of it within "
             "the bound, so the check cannot fail and is no evidence") in claim.explanation
     assert "straddles" not in claim.explanation and "items would settle it" not in claim.explanation
 
@@ -425,7 +430,8 @@ def test_markdown_has_headline_claims_evidence_findings_risks_audit_and_guide() 
     assert "## Objective `erase-jane-doe`: FAIL" in md
     assert "| `robust_to_finetuning (steps 20)` | supported | **PASS** |" in md
     assert "| `robust_to_prompting` | cannot be met | **CANNOT BE MET** |" in md
-    assert "membership AUC 0.52 ≤ 0.6 on forget (original 0.91, retrained reference 0.5)" in md
+    assert ("membership AUC 0.52 (point value, no interval) ≤ 0.6 on forget (for context, point values: original "
+            "0.91; retrained reference 0.5)") in md
     assert "**UL305** (error, claim `robust_to_prompting`)" in md
     assert "Forget set built from a full-corpus alias search, 2026-11-20." in md  # accepted risk
     assert "## Audit trail" in md and make_plan().plan_hash in md
@@ -486,7 +492,9 @@ def test_html_has_one_svg_per_plot_with_lines_and_accessible_titles() -> None:
 
 def test_svg_text_is_escaped() -> None:
     r = result("<b>x</b>", "m<i>", "<=", 0.5, unlearned=0.2, extra=roc_extra())
-    for svg in (plots.check_bars(r), plots.roc_chart(r)):
+    for chart in (plots.check_bars(r), plots.roc_chart(r)):
+        assert chart is not None
+        svg = render_chart(chart)
         assert "<b>" not in svg and "<i>" not in svg and "&lt;b&gt;" in svg
         assert re.search(r'id="c-[A-Za-z0-9_-]+-title"', svg)
 
@@ -611,7 +619,10 @@ def test_membership_is_shown_for_every_item_type_and_attack_with_counts_and_outc
     md = render_markdown(report)
     assert "### Membership in detail" in md and "tolerance 0.1 either side, each interval at 97.50%:" in md
     # each attack by its catalog label, which the report's glossary defines
-    assert f"| ▶ documents | {MEMBERSHIP_ATTACKS['loss'].label} | 1 | 0.82 | 0.43 | 0.39 [0.05, 0.7] | 6 / 12 | undecided |" in md
+    # the deciding pair's AUCs are the check's own: with their interval where it has one; the others are context
+    assert (f"| ▶ documents | {MEMBERSHIP_ATTACKS['loss'].label} | 1 | 0.82 [0.5, 1], n=6 | 0.43 | 0.39 [0.05, 0.7] | "
+            "6 / 12 | undecided |") in md
+    assert "the others are point values, for context (report.json records no interval for them)" in md
     assert (f"| qa | {escape(MEMBERSHIP_ATTACKS['min_k'].label)} | 0.9 | 0.14 | 0.48 | -0.34 [-0.55, -0.15] | 20 / 26 | "
             "beyond the tolerance |") in md
     page = render_html(report)
@@ -675,7 +686,9 @@ def test_a_chart_draws_the_bound_where_the_gap_to_the_reference_puts_it() -> Non
     assert band is not None and band[0] == [pytest.approx(0.33), pytest.approx(0.53)] and "± 0.1" in band[1]
     plain = result("retain_utility_drop@retain", "retain_utility_drop", "<=", 2.0, unlearned=10.5, original=0.0)
     assert bound_lines(plain) == ([2.0], "threshold ≤ 2")
-    svg = check_bars(auc, "t")
+    chart = check_bars(auc, "t")
+    assert chart is not None
+    svg = render_chart(chart)
     assert svg.count('stroke-dasharray="6 4" />') == 2 + 1  # two lines of the band, and the legend's sample
 
 

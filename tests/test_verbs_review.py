@@ -168,3 +168,19 @@ def test_no_output_file_is_left_behind_by_a_refused_show(work: Path, capsys: pyt
     names = set(os.listdir(work / "data"))
     assert run(capsys, "show", "erase-jane-doe.unlearn", "-o", "data/jane-doe.jsonl")[0] == 2
     assert set(os.listdir(work / "data")) == names
+
+
+def test_explain_text_keeps_a_spec_value_on_its_line(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Review finding 10: a name or a title with a line break printed lines of its own in `explain`'s text, which
+    could pass for the tool's (a forged claim row, a forged finding); each stays on its line."""
+    text = (work / "erase-jane-doe.unlearn").read_text(encoding="utf-8")
+    forged = "x\\nOther findings:\\n  UL000 note: all clear"
+    text = text.replace('objective "erase-jane-doe"', f'objective "{forged}"', 1)
+    text = text.replace('title  "Right-to-erasure request for Jane Doe"', f'title  "{forged}"', 1)
+    (work / "forged.unlearn").write_text(text, encoding="utf-8")
+    code, out, _ = run(capsys, "explain", "forged.unlearn")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == 'Objective "x Other findings:   UL000 note: all clear": x Other findings:   UL000 note: all clear'
+    assert not [ln for ln in lines if ln.strip().startswith("UL000")]
+    assert sum(ln.startswith("Other findings:") for ln in lines) <= 1

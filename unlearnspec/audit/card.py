@@ -32,10 +32,11 @@ from unlearnspec.audit.manifest import REVIEWED, SIGNATURE_FILE
 from unlearnspec.audit.problems import Problem
 from unlearnspec.audit.signing import verify_run
 from unlearnspec.catalog import METHODS
+from unlearnspec.catalog.vocab import CLAIM_STATUS_WORDS
 from unlearnspec.inputs import read_regular
 from unlearnspec.markdown import register_filters
 from unlearnspec.report.model import CheckResult, ObjectiveReport, Report
-from unlearnspec.report.render import VERDICT_TEXT
+from unlearnspec.report.render import verdict_text
 from unlearnspec.report.verdict import (
     REFERENCE_LABELS,
     claim_label,
@@ -57,8 +58,7 @@ def environment() -> Environment:
     env = Environment(loader=PackageLoader("unlearnspec.audit", "templates"), autoescape=False,
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     register_filters(env.filters)  # type: ignore[arg-type]
-    env.filters.update(num=fmt_number,
-                       verdict=lambda v: VERDICT_TEXT.get(v, str(v).upper().replace("_", " ")))
+    env.filters.update(num=fmt_number, verdict=verdict_text, claim_status=CLAIM_STATUS_WORDS.__getitem__)
     return env
 
 

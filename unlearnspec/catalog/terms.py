@@ -20,9 +20,12 @@ TERMS: tuple[Term, ...] = (
     Term("n", "the number of items (questions, documents, prompts or records) a figure rests on; with two "
          "numbers, members and non-members, or the model's items and the reference's"),
     Term("interval", "value [low, high]: the range the figure could plausibly take had other items of the same "
-         "kind been tested. The items are resampled with replacement many times (the bootstrap) and the middle "
-         "share of the recomputed figures, 95% unless the spec says otherwise, is kept. Few items give wide "
-         "intervals", "Efron, Annals of Statistics 7(1), 1979"),
+         "kind been tested, at 95% confidence unless the spec says otherwise. Most are bootstrap intervals: the "
+         "items are resampled with replacement many times and the middle share of the recomputed figures is kept; "
+         "a share of items may instead have an exact binomial (Clopper-Pearson) interval, a mean of very few items "
+         "a bound that holds whatever their distribution (Hoeffding), and a figure on which every item agrees a "
+         "distribution-free bound; the report names the kind of each. Few items give wide intervals",
+         "Efron, Annals of Statistics 7(1), 1979"),
     Term("inconclusive", "the interval reaches both sides of the bound, so the data cannot say whether the "
          "check is met; it is never counted as a pass"),
     Term("forget set", "the records the request asks the model to forget"),

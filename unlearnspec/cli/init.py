@@ -73,7 +73,22 @@ def render(template: str, values: dict[str, object]) -> str:
     env = jinja2.Environment(loader=jinja2.PackageLoader("unlearnspec.cli", "templates/init"),
                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
     env.filters["spec_string"] = quote
+    env.filters["comment"] = comment_text
     return env.get_template(f"{template}.unlearn.j2").render(template=template, **values)
+
+
+#: The flags whose values a template also writes into the spec's header comments (besides quoting them).
+IN_COMMENTS = ("--out", "--data-dir", "--unlearned")
+
+
+def comment_text(value: object) -> str:
+    """``value`` for a `#` comment of the spec: refused when it holds a line break, which would end the comment and
+    make the rest a line of the spec (an `accept` the user never wrote). The flags are checked before rendering
+    (:func:`_unquotable`); this keeps a template from ever writing one."""
+    text = str(value)
+    if "\n" in text or "\r" in text:
+        raise ValueError(f"{text!r} holds a line break, which would end a comment of the spec")
+    return text
 
 
 class _Aborted(Exception):
@@ -96,7 +111,7 @@ def _unquotable(values: dict[str, str]) -> int | None:
             quote(value)
         except UnquotableError as err:
             return _usage_error(f"`{flag}` {err}", "give the value without control characters; nothing was written")
-        if flag in ("--out", "--data-dir") and ("\n" in value or "\t" in value):
+        if flag in IN_COMMENTS and ("\n" in value or "\t" in value):
             return _usage_error(f"`{flag}` contains a line break or a tab, which the spec's header cannot show",
                                 "give a path without them; nothing was written")
     return None

@@ -20,6 +20,7 @@ from unlearnspec.catalog import (
     UNKNOWN,
 )
 from unlearnspec.compiler.ast import Objective
+from unlearnspec.markdown import template_environment
 
 
 @dataclass(frozen=True)
@@ -253,21 +254,20 @@ def probe_names(facts: Facts, demanded: set[str]) -> set[str]:
 
 
 def decision_table_markdown() -> str:
-    """The decision table as ``docs/planning.md`` shows it (generated from :data:`DECISION_TABLE`)."""
-    out = ["| rule | decides | when | then | why |", "|---|---|---|---|---|"]
-    for r in sorted(DECISION_TABLE, key=lambda r: (DECIDES_ORDER.index(r.decides), _row_key(r.id))):
-        out.append(f"| {r.id} | {r.decides} | {r.when} | {r.then} | {r.why} |")
-    return "\n".join(out) + "\n"
+    """The decision table as ``docs/planning.md`` shows it (generated from :data:`DECISION_TABLE` by
+    ``templates/planning_tables.md.j2``)."""
+    rows = sorted(DECISION_TABLE, key=lambda r: (DECIDES_ORDER.index(r.decides), _row_key(r.id)))
+    return _planning_table("decision_table", rows=rows)
 
 
 def method_defaults_markdown() -> str:
-    """The per-method hyperparameter defaults as ``docs/planning.md`` shows them."""
-    out = ["| method | max_steps | lr (full, ≤100M) | lr (full, >100M) | lr (LoRA) | batch | beta | gamma | retain_weight |",
-           "|---|---|---|---|---|---|---|---|---|"]
-    for name, d in ((m.name, m.defaults) for m in METHODS.values() if m.defaults is not None):
-        out.append(f"| `{name}` | {d.max_steps} | {d.lr_full:g} | {d.lr_full_large:g} | {d.lr_lora:g} | "
-                   f"{d.batch_size} | {d.beta:g} | {d.gamma:g} | {d.retain_weight:g} |")
-    return "\n".join(out) + "\n"
+    """The per-method hyperparameter defaults as ``docs/planning.md`` shows them (``templates/planning_tables.md.j2``)."""
+    return _planning_table("method_defaults", methods=[m for m in METHODS.values() if m.defaults is not None])
+
+
+def _planning_table(name: str, **context: object) -> str:
+    template = template_environment("unlearnspec.compiler").get_template("planning_tables.md.j2")
+    return str(getattr(template.make_module(), name)(**context))
 
 
 def _row_key(row_id: str) -> tuple[str, int]:

@@ -7,13 +7,10 @@ cannot be met → why → what to write instead → the evidence that will decid
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import textwrap
 from pathlib import Path
 from typing import Any
-
-import jinja2
 
 from unlearnspec.catalog import CLAIMS, CODES, METRICS, PROBES, UNKNOWN, vocab
 from unlearnspec.compiler.ast import Objective
@@ -21,26 +18,13 @@ from unlearnspec.compiler.check import compile
 from unlearnspec.compiler.decisions import Facts, probe_names
 from unlearnspec.compiler.feasibility import concerns
 from unlearnspec.compiler.render import diagnostic_dict, printable_lines, render_human
-from unlearnspec.markdown import escape as md_escape
-from unlearnspec.markdown import register_filters
-
-
-@functools.lru_cache(maxsize=1)
-def _env() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("unlearnspec.compiler", "templates"),
-        autoescape=jinja2.select_autoescape(["html", "html.j2"]),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
-    register_filters(env.filters)  # `md`, `mdcode`, `mdprose`: every value in a *.md.j2 goes through one
-    return env
+from unlearnspec.markdown import code_span, template_environment
 
 
 def render_template(name: str, **context: Any) -> str:
-    return _env().get_template(name).render(**context)
+    """One of the compiler's templates: ``md``, ``mdcode``, ``mdprose`` put every value of a ``*.md.j2`` through the
+    one Markdown escaping function, ``oneline`` keeps a value of a ``*.txt.j2`` on its line."""
+    return template_environment("unlearnspec.compiler").get_template(name).render(**context)
 
 
 def code_page_markdown(code: str) -> str | None:
@@ -78,8 +62,10 @@ def objective_sentence(obj: Objective) -> str:
     """The objective in one plain sentence, as a policy reader would say it."""
     target = obj.target
     goal = obj.goal.goal.value if obj.goal else "(no goal)"
-    what = (f"{target.kind_value} information about the {target.category.value} “{target.name.value}”"
-            if target else "(no target)")
+    name = target.name.value if target else ""
+    # the spec's words: quoted, or a code span fenced to fit when they hold a backtick (markdown.code_span)
+    shown = code_span(name) if "`" in name else f"“{name}”"
+    what = f"{target.kind_value} information about the {target.category.value} {shown}" if target else "(no target)"
     model = obj.model.value if obj.model else "(no model)"
     verb = vocab.GOAL_VERBS.get(goal, goal)
     via = f" in the {obj.goal.via.value}" if obj.goal and obj.goal.via else ""
@@ -92,9 +78,9 @@ def objective_sentence(obj: Objective) -> str:
     if obj.unlearned is not None:  # an audit: the checkpoint is given, not produced here
         stated = obj.method.name.value if obj.method else UNKNOWN
         how = "by a method that is not stated" if stated == UNKNOWN else f"with `{stated}`, as stated"
-        method = f": audit the given checkpoint `{obj.unlearned.raw}`, unlearned {how}"
+        method = f": audit the given checkpoint {code_span(obj.unlearned.raw)}, unlearned {how}"
     guarantee = guarantee_words(obj.guarantee.value if obj.guarantee else None)
-    return f"{verb} {what} from `{model}`{via}{method}{release}{guarantee}."
+    return f"{verb} {what} from {code_span(model)}{via}{method}{release}{guarantee}."
 
 
 def guarantee_words(guarantee: str | None) -> str:
@@ -208,7 +194,7 @@ def explain_document(path: Path, fmt: str = "text") -> tuple[str, str, int]:
         if fmt != "json":
             return "", human, code
         errors = [d for d in result.diagnostics if d.severity == "error"]
-        message = errors[0].message if errors else f"`{result.path}` cannot be explained"
+        message = errors[0].message if errors else f"{code_span(result.path)} cannot be explained"
         return error_document(message, result.path, [diagnostic_dict(d) for d in result.diagnostics]), human, code
     objectives: list[dict[str, Any]] = []
     for analysed in result.analysis:
@@ -268,11 +254,8 @@ and `tests/test_docs_rules.py` fails while they are out of date.
 
 
 def rules_index_markdown() -> str:
-    """``docs/rules/README.md``: one table row per registered code, linking its page."""
-    lines = [RULES_INDEX_INTRO, "| Code | Severity | Category | Name | Summary |", "|---|---|---|---|---|"]
-    lines += [f"| [{code}]({code}.md) | {p.severity} | {p.category} | `{p.name}` | {md_escape(p.summary, 'prose')} |"
-              for code, p in sorted(CODES.items())]
-    return "\n".join(lines) + "\n"
+    """``docs/rules/README.md``: one table row per registered code, linking its page (``templates/rules_index.md.j2``)."""
+    return render_template("rules_index.md.j2", intro=RULES_INDEX_INTRO, codes=sorted(CODES.items()))
 
 
 def rule_doc_files() -> dict[str, str]:

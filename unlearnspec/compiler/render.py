@@ -22,6 +22,8 @@ from unlearnspec.compiler.check import CheckResult
 from unlearnspec.compiler.diagnostics import Diagnostic, Span
 from unlearnspec.compiler.parse import MAX_BYTES
 from unlearnspec.compiler.syntax import source_lines
+from unlearnspec.markdown import one_line as _one_line
+from unlearnspec.markdown import template_environment
 
 JSON_FORMAT_VERSION = "1"
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -72,6 +74,12 @@ def printable(text: str) -> str:
 def printable_lines(text: str) -> str:
     """Like :func:`printable` for messages and help, keeping their line breaks."""
     return "\n".join(printable(part) for part in text.split("\n"))
+
+
+def one_line(text: str) -> str:
+    """:func:`printable` on one line: a line break in a spec's value (a name, a title, a justification) shows as a
+    space, so that it cannot start a line of its own and pass for one the tool wrote."""
+    return printable(_one_line(text))
 
 
 def _excerpt(text: str, start: int, width: int) -> tuple[str, int, int]:
@@ -130,7 +138,7 @@ def _human_one(d: Diagnostic, lines: list[str], sources: dict[str, list[str]], p
     sev = d.severity
     head = paint(sev, f"{sev}[{d.code}]")
     acc = paint("green", " (accepted)") if d.accepted else ""
-    rows = [f"{head}{acc}{paint('bold', ': ' + printable_lines(d.message))}"]
+    rows = [f"{head}{acc}{paint('bold', ': ' + one_line(d.message))}"]
     shown = [(d.span, "^", "", True)] + [(lab.span, "-", lab.message, False) for lab in d.labels]
     width = max(len(str(s.line)) for s, *_ in shown)
     pad = " " * width
@@ -148,7 +156,7 @@ def _human_one(d: Diagnostic, lines: list[str], sources: dict[str, list[str]], p
             last_file = span.file
         if not 1 <= span.line <= len(src):
             if ordered[i][2]:
-                rows.append(f"{pad} {paint('blue', '=')} {printable_lines(ordered[i][2])} ({span.location()})")
+                rows.append(f"{pad} {paint('blue', '=')} {one_line(ordered[i][2])} ({span.location()})")
             i += 1
             continue
         raw = printable(src[span.line - 1].replace("\t", " "))
@@ -171,14 +179,14 @@ def _human_one(d: Diagnostic, lines: list[str], sources: dict[str, list[str]], p
             line += " " * (start - col) + paint(sev if primary else "blue", char * w)
             col = start + w
         last = marks[-1][3]
-        rows.append(f"{bar}{line}{(' ' + printable_lines(last)) if last else ''}")
-        rows.extend(f"{bar}{' ' * start}{printable_lines(message)}" for start, _, _, message, _ in marks[:-1] if message)
+        rows.append(f"{bar}{line}{(' ' + one_line(last)) if last else ''}")
+        rows.extend(f"{bar}{' ' * start}{one_line(message)}" for start, _, _, message, _ in marks[:-1] if message)
     for h in d.help:
         first, *rest = printable_lines(h).split("\n")
         rows.append(f"{pad} {paint('blue', '=')} {paint('bold', 'help')}: {first}")
         rows.extend(f"{pad}         {x}" for x in rest)
     if d.accepted and d.justification:
-        rows.append(f"{pad} {paint('blue', '=')} {paint('bold', 'accepted')}: {printable_lines(d.justification)}")
+        rows.append(f"{pad} {paint('blue', '=')} {paint('bold', 'accepted')}: {one_line(d.justification)}")
     return "\n".join(rows) + "\n"
 
 
@@ -250,18 +258,13 @@ def _sarif_region(span: Span) -> dict[str, int]:
 
 def sarif_rules() -> list[dict[str, Any]]:
     rules = []
+    help_md = template_environment("unlearnspec.compiler").get_template("sarif_help.md.j2")
     for code in sorted(CODES):
         page = CODES[code]
         help_text = f"{page.summary}\n\nWhy: {page.why}"
         if page.instead:
             help_text += f"\n\nWrite instead: {page.instead}"
-        md = f"**{page.summary}**\n\n{page.why}"
-        if page.example:
-            md += f"\n\nTriggers it:\n\n```\n{page.example}\n```"
-        if page.instead:
-            md += f"\n\nWrite instead:\n\n```\n{page.instead}\n```"
-        if page.references:
-            md += "\n\nReferences: " + "; ".join(page.references)
+        md = help_md.render(page=page).rstrip("\n")  # every text through the one Markdown escaping function
         rules.append({
             "id": code, "name": page.name,
             "shortDescription": {"text": page.summary},

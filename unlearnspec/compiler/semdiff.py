@@ -32,9 +32,10 @@ from typing import Any, Literal
 
 from unlearnspec.catalog import vocab
 from unlearnspec.compiler.check import plan_file
-from unlearnspec.compiler.render import diagnostic_dict, printable_lines, render_human
+from unlearnspec.compiler.render import diagnostic_dict, one_line, printable_lines, render_human
 from unlearnspec.compiler.review import load_plan_or_spec
-from unlearnspec.markdown import escape as md
+from unlearnspec.markdown import code_span as q
+from unlearnspec.markdown import template_environment
 from unlearnspec.plan import (
     AttackStage,
     EvaluateStage,
@@ -123,9 +124,9 @@ def _set_change(obj: str, what: str, old: set[str], new: set[str], *, wider: Kin
                 noun: str) -> list[Change]:
     out = []
     for x in sorted(new - old):
-        out.append(Change(obj, wider, what, x, None, x, f"{noun} `{x}` added"))
+        out.append(Change(obj, wider, what, x, None, x, f"{noun} {q(x)} added"))
     for x in sorted(old - new):
-        out.append(Change(obj, narrower, what, x, x, None, f"{noun} `{x}` removed"))
+        out.append(Change(obj, narrower, what, x, x, None, f"{noun} {q(x)} removed"))
     return out
 
 
@@ -149,9 +150,9 @@ def diff_objective(old: ObjectivePlan, new: ObjectivePlan) -> list[Change]:
     for word in WORDS:
         wa, wb = getattr(o, word), getattr(n, word)
         if wa != wb:
-            add("changed", word, word, wa, wb, f"{word} " + (f"“{wa}” → “{wb}”" if wa is not None and wb is not None
-                                                             else f"“{wb}” added" if wb is not None else
-                                                             f"“{wa}” removed"))
+            add("changed", word, word, wa, wb, f"{word} " + (f"{q(wa)} → {q(wb)}" if wa is not None and wb is not None
+                                                             else f"{q(wb)} added" if wb is not None else
+                                                             f"{q(wa)} removed"))
     if o.suppression_via != n.suppression_via and o.goal == n.goal:
         add("changed", "goal", "via", o.suppression_via, n.suppression_via,
             f"suppression via `{o.suppression_via}` → `{n.suppression_via}`")
@@ -234,7 +235,8 @@ def diff_objective(old: ObjectivePlan, new: ObjectivePlan) -> list[Change]:
         for h in HYPERPARAMETERS:
             va, vb = getattr(ua, h), getattr(ub, h)
             if va != vb:
-                add("changed", "hyperparameter", h, va, vb, f"{h} {va} → {vb}")
+                shown = [q(v) if isinstance(v, str) else v for v in (va, vb)]  # `refusal_text` is the spec's words
+                add("changed", "hyperparameter", h, va, vb, f"{h} {shown[0]} → {shown[1]}")
         if ua.lora != ub.lora and ua.adapter == ub.adapter == "lora":
             add("changed", "hyperparameter", "lora", ua.lora, ub.lora, "LoRA configuration changed")
         if ua.stopping != ub.stopping:
@@ -243,7 +245,8 @@ def diff_objective(old: ObjectivePlan, new: ObjectivePlan) -> list[Change]:
     given_a, given_b = [None if g is None else f"{g.source} {g.sha256[:12]} ({g.method})" for g in (ga, gb)]
     if given_a != given_b:
         add("changed", "unlearned", "unlearned", given_a, given_b,
-            f"audited checkpoint {given_a or 'none (unlearned here)'} → {given_b or 'none (unlearned here)'}")
+            f"audited checkpoint {q(given_a) if given_a else 'none (unlearned here)'} → "
+            f"{q(given_b) if given_b else 'none (unlearned here)'}")
     ra, rb = _stage(old, ReferenceStage), _stage(new, ReferenceStage)
     if ra is not None and rb is not None and (ra.strategy, ra.model) != (rb.strategy, rb.model):
         add("changed", "reference", "reference", ra.strategy, rb.strategy,
@@ -256,8 +259,8 @@ def diff_objective(old: ObjectivePlan, new: ObjectivePlan) -> list[Change]:
     if ra_ != rb_:
         kind = "loosened" if rb_ is None else ("tightened" if ra_ is None else "changed")
         add(kind, "probe", "representation", ra_, rb_,
-            f"representation probe `{ra_}` → `{rb_}`" if ra_ and rb_ else
-            f"representation probe `{rb_}` added" if rb_ else f"representation probe `{ra_}` removed")
+            f"representation probe {q(ra_)} → {q(rb_)}" if ra_ and rb_ else
+            f"representation probe {q(rb_)} added" if rb_ else f"representation probe {q(ra_)} removed")
     ca, cb = (ea.confidence if ea else None), (eb.confidence if eb else None)
     if ca is not None and cb is not None and ca != cb:
         # every check passes when its interval clears the bound: a lower level narrows every interval
@@ -335,14 +338,14 @@ def diff_plans(old: Plan, new: Plan) -> list[Change]:
     renamed = match_objectives(old, new)
     for a_name, b_name in renamed.items():
         out.append(Change(b_name, "changed", "objective", "name", a_name, b_name,
-                          f"objective `{a_name}` renamed `{b_name}`"))
+                          f"objective {q(a_name)} renamed {q(b_name)}"))
     oa = {renamed.get(op.objective.name, op.objective.name): op for op in old.objectives}
     for name in nb:
         if name not in oa:
-            out.append(Change(name, "tightened", "objective", name, None, name, f"objective `{name}` added"))
+            out.append(Change(name, "tightened", "objective", name, None, name, f"objective {q(name)} added"))
     for name in oa:
         if name not in nb:  # like a claim removed: no longer made, rather than made on weaker evidence
-            out.append(Change(name, "changed", "objective", name, name, None, f"objective `{name}` removed"))
+            out.append(Change(name, "changed", "objective", name, name, None, f"objective {q(name)} removed"))
     for name in (n for n in nb if n in oa):
         out += diff_objective(oa[name], nb[name])
     out += _chain_changes(old, new, renamed)
@@ -353,7 +356,7 @@ def diff_plans(old: Plan, new: Plan) -> list[Change]:
         b = next((f.sha256 for f in new.inputs if f.path == path), None)
         roles = {f.role for f in [*old.inputs, *new.inputs] if f.path == path}
         what = "checkpoint file" if roles == {"unlearned"} else "data file"  # an audited checkpoint's files
-        msg = f"{what} `{path}` " + ("added" if a is None else "removed" if b is None else "content changed")
+        msg = f"{what} {q(path)} " + ("added" if a is None else "removed" if b is None else "content changed")
         out.append(Change("*", "changed", what, path, a and a[:12], b and b[:12], msg))
     return out
 
@@ -378,8 +381,8 @@ def _chain_changes(old: Plan, new: Plan, renamed: dict[str, str] | None = None) 
         a, b = after_a.get(name), after_b.get(name)
         if a != b:
             out.append(Change(name, "changed", "after", name, a, b,
-                              f"`{name}` now starts from " + (f"`{b}`" if b else "the original model")
-                              + (f" (was `{a}`)" if a else "")))
+                              f"{q(name)} now starts from " + (q(b) if b else "the original model")
+                              + (f" (was {q(a)})" if a else "")))
     budgets_a = {now(c.links[0].objective): c.budget for c in old.chains if c.links}
     budgets_b = {c.links[0].objective: c.budget for c in new.chains if c.links}
     for head in sorted(h for h in set(budgets_a) | set(budgets_b) if h is not None):
@@ -418,37 +421,25 @@ def summary(changes: list[Change]) -> dict[str, int]:
 
 
 def render_text(old: str, new: str, changes: list[Change]) -> str:
+    """The diff for a terminal: one line per change; a value never spans lines (:func:`one_line`), so a name with a
+    line break cannot forge a change, and a spec's ESC or BEL shows as U+FFFD, never acts."""
     if not changes:
-        return printable_lines(f"no semantic changes between `{old}` and `{new}`") + "\n"
+        return printable_lines(f"no semantic changes between {q(old)} and {q(new)}") + "\n"
     lines: list[str] = []
     for obj in dict.fromkeys(c.objective for c in changes):
-        lines.append("inputs" if obj == "*" else f"objective `{obj}`")
+        lines.append("inputs" if obj == "*" else f"objective {q(obj)}")
         for c in (c for c in changes if c.objective == obj):
-            lines.append(f"  {c.kind:<9}  {c.message}")
+            lines.append(f"  {c.kind:<9}  {one_line(c.message)}")
     s = summary(changes)
     lines.append(f"{s['loosened']} loosened, {s['tightened']} tightened, {s['changed']} changed"
                  + (" — the objective got weaker" if s["loosened"] else ""))
-    return printable_lines("\n".join(lines)) + "\n"  # a spec's ESC or BEL shows as U+FFFD, never acts
+    return printable_lines("\n".join(lines)) + "\n"
 
 
 def render_md(old: str, new: str, changes: list[Change]) -> str:
-    s = summary(changes)
-    head = f"## Semantic diff: {md(old, 'code')} → {md(new, 'code')}\n\n"
-    if not changes:
-        return head + "No semantic changes.\n"
-    rows = ["| objective | change | what | old | new | detail |", "|---|---|---|---|---|---|"]
-    for c in changes:
-        kind = f"**{c.kind}**" if c.kind == "loosened" else c.kind
-
-        def cell(x: str | None) -> str:
-            return "-" if x is None else md(x, "prose")
-
-        rows.append(f"| {'(inputs)' if c.objective == '*' else md(c.objective, 'code')} | {kind} | {md(c.what)} | "
-                    f"{cell(c.old)} | {cell(c.new)} | {cell(c.message)} |")
-    tail = f"\n\n{s['loosened']} loosened, {s['tightened']} tightened, {s['changed']} changed."
-    if s["loosened"]:
-        tail += " **Something loosened: review before merging.**"
-    return head + "\n".join(rows) + tail + "\n"
+    """The diff as Markdown (``templates/diff.md.j2``): every value through the one escaping function."""
+    return template_environment("unlearnspec.compiler").get_template("diff.md.j2").render(
+        old=old, new=new, changes=changes, summary=summary(changes))
 
 
 def render_json(old: str, new: str, changes: list[Change]) -> str:

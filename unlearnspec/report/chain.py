@@ -16,15 +16,12 @@ Light module: pydantic and the standard library only.
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from unlearnspec.catalog.vocab import RECHECK_REFERENCES
+from unlearnspec.markdown import code_span
 from unlearnspec.plan import ChainBudget, Threshold
-from unlearnspec.report.rules import OP_SYMBOLS, fmt_estimate, fmt_number
-
-Verdict = Literal["pass", "fail", "not_evaluated", "cannot_be_met", "inconclusive"]
+from unlearnspec.report.rules import OP_SYMBOLS, CheckStatus, Overall, Verdict, fmt_estimate, fmt_number
 
 
 class _Model(BaseModel):
@@ -82,16 +79,18 @@ class RecheckedCheck(_Model):
     metric: str
     then: float | None = None
     now: float | None = None
-    status_then: str
-    status_now: str
+    status_then: CheckStatus
+    status_now: CheckStatus
     deciding_then: Deciding | None = Field(default=None, exclude_if=lambda v: v is None)
     deciding_now: Deciding | None = Field(default=None, exclude_if=lambda v: v is None)
 
 
 class RecheckedClaim(_Model):
+    """An earlier request's claim, its verdict when its own step finished (``then``) and on the later model (``now``)."""
+
     claim: str
-    then: str
-    now: str
+    then: Verdict
+    now: Verdict
 
     @property
     def regressed(self) -> bool:
@@ -132,7 +131,7 @@ class ChainStep(_Model):
     utility_drop_interval: tuple[float, float] | None = None  # its interval (the step's utility check's)
     utility_n: int | None = None  # the items it was measured on
     step_utility_drop: float | None = None  # this step's part of it
-    overall: str
+    overall: Overall  # the step's own report's result
     rechecks: list[Recheck] = Field(default_factory=list)
 
     @property
@@ -167,7 +166,7 @@ def budget_problems(budget: ChainBudget | None, steps: list[ChainStep]) -> list[
             and (s.utility_drop_interval[0] if s.utility_drop_interval else s.utility_drop) > budget.utility_drop]
     if over and budget.utility_drop is not None:
         worst = max(over, key=lambda s: s.utility_drop or 0.0)
-        after = "" if worst is steps[-1] else f" after request `{worst.request}`"
+        after = "" if worst is steps[-1] else f" after request {code_span(worst.request)}"
         out.append(f"cumulative utility drop {worst.drop_text_beside(budget.utility_drop)}{after} exceeds the budget of "
                    f"{budget.utility_drop:g}%")
     return out
@@ -179,9 +178,9 @@ def budget_undecided(budget: ChainBudget | None, steps: list[ChainStep]) -> list
     it."""
     if budget is None or budget.utility_drop is None or budget_problems(budget, steps):
         return []
-    return [f"the utility drop after request `{s.request}` was not measured, so the budget of "
+    return [f"the utility drop after request {code_span(s.request)} was not measured, so the budget of "
             f"{budget.utility_drop:g}% is not shown to hold" if s.utility_drop is None else
-            f"cumulative utility drop {s.drop_text_beside(budget.utility_drop)} after request `{s.request}` may exceed "
+            f"cumulative utility drop {s.drop_text_beside(budget.utility_drop)} after request {code_span(s.request)} may exceed "
             f"the budget of {budget.utility_drop:g}%: its interval reaches past it"
             for s in steps if s.utility_drop is None
             or (s.utility_drop_interval is not None and s.utility_drop_interval[1] > budget.utility_drop)]
@@ -235,8 +234,8 @@ class ChainReport(_Model):
                     # not failed leaves the chain incomplete
                     if c.now in failed and c.then not in failed or c.regressed:
                         out.append(("fail" if c.now in failed else "incomplete",
-                                    f"after request `{s.request}`, claim `{c.claim}` of the earlier request "
-                                    f"`{r.request}` is {c.now.replace('_', ' ')} ("
+                                    f"after request {code_span(s.request)}, claim {code_span(c.claim)} of the "
+                                    f"earlier request {code_span(r.request)} is {c.now.replace('_', ' ')} ("
                                     + ("it passed" if c.then == "pass" else f"it was {c.then.replace('_', ' ')}")
                                     + " when that request ran)"))
         return out

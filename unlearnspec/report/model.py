@@ -29,6 +29,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
+from unlearnspec.catalog.methods import FamilyName
 from unlearnspec.plan import ClaimStatus, FileHash, PlanFinding, ReleaseInfo, TargetInfo, Threshold
 from unlearnspec.report.chain import ChainReport
 from unlearnspec.report.rules import (  # noqa: F401 - the exit codes and verdict types are re-exported
@@ -36,6 +37,7 @@ from unlearnspec.report.rules import (  # noqa: F401 - the exit codes and verdic
     EXIT_FAIL,
     EXIT_INCOMPLETE,
     EXIT_PASS,
+    CheckStatus,
     Overall,
     Verdict,
     cannot_fail,
@@ -57,7 +59,6 @@ CHAINS_DECIDE_FROM = (1, 1)  # the first format version whose overall reads the 
 
 ModelName = Literal["original", "unlearned", "reference", "attacked", "served"]
 DecidedOn = Literal["unlearned", "attacked", "served"]
-CheckStatus = Literal["pass", "fail", "inconclusive", "not_evaluated", "info"]
 
 
 class _Model(BaseModel):
@@ -420,8 +421,8 @@ class ObjectiveReport(_Model):
     target: TargetInfo
     release: ReleaseInfo | None = None
     method: str
-    method_family: str | None = None
-    reference: str | None = None  # how the reference was obtained: "retrain" | "model" | "holdout"
+    method_family: FamilyName | None = None  # the catalog's family of `method` (`unknown`: an audit that states none)
+    reference: Literal["retrain", "model", "holdout"] | None = None  # how the reference was obtained (the plan's)
     given: GivenModel | None = Field(default=None, exclude_if=lambda v: v is None)  # an audited checkpoint
     prompt: PromptInfo | None = Field(default=None, exclude_if=lambda v: v is None)  # the prompt format the run used
     claims: list[ClaimVerdict]

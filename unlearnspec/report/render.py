@@ -1,9 +1,11 @@
 """Render a Report as review text (Markdown), as a self-contained HTML page, and write all three files.
 
 One jinja2 environment serves both templates. Autoescaping is chosen by template name: on for
-``*.html.j2`` (user text — titles, bases, justifications — may contain markup), off for ``*.md.j2``,
-where the ``md``/``mdcode``/``mdprose`` filters (:mod:`unlearnspec.markdown`, the one Markdown escaping
-function) keep user text text. ``StrictUndefined`` turns a template typo into an error instead of a silently empty cell.
+``*.html.j2`` (user text — titles, bases, justifications — may contain markup; the charts too, which
+``plots.py`` gives as numbers and plain strings to ``charts.html.j2``), off for ``*.md.j2``, where the
+``md``/``mdcode``/``mdprose`` filters (:mod:`unlearnspec.markdown`, the one Markdown escaping function) keep user
+text text. ``StrictUndefined`` turns a template typo into an error instead of a silently empty cell, and the
+``verdict`` filter refuses a word that is not a verdict, an outcome or a status.
 """
 
 from __future__ import annotations
@@ -16,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
-from markupsafe import Markup
 
 from unlearnspec.catalog import MEMBERSHIP_ATTACKS, METRICS, TERMS
 from unlearnspec.markdown import register_filters
 from unlearnspec.report import plots
+from unlearnspec.report.interval_kinds import KINDS, interval_kind, kinds_in
 from unlearnspec.report.model import CheckResult, EffectiveBatch, ObjectiveReport, Report
 from unlearnspec.report.verdict import (
     REFERENCE_LABELS,
@@ -50,9 +52,15 @@ HOW_TO_READ: list[str] = [
     "the metrics, data sets, probes and attacks listed - not a proof of legal compliance. "
     "Unlearning is not a general-purpose tool for controlling model behaviour "
     "(Cooper et al., arXiv:2412.06966, takeaways).",
-    "Each claim is decided only by its listed checks. Every number is shown as value [low, high], n=items: "
-    "the bootstrap confidence interval at the plan's level (95% unless the spec says otherwise) and the "
-    "sample size; a question asked several ways (paraphrases, adversarial wrappers) is one item. A check "
+    "Each claim is decided only by its listed checks. Every measured number is shown as value [low, high], "
+    "n=items: its confidence interval at the plan's level (95% unless the spec says otherwise) and the sample "
+    "size; a question asked several ways (paraphrases, adversarial wrappers) is one item. The interval is not "
+    "always a bootstrap: a share of items scored 0 or 1 gets Clopper and Pearson's exact interval, a sample whose "
+    "items all agree a distribution-free one, fewer than five items at least Hoeffding's, a membership check's "
+    "pairs simultaneous intervals, the others a bootstrap of the items; the sentence beside an interval names its "
+    "kind where report.json shows it, and 'Terms used in this report' says what each is. A number marked 'by "
+    "definition' is not measured (a drop from the original's own utility is 0), one marked 'no interval' or "
+    "'point value' has none, and numbers given 'for context' decide nothing. A check "
     "passes only when its interval lies entirely on the passing side of its bound, fails when it lies entirely "
     "on the failing side, and is INCONCLUSIVE otherwise. Forget quality (TOFU) is the p-value of a two-sample "
     "Kolmogorov-Smirnov test against the reference: it fails when the p-value is below its bound (the test "
@@ -105,9 +113,18 @@ def environment() -> Environment:
         keep_trailing_newline=True,
     )
     register_filters(env.filters)
-    env.filters.update(num=fmt_number,
-                       verdict=lambda v: VERDICT_TEXT.get(v, str(v).upper()))
+    env.filters.update(num=fmt_number, verdict=verdict_text, xy=plots.coordinate)
     return env
+
+
+def verdict_text(word: str) -> str:
+    """``PASS``, ``NOT EVALUATED``...: a verdict, an outcome or a status as the reports print it. Anything else is
+    refused: the report model types every such field with its closed set of words, so another word here is a bug,
+    and printing it raw would put unescaped text in a document."""
+    try:
+        return VERDICT_TEXT[word]
+    except (KeyError, TypeError):
+        raise ValueError(f"{word!r} is not a verdict, an outcome or a check's status") from None
 
 
 def _batch_text(b: EffectiveBatch) -> str:
@@ -149,11 +166,22 @@ def _utility_view(c: CheckResult) -> dict[str, Any] | None:
     models = [m for m in plots.MODEL_ORDER if m in comps]
     names = [k for k in UTILITY_COMPONENTS if any(k in comps[m] for m in models)]
     names += sorted({k for m in models for k in comps[m]} - set(names))
+
+    def shown(value: object, n: int | None) -> str:
+        return fmt_number(_number(value)) + (f", n={n}" if n else "") if _number(value) is not None else "n/a"
+
     rows = [{"label": UTILITY_COMPONENTS.get(k, k),
-             "values": {m: fmt_number(_number(comps[m].get(k))) for m in models}} for k in names]
+             "values": {m: shown(comps[m].get(k), _records(c, f"{m}.{k}")) for m in models}} for k in names]
     rows.append({"label": "utility (harmonic mean of the above)",
-                 "values": {m: fmt_number(_number(util.get(m))) for m in models}})
+                 "values": {m: shown(util.get(m), c.n.get(m)) for m in models}})
     return {"check_id": c.check_id, "dataset": c.dataset, "models": models, "rows": rows}
+
+
+def _records(c: CheckResult, column: str) -> int | None:
+    """How many records a utility component was measured on: its per-item column's values (empty where a record
+    does not contribute to it)."""
+    values = c.per_item.get(column)
+    return sum(v is not None for v in values) if values else None
 
 
 #: The data roles as a report names them (the glossary says what each is for).
@@ -211,12 +239,16 @@ def _membership_view(c: CheckResult) -> dict[str, Any] | None:
             auc: dict[str, Any] = found if isinstance(found, dict) else {}
             n, n_other = g.get("n"), g.get("n_other")
             known = MEMBERSHIP_ATTACKS.get(str(a))
+            deciding = t == c.extra.get("deciding_type") and a == c.extra.get("deciding_attack")
             rows.append({"type": str(t).replace("_", " "), "attack": known.label if known else str(a),
-                         "aucs": {m: fmt_number(_number(auc.get(m))) for m in models},
+                         # the deciding pair's AUCs are the check's own values, with their intervals; the others
+                         # are recorded without one, and their gap (beside) is what is judged
+                         "aucs": {m: fmt_interval(c, m) if deciding and m in c.interval else
+                                  fmt_number(_number(auc.get(m))) for m in models},
                          "gap": fmt_estimate(_number(g.get("gap")), _pair(g.get("low"), g.get("high")), bound=tolerance),
                          "n": f"{n} / {n_other}" if n is not None else "n/a",
                          "outcome": PAIR_OUTCOMES.get(str(g.get("status")), "n/a"),
-                         "deciding": t == c.extra.get("deciding_type") and a == c.extra.get("deciding_attack")})
+                         "deciding": deciding})
     conf = _number(c.extra.get("pair_confidence"))
     compared = c.extra.get("compared_with")
     against = (f"the {compared}'s AUC" if compared in (REFERENCE_LABELS["retrain"], REFERENCE_LABELS["model"])
@@ -243,6 +275,7 @@ def _objective_view(o: ObjectiveReport, index: int, with_charts: bool) -> dict[s
         "values": {m: fmt_interval(c, m) for m in plots.MODEL_ORDER},
         "decision": decision_text(c),
         "how": c.decision.how if c.decision is not None else "",
+        "intervals": _interval_note(c),
         "findings": list(c.findings),
         "details": _scalar_extras(c),
     } for c in o.checks]
@@ -274,20 +307,36 @@ def _objective_view(o: ObjectiveReport, index: int, with_charts: bool) -> dict[s
         "models_shown": [m for m in plots.MODEL_ORDER if any(c.values.get(m) is not None for c in o.checks)]
         or ["unlearned"],
     }
-    if with_charts:
+    if with_charts:  # numbers and plain strings: charts.html.j2 draws them, autoescaped
         prefix = f"o{index + 1}"
-        loss = plots.loss_chart(o.training, f"{prefix}-loss") if o.training else ""
         bars = [plots.check_bars(c, f"{prefix}-bars-{i}", ref) for i, c in enumerate(o.checks)]
         rocs = [plots.roc_chart(c, f"{prefix}-roc-{i}", ref) for i, c in enumerate(o.checks)]
-        glance = plots.claims_at_a_glance(
-            o.checks, [(claim_label(cv.claim, cv.args), cv.verdict, cv.checks) for cv in o.claims], f"{prefix}-glance")
         view["charts"] = {
-            "glance": Markup(glance) if glance else None,
-            "loss": Markup(loss) if loss else None,  # plots.py escapes every text it draws
-            "bars": [Markup(b) for b in bars if b],
-            "roc": [Markup(r) for r in rocs if r],
+            "glance": plots.claims_at_a_glance(
+                o.checks, [(claim_label(cv.claim, cv.args), cv.verdict, cv.checks) for cv in o.claims],
+                f"{prefix}-glance"),
+            "loss": plots.loss_chart(o.training, f"{prefix}-loss") if o.training else None,
+            "bars": [b for b in bars if b is not None],
+            "roc": [r for r in rocs if r is not None],
         }
     return view
+
+
+def _interval_note(c: CheckResult) -> str:
+    """What kind of interval each of a check's intervals is, as far as report.json shows it (``interval_kinds``):
+    ``intervals: unlearned, reference percentile-bootstrap; original Clopper–Pearson exact; decided on paired-bootstrap``."""
+    by_kind: dict[str, list[str]] = {}
+    for m in plots.MODEL_ORDER:
+        if m in c.interval:
+            kind = interval_kind(c, m)
+            by_kind.setdefault(KINDS[kind].name if kind else "kind not recorded", []).append(m)
+    parts = [f"{', '.join(models)} {name}" for name, models in by_kind.items()]
+    decided = interval_kind(c)
+    if decided is not None:
+        parts.append(f"decided on {KINDS[decided].name}")
+    if parts:
+        return "intervals: " + "; ".join(parts)
+    return "no intervals: point values" if any(c.values.get(m) is not None for m in plots.MODEL_ORDER) else ""
 
 
 def _glossary(report: Report) -> dict[str, list[dict[str, str]]]:
@@ -298,8 +347,10 @@ def _glossary(report: Report) -> dict[str, list[dict[str, str]]]:
     membership = any(c.extra.get("gap_by_type") for o in report.objectives for c in o.checks)
     attacks = [{"term": a.label, "meaning": a.summary, "source": a.source}
                for a in MEMBERSHIP_ATTACKS.values()] if membership else []
+    checks = [c for o in report.objectives for c in o.checks]
+    kinds = [{"term": KINDS[k].term, "meaning": KINDS[k].meaning, "source": KINDS[k].source} for k in kinds_in(checks)]
     return {"general": [{"term": t.term, "meaning": t.meaning, "source": t.source} for t in TERMS],
-            "metrics": metrics, "attacks": attacks}
+            "intervals": kinds, "metrics": metrics, "attacks": attacks}
 
 
 def _context(report: Report, with_charts: bool) -> dict[str, Any]:
@@ -314,6 +365,12 @@ def _context(report: Report, with_charts: bool) -> dict[str, Any]:
         "glossary": _glossary(report),
         "exit_codes": EXIT_CODE_TEXT,
     }
+
+
+def render_chart(chart: plots.Chart) -> str:
+    """One chart as its inline SVG (``charts.html.j2``, autoescaped), as report.html shows it."""
+    draw = getattr(environment().get_template("charts.html.j2").make_module(), "chart")  # noqa: B009 - a macro
+    return str(draw(chart))
 
 
 def render_markdown(report: Report) -> str:

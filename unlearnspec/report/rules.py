@@ -24,7 +24,11 @@ from unlearnspec.catalog.metrics import OP_SYMBOLS  # noqa: F401 - re-exported: 
 from unlearnspec.plan import ClaimStatus, Threshold
 
 Verdict = Literal["pass", "fail", "inconclusive", "not_evaluated", "cannot_be_met"]
+"""A claim's verdict (and a chain's re-checked claim's, then and now)."""
 Overall = Literal["pass", "fail", "incomplete"]
+"""An objective's or a report's result (and a chain step's)."""
+CheckStatus = Literal["pass", "fail", "inconclusive", "not_evaluated", "info"]
+"""A check's outcome (and a chain's re-checked check's, then and now)."""
 
 EXIT_PASS = EXIT_OK
 EXIT_FAIL = EXIT_FINDINGS

@@ -36,6 +36,7 @@ from unlearnspec.plan import (
     UnlearnStage,
 )
 from unlearnspec.report.chain import ChainReport, Deciding, RecheckedCheck
+from unlearnspec.report.interval_kinds import kind_name
 from unlearnspec.report.model import (
     AuditTrail,
     CheckResult,
@@ -68,14 +69,35 @@ rule behind it (``intervals.items_to_settle``) is rough, and a count in the mill
 on the bound."""
 
 
+#: The model each family of metric is measured relative to: its value there is 0 by definition, not a measurement
+#: (a drop from the original's utility, a recovery of what the unlearned model lost, a gap to the reference).
+RELATIVE_TO: dict[str, str] = {"utility": "original", "relearn": "unlearned", "quantize": "unlearned",
+                               "representation": "reference", "privleak": "reference"}
+
+
+def by_definition(check: CheckResult, model: str) -> bool:
+    """Whether ``model``'s value of ``check`` is 0 because the metric is measured relative to that model."""
+    metric = METRICS.get(check.metric)
+    return (metric is not None and RELATIVE_TO.get(metric.family) == model and model not in check.interval
+            and check.values.get(model) == 0.0)  # type: ignore[arg-type]
+
+
 def fmt_interval(check: CheckResult, model: str) -> str:
     """``0.52 [0.41, 0.63], n=26`` — a model's value with its interval and sample size; beside the plan's
-    threshold (:func:`fmt_estimate`) when that value is what the threshold is held to."""
+    threshold (:func:`fmt_estimate`) when that value is what the threshold is held to. A value with no interval says
+    so: ``0 (by definition)`` where the metric is measured relative to the model, ``(no interval)`` where the check's
+    other values have one (a check with none at all, intervals off, says so once: :func:`describe_check`)."""
     v = check.values.get(model)  # type: ignore[arg-type]
     if v is None:
         return "n/a"
+    if by_definition(check, model):
+        return f"{fmt_number(v)} (by definition)"
     bound = check.threshold.value if check.threshold is not None and check.decision is None else None
-    return fmt_estimate(v, check.interval.get(model), check.n.get(model), bound)
+    iv = check.interval.get(model)
+    text = fmt_estimate(v, iv, check.n.get(model), bound)
+    if iv is None and check.interval:
+        text += " (no interval)"
+    return text
 
 
 def decision_text(check: CheckResult) -> str:
@@ -183,20 +205,20 @@ def describe_check(check: CheckResult, reference_label: str = "reference") -> st
     """One check in a sentence, e.g. ``membership AUC 0.52 ≤ 0.6 on forget (original 0.91, ...)``."""
     label = metric_label(check.metric)
     where = where_text(check)
-    context = []
-    for name in ("original", "unlearned", "reference", "attacked", "served"):
-        if name == check.decided_on:
-            continue
-        v = check.values.get(name)  # type: ignore[arg-type]
-        if v is not None:
-            context.append(f"{reference_label if name == 'reference' else name} {fmt_number(v)}")
-    tail = f" ({', '.join(context)})" if context else ""
+    context = [f"{reference_label if name == 'reference' else name} {fmt_interval(check, name)}"
+               for name in ("original", "unlearned", "reference", "attacked", "served")
+               if name != check.decided_on and check.values.get(name) is not None]  # type: ignore[arg-type]
+    points = not check.interval  # no interval at all (intervals off): every number is a point value
+    tail = f" (for context{', point values' if points else ''}: {'; '.join(context)})" if context else ""
     status = check.status
     if status == "not_evaluated":
         return f"{label} {where} was not evaluated: {check.not_evaluated_reason or 'no value'}{tail}"
     value = fmt_interval(check, check.decided_on) if check.value is not None else "n/a"
     if check.confidence is not None and check.interval.get(check.decided_on):
-        value += f" ({check.confidence:.0%} interval)"
+        kind = kind_name(check, check.decided_on)
+        value += f" ({check.confidence:.0%} {kind + ' ' if kind else ''}interval)"
+    elif points and check.value is not None:
+        value += " (point value, no interval)"
     if status == "info":
         return f"{label} {where}: {check.decided_on} {value}, no threshold (for information){tail}"
     assert check.threshold is not None
@@ -220,6 +242,8 @@ def _describe_decision(check: CheckResult, label: str, where: str, value: str, t
     assert d is not None
     symbol, bound = OP_SYMBOLS[d.threshold.op], fmt_number(d.threshold.value)
     decided = f"{d.quantity} {fmt_estimate(d.value, d.interval, bound=d.threshold.value)}"
+    if d.interval is not None and (kind := kind_name(check)):
+        decided += f" ({kind} interval)"
     why = decision_reason(check.status, d)
     if check.status == "pass":
         outcome = f"{decided} {symbol} {bound}"
