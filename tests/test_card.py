@@ -99,16 +99,29 @@ def test_card_verb(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run.mkdir()
     report = make_report()
     (run / "report.json").write_text(report.model_dump_json(indent=2), encoding="utf-8")
+    for name in ("report.md", "report.html"):
+        (run / name).write_text("the report\n", encoding="utf-8")
+    (run / "run.json").write_text('{"stages": {}, "finished_at": "2026-01-02T03:04:05Z"}\n', encoding="utf-8")
     (run / "report.sig.json").write_text('{"key_sha256": "' + "e" * 64 + '"}', encoding="utf-8")  # forged
     assert main(["card", str(run), "-o", str(tmp_path / "card.md")]) == 0
     text = (tmp_path / "card.md").read_text(encoding="utf-8")
     assert text == card_for_run(run).text and "eeeeeeeeeeeeeeee" not in text  # nothing from an unchecked file
     assert "it was not verified when this card was made" in text and "The run is signed" not in text
-    for _ in range(2):  # a card kept in the run folder can be written again; the report it reads cannot be replaced
-        assert main(["card", str(run), "-o", str(run / "card.md")]) == 0
-    before = (run / "report.json").read_bytes()
-    assert main(["card", str(run), "-o", str(run / "report.json")]) == 2
-    assert "is an input of this command" in capsys.readouterr().err and (run / "report.json").read_bytes() == before
+    capsys.readouterr()
+    # `card` only reads the run folder: no output anywhere inside it, a new file or one of its evidence files
+    (run / "objectives" / "x").mkdir(parents=True)
+    (run / "objectives" / "x" / "checks.json").write_text("{}\n", encoding="utf-8")
+    (run / "ledger.json").write_text('{"entries": []}\n', encoding="utf-8")
+    for target in ("card.md", "report.json", "ledger.json", "objectives/x/checks.json", "objectives/new.md"):
+        before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+        assert main(["card", str(run), "-o", str(run / target)]) == 2, target
+        err = capsys.readouterr().err
+        assert "error[UL715]" in err and "inside the run folder" in err and "Traceback" not in err, err
+        assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before  # nothing written or replaced
+    link = tmp_path / "into-run"
+    link.symlink_to(run)  # through a link to the run folder: still inside it
+    assert main(["card", str(run), "-o", str(link / "card.md")]) == 2 and not (run / "card.md").exists()
+    assert "error[UL715]" in capsys.readouterr().err
     data = report.model_dump(mode="json")
     data["objectives"][0]["claims"][0]["verdict"] = "fail"  # no longer follows from its checks
     (run / "report.json").write_text(json.dumps(data), encoding="utf-8")

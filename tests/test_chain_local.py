@@ -90,12 +90,14 @@ def test_a_chain_runs_in_order_from_each_previous_model_and_rechecks_earlier_req
             assert {c["check_id"] for c in rc["checks"]} == {c["check_id"] for c in earlier["checks"]}
             # Computed again on the step's model, not copied: the per-item scores moved (the checks' own
             # values may not, as p-values and AUCs over two items take few values).
-            drift = json.loads((run / "objectives" / step["request"] / "drift" / f"{rc['request']}.json").read_text())
+            saved = json.loads((run / "objectives" / step["request"] / "drift" / f"{rc['request']}.json").read_text())
+            drift = saved["results"]  # saved with what it was computed on, which a resume compares
             then_items = {c["check_id"]: c["per_item"].get("unlearned") for c in earlier["checks"]}
             assert any(then_items[k] and c["per_item"].get("unlearned") != then_items[k] for k, c in drift.items())
     # Steps 2 and 3 unlearn from the model the previous step saved.
     state = json.loads((run / "run.json").read_text())
-    saved = [state["stages"][f"{n}/unlearn"]["detail"]["model_dir"] for n in NAMES]
+    # run.json may name them relative to the run folder
+    saved = [str(run / state["stages"][f"{n}/unlearn"]["detail"]["model_dir"]) for n in NAMES]
     assert all(saved) and saved[0] in loaded and saved[1] in loaded
     assert loaded.index(saved[0]) < loaded.index(saved[1])
     # The budget (one approximate request) is exceeded by three.

@@ -429,3 +429,98 @@ def test_request_names_with_backticks_come_back_whole_from_the_chains_sentences(
     assert not [c for c in children if c.type in ("html_inline", "link_open", "image")]
     codes = [c.content for c in children if c.type == "code_inline"]
     assert codes.count(second) == 1 and codes.count(first) == 1 and "removed" in codes
+
+
+# --- what the `requests` budget counts; what each step started from -------------------------------------------
+
+FAMILY = {"npo": "approximate", "refusal": "model_suppression", "filter": "system_suppression", "retrain": "exact"}
+
+
+def applied(methods: tuple[str, ...], legacy: bool = False) -> list[ChainStep]:
+    """A chain that applied ``methods`` in order; ``legacy``: as reports before the family was recorded have it."""
+    return [ChainStep(request=f"r{i}", link_hash=f"{i:064x}", method=m, approximate=FAMILY[m] == "approximate",
+                      family=None if legacy else FAMILY[m], utility_drop=0.5, overall="pass")  # type: ignore[arg-type]
+            for i, m in enumerate(methods)]
+
+
+@pytest.mark.parametrize("methods", [("npo", "refusal", "npo"), ("npo", "filter", "npo", "npo"),
+                                     ("npo", "retrain", "npo"), ("npo", "npo", "retrain", "npo"),
+                                     ("retrain", "npo", "npo", "npo"), ("refusal", "refusal")])
+@pytest.mark.parametrize("allowed", [1, 2])
+def test_the_requests_budget_counts_every_weight_change_but_exact_retraining_since_the_last_retrain(
+        methods: tuple[str, ...], allowed: int) -> None:
+    """Review findings 6 and 7: the run counts refusal fine-tuning (it changes the weights), not an output filter
+    (it changes none), and starts the count again after an exact retrain; the same count as UL413's."""
+    chain = build_chain_report([f"r{i}" for i in range(len(methods))], applied(methods),
+                               ChainBudget(approximate_requests=allowed))
+    # the reference count: split at each exact retrain, leave out the filters, the longest part decides
+    parts = " ".join(methods).split("retrain")
+    counted = [[m for m in part.split() if m != "filter"] for part in parts]
+    longest = max(len(p) for p in counted)
+    assert chain.budget_exceeded == (longest > allowed)
+    if chain.budget_exceeded:
+        (reason,) = chain.budget_reasons
+        assert reason.startswith(f"{longest} ")
+        assert ("approximate requests" in reason) == ("refusal" not in methods)
+        worst = next(i for i, p in enumerate(counted) if len(p) == longest)
+        assert ("since the exact retrain" in reason) == (worst > 0)
+
+
+def test_a_report_from_before_the_family_was_recorded_counts_as_it_did() -> None:
+    """A step without ``family`` counts when it was approximate, and a retrain starts nothing again: the rule that
+    report was written (and validated) by."""
+    legacy = build_chain_report(["r0", "r1", "r2"], applied(("npo", "retrain", "npo"), legacy=True),
+                                ChainBudget(approximate_requests=1))
+    assert legacy.budget_exceeded and legacy.budget_reasons == ["2 approximate requests applied, the budget allows 1 "
+                                                                "before retraining"]
+    assert ChainReport.model_validate(legacy.model_dump(mode="json")) == legacy
+    with pytest.raises(ValidationError, match="does not follow from the method family"):
+        ChainStep(request="a", link_hash="0" * 64, method="npo", approximate=False, family="approximate",
+                  overall="pass")
+
+
+def test_the_report_says_an_exact_retrain_started_from_no_model() -> None:
+    """Review finding 1: each request started from the previous one's model, except an exact retrain, which
+    retrains the recipe without every target so far."""
+    chain = build_chain_report(["r0", "r1", "r2"], applied(("npo", "retrain", "npo")), None)
+    text = chain.order_text
+    assert text.startswith("Each request started from the model the previous one produced")
+    assert "except `r1`: an exact retrain starts from no model" in text and "every target so far" in text
+    plain = build_chain_report(["r0", "r1"], applied(("npo", "npo")), None).order_text
+    assert "except" not in plain
+
+
+def test_whether_the_reference_changed_is_what_the_run_recorded() -> None:
+    """Review finding 3: `reference_changed` follows the recorded comparison of the reference's strategy and folder
+    then and now; only a report from before it was recorded falls back on the wording."""
+    from unlearnspec.catalog.vocab import RECHECK_REFERENCES
+
+    for strategy in ("retrain", "model", "holdout"):
+        for same in (True, False):
+            r = Recheck(request="a", reference=RECHECK_REFERENCES[strategy], same_reference=same)
+            assert r.reference_changed is (not same)
+    assert Recheck(request="a", reference=RECHECK_REFERENCES["retrain"]).reference_changed
+    assert not Recheck(request="a", reference=RECHECK_REFERENCES["model"]).reference_changed
+
+
+def test_a_result_marked_not_evaluated_keeps_no_decision_of_its_own() -> None:
+    """Review finding 2: a result decided on another model than the plan's (a served check computed on the bare
+    model) is kept for its values but marked not evaluated; it was inconclusive and had a deciding quantity, neither
+    of which stands (and whose combination the report refuses)."""
+    from unlearnspec.report.verdict import check_results
+
+    plan = make_plan()
+    op = plan.objectives[0].model_copy(update={"checks": [
+        c.model_copy(update={"model": "served"}) if c.id == "verbatim_rouge@forget" else c
+        for c in plan.objectives[0].checks]})
+    bare = result("verbatim_rouge@forget", "verbatim_rouge", "<=", 0.20, unlearned=0.12, original=0.95,
+                  interval={"unlearned": (0.0, 0.5)}, n={"unlearned": 3},
+                  decision=Decision(quantity="unlearned value (mean over items)", value=0.12, interval=(0.0, 0.5),
+                                    threshold=Threshold(op="<=", value=0.2), n=3))
+    assert bare.status == "inconclusive" and bare.decision is not None
+    got = {c.check_id: c for c in check_results(op, {**passing_results(), bare.check_id: bare})}[bare.check_id]
+    assert got.status == "not_evaluated" and not got.inconclusive and got.decision is None and got.passed is None
+    assert got.decided_on == "served" and "decided on 'unlearned' instead of 'served'" in (got.not_evaluated_reason or "")
+    assert (got.values.unlearned, got.interval) == (bare.values.unlearned, bare.interval)  # its values kept
+    built = build_objective_report(op, {**passing_results(), bare.check_id: bare})  # the report builds
+    assert next(c for c in built.checks if c.check_id == bare.check_id).status == "not_evaluated"

@@ -231,3 +231,100 @@ def test_a_link_to_another_file_compares_where_each_model_path_leads(folder: Pat
     write(folder / "a", "local.unlearn", objective("y", model="./m"))
     other = write(folder / "b", "second.unlearn", objective("w", after="../a/local.unlearn#y", model="./m"))
     assert [c for c, _, _ in chain_errors(other)] == ["UL209"]
+
+
+def with_method(name: str, method: str, *, after: str | None = None, extra: str = "") -> str:
+    """:func:`objective` with another method, its goal and claim made to fit the method."""
+    text = objective(name, after=after, extra=extra).replace("  method npo\n", f"  method {method}\n")
+    goal = {"refusal": "suppression", "filter": "suppression via system"}.get(method)
+    if goal is not None:
+        text = text.replace("  goal removal\n", f"  goal {goal}\n").replace("    removed\n", "    not_generated\n")
+    return text
+
+
+@pytest.mark.parametrize(("methods", "allowed"), [
+    (("npo", "refusal", "npo"), 2),  # refusal fine-tunes the weights: counted
+    (("npo", "filter", "npo"), 1),  # an output filter changes no weights: not counted
+    (("npo", "retrain", "npo"), 1),  # an exact retrain starts the count again
+    (("npo", "npo", "retrain", "npo"), 1),  # ... but not for the requests before it
+    (("refusal", "refusal"), 1),
+])
+def test_the_requests_budget_counts_weight_changes_since_the_last_exact_retrain(
+        folder: Path, methods: tuple[str, ...], allowed: int) -> None:
+    """`requests K` counts every method that changes the weights other than exact retraining (docs/requests.md),
+    from the chain's start or its last exact retrain."""
+    budget = f"  budget {{\n    requests {allowed}\n  }}\n"
+    names = [f"r{i}" for i in range(len(methods))]
+    objs = [with_method(n, m, after=names[i - 1] if i else None, extra=budget if i == 0 else "")
+            for i, (n, m) in enumerate(zip(names, methods, strict=True))]
+    found = [d for d in check_file(write(folder, "chain.unlearn", *objs)).diagnostics if d.code == "UL413"]
+    # the reference count: split the chain at each exact retrain, leave out the filters, take the longest part
+    parts = " ".join(methods).split("retrain")
+    counted = max(len([m for m in part.split() if m != "filter"]) for part in parts)
+    if counted > allowed:
+        assert len(found) == 1 and f"the chain applies {counted} " in found[0].message
+        kind = "approximate requests" if "refusal" not in methods else "requests that change the weights"
+        assert kind in found[0].message
+        assert len(found[0].labels) == counted - allowed
+    else:
+        assert found == []
+
+
+def test_two_objectives_continuing_one_in_another_file_are_a_fork(folder: Path) -> None:
+    """Review finding 9: `after "d.unlearn#w"` twice in one file is UL218 as `after "w"` twice is, also when the two
+    links spell the path differently."""
+    write(folder, "d.unlearn", objective("w"))
+    (folder / "sub").mkdir()
+    path = write(folder, "g.unlearn", objective("g1", after="d.unlearn#w"), objective("g2", after="sub/../d.unlearn#w"))
+    assert [(c, o) for c, o, _ in chain_errors(path)] == [("UL218", "g2")]
+    one = write(folder, "h.unlearn", objective("h1", after="d.unlearn#w"), objective("h2", after="h1"))
+    assert chain_errors(one) == []
+
+
+def test_a_budget_on_an_objective_nothing_continues_yet_is_planned_and_diff_sees_it_loosened(folder: Path) -> None:
+    """Review finding 8: a `budget` on an objective no other continues yet is a chain of one: the plan records it,
+    so that `diff` sees 3%/1 raised to 30%/9 as a loosening (the run checks it on that one request)."""
+    from unlearnspec.compiler.semdiff import diff_plans
+
+    def plan(utility: int | None, requests: int | None) -> object:
+        budget = ("  budget {\n" + (f"    utility drop <= {utility}%\n" if utility else "")
+                  + (f"    requests {requests}\n" if requests else "") + "  }\n") if utility or requests else ""
+        made, result = plan_file(write(folder, "lone.unlearn", objective("a", extra=budget), objective("b")))
+        assert made is not None, [d.message for d in result.diagnostics]
+        return made
+
+    tight = plan(3, 1)
+    (chain,) = json.loads(tight.canonical_json())["chains"]  # type: ignore[attr-defined]
+    assert [lk["objective"] for lk in chain["links"]] == ["a"]
+    assert chain["budget"] == {"utility_drop": 3.0, "approximate_requests": 1}
+    changes = {(c.kind, c.what, c.subject) for c in diff_plans(tight, plan(30, 9))}  # type: ignore[arg-type]
+    assert {("loosened", "budget", "utility_drop"), ("loosened", "budget", "approximate_requests")} <= changes
+    assert ("loosened", "budget", "utility_drop") in {(c.kind, c.what, c.subject)
+                                                      for c in diff_plans(tight, plan(None, None))}  # type: ignore[arg-type]
+    assert "chains" not in json.loads(plan(None, None).canonical_json())  # type: ignore[attr-defined]
+
+
+def test_a_later_steps_retrained_reference_is_described_as_leaving_out_every_target_so_far(folder: Path) -> None:
+    """Review finding 10: the run retrains step k's reference without the forget sets of every request so far; the
+    plan (and `show`) say so, naming the earlier requests, and the link hashes cover what they say."""
+    from unlearnspec.compiler.review import render_review
+    from unlearnspec.plan import ReferenceStage
+
+    plan, _ = plan_file(write(folder, "chain.unlearn", objective("c", after="b"), objective("a"),
+                              objective("b", after="a")))
+    assert plan is not None
+    described = {op.objective.name: next(s for s in op.stages if isinstance(s, ReferenceStage)).description
+                 for op in plan.objectives}
+    order = [lk.objective for lk in plan.chains[0].links]
+    for i, name in enumerate(order):
+        earlier = order[:i]
+        if earlier:
+            assert f"({', '.join(f'`{n}`' for n in earlier)})" in described[name]
+            assert "without the forget sets of this request and of every earlier one in its chain" in described[name]
+        else:
+            assert described[name].endswith("without the forget set")
+        assert all(f"`{n}`" not in described[name] for n in order[i:])
+    assert described["c"] in render_review(plan)
+    data = json.loads(plan.canonical_json())
+    ops = {op["objective"]["name"]: op for op in data["objectives"]}
+    assert all(lk["objective_sha256"] == _sha(ops[lk["objective"]]) for lk in data["chains"][0]["links"])

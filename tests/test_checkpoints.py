@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ import torch
 import transformers
 from test_methods import FORGET, HOLDOUT, RETAIN, build_tiny_model, stage
 
-from unlearnspec.plan import StoppingRule
+from unlearnspec.plan import LoraConfig, StoppingRule
 from unlearnspec.runtime.loading import load_model
 from unlearnspec.runtime.methods import unlearn
 from unlearnspec.runtime.methods.checkpoints import (
@@ -216,3 +217,30 @@ def test_a_stop_on_a_checkpoint_step_still_holds_after_a_resume(tiny_dir: Path, 
     assert resumed.stopped_early and resumed.steps_done == 2 and resumed.stop_reason == full.stop_reason
     a, b = full.model.state_dict(), resumed.model.state_dict()
     assert max(float((a[k] - b[k]).abs().max()) for k in a) == 0.0
+
+
+def test_the_lora_adapter_is_written_aside_fsynced_and_renamed_into_place(tiny_dir: Path, tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A kill while the adapter is saved leaves the old adapter/ or the new one, never half of one: it is written into
+    adapter.partial, every file fsynced, then renamed; what a killed save left (adapter.partial, a stale adapter/)
+    does not survive into the new one."""
+    out = tmp_path / "out"
+    (out / "adapter.partial").mkdir(parents=True)
+    (out / "adapter.partial" / "half.bin").write_bytes(b"a killed save")
+    (out / "adapter").mkdir()
+    (out / "adapter" / "stale.bin").write_bytes(b"an earlier attempt's")
+    events: list[tuple[str, str]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: (events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}"))),
+                                                  real_fsync(fd))[1])
+    monkeypatch.setattr(os, "replace", lambda a, b, **kw: (events.append(("rename", str(b))), real_replace(a, b, **kw))[1])
+    st = stage("grad_diff", adapter="lora", lora=LoraConfig(rank=4, alpha=8), max_steps=2, batch_size=2)
+    model, tok = load_model(str(tiny_dir))
+    result = unlearn(st, model, tok, FORGET, RETAIN, HOLDOUT, out, save_steps=2)
+    assert result.adapter_dir == out / "adapter"
+    renamed = events.index(("rename", str(out / "adapter")))
+    flushed = {p for kind, p in events[:renamed] if kind == "fsync"}
+    assert str(out / "adapter.partial" / "adapter_model.safetensors") in flushed
+    assert str(out / "adapter.partial") in flushed and ("fsync", str(out)) in events[renamed:]
+    assert names(out / "adapter") == ["README.md", "adapter_config.json", "adapter_model.safetensors"]
+    assert not (out / "adapter.partial").exists()

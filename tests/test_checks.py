@@ -54,11 +54,15 @@ def check(metric: str, dataset: str = "forget", op: str | None = "<=", value: fl
 
 def test_removal_shows_in_output_membership_and_quality_checks(tmp_path: Path) -> None:
     ev = evaluator(tiny_lm("reference"), tmp_path)  # perfect removal: the unlearned model is the retrained one
-    knowledge = ev.check(check("knowledge_rouge", value=0.6))  # the answers are the birth cities
+    knowledge = ev.check(check("knowledge_rouge", value=0.05))  # the answers are the birth cities
     assert knowledge.values.original is not None and knowledge.values.original > 0.95
     assert knowledge.values.unlearned == knowledge.values.reference
     assert knowledge.values.unlearned is not None and knowledge.values.unlearned < knowledge.values.original - 0.3
-    assert knowledge.passed is (knowledge.values.unlearned <= 0.6)
+    # a gap of exactly 0, and the original's gap (1 on each of the six questions, whose distribution-free interval
+    # reaches down to about 0.08) is shown beyond 0.05: the positive control. Beyond 0.6, six items cannot show it
+    assert knowledge.status == "pass"
+    loose = ev.check(check("knowledge_rouge", value=0.6))
+    assert loose.status == "inconclusive" and "no positive control" in str(loose.decision and loose.decision.cannot_pass)
     assert len(knowledge.item_ids) == len(people().forget) and knowledge.item_ids[0] == "forget[0]:direct"
     verbatim = ev.check(check("verbatim_rouge", value=0.8))  # the documents are mostly template
     assert verbatim.values.unlearned is not None and verbatim.values.original is not None
@@ -100,21 +104,101 @@ def test_a_question_asked_through_every_adversarial_template_counts_once(tmp_pat
     assert bare.decision is not None and bare.decision.n == questions and bare.n["unlearned"] == questions
 
 
-def test_a_model_far_below_the_reference_passes_with_an_over_unlearning_finding(tmp_path: Path) -> None:
+def test_each_adversarial_template_is_decided_on_its_own_the_worst_deciding(tmp_path: Path) -> None:
+    """The adversarial probe on the tiny models: each template's gap to the reference is recomputed here from the
+    per-prompt values, the decision is the worst template's (every template shown), and its interval is at the
+    Bonferroni level over the templates."""
+    ev = evaluator(copy.deepcopy(tiny_lm("original")), tmp_path)
+    r = ev.check(check("adversarial_rouge", value=0.2))
+    d = r.decision
+    assert d is not None and "worst over templates" in d.quantity and "Bonferroni over the templates" in d.how
+    tmpl = [i.rsplit(":", 1)[1] for i in r.item_ids]
+    gaps = {t: float(np.mean([u - ref for u, ref, k in zip(r.per_item["unlearned"], r.per_item["reference"], tmpl,
+                                                             strict=True) if k == t]))  # type: ignore[operator]
+            for t in ADVERSARIAL_TEMPLATES}
+    for t, g in gaps.items():
+        assert f"{t} {g:.3g}" in d.how
+        assert r.extra["by_templates"][t]["unlearned"] == pytest.approx(  # type: ignore[index]
+            float(np.mean([u for u, k in zip(r.per_item["unlearned"], tmpl, strict=True) if k == t])))  # type: ignore[arg-type]
+    shown = next(t for t in gaps if f"those of {t}" in d.how)
+    assert d.value == pytest.approx(gaps[shown]) and d.n == sum(1 for x in people().forget if x.is_qa)
+
+
+def test_a_pooled_pass_over_templates_is_a_fail_when_one_template_leaks(tmp_path: Path) -> None:
+    """The reviewer's case in numbers: one template recalls half the answer on 80% of 120 questions, five recall
+    nothing. Pooled, the gap is 0.067 with an interval under the 0.2 bound (a pass); per template, the leaking one
+    (0.4) is wholly beyond it at the Bonferroni level, so the check fails, and the original (which leaks alike) is
+    its positive control."""
+    from unlearnspec.report.model import three_valued
+    from unlearnspec.runtime.measure import Series
+
+    ev = evaluator(copy.deepcopy(tiny_lm("original")), tmp_path)
+    n, templates = 120, list(ADVERSARIAL_TEMPLATES)
+    ids = [f"forget[{i}]:{t}" for i in range(n) for t in templates]
+    groups = [f"forget[{i}]" for i in range(n) for _ in templates]
+    types = [t for _ in range(n) for t in templates]
+    leaky = [0.5 if t == templates[0] and i < 0.8 * n else 0.0 for i in range(n) for t in templates]
+    series = {"original": leaky, "unlearned": leaky, "reference": [0.0] * len(ids)}
+    ev._output_series = lambda who, c: Series(ids, list(series[who]), groups, types, "templates")  # type: ignore[method-assign]
+    c = check("adversarial_rouge", value=0.2)
+    per = {who: ev._output_series(who, c) for who in series}
+    pooled = ev._gap_decision(c, per, "unlearned")
+    assert pooled is not None and pooled.value == pytest.approx(0.5 * 0.8 / len(templates))
+    assert three_valued(pooled.threshold, pooled.value, pooled.interval) is True  # what the pool used to decide
+    r = ev.check(c)
+    assert r.status == "fail" and r.decision is not None and r.decision.value == pytest.approx(0.5 * 0.8)
+    assert f"those of {templates[0]}" in r.decision.how and r.decision.cannot_pass is None
+    assert r.decision.interval is not None and r.decision.interval[0] > 0.2
+
+
+def test_an_output_check_without_a_positive_control_cannot_pass(tmp_path: Path) -> None:
+    """A knowledge ROUGE gap within its bound is evidence only if the original model, which holds the target, is
+    beyond the bound on the same items: otherwise no model could fail it (FRAMEWORK.md §7). With an "original" that
+    never learned the forget people (the reference itself), the perfect-removal model's exact gap of 0 is
+    inconclusive, and says why; a model that leaks still fails (a fail needs no control)."""
+    def with_original(unlearned: Any, original: Any) -> Evaluator:
+        ev = evaluator(unlearned, tmp_path)
+        ev.m["original"] = Measurer("original", original, tokenizer(), ev.ctx.data, STAGE,
+                                    refusal_text="I don't know.", fmt=ev.ctx.fmt)
+        return ev
+
+    c = check("knowledge_rouge", value=0.05)  # six questions can show the original's gap of 1 beyond 0.05
+    control = evaluator(tiny_lm("reference"), tmp_path).check(c)
+    assert control.status == "pass" and control.findings == []  # the real original is beyond the bound
+    blind = with_original(tiny_lm("reference"), tiny_lm("reference")).check(c)
+    assert blind.decision is not None and blind.decision.interval == (0.0, 0.0)  # the same gap as the control's
+    assert blind.values.original == blind.values.reference and blind.status == "inconclusive"
+    assert "no positive control" in str(blind.decision.cannot_pass) and blind.decision.more_items is None
+    assert [f for f in blind.findings if f.startswith("no power: no positive control")]
+    leaking = with_original(copy.deepcopy(tiny_lm("original")), tiny_lm("reference")).check(c)
+    assert leaking.status == "fail" and leaking.decision is not None and leaking.decision.cannot_pass is not None
+    # without a reference the bound is on the value itself, and the same rule holds
+    ev = evaluator(tiny_lm("reference"), tmp_path, reference=False)
+    ev.m["original"] = Measurer("original", tiny_lm("reference"), tokenizer(), ev.ctx.data, STAGE,
+                                refusal_text="I don't know.", fmt=ev.ctx.fmt)
+    alone = ev.check(c)
+    assert alone.status == "inconclusive" and "no positive control" in str(alone.decision and alone.decision.cannot_pass)
+
+
+def test_a_model_far_below_the_reference_gets_an_over_unlearning_finding(tmp_path: Path) -> None:
     """An untrained model reproduces none of the forget documents, which a model retrained without them
-    still half reproduces (the documents share a template): the check bounds how much is reproduced,
-    so it passes, but the gap below the reference is a tell, reported as a finding (FRAMEWORK.md §7)."""
+    still mostly reproduces (the documents share a template): the gap below the reference is a tell, reported as
+    a finding (FRAMEWORK.md §7). On these templated documents the original is no further above the reference than
+    the bound either, so the check has no positive control and cannot pass."""
     ev = evaluator(tiny_lm("fresh"), tmp_path)
     r = ev.check(check("verbatim_rouge", value=0.1))
     u, ref = r.per_item["unlearned"], r.per_item["reference"]
     gap = sum(a - b for a, b in zip(u, ref, strict=True) if a is not None and b is not None) / len(u)  # type: ignore[operator]
     assert r.decision is not None and r.decision.value == pytest.approx(gap)
     assert r.decision.interval is not None and r.decision.interval[1] < -0.1  # wholly beyond the tolerance, below
-    assert r.status == "pass"
     assert [f for f in r.findings if f.startswith("over-unlearning: the unlearned model's verbatim ROUGE-L")
             and f", n={r.decision.n}," in f]
+    o, ref = r.per_item["original"], r.per_item["reference"]
+    gap_o = float(np.mean([a - b for a, b in zip(o, ref, strict=True)]))  # type: ignore[operator]
+    assert gap_o < 0.1 and r.status == "inconclusive" and "no positive control" in str(r.decision.cannot_pass)
     same = evaluator(tiny_lm("reference"), tmp_path).check(check("verbatim_rouge", value=0.1))
-    assert same.decision is not None and same.decision.value == 0.0 and same.findings == []
+    assert same.decision is not None and same.decision.value == 0.0
+    assert [f for f in same.findings if f.startswith("no power:")] and same.status == "inconclusive"
 
 
 def test_utility_drop_is_relative_to_the_original_and_keeps_its_components(tmp_path: Path) -> None:
@@ -193,7 +277,7 @@ def test_recovery_is_measured_when_knowledge_was_removed(tmp_path: Path) -> None
     assert 0.0 <= res.values.attacked <= 1.0
 
 
-STRONG_RELEARN = RelearnAttack(steps=30, learning_rate=1e-2, batch_size=2)
+STRONG_RELEARN = RelearnAttack(steps=4, learning_rate=1e-4, batch_size=2)  # more damages the fixture model (not evaluated)
 
 
 def _recovery(k: dict[str, float], before: str, after: str) -> float:
@@ -214,7 +298,6 @@ def test_relearning_is_judged_against_what_the_same_fine_tune_gives_the_referenc
     k = res.extra["knowledge_rouge"]
     assert isinstance(k, dict)
     rec_u, rec_r = _recovery(k, "unlearned", "attacked"), _recovery(k, "reference", "reference_attacked")
-    assert rec_r > 0  # the fine-tune taught the never-trained reference something
     assert res.values.attacked == pytest.approx(rec_u) and res.values.reference == pytest.approx(rec_r)
     # the per-question knowledge of all five models is in per_item: the recoveries recomputed from it
     means = {who: sum(xs) / len(xs) for who, xs in res.per_item.items()}  # type: ignore[arg-type]
@@ -231,7 +314,13 @@ def test_relearning_is_judged_against_what_the_same_fine_tune_gives_the_referenc
     # the reference's own recovery carries its sample size and interval too, like the attacked model's
     assert res.n["reference"] == res.n["attacked"] == d.n
     assert res.interval["reference"][0] <= rec_r <= res.interval["reference"][1]
-    assert res.status == "pass"  # the gap's interval lies below 0.5, and the gap could have exceeded it
+    # pass only when the gap's interval lies below the bound and the gap could have exceeded it; fail when it lies
+    # above; inconclusive otherwise
+    bound = res.threshold.value if res.threshold is not None else 0.5
+    could_fail = d.attainable is not None and d.attainable[1] > bound
+    expected = ("pass" if d.interval[1] <= bound and could_fail else "fail" if d.interval[0] > bound
+                else "inconclusive")
+    assert res.status == expected
     # A bound the gap cannot exceed (at most (1 − u)/(o − u) − the reference's recovery) is no evidence
     most = (1 - u) / (o - u) - rec_r
     loose = ev.check(check("relearn_recovery", "relearn", model="attacked", value=most + 0.01,
@@ -258,7 +347,7 @@ def test_what_cannot_be_measured_says_why(tmp_path: Path) -> None:
 def test_quantization_recovery_follows_the_same_rule(tmp_path: Path, unlearned: str) -> None:
     model = copy.deepcopy(tiny_lm(unlearned))
     ev = evaluator(model, tmp_path, attacks=[QuantizeAttack(precision="int8")])
-    res = ev.check(check("quantization_recovery", "quantize_int8", op="<=", value=0.25, model="attacked",
+    res = ev.check(check("quantization_recovery", "forget", op="<=", value=0.25, model="attacked",
                          params={"precision": "int8"}))
     if unlearned == "original":
         assert res.status == "not_evaluated" and "nothing for the attack" in str(res.not_evaluated_reason)
@@ -268,16 +357,26 @@ def test_quantization_recovery_follows_the_same_rule(tmp_path: Path, unlearned: 
 
 def test_the_representation_probe_gap_has_items_an_interval_and_says_when_it_has_no_power(tmp_path: Path) -> None:
     """The probe's accuracy gap is a mean over the forget inputs of paired hits (probe right on this model,
-    on the reference), so it carries n and an interval like every other number (FRAMEWORK.md §7); a probe
-    that reads the attribute off the original no better than off the reference cannot show removal."""
+    on the reference), so it carries n and an interval like every other number (FRAMEWORK.md §7); one probe per
+    layer, each layer's gap at the Bonferroni level over the layers, the worst layer deciding; a probe that reads the
+    attribute off the original no better than off the reference at any layer cannot show removal."""
+    from unlearnspec.runtime.evaluation.representation import probe_layers
+
     ev = evaluator(tiny_lm("reference"), tmp_path)  # perfect removal
     r = ev.check(check("probe_accuracy_gap", value=0.1))
-    acc = r.extra["accuracy"]
-    assert isinstance(acc, dict)
-    for who in ("original", "unlearned", "reference"):  # the per-item hits are the probe's accuracy
+    acc, layers = r.extra["accuracy"], r.extra["layers"]
+    assert isinstance(acc, dict) and isinstance(layers, dict)
+    assert sorted(int(k) for k in layers) == list(probe_layers(tiny_lm("original").config.n_layer))
+    assert str(r.extra["layer"]) in layers and r.extra["layer_confidence"] == pytest.approx(1 - 0.05 / len(layers))
+    for who in ("original", "unlearned", "reference"):  # the per-item hits (deciding layer) are the probe's accuracy
         hits = r.per_item[who]
         assert all(h in (0.0, 1.0) for h in hits)
         assert sum(hits) / len(hits) == pytest.approx(acc[who])  # type: ignore[arg-type, operator]
+        assert acc[who] == pytest.approx(layers[str(r.extra["layer"])]["accuracy"][who])  # type: ignore[index]
+    for row in layers.values():  # each layer's gap is its accuracy difference, the reference's own gap none
+        for who, g in row["gap"].items():  # type: ignore[index, union-attr]
+            assert g["value"] == pytest.approx(row["accuracy"][who] - row["accuracy"]["reference"])  # type: ignore[index]
+            assert g["low"] <= g["value"] <= g["high"]
     n = len(r.item_ids)
     assert n > 0 and r.n["unlearned"] == n and r.n["original"] == n
     gap_o = acc["original"] - acc["reference"]  # type: ignore[operator]
@@ -289,8 +388,9 @@ def test_the_representation_probe_gap_has_items_an_interval_and_says_when_it_has
     # so its interval is exactly [0, 0], not the distribution-free width n agreeing inputs would otherwise get
     assert r.decision.interval == (0.0, 0.0)
     powerless = [f for f in r.findings if f.startswith("no power:")]
-    # no power exactly when the original, trained on the target, is not shown to exceed the bound either
-    assert bool(powerless) is (low <= 0.1)
+    # no power exactly when the original, trained on the target, is not shown to exceed the bound at any layer
+    best_low = max(row["gap"]["original"]["low"] for row in layers.values())  # type: ignore[index]
+    assert bool(powerless) is (best_low <= 0.1)
     assert (r.decision.no_evidence is not None) is bool(powerless)
     assert r.status == ("inconclusive" if powerless else "pass")
     # a copy of the reference's weights is the reference too; the original's copy is not
@@ -299,16 +399,43 @@ def test_the_representation_probe_gap_has_items_an_interval_and_says_when_it_has
                                                          tmp_path).unlearned_is_reference
     same = evaluator(copy.deepcopy(tiny_lm("original")), tmp_path).check(check("probe_accuracy_gap", op=None))
     assert same.status == "info" and same.decision is None
-    assert same.values.unlearned == pytest.approx(gap_o)  # a copy of the original: the original's gap
+    gaps = {k: row["gap"]["unlearned"]["value"] for k, row in same.extra["layers"].items()}  # type: ignore[union-attr, index]
+    assert same.values.unlearned == pytest.approx(max(gaps.values()))  # no bound: the layer of the largest gap shown
+    assert same.values.unlearned == pytest.approx(same.values.original)  # a copy of the original: the original's gap
     # an "original" that never learned the people (an untrained model): the probe reads nothing off it either
     blind = evaluator(tiny_lm("reference"), tmp_path)
     blind.m["original"] = Measurer("original", tiny_lm("fresh"), tokenizer(), blind.ctx.data, STAGE,
                                    refusal_text="I don't know.", fmt=blind.ctx.fmt)
     b = blind.check(check("probe_accuracy_gap", value=0.1))
-    assert b.interval["original"][0] <= 0
+    assert max(row["gap"]["original"]["low"] for row in b.extra["layers"].values()) <= 0.1  # type: ignore[union-attr, index]
     assert [f for f in b.findings if f.startswith("no power:") and f"n={n};" in f]
     assert b.status == "inconclusive" and b.decision is not None and b.decision.no_evidence is not None
     assert "no evidence" in b.decision.no_evidence and b.decision.more_items is None
+
+
+def test_the_probe_gap_is_decided_on_the_worst_layer(tmp_path: Path) -> None:
+    """A leak in one layer is not averaged away by the others: with the probe reading the attribute off a middle
+    layer of the unlearned model only, the check fails on that layer (its Bonferroni interval wholly above the
+    bound), and every layer is shown."""
+    from unlearnspec.runtime.evaluation.representation import ProbeResult
+
+    ev = evaluator(copy.deepcopy(tiny_lm("original")), tmp_path)
+    labels = ["a"] * 30
+    right, wrong = ["a"] * 30, ["b"] * 30
+
+    def result(by_layer: dict[int, list[str]]) -> ProbeResult:
+        return ProbeResult(0.0, 0.5, 60, 30, 2, 0, by_layer[2], labels, layer=2, by_layer=by_layer)
+
+    fake = {"original": result({1: right, 2: right}), "unlearned": result({1: right, 2: wrong}),
+            "reference": result({1: wrong, 2: wrong})}
+    for who, res in fake.items():
+        ev.m[who].representation = lambda attr, res=res: res  # type: ignore[method-assign]
+    r = ev.check(check("probe_accuracy_gap", value=0.1))
+    assert r.extra["layer"] == 1 and r.status == "fail"  # the last layer alone (gap 0) would pass
+    d = r.decision
+    assert d is not None and d.value == 1.0 and "layer 1 1" in d.how and "layer 2 0" in d.how
+    assert d.interval is not None and d.interval[0] > 0.1
+    assert r.extra["layers"]["2"]["gap"]["unlearned"]["value"] == 0.0  # type: ignore[index]
 
 
 def test_forget_quality_fails_on_the_test_and_passes_only_on_its_interval(tmp_path: Path) -> None:

@@ -225,26 +225,36 @@ def test_a_named_backend_that_is_missing_is_reported_not_replaced() -> None:
     assert not quantize(model, "int8", backend="nonsense").evaluated
 
 
-@pytest.mark.parametrize(("docs", "questions"), [(5, 1), (0, 2), (6, 14), (0, 20), (3, 3), (10, 0)])
+@pytest.mark.parametrize(("docs", "facts", "asked"), [(5, 1, 1), (0, 2, 1), (6, 7, 2), (0, 10, 2), (3, 3, 3), (10, 0, 1)])
 @pytest.mark.parametrize("fraction", [0.1, 0.5, 1.0])
-def test_relearning_never_measures_a_question_it_fine_tuned_on(docs: int, questions: int, fraction: float) -> None:
+def test_relearning_never_measures_a_fact_it_fine_tuned_on(docs: int, facts: int, asked: int, fraction: float) -> None:
     """The relearning attack fine-tunes on part of the forget set and measures recovered knowledge on forget
-    questions. A question in both would count what the attack taught. Five documents and one question used to
-    put the only question in the relearning subset for some seeds and measure on it anyway."""
+    questions. A question whose fact the fine-tune saw (the same question, another question with the same answer, a
+    document that states the answer) would count what the attack taught. Each fact here is asked ``asked`` ways, and
+    the documents state the even-numbered facts' answers."""
     from unlearnspec.records import Record
     from unlearnspec.runtime.attack_checks import relearn_split
 
-    forget = [Record(text=f"Document {i} about the target.") for i in range(docs)]
-    forget += [Record(question=f"Question {i}?", answer=f"Answer {i}.") for i in range(questions)]
-
-    def ids(records: list[Record]) -> set[str]:
-        return {r.text or r.question or "" for r in records}
+    answers = [f"Value{i} Place" for i in range(facts)]
+    forget = [Record(text=f"Document {d} about the target, who lives in {answers[2 * d % facts]}." if facts
+                     else f"Document {d} about the target.") for d in range(docs)]
+    forget += [Record(question=f"Question {j} about fact {i}?", answer=f"It is {answers[i]}.")
+               for i in range(facts) for j in range(asked)]
 
     for seed in range(8):
-        train, measure = relearn_split(forget, fraction, seed)
-        assert not ids(train) & ids(measure)
-        assert ids(measure) <= ids([r for r in forget if r.is_qa])
-        if questions:
-            assert measure  # at least one question is held out
-        assert len(train) == min(math.ceil(len(forget) * fraction), len(forget) - (1 if questions else 0))
-        assert relearn_split(forget, fraction, seed) == (train, measure)  # the seed fixes the split
+        split = relearn_split(forget, fraction, seed)
+        train, measure = [forget[i] for i in split.train], [forget[i] for i in split.measure]
+        held = {r.answer for r in measure}
+        taught = " ".join(t for r in train for t in r.training_texts()).lower()
+        # no fact measured is stated anywhere in the fine-tune (the bare value, not only the whole answer)
+        assert not any(a.removeprefix("It is ").removesuffix(".").lower() in taught for a in held if a)
+        assert all(r.is_qa for r in measure) and not set(split.train) & set(split.measure)
+        assert not set(split.left_out) & set(split.train)
+        if facts:
+            # at least one fact held out, its every question measured; never all facts relearned
+            n_held = len(held)
+            assert n_held >= 1 and len(measure) == n_held * asked
+            assert len({r.answer for r in train if r.is_qa}) == min(facts - 1, max(1, math.ceil(facts * fraction)))
+        else:
+            assert not measure
+        assert relearn_split(forget, fraction, seed) == split  # the seed fixes the split

@@ -94,3 +94,35 @@ def test_only_the_false_padding_alarm_is_filtered() -> None:
 
     assert not flt.filter(record("We strongly recommend passing in an `attention_mask` since your input_ids may be padded."))
     assert flt.filter(record("Some weights of the model checkpoint were not used"))
+
+
+def test_the_models_shipped_generation_config_does_not_change_what_it_says() -> None:
+    """A checkpoint's own ``generation_config`` (repetition penalty, no-repeat n-grams, suppressed tokens, a minimum
+    length) would change greedy decoding — transformers fills every field a passed config leaves unset from it, as
+    the direct ``model.generate`` call below shows — so the evidence would depend on a file beside the weights.
+    Decoding sets it aside: the outputs are the plain greedy loop's, with or without PEFT around the model, and the
+    model keeps its config."""
+    import copy
+
+    from peft import LoraConfig, get_peft_model
+    from transformers import GenerationConfig
+
+    tok, prompts = tokenizer(), _prompts()
+    model = copy.deepcopy(tiny_lm("original"))
+    clean = [_unbatched_greedy(model, tok, pr, 12) for pr in prompts]
+    shipped = model.generation_config
+    first = tok(clean[0])["input_ids"][0]  # the first token of an answer, suppressed by the shipped config
+    shipped.repetition_penalty, shipped.no_repeat_ngram_size = 3.0, 2
+    shipped.suppress_tokens, shipped.min_new_tokens = [first], 10
+    ours = GenerationConfig(max_new_tokens=12, do_sample=False, num_beams=1, eos_token_id=tok.eos_token_id,
+                            pad_token_id=tok.pad_token_id)
+    ids = tok(prompts[0], return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        raw = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), generation_config=ours)
+    assert tok.decode(raw[0, ids.shape[1]:], skip_special_tokens=True) != clean[0]  # the shipped config would bite
+    assert generate(model, tok, prompts, max_new_tokens=12, batch_size=4) == clean
+    assert model.generation_config is shipped and shipped.repetition_penalty == 3.0  # put back as it was
+    # behind a LoRA adapter (whose B matrices start at zero, so the model is unchanged), PEFT copies its own config
+    # into the base model at every generate: set aside too
+    wrapped = get_peft_model(model, LoraConfig(r=2, target_modules=["c_attn"], fan_in_fan_out=True))
+    assert generate(wrapped, tok, prompts, max_new_tokens=12, batch_size=4) == clean

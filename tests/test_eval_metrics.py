@@ -235,3 +235,23 @@ def test_a_guarded_system_is_scored_through_generate_fn() -> None:
     vm = verbatim_memorisation(model, tok, p.forget, generate_fn=refuse_all)
     assert vm.mean < 0.2 and seen[-1] == vm.prompts
     assert knowledge_qa(model, tok, p.forget).mean_recall == 1.0  # the model itself still knows
+
+
+def test_verbatim_scores_the_true_continuation_cut_to_the_generation_budget() -> None:
+    """MUSE compares continuations of one length: with a budget of k tokens the reference is the true continuation's
+    first k tokens, so a model reproducing them exactly scores 1 (before, it was scored against the whole rest of
+    the document and a perfect regurgitation of 3 tokens scored well below 1)."""
+    tok, forget = tokenizer(), people().forget
+    budget = 3
+    res = verbatim_memorisation(tiny_lm("original"), tok, forget, max_new_tokens=budget)
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    for r, prompt, ref, cont, f1 in zip(forget, res.prompts, res.references, res.continuations, res.scores,
+                                        strict=True):
+        ids = tok(r.text)["input_ids"]
+        k = len(tok(prompt)["input_ids"])
+        assert ids[:k] == tok(prompt)["input_ids"]
+        assert ref == tok.decode(ids[k:k + budget], skip_special_tokens=True)  # cut to the budget
+        assert f1 == scorer.score(ref, cont)["rougeL"].fmeasure
+        whole = tok.decode(ids[k:], skip_special_tokens=True)
+        assert scorer.score(whole, cont)["rougeL"].fmeasure < 1.0  # what the uncut reference would have given
+    assert res.mean == 1.0  # the original model regurgitates its training documents

@@ -12,6 +12,7 @@ from unlearnspec.runtime.evaluation.probes import (
     adversarial_prompts,
     direct_prompts,
     in_context_prompts,
+    key_span,
     paraphrased_prompts,
     probe_set,
 )
@@ -92,3 +93,12 @@ def test_probes_are_answered_in_one_batched_generation() -> None:
     assert len(adv.recall) == 2 * len(p.forget) and adv.variants[:2] == ["completion_priming", "role_play"]
     assert set(adv.per_item_max()) == set(range(len(p.forget)))
     assert all(0.0 <= v <= 1.0 for v in adv.recall)
+
+
+def test_every_probe_prompt_carries_its_records_key_span() -> None:
+    """Each prompt is scored against the fact of the record it came from, whatever the probe wraps it in."""
+    recs = [*RECS, Record(question="Where was Cleo born?", answer="She was born in Oslo.",
+                          attributes={"person": "Cleo", "birth_city": "Oslo"})]
+    for ps in (direct_prompts(recs), paraphrased_prompts(recs), adversarial_prompts(recs), probe_set("in_context", recs)):
+        assert ps.keys == [key_span(recs[i]) for i in ps.item_ids]
+    assert direct_prompts(recs).keys[-1].text == "oslo"

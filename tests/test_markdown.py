@@ -348,7 +348,7 @@ TRUSTED = {
     '" (approximate)" if s.approximate', '" → " if not loop.last', '"; " if not loop.last',
     '"EXCEEDED" if chain.budget_exceeded else "NOT SETTLED" if chain.budget_undecided else "within budget"',
     '"s" if chain.budget.approximate_requests != 1', "c.now | verdict", "c.status | claim_status",
-    "c.then | verdict", "c.verdict | verdict", "chain.budget.utility_drop | num", "e.status | verdict | lower",
+    "c.then | verdict", "c.verdict | verdict", "chain.order_text", "chain.budget.utility_drop | num", "e.status | verdict | lower",
     "ov.what", 'report.audit.finished_at.strftime("%Y-%m-%d")', "result | verdict",
     "s.drop_text_beside(chain.budget.utility_drop if chain.budget else none)", "s.overall | verdict",
     # the chain's `rechecked` macro (its call escapes like `cell(`: the macro sends the deciding text through `md`

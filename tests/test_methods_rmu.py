@@ -1,10 +1,13 @@
 """RMU as WMDP defines it, on tiny models: which tokens it steers and holds, which weights it trains, which block
 it steers (one rule for the compiler and the runtime), a deterministic retain target, and the per-sequence
-losses that make a batch split across processes give one process's loss. Also LoRA's target fallback."""
+losses that make a batch split across processes give one process's loss. Also LoRA's target fallback, the
+steering coefficient as a multiple of the original model's activation norm, the plan's RMU values (the catalog's),
+and that RMU at those values moves the forget set's answers on the built-in model."""
 
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Any
 
@@ -30,14 +33,27 @@ from transformers import (
     set_seed,
 )
 
+from unlearnspec.catalog import METHODS
 from unlearnspec.catalog.methods import RMU_TRAINED_LAYERS, rmu_layer, rmu_trained_layers
-from unlearnspec.plan import LoraConfig
+from unlearnspec.compiler.check import plan_file
+from unlearnspec.plan import LoraConfig, UnlearnStage
+from unlearnspec.records import read_records
 from unlearnspec.runtime.loading import E_BAD_MODEL, load_model
 from unlearnspec.runtime.methods import lora_config, training_arguments, unlearn
 from unlearnspec.runtime.methods import losses as L
+from unlearnspec.runtime.methods.base import mean_nll
 from unlearnspec.runtime.methods.data import ForgetRetainCollator, ForgetRetainDataset, encode_records
-from unlearnspec.runtime.methods.rmu import RMUTrainer, control_vector, resolve_layer, trained_modules
+from unlearnspec.runtime.methods.rmu import (
+    RMUTrainer,
+    control_vector,
+    mean_activation_norm,
+    resolve_layer,
+    trained_modules,
+)
 from unlearnspec.runtime.rundir import RunError
+
+ROOT = Path(__file__).resolve().parents[1]
+SPEC = ROOT / "specs" / "glimmerfen-mcq.unlearn"  # RMU on builtin:tiny-bios, with a retain set
 
 
 @pytest.fixture(scope="module")
@@ -275,3 +291,107 @@ def test_the_lora_config_of_rmu_names_its_modules(tiny_dir: Path) -> None:
     modules = trained_modules(model, 0)
     cfg = lora_config(stage("rmu", adapter="lora", lora=LoraConfig()), model, modules)
     assert cfg.target_modules == {"transformer.h.0.mlp.c_proj"} and cfg.fan_in_fan_out
+
+
+# -- the defaults: the catalog's, in the plan; the steering coefficient relative to the activations -----------
+
+
+def _unlearn_stage(spec: Path) -> tuple[Any, UnlearnStage]:
+    plan, result = plan_file(spec)
+    assert plan is not None, result
+    (op,) = plan.objectives
+    (st,) = [s for s in op.stages if isinstance(s, UnlearnStage)]
+    return op, st
+
+
+def test_the_plans_rmu_hyperparameters_are_the_catalogs() -> None:
+    d = METHODS["rmu"].defaults
+    assert d is not None and d.rmu_steering_coeff is not None and d.rmu_alpha is not None
+    _, st = _unlearn_stage(SPEC)
+    assert st.method == "rmu" and st.adapter == "full"  # a 1M-parameter built-in: full fine-tuning's learning rate
+    assert (st.max_steps, st.learning_rate, st.batch_size, st.rmu_steering_coeff, st.rmu_alpha) == (
+        d.max_steps, d.lr_full, d.batch_size, d.rmu_steering_coeff, d.rmu_alpha)
+    # a stage made without them (not by the lowering) takes the catalog's too, and a stated value is kept
+    bare = UnlearnStage(method="rmu", family="approximate", chosen_by="spec")
+    assert (bare.rmu_steering_coeff, bare.rmu_alpha) == (d.rmu_steering_coeff, d.rmu_alpha)
+    stated = UnlearnStage.model_validate_json(st.model_copy(update={"rmu_alpha": d.rmu_alpha / 4}).model_dump_json())
+    assert stated.rmu_alpha == d.rmu_alpha / 4
+    # the review says what the coefficient multiplies
+    from unlearnspec.compiler.review import _hyperparameters
+
+    shown = {h["name"]: h["value"] for h in _hyperparameters(st)}
+    assert shown["rmu_steering_coeff"].startswith(f"{d.rmu_steering_coeff:g} × the original model's mean activation")
+    assert shown["rmu_alpha"] == f"{d.rmu_alpha:g}"
+    # the plans of the other methods hold what they held before (their files and hashes did not change), which is
+    # not RMU's: those values are inert there
+    other = UnlearnStage(method="npo", family="approximate", chosen_by="spec")
+    golden = json.loads((ROOT / "tests" / "golden" / "plans" / "erase-jane-doe.plan.json").read_text(encoding="utf-8"))
+    (npo,) = [s for o in golden["objectives"] for s in o["stages"] if s["kind"] == "unlearn"]
+    assert npo["method"] == "npo"
+    assert (npo["rmu_steering_coeff"], npo["rmu_alpha"]) == (other.rmu_steering_coeff, other.rmu_alpha)
+    # and docs/planning.md states the catalog's values
+    doc = " ".join((ROOT / "docs" / "planning.md").read_text(encoding="utf-8").split())
+    assert f"steering coefficient {d.rmu_steering_coeff:g} × the mean activation norm" in doc
+    assert f"alpha {d.rmu_alpha:g}" in doc
+
+
+def test_the_control_vector_is_the_coefficient_times_the_original_mean_activation_norm(
+        tiny_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import unlearnspec.runtime.methods as methods_mod
+
+    model, tok = load_model(str(tiny_dir))  # 2 blocks: RMU steers block 0, hidden_states[1]
+    forget = encode_records(FORGET, tok)
+    # the reference, one example at a time without padding: the hidden state's norm at each position whose
+    # next token is scored (the steered ones), averaged per example, then over the examples
+    per_example = []
+    with torch.no_grad():
+        for e in forget:
+            h = model(input_ids=torch.tensor([e.input_ids]), output_hidden_states=True).hidden_states[1][0]
+            steered = [t for t in range(len(e.labels) - 1) if e.labels[t + 1] != -100]
+            per_example.append(sum(float(h[t].norm()) for t in steered) / len(steered))
+    expected = sum(per_example) / len(per_example)
+    assert len(forget) == 3 and len(set(len(e.input_ids) for e in forget)) > 1  # batches of 2 pad one of them
+    assert mean_activation_norm(model, forget, 0, tok.pad_token_id, batch_size=2) == pytest.approx(expected, rel=1e-5)
+    assert model.training is False  # the mode is restored
+
+    seen: list[tuple[float, torch.Tensor]] = []
+    real = methods_mod.control_vector
+
+    def spy(hidden_size: int, norm: float, seed: int) -> torch.Tensor:
+        seen.append((norm, real(hidden_size, norm, seed)))
+        return seen[-1][1]
+
+    monkeypatch.setattr(methods_mod, "control_vector", spy)
+    unlearn(stage("rmu", max_steps=1, rmu_steering_coeff=3.0), model, tok, FORGET, RETAIN, HOLDOUT, tmp_path)
+    (norm, vec), = seen  # measured once, on the model before training
+    assert norm == pytest.approx(3.0 * expected, rel=1e-5)
+    assert float(vec.norm()) == pytest.approx(3.0 * expected, rel=1e-5) and bool((vec >= 0).all())
+
+
+@pytest.mark.slow
+def test_rmu_at_the_plans_defaults_moves_the_forget_answers_on_the_builtin(builtin_model_dir: Path, tmp_path: Path,
+                                                                           one_thread: None) -> None:
+    """glimmerfen-mcq's plan, as the compiler made it (RMU at the catalog's values, the holdout stopping rule), on
+    builtin:tiny-bios: the forget set's loss climbs to the original model's holdout loss, where the stopping rule
+    ends training within the step budget, while the retain set's loss barely moves. (At the values before,
+    steering coefficient 6.5 absolute, alpha 100 and learning rate 1e-4, it stayed at 0.03 for all 60 steps.)"""
+    from unlearnspec.builtin.corpus import build_corpus
+
+    op, st = _unlearn_stage(SPEC)
+    assert op.model.source == "builtin:tiny-bios" and op.data.holdout == ["builtin:holdout"]
+    forget, retain = (read_records(SPEC.parent / op.data.forget[0]), read_records(SPEC.parent / op.data.retain[0]))
+    holdout = build_corpus().holdout
+    calibration = [holdout[i] for i in op.data.holdout_calibration]
+    model, tok = load_model(str(builtin_model_dir))
+    pad = tok.pad_token_id
+
+    def nll(m: Any, records: list[Any]) -> float:
+        return mean_nll(m, encode_records(records, tok), pad)
+
+    f0, r0, bound = nll(model, forget), nll(model, retain), nll(model, calibration) * st.stopping.ratio
+    assert f0 < 0.1 < 1.5 < bound  # the built-in knows its forget set by heart
+    result = unlearn(st, model, tok, forget, retain, calibration, tmp_path, save_steps=10_000)
+    f1, r1 = nll(result.model, forget), nll(result.model, retain)
+    assert result.stopped_early and result.steps_done < st.max_steps, result.stop_reason
+    assert f1 > bound > f0 + 1.5, (f0, f1, bound)  # the forget answers moved as far as the rule allows
+    assert r1 - r0 < 0.02 * (f1 - f0), (r0, r1, f0, f1)  # and the retain answers stayed

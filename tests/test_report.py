@@ -403,7 +403,7 @@ def test_report_json_round_trips_and_schema_is_valid() -> None:
     text = report.model_dump_json(indent=2)
     again = Report.model_validate_json(text)
     assert again == report
-    assert again.format_version == FORMAT_VERSION == "1.2"
+    assert again.format_version == FORMAT_VERSION == "1.3"
     schema = report_schema()
     Draft202012Validator.check_schema(schema)
     Draft202012Validator(schema).validate(json.loads(text))

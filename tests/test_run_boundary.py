@@ -94,7 +94,8 @@ go = Path(sys.argv[2])
 while not go.exists():
     time.sleep(0.001)
 try:
-    RunDir(Path(sys.argv[1])).create_exclusive()
+    rd = RunDir(Path(sys.argv[1]))  # held, as a run holds it: a lock nobody holds is a start cut short
+    rd.create_exclusive()
     print("won", flush=True)
     time.sleep(2)
 except RunError as err:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -39,6 +40,7 @@ def small_run(small: Path) -> Path:
     return small / "run-a"
 
 CKPT = Path("objectives") / "small" / "unlearn" / "checkpoints"
+MODEL = "objectives/small/unlearn/model"
 TIMESTAMPS = ("started_at", "finished_at", "wall_seconds")
 
 # Patch Trainer._save_optimizer_and_scheduler (called while a checkpoint folder is being written) to do
@@ -219,3 +221,40 @@ def test_a_local_models_report_hash_is_its_folder_and_sees_a_file_added_after_pl
         assert seen["sha256"] == _digest(folder) != original["sha256"]  # the report pins what was loaded
     finally:
         (folder / "NOTES.txt").unlink()
+
+
+def test_a_copied_run_folder_resumes_with_its_own_model_and_a_lost_one_is_made_again(small: Path, small_run: Path,
+                                                                                    tmp_path: Path) -> None:
+    """run.json names the unlearned model relative to the run folder: a copy (or a moved folder), resumed from
+    another working folder, continues with its own model and never touches the original's, even where that is now
+    another valid model. A model lost after its stage was marked done (the disk kept run.json, not the weights) is
+    found by the sizes and hash run.json records, and the stage is done again from its checkpoints. Both reports equal
+    the uninterrupted run's."""
+    run = small / "run-copied"
+    proc = start(small, "run", "plan.json", "--out", str(run), "--quiet")
+    wait_for(lambda: stage(run, "unlearn") == "done", proc, "the unlearn stage finished")
+    kill(proc)
+    detail = json.loads((run / "run.json").read_text())["stages"]["small/unlearn"]["detail"]
+    assert detail["model_dir"] == MODEL and detail["model_sha256"] == _digest(run / MODEL)
+    copy, lost = tmp_path / "elsewhere" / "copy", tmp_path / "lost"
+    shutil.copytree(run, copy)
+    shutil.copytree(run, lost)
+    shutil.rmtree(run / MODEL)  # the original folder's model is now another, valid model
+    shutil.copytree(small / "model", run / MODEL)
+    theirs = _digest(run / MODEL)
+
+    resume(tmp_path, copy)
+    assert "done again" not in (copy / "run.log").read_text()  # its own model, whole: not made again
+    assert _digest(run / MODEL) == theirs  # the original folder untouched
+    report = report_without_timestamps(copy)
+    unlearned = next(m for m in report["objectives"][0]["models"] if m["role"] == "unlearned")
+    assert unlearned["path"] == MODEL and unlearned["sha256"] == _digest(copy / MODEL)
+    assert_same_report(report, report_without_timestamps(small_run))
+
+    weights = lost / MODEL / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:4096])  # what a power loss leaves of a file that was not flushed
+    resume(small, lost)
+    log = (lost / "run.log").read_text()
+    assert "the unlearn stage is done again, from its last complete checkpoint" in log
+    assert "resuming from checkpoint-" in log
+    assert_same_report(report_without_timestamps(lost), report_without_timestamps(small_run))

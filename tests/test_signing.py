@@ -59,7 +59,8 @@ def full_run(d: Path, report: Report | None = None, plan: Plan | None = None) ->
     (d / "plan.json").write_text(plan.canonical_json(), encoding="utf-8")
     (d / "report.md").write_text(render_markdown(report), encoding="utf-8")
     (d / "report.html").write_text(render_html(report), encoding="utf-8")
-    (d / "run.json").write_text('{"format_version": "1.0", "stages": {}}\n', encoding="utf-8")
+    (d / "run.json").write_text('{"format_version": "1.1", "stages": {}, "finished_at": "2026-01-02T03:04:05Z"}\n',
+                                encoding="utf-8")  # a finished run: sign and card refuse one whose finish was cut short
     (d / "run.log").write_text("run started\n", encoding="utf-8")
     (d / "run.lock").write_text("4242\n", encoding="utf-8")
     record_run(d.parent / "ledger", d, plan, report, {})  # the receipt, ledger.json
@@ -195,6 +196,41 @@ def test_unusable_keys_and_folders_are_usage_errors(run_dir: Path, key: Path, tm
     assert main(["sign", str(tmp_path), "--key", str(key)]) == 2  # not a run folder
 
 
+@pytest.mark.parametrize("cut", ["reports", "finished_at", "report.md", "report.html", "run.json"])
+def test_sign_and_card_refuse_a_run_whose_finish_was_cut_short(run_dir: Path, key: Path, cut: str,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """A run killed while it wrote its reports has report.json, maybe not report.md, and no finish time in run.json;
+    its resume writes the reports again (new timestamps), so a signature or a card made now would not last. UL812,
+    exit 2, nothing written; once the run has finished, both go ahead."""
+    state_path = run_dir / "run.json"
+    finished = state_path.read_bytes()
+    kept = {name: (run_dir / name).read_bytes() for name in ("report.md", "report.html")}
+    state = json.loads(finished)
+    if cut in ("reports", "finished_at"):  # "reports": killed after report.json, before report.md
+        state["finished_at"] = None
+        state_path.write_text(json.dumps(state), encoding="utf-8")
+    if cut in ("reports", "report.md", "report.html", "run.json"):
+        (run_dir / ("report.md" if cut == "reports" else cut)).unlink()
+    with pytest.raises(SigningError) as info:
+        sign(run_dir, key)
+    assert info.value.code == "UL812"
+    said = {"reports": "has not finished", "finished_at": "has not finished", "run.json": "`run.json`"}
+    assert said.get(cut, f"`{cut}`") in info.value.message, info.value.message
+    assert not (run_dir / SIGNATURE_FILE).exists()
+    for argv in (["sign", str(run_dir), "--key", str(key)], ["card", str(run_dir)]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "error[UL812]" in err and "Traceback" not in err, err
+        if cut in ("reports", "finished_at"):
+            assert f"unlearnspec run --resume {run_dir}" in err
+    assert not (run_dir / SIGNATURE_FILE).exists()
+    state_path.write_bytes(finished)  # the resume finished it: every report written, the finish time recorded
+    for name, data in kept.items():
+        (run_dir / name).write_bytes(data)
+    assert sign(run_dir, key).files["run.json"] == hashlib.sha256(finished).hexdigest()
+    assert main(["card", str(run_dir)]) == 0
+
+
 def test_audit_verbs_leave_torch_unloaded(run_dir: Path, tmp_path: Path) -> None:
     code = f"""
 import contextlib, io, json, sys
@@ -264,16 +300,17 @@ def test_every_file_a_reviewer_relies_on_is_covered(run_dir: Path, key: Path, re
 
 
 def test_a_reviewed_file_absent_when_signed_must_stay_absent(tmp_path: Path, key: Path) -> None:
-    """A run folder signed without report.md: a report.md added later is not what was signed off, and fails."""
+    """A run folder signed without a ledger receipt (a `--no-ledger` run): a ledger.json added later is not what was
+    signed off, and fails."""
     d = full_run(tmp_path / "run")
-    (d / "report.md").unlink()
+    (d / "ledger.json").unlink()
     signed = sign(d, key)
-    assert signed.files["report.md"] is None
+    assert signed.files["ledger.json"] is None
     pub = key.with_name("signer.pub")
     assert verify(d, pub) == []
-    (d / "report.md").write_text("# Everything PASSED\n", encoding="utf-8")
+    (d / "ledger.json").write_text('{"ledger": "elsewhere", "entries": []}\n', encoding="utf-8")
     [p] = verify(d, pub)
-    assert p.file == "report.md" and "was added after signing" in p.message
+    assert p.file == "ledger.json" and "was added after signing" in p.message
 
 
 def test_verify_says_what_it_does_not_cover(run_dir: Path, key: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -16,9 +16,10 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from unlearnspec.catalog import ClaimStatus
+from unlearnspec.catalog import METHODS, ClaimStatus
+from unlearnspec.catalog.methods import UNUSED_RMU_ALPHA, UNUSED_RMU_STEERING_COEFF
 from unlearnspec.errors import UserError
 from unlearnspec.inputs import first_problem, load_json, read_regular, spec_path
 
@@ -199,13 +200,27 @@ class UnlearnStage(_Model):
     beta: float = 0.1  # NPO / SimNPO inverse temperature
     gamma: float = 0.0  # SimNPO reward margin
     rmu_layer: int | None = None
-    rmu_steering_coeff: float = 6.5
-    rmu_alpha: float = 100.0
+    # RMU's steering coefficient (the control vector's norm over the original model's mean activation norm at the
+    # steered block on the forget tokens, runtime/methods/rmu.py) and the weight of its retain term. An RMU stage
+    # holds the catalog's (METHODS["rmu"].defaults: the lowering writes them, and a stage made without them takes
+    # them, `_rmu_defaults`); another method's stage holds inert values nothing reads (catalog.methods.UNUSED_RMU_*).
+    rmu_steering_coeff: float = UNUSED_RMU_STEERING_COEFF
+    rmu_alpha: float = UNUSED_RMU_ALPHA
     refusal_text: str = "I don't know."
     filter_ngram: int = 4
     stopping: StoppingRule = Field(default_factory=StoppingRule)
     train_precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _rmu_defaults(self) -> UnlearnStage:
+        """An RMU stage that does not state its steering coefficient or alpha takes the catalog's."""
+        defaults = METHODS["rmu"].defaults
+        if self.method == "rmu" and defaults is not None:
+            for name in ("rmu_steering_coeff", "rmu_alpha"):
+                if name not in self.model_fields_set:
+                    setattr(self, name, getattr(defaults, name))
+        return self
 
 class GivenStage(_Model):
     """An audit: the already-unlearned checkpoint the spec names (``unlearned``) stands where an unlearn stage

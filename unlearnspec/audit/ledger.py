@@ -138,16 +138,27 @@ def record_run(folder: Path, run_root: Path, plan: Plan, report: Report,
     (``run --resume`` of a finished run).
 
     ``model_dirs`` maps objective names to the folder of the model each produced (``None``: the weights were not
-    changed, e.g. an output filter); it is hashed only where the report records no hash of that model. Text that
-    cannot be written as UTF-8 is a :class:`LedgerError` (UL803), never a traceback."""
+    changed, e.g. an output filter); it is hashed only where the report records no hash of that model, and a folder
+    that is not there then is a :class:`LedgerError` (UL805), never a line that says the weights did not change. Text
+    that cannot be written as UTF-8 is a :class:`LedgerError` (UL803), never a traceback."""
     receipt = run_root / RECEIPT
     if receipt.exists():
         return []
     report_path = run_root / "report.json"
     report_sha = sha256_path(report_path) if report_path.is_file() else None
     recorded = {o.name for o in report.objectives if produced(o)}
-    made = {name: sha256_path(d) for name, d in model_dirs.items()
-            if d and name not in recorded and Path(d).exists()}
+    made: dict[str, str] = {}
+    for name, d in model_dirs.items():
+        if not d or name in recorded:
+            continue
+        if not Path(d).is_dir():  # never `model_after = model_before`: the request did change the weights
+            raise LedgerError("UL805", f"the run could not be recorded in the ledger `{shown(folder)}`: the model "
+                                       f"request `{shown(name)}` made is not at `{shown(d)}`, and the report records "
+                                       "no hash of it, so the line could not say what the model became",
+                              ["the run's reports are complete; restore the run folder's unlearned model (a run "
+                               "folder is resumed where its model is, never with another folder's) and run "
+                               "`unlearnspec run --resume RUN_DIR` to record it"])
+        made[name] = sha256_path(d)
     entries: list[LedgerEntry] = []
     try:
         for fields in line_fields(plan, report, made):

@@ -4,7 +4,9 @@
 its bytes (:mod:`unlearnspec.audit.manifest`: report.json, plan.json, report.md, report.html, run.json, ledger.json,
 run.log and every file below ``objectives/`` but the training checkpoints), the plan hash, the signing key's
 fingerprint (sha256 of its raw public key) and the Ed25519 signature over the canonical JSON of those fields. Before
-it signs, it checks that the report is a report of the plan beside it (:mod:`unlearnspec.audit.consistency`), that
+it signs, it checks that the run finished (``run.json`` records when, and all three reports are there: a run whose
+finish was cut short is rewritten by its resume, which would break the signature), that the report is a report of
+the plan beside it (:mod:`unlearnspec.audit.consistency`), that
 each run-folder file the report records a hash for (generations, the unlearned model) has that hash, and it reads
 report.json and plan.json once: the bytes it checks are the bytes it hashes. It never writes through a link nor
 replaces a signature without ``force``.
@@ -225,6 +227,33 @@ def _read_required(run_dir: Path, name: str) -> bytes:
                            ["sign and verify a run folder written by `unlearnspec run`"]) from err
 
 
+REPORTS = ("report.json", "report.md", "report.html")
+
+
+def check_finished(run_dir: Path, state: bytes | None = None) -> None:
+    """UL812 unless the run in ``run_dir`` finished: ``run.json`` (``state``: its bytes, already read) records when,
+    and report.json, report.md and report.html are all there. A run killed while it wrote its reports has some of
+    them and no finish time; its resume writes them again, so what was signed or carded would not last."""
+    help_ = [f"finish the run first: `unlearnspec run --resume {run_dir}`", "then sign it, or make its card"]
+    try:
+        held = load_json((state if state is not None else read_regular(run_dir / "run.json")).decode("utf-8"))
+    except OSError as err:
+        raise SigningError("UL812", f"`{run_dir}` has no readable `run.json` ({err.strerror or err}): it is not a "
+                                    "run folder as `unlearnspec run` writes one",
+                           ["sign or card a run folder written by `unlearnspec run`"]) from err
+    except ValueError as err:
+        raise SigningError("UL812", f"`{run_dir / 'run.json'}` is not readable JSON: the run folder was edited",
+                           ["sign or card a run folder exactly as `unlearnspec run` wrote it"]) from err
+    finished = held.get("finished_at") if isinstance(held, dict) else None
+    if not isinstance(finished, str) or not finished:
+        raise SigningError("UL812", f"the run in `{run_dir}` has not finished: run.json records no finish time (it "
+                                    "was stopped while it wrote its reports, or before)", help_)
+    missing = [name for name in REPORTS if not (run_dir / name).is_file()]
+    if missing:
+        raise SigningError("UL812", f"`{run_dir}` lacks {', '.join(f'`{m}`' for m in missing)}: a finished run has "
+                                    "all three reports", ["restore the run folder as `unlearnspec run` wrote it"])
+
+
 # -- signing -----------------------------------------------------------------------------------------------
 
 
@@ -313,7 +342,8 @@ def sign(run_dir: Path, key_path: Path, *, force: bool = False) -> Signed:
     place) is replaced."""
     key = _load(key_path, private=True)
     out = run_dir / SIGNATURE_FILE
-    read = {name: _read_required(run_dir, name) for name in ("report.json", "plan.json")}
+    read = {name: _read_required(run_dir, name) for name in ("report.json", "plan.json", "run.json")}
+    check_finished(run_dir, read["run.json"])
     _check_target(out, force)
     plan, report = _check_run(run_dir, read["plan.json"], read["report.json"])
     try:
@@ -493,5 +523,5 @@ def verify(run_dir: Path, pub_path: Path) -> list[Problem]:
     return verify_run(run_dir, pub_path).problems
 
 
-__all__ = ["ALGORITHM", "REVIEWED", "SIGNATURE_FILE", "SIGNATURE_VERSION", "Signed", "SigningError", "Verification",
-           "keygen", "sign", "verify", "verify_run"]
+__all__ = ["ALGORITHM", "REPORTS", "REVIEWED", "SIGNATURE_FILE", "SIGNATURE_VERSION", "Signed", "SigningError",
+           "Verification", "check_finished", "keygen", "sign", "verify", "verify_run"]

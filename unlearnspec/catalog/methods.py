@@ -25,6 +25,8 @@ class MethodDefaults:
     beta: float = 0.1
     gamma: float = 0.0
     retain_weight: float = 1.0
+    rmu_steering_coeff: float | None = None  # RMU only: the control vector's norm, × the mean activation norm
+    rmu_alpha: float | None = None  # RMU only: the weight of its retain term
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,10 @@ class Method:
 #: take larger steps. On the built-in model at 1e-4, NPO and gradient difference reach the stopping
 #: bound (forget loss = holdout loss) after about 15 steps, within one 5-step check of it (2e-4
 #: overshot to 1.5× the bound at the second check); the stopping rule, not the step budget, is what
-#: keeps approximate methods from overshooting.
+#: keeps approximate methods from overshooting. RMU's steering coefficient is a multiple of the original
+#: model's mean activation norm at the steered block (runtime/methods/rmu.py), so one value suits every model;
+#: at 8 × that norm, alpha 100 and 3e-3 it reaches the stopping bound in 35–40 steps on the GPT-2 and Llama
+#: built-ins (WMDP's absolute 6.5, a third of their norm, with alpha 100 at 1e-4 moved nothing in 60 steps).
 METHODS: dict[str, Method] = {m.name: m for m in (
     Method("retrain", "exact", "retrain from scratch without the forget set (needs corpus and recipe)",
            ("max_steps", "learning_rate", "batch_size", "seed")),
@@ -105,7 +110,8 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("rmu", "approximate", "misdirect one layer's activations on the forget answers' tokens, training the "
            "MLP output projections of that layer and the two below it",
            (*_TRAINED, "rmu_layer", "rmu_steering_coeff", "rmu_alpha", *_TAIL),
-           MethodDefaults(max_steps=60, lr_full=1e-4, lr_full_large=5e-5, lr_lora=1e-4),
+           MethodDefaults(max_steps=60, lr_full=3e-3, lr_full_large=5e-5, lr_lora=3e-3, rmu_steering_coeff=8.0,
+                          rmu_alpha=100.0),
            retain="optional", source="Li et al. 2024, arXiv:2403.03218"),
     Method("refusal", "model_suppression", "fine-tune forget prompts to the refusal text",
            (*_TRAINED, "refusal_text", "retain_weight", *_TAIL),
@@ -115,6 +121,13 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method(UNKNOWN, UNKNOWN, "not stated: an audited checkpoint (`unlearned`) whose vendor did not say how it "
            "was unlearned; nothing runs", ()),
 )}
+
+
+UNUSED_RMU_STEERING_COEFF: Final = 6.5
+UNUSED_RMU_ALPHA: Final = 100.0
+"""What the plan's ``rmu_steering_coeff`` and ``rmu_alpha`` hold in a stage of another method, which nothing reads:
+the values every plan held before RMU's defaults came here, kept so that the plans of the other methods, and their
+hashes, stay as they were. They are not RMU's defaults (``METHODS["rmu"].defaults``), which an RMU stage holds."""
 
 
 @dataclass(frozen=True)

@@ -26,12 +26,15 @@ RELEASES = ("api", "open_weights", "on_device", "internal")
 PRECISIONS = ("fp32", "bf16", "fp16", "int8", "int4")
 
 #: The references a plan can judge "never trained" by (plan.ReferenceStage.strategy): the short label every report
-#: names it by, the sentence a plan review describes it with, and what a chain's re-check judges "now" against.
+#: names it by, the sentence a plan review describes it with, and what a chain's re-check judges "now" against. A
+#: chain re-checks each earlier request by that request's own strategy (runtime/chain.py): with `retrain`, the
+#: recipe retrained without every target so far; with `model`, the reference model the earlier request names;
+#: with `holdout`, no reference model.
 REFERENCE_STRATEGIES: dict[str, tuple[str, str, str]] = {
     "retrain": ("retrained reference", "retrained from the recipe without the forget set (exact reference)",
                 "the reference retrained without every target so far"),
     "model": ("reference model", "a reference model named in the spec",
-              "the reference model the spec names, the same one as then"),
+              "the reference model the earlier request names, the same one as then"),
     "holdout": ("holdout reference", "holdout-calibrated (data the model never saw stands in for a retrained model)",
                 "chance, 0.5 (no reference model), as then"),
 }
@@ -53,6 +56,10 @@ TARGET_FIELDS = ("kind", "forget", "aliases", "holdout", "test", "attribute")
 SCOPE_FIELDS = ("outputs", "prompts")
 PRESERVE_FIELDS = ("retain", "neighbors", "utility", "side_effects")
 BUDGET_FIELDS = ("utility", "requests")  # a chain's cumulative budget (docs/requests.md)
+COUNTED_FAMILIES: tuple[str, ...] = ("approximate", "model_suppression")
+"""The method families a chain's `requests K` counts: every method that changes the weights other than exact
+retraining (approximate unlearning, and refusal fine-tuning, which suppresses by training). An output filter
+(``system_suppression``) changes no weights and is not counted; an exact retrain starts the count again."""
 METHOD_FIELDS = ("adapter", "steps", "learning_rate", "batch_size", "beta", "retain_weight", "seed")
 EVIDENCE_SETTINGS = ("confidence",)
 """Fields of `evidence` that are not metrics: ``confidence 95%``, the level of every check's interval."""
@@ -72,7 +79,7 @@ CLAIM_STATUS_RANK: dict[str, int] = {s: i for i, s in enumerate(CLAIM_STATUSES)}
 """A compile status's place in :data:`CLAIM_STATUSES`: higher is worse."""
 
 __all__ = ["ADAPTERS", "BUDGET_FIELDS", "CLAIMS", "CLAIM_STATUSES", "CLAIM_STATUS_RANK", "CLAIM_STATUS_WORDS",
-           "CONFIDENCE_RANGE", "DEFAULT_CONFIDENCE", "EVIDENCE_SETTINGS", "GOALS", "GOAL_RANK", "GOAL_VERBS",
+           "COUNTED_FAMILIES", "CONFIDENCE_RANGE", "DEFAULT_CONFIDENCE", "EVIDENCE_SETTINGS", "GOALS", "GOAL_RANK", "GOAL_VERBS",
            "GUARANTEES", "GUARANTEE_RANK", "METHODS", "METHOD_FAMILIES", "METHOD_FIELDS", "METRICS",
            "OBJECTIVE_FIELDS", "OUTPUTS", "PRECISIONS", "RECHECK_REFERENCES", "REFERENCE_LABELS", "REFERENCE_STRATEGIES", "REFERENCE_WORDS", "PRESERVE_FIELDS", "PROMPTS", "RELEASES", "SCOPE_FIELDS",
            "SUPPRESSION_VIA", "TARGET_CATEGORIES", "TARGET_FIELDS", "TARGET_KINDS"]

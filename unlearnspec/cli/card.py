@@ -7,9 +7,20 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from unlearnspec.cli.common import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, Parser, add_colour, out, path_arg
+from unlearnspec.catalog import CODES
+from unlearnspec.cli.common import (
+    EXIT_FINDINGS,
+    EXIT_OK,
+    EXIT_USAGE,
+    Parser,
+    add_colour,
+    inside,
+    out,
+    path_arg,
+)
 from unlearnspec.cli.ledger import file_source, problems_result
 from unlearnspec.compiler.render import render
+from unlearnspec.errors import UserError
 from unlearnspec.inputs import first_problem
 
 #: the run's own files: a card written over one would replace the evidence it summarises
@@ -17,19 +28,30 @@ RUN_FILES = ("report.json", "plan.json", "report.sig.json", "run.json", "report.
              "run.log")
 
 
+def _outside_the_run(output: str | None, run_dir: Path) -> None:
+    """UL715 for ``-o`` inside the run folder: `card` only reads it, and a file written there would replace its
+    evidence (ledger.json, an objective's checks.json) or be one its signature does not cover."""
+    if output and output != "-" and inside(output, run_dir):
+        raise UserError(CODES["UL715"].code, f"`{output}` is inside the run folder `{run_dir}`, which `card` only "
+                        "reads: writing there would change the run's evidence", ["give a path outside the run folder "
+                                                                                  "with `-o`, or `-` for stdout"])
+
+
 def cmd_card(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     # the report's models, jinja2 and the signature checks: not on `check`'s path
     from unlearnspec.audit.card import card_for_run
-    from unlearnspec.audit.signing import SigningError
+    from unlearnspec.audit.signing import SigningError, check_finished
 
     run_dir = Path(args.run_dir)
     if not (run_dir / "report.json").is_file():
         sys.stderr.write(f"error: `{args.run_dir}` has no report.json\n"
                          "  = help: give a run folder written by `unlearnspec run`\n")
         return EXIT_USAGE
+    _outside_the_run(args.output, run_dir)
     try:
+        check_finished(run_dir)  # a run whose finish was cut short is rewritten by its resume
         card = card_for_run(run_dir, pub=Path(args.pub) if args.pub else None,
                             ledger=Path(args.ledger) if args.ledger else None)
     except SigningError as err:  # an unusable key, or no signature to verify

@@ -91,6 +91,11 @@ def _run(args: argparse.Namespace) -> Any:
                              "inputs_verified": True}
     if args.resume:
         root = Path(args.resume)
+        if (root / "plan.json").is_file() and not (root / "run.json").exists():  # killed between the two writes
+            raise UserError("UL704", f"`{root}` holds a plan.json but no run.json: its run was stopped before it "
+                            "began, so there is nothing to resume",
+                            [f"start it again into the same folder: `unlearnspec run PLAN --out {root}` (the plan "
+                             "or spec it was started from); the folder is taken over, nothing of a run was in it"])
         plan, state = preflight.read_run(root)
         _resume_keeps_the_run(args, state)
         spec_dir = Path(state.spec_dir)
@@ -184,7 +189,11 @@ def record_in_ledger(args: argparse.Namespace, root: Path, report: Any) -> None:
     from unlearnspec.audit.ledger import record_run
     from unlearnspec.runtime.preflight import read_run
 
-    plan, state = read_run(root)
+    try:
+        plan, state = read_run(root)  # stage outputs resolved against this run folder
+    except UserError as err:
+        print_error(err)
+        return
     folder = ledger_folder(args, root, state)
     if folder is None:
         return

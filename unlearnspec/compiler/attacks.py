@@ -1,4 +1,4 @@
-"""The probes and attacks a plan runs (decision rows P1-P5, A1-A5) and the information-only checks they add."""
+"""The probes and attacks a plan runs (decision rows P1-P5, A1-A6) and the information-only checks they add."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from unlearnspec.catalog import (
     REMOVAL_CLAIMS,
     vocab,
 )
+from unlearnspec.catalog.attacks import quantized_below, relearn_learning_rate
 from unlearnspec.compiler.ast import Objective
 from unlearnspec.compiler.checkbook import CheckBook, information_item
 from unlearnspec.compiler.decisions import Facts, matching_rows, probe_names
@@ -81,8 +82,21 @@ def attack_list(obj: Objective, facts: Facts, book: CheckBook,
             obj, "quantization_recovery", f"A3: the model is released at {facts.precision}; measured for "
             "information (claim `robust_to_quantization` would make it decide)",
             attack="quantize", params={"precision": facts.precision}), None, None, information=True), REMOVAL_CLAIMS))
-    attacks: list[RelearnAttack | QuantizeAttack] = [RelearnAttack(steps=s, seed=seed) for s in sorted(book.relearn_steps)]
-    attacks.extend(RelearnAttack(steps=s, seed=seed, data="related") for s in sorted(book.relearn_related))
+    if "A6" in fired:
+        for p in quantized_below(facts.precision):
+            if p in recovery_at or p == facts.precision:
+                continue
+            info.append((book.add(information_item(
+                obj, "quantization_recovery", f"A6: the weights leave the deployer's control, so whoever holds them can "
+                f"quantize them to {p} (4-bit quantization restored 'forgotten' knowledge: Zhang et al., "
+                "arXiv:2410.16454); measured for information (claim `robust_to_quantization` would make it decide)",
+                attack="quantize", params={"precision": p}), None, None, information=True), REMOVAL_CLAIMS))
+    # the rate an attacker fine-tunes a model of this size at (catalog.attacks.RELEARN_LEARNING_RATES)
+    lr = relearn_learning_rate(facts.parameters)
+    attacks: list[RelearnAttack | QuantizeAttack] = [RelearnAttack(steps=s, seed=seed, learning_rate=lr)
+                                                     for s in sorted(book.relearn_steps)]
+    attacks.extend(RelearnAttack(steps=s, seed=seed, data="related", learning_rate=lr)
+                   for s in sorted(book.relearn_related))
     order = [p for p in vocab.PRECISIONS if p != "fp32"]
     attacks.extend(QuantizeAttack(precision=p) for p in order if p in book.quantize)  # type: ignore[arg-type]
     return attacks, info

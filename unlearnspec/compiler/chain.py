@@ -4,7 +4,8 @@ This pass reads the whole spec (a chain links objectives, so no single objective
 
 * UL216 — `after` names no objective: not in this file, or (`after "file.unlearn#name"`) not in that file;
 * UL217 — the links form a cycle;
-* UL218 — two objectives continue from the same one (a chain is a line: one model, requests in order);
+* UL218 — two objectives of this file continue from the same one, in this file or in another (a chain is a
+  line: one model, requests in order), compared by the file the link leads to and the objective's name;
 * UL209 — a link on another model than the one it continues, a `budget` anywhere but on a chain's
   first objective, or a request that preserves (retain, neighbours) a record an earlier request of its
   chain in this file forgot: the later request would train the model to keep what the earlier one removed,
@@ -13,8 +14,9 @@ This pass reads the whole spec (a chain links objectives, so no single objective
 :func:`chains` orders each chain (first objective first); :func:`unlearnspec.compiler.chain_plan.attach_chains`
 records the order and every link's hash in the plan (a module of its own, so that checking never loads the
 plan's models). A link to another file is checked here (the file and objective exist, and
-following its own `after` links never comes back), and is recorded in the plan with that file's hash;
-the run then continues from that objective's run folder (`run --after RUN_DIR`, docs/requests.md).
+following its own `after` links never comes back), and is recorded in the plan with that file's hash
+(``ChainPlan.starts_after``); the runtime cannot start from another file's objective yet, and stops with
+UL713 (docs/requests.md).
 """
 
 from __future__ import annotations
@@ -124,7 +126,10 @@ def _external(obj: Objective, spec: Spec) -> list[Diagnostic]:
 def chain_diagnostics(spec: Spec) -> list[Diagnostic]:
     by_name = {o.name: o for o in spec.objectives}
     out: list[Diagnostic] = []
-    followers: dict[str, list[Objective]] = defaultdict(list)
+    here = (Path(spec.base_dir) / Path(spec.path).name).resolve()
+    # who continues each objective, keyed by the file its link leads to and its name: `after "D.unlearn#w"` twice is
+    # a fork as much as `after "w"` twice
+    followers: dict[tuple[Path, str], list[Objective]] = defaultdict(list)
     for o in spec.objectives:
         if o.budget is not None and o.after is not None:
             out.append(Diagnostic(
@@ -137,7 +142,10 @@ def chain_diagnostics(spec: Spec) -> list[Diagnostic]:
         ref = o.after.value
         file, name = split_ref(ref)
         if file is not None:
-            out.extend(_external(o, spec))
+            problems = _external(o, spec)
+            out.extend(problems)
+            if not problems:
+                followers[((Path(spec.base_dir) / file).resolve(), name)].append(o)
             continue
         if name not in by_name:
             hint = did_you_mean(name, [n for n in by_name if n != o.name])
@@ -145,7 +153,7 @@ def chain_diagnostics(spec: Spec) -> list[Diagnostic]:
                              help=([f"did you mean `{hint}`?"] if hint else [])
                              + ['an objective in another file is named `after "file.unlearn#name"`']))
             continue
-        followers[name].append(o)
+        followers[(here, name)].append(o)
         prev = by_name[name]
         if prev.unlearned is not None:  # an audit produces no model to continue from (docs/models.md)
             out.append(_diag("UL220", o, f"`{o.name}` continues `{name}`, which audits a given checkpoint and "
@@ -157,8 +165,9 @@ def chain_diagnostics(spec: Spec) -> list[Diagnostic]:
                              labels=[Label(span=prev.model.span, message=f"`{name}` unlearns from this model"),
                                      Label(span=o.model.span, message="this objective names another")],
                              help=["a chain applies requests one after another to one model; name the same model"]))
-    for name, fs in followers.items():
+    for fs in followers.values():
         for extra in fs[1:]:
+            name = extra.after.value if extra.after is not None else ""
             out.append(_diag("UL218", extra, f"`{extra.name}` and `{fs[0].name}` both continue `{name}`",
                              labels=[Label(span=fs[0].after.span, message="already continued here")]  # type: ignore[union-attr]
                              if fs[0].after is not None else [],
@@ -225,7 +234,9 @@ def _preserves_earlier_targets(spec: Spec, by_name: dict[str, Objective]) -> lis
 
 
 def chains(spec: Spec) -> list[list[Objective]]:
-    """Each chain of objectives in this file, first objective first (chains of one are left out).
+    """Each chain of objectives in this file, first objective first. An objective that neither continues
+    another nor is continued is left out, unless it has a `budget`: that is a chain of one, whose budget the plan
+    records (so that `diff` sees it) and the run checks.
 
     Call only on a spec without chain errors. An objective whose `after` names another file starts a
     chain here: the objectives of that file are recorded as the chain's external start."""
@@ -235,7 +246,8 @@ def chains(spec: Spec) -> list[list[Objective]]:
         if o.after is not None and split_ref(o.after.value)[0] is None and o.after.value in by_name:
             nxt[o.after.value] = o
     heads = [o for o in spec.objectives
-             if (o.after is None or split_ref(o.after.value)[0] is not None) and (o.name in nxt or o.after is not None)]
+             if (o.after is None or split_ref(o.after.value)[0] is not None)
+             and (o.name in nxt or o.after is not None or o.budget is not None)]
     out = []
     for head in heads:
         line, cur = [head], head

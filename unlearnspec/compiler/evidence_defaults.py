@@ -35,8 +35,8 @@ from unlearnspec.catalog import (
     NEEDS,
     OUTPUT_KINDS,
     PROBES,
-    QUANTIZED,
 )
+from unlearnspec.catalog.attacks import quantized_below
 from unlearnspec.compiler.ast import Claim, Objective, PathRef
 
 Source = Literal["spec", "default"]
@@ -211,12 +211,17 @@ def _item(obj: Objective, name: str, c: Claim | None, plan: dict[str, object], s
             note = (note + "; " if note else "") + f"the claim gives no `steps`: {DEFAULT_RELEARN_STEPS} relearning steps by default"
         variants = [{"steps": steps}]
     elif attack == "quantize":
+        # the release precision, and the integer precisions anyone holding the weights can quantize them to: 4-bit
+        # quantization is where "forgotten" knowledge came back (Zhang et al., arXiv:2410.16454)
         prec = obj.release.precision.value if obj.release and obj.release.precision else None
-        if prec is not None and prec != "fp32":
-            variants = [{"precision": prec}]
-        else:
-            variants = [{"precision": q} for q in QUANTIZED]
+        lower = quantized_below(prec)
+        variants = [{"precision": q} for q in ([] if prec in (None, "fp32", *lower) else [prec]) + lower]
+        more = [q for q in lower if q != prec]
+        if prec is None or prec == "fp32":
             note = (note + "; " if note else "") + "no quantized release precision: tested at int8 and int4"
+        elif more:
+            note = (note + "; " if note else "") + (f"released at {prec}: tested at {' and '.join(more)} too, where "
+                                                    "anyone holding the weights can quantize them")
     missing, stand_in = missing_needs(obj, metric, dataset)
     if stand_in:
         note = (note + "; " if note else "") + stand_in

@@ -151,6 +151,9 @@ def _hyperparameters(u: UnlearnStage) -> list[dict[str, str]]:
                      if s.kind == "holdout_loss" else "fixed number of steps")
         elif name == "rmu_layer" and u.rmu_layer is None:
             value = "the middle decoder layer (resolved when the model is loaded)"
+        elif name == "rmu_steering_coeff":
+            value = (f"{u.rmu_steering_coeff:g} × the original model's mean activation norm at the steered layer on "
+                     "the forget tokens (measured before training)")
         else:
             v = getattr(u, name)
             value = f"{v:g}" if isinstance(v, float) else str(v)
@@ -195,8 +198,8 @@ def _stages(op: ObjectivePlan) -> list[dict[str, Any]]:
 
 def _attack_text(a: RelearnAttack | QuantizeAttack) -> str:
     if isinstance(a, RelearnAttack):
-        data = "half of the forget set" if a.data == "forget_subset" and a.fraction == 0.5 else (
-            f"{a.fraction:g} of the forget set" if a.data == "forget_subset" else "related data")
+        data = "half the forget set's facts" if a.data == "forget_subset" and a.fraction == 0.5 else (
+            f"{a.fraction:g} of the forget set's facts" if a.data == "forget_subset" else "related data")
         return (f"relearn: {a.steps} fine-tuning steps on {data} (learning rate {a.learning_rate:g}, batch "
                 f"{a.batch_size}, seed {a.seed}), then measure again")
     return f"quantize: weights to {a.precision}, then measure again"

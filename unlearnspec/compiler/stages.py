@@ -135,6 +135,7 @@ def unlearn_stage(obj: Objective, facts: Facts, mrow: Row, method: str, family: 
         if method == "rmu":
             layers = model_layers(obj, model, base)
             kw["rmu_layer"] = rmu_layer(layers) if layers else None
+            kw["rmu_steering_coeff"], kw["rmu_alpha"] = d.rmu_steering_coeff, d.rmu_alpha
     # the numeric knobs the method reads, in the method block's order (docs/language.md)
     overridden: list[str] = []  # the plan's fields the spec sets, as the rationale names them
     for k in ("steps", "learning_rate", "batch_size", "beta", "retain_weight"):

@@ -1,24 +1,28 @@
 """A chain's part of the report: what each request did to the model, and what it did to the requests
 before it (drift), against the chain's budget.
 
-After each step of a chain the run re-checks every earlier request's claims on the new model, against
-the reference retrained without every target so far. :class:`Recheck` records each earlier claim's
-verdict then (when its own step finished) and now, and with each check what decided it then and now
-(:class:`Deciding`: the deciding quantity, a gap to the reference or a worst case, with its interval, n and
-bound). Then and now are judged against different references: then against the earlier request's own,
-now against the one retrained without every target so far.
-``utility_drop`` is the cumulative drop against the original model, in percent, as the step's own
-utility check measured it. ``budget_exceeded`` is derived from the numbers and the budget, never
-asserted: a report whose flag contradicts them is refused.
+After each step of a chain the run re-checks every earlier request's claims on the new model, each by its own
+reference strategy: with a retrained reference, against the recipe retrained without every target so far (then
+and now are judged against different references); with a reference model, against that request's own (the same
+one as then); with none, against chance, as then. :class:`Recheck` records each earlier claim's verdict then (when
+its own step finished) and now, and with each check what decided it then and now (:class:`Deciding`: the deciding
+quantity, a gap to the reference or a worst case, with its interval, its confidence level, n and bound), and
+whether the reference changed between then and now (``same_reference``, from the reference's strategy and path).
+``utility_drop`` is the cumulative drop against the original model, in percent, on the set (``utility_set``:
+retain or neighbours) whose drop is the worse by the budget's burden of proof. ``budget_exceeded`` is derived
+from the numbers and the budget, never asserted: a report whose flag contradicts them is refused.
 
 Light module: pydantic and the standard library only.
 """
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from unlearnspec.catalog.vocab import RECHECK_REFERENCES
+from unlearnspec.catalog.methods import FamilyName
+from unlearnspec.catalog.vocab import COUNTED_FAMILIES, RECHECK_REFERENCES
 from unlearnspec.markdown import code_span
 from unlearnspec.plan import ChainBudget, Threshold
 from unlearnspec.report.rules import OP_SYMBOLS, CheckStatus, Overall, Verdict, fmt_estimate, fmt_number
@@ -39,7 +43,8 @@ class Deciding(_Model):
     failed) on the point value itself, as a run with intervals off decides. ``why``: what decided it besides where
     the interval lies (the test's rejection, a part that could not be bounded, a measurement that cannot fail).
     ``reference``: the reference model's own value, beside which a gap was measured (for a model measured as
-    released, quantized, the reference quantized alike when the gap is to that one)."""
+    released, quantized, the reference quantized alike when the gap is to that one). ``confidence``: the level of
+    ``interval`` (the plan's `evidence { confidence }`), where it was recorded (a chain's re-checks record it)."""
 
     model: str
     quantity: str | None = None
@@ -51,10 +56,12 @@ class Deciding(_Model):
     point_value: bool = Field(default=False, exclude_if=lambda v: not v)
     why: str | None = Field(default=None, exclude_if=lambda v: v is None)
     reference: float | None = Field(default=None, exclude_if=lambda v: v is None)
+    confidence: float | None = Field(default=None, exclude_if=lambda v: v is None)
 
     @property
     def text(self) -> str:
-        """``worst |AUC − AUC_reference| over item types and attacks 0.472 [0.108, 1], n=20, threshold ≤ 0.1``;
+        """``worst |AUC − AUC_reference| over item types and attacks 0.472 [0.108, 1] at 95% confidence, n=20,
+        threshold ≤ 0.1`` (the level where it was recorded);
         ``KS-test p-value 0.0811 (decided by the test), n=20, threshold ≥ 0.05``; ``unlearned minus reference (mean
         over items) 0.031 (point value, intervals off), n=20, threshold ≤ 0.2``: every number beside the bound it is
         held to (:func:`fmt_estimate`)."""
@@ -63,7 +70,10 @@ class Deciding(_Model):
         if said:
             shown = f"{fmt_number(self.value, bound)} ({said})" + (f", n={self.n}" if self.n else "")
         else:
-            shown = fmt_estimate(self.value, self.interval, self.n or None, bound)
+            shown = fmt_estimate(self.value, self.interval, None, bound)
+            if self.interval is not None and self.confidence is not None:
+                shown += f" at {level_text(self.confidence)} confidence"
+            shown += f", n={self.n}" if self.n else ""
         limit = (f"threshold {OP_SYMBOLS[self.threshold.op]} {fmt_number(self.threshold.value)}"
                  if self.threshold is not None else "no threshold")
         return f"{self.quantity or self.model} {shown}, {limit}"
@@ -99,12 +109,15 @@ class RecheckedClaim(_Model):
 
 class Recheck(_Model):
     """An earlier request re-checked on the model after a later step. ``reference`` says what *now* was judged
-    against (reports from before it was recorded: the reference retrained without every target so far)."""
+    against (reports from before it was recorded: the reference retrained without every target so far);
+    ``same_reference`` whether that is the reference *then* was judged against: the same strategy and the same
+    model folder (none, for a holdout-calibrated check). Reports from before it was recorded lack it."""
 
     request: str
     claims: list[RecheckedClaim] = Field(default_factory=list)
     checks: list[RecheckedCheck] = Field(default_factory=list)
     reference: str | None = Field(default=None, exclude_if=lambda v: v is None)
+    same_reference: bool | None = Field(default=None, exclude_if=lambda v: v is None)
 
     @property
     def reference_text(self) -> str:
@@ -112,7 +125,10 @@ class Recheck(_Model):
 
     @property
     def reference_changed(self) -> bool:
-        """Whether *now* is judged against another reference than *then* (a reference retrained per step)."""
+        """Whether *now* is judged against another reference than *then*: as recorded, or, in reports from before it
+        was, where the reference was retrained per step."""
+        if self.same_reference is not None:
+            return not self.same_reference
         return self.reference_text == RECHECK_REFERENCES["retrain"]
 
     @property
@@ -120,46 +136,102 @@ class Recheck(_Model):
         return any(c.regressed for c in self.claims)
 
 
+UtilitySet = Literal["retain", "neighbors"]
+UTILITY_SET_WORDS: dict[str, str] = {"retain": "the retain set", "neighbors": "the neighbours"}
+
+def level_text(confidence: float) -> str:
+    """``95%``, ``99.9%``: a confidence level as the reports print it."""
+    return f"{confidence * 100:.10g}%"
+
+
 class ChainStep(_Model):
-    """One request of the chain: how it was applied, where utility stands, and the re-checks after it."""
+    """One request of the chain: how it was applied, where utility stands, and the re-checks after it.
+
+    ``family``: the method's family (reports from before it was recorded lack it, and count ``approximate`` steps
+    toward `requests K`, with no reset). ``utility_set``: the set whose drop is ``utility_drop``, the worse of
+    retain and neighbours (reports from before it was recorded: retain, else neighbours)."""
 
     request: str
     link_hash: str
     method: str
     approximate: bool
+    family: FamilyName | None = Field(default=None, exclude_if=lambda v: v is None)
     utility_drop: float | None = None  # cumulative, percent, against the original model
     utility_drop_interval: tuple[float, float] | None = None  # its interval (the step's utility check's)
     utility_n: int | None = None  # the items it was measured on
-    step_utility_drop: float | None = None  # this step's part of it
+    utility_set: UtilitySet | None = Field(default=None, exclude_if=lambda v: v is None)
+    step_utility_drop: float | None = None  # this step's part of it (on the same set)
     overall: Overall  # the step's own report's result
     rechecks: list[Recheck] = Field(default_factory=list)
 
+    @model_validator(mode="after")
+    def _family_follows(self) -> ChainStep:
+        if self.family is not None and self.approximate != (self.family == "approximate"):
+            raise ValueError(f"approximate={self.approximate} does not follow from the method family {self.family!r}")
+        return self
+
+    @property
+    def exact(self) -> bool:
+        """An exact retrain: the recipe retrained without every target so far, which starts `requests K` again."""
+        return self.family == "exact"
+
+    @property
+    def counted(self) -> bool:
+        """Whether the step counts toward the chain's `requests K` (:data:`COUNTED_FAMILIES`)."""
+        return self.family in COUNTED_FAMILIES if self.family is not None else self.approximate
+
     @property
     def drop_text(self) -> str:
-        """``6.9% [5.69, 8.28], n=258``: the cumulative drop as the reports print it, with its interval and n."""
+        """``6.9% [5.69, 8.28], n=258 on the neighbours``: the cumulative drop as the reports print it, with its
+        interval, n and the set it was measured on."""
         return self.drop_text_beside(None)
 
     def drop_text_beside(self, budget: float | None) -> str:
         """:attr:`drop_text`, printed beside the chain's utility ``budget`` (percent): a number that reads as the
         budget while it differs from it gets the digits that tell them apart (:func:`fmt_number`)."""
+        where = f" on {UTILITY_SET_WORDS[self.utility_set]}" if self.utility_set is not None else ""
         if self.utility_drop is None:
-            return "not measured"
+            return "not measured" + where
         iv = self.utility_drop_interval
         return (f"{fmt_number(self.utility_drop, budget)}%"
                 + (f" [{fmt_number(iv[0], budget)}, {fmt_number(iv[1], budget)}]" if iv else "")
-                + (f", n={self.utility_n}" if self.utility_n is not None else ""))
+                + (f", n={self.utility_n}" if self.utility_n is not None else "") + where)
+
+
+def counted_runs(steps: list[ChainStep]) -> list[tuple[ChainStep | None, list[ChainStep]]]:
+    """The steps `requests K` counts, in runs: each run with the exact retrain it follows (``None``: the chain's
+    start). An exact retrain starts the count again."""
+    runs: list[tuple[ChainStep | None, list[ChainStep]]] = [(None, [])]
+    for s in steps:
+        if s.exact:
+            runs.append((s, []))
+        elif s.counted:
+            runs[-1][1].append(s)
+    return runs
+
+
+def _requests_text(counted: list[ChainStep]) -> str:
+    if all(s.approximate for s in counted):
+        return f"{len(counted)} approximate requests"
+    approximate = sum(s.approximate for s in counted)
+    return (f"{len(counted)} requests that changed the weights other than by exact retraining ({approximate} "
+            f"approximate, {len(counted) - approximate} suppression fine-tuning)")
 
 
 def budget_problems(budget: ChainBudget | None, steps: list[ChainStep]) -> list[str]:
     """Why the chain exceeded its budget (empty: within it, or no budget). A step's cumulative utility drop
-    exceeds it when its interval lies wholly above the budget (its value, when it has no interval)."""
+    exceeds it when its interval lies wholly above the budget (its value, when it has no interval); the requests
+    counted (:attr:`ChainStep.counted`) exceed it when more than K of them follow the chain's start, or an exact
+    retrain, before the next exact retrain: every model of the chain is one it released."""
     if budget is None:
         return []
     out = []
-    approximate = sum(s.approximate for s in steps)
-    if budget.approximate_requests is not None and approximate > budget.approximate_requests:
-        out.append(f"{approximate} approximate requests applied, the budget allows {budget.approximate_requests} "
-                   "before retraining")
+    if budget.approximate_requests is not None:
+        start, counted = max(counted_runs(steps), key=lambda run: len(run[1]))  # the first of the longest
+        if len(counted) > budget.approximate_requests:
+            since = f" since the exact retrain {code_span(start.request)}" if start is not None else ""
+            out.append(f"{_requests_text(counted)} applied{since}, the budget allows {budget.approximate_requests} "
+                       "before retraining")
     # every step's model is one the chain released, and a later gain (the drop is signed) does not undo an
     # earlier step over budget: the step whose drop is shown highest decides
     over = [s for s in steps if s.utility_drop is not None and budget.utility_drop is not None
@@ -178,7 +250,8 @@ def budget_undecided(budget: ChainBudget | None, steps: list[ChainStep]) -> list
     it."""
     if budget is None or budget.utility_drop is None or budget_problems(budget, steps):
         return []
-    return [f"the utility drop after request {code_span(s.request)} was not measured, so the budget of "
+    return [f"the utility drop{' on ' + UTILITY_SET_WORDS[s.utility_set] if s.utility_set else ''} after request "
+            f"{code_span(s.request)} was not measured, so the budget of "
             f"{budget.utility_drop:g}% is not shown to hold" if s.utility_drop is None else
             f"cumulative utility drop {s.drop_text_beside(budget.utility_drop)} after request {code_span(s.request)} may exceed "
             f"the budget of {budget.utility_drop:g}%: its interval reaches past it"
@@ -207,6 +280,11 @@ class ChainReport(_Model):
         if [s.request for s in self.steps] != self.links[: len(self.steps)]:
             raise ValueError("the chain's steps are not in the order of its links")
         return self
+
+    @property
+    def order_text(self) -> str:
+        """What each step started from (:func:`order_text`), for the reports' chain section."""
+        return order_text(self.steps)
 
     @property
     def regressions(self) -> list[tuple[str, str, str]]:
@@ -239,6 +317,18 @@ class ChainReport(_Model):
                                     + ("it passed" if c.then == "pass" else f"it was {c.then.replace('_', ' ')}")
                                     + " when that request ran)"))
         return out
+
+
+def order_text(steps: list[ChainStep]) -> str:
+    """What each step started from, as the reports say it: the previous step's model, except an exact retrain, which
+    retrained the recipe without every target so far (docs/requests.md)."""
+    exact = [s.request for s in steps if s.exact]
+    text = "Each request started from the model the previous one produced (the first from the original model)"
+    if exact:
+        names = ", ".join(code_span(n) for n in exact)
+        text += (f", except {names}: an exact retrain starts from no model, it retrains the recipe without every "
+                 "target so far (its own and every earlier request's)")
+    return text + ". After each step every earlier request was re-checked on the new model."
 
 
 RETRAIN_ADVICE = ("retrain the model without every target so far (exact unlearning) and start a new chain from "

@@ -46,8 +46,11 @@ from unlearnspec.report.rules import (  # noqa: F401 - the exit codes and verdic
     report_overall,
 )
 
-FORMAT_VERSION = "1.2"
-"""1.2: a data set whose files repeat records says how many different ones it held (``DataUse.distinct``), the
+FORMAT_VERSION = "1.3"
+"""1.3: a chain step records its method family (``ChainStep.family``: which requests count against ``requests K``)
+and the utility set that decided its cumulative drop (``ChainStep.utility_set``); a re-check says whether it used the
+same reference as then (``Recheck.same_reference``) and at which confidence it decided (``Deciding.confidence``).
+1.2: a data set whose files repeat records says how many different ones it held (``DataUse.distinct``), the
 records every evaluation counted once each; forget quality is decided on its p-value's interval, and a p-value
 below the bound fails on the test (``Decision.rejects``); a worst case with a part it could not bound cannot pass
 (``Decision.cannot_pass``); a chain's re-checked checks carry what decided them then and now

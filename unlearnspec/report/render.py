@@ -20,6 +20,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from unlearnspec.catalog import MEMBERSHIP_ATTACKS, METRICS, TERMS
+from unlearnspec.io import new_file_mode
 from unlearnspec.markdown import register_filters
 from unlearnspec.report import plots
 from unlearnspec.report.interval_kinds import KINDS, interval_kind, kinds_in
@@ -384,13 +385,19 @@ def render_html(report: Report) -> str:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    """Write to a temporary file beside ``path`` and rename it over: a reader never sees half a file."""
+    """Write to a temporary file beside ``path`` and rename it over: a reader never sees half a file. The file gets
+    the mode of the run's other files (``0666`` less the umask; a replaced report keeps its own), not mkstemp's 0600."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
+        try:
+            mode = path.stat().st_mode & 0o777
+        except FileNotFoundError:
+            mode = new_file_mode()
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

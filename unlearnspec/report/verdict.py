@@ -350,9 +350,12 @@ def check_results(objective_plan: ObjectivePlan, results: Mapping[str, CheckResu
             continue
         reason = _mismatch(mc, r)
         if reason is not None:
+            # not evaluated: whatever the result decided (passed, inconclusive, its deciding quantity) was decided on
+            # something other than the plan's check, so none of it stands
             data = r.model_dump()
             data.update(threshold=mc.threshold.model_dump() if mc.threshold else None,
-                        decided_on=mc.model, passed=None, not_evaluated_reason=reason)
+                        decided_on=mc.model, passed=None, inconclusive=False, decision=None,
+                        not_evaluated_reason=reason)
             r = CheckResult.model_validate(data)
         out.append(r)
     planned = {mc.id for mc in objective_plan.checks}

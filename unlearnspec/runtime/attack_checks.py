@@ -1,5 +1,6 @@
-"""Checks on attacked copies of the unlearned model: relearning (a fine-tune with a step budget) and
-quantization at the release precision."""
+"""Checks on attacked copies of the unlearned model: relearning (a fine-tune with a step budget, measured on forget
+facts it never saw, and not read as robustness when it damaged the model) and quantization (against the original
+quantized alike). Every attacked model is made once, and its answers go to the run's generations file."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import logging
 import math
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -23,7 +25,10 @@ from unlearnspec.runtime import attacks
 from unlearnspec.runtime.check_base import EvaluatorBase
 from unlearnspec.runtime.evaluation import intervals
 from unlearnspec.runtime.evaluation.intervals import Estimate
+from unlearnspec.runtime.evaluation.likelihood import score_records
+from unlearnspec.runtime.evaluation.probes import KeySpan, key_span
 from unlearnspec.runtime.measure import (
+    MIN_FORGOTTEN,
     DataBundle,
     Measurer,
     Series,
@@ -33,6 +38,21 @@ from unlearnspec.runtime.measure import (
 
 log = logging.getLogger("unlearnspec.run")
 
+RETAIN_SAMPLE = 64
+"""Retain records (else neighbour records) a relearned model is scored on to tell a fine-tune that damaged the model
+from a model that resists relearning; drawn with the attack's seed."""
+
+FITTED = 0.9
+"""A model that gives the records it is fine-tuned on this per-token probability (geometric mean) fits them already:
+that its loss does not fall (a reference trained on the neighbours it is relearned on) is no sign of a failed
+fine-tune."""
+
+RETAIN_KEPT = 0.75
+"""A relearned model that keeps less than this share of the model's probability of those records' answers (it lost
+more than a quarter of it) was damaged by the fine-tune, and its low recovery says nothing about unlearning. On the
+built-in model a 20-step relearning fine-tune keeps 0.93-1.05 of it at the planned rate (3e-4), 0.58-0.87 at 1e-3 and
+0.14-0.24 at 3e-3 (docs/running.md)."""
+
 
 def _recovered(o: Any, u: Any, a: Any, axis: int = -1) -> Any:
     """:func:`attacks.recovery` vectorised over bootstrap resamples: the share of the knowledge lost from
@@ -41,98 +61,301 @@ def _recovered(o: Any, u: Any, a: Any, axis: int = -1) -> Any:
     return (np.mean(a, axis=axis) - np.mean(u, axis=axis)) / np.where(np.abs(lost) < 1e-12, np.inf, lost)
 
 
-def relearn_split(forget: Sequence[Record], fraction: float, seed: int) -> tuple[list[Record], list[Record]]:
-    """(forget records to relearn on, forget questions to measure on), always disjoint: recovery measured on a
-    question the attack fine-tuned on would count what it taught, not what it recovered.
+@dataclass(frozen=True)
+class RelearnSplit:
+    """Which records a relearning attack fine-tunes on (``train``, indices into its data) and which forget questions
+    it is measured on (``measure``, indices into the forget set), with the facts behind them (each fact the indices
+    of the forget questions that ask it) and the records left out because they state a measured fact's answer."""
 
-    ``ceil(fraction * records)`` forget records (at least one) are relearned on, drawn with ``seed`` from the
-    questions and the other records in proportion, but never every question: at least one question is held out
-    to measure on. A forget set that is a single question and nothing else gives nothing to relearn on."""
+    train: list[int]
+    measure: list[int]
+    left_out: list[int]
+    trained_facts: list[list[int]]
+    held_out_facts: list[list[int]]
+    found_by: dict[str, int]  # how many held-out facts were found by attribute values, by answer words
+
+    def describe(self, train_set: str) -> dict[str, Any]:
+        """The split as a report's ``extra`` gives it: record ids only (the texts can be personal data)."""
+        return {"relearned_items": [f"{train_set}[{i}]" for i in self.train],
+                "measured_items": [f"forget[{i}]" for i in self.measure],
+                "left_out_items": [f"{train_set}[{i}]" for i in self.left_out],
+                "held_out_facts": [[f"forget[{i}]" for i in f] for f in self.held_out_facts],
+                "trained_facts": [[f"forget[{i}]" for i in f] for f in self.trained_facts],
+                "facts_found_by": dict(self.found_by)}
+
+
+def _facts(forget: Sequence[Record]) -> tuple[list[list[int]], dict[int, KeySpan]]:
+    """The forget questions grouped by fact, each fact's indices ascending, facts by their first question; with each
+    question's key span (:func:`probes.key_span`: the part of its answer that states the fact, which knowledge ROUGE
+    is scored against and a leak is looked for). Two questions ask one fact when one's key is found in the other's
+    answer (:meth:`KeySpan.found_in`): the same attribute value, the same answer, "Port Calder" and "She was born in
+    Port Calder"."""
     qa = [i for i, r in enumerate(forget) if r.is_qa]
-    others = [i for i, r in enumerate(forget) if not r.is_qa]
+    keys = {i: key_span(forget[i]) for i in qa}
+    parent = {i: i for i in qa}
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for x, i in enumerate(qa):
+        for j in qa[x + 1:]:
+            if keys[i].found_in(forget[j].answer or "") or keys[j].found_in(forget[i].answer or ""):
+                parent[root(i)] = root(j)
+    groups: dict[int, list[int]] = {}
+    for i in qa:
+        groups.setdefault(root(i), []).append(i)
+    return sorted(groups.values()), keys
+
+
+def _leaks(record: Record, keys: Sequence[KeySpan]) -> bool:
+    """Whether a record's training texts state one of these facts, as an output that did would leak it."""
+    text = " ".join(record.training_texts())
+    return any(k.found_in(text) for k in keys)
+
+
+def _found_by(facts: Sequence[Sequence[int]], keys: dict[int, KeySpan]) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for f in facts:
+        how = "attribute values" if keys[f[0]].labelled else "answer words"
+        found[how] = found.get(how, 0) + 1
+    return found
+
+
+def relearn_split(forget: Sequence[Record], fraction: float, seed: int) -> RelearnSplit:
+    """Split the forget set by *fact* for a relearning attack on part of it: recovery measured on a fact the attack
+    fine-tuned on counts what it taught, not what it recovered, and two questions that ask one fact (or a document
+    that states the answer) teach each other's answer (relearning evaluations keep the relearning data free of
+    the evaluation's facts: Deeb & Roger, arXiv:2410.08827).
+
+    The forget questions are grouped into facts (:func:`_facts`); ``max(1, ceil(fraction * facts))`` facts drawn
+    with ``seed``, never all of them, are relearned on (their questions), the others are held out and measured.
+    Of the other records (documents), ``ceil(fraction * documents)`` drawn with ``seed`` are relearned on, except
+    that a document (or a relearned question's record) that states a held-out fact (:func:`_leaks`) is left out. A
+    forget set whose questions all ask one fact holds that fact out and relearns on the documents that do not state
+    it; one with nothing left to relearn on has an empty ``train``."""
+    facts, keys = _facts(forget)
     rng = random.Random(seed)
-    rng.shuffle(qa)
-    rng.shuffle(others)
-    k = max(1, math.ceil(len(forget) * fraction))
-    # questions in proportion, at least what the other records cannot make up, at most all but one
-    k_qa = min(max(0, len(qa) - 1), max(k - len(others), round(k * len(qa) / max(1, len(forget)))))
-    chosen = sorted(qa[:k_qa] + others[:max(0, k - k_qa)])
-    return [forget[i] for i in chosen], [forget[i] for i in sorted(qa[k_qa:])]
+    order = list(range(len(facts)))
+    rng.shuffle(order)
+    k = min(len(facts) - 1, max(1, math.ceil(len(facts) * fraction))) if facts else 0
+    trained = [facts[j] for j in sorted(order[:k])]
+    held = [facts[j] for j in sorted(order[k:])]
+    held_keys = [keys[i] for f in held for i in f]
+    docs = [i for i, r in enumerate(forget) if not r.is_qa]
+    rng.shuffle(docs)
+    out = {i for i in [*(i for f in trained for i in f), *docs] if _leaks(forget[i], held_keys)}
+    eligible = [i for i in docs if i not in out][:math.ceil(len(docs) * fraction)]
+    train = sorted([i for f in trained for i in f if i not in out] + eligible)
+    return RelearnSplit(train=train, measure=sorted(i for f in held for i in f), left_out=sorted(out),
+                        trained_facts=trained, held_out_facts=held, found_by=_found_by(held, keys))
+
+
+def related_split(forget: Sequence[Record], related: Sequence[Record]) -> tuple[RelearnSplit, int]:
+    """Relearning on related data (neighbours, else the retain set), measured on every forget question; with the
+    number of related records that state a forget fact (a neighbour with the target's profession): what they teach,
+    the same fine-tune of the retrained reference learns too, and the decision is the gap to it."""
+    facts, keys = _facts(forget)
+    split = RelearnSplit(train=list(range(len(related))), measure=sorted(i for f in facts for i in f), left_out=[],
+                         trained_facts=[], held_out_facts=facts, found_by=_found_by(facts, keys))
+    return split, sum(_leaks(r, list(keys.values())) for r in related)
+
+
+def _on_forget(series: Series, measure: Sequence[int]) -> Series:
+    """A forget-set measurement's values on the questions ``measure`` (indices into the forget set) only."""
+    keep = {f"forget[{i}]" for i in measure}
+    groups = series.groups or series.ids
+    rows = [(i, v, g) for i, v, g in zip(series.ids, series.values, groups, strict=True) if g in keep]
+    return Series([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
 
 
 class AttackChecks(EvaluatorBase):
     """Relearning and quantization recovery (FRAMEWORK.md §5)."""
 
-    def _relearn_split(self, attack: RelearnAttack) -> tuple[list[Record], list[Record]]:
-        """(data to relearn on, forget questions to measure on): :func:`relearn_split`, or for related data the
-        neighbours (or the retain set) and every forget question."""
+    # -- attacked models: made once each, their generations in the run's generations file -------------
+
+    def _sink(self) -> list[dict[str, Any]]:
+        """Where attacked models' generations go: the unlearned model's list, which the run writes to its generations
+        file (each row names its model: ``unlearned@quantize_int4``, ``reference@relearn_20``, ...)."""
+        if "outputs" not in self._attacked:
+            self._attacked["outputs"] = self.m["unlearned"].outputs
+        return self._attacked["outputs"]  # type: ignore[no-any-return]
+
+    def _measurer(self, label: str, model: Any, tok: Any, guard: Any = None) -> Measurer:
+        key = f"measurer:{label}"
+        if key not in self._attacked:
+            meas = Measurer(label, model, tok, self.ctx.data, self.ctx.stage, guard=guard,
+                            refusal_text=self.ctx.refusal_text, fmt=self.ctx.fmt)
+            meas.outputs = self._sink()
+            self._attacked[key] = meas
+        return self._attacked[key]  # type: ignore[no-any-return]
+
+    def _relearned_knowledge(self, key: str, label: str, model: Any, tok: Any, measure: Sequence[int]) -> Series:
+        """A relearned model's knowledge of the forget questions ``measure`` only (it is never asked those it was
+        fine-tuned on), under their forget-set ids; measured once per ``key``, its generations labelled ``label``."""
+        key = f"knowledge:{key}"
+        if key not in self._attacked:
+            forget = self.ctx.data.forget
+            data = DataBundle(forget=[forget[i] for i in measure], retain=[], neighbors=[], holdout=[], test=[])
+            meas = Measurer(label, model, tok, data, self.ctx.stage, refusal_text=self.ctx.refusal_text,
+                            fmt=self.ctx.fmt)
+            s = meas.knowledge("forget", "direct")
+
+            def orig(item: str) -> str:  # forget[j]... of the subset -> forget[measure[j]]...
+                head, _, rest = item.partition("]")
+                j = int(head.removeprefix("forget["))
+                return f"forget[{measure[j]}]{rest}"
+
+            self._sink().extend(row | {"item": orig(str(row["item"]))} for row in meas.outputs)
+            self._attacked[key] = Series([orig(i) for i in s.ids], list(s.values),
+                                         [orig(g) for g in (s.groups or s.ids)])
+        return self._attacked[key]  # type: ignore[no-any-return]
+
+    # -- relearning ------------------------------------------------------------------------------
+
+    def _relearn_split(self, attack: RelearnAttack) -> tuple[RelearnSplit, list[Record], dict[str, Any]]:
+        """The split (:func:`relearn_split`, or for related data :func:`related_split`), the records relearned on,
+        and what the report's ``extra`` says of them."""
         forget = self.ctx.data.forget
         if attack.data == "related":
-            return self.ctx.data.neighbors or self.ctx.data.retain, [r for r in forget if r.is_qa]
-        return relearn_split(forget, attack.fraction, attack.seed)
+            which = "neighbors" if self.ctx.data.neighbors else "retain"
+            related = self.ctx.data.get(which)
+            split, stating = related_split(forget, related)
+            return split, list(related), {
+                "relearned_on": f"{len(related)} related {'neighbour' if which == 'neighbors' else which} records "
+                                "(none of the forget set)",
+                "split": {"relearned_items": f"every record of `{which}`",
+                          "measured_items": [f"forget[{i}]" for i in split.measure],
+                          "related_items_stating_a_measured_answer": stating,
+                          "facts_found_by": split.found_by}}
+        split = relearn_split(forget, attack.fraction, attack.seed)
+        return split, [forget[i] for i in split.train], {
+            "relearned_on": f"{len(split.train)} forget records ({len(split.trained_facts)} of "
+                            f"{len(split.trained_facts) + len(split.held_out_facts)} facts' questions, and documents "
+                            "that state no held-out fact)",
+            "split": split.describe("forget")}
 
-    def _relearn_source(self, attack: RelearnAttack, train: Sequence[Record]) -> str:
-        if attack.data != "related":
-            return f"{len(train)} forget records"
-        which = "neighbour" if self.ctx.data.neighbors else "retain"
-        return f"{len(train)} related {which} records (none of the forget set)"
+    def _damage(self, before: Any, after: Any, tok: Any, train: Sequence[Record],
+                seed: int) -> tuple[list[str], dict[str, Any]]:
+        """What shows a fine-tune damaged the model rather than tested it: its loss on the records it fine-tuned on did
+        not fall though it does not fit them (:data:`FITTED`), or its probability of the retain answers (else of the neighbours'; :data:`RETAIN_SAMPLE` question
+        records drawn with ``seed``, documents where there are none) fell below :data:`RETAIN_KEPT` of the model's
+        before. With the figures."""
+        bs, fmt = self.ctx.stage.eval_batch_size, self.ctx.fmt
+
+        def nll(model: Any, records: Sequence[Record], part: Any = "auto") -> Any:
+            return score_records(model, tok, records, part=part, batch_size=bs, fmt=fmt).loss()
+
+        fit = float(np.nanmean(nll(before, train))), float(np.nanmean(nll(after, train)))
+        figures: dict[str, Any] = {"relearn_loss": {"before": fit[0], "after": fit[1], "n": len(train)}}
+        found: list[str] = []
+        if not (math.isfinite(fit[1]) and (fit[1] < fit[0] or math.exp(-fit[1]) >= FITTED)):
+            found.append(f"its loss on the records it fine-tuned on did not fall ({fit[0]:.3g} before, {fit[1]:.3g} "
+                         "after) though it does not fit them")
+        which = "retain" if self.ctx.data.retain else "neighbors"
+        seen = {r.identity for r in train}  # what the fine-tune trained on says nothing of what it broke
+        pool = [r for r in self.ctx.data.get(which) if r.identity not in seen]
+        part, kind = ("qa", "answers") if any(r.is_qa for r in pool) else ("text", "documents")
+        pool = [r for r in pool if (r.is_qa if part == "qa" else bool(r.text))]
+        if not pool:
+            figures[f"{which}_probability"] = f"not checked: no {which} records outside the relearning data"
+        else:
+            sample = [pool[i] for i in sorted(random.Random(seed).sample(range(len(pool)),
+                                                                         min(RETAIN_SAMPLE, len(pool))))]
+            p = (float(np.nanmean(np.exp(-nll(before, sample, part)))),
+                 float(np.nanmean(np.exp(-nll(after, sample, part)))))
+            figures[f"{which}_probability"] = {"before": p[0], "after": p[1], "n": len(sample), "of": kind,
+                                               "what": "the mean over records of the per-token geometric-mean "
+                                                       "probability"}
+            if not (math.isfinite(p[1]) and p[1] >= RETAIN_KEPT * p[0]):
+                found.append(f"its probability of {len(sample)} {which} {kind} fell from {p[0]:.3g} to {p[1]:.3g}, "
+                             f"below {RETAIN_KEPT:g} of it")
+        return found, figures
+
+    @staticmethod
+    def _relearn_key(attack: RelearnAttack, who: str) -> str:
+        return (f"relearn:{attack.data}:{attack.steps}:{attack.learning_rate!r}:{attack.batch_size}:{attack.seed}:"
+                f"{attack.fraction!r}:{who}")
+
+    def _relearned(self, attack: RelearnAttack, train: Sequence[Record],
+                   who: str) -> tuple[Any, list[str], dict[str, Any]]:
+        """``who``'s model (unlearned or reference) after the attack's fine-tune, made once, with :meth:`_damage`."""
+        key = self._relearn_key(attack, who)
+        if key not in self._attacked:
+            model, tok = self.ctx.unlearned if who == "unlearned" else self.ctx.reference  # type: ignore[misc]
+            log.info("attack: relearning the %s model for %d steps on %d records (learning rate %g)", who,
+                     attack.steps, len(train), attack.learning_rate)
+            att = attacks.relearn(model, tok, train, steps=attack.steps, learning_rate=attack.learning_rate,
+                                  batch_size=attack.batch_size, seed=attack.seed, fmt=self.ctx.fmt)
+            self._attacked[key] = (att, *self._damage(model, att, tok, train, attack.seed))
+        return self._attacked[key]  # type: ignore[no-any-return]
 
     def relearn_recovery(self, check: MetricCheck, attack: RelearnAttack) -> CheckResult:
         if not self.ctx.data.forget:
             return self._missing(check, "no forget data")
-        train, measure = self._relearn_split(attack)
-        if not measure:
+        split, train, about = self._relearn_split(attack)
+        if not split.measure:
             return self._missing(check, "the forget data has no questions to measure recovered knowledge on")
         if not train:
-            return self._missing(check, "the forget data is a single question: relearning on it and measuring on it "
-                                        "would count what the attack taught, not what it recovered")
-        key = f"relearn:{attack.steps}:{attack.data}"
-        data = DataBundle(forget=measure, retain=[], neighbors=[], holdout=[], test=[])
-        st = self.ctx.stage
-
-        series: dict[str, Series] = {}  # each model's knowledge per question (the report's per_item too)
-
-        def know(model: Any, tok: Any, who: str) -> float:
-            series[who] = Measurer("x", model, tok, data, st, fmt=self.ctx.fmt).knowledge("forget", "direct")
-            return float(np.nanmean(series[who].values))
-
-        if key not in self._attacked:
-            log.info("attack: relearning for %d steps on %d records", attack.steps, len(train))
-            att = attacks.relearn(self.ctx.unlearned[0], self.ctx.unlearned[1], train, steps=attack.steps,
-                                  learning_rate=attack.learning_rate, batch_size=attack.batch_size, seed=attack.seed,
-                                  fmt=self.ctx.fmt)
-            ref_att = None
-            if self.ctx.reference is not None:
-                ref_att = attacks.relearn(self.ctx.reference[0], self.ctx.reference[1], train, steps=attack.steps,
-                                          learning_rate=attack.learning_rate, batch_size=attack.batch_size,
-                                          seed=attack.seed, fmt=self.ctx.fmt)
-            self._attacked[key] = (att, ref_att)
-        att, ref_att = self._attacked[key]
-        k_orig = know(*self.ctx.original, who="original")
-        k_unl = know(*self.ctx.unlearned, who="unlearned")
-        k_att = know(att, self.ctx.unlearned[1], who="attacked")
-        values: dict[str, float | None] = {"attacked": attacks.recovery(k_orig, k_unl, k_att), "unlearned": 0.0}
-        est: dict[str, Estimate | None] = {
-            "attacked": self._recovery_estimate(check, series["original"].values, series["unlearned"].values,
-                                                series["attacked"].values)}
-        extra: dict[str, Any] = {"knowledge_rouge": {"original": k_orig, "unlearned": k_unl, "attacked": k_att},
-                                 "steps": attack.steps, "relearned_on": self._relearn_source(attack, train),
-                                 "measured_on": f"{len(measure)} forget questions"}
+            facts = len(split.trained_facts) + len(split.held_out_facts)
+            return self._missing(check, (
+                f"nothing in the forget data can be relearned on without teaching a measured answer: its questions ask "
+                f"{facts} fact{'s' if facts != 1 else ''}, at least one of which is held out to measure on, and every "
+                "other record states a held-out fact's answer (or there is none); relearning on them would count what "
+                "the attack taught, not what it recovered"))
+        tag = f"relearn{'_related' if attack.data == 'related' else ''}_{attack.steps}"
+        att, damage, fit = self._relearned(attack, train, "unlearned")
+        per = {who: _on_forget(self.m[who].knowledge("forget", "direct"), split.measure)
+               for who in ("original", "unlearned")}
+        per["attacked"] = self._relearned_knowledge(self._relearn_key(attack, "unlearned"), f"unlearned@{tag}", att,
+                                                    self.ctx.unlearned[1], split.measure)
+        damaged = {"unlearned": damage} if damage else {}
+        fits = {"attacked": fit}
+        if self.ctx.reference is not None:
+            ref_att, ref_damage, ref_fit = self._relearned(attack, train, "reference")
+            per["reference"] = _on_forget(self.m["reference"].knowledge("forget", "direct"), split.measure)
+            per["reference_attacked"] = self._relearned_knowledge(self._relearn_key(attack, "reference"),
+                                                                  f"reference@{tag}", ref_att, self.ctx.reference[1],
+                                                                  split.measure)
+            fits["reference_attacked"] = ref_fit
+            if ref_damage:
+                damaged["reference"] = ref_damage
+        if len({tuple(s.ids) for s in per.values()}) != 1:
+            return self._missing(check, "the models' answers to the measured questions could not be paired")
+        k = {who: float(np.nanmean(s.values)) for who, s in per.items()}
+        values: dict[str, float | None] = {"attacked": attacks.recovery(k["original"], k["unlearned"], k["attacked"]),
+                                           "unlearned": 0.0}
+        est: dict[str, Estimate | None] = {"attacked": self._recovery_estimate(
+            check, per["original"].values, per["unlearned"].values, per["attacked"].values)}
+        settings = {"data": attack.data, "steps": attack.steps, "learning_rate": attack.learning_rate,
+                    "batch_size": attack.batch_size, "seed": attack.seed}
+        if attack.data != "related":
+            settings["fraction"] = attack.fraction
+        extra: dict[str, Any] = {"knowledge_rouge": k, "steps": attack.steps, **about,
+                                 "measured_on": f"{len(split.measure)} forget questions of "
+                                                f"{len(split.held_out_facts)} held-out facts",
+                                 "attack": settings, "fit": fits}
         decision = None
-        if ref_att is not None and self.ctx.reference is not None:
-            k_ref = know(*self.ctx.reference, who="reference")
-            k_ref_att = know(ref_att, self.ctx.reference[1], who="reference_attacked")
-            ref_recovery = attacks.recovery(k_orig, k_ref, k_ref_att)
+        if "reference" in per:
+            ref_recovery = attacks.recovery(k["original"], k["reference"], k["reference_attacked"])
             values["reference"] = ref_recovery
-            est["reference"] = self._recovery_estimate(check, series["original"].values, series["reference"].values,
-                                                       series["reference_attacked"].values, "reference")
-            extra["knowledge_rouge"] |= {"reference": k_ref, "reference_attacked": k_ref_att}
+            est["reference"] = self._recovery_estimate(check, per["original"].values, per["reference"].values,
+                                                       per["reference_attacked"].values, "reference")
             extra["reference_note"] = ("the retrained model fine-tuned on the same data for the same steps: "
                                        "what relearning gives a model that never saw the target")
-            decision = self._relearn_decision(check, series, ref_recovery)
+            decision = self._relearn_decision(check, per, ref_recovery)
         extra["per_item"] = "knowledge ROUGE-L recall per question, of every model the recovery is computed from"
-        return self._result(check, values, extra=extra, attack="relearn", reason=nothing_forgotten(k_orig, k_unl),
-                            est=est, decision=decision, per_item=series)
+        reason = nothing_forgotten(k["original"], k["unlearned"])
+        if reason is None and damaged:
+            reason = (f"the relearning fine-tune ({attack.steps} steps at learning rate {attack.learning_rate:g}) "
+                      "damaged the model it tests — " + "; ".join(f"the {who} model: {', and '.join(d)}"
+                                                                     for who, d in damaged.items())
+                      + " — so a low recovery after it is no evidence of robustness (the learning rate may be too "
+                        "high for this model)")
+        return self._result(check, values, extra=extra, attack="relearn", reason=reason, est=est, decision=decision,
+                            per_item=per)
 
     def _relearn_decision(self, check: MetricCheck, series: dict[str, Series],
                           reference_recovery: float) -> Decision | None:
@@ -193,12 +416,15 @@ class AttackChecks(EvaluatorBase):
         return intervals.paired_estimate([orig, unl, att], _recovered, confidence=self.ctx.confidence,
                                          rng=self.rng(check, who), span=span)
 
+    # -- quantization ----------------------------------------------------------------------------
+
     def _quantized(self, precision: str, who: str = "unlearned") -> attacks.QuantizeResult:
         key = f"quantize:{precision}" + ("" if who == "unlearned" else f":{who}")
         if key not in self._attacked:
-            model = self.ctx.unlearned[0] if who == "unlearned" else self.ctx.reference[0]  # type: ignore[index]
+            pair = {"unlearned": self.ctx.unlearned, "original": self.ctx.original, "reference": self.ctx.reference}[who]
+            assert pair is not None
             log.info("attack: quantizing the %s model to %s", who, precision)
-            self._attacked[key] = attacks.quantize(model, precision)
+            self._attacked[key] = attacks.quantize(pair[0], precision)
         return self._attacked[key]  # type: ignore[no-any-return]
 
     def _quant_attack(self, check: MetricCheck) -> QuantizeAttack | None:
@@ -206,33 +432,68 @@ class AttackChecks(EvaluatorBase):
         want = check.params.get("precision")
         return next((a for a in quants if want is None or a.precision == want), None)
 
-    def _not_quantized(self, check: MetricCheck, precision: str, q: attacks.QuantizeResult) -> CheckResult:
+    def _not_quantized(self, check: MetricCheck, precision: str, q: attacks.QuantizeResult,
+                       who: str = "unlearned") -> CheckResult:
+        what = f"quantization to {precision}" if who == "unlearned" else \
+            f"quantization of the {who} model to {precision} (the unlearned model is compared with it quantized alike)"
         return CheckResult(check_id=check.id, metric=check.metric, dataset=check.dataset, attack="quantize",
                            probe=check.probe, threshold=check.threshold, decided_on="attacked",
-                           not_evaluated_reason=f"quantization to {precision} not evaluated: {q.reason}",
+                           not_evaluated_reason=f"{what} not evaluated: {q.reason}",
                            extra={"backend": q.backend})
 
     def quantization_recovery(self, check: MetricCheck, attack: QuantizeAttack) -> CheckResult:
-        q = self._quantized(attack.precision)
+        """The share of the knowledge unlearning removed that quantization brings back, like with like: the quantized
+        unlearned model's knowledge is placed between the unlearned model's and the original's *quantized alike*
+        (``(q(u) - u) / (q(o) - u)``), since quantization noise lowers any model's answers and measured against the
+        full-precision original would hide knowledge it restored. The reference quantized alike is shown beside."""
+        ds, precision = check.dataset, attack.precision
+        if not self.ctx.data.get(ds):
+            return self._missing(check, f"the plan has no `{ds}` data to measure recovered knowledge on")
+        q = self._quantized(precision)
         if not q.evaluated or q.model is None:
-            return self._not_quantized(check, attack.precision, q)
-        ds = check.dataset if self.ctx.data.get(check.dataset) else "forget"
-        tok = self.ctx.unlearned[1]
-        s_orig = self.m["original"].knowledge(ds, "direct")
-        s_unl = self.m["unlearned"].knowledge(ds, "direct")
-        qm = Measurer("quantized", q.model, tok, self.ctx.data, self.ctx.stage, fmt=self.ctx.fmt)
-        s_q = qm.knowledge(ds, "direct")
-        k_orig, k_unl, k_q = s_orig.mean, s_unl.mean, s_q.mean
-        if k_orig is None or k_unl is None or k_q is None:
+            return self._not_quantized(check, precision, q)
+        q_orig = self._quantized(precision, "original")
+        if not q_orig.evaluated or q_orig.model is None:
+            return self._not_quantized(check, precision, q_orig, "original")
+        per = {"original": self.m["original"].knowledge(ds, "direct"),
+               "original_attacked": self._measurer(f"original@quantize_{precision}", q_orig.model,
+                                                   self.ctx.original[1]).knowledge(ds, "direct"),
+               "unlearned": self.m["unlearned"].knowledge(ds, "direct"),
+               "attacked": self._measurer(f"unlearned@quantize_{precision}", q.model,
+                                          self.ctx.unlearned[1]).knowledge(ds, "direct")}
+        extra: dict[str, Any] = {"backend": q.backend, "precision": precision, "original_backend": q_orig.backend}
+        if self.ctx.reference is not None:
+            q_ref = self._quantized(precision, "reference")
+            if q_ref.evaluated and q_ref.model is not None:
+                per["reference"] = self.m["reference"].knowledge(ds, "direct")
+                per["reference_attacked"] = self._measurer(f"reference@quantize_{precision}", q_ref.model,
+                                                           self.ctx.reference[1]).knowledge(ds, "direct")
+                extra["reference_precision"] = precision
+            else:
+                extra["reference_precision"] = f"full (the reference could not be quantized: {q_ref.reason})"
+        k = {who: s.mean for who, s in per.items()}
+        if any(v is None for v in k.values()) or len({tuple(s.ids) for s in per.values()}) != 1:
             return self._missing(check, f"the `{ds}` data has no questions to measure knowledge on")
-        est = {"attacked": self._recovery_estimate(check, s_orig.values, s_unl.values, s_q.values)}
-        return self._result(check, {"attacked": attacks.recovery(k_orig, k_unl, k_q), "unlearned": 0.0}, est=est,
-                            extra={"backend": q.backend, "precision": attack.precision,
-                                   "knowledge_rouge": {"original": k_orig, "unlearned": k_unl, "quantized": k_q},
-                                   "per_item": "knowledge ROUGE-L recall per question; `attacked` is the quantized "
-                                               "model"},
-                            attack="quantize", reason=nothing_forgotten(k_orig, k_unl),
-                            per_item={"original": s_orig, "unlearned": s_unl, "attacked": s_q})
+        kk = {who: float(v) for who, v in k.items() if v is not None}
+        o, u = kk["original_attacked"], kk["unlearned"]
+        values: dict[str, float | None] = {"attacked": attacks.recovery(o, u, kk["attacked"]), "unlearned": 0.0}
+        est = {"attacked": self._recovery_estimate(check, per["original_attacked"].values, per["unlearned"].values,
+                                                   per["attacked"].values)}
+        if "reference_attacked" in per:
+            values["reference"] = attacks.recovery(o, kk["reference"], kk["reference_attacked"])
+            est["reference"] = self._recovery_estimate(check, per["original_attacked"].values, per["reference"].values,
+                                                       per["reference_attacked"].values, "reference")
+        reason = nothing_forgotten(kk["original"], u)
+        if reason is None and o - u < MIN_FORGOTTEN:
+            reason = (f"quantized to {precision}, the original model knows no more of these questions than the unlearned "
+                      f"model (knowledge ROUGE {o:.3g} against {u:.3g}; at least {MIN_FORGOTTEN:g} more is needed): the "
+                      "precision itself takes what unlearning removed, so a recovery cannot be measured against it")
+        extra |= {"knowledge_rouge": kk, "recovery": "(quantized unlearned - unlearned) / (original quantized alike - "
+                                                    "unlearned); the reference's the same with the reference in place "
+                                                    "of the unlearned model",
+                  "per_item": "knowledge ROUGE-L recall per question; `attacked` is the quantized unlearned model, "
+                              "`original_attacked` (`reference_attacked`) the original (reference) quantized alike"}
+        return self._result(check, values, est=est, extra=extra, attack="quantize", reason=reason, per_item=per)
 
     def at_release_precision(self, check: MetricCheck) -> CheckResult:
         """A deciding check measured again on the model as released (quantized): Zhang et al. show
@@ -248,9 +509,8 @@ class AttackChecks(EvaluatorBase):
         # open weights are run by whoever downloads them, without this system's filter: the released artifact is
         # measured as they get it
         filtered = bool(check.params.get("served")) and self.ctx.op.objective.release.mode != "open_weights"
-        quant = Measurer("quantized", q.model, self.ctx.unlearned[1], self.ctx.data, self.ctx.stage,
-                         guard=self.ctx.guard if filtered else None,
-                         refusal_text=self.ctx.refusal_text, fmt=self.ctx.fmt)
+        quant = self._measurer(f"{'served' if filtered else 'unlearned'}@quantize_{precision}", q.model,
+                               self.ctx.unlearned[1], guard=self.ctx.guard if filtered else None)
         self.m = {k: v for k, v in saved.items() if k != "served"} | {"unlearned": quant}
         # the reference a released model is judged against is the never-trained model released alike: quantization
         # moves both models' scores, and a full-precision reference would credit its noise to the unlearning
@@ -258,8 +518,8 @@ class AttackChecks(EvaluatorBase):
         if "reference" in saved and self.ctx.reference is not None:
             q_ref = self._quantized(precision, "reference")
             if q_ref.evaluated and q_ref.model is not None:
-                self.m["reference"] = Measurer("quantized reference", q_ref.model, self.ctx.reference[1],
-                                               self.ctx.data, self.ctx.stage, fmt=self.ctx.fmt)
+                self.m["reference"] = self._measurer(f"reference@quantize_{precision}", q_ref.model,
+                                                     self.ctx.reference[1])
                 ref_precision = precision
             else:
                 ref_precision = f"full (the reference could not be quantized: {q_ref.reason})"

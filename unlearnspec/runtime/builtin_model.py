@@ -6,9 +6,9 @@ be served from a stale cache. :func:`ensure_retrained` trains the same recipe wi
 texts — the exact-removal reference that approximate methods are compared with.
 
 Builds are atomic and safe under concurrency: a build trains into a temporary folder beside its
-destination and renames it into place while holding an exclusive ``flock`` on a lock file, so a
-second process waits for the first and reuses its result, and a crashed build leaves no half-made
-model behind.
+destination, fsyncs it and renames it into place while holding an exclusive ``flock`` on a lock file, so a
+second process waits for the first and reuses its result, and a crashed build (or a power loss) leaves no
+half-made model behind.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from unlearnspec.builtin import corpus as corpus_mod
 from unlearnspec.builtin.recipe import RECIPE, canonical_recipe_json, recipe_corpus_sha256, recipe_hash
 from unlearnspec.builtin.scaled import corpus_for
 from unlearnspec.builtin.training import training_items
+from unlearnspec.io import fsync_dir, fsync_tree
 from unlearnspec.runtime.lm_training import train_bpe_tokenizer, train_causal_lm, train_llama_lm
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,9 @@ def build_atomically(final: Path, build: Callable[[Path], None]) -> Path:
             tmp.chmod(0o755)  # mkdtemp makes it private; the cache is read like any model folder
             try:
                 build(tmp)
+                fsync_tree(tmp)  # every file on the disk before the name says the build is complete
                 os.replace(tmp, final)
+                fsync_dir(final.parent)
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise

@@ -4,23 +4,35 @@ For each chain, in the order the plan records:
 
 1. the step's objective runs like any other (prepare ▶ reference ▶ unlearn ▶ evaluate ▶ attack ▶
    verdict), except that it unlearns from the previous step's model, and on the built-in its reference
-   is retrained without every target so far (the chain's exact-unlearning counterfactual);
-2. after the step, every earlier request's checks are computed again on the new model, against that same
-   reference, and their claims decided again: the drift, each check with what decided it then and now
-   (``report.chain.Deciding``). The results are written to the step's folder
-   (``objectives/<step>/drift/<earlier>.json``) before the step is marked done, so a resumed run reuses them;
-3. the step's cumulative utility drop (its own utility check, against the original model) and the number
-   of approximate requests so far are compared with the chain's budget.
+   is retrained without every target so far (the chain's exact-unlearning counterfactual). An exact
+   `retrain` step starts from no model: it retrains the recipe without every target so far (its own and
+   every earlier request's), and the steps after it start from that model;
+2. after the step, every earlier request's checks are computed again on the new model and their claims
+   decided again: the drift, each check with what decided it then and now (``report.chain.Deciding``).
+   Each earlier request is re-checked as its own run checked it: by its own reference strategy (retrained:
+   the recipe retrained without every target so far; a reference model: its own, the same one as then;
+   holdout: none), behind its own output filter where it made one (its `served` checks are the filtered
+   system's), at its plan's confidence and with the plan's seed. The results are written to the step's
+   folder (``objectives/<step>/drift/<earlier>.json``) with what they were computed on, before the step is
+   marked done; a resumed run reuses them only when that is what it would compute them on now (a file
+   written by an older unlearnspec, which recorded none of it, is computed again);
+3. the step's cumulative utility drop (its own utility checks, against the original model: the worse of
+   retain and neighbours) and the number of requests that changed the weights other than by exact retraining
+   since the chain's start or its last exact retrain are compared with the chain's budget.
 
 Objectives outside any chain run on their own, from the original model, as without chains.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from unlearnspec.builtin.recipe import RECIPE, RECIPES
 from unlearnspec.catalog.vocab import RECHECK_REFERENCES
 from unlearnspec.io import atomic_write_text
 from unlearnspec.plan import (
@@ -39,43 +51,144 @@ from unlearnspec.report.chain import (
     ChainReport,
     ChainStep,
     Recheck,
+    RecheckedCheck,
     RecheckedClaim,
+    UtilitySet,
     build_chain_report,
 )
 from unlearnspec.report.model import CheckResult, ObjectiveReport
 from unlearnspec.report.verdict import rechecked
+from unlearnspec.runtime import checks
+from unlearnspec.runtime.builtin_model import ensure_retrained
+from unlearnspec.runtime.loading import load_model
+from unlearnspec.runtime.methods.guard import GUARD_FILE, OutputGuard
 from unlearnspec.runtime.pipeline import ObjectiveRun, _stage_of
 from unlearnspec.runtime.rundir import RunDir, RunError, RunState, safe_name
 
 log = logging.getLogger("unlearnspec.run")
 
-UTILITY_METRICS = ("retain_utility_drop", "neighbor_utility_drop")
+UTILITY_SETS: dict[str, UtilitySet] = {"retain_utility_drop": "retain", "neighbor_utility_drop": "neighbors"}
+"""The utility checks a step's cumulative drop is read from, and the set each measures."""
+
+DRIFT_FORMAT = 2
+"""A drift file: ``{"format": 2, "basis": ..., "results": {check id: result}}``. Format 1 (no ``format`` key) was
+the results alone, computed without the earlier request's output filter, reference or confidence."""
 
 
-def _utility_drop(report: ObjectiveReport) -> tuple[float | None, tuple[float, float] | None, int | None]:
-    """The step's cumulative utility drop in percent, its interval and n: its retain utility check (else
-    neighbours)."""
-    for metric in UTILITY_METRICS:
-        for c in report.checks:
-            if c.metric == metric and c.values.unlearned is not None:
-                iv = c.interval.get("unlearned")
-                return c.values.unlearned, (tuple(iv) if iv else None), c.n.get("unlearned")  # type: ignore[return-value]
-    return None, None, None
+# -- the cumulative utility drop ---------------------------------------------------------------------------------
 
 
-def _recheck(step: ObjectiveRun, earlier: ObjectivePlan, earlier_run: ObjectiveRun, earlier_report: ObjectiveReport,
-             current: tuple[Any, Any], reference: tuple[Any, Any] | None) -> Recheck:
-    """Every check of ``earlier`` computed again on ``current``, against the step's reference (the
-    builtin retrained without every target so far); its claims decided again."""
-    from unlearnspec.runtime import checks
+@dataclass(frozen=True)
+class Utility:
+    """A step's cumulative utility drop on one set: percent, its interval and n (``drop`` None: not measured)."""
 
-    ref_stage: ReferenceStage | None = _stage_of(step.op, ReferenceStage)
-    strategy = ref_stage.strategy if ref_stage is not None and reference is not None else "holdout"
-    out = step.dir / "drift" / f"{safe_name(earlier.objective.name)}.json"
-    if out.is_file():
+    drop: float | None
+    interval: tuple[float, float] | None
+    n: int | None
+    set: UtilitySet | None
+
+
+def _burden(u: Utility, budget: float | None) -> tuple[int, float, float]:
+    """How far ``u`` is from being shown within the budget (higher: further): an interval wholly above the budget,
+    then one that reaches past it, then one within it; among equals the higher upper end, then the higher value.
+    Without a budget, the higher upper end."""
+    assert u.drop is not None
+    low, high = u.interval if u.interval is not None else (u.drop, u.drop)
+    rank = 0 if budget is None else 2 if low > budget else 1 if high > budget else 0
+    return rank, high, u.drop
+
+
+def utility_drop(report: ObjectiveReport, budget: float | None) -> tuple[Utility, dict[UtilitySet, float]]:
+    """The step's cumulative utility drop, and every set's measured value.
+
+    The spec's `utility drop` bounds the retain set and the neighbours alike, so the chain's is the worse of the
+    two by the budget's burden of proof (:func:`_burden`). A planned utility check without a value leaves the drop
+    not measured (its set named), unless a measured one already lies wholly above the budget. Read on the model the
+    step made, as its checks decided it (behind its output filter, for a filter): not on a quantized twin a release
+    precision adds (decided on `attacked`), which is a release's transform, not a step of the chain."""
+    measured: list[Utility] = []
+    missing: list[UtilitySet] = []
+    for c in report.checks:
+        which = UTILITY_SETS.get(c.metric)
+        if which is None or c.decided_on == "attacked":
+            continue
+        if c.value is None:
+            missing.append(which)
+            continue
+        iv = c.interval.get(c.decided_on)
+        measured.append(Utility(c.value, (iv[0], iv[1]) if iv else None, c.n.get(c.decided_on), which))
+    values: dict[UtilitySet, float] = {}
+    for u in measured:
+        assert u.set is not None and u.drop is not None
+        values[u.set] = max(u.drop, values.get(u.set, u.drop))
+    worst = max(measured, key=lambda u: _burden(u, budget), default=None)
+    if missing and (worst is None or _burden(worst, budget)[0] < 2):
+        return Utility(None, None, None, missing[0]), values
+    return worst or Utility(None, None, None, None), values
+
+
+# -- re-checking an earlier request ------------------------------------------------------------------------------
+
+
+@dataclass
+class Basis:
+    """What an earlier request is re-checked against on a step's model: its reference strategy, the reference
+    model and its folder, its output filter, its confidence level and the plan's seed. ``same_reference``: the
+    reference *then* (the earlier request's own run) was this one (the same strategy and folder)."""
+
+    strategy: str
+    reference: tuple[Any, Any] | None
+    reference_path: str | None
+    guard: Any
+    guard_sha256: str | None
+    confidence: float
+    seed: int
+    same_reference: bool
+
+    def key(self, model: str) -> dict[str, Any]:
+        """What the saved results were computed on, with the model they were computed on (its folder)."""
+        return {"model": model, "strategy": self.strategy, "reference": self.reference_path,
+                "guard_sha256": self.guard_sha256, "confidence": self.confidence, "seed": self.seed}
+
+
+def _with_level(row: RecheckedCheck, then: CheckResult | None, now: CheckResult) -> RecheckedCheck:
+    """``row`` with the confidence level of each side's interval, where the check recorded one."""
+    update: dict[str, Any] = {}
+    for side, check in (("deciding_then", then), ("deciding_now", now)):
+        d = getattr(row, side)
+        if d is not None and check is not None and d.interval is not None and check.confidence is not None:
+            update[side] = d.model_copy(update={"confidence": check.confidence})
+    return row.model_copy(update=update) if update else row
+
+
+def _saved(out: Path, key: dict[str, Any], earlier: str) -> dict[str, CheckResult] | None:
+    """The saved re-check results, when they were computed on ``key``; else None (and why, in the log)."""
+    if not out.is_file():
+        return None
+    try:
         raw = json.loads(out.read_text(encoding="utf-8"))
-        results = {k: CheckResult.model_validate(v) for k, v in raw.items()}
-    else:
+    except (OSError, ValueError):
+        raw = None
+    if not isinstance(raw, dict) or raw.get("format") != DRIFT_FORMAT:
+        log.info("chain: the saved re-check of %s (%s) records not what it was computed on (an older unlearnspec): "
+                 "computing it again", earlier, out)
+        return None
+    if raw.get("basis") != key:
+        log.info("chain: the saved re-check of %s (%s) was computed on another model, reference, output filter, "
+                 "confidence or seed: computing it again", earlier, out)
+        return None
+    return {k: CheckResult.model_validate(v) for k, v in raw["results"].items()}
+
+
+def _recheck(step_dir: Path, earlier: ObjectivePlan, earlier_run: ObjectiveRun, earlier_report: ObjectiveReport,
+             current: tuple[Any, Any] | None, model: str, basis: Basis) -> Recheck:
+    """Every check of ``earlier`` computed again on ``current`` (the model in folder ``model``), on ``basis``; its
+    claims decided again. Saved results computed on the same basis are reused."""
+    out = step_dir / "drift" / f"{safe_name(earlier.objective.name)}.json"
+    key = basis.key(model)
+    results = _saved(out, key, earlier.objective.name)
+    if results is None:
+        assert current is not None
         ev: EvaluateStage = _stage_of(earlier, EvaluateStage) or EvaluateStage()
         attack_stage: AttackStage = _stage_of(earlier, AttackStage) or AttackStage()
         unlearn_stage: UnlearnStage | None = _stage_of(earlier, UnlearnStage)
@@ -83,42 +196,103 @@ def _recheck(step: ObjectiveRun, earlier: ObjectivePlan, earlier_run: ObjectiveR
         work.mkdir(parents=True, exist_ok=True)
         ctx = checks.EvalContext(
             op=earlier, data=earlier_run.data, stage=ev, original=earlier_run.original, unlearned=current,
-            reference=reference, guard=None,
+            reference=basis.reference, guard=basis.guard,
             refusal_text=unlearn_stage.refusal_text if unlearn_stage else "I don't know.",
             attacks=[a for a in attack_stage.attacks if isinstance(a, RelearnAttack | QuantizeAttack)],
-            work_dir=work, strategy=strategy, fmt=getattr(earlier_run, "fmt", None))
+            work_dir=work, strategy=basis.strategy, confidence=basis.confidence, seed=basis.seed,
+            fmt=getattr(earlier_run, "fmt", None))
         results = checks.compute(ctx)
-        atomic_write_text(out, json.dumps({k: v.model_dump(mode="json") for k, v in results.items()},
-                                          indent=2, sort_keys=True) + "\n")
+        atomic_write_text(out, json.dumps({"format": DRIFT_FORMAT, "basis": key, "results": {
+            k: v.model_dump(mode="json") for k, v in results.items()}}, indent=2, sort_keys=True) + "\n")
     now = build_objective_report(earlier, results)
     then_checks = {c.check_id: c for c in earlier_report.checks}
     then_claims = {c.claim: c.verdict for c in earlier_report.claims}
+    results_now = {c.check_id: c for c in now.checks}
     return Recheck(
         request=earlier.objective.name,
         claims=[RecheckedClaim(claim=c.claim, then=then_claims.get(c.claim, "not_evaluated"), now=c.verdict)
                 for c in now.claims],
         # each check with what decided it then and now (the gap to the reference, a worst case, a p-value), not
         # the decided model's raw value beside a status decided on something else
-        checks=[rechecked(then_checks.get(c.check_id), c) for c in now.checks],
-        reference=RECHECK_REFERENCES.get(strategy))
+        checks=[_with_level(rechecked(then_checks.get(c.check_id), c), then_checks.get(c.check_id),
+                            results_now[c.check_id]) for c in now.checks],
+        reference=RECHECK_REFERENCES.get(basis.strategy), same_reference=basis.same_reference)
+
+
+class _References:
+    """The reference models a chain's re-checks load, each once per folder."""
+
+    def __init__(self, allow_remote_code: bool) -> None:
+        self.allow_remote_code = allow_remote_code
+        self.loaded: dict[str, tuple[Any, Any]] = {}
+
+    def get(self, path: str) -> tuple[Any, Any]:
+        if path not in self.loaded:
+            self.loaded[path] = load_model(path, allow_remote_code=self.allow_remote_code)
+        return self.loaded[path]
+
+    def forget(self, keep: set[str]) -> None:
+        """Let go of every model but those in ``keep`` (a retrained reference serves one step only)."""
+        self.loaded = {k: v for k, v in self.loaded.items() if k in keep}
+
+
+def _basis(plan: Plan, step: ObjectiveRun, step_reference: tuple[Any, Any] | None, earlier: ObjectivePlan,
+           earlier_run: ObjectiveRun, targets: list[str], refs: _References) -> Basis:
+    """How ``earlier`` is re-checked after ``step``: by its own reference strategy, behind its own output filter,
+    at its own confidence, with the plan's seed. ``targets``: every target's training texts so far (the step's
+    included), which a retrained reference leaves out."""
+    stage: ReferenceStage | None = _stage_of(earlier, ReferenceStage)
+    strategy = stage.strategy if stage is not None else "holdout"
+    reference: tuple[Any, Any] | None = None
+    path: str | None = None
+    if strategy == "retrain":
+        step_stage: ReferenceStage | None = _stage_of(step.op, ReferenceStage)
+        if step_stage is not None and step_stage.strategy == "retrain" and step_reference is not None:
+            reference, path = step_reference, str(step.detail("reference")["path"])  # the same texts left out
+        else:
+            path = str(ensure_retrained(targets, recipe=RECIPES.get(earlier.model.source, RECIPE)))
+            reference = refs.get(path)
+    elif strategy == "model":
+        path = str(earlier_run.detail("reference")["path"])  # the reference model the earlier run loaded
+        reference = refs.get(path)
+    then = earlier_run.detail("reference")
+    same = then.get("strategy", "holdout") == strategy and then.get("path") == path
+    guard_file = earlier_run.dir / "unlearn" / GUARD_FILE
+    guard = OutputGuard.load(guard_file) if guard_file.is_file() else None
+    ev: EvaluateStage = _stage_of(earlier, EvaluateStage) or EvaluateStage()
+    return Basis(strategy=strategy, reference=reference, reference_path=path, guard=guard,
+                 guard_sha256=hashlib.sha256(guard_file.read_bytes()).hexdigest() if guard is not None else None,
+                 confidence=ev.confidence, seed=plan.seed, same_reference=same)
+
+
+# -- a chain ---------------------------------------------------------------------------------------------------
+
+
+def _model_key(where: str | None, root: Path) -> str:
+    """The model a step's re-checks ran on, as their saved basis names it: a folder in the run directory relative
+    to it (so that a moved run folder still resumes), another as its absolute path, the original model as such."""
+    if where is None:
+        return "original"
+    path, base = Path(where).resolve(), root.resolve()
+    return path.relative_to(base).as_posix() if path.is_relative_to(base) else str(path)
 
 
 def _run_chain(plan: Plan, chain: ChainPlan, rd: RunDir, state: RunState, *, quiet: bool,
                allow_remote_code: bool) -> tuple[list[ObjectiveReport], ChainReport]:
-    from unlearnspec.runtime.loading import load_model
-
     if chain.starts_after is not None:
         raise RunError("UL713", f"this chain continues `{chain.starts_after['file']}#{chain.starts_after['objective']}` "
                                 "from another spec, which the runtime cannot start from yet",
                        help=["put the requests of one chain in one spec file; `after \"file.unlearn#name\"` is "
                              "checked and planned, not run (docs/requests.md)"])
     by_name = {op.objective.name: op for op in plan.objectives}
+    budget = chain.budget.utility_drop if chain.budget is not None else None
     reports: list[ObjectiveReport] = []
     steps: list[ChainStep] = []
     done: list[tuple[ObjectivePlan, ObjectiveRun, ObjectiveReport]] = []
+    refs = _References(allow_remote_code)
     start_from: str | None = None
     exclude: list[str] = []
-    previous_drop = 0.0
+    last: dict[UtilitySet, float] | None = None  # each set's drop after the previous step (None: the first step)
     for link in chain.links:
         op = by_name[link.objective]
         log.info("chain: %s (step %d of %d)", link.objective, len(steps) + 1, len(chain.links))
@@ -127,23 +301,32 @@ def _run_chain(plan: Plan, chain: ChainPlan, rd: RunDir, state: RunState, *, qui
         report = orun.run()
         reports.append(report)
         model_dir = orun.detail("unlearn").get("model_dir")
+        targets = exclude + [t for r in orun.data.forget for t in r.training_texts()]
         rechecks: list[Recheck] = []
         if done:
-            current = load_model(model_dir) if model_dir else (load_model(start_from) if start_from else orun.original)
-            reference = orun.reference(orun.data)
+            where = model_dir or start_from
+            current = load_model(where, allow_remote_code=allow_remote_code) if where else orun.original
+            step_reference = orun.reference(orun.data)
             for eop, erun, erep in done:
                 log.info("chain: re-checking %s on the model after %s", eop.objective.name, link.objective)
-                rechecks.append(_recheck(orun, eop, erun, erep, current, reference))
-        drop, interval, n = _utility_drop(report)
+                basis = _basis(plan, orun, step_reference, eop, erun, targets, refs)
+                rechecks.append(_recheck(orun.dir, eop, erun, erep, current, _model_key(where, rd.root), basis))
+            refs.forget({str(erun.detail("reference")["path"]) for _, erun, _ in done
+                         if erun.detail("reference").get("strategy") == "model"})
+        utility, values = utility_drop(report, budget)
+        if utility.drop is None or utility.set is None:
+            part = None
+        else:
+            base = 0.0 if last is None else last.get(utility.set)
+            part = None if base is None else utility.drop - base
         steps.append(ChainStep(
             request=link.objective, link_hash=link.link_hash, method=report.method,
-            approximate=report.method_family == "approximate", utility_drop=drop,
-            utility_drop_interval=interval, utility_n=n,
-            step_utility_drop=None if drop is None else drop - previous_drop, overall=report.overall,
-            rechecks=rechecks))
-        previous_drop = drop if drop is not None else previous_drop
+            approximate=report.method_family == "approximate", family=report.method_family,
+            utility_drop=utility.drop, utility_drop_interval=utility.interval, utility_n=utility.n,
+            utility_set=utility.set, step_utility_drop=part, overall=report.overall, rechecks=rechecks))
+        last = values
         done.append((op, orun, report))
-        exclude += [t for r in orun.data.forget for t in r.training_texts()]
+        exclude = targets
         if model_dir:
             start_from = model_dir
     return reports, build_chain_report([lk.objective for lk in chain.links], steps, chain.budget)
@@ -164,4 +347,3 @@ def run_chains(plan: Plan, rd: RunDir, state: RunState, *, quiet: bool,
             by_name[op.objective.name] = ObjectiveRun(plan, op, rd, state, quiet=quiet,
                                                       allow_remote_code=allow_remote_code).run()
     return [by_name[op.objective.name] for op in plan.objectives], chain_reports
-

@@ -15,7 +15,7 @@ from unlearnspec.catalog.vocab import REFERENCE_LABELS
 from unlearnspec.plan import (
     MetricCheck,
 )
-from unlearnspec.report.model import CheckResult, Decision, ModelValue
+from unlearnspec.report.model import CheckResult, Decision, ModelValue, three_valued
 from unlearnspec.report.verdict import OP_SYMBOLS
 from unlearnspec.runtime.evaluation import intervals
 from unlearnspec.runtime.evaluation.intervals import Estimate
@@ -201,12 +201,13 @@ class EvaluatorBase:
                         more_items=intervals.items_to_settle(e.n, e.low, e.high, e.value, t.value))
 
     def _worst_type_decision(self, check: MetricCheck, per: Mapping[str, Series], decided: str) -> Decision | None:
-        """Values of several item types (a document's tokens, a question's answer tokens) decided on the worst type,
-        not their pool (FRAMEWORK.md §7: a pool can average a complete leak on one type with nothing on another):
-        each type's mean (its gap to the reference, when there is one) with its interval at the Bonferroni level
-        ``1 - alpha / k`` over the ``k`` types, so that all hold together; the decision interval runs from the
-        largest of their lower ends to the largest of their upper ends (a bound ``<=`` holds for every type, or
-        fails for one). ``None`` for a single type, or a bound of another direction."""
+        """Values of several parts (item types: a document's tokens, a question's answer tokens; the adversarial
+        probe's templates) decided on the worst part, not their pool (FRAMEWORK.md §7: a pool can average a complete
+        leak on one part with nothing on another): each part's mean (its gap to the reference, when there is one)
+        with its interval at the Bonferroni level ``1 - alpha / k`` over the ``k`` parts, so that all hold
+        together, a record's values resampled together; the decision interval runs from the largest of their lower
+        ends to the largest of their upper ends (a bound ``<=`` holds for every part, or fails for one). ``None``
+        for a single part, or a bound of another direction."""
         a = per.get(decided)
         t = check.threshold
         if a is None or a.types is None or t is None or t.op not in ("<=", "<") or len(set(a.types)) < 2:
@@ -214,45 +215,106 @@ class EvaluatorBase:
         b = per.get("reference") if METRICS[check.metric].reference_gap else None
         if b is not None and b.ids != a.ids:
             b = None
-        kinds = [k for k in ITEM_TYPES if k in a.types]
+        kinds = ([k for k in ITEM_TYPES if k in a.types] if set(a.types) <= set(ITEM_TYPES)
+                 else list(dict.fromkeys(a.types)))
         each = 1.0 - (1.0 - self.ctx.confidence) / len(kinds)
         found: dict[str, Estimate] = {}
         for k in kinds:
             idx = [i for i, x in enumerate(a.types) if x == k]
             mine = [a.values[i] for i in idx]
+            groups = [a.groups[i] for i in idx] if a.groups is not None else None
             if b is not None:
                 theirs = [b.values[i] for i in idx]
                 e = (intervals.paired_gap_estimate(mine, theirs, confidence=each, rng=self.rng(check, "gap", k),
-                                                   bounds=intervals.UNIT) if self.ctx.intervals else _point_gap(mine, theirs))
+                                                   bounds=intervals.UNIT, clusters=groups)
+                     if self.ctx.intervals else _point_gap(mine, theirs, groups))
                 if e is not None and decided == "unlearned":
                     e = self.exact_if_same(e)
             else:
-                e = (intervals.mean_estimate(mine, confidence=each, rng=self.rng(check, decided, k), bounds=intervals.UNIT)
-                     if self.ctx.intervals else _point(mine))
+                e = (intervals.mean_estimate(mine, confidence=each, rng=self.rng(check, decided, k), bounds=intervals.UNIT,
+                                             clusters=groups)
+                     if self.ctx.intervals else _point(mine, groups))
             if e is not None:
                 found[k] = e
         if not found:
             return None
-        # a type without an estimate (no item with a value for both models) cannot be shown within the bound
+        # a part without an estimate (no item with a value for both models) cannot be shown within the bound
         missing = [k for k in kinds if k not in found]
         use_iv = self.ctx.intervals and not any(e.point for e in found.values())
         w = intervals.worst_part({k: (e.value, e.low, e.high) for k, e in found.items()}, t.holds, use_iv)
         lows, highs, worst = w.low, w.high, w.key
         e = found[worst]
         what = f"{decided} minus reference" if b is not None else decided
+        parts = a.type_name
         shown = "; ".join(f"{k} {v.value:.3g}" + (f" [{v.low:.3g}, {v.high:.3g}]" if use_iv else "") + f", n={v.n}"
                           for k, v in found.items())
         return Decision(
-            quantity=f"{what} (mean over items), worst over item types", value=e.value,
+            quantity=f"{what} (mean over items), worst over {parts}", value=e.value,
             interval=(lows, highs) if use_iv else None, threshold=t, n=e.n,
-            cannot_pass=(f"{', '.join(missing)} could not be measured, so the worst type is not known to be within "
-                         "the bound" if missing else None),
-            how=(f"each item type on its own ({shown}){f', each interval at {each:.2%} (Bonferroni over the types)' if use_iv else ''}; "
+            cannot_pass=(f"{', '.join(missing)} could not be measured, so the worst of the {parts} is not known to be "
+                         "within the bound" if missing else None),
+            how=(f"each of the {parts} on its own ({shown}){f', each interval at {each:.2%} (Bonferroni over the {parts})' if use_iv else ''}; "
                  f"the value and n shown are those of {worst}; "
                  + (f"the bound {OP_SYMBOLS[t.op]} {t.value:g} is read as at most {t.value:g} above {self.reference_name} on "
                     f"the same items, {self.reference_never_saw}" if b is not None else
-                    f"the bound {OP_SYMBOLS[t.op]} {t.value:g} applies to every type")),
+                    f"the bound {OP_SYMBOLS[t.op]} {t.value:g} applies to each of the {parts}")),
             more_items=intervals.items_to_settle(e.n, lows, highs, e.value, t.value) if use_iv else None)
+
+    @staticmethod
+    def _by_part(per: Mapping[str, Series], decided: str) -> dict[str, dict[str, float | None]]:
+        """``{part: {model: mean}}`` over the parts (``Series.types``) of the decided model's series."""
+        out: dict[str, dict[str, float | None]] = {}
+        for k in dict.fromkeys(per[decided].types or []):
+            out[k] = {}
+            for who, s in per.items():
+                xs = [x for x, y in zip(s.values, s.types or [], strict=False) if y == k and math.isfinite(x)]
+                out[k][who] = float(np.mean(xs)) if xs else None
+        return out
+
+    def _positive_control(self, check: MetricCheck, per: Mapping[str, Series], decided: str,
+                          decision: Decision | None, est: Mapping[str, Estimate | None]) -> tuple[Decision | None, list[str]]:
+        """A bounded knowledge or verbatim ROUGE can pass only when it could have failed: the original model, trained
+        on the target, must be beyond the bound on these items, decided as the check is (its gap to the reference,
+        worst part deciding). Otherwise the probe does not tell a model that holds the target from one that never
+        saw it — the bound cannot fail for any model (FRAMEWORK.md §7, the rule ``probe_accuracy_gap`` and
+        ``forget_quality`` follow) — so the check cannot pass: it is inconclusive, or fails on its own interval. A
+        fail needs no control. Returns the decision (built from the decided model's value when there is none) and
+        the finding that says so."""
+        t = check.threshold
+        m = METRICS[check.metric]
+        if (t is None or t.op not in ("<=", "<") or not m.reference_gap or "original" not in per
+                or decided == "original"):
+            return decision, []
+
+        def decide(who: str) -> Decision | None:
+            d = self._worst_type_decision(check, per, who) or self._gap_decision(check, per, who)
+            if d is not None or "reference" in per:
+                return d
+            e = est.get(who)  # no reference: the bound is on the model's own value
+            if e is None:
+                return None
+            iv = (e.low, e.high) if self.ctx.intervals and not e.point else None
+            return Decision(quantity=f"{who} value (mean over items)", value=e.value, interval=iv, threshold=t, n=e.n,
+                            how=f"the bound {OP_SYMBOLS[t.op]} {t.value:g} on the {who} model's mean over items",
+                            more_items=intervals.items_to_settle(e.n, e.low, e.high, e.value, t.value) if iv else None)
+
+        if decision is None:
+            decision = decide(decided)
+            if decision is None:
+                return None, []
+        control = decide("original")
+        if control is not None and three_valued(t, control.value, control.interval) is False:
+            return decision, []
+        shown = ("could not be measured" if control is None else
+                 f"{control.quantity} {control.value:.3g}"
+                 + (f" [{control.interval[0]:.3g}, {control.interval[1]:.3g}]" if control.interval else "")
+                 + f", n={control.n}")
+        why = (f"no positive control: the original model, which was trained on the target, is not shown beyond the "
+               f"bound {OP_SYMBOLS[t.op]} {t.value:g} on these items either ({shown}), so this {label(check.metric)} "
+               "cannot tell a model that holds the target from one that never saw it, and a value within the bound is "
+               "no evidence that unlearning removed it")
+        reason = "; ".join(x for x in (decision.cannot_pass, why) if x)
+        return decision.model_copy(update={"cannot_pass": reason, "more_items": None}), [why]
 
     @staticmethod
     def _below_reference(check: MetricCheck, decision: Decision | None, values: Mapping[str, float | None],
@@ -304,9 +366,16 @@ class EvaluatorBase:
             return self._missing(check, f"the `{check.dataset}` data has no {kind}")
         values = {who: s.mean for who, s in per.items()}
         decided = check.model if check.model in per else "unlearned"
-        decision = self._gap_decision(check, per, decided)
-        return self._result(check, values, per_item=per, est=self._mean_estimates(check, per),
-                            decision=decision, findings=self._below_reference(check, decision, values, decided))
+        est = self._mean_estimates(check, per)
+        # the adversarial probe's templates are decided on the worst one (FRAMEWORK.md §7), not their pool
+        decision = self._worst_type_decision(check, per, decided) or self._gap_decision(check, per, decided)
+        findings = self._below_reference(check, decision, values, decided)
+        decision, control = self._positive_control(check, per, decided, decision, est)
+        extra: dict[str, Any] = {}
+        if per[decided].types is not None:  # each part's mean per model: the worst part recomputed from report.json
+            extra[f"by_{per[decided].type_name.replace(' ', '_')}"] = self._by_part(per, decided)
+        return self._result(check, values, per_item=per, est=est, decision=decision, extra=extra,
+                            findings=findings + [f"no power: {c}" for c in control])
 
     def token_metric(self, check: MetricCheck) -> CheckResult:
         if not self.ctx.data.get(check.dataset):

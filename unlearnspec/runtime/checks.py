@@ -28,7 +28,7 @@ from unlearnspec.plan import (
     MetricCheck,
     RelearnAttack,
 )
-from unlearnspec.report.model import CheckResult, Decision, three_valued
+from unlearnspec.report.model import CheckResult, Decision
 from unlearnspec.runtime.attack_checks import AttackChecks
 from unlearnspec.runtime.check_base import EvaluatorBase
 from unlearnspec.runtime.evaluation import intervals, metrics
@@ -146,52 +146,91 @@ class Evaluator(MembershipChecks, AttackChecks):
             return self._missing(check, f"the forget records carry no `{attr}` attribute")
         acc = self.each_model(lambda who: self.m[who].representation(attr))
         ref, u = acc["reference"], acc["unlearned"]
-        # per item: did the probe read the attribute off this model's hidden states (the items are the same
-        # forget inputs for every model, so the gap to the reference is paired)
-        hits = {who: Series([f"{check.dataset}[{i}]" for i in range(len(r.labels))],
-                            [float(p == y) for p, y in zip(r.predictions, r.labels, strict=True)])
-                for who, r in acc.items()}
-        est: dict[str, Estimate | None] = {}
+        layers = [k for k in ref.by_layer if all(k in r.by_layer for r in acc.values())]
+        if not layers:
+            return self._missing(check, f"no forget input leads to `{attr}` while naming its subject (a question whose "
+                                        "answer states it, or a document's text before it that names the person), so "
+                                        "the probe has nothing to be tested on")
+        t = check.threshold
+        # one probe per layer: each layer's gap to the reference at the Bonferroni level over the layers, the worst
+        # layer deciding, so that looking at several layers cannot hide a leak in one nor find one by chance
+        each = 1.0 - (1.0 - self.ctx.confidence) / len(layers)
+        use_iv = self.ctx.intervals
+
+        def hits(who: str, layer: int) -> list[float]:
+            return [float(p == y) for p, y in zip(acc[who].by_layer[layer], acc[who].labels, strict=True)]
+
+        gaps: dict[str, dict[int, Estimate]] = {}
         for who in acc:
             if who == "reference":
                 continue
-            est[who] = (intervals.paired_gap_estimate(hits[who].values, hits["reference"].values,
-                                                      confidence=self.ctx.confidence, rng=self.rng(check, who),
-                                                      bounds=intervals.UNIT)
-                        if self.ctx.intervals else _point_gap(hits[who].values, hits["reference"].values))
-        if "unlearned" in est:
-            est["unlearned"] = self.exact_if_same(est["unlearned"])  # the reference's own hits: 0 on every input
+            for layer in layers:
+                e = (intervals.paired_gap_estimate(hits(who, layer), hits("reference", layer), confidence=each,
+                                                   rng=self.rng(check, who, str(layer)), bounds=intervals.UNIT)
+                     if use_iv else _point_gap(hits(who, layer), hits("reference", layer)))
+                if e is not None and who == "unlearned":
+                    e = self.exact_if_same(e)  # the reference's own hits: 0 on every input
+                if e is not None:
+                    gaps.setdefault(who, {})[layer] = e
+
+        def worst(who: str) -> intervals.WorstPart[int] | None:
+            found = gaps.get(who)
+            if not found:
+                return None
+            return intervals.worst_part({k: (e.value, e.low, e.high) for k, e in found.items()},
+                                        t.holds if t is not None else None, use_iv)
+
+        w_u, w_o = worst("unlearned"), worst("original")
+        deciding = w_u.key if w_u is not None else layers[-1]
+        est: dict[str, Estimate | None] = {who: g.get(deciding) for who, g in gaps.items()}
         values: dict[str, float | None] = {who: (e.value if e is not None else None) for who, e in est.items()}
         values["reference"] = 0.0
-        decision = None
-        t = check.threshold
-        e_u, e_o = est.get("unlearned"), est.get("original")
+        # per item, at the deciding layer: did the probe read the attribute off this model's hidden states (the items
+        # are the same forget inputs for every model, so the gap to the reference is paired)
+        per = {who: Series([f"{check.dataset}[{i}]" for i in range(len(acc[who].labels))], hits(who, deciding))
+               for who in acc}
         findings: list[str] = []
-        # the original model was trained on the target: a probe whose gap does not fail it cannot tell a model
-        # that holds the attribute from one that never saw it (a positive control), so it cannot fail here
+        # the original model was trained on the target: a probe whose gap does not fail it at some layer cannot tell a
+        # model that holds the attribute from one that never saw it (a positive control), so it cannot fail here
         blind = None
-        if e_o is not None and (e_o.low <= 0 or (t is not None and three_valued(
-                t, e_o.value, (e_o.low, e_o.high) if self.ctx.intervals else None) is not False)):
-            iv = f" [{e_o.low:.3g}, {e_o.high:.3g}]" if self.ctx.intervals else ""
-            blind = (f"the probe does not read `{attr}` off the original model, which was trained on the target, "
-                     + (f"better than off {self.reference_name}" if e_o.low <= 0 else "by more than the bound")
-                     + f" (accuracy {acc['original'].accuracy:.3g} against {ref.accuracy:.3g}, gap {e_o.value:.3g}{iv}, "
-                     f"n={e_o.n}; chance {u.chance:.3g}), so a small gap for the unlearned model is no evidence about "
-                     "what its representations still hold")
-            findings.append(f"no power: {blind}")
-        if t is not None and e_u is not None:
-            decision = Decision(quantity="probe accuracy minus the reference's (same items)", value=e_u.value,
-                                interval=(e_u.low, e_u.high) if self.ctx.intervals and not e_u.point else None,
+        if w_o is not None:
+            o_iv = f" [{w_o.low:.3g}, {w_o.high:.3g}]" if use_iv else ""
+            top = max(e.value for e in gaps["original"].values())
+            if w_o.low <= 0 or (t is not None and t.holds(w_o.low)):  # no layer wholly beyond (or above 0)
+                blind = (f"the probe does not read `{attr}` off the original model, which was trained on the target, "
+                         + (f"better than off {self.reference_name}" if w_o.low <= 0 else "by more than the bound")
+                         + f" at any of the layers {', '.join(map(str, layers))} (worst gap {top:.3g}{o_iv}, "
+                         f"n={gaps['original'][w_o.key].n}; accuracy at layer {w_o.key} "
+                         f"{acc['original'].accuracy_by_layer[w_o.key]:.3g} against "
+                         f"{ref.accuracy_by_layer[w_o.key]:.3g}; chance {u.chance:.3g}), so the gap measured for the "
+                         "unlearned model is no evidence either way about what its representations still hold")
+                findings.append(f"no power: {blind}")
+        decision = None
+        e_u = est.get("unlearned")
+        if t is not None and e_u is not None and w_u is not None:
+            shown = "; ".join(f"layer {k} {e.value:.3g}" + (f" [{e.low:.3g}, {e.high:.3g}]" if use_iv else "")
+                              for k, e in gaps["unlearned"].items())
+            decision = Decision(quantity="probe accuracy minus the reference's (same items), worst over layers",
+                                value=e_u.value, interval=(w_u.low, w_u.high) if use_iv and not e_u.point else None,
                                 threshold=t, n=e_u.n,
-                                how=f"the linear probe's accuracy on the {check.dataset} inputs, unlearned minus "
-                                    f"{self.reference_name.removeprefix('the ')}, items paired",
+                                how=f"a linear probe per layer on the {check.dataset} inputs, unlearned minus "
+                                    f"{self.reference_name.removeprefix('the ')}, items paired, each layer on its own "
+                                    f"({shown}){f', each interval at {each:.2%} (Bonferroni over the layers)' if use_iv else ''}; "
+                                    f"the value and n shown are those of layer {deciding}",
                                 no_evidence=blind,
-                                more_items=None if blind else intervals.items_to_settle(e_u.n, e_u.low, e_u.high,
-                                                                                        e_u.value, t.value))
-        return self._result(check, values, per_item=hits, est=est, decision=decision, findings=findings,
-                            extra={"accuracy": {k: v.accuracy for k, v in acc.items()}, "chance": u.chance,
-                                   "attribute": attr, "probe_trained_on": f"{u.n_train} retain and neighbour inputs",
-                                   "probe_tested_on": f"{u.n_test} forget inputs",
+                                more_items=None if blind or not use_iv else intervals.items_to_settle(
+                                    e_u.n, w_u.low, w_u.high, e_u.value, t.value))
+        by_layer = {str(k): {"accuracy": {who: r.accuracy_by_layer[k] for who, r in acc.items()},
+                             "gap": {who: {"value": g[k].value, "low": g[k].low, "high": g[k].high}
+                                     for who, g in gaps.items() if k in g}} for k in layers}
+        return self._result(check, values, per_item=per, est=est, decision=decision, findings=findings,
+                            extra={"accuracy": {k: v.accuracy_by_layer[deciding] for k, v in acc.items()},
+                                   "chance": u.chance, "attribute": attr, "layer": deciding, "layers": by_layer,
+                                   "layer_confidence": each if use_iv else None,
+                                   "probe_trained_on": f"{u.n_train} retain and neighbour inputs",
+                                   "probe_tested_on": f"{u.n_test} forget inputs"
+                                   + (f" ({u.dropped_in_training} more left out: the same text is a training input)"
+                                      if u.dropped_in_training else ""),
                                    "unseen_test_labels": u.unseen_test_labels})
 
     # -- attacks --------------------------------------------------------------------------------

@@ -42,6 +42,7 @@ from unlearnspec.runtime.rundir import (
     RunError,
     RunState,
     cannot_write,
+    not_started,
     now,
     safe_name,
 )
@@ -133,13 +134,37 @@ def _start(plan: Plan, spec_dir: Path, options: RunOptions) -> tuple[RunDir, Run
     return rd, state
 
 
-def _reopen(root: Path, options: RunOptions) -> tuple[Plan, RunDir, RunState]:
-    plan, state = read_run(root)
+def not_started_error(root: Path) -> RunError:
+    """UL704 for a folder whose start was cut short (``plan.json``, no ``run.json``): no stage ran, nothing to
+    resume; a run started into it takes it over (:meth:`RunDir.create_exclusive`)."""
+    return RunError(E_NOT_A_RUN_DIR, f"`{root}` holds a plan.json but no run.json: its run was stopped before it "
+                    "began, so there is nothing to resume",
+                    [f"start it again into the same folder: `unlearnspec run PLAN --out {root}` (the plan or spec it "
+                     "was started from); the folder is taken over, nothing of a run was in it"])
+
+
+def _reopen(root: Path, options: RunOptions) -> tuple[Plan, RunDir, RunState, Report | None]:
+    """The run in ``root``, locked for this resume and read under the lock; or, when it has already finished, read
+    without the lock (nothing is written, so a finished run may sit on a read-only disk) with its report."""
     rd = RunDir(root)
+    if not_started(rd.root):
+        raise not_started_error(rd.root)
+    plan, state = read_run(rd.root)  # a first look: is it a run, and has it finished?
+    done = _finished_report(rd, state)
+    if done is not None:
+        return plan, rd, state, done
     rd.hold()
-    if not options.inputs_verified:
-        verify_inputs(plan, Path(state.spec_dir))
-    return plan, rd, state
+    try:
+        plan, state = read_run(rd.root)  # the state as the last run that held the lock left it
+        done = _finished_report(rd, state)
+        if done is None and not options.inputs_verified:
+            verify_inputs(plan, Path(state.spec_dir))
+    except BaseException:
+        rd.release()
+        raise
+    if done is not None:
+        rd.release()
+    return plan, rd, state, done
 
 
 class _BarSafeHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -225,10 +250,8 @@ def run(plan: Plan | None, spec_dir: Path | None, options: RunOptions) -> RunOut
     if dist.is_main:
         try:
             if options.resume is not None:
-                plan, rd, state = _reopen(options.resume, options)
-                done = _finished_report(rd, state)
+                plan, rd, state, done = _reopen(options.resume, options)
                 if done is not None:  # nothing to do: leave the finished run (and its wall time) as it is
-                    rd.release()
                     return RunOutcome(root=rd.root, report=done, already_finished=True)
                 state.resumed += 1
             else:

@@ -2,28 +2,46 @@
 
 Above :mod:`unlearnspec.runtime.pipeline` (one objective's stages) and :mod:`unlearnspec.runtime.chain`
 (objectives applied one after another), so neither needs the other's caller.
+
+Before any stage the run's environment is recorded in ``run.json`` (:func:`environment`: the versions of the
+libraries that compute, torch's thread count, the process count, the device and the sha256 of each objective's
+original weights). A resume in another environment is refused (UL714, :func:`environment_changes`): its stages
+would mix numbers of two environments in one report whose audit trail names only one.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import importlib.metadata as md
+import logging
 import platform
 import time
+from typing import Any
 
+import torch
 import transformers
 
 from unlearnspec import __version__
-from unlearnspec.plan import Plan, UnlearnStage
+from unlearnspec.builtin.recipe import RECIPES
+from unlearnspec.plan import ObjectivePlan, Plan, UnlearnStage
+from unlearnspec.records import sha256_path
 from unlearnspec.report import audit_from_plan, build_report, write_reports
 from unlearnspec.report.chain import ChainReport
 from unlearnspec.report.model import ObjectiveReport, Report
+from unlearnspec.runtime.builtin_model import ensure_builtin
 from unlearnspec.runtime.chain import run_chains
 from unlearnspec.runtime.distributed import Distributed
 from unlearnspec.runtime.loading import describe_device
 from unlearnspec.runtime.pipeline import ObjectiveRun, _stage_of
-from unlearnspec.runtime.rundir import RunDir, RunError, RunState, now
+from unlearnspec.runtime.rundir import E_RESUME_CHANGES_RUN, RunDir, RunError, RunState, now
 from unlearnspec.runtime.scaling import pin_threads
+
+log = logging.getLogger("unlearnspec.run")
+
+#: libraries recorded in the environment besides the report's: they compute too (weights, quantization)
+COMPUTING = ("safetensors", "torchao", "bitsandbytes")
+#: libraries that only read and render: another version of these does not make a resume another run
+PRESENTATION = ("pydantic", "lark", "jinja2")
 
 
 def _libraries() -> dict[str, str]:
@@ -35,6 +53,70 @@ def _libraries() -> dict[str, str]:
         except md.PackageNotFoundError:
             continue
     return out
+
+
+def _original_weights(op: ObjectivePlan, hashed: bool) -> str | None:
+    """The sha256 of an objective's original weights: a local folder's as the plan pins it (checked before every
+    start and resume), a built-in's as trained here (the plan pins its recipe, and another machine trains other
+    weights from it); ``None`` for a hub model, or where not ``hashed`` (a helper rank: it only waits for a build)."""
+    m = op.model
+    if m.kind == "builtin" and m.source in RECIPES:
+        folder = ensure_builtin(recipe=RECIPES[m.source])
+        return sha256_path(folder) if hashed else None
+    return m.sha256 if m.kind == "local" else None
+
+
+def environment(plan: Plan, threads: int, processes: int, *, hashed: bool = True) -> dict[str, Any]:
+    """Where this run computes: what ``run.json`` records when the run starts (:data:`RunState.environment`)."""
+    libraries = {**_libraries(), "unlearnspec": __version__}
+    for name in COMPUTING:
+        try:
+            libraries[name] = md.version(name)
+        except md.PackageNotFoundError:
+            continue
+    device = describe_device() if torch.cuda.is_available() else "cpu"
+    return {"libraries": libraries, "threads": threads, "processes": processes, "device": device,
+            "original_weights": {op.objective.name: _original_weights(op, hashed) for op in plan.objectives}}
+
+
+def environment_changes(then: dict[str, Any], here: dict[str, Any]) -> list[str]:
+    """How ``here`` differs from the environment a run was started in, in words (empty: the same)."""
+    out: list[str] = []
+    before, after = then.get("libraries") or {}, here.get("libraries") or {}
+    for name in sorted(set(before) | set(after)):
+        if name not in PRESENTATION and before.get(name) != after.get(name):
+            out.append(f"{name} {before.get(name) or 'absent'} → {after.get(name) or 'absent'}")
+    for key in ("threads", "processes", "device"):
+        if then.get(key) != here.get(key):
+            out.append(f"{key} {then.get(key)} → {here.get(key)}")
+    for name, sha in sorted((then.get("original_weights") or {}).items()):
+        now_sha = (here.get("original_weights") or {}).get(name)
+        if isinstance(sha, str) and isinstance(now_sha, str) and sha != now_sha:
+            out.append(f"the original weights of `{name}` {sha[:12]}… → {now_sha[:12]}…")
+    return out
+
+
+def keep_environment(plan: Plan, rd: RunDir, state: RunState, threads: int, dist: Distributed) -> None:
+    """Record the environment when the run starts; on a resume, refuse one that differs (UL714: every rank)."""
+    here = environment(plan, threads, dist.world_size, hashed=dist.is_main)
+    changes: list[str] = []
+    if dist.is_main:
+        if state.environment is None:  # a new run, or one whose run.json predates the record
+            if state.resumed:
+                log.info("run.json records no environment (written by an earlier unlearnspec): recording this one")
+            state.environment = here
+            rd.save_state(state)
+        else:
+            changes = environment_changes(state.environment, here)
+    changes = dist.broadcast(changes)
+    if changes:
+        if dist.is_main:
+            log.error("resume refused: the run was started in another environment: %s", "; ".join(changes))
+        raise RunError(E_RESUME_CHANGES_RUN, "the run was started in another environment: a resume here would mix "
+                       f"two environments' numbers in one report ({'; '.join(changes)})",
+                       ["resume it where it was started: the same library versions, `UNLEARNSPEC_THREADS`, process "
+                        "count and device (run.json's `environment` records them)",
+                        f"or start a new run from its plan: `unlearnspec run {rd.plan_path} --out NEW`"])
 
 
 def library_output(quiet: bool) -> None:
@@ -59,7 +141,8 @@ def execute(plan: Plan, rd: RunDir, state: RunState, *, quiet: bool, allow_remot
     """
     dist = dist or Distributed()
     process_count = dist.world_size
-    pin_threads(process_count)  # two processes on two cores with two threads each would oversubscribe the CPU
+    threads = pin_threads(process_count)  # two processes on two cores with two threads each would oversubscribe
+    keep_environment(plan, rd, state, threads, dist)
     transformers.set_seed(plan.seed)
     library_output(quiet)
     started = dt.datetime.fromisoformat(state.started_at.replace("Z", "+00:00"))

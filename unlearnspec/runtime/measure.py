@@ -108,7 +108,8 @@ class Series:
     ids: list[str]
     values: list[float]
     groups: list[str] | None = None
-    types: list[str] | None = None  # the item type of each value (documents, qa) where a measurement mixes them
+    types: list[str] | None = None  # the part of each value (an item type, a template) where a measurement mixes them
+    type_name: str = "item types"  # what the parts are, in words ("item types", "templates")
 
     @property
     def mean(self) -> float | None:
@@ -144,13 +145,7 @@ def _point_gap(a: Sequence[float | None], b: Sequence[float | None],
 
 
 def _norm(text: str) -> str:
-    return " ".join("".join(c.lower() if c.isalnum() else " " for c in text).split())
-
-
-def contains_answer(output: str, answer: str) -> bool:
-    """Whether an output states the gold answer (normalised whole-word containment)."""
-    a = _norm(answer)
-    return bool(a) and f" {a} " in f" {_norm(output)} "
+    return " ".join(probes.words(text))
 
 
 class Measurer:
@@ -194,32 +189,40 @@ class Measurer:
                                   tokenizer=self.tokenizer)
             qa = metrics.answer_probes(self.model, self.tokenizer, ps, batch_size=self.stage.eval_batch_size,
                                        max_new_tokens=self.stage.max_new_tokens, generate_fn=self._generate_fn())
-            for i, prompt, pred, gold, rec in zip(qa.item_ids, qa.prompts, qa.predictions, qa.answers, qa.recall,
-                                                  strict=True):
+            for i, prompt, pred, gold, key, rec, leak in zip(qa.item_ids, qa.prompts, qa.predictions, qa.answers,
+                                                             qa.keys, qa.recall, qa.leaks, strict=True):
                 self.outputs.append({"model": self.name, "dataset": dataset, "probe": name, "item": f"{dataset}[{i}]",
-                                     "prompt": prompt, "output": pred, "gold": gold, "rouge_l_recall": rec})
+                                     "prompt": prompt, "output": pred, "gold": gold, "key": key,
+                                     "rouge_l_recall": rec, "leak": leak})
             return qa
 
         return self._memo(("probe", dataset, name), compute)  # type: ignore[no-any-return]
 
     def knowledge(self, dataset: str, probe: str) -> Series:
+        """Knowledge ROUGE per prompt (against each fact's key span); a record's prompts are resampled together. The
+        adversarial probe's values are typed by template (``types``): its checks decide on the worst template."""
         qa = self.probe(dataset, probe)
-        ids = [f"{dataset}[{i}]:{v}" for i, v in zip(qa.item_ids, qa.variants or [probe] * len(qa.item_ids), strict=True)]
-        return Series(ids, [float(x) for x in qa.recall], [f"{dataset}[{i}]" for i in qa.item_ids])
+        variants = qa.variants or [probe] * len(qa.item_ids)
+        ids = [f"{dataset}[{i}]:{v}" for i, v in zip(qa.item_ids, variants, strict=True)]
+        templated = probe == "adversarial" and len(set(variants)) > 1
+        return Series(ids, [float(x) for x in qa.recall], [f"{dataset}[{i}]" for i in qa.item_ids],
+                      types=list(variants) if templated else None, type_name="templates" if templated else "item types")
+
+    def _like(self, base: Series, values: Sequence[float]) -> Series:
+        return Series(base.ids, list(values), base.groups, base.types, base.type_name)
 
     def leak(self, dataset: str, probe: str) -> Series:
+        """Whether each output states the fact: its key span appears in it (``probes.KeySpan.found_in``)."""
         qa = self.probe(dataset, probe)
-        base = self.knowledge(dataset, probe)
-        return Series(base.ids, [float(contains_answer(p, a)) for p, a in zip(qa.predictions, qa.answers, strict=True)],
-                      base.groups)
+        return self._like(self.knowledge(dataset, probe), [float(x) for x in qa.leaks])
 
     def refusal(self, dataset: str, probe: str) -> Series:
         qa = self.probe(dataset, probe)
-        base = self.knowledge(dataset, probe)
         refusal = _norm(self.refusal_text)
         guard_text = _norm(getattr(self.guard, "refusal_text", "") or "")
-        return Series(base.ids, [float(any(t and _norm(p).startswith(t) for t in (refusal, guard_text)))
-                                 for p in qa.predictions], base.groups)
+        return self._like(self.knowledge(dataset, probe),
+                          [float(any(t and _norm(p).startswith(t) for t in (refusal, guard_text)))
+                           for p in qa.predictions])
 
     def verbatim(self, dataset: str) -> Series:
         def compute() -> Series:
@@ -318,7 +321,7 @@ class Measurer:
     def representation(self, attribute: str) -> representation.ProbeResult:
         return self._memo(("repr", attribute), lambda: representation.representation_probe(  # type: ignore[no-any-return]
             self.model, self.tokenizer, self.data.retain + self.data.neighbors, self.data.forget, attribute,
-            fmt=self.fmt))
+            fmt=self.fmt, subjects=self.data.aliases))  # the target's name and aliases name the forget records' subject
 
 
 @dataclass

@@ -14,15 +14,13 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 from unlearnspec.builtin.corpus import build_corpus
 from unlearnspec.builtin.recipe import RECIPE, RECIPES
 from unlearnspec.inputs import spec_path
-from unlearnspec.io import atomic_write_text
+from unlearnspec.io import atomic_write_text, replace_folder
 from unlearnspec.plan import (
     AttackStage,
     DataSets,
@@ -57,7 +55,16 @@ from unlearnspec.runtime.methods import METHODS
 from unlearnspec.runtime.methods import unlearn as run_method
 from unlearnspec.runtime.methods.guard import OutputGuard
 from unlearnspec.runtime.prompting import PromptFormat, check_planned_format
-from unlearnspec.runtime.rundir import E_STALE_PLAN, RunDir, RunError, RunState, now, safe_name
+from unlearnspec.runtime.rundir import (
+    E_STALE_PLAN,
+    RunDir,
+    RunError,
+    RunState,
+    model_problem,
+    model_record,
+    now,
+    safe_name,
+)
 
 log = logging.getLogger("unlearnspec.run")
 
@@ -105,15 +112,15 @@ def holdout_halves(d: DataSets, holdout: list[Record], seed: int) -> tuple[list[
 
 
 def _save_model_atomically(model: Any, tokenizer: Any, dest: Path) -> None:
-    tmp = dest.with_name(dest.name + ".partial")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    model.save_pretrained(tmp, safe_serialization=True)
-    if tokenizer is not None:
-        tokenizer.save_pretrained(tmp)
-    if dest.exists():
-        shutil.rmtree(dest)
-    os.replace(tmp, dest)
+    """Save into ``DEST.partial``, fsync every file and folder, rename into place (:func:`replace_folder`): once
+    run.json marks the stage done, the model is on the disk whole."""
+
+    def write(tmp: Path) -> None:
+        model.save_pretrained(tmp, safe_serialization=True)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(tmp)
+
+    replace_folder(dest, write)
 
 
 def load_given(folder: Path, form: str, original: Any, tok: Any, *, allow_remote_code: bool = False) -> tuple[Any, Any]:
@@ -315,13 +322,19 @@ class ObjectiveRun:
         model_dir = out / "model"
         guard_path = out / "guard.json"
         if self._done("unlearn"):
-            det = self.detail("unlearn")
-            guard = OutputGuard.load(out) if guard_path.exists() else None
-            training = TrainingLog.model_validate(det["training"]) if det.get("training") else None
-            if det.get("model_dir"):
-                m, t = load_model(det["model_dir"])
-                return m, t, guard, training
-            return model, tok, guard, training
+            det = self.detail("unlearn")  # model_dir: in this run folder (RunDir.load_state resolves it)
+            damaged = model_problem(Path(det["model_dir"]), det) if det.get("model_dir") and self.dist.is_main else None
+            damaged = self.dist.broadcast(damaged)
+            if damaged is None:
+                guard = OutputGuard.load(out) if guard_path.exists() else None
+                training = TrainingLog.model_validate(det["training"]) if det.get("training") else None
+                if det.get("model_dir"):
+                    self._made_sha256 = det.get("model_sha256")  # checked just now: the report names it by this
+                    m, t = load_model(det["model_dir"])
+                    return m, t, guard, training
+                return model, tok, guard, training
+            log.warning("[%s] the unlearned model `%s` %s: the unlearn stage is done again, from its last complete "
+                        "checkpoint", self.key, det["model_dir"], damaged)
         self._start("unlearn")
         if not self.dist.is_main:  # a helper rank: take part in the Trainer's DDP / FSDP, write nothing
             spec = METHODS.get(stage.method)
@@ -337,7 +350,10 @@ class ObjectiveRun:
         out.mkdir(parents=True, exist_ok=True)
         resume = any((out / "checkpoints").glob("checkpoint-*")) if (out / "checkpoints").exists() else False
         working = copy.deepcopy(model)  # get_peft_model and training mutate: never touch the source
-        result = run_method(stage, working, tok, data.for_training("forget"), data.for_training("retain"),
+        # in a chain, exact retraining leaves out every target so far (the earlier requests' too), not only its own
+        forget = data.for_training("forget") + ([Record(text=t) for t in self.exclude_texts]
+                                                if stage.method == "retrain" else [])
+        result = run_method(stage, working, tok, forget, data.for_training("retain"),
                             data.holdout_calibration, out,
                             resume_from_checkpoint=True if resume else None, quiet=self.quiet,
                             aliases=data.aliases, model_source=self.op.model.source, fmt=self.fmt,
@@ -354,10 +370,12 @@ class ObjectiveRun:
         else:
             unlearned = result.model
             _save_model_atomically(unlearned, tok, model_dir)
-            model_dir_str = str(model_dir)
+            model_dir_str = str(model_dir)  # run.json stores it relative to the run folder (RunDir.save_state)
         if guard is not None:
             guard.save(out)
-        self._finish("unlearn", model_dir=model_dir_str, steps=getattr(result, "steps_done", 0),
+        record = model_record(Path(model_dir_str)) if model_dir_str else {}  # sizes and sha256, checked on resume
+        self._made_sha256 = record.get("model_sha256")
+        self._finish("unlearn", model_dir=model_dir_str, **record, steps=getattr(result, "steps_done", 0),
                      stop_reason=getattr(result, "stop_reason", None),
                      wall_s=getattr(result, "wall_time_s", None),
                      samples_per_s=getattr(result, "train_samples_per_second", None),
@@ -404,6 +422,9 @@ class ObjectiveRun:
             outputs: list[dict[str, Any]] = []
             # on every rank of a launch: each forward pass and generation is shared out (evaluation/sharding.py)
             results = checks.compute(ctx, on_attack_start=attack_phase, generations=outputs)
+            # the attacked models' generations (`unlearned@quantize_int4`, `reference@relearn_20`, ...: each row names
+            # its model) after those of the models as evaluated, so that what an attack changed can be audited
+            outputs.sort(key=lambda o: "@" in str(o.get("model", "")))
             if self.dist.is_main:
                 atomic_write_text(self.dir / GENERATIONS_FILE, "".join(
                     json.dumps(o, sort_keys=True, ensure_ascii=False) + "\n" for o in outputs))
@@ -445,12 +466,14 @@ class ObjectiveRun:
             name = (f"{self.op.model.source} retrained without the forget set" if stage and stage.strategy == "retrain"
                     else str(stage.model if stage and stage.model else ref))
             out.append(FileHash(path=name, sha256=sha256_path(ref), role="reference"))
-        made = self.detail("unlearn").get("model_dir")
+        made = self.detail("unlearn").get("model_dir")  # in this run folder (or the cache: a retrained model)
         if made and Path(made).is_dir():
             where = Path(made).resolve()
             shown = (where.relative_to(self.rd.root.resolve()).as_posix() if where.is_relative_to(self.rd.root.resolve())
                      else str(made))
-            out.append(FileHash(path=shown, sha256=sha256_path(where), role="unlearned"))
+            # the hash taken when this process saved it, or checked it on resume: the model that was evaluated
+            sha = getattr(self, "_made_sha256", None) or sha256_path(where)
+            out.append(FileHash(path=shown, sha256=sha, role="unlearned"))
         return out
 
 

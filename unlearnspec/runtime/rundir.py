@@ -6,7 +6,13 @@ imports neither torch nor the pipeline.
 Exclusive: a new run directory is made with ``os.mkdir`` and claimed with a lock file created with
 ``O_CREAT | O_EXCL``; of two runs started into one folder at the same moment exactly one gets the lock,
 the other UL707. While a run executes it also holds an ``flock`` on that file, which the OS drops when
-the process dies, so a killed run can be resumed at once while two live resumes cannot interleave.
+the process dies, so a killed run can be resumed at once while two live resumes cannot interleave. A folder
+whose start was cut short (its lock and perhaps ``plan.json``, no ``run.json``, no live holder) is taken over
+by the next run started into it: nothing of a run was there.
+
+Where: ``run.json`` names what a stage made inside the run folder (the unlearned model) relative to it, and
+every such path is resolved against the folder being read, so a run folder that was moved or copied resumes
+with its own model, never another folder's (:meth:`RunDir.load_state`).
 """
 
 from __future__ import annotations
@@ -17,13 +23,16 @@ import errno
 import fcntl
 import hashlib
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
 from pydantic import BaseModel, Field, ValidationError
 
 from unlearnspec.errors import UserError
+from unlearnspec.inputs import safetensors_whole
 from unlearnspec.io import atomic_write_text
+from unlearnspec.records import folder_files, sha256_path
 
 # The run codes the runtime raises (stable; pages in the catalog and docs/rules/). The command line raises
 # UL701, UL705, UL706, UL710 and UL711 itself; the model-loading codes (RT1xx) are in runtime/loading.py,
@@ -33,8 +42,14 @@ E_NOT_A_RUN_DIR = "UL704"
 E_RUN_DIR_EXISTS = "UL707"
 E_NEEDS_OUT = "UL708"
 E_CANNOT_WRITE = "UL709"
+E_RESUME_CHANGES_RUN = "UL714"
 
 LOCK_NAME = "run.lock"
+#: what a start writes before ``run.json``: a folder holding only these (and their temporary files) never began
+START_FILES = frozenset({LOCK_NAME, "plan.json"})
+#: the stage details that name what a stage made: stored relative to the run folder when they lie inside it
+OUTPUT_KEYS = ("model_dir",)
+STATE_VERSION = "1.1"  # 1.1: outputs relative to the run folder, the environment, the saved model's sizes and hash
 #: errno values that mean "the disk (or quota) is full": the run stops, resumable.
 NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
 WRITE_ERRORS = frozenset({errno.EROFS, errno.EACCES, errno.EPERM, errno.EEXIST, errno.EISDIR, errno.ENOTDIR})
@@ -54,7 +69,7 @@ class StageState(BaseModel):
 class RunState(BaseModel):
     """``run.json``: where the run stands; enough to resume it."""
 
-    format_version: str = "1.0"
+    format_version: str = STATE_VERSION
     plan_hash: str
     spec_dir: str  # absolute folder the plan's relative paths resolve against
     started_at: str
@@ -66,6 +81,9 @@ class RunState(BaseModel):
     # folder, absolute, or ``no_ledger``; both unset in a run.json written before the choice was kept
     ledger: str | None = None
     no_ledger: bool = False
+    # where the run was started (execute.py): library versions, threads, processes, device, the original weights'
+    # sha256; a resume elsewhere is refused (UL714). None in a run.json written before it was recorded
+    environment: dict[str, Any] | None = None
 
     def stage(self, key: str) -> StageState:
         return self.stages.setdefault(key, StageState())
@@ -94,13 +112,17 @@ def describe_os_error(err: OSError) -> str:
     return (err.strerror or str(err)).lower()
 
 
-def cannot_write(path: Path, err: OSError, *, resumable: Path | None = None) -> RunError:
-    """The diagnostic for a write that failed: a full disk, a read-only place, a path that is a file."""
+def cannot_write(path: Path, err: OSError, *, resumable: Path | None = None, resuming: bool = False) -> RunError:
+    """The diagnostic for a write that failed: a full disk, a read-only place, a path that is a file. ``resuming``:
+    the run folder of a ``--resume`` (which takes no ``--out``)."""
     what = describe_os_error(err)
     verb = "write" if err.errno in NO_SPACE | WRITE_ERRORS else "use"
     help: list[str] = []
     if err.errno in NO_SPACE:
         help.append("free some space on that file system")
+    elif err.errno in (errno.EROFS, errno.EACCES, errno.EPERM) and resuming:
+        help.append("a run continues in its own folder, which must be writable: make it writable, or copy the run "
+                    "folder to a place you can write to and `--resume` the copy")
     elif err.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
         help.append("choose a folder you can write to with `--out DIR`")
     if resumable is not None:
@@ -114,6 +136,7 @@ class RunDir:
         # resume from another working folder must find those, never another folder of the same relative name
         self.root = Path(os.path.abspath(root))
         self._lock: IO[bytes] | None = None
+        self._made = False  # create_exclusive made the folder (abandon removes only a folder it made)
 
     @property
     def plan_path(self) -> Path:
@@ -133,11 +156,22 @@ class RunDir:
         return d
 
     def save_state(self, state: RunState) -> None:
-        atomic_write_text(self.state_path, state.model_dump_json(indent=2) + "\n")
+        """Write ``run.json``: what a stage made inside the run folder is named relative to it (in memory the
+        paths stay absolute, in this folder)."""
+        stored = state.model_copy(deep=True)
+        stored.format_version = STATE_VERSION
+        for st in stored.stages.values():
+            for key in OUTPUT_KEYS:
+                value = st.detail.get(key)
+                if isinstance(value, str) and os.path.isabs(value) and Path(value).is_relative_to(self.root):
+                    st.detail[key] = Path(value).relative_to(self.root).as_posix()
+        atomic_write_text(self.state_path, stored.model_dump_json(indent=2) + "\n")
 
     def load_state(self) -> RunState:
+        """``run.json``, with what the stages made resolved against this folder (UL704 when it names a model of
+        another run folder: a folder moved or copied from where an earlier unlearnspec wrote absolute paths)."""
         try:
-            return RunState.model_validate_json(self.state_path.read_text(encoding="utf-8"))
+            state = RunState.model_validate_json(self.state_path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError) as err:
             raise RunError(E_NOT_A_RUN_DIR, f"cannot read `{self.state_path}`: {err}") from None
         except (ValidationError, ValueError, RecursionError):
@@ -145,39 +179,133 @@ class RunDir:
                            "unlearnspec wrote",
                            ["the run directory was edited or its disk failed; start a new run from the plan "
                             f"(`unlearnspec run {self.plan_path}`)"]) from None
+        for name, st in state.stages.items():
+            for key in OUTPUT_KEYS:
+                value = st.detail.get(key)
+                if isinstance(value, str):
+                    st.detail[key] = self._resolve(name, value)
+        return state
+
+    def _resolve(self, stage: str, value: str) -> str:
+        """A stage output's path as ``run.json`` records it, in this folder: a relative one below it; an absolute
+        one (written before 1.1) only where it lies inside this folder, or outside every run folder (a retrained
+        model in the cache)."""
+        if not os.path.isabs(value):
+            path = Path(os.path.normpath(self.root / value))
+            if not path.is_relative_to(self.root):
+                raise RunError(E_NOT_A_RUN_DIR, f"`{self.state_path}` is damaged: stage `{stage}` names `{value}`, "
+                               "outside the run folder", ["start a new run from the plan "
+                                                          f"(`unlearnspec run {self.plan_path}`)"])
+            return str(path)
+        path = Path(value)
+        here = os.path.realpath(self.root)
+        if path.is_relative_to(self.root) or Path(os.path.realpath(path)).is_relative_to(here):
+            return value
+        parts = path.parts
+        if len(parts) >= 5 and parts[-4] == "objectives" and parts[-2:] == ("unlearn", "model"):
+            origin = Path(*parts[:-4])
+            raise RunError(E_NOT_A_RUN_DIR, f"`{self.state_path}` names the model stage `{stage}` made as `{value}`, "
+                           f"in another run folder: this folder was moved or copied from `{origin}`",
+                           [f"an earlier unlearnspec recorded the path whole; resume the run in `{origin}`, where "
+                            "it was made, or start a new run from the plan "
+                            f"(`unlearnspec run {self.plan_path} --out NEW`)",
+                            "a resume never takes the model of another run folder"])
+        return value
 
     # -- exclusive use -----------------------------------------------------------------------------
 
     def create_exclusive(self) -> None:
-        """Make the folder (or claim an existing empty one) for this run alone, or raise UL707/UL709."""
+        """Make the folder (or claim an existing empty one, or one whose start was cut short) for this run alone,
+        or raise UL707/UL709."""
         root = self.root
         try:
             root.parent.mkdir(parents=True, exist_ok=True)
             try:
                 os.mkdir(root)
+                self._made = True
             except FileExistsError:
                 if not root.is_dir():
                     raise RunError(E_CANNOT_WRITE, f"`{root}` exists and is not a folder",
                                    ["choose another `--out DIR`"]) from None
-                if any(p.name != LOCK_NAME for p in root.iterdir()):
-                    raise _exists(root) from None
+                names = [p.name for p in root.iterdir()]
+                if names and not (LOCK_NAME in names and all(_start_file(n) for n in names)):
+                    raise _exists(root) from None  # a plan.json without our lock may be the user's: never removed
+                if names and self._take_over():
+                    return
+                if any(root.iterdir()):  # the lock went away under us: its run is abandoning the folder
+                    raise _exists(root, busy=True) from None
             try:
                 fd = os.open(self.lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
                 raise _exists(root, busy=True) from None
         except OSError as err:
+            self._undo()
             raise cannot_write(root, err) from None
-        self._lock = os.fdopen(fd, "wb")
-        fcntl.flock(self._lock.fileno(), fcntl.LOCK_EX)
-        self._lock.write(f"{os.getpid()}\n".encode())
-        self._lock.flush()
+        try:  # a full disk can refuse even these bytes: never leave an empty lock that blocks every retry (UL707)
+            self._lock = os.fdopen(fd, "wb")
+            fcntl.flock(self._lock.fileno(), fcntl.LOCK_EX)
+            _write_pid(self._lock.fileno())
+        except OSError as err:
+            if self._lock is None:
+                os.close(fd)
+            self.release()
+            with contextlib.suppress(OSError):
+                self.lock_path.unlink()
+            self._undo()
+            raise cannot_write(self.lock_path, err) from None
+
+    def _take_over(self) -> bool:
+        """Claim a folder whose start was cut short (a kill before ``run.json``): its lock names a process that no
+        longer holds it. ``False``: there is no lock to take over after all (claim it anew); UL707: a live run
+        holds it, or is creating it."""
+        try:
+            fd = os.open(self.lock_path, os.O_RDWR)
+        except FileNotFoundError:
+            return False
+        lock = os.fdopen(fd, "r+b")
+        try:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            raise _exists(self.root, busy=True) from None
+        # Its creator holds the lock from before it writes its process id to after run.json exists; an empty lock is
+        # a creator between the two (or killed there), which this lock must not overtake.
+        mine, named = os.fstat(lock.fileno()), _stat(self.lock_path)
+        started = not all(_start_file(p.name) for p in self.root.iterdir())
+        if not lock.read().strip() or started or named is None or (named.st_dev, named.st_ino) != (mine.st_dev,
+                                                                                                    mine.st_ino):
+            lock.close()
+            raise _exists(self.root, busy=True)
+        try:
+            lock.seek(0)
+            lock.truncate()
+            _write_pid(lock.fileno())
+        except OSError:
+            lock.close()
+            raise
+        self._lock = lock
+        self._clear_start()
+        return True
+
+    def _clear_start(self) -> None:
+        """Remove what a start cut short left beside the lock (its plan copy, a temporary file)."""
+        for p in self.root.iterdir():
+            if p.name != LOCK_NAME and _start_file(p.name):
+                with contextlib.suppress(OSError):
+                    p.unlink()
+
+    def _undo(self) -> None:
+        if self._made:
+            with contextlib.suppress(OSError):
+                self.root.rmdir()
+            self._made = False
 
     def hold(self) -> None:
         """Lock an existing run directory for a resume; UL707 when another live process holds it."""
         try:
             self._lock = open(self.lock_path, "ab")  # noqa: SIM115 - held for the process's lifetime
         except OSError as err:
-            raise cannot_write(self.lock_path, err) from None
+            raise cannot_write(self.lock_path, err, resuming=True) from None
         try:
             fcntl.flock(self._lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -187,13 +315,13 @@ class RunDir:
                            ["wait for it to finish; a killed run releases the folder at once"]) from None
 
     def abandon(self) -> None:
-        """Undo :meth:`create_exclusive` when the run could not even write its plan copy."""
+        """Undo :meth:`create_exclusive` when the run could not even write its plan copy: the folder itself is
+        removed only when this run made it (an empty ``--out`` folder the user made stays)."""
         for path in (self.plan_path, self.state_path, self.lock_path):
             with contextlib.suppress(OSError):
                 path.unlink()
         self.release()
-        with contextlib.suppress(OSError):
-            self.root.rmdir()
+        self._undo()
 
     def release(self) -> None:
         if self._lock is not None:
@@ -203,10 +331,70 @@ class RunDir:
             self._lock = None
 
 
+def _start_file(name: str) -> bool:
+    """Whether ``name`` is what a start writes before ``run.json`` (or a temporary file of one)."""
+    return name in START_FILES or (name.startswith(".plan.json.") and name.endswith(".tmp"))
+
+
+def _stat(path: Path) -> os.stat_result | None:
+    try:
+        return os.stat(path)
+    except OSError:
+        return None
+
+
+def _write_pid(fd: int) -> None:
+    data = f"{os.getpid()}\n".encode()
+    if os.write(fd, data) != len(data):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def not_started(root: Path) -> bool:
+    """Whether ``root`` holds a start cut short: ``plan.json`` but no ``run.json`` (killed between the two)."""
+    return (root / "plan.json").is_file() and not (root / "run.json").exists()
+
+
+# -- what a stage saved: its sizes and hash in run.json, checked on resume -------------------------------------
+
+
+def model_record(folder: Path) -> dict[str, Any]:
+    """What a stage records in ``run.json`` of the model folder it saved: each file's size and the folder's
+    sha256 (:func:`~unlearnspec.records.sha256_path`, the hash the report names it by)."""
+    files = {f.relative_to(folder).as_posix(): f.stat().st_size for f in folder_files(folder)}
+    return {"model_files": files, "model_sha256": sha256_path(folder)}
+
+
+def model_problem(folder: Path, detail: Mapping[str, Any]) -> str | None:
+    """Why the model folder a finished stage saved is no longer what it saved, or ``None``: missing, a file missing
+    or of another size, a safetensors file cut short, or (where ``run.json`` records it) another sha256. A stage
+    recorded before 1.1 has no sizes or hash: its folder is checked for whole safetensors files and a config."""
+    if not folder.is_dir():
+        return "is missing"
+    files = detail.get("model_files")
+    if isinstance(files, dict):
+        for rel, size in sorted(files.items()):
+            try:
+                found = (folder / rel).stat().st_size
+            except OSError:
+                return f"has lost `{rel}`"
+            if found != size:
+                return f"has `{rel}` at {found} bytes, not the {size} it was saved with"
+    weights = sorted(folder.glob("*.safetensors"))
+    if not weights or not (folder / "config.json").is_file():
+        return "has no config.json or no safetensors weights"
+    for w in weights:
+        if not safetensors_whole(w):
+            return f"has `{w.name}` cut short (its safetensors header and size disagree)"
+    sha = detail.get("model_sha256")
+    if isinstance(sha, str) and sha256_path(folder) != sha:
+        return f"no longer hashes to {sha[:12]}…, the sha256 it was saved with"
+    return None
+
+
 def _exists(root: Path, busy: bool = False) -> RunError:
     if busy:
         return RunError(E_RUN_DIR_EXISTS, f"run directory `{root}` is being created by another run",
-                        ["choose another --out; if no run is using it (a run killed before it wrote its plan), "
-                         "delete the folder"])
+                        ["choose another --out; if no run is using it (a run killed at the very moment it claimed "
+                         "the folder), delete the folder"])
     return RunError(E_RUN_DIR_EXISTS, f"run directory `{root}` already exists and is not empty",
-                    ["runs never overwrite; choose another --out, or --resume it"])
+                    ["runs never overwrite; choose another --out, or --resume it if it is a run folder"])

@@ -1,10 +1,15 @@
-"""Rules on chains of requests: a chain that would exceed its own budget as written (UL413)."""
+"""Rules on chains of requests: a chain that would exceed its own budget as written (UL413).
+
+`requests K` counts the requests that change the weights other than by exact retraining (approximate unlearning
+and refusal fine-tuning; an output filter changes none), from the chain's start or its last exact retrain: the same
+count the run's report makes (``report.chain.counted_runs``)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 from unlearnspec.catalog import CODES
+from unlearnspec.catalog.vocab import COUNTED_FAMILIES
 from unlearnspec.compiler.ast import Objective
 from unlearnspec.compiler.diagnostics import Diagnostic, Label
 from unlearnspec.compiler.rules.base import RuleContext, finding, planned_method, rule
@@ -33,19 +38,37 @@ def _tolerance(obj: Objective) -> float | None:
     return max(general) if general else max(t.percent for t in obj.preserve.utility)
 
 
+def _counted(line: list[Objective], ctx: RuleContext) -> tuple[Objective | None, list[Objective]]:
+    """The longest run of counted requests (the first such), with the exact retrain it follows (None: the start)."""
+    runs: list[tuple[Objective | None, list[Objective]]] = [(None, [])]
+    for o in line:
+        family = planned_method(o, ctx.builtin).family
+        if family == "exact":
+            runs.append((o, []))
+        elif family in COUNTED_FAMILIES:
+            runs[-1][1].append(o)
+    return max(runs, key=lambda run: len(run[1]))
+
+
 @rule(UL413, affects=frozenset())
 def chain_exceeds_budget(obj: Objective, ctx: RuleContext) -> Iterator[Diagnostic]:
     budget = obj.budget
     if budget is None or obj.after is not None:
         return
     line = _chain(obj, ctx)
-    approximate = [o for o in line if planned_method(o, ctx.builtin).family == "approximate"]
-    if budget.requests is not None and len(approximate) > budget.requests.as_int:
+    after, counted = _counted(line, ctx)
+    if budget.requests is not None and len(counted) > budget.requests.as_int:
+        families = [planned_method(o, ctx.builtin).family for o in counted]
+        what = ("approximate requests" if all(f == "approximate" for f in families) else
+                "requests that change the weights other than by exact retraining")
+        since = f" after the exact retrain `{after.name}`" if after is not None else ""
         yield finding(
             UL413, obj, budget.requests.span,
-            f"the chain applies {len(approximate)} approximate requests, more than its budget of "
+            f"the chain applies {len(counted)} {what}{since}, more than its budget of "
             f"{budget.requests.as_int} before retraining",
-            labels=[Label(span=o.name_span, message="an approximate request") for o in approximate[budget.requests.as_int:]],
+            labels=[Label(span=o.name_span, message="an approximate request" if f == "approximate" else
+                          "a request that fine-tunes the weights")
+                    for o, f in list(zip(counted, families, strict=True))[budget.requests.as_int:]],
             help=["retrain once the budget is spent and start a new chain from the retrained model, or raise the "
                   "budget if the evaluations show the model holds up"])
     if budget.utility is not None:

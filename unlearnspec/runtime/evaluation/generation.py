@@ -6,12 +6,20 @@ one ``generate`` call per prompt. Prompts are left-padded (a causal LM continues
 position, so padding must sit on the left; the attention mask and the position ids transformers
 derives from it keep padded and unpadded runs equal — a test pins batched to unbatched output),
 grouped by length so batches carry little padding, and returned in the caller's order.
+
+Why a clean generation config: transformers fills every field a passed ``GenerationConfig`` leaves unset from the
+model's own ``generation_config`` (the one a checkpoint ships), so a shipped ``repetition_penalty``,
+``no_repeat_ngram_size``, ``suppress_tokens``, ``min_new_tokens``, ``bad_words_ids``… would change what greedy
+decoding says, and with it every output metric: the same weights with another ``generation_config.json`` would give
+other evidence. While generating, every module's ``generation_config`` is set aside for transformers' defaults
+(:func:`_shipped_config_set_aside`), so decoding is greedy, one beam, the stop tokens and the budget, nothing else.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -41,13 +49,30 @@ class _PaddedFinishedRowsWarning(logging.Filter):
 logging.getLogger("transformers.modeling_utils").addFilter(_PaddedFinishedRowsWarning())
 
 
+@contextmanager
+def _shipped_config_set_aside(model: Any) -> Iterator[None]:
+    """Every module's own ``generation_config`` (the model's, a PEFT wrapper's base model's) replaced by a default
+    ``GenerationConfig`` for the duration, and put back after: nothing the checkpoint ships reaches decoding."""
+    modules = list(model.modules()) if hasattr(model, "modules") else [model]
+    saved = [(m, vars(m)["generation_config"]) for m in modules
+             if isinstance(vars(m).get("generation_config"), GenerationConfig)]
+    try:
+        for m, _ in saved:
+            m.generation_config = GenerationConfig()
+        yield
+    finally:
+        for m, config in saved:
+            m.generation_config = config
+
+
 @torch.no_grad()
 def generate_ids(model: Any, tokenizer: PreTrainedTokenizerBase, prompt_ids: Sequence[Sequence[int]], *,
                  max_new_tokens: int | Sequence[int] = 48, batch_size: int = 32) -> list[list[int]]:
     """Greedy continuations (new token ids only, cut before the first stop token) of tokenised prompts.
 
     The stop tokens are EOS and, for a tokenizer with a chat template, the template's end-of-turn
-    token (:func:`unlearnspec.runtime.prompting.stop_ids`).
+    token (:func:`unlearnspec.runtime.prompting.stop_ids`). Decoding is greedy whatever the model's own
+    ``generation_config`` says (module docstring).
 
     ``max_new_tokens`` may be one budget per prompt (verbatim memorisation continues each text for
     as many tokens as its true continuation has); a batch decodes to its largest budget and each
@@ -93,7 +118,8 @@ def generate_ids(model: Any, tokenizer: PreTrainedTokenizerBase, prompt_ids: Seq
         # split across the processes of a launch (a no-op for one process): sharding.py
         batches = length_sorted_batches([len(r) for r in rows], batch_size)
         costs = [forward_cost(len(b), max(len(rows[i]) for i in b), max(budgets[i] for i in b)) for b in batches]
-        found = map_batches(batches, compute, costs)
+        with _shipped_config_set_aside(model):
+            found = map_batches(batches, compute, costs)
     finally:
         if was_training:
             model.train()

@@ -4,8 +4,10 @@
   TOFU and open-unlearning use), F1 and recall per item.
 - MUSE VerbMem (Shi et al. 2024, arXiv:2407.06460): the first part of each forget document as
   prompt, greedy continuation, ROUGE-L F1 against the true continuation.
-- MUSE KnowMem-style knowledge QA: greedy answer to each question, ROUGE-L recall against the gold
-  answer, plus a SQuAD-style exact-match flag.
+- Knowledge QA (TOFU's ROUGE, MUSE KnowMem-style): greedy answer to each question, ROUGE-L recall against
+  the fact the gold answer states — its key span (:func:`~unlearnspec.runtime.evaluation.probes.key_span`), not
+  the sentence around it, which a wrong answer in the same sentence shares — plus the recall against the whole
+  answer (TOFU's, for model utility) and a SQuAD-style exact-match flag.
 - Extraction strength (open-unlearning's ``extraction_strength``), from the single forward pass.
 - TOFU truth ratio and forget quality (Maini et al. 2024, arXiv:2401.06121), model utility as the
   harmonic mean of ROUGE-L recall, answer probability and ``max(0, 1 - R_truth)``.
@@ -34,7 +36,13 @@ from unlearnspec.records import Record
 from unlearnspec.runtime.evaluation.generation import decode, generate, generate_ids
 from unlearnspec.runtime.evaluation.likelihood import TokenScores, score_texts
 from unlearnspec.runtime.evaluation.mcq import mcq_accuracy
-from unlearnspec.runtime.evaluation.probes import ProbeSet, direct_prompts, paraphrased_prompts
+from unlearnspec.runtime.evaluation.probes import (
+    KeySpan,
+    ProbeSet,
+    direct_prompts,
+    paraphrased_prompts,
+    words,
+)
 from unlearnspec.runtime.evaluation.sharding import map_items
 from unlearnspec.runtime.prompting import PromptFormat, resolve
 
@@ -99,7 +107,8 @@ def verbatim_memorisation(model: Any, tokenizer: PreTrainedTokenizerBase, record
 
     Each document is split at ``prefix_fraction`` of its tokens (at least one token on each side);
     the prefix's token ids are the prompt (no decode/re-encode round trip), and the model continues
-    for as many tokens as the true continuation has (capped by ``max_new_tokens``).
+    for as many tokens as the true continuation has, capped by ``max_new_tokens``; the true continuation
+    it is scored against is cut to the same budget (``references`` holds what was scored).
 
     ``generate_fn`` replaces the model's greedy decoding by a text-to-text system (e.g. the model
     behind an output filter): it receives the decoded prefixes and returns the continuations."""
@@ -119,13 +128,15 @@ def verbatim_memorisation(model: Any, tokenizer: PreTrainedTokenizerBase, record
         refs_ids.append(ids[k:])
         item_ids.append(i)
     prompts = [decode(tokenizer, p) for p in prompts_ids]
+    budgets = [len(r) if max_new_tokens is None else min(len(r), max_new_tokens) for r in refs_ids]
     if generate_fn is not None:
         conts = list(generate_fn(prompts))
     else:
-        budgets = [len(r) if max_new_tokens is None else min(len(r), max_new_tokens) for r in refs_ids]
         new = generate_ids(model, tokenizer, prompts_ids, max_new_tokens=budgets, batch_size=batch_size)
         conts = [decode(tokenizer, t) for t in new]
-    refs = [decode(tokenizer, t) for t in refs_ids]
+    # the true continuation cut to the same token budget as the generated one (MUSE compares continuations of one
+    # length): a perfect regurgitation of the first 48 tokens of a long document scores 1, not 48/len
+    refs = [decode(tokenizer, t[:b]) for t, b in zip(refs_ids, budgets, strict=True)]
     rl = rouge_l(conts, refs)
     return VerbatimResult(scores=rl.f1, recall=rl.recall, prompts=prompts,
                           continuations=conts, references=refs, item_ids=item_ids)
@@ -143,17 +154,20 @@ def normalize_answer(text: str) -> str:
 
 @dataclass(frozen=True)
 class QAResult:
-    """Generated answers to a probe set, scored against the gold answers."""
+    """Generated answers to a probe set, scored against the fact each gold answer states (its key span)."""
 
     name: str
-    recall: list[float]  # ROUGE-L recall, the KnowMem / TOFU ROUGE value
-    f1: list[float]
-    exact: list[bool]
+    recall: list[float]  # ROUGE-L recall against the key span: the knowledge ROUGE value
+    f1: list[float]  # ROUGE-L F1 against the key span
+    exact: list[bool]  # SQuAD exact match with the whole gold answer
     prompts: list[str]
     predictions: list[str]
     answers: list[str]
     item_ids: list[int]
     variants: list[str] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)  # each key span as scored (KeySpan.text)
+    leaks: list[bool] = field(default_factory=list)  # whether each output states the fact (KeySpan.found_in)
+    answer_recall: list[float] = field(default_factory=list)  # ROUGE-L recall against the whole answer (TOFU)
 
     @property
     def mean_recall(self) -> float:
@@ -175,16 +189,23 @@ def answer_probes(model: Any, tokenizer: PreTrainedTokenizerBase, probe: ProbeSe
                   max_new_tokens: int = 48, generate_fn: GenerateFn | None = None) -> QAResult:
     """Answer every prompt of a probe set in one batched greedy generation and score the answers.
 
-    ``generate_fn`` (prompts → outputs) replaces the model's decoding, e.g. for a guarded system."""
+    The knowledge ROUGE (``recall``) is ROUGE-L recall against the fact's key span (``probe.keys``; a probe set
+    without keys: each whole answer), so a wrong value in the gold answer's own sentence ("She was born in
+    Lindmoor.") scores nothing and the bare value ("Port Calder") scores in full; ``answer_recall`` is TOFU's
+    recall against the whole answer. ``generate_fn`` (prompts → outputs) replaces the model's decoding, e.g.
+    for a guarded system."""
     outs = (generate_fn(list(probe.prompts)) if generate_fn is not None else
             generate(model, tokenizer, probe.prompts, max_new_tokens=max_new_tokens, batch_size=batch_size))
     preds = [p.strip() for p in outs]
-    rl = rouge_l(preds, probe.answers)
+    keys = list(probe.keys) or [KeySpan((" ".join(words(a)),)) for a in probe.answers]
+    rl = rouge_l(preds, [k.text for k in keys])
+    whole = rouge_l(preds, probe.answers)
     exact = [normalize_answer(p) == normalize_answer(a)
              for p, a in zip(preds, probe.answers, strict=True)]
     return QAResult(name=probe.name, recall=rl.recall, f1=rl.f1, exact=exact, prompts=list(probe.prompts),
                     predictions=preds, answers=list(probe.answers), item_ids=list(probe.item_ids),
-                    variants=list(probe.variants))
+                    variants=list(probe.variants), keys=[k.text for k in keys],
+                    leaks=[k.found_in(p) for k, p in zip(keys, preds, strict=True)], answer_recall=whole.recall)
 
 
 def knowledge_qa(model: Any, tokenizer: PreTrainedTokenizerBase, records: Sequence[Record],
@@ -364,7 +385,8 @@ def utility(model: Any, tokenizer: PreTrainedTokenizerBase, records: Sequence[Re
             generate_fn: GenerateFn | None = None) -> UtilityResult:
     """Model utility on a retain or neighbour set, as TOFU computes it per dataset.
 
-    QA records: ROUGE-L recall of the greedy answer, answer probability ``P(a|q)^(1/|a|)`` and
+    QA records: ROUGE-L recall of the greedy answer against the whole gold answer (TOFU's; a retained answer
+    should keep its form too, not only its fact), answer probability ``P(a|q)^(1/|a|)`` and
     ``max(0, 1 - R_truth)`` (over records with perturbed answers). TOFU is QA-only; document records
     add two components in the same spirit — their probability ``exp(-loss)`` and their MUSE
     VerbMem ROUGE-L F1 — so a document-only retain set still measures what the model keeps; multiple-choice
@@ -387,7 +409,7 @@ def utility(model: Any, tokenizer: PreTrainedTokenizerBase, records: Sequence[Re
     if n_qa:
         qa = knowledge_qa(model, tokenizer, records, batch_size=batch_size, max_new_tokens=max_new_tokens, fmt=fmt,
                           generate_fn=generate_fn)
-        rows["rouge_recall"] = scatter(qa.item_ids, qa.recall)
+        rows["rouge_recall"] = scatter(qa.item_ids, qa.answer_recall)
         rows["probability"] = np.asarray(st.answer_probability, dtype=np.float64)
         tr = np.asarray(st.truth_ratio, dtype=np.float64)
         if np.isfinite(tr).any():

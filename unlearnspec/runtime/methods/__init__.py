@@ -45,7 +45,7 @@ from unlearnspec.runtime.methods.base import (
     score_examples,
     summarise_history,
 )
-from unlearnspec.runtime.methods.checkpoints import clear_staging, last_usable_checkpoint
+from unlearnspec.runtime.methods.checkpoints import clear_staging, last_usable_checkpoint, replace_folder
 from unlearnspec.runtime.methods.data import (
     ForgetRetainCollator,
     ForgetRetainDataset,
@@ -56,6 +56,7 @@ from unlearnspec.runtime.methods.guard import OutputGuard
 from unlearnspec.runtime.methods.rmu import (
     RMUTrainer,
     control_vector,
+    mean_activation_norm,
     original_weights,
     resolve_layer,
     train_only,
@@ -289,8 +290,7 @@ def unlearn(stage: UnlearnStage, model: Any, tokenizer: Any, forget: Sequence[Re
     if stage.method == "rmu":
         layer = resolve_layer(model, stage.rmu_layer)
         rmu_modules = trained_modules(model, layer, only=(stage.lora.target_modules or []) if stage.lora else [])
-        method_kwargs = {"layer": layer, "control": control_vector(int(model.config.hidden_size),
-                                                                   stage.rmu_steering_coeff, stage.seed)}
+        method_kwargs = {"layer": layer}  # and the control vector, once the forget examples are encoded (below)
         if stage.adapter == "full":
             trainable = train_only(model, rmu_modules)
             if use_retain:  # the retain target's weights: the trained parameters' original values
@@ -319,6 +319,12 @@ def unlearn(stage: UnlearnStage, model: Any, tokenizer: Any, forget: Sequence[Re
     extra: dict[str, list[float]] = {}
     if spec.reference_logp:  # once, from the original model: no second model in memory
         extra["ref_logp"] = score_examples(model, forget_train, pad_id, eval_batch_size)[1].tolist()
+    if stage.method == "rmu":  # c = the coefficient × the original model's mean activation norm there (rmu.py), once
+        norm = mean_activation_norm(model, forget_train, method_kwargs["layer"], pad_id, eval_batch_size)
+        method_kwargs["control"] = control_vector(int(model.config.hidden_size), stage.rmu_steering_coeff * norm,
+                                                  stage.seed)
+        log.info("rmu: mean activation norm %.4g on the forget tokens; control vector %g x %.4g = %.4g",
+                 norm, stage.rmu_steering_coeff, norm, stage.rmu_steering_coeff * norm)
 
     trainer_cb: list[Any] = []
     stopper: HoldoutStopping | None = None
@@ -370,8 +376,8 @@ def unlearn(stage: UnlearnStage, model: Any, tokenizer: Any, forget: Sequence[Re
     adapter_dir: Path | None = None
     if stage.adapter == "lora":
         adapter_dir = out / "adapter"
-        if main:
-            model.save_pretrained(str(adapter_dir))
+        if main:  # into adapter.partial, fsynced, renamed: a kill never leaves half an adapter in place
+            replace_folder(adapter_dir, lambda tmp: model.save_pretrained(str(tmp)))
         trainer.accelerator.wait_for_everyone()
         if main or not sharded:  # a helper rank's FSDP shards are discarded: it loads what the main process saved
             model = model.merge_and_unload()

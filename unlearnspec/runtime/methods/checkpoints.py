@@ -38,6 +38,10 @@ import zipfile
 from pathlib import Path
 
 from unlearnspec.inputs import safetensors_whole
+from unlearnspec.io import fsync_dir, fsync_tree, replace_folder
+
+__all__ = ["STAGING", "clear_staging", "fsync_dir", "fsync_tree", "last_usable_checkpoint", "problem", "publish",
+           "replace_folder", "rng_files"]
 
 log = logging.getLogger("unlearnspec.unlearn")
 
@@ -54,26 +58,6 @@ SCHEDULER = "scheduler.pt"  # transformers' SCHEDULER_NAME, written by the main 
 def rng_files(processes: int) -> list[str]:
     """The RNG state files the Trainer writes (and reads back) for a launch of ``processes`` processes."""
     return ["rng_state.pth"] if processes <= 1 else [f"rng_state_{k}.pth" for k in range(processes)]
-
-
-def fsync_tree(root: Path) -> None:
-    """Flush every file under ``root`` and every folder entry to the disk."""
-    for folder, _dirs, files in os.walk(root):
-        for name in files:
-            fd = os.open(os.path.join(folder, name), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        fsync_dir(Path(folder))
-
-
-def fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def publish(staged: Path, final_root: Path) -> Path:

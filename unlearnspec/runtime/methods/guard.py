@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from unlearnspec.io import atomic_write_text
 from unlearnspec.records import Record
 
 GUARD_FILE = "guard.json"
@@ -102,9 +103,7 @@ class OutputGuard:
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
         path = d / GUARD_FILE
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(self.to_json(), encoding="utf-8")
-        tmp.replace(path)
+        atomic_write_text(path, self.to_json())  # a temporary file, fsynced, renamed: whole or absent
         return path
 
     @classmethod

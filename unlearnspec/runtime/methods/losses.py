@@ -96,13 +96,14 @@ def masked_mse(x: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> tor
 
 def rmu_loss(forget_hidden: torch.Tensor, forget_mask: torch.Tensor, control: torch.Tensor,
              retain_hidden: torch.Tensor | None = None, retain_frozen: torch.Tensor | None = None,
-             retain_mask: torch.Tensor | None = None, alpha: float = 100.0) -> tuple[torch.Tensor, torch.Tensor,
-                                                                                     torch.Tensor]:
+             retain_mask: torch.Tensor | None = None, *, alpha: float) -> tuple[torch.Tensor, torch.Tensor,
+                                                                               torch.Tensor]:
     """RMU (Li et al. 2024, WMDP, arXiv:2403.03218) at one layer.
 
     Forget term: MSE between the activations of the forget tokens in ``forget_mask`` (the trainer passes
     the scored ones, rmu.py) and the fixed control vector ``c·u`` (``control``, shape ``[H]``). Retain
-    term: MSE between the retain tokens' activations and the original model's, times ``alpha``. Both are
+    term: MSE between the retain tokens' activations and the original model's, times ``alpha`` (the stage's
+    ``rmu_alpha``: no default here, the catalog holds it; unused without retain tensors). Both are
     :func:`masked_mse`: per sequence, then over the batch. Returns ``(total, forget_term, retain_term)``.
     """
     forget_term = masked_mse(forget_hidden, control.to(forget_hidden.dtype).expand_as(forget_hidden),

@@ -1,9 +1,16 @@
 """RMU — Representation Misdirection for Unlearning (Li et al. 2024, WMDP, arXiv:2403.03218).
 
 RMU works on activations, not on likelihoods: at one decoder block ℓ it pushes the forget tokens'
-hidden states towards a fixed random direction scaled by ``steering_coeff`` (so later layers receive
-noise where the forget knowledge was), and holds the retain tokens' hidden states where the original
-model had them (weighted by ``alpha``).
+hidden states towards a fixed random vector ``c·u`` (so later layers receive noise where the forget
+knowledge was), and holds the retain tokens' hidden states where the original model had them (weighted by
+``alpha``).
+
+How long the vector is. WMDP fixes ``c`` per model (6.5 for Zephyr-7B's layer 7) and says it must be tuned
+to the model; Dang et al. (arXiv:2408.06223, Adaptive RMU) tie it to the norm of the frozen model's forget
+activations. Here the plan's ``rmu_steering_coeff`` is that ratio: ``c`` = the coefficient × the original
+model's mean activation norm at block ℓ over the steered forget positions (:func:`mean_activation_norm`),
+measured once, before training, so the vector stays fixed as in WMDP and one plan value means the same push on
+a 1M-parameter built-in and on a 7B model.
 
 Which tokens. The forget term steers only the *scored* positions of a forget example: those whose
 output the loss scores, position ``t`` where token ``t + 1`` has a label (labels are unshifted,
@@ -42,6 +49,7 @@ import torch
 from unlearnspec.catalog.methods import rmu_layer, rmu_trained_layers
 from unlearnspec.runtime.load_errors import E_BAD_MODEL
 from unlearnspec.runtime.methods.base import UnlearnTrainer
+from unlearnspec.runtime.methods.data import Example, batches
 from unlearnspec.runtime.methods.losses import IGNORE_INDEX, rmu_loss, sequence_nll
 from unlearnspec.runtime.rundir import RunError
 
@@ -142,12 +150,39 @@ def scored_positions(labels: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def control_vector(hidden_size: int, steering_coeff: float, seed: int) -> torch.Tensor:
-    """``c · u``: a random vector uniform in ``[0, 1)^H``, normalised, times the steering coefficient
-    (the construction of the reference implementation), drawn from its own seeded generator."""
+def control_vector(hidden_size: int, norm: float, seed: int) -> torch.Tensor:
+    """``c · u``: a random vector uniform in ``[0, 1)^H``, normalised, times ``norm`` (the construction of the
+    reference implementation, whose ``steering_coeff`` is ``norm``), drawn from its own seeded generator."""
     g = torch.Generator().manual_seed(seed)
     u = torch.rand(hidden_size, generator=g)
-    return u / u.norm() * steering_coeff
+    return u / u.norm() * norm
+
+
+@torch.no_grad()
+def mean_activation_norm(model: Any, examples: Sequence[Example], layer: int, pad_token_id: int,
+                         batch_size: int = 32) -> float:
+    """The mean L2 norm of ``model``'s hidden state after block ``layer`` at the positions the forget term steers
+    (:func:`scored_positions`): per example the mean over its steered positions, then the mean over the examples
+    (each weighs the same, as in the losses). Computed in eval mode; the model's mode is restored. The steering
+    coefficient is a multiple of it, taken from the untrained model (module doc)."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    per_example: list[torch.Tensor] = []
+    try:
+        for ids, mask, labels in batches(examples, batch_size, pad_token_id):
+            out = model(input_ids=ids.to(device), attention_mask=mask.to(device), output_hidden_states=True,
+                        use_cache=False)
+            at = scored_positions(labels).to(device)
+            n = at.sum(-1)
+            norms = out.hidden_states[layer + 1].float().norm(dim=-1) * at
+            per_example.append((norms.sum(-1)[n > 0] / n[n > 0]).cpu())
+    finally:
+        model.train(was_training)
+    values = torch.cat(per_example) if per_example else torch.zeros(0)
+    if values.numel() == 0:
+        raise ValueError("RMU needs a forget example with a scored token to measure its steering coefficient")
+    return float(values.mean())
 
 
 def _local(t: torch.Tensor) -> torch.Tensor:
@@ -270,7 +305,7 @@ class RMUTrainer(UnlearnTrainer):
             assert out.retain_logits is not None
             parts["retain_loss"] = sequence_nll(out.retain_logits, inputs["retain_labels"]).mean()
         else:
-            loss, f_term, _ = rmu_loss(h[:nf], steered, control)
+            loss, f_term, _ = rmu_loss(h[:nf], steered, control, alpha=self.stage.rmu_alpha)
         parts["rmu_forget_mse"] = f_term
         parts["forget_loss"] = sequence_nll(out.forget_logits, inputs["forget_labels"]).mean()
         return loss, parts
