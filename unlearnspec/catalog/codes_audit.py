@@ -40,7 +40,8 @@ _front("UL804", "ledger-truncated", "error", _A,
                "their signed reports, whose sha256 each line records, settle which is right.")
 _front("UL805", "ledger-unwritable", "error", _A,
        "The ledger folder or a ledger file cannot be written (permissions, a full disk, a file where the folder "
-       "should be).",
+       "should be), or the model the run made is gone, so its hash cannot be recorded (the ledger never records "
+       "the weights as unchanged in its place).",
        "A run appends its requests at its end; when that fails the reports are complete but the model's record "
        "of requests is not, and the run says so rather than failing silently.",
        instead="Give a writable folder with `run --ledger DIR`.")
@@ -63,8 +64,10 @@ _front("UL811", "signature-invalid", "error", _A,
        "now is not the report that was signed.",
        instead="Ask the signer for the original run folder, or re-run and sign again.")
 _front("UL812", "signature-missing", "error", _A,
-       "The run folder has no signature file, report.json or plan.json to verify; or, for `sign`, its plan does "
-       "not load or no longer hashes to its `plan_hash`, or its report is not a valid report of that plan.",
+       "The run folder has no signature file, report.json or plan.json to verify; or, for `sign` and `card`, the run "
+       "has not finished (run.json records no finish, or a report is missing: a resume would rewrite what was "
+       "signed), its plan does not load or no longer hashes to its `plan_hash`, or its report is not a valid report "
+       "of that plan.",
        "Verification needs the signed bytes and the detached signature beside them.",
        instead="unlearnspec sign RUN_DIR --key KEY   # writes RUN_DIR/report.sig.json")
 _front("UL813", "key-unreadable", "error", _A,

@@ -207,8 +207,10 @@ _front("UL703", "unreadable-plan", "error", _T,
        "The runtime runs only plans it fully understands; a partly read plan could skip stages silently.",
        instead="Give a plan.json written by `unlearnspec plan`, or upgrade unlearnspec for a newer plan format.")
 _front("UL704", "not-a-run-dir", "error", _T,
-       "`--resume DIR` names a folder that is not a run directory (no plan.json / run.json), one whose "
-       "run.json is damaged, or one whose run.json and plan.json disagree.",
+       "`--resume DIR` names a folder that is not a run directory (no plan.json / run.json: a start cut short "
+       "before its run.json, which the next start with `--out` takes over), one whose run.json is damaged, one "
+       "whose run.json and plan.json disagree, or one whose run.json names a model in another run folder (a folder "
+       "moved or copied by an older version).",
        "Resuming continues exactly the run that was started; an edited run directory cannot be trusted to hold "
        "that run's state.",
        instead="Resume the directory a run created, or start a new run.")
@@ -262,14 +264,17 @@ _front("UL712", "chain-needs-one-process", "error", _T,
        instead="Run the chain as one process: `unlearnspec run plan.json` without `accelerate launch`.")
 _front("UL714", "resume-changes-the-run", "error", _T,
        "`--resume DIR` was given something that would change the run it continues: a plan or spec, `--out`, "
-       "`--allow-infeasible`, or a ledger (`--ledger DIR`, `--no-ledger`) other than the one the run was started with.",
+       "`--allow-infeasible`, or a ledger (`--ledger DIR`, `--no-ledger`) other than the one the run was started with; "
+       "or the environment changed since it started (library versions, threads, processes, device, the original "
+       "weights' hash), which would mix results computed two ways.",
        "A resumed run is the run that was started: its plan, its folder and the ledger its requests are recorded in "
        "are in its `run.json`. Taking another ledger would record one run in two places, or not at all.",
        example="unlearnspec run --resume runs/x --no-ledger   # the run was started with a ledger",
        instead="unlearnspec run --resume runs/x")
 _front("UL715", "output-inside-an-input", "error", _T,
        "A run folder, a ledger folder or a plan file would be written inside a folder the plan only reads: the "
-       "source model's, a reference model's, an audited checkpoint's, or a data folder.",
+       "source model's, a reference model's, an audited checkpoint's, or a data folder; or `card -o` would write "
+       "inside the run folder it describes.",
        "A run never changes what it measures (docs/running.md): files written into a model folder become part of "
        "it, so the folder's hash changes, the plan that pins it goes stale, and the report would record a hash "
        "that includes the run's own half-written output.",
