@@ -17,6 +17,7 @@ Light module: pydantic and the standard library only.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -287,6 +288,11 @@ class ChainReport(_Model):
         return order_text(self.steps)
 
     @property
+    def order_plain(self) -> str:
+        """:attr:`order_text` in plain text (the HTML report escapes it)."""
+        return order_text(self.steps, code=lambda name: f"“{name}”")
+
+    @property
     def regressions(self) -> list[tuple[str, str, str]]:
         """(step, earlier request, claim) for every claim that passed and no longer does."""
         return [(s.request, r.request, c.claim) for s in self.steps for r in s.rechecks for c in r.claims
@@ -319,13 +325,14 @@ class ChainReport(_Model):
         return out
 
 
-def order_text(steps: list[ChainStep]) -> str:
+def order_text(steps: list[ChainStep], code: Callable[[str], str] = code_span) -> str:
     """What each step started from, as the reports say it: the previous step's model, except an exact retrain, which
-    retrained the recipe without every target so far (docs/requests.md)."""
+    retrained the recipe without every target so far (docs/requests.md). ``code`` sets a request's name apart: a
+    Markdown code span, or the name as it is for an autoescaped HTML page."""
     exact = [s.request for s in steps if s.exact]
     text = "Each request started from the model the previous one produced (the first from the original model)"
     if exact:
-        names = ", ".join(code_span(n) for n in exact)
+        names = ", ".join(code(n) for n in exact)
         text += (f", except {names}: an exact retrain starts from no model, it retrains the recipe without every "
                  "target so far (its own and every earlier request's)")
     return text + ". After each step every earlier request was re-checked on the new model."
