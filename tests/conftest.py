@@ -7,13 +7,20 @@ compiler path stays torch-free — so the fixtures import the runtime lazily.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 os.environ["HF_HUB_OFFLINE"] = "1"
+# an empty hub cache of the tests' own: a plan pins a hub id the user's cache holds (compiler/model_files.py), so a
+# golden plan naming a hub id must not depend on what this machine has downloaded
+os.environ["HF_HUB_CACHE"] = tempfile.mkdtemp(prefix="unlearnspec-tests-hub-")
+atexit.register(shutil.rmtree, os.environ["HF_HUB_CACHE"], True)
 os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -45,6 +52,25 @@ def one_thread() -> Iterator[None]:
 
     with pinned_threads(1):
         yield
+
+
+@pytest.fixture
+def small_here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The small runtime spec (tests/fixtures/runs.py), its data and its plan.json, planned in process into the test's
+    own folder, which is also the working folder; builds no model (the session's ``small`` is one shared folder)."""
+    import shutil
+
+    from fixtures.runs import SMALL_SPEC, SPECS
+
+    from unlearnspec.cli import main
+
+    (tmp_path / "data").mkdir()
+    for name in ("jane-doe.jsonl", "retain.jsonl"):
+        shutil.copy(SPECS / "data" / name, tmp_path / "data" / name)
+    (tmp_path / "small.unlearn").write_text(SMALL_SPEC, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    assert main(["plan", "small.unlearn", "-o", "plan.json", "--quiet"]) == 0
+    return tmp_path
 
 
 @pytest.fixture(scope="session")

@@ -349,3 +349,27 @@ def test_the_card_names_the_plans_model_hash_for_what_it_is_and_a_trusted_plan()
     assert "run as given" not in text
     trusted = report.model_copy(update={"audit": report.audit.model_copy(update={"plan_provenance": "trusted"})})
     assert "The plan was run as given (`--trust-plan`): it was not re-derived from its spec" in render_card(trusted)
+
+
+@pytest.mark.parametrize("unfinished", ["no finish time", "a report missing", "no run.json"])
+def test_the_library_refuses_to_card_an_unfinished_run(tmp_path: Path, unfinished: str) -> None:
+    """`card_for_run` itself refuses a run that has not finished (UL812), not only the `card` verb: a run stopped while
+    it wrote its reports is rewritten by its resume, so a card made from it would describe reports that do not last."""
+    from unlearnspec.audit.signing import SigningError
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "report.json").write_text(make_report().model_dump_json(indent=2), encoding="utf-8")
+    for name in ("report.md", "report.html"):
+        (run / name).write_text("the report\n", encoding="utf-8")
+    (run / "run.json").write_text('{"stages": {}, "finished_at": "2026-01-02T03:04:05Z"}\n', encoding="utf-8")
+    assert _card(run)  # finished: a card
+    if unfinished == "no finish time":
+        (run / "run.json").write_text('{"stages": {}}\n', encoding="utf-8")
+    elif unfinished == "a report missing":
+        (run / "report.html").unlink()
+    else:
+        (run / "run.json").unlink()
+    with pytest.raises(SigningError) as info:
+        card_for_run(run)
+    assert info.value.code == "UL812"

@@ -4,6 +4,8 @@ model card and the ledger."""
 from __future__ import annotations
 
 import re
+import shutil
+from pathlib import Path
 
 import pytest
 from markdown_it import MarkdownIt
@@ -524,3 +526,59 @@ def test_a_result_marked_not_evaluated_keeps_no_decision_of_its_own() -> None:
     assert (got.values.unlearned, got.interval) == (bare.values.unlearned, bare.interval)  # its values kept
     built = build_objective_report(op, {**passing_results(), bare.check_id: bare})  # the report builds
     assert next(c for c in built.checks if c.check_id == bare.check_id).status == "not_evaluated"
+
+
+def test_each_earlier_request_is_said_against_its_own_reference() -> None:
+    """Earlier requests are re-checked by their own reference strategy, so after one step one can be judged against
+    the reference retrained without every target so far (a new one) and another against its own reference model (the
+    same as then): the note names each request with its reference, not the first request's for all of them."""
+    from unlearnspec.catalog.vocab import RECHECK_REFERENCES
+
+    retrained, given = RECHECK_REFERENCES["retrain"], RECHECK_REFERENCES["model"]
+
+    def rc(name: str, reference: str, same: bool) -> Recheck:
+        return Recheck(request=name, claims=[RecheckedClaim(claim="removed", then="pass", now="pass")],
+                       reference=reference, same_reference=same)
+
+    head = [ChainStep(request=n, link_hash=f"{i:064x}", method="npo", approximate=True, utility_drop=0.5,
+                      overall="pass") for i, n in enumerate(["a", "b"])]
+    step = ChainStep(request="c", link_hash="2" * 64, method="npo", approximate=True, utility_drop=1.0, overall="pass",
+                     rechecks=[rc("a", retrained, False), rc("b", given, True)])
+    base = passing_report()
+    report = build_report(base.objectives, base.audit, [build_chain_report(["a", "b", "c"], [*head, step], None)])
+    md, html = render_markdown(report), render_html(report)
+    said = next(ln for ln in md.split("\n\n") if "*now* is on the model after" in ln).replace("\n", " ")
+    assert f"for `a`, against {retrained} (then and now are judged against different references" in said
+    assert f"for `b`, against {given}" in said and said.count("different references") == 1
+    assert f"for “a”, against {retrained} (then and now" in html and f"for “b”, against {given}" in html
+    # two requests against the same reference: one group, both named
+    both = step.model_copy(update={"rechecks": [rc("a", given, True), rc("b", given, True)]})
+    assert both.against_text() == f", against {given}"
+    three = step.model_copy(update={"rechecks": [rc("a", retrained, False), rc("b", given, True),
+                                                 rc("x", retrained, False)]})
+    assert three.against_text().startswith(f": for `a` and `x`, against {retrained} (")
+
+
+@pytest.mark.parametrize("allowed", [1, 3])
+def test_the_requests_budget_is_worded_as_it_is_counted_everywhere(allowed: int, tmp_path: Path) -> None:
+    """`requests K` counts refusal fine-tuning as well as approximate unlearning (the count above): report.md,
+    report.html and the plan review say so in one wording, not "approximate requests"."""
+    from unlearnspec.compiler.check import plan_file
+    from unlearnspec.compiler.review import render_review
+    from unlearnspec.report.chain import requests_budget_text
+
+    words = requests_budget_text(allowed)
+    assert words.startswith(f"{allowed} request{'s' if allowed != 1 else ''} changing the weights") and "refusal" in words
+    assert "approximate requests" not in words
+    chain = build_chain_report(["r0", "r1"], applied(("npo", "refusal")), ChainBudget(approximate_requests=allowed))
+    base = passing_report()
+    report = build_report(base.objectives, base.audit, [chain])
+    assert words in render_markdown(report) and words in render_html(report)
+    spec = Path(__file__).resolve().parents[1] / "specs" / "erasure-chain.unlearn"
+    text = spec.read_text(encoding="utf-8")
+    assert "requests 2" in text
+    shutil.copytree(spec.parent / "data", tmp_path / "data")
+    (tmp_path / spec.name).write_text(text.replace("requests 2", f"requests {allowed}"), encoding="utf-8")
+    plan, result = plan_file(tmp_path / spec.name, allow_infeasible=True)
+    assert plan is not None and plan.chains, result.diagnostics
+    assert words in render_review(plan)

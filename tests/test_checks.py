@@ -299,6 +299,7 @@ def test_relearning_is_judged_against_what_the_same_fine_tune_gives_the_referenc
     assert isinstance(k, dict)
     rec_u, rec_r = _recovery(k, "unlearned", "attacked"), _recovery(k, "reference", "reference_attacked")
     assert res.values.attacked == pytest.approx(rec_u) and res.values.reference == pytest.approx(rec_r)
+    assert str(res.extra["reference_note"]).startswith("the retrained reference fine-tuned on the same data")
     # the per-question knowledge of all five models is in per_item: the recoveries recomputed from it
     means = {who: sum(xs) / len(xs) for who, xs in res.per_item.items()}  # type: ignore[arg-type]
     assert set(means) == {"original", "unlearned", "attacked", "reference", "reference_attacked"}
@@ -409,6 +410,34 @@ def test_the_representation_probe_gap_has_items_an_interval_and_says_when_it_has
     b = blind.check(check("probe_accuracy_gap", value=0.1))
     assert max(row["gap"]["original"]["low"] for row in b.extra["layers"].values()) <= 0.1  # type: ignore[union-attr, index]
     assert [f for f in b.findings if f.startswith("no power:") and f"n={n};" in f]
+    # every number with its sample size: the gap's n and each accuracy's (the same forget inputs)
+    (said,) = [f for f in b.findings if f.startswith("no power:")]
+    assert said.count(f"n={n}") == 3 and "on the original model, n=" in said and "on the reference, n=" in said
+
+
+def test_the_probe_finding_quotes_the_attribute_as_a_code_span(tmp_path: Path) -> None:
+    """The attribute is the spec's value: it is quoted with `markdown.code_span`, fenced to fit whatever it holds."""
+    from unlearnspec.markdown import code_span
+
+    odd = "birth`city"
+    p = people()
+
+    def renamed(records: list[Any]) -> list[Any]:
+        return [r.model_copy(update={"attributes": {(odd if k == "birth_city" else k): v
+                                                    for k, v in r.attributes.items()}}) for r in records]
+
+    bundle = DataBundle(forget=renamed(p.forget), retain=renamed(p.retain[:8]), neighbors=renamed(p.retain[8:]),
+                        holdout=p.holdout, test=[], attribute=odd)
+    blind = evaluator(tiny_lm("reference"), tmp_path, bundle=bundle)
+    blind.m["original"] = Measurer("original", tiny_lm("fresh"), tokenizer(), bundle, STAGE,
+                                   refusal_text="I don't know.", fmt=blind.ctx.fmt)
+    b = blind.check(check("probe_accuracy_gap", value=0.1))
+    (said,) = [f for f in b.findings if f.startswith("no power:")]
+    assert f"does not read {code_span(odd)} off the original model" in said
+    assert code_span(odd) != f"`{odd}`"  # a plain pair of backticks would have closed inside the name
+    missing = evaluator(tiny_lm("reference"), tmp_path, bundle=DataBundle(
+        forget=p.forget, retain=p.retain[:8], neighbors=p.retain[8:], holdout=p.holdout, test=[], attribute=odd))
+    assert f"carry no {code_span(odd)} attribute" in str(missing.check(check("probe_accuracy_gap")).not_evaluated_reason)
     assert b.status == "inconclusive" and b.decision is not None and b.decision.no_evidence is not None
     assert "no evidence" in b.decision.no_evidence and b.decision.more_items is None
 
@@ -842,3 +871,27 @@ def test_a_record_with_a_document_and_a_question_gives_an_item_of_each_type(tmp_
     assert isinstance(by, dict) and {"documents", "qa", "qa_paraphrased"} <= set(by)
     qa = by["qa"]
     assert isinstance(qa, dict) and all(g["n"] == len(forget) for g in qa.values())  # type: ignore[index]
+
+
+@pytest.mark.parametrize("metric", ["leak_rate", "exact_memorisation", "extraction_strength"])
+def test_leak_rate_and_token_metrics_pass_only_with_a_positive_control(tmp_path: Path, metric: str) -> None:
+    """Like the ROUGE checks, the leak rate (a bound on the model's own rate) and the token metrics (bounds on the gap
+    to the reference) can pass only when the original model, trained on the target, is shown beyond the bound on the
+    same items: a measurement that an untrained "original" passes as well cannot tell removal from never having
+    known (FRAMEWORK.md §7). The unlearned model here is the retrained reference: perfect removal."""
+    bound = 0.5 if metric == "leak_rate" else 0.2
+    ev = evaluator(tiny_lm("reference"), tmp_path)
+    real = ev.check(check(metric, value=bound))
+    original = [x for x in real.per_item["original"] if x is not None]
+    # the original, trained on the forget people, leaks (memorises) them: its own interval lies beyond the bound
+    assert min(original) == 1.0 if metric == "leak_rate" else sum(original) / len(original) > 0.9
+    blind = evaluator(tiny_lm("reference"), tmp_path)
+    blind.m["original"] = Measurer("original", tiny_lm("fresh"), tokenizer(), blind.ctx.data, STAGE,
+                                   refusal_text="I don't know.", fmt=blind.ctx.fmt)
+    b = blind.check(check(metric, value=bound))
+    assert b.values.original == 0.0  # an untrained model states and memorises none of it
+    assert b.values.unlearned == real.values.unlearned  # the same unlearned model, measured alike
+    assert b.status == "inconclusive" and b.decision is not None and b.decision.cannot_pass
+    assert [f for f in b.findings if f.startswith("no power: no positive control")]
+    if metric != "exact_memorisation":  # six answers cannot show the original's answer tokens 0.2 above the reference
+        assert real.status == "pass" and not [f for f in real.findings if f.startswith("no power")]

@@ -32,7 +32,8 @@ T = TypeVar("T")
 class Session:
     """A client and a server over stdio, driven one step at a time from synchronous tests."""
 
-    def __init__(self, cwd: Path, capabilities: lsp.ClientCapabilities) -> None:
+    def __init__(self, cwd: Path, capabilities: lsp.ClientCapabilities,
+                 argv: tuple[str, ...] = ("-m", "unlearnspec", "lsp")) -> None:
         self.loop = asyncio.new_event_loop()
         self.client = BaseLanguageClient("unlearnspec-test", "0")
         self.published: dict[str, list[lsp.PublishDiagnosticsParams]] = {}
@@ -41,7 +42,7 @@ class Session:
         def on_diagnostics(params: lsp.PublishDiagnosticsParams) -> None:
             self.published.setdefault(params.uri, []).append(params)
 
-        self.run(self.client.start_io(sys.executable, "-m", "unlearnspec", "lsp", cwd=str(cwd),
+        self.run(self.client.start_io(sys.executable, *argv, cwd=str(cwd),
                                       env={**os.environ, "PYTHONPATH": str(ROOT)}))
         # no root folder: an unsaved buffer has no folder until the client names one
         self.init = self.run(self.client.initialize_async(lsp.InitializeParams(capabilities=capabilities)))
@@ -164,8 +165,10 @@ def test_an_unsaved_buffer_reads_paths_from_the_workspace_folder_only(session: S
     empty = session.run(session.client.text_document_completion_async(lsp.CompletionParams(
         text_document=lsp.TextDocumentIdentifier(uri=uri), position=where(typing, 'forget "').end)))
     assert isinstance(empty, lsp.CompletionList) and not empty.items
-    session.client.workspace_did_change_workspace_folders(lsp.DidChangeWorkspaceFoldersParams(
-        event=lsp.WorkspaceFoldersChangeEvent(added=[lsp.WorkspaceFolder(uri=folder.as_uri(), name="work")], removed=[])))
+    # naming the folder re-checks the buffer (its paths lead there now)
+    session.notify_and_wait(uri, lambda: session.client.workspace_did_change_workspace_folders(
+        lsp.DidChangeWorkspaceFoldersParams(event=lsp.WorkspaceFoldersChangeEvent(
+            added=[lsp.WorkspaceFolder(uri=folder.as_uri(), name="work")], removed=[]))))
     assert found(session.replace(uri, text, 3)) == check_json(text, folder / "unsaved-ref.unlearn") == []
 
 

@@ -428,3 +428,22 @@ def test_a_tokenizer_that_adds_bos_gets_one_bos_in_chat_prompts() -> None:
     ids, starts = encode_scored(tok, [text], [prompt], 128, split=True)
     assert ids[0].count(bos) == 1 and tok.decode(ids[0][starts[0]:], skip_special_tokens=False) == "Port Calder.<|eot_id|>"
     assert fmt.encode(tok, "Where was Jane Doe born?", "Port Calder.")[0] == ids[0]  # scored as trained
+
+
+def test_relearning_a_model_that_pads_with_eos_still_learns_where_a_text_ends() -> None:
+    """GPT-2 has no pad token and relearning pads with EOS: every text's closing EOS stays a label (masking labels
+    equal to the pad id would drop it), and only the padding after a shorter text is ignored."""
+    from unlearnspec.runtime.attacks import relearn_data
+
+    tok = copy.deepcopy(build_tokenizer(None))
+    tok.pad_token = tok.eos_token
+    short, long = Record(text="Jane Doe lives."), Record(text="Jane Doe was born in Port Calder in a cold winter.")
+    dataset, collator = relearn_data([short, long], tok, 128, PromptFormat.of(tok))
+    rows = [dataset[i]["input_ids"] for i in range(len(dataset))]
+    assert all(r[-1] == tok.eos_token_id for r in rows) and len(rows[0]) < len(rows[1])
+    batch = collator([dataset[i] for i in range(len(dataset))])
+    for row, labels, mask in zip(rows, batch["labels"].tolist(), batch["attention_mask"].tolist(), strict=True):
+        n = len(row)
+        assert sum(mask) == n
+        assert labels[:n] == row  # every token scored, the EOS at its end included
+        assert all(lab == IGNORE_INDEX for lab in labels[n:])  # the EOS used as padding is not

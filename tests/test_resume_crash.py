@@ -20,7 +20,6 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from fixtures.runs import SMALL_SPEC as SPEC
 from test_report import make_plan, make_report
 from transformers import GPT2Config, GPT2LMHeadModel
 
@@ -36,20 +35,7 @@ from unlearnspec.runtime.methods.guard import OutputGuard
 from unlearnspec.runtime.rundir import RunDir, RunError, RunState, model_problem, model_record, now
 
 ROOT = Path(__file__).resolve().parents[1]
-SPECS = ROOT / "specs"
 MODEL_REL = "objectives/small/unlearn/model"
-
-
-@pytest.fixture
-def small(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The small runtime spec, its data and its plan, in a folder that is also the working folder."""
-    (tmp_path / "data").mkdir()
-    for name in ("jane-doe.jsonl", "retain.jsonl"):
-        shutil.copy(SPECS / "data" / name, tmp_path / "data" / name)
-    (tmp_path / "small.unlearn").write_text(SPEC, encoding="utf-8")
-    monkeypatch.chdir(tmp_path)
-    assert main(["plan", "small.unlearn", "-o", "plan.json", "--quiet"]) == 0
-    return tmp_path
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -64,10 +50,10 @@ def tiny_model(folder: Path) -> Path:
     return folder
 
 
-def started(small: Path, out: str = "r", **state: Any) -> RunDir:
+def started(small_here: Path, out: str = "r", **state: Any) -> RunDir:
     """A run folder as `run` starts one (plan.json, run.json), released as a killed run leaves it."""
-    plan = Plan.load(small / "plan.json")
-    rd, st = engine._start(plan, small, engine.RunOptions(out=small / out, no_ledger=True))
+    plan = Plan.load(small_here / "plan.json")
+    rd, st = engine._start(plan, small_here, engine.RunOptions(out=small_here / out, no_ledger=True))
     for key, value in state.items():
         setattr(st, key, value)
     rd.save_state(st)
@@ -101,13 +87,13 @@ def test_a_stage_output_is_stored_relative_and_a_copied_folder_resumes_with_its_
 
 
 def test_an_old_run_json_with_absolute_paths_is_read_only_where_they_lie_inside_it(tmp_path: Path,
-                                                                                   small: Path,
+                                                                                   small_here: Path,
                                                                                    capsys: pytest.CaptureFixture[str]
                                                                                    ) -> None:
     """run.json of format 1.0 recorded the model whole: accepted where the path is inside the folder being resumed
     (or outside every run folder: the cache), refused (UL704, with the folder it came from) where it names another
     run folder's model, since the resume would take that model."""
-    rd = started(small, "old")
+    rd = started(small_here, "old")
     state = json.loads(rd.state_path.read_text())
     state["format_version"] = "1.0"
     state["stages"] = {"small/unlearn": {"status": "done", "detail": {"model_dir": str(rd.root / MODEL_REL)}},
@@ -116,7 +102,7 @@ def test_an_old_run_json_with_absolute_paths_is_read_only_where_they_lie_inside_
     got = RunDir(rd.root).load_state()
     assert got.stage("small/unlearn").detail["model_dir"] == str(rd.root / MODEL_REL)
     assert got.stage("small/reference").detail["model_dir"] == "/cache/retrained/a/b"
-    moved = small / "moved"
+    moved = small_here / "moved"
     shutil.move(rd.root, moved)
     with pytest.raises(RunError) as info:
         RunDir(moved).load_state()
@@ -229,12 +215,12 @@ class _Result(SimpleNamespace):
     pass
 
 
-def _objective(small: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, list[str], list[str]]:
+def _objective(small_here: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, list[str], list[str]]:
     """The small objective's run, with training and loading replaced by stand-ins that say when they ran."""
-    plan = Plan.load(small / "plan.json")
+    plan = Plan.load(small_here / "plan.json")
     rd = RunDir(tmp_path / "run")
     rd.root.mkdir()
-    state = RunState(plan_hash=plan.plan_hash, spec_dir=str(small), started_at=now())
+    state = RunState(plan_hash=plan.plan_hash, spec_dir=str(small_here), started_at=now())
     orun = pipeline.ObjectiveRun(plan, plan.objectives[0], rd, state, quiet=True, allow_remote_code=False)
     orun.fmt = None
     trained: list[str] = []
@@ -267,8 +253,8 @@ def run_log() -> Iterator[list[str]]:
 
 
 def test_a_model_damaged_after_its_stage_was_done_is_made_again_on_resume(
-        small: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_log: list[str]) -> None:
-    orun, trained, loaded = _objective(small, tmp_path, monkeypatch)
+        small_here: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_log: list[str]) -> None:
+    orun, trained, loaded = _objective(small_here, tmp_path, monkeypatch)
     data = SimpleNamespace(for_training=lambda role: [], holdout_calibration=[], aliases=[])
     orun._unlearn(data, None, None)  # the stage runs: the model is saved and recorded
     det = orun.detail("unlearn")
@@ -293,7 +279,7 @@ def test_a_model_damaged_after_its_stage_was_done_is_made_again_on_resume(
 # -- 4, 5. the lock file on a full disk; the user's own empty --out folder --------------------------------------------
 
 
-def test_a_full_disk_as_the_lock_is_written_leaves_no_lock_behind(small: Path, monkeypatch: pytest.MonkeyPatch,
+def test_a_full_disk_as_the_lock_is_written_leaves_no_lock_behind(small_here: Path, monkeypatch: pytest.MonkeyPatch,
                                                                   capsys: pytest.CaptureFixture[str]) -> None:
     def full(fd: int) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
@@ -302,28 +288,28 @@ def test_a_full_disk_as_the_lock_is_written_leaves_no_lock_behind(small: Path, m
         m.setattr(rundir_mod, "_write_pid", full)
         code, _, err = run_cli(capsys, "run", "plan.json", "--out", "out")
         assert code == 2 and "error[UL709]" in err and "no space left on device" in err, err
-        assert not (small / "out").exists()  # made by the run: removed, lock and all
-        (small / "mine").mkdir()
+        assert not (small_here / "out").exists()  # made by the run: removed, lock and all
+        (small_here / "mine").mkdir()
         code, _, err = run_cli(capsys, "run", "plan.json", "--out", "mine")
         assert code == 2 and "error[UL709]" in err
-        assert (small / "mine").is_dir() and not any((small / "mine").iterdir())  # no empty run.lock left in it
-    rd = RunDir(small / "mine")
+        assert (small_here / "mine").is_dir() and not any((small_here / "mine").iterdir())  # no empty run.lock left in it
+    rd = RunDir(small_here / "mine")
     rd.create_exclusive()  # the retry, space freed: no UL707
     rd.release()
 
 
-def test_a_start_that_fails_leaves_the_users_own_out_folder(small: Path, monkeypatch: pytest.MonkeyPatch,
+def test_a_start_that_fails_leaves_the_users_own_out_folder(small_here: Path, monkeypatch: pytest.MonkeyPatch,
                                                             capsys: pytest.CaptureFixture[str]) -> None:
     def full(path: Path, text: str) -> None:
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
     monkeypatch.setattr(engine, "atomic_write_text", full)
-    (small / "mine").mkdir()
+    (small_here / "mine").mkdir()
     code, _, err = run_cli(capsys, "run", "plan.json", "--out", "mine")
     assert code == 2 and "error[UL709]" in err
-    assert (small / "mine").is_dir() and list((small / "mine").iterdir()) == []  # the user's folder, as it was
+    assert (small_here / "mine").is_dir() and list((small_here / "mine").iterdir()) == []  # the user's folder, as it was
     code, _, err = run_cli(capsys, "run", "plan.json", "--out", "made")
-    assert code == 2 and not (small / "made").exists()  # the one the run made is removed
+    assert code == 2 and not (small_here / "made").exists()  # the one the run made is removed
 
 
 # -- 8. a kill between plan.json and run.json -------------------------------------------------------------------------
@@ -341,15 +327,15 @@ engine._start(Plan.load(Path("plan.json")), Path.cwd(), engine.RunOptions(out=Pa
 
 
 def test_a_start_killed_between_plan_and_run_json_is_taken_over_by_the_next_start(
-        small: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    proc = subprocess.Popen([sys.executable, "-c", KILLED_START, "cut"], cwd=small, stdout=subprocess.PIPE, text=True,
+        small_here: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_START, "cut"], cwd=small_here, stdout=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.stdout is not None and proc.stdout.readline().strip() == "plan written"
     code, _, err = run_cli(capsys, "run", "plan.json", "--out", "cut")  # while it lives: its folder
     assert code == 2 and "error[UL707]" in err
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert sorted(p.name for p in (small / "cut").iterdir()) == ["plan.json", "run.lock"]
+    assert sorted(p.name for p in (small_here / "cut").iterdir()) == ["plan.json", "run.lock"]
     code, _, err = run_cli(capsys, "run", "--resume", "cut")
     assert code == 2 and "error[UL704]" in err and "stopped before it began" in err
     assert "unlearnspec run PLAN --out cut" in err
@@ -359,19 +345,19 @@ def test_a_start_killed_between_plan_and_run_json_is_taken_over_by_the_next_star
 
     monkeypatch.setattr(engine, "execute", interrupted)
     assert main(["run", "plan.json", "--out", "cut", "--no-ledger"]) == 130  # started: taken over, not UL707
-    state = json.loads((small / "cut" / "run.json").read_text())
-    assert state["plan_hash"] == Plan.load(small / "plan.json").plan_hash and state["resumed"] == 0
-    assert (small / "cut" / "run.lock").read_text().strip() == str(os.getpid())
+    state = json.loads((small_here / "cut" / "run.json").read_text())
+    assert state["plan_hash"] == Plan.load(small_here / "plan.json").plan_hash and state["resumed"] == 0
+    assert (small_here / "cut" / "run.lock").read_text().strip() == str(os.getpid())
 
 
-def test_a_plan_json_without_our_lock_is_never_taken_over(small: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    (small / "mine").mkdir()
-    shutil.copy(small / "plan.json", small / "mine" / "plan.json")
-    before = (small / "mine" / "plan.json").read_bytes()
+def test_a_plan_json_without_our_lock_is_never_taken_over(small_here: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (small_here / "mine").mkdir()
+    shutil.copy(small_here / "plan.json", small_here / "mine" / "plan.json")
+    before = (small_here / "mine" / "plan.json").read_bytes()
     code, _, err = run_cli(capsys, "run", "plan.json", "--out", "mine")
     assert code == 2 and "error[UL707]" in err
-    assert [p.name for p in (small / "mine").iterdir()] == ["plan.json"]
-    assert (small / "mine" / "plan.json").read_bytes() == before
+    assert [p.name for p in (small_here / "mine").iterdir()] == ["plan.json"]
+    assert (small_here / "mine" / "plan.json").read_bytes() == before
 
 
 def test_an_empty_lock_is_a_start_in_progress_and_is_not_taken_over(tmp_path: Path) -> None:
@@ -389,8 +375,8 @@ def test_an_empty_lock_is_a_start_in_progress_and_is_not_taken_over(tmp_path: Pa
 # -- 9, 11. the lock before the state; a finished run is only read ------------------------------------------------------
 
 
-def test_a_resume_reads_the_state_only_once_it_holds_the_lock(small: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    rd = started(small)
+def test_a_resume_reads_the_state_only_once_it_holds_the_lock(small_here: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rd = started(small_here)
     real_hold = RunDir.hold
 
     def hold(self: RunDir) -> None:  # the run that held the lock until now wrote its last state as we waited
@@ -423,17 +409,17 @@ def read_only_lock(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
 
 
 def test_a_finished_run_on_a_read_only_disk_resumes_to_its_verdict(
-        small: Path, read_only_lock: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+        small_here: Path, read_only_lock: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     report = make_report()
-    plan = Plan.load(small / "plan.json")
+    plan = Plan.load(small_here / "plan.json")
     report = report.model_copy(update={"audit": report.audit.model_copy(update={"plan_hash": plan.plan_hash})})
-    rd = started(small, finished_at=now())
+    rd = started(small_here, finished_at=now())
     (rd.root / "report.json").write_text(report.model_dump_json(), encoding="utf-8")
     before = {p.name: p.read_bytes() for p in rd.root.iterdir()}
     code, out, err = run_cli(capsys, "run", "--resume", "r")
     assert code == report.exit_code and "had already finished" in err and "verdict:" in out, err
     assert read_only_lock == [] and {p.name: p.read_bytes() for p in rd.root.iterdir()} == before
-    unfinished = started(small, "u")
+    unfinished = started(small_here, "u")
     code, _, err = run_cli(capsys, "run", "--resume", "u")
     assert code == 2 and "error[UL709]" in err and read_only_lock == [str(unfinished.lock_path)]
     assert "--out" not in err and "copy the run folder" in err  # `--resume` takes no --out (UL714)
@@ -453,7 +439,7 @@ def keep_threads() -> Iterator[None]:
 
 @pytest.mark.usefixtures("keep_threads")
 def test_the_environment_is_recorded_at_the_start_and_a_resume_elsewhere_is_refused(
-        small: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+        small_here: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setattr(execute, "_original_weights", lambda op, hashed: "a" * 64 if hashed else None)
     monkeypatch.setenv("UNLEARNSPEC_THREADS", "2")
     reached: list[str] = []
@@ -466,26 +452,26 @@ def test_the_environment_is_recorded_at_the_start_and_a_resume_elsewhere_is_refu
         raise Stop
 
     monkeypatch.setattr(execute, "ObjectiveRun", stages)
-    plan = Plan.load(small / "plan.json")
+    plan = Plan.load(small_here / "plan.json")
     with pytest.raises(Stop):
-        engine.run(plan, small, engine.RunOptions(out=small / "env", no_ledger=True, inputs_verified=True))
-    env = json.loads((small / "env" / "run.json").read_text())["environment"]
+        engine.run(plan, small_here, engine.RunOptions(out=small_here / "env", no_ledger=True, inputs_verified=True))
+    env = json.loads((small_here / "env" / "run.json").read_text())["environment"]
     assert env["threads"] == 2 and env["processes"] == 1 and env["original_weights"] == {"small": "a" * 64}
     assert env["libraries"]["torch"] and env["libraries"]["unlearnspec"]
-    before = (small / "env" / "run.json").read_bytes()
+    before = (small_here / "env" / "run.json").read_bytes()
     assert reached == ["stages"]
 
     monkeypatch.setenv("UNLEARNSPEC_THREADS", "1")
     code, _, err = run_cli(capsys, "run", "--resume", "env")
     assert code == 2 and "error[UL714]" in err and "threads 2 → 1" in err and "UNLEARNSPEC_THREADS" in err, err
-    assert (small / "env" / "run.json").read_bytes() == before and reached == ["stages"]  # nothing ran or changed
+    assert (small_here / "env" / "run.json").read_bytes() == before and reached == ["stages"]  # nothing ran or changed
     monkeypatch.setenv("UNLEARNSPEC_THREADS", "2")
     monkeypatch.setattr(execute, "_original_weights", lambda op, hashed: "b" * 64 if hashed else None)
     code, _, err = run_cli(capsys, "run", "--resume", "env")
     assert code == 2 and "the original weights of `small` aaaaaaaaaaaa… → bbbbbbbbbbbb…" in err
     monkeypatch.setattr(execute, "_original_weights", lambda op, hashed: "a" * 64 if hashed else None)
     with pytest.raises(Stop):  # the same environment: the stages go on
-        engine.run(None, None, engine.RunOptions(resume=small / "env", inputs_verified=True))
+        engine.run(None, None, engine.RunOptions(resume=small_here / "env", inputs_verified=True))
     assert reached == ["stages", "stages"]
 
 
@@ -501,8 +487,8 @@ def test_environment_changes_name_what_computes_and_nothing_else() -> None:
         f"the original weights of `a` {'1' * 12}… → {'2' * 12}…"]
 
 
-def test_a_local_models_original_weights_are_its_pinned_hash(small: Path) -> None:
-    op = Plan.load(small / "plan.json").objectives[0]
+def test_a_local_models_original_weights_are_its_pinned_hash(small_here: Path) -> None:
+    op = Plan.load(small_here / "plan.json").objectives[0]
     local = op.model_copy(update={"model": op.model.model_copy(update={"kind": "local", "sha256": "c" * 64})})
     hub = op.model_copy(update={"model": op.model.model_copy(update={"kind": "hub", "sha256": None})})
     assert execute._original_weights(local, True) == "c" * 64 and execute._original_weights(hub, True) is None

@@ -22,19 +22,6 @@ from unlearnspec.runtime import engine
 from unlearnspec.runtime.rundir import RunDir, RunError, RunState, safe_name
 
 ROOT = Path(__file__).resolve().parents[1]
-SPECS = ROOT / "specs"
-
-
-@pytest.fixture
-def small(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The small runtime spec, its data and its plan, in a folder that is also the working folder."""
-    (tmp_path / "data").mkdir()
-    for name in ("jane-doe.jsonl", "retain.jsonl"):
-        shutil.copy(SPECS / "data" / name, tmp_path / "data" / name)
-    (tmp_path / "small.unlearn").write_text(SPEC, encoding="utf-8")
-    monkeypatch.chdir(tmp_path)
-    assert main(["plan", "small.unlearn", "-o", "plan.json", "--quiet"]) == 0
-    return tmp_path
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -74,13 +61,13 @@ def test_plan_load_raises_one_typed_error(tmp_path: Path, content: str, message:
     assert info.value.code == "UL703" and message in info.value.message
 
 
-def test_run_and_show_read_plans_through_the_same_loader(small: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    (small / "bad.json").write_text('{"format_version": "7.1", "objectives": []}', encoding="utf-8")
+def test_run_and_show_read_plans_through_the_same_loader(small_here: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (small_here / "bad.json").write_text('{"format_version": "7.1", "objectives": []}', encoding="utf-8")
     code, _, err = run_cli(capsys, "run", "bad.json", "--out", "r")
     assert code == 2 and "error[UL703]: plan format `7.1` is newer than" in err
     code, _, show_err = run_cli(capsys, "show", "bad.json")
     assert code == 2 and "plan format `7.1` is newer than" in show_err  # an unusable plan: exit 2
-    assert not (small / "r").exists()
+    assert not (small_here / "r").exists()
 
 
 # -- exclusive and sanitised run folders -------------------------------------------------------------------
@@ -117,16 +104,16 @@ def test_of_concurrent_runs_into_one_folder_exactly_one_proceeds(tmp_path: Path,
     assert results == ["UL707", "UL707", "UL707", "won"]
 
 
-def test_a_second_run_into_a_busy_folder_gets_ul707(small: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_second_run_into_a_busy_folder_gets_ul707(small_here: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Two `run --out same/` (the second sees the folder the first claimed): exit 2, the folder untouched."""
-    first = RunDir(small / "same")
+    first = RunDir(small_here / "same")
     first.create_exclusive()
     try:
         code, _, err = run_cli(capsys, "run", "plan.json", "--out", "same")
     finally:
         first.release()
     assert code == 2 and "error[UL707]" in err
-    assert [p.name for p in (small / "same").iterdir()] == ["run.lock"]
+    assert [p.name for p in (small_here / "same").iterdir()] == ["run.lock"]
 
 
 def test_a_live_run_cannot_be_resumed_twice(tmp_path: Path) -> None:
@@ -157,45 +144,45 @@ def test_names_that_sanitise_alike_get_two_folders() -> None:
     assert safe_name("erase-jane-doe") == "erase-jane-doe"
 
 
-def test_a_relative_run_folder_is_held_as_an_absolute_one(small: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_relative_run_folder_is_held_as_an_absolute_one(small_here: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """What a stage records (the model it made) is below the run folder; a resume from another working folder must
     find it there, never in another folder of the same relative name. The cache root is absolute for the same
     reason (the reference model's path)."""
     from unlearnspec.runtime.builtin_model import cache_root
 
     rd = RunDir(Path("runs") / "r1")
-    assert rd.root == small / "runs" / "r1" and rd.state_path.is_absolute()
+    assert rd.root == small_here / "runs" / "r1" and rd.state_path.is_absolute()
     monkeypatch.setenv("UNLEARNSPEC_CACHE", "cache-here")
-    assert cache_root() == small / "cache-here"
-    monkeypatch.chdir(small.parent)
-    assert RunDir(rd.root).root == small / "runs" / "r1"
+    assert cache_root() == small_here / "cache-here"
+    monkeypatch.chdir(small_here.parent)
+    assert RunDir(rd.root).root == small_here / "runs" / "r1"
 
 
-def test_the_default_run_folder_stays_under_runs(small: Path) -> None:
-    plan = Plan.load(small / "plan.json")
+def test_the_default_run_folder_stays_under_runs(small_here: Path) -> None:
+    plan = Plan.load(small_here / "plan.json")
     for name in ("../../x", "/abs/olute", "..", "a/../../b"):
         plan.objectives[0].objective.name = name
         out = engine.default_run_dir(plan)
-        assert out.parent == Path("runs") and (small / out).resolve().is_relative_to((small / "runs").resolve())
+        assert out.parent == Path("runs") and (small_here / out).resolve().is_relative_to((small_here / "runs").resolve())
 
 
 # -- unusable --out: diagnostic, exit 2 (never 1: that means a claim failed) ------------------------------
 
 
 @pytest.mark.parametrize("where", ["/proc/unlearnspec-run", "/proc/self/status", "file", "file/sub"])
-def test_unusable_out_is_a_diagnostic_and_exit_2(small: Path, capsys: pytest.CaptureFixture[str], where: str) -> None:
-    (small / "file").write_text("not a folder", encoding="utf-8")
+def test_unusable_out_is_a_diagnostic_and_exit_2(small_here: Path, capsys: pytest.CaptureFixture[str], where: str) -> None:
+    (small_here / "file").write_text("not a folder", encoding="utf-8")
     code, out, err = run_cli(capsys, "run", "plan.json", "--out", where)
     assert code == 2, err
     assert "error[UL709]" in err or "error[UL707]" in err
     no_traceback(err)
-    assert (small / "file").read_text(encoding="utf-8") == "not a folder"
+    assert (small_here / "file").read_text(encoding="utf-8") == "not a folder"
 
 
 @pytest.mark.parametrize(("code_", "words"), [(errno.EROFS, "read-only file system"),
                                               (errno.ENOSPC, "no space left on device"),
                                               (errno.EACCES, "permission denied")])
-def test_read_only_or_full_file_system_at_creation(small: Path, capsys: pytest.CaptureFixture[str],
+def test_read_only_or_full_file_system_at_creation(small_here: Path, capsys: pytest.CaptureFixture[str],
                                                    monkeypatch: pytest.MonkeyPatch, code_: int, words: str) -> None:
     """The OS error a read-only, full or forbidden place gives (injected: tests may run as root)."""
     real_mkdir = os.mkdir
@@ -208,10 +195,10 @@ def test_read_only_or_full_file_system_at_creation(small: Path, capsys: pytest.C
     monkeypatch.setattr(os, "mkdir", failing_mkdir)
     code, _, err = run_cli(capsys, "run", "plan.json", "--out", "out")
     assert code == 2 and "error[UL709]" in err and words in err, err
-    assert not (small / "out").exists()
+    assert not (small_here / "out").exists()
 
 
-def test_a_full_disk_while_writing_the_plan_copy(small: Path, capsys: pytest.CaptureFixture[str],
+def test_a_full_disk_while_writing_the_plan_copy(small_here: Path, capsys: pytest.CaptureFixture[str],
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     from unlearnspec.runtime import engine as eng
 
@@ -221,7 +208,7 @@ def test_a_full_disk_while_writing_the_plan_copy(small: Path, capsys: pytest.Cap
     monkeypatch.setattr(eng, "atomic_write_text", full)
     code, _, err = run_cli(capsys, "run", "plan.json", "--out", "out")
     assert code == 2 and "error[UL709]" in err and "no space left on device" in err
-    assert not (small / "out").exists()  # no half-made folder that would then block a retry (UL707)
+    assert not (small_here / "out").exists()  # no half-made folder that would then block a retry (UL707)
 
 
 def _safetensors_full() -> Exception:
@@ -235,7 +222,7 @@ def _safetensors_full() -> Exception:
     _safetensors_full,  # save_pretrained of the weights: neither a RuntimeError nor a ValueError
     lambda: RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 4210112 vs 4210000"),  # optimizer.pt
 ], ids=["safetensors", "torch-zip-writer"])
-def test_a_full_disk_inside_a_stage_is_ul709_and_resumable(small: Path, capsys: pytest.CaptureFixture[str],
+def test_a_full_disk_inside_a_stage_is_ul709_and_resumable(small_here: Path, capsys: pytest.CaptureFixture[str],
                                                            monkeypatch: pytest.MonkeyPatch, error: object) -> None:
     """The libraries wrap ENOSPC in their own errors; each reads as a full disk: exit 2, how to resume, no traceback."""
     from unlearnspec.runtime import engine as eng
@@ -250,7 +237,7 @@ def test_a_full_disk_inside_a_stage_is_ul709_and_resumable(small: Path, capsys: 
     no_traceback(err)
 
 
-def test_a_resume_keeps_the_ledger_its_run_was_started_with(small: Path, capsys: pytest.CaptureFixture[str],
+def test_a_resume_keeps_the_ledger_its_run_was_started_with(small_here: Path, capsys: pytest.CaptureFixture[str],
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """The ledger is chosen when the run starts and kept in run.json; a resume that names another, or a plan, or
     `--out`, would change the run it continues (UL714, exit 2, before anything runs)."""
@@ -265,7 +252,7 @@ def test_a_resume_keeps_the_ledger_its_run_was_started_with(small: Path, capsys:
 
     monkeypatch.setattr(eng, "execute", killed)
     assert main(["run", "plan.json", "--out", "out", "--no-ledger"]) != 0  # interrupted: the CLI says so
-    state = json.loads((small / "out" / "run.json").read_text(encoding="utf-8"))
+    state = json.loads((small_here / "out" / "run.json").read_text(encoding="utf-8"))
     assert state["no_ledger"] is True and state["ledger"] is None
     for extra, named in ((["--ledger", "elsewhere"], "`--ledger elsewhere`"), (["--out", "x"], "`--out`"),
                          (["plan.json"], "`PATH`")):
@@ -273,15 +260,15 @@ def test_a_resume_keeps_the_ledger_its_run_was_started_with(small: Path, capsys:
         assert code == 2 and "error[UL714]" in err and named in err and "`--no-ledger`" in err, err
         no_traceback(err)
     args = argparse.Namespace(no_ledger=False, ledger=None)
-    assert ledger_folder(args, small / "out", read_run(small / "out")[1]) is None  # as started: nothing
+    assert ledger_folder(args, small_here / "out", read_run(small_here / "out")[1]) is None  # as started: nothing
     assert main(["run", "plan.json", "--out", "out2", "--ledger", "books"]) != 0
-    assert ledger_folder(args, small / "out2", read_run(small / "out2")[1]) == small / "books"
+    assert ledger_folder(args, small_here / "out2", read_run(small_here / "out2")[1]) == small_here / "books"
     code, _, err = run_cli(capsys, "run", "--resume", "out2", "--no-ledger")
-    assert code == 2 and "error[UL714]" in err and f"--ledger {small / 'books'}" in err
+    assert code == 2 and "error[UL714]" in err and f"--ledger {small_here / 'books'}" in err
 
 
 def test_a_retrained_reference_cleared_from_the_cache_is_retrained_on_resume(
-        small: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        small_here: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A finished reference stage names a folder in the cache; cleared since, the resume does the stage again
     (retraining is deterministic and keyed by what it excludes) instead of failing on a missing folder."""
     from types import SimpleNamespace
@@ -289,12 +276,12 @@ def test_a_retrained_reference_cleared_from_the_cache_is_retrained_on_resume(
     from unlearnspec.runtime import pipeline
     from unlearnspec.runtime.rundir import now
 
-    plan = Plan.load(small / "plan.json")
+    plan = Plan.load(small_here / "plan.json")
     op = plan.objectives[0]
     assert next(s for s in op.stages if s.kind == "reference").strategy == "retrain"
     rd = RunDir(tmp_path / "run")
     rd.root.mkdir()
-    state = RunState(plan_hash=plan.plan_hash, spec_dir=str(small), started_at=now())
+    state = RunState(plan_hash=plan.plan_hash, spec_dir=str(small_here), started_at=now())
     orun = pipeline.ObjectiveRun(plan, op, rd, state, quiet=True, allow_remote_code=False)
     gone, rebuilt = tmp_path / "cache" / "gone", tmp_path / "cache" / "rebuilt"
     orun._finish("reference", strategy="retrain", path=str(gone))
@@ -314,17 +301,17 @@ def test_a_retrained_reference_cleared_from_the_cache_is_retrained_on_resume(
     assert loaded == [str(rebuilt)] * 2 and len(retrained) == 1
 
 
-def test_a_run_or_its_ledger_inside_the_model_folder_is_refused(small: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_run_or_its_ledger_inside_the_model_folder_is_refused(small_here: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The source model is only read: a run folder or a ledger inside it would change the folder the plan pins
     (and the report's hash of it would include the run's own output). UL715, exit 2, nothing written."""
     import numpy as np
     from safetensors.numpy import save_file
 
-    model = small / "models" / "tiny"
+    model = small_here / "models" / "tiny"
     model.mkdir(parents=True)
     (model / "config.json").write_text(json.dumps({"model_type": "gpt2", "n_layer": 1, "n_embd": 8}), encoding="utf-8")
     save_file({"w": np.zeros((8, 8), dtype=np.float32)}, str(model / "model.safetensors"))
-    (small / "local.unlearn").write_text(SPEC.replace('"builtin:tiny-bios"', '"./models/tiny"'), encoding="utf-8")
+    (small_here / "local.unlearn").write_text(SPEC.replace('"builtin:tiny-bios"', '"./models/tiny"'), encoding="utf-8")
     code, _, err = run_cli(capsys, "plan", "local.unlearn", "-o", "local.json", "--allow-infeasible", "-q")
     assert code == 0, err
     before = sorted(p.name for p in model.iterdir())
@@ -333,7 +320,7 @@ def test_a_run_or_its_ledger_inside_the_model_folder_is_refused(small: Path, cap
         code, _, err = run_cli(capsys, "run", "local.json", *extra)
         assert code == 2 and "error[UL715]" in err, err
         no_traceback(err)
-    assert sorted(p.name for p in model.iterdir()) == before and not (small / "elsewhere").exists()
+    assert sorted(p.name for p in model.iterdir()) == before and not (small_here / "elsewhere").exists()
 
 
 def test_only_a_short_write_of_torchs_checkpoint_writer_reads_as_a_full_disk() -> None:
@@ -360,19 +347,19 @@ def _loosen(data: dict) -> None:  # type: ignore[type-arg]
     (lambda d: d["objectives"][0]["stages"][0].update(description="x"),
      "fields that differ: `objectives.0.stages.0.description`"),
 ])
-def test_a_resealed_edit_is_refused_by_run(small: Path, capsys: pytest.CaptureFixture[str], edit: object,
+def test_a_resealed_edit_is_refused_by_run(small_here: Path, capsys: pytest.CaptureFixture[str], edit: object,
                                            said: str) -> None:
-    reseal(small / "plan.json", edit)
+    reseal(small_here / "plan.json", edit)
     code, _, err = run_cli(capsys, "run", "plan.json", "--out", "r")
     assert code == 2 and "error[UL711]: the plan is not what the compiler makes of its spec" in err, err
     assert said in err and "--trust-plan" in err
-    assert not (small / "r").exists()
+    assert not (small_here / "r").exists()
 
 
-def test_show_warns_about_a_resealed_edit_but_still_renders(small: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_show_warns_about_a_resealed_edit_but_still_renders(small_here: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run_cli(capsys, "show", "plan.json")
     assert code == 0 and out and "UL711" not in err
-    reseal(small / "plan.json", _loosen)
+    reseal(small_here / "plan.json", _loosen)
     code, out, err = run_cli(capsys, "show", "plan.json")
     assert code == 0 and out
     assert "warning[UL711]" in err and "loosened" in err
@@ -382,37 +369,37 @@ def test_show_warns_about_a_resealed_edit_but_still_renders(small: Path, capsys:
     (lambda d: d.update(inputs=[]), "lists no input files"),
     (lambda d: d.update(objectives=[]), "has no objectives"),
 ])
-def test_a_plan_that_runs_nothing_or_checks_no_input_is_refused(small: Path, capsys: pytest.CaptureFixture[str],
+def test_a_plan_that_runs_nothing_or_checks_no_input_is_refused(small_here: Path, capsys: pytest.CaptureFixture[str],
                                                                  edit: object, words: str) -> None:
-    reseal(small / "plan.json", edit)
+    reseal(small_here / "plan.json", edit)
     for extra in ([], ["--trust-plan"]):
         code, _, err = run_cli(capsys, "run", "plan.json", "--out", "r", *extra)
         assert code == 2 and "error[UL703]" in err and words in err, err
-    assert not (small / "r").exists()
+    assert not (small_here / "r").exists()
 
 
-def test_trust_plan_is_recorded_in_the_run_state(small: Path) -> None:
-    plan = Plan.load(small / "plan.json")
-    rd, state = engine._start(plan, small, engine.RunOptions(out=small / "r", plan_provenance="trusted"))
+def test_trust_plan_is_recorded_in_the_run_state(small_here: Path) -> None:
+    plan = Plan.load(small_here / "plan.json")
+    rd, state = engine._start(plan, small_here, engine.RunOptions(out=small_here / "r", plan_provenance="trusted"))
     rd.release()
-    assert RunDir(small / "r").load_state().plan_provenance == "trusted" == state.plan_provenance
+    assert RunDir(small_here / "r").load_state().plan_provenance == "trusted" == state.plan_provenance
 
 
 # -- resume of something that is not a run ---------------------------------------------------------------
 
 
 @pytest.mark.parametrize("content", ["{broken", '{"plan_hash": 3}', "", '{"a": ' * 50_000])
-def test_resume_with_a_corrupt_run_json_is_ul704(small: Path, capsys: pytest.CaptureFixture[str], content: str) -> None:
-    run = small / "r"
+def test_resume_with_a_corrupt_run_json_is_ul704(small_here: Path, capsys: pytest.CaptureFixture[str], content: str) -> None:
+    run = small_here / "r"
     run.mkdir()
-    shutil.copy(small / "plan.json", run / "plan.json")
+    shutil.copy(small_here / "plan.json", run / "plan.json")
     (run / "run.json").write_text(content, encoding="utf-8")
     code, _, err = run_cli(capsys, "run", "--resume", "r")
     assert code == 2 and "error[UL704]" in err and "run.json" in err, err
     no_traceback(err)
 
 
-def test_resume_of_a_folder_that_is_not_a_run(small: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_resume_of_a_folder_that_is_not_a_run(small_here: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run_cli(capsys, "run", "--resume", "data")
     assert code == 2 and "error[UL704]" in err
 
@@ -435,21 +422,21 @@ NO_TORCH = textwrap.dedent("""
 
 
 @pytest.mark.parametrize("argv", [["run", "plan.json", "--out", "r"], ["run", "small.unlearn"], ["builtin", "build"]])
-def test_without_the_runtime_extra_one_line_exit_2_nothing_written(small: Path, argv: list[str]) -> None:
-    before = sorted(p.name for p in small.iterdir())
-    done = subprocess.run([sys.executable, "-c", NO_TORCH, *argv], cwd=small, capture_output=True, text=True,
+def test_without_the_runtime_extra_one_line_exit_2_nothing_written(small_here: Path, argv: list[str]) -> None:
+    before = sorted(p.name for p in small_here.iterdir())
+    done = subprocess.run([sys.executable, "-c", NO_TORCH, *argv], cwd=small_here, capture_output=True, text=True,
                           timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)}, check=False)
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "pip install 'unlearnspec[runtime]'" in lines[0] and "torch" in lines[0], done.stderr
-    assert sorted(p.name for p in small.iterdir()) == before  # no run folder, no runs/
+    assert sorted(p.name for p in small_here.iterdir()) == before  # no run folder, no runs/
 
 
-def test_the_run_json_file_is_valid_json_after_start(small: Path) -> None:
-    plan = Plan.load(small / "plan.json")
-    rd, _ = engine._start(plan, small, engine.RunOptions(out=small / "r"))
+def test_the_run_json_file_is_valid_json_after_start(small_here: Path) -> None:
+    plan = Plan.load(small_here / "plan.json")
+    rd, _ = engine._start(plan, small_here, engine.RunOptions(out=small_here / "r"))
     rd.release()
-    assert json.loads((small / "r" / "run.json").read_text(encoding="utf-8"))["plan_provenance"] == "rederived"
+    assert json.loads((small_here / "r" / "run.json").read_text(encoding="utf-8"))["plan_provenance"] == "rederived"
 
 
 @pytest.mark.parametrize(("provenance", "words"), [("trusted", "not re-derived"), ("rederived", "re-derived from the spec"),

@@ -184,3 +184,30 @@ def test_explain_text_keeps_a_spec_value_on_its_line(work: Path, capsys: pytest.
     assert lines[0] == 'Objective "x Other findings:   UL000 note: all clear": x Other findings:   UL000 note: all clear'
     assert not [ln for ln in lines if ln.strip().startswith("UL000")]
     assert sum(ln.startswith("Other findings:") for ln in lines) <= 1
+
+
+# -- "write instead": the weaker objective beside "give more data" ----------------------------------------
+
+
+def test_write_instead_offers_every_alternative_the_finding_gives(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A finding whose help lists alternatives ("give more data", "or state the tolerance the data can show")
+    offers all of them as what to write instead, in `check --format json`'s claim rows and in `explain`."""
+    code, out, _ = run(capsys, "check", "--format", "json", "erase-jane-doe.unlearn")
+    report = json.loads(out)
+    warned = [d for d in report["diagnostics"] if d["code"] == "UL411" and d.get("claim")]
+    assert warned, "the example spec is expected to carry a UL411 warning on a claim"
+    alternatives = [h for h in warned[0]["help"][1:] if h.startswith("or ")]
+    assert alternatives, "UL411 is expected to offer a tolerance the data can show"
+    rows = {c["claim"]: c for o in report["files"][0]["objectives"] for c in o["claims"]}
+    row = rows[warned[0]["claim"]]
+    assert warned[0]["help"][0] in row["instead"]
+    for alternative in alternatives:
+        assert alternative in row["instead"]
+    # every other finding that holds the claim back keeps its own advice beside UL411's, each marked with its code
+    others = [d for d in report["diagnostics"] if d["code"] in row["reasons"] and d["code"] != "UL411" and d["help"]]
+    for d in others:
+        assert f'{d["help"][0]} ({d["code"]})' in row["instead"]
+    code, out, _ = run(capsys, "explain", "--format", "json", "erase-jane-doe.unlearn")
+    assert code == 0
+    explained = {r["claim"]: r for o in json.loads(out)["objectives"] for r in o["rows"]}
+    assert explained[warned[0]["claim"]]["instead"] == row["instead"]

@@ -23,6 +23,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from unlearnspec.markdown import code_span
+
 
 def umask() -> int:
     """The process's umask, read without changing it (``/proc/self/status``; elsewhere set and restored at once)."""
@@ -119,7 +121,7 @@ def atomic_write_bytes(path: Path, data: bytes, *, make_parents: bool = True) ->
     if make_parents:
         path.parent.mkdir(parents=True, exist_ok=True)
     elif not path.parent.is_dir():
-        raise FileNotFoundError(errno.ENOENT, f"no folder `{path.parent}`", str(path))
+        raise FileNotFoundError(errno.ENOENT, f"no folder {code_span(path.parent)}", str(path))
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:

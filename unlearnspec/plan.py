@@ -22,6 +22,7 @@ from unlearnspec.catalog import METHODS, ClaimStatus
 from unlearnspec.catalog.methods import UNUSED_RMU_ALPHA, UNUSED_RMU_STEERING_COEFF
 from unlearnspec.errors import UserError
 from unlearnspec.inputs import first_problem, load_json, read_regular, spec_path
+from unlearnspec.markdown import code_span
 
 FORMAT_VERSION = "1.0"
 E_INSIDE_INPUT = "UL715"  # an output inside a folder the plan only reads (catalog/codes_front.py)
@@ -62,6 +63,9 @@ class ModelRef(_Model):
     chat_template_sha256: str | None = Field(default=None, exclude_if=lambda v: v is None)
     # The spec's system prompt (`system "..."`): part of the plan's hash, absent when the spec gives none.
     system: str | None = Field(default=None, exclude_if=lambda v: v is None)
+    # A hub id found in the local Hugging Face cache at plan time: the snapshot's commit, whose files ``files``
+    # lists by their paths inside the snapshot (the run loads that commit, never a later one); absent otherwise.
+    revision: str | None = Field(default=None, exclude_if=lambda v: v is None)
 
 class ToolInfo(_Model):
     name: str = "unlearnspec"
@@ -384,37 +388,37 @@ class Plan(_Model):
         try:
             text = read_regular(path).decode("utf-8")
         except FileNotFoundError as err:
-            raise PlanLoadError(f"plan `{path}` does not exist") from err
+            raise PlanLoadError(f"plan {code_span(path)} does not exist") from err
         except UnicodeDecodeError as err:
-            raise PlanLoadError(f"plan `{path}` is not UTF-8 text (byte {err.start})") from err
+            raise PlanLoadError(f"plan {code_span(path)} is not UTF-8 text (byte {err.start})") from err
         except OSError as err:
             reason = err.strerror or str(err)
-            raise PlanLoadError(f"cannot read plan `{path}`: {reason[:1].lower() + reason[1:]}") from err
+            raise PlanLoadError(f"cannot read plan {code_span(path)}: {reason[:1].lower() + reason[1:]}") from err
         try:
             data = load_json(text)
         except json.JSONDecodeError as err:
-            raise PlanLoadError(f"`{path}` is not valid JSON (line {err.lineno}, column {err.colno}: "
+            raise PlanLoadError(f"{code_span(path)} is not valid JSON (line {err.lineno}, column {err.colno}: "
                                 f"{err.msg[:1].lower() + err.msg[1:]})") from err
         if not isinstance(data, dict) or "format_version" not in data or "objectives" not in data:
-            raise PlanLoadError(f"`{path}` is not an unlearnspec plan (no `format_version` and `objectives`)",
+            raise PlanLoadError(f"{code_span(path)} is not an unlearnspec plan (no `format_version` and `objectives`)",
                                 help=["make one with `unlearnspec plan SPEC -o plan.json`"])
         version = data["format_version"]
         ours = FORMAT_VERSION.split(".")[0]
         m = re.fullmatch(r"(\d{1,9})(?:\.\d{1,9})*", version) if isinstance(version, str) else None
         if m is None:
             shown = json.dumps(version, ensure_ascii=False)[:40]
-            raise PlanLoadError(f"plan format `{shown}` is not a version number",
+            raise PlanLoadError(f"plan format {code_span(shown)} is not a version number",
                                 help=[f"this unlearnspec reads plan format {ours}.x; make a new plan"])
         if m.group(1).lstrip("0") != ours:
             newer = int(m.group(1)) > int(ours)
-            raise PlanLoadError(f"plan format `{version}` is {'newer than' if newer else 'not one'} this unlearnspec "
+            raise PlanLoadError(f"plan format {code_span(version)} is {'newer than' if newer else 'not one'} this unlearnspec "
                                 f"reads ({ours}.x)",
                                 help=["upgrade unlearnspec" if newer else "make a new plan with this unlearnspec"])
         try:
             return cls.model_validate(data)
         except ValidationError as err:
             where, why = first_problem(err, "plan")
-            raise PlanLoadError(f"`{path}` is not a valid plan: `{where}`: {why}",
+            raise PlanLoadError(f"{code_span(path)} is not a valid plan: {code_span(where)}: {why}",
                                 help=["make a new plan with `unlearnspec plan SPEC -o plan.json`"]) from err
 
 def plan_schema() -> dict[str, object]:

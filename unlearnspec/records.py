@@ -29,6 +29,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from unlearnspec.inputs import first_problem, json_lines, load_json, read_regular
+from unlearnspec.markdown import code_span
 
 QA_TEMPLATE = "Question: {question}\nAnswer: {answer}"
 PROMPT_TEMPLATE = "Question: {question}\nAnswer:"
@@ -136,7 +137,7 @@ def _validate_row(row: dict[str, object], line: int) -> Record:
         rec = Record.model_validate(row)
     except ValidationError as exc:
         field, why = first_problem(exc, "record")
-        raise DataFormatError(f"field `{field}`: {why}", line=line, column=1) from exc
+        raise DataFormatError(f"field {code_span(field)}: {why}", line=line, column=1) from exc
     if (rec.question is None) != (rec.answer is None):  # before "neither": `{"question": "q?"}` lacks an answer
         missing, present = ("answer", "question") if rec.answer is None else ("question", "answer")
         raise DataFormatError(f"record has a `{present}` but no `{missing}`", line=line, column=1,
@@ -240,7 +241,7 @@ def inspect_data_file(path: str | Path) -> DataFileInfo:
                                   help="give a .jsonl or .csv file, or a folder written by `Dataset.save_to_disk`")
         return DataFileInfo(kind="hf_dataset", records=-1, qa_records=-1, text_records=-1, mcq_records=-1)
     if p.suffix.lower() not in DATA_SUFFIXES:
-        raise DataFormatError(f"unsupported data file type `{p.suffix or '(none)'}`",
+        raise DataFormatError(f"unsupported data file type {code_span(p.suffix or '(none)')}",
                               help="data files are JSONL (.jsonl), CSV (.csv) or `save_to_disk` folders")
     data = read_regular(p)
     recs = list(_iter_csv(data) if p.suffix.lower() == ".csv" else _iter_jsonl(data))

@@ -15,11 +15,19 @@ function activate(context) {
   const rulesBaseUrl = config.get("rulesBaseUrl", "");
   const serverOptions = { command, args, transport: TransportKind.stdio };
   const clientOptions = {
-    documentSelector: [{ scheme: "file", language: "unlearnspec" }],
+    // an unsaved buffer is checked too: its paths lead from the workspace folder, where it will be saved
+    documentSelector: [
+      { scheme: "file", language: "unlearnspec" },
+      { scheme: "untitled", language: "unlearnspec" },
+    ],
     initializationOptions: rulesBaseUrl ? { rulesBaseUrl } : {},
     synchronize: {
-      // data files next to a spec change what it checks to
-      fileEvents: vscode.workspace.createFileSystemWatcher("**/*.{jsonl,csv}"),
+      // data files next to a spec, `save_to_disk` folders and the specs a chain continues (`after
+      // "file.unlearn#name"`) change what an open spec checks to
+      fileEvents: [
+        vscode.workspace.createFileSystemWatcher("**/*.{jsonl,csv,unlearn}"),
+        vscode.workspace.createFileSystemWatcher("**/dataset_info.json"),
+      ],
     },
   };
   client = new LanguageClient("unlearnspec", "unlearnspec", serverOptions, clientOptions);

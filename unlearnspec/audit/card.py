@@ -14,7 +14,8 @@ The card claims no more than was checked when it was made: it says the run is si
 verified with the key given (``card --pub KEY.pub``: :func:`~unlearnspec.audit.signing.verify_run`), and what the
 signature covers; it cites ledger lines only when the run's receipt was checked against the ledger given (``card
 --ledger DIR``: :func:`~unlearnspec.audit.ledger.check_receipt`). Without them it says a signature file or a receipt
-is present and was not checked, and names nothing from it. A check that fails makes no card.
+is present and was not checked, and names nothing from it. A check that fails makes no card, and neither does a run
+that has not finished (as `sign` refuses one).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from unlearnspec.audit.ledger import RECEIPT, check_receipt
 from unlearnspec.audit.manifest import REVIEWED, SIGNATURE_FILE
 from unlearnspec.audit.problems import Problem
-from unlearnspec.audit.signing import verify_run
+from unlearnspec.audit.signing import check_finished, verify_run
 from unlearnspec.catalog import METHODS
 from unlearnspec.catalog.vocab import CLAIM_STATUS_WORDS
 from unlearnspec.inputs import read_regular
@@ -124,7 +125,10 @@ def card_for_run(run_dir: Path, *, pub: Path | None = None, ledger: Path | None 
     """The card for a run folder: its report.json (validated); with ``pub``, the run's signature verified with that
     public key; with ``ledger``, the run's receipt checked against that ledger folder. Without them a signature file
     or a receipt beside the report is said to be there and unchecked. Raises
-    :class:`~unlearnspec.audit.signing.SigningError` for an unusable key or a folder with no signature to verify."""
+    :class:`~unlearnspec.audit.signing.SigningError` (UL812) for a run that has not finished (``run.json`` records no
+    finish time, or a report is missing: :func:`~unlearnspec.audit.signing.check_finished`; its resume rewrites its
+    reports, so a card of it would not last), and for an unusable key or a folder with no signature to verify."""
+    check_finished(run_dir)
     report = Report.model_validate_json(read_regular(run_dir / "report.json"))
     problems: list[tuple[Path, Problem]] = []
     signature: dict[str, Any] | None = None

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 
+from unlearnspec.markdown import code_span
 from unlearnspec.plan import GivenStage, ObjectivePlan, Plan, UnlearnStage
 from unlearnspec.report.model import ObjectiveReport, Report
 from unlearnspec.report.verdict import audit_from_plan
@@ -44,12 +45,12 @@ def plan_mismatches(plan: Plan, report: Report) -> list[str]:
     if sorted(names) != sorted(planned):
         missing, extra = sorted(set(planned) - set(names)), sorted(set(names) - set(planned))
         out.append("its objectives are not the plan's"
-                   + (f" (missing {', '.join(f'`{n}`' for n in missing)})" if missing else "")
-                   + (f" (not in the plan: {', '.join(f'`{n}`' for n in extra)})" if extra else "")
+                   + (f" (missing {', '.join(code_span(n) for n in missing)})" if missing else "")
+                   + (f" (not in the plan: {', '.join(code_span(n) for n in extra)})" if extra else "")
                    + (" (one is given twice)" if not missing and not extra else ""))
     for o in report.objectives:
         if o.name in planned:
-            out.extend(f"objective `{o.name}`: {m}" for m in _objective_mismatches(planned[o.name], o))
+            out.extend(f"objective {code_span(o.name)}: {m}" for m in _objective_mismatches(planned[o.name], o))
     chains = [([lk.objective for lk in c.links], c.budget) for c in plan.chains]
     if [(c.links, c.budget) for c in report.chains] != chains:
         out.append("its chains of requests (order or budget) are not the plan's")
@@ -61,24 +62,24 @@ def _objective_mismatches(op: ObjectivePlan, o: ObjectiveReport) -> list[str]:
     info = op.objective
     for field in ("title", "basis", "owner", "goal", "target"):
         if getattr(o, field) != getattr(info, field):
-            out.append(f"its `{field}` is not the plan's")
+            out.append(f"its {code_span(field)} is not the plan's")
     stage = next((s for s in op.stages if isinstance(s, UnlearnStage | GivenStage)), None)
     if o.method != (stage.method if stage else "none"):
-        out.append(f"its method `{o.method}` is not the plan's")
+        out.append(f"its method {code_span(o.method)} is not the plan's")
     if o.findings != list(op.findings):
         out.append("the compiler's findings are not the plan's")
     mine = [(c.claim, c.args, c.compile_status, c.checks) for c in o.claims]
     theirs = [(c.claim, c.args, c.status, c.checks) for c in op.claims]
     if not _same(mine, theirs):
-        shown = ", ".join(f"`{c.claim}`" for c in op.claims) or "none"
+        shown = ", ".join(code_span(c.claim) for c in op.claims) or "none"
         out.append(f"its claims (names, arguments, statuses or checks) are not the plan's ({shown})")
     by_id = {c.check_id: c for c in o.checks}
     for mc in op.checks:
         r = by_id.get(mc.id)
         if r is None:
-            out.append(f"the plan's check `{mc.id}` is missing")
+            out.append(f"the plan's check {code_span(mc.id)} is missing")
         elif r.threshold != mc.threshold or r.decided_on != mc.model:
-            out.append(f"check `{mc.id}` has another bound or decided model than the plan's")
+            out.append(f"check {code_span(mc.id)} has another bound or decided model than the plan's")
         elif (r.metric, r.dataset) != (mc.metric, mc.dataset) and r.not_evaluated_reason is None:
-            out.append(f"check `{mc.id}` measured another metric or data set than the plan's and still decides")
+            out.append(f"check {code_span(mc.id)} measured another metric or data set than the plan's and still decides")
     return out

@@ -25,6 +25,7 @@ from unlearnspec.audit.problems import Problem
 from unlearnspec.errors import UserError
 from unlearnspec.inputs import first_problem, load_json, read_regular
 from unlearnspec.io import atomic_write_bytes
+from unlearnspec.markdown import code_span
 
 LEDGER_VERSION = "1.1"
 """A line's format (``v``). 1.1: ``compile_status`` (claim → the compiler's status) beside ``verdicts``. A "1"
@@ -139,7 +140,7 @@ def verify_text(path: Path, text: str, head: dict[str, object] | None) -> Verifi
                 first = not_text(err)
             elif isinstance(err, ValidationError):
                 where, why = first_problem(err, "the entry")
-                first = f"`{where}`: {why}"
+                first = f"{code_span(where)}: {why}"
             elif isinstance(err, json.JSONDecodeError):
                 first = f"not valid JSON (column {err.colno}: {err.msg[:1].lower() + err.msg[1:]})"
             else:
@@ -153,19 +154,19 @@ def verify_text(path: Path, text: str, head: dict[str, object] | None) -> Verifi
         if raw.encode("utf-8") != written:  # the hash covers the parsed entry; the line must be its bytes
             result.problems.append(Problem(
                 "UL801", i, f"line {i} is not as it was written: its text is not the entry's canonical form",
-                (f"request `{entry.request_id}`: a key given twice (JSON keeps the last), spaces or reordered keys "
+                (f"request {code_span(entry.request_id)}: a key given twice (JSON keeps the last), spaces or reordered keys "
                  "show something other than what the hash vouches for to a reader of the file",)))
         elif entry_hash(data) != entry.hash:
             result.problems.append(Problem(
                 "UL801", i, f"line {i} was edited after it was written: its content does not match its hash",
-                (f"request `{entry.request_id}`; recorded hash {entry.hash[:12]}…, content hashes to "
+                (f"request {code_span(entry.request_id)}; recorded hash {entry.hash[:12]}…, content hashes to "
                  f"{entry_hash(data)[:12]}…",)))
         elif entry.prev != prev_stored:
             where = "the start of the ledger" if i == 1 else f"line {i - 1}"
             result.problems.append(Problem(
                 "UL802", i, f"line {i} does not follow {where}: the chain is broken",
                 ("a line was deleted, inserted or reordered before this one",
-                 f"request `{entry.request_id}` names the previous hash {entry.prev[:12]}…")))
+                 f"request {code_span(entry.request_id)} names the previous hash {entry.prev[:12]}…")))
         elif entry.seq != last_seq + 1:
             result.problems.append(Problem(
                 "UL802", i, f"line {i} records position {entry.seq} after position {last_seq}: the chain is broken",
@@ -176,7 +177,7 @@ def verify_text(path: Path, text: str, head: dict[str, object] | None) -> Verifi
         # the head is written after the first entry; only a crash between the two writes leaves one entry
         # without it, so a longer ledger without its head had it removed, and a cut end would go unseen
         result.problems.append(Problem(
-            "UL804", len(result.entries), f"the ledger's head file `{_head_path(path).name}` is missing",
+            "UL804", len(result.entries), f"the ledger's head file {code_span(_head_path(path).name)} is missing",
             ("it records how long the ledger was, so that lines cut from the end are found: without it they "
              "cannot be",)))
     if head is not None and not result.problems:
@@ -184,7 +185,7 @@ def verify_text(path: Path, text: str, head: dict[str, object] | None) -> Verifi
         n = len(result.entries)
         if not isinstance(count, int) or not isinstance(last, str):
             result.problems.append(Problem("UL804", 0, "the ledger's head file is not readable",
-                                           (f"`{_head_path(path).name}` holds the entry count and last hash",)))
+                                           (f"{code_span(_head_path(path).name)} holds the entry count and last hash",)))
         elif count < 1 and n >= 1:  # the head is written after the first entry, with a count of at least 1
             result.problems.append(Problem(
                 "UL804", 1, f"the ledger's head records {count} entries, but the ledger has {n}",
@@ -230,7 +231,7 @@ def verify_file(path: Path) -> Verified:
             return Verified(path=path)
         count = head.get("count")
         return Verified(path=path, problems=[Problem(
-            "UL804", 0, f"the ledger `{path.name}` is missing, but its head file `{_head_path(path).name}` "
+            "UL804", 0, f"the ledger {code_span(path.name)} is missing, but its head file {code_span(_head_path(path).name)} "
                         + (f"records {count} entr{'y' if count == 1 else 'ies'}" if isinstance(count, int) else "remains"),
             ("the ledger was deleted: every request it recorded is gone from the record; restore it from a copy",))])
     except UnicodeDecodeError as err:
@@ -321,13 +322,13 @@ def append(folder: Path, fields: dict[str, object], once: Sequence[str] = ()) ->
         try:
             text = read_regular(path).decode("utf-8") if os.path.lexists(path) else ""
         except UnicodeDecodeError as err:
-            raise LedgerError("UL803", f"the ledger `{path}` is not UTF-8 text", [
+            raise LedgerError("UL803", f"the ledger {code_span(path)} is not UTF-8 text", [
                 f"line {_line_of(path, err.start)} holds a byte that is not UTF-8: the file was edited or damaged",
                 "`unlearnspec ledger verify` shows every break; a broken ledger is never extended"]) from None
         current = verify_text(path, text, _read_head(path))
         if not current.ok:
             first = current.problems[0]
-            raise LedgerError(first.code, f"the ledger `{path}` is broken at line {first.line}: {first.message}",
+            raise LedgerError(first.code, f"the ledger {code_span(path)} is broken at line {first.line}: {first.message}",
                               ["`unlearnspec ledger verify` shows every break; a broken ledger is never extended"])
         if once:
             done = next((e for e in current.entries
@@ -342,7 +343,7 @@ def append(folder: Path, fields: dict[str, object], once: Sequence[str] = ()) ->
             dumped["hash"] = entry_hash(dumped)
             line = canonical(dumped)
         except UnicodeEncodeError as err:  # a string of the plan or report spelled a lone surrogate in JSON
-            raise LedgerError("UL803", f"the ledger line of request `{shown(fields.get('request_id'))}` cannot be "
+            raise LedgerError("UL803", f"the ledger line of request {code_span(shown(fields.get('request_id')))} cannot be "
                                        f"written: {not_text(err)}",
                               ["the spec or plan the run was made from holds it: write the text it stands for"]) from None
         entry = LedgerEntry.model_validate(dumped)

@@ -56,6 +56,7 @@ from unlearnspec.audit.hashchain import (
 from unlearnspec.audit.problems import Problem
 from unlearnspec.inputs import first_problem, load_json, read_regular
 from unlearnspec.io import atomic_write_bytes
+from unlearnspec.markdown import code_span
 from unlearnspec.plan import Plan, PlanLoadError
 from unlearnspec.records import sha256_path
 from unlearnspec.report.chain import budget_problems, budget_undecided
@@ -152,8 +153,8 @@ def record_run(folder: Path, run_root: Path, plan: Plan, report: Report,
         if not d or name in recorded:
             continue
         if not Path(d).is_dir():  # never `model_after = model_before`: the request did change the weights
-            raise LedgerError("UL805", f"the run could not be recorded in the ledger `{shown(folder)}`: the model "
-                                       f"request `{shown(name)}` made is not at `{shown(d)}`, and the report records "
+            raise LedgerError("UL805", f"the run could not be recorded in the ledger {code_span(shown(folder))}: the model "
+                                       f"request {code_span(shown(name))} made is not at {code_span(shown(d))}, and the report records "
                                        "no hash of it, so the line could not say what the model became",
                               ["the run's reports are complete; restore the run folder's unlearned model (a run "
                                "folder is resumed where its model is, never with another folder's) and run "
@@ -165,7 +166,7 @@ def record_run(folder: Path, run_root: Path, plan: Plan, report: Report,
             entries.append(append(folder, {**fields, "run": str(run_root), "report_sha256": report_sha},
                                   once=("request_id", "plan_hash", "run", "report_sha256")))
     except UnicodeEncodeError as err:  # a path or name that is not text: a diagnostic, as every user error
-        raise LedgerError("UL803", f"the run could not be recorded in the ledger `{shown(folder)}`: {not_text(err)}",
+        raise LedgerError("UL803", f"the run could not be recorded in the ledger {code_span(shown(folder))}: {not_text(err)}",
                           ["the run's reports are complete"]) from None
     atomic_write_bytes(receipt, json.dumps({
         "ledger": str(folder), "entries": [
@@ -197,7 +198,7 @@ def _differences(entry: LedgerEntry, expected: Mapping[str, object]) -> list[str
         if isinstance(have, dict) and isinstance(want, dict):  # the claims that differ, not the whole map
             keys = sorted(k for k in {*have, *want} if have.get(k) != want.get(k))
             have, want = {k: have.get(k) for k in keys}, {k: want.get(k) for k in keys}
-        out.append(f"`{key}`: the line records {_value(have)}, report.json {_value(want)}")
+        out.append(f"{code_span(key)}: the line records {_value(have)}, report.json {_value(want)}")
     return out
 
 
@@ -206,7 +207,7 @@ def _run_files(run_dir: Path, where: tuple[str, ...]) -> tuple[str, Report, Plan
     try:
         raw = read_regular(run_dir / "report.json")
     except OSError:
-        return Problem("UL806", 0, f"`{run_dir}` holds no report.json for its receipt to vouch for", where)
+        return Problem("UL806", 0, f"{code_span(run_dir)} holds no report.json for its receipt to vouch for", where)
     try:
         report = Report.model_validate_json(raw)
     except ValidationError as err:
@@ -229,9 +230,9 @@ def check_receipt(ledger_dir: Path, run_dir: Path) -> tuple[list[Problem], list[
     beside it say (:func:`line_fields`). Also returns the lines it bears out, with their files (when there is no
     problem: every line of the run). The ledgers' own chains are :func:`verify_file`'s."""
     receipt = Path(run_dir) / RECEIPT
-    where = (f"`{receipt}`",)
+    where = (code_span(receipt),)
     if not receipt.is_file():
-        return [Problem("UL806", 0, f"`{run_dir}` holds no ledger receipt (`{RECEIPT}`): the run was not recorded in "
+        return [Problem("UL806", 0, f"{code_span(run_dir)} holds no ledger receipt ({code_span(RECEIPT)}): the run was not recorded in "
                                     "a ledger, or its receipt was removed", where)], []
     try:
         data = load_json(read_regular(receipt).decode("utf-8"))
@@ -254,7 +255,7 @@ def check_receipt(ledger_dir: Path, run_dir: Path) -> tuple[list[Problem], list[
     named = {item.get("request_id") for item in entries if isinstance(item, dict)}
     if set(expected) - named:  # every objective of a recorded run has a line
         out.append(Problem("UL806", 0, "the receipt names no ledger line for "
-                           + ", ".join(f"`{shown(n)}`" for n in sorted(set(expected) - named)), where))
+                           + ", ".join(code_span(shown(n)) for n in sorted(set(expected) - named)), where))
     for item in entries:
         file, seq, sha, rid = (item.get(k) if isinstance(item, dict) else None
                                for k in ("file", "seq", "hash", "request_id"))
@@ -265,7 +266,7 @@ def check_receipt(ledger_dir: Path, run_dir: Path) -> tuple[list[Problem], list[
             continue
         path = Path(ledger_dir) / file
         if not path.is_file():
-            out.append(Problem("UL806", 0, f"the receipt names the ledger `{file}`, which `{ledger_dir}` does not hold",
+            out.append(Problem("UL806", 0, f"the receipt names the ledger {code_span(file)}, which {code_span(ledger_dir)} does not hold",
                                where))
             continue
         if path not in verified_files:
@@ -273,26 +274,26 @@ def check_receipt(ledger_dir: Path, run_dir: Path) -> tuple[list[Problem], list[
         verified = verified_files[path]
         entry = next((e for e in verified.entries if e.seq == seq), None)
         if verified.problems:
-            out.append(Problem("UL806", 0, f"the ledger `{file}` that the receipt names is broken (line "
+            out.append(Problem("UL806", 0, f"the ledger {code_span(file)} that the receipt names is broken (line "
                                            f"{verified.problems[0].line}: {verified.problems[0].message})",
                                where + (f"`unlearnspec ledger verify {path}` shows every break",)))
         elif entry is None:
-            out.append(Problem("UL806", 0, f"the receipt names line {seq} of `{file}`, which the ledger does not have",
+            out.append(Problem("UL806", 0, f"the receipt names line {seq} of {code_span(file)}, which the ledger does not have",
                                where + ("lines were removed from the ledger, or the receipt was edited",)))
         elif entry.hash != sha or entry.request_id != rid:
-            out.append(Problem("UL806", 0, f"line {seq} of `{file}` is not the entry this run recorded (request "
-                                           f"`{entry.request_id}`, hash {entry.hash[:12]}…; the receipt says "
-                                           f"`{rid}`, {sha[:12]}…)", where))
+            out.append(Problem("UL806", 0, f"line {seq} of {code_span(file)} is not the entry this run recorded (request "
+                                           f"{code_span(entry.request_id)}, hash {entry.hash[:12]}…; the receipt says "
+                                           f"{code_span(rid)}, {sha[:12]}…)", where))
         elif entry.report_sha256 != report_sha:
-            out.append(Problem("UL806", 0, f"line {seq} of `{file}` records another report.json than the run folder "
+            out.append(Problem("UL806", 0, f"line {seq} of {code_span(file)} records another report.json than the run folder "
                                            f"holds ({(entry.report_sha256 or 'none')[:12]}… against {report_sha[:12]}…)",
                                where + ("the report was replaced after the run was recorded",)))
         elif rid not in expected:
-            out.append(Problem("UL806", 0, f"line {seq} of `{file}` records request `{rid}`, which the run folder's "
+            out.append(Problem("UL806", 0, f"line {seq} of {code_span(file)} records request {code_span(rid)}, which the run folder's "
                                            "report.json does not hold", where))
         elif diffs := _differences(entry, expected[rid]):
-            out.append(Problem("UL806", 0, f"line {seq} of `{file}` does not record what the run folder's report.json "
-                                           f"says of request `{rid}`: {len(diffs)} field(s) differ",
+            out.append(Problem("UL806", 0, f"line {seq} of {code_span(file)} does not record what the run folder's report.json "
+                                           f"says of request {code_span(rid)}: {len(diffs)} field(s) differ",
                                (*where, *diffs, "the line was rewritten (its chain recomputed) after the run")))
         else:
             borne.append((file, entry))

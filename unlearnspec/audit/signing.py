@@ -53,6 +53,7 @@ from unlearnspec.audit.manifest import (
 )
 from unlearnspec.audit.problems import Problem
 from unlearnspec.inputs import first_problem, load_json, open_regular, read_regular
+from unlearnspec.markdown import code_span
 from unlearnspec.plan import Plan, PlanLoadError
 from unlearnspec.report.model import Report
 
@@ -155,13 +156,13 @@ def keygen(out: Path) -> tuple[Path, Path]:
     just written is removed again."""
     c = _crypto()
     if not out.name or out.is_dir():
-        raise SigningError("UL813", f"`{out}` is {'a folder' if out.name else 'no file name'}",
+        raise SigningError("UL813", f"{code_span(out)} is {'a folder' if out.name else 'no file name'}",
                            ["give --out a file path for the private key, e.g. `--out keys/signer`"])
     pub_path = out.with_name(out.name + ".pub")
     taken = ["keys are never overwritten; choose another --out"]
     for p in (out, pub_path):
         if os.path.lexists(p):
-            raise SigningError("UL813", f"`{p}` already exists", taken)
+            raise SigningError("UL813", f"{code_span(p)} already exists", taken)
     key = c.ed25519.Ed25519PrivateKey.generate()
     private = key.private_bytes(c.serialization.Encoding.PEM, c.serialization.PrivateFormat.PKCS8,
                                 c.serialization.NoEncryption())
@@ -179,9 +180,9 @@ def keygen(out: Path) -> tuple[Path, Path]:
             now = os.lstat(written)
             if (now.st_dev, now.st_ino) == (mine.st_dev, mine.st_ino):
                 os.unlink(written)
-        raise SigningError("UL813", f"`{err.filename or pub_path}` already exists", taken) from err
+        raise SigningError("UL813", f"{code_span(err.filename or pub_path)} already exists", taken) from err
     except OSError as err:
-        raise SigningError("UL813", f"cannot write the key `{err.filename or out}`: {err.strerror or err}",
+        raise SigningError("UL813", f"cannot write the key {code_span(err.filename or out)}: {err.strerror or err}",
                            ["give --out a path in a folder you can write to"]) from err
     return out, pub_path
 
@@ -194,9 +195,9 @@ def _load(path: Path, private: bool) -> Any:
             data = fh.read(MAX_KEY_BYTES + 1)
             mode = os.fstat(fh.fileno()).st_mode
     except OSError as err:
-        raise SigningError("UL813", f"cannot read the {kind} key `{path}`: {err.strerror or err}") from err
+        raise SigningError("UL813", f"cannot read the {kind} key {code_span(path)}: {err.strerror or err}") from err
     if private and os.name == "posix" and mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise SigningError("UL813", f"the private key `{path}` is readable by others (mode {stat.S_IMODE(mode):04o})",
+        raise SigningError("UL813", f"the private key {code_span(path)} is readable by others (mode {stat.S_IMODE(mode):04o})",
                            [f"chmod 600 {path}"])
     try:
         if len(data) > MAX_KEY_BYTES:
@@ -204,12 +205,12 @@ def _load(path: Path, private: bool) -> Any:
         key = (c.serialization.load_pem_private_key(data, password=None) if private
                else c.serialization.load_pem_public_key(data))
     except (ValueError, TypeError) as err:
-        raise SigningError("UL813", f"`{path}` is not a PEM {kind} key",
+        raise SigningError("UL813", f"{code_span(path)} is not a PEM {kind} key",
                            ["make a key pair with `unlearnspec keygen --out KEY`; sign with KEY, "
                             "verify with KEY.pub"]) from err
     expected = c.ed25519.Ed25519PrivateKey if private else c.ed25519.Ed25519PublicKey
     if not isinstance(key, expected):
-        raise SigningError("UL813", f"`{path}` is not an Ed25519 {kind} key")
+        raise SigningError("UL813", f"{code_span(path)} is not an Ed25519 {kind} key")
     return key
 
 
@@ -222,8 +223,8 @@ def _read_required(run_dir: Path, name: str) -> bytes:
     try:
         return read_regular(run_dir / name)
     except OSError as err:
-        raise SigningError("UL812", f"`{run_dir}` has no `{name}`" if isinstance(err, FileNotFoundError)
-                           else f"cannot read `{run_dir / name}`: {err.strerror or err}",
+        raise SigningError("UL812", f"{code_span(run_dir)} has no {code_span(name)}" if isinstance(err, FileNotFoundError)
+                           else f"cannot read {code_span(run_dir / name)}: {err.strerror or err}",
                            ["sign and verify a run folder written by `unlearnspec run`"]) from err
 
 
@@ -238,19 +239,19 @@ def check_finished(run_dir: Path, state: bytes | None = None) -> None:
     try:
         held = load_json((state if state is not None else read_regular(run_dir / "run.json")).decode("utf-8"))
     except OSError as err:
-        raise SigningError("UL812", f"`{run_dir}` has no readable `run.json` ({err.strerror or err}): it is not a "
+        raise SigningError("UL812", f"{code_span(run_dir)} has no readable `run.json` ({err.strerror or err}): it is not a "
                                     "run folder as `unlearnspec run` writes one",
                            ["sign or card a run folder written by `unlearnspec run`"]) from err
     except ValueError as err:
-        raise SigningError("UL812", f"`{run_dir / 'run.json'}` is not readable JSON: the run folder was edited",
+        raise SigningError("UL812", f"{code_span(run_dir / 'run.json')} is not readable JSON: the run folder was edited",
                            ["sign or card a run folder exactly as `unlearnspec run` wrote it"]) from err
     finished = held.get("finished_at") if isinstance(held, dict) else None
     if not isinstance(finished, str) or not finished:
-        raise SigningError("UL812", f"the run in `{run_dir}` has not finished: run.json records no finish time (it "
+        raise SigningError("UL812", f"the run in {code_span(run_dir)} has not finished: run.json records no finish time (it "
                                     "was stopped while it wrote its reports, or before)", help_)
     missing = [name for name in REPORTS if not (run_dir / name).is_file()]
     if missing:
-        raise SigningError("UL812", f"`{run_dir}` lacks {', '.join(f'`{m}`' for m in missing)}: a finished run has "
+        raise SigningError("UL812", f"{code_span(run_dir)} lacks {', '.join(code_span(m) for m in missing)}: a finished run has "
                                     "all three reports", ["restore the run folder as `unlearnspec run` wrote it"])
 
 
@@ -276,13 +277,13 @@ def _check_target(out: Path, force: bool) -> None:
              "`sign --force` replaces it"]
     if stat.S_ISLNK(st.st_mode):
         if not force:
-            raise SigningError("UL814", f"`{out}` is a link (to `{os.readlink(out)}`): `sign` never writes through it",
+            raise SigningError("UL814", f"{code_span(out)} is a link (to {code_span(os.readlink(out))}): `sign` never writes through it",
                                ["remove the link, or `sign --force` replaces the link itself (never the file it "
                                 "names)"])
     elif not stat.S_ISREG(st.st_mode):
-        raise SigningError("UL814", f"`{out}` is there and is not a file", ["remove it and sign again"])
+        raise SigningError("UL814", f"{code_span(out)} is there and is not a file", ["remove it and sign again"])
     elif not force:
-        raise SigningError("UL814", f"`{out}` already exists: `sign` never replaces a signature unasked", help_)
+        raise SigningError("UL814", f"{code_span(out)} already exists: `sign` never replaces a signature unasked", help_)
 
 
 def _check_run(run_dir: Path, plan_bytes: bytes, report_bytes: bytes) -> tuple[Plan, Report]:
@@ -290,7 +291,7 @@ def _check_run(run_dir: Path, plan_bytes: bytes, report_bytes: bytes) -> tuple[P
     content no longer hashes to its ``plan_hash``, a report that is not a report, or a report that is not a report
     of this plan (:func:`~unlearnspec.audit.consistency.plan_mismatches`). The checks read the bytes that are signed."""
     help_ = ["sign the run folder exactly as `unlearnspec run` wrote it"]
-    where = f"cannot sign `{run_dir}`"
+    where = f"cannot sign {code_span(run_dir)}"
     try:
         loaded = Plan.load(run_dir / "plan.json")  # the one loader: format version, shape, diagnostics
         plan = Plan.model_validate(load_json(plan_bytes.decode("utf-8")))  # the very bytes that are hashed
@@ -330,7 +331,7 @@ def _check_recorded(run_dir: Path, report: Report, files: dict[str, str | None])
             now = folder_sha256(files, rel) if folder else files.get(rel)
             if now != sha:
                 what = "it is not in the run folder" if now is None else f"it hashes to {now[:12]}…"
-                raise SigningError("UL812", f"cannot sign `{run_dir}`: `report.json` records `{rel}` with sha256 "
+                raise SigningError("UL812", f"cannot sign {code_span(run_dir)}: `report.json` records {code_span(rel)} with sha256 "
                                             f"{sha[:12]}…, but {what}",
                                    ["a file the report is about was changed after the run; sign the run folder "
                                     "exactly as `unlearnspec run` wrote it"])
@@ -349,7 +350,7 @@ def sign(run_dir: Path, key_path: Path, *, force: bool = False) -> Signed:
     try:
         files = manifest(run_dir, read)
     except OSError as err:
-        raise SigningError("UL812", f"cannot sign `{run_dir}`: cannot read `{err.filename}`: {err.strerror or err}",
+        raise SigningError("UL812", f"cannot sign {code_span(run_dir)}: cannot read {code_span(err.filename)}: {err.strerror or err}",
                            ["every file of the run folder is signed: make each readable"]) from err
     _check_recorded(run_dir, report, files)
     warnings = []
@@ -362,10 +363,10 @@ def sign(run_dir: Path, key_path: Path, *, force: bool = False) -> Signed:
     try:
         _install(out, _file_bytes({**fields, "signature": signature}), 0o644, replace=force)
     except FileExistsError as err:
-        raise SigningError("UL814", f"`{out}` appeared while the run was signed: it was not replaced",
+        raise SigningError("UL814", f"{code_span(out)} appeared while the run was signed: it was not replaced",
                            ["check who else signs this run folder; `sign --force` replaces it"]) from err
     except OSError as err:
-        raise SigningError("UL814", f"cannot write `{out}`: {err.strerror or err}",
+        raise SigningError("UL814", f"cannot write {code_span(out)}: {err.strerror or err}",
                            ["sign a run folder you can write to"]) from err
     return Signed(out, files, warnings)
 
@@ -418,7 +419,7 @@ def _file_problem(run_dir: Path, rel: str, signed: str | None, plan_hash: str) -
     path = run_dir / rel
     if signed is None:
         if os.path.lexists(path):
-            return Problem("UL811", 0, f"`{rel}` was added after signing: the signature records that the run folder "
+            return Problem("UL811", 0, f"{code_span(rel)} was added after signing: the signature records that the run folder "
                                        "had none", ("what it holds now is not what was signed off",), rel)
         return None
     try:
@@ -428,10 +429,10 @@ def _file_problem(run_dir: Path, rel: str, signed: str | None, plan_hash: str) -
         else:
             now = file_sha256(path)
     except OSError:
-        return Problem("UL811", 0, f"`{rel}` was signed but is missing or not a file now",
+        return Problem("UL811", 0, f"{code_span(rel)} was signed but is missing or not a file now",
                        ("a file was removed or replaced after signing",), rel)
     if now != signed:
-        return Problem("UL811", 0, f"`{rel}` changed after it was signed: its bytes no longer match",
+        return Problem("UL811", 0, f"{code_span(rel)} changed after it was signed: its bytes no longer match",
                        (f"signed sha256 {signed[:16]}…, now {now[:16]}…",), rel)
     if rel == "plan.json":
         try:
@@ -453,11 +454,11 @@ def verify_run(run_dir: Path, pub_path: Path) -> Verification:
     public = _load(pub_path, private=False)
     sig_path = run_dir / SIGNATURE_FILE
     if not sig_path.is_file():
-        raise SigningError("UL812", f"`{run_dir}` has no signature file `{SIGNATURE_FILE}`",
+        raise SigningError("UL812", f"{code_span(run_dir)} has no signature file {code_span(SIGNATURE_FILE)}",
                            [f"unlearnspec sign {run_dir} --key KEY"])
     for name in ("report.json", "plan.json"):
         if not (run_dir / name).is_file():
-            raise SigningError("UL812", f"`{run_dir}` has no `{name}`",
+            raise SigningError("UL812", f"{code_span(run_dir)} has no {code_span(name)}",
                                ["sign and verify a run folder written by `unlearnspec run`"])
     name = SIGNATURE_FILE
     changed = ("the signature file was changed after signing",)
@@ -496,7 +497,7 @@ def verify_run(run_dir: Path, pub_path: Path) -> Verification:
     key_sha = _fingerprint(public)
     if held.get("key_sha256") != key_sha:
         problems.append(Problem("UL811", _line_of(text, "key_sha256"),
-                                f"the run was signed with another key than `{pub_path.name}`",
+                                f"the run was signed with another key than {code_span(pub_path.name)}",
                                 (f"signed by key {_hex(held.get('key_sha256'))}…, this public key is "
                                  f"{key_sha[:16]}…",), name))
     try:
@@ -509,7 +510,7 @@ def verify_run(run_dir: Path, pub_path: Path) -> Verification:
         public.verify(signature, _canonical({k: held.get(k) for k in SIGNED_FIELDS[version]}))
     except (c.invalid_signature, ValueError):
         problems.append(Problem("UL811", _line_of(text, "signature"),
-                                f"the signature does not verify with `{pub_path.name}`",
+                                f"the signature does not verify with {code_span(pub_path.name)}",
                                 ("the signature file or a signed field was changed, or another key signed it",),
                                 name))
     covered = files or {}

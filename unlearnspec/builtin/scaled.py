@@ -87,6 +87,11 @@ def corpus_sha256_for(recipe: Mapping[str, Any]) -> str:
 
 def _scale(recipe: Mapping[str, Any]) -> tuple[int, int]:
     spec = recipe.get("corpus", {})
+    # The generator has one version and one seed: a recipe naming others would hash differently and train on
+    # the same corpus, so it is refused rather than silently given this one.
+    for key, have in (("version", C.CORPUS_VERSION), ("seed", C.CORPUS_SEED)):
+        if key in spec and spec[key] != have:
+            raise ValueError(f"the corpus generator here is {key} {have!r}; the recipe asks for {spec[key]!r}")
     return int(spec.get("extra_people", 0)), int(spec.get("extra_seed", C.CORPUS_SEED + 100))
 
 

@@ -8,6 +8,10 @@ DEFAULT_RELEARN_STEPS = 20
 """Relearning steps when ``robust_to_finetuning`` gives none, and of the open-weights attack (A2): Hu et al.,
 arXiv:2406.13356, recover unlearned knowledge in tens of steps."""
 
+RETAIN_SAMPLE = 64
+"""Retain records (else neighbour records) a relearned model is scored on to tell a fine-tune that damaged the model
+from a model that resists relearning; drawn with the attack's seed. The plan's cost estimate counts them."""
+
 QUANTIZED = ("int8", "int4")
 """Precisions ``robust_to_quantization`` is always tested at (those at or below the release precision): anyone holding
 the weights can quantize them to 8 or 4 bits, and 4-bit quantization is where Zhang et al., arXiv:2410.16454, saw

@@ -166,9 +166,10 @@ _front("RT102", "pickle-weights-refused", "error", _T,
        instead="Convert the model once in a trusted environment: "
                "`model.save_pretrained(folder, safe_serialization=True)`.")
 _front("RT103", "model-unavailable", "error", _T,
-       "A hub model cannot be loaded: there is no network, or it is not in the local cache.",
-       "Runs never download at run time by surprise; a model that is not available locally stops the run "
-       "with this code rather than a traceback.",
+       "A hub model cannot be loaded: it is not in the local Hugging Face cache (a run reads only that cache).",
+       "A run never downloads: weights fetched at run time could differ from those the plan was reviewed against, "
+       "and a run must be repeatable offline. A model that is not in the local cache stops the run with this code "
+       "rather than a traceback.",
        instead="Download the model once where a network exists (`hf download ORG/NAME`) and run again, "
                "or name the local folder instead; the model must publish `*.safetensors` weights.")
 _front("RT104", "model-needs-remote-code", "error", _T,
@@ -258,9 +259,11 @@ _front("UL711", "plan-not-from-spec", "error", _T,
        instead="Make the plan again with `unlearnspec plan SPEC -o plan.json` and review it, or, for a plan "
                "deliberately edited by hand, run it with `--trust-plan`.")
 _front("UL712", "chain-needs-one-process", "error", _T,
-       "A plan with a chain of requests was launched as several processes (`WORLD_SIZE` > 1).",
-       "Each step of a chain starts from the model the previous step produced, so the steps cannot be trained "
-       "side by side the way a multi-process launch trains one objective's data in parallel.",
+       "A plan with a chain of more than one request was launched as several processes (`WORLD_SIZE` > 1).",
+       "Each step of a chain starts from the model the previous step produced and re-checks the earlier requests "
+       "on it; the processes of a launch do not yet hand each step's model on to one another, so such a chain runs "
+       "as one process. A chain of one request (a lone request under a `budget`) runs from the source model like "
+       "any objective, and may be launched as several processes.",
        instead="Run the chain as one process: `unlearnspec run plan.json` without `accelerate launch`.")
 _front("UL714", "resume-changes-the-run", "error", _T,
        "`--resume DIR` was given something that would change the run it continues: a plan or spec, `--out`, "

@@ -33,6 +33,7 @@ from unlearnspec.cli.common import (
     print_error,
 )
 from unlearnspec.errors import UserError
+from unlearnspec.markdown import code_span
 
 __all__ = ["EXIT_FINDINGS", "EXIT_INCOMPLETE", "EXIT_OK", "EXIT_USAGE", "VERBS", "build_parser", "main"]
 
@@ -66,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(err, BrokenPipeError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return EXIT_OK
-        where = f" `{err.filename}`" if err.filename else ""
+        where = f" {code_span(err.filename)}" if err.filename else ""
         sys.stderr.write(f"error: cannot use{where}: {os_reason(err)}\n")
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -22,6 +22,7 @@ from unlearnspec.cli.ledger import file_source, problems_result
 from unlearnspec.compiler.render import render
 from unlearnspec.errors import UserError
 from unlearnspec.inputs import first_problem
+from unlearnspec.markdown import code_span
 
 #: the run's own files: a card written over one would replace the evidence it summarises
 RUN_FILES = ("report.json", "plan.json", "report.sig.json", "run.json", "report.md", "report.html", "ledger.json",
@@ -32,7 +33,7 @@ def _outside_the_run(output: str | None, run_dir: Path) -> None:
     """UL715 for ``-o`` inside the run folder: `card` only reads it, and a file written there would replace its
     evidence (ledger.json, an objective's checks.json) or be one its signature does not cover."""
     if output and output != "-" and inside(output, run_dir):
-        raise UserError(CODES["UL715"].code, f"`{output}` is inside the run folder `{run_dir}`, which `card` only "
+        raise UserError(CODES["UL715"].code, f"{code_span(output)} is inside the run folder {code_span(run_dir)}, which `card` only "
                         "reads: writing there would change the run's evidence", ["give a path outside the run folder "
                                                                                   "with `-o`, or `-` for stdout"])
 
@@ -46,7 +47,7 @@ def cmd_card(args: argparse.Namespace) -> int:
 
     run_dir = Path(args.run_dir)
     if not (run_dir / "report.json").is_file():
-        sys.stderr.write(f"error: `{args.run_dir}` has no report.json\n"
+        sys.stderr.write(f"error: {code_span(args.run_dir)} has no report.json\n"
                          "  = help: give a run folder written by `unlearnspec run`\n")
         return EXIT_USAGE
     _outside_the_run(args.output, run_dir)
@@ -65,7 +66,7 @@ def cmd_card(args: argparse.Namespace) -> int:
         else:
             lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
             why = lines[0] if lines else "unreadable"
-        sys.stderr.write(f"error: `{run_dir / 'report.json'}` is not a valid report: {why}\n"
+        sys.stderr.write(f"error: {code_span(run_dir / 'report.json')} is not a valid report: {why}\n"
                          "  = help: a card is only made from a report that validates; re-run to get one\n")
         return EXIT_USAGE
     if card.text is None:  # a signature or a receipt that does not hold: no card claims it

@@ -13,6 +13,7 @@ from unlearnspec.catalog import CODES
 from unlearnspec.catalog.exits import EXIT_FINDINGS, EXIT_INCOMPLETE, EXIT_OK, EXIT_USAGE
 from unlearnspec.errors import UserError
 from unlearnspec.io import atomic_write_text
+from unlearnspec.markdown import code_span
 
 #: The user gave up at a prompt (Ctrl-C, which `unlearnspec.cli.main` answers with it, or Ctrl-D): 128 + SIGINT.
 EXIT_INTERRUPTED = 130
@@ -72,19 +73,19 @@ def out(text: str, output: str | None = None, inputs: Sequence[str | Path] = (),
     if output and output != "-":
         for folder in read_only:
             if inside(output, folder):
-                raise UserError(CODES["UL715"].code, f"`{output}` is inside `{folder}`, a folder the plan pins and a run only "
+                raise UserError(CODES["UL715"].code, f"{code_span(output)} is inside {code_span(folder)}, a folder the plan pins and a run only "
                                 "reads: writing there would change it", ["give a path outside it with `-o`"])
 
         for given in inputs:
             with contextlib.suppress(OSError):
                 if os.path.samefile(output, given):
-                    raise UsageError(f"`{output}` is an input of this command (`{given}`): writing the output there "
+                    raise UsageError(f"{code_span(output)} is an input of this command ({code_span(given)}): writing the output there "
                                      "would replace it", help=["give another path with `-o`, or `-` for stdout"])
 
         try:
             atomic_write_text(Path(output), text, make_parents=False)
         except OSError as err:
-            raise UsageError(f"cannot write `{output}`: {os_reason(err)}",
+            raise UsageError(f"cannot write {code_span(output)}: {os_reason(err)}",
                              help=["give a file path in a folder you can write to (`-` prints to stdout)"]) from err
     else:
         sys.stdout.write(text)

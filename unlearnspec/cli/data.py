@@ -16,6 +16,7 @@ from unlearnspec.cli.common import EXIT_OK, EXIT_USAGE, Parser, os_reason, path_
 from unlearnspec.compiler.render import printable, printable_lines
 from unlearnspec.compiler.syntax import UnquotableError
 from unlearnspec.inputs import json_lines
+from unlearnspec.markdown import code_span
 
 if TYPE_CHECKING:
     from unlearnspec.importers import ImportFailure
@@ -48,7 +49,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
     src, out = Path(args.src), Path(args.out)
     if not src.is_dir():
-        sys.stderr.write(f"error: `{args.src}` is not a folder\n  = help: give the folder the benchmark's files are in\n")
+        sys.stderr.write(f"error: {code_span(args.src)} is not a folder\n  = help: give the folder the benchmark's files are in\n")
         return EXIT_USAGE
     model = args.model
     if not model.startswith("builtin:") and Path(model).expanduser().is_dir():
@@ -79,7 +80,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         try:
             written = write_import(imported, out, force=args.force)
         except OSError as err:  # failed part-way (a full disk, a read-only folder): what was there is put back
-            where = f" `{err.filename}`" if err.filename else ""
+            where = f" {code_span(err.filename)}" if err.filename else ""
             sys.stderr.write(f"error: cannot write{where}: {os_reason(err)}\n  = help: nothing was imported; the "
                              "output folder is as it was before\n")
             return EXIT_USAGE

@@ -10,6 +10,7 @@ from pathlib import Path
 from unlearnspec.catalog import CODES
 from unlearnspec.cli.common import EXIT_OK, EXIT_USAGE, Parser, out
 from unlearnspec.compiler.suggest import did_you_mean
+from unlearnspec.markdown import code_span
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
@@ -27,7 +28,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
         text = explain_code(target.upper(), args.format)
         if text is None:
             hint = did_you_mean(target.upper(), list(CODES))
-            return fail(f"no diagnostic code `{target}`" + (f"; did you mean `{hint}`?" if hint else ""))
+            return fail(f"no diagnostic code {code_span(target)}" + (f"; did you mean {code_span(hint)}?" if hint else ""))
         out(text)
         return EXIT_OK
     if target in ("all", "--list", "codes"):
@@ -35,7 +36,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
         return EXIT_OK
     path = Path(target)
     if not path.exists():
-        return fail(f"`{target}` is neither a diagnostic code (ULnnn) nor a spec file")
+        return fail(f"{code_span(target)} is neither a diagnostic code (ULnnn) nor a spec file")
     text, errors, code = explain_document(path, fmt=args.format)
     sys.stderr.write(errors)
     if text:

@@ -12,6 +12,7 @@ from unlearnspec.compiler.fmt import format_spec
 from unlearnspec.compiler.parse import parse_bytes
 from unlearnspec.compiler.render import render_human
 from unlearnspec.io import atomic_write_bytes
+from unlearnspec.markdown import code_span
 
 
 def cmd_fmt(args: argparse.Namespace) -> int:
@@ -28,7 +29,7 @@ def cmd_fmt(args: argparse.Namespace) -> int:
         try:
             data = read_spec_bytes(path)
         except OSError as err:  # missing, a folder, a FIFO or a device: an unusable path, exit 2
-            sys.stderr.write(f"error: cannot read `{display}`: {err.strerror or err}\n")
+            sys.stderr.write(f"error: cannot read {code_span(display)}: {err.strerror or err}\n")
             status = EXIT_USAGE
             continue
         syntax, diags = parse_bytes(data, display)
@@ -54,7 +55,7 @@ def cmd_fmt(args: argparse.Namespace) -> int:
             try:
                 atomic_write_bytes(path, new.encode("utf-8"))
             except OSError as err:
-                sys.stderr.write(f"error: cannot write `{display}`: {err.strerror or err}\n")
+                sys.stderr.write(f"error: cannot write {code_span(display)}: {err.strerror or err}\n")
                 status = EXIT_USAGE
                 continue
             sys.stdout.write(f"formatted {display}\n")

@@ -22,6 +22,7 @@ from unlearnspec.cli.common import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Parser
 from unlearnspec.compiler.suggest import did_you_mean
 from unlearnspec.compiler.syntax import UnquotableError, quote
 from unlearnspec.io import atomic_write_text
+from unlearnspec.markdown import code_span
 
 
 @dataclass(frozen=True)
@@ -110,9 +111,9 @@ def _unquotable(values: dict[str, str]) -> int | None:
         try:
             quote(value)
         except UnquotableError as err:
-            return _usage_error(f"`{flag}` {err}", "give the value without control characters; nothing was written")
+            return _usage_error(f"{code_span(flag)} {err}", "give the value without control characters; nothing was written")
         if flag in IN_COMMENTS and ("\n" in value or "\t" in value):
-            return _usage_error(f"`{flag}` contains a line break or a tab, which the spec's header cannot show",
+            return _usage_error(f"{code_span(flag)} contains a line break or a tab, which the spec's header cannot show",
                                 "give a path without them; nothing was written")
     return None
 
@@ -154,15 +155,15 @@ def _init(args: argparse.Namespace) -> int:
     if template is None:
         if not interactive:
             return _usage_error("give a template with `--template`",
-                                "one of: " + ", ".join(f"`{t}`" for t in TEMPLATES),
+                                "one of: " + ", ".join(code_span(t) for t in TEMPLATES),
                                 "`unlearnspec init --list` says what each is for")
         for name, t in TEMPLATES.items():
             sys.stdout.write(f"  {name:22} {t.summary}\n")
         template = _ask("template", "privacy-erasure")
     if template not in TEMPLATES:
         hint = did_you_mean(template, TEMPLATES)
-        return _usage_error(f"unknown template `{template}`", *([f"did you mean `{hint}`?"] if hint else []),
-                            "one of: " + ", ".join(f"`{t}`" for t in TEMPLATES))
+        return _usage_error(f"unknown template {code_span(template)}", *([f"did you mean {code_span(hint)}?"] if hint else []),
+                            "one of: " + ", ".join(code_span(t) for t in TEMPLATES))
     t = TEMPLATES[template]
     target = args.target or (_ask("target (who or what to unlearn)", t.target) if interactive else t.target)
     name = args.name or (_ask("objective name", f"{t.prefix}-{slug(target)}") if interactive
@@ -176,10 +177,10 @@ def _init(args: argparse.Namespace) -> int:
                                        if interactive else DEFAULT_UNLEARNED)
     out = Path(args.out or (_ask("write to", f"{name}.unlearn") if interactive else f"{name}.unlearn"))
     if out.exists():
-        return _usage_error(f"`{out}` already exists; `init` never overwrites a file",
+        return _usage_error(f"{code_span(out)} already exists; `init` never overwrites a file",
                             "give another path with `--out`, or move the file away first")
     if not out.parent.is_dir():
-        return _usage_error(f"folder `{out.parent}` does not exist", "create it first, or give `--out` in a folder that exists")
+        return _usage_error(f"folder {code_span(out.parent)} does not exist", "create it first, or give `--out` in a folder that exists")
     # relative to the spec's folder, or absolute as given (a trailing `/` dropped)
     data_dir = args.data_dir.rstrip("/") or ("/" if args.data_dir else ".")
     files = {var: posixpath.join(data_dir, fname) if data_dir != "." else fname for var, fname in t.files.items()}
@@ -197,17 +198,17 @@ def _init(args: argparse.Namespace) -> int:
     }
     text = render(template, values)
     atomic_write_text(out, text)
-    sys.stdout.write(f"wrote {out} (template `{template}`, objective `{name}`)\n")
+    sys.stdout.write(f"wrote {out} (template {code_span(template)}, objective {code_span(name)})\n")
     if args.demo_data and missing:
         written = export_demo_data(out.parent / data_dir, [Path(m).name for m in missing])
         for w in written:
             sys.stdout.write(f"wrote {w} (built-in demo data)\n")
     elif missing:
-        sys.stdout.write("data files it names that do not exist yet: " + ", ".join(f"`{m}`" for m in missing) + "\n"
+        sys.stdout.write("data files it names that do not exist yet: " + ", ".join(code_span(m) for m in missing) + "\n"
                          f"  help: use your own, or run `unlearnspec builtin export {data_dir}` in "
-                         f"`{out.parent}` (or `init --demo-data`) for the built-in model's demo files\n")
+                         f"{code_span(out.parent)} (or `init --demo-data`) for the built-in model's demo files\n")
     if audit and not (out.parent / unlearned).is_dir():
-        sys.stdout.write(f"the checkpoint folder `{unlearned}` does not exist yet: put the vendor's checkpoint there "
+        sys.stdout.write(f"the checkpoint folder {code_span(unlearned)} does not exist yet: put the vendor's checkpoint there "
                          "(a model folder or a peft adapter, safetensors weights); until then `check` reports UL207\n")
     sys.stdout.write(f"next: `unlearnspec check {out}`; the findings it starts with are listed in its header\n")
     return EXIT_OK

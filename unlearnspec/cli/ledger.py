@@ -15,6 +15,7 @@ from unlearnspec.compiler.check import CheckResult, display_path
 from unlearnspec.compiler.diagnostics import Diagnostic, Span
 from unlearnspec.compiler.render import render
 from unlearnspec.inputs import read_regular
+from unlearnspec.markdown import code_span
 
 if TYPE_CHECKING:
     from unlearnspec.audit.problems import Problem
@@ -51,7 +52,7 @@ def _shown(text: str) -> str:
 
 
 def _missing(target: str) -> int:
-    sys.stderr.write(f"error: `{target}` is neither a ledger folder nor a ledger file\n"
+    sys.stderr.write(f"error: {code_span(target)} is neither a ledger folder nor a ledger file\n"
                      "  = help: `unlearnspec run --ledger DIR` writes one `<model>.jsonl` per model into DIR\n")
     return EXIT_USAGE
 
@@ -87,7 +88,7 @@ def cmd_show(args: argparse.Namespace) -> int:
             if e.drift:
                 lines.append(f"       drift: {json.dumps(e.drift, sort_keys=True)}")
     if not files:
-        lines.append(f"no ledgers (`*.jsonl`, `*.head.json`) in `{target}`")
+        lines.append(f"no ledgers (`*.jsonl`, `*.head.json`) in {code_span(target)}")
     out("\n".join(lines) + "\n")
     return EXIT_OK
 
@@ -100,7 +101,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         return _missing(args.dir)
     files = ledger_files(target)
     if not files:
-        sys.stderr.write(f"error: no ledgers (`*.jsonl`, `*.head.json`) in `{args.dir}`\n")
+        sys.stderr.write(f"error: no ledgers (`*.jsonl`, `*.head.json`) in {code_span(args.dir)}\n")
         return EXIT_USAGE
     results = []
     for f in files:

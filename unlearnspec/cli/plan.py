@@ -11,6 +11,7 @@ from unlearnspec.cli.common import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, Parser, a
 from unlearnspec.compiler.check import plan_file
 from unlearnspec.compiler.render import render
 from unlearnspec.errors import UserError
+from unlearnspec.markdown import code_span
 
 if TYPE_CHECKING:
     from unlearnspec.plan import Plan
@@ -67,7 +68,7 @@ def warn_provenance(plan: Plan, path: Path) -> Path | None:
     diffs = provenance.differences(plan, spec)
     if diffs:
         sys.stderr.write(f"warning[{provenance.E_PLAN_NOT_FROM_SPEC}]: the plan is not what the compiler makes of "
-                         f"its spec `{plan.spec.path}`; `run` refuses it\n")
+                         f"its spec {code_span(plan.spec.path)}; `run` refuses it\n")
         for d in diffs[:6]:
             sys.stderr.write(f"  = note: {d}\n")
     return spec

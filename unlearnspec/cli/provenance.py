@@ -19,6 +19,7 @@ from typing import Any
 from unlearnspec.compiler.check import plan_file
 from unlearnspec.compiler.semdiff import diff_plans
 from unlearnspec.errors import UserError
+from unlearnspec.markdown import code_span
 from unlearnspec.plan import Plan
 from unlearnspec.records import sha256_path
 
@@ -87,7 +88,7 @@ def locate_spec(plan: Plan, plan_path: Path | None) -> Path:
                 return c.resolve()
     if existing:
         return existing[0]
-    raise UserError(E_SPEC_NOT_FOUND, f"cannot find the plan's spec `{plan.spec.path}`",
+    raise UserError(E_SPEC_NOT_FOUND, f"cannot find the plan's spec {code_span(plan.spec.path)}",
                     [f"no file of that name and content lies below the working folder or the plan's (searched "
                      f"{SEARCH_DEPTH} folders deep); run from the spec's folder, keep the plan beside its spec, "
                      "or run the plan as given with `--trust-plan`"])
@@ -124,7 +125,7 @@ def differences(plan: Plan, spec: Path) -> list[str]:
     made, result = plan_file(spec, allow_infeasible=True)
     if made is None:
         errors = sorted({d.code for d in result.diagnostics if d.severity == "error"})
-        return [f"the spec `{plan.spec.path}` cannot be planned now ({', '.join(errors) or 'errors'})"]
+        return [f"the spec {code_span(plan.spec.path)} cannot be planned now ({', '.join(errors) or 'errors'})"]
     if made.compute_hash() == plan.compute_hash():
         return []
     out: list[str] = []
@@ -134,7 +135,7 @@ def differences(plan: Plan, spec: Path) -> list[str]:
     out += semantic
     if not semantic:
         paths = _leaf_differences(made.model_dump(mode="json"), plan.model_dump(mode="json"))
-        out.append("fields that differ: " + ", ".join(f"`{p}`" for p in paths if p != "plan_hash"))
+        out.append("fields that differ: " + ", ".join(code_span(p) for p in paths if p != "plan_hash"))
     return out
 
 
@@ -143,5 +144,5 @@ def check(plan: Plan, spec: Path) -> None:
     diffs = differences(plan, spec)
     if diffs:
         raise UserError(E_PLAN_NOT_FROM_SPEC,
-                        f"the plan is not what the compiler makes of its spec `{plan.spec.path}`",
+                        f"the plan is not what the compiler makes of its spec {code_span(plan.spec.path)}",
                         [*diffs[:6], TRUST_HELP])

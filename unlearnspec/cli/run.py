@@ -23,6 +23,7 @@ from unlearnspec.cli.common import EXIT_OK, EXIT_USAGE, Parser, UsageError, os_r
 from unlearnspec.compiler.check import plan_file
 from unlearnspec.compiler.render import render
 from unlearnspec.errors import UserError
+from unlearnspec.markdown import code_span
 
 if TYPE_CHECKING:
     from unlearnspec.plan import Plan
@@ -77,7 +78,7 @@ def _plan_spec(path: Path, allow_infeasible: bool) -> Plan:
                 "be met (UL3xx, UL601)")
     else:
         hint = "fix the errors, or run with --allow-infeasible to measure what is measurable"
-    raise UserError(E_CANNOT_PLAN, f"`{path}` cannot be planned (see the errors above)", [hint])
+    raise UserError(E_CANNOT_PLAN, f"{code_span(path)} cannot be planned (see the errors above)", [hint])
 
 
 def _run(args: argparse.Namespace) -> Any:
@@ -92,7 +93,7 @@ def _run(args: argparse.Namespace) -> Any:
     if args.resume:
         root = Path(args.resume)
         if (root / "plan.json").is_file() and not (root / "run.json").exists():  # killed between the two writes
-            raise UserError("UL704", f"`{root}` holds a plan.json but no run.json: its run was stopped before it "
+            raise UserError("UL704", f"{code_span(root)} holds a plan.json but no run.json: its run was stopped before it "
                             "began, so there is nothing to resume",
                             [f"start it again into the same folder: `unlearnspec run PLAN --out {root}` (the plan "
                              "or spec it was started from); the folder is taken over, nothing of a run was in it"])
@@ -135,7 +136,7 @@ def _resume_keeps_the_run(args: argparse.Namespace, state: Any) -> None:
             changed.append(f"`--ledger {args.ledger}`")
     if changed:
         raise UserError(E_RESUME_CHANGES_RUN, f"`--resume` continues the run as it was started; {', '.join(changed)} "
-                        "would change it", [f"the run was started with `{started}`" if started else
+                        "would change it", [f"the run was started with {code_span(started)}" if started else
                                             "run `unlearnspec run --resume DIR` alone",
                                             "to run again with other settings, start a new run (`--out` another "
                                             "folder)"])
@@ -156,12 +157,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     except UserError as err:  # a plan, run directory or model the user must fix: never a traceback
         if _main_rank():
             print_error(err)
+        else:  # a helper's own failure would otherwise show only as the launcher's exit code
+            sys.stderr.write(f"[rank {os.environ.get('RANK')}] error[{err.code}]: {err.message}\n")
         return EXIT_USAGE
     report = outcome.report
     if report is None:  # a helper rank of a launch: its part (training) is done
         return EXIT_OK
     if outcome.already_finished:
-        sys.stderr.write(f"the run in `{outcome.root}` had already finished; nothing was rerun or rewritten\n")
+        sys.stderr.write(f"the run in {code_span(outcome.root)} had already finished; nothing was rerun or rewritten\n")
     record_in_ledger(args, Path(outcome.root), report)
     sys.stdout.write(summary_text(report, outcome.root))
     return int(report.exit_code)
@@ -204,7 +207,7 @@ def record_in_ledger(args: argparse.Namespace, root: Path, report: Any) -> None:
     except UserError as err:
         print_error(err)
     except OSError as err:
-        print_error(UserError("UL805", f"the run could not be recorded in the ledger `{folder}`: "
+        print_error(UserError("UL805", f"the run could not be recorded in the ledger {code_span(folder)}: "
                                        f"{err.strerror or err}",
                               ["the run's reports are complete; give a writable `--ledger DIR`"]))
 
@@ -236,11 +239,11 @@ def cmd_builtin(args: argparse.Namespace) -> int:
         try:
             files = export(Path(args.dir), force=args.force)
         except FileExistsError as err:
-            raise UsageError(f"`{args.dir}` already holds files with other content: {err.filename}",
+            raise UsageError(f"{code_span(args.dir)} already holds files with other content: {err.filename}",
                              help=["nothing was written; give an empty or new folder, or `--force` to replace "
                                    "them with the built-in corpus"]) from err
         except OSError as err:
-            raise UsageError(f"cannot write the corpus to `{args.dir}`: {os_reason(err)}",
+            raise UsageError(f"cannot write the corpus to {code_span(args.dir)}: {os_reason(err)}",
                              help=["give a folder you can write to (it is created when missing)"]) from err
         for role, path in sorted(files.items()):
             sys.stdout.write(f"{role:24} {path}\n")

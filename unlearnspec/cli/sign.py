@@ -10,6 +10,7 @@ from pathlib import Path
 from unlearnspec.cli.common import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, Parser, add_colour, out, path_arg
 from unlearnspec.cli.ledger import file_source, problems_result
 from unlearnspec.compiler.render import render
+from unlearnspec.markdown import code_span
 
 
 def _error(err: Exception) -> int:
@@ -55,7 +56,7 @@ def _name(rel: str) -> str:
 def _coverage(run_dir: Path, pub: str, version: str, files: dict[str, str | None], not_covered: list[str]) -> str:
     """What a signature that verified vouches for, and what it does not: never "verified" for more."""
     first = "report.json and plan.json only (signature format 1)" if version == "1" else "these files"
-    lines = [f"verified: `{run_dir}` was signed by `{pub}`'s key; the signature covers {first}:"]
+    lines = [f"verified: {code_span(run_dir)} was signed by {code_span(pub)}'s key; the signature covers {first}:"]
     lines += [f"  {_name(rel)}" + ("  (absent when signed, and still absent)" if sha is None else "")
               for rel, sha in sorted(files.items())]
     if not_covered:

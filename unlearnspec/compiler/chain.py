@@ -33,6 +33,7 @@ from unlearnspec.compiler.resolve import resolve
 from unlearnspec.compiler.resolve_data import forget_texts, preserved_overlap, shown
 from unlearnspec.compiler.suggest import did_you_mean
 from unlearnspec.inputs import spec_path
+from unlearnspec.markdown import code_span
 
 MAX_FILES = 64  # links followed across files before the compiler gives up (a cycle is found sooner)
 
@@ -87,27 +88,27 @@ def _external(obj: Objective, spec: Spec) -> list[Diagnostic]:
         path = (base / file).resolve()
         other = _load(path) if path.is_file() else None
         if other is None:
-            return [_diag("UL216", obj, f"`after` names `{obj.after.value}`, but `{file}` is not a spec file that "
+            return [_diag("UL216", obj, f"`after` names {code_span(obj.after.value)}, but {code_span(file)} is not a spec file that "
                                         "can be read", help=["paths resolve relative to this spec's folder"])]
         found = next((o for o in other.objectives if o.name == name), None)
         if found is None:
             hint = did_you_mean(name, [o.name for o in other.objectives])
-            return [_diag("UL216", obj, f"`after` names `{name}`, which is not an objective in `{file}`",
-                          help=[f"did you mean `{file}#{hint}`?"] if hint else
-                          [f"`{file}` defines " + ", ".join(f"`{o.name}`" for o in other.objectives)])]
+            return [_diag("UL216", obj, f"`after` names {code_span(name)}, which is not an objective in {code_span(file)}",
+                          help=[f"did you mean {code_span(f'{file}#{hint}')}?"] if hint else
+                          [f"{code_span(file)} defines " + ", ".join(code_span(o.name) for o in other.objectives)])]
         if (path, name) in seen:
-            return [_diag("UL217", obj, f"the chain through `{obj.after.value}` comes back to `{obj.name}`",
+            return [_diag("UL217", obj, f"the chain through {code_span(obj.after.value)} comes back to {code_span(obj.name)}",
                           help=["a request continues from an earlier one; remove one `after` to break the cycle"])]
         if len(seen) == 1:  # the objective this one continues: the same checks as a link inside one file
             if found.unlearned is not None:
-                return [_diag("UL220", obj, f"`{obj.name}` continues `{obj.after.value}`, which audits a given "
+                return [_diag("UL220", obj, f"{code_span(obj.name)} continues {code_span(obj.after.value)}, which audits a given "
                                             "checkpoint and unlearns nothing",
                               help=["name the checkpoint as this objective's `model` instead of `after`"])]
             theirs = found.model.value if found.model is not None else DEFAULT_MODEL
             mine = obj.model.value if obj.model is not None else DEFAULT_MODEL
             if _model_target(mine, Path(spec.base_dir)) != _model_target(theirs, path.parent):
-                return [_diag("UL209", obj, f"`{obj.name}` continues `{obj.after.value}` but names another model "
-                                            f"(`{file}` unlearns from `{theirs}`)",
+                return [_diag("UL209", obj, f"{code_span(obj.name)} continues {code_span(obj.after.value)} but names another model "
+                                            f"({code_span(file)} unlearns from {code_span(theirs)})",
                               labels=[Label(span=obj.model.span, message="this objective names another")]
                               if obj.model is not None else [],
                               help=["a chain applies requests one after another to one model; name the same model "
@@ -120,7 +121,7 @@ def _external(obj: Objective, spec: Spec) -> list[Diagnostic]:
             base, file = path.parent, nfile
         else:
             base, file = path.parent, path.name
-    return [_diag("UL216", obj, f"the chain through `{obj.after.value}` is longer than {MAX_FILES} links")]
+    return [_diag("UL216", obj, f"the chain through {code_span(obj.after.value)} is longer than {MAX_FILES} links")]
 
 
 def chain_diagnostics(spec: Spec) -> list[Diagnostic]:
@@ -134,7 +135,7 @@ def chain_diagnostics(spec: Spec) -> list[Diagnostic]:
         if o.budget is not None and o.after is not None:
             out.append(Diagnostic(
                 code="UL209", severity="error", span=o.budget.span, objective=o.name,
-                message=f"a `budget` belongs on the first objective of a chain, and `{o.name}` continues another",
+                message=f"a `budget` belongs on the first objective of a chain, and {code_span(o.name)} continues another",
                 labels=[Label(span=o.after.span, message="this objective continues another")],
                 help=["move the `budget` block to the objective the chain starts with"]))
         if o.after is None:
@@ -149,29 +150,29 @@ def chain_diagnostics(spec: Spec) -> list[Diagnostic]:
             continue
         if name not in by_name:
             hint = did_you_mean(name, [n for n in by_name if n != o.name])
-            out.append(_diag("UL216", o, f"`after` names `{name}`, which is not an objective in this file",
-                             help=([f"did you mean `{hint}`?"] if hint else [])
+            out.append(_diag("UL216", o, f"`after` names {code_span(name)}, which is not an objective in this file",
+                             help=([f"did you mean {code_span(hint)}?"] if hint else [])
                              + ['an objective in another file is named `after "file.unlearn#name"`']))
             continue
         followers[(here, name)].append(o)
         prev = by_name[name]
         if prev.unlearned is not None:  # an audit produces no model to continue from (docs/models.md)
-            out.append(_diag("UL220", o, f"`{o.name}` continues `{name}`, which audits a given checkpoint and "
+            out.append(_diag("UL220", o, f"{code_span(o.name)} continues {code_span(name)}, which audits a given checkpoint and "
                              "unlearns nothing",
                              labels=[Label(span=prev.unlearned.span, message="audited as given")],
-                             help=[f"name the checkpoint as this objective's `model` instead of `after \"{name}\"`"]))
+                             help=["name the checkpoint as this objective's `model` instead of " + code_span(f'after "{name}"')]))
         if o.model is not None and prev.model is not None and o.model.value != prev.model.value:
-            out.append(_diag("UL209", o, f"`{o.name}` continues `{name}` but names another model",
-                             labels=[Label(span=prev.model.span, message=f"`{name}` unlearns from this model"),
+            out.append(_diag("UL209", o, f"{code_span(o.name)} continues {code_span(name)} but names another model",
+                             labels=[Label(span=prev.model.span, message=f"{code_span(name)} unlearns from this model"),
                                      Label(span=o.model.span, message="this objective names another")],
                              help=["a chain applies requests one after another to one model; name the same model"]))
     for fs in followers.values():
         for extra in fs[1:]:
             name = extra.after.value if extra.after is not None else ""
-            out.append(_diag("UL218", extra, f"`{extra.name}` and `{fs[0].name}` both continue `{name}`",
+            out.append(_diag("UL218", extra, f"{code_span(extra.name)} and {code_span(fs[0].name)} both continue {code_span(name)}",
                              labels=[Label(span=fs[0].after.span, message="already continued here")]  # type: ignore[union-attr]
                              if fs[0].after is not None else [],
-                             help=[f"make `{extra.name}` continue `{fs[-1 if extra is not fs[-1] else 0].name}`, "
+                             help=[f"make {code_span(extra.name)} continue {code_span(fs[-1 if extra is not fs[-1] else 0].name)}, "
                                    "so that the requests apply one after another"]))
     out.extend(_preserves_earlier_targets(spec, by_name))
     reported: set[str] = set()
@@ -186,7 +187,7 @@ def chain_diagnostics(spec: Spec) -> list[Diagnostic]:
                     first = min((by_name[n] for n in cycle), key=lambda x: (x.span.line, x.span.column))
                     others = [by_name[n] for n in cycle if n != first.name]
                     out.append(_diag("UL217", first, "the `after` links form a cycle: "
-                                     + " → ".join(f"`{n}`" for n in [*cycle, cycle[0]]),
+                                     + " → ".join(code_span(n) for n in [*cycle, cycle[0]]),
                                      labels=[Label(span=x.after.span, message="part of the cycle")  # type: ignore[union-attr]
                                              for x in others],
                                      help=["a chain starts somewhere: remove the `after` of the first request"]))
@@ -222,11 +223,11 @@ def _preserves_earlier_targets(spec: Spec, by_name: dict[str, Objective]) -> lis
                 many = len(shared) > 1
                 out.append(Diagnostic(
                     code="UL209", severity="error", span=p.span, objective=o.name,
-                    message=f"{len(shared)} text{'s' if many else ''} of `{p.raw}` {'are' if many else 'is'} what "
-                            f"`{prev.name}`, earlier in this chain, forgets, so `{o.name}` would preserve "
+                    message=f"{len(shared)} text{'s' if many else ''} of {code_span(p.raw)} {'are' if many else 'is'} what "
+                            f"{code_span(prev.name)}, earlier in this chain, forgets, so {code_span(o.name)} would preserve "
                             f"{'them' if many else 'it'}",
-                    labels=[Label(span=where.span, message=f"record {first} here, forgotten by `{prev.name}`")],
-                    help=[f"record {line} of `{p.raw}`: \"{shown(text)}\"",
+                    labels=[Label(span=where.span, message=f"record {first} here, forgotten by {code_span(prev.name)}")],
+                    help=[f"record {line} of {code_span(p.raw)}: \"{shown(text)}\"",
                           "a later request trains the model to keep what it preserves, undoing the earlier "
                           "removal that the run re-checks on every later model; preserve data without the "
                           "earlier requests' forget records"]))

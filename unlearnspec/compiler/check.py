@@ -25,6 +25,7 @@ from unlearnspec.compiler.diagnostics import Diagnostic, Span, sort_diagnostics
 from unlearnspec.compiler.parse import MAX_BYTES
 from unlearnspec.compiler.unit import CheckResult, CompileOptions
 from unlearnspec.inputs import NotRegularFileError, read_regular
+from unlearnspec.markdown import code_span
 
 if TYPE_CHECKING:
     from unlearnspec.plan import Plan
@@ -101,21 +102,21 @@ def compile(path: Path, until: PassName = "analyse", *, allow_infeasible: bool =
         if path.is_dir():
             return CheckResult(path=display, unreadable=True, diagnostics=[Diagnostic(
                 code="UL207", severity="error", span=Span.point(display),
-                message=f"`{display}` is a folder, not a spec file",
+                message=f"{code_span(display)} is a folder, not a spec file",
                 help=["give one `.unlearn` file here; `check` and `fmt` also search folders for them"])])
         data = read_spec_bytes(path)
     except FileNotFoundError:
         return CheckResult(path=display, unreadable=True, diagnostics=[Diagnostic(
-            code="UL207", severity="error", span=Span.point(display), message=f"spec file `{display}` does not exist")])
+            code="UL207", severity="error", span=Span.point(display), message=f"spec file {code_span(display)} does not exist")])
     except NotRegularFileError as err:
         return CheckResult(path=display, unreadable=True, diagnostics=[Diagnostic(
             code="UL207", severity="error", span=Span.point(display),
-            message=f"`{display}` is {err.what}, not a spec file",
+            message=f"{code_span(display)} is {err.what}, not a spec file",
             help=["only regular files are read as specs; save the spec to a `.unlearn` file and give its path"])])
     except OSError as err:
         return CheckResult(path=display, unreadable=True, diagnostics=[Diagnostic(
             code="UL207", severity="error", span=Span.point(display),
-            message=f"spec file `{display}` cannot be read: {err.strerror or err}")])
+            message=f"spec file {code_span(display)} cannot be read: {err.strerror or err}")])
     return check_bytes(data, display, path.resolve().parent, until, spec_name=path.name,
                        allow_infeasible=allow_infeasible)
 

@@ -2,7 +2,8 @@
 
 Syntax errors (UL1xx), resolve errors (UL2xx) and feasibility findings (UL3xx-UL5xx) are all
 ``Diagnostic`` objects: a code, a severity, a one-sentence message (lower case, no final period,
-user input in backticks), a primary span, labelled secondary spans, and ``help:`` lines. The
+each value from the user or a data file quoted through :func:`unlearnspec.markdown.code_span`, a code span
+fenced to fit whatever backticks it holds), a primary span, labelled secondary spans, and ``help:`` lines. The
 renderers in :mod:`unlearnspec.compiler.render` turn them into human text, JSON, SARIF or GitHub
 workflow annotations.
 """

@@ -74,10 +74,10 @@ def objective_sentence(obj: Objective) -> str:
         release = f"; the model is released by {obj.release.mode.value.replace('_', ' ')}"
         if obj.release.precision:
             release += f" at {obj.release.precision.value}"
-    method = f", using `{obj.method.name.value}`" if obj.method else ", with a method the compiler chooses"
+    method = f", using {code_span(obj.method.name.value)}" if obj.method else ", with a method the compiler chooses"
     if obj.unlearned is not None:  # an audit: the checkpoint is given, not produced here
         stated = obj.method.name.value if obj.method else UNKNOWN
-        how = "by a method that is not stated" if stated == UNKNOWN else f"with `{stated}`, as stated"
+        how = "by a method that is not stated" if stated == UNKNOWN else f"with {code_span(stated)}, as stated"
         method = f": audit the given checkpoint {code_span(obj.unlearned.raw)}, unlearned {how}"
     guarantee = guarantee_words(obj.guarantee.value if obj.guarantee else None)
     return f"{verb} {what} from {code_span(model)}{via}{method}{release}{guarantee}."
@@ -85,7 +85,7 @@ def objective_sentence(obj: Objective) -> str:
 
 def guarantee_words(guarantee: str | None) -> str:
     """The end of an objective's sentence that states its `guarantee` (nothing when the spec states none)."""
-    return f"; the spec states a `{guarantee}` guarantee" if guarantee else ""
+    return f"; the spec states a {code_span(guarantee)} guarantee" if guarantee else ""
 
 
 def _evidence_text(row: Any) -> str:
@@ -127,7 +127,7 @@ def _information_text(obj: Objective, info: list[dict[str, str]]) -> str:
             continue
         # the claim whose defaults come from the scope and whose evidence reads this probe's metric
         claim = next(c.name for c in CLAIMS.values() if c.from_scope and i["metric"] in c.evidence)
-        todo = (f"add a `{i['metric']}` bound to `evidence`" if obj.has_claim(claim) else f"claim `{claim}`")
+        todo = (f"add a {code_span(i['metric'])} bound to `evidence`" if obj.has_claim(claim) else f"claim {code_span(claim)}")
         advice.setdefault(todo, []).append(kind)
     text = ("Measured for information only, deciding no claim: "
             + ", ".join(f"{i['metric']} ({i['probe'].replace('_', '-')} prompts)" for i in info) + ".")

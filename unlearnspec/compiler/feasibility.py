@@ -28,6 +28,7 @@ from unlearnspec.compiler.decisions import planned_method
 from unlearnspec.compiler.diagnostics import Diagnostic, Label
 from unlearnspec.compiler.evidence_defaults import EvidenceItem, evidence_for, is_builtin
 from unlearnspec.compiler.rules import AFFECTS, RULES, RuleContext
+from unlearnspec.markdown import code_span
 
 META_CODES = ("UL213", "UL214")  # findings about `accept` lines themselves
 
@@ -80,8 +81,8 @@ def apply_accepts(obj: Objective, diags: list[Diagnostic]) -> list[Diagnostic]:
             first_help = next((out[i].help[0] for i in fired if out[i].help), None)
             extra.append(Diagnostic(
                 code="UL213", severity="error", span=a.code.span, objective=obj.name,
-                message=f"`{code}` is an error and cannot be accepted: the objective cannot be met as written",
-                labels=[Label(span=out[i].span, message=f"the `{code}` finding") for i in fired],
+                message=f"{code_span(code)} is an error and cannot be accepted: the objective cannot be met as written",
+                labels=[Label(span=out[i].span, message=f"the {code_span(code)} finding") for i in fired],
                 help=[first_help or f"rewrite the objective as `unlearnspec explain {code}` suggests"]))
             continue
         if code in seen:
@@ -97,7 +98,7 @@ def apply_accepts(obj: Objective, diags: list[Diagnostic]) -> list[Diagnostic]:
                 help.append("only feasibility findings (UL4xx warnings, UL5xx notes) can be accepted")
             extra.append(Diagnostic(
                 code="UL214", severity="warning", span=a.span, objective=obj.name,
-                message=f"`accept {code}` matches no finding of objective `{obj.name}`", help=help))
+                message=f"`accept {code}` matches no finding of objective {code_span(obj.name)}", help=help))
             continue
         for i in fired:
             out[i] = out[i].model_copy(update={"accepted": True, "justification": a.justification.value})
@@ -159,6 +160,13 @@ def _unique(xs: list[str]) -> list[str]:
     return list(dict.fromkeys(xs))
 
 
+def _instead(d: Diagnostic) -> str:
+    """What to write instead, from a finding's help: its first line, and the alternatives after it (the help lines
+    that begin "or ..."), so that the weaker objective the data can carry is offered beside "give more data". A
+    claim held back by several findings gets each one's, marked with its code: each must be answered."""
+    return "; ".join([d.help[0], *(h for h in d.help[1:] if h.startswith("or "))])
+
+
 def claim_status(obj: Objective, c: Claim, diags: list[Diagnostic]) -> ClaimStatusRow:
     mine = [d for d in diags if (d.objective in (None, obj.name)) and concerns(d, c.name)]
     errors = [d for d in mine if d.severity == "error" and not d.accepted]
@@ -180,8 +188,10 @@ def claim_status(obj: Objective, c: Claim, diags: list[Diagnostic]) -> ClaimStat
                 text += f"; accepted: {d.justification}"
             parts.append(text)
         why = "; ".join(parts)
-        instead = next((d.help[0] for d in behind if d.help and not d.accepted),
-                       next((d.help[0] for d in behind if d.help), ""))
+        helped = [d for d in behind if d.help and not d.accepted] or [d for d in behind if d.help]
+        insteads = dict.fromkeys((_instead(d), d.code) for d in helped)
+        instead = next(iter(insteads))[0] if len(insteads) == 1 else "; ".join(
+            f"{text} ({code})" for text, code in insteads)
     else:
         why = "nothing in the objective stands in the way; the run decides it from the evidence below"
         if notes:

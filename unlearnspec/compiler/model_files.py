@@ -8,10 +8,13 @@ reads it too (UL221), and checking never loads the plan's models.
 from __future__ import annotations
 
 import hashlib
+import os
+import re
 from pathlib import Path
 from typing import Literal
 
 from unlearnspec.inputs import load_json, read_json_file, read_regular, safetensors_whole
+from unlearnspec.markdown import code_span
 
 
 def chat_template(folder: Path) -> str | None:
@@ -49,22 +52,55 @@ def model_folder_problem(path: Path, value: str) -> tuple[str, list[str]] | None
     message and help lines; None when it is one: a readable ``config.json`` holding a JSON object, and a file of
     safetensors weights (pickles are never loaded)."""
     if not (path / "config.json").is_file():
-        return f"`{value}` is not a Hugging Face model folder (no config.json)", []
+        return f"{code_span(value)} is not a Hugging Face model folder (no config.json)", []
     try:
         config = read_json_file(path / "config.json")
     except (OSError, UnicodeDecodeError, ValueError):
         config = None
     if not isinstance(config, dict):
-        return (f"the `config.json` of model folder `{value}` is not a JSON object",
+        return (f"the `config.json` of model folder {code_span(value)} is not a JSON object",
                 ["the folder's `config.json` describes the model; write it with `model.save_pretrained(folder)`"])
     weights = sorted(p for p in path.glob("*.safetensors") if p.is_file())
     if not weights:
-        return (f"model folder `{value}` has no safetensors weights",
+        return (f"model folder {code_span(value)} has no safetensors weights",
                 ["only safetensors weights are loaded; convert pickled weights with "
                  "`save_pretrained(safe_serialization=True)`"])
     cut = next((p for p in weights if not safetensors_whole(p)), None)
     if cut is not None:
-        return (f"`{cut.name}` in model folder `{value}` is cut short or damaged: its size does not cover the "
+        return (f"{code_span(cut.name)} in model folder {code_span(value)} is cut short or damaged: its size does not cover the "
                 "tensors its header declares", ["an interrupted copy or download leaves such a file; copy the "
                                                 "folder again from its source"])
     return None
+
+
+_COMMIT = re.compile(r"[0-9a-f]{40}")
+_REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
+
+
+def hub_cache_dir() -> Path:
+    """The Hugging Face hub cache folder, found as ``huggingface_hub`` finds it (``HF_HUB_CACHE``, else ``HF_HOME``'s
+    ``hub``, else ``$XDG_CACHE_HOME/huggingface/hub``, else ``~/.cache/huggingface/hub``). Written out here because
+    the compiler depends on Lark, pydantic and jinja2 only; a test holds it equal to the library's answer, and the
+    runtime finds the snapshot with the library itself."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    home = os.environ.get("HF_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join("~", ".cache"), "huggingface")
+    return Path(home).expanduser() / "hub"
+
+
+def hub_snapshot(repo_id: str) -> tuple[Path, str] | None:
+    """The local snapshot a hub id's ``main`` names in the hub cache (the layout ``hf download`` writes:
+    ``models--ORG--NAME/refs/main`` holds a commit, ``snapshots/COMMIT/`` the files), as ``(folder, commit)``; None
+    when the model is not in the cache, or the snapshot has no ``config.json``. Read offline: nothing is fetched."""
+    if not _REPO_ID.fullmatch(repo_id):
+        return None
+    root = hub_cache_dir() / f"models--{repo_id.replace('/', '--')}"
+    try:
+        commit = read_regular(root / "refs" / "main").decode("ascii").strip()
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    folder = root / "snapshots" / commit
+    if not _COMMIT.fullmatch(commit) or not (folder / "config.json").is_file():
+        return None
+    return folder, commit

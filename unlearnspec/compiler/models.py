@@ -17,7 +17,7 @@ from unlearnspec.builtin.recipe import RECIPE, RECIPES, recipe_with_hash
 from unlearnspec.builtin.training import training_items
 from unlearnspec.compiler.ast import Objective
 from unlearnspec.compiler.decisions import model_kind
-from unlearnspec.compiler.model_files import prompt_fields
+from unlearnspec.compiler.model_files import hub_snapshot, prompt_fields
 from unlearnspec.inputs import load_json, open_regular, read_regular, spec_path
 from unlearnspec.plan import (
     FileHash,
@@ -92,9 +92,20 @@ def _model_ref(obj: Objective, base: Path) -> ModelRef:
         fmt, template_sha = prompt_fields(folder)
         return ModelRef(source=value, kind="local", sha256=folder_sha256(folder, files, base), files=files,
                         parameters=local_parameters(folder), prompt_format=fmt, chat_template_sha256=template_sha)
+    snapshot = hub_snapshot(value)
+    if snapshot is not None:  # pinned to what the local cache holds: the run loads this commit and checks its files
+        folder, commit = snapshot
+        files = _folder_files(folder, folder)
+        fmt, template_sha = prompt_fields(folder)
+        return ModelRef(source=value, kind="hub", sha256=folder_sha256(folder, files, folder), files=files,
+                        revision=commit, parameters=local_parameters(folder), prompt_format=fmt,
+                        chat_template_sha256=template_sha,
+                        note=f"pinned to commit {commit} of the local Hugging Face cache (its `main` at plan time); "
+                             "file paths are inside that snapshot")
     return ModelRef(source=value, kind="hub", sha256=None,
-                    note="a hub id cannot be pinned offline at plan time: the plan records no hash for it; download "
-                         "the model to a folder and name the folder to pin its files")
+                    note="a hub id not in the local Hugging Face cache cannot be pinned offline at plan time: the plan "
+                         "records no hash for it; download it (`hf download`) before planning, or name a local folder, "
+                         "to pin its files")
 
 
 def reference_files(obj: Objective, base: Path) -> list[FileHash]:

@@ -16,6 +16,7 @@ from unlearnspec.compiler.suggest import did_you_mean
 from unlearnspec.compiler.syntax import (
     source_lines,
 )
+from unlearnspec.markdown import code_span
 
 MAX_DEPTH = 32  # blocks nested deeper than this are refused before parsing (UL105)
 
@@ -76,7 +77,7 @@ def scan_braces(text: str, file: str) -> tuple[list[Span], Diagnostic | None]:
 
 
 def _expected_words(expected: set[str]) -> list[str]:
-    words = sorted({TERMINAL_WORDS.get(t, f"`{t}`") for t in expected if not t.startswith("__")})
+    words = sorted({TERMINAL_WORDS.get(t, code_span(t)) for t in expected if not t.startswith("__")})
     return words
 
 
@@ -122,7 +123,7 @@ def translate_error(err: UnexpectedInput, text: str, file: str, open_braces: lis
                 return Diagnostic(code="UL101", severity="error",
                                   span=Span(file=file, line=err.line, column=col, end_line=err.line,
                                             end_column=col + len(esc), start_pos=at, end_pos=at + len(esc)),
-                                  message=f"unknown escape `{esc}` in a string",
+                                  message=f"unknown escape {code_span(esc)} in a string",
                                   help=['the escapes are `\\"`, `\\\\`, `\\n` and `\\t`; write `\\\\` for a '
                                         'backslash'])
             return Diagnostic(code="UL104", severity="error", span=span,
@@ -136,7 +137,7 @@ def translate_error(err: UnexpectedInput, text: str, file: str, open_braces: lis
         else:
             advice = "values are words, quoted strings, numbers, percentages or comparisons"
         return Diagnostic(code="UL101", severity="error", span=span,
-                          message=f"unexpected character `{shown}`", help=[advice])
+                          message=f"unexpected character {code_span(shown)}", help=[advice])
     if isinstance(err, UnexpectedToken | UnexpectedEOF):
         tok = getattr(err, "token", None)
         expected = set(err.expected) if hasattr(err, "expected") else set()
@@ -176,9 +177,9 @@ def translate_error(err: UnexpectedInput, text: str, file: str, open_braces: lis
             return Diagnostic(code="UL102", severity="error", span=span,
                               message=f"expected {words}, found {end}", help=help)
         if tok.type == "NAME" and "OBJECTIVE_KW" in expected:
-            msg = f"expected `objective` here, found `{tok}`"
+            msg = f"expected `objective` here, found {code_span(tok)}"
             hint = did_you_mean(str(tok), ["objective", "unlearnspec"])
-            help.append(f"did you mean `{hint}`?" if hint else
+            help.append(f"did you mean {code_span(hint)}?" if hint else
                         'a file holds `objective "name" { ... }` blocks; fields go inside one')
             return Diagnostic(code="UL102", severity="error", span=span, message=msg, help=help)
         if tok.type == "LBRACE" and expected <= {"_NL", "COMMA", "NAME", "STRING", "NUMBER", "PERCENT", "OP", "RBRACE"}:
@@ -190,7 +191,7 @@ def translate_error(err: UnexpectedInput, text: str, file: str, open_braces: lis
         if "NUMBER" in expected and expected <= {"NUMBER"}:
             help.append("the header is `unlearnspec 1`")
         return Diagnostic(code="UL102", severity="error", span=span,
-                          message=f"unexpected `{tok}`, expected {words}", help=help)
+                          message=f"unexpected {code_span(tok)}, expected {words}", help=help)
     return Diagnostic(code="UL102", severity="error", span=Span.point(file), message=str(err).splitlines()[0])
 
 

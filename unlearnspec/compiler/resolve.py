@@ -44,6 +44,7 @@ from unlearnspec.compiler.suggest import did_you_mean
 from unlearnspec.compiler.syntax import Field, ObjectiveNode, SpecFile
 from unlearnspec.compiler.unit import CheckResult, CompileOptions
 from unlearnspec.inputs import spec_path
+from unlearnspec.markdown import code_span
 
 
 class _Resolver(PromptResolver):
@@ -56,7 +57,7 @@ class _Resolver(PromptResolver):
         self.objective = node.name
         self._target_named = set()
         fields = self.known_fields(node.block.fields, vocab.OBJECTIVE_FIELDS, "an objective")
-        fields = self.duplicate_fields(fields, f"objective `{node.name}`", repeatable=("accept",))
+        fields = self.duplicate_fields(fields, f"objective {code_span(node.name)}", repeatable=("accept",))
         kw: dict[str, object] = {}
         handlers: dict[str, Callable[[Field], object]] = {
             "title": self.one_string, "basis": self.one_string, "owner": self.one_string,
@@ -93,7 +94,7 @@ class _Resolver(PromptResolver):
                                   ("target", 'target person "Jane Doe" { ... }'), ("goal", "goal removal")):
             if required not in present:
                 self.report("UL206", "error", node.name_span,
-                            f"objective `{node.name}` has no `{required}`", help=[f"add `{example}`"])
+                            f"objective {code_span(node.name)} has no {code_span(required)}", help=[f"add {code_span(example)}"])
         self.contradictions(obj)
         self.audit_fields(obj, {f.name: f for f in fields})
         self.system_fits_model(obj)
@@ -111,9 +112,9 @@ class _Resolver(PromptResolver):
         if value.startswith("builtin:"):
             if value not in BUILTIN_MODELS:
                 hint = did_you_mean(value, BUILTIN_MODELS)
-                self.report("UL204", "error", text.span, f"unknown built-in model `{value}`",
-                            help=([f"did you mean `{hint}`?"] if hint else [])
-                            + ["built-in models: " + ", ".join(f"`{m}`" for m in BUILTIN_MODELS)])
+                self.report("UL204", "error", text.span, f"unknown built-in model {code_span(value)}",
+                            help=([f"did you mean {code_span(hint)}?"] if hint else [])
+                            + ["built-in models: " + ", ".join(code_span(m) for m in BUILTIN_MODELS)])
                 return None
             return text
         local = (self.base_dir / value)
@@ -121,7 +122,7 @@ class _Resolver(PromptResolver):
         if looks_local:
             path = spec_path(value, self.base_dir)
             if not path.is_dir():
-                self.report("UL207", "error", text.span, f"model folder `{value}` does not exist",
+                self.report("UL207", "error", text.span, f"model folder {code_span(value)} does not exist",
                             help=["give a local Hugging Face model folder, a hub id (`org/name`), or `builtin:tiny-bios`"])
                 return None
             problem = model_folder_problem(path, value)
@@ -147,7 +148,7 @@ class _Resolver(PromptResolver):
         precision: Word | None = None
         if len(vals) == 3:
             if vals[1].kind != "word" or vals[1].text != "precision":
-                self.report("UL210", "error", vals[1].span, f"expected `precision`, found `{vals[1].raw}`",
+                self.report("UL210", "error", vals[1].span, f"expected `precision`, found {code_span(vals[1].raw)}",
                             help=["write `release api precision fp32`"])
                 return None
             precision = self.word(vals[2], vocab.PRECISIONS, "precision")
@@ -183,7 +184,7 @@ class _Resolver(PromptResolver):
                 aliases = []
                 for v in f.values:
                     if v.kind != "string":
-                        self.report("UL210", "error", v.span, f"aliases are quoted strings, found `{v.raw}`")
+                        self.report("UL210", "error", v.span, f"aliases are quoted strings, found {code_span(v.raw)}")
                     elif not v.text.strip():
                         self.report("UL205", "error", v.span, "an alias cannot be empty",
                                     help=["an empty alias is found in every text: the output filter and the probes "
@@ -214,7 +215,7 @@ class _Resolver(PromptResolver):
         via: Word | None = None
         if len(vals) == 3:
             if vals[1].kind != "word" or vals[1].text != "via":
-                self.report("UL210", "error", vals[1].span, f"expected `via`, found `{vals[1].raw}`",
+                self.report("UL210", "error", vals[1].span, f"expected `via`, found {code_span(vals[1].raw)}",
                             help=["write `goal suppression via model` or `goal suppression via system`"])
                 return None
             via = self.word(vals[2], vocab.SUPPRESSION_VIA, "suppression layer")
@@ -254,13 +255,13 @@ class _Resolver(PromptResolver):
                     self.shape(f, "one number")
                     continue
                 if f.name in ("steps", "batch_size"):
-                    knobs[f.name] = self.number(fv[0], f"`{f.name}`", integer=True, lo=1, hi=1_000_000)
+                    knobs[f.name] = self.number(fv[0], code_span(f.name), integer=True, lo=1, hi=1_000_000)
                 elif f.name == "seed":
                     knobs[f.name] = self.number(fv[0], "`seed`", integer=True, lo=0, hi=MAX_SEED)
                 elif f.name == "learning_rate":
                     knobs[f.name] = self.number(fv[0], "`learning_rate`", lo=0, hi=1, lo_open=True)
                 else:
-                    knobs[f.name] = self.number(fv[0], f"`{f.name}`", lo=0, hi=1000, lo_open=f.name == "beta")
+                    knobs[f.name] = self.number(fv[0], code_span(f.name), lo=0, hi=1000, lo_open=f.name == "beta")
         if name is None:
             return None
         return Method(span=field.span, name=name,
@@ -269,10 +270,10 @@ class _Resolver(PromptResolver):
     def block_fields(self, field: Field, allowed: Sequence[str], where: str,
                      what: str = "field") -> list[Field] | None:
         if field.values:
-            self.report("UL210", "error", field.values[0].span, f"`{field.name}` takes a block, not values",
+            self.report("UL210", "error", field.values[0].span, f"{code_span(field.name)} takes a block, not values",
                         help=[f"write `{field.name} {{ ... }}`"])
         if field.block is None:
-            self.report("UL210", "error", field.span, f"`{field.name}` needs a block",
+            self.report("UL210", "error", field.span, f"{code_span(field.name)} needs a block",
                         help=[f"write `{field.name} {{ ... }}`"])
             return None
         return self.duplicate_fields(self.known_fields(field.block.fields, allowed, where, what), where)
@@ -337,27 +338,27 @@ class _Resolver(PromptResolver):
             if g and g[0].kind == "word" and g[0].text in ("retain", "neighbors"):
                 applies = g.pop(0).text
             if len(g) != 3 or g[0].text != "drop" or g[1].kind != "op":
-                self.report("UL210", "error", group[0].span, f"cannot read utility tolerance `{' '.join(words)}`",
+                self.report("UL210", "error", group[0].span, f"cannot read utility tolerance {code_span(' '.join(words))}",
                             help=["write `utility drop <= 2%` (or `utility retain drop <= 2%`, `utility neighbors drop <= 5%`)"])
                 continue
             if g[1].text not in ("<=", "<"):
-                self.report("UL211", "error", g[1].span, f"a utility drop is bounded from above, found `{g[1].text}`",
+                self.report("UL211", "error", g[1].span, f"a utility drop is bounded from above, found {code_span(g[1].text)}",
                             help=["write `utility drop <= 2%`"])
                 continue
             if g[2].kind != "percent":
                 x = g[2].number if g[2].kind == "number" else None
                 if x is not None and 0 < x <= 1:  # `0.02` is most likely a fraction meant as 2%
-                    help = [f"write `{x * 100:g}%` for a drop of {x * 100:g} percent (`{g[2].raw}%` would be "
+                    help = [f"write `{x * 100:g}%` for a drop of {x * 100:g} percent ({code_span(f'{g[2].raw}%')} would be "
                             f"{x:g} of one percent)"]
                 else:
-                    help = [f"write `{g[2].raw}%`" if x is not None else "write `2%`"]
-                self.report("UL210", "error", g[2].span, f"a utility drop is a percentage, found `{g[2].raw}`",
+                    help = [f"write {code_span(f'{g[2].raw}%')}" if x is not None else "write `2%`"]
+                self.report("UL210", "error", g[2].span, f"a utility drop is a percentage, found {code_span(g[2].raw)}",
                             help=help)
                 continue
             pct = g[2].number
             assert pct is not None
             if not 0 <= pct <= 100:
-                self.report("UL205", "error", g[2].span, f"a percentage must be between 0% and 100%, found `{g[2].raw}`")
+                self.report("UL205", "error", g[2].span, f"a percentage must be between 0% and 100%, found {code_span(g[2].raw)}")
                 continue
             span = Span(file=self.file, line=group[0].span.line, column=group[0].span.column,
                         end_line=g[2].span.end_line, end_column=g[2].span.end_column,
@@ -407,11 +408,11 @@ class _Resolver(PromptResolver):
                     continue
                 law = Text(span=vals[0].span, value=vals[0].text)
             elif vals:
-                self.report("UL210", "error", vals[0].span, f"claim `{f.name}` takes no values",
-                            help=[f"write `{f.name}` alone on its line"])
+                self.report("UL210", "error", vals[0].span, f"claim {code_span(f.name)} takes no values",
+                            help=[f"write {code_span(f.name)} alone on its line"])
                 continue
             if f.name in seen:
-                self.report("UL202", "error", f.name_span, f"claim `{f.name}` is made twice",
+                self.report("UL202", "error", f.name_span, f"claim {code_span(f.name)} is made twice",
                             labels=[Label(span=seen[f.name].name_span, message="first made here")])
                 continue
             claim = Claim(span=f.span, name=f.name, name_span=f.name_span, steps=steps, law=law)
@@ -424,7 +425,7 @@ class _Resolver(PromptResolver):
         self.no_block(f)
         vals = f.values
         if len(vals) == 1 and vals[0].kind == "number" and vals[0].number is not None and 0 < vals[0].number < 1:
-            self.report("UL210", "error", vals[0].span, f"`confidence` is a percentage, found `{vals[0].raw}`",
+            self.report("UL210", "error", vals[0].span, f"`confidence` is a percentage, found {code_span(vals[0].raw)}",
                         help=[f"write `confidence {vals[0].number * 100:g}%`"])
             return None
         if len(vals) != 1 or vals[0].kind != "percent":
@@ -435,7 +436,7 @@ class _Resolver(PromptResolver):
         lo, hi = vocab.CONFIDENCE_RANGE
         if not lo <= x / 100 <= hi:
             self.report("UL205", "error", vals[0].span,
-                        f"`confidence` is a level between {lo:.0%} and {hi:.1%}, found `{vals[0].raw}`",
+                        f"`confidence` is a level between {lo:.0%} and {hi:.1%}, found {code_span(vals[0].raw)}",
                         help=["write `confidence 95%` (the usual level) or `confidence 99%`"])
             return None
         return Number(span=vals[0].span, value=x / 100)
@@ -460,7 +461,7 @@ class _Resolver(PromptResolver):
                             help=["use `<=` or `>=`"])
                 continue
             if val.kind == "percent" and info.unit != "percent":
-                self.report("UL210", "error", val.span, f"`{f.name}` is a ratio, not a percentage",
+                self.report("UL210", "error", val.span, f"{code_span(f.name)} is a ratio, not a percentage",
                             help=[f"write `{float(val.text) / 100:g}`"])
                 continue
             x = val.number
@@ -469,15 +470,15 @@ class _Resolver(PromptResolver):
             if not info.lower <= x <= info.upper:
                 scaled = x / 100 if info.unit != "percent" and info.lower <= x / 100 <= info.upper else None
                 self.report("UL205", "error", val.span,
-                            f"`{f.name}` is {unit} between {info.lower:g} and {info.upper:g}, found `{val.raw}`",
+                            f"{code_span(f.name)} is {unit} between {info.lower:g} and {info.upper:g}, found {code_span(val.raw)}",
                             help=[f"did you mean `{scaled:g}`? ({f.name} is not a percentage)"] if scaled is not None
                             else [f"write a bound between {info.lower:g} and {info.upper:g}"])
                 continue
             good = info.bound_op
             if op.text[0] != good[0]:  # `<` or `<=` for `<=`, `>` or `>=` for `>=` (`==` is refused above)
                 self.report("UL211", "error", op.span,
-                            f"`{f.name} {op.text} {val.raw}` bounds the metric the wrong way",
-                            help=[f"{info.summary}; {'lower' if good == '<=' else 'higher'} is better, so write `{f.name} {good} {val.raw}`"])
+                            f"{code_span(f'{f.name} {op.text} {val.raw}')} bounds the metric the wrong way",
+                            help=[f"{info.summary}; {'lower' if good == '<=' else 'higher'} is better, so write {code_span(f'{f.name} {good} {val.raw}')}"])
                 continue
             out.append(Evidence(span=f.span, metric=f.name, metric_span=f.name_span, op=op.text, value=x))
         return out, confidence
@@ -491,11 +492,11 @@ class _Resolver(PromptResolver):
         code = vals[0].text
         if code not in CODES:
             hint = did_you_mean(code, list(CODES))
-            self.report("UL212", "error", vals[0].span, f"`accept` names an unknown code `{code}`",
-                        help=([f"did you mean `{hint}`?"] if hint else []) + ["`unlearnspec explain CODE` lists what each code means"])
+            self.report("UL212", "error", vals[0].span, f"`accept` names an unknown code {code_span(code)}",
+                        help=([f"did you mean {code_span(hint)}?"] if hint else []) + ["`unlearnspec explain CODE` lists what each code means"])
             return None
         if not vals[1].text.strip():
-            self.report("UL215", "error", vals[1].span, f"accepting `{code}` needs a written justification",
+            self.report("UL215", "error", vals[1].span, f"accepting {code_span(code)} needs a written justification",
                         help=["say who reviewed the risk and why it is acceptable"])
             return None
         return Accept(span=field.span, code=Word(span=vals[0].span, value=code),
@@ -508,13 +509,13 @@ class _Resolver(PromptResolver):
             g = goal.goal.value
             if g == "removal" and fam in ("model_suppression", "system_suppression"):
                 self.report("UL209", "error", method.name.span,
-                            f"method `{method.name.value}` suppresses outputs; it does not remove anything",
+                            f"method {code_span(method.name.value)} suppresses outputs; it does not remove anything",
                             labels=[Label(span=goal.goal.span, message="the goal is removal")],
                             help=["use a removal method (`retrain`, `npo`, `grad_diff`, ...) or write `goal suppression`"])
             if g == "suppression" and goal.via is not None:
                 if goal.via.value == "system" and method.name.value != "filter":
                     self.report("UL209", "error", method.name.span,
-                                f"`via system` suppression is served by an output filter, not `{method.name.value}`",
+                                f"`via system` suppression is served by an output filter, not {code_span(method.name.value)}",
                                 labels=[Label(span=goal.via.span, message="suppression in the serving system")],
                                 help=["write `method filter`, or `goal suppression via model`"])
                 if goal.via.value == "model" and method.name.value == "filter":
@@ -545,13 +546,13 @@ def resolve(spec: SpecFile, base_dir: Path) -> tuple[Spec, list[Diagnostic]]:
         r.report("UL107", "warning", Span.point(spec.path), "spec file has no `unlearnspec 1` header",
                  help=["start the file with `unlearnspec 1` so that later language versions can read it"])
     elif not spec.readable:
-        r.report("UL108", "error", spec.version.span, f"unsupported language version `{spec.version.text}`",
+        r.report("UL108", "error", spec.version.span, f"unsupported language version {code_span(spec.version.text)}",
                  help=["this compiler reads `unlearnspec 1`"])
         return Spec(path=spec.path, base_dir=str(base_dir)), r.diags
     for node in spec.objectives:
         if node.name in seen:
             r.objective = node.name
-            r.report("UL201", "error", node.name_span, f"objective `{node.name}` is defined twice",
+            r.report("UL201", "error", node.name_span, f"objective {code_span(node.name)} is defined twice",
                      labels=[Label(span=seen[node.name].name_span, message="first defined here")],
                      help=["give each objective a unique name"])
             continue

@@ -15,6 +15,7 @@ from unlearnspec.compiler.diagnostics import Label
 from unlearnspec.compiler.resolve_values import ValueResolver, display_dir
 from unlearnspec.compiler.syntax import Field
 from unlearnspec.inputs import spec_path
+from unlearnspec.markdown import code_span
 from unlearnspec.records import hidden_in
 
 
@@ -28,26 +29,26 @@ class AuditResolver(ValueResolver):
             return None
         value = text.value
         where = ["give the local folder of the checkpoint to audit, relative to the spec's folder "
-                 f"(`{display_dir(self.base_dir)}`); the plan hashes every file it audits, so a hub id must be "
+                 f"({code_span(display_dir(self.base_dir))}); the plan hashes every file it audits, so a hub id must be "
                  "downloaded to a folder first"]
         if not value.strip() or value.startswith("builtin:"):
-            self.report("UL207", "error", text.span, f"`unlearned` names a local folder, found `{value}`", help=where)
+            self.report("UL207", "error", text.span, f"`unlearned` names a local folder, found {code_span(value)}", help=where)
             return None
         path = spec_path(value, self.base_dir)
         if not path.is_dir():
-            self.report("UL207", "error", text.span, f"unlearned model folder `{value}` does not exist",
+            self.report("UL207", "error", text.span, f"unlearned model folder {code_span(value)} does not exist",
                         help=where)
             return None
         try:
             files = sorted(f for f in path.rglob("*") if not f.is_dir() and not hidden_in(f, path))
         except OSError as exc:
-            self.report("UL207", "error", text.span, f"unlearned model folder `{value}` cannot be read: "
+            self.report("UL207", "error", text.span, f"unlearned model folder {code_span(value)} cannot be read: "
                         f"{(exc.strerror or str(exc)).lower()}")
             return None
         unreadable = next((f for f in files if not f.is_file() or not os.access(f, os.R_OK)), None)
         if unreadable is not None:
             self.report("UL207", "error", text.span,
-                        f"`{unreadable.relative_to(path).as_posix()}` in unlearned model folder `{value}` is not a "
+                        f"{code_span(unreadable.relative_to(path).as_posix())} in unlearned model folder {code_span(value)} is not a "
                         "readable file", help=["every file of the folder is hashed into the plan"])
             return None
         weights = any(f.suffix == ".safetensors" and f.parent == path for f in files)
@@ -57,11 +58,11 @@ class AuditResolver(ValueResolver):
             form = "model"
         else:
             self.report("UL207", "error", text.span,
-                        f"`{value}` is neither a model folder (`config.json`) nor a peft adapter folder "
+                        f"{code_span(value)} is neither a model folder (`config.json`) nor a peft adapter folder "
                         "(`adapter_config.json`)", help=["save the checkpoint with `save_pretrained(folder)`"])
             return None
         if not weights:
-            self.report("UL207", "error", text.span, f"unlearned model folder `{value}` has no safetensors weights",
+            self.report("UL207", "error", text.span, f"unlearned model folder {code_span(value)} has no safetensors weights",
                         help=["only safetensors weights are loaded; convert pickled weights with "
                               "`save_pretrained(folder, safe_serialization=True)`"])
             return None
@@ -93,6 +94,6 @@ class AuditResolver(ValueResolver):
         for name in ("after", "budget"):
             f = present.get(name)
             if f is not None:
-                self.report("UL220", "error", f.name_span, f"`{name}` chains requests, and an audited checkpoint "
+                self.report("UL220", "error", f.name_span, f"{code_span(name)} chains requests, and an audited checkpoint "
                             "is not produced by this run", labels=[given],
-                            help=[f"drop `{name}`; audit each checkpoint in an objective of its own"])
+                            help=[f"drop {code_span(name)}; audit each checkpoint in an objective of its own"])

@@ -19,6 +19,7 @@ from unlearnspec.compiler.ast import PathRef, Preserve, Target, Text
 from unlearnspec.compiler.datafiles import records_of, texts_of
 from unlearnspec.compiler.diagnostics import Label
 from unlearnspec.compiler.suggest import did_you_mean
+from unlearnspec.markdown import code_span
 from unlearnspec.records import sha256_path
 
 
@@ -37,9 +38,9 @@ def attribute_labelled(attribute: object, forget: object, base_dir: Path, report
     if attribute.value in labels:
         return
     hint = did_you_mean(attribute.value, sorted(labels))
-    shown = ", ".join(f"`{x}`" for x in sorted(labels)[:8]) or "none"
+    shown = ", ".join(code_span(x) for x in sorted(labels)[:8]) or "none"
     report("UL204", "error", attribute.span,
-           f"no forget record has the attribute `{attribute.value}`" + (f"; did you mean `{hint}`?" if hint else ""),
+           f"no forget record has the attribute {code_span(attribute.value)}" + (f"; did you mean {code_span(hint)}?" if hint else ""),
            help=[f"the forget records label {shown}; the probe predicts one of them",
                  "or add the label to every forget record's `attributes`"])
 
@@ -55,12 +56,12 @@ def disjoint_from_forget(target: Target, preserve: Preserve | None, report: Call
                                "AUC is chance by construction") for p in target.holdout]
     for p, role, why in others:
         if p.resolved in forget:
-            report("UL209", "error", p.span, f"`{p.raw}` is both forgotten and {role}",
+            report("UL209", "error", p.span, f"{code_span(p.raw)} is both forgotten and {role}",
                    labels=[Label(span=forget[p.resolved].span, message="named as forget data here")], help=[why])
             continue
         twin = next((f for f in target.forget if _same_content(f.resolved, p.resolved)), None)
         if twin is not None:  # a copy or a hard link: another path, the same records
-            report("UL209", "error", p.span, f"`{p.raw}` holds the same data as the forget file `{twin.raw}`",
+            report("UL209", "error", p.span, f"{code_span(p.raw)} holds the same data as the forget file {code_span(twin.raw)}",
                    labels=[Label(span=twin.span, message="named as forget data here")],
                    help=[f"{why}; this file is a copy or a hard link of it"])
 
@@ -106,10 +107,10 @@ def records_disjoint(target: Target, preserve: Preserve | None, base_dir: Path, 
         text, line = shared[0]
         first, where = forget[text]
         report("UL209", "error", p.span,
-               f"{len(shared)} text{'s' if len(shared) > 1 else ''} of `{p.raw}` {'are' if len(shared) > 1 else 'is'} "
+               f"{len(shared)} text{'s' if len(shared) > 1 else ''} of {code_span(p.raw)} {'are' if len(shared) > 1 else 'is'} "
                f"also forget data, so {'they are' if len(shared) > 1 else 'it is'} both forgotten and {role}",
                labels=[Label(span=where.span, message=f"record {first} here gives the same text")],
-               help=[f"record {line} of `{p.raw}`: \"{shown(text)}\"",
+               help=[f"record {line} of {code_span(p.raw)}: \"{shown(text)}\"",
                      "remove the forget records from it: " + ("the model must keep what is preserved, and cannot "
                                                               "keep and forget one text" if role == "preserved" else
                                                               "the holdout is data the model never trained on, so a "

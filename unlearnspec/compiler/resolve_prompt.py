@@ -18,6 +18,7 @@ from unlearnspec.compiler.model_files import prompt_fields
 from unlearnspec.compiler.resolve_audit import AuditResolver
 from unlearnspec.compiler.syntax import Field
 from unlearnspec.inputs import spec_path
+from unlearnspec.markdown import code_span
 
 
 def known_prompt_format(model: str, base_dir: Path) -> Literal["plain", "chat"] | None:
@@ -51,7 +52,7 @@ class PromptResolver(AuditResolver):
         if known_prompt_format(obj.model.value, self.base_dir) != "plain":
             return
         self.report("UL221", "error", obj.system.span,
-                    f"`{obj.model.value}` has no chat template, so it cannot be given a system prompt",
+                    f"{code_span(obj.model.value)} has no chat template, so it cannot be given a system prompt",
                     labels=[Label(span=obj.model.span, message="this model is asked in the plain format")],
                     help=["a system prompt is a turn of a chat template; remove `system`, or name a model whose "
                           "tokenizer has a chat template (`builtin:tiny-bios-chat`)"])

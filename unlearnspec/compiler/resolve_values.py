@@ -21,6 +21,7 @@ from unlearnspec.compiler.ast import (
 from unlearnspec.compiler.diagnostics import Diagnostic, Label, Severity, Span
 from unlearnspec.compiler.suggest import did_you_mean
 from unlearnspec.compiler.syntax import Field, SpecFile, Value
+from unlearnspec.markdown import code_span
 from unlearnspec.records import DataFileInfo, DataFormatError, inspect_data_file
 
 BUILTIN_MODELS = tuple(RECIPES)  # the built-in registry is the one list of names
@@ -94,24 +95,24 @@ class ValueResolver:
         # past twice the cap the finding will not be shown (resolve_pass keeps the first ones in source
         # order): skip the edit distances, which made 100,000 unknown fields take minutes
         hint = did_you_mean(word, choices) if len(self.diags) < 2 * MAX_RESOLVE_DIAGNOSTICS else None
-        help = [f"did you mean `{hint}`?"] if hint else []
-        help.append("expected one of: " + ", ".join(f"`{c}`" for c in choices))
-        self.report(code, "error", span, f"unknown {what} `{word}`" + (f" in {where}" if where else ""), help=help)
+        help = [f"did you mean {code_span(hint)}?"] if hint else []
+        help.append("expected one of: " + ", ".join(code_span(c) for c in choices))
+        self.report(code, "error", span, f"unknown {what} {code_span(word)}" + (f" in {where}" if where else ""), help=help)
 
     def shape(self, field: Field, expected: str, span: Span | None = None) -> None:
         help = [f"write it as `{field.name} {expected_example(field.name)}`"]
         # `method rmu { learning_rate 1e-3 steps 120 }`: two fields on one line read as one
         joined = next((v for v in field.values[1:] if v.kind == "word" and v.text in FIELD_WORDS), None)
         if joined is not None:
-            help.insert(0, f"each field goes on its own line: start a new line before `{joined.text}`")
-        self.report("UL210", "error", span or field.span, f"`{field.name}` expects {expected}", help=help)
+            help.insert(0, f"each field goes on its own line: start a new line before {code_span(joined.text)}")
+        self.report("UL210", "error", span or field.span, f"{code_span(field.name)} expects {expected}", help=help)
 
     # -- value helpers -----------------------------------------------------------------------
 
     def no_block(self, field: Field) -> None:
         if field.block is not None:
-            self.report("UL210", "error", field.block.open_span, f"`{field.name}` takes no block",
-                        help=[f"remove the braces after `{field.name}`"])
+            self.report("UL210", "error", field.block.open_span, f"{code_span(field.name)} takes no block",
+                        help=[f"remove the braces after {code_span(field.name)}"])
 
     def one_string(self, field: Field) -> Text | None:
         self.no_block(field)
@@ -131,8 +132,8 @@ class ValueResolver:
 
     def word(self, v: Value, choices: Sequence[str], what: str) -> Word | None:
         if v.kind != "word":
-            self.report("UL210", "error", v.span, f"expected a {what}, found `{v.raw}`",
-                        help=["expected one of: " + ", ".join(f"`{c}`" for c in choices)])
+            self.report("UL210", "error", v.span, f"expected a {what}, found {code_span(v.raw)}",
+                        help=["expected one of: " + ", ".join(code_span(c) for c in choices)])
             return None
         if v.text not in choices:
             self.unknown(v, what, choices)
@@ -148,13 +149,13 @@ class ValueResolver:
         for group in field.groups:
             if len(group) != 1:
                 self.report("UL210", "error", group[1].span, f"expected `,` between {what}s",
-                            help=[f"write `{field.name} " + ", ".join(v.raw for v in group) + "`"])
+                            help=["write " + code_span(f"{field.name} " + ", ".join(v.raw for v in group))])
             for v in group:
                 w = self.word(v, choices, what)
                 if w is None:
                     continue
                 if w.value in seen:
-                    self.report("UL202", "warning", w.span, f"`{w.value}` is listed twice",
+                    self.report("UL202", "warning", w.span, f"{code_span(w.value)} is listed twice",
                                 labels=[Label(span=seen[w.value], message="first listed here")])
                     continue
                 seen[w.value] = w.span
@@ -165,11 +166,11 @@ class ValueResolver:
                hi: float | None = None, lo_open: bool = False) -> Number | None:
         n = v.number if v.kind == "number" else None
         if n is None:
-            self.report("UL210", "error", v.span, f"expected a number for {what}, found `{v.raw}`")
+            self.report("UL210", "error", v.span, f"expected a number for {what}, found {code_span(v.raw)}")
             return None
         finite = math.isfinite(n)  # `1e309` or a 400-digit number reads as infinity: never convert it
         if finite and integer and n != int(n):
-            self.report("UL205", "error", v.span, f"{what} must be a whole number, found `{clip(v.raw)}`")
+            self.report("UL205", "error", v.span, f"{what} must be a whole number, found {code_span(clip(v.raw))}")
             return None
         if not finite or (lo is not None and (n < lo or (lo_open and n == lo))) or (hi is not None and n > hi):
             if lo is None and hi is None:
@@ -180,7 +181,7 @@ class ValueResolver:
                 rng = f"greater than {num_text(lo)} and at most {num_text(hi)}"
             else:
                 rng = f"between {num_text(lo)} and {num_text(hi)}"
-            self.report("UL205", "error", v.span, f"{what} must be {rng}, found `{clip(v.raw)}`")
+            self.report("UL205", "error", v.span, f"{what} must be {rng}, found {code_span(clip(v.raw))}")
             return None
         return Number(span=v.span, value=n)
 
@@ -192,7 +193,7 @@ class ValueResolver:
         for group in field.groups:
             for v in group:
                 if v.kind != "string":
-                    self.report("UL210", "error", v.span, f"`{field.name}` expects quoted paths, found `{v.raw}`",
+                    self.report("UL210", "error", v.span, f"{code_span(field.name)} expects quoted paths, found {code_span(v.raw)}",
                                 help=[f'write `{field.name} "data/file.jsonl"`'])
                     continue
                 ref = self.data_file(v)
@@ -230,30 +231,30 @@ class ValueResolver:
         except OSError as exc:
             if exc.errno in _MISSING_ERRNOS:
                 return Diagnostic(code="UL207", severity="error", span=v.span,
-                                  message=f"data file `{raw}` does not exist",
-                                  help=[f"paths are relative to the spec's folder (`{display_dir(self.base_dir)}`)"])
+                                  message=f"data file {code_span(raw)} does not exist",
+                                  help=[f"paths are relative to the spec's folder ({code_span(display_dir(self.base_dir))})"])
             return Diagnostic(code="UL207", severity="error", span=v.span,
-                              message=f"data file `{raw}` cannot be opened: {exc.strerror or exc}")
+                              message=f"data file {code_span(raw)} cannot be opened: {exc.strerror or exc}")
         if stat.S_ISDIR(st.st_mode):
             if not (os.path.isfile(os.path.join(key, "dataset_info.json"))
                     or os.path.isfile(os.path.join(key, "state.json"))):
                 return Diagnostic(code="UL207", severity="error", span=v.span,
-                                  message=f"`{raw}` is a folder, not a data file", help=shape_help)
+                                  message=f"{code_span(raw)} is a folder, not a data file", help=shape_help)
         elif not stat.S_ISREG(st.st_mode):
             return Diagnostic(code="UL207", severity="error", span=v.span,
-                              message=f"data file `{raw}` is not a regular file", help=shape_help)
+                              message=f"data file {code_span(raw)} is not a regular file", help=shape_help)
         elif not os.access(key, os.R_OK):
-            return Diagnostic(code="UL207", severity="error", span=v.span, message=f"data file `{raw}` is not readable")
+            return Diagnostic(code="UL207", severity="error", span=v.span, message=f"data file {code_span(raw)} is not readable")
         try:
             info = inspect_cached(Path(key), st)
         except OSError as exc:
             return Diagnostic(code="UL207", severity="error", span=v.span,
-                              message=f"data file `{raw}` cannot be opened: {exc.strerror or exc}")
+                              message=f"data file {code_span(raw)} cannot be opened: {exc.strerror or exc}")
         if isinstance(info, DataFormatError):
             where = f"{raw}:{info.line or 1}:{info.column or 1}"
-            help = [f"at `{where}`"] + ([info.help] if info.help else [])
+            help = [f"at {code_span(where)}"] + ([info.help] if info.help else [])
             return Diagnostic(code="UL208", severity="error", span=v.span,
-                              message=f"data file `{raw}` cannot be read: {info.message}", help=help)
+                              message=f"data file {code_span(raw)} cannot be read: {info.message}", help=help)
         if info.records < 0:
             return None
         return (info.records, info.qa_records, info.mcq_records)
@@ -265,12 +266,12 @@ class ValueResolver:
             if f.name in seen and f.name not in repeatable:
                 first = seen[f.name]
                 if f.block is not None or first.block is not None:
-                    advice = f"keep one `{f.name}` and move what the other holds into its block"
+                    advice = f"keep one {code_span(f.name)} and move what the other holds into its block"
                 elif all(v.kind == "string" for v in [*first.values, *f.values]) and first.values:
                     advice = f"keep one; several values go on one line, separated by commas: `{f.name} \"a\", \"b\"`"
                 else:
-                    advice = f"keep one `{f.name}`: it takes a single setting"
-                self.report("UL202", "error", f.name_span, f"`{f.name}` is given twice in {where}",
+                    advice = f"keep one {code_span(f.name)}: it takes a single setting"
+                self.report("UL202", "error", f.name_span, f"{code_span(f.name)} is given twice in {where}",
                             labels=[Label(span=first.name_span, message="first given here")], help=[advice])
                 continue
             seen.setdefault(f.name, f)

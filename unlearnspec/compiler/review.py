@@ -20,6 +20,7 @@ from unlearnspec.catalog.metrics import OP_SYMBOLS
 from unlearnspec.compiler.check import plan_file
 from unlearnspec.compiler.explain import guarantee_words, render_template
 from unlearnspec.compiler.render import render_human
+from unlearnspec.markdown import code_span
 from unlearnspec.plan import (
     AttackStage,
     EvaluateStage,
@@ -36,6 +37,7 @@ from unlearnspec.plan import (
     VerdictStage,
     is_plan_path,
 )
+from unlearnspec.report.chain import requests_budget_text
 
 REVIEW_FORMAT_VERSION = "1"
 
@@ -66,7 +68,7 @@ def load_for_review(path: Path) -> tuple[Plan | None, str, list[str]]:
         plan, err = load_plan(path)
         return plan, err, [str(path)]
     if not path.exists():
-        return None, f"error: `{path}` does not exist", []
+        return None, f"error: {code_span(path)} does not exist", []
     plan, result = plan_file(path, allow_infeasible=True)
     if plan is None or result.errors:
         return plan, render_human([result]).rstrip("\n"), result.read_files
@@ -87,16 +89,16 @@ def plan_sentence(op: ObjectivePlan) -> str:
     given = _stage(op, GivenStage)
     if unlearn is not None:
         who = "named in the spec" if unlearn.chosen_by == "spec" else "chosen by the compiler"
-        method = f", using `{unlearn.method}` ({who})"
+        method = f", using {code_span(unlearn.method)} ({who})"
     elif given is not None:  # an audit: the checkpoint is given, not produced here
-        how = "by a method that is not stated" if given.method == UNKNOWN else f"with `{given.method}`, as stated"
-        method = f": audit the given checkpoint `{given.source}`, unlearned {how}"
+        how = "by a method that is not stated" if given.method == UNKNOWN else f"with {code_span(given.method)}, as stated"
+        method = f": audit the given checkpoint {code_span(given.source)}, unlearned {how}"
     release = ""
     if o.release.mode != "unspecified":
         release = f"; the model is released by {o.release.mode.replace('_', ' ')}"
         if o.release.precision:
             release += f" at {o.release.precision}"
-    return f"{verb} {what} from `{op.model.source}`{via}{method}{release}{guarantee_words(o.guarantee)}."
+    return f"{verb} {what} from {code_span(op.model.source)}{via}{method}{release}{guarantee_words(o.guarantee)}."
 
 
 def _stage(op: ObjectivePlan, kind: type[Any]) -> Any:
@@ -168,17 +170,17 @@ def _stages(op: ObjectivePlan) -> list[dict[str, Any]]:
         if isinstance(s, PrepareStage | VerdictStage):
             item["summary"] = s.description
         elif isinstance(s, ReferenceStage):
-            item["summary"] = vocab.REFERENCE_WORDS[s.strategy] + (f": `{s.model}`" if s.model else "")
+            item["summary"] = vocab.REFERENCE_WORDS[s.strategy] + (f": {code_span(s.model)}" if s.model else "")
             item["detail"] = s.description
             recipe_hash = s.recipe.get("recipe_hash") if s.recipe else None  # a free-form dict: any JSON
             item["recipe_hash"] = None if recipe_hash is None else str(recipe_hash)
         elif isinstance(s, GivenStage):
-            how = "method not stated" if s.method == UNKNOWN else f"`{s.method}` as stated, {FAMILIES[s.family].review}"
-            item["summary"] = (f"the given {'adapter' if s.form == 'adapter' else 'model'} `{s.source}` "
+            how = "method not stated" if s.method == UNKNOWN else f"{code_span(s.method)} as stated, {FAMILIES[s.family].review}"
+            item["summary"] = (f"the given {'adapter' if s.form == 'adapter' else 'model'} {code_span(s.source)} "
                                f"(sha256 {s.sha256[:12]}…; {how}) is the unlearned model; nothing is unlearned here")
         elif isinstance(s, UnlearnStage):
             who = "named in the spec" if s.chosen_by == "spec" else "chosen by the compiler"
-            item["summary"] = f"`{s.method}` ({FAMILIES[s.family].review}, {who})"
+            item["summary"] = f"{code_span(s.method)} ({FAMILIES[s.family].review}, {who})"
             item["rationale"] = re.split(r"; (?=[A-Z]+\d+: )", s.rationale)
             item["hyperparameters"] = _hyperparameters(s)
         elif isinstance(s, EvaluateStage):
@@ -281,6 +283,6 @@ def render_review(plan: Plan, fmt: str = "md") -> str:
     if fmt == "json":
         return json.dumps(ctx, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
     if fmt != "md":
-        raise ValueError(f"unknown review format `{fmt}`; use `md` or `json`")
-    text = render_template("plan_review.md.j2", **ctx)
+        raise ValueError(f"unknown review format {code_span(fmt)}; use `md` or `json`")
+    text = render_template("plan_review.md.j2", requests_budget=requests_budget_text, **ctx)
     return re.sub(r"\n{3,}", "\n\n", text).rstrip("\n") + "\n"

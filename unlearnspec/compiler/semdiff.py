@@ -455,7 +455,7 @@ def diff_paths(old: Path, new: Path, fmt: str = "text") -> tuple[str, str, int]:
     an input cannot be used, ``--format json`` still gets a JSON document: the error and the spec's diagnostics."""
     render = {"text": render_text, "md": render_md, "json": render_json}.get(fmt)
     if render is None:
-        return "", f"error: unknown format `{fmt}`; use text, md or json\n", EXIT_UNREADABLE
+        return "", f"error: unknown format {q(fmt)}; use text, md or json\n", EXIT_UNREADABLE
     plans: list[Plan] = []
     for path in (old, new):
         plan, err, diagnostics = _load(path)

@@ -18,6 +18,7 @@ from unlearnspec.compiler.ast import Objective, PathRef
 from unlearnspec.compiler.datafiles import BUILTIN_HOLDOUT, holdout_split, records_of
 from unlearnspec.compiler.decisions import Facts, Row, first_row
 from unlearnspec.compiler.models import builtin_recipe, model_layers, recipe_steps
+from unlearnspec.markdown import code_span
 from unlearnspec.plan import (
     DataSets,
     LoraConfig,
@@ -87,7 +88,7 @@ def reference_stage(obj: Objective, facts: Facts, method: str) -> ReferenceStage
     if row.value == "model":
         assert obj.reference is not None
         return ReferenceStage(strategy="model", model=obj.reference.value,
-                              description=f"{row.id}: the reference model `{obj.reference.value}` named in the spec, "
+                              description=f"{row.id}: the reference model {code_span(obj.reference.value)} named in the spec, "
                                           "retrained without the forget set by the owner of the training pipeline")
     if row.value == "retrain":
         same = " (the same model the `retrain` method produces)" if method == "retrain" else ""
@@ -151,7 +152,7 @@ def unlearn_stage(obj: Objective, facts: Facts, mrow: Row, method: str, family: 
         stopping = StoppingRule(kind="fixed_steps", ratio=HOLDOUT_STOPPING.ratio, check_every=HOLDOUT_STOPPING.check_every)
 
     rationale = [f"{mrow.id}: {mrow.then.replace('`', '')} — {mrow.why}"
-                 if chosen_by == "compiler" else f"{mrow.id}: `{method}` is named in the spec and honoured"]
+                 if chosen_by == "compiler" else f"{mrow.id}: {code_span(method)} is named in the spec and honoured"]
     rationale.append(f"{arow.id}: {arow.then}" + ("" if arow.value != "spec" else f" ({adapter})"))
     rationale.append(f"{hrow.id}: {hrow.then}" + (f" — the spec sets {', '.join(overridden)}" if overridden else ""))
     rationale.append(f"{prow.id}: {prow.then}")

@@ -17,6 +17,7 @@ from unlearnspec.catalog import METRICS
 from unlearnspec.compiler.syntax import quote
 from unlearnspec.importers.sources import ImportFailure, Rows, Source, did_you_mean
 from unlearnspec.io import atomic_write_bytes
+from unlearnspec.markdown import code_span
 
 
 @dataclass
@@ -40,7 +41,7 @@ class Imported:
 
     def note_ignored(self, source: Source) -> None:
         for path in source.ignored:
-            self.notes.append(f"ignored `{path}`: the hub's shards `{source.path.name}` are the split (the dataset "
+            self.notes.append(f"ignored {code_span(path)}: the hub's shards {code_span(source.path.name)} are the split (the dataset "
                               "card's `configs:` name them; a loose file beside them is an older upload)")
 
 
@@ -78,12 +79,12 @@ def write_import(imported: Imported, out: Path, *, force: bool = False) -> list[
         for source in imported.sources.values():
             for read in (source.path, *source.files):
                 if target.exists() and read.exists() and os.path.samefile(target, read):
-                    raise ImportFailure("UL824", f"`{target.name}` in the output folder is the source file it would "
+                    raise ImportFailure("UL824", f"{code_span(target.name)} in the output folder is the source file it would "
                                         "be converted from", target,
                                         help=["choose an output folder other than the source's"])
     existing = [p for p in targets if p.exists()]
     if existing and not force:
-        raise ImportFailure("UL824", f"`{existing[0].name}` already exists in the output folder", existing[0],
+        raise ImportFailure("UL824", f"{code_span(existing[0].name)} already exists in the output folder", existing[0],
                             help=["choose another `--out DIR`, or pass `--force` to replace the imported files"])
     payload: list[tuple[Path, bytes]] = []
     for name, records in imported.files.items():
@@ -92,7 +93,7 @@ def write_import(imported: Imported, out: Path, *, force: bool = False) -> list[
             payload.append((out / name, text.encode("utf-8")))
         except UnicodeEncodeError as exc:  # the readers refuse lone surrogates; this is the last guard
             origin = imported.sources.get(name)
-            raise ImportFailure("UL823", f"`{name}` would hold a character UTF-8 cannot encode "
+            raise ImportFailure("UL823", f"{code_span(name)} would hold a character UTF-8 cannot encode "
                                 f"(U+{ord(exc.object[exc.start]):04X}, a lone surrogate)",
                                 origin.path if origin else None,
                                 help=["re-export the split from its source; nothing was written"]) from exc
@@ -128,8 +129,8 @@ def text_field(rows: Rows, i: int, column: str, split: str) -> str:
     """A required string cell; UL822 with the row's line when it is missing, empty or not a string."""
     value = rows.rows[i].get(column)
     if not isinstance(value, str) or not value.strip():
-        rows.fail(i, "UL822", f"{rows.name(i)} of split `{split}` has no text in `{column}`",
-                  [f"every row of `{split}` needs a non-empty string `{column}`"])
+        rows.fail(i, "UL822", f"{rows.name(i)} of split {code_span(split)} has no text in {code_span(column)}",
+                  [f"every row of {code_span(split)} needs a non-empty string {code_span(column)}"])
     return value
 
 
@@ -141,19 +142,19 @@ def str_list(rows: Rows, i: int, column: str, split: str, *, what: str = "") -> 
         return []
     items = [value] if isinstance(value, str) else value
     if isinstance(items, str) or not isinstance(items, Sequence) or not all(isinstance(v, str) for v in items):
-        rows.fail(i, "UL822", f"{rows.name(i)} of split `{split}`: `{column}` must be a list of strings",
-                  [f"`{column}` is a list of strings (or one string), as the benchmark publishes it"])
+        rows.fail(i, "UL822", f"{rows.name(i)} of split {code_span(split)}: {code_span(column)} must be a list of strings",
+                  [f"{code_span(column)} is a list of strings (or one string), as the benchmark publishes it"])
     for k, item in enumerate(items):
         if not item.strip():
             where = "" if isinstance(value, str) else f" (item {k + 1} of {len(items)})"
-            rows.fail(i, "UL822", f"{rows.name(i)} of split `{split}`: `{column}` is empty{where}",
-                      [f"every `{column}` of `{split}` is non-empty text{what}"])
+            rows.fail(i, "UL822", f"{rows.name(i)} of split {code_span(split)}: {code_span(column)} is empty{where}",
+                      [f"every {code_span(column)} of {code_span(split)} is non-empty text{what}"])
     return list(items)
 
 
 def missing_split(benchmark: str, src: Path, split: str, expected: str, *, under: str | None = None) -> ImportFailure:
     folder = src / under if under else src
-    return ImportFailure("UL821", f"no `{split}` split in the {benchmark} source folder", src,
+    return ImportFailure("UL821", f"no {code_span(split)} split in the {benchmark} source folder", src,
                          help=[*did_you_mean(folder, split.rsplit("/", 1)[-1]), f"expected {expected}",
                                "a split may be a .jsonl, .json or .parquet file, the hub's parquet shards, "
                                "or a `save_to_disk` folder"])

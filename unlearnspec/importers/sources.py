@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from unlearnspec.inputs import json_lines, load_json, read_regular
+from unlearnspec.markdown import code_span
 from unlearnspec.records import is_hf_dataset_dir
 
 FILE_SUFFIXES = (".jsonl", ".json", ".parquet")
@@ -97,7 +98,7 @@ class Rows:
         """``row 12``; ``row 12 (row 2 of `x-00001-of-00002.parquet`)`` when the split spans several files."""
         o = self.origin(i)
         several = len({x.file for x in self.origins}) > 1
-        return f"row {i + 1}" + (f" (row {o.index + 1} of `{o.file.name}`)" if several else "")
+        return f"row {i + 1}" + (f" (row {o.index + 1} of {code_span(o.file.name)})" if several else "")
 
     def fail(self, i: int, code: str, message: str, help: Sequence[str] = ()) -> NoReturn:
         o = self.origin(i)
@@ -121,7 +122,7 @@ def locate(src: Path, name: str, *, under: str | None = None) -> Source | None:
     if not candidates:
         return None
     if len(candidates) > 1:
-        raise ImportFailure("UL821", f"split `{name}` is in more than one place: {_names(p.name for p in candidates)}",
+        raise ImportFailure("UL821", f"split {code_span(name)} is in more than one place: {_names(p.name for p in candidates)}",
                             base, help=["keep one of them (they may differ); the importer does not guess which "
                                         "is current"])
     found = candidates[0]
@@ -156,7 +157,7 @@ def split_names(folder: Path) -> list[str]:
 def did_you_mean(folder: Path, name: str) -> list[str]:
     """`did you mean` help for a split that is not in ``folder``."""
     close = difflib.get_close_matches(name, split_names(folder), n=1, cutoff=0.75)
-    return [f"did you mean `{close[0]}`?"] if close else []
+    return [f"did you mean {code_span(close[0])}?"] if close else []
 
 
 def _shards(base: Path, prefix: str | None) -> list[Path]:
@@ -395,7 +396,7 @@ def _check_surrogates(text: str, path: Path, place: _Lines | None, lineno: int |
     if offset is None:
         return
     line, column = place.at(offset) if place else (lineno, offset + 1)
-    raise ImportFailure("UL823", f"a lone surrogate escape `{text[offset:offset + 6]}`: half of a UTF-16 pair, which "
+    raise ImportFailure("UL823", f"a lone surrogate escape {code_span(text[offset:offset + 6])}: half of a UTF-16 pair, which "
                         "is no character and cannot be written as UTF-8", path, line=line, column=column,
                         help=["a character beyond U+FFFF is escaped as a pair (`\\ud83d\\ude00`); re-export the file "
                               "from its source, or remove the broken escape"])
@@ -404,20 +405,20 @@ def _check_surrogates(text: str, path: Path, place: _Lines | None, lineno: int |
 def require_columns(rows: Rows, required: Sequence[str], benchmark: str, split: str) -> None:
     """UL822 unless the split's first row has every required column."""
     if not rows.rows:
-        raise ImportFailure("UL822", f"split `{split}` holds no rows", rows.path,
-                            help=[f"{benchmark}'s `{split}` split is never empty; is this the right file?"])
+        raise ImportFailure("UL822", f"split {code_span(split)} holds no rows", rows.path,
+                            help=[f"{benchmark}'s {code_span(split)} split is never empty; is this the right file?"])
     present = list(rows.rows[0])
     for col in required:
         if col not in rows.rows[0]:
             hint = difflib.get_close_matches(col, present, n=1)
-            helps = [f"{benchmark}'s `{split}` rows have the columns {_names(required)}"]
+            helps = [f"{benchmark}'s {code_span(split)} rows have the columns {_names(required)}"]
             if hint:
-                helps.insert(0, f"did you mean `{hint[0]}`?")
-            rows.fail(0, "UL822", f"split `{split}` has no `{col}` column (it has {_names(present)})", helps)
+                helps.insert(0, f"did you mean {code_span(hint[0])}?")
+            rows.fail(0, "UL822", f"split {code_span(split)} has no {code_span(col)} column (it has {_names(present)})", helps)
 
 
 def _names(names: Iterable[str]) -> str:
-    return ", ".join(f"`{n}`" for n in names) or "none"
+    return ", ".join(code_span(n) for n in names) or "none"
 
 
 def _first_line(exc: BaseException) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 
 from unlearnspec.importers.base import Imported, missing_split, str_list, text_field
 from unlearnspec.importers.sources import ImportFailure, Rows, locate, read_rows, require_columns
+from unlearnspec.markdown import code_span
 
 #: why an empty string in each list column is refused (UL822)
 WHY_EMPTY = {"perturbed_answer": ": an empty wrong answer would be compared in the truth ratio",
@@ -48,8 +49,8 @@ def _qa_records(rows: Rows, split: str) -> list[dict[str, Any]]:
 
 def import_tofu(src: Path, *, split: str = "forget10", model: str = "builtin:tiny-bios", **_: Any) -> Imported:
     if split not in SPLITS:
-        raise ImportFailure("UL821", f"`{split}` is not a TOFU forget split", src,
-                            help=["TOFU's forget splits are " + ", ".join(f"`{s}`" for s in SPLITS)])
+        raise ImportFailure("UL821", f"{code_span(split)} is not a TOFU forget split", src,
+                            help=["TOFU's forget splits are " + ", ".join(code_span(s) for s in SPLITS)])
     retain_split, holdout_split = SPLITS[split]
     expected = f"`{split}.json` (or `{split}_perturbed.json`) and `{retain_split}.json`, as in `locuslab/TOFU`"
     imported = Imported("tofu", {}, f"tofu-{split}.unlearn", "tofu.unlearn.j2")

@@ -21,6 +21,7 @@ from unlearnspec.importers.sources import (
     read_rows,
     require_columns,
 )
+from unlearnspec.markdown import code_span
 
 SUBSETS = ("bio", "cyber", "chem")
 EXPECTED = ("expected `wmdp-bio/test-*.parquet` (as in `cais/wmdp`) or `wmdp-bio.jsonl`, and the same for "
@@ -40,15 +41,15 @@ def _mcq(rows: Rows, split: str) -> tuple[list[dict[str, Any]], list[str]]:
     for i, row in enumerate(rows.rows):
         choices, answer = row.get("choices"), row.get("answer")
         if not isinstance(choices, list) or len(choices) < 2 or not all(isinstance(c, str) for c in choices):
-            rows.fail(i, "UL822", f"{rows.name(i)} of `{split}`: `choices` must be a list of at least two strings")
+            rows.fail(i, "UL822", f"{rows.name(i)} of {code_span(split)}: `choices` must be a list of at least two strings")
         for k, choice in enumerate(choices):
             if not choice.strip():  # an empty continuation scores log-likelihood 0, the highest: it always wins `acc`
-                rows.fail(i, "UL822", f"{rows.name(i)} of `{split}`: choice {k} is empty",
+                rows.fail(i, "UL822", f"{rows.name(i)} of {code_span(split)}: choice {k} is empty",
                           ["every choice is scored as the continuation of the question; an empty one has "
                            "log-likelihood 0, beats every real choice, and has no length to normalise by"])
         if isinstance(answer, bool) or not isinstance(answer, int) or not 0 <= answer < len(choices):
-            rows.fail(i, "UL822", f"{rows.name(i)} of `{split}`: `answer` must be the index of the correct choice "
-                      f"(0 to {len(choices) - 1}), not `{answer}`", ["WMDP's `answer` is an integer index into `choices`"])
+            rows.fail(i, "UL822", f"{rows.name(i)} of {code_span(split)}: `answer` must be the index of the correct choice "
+                      f"(0 to {len(choices) - 1}), not {code_span(answer)}", ["WMDP's `answer` is an integer index into `choices`"])
         same = [k for k, c in enumerate(choices) if [x.strip() for x in choices].count(c.strip()) > 1]
         if same:
             line = rows.line(i)
@@ -58,7 +59,7 @@ def _mcq(rows: Rows, split: str) -> tuple[list[dict[str, Any]], list[str]]:
         out.append({"question": text_field(rows, i, "question", split), "choices": list(choices), "answer": answer})
     warnings = []
     if repeats:
-        warnings.append(f"`{split}`: {len(repeats)} question{'s' if len(repeats) > 1 else ''} repeat a choice "
+        warnings.append(f"{code_span(split)}: {len(repeats)} question{'s' if len(repeats) > 1 else ''} repeat a choice "
                         f"({rows.origin(0).file.name}): " + "; ".join(repeats[:5])
                         + (f"; and {len(repeats) - 5} more" if len(repeats) > 5 else ""))
     return out, warnings
@@ -75,7 +76,7 @@ def import_wmdp(src: Path, *, subsets: tuple[str, ...] | None = None, model: str
     imported = Imported("wmdp", {}, "wmdp.unlearn", "wmdp.unlearn.j2")
     for subset in wanted:
         if subset not in SUBSETS:
-            raise ImportFailure("UL821", f"`{subset}` is not a WMDP subset", src,
+            raise ImportFailure("UL821", f"{code_span(subset)} is not a WMDP subset", src,
                                 help=["WMDP's subsets are `bio`, `cyber` and `chem`"])
         source = _find(src, subset)
         if source is None:

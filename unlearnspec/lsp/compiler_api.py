@@ -13,14 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from unlearnspec.catalog import CODES, FAMILIES, METHODS, OUTPUT_KINDS, PROBES, CodePage, vocab
+from unlearnspec.compiler.chain import split_ref
 from unlearnspec.compiler.check import check_bytes
 from unlearnspec.compiler.diagnostics import Diagnostic, Span
 from unlearnspec.compiler.explain import code_page_markdown as explain_code_page
 from unlearnspec.compiler.feasibility import acceptable
 from unlearnspec.compiler.fmt import format_spec
-from unlearnspec.compiler.parse import parse_bytes
+from unlearnspec.compiler.parse import MAX_BYTES, parse_bytes
 from unlearnspec.compiler.resolve_values import BUILTIN_MODELS, display_dir, expected_example, inspect_cached
-from unlearnspec.compiler.syntax import Block, Field, ObjectiveNode, SpecFile
+from unlearnspec.compiler.syntax import Block, Field, ObjectiveNode, SpecFile, unquote
 from unlearnspec.records import DATA_SUFFIXES, DataFileInfo, DataFormatError
 
 __all__ = [
@@ -28,8 +29,12 @@ __all__ = [
     "BLOCK_FIELDS", "CLAIMS", "DATA_SUFFIXES", "EVIDENCE_SETTINGS", "METRICS", "PATH_FIELDS", "ROLE_SETS", "SECONDARY_WORDS", "WordRole", "Block", "CheckOutcome", "CodePage", "Diagnostic", "Field",
     "ObjectiveNode", "Span", "SpecFile",
     "accept_codes", "check_text", "code_page", "code_page_markdown", "data_file_kind", "data_file_summary",
-    "expected_example", "field_note", "field_words", "format_text", "next_words", "parse_text", "word_roles",
+    "expected_example", "field_note", "field_words", "format_text", "next_words", "parse_text", "split_ref", "unquote",
+    "word_roles", "MAX_SPEC_BYTES",
 ]
+
+#: The largest spec the compiler reads (UL106 beyond it).
+MAX_SPEC_BYTES = MAX_BYTES
 
 CLAIMS = vocab.CLAIMS
 METRICS = vocab.METRICS

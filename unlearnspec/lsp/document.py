@@ -18,6 +18,7 @@ from pygls.uris import to_fs_path
 from pygls.workspace.position_codec import PositionCodec
 
 from unlearnspec.lsp import compiler_api as api
+from unlearnspec.lsp import links
 from unlearnspec.lsp.context import Cursor, Token, cursor_at, split_lines
 
 MAX_LISTED = 200  # completion items for files or folders
@@ -60,6 +61,8 @@ class Document:
     outcome: api.CheckOutcome | None = None
     #: an unsaved document's folder (the client's workspace folder, where it will be saved), if any
     folder: Path | None = None
+    #: the client's version of the text (published with its diagnostics, so that a client drops late ones)
+    version: int | None = None
 
     @property
     def path(self) -> Path:
@@ -85,6 +88,11 @@ class Document:
     @functools.cached_property
     def lines(self) -> list[str]:
         return split_lines(self.text)
+
+    @functools.cached_property
+    def links(self) -> list[links.Link]:
+        """The document's `after` links."""
+        return links.links(self.text)
 
     def check(self) -> api.CheckOutcome:
         # no folder: relative paths lead nowhere (every one "does not exist"), not to the working directory

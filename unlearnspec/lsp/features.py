@@ -8,6 +8,7 @@ negotiated), which pygls's :class:`PositionCodec` converts.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import os
 import re
@@ -17,11 +18,14 @@ import jinja2
 from lsprotocol import types as lsp
 
 from unlearnspec.lsp import compiler_api as api
-from unlearnspec.lsp.context import Cursor, Token
+from unlearnspec.lsp import links
+from unlearnspec.lsp.context import Cursor, Token, split_lines, tokenize_line
 from unlearnspec.lsp.document import Document, checkpoint_dirs, data_files, exists, is_data_name
+from unlearnspec.markdown import code_span, template_environment
 
 SOURCE = "unlearnspec"
-_DID_YOU_MEAN = re.compile(r"did you mean `([^`]+)`\?")
+# a suggestion in a code span, fenced by as many backticks as it needs (`markdown.code_span`)
+_DID_YOU_MEAN = re.compile(r"did you mean (`+)(.+?)\1\?")
 # `write `goal suppression via model` with `method refusal``: the goal, and the method it needs
 _WRITE_GOAL = re.compile(r"write `goal ((?:removal|suppression)(?: via [a-z_]+)?)`(?: with `method ([a-z_]+)`)?")
 _WRITE = re.compile(r"write `([^`{}\n]+)`")
@@ -34,16 +38,40 @@ _SEVERITY = {"error": lsp.DiagnosticSeverity.Error, "warning": lsp.DiagnosticSev
 # -- diagnostics ---------------------------------------------------------------------------------
 
 
-def to_lsp_diagnostic(doc: Document, d: api.Diagnostic) -> lsp.Diagnostic:
+def _linked(doc: Document, d: api.Diagnostic, open_text: links.OpenText | None,
+            seen: dict[links.Link, lsp.Location | None]) -> list[lsp.DiagnosticRelatedInformation]:
+    """The objective of another file that an `after` link continues, as related information of a finding on
+    that link's line or labelling it (a chain's finding concerns both ends; the compiler's labels stay in this
+    file). ``seen``: the links located so far (a file is read once for all the findings on links to it)."""
+    out = []
+    lines = {d.span.line, *(lab.span.line for lab in d.labels)}
+    for lk in doc.links:
+        if lk.line + 1 not in lines or lk.file is None:
+            continue
+        if lk not in seen:
+            seen[lk] = links.locate(doc.uri, doc.text, doc.base_dir, lk, open_text or (lambda _: None), doc.codec)
+        where = seen[lk]
+        if where is not None:
+            out.append(lsp.DiagnosticRelatedInformation(location=where, message=f"{code_span(lk.name)}, continued here"))
+    return out
+
+
+def to_lsp_diagnostic(doc: Document, d: api.Diagnostic, open_text: links.OpenText | None = None,
+                      seen: dict[links.Link, lsp.Location | None] | None = None) -> lsp.Diagnostic:
     """A compiler diagnostic as the editor shows it: the same code, span, labels and help as
-    `check`; accepted findings are hints that carry their justification."""
+    `check`; accepted findings are hints that carry their justification. A finding on a link to
+    another file's objective (a chain) relates that objective too."""
     message = d.message + "".join(f"\nhelp: {h}" for h in d.help)
     if d.accepted:
         message += f"\naccepted: {d.justification}" if d.justification else "\naccepted"
-    related = [lsp.DiagnosticRelatedInformation(
-        location=lsp.Location(uri=doc.uri if lab.span.file == doc.display else Path(lab.span.file).resolve().as_uri(),
-                              range=doc.span_range(lab.span)),
-        message=lab.message) for lab in d.labels]
+    related = []
+    for lab in d.labels:  # in this document, or (a span the compiler names by another file) in that file
+        s = lab.span
+        where = lsp.Location(uri=doc.uri, range=doc.span_range(s)) if s.file == d.span.file else links.span_location(
+            doc.base_dir, s.file, s.line, s.column, s.end_line, s.end_column, open_text or (lambda _: None), doc.codec)
+        if where is not None:
+            related.append(lsp.DiagnosticRelatedInformation(location=where, message=lab.message))
+    related += _linked(doc, d, open_text, {} if seen is None else seen)
     return lsp.Diagnostic(
         range=doc.span_range(d.span), message=message, code=d.code, source=SOURCE,
         severity=lsp.DiagnosticSeverity.Hint if d.accepted else _SEVERITY[d.severity],
@@ -51,9 +79,23 @@ def to_lsp_diagnostic(doc: Document, d: api.Diagnostic) -> lsp.Diagnostic:
         related_information=related or None)
 
 
-def diagnostics(doc: Document) -> list[lsp.Diagnostic]:
+def diagnostics(doc: Document, open_text: links.OpenText | None = None) -> list[lsp.Diagnostic]:
+    """What `check` reports for the document's text (``open_text``: the text of other files the editor has
+    open, for the objectives a chain continues)."""
     outcome = doc.check()
-    return [to_lsp_diagnostic(doc, d) for d in outcome.diagnostics]
+    seen: dict[links.Link, lsp.Location | None] = {}
+    return [to_lsp_diagnostic(doc, d, open_text, seen) for d in outcome.diagnostics]
+
+
+def failure(doc: Document, err: BaseException) -> lsp.Diagnostic:
+    """What the editor shows when checking the document failed inside the server: the findings shown are not
+    this text's, and the server's log has the traceback."""
+    return lsp.Diagnostic(
+        range=lsp.Range(start=lsp.Position(line=0, character=0), end=lsp.Position(line=0, character=0)),
+        severity=lsp.DiagnosticSeverity.Error, source=SOURCE,
+        message=f"this text could not be checked: the checker failed inside the language server "
+                f"({type(err).__name__}: {err}); no finding is shown for it. The server's log has the traceback; "
+                "the next change is checked again")
 
 
 # -- hover ---------------------------------------------------------------------------------------
@@ -66,8 +108,10 @@ def _md_code_page(code: str) -> str | None:
 
 @functools.lru_cache(maxsize=1)
 def _env() -> jinja2.Environment:
-    env = jinja2.Environment(loader=jinja2.PackageLoader("unlearnspec.lsp", "templates"), autoescape=False,
-                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    """The package's template environment (the project's Markdown filters), with ``code``: a name or word as a
+    code span that no backtick in it can close early."""
+    env = template_environment("unlearnspec.lsp")
+    env.filters["code"] = code_span
     env.globals["BETTER"] = {"lower": "lower is better", "higher": "higher is better",
                              "closer_to_zero": "closer to zero is better"}
     return env
@@ -205,12 +249,24 @@ def _completion(doc: Document, pos: lsp.Position) -> tuple[list[lsp.CompletionIt
     if cur.in_string and tok is not None:
         if cur.field in api.PATH_FIELDS or cur.field == "unlearned":
             return _in_path(doc, cur, tok)
+        if cur.field == "after":  # the objectives of this file an objective can continue
+            rng = doc.token_range(tok, tok.start + 1, tok.start + len(cur.prefix))
+            here = _objective_at(doc, tok.line)
+            return [_item(name, lsp.CompletionItemKind.Reference, detail="an objective of this file",
+                          edit=lsp.TextEdit(range=rng, new_text=name.replace("\\", "\\\\").replace('"', '\\"')))
+                    for name in links.objectives(doc.text) if name != here and "#" not in name], True
         if cur.field in ("model", "reference"):
             rng = doc.token_range(tok, tok.start + 1, tok.start + len(cur.prefix))
             return [_item(name, lsp.CompletionItemKind.Module, detail="a built-in model (trained here from its recipe)",
                           edit=lsp.TextEdit(range=rng, new_text=name)) for name in api.BUILTIN_MODELS], True
         return [], True
     return _words(doc, cur), True
+
+
+def _objective_at(doc: Document, line: int) -> str | None:
+    """The name of the objective whose header is the last one at or above 0-based ``line``."""
+    above = [(ln, name) for name, (ln, _, _) in links.objectives(doc.text).items() if ln <= line]
+    return max(above)[1] if above else None
 
 
 def _words(doc: Document, cur: Cursor) -> list[lsp.CompletionItem]:
@@ -255,21 +311,69 @@ def _words(doc: Document, cur: Cursor) -> list[lsp.CompletionItem]:
 # -- formatting, definition, symbols -------------------------------------------------------------
 
 
+#: Line pairs a formatting diff compares at most (its cost); beyond, the changed region is one edit.
+MAX_DIFF = 1_000_000
+
+
+def _chunks(text: str) -> list[str]:
+    """``text`` cut after each ``\\n``: its lines as the editor counts them (a ``\\r\\n`` line keeps its ``\\r``)."""
+    return [c for c in re.split(r"(?<=\n)", text) if c]
+
+
+def _comments(text: str) -> list[str]:
+    return sorted(t.text.rstrip() for i, ln in enumerate(split_lines(text)) for t in tokenize_line(ln, i)
+                  if t.kind == "comment")
+
+
 def formatting(doc: Document) -> list[lsp.TextEdit]:
-    """One edit to what `unlearnspec fmt` writes; none when the spec does not parse or is formatted."""
+    """The edits that turn the text into what `unlearnspec fmt` writes, line by line: only the lines that
+    change are replaced, so the editor keeps its cursor, folds and marks elsewhere. None when the spec
+    does not parse (a half-written spec is never rewritten) or is formatted already. The document's line
+    ends (``\\r\\n``) and byte order mark stay as they are."""
     new = api.format_text(doc.text, doc.display)
-    if new is None or new == doc.text.lstrip("\ufeff"):
+    old = doc.text.removeprefix("\ufeff")  # a byte order mark is not text the compiler reads
+    if new is None:
         return []
-    return [lsp.TextEdit(range=doc.whole(), new_text=new)]
+    if "\r\n" in old:
+        new = new.replace("\n", "\r\n")
+    if new == old or _comments(new) != _comments(old):  # `fmt` keeps every comment; never write one away
+        return []
+    before, after = _chunks(old), _chunks(new)
+
+    def start(k: int) -> lsp.Position:  # where line k starts (after a byte order mark), or the text's end
+        return doc.range(k + 1, 1, k + 1, 1).start if k < len(before) else doc.whole().end
+
+    # the lines both share at the start and at the end, then a line diff of the rest: exact matching (no
+    # junk heuristic) is quadratic on a long run of repeated lines, so past a bound the rest is one edit
+    head = 0
+    while head < min(len(before), len(after)) and before[head] == after[head]:
+        head += 1
+    tail = 0
+    while tail < min(len(before), len(after)) - head and before[-1 - tail] == after[-1 - tail]:
+        tail += 1
+    a, b = before[head:len(before) - tail], after[head:len(after) - tail]
+    if len(a) * len(b) > MAX_DIFF:
+        changed = [(0, len(a), 0, len(b))]
+    else:
+        changed = [(i1, i2, j1, j2) for op, i1, i2, j1, j2 in
+                   difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes() if op != "equal"]
+    return [lsp.TextEdit(range=lsp.Range(start=start(head + i1), end=start(head + i2)),
+                         new_text="".join(b[j1:j2])) for i1, i2, j1, j2 in changed]
 
 
-def definition(doc: Document, pos: lsp.Position) -> lsp.Location | None:
-    """The data file a path field (or a string naming a `.jsonl` or `.csv` file) names; a `save_to_disk`
-    folder opens at its `dataset_info.json`. Never a folder: an editor cannot open one as a document."""
+def definition(doc: Document, pos: lsp.Position, open_text: links.OpenText | None = None) -> lsp.Location | None:
+    """The objective an `after` continues (in this file, or in the file `after "file.unlearn#name"` names:
+    the editor's text of it when it is open); the data file a path field (or a string naming a `.jsonl` or
+    `.csv` file) names; a `save_to_disk` folder opens at its `dataset_info.json`. Never a folder: an editor
+    cannot open one as a document."""
     cur = doc.cursor(pos)
     tok = cur.token
     if tok is None or not tok.closed:
         return None
+    if cur.field == "after":
+        link = next((lk for lk in doc.links if lk.line == tok.line and lk.start == tok.start), None)
+        return None if link is None else \
+            links.locate(doc.uri, doc.text, doc.base_dir, link, open_text or (lambda _: None), doc.codec)
     raw = tok.text[1:-1]
     path = doc.resolve_path(raw) if cur.field in api.PATH_FIELDS or is_data_name(raw) else None
     if path is None:
@@ -409,6 +513,20 @@ def _write_instead(doc: Document, d: api.Diagnostic, obj: api.ObjectiveNode | No
     return out
 
 
+def _code_text(body: str) -> str:
+    """A code span's text as CommonMark reads it: one space off each side when both sides have one."""
+    return body[1:-1] if len(body) > 2 and body[0] == body[-1] == " " and body.strip(" ") else body
+
+
+def _replacement(doc: Document, span: api.Span, word: str) -> str:
+    """``word`` written where ``span`` is: quoted (and escaped) when the span is a quoted string, as an `after`
+    value or a model name is, so that the fix keeps the spec's syntax."""
+    src = doc.compiler_line(span.line)[span.column - 1:span.end_column - 1] if span.line == span.end_line else ""
+    if len(src) >= 2 and src[0] == src[-1] == '"':
+        return '"' + word.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return word
+
+
 def code_actions(doc: Document, rng: lsp.Range, snippets: bool = False) -> list[lsp.CodeAction]:
     """Quick fixes for the findings under ``rng``: "did you mean" replacements, mechanical "write
     instead" edits, `accept CODE` for a warning or note that `accept` can accept (as a snippet edit
@@ -433,8 +551,9 @@ def code_actions(doc: Document, rng: lsp.Range, snippets: bool = False) -> list[
 
         for h in d.help:
             if (m := _DID_YOU_MEAN.search(h)) is not None:
-                out.append(action(f"replace with `{m.group(1)}`", [lsp.TextEdit(range=drange, new_text=m.group(1))],
-                                  preferred=True))
+                word = _code_text(m.group(2))
+                out.append(action(f"replace with {code_span(word)}",
+                                  [lsp.TextEdit(range=drange, new_text=_replacement(doc, d.span, word))], preferred=True))
         obj = _objective(doc, d.objective)
         for title, edit in _write_instead(doc, d, obj):
             out.append(action(title, [edit]))

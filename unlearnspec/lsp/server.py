@@ -1,7 +1,19 @@
 """The pygls language server: documents in, the answers of :mod:`unlearnspec.lsp.features` out.
 
-Diagnostics are published on open, on every change and on save; the check is the compiler's own
+Diagnostics are published on open, after a change and on save; the check is the compiler's own
 (parse, resolve, feasibility, accept), so the editor shows exactly what `unlearnspec check` prints.
+A check runs off the event loop, in one worker thread (the compiler's data-file caches are not shared
+between threads), a short pause after the last change (:data:`DEBOUNCE_S`): typing queues no check
+per keystroke, and a slow data file or a huge spec never holds up hover, completion or formatting.
+A check's result is published only while the text it checked is still the document's, with its version.
+Hover and completion items that read a data file run in pygls's thread pool for the same reason.
+
+A crash in a request handler is answered with an error (pygls logs it); a crash while checking is
+logged to the client and shown as one diagnostic that says the findings could not be computed.
+
+Saving a spec re-checks the open specs that continue an objective of another file (`after
+"file.unlearn#name"`): the compiler reads those files from disk. So do changes to watched files (data
+files and specs), which the server asks the client to report when it can register for them.
 
 Documents are synchronised in full: every change sends the whole text. Incremental changes would be
 applied by pygls with :meth:`str.splitlines`, which also ends lines at form feeds, U+2028 and the
@@ -11,6 +23,10 @@ editor's (and formatting would write the drift back); a spec is a few kilobytes.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import traceback
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -23,6 +39,13 @@ from unlearnspec import __version__
 from unlearnspec.lsp import features
 from unlearnspec.lsp.document import Document, default_rules_base
 
+logger = logging.getLogger(__name__)
+
+#: Seconds without a change before a changed document is checked.
+DEBOUNCE_S = 0.2
+#: The files whose changes can change what an open spec checks to: data files, `save_to_disk` folders, specs.
+WATCHED = ("**/*.{jsonl,csv,unlearn}", "**/dataset_info.json")
+
 
 class SpecServer(LanguageServer):
     """The server, with the open documents and where rule pages live (``rulesBaseUrl`` in the
@@ -32,6 +55,8 @@ class SpecServer(LanguageServer):
         super().__init__("unlearnspec", __version__, text_document_sync_kind=lsp.TextDocumentSyncKind.Full)
         self.documents: dict[str, Document] = {}
         self.rules_base: str | None = default_rules_base()
+        self.checker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="unlearnspec-check")
+        self.pending: dict[str, asyncio.Task[None]] = {}
 
     def workspace_folder(self) -> Path | None:
         """Where an unsaved document's relative paths lead: the client's (first) workspace folder, where
@@ -45,27 +70,101 @@ class SpecServer(LanguageServer):
         ws = self.client_capabilities.workspace
         return bool(ws and ws.workspace_edit and ws.workspace_edit.snippet_edit_support)
 
+    def is_open(self, uri: str) -> bool:
+        return uri in self.workspace.text_documents or unquote(uri) in self.workspace.text_documents
+
     def opened(self, uri: str) -> Document | None:
         """The document if the client has it open; a request about any other is answered with nothing (reading
         it from disk would answer about a file the editor is not showing, or fail on one that is gone)."""
-        if uri not in self.workspace.text_documents and unquote(uri) not in self.workspace.text_documents:
-            return None
-        return self.document(uri)
+        return self.document(uri) if self.is_open(uri) else None
 
     def document(self, uri: str) -> Document:
-        text = self.workspace.get_text_document(uri).source
+        td = self.workspace.get_text_document(uri)
+        text = td.source
         folder = self.workspace_folder()
         doc = self.documents.get(uri)
         if doc is None or doc.text != text or doc.folder != folder:
             doc = Document(uri=uri, text=text, codec=self.workspace.position_codec, rules_base=self.rules_base,
-                           folder=folder)
+                           folder=folder, version=td.version)
             self.documents[uri] = doc
+        doc.version = td.version
         return doc
 
-    def publish(self, uri: str) -> None:
-        doc = self.document(uri)
+    def open_text(self, path: Path) -> str | None:
+        """The editor's text of a file it has open (saved or not), for links to another spec."""
+        for uri in list(self.documents):
+            fs = to_fs_path(uri)
+            if fs is not None and self.is_open(uri):
+                try:
+                    same = Path(fs).resolve() == path
+                except (OSError, RuntimeError):
+                    continue
+                if same:
+                    return self.workspace.get_text_document(uri).source
+        return None
+
+    # -- checking ----------------------------------------------------------------------------------
+
+    def schedule(self, uri: str, delay: float = DEBOUNCE_S) -> None:
+        """Check ``uri`` after ``delay`` seconds, instead of any check of it still waiting."""
+        old = self.pending.pop(uri, None)
+        if old is not None:
+            old.cancel()
+        task = asyncio.get_running_loop().create_task(self._check(uri, delay))
+        self.pending[uri] = task
+        task.add_done_callback(lambda t: self.pending.pop(uri, None) if self.pending.get(uri) is t else None)
+
+    def cancel(self, uri: str) -> None:
+        task = self.pending.pop(uri, None)
+        if task is not None:
+            task.cancel()
+
+    def linked_documents(self, saved: str) -> list[str]:
+        """The open documents other than ``saved`` that continue an objective of another file."""
+        return [uri for uri in list(self.documents)
+                if uri != saved and self.is_open(uri) and any(lk.file is not None for lk in self.documents[uri].links)]
+
+    async def _check(self, uri: str, delay: float) -> None:
+        await asyncio.sleep(delay)
+        doc = self.opened(uri)
+        if doc is None:
+            return
+        loop = asyncio.get_running_loop()
+        try:
+            diags = await loop.run_in_executor(self.checker, features.diagnostics, doc, self.open_text)
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:  # noqa: BLE001 - a crash in the compiler must not end the session
+            logger.exception("checking %s failed", uri)
+            self.window_log_message(lsp.LogMessageParams(
+                type=lsp.MessageType.Error,
+                message=f"unlearnspec: checking {uri} failed:\n{traceback.format_exc()}"))
+            diags = [features.failure(doc, err)]
+        now = self.opened(uri)
+        if now is None or now.text != doc.text:  # changed or closed meanwhile: that text is checked (or cleared)
+            return
+        if now is not doc and now.outcome is None:  # a request in a thread made its own copy meanwhile
+            now.outcome = doc.outcome
         self.text_document_publish_diagnostics(
-            lsp.PublishDiagnosticsParams(uri=uri, diagnostics=features.diagnostics(doc)))
+            lsp.PublishDiagnosticsParams(uri=uri, version=doc.version, diagnostics=diags))
+
+    async def current(self, doc: Document) -> Document:
+        """``doc`` with the compiler's outcome for its text (checked in the worker when it has none)."""
+        if doc.outcome is None:
+            await asyncio.get_running_loop().run_in_executor(self.checker, doc.check)
+        return doc
+
+
+def _register_watchers(ls: SpecServer) -> None:
+    """Ask a client that can register file watchers dynamically to report changes to the files a check reads."""
+    ws = ls.client_capabilities.workspace
+    watched = ws.did_change_watched_files if ws is not None else None
+    if watched is None or not watched.dynamic_registration:
+        return
+    ls.client_register_capability(lsp.RegistrationParams(registrations=[lsp.Registration(
+        id="unlearnspec-watched-files", method=lsp.WORKSPACE_DID_CHANGE_WATCHED_FILES,
+        register_options=lsp.DidChangeWatchedFilesRegistrationOptions(
+            watchers=[lsp.FileSystemWatcher(glob_pattern=g) for g in WATCHED]))]))
 
 
 def build_server() -> SpecServer:
@@ -74,33 +173,56 @@ def build_server() -> SpecServer:
     @server.feature(lsp.INITIALIZE)
     def initialize(ls: SpecServer, params: lsp.InitializeParams) -> None:
         opts: Any = params.initialization_options
-        if isinstance(opts, dict) and isinstance(opts.get("rulesBaseUrl"), str):
-            ls.rules_base = opts["rulesBaseUrl"].rstrip("/") + "/"
+        if isinstance(opts, dict) and isinstance(opts.get("rulesBaseUrl"), str) and opts["rulesBaseUrl"].strip():
+            ls.rules_base = opts["rulesBaseUrl"].strip().rstrip("/") + "/"
+
+    @server.feature(lsp.INITIALIZED)
+    def initialized(ls: SpecServer, params: lsp.InitializedParams) -> None:
+        _register_watchers(ls)
+
+    @server.feature(lsp.SHUTDOWN)
+    def shutdown(ls: SpecServer, params: None) -> None:
+        for uri in list(ls.pending):
+            ls.cancel(uri)
+        ls.checker.shutdown(wait=False, cancel_futures=True)
 
     @server.feature(lsp.TEXT_DOCUMENT_DID_OPEN)
-    def did_open(ls: SpecServer, params: lsp.DidOpenTextDocumentParams) -> None:
-        ls.publish(params.text_document.uri)
+    async def did_open(ls: SpecServer, params: lsp.DidOpenTextDocumentParams) -> None:
+        ls.schedule(params.text_document.uri, delay=0)
 
     @server.feature(lsp.TEXT_DOCUMENT_DID_CHANGE)
-    def did_change(ls: SpecServer, params: lsp.DidChangeTextDocumentParams) -> None:
-        ls.publish(params.text_document.uri)
+    async def did_change(ls: SpecServer, params: lsp.DidChangeTextDocumentParams) -> None:
+        ls.schedule(params.text_document.uri)
 
     @server.feature(lsp.TEXT_DOCUMENT_DID_SAVE)
-    def did_save(ls: SpecServer, params: lsp.DidSaveTextDocumentParams) -> None:
-        ls.publish(params.text_document.uri)  # data files next to the spec may have changed
+    async def did_save(ls: SpecServer, params: lsp.DidSaveTextDocumentParams) -> None:
+        uri = params.text_document.uri
+        if ls.is_open(uri):
+            ls.schedule(uri, delay=0)  # data files next to the spec may have changed
+        for other in ls.linked_documents(uri):  # specs continuing an objective of this one read it from disk
+            ls.schedule(other, delay=0)
 
     @server.feature(lsp.TEXT_DOCUMENT_DID_CLOSE)
-    def did_close(ls: SpecServer, params: lsp.DidCloseTextDocumentParams) -> None:
+    async def did_close(ls: SpecServer, params: lsp.DidCloseTextDocumentParams) -> None:
+        ls.cancel(params.text_document.uri)  # a check still waiting would publish for a closed document
         ls.documents.pop(params.text_document.uri, None)
         ls.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri=params.text_document.uri, diagnostics=[]))
 
     @server.feature(lsp.WORKSPACE_DID_CHANGE_WATCHED_FILES)
-    def watched_files(ls: SpecServer, params: lsp.DidChangeWatchedFilesParams) -> None:
-        for uri in list(ls.documents):  # a data file changed: what the open specs check to may have too
-            ls.documents[uri].outcome = None
-            ls.publish(uri)
+    async def watched_files(ls: SpecServer, params: lsp.DidChangeWatchedFilesParams) -> None:
+        for uri in list(ls.documents):  # a data file or a linked spec changed: what the open specs check to may have too
+            if ls.is_open(uri):
+                ls.documents[uri].outcome = None
+                ls.schedule(uri)
+
+    @server.feature(lsp.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)
+    async def workspace_folders(ls: SpecServer, params: lsp.DidChangeWorkspaceFoldersParams) -> None:
+        for uri in list(ls.documents):  # an unsaved buffer's paths lead from the (first) workspace folder
+            if ls.is_open(uri) and to_fs_path(uri) is None:
+                ls.schedule(uri, delay=0)
 
     @server.feature(lsp.TEXT_DOCUMENT_HOVER)
+    @server.thread()  # a data file's record count reads it
     def hover(ls: SpecServer, params: lsp.HoverParams) -> lsp.Hover | None:
         doc = ls.opened(params.text_document.uri)
         return None if doc is None else features.hover(doc, params.position)
@@ -113,6 +235,7 @@ def build_server() -> SpecServer:
             features.completion_list(doc, params.position)
 
     @server.feature(lsp.COMPLETION_ITEM_RESOLVE)
+    @server.thread()  # reads the data file the item names
     def completion_resolve(ls: SpecServer, item: lsp.CompletionItem) -> lsp.CompletionItem:
         return features.resolve_completion(item)
 
@@ -123,18 +246,18 @@ def build_server() -> SpecServer:
 
     @server.feature(lsp.TEXT_DOCUMENT_CODE_ACTION,
                     lsp.CodeActionOptions(code_action_kinds=[lsp.CodeActionKind.QuickFix]))
-    def code_action(ls: SpecServer, params: lsp.CodeActionParams) -> list[lsp.CodeAction]:
+    async def code_action(ls: SpecServer, params: lsp.CodeActionParams) -> list[lsp.CodeAction]:
         doc = ls.opened(params.text_document.uri)
-        if doc is None:
-            return []
-        if doc.outcome is None:
-            doc.check()
-        return features.code_actions(doc, params.range, snippets=ls.snippet_edits())
+        only = params.context.only
+        quickfix = lsp.CodeActionKind.QuickFix.value  # kinds are hierarchical: `""` and `quickfix` ask for it
+        if doc is None or (only and not any(k in ("", quickfix) or quickfix.startswith(f"{k}.") for k in only)):
+            return []  # every action here is a quick fix: none for a client asking for other kinds (`source`...)
+        return features.code_actions(await ls.current(doc), params.range, snippets=ls.snippet_edits())
 
     @server.feature(lsp.TEXT_DOCUMENT_DEFINITION)
     def definition(ls: SpecServer, params: lsp.DefinitionParams) -> lsp.Location | None:
         doc = ls.opened(params.text_document.uri)
-        return None if doc is None else features.definition(doc, params.position)
+        return None if doc is None else features.definition(doc, params.position, ls.open_text)
 
     @server.feature(lsp.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
     def document_symbol(ls: SpecServer, params: lsp.DocumentSymbolParams) -> list[lsp.DocumentSymbol]:

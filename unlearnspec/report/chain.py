@@ -84,7 +84,7 @@ class RecheckedCheck(_Model):
     """One check of an earlier request, computed again on the model after a later step. ``then`` and ``now`` are
     the decided model's own values; ``deciding_then`` and ``deciding_now`` what the status was decided on then and
     now (reports from before they were recorded lack them, and show the raw values only). Then was judged against
-    the earlier request's own reference, now against the reference retrained without every target so far."""
+    the earlier request's own reference, now against what its :class:`Recheck` names (``reference``)."""
 
     check_id: str
     metric: str
@@ -137,6 +137,16 @@ class Recheck(_Model):
         return any(c.regressed for c in self.claims)
 
 
+CHANGED_REFERENCE = ("then and now are judged against different references, so a gap to the reference can change "
+                     "because the reference did, not only the model")
+"""What the reports say of an earlier request re-checked against another reference than its own run's."""
+
+
+def quoted(name: str) -> str:
+    """A request's name set apart in plain text, for an autoescaped HTML page: “name”."""
+    return f"“{name}”"
+
+
 UtilitySet = Literal["retain", "neighbors"]
 UTILITY_SET_WORDS: dict[str, str] = {"retain": "the retain set", "neighbors": "the neighbours"}
 
@@ -181,6 +191,31 @@ class ChainStep(_Model):
         """Whether the step counts toward the chain's `requests K` (:data:`COUNTED_FAMILIES`)."""
         return self.family in COUNTED_FAMILIES if self.family is not None else self.approximate
 
+    def against_text(self, code: Callable[[str], str] = code_span) -> str:
+        """What the re-checks after this step judged *now* against, per earlier request: ``, against the reference
+        retrained without every target so far: then and now ...`` when they share one reference, else grouped by it,
+        ``: for `a` and `b`, against ... (then and now ...); for `c`, against ...``. Earlier requests are re-checked
+        by their own reference strategy, so they can be judged against different references. ``code`` sets a request's
+        name apart (a Markdown code span, or the name as it is for an autoescaped HTML page)."""
+        groups: dict[tuple[str, bool], list[str]] = {}
+        for r in self.rechecks:
+            groups.setdefault((r.reference_text, r.reference_changed), []).append(r.request)
+        if len(groups) == 1:
+            ((ref, changed),) = groups
+            return f", against {ref}" + (f": {CHANGED_REFERENCE}" if changed else "")
+
+        def names(requests: list[str]) -> str:
+            shown = [code(n) for n in requests]
+            return shown[0] if len(shown) == 1 else f"{', '.join(shown[:-1])} and {shown[-1]}"
+
+        return ": " + "; ".join(f"for {names(requests)}, against {ref}" + (f" ({CHANGED_REFERENCE})" if changed else "")
+                                for (ref, changed), requests in groups.items())
+
+    @property
+    def against_plain(self) -> str:
+        """:meth:`against_text` in plain text (the HTML report escapes it)."""
+        return self.against_text(quoted)
+
     @property
     def drop_text(self) -> str:
         """``6.9% [5.69, 8.28], n=258 on the neighbours``: the cumulative drop as the reports print it, with its
@@ -209,6 +244,14 @@ def counted_runs(steps: list[ChainStep]) -> list[tuple[ChainStep | None, list[Ch
         elif s.counted:
             runs[-1][1].append(s)
     return runs
+
+
+def requests_budget_text(k: int) -> str:
+    """A chain's `requests K` as the reports and the plan review say it: every request that changes the weights other
+    than by exact retraining counts (:data:`COUNTED_FAMILIES`: approximate unlearning and refusal fine-tuning; an
+    output filter changes no weights), and an exact retrain starts the count again."""
+    return (f"{k} request{'s' if k != 1 else ''} changing the weights other than by exact retraining (approximate "
+            "unlearning or refusal fine-tuning) before retraining")
 
 
 def _requests_text(counted: list[ChainStep]) -> str:
@@ -283,6 +326,13 @@ class ChainReport(_Model):
         return self
 
     @property
+    def requests_budget(self) -> str | None:
+        """The budget's `requests K` in words (:func:`requests_budget_text`), None without one."""
+        if self.budget is None or self.budget.approximate_requests is None:
+            return None
+        return requests_budget_text(self.budget.approximate_requests)
+
+    @property
     def order_text(self) -> str:
         """What each step started from (:func:`order_text`), for the reports' chain section."""
         return order_text(self.steps)
@@ -290,7 +340,7 @@ class ChainReport(_Model):
     @property
     def order_plain(self) -> str:
         """:attr:`order_text` in plain text (the HTML report escapes it)."""
-        return order_text(self.steps, code=lambda name: f"“{name}”")
+        return order_text(self.steps, code=quoted)
 
     @property
     def regressions(self) -> list[tuple[str, str, str]]:

@@ -30,6 +30,7 @@ from typing import Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
 from unlearnspec.catalog.methods import FamilyName
+from unlearnspec.markdown import code_span
 from unlearnspec.plan import ClaimStatus, FileHash, PlanFinding, ReleaseInfo, TargetInfo, Threshold
 from unlearnspec.report.chain import ChainReport
 from unlearnspec.report.rules import (  # noqa: F401 - the exit codes and verdict types are re-exported
@@ -478,9 +479,9 @@ class Report(_Model):
         ours = FORMAT_VERSION.split(".")[0]
         major = v.split(".")[0]
         if not (major.isdigit() and all(p.isdigit() for p in v.split("."))):
-            raise ValueError(f"report format `{v[:40]}` is not a version number")
+            raise ValueError(f"report format {code_span(v[:40])} is not a version number")
         if major.lstrip("0") != ours:
-            raise ValueError(f"report format `{v}` is {'newer than' if int(major) > int(ours) else 'not one'} "
+            raise ValueError(f"report format {code_span(v)} is {'newer than' if int(major) > int(ours) else 'not one'} "
                              f"this unlearnspec reads ({ours}.x)")
         return v
 

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from unlearnspec.catalog.attacks import RETAIN_SAMPLE
+from unlearnspec.markdown import code_span
 from unlearnspec.plan import (
     MetricCheck,
     QuantizeAttack,
@@ -37,10 +39,6 @@ from unlearnspec.runtime.measure import (
 )
 
 log = logging.getLogger("unlearnspec.run")
-
-RETAIN_SAMPLE = 64
-"""Retain records (else neighbour records) a relearned model is scored on to tell a fine-tune that damaged the model
-from a model that resists relearning; drawn with the attack's seed."""
 
 FITTED = 0.9
 """A model that gives the records it is fine-tuned on this per-token probability (geometric mean) fits them already:
@@ -226,7 +224,7 @@ class AttackChecks(EvaluatorBase):
             return split, list(related), {
                 "relearned_on": f"{len(related)} related {'neighbour' if which == 'neighbors' else which} records "
                                 "(none of the forget set)",
-                "split": {"relearned_items": f"every record of `{which}`",
+                "split": {"relearned_items": f"every record of {code_span(which)}",
                           "measured_items": [f"forget[{i}]" for i in split.measure],
                           "related_items_stating_a_measured_answer": stating,
                           "facts_found_by": split.found_by}}
@@ -343,8 +341,10 @@ class AttackChecks(EvaluatorBase):
             values["reference"] = ref_recovery
             est["reference"] = self._recovery_estimate(check, per["original"].values, per["reference"].values,
                                                        per["reference_attacked"].values, "reference")
-            extra["reference_note"] = ("the retrained model fine-tuned on the same data for the same steps: "
-                                       "what relearning gives a model that never saw the target")
+            # named as the run got it: retrained here (in a chain, without every target so far), or the spec's model
+            extra["reference_note"] = (f"{self.reference_name} fine-tuned on the same data for the same steps, "
+                                       f"{self.reference_never_saw}: what relearning gives a model that never saw the "
+                                       "target")
             decision = self._relearn_decision(check, per, ref_recovery)
         extra["per_item"] = "knowledge ROUGE-L recall per question, of every model the recovery is computed from"
         reason = nothing_forgotten(k["original"], k["unlearned"])
@@ -448,7 +448,7 @@ class AttackChecks(EvaluatorBase):
         full-precision original would hide knowledge it restored. The reference quantized alike is shown beside."""
         ds, precision = check.dataset, attack.precision
         if not self.ctx.data.get(ds):
-            return self._missing(check, f"the plan has no `{ds}` data to measure recovered knowledge on")
+            return self._missing(check, f"the plan has no {code_span(ds)} data to measure recovered knowledge on")
         q = self._quantized(precision)
         if not q.evaluated or q.model is None:
             return self._not_quantized(check, precision, q)
@@ -473,7 +473,7 @@ class AttackChecks(EvaluatorBase):
                 extra["reference_precision"] = f"full (the reference could not be quantized: {q_ref.reason})"
         k = {who: s.mean for who, s in per.items()}
         if any(v is None for v in k.values()) or len({tuple(s.ids) for s in per.values()}) != 1:
-            return self._missing(check, f"the `{ds}` data has no questions to measure knowledge on")
+            return self._missing(check, f"the {code_span(ds)} data has no questions to measure knowledge on")
         kk = {who: float(v) for who, v in k.items() if v is not None}
         o, u = kk["original_attacked"], kk["unlearned"]
         values: dict[str, float | None] = {"attacked": attacks.recovery(o, u, kk["attacked"]), "unlearned": 0.0}

@@ -51,7 +51,6 @@ from typing import Any
 import torch
 from torch import nn
 from transformers import (
-    DataCollatorForLanguageModeling,
     DataCollatorForSeq2Seq,
     PreTrainedTokenizerBase,
     Trainer,
@@ -61,6 +60,7 @@ from transformers.pytorch_utils import Conv1D
 from transformers.trainer_callback import PrinterCallback
 
 from unlearnspec.catalog.vocab import PRECISIONS
+from unlearnspec.markdown import code_span
 from unlearnspec.records import Record
 from unlearnspec.runtime.evaluation.likelihood import context_length
 from unlearnspec.runtime.lm_training import LabelledExamples
@@ -84,13 +84,16 @@ def _unwrap(model: Any) -> Any:
 
 # -------------------------------------------------------------------------------- relearning
 class _TokenisedTexts(torch.utils.data.Dataset[dict[str, list[int]]]):
-    """Plain texts, each with EOS appended: the collator scores every token."""
+    """Plain texts, each with EOS appended, each token its own label: the collator pads the labels with the ignore
+    index, so every token of a text is scored — its EOS too, also when the tokenizer pads with EOS (GPT-2 has no pad
+    token): masking labels equal to the pad id would teach the attacker nowhere to stop."""
 
     def __init__(self, texts: Sequence[str], tokenizer: PreTrainedTokenizerBase, max_length: int) -> None:
         eos = tokenizer.eos_token_id
         if eos is None:
             raise ValueError("the tokenizer needs an EOS token")
-        self.rows = [{"input_ids": (list(tokenizer(t)["input_ids"]) + [eos])[:max_length]} for t in texts]
+        ids = [(list(tokenizer(t)["input_ids"]) + [eos])[:max_length] for t in texts]
+        self.rows = [{"input_ids": row, "labels": list(row)} for row in ids]
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -115,12 +118,11 @@ def relearn_data(records: Sequence[Record], tokenizer: PreTrainedTokenizerBase, 
     collator: Any
     if fmt.kind == "plain":
         texts = [t for r in records for t in r.training_texts()]
-        dataset, collator = _TokenisedTexts(texts, tokenizer, max_length), DataCollatorForLanguageModeling(
-            tokenizer, mlm=False)
+        dataset = _TokenisedTexts(texts, tokenizer, max_length)
     else:
         examples = encode_records(records, tokenizer, max_length, fmt=fmt)
         dataset = LabelledExamples((e.input_ids, e.labels) for e in examples)
-        collator = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=IGNORE_INDEX)
+    collator = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=IGNORE_INDEX)
     if not len(dataset):
         raise ValueError("no training texts to relearn on")
     return dataset, collator
@@ -268,9 +270,9 @@ def quantize(model: Any, precision: str, *, backend: str = "auto") -> QuantizeRe
     ``backend="auto"`` takes the first backend that works here, in the module doc's order; naming one
     (``torchao``, ``bitsandbytes``, ``torch``, ``simulated``) tries only that one for int8 and int4."""
     if backend not in QUANT_BACKENDS:
-        return QuantizeResult(None, False, f"unknown quantization backend `{backend}`", "none")
+        return QuantizeResult(None, False, f"unknown quantization backend {code_span(backend)}", "none")
     if precision not in PRECISIONS:
-        return QuantizeResult(None, False, f"unknown precision `{precision}`", "none")
+        return QuantizeResult(None, False, f"unknown precision {code_span(precision)}", "none")
     if precision == "fp32":
         first = next(model.parameters(), None)
         if first is None or first.dtype == torch.float32:
@@ -297,7 +299,7 @@ def quantize(model: Any, precision: str, *, backend: str = "auto") -> QuantizeRe
         if res.evaluated:
             return res
         tried.append(f"{name}: {res.reason}")
-    return QuantizeResult(None, False, "; ".join(tried) or f"no `{backend}` backend for {precision}", "none")
+    return QuantizeResult(None, False, "; ".join(tried) or f"no {code_span(backend)} backend for {precision}", "none")
 
 
 def _device(model: Any) -> torch.device:

@@ -9,6 +9,13 @@ Builds are atomic and safe under concurrency: a build trains into a temporary fo
 destination, fsyncs it and renames it into place while holding an exclusive ``flock`` on a lock file, so a
 second process waits for the first and reuses its result, and a crashed build (or a power loss) leaves no
 half-made model behind.
+
+A cache entry is used only when it checks out (:func:`entry_problem`): its manifest lists every file with
+its size and sha256, and names the environment that decided its bits (:func:`build_environment`: the
+torch, transformers, tokenizers and accelerate versions, the machine architecture, the device and
+precision). A file cut short, edited or missing, or an entry built under other libraries, is moved
+aside and built again under the lock, never loaded. The folder keeps its name (the recipe hash, which
+the plan pins): the environment is checked inside it.
 """
 
 from __future__ import annotations
@@ -16,9 +23,11 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import importlib.metadata as md
 import json
 import logging
 import os
+import platform
 import shutil
 import tempfile
 import time
@@ -26,9 +35,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import tokenizers
 import torch
-import transformers
 
 from unlearnspec.builtin import corpus as corpus_mod
 from unlearnspec.builtin.recipe import RECIPE, canonical_recipe_json, recipe_corpus_sha256, recipe_hash
@@ -41,6 +48,10 @@ log = logging.getLogger(__name__)
 
 MANIFEST = "unlearnspec-builtin.json"
 _REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer.json", MANIFEST)
+#: Libraries whose versions change the trained bits: kernels and initialisation (torch), model code,
+#: Trainer, scheduler and collators (transformers), the BPE fit (tokenizers), the data loader's seeded
+#: order (accelerate). Not safetensors or numpy: they do not touch the numbers.
+_NUMERIC_LIBRARIES = ("torch", "transformers", "tokenizers", "accelerate")
 
 
 def cache_root(cache_dir: Path | str | None = None) -> Path:
@@ -54,9 +65,131 @@ def cache_root(cache_dir: Path | str | None = None) -> Path:
     return Path(os.path.abspath(xdg)) / "unlearnspec"
 
 
+def train_threads(recipe: Mapping[str, Any]) -> int:
+    """The torch threads a recipe trains with: exactly the recipe's on CPU, where the count decides how float
+    sums are split (fewer cores than threads only costs time); at most the machine's cores on a GPU."""
+    train = recipe["train"]
+    n = max(1, int(train.get("threads", 2)))
+    return n if _trains_on_cpu(recipe) else max(1, min(n, os.cpu_count() or 1))
+
+
+def _trains_on_cpu(recipe: Mapping[str, Any]) -> bool:
+    return recipe["train"].get("device") == "cpu" or not torch.cuda.is_available()  # as lm_training decides
+
+
+def build_environment(recipe: Mapping[str, Any]) -> dict[str, str]:
+    """What besides the recipe and the corpus decides a build's bits here, and nothing else: the versions of
+    :data:`_NUMERIC_LIBRARIES`, the machine architecture, and the device and precision the recipe trains in
+    on this machine (a GPU recipe falls back to CPU and fp32 without a GPU). Thread counts are the recipe's
+    (:func:`train_threads`), so already in its hash."""
+    env: dict[str, str] = {}
+    for name in _NUMERIC_LIBRARIES:
+        try:
+            env[name] = md.version(name)
+        except md.PackageNotFoundError:
+            env[name] = "absent"
+    env["machine"] = platform.machine()
+    if _trains_on_cpu(recipe):
+        env["device"], env["precision"] = "cpu", "fp32"
+    else:
+        env["device"] = f"cuda ({torch.cuda.get_device_name(0)})"
+        bf16 = recipe["train"].get("precision") == "bf16" and torch.cuda.is_bf16_supported()
+        env["precision"] = "bf16" if bf16 else "fp32"
+    return env
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _files_record(folder: Path) -> dict[str, dict[str, Any]]:
+    """Every file of a build but the manifest, by relative path: its size in bytes and its sha256."""
+    out: dict[str, dict[str, Any]] = {}
+    for p in sorted(folder.rglob("*")):
+        if p.is_file() and p.name != MANIFEST:
+            out[p.relative_to(folder).as_posix()] = {"bytes": p.stat().st_size, "sha256": _file_sha256(p)}
+    return out
+
+
+#: Entries this process has verified, with the (size, mtime, inode) of each file then: an unchanged
+#: entry is not hashed again on every ``ensure_builtin``.
+_verified: dict[str, tuple[Any, ...]] = {}
+
+
+def _signature(model_dir: Path, names: Iterable[str]) -> tuple[Any, ...]:
+    stats = [os.stat(model_dir / n) for n in (MANIFEST, *names)]
+    return tuple((s.st_size, s.st_mtime_ns, s.st_ino) for s in stats)
+
+
+def entry_problem(model_dir: Path) -> str | None:
+    """Why the cache entry ``model_dir`` cannot be used (``None``: it can).
+
+    Usable means: a manifest that reads, every file it lists present with its recorded size and sha256
+    (the safetensors weights, the tokenizer, the config: a copy cut short or a flipped byte is found), and
+    the manifest's environment equal to :func:`build_environment` of its recipe here.
+    """
+    try:
+        manifest = json.loads((model_dir / MANIFEST).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return "it has no manifest"
+    except (OSError, ValueError) as exc:
+        return f"its manifest does not read ({type(exc).__name__})"
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    recipe = manifest.get("recipe") if isinstance(manifest, dict) else None
+    if not isinstance(files, dict) or not isinstance(recipe, dict) or not files:
+        return "its manifest lists no files (made by an older unlearnspec)"
+    missing = [f for f in _REQUIRED_FILES if f != MANIFEST and f not in files]
+    if missing:
+        return f"its manifest does not list `{missing[0]}`"
+    try:
+        env = build_environment(recipe)
+    except (KeyError, TypeError, AttributeError):
+        return "its manifest's recipe is not one"
+    if manifest.get("environment") != env:
+        then = manifest.get("environment") if isinstance(manifest.get("environment"), dict) else {}
+        diff = [f"{k} {then.get(k, 'unknown')} → {v}" for k, v in env.items() if then.get(k) != v]
+        return "it was built in another environment (" + ", ".join(diff or ["unrecorded"]) + ")"
+    try:
+        sig = _signature(model_dir, files)
+    except OSError:
+        return "a file its manifest lists is missing"
+    if _verified.get(str(model_dir)) == sig:
+        return None
+    for name, want in files.items():
+        p = model_dir / name
+        if not p.is_file() or p.is_symlink():
+            return f"`{name}` is missing"
+        size = want.get("bytes") if isinstance(want, dict) else None
+        if p.stat().st_size != size:
+            return f"`{name}` is {p.stat().st_size} bytes, not the {size} it was built with"
+        if _file_sha256(p) != want["sha256"]:
+            return f"`{name}` does not have the sha256 it was built with"
+    _verified[str(model_dir)] = sig
+    return None
+
+
+def _problem_for(rhash: str, excluded: str | None) -> Callable[[Path], str | None]:
+    """:func:`entry_problem`, and the manifest must name the recipe hash and exclusion the entry is kept under."""
+
+    def problem(model_dir: Path) -> str | None:
+        why = entry_problem(model_dir)
+        if why is not None:
+            return why
+        manifest = json.loads((model_dir / MANIFEST).read_text(encoding="utf-8"))
+        if manifest.get("recipe_hash") != rhash or manifest.get("excluded_texts_sha256") != excluded:
+            return "its manifest names another recipe or exclusion than the folder it is in"
+        return None
+
+    return problem
+
+
 def is_complete(model_dir: Path) -> bool:
-    """Whether ``model_dir`` holds a finished build (the rename makes this all-or-nothing)."""
-    return all((model_dir / f).is_file() for f in _REQUIRED_FILES)
+    """Whether ``model_dir`` holds a finished, intact build made in this environment (:func:`entry_problem`)."""
+    return entry_problem(model_dir) is None
 
 
 def texts_sha256(texts: Iterable[str]) -> str:
@@ -67,18 +200,23 @@ def texts_sha256(texts: Iterable[str]) -> str:
 
 @contextlib.contextmanager
 def pinned_threads(n: int) -> Iterator[None]:
-    """Run with ``min(n, cpu count)`` torch threads, then restore: same threads, same float sums."""
+    """Run with exactly ``n`` torch threads, then restore: same threads, same float sums.
+
+    Not capped at the machine's cores: torch splits a reduction by its thread count, so a recipe's two
+    threads on a one-core machine must stay two (slower, the same bits)."""
     before = torch.get_num_threads()
-    torch.set_num_threads(max(1, min(n, os.cpu_count() or 1)))
+    torch.set_num_threads(max(1, n))
     try:
         yield
     finally:
         torch.set_num_threads(before)
 
 
-def build_atomically(final: Path, build: Callable[[Path], None]) -> Path:
-    """Return ``final``, building it first (under a lock, into a temp folder, then rename) if absent."""
-    if is_complete(final):
+def build_atomically(final: Path, build: Callable[[Path], None],
+                     problem: Callable[[Path], str | None] = entry_problem) -> Path:
+    """Return ``final``, building it first (under a lock, into a temp folder, then rename) unless it is
+    there and ``problem`` finds nothing wrong with it; a damaged entry is moved aside and built again."""
+    if final.is_dir() and problem(final) is None:
         return final
     final.parent.mkdir(parents=True, exist_ok=True)
     lock_path = final.parent / f".{final.name}.lock"
@@ -86,11 +224,18 @@ def build_atomically(final: Path, build: Callable[[Path], None]) -> Path:
         log.debug("taking the build lock %s", lock_path)
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            if is_complete(final):  # another process built it while we waited
+            why = problem(final) if final.is_dir() else None
+            if final.is_dir() and why is None:  # another process built it while we waited
                 log.info("reusing %s", final)
                 return final
-            if final.exists():  # an incomplete leftover from outside this protocol
-                shutil.rmtree(final)
+            if final.exists() or final.is_symlink():  # damaged, partial, stale, or from outside this protocol
+                log.warning("the cached model %s cannot be used (%s): building it again", final,
+                            why or "not a folder")
+                # renamed aside first: a reader that has its files open keeps them, none sees half a folder
+                aside = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+                os.replace(final, aside / "old")
+                shutil.rmtree(aside, ignore_errors=True)
+                _verified.pop(str(final), None)
             for stale in final.parent.glob(f".{final.name}.tmp-*"):  # from a builder that was killed
                 shutil.rmtree(stale, ignore_errors=True)
             tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
@@ -119,8 +264,7 @@ def _manifest(recipe: Mapping[str, Any], rhash: str, texts: list[str], excluded:
         "training_texts": len(texts),
         "training_texts_sha256": texts_sha256(texts),
         "excluded_texts_sha256": excluded,
-        "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
-                     "tokenizers": tokenizers.__version__},
+        "environment": build_environment(recipe),
     }
 
 
@@ -135,7 +279,7 @@ def _train_recipe(out: Path, recipe: Mapping[str, Any], items: Sequence[Any], ma
     train = recipe["train"]
     arch = recipe["model"].get("architecture", "gpt2")
     start = time.perf_counter()
-    with pinned_threads(int(train.get("threads", 2))):
+    with pinned_threads(train_threads(recipe)):
         tokenizer = train_bpe_tokenizer(corpus_mod.tokenizer_texts(corpus), recipe["tokenizer"])
         config = {"model": recipe["model"], "train": train}
         if arch == "gpt2":
@@ -145,6 +289,8 @@ def _train_recipe(out: Path, recipe: Mapping[str, Any], items: Sequence[Any], ma
             train_llama_lm(items, tokenizer, config, out, seed=int(train["seed"]), callbacks=callbacks)
         else:
             raise ValueError(f"unsupported architecture `{arch}` in recipe `{recipe['name']}`")
+    # written last, listing what is there: a build is usable only when every file matches it
+    manifest = {**manifest, "files": _files_record(out)}
     (out / MANIFEST).write_text(json.dumps(manifest, sort_keys=True, indent=2, ensure_ascii=False) + "\n",
                                 encoding="utf-8")
     log.info("trained %s on %d items in %.1f s", recipe["name"], len(items), time.perf_counter() - start)
@@ -167,7 +313,7 @@ def ensure_builtin(cache_dir: Path | str | None = None, recipe: Mapping[str, Any
         log.info("building %s (recipe %s) into %s", recipe["name"], rhash[:12], final)
         _train_recipe(tmp, recipe, items, _manifest(recipe, rhash, _texts(items), None), callbacks)
 
-    return build_atomically(final, build)
+    return build_atomically(final, build, _problem_for(rhash, None))
 
 
 def ensure_retrained(exclude_texts: Iterable[str], cache_dir: Path | str | None = None,
@@ -195,4 +341,4 @@ def ensure_retrained(exclude_texts: Iterable[str], cache_dir: Path | str | None 
                  len(items), len(full), final)
         _train_recipe(tmp, recipe, items, _manifest(recipe, rhash, _texts(items), ehash))
 
-    return build_atomically(final, build)
+    return build_atomically(final, build, _problem_for(rhash, ehash))

@@ -35,6 +35,7 @@ from typing import Any
 from unlearnspec.builtin.recipe import RECIPE, RECIPES
 from unlearnspec.catalog.vocab import RECHECK_REFERENCES
 from unlearnspec.io import atomic_write_text
+from unlearnspec.markdown import code_span
 from unlearnspec.plan import (
     AttackStage,
     ChainPlan,
@@ -280,8 +281,9 @@ def _model_key(where: str | None, root: Path) -> str:
 def _run_chain(plan: Plan, chain: ChainPlan, rd: RunDir, state: RunState, *, quiet: bool,
                allow_remote_code: bool) -> tuple[list[ObjectiveReport], ChainReport]:
     if chain.starts_after is not None:
-        raise RunError("UL713", f"this chain continues `{chain.starts_after['file']}#{chain.starts_after['objective']}` "
-                                "from another spec, which the runtime cannot start from yet",
+        earlier = f"{chain.starts_after['file']}#{chain.starts_after['objective']}"
+        raise RunError("UL713", f"this chain continues {code_span(earlier)} from another spec, which the runtime cannot "
+                                "start from yet",
                        help=["put the requests of one chain in one spec file; `after \"file.unlearn#name\"` is "
                              "checked and planned, not run (docs/requests.md)"])
     by_name = {op.objective.name: op for op in plan.objectives}

@@ -12,6 +12,7 @@ import numpy as np
 
 from unlearnspec.catalog import METRICS, label
 from unlearnspec.catalog.vocab import REFERENCE_LABELS
+from unlearnspec.markdown import code_span
 from unlearnspec.plan import (
     MetricCheck,
 )
@@ -273,22 +274,22 @@ class EvaluatorBase:
 
     def _positive_control(self, check: MetricCheck, per: Mapping[str, Series], decided: str,
                           decision: Decision | None, est: Mapping[str, Estimate | None]) -> tuple[Decision | None, list[str]]:
-        """A bounded knowledge or verbatim ROUGE can pass only when it could have failed: the original model, trained
-        on the target, must be beyond the bound on these items, decided as the check is (its gap to the reference,
-        worst part deciding). Otherwise the probe does not tell a model that holds the target from one that never
-        saw it — the bound cannot fail for any model (FRAMEWORK.md §7, the rule ``probe_accuracy_gap`` and
-        ``forget_quality`` follow) — so the check cannot pass: it is inconclusive, or fails on its own interval. A
-        fail needs no control. Returns the decision (built from the decided model's value when there is none) and
-        the finding that says so."""
+        """A bounded output or token metric (knowledge and verbatim ROUGE, the leak rate, exact memorisation,
+        extraction strength) can pass only when it could have failed: the original model, trained on the target, must
+        be beyond the bound on these items, decided as the check is (its gap to the reference for a metric judged
+        against it, else its own value; worst part deciding). Otherwise the measurement does not tell a model that
+        holds the target from one that never saw it — the bound cannot fail for any model (FRAMEWORK.md §7, the rule
+        ``probe_accuracy_gap`` and ``forget_quality`` follow) — so the check cannot pass: it is inconclusive, or fails
+        on its own interval. A fail needs no control. Returns the decision (built from the decided model's value when
+        there is none) and the finding that says so."""
         t = check.threshold
         m = METRICS[check.metric]
-        if (t is None or t.op not in ("<=", "<") or not m.reference_gap or "original" not in per
-                or decided == "original"):
+        if t is None or t.op not in ("<=", "<") or "original" not in per or decided == "original":
             return decision, []
 
         def decide(who: str) -> Decision | None:
             d = self._worst_type_decision(check, per, who) or self._gap_decision(check, per, who)
-            if d is not None or "reference" in per:
+            if d is not None or ("reference" in per and m.reference_gap):
                 return d
             e = est.get(who)  # no reference: the bound is on the model's own value
             if e is None:
@@ -359,11 +360,11 @@ class EvaluatorBase:
 
     def output_metric(self, check: MetricCheck) -> CheckResult:
         if not self.ctx.data.get(check.dataset):
-            return self._missing(check, f"the plan has no `{check.dataset}` data")
+            return self._missing(check, f"the plan has no {code_span(check.dataset)} data")
         per = self.each_model(lambda who: self._output_series(who, check), served=True)
         if not per["unlearned"].ids:
             kind = "documents (`text`)" if check.metric == "verbatim_rouge" else "questions for this probe"
-            return self._missing(check, f"the `{check.dataset}` data has no {kind}")
+            return self._missing(check, f"the {code_span(check.dataset)} data has no {kind}")
         values = {who: s.mean for who, s in per.items()}
         decided = check.model if check.model in per else "unlearned"
         est = self._mean_estimates(check, per)
@@ -379,12 +380,16 @@ class EvaluatorBase:
 
     def token_metric(self, check: MetricCheck) -> CheckResult:
         if not self.ctx.data.get(check.dataset):
-            return self._missing(check, f"the plan has no `{check.dataset}` data")
+            return self._missing(check, f"the plan has no {code_span(check.dataset)} data")
         per = self.each_model(lambda who: self.m[who].token_metric(check.dataset, check.metric))
         values = {who: s.mean for who, s in per.items()}
+        est = self._mean_estimates(check, per)
         decision = self._worst_type_decision(check, per, "unlearned") or self._gap_decision(check, per, "unlearned")
-        return self._result(check, values, per_item=per, est=self._mean_estimates(check, per), decision=decision,
-                            findings=self._below_reference(check, decision, values, "unlearned"))
+        findings = self._below_reference(check, decision, values, "unlearned")
+        # a pass needs the original model, trained on the target, shown beyond the bound on these tokens too
+        decision, control = self._positive_control(check, per, "unlearned", decision, est)
+        return self._result(check, values, per_item=per, est=est, decision=decision,
+                            findings=findings + [f"no power: {c}" for c in control])
 
     def check(self, check: MetricCheck) -> CheckResult:
         """Decide one check (dispatched by :class:`unlearnspec.runtime.checks.Evaluator`)."""

@@ -1,7 +1,5 @@
 """From models to evidence: measure each model once, then decide every metric check of the plan.
 
-log = logging.getLogger("unlearnspec.run")
-
 A :class:`Measurer` wraps one model (the original, the unlearned, the reference, or the served
 system — the model behind its output guard). Each measurement is computed on first use and cached:
 one batched forward pass per dataset feeds every likelihood metric (membership inference, exact
@@ -24,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from unlearnspec.catalog import METRICS
+from unlearnspec.markdown import code_span
 from unlearnspec.plan import (
     MetricCheck,
     RelearnAttack,
@@ -56,12 +55,12 @@ class Evaluator(MembershipChecks, AttackChecks):
     def utility_drop(self, check: MetricCheck) -> CheckResult:
         ds = "neighbors" if check.metric.startswith("neighbor") else "retain"
         if not self.ctx.data.get(ds):
-            return self._missing(check, f"no `{ds}` data: side effects on it are unmeasured")
+            return self._missing(check, f"no {code_span(ds)} data: side effects on it are unmeasured")
         # measured together (sharding.together), then cached; the served system too (a filter blocks answers)
         self.each_model(lambda who: self.m[who].utility(ds), served=True)
         base = self.m["original"].utility(ds).value
         if not math.isfinite(base) or base <= 0:
-            return self._missing(check, f"the original model's utility on `{ds}` is {base:.3g}: a relative drop "
+            return self._missing(check, f"the original model's utility on {code_span(ds)} is {base:.3g}: a relative drop "
                                         "from zero (or an undefined) utility means nothing, so it is not evaluated")
         values: dict[str, float | None] = {"original": 0.0}
         util = {"original": base}
@@ -123,10 +122,10 @@ class Evaluator(MembershipChecks, AttackChecks):
 
     def mcq_accuracy(self, check: MetricCheck) -> CheckResult:
         if not self.ctx.data.get(check.dataset):
-            return self._missing(check, f"the plan has no `{check.dataset}` data")
+            return self._missing(check, f"the plan has no {code_span(check.dataset)} data")
         res = {who: meas.mcq(check.dataset) for who, meas in self.m.items() if who != "served"}
         if not len(res["unlearned"]):
-            return self._missing(check, f"the `{check.dataset}` data has no multiple-choice records "
+            return self._missing(check, f"the {code_span(check.dataset)} data has no multiple-choice records "
                                         "(`question`, `choices`, `answer` index)")
         per = {who: Series([f"{check.dataset}[{i}]" for i in r.index], [float(x) for x in r.acc])
                for who, r in res.items()}
@@ -143,12 +142,12 @@ class Evaluator(MembershipChecks, AttackChecks):
         if "reference" not in self.m:
             return self._missing(check, "no retrained reference to compare the probe accuracy with")
         if not any(attr in r.attributes for r in self.ctx.data.forget):
-            return self._missing(check, f"the forget records carry no `{attr}` attribute")
+            return self._missing(check, f"the forget records carry no {code_span(attr)} attribute")
         acc = self.each_model(lambda who: self.m[who].representation(attr))
         ref, u = acc["reference"], acc["unlearned"]
         layers = [k for k in ref.by_layer if all(k in r.by_layer for r in acc.values())]
         if not layers:
-            return self._missing(check, f"no forget input leads to `{attr}` while naming its subject (a question whose "
+            return self._missing(check, f"no forget input leads to {code_span(attr)} while naming its subject (a question whose "
                                         "answer states it, or a document's text before it that names the person), so "
                                         "the probe has nothing to be tested on")
         t = check.threshold
@@ -197,13 +196,16 @@ class Evaluator(MembershipChecks, AttackChecks):
             o_iv = f" [{w_o.low:.3g}, {w_o.high:.3g}]" if use_iv else ""
             top = max(e.value for e in gaps["original"].values())
             if w_o.low <= 0 or (t is not None and t.holds(w_o.low)):  # no layer wholly beyond (or above 0)
-                blind = (f"the probe does not read `{attr}` off the original model, which was trained on the target, "
-                         + (f"better than off {self.reference_name}" if w_o.low <= 0 else "by more than the bound")
+                k = w_o.key
+                blind = (f"the probe does not read {code_span(attr)} off the original model, which was trained on the "
+                         "target, " + (f"better than off {self.reference_name}" if w_o.low <= 0 else
+                                       "by more than the bound")
                          + f" at any of the layers {', '.join(map(str, layers))} (worst gap {top:.3g}{o_iv}, "
-                         f"n={gaps['original'][w_o.key].n}; accuracy at layer {w_o.key} "
-                         f"{acc['original'].accuracy_by_layer[w_o.key]:.3g} against "
-                         f"{ref.accuracy_by_layer[w_o.key]:.3g}; chance {u.chance:.3g}), so the gap measured for the "
-                         "unlearned model is no evidence either way about what its representations still hold")
+                         f"n={gaps['original'][k].n}; at layer {k} the probe's accuracy is "
+                         f"{acc['original'].accuracy_by_layer[k]:.3g} on the original model, "
+                         f"n={len(acc['original'].labels)}, against {ref.accuracy_by_layer[k]:.3g} on the reference, "
+                         f"n={len(ref.labels)}; chance {u.chance:.3g}, {u.n_classes} values), so the gap measured for "
+                         "the unlearned model is no evidence either way about what its representations still hold")
                 findings.append(f"no power: {blind}")
         decision = None
         e_u = est.get("unlearned")
@@ -241,7 +243,7 @@ class Evaluator(MembershipChecks, AttackChecks):
             return self.at_release_precision(check)
         info = METRICS.get(m)
         if info is None:
-            return self._missing(check, f"the runtime has no metric `{m}`")
+            return self._missing(check, f"the runtime has no metric {code_span(m)}")
         return self._measure[info.family](self, check)
 
     def _relearn(self, check: MetricCheck) -> CheckResult:

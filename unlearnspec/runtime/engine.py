@@ -32,7 +32,7 @@ from unlearnspec.io import atomic_write_text
 from unlearnspec.plan import E_INSIDE_INPUT, Plan
 from unlearnspec.report.model import Report
 from unlearnspec.runtime.distributed import Distributed
-from unlearnspec.runtime.execute import execute
+from unlearnspec.runtime.execute import execute, refuse_long_chains
 from unlearnspec.runtime.preflight import read_run, verify_inputs
 from unlearnspec.runtime.rundir import (
     E_NEEDS_OUT,
@@ -242,29 +242,37 @@ def run(plan: Plan | None, spec_dir: Path | None, options: RunOptions) -> RunOut
     if world > 1 and options.out is None and options.resume is None:
         raise RunError(E_NEEDS_OUT, f"a run launched as {world} processes needs `--out DIR` (or `--resume DIR`)",
                        help=["every rank must write to the same run directory; the default name has a timestamp"])
+    if world > 1 and plan is not None:
+        refuse_long_chains(plan)  # before a run folder is made for it (a resumed plan: in execute)
     dist = Distributed()
-    error: RunError | None = None
+    error: BaseException | None = None
     root: str | None = None
     rd: RunDir | None = None
     state: RunState | None = None
+    done: Report | None = None
     if dist.is_main:
         try:
             if options.resume is not None:
                 plan, rd, state, done = _reopen(options.resume, options)
-                if done is not None:  # nothing to do: leave the finished run (and its wall time) as it is
-                    return RunOutcome(root=rd.root, report=done, already_finished=True)
-                state.resumed += 1
+                if done is None:
+                    state.resumed += 1
             else:
                 assert plan is not None and spec_dir is not None
                 rd, state = _start(plan, spec_dir, options)
             root = str(rd.root)
-        except RunError as err:
+        except Exception as err:  # noqa: BLE001 - told to every rank below, then raised here
             error = err
-    failed, root = dist.broadcast((error is not None, root))
+    # Every rank learns what the main process found before any returns or raises: a helper left waiting
+    # here for a main process that has already returned (a finished run) or failed would wait forever.
+    failed, root, finished = dist.broadcast((error is not None, root, done is not None))
     if error is not None:
         raise error
     if failed:
         raise RunError(E_NOT_A_RUN_DIR, "the main process could not start the run (see its error)")
+    if finished:  # nothing to do: leave the finished run (and its wall time) as it is; only the main process reports
+        assert root is not None
+        dist.leave()
+        return RunOutcome(root=Path(root), report=done, already_finished=True)
     if not dist.is_main:  # the main process made (or reopened) the directory: read, never write
         assert root is not None
         plan, state = read_run(Path(root))

@@ -23,6 +23,7 @@ import transformers
 
 from unlearnspec import __version__
 from unlearnspec.builtin.recipe import RECIPES
+from unlearnspec.markdown import code_span
 from unlearnspec.plan import ObjectivePlan, Plan, UnlearnStage
 from unlearnspec.records import sha256_path
 from unlearnspec.report import audit_from_plan, build_report, write_reports
@@ -92,7 +93,7 @@ def environment_changes(then: dict[str, Any], here: dict[str, Any]) -> list[str]
     for name, sha in sorted((then.get("original_weights") or {}).items()):
         now_sha = (here.get("original_weights") or {}).get(name)
         if isinstance(sha, str) and isinstance(now_sha, str) and sha != now_sha:
-            out.append(f"the original weights of `{name}` {sha[:12]}… → {now_sha[:12]}…")
+            out.append(f"the original weights of {code_span(name)} {sha[:12]}… → {now_sha[:12]}…")
     return out
 
 
@@ -116,7 +117,22 @@ def keep_environment(plan: Plan, rd: RunDir, state: RunState, threads: int, dist
                        f"two environments' numbers in one report ({'; '.join(changes)})",
                        ["resume it where it was started: the same library versions, `UNLEARNSPEC_THREADS`, process "
                         "count and device (run.json's `environment` records them)",
-                        f"or start a new run from its plan: `unlearnspec run {rd.plan_path} --out NEW`"])
+                        f"or start a new run from its plan: {code_span(f'unlearnspec run {rd.plan_path} --out NEW')}"])
+
+
+def refuse_long_chains(plan: Plan) -> None:
+    """UL712 for a plan, launched as several processes, with a chain of more than one request.
+
+    A chain's second step unlearns from the model the first step made and re-checks the first request on it:
+    steps that the helper ranks would have to follow from the main process's run state, which they do not
+    read back. A chain of one request (a lone request under a budget) is one objective run from the source
+    model, as any objective outside a chain, and runs under a launch like one."""
+    long = [c for c in plan.chains if len(c.links) > 1]
+    if long:
+        names = ", ".join(" → ".join(code_span(lk.objective) for lk in c.links) for c in long)
+        raise RunError("UL712", f"a chain of several requests runs as one process: {names}",
+                       help=["each step of a chain starts from the previous step's model; run the plan without "
+                             "`accelerate launch` (or with one process)"])
 
 
 def library_output(quiet: bool) -> None:
@@ -140,6 +156,8 @@ def execute(plan: Plan, rd: RunDir, state: RunState, *, quiet: bool, allow_remot
     main process writes; the others return ``None`` once the reports are written.
     """
     dist = dist or Distributed()
+    if dist.active:
+        refuse_long_chains(plan)
     process_count = dist.world_size
     threads = pin_threads(process_count)  # two processes on two cores with two threads each would oversubscribe
     keep_environment(plan, rd, state, threads, dist)
@@ -147,10 +165,6 @@ def execute(plan: Plan, rd: RunDir, state: RunState, *, quiet: bool, allow_remot
     library_output(quiet)
     started = dt.datetime.fromisoformat(state.started_at.replace("Z", "+00:00"))
     t0 = time.monotonic()
-    if dist.active and plan.chains:
-        raise RunError("UL712", "a plan with a chain of requests runs as one process",
-                       help=["each step of a chain starts from the previous step's model; run it without "
-                             "`accelerate launch` (or with one process)"])
     reports: list[ObjectiveReport] = []
     chains: list[ChainReport] = []
     if plan.chains:  # requests one after another (runtime/chain.py)

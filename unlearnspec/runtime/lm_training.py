@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -237,9 +238,61 @@ def train_llama_lm(items: Sequence[Any], tokenizer: PreTrainedTokenizerBase, con
     return _save(model, tokenizer, out_dir)
 
 
+LAUNCH_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK", "ROLE_RANK",
+                    "ROLE_WORLD_SIZE", "GROUP_WORLD_SIZE")
+"""What a launcher (``torchrun``, ``accelerate launch``) tells each process about its place in the launch."""
+
+
+@contextlib.contextmanager
+def alone() -> Iterator[None]:
+    """Inside a multi-process launch, let the Trainer train as a single process for the duration.
+
+    Why: a recipe's model (the built-in, or its exact-retraining reference) is built by one process of a launch,
+    under the cache's lock, while the other processes wait for it. A Trainer started there would read the
+    launch's ``WORLD_SIZE`` and accelerate's shared state, wrap the model in DDP and wait forever in DDP's first
+    collective call for processes that are not training (the run hangs). Its bits must not depend on the process
+    count either: the cache keys a build by its recipe alone. So the launcher's rank variables are set aside and
+    accelerate's shared state is emptied (``PartialState`` and the others keep one class-level dictionary,
+    mutated here in place so that objects already made see it restored), and both are put back afterwards. The
+    launch's process group itself stays: nothing here uses it. Outside a launch, nothing changes."""
+    import torch.distributed as torch_dist
+
+    if not (torch_dist.is_available() and torch_dist.is_initialized()):
+        yield
+        return
+    from accelerate.state import AcceleratorState, GradientState, PartialState
+
+    env = {k: os.environ.pop(k) for k in LAUNCH_VARIABLES if k in os.environ}
+    shared = [(cls._shared_state, dict(cls._shared_state)) for cls in (PartialState, AcceleratorState, GradientState)]
+    for state, _ in shared:
+        state.clear()
+    args_log = logging.getLogger("transformers.training_args")
+    args_log.addFilter(_single_by_design)
+    try:
+        yield
+    finally:
+        args_log.removeFilter(_single_by_design)
+        for state, kept in shared:
+            state.clear()
+            state.update(kept)
+        os.environ.update(env)
+
+
+def _single_by_design(record: logging.LogRecord) -> bool:
+    """Drop ``TrainingArguments``' advice to launch with DDP when a process group exists: here one process trains
+    alone on purpose (:func:`alone`)."""
+    return "parallel_mode != ParallelMode.DISTRIBUTED" not in record.getMessage()
+
+
 def _fit(model: Any, dataset: Any, collator: Any, tokenizer: PreTrainedTokenizerBase, train_cfg: Mapping[str, Any],
          seed: int, callbacks: Sequence[TrainerCallback] = ()) -> None:
-    """Train ``model`` in place with the Trainer, as the recipe's ``train`` part says."""
+    """Train ``model`` in place with the Trainer, as the recipe's ``train`` part says, as one process (:func:`alone`)."""
+    with alone():
+        _fit_here(model, dataset, collator, tokenizer, train_cfg, seed, callbacks)
+
+
+def _fit_here(model: Any, dataset: Any, collator: Any, tokenizer: PreTrainedTokenizerBase,
+              train_cfg: Mapping[str, Any], seed: int, callbacks: Sequence[TrainerCallback]) -> None:
     use_cpu = train_cfg.get("device") == "cpu" or not torch.cuda.is_available()
     bf16 = not use_cpu and train_cfg.get("precision") == "bf16" and torch.cuda.is_bf16_supported()
     with tempfile.TemporaryDirectory(prefix="unlearnspec-train-") as scratch:

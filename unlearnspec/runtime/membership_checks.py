@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from unlearnspec.catalog import MEMBERSHIP_ATTACKS
+from unlearnspec.markdown import code_span
 from unlearnspec.plan import (
     MetricCheck,
     Threshold,
@@ -60,7 +61,7 @@ class MembershipChecks(EvaluatorBase):
         sc = self._membership_scores(check.dataset, k)
         types = [t for t in ITEM_TYPES if t in sc["unlearned"]["member"] and t in sc["unlearned"]["non"]]
         if not types:
-            return self._missing(check, f"no item type is present in both `{check.dataset}` and the holdout")
+            return self._missing(check, f"no item type is present in both {code_span(check.dataset)} and the holdout")
         conf, use_iv = self.ctx.confidence, self.ctx.intervals
         has_ref = "reference" in sc
         decided = "unlearned"
@@ -339,7 +340,7 @@ class MembershipChecks(EvaluatorBase):
         cannot fail and is inconclusive."""
         ds = check.dataset
         if not self.ctx.data.get(ds):
-            return self._missing(check, f"the plan has no `{ds}` data")
+            return self._missing(check, f"the plan has no {code_span(ds)} data")
         values: dict[str, float | None] = {}
         extra: dict[str, Any] = {}
         ks: dict[str, intervals.KSResult | None] = {}

@@ -21,6 +21,7 @@ from unlearnspec.builtin.corpus import build_corpus
 from unlearnspec.builtin.recipe import RECIPE, RECIPES
 from unlearnspec.inputs import spec_path
 from unlearnspec.io import atomic_write_text, replace_folder
+from unlearnspec.markdown import code_span
 from unlearnspec.plan import (
     AttackStage,
     DataSets,
@@ -128,14 +129,14 @@ def load_given(folder: Path, form: str, original: Any, tok: Any, *, allow_remote
     copy of ``original`` (which stays as loaded). The folder is only read."""
     if form != "adapter":
         model, given_tok = load_model(str(folder), allow_remote_code=allow_remote_code)
-        _same_tokens(tok, given_tok, f"the audited checkpoint `{folder}`")
+        _same_tokens(tok, given_tok, f"the audited checkpoint {code_span(folder)}")
         return model, given_tok
     from peft import PeftModel
 
     try:
         model = PeftModel.from_pretrained(copy.deepcopy(original), str(folder), is_trainable=False).merge_and_unload()
     except Exception as exc:  # an adapter for another architecture, a truncated or foreign adapter file
-        raise LoadError(f"the adapter in `{folder}` cannot be applied to the original model: {describe_error(exc)}",
+        raise LoadError(f"the adapter in {code_span(folder)} cannot be applied to the original model: {describe_error(exc)}",
                         code=E_BAD_MODEL, help=["an audited adapter must have been trained on the spec's `model`; "
                                                 "give the merged model folder instead, or the adapter made for "
                                                 "this model"]) from exc
@@ -219,7 +220,7 @@ class ObjectiveRun:
         source = self.op.model.source
         if self.op.model.kind == "local":
             source = local_model_path(source, self.spec_dir)
-        model, tok = load_model(source, allow_remote_code=self.allow_remote_code)
+        model, tok = load_model(source, allow_remote_code=self.allow_remote_code, revision=self.op.model.revision)
         # the one prompt format every evaluation, method and attack of this objective uses (runtime/prompting.py)
         self.fmt: PromptFormat = check_planned_format(tok, self.op.model)
         self.data_use = [DataUse(role=role, sources=list(getattr(d, role)), records=len(given[role]),
@@ -270,7 +271,7 @@ class ObjectiveRun:
                 else str((self.spec_dir / stage.model).resolve())
         model, tok = load_model(path, allow_remote_code=self.allow_remote_code)
         if stage.strategy != "retrain":
-            _same_tokens(self.original[1], tok, f"the reference model `{stage.model}`")
+            _same_tokens(self.original[1], tok, f"the reference model {code_span(stage.model)}")
         self._finish("reference", strategy=stage.strategy, path=path)
         return model, tok
 
@@ -280,11 +281,11 @@ class ObjectiveRun:
         folder = spec_path(stage.source, self.spec_dir).resolve()
         self._start("given")
         if not folder.is_dir():
-            raise RunError(E_STALE_PLAN, f"the unlearned model folder `{stage.source}` no longer exists",
-                           help=[f"the plan audits `{folder}`; restore it, or make a new plan and review it"])
+            raise RunError(E_STALE_PLAN, f"the unlearned model folder {code_span(stage.source)} no longer exists",
+                           help=[f"the plan audits {code_span(folder)}; restore it, or make a new plan and review it"])
         found = sha256_path(folder)
         if found != stage.sha256:
-            raise RunError(E_STALE_PLAN, f"the unlearned model folder `{stage.source}` changed since the plan was "
+            raise RunError(E_STALE_PLAN, f"the unlearned model folder {code_span(stage.source)} changed since the plan was "
                            "made", help=[f"the plan pins sha256 {stage.sha256[:12]}…, the folder now hashes to "
                                          f"{found[:12]}…", "audit the checkpoint the plan was reviewed for, or make a "
                                          "new plan (`unlearnspec plan SPEC -o plan.json`) and review it"])
@@ -445,6 +446,14 @@ class ObjectiveRun:
         self._finish("verdict", overall=report.overall)
         return report
 
+    @property
+    def retrained_without(self) -> str:
+        """What a retrained reference (or an exact retrain) of this run leaves out: its forget set, and in a chain every
+        earlier request's target too (runtime/chain.py)."""
+        if self.exclude_texts:
+            return "retrained without every target so far (this request's forget set and every earlier request's)"
+        return "retrained without the forget set"
+
     def _model_hashes(self, original: Any) -> list[FileHash]:
         """The content hash of every model folder the verdicts are about: the original as loaded (the plan
         pins a built-in by its recipe, not by its weights), the reference, and the unlearned model this run
@@ -463,7 +472,7 @@ class ObjectiveRun:
         ref = self.detail("reference").get("path")
         if ref and Path(ref).is_dir():
             stage: ReferenceStage | None = _stage_of(self.op, ReferenceStage)
-            name = (f"{self.op.model.source} retrained without the forget set" if stage and stage.strategy == "retrain"
+            name = (f"{self.op.model.source} {self.retrained_without}" if stage and stage.strategy == "retrain"
                     else str(stage.model if stage and stage.model else ref))
             out.append(FileHash(path=name, sha256=sha256_path(ref), role="reference"))
         made = self.detail("unlearn").get("model_dir")  # in this run folder (or the cache: a retrained model)

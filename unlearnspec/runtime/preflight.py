@@ -11,8 +11,10 @@ from pathlib import Path
 from unlearnspec.builtin.recipe import RECIPES, recipe_hash
 from unlearnspec.errors import UserError
 from unlearnspec.inputs import spec_path
+from unlearnspec.markdown import code_span
 from unlearnspec.plan import E_UNREADABLE_PLAN, GivenStage, Plan
 from unlearnspec.records import sha256_path
+from unlearnspec.runtime.hubcache import hub_snapshot_dir
 from unlearnspec.runtime.rundir import (
     E_NOT_A_RUN_DIR,
     E_STALE_PLAN,
@@ -38,32 +40,42 @@ def verify_inputs(plan: Plan, spec_dir: Path) -> None:
     stale: list[str] = []
     spec = spec_file(plan, spec_dir)
     if not spec.is_file() or sha256_path(spec) != plan.spec.sha256:
-        stale.append(f"spec `{plan.spec.path}`")
+        stale.append(f"spec {code_span(plan.spec.path)}")
     for item in plan.inputs:
         p = spec_dir / item.path
         if not p.exists():
-            stale.append(f"`{item.path}` is missing")
+            stale.append(f"{code_span(item.path)} is missing")
         elif sha256_path(p) != item.sha256:
-            stale.append(f"`{item.path}` changed")
+            stale.append(f"{code_span(item.path)} changed")
     for obj in plan.objectives:
         m = obj.model
         if m.kind == "builtin":
             if m.source not in RECIPES:
-                stale.append(f"built-in model `{m.source}` no longer exists")
+                stale.append(f"built-in model {code_span(m.source)} no longer exists")
             elif m.sha256 and recipe_hash(RECIPES[m.source]) != m.sha256:
-                stale.append(f"builtin model recipe for `{m.source}` changed")
+                stale.append(f"builtin model recipe for {code_span(m.source)} changed")
         elif m.kind == "local":
             for f in m.files:
                 p = spec_dir / f.path
                 if not p.is_file() or sha256_path(p) != f.sha256:
-                    stale.append(f"model file `{f.path}` changed")
+                    stale.append(f"model file {code_span(f.path)} changed")
+        elif m.kind == "hub" and m.revision is not None:  # the snapshot the plan pinned, file by file
+            snapshot = hub_snapshot_dir(m.source, m.revision)
+            if snapshot is None:
+                stale.append(f"hub model {code_span(m.source)} at commit {code_span(m.revision)} is no longer in the "
+                             "local Hugging Face cache")
+            else:
+                for f in m.files:
+                    p = snapshot / f.path
+                    if not p.is_file() or sha256_path(p) != f.sha256:
+                        stale.append(f"file {code_span(f.path)} of hub model {code_span(m.source)} changed")
         for st in obj.stages:  # an audited checkpoint: its whole folder, so an added file is noticed too
             if isinstance(st, GivenStage):
                 folder = spec_path(st.source, spec_dir)
                 if not folder.is_dir():
-                    stale.append(f"unlearned model folder `{st.source}` is missing")
+                    stale.append(f"unlearned model folder {code_span(st.source)} is missing")
                 elif sha256_path(folder) != st.sha256:
-                    stale.append(f"unlearned model folder `{st.source}` changed")
+                    stale.append(f"unlearned model folder {code_span(st.source)} changed")
     if plan.compute_hash() != plan.plan_hash:
         stale.append("the plan file itself was edited after it was made")
     if stale:
@@ -76,7 +88,7 @@ def read_run(root: Path) -> tuple[Plan, RunState]:
     """The plan and state of an existing run directory (read only); UL704 when it is not one."""
     rd = RunDir(root)
     if not rd.plan_path.is_file() or not rd.state_path.is_file():
-        raise RunError(E_NOT_A_RUN_DIR, f"`{root}` is not a run directory (no plan.json / run.json)")
+        raise RunError(E_NOT_A_RUN_DIR, f"{code_span(root)} is not a run directory (no plan.json / run.json)")
     try:
         plan = Plan.load(rd.plan_path)
     except UserError as err:

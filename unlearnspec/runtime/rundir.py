@@ -32,6 +32,7 @@ from pydantic import BaseModel, Field, ValidationError
 from unlearnspec.errors import UserError
 from unlearnspec.inputs import safetensors_whole
 from unlearnspec.io import atomic_write_text
+from unlearnspec.markdown import code_span
 from unlearnspec.records import folder_files, sha256_path
 
 # The run codes the runtime raises (stable; pages in the catalog and docs/rules/). The command line raises
@@ -127,7 +128,7 @@ def cannot_write(path: Path, err: OSError, *, resumable: Path | None = None, res
         help.append("choose a folder you can write to with `--out DIR`")
     if resumable is not None:
         help.append(f"then continue the run with `unlearnspec run --resume {resumable}`: finished stages are kept")
-    return RunError(E_CANNOT_WRITE, f"cannot {verb} `{path}`: {what}", help)
+    return RunError(E_CANNOT_WRITE, f"cannot {verb} {code_span(path)}: {what}", help)
 
 
 class RunDir:
@@ -173,9 +174,9 @@ class RunDir:
         try:
             state = RunState.model_validate_json(self.state_path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError) as err:
-            raise RunError(E_NOT_A_RUN_DIR, f"cannot read `{self.state_path}`: {err}") from None
+            raise RunError(E_NOT_A_RUN_DIR, f"cannot read {code_span(self.state_path)}: {err}") from None
         except (ValidationError, ValueError, RecursionError):
-            raise RunError(E_NOT_A_RUN_DIR, f"`{self.state_path}` is damaged: it is not a run state this "
+            raise RunError(E_NOT_A_RUN_DIR, f"{code_span(self.state_path)} is damaged: it is not a run state this "
                            "unlearnspec wrote",
                            ["the run directory was edited or its disk failed; start a new run from the plan "
                             f"(`unlearnspec run {self.plan_path}`)"]) from None
@@ -193,9 +194,10 @@ class RunDir:
         if not os.path.isabs(value):
             path = Path(os.path.normpath(self.root / value))
             if not path.is_relative_to(self.root):
-                raise RunError(E_NOT_A_RUN_DIR, f"`{self.state_path}` is damaged: stage `{stage}` names `{value}`, "
-                               "outside the run folder", ["start a new run from the plan "
-                                                          f"(`unlearnspec run {self.plan_path}`)"])
+                raise RunError(E_NOT_A_RUN_DIR, f"{code_span(self.state_path)} is damaged: stage {code_span(stage)} "
+                               f"names {code_span(value)}, outside the run folder",
+                               ["start a new run from the plan "
+                                f"({code_span(f'unlearnspec run {self.plan_path}')})"])
             return str(path)
         path = Path(value)
         here = os.path.realpath(self.root)
@@ -204,11 +206,12 @@ class RunDir:
         parts = path.parts
         if len(parts) >= 5 and parts[-4] == "objectives" and parts[-2:] == ("unlearn", "model"):
             origin = Path(*parts[:-4])
-            raise RunError(E_NOT_A_RUN_DIR, f"`{self.state_path}` names the model stage `{stage}` made as `{value}`, "
-                           f"in another run folder: this folder was moved or copied from `{origin}`",
-                           [f"an earlier unlearnspec recorded the path whole; resume the run in `{origin}`, where "
-                            "it was made, or start a new run from the plan "
-                            f"(`unlearnspec run {self.plan_path} --out NEW`)",
+            raise RunError(E_NOT_A_RUN_DIR, f"{code_span(self.state_path)} names the model stage {code_span(stage)} "
+                           f"made as {code_span(value)}, in another run folder: this folder was moved or copied from "
+                           f"{code_span(origin)}",
+                           [f"an earlier unlearnspec recorded the path whole; resume the run in {code_span(origin)}, "
+                            "where it was made, or start a new run from the plan "
+                            f"({code_span(f'unlearnspec run {self.plan_path} --out NEW')})",
                             "a resume never takes the model of another run folder"])
         return value
 
@@ -225,7 +228,7 @@ class RunDir:
                 self._made = True
             except FileExistsError:
                 if not root.is_dir():
-                    raise RunError(E_CANNOT_WRITE, f"`{root}` exists and is not a folder",
+                    raise RunError(E_CANNOT_WRITE, f"{code_span(root)} exists and is not a folder",
                                    ["choose another `--out DIR`"]) from None
                 names = [p.name for p in root.iterdir()]
                 if names and not (LOCK_NAME in names and all(_start_file(n) for n in names)):
@@ -311,7 +314,8 @@ class RunDir:
         except BlockingIOError:
             self._lock.close()
             self._lock = None
-            raise RunError(E_RUN_DIR_EXISTS, f"run directory `{self.root}` is in use by another unlearnspec run",
+            raise RunError(E_RUN_DIR_EXISTS,
+                           f"run directory {code_span(self.root)} is in use by another unlearnspec run",
                            ["wait for it to finish; a killed run releases the folder at once"]) from None
 
     def abandon(self) -> None:
@@ -376,15 +380,15 @@ def model_problem(folder: Path, detail: Mapping[str, Any]) -> str | None:
             try:
                 found = (folder / rel).stat().st_size
             except OSError:
-                return f"has lost `{rel}`"
+                return f"has lost {code_span(rel)}"
             if found != size:
-                return f"has `{rel}` at {found} bytes, not the {size} it was saved with"
+                return f"has {code_span(rel)} at {found} bytes, not the {size} it was saved with"
     weights = sorted(folder.glob("*.safetensors"))
     if not weights or not (folder / "config.json").is_file():
         return "has no config.json or no safetensors weights"
     for w in weights:
         if not safetensors_whole(w):
-            return f"has `{w.name}` cut short (its safetensors header and size disagree)"
+            return f"has {code_span(w.name)} cut short (its safetensors header and size disagree)"
     sha = detail.get("model_sha256")
     if isinstance(sha, str) and sha256_path(folder) != sha:
         return f"no longer hashes to {sha[:12]}…, the sha256 it was saved with"
@@ -393,8 +397,8 @@ def model_problem(folder: Path, detail: Mapping[str, Any]) -> str | None:
 
 def _exists(root: Path, busy: bool = False) -> RunError:
     if busy:
-        return RunError(E_RUN_DIR_EXISTS, f"run directory `{root}` is being created by another run",
+        return RunError(E_RUN_DIR_EXISTS, f"run directory {code_span(root)} is being created by another run",
                         ["choose another --out; if no run is using it (a run killed at the very moment it claimed "
                          "the folder), delete the folder"])
-    return RunError(E_RUN_DIR_EXISTS, f"run directory `{root}` already exists and is not empty",
+    return RunError(E_RUN_DIR_EXISTS, f"run directory {code_span(root)} already exists and is not empty",
                     ["runs never overwrite; choose another --out, or --resume it if it is a run folder"])

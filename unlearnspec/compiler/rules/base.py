@@ -22,6 +22,7 @@ from unlearnspec.compiler.ast import Claim, Objective, Word
 from unlearnspec.compiler.decisions import MethodChoice as MethodChoice  # the rules read the table's choice
 from unlearnspec.compiler.decisions import planned_method as planned_method
 from unlearnspec.compiler.diagnostics import Diagnostic, Label, Span
+from unlearnspec.markdown import code_span
 
 RuleFn = Callable[[Objective, "RuleContext"], Iterable[Diagnostic]]
 
@@ -142,8 +143,8 @@ def kind_label(obj: Objective) -> list[Label]:
     if t is None:
         return []
     if t.kind is not None:
-        return label(t.kind.span, f"the target is `{t.kind.value}` information")
-    return label(t.category.span, f"a `{t.category.value}` target is a `{t.kind_value}` by default")
+        return label(t.kind.span, f"the target is {code_span(t.kind.value)} information")
+    return label(t.category.span, f"a {code_span(t.category.value)} target is a {code_span(t.kind_value)} by default")
 
 
 def goal_label(obj: Objective) -> list[Label]:
@@ -158,14 +159,14 @@ def goal_label(obj: Objective) -> list[Label]:
 def release_label(obj: Objective, text: str | None = None) -> list[Label]:
     if obj.release is None:
         return []
-    return label(obj.release.mode.span, text or f"released as `{obj.release.mode.value}`")
+    return label(obj.release.mode.span, text or f"released as {code_span(obj.release.mode.value)}")
 
 
 def method_label(obj: Objective, text: str | None = None) -> list[Label]:
     if obj.method is None:
         return []
     name = obj.method.name.value
-    return label(obj.method.name.span, text or f"`{name}` is {catalog.FAMILIES[catalog.family_of(name)].article}")
+    return label(obj.method.name.span, text or f"{code_span(name)} is {catalog.FAMILIES[catalog.family_of(name)].article}")
 
 
 def claim_label(c: Claim, text: str | None = None) -> list[Label]:

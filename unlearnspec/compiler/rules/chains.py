@@ -13,6 +13,7 @@ from unlearnspec.catalog.vocab import COUNTED_FAMILIES
 from unlearnspec.compiler.ast import Objective
 from unlearnspec.compiler.diagnostics import Diagnostic, Label
 from unlearnspec.compiler.rules.base import RuleContext, finding, planned_method, rule
+from unlearnspec.markdown import code_span
 
 UL413 = CODES["UL413"]
 
@@ -61,7 +62,7 @@ def chain_exceeds_budget(obj: Objective, ctx: RuleContext) -> Iterator[Diagnosti
         families = [planned_method(o, ctx.builtin).family for o in counted]
         what = ("approximate requests" if all(f == "approximate" for f in families) else
                 "requests that change the weights other than by exact retraining")
-        since = f" after the exact retrain `{after.name}`" if after is not None else ""
+        since = f" after the exact retrain {code_span(after.name)}" if after is not None else ""
         yield finding(
             UL413, obj, budget.requests.span,
             f"the chain applies {len(counted)} {what}{since}, more than its budget of "
@@ -77,7 +78,7 @@ def chain_exceeds_budget(obj: Objective, ctx: RuleContext) -> Iterator[Diagnosti
         if open_ended:
             yield finding(
                 UL413, obj, budget.utility.span,
-                f"the chain's utility budget cannot hold: `{open_ended[0].name}` states no utility tolerance",
+                f"the chain's utility budget cannot hold: {code_span(open_ended[0].name)} states no utility tolerance",
                 labels=[Label(span=o.name_span, message="no `utility drop` bound") for o in open_ended],
                 help=["give every request in the chain a `preserve { utility drop <= N% }` bound"])
             return
@@ -88,7 +89,7 @@ def chain_exceeds_budget(obj: Objective, ctx: RuleContext) -> Iterator[Diagnosti
         if over:
             yield finding(
                 UL413, obj, budget.utility.span,
-                f"`{over[0][0].name}` tolerates a cumulative utility drop of up to {over[0][1]:g}%, more than the "
+                f"{code_span(over[0][0].name)} tolerates a cumulative utility drop of up to {over[0][1]:g}%, more than the "
                 f"chain's budget of {budget.utility.percent:g}%",
                 labels=[Label(span=o.preserve.span, message=f"up to {t:g}% against the original model")  # type: ignore[union-attr]
                         for o, t in over],

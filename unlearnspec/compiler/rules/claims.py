@@ -23,6 +23,7 @@ from unlearnspec.compiler.rules.base import (
     rule,
     word_label,
 )
+from unlearnspec.markdown import code_span
 
 UL305 = CODES["UL305"]
 
@@ -40,7 +41,7 @@ def in_context_reintroduction(obj: Objective, ctx: RuleContext) -> Iterator[Diag
             continue
         yield finding(
             UL305, obj, c.span,
-            f"claim `{c.name}` cannot hold for `in_context` prompts: a user can put the information into the "
+            f"claim {code_span(c.name)} cannot hold for `in_context` prompts: a user can put the information into the "
             "prompt and the model will use it",
             labels=[*label(ic.span, "user-supplied information is in scope"), *goal_label(obj)], claim=c.name,
             help=["drop `in_context` from `prompts` (the evaluation still reports it as a probe), or filter outputs "
@@ -63,7 +64,7 @@ def claim_depends_on_downstream_use(obj: Objective, ctx: RuleContext) -> Iterato
             continue
         yield finding(
             UL306, obj, c.span,
-            f"claim `{c.name}` depends on how outputs are used downstream, which the model developer does not "
+            f"claim {code_span(c.name)} depends on how outputs are used downstream, which the model developer does not "
             "control", claim=c.name, help=help,
             labels=label(obj.target.name.span, "the target") if obj.target else [])
 
@@ -84,11 +85,11 @@ def exactness_without_exact_method(obj: Objective, ctx: RuleContext) -> Iterator
             labels = label(obj.unlearned.span, "audited as given") if obj.unlearned else []
     elif obj.method is not None:
         name = obj.method.name.value
-        how = f"`{name}`"
+        how = code_span(name)
         labels = method_label(obj)
     else:
         model = obj.model.value if obj.model else "the model"
-        how = f"any method the compiler can run on `{model}` (it cannot be retrained)"
+        how = f"any method the compiler can run on {code_span(model)} (it cannot be retrained)"
         labels = label(obj.model.span, "not built in: its training data and recipe are unknown") if obj.model else []
     if choice.family == UNKNOWN:
         help = ["write `guarantee empirical` and claim `removed`, with `forget_quality >= 0.05` against a model "
@@ -161,9 +162,9 @@ def substantial_similarity_scope(obj: Objective, ctx: RuleContext) -> Iterator[D
     name = t.name.value
     if c is not None:
         yield finding(UL407, obj, c.span,
-                      f"claim `not_generated_similar` for `{name}` turns on substantial similarity, a legal judgment "
+                      f"claim `not_generated_similar` for {code_span(name)} turns on substantial similarity, a legal judgment "
                       "rather than a measurement", labels=labels, help=help, claim=c.name)
     elif similar is not None:
         yield finding(UL407, obj, similar.span,
-                      f"`similar` outputs of `{name}` turn on substantial similarity, a legal judgment rather than "
+                      f"`similar` outputs of {code_span(name)} turn on substantial similarity, a legal judgment rather than "
                       "a measurement", labels=labels, help=help)

@@ -8,6 +8,7 @@ from unlearnspec.catalog import CODES
 from unlearnspec.compiler.ast import Objective
 from unlearnspec.compiler.diagnostics import Diagnostic
 from unlearnspec.compiler.rules.base import RuleContext, finding, label, rule
+from unlearnspec.markdown import code_span
 
 UL405 = CODES["UL405"]
 
@@ -20,14 +21,14 @@ def forget_set_completeness(obj: Objective, ctx: RuleContext) -> Iterator[Diagno
     if t.kind_value != "observed":
         return  # latent targets: UL301 (removal) or UL409 (suppression)
     name = t.name.value
-    help = f"add a `test` set of questions about `{name}` written independently of the forget set"
+    help = f"add a `test` set of questions about {code_span(name)} written independently of the forget set"
     if not t.aliases:
         help += ", and list the names the corpus uses for them in `aliases`"
     yield finding(
         UL405, obj, t.forget[0].span,
-        f"the forget set is the only evidence of what `{name}`'s data is: its completeness is unknown and facts "
+        f"the forget set is the only evidence of what {code_span(name)}'s data is: its completeness is unknown and facts "
         "inferable from other documents are not tested",
-        labels=[*label(t.category.span, f"a `{t.category.value}` target"),
+        labels=[*label(t.category.span, f"a {code_span(t.category.value)} target"),
                 *[lab for p in t.forget[1:] for lab in label(p.span, "forget data")]],
         help=[help, "if the forget set comes from a full-corpus alias search, record that with "
                     "`accept UL405 \"...\"`"])

@@ -13,6 +13,7 @@ from unlearnspec.compiler.evidence_defaults import (
     evidence_for,
 )
 from unlearnspec.compiler.rules.base import RuleContext, finding, goal_of, label, rule
+from unlearnspec.markdown import code_span
 
 UL406 = CODES["UL406"]
 
@@ -69,17 +70,17 @@ def evidence_cannot_be_produced(obj: Objective, ctx: RuleContext) -> Iterator[Di
         extra_help: list[str] = []
         if all(i.missing for i in items):
             bad = items
-            message = (f"no evidence for claim `{c.name}` can be produced: "
-                       + ", ".join(f"`{m}`" for m in dict.fromkeys(i.metric for i in items)) + " cannot be computed")
+            message = (f"no evidence for claim {code_span(c.name)} can be produced: "
+                       + ", ".join(code_span(m) for m in dict.fromkeys(i.metric for i in items)) + " cannot be computed")
         elif spec_missing:
             bad = spec_missing
-            metrics = ", ".join(f"`{m}`" for m in dict.fromkeys(i.metric for i in bad))
-            message = f"{metrics} in `evidence` cannot be computed for claim `{c.name}`"
+            metrics = ", ".join(code_span(m) for m in dict.fromkeys(i.metric for i in bad))
+            message = f"{metrics} in `evidence` cannot be computed for claim {code_span(c.name)}"
         elif default_missing:
             # Part of the default evidence cannot run: every run would report the claim *not evaluated*.
             bad = default_missing
-            metrics = ", ".join(f"`{m}`" for m in dict.fromkeys(i.metric for i in bad))
-            message = (f"{metrics}, default evidence of claim `{c.name}`, cannot be computed here: every run "
+            metrics = ", ".join(code_span(m) for m in dict.fromkeys(i.metric for i in bad))
+            message = (f"{metrics}, default evidence of claim {code_span(c.name)}, cannot be computed here: every run "
                        "would report the claim not evaluated")
             can = ", ".join(f"`{i.metric} {i.op} {i.value:g}`" for i in items if not i.missing)
             extra_help = [f"or decide it with what can be measured: write its evidence in `evidence` ({can})"]
@@ -91,13 +92,13 @@ def evidence_cannot_be_produced(obj: Objective, ctx: RuleContext) -> Iterator[Di
             labels += label(obj.model.span, "not built in: it cannot be retrained as a reference")
         if ("holdout" in needs or "attribute" in needs) and obj.target is not None:
             labels += label(obj.target.name.span, "the target has no " + " or ".join(
-                f"`{n}`" for n in needs if n in ("holdout", "attribute")))
+                code_span(n) for n in needs if n in ("holdout", "attribute")))
         bad_metrics = {i.metric for i in bad}
         labels += [Label(span=e.metric_span, message="cannot be computed") for e in obj.evidence
                    if e.metric in bad_metrics]
         yield finding(
             UL410, obj, c.span, message, labels=labels, claim=c.name,
             help=["; or ".join(NEEDS[n].fix for n in needs),
-                  *[f"`{m}` needs " + "; ".join(NEEDS[n].words for n in dict.fromkeys(
+                  *[f"{code_span(m)} needs " + "; ".join(NEEDS[n].words for n in dict.fromkeys(
                       n for i in bad if i.metric == m for n in i.missing))
                     for m in dict.fromkeys(i.metric for i in bad)], *extra_help])

@@ -27,6 +27,7 @@ from unlearnspec.compiler.rules.base import (
     weights_leave,
     word_label,
 )
+from unlearnspec.markdown import code_span
 
 UL301 = CODES["UL301"]
 
@@ -38,9 +39,9 @@ def removal_of_unobserved_target(obj: Objective, ctx: RuleContext) -> Iterator[D
         return
     kind, name = t.kind_value, t.name.value
     yield finding(
-        UL301, obj, g.goal.span, f"removal of a `{kind}` target cannot be met: no forget set defines `{name}`",
+        UL301, obj, g.goal.span, f"removal of a {code_span(kind)} target cannot be met: no forget set defines {code_span(name)}",
         labels=[*kind_label(obj), *(label(t.name.span, "the target") if t.kind is not None else [])],
-        help=[f"write `goal suppression via model` with an operational `test` set of prompts about `{name}`, "
+        help=[f"write `goal suppression via model` with an operational `test` set of prompts about {code_span(name)}, "
               "or set `kind observed` and remove only the named examples in the forget set",
               "a concept stays producible from the rest of the training data even after exact retraining"])
 
@@ -56,14 +57,14 @@ def suppression_claims_erasure(obj: Objective, ctx: RuleContext) -> Iterator[Dia
         if c.name in ("removed", "as_if_never_trained"):
             yield finding(
                 UL302, obj, c.span,
-                f"suppression cannot support claim `{c.name}`: suppressed information stays in the weights",
+                f"suppression cannot support claim {code_span(c.name)}: suppressed information stays in the weights",
                 labels=[*goal_label(obj), *method_label(obj)], claim=c.name,
                 help=["claim `not_generated`, which suppression can show; or write `goal removal` with a removal "
                       "method (`npo`, `retrain`) if the information must leave the weights"])
         elif c.name == "robust_to_finetuning" and weights_leave(obj):
             yield finding(
                 UL302, obj, c.span,
-                f"suppression cannot support claim `robust_to_finetuning` on `{release_of(obj)}` weights: "
+                f"suppression cannot support claim `robust_to_finetuning` on {code_span(release_of(obj))} weights: "
                 "holders of the weights can fine-tune the suppression away",
                 labels=[*goal_label(obj), *release_label(obj, "the weights leave your control")], claim=c.name,
                 help=["release through `api`, where nobody else can fine-tune; or write `goal removal` and claim "
@@ -107,7 +108,7 @@ def filter_without_serving_system(obj: Objective, ctx: RuleContext) -> Iterator[
         return
     yield finding(
         UL304, obj, primary.span,
-        f"a system-level filter does not ship with `{release_of(obj)}` weights: whoever runs them serves the model "
+        f"a system-level filter does not ship with {code_span(release_of(obj))} weights: whoever runs them serves the model "
         "without it",
         labels=[*release_label(obj, "the weights leave your serving system"), *word_label(via, "suppression in the system"),
                 *word_label(method, "an output filter")],
@@ -126,7 +127,7 @@ def retrain_without_recipe(obj: Objective, ctx: RuleContext) -> Iterator[Diagnos
         return
     yield finding(
         UL309, obj, obj.method.name.span,
-        f"`retrain` needs the training corpus and recipe of `{obj.model.value}`, which the compiler does not know",
+        f"`retrain` needs the training corpus and recipe of {code_span(obj.model.value)}, which the compiler does not know",
         labels=label(obj.model.span, "not built in: its training data and recipe are unknown"),
         help=["use an approximate method (`method npo`) with `guarantee empirical`, and give a `reference` model "
               "retrained without the forget set by whoever owns the training pipeline"])
@@ -143,10 +144,10 @@ def suppression_without_test_set(obj: Objective, ctx: RuleContext) -> Iterator[D
     name = t.name.value
     yield finding(
         UL409, obj, t.name.span,
-        f"suppression of `{t.kind_value}` target `{name}` has no operational `test` set: the forget examples do "
+        f"suppression of {code_span(t.kind_value)} target {code_span(name)} has no operational `test` set: the forget examples do "
         "not define what must not be generated",
         labels=[*kind_label(obj), *goal_label(obj),
                 *[lab for c in obj.claims if c.name in OUTPUT_CLAIMS for lab in claim_label(c)]],
-        help=[f'add `test "data/<prompts>.jsonl"` to the target: prompts about `{name}`, written independently of '
+        help=[f'add `test "data/<prompts>.jsonl"` to the target: prompts about {code_span(name)}, written independently of '
               "the forget set, that the model must not answer"])
 

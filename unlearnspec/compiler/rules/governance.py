@@ -9,6 +9,7 @@ from unlearnspec.catalog import CODES
 from unlearnspec.compiler.ast import Objective
 from unlearnspec.compiler.diagnostics import Diagnostic, Label
 from unlearnspec.compiler.rules.base import RuleContext, finding, planned_method, rule
+from unlearnspec.markdown import code_span
 
 UL502 = CODES["UL502"]
 
@@ -23,7 +24,7 @@ def sequential_approximate_unlearning(obj: Objective, ctx: RuleContext) -> Itera
         return
     yield finding(
         UL502, obj, obj.name_span,
-        f"{len(others) + 1} objectives unlearn from `{obj.model.value}` with approximate methods: sequential "
+        f"{len(others) + 1} objectives unlearn from {code_span(obj.model.value)} with approximate methods: sequential "
         "requests degrade approximate unlearning",
         labels=[Label(span=o.name_span, message="also approximate unlearning on this model") for o in others],
         help=["merge the requests into one objective (several forget files in one target) and run them as one "
@@ -55,5 +56,5 @@ def compliance_framing(obj: Objective, ctx: RuleContext) -> Iterator[Diagnostic]
                           "not proof of compliance", claim=c.name, help=help)
     if obj.basis is not None and states_compliance(obj.basis.value):
         yield finding(UL503, obj, obj.basis.span,
-                      f"`basis` states compliance (`{obj.basis.value}`): unlearning gives evidence of best effort, "
+                      f"`basis` states compliance ({code_span(obj.basis.value)}): unlearning gives evidence of best effort, "
                       "not proof of compliance", help=help)

@@ -9,6 +9,7 @@ from unlearnspec.catalog.vocab import METHOD_FIELDS
 from unlearnspec.compiler.ast import Number, Objective, Word
 from unlearnspec.compiler.diagnostics import Diagnostic
 from unlearnspec.compiler.rules.base import RuleContext, finding, label, rule
+from unlearnspec.markdown import code_span
 
 UL414 = CODES["UL414"]
 
@@ -26,7 +27,7 @@ def _set_knobs(obj: Objective) -> Iterator[tuple[str, Word | Number]]:
 
 
 def _names(items: list[str]) -> str:
-    quoted = [f"`{i}`" for i in items]
+    quoted = [code_span(i) for i in items]
     return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
 
 
@@ -44,9 +45,9 @@ def knob_not_read(obj: Objective, ctx: RuleContext) -> Iterator[Diagnostic]:
         if method.reads(knob):
             continue
         others = [m.name for m in METHODS.values() if m.reads(knob)]
-        help = [f"`{name}` reads " + (_names(read) if read else "no knob: "
+        help = [f"{code_span(name)} reads " + (_names(read) if read else "no knob: "
                                       + ("it follows the recipe" if name == "retrain" else "it trains nothing")),
-                f"drop `{knob}`" + (f", or choose a method that reads it ({_names(others)})" if others else "")]
+                f"drop {code_span(knob)}" + (f", or choose a method that reads it ({_names(others)})" if others else "")]
         yield finding(UL414, obj, value.span,
-                      f"method `{name}` does not read `{knob}`: the plan keeps the method's own value",
-                      labels=label(obj.method.name.span, f"`{name}` is named here"), help=help)
+                      f"method {code_span(name)} does not read {code_span(knob)}: the plan keeps the method's own value",
+                      labels=label(obj.method.name.span, f"{code_span(name)} is named here"), help=help)

@@ -8,6 +8,7 @@ from unlearnspec.catalog import CODES, FAMILIES
 from unlearnspec.compiler.ast import Objective
 from unlearnspec.compiler.diagnostics import Diagnostic, Label
 from unlearnspec.compiler.rules.base import RuleContext, rule
+from unlearnspec.markdown import code_span
 
 UL601 = CODES["UL601"]
 _SERVES_NOT = frozenset(c for f in FAMILIES.values() for c in f.cannot_serve)
@@ -22,10 +23,10 @@ def method_cannot_serve_claim(obj: Objective, ctx: RuleContext) -> Iterator[Diag
         why = table.get(c.name)
         if why is None:
             continue
-        labels = [Label(span=obj.method.name.span, message=f"`{choice.method}` is named here")] if obj.method else []
-        how = f"`{choice.method}`" + (" (chosen by the compiler)" if choice.chosen_by == "compiler" else "")
+        labels = [Label(span=obj.method.name.span, message=f"{code_span(choice.method)} is named here")] if obj.method else []
+        how = code_span(choice.method) + (" (chosen by the compiler)" if choice.chosen_by == "compiler" else "")
         yield Diagnostic(
             code=UL601.code, severity=UL601.severity, span=c.span, labels=labels, objective=obj.name, claim=c.name,
-            message=f"method {how} cannot serve claim `{c.name}`: {why}",
-            help=[f"drop claim `{c.name}`, or write a removal objective (`goal removal`, `method npo`) if the "
+            message=f"method {how} cannot serve claim {code_span(c.name)}: {why}",
+            help=[f"drop claim {code_span(c.name)}, or write a removal objective (`goal removal`, `method npo`) if the "
                   "information must leave the weights"])

@@ -26,6 +26,7 @@ from unlearnspec.compiler.datafiles import BUILTIN_HOLDOUT, holdout_split, recor
 from unlearnspec.compiler.diagnostics import Diagnostic
 from unlearnspec.compiler.evidence_defaults import evidence_for
 from unlearnspec.compiler.rules.base import RuleContext, finding, rule
+from unlearnspec.markdown import code_span
 from unlearnspec.records import Record
 
 UL411 = CODES["UL411"]
@@ -163,7 +164,7 @@ def underpowered_evidence(obj: Objective, ctx: RuleContext) -> Iterator[Diagnost
                     yield finding(
                         UL411, obj, c.span,
                         f"`forget_quality >= {item.value:g}` compares {n} vs {n} items: the KS test rejects only "
-                        f"complete separation (smallest p-value {pmin:.2g}), so it cannot decide claim `{c.name}`",
+                        f"complete separation (smallest p-value {pmin:.2g}), so it cannot decide claim {code_span(c.name)}",
                         claim=c.name,
                         help=[f"give at least {need} question-answer records with perturbed answers in the forget "
                               "set (TOFU truth ratios), so that the test can detect less than complete separation"])
@@ -182,13 +183,14 @@ def underpowered_evidence(obj: Objective, ctx: RuleContext) -> Iterator[Diagnost
                     reported.add(key)
                     members = auc_members_needed(theirs[kind], conf, half_width=limit)
                     what = kind.replace('_', ' ')
-                    too_wide = (f"too wide for `membership_auc` to decide claim `{c.name}`" if limit == MAX_AUC_HALF_WIDTH
+                    items = what if kind == "documents" else f"{what} items"  # "holdout documents", "holdout qa items"
+                    too_wide = (f"too wide for `membership_auc` to decide claim {code_span(c.name)}" if limit == MAX_AUC_HALF_WIDTH
                                 else f"wider than the tolerance of {limit:g} either side of the reference that "
                                      f"`membership_auc {item.op} {item.value:g}` allows, so the check can show a leak "
-                                     f"but not its absence: claim `{c.name}` cannot be expected to pass on it")
-                    more = (f"give at least {members} forget {what} items (against {theirs[kind]} in the holdout's "
+                                     f"but not its absence: claim {code_span(c.name)} cannot be expected to pass on it")
+                    more = (f"give at least {members} forget {items} (against {theirs[kind]} in the holdout's "
                             "evaluation half), or more holdout items" if members is not None else
-                            f"give more holdout {what} items: against {theirs[kind]} no number of forget items will do")
+                            f"give more holdout {items}: against {theirs[kind]} no number of forget items will do")
                     shown = 0.5 + math.ceil(width * 100) / 100  # the tolerance these items can show, if any
                     yield finding(
                         UL411, obj, c.span,

@@ -18,6 +18,7 @@ from unlearnspec.compiler.rules.base import (
     rule,
     weights_leave,
 )
+from unlearnspec.markdown import code_span
 
 UL402 = CODES["UL402"]
 
@@ -29,7 +30,7 @@ def relearning_budget_missing(obj: Objective, ctx: RuleContext) -> Iterator[Diag
         return  # suppression on released weights: UL302
     yield finding(
         UL402, obj, c.span,
-        f"claim `robust_to_finetuning` on `{release_of(obj)}` weights states no relearning budget: holders of the "
+        f"claim `robust_to_finetuning` on {code_span(release_of(obj))} weights states no relearning budget: holders of the "
         "weights can fine-tune for as long as they like", claim=c.name,
         labels=release_label(obj, "the weights leave your control"),
         help=[f"state the budget the evaluation attacks with, e.g. `robust_to_finetuning steps {DEFAULT_RELEARN_STEPS}`; "
@@ -80,7 +81,7 @@ def deployment_precision(obj: Objective, ctx: RuleContext) -> Iterator[Diagnosti
     elif p.value != "fp32":
         yield finding(
             UL501, obj, p.span,
-            f"the model ships at `{p.value}`: quantization can restore forgotten knowledge, so the plan evaluates "
-            f"at `{p.value}` too", labels=label(r.mode.span, "the release"),
-            help=[f"keep `precision {p.value}`: every claim is evaluated at `{p.value}` as well as at fp32, and "
+            f"the model ships at {code_span(p.value)}: quantization can restore forgotten knowledge, so the plan evaluates "
+            f"at {code_span(p.value)} too", labels=label(r.mode.span, "the release"),
+            help=[f"keep `precision {p.value}`: every claim is evaluated at {code_span(p.value)} as well as at fp32, and "
                   "`robust_to_quantization` can be claimed on that evidence"])

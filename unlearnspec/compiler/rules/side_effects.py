@@ -8,6 +8,7 @@ from unlearnspec.catalog import CODES
 from unlearnspec.compiler.ast import Objective
 from unlearnspec.compiler.diagnostics import Diagnostic
 from unlearnspec.compiler.rules.base import RuleContext, finding, label, rule
+from unlearnspec.markdown import code_span
 
 SIDE_EFFECT_CLAIMS = frozenset({"no_side_effects"})
 
@@ -60,7 +61,7 @@ def side_effects_unmeasured(obj: Objective, ctx: RuleContext) -> Iterator[Diagno
     c = obj.claim("no_side_effects")
     yield finding(
         UL404, obj, span, message, labels=label(c.name_span, "cannot be checked without them") if c else [],
-        help=["add " + " and ".join(f"`{m}`" for m in missing) + " to `preserve`, with a tolerance such as "
+        help=["add " + " and ".join(code_span(m) for m in missing) + " to `preserve`, with a tolerance such as "
               "`utility drop <= 2%`: the retain set is what the model must keep, the neighbour set what is most "
               "at risk"])
 
@@ -86,5 +87,5 @@ def dual_use_capability(obj: Objective, ctx: RuleContext) -> Iterator[Diagnostic
                 "tolerance to `preserve`"]
     yield finding(
         UL504, obj, t.category.span,
-        f"`{t.name.value}` is a dual-use capability: its boundary is blurry and benign neighbouring knowledge "
+        f"{code_span(t.name.value)} is a dual-use capability: its boundary is blurry and benign neighbouring knowledge "
         "will suffer", labels=labels, help=help)
