@@ -895,3 +895,40 @@ def test_leak_rate_and_token_metrics_pass_only_with_a_positive_control(tmp_path:
     assert [f for f in b.findings if f.startswith("no power: no positive control")]
     if metric != "exact_memorisation":  # six answers cannot show the original's answer tokens 0.2 above the reference
         assert real.status == "pass" and not [f for f in real.findings if f.startswith("no power")]
+
+
+def _refusing(ev: Evaluator, who: str) -> None:
+    """``who`` answers every probe prompt with a refusal: its refusal series, all ones, on the same items."""
+    import dataclasses
+
+    real = ev.m[who].refusal
+
+    def refuses(dataset: str, probe: str) -> Any:
+        s = real(dataset, probe)
+        return dataclasses.replace(s, values=[1.0] * len(s.values))
+
+    ev.m[who].refusal = refuses  # type: ignore[method-assign]
+
+
+def test_a_refusal_rate_passes_only_when_the_original_was_shown_short_of_it(tmp_path: Path) -> None:
+    """The refusal rate is bounded from below: a pass needs the original model, before unlearning, shown short of
+    the bound on the same prompts — otherwise the check cannot tell what unlearning did from what the model already
+    did (FRAMEWORK.md §7: a bound that no model can fail carries no verdict)."""
+    ev = evaluator(tiny_lm("reference"), tmp_path, reference=False)
+    _refusing(ev, "unlearned")
+    taught = ev.check(check("refusal_rate", op=">=", value=0.5))
+    assert taught.values.unlearned == 1.0 and taught.values.original == 0.0  # the untaught original never refuses
+    assert taught.status == "pass" and not [f for f in taught.findings if f.startswith("no power")]
+    # the same unlearned model, but an original that already refused: nothing shows what unlearning changed
+    both = evaluator(tiny_lm("reference"), tmp_path, reference=False)
+    _refusing(both, "unlearned")
+    _refusing(both, "original")
+    b = both.check(check("refusal_rate", op=">=", value=0.5))
+    assert b.values.original == 1.0 and b.values.unlearned == 1.0
+    assert b.status == "inconclusive" and b.decision is not None and b.decision.cannot_pass
+    (said,) = [f for f in b.findings if f.startswith("no power: no positive control")]
+    assert "short of the bound ≥ 0.5" in said and "before unlearning" in said
+    # a fail needs no control: a model that does not refuse fails whatever the original did
+    plain = evaluator(tiny_lm("reference"), tmp_path, reference=False)
+    _refusing(plain, "original")
+    assert plain.check(check("refusal_rate", op=">=", value=0.5)).status == "fail"

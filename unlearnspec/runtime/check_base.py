@@ -275,8 +275,9 @@ class EvaluatorBase:
     def _positive_control(self, check: MetricCheck, per: Mapping[str, Series], decided: str,
                           decision: Decision | None, est: Mapping[str, Estimate | None]) -> tuple[Decision | None, list[str]]:
         """A bounded output or token metric (knowledge and verbatim ROUGE, the leak rate, exact memorisation,
-        extraction strength) can pass only when it could have failed: the original model, trained on the target, must
-        be beyond the bound on these items, decided as the check is (its gap to the reference for a metric judged
+        extraction strength, and from below the refusal rate) can pass only when it could have failed: the original
+        model, trained on the target (for the refusal rate: before unlearning taught refusal), must be beyond the bound
+        on these items, decided as the check is (its gap to the reference for a metric judged
         against it, else its own value; worst part deciding). Otherwise the measurement does not tell a model that
         holds the target from one that never saw it — the bound cannot fail for any model (FRAMEWORK.md §7, the rule
         ``probe_accuracy_gap`` and ``forget_quality`` follow) — so the check cannot pass: it is inconclusive, or fails
@@ -284,7 +285,7 @@ class EvaluatorBase:
         there is none) and the finding that says so."""
         t = check.threshold
         m = METRICS[check.metric]
-        if t is None or t.op not in ("<=", "<") or "original" not in per or decided == "original":
+        if t is None or "original" not in per or decided == "original":
             return decision, []
 
         def decide(who: str) -> Decision | None:
@@ -310,10 +311,16 @@ class EvaluatorBase:
                  f"{control.quantity} {control.value:.3g}"
                  + (f" [{control.interval[0]:.3g}, {control.interval[1]:.3g}]" if control.interval else "")
                  + f", n={control.n}")
-        why = (f"no positive control: the original model, which was trained on the target, is not shown beyond the "
-               f"bound {OP_SYMBOLS[t.op]} {t.value:g} on these items either ({shown}), so this {label(check.metric)} "
-               "cannot tell a model that holds the target from one that never saw it, and a value within the bound is "
-               "no evidence that unlearning removed it")
+        if t.op in ("<=", "<"):
+            why = (f"no positive control: the original model, which was trained on the target, is not shown beyond the "
+                   f"bound {OP_SYMBOLS[t.op]} {t.value:g} on these items either ({shown}), so this "
+                   f"{label(check.metric)} cannot tell a model that holds the target from one that never saw it, and a "
+                   "value within the bound is no evidence that unlearning removed it")
+        else:  # a bound from below (the refusal rate): the original, before unlearning, must be shown short of it
+            why = (f"no positive control: the original model, before unlearning, is not shown short of the bound "
+                   f"{OP_SYMBOLS[t.op]} {t.value:g} on these items either ({shown}), so this {label(check.metric)} "
+                   "cannot tell the unlearned model's behaviour from the original's, and a value within the bound is "
+                   "no evidence that unlearning brought it about")
         reason = "; ".join(x for x in (decision.cannot_pass, why) if x)
         return decision.model_copy(update={"cannot_pass": reason, "more_items": None}), [why]
 
