@@ -185,6 +185,14 @@ _front("RT105", "retrain-recipe-unknown", "error", _T,
        example='model "models/base"\nmethod retrain',
        instead="method npo\n\n# and compare with a reference model, or use a built-in model such as "
                "`builtin:tiny-bios-chat`")
+_front("RT107", "disk-space-short", "warning", _T,
+       "The disk that will hold the run folder has less free space than the run is estimated to write: the unlearned "
+       "model and the training checkpoints a resume restarts from.",
+       "A run that fills its disk stops part-way, hours in; it resumes once space is freed, but the time is lost. "
+       "The estimate is an upper bound from the plan (the model's parameter count, fp32 weights, Adam's two moments "
+       "in each checkpoint, one checkpoint more than are kept while the newest is written), so the run starts "
+       "anyway and this is a warning, not a refusal.",
+       instead="Free space on that disk, or give `--out` a folder on a disk with more.")
 _front("RT106", "bad-model", "error", _T,
        "The model cannot be loaded: the folder has no `config.json`, or transformers rejects its files.",
        "A model that cannot be loaded as a Hugging Face model cannot be trained or evaluated; the message "

@@ -123,6 +123,10 @@ METHODS: dict[str, Method] = {m.name: m for m in (
 )}
 
 
+CHECKPOINTS_KEPT: Final = 2
+"""Training checkpoints an unlearning run keeps in its folder (the Trainer's ``save_total_limit``): what a resume
+restarts from. Each holds the weights and the optimizer's state; the disk check before a run counts them."""
+
 UNUSED_RMU_STEERING_COEFF: Final = 6.5
 UNUSED_RMU_ALPHA: Final = 100.0
 """What the plan's ``rmu_steering_coeff`` and ``rmu_alpha`` hold in a stage of another method, which nothing reads:

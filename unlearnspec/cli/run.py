@@ -114,10 +114,23 @@ def _run(args: argparse.Namespace) -> Any:
         preflight.verify_inputs(plan, spec.parent)
         if not args.trust_plan:
             provenance.check(plan, spec)
+        _warn_disk(plan, out)
         return _execute(plan, spec.parent, out=out, plan_provenance="trusted" if args.trust_plan else "rederived",
                         **flags, **_ledger_options(args))
     plan = _plan_spec(path, args.allow_infeasible)
+    _warn_disk(plan, out)
     return _execute(plan, path.resolve().parent, out=out, plan_provenance="planned", **flags, **_ledger_options(args))
+
+
+def _warn_disk(plan: Plan, out: Path | None) -> None:
+    """RT107 before a run starts, when its disk looks too small for what it will write (a warning: it runs)."""
+    from unlearnspec.runtime import preflight
+
+    found = preflight.disk_warning(plan, out if out is not None else Path("runs"))
+    if found is not None and _main_rank():
+        sys.stderr.write(f"warning[{found.code}]: {found.message}\n")
+        for h in found.help:
+            sys.stderr.write(f"  = help: {h}\n")
 
 
 def _ledger_options(args: argparse.Namespace) -> dict[str, Any]:

@@ -6,13 +6,17 @@ edited plan and a damaged run folder are refused at once, with nothing written.
 
 from __future__ import annotations
 
+import math
+import os
+import shutil
 from pathlib import Path
 
 from unlearnspec.builtin.recipe import RECIPES, recipe_hash
+from unlearnspec.catalog.methods import CHECKPOINTS_KEPT
 from unlearnspec.errors import UserError
 from unlearnspec.inputs import spec_path
 from unlearnspec.markdown import code_span
-from unlearnspec.plan import E_UNREADABLE_PLAN, GivenStage, Plan
+from unlearnspec.plan import E_UNREADABLE_PLAN, GivenStage, Plan, UnlearnStage
 from unlearnspec.records import sha256_path
 from unlearnspec.runtime.hubcache import hub_snapshot_dir
 from unlearnspec.runtime.rundir import (
@@ -100,3 +104,59 @@ def read_run(root: Path) -> tuple[Plan, RunState]:
     return plan, state
 
 
+
+
+E_DISK_SHORT = "RT107"
+
+MODEL_BYTES_PER_PARAMETER = 4
+"""A saved model's weights: fp32 (models load and train in fp32 unless a run asks otherwise, runtime/loading.py)."""
+CHECKPOINT_BYTES_PER_PARAMETER = 12
+"""A training checkpoint per trained parameter: its fp32 weights and Adam's two fp32 moments."""
+LORA_TRAINED_SHARE = 0.01
+"""An upper bound on the share of a model's parameters a LoRA adapter trains (rank 8–64 on the attention and MLP
+projections of the models here stays well below it)."""
+
+
+def disk_estimate(plan: Plan) -> tuple[int, list[str]]:
+    """An upper bound on the bytes a run of ``plan`` writes into its folder, with what each part is: for each
+    objective that trains, the unlearned model (LoRA: the merged model too) and the training checkpoints (one more
+    than :data:`~unlearnspec.catalog.methods.CHECKPOINTS_KEPT` while the newest is written). A model whose size the
+    plan does not know (a hub id not in the cache) counts nothing: the estimate says so."""
+    total, parts = 0, []
+    for op in plan.objectives:
+        stage = next((s for s in op.stages if isinstance(s, UnlearnStage)), None)
+        if stage is None or stage.family == "system_suppression":  # an audit, or an output filter: no weights
+            continue
+        p = op.model.parameters
+        if p is None:
+            parts.append(f"{code_span(op.objective.name)}: the size of {code_span(op.model.source)} is not known, not counted")
+            continue
+        trained = p if stage.adapter == "full" else math.ceil(p * LORA_TRAINED_SHARE)
+        checkpoints = 0 if stage.family == "exact" else (CHECKPOINTS_KEPT + 1) * trained * CHECKPOINT_BYTES_PER_PARAMETER
+        model = p * MODEL_BYTES_PER_PARAMETER
+        total += model + checkpoints
+        parts.append(f"{code_span(op.objective.name)}: {_gb(model)} for the unlearned model"
+                     + (f", {_gb(checkpoints)} for {CHECKPOINTS_KEPT + 1} training checkpoints" if checkpoints else ""))
+    return total, parts
+
+
+def _gb(n: float) -> str:
+    return f"{n / 1e9:.2f} GB" if n >= 1e7 else f"{n / 1e6:.1f} MB"
+
+
+def disk_warning(plan: Plan, out: Path) -> UserError | None:
+    """RT107 when the disk that will hold ``out`` (the nearest folder of it that exists) has less free space than
+    :func:`disk_estimate`; None when it has enough, or when nothing can be said."""
+    need, parts = disk_estimate(plan)
+    where = Path(os.path.abspath(out))
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    try:
+        free = shutil.disk_usage(where).free
+    except OSError:
+        return None
+    if need <= free:
+        return None
+    return UserError(E_DISK_SHORT, f"the run is estimated to write up to {_gb(need)} into {code_span(out)}, and its "
+                     f"disk has {_gb(free)} free", [*parts, "free space on that disk, or give `--out` a folder on a "
+                                                    "disk with more; the estimate is an upper bound (RT107)"])

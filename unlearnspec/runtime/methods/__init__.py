@@ -24,6 +24,7 @@ import torch
 
 from unlearnspec import catalog
 from unlearnspec.builtin.recipe import RECIPES, recipe_hash
+from unlearnspec.catalog.methods import CHECKPOINTS_KEPT
 from unlearnspec.plan import UnlearnStage
 from unlearnspec.records import Record
 from unlearnspec.runtime import builtin_model
@@ -172,7 +173,7 @@ def training_arguments(stage: UnlearnStage, out_dir: Path, *, save_steps: int = 
         logging_steps=1,
         save_strategy="steps",
         save_steps=save_steps,
-        save_total_limit=2,
+        save_total_limit=CHECKPOINTS_KEPT,
         remove_unused_columns=False,
         dataloader_num_workers=0,
         ddp_find_unused_parameters=False,
