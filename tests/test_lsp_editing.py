@@ -186,6 +186,26 @@ def test_a_chain_finding_relates_the_objective_in_the_other_file(tmp_path: Path)
     assert any(r.location.uri == doc.uri for r in related)  # the compiler's own label, in this file
 
 
+def test_a_chain_is_checked_against_the_editors_unsaved_text_of_the_other_file(tmp_path: Path) -> None:
+    """The objective a chain continues is read from the editor's buffer of that file when it is open, saved or
+    not: renaming it there (unsaved) breaks the link at once (UL216), as `check` finds once the buffer is saved."""
+    first, second, text = _chain(tmp_path)
+    doc = Document(uri=second.as_uri(), text=text)
+    assert not [d for d in features.diagnostics(doc) if d.code == "UL216"]  # as saved: the link holds
+    renamed = first.read_text().replace(f'objective "{NAME}"', 'objective "renamed"')
+    shown = {first.resolve(): renamed}
+    found = [d for d in features.diagnostics(doc, shown.get) if d.code == "UL216"]
+    assert len(found) == 1 and "renamed" in found[0].message  # the help names what the buffer defines
+    # the same text saved: `unlearnspec check` on disk agrees
+    first.write_text(renamed)
+    saved = cli("check", "--format", "json", second).stdout
+    assert '"UL216"' in saved and "renamed" in saved
+    # and a buffer that restores the name, unsaved, clears it again, while the file on disk still breaks the link
+    restored = {first.resolve(): CLEAN.read_text()}
+    assert not [d for d in features.diagnostics(doc, restored.get) if d.code == "UL216"]
+    assert [d for d in features.diagnostics(doc) if d.code == "UL216"]
+
+
 def test_completion_in_an_after_string_offers_the_other_objectives_of_the_file() -> None:
     chain = (SPECS / "erasure-chain.unlearn").read_text()
     typing = chain.replace('after  "erase-vesna-gantrell"', 'after  "')

@@ -37,12 +37,12 @@ import time
 from unlearnspec.lsp import compiler_api, features, server
 real_check, real_hover = compiler_api.check_text, features.hover
 
-def check_text(text, display, base_dir):
+def check_text(text, display, base_dir, *rest):
     if "# CRASH" in text:
         raise RuntimeError("the checker exploded")
     if "# SLOW" in text:
         time.sleep({SLOW_S})
-    return real_check(text, display, base_dir)
+    return real_check(text, display, base_dir, *rest)
 
 def hover(doc, pos):
     if "# HOVER-CRASH" in doc.text:
@@ -189,6 +189,29 @@ def test_saving_a_spec_rechecks_the_open_specs_that_continue_it(session: Session
     fixed = session.notify_and_wait(second.as_uri(), lambda: session.client.text_document_did_save(
         lsp.DidSaveTextDocumentParams(text_document=lsp.TextDocumentIdentifier(uri=first.as_uri()))))
     assert found(fixed) == [] == check_json(text, second)
+
+
+def test_editing_a_spec_rechecks_the_open_specs_that_continue_it_without_a_save(session: Session,
+                                                                               folder: Path) -> None:
+    """The objective a chain continues is read from the editor's buffer: an unsaved rename there breaks the link
+    in the open spec that continues it, and an unsaved rename back mends it, while the file on disk never
+    changes."""
+    first = folder / "edited-first.unlearn"
+    first.write_text(CLEAN.read_text())
+    second = folder / "edited-second.unlearn"
+    text = CLEAN.read_text().replace(f'objective "{NAME}" {{',
+                                     f'objective "second" {{\n  after  "edited-first.unlearn#{NAME}"')
+    second.write_text(text)
+    assert found(session.open(second.as_uri(), text)) == [] == check_json(text, second)
+    session.open(first.as_uri(), CLEAN.read_text())
+    renamed = CLEAN.read_text().replace(f'objective "{NAME}"', 'objective "renamed"')
+    broken = session.notify_and_wait(second.as_uri(), lambda: send_change(session, first.as_uri(), renamed, 2))
+    assert [c for c, *_ in found(broken)] == ["UL216"]
+    assert check_json(text, second) == []  # on disk the link still holds: the editor's text decided
+    mended = session.notify_and_wait(second.as_uri(),
+                                     lambda: send_change(session, first.as_uri(), CLEAN.read_text(), 3))
+    assert found(mended) == []
+    assert first.read_text() == CLEAN.read_text()
 
 
 def test_a_client_that_registers_watchers_is_asked_to_watch_what_a_check_reads(folder: Path) -> None:

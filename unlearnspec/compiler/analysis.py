@@ -82,7 +82,7 @@ def analyse_pass(unit: CheckResult, opts: CompileOptions) -> bool:
     # advice to delete a valid line): only its errors (what cannot be met) are kept until it resolves.
     broken = {d.objective for d in unit.diagnostics if d.severity == "error" and d.code.startswith("UL2")}
     found = [d for d in analyse(spec) if d.severity == "error" or d.objective not in broken]
-    unit.diagnostics = sort_diagnostics(_dedupe([*unit.diagnostics, *found, *chain_diagnostics(spec)]))
+    unit.diagnostics = sort_diagnostics(_dedupe([*unit.diagnostics, *found, *chain_diagnostics(spec, opts.read_other)]))
     unit.analysis = [analyse_objective(spec, obj, unit.diagnostics) for obj in spec.objectives]
     return True
 

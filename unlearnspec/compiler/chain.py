@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 from unlearnspec.compiler.ast import Objective, Spec
@@ -53,11 +54,21 @@ def split_ref(ref: str) -> tuple[str | None, str]:
     return None, ref
 
 
-def _load(path: Path) -> Spec | None:
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return None
+Reader = Callable[[Path], bytes | None]
+"""Reads another spec file a chain names (its bytes; None: read the file)."""
+
+
+def _load(path: Path, read_other: Reader | None = None) -> Spec | None:
+    """The spec at ``path`` as far as it resolves: the text ``read_other`` gives for it (an editor's unsaved
+    buffer), else the file's bytes; None when it cannot be read or parsed."""
+    data = read_other(path) if read_other is not None else None
+    if data is None:
+        if not path.is_file():
+            return None
+        try:
+            data = path.read_bytes()
+        except OSError:
+            return None
     syntax, _ = parse_bytes(data, str(path))
     if syntax is None:
         return None
@@ -76,7 +87,7 @@ def _model_target(value: str, base: Path) -> str:
     return os.path.realpath(spec_path(value, base))
 
 
-def _external(obj: Objective, spec: Spec) -> list[Diagnostic]:
+def _external(obj: Objective, spec: Spec, read_other: Reader | None = None) -> list[Diagnostic]:
     """Check a link to another file: the file and objective exist, and the links never come back."""
     assert obj.after is not None
     file, name = split_ref(obj.after.value)
@@ -86,7 +97,7 @@ def _external(obj: Objective, spec: Spec) -> list[Diagnostic]:
     base = Path(spec.base_dir)
     for _ in range(MAX_FILES):
         path = (base / file).resolve()
-        other = _load(path) if path.is_file() else None
+        other = _load(path, read_other)
         if other is None:
             return [_diag("UL216", obj, f"`after` names {code_span(obj.after.value)}, but {code_span(file)} is not a spec file that "
                                         "can be read", help=["paths resolve relative to this spec's folder"])]
@@ -124,7 +135,9 @@ def _external(obj: Objective, spec: Spec) -> list[Diagnostic]:
     return [_diag("UL216", obj, f"the chain through {code_span(obj.after.value)} is longer than {MAX_FILES} links")]
 
 
-def chain_diagnostics(spec: Spec) -> list[Diagnostic]:
+def chain_diagnostics(spec: Spec, read_other: Reader | None = None) -> list[Diagnostic]:
+    """The chain's findings (UL209, UL216–UL218, UL220); ``read_other`` reads the other spec files a link names
+    (:attr:`~unlearnspec.compiler.unit.CompileOptions.read_other`)."""
     by_name = {o.name: o for o in spec.objectives}
     out: list[Diagnostic] = []
     here = (Path(spec.base_dir) / Path(spec.path).name).resolve()
@@ -143,7 +156,7 @@ def chain_diagnostics(spec: Spec) -> list[Diagnostic]:
         ref = o.after.value
         file, name = split_ref(ref)
         if file is not None:
-            problems = _external(o, spec)
+            problems = _external(o, spec, read_other)
             out.extend(problems)
             if not problems:
                 followers[((Path(spec.base_dir) / file).resolve(), name)].append(o)

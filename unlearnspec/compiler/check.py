@@ -79,9 +79,12 @@ def display_path(path: Path) -> str:
 
 
 def check_bytes(data: bytes, display: str, base_dir: Path, until: PassName = "analyse", *,
-                spec_name: str = "", allow_infeasible: bool = False) -> CheckResult:
-    """Compile ``data`` (a spec's bytes, shown as ``display``) up to ``until``."""
-    opts = CompileOptions(base_dir=base_dir, spec_name=spec_name, allow_infeasible=allow_infeasible)
+                spec_name: str = "", allow_infeasible: bool = False,
+                read_other: Callable[[Path], bytes | None] | None = None) -> CheckResult:
+    """Compile ``data`` (a spec's bytes, shown as ``display``) up to ``until`` (``read_other``: see
+    :class:`~unlearnspec.compiler.unit.CompileOptions`)."""
+    opts = CompileOptions(base_dir=base_dir, spec_name=spec_name, allow_infeasible=allow_infeasible,
+                          read_other=read_other)
     return run_passes(CheckResult(path=display, source=data), opts, until)
 
 

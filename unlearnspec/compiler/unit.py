@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,9 @@ class CompileOptions:
     base_dir: Path  # data paths resolve relative to it: the spec's folder
     spec_name: str = ""  # the spec's file name, as the plan records it
     allow_infeasible: bool = False  # lower even when claims cannot be met
+    # how another spec file a chain continues is read: the language server gives its editor's text (None: not
+    # open there); None reads every file from disk
+    read_other: Callable[[Path], bytes | None] | None = None
 
 
 @dataclass

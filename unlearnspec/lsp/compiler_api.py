@@ -8,7 +8,7 @@ to a new compiler entry point or vocabulary module is an edit to this file alone
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +22,7 @@ from unlearnspec.compiler.fmt import format_spec
 from unlearnspec.compiler.parse import MAX_BYTES, parse_bytes
 from unlearnspec.compiler.resolve_values import BUILTIN_MODELS, display_dir, expected_example, inspect_cached
 from unlearnspec.compiler.syntax import Block, Field, ObjectiveNode, SpecFile, unquote
+from unlearnspec.markdown import code_span
 from unlearnspec.records import DATA_SUFFIXES, DataFileInfo, DataFormatError
 
 __all__ = [
@@ -175,14 +176,22 @@ def _encode(text: str) -> bytes:
 NO_FOLDER = Path(os.devnull)
 
 
-def check_text(text: str, display: str, base_dir: Path | None) -> CheckOutcome:
+def check_text(text: str, display: str, base_dir: Path | None,
+               open_text: Callable[[Path], str | None] | None = None) -> CheckOutcome:
     """Everything ``unlearnspec check`` reports for ``text``: parse, resolve, feasibility, accept.
     Positions are 1-based characters of ``text`` without its byte order mark, if it has one. With no
-    ``base_dir`` (a spec not saved yet) every relative path is missing, and the help says why."""
-    result = check_bytes(_encode(text), display, base_dir or NO_FOLDER)
+    ``base_dir`` (a spec not saved yet) every relative path is missing, and the help says why. ``open_text`` gives
+    the editor's text of another spec it has open, saved or not: a chain continuing an objective there is checked
+    against what the editor shows (the file on disk otherwise)."""
+
+    def read_other(path: Path) -> bytes | None:
+        shown = open_text(path) if open_text is not None else None
+        return None if shown is None else _encode(shown)
+
+    result = check_bytes(_encode(text), display, base_dir or NO_FOLDER, read_other=read_other)
     diags = list(result.diagnostics)  # every position in characters, UL100's too (parse._char_position)
     if base_dir is None:
-        shown = f"(`{display_dir(NO_FOLDER)}`)"
+        shown = f"({code_span(display_dir(NO_FOLDER))})"
         diags = [d.model_copy(update={"help": [h.replace(shown, "(none: the spec is not saved yet)") for h in d.help]})
                  for d in diags]
     return CheckOutcome(diagnostics=diags, syntax=result.syntax)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import os
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -94,9 +95,10 @@ class Document:
         """The document's `after` links."""
         return links.links(self.text)
 
-    def check(self) -> api.CheckOutcome:
-        # no folder: relative paths lead nowhere (every one "does not exist"), not to the working directory
-        self.outcome = api.check_text(self.text, self.display, self.base_dir)
+    def check(self, open_text: Callable[[Path], str | None] | None = None) -> api.CheckOutcome:
+        # no folder: relative paths lead nowhere (every one "does not exist"), not to the working directory;
+        # ``open_text``: the editor's text of the other specs a chain continues
+        self.outcome = api.check_text(self.text, self.display, self.base_dir, open_text)
         return self.outcome
 
     # -- positions -----------------------------------------------------------------------------

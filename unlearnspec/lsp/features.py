@@ -82,7 +82,7 @@ def to_lsp_diagnostic(doc: Document, d: api.Diagnostic, open_text: links.OpenTex
 def diagnostics(doc: Document, open_text: links.OpenText | None = None) -> list[lsp.Diagnostic]:
     """What `check` reports for the document's text (``open_text``: the text of other files the editor has
     open, for the objectives a chain continues)."""
-    outcome = doc.check()
+    outcome = doc.check(open_text)
     seen: dict[links.Link, lsp.Location | None] = {}
     return [to_lsp_diagnostic(doc, d, open_text, seen) for d in outcome.diagnostics]
 

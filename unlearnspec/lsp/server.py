@@ -11,9 +11,10 @@ Hover and completion items that read a data file run in pygls's thread pool for 
 A crash in a request handler is answered with an error (pygls logs it); a crash while checking is
 logged to the client and shown as one diagnostic that says the findings could not be computed.
 
-Saving a spec re-checks the open specs that continue an objective of another file (`after
-"file.unlearn#name"`): the compiler reads those files from disk. So do changes to watched files (data
-files and specs), which the server asks the client to report when it can register for them.
+Editing or saving a spec re-checks the open specs that continue an objective of another file (`after
+"file.unlearn#name"`): the compiler reads that file as the editor shows it when it is open there, saved or
+not (``CompileOptions.read_other``), else from disk. Changes to watched files (data files and specs) re-check
+too; the server asks the client to report them when it can register for them.
 
 Documents are synchronised in full: every change sends the whole text. Incremental changes would be
 applied by pygls with :meth:`str.splitlines`, which also ends lines at form feeds, U+2028 and the
@@ -151,7 +152,7 @@ class SpecServer(LanguageServer):
     async def current(self, doc: Document) -> Document:
         """``doc`` with the compiler's outcome for its text (checked in the worker when it has none)."""
         if doc.outcome is None:
-            await asyncio.get_running_loop().run_in_executor(self.checker, doc.check)
+            await asyncio.get_running_loop().run_in_executor(self.checker, doc.check, self.open_text)
         return doc
 
 
@@ -192,7 +193,10 @@ def build_server() -> SpecServer:
 
     @server.feature(lsp.TEXT_DOCUMENT_DID_CHANGE)
     async def did_change(ls: SpecServer, params: lsp.DidChangeTextDocumentParams) -> None:
-        ls.schedule(params.text_document.uri)
+        uri = params.text_document.uri
+        ls.schedule(uri)
+        for other in ls.linked_documents(uri):  # they read this file as the editor shows it
+            ls.schedule(other)
 
     @server.feature(lsp.TEXT_DOCUMENT_DID_SAVE)
     async def did_save(ls: SpecServer, params: lsp.DidSaveTextDocumentParams) -> None:
