@@ -100,28 +100,19 @@ def test_an_objective_name_with_backticks_is_one_code_span(tmp_path: Path, name:
     assert_rendered(result, "UL201", name)
 
 
+@pytest.mark.parametrize(("field", "value", "code", "said"), [
+    ("forget", "data/{}.jsonl", "UL207", "data file {} does not exist"),
+    ("model", "./models/{}", "UL207", "model folder {} does not exist"),
+    ("model", "builtin:{}", "UL204", "unknown built-in model {}"),
+])
 @pytest.mark.parametrize("name", TICKED)
-def test_a_data_path_with_backticks_is_one_code_span(tmp_path: Path, name: str) -> None:
-    path = f"data/{name}.jsonl"
-    result = checked(tmp_path, spec(forget=path))
-    assert one(result, "UL207").message == f"data file {code_span(path)} does not exist"
-    assert_rendered(result, "UL207", path)
-
-
-@pytest.mark.parametrize("name", TICKED)
-def test_a_model_folder_with_backticks_is_one_code_span(tmp_path: Path, name: str) -> None:
-    model = f"./models/{name}"
-    result = checked(tmp_path, spec(model=model))
-    assert one(result, "UL207").message == f"model folder {code_span(model)} does not exist"
-    assert_rendered(result, "UL207", model)
-
-
-@pytest.mark.parametrize("name", TICKED)
-def test_a_built_in_model_name_with_backticks_is_one_code_span(tmp_path: Path, name: str) -> None:
-    model = f"builtin:{name}"
-    result = checked(tmp_path, spec(model=model))
-    assert one(result, "UL204").message == f"unknown built-in model {code_span(model)}"
-    assert_rendered(result, "UL204", model)
+def test_a_path_or_model_with_backticks_is_one_code_span(tmp_path: Path, name: str, field: str, value: str,
+                                                          code: str, said: str) -> None:
+    """A data path, a model folder and a built-in model's name, each holding backticks, quoted whole."""
+    given = value.format(name)
+    result = checked(tmp_path, spec(**{field: given}))
+    assert one(result, code).message == said.format(code_span(given))
+    assert_rendered(result, code, given)
 
 
 def test_the_fence_grows_with_the_values_backticks() -> None:
