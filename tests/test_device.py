@@ -75,3 +75,38 @@ def test_on_cpu_nothing_moves(monkeypatch: pytest.MonkeyPatch) -> None:
     before = real.weight.data_ptr()
     assert d.place(real) is real and real.weight.device.type == "cpu" and real.weight.data_ptr() == before
     assert d.place(torch.nn.Identity()) is not None  # no parameters: nothing to move
+
+
+def test_a_launch_waits_for_the_stages_the_main_process_runs_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The process group is made with a timeout longer than torch's defaults (10 minutes for NCCL): the other
+    ranks wait in a broadcast while the main process alone retrains a reference or hashes a large model."""
+    from datetime import timedelta
+
+    import accelerate.state
+    import torch.distributed as torch_dist
+
+    from unlearnspec.runtime.distributed import PROCESS_GROUP_TIMEOUT
+
+    made: list[dict[str, object]] = []
+
+    class Stop(Exception):
+        pass
+
+    def init_process_group(**kwargs: object) -> None:
+        made.append(kwargs)
+        raise Stop  # nothing to connect to here: what accelerate asked torch for is what is checked
+
+    monkeypatch.setattr(torch_dist, "init_process_group", init_process_group)
+    monkeypatch.setattr(torch_dist, "is_initialized", lambda: False)
+    for var, value in {"WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1",
+                       "MASTER_PORT": "29999", "OMP_NUM_THREADS": str(torch.get_num_threads())}.items():
+        monkeypatch.setenv(var, value)
+    saved = dict(accelerate.state.PartialState._shared_state)
+    accelerate.state.PartialState._shared_state.clear()
+    try:
+        with pytest.raises(Stop):
+            Distributed()
+    finally:
+        accelerate.state.PartialState._shared_state.clear()
+        accelerate.state.PartialState._shared_state.update(saved)
+    assert made and made[0]["timeout"] == PROCESS_GROUP_TIMEOUT >= timedelta(hours=1)

@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from typing import Any
+
+PROCESS_GROUP_TIMEOUT = timedelta(hours=6)
+"""How long a rank waits in a collective call (a barrier, a broadcast) before the launch is abandoned. Some
+stages run on the main process alone while the others wait for its result — retraining the exact reference,
+building a built-in model, hashing and loading a large model — and torch's defaults (10 minutes for NCCL,
+30 for gloo) would kill a healthy run in them. A rank that fails tells the others at once (the engine
+broadcasts its error) and a rank that dies ends the launch through the launcher, so the long wait costs
+nothing on a failure."""
 
 
 class Distributed:
@@ -23,7 +32,7 @@ class Distributed:
             import torch
             from accelerate import PartialState
 
-            self.state = PartialState(cpu=not torch.cuda.is_available())
+            self.state = PartialState(cpu=not torch.cuda.is_available(), timeout=PROCESS_GROUP_TIMEOUT)
 
     @property
     def active(self) -> bool:
