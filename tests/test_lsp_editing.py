@@ -19,7 +19,7 @@ import pytest
 
 pytest.importorskip("pygls")
 
-from fixtures.frontend import ROOT, SPECS  # noqa: E402
+from fixtures.frontend import ROOT, SPECS, with_spec_data  # noqa: E402
 from lsprotocol import types as lsp  # noqa: E402
 from test_lsp import apply_edits, where  # noqa: E402
 
@@ -46,11 +46,6 @@ def fmt_reference(text: str, where_: Path) -> str:
     where_.write_bytes(text.encode("utf-8"))
     cli("fmt", where_)
     return where_.read_bytes().decode("utf-8")
-
-
-def spec_folder(tmp_path: Path) -> Path:
-    (tmp_path / "data").symlink_to(SPECS / "data")
-    return tmp_path
 
 
 # -- positions ------------------------------------------------------------------------------------
@@ -141,7 +136,7 @@ def test_formatting_keeps_crlf_line_ends_and_a_byte_order_mark(tmp_path: Path) -
 
 
 def _chain(tmp_path: Path, model: str = "builtin:tiny-bios") -> tuple[Path, Path, str]:
-    folder = spec_folder(tmp_path)
+    folder = with_spec_data(tmp_path)
     first = folder / "first.unlearn"
     first.write_text(CLEAN.read_text())
     text = CLEAN.read_text().replace(f'objective "{NAME}" {{', f'objective "second" {{\n  after  "first.unlearn#{NAME}"') \

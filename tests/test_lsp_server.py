@@ -22,7 +22,7 @@ import pytest
 
 pytest.importorskip("pygls")
 
-from fixtures.frontend import ROOT, SPECS  # noqa: E402
+from fixtures.frontend import ROOT, SPECS, with_spec_data  # noqa: E402
 from lsprotocol import types as lsp  # noqa: E402
 from pygls.lsp.client import BaseLanguageClient  # noqa: E402
 from test_lsp import where  # noqa: E402
@@ -57,9 +57,7 @@ server.serve()
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    here = tmp_path_factory.mktemp("lsp-server")
-    (here / "data").symlink_to(SPECS / "data")
-    return here
+    return with_spec_data(tmp_path_factory.mktemp("lsp-server"))
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ import pytest
 
 pytest.importorskip("pygls")
 
-from fixtures.frontend import ROOT, SPECS  # noqa: E402
+from fixtures.frontend import ROOT, SPECS, with_spec_data  # noqa: E402
 from lsprotocol import types as lsp  # noqa: E402
 from pygls.lsp.client import BaseLanguageClient  # noqa: E402
 from test_lsp import apply_edits, where  # noqa: E402
@@ -85,9 +85,7 @@ class Session:
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder with the specs' data, where the server runs (its working directory)."""
-    here = tmp_path_factory.mktemp("lsp-session")
-    (here / "data").symlink_to(SPECS / "data")
-    return here
+    return with_spec_data(tmp_path_factory.mktemp("lsp-session"))
 
 
 @pytest.fixture(scope="module")
