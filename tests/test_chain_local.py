@@ -11,6 +11,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from fixtures.chains import chain_spec  # noqa: E402
 from test_eval_tiny_model import fresh_model, people, tokenizer  # noqa: E402
 
 from unlearnspec.audit.ledger import ledger_name, verify_file  # noqa: E402
@@ -25,30 +26,10 @@ def _jsonl(path: Path, records: list) -> None:  # type: ignore[type-arg]
 
 
 def _spec() -> str:
-    out = ["unlearnspec 1\n"]
-    for i, name in enumerate(NAMES):
-        person = people().forget[2 * i].text.split(" was ")[0]  # type: ignore[union-attr]
-        after = f'  after "{NAMES[i - 1]}"\n' if i else ""
-        budget = "  budget {\n    requests 1\n  }\n" if i == 0 else ""
-        out.append(f'''objective "{name}" {{
-{after}  model "model"
-  release api precision fp32
-  target person "{person}" {{
-    forget  "data/f{i}.jsonl"
-    holdout "data/holdout.jsonl"
-  }}
-  goal removal
-  method grad_ascent {{ steps 2 }}
-  preserve {{
-    retain  "data/retain.jsonl"
-    utility drop <= 50%
-  }}
-  claims {{
-    removed
-  }}
-{budget}}}
-''')
-    return "\n".join(out)
+    people_ = [people().forget[2 * i].text.split(" was ")[0] for i in range(len(NAMES))]  # type: ignore[union-attr]
+    return chain_spec([(name, person, f"data/f{i}.jsonl", "grad_ascent { steps 2 }")
+                       for i, (name, person) in enumerate(zip(NAMES, people_, strict=True))],
+                      model="model", holdout="data/holdout.jsonl")
 
 
 def test_a_chain_runs_in_order_from_each_previous_model_and_rechecks_earlier_requests(

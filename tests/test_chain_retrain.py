@@ -17,6 +17,8 @@ import pytest
 
 pytest.importorskip("torch")
 
+from fixtures.chains import chain_spec  # noqa: E402
+
 from unlearnspec.cli import main  # noqa: E402
 from unlearnspec.records import read_records  # noqa: E402
 
@@ -26,28 +28,7 @@ PEOPLE = (("erase-jane", "Jane Doe", "data/jane-doe.jsonl", "grad_diff { steps 2
 
 
 def spec() -> str:
-    parts = ["unlearnspec 1\n"]
-    for i, (name, person, forget, method) in enumerate(PEOPLE):
-        after = f'  after "{PEOPLE[i - 1][0]}"\n' if i else ""
-        budget = "  budget {\n    requests 1\n  }\n" if i == 0 else ""
-        parts.append(f'''objective "{name}" {{
-{after}  model "builtin:tiny-bios"
-  release api precision fp32
-  target person "{person}" {{
-    forget "{forget}"
-  }}
-  goal removal
-  method {method}
-  preserve {{
-    retain  "data/retain.jsonl"
-    utility drop <= 50%
-  }}
-  claims {{
-    removed
-  }}
-{budget}}}
-''')
-    return "\n".join(parts)
+    return chain_spec(PEOPLE, model="builtin:tiny-bios")
 
 
 @pytest.mark.slow

@@ -21,6 +21,7 @@ from transformers import GPT2LMHeadModel
 from unlearnspec.compiler.check import plan_file
 from unlearnspec.compiler.model_files import hub_cache_dir, hub_snapshot
 from unlearnspec.errors import UserError
+from unlearnspec.records import sha256_path
 from unlearnspec.runtime.loading import E_UNAVAILABLE, LoadError, load_model
 from unlearnspec.runtime.preflight import verify_inputs
 
@@ -97,6 +98,7 @@ def test_a_cached_hub_id_is_pinned_to_its_commit_and_files(cache: Path, tiny: Pa
     expected = {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
                 for p in folder.rglob("*") if p.is_file()}
     assert {f.path: f.sha256 for f in m.files} == expected
+    assert m.sha256 == sha256_path(folder)  # the folder hash the run reports for the original, read independently
     assert m.parameters == sum(t.numel() for t in GPT2LMHeadModel.from_pretrained(folder).parameters())
     assert m.prompt_format == "plain"
     assert json.loads(plan.model_dump_json())["objectives"][0]["model"]["revision"] == FIRST

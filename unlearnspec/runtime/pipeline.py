@@ -462,12 +462,13 @@ class ObjectiveRun:
         src = getattr(original, "unlearnspec_dir", None)
         if src and Path(src).is_dir():
             m = self.op.model
-            # a local folder: the plan pins it by the same content hash, and the preflight has checked each
-            # of its files, so unless a file was added since, the plan's hash is the folder's (no second read
-            # of the weights); a built-in is pinned by its recipe, so its weights are hashed here
-            listed = {(self.spec_dir / f.path).resolve() for f in m.files}
+            # a local folder or a pinned hub snapshot: the plan pins it by the same content hash, and the preflight
+            # has checked each of its files, so unless a file was added since, the plan's hash is the folder's (no
+            # second read of the weights); a built-in is pinned by its recipe, so its weights are hashed here
+            base = Path(src) if m.kind == "hub" else self.spec_dir  # a snapshot's files are listed inside it
+            listed = {(base / f.path).resolve() for f in m.files}
             found = {f.resolve() for f in folder_files(src)}
-            sha = m.sha256 if m.kind == "local" and m.sha256 and listed == found else sha256_path(src)
+            sha = m.sha256 if m.kind in ("local", "hub") and m.sha256 and listed == found else sha256_path(src)
             out.append(FileHash(path=m.source, sha256=sha, role="original"))
         ref = self.detail("reference").get("path")
         if ref and Path(ref).is_dir():
