@@ -137,6 +137,30 @@ def test_threads_are_pinned_to_the_recipe_not_to_the_cores() -> None:
     assert B.train_threads(RECIPE) == RECIPE["train"]["threads"]
 
 
+def test_an_entry_is_used_only_under_the_recipe_and_exclusion_its_manifest_names(
+        built: tuple[Path, dict[str, bytes]]) -> None:
+    """A folder copied or renamed under another recipe hash (or exclusion) is not that recipe's build."""
+    path, files = built
+    manifest = json.loads(files[B.MANIFEST])
+    kept = {"recipe_hash": manifest["recipe_hash"], "excluded_texts_sha256": manifest["excluded_texts_sha256"]}
+    assert B.entry_problem(path, kept) is None
+    for key in kept:
+        other = {**kept, key: "0" * 64}
+        assert B.entry_problem(path, other) == "its manifest names another recipe or exclusion than the folder it is in"
+
+
+def test_an_entry_built_by_other_training_code_is_not_used(built: tuple[Path, dict[str, bytes]],
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """An edit to the training code changes the bits a recipe builds: the entry built before it is not served."""
+    path, _ = built
+    recorded = json.loads((path / B.MANIFEST).read_text(encoding="utf-8"))["environment"]["training_code"]
+    source = Path(B.lm_training.__file__).read_bytes()
+    assert recorded == hashlib.sha256(source).hexdigest()
+    edited = hashlib.sha256(source + b"\n# an edit\n").hexdigest()
+    monkeypatch.setattr(B, "training_code_sha256", lambda: edited)
+    assert B.entry_problem(path) == f"it was built in another environment (training_code {recorded[:12]} → {edited[:12]})"
+
+
 def test_the_environment_names_the_device_the_recipe_trains_on_here(monkeypatch: pytest.MonkeyPatch) -> None:
     gpu = copy.deepcopy(RECIPE)
     gpu["train"].update(device="cuda", precision="bf16")

@@ -18,6 +18,7 @@ from test_signing import full_run
 from unlearnspec import __version__
 from unlearnspec.audit.card import card_for_run, render_card
 from unlearnspec.audit.signing import keygen, sign
+from unlearnspec.catalog import CODES
 from unlearnspec.cli import main
 from unlearnspec.plan import FileHash, PlanFinding, Threshold
 from unlearnspec.report.model import CheckResult, Decision
@@ -74,7 +75,8 @@ def test_what_is_not_claimed_lists_unmet_and_unverifiable_claims_with_their_find
             assert code in line
     for f in plan.objectives[0].findings:
         if f.accepted:
-            assert f"{f.code} (a risk the reviewers accepted)" in section and str(f.justification) in section
+            words = CODES[f.code].name.replace("-", " ")  # the catalog's name of the code, in words
+            assert f"{f.code} ({words}), a risk the reviewers accepted" in section and str(f.justification) in section
     assert "not a compliance proof" in text.lower() and "arXiv:2412.06966" in text
 
 
@@ -248,8 +250,8 @@ def test_compiler_sentences_keep_their_code_spans() -> None:
                            justification="see `ticket`")
     obj = obj.model_copy(update={"findings": [*obj.findings, finding, accepted]})
     text = render_card(report.model_copy(update={"objectives": [obj]}))
-    assert "- UL411 (warning): the tolerance that `membership_auc <= 0.6` allows (help: add `holdout` documents)." in text
-    assert "UL405 (a risk the reviewers accepted): what `Jane Doe`'s data is; justification: see \\`ticket\\`" in text
+    assert "- UL411 (underpowered evidence) (warning): the tolerance that `membership_auc <= 0.6` allows (help: add `holdout` documents)." in text
+    assert "UL405 (forget set completeness), a risk the reviewers accepted: what `Jane Doe`'s data is; justification: see \\`ticket\\`" in text
 
 
 # --- what the card says about the signature and the ledger: only what was checked ----------------------------
@@ -373,3 +375,30 @@ def test_the_library_refuses_to_card_an_unfinished_run(tmp_path: Path, unfinishe
     with pytest.raises(SigningError) as info:
         card_for_run(run)
     assert info.value.code == "UL812"
+
+
+@pytest.mark.parametrize("check", ["pub", "ledger"])
+def test_a_report_swapped_between_the_cards_read_and_the_checks_read_gets_no_card(
+        signed: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, check: str) -> None:
+    """The card read report.json, then the signature check and the receipt check read it again: a forged report in
+    place for the first read and the original back for the second made a "signed" card of the forgery."""
+    from unlearnspec.audit import card as card_mod
+
+    run, pub = signed
+    real = (run / "report.json").read_bytes()
+    forged = real.replace(b"Right-to-erasure", b"Forged-erasure", 1)
+    assert forged != real
+    reads = []
+
+    def first_read_forged(path: Path, *args: object, **kwargs: object) -> bytes:
+        reads.append(path)
+        return forged if Path(path).name == "report.json" and len(reads) == 1 else Path(path).read_bytes()
+
+    monkeypatch.setattr(card_mod, "read_regular", first_read_forged)
+    args = {"pub": pub} if check == "pub" else {"ledger": tmp_path / "ledger"}
+    made = card_for_run(run, **args)
+    assert made.text is None
+    [(path, problem)] = made.problems
+    assert path.name in ("report.json", "ledger.json") and problem.code == ("UL811" if check == "pub" else "UL806")
+    monkeypatch.setattr(card_mod, "read_regular", lambda path, *a, **k: Path(path).read_bytes())
+    assert card_for_run(run, **args).text is not None  # the same bytes throughout: the card is made

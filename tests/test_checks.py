@@ -72,7 +72,11 @@ def test_removal_shows_in_output_membership_and_quality_checks(tmp_path: Path) -
     assert auc.values.original is not None and auc.values.original > 0.9
     assert auc.values.unlearned == auc.values.reference
     assert auc.values.unlearned is not None and auc.values.unlearned < auc.values.original
-    assert auc.passed is (auc.values.unlearned <= 0.7)
+    # six members against six non-members per type: not even the original (AUC 1 against the reference's 0.56) is
+    # shown beyond the tolerance once the twelve pairs hold together, so the measurement has no positive control and
+    # the reference's own weights cannot pass it (FRAMEWORK.md §7: a bound that cannot fail is no evidence)
+    assert auc.status == "inconclusive" and auc.decision is not None
+    assert "no positive control" in str(auc.decision.cannot_pass) and "no power: no positive control" in auc.findings[0]
     # the same weights: every gap is 0 on every item there is, not an estimate (the bootstrap would be no wider)
     assert auc.decision is not None and auc.decision.interval == (0.0, 0.0) and "same weights" in auc.decision.how
     assert set(auc.extra["roc"]) == {"original", "unlearned", "reference"}  # type: ignore[arg-type]
@@ -583,7 +587,9 @@ def test_privleak_counts_records_not_pooled_items(tmp_path: Path) -> None:
     low, high = r.interval["unlearned"]
     assert r.values.unlearned is not None and low <= r.values.unlearned <= high and low < high
     same = evaluator(tiny_lm("reference"), tmp_path).check(check("privleak", value=10.0))  # the reference itself
-    assert same.values.unlearned == 0.0 and same.interval["unlearned"] == (0.0, 0.0) and same.passed is True
+    assert same.values.unlearned == 0.0 and same.interval["unlearned"] == (0.0, 0.0)
+    # the original's PrivLeak over six records is not shown beyond the bound either: no positive control, no pass
+    assert same.status == "inconclusive" and "no positive control" in str(same.decision and same.decision.cannot_pass)
 
 
 def test_privleak_without_a_reference_resamples_records_too(tmp_path: Path) -> None:

@@ -150,7 +150,8 @@ def test_muse_news_hub_layout(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     text = spec.read_text()
     assert "target records" in text and 'retain    "muse-news-retain.jsonl"' in text
     assert 'forget  "muse-news-forget.jsonl", "muse-news-verbmem.jsonl", "muse-news-knowmem-forget.jsonl"' in text
-    _assert_spec_checks_clean(spec)
+    # the fixture's 8 holdout documents cannot show PrivLeak within 10 (an AUC gap of about 0.05): a real warning
+    _assert_spec_checks_clean(spec, warnings=("UL411",))
     # the starter's evidence bounds are the catalog's defaults (PrivLeak is in percent: 10, not 0.05)
     from unlearnspec.catalog import METRICS
     from unlearnspec.compiler.check import check_file
@@ -201,7 +202,7 @@ def test_muse_books_github_json_layout(tmp_path: Path, capsys: pytest.CaptureFix
     assert "note: no `raw/retain1`" in stdout
     text = (out / "muse-books.unlearn").read_text()
     assert "target work" in text and "retain " not in text.split("preserve", 1)[1].split("}", 1)[0]
-    _assert_spec_checks_clean(out / "muse-books.unlearn", warnings=("UL404",))
+    _assert_spec_checks_clean(out / "muse-books.unlearn", warnings=("UL404", "UL411"))  # a small fixture, as above
 
 
 def test_muse_older_split_names_are_read(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -122,8 +122,8 @@ def test_a_cut_end_is_found_through_the_head_file(tmp_path: Path) -> None:
 
 
 def test_a_cut_end_with_its_head_file_deleted_is_still_found(tmp_path: Path) -> None:
-    """Deleting the head file is easier than rewriting it: a ledger of two or more entries without one is
-    reported (only a crash between the first entry and its head leaves a one-entry ledger without one)."""
+    """Deleting the head file is easier than rewriting it: a ledger of one or more entries without one is
+    reported (the head is written before the first line, so no crash leaves a line without it)."""
     path = _ledger(tmp_path)
     head = path.with_name(path.name.removesuffix(".jsonl") + ".head.json")
     assert head.is_file()
@@ -132,13 +132,15 @@ def test_a_cut_end_with_its_head_file_deleted_is_still_found(tmp_path: Path) -> 
     assert _codes(path) == [("UL804", 3)]
     assert "head file" in verify_file(path).problems[0].message
     single = _ledger(tmp_path / "one", n=1)
-    single.with_name(single.name.removesuffix(".jsonl") + ".head.json").unlink()
-    assert _codes(single) == []
-    append(tmp_path / "one", _fields(2))  # the crash window: the next append carries on and writes the head
-    assert _codes(single) == []
     head = single.with_name(single.name.removesuffix(".jsonl") + ".head.json")
+    head.write_text(json.dumps({"count": 0, "hash": "0" * 64}), encoding="utf-8")  # the crash window: before the head
+    assert _codes(single) == []                                                      # recorded the first line
+    append(tmp_path / "one", _fields(2))  # the next append carries on and writes the head
+    assert _codes(single) == []
     head.write_text(json.dumps({"count": 0, "hash": "0" * 64}), encoding="utf-8")  # a head rewritten to say nothing
     assert _codes(single) == [("UL804", 1)]
+    head.unlink()
+    assert _codes(single) == [("UL804", 2)]
 
 
 def test_an_unreadable_line_is_reported(tmp_path: Path) -> None:

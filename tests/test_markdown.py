@@ -311,6 +311,7 @@ MD_TEMPLATES = [ROOT / "unlearnspec" / "compiler" / "templates" / "plan_review.m
                 ROOT / "unlearnspec" / "compiler" / "templates" / "rules_index.md.j2",
                 ROOT / "unlearnspec" / "report" / "templates" / "report.md.j2",
                 ROOT / "unlearnspec" / "report" / "templates" / "chain.md.j2",
+                ROOT / "unlearnspec" / "report" / "templates" / "summary.md.j2",
                 ROOT / "unlearnspec" / "audit" / "templates" / "card.md.j2"]
 ESCAPED = re.compile(r"\|\s*(md|mdcode|mdprose|mdblock)\b|map\(\"md(code|prose)?\"\)|\bcell\(|\bshort\(|\brechecked\(")
 #: Expressions printed unescaped on purpose: numbers, fixed words, literals the plan's model already

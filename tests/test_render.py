@@ -240,7 +240,7 @@ def test_json_is_versioned_with_one_object_per_finding(broken: Path) -> None:
     # until they resolve: tests/test_passes.py)
     assert len(doc["diagnostics"]) == len(findings) >= 3
     keys = {"code", "severity", "message", "file", "line", "column", "end_line", "end_column", "labels",
-            "help", "objective", "claim", "accepted", "justification"}
+            "help", "fixes", "objective", "claim", "accepted", "justification"}
     for obj, d in zip(doc["diagnostics"], findings, strict=True):
         assert set(obj) == keys
         assert (obj["code"], obj["line"], obj["column"], obj["message"]) == (

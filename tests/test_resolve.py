@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from fixtures.frontend import MINIMAL_BODY, codes, line_col, only, resolve_text, spec_text, write_data
 
+from unlearnspec.catalog import CODES
 from unlearnspec.compiler import resolve_values as resolve_mod
 from unlearnspec.compiler.parse import parse_bytes
 from unlearnspec.compiler.resolve import resolve
@@ -121,8 +122,8 @@ def test_duplicate_claim(folder: Path) -> None:
 
 def test_duplicate_list_item_is_a_warning(folder: Path) -> None:
     text, diags = check(folder, MINIMAL_BODY + "  scope {\n    outputs verbatim, facts, verbatim\n  }\n")
-    d = only(diags, "UL202")
-    assert d.severity == "warning"
+    d = only(diags, "UL223")
+    assert d.severity == "warning" == CODES["UL223"].severity
     at(d, text, "verbatim", 1)
     assert d.labels[0].span.column == line_col(text, "verbatim", 0)[1]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,6 +39,26 @@ def test_run_log_lines_reach_run_log_and_never_the_root_logger(
     assert root_handler.getvalue() == ""  # not echoed as "INFO:unlearnspec.run:..."
     err = capsys.readouterr().err
     assert ("stage: unlearn" in err) is (not quiet)
+
+
+@pytest.mark.parametrize("quiet", [True, False])
+def test_library_warnings_reach_run_log_and_the_terminal_unless_quiet(
+        tmp_path: Path, root_handler: io.StringIO, capsys: pytest.CaptureFixture[str], quiet: bool) -> None:
+    """`run --quiet` promises no library warnings (a transformers FutureWarning was printed); run.log keeps them."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            _setup_logging(tmp_path, quiet=quiet)
+            warnings.warn("`is_gradient_checkpointing` is deprecated", FutureWarning, stacklevel=1)
+        for h in logging.getLogger("py.warnings").handlers:
+            h.flush()
+        assert "FutureWarning: `is_gradient_checkpointing` is deprecated" in (tmp_path / "run.log").read_text()
+        assert ("is_gradient_checkpointing" in capsys.readouterr().err) is (not quiet)
+        assert root_handler.getvalue() == ""
+    finally:
+        logging.captureWarnings(False)
+        for h in list(logging.getLogger("py.warnings").handlers):
+            logging.getLogger("py.warnings").removeHandler(h)
 
 
 def test_debug_lines_go_to_run_log_only(tmp_path: Path, root_handler: io.StringIO,

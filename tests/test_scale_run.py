@@ -4,8 +4,9 @@ The small objective of the run tests (tests/fixtures/runs.py) on the built-in mo
 int8, run end to end by ``unlearnspec run`` as one process and under ``accelerate launch`` as two CPU
 processes. Training splits the plan's global batch across the processes and evaluation is sharded,
 so the two runs must reach the same verdict on every claim and every check; the numbers differ only
-as far as training differs (each process averages its own micro-batch's token losses, see
-docs/running.md), which the tolerances below state. Both reports record their effective batch, and
+as far as training differs (AdamW magnifying the float rounding of the gradients, and an epoch's last,
+partial batch completed with the epoch's first examples under two processes: runtime/scaling.py),
+which the tolerances below state. Both reports record their effective batch, and
 the quantization attack's backend (torchao, where installed) is named in report.json and report.md.
 """
 

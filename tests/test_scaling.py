@@ -143,3 +143,21 @@ def test_unsharded_model_rebuilds_the_weights_and_refuses_ones_that_do_not_fit()
     del state["transformer.h.0.mlp.c_fc.weight"]
     with pytest.raises(RuntimeError, match="c_fc"):
         unsharded_model(trained, state)
+
+
+@pytest.mark.parametrize("processes, refused", [(2, None), (4, None), (3, "the unlearn stage"), (8, "relearning")])
+def test_a_launch_whose_training_batches_do_not_split_is_refused_before_anything_runs(
+        processes: int, refused: str | None) -> None:
+    """Each stage checked its own batch when it started: a relearning batch (4) that 8 processes cannot split ended
+    the run after its training and evaluation. The example plan's batches: the unlearn stage's 8, relearning's 4."""
+    from unlearnspec.compiler.check import plan_file
+    from unlearnspec.runtime.execute import refuse_unsplittable_batches
+
+    plan, _ = plan_file(Path(__file__).resolve().parents[1] / "specs" / "erase-jane-doe.unlearn")
+    assert plan is not None
+    if refused is None:
+        refuse_unsplittable_batches(plan, processes)
+        return
+    with pytest.raises(RunError) as err:
+        refuse_unsplittable_batches(plan, processes)
+    assert err.value.code == "UL720" and refused in err.value.message and "erase-jane-doe" in err.value.message

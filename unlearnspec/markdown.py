@@ -11,7 +11,7 @@ bare ``https://…`` or ``www.…`` that GitHub would turn into a link, an HTML 
 :func:`escape` is the function; every jinja2 template that writes Markdown registers it through
 :func:`register_filters`, as ``md`` (plain text), ``mdcode`` (a code span), ``mdprose`` (text the
 compiler wrote, whose backtick code spans are kept as code spans) and ``mdblock`` (a fenced code
-block). :func:`template_environment` is the environment the compiler's Markdown and text templates
+block); :func:`prose_html` is ``mdprose``'s counterpart in an HTML document. :func:`template_environment` is the environment the compiler's Markdown and text templates
 share. Follows CommonMark 0.31 and GitHub Flavored Markdown's table and autolink extensions: any ASCII
 punctuation may be backslash-escaped, code spans are literal, ``\\|`` is a pipe inside a table cell
 (and a backslash and a pipe inside a code span elsewhere, so a value with a pipe is never put in a
@@ -160,6 +160,18 @@ def escape(value: object, mode: Mode = "text") -> str:
         return "".join(_code(p) if span else _text(p) if i == 0 else _inline(p)
                        for i, (span, p) in enumerate(_spans(text)))
     return _text(text)
+
+
+def prose_html(value: object) -> str:
+    """``value``, text the compiler or the runtime wrote, as HTML: each of its code spans (read as :func:`escape`'s
+    ``prose`` mode reads them) a ``<code>`` element, everything escaped. What ``mdprose`` is to a Markdown
+    report, this is to the HTML one: a message quoting a user's value through :func:`code_span` shows the value
+    as code, not between literal backticks. Returns ``markupsafe.Markup``, which autoescaping leaves as it is."""
+    from markupsafe import Markup  # deferred with jinja2: the check path renders nothing
+    from markupsafe import escape as html
+
+    text = _one_line("" if value is None else str(value))
+    return Markup("".join(f"<code>{html(p)}</code>" if span else str(html(p)) for span, p in _spans(text)))
 
 
 def register_filters(filters: dict[str, object]) -> None:

@@ -19,7 +19,16 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from unlearnspec.catalog import METHODS, ClaimStatus
-from unlearnspec.catalog.methods import UNUSED_RMU_ALPHA, UNUSED_RMU_STEERING_COEFF
+from unlearnspec.catalog.methods import (
+    DEFAULT_LORA,
+    FILTER_NGRAM,
+    REFUSAL_TEXT,
+    STANDARD_DEFAULTS,
+    STOPPING_CHECK_EVERY,
+    STOPPING_RATIO,
+    UNUSED_RMU_ALPHA,
+    UNUSED_RMU_STEERING_COEFF,
+)
 from unlearnspec.errors import UserError
 from unlearnspec.inputs import first_problem, load_json, read_regular, spec_path
 from unlearnspec.markdown import code_span
@@ -159,9 +168,9 @@ class DataSets(_Model):
     holdout_evaluation: list[int] = Field(default_factory=list)
 
 class LoraConfig(_Model):
-    rank: int = 8
-    alpha: int = 16
-    dropout: float = 0.0
+    rank: int = DEFAULT_LORA.rank
+    alpha: int = DEFAULT_LORA.alpha
+    dropout: float = DEFAULT_LORA.dropout
     target_modules: list[str] | None = None  # None: the architecture's attention + MLP projections
 
 class StoppingRule(_Model):
@@ -172,8 +181,8 @@ class StoppingRule(_Model):
     otherwise overshoot into gibberish, which is itself a membership signal)."""
 
     kind: Literal["holdout_loss", "fixed_steps"] = "holdout_loss"
-    ratio: float = 1.0
-    check_every: int = 5
+    ratio: float = STOPPING_RATIO
+    check_every: int = STOPPING_CHECK_EVERY
 
 class PrepareStage(_Model):
     kind: Literal["prepare"] = "prepare"
@@ -196,13 +205,14 @@ class UnlearnStage(_Model):
     rationale: str = ""
     adapter: Literal["full", "lora"] = "full"
     lora: LoraConfig | None = None
-    max_steps: int = 60
-    learning_rate: float = 1e-4
-    batch_size: int = 8
+    # a value the stage does not state: the catalog's standard defaults (the lowering states every one)
+    max_steps: int = STANDARD_DEFAULTS.max_steps
+    learning_rate: float = STANDARD_DEFAULTS.lr_full
+    batch_size: int = STANDARD_DEFAULTS.batch_size
     gradient_accumulation_steps: int = 1
-    retain_weight: float = 1.0
-    beta: float = 0.1  # NPO / SimNPO inverse temperature
-    gamma: float = 0.0  # SimNPO reward margin
+    retain_weight: float = STANDARD_DEFAULTS.retain_weight
+    beta: float = STANDARD_DEFAULTS.beta  # NPO / SimNPO inverse temperature
+    gamma: float = STANDARD_DEFAULTS.gamma  # SimNPO reward margin
     rmu_layer: int | None = None
     # RMU's steering coefficient (the control vector's norm over the original model's mean activation norm at the
     # steered block on the forget tokens, runtime/methods/rmu.py) and the weight of its retain term. An RMU stage
@@ -210,8 +220,8 @@ class UnlearnStage(_Model):
     # them, `_rmu_defaults`); another method's stage holds inert values nothing reads (catalog.methods.UNUSED_RMU_*).
     rmu_steering_coeff: float = UNUSED_RMU_STEERING_COEFF
     rmu_alpha: float = UNUSED_RMU_ALPHA
-    refusal_text: str = "I don't know."
-    filter_ngram: int = 4
+    refusal_text: str = REFUSAL_TEXT
+    filter_ngram: int = FILTER_NGRAM
     stopping: StoppingRule = Field(default_factory=StoppingRule)
     train_precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     seed: int = 0

@@ -20,13 +20,14 @@ that has not finished (as `sign` refuses one).
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, PackageLoader, StrictUndefined
+from jinja2 import ChoiceLoader, Environment, PackageLoader, StrictUndefined
 
 from unlearnspec.audit.ledger import RECEIPT, check_receipt
 from unlearnspec.audit.manifest import REVIEWED, SIGNATURE_FILE
@@ -38,28 +39,27 @@ from unlearnspec.inputs import read_regular
 from unlearnspec.markdown import register_filters
 from unlearnspec.report.model import CheckResult, ObjectiveReport, Report
 from unlearnspec.report.render import verdict_text
+from unlearnspec.report.summary import COMPILER_NOTE, notation, summarise
 from unlearnspec.report.verdict import (
     REFERENCE_LABELS,
     claim_label,
+    code_words,
     deciding,
     fmt_number,
     metric_label,
     where_text,
 )
 
-GOAL_TEXT = {
-    ("removal", None): "removed from the model's parameters",
-    ("suppression", "model"): "suppressed in the model's outputs (the information may remain in the weights)",
-    ("suppression", "system"): "suppressed by a filter around the model (the weights are unchanged)",
-}
-
 
 @lru_cache(maxsize=1)
 def environment() -> Environment:
-    env = Environment(loader=PackageLoader("unlearnspec.audit", "templates"), autoescape=False,
+    # the report's templates too: the card includes the report's summary in plain words (summary.md.j2), the same text
+    loader = ChoiceLoader([PackageLoader("unlearnspec.audit", "templates"), PackageLoader("unlearnspec.report", "templates")])
+    env = Environment(loader=loader, autoescape=False,
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     register_filters(env.filters)  # type: ignore[arg-type]
-    env.filters.update(num=fmt_number, verdict=verdict_text, claim_status=CLAIM_STATUS_WORDS.__getitem__)
+    env.filters.update(num=fmt_number, verdict=verdict_text, claim_status=CLAIM_STATUS_WORDS.__getitem__,
+                       code_words=code_words)
     return env
 
 
@@ -88,14 +88,17 @@ def _objective_view(o: ObjectiveReport) -> dict[str, Any]:
     unmet = [c for c in claims if c["status"] == "cannot_be_met"]
     for c in claims:  # the compiler's reasons, beside the claim they concern
         c["reasons"] = [f for f in o.findings if f.claim == c["claim"] and not f.accepted]
+        # the findings behind its status that are not stated beside it (accepted risks, or about the objective as a
+        # whole), named in words: each is listed below with its message
+        said = {f.code for f in c["reasons"]}
+        c["other_codes"] = [code_words(code) for code in c["findings"] if code not in said]
     accepted = [f for f in o.findings if f.accepted]
     named = {c["claim"] for c in unmet + weak}
     open_findings = [f for f in o.findings if not f.accepted and f.claim not in named]
     return {
         "o": o, "claims": claims, "made": made, "weak": weak, "unmet": unmet,
         "accepted": accepted, "open_findings": open_findings,
-        "what": GOAL_TEXT.get((o.goal, o.suppression_via if o.goal == "suppression" else None),
-                              f"{o.goal} of the target"),
+        "summary": summarise(o),  # the report's summary in plain words (summary.md.j2), the same text
         "exact": o.method in METHODS and METHODS[o.method].family == "exact",
         "reference": REFERENCE_LABELS.get(o.reference or "", o.reference or "none"),
     }
@@ -110,7 +113,8 @@ def render_card(report: Report, *, signature: dict[str, Any] | None = None,
     return environment().get_template("card.md.j2").render(
         report=report, objectives=[_objective_view(o) for o in report.objectives],
         version=report.audit.tool_version,  # the version that ran and decided, not the one rendering the card
-        builtin=builtin, signature=signature, ledger=ledger)
+        builtin=builtin, signature=signature, ledger=ledger,
+        notation=f"{notation(report)} {COMPILER_NOTE} Each is explained under \"Not claimed, and why\".")
 
 
 @dataclass
@@ -129,12 +133,20 @@ def card_for_run(run_dir: Path, *, pub: Path | None = None, ledger: Path | None 
     finish time, or a report is missing: :func:`~unlearnspec.audit.signing.check_finished`; its resume rewrites its
     reports, so a card of it would not last), and for an unusable key or a folder with no signature to verify."""
     check_finished(run_dir)
-    report = Report.model_validate_json(read_regular(run_dir / "report.json"))
+    data = read_regular(run_dir / "report.json")
+    report = Report.model_validate_json(data)
+    # the card is made from these bytes; the signature and the receipt are checked by reading the file again, so
+    # each must be shown to bear out these same bytes (a report swapped back between the reads is not signed)
+    digest = hashlib.sha256(data).hexdigest()
     problems: list[tuple[Path, Problem]] = []
     signature: dict[str, Any] | None = None
     if pub is not None:
         v = verify_run(run_dir, pub)
         problems += [(run_dir / (p.file or SIGNATURE_FILE), p) for p in v.problems]
+        if not v.problems and v.files.get("report.json") != digest:
+            problems.append((run_dir / "report.json", Problem(
+                "UL811", 0, "report.json changed while the card was made: the report read is not the one signed",
+                ("make the card again from a run folder nothing writes to",))))
         covered = [rel for rel, sha in v.files.items() if sha is not None]
         named = [n for n in REVIEWED if n in covered]
         signature = {"state": "verified", "key": v.key_sha256, "version": v.version, "named": named,
@@ -145,6 +157,10 @@ def card_for_run(run_dir: Path, *, pub: Path | None = None, ledger: Path | None 
     if ledger is not None:
         found, borne = check_receipt(ledger, run_dir)
         problems += [(run_dir / RECEIPT, p) for p in found]
+        if not found and any(e.report_sha256 != digest for _, e in borne):
+            problems.append((run_dir / RECEIPT, Problem(
+                "UL806", 0, "report.json changed while the card was made: the report read is not the one the "
+                "ledger records", ("make the card again from a run folder nothing writes to",))))
         receipt = {"state": "checked", "entries": [{"request_id": e.request_id, "seq": e.seq, "file": f}
                                                    for f, e in borne]}
     elif os.path.lexists(run_dir / RECEIPT):

@@ -3,8 +3,10 @@
 Each line is one entry's canonical JSON (sorted keys, no spaces, UTF-8) and carries the hash of the line before it
 (``prev``) and its own (``hash``), so that an edited, inserted, deleted or reordered line breaks the chain at its
 position; the head file (``<model>.head.json``) records the length and the last hash, so that a cut end, or a ledger
-deleted whole, is found too. What a run records in it, and a run folder's receipt, are
-:mod:`unlearnspec.audit.ledger`'s.
+deleted whole, is found too. The head is written before the first line (recording none) and after every line, so a
+crash leaves it at most one line behind, and a ledger with a line but no head had its head removed. Reading holds the
+folder's lock shared, so an append is seen whole or not at all. What a run records in it, and a run folder's
+receipt, are :mod:`unlearnspec.audit.ledger`'s.
 """
 
 from __future__ import annotations
@@ -113,7 +115,10 @@ class Verified:
 
 
 def _head_path(path: Path) -> Path:
-    return path.with_name(path.name[: -len(LEDGER_SUFFIX)] + HEAD_SUFFIX)
+    """The head file of the ledger ``path``: ``<model>.head.json`` beside ``<model>.jsonl`` (a ledger file given by
+    another name gets its whole name and the suffix)."""
+    stem = path.name[: -len(LEDGER_SUFFIX)] if path.name.endswith(LEDGER_SUFFIX) else path.name
+    return path.with_name(stem + HEAD_SUFFIX)
 
 
 def verify_text(path: Path, text: str, head: dict[str, object] | None) -> Verified:
@@ -173,35 +178,42 @@ def verify_text(path: Path, text: str, head: dict[str, object] | None) -> Verifi
                 ("a line was deleted, inserted or reordered before this one",)))
         result.entries.append(entry)
         prev_stored, last_seq = entry.hash, entry.seq
-    if head is None and len(result.entries) >= 2 and not result.problems:
-        # the head is written after the first entry; only a crash between the two writes leaves one entry
-        # without it, so a longer ledger without its head had it removed, and a cut end would go unseen
+    n = len(result.entries)
+    if head is None and n >= 1 and not result.problems:
+        # the head is written before the first line (recording none) and after every line: a ledger with a line
+        # and no head had its head removed, and then lines cut from its end would go unseen
         result.problems.append(Problem(
-            "UL804", len(result.entries), f"the ledger's head file {code_span(_head_path(path).name)} is missing",
-            ("it records how long the ledger was, so that lines cut from the end are found: without it they "
-             "cannot be",)))
+            "UL804", n, f"the ledger's head file {code_span(_head_path(path).name)} is missing",
+            ("it is written before the ledger's first line and records how long the ledger is, so that lines cut "
+             "from the end are found: without it they cannot be; restore both files from a copy",)))
     if head is not None and not result.problems:
-        count, last = head.get("count"), head.get("hash")
-        n = len(result.entries)
-        if not isinstance(count, int) or not isinstance(last, str):
-            result.problems.append(Problem("UL804", 0, "the ledger's head file is not readable",
-                                           (f"{code_span(_head_path(path).name)} holds the entry count and last hash",)))
-        elif count < 1 and n >= 1:  # the head is written after the first entry, with a count of at least 1
-            result.problems.append(Problem(
-                "UL804", 1, f"the ledger's head records {count} entries, but the ledger has {n}",
-                ("the head file was rewritten: it no longer vouches for the ledger's length",)))
-        elif count > n:
-            result.problems.append(Problem(
-                "UL804", max(n, 1), f"the ledger is empty but its head records {count} entries" if n == 0 else
-                f"the ledger ends at line {n} but its head records {count} entries",
-                ("lines were deleted from the end of the ledger",)))
-        elif count >= 1 and result.entries[count - 1].hash != last:
-            result.problems.append(Problem(
-                "UL804", count, f"line {count} does not match the hash the ledger's head recorded for it",
-                ("the ledger was rewritten from this line on",)))
-        # count < n with a matching hash: a crash between the ledger write and the head write; the
-        # chain itself vouches for the extra lines.
+        result.problems += _head_problems(path, head, result.entries)
     return result
+
+
+def _head_problems(path: Path, head: dict[str, object], entries: list[LedgerEntry]) -> list[Problem]:
+    """UL804 unless the head file vouches for the ledger's end: it records the ledger's length and last hash, or (a
+    crash between writing a line and the head) the length and hash one line before."""
+    count, last = head.get("count"), head.get("hash")
+    n = len(entries)
+    if type(count) is not int or count < 0 or not isinstance(last, str):  # `true` is no count
+        return [Problem("UL804", 0, "the ledger's head file is not readable",
+                        (f"{code_span(_head_path(path).name)} holds the entry count and last hash",))]
+    if count > n:
+        return [Problem("UL804", max(n, 1), f"the ledger is empty but its head records {count} entries" if n == 0 else
+                        f"the ledger ends at line {n} but its head records {count} entries",
+                        ("lines were deleted from the end of the ledger",))]
+    if count < n - 1:
+        return [Problem("UL804", count + 1, f"the ledger's head records {count} entr{'y' if count == 1 else 'ies'}, "
+                                            f"but the ledger has {n}",
+                        ("only a crash between writing a line and its head leaves the head one line behind: the head "
+                         "file was rewritten, or replaced by an older copy, and no longer vouches for the ledger's "
+                         "length",))]
+    if (entries[count - 1].hash if count else GENESIS) != last:
+        return [Problem("UL804", max(count, 1), f"line {count} does not match the hash the ledger's head recorded for it"
+                        if count else "the ledger's head does not record the start of the ledger",
+                        ("the ledger was rewritten from this line on",))]
+    return []  # count == n, or n - 1: a crash between the ledger write and the head write, the chain vouches for it
 
 
 def _read_head(path: Path) -> dict[str, object] | None:
@@ -220,9 +232,32 @@ def _line_of(path: Path, offset: int) -> int:
     return path.read_bytes()[:offset].count(b"\n") + 1
 
 
+@contextlib.contextmanager
+def _reading(folder: Path) -> Iterator[None]:
+    """A shared lock on the ledger folder while its files are read, where its lock file is there to be opened: an
+    append (:func:`append`, which holds the lock exclusively) is then never seen half done. A folder that cannot be
+    locked (a read-only copy, no lock file) is read without one."""
+    try:
+        fd = os.open(folder / LOCK_NAME, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        yield
+        return
+    try:
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def verify_file(path: Path) -> Verified:
-    """Verify the ledger at ``path`` with its head file. A ledger that is gone while its head remains was deleted
-    whole (UL804): the head is written only once the ledger has an entry."""
+    """Verify the ledger at ``path`` with its head file. A ledger that is gone while its head records an entry was
+    deleted whole (UL804)."""
+    with _reading(path.parent):
+        return _verify_file(path)
+
+
+def _verify_file(path: Path) -> Verified:
     head = _read_head(path)
     try:
         text = read_regular(path).decode("utf-8")
@@ -230,6 +265,8 @@ def verify_file(path: Path) -> Verified:
         if head is None:
             return Verified(path=path)
         count = head.get("count")
+        if count == 0 and type(count) is int:  # a crash after the head's first write, before the first line
+            return Verified(path=path, problems=_head_problems(path, head, []))
         return Verified(path=path, problems=[Problem(
             "UL804", 0, f"the ledger {code_span(path.name)} is missing, but its head file {code_span(_head_path(path).name)} "
                         + (f"records {count} entr{'y' if count == 1 else 'ies'}" if isinstance(count, int) else "remains"),
@@ -252,8 +289,8 @@ def ledger_of_head(head: Path) -> Path:
 def ledger_files(target: Path) -> list[Path]:
     """The ledgers a folder holds (or the one file named): every ``*.jsonl`` file, and the ledger of every head file
     (``*.head.json``) whether it is there or not, so that a ledger deleted whole is found (:func:`verify_file`)."""
-    if target.is_file():
-        return [target]
+    if target.is_file():  # a head file given stands for its ledger
+        return [ledger_of_head(target) if target.name.endswith(HEAD_SUFFIX) else target]
     found = {p for p in target.glob(f"*{LEDGER_SUFFIX}") if p.is_file()}
     found |= {ledger_of_head(h) for h in target.glob(f"*{HEAD_SUFFIX}") if len(h.name) > len(HEAD_SUFFIX)}
     return sorted(found)
@@ -274,7 +311,8 @@ def locked(folder: Path) -> Iterator[None]:
     """An exclusive lock on the ledger folder, held across processes (``flock``; released on exit,
     and by the OS when a holder dies)."""
     folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    # never through a link: a `.lock` planted as a link would have the lock create or open the file it names
+    fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -347,6 +385,8 @@ def append(folder: Path, fields: dict[str, object], once: Sequence[str] = ()) ->
                                        f"written: {not_text(err)}",
                               ["the spec or plan the run was made from holds it: write the text it stands for"]) from None
         entry = LedgerEntry.model_validate(dumped)
+        if not current.entries:  # the head exists before the first line: a ledger with a line and no head was cut
+            atomic_write_bytes(_head_path(path), canonical({"count": 0, "hash": GENESIS}) + b"\n")
         atomic_write_bytes(path, text.encode("utf-8") + line + b"\n")
         atomic_write_bytes(_head_path(path), canonical({"count": entry.seq, "hash": entry.hash}) + b"\n")
     return entry

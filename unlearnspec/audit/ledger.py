@@ -15,10 +15,10 @@ compile statuses, overall, plan hash, model hashes, request, basis, owner, drift
 run folder's ``report.json`` and ``plan.json``. The receipt and the report are covered by the run's signature
 (``unlearnspec verify``).
 
-Appends hold an exclusive OS lock (``fcntl.flock`` on ``<DIR>/.lock``) for the whole
+Appends hold an exclusive OS lock (``fcntl.flock`` on ``<DIR>/.lock``, never taken through a link) for the whole
 read-verify-write, and write the new file atomically (temporary file + ``os.replace``), so two runs
-appending at once lose nothing and a crash never leaves half a line. A ledger whose chain is broken
-is never extended.
+appending at once lose nothing and a crash never leaves half a line; a new ledger's head is written before its first
+line. Verifying holds the same lock shared. A ledger whose chain is broken is never extended.
 """
 
 from __future__ import annotations
@@ -260,7 +260,7 @@ def check_receipt(ledger_dir: Path, run_dir: Path) -> tuple[list[Problem], list[
         file, seq, sha, rid = (item.get(k) if isinstance(item, dict) else None
                                for k in ("file", "seq", "hash", "request_id"))
         if not (isinstance(file, str) and Path(file).name == file and file not in ("", ".", "..")
-                and isinstance(seq, int) and isinstance(sha, str) and isinstance(rid, str)):
+                and type(seq) is int and isinstance(sha, str) and isinstance(rid, str)):  # `true` is no line
             out.append(Problem("UL806", 0, f"a receipt entry is not a request, ledger file, line and hash: "
                                            f"{_value(item)}", where))
             continue

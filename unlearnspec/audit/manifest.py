@@ -10,13 +10,16 @@ added after signing is found too.
 Outside every signature, and said so by ``verify``: the signature file itself, ``run.lock`` (a process id, rewritten
 by a resume) and the training checkpoints under ``objectives/*/unlearn/checkpoints/`` (optimizer and scheduler state
 that no verdict is about, often larger than the model). Hidden entries are skipped as in the model hashes
-(:func:`unlearnspec.records.folder_files`). A file the report records outside the run folder (an absolute path: a
+(:func:`unlearnspec.records.folder_files`), and links to folders are not followed: ``verify`` names them, as it
+names every entry it does not cover (:func:`unlisted`). A file below ``objectives/`` that no manifest of format 2
+lists was added after signing (the manifest lists every file there was), and fails ``verify``. A file the report records outside the run folder (an absolute path: a
 retrained model in the cache) is covered by the hash that ``report.json`` records for it, not read by ``verify``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
@@ -46,7 +49,8 @@ def outside_signature(rel: str) -> str | None:
 
 
 def run_files(run_dir: Path) -> tuple[list[str], list[str]]:
-    """The run folder's files a signature covers (relative POSIX paths, sorted), and the groups it leaves out."""
+    """The run folder's files a signature covers (relative POSIX paths, sorted), and what it leaves out: the groups
+    of :func:`outside_signature`, then every entry no manifest lists (:func:`unlisted`)."""
     signed: list[str] = []
     outside: list[str] = []
     for f in folder_files(run_dir):
@@ -56,7 +60,37 @@ def run_files(run_dir: Path) -> tuple[list[str], list[str]]:
             signed.append(rel)
         elif group and group not in outside:
             outside.append(group)
-    return signed, outside
+    return signed, outside + unlisted(run_dir)
+
+
+def unlisted(run_dir: Path) -> list[str]:
+    """The entries of the run folder that no manifest lists and no group of :func:`outside_signature` holds, so that
+    ``verify`` names them as not covered rather than pass over them: hidden files and folders (a folder with a
+    trailing ``/``), links to folders (never followed: a trailing ``/``), folders that cannot be listed (their files
+    are in no manifest) and whatever is neither a file nor a folder (a FIFO, a socket, a dangling link). Sorted."""
+    out: list[str] = []
+
+    def unreadable(err: OSError) -> None:
+        if err.filename is not None and Path(err.filename) != Path(run_dir):
+            out.append(Path(err.filename).relative_to(run_dir).as_posix() + "/")
+
+    for root, dirs, names in os.walk(run_dir, onerror=unreadable):  # a link to a folder: in ``dirs``, not entered
+        base = Path(root)
+        keep = []
+        for d in dirs:
+            rel = (base / d).relative_to(run_dir).as_posix()
+            if outside_signature(rel + "/x") is not None:  # a checkpoints folder: one group already
+                continue
+            if d.startswith(".") or (base / d).is_symlink():
+                out.append(rel + "/")
+            else:
+                keep.append(d)
+        dirs[:] = sorted(keep)
+        for name in names:
+            rel = (base / name).relative_to(run_dir).as_posix()
+            if outside_signature(rel) is None and (name.startswith(".") or not (base / name).is_file()):
+                out.append(rel)
+    return sorted(out)
 
 
 def file_sha256(path: Path) -> str:

@@ -13,8 +13,9 @@ replaces a signature without ``force``.
 
 ``verify`` is offline: it checks that the signature file is exactly the canonical form of what it holds (so no byte
 of it can change unnoticed), the signature with the public key given, and every file of the manifest against its
-digest; a file named ``null`` must still be absent. It reports what the signature covers and what it does not (files
-added later, the checkpoints, ``run.lock``), never "verified" for more. A format-1 signature (written before
+digest; a file named ``null`` must still be absent, and a file below ``objectives/`` the manifest does not list was
+added after signing and fails too. It reports what the signature covers and what it does not (files added later at
+the top of the folder, the checkpoints, ``run.lock``, hidden entries, links to folders), never "verified" for more. A format-1 signature (written before
 manifests) covers report.json and plan.json only, and is verified as exactly that.
 
 Keys are PEM: the private key PKCS#8 (written with mode 0600, and refused for signing when others can read it), the
@@ -34,7 +35,7 @@ import re
 import stat
 import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from pydantic import ValidationError
@@ -50,6 +51,7 @@ from unlearnspec.audit.manifest import (
     manifest,
     run_files,
     safe_rel,
+    unlisted,
 )
 from unlearnspec.audit.problems import Problem
 from unlearnspec.inputs import first_problem, load_json, open_regular, read_regular
@@ -66,6 +68,8 @@ MAX_KEY_BYTES = 1 << 16
 MAX_SIGNATURE_BYTES = 64 << 20  # a manifest of a model of many shards is still far smaller
 _LINK_UNSUPPORTED = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK, errno.ENOSYS}
 _BASE64 = re.compile(r"[A-Za-z0-9+/=]*")
+#: below this folder a file the manifest does not list was added after signing (format 2), and fails ``verify``
+EVIDENCE = "objectives/"
 
 
 class SigningError(Exception):
@@ -83,18 +87,19 @@ class _Crypto:
     ed25519: Any
     serialization: Any
     invalid_signature: type[Exception]
+    unsupported: type[Exception]
 
 
 def _crypto() -> _Crypto:
     """The ``cryptography`` modules, or UL813: every use goes through here, so a missing package is a diagnostic."""
     try:
-        from cryptography.exceptions import InvalidSignature
+        from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
         from cryptography.hazmat.primitives import serialization
         from cryptography.hazmat.primitives.asymmetric import ed25519
     except ImportError as err:  # the `audit` extra is not installed
         raise SigningError("UL813", "signing needs the `cryptography` package",
                            ["pip install 'unlearnspec[audit]'"]) from err
-    return _Crypto(ed25519, serialization, InvalidSignature)
+    return _Crypto(ed25519, serialization, InvalidSignature, UnsupportedAlgorithm)
 
 
 def _canonical(data: dict[str, Any]) -> bytes:
@@ -182,7 +187,7 @@ def keygen(out: Path) -> tuple[Path, Path]:
                 os.unlink(written)
         raise SigningError("UL813", f"{code_span(err.filename or pub_path)} already exists", taken) from err
     except OSError as err:
-        raise SigningError("UL813", f"cannot write the key {code_span(err.filename or out)}: {err.strerror or err}",
+        raise SigningError("UL813", f"cannot write the key {code_span(out)}: {err.strerror or err}",
                            ["give --out a path in a folder you can write to"]) from err
     return out, pub_path
 
@@ -204,7 +209,14 @@ def _load(path: Path, private: bool) -> Any:
             raise ValueError("too large for a key")
         key = (c.serialization.load_pem_private_key(data, password=None) if private
                else c.serialization.load_pem_public_key(data))
-    except (ValueError, TypeError) as err:
+    except c.unsupported as err:  # a key of an algorithm or curve `cryptography` does not know: not a ValueError
+        raise SigningError("UL813", f"{code_span(path)} is not an Ed25519 {kind} key: {str(err) or 'an unknown algorithm'}",
+                           ["make a key pair with `unlearnspec keygen --out KEY`"]) from err
+    except TypeError as err:  # a passphrase-protected key: `sign` asks for no passphrase
+        raise SigningError("UL813", f"the private key {code_span(path)} is encrypted with a passphrase",
+                           ["`sign` reads an unencrypted PKCS#8 key as `unlearnspec keygen --out KEY` writes it (mode "
+                            "0600)"]) from err
+    except ValueError as err:
         raise SigningError("UL813", f"{code_span(path)} is not a PEM {kind} key",
                            ["make a key pair with `unlearnspec keygen --out KEY`; sign with KEY, "
                             "verify with KEY.pub"]) from err
@@ -265,6 +277,13 @@ class Signed:
     path: Path
     files: dict[str, str | None]
     warnings: list[str] = field(default_factory=list)
+
+
+def _printable(rel: str) -> str:
+    """A file name for a message: bytes that are not UTF-8 (kept as surrogates) and control characters escaped, so a
+    name can neither fail the output nor fake a line of it."""
+    text = rel.encode("utf-8", "backslashreplace").decode("utf-8")
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def _check_target(out: Path, force: bool) -> None:
@@ -354,6 +373,11 @@ def sign(run_dir: Path, key_path: Path, *, force: bool = False) -> Signed:
                            ["every file of the run folder is signed: make each readable"]) from err
     _check_recorded(run_dir, report, files)
     warnings = []
+    skipped = unlisted(run_dir)
+    if skipped:
+        warnings.append("not covered by the signature (hidden entries, links to folders and special files are never "
+                        "signed; `verify` lists them too): " + ", ".join(code_span(_printable(rel)) for rel in skipped[:8])
+                        + (f" and {len(skipped) - 8} more" if len(skipped) > 8 else ""))
     if report.audit.plan_provenance == "trusted":
         warnings.append("the plan was run as given (`run --trust-plan`): it was not re-derived from its spec, so "
                         "the signature vouches for the files, not for the plan following from the spec")
@@ -422,6 +446,12 @@ def _file_problem(run_dir: Path, rel: str, signed: str | None, plan_hash: str) -
             return Problem("UL811", 0, f"{code_span(rel)} was added after signing: the signature records that the run folder "
                                        "had none", ("what it holds now is not what was signed off",), rel)
         return None
+    linked = next((parent for parent in PurePosixPath(rel).parents
+                   if parent != PurePosixPath(".") and (run_dir / parent).is_symlink()), None)
+    if linked is not None:  # `sign` never follows a link to a folder: the folder was replaced by one after signing
+        return Problem("UL811", 0, f"{code_span(rel)} was signed in the run folder, but {code_span(linked.as_posix())} is now a "
+                                   "link to a folder", ("a folder of the run was replaced by a link after signing: what "
+                                                        "it holds can change without the run folder changing",), rel)
     try:
         if rel == "plan.json":  # read once: its digest and the plan hash it records
             data = read_regular(path)
@@ -515,7 +545,14 @@ def verify_run(run_dir: Path, pub_path: Path) -> Verification:
                                 name))
     covered = files or {}
     present, outside = run_files(run_dir)
-    not_covered = [rel for rel in present if rel not in covered] + outside
+    added = [rel for rel in present if rel not in covered]
+    if version != "1" and files is not None:  # a manifest lists every file below objectives/ that there was
+        problems += [Problem("UL811", 0, f"{code_span(rel)} was added after signing: the signature lists every file "
+                                         "below `objectives/` the run folder had, and not this one",
+                             ("a file added to an objective's evidence or to its model's folder changes what a "
+                              "reviewer reads or what loads; remove it, or sign the run folder again",), rel)
+                     for rel in added if rel.startswith(EVIDENCE)]
+    not_covered = added + outside
     return Verification(problems, version, key_sha if not problems else "", covered, not_covered)
 
 

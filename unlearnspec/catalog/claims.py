@@ -2,7 +2,7 @@
 
 The evidence family is which metrics of an ``evidence`` block serve the claim; the default evidence is
 what decides it when the block names none of them (the thresholds are the metrics' own, see
-:mod:`unlearnspec.catalog.metrics`; docs/evidence.md explains each choice). ``not_generated`` and
+:mod:`unlearnspec.catalog.metrics`; docs/language.md and docs/reports.md explain each choice). ``not_generated`` and
 ``robust_to_prompting`` take their defaults from the ``scope`` (:data:`OUTPUT_KINDS`,
 :data:`unlearnspec.catalog.probes.PROBES`).
 """
@@ -14,7 +14,7 @@ from typing import Literal
 
 Group = Literal["removal", "output", "robustness", "side_effects", "governance"]
 ClaimStatus = Literal["supported", "cannot_be_verified", "cannot_be_met"]
-"""A claim as the compiler judges it before anything runs (docs/explain.md)."""
+"""A claim as the compiler judges it before anything runs (docs/planning.md; `unlearnspec explain SPEC`)."""
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The pages of the audit codes: UL80x for a request ledger whose hash chain is broken
+"""The pages of the audit codes: UL80x for a request ledger whose hash chain is broken or that is not there
 (`unlearnspec ledger verify`, :mod:`unlearnspec.audit.ledger`), UL81x for a run whose signature does not
 verify (`unlearnspec verify`, :mod:`unlearnspec.audit.signing`)."""
 
@@ -32,10 +32,12 @@ _front("UL803", "ledger-line-unreadable", "error", _A,
        instead="Restore the ledger from a copy.")
 _front("UL804", "ledger-truncated", "error", _A,
        "The ledger holds fewer lines than its head file recorded, a line the head names has another hash, the "
-       "head file of a ledger of two or more entries is missing, or a head file remains whose ledger is missing "
-       "or empty.",
+       "head records more than one line fewer than the ledger holds, the head file of a ledger with any entry is "
+       "missing, or a head file remains whose ledger is missing or empty.",
        "Deleting the last lines of a hash chain leaves a valid shorter chain; the head file (`<model>.head.json`) "
-       "records how long the ledger was, so a cut end is found too.",
+       "records how long the ledger was, so a cut end is found too. The head is written before the ledger's first "
+       "line (recording none) and after each line, so a crash leaves it at most one line behind and never leaves "
+       "a line without it.",
        instead="Restore the ledger from a copy; run folders' receipts (`ledger verify LEDGER --run RUN_DIR`) and "
                "their signed reports, whose sha256 each line records, settle which is right.")
 _front("UL805", "ledger-unwritable", "error", _A,
@@ -56,10 +58,18 @@ _front("UL806", "ledger-receipt-mismatch", "error", _A,
        "chain cannot show), the receipt was edited, or the report was replaced after the run was recorded.",
        instead="Find which copy is authentic: a signed report (`unlearnspec verify`) or an earlier copy of the "
                "ledger settles it.")
+_front("UL807", "ledger-not-found", "error", _A,
+       "`ledger show` or `ledger verify` was given a path that is neither a ledger folder nor a ledger file (it is "
+       "not there, or it is a device or a FIFO), or `ledger verify` a folder that holds no ledger (`*.jsonl`, "
+       "`*.head.json`).",
+       "A verification of nothing must not read as a verification that passed: a mistyped ledger folder is an "
+       "error (exit 2), never an empty success.",
+       instead="unlearnspec ledger verify runs/ledger   # the folder given to `run --ledger`")
 _front("UL811", "signature-invalid", "error", _A,
        "The run's signature does not verify: a file it covers (report.json, the plan, report.md, report.html, "
        "run.json, the ledger receipt, the run log, the objectives' evidence and unlearned model files) or the "
-       "signature file changed after signing, or it was signed with another key.",
+       "signature file changed after signing, a file was added below `objectives/` (an extra model shard or "
+       "evidence file: the signature lists every file there was), or it was signed with another key.",
        "A signature ties a report to the key of whoever signed it off; any changed byte means the report read "
        "now is not the report that was signed.",
        instead="Ask the signer for the original run folder, or re-run and sign again.")

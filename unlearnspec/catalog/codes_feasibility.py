@@ -39,13 +39,15 @@ UL301 = CodePage(
 
 UL302 = CodePage(
     code="UL302", name="suppression-claims-erasure", severity="error", category="feasibility",
-    summary="A suppression goal with a claim about the weights: `removed`, `as_if_never_trained`, or "
-            "`robust_to_finetuning` when the weights are released (`open_weights`, `on_device`).",
+    summary="A suppression goal with a claim or guarantee about the weights: `removed`, `as_if_never_trained`, "
+            "`robust_to_finetuning` when the weights are released (`open_weights`, `on_device`), or `guarantee "
+            "exact` / `guarantee certified` (unless the method is `retrain`).",
     why="Suppression (refusal tuning, guardrails, output filters) changes what the model or system outputs; the "
         "targeted information stays in the parameters. Adversarial prompts, or anyone holding the weights, can "
         "get it back: a few fine-tuning steps on small data restore even knowledge that approximate unlearning "
-        "removed (Hu et al.), let alone knowledge that was only suppressed. A claim about the weights therefore cannot "
-        "follow from a suppression objective. Source: Cooper et al. 2024, Section 4, mismatch M1 (output "
+        "removed (Hu et al.), let alone knowledge that was only suppressed. A claim about the weights, or an exact or "
+        "certified guarantee that they no longer carry the information, therefore cannot follow from a suppression "
+        "objective. Source: Cooper et al. 2024, Section 4, mismatch M1 (output "
         "suppression is not a replacement for removal); relearning: Hu et al. arXiv:2406.13356.",
     example='goal suppression via model\nmethod refusal\nclaims {\n  removed\n}',
     instead='goal suppression via model\nmethod refusal\nclaims {\n  not_generated\n}\n\n'
@@ -128,7 +130,7 @@ UL306 = CodePage(
 UL307 = CodePage(
     code="UL307", name="exactness-without-exact-method", severity="error", category="feasibility",
     summary="`guarantee exact`, or claim `as_if_never_trained`, with a method that is not exact (any method but "
-            "`retrain`; with no method, a model that cannot be retrained).",
+            "`retrain`; with no method, a model that cannot be retrained). On a suppression goal it is UL302.",
     why="Only retraining from scratch without the forget set (or structural schemes such as sharded training "
         "that make retraining cheap) gives a model as if it had never seen the target. Approximate methods "
         "(gradient ascent, gradient difference, NPO, SimNPO, RMU) produce empirical evidence only, by comparison "
@@ -147,8 +149,8 @@ UL307 = CodePage(
 
 UL308 = CodePage(
     code="UL308", name="zero-side-effects", severity="error", category="feasibility",
-    summary="Zero tolerance for side effects: claim `no_side_effects`, `preserve { side_effects none }`, or "
-            "`utility drop <= 0%`.",
+    summary="Zero tolerance for side effects: claim `no_side_effects`, `preserve { side_effects none }`, "
+            "`utility drop <= 0%`, or an `evidence` bound of 0 on a utility drop (`retain_utility_drop <= 0%`).",
     why="Removing targeted information degrades related, and sometimes unrelated, behaviour: the knowledge that "
         "is unlearnt is entangled with knowledge that is kept. \"No side effects\" is therefore not a meetable "
         "objective; a tolerance measured on named retain and neighbour sets is. Source: Cooper et al. 2024, "
@@ -209,7 +211,8 @@ UL402 = CodePage(
 
 UL403 = CodePage(
     code="UL403", name="certified-guarantee", severity="warning", category="feasibility",
-    summary="`guarantee certified` for a method that is not exact retraining.",
+    summary="`guarantee certified` for a method that is not exact retraining (on a suppression goal it is "
+            "UL302, an error).",
     why="Certified unlearning (a provable bound on how far the unlearned model is from a retrained one) exists "
         "only for restricted model classes, such as convex or linear models, not for deep generative models "
         "trained by the approximate methods available here; their evidence is empirical only. With `retrain` "
@@ -264,16 +267,19 @@ UL406 = CodePage(
     why="Output metrics (verbatim and knowledge ROUGE, leak and refusal rates) cannot tell removal from "
         "suppression: simple guardrails score like fine-tuning on output benchmarks (Thaker et al.), paraphrase "
         "and in-context probes reveal residual knowledge (Lynch et al.), and linear probes on hidden states "
-        "recover information that output metrics call gone (Gao et al.). A removal claim needs evidence about "
-        "the parameters: membership inference against holdout data and comparison with the retrained reference. "
-        "Sources: Thaker et al. arXiv:2410.02879; Lynch et al. arXiv:2402.16835; Gao et al. arXiv:2604.08271.",
+        "recover information that output metrics call gone (Gao et al.; Ong et al.). A removal claim needs evidence "
+        "about the parameters: membership inference against holdout data, comparison with the retrained reference, "
+        "and a representation-level probe compared with that reference; the help says which of them this objective "
+        "can compute and what the others need. Sources: Thaker et al. arXiv:2410.02879; Lynch et al. "
+        "arXiv:2402.16835; Gao et al. arXiv:2604.08271; Ong et al. arXiv:2606.25001.",
     example='claims {\n  removed\n}\nevidence {\n  verbatim_rouge <= 0.20\n}',
     instead='claims {\n  removed\n}\nevidence {\n  verbatim_rouge <= 0.20\n  membership_auc <= 0.60\n'
-            '  forget_quality >= 0.05\n}',
+            '  forget_quality >= 0.05\n  probe_accuracy_gap <= 0.10\n}',
     references=[
         "P. Thaker et al., \"Position: LLM Unlearning Benchmarks are Weak Measures of Progress\", arXiv:2410.02879",
         "A. Lynch et al., \"Eight Methods to Evaluate Robust Unlearning in LLMs\", arXiv:2402.16835",
         "Gao et al., \"An Illusion of Unlearning?\", AISTATS 2026, arXiv:2604.08271",
+        "Ong et al., \"Erased, but Not Gone\", arXiv:2606.25001",
     ],
 )
 
@@ -434,27 +440,33 @@ UL601 = CodePage(
 UL411 = CodePage(
     code="UL411", name="underpowered-evidence", severity="warning", category="feasibility",
     summary="A data set too small for its checks to be decisive at the stated confidence: a KS test that can only "
-            "reject complete separation, or a membership AUC whose confidence interval at chance is wider than "
-            "±0.3, or wider than the tolerance its bound allows either side of the reference (`membership_auc <= "
-            "0.60`: ±0.1), for some item type (counted from the records before anything runs).",
+            "reject complete separation, or a membership AUC (or PrivLeak) whose confidence interval at chance is "
+            "wider than ±0.3, or wider than the tolerance its bound allows either side of the reference "
+            "(`membership_auc <= 0.60`: ±0.1; `privleak <= 10`: ±0.05), for some item type (counted from the "
+            "records before anything runs).",
     why="A verdict is a claim about all the prompts the model may be given, made from a handful of items, and a "
         "check passes only when its confidence interval lies on the passing side of its bound (docs/reports.md). "
         "Some tests cannot decide anything at small sizes: a two-sample KS test with 5 vs 5 items has a smallest "
-        "attainable p-value of 2/C(10,5) = 0.0079 and rejects at the 5% level only when the two samples do not "
+        "attainable p-value of 2/C(10,5) ≈ 0.0079 and rejects at the 5% level only when the two samples do not "
         "overlap at all; an AUC over 3 members has an interval of about ±0.4 around chance (Hanley and McNeil "
         "1982), wider than any useful bound. A membership bound `AUC <= b` is read as a tolerance of b - 0.5 either "
         "side of the retrained reference, and the gap between two models' AUCs is at least about as uncertain as "
         "one AUC, so an item type whose AUC interval is wider than that tolerance can show a leak but not its "
-        "absence. Such a check ends inconclusive (or can never fail, or never pass) whatever the model does, and "
-        "the run is spent for nothing. The compiler counts the records and says how many items "
-        "would make the check decisive. Sources: FRAMEWORK.md §7; TOFU forget quality (arXiv:2401.06121); "
-        "Hanley & McNeil, Radiology 143 (1982).",
+        "absence. PrivLeak is the same gap in MUSE's units: `|PrivLeak| <= b` percent is an AUC gap of b/100 times "
+        "(1 - AUC_reference), b/200 for a reference at chance and less for any reference above it. Such a check "
+        "ends inconclusive (or can never fail, or never pass) whatever the model does, and "
+        "the run is spent for nothing. The compiler counts the records as the runtime will use them (each record "
+        "once; with no reference model, forget quality compares the forget set with the holdout's evaluation half) "
+        "and says how many items would make the check decisive (and, where one exists, the looser membership or "
+        "PrivLeak bound these items can decide). Sources: FRAMEWORK.md §7; TOFU forget quality (arXiv:2401.06121); "
+        "MUSE PrivLeak (arXiv:2407.06460); Hanley & McNeil, Radiology 143 (1982).",
     example='target person "Jane Doe" {\n  forget  "data/jane-doe-5-questions.jsonl"\n}\n'
             'claims {\n  removed\n}',
     instead='target person "Jane Doe" {\n  forget  "data/jane-doe.jsonl"  # 20 questions and 6 documents\n}\n'
             'claims {\n  removed\n}',
     references=[
         "P. Maini et al., \"TOFU: A Task of Fictitious Unlearning for LLMs\", arXiv:2401.06121",
+        "W. Shi et al., \"MUSE: Machine Unlearning Six-Way Evaluation for Language Models\", arXiv:2407.06460",
         "J. A. Hanley and B. J. McNeil, \"The meaning and use of the area under a receiver operating "
         "characteristic (ROC) curve\", Radiology 143 (1982)",
     ],

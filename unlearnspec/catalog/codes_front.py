@@ -48,7 +48,7 @@ _front("UL109", "no-objective", "error", _S, "The file is empty or holds no obje
 _front("UL201", "duplicate-objective", "error", _R, "Two objectives in one file share a name.",
        "Plans, reports and `accept` decisions are keyed by objective name.",
        instead="Give each objective a unique name.")
-_front("UL202", "duplicate-field", "error", _R, "A field, claim or list item is given twice.",
+_front("UL202", "duplicate-field", "error", _R, "A field or claim is given twice.",
        "Two values for one field leave the meaning ambiguous; the compiler will not pick one silently.",
        example="goal removal\ngoal suppression", instead="goal removal")
 _front("UL203", "unknown-field", "error", _R, "A field name the block does not have (with a did-you-mean).",
@@ -138,6 +138,10 @@ _front("UL222", "repeated-records", "warning", _R,
        "in both the calibration and the evaluation half's place of a distinct one. Keep one copy of each record.",
        example='forget "data/jane-doe-twice.jsonl"   # every record given twice',
        instead='forget "data/jane-doe.jsonl"')
+_front("UL223", "repeated-list-item", "warning", _R, "A word is listed twice in one list (`outputs`, `prompts`).",
+       "The repetition changes nothing (the list is a set), but it is a sign the list was meant to say something "
+       "else, such as a kind that is missing; the second mention is dropped.",
+       example="outputs verbatim, facts, verbatim", instead="outputs verbatim, facts")
 _front("UL221", "system-prompt-without-chat-template", "error", _R,
        "`system` gives a system prompt, but the model's tokenizer has no chat template to put it in.",
        "A system prompt is a turn of a chat template (docs/models.md, prompt formats); a model without one is asked "

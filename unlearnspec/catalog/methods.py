@@ -83,6 +83,21 @@ class Method:
         return self.defaults is not None and KNOB_FIELDS.get(knob, knob) in self.review
 
 
+STANDARD_DEFAULTS: Final = MethodDefaults(max_steps=60, lr_full=1e-4, lr_full_large=1e-5, lr_lora=1e-4)
+"""The defaults most trained methods take, and what a plan's unlearn stage holds for a value it does not state
+(``unlearnspec.plan.UnlearnStage``)."""
+REFUSAL_TEXT: Final = "I don't know."
+"""What the refusal method trains the forget prompts to answer and the output filter answers instead, unless the
+method block says otherwise (`refusal_text`)."""
+FILTER_NGRAM: Final = 4
+"""The output filter's n-gram length (`filter_ngram`): an answer holding a sequence of this many words from the
+forget set's documents and answers that no retain record holds is withheld (``runtime/methods/guard.py``)."""
+STOPPING_RATIO: Final = 1.0
+"""The stopping rule's bound: training stops once the mean forget loss exceeds the original model's mean holdout
+loss times this."""
+STOPPING_CHECK_EVERY: Final = 5
+"""Steps between two checks of the stopping rule."""
+
 #: Per-method defaults. TOFU/MUSE fine-tune 7B models fully at 1e-5; small models and LoRA adapters
 #: take larger steps. On the built-in model at 1e-4, NPO and gradient difference reach the stopping
 #: bound (forget loss = holdout loss) after about 15 steps, within one 5-step check of it (2e-4
@@ -97,8 +112,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("grad_ascent", "approximate", "gradient ascent on the forget set", (*_TRAINED, *_TAIL),
            MethodDefaults(max_steps=40, lr_full=1e-4, lr_full_large=1e-5, lr_lora=1e-4, retain_weight=0.0)),
     Method("grad_diff", "approximate", "gradient ascent on forget, descent on retain",
-           (*_TRAINED, "retain_weight", *_TAIL),
-           MethodDefaults(max_steps=60, lr_full=1e-4, lr_full_large=1e-5, lr_lora=1e-4), retain="required"),
+           (*_TRAINED, "retain_weight", *_TAIL), STANDARD_DEFAULTS, retain="required"),
     Method("npo", "approximate", "negative preference optimisation against the original model",
            (*_TRAINED, "beta", "retain_weight", *_TAIL),
            MethodDefaults(max_steps=60, lr_full=1e-4, lr_full_large=1e-5, lr_lora=1e-4, beta=0.1),
@@ -114,14 +128,17 @@ METHODS: dict[str, Method] = {m.name: m for m in (
                           rmu_alpha=100.0),
            retain="optional", source="Li et al. 2024, arXiv:2403.03218"),
     Method("refusal", "model_suppression", "fine-tune forget prompts to the refusal text",
-           (*_TRAINED, "refusal_text", "retain_weight", *_TAIL),
-           MethodDefaults(max_steps=60, lr_full=1e-4, lr_full_large=1e-5, lr_lora=1e-4), retain="optional"),
+           (*_TRAINED, "refusal_text", "retain_weight", *_TAIL), STANDARD_DEFAULTS, retain="optional"),
     Method("filter", "system_suppression", "output filter from the forget set's n-grams and aliases",
            ("filter_ngram", "refusal_text"), source="Thaker et al. 2024, arXiv:2410.02879"),
     Method(UNKNOWN, UNKNOWN, "not stated: an audited checkpoint (`unlearned`) whose vendor did not say how it "
            "was unlearned; nothing runs", ()),
 )}
 
+
+WEIGHT_BYTES_PER_PARAMETER: Final = 4
+"""A model's weights in memory and on disk: fp32 (models load and train in fp32 unless a run asks otherwise,
+``runtime/loading.py``). The cost estimate's load time and the disk check before a run count with it."""
 
 CHECKPOINTS_KEPT: Final = 2
 """Training checkpoints an unlearning run keeps in its folder (the Trainer's ``save_total_limit``): what a resume

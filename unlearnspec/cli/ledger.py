@@ -9,11 +9,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from unlearnspec.cli.common import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, Parser, add_colour, out
+from unlearnspec.cli.common import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, Parser, add_colour, out, print_error
 from unlearnspec.cli.run import status_note
 from unlearnspec.compiler.check import CheckResult, display_path
 from unlearnspec.compiler.diagnostics import Diagnostic, Span
 from unlearnspec.compiler.render import render
+from unlearnspec.errors import UserError
 from unlearnspec.inputs import read_regular
 from unlearnspec.markdown import code_span
 
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 def problems_result(path: Path, source: bytes, problems: Sequence[Problem]) -> CheckResult:
     """Findings about a file (a ledger, a run's report or signature) as the compiler's diagnostics, so
     that they print like every other diagnostic: code, file:line:col, the line with a caret, help."""
-    shown = display_path(path)
+    shown = _shown(display_path(path))  # a file name with a line break cannot fake a line of the output
     lines = source.decode("utf-8", errors="replace").split("\n")
     diags = []
     for p in problems:
@@ -48,12 +49,13 @@ def file_source(path: Path, limit: int = 1 << 20) -> bytes:
 def _shown(text: str) -> str:
     """Text from a ledger line for a terminal: a line break, an escape sequence or another control character in a
     spec's string is printed escaped (`\\n`, `\\x1b`), so it can neither fake a line of the listing nor recolour it."""
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")  # a file name's byte that is not UTF-8
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def _missing(target: str) -> int:
-    sys.stderr.write(f"error: {code_span(target)} is neither a ledger folder nor a ledger file\n"
-                     "  = help: `unlearnspec run --ledger DIR` writes one `<model>.jsonl` per model into DIR\n")
+    print_error(UserError("UL807", f"{code_span(target)} is neither a ledger folder nor a ledger file",
+                          ["`unlearnspec run --ledger DIR` writes one `<model>.jsonl` per model into DIR"]))
     return EXIT_USAGE
 
 
@@ -74,7 +76,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     lines: list[str] = []
     for r in results:
         state = "chain intact" if r.ok else f"chain BROKEN ({len(r.problems)} problem(s); run `ledger verify`)"
-        lines.append(f"{r.path}  {len(r.entries)} request(s), {state}")
+        lines.append(f"{_shown(str(r.path))}  {len(r.entries)} request(s), {state}")
         for e in r.entries:
             before = _shown((e.model_before or "-")[:12])
             after = _shown((e.model_after or "-")[:12])
@@ -101,7 +103,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
         return _missing(args.dir)
     files = ledger_files(target)
     if not files:
-        sys.stderr.write(f"error: no ledgers (`*.jsonl`, `*.head.json`) in {code_span(args.dir)}\n")
+        print_error(UserError("UL807", f"no ledgers (`*.jsonl`, `*.head.json`) in {code_span(args.dir)}",
+                              ["give the folder `unlearnspec run --ledger DIR` wrote, or one of its ledger files"]))
         return EXIT_USAGE
     results = []
     for f in files:

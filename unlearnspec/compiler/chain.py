@@ -32,7 +32,7 @@ from unlearnspec.compiler.diagnostics import Diagnostic, Label
 from unlearnspec.compiler.parse import parse_bytes
 from unlearnspec.compiler.resolve import resolve
 from unlearnspec.compiler.resolve_data import forget_texts, preserved_overlap, shown
-from unlearnspec.compiler.suggest import did_you_mean
+from unlearnspec.compiler.suggest import did_you_mean, did_you_mean_fixes
 from unlearnspec.inputs import spec_path
 from unlearnspec.markdown import code_span
 
@@ -40,10 +40,12 @@ MAX_FILES = 64  # links followed across files before the compiler gives up (a cy
 
 
 def _diag(code: str, obj: Objective, message: str, *, labels: list[Label] | None = None,
-          help: list[str] | None = None, severity: str = "error") -> Diagnostic:
+          help: list[str] | None = None, severity: str = "error", hint: str | None = None) -> Diagnostic:
+    """A finding at the objective's `after` value; ``hint``: the `after` value it probably meant (its fix)."""
     span = obj.after.span if obj.after is not None else obj.name_span
     return Diagnostic(code=code, severity=severity, message=message, span=span,  # type: ignore[arg-type]
-                      labels=labels or [], help=help or [], objective=obj.name)
+                      labels=labels or [], help=help or [], objective=obj.name,
+                      fixes=did_you_mean_fixes(span, hint, quoted=True) if obj.after is not None else [])
 
 
 def split_ref(ref: str) -> tuple[str | None, str]:
@@ -106,7 +108,8 @@ def _external(obj: Objective, spec: Spec, read_other: Reader | None = None) -> l
             hint = did_you_mean(name, [o.name for o in other.objectives])
             return [_diag("UL216", obj, f"`after` names {code_span(name)}, which is not an objective in {code_span(file)}",
                           help=[f"did you mean {code_span(f'{file}#{hint}')}?"] if hint else
-                          [f"{code_span(file)} defines " + ", ".join(code_span(o.name) for o in other.objectives)])]
+                          [f"{code_span(file)} defines " + ", ".join(code_span(o.name) for o in other.objectives)],
+                          hint=f"{file}#{hint}" if hint else None)]
         if (path, name) in seen:
             return [_diag("UL217", obj, f"the chain through {code_span(obj.after.value)} comes back to {code_span(obj.name)}",
                           help=["a request continues from an earlier one; remove one `after` to break the cycle"])]
@@ -165,7 +168,7 @@ def chain_diagnostics(spec: Spec, read_other: Reader | None = None) -> list[Diag
             hint = did_you_mean(name, [n for n in by_name if n != o.name])
             out.append(_diag("UL216", o, f"`after` names {code_span(name)}, which is not an objective in this file",
                              help=([f"did you mean {code_span(hint)}?"] if hint else [])
-                             + ['an objective in another file is named `after "file.unlearn#name"`']))
+                             + ['an objective in another file is named `after "file.unlearn#name"`'], hint=hint))
             continue
         followers[(here, name)].append(o)
         prev = by_name[name]

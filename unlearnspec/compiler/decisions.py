@@ -210,7 +210,7 @@ DECISION_TABLE: tuple[Row, ...] = (
        "else the documented defaults (evidence_defaults)", "what the compiler judges is what the plan measures",
        "claims", lambda f, m: True),
     _r("E2", "evidence", "`preserve` names retain or neighbour data", "utility-drop checks with the `utility` "
-       "tolerance (5% when none); they decide `no_side_effects` when claimed", "side effects are inherent; "
+       "tolerance (5% when none); they decide the implied `side_effects_within_tolerance`", "side effects are inherent; "
        "only a measured tolerance is meetable", "side_effects", lambda f, m: True),
     _r("E3", "evidence", "claim `removed`, or any check of `probe_accuracy_gap`", "a linear representation probe "
        "on the target's `attribute` (built-in person or records target: `birth_city`); it decides the claim when "

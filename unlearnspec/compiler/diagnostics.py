@@ -14,6 +14,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from unlearnspec.markdown import code_span
+
 Severity = Literal["error", "warning", "note"]
 SEVERITY_ORDER: dict[str, int] = {"error": 0, "warning": 1, "note": 2}
 
@@ -49,6 +51,33 @@ class Label(BaseModel):
     message: str
 
 
+class Edit(BaseModel):
+    """Replace what ``span`` covers with ``text`` (an empty span inserts ``text`` there)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    span: Span
+    text: str
+
+
+class Fix(BaseModel):
+    """A mechanical change that resolves a finding the way its help says: an editor's quick fix, a SARIF
+    ``fix``. Made by whoever reports the finding, who knows what the spec holds there (a quoted string is
+    replaced by a quoted string), so no reader has to recover an edit from the help's prose. ``preferred``
+    marks the one fix an editor may apply without asking which (a "did you mean" of a misspelt word)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    title: str
+    edits: list[Edit]
+    preferred: bool = False
+
+    @classmethod
+    def replace(cls, span: Span, text: str, title: str | None = None, *, preferred: bool = False) -> Fix:
+        """One edit: ``text`` written where ``span`` is; titled "write `text`" unless told otherwise."""
+        return cls(title=title or f"write {code_span(text)}", edits=[Edit(span=span, text=text)], preferred=preferred)
+
+
 class Diagnostic(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -58,6 +87,7 @@ class Diagnostic(BaseModel):
     span: Span
     labels: list[Label] = Field(default_factory=list)
     help: list[str] = Field(default_factory=list)
+    fixes: list[Fix] = Field(default_factory=list)
     objective: str | None = None
     claim: str | None = None  # the claim the finding concerns, when it concerns one
     accepted: bool = False

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from unlearnspec.builtin.recipe import RECIPE, RECIPES
 from unlearnspec.catalog.attacks import RETAIN_SAMPLE
+from unlearnspec.catalog.methods import WEIGHT_BYTES_PER_PARAMETER
 from unlearnspec.catalog.metrics import REPRESENTATION_LAYERS
 from unlearnspec.compiler.ast import Objective
 from unlearnspec.compiler.datafiles import records_of
@@ -88,12 +89,12 @@ class _Workload:
     forward: list[tuple[int, int]] = field(default_factory=list)  # (items, tokens)
     generate: list[int] = field(default_factory=list)  # items generated (each max_new_tokens long)
     fits: list[float] = field(default_factory=list)  # FLOPs of each representation probe fit (scikit-learn, CPU)
-    loads: int = 0  # model loads and attacked copies (each 4·P bytes)
+    loads: int = 0  # model loads and attacked copies (each P parameters of WEIGHT_BYTES_PER_PARAMETER)
 
     def seconds(self, flops: float, overhead: float, load_rate: float, startup: float, eval_batch: int,
                 new_tokens: int) -> float:
         p = self.parameters
-        t = startup + self.loads * (4 * p / load_rate)
+        t = startup + self.loads * (WEIGHT_BYTES_PER_PARAMETER * p / load_rate)
         for steps, batch, tokens, k in self.train:
             t += steps * (overhead + k * p * batch * tokens / flops)
         for items, tokens in self.forward:

@@ -85,7 +85,7 @@ def objective_sentence(obj: Objective) -> str:
 
 def guarantee_words(guarantee: str | None) -> str:
     """The end of an objective's sentence that states its `guarantee` (nothing when the spec states none)."""
-    return f"; the spec states a {code_span(guarantee)} guarantee" if guarantee else ""
+    return f"; the spec states {'an' if guarantee[:1] in 'aeiou' else 'a'} {code_span(guarantee)} guarantee" if guarantee else ""
 
 
 def _evidence_text(row: Any) -> str:
@@ -249,7 +249,8 @@ and `tests/test_docs_rules.py` fails while they are out of date.
 - **feasibility** (UL3xx errors: cannot be met; UL4xx warnings: cannot be verified; UL5xx notes:
   cautions; UL6xx: the planner): what unlearning can and cannot deliver (see `FRAMEWORK.md`);
 - **runtime** (RT1xx: a model that cannot be loaded; UL7xx: a run that cannot start);
-- **data** (UL8xx): `unlearnspec data import` cannot convert a benchmark's files.
+- **audit** (UL801–UL819): a ledger, a signature or a card that does not hold;
+- **data** (UL821 and up): `unlearnspec data import` cannot convert a benchmark's files.
 """
 
 

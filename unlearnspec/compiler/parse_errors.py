@@ -12,7 +12,7 @@ from lark import Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from unlearnspec.compiler.diagnostics import Diagnostic, Label, Span
-from unlearnspec.compiler.suggest import did_you_mean
+from unlearnspec.compiler.suggest import did_you_mean, did_you_mean_fixes
 from unlearnspec.compiler.syntax import (
     source_lines,
 )
@@ -181,7 +181,8 @@ def translate_error(err: UnexpectedInput, text: str, file: str, open_braces: lis
             hint = did_you_mean(str(tok), ["objective", "unlearnspec"])
             help.append(f"did you mean {code_span(hint)}?" if hint else
                         'a file holds `objective "name" { ... }` blocks; fields go inside one')
-            return Diagnostic(code="UL102", severity="error", span=span, message=msg, help=help)
+            return Diagnostic(code="UL102", severity="error", span=span, message=msg, help=help,
+                              fixes=did_you_mean_fixes(span, hint))
         if tok.type == "LBRACE" and expected <= {"_NL", "COMMA", "NAME", "STRING", "NUMBER", "PERCENT", "OP", "RBRACE"}:
             help.append("a block opens after a field's values, on the same line")
         if "STRING" in expected and expected <= {"STRING"}:

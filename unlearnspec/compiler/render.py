@@ -19,7 +19,7 @@ from typing import Any, TextIO
 from unlearnspec import __version__
 from unlearnspec.catalog import CODES
 from unlearnspec.compiler.check import CheckResult
-from unlearnspec.compiler.diagnostics import Diagnostic, Span
+from unlearnspec.compiler.diagnostics import Diagnostic, Fix, Span
 from unlearnspec.compiler.parse import MAX_BYTES
 from unlearnspec.compiler.syntax import source_lines
 from unlearnspec.markdown import one_line as _one_line
@@ -193,15 +193,19 @@ def _human_one(d: Diagnostic, lines: list[str], sources: dict[str, list[str]], p
 # -- JSON ------------------------------------------------------------------------------------
 
 
+def _where(span: Span) -> dict[str, Any]:
+    return {"file": span.file, "line": span.line, "column": span.column, "end_line": span.end_line,
+            "end_column": span.end_column}
+
+
 def diagnostic_dict(d: Diagnostic) -> dict[str, Any]:
     return {
-        "code": d.code, "severity": d.severity, "message": d.message,
-        "file": d.span.file, "line": d.span.line, "column": d.span.column,
-        "end_line": d.span.end_line, "end_column": d.span.end_column,
-        "labels": [{"message": lab.message, "file": lab.span.file, "line": lab.span.line,
-                    "column": lab.span.column, "end_line": lab.span.end_line,
-                    "end_column": lab.span.end_column} for lab in d.labels],
-        "help": d.help, "objective": d.objective, "claim": d.claim,
+        "code": d.code, "severity": d.severity, "message": d.message, **_where(d.span),
+        "labels": [{"message": lab.message, **_where(lab.span)} for lab in d.labels],
+        "help": d.help,
+        "fixes": [{"title": f.title, "preferred": f.preferred,
+                   "edits": [{**_where(e.span), "text": e.text} for e in f.edits]} for f in d.fixes],
+        "objective": d.objective, "claim": d.claim,
         "accepted": d.accepted, "justification": d.justification,
     }
 
@@ -277,6 +281,20 @@ def sarif_rules() -> list[dict[str, Any]]:
     return rules
 
 
+def _sarif_fix(fix: Fix) -> dict[str, Any]:
+    """A SARIF ``fix`` (2.1.0 §3.55): per file, its replacements; an edit's region is deleted and its text
+    inserted there (an empty region inserts)."""
+    by_file: dict[str, list[dict[str, Any]]] = {}
+    for e in fix.edits:
+        region = {"startLine": e.span.line, "startColumn": e.span.column, "endLine": e.span.end_line,
+                  "endColumn": e.span.end_column}  # exactly what is replaced: an insertion deletes nothing
+        by_file.setdefault(e.span.file, []).append({"deletedRegion": region,
+                                                    "insertedContent": {"text": e.text}})
+    return {"description": {"text": fix.title},
+            "artifactChanges": [{"artifactLocation": {"uri": _sarif_uri(file), "uriBaseId": "%SRCROOT%"},
+                                 "replacements": reps} for file, reps in by_file.items()]}
+
+
 def render_sarif(results: Sequence[CheckResult]) -> str:
     rules = sarif_rules()
     index = {r["id"]: i for i, r in enumerate(rules)}
@@ -299,6 +317,8 @@ def render_sarif(results: Sequence[CheckResult]) -> str:
                     "id": i, "message": {"text": lab.message},
                     "physicalLocation": {"artifactLocation": {"uri": _sarif_uri(lab.span.file), "uriBaseId": "%SRCROOT%"},
                                          "region": _sarif_region(lab.span)}} for i, lab in enumerate(d.labels)]
+            if d.fixes:
+                item["fixes"] = [_sarif_fix(f) for f in d.fixes]
             props = {k: v for k, v in (("objective", d.objective), ("claim", d.claim)) if v}
             if props:
                 item["properties"] = props

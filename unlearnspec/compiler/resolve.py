@@ -31,7 +31,7 @@ from unlearnspec.compiler.ast import (
     Tolerance,
     Word,
 )
-from unlearnspec.compiler.diagnostics import Diagnostic, Label, Span, sort_diagnostics
+from unlearnspec.compiler.diagnostics import Diagnostic, Fix, Label, Span, sort_diagnostics
 from unlearnspec.compiler.model_files import model_folder_problem
 from unlearnspec.compiler.resolve_data import attribute_labelled, disjoint_from_forget, records_disjoint
 from unlearnspec.compiler.resolve_prompt import PromptResolver
@@ -40,7 +40,7 @@ from unlearnspec.compiler.resolve_values import (
     MAX_RESOLVE_DIAGNOSTICS,
     MAX_SEED,
 )
-from unlearnspec.compiler.suggest import did_you_mean
+from unlearnspec.compiler.suggest import did_you_mean, did_you_mean_fixes
 from unlearnspec.compiler.syntax import Field, ObjectiveNode, SpecFile
 from unlearnspec.compiler.unit import CheckResult, CompileOptions
 from unlearnspec.inputs import spec_path
@@ -114,7 +114,8 @@ class _Resolver(PromptResolver):
                 hint = did_you_mean(value, BUILTIN_MODELS)
                 self.report("UL204", "error", text.span, f"unknown built-in model {code_span(value)}",
                             help=([f"did you mean {code_span(hint)}?"] if hint else [])
-                            + ["built-in models: " + ", ".join(code_span(m) for m in BUILTIN_MODELS)])
+                            + ["built-in models: " + ", ".join(code_span(m) for m in BUILTIN_MODELS)],
+                            fixes=did_you_mean_fixes(text.span, hint, quoted=True))
                 return None
             return text
         local = (self.base_dir / value)
@@ -149,7 +150,8 @@ class _Resolver(PromptResolver):
         if len(vals) == 3:
             if vals[1].kind != "word" or vals[1].text != "precision":
                 self.report("UL210", "error", vals[1].span, f"expected `precision`, found {code_span(vals[1].raw)}",
-                            help=["write `release api precision fp32`"])
+                            help=["write `release api precision fp32`"],
+                            fixes=[Fix.replace(vals[1].span, "precision")] if vals[1].kind == "word" else [])
                 return None
             precision = self.word(vals[2], vocab.PRECISIONS, "precision")
         if mode is None:
@@ -198,7 +200,8 @@ class _Resolver(PromptResolver):
                     self.shape(f, "one attribute name")
                 else:
                     kw["attribute"] = Text(span=f.values[0].span, value=f.values[0].text)
-        attribute_labelled(kw.get("attribute"), kw.get("forget"), self.base_dir, self.report)
+        attribute_labelled(kw.get("attribute"), kw.get("forget"), self.base_dir, self.report,
+                           quoted=any(f.name == "attribute" and f.values[0].kind == "string" for f in fields if f.values))
         if category is None:
             return None
         kw = {k: v for k, v in kw.items() if v is not None}
@@ -343,17 +346,19 @@ class _Resolver(PromptResolver):
                 continue
             if g[1].text not in ("<=", "<"):
                 self.report("UL211", "error", g[1].span, f"a utility drop is bounded from above, found {code_span(g[1].text)}",
-                            help=["write `utility drop <= 2%`"])
+                            help=["write `utility drop <= 2%`"], fixes=[Fix.replace(g[1].span, "<=")])
                 continue
             if g[2].kind != "percent":
                 x = g[2].number if g[2].kind == "number" else None
                 if x is not None and 0 < x <= 1:  # `0.02` is most likely a fraction meant as 2%
                     help = [f"write `{x * 100:g}%` for a drop of {x * 100:g} percent ({code_span(f'{g[2].raw}%')} would be "
                             f"{x:g} of one percent)"]
-                else:
+                    fixes = [Fix.replace(g[2].span, f"{x * 100:g}%")]
+                else:  # a number meant as a percentage, or a word (no fix: which number is not known)
                     help = [f"write {code_span(f'{g[2].raw}%')}" if x is not None else "write `2%`"]
+                    fixes = [Fix.replace(g[2].span, f"{g[2].raw}%")] if x is not None else []
                 self.report("UL210", "error", g[2].span, f"a utility drop is a percentage, found {code_span(g[2].raw)}",
-                            help=help)
+                            help=help, fixes=fixes)
                 continue
             pct = g[2].number
             assert pct is not None
@@ -426,7 +431,8 @@ class _Resolver(PromptResolver):
         vals = f.values
         if len(vals) == 1 and vals[0].kind == "number" and vals[0].number is not None and 0 < vals[0].number < 1:
             self.report("UL210", "error", vals[0].span, f"`confidence` is a percentage, found {code_span(vals[0].raw)}",
-                        help=[f"write `confidence {vals[0].number * 100:g}%`"])
+                        help=[f"write `confidence {vals[0].number * 100:g}%`"],
+                        fixes=[Fix.replace(vals[0].span, f"{vals[0].number * 100:g}%")])
             return None
         if len(vals) != 1 or vals[0].kind != "percent":
             self.shape(f, "a percentage, e.g. `confidence 95%`")
@@ -462,7 +468,7 @@ class _Resolver(PromptResolver):
                 continue
             if val.kind == "percent" and info.unit != "percent":
                 self.report("UL210", "error", val.span, f"{code_span(f.name)} is a ratio, not a percentage",
-                            help=[f"write `{float(val.text) / 100:g}`"])
+                            help=[f"write `{float(val.text) / 100:g}`"], fixes=[Fix.replace(val.span, f"{float(val.text) / 100:g}")])
                 continue
             x = val.number
             assert x is not None
@@ -472,13 +478,15 @@ class _Resolver(PromptResolver):
                 self.report("UL205", "error", val.span,
                             f"{code_span(f.name)} is {unit} between {info.lower:g} and {info.upper:g}, found {code_span(val.raw)}",
                             help=[f"did you mean `{scaled:g}`? ({f.name} is not a percentage)"] if scaled is not None
-                            else [f"write a bound between {info.lower:g} and {info.upper:g}"])
+                            else [f"write a bound between {info.lower:g} and {info.upper:g}"],
+                            fixes=did_you_mean_fixes(val.span, f"{scaled:g}" if scaled is not None else None))
                 continue
             good = info.bound_op
             if op.text[0] != good[0]:  # `<` or `<=` for `<=`, `>` or `>=` for `>=` (`==` is refused above)
                 self.report("UL211", "error", op.span,
                             f"{code_span(f'{f.name} {op.text} {val.raw}')} bounds the metric the wrong way",
-                            help=[f"{info.summary}; {'lower' if good == '<=' else 'higher'} is better, so write {code_span(f'{f.name} {good} {val.raw}')}"])
+                            help=[f"{info.summary}; {'lower' if good == '<=' else 'higher'} is better, so write {code_span(f'{f.name} {good} {val.raw}')}"],
+                            fixes=[Fix.replace(op.span, good, f"write {code_span(f'{f.name} {good} {val.raw}')}")])
                 continue
             out.append(Evidence(span=f.span, metric=f.name, metric_span=f.name_span, op=op.text, value=x))
         return out, confidence
@@ -493,7 +501,8 @@ class _Resolver(PromptResolver):
         if code not in CODES:
             hint = did_you_mean(code, list(CODES))
             self.report("UL212", "error", vals[0].span, f"`accept` names an unknown code {code_span(code)}",
-                        help=([f"did you mean {code_span(hint)}?"] if hint else []) + ["`unlearnspec explain CODE` lists what each code means"])
+                        help=([f"did you mean {code_span(hint)}?"] if hint else []) + ["`unlearnspec explain CODE` lists what each code means"],
+                        fixes=did_you_mean_fixes(vals[0].span, hint))
             return None
         if not vals[1].text.strip():
             self.report("UL215", "error", vals[1].span, f"accepting {code_span(code)} needs a written justification",

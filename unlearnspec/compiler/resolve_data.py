@@ -10,6 +10,7 @@ are UL209, whether the same path is named twice or another path holds the same b
 from __future__ import annotations
 
 import os
+import re
 import stat
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -18,15 +19,20 @@ from typing import Any
 from unlearnspec.compiler.ast import PathRef, Preserve, Target, Text
 from unlearnspec.compiler.datafiles import records_of, texts_of
 from unlearnspec.compiler.diagnostics import Label
-from unlearnspec.compiler.suggest import did_you_mean
+from unlearnspec.compiler.suggest import did_you_mean, did_you_mean_fixes
 from unlearnspec.markdown import code_span
 from unlearnspec.records import sha256_path
 
+#: A word the grammar reads unquoted (its NAME terminal).
+_BARE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
-def attribute_labelled(attribute: object, forget: object, base_dir: Path, report: Callable[..., Any]) -> None:
+
+def attribute_labelled(attribute: object, forget: object, base_dir: Path, report: Callable[..., Any],
+                       quoted: bool = False) -> None:
     """`attribute NAME` names a fact labelled in the forget records' `attributes`: the representation probe
     predicts it from them. A name no readable forget record carries (a typo) would leave the probe
-    unmeasurable at run time; it is UL204 here, with the closest label the records do carry."""
+    unmeasurable at run time; it is UL204 here, with the closest label the records do carry (its fix writes
+    the label quoted when the spec quoted the name, or when the label is no bare word)."""
     if not isinstance(attribute, Text) or not isinstance(forget, list) or not forget:
         return
     labels: set[str] = set()
@@ -42,7 +48,8 @@ def attribute_labelled(attribute: object, forget: object, base_dir: Path, report
     report("UL204", "error", attribute.span,
            f"no forget record has the attribute {code_span(attribute.value)}" + (f"; did you mean {code_span(hint)}?" if hint else ""),
            help=[f"the forget records label {shown}; the probe predicts one of them",
-                 "or add the label to every forget record's `attributes`"])
+                 "or add the label to every forget record's `attributes`"],
+           fixes=did_you_mean_fixes(attribute.span, hint, quoted=quoted or not _BARE.fullmatch(hint or "")))
 
 
 def disjoint_from_forget(target: Target, preserve: Preserve | None, report: Callable[..., Any]) -> None:

@@ -18,8 +18,8 @@ from unlearnspec.compiler.ast import (
     Text,
     Word,
 )
-from unlearnspec.compiler.diagnostics import Diagnostic, Label, Severity, Span
-from unlearnspec.compiler.suggest import did_you_mean
+from unlearnspec.compiler.diagnostics import Diagnostic, Edit, Fix, Label, Severity, Span
+from unlearnspec.compiler.suggest import did_you_mean, did_you_mean_fixes
 from unlearnspec.compiler.syntax import Field, SpecFile, Value
 from unlearnspec.markdown import code_span
 from unlearnspec.records import DataFileInfo, DataFormatError, inspect_data_file
@@ -84,9 +84,9 @@ class ValueResolver:
     # -- reporting ---------------------------------------------------------------------------
 
     def report(self, code: str, severity: Severity, span: Span, message: str, *,
-               help: Sequence[str] = (), labels: Sequence[Label] = ()) -> None:
-        self.diags.append(Diagnostic(code=code, severity=severity, span=span, message=message,
-                                     help=list(help), labels=list(labels), objective=self.objective))
+               help: Sequence[str] = (), labels: Sequence[Label] = (), fixes: Sequence[Fix] = ()) -> None:
+        self.diags.append(Diagnostic(code=code, severity=severity, span=span, message=message, help=list(help),
+                                     labels=list(labels), fixes=list(fixes), objective=self.objective))
 
     def unknown(self, value: Value | Field, what: str, choices: Sequence[str], code: str = "UL204",
                 where: str = "") -> None:
@@ -97,7 +97,9 @@ class ValueResolver:
         hint = did_you_mean(word, choices) if len(self.diags) < 2 * MAX_RESOLVE_DIAGNOSTICS else None
         help = [f"did you mean {code_span(hint)}?"] if hint else []
         help.append("expected one of: " + ", ".join(code_span(c) for c in choices))
-        self.report(code, "error", span, f"unknown {what} {code_span(word)}" + (f" in {where}" if where else ""), help=help)
+        quoted = isinstance(value, Value) and value.kind == "string"
+        self.report(code, "error", span, f"unknown {what} {code_span(word)}" + (f" in {where}" if where else ""), help=help,
+                    fixes=did_you_mean_fixes(span, hint, quoted))
 
     def shape(self, field: Field, expected: str, span: Span | None = None) -> None:
         help = [f"write it as `{field.name} {expected_example(field.name)}`"]
@@ -146,17 +148,24 @@ class ValueResolver:
         if not field.groups:
             self.shape(field, f"a comma-separated list of {what}s")
         seen: dict[str, Span] = {}
+        before: Span | None = None  # the item before the current one, which a repetition's removal starts after
         for group in field.groups:
             if len(group) != 1:
                 self.report("UL210", "error", group[1].span, f"expected `,` between {what}s",
                             help=["write " + code_span(f"{field.name} " + ", ".join(v.raw for v in group))])
             for v in group:
                 w = self.word(v, choices, what)
+                prev, before = before, v.span
                 if w is None:
                     continue
                 if w.value in seen:
-                    self.report("UL202", "warning", w.span, f"{code_span(w.value)} is listed twice",
-                                labels=[Label(span=seen[w.value], message="first listed here")])
+                    gone = w.span if prev is None else w.span.model_copy(update={
+                        "line": prev.end_line, "column": prev.end_column, "start_pos": prev.end_pos})
+                    self.report("UL223", "warning", w.span, f"{code_span(w.value)} is listed twice",
+                                labels=[Label(span=seen[w.value], message="first listed here")],
+                                help=["remove the second mention"],
+                                fixes=[Fix(title=f"remove the second {code_span(w.value)}", edits=[Edit(span=gone, text="")],
+                                           preferred=True)])
                     continue
                 seen[w.value] = w.span
                 out.append(w)

@@ -34,7 +34,7 @@ from unlearnspec.plan import (
 BUILTIN_ATTRIBUTE = "birth_city"  # the labelled fact of every built-in person record
 
 
-HOLDOUT_STOPPING = StoppingRule(kind="holdout_loss", ratio=1.0, check_every=5)
+HOLDOUT_STOPPING = StoppingRule(kind="holdout_loss")
 
 
 

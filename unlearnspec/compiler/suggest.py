@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from unlearnspec.compiler.diagnostics import Fix, Span
+from unlearnspec.compiler.syntax import quote, unquotable
+from unlearnspec.markdown import code_span
+
 
 def edit_distance(a: str, b: str) -> int:
     """Optimal string alignment distance (Levenshtein plus adjacent transpositions)."""
@@ -41,3 +45,12 @@ def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
         if d <= limit and (best is None or (d, cand) < best):
             best = (d, cand)
     return best[1] if best else None
+
+
+def did_you_mean_fixes(span: Span, word: str | None, quoted: bool = False) -> list[Fix]:
+    """The preferred fix of a misspelt word, if there is a ``word`` to suggest: it written where ``span`` is, as a
+    quoted string when the value there is one (an `after` value, a model name), so the fix keeps the spec's
+    syntax. None for a word no spec string can hold (a data file's label with a control character)."""
+    if word is None or (quoted and unquotable(word) is not None):
+        return []
+    return [Fix.replace(span, quote(word) if quoted else word, f"replace with {code_span(word)}", preferred=True)]

@@ -24,11 +24,6 @@ from unlearnspec.lsp.document import Document, checkpoint_dirs, data_files, exis
 from unlearnspec.markdown import code_span, template_environment
 
 SOURCE = "unlearnspec"
-# a suggestion in a code span, fenced by as many backticks as it needs (`markdown.code_span`)
-_DID_YOU_MEAN = re.compile(r"did you mean (`+)(.+?)\1\?")
-# `write `goal suppression via model` with `method refusal``: the goal, and the method it needs
-_WRITE_GOAL = re.compile(r"write `goal ((?:removal|suppression)(?: via [a-z_]+)?)`(?: with `method ([a-z_]+)`)?")
-_WRITE = re.compile(r"write `([^`{}\n]+)`")
 _RULE_CODE = re.compile(r"^(UL|RT)[0-9]{3}$")
 
 _SEVERITY = {"error": lsp.DiagnosticSeverity.Error, "warning": lsp.DiagnosticSeverity.Warning,
@@ -455,83 +450,11 @@ def _remove_edit(doc: Document, span: api.Span) -> lsp.TextEdit:
     return lsp.TextEdit(range=doc.span_range(span), new_text="")
 
 
-def _switch_goal(doc: Document, obj: api.ObjectiveNode, goal: str, method: str) -> list[lsp.TextEdit]:
-    """`goal …` written instead, and the method the help names with it (UL304: `goal suppression via
-    model` with `method refusal`); no edit when the objective has no `goal` to switch."""
-    fields = {f.name: f for f in obj.block.fields}
-    gfield = fields.get("goal")
-    if gfield is None:
-        return []
-    edits = [lsp.TextEdit(range=_pos_range(doc, gfield.pos), new_text=f"goal {goal}")]
-    if not method:
-        return edits
-    mfield = fields.get("method")
-    if mfield is not None and mfield.values:
-        edits.append(lsp.TextEdit(range=_pos_range(doc, mfield.values[0].pos), new_text=method))
-    elif mfield is None:
-        line, _, end_line, end_column = gfield.pos[:4]
-        text = doc.compiler_line(line)
-        indent = text[: len(text) - len(text.lstrip())]
-        edits.append(lsp.TextEdit(range=doc.range(end_line, end_column, end_line, end_column),
-                                  new_text=f"\n{indent}method {method}"))
-    else:
-        return []
-    return edits
-
-
-def _field_at(obj: api.ObjectiveNode, span: api.Span) -> api.Field | None:
-    """The innermost one-line field without a block whose line holds ``span``."""
-    def walk(block: api.Block) -> api.Field | None:
-        for f in block.fields:
-            line, _, end_line = f.pos[0], f.pos[1], f.pos[2]
-            if f.block is not None:
-                inner = walk(f.block)
-                if inner is not None:
-                    return inner
-            elif line == end_line == span.line:
-                return f
-        return None
-    return walk(obj.block)
-
-
-def _write_instead(doc: Document, d: api.Diagnostic, obj: api.ObjectiveNode | None) -> list[tuple[str, lsp.TextEdit]]:
-    """The mechanical "write `…`" suggestions of a finding's help, as edits: a single token written
-    differently (`2%`, `0.05`), or a one-line field written out again (`release api precision fp32`,
-    `membership_auc <= 0.60`). Suggestions with a block or an example placeholder are not mechanical."""
-    out: list[tuple[str, lsp.TextEdit]] = []
-    one_token = d.span.line == d.span.end_line
-    for h in d.help:
-        for text in _WRITE.findall(h):
-            if "..." in text or "<" in text.split(" ")[0] or text.startswith("goal "):
-                continue
-            if " " not in text and one_token:
-                out.append((f"write `{text}`", lsp.TextEdit(range=doc.span_range(d.span), new_text=text)))
-                continue
-            fld = _field_at(obj, d.span) if obj is not None else None
-            if fld is not None and text.split(" ")[0] == fld.name:
-                out.append((f"write `{text}`", lsp.TextEdit(range=_pos_range(doc, fld.pos), new_text=text)))
-    return out
-
-
-def _code_text(body: str) -> str:
-    """A code span's text as CommonMark reads it: one space off each side when both sides have one."""
-    return body[1:-1] if len(body) > 2 and body[0] == body[-1] == " " and body.strip(" ") else body
-
-
-def _replacement(doc: Document, span: api.Span, word: str) -> str:
-    """``word`` written where ``span`` is: quoted (and escaped) when the span is a quoted string, as an `after`
-    value or a model name is, so that the fix keeps the spec's syntax."""
-    src = doc.compiler_line(span.line)[span.column - 1:span.end_column - 1] if span.line == span.end_line else ""
-    if len(src) >= 2 and src[0] == src[-1] == '"':
-        return '"' + word.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return word
-
-
 def code_actions(doc: Document, rng: lsp.Range, snippets: bool = False) -> list[lsp.CodeAction]:
-    """Quick fixes for the findings under ``rng``: "did you mean" replacements, mechanical "write
-    instead" edits, `accept CODE` for a warning or note that `accept` can accept (as a snippet edit
-    when the client takes those: ``snippets``), removal of an `accept` line that accepts nothing
-    (UL214), and a switch of the goal (and the method it needs) where the help says which."""
+    """Quick fixes for the findings under ``rng``: each fix the compiler attached to a finding (``Diagnostic.fixes``:
+    a "did you mean", a number in the right unit, a goal switched with the method it needs...), `accept CODE` for
+    a warning or note that `accept` can accept (as a snippet edit when the client takes those: ``snippets``), and
+    removal of an `accept` line that accepts nothing (UL214)."""
     if doc.outcome is None:
         doc.check()
     assert doc.outcome is not None
@@ -549,23 +472,15 @@ def code_actions(doc: Document, rng: lsp.Range, snippets: bool = False) -> list[
                                   is_preferred=preferred or None,
                                   edit=edit or lsp.WorkspaceEdit(changes={doc.uri: edits}))
 
-        for h in d.help:
-            if (m := _DID_YOU_MEAN.search(h)) is not None:
-                word = _code_text(m.group(2))
-                out.append(action(f"replace with {code_span(word)}",
-                                  [lsp.TextEdit(range=drange, new_text=_replacement(doc, d.span, word))], preferred=True))
+        for fix in d.fixes:  # the compiler's own edits, in this document only
+            if all(e.span.file == d.span.file for e in fix.edits):
+                out.append(action(fix.title, [lsp.TextEdit(range=doc.span_range(e.span), new_text=e.text)
+                                              for e in fix.edits], preferred=fix.preferred))
         obj = _objective(doc, d.objective)
-        for title, edit in _write_instead(doc, d, obj):
-            out.append(action(title, [edit]))
         if obj is None:
             continue
         if d.code == "UL214":  # an `accept` line that accepts nothing (stale, repeated, or not acceptable)
             out.append(action("remove the `accept` line", [_remove_edit(doc, d.span)], preferred=True))
-        for h in d.help:
-            for goal, method in _WRITE_GOAL.findall(h):
-                if edits := _switch_goal(doc, obj, goal, method):
-                    title = f"switch to `goal {goal}`" + (f" with `method {method}`" if method else "")
-                    out.append(action(title, edits))
         if d.severity in ("warning", "note") and not d.accepted and d.code in acceptable:
             where, text = _accept_edit(doc, obj, d.code, snippets)
             title = f"accept {d.code} (then write who reviewed it and why)"

@@ -262,18 +262,20 @@ def _requests_text(counted: list[ChainStep]) -> str:
             f"approximate, {len(counted) - approximate} suppression fine-tuning)")
 
 
-def budget_problems(budget: ChainBudget | None, steps: list[ChainStep]) -> list[str]:
+def budget_problems(budget: ChainBudget | None, steps: list[ChainStep],
+                    code: Callable[[str], str] = code_span) -> list[str]:
     """Why the chain exceeded its budget (empty: within it, or no budget). A step's cumulative utility drop
     exceeds it when its interval lies wholly above the budget (its value, when it has no interval); the requests
     counted (:attr:`ChainStep.counted`) exceed it when more than K of them follow the chain's start, or an exact
-    retrain, before the next exact retrain: every model of the chain is one it released."""
+    retrain, before the next exact retrain: every model of the chain is one it released. ``code`` sets a request's
+    name apart (a Markdown code span, or :func:`quoted` for an autoescaped HTML page)."""
     if budget is None:
         return []
     out = []
     if budget.approximate_requests is not None:
         start, counted = max(counted_runs(steps), key=lambda run: len(run[1]))  # the first of the longest
         if len(counted) > budget.approximate_requests:
-            since = f" since the exact retrain {code_span(start.request)}" if start is not None else ""
+            since = f" since the exact retrain {code(start.request)}" if start is not None else ""
             out.append(f"{_requests_text(counted)} applied{since}, the budget allows {budget.approximate_requests} "
                        "before retraining")
     # every step's model is one the chain released, and a later gain (the drop is signed) does not undo an
@@ -282,22 +284,23 @@ def budget_problems(budget: ChainBudget | None, steps: list[ChainStep]) -> list[
             and (s.utility_drop_interval[0] if s.utility_drop_interval else s.utility_drop) > budget.utility_drop]
     if over and budget.utility_drop is not None:
         worst = max(over, key=lambda s: s.utility_drop or 0.0)
-        after = "" if worst is steps[-1] else f" after request {code_span(worst.request)}"
+        after = "" if worst is steps[-1] else f" after request {code(worst.request)}"
         out.append(f"cumulative utility drop {worst.drop_text_beside(budget.utility_drop)}{after} exceeds the budget of "
                    f"{budget.utility_drop:g}%")
     return out
 
 
-def budget_undecided(budget: ChainBudget | None, steps: list[ChainStep]) -> list[str]:
+def budget_undecided(budget: ChainBudget | None, steps: list[ChainStep],
+                     code: Callable[[str], str] = code_span) -> list[str]:
     """Steps whose utility-drop interval straddles the budget, or whose drop was not measured: the data cannot say
     whether the chain kept it (FRAMEWORK.md §7: inconclusive, never within), unless another step already exceeds
     it."""
     if budget is None or budget.utility_drop is None or budget_problems(budget, steps):
         return []
     return [f"the utility drop{' on ' + UTILITY_SET_WORDS[s.utility_set] if s.utility_set else ''} after request "
-            f"{code_span(s.request)} was not measured, so the budget of "
+            f"{code(s.request)} was not measured, so the budget of "
             f"{budget.utility_drop:g}% is not shown to hold" if s.utility_drop is None else
-            f"cumulative utility drop {s.drop_text_beside(budget.utility_drop)} after request {code_span(s.request)} may exceed "
+            f"cumulative utility drop {s.drop_text_beside(budget.utility_drop)} after request {code(s.request)} may exceed "
             f"the budget of {budget.utility_drop:g}%: its interval reaches past it"
             for s in steps if s.utility_drop is None
             or (s.utility_drop_interval is not None and s.utility_drop_interval[1] > budget.utility_drop)]
@@ -348,17 +351,32 @@ class ChainReport(_Model):
         return [(s.request, r.request, c.claim) for s in self.steps for r in s.rechecks for c in r.claims
                 if c.regressed]
 
-    def outcomes(self) -> list[tuple[str, str]]:
+    @property
+    def budget_reasons_plain(self) -> list[str]:
+        """:attr:`budget_reasons` in plain text, each request's name in quotes (the HTML report escapes it)."""
+        if self.budget_exceeded:
+            return budget_problems(self.budget, self.steps, quoted)
+        return budget_undecided(self.budget, self.steps, quoted)
+
+    @property
+    def outcomes_plain(self) -> list[tuple[str, str]]:
+        """:meth:`outcomes` in plain text, each name in quotes rather than a code span (the HTML report escapes it)."""
+        return self.outcomes(quoted)
+
+    def outcomes(self, code: Callable[[str], str] = code_span) -> list[tuple[str, str]]:
         """What the chain adds to the report's overall result, with why: ``fail`` for a budget exceeded or an
         earlier claim that a later request made fail; ``incomplete`` for a budget the intervals cannot settle or
         an earlier claim that no longer passes but has not failed (inconclusive, not evaluated). A chain is one
-        model released request after request: the headline reads the chain, not only each request on its own."""
+        model released request after request: the headline reads the chain, not only each request on its own. ``code``
+        sets a name apart (a Markdown code span, or :func:`quoted` in plain text)."""
         out: list[tuple[str, str]] = []
+        plain = code is not code_span
         if self.budget_exceeded:
-            out.append(("fail", "the chain exceeded its budget: " + "; ".join(self.budget_reasons)))
+            out.append(("fail", "the chain exceeded its budget: "
+                        + "; ".join(self.budget_reasons_plain if plain else self.budget_reasons)))
         elif self.budget_undecided:
             out.append(("incomplete", "the chain's budget is not settled: "
-                        + "; ".join(budget_undecided(self.budget, self.steps))))
+                        + "; ".join(budget_undecided(self.budget, self.steps, code))))
         failed = ("fail", "cannot_be_met")
         for s in self.steps:
             for r in s.rechecks:
@@ -368,8 +386,8 @@ class ChainReport(_Model):
                     # not failed leaves the chain incomplete
                     if c.now in failed and c.then not in failed or c.regressed:
                         out.append(("fail" if c.now in failed else "incomplete",
-                                    f"after request {code_span(s.request)}, claim {code_span(c.claim)} of the "
-                                    f"earlier request {code_span(r.request)} is {c.now.replace('_', ' ')} ("
+                                    f"after request {code(s.request)}, claim {code(c.claim)} of the "
+                                    f"earlier request {code(r.request)} is {c.now.replace('_', ' ')} ("
                                     + ("it passed" if c.then == "pass" else f"it was {c.then.replace('_', ' ')}")
                                     + " when that request ran)"))
         return out

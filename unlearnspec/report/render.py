@@ -21,13 +21,16 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 
 from unlearnspec.catalog import MEMBERSHIP_ATTACKS, METRICS, TERMS
 from unlearnspec.io import new_file_mode
-from unlearnspec.markdown import register_filters
+from unlearnspec.markdown import prose_html, register_filters
 from unlearnspec.report import plots
 from unlearnspec.report.interval_kinds import KINDS, interval_kind, kinds_in
 from unlearnspec.report.model import CheckResult, EffectiveBatch, ObjectiveReport, Report
+from unlearnspec.report.summary import COMPILER_NOTE, notation, summarise
 from unlearnspec.report.verdict import (
+    OP_SYMBOLS,
     REFERENCE_LABELS,
     claim_label,
+    code_words,
     decision_text,
     describe_check,
     fmt_estimate,
@@ -114,7 +117,8 @@ def environment() -> Environment:
         keep_trailing_newline=True,
     )
     register_filters(env.filters)
-    env.filters.update(num=fmt_number, verdict=verdict_text, xy=plots.coordinate)
+    env.filters.update(num=fmt_number, verdict=verdict_text, xy=plots.coordinate, code_words=code_words,
+                       prose=prose_html)
     return env
 
 
@@ -136,9 +140,29 @@ def _batch_text(b: EffectiveBatch) -> str:
     return f"{b.global_batch} examples an optimizer step = {procs} × {b.micro_batch} × {acc} ({b.sharding}{why})"
 
 
+#: ``extra`` facts whose value is a closed word with underscores (an item type, a statistic's name): shown as words.
+WORDS_VALUES = frozenset({"deciding_type", "statistic"})
+
+
+def _extra_value(key: str, value: str | int | float | bool) -> str:
+    """One ``extra`` fact's value as the report prints it: a confidence level as the percentage the Markdown prints
+    (``99.40%``, not ``0.994``), other numbers through :func:`fmt_number`, a membership attack by its label, a closed
+    word with its underscores as spaces."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.2%}" if key.endswith("confidence") else fmt_number(value)
+    if key == "deciding_attack" and isinstance(value, str) and value in MEMBERSHIP_ATTACKS:
+        return MEMBERSHIP_ATTACKS[value].label
+    if key in WORDS_VALUES:
+        return str(value).replace("_", " ")
+    return str(value)
+
+
 def _scalar_extras(check: CheckResult) -> list[tuple[str, str]]:
-    """Short facts from ``extra`` (statistic, backend, ...): the lists stay in report.json."""
-    return [(k, fmt_number(v) if isinstance(v, float) else str(v))
+    """Short facts from ``extra`` (statistic, backend, ...), each named in words (``pair confidence``) and printed as
+    :func:`_extra_value` does: the lists stay in report.json."""
+    return [(k.replace("_", " "), _extra_value(k, v))
             for k, v in sorted(check.extra.items()) if isinstance(v, (str, int, float, bool))]
 
 
@@ -259,6 +283,36 @@ def _membership_view(c: CheckResult) -> dict[str, Any] | None:
             "tolerance": fmt_number(c.decision.threshold.value) if c.decision is not None else None}
 
 
+def _privleak_view(c: CheckResult) -> dict[str, Any] | None:
+    """Every item type of a PrivLeak check, each with its PrivLeak (percent) and interval, its member and
+    non-member counts and the models' AUCs it is computed from (FRAMEWORK.md §7: decide on the worst type, and
+    show every type, with its interval)."""
+    by, aucs = c.extra.get("privleak_by_type"), c.extra.get("auc_by_type")
+    if not isinstance(by, dict) or not isinstance(aucs, dict):
+        return None
+    models = [m for m in plots.MODEL_ORDER
+              if any(isinstance(row, dict) and _number(row.get(m)) is not None for row in aucs.values())]
+    bound = c.decision.threshold.value if c.decision is not None else None
+    unbounded = c.extra.get("unbounded_types")
+    rows = []
+    for t, row in aucs.items():
+        auc = row if isinstance(row, dict) else {}
+        e = by.get(t)
+        e = e if isinstance(e, dict) else {}
+        n, n_other = e.get("n"), e.get("n_other")
+        value = _number(e.get("value"))
+        rows.append({"type": str(t).replace("_", " "), "deciding": t == c.extra.get("deciding_type"),
+                     "aucs": {m: fmt_number(_number(auc.get(m))) for m in models},
+                     "privleak": (fmt_estimate(value, _pair(e.get("low"), e.get("high")), bound=bound) + "%"
+                                  if value is not None else
+                                  "no bounded interval" if isinstance(unbounded, list) and t in unbounded else "n/a"),
+                     "n": f"{n} / {n_other}" if n is not None and n_other is not None else "n/a"})
+    conf = _number(c.extra.get("type_confidence"))
+    return {"check_id": c.check_id, "dataset": c.dataset, "models": models, "rows": rows,
+            "tolerance": fmt_number(bound) if bound is not None else None,
+            "type_confidence": f"{conf:.2%}" if conf is not None else None}
+
+
 def _objective_view(o: ObjectiveReport, index: int, with_charts: bool) -> dict[str, Any]:
     ref = REFERENCE_LABELS.get(o.reference or "", "reference")
     by_id = {c.check_id: c for c in o.checks}
@@ -271,7 +325,7 @@ def _objective_view(o: ObjectiveReport, index: int, with_charts: bool) -> dict[s
         "check": c,
         "metric": metric_label(c.metric),
         "where": where_text(c),
-        "threshold": threshold_text(c),
+        "threshold": _threshold_cell(c),
         "status": c.status,
         "values": {m: fmt_interval(c, m) for m in plots.MODEL_ORDER},
         "decision": decision_text(c),
@@ -304,7 +358,9 @@ def _objective_view(o: ObjectiveReport, index: int, with_charts: bool) -> dict[s
         "training": training,
         "utility": [u for u in (_utility_view(c) for c in o.checks) if u is not None],
         "membership": [m for m in (_membership_view(c) for c in o.checks) if m is not None],
+        "privleak": [p for p in (_privleak_view(c) for c in o.checks) if p is not None],
         "data": _data_view(o),
+        "summary": summarise(o),
         "models_shown": [m for m in plots.MODEL_ORDER if any(c.values.get(m) is not None for c in o.checks)]
         or ["unlearned"],
     }
@@ -321,6 +377,19 @@ def _objective_view(o: ObjectiveReport, index: int, with_charts: bool) -> dict[s
             "roc": [r for r in rocs if r is not None],
         }
     return view
+
+
+def _threshold_cell(c: CheckResult) -> str:
+    """The plan's threshold, and, for a check decided on another quantity (a gap to the reference, a worst case, a
+    p-value's interval), the bound that quantity was held to: so that no reader compares the model values beside it
+    with a bound they were not held to (``≤ 0.6 as written; applied as ≤ 0.1 to |AUC − AUC_reference|, …``)."""
+    text = threshold_text(c)
+    d = c.decision
+    if d is None or c.threshold is None:
+        return text
+    if d.threshold == c.threshold:
+        return text if d.value == c.value else f"{text}, applied to {d.quantity}"  # a p-value: its own value
+    return f"{text} as written; applied as {OP_SYMBOLS[d.threshold.op]} {fmt_number(d.threshold.value)} to {d.quantity}"
 
 
 def _interval_note(c: CheckResult) -> str:
@@ -365,6 +434,8 @@ def _context(report: Report, with_charts: bool) -> dict[str, Any]:
         "how_to_read": HOW_TO_READ,
         "glossary": _glossary(report),
         "exit_codes": EXIT_CODE_TEXT,
+        "notation": notation(report) + " " + COMPILER_NOTE + " Each is explained in full under its objective's "
+                    "compiler findings or accepted risks.",
     }
 
 

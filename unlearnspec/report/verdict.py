@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from unlearnspec.catalog import MEMBERSHIP_ATTACKS, METRICS, label
+from unlearnspec.catalog import CODES, MEMBERSHIP_ATTACKS, METRICS, label
 from unlearnspec.catalog.vocab import REFERENCE_LABELS
 from unlearnspec.plan import (
     ClaimPlan,
@@ -194,6 +194,13 @@ def rechecked(then: CheckResult | None, now: CheckResult) -> RecheckedCheck:
                           deciding_now=deciding(now))
 
 
+def code_words(code: str) -> str:
+    """``UL405 (forget set completeness)``: a finding's code with its name in words (the catalog's), so that no code
+    stands alone in a sentence or a table; an unknown code as is."""
+    page = CODES.get(code)
+    return f"{code} ({page.name.replace('-', ' ')})" if page is not None else code
+
+
 def claim_label(claim: str, args: Mapping[str, object]) -> str:
     if not args:
         return claim
@@ -269,14 +276,14 @@ def explain_claim(compile_status: ClaimStatus, verdict: Verdict, checks: Sequenc
     by_status: dict[str, list[str]] = {"pass": [], "fail": [], "inconclusive": [], "not_evaluated": [], "info": []}
     for c in checks:
         by_status[c.status].append(describe_check(c, reference_label))
-    codes = ", ".join(findings)
-    because = f" ({codes})" if codes else ""
+    codes = ", ".join(code_words(f) for f in findings)
+    because = f"; its findings: {codes}" if codes else ""
     measured = "; ".join(by_status["fail"] + by_status["pass"] + by_status["inconclusive"] + by_status["not_evaluated"]
                          + by_status["info"])
 
     if verdict == "cannot_be_met":
-        text = (f"Cannot be met as written{because}: the compiler found this claim technically "
-                f"unachievable, so it does not pass whatever the measurements show.")
+        text = (f"Cannot be met as written, so it does not pass whatever the measurements show: the compiler found "
+                f"this claim technically unachievable{because}.")
         if measured:
             text += f" Measured for information: {measured}."
         return text

@@ -34,7 +34,10 @@ modules (:func:`conv1d_to_linear`): quantizers act on ``nn.Linear``.
 The embeddings and the LM head stay in full precision in int8 and int4, as is common in weight-only
 deployments (transformers' bitsandbytes integration, for one, keeps the output layer unquantized; in
 GPT-2 the LM head is also tied to the input embedding). Anything that cannot be done is returned with
-``evaluated=False`` and the reason — never a silently unquantized model.
+``evaluated=False`` and the reason — never a silently unquantized model: a torchao configuration that leaves
+a layer as it was (its int4 kernel skips, with only a log line, a layer whose input size the group size does not
+divide) counts as a backend that failed, and the next one is tried. A backend that stands in for one that failed
+says so in its ``reason``.
 """
 
 from __future__ import annotations
@@ -84,15 +87,17 @@ def _unwrap(model: Any) -> Any:
 
 # -------------------------------------------------------------------------------- relearning
 class _TokenisedTexts(torch.utils.data.Dataset[dict[str, list[int]]]):
-    """Plain texts, each with EOS appended, each token its own label: the collator pads the labels with the ignore
-    index, so every token of a text is scored — its EOS too, also when the tokenizer pads with EOS (GPT-2 has no pad
-    token): masking labels equal to the pad id would teach the attacker nowhere to stop."""
+    """Plain texts, each ending with one EOS (appended unless the tokenizer put it there), each token its own label:
+    the collator pads the labels with the ignore index, so every token of a text is scored — its EOS too, also when
+    the tokenizer pads with EOS (GPT-2 has no pad token): masking labels equal to the pad id would teach the attacker
+    nowhere to stop."""
 
     def __init__(self, texts: Sequence[str], tokenizer: PreTrainedTokenizerBase, max_length: int) -> None:
         eos = tokenizer.eos_token_id
         if eos is None:
             raise ValueError("the tokenizer needs an EOS token")
-        ids = [(list(tokenizer(t)["input_ids"]) + [eos])[:max_length] for t in texts]
+        ids = [list(tokenizer(t)["input_ids"]) for t in texts]
+        ids = [(row if row and row[-1] == eos else [*row, eos])[:max_length] for row in ids]  # one EOS, as `encode`
         self.rows = [{"input_ids": row, "labels": list(row)} for row in ids]
 
     def __len__(self) -> int:
@@ -290,13 +295,14 @@ def quantize(model: Any, precision: str, *, backend: str = "auto") -> QuantizeRe
                 p.copy_(p.to(torch.float16).to(p.dtype))
         return QuantizeResult(m, True, "fp16 matmul unavailable here: weights rounded to fp16, compute in fp32",
                               "fp16-weights-simulated")
-    chain = _INT8 if precision == "int8" else _INT4
     tried: list[str] = []
-    for name, fn in chain:
+    for name, fn in _backends(precision):
         if backend not in ("auto", name):
             continue
         res = fn(model)
         if res.evaluated:
+            if tried:  # a fallback says what it stands in for, and why
+                res = QuantizeResult(res.model, True, f"{res.reason} (in place of {'; '.join(tried)})", res.backend)
             return res
         tried.append(f"{name}: {res.reason}")
     return QuantizeResult(None, False, "; ".join(tried) or f"no {code_span(backend)} backend for {precision}", "none")
@@ -324,6 +330,14 @@ def _torchao_quantize(model: Any, config: Any, label: str, dtype: torch.dtype = 
     except (RuntimeError, NotImplementedError, ImportError, AssertionError, ValueError) as exc:
         return QuantizeResult(None, False, f"torchao {label} failed: {str(exc).splitlines()[0] if str(exc) else exc}",
                               "none")
+    # torchao leaves a layer it cannot quantize as it was and only logs it (the int4 kernel: an input size that is
+    # not a multiple of the group size): a model with full-precision layers is not the quantized model
+    left = [(name, mod.in_features) for name, mod in m.named_modules()
+            if isinstance(mod, nn.Linear) and id(mod) not in skip and not _torchao_quantized(mod.weight)]
+    if left:
+        name, width = left[0]
+        return QuantizeResult(None, False, f"torchao {label} left {len(left)} of {count} linear layers unquantized "
+                                           f"(e.g. {code_span(name)}, input size {width})", "none")
     m.eval()
     import torchao
 
@@ -340,18 +354,35 @@ def _int8_torchao(model: Any) -> QuantizeResult:
     return _torchao_quantize(model, Int8WeightOnlyConfig(), "int8 weight-only, per channel")
 
 
-def _int4_torchao(model: Any) -> QuantizeResult:
+def _torchao_quantized(weight: Any) -> bool:
+    """Whether a weight is one of torchao's quantized tensors (not a plain floating-point tensor left as it was)."""
     try:
-        from torchao.quantization import Int4WeightOnlyConfig, IntxWeightOnlyConfig
+        from torchao.utils import TorchAOBaseTensor
+    except ImportError:  # pragma: no cover - an older torchao: any tensor subclass is its work
+        return type(weight) not in (torch.Tensor, nn.Parameter)
+    return isinstance(weight, TorchAOBaseTensor)
+
+
+def _int4_tinygemm(model: Any) -> QuantizeResult:
+    """torchao's int4 weight-only CUDA kernel (tinygemm tile packing, bf16 activations); CUDA only."""
+    if _device(model).type != "cuda":
+        return QuantizeResult(None, False, "the tinygemm int4 kernel needs a CUDA device", "none")
+    try:
+        from torchao.quantization import Int4WeightOnlyConfig
+    except ImportError:
+        return QuantizeResult(None, False, "torchao is not installed (pip install 'unlearnspec[quant]')", "none")
+    return _torchao_quantize(model, Int4WeightOnlyConfig(group_size=INT4_GROUP_SIZE,
+                                                         int4_packing_format="tile_packed_to_4d"),
+                             f"int4 weight-only, tinygemm kernel, group size {INT4_GROUP_SIZE}", torch.bfloat16)
+
+
+def _int4_intx(model: Any) -> QuantizeResult:
+    """torchao's int4 weight-only with unpacked storage: int4 values and per-group scales, on any device."""
+    try:
+        from torchao.quantization import IntxWeightOnlyConfig
         from torchao.quantization.granularity import PerGroup
     except ImportError:
         return QuantizeResult(None, False, "torchao is not installed (pip install 'unlearnspec[quant]')", "none")
-    if _device(model).type == "cuda":
-        res = _torchao_quantize(model, Int4WeightOnlyConfig(group_size=INT4_GROUP_SIZE,
-                                                            int4_packing_format="tile_packed_to_4d"),
-                                f"int4 weight-only, tinygemm kernel, group size {INT4_GROUP_SIZE}", torch.bfloat16)
-        if res.evaluated:
-            return res
     int4 = torch.int4  # type: ignore[attr-defined]  # a torch dtype missing from torch's stubs
     return _torchao_quantize(model, IntxWeightOnlyConfig(weight_dtype=int4, granularity=PerGroup(INT4_GROUP_SIZE)),
                              f"int4 weight-only, group size {INT4_GROUP_SIZE}, unpacked int8 storage")
@@ -448,5 +479,10 @@ def _int4(model: Any) -> QuantizeResult:
                           "rtn-int4-simulated")
 
 
-_INT8 = (("torchao", _int8_torchao), ("torch", _int8), ("simulated", _int8_rtn))
-_INT4 = (("torchao", _int4_torchao), ("bitsandbytes", _nf4_bitsandbytes), ("simulated", _int4))
+def _backends(precision: str) -> tuple[tuple[str, Any], ...]:
+    """The backends tried for ``int8`` or ``int4``, in the module doc's order, each under its ``backend`` name (looked
+    up when called). int4: on CUDA the tinygemm kernel, then NF4, then torchao's unpacked int4 (any device), then RTN."""
+    if precision == "int8":
+        return (("torchao", _int8_torchao), ("torch", _int8), ("simulated", _int8_rtn))
+    return (("torchao", _int4_tinygemm), ("bitsandbytes", _nf4_bitsandbytes), ("torchao", _int4_intx),
+            ("simulated", _int4))

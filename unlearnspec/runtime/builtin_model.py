@@ -13,7 +13,7 @@ half-made model behind.
 A cache entry is used only when it checks out (:func:`entry_problem`): its manifest lists every file with
 its size and sha256, and names the environment that decided its bits (:func:`build_environment`: the
 torch, transformers, tokenizers and accelerate versions, the machine architecture, the device and
-precision). A file cut short, edited or missing, or an entry built under other libraries, is moved
+precision, and the training code itself). A file cut short, edited or missing, or an entry built under other libraries, is moved
 aside and built again under the lock, never loaded. The folder keeps its name (the recipe hash, which
 the plan pins): the environment is checked inside it.
 """
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import importlib.metadata as md
 import json
@@ -42,6 +43,7 @@ from unlearnspec.builtin.recipe import RECIPE, canonical_recipe_json, recipe_cor
 from unlearnspec.builtin.scaled import corpus_for
 from unlearnspec.builtin.training import training_items
 from unlearnspec.io import fsync_dir, fsync_tree
+from unlearnspec.runtime import lm_training
 from unlearnspec.runtime.lm_training import train_bpe_tokenizer, train_causal_lm, train_llama_lm
 
 log = logging.getLogger(__name__)
@@ -77,12 +79,27 @@ def _trains_on_cpu(recipe: Mapping[str, Any]) -> bool:
     return recipe["train"].get("device") == "cpu" or not torch.cuda.is_available()  # as lm_training decides
 
 
+def _short(value: object) -> str:
+    """A value of the environment as a message shows it: a sha256 by its first 12 digits."""
+    text = str(value)
+    return text[:12] if len(text) == 64 and all(c in "0123456789abcdef" for c in text) else text
+
+
+@functools.cache
+def training_code_sha256() -> str:
+    """The sha256 of the code that trains a built-in (``runtime/lm_training.py``: the tokenizer, the model's
+    configuration, the Trainer and its collators). A change there changes the bits a recipe builds, and without
+    this a cache built before the change went on being served (the tests passing on old weights where a fresh
+    machine builds new ones), unless whoever changed it remembered to bump the recipe's version."""
+    return hashlib.sha256(Path(lm_training.__file__).read_bytes()).hexdigest()
+
+
 def build_environment(recipe: Mapping[str, Any]) -> dict[str, str]:
     """What besides the recipe and the corpus decides a build's bits here, and nothing else: the versions of
-    :data:`_NUMERIC_LIBRARIES`, the machine architecture, and the device and precision the recipe trains in
-    on this machine (a GPU recipe falls back to CPU and fp32 without a GPU). Thread counts are the recipe's
-    (:func:`train_threads`), so already in its hash."""
-    env: dict[str, str] = {}
+    :data:`_NUMERIC_LIBRARIES`, the machine architecture, the device and precision the recipe trains in
+    on this machine (a GPU recipe falls back to CPU and fp32 without a GPU) and :func:`training_code_sha256`.
+    Thread counts are the recipe's (:func:`train_threads`), so already in its hash."""
+    env: dict[str, str] = {"training_code": training_code_sha256()}
     for name in _NUMERIC_LIBRARIES:
         try:
             env[name] = md.version(name)
@@ -125,12 +142,13 @@ def _signature(model_dir: Path, names: Iterable[str]) -> tuple[Any, ...]:
     return tuple((s.st_size, s.st_mtime_ns, s.st_ino) for s in stats)
 
 
-def entry_problem(model_dir: Path) -> str | None:
+def entry_problem(model_dir: Path, expect: Mapping[str, object] | None = None) -> str | None:
     """Why the cache entry ``model_dir`` cannot be used (``None``: it can).
 
-    Usable means: a manifest that reads, every file it lists present with its recorded size and sha256
-    (the safetensors weights, the tokenizer, the config: a copy cut short or a flipped byte is found), and
-    the manifest's environment equal to :func:`build_environment` of its recipe here.
+    Usable means: a manifest that reads, holding ``expect``'s values (the recipe hash and exclusion the folder is
+    kept under), every file it lists present with its recorded size and sha256 (the safetensors weights, the
+    tokenizer, the config: a copy cut short or a flipped byte is found), and the manifest's environment equal to
+    :func:`build_environment` of its recipe here.
     """
     try:
         manifest = json.loads((model_dir / MANIFEST).read_text(encoding="utf-8"))
@@ -138,8 +156,11 @@ def entry_problem(model_dir: Path) -> str | None:
         return "it has no manifest"
     except (OSError, ValueError) as exc:
         return f"its manifest does not read ({type(exc).__name__})"
-    files = manifest.get("files") if isinstance(manifest, dict) else None
-    recipe = manifest.get("recipe") if isinstance(manifest, dict) else None
+    if not isinstance(manifest, dict):
+        return "its manifest does not read (not an object)"
+    if any(manifest.get(k) != v for k, v in (expect or {}).items()):
+        return "its manifest names another recipe or exclusion than the folder it is in"
+    files, recipe = manifest.get("files"), manifest.get("recipe")
     if not isinstance(files, dict) or not isinstance(recipe, dict) or not files:
         return "its manifest lists no files (made by an older unlearnspec)"
     missing = [f for f in _REQUIRED_FILES if f != MANIFEST and f not in files]
@@ -150,8 +171,9 @@ def entry_problem(model_dir: Path) -> str | None:
     except (KeyError, TypeError, AttributeError):
         return "its manifest's recipe is not one"
     if manifest.get("environment") != env:
-        then = manifest.get("environment") if isinstance(manifest.get("environment"), dict) else {}
-        diff = [f"{k} {then.get(k, 'unknown')} → {v}" for k, v in env.items() if then.get(k) != v]
+        recorded = manifest.get("environment")
+        then: dict[str, Any] = recorded if isinstance(recorded, dict) else {}
+        diff = [f"{k} {_short(then.get(k, 'unknown'))} → {_short(v)}" for k, v in env.items() if then.get(k) != v]
         return "it was built in another environment (" + ", ".join(diff or ["unrecorded"]) + ")"
     try:
         sig = _signature(model_dir, files)
@@ -176,13 +198,7 @@ def _problem_for(rhash: str, excluded: str | None) -> Callable[[Path], str | Non
     """:func:`entry_problem`, and the manifest must name the recipe hash and exclusion the entry is kept under."""
 
     def problem(model_dir: Path) -> str | None:
-        why = entry_problem(model_dir)
-        if why is not None:
-            return why
-        manifest = json.loads((model_dir / MANIFEST).read_text(encoding="utf-8"))
-        if manifest.get("recipe_hash") != rhash or manifest.get("excluded_texts_sha256") != excluded:
-            return "its manifest names another recipe or exclusion than the folder it is in"
-        return None
+        return entry_problem(model_dir, {"recipe_hash": rhash, "excluded_texts_sha256": excluded})
 
     return problem
 

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from unlearnspec.builtin.recipe import RECIPE, RECIPES
+from unlearnspec.catalog.methods import REFUSAL_TEXT
 from unlearnspec.catalog.vocab import RECHECK_REFERENCES
 from unlearnspec.io import atomic_write_text
 from unlearnspec.markdown import code_span
@@ -198,7 +199,7 @@ def _recheck(step_dir: Path, earlier: ObjectivePlan, earlier_run: ObjectiveRun, 
         ctx = checks.EvalContext(
             op=earlier, data=earlier_run.data, stage=ev, original=earlier_run.original, unlearned=current,
             reference=basis.reference, guard=basis.guard,
-            refusal_text=unlearn_stage.refusal_text if unlearn_stage else "I don't know.",
+            refusal_text=unlearn_stage.refusal_text if unlearn_stage else REFUSAL_TEXT,
             attacks=[a for a in attack_stage.attacks if isinstance(a, RelearnAttack | QuantizeAttack)],
             work_dir=work, strategy=basis.strategy, confidence=basis.confidence, seed=basis.seed,
             fmt=getattr(earlier_run, "fmt", None))

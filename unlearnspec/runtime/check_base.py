@@ -302,6 +302,18 @@ class EvaluatorBase:
 
         if decision is None:
             decision = decide(decided)
+            e = est.get(decided)
+            if decision is None and e is not None and "reference" in per and m.reference_gap and t.op in ("<=", "<"):
+                # judged against the reference, but no gap to it on the same items could be formed (the models were
+                # measured on different items, or none has a value for both): the model's own value, read on its
+                # own, is neither reference-relative nor controlled, so it decides nothing (FRAMEWORK.md §7)
+                iv = (e.low, e.high) if self.ctx.intervals and not e.point else None
+                return Decision(quantity=f"{decided} value (mean over items)", value=e.value, interval=iv, threshold=t,
+                                n=e.n, how=f"the bound {OP_SYMBOLS[t.op]} {t.value:g} is read against "
+                                           f"{self.reference_name} on the same items",
+                                no_evidence=f"no gap to {self.reference_name} on the same items could be formed (the "
+                                            "models' items differ, or none has a value for both), and a value on "
+                                            "its own is no reading against the model that never saw the target"), []
             if decision is None:
                 return None, []
         control = decide("original")

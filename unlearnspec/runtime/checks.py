@@ -132,8 +132,12 @@ class Evaluator(MembershipChecks, AttackChecks):
         extra = {"acc_norm": {who: r.mean_acc_norm for who, r in res.items()}, "chance": res["unlearned"].chance,
                  "items": len(res["unlearned"])}
         # each item right or wrong: the share's interval is Clopper-Pearson's (mean_estimate on {0, 1} values)
+        est = self._mean_estimates(check, per)
+        # a pass needs the original model, which knows the target, shown beyond the bound on these items: an
+        # accuracy it already keeps within the bound (a model near chance on them) says nothing of unlearning
+        decision, control = self._positive_control(check, per, "unlearned", None, est)
         return self._result(check, {who: r.mean_acc for who, r in res.items()}, per_item=per, extra=extra,
-                            est=self._mean_estimates(check, per))
+                            est=est, decision=decision, findings=[f"no power: {c}" for c in control])
 
     def probe_gap(self, check: MetricCheck) -> CheckResult:
         attr = self.ctx.stage.representation_probe or self.ctx.data.attribute

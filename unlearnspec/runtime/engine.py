@@ -193,12 +193,23 @@ def _setup_logging(run_dir: Path, quiet: bool) -> None:
     fh.setLevel(logging.DEBUG)
     fh._unlearnspec = True  # type: ignore[attr-defined]
     root.addHandler(fh)
+    # Python warnings (a library's FutureWarning) are lines of the run's log too: run.log keeps them, and the
+    # terminal shows them unless `--quiet`, which promises no library warnings
+    logging.captureWarnings(False)  # a capture left by an earlier run of this process is taken afresh: whatever
+    logging.captureWarnings(True)  # replaced `warnings.showwarning` since then (a test harness) is captured too
+    warned = logging.getLogger("py.warnings")
+    warned.propagate = False
+    for h in list(warned.handlers):
+        if getattr(h, "_unlearnspec", False):
+            warned.removeHandler(h)
+    warned.addHandler(fh)
     if not quiet:
         sh = _BarSafeHandler(sys.stderr)
         sh.setFormatter(logging.Formatter("%(message)s"))
         sh.setLevel(logging.INFO)
         sh._unlearnspec = True  # type: ignore[attr-defined]
         root.addHandler(sh)
+        warned.addHandler(sh)
 
 
 # -- the entry point ----------------------------------------------------------------------------------

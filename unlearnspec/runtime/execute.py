@@ -24,7 +24,7 @@ import transformers
 from unlearnspec import __version__
 from unlearnspec.builtin.recipe import RECIPES
 from unlearnspec.markdown import code_span
-from unlearnspec.plan import ObjectivePlan, Plan, UnlearnStage
+from unlearnspec.plan import AttackStage, ObjectivePlan, Plan, RelearnAttack, UnlearnStage
 from unlearnspec.records import sha256_path
 from unlearnspec.report import audit_from_plan, build_report, write_reports
 from unlearnspec.report.chain import ChainReport
@@ -35,7 +35,7 @@ from unlearnspec.runtime.distributed import Distributed
 from unlearnspec.runtime.loading import describe_device
 from unlearnspec.runtime.pipeline import ObjectiveRun, _stage_of
 from unlearnspec.runtime.rundir import E_RESUME_CHANGES_RUN, RunDir, RunError, RunState, now
-from unlearnspec.runtime.scaling import pin_threads
+from unlearnspec.runtime.scaling import effective_batch, pin_threads
 
 log = logging.getLogger("unlearnspec.run")
 
@@ -120,6 +120,31 @@ def keep_environment(plan: Plan, rd: RunDir, state: RunState, threads: int, dist
                         f"or start a new run from its plan: {code_span(f'unlearnspec run {rd.plan_path} --out NEW')}"])
 
 
+#: The method families whose unlearn stage runs the Trainer on every rank of a launch (an exact retrain is the
+#: main process's alone, a filter trains nothing).
+_TRAINED_FAMILIES = ("approximate", "model_suppression")
+
+
+def refuse_unsplittable_batches(plan: Plan, processes: int) -> None:
+    """UL720 before anything runs: every batch the plan trains with on every rank (each objective's unlearn stage,
+    each relearning attack's fine-tune) must split across the launch's ``processes``. Each stage checks its own
+    when it starts (``scaling.effective_batch``), which let a relearning batch that does not split end a run
+    after its training and evaluation were done."""
+    for op in plan.objectives:
+        batches: list[tuple[str, int, int]] = []
+        for stage in op.stages:
+            if isinstance(stage, UnlearnStage) and stage.family in _TRAINED_FAMILIES:
+                batches.append(("the unlearn stage", stage.batch_size, stage.gradient_accumulation_steps))
+            elif isinstance(stage, AttackStage):
+                batches += [(f"the relearning attack ({a.steps} steps)", a.batch_size, 1)
+                            for a in stage.attacks if isinstance(a, RelearnAttack)]
+        for what, size, accumulation in batches:
+            try:
+                effective_batch(size, accumulation, processes)
+            except RunError as err:
+                raise RunError(err.code, f"{code_span(op.objective.name)}: {what}: {err.message}", err.help) from None
+
+
 def refuse_long_chains(plan: Plan) -> None:
     """UL712 for a plan, launched as several processes, with a chain of more than one request.
 
@@ -158,6 +183,7 @@ def execute(plan: Plan, rd: RunDir, state: RunState, *, quiet: bool, allow_remot
     dist = dist or Distributed()
     if dist.active:
         refuse_long_chains(plan)
+        refuse_unsplittable_batches(plan, dist.world_size)
     process_count = dist.world_size
     threads = pin_threads(process_count)  # two processes on two cores with two threads each would oversubscribe
     keep_environment(plan, rd, state, threads, dist)

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from unlearnspec.catalog.methods import REFUSAL_TEXT
 from unlearnspec.plan import (
     EvaluateStage,
     ObjectivePlan,
@@ -150,7 +151,7 @@ def _norm(text: str) -> str:
 
 class Measurer:
     def __init__(self, name: str, model: Any, tokenizer: Any, data: DataBundle, stage: EvaluateStage, *,
-                 guard: Any = None, refusal_text: str = "I don't know.", fmt: PromptFormat | None = None) -> None:
+                 guard: Any = None, refusal_text: str = REFUSAL_TEXT, fmt: PromptFormat | None = None) -> None:
         self.name = name
         self.model = model
         self.tokenizer = tokenizer

@@ -46,6 +46,56 @@ class MembershipChecks(EvaluatorBase):
         return self.each_model(lambda who: {"member": self.m[who].typed_attack_scores(dataset, k),
                                             "non": self.m[who].typed_attack_scores("holdout", k)})
 
+    def _pair_gaps(self, check: MetricCheck, sc: dict[str, dict[str, Any]], who: str, types: list[str],
+                   aucs: dict[str, dict[str, dict[str, float]]]) -> tuple[dict[tuple[str, str], Estimate | None], float]:
+        """Every (item type, attack) pair's gap of ``who``'s AUC to the reference's on the same items (without a
+        reference: to 0.5), each interval at the level at which all of them hold together at the plan's confidence
+        (one bootstrap for every pair, :func:`joint_intervals.joint_gap_estimates`), and that level."""
+        conf, has_ref = self.ctx.confidence, "reference" in sc
+        keys = [(t, a) for t in types for a in mia.ATTACKS]
+        if not self.ctx.intervals:
+            return {(t, a): _point_est(aucs[t][a][who] - (aucs[t][a]["reference"] if has_ref else 0.5),
+                                       len(sc[who]["member"][t][1][a])) for t, a in keys}, conf
+
+        # a question and its paraphrase are one record: their types are resampled by record, together
+        def record_keys(t: str, side: str) -> tuple[str, ...]:
+            return tuple(record_of(i) for i in sc[who][side][t][0])
+
+        records = {t: (record_keys(t, "member"), record_keys(t, "non")) for t in types}
+        joint, each = joint_intervals.joint_gap_estimates(
+            [joint_intervals.GapPair(t, sc[who]["member"][t][1][a], sc[who]["non"][t][1][a],
+                                     sc["reference"]["member"][t][1][a] if has_ref else None,
+                                     sc["reference"]["non"][t][1][a] if has_ref else None, mia.ATTACKS[a][1],
+                                     records=records[t])
+             for t, a in keys], confidence=conf,
+            rng=self.rng(check, "pairs") if who == "unlearned" else self.rng(check, "pairs", who))
+        return dict(zip(keys, joint, strict=True)), each
+
+    def _membership_control(self, check: MetricCheck, sc: dict[str, dict[str, Any]], types: list[str],
+                            aucs: dict[str, dict[str, dict[str, float]]], bound: Threshold) -> str | None:
+        """The positive control of a membership check (FRAMEWORK.md §7: a bound that cannot fail is no evidence):
+        the original model, trained on the target, must be shown beyond the tolerance on the same items, decided as
+        the check is (its pairs' gaps held together, the worst pair deciding). ``None`` when it is; else why the
+        measurement cannot tell a model that holds the target from one that never saw it."""
+        found, _ = self._pair_gaps(check, sc, "original", types, aucs)
+        parts = {k: (abs(e.value), *intervals.abs_interval(e.low, e.high)) for k, e in found.items()
+                 if e is not None and math.isfinite(e.value)}
+        use_iv = self.ctx.intervals and not any(e.point for e in found.values() if e is not None)
+        if parts:
+            w = intervals.worst_part(parts, bound.holds, use_iv)
+            if three_valued(bound, parts[w.key][0], (w.low, w.high) if use_iv else None) is False:
+                return None
+            t, a = w.key
+            shown = (f"worst |gap| {parts[w.key][0]:.3g} ({t.replace('_', ' ')} / {MEMBERSHIP_ATTACKS[a].label})"
+                     + (f", interval of the worst case [{w.low:.3g}, {w.high:.3g}]" if use_iv else ""))
+        else:
+            shown = "no pair could be measured"
+        base = self.reference_name if "reference" in sc else "chance"
+        return (f"no positive control: the original model, which was trained on the target, is not shown beyond the "
+                f"tolerance of {bound.value:.3g} from {base} on these items either ({shown}), so this membership "
+                "measurement cannot tell a model that holds the target from one that never saw it, and a gap within "
+                "the tolerance is no evidence that unlearning removed it")
+
     def membership_auc(self, check: MetricCheck) -> CheckResult:
         """Membership inference, reference-relative and two-sided, worst item type deciding.
 
@@ -76,25 +126,9 @@ class MembershipChecks(EvaluatorBase):
                 for a, (_, higher) in mia.ATTACKS.items()} for t in types}
         keys = [(t, a) for t in types for a in mia.ATTACKS]
         pairs = len(keys)
-        each = conf
-        if use_iv:
-            # a question and its paraphrase are one record: their types are resampled by record, together
-            def record_keys(t: str, side: str) -> tuple[str, ...]:
-                return tuple(record_of(i) for i in sc[decided][side][t][0])
-
-            records = {t: (record_keys(t, "member"), record_keys(t, "non")) for t in types}
-            joint, each = joint_intervals.joint_gap_estimates(
-                [joint_intervals.GapPair(t, sc[decided]["member"][t][1][a], sc[decided]["non"][t][1][a],
-                                   sc["reference"]["member"][t][1][a] if has_ref else None,
-                                   sc["reference"]["non"][t][1][a] if has_ref else None, mia.ATTACKS[a][1],
-                                   records=records[t])
-                 for t, a in keys], confidence=conf, rng=self.rng(check, "pairs"))
-            found = dict(zip(keys, joint, strict=True))
-            if has_ref:  # the same weights: every gap is 0 on every item there is
-                found = {k: self.exact_if_same(e) for k, e in found.items()}
-        else:
-            found = {(t, a): _point_est(aucs[t][a][decided] - (aucs[t][a]["reference"] if has_ref else 0.5),
-                                        len(sc[decided]["member"][t][1][a])) for t, a in keys}
+        found, each = self._pair_gaps(check, sc, decided, types, aucs)
+        if has_ref and use_iv:  # the same weights: every gap is 0 on every item there is
+            found = {k: self.exact_if_same(e) for k, e in found.items()}
         gaps: dict[str, dict[str, list[float]]] = {t: {} for t in types}
         worst: tuple[float, float, float, str, str, int] | None = None  # |gap|, abs low, abs high, type, attack, n
         findings: list[str] = []
@@ -177,6 +211,20 @@ class MembershipChecks(EvaluatorBase):
                      + (f"; beyond the tolerance: {', '.join(beyond)}" if beyond else "")
                      + (f"; undecided: {', '.join(straddle)}" if straddle and not beyond else "")),
                 more_items=intervals.items_to_settle(n_deciding, dec_low, dec_high, worst[0], tol))
+        if decision is not None and pair_bound is not None:
+            # a type of the forget set without non-members of that type (or without a gap on any attack) is not
+            # measured, so the worst of the item types is not known to be within the tolerance: it can fail, not pass
+            unmeasured = [t.replace("_", " ") for t in ITEM_TYPES if t in sc[decided]["member"] and not gaps.get(t)]
+            control = self._membership_control(check, sc, types, aucs, pair_bound) if "original" in sc else None
+            if control is not None:
+                findings.append(f"no power: {control}")
+            why = "; ".join(x for x in (
+                (f"membership on {', '.join(unmeasured)} of {code_span(check.dataset)} is not measured (the holdout has "
+                 "no non-member of that type, or no attack gave a gap on it), so the worst of the item types is not "
+                 "known to be within the tolerance") if unmeasured else None, control) if x)
+            if why:
+                decision = decision.model_copy(update={"cannot_pass": why, "more_items": None if control else
+                                                       decision.more_items})
         member_scores = {who: {a: [float(x) for t in types for x in sc[who]["member"][t][1][a]] for a in mia.ATTACKS}
                          for who in sc}
         nonmember_scores = {who: {a: [float(x) for t in types for x in sc[who]["non"][t][1][a]] for a in mia.ATTACKS}
@@ -200,6 +248,26 @@ class MembershipChecks(EvaluatorBase):
             "per_item": "loss (the LOSS attack's score)",
         }
         return self._result(check, values, per_item=per, extra=extra, est=est, decision=decision, findings=findings)
+
+    def _privleak_control(self, bound: Threshold, original: dict[str, Estimate | None], use_iv: bool) -> str | None:
+        """PrivLeak's positive control: the original model, trained on the target, must be shown beyond the bound on
+        some item type, decided as the check is (each type at the Bonferroni level, the worst deciding); ``None``
+        when it is, else why a value within the bound is no evidence."""
+        parts = {t: (abs(e.value), *intervals.abs_interval(e.low, e.high)) for t, e in original.items()
+                 if e is not None and math.isfinite(e.value)}
+        use_iv = use_iv and not any(e.point for e in original.values() if e is not None)
+        if parts:
+            w = intervals.worst_part(parts, bound.holds, use_iv)
+            if three_valued(bound, parts[w.key][0], (w.low, w.high) if use_iv else None) is False:
+                return None
+            shown = (f"worst |PrivLeak| {parts[w.key][0]:.3g}% on {w.key.replace('_', ' ')}"
+                     + (f", interval of the worst case [{w.low:.3g}, {w.high:.3g}]" if use_iv else ""))
+        else:
+            shown = "no item type has a bounded PrivLeak for it"
+        return (f"no positive control: the original model, which was trained on the target, is not shown beyond the "
+                f"bound {OP_SYMBOLS[bound.op]} {bound.value:g} on these items either ({shown}), so this PrivLeak "
+                "cannot tell a model that holds the target from one that never saw it, and a value within the bound "
+                "is no evidence that unlearning removed it")
 
     def privleak(self, check: MetricCheck) -> CheckResult:
         """MUSE PrivLeak in percent with MUSE's sign (:func:`muse_privleak`), one attack for both models (Min-K%,
@@ -294,6 +362,19 @@ class MembershipChecks(EvaluatorBase):
                        f"them hold together at {conf:.0%}" if use_iv and len(mine) > 1 else ""),
                 more_items=intervals.items_to_settle(e_u.n, dec_low, dec_high, abs(e_u.value), t_bound.value))
         findings = []
+        if decision is not None and t_bound is not None and t_bound.op in ("<=", "<"):
+            absent = [t.replace("_", " ") for t in ITEM_TYPES if t in sc["unlearned"]["member"] and t not in present]
+            control = self._privleak_control(t_bound, {t: by_type[t].get("original") for t in types}, use_iv)
+            if control is not None:
+                findings.append(f"no power: {control}")
+            why = "; ".join(x for x in (
+                decision.cannot_pass,
+                (f"the holdout has no non-member among the {', '.join(absent)}, so PrivLeak on that type is not "
+                 "measured and the worst of the item types is not known to be within the bound") if absent else None,
+                control) if x)
+            if why:
+                decision = decision.model_copy(update={"cannot_pass": why, "more_items": None if control else
+                                                       decision.more_items})
         if t_bound is not None:
             for t, e in mine.items():
                 assert e is not None

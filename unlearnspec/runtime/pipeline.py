@@ -19,6 +19,7 @@ from typing import Any
 
 from unlearnspec.builtin.corpus import build_corpus
 from unlearnspec.builtin.recipe import RECIPE, RECIPES
+from unlearnspec.catalog.methods import REFUSAL_TEXT
 from unlearnspec.inputs import spec_path
 from unlearnspec.io import atomic_write_text, replace_folder
 from unlearnspec.markdown import code_span
@@ -410,7 +411,7 @@ class ObjectiveRun:
             ctx = checks.EvalContext(
                 op=self.op, data=data, stage=ev, original=(original, tok),
                 unlearned=(unlearned, utok), reference=reference, guard=guard,
-                refusal_text=unlearn_stage.refusal_text if unlearn_stage else "I don't know.",
+                refusal_text=unlearn_stage.refusal_text if unlearn_stage else REFUSAL_TEXT,
                 attacks=[a for a in attack_stage.attacks if isinstance(a, RelearnAttack | QuantizeAttack)],
                 work_dir=self.dir,
                 strategy=ref_stage.strategy if ref_stage else "holdout",

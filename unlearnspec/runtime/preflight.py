@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 from unlearnspec.builtin.recipe import RECIPES, recipe_hash
-from unlearnspec.catalog.methods import CHECKPOINTS_KEPT
+from unlearnspec.catalog.methods import CHECKPOINTS_KEPT, WEIGHT_BYTES_PER_PARAMETER
 from unlearnspec.errors import UserError
 from unlearnspec.inputs import spec_path
 from unlearnspec.markdown import code_span
@@ -108,9 +108,9 @@ def read_run(root: Path) -> tuple[Plan, RunState]:
 
 E_DISK_SHORT = "RT107"
 
-MODEL_BYTES_PER_PARAMETER = 4
-"""A saved model's weights: fp32 (models load and train in fp32 unless a run asks otherwise, runtime/loading.py)."""
-CHECKPOINT_BYTES_PER_PARAMETER = 12
+MODEL_BYTES_PER_PARAMETER = WEIGHT_BYTES_PER_PARAMETER
+"""A saved model's weights."""
+CHECKPOINT_BYTES_PER_PARAMETER = 3 * WEIGHT_BYTES_PER_PARAMETER
 """A training checkpoint per trained parameter: its fp32 weights and Adam's two fp32 moments."""
 LORA_TRAINED_SHARE = 0.01
 """An upper bound on the share of a model's parameters a LoRA adapter trains (rank 8–64 on the attention and MLP

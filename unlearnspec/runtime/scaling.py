@@ -6,8 +6,23 @@ the Trainer's seeded order); how that batch is split is decided here, at run tim
 count. The data loader draws one loader batch of ``loader_batch`` examples in the one-process order
 and accelerate splits it across the ``processes`` ranks (``split_batches=True``, so every rank sees
 ``micro_batch`` consecutive examples of it); ``accumulation`` loader batches make an optimizer step.
-So every optimizer step averages the gradient of the same examples whatever the process count — only
-float rounding (and the per-rank mean of token losses) differs.
+So every full optimizer step averages the gradient of the same examples whatever the process count, and
+with the same weights: the unlearning losses are means over sequences, and a rank's micro-batch is an
+equal share of the loader batch, so DDP's mean of the ranks' means is the loader batch's mean; the
+Trainer's own language-model loss (the relearning attack) divides the summed token losses by the token
+count of all ranks (``average_tokens_across_devices``). The gradients agree to float rounding
+(``tests/test_sharding_review.py`` measures it with plain SGD); AdamW's first steps magnify the rounding
+of gradients near zero, which is what the weight tolerances of the 2-process tests allow for.
+
+What does differ (``tests/test_sharding_review.py``): an epoch whose examples are not a whole number of
+loader batches ends with a partial one, which one process trains as it is while several complete it
+with the epoch's first examples (accelerate's ``even_batches``: every rank needs a micro-batch of the
+same size), so that last step of every epoch trains on other examples; and where the plan's own
+``batch_size`` does not split (below), the accumulation changes, which changes how the examples of such
+a partial step are weighted (a mean of the loader batches' means on one process). Dropout, where a model
+has it, draws from the same seed on every rank. Exact agreement on the partial steps needs the
+Trainer's loss to weigh the rows of a completed batch (accelerate's ``remainder``), which is the
+methods' and the attack's to do.
 
 And which data-parallel scheme: DDP keeps a full copy of the weights, gradients and AdamW state on
 every device; when that does not fit the device memory seen at run time, FSDP (through accelerate,
@@ -40,9 +55,11 @@ _HEADROOM = 0.7  # the share of device memory the weights and optimizer may take
 def effective_batch(batch_size: int, accumulation: int, processes: int) -> EffectiveBatch:
     """How the plan's global batch (``batch_size × accumulation``) runs on ``processes`` processes.
 
-    Keeps the plan's accumulation when its ``batch_size`` splits evenly; otherwise takes the smallest
-    accumulation whose loader batch splits evenly (the same examples per optimizer step, in the same
-    order). A global batch that the process count does not divide is refused (UL720)."""
+    Keeps the plan's accumulation when its ``batch_size`` splits evenly; otherwise takes the largest loader
+    batch that splits evenly, the plan's accumulation first if it still works (the same examples per full
+    optimizer step, in the same order, and the same number of steps per epoch; only an epoch's last, partial
+    step weighs its examples otherwise: module docstring). A global batch that the process count does not
+    divide is refused (UL720)."""
     if batch_size < 1 or accumulation < 1 or processes < 1:
         raise ValueError("batch size, accumulation and process count must be positive")
     total = batch_size * accumulation

@@ -21,7 +21,7 @@ from unlearnspec.catalog import CodePage
 from unlearnspec.compiler.ast import Claim, Objective, Word
 from unlearnspec.compiler.decisions import MethodChoice as MethodChoice  # the rules read the table's choice
 from unlearnspec.compiler.decisions import planned_method as planned_method
-from unlearnspec.compiler.diagnostics import Diagnostic, Label, Span
+from unlearnspec.compiler.diagnostics import Diagnostic, Edit, Fix, Label, Span
 from unlearnspec.markdown import code_span
 
 RuleFn = Callable[[Objective, "RuleContext"], Iterable[Diagnostic]]
@@ -87,7 +87,7 @@ def registered_rules() -> tuple[Rule, ...]:
 
 
 def finding(page: CodePage, obj: Objective, span: Span, message: str, *, labels: Sequence[Label] = (),
-            help: Sequence[str] = (), claim: str | None = None) -> Diagnostic:
+            help: Sequence[str] = (), claim: str | None = None, fixes: Sequence[Fix] = ()) -> Diagnostic:
     """A diagnostic for ``page``'s code; labels on the primary span itself are dropped (it is shown)."""
     seen: set[tuple[int, int, int, int]] = {_key(span)}
     kept: list[Label] = []
@@ -97,7 +97,23 @@ def finding(page: CodePage, obj: Objective, span: Span, message: str, *, labels:
             seen.add(k)
             kept.append(lab)
     return Diagnostic(code=page.code, severity=page.severity, message=message, span=span, labels=kept,
-                      help=list(help), objective=obj.name, claim=claim)
+                      help=list(help), fixes=list(fixes), objective=obj.name, claim=claim)
+
+
+def goal_fix(obj: Objective, goal: str, method: str | None = None) -> list[Fix]:
+    """The fix of a help that says "write `goal GOAL`" (and "with `method METHOD`"): the objective's `goal` field
+    written again, and its method's name replaced, or a `method` line added under the goal at its indentation.
+    None when the objective has no `goal` field to rewrite."""
+    if obj.goal is None:
+        return []
+    g = obj.goal.span
+    edits = [Edit(span=g, text=f"goal {goal}")]
+    if method is not None and obj.method is not None:
+        edits.append(Edit(span=obj.method.name.span, text=method))
+    elif method is not None:
+        end = g.model_copy(update={"line": g.end_line, "column": g.end_column, "start_pos": g.end_pos})
+        edits.append(Edit(span=end, text="\n" + " " * (g.column - 1) + f"method {method}"))
+    return [Fix(title=f"switch to `goal {goal}`" + (f" with `method {method}`" if method else ""), edits=edits)]
 
 
 def _key(span: Span) -> tuple[int, int, int, int]:

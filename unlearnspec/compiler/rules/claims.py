@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 from unlearnspec.catalog import CODES, OUTPUT_CLAIMS, REMOVAL_CLAIMS, UNKNOWN
 from unlearnspec.compiler.ast import Objective
-from unlearnspec.compiler.diagnostics import Diagnostic
+from unlearnspec.compiler.diagnostics import Diagnostic, Edit, Fix
 from unlearnspec.compiler.rules.base import (
     RuleContext,
     claim_label,
@@ -102,9 +102,12 @@ def exactness_without_exact_method(obj: Objective, ctx: RuleContext) -> Iterator
         help = ["write `guarantee empirical` and claim `removed`, with `forget_quality >= 0.05` against a `reference` "
                 "model retrained without the forget set"]
     g = obj.guarantee
-    if g is not None and g.value == "exact":
+    if g is not None and g.value == "exact" and goal_of(obj) != "suppression":  # suppression: UL302
+        retrain = ([Fix.replace(obj.method.name.span, "retrain", "write `method retrain`")]
+                   if ctx.builtin and choice.family != UNKNOWN and obj.method is not None else [])
         yield finding(UL307, obj, g.span, f"`guarantee exact` cannot be met by {how}: only retraining is exact",
-                      labels=labels, help=help)
+                      labels=labels, help=help,
+                      fixes=[*retrain, Fix.replace(g.span, "empirical", "write `guarantee empirical`")])
     c = obj.claim("as_if_never_trained")
     if c is not None and goal_of(obj) != "suppression":  # suppression: UL302 already says why
         yield finding(UL307, obj, c.span,
@@ -134,7 +137,7 @@ UL403 = CODES["UL403"]
 @rule(UL403, affects=REMOVAL_CLAIMS)
 def certified_guarantee(obj: Objective, ctx: RuleContext) -> Iterator[Diagnostic]:
     g = obj.guarantee
-    if g is None or g.value != "certified":
+    if g is None or g.value != "certified" or goal_of(obj) == "suppression":  # suppression: UL302
         return
     family = ctx.method.family
     if family == "exact":
@@ -143,7 +146,8 @@ def certified_guarantee(obj: Objective, ctx: RuleContext) -> Iterator[Diagnostic
         UL403, obj, g.span,
         "`guarantee certified` cannot be verified for a deep generative model: certified unlearning exists only "
         "for restricted model classes", labels=method_label(obj),
-        help=["write `guarantee empirical` and state its evidence: `forget_quality >= 0.05`, `membership_auc <= 0.60`"])
+        help=["write `guarantee empirical` and state its evidence: `forget_quality >= 0.05`, `membership_auc <= 0.60`"],
+        fixes=[Fix.replace(g.span, "empirical", "write `guarantee empirical`")])
 
 
 UL407 = CODES["UL407"]
@@ -159,12 +163,17 @@ def substantial_similarity_scope(obj: Objective, ctx: RuleContext) -> Iterator[D
     labels = [*label(t.category.span, "a copyrighted work"), *word_label(similar, "similar outputs are in scope")]
     help = ["write `outputs verbatim` and claim `not_generated` with `verbatim_rouge <= 0.20` on passages of the "
             "work (a near-verbatim regurgitation bound)"]
+    words = obj.scope.outputs if obj.scope else []
+    fixes = [Fix.replace(words[0].span.model_copy(update={"end_line": words[-1].span.end_line, "end_column": words[
+        -1].span.end_column, "end_pos": words[-1].span.end_pos}), "verbatim", "write `outputs verbatim`")] if words else []
     name = t.name.value
     if c is not None:
         yield finding(UL407, obj, c.span,
                       f"claim `not_generated_similar` for {code_span(name)} turns on substantial similarity, a legal judgment "
-                      "rather than a measurement", labels=labels, help=help, claim=c.name)
+                      "rather than a measurement", labels=labels, help=help, claim=c.name,
+                      fixes=[Fix(title="write `outputs verbatim` and claim `not_generated`",
+                                 edits=[*fixes[0].edits, Edit(span=c.name_span, text="not_generated")])] if fixes else [])
     elif similar is not None:
         yield finding(UL407, obj, similar.span,
                       f"`similar` outputs of {code_span(name)} turn on substantial similarity, a legal judgment rather than "
-                      "a measurement", labels=labels, help=help)
+                      "a measurement", labels=labels, help=help, fixes=fixes)

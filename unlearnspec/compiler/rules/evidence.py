@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from unlearnspec.catalog import CLAIMS, CODES, METRICS, NEEDS
+from unlearnspec.catalog import CLAIMS, CODES, DEFAULT_OUTPUTS, METRICS, NEEDS, OUTPUT_KINDS
 from unlearnspec.compiler.ast import Objective
 from unlearnspec.compiler.diagnostics import Diagnostic, Label
 from unlearnspec.compiler.evidence_defaults import (
+    SCOPE_CLAIMS,
     EvidenceItem,
     evidence_for,
+    missing_needs,
+    scope_prompts,
 )
 from unlearnspec.compiler.rules.base import RuleContext, finding, goal_of, label, rule
 from unlearnspec.markdown import code_span
@@ -31,9 +34,29 @@ def removal_verified_by_outputs_only(obj: Objective, ctx: RuleContext) -> Iterat
     yield finding(
         UL406, obj, c.span,
         "claim `removed` is verified only by output metrics, which cannot tell removal from suppression",
-        labels=labels, claim=c.name,
-        help=["add `membership_auc <= 0.60` and `forget_quality >= 0.05` (comparison with the retrained reference) "
-              "to `evidence`"])
+        labels=labels, claim=c.name, help=_parameter_evidence(obj))
+
+
+def _parameter_evidence(obj: Objective) -> list[str]:
+    """UL406's help: the evidence about the parameters to add (the claim's default evidence: membership inference,
+    comparison with the retrained reference, a representation probe, FRAMEWORK.md §5), each with what it still
+    needs here, so that what the help offers can be computed once written."""
+    ready: list[str] = []
+    blocked: list[str] = []
+    for metric in CLAIMS["removed"].defaults:
+        t = METRICS[metric].threshold
+        bound = f"`{metric} {t.op} {t.value:g}`"
+        missing, _ = missing_needs(obj, metric)
+        if missing:
+            blocked.append(f"{bound} needs " + "; ".join(NEEDS[n].words for n in missing) + ": "
+                           + "; ".join(NEEDS[n].fix for n in missing))
+        else:
+            ready.append(bound)
+    what = ("evidence about the parameters: membership inference against holdout data, comparison with the "
+            "retrained reference, a representation probe")
+    first = (f"add {', '.join(ready)} to `evidence`: {what}" if ready else
+             f"add {what}, which needs more data here:")
+    return [first, *blocked]
 
 
 UL410 = CODES["UL410"]
@@ -47,6 +70,28 @@ def _needs_of(items: list[EvidenceItem]) -> list[str]:
             if n not in seen:
                 seen.append(n)
     return seen
+
+
+def _narrower(obj: Objective, claim: str, items: list[EvidenceItem], bad: list[EvidenceItem]) -> list[str]:
+    """The weaker claim the data can decide, when part of its default evidence cannot run: its evidence written
+    in `evidence` (which then replaces the defaults), or, for a claim whose defaults come from `scope` (spec
+    evidence never drops scope coverage, see :func:`evidence_for`), the scope narrowed to what can be measured."""
+    if claim in SCOPE_CLAIMS:
+        if CLAIMS[claim].from_scope == "outputs":
+            scope = obj.scope
+            outputs = [w.value for w in scope.outputs] if scope and scope.outputs else list(DEFAULT_OUTPUTS)
+            lost = {i.metric for i in bad}
+            keep = [o for o in outputs if not lost & set(OUTPUT_KINDS[o].metrics)]
+            field = "outputs"
+        else:
+            lost = {str(i.probe) for i in bad}
+            keep = [p for p in scope_prompts(obj) if p not in lost]
+            field = "prompts"
+        if not keep:
+            return []
+        return [f"or claim it for what can be measured here: `scope {{ {field} {', '.join(keep)} }}`"]
+    can = ", ".join(dict.fromkeys(f"`{i.metric} {i.op} {i.value:g}`" for i in items if not i.missing))
+    return [f"or decide it with what can be measured: write its evidence in `evidence` ({can})"]
 
 
 @rule(UL410, affects=frozenset())
@@ -82,8 +127,7 @@ def evidence_cannot_be_produced(obj: Objective, ctx: RuleContext) -> Iterator[Di
             metrics = ", ".join(code_span(m) for m in dict.fromkeys(i.metric for i in bad))
             message = (f"{metrics}, default evidence of claim {code_span(c.name)}, cannot be computed here: every run "
                        "would report the claim not evaluated")
-            can = ", ".join(f"`{i.metric} {i.op} {i.value:g}`" for i in items if not i.missing)
-            extra_help = [f"or decide it with what can be measured: write its evidence in `evidence` ({can})"]
+            extra_help = _narrower(obj, c.name, items, bad)
         else:
             continue
         needs = _needs_of(bad)

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from unlearnspec.catalog import CODES, OUTPUT_CLAIMS
+from unlearnspec.catalog import CODES, OUTPUT_CLAIMS, REMOVAL_CLAIMS
 from unlearnspec.compiler.ast import Objective
-from unlearnspec.compiler.diagnostics import Diagnostic
+from unlearnspec.compiler.diagnostics import Diagnostic, Fix
 from unlearnspec.compiler.rules.base import (
     RuleContext,
     claim_label,
     finding,
+    goal_fix,
     goal_label,
     goal_of,
     kind_label,
@@ -43,16 +44,28 @@ def removal_of_unobserved_target(obj: Objective, ctx: RuleContext) -> Iterator[D
         labels=[*kind_label(obj), *(label(t.name.span, "the target") if t.kind is not None else [])],
         help=[f"write `goal suppression via model` with an operational `test` set of prompts about {code_span(name)}, "
               "or set `kind observed` and remove only the named examples in the forget set",
-              "a concept stays producible from the rest of the training data even after exact retraining"])
+              "a concept stays producible from the rest of the training data even after exact retraining"],
+        fixes=goal_fix(obj, "suppression via model"))
 
 
 UL302 = CODES["UL302"]
 
 
-@rule(UL302)
+@rule(UL302, affects=REMOVAL_CLAIMS)
 def suppression_claims_erasure(obj: Objective, ctx: RuleContext) -> Iterator[Diagnostic]:
     if goal_of(obj) != "suppression":
         return
+    g = obj.guarantee
+    if g is not None and g.value in ("exact", "certified") and ctx.method.family != "exact":
+        # a guarantee of erasure (FRAMEWORK.md §6, UL302): UL307 and UL403 leave suppression goals to this rule
+        yield finding(
+            UL302, obj, g.span,
+            f"suppression cannot support `guarantee {g.value}`: it guarantees what the weights no longer carry, and "
+            "suppressed information stays in them",
+            labels=[*goal_label(obj), *method_label(obj)],
+            help=["write `guarantee empirical`: the claims hold under the stated evaluations; or write `goal removal` "
+                  "with `method retrain` if the information must provably leave the weights"],
+            fixes=[Fix.replace(g.span, "empirical", "write `guarantee empirical`"), *goal_fix(obj, "removal", "retrain")])
     for c in obj.claims:
         if c.name in ("removed", "as_if_never_trained"):
             yield finding(
@@ -60,7 +73,8 @@ def suppression_claims_erasure(obj: Objective, ctx: RuleContext) -> Iterator[Dia
                 f"suppression cannot support claim {code_span(c.name)}: suppressed information stays in the weights",
                 labels=[*goal_label(obj), *method_label(obj)], claim=c.name,
                 help=["claim `not_generated`, which suppression can show; or write `goal removal` with a removal "
-                      "method (`npo`, `retrain`) if the information must leave the weights"])
+                      "method (`npo`, `retrain`) if the information must leave the weights"],
+                fixes=goal_fix(obj, "removal"))
         elif c.name == "robust_to_finetuning" and weights_leave(obj):
             yield finding(
                 UL302, obj, c.span,
@@ -68,7 +82,8 @@ def suppression_claims_erasure(obj: Objective, ctx: RuleContext) -> Iterator[Dia
                 "holders of the weights can fine-tune the suppression away",
                 labels=[*goal_label(obj), *release_label(obj, "the weights leave your control")], claim=c.name,
                 help=["release through `api`, where nobody else can fine-tune; or write `goal removal` and claim "
-                      "`robust_to_finetuning steps N` with the relearning budget the evaluation attacks with"])
+                      "`robust_to_finetuning steps N` with the relearning budget the evaluation attacks with"],
+                fixes=goal_fix(obj, "removal"))
 
 
 UL303 = CODES["UL303"]
@@ -113,7 +128,8 @@ def filter_without_serving_system(obj: Objective, ctx: RuleContext) -> Iterator[
         labels=[*release_label(obj, "the weights leave your serving system"), *word_label(via, "suppression in the system"),
                 *word_label(method, "an output filter")],
         help=["release through `api` (you serve the model and its filter), or write `goal suppression via model` "
-              "with `method refusal` and document that the information remains in the weights"])
+              "with `method refusal` and document that the information remains in the weights"],
+        fixes=goal_fix(obj, "suppression via model", "refusal"))
 
 
 UL309 = CODES["UL309"]

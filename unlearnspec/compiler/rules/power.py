@@ -1,10 +1,11 @@
 """Power before running: evidence too small to decide (UL411) and bounds that cannot fail (UL412).
 
 Both read :func:`evidence_for`, as the lowering does, and count records the way the runtime will
-use them (FRAMEWORK.md §7): forget quality compares per-item truth ratios of the forget set's QA
-records (its documents' losses when it has none) with the reference's on the same items; membership
-compares each item type of the forget set (documents, QA, paraphrased QA) with the same type in the
-holdout's evaluation half.
+use them (FRAMEWORK.md §7), each record once (``records.distinct``): forget quality compares per-item
+truth ratios of the forget set's QA records (its records' losses when it has none) with the reference's
+on the same items, or, with no reference, with the same model's on the holdout's evaluation half;
+membership compares each item type of the forget set (documents, QA answers — a record with both is
+one item of each —, paraphrased QA) with the same type in the holdout's evaluation half.
 
 This runs in the compiler, which never imports numpy or scipy (tests/test_light_imports.py), so the
 exact two-sample KS distribution is counted here with the classic lattice-path recursion (Hodges
@@ -23,11 +24,11 @@ from statistics import NormalDist
 from unlearnspec.catalog import CODES, METRICS, vocab
 from unlearnspec.compiler.ast import Evidence, Objective
 from unlearnspec.compiler.datafiles import BUILTIN_HOLDOUT, holdout_split, records_of
-from unlearnspec.compiler.diagnostics import Diagnostic
+from unlearnspec.compiler.diagnostics import Diagnostic, Fix
 from unlearnspec.compiler.evidence_defaults import evidence_for
 from unlearnspec.compiler.rules.base import RuleContext, finding, rule
 from unlearnspec.markdown import code_span
-from unlearnspec.records import Record
+from unlearnspec.records import Record, distinct
 
 UL411 = CODES["UL411"]
 UL412 = CODES["UL412"]
@@ -69,12 +70,20 @@ def ks_can_only_reject_separation(n: int, m: int, alpha: float) -> bool:
     return ks_pvalue_at_least(n, m, below_one) >= alpha
 
 
-def ks_items_needed(alpha: float, limit: int = 60) -> int:
-    """The smallest ``n`` for which ``n`` vs ``n`` items can reject more than complete separation."""
-    for n in range(2, limit + 1):
-        if not ks_can_only_reject_separation(n, n, alpha):
+def ks_items_needed(alpha: float, limit: int = 60, other: int | None = None) -> int:
+    """The smallest ``n`` for which ``n`` vs ``n`` items (``n`` vs ``other``, when given) can reject more
+    than complete separation."""
+    for n in range(1 if other else 2, limit + 1):
+        if not ks_can_only_reject_separation(n, other or n, alpha):
             return n
     return limit
+
+
+def _ks_counted(n: int, m: int) -> bool:
+    """Whether the exact count is made for ``n`` vs ``m`` items: the runtime's exact range (``n m <= 10000``, where
+    scipy counts exactly too) or both sides at most :data:`KS_EXACT_LIMIT`. Beyond it the test rejects far more
+    than complete separation at any bound (one item against 10,000 already reaches p = 4e-4)."""
+    return n * m <= 10000 or max(n, m) <= KS_EXACT_LIMIT
 
 
 @lru_cache(maxsize=16)
@@ -112,10 +121,27 @@ def auc_members_needed(n_nonmembers: int, confidence: float, limit: int = 10000,
 
 
 def _types(records: list[Record]) -> dict[str, int]:
+    """The membership items of each type, as the runtime scores them (``SCORED_PARTS = "both"``): a record's
+    document is a `documents` item and its answer a `qa` item, so a record with both counts once in each."""
     docs = sum(bool(r.text) for r in records)
-    qa = sum(bool(r.is_qa and not r.text) for r in records)
+    qa = sum(bool(r.is_qa) for r in records)
     para = sum(bool(r.is_qa and r.paraphrases) for r in records)
     return {"documents": docs, "qa": qa, "qa_paraphrased": para}
+
+
+def ks_sizes(forget: list[Record], holdout: list[Record], reference: bool) -> tuple[int, int, bool]:
+    """The two sample sizes of the forget-quality KS test, and whether it compares truth ratios (else losses).
+
+    With a reference: the forget set's truth ratios (QA records with perturbed answers) against the reference's on
+    the same items, or every record's loss when there are none. Without one: against the same model's on the
+    holdout's evaluation half, truth ratios when both sides have some, else losses (``forget_quality_from``)."""
+    ratios = sum(bool(r.is_qa and r.perturbed) for r in forget)
+    if reference:
+        return (ratios, ratios, True) if ratios else (len(forget), len(forget), False)
+    theirs = sum(bool(r.is_qa and r.perturbed) for r in holdout)
+    if ratios and theirs:
+        return ratios, theirs, True
+    return len(forget), len(holdout), False
 
 
 def _records(obj: Objective, ctx: RuleContext) -> tuple[list[Record], list[Record]] | None:
@@ -130,7 +156,7 @@ def _records(obj: Objective, ctx: RuleContext) -> tuple[list[Record], list[Recor
     holdout = [r for p in holdout_paths for r in records_of(p, base)]
     seed = obj.seed.as_int if obj.seed is not None else 0
     _, evaluation = holdout_split(holdout_paths, base, seed)
-    return forget, [holdout[i] for i in evaluation]
+    return distinct(forget), distinct([holdout[i] for i in evaluation])  # the runtime counts each record once
 
 
 def _confidence(obj: Objective) -> float:
@@ -153,52 +179,91 @@ def underpowered_evidence(obj: Objective, ctx: RuleContext) -> Iterator[Diagnost
             if key in reported:
                 continue
             if item.metric == "forget_quality" and item.op.startswith(">") and item.value > 0:
-                qa = [r for r in forget if r.is_qa and r.perturbed]
-                n = len(qa) or len(forget)
-                # the exact count is an n x n table of fractions: past KS_EXACT_LIMIT items the test rejects
-                # far more than complete separation at any bound, so it is not counted
-                if n <= KS_EXACT_LIMIT and ks_can_only_reject_separation(n, n, item.value):
+                reference = ctx.builtin or obj.reference is not None
+                n, m, ratios = ks_sizes(forget, holdout, reference)
+                # the exact count is an n x m table of fractions: past it the test rejects far more than complete
+                # separation at any bound, so it is not counted (_ks_counted)
+                if n and m and _ks_counted(n, m) and ks_can_only_reject_separation(n, m, item.value):
                     reported.add(key)
-                    need = ks_items_needed(item.value)
-                    pmin = 2 / math.comb(2 * n, n)
+                    need = ks_items_needed(item.value, other=None if reference else m)
+                    pmin = 2 / math.comb(n + m, n)
+                    against = "" if reference else " against the holdout's evaluation half (no reference model)"
+                    more = (f"give at least {need} question-answer records with perturbed answers in the forget set "
+                            "(TOFU truth ratios)" if reference or ratios else
+                            f"give at least {need} records in the forget set")
                     yield finding(
                         UL411, obj, c.span,
-                        f"`forget_quality >= {item.value:g}` compares {n} vs {n} items: the KS test rejects only "
-                        f"complete separation (smallest p-value {pmin:.2g}), so it cannot decide claim {code_span(c.name)}",
+                        f"`forget_quality >= {item.value:g}` compares {n} vs {m} items{against}: the KS test rejects "
+                        f"only complete separation (smallest p-value {pmin:.2g}), so it cannot decide claim "
+                        f"{code_span(c.name)}",
                         claim=c.name,
-                        help=[f"give at least {need} question-answer records with perturbed answers in the forget "
-                              "set (TOFU truth ratios), so that the test can detect less than complete separation"])
-            elif item.metric == "membership_auc" and holdout:
-                mine, theirs = _types(forget), _types(holdout)
-                worst = [(auc_half_width(mine[k], theirs[k], conf), k) for k in mine if mine[k] and theirs[k]]
-                if not worst:
-                    continue
-                width, kind = max(worst)
-                # the bound `AUC <= b` is read as a tolerance of b - 0.5 either side of the reference: the gap's
-                # interval must fit inside it to pass, and a gap between two models is at least about as uncertain
-                # as one AUC (the runtime widens it further, so that every type and attack holds together)
-                tol = item.value - 0.5 if item.op.startswith("<") and item.value > 0.5 else None
-                limit = MAX_AUC_HALF_WIDTH if tol is None else min(MAX_AUC_HALF_WIDTH, tol)
-                if width > limit:
+                        help=[more + ", so that the test can detect less than complete separation"])
+            elif item.metric in ("membership_auc", "privleak") and holdout:
+                finding_ = _auc_too_wide(obj, c.name, item.metric, item.op, item.value, forget, holdout, conf)
+                if finding_ is not None:
                     reported.add(key)
-                    members = auc_members_needed(theirs[kind], conf, half_width=limit)
-                    what = kind.replace('_', ' ')
-                    items = what if kind == "documents" else f"{what} items"  # "holdout documents", "holdout qa items"
-                    too_wide = (f"too wide for `membership_auc` to decide claim {code_span(c.name)}" if limit == MAX_AUC_HALF_WIDTH
-                                else f"wider than the tolerance of {limit:g} either side of the reference that "
-                                     f"`membership_auc {item.op} {item.value:g}` allows, so the check can show a leak "
-                                     f"but not its absence: claim {code_span(c.name)} cannot be expected to pass on it")
-                    more = (f"give at least {members} forget {items} (against {theirs[kind]} in the holdout's "
-                            "evaluation half), or more holdout items" if members is not None else
-                            f"give more holdout {items}: against {theirs[kind]} no number of forget items will do")
-                    shown = 0.5 + math.ceil(width * 100) / 100  # the tolerance these items can show, if any
-                    yield finding(
-                        UL411, obj, c.span,
-                        f"membership on {what} compares {mine[kind]} forget items with {theirs[kind]} holdout items: "
-                        f"a {conf:.0%} interval of the AUC spans about ±{width:.2f} around chance, {too_wide}",
-                        claim=c.name,
-                        help=[more] + ([f"or state the tolerance the data can show: `membership_auc <= {shown:g}`"]
-                                       if tol is not None and shown < 1.0 else []))
+                    message, help, looser = finding_
+                    written = next((e for e in obj.evidence if e.metric == item.metric), None)
+                    fixes = [Fix.replace(written.span, looser)] if looser and written is not None else []
+                    yield finding(UL411, obj, c.span, message, claim=c.name, help=help, fixes=fixes)
+
+
+def _auc_tolerance(metric: str, op: str, value: float) -> float | None:
+    """The AUC gap to the reference a bound tolerates either side, or None when it is not an upper bound.
+
+    ``membership_auc <= b``: ``b - 0.5`` (the runtime's reading). ``privleak <= b`` (percent, by magnitude):
+    ``|100 (AUC_ref - AUC) / (1 - AUC_ref)| <= b`` is a gap of ``b / 100 * (1 - AUC_ref)``, which is ``b / 200``
+    for a reference at chance and narrower for any reference above it."""
+    if not op.startswith("<"):
+        return None
+    if metric == "membership_auc":
+        return value - 0.5 if value > 0.5 else None
+    return value / 200 if value > 0 else None
+
+
+def _auc_too_wide(obj: Objective, claim: str, metric: str, op: str, value: float, forget: list[Record],
+                  holdout: list[Record], conf: float) -> tuple[str, list[str], str | None] | None:
+    """UL411's message and help for a membership AUC or PrivLeak check whose worst item type is too small to
+    decide it, with the looser bound the help offers (None: none can be decisive), or None. PrivLeak's runtime
+    skips a type with fewer than two records on a side."""
+    mine, theirs = _types(forget), _types(holdout)
+    least = 2 if metric == "privleak" else 1
+    worst = [(auc_half_width(mine[k], theirs[k], conf), k) for k in mine if min(mine[k], theirs[k]) >= least]
+    if not worst:
+        return None
+    width, kind = max(worst)
+    # the bound is read as a tolerance either side of the reference: the gap's interval must fit inside it to
+    # pass, and a gap between two models is at least about as uncertain as one AUC (the runtime widens it further,
+    # so that every type and attack holds together)
+    tol = _auc_tolerance(metric, op, value)
+    limit = MAX_AUC_HALF_WIDTH if tol is None else min(MAX_AUC_HALF_WIDTH, tol)
+    if width <= limit:
+        return None
+    members = auc_members_needed(theirs[kind], conf, half_width=limit)
+    what = kind.replace("_", " ")
+    items = what if kind == "documents" else f"{what} items"  # "holdout documents", "holdout qa items"
+    bound = f"`{metric} {op} {value:g}`"
+    if limit == MAX_AUC_HALF_WIDTH:
+        too_wide = f"too wide for `{metric}` to decide claim {code_span(claim)}"
+    elif metric == "membership_auc":
+        too_wide = (f"wider than the tolerance of {limit:g} either side of the reference that {bound} allows, so the "
+                    f"check can show a leak but not its absence: claim {code_span(claim)} cannot be expected to pass "
+                    "on it")
+    else:
+        too_wide = (f"wider than the AUC gap of {limit:g} either side of the reference that {bound} allows (PrivLeak "
+                    "is 200 times that gap for a reference at chance), so the check can show a leak but not its "
+                    f"absence: claim {code_span(claim)} cannot be expected to pass on it")
+    more = (f"give at least {members} forget {items} (against {theirs[kind]} in the holdout's evaluation half), or "
+            "more holdout items" if members is not None else
+            f"give more holdout {items}: against {theirs[kind]} no number of forget items will do")
+    # a looser bound is offered only where one can be decisive: past ±0.3 none is
+    shown = (f"{0.5 + math.ceil(width * 100) / 100:g}" if metric == "membership_auc"
+             else f"{math.ceil(width * 200):g}")
+    looser = f"{metric} <= {shown}" if tol is not None and width <= MAX_AUC_HALF_WIDTH else None
+    offer = [f"or state the tolerance the data can show: `{looser}`"] if looser else []
+    label = "membership" if metric == "membership_auc" else "`privleak`"
+    return (f"{label} on {what} compares {mine[kind]} forget items with {theirs[kind]} holdout items: a {conf:.0%} "
+            f"interval of the AUC spans about ±{width:.2f} around chance, {too_wide}", [more, *offer], looser)
 
 
 def _vacuous(e: Evidence) -> bool:

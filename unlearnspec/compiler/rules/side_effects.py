@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from unlearnspec.catalog import CODES
+from unlearnspec.catalog import CLAIMS, CODES
 from unlearnspec.compiler.ast import Objective
 from unlearnspec.compiler.diagnostics import Diagnostic
 from unlearnspec.compiler.rules.base import RuleContext, finding, label, rule
 from unlearnspec.markdown import code_span
 
 SIDE_EFFECT_CLAIMS = frozenset({"no_side_effects"})
+UTILITY_DROPS = CLAIMS["no_side_effects"].evidence  # the utility-drop metrics an `evidence` bound may name
 
 UL308 = CODES["UL308"]
 
@@ -25,6 +26,12 @@ def zero_side_effects(obj: Objective, ctx: RuleContext) -> Iterator[Diagnostic]:
     if c is not None:
         yield finding(UL308, obj, c.span, f"claim `no_side_effects` cannot be met: {_WHY_308}", claim=c.name,
                       help=[_HELP_308 + ", and drop the claim `no_side_effects`"])
+    for e in obj.evidence:  # the same zero tolerance, written as an `evidence` bound on a utility drop
+        if e.metric in UTILITY_DROPS and e.op in ("<=", "<") and e.value <= 0:
+            yield finding(UL308, obj, e.span, f"`{e.metric} {e.op} {e.value:g}` cannot be met: {_WHY_308}; the check "
+                          "would pass only if utility measurably rose (the whole interval of the drop below 0)",
+                          help=[f"write a measured tolerance such as `{e.metric} <= 2%`, or "
+                                "`preserve { utility drop <= 2% }` on named `retain` and `neighbors` sets"])
     p = obj.preserve
     if p is None:
         return

@@ -27,6 +27,7 @@ from transformers import GenerationConfig, PreTrainedTokenizerBase
 
 from unlearnspec.runtime.evaluation.likelihood import (
     context_length,
+    evaluating,
     length_sorted_batches,
     model_device,
     pad_batch,
@@ -49,20 +50,39 @@ class _PaddedFinishedRowsWarning(logging.Filter):
 logging.getLogger("transformers.modeling_utils").addFilter(_PaddedFinishedRowsWarning())
 
 
+_SET_ASIDE: dict[int, tuple[Any, int, list[tuple[Any, GenerationConfig]]]] = {}  # id(model) -> (model, depth, saved)
+
+
 @contextmanager
 def _shipped_config_set_aside(model: Any) -> Iterator[None]:
     """Every module's own ``generation_config`` (the model's, a PEFT wrapper's base model's) replaced by a default
-    ``GenerationConfig`` for the duration, and put back after: nothing the checkpoint ships reaches decoding."""
-    modules = list(model.modules()) if hasattr(model, "modules") else [model]
-    saved = [(m, vars(m)["generation_config"]) for m in modules
-             if isinstance(vars(m).get("generation_config"), GenerationConfig)]
-    try:
+    ``GenerationConfig`` for the duration, and put back after: nothing the checkpoint ships reaches decoding.
+
+    Re-entrant per model object: only the outermost entry saves the shipped configurations and only its exit puts
+    them back. Under a launch two measurements of one model object (the unlearned model and the served system) run
+    interleaved (``sharding.together``); each saving what it found, the second saved the first's stand-in and, exiting
+    last, left it on the model for good."""
+    key = id(model)
+    held = _SET_ASIDE.get(key)
+    if held is not None:
+        _SET_ASIDE[key] = (model, held[1] + 1, held[2])
+    else:
+        modules = list(model.modules()) if hasattr(model, "modules") else [model]
+        saved = [(m, vars(m)["generation_config"]) for m in modules
+                 if isinstance(vars(m).get("generation_config"), GenerationConfig)]
+        _SET_ASIDE[key] = (model, 1, saved)
         for m, _ in saved:
             m.generation_config = GenerationConfig()
+    try:
         yield
     finally:
-        for m, config in saved:
-            m.generation_config = config
+        _, depth, saved = _SET_ASIDE[key]
+        if depth > 1:
+            _SET_ASIDE[key] = (model, depth - 1, saved)
+        else:
+            del _SET_ASIDE[key]
+            for m, config in saved:
+                m.generation_config = config
 
 
 @torch.no_grad()
@@ -112,17 +132,11 @@ def generate_ids(model: Any, tokenizer: PreTrainedTokenizerBase, prompt_ids: Seq
             done[i] = toks[:cut] if cut is not None else toks
         return done
 
-    was_training = bool(getattr(model, "training", False))
-    model.eval()
-    try:
+    with evaluating(model), _shipped_config_set_aside(model):
         # split across the processes of a launch (a no-op for one process): sharding.py
         batches = length_sorted_batches([len(r) for r in rows], batch_size)
         costs = [forward_cost(len(b), max(len(rows[i]) for i in b), max(budgets[i] for i in b)) for b in batches]
-        with _shipped_config_set_aside(model):
-            found = map_batches(batches, compute, costs)
-    finally:
-        if was_training:
-            model.train()
+        found = map_batches(batches, compute, costs)
     out = [found.get(i, []) for i in range(n)]
     return out
 

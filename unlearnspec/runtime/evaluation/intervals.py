@@ -37,7 +37,7 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import stats
+from scipy import special, stats
 
 N_RESAMPLES = 1000
 DEFAULT_CONFIDENCE = 0.95
@@ -376,7 +376,21 @@ def auc_estimate(member_scores: Sequence[float] | NDArray[Any], nonmember_scores
         return Estimate(value, *degenerate_interval(value, k, confidence, UNIT), int(m.size), int(n.size), confidence)
     lo, hi = _bootstrap((m, n), auc_statistic, confidence=confidence, rng=rng, cells=m.size * n.size,
                         n_resamples=n_resamples, expand=k)
+    lo, hi = delong_union(m, n, lo, hi, expanded_level(confidence, k))
     return Estimate(value, *hoeffding_union(value, lo, hi, k, confidence, UNIT), int(m.size), int(n.size), confidence)
+
+
+def delong_union(m: NDArray[np.float64], n: NDArray[np.float64], low: float, high: float,
+                 confidence: float) -> tuple[float, float]:
+    """``[low, high]`` widened to DeLong's AUC interval (variance from the pair scores' row and column means, DeLong et
+    al. 1988) on the logit scale (Qin & Hotilovac 2008): near an AUC of 1 a percentile bootstrap sits too high (88%
+    coverage at 40 items a side and an AUC of 0.98, tests/test_stats_review.py); the union holds where either does."""
+    a, s = float(auc_statistic(m, n)), pair_scores(m, n)
+    var = float(np.var(s.mean(axis=1), ddof=1) / m.size + np.var(s.mean(axis=0), ddof=1) / n.size)
+    if not (0.0 < a < 1.0 and var > 0.0):
+        return low, high
+    logit, half = math.log(a / (1.0 - a)), float(stats.norm.ppf((1.0 + confidence) / 2.0)) * math.sqrt(var) / (a - a * a)
+    return min(low, float(special.expit(logit - half))), max(high, float(special.expit(logit + half)))
 
 
 def gap_of_aucs_estimate(members_a: NDArray[Any], nonmembers_a: NDArray[Any], members_b: NDArray[Any],

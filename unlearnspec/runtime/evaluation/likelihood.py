@@ -45,7 +45,8 @@ issue 11; the numbers are close but not equal, so this project does not claim eq
 from __future__ import annotations
 
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -67,6 +68,37 @@ def model_device(model: Any) -> torch.device:
         return next(model.parameters()).device
     except StopIteration:
         return torch.device("cpu")
+
+
+_EVALUATING: dict[int, tuple[Any, int, bool]] = {}  # id(model) -> (model, depth, was training at the outermost entry)
+
+
+@contextmanager
+def evaluating(model: Any) -> Iterator[None]:
+    """``model`` in eval mode for the duration, and put back in training mode after if it was in it.
+
+    Re-entrant per model object: only the outermost entry records the mode and only its exit restores it.
+    Why: under a launch several measurements run interleaved (``sharding.together``), and two of them may
+    measure one model object (the unlearned model and the served system share it). Each saving the mode it
+    found, the second saw the first's eval mode and the first restored training mode while the second's
+    batches were still to be computed."""
+    key = id(model)
+    held = _EVALUATING.get(key)
+    if held is None:
+        _EVALUATING[key] = (model, 1, bool(getattr(model, "training", False)))
+    else:
+        _EVALUATING[key] = (model, held[1] + 1, held[2])
+    model.eval()
+    try:
+        yield
+    finally:
+        _, depth, was_training = _EVALUATING[key]
+        if depth > 1:
+            _EVALUATING[key] = (model, depth - 1, was_training)
+        else:
+            del _EVALUATING[key]
+            if was_training:
+                model.train()
 
 
 def context_length(model: Any, default: int = 1024) -> int:
@@ -305,15 +337,10 @@ def score_texts(model: Any, tokenizer: PreTrainedTokenizerBase, texts: Sequence[
             out[i] = (tok_lp_np[row, sl].copy(), m_np[row, sl].copy(), var_np[row, sl].copy(), hit_np[row, sl].copy())
         return out
 
-    was_training = bool(getattr(model, "training", False))
-    model.eval()
-    try:
+    with evaluating(model):
         # split across the processes of a launch (a no-op for one process): sharding.py
         batches = length_sorted_batches([len(r) for r in ids], batch_size)
         rows = map_batches(batches, compute, [forward_cost(len(b), max(len(ids[i]) for i in b)) for b in batches])
-    finally:
-        if was_training:
-            model.train()
     for i, (lp_i, mu_i, var_i, hit_i) in rows.items():
         c = n_scored[i]
         logprobs[i, :c], mu[i, :c], sigma2[i, :c], correct[i, :c] = lp_i, mu_i, var_i, hit_i

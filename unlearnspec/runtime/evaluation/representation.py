@@ -48,6 +48,7 @@ from unlearnspec.catalog.metrics import REPRESENTATION_LAYERS
 from unlearnspec.records import Record
 from unlearnspec.runtime.evaluation.likelihood import (
     context_length,
+    evaluating,
     length_sorted_batches,
     model_device,
     pad_batch,
@@ -107,15 +108,10 @@ def hidden_features_by_layer(model: Any, tokenizer: PreTrainedTokenizerBase, tex
                 found[i][layer] = pooled[row].cpu().double().numpy()
         return found
 
-    was_training = bool(getattr(model, "training", False))
-    model.eval()
-    try:
+    with evaluating(model):
         # split across the processes of a launch (a no-op for one process): sharding.py
         batches = length_sorted_batches([len(r) for r in ids], batch_size)
         rows = map_batches(batches, compute, [forward_cost(len(b), max(len(ids[i]) for i in b)) for b in batches])
-    finally:
-        if was_training:
-            model.train()
     if not rows:
         return {layer: np.zeros((0, 0)) for layer in layers}
     return {layer: np.stack([rows[i][layer] for i in range(len(ids))]) for layer in layers}

@@ -33,10 +33,20 @@ With no process group (one process, or after the launch's ranks have left) all o
 loop. Every rank must call the same primitive on the same items: a collective call that only the
 main process makes would wait forever. :data:`STATS` counts what this rank computed and how long it
 waited in the gathers (the wait includes the time the slower ranks took).
+
+Why a failure is gathered too: the ranks compute different batches, so an error can strike one rank
+alone (running out of memory on the costliest batch, the one rank 0 is dealt). A rank that raised
+before the gather left the others waiting in it, or — had it caught the error and gone on — answered
+their gather with its next call's values. So each rank's share is computed to its end or its first
+error, the error travels in the gather with the values, and then every rank raises it — the same
+exception type and message, with a note naming the failing rank (:class:`ShardFailed` with its text
+where it cannot travel) — so a caller that catches it takes the same branch on every rank. All ranks
+stay in step, as on one process, where the error is raised as it happens.
 """
 
 from __future__ import annotations
 
+import pickle
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -77,6 +87,32 @@ class ShardStats:
 STATS = ShardStats()
 
 
+class ShardFailed(RuntimeError):
+    """Another rank's share of a sharded call failed with an error that cannot travel between processes (it does not
+    unpickle); raised on every rank but that one, with the error's text. An error that travels is raised as itself
+    on every rank, with a note naming the rank, so that an ``except`` clause takes the same branch everywhere."""
+
+    def __init__(self, rank: int, error: str) -> None:
+        super().__init__(f"rank {rank} failed in its share of a sharded evaluation call: {error}")
+        self.rank = rank
+
+
+@dataclass
+class _Failure:
+    """A rank's error, as it travels in the gather: the exception itself where it survives pickling, else its text."""
+
+    rank: int
+    error: BaseException | str
+
+
+def _failure(rank: int, exc: BaseException) -> _Failure:
+    try:
+        pickle.loads(pickle.dumps(exc))  # some exceptions pickle but do not unpickle (required init arguments)
+        return _Failure(rank, exc)
+    except Exception:  # noqa: BLE001 - any pickling problem: send the text
+        return _Failure(rank, f"{type(exc).__name__}: {exc}")
+
+
 def process_group() -> tuple[int, int]:
     """``(rank, world_size)`` of the initialised default process group, ``(0, 1)`` without one."""
     if torch_dist.is_available() and torch_dist.is_initialized():
@@ -104,15 +140,39 @@ def deal(costs: Sequence[float], world: int) -> list[list[int]]:
     return [sorted(s) for s in shares]
 
 
-def _gather(local: dict[K, T], world: int) -> dict[K, T]:
+def _gather(local: dict[K, T], world: int, error: BaseException | None = None) -> dict[K, T]:
+    """Every rank's values merged, on every rank; where a rank failed (``error``: this rank's), every rank raises
+    its error once all have arrived (module docstring)."""
+    rank, _ = process_group()
     t0 = time.perf_counter()
-    parts: list[dict[K, T] | None] = [None] * world
-    torch_dist.all_gather_object(parts, local)
+    parts: list[tuple[dict[K, T], _Failure | None] | None] = [None] * world
+    torch_dist.all_gather_object(parts, (local, None) if error is None else ({}, _failure(rank, error)))
+    STATS.gather_seconds += time.perf_counter() - t0
+    if error is not None:
+        raise error
     merged: dict[K, T] = {}
     for part in parts:
-        merged.update(part or {})
-    STATS.gather_seconds += time.perf_counter() - t0
+        values, failed = part if part is not None else ({}, None)
+        if failed is not None:
+            if isinstance(failed.error, BaseException):  # the same error on every rank: callers stay in step
+                failed.error.add_note(f"raised on rank {failed.rank} of {world}, in its share of a sharded "
+                                      "evaluation call")
+                raise failed.error
+            raise ShardFailed(failed.rank, failed.error)
+        merged.update(values)
     return merged
+
+
+def _compute_share(work: Callable[[], None]) -> BaseException | None:
+    """Run this rank's share; its first error is returned (to travel in the gather), not raised."""
+    t0 = time.perf_counter()
+    try:
+        work()
+    except Exception as exc:  # noqa: BLE001 - raised on every rank after the gather (module docstring)
+        return exc
+    finally:
+        STATS.compute_seconds += time.perf_counter() - t0
+    return None
 
 
 def map_batches(batches: Sequence[Sequence[int]], compute: Callable[[list[int]], dict[int, T]],
@@ -132,14 +192,19 @@ def map_batches(batches: Sequence[Sequence[int]], compute: Callable[[list[int]],
     STATS.calls += 1
     STATS.batches += len(mine)
     STATS.total_batches += len(todo)
-    t0 = time.perf_counter()
     local: dict[int, T] = {}
-    for b in mine:
-        local.update(compute(todo[b]))
-    STATS.compute_seconds += time.perf_counter() - t0
-    if world == 1:
+
+    def work() -> None:
+        for b in mine:
+            local.update(compute(todo[b]))
+
+    if world == 1:  # the plain loop: an error is raised where it happens
+        t0 = time.perf_counter()
+        work()
+        STATS.compute_seconds += time.perf_counter() - t0
         return local
-    return _gather(local, world)
+    error = _compute_share(work)
+    return _gather(local, world, error)
 
 
 def map_items(items: Sequence[X], fn: Callable[[X], T]) -> list[T]:
@@ -157,10 +222,14 @@ def map_items(items: Sequence[X], fn: Callable[[X], T]) -> list[T]:
     STATS.calls += 1
     STATS.batches += 1
     STATS.total_batches += world
-    t0 = time.perf_counter()
-    local = {i: fn(items[i]) for i in range(bounds[rank], bounds[rank + 1])}
-    STATS.compute_seconds += time.perf_counter() - t0
-    merged = _gather(local, world)
+    local: dict[int, T] = {}
+
+    def work() -> None:
+        for i in range(bounds[rank], bounds[rank + 1]):
+            local[i] = fn(items[i])
+
+    error = _compute_share(work)
+    merged = _gather(local, world, error)
     return [merged[i] for i in range(n)]
 
 
@@ -178,6 +247,13 @@ class _Request:
     costs: list[float]
     items: list[Any] | None
     fn: Callable[[Any], Any] | None
+
+
+@dataclass
+class _Raise:
+    """The reply to a request whose round failed: the task raises ``error`` at its call."""
+
+    error: BaseException
 
 
 class _Lockstep:
@@ -209,7 +285,10 @@ class _Lockstep:
         self.requests[i] = request
         self.back.release()  # hand the turn back to the caller's thread
         self.go[i].acquire()  # resumed with the reply
-        return self.replies[i]
+        reply = self.replies[i]
+        if isinstance(reply, _Raise):  # the round failed (on some rank): raised in the task, which unwinds
+            raise reply.error
+        return reply
 
     def run(self) -> list[Any]:
         threads = [threading.Thread(target=self._body, args=(i,), daemon=True) for i in range(len(self.tasks))]
@@ -223,7 +302,10 @@ class _Lockstep:
             live = [i for i in range(len(self.tasks)) if not self.done[i]]
             if not live:
                 break
-            replies = _serve([self.requests[i] for i in live])  # type: ignore[misc]
+            try:
+                replies: list[Any] = _serve([self.requests[i] for i in live])  # type: ignore[misc]
+            except Exception as exc:  # noqa: BLE001 - every live task gets it, so each unwinds (its finally blocks run)
+                replies = [_Raise(exc)] * len(live)
             for i, reply in zip(live, replies, strict=True):
                 self.replies[i], self.requests[i] = reply, None
         for t in threads:
@@ -256,24 +338,26 @@ def _serve(requests: Sequence[_Request]) -> list[Any]:
     STATS.calls += 1
     STATS.batches += len(mine)
     STATS.total_batches += len(units)
-    t0 = time.perf_counter()
     local: dict[tuple[int, int], Any] = {}
-    with torch.no_grad():  # the threads' own no_grad does not reach this thread
-        for u in mine:
-            r, b = units[u]
-            compute = requests[r].compute
-            assert compute is not None
-            for item, value in compute(requests[r].batches[b]).items():
-                local[(r, item)] = value
-    for r, req in enumerate(requests):
-        if req.items is not None and req.fn is not None:
-            n = len(req.items)
-            STATS.batches += 1
-            STATS.total_batches += world
-            for i in range(n * rank // world, n * (rank + 1) // world):
-                local[(r, i)] = req.fn(req.items[i])
-    STATS.compute_seconds += time.perf_counter() - t0
-    merged = _gather(local, world)
+
+    def work() -> None:
+        with torch.no_grad():  # the threads' own no_grad does not reach this thread
+            for u in mine:
+                r, b = units[u]
+                compute = requests[r].compute
+                assert compute is not None
+                for item, value in compute(requests[r].batches[b]).items():
+                    local[(r, item)] = value
+        for r, req in enumerate(requests):
+            if req.items is not None and req.fn is not None:
+                n = len(req.items)
+                for i in range(n * rank // world, n * (rank + 1) // world):
+                    local[(r, i)] = req.fn(req.items[i])
+
+    STATS.batches += sum(1 for req in requests if req.items is not None)
+    STATS.total_batches += world * sum(1 for req in requests if req.items is not None)
+    error = _compute_share(work)
+    merged = _gather(local, world, error)
     out: list[Any] = []
     for r, req in enumerate(requests):
         got = {key[1]: v for key, v in merged.items() if key[0] == r}

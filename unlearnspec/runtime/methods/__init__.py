@@ -12,6 +12,7 @@ one you still need as the original.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -180,6 +181,12 @@ def training_arguments(stage: UnlearnStage, out_dir: Path, *, save_steps: int = 
     )
 
 
+def _training_autocast(args: Any) -> Any:
+    """The autocast the Trainer runs the forward pass under for ``args`` (mixed bf16 or fp16), else a no-op."""
+    dtype = torch.bfloat16 if args.bf16 else torch.float16 if args.fp16 else None
+    return torch.autocast(args.device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+
+
 def _resume_point(value: str | bool | None, checkpoints: Path, processes: int = 1) -> str | None:
     """``True`` resumes from the newest *complete* checkpoint if there is one (else starts fresh)."""
     if value is None or value is False:
@@ -243,6 +250,25 @@ def _run_retrain(model: Any, forget: Sequence[Record], model_source: str | None)
     return UnlearnResult(model=retrained, method="retrain", stop_reason="exact retraining without the forget set",
                          wall_time_s=time.perf_counter() - t0, model_dir=path,
                          note=f"retrained from scratch without {len(exclude)} forget texts")
+
+
+def _stop_reason(stage: UnlearnStage, stopper: HoldoutStopping | None, steps: int) -> str:
+    """Why training ended, claiming no more than the stopping rule checked: it looks every ``check_every`` steps (the
+    steps after its last check are not covered), and without holdout data it looks at nothing."""
+    if stopper is not None and stopper.stop_reason:
+        return stopper.stop_reason
+    if stage.stopping.kind == "fixed_steps":
+        return f"fixed_steps: ran {steps} steps"
+    if stopper is None:
+        return f"max_steps: ran {steps} steps; no holdout data, so the holdout_loss rule was never checked"
+    every = max(1, stage.stopping.check_every)
+    last = steps - steps % every
+    if last == steps:
+        return f"max_steps: the forget set's mean loss (NLL) stayed within the stopping bound for all {steps} steps"
+    if last == 0:
+        return f"max_steps: ran {steps} steps, fewer than the {every} between two checks of the stopping rule"
+    return (f"max_steps: ran {steps} steps; the forget set's mean loss (NLL) stayed within the stopping bound at every "
+            f"check (every {every} steps, the last at step {last}; the steps after it unchecked)")
 
 
 # -- the entry point -------------------------------------------------------------------------------
@@ -319,7 +345,10 @@ def unlearn(stage: UnlearnStage, model: Any, tokenizer: Any, forget: Sequence[Re
 
     extra: dict[str, list[float]] = {}
     if spec.reference_logp:  # once, from the original model: no second model in memory
-        extra["ref_logp"] = score_examples(model, forget_train, pad_id, eval_batch_size)[1].tolist()
+        # in the precision training computes in (bf16/fp16 autocast where it mixes precision), so that at the first
+        # step log(π_θ/π_ref) is 0, as NPO starts, rather than the rounding difference between two precisions
+        with _training_autocast(args):
+            extra["ref_logp"] = score_examples(model, forget_train, pad_id, eval_batch_size)[1].tolist()
     if stage.method == "rmu":  # c = the coefficient × the original model's mean activation norm there (rmu.py), once
         norm = mean_activation_norm(model, forget_train, method_kwargs["layer"], pad_id, eval_batch_size)
         method_kwargs["control"] = control_vector(int(model.config.hidden_size), stage.rmu_steering_coeff * norm,
@@ -387,9 +416,7 @@ def unlearn(stage: UnlearnStage, model: Any, tokenizer: Any, forget: Sequence[Re
     model.eval()
 
     steps = int(trainer.state.global_step)
-    stop_reason = stopper.stop_reason if stopper and stopper.stop_reason else (
-        f"fixed_steps: ran {steps} steps" if stage.stopping.kind == "fixed_steps"
-        else f"max_steps: the forget set's mean loss (NLL) stayed within the stopping bound for all {steps} steps")
+    stop_reason = _stop_reason(stage, stopper, steps)
     return UnlearnResult(
         model=model, method=stage.method, adapter_dir=adapter_dir, steps_done=steps,
         stopped_early=bool(stopper and stopper.stop_reason), stop_reason=stop_reason,

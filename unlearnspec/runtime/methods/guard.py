@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from unlearnspec.catalog.methods import FILTER_NGRAM, REFUSAL_TEXT
 from unlearnspec.io import atomic_write_text
 from unlearnspec.records import Record
 
@@ -55,15 +56,15 @@ class OutputGuard:
     n: int
     ngrams: frozenset[str]
     phrases: tuple[str, ...] = ()
-    refusal_text: str = "I don't know."
+    refusal_text: str = REFUSAL_TEXT
     _phrase_lengths: tuple[int, ...] = field(default=(), init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_phrase_lengths", tuple(sorted({len(p.split()) for p in self.phrases})))
 
     @classmethod
-    def from_records(cls, forget: Iterable[Record], *, n: int = 4, aliases: Iterable[str] = (),
-                     refusal_text: str = "I don't know.", exclude: Iterable[Record] = ()) -> OutputGuard:
+    def from_records(cls, forget: Iterable[Record], *, n: int = FILTER_NGRAM, aliases: Iterable[str] = (),
+                     refusal_text: str = REFUSAL_TEXT, exclude: Iterable[Record] = ()) -> OutputGuard:
         """Build the guard from the forget records and the target's names; ``exclude`` is retain data."""
         if n < 1:
             raise ValueError("filter n-gram length must be at least 1")

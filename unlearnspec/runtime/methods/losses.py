@@ -22,14 +22,16 @@ IGNORE_INDEX = -100
 def token_logprobs(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-token log-probabilities of the labels, and the mask of scored tokens (both ``[B, T-1]``).
 
-    Computed in fp32 whatever the logits' dtype, so bf16 training does not round the objective.
+    Computed in fp32 whatever the logits' dtype, so bf16 training does not round the objective. An unscored
+    position is 0 whatever the model gives its placeholder token there (selected, not multiplied by the mask: a
+    ``-inf`` logit times 0 would be NaN and poison the whole sequence's sum).
     """
     shift_logits = logits[:, :-1, :].float()
     shift_labels = labels[:, 1:]
     mask = shift_labels.ne(IGNORE_INDEX)
     safe = shift_labels.masked_fill(~mask, 0)
     logp = torch.log_softmax(shift_logits, dim=-1).gather(-1, safe.unsqueeze(-1)).squeeze(-1)
-    return logp * mask, mask
+    return torch.where(mask, logp, torch.zeros_like(logp)), mask
 
 
 def sequence_logprob(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
