@@ -89,3 +89,13 @@ def small_run(small: Path) -> Path:
     done = cli("run", "plan.json", "--out", "run-a", "--quiet", cwd=small)
     assert done.returncode in (0, 1, 3), done.stderr
     return small / "run-a"
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """``one_thread`` for a whole module of tiny matrices (``pytestmark = pytest.mark.usefixtures(...)``): one torch
+    thread is fastest there, and does not thrash when the machine is busy."""
+    from unlearnspec.runtime.builtin_model import pinned_threads
+
+    with pinned_threads(1):
+        yield

@@ -94,13 +94,7 @@ def build_tiny_model(path: Path, steps: int = 150) -> Path:
     return path
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Any:
-    """Tiny matrices: one thread is fastest, and does not thrash when the machine is busy."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny matrices (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")

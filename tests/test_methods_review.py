@@ -33,12 +33,7 @@ PAD = 10
 EOS = 9
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Any:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny matrices (tests/conftest.py)
 
 
 def _stage(method: str, **kw: Any) -> UnlearnStage:

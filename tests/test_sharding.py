@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-_SCRIPT = r'''
+PREAMBLE = r'''
 import json, sys
 import torch
 import torch.distributed as dist
@@ -28,6 +28,10 @@ torch.set_num_threads(1)
 model_dir, out, rank, world, store = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 if world > 1:
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
+'''
+"""The head of a script that `launch` runs as each rank: its arguments, one thread, the gloo group."""
+
+_SCRIPT = PREAMBLE + r'''
 from unlearnspec.builtin.corpus import build_corpus
 from unlearnspec.runtime.evaluation.generation import generate
 from unlearnspec.runtime.evaluation.likelihood import score_records
@@ -70,16 +74,41 @@ if world > 1:
 '''
 
 
-def _launch(script: Path, model_dir: Path, out: Path, world: int) -> list[dict[str, Any]]:
+def launch(script: Path, model_dir: Path, out: Path, world: int, timeout: float = 300) -> list[dict[str, Any]]:
+    """Run ``script`` (which starts with :data:`PREAMBLE`) as ``world`` ranks; each rank's ``rankN.json``."""
     out.mkdir()
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
     procs = [subprocess.Popen([sys.executable, str(script), str(model_dir), str(out), str(r), str(world),
                                str(out / "store")], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True) for r in range(world)]
-    for p in procs:
-        _, err = p.communicate(timeout=300)
-        assert p.returncode == 0, err[-3000:]
+    try:
+        for p in procs:
+            _, err = p.communicate(timeout=timeout)
+            assert p.returncode == 0, err[-3000:]
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"a rank was still running after {timeout} s (waiting in a collective the others left?)")
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
     return [json.loads((out / f"rank{r}.json").read_text()) for r in range(world)]
+
+
+def one_and_two(script: Path, model_dir: Path, folder: Path) -> None:
+    """Run ``script MODEL_DIR OUT`` as one process (``folder/one``) and under ``accelerate launch`` as two
+    (``folder/two``), on the CPU with one thread each."""
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
+    (folder / "one").mkdir()
+    (folder / "two").mkdir()
+    one = subprocess.run([sys.executable, str(script), str(model_dir), str(folder / "one")],
+                         capture_output=True, text=True, env=env, timeout=600)
+    assert one.returncode == 0, one.stderr[-3000:]
+    accelerate = Path(sys.executable).with_name("accelerate")
+    two = subprocess.run([str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+                          "--mixed_precision", "no", "--dynamo_backend", "no", str(script), str(model_dir),
+                          str(folder / "two")], capture_output=True, text=True, env=env, timeout=600)
+    assert two.returncode == 0, two.stderr[-3000:]
 
 
 def _close(a: list[Any], b: list[Any], tol: float) -> bool:
@@ -92,8 +121,8 @@ def _close(a: list[Any], b: list[Any], tol: float) -> bool:
 def test_two_processes_give_the_one_process_values(builtin_model_dir: Path, tmp_path: Path) -> None:
     script = tmp_path / "shard.py"
     script.write_text(_SCRIPT)
-    (single,) = _launch(script, builtin_model_dir, tmp_path / "one", 1)
-    ranks = _launch(script, builtin_model_dir, tmp_path / "two", 2)
+    (single,) = launch(script, builtin_model_dir, tmp_path / "one", 1)
+    ranks = launch(script, builtin_model_dir, tmp_path / "two", 2)
     assert len(single["loss"]) == 22 and len(single["generations"]) == 9
     for rank in ranks:  # every rank holds the full result, in the caller's order
         for key in ("loss", "min_k", "mkpp", "em", "features"):
@@ -199,17 +228,7 @@ def test_relearning_attack_on_two_processes_takes_the_same_steps(builtin_model_d
 
     script = tmp_path / "relearn.py"
     script.write_text(_RELEARN)
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
-    (tmp_path / "one").mkdir()
-    (tmp_path / "two").mkdir()
-    one = subprocess.run([sys.executable, str(script), str(builtin_model_dir), str(tmp_path / "one")],
-                         capture_output=True, text=True, env=env, timeout=600)
-    assert one.returncode == 0, one.stderr[-3000:]
-    accelerate = Path(sys.executable).with_name("accelerate")
-    two = subprocess.run([str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-                          "--mixed_precision", "no", "--dynamo_backend", "no", str(script), str(builtin_model_dir),
-                          str(tmp_path / "two")], capture_output=True, text=True, env=env, timeout=600)
-    assert two.returncode == 0, two.stderr[-3000:]
+    one_and_two(script, builtin_model_dir, tmp_path)
     from unlearnspec.runtime.loading import load_model
 
     w0 = load_model(str(builtin_model_dir))[0].state_dict()

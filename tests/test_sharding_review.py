@@ -19,24 +19,12 @@ step the 1-process examples and gradient; an epoch's last, partial step not yet 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
+from test_sharding import PREAMBLE, launch, one_and_two
 
-_SCRIPT = r'''
-import json, sys
-import torch
-import torch.distributed as dist
-import transformers
-transformers.utils.logging.set_verbosity_error()
-torch.set_num_threads(1)
-model_dir, out, rank, world, store = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
-if world > 1:
-    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
+_SCRIPT = PREAMBLE + r'''
 from unlearnspec.builtin.corpus import build_corpus
 from unlearnspec.runtime.evaluation.generation import generate
 from unlearnspec.runtime.evaluation.likelihood import score_texts
@@ -84,32 +72,12 @@ if world > 1:
 '''
 
 
-def _launch(script: Path, model_dir: Path, out: Path, world: int, timeout: float = 240) -> list[dict[str, Any]]:
-    out.mkdir()
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
-    procs = [subprocess.Popen([sys.executable, str(script), str(model_dir), str(out), str(r), str(world),
-                               str(out / "store")], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for r in range(world)]
-    try:
-        for p in procs:
-            _, err = p.communicate(timeout=timeout)
-            assert p.returncode == 0, err[-3000:]
-    except subprocess.TimeoutExpired:
-        pytest.fail("a rank was still waiting after the others had failed (a collective left unanswered)")
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.communicate()
-    return [json.loads((out / f"rank{r}.json").read_text()) for r in range(world)]
-
-
 @pytest.mark.slow
 def test_two_processes_fail_together_and_keep_the_model_as_it_was(builtin_model_dir: Path, tmp_path: Path) -> None:
     script = tmp_path / "review.py"
     script.write_text(_SCRIPT)
-    (single,) = _launch(script, builtin_model_dir, tmp_path / "one", 1)
-    ranks = _launch(script, builtin_model_dir, tmp_path / "two", 2)
+    (single,) = launch(script, builtin_model_dir, tmp_path / "one", 1)
+    ranks = launch(script, builtin_model_dir, tmp_path / "two", 2)
     # one process: the failing call raises its own error, in order, and the model is untouched
     assert single["map_batches"] == single["together"] == "ValueError: out of memory in this batch"
     assert single["map_items"].startswith("ZeroDivisionError")
@@ -231,17 +199,7 @@ def trained(builtin_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -
     tmp = tmp_path_factory.mktemp("train")
     script = tmp / "train.py"
     script.write_text(_TRAIN)
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
-    (tmp / "one").mkdir()
-    (tmp / "two").mkdir()
-    one = subprocess.run([sys.executable, str(script), str(builtin_model_dir), str(tmp / "one")],
-                         capture_output=True, text=True, env=env, timeout=600)
-    assert one.returncode == 0, one.stderr[-3000:]
-    accelerate = Path(sys.executable).with_name("accelerate")
-    two = subprocess.run([str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-                          "--mixed_precision", "no", "--dynamo_backend", "no", str(script), str(builtin_model_dir),
-                          str(tmp / "two")], capture_output=True, text=True, env=env, timeout=600)
-    assert two.returncode == 0, two.stderr[-3000:]
+    one_and_two(script, builtin_model_dir, tmp)
     return tmp
 
 

@@ -33,7 +33,7 @@ from unlearnspec.runtime.evaluation.likelihood import (
     pad_batch,
     pad_id,
 )
-from unlearnspec.runtime.evaluation.sharding import forward_cost, map_batches
+from unlearnspec.runtime.evaluation.sharding import forward_cost, map_batches, outermost
 from unlearnspec.runtime.prompting import prompt_ids, stop_ids
 
 
@@ -50,7 +50,7 @@ class _PaddedFinishedRowsWarning(logging.Filter):
 logging.getLogger("transformers.modeling_utils").addFilter(_PaddedFinishedRowsWarning())
 
 
-_SET_ASIDE: dict[int, tuple[Any, int, list[tuple[Any, GenerationConfig]]]] = {}  # id(model) -> (model, depth, saved)
+_SET_ASIDE: dict[int, list[Any]] = {}  # id(model) -> [model, depth, the shipped configurations saved]
 
 
 @contextmanager
@@ -58,31 +58,24 @@ def _shipped_config_set_aside(model: Any) -> Iterator[None]:
     """Every module's own ``generation_config`` (the model's, a PEFT wrapper's base model's) replaced by a default
     ``GenerationConfig`` for the duration, and put back after: nothing the checkpoint ships reaches decoding.
 
-    Re-entrant per model object: only the outermost entry saves the shipped configurations and only its exit puts
-    them back. Under a launch two measurements of one model object (the unlearned model and the served system) run
-    interleaved (``sharding.together``); each saving what it found, the second saved the first's stand-in and, exiting
-    last, left it on the model for good."""
-    key = id(model)
-    held = _SET_ASIDE.get(key)
-    if held is not None:
-        _SET_ASIDE[key] = (model, held[1] + 1, held[2])
-    else:
+    Re-entrant per model object (:func:`~unlearnspec.runtime.evaluation.sharding.outermost`): only the outermost
+    entry saves the shipped configurations and only its exit puts them back, so an interleaved measurement of the
+    same model never saves the other's stand-in and leaves it on the model for good."""
+
+    def save() -> list[tuple[Any, GenerationConfig]]:
         modules = list(model.modules()) if hasattr(model, "modules") else [model]
         saved = [(m, vars(m)["generation_config"]) for m in modules
                  if isinstance(vars(m).get("generation_config"), GenerationConfig)]
-        _SET_ASIDE[key] = (model, 1, saved)
         for m, _ in saved:
             m.generation_config = GenerationConfig()
-    try:
+        return saved
+
+    def restore(saved: list[tuple[Any, GenerationConfig]]) -> None:
+        for m, config in saved:
+            m.generation_config = config
+
+    with outermost(_SET_ASIDE, model, save, restore):
         yield
-    finally:
-        _, depth, saved = _SET_ASIDE[key]
-        if depth > 1:
-            _SET_ASIDE[key] = (model, depth - 1, saved)
-        else:
-            del _SET_ASIDE[key]
-            for m, config in saved:
-                m.generation_config = config
 
 
 @torch.no_grad()

@@ -56,7 +56,7 @@ from numpy.typing import NDArray
 from transformers import PreTrainedTokenizerBase
 
 from unlearnspec.records import Record
-from unlearnspec.runtime.evaluation.sharding import forward_cost, map_batches
+from unlearnspec.runtime.evaluation.sharding import forward_cost, map_batches, outermost
 from unlearnspec.runtime.prompting import PLAIN, PromptFormat, prompt_ids, resolve
 
 SIGMA2_MIN = 1e-6  # open-unlearning's clamp of the Min-K%++ variance
@@ -70,35 +70,20 @@ def model_device(model: Any) -> torch.device:
         return torch.device("cpu")
 
 
-_EVALUATING: dict[int, tuple[Any, int, bool]] = {}  # id(model) -> (model, depth, was training at the outermost entry)
+_EVALUATING: dict[int, list[Any]] = {}  # id(model) -> [model, depth, was training at the outermost entry]
 
 
 @contextmanager
 def evaluating(model: Any) -> Iterator[None]:
     """``model`` in eval mode for the duration, and put back in training mode after if it was in it.
 
-    Re-entrant per model object: only the outermost entry records the mode and only its exit restores it.
-    Why: under a launch several measurements run interleaved (``sharding.together``), and two of them may
-    measure one model object (the unlearned model and the served system share it). Each saving the mode it
-    found, the second saw the first's eval mode and the first restored training mode while the second's
-    batches were still to be computed."""
-    key = id(model)
-    held = _EVALUATING.get(key)
-    if held is None:
-        _EVALUATING[key] = (model, 1, bool(getattr(model, "training", False)))
-    else:
-        _EVALUATING[key] = (model, held[1] + 1, held[2])
-    model.eval()
-    try:
+    Re-entrant per model object (:func:`~unlearnspec.runtime.evaluation.sharding.outermost`): only the outermost
+    entry records the mode and only its exit restores it, so a measurement interleaved with another of the same
+    model never finds it put back in training mode while its own batches are still to be computed."""
+    with outermost(_EVALUATING, model, lambda: bool(getattr(model, "training", False)),
+                   lambda was_training: model.train() if was_training else None):
+        model.eval()
         yield
-    finally:
-        _, depth, was_training = _EVALUATING[key]
-        if depth > 1:
-            _EVALUATING[key] = (model, depth - 1, was_training)
-        else:
-            del _EVALUATING[key]
-            if was_training:
-                model.train()
 
 
 def context_length(model: Any, default: int = 1024) -> int:

@@ -49,7 +49,8 @@ from __future__ import annotations
 import pickle
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -111,6 +112,28 @@ def _failure(rank: int, exc: BaseException) -> _Failure:
         return _Failure(rank, exc)
     except Exception:  # noqa: BLE001 - any pickling problem: send the text
         return _Failure(rank, f"{type(exc).__name__}: {exc}")
+
+
+@contextmanager
+def outermost(registry: dict[int, list[Any]], model: Any, save: Callable[[], T],
+              restore: Callable[[T], None]) -> Iterator[None]:
+    """``save()`` at the first of the nested entries for one ``model`` object, ``restore`` of what it saved at the
+    exit of the last, whatever order the entries and exits come in. Under a launch several measurements run
+    interleaved (:func:`together`) and two of them may measure one model object (the unlearned model and the
+    served system share it): each saving what it found on entry, the second saved the first's stand-in, and
+    whichever exited last left that on the model. ``registry``: one per kind of state, keyed by ``id(model)``."""
+    key = id(model)
+    held = registry.get(key)
+    if held is None:
+        held = registry[key] = [model, 0, save()]
+    held[1] += 1
+    try:
+        yield
+    finally:
+        held[1] -= 1
+        if held[1] == 0:
+            del registry[key]
+            restore(held[2])
 
 
 def process_group() -> tuple[int, int]:
