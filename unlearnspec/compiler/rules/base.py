@@ -103,7 +103,7 @@ def finding(page: CodePage, obj: Objective, span: Span, message: str, *, labels:
 def goal_fix(obj: Objective, goal: str, method: str | None = None) -> list[Fix]:
     """The fix of a help that says "write `goal GOAL`" (and "with `method METHOD`"): the objective's `goal` field
     written again, and its method's name replaced, or a `method` line added under the goal at its indentation.
-    None when the objective has no `goal` field to rewrite."""
+    No fix when the objective has no `goal` field to rewrite."""
     if obj.goal is None:
         return []
     g = obj.goal.span
