@@ -17,7 +17,6 @@ from test_methods import (
     FORGET,
     HOLDOUT,
     RETAIN,
-    _one_thread,  # noqa: F401 - the module's autouse fixture: one thread for tiny matrices
     build_tiny_model,
     stage,
 )
@@ -54,6 +53,8 @@ from unlearnspec.runtime.rundir import RunError
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = ROOT / "specs" / "glimmerfen-mcq.unlearn"  # RMU on builtin:tiny-bios, with a retain set
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny matrices (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")
