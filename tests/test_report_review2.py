@@ -452,3 +452,18 @@ def test_the_html_reports_findings_show_quoted_values_as_code() -> None:
     page = render_html(report.model_copy(update={"objectives": [o]}))
     assert "<code>a`b&lt;c</code>" in page and "<code>x.jsonl</code>" in page
     assert "``a`b" not in page and "`x.jsonl`" not in page
+
+
+def test_a_not_evaluated_reason_quoting_a_value_shows_it_as_code_in_markdown_and_html() -> None:
+    """A check's reason quotes the data set or attribute through `code_span`; report.md escaped it as text (the
+    backticks shown literally) and report.html printed the backticks."""
+    value = "a`b<script>"
+    results = passing_results()
+    results["probe_accuracy_gap@forget"] = result(
+        "probe_accuracy_gap@forget", "probe_accuracy_gap", "<=", 0.2,
+        not_evaluated_reason=f"the forget records carry no {code_span(value)} attribute")
+    report = make_report(results=results)
+    md, page = render_markdown(report), render_html(report)
+    codes = [t.content for t in MD.parse(md) for t in [t, *(t.children or [])] if t.type == "code_inline"]
+    assert value in codes
+    assert f"<code>{html.escape(value, quote=False)}</code>" in page and "<script>" not in page
