@@ -172,3 +172,30 @@ def test_the_looser_bound_the_data_can_show_is_written_into_the_evidence(folder:
     fixed = apply(ORIGINAL, fix.edits)
     assert fixed == ORIGINAL.replace("membership_auc <= 0.60", edit.text)
     assert not [x for x in _check(fixed, folder) if x.code == "UL411" and "membership" in x.message]
+
+
+@pytest.mark.parametrize("bom, newline", [(b"", "\n"), (b"\xef\xbb\xbf", "\r\n")])
+def test_check_fix_applies_only_the_preferred_fixes_and_keeps_the_files_bytes(folder: Path, bom: bytes,
+                                                                               newline: str) -> None:
+    """`check --fix` writes the misspellings' and the repetition's fixes into the file (keeping its byte-order mark
+    and line endings), leaves a fix that changes what the spec asks for (a bound turned the other way) to a person,
+    and reports what is left; a file with nothing to fix is not rewritten."""
+    wrong = (ORIGINAL.replace("goal   removal", "goal   removel").replace("  evidence {", "  evidnce {")
+             .replace("outputs verbatim, facts", "outputs verbatim, facts, verbatim")
+             .replace("forget_quality >= 0.05", "forget_quality <= 0.05"))
+    spec = folder / "spec.unlearn"
+    spec.write_bytes(bom + wrong.replace("\n", newline).encode())
+    clean = folder / "clean.unlearn"
+    clean.write_bytes(ORIGINAL.encode())
+    before = clean.stat().st_mtime_ns
+    r = run_cli(["check", "--fix", "--color", "never", "spec.unlearn", "clean.unlearn"], cwd=folder)
+    assert r.returncode == 1, r.stderr  # the bound the wrong way round is left: an error
+    assert [line.split(": ")[1].split(" ")[0] for line in r.stderr.splitlines() if line.startswith("fixed ")] == \
+        ["UL204", "UL223", "UL203"]  # in the file's order: the goal, the scope's repeat, the evidence block
+    expected = ORIGINAL.replace("forget_quality >= 0.05", "forget_quality <= 0.05")
+    assert spec.read_bytes() == bom + expected.replace("\n", newline).encode()
+    assert "UL211" in r.stdout and "UL204" not in r.stdout and "UL203" not in r.stdout
+    assert clean.stat().st_mtime_ns == before and clean.read_text() == ORIGINAL
+    again = run_cli(["check", "--fix", "spec.unlearn"], cwd=folder)  # nothing preferred is left: nothing changes
+    assert not [line for line in again.stderr.splitlines() if line.startswith("fixed ")]
+    assert spec.read_bytes() == bom + expected.replace("\n", newline).encode()
