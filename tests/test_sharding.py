@@ -111,6 +111,11 @@ def one_and_two(script: Path, model_dir: Path, folder: Path) -> None:
     assert two.returncode == 0, two.stderr[-3000:]
 
 
+def largest_change(after: dict[str, Any], before: dict[str, Any]) -> float:
+    """The largest absolute difference of any weight between two state dicts of one model."""
+    return max(float((after[k] - before[k]).abs().max()) for k in after)
+
+
 def _close(a: list[Any], b: list[Any], tol: float) -> bool:
     import numpy as np
 
@@ -233,9 +238,9 @@ def test_relearning_attack_on_two_processes_takes_the_same_steps(builtin_model_d
 
     w0 = load_model(str(builtin_model_dir))[0].state_dict()
     w1 = torch.load(tmp_path / "one" / "rank0.pt")
-    moved = max(float((w1[k] - w0[k]).abs().max()) for k in w1)
+    moved = largest_change(w1, w0)
     assert moved > 1e-3
     for rank in range(2):
         w2 = torch.load(tmp_path / "two" / f"rank{rank}.pt")
-        gap = max(float((w2[k] - w1[k]).abs().max()) for k in w1)
+        gap = largest_change(w2, w1)
         assert gap <= 0.2 * moved, (rank, gap, moved)
