@@ -244,3 +244,23 @@ def test_did_you_mean_keeps_the_quotes_of_a_string_value(typo: str, right: str) 
     fix = next(a for a in features.code_actions(doc, doc.whole()) if a.title.startswith("replace with"))
     assert fix.edit is not None and fix.edit.changes is not None
     assert apply_edits(bad, list(fix.edit.changes[doc.uri])) == good
+
+
+def test_fix_all_applies_what_check_fix_applies(tmp_path: Path) -> None:
+    """The editor's "fix all" (``source.fixAll.unlearnspec``) makes the same edits as `check --fix`: the misspellings
+    and a repeated word, not a bound turned round (that fix changes what the spec asks for)."""
+    from unlearnspec.compiler.check import check_bytes
+    from unlearnspec.compiler.fixes import fixed_source
+
+    path = with_spec_data(tmp_path) / "fixme.unlearn"
+    good = (SPECS / "erase-jane-doe.unlearn").read_text()
+    bad = (good.replace("goal   removal", "goal   removel").replace("outputs verbatim, facts", "outputs verbatim, "
+           "facts, facts").replace("forget_quality >= 0.05", "forget_quality <= 0.05"))
+    doc = Document(uri=path.as_uri(), text=bad)
+    action = features.fix_all(doc)
+    assert action is not None and action.kind == features.FIX_ALL and action.edit and action.edit.changes
+    fixed = apply_edits(bad, list(action.edit.changes[doc.uri]))
+    assert fixed == good.replace("forget_quality >= 0.05", "forget_quality <= 0.05")
+    result = check_bytes(bad.encode(), path.name, tmp_path)
+    assert fixed_source(bad.encode(), result.diagnostics, path.name)[0].decode() == fixed
+    assert features.fix_all(Document(uri=path.as_uri(), text=good)) is None

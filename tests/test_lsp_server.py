@@ -279,8 +279,12 @@ def test_quick_fixes_are_offered_only_to_a_client_asking_for_quick_fixes(session
             context=lsp.CodeActionContext(diagnostics=[], only=only))))
         return [a.title for a in got or [] if isinstance(a, lsp.CodeAction)]
 
-    assert "replace with `concept`" in actions(None) == actions(["quickfix"]) == actions([""])
-    assert actions(["source"]) == [] == actions(["source.fixAll"]) == actions(["refactor"])
+    assert "replace with `concept`" in actions(None) == actions(["quickfix"])
+    assert actions(["refactor"]) == []
+    # the document's unambiguous fixes at once: asked for by its kind (fix all, on save), never unasked
+    assert actions(["source"]) == actions(["source.fixAll"]) == actions(["source.fixAll.unlearnspec"]) == \
+        ["apply the 1 unambiguous fix (unlearnspec)"]
+    assert actions([""]) == [*actions(["quickfix"]), "apply the 1 unambiguous fix (unlearnspec)"]
 
 
 def test_a_new_workspace_folder_rechecks_the_unsaved_buffers(session: Session, tmp_path: Path) -> None:

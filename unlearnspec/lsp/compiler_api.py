@@ -18,6 +18,7 @@ from unlearnspec.compiler.check import check_bytes
 from unlearnspec.compiler.diagnostics import Diagnostic, Span
 from unlearnspec.compiler.explain import code_page_markdown as explain_code_page
 from unlearnspec.compiler.feasibility import acceptable
+from unlearnspec.compiler.fixes import preferred_fixes
 from unlearnspec.compiler.fmt import format_spec
 from unlearnspec.compiler.parse import MAX_BYTES, parse_bytes
 from unlearnspec.compiler.resolve_values import BUILTIN_MODELS, display_dir, expected_example, inspect_cached
@@ -31,7 +32,7 @@ __all__ = [
     "ObjectiveNode", "Span", "SpecFile",
     "accept_codes", "check_text", "code_page", "code_page_markdown", "data_file_kind", "data_file_summary",
     "expected_example", "field_note", "field_words", "format_text", "next_words", "parse_text", "split_ref", "unquote",
-    "word_roles", "MAX_SPEC_BYTES",
+    "word_roles", "MAX_SPEC_BYTES", "preferred_fixes",
 ]
 
 #: The largest spec the compiler reads (UL106 beyond it).

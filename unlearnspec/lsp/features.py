@@ -450,6 +450,28 @@ def _remove_edit(doc: Document, span: api.Span) -> lsp.TextEdit:
     return lsp.TextEdit(range=doc.span_range(span), new_text="")
 
 
+FIX_ALL = f"{lsp.CodeActionKind.SourceFixAll.value}.unlearnspec"
+"""The kind of the one action that applies every preferred fix of a document (an editor's "fix all", or
+``editor.codeActionsOnSave``)."""
+
+
+def fix_all(doc: Document) -> lsp.CodeAction | None:
+    """Every preferred fix of the document at once, as ``check --fix`` applies them (``compiler/fixes.py``: a
+    misspelt word's one candidate, a word listed twice; never a fix that changes what the spec asks for);
+    None when there is none."""
+    if doc.outcome is None:
+        doc.check()
+    assert doc.outcome is not None
+    fixed = api.preferred_fixes(doc.outcome.diagnostics, doc.display)  # the name the document is checked under
+    if not fixed:
+        return None
+    edits = [lsp.TextEdit(range=doc.span_range(e.span), new_text=e.text)
+             for d in fixed for e in next(f for f in d.fixes if f.preferred).edits]
+    return lsp.CodeAction(title=f"apply the {len(fixed)} unambiguous fix{'es' * (len(fixed) != 1)} (unlearnspec)",
+                          kind=FIX_ALL, diagnostics=[to_lsp_diagnostic(doc, d) for d in fixed],
+                          edit=lsp.WorkspaceEdit(changes={doc.uri: edits}))
+
+
 def code_actions(doc: Document, rng: lsp.Range, snippets: bool = False) -> list[lsp.CodeAction]:
     """Quick fixes for the findings under ``rng``: each fix the compiler attached to a finding (``Diagnostic.fixes``:
     a "did you mean", a number in the right unit, a goal switched with the method it needs...), `accept CODE` for

@@ -249,14 +249,23 @@ def build_server() -> SpecServer:
         return [] if doc is None else features.formatting(doc)
 
     @server.feature(lsp.TEXT_DOCUMENT_CODE_ACTION,
-                    lsp.CodeActionOptions(code_action_kinds=[lsp.CodeActionKind.QuickFix]))
+                    lsp.CodeActionOptions(code_action_kinds=[lsp.CodeActionKind.QuickFix, features.FIX_ALL]))
     async def code_action(ls: SpecServer, params: lsp.CodeActionParams) -> list[lsp.CodeAction]:
         doc = ls.opened(params.text_document.uri)
+        if doc is None:
+            return []
         only = params.context.only
-        quickfix = lsp.CodeActionKind.QuickFix.value  # kinds are hierarchical: `""` and `quickfix` ask for it
-        if doc is None or (only and not any(k in ("", quickfix) or quickfix.startswith(f"{k}.") for k in only)):
-            return []  # every action here is a quick fix: none for a client asking for other kinds (`source`...)
-        return features.code_actions(await ls.current(doc), params.range, snippets=ls.snippet_edits())
+
+        def asked(kind: str) -> bool:  # kinds are hierarchical: `""` asks for every kind, `source` for `source.*`
+            return not only or any(k == "" or kind == k or kind.startswith(f"{k}.") for k in only)
+
+        current = await ls.current(doc)
+        out = features.code_actions(current, params.range, snippets=ls.snippet_edits()) \
+            if asked(lsp.CodeActionKind.QuickFix.value) else []
+        if only and asked(features.FIX_ALL):  # asked for by name (fix all, on save): never among the quick fixes
+            every = features.fix_all(current)
+            out += [every] if every is not None else []
+        return out
 
     @server.feature(lsp.TEXT_DOCUMENT_DEFINITION)
     def definition(ls: SpecServer, params: lsp.DefinitionParams) -> lsp.Location | None:
