@@ -208,6 +208,10 @@ class QuantizeResult:
     backend: str
 
 
+NO_TORCHAO = QuantizeResult(None, False, "torchao is not installed (pip install 'unlearnspec[quant]')", "none")
+"""What every torchao backend answers where torchao is missing: the next backend runs."""
+
+
 def conv1d_to_linear(model: nn.Module) -> nn.Module:
     """Replace every transformers ``Conv1D`` in ``model`` (in place) by the equivalent ``nn.Linear``.
 
@@ -318,7 +322,7 @@ def _torchao_quantize(model: Any, config: Any, label: str, dtype: torch.dtype = 
     try:
         from torchao.quantization import quantize_
     except ImportError:
-        return QuantizeResult(None, False, "torchao is not installed (pip install 'unlearnspec[quant]')", "none")
+        return NO_TORCHAO
     dev = _device(model)
     m = conv1d_to_linear(_unwrap(model).to(dtype))
     skip = _skip_modules(m)
@@ -350,7 +354,7 @@ def _int8_torchao(model: Any) -> QuantizeResult:
     try:
         from torchao.quantization import Int8WeightOnlyConfig
     except ImportError:
-        return QuantizeResult(None, False, "torchao is not installed (pip install 'unlearnspec[quant]')", "none")
+        return NO_TORCHAO
     return _torchao_quantize(model, Int8WeightOnlyConfig(), "int8 weight-only, per channel")
 
 
@@ -370,7 +374,7 @@ def _int4_tinygemm(model: Any) -> QuantizeResult:
     try:
         from torchao.quantization import Int4WeightOnlyConfig
     except ImportError:
-        return QuantizeResult(None, False, "torchao is not installed (pip install 'unlearnspec[quant]')", "none")
+        return NO_TORCHAO
     return _torchao_quantize(model, Int4WeightOnlyConfig(group_size=INT4_GROUP_SIZE,
                                                          int4_packing_format="tile_packed_to_4d"),
                              f"int4 weight-only, tinygemm kernel, group size {INT4_GROUP_SIZE}", torch.bfloat16)
@@ -382,7 +386,7 @@ def _int4_intx(model: Any) -> QuantizeResult:
         from torchao.quantization import IntxWeightOnlyConfig
         from torchao.quantization.granularity import PerGroup
     except ImportError:
-        return QuantizeResult(None, False, "torchao is not installed (pip install 'unlearnspec[quant]')", "none")
+        return NO_TORCHAO
     int4 = torch.int4  # type: ignore[attr-defined]  # a torch dtype missing from torch's stubs
     return _torchao_quantize(model, IntxWeightOnlyConfig(weight_dtype=int4, granularity=PerGroup(INT4_GROUP_SIZE)),
                              f"int4 weight-only, group size {INT4_GROUP_SIZE}, unpacked int8 storage")
