@@ -64,13 +64,13 @@ def test_relearn_takes_exactly_the_requested_optimizer_steps(monkeypatch: pytest
 
     seen: list[int] = []
 
-    class CountingTrainer(attacks.Trainer):  # type: ignore[misc,name-defined]
+    class CountingTrainer(attacks.RelearnTrainer):
         def train(self, *args, **kwargs):  # type: ignore[no-untyped-def]
             out = super().train(*args, **kwargs)
             seen.append(self.state.global_step)
             return out
 
-    monkeypatch.setattr(attacks, "Trainer", CountingTrainer)
+    monkeypatch.setattr(attacks, "RelearnTrainer", CountingTrainer)
     # 3 records of 2 texts each with batch size 4: 5 steps span more than one epoch
     relearn(tiny_lm("fresh"), tokenizer(), people().forget[:3], steps=5, learning_rate=1e-3, batch_size=4, seed=0)
     assert seen == [5]

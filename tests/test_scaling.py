@@ -13,6 +13,7 @@ from unlearnspec.runtime.scaling import (  # noqa: E402
     choose_sharding,
     effective_batch,
     fsdp_arguments,
+    row_scale,
     trainer_batch,
     training_bytes,
 )
@@ -161,3 +162,61 @@ def test_a_launch_whose_training_batches_do_not_split_is_refused_before_anything
     with pytest.raises(RunError) as err:
         refuse_unsplittable_batches(plan, processes)
     assert err.value.code == "UL720" and refused in err.value.message and "erase-jane-doe" in err.value.message
+
+
+# -- an epoch's last batch, completed by accelerate with repeated rows ------------------------------------
+
+
+def _completed_batch(real: int, loader: int, processes: int) -> list[tuple[int, int, bool]]:
+    """(rank, row, real?) of a last loader batch as accelerate's ``BatchSamplerShard`` deals it with
+    ``split_batches``: the ``real`` examples, then the epoch's first ones repeated up to ``loader``, and rank
+    ``r`` takes the ``r``-th equal slice."""
+    rows = loader // processes
+    dealt = [True] * real + [False] * (loader - real)
+    return [(r, i, dealt[r * rows + i]) for r in range(processes) for i in range(rows)]
+
+
+@pytest.mark.parametrize(("real", "loader", "processes"), [(2, 4, 2), (1, 4, 2), (3, 4, 2), (5, 8, 4), (1, 2, 2),
+                                                           (7, 12, 3), (2, 4, 1)])
+def test_the_repeated_rows_of_a_completed_batch_weigh_nothing_and_ddp_averages_to_the_real_mean(
+        real: int, loader: int, processes: int) -> None:
+    import torch
+
+    rows = loader // processes
+    dealt = _completed_batch(real, loader, processes)
+    losses = torch.rand(len(dealt), dtype=torch.float64) + 0.5  # any per-row losses
+    scales = [row_scale(rows, real, r, processes) for r in range(processes)]
+    if processes == 1:  # one process never pads: its last batch is the real rows alone
+        assert row_scale(real, real, 0, 1) is None
+        return
+    rank_losses = []
+    for r, scale in enumerate(scales):
+        mine = losses[r * rows:(r + 1) * rows]
+        per_row = torch.ones(rows, dtype=torch.float64) if scale is None else torch.tensor(scale, dtype=torch.float64)
+        rank_losses.append(float((mine * per_row).mean()))
+        for i in range(rows):  # a repeated row counts for nothing, a real one for something
+            assert (per_row[i] == 0) == (not dealt[r * rows + i][2])
+    ddp = sum(rank_losses) / processes  # DDP averages the ranks' gradients: the same as their losses' mean
+    real_mean = float(torch.stack([x for x, (_, _, ok) in zip(losses, dealt, strict=True) if ok]).mean())
+    assert ddp == pytest.approx(real_mean, rel=1e-12)
+
+
+def test_a_full_last_batch_or_an_unknown_length_is_left_alone() -> None:
+    assert row_scale(2, 0, 1, 2) is None  # the epoch divides into loader batches
+    assert row_scale(2, -1, 1, 2) is None  # accelerate does not know the dataset's length
+    assert row_scale(2, 4, 1, 2) is None  # every row real
+    assert row_scale(2, 3, 0, 2) == [4 / 3, 4 / 3]  # rank 0's rows are all real, but the batch's are not
+
+
+def test_batch_mean_drops_a_weightless_row_even_when_it_is_not_finite() -> None:
+    import torch
+
+    from unlearnspec.runtime.methods.losses import batch_mean
+
+    x = torch.tensor([1.0, 3.0, float("inf"), float("nan")], requires_grad=True)
+    scale = torch.tensor([2.0, 2.0, 0.0, 0.0])
+    out = batch_mean(x, scale)
+    assert float(out) == pytest.approx((2 * 1.0 + 2 * 3.0) / 4)
+    out.backward()
+    assert x.grad is not None and x.grad.tolist() == [0.5, 0.5, 0.0, 0.0]
+    assert float(batch_mean(torch.tensor([1.0, 2.0]))) == 1.5

@@ -12,8 +12,10 @@ Two CPU processes joined by a gloo process group (a file store, as in ``tests/te
   the second one saved the first one's stand-in and put it back last, so the checkpoint's shipped
   configuration was lost for good under a launch (never on one process).
 
-The last two tests pin what a Trainer step trains on under ``runtime/scaling.py``'s split of the plan's batch: a full
-step the 1-process examples and gradient; an epoch's last, partial step not yet (an expected failure).
+The last tests pin what a Trainer step trains on under ``runtime/scaling.py``'s split of the plan's batch: a full
+step the 1-process examples and gradient; an epoch's last, partial step, which accelerate completes with the
+epoch's first examples, the 1-process gradient too — in the unlearning trainers and the relearning attack's,
+which weigh the repeated rows out (the plain Trainer, the control, does not).
 """
 
 from __future__ import annotations
@@ -160,6 +162,10 @@ from unlearnspec.builtin.corpus import build_corpus
 from unlearnspec.runtime.lm_training import LabelledExamples
 from unlearnspec.runtime.loading import load_model
 from unlearnspec.runtime.scaling import trainer_batch
+from unlearnspec.plan import StoppingRule, UnlearnStage
+from unlearnspec.runtime.attacks import RelearnTrainer
+from unlearnspec.runtime.methods.base import GradDiffTrainer
+from unlearnspec.runtime.methods.data import Example, ForgetRetainCollator, ForgetRetainDataset
 model_dir, out = sys.argv[1], sys.argv[2]
 rank = os.environ.get("RANK", "0")
 _, tok = load_model(model_dir)
@@ -174,19 +180,38 @@ def recording(features):
     seen.append(sorted(index[tuple(f["input_ids"])] for f in features))
     return collate(features)
 kw, eb = trainer_batch(4, 1)  # 6 examples in loader batches of 4: each epoch ends with a batch of 2
-def train(steps, optim, lr):
+def train(steps, optim, lr, cls=Trainer):
     model = load_model(model_dir)[0]
     with tempfile.TemporaryDirectory() as scratch:
         args = TrainingArguments(output_dir=scratch, max_steps=steps, **kw, learning_rate=lr, optim=optim,
                                  lr_scheduler_type="constant", save_strategy="no", logging_strategy="no", report_to=[],
                                  disable_tqdm=True, use_cpu=True, seed=0, data_seed=0, dataloader_num_workers=0)
-        Trainer(model=model, args=args, train_dataset=LabelledExamples(rows), data_collator=recording,
-                processing_class=tok).train()
+        cls(model=model, args=args, train_dataset=LabelledExamples(rows), data_collator=recording,
+            processing_class=tok).train()
     return {k: v.detach().cpu() for k, v in model.state_dict().items()}
 torch.save(train(1, "sgd", 1.0), f"{out}/sgd{rank}.pt")  # one full step, plain SGD: the gradient itself
 seen.clear()
 train(3, "adamw_torch", 1e-3)
 json.dump({"seen": seen, "examples": len(rows)}, open(f"{out}/rank{rank}.json", "w"))
+# the epoch's second step is its last, partial one (2 of 6 examples): plain SGD again, two steps
+torch.save(train(2, "sgd", 1.0), f"{out}/plain2-{rank}.pt")
+torch.save(train(1, "sgd", 1.0, RelearnTrainer), f"{out}/relearn1-{rank}.pt")
+torch.save(train(2, "sgd", 1.0, RelearnTrainer), f"{out}/relearn2-{rank}.pt")
+forget = [Example(ids, ids) for ids, _ in rows]
+retain = [Example(ids[:12] + [tok.eos_token_id], ids[:12] + [tok.eos_token_id]) for ids, _ in rows[:4]]
+data = ForgetRetainDataset(forget, retain, seed=0)
+st = UnlearnStage(method="grad_diff", family="approximate", chosen_by="spec", max_steps=2, learning_rate=1.0,
+                  batch_size=4, stopping=StoppingRule(kind="fixed_steps"))
+for steps in (1, 2):
+    model = load_model(model_dir)[0]
+    with tempfile.TemporaryDirectory() as scratch:
+        args = TrainingArguments(output_dir=scratch, max_steps=steps, **kw, learning_rate=1.0, optim="sgd",
+                                 lr_scheduler_type="constant", save_strategy="no", logging_strategy="no",
+                                 report_to=[], disable_tqdm=True, use_cpu=True, seed=0, data_seed=0,
+                                 dataloader_num_workers=0, remove_unused_columns=False)
+        GradDiffTrainer(model=model, args=args, train_dataset=data, processing_class=tok, stage=st,
+                        data_collator=ForgetRetainCollator(tok.pad_token_id)).train()
+    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, f"{out}/graddiff{steps}-{rank}.pt")
 if int(os.environ.get("WORLD_SIZE", "1")) > 1:
     from accelerate import PartialState
     PartialState().destroy_process_group()
@@ -232,12 +257,22 @@ def test_a_full_step_takes_the_one_process_gradient(trained: Path, builtin_model
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="an epoch's last, partial loader batch is completed with the epoch's first "
-                                       "examples under several processes (accelerate's even_batches); the fix is in "
-                                       "the Trainer subclasses (runtime/methods/base.py, runtime/attacks.py)")
-def test_a_partial_step_takes_the_one_process_examples(trained: Path) -> None:
-    """The epoch's last, partial step must train on the examples the 1-process step trains on: 6 examples in
-    batches of 4 end each epoch with a step of 2, which 2 processes train as a step of 4 (the 2, and the epoch's
-    first 2 again)."""
+def test_an_epochs_partial_step_takes_the_one_process_gradient(trained: Path) -> None:
+    """6 examples in loader batches of 4: the epoch's second step trains on 2, which 2 processes complete to 4 with
+    the epoch's first 2 examples (collated: the control below). The unlearning trainers (gradient difference here,
+    with its retain partners) and the relearning attack's Trainer weigh those rows out: after the full step and the
+    partial one, plain SGD, the 2-process weights are the 1-process weights to float rounding, while the plain
+    Trainer's moved by a visible share of the partial step's own change."""
+    import torch
+
     single, two = _steps(trained)
-    assert two[1] == single[1]
+    assert two[1] != single[1]  # the repeated examples are collated on 2 processes...
+    for first, second in (("sgd0", "plain2-0"), ("relearn1-0", "relearn2-0"), ("graddiff1-0", "graddiff2-0")):
+        w1 = torch.load(trained / "one" / f"{second}.pt")
+        partial = largest_change(w1, torch.load(trained / "one" / f"{first}.pt"))  # the partial step's own change
+        assert partial > 1e-3, second
+        off = [largest_change(torch.load(trained / "two" / f"{second[:-1]}{rank}.pt"), w1) for rank in range(2)]
+        if second == "plain2-0":  # ...and without the weights the partial step trains on other examples: the control
+            assert min(off) > 1e-2 * partial, off
+        else:
+            assert max(off) <= 1e-4 * partial, (second, off, partial)

@@ -69,7 +69,7 @@ from unlearnspec.runtime.evaluation.likelihood import context_length
 from unlearnspec.runtime.lm_training import LabelledExamples
 from unlearnspec.runtime.methods.data import encode_records
 from unlearnspec.runtime.prompting import IGNORE_INDEX, PromptFormat, resolve
-from unlearnspec.runtime.scaling import trainer_batch
+from unlearnspec.runtime.scaling import marking_repeated_rows, trainer_batch
 
 INT4_GROUP_SIZE = 32
 
@@ -133,6 +133,20 @@ def relearn_data(records: Sequence[Record], tokenizer: PreTrainedTokenizerBase, 
     return dataset, collator
 
 
+class RelearnTrainer(Trainer):
+    """The Trainer, with the rows accelerate repeats to complete an epoch's last batch on several processes
+    given no labels (:func:`unlearnspec.runtime.scaling.marking_repeated_rows`): they add neither loss nor
+    tokens to the token-weighted mean, so the step is the one-process step."""
+
+    def get_batch_samples(self, epoch_iterator: Any, num_batches: int, device: Any) -> Any:
+        def mark(batch: Any, scale: list[float]) -> Any:
+            repeated = torch.tensor([w == 0 for w in scale], device=batch["labels"].device)
+            batch["labels"] = batch["labels"].masked_fill(repeated.unsqueeze(-1), IGNORE_INDEX)
+            return batch
+
+        return super().get_batch_samples(marking_repeated_rows(epoch_iterator, self, mark), num_batches, device)
+
+
 def relearn(model: Any, tokenizer: PreTrainedTokenizerBase, records: Sequence[Record], *, steps: int,
             learning_rate: float, batch_size: int, seed: int, out_dir: str | Path | None = None,
             fmt: PromptFormat | None = None) -> Any:
@@ -171,8 +185,8 @@ def relearn(model: Any, tokenizer: PreTrainedTokenizerBase, records: Sequence[Re
             data_seed=seed,
             dataloader_num_workers=0,
         )
-        trainer = Trainer(model=attacked, args=args, train_dataset=dataset, data_collator=collator,
-                          processing_class=tok)
+        trainer = RelearnTrainer(model=attacked, args=args, train_dataset=dataset, data_collator=collator,
+                                 processing_class=tok)
         trainer.remove_callback(PrinterCallback)
         trainer.train()
     attacked.eval()

@@ -14,15 +14,16 @@ count of all ranks (``average_tokens_across_devices``). The gradients agree to f
 (``tests/test_sharding_review.py`` measures it with plain SGD); AdamW's first steps magnify the rounding
 of gradients near zero, which is what the weight tolerances of the 2-process tests allow for.
 
-What does differ (``tests/test_sharding_review.py``): an epoch whose examples are not a whole number of
-loader batches ends with a partial one, which one process trains as it is while several complete it
-with the epoch's first examples (accelerate's ``even_batches``: every rank needs a micro-batch of the
-same size), so that last step of every epoch trains on other examples; and where the plan's own
-``batch_size`` does not split (below), the accumulation changes, which changes how the examples of such
-a partial step are weighted (a mean of the loader batches' means on one process). Dropout, where a model
-has it, draws from the same seed on every rank. Exact agreement on the partial steps needs the
-Trainer's loss to weigh the rows of a completed batch (accelerate's ``remainder``), which is the
-methods' and the attack's to do.
+An epoch whose examples are not a whole number of loader batches ends with a partial one, which one
+process trains as it is while several complete it with the epoch's first examples (accelerate's
+``even_batches``: every rank needs a micro-batch of the same size). Those repeated rows are weighed out
+(:func:`row_scale`, :func:`marking_repeated_rows`): the unlearning losses weigh each row of the completed
+batch so that DDP's mean over the ranks is the mean over the real rows alone (the one-process step), and the
+relearning attack's Trainer masks the repeated rows' labels, so they add neither loss nor tokens. What
+still differs (``tests/test_sharding_review.py``): where the plan's own ``batch_size`` does not split
+(below), the accumulation changes, which changes how the examples of an epoch's partial step are weighted
+(a mean of the loader batches' means on one process). Dropout, where a model has it, draws from the same
+seed on every rank.
 
 And which data-parallel scheme: DDP keeps a full copy of the weights, gradients and AdamW state on
 every device; when that does not fit the device memory seen at run time, FSDP (through accelerate,
@@ -36,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -75,6 +77,39 @@ def effective_batch(batch_size: int, accumulation: int, processes: int) -> Effec
     loader = total // acc
     return EffectiveBatch(global_batch=total, processes=processes, micro_batch=loader // processes,
                           accumulation=acc, loader_batch=loader)
+
+
+def row_scale(rows: int, remainder: int, process_index: int, processes: int) -> list[float] | None:
+    """How much each of a rank's ``rows`` counts in the epoch's last loader batch, or None when all are real.
+
+    accelerate completes the last, partial loader batch with the epoch's first examples and splits it across
+    the ranks (``split_batches``): its first ``remainder`` rows, in rank order, are the real ones. A rank's loss
+    is the mean of ``scale · loss`` over its rows and DDP averages the ranks, so a real row gets
+    ``rows × processes / remainder`` and a repeated one 0: the step's gradient is the mean over the real rows,
+    the one-process step's."""
+    if remainder <= 0 or remainder >= rows * processes:  # no repeated row in the whole loader batch
+        return None
+    weight = rows * processes / remainder  # on every rank, also one whose rows are all real
+    return [weight if process_index * rows + i < remainder else 0.0 for i in range(rows)]
+
+
+def marking_repeated_rows(batches: Iterator[dict[str, Any]], trainer: Any,
+                          mark: Callable[[dict[str, Any], list[float]], dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """``batches`` (a Trainer's epoch iterator) with ``mark(batch, scale)`` applied to an epoch's last batch
+    when accelerate completed it with repeated rows (:func:`row_scale`). accelerate flags the last batch
+    (``end_of_dataloader``) as it hands it out, and knows how many of its rows are real (``remainder``).
+
+    A Trainer applies it in ``get_batch_samples``, so a batch is marked before the Trainer counts its label
+    tokens; this draws one batch per request, never ahead of the Trainer."""
+    state = trainer.accelerator.gradient_state
+    for batch in batches:
+        if state.end_of_dataloader:
+            first = next(v for v in batch.values() if hasattr(v, "shape"))
+            scale = row_scale(int(first.shape[0]), int(state.remainder), trainer.accelerator.process_index,
+                              trainer.accelerator.num_processes)
+            if scale is not None:
+                batch = mark(batch, scale)
+        yield batch
 
 
 def pin_threads(processes: int, threads: int | None = None) -> int:

@@ -33,12 +33,14 @@ from unlearnspec.runtime.methods.checkpoints import STAGING, publish
 from unlearnspec.runtime.methods.data import Example, ForgetRetainDataset, batches
 from unlearnspec.runtime.methods.guard import OutputGuard
 from unlearnspec.runtime.methods.losses import (
+    batch_mean,
     nll_loss,
     npo_loss,
     sequence_logprob,
     sequence_nll,
     simnpo_loss,
 )
+from unlearnspec.runtime.scaling import marking_repeated_rows
 
 log = logging.getLogger("unlearnspec.unlearn")
 
@@ -137,7 +139,9 @@ class UnlearnTrainer(Trainer):
 
     The loss is a per-batch mean, so the Trainer divides it by the accumulation steps itself
     (``loss_is_scaled_for_ga = False``); the batch has no ``labels`` key, so the Trainer does not
-    count label tokens across ranks either.
+    count label tokens across ranks either. Under several processes, the batch that completes an epoch with
+    repeated rows carries ``row_scale`` (:func:`unlearnspec.runtime.scaling.row_scale`), which every loss
+    weighs its rows by (:meth:`mean`), so the step is the one-process step.
     """
 
     loss_is_scaled_for_ga = False
@@ -173,6 +177,17 @@ class UnlearnTrainer(Trainer):
                                best_model_checkpoint=self.state.best_model_checkpoint)
         self.accelerator.wait_for_everyone()
 
+    def get_batch_samples(self, epoch_iterator: Any, num_batches: int, device: Any) -> Any:
+        def mark(batch: dict[str, Any], scale: list[float]) -> dict[str, Any]:
+            return {**batch, "row_scale": torch.tensor(scale, device=batch["forget_input_ids"].device)}
+
+        return super().get_batch_samples(marking_repeated_rows(epoch_iterator, self, mark), num_batches, device)
+
+    @staticmethod
+    def mean(per_sequence: torch.Tensor, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The batch mean of a per-sequence loss, each row weighed by the batch's ``row_scale`` if it has one."""
+        return batch_mean(per_sequence, inputs.get("row_scale"))
+
     # what subclasses implement
     def unlearning_loss(self, model: Any, inputs: dict[str, torch.Tensor]
                         ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -197,7 +212,7 @@ class UnlearnTrainer(Trainer):
 
     def retain_nll(self, out: PairOutput, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         assert out.retain_logits is not None
-        return nll_loss(out.retain_logits, inputs["retain_labels"])
+        return nll_loss(out.retain_logits, inputs["retain_labels"], inputs.get("row_scale"))
 
     def with_retain_term(self, loss: torch.Tensor, parts: dict[str, torch.Tensor], out: PairOutput,
                          inputs: dict[str, torch.Tensor], with_retain: bool
@@ -240,7 +255,7 @@ class GradAscentTrainer(UnlearnTrainer):
     def unlearning_loss(self, model: Any, inputs: dict[str, torch.Tensor]
                         ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         out = self.forward_pair(model, inputs, with_retain=False)
-        f_nll = sequence_nll(out.forget_logits, inputs["forget_labels"]).mean()
+        f_nll = self.mean(sequence_nll(out.forget_logits, inputs["forget_labels"]), inputs)
         return -f_nll, {"forget_loss": f_nll}
 
 
@@ -251,7 +266,7 @@ class GradDiffTrainer(UnlearnTrainer):
                         ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         with_r = self.has_retain(inputs)
         out = self.forward_pair(model, inputs, with_retain=with_r)
-        f_nll = sequence_nll(out.forget_logits, inputs["forget_labels"]).mean()
+        f_nll = self.mean(sequence_nll(out.forget_logits, inputs["forget_labels"]), inputs)
         loss, parts = -f_nll, {"forget_loss": f_nll}
         return self.with_retain_term(loss, parts, out, inputs, with_r)
 
@@ -264,8 +279,8 @@ class NPOTrainer(UnlearnTrainer):
         with_r = self.has_retain(inputs)
         out = self.forward_pair(model, inputs, with_retain=with_r)
         logp, n = sequence_logprob(out.forget_logits, inputs["forget_labels"])
-        term = npo_loss(logp, inputs["ref_logp"].to(logp.dtype), self.stage.beta)
-        loss, parts = term, {"forget_loss": (-logp / n.clamp(min=1)).mean(), "npo_term": term}
+        term = npo_loss(logp, inputs["ref_logp"].to(logp.dtype), self.stage.beta, inputs.get("row_scale"))
+        loss, parts = term, {"forget_loss": self.mean(-logp / n.clamp(min=1), inputs), "npo_term": term}
         return self.with_retain_term(loss, parts, out, inputs, with_r)
 
 
@@ -277,8 +292,8 @@ class SimNPOTrainer(UnlearnTrainer):
         with_r = self.has_retain(inputs)
         out = self.forward_pair(model, inputs, with_retain=with_r)
         logp, n = sequence_logprob(out.forget_logits, inputs["forget_labels"])
-        term = simnpo_loss(logp, n, self.stage.beta, self.stage.gamma)
-        loss, parts = term, {"forget_loss": (-logp / n.clamp(min=1)).mean(), "simnpo_term": term}
+        term = simnpo_loss(logp, n, self.stage.beta, self.stage.gamma, inputs.get("row_scale"))
+        loss, parts = term, {"forget_loss": self.mean(-logp / n.clamp(min=1), inputs), "simnpo_term": term}
         return self.with_retain_term(loss, parts, out, inputs, with_r)
 
 
@@ -289,7 +304,7 @@ class RefusalTrainer(UnlearnTrainer):
                         ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         with_r = self.has_retain(inputs)
         out = self.forward_pair(model, inputs, with_retain=with_r)
-        refusal = nll_loss(out.forget_logits, inputs["forget_labels"])
+        refusal = nll_loss(out.forget_logits, inputs["forget_labels"], inputs.get("row_scale"))
         loss, parts = refusal, {"forget_loss": refusal}
         return self.with_retain_term(loss, parts, out, inputs, with_r)
 

@@ -300,12 +300,14 @@ class RMUTrainer(UnlearnTrainer):
         parts: dict[str, torch.Tensor] = {}
         if with_r:
             loss, f_term, r_term = rmu_loss(h[:nf], steered, control, h[nf:], frozen_h,
-                                            inputs["retain_attention_mask"], alpha=self.stage.rmu_alpha)
+                                            inputs["retain_attention_mask"], alpha=self.stage.rmu_alpha,
+                                            scale=inputs.get("row_scale"))
             parts["rmu_retain_mse"] = r_term
             assert out.retain_logits is not None
-            parts["retain_loss"] = sequence_nll(out.retain_logits, inputs["retain_labels"]).mean()
+            parts["retain_loss"] = self.mean(sequence_nll(out.retain_logits, inputs["retain_labels"]), inputs)
         else:
-            loss, f_term, _ = rmu_loss(h[:nf], steered, control, alpha=self.stage.rmu_alpha)
+            loss, f_term, _ = rmu_loss(h[:nf], steered, control, alpha=self.stage.rmu_alpha,
+                                       scale=inputs.get("row_scale"))
         parts["rmu_forget_mse"] = f_term
-        parts["forget_loss"] = sequence_nll(out.forget_logits, inputs["forget_labels"]).mean()
+        parts["forget_loss"] = self.mean(sequence_nll(out.forget_logits, inputs["forget_labels"]), inputs)
         return loss, parts
