@@ -320,7 +320,7 @@ def test_wmdp_subset_option_and_jsonl_source(tmp_path: Path, capsys: pytest.Capt
     write_json_lines(tmp_path / "src" / "wmdp-bio.jsonl", wmdp_rows("bio", 5))
     rc, _, _ = _import(capsys, "wmdp", str(tmp_path / "src"), "--subsets", "cyber", "--out", str(tmp_path / "out"))
     assert rc == 0
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["wmdp-cyber.jsonl", "wmdp.unlearn"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["wmdp-cyber.jsonl", "wmdp.import.json", "wmdp.unlearn"]
 
 
 def test_an_import_never_writes_over_its_source(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -659,7 +659,7 @@ def test_wmdp_named_subsets_must_all_be_there_once(tmp_path: Path, capsys: pytes
     assert not (tmp_path / "out").exists()
     rc, _, err = _import(capsys, "wmdp", str(src), "--subsets", "bio,bio", "--out", str(tmp_path / "out"))
     assert rc == 0, err
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["wmdp-bio.jsonl", "wmdp.unlearn"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["wmdp-bio.jsonl", "wmdp.import.json", "wmdp.unlearn"]
     assert len(read_records(tmp_path / "out" / "wmdp-bio.jsonl")) == 5
     assert '"hazardous knowledge (WMDP bio)"' in (tmp_path / "out" / "wmdp.unlearn").read_text()
     for empty in (",", "", " , "):

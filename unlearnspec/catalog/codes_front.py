@@ -315,7 +315,8 @@ _front("UL713", "chain-across-specs-not-run", "error", _T,
 _I: Category = "data"
 _front("UL821", "benchmark-split-not-found", "error", _I,
        "`data import` cannot find a split the benchmark needs in the source folder (or the option names no split "
-       "the benchmark has).",
+       "the benchmark has), or cannot tell which copy to read: a Hugging Face cache folder with several snapshots "
+       "and no `refs/main`, or a MUSE `raw/SPLIT.txt` whose articles differ from its `.json`.",
        "The importer converts the benchmark as published; a missing split would leave the spec without the data "
        "its evidence is measured on, so nothing is written.",
        example="unlearnspec data import tofu downloads/ --out data/   # no forget10.json in downloads/",
@@ -330,7 +331,8 @@ _front("UL822", "benchmark-wrong-layout", "error", _I,
        instead="Use the benchmark's own files, or rename the columns to the benchmark's names.")
 _front("UL823", "benchmark-file-unreadable", "error", _I,
        "A split file cannot be read: malformed JSON, not UTF-8, or a parquet / `save_to_disk` file the library "
-       "rejects.",
+       "rejects; or a source file changed or vanished between its reading and its hashing for the import's "
+       "provenance record.",
        "The importer never guesses at a file it cannot parse; the line and column of the first error are given "
        "where the format has lines.",
        instead="Re-download or re-export the file; JSON splits are a JSON array or one object a line.")

@@ -76,7 +76,13 @@ def cmd_import(args: argparse.Namespace) -> int:
             return EXIT_USAGE
         options["subsets"] = subsets
     try:
-        imported = IMPORTERS[args.benchmark](src, **options)
+        try:
+            imported = IMPORTERS[args.benchmark](src, **options)
+        except OSError as err:  # a folder or file of the source that cannot be listed or read
+            where = printable(f" {code_span(err.filename)}") if err.filename else ""
+            sys.stderr.write(f"error: cannot read{where}: {os_reason(err)}\n  = help: nothing was written; make "
+                             "the benchmark's files readable and run the import again\n")
+            return EXIT_USAGE
         try:
             written = write_import(imported, out, force=args.force)
         except OSError as err:  # failed part-way (a full disk, a read-only folder): what was there is put back
@@ -93,7 +99,8 @@ def cmd_import(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     for path in written:
         records = imported.files.get(path.name)
-        count = f"{len(records):6d} records" if records is not None else "   starter spec"
+        count = (f"{len(records):6d} records" if records is not None
+                 else "     provenance" if path.name == imported.manifest_name else "   starter spec")
         origin = f"  <- {imported.sources[path.name].describe()}" if path.name in imported.sources else ""
         sys.stdout.write(printable(f"{count}  {path}{origin}") + "\n")
     for note in imported.notes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 from collections.abc import Sequence
@@ -18,6 +19,7 @@ from unlearnspec.compiler.syntax import quote
 from unlearnspec.importers.sources import ImportFailure, Rows, Source, did_you_mean
 from unlearnspec.io import atomic_write_bytes
 from unlearnspec.markdown import code_span
+from unlearnspec.records import sha256_path
 
 
 @dataclass
@@ -32,6 +34,12 @@ class Imported:
     sources: dict[str, Source] = field(default_factory=dict)  # output file name -> the split it came from
     notes: list[str] = field(default_factory=list)  # for the import summary: files left out, choices made
     warnings: list[str] = field(default_factory=list)  # for the import summary: rows that convert but look wrong
+    also_read: list[tuple[Source, str]] = field(default_factory=list)  # files read for no output file, and why
+
+    @property
+    def manifest_name(self) -> str:
+        """The provenance file beside the starter spec: ``tofu-forget10.import.json``."""
+        return self.spec_name.removesuffix(".unlearn") + ".import.json"
 
     def take(self, out_name: str, source: Source, records: list[dict[str, Any]]) -> None:
         """Record a converted split, and note the loose files its shards were preferred to."""
@@ -74,7 +82,7 @@ def write_import(imported: Imported, out: Path, *, force: bool = False) -> list[
     is written atomically, and a failure part-way puts back what was there (a replaced file's old bytes; a
     new file removed; a folder the import created removed), so no partial import is ever left behind.
     """
-    targets = [out / name for name in imported.files] + [out / imported.spec_name]
+    targets = [out / name for name in imported.files] + [out / imported.spec_name, out / imported.manifest_name]
     for target in targets:  # never over a file the import reads, `--force` or not
         for source in imported.sources.values():
             for read in (source.path, *source.files):
@@ -99,8 +107,34 @@ def write_import(imported: Imported, out: Path, *, force: bool = False) -> list[
                                 help=["re-export the split from its source; nothing was written"]) from exc
     # before any file is written: a value the spec cannot quote leaves the folder as it was
     payload.append((out / imported.spec_name, render_spec(imported).encode("utf-8")))
+    payload.append((out / imported.manifest_name, manifest(imported, payload)))
     _write_all(out, payload)
     return [p for p, _ in payload]
+
+
+def manifest(imported: Imported, payload: Sequence[tuple[Path, bytes]]) -> bytes:
+    """The import's provenance as JSON: for each file written, its sha256 and record count and the source files it
+    was converted from, each with its sha256 and size (a ``save_to_disk`` folder: the sha256 of its files,
+    :func:`~unlearnspec.records.sha256_path`); the files read for no output of their own; those left out."""
+    def described(source: Source) -> list[dict[str, Any]]:
+        try:
+            return [{"path": os.path.abspath(f), "sha256": sha256_path(f),
+                     "bytes": None if f.is_dir() else f.stat().st_size} for f in source.files]
+        except OSError as exc:  # read a moment ago; nothing is written yet
+            where = Path(exc.filename) if exc.filename else source.path
+            raise ImportFailure("UL823", f"cannot read the file again to record its sha256: {exc.strerror or exc}",
+                                where, help=["nothing was written; check the file and run the import again"]) from exc
+
+    written = {p.name: b for p, b in payload}
+    files = {name: {"records": len(records), "sha256": hashlib.sha256(written[name]).hexdigest(),
+                    "sources": described(imported.sources[name]) if name in imported.sources else []}
+             for name, records in imported.files.items()}
+    read = [*imported.sources.values(), *(source for source, _ in imported.also_read)]
+    data = {"benchmark": imported.benchmark, "spec": imported.spec_name,
+            "spec_sha256": hashlib.sha256(written[imported.spec_name]).hexdigest(), "files": files,
+            "also_read": [dict(entry, why=why) for source, why in imported.also_read for entry in described(source)],
+            "ignored": sorted({os.path.abspath(p) for s in read for p in s.ignored})}
+    return (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
 def _write_all(out: Path, payload: Sequence[tuple[Path, bytes]]) -> None:

@@ -16,7 +16,14 @@ the MUSE repository's ``data/news/`` (``verbmem/forget.json``). The subsets used
   read only to rejoin VerbMem's prompts with their continuations exactly.
 
 Older names are accepted for ``knowmem/retain_qa`` (``retain2_qa``, as in the GitHub data and the hub's
-first uploads) and ``knowmem/forget_qa`` (``forget-qa``).
+first uploads) and ``knowmem/forget_qa`` (``forget-qa``), and for the corpora: the repository's first release
+kept them as ``data/bbc`` (News) and ``data/hp`` (Books).
+
+The repository's loader also writes each ``raw`` split as text, the articles joined by a blank line
+(``raw/forget.txt``, ``raw/retain1.txt``: the files its ``unlearn.py`` trains on). ``raw/forget.txt`` is that
+joined text exactly, all the VerbMem look-up needs; ``raw/retain1.txt`` cannot be cut back into articles (a
+blank line also separates an article's paragraphs), so its paragraphs are the retain documents. Beside a
+``raw/SPLIT.json`` or shards of the same articles the ``.txt`` is left out; beside different ones it is UL821.
 """
 
 from __future__ import annotations
@@ -27,9 +34,22 @@ from pathlib import Path
 from typing import Any
 
 from unlearnspec.importers.base import Imported, missing_split, text_field
-from unlearnspec.importers.sources import ImportFailure, Rows, Source, locate_any, read_rows, require_columns
+from unlearnspec.importers.sources import (
+    ImportFailure,
+    Rows,
+    Source,
+    hub_snapshot,
+    locate_any,
+    read_rows,
+    read_text,
+    require_columns,
+)
+from unlearnspec.markdown import code_span
 
 CORPORA = {"news": "MUSE-News", "books": "MUSE-Books"}
+#: a word of a folder's name -> the corpus it names: the hub's and the repository's names, and the first
+#: release's `data/bbc` and `data/hp` (BBC news articles; the Harry Potter books)
+CORPUS_WORDS = {"news": "news", "bbc": "news", "books": "books", "hp": "books"}
 #: (subset, split) -> the names it was published under, current first
 NAMES = {("privleak", "forget"): ("forget",), ("privleak", "holdout"): ("holdout",),
          ("verbmem", "forget"): ("forget",), ("knowmem", "forget_qa"): ("forget_qa", "forget-qa"),
@@ -43,13 +63,13 @@ _CLITIC = re.compile(r"['’](?:s|t|re|ve|ll|d|m)\b")
 
 
 def detect_corpus(src: Path) -> str | None:
-    """``news`` or ``books`` from the folder's name (``MUSE-News``, ``data/books``), or None: a whole word of the
-    nearest folder name that holds one (``notebooks`` or ``newsletters`` is neither)."""
+    """``news`` or ``books`` from the folder's name (``MUSE-News``, ``data/books``, ``data/bbc``), or None: a whole
+    word of the nearest folder name that holds one (``notebooks`` or ``newsletters`` is neither)."""
     for part in reversed(src.resolve().parts):
         words = set(re.split(r"[^a-z0-9]+", part.lower()))
-        hits = [c for c in CORPORA if c in words]
+        hits = {CORPUS_WORDS[w] for w in words & CORPUS_WORDS.keys()}
         if len(hits) == 1:
-            return hits[0]
+            return hits.pop()
     return None
 
 
@@ -109,9 +129,13 @@ def import_muse(src: Path, *, corpus: str | None = None, model: str = "builtin:t
                             help=["pass `--corpus news` or `--corpus books`"])
     prefix = f"muse-{corpus}"
     imported = Imported("muse", {}, f"{prefix}.unlearn", "muse.unlearn.j2")
+    src, snapshot = hub_snapshot(src)
+    if snapshot:
+        imported.notes.append(snapshot)
 
     def find(subset: str, split: str) -> Source | None:
-        return locate_any(src, NAMES[subset, split], under=subset)
+        found = locate_any(src, NAMES[subset, split], under=subset)
+        return _raw_text(imported, src, split, found) if subset == "raw" else found
 
     def need(subset: str, split: str) -> Source:
         found = find(subset, split)
@@ -134,7 +158,8 @@ def import_muse(src: Path, *, corpus: str | None = None, model: str = "builtin:t
     articles = None
     if raw_forget is not None:
         imported.note_ignored(raw_forget)
-        articles = "\n\n".join(r["text"] for r in _texts(read_rows(raw_forget), "raw/forget"))
+        articles = _joined(raw_forget, "raw/forget")
+        imported.also_read.append((raw_forget, "to rejoin VerbMem's prompts with their continuations"))
         imported.notes.append(f"`raw/forget` ({raw_forget.describe()}), the whole articles, is not a forget file: "
                               "membership and PrivLeak compare the forget documents with `privleak/holdout`'s windows, "
                               "so the forget documents are MUSE's windows of those articles (`privleak/forget`, "
@@ -151,6 +176,12 @@ def import_muse(src: Path, *, corpus: str | None = None, model: str = "builtin:t
     take("knowmem", "retain_qa", f"{prefix}-knowmem-retain.jsonl", _qa)
     take("privleak", "holdout", f"{prefix}-holdout.jsonl", _texts)
     has_retain = take("raw", "retain1", f"{prefix}-retain.jsonl", _texts, required=False)
+    retain_source = imported.sources.get(f"{prefix}-retain.jsonl")
+    if retain_source is not None and retain_source.path.suffix == ".txt":
+        imported.notes.append(f"{code_span('raw/' + retain_source.path.name)} holds MUSE's articles joined by blank lines, "
+                              "which also separate their paragraphs: its "
+                              f"{len(imported.files[f'{prefix}-retain.jsonl'])} paragraphs are the retain documents "
+                              "(MUSE's own recipe cuts the file into 2,048-token windows)")
     if not has_retain:
         imported.notes.append("no `raw/retain1`: the starter spec has no retain set. MUSE regularises unlearning on "
                               "`raw/retain1`; `raw/retain2` (and `privleak/retain`, windows of it) is what `knowmem/retain_qa` "
@@ -158,3 +189,31 @@ def import_muse(src: Path, *, corpus: str | None = None, model: str = "builtin:t
     imported.context = {"corpus": corpus, "title": CORPORA[corpus], "model": model, "prefix": prefix,
                         "category": "work" if corpus == "books" else "records", "has_retain": has_retain}
     return imported
+
+
+def _joined(source: Source, split: str) -> str:
+    """A ``raw`` split as one text, its articles joined by a blank line: a ``.txt`` file as it stands."""
+    if source.path.suffix == ".txt":
+        return read_text(source.path)
+    return "\n\n".join(r["text"] for r in _texts(read_rows(source), split))
+
+
+def _raw_text(imported: Imported, src: Path, split: str, found: Source | None) -> Source | None:
+    """``raw/SPLIT``: ``found`` (a JSON file, shards, ...) or else the loader's ``raw/SPLIT.txt``. Both present: the
+    ``.txt`` must be ``found``'s articles joined by blank lines (it is then left out, since the articles are whole
+    there), or the two differ and the importer does not guess which is current (UL821)."""
+    txt = src / "raw" / f"{split}.txt"
+    if not txt.is_file():
+        return found
+    text_source = Source(txt, (txt,))
+    if found is None:
+        return text_source
+    if read_text(txt).rstrip() != _joined(found, f"raw/{split}").replace("\r\n", "\n").rstrip():
+        raise ImportFailure("UL821", f"split `raw/{split}` is in two places that differ: {code_span(found.path.name)} and "
+                            f"{code_span(txt.name)}", txt.parent,
+                            help=[f"{code_span(txt.name)} is MUSE's articles joined by blank lines; keep the one "
+                                  "that is current (the importer does not guess which)"])
+    imported.also_read.append((text_source, f"compared with {found.path.name}: the same articles"))
+    imported.notes.append(f"{code_span('raw/' + txt.name)} was left out: it is {code_span(found.path.name)}'s articles "
+                          "joined by blank lines, and the articles are whole there")
+    return found

@@ -13,7 +13,9 @@ A split ``NAME`` is looked for, under the source folder (or one of its subset fo
   split's folder (the hub's parquet branch, ``refs/convert/parquet``: ``forget10/train/0000.parquet``).
   A folder that holds more than one split is UL821: which one the benchmark means is not guessed.
 
-Two candidates of the second and third kinds (``NAME.json`` and ``NAME/``) are UL821 too. JSON is read
+Two candidates of the second and third kinds (``NAME.json`` and ``NAME/``) are UL821 too. A hub cache
+folder (``datasets--ORG--NAME/snapshots/COMMIT/``) is read at the snapshot ``refs/main`` names
+(:func:`hub_snapshot`); MUSE's ``raw/NAME.txt`` is read by :func:`read_text` and :func:`paragraphs`. JSON is read
 with the standard library; parquet needs ``pyarrow`` and ``save_to_disk`` folders need ``datasets``
 (the ``datasets`` extra), both imported only when such a file is met. Every row remembers its file,
 its place in that file and, where the file has lines, its line and column, so that a diagnostic points
@@ -106,6 +108,45 @@ class Rows:
 
 
 # -- locating a split ----------------------------------------------------------------------------------
+
+
+def hub_snapshot(src: Path) -> tuple[Path, str | None]:
+    """The folder a benchmark's files are in, and a note for the summary when ``src`` is a hub cache folder.
+
+    ``huggingface_hub`` keeps a downloaded repository as ``datasets--ORG--NAME/`` holding ``blobs/``, ``refs/``
+    (a branch -> the commit it was at when downloaded) and ``snapshots/COMMIT/``, the repository's files at that
+    commit as links into ``blobs/`` (huggingface_hub's guide "Understand caching"). The files are those of the
+    snapshot ``refs/main`` names, or of the only snapshot; several and no ``refs/main`` among them is UL821.
+    """
+    snapshots = src / "snapshots"
+    if not (snapshots.is_dir() and ((src / "refs").is_dir() or (src / "blobs").is_dir())):
+        return src, None
+    revisions = sorted(p.name for p in snapshots.iterdir() if p.is_dir() and not p.name.startswith("."))
+    refs: dict[str, str] = {}
+    if (src / "refs").is_dir():
+        for f in sorted((src / "refs").rglob("*")):
+            try:
+                refs[f.relative_to(src / "refs").as_posix()] = f.read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError):  # a folder (`refs/refs/...`), or not a ref file
+                continue
+    if not revisions:
+        raise ImportFailure("UL821", "the hub cache folder holds no snapshot: none of the repository's files were "
+                            "downloaded into it", snapshots, help=["download the dataset again, or give the folder "
+                                                                   "its files are in"])
+    if refs.get("main") in revisions:
+        chosen, why = refs["main"], "`refs/main`"
+    elif len(revisions) == 1:
+        chosen, why = revisions[0], "the only snapshot"
+    else:
+        named = {rev: [ref for ref, at in refs.items() if at == rev] for rev in revisions}
+        raise ImportFailure("UL821", f"the hub cache folder holds {len(revisions)} snapshots and no `refs/main` names "
+                            "one of them", snapshots,
+                            help=["give the snapshot to import as SRC: "
+                                  + "; ".join(f"{code_span('snapshots/' + rev)}"
+                                              + (f" ({', '.join(named[rev])})" if named[rev] else "")
+                                              for rev in revisions)])
+    return snapshots / chosen, f"read the hub cache's snapshot {code_span(chosen)} ({why}) of {code_span(src.name)}"
+
 
 
 def locate(src: Path, name: str, *, under: str | None = None) -> Source | None:
@@ -251,11 +292,49 @@ def read_rows(source: Source) -> Rows:
             got, where = _read_saved(file)
         elif file.suffix == ".parquet":
             got, where = _read_parquet(file)
+        elif file.suffix == ".txt":  # MUSE's raw text: one row a paragraph
+            text_rows = paragraphs(read_text(file), file)
+            got, where = text_rows.rows, text_rows.origins
         else:
             got, where = _read_json(file)
         rows += got
         origins += where
     return Rows(source.path, rows, origins)
+
+
+def read_text(path: Path) -> str:
+    """A plain-text split file (MUSE's ``raw/SPLIT.txt``) as one string, line ends as ``\\n``; UL823 when it is
+    not UTF-8 or cannot be read."""
+    try:
+        text = read_regular(path).decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = exc.object[:exc.start].count(b"\n") + 1
+        raise ImportFailure("UL823", f"the file is not UTF-8 text (byte 0x{exc.object[exc.start]:02x})", path,
+                            line=line, column=exc.start - (exc.object.rfind(b"\n", 0, exc.start) + 1) + 1,
+                            help=["MUSE's loader writes its `raw` files as UTF-8; re-export the file"]) from exc
+    except OSError as exc:
+        raise ImportFailure("UL823", f"cannot read the file: {exc.strerror or exc}", path) from exc
+    return text.replace("\r\n", "\n")
+
+
+_BLANK_LINES = re.compile(r"\n(?:[ \t]*\n)+")
+
+
+def paragraphs(text: str, path: Path) -> Rows:
+    """The paragraphs of ``text`` (separated by blank lines) as rows of ``text``, each at its first line; nothing
+    else is changed (an indent stays; the spaces ending a paragraph do not)."""
+    rows: list[dict[str, Any]] = []
+    origins: list[Origin] = []
+    start, line = 0, 1  # the line counted as we go: linear in the text, a book included
+    for m in [*_BLANK_LINES.finditer(text), None]:
+        chunk = text[start:m.start() if m else len(text)].rstrip()
+        if chunk.strip():
+            rows.append({"text": chunk})
+            origins.append(Origin(path, len(origins), line, 1))
+        if m:
+            line += text.count("\n", start, m.end())
+            start = m.end()
+    return Rows(path, rows, origins)
 
 
 def _read_saved(path: Path) -> tuple[list[dict[str, Any]], list[Origin]]:

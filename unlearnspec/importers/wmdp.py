@@ -16,6 +16,7 @@ from unlearnspec.importers.sources import (
     ImportFailure,
     Rows,
     Source,
+    hub_snapshot,
     locate,
     locate_any,
     read_rows,
@@ -74,6 +75,9 @@ def import_wmdp(src: Path, *, subsets: tuple[str, ...] | None = None, model: str
         raise ImportFailure("UL821", "`--subsets` names no WMDP subset", src,
                             help=["name one or more of `bio`, `cyber` and `chem`, or leave `--subsets` out for all"])
     imported = Imported("wmdp", {}, "wmdp.unlearn", "wmdp.unlearn.j2")
+    src, snapshot = hub_snapshot(src)
+    if snapshot:
+        imported.notes.append(snapshot)
     for subset in wanted:
         if subset not in SUBSETS:
             raise ImportFailure("UL821", f"{code_span(subset)} is not a WMDP subset", src,
@@ -88,6 +92,11 @@ def import_wmdp(src: Path, *, subsets: tuple[str, ...] | None = None, model: str
         imported.take(f"wmdp-{subset}.jsonl", source, records)
         imported.warnings += warnings
     if not imported.files:
-        raise ImportFailure("UL821", "no WMDP subset in the source folder", src, help=[EXPECTED])
+        # `cais/wmdp-corpora`'s configurations: `cyber-forget-corpus.jsonl`, or `cyber-forget-corpus/train-*.parquet`
+        corpora = sorted({p.name for p in src.glob("*corpus*")} | {p.name for p in src.glob("*/*corpus*")})[:3]
+        raise ImportFailure("UL821", "no WMDP subset in the source folder", src, help=[EXPECTED, *(
+            [f"{', '.join(code_span(c) for c in corpora)}: these are `cais/wmdp-corpora`, the text unlearning methods "
+             "train on, not the questions; import `cais/wmdp` and give the corpora to the spec as data"]
+            if corpora else [])])
     imported.context = {"model": model, "subsets": [s for s in wanted if f"wmdp-{s}.jsonl" in imported.files]}
     return imported
