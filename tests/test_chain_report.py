@@ -582,3 +582,32 @@ def test_the_requests_budget_is_worded_as_it_is_counted_everywhere(allowed: int,
     plan, result = plan_file(tmp_path / spec.name, allow_infeasible=True)
     assert plan is not None and plan.chains, result.diagnostics
     assert words in render_review(plan)
+
+
+def test_sign_s_consistency_check_reads_the_chain_s_link_hashes() -> None:
+    """A report of a chained plan must record, step by step, the link hashes of the plan's links, and the plan's own
+    links must hold together (a plan run as given is sealed by whoever edited it): what `sign` refuses otherwise."""
+    from unlearnspec.audit.consistency import plan_mismatches
+    from unlearnspec.report.chain import link_digest, objective_digest
+
+    plan, base = make_plan(), make_report()
+    op = plan.objectives[0]
+    digest = objective_digest(op)
+    link = ChainLink(objective=op.objective.name, objective_sha256=digest,
+                     link_hash=link_digest("", op.objective.name, digest))
+    chained = plan.model_copy(update={"chains": [ChainPlan(links=[link])]})
+    base = base.model_copy(update={"audit": base.audit.model_copy(update={"plan_hash": chained.plan_hash})})
+
+    def report(link_hash: str) -> Report:
+        step = ChainStep(request=op.objective.name, link_hash=link_hash, method="npo", approximate=True,
+                         utility_drop=1.0, overall="pass")
+        chain = build_chain_report([op.objective.name], [step], None)
+        return Report.model_validate_json(build_report(base.objectives, base.audit, [chain]).model_dump_json())
+
+    assert plan_mismatches(chained, base) == ["its chains of requests (order or budget) are not the plan's"]
+    assert plan_mismatches(chained, report(link.link_hash)) == []
+    assert plan_mismatches(chained, report("0" * 64)) == ["its chains' steps record other link hashes than the plan's links"]
+    edited = chained.model_copy(update={"chains": [ChainPlan(links=[link.model_copy(update={"objective_sha256": "1" * 64})])]})
+    broken = plan_mismatches(edited, report(link.link_hash))
+    assert any(m.startswith("the plan's chain does not hold together: link ") and "records the objective's plan" in m
+               for m in broken), broken

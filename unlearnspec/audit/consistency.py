@@ -6,7 +6,8 @@ everything of the report that the plan decides (what :func:`~unlearnspec.report.
 :func:`~unlearnspec.report.verdict.audit_from_plan` copy from it): the plan and spec hashes, the input files' and the
 source model's hashes, the plan's seed, the objectives by name, each objective's request (title, basis, owner, goal,
 target, method), its claims (name, arguments, compile status, checks), each planned check's bound and the model it is
-decided on, the compiler's findings, and the chains (links, budget). The verdicts themselves follow from the checks
+decided on, the compiler's findings, and the chains (links and their hashes, budget; and that the plan's own links
+hold together, :func:`~unlearnspec.report.chain.link_problems`). The verdicts themselves follow from the checks
 (the report's own validators refuse a verdict that does not).
 """
 
@@ -16,6 +17,7 @@ import json
 
 from unlearnspec.markdown import code_span
 from unlearnspec.plan import GivenStage, ObjectivePlan, Plan, UnlearnStage
+from unlearnspec.report.chain import link_problems
 from unlearnspec.report.model import ObjectiveReport, Report
 from unlearnspec.report.verdict import audit_from_plan
 
@@ -54,6 +56,10 @@ def plan_mismatches(plan: Plan, report: Report) -> list[str]:
     chains = [([lk.objective for lk in c.links], c.budget) for c in plan.chains]
     if [(c.links, c.budget) for c in report.chains] != chains:
         out.append("its chains of requests (order or budget) are not the plan's")
+    elif [[s.link_hash for s in c.steps] for c in report.chains] != [[lk.link_hash for lk in c.links]
+                                                                     for c in plan.chains]:
+        out.append("its chains' steps record other link hashes than the plan's links")
+    out.extend(f"the plan's chain does not hold together: {problem}" for problem in link_problems(plan))
     return out
 
 

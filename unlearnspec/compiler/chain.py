@@ -89,31 +89,59 @@ def _model_target(value: str, base: Path) -> str:
     return os.path.realpath(spec_path(value, base))
 
 
+def _shown_path(path: Path, spec: Spec) -> str:
+    """A spec file reached through a chain, as a reader of this spec finds it: relative to this spec's folder."""
+    return Path(os.path.relpath(path, Path(spec.base_dir).resolve())).as_posix()
+
+
 def _external(obj: Objective, spec: Spec, read_other: Reader | None = None) -> list[Diagnostic]:
-    """Check a link to another file: the file and objective exist, and the links never come back."""
+    """Check a link to another file: the file and objective exist, and the links never come back.
+
+    A problem past the first link (an `after` of the other file that names nothing, or a cycle among other files)
+    is said as one found along the chain: the `after` at fault is in that file, so this link gets no fix."""
     assert obj.after is not None
     file, name = split_ref(obj.after.value)
     assert file is not None
     here = (Path(spec.base_dir) / Path(spec.path).name).resolve()
     seen = {(here, obj.name)}
     base = Path(spec.base_dir)
+    via: tuple[Path, str] | None = None  # the objective of another file whose `after` this link now follows
+    through = f"the chain through {code_span(obj.after.value)}"
     for _ in range(MAX_FILES):
         path = (base / file).resolve()
         other = _load(path, read_other)
+        if via is not None:
+            at = f"{code_span(via[1])} in {code_span(_shown_path(via[0], spec))}"
+            fix_there = [f"the `after` at fault is that of {at}: fix it there (`unlearnspec check` that file)"]
         if other is None:
-            return [_diag("UL216", obj, f"`after` names {code_span(obj.after.value)}, but {code_span(file)} is not a spec file that "
-                                        "can be read", help=["paths resolve relative to this spec's folder"])]
+            if via is None:
+                return [_diag("UL216", obj, f"`after` names {code_span(obj.after.value)}, but {code_span(file)} is not a "
+                                            "spec file that can be read",
+                              help=["paths resolve relative to this spec's folder"])]
+            return [_diag("UL216", obj, f"{through} continues {code_span(f'{file}#{name}')} from {at}, but "
+                                        f"{code_span(_shown_path(path, spec))} is not a spec file that can be read",
+                          help=fix_there)]
         found = next((o for o in other.objectives if o.name == name), None)
         if found is None:
-            hint = did_you_mean(name, [o.name for o in other.objectives])
+            # an objective never continues itself: not a name to suggest for its own `after`
+            hint = did_you_mean(name, [o.name for o in other.objectives if via is None or (path, o.name) != via])
+            if via is not None:
+                return [_diag("UL216", obj, f"{through} continues {code_span(name)} from {at}, which is not an objective "
+                                            f"in {code_span(_shown_path(path, spec))}",
+                              help=fix_there + ([f"did you mean {code_span(hint)} there?"] if hint else []))]
             return [_diag("UL216", obj, f"`after` names {code_span(name)}, which is not an objective in {code_span(file)}",
                           help=[f"did you mean {code_span(f'{file}#{hint}')}?"] if hint else
                           [f"{code_span(file)} defines " + ", ".join(code_span(o.name) for o in other.objectives)],
                           hint=f"{file}#{hint}" if hint else None)]
         if (path, name) in seen:
-            return [_diag("UL217", obj, f"the chain through {code_span(obj.after.value)} comes back to {code_span(obj.name)}",
-                          help=["a request continues from an earlier one; remove one `after` to break the cycle"])]
-        if len(seen) == 1:  # the objective this one continues: the same checks as a link inside one file
+            if (path, name) == (here, obj.name):
+                return [_diag("UL217", obj, f"{through} comes back to {code_span(obj.name)}",
+                              help=["a request continues from an earlier one; remove one `after` to break the cycle"])]
+            return [_diag("UL217", obj, f"{through} runs into a cycle: it reaches {code_span(name)} in "
+                                        f"{code_span(_shown_path(path, spec))} a second time, from {at}",
+                          help=["the cycle is among the other spec files: remove one `after` there to break it "
+                                "(`unlearnspec check` them)"])]
+        if via is None:  # the objective this one continues: the same checks as a link inside one file
             if found.unlearned is not None:
                 return [_diag("UL220", obj, f"{code_span(obj.name)} continues {code_span(obj.after.value)}, which audits a given "
                                             "checkpoint and unlearns nothing",
@@ -130,12 +158,13 @@ def _external(obj: Objective, spec: Spec, read_other: Reader | None = None) -> l
         seen.add((path, name))
         if found.after is None:
             return []
+        via = (path, name)
         nfile, name = split_ref(found.after.value)
         if nfile is not None:
             base, file = path.parent, nfile
         else:
             base, file = path.parent, path.name
-    return [_diag("UL216", obj, f"the chain through {code_span(obj.after.value)} is longer than {MAX_FILES} links")]
+    return [_diag("UL216", obj, f"{through} is longer than {MAX_FILES} links")]
 
 
 def chain_diagnostics(spec: Spec, read_other: Reader | None = None) -> list[Diagnostic]:
@@ -177,7 +206,9 @@ def chain_diagnostics(spec: Spec, read_other: Reader | None = None) -> list[Diag
                              "unlearns nothing",
                              labels=[Label(span=prev.unlearned.span, message="audited as given")],
                              help=["name the checkpoint as this objective's `model` instead of " + code_span(f'after "{name}"')]))
-        if o.model is not None and prev.model is not None and o.model.value != prev.model.value:
+        base = Path(spec.base_dir)  # a local folder compared where it leads (`./m` and `m` are one model)
+        if (o.model is not None and prev.model is not None
+                and _model_target(o.model.value, base) != _model_target(prev.model.value, base)):
             out.append(_diag("UL209", o, f"{code_span(o.name)} continues {code_span(name)} but names another model",
                              labels=[Label(span=prev.model.span, message=f"{code_span(name)} unlearns from this model"),
                                      Label(span=o.model.span, message="this objective names another")],

@@ -10,18 +10,13 @@ lowering needs the plan's models.
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
 from unlearnspec.compiler.ast import Spec
 from unlearnspec.compiler.chain import chains, split_ref
 from unlearnspec.markdown import code_span
 from unlearnspec.plan import ChainBudget, ChainLink, ChainPlan, ObjectivePlan, Plan, ReferenceStage
-
-
-def _sha(data: object) -> str:
-    return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-
+from unlearnspec.report.chain import link_digest, objective_digest, start_digest
 
 SAID = "without the forget set"
 """What a retrained reference's description says it leaves out (compiler/stages.py)."""
@@ -62,13 +57,13 @@ def attach_chains(plan: Plan, spec: Spec) -> Plan:
             path = (Path(spec.base_dir) / file).resolve()
             external = {"file": file, "objective": name,
                         "sha256": hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""}
-            prev = _sha(external)
+            prev = start_digest(external)
         earlier = [f"{code_span(head.after.value)} and the requests before it"] if head.after is not None else []
         for obj in line:
             op = by_plan[obj.name] = _leaves_out_earlier(by_plan[obj.name], earlier)
             earlier.append(code_span(obj.name))
-            digest = _sha(op.model_dump(mode="json"))
-            link = _sha({"prev": prev, "objective": obj.name, "sha256": digest})
+            digest = objective_digest(op)
+            link = link_digest(prev, obj.name, digest)
             links.append(ChainLink(objective=obj.name, after=obj.after.value if obj.after else None,
                                    objective_sha256=digest, link_hash=link))
             prev = link

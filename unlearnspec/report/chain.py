@@ -12,20 +12,26 @@ whether the reference changed between then and now (``same_reference``, from the
 retain or neighbours) whose drop is the worse by the budget's burden of proof. ``budget_exceeded`` is derived
 from the numbers and the budget, never asserted: a report whose flag contradicts them is refused.
 
+The plan's chain links are hashed here too (:func:`objective_digest`, :func:`link_digest`): the compiler
+records them (``compiler/chain_plan.py``) and the run checks them before a chain runs (:func:`link_problems`),
+by the one definition.
+
 Light module: pydantic and the standard library only.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from unlearnspec.catalog.methods import FamilyName
 from unlearnspec.catalog.vocab import COUNTED_FAMILIES, RECHECK_REFERENCES
 from unlearnspec.markdown import code_span
-from unlearnspec.plan import ChainBudget, Threshold
+from unlearnspec.plan import ChainBudget, ChainPlan, ObjectivePlan, Plan, Threshold
 from unlearnspec.report.rules import OP_SYMBOLS, CheckStatus, Overall, Verdict, fmt_estimate, fmt_number
 
 
@@ -324,8 +330,9 @@ class ChainReport(_Model):
             raise ValueError(f"budget_exceeded={self.budget_exceeded} does not follow from the steps and budget")
         if self.budget_undecided != bool(budget_undecided(self.budget, self.steps)):
             raise ValueError(f"budget_undecided={self.budget_undecided} does not follow from the steps and budget")
-        if [s.request for s in self.steps] != self.links[: len(self.steps)]:
-            raise ValueError("the chain's steps are not in the order of its links")
+        # every step: a chain with one left out would be decided, budget and drift, on less than it reads as
+        if [s.request for s in self.steps] != self.links:
+            raise ValueError("the chain's steps are not its links, in order")
         return self
 
     @property
@@ -424,3 +431,73 @@ def build_chain_report(links: list[str], steps: list[ChainStep], budget: ChainBu
                   "or " + RETRAIN_ADVICE)
     return ChainReport(links=links, steps=steps, budget=budget, budget_exceeded=bool(reasons),
                        budget_undecided=bool(undecided), budget_reasons=reasons or undecided, recommendation=advice)
+
+
+# -- the plan's links ------------------------------------------------------------------------------------------
+
+
+def _sha(data: Any) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def objective_digest(op: ObjectivePlan) -> str:
+    """A chain link's ``objective_sha256``: the sha256 of the objective's plan (compact, sorted JSON)."""
+    return _sha(op.model_dump(mode="json"))
+
+
+def link_digest(prev: str, objective: str, digest: str) -> str:
+    """A chain link's ``link_hash``: over the previous link's (``""`` for the first; :func:`start_digest` for a chain
+    that continues another file), the objective's name and its ``objective_sha256``."""
+    return _sha({"prev": prev, "objective": objective, "sha256": digest})
+
+
+def start_digest(starts_after: dict[str, str]) -> str:
+    """What a chain that continues another file's objective chains its first link to: that file, objective and hash."""
+    return _sha(starts_after)
+
+
+def link_problems(plan: Plan) -> list[str]:
+    """Why the plan's chains do not hold together (empty: they do): a link naming no objective of the plan, an
+    objective in two places, a link whose `after` is not the link before it, or an ``objective_sha256`` or
+    ``link_hash`` that the plan's own objectives do not give. A plan run as given (`run --trust-plan`) is sealed by
+    whoever edited it; its chain must still be the one its links record, or a reordered chain or an edited request
+    would run, and be reported, under the hashes of another."""
+    ops = {op.objective.name: op for op in plan.objectives}
+    out: list[str] = []
+    placed: set[str] = set()
+    for chain in plan.chains:
+        out += _chain_problems(chain, ops, placed)
+    return out
+
+
+def _chain_problems(chain: ChainPlan, ops: dict[str, ObjectivePlan], placed: set[str]) -> list[str]:
+    out: list[str] = []
+    if not chain.links:
+        return ["a chain has no links"]
+    start = chain.starts_after
+    prev = start_digest(start) if start is not None else ""
+    before = f"{start.get('file')}#{start.get('objective')}" if start is not None else None
+    for link in chain.links:
+        name = code_span(link.objective)
+        if link.after != before:
+            out.append(f"link {name} continues {code_span(link.after) if link.after else 'nothing'}, but "
+                       + (f"follows {code_span(before)} in its chain" if before else "starts its chain"))
+        before = link.objective
+        if link.objective in placed:
+            out.append(f"{name} is in a chain twice")
+        placed.add(link.objective)
+        op = ops.get(link.objective)
+        if op is None:
+            out.append(f"link {name} names no objective of the plan")
+            prev = link.link_hash
+            continue
+        digest = objective_digest(op)
+        if link.objective_sha256 != digest:
+            out.append(f"link {name} records the objective's plan as {link.objective_sha256[:12]}…, and the plan's "
+                       f"objective hashes to {digest[:12]}…")
+        expected = link_digest(prev, link.objective, link.objective_sha256)
+        if link.link_hash != expected:
+            out.append(f"link {name} has the link hash {link.link_hash[:12]}…, and the links before it give "
+                       f"{expected[:12]}…")
+        prev = link.link_hash
+    return out

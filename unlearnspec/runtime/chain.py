@@ -14,11 +14,16 @@ For each chain, in the order the plan records:
    holdout: none), behind its own output filter where it made one (its `served` checks are the filtered
    system's), at its plan's confidence and with the plan's seed. The results are written to the step's
    folder (``objectives/<step>/drift/<earlier>.json``) with what they were computed on, before the step is
-   marked done; a resumed run reuses them only when that is what it would compute them on now (a file
-   written by an older unlearnspec, which recorded none of it, is computed again);
+   marked done; a resumed run reuses them only when that is what it would compute them on now, the sha256 of the
+   model's weights included (a model saved again in the same folder is another model; a file written by an older
+   unlearnspec, which recorded none of it, is computed again);
 3. the step's cumulative utility drop (its own utility checks, against the original model: the worse of
    retain and neighbours) and the number of requests that changed the weights other than by exact retraining
    since the chain's start or its last exact retrain are compared with the chain's budget.
+
+Each step after the first records in ``run.json`` the sha256 of the model it starts from before its first stage; a
+resume whose previous step made other weights since (its unlearn stage done again over a damaged model) is refused
+(UL714) rather than report a chain whose later steps came from a model it no longer holds.
 
 Objectives outside any chain run on their own, from the original model, as without chains.
 """
@@ -62,10 +67,11 @@ from unlearnspec.report.model import CheckResult, ObjectiveReport
 from unlearnspec.report.verdict import rechecked
 from unlearnspec.runtime import checks
 from unlearnspec.runtime.builtin_model import ensure_retrained
+from unlearnspec.runtime.distributed import Distributed
 from unlearnspec.runtime.loading import load_model
 from unlearnspec.runtime.methods.guard import GUARD_FILE, OutputGuard
 from unlearnspec.runtime.pipeline import ObjectiveRun, _stage_of
-from unlearnspec.runtime.rundir import RunDir, RunError, RunState, safe_name
+from unlearnspec.runtime.rundir import E_RESUME_CHANGES_RUN, RunDir, RunError, RunState, safe_name
 
 log = logging.getLogger("unlearnspec.run")
 
@@ -147,10 +153,13 @@ class Basis:
     seed: int
     same_reference: bool
 
-    def key(self, model: str) -> dict[str, Any]:
-        """What the saved results were computed on, with the model they were computed on (its folder)."""
-        return {"model": model, "strategy": self.strategy, "reference": self.reference_path,
-                "guard_sha256": self.guard_sha256, "confidence": self.confidence, "seed": self.seed}
+    def key(self, model: str, model_sha256: str | None = None) -> dict[str, Any]:
+        """What the saved results were computed on, with the model they were computed on: its folder and the sha256
+        of its weights (``None``: the original model, or one saved before its hash was recorded). A model saved again
+        in the same folder on a resume (its unlearn stage done again) is another model."""
+        return {"model": model, "model_sha256": model_sha256, "strategy": self.strategy,
+                "reference": self.reference_path, "guard_sha256": self.guard_sha256, "confidence": self.confidence,
+                "seed": self.seed}
 
 
 def _with_level(row: RecheckedCheck, then: CheckResult | None, now: CheckResult) -> RecheckedCheck:
@@ -183,11 +192,11 @@ def _saved(out: Path, key: dict[str, Any], earlier: str) -> dict[str, CheckResul
 
 
 def _recheck(step_dir: Path, earlier: ObjectivePlan, earlier_run: ObjectiveRun, earlier_report: ObjectiveReport,
-             current: tuple[Any, Any] | None, model: str, basis: Basis) -> Recheck:
-    """Every check of ``earlier`` computed again on ``current`` (the model in folder ``model``), on ``basis``; its
-    claims decided again. Saved results computed on the same basis are reused."""
+             current: tuple[Any, Any] | None, model: str, basis: Basis, model_sha256: str | None = None) -> Recheck:
+    """Every check of ``earlier`` computed again on ``current`` (the model in folder ``model``, whose weights hash to
+    ``model_sha256``), on ``basis``; its claims decided again. Saved results computed on the same basis are reused."""
     out = step_dir / "drift" / f"{safe_name(earlier.objective.name)}.json"
-    key = basis.key(model)
+    key = basis.key(model, model_sha256)
     results = _saved(out, key, earlier.objective.name)
     if results is None:
         assert current is not None
@@ -222,15 +231,17 @@ def _recheck(step_dir: Path, earlier: ObjectivePlan, earlier_run: ObjectiveRun, 
 
 
 class _References:
-    """The reference models a chain's re-checks load, each once per folder."""
+    """The reference models a chain's re-checks load, each once per folder, on the device the run evaluates on."""
 
-    def __init__(self, allow_remote_code: bool) -> None:
+    def __init__(self, allow_remote_code: bool, dist: Distributed) -> None:
         self.allow_remote_code = allow_remote_code
+        self.dist = dist
         self.loaded: dict[str, tuple[Any, Any]] = {}
 
     def get(self, path: str) -> tuple[Any, Any]:
         if path not in self.loaded:
-            self.loaded[path] = load_model(path, allow_remote_code=self.allow_remote_code)
+            model, tok = load_model(path, allow_remote_code=self.allow_remote_code)
+            self.loaded[path] = (self.dist.place(model), tok)
         return self.loaded[path]
 
     def forget(self, keep: set[str]) -> None:
@@ -279,6 +290,35 @@ def _model_key(where: str | None, root: Path) -> str:
     return path.relative_to(base).as_posix() if path.is_relative_to(base) else str(path)
 
 
+STARTED_FROM = "started_from"
+"""A step's record of the model it started from (the sha256 of the previous step's weights), in ``run.json`` under
+``<step>/chain``; written before the step's first stage, checked on every resume (:func:`_keep_start`)."""
+
+
+def _keep_start(rd: RunDir, state: RunState, step: str, before: str, start_sha: str | None) -> None:
+    """Record the model ``step`` starts from (``start_sha``: the weights of ``before``, the previous step), or, on a
+    resume, refuse to go on when that model changed since the step started from it (UL714): the previous step's
+    unlearn stage was done again (its saved model was damaged or missing) and made other weights, from which this
+    step's saved model, checks and re-checks were not computed. A model the run never hashed (a step saved by an
+    older unlearnspec) records nothing to compare."""
+    if start_sha is None:
+        return
+    st = state.stage(f"{step}/chain")
+    then = st.detail.get(STARTED_FROM)
+    if then is None:
+        st.status = "done"
+        st.detail[STARTED_FROM] = start_sha
+        rd.save_state(state)
+        return
+    if then != start_sha:
+        raise RunError(E_RESUME_CHANGES_RUN, f"{code_span(step)} started from the model {code_span(before)} made, and that "
+                       f"model has changed since ({then[:12]}… → {start_sha[:12]}…): a resume would mix the results of "
+                       "two models in one chain",
+                       help=[f"{code_span(before)}'s unlearn stage was done again on a resume and made other weights; "
+                             "start a new run from the plan, so that every step starts from the model the step before "
+                             f"it made: {code_span(f'unlearnspec run {rd.plan_path} --out NEW')}"])
+
+
 def _run_chain(plan: Plan, chain: ChainPlan, rd: RunDir, state: RunState, *, quiet: bool,
                allow_remote_code: bool) -> tuple[list[ObjectiveReport], ChainReport]:
     if chain.starts_after is not None:
@@ -292,28 +332,39 @@ def _run_chain(plan: Plan, chain: ChainPlan, rd: RunDir, state: RunState, *, qui
     reports: list[ObjectiveReport] = []
     steps: list[ChainStep] = []
     done: list[tuple[ObjectivePlan, ObjectiveRun, ObjectiveReport]] = []
-    refs = _References(allow_remote_code)
+    refs = _References(allow_remote_code, Distributed())
     start_from: str | None = None
+    start_sha: str | None = None  # the sha256 of the weights at ``start_from`` (None: the original model)
     exclude: list[str] = []
     last: dict[UtilitySet, float] | None = None  # each set's drop after the previous step (None: the first step)
     for link in chain.links:
         op = by_name[link.objective]
         log.info("chain: %s (step %d of %d)", link.objective, len(steps) + 1, len(chain.links))
+        unlearn: UnlearnStage | None = _stage_of(op, UnlearnStage)
+        if steps and not (unlearn is not None and unlearn.family == "exact"):  # an exact retrain starts from no model
+            _keep_start(rd, state, link.objective, steps[-1].request, start_sha)
         orun = ObjectiveRun(plan, op, rd, state, quiet=quiet, allow_remote_code=allow_remote_code,
                             start_from=start_from, exclude_texts=list(exclude))
         report = orun.run()
         reports.append(report)
         model_dir = orun.detail("unlearn").get("model_dir")
+        model_sha = orun.detail("unlearn").get("model_sha256") if model_dir else start_sha
         targets = exclude + [t for r in orun.data.forget for t in r.training_texts()]
         rechecks: list[Recheck] = []
         if done:
             where = model_dir or start_from
+            # every model a re-check compares on the device the step's own checks ran on (load_model reads to the
+            # CPU): the original is there already, and a GPU run must not re-check on the CPU while the GPU waits
             current = load_model(where, allow_remote_code=allow_remote_code) if where else orun.original
+            current = (orun.dist.place(current[0]), current[1])
             step_reference = orun.reference(orun.data)
+            if step_reference is not None:
+                step_reference = (orun.dist.place(step_reference[0]), step_reference[1])
             for eop, erun, erep in done:
                 log.info("chain: re-checking %s on the model after %s", eop.objective.name, link.objective)
                 basis = _basis(plan, orun, step_reference, eop, erun, targets, refs)
-                rechecks.append(_recheck(orun.dir, eop, erun, erep, current, _model_key(where, rd.root), basis))
+                rechecks.append(_recheck(orun.dir, eop, erun, erep, current, _model_key(where, rd.root), basis,
+                                         model_sha))
             refs.forget({str(erun.detail("reference")["path"]) for _, erun, _ in done
                          if erun.detail("reference").get("strategy") == "model"})
         utility, values = utility_drop(report, budget)
@@ -332,6 +383,7 @@ def _run_chain(plan: Plan, chain: ChainPlan, rd: RunDir, state: RunState, *, qui
         exclude = targets
         if model_dir:
             start_from = model_dir
+        start_sha = model_sha
     return reports, build_chain_report([lk.objective for lk in chain.links], steps, chain.budget)
 
 

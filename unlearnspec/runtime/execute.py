@@ -27,14 +27,14 @@ from unlearnspec.markdown import code_span
 from unlearnspec.plan import AttackStage, ObjectivePlan, Plan, RelearnAttack, UnlearnStage
 from unlearnspec.records import sha256_path
 from unlearnspec.report import audit_from_plan, build_report, write_reports
-from unlearnspec.report.chain import ChainReport
+from unlearnspec.report.chain import ChainReport, link_problems
 from unlearnspec.report.model import ObjectiveReport, Report
 from unlearnspec.runtime.builtin_model import ensure_builtin
 from unlearnspec.runtime.chain import run_chains
 from unlearnspec.runtime.distributed import Distributed
 from unlearnspec.runtime.loading import describe_device
 from unlearnspec.runtime.pipeline import ObjectiveRun, _stage_of
-from unlearnspec.runtime.rundir import E_RESUME_CHANGES_RUN, RunDir, RunError, RunState, now
+from unlearnspec.runtime.rundir import E_RESUME_CHANGES_RUN, E_STALE_PLAN, RunDir, RunError, RunState, now
 from unlearnspec.runtime.scaling import effective_batch, pin_threads
 
 log = logging.getLogger("unlearnspec.run")
@@ -160,6 +160,19 @@ def refuse_long_chains(plan: Plan) -> None:
                              "`accelerate launch` (or with one process)"])
 
 
+def refuse_broken_chains(plan: Plan) -> None:
+    """UL702 before anything runs: each chain's links must be the ones the plan's objectives give
+    (:func:`unlearnspec.report.chain.link_problems`: every link names an objective of the plan once, continues the
+    link before it, and its hashes follow from the plan). The plan's own hash is checked before a run starts, but a
+    plan run as given (`--trust-plan`) was sealed by whoever edited it: a chain reordered, or a request edited, under
+    the links of another would run and be reported as the chain those links record."""
+    problems = link_problems(plan)
+    if problems:
+        raise RunError(E_STALE_PLAN, "the plan's chains of requests do not match its objectives: " + "; ".join(problems),
+                       help=["a chain's links pin the order of its requests and each request's plan; make the plan "
+                             "again (`unlearnspec plan SPEC -o plan.json`), which records them, and review it"])
+
+
 def library_output(quiet: bool) -> None:
     """What transformers may print during a run. Its own progress bars (loading weights, writing each
     checkpoint's shards) would cut into the training bar several times a run and tell a reviewer nothing,
@@ -180,6 +193,7 @@ def execute(plan: Plan, rd: RunDir, state: RunState, *, quiet: bool, allow_remot
     gathered in order (``runtime/evaluation/sharding.py``), so all ranks hold the same results. Only the
     main process writes; the others return ``None`` once the reports are written.
     """
+    refuse_broken_chains(plan)
     dist = dist or Distributed()
     if dist.active:
         refuse_long_chains(plan)
