@@ -210,7 +210,9 @@ _front("UL701", "spec-not-found-for-plan", "error", _T,
        instead="Run from the folder the plan was made in, or keep plan.json beside its spec.")
 _front("UL702", "stale-plan", "error", _T,
        "The plan's inputs changed since it was made: the spec, a data file, the model's files or the plan "
-       "itself do not match the recorded hashes.",
+       "itself do not match the recorded hashes; or the plan's chain of requests does not hold together (a link "
+       "that names no objective, does not continue the link before it, or records other hashes than its objective "
+       "and the links before it give).",
        "A reviewed plan is a promise about exactly these inputs; running it on other inputs would attach the "
        "review to evidence it never covered.",
        instead="Make a new plan (`unlearnspec plan SPEC -o plan.json`) and review it.")
@@ -281,7 +283,8 @@ _front("UL714", "resume-changes-the-run", "error", _T,
        "`--resume DIR` was given something that would change the run it continues: a plan or spec, `--out`, "
        "`--allow-infeasible`, or a ledger (`--ledger DIR`, `--no-ledger`) other than the one the run was started with; "
        "or the environment changed since it started (library versions, threads, processes, device, the original "
-       "weights' hash), which would mix results computed two ways.",
+       "weights' hash), which would mix results computed two ways; or a step of a chain would continue from other "
+       "weights than it started from (the step before it was redone).",
        "A resumed run is the run that was started: its plan, its folder and the ledger its requests are recorded in "
        "are in its `run.json`. Taking another ledger would record one run in two places, or not at all.",
        example="unlearnspec run --resume runs/x --no-ledger   # the run was started with a ledger",

@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from unlearnspec.catalog import vocab
+from unlearnspec.catalog import METRICS, vocab
 from unlearnspec.compiler.check import plan_file
 from unlearnspec.compiler.render import diagnostic_dict, one_line, printable_lines, render_human
 from unlearnspec.compiler.review import load_plan_or_spec
@@ -61,10 +61,12 @@ STATUS_RANK = vocab.CLAIM_STATUS_RANK
 GOAL_RANK = vocab.GOAL_RANK
 GUARANTEE_RANK = vocab.GUARANTEE_RANK
 WORDS = ("title", "basis", "owner")  # what the objective says about itself: no direction, but a reviewer reads it
-UTILITY_METRICS = ("retain_utility_drop", "neighbor_utility_drop")
-HYPERPARAMETERS = ("adapter", "max_steps", "learning_rate", "batch_size", "gradient_accumulation_steps",
-                   "retain_weight", "beta", "gamma", "rmu_layer", "rmu_steering_coeff", "rmu_alpha",
-                   "refusal_text", "filter_ngram", "train_precision", "seed")
+UTILITY_METRICS = tuple(m.name for m in METRICS.values() if m.family == "utility")
+# Every knob of an unlearn stage, in the plan's order: its fields but what names the stage (kind, method, family,
+# who chose it and why) and the two compared as wholes below (LoRA's configuration, the stopping rule). A knob a
+# new method adds to the stage is compared without an edit here.
+HYPERPARAMETERS = tuple(f for f in UnlearnStage.model_fields
+                        if f not in ("kind", "method", "family", "chosen_by", "rationale", "lora", "stopping"))
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from unlearnspec.catalog import METRICS, label
+from unlearnspec.catalog import METRICS, PROBES, label
 from unlearnspec.catalog.vocab import REFERENCE_LABELS
 from unlearnspec.markdown import code_span
 from unlearnspec.plan import (
@@ -23,6 +23,7 @@ from unlearnspec.runtime.evaluation.intervals import Estimate
 from unlearnspec.runtime.evaluation.sharding import together
 from unlearnspec.runtime.measure import (
     ITEM_TYPES,
+    TOKEN_VALUES,
     EvalContext,
     Measurer,
     Series,
@@ -32,6 +33,23 @@ from unlearnspec.runtime.measure import (
 
 log = logging.getLogger("unlearnspec.run")
 T = TypeVar("T")
+
+
+OUTPUT_SERIES: dict[str, tuple[Callable[[Measurer, str, str], Series], str]] = {
+    "verbatim_rouge": (lambda m, ds, probe: m.verbatim(ds), "documents (`text`)"),
+    "leak_rate": (lambda m, ds, probe: m.leak(ds, probe), "questions for this probe"),
+    "refusal_rate": (lambda m, ds, probe: m.refusal(ds, probe), "questions for this probe"),
+    # each probe's knowledge ROUGE (catalog/probes.py), on the probe the check names
+    **{p.metric: (lambda m, ds, probe: m.knowledge(ds, probe), "questions for this probe") for p in PROBES.values()},
+}
+"""How each ``generation`` metric of the catalog is measured (``(measurer, data set, probe) -> per-item values``) and
+what in the data it reads. A metric not here is not measured (its check says so), never measured as another one."""
+
+
+def unmeasured(metric: str) -> str:
+    """Why a check of a metric the runtime has no measurement for is not evaluated."""
+    return (f"this unlearnspec runtime has no measurement of {code_span(metric)}: it is not measured as any other "
+            "metric (docs/architecture.md, adding a metric)")
 
 
 NO_INTERVAL = ("no confidence interval could be computed for this value (too few items with a value, or resamples "
@@ -364,26 +382,19 @@ class EvaluatorBase:
                            decided_on="attacked" if check.model == "attacked" else "unlearned")
 
     def _output_series(self, who: str, check: MetricCheck) -> Series:
-        meas = self.m[who]
-        metric, ds = check.metric, check.dataset
-        if metric == "verbatim_rouge":
-            return meas.verbatim(ds)
-        probe = check.probe or METRICS[metric].probe or "direct"
-        if metric == "leak_rate":
-            return meas.leak(ds, probe)
-        if metric == "refusal_rate":
-            return meas.refusal(ds, probe)
-        return meas.knowledge(ds, probe)
+        probe = check.probe or METRICS[check.metric].probe or "direct"
+        return OUTPUT_SERIES[check.metric][0](self.m[who], check.dataset, probe)
 
     # -- metric families ---------------------------------------------------------------------
 
     def output_metric(self, check: MetricCheck) -> CheckResult:
+        if check.metric not in OUTPUT_SERIES:
+            return self._missing(check, unmeasured(check.metric))
         if not self.ctx.data.get(check.dataset):
             return self._missing(check, f"the plan has no {code_span(check.dataset)} data")
         per = self.each_model(lambda who: self._output_series(who, check), served=True)
         if not per["unlearned"].ids:
-            kind = "documents (`text`)" if check.metric == "verbatim_rouge" else "questions for this probe"
-            return self._missing(check, f"the {code_span(check.dataset)} data has no {kind}")
+            return self._missing(check, f"the {code_span(check.dataset)} data has no {OUTPUT_SERIES[check.metric][1]}")
         values = {who: s.mean for who, s in per.items()}
         decided = check.model if check.model in per else "unlearned"
         est = self._mean_estimates(check, per)
@@ -398,6 +409,8 @@ class EvaluatorBase:
                             findings=findings + [f"no power: {c}" for c in control])
 
     def token_metric(self, check: MetricCheck) -> CheckResult:
+        if check.metric not in TOKEN_VALUES:
+            return self._missing(check, unmeasured(check.metric))
         if not self.ctx.data.get(check.dataset):
             return self._missing(check, f"the plan has no {code_span(check.dataset)} data")
         per = self.each_model(lambda who: self.m[who].token_metric(check.dataset, check.metric))

@@ -149,6 +149,14 @@ def _norm(text: str) -> str:
     return " ".join(probes.words(text))
 
 
+TOKEN_VALUES: dict[str, Callable[[likelihood.TokenScores], Any]] = {
+    "exact_memorisation": likelihood.TokenScores.exact_memorisation,
+    "extraction_strength": likelihood.TokenScores.extraction_strength,
+}
+"""How each ``tokens`` metric of the catalog is computed from the teacher-forced scores. A metric not here is not
+measured (its check says so), never measured as another one."""
+
+
 class Measurer:
     def __init__(self, name: str, model: Any, tokenizer: Any, data: DataBundle, stage: EvaluateStage, *,
                  guard: Any = None, refusal_text: str = REFUSAL_TEXT, fmt: PromptFormat | None = None) -> None:
@@ -263,9 +271,8 @@ class Measurer:
 
     def token_metric(self, dataset: str, metric: str) -> Series:
         """Per item: a document's tokens, or a question's answer tokens; each value says which (``types``), and a
-        record's two items are resampled together (``groups``)."""
-        s = self.scores(dataset)
-        vals = s.exact_memorisation() if metric == "exact_memorisation" else s.extraction_strength()
+        record's two items are resampled together (``groups``). ``metric``: one of :data:`TOKEN_VALUES`."""
+        vals = TOKEN_VALUES[metric](self.scores(dataset))
         items = self._items(dataset)
         ids = [i for i, _ in items]
         return Series(ids, [float(x) for x in vals], groups=[record_of(i) for i in ids], types=[t for _, t in items])

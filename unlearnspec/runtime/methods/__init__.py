@@ -298,9 +298,11 @@ def unlearn(stage: UnlearnStage, model: Any, tokenizer: Any, forget: Sequence[Re
         raise ValueError(f"unknown method `{stage.method}`; known: {', '.join(sorted(METHODS))}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    if stage.method == "filter":
+    # by what the method is (its family, its trainer's class), never by its name: a variant added to the catalog
+    # runs as the method it is a variant of (docs/architecture.md, adding a method)
+    if spec.info.family == "system_suppression":
         return _run_filter(stage, model, forget, retain, out, aliases)
-    if stage.method == "retrain":
+    if spec.info.family == "exact":
         return _run_retrain(model, forget, model_source)
     if spec.trainer is None:  # `unknown`: how an audited checkpoint was made; an audit plans no unlearn stage
         raise ValueError(f"method `{stage.method}` runs nothing: it states how an audited checkpoint was unlearned")
@@ -314,7 +316,8 @@ def unlearn(stage: UnlearnStage, model: Any, tokenizer: Any, forget: Sequence[Re
     rmu_modules: list[str] | None = None
     trainable: int | None = None
     frozen = 0
-    if stage.method == "rmu":
+    steers = issubclass(spec.trainer, RMUTrainer)
+    if steers:
         layer = resolve_layer(model, stage.rmu_layer)
         rmu_modules = trained_modules(model, layer, only=(stage.lora.target_modules or []) if stage.lora else [])
         method_kwargs = {"layer": layer}  # and the control vector, once the forget examples are encoded (below)
@@ -338,7 +341,7 @@ def unlearn(stage: UnlearnStage, model: Any, tokenizer: Any, forget: Sequence[Re
     fmt = resolve_format(fmt, tokenizer)
     forget_eval = encode_records(forget, tokenizer, max_length, fmt=fmt)
     forget_train = (encode_refusals(forget, tokenizer, stage.refusal_text, max_length, fmt=fmt)
-                    if stage.method == "refusal" else forget_eval)
+                    if issubclass(spec.trainer, RefusalTrainer) else forget_eval)
     retain_ex = encode_records(retain, tokenizer, max_length, fmt=fmt) if use_retain else []
     if spec.retain == "required" and not retain_ex:
         raise ValueError(f"method `{stage.method}` needs retain data (and retain_weight > 0)")
@@ -349,7 +352,7 @@ def unlearn(stage: UnlearnStage, model: Any, tokenizer: Any, forget: Sequence[Re
         # step log(π_θ/π_ref) is 0, as NPO starts, rather than the rounding difference between two precisions
         with _training_autocast(args):
             extra["ref_logp"] = score_examples(model, forget_train, pad_id, eval_batch_size)[1].tolist()
-    if stage.method == "rmu":  # c = the coefficient × the original model's mean activation norm there (rmu.py), once
+    if steers:  # c = the coefficient × the original model's mean activation norm there (rmu.py), once
         norm = mean_activation_norm(model, forget_train, method_kwargs["layer"], pad_id, eval_batch_size)
         method_kwargs["control"] = control_vector(int(model.config.hidden_size), stage.rmu_steering_coeff * norm,
                                                   stage.seed)
