@@ -113,7 +113,7 @@ def test_explain_lists_the_claim_that_preserve_implies() -> None:
     rows = {r["claim"]: r for r in doc["objectives"][0]["rows"]}
     tolerance = rows["side_effects_within_tolerance"]  # `preserve { utility drop <= 2% }`, as plan and report carry it
     assert tolerance["status"] == "supported"
-    assert tolerance["evidence"] == "retain_utility_drop <= 2, neighbor_utility_drop <= 2"
+    assert tolerance["evidence"] == "retain_utility_drop <= 2 (on retain), neighbor_utility_drop <= 2 (on neighbors)"
     text, _ = explain_spec(specs / "erase-jane-doe.unlearn")
     assert "| side_effects_within_tolerance | supported" in text
 

@@ -156,7 +156,7 @@ def test_a_claim_with_no_deciding_test_says_so() -> None:
     report = make_report(results=results)
     md = render_markdown(report)
     not_shown = md_section(md, "Summary in plain words").split("- **Not shown:**", 1)[1]
-    assert "(`not_generated`): **not shown: it was not tested**" in not_shown
+    assert "(`not_generated`): **not shown: some or all of its tests could not be run**" in not_shown
 
 
 def test_a_holdout_only_run_is_not_said_to_have_a_reference_model() -> None:

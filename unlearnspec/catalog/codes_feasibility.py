@@ -462,8 +462,9 @@ UL411 = CodePage(
         "MUSE PrivLeak (arXiv:2407.06460); Hanley & McNeil, Radiology 143 (1982).",
     example='target person "Jane Doe" {\n  forget  "data/jane-doe-5-questions.jsonl"\n}\n'
             'claims {\n  removed\n}',
-    instead='target person "Jane Doe" {\n  forget  "data/jane-doe.jsonl"  # 20 questions and 6 documents\n}\n'
-            'claims {\n  removed\n}',
+    instead='target person "Jane Doe" {\n  forget  "data/jane-doe.jsonl"  # 80 documents and 80 questions\n'
+            '  holdout "data/never-trained.jsonl"  # 400 of each, about people the model never saw\n}\n'
+            'claims {\n  removed\n}',  # (UL411 is silent on these counts with the default bounds)
     references=[
         "P. Maini et al., \"TOFU: A Task of Fictitious Unlearning for LLMs\", arXiv:2401.06121",
         "W. Shi et al., \"MUSE: Machine Unlearning Six-Way Evaluation for Language Models\", arXiv:2407.06460",

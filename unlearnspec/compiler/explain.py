@@ -89,12 +89,20 @@ def guarantee_words(guarantee: str | None) -> str:
 
 
 def _evidence_text(row: Any) -> str:
+    """Each check of a claim: its bound, where it is measured (the data set, and the probe, attack and its parameters
+    where there are any), and ``default`` when the spec's evidence does not state it. Two checks of one metric on
+    different data or precisions read as two checks, not one written twice."""
     items = []
     for ev in getattr(row, "evidence", []) or []:
         d = ev if isinstance(ev, dict) else ev.model_dump()
-        src = " (default)" if d.get("source") == "default" else ""
         op, val = d.get("op"), d.get("value")
-        items.append(f"{d.get('metric')} {op} {val:g}{src}" if isinstance(val, int | float) else f"{d.get('metric')}{src}")
+        where = [f"on {d['dataset']}"] if d.get("dataset") else []
+        if d.get("probe") and d.get("probe") != "direct":
+            where.append(f"{d['probe']} prompts")
+        where += [f"{k} {v}" for k, v in sorted((d.get("params") or {}).items())]
+        where += ["default"] if d.get("source") == "default" else []
+        at = f" ({', '.join(where)})" if where else ""
+        items.append(f"{d.get('metric')} {op} {val:g}{at}" if isinstance(val, int | float) else f"{d.get('metric')}{at}")
     return ", ".join(items) or "-"
 
 

@@ -33,7 +33,7 @@ OUTCOME_WORDS: dict[str, str] = {
     "pass": "shown, within the tests listed",
     "fail": "not shown: at least one of its tests failed",
     "inconclusive": "not shown either way: the tests could not decide it",
-    "not_evaluated": "not shown: it was not tested",
+    "not_evaluated": "not shown: some or all of its tests could not be run",
     "cannot_be_met": "not claimed: it cannot be achieved as written, whatever the measurements show",
 }
 
@@ -101,7 +101,8 @@ def check_sentence(check: CheckResult) -> str:
     d = deciding(check)
     reason = d.why
     if status == "pass":
-        return f"{what}: {d.text}; passed, the whole range on the passing side"
+        return f"{what}: {d.text}; passed, " + ("the whole range on the passing side" if d.interval is not None
+                                                 else "the value on the passing side")
     if status == "fail":
         if reason:
             return f"{what}: {d.text}; failed: {reason}"
@@ -123,7 +124,7 @@ class ClaimSummary:
     meaning: str
     verdict: str
     outcome: str
-    tests: list[str] = field(default_factory=list)
+    tests: list[str] = field(default_factory=list)  # a pass: the tests that showed it; else those that did not
     caveat: str | None = None
     passed: int = 0  # how many of its deciding tests passed (the rest are in ``tests``)
 
@@ -149,9 +150,11 @@ class ObjectiveSummary:
 def _claim(cv: ClaimVerdict, by_id: dict[str, CheckResult]) -> ClaimSummary:
     checks = [by_id[i] for i in cv.checks if i in by_id]
     deciding_checks = [c for c in checks if c.status != "info"]
-    # what was not shown: the tests that kept the claim from passing (none for a pass; for a claim that cannot be
-    # met the measurements do not matter)
-    tests = ([] if cv.verdict in ("pass", "cannot_be_met")
+    # a pass: every test that showed it, each with its number, interval, n and bound (a pass is only as wide as
+    # they are); otherwise the tests that kept the claim from passing (for a claim that cannot be met the
+    # measurements do not matter)
+    tests = ([] if cv.verdict == "cannot_be_met"
+             else [check_sentence(c) for c in deciding_checks] if cv.verdict == "pass"
              else [check_sentence(c) for c in deciding_checks if c.status != "pass"])
     if cv.verdict == "not_evaluated" and not deciding_checks:
         tests = ["no test with a threshold decides this claim"]

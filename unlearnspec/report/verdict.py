@@ -307,6 +307,8 @@ def explain_claim(compile_status: ClaimStatus, verdict: Verdict, checks: Sequenc
             text = f"Not evaluated, so not a pass: {'; '.join(by_status['not_evaluated'])}."
         else:
             text = "Not evaluated, so not a pass: no check with a threshold decides this claim."
+        if by_status["inconclusive"]:
+            text += f" Inconclusive: {'; '.join(by_status['inconclusive'])}."
         if by_status["pass"]:
             text += f" Passes so far: {'; '.join(by_status['pass'])}."
     else:
@@ -360,6 +362,8 @@ def check_results(objective_plan: ObjectivePlan, results: Mapping[str, CheckResu
             # not evaluated: whatever the result decided (passed, inconclusive, its deciding quantity) was decided on
             # something other than the plan's check, so none of it stands
             data = r.model_dump()
+            if r.not_evaluated_reason:  # the run's own reason comes first: it says what the data lacked
+                reason = f"{r.not_evaluated_reason}; and {reason}"
             data.update(threshold=mc.threshold.model_dump() if mc.threshold else None,
                         decided_on=mc.model, passed=None, inconclusive=False, decision=None,
                         not_evaluated_reason=reason)

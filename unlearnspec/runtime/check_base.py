@@ -52,6 +52,11 @@ def unmeasured(metric: str) -> str:
             "metric (docs/architecture.md, adding a metric)")
 
 
+BUILT_FROM_FORGET = ("measured as served, behind an output filter built from this data set's own word n-grams: a pass "
+                     "shows that the filter holds back the text it was built from, not that it holds back the same "
+                     "facts put another way (checks on an independent `test` set show that; FRAMEWORK.md §7)")
+
+
 NO_INTERVAL = ("no confidence interval could be computed for this value (too few items with a value, or resamples "
                "the statistic cannot compute), so it cannot carry a verdict either way")
 
@@ -378,8 +383,7 @@ class EvaluatorBase:
 
     def _missing(self, check: MetricCheck, reason: str) -> CheckResult:
         return CheckResult(check_id=check.id, metric=check.metric, dataset=check.dataset, probe=check.probe,
-                           threshold=check.threshold, not_evaluated_reason=reason,
-                           decided_on="attacked" if check.model == "attacked" else "unlearned")
+                           threshold=check.threshold, not_evaluated_reason=reason, decided_on=check.model)
 
     def _output_series(self, who: str, check: MetricCheck) -> Series:
         probe = check.probe or METRICS[check.metric].probe or "direct"
@@ -401,6 +405,8 @@ class EvaluatorBase:
         # the adversarial probe's templates are decided on the worst one (FRAMEWORK.md §7), not their pool
         decision = self._worst_type_decision(check, per, decided) or self._gap_decision(check, per, decided)
         findings = self._below_reference(check, decision, values, decided)
+        if decided == "served" and check.dataset == "forget":
+            findings.append(BUILT_FROM_FORGET)
         decision, control = self._positive_control(check, per, decided, decision, est)
         extra: dict[str, Any] = {}
         if per[decided].types is not None:  # each part's mean per model: the worst part recomputed from report.json

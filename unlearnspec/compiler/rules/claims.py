@@ -92,15 +92,16 @@ def exactness_without_exact_method(obj: Objective, ctx: RuleContext) -> Iterator
         how = f"any method the compiler can run on {code_span(model)} (it cannot be retrained)"
         labels = label(obj.model.span, "not built in: its training data and recipe are unknown") if obj.model else []
     if choice.family == UNKNOWN:
-        help = ["write `guarantee empirical` and claim `removed`, with `forget_quality >= 0.05` against a model "
-                "retrained without the forget set: measurements of a checkpoint cannot show how it was made, and "
-                "only retraining is exact"]
+        help = ["write `guarantee empirical` and claim `removed`, decided by its default checks (membership "
+                "inference, forget quality against a model retrained without the forget set, the representation "
+                "probe: no `evidence` line for them, which would replace the others): measurements of a checkpoint "
+                "cannot show how it was made, and only retraining is exact"]
     elif ctx.builtin:
-        help = ["write `method retrain` (the built-in model's corpus and recipe are known), or `guarantee empirical` "
-                "with `forget_quality >= 0.05` against the retrained reference"]
+        help = ["write `method retrain` (the built-in model's corpus and recipe are known), or `guarantee empirical`, "
+                "judged against the retrained reference"]
     else:
-        help = ["write `guarantee empirical` and claim `removed`, with `forget_quality >= 0.05` against a `reference` "
-                "model retrained without the forget set"]
+        help = ["write `guarantee empirical` and claim `removed`, decided by its default checks against a "
+                "`reference` model retrained without the forget set"]
     g = obj.guarantee
     if g is not None and g.value == "exact" and goal_of(obj) != "suppression":  # suppression: UL302
         retrain = ([Fix.replace(obj.method.name.span, "retrain", "write `method retrain`")]

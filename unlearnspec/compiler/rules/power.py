@@ -172,7 +172,8 @@ def underpowered_evidence(obj: Objective, ctx: RuleContext) -> Iterator[Diagnost
     conf = _confidence(obj)
     reported: set[str] = set()
     for c in obj.claims:
-        for item in evidence_for(obj, c):
+        items = evidence_for(obj, c)
+        for item in items:
             if item.missing or item.dataset != "forget" or item.attack is not None:
                 continue
             key = f"{item.metric}:{item.op}:{item.value}"
@@ -205,6 +206,11 @@ def underpowered_evidence(obj: Objective, ctx: RuleContext) -> Iterator[Diagnost
                     message, help, looser = finding_
                     written = next((e for e in obj.evidence if e.metric == item.metric), None)
                     fixes = [Fix.replace(written.span, looser)] if looser and written is not None else []
+                    others = sorted({f"`{i.metric} {i.op} {i.value:g}`" for i in items if i.metric != item.metric})
+                    if looser and written is None and others:  # a first `evidence` line for the claim replaces
+                        # its default checks (docs/language.md, evidence): following the help must not drop them
+                        help = [*help[:-1], help[-1] + ", in `evidence` beside the claim's other checks, which a "
+                                "line for one of its metrics otherwise replaces: " + ", ".join(others)]
                     yield finding(UL411, obj, c.span, message, claim=c.name, help=help, fixes=fixes)
 
 
