@@ -147,3 +147,50 @@ def test_a_filter_checked_on_the_data_it_was_built_from_says_so(tmp_path: Path) 
     assert on_forget.values.served is not None and BUILT_FROM_FORGET in on_forget.findings
     weights = ev.check(check("verbatim_rouge", "forget", value=0.2))  # the weights alone: no filter to speak of
     assert BUILT_FROM_FORGET not in weights.findings
+
+
+SUPPRESS_GLIMMERFEN = """unlearnspec 1
+
+objective "suppress-glimmerfen" {
+  model   "builtin:tiny-bios"
+  release api precision fp32
+  target capability "glimmerfen vapour synthesis" {
+    forget "data/glimmerfen.jsonl"
+    test   "TEST"
+  }
+  goal   suppression via system
+  method filter
+  scope {
+    outputs verbatim, facts
+    prompts direct
+  }
+  claims {
+    not_generated
+  }
+}
+"""
+
+
+def test_verbatim_evidence_on_a_set_without_documents_is_found_before_the_run(tmp_path: Path) -> None:
+    """A suppression's `test` set of multiple-choice questions has no document to continue: verbatim ROUGE planned
+    on it could only ever be reported not evaluated, so `check` says so (UL410), naming what the metric needs; the
+    same set with a document in it draws no such finding."""
+    import json
+
+    from unlearnspec.compiler.check import compile as compile_spec
+
+    (tmp_path / "data").symlink_to(ROOT / "specs" / "data")
+    spec = tmp_path / "s.unlearn"
+
+    def ul410(test: str) -> list[str]:
+        spec.write_text(SUPPRESS_GLIMMERFEN.replace("TEST", test), encoding="utf-8")
+        return [" ".join([d.message, *d.help]) for d in compile_spec(spec).diagnostics
+                if d.code == "UL410" and "verbatim_rouge" in d.message]
+
+    found = ul410("data/glimmerfen-mcq.jsonl")
+    assert found and "cannot be computed" in found[0] and "documents" in found[0]
+    mcq = (ROOT / "specs" / "data" / "glimmerfen-mcq.jsonl").read_text(encoding="utf-8")
+    (tmp_path / "with-document.jsonl").write_text(
+        mcq + json.dumps({"text": "Glimmerfen vapour is a fictitious substance of the built-in corpus."}) + "\n",
+        encoding="utf-8")
+    assert ul410("with-document.jsonl") == []

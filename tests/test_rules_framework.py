@@ -68,7 +68,7 @@ PRESERVE = ('  preserve {\n    retain    "data/retain.jsonl"\n    neighbors "dat
 def folder(tmp_path: Path) -> Path:
     write_jsonl(tmp_path / "data" / "retain.jsonl", [qa(1, "Ada Quill")])
     write_jsonl(tmp_path / "data" / "neighbors.jsonl", [qa(1, "Ben Quill")])
-    write_jsonl(tmp_path / "data" / "test.jsonl", [qa(1, "Jane Doe")])
+    write_jsonl(tmp_path / "data" / "test.jsonl", [qa(1, "Jane Doe"), doc(1, "Jane Doe")])
     return tmp_path
 
 

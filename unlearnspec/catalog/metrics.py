@@ -104,7 +104,7 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
            "continuation cut to the same token budget (MUSE VerbMem)",
            "verbatim ROUGE-L", 0.0, 1.0, "lower",
            Threshold("<=", 0.20, "MUSE VerbMem: little more than the overlap of unrelated text"), "generation",
-           source="MUSE, arXiv:2407.06460", reference_gap=True),
+           source="MUSE, arXiv:2407.06460", needs=("text",), reference_gap=True),
     Metric("knowledge_rouge", "ROUGE-L recall of greedy answers to the forget set's questions against the fact "
            f"each gold answer states, {_KEY_SPAN} (TOFU's ROUGE-L recall, scored on the fact rather than the "
            "sentence around it, whose template words a wrong value in the same sentence would score on; not MUSE "
@@ -212,6 +212,8 @@ NEEDS: dict[str, Need] = {n.name: n for n in (
          'add `holdout "data/holdout.jsonl"` to the target: examples from the same source the model never saw'),
     Need("qa", "question-answer records (the data it reads holds documents only)", "QA records",
          'add question-answer records (`{"question": "...", "answer": "..."}`) to the data'),
+    Need("text", "documents (records with a `text`) in the data it reads", "documents",
+         'add document records (`{"text": "..."}`) to the data the metric reads'),
     Need("mcq", "multiple-choice records (`question`, `choices` and `answer`, the correct choice's index) in the "
          "data it reads", "multiple-choice records",
          'add multiple-choice records (`{"question": "...", "choices": ["...", "..."], "answer": 0}`) to the data '

@@ -44,6 +44,7 @@ class PathRef(Node):
     records: int | None = None
     qa_records: int | None = None
     mcq_records: int | None = None
+    text_records: int | None = None  # records with a document (`text`)
 
 
 class Given(Node):

@@ -100,6 +100,10 @@ def _has_mcq(paths: list[PathRef]) -> bool:
     return any(p.mcq_records is None or p.mcq_records > 0 for p in paths)
 
 
+def _has_text(paths: list[PathRef]) -> bool:
+    return any(p.text_records is None or p.text_records > 0 for p in paths)
+
+
 def available_needs(obj: Objective, dataset: str = "forget") -> set[str]:
     """Which of :data:`unlearnspec.catalog.NEEDS` this objective can provide (qa: for ``dataset``)."""
     builtin = is_builtin(obj)
@@ -115,6 +119,8 @@ def available_needs(obj: Objective, dataset: str = "forget") -> set[str]:
             have.add("qa")
         if _has_mcq(data):
             have.add("mcq")
+        if _has_text(data):
+            have.add("text")
         if t.attribute is not None or builtin:
             have.add("attribute")
     if p is not None and p.retain:

@@ -227,12 +227,12 @@ class ValueResolver:
         if isinstance(result, Diagnostic):
             self.diags.append(result.model_copy(update={"span": v.span, "objective": self.objective}))
             return None
-        records, qa, mcq = result if result else (None, None, None)
+        records, qa, mcq, text = result if result else (None, None, None, None)
         resolved = key if os.sep == "/" else Path(key).as_posix()
         return PathRef(span=v.span, raw=raw, resolved=resolved, records=records, qa_records=qa,
-                       mcq_records=mcq)
+                       mcq_records=mcq, text_records=text)
 
-    def _check_data_file(self, v: Value, key: str) -> Diagnostic | tuple[int, int, int] | None:
+    def _check_data_file(self, v: Value, key: str) -> Diagnostic | tuple[int, int, int, int] | None:
         raw = v.text
         shape_help = ["give a .jsonl or .csv file, or a folder written by `Dataset.save_to_disk`"]
         try:
@@ -266,7 +266,7 @@ class ValueResolver:
                               message=f"data file {code_span(raw)} cannot be read: {info.message}", help=help)
         if info.records < 0:
             return None
-        return (info.records, info.qa_records, info.mcq_records)
+        return (info.records, info.qa_records, info.mcq_records, info.text_records)
 
     def duplicate_fields(self, fields: Sequence[Field], where: str, repeatable: Sequence[str] = ()) -> list[Field]:
         seen: dict[str, Field] = {}
