@@ -22,12 +22,14 @@ from unlearnspec.plan import LoraConfig, StoppingRule
 from unlearnspec.runtime.loading import load_model
 from unlearnspec.runtime.methods import unlearn
 from unlearnspec.runtime.methods.checkpoints import (
+    CHECKSUMS,
     FSDP_WEIGHTS,
     FSDP_WEIGHTS_DCP,
     OPTIMIZER_DCP,
     OPTIMIZER_FILES,
     SCHEDULER,
     STAGING,
+    checksums,
     last_usable_checkpoint,
     problem,
     rng_files,
@@ -82,6 +84,11 @@ def test_a_checkpoint_is_written_aside_and_renamed_into_place(trained: tuple[Pat
     assert names(out / "checkpoints") == ["checkpoint-2", "checkpoint-4"]  # no staging left behind
     for name in ("checkpoint-2", "checkpoint-4"):
         assert problem(out / "checkpoints" / name) is None
+
+
+def resum(checkpoint: Path) -> None:
+    """The checksums ``publish`` writes, for a checkpoint whose files a test laid out as another layout writes them."""
+    (checkpoint / CHECKSUMS).write_text(json.dumps(checksums(checkpoint)), encoding="utf-8")
 
 
 def _copy(trained: tuple[Path, Any, list[Any]], dest: Path) -> Path:
@@ -182,6 +189,8 @@ def test_the_fsdp_layouts_are_accelerates_and_resumable(trained: tuple[Path, Any
     optimizer = torch.load(full / "optimizer.pt", weights_only=True)
     (full / "optimizer.pt").rename(full / f"{OPTIMIZER_NAME}.bin")  # FULL_STATE_DICT, as rank 0 writes it
     torch.save({"w": torch.ones(3)}, full / FSDP_WEIGHTS)
+    assert problem(full) == "optimizer.pt is missing"  # not the files publish summed: laid out again, summed again
+    resum(full)
     assert problem(full) is None
     assert last_usable_checkpoint(ckpts) == str(full)
     data = (full / FSDP_WEIGHTS).read_bytes()
@@ -196,6 +205,7 @@ def test_the_fsdp_layouts_are_accelerates_and_resumable(trained: tuple[Path, Any
     (sharded / "optimizer.pt").unlink()
     dcp.save({"optimizer": optimizer["state"]}, checkpoint_id=str(sharded / OPTIMIZER_DCP))
     dcp.save({"w": torch.ones(3)}, checkpoint_id=str(sharded / FSDP_WEIGHTS_DCP))
+    resum(sharded)
     assert problem(sharded) is None
     (sharded / OPTIMIZER_DCP / ".metadata").unlink()  # the shards are written, the metadata is not yet
     assert problem(sharded) == "incomplete optimizer state"

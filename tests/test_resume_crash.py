@@ -300,7 +300,7 @@ def test_a_full_disk_as_the_lock_is_written_leaves_no_lock_behind(small_here: Pa
 
 def test_a_start_that_fails_leaves_the_users_own_out_folder(small_here: Path, monkeypatch: pytest.MonkeyPatch,
                                                             capsys: pytest.CaptureFixture[str]) -> None:
-    def full(path: Path, text: str) -> None:
+    def full(path: Path, text: str, **kw: Any) -> None:
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
     monkeypatch.setattr(engine, "atomic_write_text", full)

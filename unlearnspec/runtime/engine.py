@@ -11,7 +11,9 @@ A run directory holds the plan copy, ``run.json`` (stage states, rewritten atomi
 stage), a log, per-objective stage outputs (checkpoints, the unlearned model or adapter, the guard,
 evaluation results) and the reports. The source model is only ever read. A killed run continues
 with ``run --resume DIR``: finished stages are skipped (their outputs are on disk), and training
-resumes from its last complete Trainer checkpoint, so the metrics equal an uninterrupted run's.
+resumes from its last complete Trainer checkpoint, so the metrics equal an uninterrupted run's. The resume
+removes what the killed run's writes left (temporary files, a half-saved model) and refuses a folder with a link
+planted in it (UL704) or moved into a folder the plan pins (UL715).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import ValidationError
 
@@ -111,27 +113,35 @@ def _start(plan: Plan, spec_dir: Path, options: RunOptions) -> tuple[RunDir, Run
         verify_inputs(plan, spec_dir)
     rd = RunDir(options.out or default_run_dir(plan))
     ledger = None if options.no_ledger else Path(os.path.abspath(options.ledger or rd.root.parent / "ledger"))
+    refuse_inside_inputs(plan, spec_dir, rd.root, ledger)
+    rd.create_exclusive()
+    state = RunState(plan_hash=plan.plan_hash, spec_dir=str(spec_dir), started_at=now(),
+                     plan_provenance=options.plan_provenance, ledger=str(ledger) if ledger else None,
+                     no_ledger=options.no_ledger)
+    try:
+        atomic_write_text(rd.plan_path, plan.canonical_json())  # into a folder just claimed: nothing planted there
+        rd.save_state(state)
+    except OSError as err:  # a full or read-only disk before the run began: leave no half-made folder
+        rd.abandon()
+        raise cannot_write(rd.root, err) from None
+    return rd, state
+
+
+def refuse_inside_inputs(plan: Plan, spec_dir: Path, root: Path, ledger: Path | None, *,
+                         resuming: bool = False) -> None:
+    """UL715 when the run folder or the ledger lies inside a folder the plan pins (a model, a data folder), links
+    followed: the run would write into what it only reads. A resume checks again (the run folder moved there)."""
     pinned = plan.read_only_folders(spec_dir)
-    for what, place in (("run folder", rd.root), ("ledger folder", ledger)):
+    for what, place in (("run folder", root), ("ledger folder", ledger)):
         folder = next((f for f in pinned
                        if place is not None and Path(os.path.realpath(place)).is_relative_to(os.path.realpath(f))),
                       None)
         if folder is not None:
             raise RunError(E_INSIDE_INPUT, f"the {what} `{place}` is inside `{folder}`, which the plan pins and the "
                            "run only reads: writing there would change it",
-                           help=["give `--out DIR` (and `--ledger DIR`) outside every model and data folder the "
+                           help=["move the run folder (and its ledger) out of it, then resume" if resuming else
+                                 "give `--out DIR` (and `--ledger DIR`) outside every model and data folder the "
                                  "spec names"])
-    rd.create_exclusive()
-    state = RunState(plan_hash=plan.plan_hash, spec_dir=str(spec_dir), started_at=now(),
-                     plan_provenance=options.plan_provenance, ledger=str(ledger) if ledger else None,
-                     no_ledger=options.no_ledger)
-    try:
-        atomic_write_text(rd.plan_path, plan.canonical_json())
-        rd.save_state(state)
-    except OSError as err:  # a full or read-only disk before the run began: leave no half-made folder
-        rd.abandon()
-        raise cannot_write(rd.root, err) from None
-    return rd, state
 
 
 def not_started_error(root: Path) -> RunError:
@@ -149,14 +159,21 @@ def _reopen(root: Path, options: RunOptions) -> tuple[Plan, RunDir, RunState, Re
     rd = RunDir(root)
     if not_started(rd.root):
         raise not_started_error(rd.root)
+    rd.refuse_planted()  # a link planted since the kill (at run.json, report.json, a folder) is never followed: UL704
     plan, state = read_run(rd.root)  # a first look: is it a run, and has it finished?
     done = _finished_report(rd, state)
     if done is not None:
         return plan, rd, state, done
     rd.hold()
     try:
+        rd.refuse_planted()  # again under the lock: what the run reads and writes from here on
         plan, state = read_run(rd.root)  # the state as the last run that held the lock left it
         done = _finished_report(rd, state)
+        if done is None:
+            refuse_inside_inputs(plan, Path(state.spec_dir), rd.root, Path(state.ledger) if state.ledger else None,
+                                 resuming=True)
+            for path in rd.clear_leftovers():  # what the killed run was writing: never trusted, never kept
+                log.debug("removed %s, left by a write the earlier run did not finish", path)
         if done is None and not options.inputs_verified:
             verify_inputs(plan, Path(state.spec_dir))
     except BaseException:
@@ -179,6 +196,14 @@ class _BarSafeHandler(logging.StreamHandler):  # type: ignore[type-arg]
             self.handleError(record)
 
 
+class _LogFile(logging.FileHandler):
+    """``run.log``, appended to (a resume continues it), never through a link planted at its name (``ELOOP``)."""
+
+    def _open(self) -> Any:
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+        return os.fdopen(fd, "a", encoding=self.encoding, errors=self.errors)
+
+
 def _setup_logging(run_dir: Path, quiet: bool) -> None:
     root = logging.getLogger("unlearnspec")
     root.setLevel(logging.DEBUG)  # run.log keeps every training step; the terminal gets INFO and up
@@ -188,7 +213,9 @@ def _setup_logging(run_dir: Path, quiet: bool) -> None:
     for h in list(root.handlers):
         if getattr(h, "_unlearnspec", False):
             root.removeHandler(h)
-    fh = logging.FileHandler(run_dir / "run.log", encoding="utf-8")
+            if isinstance(h, _LogFile):
+                h.close()  # an earlier run of this process: its log file is not held open for ever
+    fh = _LogFile(run_dir / "run.log", encoding="utf-8")
     fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     fh.setLevel(logging.DEBUG)
     fh._unlearnspec = True  # type: ignore[attr-defined]

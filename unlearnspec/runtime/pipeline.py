@@ -6,7 +6,9 @@ against the plan's hash and loaded as the unlearned model; every other stage run
 Each stage's outputs go to the objective's folder in the run directory and the stage is marked done
 in ``run.json`` only after they are written, so a resumed run skips exactly the finished stages.
 Models are saved with ``save_pretrained(safe_serialization=True)`` into a temporary folder that is
-renamed into place: a kill never leaves a half-written model that a resume would trust.
+renamed into place: a kill never leaves a half-written model that a resume would trust. The evaluation's results
+(``checks.json``, ``generations.jsonl``) are read back on resume only while they hash to what ``run.json`` records
+of them; otherwise the (deterministic) evaluation is done again. Every file is written confined to the run folder.
 """
 
 from __future__ import annotations
@@ -91,6 +93,7 @@ def _load_records(paths: list[str], spec_dir: Path) -> list[Record]:
     return out
 
 
+RESULTS_FILE = "checks.json"
 GENERATIONS_FILE = "generations.jsonl"
 """Every generated output of the evaluation, one JSON object a line, beside the report in the run
 directory: not in report.json, which may be shared (outputs can hold personal data); report.json
@@ -113,7 +116,7 @@ def holdout_halves(d: DataSets, holdout: list[Record], seed: int) -> tuple[list[
     return [holdout[i] for i in cal], [holdout[i] for i in ev]
 
 
-def _save_model_atomically(model: Any, tokenizer: Any, dest: Path) -> None:
+def _save_model_atomically(model: Any, tokenizer: Any, dest: Path, within: Path | None = None) -> None:
     """Save into ``DEST.partial``, fsync every file and folder, rename into place (:func:`replace_folder`): once
     run.json marks the stage done, the model is on the disk whole."""
 
@@ -122,7 +125,7 @@ def _save_model_atomically(model: Any, tokenizer: Any, dest: Path) -> None:
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)
 
-    replace_folder(dest, write)
+    replace_folder(dest, write, within=within)
 
 
 def load_given(folder: Path, form: str, original: Any, tok: Any, *, allow_remote_code: bool = False) -> tuple[Any, Any]:
@@ -371,7 +374,7 @@ class ObjectiveRun:
             unlearned = result.model
         else:
             unlearned = result.model
-            _save_model_atomically(unlearned, tok, model_dir)
+            _save_model_atomically(unlearned, tok, model_dir, within=self.rd.root)
             model_dir_str = str(model_dir)  # run.json stores it relative to the run folder (RunDir.save_state)
         if guard is not None:
             guard.save(out)
@@ -402,11 +405,9 @@ class ObjectiveRun:
         attack_stage: AttackStage = _stage_of(self.op, AttackStage) or AttackStage()
         unlearn_stage: UnlearnStage = _stage_of(self.op, UnlearnStage)
         ref_stage: ReferenceStage | None = _stage_of(self.op, ReferenceStage)
-        results_path = self.dir / "checks.json"
-        if self._done("evaluate") and self._done("attack") and results_path.exists():
-            raw = json.loads(results_path.read_text(encoding="utf-8"))
-            results = {k: CheckResult.model_validate(v) for k, v in raw.items()}
-        else:
+        results_path = self.dir / RESULTS_FILE
+        results = self._finished_results(results_path) if self._done("evaluate") and self._done("attack") else None
+        if results is None:
             self._start("evaluate")
             ctx = checks.EvalContext(
                 op=self.op, data=data, stage=ev, original=(original, tok),
@@ -427,12 +428,15 @@ class ObjectiveRun:
             # the attacked models' generations (`unlearned@quantize_int4`, `reference@relearn_20`, ...: each row names
             # its model) after those of the models as evaluated, so that what an attack changed can be audited
             outputs.sort(key=lambda o: "@" in str(o.get("model", "")))
+            written: dict[str, str] = {}
             if self.dist.is_main:
                 atomic_write_text(self.dir / GENERATIONS_FILE, "".join(
-                    json.dumps(o, sort_keys=True, ensure_ascii=False) + "\n" for o in outputs))
+                    json.dumps(o, sort_keys=True, ensure_ascii=False) + "\n" for o in outputs), within=self.rd.root)
                 atomic_write_text(results_path, json.dumps({k: v.model_dump(mode="json") for k, v in results.items()},
-                                                           indent=2, sort_keys=True) + "\n")
-            self._finish("attack")
+                                                           indent=2, sort_keys=True) + "\n", within=self.rd.root)
+                # what a resume reads back instead of evaluating again: checked against these first
+                written = {name: sha256_path(self.dir / name) for name in (RESULTS_FILE, GENERATIONS_FILE)}
+            self._finish("attack", written=written)
         self._start("verdict")
         report = build_objective_report(self.op, results, training=training)
         report = report.model_copy(update={"prompt": PromptInfo.model_validate(self.fmt.describe()),
@@ -454,6 +458,29 @@ class ObjectiveRun:
         if self.exclude_texts:
             return "retrained without every target so far (this request's forget set and every earlier request's)"
         return "retrained without the forget set"
+
+    def _finished_results(self, path: Path) -> dict[str, CheckResult] | None:
+        """The results a finished evaluation wrote (``checks.json``), read back on resume; ``None`` (the evaluation
+        is done again: it is deterministic) when the file, or ``generations.jsonl`` the report names by its hash, is
+        missing, damaged or no longer what the stage wrote (``run.json`` records their sha256)."""
+        written = self.detail("attack").get("written") or {}
+        why = None
+        for name in (RESULTS_FILE, GENERATIONS_FILE):
+            f = self.dir / name
+            if not f.is_file():
+                why = f"{name} is missing"
+            elif name in written and sha256_path(f) != written[name]:
+                why = f"{name} is not what the stage wrote (another sha256)"
+            if why:
+                break
+        if why is None:
+            try:
+                raw = json.loads(path.read_text(encoding="utf-8"))
+                return {k: CheckResult.model_validate(v) for k, v in raw.items()}
+            except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+                why = f"{RESULTS_FILE} cannot be read"
+        log.warning("[%s] the finished evaluation's results cannot be used (%s): evaluating again", self.key, why)
+        return None
 
     def _model_hashes(self, original: Any) -> list[FileHash]:
         """The content hash of every model folder the verdicts are about: the original as loaded (the plan

@@ -25,6 +25,7 @@ from unlearnspec.runtime.rundir import (
     RunDir,
     RunError,
     RunState,
+    cut_short,
 )
 
 
@@ -43,8 +44,10 @@ def verify_inputs(plan: Plan, spec_dir: Path) -> None:
                              "make the plan with `unlearnspec plan SPEC -o plan.json`"])
     stale: list[str] = []
     spec = spec_file(plan, spec_dir)
-    if not spec.is_file() or sha256_path(spec) != plan.spec.sha256:
-        stale.append(f"spec {code_span(plan.spec.path)}")
+    if not spec.is_file():
+        stale.append(f"spec {code_span(plan.spec.path)} is missing")
+    elif sha256_path(spec) != plan.spec.sha256:
+        stale.append(f"spec {code_span(plan.spec.path)} changed")
     for item in plan.inputs:
         p = spec_dir / item.path
         if not p.exists():
@@ -92,7 +95,10 @@ def read_run(root: Path) -> tuple[Plan, RunState]:
     """The plan and state of an existing run directory (read only); UL704 when it is not one."""
     rd = RunDir(root)
     if not rd.plan_path.is_file() or not rd.state_path.is_file():
-        raise RunError(E_NOT_A_RUN_DIR, f"{code_span(root)} is not a run directory (no plan.json / run.json)")
+        again = ([f"its run was stopped before it began: start it again into the same folder "
+                  f"(`unlearnspec run PLAN --out {root}`); the folder is taken over, nothing of a run was in it"]
+                 if cut_short(rd.root) else [])
+        raise RunError(E_NOT_A_RUN_DIR, f"{code_span(root)} is not a run directory (no plan.json / run.json)", again)
     try:
         plan = Plan.load(rd.plan_path)
     except UserError as err:

@@ -10,6 +10,12 @@ the process dies, so a killed run can be resumed at once while two live resumes 
 whose start was cut short (its lock and perhaps ``plan.json``, no ``run.json``, no live holder) is taken over
 by the next run started into it: nothing of a run was there.
 
+Planted: a run makes no symbolic link, FIFO or device in its folder, so a resume refuses a folder holding one
+(:meth:`RunDir.refuse_planted`): a link there could lead a write into the source model or a read out of another
+run. Every file the run writes is confined to the folder (``within``, :mod:`unlearnspec.io`), and the lock is
+opened without following a link. What a write a kill cut short left in the folder (a temporary file, a half-saved
+model) is removed by the resume, under the lock (:meth:`RunDir.clear_leftovers`).
+
 Where: ``run.json`` names what a stage made inside the run folder (the unlearned model) relative to it, and
 every such path is resolved against the folder being read, so a run folder that was moved or copied resumes
 with its own model, never another folder's (:meth:`RunDir.load_state`).
@@ -23,6 +29,8 @@ import errno
 import fcntl
 import hashlib
 import os
+import shutil
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -31,7 +39,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from unlearnspec.errors import UserError
 from unlearnspec.inputs import safetensors_whole
-from unlearnspec.io import atomic_write_text
+from unlearnspec.io import atomic_write_text, fsync_dir, leftover, make_folders
 from unlearnspec.markdown import code_span
 from unlearnspec.records import folder_files, sha256_path
 
@@ -153,7 +161,10 @@ class RunDir:
 
     def objective_dir(self, name: str) -> Path:
         d = self.root / "objectives" / safe_name(name)
-        d.mkdir(parents=True, exist_ok=True)
+        make_folders(d)
+        for folder in (d.parent, d):
+            if folder.is_symlink():  # planted while the run held the folder: never written through
+                raise _planted(self.root, folder)
         return d
 
     def save_state(self, state: RunState) -> None:
@@ -166,7 +177,7 @@ class RunDir:
                 value = st.detail.get(key)
                 if isinstance(value, str) and os.path.isabs(value) and Path(value).is_relative_to(self.root):
                     st.detail[key] = Path(value).relative_to(self.root).as_posix()
-        atomic_write_text(self.state_path, stored.model_dump_json(indent=2) + "\n")
+        atomic_write_text(self.state_path, stored.model_dump_json(indent=2) + "\n", within=self.root)
 
     def load_state(self) -> RunState:
         """``run.json``, with what the stages made resolved against this folder (UL704 when it names a model of
@@ -225,6 +236,7 @@ class RunDir:
             root.parent.mkdir(parents=True, exist_ok=True)
             try:
                 os.mkdir(root)
+                fsync_dir(root.parent)
                 self._made = True
             except FileExistsError:
                 if not root.is_dir():
@@ -238,9 +250,10 @@ class RunDir:
                 if any(root.iterdir()):  # the lock went away under us: its run is abandoning the folder
                     raise _exists(root, busy=True) from None
             try:
-                fd = os.open(self.lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                fd = os.open(self.lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW, 0o644)
             except FileExistsError:
                 raise _exists(root, busy=True) from None
+            fsync_dir(root)
         except OSError as err:
             self._undo()
             raise cannot_write(root, err) from None
@@ -262,9 +275,13 @@ class RunDir:
         longer holds it. ``False``: there is no lock to take over after all (claim it anew); UL707: a live run
         holds it, or is creating it."""
         try:
-            fd = os.open(self.lock_path, os.O_RDWR)
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_NOFOLLOW)
         except FileNotFoundError:
             return False
+        except OSError as err:
+            if err.errno == errno.ELOOP:  # a link planted where the lock is: never opened, let alone truncated
+                raise _planted(self.root, self.lock_path) from None
+            raise
         lock = os.fdopen(fd, "r+b")
         try:
             fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -295,7 +312,8 @@ class RunDir:
         for p in self.root.iterdir():
             if p.name != LOCK_NAME and _start_file(p.name):
                 with contextlib.suppress(OSError):
-                    p.unlink()
+                    p.unlink()  # a link itself, never what it names
+        fsync_dir(self.root)
 
     def _undo(self) -> None:
         if self._made:
@@ -305,9 +323,11 @@ class RunDir:
 
     def hold(self) -> None:
         """Lock an existing run directory for a resume; UL707 when another live process holds it."""
-        try:
-            self._lock = open(self.lock_path, "ab")  # noqa: SIM115 - held for the process's lifetime
+        try:  # held for the process's lifetime; a link planted at the lock is not followed
+            self._lock = open(self.lock_path, "ab", opener=_no_follow)  # noqa: SIM115
         except OSError as err:
+            if err.errno == errno.ELOOP:
+                raise _planted(self.root, self.lock_path) from None
             raise cannot_write(self.lock_path, err, resuming=True) from None
         try:
             fcntl.flock(self._lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -317,6 +337,39 @@ class RunDir:
             raise RunError(E_RUN_DIR_EXISTS,
                            f"run directory {code_span(self.root)} is in use by another unlearnspec run",
                            ["wait for it to finish; a killed run releases the folder at once"]) from None
+
+    def refuse_planted(self) -> None:
+        """UL704 when the folder holds a symbolic link, a FIFO, a socket or a device anywhere in it: a run makes
+        none, so one was planted (or the folder was copied with them), and following it could write into the
+        source model or read another run's outputs."""
+        for folder, dirs, files in os.walk(self.root):
+            for name in sorted([*dirs, *files]):
+                path = Path(folder) / name
+                mode = os.lstat(path).st_mode
+                if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+                    raise _planted(self.root, path)
+
+    def clear_leftovers(self) -> list[Path]:
+        """Remove what writes a kill cut short left in the folder: temporary files (``.NAME.XXXX.tmp``), a model
+        folder half written or half replaced (``NAME.partial``, ``NAME.old``), checkpoints half saved
+        (``.staging``). Only under the lock, in a folder :meth:`refuse_planted` has checked. Returns them."""
+        gone: list[Path] = []
+        named = self.root / "objectives"  # its folders are named after objectives (`v1.old` is one): only temporaries
+        for folder, dirs, files in os.walk(self.root):
+            for name in [*dirs, *files]:
+                ours = name.startswith(".") if Path(folder) == named else True
+                if ours and (leftover(name) or (name == ".staging" and name in dirs)):
+                    path = Path(folder) / name
+                    if name in dirs:
+                        shutil.rmtree(path, ignore_errors=True)
+                    else:
+                        with contextlib.suppress(FileNotFoundError):
+                            path.unlink()
+                    gone.append(path)
+            dirs[:] = [d for d in dirs if Path(folder, d) not in gone]
+        for parent in {p.parent for p in gone}:
+            fsync_dir(parent)
+        return gone
 
     def abandon(self) -> None:
         """Undo :meth:`create_exclusive` when the run could not even write its plan copy: the folder itself is
@@ -336,8 +389,14 @@ class RunDir:
 
 
 def _start_file(name: str) -> bool:
-    """Whether ``name`` is what a start writes before ``run.json`` (or a temporary file of one)."""
-    return name in START_FILES or (name.startswith(".plan.json.") and name.endswith(".tmp"))
+    """Whether ``name`` is what a start writes before ``run.json`` is in place (or a temporary file of ``plan.json``
+    or of ``run.json``: a kill before its rename leaves one, and still no stage ran)."""
+    return name in START_FILES or (name.startswith((".plan.json.", ".run.json.")) and name.endswith(".tmp"))
+
+
+def _no_follow(path: str, flags: int) -> int:
+    """An ``open`` opener that never follows a link at the name (``ELOOP``)."""
+    return os.open(path, flags | os.O_NOFOLLOW, 0o644)
 
 
 def _stat(path: Path) -> os.stat_result | None:
@@ -351,6 +410,16 @@ def _write_pid(fd: int) -> None:
     data = f"{os.getpid()}\n".encode()
     if os.write(fd, data) != len(data):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def cut_short(root: Path) -> bool:
+    """Whether ``root`` holds only what a start writes before ``run.json`` (its lock, perhaps ``plan.json`` or a
+    temporary file of either): a start killed before the run began, which the next start takes over."""
+    try:
+        names = [p.name for p in root.iterdir()]
+    except OSError:
+        return False
+    return LOCK_NAME in names and all(_start_file(n) for n in names)
 
 
 def not_started(root: Path) -> bool:
@@ -393,6 +462,16 @@ def model_problem(folder: Path, detail: Mapping[str, Any]) -> str | None:
     if isinstance(sha, str) and sha256_path(folder) != sha:
         return f"no longer hashes to {sha[:12]}…, the sha256 it was saved with"
     return None
+
+
+def _planted(root: Path, path: Path) -> RunError:
+    again = f"unlearnspec run {root / 'plan.json'} --out NEW"
+    what = "a symbolic link" if path.is_symlink() else "not a plain file or folder"
+    return RunError(E_NOT_A_RUN_DIR, f"{code_span(path)} in the run folder {code_span(root)} is {what}: a run makes "
+                    "none, so it was put there after the run began", [
+                        "a run never writes through one (it could lead into the source model or another run); "
+                        "remove it if you know what it is, then resume; or start a new run from the plan "
+                        f"({code_span(again)})"])
 
 
 def _exists(root: Path, busy: bool = False) -> RunError:

@@ -16,7 +16,7 @@ say nothing) and the RNG state of every process of this launch (``rng_state.pth`
 current random state and only logs it); else the next older one is taken, and with none the stage
 restarts from step 0. A checkpoint written by another process count has the other count's RNG files,
 so it is not resumed either: its numbers would not be an uninterrupted run's. Standard library and
-safetensors' header reader only.
+safetensors' header reader and a file's sha256 only.
 
 Two layouts are resumable. A single process or DDP: the Trainer's ``optimizer.pt`` beside the
 safetensors weights. FSDP (runtime/scaling.py asks for ``FULL_STATE_DICT``): accelerate's
@@ -25,6 +25,11 @@ which are what the Trainer loads back on resume; with a sharded state dict they 
 ``pytorch_model_fsdp_0/`` and ``optimizer_0/`` folders of torch.distributed.checkpoint, each complete
 once its ``.metadata`` is written. A torch-saved file is a zip archive, complete when its central
 directory (at the end of the file) is readable.
+
+Those checks find a file cut short, not one damaged in place (a flipped byte leaves every size and header as it
+was), so :func:`publish` also writes ``checksums.json`` into the checkpoint, the sha256 of each of its files, before
+the rename; :func:`problem` checks every file against it. A checkpoint without one (an older unlearnspec's) gets the
+other checks only.
 """
 
 from __future__ import annotations
@@ -39,8 +44,9 @@ from pathlib import Path
 
 from unlearnspec.inputs import safetensors_whole
 from unlearnspec.io import fsync_dir, fsync_tree, replace_folder
+from unlearnspec.records import sha256_path
 
-__all__ = ["STAGING", "clear_staging", "fsync_dir", "fsync_tree", "last_usable_checkpoint", "problem", "publish",
+__all__ = ["CHECKSUMS", "STAGING", "checksums", "clear_staging", "fsync_dir", "fsync_tree", "last_usable_checkpoint", "problem", "publish",
            "replace_folder", "rng_files"]
 
 log = logging.getLogger("unlearnspec.unlearn")
@@ -53,6 +59,7 @@ OPTIMIZER_FILES = ("optimizer.pt", "optimizer.bin")
 OPTIMIZER_DCP = "optimizer_0"
 FSDP_WEIGHTS, FSDP_WEIGHTS_DCP = "pytorch_model_fsdp.bin", "pytorch_model_fsdp_0"
 SCHEDULER = "scheduler.pt"  # transformers' SCHEDULER_NAME, written by the main process beside the optimizer state
+CHECKSUMS = "checksums.json"  # the sha256 of every other file of the checkpoint, written last (publish)
 
 
 def rng_files(processes: int) -> list[str]:
@@ -60,11 +67,26 @@ def rng_files(processes: int) -> list[str]:
     return ["rng_state.pth"] if processes <= 1 else [f"rng_state_{k}.pth" for k in range(processes)]
 
 
+def checksums(checkpoint: Path) -> dict[str, str]:
+    """The sha256 of every file of ``checkpoint`` (hidden ones too: a DCP folder's ``.metadata``) but the checksums."""
+    out: dict[str, str] = {}
+    for folder, _dirs, files in os.walk(checkpoint):
+        for name in files:
+            rel = (Path(folder) / name).relative_to(checkpoint).as_posix()
+            if rel != CHECKSUMS:
+                out[rel] = sha256_path(Path(folder) / name)
+    return dict(sorted(out.items()))
+
+
 def publish(staged: Path, final_root: Path) -> Path:
-    """Move a fully written checkpoint folder from the staging area into place, durably."""
+    """Move a fully written checkpoint folder from the staging area into place, durably, with the sha256 of each of
+    its files (:data:`CHECKSUMS`) so that a resume can tell it is still what was saved."""
+    (staged / CHECKSUMS).write_text(json.dumps(checksums(staged), indent=1) + "\n", encoding="utf-8")
     fsync_tree(staged)
     dest = final_root / staged.name
-    if dest.exists():  # a checkpoint of the same step from an interrupted earlier attempt
+    if dest.is_symlink():
+        dest.unlink()
+    elif dest.exists():  # a checkpoint of the same step from an interrupted earlier attempt
         shutil.rmtree(dest)
     os.replace(staged, dest)
     fsync_dir(final_root)
@@ -74,7 +96,9 @@ def publish(staged: Path, final_root: Path) -> Path:
 def clear_staging(checkpoints: Path) -> None:
     """Remove what a killed save left half-written."""
     staging = checkpoints / STAGING
-    if staging.exists():
+    if staging.is_symlink():  # planted: the next save would write through it
+        staging.unlink()
+    elif staging.exists():
         shutil.rmtree(staging, ignore_errors=True)
 
 
@@ -84,6 +108,8 @@ def problem(checkpoint: Path, processes: int = 1) -> str | None:
     m = _CHECKPOINT.match(checkpoint.name)
     if m is None:
         return "not a checkpoint folder"
+    if checkpoint.is_symlink():
+        return "a symbolic link, not a folder this run saved"
     try:
         state = json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -114,6 +140,27 @@ def problem(checkpoint: Path, processes: int = 1) -> str | None:
     if missing:
         return (f"no readable RNG state {', '.join(missing)} for {processes} process(es) (damaged, or written by "
                 "another process count)")
+    return _checksum_problem(checkpoint)
+
+
+def _checksum_problem(checkpoint: Path) -> str | None:
+    """Why the files of ``checkpoint`` are not the ones :func:`publish` summed, or ``None`` (also when it has no
+    :data:`CHECKSUMS`: written before they were)."""
+    path = checkpoint / CHECKSUMS
+    if not path.exists():
+        return None
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return f"no readable {CHECKSUMS}"
+    if not isinstance(saved, dict):
+        return f"no readable {CHECKSUMS}"
+    for rel, sha in sorted(saved.items()):
+        f = checkpoint / rel
+        if not f.is_file():
+            return f"{rel} is missing"
+        if sha256_path(f) != sha:
+            return f"{rel} is not what was saved (its sha256 differs: damaged on the disk)"
     return None
 
 
@@ -149,7 +196,10 @@ def last_usable_checkpoint(checkpoints: Path, processes: int = 1) -> str | None:
             log.info("resuming from %s, the last complete checkpoint", p.name)
             return str(p)
         log.warning("checkpoint %s is unusable (%s): skipped", p.name, why)
-        shutil.rmtree(p, ignore_errors=True)  # so that the Trainer's rotation never keeps it over a good one
+        if p.is_symlink():  # removed itself, never what it names
+            p.unlink()
+        else:
+            shutil.rmtree(p, ignore_errors=True)  # so that the Trainer's rotation never keeps it over a good one
     if found:
         log.warning("no usable checkpoint: the stage restarts from step 0")
     return None
