@@ -402,3 +402,21 @@ def test_a_resume_of_a_start_killed_before_plan_json_says_to_start_it_again(smal
     again = RunDir(rd.root)
     again.create_exclusive()  # as it says: the same start takes it over
     again.release()
+
+
+def test_a_ledger_append_clears_the_temporary_files_a_killed_append_left(tmp_path: Path) -> None:
+    """An append killed before its rename leaves `.NAME.XXXX.tmp` beside the ledger (the ledger itself stays whole);
+    the next append, under the lock, removes it and nothing else."""
+    from unlearnspec.audit.hashchain import append, ledger_path, verify_file
+
+    folder = tmp_path / "ledger"
+    append(folder, {"model": "m", "request_id": "a", "plan_hash": "p" * 64, "overall": "pass"})
+    left = [folder / ".m.jsonl.k1ll.tmp", folder / ".m.head.json.k1ll.tmp"]
+    for p in left:
+        p.write_text("half", encoding="utf-8")
+    keep = folder / "notes.txt"
+    keep.write_text("the user's", encoding="utf-8")
+    append(folder, {"model": "m", "request_id": "b", "plan_hash": "p" * 64, "overall": "pass"})
+    assert not any(p.exists() for p in left) and keep.read_text(encoding="utf-8") == "the user's"
+    checked = verify_file(ledger_path(folder, "m"))
+    assert checked.ok and [e.request_id for e in checked.entries] == ["a", "b"]

@@ -268,7 +268,11 @@ def test_a_model_damaged_after_its_stage_was_done_is_made_again_on_resume(
     (model_dir / "model.safetensors").write_bytes(b"\0" * 64)  # the disk lost what was not flushed
     (orun.rd.root / "objectives/small/unlearn/checkpoints/checkpoint-30").mkdir(parents=True)
     orun.state = orun.rd.load_state()
+    for later in ("evaluate", "attack", "verdict"):  # measured on the model that was lost
+        orun.state.stage(f"small/{later}").status = "done"
     orun._unlearn(data, None, None)
+    # what was measured on the lost model is measured again on the one made now, not read back from checks.json
+    assert not any(orun._done(later) for later in ("evaluate", "attack", "verdict"))
     assert trained == ["None", "True"], trained  # done again, resumed from its checkpoints
     said = next(line for line in run_log if "the unlearn stage is done again, from its last complete checkpoint" in line)
     assert "model.safetensors" in said and str(model_dir) in said
@@ -528,3 +532,15 @@ def test_nothing_waits_for_the_lock_of_a_folder_that_is_not_a_run(tmp_path: Path
     with pytest.raises(RunError) as info:
         engine._reopen(tmp_path / "data", engine.RunOptions(resume=tmp_path / "data"))
     assert info.value.code == "UL704" and list((tmp_path / "data").iterdir()) == []
+
+
+def test_a_filters_rules_are_named_by_their_hash_among_what_the_results_are_about(
+        small_here: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A system filter leaves the weights as they were: the served results are about the model behind its
+    guard.json, so the report names that file by its sha256 (role `filter`), as it names an unlearned model."""
+    orun, _, _ = _objective(small_here, tmp_path, monkeypatch)
+    assert [h for h in orun._model_hashes(None) if h.role == "filter"] == []
+    guard = OutputGuard(n=2, ngrams=frozenset({"jane doe"}), phrases=("jane doe",), refusal_text="no")
+    path = guard.save(orun.dir / "unlearn")
+    (named,) = [h for h in orun._model_hashes(None) if h.role == "filter"]
+    assert named.sha256 == sha256_path(path) and named.path == path.relative_to(orun.rd.root).as_posix()

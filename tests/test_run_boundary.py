@@ -255,7 +255,9 @@ def test_a_resume_keeps_the_ledger_its_run_was_started_with(small_here: Path, ca
     state = json.loads((small_here / "out" / "run.json").read_text(encoding="utf-8"))
     assert state["no_ledger"] is True and state["ledger"] is None
     for extra, named in ((["--ledger", "elsewhere"], "`--ledger elsewhere`"), (["--out", "x"], "`--out`"),
-                         (["plan.json"], "`PATH`")):
+                         (["plan.json"], "`PATH`"),
+                         # started re-deriving its plan: a resume that trusted it instead would not be the run
+                         (["--trust-plan"], "`--trust-plan`")):
         code, _, err = run_cli(capsys, "run", "--resume", "out", *extra)
         assert code == 2 and "error[UL714]" in err and named in err and "`--no-ledger`" in err, err
         no_traceback(err)

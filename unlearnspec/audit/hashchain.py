@@ -315,10 +315,21 @@ def locked(folder: Path) -> Iterator[None]:
     fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
+        _clear_leftovers(folder)
         yield
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
+
+
+def _clear_leftovers(folder: Path) -> None:
+    """Remove the temporary files an append killed before its rename left (``.NAME.XXXX.tmp``): under the exclusive
+    lock nobody else is writing one, and the ledger itself never depends on them (whole or absent)."""
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(folder):
+            if entry.name.startswith(".") and entry.name.endswith(".tmp") and entry.is_file(follow_symlinks=False):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
 
 
 def now() -> str:

@@ -168,7 +168,7 @@ def record_run(folder: Path, run_root: Path, plan: Plan, report: Report,
     except UnicodeEncodeError as err:  # a path or name that is not text: a diagnostic, as every user error
         raise LedgerError("UL803", f"the run could not be recorded in the ledger {code_span(shown(folder))}: {not_text(err)}",
                           ["the run's reports are complete"]) from None
-    atomic_write_bytes(receipt, json.dumps({
+    atomic_write_bytes(receipt, within=run_root, data=json.dumps({
         "ledger": str(folder), "entries": [
             {"request_id": e.request_id, "file": ledger_path(folder, e.model).name, "seq": e.seq, "hash": e.hash}
             for e in entries]}, indent=2).encode("utf-8") + b"\n")

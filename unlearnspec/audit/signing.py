@@ -342,7 +342,7 @@ def _check_recorded(run_dir: Path, report: Report, files: dict[str, str | None])
     """Refuse a report whose record of a run-folder file (generations, the unlearned model) is not the file there."""
     for o in report.objectives:
         recorded = [(o.generations.path, o.generations.sha256, False)] if o.generations else []
-        recorded += [(m.path, m.sha256, True) for m in o.models if m.role == "unlearned"]
+        recorded += [(m.path, m.sha256, m.role == "unlearned") for m in o.models if m.role in ("unlearned", "filter")]
         for path, sha, folder in recorded:
             rel = in_run_folder(path)
             if rel is None:  # outside the run folder: covered by the hash report.json records

@@ -224,8 +224,9 @@ _front("UL703", "unreadable-plan", "error", _T,
 _front("UL704", "not-a-run-dir", "error", _T,
        "`--resume DIR` names a folder that is not a run directory (no plan.json / run.json: a start cut short "
        "before its run.json, which the next start with `--out` takes over), one whose run.json is damaged, one "
-       "whose run.json and plan.json disagree, or one whose run.json names a model in another run folder (a folder "
-       "moved or copied by an older version).",
+       "whose run.json and plan.json disagree, one whose run.json names a model in another run folder (a folder "
+       "moved or copied by an older version), or one holding a symbolic link, FIFO or device (a run makes none: one "
+       "was planted, and following it could write into the source model or read another run's outputs).",
        "Resuming continues exactly the run that was started; an edited run directory cannot be trusted to hold "
        "that run's state.",
        instead="Resume the directory a run created, or start a new run.")

@@ -101,7 +101,7 @@ def _run(args: argparse.Namespace) -> Any:
         _resume_keeps_the_run(args, state)
         spec_dir = Path(state.spec_dir)
         preflight.verify_inputs(plan, spec_dir)
-        if state.plan_provenance != "trusted" and not args.trust_plan:
+        if state.plan_provenance != "trusted":  # a run started with --trust-plan is resumed trusting it, as recorded
             provenance.check(plan, preflight.spec_file(plan, spec_dir))
         return _execute(None, None, resume=root, **flags)
     if not args.path:
@@ -141,6 +141,8 @@ def _resume_keeps_the_run(args: argparse.Namespace, state: Any) -> None:
     """UL714 for a flag that would change the run ``--resume`` continues (its plan, folder or ledger)."""
     changed = [f"`{flag}`" for flag, given in (("PATH", args.path), ("--out", args.out),
                                                 ("--allow-infeasible", args.allow_infeasible)) if given]
+    if args.trust_plan and state.plan_provenance != "trusted":  # the run re-derived (or made) its plan: its report
+        changed.append("`--trust-plan`")  # says so, and a resume that skipped the re-derivation would not be it
     started = "--no-ledger" if state.no_ledger else f"--ledger {state.ledger}" if state.ledger else None
     if started is not None:
         if args.no_ledger and not state.no_ledger:

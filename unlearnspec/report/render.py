@@ -11,7 +11,6 @@ text text. ``StrictUndefined`` turns a template typo into an error instead of a 
 from __future__ import annotations
 
 import os
-import tempfile
 from collections import Counter
 from functools import lru_cache
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from unlearnspec.catalog import MEMBERSHIP_ATTACKS, METRICS, TERMS
-from unlearnspec.io import new_file_mode
+from unlearnspec.io import atomic_write_text
 from unlearnspec.markdown import prose_html, register_filters
 from unlearnspec.report import plots
 from unlearnspec.report.interval_kinds import KINDS, interval_kind, kinds_in
@@ -455,26 +454,6 @@ def render_html(report: Report) -> str:
     return environment().get_template("report.html.j2").render(**_context(report, with_charts=True))
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    """Write to a temporary file beside ``path`` and rename it over: a reader never sees half a file. The file gets
-    the mode of the run's other files (``0666`` less the umask; a replaced report keeps its own), not mkstemp's 0600."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        try:
-            mode = path.stat().st_mode & 0o777
-        except FileNotFoundError:
-            mode = new_file_mode()
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_reports(report: Report, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
     """Write report.json, report.md and report.html into ``out_dir`` (created if needed).
 
@@ -487,6 +466,6 @@ def write_reports(report: Report, out_dir: str | os.PathLike[str]) -> dict[str, 
         "html": render_html(report),
     }
     paths = {kind: out / f"report.{kind}" for kind in texts}
-    for kind, text in texts.items():
-        _write_atomic(paths[kind], text)
+    for kind, text in texts.items():  # each whole or absent, never written through a link planted at its name
+        atomic_write_text(paths[kind], text, within=out)
     return paths

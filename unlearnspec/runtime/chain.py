@@ -214,7 +214,8 @@ def _recheck(step_dir: Path, earlier: ObjectivePlan, earlier_run: ObjectiveRun, 
             fmt=getattr(earlier_run, "fmt", None))
         results = checks.compute(ctx)
         atomic_write_text(out, json.dumps({"format": DRIFT_FORMAT, "basis": key, "results": {
-            k: v.model_dump(mode="json") for k, v in results.items()}}, indent=2, sort_keys=True) + "\n")
+            k: v.model_dump(mode="json") for k, v in results.items()}}, indent=2, sort_keys=True) + "\n",
+            within=out.parent)  # a link planted at the name is replaced, never written through
     now = build_objective_report(earlier, results)
     then_checks = {c.check_id: c for c in earlier_report.checks}
     then_claims = {c.claim: c.verdict for c in earlier_report.claims}

@@ -57,7 +57,7 @@ from unlearnspec.runtime.loading import (
 )
 from unlearnspec.runtime.methods import METHODS
 from unlearnspec.runtime.methods import unlearn as run_method
-from unlearnspec.runtime.methods.guard import OutputGuard
+from unlearnspec.runtime.methods.guard import GUARD_FILE, OutputGuard
 from unlearnspec.runtime.prompting import PromptFormat, check_planned_format
 from unlearnspec.runtime.rundir import (
     E_STALE_PLAN,
@@ -155,6 +155,10 @@ def _same_tokens(original_tok: Any, tok: Any, what: str) -> None:
         raise LoadError(f"{what} cannot be compared with the original model: {differs}", code=E_BAD_MODEL,
                         help=["every score compares the two models token by token on the same items, so both must "
                               "tokenize text alike; give the folder with the original model's tokenizer files"])
+
+
+LATER_THAN_UNLEARN = ("evaluate", "attack", "verdict")
+"""The stages that read the unlearned model: done again whenever the unlearn stage is."""
 
 
 class ObjectiveRun:
@@ -340,6 +344,8 @@ class ObjectiveRun:
                 return model, tok, guard, training
             log.warning("[%s] the unlearned model `%s` %s: the unlearn stage is done again, from its last complete "
                         "checkpoint", self.key, det["model_dir"], damaged)
+            for later in LATER_THAN_UNLEARN:  # measured on the model now made again, never on the one that was lost
+                self.state.stage(f"{self.key}/{later}").status = "pending"
         self._start("unlearn")
         if not self.dist.is_main:  # a helper rank: take part in the Trainer's DDP / FSDP, write nothing
             spec = METHODS.get(stage.method)
@@ -395,7 +401,7 @@ class ObjectiveRun:
         if self.start_from is not None:
             from unlearnspec.runtime.loading import load_model
 
-            start, stok = load_model(self.start_from)
+            start, stok = load_model(self.start_from, allow_remote_code=self.allow_remote_code)
         unlearned, utok, guard, training = self.unlearn(data, start, stok)
         # every model evaluated on this rank's device (its own GPU under a launch; no change on CPU)
         original, unlearned = self.dist.place(original), self.dist.place(unlearned)
@@ -512,6 +518,11 @@ class ObjectiveRun:
             # the hash taken when this process saved it, or checked it on resume: the model that was evaluated
             sha = getattr(self, "_made_sha256", None) or sha256_path(where)
             out.append(FileHash(path=shown, sha256=sha, role="unlearned"))
+        guard = self.dir / "unlearn" / GUARD_FILE  # a system filter: the served results are about it as much
+        if guard.is_file():
+            shown = (guard.resolve().relative_to(self.rd.root.resolve()).as_posix()
+                     if guard.resolve().is_relative_to(self.rd.root.resolve()) else str(guard))
+            out.append(FileHash(path=shown, sha256=sha256_path(guard), role="filter"))
         return out
 
 

@@ -410,7 +410,7 @@ def unlearn(stage: UnlearnStage, model: Any, tokenizer: Any, forget: Sequence[Re
     if stage.adapter == "lora":
         adapter_dir = out / "adapter"
         if main:  # into adapter.partial, fsynced, renamed: a kill never leaves half an adapter in place
-            replace_folder(adapter_dir, lambda tmp: model.save_pretrained(str(tmp)))
+            replace_folder(adapter_dir, lambda tmp: model.save_pretrained(str(tmp)), within=out)
         trainer.accelerator.wait_for_everyone()
         if main or not sharded:  # a helper rank's FSDP shards are discarded: it loads what the main process saved
             model = model.merge_and_unload()

@@ -104,7 +104,7 @@ class OutputGuard:
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
         path = d / GUARD_FILE
-        atomic_write_text(path, self.to_json())  # a temporary file, fsynced, renamed: whole or absent
+        atomic_write_text(path, self.to_json(), within=d)  # a temporary file, fsynced, renamed: whole or absent
         return path
 
     @classmethod
