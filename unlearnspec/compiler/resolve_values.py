@@ -76,7 +76,7 @@ class ValueResolver:
         self.base_dir = base_dir
         self.diags: list[Diagnostic] = []
         self.objective: str | None = None
-        self._data_cache: dict[str, Diagnostic | tuple[int, int, int] | None] = {}
+        self._data_cache: dict[str, Diagnostic | tuple[int, int, int, int] | None] = {}
         # the target's data fields as written, resolved or not: a `forget` file that is missing is
         # reported as missing (UL207), not once more as "no forget data" (UL206)
         self._target_named: set[str] = set()
