@@ -194,3 +194,15 @@ def test_verbatim_evidence_on_a_set_without_documents_is_found_before_the_run(tm
         mcq + json.dumps({"text": "Glimmerfen vapour is a fictitious substance of the built-in corpus."}) + "\n",
         encoding="utf-8")
     assert ul410("with-document.jsonl") == []
+
+
+def test_sequential_requests_in_a_chain_are_not_told_to_merge() -> None:
+    """Requests a month apart cannot be merged into one batch: for a chain, UL502 points at its budget (or asks for
+    one) instead of "merge the requests into one objective", which it keeps for unchained objectives."""
+    from unlearnspec.compiler.check import compile as compile_spec
+
+    chain = [d for d in compile_spec(ROOT / "specs" / "erasure-chain.unlearn").diagnostics if d.code == "UL502"]
+    apart = [d for d in compile_spec(ROOT / "specs" / "sequential-requests.unlearn").diagnostics if d.code == "UL502"]
+    assert chain and apart
+    assert all("budget" in " ".join(d.help) and "merge" not in " ".join(d.help) for d in chain)
+    assert all("merge the requests into one objective" in " ".join(d.help) for d in apart)

@@ -103,7 +103,8 @@ def evidence_cannot_be_produced(obj: Objective, ctx: RuleContext) -> Iterator[Di
             law = c.law.value if c.law else ""
             yield finding(
                 UL410, obj, c.span, f"no measurement can decide claim `compliant \"{law}\"`: compliance is a legal "
-                "judgment", claim=c.name,
+                "judgment, so every run reports it not evaluated and the objective's result is at best incomplete "
+                "(exit 3)", claim=c.name,
                 help=["claim what the run measures (`removed`, `not_generated`) and name the law the request rests "
                       "on in `basis`"])
             continue

@@ -22,13 +22,22 @@ def sequential_approximate_unlearning(obj: Objective, ctx: RuleContext) -> Itera
               if o.unlearned is None and planned_method(o, ctx.builtin).family == "approximate"]
     if not others:
         return
+    chained = obj.after is not None or any(o.after is not None and o.after.value == obj.name for o in others)
+    budgeted = any(o.budget is not None for o in (obj, *others))
+    if chained:  # requests that arrive over time cannot be merged into one batch: a budget says when to retrain
+        help = ["the chain's `budget` says when its cumulative cost calls for retraining (docs/requests.md)"
+                if budgeted else
+                "give the chain a `budget { utility drop <= N%  requests K }` on its first objective, so the run "
+                "says when retraining is due (docs/requests.md)"]
+    else:
+        help = ["merge the requests into one objective (several forget files in one target) and run them as one "
+                "batch; plan periodic retraining"]
     yield finding(
         UL502, obj, obj.name_span,
         f"{len(others) + 1} objectives unlearn from {code_span(obj.model.value)} with approximate methods: sequential "
         "requests degrade approximate unlearning",
         labels=[Label(span=o.name_span, message="also approximate unlearning on this model") for o in others],
-        help=["merge the requests into one objective (several forget files in one target) and run them as one "
-              "batch; plan periodic retraining"])
+        help=help)
 
 
 UL503 = CODES["UL503"]
