@@ -206,3 +206,12 @@ def test_sequential_requests_in_a_chain_are_not_told_to_merge() -> None:
     assert chain and apart
     assert all("budget" in " ".join(d.help) and "merge" not in " ".join(d.help) for d in chain)
     assert all("merge the requests into one objective" in " ".join(d.help) for d in apart)
+
+
+def test_ul303_offers_the_suppression_as_a_step_after_the_removal() -> None:
+    """Two objectives without `after` are two models, neither carrying both changes: the help names the chain."""
+    from unlearnspec.compiler.check import compile as compile_spec
+
+    (found,) = [d for d in compile_spec(ROOT / "specs" / "lantern-keeper-infringement.unlearn").diagnostics
+                if d.code == "UL303"]
+    assert '`after "lantern-keeper-no-infringement"`' in found.help[0] and "goal suppression" in found.help[0]

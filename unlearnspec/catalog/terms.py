@@ -29,9 +29,12 @@ TERMS: tuple[Term, ...] = (
     Term("inconclusive", "the interval reaches both sides of the bound, so the data cannot say whether the "
          "check is met; it is never counted as a pass"),
     Term("forget set", "the records the request asks the model to forget"),
-    Term("holdout", "records of the same kind as the forget set that no model was trained on. Membership "
-         "attacks try to tell the forget set from them. One half of it (calibration) may set when training "
-         "stops; only the other half (evaluation) enters the verdicts"),
+    Term("holdout", "records no model was trained on: the target's own `holdout`, meant to be of the same kind as "
+         "the forget set, or for a built-in model without one the built-in corpus's holdout people (biographies, "
+         "whatever the target). Membership attacks try to tell the forget set from them; records of another kind "
+         "are told apart by their kind alone (Duan et al., arXiv:2402.07841), which is why membership is read as "
+         "the gap to the retrained reference on the same items. One half of it (calibration) may set when "
+         "training stops; only the other half (evaluation) enters the verdicts"),
     Term("retain set, neighbours", "records the model must keep working on; the neighbours are those most like "
          "the target (people with similar facts), where collateral damage shows first"),
     Term("gap to the reference", "the unlearned model's figure minus the retrained reference's on the same "

@@ -28,6 +28,7 @@ from unlearnspec.compiler.rules.base import (
     weights_leave,
     word_label,
 )
+from unlearnspec.compiler.syntax import quote
 from unlearnspec.markdown import code_span
 
 UL301 = CODES["UL301"]
@@ -95,8 +96,9 @@ def removal_promises_no_similar_outputs(obj: Objective, ctx: RuleContext) -> Ite
         return
     similar = next((w for w in obj.scope.outputs if w.value == "similar"), None) if obj.scope else None
     c = obj.claim("not_generated_similar")
-    help = ["keep `outputs verbatim, facts` in this removal objective and add a separate `goal suppression` "
-            "objective that claims `not_generated_similar` against an operational `test` set",
+    help = [f"keep `outputs verbatim, facts` in this removal objective and add a `goal suppression` objective "
+            f"with {code_span('after ' + quote(obj.name))} (a chain, so one model carries both changes: docs/requests.md) that claims "
+            "`not_generated_similar` against an operational `test` set",
             "models generalise: similar content comes back from other data even after exact retraining"]
     if c is not None:
         yield finding(UL303, obj, c.span,
