@@ -215,3 +215,20 @@ def test_ul303_offers_the_suppression_as_a_step_after_the_removal() -> None:
     (found,) = [d for d in compile_spec(ROOT / "specs" / "lantern-keeper-infringement.unlearn").diagnostics
                 if d.code == "UL303"]
     assert '`after "lantern-keeper-no-infringement"`' in found.help[0] and "goal suppression" in found.help[0]
+
+
+def test_a_missing_data_files_help_names_the_spec_folder_plainly(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """UL207's help names the folder paths are read from: relative inside the working folder, absolute outside it
+    (not a climb such as `../../tmp/...`)."""
+    from unlearnspec.compiler.check import compile as compile_spec
+
+    spec = tmp_path / "specs" / "s.unlearn"
+    spec.parent.mkdir()
+    spec.write_text(SUPPRESS_GLIMMERFEN.replace("TEST", "data/missing.jsonl"), encoding="utf-8")
+    elsewhere = tmp_path / "work" / "deeper"
+    elsewhere.mkdir(parents=True)
+    for cwd, shown in ((elsewhere, str(spec.parent)), (tmp_path, "specs")):
+        monkeypatch.chdir(cwd)
+        helps = [h for d in compile_spec(spec).diagnostics if d.code == "UL207" for h in d.help]
+        assert f"paths are relative to the spec's folder (`{shown}`)" in helps, helps

@@ -340,7 +340,10 @@ def _metric_example(name: str) -> str:
 
 
 def display_dir(path: Path) -> str:
+    """A folder as a reader finds it: relative to the working folder when it lies inside it, else absolute (a
+    climb such as `../../tmp/specs` names the folder less plainly than `/tmp/specs`)."""
     try:
-        return os.path.relpath(path)
+        rel = os.path.relpath(path)
     except ValueError:
         return str(path)
+    return os.path.abspath(path) if rel == ".." or rel.startswith(".." + os.sep) else rel
