@@ -232,3 +232,23 @@ def test_a_missing_data_files_help_names_the_spec_folder_plainly(tmp_path: Path,
         monkeypatch.chdir(cwd)
         helps = [h for d in compile_spec(spec).diagnostics if d.code == "UL207" for h in d.help]
         assert f"paths are relative to the spec's folder (`{shown}`)" in helps, helps
+
+
+def test_sarif_names_a_spec_outside_the_repository_by_an_absolute_uri_alone(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """A `file:` URI is absolute: SARIF gives `uriBaseId` with a relative reference only, so a spec outside the
+    repository root has none, while one inside it keeps `%SRCROOT%`."""
+    import json
+
+    from unlearnspec.compiler.check import check_paths
+    from unlearnspec.compiler.render import render_sarif
+
+    outside = tmp_path / "s.unlearn"
+    outside.write_text(SUPPRESS_GLIMMERFEN.replace("TEST", "data/missing.jsonl"), encoding="utf-8")
+    monkeypatch.chdir(ROOT)
+    for spec, absolute in ((outside, True), (ROOT / "specs" / "erase-jane-doe.unlearn", False)):
+        run = json.loads(render_sarif(check_paths([spec])))["runs"][0]
+        locations = [loc["physicalLocation"]["artifactLocation"] for r in run["results"] for loc in r["locations"]]
+        assert locations
+        for loc in locations:
+            assert loc["uri"].startswith("file:") == absolute and ("uriBaseId" in loc) == (not absolute), loc

@@ -244,6 +244,13 @@ def repo_root(start: Path) -> Path | None:
     return None
 
 
+def _artifact(file: str) -> dict[str, str]:
+    """A SARIF ``artifactLocation``: relative to ``%SRCROOT%`` (the repository root) when the file lies in it; an
+    absolute ``file:`` URI stands alone (SARIF 2.1.0 §3.4.4: ``uriBaseId`` goes with a relative reference only)."""
+    uri = _sarif_uri(file)
+    return {"uri": uri} if uri.startswith("file:") else {"uri": uri, "uriBaseId": "%SRCROOT%"}
+
+
 def _sarif_uri(file: str) -> str:
     """The file as a URI reference relative to the repository root (percent-encoded: a space, `%` or a `:` in a
     name would otherwise make it no URI, or read as a scheme), or a `file:` URI for a file outside it."""
@@ -291,7 +298,7 @@ def _sarif_fix(fix: Fix) -> dict[str, Any]:
         by_file.setdefault(e.span.file, []).append({"deletedRegion": region,
                                                     "insertedContent": {"text": e.text}})
     return {"description": {"text": fix.title},
-            "artifactChanges": [{"artifactLocation": {"uri": _sarif_uri(file), "uriBaseId": "%SRCROOT%"},
+            "artifactChanges": [{"artifactLocation": _artifact(file),
                                  "replacements": reps} for file, reps in by_file.items()]}
 
 
@@ -307,7 +314,7 @@ def render_sarif(results: Sequence[CheckResult]) -> str:
                 "level": d.severity,
                 "message": {"text": msg},
                 "locations": [{"physicalLocation": {
-                    "artifactLocation": {"uri": _sarif_uri(d.span.file), "uriBaseId": "%SRCROOT%"},
+                    "artifactLocation": _artifact(d.span.file),
                     "region": _sarif_region(d.span)}}],
             }
             if d.code in index:
@@ -315,7 +322,7 @@ def render_sarif(results: Sequence[CheckResult]) -> str:
             if d.labels:
                 item["relatedLocations"] = [{
                     "id": i, "message": {"text": lab.message},
-                    "physicalLocation": {"artifactLocation": {"uri": _sarif_uri(lab.span.file), "uriBaseId": "%SRCROOT%"},
+                    "physicalLocation": {"artifactLocation": _artifact(lab.span.file),
                                          "region": _sarif_region(lab.span)}} for i, lab in enumerate(d.labels)]
             if d.fixes:
                 item["fixes"] = [_sarif_fix(f) for f in d.fixes]
