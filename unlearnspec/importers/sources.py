@@ -148,7 +148,6 @@ def hub_snapshot(src: Path) -> tuple[Path, str | None]:
     return snapshots / chosen, f"read the hub cache's snapshot {code_span(chosen)} ({why}) of {code_span(src.name)}"
 
 
-
 def locate(src: Path, name: str, *, under: str | None = None) -> Source | None:
     """The split ``name`` (in subfolder ``under``), or None when there is none; UL821 when it is ambiguous."""
     base = src / under if under else src

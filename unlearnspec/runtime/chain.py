@@ -282,13 +282,10 @@ def _basis(plan: Plan, step: ObjectiveRun, step_reference: tuple[Any, Any] | Non
 # -- a chain ---------------------------------------------------------------------------------------------------
 
 
-def _model_key(where: str | None, root: Path) -> str:
+def _model_key(where: str | None, rd: RunDir) -> str:
     """The model a step's re-checks ran on, as their saved basis names it: a folder in the run directory relative
     to it (so that a moved run folder still resumes), another as its absolute path, the original model as such."""
-    if where is None:
-        return "original"
-    path, base = Path(where).resolve(), root.resolve()
-    return path.relative_to(base).as_posix() if path.is_relative_to(base) else str(path)
+    return "original" if where is None else rd.shown(Path(where).resolve())
 
 
 STARTED_FROM = "started_from"
@@ -364,7 +361,7 @@ def _run_chain(plan: Plan, chain: ChainPlan, rd: RunDir, state: RunState, *, qui
             for eop, erun, erep in done:
                 log.info("chain: re-checking %s on the model after %s", eop.objective.name, link.objective)
                 basis = _basis(plan, orun, step_reference, eop, erun, targets, refs)
-                rechecks.append(_recheck(orun.dir, eop, erun, erep, current, _model_key(where, rd.root), basis,
+                rechecks.append(_recheck(orun.dir, eop, erun, erep, current, _model_key(where, rd), basis,
                                          model_sha))
             refs.forget({str(erun.detail("reference")["path"]) for _, erun, _ in done
                          if erun.detail("reference").get("strategy") == "model"})

@@ -512,17 +512,12 @@ class ObjectiveRun:
             out.append(FileHash(path=name, sha256=sha256_path(ref), role="reference"))
         made = self.detail("unlearn").get("model_dir")  # in this run folder (or the cache: a retrained model)
         if made and Path(made).is_dir():
-            where = Path(made).resolve()
-            shown = (where.relative_to(self.rd.root.resolve()).as_posix() if where.is_relative_to(self.rd.root.resolve())
-                     else str(made))
             # the hash taken when this process saved it, or checked it on resume: the model that was evaluated
-            sha = getattr(self, "_made_sha256", None) or sha256_path(where)
-            out.append(FileHash(path=shown, sha256=sha, role="unlearned"))
+            sha = getattr(self, "_made_sha256", None) or sha256_path(Path(made).resolve())
+            out.append(FileHash(path=self.rd.shown(made), sha256=sha, role="unlearned"))
         guard = self.dir / "unlearn" / GUARD_FILE  # a system filter: the served results are about it as much
         if guard.is_file():
-            shown = (guard.resolve().relative_to(self.rd.root.resolve()).as_posix()
-                     if guard.resolve().is_relative_to(self.rd.root.resolve()) else str(guard))
-            out.append(FileHash(path=shown, sha256=sha256_path(guard), role="filter"))
+            out.append(FileHash(path=self.rd.shown(guard), sha256=sha256_path(guard), role="filter"))
         return out
 
 

@@ -159,6 +159,12 @@ class RunDir:
     def lock_path(self) -> Path:
         return self.root / LOCK_NAME
 
+    def shown(self, path: str | Path) -> str:
+        """``path`` as a run's records name it: relative to this folder when it lies inside it (so that a moved run
+        folder still names its own files), else as given."""
+        where, base = Path(path).resolve(), self.root.resolve()
+        return where.relative_to(base).as_posix() if where.is_relative_to(base) else str(path)
+
     def objective_dir(self, name: str) -> Path:
         d = self.root / "objectives" / safe_name(name)
         make_folders(d)
