@@ -346,7 +346,7 @@ TRUSTED = {
     # the chain section and the model card: fixed words and punctuation, verdicts (a closed set), numbers the
     # report's models type as float or int (printed through fmt_number, or as `ChainStep.drop_text` / the card's
     # evidence strings, which format numbers only), a date, and the card's goal phrase (a constant per goal)
-    '" (approximate)" if s.approximate', '" → " if not loop.last', '"; " if not loop.last',
+    '" (approximate)" if s.approximate', '" → " if not loop.last', '"; " if not loop.last', '"; " if not loop.last else "."',
     '"EXCEEDED" if chain.budget_exceeded else "NOT SETTLED" if chain.budget_undecided else "within budget"',
     '"s" if chain.budget.approximate_requests != 1', "c.now | verdict", "c.status | claim_status",
     "c.then | verdict", "c.verdict | verdict", "chain.order_text", "chain.budget.utility_drop | num", "e.status | verdict | lower",

@@ -5,8 +5,8 @@ do, but the helper ranks are waiting to hear which run folder to read. The main 
 (one broadcast) before it returns, or they wait in that broadcast for a process that has gone (on CPU,
 gloo then fails with "connection closed by peer"; on GPUs, NCCL hangs until its timeout). The same holds
 for a main process that fails to start: every rank learns it and stops. A chain of one request (a lone
-budget) runs under a launch like any objective; a chain of several is refused (UL712) before a run folder
-is made.
+budget) runs under a launch like any objective, and so does a chain of several (UL712, which refused it, is
+retired: tests/test_chain_multiproc.py runs one on two processes).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -97,32 +96,24 @@ def test_any_failure_of_the_main_process_at_the_start_reaches_every_rank(monkeyp
     assert err.value.code == "UL704" and len(helper.sent) == 1
 
 
-def _chain(*names: str) -> Any:
-    return SimpleNamespace(links=[SimpleNamespace(objective=n) for n in names])
+def test_a_chain_of_several_requests_is_no_longer_refused_under_a_launch() -> None:
+    """UL712 is retired, not deleted: its page stays (codes are public API) and says so, and nothing raises it."""
+    from unlearnspec.catalog import CODES
 
-
-def test_only_a_chain_of_several_requests_needs_one_process() -> None:
-    from unlearnspec.markdown import code_span
-    from unlearnspec.runtime.execute import refuse_long_chains
-    from unlearnspec.runtime.rundir import RunError
-
-    refuse_long_chains(SimpleNamespace(chains=[_chain("lone"), _chain("other")]))  # one request each: runs
-    with pytest.raises(RunError) as err:
-        refuse_long_chains(SimpleNamespace(chains=[_chain("lone"), _chain("first", "second")]))
-    assert err.value.code == "UL712"
-    assert f"{code_span('first')} → {code_span('second')}" in err.value.message
-    assert code_span("lone") not in err.value.message
+    assert CODES["UL712"].summary.startswith("Retired, no longer raised")
+    runtime = Path(__file__).resolve().parents[1] / "unlearnspec" / "runtime"
+    assert not [f.name for f in runtime.rglob("*.py") if '"UL712"' in f.read_text(encoding="utf-8")]
 
 
 BUDGET = "  budget {\n    utility  drop <= 50%\n    requests 2\n  }\n}\n"
 
 
-def _launch(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _launch(cwd: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     accelerate = Path(sys.executable).with_name("accelerate")
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "UNLEARNSPEC_THREADS": "1"}
     return subprocess.run([str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
                            "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "unlearnspec", *args],
-                          cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.mark.slow

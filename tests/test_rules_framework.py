@@ -220,8 +220,10 @@ def test_exact_guarantee_on_removal_is_still_ul307(folder: Path) -> None:
 
 def test_scope_claim_help_offers_a_scope_that_can_be_measured(folder: Path) -> None:
     """`not_generated` keeps a check per output kind in scope whatever `evidence` says, so the weaker claim is a
-    narrower scope, not evidence bounds (which would not drop the uncomputable default)."""
+    narrower scope, not evidence bounds (which would not drop the uncomputable default). Here neither the forget set
+    nor the test set holds a question; where the test set does, facts are measured on it alone (the next test)."""
     write_jsonl(folder / "data" / "forget.jsonl", [doc(i, "Jane Doe") for i in range(40)])
+    write_jsonl(folder / "data" / "test.jsonl", [doc(1, "Jane Doe")])
     found = [d for d in check(folder, objective("forget.jsonl", claims="not_generated")) if d.code == "UL410"]
     assert len(found) == 1 and "knowledge_rouge" in found[0].message
     offered = [h for h in found[0].help if h.startswith("or ")]
@@ -229,6 +231,13 @@ def test_scope_claim_help_offers_a_scope_that_can_be_measured(folder: Path) -> N
     narrowed = objective("forget.jsonl", claims="not_generated").replace(
         "  goal removal\n", "  goal removal\n  scope {\n    outputs verbatim\n  }\n")
     assert "UL410" not in codes(check(folder, narrowed))
+
+
+def test_facts_of_a_forget_set_of_documents_are_measured_on_the_test_questions(folder: Path) -> None:
+    """The forget set holds documents only, the test set questions: knowledge ROUGE has nothing to ask of the
+    documents, so `not_generated`'s facts are measured on the test set alone, and nothing is left uncomputable."""
+    write_jsonl(folder / "data" / "forget.jsonl", [doc(i, "Jane Doe") for i in range(40)])
+    assert "UL410" not in codes(check(folder, objective("forget.jsonl", claims="not_generated")))
 
 
 # -- UL411: PrivLeak is an AUC gap too -------------------------------------------------------------------------

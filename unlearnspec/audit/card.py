@@ -29,7 +29,7 @@ from typing import Any
 
 from jinja2 import ChoiceLoader, Environment, PackageLoader, StrictUndefined
 
-from unlearnspec.audit.ledger import RECEIPT, check_receipt
+from unlearnspec.audit.ledger import RECEIPT, UNMARKED, check_receipt
 from unlearnspec.audit.manifest import REVIEWED, SIGNATURE_FILE
 from unlearnspec.audit.problems import Problem
 from unlearnspec.audit.signing import check_finished, verify_run
@@ -157,12 +157,16 @@ def card_for_run(run_dir: Path, *, pub: Path | None = None, ledger: Path | None 
     if ledger is not None:
         found, borne = check_receipt(ledger, run_dir)
         problems += [(run_dir / RECEIPT, p) for p in found]
-        if not found and any(e.report_sha256 != digest for _, e in borne):
+        if not found and any(b.entry.report_sha256 != digest for b in borne):
             problems.append((run_dir / RECEIPT, Problem(
                 "UL806", 0, "report.json changed while the card was made: the report read is not the one the "
                 "ledger records", ("make the card again from a run folder nothing writes to",))))
-        receipt = {"state": "checked", "entries": [{"request_id": e.request_id, "seq": e.seq, "file": f}
-                                                   for f, e in borne]}
+        # each line with its status as the ledger's marks say when the card is made (UNMARKED: recorded, and
+        # nobody marked it adopted), and the line of that mark, which card.md.j2 cites beside the request's line
+        receipt = {"state": "checked", "entries": [
+            {"request_id": b.entry.request_id, "seq": b.entry.seq, "file": b.file,
+             "status": b.mark.status if b.mark else UNMARKED, "status_line": b.mark.seq if b.mark else None}
+            for b in borne]}
     elif os.path.lexists(run_dir / RECEIPT):
         receipt = {"state": "present"}
     if problems:

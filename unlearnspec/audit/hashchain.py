@@ -7,6 +7,12 @@ deleted whole, is found too. The head is written before the first line (recordin
 crash leaves it at most one line behind, and a ledger with a line but no head had its head removed. Reading holds the
 folder's lock shared, so an append is seen whole or not at all. What a run records in it, and a run folder's
 receipt, are :mod:`unlearnspec.audit.ledger`'s.
+
+A line is of one of two kinds: a request line (:class:`LedgerEntry`, which has no ``kind``: every line before marks
+was one) or a mark (:class:`MarkEntry`, ``kind`` ``"mark"``: what became of a run's request lines). Both are links of
+the one chain, checked alike, and the head counts both; a ledger without marks reads, verifies and is extended exactly
+as before marks. What a mark must name, and what it says of a request's status, are
+:mod:`unlearnspec.audit.marks`'s, passed in here as ``check_mark``.
 """
 
 from __future__ import annotations
@@ -17,9 +23,10 @@ import fcntl
 import hashlib
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
@@ -68,6 +75,49 @@ class LedgerEntry(BaseModel):
     hash: str = ""
 
 
+MARK_VERSION = "1.2"
+"""A mark's format (``v``): marks came with ledger format 1.2; request lines are still written as 1.1."""
+MARK_KIND = "mark"
+Status = Literal["adopted", "trial", "withdrawn"]
+STATUSES: tuple[Status, ...] = ("adopted", "trial", "withdrawn")
+
+
+class MarkedLine(BaseModel):
+    """A request line a mark is about: its position, its hash and its request."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seq: int
+    hash: str
+    request_id: str
+
+
+class MarkEntry(BaseModel):
+    """A mark: what became of a run's request lines (``unlearnspec ledger mark``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    v: str = MARK_VERSION
+    kind: Literal["mark"]  # what tells a mark from a request line (which has no `kind`)
+    seq: int  # 1-based position in the ledger, counted over lines of both kinds
+    time: str  # UTC, ISO 8601
+    status: Status
+    about: list[MarkedLine] = Field(min_length=1)  # the run's lines in this ledger
+    run: str | None = None  # the run directory, as given
+    report_sha256: str  # the report the named lines record
+    by: str = Field(min_length=1)
+    why: str = Field(min_length=1)
+    prev: str
+    hash: str = ""
+
+
+Line = LedgerEntry | MarkEntry
+T = TypeVar("T", LedgerEntry, MarkEntry)
+MarkCheck = Callable[[MarkEntry, Sequence[LedgerEntry], int], list[Problem]]
+"""What a mark at a line must bear out beyond the chain, given the request lines before it (UL808:
+:func:`unlearnspec.audit.marks.mark_problems`)."""
+
+
 def canonical(data: dict[str, object]) -> bytes:
     """The bytes a line's hash covers: sorted keys, no spaces, UTF-8."""
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
@@ -100,10 +150,16 @@ def ledger_name(model: str) -> str:
 
 @dataclass
 class Verified:
+    """A ledger as read: its request lines (``entries``), its marks that are borne out (``marks``: their chain holds,
+    and the ``check_mark`` given finds nothing), every line it could read in order (``chain``), its problems and its
+    text's rows (``lines``)."""
+
     path: Path
     entries: list[LedgerEntry] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     lines: list[str] = field(default_factory=list)
+    marks: list[MarkEntry] = field(default_factory=list)
+    chain: list[Line] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -111,7 +167,18 @@ class Verified:
 
     @property
     def last_hash(self) -> str:
-        return self.entries[-1].hash if self.entries else GENESIS
+        return self.chain[-1].hash if self.chain else GENESIS
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
+def named(line: Line) -> str:
+    """A line, named for a message."""
+    if isinstance(line, MarkEntry):
+        return f"the {line.status} mark of run {code_span(shown(line.run or '-'))}"
+    return f"request {code_span(line.request_id)}"
 
 
 def _head_path(path: Path) -> Path:
@@ -121,8 +188,11 @@ def _head_path(path: Path) -> Path:
     return path.with_name(stem + HEAD_SUFFIX)
 
 
-def verify_text(path: Path, text: str, head: dict[str, object] | None) -> Verified:
-    """Recompute the chain of a ledger's text; every break is a :class:`Problem` at its line."""
+def verify_text(path: Path, text: str, head: dict[str, object] | None,
+                check_mark: MarkCheck | None = None) -> Verified:
+    """Recompute the chain of a ledger's text, lines of both kinds; every break is a :class:`Problem` at its line. A
+    mark whose chain holds is then given to ``check_mark`` with the request lines before it; one it finds problems
+    with decides nothing (it is not in ``marks``)."""
     result = Verified(path=path, lines=text.split("\n"))
     if text and not text.endswith("\n"):
         n = text.count("\n") + 1
@@ -138,7 +208,7 @@ def verify_text(path: Path, text: str, head: dict[str, object] | None) -> Verifi
             data = load_json(raw)  # depth-limited: a line nested thousands deep is malformed, not a crash
             if not isinstance(data, dict):
                 raise ValueError("not an object")
-            entry = LedgerEntry.model_validate(data)
+            line: Line = (MarkEntry if data.get("kind") == MARK_KIND else LedgerEntry).model_validate(data)
             written = canonical(data)  # a lone surrogate (`"\\ud800"`) parses but cannot be written back as UTF-8
         except (ValueError, ValidationError) as err:
             if isinstance(err, UnicodeEncodeError):
@@ -151,34 +221,42 @@ def verify_text(path: Path, text: str, head: dict[str, object] | None) -> Verifi
             else:
                 first = str(err).splitlines()[0] if str(err) else "unreadable"
             result.problems.append(Problem("UL803", i, f"line {i} is not a ledger entry: {first}",
-                                           ("each line is one JSON object written by `unlearnspec run`",)))
+                                           ("each line is one JSON object written by `unlearnspec run` (or, a mark, "
+                                            "by `unlearnspec ledger mark`)",)))
             stored = data.get("hash") if isinstance(data, dict) else None
             prev_stored = stored if isinstance(stored, str) else ""
             continue
         assert isinstance(data, dict)
+        found = len(result.problems)
         if raw.encode("utf-8") != written:  # the hash covers the parsed entry; the line must be its bytes
             result.problems.append(Problem(
                 "UL801", i, f"line {i} is not as it was written: its text is not the entry's canonical form",
-                (f"request {code_span(entry.request_id)}: a key given twice (JSON keeps the last), spaces or reordered keys "
+                (f"{named(line)}: a key given twice (JSON keeps the last), spaces or reordered keys "
                  "show something other than what the hash vouches for to a reader of the file",)))
-        elif entry_hash(data) != entry.hash:
+        elif entry_hash(data) != line.hash:
             result.problems.append(Problem(
                 "UL801", i, f"line {i} was edited after it was written: its content does not match its hash",
-                (f"request {code_span(entry.request_id)}; recorded hash {entry.hash[:12]}…, content hashes to "
-                 f"{entry_hash(data)[:12]}…",)))
-        elif entry.prev != prev_stored:
+                (f"{named(line)}; recorded hash {line.hash[:12]}…, content hashes to {entry_hash(data)[:12]}…",)))
+        elif line.prev != prev_stored:
             where = "the start of the ledger" if i == 1 else f"line {i - 1}"
             result.problems.append(Problem(
                 "UL802", i, f"line {i} does not follow {where}: the chain is broken",
                 ("a line was deleted, inserted or reordered before this one",
-                 f"request {code_span(entry.request_id)} names the previous hash {entry.prev[:12]}…")))
-        elif entry.seq != last_seq + 1:
+                 f"{named(line)} names the previous hash {line.prev[:12]}…")))
+        elif line.seq != last_seq + 1:
             result.problems.append(Problem(
-                "UL802", i, f"line {i} records position {entry.seq} after position {last_seq}: the chain is broken",
+                "UL802", i, f"line {i} records position {line.seq} after position {last_seq}: the chain is broken",
                 ("a line was deleted, inserted or reordered before this one",)))
-        result.entries.append(entry)
-        prev_stored, last_seq = entry.hash, entry.seq
-    n = len(result.entries)
+        if isinstance(line, MarkEntry):
+            if check_mark is not None and len(result.problems) == found:
+                result.problems += check_mark(line, result.entries, i)
+            if len(result.problems) == found:  # a mark that is not borne out decides no status
+                result.marks.append(line)
+        else:
+            result.entries.append(line)
+        result.chain.append(line)
+        prev_stored, last_seq = line.hash, line.seq
+    n = len(result.chain)
     if head is None and n >= 1 and not result.problems:
         # the head is written before the first line (recording none) and after every line: a ledger with a line
         # and no head had its head removed, and then lines cut from its end would go unseen
@@ -187,15 +265,15 @@ def verify_text(path: Path, text: str, head: dict[str, object] | None) -> Verifi
             ("it is written before the ledger's first line and records how long the ledger is, so that lines cut "
              "from the end are found: without it they cannot be; restore both files from a copy",)))
     if head is not None and not result.problems:
-        result.problems += _head_problems(path, head, result.entries)
+        result.problems += _head_problems(path, head, result.chain)  # lines of both kinds: the head counts them all
     return result
 
 
-def _head_problems(path: Path, head: dict[str, object], entries: list[LedgerEntry]) -> list[Problem]:
+def _head_problems(path: Path, head: dict[str, object], chain: Sequence[Line]) -> list[Problem]:
     """UL804 unless the head file vouches for the ledger's end: it records the ledger's length and last hash, or (a
     crash between writing a line and the head) the length and hash one line before."""
     count, last = head.get("count"), head.get("hash")
-    n = len(entries)
+    n = len(chain)
     if type(count) is not int or count < 0 or not isinstance(last, str):  # `true` is no count
         return [Problem("UL804", 0, "the ledger's head file is not readable",
                         (f"{code_span(_head_path(path).name)} holds the entry count and last hash",))]
@@ -209,7 +287,7 @@ def _head_problems(path: Path, head: dict[str, object], entries: list[LedgerEntr
                         ("only a crash between writing a line and its head leaves the head one line behind: the head "
                          "file was rewritten, or replaced by an older copy, and no longer vouches for the ledger's "
                          "length",))]
-    if (entries[count - 1].hash if count else GENESIS) != last:
+    if (chain[count - 1].hash if count else GENESIS) != last:
         return [Problem("UL804", max(count, 1), f"line {count} does not match the hash the ledger's head recorded for it"
                         if count else "the ledger's head does not record the start of the ledger",
                         ("the ledger was rewritten from this line on",))]
@@ -250,14 +328,14 @@ def _reading(folder: Path) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
-def verify_file(path: Path) -> Verified:
-    """Verify the ledger at ``path`` with its head file. A ledger that is gone while its head records an entry was
-    deleted whole (UL804)."""
+def verify_file(path: Path, check_mark: MarkCheck | None = None) -> Verified:
+    """Verify the ledger at ``path`` with its head file (each mark with ``check_mark``: :func:`verify_text`). A ledger
+    that is gone while its head records an entry was deleted whole (UL804)."""
     with _reading(path.parent):
-        return _verify_file(path)
+        return _verify_file(path, check_mark)
 
 
-def _verify_file(path: Path) -> Verified:
+def _verify_file(path: Path, check_mark: MarkCheck | None) -> Verified:
     head = _read_head(path)
     try:
         text = read_regular(path).decode("utf-8")
@@ -278,7 +356,7 @@ def _verify_file(path: Path) -> Verified:
     except OSError as err:
         return Verified(path=path, problems=[Problem("UL803", 0, f"the ledger cannot be read: {err.strerror or err}",
                                                      ("a ledger is a regular file written by `unlearnspec run`",))])
-    return verify_text(path, text, head)
+    return verify_text(path, text, head, check_mark)
 
 
 def ledger_of_head(head: Path) -> Path:
@@ -359,45 +437,70 @@ def ledger_path(folder: Path, model: str) -> Path:
     return base.with_name(base.name[: -len(LEDGER_SUFFIX)][:107] + "-" + digest + LEDGER_SUFFIX)
 
 
-def append(folder: Path, fields: dict[str, object], once: Sequence[str] = ()) -> LedgerEntry:
-    """Append one entry to the ledger of ``fields["model"]`` in ``folder``; returns it, hashed.
+def current(path: Path, check_mark: MarkCheck | None = None) -> Verified:
+    """The ledger at ``path`` as it stands, to be extended: read without taking the lock (the caller holds it
+    exclusively: :func:`locked`), verified (each mark with ``check_mark``), and a :class:`LedgerError` if it is
+    broken: a broken ledger is never extended."""
+    try:
+        text = read_regular(path).decode("utf-8") if os.path.lexists(path) else ""
+    except UnicodeDecodeError as err:
+        raise LedgerError("UL803", f"the ledger {code_span(path)} is not UTF-8 text", [
+            f"line {_line_of(path, err.start)} holds a byte that is not UTF-8: the file was edited or damaged",
+            "`unlearnspec ledger verify` shows every break; a broken ledger is never extended"]) from None
+    found = verify_text(path, text, _read_head(path), check_mark)
+    if not found.ok:
+        first = found.problems[0]
+        raise LedgerError(first.code, f"the ledger {code_span(path)} is broken at line {first.line}: {first.message}",
+                          ["`unlearnspec ledger verify` shows every break; a broken ledger is never extended"])
+    return found
 
-    ``seq``, ``prev``, ``hash`` (and ``time`` when absent) are filled in here, under the lock. With ``once``, an
-    entry already there that agrees with ``fields`` on those keys is returned instead of appending another (a
-    run killed after it was recorded, before its receipt was written, is recorded once when it is resumed)."""
+
+def add_line(ledger: Verified, fields: dict[str, object], kind: type[T]) -> T:
+    """Append one line of ``kind`` to a ledger read by :func:`current` under the lock the caller holds; returns it,
+    hashed. ``seq``, ``prev`` and ``time`` (when absent) are filled in here. The new file is written atomically, and
+    the head before a first line and after every line, so a crash leaves the ledger whole with its head at most one
+    line behind."""
+    data = {**fields, "seq": len(ledger.chain) + 1, "prev": ledger.last_hash}
+    data.setdefault("time", now())
+    dumped = kind.model_validate({**data, "hash": ""}).model_dump(mode="json")
+    try:
+        dumped["hash"] = entry_hash(dumped)
+        line = canonical(dumped)
+    except UnicodeEncodeError as err:  # a string of the plan, the report or the command line spelled a lone surrogate
+        if kind is LedgerEntry:
+            what, where = f"request {code_span(shown(fields.get('request_id')))}", "the spec or plan the run was made from"
+        else:
+            what, where = f"the mark of run {code_span(shown(fields.get('run')))}", "the command line"
+        raise LedgerError("UL803", f"the ledger line of {what} cannot be written: {not_text(err)}",
+                          [f"{where} holds it: write the text it stands for"]) from None
+    written = kind.model_validate(dumped)
+    path = ledger.path
+    if not ledger.chain:  # the head exists before the first line: a ledger with a line and no head was cut
+        atomic_write_bytes(_head_path(path), canonical({"count": 0, "hash": GENESIS}) + b"\n")
+    atomic_write_bytes(path, ledger.text.encode("utf-8") + line + b"\n")
+    atomic_write_bytes(_head_path(path), canonical({"count": written.seq, "hash": written.hash}) + b"\n")
+    ledger.lines = (ledger.text + line.decode("utf-8") + "\n").split("\n")
+    ledger.chain.append(written)
+    if isinstance(written, MarkEntry):
+        ledger.marks.append(written)
+    else:
+        ledger.entries.append(written)
+    return written
+
+
+def append(folder: Path, fields: dict[str, object], once: Sequence[str] = (),
+           check_mark: MarkCheck | None = None) -> LedgerEntry:
+    """Append one request line to the ledger of ``fields["model"]`` in ``folder``, holding the folder's lock for the
+    whole read-verify-write (:func:`current`, :func:`add_line`); returns it, hashed.
+
+    With ``once``, a request line already there that agrees with ``fields`` on those keys is returned instead of
+    appending another (a run killed after it was recorded, before its receipt was written, is recorded once when it
+    is resumed)."""
     folder = Path(folder)
     with locked(folder):
-        path = ledger_path(folder, str(fields["model"]))
-        try:
-            text = read_regular(path).decode("utf-8") if os.path.lexists(path) else ""
-        except UnicodeDecodeError as err:
-            raise LedgerError("UL803", f"the ledger {code_span(path)} is not UTF-8 text", [
-                f"line {_line_of(path, err.start)} holds a byte that is not UTF-8: the file was edited or damaged",
-                "`unlearnspec ledger verify` shows every break; a broken ledger is never extended"]) from None
-        current = verify_text(path, text, _read_head(path))
-        if not current.ok:
-            first = current.problems[0]
-            raise LedgerError(first.code, f"the ledger {code_span(path)} is broken at line {first.line}: {first.message}",
-                              ["`unlearnspec ledger verify` shows every break; a broken ledger is never extended"])
+        ledger = current(ledger_path(folder, str(fields["model"])), check_mark)
         if once:
-            done = next((e for e in current.entries
-                         if all(getattr(e, k) == fields.get(k) for k in once)), None)
+            done = next((e for e in ledger.entries if all(getattr(e, k) == fields.get(k) for k in once)), None)
             if done is not None:
                 return done
-        data = {**fields, "seq": len(current.entries) + 1, "prev": current.last_hash}
-        data.setdefault("time", now())
-        entry = LedgerEntry.model_validate({**data, "hash": ""})
-        dumped = entry.model_dump(mode="json")
-        try:
-            dumped["hash"] = entry_hash(dumped)
-            line = canonical(dumped)
-        except UnicodeEncodeError as err:  # a string of the plan or report spelled a lone surrogate in JSON
-            raise LedgerError("UL803", f"the ledger line of request {code_span(shown(fields.get('request_id')))} cannot be "
-                                       f"written: {not_text(err)}",
-                              ["the spec or plan the run was made from holds it: write the text it stands for"]) from None
-        entry = LedgerEntry.model_validate(dumped)
-        if not current.entries:  # the head exists before the first line: a ledger with a line and no head was cut
-            atomic_write_bytes(_head_path(path), canonical({"count": 0, "hash": GENESIS}) + b"\n")
-        atomic_write_bytes(path, text.encode("utf-8") + line + b"\n")
-        atomic_write_bytes(_head_path(path), canonical({"count": entry.seq, "hash": entry.hash}) + b"\n")
-    return entry
+        return add_line(ledger, fields, LedgerEntry)

@@ -15,6 +15,12 @@ compile statuses, overall, plan hash, model hashes, request, basis, owner, drift
 run folder's ``report.json`` and ``plan.json``. The receipt and the report are covered by the run's signature
 (``unlearnspec verify``).
 
+A team that tries runs before it releases one says which it adopted (released), kept as a trial or withdrew with a
+mark (``ledger mark``: :func:`mark_run`): a line of the same chain that names the run's lines, its report, who and why
+(:mod:`unlearnspec.audit.hashchain` reads and appends lines of both kinds; :mod:`unlearnspec.audit.marks` checks what
+a mark names and gives a request's status). A request's status is its latest mark's; unmarked, it was recorded and
+nothing more.
+
 Appends hold an exclusive OS lock (``fcntl.flock`` on ``<DIR>/.lock``, never taken through a link) for the whole
 read-verify-write, and write the new file atomically (temporary file + ``os.replace``), so two runs
 appending at once lose nothing and a crash never leaves half a line; a new ledger's head is written before its first
@@ -26,7 +32,9 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from pydantic import JsonValue, ValidationError
 
@@ -36,10 +44,14 @@ from unlearnspec.audit.hashchain import (
     LEDGER_SUFFIX,
     LEDGER_VERSION,
     LOCK_NAME,
+    MARK_KIND,
+    STATUSES,
     LedgerEntry,
     LedgerError,
+    MarkEntry,
+    Status,
     Verified,
-    append,
+    add_line,
     canonical,
     entry_hash,
     ledger_files,
@@ -50,9 +62,8 @@ from unlearnspec.audit.hashchain import (
     not_text,
     now,
     shown,
-    verify_file,
-    verify_text,
 )
+from unlearnspec.audit.marks import UNMARKED, append, current, mark_of, status_of, verify_file, verify_text
 from unlearnspec.audit.problems import Problem
 from unlearnspec.inputs import first_problem, load_json, read_regular
 from unlearnspec.io import atomic_write_bytes
@@ -62,10 +73,11 @@ from unlearnspec.records import sha256_path
 from unlearnspec.report.chain import budget_problems, budget_undecided
 from unlearnspec.report.model import ObjectiveReport, Report
 
-__all__ = ["GENESIS", "HEAD_SUFFIX", "LEDGER_SUFFIX", "LEDGER_VERSION", "LOCK_NAME", "RECEIPT", "LedgerEntry",
-           "LedgerError", "Verified", "append", "canonical", "chain_drift", "check_receipt", "entry_hash",
-           "ledger_files", "ledger_name", "ledger_of_head", "ledger_path", "line_fields", "locked", "now",
-           "record_run", "verify_file", "verify_receipt", "verify_text"]
+__all__ = ["GENESIS", "HEAD_SUFFIX", "LEDGER_SUFFIX", "LEDGER_VERSION", "LOCK_NAME", "RECEIPT", "STATUSES",
+           "UNMARKED", "Borne", "LedgerEntry", "LedgerError", "MarkEntry", "Marked", "Marking", "Status", "Verified",
+           "append", "canonical", "chain_drift", "check_receipt", "entry_hash", "ledger_files", "ledger_name",
+           "ledger_of_head", "ledger_path", "line_fields", "locked", "mark_of", "mark_run", "now", "record_run",
+           "status_of", "verify_file", "verify_receipt", "verify_text"]
 
 RECEIPT = "ledger.json"
 #: what a line records that its run's report and plan do not decide: where and when it was written, its place in
@@ -223,12 +235,22 @@ def _run_files(run_dir: Path, where: tuple[str, ...]) -> tuple[str, Report, Plan
     return hashlib.sha256(raw).hexdigest(), report, plan
 
 
-def check_receipt(ledger_dir: Path, run_dir: Path) -> tuple[list[Problem], list[tuple[str, LedgerEntry]]]:
+class Borne(NamedTuple):
+    """A ledger line a run folder's receipt names and the ledger bears out: its file, the line, and its latest mark
+    (``None``: its status is :data:`~unlearnspec.audit.marks.UNMARKED`)."""
+
+    file: str
+    entry: LedgerEntry
+    mark: MarkEntry | None
+
+
+def check_receipt(ledger_dir: Path, run_dir: Path) -> tuple[list[Problem], list[Borne]]:
     """UL806 for every way a run folder's receipt (``ledger.json``) is not borne out by the ledgers in
     ``ledger_dir``: each entry it names must be at its line with its hash and request, must record the
     ``report.json`` the run folder holds, and every other field of the line must be what that report and the plan
     beside it say (:func:`line_fields`). Also returns the lines it bears out, with their files (when there is no
-    problem: every line of the run). The ledgers' own chains are :func:`verify_file`'s."""
+    problem: every line of the run), with their files and latest marks. The ledgers' own chains (marks included) are
+    :func:`verify_file`'s."""
     receipt = Path(run_dir) / RECEIPT
     where = (code_span(receipt),)
     if not receipt.is_file():
@@ -250,7 +272,7 @@ def check_receipt(ledger_dir: Path, run_dir: Path) -> tuple[list[Problem], list[
     report_sha, report, plan = found
     expected = {str(f["request_id"]): f for f in line_fields(plan, report)}
     out: list[Problem] = []
-    borne: list[tuple[str, LedgerEntry]] = []
+    borne: list[Borne] = []
     verified_files: dict[Path, Verified] = {}  # a receipt names one ledger per model: each is verified once
     named = {item.get("request_id") for item in entries if isinstance(item, dict)}
     if set(expected) - named:  # every objective of a recorded run has a line
@@ -296,7 +318,7 @@ def check_receipt(ledger_dir: Path, run_dir: Path) -> tuple[list[Problem], list[
                                            f"says of request {code_span(rid)}: {len(diffs)} field(s) differ",
                                (*where, *diffs, "the line was rewritten (its chain recomputed) after the run")))
         else:
-            borne.append((file, entry))
+            borne.append(Borne(file, entry, mark_of(verified, entry)))
     return out, borne
 
 
@@ -304,3 +326,116 @@ def verify_receipt(ledger_dir: Path, run_dir: Path) -> list[Problem]:
     """UL806 for every way a run folder's receipt is not borne out by the ledgers in ``ledger_dir``
     (:func:`check_receipt`)."""
     return check_receipt(ledger_dir, run_dir)[0]
+
+
+# -- marks: which runs a team adopted ------------------------------------------------------------------------------
+
+
+class Marked(NamedTuple):
+    """A mark :func:`mark_run` appended: its ledger's file name, the mark, and the request lines it names."""
+
+    file: str
+    mark: MarkEntry
+    lines: list[LedgerEntry]
+
+
+@dataclass
+class Marking:
+    """What :func:`mark_run` did: the marks it appended (one per ledger the run's lines are in), the lines that
+    already had the status asked for (nothing is appended for them), or the problems that refused the mark, each with
+    the file it is about (nothing is appended then)."""
+
+    marks: list[Marked] = field(default_factory=list)
+    unchanged: list[Borne] = field(default_factory=list)
+    problems: list[tuple[Path, Problem]] = field(default_factory=list)
+
+
+def _refusals(ledger: Verified, named: list[LedgerEntry], status: Status) -> list[Problem]:
+    """UL809 for each line of a run that cannot take ``status`` now, at that line: a withdrawal is final; a run that
+    was adopted (released) cannot be called a trial after the fact; and a request has one adopted run at a time, so
+    that "adopted" answers which model a request was released with."""
+    out = []
+    ours = {e.seq for e in named}
+    for e in named:
+        mark = mark_of(ledger, e)
+        if mark is not None and mark.status != status and mark.status in ("withdrawn", "adopted"):
+            if mark.status == "withdrawn":
+                out.append(Problem("UL809", e.seq, f"request {code_span(e.request_id)} (line {e.seq}) was withdrawn at "
+                                                   f"line {mark.seq}: a withdrawal is final, it cannot be marked {status}",
+                                   ("the ledger keeps what was withdrawn and why; to release the request again, run it "
+                                    "again (`unlearnspec run`) and mark that run",)))
+            elif status == "trial":
+                out.append(Problem("UL809", e.seq, f"request {code_span(e.request_id)} (line {e.seq}) was adopted at line "
+                                                   f"{mark.seq}: a run that was released cannot be marked a trial",
+                                   ("if it is no longer released, mark it `--withdrawn`, with the reason",)))
+        if status != "adopted":
+            continue
+        other = next((x for x in ledger.entries if x.request_id == e.request_id and x.seq not in ours
+                      and status_of(ledger, x) == "adopted"), None)
+        if other is not None:
+            out.append(Problem("UL809", e.seq, f"request {code_span(e.request_id)} is already adopted from another run "
+                                               f"(line {other.seq}, run {code_span(shown(other.run or '-'))}): a "
+                                               "request is released with one model at a time",
+                               ("mark that run `--withdrawn` first, with the reason, then adopt this one",)))
+    return out
+
+
+def mark_run(ledger_dir: Path, run_dir: Path, status: Status, why: str, by: str) -> Marking:
+    """Append a mark (:class:`~unlearnspec.audit.hashchain.MarkEntry`) to each ledger in ``ledger_dir`` that holds lines
+    of the run in ``run_dir``, naming those lines and the run's report, saying ``status``, ``why`` and ``by`` whom.
+
+    Refused (problems, nothing appended): a run folder whose receipt the ledgers do not bear out (UL806,
+    :func:`check_receipt`: the ledger does not hold the run, or the run folder's report is not the one recorded), and a
+    status the lines cannot take now (UL809, :func:`_refusals`). A line that already has ``status`` gets no new mark,
+    so a mark killed between two ledgers is finished by running it again. Every ledger is read, checked and extended
+    under the folder's exclusive lock, each written as :func:`~unlearnspec.audit.hashchain.add_line` writes a line.
+    A reason or a name that is empty, or is not text, is a :class:`LedgerError` (UL809, UL803)."""
+    ledger_dir, run_dir = Path(ledger_dir), Path(run_dir)
+    for flag, text in (("--why", why), ("--by", by)):
+        if not text.strip():
+            raise LedgerError("UL809", f"a mark needs {'the reason for it' if flag == '--why' else 'who made it'}: "
+                                       f"`{flag}` is empty",
+                              ["say why, in words a reader of the ledger will understand later: `--why \"released "
+                               "as v2 after review 2026-04\"`" if flag == "--why" else
+                               "give your name or role: `--by \"privacy-office (J. Smith)\"`"])
+    try:
+        canonical({"why": why, "by": by, "run": str(run_dir)})
+    except UnicodeEncodeError as err:  # a command-line argument that is not UTF-8
+        raise LedgerError("UL803", f"the mark cannot be written: {not_text(err)}", ["write the text it stands for"]) from None
+    found, borne = check_receipt(ledger_dir, run_dir)
+    receipt = run_dir / RECEIPT
+    if not found and not borne:
+        found = [Problem("UL806", 0, "the receipt names no ledger line: the run recorded nothing to mark",
+                         (code_span(receipt),))]
+    if found:
+        return Marking(problems=[(receipt, p) for p in found])
+    by_file: dict[str, list[Borne]] = {}
+    for b in borne:
+        by_file.setdefault(b.file, []).append(b)
+    done = Marking()
+    todo: list[tuple[str, Verified, list[LedgerEntry]]] = []
+    with locked(ledger_dir):
+        for file, lines in by_file.items():
+            path = ledger_dir / file
+            try:
+                ledger = current(path)  # the receipt was checked before the lock: what it bore out must still be there
+            except LedgerError as err:
+                done.problems.append((path, Problem(err.code, 0, err.message, tuple(err.help))))
+                continue
+            named = [e for b in lines for e in ledger.entries if (e.seq, e.hash) == (b.entry.seq, b.entry.hash)]
+            if len(named) != len(lines):
+                done.problems.append((path, Problem("UL806", 0, "the ledger changed while the mark was made: a line the "
+                                                               "receipt names is no longer there", (code_span(receipt),))))
+            elif all(status_of(ledger, e) == status for e in named):
+                done.unchanged += [Borne(file, e, mark_of(ledger, e)) for e in named]
+            else:
+                done.problems += [(path, p) for p in _refusals(ledger, named, status)]
+                todo.append((file, ledger, named))
+        if done.problems:
+            return Marking(problems=done.problems)
+        for file, ledger, named in todo:
+            done.marks.append(Marked(file, add_line(ledger, {
+                "kind": MARK_KIND, "status": status, "run": str(run_dir), "report_sha256": named[0].report_sha256,
+                "about": [{"seq": e.seq, "hash": e.hash, "request_id": e.request_id} for e in named],
+                "by": by, "why": why}, MarkEntry), named))
+    return done

@@ -59,9 +59,9 @@ _front("UL806", "ledger-receipt-mismatch", "error", _A,
        instead="Find which copy is authentic: a signed report (`unlearnspec verify`) or an earlier copy of the "
                "ledger settles it.")
 _front("UL807", "ledger-not-found", "error", _A,
-       "`ledger show` or `ledger verify` was given a path that is neither a ledger folder nor a ledger file (it is "
-       "not there, or it is a device or a FIFO), or `ledger verify` a folder that holds no ledger (`*.jsonl`, "
-       "`*.head.json`).",
+       "`ledger show`, `ledger verify` or `ledger mark` was given a path that is neither a ledger folder nor a "
+       "ledger file (it is not there, or it is a device or a FIFO), or `ledger verify` a folder that holds no ledger "
+       "(`*.jsonl`, `*.head.json`). (`ledger mark` given a folder that does not hold the run's lines is UL806.)",
        "A verification of nothing must not read as a verification that passed: a mistyped ledger folder is an "
        "error (exit 2), never an empty success.",
        instead="unlearnspec ledger verify runs/ledger   # the folder given to `run --ledger`")
@@ -94,3 +94,24 @@ _front("UL814", "signature-not-replaced", "error", _A,
        "`report.sig.json` would make `sign` overwrite whatever file the link names.",
        instead="unlearnspec verify RUN_DIR --pub KEY.pub   # check the signature that is there\n"
                "unlearnspec sign RUN_DIR --key KEY --force   # or replace it")
+_front("UL808", "ledger-mark-unfounded", "error", _A,
+       "A mark in a request ledger (a line `unlearnspec ledger mark` wrote: a run adopted, a trial, withdrawn) names "
+       "a line that is not an earlier request line of the same ledger with the hash and request it gives, or one "
+       "that records another report than the mark names (`unlearnspec ledger verify`).",
+       "A mark is written after the lines it is about, in their ledger, and its own hash covers what it names; one "
+       "that names nothing there was edited with its hash recomputed, or copied from another ledger, and a status "
+       "it claims is about no run the ledger holds.",
+       instead="Restore the ledger from a copy; the run folders' receipts (`ledger verify LEDGER --run RUN_DIR`) say "
+               "which lines each run recorded.")
+_front("UL809", "ledger-mark-refused", "error", _A,
+       "`unlearnspec ledger mark` will not mark the run: the reason (`--why`) or the name (`--by`) is empty; a "
+       "request of the run was withdrawn (a withdrawal is final); the run was adopted and is now called a trial; or "
+       "the request is already adopted from another run. Nothing is appended.",
+       "A mark says which run's model a team released, and the ledger never rewrites a line: a status that "
+       "contradicts an earlier one (a released run turned into a trial after the fact, two runs released for one "
+       "request) would make `ledger show` and the model card say something the history does not bear out.",
+       example="unlearnspec ledger mark runs/ledger --run runs/try-2 --adopted --by privacy-office --why \"v2\"\n"
+               "# error[UL809]: request `erase-jane-doe` is already adopted from another run (line 1, run `runs/try-1`)",
+       instead="unlearnspec ledger mark runs/ledger --run runs/try-1 --withdrawn --by privacy-office \\\n"
+               "    --why \"superseded by try-2\"\n"
+               "unlearnspec ledger mark runs/ledger --run runs/try-2 --adopted --by privacy-office --why \"released as v2\"")

@@ -510,9 +510,38 @@ UL413 = CodePage(
                 "arXiv:2407.06460"],
 )
 
+UL505 = CodePage(
+    code="UL505", name="evidence-replaces-defaults", severity="note", category="feasibility",
+    summary="An `evidence` block that names some of a claim's metrics but leaves out defaults of the claim that "
+            "could be computed here: those defaults then do not decide it (`membership_auc <= 0.55` alone makes "
+            "`removed` rest on membership, without `forget_quality >= 0.05` and `probe_accuracy_gap <= 0.1`).",
+    why="A claim is decided by the `evidence` bounds of its evidence family or, when the block names none of them, "
+        "by its documented defaults (docs/language.md, Claims). Writing one bound of the family therefore replaces "
+        "every default, not only the one written, and nothing in the spec shows it: a reviewer reads a tighter "
+        "membership bound, not that the comparison with the retrained reference and the representation probe no "
+        "longer decide the claim. A verdict says no more than the checks behind it (FRAMEWORK.md §7), and for a "
+        "removal claim the defaults are the evidence about the parameters: output metrics cannot tell removal from "
+        "suppression (Thaker et al.), and a representation probe compared with the retrained reference finds what "
+        "output metrics call gone (Gao et al.). The note names the defaults that will not decide the claim (one may "
+        "still be measured for information, deciding nothing) and offers to write them back; when the narrower "
+        "evidence is intended, accept the note with the reason. Defaults that could not be computed here anyway "
+        "(UL410) are not named, and the claims whose defaults come from `scope` (`not_generated`, "
+        "`robust_to_prompting`) keep them whatever the block says. Sources: FRAMEWORK.md §5 and §7; Thaker et al. "
+        "arXiv:2410.02879; Gao et al. arXiv:2604.08271.",
+    example='claims {\n  removed\n}\nevidence {\n  membership_auc <= 0.55\n}',
+    instead='claims {\n  removed\n}\nevidence {\n  membership_auc     <= 0.55\n  forget_quality     >= 0.05\n'
+            '  probe_accuracy_gap <= 0.1\n}\n\n# or keep the narrower evidence, and say why:\n'
+            'accept UL505 "Membership is the evidence the privacy office asked for."',
+    references=[
+        "P. Thaker et al., \"Position: LLM Unlearning Benchmarks are Weak Measures of Progress\", arXiv:2410.02879",
+        "Gao et al., \"An Illusion of Unlearning?\", AISTATS 2026, arXiv:2604.08271",
+    ],
+)
+
+
 PAGES: tuple[CodePage, ...] = (
     UL301, UL302, UL303, UL304, UL305, UL306, UL307, UL308, UL309, UL401, UL402, UL403, UL404, UL405,
-    UL406, UL407, UL408, UL409, UL410, UL411, UL412, UL413, UL501, UL502, UL503, UL504, UL601,
+    UL406, UL407, UL408, UL409, UL410, UL411, UL412, UL413, UL501, UL502, UL503, UL504, UL505, UL601,
 )
 
 

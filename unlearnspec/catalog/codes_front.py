@@ -274,12 +274,15 @@ _front("UL711", "plan-not-from-spec", "error", _T,
        instead="Make the plan again with `unlearnspec plan SPEC -o plan.json` and review it, or, for a plan "
                "deliberately edited by hand, run it with `--trust-plan`.")
 _front("UL712", "chain-needs-one-process", "error", _T,
-       "A plan with a chain of more than one request was launched as several processes (`WORLD_SIZE` > 1).",
+       "Retired, no longer raised: a plan with a chain of more than one request was launched as several processes "
+       "(`WORLD_SIZE` > 1), which earlier versions refused.",
        "Each step of a chain starts from the model the previous step produced and re-checks the earlier requests "
-       "on it; the processes of a launch do not yet hand each step's model on to one another, so such a chain runs "
-       "as one process. A chain of one request (a lone request under a `budget`) runs from the source model like "
-       "any objective, and may be launched as several processes.",
-       instead="Run the chain as one process: `unlearnspec run plan.json` without `accelerate launch`.")
+       "on it; the processes of a launch did not hand each step's model on to one another, so such a chain ran as "
+       "one process. They do now: every process runs each step from the model the step before it saved, and the "
+       "re-checks are shared out across them, with the results of one process (docs/running.md). The code keeps its "
+       "page: codes are public API, never renumbered or given another meaning.",
+       instead="Nothing to change: launch a plan with chains like any other, e.g. `accelerate launch -m unlearnspec "
+               "run plan.json --out DIR`.")
 _front("UL714", "resume-changes-the-run", "error", _T,
        "`--resume DIR` was given something that would change the run it continues: a plan or spec, `--out`, "
        "`--allow-infeasible`, or a ledger (`--ledger DIR`, `--no-ledger`) other than the one the run was started with; "

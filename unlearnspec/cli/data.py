@@ -75,6 +75,16 @@ def cmd_import(args: argparse.Namespace) -> int:
                              "the folder has\n")
             return EXIT_USAGE
         options["subsets"] = subsets
+    if args.corpora is not None:
+        if args.benchmark != "wmdp":
+            sys.stderr.write("error: `--corpora` is for `wmdp`\n  = help: it names a `cais/wmdp-corpora` folder, "
+                             "imported beside WMDP's questions\n")
+            return EXIT_USAGE
+        if not Path(args.corpora).is_dir():
+            sys.stderr.write(f"error: `--corpora` {printable(code_span(args.corpora))} is not a folder\n  = help: give "
+                             "the folder `cais/wmdp-corpora`'s files are in\n")
+            return EXIT_USAGE
+        options["corpora"] = Path(args.corpora)
     try:
         try:
             imported = IMPORTERS[args.benchmark](src, **options)
@@ -101,7 +111,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         records = imported.files.get(path.name)
         count = (f"{len(records):6d} records" if records is not None
                  else "     provenance" if path.name == imported.manifest_name else "   starter spec")
-        origin = f"  <- {imported.sources[path.name].describe()}" if path.name in imported.sources else ""
+        origin = f"  <- {imported.describe(path.name)}" if path.name in imported.sources else ""
         sys.stdout.write(printable(f"{count}  {path}{origin}") + "\n")
     for note in imported.notes:
         sys.stdout.write(f"note: {printable_lines(note)}\n")
@@ -115,7 +125,8 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
     dsub = sp.add_subparsers(dest="data_cmd", required=True, parser_class=Parser)
     imp = dsub.add_parser("import", help="convert a benchmark's local files to JSONL records and a starter spec")
     imp.add_argument("benchmark", choices=("tofu", "muse", "wmdp"))
-    imp.add_argument("src", type=path_arg, help="folder holding the benchmark's files (json, jsonl, parquet or save_to_disk)")
+    imp.add_argument("src", type=path_arg, help="folder holding the benchmark's files (json, jsonl, parquet or save_to_disk), a hub cache "
+                     "folder, or the dataset's folder in the `datasets` cache")
     imp.add_argument("--out", required=True, type=path_arg, help="folder to write the records and the starter spec into")
     imp.add_argument("--model", default="builtin:tiny-bios", help="the model the starter spec names")
     imp.add_argument("--split", default="forget10", choices=("forget01", "forget05", "forget10"),
@@ -123,5 +134,8 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
     imp.add_argument("--corpus", choices=("news", "books"), help="MUSE: News or Books (default: from the folder name)")
     imp.add_argument("--subsets", help="WMDP: comma-separated subsets, each of which must be present "
                      "(default: bio, cyber, chem, those present)")
+    imp.add_argument("--corpora", type=path_arg, metavar="DIR",
+                     help="WMDP: a `cais/wmdp-corpora` folder; the subsets' forget and retain corpora become the "
+                     "forget and retain sets (the bio forget corpus is not public: it is given on request)")
     imp.add_argument("--force", action="store_true", help="replace files an earlier import wrote in --out")
     imp.set_defaults(func=cmd_import)

@@ -160,7 +160,7 @@ def _resume_keeps_the_run(args: argparse.Namespace, state: Any) -> None:
 def _execute(plan: Plan | None, spec_dir: Path | None, **options: Any) -> Any:
     from unlearnspec.runtime import engine  # torch and transformers come with it
 
-    return engine.run(plan, spec_dir, engine.RunOptions(**options))
+    return engine.run(plan, spec_dir, engine.RunOptions(**options, show_error=print_error))
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -11,7 +11,8 @@ The defaults are the catalog's: each claim's ``defaults`` (or, for ``not_generat
 ``robust_to_prompting``, the metrics of the ``scope`` words: ``OUTPUT_KINDS``, ``PROBES``), each metric's
 ``threshold`` with the reason for its value, the relearning budget ``DEFAULT_RELEARN_STEPS`` and the
 ``QUANTIZED`` precisions. docs/language.md (section "Claims") explains them with their sources.
-Output metrics are measured on the forget set, and on the target's ``test`` set when it has one; a
+Output metrics are measured on the forget set, and on the target's ``test`` set when it has one (except a
+check the forget set's records cannot produce while the test set's can: :func:`_measurable_here`); a
 ``preserve utility`` tolerance replaces the utility-drop metrics' default.
 
 What each metric needs (``catalog.METRICS[...].needs``): a *reference* (the built-in model can be retrained;
@@ -121,13 +122,18 @@ def available_needs(obj: Objective, dataset: str = "forget") -> set[str]:
             have.add("mcq")
         if _has_text(data):
             have.add("text")
-        if t.attribute is not None or builtin:
+        if t.attribute is not None or (builtin and t.category.value in BUILTIN_LABELLED):
             have.add("attribute")
     if p is not None and p.retain:
         have.add("retain")
     if p is not None and p.neighbors:
         have.add("neighbors")
     return have
+
+
+BUILTIN_LABELLED = ("person", "records")
+"""The target kinds whose built-in records label the attribute the representation probe predicts (a built-in
+person's facts; a work or a capability has none: :func:`unlearnspec.compiler.stages.representation_attribute`)."""
 
 
 def _datasets(obj: Objective) -> list[str]:
@@ -139,6 +145,30 @@ def _datasets(obj: Objective) -> list[str]:
     if t is not None and t.test:
         out.append("test")
     return out
+
+
+def _measurable_here(obj: Objective, metric: str, dataset: str) -> bool:
+    """Whether an output kind's default ``metric`` is checked on ``dataset``.
+
+    Output kinds are measured on the forget set and on the target's ``test`` set, the worse deciding. A forget set
+    of documents (a benchmark's corpus, such as `cais/wmdp-corpora`) holds no questions, so knowledge ROUGE cannot be
+    measured on it; when the test set's records can measure it, the operational test decides alone, rather than a
+    check that could only ever be "not evaluated" leaving the claim incomplete. The test set keeps every check of the
+    scope: a test set that cannot measure an output kind in scope is reported (UL410), never passed over. Only a
+    need of the records decides (questions, documents, multiple-choice items); the objective's needs (a reference,
+    a holdout) are the same on both sets."""
+    if dataset != "forget" or "test" not in _datasets(obj):
+        return True
+
+    def data_missing(ds: str) -> bool:
+        return any(n in DATA_NEEDS for n in missing_needs(obj, metric, ds)[0])
+
+    return not data_missing("forget") or data_missing("test")
+
+
+DATA_NEEDS = frozenset({"qa", "text", "mcq"})
+"""The needs a data set meets by its records (the others are the objective's: a reference, a holdout, an
+attribute, the preserve sets)."""
 
 
 def _tolerance(obj: Objective, which: str) -> float | None:
@@ -176,7 +206,8 @@ def _plans(obj: Objective, name: str, c: Claim | None) -> list[dict[str, object]
     if info.from_scope == "outputs":
         outputs = [w.value for w in scope.outputs] if scope and scope.outputs else list(DEFAULT_OUTPUTS)
         metrics = [m for m in info.evidence if any(m in OUTPUT_KINDS[o].metrics for o in outputs)]
-        return [{"metric": m, "dataset": d} for d in _datasets(obj) for m in metrics]
+        return [{"metric": m, "dataset": d} for d in _datasets(obj) for m in metrics
+                if _measurable_here(obj, m, d)]
     if info.from_scope == "prompts":
         prompts = scope_prompts(obj)
         ds = _datasets(obj)[-1]

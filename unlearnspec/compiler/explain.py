@@ -16,8 +16,10 @@ from unlearnspec.catalog import CLAIMS, CODES, METRICS, PROBES, UNKNOWN, vocab
 from unlearnspec.compiler.ast import Objective
 from unlearnspec.compiler.check import compile
 from unlearnspec.compiler.decisions import Facts, probe_names
+from unlearnspec.compiler.diagnostics import Diagnostic
 from unlearnspec.compiler.feasibility import concerns
 from unlearnspec.compiler.render import diagnostic_dict, printable_lines, render_human
+from unlearnspec.compiler.rules.evidence import replaced_defaults
 from unlearnspec.markdown import code_span, template_environment
 
 
@@ -92,8 +94,22 @@ def _evidence_text(row: Any) -> str:
     """Each check of a claim: its bound, where it is measured (the data set, and the probe, attack and its parameters
     where there are any), and ``default`` when the spec's evidence does not state it. Two checks of one metric on
     different data or precisions read as two checks, not one written twice."""
+    return _checks_text(getattr(row, "evidence", []) or [])
+
+
+def _replaced_text(obj: Objective, claim: str, findings: list[Diagnostic]) -> str:
+    """After a claim's checks: the defaults that do not decide it because `evidence` names other metrics of its family,
+    where UL505 says so (accepted or not), so that the listing shows what the block left out as well as what it
+    wrote."""
+    c = obj.claim(claim)
+    if c is None or not any(d.code == "UL505" and d.claim == claim for d in findings):
+        return ""
+    return f"; not deciding it, left out by `evidence` (UL505): {_checks_text(replaced_defaults(obj, c))}"
+
+
+def _checks_text(evidence: list[Any]) -> str:
     items = []
-    for ev in getattr(row, "evidence", []) or []:
+    for ev in evidence:
         d = ev if isinstance(ev, dict) else ev.model_dump()
         op, val = d.get("op"), d.get("value")
         where = [f"on {d['dataset']}"] if d.get("dataset") else []
@@ -210,7 +226,8 @@ def explain_document(path: Path, fmt: str = "text") -> tuple[str, str, int]:
         rows: list[dict[str, Any]] = []
         for r in analysed.claims:
             rows.append({"claim": r.claim, "status": r.status, "label": r.label,
-                         "why": r.why, "instead": r.instead, "evidence": _evidence_text(r),
+                         "why": r.why, "instead": r.instead,
+                         "evidence": _evidence_text(r) + _replaced_text(obj, r.claim, mine),
                          "codes": list(r.reasons), "notes": list(r.notes)})
         other = [d for d in mine if d.claim is None and not _shown_in_table(d, rows)]
         rows += [{"claim": r.claim, "status": r.status, "label": r.label, "why": r.why,

@@ -17,6 +17,7 @@ from unlearnspec.catalog.methods import KNOB_FIELDS, rmu_layer
 from unlearnspec.compiler.ast import Objective, PathRef
 from unlearnspec.compiler.datafiles import BUILTIN_HOLDOUT, holdout_split, records_of
 from unlearnspec.compiler.decisions import Facts, Row, first_row
+from unlearnspec.compiler.evidence_defaults import BUILTIN_LABELLED
 from unlearnspec.compiler.models import builtin_recipe, model_layers, recipe_steps
 from unlearnspec.markdown import code_span
 from unlearnspec.plan import (
@@ -73,7 +74,7 @@ def representation_attribute(obj: Objective, facts: Facts, base: Path) -> str | 
     if t is None:
         return None
     attribute = t.attribute.value if t.attribute is not None else None
-    if attribute is None and facts.builtin and facts.category in ("person", "records"):
+    if attribute is None and facts.builtin and facts.category in BUILTIN_LABELLED:
         attribute = BUILTIN_ATTRIBUTE
     if attribute is None:
         return None

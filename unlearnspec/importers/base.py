@@ -16,6 +16,7 @@ import jinja2
 
 from unlearnspec.catalog import METRICS
 from unlearnspec.compiler.syntax import quote
+from unlearnspec.importers.cache import cache_root_help
 from unlearnspec.importers.sources import ImportFailure, Rows, Source, did_you_mean
 from unlearnspec.io import atomic_write_bytes
 from unlearnspec.markdown import code_span
@@ -35,6 +36,12 @@ class Imported:
     notes: list[str] = field(default_factory=list)  # for the import summary: files left out, choices made
     warnings: list[str] = field(default_factory=list)  # for the import summary: rows that convert but look wrong
     also_read: list[tuple[Source, str]] = field(default_factory=list)  # files read for no output file, and why
+    merged: dict[str, list[tuple[Source, str]]] = field(default_factory=dict)  # output file -> files merged into it
+
+    def read(self) -> list[Source]:
+        """Every source the import read: each output file's own and merged ones, and those read for no output."""
+        return [*self.sources.values(), *(s for extra in self.merged.values() for s, _ in extra),
+                *(s for s, _ in self.also_read)]
 
     @property
     def manifest_name(self) -> str:
@@ -46,6 +53,17 @@ class Imported:
         self.files[out_name] = records
         self.sources[out_name] = source
         self.note_ignored(source)
+
+    def merge(self, out_name: str, source: Source, why: str) -> None:
+        """Record a split whose columns were added to the rows of output file ``out_name`` (which has its own source):
+        the manifest lists it among that file's sources, with ``why``."""
+        self.merged.setdefault(out_name, []).append((source, why))
+        self.note_ignored(source)
+
+    def describe(self, out_name: str) -> str:
+        """Where an output file came from, for the summary: its split, and ``+ NAME`` for each split merged in."""
+        extra = "".join(f" + {s.path.name}" for s, _ in self.merged.get(out_name, []))
+        return self.sources[out_name].describe() + extra
 
     def note_ignored(self, source: Source) -> None:
         for path in source.ignored:
@@ -84,7 +102,7 @@ def write_import(imported: Imported, out: Path, *, force: bool = False) -> list[
     """
     targets = [out / name for name in imported.files] + [out / imported.spec_name, out / imported.manifest_name]
     for target in targets:  # never over a file the import reads, `--force` or not
-        for source in imported.sources.values():
+        for source in imported.read():
             for read in (source.path, *source.files):
                 if target.exists() and read.exists() and os.path.samefile(target, read):
                     raise ImportFailure("UL824", f"{code_span(target.name)} in the output folder is the source file it would "
@@ -115,7 +133,7 @@ def write_import(imported: Imported, out: Path, *, force: bool = False) -> list[
 def manifest(imported: Imported, payload: Sequence[tuple[Path, bytes]]) -> bytes:
     """The import's provenance as JSON: for each file written, its sha256 and record count and the source files it
     was converted from, each with its sha256 and size (a ``save_to_disk`` folder: the sha256 of its files,
-    :func:`~unlearnspec.records.sha256_path`); the files read for no output of their own; those left out."""
+    :func:`~unlearnspec.records.sha256_path`), a split merged into it with ``why``; the files read for no output of their own; those left out."""
     def described(source: Source) -> list[dict[str, Any]]:
         try:
             return [{"path": os.path.abspath(f), "sha256": sha256_path(f),
@@ -127,9 +145,11 @@ def manifest(imported: Imported, payload: Sequence[tuple[Path, bytes]]) -> bytes
 
     written = {p.name: b for p, b in payload}
     files = {name: {"records": len(records), "sha256": hashlib.sha256(written[name]).hexdigest(),
-                    "sources": described(imported.sources[name]) if name in imported.sources else []}
+                    "sources": [*(described(imported.sources[name]) if name in imported.sources else []),
+                                *(dict(entry, why=why) for source, why in imported.merged.get(name, [])
+                                  for entry in described(source))]}
              for name, records in imported.files.items()}
-    read = [*imported.sources.values(), *(source for source, _ in imported.also_read)]
+    read = imported.read()
     data = {"benchmark": imported.benchmark, "spec": imported.spec_name,
             "spec_sha256": hashlib.sha256(written[imported.spec_name]).hexdigest(), "files": files,
             "also_read": [dict(entry, why=why) for source, why in imported.also_read for entry in described(source)],
@@ -189,6 +209,6 @@ def str_list(rows: Rows, i: int, column: str, split: str, *, what: str = "") -> 
 def missing_split(benchmark: str, src: Path, split: str, expected: str, *, under: str | None = None) -> ImportFailure:
     folder = src / under if under else src
     return ImportFailure("UL821", f"no {code_span(split)} split in the {benchmark} source folder", src,
-                         help=[*did_you_mean(folder, split.rsplit("/", 1)[-1]), f"expected {expected}",
-                               "a split may be a .jsonl, .json or .parquet file, the hub's parquet shards, "
-                               "or a `save_to_disk` folder"])
+                         help=[*did_you_mean(folder, split.rsplit("/", 1)[-1]), *cache_root_help(src),
+                               f"expected {expected}", "a split may be a .jsonl, .json or .parquet file, the hub's "
+                               "parquet shards, a `save_to_disk` folder, or a configuration in the `datasets` cache"])

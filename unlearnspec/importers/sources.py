@@ -11,7 +11,10 @@ A split ``NAME`` is looked for, under the source folder (or one of its subset fo
 - a folder ``NAME/``: a ``Dataset.save_to_disk`` folder, a ``DatasetDict`` one, a folder of shards
   (``train-00000-of-00001.parquet``, or ``0000.parquet``, ``0001.parquet``), or a folder holding one
   split's folder (the hub's parquet branch, ``refs/convert/parquet``: ``forget10/train/0000.parquet``).
-  A folder that holds more than one split is UL821: which one the benchmark means is not guessed.
+  A folder that holds more than one split is UL821: which one the benchmark means is not guessed;
+- a configuration folder of the `datasets` library's cache, ``NAME/VERSION/HASH/`` with ``dataset_info.json`` and
+  Arrow files (:mod:`~unlearnspec.importers.cache`): its one split; or, when the folder a split is looked for
+  under is such a configuration (MUSE's ``verbmem``), that configuration's split ``NAME``.
 
 Two candidates of the second and third kinds (``NAME.json`` and ``NAME/``) are UL821 too. A hub cache
 folder (``datasets--ORG--NAME/snapshots/COMMIT/``) is read at the snapshot ``refs/main`` names
@@ -33,6 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
+from unlearnspec.importers.cache import build_folder, build_splits, cache_split, read_arrow
+from unlearnspec.importers.split import INSTALL_HELP, ImportFailure, Source
 from unlearnspec.inputs import json_lines, load_json, read_regular
 from unlearnspec.markdown import code_span
 from unlearnspec.records import is_hf_dataset_dir
@@ -42,34 +47,6 @@ FILE_SUFFIXES = (".jsonl", ".json", ".parquet")
 HUB_SHARD = re.compile(r"^(?P<prefix>.+)-(?P<index>\d{5})-of-(?P<total>\d{5})\.parquet$")
 #: ... and ``0000.parquet`` (the parquet converter's branch, one folder per split)
 CONVERTER_SHARD = re.compile(r"^(?P<index>\d{4,5})\.parquet$")
-INSTALL_HELP = "install it with `pip install 'unlearnspec[datasets]'` (the `datasets` extra brings `pyarrow`)"
-
-
-class ImportFailure(Exception):
-    """A source that is not in the benchmark's layout: a diagnostic code, the path, and help lines."""
-
-    def __init__(self, code: str, message: str, path: Path | None = None, *, line: int | None = None,
-                 column: int | None = None, help: Sequence[str] = ()) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.path = path
-        self.line = line
-        self.column = column
-        self.help = list(help)
-
-
-@dataclass(frozen=True)
-class Source:
-    """Where one split is: the files read, in order, and the files beside them that were not read."""
-
-    path: Path  # the file, the first shard, or the `save_to_disk` folder: what the summary names
-    files: tuple[Path, ...]  # every file read (the shards of a split, sorted), or the `save_to_disk` folder
-    ignored: tuple[Path, ...] = ()  # loose files beside the hub's shards, left out in their favour
-
-    def describe(self) -> str:
-        more = len(self.files) - 1
-        return f"{self.path}" + (f" (+{more} more shard{'s' if more > 1 else ''})" if more > 0 else "")
 
 
 @dataclass
@@ -153,6 +130,9 @@ def locate(src: Path, name: str, *, under: str | None = None) -> Source | None:
     base = src / under if under else src
     if not base.is_dir():
         return None
+    build = build_folder(base)
+    if build is not None:  # a subset's configuration in the `datasets` cache: its splits are in the build
+        return cache_split(build, name)
     shards = _shards(base, name)
     loose = [base / f"{name}{suffix}" for suffix in FILE_SUFFIXES if (base / f"{name}{suffix}").is_file()]
     folder = [base / name] if (base / name).is_dir() else []
@@ -182,6 +162,9 @@ def split_names(folder: Path) -> list[str]:
     """The names of the splits a folder offers (files without suffix or shard numbers, and folders)."""
     if not folder.is_dir():
         return []
+    build = build_folder(folder)
+    if build is not None:
+        return sorted(build_splits(build))
     names: set[str] = set()
     for p in folder.iterdir():
         m = HUB_SHARD.match(p.name)
@@ -224,6 +207,11 @@ def _resolve_dir(path: Path) -> Source:
     """The files of the one split a folder holds; UL821 when it holds none or several."""
     if is_hf_dataset_dir(path):
         return Source(path, (path,))
+    build = build_folder(path)
+    if build is not None:  # a configuration of the `datasets` cache: its one split
+        found = cache_split(build, None)
+        assert found is not None  # the build's only split is there, or cache_split raised
+        return found
     if (path / "dataset_dict.json").is_file():
         try:
             splits = load_json((path / "dataset_dict.json").read_text(encoding="utf-8")).get("splits", [])
@@ -283,12 +271,15 @@ def _several(path: Path, splits: Sequence[str]) -> NoReturn:
 
 
 def read_rows(source: Source) -> Rows:
-    """Every row of a split, from its file, its shards in order, or its `save_to_disk` folder."""
+    """Every row of a split, from its file, its shards in order, its `save_to_disk` folder or its Arrow files."""
     rows: list[dict[str, Any]] = []
     origins: list[Origin] = []
-    for file in source.files:
+    for k, file in enumerate(source.files):
         if file.is_dir():
             got, where = _read_saved(file)
+        elif file.suffix == ".arrow":  # the `datasets` cache
+            got = read_arrow(file)
+            where = [Origin(file, i) for i in range(len(got))]
         elif file.suffix == ".parquet":
             got, where = _read_parquet(file)
         elif file.suffix == ".txt":  # MUSE's raw text: one row a paragraph
@@ -296,6 +287,11 @@ def read_rows(source: Source) -> Rows:
             got, where = text_rows.rows, text_rows.origins
         else:
             got, where = _read_json(file)
+        if source.counts is not None and len(got) != source.counts[k]:
+            raise ImportFailure("UL821", f"the file holds {len(got)} rows and the build's `dataset_info.json` counts "
+                                f"{source.counts[k]}: it is not the file `datasets` built", file,
+                                help=["load the dataset again with `datasets` (it rebuilds the cache); rows would "
+                                      "otherwise be lost or added silently"])
         rows += got
         origins += where
     return Rows(source.path, rows, origins)

@@ -10,6 +10,13 @@ reads them from ``real_authors_perturbed`` and ``world_facts_perturbed`` (the sa
 ``data/``). The hub's parquet branch (``refs/convert/parquet``) holds the same configurations as
 ``forget10/train/0000.parquet``; the hub's first upload named the files ``forget10_dataset.json``,
 ``retain90_dataset.json`` (its card at commit ``3375dc8``).
+
+``retain_perturbed`` is the retain split's perturbed version: 400 questions of the retain authors (in every
+``retainNN``) with ``paraphrased_answer`` and ``perturbed_answer``, the retain truth ratio TOFU's evaluation puts into
+model utility (first of ``eval_everything.yaml``'s ``split_list``). It covers a part of the retain split, so it cannot
+stand for it as ``forgetNN_perturbed`` stands for ``forgetNN``: its columns are added to the retain rows that ask the
+same question (by question text) and give the same answer; its rows about questions the retain split does not hold
+are left out, so the retain set stays the retain split (docs/data.md#tofu).
 """
 
 from __future__ import annotations
@@ -37,6 +44,8 @@ WHY_EMPTY = {"perturbed_answer": ": an empty wrong answer would be compared in t
 SPLITS = {"forget01": ("retain99", "holdout01"), "forget05": ("retain95", "holdout05"),
           "forget10": ("retain90", "holdout10")}
 UTILITY_SPLITS = ("real_authors", "world_facts")
+#: the columns of the retain split's perturbed version that are added to its rows
+PERTURBED_FIELDS = ("perturbed", "paraphrased_answer", "paraphrases")
 
 
 def _qa_records(rows: Rows, split: str) -> list[dict[str, Any]]:
@@ -91,6 +100,7 @@ def import_tofu(src: Path, *, split: str = "forget10", model: str = "builtin:tin
     # the perturbed file: the version TOFU's evaluation reads, with the columns the truth ratio needs
     take((f"{split}_perturbed", split, f"{split}_dataset"), f"tofu-{split}.jsonl", required=True)
     take((retain_split, f"{retain_split}_dataset"), f"tofu-{retain_split}.jsonl", required=True)
+    _merge_retain_perturbed(imported, src, retain_split)
     has_holdout = take((holdout_split,), f"tofu-{holdout_split}.jsonl", required=False)
     neighbors = [f"tofu-{u.replace('_', '-')}.jsonl" for u in UTILITY_SPLITS
                  if take((f"{u}_perturbed", u), f"tofu-{u.replace('_', '-')}.jsonl", required=False)]
@@ -100,3 +110,55 @@ def import_tofu(src: Path, *, split: str = "forget10", model: str = "builtin:tin
                         "has_perturbed": any("perturbed" in r for r in files[f"tofu-{split}.jsonl"]),
                         "has_paraphrases": any("paraphrases" in r for r in files[f"tofu-{split}.jsonl"])}
     return imported
+
+
+def _merge_retain_perturbed(imported: Imported, src: Path, retain_split: str) -> None:
+    """Add ``retain_perturbed``'s wrong answers and paraphrased answer to the retain rows that ask its questions.
+
+    A row is matched by its question text and must give the same answer (wrong answers written for another answer
+    would be compared with the wrong one: a warning, not merged); a row about a question the retain split does not
+    hold is left out, so no question enters the retain set through this file. A question asked twice with different
+    columns is UL822: the importer does not guess which row is current.
+    """
+    source = locate(src, "retain_perturbed")
+    if source is None:
+        return
+    rows = read_rows(source)
+    perturbed = _qa_records(rows, "retain_perturbed")
+    first: dict[str, int] = {}
+    for i, rec in enumerate(perturbed):
+        k = first.setdefault(rec["question"], i)
+        if perturbed[k] != rec:
+            rows.fail(i, "UL822", f"{rows.name(i)} of split `retain_perturbed` asks the question of {rows.name(k)} again, "
+                      "with other answers", ["keep one row a question; the importer does not guess which is current"])
+    out_name = f"tofu-{retain_split}.jsonl"
+    retain = imported.files[out_name]
+    held = {r["question"] for r in retain}
+    merged: set[str] = set()
+    other_answer: list[int] = []
+    for rec in retain:
+        at = first.get(rec["question"])
+        if at is None:
+            continue
+        if perturbed[at]["answer"] != rec["answer"]:
+            other_answer.append(at)
+            continue
+        rec.update({key: perturbed[at][key] for key in PERTURBED_FIELDS if key in perturbed[at]})
+        merged.add(rec["question"])
+    name, split = code_span(source.path.name), code_span(retain_split)
+    for k in dict.fromkeys(other_answer):
+        line = rows.line(k)
+        imported.warnings.append(f"{name} {rows.name(k)}{f' (line {line})' if line else ''} gives another answer than "
+                                 f"{split} to the same question: its wrong answers were not added to that retain row")
+    outside = sum(q not in held for q in first)
+    if not merged:
+        imported.also_read.append((source, f"compared with {retain_split}: no question and answer in common"))
+        imported.warnings.append(f"{name} shares no question and answer with {split}: nothing of it was imported "
+                                 "(is it from another version of TOFU?)")
+        return
+    imported.merge(out_name, source, f"the wrong answers and paraphrased answer of {len(merged)} {retain_split} questions")
+    imported.notes.append(f"{name} is {split}'s perturbed version for part of its questions: {len(merged)} of the "
+                          f"{len(held)} {split} questions gain its `perturbed` and `paraphrased_answer` (the retain "
+                          "truth ratio TOFU's evaluation reads); the rest keep question and answer only"
+                          + (f". {outside} of its {len(first)} rows ask questions {split} does not hold and were left "
+                             "out: the retain set is the retain split" if outside else ""))

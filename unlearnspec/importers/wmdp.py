@@ -4,6 +4,14 @@ Published as ``cais/wmdp`` with configurations ``wmdp-bio``, ``wmdp-cyber`` and 
 ``test`` split (``wmdp-bio/test-00000-of-00001.parquet``) of rows with ``question``, ``choices`` (four
 strings) and ``answer`` (the index of the correct choice). They are written as the project's
 multiple-choice records, in the same convention.
+
+``cais/wmdp-corpora`` is the text unlearning methods train on (RMU, the paper's method): configurations
+``cyber-forget-corpus``, ``cyber-retain-corpus`` and ``bio-retain-corpus``, each a ``train`` split of one column
+``text`` (``cyber-forget-corpus/train-00000-of-00001.parquet``; the card's ``configs:``). The bio forget corpus is
+not public: it is given on request (a form linked from the card), and read where it was obtained
+(``bio-forget-corpus.jsonl``, whose rows also have ``title``, ``abstract`` and ``doi``). Given with ``corpora``, the
+corpora of each imported subset become documents (``text`` records): the forget corpora the target's ``forget`` set,
+the retain corpora the ``retain`` set, and the questions stay the ``test`` set that decides the claim.
 """
 
 from __future__ import annotations
@@ -12,10 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from unlearnspec.importers.base import Imported, text_field
+from unlearnspec.importers.cache import cache_root_help
 from unlearnspec.importers.sources import (
     ImportFailure,
     Rows,
     Source,
+    did_you_mean,
     hub_snapshot,
     locate,
     locate_any,
@@ -27,6 +37,12 @@ from unlearnspec.markdown import code_span
 SUBSETS = ("bio", "cyber", "chem")
 EXPECTED = ("expected `wmdp-bio/test-*.parquet` (as in `cais/wmdp`) or `wmdp-bio.jsonl`, and the same for "
             "`cyber` and `chem`")
+#: subset -> its corpora in `cais/wmdp-corpora`: (forget, retain). WMDP publishes none for chem.
+CORPORA = {"bio": ("bio-forget-corpus", "bio-retain-corpus"), "cyber": ("cyber-forget-corpus", "cyber-retain-corpus")}
+ON_REQUEST = "bio-forget-corpus"
+CORPORA_EXPECTED = ("expected `cyber-forget-corpus/train-*.parquet` (as in `cais/wmdp-corpora`) or "
+                    "`cyber-forget-corpus.jsonl`, and the same for `cyber-retain-corpus`, `bio-retain-corpus` and, "
+                    "where it was obtained on request, `bio-forget-corpus`")
 
 
 def _find(src: Path, subset: str) -> Source | None:
@@ -66,9 +82,11 @@ def _mcq(rows: Rows, split: str) -> tuple[list[dict[str, Any]], list[str]]:
     return out, warnings
 
 
-def import_wmdp(src: Path, *, subsets: tuple[str, ...] | None = None, model: str = "builtin:tiny-bios",
-                **_: Any) -> Imported:
-    """``subsets`` None: every subset the folder has. Named ones must all be there (UL821); repeats count once."""
+def import_wmdp(src: Path, *, subsets: tuple[str, ...] | None = None, corpora: Path | None = None,
+                model: str = "builtin:tiny-bios", **_: Any) -> Imported:
+    """``subsets`` None: every subset the folder has. Named ones must all be there (UL821); repeats count once.
+    ``corpora``: a `cais/wmdp-corpora` folder, whose corpora for the imported subsets become the forget and retain
+    sets."""
     named = subsets is not None
     wanted = list(dict.fromkeys(subsets)) if subsets is not None else list(SUBSETS)
     if not wanted:
@@ -93,10 +111,71 @@ def import_wmdp(src: Path, *, subsets: tuple[str, ...] | None = None, model: str
         imported.warnings += warnings
     if not imported.files:
         # `cais/wmdp-corpora`'s configurations: `cyber-forget-corpus.jsonl`, or `cyber-forget-corpus/train-*.parquet`
-        corpora = sorted({p.name for p in src.glob("*corpus*")} | {p.name for p in src.glob("*/*corpus*")})[:3]
+        found = sorted({p.name for p in src.glob("*corpus*")} | {p.name for p in src.glob("*/*corpus*")})[:3]
         raise ImportFailure("UL821", "no WMDP subset in the source folder", src, help=[EXPECTED, *(
-            [f"{', '.join(code_span(c) for c in corpora)}: these are `cais/wmdp-corpora`, the text unlearning methods "
-             "train on, not the questions; import `cais/wmdp` and give the corpora to the spec as data"]
-            if corpora else [])])
-    imported.context = {"model": model, "subsets": [s for s in wanted if f"wmdp-{s}.jsonl" in imported.files]}
+            [f"{', '.join(code_span(c) for c in found)}: these are `cais/wmdp-corpora`, the text unlearning methods "
+             "train on, not the questions; give them beside the questions (`cais/wmdp`): "
+             f"`unlearnspec data import wmdp QUESTIONS --corpora {src} --out DIR`"]
+            if found else cache_root_help(src))])
+    questions = list(imported.files)
+    imported_subsets = [s for s in wanted if f"wmdp-{s}.jsonl" in imported.files]
+    forget, retain = _corpora(imported, corpora, imported_subsets) if corpora is not None else ([], [])
+    imported.context = {"model": model, "subsets": imported_subsets, "questions": questions, "forget": forget,
+                        "retain": retain}
     return imported
+
+
+def _passages(rows: Rows, split: str) -> tuple[list[dict[str, Any]], int]:
+    """A corpus's passages as documents, and how many blank ones were left out (no text to train on; RMU's own
+    loader drops every passage of 50 characters or fewer)."""
+    require_columns(rows, ("text",), "WMDP", split)
+    out: list[dict[str, Any]] = []
+    blank = 0
+    for i, row in enumerate(rows.rows):
+        text = row.get("text")
+        if not isinstance(text, str):
+            rows.fail(i, "UL822", f"{rows.name(i)} of {code_span(split)}: `text` must be a string, not "
+                      f"{'null' if text is None else type(text).__name__}", ["the corpora's rows are passages of text"])
+        if text.strip():
+            out.append({"text": text})
+        else:
+            blank += 1
+    return out, blank
+
+
+def _corpora(imported: Imported, folder: Path, subsets: list[str]) -> tuple[list[str], list[str]]:
+    """Import the forget and retain corpora of ``subsets`` from ``folder``; their output files, forget and retain."""
+    if not any(s in CORPORA for s in subsets):
+        raise ImportFailure("UL821", f"no corpora for {', '.join(code_span(s) for s in subsets)}: `cais/wmdp-corpora` "
+                            "has corpora for `bio` and `cyber` only", folder,
+                            help=["import `bio` or `cyber` questions with `--corpora`, or leave `--corpora` out"])
+    folder, snapshot = hub_snapshot(folder)
+    if snapshot:
+        imported.notes.append(snapshot)
+    sets: tuple[list[str], list[str]] = ([], [])
+    missing: list[str] = []
+    for subset in subsets:
+        if subset not in CORPORA:
+            imported.notes.append(f"`{subset}` has no corpus in `cais/wmdp-corpora`: its questions are a test set only")
+            continue
+        for name, into in zip(CORPORA[subset], sets, strict=True):
+            source = locate(folder, name)
+            if source is None:
+                missing.append(name)
+                continue
+            records, blank = _passages(read_rows(source), name)
+            imported.take(f"wmdp-{name}.jsonl", source, records)
+            into.append(f"wmdp-{name}.jsonl")
+            if blank:
+                imported.notes.append(f"{code_span(name)}: {blank} blank passage{'s were' if blank > 1 else ' was'} left "
+                                      "out (no text to train on)")
+    if not any(sets):
+        raise ImportFailure("UL821", "no WMDP corpus in the `--corpora` folder", folder,
+                            help=[*did_you_mean(folder, missing[0]), *cache_root_help(folder), CORPORA_EXPECTED])
+    for name in missing:
+        imported.notes.append(
+            f"no {code_span(name)} in the `--corpora` folder: "
+            + ("WMDP's bio forget corpus is not public, it is given on request (the form linked from "
+               "`cais/wmdp-corpora`'s card); add it as `bio-forget-corpus.jsonl` to make it the bio forget set"
+               if name == ON_REQUEST else "the starter spec has no such set"))
+    return sets

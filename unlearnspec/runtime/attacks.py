@@ -67,6 +67,7 @@ from unlearnspec.markdown import code_span
 from unlearnspec.records import Record
 from unlearnspec.runtime.evaluation.likelihood import context_length
 from unlearnspec.runtime.lm_training import LabelledExamples
+from unlearnspec.runtime.methods.base import RankSeeds
 from unlearnspec.runtime.methods.data import encode_records
 from unlearnspec.runtime.prompting import IGNORE_INDEX, PromptFormat, resolve
 from unlearnspec.runtime.scaling import marking_repeated_rows, trainer_batch
@@ -186,7 +187,7 @@ def relearn(model: Any, tokenizer: PreTrainedTokenizerBase, records: Sequence[Re
             dataloader_num_workers=0,
         )
         trainer = RelearnTrainer(model=attacked, args=args, train_dataset=dataset, data_collator=collator,
-                                 processing_class=tok)
+                                 processing_class=tok, callbacks=[RankSeeds()])  # each rank its own dropout
         trainer.remove_callback(PrinterCallback)
         trainer.train()
     attacked.eval()

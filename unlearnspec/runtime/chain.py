@@ -26,6 +26,16 @@ resume whose previous step made other weights since (its unlearn stage done agai
 (UL714) rather than report a chain whose later steps came from a model it no longer holds.
 
 Objectives outside any chain run on their own, from the original model, as without chains.
+
+Under a launch of N processes (``accelerate launch``) a chain runs as a lone objective does, on every rank: each
+step's objective with the run's ``Distributed`` (data-parallel training, the main process saving the step's model and
+the other ranks loading it from the run folder), the re-checks on every rank with sharded evaluation
+(``runtime/evaluation/sharding.py``), so that all ranks hold the same results as one process would, and only the main
+process writes. What only the main process reads — its run state, a saved drift file, the weights' sha256 a resume
+compares (UL714) — is decided there and told to every rank (:meth:`Distributed.broadcast`), so every rank takes the same
+branch: after each step the helper ranks take the main process's record of its stages (:func:`_follow`), and work the
+main process does alone (a retrained reference, built under the cache's lock) is told to them with its failure
+(:func:`unlearnspec.runtime.distributed.on_main`), so a failure ends every rank with its code instead of leaving one waiting in a broadcast.
 """
 
 from __future__ import annotations
@@ -35,7 +45,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from unlearnspec.builtin.recipe import RECIPE, RECIPES
 from unlearnspec.catalog.methods import REFUSAL_TEXT
@@ -67,13 +77,21 @@ from unlearnspec.report.model import CheckResult, ObjectiveReport
 from unlearnspec.report.verdict import rechecked
 from unlearnspec.runtime import checks
 from unlearnspec.runtime.builtin_model import ensure_retrained
-from unlearnspec.runtime.distributed import Distributed
+from unlearnspec.runtime.distributed import Distributed, on_main
 from unlearnspec.runtime.loading import load_model
 from unlearnspec.runtime.methods.guard import GUARD_FILE, OutputGuard
 from unlearnspec.runtime.pipeline import ObjectiveRun, _stage_of
-from unlearnspec.runtime.rundir import E_RESUME_CHANGES_RUN, RunDir, RunError, RunState, safe_name
+from unlearnspec.runtime.rundir import (
+    E_RESUME_CHANGES_RUN,
+    RunDir,
+    RunError,
+    RunState,
+    safe_name,
+)
 
 log = logging.getLogger("unlearnspec.run")
+
+T = TypeVar("T")
 
 UTILITY_SETS: dict[str, UtilitySet] = {"retain_utility_drop": "retain", "neighbor_utility_drop": "neighbors"}
 """The utility checks a step's cumulative drop is read from, and the set each measures."""
@@ -135,6 +153,23 @@ def utility_drop(report: ObjectiveReport, budget: float | None) -> tuple[Utility
     return worst or Utility(None, None, None, None), values
 
 
+# -- the ranks of a launch -------------------------------------------------------------------------------------
+
+
+def _follow(state: RunState, dist: Distributed) -> None:
+    """The helper ranks take the main process's record of every stage (in place: each step's run reads it).
+
+    Why: only the main process finishes some stages (the unlearn stage's saved model and its sha256, the reference
+    it made) and only it reads what a resume found; a chain's later steps start from what those records say, so
+    every rank reads them as the main process has them."""
+    if not dist.active:
+        return
+    stages = dist.broadcast(state.stages if dist.is_main else None)
+    if not dist.is_main:
+        state.stages.clear()
+        state.stages.update(stages)
+
+
 # -- re-checking an earlier request ------------------------------------------------------------------------------
 
 
@@ -192,19 +227,26 @@ def _saved(out: Path, key: dict[str, Any], earlier: str) -> dict[str, CheckResul
 
 
 def _recheck(step_dir: Path, earlier: ObjectivePlan, earlier_run: ObjectiveRun, earlier_report: ObjectiveReport,
-             current: tuple[Any, Any] | None, model: str, basis: Basis, model_sha256: str | None = None) -> Recheck:
+             current: tuple[Any, Any] | None, model: str, basis: Basis, model_sha256: str | None = None,
+             dist: Distributed | None = None) -> Recheck:
     """Every check of ``earlier`` computed again on ``current`` (the model in folder ``model``, whose weights hash to
-    ``model_sha256``), on ``basis``; its claims decided again. Saved results computed on the same basis are reused."""
+    ``model_sha256``), on ``basis``; its claims decided again. Saved results computed on the same basis are reused.
+
+    Under a launch every rank computes them (sharded, as a lone objective's evaluation) and the main process writes
+    them; whether saved results are reused is the main process's reading of the run folder, told to every rank with
+    the results, so that no rank computes (and waits in a gather) while another reuses."""
+    dist = dist or Distributed()
     out = step_dir / "drift" / f"{safe_name(earlier.objective.name)}.json"
     key = basis.key(model, model_sha256)
-    results = _saved(out, key, earlier.objective.name)
+    results = on_main(dist, lambda: _saved(out, key, earlier.objective.name))
     if results is None:
         assert current is not None
         ev: EvaluateStage = _stage_of(earlier, EvaluateStage) or EvaluateStage()
         attack_stage: AttackStage = _stage_of(earlier, AttackStage) or AttackStage()
         unlearn_stage: UnlearnStage | None = _stage_of(earlier, UnlearnStage)
         work = out.parent / safe_name(earlier.objective.name)
-        work.mkdir(parents=True, exist_ok=True)
+        if dist.is_main:  # one writer per run folder
+            work.mkdir(parents=True, exist_ok=True)
         ctx = checks.EvalContext(
             op=earlier, data=earlier_run.data, stage=ev, original=earlier_run.original, unlearned=current,
             reference=basis.reference, guard=basis.guard,
@@ -212,10 +254,11 @@ def _recheck(step_dir: Path, earlier: ObjectivePlan, earlier_run: ObjectiveRun, 
             attacks=[a for a in attack_stage.attacks if isinstance(a, RelearnAttack | QuantizeAttack)],
             work_dir=work, strategy=basis.strategy, confidence=basis.confidence, seed=basis.seed,
             fmt=getattr(earlier_run, "fmt", None))
-        results = checks.compute(ctx)
-        atomic_write_text(out, json.dumps({"format": DRIFT_FORMAT, "basis": key, "results": {
-            k: v.model_dump(mode="json") for k, v in results.items()}}, indent=2, sort_keys=True) + "\n",
-            within=out.parent)  # a link planted at the name is replaced, never written through
+        results = checks.compute(ctx)  # on every rank of a launch: each pass shared out and gathered
+        if dist.is_main:
+            atomic_write_text(out, json.dumps({"format": DRIFT_FORMAT, "basis": key, "results": {
+                k: v.model_dump(mode="json") for k, v in results.items()}}, indent=2, sort_keys=True) + "\n",
+                within=out.parent)  # a link planted at the name is replaced, never written through
     now = build_objective_report(earlier, results)
     then_checks = {c.check_id: c for c in earlier_report.checks}
     then_claims = {c.claim: c.verdict for c in earlier_report.claims}
@@ -264,7 +307,9 @@ def _basis(plan: Plan, step: ObjectiveRun, step_reference: tuple[Any, Any] | Non
         if step_stage is not None and step_stage.strategy == "retrain" and step_reference is not None:
             reference, path = step_reference, str(step.detail("reference")["path"])  # the same texts left out
         else:
-            path = str(ensure_retrained(targets, recipe=RECIPES.get(earlier.model.source, RECIPE)))
+            # retrained by the main process alone, under the cache's lock; the other ranks load what it made
+            path = on_main(refs.dist, lambda: str(ensure_retrained(targets,
+                                                                    recipe=RECIPES.get(earlier.model.source, RECIPE))))
             reference = refs.get(path)
     elif strategy == "model":
         path = str(earlier_run.detail("reference")["path"])  # the reference model the earlier run loaded
@@ -293,22 +338,28 @@ STARTED_FROM = "started_from"
 ``<step>/chain``; written before the step's first stage, checked on every resume (:func:`_keep_start`)."""
 
 
-def _keep_start(rd: RunDir, state: RunState, step: str, before: str, start_sha: str | None) -> None:
+def _keep_start(rd: RunDir, state: RunState, step: str, before: str, start_sha: str | None,
+                dist: Distributed | None = None) -> None:
     """Record the model ``step`` starts from (``start_sha``: the weights of ``before``, the previous step), or, on a
     resume, refuse to go on when that model changed since the step started from it (UL714): the previous step's
     unlearn stage was done again (its saved model was damaged or missing) and made other weights, from which this
     step's saved model, checks and re-checks were not computed. A model the run never hashed (a step saved by an
-    older unlearnspec) records nothing to compare."""
+    older unlearnspec) records nothing to compare. Under a launch the main process records and compares, and tells
+    every rank what it found: each then goes on, or raises the same error."""
     if start_sha is None:
         return
-    st = state.stage(f"{step}/chain")
-    then = st.detail.get(STARTED_FROM)
-    if then is None:
-        st.status = "done"
-        st.detail[STARTED_FROM] = start_sha
-        rd.save_state(state)
-        return
-    if then != start_sha:
+
+    def record_or_read() -> str | None:
+        st = state.stage(f"{step}/chain")
+        then: str | None = st.detail.get(STARTED_FROM)
+        if then is None:
+            st.status = "done"
+            st.detail[STARTED_FROM] = start_sha
+            rd.save_state(state)
+        return then
+
+    then = on_main(dist or Distributed(), record_or_read)  # every rank takes the main process's branch
+    if then is not None and then != start_sha:
         raise RunError(E_RESUME_CHANGES_RUN, f"{code_span(step)} started from the model {code_span(before)} made, and that "
                        f"model has changed since ({then[:12]}… → {start_sha[:12]}…): a resume would mix the results of "
                        "two models in one chain",
@@ -318,7 +369,7 @@ def _keep_start(rd: RunDir, state: RunState, step: str, before: str, start_sha: 
 
 
 def _run_chain(plan: Plan, chain: ChainPlan, rd: RunDir, state: RunState, *, quiet: bool,
-               allow_remote_code: bool) -> tuple[list[ObjectiveReport], ChainReport]:
+               allow_remote_code: bool, dist: Distributed) -> tuple[list[ObjectiveReport], ChainReport]:
     if chain.starts_after is not None:
         earlier = f"{chain.starts_after['file']}#{chain.starts_after['objective']}"
         raise RunError("UL713", f"this chain continues {code_span(earlier)} from another spec, which the runtime cannot "
@@ -330,7 +381,7 @@ def _run_chain(plan: Plan, chain: ChainPlan, rd: RunDir, state: RunState, *, qui
     reports: list[ObjectiveReport] = []
     steps: list[ChainStep] = []
     done: list[tuple[ObjectivePlan, ObjectiveRun, ObjectiveReport]] = []
-    refs = _References(allow_remote_code, Distributed())
+    refs = _References(allow_remote_code, dist)
     start_from: str | None = None
     start_sha: str | None = None  # the sha256 of the weights at ``start_from`` (None: the original model)
     exclude: list[str] = []
@@ -340,10 +391,11 @@ def _run_chain(plan: Plan, chain: ChainPlan, rd: RunDir, state: RunState, *, qui
         log.info("chain: %s (step %d of %d)", link.objective, len(steps) + 1, len(chain.links))
         unlearn: UnlearnStage | None = _stage_of(op, UnlearnStage)
         if steps and not (unlearn is not None and unlearn.family == "exact"):  # an exact retrain starts from no model
-            _keep_start(rd, state, link.objective, steps[-1].request, start_sha)
-        orun = ObjectiveRun(plan, op, rd, state, quiet=quiet, allow_remote_code=allow_remote_code,
+            _keep_start(rd, state, link.objective, steps[-1].request, start_sha, dist)
+        orun = ObjectiveRun(plan, op, rd, state, quiet=quiet, allow_remote_code=allow_remote_code, dist=dist,
                             start_from=start_from, exclude_texts=list(exclude))
         report = orun.run()
+        _follow(state, dist)  # the saved model, its sha256 and the reference as the main process recorded them
         reports.append(report)
         model_dir = orun.detail("unlearn").get("model_dir")
         model_sha = orun.detail("unlearn").get("model_sha256") if model_dir else start_sha
@@ -362,7 +414,7 @@ def _run_chain(plan: Plan, chain: ChainPlan, rd: RunDir, state: RunState, *, qui
                 log.info("chain: re-checking %s on the model after %s", eop.objective.name, link.objective)
                 basis = _basis(plan, orun, step_reference, eop, erun, targets, refs)
                 rechecks.append(_recheck(orun.dir, eop, erun, erep, current, _model_key(where, rd), basis,
-                                         model_sha))
+                                         model_sha, dist))
             refs.forget({str(erun.detail("reference")["path"]) for _, erun, _ in done
                          if erun.detail("reference").get("strategy") == "model"})
         utility, values = utility_drop(report, budget)
@@ -385,18 +437,21 @@ def _run_chain(plan: Plan, chain: ChainPlan, rd: RunDir, state: RunState, *, qui
     return reports, build_chain_report([lk.objective for lk in chain.links], steps, chain.budget)
 
 
-def run_chains(plan: Plan, rd: RunDir, state: RunState, *, quiet: bool,
-               allow_remote_code: bool) -> tuple[list[ObjectiveReport], list[ChainReport]]:
-    """Every objective's report (in the plan's order) and each chain's report."""
+def run_chains(plan: Plan, rd: RunDir, state: RunState, *, quiet: bool, allow_remote_code: bool,
+               dist: Distributed | None = None) -> tuple[list[ObjectiveReport], list[ChainReport]]:
+    """Every objective's report (in the plan's order) and each chain's report; under a launch on every rank
+    (``dist``), each with the results the main process has."""
+    dist = dist or Distributed()
     in_chain = {lk.objective for c in plan.chains for lk in c.links}
     by_name: dict[str, ObjectiveReport] = {}
     chain_reports = []
     for chain in plan.chains:
-        reports, chain_report = _run_chain(plan, chain, rd, state, quiet=quiet, allow_remote_code=allow_remote_code)
+        reports, chain_report = _run_chain(plan, chain, rd, state, quiet=quiet, allow_remote_code=allow_remote_code,
+                                           dist=dist)
         by_name.update({r.name: r for r in reports})
         chain_reports.append(chain_report)
     for op in plan.objectives:
         if op.objective.name not in in_chain:
             by_name[op.objective.name] = ObjectiveRun(plan, op, rd, state, quiet=quiet,
-                                                      allow_remote_code=allow_remote_code).run()
+                                                      allow_remote_code=allow_remote_code, dist=dist).run()
     return [by_name[op.objective.name] for op in plan.objectives], chain_reports

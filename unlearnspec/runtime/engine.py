@@ -23,6 +23,7 @@ import errno
 import logging
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -34,7 +35,7 @@ from unlearnspec.io import atomic_write_text
 from unlearnspec.plan import E_INSIDE_INPUT, Plan
 from unlearnspec.report.model import Report
 from unlearnspec.runtime.distributed import Distributed
-from unlearnspec.runtime.execute import execute, refuse_long_chains
+from unlearnspec.runtime.execute import execute
 from unlearnspec.runtime.preflight import read_run, verify_inputs
 from unlearnspec.runtime.rundir import (
     E_NEEDS_OUT,
@@ -71,6 +72,9 @@ class RunOptions:
     inputs_verified: bool = False  # the caller already ran :func:`verify_inputs` (large models are hashed once)
     ledger: Path | None = None  # the ledger folder (default: `ledger/` beside the run folder)
     no_ledger: bool = False
+    #: how the caller shows a user error (the command line's ``error[CODE]`` diagnostic); the main process of a
+    #: launch uses it for a helper's failure, which it must print itself (runtime/distributed.py)
+    show_error: Callable[[UserError], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -280,8 +284,6 @@ def run(plan: Plan | None, spec_dir: Path | None, options: RunOptions) -> RunOut
     if world > 1 and options.out is None and options.resume is None:
         raise RunError(E_NEEDS_OUT, f"a run launched as {world} processes needs `--out DIR` (or `--resume DIR`)",
                        help=["every rank must write to the same run directory; the default name has a timestamp"])
-    if world > 1 and plan is not None:
-        refuse_long_chains(plan)  # before a run folder is made for it (a resumed plan: in execute)
     dist = Distributed()
     error: BaseException | None = None
     root: str | None = None
@@ -311,26 +313,38 @@ def run(plan: Plan | None, spec_dir: Path | None, options: RunOptions) -> RunOut
         assert root is not None
         dist.leave()
         return RunOutcome(root=Path(root), report=done, already_finished=True)
-    if not dist.is_main:  # the main process made (or reopened) the directory: read, never write
-        assert root is not None
-        plan, state = read_run(Path(root))
-        rd = RunDir(Path(root))
-    assert plan is not None and rd is not None and state is not None
+    assert root is not None
+    # the main process of a launch shows a helper's failure as the run's (runtime/distributed.py)
+    dist.watch(options.show_error or (lambda err: log.error("error[%s]: %s", err.code, err.message)))
     try:
+        if not dist.is_main:  # the main process made (or reopened) the directory: read, never write
+            plan, state = read_run(Path(root))
+            rd = RunDir(Path(root))
+        assert plan is not None and rd is not None and state is not None
         if dist.is_main:
             _setup_logging(rd.root, options.quiet)
         log.info("run directory: %s", rd.root)
         report = execute(plan, rd, state, quiet=options.quiet, allow_remote_code=options.allow_remote_code,
                          dist=dist)
-    except OSError as err:
-        if _out_of_space(err) or err.errno is not None:
-            raise cannot_write(Path(err.filename or rd.root), err, resumable=rd.root) from None
-        raise
-    except Exception as err:  # torch / safetensors wrap a full disk in their own errors (SafetensorError is neither
-        if isinstance(err, UserError) or not _out_of_space(err):  # a RuntimeError nor a ValueError)
+    except Exception as err:
+        # under a launch every rank posts its failure, so that the main process shows a helper's and ends the launch
+        shown = dist.fail(_coded(err, Path(root)))
+        if shown is err:
             raise
-        full = OSError(errno.ENOSPC, "No space left on device")
-        raise cannot_write(rd.root, full, resumable=rd.root) from None
+        raise shown from None
     finally:
-        rd.release()
+        if rd is not None:
+            rd.release()
     return RunOutcome(root=rd.root, report=report)
+
+
+def _coded(err: Exception, root: Path) -> Exception:
+    """The error a run that failed with ``err`` raises: a full disk or a write the OS refused as its coded RunError
+    (the run stays resumable); any other error as it is."""
+    if isinstance(err, OSError):
+        if _out_of_space(err) or err.errno is not None:
+            return cannot_write(Path(err.filename or root), err, resumable=root)
+        return err
+    if isinstance(err, UserError) or not _out_of_space(err):  # torch / safetensors wrap a full disk in their own
+        return err  # errors (SafetensorError is neither a RuntimeError nor a ValueError)
+    return cannot_write(root, OSError(errno.ENOSPC, "No space left on device"), resumable=root)

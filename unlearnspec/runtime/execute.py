@@ -145,21 +145,6 @@ def refuse_unsplittable_batches(plan: Plan, processes: int) -> None:
                 raise RunError(err.code, f"{code_span(op.objective.name)}: {what}: {err.message}", err.help) from None
 
 
-def refuse_long_chains(plan: Plan) -> None:
-    """UL712 for a plan, launched as several processes, with a chain of more than one request.
-
-    A chain's second step unlearns from the model the first step made and re-checks the first request on it:
-    steps that the helper ranks would have to follow from the main process's run state, which they do not
-    read back. A chain of one request (a lone request under a budget) is one objective run from the source
-    model, as any objective outside a chain, and runs under a launch like one."""
-    long = [c for c in plan.chains if len(c.links) > 1]
-    if long:
-        names = ", ".join(" → ".join(code_span(lk.objective) for lk in c.links) for c in long)
-        raise RunError("UL712", f"a chain of several requests runs as one process: {names}",
-                       help=["each step of a chain starts from the previous step's model; run the plan without "
-                             "`accelerate launch` (or with one process)"])
-
-
 def refuse_broken_chains(plan: Plan) -> None:
     """UL702 before anything runs: each chain's links must be the ones the plan's objectives give
     (:func:`unlearnspec.report.chain.link_problems`: every link names an objective of the plan once, continues the
@@ -190,13 +175,14 @@ def execute(plan: Plan, rd: RunDir, state: RunState, *, quiet: bool, allow_remot
     Under a launch of N processes every rank runs every stage: training is data-parallel (DDP, or FSDP
     when a replica does not fit: ``runtime/scaling.py``), the reference is made by the main process and
     loaded by the others, and every likelihood pass, generation and probe is split across the ranks and
-    gathered in order (``runtime/evaluation/sharding.py``), so all ranks hold the same results. Only the
-    main process writes; the others return ``None`` once the reports are written.
+    gathered in order (``runtime/evaluation/sharding.py``), so all ranks hold the same results. A chain's
+    steps run so too, each from the model the step before it saved, and so do its re-checks
+    (``runtime/chain.py``). Only the main process writes; the others return ``None`` once the reports are
+    written.
     """
     refuse_broken_chains(plan)
     dist = dist or Distributed()
     if dist.active:
-        refuse_long_chains(plan)
         refuse_unsplittable_batches(plan, dist.world_size)
     process_count = dist.world_size
     threads = pin_threads(process_count)  # two processes on two cores with two threads each would oversubscribe
@@ -208,7 +194,7 @@ def execute(plan: Plan, rd: RunDir, state: RunState, *, quiet: bool, allow_remot
     reports: list[ObjectiveReport] = []
     chains: list[ChainReport] = []
     if plan.chains:  # requests one after another (runtime/chain.py)
-        reports, chains = run_chains(plan, rd, state, quiet=quiet, allow_remote_code=allow_remote_code)
+        reports, chains = run_chains(plan, rd, state, quiet=quiet, allow_remote_code=allow_remote_code, dist=dist)
     for op in plan.objectives if not plan.chains else ():
         reports.append(ObjectiveRun(plan, op, rd, state, quiet=quiet, allow_remote_code=allow_remote_code,
                                     dist=dist).run())

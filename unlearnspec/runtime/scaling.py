@@ -22,8 +22,9 @@ batch so that DDP's mean over the ranks is the mean over the real rows alone (th
 relearning attack's Trainer masks the repeated rows' labels, so they add neither loss nor tokens. What
 still differs (``tests/test_sharding_review.py``): where the plan's own ``batch_size`` does not split
 (below), the accumulation changes, which changes how the examples of an epoch's partial step are weighted
-(a mean of the loader batches' means on one process). Dropout, where a model has it, draws from the same
-seed on every rank.
+(a mean of the loader batches' means on one process). Dropout, where a model has it, draws other masks on
+each rank (``methods.base.RankSeeds``: the seed plus the rank, as accelerate's ``set_seed(device_specific=True)``
+gives), as the one process draws other masks for the rows of its batch.
 
 And which data-parallel scheme: DDP keeps a full copy of the weights, gradients and AdamW state on
 every device; when that does not fit the device memory seen at run time, FSDP (through accelerate,

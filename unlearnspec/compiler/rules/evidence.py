@@ -1,21 +1,24 @@
-"""Rules on the evidence a claim will be decided by: output-only evidence for removal (UL406) and
-evidence that no plan can produce (UL410). Both read :func:`evidence_for`, as the lowering does."""
+"""Rules on the evidence a claim will be decided by: output-only evidence for removal (UL406), evidence that no
+plan can produce (UL410), and an `evidence` block that leaves a claim's defaults out (UL505). All read
+:func:`evidence_for`, as the lowering does."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 from unlearnspec.catalog import CLAIMS, CODES, DEFAULT_OUTPUTS, METRICS, NEEDS, OUTPUT_KINDS
-from unlearnspec.compiler.ast import Objective
-from unlearnspec.compiler.diagnostics import Diagnostic, Label
+from unlearnspec.compiler.ast import Claim, Objective
+from unlearnspec.compiler.diagnostics import Diagnostic, Edit, Fix, Label, Span
 from unlearnspec.compiler.evidence_defaults import (
     SCOPE_CLAIMS,
     EvidenceItem,
     evidence_for,
     missing_needs,
     scope_prompts,
+    spec_metrics_for,
 )
-from unlearnspec.compiler.rules.base import RuleContext, finding, goal_of, label, rule
+from unlearnspec.compiler.fmt import MIN_VALUE_COLUMN
+from unlearnspec.compiler.rules.base import RuleContext, claim_label, finding, goal_of, label, rule
 from unlearnspec.markdown import code_span
 
 UL406 = CODES["UL406"]
@@ -147,3 +150,97 @@ def evidence_cannot_be_produced(obj: Objective, ctx: RuleContext) -> Iterator[Di
                   *[f"{code_span(m)} needs " + "; ".join(NEEDS[n].words for n in dict.fromkeys(
                       n for i in bad if i.metric == m for n in i.missing))
                     for m in dict.fromkeys(i.metric for i in bad)], *extra_help])
+
+
+UL505 = CODES["UL505"]
+
+
+def replaced_defaults(obj: Objective, claim: Claim) -> list[EvidenceItem]:
+    """The default checks of ``claim`` that do not decide it because the `evidence` block names other metrics of its
+    family (:func:`evidence_for`: spec evidence replaces the defaults), one per metric, in the catalog's order.
+
+    Only defaults that could run are named: one that needs data or a model this objective lacks would not decide the
+    claim either way (UL410 reports it when the block is silent). The claims whose defaults come from `scope` never
+    lose them (:data:`SCOPE_CLAIMS`)."""
+    written = spec_metrics_for(obj, claim.name)
+    if not written or claim.name in SCOPE_CLAIMS:
+        return []
+    defaults = evidence_for(obj.model_copy(update={"evidence": []}), claim)  # what decides it with a silent block
+    out: dict[str, EvidenceItem] = {}
+    for i in defaults:
+        if i.metric not in written and not i.missing:
+            out.setdefault(i.metric, i)
+    return list(out.values())
+
+
+def bound_text(item: EvidenceItem, width: int = 0) -> str:
+    """An evidence line as the spec writes it: ``probe_accuracy_gap <= 0.1``, ``retain_utility_drop <= 2%``; the
+    name padded to ``width`` when its value starts in a column."""
+    unit = "%" if METRICS[item.metric].unit == "percent" else ""
+    return f"{item.metric.ljust(width)} {item.op} {item.value:g}{unit}"
+
+
+@rule(UL505, affects=frozenset(), defers_to_errors=True)
+def evidence_replaces_defaults(obj: Objective, ctx: RuleContext) -> Iterator[Diagnostic]:
+    for c in obj.claims:
+        dropped = replaced_defaults(obj, c)
+        if not dropped:
+            continue
+        family = CLAIMS[c.name].evidence
+        lines = [e for e in obj.evidence if e.metric in family]
+        bounds = [code_span(bound_text(i)) for i in dropped]
+        written = _and([code_span(m) for m in dict.fromkeys(e.metric for e in lines)])
+        yield finding(
+            UL505, obj, lines[0].span,
+            f"claim {code_span(c.name)} is decided by the `evidence` bounds on {written} alone: its default "
+            f"{'checks' if len(bounds) > 1 else 'check'} {_and(bounds)} will not decide it",
+            labels=[*claim_label(c, "decided by the `evidence` block, not by its defaults"),
+                    *[Label(span=e.span, message=f"decides claim {code_span(c.name)} too") for e in lines[1:]]],
+            claim=c.name, fixes=[_add_defaults_fix(obj, dropped)],
+            help=[f"add {', '.join(bounds)} to `evidence` so that {'they decide' if len(bounds) > 1 else 'it decides'} "
+                  f"claim {code_span(c.name)} too",
+                  "or, if the bounds written are meant to be its whole evidence, say why: `accept UL505 \"...\"`"])
+
+
+def _and(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def _add_defaults_fix(obj: Objective, dropped: list[EvidenceItem]) -> Fix:
+    """UL505's fix: the defaults written as lines of the `evidence` block, after its last line, laid out as `fmt`
+    lays out a run of one-line fields (values in one column, max(longest name + 1, 7) after the indent), the lines
+    of that run before them moved to the new column when a new name is longer. It assumes the block is in `fmt`'s
+    layout (one field a line); another layout gets the lines at the first line's indentation, and `fmt` tidies
+    them. The lines go after the last one's value, so a comment at the end of that line ends the last line added."""
+    rows = [(e.span, e.metric, e.metric_span) for e in obj.evidence]
+    if obj.confidence is not None:  # `confidence 95%`: its value's span; the name is before it
+        rows.append((obj.confidence.span, "confidence", obj.confidence.span))
+    rows.sort(key=lambda r: (r[0].line, r[0].column))
+    last_span = rows[-1][0]
+    indent = " " * (obj.evidence[0].metric_span.column - 1)
+    one_a_line = len({r[0].line for r in rows}) == len(rows)
+    run = [rows[-1]]
+    for r in reversed(rows[:-1]):
+        if not one_a_line or r[0].end_line != run[0][0].line - 1:  # a blank line or a comment ends a run
+            break
+        run.insert(0, r)
+    old = max(max(len(name) for _, name, _ in run) + 1, MIN_VALUE_COLUMN) if one_a_line else 0
+    new = max(old, *(len(i.metric) + 1 for i in dropped), MIN_VALUE_COLUMN)
+    edits: list[Edit] = []
+    if one_a_line and new > old:
+        for _, name, at in run:  # the gap after a metric's name, or before `confidence`'s value, grows
+            point = _end_of(at) if name != "confidence" else _start_of(at)
+            edits.append(Edit(span=point, text=" " * (new - old)))
+    text = "".join(f"\n{indent}{bound_text(i, new - 1)}" for i in dropped)
+    edits.append(Edit(span=_end_of(last_span), text=text))
+    return Fix(title="add " + ", ".join(code_span(bound_text(i)) for i in dropped) + " to `evidence`", edits=edits)
+
+
+def _start_of(span: Span) -> Span:
+    """The empty span where ``span`` starts (an edit there inserts before it)."""
+    return span.model_copy(update={"end_line": span.line, "end_column": span.column, "end_pos": span.start_pos})
+
+
+def _end_of(span: Span) -> Span:
+    """The empty span where ``span`` ends (an edit there inserts after it)."""
+    return span.model_copy(update={"line": span.end_line, "column": span.end_column, "start_pos": span.end_pos})

@@ -37,6 +37,7 @@ from unlearnspec.runtime.methods.base import (
     HoldoutStopping,
     LogToLogging,
     NPOTrainer,
+    RankSeeds,
     RefusalTrainer,
     SimNPOTrainer,
     StepBar,
@@ -381,7 +382,7 @@ def unlearn(stage: UnlearnStage, model: Any, tokenizer: Any, forget: Sequence[Re
     dataset = ForgetRetainDataset(forget_train, retain_ex, seed=stage.seed, extra=extra)
     trainer = spec.trainer(
         model=model, args=args, train_dataset=dataset, data_collator=ForgetRetainCollator(pad_id),
-        processing_class=tokenizer, callbacks=[EpochCallback(dataset), LogToLogging(), *trainer_cb, *callbacks],
+        processing_class=tokenizer, callbacks=[EpochCallback(dataset), RankSeeds(), LogToLogging(), *trainer_cb, *callbacks],
         stage=stage, **method_kwargs)
     method_kwargs.clear()  # the trainer holds what it needs (RMU's original weights: moved to the device once)
     trainer.remove_callback(PrinterCallback)

@@ -329,6 +329,27 @@ class EpochCallback(TrainerCallback):
         self.dataset.set_epoch(math.floor((state.epoch or 0.0) + 1e-6))
 
 
+class RankSeeds(TrainerCallback):
+    """Under a launch, each rank draws its own dropout: torch's global RNG reseeded at the start of training with
+    accelerate's ``set_seed(seed, device_specific=True)`` (the stage's seed plus the process index).
+
+    Why: the Trainer seeds every rank with ``args.seed`` alone (transformers' ``set_seed`` has no per-rank form), so
+    a model with dropout drew the same masks on every rank, and the ranks' micro-batches were not independent
+    samples of the dropout noise the one-process step averages over. Only the global RNG moves: the data order
+    comes from the sampler's own generator (``data_seed``, synchronised from rank 0 by accelerate), the retain
+    draws from :class:`ForgetRetainDataset`'s, and the weights were drawn (LoRA's included) before training, then
+    made equal on every rank by DDP or FSDP. A resume reloads each rank's RNG state from its checkpoint after this,
+    so it continues the stream the rank was drawing. One process is left as it was: its masks, and so every number
+    of a one-process run (the demo's), do not move."""
+
+    def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+                       **kwargs: Any) -> None:
+        if args.world_size > 1:
+            from accelerate.utils import set_seed
+
+            set_seed(args.seed, device_specific=True)
+
+
 class StoppedAtCheckpoint(Exception):  # noqa: N818 (a control-flow signal, not an error)
     """Raised by :meth:`HoldoutStopping.on_train_begin` when the checkpoint resumed from is where training stopped."""
 
