@@ -15,21 +15,10 @@ from typing import Any
 
 import pytest
 from fixtures.benchmarks import tofu_rows, wmdp_rows, write_json_lines, write_parquet
+from test_importers_review import _errors, _import
 
-from unlearnspec.cli import main
 from unlearnspec.compiler.check import check_paths
 from unlearnspec.records import read_records
-
-
-def _import(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    rc = main(["data", "import", *args])
-    cap = capsys.readouterr()
-    return rc, cap.out, cap.err
-
-
-def _errors(spec: Path) -> list[str]:
-    [result] = check_paths([spec])
-    return [f"{d.code}: {d.message}" for d in result.diagnostics if d.severity == "error"]
 
 
 def _raw(path: Path) -> list[dict[str, Any]]:

@@ -56,14 +56,14 @@ def test_main_tells_the_helpers_a_resumed_run_has_finished(monkeypatch: pytest.M
     report = object()
     monkeypatch.setattr(engine, "_reopen", lambda root, options: ("plan", engine.RunDir(root), "state", report))
     outcome = engine.run(None, None, engine.RunOptions(resume=tmp_path))
-    assert dist.sent == [(False, str(tmp_path), True)]  # told before returning: not failed, this folder, finished
+    assert dist.sent == [((str(tmp_path), True), None)]  # told before returning: this folder, finished, no failure
     assert outcome.already_finished and outcome.report is report and outcome.root == tmp_path
     assert dist.left  # out of the process group: the helpers have left it too
 
 
 def test_a_helper_returns_when_the_main_process_finds_the_run_finished(monkeypatch: pytest.MonkeyPatch,
                                                                          tmp_path: Path) -> None:
-    dist = FakeDist(is_main=False, answer=(False, str(tmp_path), True))
+    dist = FakeDist(is_main=False, answer=((str(tmp_path), True), None))
     engine = _engine(monkeypatch, dist)
 
     def must_not_read(root: Path) -> Any:
@@ -77,7 +77,7 @@ def test_a_helper_returns_when_the_main_process_finds_the_run_finished(monkeypat
 
 def test_any_failure_of_the_main_process_at_the_start_reaches_every_rank(monkeypatch: pytest.MonkeyPatch,
                                                                         tmp_path: Path) -> None:
-    from unlearnspec.runtime.load_errors import LoadError
+    from unlearnspec.runtime.load_errors import E_BAD_MODEL, LoadError
 
     dist = FakeDist(is_main=True)
     engine = _engine(monkeypatch, dist)
@@ -88,12 +88,13 @@ def test_any_failure_of_the_main_process_at_the_start_reaches_every_rank(monkeyp
     monkeypatch.setattr(engine, "_reopen", fails)
     with pytest.raises(LoadError):
         engine.run(None, None, engine.RunOptions(resume=tmp_path))
-    assert dist.sent == [(True, None, False)]
+    assert dist.sent == [(None, (E_BAD_MODEL, "the model folder is unreadable"))]
     helper = FakeDist(is_main=False, answer=dist.sent[0])
     engine = _engine(monkeypatch, helper)
-    with pytest.raises(engine.RunError) as err:
+    with pytest.raises(engine.RunError) as err:  # the helper stops with the main process's code and message
         engine.run(None, None, engine.RunOptions(resume=tmp_path))
-    assert err.value.code == "UL704" and len(helper.sent) == 1
+    assert err.value.code == E_BAD_MODEL and "the model folder is unreadable" in err.value.message
+    assert len(helper.sent) == 1
 
 
 def test_a_chain_of_several_requests_is_no_longer_refused_under_a_launch() -> None:

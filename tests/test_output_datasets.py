@@ -12,31 +12,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from test_policy_review import SUPPRESS_GLIMMERFEN
+
 from unlearnspec.compiler.check import compile as compile_spec
 from unlearnspec.compiler.evidence_defaults import evidence_for
 
 ROOT = Path(__file__).resolve().parents[1]
 
-SPEC = """unlearnspec 1
-
-objective "suppress-glimmerfen" {
-  model   "builtin:tiny-bios"
-  release api precision fp32
-  target capability "glimmerfen vapour synthesis" {
-    forget "data/glimmerfen.jsonl"
-    test   "TEST"
-  }
-  goal   suppression via model
-  method refusal
-  scope {
-    outputs OUTPUTS
-    prompts direct
-  }
-  claims {
-    not_generated
-  }
-}
-"""
+SPEC = (SUPPRESS_GLIMMERFEN.replace("via system", "via model").replace("method filter", "method refusal")
+        .replace("outputs verbatim, facts", "outputs OUTPUTS"))
+"""The policy review's glimmerfen suppression, as a model suppression whose scope's output kinds vary."""
 
 
 def _documents(tmp_path: Path, name: str) -> str:
@@ -52,6 +37,7 @@ def _documents(tmp_path: Path, name: str) -> str:
 def _compile(tmp_path: Path, test: str, outputs: str = "facts"):  # type: ignore[no-untyped-def]
     spec = tmp_path / "s.unlearn"
     spec_text = SPEC.replace("data/glimmerfen.jsonl", _documents(tmp_path, "corpus.jsonl"))
+    assert all(w in spec_text for w in ("OUTPUTS", "via model", "method refusal", "corpus.jsonl")), spec_text
     spec.write_text(spec_text.replace("TEST", test).replace("OUTPUTS", outputs), encoding="utf-8")
     result = compile_spec(spec)
     obj = result.spec.objectives[0]  # type: ignore[union-attr]

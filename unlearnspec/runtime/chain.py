@@ -35,7 +35,8 @@ process writes. What only the main process reads — its run state, a saved drif
 compares (UL714) — is decided there and told to every rank (:meth:`Distributed.broadcast`), so every rank takes the same
 branch: after each step the helper ranks take the main process's record of its stages (:func:`_follow`), and work the
 main process does alone (a retrained reference, built under the cache's lock) is told to them with its failure
-(:func:`unlearnspec.runtime.distributed.on_main`), so a failure ends every rank with its code instead of leaving one waiting in a broadcast.
+(:func:`unlearnspec.runtime.distributed.on_main`), so a failure ends every rank with its code instead of leaving one
+waiting in a broadcast.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from unlearnspec.builtin.recipe import RECIPE, RECIPES
 from unlearnspec.catalog.methods import REFUSAL_TEXT
@@ -81,17 +82,9 @@ from unlearnspec.runtime.distributed import Distributed, on_main
 from unlearnspec.runtime.loading import load_model
 from unlearnspec.runtime.methods.guard import GUARD_FILE, OutputGuard
 from unlearnspec.runtime.pipeline import ObjectiveRun, _stage_of
-from unlearnspec.runtime.rundir import (
-    E_RESUME_CHANGES_RUN,
-    RunDir,
-    RunError,
-    RunState,
-    safe_name,
-)
+from unlearnspec.runtime.rundir import E_RESUME_CHANGES_RUN, RunDir, RunError, RunState, safe_name
 
 log = logging.getLogger("unlearnspec.run")
-
-T = TypeVar("T")
 
 UTILITY_SETS: dict[str, UtilitySet] = {"retain_utility_drop": "retain", "neighbor_utility_drop": "neighbors"}
 """The utility checks a step's cumulative drop is read from, and the set each measures."""

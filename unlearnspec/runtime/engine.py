@@ -34,7 +34,7 @@ from unlearnspec.errors import UserError
 from unlearnspec.io import atomic_write_text
 from unlearnspec.plan import E_INSIDE_INPUT, Plan
 from unlearnspec.report.model import Report
-from unlearnspec.runtime.distributed import Distributed
+from unlearnspec.runtime.distributed import Distributed, on_main
 from unlearnspec.runtime.execute import execute
 from unlearnspec.runtime.preflight import read_run, verify_inputs
 from unlearnspec.runtime.rundir import (
@@ -285,35 +285,28 @@ def run(plan: Plan | None, spec_dir: Path | None, options: RunOptions) -> RunOut
         raise RunError(E_NEEDS_OUT, f"a run launched as {world} processes needs `--out DIR` (or `--resume DIR`)",
                        help=["every rank must write to the same run directory; the default name has a timestamp"])
     dist = Distributed()
-    error: BaseException | None = None
-    root: str | None = None
     rd: RunDir | None = None
     state: RunState | None = None
     done: Report | None = None
-    if dist.is_main:
-        try:
-            if options.resume is not None:
-                plan, rd, state, done = _reopen(options.resume, options)
-                if done is None:
-                    state.resumed += 1
-            else:
-                assert plan is not None and spec_dir is not None
-                rd, state = _start(plan, spec_dir, options)
-            root = str(rd.root)
-        except Exception as err:  # noqa: BLE001 - told to every rank below, then raised here
-            error = err
-    # Every rank learns what the main process found before any returns or raises: a helper left waiting
-    # here for a main process that has already returned (a finished run) or failed would wait forever.
-    failed, root, finished = dist.broadcast((error is not None, root, done is not None))
-    if error is not None:
-        raise error
-    if failed:
-        raise RunError(E_NOT_A_RUN_DIR, "the main process could not start the run (see its error)")
+
+    def start() -> tuple[str, bool]:
+        nonlocal plan, rd, state, done
+        if options.resume is not None:
+            plan, rd, state, done = _reopen(options.resume, options)
+            if done is None:
+                state.resumed += 1
+        else:
+            assert plan is not None and spec_dir is not None
+            rd, state = _start(plan, spec_dir, options)
+        return str(rd.root), done is not None
+
+    # Every rank learns what the main process found before any returns or raises: a helper left waiting here for a
+    # main process that has already returned (a finished run) or failed would wait forever; a failure reaches every
+    # rank with its code.
+    root, finished = on_main(dist, start)
     if finished:  # nothing to do: leave the finished run (and its wall time) as it is; only the main process reports
-        assert root is not None
         dist.leave()
         return RunOutcome(root=Path(root), report=done, already_finished=True)
-    assert root is not None
     # the main process of a launch shows a helper's failure as the run's (runtime/distributed.py)
     dist.watch(options.show_error or (lambda err: log.error("error[%s]: %s", err.code, err.message)))
     try:
