@@ -586,10 +586,17 @@ def test_privleak_counts_records_not_pooled_items(tmp_path: Path) -> None:
     assert sum(1 for x in forget if x.text) + sum(1 for x in forget if x.is_qa) > len(forget)
     low, high = r.interval["unlearned"]
     assert r.values.unlearned is not None and low <= r.values.unlearned <= high and low < high
+    # the positive control: a value within the bound passes only where the original itself is shown beyond it — the
+    # original's own check at that bound fails. (Whether the original over six records clears 10% depends on the
+    # processor's rounding, so the test reads it from the original's check rather than assume it.)
     same = evaluator(tiny_lm("reference"), tmp_path).check(check("privleak", value=10.0))  # the reference itself
     assert same.values.unlearned == 0.0 and same.interval["unlearned"] == (0.0, 0.0)
-    # the original's PrivLeak over six records is not shown beyond the bound either: no positive control, no pass
-    assert same.status == "inconclusive" and "no positive control" in str(same.decision and same.decision.cannot_pass)
+    control = evaluator(copy.deepcopy(tiny_lm("original")), tmp_path).check(check("privleak", value=10.0))
+    if control.status == "fail":
+        assert same.status == "pass"
+    else:
+        assert same.status == "inconclusive"
+        assert "no positive control" in str(same.decision and same.decision.cannot_pass)
 
 
 def test_privleak_without_a_reference_resamples_records_too(tmp_path: Path) -> None:
