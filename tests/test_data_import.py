@@ -120,9 +120,10 @@ def test_tofu_without_holdout_or_utility_splits(tmp_path: Path, capsys: pytest.C
     assert rc == 0, err
     spec = (tmp_path / "out" / "tofu-forget10.unlearn").read_text()
     assert "holdout" not in spec.split("target", 1)[1].split("}", 1)[0]  # no holdout file, no holdout field
-    # no real_authors / world_facts in this source: the spec says the neighbour set is missing; and six
-    # questions cannot show membership within the default tolerance of the reference (UL411)
-    _assert_spec_checks_clean(tmp_path / "out" / "tofu-forget10.unlearn", warnings=("UL404", "UL411"))
+    # no real_authors / world_facts in this source: the spec says the neighbour set is missing; six questions
+    # cannot show membership within the default tolerance of the reference (UL411); and TOFU's records label no
+    # attribute, so the representation probe `removed` defaults to cannot be measured on them (UL410)
+    _assert_spec_checks_clean(tmp_path / "out" / "tofu-forget10.unlearn", warnings=("UL404", "UL410", "UL411"))
 
 
 # -- MUSE ------------------------------------------------------------------------------------------

@@ -112,6 +112,9 @@ class DataFileInfo:
     qa_records: int
     text_records: int
     mcq_records: int = 0
+    #: the keys of the records' ``attributes`` (the labels the representation probe can predict); None when the
+    #: compiler cannot read the records (a ``save_to_disk`` folder)
+    attribute_keys: frozenset[str] | None = frozenset()
 
 
 def _validate_row(row: dict[str, object], line: int) -> Record:
@@ -239,7 +242,8 @@ def inspect_data_file(path: str | Path) -> DataFileInfo:
         if not is_hf_dataset_dir(p):
             raise DataFormatError("folder is not a Hugging Face `save_to_disk` dataset",
                                   help="give a .jsonl or .csv file, or a folder written by `Dataset.save_to_disk`")
-        return DataFileInfo(kind="hf_dataset", records=-1, qa_records=-1, text_records=-1, mcq_records=-1)
+        return DataFileInfo(kind="hf_dataset", records=-1, qa_records=-1, text_records=-1, mcq_records=-1,
+                            attribute_keys=None)
     if p.suffix.lower() not in DATA_SUFFIXES:
         raise DataFormatError(f"unsupported data file type {code_span(p.suffix or '(none)')}",
                               help="data files are JSONL (.jsonl), CSV (.csv) or `save_to_disk` folders")
@@ -253,6 +257,7 @@ def inspect_data_file(path: str | Path) -> DataFileInfo:
         qa_records=sum(r.is_qa for r in recs),
         text_records=sum(bool(r.text) for r in recs),
         mcq_records=sum(r.is_mcq for r in recs),
+        attribute_keys=frozenset(k for r in recs for k in r.attributes),
     )
 
 

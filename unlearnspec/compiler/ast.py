@@ -45,6 +45,8 @@ class PathRef(Node):
     qa_records: int | None = None
     mcq_records: int | None = None
     text_records: int | None = None  # records with a document (`text`)
+    # the keys the records' `attributes` carry, sorted; None when the compiler cannot read them (a `save_to_disk` folder)
+    attribute_keys: tuple[str, ...] | None = None
 
 
 class Given(Node):

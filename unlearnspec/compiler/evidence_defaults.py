@@ -18,7 +18,8 @@ check the forget set's records cannot produce while the test set's can: :func:`_
 What each metric needs (``catalog.METRICS[...].needs``): a *reference* (the built-in model can be retrained;
 otherwise a ``reference`` model), *holdout* non-members (the target's ``holdout``, or the built-in
 corpus's holdout people), *qa* records (questions and answers in the data it reads), a labelled
-*attribute* (the target's ``attribute``, or the built-in records' labels), and the *retain* /
+*attribute* (the target's ``attribute``, or the built-in records' labels, carried by a forget record:
+:func:`probe_attribute`), and the *retain* /
 *neighbors* sets of ``preserve``.
 """
 
@@ -122,7 +123,7 @@ def available_needs(obj: Objective, dataset: str = "forget") -> set[str]:
             have.add("mcq")
         if _has_text(data):
             have.add("text")
-        if t.attribute is not None or (builtin and t.category.value in BUILTIN_LABELLED):
+        if probe_attribute(obj) is not None:
             have.add("attribute")
     if p is not None and p.retain:
         have.add("retain")
@@ -133,7 +134,50 @@ def available_needs(obj: Objective, dataset: str = "forget") -> set[str]:
 
 BUILTIN_LABELLED = ("person", "records")
 """The target kinds whose built-in records label the attribute the representation probe predicts (a built-in
-person's facts; a work or a capability has none: :func:`unlearnspec.compiler.stages.representation_attribute`)."""
+person's facts; a work or a capability has none)."""
+
+BUILTIN_ATTRIBUTE = "birth_city"
+"""The labelled fact of every built-in person record: what the probe predicts for a built-in person or records
+target that names no ``attribute``."""
+
+
+def named_attribute(obj: Objective) -> str | None:
+    """The labelled fact the representation probe would predict: the target's ``attribute``, or the built-in
+    person's (:data:`BUILTIN_ATTRIBUTE`), whether or not the forget records carry it."""
+    t = obj.target
+    if t is None:
+        return None
+    if t.attribute is not None:
+        return t.attribute.value
+    if is_builtin(obj) and t.category.value in BUILTIN_LABELLED:
+        return BUILTIN_ATTRIBUTE
+    return None
+
+
+def forget_attribute_keys(obj: Objective) -> list[str] | None:
+    """The keys the forget records' ``attributes`` carry, sorted; None when a forget set cannot be read by the
+    compiler (a ``save_to_disk`` folder: its keys are unknown)."""
+    keys: set[str] = set()
+    for ref in obj.target.forget if obj.target else []:
+        if ref.attribute_keys is None:
+            return None
+        keys.update(ref.attribute_keys)
+    return sorted(keys)
+
+
+def probe_attribute(obj: Objective) -> str | None:
+    """The attribute the representation probe predicts, or None when it has none to predict (its check is then
+    not measurable): :func:`named_attribute` where a forget record carries it, or may (a ``save_to_disk`` folder
+    counts as carrying it, as its unknown QA count counts as QA records).
+
+    The one reading of the lowering (the plan's probe attribute,
+    :mod:`unlearnspec.compiler.lower`) and of the feasibility rules (the ``attribute``
+    need of :func:`available_needs`, UL410), so that `check` reports exactly the probe the plan cannot measure."""
+    attribute = named_attribute(obj)
+    if attribute is None or obj.target is None or not obj.target.forget:
+        return None
+    keys = forget_attribute_keys(obj)
+    return attribute if keys is None or attribute in keys else None
 
 
 def _datasets(obj: Objective) -> list[str]:

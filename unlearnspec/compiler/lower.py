@@ -45,7 +45,7 @@ from unlearnspec.compiler.decisions import (
 )
 from unlearnspec.compiler.diagnostics import Diagnostic, sort_diagnostics
 from unlearnspec.compiler.estimate import estimate
-from unlearnspec.compiler.evidence_defaults import side_effect_evidence
+from unlearnspec.compiler.evidence_defaults import probe_attribute, side_effect_evidence
 from unlearnspec.compiler.models import folder_sha256, given_files, given_stage, model_ref, reference_files
 from unlearnspec.compiler.stages import (
     data_refs,
@@ -53,7 +53,6 @@ from unlearnspec.compiler.stages import (
     objective_info,
     reference_stage,
     rel_path,
-    representation_attribute,
     seed_of,
     unlearn_stage,
 )
@@ -141,7 +140,7 @@ def lower_objective(analysed: AnalysedObjective, spec: Spec, diagnostics: Sequen
     method, family, chosen_by, mrow = choice.method, choice.family, choice.chosen_by, choice.row
     data = datasets(obj, base, facts)
     reference = reference_stage(obj, facts, method)
-    attribute = representation_attribute(obj, facts, base)
+    attribute = probe_attribute(obj)  # None: no forget record carries it (UL410 says so)
 
     # Evidence: per claim as analysed, then the side-effect checks, then the lowering's own.
     book = CheckBook(method=method, family=family)

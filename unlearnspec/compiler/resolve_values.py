@@ -42,6 +42,8 @@ def clip(raw: str, limit: int = 24) -> str:
 # edited file is read again.
 _DATA_CACHE: dict[tuple[str, int, int], DataFileInfo | DataFormatError] = {}
 _DATA_CACHE_MAX = 4096
+#: What a readable data file's PathRef carries: its records, QA, multiple-choice and text records, attribute keys.
+_Counts = tuple[int, int, int, int, tuple[str, ...]]
 # stat() errors that mean "there is no such file" (as pathlib's exists() treats them)
 _MISSING_ERRNOS = frozenset({errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP})
 
@@ -76,7 +78,7 @@ class ValueResolver:
         self.base_dir = base_dir
         self.diags: list[Diagnostic] = []
         self.objective: str | None = None
-        self._data_cache: dict[str, Diagnostic | tuple[int, int, int, int] | None] = {}
+        self._data_cache: dict[str, Diagnostic | _Counts | None] = {}
         # the target's data fields as written, resolved or not: a `forget` file that is missing is
         # reported as missing (UL207), not once more as "no forget data" (UL206)
         self._target_named: set[str] = set()
@@ -227,12 +229,12 @@ class ValueResolver:
         if isinstance(result, Diagnostic):
             self.diags.append(result.model_copy(update={"span": v.span, "objective": self.objective}))
             return None
-        records, qa, mcq, text = result if result else (None, None, None, None)
+        records, qa, mcq, text, keys = result if result else (None, None, None, None, None)
         resolved = key if os.sep == "/" else Path(key).as_posix()
         return PathRef(span=v.span, raw=raw, resolved=resolved, records=records, qa_records=qa,
-                       mcq_records=mcq, text_records=text)
+                       mcq_records=mcq, text_records=text, attribute_keys=keys)
 
-    def _check_data_file(self, v: Value, key: str) -> Diagnostic | tuple[int, int, int, int] | None:
+    def _check_data_file(self, v: Value, key: str) -> Diagnostic | _Counts | None:
         raw = v.text
         shape_help = ["give a .jsonl or .csv file, or a folder written by `Dataset.save_to_disk`"]
         try:
@@ -264,9 +266,9 @@ class ValueResolver:
             help = [f"at {code_span(where)}"] + ([info.help] if info.help else [])
             return Diagnostic(code="UL208", severity="error", span=v.span,
                               message=f"data file {code_span(raw)} cannot be read: {info.message}", help=help)
-        if info.records < 0:
+        if info.records < 0 or info.attribute_keys is None:
             return None
-        return (info.records, info.qa_records, info.mcq_records, info.text_records)
+        return (info.records, info.qa_records, info.mcq_records, info.text_records, tuple(sorted(info.attribute_keys)))
 
     def duplicate_fields(self, fields: Sequence[Field], where: str, repeatable: Sequence[str] = ()) -> list[Field]:
         seen: dict[str, Field] = {}

@@ -15,9 +15,8 @@ from unlearnspec.catalog import (
 )
 from unlearnspec.catalog.methods import KNOB_FIELDS, rmu_layer
 from unlearnspec.compiler.ast import Objective, PathRef
-from unlearnspec.compiler.datafiles import BUILTIN_HOLDOUT, holdout_split, records_of
+from unlearnspec.compiler.datafiles import BUILTIN_HOLDOUT, holdout_split
 from unlearnspec.compiler.decisions import Facts, Row, first_row
-from unlearnspec.compiler.evidence_defaults import BUILTIN_LABELLED
 from unlearnspec.compiler.models import builtin_recipe, model_layers, recipe_steps
 from unlearnspec.markdown import code_span
 from unlearnspec.plan import (
@@ -31,9 +30,6 @@ from unlearnspec.plan import (
     TargetInfo,
     UnlearnStage,
 )
-
-BUILTIN_ATTRIBUTE = "birth_city"  # the labelled fact of every built-in person record
-
 
 HOLDOUT_STOPPING = StoppingRule(kind="holdout_loss")
 
@@ -63,25 +59,6 @@ def objective_info(obj: Objective, facts: Facts, family: str) -> ObjectiveInfo:
 
 def seed_of(obj: Objective) -> int:
     return obj.seed.as_int if obj.seed is not None else 0
-
-
-def representation_attribute(obj: Objective, facts: Facts, base: Path) -> str | None:
-    """The labelled fact the representation probe predicts: the target's, or the built-in person's.
-
-    ``None`` (the probe's check is then not measurable) when no forget record carries the attribute.
-    """
-    t = obj.target
-    if t is None:
-        return None
-    attribute = t.attribute.value if t.attribute is not None else None
-    if attribute is None and facts.builtin and facts.category in BUILTIN_LABELLED:
-        attribute = BUILTIN_ATTRIBUTE
-    if attribute is None:
-        return None
-    for ref in t.forget:
-        if any(attribute in r.attributes for r in records_of(rel_path(ref, base), base)):
-            return attribute
-    return None
 
 
 def reference_stage(obj: Objective, facts: Facts, method: str) -> ReferenceStage:

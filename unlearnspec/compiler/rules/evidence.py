@@ -13,7 +13,9 @@ from unlearnspec.compiler.evidence_defaults import (
     SCOPE_CLAIMS,
     EvidenceItem,
     evidence_for,
+    forget_attribute_keys,
     missing_needs,
+    named_attribute,
     scope_prompts,
     spec_metrics_for,
 )
@@ -138,18 +140,34 @@ def evidence_cannot_be_produced(obj: Objective, ctx: RuleContext) -> Iterator[Di
         labels: list[Label] = []
         if "reference" in needs and obj.model is not None:
             labels += label(obj.model.span, "not built in: it cannot be retrained as a reference")
-        if ("holdout" in needs or "attribute" in needs) and obj.target is not None:
-            labels += label(obj.target.name.span, "the target has no " + " or ".join(
-                code_span(n) for n in needs if n in ("holdout", "attribute")))
+        uncarried = named_attribute(obj) if "attribute" in needs else None  # named, but no forget record has it
+        if uncarried is not None and obj.target is not None:
+            where = obj.target.attribute.span if obj.target.attribute is not None else obj.target.name.span
+            labels += label(where, f"no forget record carries {code_span(uncarried)}")
+        absent = [n for n in needs if n == "holdout" or (n == "attribute" and uncarried is None)]
+        if absent and obj.target is not None:
+            labels += label(obj.target.name.span, "the target has no " + " or ".join(code_span(n) for n in absent))
         bad_metrics = {i.metric for i in bad}
         labels += [Label(span=e.metric_span, message="cannot be computed") for e in obj.evidence
                    if e.metric in bad_metrics]
         yield finding(
             UL410, obj, c.span, message, labels=labels, claim=c.name,
-            help=["; or ".join(NEEDS[n].fix for n in needs),
+            help=["; or ".join(_attribute_fix(obj, uncarried) if n == "attribute" and uncarried else NEEDS[n].fix
+                              for n in needs),
                   *[f"{code_span(m)} needs " + "; ".join(NEEDS[n].words for n in dict.fromkeys(
                       n for i in bad if i.metric == m for n in i.missing))
                     for m in dict.fromkeys(i.metric for i in bad)], *extra_help])
+
+
+def _attribute_fix(obj: Objective, attribute: str) -> str:
+    """UL410's help for a probe attribute the forget records do not carry: the key, and the keys they carry (read
+    at resolve: :func:`forget_attribute_keys`), one of which the target's `attribute` could name instead."""
+    keys = forget_attribute_keys(obj) or []
+    fix = f"label {code_span(attribute)} in the forget records' `attributes` (no forget record carries it; "
+    if not keys:
+        return fix + "they carry no `attributes`)"
+    return (fix + f"they carry {', '.join(code_span(k) for k in keys)}), or name one of those in the target's "
+            "`attribute`")
 
 
 UL505 = CODES["UL505"]
