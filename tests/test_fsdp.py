@@ -100,7 +100,8 @@ def train(arch, adapter):
 
 for arch, adapter in (("gpt2", "full"), ("llama", "lora")):
     train(arch, adapter)
-if world > 1:
+if world > 1:  # leave together: a rank that tears gloo down while the other still talks to it can abort
+    dist.barrier()
     dist.destroy_process_group()
 '''
 
@@ -220,7 +221,8 @@ for blocks in (True, False):  # one unit per block, and everything in the root u
                                   "swapped_gap": float((swapped - original).abs().max()),
                                   "again_gap": float((again - trained).abs().max())}
 json.dump(result, open(f"{out}/rank{rank}.json", "w"))
-if world > 1:
+if world > 1:  # leave together: a rank that tears gloo down while the other still talks to it can abort
+    dist.barrier()
     dist.destroy_process_group()
 '''
 

@@ -69,7 +69,8 @@ json.dump({"together": tog, "together_calls": STATS.calls - calls0, "plain": [me
            "mkpp": scores.min_k_plus_plus(0.2).tolist(), "em": scores.exact_memorisation().tolist(),
            "logprobs": [x.tolist() for x in scores.per_item("logprobs")], "generations": outs,
            "features": feats.tolist(), "score_calls": score_calls}, open(f"{out}/rank{rank}.json", "w"))
-if world > 1:
+if world > 1:  # leave together: a rank that tears gloo down while the other still talks to it can abort
+    dist.barrier()
     dist.destroy_process_group()
 '''
 

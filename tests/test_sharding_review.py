@@ -69,7 +69,8 @@ result["together"] = outcome(lambda: together([
     lambda: score_texts(model, tok, ["A short text.", "Another one here."], batch_size=1).loss().tolist()]))
 result["after_failure"] = map_batches([[0, 1], [2]], lambda b: {i: 10 * i for i in b})  # the group still works
 json.dump(result, open(f"{out}/rank{rank}.json", "w"))
-if world > 1:
+if world > 1:  # leave together: a rank that tears gloo down while the other still talks to it can abort
+    dist.barrier()
     dist.destroy_process_group()
 '''
 
