@@ -11,8 +11,9 @@ receipt, are :mod:`unlearnspec.audit.ledger`'s.
 A line is of one of two kinds: a request line (:class:`LedgerEntry`, which has no ``kind``: every line before marks
 was one) or a mark (:class:`MarkEntry`, ``kind`` ``"mark"``: what became of a run's request lines). Both are links of
 the one chain, checked alike, and the head counts both; a ledger without marks reads, verifies and is extended exactly
-as before marks. What a mark must name, and what it says of a request's status, are
-:mod:`unlearnspec.audit.marks`'s, passed in here as ``check_mark``.
+as before marks. Beside its chain, each line a mark names must be an earlier request line of the same ledger with
+that hash, recording the report the mark names (UL808, :func:`mark_problems`); a mark that is not borne out decides
+no status. A request's status is its latest mark's (:func:`status_of`); a request no mark names is ``recorded``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import fcntl
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, TypeVar
@@ -113,9 +114,6 @@ class MarkEntry(BaseModel):
 
 Line = LedgerEntry | MarkEntry
 T = TypeVar("T", LedgerEntry, MarkEntry)
-MarkCheck = Callable[[MarkEntry, Sequence[LedgerEntry], int], list[Problem]]
-"""What a mark at a line must bear out beyond the chain, given the request lines before it (UL808:
-:func:`unlearnspec.audit.marks.mark_problems`)."""
 
 
 def canonical(data: dict[str, object]) -> bytes:
@@ -151,7 +149,7 @@ def ledger_name(model: str) -> str:
 @dataclass
 class Verified:
     """A ledger as read: its request lines (``entries``), its marks that are borne out (``marks``: their chain holds,
-    and the ``check_mark`` given finds nothing), every line it could read in order (``chain``), its problems and its
+    and :func:`mark_problems` finds nothing), every line it could read in order (``chain``), its problems and its
     text's rows (``lines``)."""
 
     path: Path
@@ -181,6 +179,46 @@ def named(line: Line) -> str:
     return f"request {code_span(line.request_id)}"
 
 
+UNMARKED = "recorded"
+"""The status of a request no mark names: the run was recorded, and nobody has said it was adopted."""
+
+
+def mark_problems(mark: MarkEntry, entries: Sequence[LedgerEntry], i: int) -> list[Problem]:
+    """UL808 for each line a mark (at line ``i``) names that is not one of ``entries`` (the request lines before it)
+    with that hash and request, recording the report the mark names."""
+    by_seq = {e.seq: e for e in entries}
+    out = []
+    for a in mark.about:
+        e = by_seq.get(a.seq)
+        if e is None:
+            why = f"there is no request line {a.seq} before it"
+        elif (e.hash, e.request_id) != (a.hash, a.request_id):
+            why = (f"line {a.seq} is request {code_span(e.request_id)} with hash {e.hash[:12]}…, the mark names "
+                   f"{code_span(shown(a.request_id))} with hash {a.hash[:12]}…")
+        elif e.report_sha256 != mark.report_sha256:
+            why = (f"line {a.seq} records the report {(e.report_sha256 or 'none')[:12]}…, the mark "
+                   f"{mark.report_sha256[:12]}…")
+        else:
+            continue
+        out.append(Problem("UL808", i, f"line {i} marks a line that is not in this ledger: {why}",
+                           (f"{named(mark)} names line {a.seq} (request {code_span(shown(a.request_id))}); a mark "
+                            "is written after the lines it is about, in their ledger: it was edited with its hash "
+                            "recomputed, or copied from another ledger",)))
+    return out
+
+
+def mark_of(ledger: Verified, entry: LedgerEntry) -> MarkEntry | None:
+    """The latest borne-out mark that names a request line (``None``: none does; its status is :data:`UNMARKED`)."""
+    return next((m for m in reversed(ledger.marks)
+                 if any(a.seq == entry.seq and a.hash == entry.hash for a in m.about)), None)
+
+
+def status_of(ledger: Verified, entry: LedgerEntry) -> str:
+    """A request line's status: its latest mark's, or :data:`UNMARKED`."""
+    mark = mark_of(ledger, entry)
+    return mark.status if mark else UNMARKED
+
+
 def _head_path(path: Path) -> Path:
     """The head file of the ledger ``path``: ``<model>.head.json`` beside ``<model>.jsonl`` (a ledger file given by
     another name gets its whole name and the suffix)."""
@@ -188,11 +226,10 @@ def _head_path(path: Path) -> Path:
     return path.with_name(stem + HEAD_SUFFIX)
 
 
-def verify_text(path: Path, text: str, head: dict[str, object] | None,
-                check_mark: MarkCheck | None = None) -> Verified:
+def verify_text(path: Path, text: str, head: dict[str, object] | None) -> Verified:
     """Recompute the chain of a ledger's text, lines of both kinds; every break is a :class:`Problem` at its line. A
-    mark whose chain holds is then given to ``check_mark`` with the request lines before it; one it finds problems
-    with decides nothing (it is not in ``marks``)."""
+    mark whose chain holds is then checked against the request lines before it (:func:`mark_problems`); one with
+    problems decides nothing (it is not in ``marks``)."""
     result = Verified(path=path, lines=text.split("\n"))
     if text and not text.endswith("\n"):
         n = text.count("\n") + 1
@@ -248,8 +285,8 @@ def verify_text(path: Path, text: str, head: dict[str, object] | None,
                 "UL802", i, f"line {i} records position {line.seq} after position {last_seq}: the chain is broken",
                 ("a line was deleted, inserted or reordered before this one",)))
         if isinstance(line, MarkEntry):
-            if check_mark is not None and len(result.problems) == found:
-                result.problems += check_mark(line, result.entries, i)
+            if len(result.problems) == found:
+                result.problems += mark_problems(line, result.entries, i)
             if len(result.problems) == found:  # a mark that is not borne out decides no status
                 result.marks.append(line)
         else:
@@ -328,14 +365,14 @@ def _reading(folder: Path) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
-def verify_file(path: Path, check_mark: MarkCheck | None = None) -> Verified:
-    """Verify the ledger at ``path`` with its head file (each mark with ``check_mark``: :func:`verify_text`). A ledger
-    that is gone while its head records an entry was deleted whole (UL804)."""
+def verify_file(path: Path) -> Verified:
+    """Verify the ledger at ``path`` with its head file (marks included: :func:`verify_text`). A ledger that is gone
+    while its head records an entry was deleted whole (UL804)."""
     with _reading(path.parent):
-        return _verify_file(path, check_mark)
+        return _verify_file(path)
 
 
-def _verify_file(path: Path, check_mark: MarkCheck | None) -> Verified:
+def _verify_file(path: Path) -> Verified:
     head = _read_head(path)
     try:
         text = read_regular(path).decode("utf-8")
@@ -356,7 +393,7 @@ def _verify_file(path: Path, check_mark: MarkCheck | None) -> Verified:
     except OSError as err:
         return Verified(path=path, problems=[Problem("UL803", 0, f"the ledger cannot be read: {err.strerror or err}",
                                                      ("a ledger is a regular file written by `unlearnspec run`",))])
-    return verify_text(path, text, head, check_mark)
+    return verify_text(path, text, head)
 
 
 def ledger_of_head(head: Path) -> Path:
@@ -437,17 +474,17 @@ def ledger_path(folder: Path, model: str) -> Path:
     return base.with_name(base.name[: -len(LEDGER_SUFFIX)][:107] + "-" + digest + LEDGER_SUFFIX)
 
 
-def current(path: Path, check_mark: MarkCheck | None = None) -> Verified:
+def current(path: Path) -> Verified:
     """The ledger at ``path`` as it stands, to be extended: read without taking the lock (the caller holds it
-    exclusively: :func:`locked`), verified (each mark with ``check_mark``), and a :class:`LedgerError` if it is
-    broken: a broken ledger is never extended."""
+    exclusively: :func:`locked`), verified, and a :class:`LedgerError` if it is broken (a mark that is not borne out
+    included): a broken ledger is never extended."""
     try:
         text = read_regular(path).decode("utf-8") if os.path.lexists(path) else ""
     except UnicodeDecodeError as err:
         raise LedgerError("UL803", f"the ledger {code_span(path)} is not UTF-8 text", [
             f"line {_line_of(path, err.start)} holds a byte that is not UTF-8: the file was edited or damaged",
             "`unlearnspec ledger verify` shows every break; a broken ledger is never extended"]) from None
-    found = verify_text(path, text, _read_head(path), check_mark)
+    found = verify_text(path, text, _read_head(path))
     if not found.ok:
         first = found.problems[0]
         raise LedgerError(first.code, f"the ledger {code_span(path)} is broken at line {first.line}: {first.message}",
@@ -488,8 +525,7 @@ def add_line(ledger: Verified, fields: dict[str, object], kind: type[T]) -> T:
     return written
 
 
-def append(folder: Path, fields: dict[str, object], once: Sequence[str] = (),
-           check_mark: MarkCheck | None = None) -> LedgerEntry:
+def append(folder: Path, fields: dict[str, object], once: Sequence[str] = ()) -> LedgerEntry:
     """Append one request line to the ledger of ``fields["model"]`` in ``folder``, holding the folder's lock for the
     whole read-verify-write (:func:`current`, :func:`add_line`); returns it, hashed.
 
@@ -498,7 +534,7 @@ def append(folder: Path, fields: dict[str, object], once: Sequence[str] = (),
     is resumed)."""
     folder = Path(folder)
     with locked(folder):
-        ledger = current(ledger_path(folder, str(fields["model"])), check_mark)
+        ledger = current(ledger_path(folder, str(fields["model"])))
         if once:
             done = next((e for e in ledger.entries if all(getattr(e, k) == fields.get(k) for k in once)), None)
             if done is not None:

@@ -17,8 +17,7 @@ run folder's ``report.json`` and ``plan.json``. The receipt and the report are c
 
 A team that tries runs before it releases one says which it adopted (released), kept as a trial or withdrew with a
 mark (``ledger mark``: :func:`mark_run`): a line of the same chain that names the run's lines, its report, who and why
-(:mod:`unlearnspec.audit.hashchain` reads and appends lines of both kinds; :mod:`unlearnspec.audit.marks` checks what
-a mark names and gives a request's status). A request's status is its latest mark's; unmarked, it was recorded and
+(:mod:`unlearnspec.audit.hashchain` reads, checks and appends lines of both kinds, and gives a request's status). A request's status is its latest mark's; unmarked, it was recorded and
 nothing more.
 
 Appends hold an exclusive OS lock (``fcntl.flock`` on ``<DIR>/.lock``, never taken through a link) for the whole
@@ -46,24 +45,30 @@ from unlearnspec.audit.hashchain import (
     LOCK_NAME,
     MARK_KIND,
     STATUSES,
+    UNMARKED,
     LedgerEntry,
     LedgerError,
     MarkEntry,
     Status,
     Verified,
     add_line,
+    append,
     canonical,
+    current,
     entry_hash,
     ledger_files,
     ledger_name,
     ledger_of_head,
     ledger_path,
     locked,
+    mark_of,
     not_text,
     now,
     shown,
+    status_of,
+    verify_file,
+    verify_text,
 )
-from unlearnspec.audit.marks import UNMARKED, append, current, mark_of, status_of, verify_file, verify_text
 from unlearnspec.audit.problems import Problem
 from unlearnspec.inputs import first_problem, load_json, read_regular
 from unlearnspec.io import atomic_write_bytes
@@ -237,7 +242,7 @@ def _run_files(run_dir: Path, where: tuple[str, ...]) -> tuple[str, Report, Plan
 
 class Borne(NamedTuple):
     """A ledger line a run folder's receipt names and the ledger bears out: its file, the line, and its latest mark
-    (``None``: its status is :data:`~unlearnspec.audit.marks.UNMARKED`)."""
+    (``None``: its status is :data:`~unlearnspec.audit.hashchain.UNMARKED`)."""
 
     file: str
     entry: LedgerEntry
