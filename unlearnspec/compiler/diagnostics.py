@@ -41,6 +41,14 @@ class Span(BaseModel):
     def location(self) -> str:
         return f"{self.file}:{self.line}:{self.column}"
 
+    def start(self) -> Span:
+        """The empty span where this one starts: an edit there inserts before it."""
+        return self.model_copy(update={"end_line": self.line, "end_column": self.column, "end_pos": self.start_pos})
+
+    def end(self) -> Span:
+        """The empty span where this one ends: an edit there inserts after it."""
+        return self.model_copy(update={"line": self.end_line, "column": self.end_column, "start_pos": self.end_pos})
+
 
 class Label(BaseModel):
     """A secondary span with a short message: every position that contributes to a finding."""

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, TypeVar
 
+from unlearnspec.catalog.exits import EXIT_USAGE
 from unlearnspec.errors import UserError
 from unlearnspec.runtime.rundir import E_NOT_A_RUN_DIR, RunError
 
@@ -55,7 +56,9 @@ error that strikes every rank at once (a sharded evaluation raises one error eve
 own, printed by the command line."""
 SHOWN_WAIT_S = 60.0
 """How long a failing helper waits for the main process to show its failure before exiting anyway."""
-EXIT_USER, EXIT_INTERNAL = 2, 1  # as the command line exits for a user error, and Python for a traceback
+EXIT_TRACEBACK = 1
+"""How Python exits on an uncaught error: a helper's failure that is no user error ends the launch as a traceback
+would (a user error ends it with the command line's own :data:`~unlearnspec.catalog.exits.EXIT_USAGE`)."""
 
 
 def _post(rank: int, err: BaseException) -> str:
@@ -234,7 +237,7 @@ class Distributed:
         sys.stdout.flush()
         with contextlib.suppress(Exception):  # else the helper exits when its wait ends
             store.set(SHOWN, "1")
-        os._exit(EXIT_USER if failure.get("code") else EXIT_INTERNAL)
+        os._exit(EXIT_USAGE if failure.get("code") else EXIT_TRACEBACK)
 
     def fail(self, err: BaseException) -> BaseException:
         """This rank failed with ``err``: post it for the main process (module docstring) and return the error to

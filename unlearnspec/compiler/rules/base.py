@@ -111,8 +111,7 @@ def goal_fix(obj: Objective, goal: str, method: str | None = None) -> list[Fix]:
     if method is not None and obj.method is not None:
         edits.append(Edit(span=obj.method.name.span, text=method))
     elif method is not None:
-        end = g.model_copy(update={"line": g.end_line, "column": g.end_column, "start_pos": g.end_pos})
-        edits.append(Edit(span=end, text="\n" + " " * (g.column - 1) + f"method {method}"))
+        edits.append(Edit(span=g.end(), text="\n" + " " * (g.column - 1) + f"method {method}"))
     return [Fix(title=f"switch to `goal {goal}`" + (f" with `method {method}`" if method else ""), edits=edits)]
 
 

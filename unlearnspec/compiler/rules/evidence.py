@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 from unlearnspec.catalog import CLAIMS, CODES, DEFAULT_OUTPUTS, METRICS, NEEDS, OUTPUT_KINDS
 from unlearnspec.compiler.ast import Claim, Objective
-from unlearnspec.compiler.diagnostics import Diagnostic, Edit, Fix, Label, Span
+from unlearnspec.compiler.diagnostics import Diagnostic, Edit, Fix, Label
 from unlearnspec.compiler.evidence_defaults import (
     SCOPE_CLAIMS,
     EvidenceItem,
@@ -247,18 +247,8 @@ def _add_defaults_fix(obj: Objective, dropped: list[EvidenceItem]) -> Fix:
     edits: list[Edit] = []
     if one_a_line and new > old:
         for _, name, at in run:  # the gap after a metric's name, or before `confidence`'s value, grows
-            point = _end_of(at) if name != "confidence" else _start_of(at)
+            point = at.end() if name != "confidence" else at.start()
             edits.append(Edit(span=point, text=" " * (new - old)))
     text = "".join(f"\n{indent}{bound_text(i, new - 1)}" for i in dropped)
-    edits.append(Edit(span=_end_of(last_span), text=text))
+    edits.append(Edit(span=last_span.end(), text=text))
     return Fix(title="add " + ", ".join(code_span(bound_text(i)) for i in dropped) + " to `evidence`", edits=edits)
-
-
-def _start_of(span: Span) -> Span:
-    """The empty span where ``span`` starts (an edit there inserts before it)."""
-    return span.model_copy(update={"end_line": span.line, "end_column": span.column, "end_pos": span.start_pos})
-
-
-def _end_of(span: Span) -> Span:
-    """The empty span where ``span`` ends (an edit there inserts after it)."""
-    return span.model_copy(update={"line": span.end_line, "column": span.end_column, "start_pos": span.end_pos})
