@@ -19,7 +19,7 @@ from fixtures.runs import SMALL_SPEC as SPEC
 from unlearnspec.cli import main
 from unlearnspec.plan import Plan, PlanLoadError
 from unlearnspec.runtime import engine
-from unlearnspec.runtime.rundir import RunDir, RunError, RunState, safe_name
+from unlearnspec.runtime.rundir import RunDir, RunError, RunState, default_run_dir, safe_name
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -162,7 +162,7 @@ def test_the_default_run_folder_stays_under_runs(small_here: Path) -> None:
     plan = Plan.load(small_here / "plan.json")
     for name in ("../../x", "/abs/olute", "..", "a/../../b"):
         plan.objectives[0].objective.name = name
-        out = engine.default_run_dir(plan)
+        out = default_run_dir(plan)
         assert out.parent == Path("runs") and (small_here / out).resolve().is_relative_to((small_here / "runs").resolve())
 
 

@@ -19,7 +19,18 @@ from typing import TYPE_CHECKING, Any
 from unlearnspec.builtin.corpus import export
 from unlearnspec.builtin.recipe import RECIPES, recipe_for
 from unlearnspec.catalog import vocab
-from unlearnspec.cli.common import EXIT_OK, EXIT_USAGE, Parser, UsageError, os_reason, path_arg, print_error
+from unlearnspec.cli import launch
+from unlearnspec.cli.common import (
+    EXIT_FINDINGS,
+    EXIT_INCOMPLETE,
+    EXIT_OK,
+    EXIT_USAGE,
+    Parser,
+    UsageError,
+    os_reason,
+    path_arg,
+    print_error,
+)
 from unlearnspec.compiler.check import plan_file
 from unlearnspec.compiler.render import render
 from unlearnspec.errors import UserError
@@ -167,6 +178,37 @@ def cmd_run(args: argparse.Namespace) -> int:
     refused = _no_runtime("run")
     if refused is not None:
         return refused
+    if args.processes is not None and args.processes > 1 and not launch.under_launch():
+        return _launched(args)
+    code = _run_here(args)
+    if launch.record_exit(code) and code in (EXIT_FINDINGS, EXIT_INCOMPLETE):
+        # the main process of `run --processes N` told the command that started it: a verdict is no failure of
+        # the launch (accelerate would end it with a traceback); a coded error still ends it (the others stop)
+        return EXIT_OK
+    return code
+
+
+def _launched(args: argparse.Namespace) -> int:
+    """`run --processes N`: the folder named here (every process must write to the same one, and the default
+    name has a timestamp), a spec that cannot be planned refused here once rather than by N processes."""
+    from unlearnspec.plan import Plan, is_plan_path
+    from unlearnspec.runtime.rundir import default_run_dir
+
+    out = args.out
+    try:
+        if out is None and args.resume is None:
+            if not args.path:
+                raise UserError(E_NOTHING_TO_RUN, "give a plan (plan.json) or a spec to run, or --resume DIR")
+            path = Path(args.path)
+            plan = Plan.load(path) if is_plan_path(path) else _plan_spec(path, args.allow_infeasible)
+            out = str(default_run_dir(plan))
+    except UserError as err:
+        print_error(err)
+        return EXIT_USAGE
+    return launch.launch(args, out, gpus=launch.visible_gpus())
+
+
+def _run_here(args: argparse.Namespace) -> int:
     try:
         outcome = _run(args)
     except UserError as err:  # a plan, run directory or model the user must fix: never a traceback
@@ -274,6 +316,16 @@ def cmd_builtin(args: argparse.Namespace) -> int:
     return EXIT_USAGE
 
 
+def _process_count(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of processes (a whole number, 1 or more)")
+    return n
+
+
 def register(sub: argparse._SubParsersAction[Parser]) -> None:
     sp = sub.add_parser("run", help="execute a plan (or plan and run a spec); writes a new run directory")
     sp.add_argument("path", nargs="?", type=path_arg, help="plan.json or a spec")
@@ -291,6 +343,9 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
     sp.add_argument("-q", "--quiet", action="store_true",
                     help="print only the verdict summary and errors: no progress bars, log lines or library warnings "
                          "(run.log keeps the log)")
+    sp.add_argument("--processes", type=_process_count, metavar="N",
+                    help="run on N processes through `accelerate launch`: one per GPU, or N CPU processes where no "
+                         "GPU is visible; the exit status is the run's (default: one process)")
     sp.set_defaults(func=cmd_run)
 
     sp = sub.add_parser("builtin", help="the built-in demo model and corpus")

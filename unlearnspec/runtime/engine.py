@@ -18,7 +18,6 @@ planted in it (UL704) or moved into a folder the plan pins (UL715).
 
 from __future__ import annotations
 
-import datetime as dt
 import errno
 import logging
 import os
@@ -45,9 +44,9 @@ from unlearnspec.runtime.rundir import (
     RunError,
     RunState,
     cannot_write,
+    default_run_dir,
     not_started,
     now,
-    safe_name,
 )
 
 log = logging.getLogger("unlearnspec.run")
@@ -87,18 +86,6 @@ class RunOutcome:
 
 
 # -- the run directory -------------------------------------------------------------------------------
-
-
-def default_run_dir(plan: Plan) -> Path:
-    """``runs/<objective>-<plan hash>-<time>``; the objective's name is sanitised into one component."""
-    first = safe_name(plan.objectives[0].objective.name) if plan.objectives else "run"
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    base = Path("runs") / f"{first}-{plan.plan_hash[:8]}-{stamp}"
-    out, i = base, 1
-    while out.exists():
-        i += 1
-        out = base.with_name(f"{base.name}-{i}")
-    return out
 
 
 def _finished_report(rd: RunDir, state: RunState) -> Report | None:

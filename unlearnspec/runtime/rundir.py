@@ -33,7 +33,7 @@ import shutil
 import stat
 from collections.abc import Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -42,6 +42,9 @@ from unlearnspec.inputs import safetensors_whole
 from unlearnspec.io import atomic_write_text, fsync_dir, leftover, make_folders
 from unlearnspec.markdown import code_span
 from unlearnspec.records import folder_files, sha256_path
+
+if TYPE_CHECKING:
+    from unlearnspec.plan import Plan
 
 # The run codes the runtime raises (stable; pages in the catalog and docs/rules/). The command line raises
 # UL701, UL705, UL706, UL710 and UL711 itself; the model-loading codes (RT1xx) are in runtime/loading.py,
@@ -114,6 +117,21 @@ def safe_name(name: str, limit: int = 64) -> str:
     if cleaned != name:
         cleaned = f"{cleaned}-{hashlib.sha256(name.encode('utf-8')).hexdigest()[:8]}"
     return cleaned
+
+
+def default_run_dir(plan: Plan) -> Path:
+    """``runs/<objective>-<plan hash>-<time>``; the objective's name is sanitised into one component.
+
+    Torch-free, so that ``run --processes N`` names the folder once, before it starts the processes, which
+    must all write to the same one."""
+    first = safe_name(plan.objectives[0].objective.name) if plan.objectives else "run"
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    base = Path("runs") / f"{first}-{plan.plan_hash[:8]}-{stamp}"
+    out, i = base, 1
+    while out.exists():
+        i += 1
+        out = base.with_name(f"{base.name}-{i}")
+    return out
 
 
 def describe_os_error(err: OSError) -> str:
