@@ -207,6 +207,36 @@ def mark_problems(mark: MarkEntry, entries: Sequence[LedgerEntry], i: int) -> li
     return out
 
 
+def conflicts(ledger: Verified, named: Sequence[LedgerEntry], status: Status) -> list[tuple[LedgerEntry, str, str]]:
+    """Each of a run's request lines (``named``) that cannot take ``status`` after the marks ``ledger`` holds, with
+    why (a sentence naming the line) and what to do instead: a withdrawal is final; a run that was adopted (released)
+    cannot be called a trial after the fact; and a request has one adopted run at a time, so that "adopted" answers
+    which model a request was released with. ``ledger mark`` refuses such a mark (UL809); verification finds one
+    written by hand (UL808, :func:`verify_text`)."""
+    out = []
+    ours = {e.seq for e in named}
+    for e in named:
+        mark = mark_of(ledger, e)
+        if mark is not None and mark.status != status and mark.status == "withdrawn":
+            out.append((e, f"request {code_span(e.request_id)} (line {e.seq}) was withdrawn at line {mark.seq}: a "
+                           f"withdrawal is final, it cannot be marked {status}",
+                        "the ledger keeps what was withdrawn and why; to release the request again, run it again "
+                        "(`unlearnspec run`) and mark that run"))
+        elif mark is not None and mark.status == "adopted" and status == "trial":
+            out.append((e, f"request {code_span(e.request_id)} (line {e.seq}) was adopted at line {mark.seq}: a run "
+                           "that was released cannot be marked a trial",
+                        "if it is no longer released, mark it `--withdrawn`, with the reason"))
+        if status != "adopted":
+            continue
+        other = next((x for x in ledger.entries if x.request_id == e.request_id and x.seq not in ours
+                      and status_of(ledger, x) == "adopted"), None)
+        if other is not None:
+            out.append((e, f"request {code_span(e.request_id)} is already adopted from another run (line {other.seq}, "
+                           f"run {code_span(shown(other.run or '-'))}): a request is released with one model at a time",
+                        "mark that run `--withdrawn` first, with the reason, then adopt this one"))
+    return out
+
+
 def mark_of(ledger: Verified, entry: LedgerEntry) -> MarkEntry | None:
     """The latest borne-out mark that names a request line (``None``: none does; its status is :data:`UNMARKED`)."""
     return next((m for m in reversed(ledger.marks)
@@ -287,6 +317,13 @@ def verify_text(path: Path, text: str, head: dict[str, object] | None) -> Verifi
         if isinstance(line, MarkEntry):
             if len(result.problems) == found:
                 result.problems += mark_problems(line, result.entries, i)
+            if len(result.problems) == found:  # a status `ledger mark` would have refused, written by hand
+                named_lines = [e for a in line.about for e in result.entries if e.seq == a.seq]
+                result.problems += [Problem(
+                    "UL808", i, f"line {i} marks a status its lines cannot take: {why}",
+                    (f"{named(line)}: `unlearnspec ledger mark` refuses such a mark (UL809), so this one was "
+                     "written or rewritten by hand, its hashes recomputed", then))
+                    for _, why, then in conflicts(result, named_lines, line.status)]
             if len(result.problems) == found:  # a mark that is not borne out decides no status
                 result.marks.append(line)
         else:

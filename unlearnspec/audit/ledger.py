@@ -54,6 +54,7 @@ from unlearnspec.audit.hashchain import (
     add_line,
     append,
     canonical,
+    conflicts,
     current,
     entry_hash,
     ledger_files,
@@ -356,33 +357,9 @@ class Marking:
 
 
 def _refusals(ledger: Verified, named: list[LedgerEntry], status: Status) -> list[Problem]:
-    """UL809 for each line of a run that cannot take ``status`` now, at that line: a withdrawal is final; a run that
-    was adopted (released) cannot be called a trial after the fact; and a request has one adopted run at a time, so
-    that "adopted" answers which model a request was released with."""
-    out = []
-    ours = {e.seq for e in named}
-    for e in named:
-        mark = mark_of(ledger, e)
-        if mark is not None and mark.status != status and mark.status in ("withdrawn", "adopted"):
-            if mark.status == "withdrawn":
-                out.append(Problem("UL809", e.seq, f"request {code_span(e.request_id)} (line {e.seq}) was withdrawn at "
-                                                   f"line {mark.seq}: a withdrawal is final, it cannot be marked {status}",
-                                   ("the ledger keeps what was withdrawn and why; to release the request again, run it "
-                                    "again (`unlearnspec run`) and mark that run",)))
-            elif status == "trial":
-                out.append(Problem("UL809", e.seq, f"request {code_span(e.request_id)} (line {e.seq}) was adopted at line "
-                                                   f"{mark.seq}: a run that was released cannot be marked a trial",
-                                   ("if it is no longer released, mark it `--withdrawn`, with the reason",)))
-        if status != "adopted":
-            continue
-        other = next((x for x in ledger.entries if x.request_id == e.request_id and x.seq not in ours
-                      and status_of(ledger, x) == "adopted"), None)
-        if other is not None:
-            out.append(Problem("UL809", e.seq, f"request {code_span(e.request_id)} is already adopted from another run "
-                                               f"(line {other.seq}, run {code_span(shown(other.run or '-'))}): a "
-                                               "request is released with one model at a time",
-                               ("mark that run `--withdrawn` first, with the reason, then adopt this one",)))
-    return out
+    """UL809 for each line of a run that cannot take ``status`` now, at that line
+    (:func:`~unlearnspec.audit.hashchain.conflicts`)."""
+    return [Problem("UL809", e.seq, why, (then,)) for e, why, then in conflicts(ledger, named, status)]
 
 
 def mark_run(ledger_dir: Path, run_dir: Path, status: Status, why: str, by: str) -> Marking:
@@ -417,6 +394,22 @@ def mark_run(ledger_dir: Path, run_dir: Path, status: Status, why: str, by: str)
     by_file: dict[str, list[Borne]] = {}
     for b in borne:
         by_file.setdefault(b.file, []).append(b)
+    try:
+        return _append_marks(ledger_dir, receipt, by_file, status, {"run": str(run_dir), "by": by, "why": why})
+    except OSError as err:  # a read-only folder or file, a full disk, a `.lock` that is not a file
+        name = Path(err.filename).name if err.filename else ledger_dir.name
+        raise LedgerError("UL805", f"the mark cannot be written to {code_span(name)}: "
+                                   f"{(err.strerror or str(err)).lower()}",
+                          [f"a mark is a line appended to the ledger in {code_span(ledger_dir)} (and its head file), "
+                           "under the folder's lock file `.lock`: all must be writable",
+                           "each ledger is written whole or not at all: run the same `ledger mark` again once they "
+                           "are (a ledger already marked gets nothing more)"]) from None
+
+
+def _append_marks(ledger_dir: Path, receipt: Path, by_file: Mapping[str, list[Borne]], status: Status,
+                  mark: dict[str, object]) -> Marking:
+    """:func:`mark_run`'s appending: under the folder's exclusive lock, check each ledger again and refuse
+    (problems) or append a mark of ``status`` (with ``mark``'s ``run``, ``by`` and ``why``) naming the run's lines."""
     done = Marking()
     todo: list[tuple[str, Verified, list[LedgerEntry]]] = []
     with locked(ledger_dir):
@@ -440,7 +433,6 @@ def mark_run(ledger_dir: Path, run_dir: Path, status: Status, why: str, by: str)
             return Marking(problems=done.problems)
         for file, ledger, named in todo:
             done.marks.append(Marked(file, add_line(ledger, {
-                "kind": MARK_KIND, "status": status, "run": str(run_dir), "report_sha256": named[0].report_sha256,
-                "about": [{"seq": e.seq, "hash": e.hash, "request_id": e.request_id} for e in named],
-                "by": by, "why": why}, MarkEntry), named))
+                **mark, "kind": MARK_KIND, "status": status, "report_sha256": named[0].report_sha256,
+                "about": [{"seq": e.seq, "hash": e.hash, "request_id": e.request_id} for e in named]}, MarkEntry), named))
     return done

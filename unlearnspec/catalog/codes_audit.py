@@ -45,7 +45,8 @@ _front("UL805", "ledger-unwritable", "error", _A,
        "should be), or the model the run made is gone, so its hash cannot be recorded (the ledger never records "
        "the weights as unchanged in its place).",
        "A run appends its requests at its end; when that fails the reports are complete but the model's record "
-       "of requests is not, and the run says so rather than failing silently.",
+       "of requests is not, and the run says so rather than failing silently. `ledger mark` on a ledger it cannot "
+       "write (a read-only folder or file, a `.lock` that is not a file) appends nothing to it and says so.",
        instead="Give a writable folder with `run --ledger DIR`.")
 _front("UL806", "ledger-receipt-mismatch", "error", _A,
        "A run folder's ledger receipt (`ledger.json`) does not match the ledger: the line it names is not there, "
@@ -97,7 +98,9 @@ _front("UL814", "signature-not-replaced", "error", _A,
 _front("UL808", "ledger-mark-unfounded", "error", _A,
        "A mark in a request ledger (a line `unlearnspec ledger mark` wrote: a run adopted, a trial, withdrawn) names "
        "a line that is not an earlier request line of the same ledger with the hash and request it gives, or one "
-       "that records another report than the mark names (`unlearnspec ledger verify`).",
+       "that records another report than the mark names; or it gives a status `ledger mark` refuses (UL809) after the "
+       "marks before it: a withdrawn run marked again, an adopted run marked a trial, a second run adopted for one "
+       "request (`unlearnspec ledger verify`).",
        "A mark is written after the lines it is about, in their ledger, and its own hash covers what it names; one "
        "that names nothing there was edited with its hash recomputed, or copied from another ledger, and a status "
        "it claims is about no run the ledger holds.",

@@ -51,6 +51,11 @@ def cmd_import(args: argparse.Namespace) -> int:
     if not src.is_dir():
         sys.stderr.write(f"error: {code_span(args.src)} is not a folder\n  = help: give the folder the benchmark's files are in\n")
         return EXIT_USAGE
+    if os.path.lexists(out) and not out.is_dir():  # a file (the source's own, even), a link to none: never written over
+        sys.stderr.write(f"error[UL824]: `--out` {printable(code_span(args.out))} is a file, not a folder\n"
+                         "  = help: `--out DIR` names the folder the records and the starter spec are written into; "
+                         "give a folder (it is made when missing); nothing was written\n")
+        return EXIT_USAGE
     model = args.model
     if not model.startswith("builtin:") and Path(model).expanduser().is_dir():
         # the starter spec resolves a path from its own folder, not from where this command ran

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from pydantic import ValidationError
 
 from unlearnspec.catalog import METRICS
 from unlearnspec.compiler.syntax import quote
@@ -20,7 +21,7 @@ from unlearnspec.importers.cache import cache_root_help
 from unlearnspec.importers.sources import ImportFailure, Rows, Source, did_you_mean
 from unlearnspec.io import atomic_write_bytes
 from unlearnspec.markdown import code_span
-from unlearnspec.records import sha256_path
+from unlearnspec.records import Record, sha256_path
 
 
 @dataclass
@@ -37,6 +38,8 @@ class Imported:
     warnings: list[str] = field(default_factory=list)  # for the import summary: rows that convert but look wrong
     also_read: list[tuple[Source, str]] = field(default_factory=list)  # files read for no output file, and why
     merged: dict[str, list[tuple[Source, str]]] = field(default_factory=dict)  # output file -> files merged into it
+    #: the role each output file has in the starter spec (``forget``, ``preserved``, ``held out``): :meth:`disjoint`
+    roles: dict[str, str] = field(default_factory=dict)
 
     def read(self) -> list[Source]:
         """Every source the import read: each output file's own and merged ones, and those read for no output."""
@@ -60,6 +63,36 @@ class Imported:
         self.merged.setdefault(out_name, []).append((source, why))
         self.note_ignored(source)
 
+    def disjoint(self, roles: dict[str, str]) -> None:
+        """Record each output file's role (``roles``: file -> ``forget``, ``preserved`` or ``held out``; files not
+        written are skipped) and warn of every preserved or held-out file that holds a forget record: what the
+        model is trained on for it (its text, or its question and answer), as the compiler compares them (UL209).
+        FRAMEWORK.md §7: what is forgotten can be neither kept nor a non-member; the benchmark as published has
+        no such record, so one is an edited or mixed-up split, said here and refused by the starter spec's check."""
+        self.roles = {name: role for name, role in roles.items() if name in self.files}
+        forget: dict[str, tuple[str, int]] = {}
+        for name in (n for n, role in self.roles.items() if role == "forget"):
+            for i, record in enumerate(self.files[name], start=1):
+                for text in _training_texts(record):
+                    forget.setdefault(text, (name, i))
+        for name, role in self.roles.items():
+            if role == "forget":
+                continue
+            found = ((i, next((t for t in _training_texts(record) if t in forget), None))
+                     for i, record in enumerate(self.files[name], start=1))
+            shared = [(i, text) for i, text in found if text is not None]
+            if not shared:
+                continue
+            (i, text), n = shared[0], len(shared)
+            where, k = forget[text]
+            one = " ".join(text.split())
+            self.warnings.append(
+                f"{n} record{'s' if n > 1 else ''} of {code_span(name)} {'are' if n > 1 else 'is'} also "
+                f"{'forget records' if n > 1 else 'a forget record'}, so {'they are' if n > 1 else 'it is'} both "
+                f"forgotten and {role}: record {i} repeats record {k} of {code_span(where)} "
+                f"(\"{one if len(one) <= 60 else one[:57] + '...'}\"); the source's splits share items, so "
+                "`unlearnspec check` refuses the starter spec (UL209) until they are removed from one of them")
+
     def describe(self, out_name: str) -> str:
         """Where an output file came from, for the summary: its split, and ``+ NAME`` for each split merged in."""
         extra = "".join(f" + {s.path.name}" for s, _ in self.merged.get(out_name, []))
@@ -69,6 +102,15 @@ class Imported:
         for path in source.ignored:
             self.notes.append(f"ignored {code_span(path)}: the hub's shards {code_span(source.path.name)} are the split (the dataset "
                               "card's `configs:` name them; a loose file beside them is an older upload)")
+
+
+def _training_texts(record: dict[str, Any]) -> list[str]:
+    """What the model is trained on for a converted record (:meth:`~unlearnspec.records.Record.identity`); none for a
+    record the record reader would not take (the compiler reports it)."""
+    try:
+        return list(Record.model_validate(record).identity)
+    except ValidationError:
+        return []
 
 
 @cache

@@ -25,6 +25,8 @@ from unlearnspec.markdown import code_span
 
 #: a build's version folder (``0.0.0``, ``1.0.0``): `datasets`' ``Version``
 VERSION = re.compile(r"^\d+\.\d+\.\d+$")
+#: a dataset name as `datasets` puts it into a file name (``tofu``, ``muse-news``): no path, no leading dot
+SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 
 def build_folder(folder: Path) -> Path | None:
@@ -57,11 +59,29 @@ def build_splits(build: Path) -> dict[str, dict[str, Any]]:
     except (OSError, ValueError, AttributeError) as exc:
         raise ImportFailure("UL823", f"`dataset_info.json` cannot be read as `datasets` writes it: {exc}", path,
                             help=["load the dataset again with `datasets` to rebuild it"]) from exc
-    if not isinstance(splits, dict) or not all(isinstance(v, dict) and isinstance(v.get("num_examples"), int)
+    if not isinstance(splits, dict) or not all(isinstance(v, dict) and _count(v.get("num_examples"))
                                                for v in splits.values()):
         raise ImportFailure("UL823", "`dataset_info.json` does not count the rows of each split (`splits`)", path,
                             help=["load the dataset again with `datasets` to rebuild it"])
+    for split, info in splits.items():
+        shards, name = info.get("shard_lengths"), info.get("dataset_name")
+        if shards is not None and not (isinstance(shards, list) and all(_count(n) for n in shards)
+                                       and (len(shards) < 2 or sum(shards) == info["num_examples"])):
+            raise ImportFailure("UL823", f"`dataset_info.json` gives split {code_span(split)} shard lengths that are not "
+                                "row counts adding up to its `num_examples`", path,
+                                help=["`shard_lengths` is a list of the rows each arrow shard holds, as `datasets` "
+                                      "writes it; load the dataset again with `datasets` to rebuild it"])
+        if name is not None and not (isinstance(name, str) and SAFE_NAME.match(name)):
+            raise ImportFailure("UL823", f"`dataset_info.json` gives split {code_span(split)} a `dataset_name` that is "
+                                "not a file name", path,
+                                help=["`datasets` names the arrow files `NAME-SPLIT.arrow` after the dataset; a name "
+                                      "with a path in it would read files outside the build folder"])
     return splits
+
+
+def _count(value: object) -> bool:
+    """Whether ``value`` is a row count: a non-negative integer (JSON's `true` is not one)."""
+    return type(value) is int and value >= 0
 
 
 def cache_split(build: Path, split: str | None) -> Source | None:
@@ -81,7 +101,7 @@ def cache_split(build: Path, split: str | None) -> Source | None:
     shards = info.get("shard_lengths") or []
     if len(shards) > 1:
         files = [build / f"{name}-{split}-{k:05d}-of-{len(shards):05d}.arrow" for k in range(len(shards))]
-        counts = tuple(int(n) for n in shards)
+        counts = tuple(shards)
     else:
         files, counts = [build / f"{name}-{split}.arrow"], (int(info["num_examples"]),)
     for k, f in enumerate(files):

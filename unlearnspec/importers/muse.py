@@ -188,6 +188,9 @@ def import_muse(src: Path, *, corpus: str | None = None, model: str = "builtin:t
                               "asks about, and training on it would inflate the utility measured there")
     imported.context = {"corpus": corpus, "title": CORPORA[corpus], "model": model, "prefix": prefix,
                         "category": "work" if corpus == "books" else "records", "has_retain": has_retain}
+    imported.disjoint({**{f"{prefix}-{k}.jsonl": "forget" for k in ("forget", "verbmem", "knowmem-forget")},
+                       f"{prefix}-holdout.jsonl": "held out", f"{prefix}-retain.jsonl": "preserved",
+                       f"{prefix}-knowmem-retain.jsonl": "preserved"})
     return imported
 
 

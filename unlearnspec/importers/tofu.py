@@ -90,8 +90,8 @@ def import_tofu(src: Path, *, split: str = "forget10", model: str = "builtin:tin
                     if left is not None:
                         why = ("is the version TOFU's evaluation reads, with the columns its truth ratio needs"
                                if name.endswith("_perturbed") else "is the current upload of the same split")
-                        imported.notes.append(f"{code_span(left.path.name)} was not read: {code_span(source.path.name)} "
-                                              + why)
+                        unread, read = _names(left.path, source.path, src)
+                        imported.notes.append(f"{code_span(unread)} was not read: {code_span(read)} " + why)
                 return True
         if required:
             raise missing_split("TOFU", src, next(n for n in names if not n.endswith("_perturbed")), expected)
@@ -109,7 +109,20 @@ def import_tofu(src: Path, *, split: str = "forget10", model: str = "builtin:tin
                         "holdout": f"tofu-{holdout_split}.jsonl" if has_holdout else None, "neighbors": neighbors,
                         "has_perturbed": any("perturbed" in r for r in files[f"tofu-{split}.jsonl"]),
                         "has_paraphrases": any("paraphrases" in r for r in files[f"tofu-{split}.jsonl"])}
+    imported.disjoint({f"tofu-{split}.jsonl": "forget", f"tofu-{retain_split}.jsonl": "preserved",
+                       f"tofu-{holdout_split}.jsonl": "held out", **dict.fromkeys(neighbors, "preserved")})
     return imported
+
+
+def _names(a: Path, b: Path, src: Path) -> tuple[str, str]:
+    """Two source files named for a note: by their names, or, where those are the same (every configuration's file
+    in the `datasets` cache is ``tofu-train.arrow``), by their paths in the source folder."""
+    if a.name != b.name:
+        return a.name, b.name
+    try:
+        return a.relative_to(src).as_posix(), b.relative_to(src).as_posix()
+    except ValueError:
+        return str(a), str(b)
 
 
 def _merge_retain_perturbed(imported: Imported, src: Path, retain_split: str) -> None:
@@ -124,7 +137,14 @@ def _merge_retain_perturbed(imported: Imported, src: Path, retain_split: str) ->
     if source is None:
         return
     rows = read_rows(source)
+    require_columns(rows, ("question", "answer", "paraphrased_answer", "perturbed_answer"), "TOFU", "retain_perturbed")
     perturbed = _qa_records(rows, "retain_perturbed")
+    for i, rec in enumerate(perturbed):  # its rows are what it adds: one without them would be merged as nothing
+        for column, key in (("perturbed_answer", "perturbed"), ("paraphrased_answer", "paraphrased_answer")):
+            if key not in rec:
+                rows.fail(i, "UL822", f"{rows.name(i)} of split `retain_perturbed` has no {code_span(column)}",
+                          [f"the retain split's perturbed version gives every question its {code_span(column)} "
+                           "(TOFU's retain truth ratio reads it); without it the row adds nothing to the retain set"])
     first: dict[str, int] = {}
     for i, rec in enumerate(perturbed):
         k = first.setdefault(rec["question"], i)

@@ -122,6 +122,7 @@ def import_wmdp(src: Path, *, subsets: tuple[str, ...] | None = None, corpora: P
     forget, retain = _corpora(imported, corpora, imported_subsets) if corpora is not None else ([], [])
     imported.context = {"model": model, "subsets": imported_subsets, "questions": questions, "forget": forget,
                         "retain": retain}
+    imported.disjoint({**dict.fromkeys(forget, "forget"), **dict.fromkeys(retain, "preserved")})
     return imported
 
 
