@@ -293,8 +293,7 @@ def test_csv_with_a_broken_quote_is_ul208(work: Path, capsys: pytest.CaptureFixt
     name = spec(work, "data/retain.jsonl", "data/bad.csv")
     code, text = cli(capsys, "check", name)
     assert code == EXIT_FINDINGS
-    assert "error[UL208]: data file `data/bad.csv` cannot be read: malformed CSV" in text
-    assert f"at `data/bad.csv:{line}:1`" in text
+    assert f"error[UL208]: data file `data/bad.csv:{line}:1` cannot be read: malformed CSV" in text
 
 
 @pytest.mark.parametrize(("name", "content", "message"), [

@@ -68,7 +68,7 @@ def test_ranges_count_utf16_units_after_emoji_and_cjk_on_the_same_line() -> None
     assert utf16(line, col) == col + 2  # the compass and the rocket are two units each
     [title] = [d for d in diags if "`title`" in d.message]
     tline = lines[title.range.start.line]
-    assert title.range.start.character == utf16(tline, tline.index("title"))
+    assert title.range.start.character == utf16(tline, tline.index('"🧭'))  # the values, not the field name
     assert title.range.end.character == utf16(tline, len(tline)) == len(tline) + 1
 
 

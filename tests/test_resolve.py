@@ -320,8 +320,7 @@ def test_malformed_jsonl_line_names_file_line_and_column(folder: Path) -> None:
     bad.write_text('{"text": "fine"}\n\n{"text": "cut short\n{"text": "fine"}\n', encoding="utf-8")
     text, diags = check(folder, MINIMAL_BODY)
     d = only(diags, "UL208")
-    assert d.message.startswith("data file `data/jane-doe.jsonl` cannot be read: malformed JSON")
-    assert "at `data/jane-doe.jsonl:3:10`" in d.help
+    assert d.message.startswith("data file `data/jane-doe.jsonl:3:10` cannot be read: malformed JSON")
     at(d, text, '"data/jane-doe.jsonl"')
 
 
@@ -339,14 +338,15 @@ def test_malformed_data_files(folder: Path, name: str, content: str, fragment: s
     _, diags = check(folder, MINIMAL_BODY.replace("jane-doe.jsonl", name))
     d = only(diags, "UL208")
     assert fragment in d.message, d.message
-    assert f"at `data/{where}`" in d.help
+    assert f"data file `data/{where}` " in d.message
+    assert d.help and d.help[0], d.help
 
 
 def test_invalid_utf8_data_file(folder: Path) -> None:
     (folder / "data" / "bin.jsonl").write_bytes(b'{"text": "ok"}\n{"text": "\xff"}\n')
     _, diags = check(folder, MINIMAL_BODY.replace("jane-doe.jsonl", "bin.jsonl"))
     d = only(diags, "UL208")
-    assert "not valid UTF-8" in d.message and "at `data/bin.jsonl:2:1`" in d.help
+    assert "not valid UTF-8" in d.message and "`data/bin.jsonl:2:1`" in d.message
 
 
 def test_csv_data_file_is_accepted(folder: Path) -> None:
@@ -405,8 +405,8 @@ def test_same_file_forgotten_and_preserved(folder: Path) -> None:
 
 
 @pytest.mark.parametrize("extra,needle,fragment", [
-    ("  title Jane\n", "title Jane", "`title` expects one quoted string"),
-    ('  title "a", "b"\n', 'title "a"', "`title` expects one quoted string"),
+    ("  title Jane\n", "Jane\n", "`title` expects one quoted string"),  # the values that do not fit, not the field
+    ('  title "a", "b"\n', '"a", "b"', "`title` expects one quoted string"),
     ("  scope\n", "scope\n", "`scope` needs a block"),
     ("  scope verbatim {\n    outputs facts\n  }\n", "verbatim", "`scope` takes a block, not values"),
     ("  goal removal {\n  }\n", "{\n  }", "`goal` takes no block"),
@@ -415,14 +415,15 @@ def test_same_file_forgotten_and_preserved(folder: Path) -> None:
     ("  claims {\n    compliant\n  }\n", "compliant", "`compliant` expects a quoted name"),
     ("  evidence {\n    membership_auc == 0.5\n  }\n", "==", "bounds, not equalities"),
     ("  evidence {\n    verbatim_rouge <= 20%\n  }\n", "20%", "is a ratio, not a percentage"),
-    ("  evidence {\n    verbatim_rouge 0.2\n  }\n", "verbatim_rouge", "a comparison and a number"),
+    ("  evidence {\n    verbatim_rouge 0.2\n  }\n", "0.2", "a comparison and a number"),
     ("  preserve {\n    utility drop <= 2\n  }\n", "2\n", "a utility drop is a percentage"),
     ("  preserve {\n    utility less than 2%\n  }\n", "less", "cannot read utility tolerance"),
     ("  scope {\n    outputs verbatim facts\n  }\n", "facts", "expected `,` between output kinds"),
-    ('  scope {\n    outputs "verbatim"\n  }\n', '"verbatim"', "expected a output kind"),
+    ('  scope {\n    outputs "verbatim"\n  }\n', '"verbatim"', "an output kind is written without quotes"),
+    ('  scope {\n    outputs "verbose"\n  }\n', '"verbose"', "expected an output kind"),
     ("  preserve {\n    retain retain_jsonl\n  }\n", "retain_jsonl", "expects quoted paths"),
-    ("  accept UL107\n", "accept UL107", "a rule code and a quoted justification"),
-    ("  release api fp32\n", "release api", "a release mode and optionally `precision P`"),
+    ("  accept UL107\n", "UL107\n", "a rule code and a quoted justification"),
+    ("  release api fp32\n", "api fp32", "a release mode and optionally `precision P`"),
 ])
 def test_wrong_shape(folder: Path, extra: str, needle: str, fragment: str) -> None:
     body = MINIMAL_BODY.replace("  goal removal\n", "") if extra.startswith("  goal") else MINIMAL_BODY
@@ -551,7 +552,7 @@ def test_two_fields_on_one_line_are_told_to_split(folder: Path) -> None:
     [d] = [d for d in diags if d.code == "UL210"]
     assert d.message == "`learning_rate` expects one number"
     assert d.help[0] == "each field goes on its own line: start a new line before `steps`"
-    at(d, text, "learning_rate")
+    at(d, text, "1e-3 steps")
     # a stray non-field word gets only the usual example
     _, diags = check(folder, MINIMAL_BODY.replace("  goal removal\n", "  goal removal\n  method rmu {\n    learning_rate 1e-3 fast\n  }\n"))
     [d] = [d for d in diags if d.code == "UL210"]

@@ -110,7 +110,8 @@ def compile(path: Path, until: PassName = "analyse", *, allow_infeasible: bool =
         data = read_spec_bytes(path)
     except FileNotFoundError:
         return CheckResult(path=display, unreadable=True, diagnostics=[Diagnostic(
-            code="UL207", severity="error", span=Span.point(display), message=f"spec file {code_span(display)} does not exist")])
+            code="UL207", severity="error", span=Span.point(display), message=f"spec file {code_span(display)} does not exist",
+            help=["check the path: it is relative to the folder the command runs in"])])
     except NotRegularFileError as err:
         return CheckResult(path=display, unreadable=True, diagnostics=[Diagnostic(
             code="UL207", severity="error", span=Span.point(display),
@@ -119,7 +120,8 @@ def compile(path: Path, until: PassName = "analyse", *, allow_infeasible: bool =
     except OSError as err:
         return CheckResult(path=display, unreadable=True, diagnostics=[Diagnostic(
             code="UL207", severity="error", span=Span.point(display),
-            message=f"spec file {code_span(display)} cannot be read: {err.strerror or err}")])
+            message=f"spec file {code_span(display)} cannot be read: {err.strerror or err}",
+            help=["check that the file exists and that this user may read it"])])
     return check_bytes(data, display, path.resolve().parent, until, spec_name=path.name,
                        allow_infeasible=allow_infeasible)
 

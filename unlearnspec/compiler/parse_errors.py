@@ -151,8 +151,10 @@ def translate_error(err: UnexpectedInput, text: str, file: str, open_braces: lis
                                   message="unexpected end of file: a block is never closed",
                                   labels=[Label(span=open_braces[-1], message="this `{` has no matching `}`")],
                                   help=["add `}` to close the block"])
+            words = _join(_expected_words(expected))
             return Diagnostic(code="UL103", severity="error", span=span,
-                              message=f"unexpected end of file, expected {_join(_expected_words(expected))}")
+                              message=f"unexpected end of file, expected {words}",
+                              help=[f"the file ends too early: finish the last line with {words}"])
         assert tok is not None
         span = tok_span(file, tok)
         words = _join(_expected_words(expected))
@@ -193,7 +195,8 @@ def translate_error(err: UnexpectedInput, text: str, file: str, open_braces: lis
             help.append("the header is `unlearnspec 1`")
         return Diagnostic(code="UL102", severity="error", span=span,
                           message=f"unexpected {code_span(tok)}, expected {words}", help=help)
-    return Diagnostic(code="UL102", severity="error", span=Span.point(file), message=str(err).splitlines()[0])
+    return Diagnostic(code="UL102", severity="error", span=Span.point(file), message=str(err).splitlines()[0],
+                      help=["look for a missing quote, brace or comma near the start of the file"])
 
 
 def _last_shifted(err: UnexpectedInput) -> Any:

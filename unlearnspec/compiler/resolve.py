@@ -35,11 +35,7 @@ from unlearnspec.compiler.diagnostics import Diagnostic, Fix, Label, Span, sort_
 from unlearnspec.compiler.model_files import model_folder_problem
 from unlearnspec.compiler.resolve_data import attribute_labelled, disjoint_from_forget, records_disjoint
 from unlearnspec.compiler.resolve_prompt import PromptResolver
-from unlearnspec.compiler.resolve_values import (
-    BUILTIN_MODELS,
-    MAX_RESOLVE_DIAGNOSTICS,
-    MAX_SEED,
-)
+from unlearnspec.compiler.resolve_values import BUILTIN_MODELS, MAX_RESOLVE_DIAGNOSTICS, MAX_SEED, cover
 from unlearnspec.compiler.suggest import did_you_mean, did_you_mean_fixes
 from unlearnspec.compiler.syntax import Field, ObjectiveNode, SpecFile
 from unlearnspec.compiler.unit import CheckResult, CompileOptions
@@ -172,7 +168,7 @@ class _Resolver(PromptResolver):
             self.report("UL210", "error", field.span, "`target` needs a block with at least `forget` or `test`",
                         help=['write `target person "Jane Doe" { kind observed  forget "data/x.jsonl" }`'])
             return None
-        fields = self.known_fields(field.block.fields, vocab.TARGET_FIELDS, "a target")
+        fields = self.known_fields(field.block.fields, vocab.TARGET_FIELDS, "`target`")
         fields = self.duplicate_fields(fields, "the target")
         self._target_named = {f.name for f in fields if f.name in ("forget", "test") and f.values}
         kw: dict[str, object] = {}
@@ -186,7 +182,8 @@ class _Resolver(PromptResolver):
                 aliases = []
                 for v in f.values:
                     if v.kind != "string":
-                        self.report("UL210", "error", v.span, f"aliases are quoted strings, found {code_span(v.raw)}")
+                        self.report("UL210", "error", v.span, f"aliases are quoted strings, found {code_span(v.raw)}",
+                                    help=[f"write {code_span(chr(34) + v.raw + chr(34))}"])
                     elif not v.text.strip():
                         self.report("UL205", "error", v.span, "an alias cannot be empty",
                                     help=["an empty alias is found in every text: the output filter and the probes "
@@ -239,7 +236,7 @@ class _Resolver(PromptResolver):
         name = self.word(vals[0], vocab.METHODS, "method")
         knobs: dict[str, object] = {}
         if field.block is not None:
-            fields = self.known_fields(field.block.fields, vocab.METHOD_FIELDS, "a method block")
+            fields = self.known_fields(field.block.fields, vocab.METHOD_FIELDS, "`method`")
             for f in self.duplicate_fields(fields, "the method block"):
                 self.no_block(f)
                 fv = f.values
@@ -335,13 +332,13 @@ class _Resolver(PromptResolver):
         self.no_block(field)
         out: list[Tolerance] = []
         for group in field.groups:
-            words = [v.text for v in group]
+            words = [v.raw for v in group]
             applies = "all"
             g = list(group)
             if g and g[0].kind == "word" and g[0].text in ("retain", "neighbors"):
                 applies = g.pop(0).text
             if len(g) != 3 or g[0].text != "drop" or g[1].kind != "op":
-                self.report("UL210", "error", group[0].span, f"cannot read utility tolerance {code_span(' '.join(words))}",
+                self.report("UL210", "error", cover(group[0].span, group[-1].span), f"cannot read utility tolerance {code_span(' '.join(words))}",
                             help=["write `utility drop <= 2%` (or `utility retain drop <= 2%`, `utility neighbors drop <= 5%`)"])
                 continue
             if g[1].text not in ("<=", "<"):
@@ -363,7 +360,8 @@ class _Resolver(PromptResolver):
             pct = g[2].number
             assert pct is not None
             if not 0 <= pct <= 100:
-                self.report("UL205", "error", g[2].span, f"a percentage must be between 0% and 100%, found {code_span(g[2].raw)}")
+                self.report("UL205", "error", g[2].span, f"a percentage must be between 0% and 100%, found {code_span(g[2].raw)}",
+                            help=["write the drop the objective may cost as a percentage of the model's score, such as `2%`"])
                 continue
             span = Span(file=self.file, line=group[0].span.line, column=group[0].span.column,
                         end_line=g[2].span.end_line, end_column=g[2].span.end_column,
@@ -418,7 +416,8 @@ class _Resolver(PromptResolver):
                 continue
             if f.name in seen:
                 self.report("UL202", "error", f.name_span, f"claim {code_span(f.name)} is made twice",
-                            labels=[Label(span=seen[f.name].name_span, message="first made here")])
+                            labels=[Label(span=seen[f.name].name_span, message="first made here")],
+                            help=[f"remove one of the two {code_span(f.name)} lines"])
                 continue
             claim = Claim(span=f.span, name=f.name, name_span=f.name_span, steps=steps, law=law)
             seen[f.name] = claim
@@ -485,7 +484,8 @@ class _Resolver(PromptResolver):
             if op.text[0] != good[0]:  # `<` or `<=` for `<=`, `>` or `>=` for `>=` (`==` is refused above)
                 self.report("UL211", "error", op.span,
                             f"{code_span(f'{f.name} {op.text} {val.raw}')} bounds the metric the wrong way",
-                            help=[f"{info.summary}; {'lower' if good == '<=' else 'higher'} is better, so write {code_span(f'{f.name} {good} {val.raw}')}"],
+                            help=[f"{'lower' if good == '<=' else 'higher'} is better for {code_span(f.name)}, so write "
+                                  f"{code_span(f'{f.name} {good} {val.raw}')}"],
                             fixes=[Fix.replace(op.span, good, f"write {code_span(f'{f.name} {good} {val.raw}')}")])
                 continue
             out.append(Evidence(span=f.span, metric=f.name, metric_span=f.name_span, op=op.text, value=x))

@@ -43,7 +43,7 @@ class AuditResolver(ValueResolver):
             files = sorted(f for f in path.rglob("*") if not f.is_dir() and not hidden_in(f, path))
         except OSError as exc:
             self.report("UL207", "error", text.span, f"unlearned model folder {code_span(value)} cannot be read: "
-                        f"{(exc.strerror or str(exc)).lower()}")
+                        f"{(exc.strerror or str(exc)).lower()}", help=["check that this user may read the folder"])
             return None
         unreadable = next((f for f in files if not f.is_file() or not os.access(f, os.R_OK)), None)
         if unreadable is not None:

@@ -69,6 +69,19 @@ def inspect_cached(path: Path, st: os.stat_result | None = None) -> DataFileInfo
     return hit
 
 
+RECORD_SHAPE_HELP = ("each record is one JSON object per line (JSONL) or one row (CSV) with a `text`, or a `question` "
+                     "and an `answer`: see docs/data.md")
+
+
+def a_or_an(word: str) -> str:
+    return "an" if word[:1] in ("a", "e", "i", "o", "u") else "a"
+
+
+def cover(first: Span, last: Span) -> Span:
+    """The span from the start of ``first`` to the end of ``last``."""
+    return first.model_copy(update={"end_line": last.end_line, "end_column": last.end_column, "end_pos": last.end_pos})
+
+
 class ValueResolver:
     """The resolve pass's reporting and value readers: words, numbers, paths, data files, field lists."""
 
@@ -104,11 +117,16 @@ class ValueResolver:
                     fixes=did_you_mean_fixes(span, hint, quoted))
 
     def shape(self, field: Field, expected: str, span: Span | None = None) -> None:
-        help = [f"write it as `{field.name} {expected_example(field.name)}`"]
+        example = expected_example(field.name)
+        if field.name == "accept" and field.values and field.values[0].kind == "word":  # keep the code written
+            example = f'{field.values[0].raw} "reviewed by ..."'
+        help = [f"write it as `{field.name} {example}`"]
         # `method rmu { learning_rate 1e-3 steps 120 }`: two fields on one line read as one
         joined = next((v for v in field.values[1:] if v.kind == "word" and v.text in FIELD_WORDS), None)
         if joined is not None:
             help.insert(0, f"each field goes on its own line: start a new line before {code_span(joined.text)}")
+        if span is None and field.values:  # point at the values that do not fit, not at the field's name
+            span = cover(field.values[0].span, field.values[-1].span)
         self.report("UL210", "error", span or field.span, f"{code_span(field.name)} expects {expected}", help=help)
 
     # -- value helpers -----------------------------------------------------------------------
@@ -129,14 +147,19 @@ class ValueResolver:
     def one_word(self, field: Field, choices: Sequence[str], what: str) -> Word | None:
         self.no_block(field)
         vals = field.values
-        if len(vals) != 1 or vals[0].kind != "word":
-            self.shape(field, f"one of {', '.join(choices)}")
+        if len(vals) != 1 or vals[0].kind not in ("word", "string"):
+            self.shape(field, "one of " + ", ".join(code_span(c) for c in choices))
             return None
         return self.word(vals[0], choices, what)
 
     def word(self, v: Value, choices: Sequence[str], what: str) -> Word | None:
+        if v.kind == "string" and v.text in choices:  # `kind "observed"`: the right word, quoted
+            self.report("UL210", "error", v.span, f"{a_or_an(what)} {what} is written without quotes, found {code_span(v.raw)}",
+                        help=[f"remove the quotes: write {code_span(v.text)}"],
+                        fixes=[Fix.replace(v.span, v.text, preferred=True)])
+            return None
         if v.kind != "word":
-            self.report("UL210", "error", v.span, f"expected a {what}, found {code_span(v.raw)}",
+            self.report("UL210", "error", v.span, f"expected {a_or_an(what)} {what}, found {code_span(v.raw)}",
                         help=["expected one of: " + ", ".join(code_span(c) for c in choices)])
             return None
         if v.text not in choices:
@@ -177,11 +200,13 @@ class ValueResolver:
                hi: float | None = None, lo_open: bool = False) -> Number | None:
         n = v.number if v.kind == "number" else None
         if n is None:
-            self.report("UL210", "error", v.span, f"expected a number for {what}, found {code_span(v.raw)}")
+            self.report("UL210", "error", v.span, f"expected a number for {what}, found {code_span(v.raw)}",
+                        help=["write a plain number here: no quotes, no unit"])
             return None
         finite = math.isfinite(n)  # `1e309` or a 400-digit number reads as infinity: never convert it
         if finite and integer and n != int(n):
-            self.report("UL205", "error", v.span, f"{what} must be a whole number, found {code_span(clip(v.raw))}")
+            self.report("UL205", "error", v.span, f"{what} must be a whole number, found {code_span(clip(v.raw))}",
+                        help=[f"write a whole number, such as {code_span(str(max(round(n), int(lo or 0))))}"])
             return None
         if not finite or (lo is not None and (n < lo or (lo_open and n == lo))) or (hi is not None and n > hi):
             if lo is None and hi is None:
@@ -192,7 +217,11 @@ class ValueResolver:
                 rng = f"greater than {num_text(lo)} and at most {num_text(hi)}"
             else:
                 rng = f"between {num_text(lo)} and {num_text(hi)}"
-            self.report("UL205", "error", v.span, f"{what} must be {rng}, found {code_span(clip(v.raw))}")
+            nearest = lo if finite and lo is not None and n < lo and not lo_open else hi if finite and hi is not None \
+                and n > hi else None  # the bound the value went past, when it is itself allowed
+            self.report("UL205", "error", v.span, f"{what} must be {rng}, found {code_span(clip(v.raw))}",
+                        help=[f"write a number {rng}" + (f", such as {code_span(num_text(nearest))}" if nearest is not None
+                                                          else "")])
             return None
         return Number(span=v.span, value=n)
 
@@ -245,7 +274,8 @@ class ValueResolver:
                                   message=f"data file {code_span(raw)} does not exist",
                                   help=[f"paths are relative to the spec's folder ({code_span(display_dir(self.base_dir))})"])
             return Diagnostic(code="UL207", severity="error", span=v.span,
-                              message=f"data file {code_span(raw)} cannot be opened: {exc.strerror or exc}")
+                              message=f"data file {code_span(raw)} cannot be opened: {exc.strerror or exc}",
+                              help=["check that the file exists and that this user may read it"])
         if stat.S_ISDIR(st.st_mode):
             if not (os.path.isfile(os.path.join(key, "dataset_info.json"))
                     or os.path.isfile(os.path.join(key, "state.json"))):
@@ -255,17 +285,21 @@ class ValueResolver:
             return Diagnostic(code="UL207", severity="error", span=v.span,
                               message=f"data file {code_span(raw)} is not a regular file", help=shape_help)
         elif not os.access(key, os.R_OK):
-            return Diagnostic(code="UL207", severity="error", span=v.span, message=f"data file {code_span(raw)} is not readable")
+            return Diagnostic(code="UL207", severity="error", span=v.span, message=f"data file {code_span(raw)} is not readable",
+                              help=["give this user read permission on the file"])
         try:
             info = inspect_cached(Path(key), st)
         except OSError as exc:
             return Diagnostic(code="UL207", severity="error", span=v.span,
-                              message=f"data file {code_span(raw)} cannot be opened: {exc.strerror or exc}")
+                              message=f"data file {code_span(raw)} cannot be opened: {exc.strerror or exc}",
+                              help=["check that the file exists and that this user may read it"])
         if isinstance(info, DataFormatError):
             where = f"{raw}:{info.line or 1}:{info.column or 1}"
-            help = [f"at {code_span(where)}"] + ([info.help] if info.help else [])
+            # the location is part of what went wrong (an editor opens `file:line:col`), so it is in the message
             return Diagnostic(code="UL208", severity="error", span=v.span,
-                              message=f"data file {code_span(raw)} cannot be read: {info.message}", help=help)
+                              message=f"data file {code_span(where)} " + (info.message.removeprefix("data file ")
+                                  if info.message.startswith("data file ") else f"cannot be read: {info.message}"),
+                              help=[info.help or RECORD_SHAPE_HELP])
         if info.records < 0 or info.attribute_keys is None:
             return None
         return (info.records, info.qa_records, info.mcq_records, info.text_records, tuple(sorted(info.attribute_keys)))

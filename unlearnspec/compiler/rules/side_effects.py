@@ -64,7 +64,9 @@ def side_effects_unmeasured(obj: Objective, ctx: RuleContext) -> Iterator[Diagno
         message = "side effects on general knowledge are unmeasured: `preserve` names no `retain` set"
     missing = [x for x, ok in (('retain "data/retain.jsonl"', retain), ('neighbors "data/neighbors.jsonl"', neighbors))
                if not ok]
-    span = p.span if p is not None else obj.name_span
+    # the `preserve` keyword, not the whole block: the finding is about what the block lacks
+    span = p.span.model_copy(update={"end_line": p.span.line, "end_column": p.span.column + len("preserve"),
+                                     "end_pos": p.span.start_pos + len("preserve")}) if p is not None else obj.name_span
     c = obj.claim("no_side_effects")
     yield finding(
         UL404, obj, span, message, labels=label(c.name_span, "cannot be checked without them") if c else [],
