@@ -141,8 +141,12 @@ def test_explain_unknown_code_suggests_the_nearest(capsys: pytest.CaptureFixture
 def test_explain_unknown_code_in_a_fresh_process() -> None:
     r = run_cli(["explain", "UL999"], cwd=ROOT)
     assert r.returncode == EXIT_USAGE and "no diagnostic code `UL999`" in r.stderr
+    # the help names the verb that lists the codes, and that verb does list the one the typo was near
+    assert "= help: `unlearnspec explain codes` lists every code" in r.stderr
     r = run_cli(["explain", "not-a-code"], cwd=ROOT)
-    assert r.returncode == EXIT_USAGE and "neither a diagnostic code" in r.stderr
+    assert r.returncode == EXIT_USAGE and "neither a diagnostic code" in r.stderr and "= help: give a code" in r.stderr
+    listed = run_cli(["explain", "codes"], cwd=ROOT)
+    assert listed.returncode == 0 and "UL301" in listed.stdout.split()
 
 
 def test_explain_all_lists_every_code(capsys: pytest.CaptureFixture[str]) -> None:

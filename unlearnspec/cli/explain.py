@@ -17,8 +17,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
     # the explanations' jinja2 templates load when the verb runs: `check` never needs them
     from unlearnspec.compiler.explain import error_document, explain_code, explain_document, list_codes
 
-    def fail(message: str) -> int:  # the error on stderr; `--format json` also gets a JSON document on stdout
-        sys.stderr.write(f"error: {message}\n")
+    def fail(message: str, help: str) -> int:  # the error on stderr; `--format json` also gets a JSON document
+        sys.stderr.write(f"error: {message}\n  = help: {help}\n")
         if args.format == "json":
             out(error_document(message))
         return EXIT_USAGE
@@ -28,7 +28,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
         text = explain_code(target.upper(), args.format)
         if text is None:
             hint = did_you_mean(target.upper(), list(CODES))
-            return fail(f"no diagnostic code {code_span(target)}" + (f"; did you mean {code_span(hint)}?" if hint else ""))
+            return fail(f"no diagnostic code {code_span(target)}" + (f"; did you mean {code_span(hint)}?" if hint else ""),
+                        "`unlearnspec explain codes` lists every code with its name")
         out(text)
         return EXIT_OK
     if target in ("all", "--list", "codes"):
@@ -36,7 +37,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
         return EXIT_OK
     path = Path(target)
     if not path.exists():
-        return fail(f"{code_span(target)} is neither a diagnostic code (ULnnn) nor a spec file")
+        return fail(f"{code_span(target)} is neither a diagnostic code (ULnnn) nor a spec file",
+                    "give a code such as `UL301` (`unlearnspec explain codes` lists them) or the path of a spec")
     text, errors, code = explain_document(path, fmt=args.format)
     sys.stderr.write(errors)
     if text:
