@@ -185,6 +185,9 @@ def relearn(model: Any, tokenizer: PreTrainedTokenizerBase, records: Sequence[Re
             seed=seed,
             data_seed=seed,
             dataloader_num_workers=0,
+            # every weight takes part in the loss: DDP's search for unused ones is an extra graph walk a step,
+            # and torch warns on every rank that it found none (which `run --quiet` must not show)
+            ddp_find_unused_parameters=False,
         )
         trainer = RelearnTrainer(model=attacked, args=args, train_dataset=dataset, data_collator=collator,
                                  processing_class=tok, callbacks=[RankSeeds()])  # each rank its own dropout
