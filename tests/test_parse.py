@@ -176,8 +176,8 @@ def test_a_run_of_stray_fields_is_reported_once() -> None:
     text = H + 'objective "x" {\n  goal removal }\n  method npo\n  seed 1\n  title @\n}\n'
     syntax, diags = parse_bytes(text.encode(), "r.unlearn")
     assert syntax is None
-    assert [(d.code, d.span.line) for d in diags] == [("UL102", 4), ("UL101", 6)]
-    assert "found `method`" in diags[0].message
+    assert [(d.code, d.span.line) for d in diags] == [("UL102", 3), ("UL101", 6)]
+    assert "so `method` below is outside it" in diags[0].message
 
 
 def test_a_run_of_stray_fields_without_a_closing_brace_is_reported_once() -> None:

@@ -88,12 +88,12 @@ def test_membership_tolerance_the_data_cannot_show_is_named_with_one_they_can() 
     text = base.read_text(encoding="utf-8")
     (found,) = ul411(text)
     width = float(re.search(r"±(\d\.\d+)", found).group(1))  # type: ignore[union-attr]
-    n_m, n_n = (int(x) for x in re.search(r"compares (\d+) forget items with (\d+) holdout", found).groups())  # type: ignore[union-attr]
+    n_m, n_n = (int(x) for x in re.search(r"on (\d+) forget and (\d+) holdout", found).groups())  # type: ignore[union-attr]
     rng = np.random.default_rng(1)
     m, n = rng.normal(size=(4000, n_m)), rng.normal(size=(4000, n_n))
     lo, hi = np.quantile((m[:, :, None] > n[:, None, :]).mean(axis=(1, 2)), [0.025, 0.975])
     assert width == pytest.approx((hi - lo) / 2, rel=0.2) and width > 0.1
-    assert "wider than the tolerance of 0.1" in found and "cannot be expected to pass" in found
+    assert "wider than the 0.1 the bound allows" in found and "cannot pass" in found
     suggested = re.search(r"`membership_auc <= (\d\.\d+)`", found.split(" | ", 1)[1])  # in the help
     assert suggested is not None and float(suggested.group(1)) - 0.5 >= width
     stated = text.rstrip()[:-1] + f"  evidence {{\n    membership_auc <= {suggested.group(1)}\n  }}\n}}\n"

@@ -346,7 +346,7 @@ def test_invalid_utf8_data_file(folder: Path) -> None:
     (folder / "data" / "bin.jsonl").write_bytes(b'{"text": "ok"}\n{"text": "\xff"}\n')
     _, diags = check(folder, MINIMAL_BODY.replace("jane-doe.jsonl", "bin.jsonl"))
     d = only(diags, "UL208")
-    assert "not valid UTF-8" in d.message and "`data/bin.jsonl:2:1`" in d.message
+    assert "not valid UTF-8" in d.message and "`data/bin.jsonl:2:11`" in d.message
 
 
 def test_csv_data_file_is_accepted(folder: Path) -> None:

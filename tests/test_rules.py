@@ -129,7 +129,7 @@ def test_architecture_example_is_verbatim_and_has_no_errors() -> None:
     assert not [d for d in feas if d.blocking]
     (ul405,) = by_code(feas, "UL405")
     (ul411,) = by_code(feas, "UL411")
-    assert ul411.claim == "removed" and "membership on documents" in ul411.message
+    assert ul411.claim == "removed" and "membership is too noisy" in ul411.message
     assert ul405.code == "UL405" and ul405.accepted and ul405.severity == "warning"
     assert ul405.justification == "Forget set built from a full-corpus alias search, 2026-11-20."
     rows = {r.claim: r for r in claim_statuses(spec.objectives[0], list(feas))}

@@ -95,7 +95,7 @@ def test_suggested_membership_tolerance_is_itself_decidable(folder: Path, docume
     body = objective("forget.jsonl", claims="removed", evidence="    membership_auc <= 0.6\n")
     found = [d for d in check(folder, body) if d.code == "UL411"]
     assert found, "a handful of forget documents cannot show membership within 0.1 of the reference"
-    m = re.search(r"compares (\d+) forget items with (\d+) holdout items", found[0].message)
+    m = re.search(r"on (\d+) forget and (\d+) holdout documents", found[0].message)
     assert m is not None and int(m.group(1)) == documents
     width = auc_half_width_at_chance(documents, int(m.group(2)))
     offers = [re.search(r"`membership_auc <= ([0-9.]+)`", h) for h in found[0].help]
@@ -127,8 +127,8 @@ def test_answers_of_records_with_a_document_are_qa_items(folder: Path) -> None:
                      evidence="    membership_auc <= 0.8\n")
     found = [d for d in check(folder, body) if d.code == "UL411"]
     assert [d.message.split(":")[0] for d in found] == [
-        f"membership on qa compares 40 forget items with {holdout_qa} holdout items"]
-    assert f"±{auc_half_width_at_chance(40, holdout_qa):.2f}" in found[0].message
+        f"claim `removed` cannot be decided on 40 forget and {holdout_qa} holdout qa items"]
+    assert f"±{auc_half_width_at_chance(40, holdout_qa):.2f}" in found[0].help[0]
 
 
 # -- UL411: forget quality without a reference compares with the holdout -------------------------------------
@@ -261,8 +261,9 @@ def test_privleak_bound_too_tight_for_the_items_is_ul411(folder: Path) -> None:
 
     found = [d for d in check(folder, body("privleak <= 10")) if d.code == "UL411"]
     assert len(found) == 1
-    assert found[0].message.startswith(f"`privleak` on documents compares 10 forget items with {len(evaluation)} "
-                                       f"holdout items: a 95% interval of the AUC spans about ±{width:.2f}")
+    assert found[0].message.startswith(f"claim `removed` cannot pass on 10 forget and {len(evaluation)} holdout "
+                                       "documents: `privleak` is too noisy to show `privleak <= 10`")
+    assert f"AUC interval of about ±{width:.2f}" in found[0].help[0]
     offered = [re.search(r"`privleak <= (\d+)`", h) for h in found[0].help]
     bounds = [int(o.group(1)) for o in offered if o]
     assert bounds == [math.ceil(200 * width)]

@@ -172,12 +172,20 @@ def _mcq_row(row: dict[str, object], line: int) -> dict[str, object]:
     return {**row, "choices": choices, "answer_index": answer, "answer": choices[answer]}
 
 
+def _not_utf8(data: bytes, exc: UnicodeDecodeError) -> DataFormatError:
+    """The error for a file that is not UTF-8, at the line and column (in characters) of its first bad byte."""
+    before = data[: exc.start]
+    start = before.rfind(b"\n") + 1
+    column = len(before[start:].decode("utf-8-sig")) + 1  # valid up to the bad byte
+    return DataFormatError("data file is not valid UTF-8", line=before.count(b"\n") + 1, column=column,
+                           help="save the file as UTF-8 text (for example `iconv -f latin1 -t utf-8`)")
+
+
 def _iter_jsonl(data: bytes) -> Iterator[Record]:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise DataFormatError("data file is not valid UTF-8", line=line, column=1) from exc
+        raise _not_utf8(data, exc) from exc
     for lineno, raw in enumerate(json_lines(text), start=1):
         if not raw.strip():
             continue
@@ -193,7 +201,7 @@ def _iter_csv(data: bytes) -> Iterator[Record]:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise DataFormatError("data file is not valid UTF-8", line=1, column=1) from exc
+        raise _not_utf8(data, exc) from exc
     # strict: a quote that is never closed is an error, not a field that swallows the rest of the file
     reader = csv.DictReader(io.StringIO(text), strict=True)
     start = 1  # the line the record being read starts on (a quoted field may span lines)

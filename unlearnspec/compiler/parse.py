@@ -26,6 +26,7 @@ from lark.lexer import Lexer
 from unlearnspec.compiler.diagnostics import Diagnostic, Span
 from unlearnspec.compiler.parse_errors import MAX_DEPTH as MAX_DEPTH  # the limit parse enforces
 from unlearnspec.compiler.parse_errors import (
+    is_early_close,
     is_stray_field,
     neutralise_line,
     resume_from_objective,
@@ -350,6 +351,10 @@ def parse_text(text: str, file: str) -> tuple[SpecFile | None, list[Diagnostic]]
                 break
             if diag.message.startswith("expected `{`, found the end of the line"):
                 break  # the `{` on the next line would only repeat this error
+            if is_early_close(diag):  # parse on without the brace too many
+                at = diag.span.start_pos
+                current = current[:at] + " " + current[at + 1:]
+                continue
             current = neutralise_line(current, diag.span.line, stray_field=is_stray_field(diag),
                                        open_quote=diag.span.column if diag.code == "UL104" else 0)
             current = resume_from_objective(current, diag.span.line)

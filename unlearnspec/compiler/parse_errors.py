@@ -11,7 +11,8 @@ from typing import Any
 from lark import Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
-from unlearnspec.compiler.diagnostics import Diagnostic, Label, Span
+from unlearnspec.compiler.diagnostics import Diagnostic, Fix, Label, Span
+from unlearnspec.compiler.examples import expected_example
 from unlearnspec.compiler.suggest import did_you_mean, did_you_mean_fixes
 from unlearnspec.compiler.syntax import (
     source_lines,
@@ -107,6 +108,26 @@ def _bad_escape(text: str, quote: int) -> tuple[int, str] | None:
     return None
 
 
+# a field's line whose value, to the line's end, holds no quote, brace, comma or backslash: `aliases J. Doe`
+_FIELD_LINE = re.compile(r'[ \t]*([a-z_]+)[ \t]+([^"#{},\\\n]*[^"#{},\\\s])(?=[ \t\r]*(?:#[^\n]*)?(?:\n|$))')
+
+
+def _unquoted_string(text: str, pos: int, line: int, column: int, file: str) -> Diagnostic | None:
+    """A character the lexer stops at inside the unquoted value of a field that takes quoted strings
+    (`aliases J. Doe`, `forget data/x.jsonl`): the value as written, to be quoted."""
+    start = pos - (column - 1)
+    m = _FIELD_LINE.match(text, start)
+    if m is None or not m.start(2) <= pos < m.end(2) or not expected_example(m.group(1)).startswith('"'):
+        return None
+    value, col = m.group(2), m.start(2) - start + 1
+    span = Span(file=file, line=line, column=col, end_line=line, end_column=col + len(value),
+                start_pos=m.start(2), end_pos=m.end(2))
+    what = "aliases are quoted strings" if m.group(1) == "aliases" else f"{code_span(m.group(1))} takes a quoted string"
+    quoted = f'"{value}"'
+    return Diagnostic(code="UL101", severity="error", span=span, message=f"{what}, found {code_span(value)}",
+                      help=[f"write {code_span(quoted)}"], fixes=[Fix.replace(span, quoted, preferred=True)])
+
+
 def translate_error(err: UnexpectedInput, text: str, file: str, open_braces: list[Span]) -> Diagnostic:
     lines = source_lines(text)
     if len(lines) > 1 and not lines[-1]:
@@ -129,6 +150,9 @@ def translate_error(err: UnexpectedInput, text: str, file: str, open_braces: lis
             return Diagnostic(code="UL104", severity="error", span=span,
                               message="string is not closed before the end of the line",
                               help=['close it with `"`; a string cannot span lines (write `\\n` for a newline)'])
+        unquoted = _unquoted_string(text, pos, err.line, err.column, file)
+        if unquoted is not None:
+            return unquoted
         shown = repr(ch)[1:-1] if ch and not ch.isprintable() else ch
         if ch == "\r":
             advice = "a carriage return that ends no line: save the file with LF (or CRLF) line endings"
@@ -181,6 +205,16 @@ def translate_error(err: UnexpectedInput, text: str, file: str, open_braces: lis
         if tok.type == "NAME" and "OBJECTIVE_KW" in expected:
             msg = f"expected `objective` here, found {code_span(tok)}"
             hint = did_you_mean(str(tok), ["objective", "unlearnspec"])
+            closed = None if hint else _early_close(text, tok.start_pos or 0)
+            if closed is not None:  # `}}`: the second brace closed the objective, and the field fell out of it
+                at, line, col, name = closed
+                return Diagnostic(code="UL102", severity="error",
+                                  span=Span(file=file, line=line, column=col, end_line=line, end_column=col + 1,
+                                            start_pos=at, end_pos=at + 1),
+                                  message=f"this `}}` closes objective {code_span(name)}, so {code_span(tok)} below "
+                                          "is outside it",
+                                  labels=[Label(span=span, message="outside any objective")],
+                                  help=["remove the extra `}`"])
             help.append(f"did you mean {code_span(hint)}?" if hint else
                         'a file holds `objective "name" { ... }` blocks; fields go inside one')
             return Diagnostic(code="UL102", severity="error", span=span, message=msg, help=help,
@@ -207,6 +241,42 @@ def _last_shifted(err: UnexpectedInput) -> Any:
         if not (isinstance(item, Token) and item.type == "_NL") and getattr(item, "children", None) != []:
             return item
     return None
+
+
+_OBJECTIVE_NAME = re.compile(r'\s*objective\s+"([^"\\\n]*)"')
+
+
+def _early_close(text: str, pos: int) -> tuple[int, int, int, str] | None:
+    """For a field at ``pos`` outside any objective: the `}` that closed the objective before it (offset, line,
+    column, the objective's name), when that looks like a brace too many: no objective starts in between, and
+    a `}` after the field closes nothing, so the objective was meant to go on."""
+    stack: list[int] = []
+    last: tuple[int, int, int, int] | None = None
+    for ch, line, col, at in brace_events(text):
+        if at >= pos:
+            break
+        if ch == "{":
+            stack.append(at)
+        elif stack:
+            opened = stack.pop()
+            if not stack:
+                last = (at, line, col, opened)
+    if last is None or any(_OBJECTIVE_LINE.match(ln) for ln in text[last[0] + 1:pos].split("\n")):
+        return None
+    depth = 0
+    for ch, _, _, at in brace_events(text):
+        if at > pos:
+            depth += 1 if ch == "{" else -1
+            if depth < 0 or _OBJECTIVE_LINE.match(text[text.rfind("\n", 0, at) + 1:at]):
+                break
+    if depth >= 0:
+        return None
+    name = _OBJECTIVE_NAME.match(text, text.rfind("\n", 0, last[3]) + 1)
+    return (last[0], last[1], last[2], name.group(1)) if name else None
+
+
+def is_early_close(d: Diagnostic) -> bool:
+    return d.code == "UL102" and d.message.startswith("this `}` closes objective")
 
 
 def _depth_at(text: str, pos: int) -> int:

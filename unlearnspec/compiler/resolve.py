@@ -85,7 +85,7 @@ class _Resolver(PromptResolver):
                     kw[f.name] = value
         obj = Objective(span=node.span, name=node.name, name_span=node.name_span, claims=claims,
                         claims_span=claims_span, evidence=evidence, accepts=accepts, **kw)  # type: ignore[arg-type]
-        present = {f.name for f in fields}
+        present = {did_you_mean(f.name, vocab.OBJECTIVE_FIELDS) or f.name for f in node.block.fields}
         for required, example in (("model", 'model "builtin:tiny-bios"'),
                                   ("target", 'target person "Jane Doe" { ... }'), ("goal", "goal removal")):
             if required not in present:

@@ -19,6 +19,7 @@ from unlearnspec.compiler.ast import (
     Word,
 )
 from unlearnspec.compiler.diagnostics import Diagnostic, Edit, Fix, Label, Severity, Span
+from unlearnspec.compiler.examples import expected_example as expected_example
 from unlearnspec.compiler.suggest import did_you_mean, did_you_mean_fixes
 from unlearnspec.compiler.syntax import Field, SpecFile, Value
 from unlearnspec.markdown import code_span
@@ -117,6 +118,8 @@ class ValueResolver:
                     fixes=did_you_mean_fixes(span, hint, quoted))
 
     def shape(self, field: Field, expected: str, span: Span | None = None) -> None:
+        if self.trailing_comma(field):
+            return
         example = expected_example(field.name)
         if field.name == "accept" and field.values and field.values[0].kind == "word":  # keep the code written
             example = f'{field.values[0].raw} "reviewed by ..."'
@@ -128,6 +131,26 @@ class ValueResolver:
         if span is None and field.values:  # point at the values that do not fit, not at the field's name
             span = cover(field.values[0].span, field.values[-1].span)
         self.report("UL210", "error", span or field.span, f"{code_span(field.name)} expects {expected}", help=help)
+
+    def trailing_comma(self, field: Field) -> bool:
+        """Report `goal removal,` at a line's end, whose comma makes the next line's field a value of this one."""
+        src = self.spec.source
+        for a, b in zip(field.values, field.values[1:], strict=False):
+            if b.pos[0] <= a.pos[2] or b.kind != "word" or b.text not in FIELD_WORDS:
+                continue
+            comma = src.find(",", a.pos[5])
+            if comma < 0 or src[a.pos[5]:comma].strip():
+                continue
+            column = a.pos[3] + comma - a.pos[5]
+            at = Span(file=self.file, line=a.pos[2], column=column, end_line=a.pos[2], end_column=column + 1,
+                      start_pos=comma, end_pos=comma + 1)
+            self.report("UL210", "error", at, "a `,` at the end of a line continues the list onto the next line",
+                        help=[f"remove the `,` after {code_span(a.raw)}"],
+                        labels=[Label(span=b.span, message=f"so {code_span(b.raw)} is read as a value of "
+                                      f"{code_span(field.name)}")],
+                        fixes=[Fix(title="remove the `,`", edits=[Edit(span=at, text="")], preferred=True)])
+            return True
+        return False
 
     # -- value helpers -----------------------------------------------------------------------
 
@@ -330,12 +353,36 @@ class ValueResolver:
             if f.name == "__recovered__":
                 continue
             if f.name not in allowed:
+                if what == "field" and self.misplaced(f, fields, where):
+                    continue
                 # a misspelled field is UL203; a line of a block that lists vocabulary words (the
                 # metrics of `evidence`) names an unknown word, UL204, as an unknown claim does
                 self.unknown(f, what, allowed, code="UL203" if what == "field" else "UL204", where=where)
                 continue
             out.append(f)
         return out
+
+    def misplaced(self, field: Field, siblings: Sequence[Field], where: str) -> bool:
+        """Report a field of another block written here (`aliases` at the objective level), saying where it goes."""
+        homes = [block for block, names in FIELD_HOMES if field.name in names and code_span(block) != where]
+        if not homes:
+            return False
+        places = " or ".join(f"the {code_span(b)} block" if b else "the objective" for b in homes)
+        sibling = next((s for s in siblings if s.name == homes[0] and s.block is not None), None)
+        if not homes[0]:
+            advice = f"move it out of the {where} block, to the objective's own fields"
+        elif sibling is not None:
+            advice = "move it into " + code_span(" ".join([sibling.name, *(v.raw for v in sibling.values), "{ ... }"]))
+        else:
+            advice = f"move it into a {code_span(homes[0] + ' { ... }')} block"
+        self.report("UL203", "error", field.name_span, f"{code_span(field.name)} belongs in {places}, not in {where}",
+                    help=[advice])
+        return True
+
+
+FIELD_HOMES = (("target", vocab.TARGET_FIELDS), ("method", vocab.METHOD_FIELDS), ("preserve", vocab.PRESERVE_FIELDS),
+               ("scope", vocab.SCOPE_FIELDS), ("budget", vocab.BUDGET_FIELDS), ("", vocab.OBJECTIVE_FIELDS))
+"""The blocks each field belongs in ("": the objective itself), for a field written in the wrong one."""
 
 
 def num_text(x: float | None) -> str:
@@ -349,30 +396,6 @@ FIELD_WORDS = frozenset(vocab.OBJECTIVE_FIELDS + vocab.TARGET_FIELDS + vocab.SCO
                         + vocab.METHOD_FIELDS + vocab.BUDGET_FIELDS)
 """Every field name: a word among a field's values that is one of these starts the next field."""
 
-
-def expected_example(name: str) -> str:
-    return {
-        "title": '"Right-to-erasure request for Jane Doe"', "basis": '"GDPR Art. 17"', "owner": '"privacy-office"',
-        "model": '"builtin:tiny-bios"', "system": '"You are a careful assistant."', "reference": '"models/retrained"',
-        "unlearned": '"models/vendor-unlearned"', "release": "api precision fp32",
-        "target": 'person "Jane Doe" { ... }', "goal": "removal", "method": "npo", "guarantee": "empirical",
-        "kind": "observed", "forget": '"data/jane-doe.jsonl"', "aliases": '"J. Doe", "Jane D."',
-        "outputs": "verbatim, facts", "prompts": "direct, paraphrased", "retain": '"data/retain.jsonl"',
-        "neighbors": '"data/neighbors.jsonl"', "utility": "drop <= 2%", "accept": 'UL405 "reviewed by ..."',
-        "seed": "0", "steps": "40", "adapter": "lora rank 8", "attribute": "birth_city",
-        "compliant": '"GDPR Art. 17"', "robust_to_finetuning": "steps 20",
-        "after": '"erase-jane-doe"', "requests": "3", "budget": "{ utility drop <= 5%  requests 3 }",
-        "confidence": "95%", "learning_rate": "0.0001", "batch_size": "8", "beta": "0.1",
-        "retain_weight": "1.0",
-    }.get(name) or _metric_example(name)
-
-
-def _metric_example(name: str) -> str:
-    """An evidence line's bound: the catalog's default threshold for the metric (``<= 0.6``)."""
-    m = vocab.METRICS.get(name)
-    if m is None:
-        return "..."
-    return f"{m.threshold.op} {m.threshold.value:g}{'%' if m.unit == 'percent' else ''}"
 
 
 def display_dir(path: Path) -> str:

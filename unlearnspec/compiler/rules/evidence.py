@@ -150,13 +150,12 @@ def evidence_cannot_be_produced(obj: Objective, ctx: RuleContext) -> Iterator[Di
         bad_metrics = {i.metric for i in bad}
         labels += [Label(span=e.metric_span, message="cannot be computed") for e in obj.evidence
                    if e.metric in bad_metrics]
-        yield finding(
-            UL410, obj, c.span, message, labels=labels, claim=c.name,
-            help=["; or ".join(_attribute_fix(obj, uncarried) if n == "attribute" and uncarried else NEEDS[n].fix
-                              for n in needs),
-                  *[f"{code_span(m)} needs " + "; ".join(NEEDS[n].words for n in dict.fromkeys(
-                      n for i in bad if i.metric == m for n in i.missing))
-                    for m in dict.fromkeys(i.metric for i in bad)], *extra_help])
+        # one help line per way out, then what each metric lacks on one line
+        ways = [_attribute_fix(obj, uncarried) if n == "attribute" and uncarried else NEEDS[n].fix for n in needs]
+        lacks = "; ".join(f"{code_span(m)} needs " + " and ".join(NEEDS[n].short for n in dict.fromkeys(
+            n for i in bad if i.metric == m for n in i.missing)) for m in dict.fromkeys(i.metric for i in bad))
+        yield finding(UL410, obj, c.span, message, labels=labels, claim=c.name,
+                      help=[ways[0], *(f"or {w}" for w in ways[1:]), *extra_help, lacks])
 
 
 def _attribute_fix(obj: Objective, attribute: str) -> str:

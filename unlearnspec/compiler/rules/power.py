@@ -209,8 +209,7 @@ def underpowered_evidence(obj: Objective, ctx: RuleContext) -> Iterator[Diagnost
                     others = sorted({f"`{i.metric} {i.op} {i.value:g}`" for i in items if i.metric != item.metric})
                     if looser and written is None and others:  # a first `evidence` line for the claim replaces
                         # its default checks (docs/language.md, evidence): following the help must not drop them
-                        help = [*help[:-1], help[-1] + ", in `evidence` beside the claim's other checks, which a "
-                                "line for one of its metrics otherwise replaces: " + ", ".join(others)]
+                        help = [*help[:-1], help[-1] + ", keeping its other checks there: " + ", ".join(others)]
                     yield finding(UL411, obj, c.span, message, claim=c.name, help=help, fixes=fixes)
 
 
@@ -249,27 +248,23 @@ def _auc_too_wide(obj: Objective, claim: str, metric: str, op: str, value: float
     what = kind.replace("_", " ")
     items = what if kind == "documents" else f"{what} items"  # "holdout documents", "holdout qa items"
     bound = f"`{metric} {op} {value:g}`"
+    label = "membership" if metric == "membership_auc" else "`privleak`"
+    sizes = f"{mine[kind]} forget and {theirs[kind]} holdout {items}"
+    spread = f"at {conf:.0%} confidence these counts give an AUC interval of about ±{width:.2f}"
     if limit == MAX_AUC_HALF_WIDTH:
-        too_wide = f"too wide for `{metric}` to decide claim {code_span(claim)}"
-    elif metric == "membership_auc":
-        too_wide = (f"wider than the tolerance of {limit:g} either side of the reference that {bound} allows, so the "
-                    f"check can show a leak but not its absence: claim {code_span(claim)} cannot be expected to pass "
-                    "on it")
+        message = f"claim {code_span(claim)} cannot be decided on {sizes}: {label} is too noisy to decide {bound}"
+        spread += f", wider than the ±{limit:g} any decision needs"
     else:
-        too_wide = (f"wider than the AUC gap of {limit:g} either side of the reference that {bound} allows (PrivLeak "
-                    "is 200 times that gap for a reference at chance), so the check can show a leak but not its "
-                    f"absence: claim {code_span(claim)} cannot be expected to pass on it")
-    more = (f"give at least {members} forget {items} (against {theirs[kind]} in the holdout's evaluation half), or "
-            "more holdout items" if members is not None else
-            f"give more holdout {items}: against {theirs[kind]} no number of forget items will do")
+        message = f"claim {code_span(claim)} cannot pass on {sizes}: {label} is too noisy to show {bound}"
+        spread += f", wider than the {'AUC gap of ' if metric == 'privleak' else ''}{limit:g} the bound allows"
+    more = (f"give at least {members} forget {items}, or more holdout {items}: {spread}" if members is not None
+            else f"give more holdout {items}: {spread}")
     # a looser bound is offered only where one can be decisive: past ±0.3 none is
     shown = (f"{0.5 + math.ceil(width * 100) / 100:g}" if metric == "membership_auc"
              else f"{math.ceil(width * 200):g}")
     looser = f"{metric} <= {shown}" if tol is not None and width <= MAX_AUC_HALF_WIDTH else None
-    offer = [f"or state the tolerance the data can show: `{looser}`"] if looser else []
-    label = "membership" if metric == "membership_auc" else "`privleak`"
-    return (f"{label} on {what} compares {mine[kind]} forget items with {theirs[kind]} holdout items: a {conf:.0%} "
-            f"interval of the AUC spans about ±{width:.2f} around chance, {too_wide}", [more, *offer], looser)
+    offer = [f"or loosen the bound to `{looser}` in `evidence`"] if looser else []
+    return message, [more, *offer], looser
 
 
 def _vacuous(e: Evidence) -> bool:
