@@ -23,6 +23,12 @@ from unlearnspec.cli import build_parser, launch, main
 from unlearnspec.cli.common import UsageError
 
 
+@pytest.fixture(autouse=True)
+def _cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stand-in launches ask for 2 CPU processes: whatever the cores of the machine running the tests."""
+    monkeypatch.setattr(launch, "cpu_cores", lambda: 4)
+
+
 def _parsed(*argv: str) -> argparse.Namespace:
     return build_parser().parse_args(["run", *argv])
 
@@ -51,7 +57,7 @@ def test_every_process_gets_this_commands_run_arguments(argv: tuple[str, ...]) -
 
 @pytest.mark.parametrize("gpus", [0, 2, 8])
 def test_the_launch_line_is_one_accelerate_reads_as_asked(gpus: int) -> None:
-    argv, env = launch.launch_command(2, ["small.unlearn", "--out", "runs/x"], gpus=gpus, port=29611)
+    argv, env = launch.launch_command(2, ["small.unlearn", "--out", "runs/x"], gpus=gpus, port=29611, cpus=2)
     assert argv[:3] == [sys.executable, "-m", "unlearnspec.cli.launcher"]
     seen = launch_command_parser().parse_args(argv[3:])
     assert (seen.num_processes, seen.num_machines, seen.main_process_port) == (2, 1, 29611)
@@ -66,6 +72,28 @@ def test_more_processes_than_gpus_is_a_usage_error() -> None:
     with pytest.raises(UsageError) as err:
         launch.launch_command(4, ["small.unlearn"], gpus=2, port=29612)
     assert "`--processes 4`" in err.value.message and any("--processes 2" in h for h in err.value.help)
+
+
+def test_more_cpu_processes_than_cores_is_a_usage_error() -> None:
+    # each process loads the runtime and the models: 64 of them on 2 cores share the cores and run out of memory
+    with pytest.raises(UsageError) as err:
+        launch.launch_command(64, ["small.unlearn"], gpus=0, port=29613, cpus=2)
+    assert "`--processes 64`" in err.value.message and "2 CPU core(s)" in err.value.message
+    assert any("`--processes 2`" in h for h in err.value.help)
+    launch.launch_command(2, ["small.unlearn"], gpus=0, port=29613, cpus=2)  # one a core is what a launch is for
+    launch.launch_command(4, ["small.unlearn"], gpus=8, port=29613, cpus=2)  # GPU processes: the GPUs count
+
+
+def test_too_many_processes_is_refused_before_the_launcher_starts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    d = make_small(tmp_path)
+    monkeypatch.chdir(d)
+    monkeypatch.setattr(launch, "visible_gpus", lambda: 0)
+    monkeypatch.setattr(launch, "_spawn", lambda *a: pytest.fail("the launcher started"))
+    monkeypatch.setattr(launch, "cpu_cores", lambda: 2)
+    assert main(["run", "small.unlearn", "--processes", "64"]) == 2
+    err = capsys.readouterr().err
+    assert "error: `--processes 64` asks for more CPU processes" in err and "Traceback" not in err
 
 
 @pytest.mark.parametrize("written,launcher,expected", [

@@ -32,6 +32,7 @@ from unlearnspec.cli.common import (
     os_reason,
     print_error,
 )
+from unlearnspec.cli.launch import EXIT_FILE
 from unlearnspec.errors import UserError
 from unlearnspec.markdown import code_span
 
@@ -71,7 +72,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"error: cannot use{where}: {os_reason(err)}\n")
         return EXIT_USAGE
     except KeyboardInterrupt:
-        sys.stderr.write("interrupted\n")
+        if not os.environ.get(EXIT_FILE):  # a process of `run --processes N`: the command that started it says so
+            sys.stderr.write("interrupted\n")
         return 130
 
 

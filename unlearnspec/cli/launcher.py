@@ -10,13 +10,61 @@ failed and the status 1, and a launch stopped by a signal (Ctrl-C) the conventio
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from unlearnspec.cli.launch import EXIT_FILE, PARENT
+
+
+def follow_parent() -> None:
+    """End this launcher (SIGTERM: it stops its processes first) when the `unlearnspec run --processes N` that
+    started it dies, even by SIGKILL, which it cannot pass on; the processes would run on otherwise, each in a
+    session of its own, writing a run folder nobody waits for. Linux only (prctl); elsewhere a no-op."""
+    parent = os.environ.get(PARENT, "")
+    if not parent.isdigit() or not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != int(parent):  # it died before the request was made
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def failure_lines(failures: Mapping[int, Any], main_reported: bool) -> list[str]:
+    """One line for each process of the launch that failed (torch's failure records: ``exitcode``, negative for
+    a signal); none when the main process reported the run's status, having shown its error itself (the
+    others were then stopped by the launcher, or refused alike)."""
+    if main_reported:
+        return []
+    lines = []
+    for rank, f in sorted(failures.items()):
+        how = (f"was stopped by signal {signal.Signals(-f.exitcode).name}" if f.exitcode < 0
+               else f"exited with status {f.exitcode}")
+        lines.append(f"process {rank} of the launch {how}\n")
+    return lines
+
+
+def _main_reported() -> bool:
+    where = os.environ.get(EXIT_FILE)  # written by the main process
+    try:
+        return bool(where) and Path(str(where)).read_text(encoding="utf-8").strip().isdigit()
+    except OSError:
+        return False
 
 
 def main(argv: Sequence[str]) -> int:
+    follow_parent()
     from accelerate.commands.launch import launch_command, launch_command_parser
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
@@ -26,10 +74,7 @@ def main(argv: Sequence[str]) -> int:
     try:
         launch_command(args)
     except ChildFailedError as failed:
-        for rank, f in sorted(failed.failures.items()):
-            how = (f"was stopped by signal {signal.Signals(-f.exitcode).name}" if f.exitcode < 0
-                   else f"exited with status {f.exitcode}")
-            sys.stderr.write(f"process {rank} of the launch {how}\n")
+        sys.stderr.write("".join(failure_lines(failed.failures, _main_reported())))
         return 1
     except SignalException as stopped:
         return 128 + int(stopped.sigval)

@@ -93,6 +93,14 @@ def _plan_spec(path: Path, allow_infeasible: bool) -> Plan:
 
 
 def _run(args: argparse.Namespace) -> Any:
+    plan, spec_dir, options = _prepare(args)
+    return _execute(plan, spec_dir, **options)
+
+
+def _prepare(args: argparse.Namespace, *, warn: bool = True) -> tuple[Plan | None, Path | None, dict[str, Any]]:
+    """Everything a run checks before the runtime loads: the plan (made, loaded or the resumed run's), its
+    inputs and provenance, a resume's flags; the arguments of :func:`_execute`, or the :class:`UserError` that
+    refuses the run. ``warn``: print the disk warning (RT107) here."""
     # loaded when a run starts, not when the CLI does: the compiler's lowering and the plan model; the
     # runtime engine (which loads torch) only once the plan is known to be runnable, so refusals are quick
     from unlearnspec.cli import provenance
@@ -114,7 +122,7 @@ def _run(args: argparse.Namespace) -> Any:
         preflight.verify_inputs(plan, spec_dir)
         if state.plan_provenance != "trusted":  # a run started with --trust-plan is resumed trusting it, as recorded
             provenance.check(plan, preflight.spec_file(plan, spec_dir))
-        return _execute(None, None, resume=root, **flags)
+        return None, None, {"resume": root, **flags}
     if not args.path:
         raise UserError(E_NOTHING_TO_RUN, "give a plan (plan.json) or a spec to run, or --resume DIR")
     path = Path(args.path)
@@ -125,12 +133,14 @@ def _run(args: argparse.Namespace) -> Any:
         preflight.verify_inputs(plan, spec.parent)
         if not args.trust_plan:
             provenance.check(plan, spec)
-        _warn_disk(plan, out)
-        return _execute(plan, spec.parent, out=out, plan_provenance="trusted" if args.trust_plan else "rederived",
-                        **flags, **_ledger_options(args))
+        if warn:
+            _warn_disk(plan, out)
+        return plan, spec.parent, {"out": out, "plan_provenance": "trusted" if args.trust_plan else "rederived",
+                                   **flags, **_ledger_options(args)}
     plan = _plan_spec(path, args.allow_infeasible)
-    _warn_disk(plan, out)
-    return _execute(plan, path.resolve().parent, out=out, plan_provenance="planned", **flags, **_ledger_options(args))
+    if warn:
+        _warn_disk(plan, out)
+    return plan, path.resolve().parent, {"out": out, "plan_provenance": "planned", **flags, **_ledger_options(args)}
 
 
 def _warn_disk(plan: Plan, out: Path | None) -> None:
@@ -190,21 +200,19 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _launched(args: argparse.Namespace) -> int:
     """`run --processes N`: the folder named here (every process must write to the same one, and the default
-    name has a timestamp), a spec that cannot be planned refused here once rather than by N processes."""
-    from unlearnspec.plan import Plan, is_plan_path
+    name has a timestamp), and a run that would be refused (a spec that cannot be planned, a plan that is not
+    its spec's, a folder that cannot be resumed as asked) refused here once: refused by N processes, the first
+    to fail ended the launch, often a helper, its error prefixed by its rank, the status the launcher's."""
     from unlearnspec.runtime.rundir import default_run_dir
 
-    out = args.out
     try:
-        if out is None and args.resume is None:
-            if not args.path:
-                raise UserError(E_NOTHING_TO_RUN, "give a plan (plan.json) or a spec to run, or --resume DIR")
-            path = Path(args.path)
-            plan = Plan.load(path) if is_plan_path(path) else _plan_spec(path, args.allow_infeasible)
-            out = str(default_run_dir(plan))
+        plan, _, _ = _prepare(args, warn=False)  # the main process of the launch warns
     except UserError as err:
         print_error(err)
         return EXIT_USAGE
+    out = args.out
+    if out is None and args.resume is None and plan is not None:
+        out = str(default_run_dir(plan))
     return launch.launch(args, out, gpus=launch.visible_gpus())
 
 
@@ -215,7 +223,9 @@ def _run_here(args: argparse.Namespace) -> int:
         if _main_rank():
             print_error(err)
         else:  # a helper's own failure would otherwise show only as the launcher's exit code
-            sys.stderr.write(f"[rank {os.environ.get('RANK')}] error[{err.code}]: {err.message}\n")
+            line = f"[rank {os.environ.get('RANK')}] error[{err.code}]: {err.message}\n"
+            if not launch.record_helper_error(line):  # `run --processes` shows it if the main process did not
+                sys.stderr.write(line)
         return EXIT_USAGE
     report = outcome.report
     if report is None:  # a helper rank of a launch: its part (training) is done

@@ -112,7 +112,7 @@ def keep_environment(plan: Plan, rd: RunDir, state: RunState, threads: int, dist
     changes = dist.broadcast(changes)
     if changes:
         if dist.is_main:
-            log.error("resume refused: the run was started in another environment: %s", "; ".join(changes))
+            log.debug("resume refused: the run was started in another environment: %s", "; ".join(changes))
         raise RunError(E_RESUME_CHANGES_RUN, "the run was started in another environment: a resume here would mix "
                        f"two environments' numbers in one report ({'; '.join(changes)})",
                        ["resume it where it was started: the same library versions, `UNLEARNSPEC_THREADS`, process "
