@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from unlearnspec.cli.launch import EXIT_FILE, PARENT
+from unlearnspec.cli.launch import EXIT_FILE, PARENT, read_exit
 
 
 def follow_parent() -> None:
@@ -57,10 +57,7 @@ def failure_lines(failures: Mapping[int, Any], main_reported: bool) -> list[str]
 
 def _main_reported() -> bool:
     where = os.environ.get(EXIT_FILE)  # written by the main process
-    try:
-        return bool(where) and Path(str(where)).read_text(encoding="utf-8").strip().isdigit()
-    except OSError:
-        return False
+    return bool(where) and read_exit(Path(str(where))) is not None
 
 
 def main(argv: Sequence[str]) -> int:

@@ -49,6 +49,10 @@ class Span(BaseModel):
         """The empty span where this one ends: an edit there inserts after it."""
         return self.model_copy(update={"line": self.end_line, "column": self.end_column, "start_pos": self.end_pos})
 
+    def through(self, last: Span) -> Span:
+        """The span from the start of this one to the end of ``last`` (several values as one)."""
+        return self.model_copy(update={"end_line": last.end_line, "end_column": last.end_column, "end_pos": last.end_pos})
+
 
 class Label(BaseModel):
     """A secondary span with a short message: every position that contributes to a finding."""

@@ -35,7 +35,7 @@ from unlearnspec.compiler.diagnostics import Diagnostic, Fix, Label, Span, sort_
 from unlearnspec.compiler.model_files import model_folder_problem
 from unlearnspec.compiler.resolve_data import attribute_labelled, disjoint_from_forget, records_disjoint
 from unlearnspec.compiler.resolve_prompt import PromptResolver
-from unlearnspec.compiler.resolve_values import BUILTIN_MODELS, MAX_RESOLVE_DIAGNOSTICS, MAX_SEED, cover
+from unlearnspec.compiler.resolve_values import BUILTIN_MODELS, MAX_RESOLVE_DIAGNOSTICS, MAX_SEED
 from unlearnspec.compiler.suggest import did_you_mean, did_you_mean_fixes
 from unlearnspec.compiler.syntax import Field, ObjectiveNode, SpecFile
 from unlearnspec.compiler.unit import CheckResult, CompileOptions
@@ -338,7 +338,7 @@ class _Resolver(PromptResolver):
             if g and g[0].kind == "word" and g[0].text in ("retain", "neighbors"):
                 applies = g.pop(0).text
             if len(g) != 3 or g[0].text != "drop" or g[1].kind != "op":
-                self.report("UL210", "error", cover(group[0].span, group[-1].span), f"cannot read utility tolerance {code_span(' '.join(words))}",
+                self.report("UL210", "error", group[0].span.through(group[-1].span), f"cannot read utility tolerance {code_span(' '.join(words))}",
                             help=["write `utility drop <= 2%` (or `utility retain drop <= 2%`, `utility neighbors drop <= 5%`)"])
                 continue
             if g[1].text not in ("<=", "<"):

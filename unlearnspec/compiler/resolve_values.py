@@ -19,7 +19,7 @@ from unlearnspec.compiler.ast import (
     Word,
 )
 from unlearnspec.compiler.diagnostics import Diagnostic, Edit, Fix, Label, Severity, Span
-from unlearnspec.compiler.examples import expected_example as expected_example
+from unlearnspec.compiler.examples import expected_example
 from unlearnspec.compiler.suggest import did_you_mean, did_you_mean_fixes
 from unlearnspec.compiler.syntax import Field, SpecFile, Value
 from unlearnspec.markdown import code_span
@@ -78,11 +78,6 @@ def a_or_an(word: str) -> str:
     return "an" if word[:1] in ("a", "e", "i", "o", "u") else "a"
 
 
-def cover(first: Span, last: Span) -> Span:
-    """The span from the start of ``first`` to the end of ``last``."""
-    return first.model_copy(update={"end_line": last.end_line, "end_column": last.end_column, "end_pos": last.end_pos})
-
-
 class ValueResolver:
     """The resolve pass's reporting and value readers: words, numbers, paths, data files, field lists."""
 
@@ -129,7 +124,7 @@ class ValueResolver:
         if joined is not None:
             help.insert(0, f"each field goes on its own line: start a new line before {code_span(joined.text)}")
         if span is None and field.values:  # point at the values that do not fit, not at the field's name
-            span = cover(field.values[0].span, field.values[-1].span)
+            span = field.values[0].span.through(field.values[-1].span)
         self.report("UL210", "error", span or field.span, f"{code_span(field.name)} expects {expected}", help=help)
 
     def trailing_comma(self, field: Field) -> bool:

@@ -16,12 +16,13 @@ from unlearnspec.catalog import CODES, FAMILIES, METHODS, OUTPUT_KINDS, PROBES, 
 from unlearnspec.compiler.chain import split_ref
 from unlearnspec.compiler.check import check_bytes
 from unlearnspec.compiler.diagnostics import Diagnostic, Span
+from unlearnspec.compiler.examples import expected_example
 from unlearnspec.compiler.explain import code_page_markdown as explain_code_page
 from unlearnspec.compiler.feasibility import acceptable
 from unlearnspec.compiler.fixes import preferred_fixes
 from unlearnspec.compiler.fmt import format_spec
 from unlearnspec.compiler.parse import MAX_BYTES, parse_bytes
-from unlearnspec.compiler.resolve_values import BUILTIN_MODELS, display_dir, expected_example, inspect_cached
+from unlearnspec.compiler.resolve_values import BUILTIN_MODELS, display_dir, inspect_cached
 from unlearnspec.compiler.syntax import Block, Field, ObjectiveNode, SpecFile, unquote
 from unlearnspec.markdown import code_span
 from unlearnspec.records import DATA_SUFFIXES, DataFileInfo, DataFormatError

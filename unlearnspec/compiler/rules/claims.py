@@ -165,8 +165,7 @@ def substantial_similarity_scope(obj: Objective, ctx: RuleContext) -> Iterator[D
     help = ["write `outputs verbatim` and claim `not_generated` with `verbatim_rouge <= 0.20` on passages of the "
             "work (a near-verbatim regurgitation bound)"]
     words = obj.scope.outputs if obj.scope else []
-    fixes = [Fix.replace(words[0].span.model_copy(update={"end_line": words[-1].span.end_line, "end_column": words[
-        -1].span.end_column, "end_pos": words[-1].span.end_pos}), "verbatim", "write `outputs verbatim`")] if words else []
+    fixes = [Fix.replace(words[0].span.through(words[-1].span), "verbatim", "write `outputs verbatim`")] if words else []
     name = t.name.value
     if c is not None:
         yield finding(UL407, obj, c.span,
