@@ -370,20 +370,23 @@ def test_github_skips_accepted_findings() -> None:
 
 
 def test_the_caret_counts_terminal_cells_after_wide_characters(tmp_path: Path) -> None:
-    # spans count characters, a terminal counts cells: after `東京😀` (6 cells for 3 characters) the caret
-    # must still stand under `zzz`
+    # spans count characters, a terminal counts cells: `東京😀` is 3 characters but 6 cells, so the caret under
+    # the diagnostic on that line must be as many cells wide as its span's text, starting after the cells before it
     text = 'unlearnspec 1\nobjective "x" {\n  title "東京😀" zzz\n}\n'
     path = tmp_path / "wide.unlearn"
     path.write_text(text, encoding="utf-8")
-    out = render_human(check_paths([path]), summary=False)
-    lines = out.splitlines()
-    row = next(i for i, x in enumerate(lines) if x.endswith('title "東京😀" zzz'))
+    results = check_paths([path])
+    [d] = [d for r in results for d in r.diagnostics if d.span.line == 3]
+    line = text.splitlines()[2]
+    before, spanned = line[: d.span.column - 1], line[d.span.column - 1: d.span.end_column - 1]
+    assert "東京😀" in spanned  # the case this test is about: wide characters inside the span
+    lines = render_human([CheckResult(path=str(path), source=text.encode(), diagnostics=[d])], summary=False).splitlines()
+    row = next(i for i, x in enumerate(lines) if x.endswith(line))
     source, under = lines[row], lines[row + 1]
-    prefix = source[: source.index("  title")]
-    shown = source[len(prefix):]
-    caret = under[len(prefix):]
-    assert caret.strip() == "^" * (len(shown) - 2 + 3)  # `title "東京😀" zzz`: 15 characters, 18 cells
-    assert caret.index("^") == 2  # the field starts after two spaces of indentation
+    caret = under[source.index(line):]
+    cells = {"東": 2, "京": 2, "😀": 2}  # East Asian Wide (Unicode UAX #11), written out rather than computed
+    assert caret.index("^") == sum(cells.get(ch, 1) for ch in before)
+    assert caret.strip() == "^" * sum(cells.get(ch, 1) for ch in spanned)
 
 
 def test_a_value_with_a_line_break_cannot_forge_a_diagnostic_line() -> None:
